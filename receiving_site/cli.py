@@ -1,0 +1,103 @@
+"""`trauma-relay redeem`: the trauma center's command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser(
+        "redeem",
+        help="redeem a transfer code and deliver the study",
+        description=(
+            "Reads the code (or the QR text) from standard input or a prompt, redeems it, "
+            "verifies every image and stores the study in a folder or a PACS."
+        ),
+    )
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", type=Path, help="write the study into this folder")
+    where.add_argument("--pacs", help="C-STORE into this PACS: AET@HOST:PORT")
+    p.add_argument("--relay", required=True, help="relay URL")
+    p.add_argument("--calling-aet", default="TRAUMARELAY", help="our AE title toward the PACS")
+    p.add_argument("--resume", metavar="TRANSFER_ID", help="continue an interrupted redemption")
+    p.add_argument("--credential-file", help="file holding this site's relay credential")
+    p.add_argument("--state", type=Path, help="this site's state folder")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=run_redeem)
+
+
+def _read_secret() -> str:
+    if sys.stdin.isatty():
+        return getpass.getpass("Code from the transfer sheet (or scan the QR): ")
+    return sys.stdin.readline()
+
+
+def run_redeem(args: argparse.Namespace) -> int:
+    from receiving_site.pacs import PacsAddress
+    from receiving_site.redeem import Progress, RedeemRequest, Unlocked, parse_secret, redeem
+    from relay.client import read_credential
+    from sending_site.errors import CredentialMissing
+    from sending_site.journal import default_state_dir
+
+    credential = read_credential(args.credential_file)
+    if not credential:
+        raise CredentialMissing()
+    address = None
+    if args.pacs:
+        address = PacsAddress.parse(args.pacs)
+        address = PacsAddress(address.ae_title, address.host, address.port, args.calling_aet)
+    secret = None
+    if not args.resume:
+        secret = _read_secret()
+        parse_secret(secret)  # a typo is reported before anything is sent
+    req = RedeemRequest(
+        relay=args.relay,
+        credential=credential,
+        state_dir=args.state or default_state_dir(),
+        secret=secret,
+        resume=args.resume,
+        out=args.out,
+        pacs=address,
+    )
+    quiet = args.json
+
+    def on_event(event: Unlocked | Progress) -> None:
+        if quiet:
+            return
+        if isinstance(event, Unlocked):
+            flag = " (authorized by BREAK-GLASS)" if event.break_glass else ""
+            print(f"Code accepted: transfer {event.transfer_id} from {event.sender}{flag}.")
+        elif sys.stderr.isatty():
+            state = "" if event.manifest_closed else " (sender still uploading)"
+            sys.stderr.write(
+                f"\r  verified {event.objects_done}/{event.objects_listed} images{state}   "
+            )
+            sys.stderr.flush()
+
+    result = asyncio.run(redeem(req, on_event))
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "transfer_id": result.transfer_id,
+                    "instances": result.instances,
+                    "bytes": result.bytes,
+                    "destination": result.destination,
+                    "break_glass": result.break_glass,
+                }
+            )
+        )
+    else:
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
+        print(
+            f"Delivered {result.instances} verified images ({result.bytes / 1e6:.1f} MB) to "
+            f"{result.destination}. The sending hospital has been sent the receipt."
+        )
+    return 0

@@ -1,0 +1,41 @@
+"""What the receiving site agent refuses, in sentences trauma-center staff can act on."""
+
+from __future__ import annotations
+
+
+class ReceivingError(Exception):
+    """The study could not be received."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class VerificationFailed(ReceivingError):
+    """The study failed verification: an image was altered, swapped or is missing. Nothing was
+    stored in the PACS. Call the sending hospital."""
+
+
+class IdentityMismatch(ReceivingError):
+    """The images do not all belong to the patient named in the transfer. Nothing was stored;
+    a person must review this transfer."""
+
+
+class PacsRefused(ReceivingError):
+    """The PACS refused the images."""
+
+
+class PacsUnreachable(ReceivingError):
+    """The PACS could not be reached or refused the connection."""
+
+
+class UploadUnfinished(ReceivingError):
+    """The sending hospital has not finished uploading yet; run the same command again later to
+    continue where this one stopped."""
+
+
+class NoSecretGiven(ReceivingError):
+    """No code was given. Type the code from the transfer sheet, or scan its QR."""

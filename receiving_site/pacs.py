@@ -1,0 +1,100 @@
+"""Deliver staged instances: C-STORE into a PACS (pynetdicom), or files into a folder.
+
+Files are sent as their stored bytes (pynetdicom's chunked-from-file mode), so the PACS gets
+exactly the dataset the sender had, in its original transfer syntax.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from pynetdicom import AE, _config
+from pynetdicom.presentation import build_context
+
+from receiving_site import errors
+from receiving_site.staging import StagedObject
+
+# Send each file's own bytes without decoding or re-encoding them.
+_config.STORE_SEND_CHUNKED_DATASET = True
+
+MAX_CONTEXTS = 128
+SUCCESS_OR_WARNING = {0x0000, 0xB000, 0xB006, 0xB007}
+
+
+@dataclass(frozen=True)
+class PacsAddress:
+    ae_title: str
+    host: str
+    port: int
+    calling_ae_title: str = "TRAUMARELAY"
+
+    @classmethod
+    def parse(cls, text: str) -> PacsAddress:
+        match = re.fullmatch(r"([^@]{1,16})@([^:]+|\[[^\]]+\]):(\d{1,5})", text.strip())
+        if not match:
+            raise errors.PacsUnreachable(
+                f"{text!r} is not a PACS address; write it as AET@HOST:PORT, "
+                "e.g. PACS@10.0.0.5:104."
+            )
+        return cls(match.group(1), match.group(2).strip("[]"), int(match.group(3)))
+
+
+def store_to_pacs(staged: list[StagedObject], pacs: PacsAddress) -> int:
+    """C-STORE every instance over one association; returns how many were stored.
+
+    Raises `PacsUnreachable` if the association fails and `PacsRefused` if any instance is
+    refused (those stored before it stay stored: C-STORE has no transaction)."""
+    pairs = sorted({(s.entry.sop_class_uid, s.entry.transfer_syntax_uid) for s in staged})
+    contexts: dict[str, list[str]] = {}
+    for sop_class, syntax in pairs:
+        contexts.setdefault(sop_class, []).append(syntax)
+    ae = AE(ae_title=pacs.calling_ae_title)
+    requested = [build_context(sop, syntaxes) for sop, syntaxes in contexts.items()]
+    if len(requested) > MAX_CONTEXTS:
+        raise errors.PacsRefused("This study has more kinds of images than one association allows.")
+    ae.requested_contexts = requested
+    assoc = ae.associate(pacs.host, pacs.port, ae_title=pacs.ae_title)
+    if not assoc.is_established:
+        why = "refused the association" if assoc.is_rejected else "could not be reached"
+        raise errors.PacsUnreachable(
+            f"The PACS {pacs.ae_title} at {pacs.host}:{pacs.port} {why}. Check its AE title, "
+            "address and port, and that it accepts this system; nothing was stored."
+        )
+    stored = 0
+    try:
+        accepted = {(c.abstract_syntax, c.transfer_syntax[0]) for c in assoc.accepted_contexts}
+        for item in staged:
+            key = (item.entry.sop_class_uid, item.entry.transfer_syntax_uid)
+            if key not in accepted:
+                raise errors.PacsRefused(
+                    f"The PACS does not accept image {item.entry.index + 1} as sent (SOP class "
+                    f"{key[0]}, transfer syntax {key[1]}). {stored} images were stored."
+                )
+            status = assoc.send_c_store(item.path)
+            code = int(getattr(status, "Status", -1))
+            if code not in SUCCESS_OR_WARNING:
+                raise errors.PacsRefused(
+                    f"The PACS refused image {item.entry.index + 1} (status 0x{code & 0xFFFF:04X})."
+                    f" {stored} images were stored."
+                )
+            stored += 1
+    finally:
+        assoc.release()
+    return stored
+
+
+def store_to_folder(staged: list[StagedObject], folder: Path) -> int:
+    """Copy every instance into `folder` (named by position, never by a received value)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for item in staged:
+        target = folder / item.path.name
+        tmp = target.with_suffix(".tmp")
+        shutil.copyfile(item.path, tmp)
+        with tmp.open("rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    return len(staged)

@@ -1,0 +1,130 @@
+"""Download, open and verify every sealed object into a local staging folder before anything
+reaches a PACS. Bounded memory: objects stream through the opener to disk.
+
+Each staged file is the sender's exact bytes except the 128-byte preamble, which is zeroed
+(it can carry an executable: CVE-2019-11687, PS3.10 7.5); the SHA-256 is checked on the
+original bytes as the manifest lists them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from receiving_site import errors
+from relay.client import RelayClient, RelayUnreachable
+from transfer_codes.errors import TransferCodeError
+from transfer_codes.manifest import ManifestEntry, StudySummary
+from transfer_codes.sealed import ObjectOpener
+
+PREAMBLE = 128
+RETRIES = 5
+
+
+@dataclass(frozen=True)
+class StagedObject:
+    entry: ManifestEntry
+    path: Path
+
+
+def staged_path(folder: Path, index: int) -> Path:
+    return folder / f"IM{index:06d}.dcm"
+
+
+async def stage_object(
+    client: RelayClient, transfer_id: str, data_key: bytes, entry: ManifestEntry, folder: Path
+) -> StagedObject:
+    """Fetch object `entry.index`, resuming the HTTP stream after a dropped connection, open it,
+    and check size and SHA-256 against the manifest. Raises `VerificationFailed`."""
+    final = staged_path(folder, entry.index)
+    if final.exists():
+        return StagedObject(entry, final)
+    partial = final.with_suffix(".part")
+    opener = ObjectOpener(data_key, transfer_id, entry.index)
+    digest = hashlib.sha256()
+    received = 0
+    written = 0
+    attempts = 0
+    with partial.open("wb") as out:
+        while True:
+            try:
+                async for block in client.stream(
+                    f"/api/v1/transfers/{transfer_id}/objects/{entry.index}", received
+                ):
+                    received += len(block)
+                    plain = opener.feed(block)
+                    written = _write(out, plain, written, digest)
+                break
+            except RelayUnreachable:
+                attempts += 1
+                if attempts > RETRIES:
+                    raise
+                await asyncio.sleep(min(2**attempts * 0.25, 5))
+            except TransferCodeError as e:
+                raise errors.VerificationFailed(
+                    f"Image {entry.index + 1} failed verification ({e}). Nothing was stored in "
+                    "the PACS. Call the sending hospital."
+                ) from e
+        try:
+            written = _write(out, opener.finish(), written, digest)
+        except TransferCodeError as e:
+            raise errors.VerificationFailed(
+                f"Image {entry.index + 1} failed verification ({e}). Nothing was stored in the "
+                "PACS. Call the sending hospital."
+            ) from e
+        out.flush()
+        os.fsync(out.fileno())
+    if written != entry.size or digest.hexdigest() != entry.sha256:
+        partial.unlink(missing_ok=True)
+        raise errors.VerificationFailed(
+            f"Image {entry.index + 1} does not match the manifest (size or checksum). Nothing was "
+            "stored in the PACS. Call the sending hospital."
+        )
+    os.replace(partial, final)
+    return StagedObject(entry, final)
+
+
+def _write(out: BinaryIO, plain: bytes, written: int, digest: hashlib._Hash) -> int:
+    """Append plaintext, hashing the original bytes but zeroing the preamble on disk."""
+    if not plain:
+        return written
+    digest.update(plain)
+    if written < PREAMBLE:
+        cut = min(PREAMBLE - written, len(plain))
+        out.write(b"\x00" * cut)
+        out.write(plain[cut:])
+    else:
+        out.write(plain)
+    return written + len(plain)
+
+
+def check_identity(staged: list[StagedObject], summary: StudySummary) -> None:
+    """Every staged file must parse as DICOM, carry the SOP Instance UID the manifest lists,
+    and belong to the patient in the summary; else nothing is stored (hold for a human)."""
+    expected = (summary.patient_id, summary.issuer_of_patient_id, summary.patient_name)
+    for item in staged:
+        try:
+            ds = pydicom.dcmread(item.path, stop_before_pixels=True)
+        except (InvalidDicomError, ValueError, EOFError, OSError) as e:
+            raise errors.VerificationFailed(
+                f"Image {item.entry.index + 1} is not readable DICOM ({e}). Nothing was stored."
+            ) from e
+        if str(ds.get("SOPInstanceUID", "")) != item.entry.sop_instance_uid:
+            raise errors.VerificationFailed(
+                f"Image {item.entry.index + 1} is not the image the manifest lists. "
+                "Nothing was stored."
+            )
+        found = (
+            str(ds.get("PatientID", "")),
+            str(ds.get("IssuerOfPatientID", "")),
+            str(ds.get("PatientName", "")),
+        )
+        if found != expected:
+            raise errors.IdentityMismatch()

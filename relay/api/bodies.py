@@ -1,0 +1,77 @@
+"""Strict parsing of request bodies: clear errors, nothing changed on bad input."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from aiohttp import web
+
+from relay import errors
+from transfer_codes.tokens import is_transfer_id
+
+MAX_JSON_BODY = 64 * 1024
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_JSON_BODY:
+        raise errors.BadRequest("The request body is too large.")
+    raw = await request.content.read(MAX_JSON_BODY + 1)
+    if len(raw) > MAX_JSON_BODY:
+        raise errors.BadRequest("The request body is too large.")
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError as e:
+        raise errors.BadRequest("The request body is not valid JSON.") from e
+    if not isinstance(body, dict):
+        raise errors.BadRequest("The request body must be a JSON object.")
+    return body
+
+
+def text(body: dict[str, Any], name: str, *, max_len: int = 200, required: bool = True) -> str:
+    value = body.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or not value.strip() or len(value) > max_len:
+        raise errors.BadRequest(f"{name!r} must be a non-empty string of at most {max_len}.")
+    return value
+
+
+def b64(body: dict[str, Any], name: str, *, max_len: int = 4096, min_len: int = 1) -> bytes:
+    value = body.get(name)
+    if not isinstance(value, str):
+        raise errors.BadRequest(f"{name!r} must be base64 text.")
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise errors.BadRequest(f"{name!r} must be base64 text.") from e
+    if not min_len <= len(data) <= max_len:
+        raise errors.BadRequest(f"{name!r} has the wrong length.")
+    return data
+
+
+def integer(body: dict[str, Any], name: str, *, low: int = 0, high: int = 2**62) -> int:
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise errors.BadRequest(f"{name!r} must be an integer from {low} to {high}.")
+    return value
+
+
+def transfer_id(request: web.Request) -> str:
+    value = request.match_info["transfer_id"]
+    if not is_transfer_id(value):
+        raise errors.NotFound()
+    return value
+
+
+def object_index(request: web.Request) -> int:
+    value = request.match_info["index"]
+    if not value.isdigit() or len(value) > 9:
+        raise errors.BadRequest("The object index must be a small non-negative integer.")
+    return int(value)
+
+
+def encode(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

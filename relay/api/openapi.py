@@ -1,0 +1,64 @@
+"""The API's OpenAPI 3 document, built from the routes themselves so it cannot drift."""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+from aiohttp import web
+
+routes = web.RouteTableDef()
+
+PUBLIC = {("POST", "/api/v1/authorizations"), ("GET", "/api/openapi.json")}
+
+
+def _summary(handler: object) -> str:
+    doc = inspect.getdoc(handler) or ""
+    return doc.split("\n\n", 1)[0].replace("\n", " ") or getattr(handler, "__name__", "")
+
+
+def document(app: web.Application) -> dict[str, object]:
+    paths: dict[str, dict[str, object]] = {}
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("formatter") or info.get("path")
+        if not isinstance(path, str) or route.method == "HEAD":
+            continue
+        if not (path.startswith("/api/") or path == "/healthz"):
+            continue
+        params = re.findall(r"{(\w+)}", path)
+        operation: dict[str, object] = {
+            "operationId": getattr(route.handler, "__name__", "handler"),
+            "summary": _summary(route.handler),
+            "parameters": [
+                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                for p in params
+            ],
+            "responses": {
+                "200": {"description": "Success (JSON unless stated otherwise)."},
+                "default": {
+                    "description": "A problem document (RFC 9457).",
+                    "content": {"application/problem+json": {"schema": {"type": "object"}}},
+                },
+            },
+        }
+        if (route.method, path) in PUBLIC or path == "/healthz":
+            operation["security"] = []
+        paths.setdefault(path, {})[route.method.lower()] = operation
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "trauma-relay relay API",
+            "version": "1",
+            "description": "The relay stores only ciphertext; it never holds a key or PHI.",
+        },
+        "components": {"securitySchemes": {"siteCredential": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"siteCredential": []}],
+        "paths": paths,
+    }
+
+
+@routes.get("/api/openapi.json")
+async def openapi_json(request: web.Request) -> web.Response:
+    """This document."""
+    return web.json_response(document(request.app))

@@ -1,0 +1,44 @@
+"""Map relay errors to RFC 9457 problem documents, in one place."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from relay import errors
+
+log = logging.getLogger("relay.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def problem(status: int, code: str, detail: str, **extra: object) -> web.Response:
+    body: dict[str, object] = {
+        "type": f"urn:trauma-relay:problem:{code}",
+        "title": code.replace("-", " "),
+        "status": status,
+        "detail": detail,
+    }
+    body.update(extra)
+    return web.json_response(body, status=status, content_type="application/problem+json")
+
+
+@web.middleware
+async def problems_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except errors.UploadConflict as e:
+        return problem(e.status, e.code, e.detail, offset=getattr(e, "offset", None))
+    except errors.RelayError as e:
+        return problem(e.status, e.code, e.detail)
+    except web.HTTPException as e:
+        if e.status >= 400 and e.content_type != "application/problem+json":
+            return problem(e.status, "http", e.reason)
+        raise
+    except Exception:
+        # The relay holds no PHI, so its own traceback is safe to log; the caller is told
+        # nothing about internals.
+        log.exception("unexpected error handling %s %s", request.method, request.path)
+        return problem(500, "internal", "The relay hit an unexpected error; nothing was changed.")

@@ -1,0 +1,128 @@
+"""Redemption: a receiving site proves it holds the code (or the QR capability) and receives the
+wrapped data key, once.
+
+Every refusal (unknown, expired, used, revoked, locked, wrong) is the same answer, so a guesser
+learns nothing. Only a right proof is told more (for example "not authorized yet").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from aiohttp import web
+
+from relay import audit, errors
+from relay.api import bodies
+from relay.api.auth import remote, require_site
+from relay.appkeys import CONFIG, DECOY_KEY, METADATA
+from relay.lifecycle import Authorizer, RedeemOutcome
+from transfer_codes.codes import LOCATOR_LIMIT
+from transfer_codes.keys import proof_matches
+from transfer_codes.tokens import is_transfer_id
+
+routes = web.RouteTableDef()
+
+
+def _decoy_salt(key: bytes, recipient: str, locator: int) -> bytes:
+    """A stable salt for a locator with no transfer, indistinguishable from a real one."""
+    return hmac.new(key, f"{recipient}\x00{locator}".encode(), hashlib.sha256).digest()[:16]
+
+
+def _locator(body: dict[str, object]) -> int:
+    return bodies.integer(body, "locator", low=0, high=LOCATOR_LIMIT - 1)
+
+
+@routes.post("/api/v1/redemptions/salt")
+async def salt(request: web.Request) -> web.Response:
+    site = await require_site(request, "receiving")
+    body = await bodies.json_body(request)
+    locator = _locator(body)
+    async with request.app[METADATA].transaction() as tx:
+        t = await tx.transfer_by_locator(site.name, locator)
+        lock = await tx.lock(t.id, "code") if t else None
+    value = lock.salt if lock else _decoy_salt(request.app[DECOY_KEY], site.name, locator)
+    return web.json_response({"salt": bodies.encode(value)})
+
+
+@routes.post("/api/v1/redemptions")
+async def redeem(request: web.Request) -> web.Response:
+    site = await require_site(request, "receiving")
+    body = await bodies.json_body(request)
+    proof = bodies.b64(body, "proof", min_len=32, max_len=32)
+    now = request.app[CONFIG].clock()
+    if "transfer_id" in body:
+        kind = "capability"
+        transfer_id = bodies.text(body, "transfer_id", max_len=64)
+        if not is_transfer_id(transfer_id):
+            raise errors.CodeNotAccepted()
+    else:
+        kind = "code"
+        locator = _locator(body)
+    async with request.app[METADATA].transaction() as tx:
+        if kind == "capability":
+            t = await tx.transfer(transfer_id)
+        else:
+            t = await tx.transfer_by_locator(site.name, locator)
+        if t is None or t.recipient != site.name:
+            await audit.record(
+                tx,
+                now,
+                event_id=audit.USER_AUTHENTICATION,
+                action="redeem-attempt",
+                actor=site.name,
+                actor_role="receiving",
+                transfer_id=None,
+                outcome="failure",
+                remote=remote(request),
+                via=kind,
+            )
+            outcome = RedeemOutcome.REJECTED
+        else:
+            lock = await tx.lock(t.id, kind)
+            ok = lock is not None and proof_matches(proof, lock.verifier)
+            t, outcome = t.redeem_attempted(now, ok)
+            await tx.save_transfer(t)
+            await audit.record(
+                tx,
+                now,
+                event_id=audit.USER_AUTHENTICATION,
+                action="redeem-attempt",
+                actor=site.name,
+                actor_role="receiving",
+                transfer_id=t.id,
+                outcome="success" if outcome == RedeemOutcome.REDEEMED else "failure",
+                remote=remote(request),
+                via=kind,
+                result=outcome.value,
+            )
+            if outcome == RedeemOutcome.LOCKED_NOW:
+                await audit.record(
+                    tx,
+                    now,
+                    event_id=audit.SECURITY_ALERT,
+                    action="transfer-locked",
+                    actor=site.name,
+                    actor_role="receiving",
+                    transfer_id=t.id,
+                    outcome="failure",
+                    remote=remote(request),
+                )
+            if outcome == RedeemOutcome.REDEEMED and lock is not None:
+                sender = await tx.site(t.sender)
+                return web.json_response(
+                    {
+                        "transfer_id": t.id,
+                        "wrapped_key": bodies.encode(lock.wrapped_key),
+                        "sender": {
+                            "name": t.sender,
+                            "display_name": sender.display_name if sender else t.sender,
+                        },
+                        "expires_at": t.expires_at,
+                        "break_glass": t.authorized_by == Authorizer.BREAK_GLASS,
+                        "manifest_closed": await tx.manifest_closed(t.id),
+                    }
+                )
+    if outcome == RedeemOutcome.NOT_YET_AUTHORIZED:
+        raise errors.AwaitingAuthorization()
+    raise errors.CodeNotAccepted()

@@ -1,0 +1,281 @@
+"""Sealed objects and manifest records: resumable upload by the sender, streamed download by the
+receiving site after redemption. A chunk is acknowledged only once durable."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from relay import audit, errors
+from relay.api import bodies
+from relay.api.auth import remote, require_site
+from relay.appkeys import CONFIG, MANIFEST_EVENTS, METADATA, OBJECTS, UPLOAD_LOCKS
+from relay.lifecycle import Transfer
+from relay.storage.interface import MetadataTransaction
+from relay.storage.models import ManifestRecord, Site
+
+routes = web.RouteTableDef()
+
+BODY_BLOCK = 256 * 1024
+MAX_WAIT_SECONDS = 25.0
+RECORDS_PER_PAGE = 500
+
+
+async def _sender_transfer(tx: MetadataTransaction, site: Site, transfer_id: str) -> Transfer:
+    t = await tx.transfer(transfer_id)
+    if t is None or t.sender != site.name:
+        raise errors.NotFound()
+    return t
+
+
+async def _readable_transfer(
+    tx: MetadataTransaction, site: Site, transfer_id: str, now: float
+) -> Transfer:
+    t = await tx.transfer(transfer_id)
+    if t is None:
+        raise errors.NotFound()
+    if t.sender == site.name:
+        return t
+    if not t.downloadable_by(site.name, now):
+        raise errors.NotFound()
+    return t
+
+
+def _upload_lock(request: web.Request, transfer_id: str, index: int) -> asyncio.Lock:
+    locks = request.app[UPLOAD_LOCKS]
+    return locks.setdefault((transfer_id, index), asyncio.Lock())
+
+
+@routes.get("/api/v1/transfers/{transfer_id}/objects")
+async def holdings(request: web.Request) -> web.Response:
+    """What the relay holds: the client resumes from here and sends only the rest."""
+    site = await require_site(request)
+    transfer_id = bodies.transfer_id(request)
+    now = request.app[CONFIG].clock()
+    async with request.app[METADATA].transaction() as tx:
+        t = await _readable_transfer(tx, site, transfer_id, now)
+        objects = await tx.object_statuses(t.id)
+        records = await tx.manifest_records(t.id, 0, 1_000_000)
+        closed = await tx.manifest_closed(t.id)
+    return web.json_response(
+        {
+            "objects": [
+                {"index": o.index, "offset": o.durable_offset, "complete": o.complete}
+                for o in objects
+            ],
+            "manifest_records": len(records),
+            "manifest_closed": closed,
+        }
+    )
+
+
+@routes.patch("/api/v1/transfers/{transfer_id}/objects/{index}")
+async def append(request: web.Request) -> web.Response:
+    site = await require_site(request, "sending")
+    transfer_id = bodies.transfer_id(request)
+    index = bodies.object_index(request)
+    header = request.headers.get("Upload-Offset", "")
+    if not header.isdigit():
+        raise errors.BadRequest("Upload-Offset must be given as a non-negative integer.")
+    offset = int(header)
+    config = request.app[CONFIG]
+    async with _upload_lock(request, transfer_id, index):
+        now = config.clock()
+        async with request.app[METADATA].transaction() as tx:
+            t = await _sender_transfer(tx, site, transfer_id)
+            if not t.accepts_upload(now):
+                raise errors.InvalidTransition(
+                    f"This transfer no longer accepts uploads (it is {t.state.value})."
+                )
+            current = await tx.object_status(t.id, index)
+        if current is not None and current.complete:
+            raise errors.InvalidTransition("That object is already complete.")
+        durable = current.durable_offset if current else 0
+        if offset != durable:
+            conflict = errors.UploadConflict(
+                f"The relay holds {durable} bytes of this object; resume from there."
+            )
+            conflict.offset = durable  # type: ignore[attr-defined]
+            raise conflict
+
+        async def body() -> AsyncIterator[bytes]:
+            async for block in request.content.iter_chunked(BODY_BLOCK):
+                yield block
+
+        new_offset = await request.app[OBJECTS].write_at(
+            transfer_id, index, offset, body(), config.max_object_size
+        )
+        async with request.app[METADATA].transaction() as tx:
+            await tx.set_durable_offset(transfer_id, index, new_offset)
+    return web.json_response({"offset": new_offset}, headers={"Upload-Offset": str(new_offset)})
+
+
+@routes.post("/api/v1/transfers/{transfer_id}/objects/{index}/complete")
+async def complete(request: web.Request) -> web.Response:
+    site = await require_site(request, "sending")
+    transfer_id = bodies.transfer_id(request)
+    index = bodies.object_index(request)
+    body = await bodies.json_body(request)
+    size = bodies.integer(body, "size")
+    sha256 = bodies.text(body, "sha256", max_len=64)
+    config = request.app[CONFIG]
+    async with _upload_lock(request, transfer_id, index):
+        async with request.app[METADATA].transaction() as tx:
+            t = await _sender_transfer(tx, site, transfer_id)
+            current = await tx.object_status(t.id, index)
+        if current is not None and current.complete:
+            if (current.size, current.sha256) != (size, sha256):
+                raise errors.IntegrityError("That object was completed with other contents.")
+            return web.json_response({"index": index, "complete": True})
+        if current is None or current.durable_offset != size:
+            raise errors.IntegrityError(
+                f"The relay holds {current.durable_offset if current else 0} bytes of this "
+                f"object, not {size}."
+            )
+        if await request.app[OBJECTS].sha256(transfer_id, index) != sha256:
+            raise errors.IntegrityError()
+        config.clock()
+        async with request.app[METADATA].transaction() as tx:
+            await tx.complete_object(transfer_id, index, size, sha256)
+    _notify(request, transfer_id)
+    return web.json_response({"index": index, "complete": True})
+
+
+@routes.get("/api/v1/transfers/{transfer_id}/objects/{index}")
+async def download(request: web.Request) -> web.StreamResponse:
+    site = await require_site(request, "receiving")
+    transfer_id = bodies.transfer_id(request)
+    index = bodies.object_index(request)
+    now = request.app[CONFIG].clock()
+    async with request.app[METADATA].transaction() as tx:
+        t = await _readable_transfer(tx, site, transfer_id, now)
+        status = await tx.object_status(t.id, index)
+        if status is None or not status.complete or status.size is None:
+            raise errors.ObjectIncomplete()
+        await audit.record(
+            tx,
+            now,
+            event_id=audit.INSTANCES_ACCESSED,
+            action="object-download",
+            actor=site.name,
+            actor_role="receiving",
+            transfer_id=t.id,
+            remote=remote(request),
+            index=index,
+        )
+    start = 0
+    range_header = request.headers.get("Range", "")
+    if range_header:
+        unit, _, spec = range_header.partition("=")
+        first, dash, last = spec.partition("-")
+        if unit != "bytes" or not dash or last or not first.isdigit():
+            raise errors.BadRequest("Only 'Range: bytes=N-' is supported.")
+        start = int(first)
+        if start > status.size:
+            raise web.HTTPRequestRangeNotSatisfiable()
+    response = web.StreamResponse(status=206 if range_header else 200)
+    response.content_type = "application/octet-stream"
+    response.content_length = status.size - start
+    response.headers["X-Object-SHA256"] = status.sha256 or ""
+    if range_header:
+        response.headers["Content-Range"] = f"bytes {start}-{status.size - 1}/{status.size}"
+    await response.prepare(request)
+    async for block in request.app[OBJECTS].read(transfer_id, index, start):
+        await response.write(block)
+    await response.write_eof()
+    return response
+
+
+def _notify(request: web.Request, transfer_id: str) -> None:
+    event = request.app[MANIFEST_EVENTS].pop(transfer_id, None)
+    if event is not None:
+        event.set()
+
+
+@routes.put("/api/v1/transfers/{transfer_id}/manifest/{seq}")
+async def put_manifest_record(request: web.Request) -> web.Response:
+    site = await require_site(request, "sending")
+    transfer_id = bodies.transfer_id(request)
+    seq_text = request.match_info["seq"]
+    if not seq_text.isdigit() or len(seq_text) > 9:
+        raise errors.BadRequest("The manifest record number must be a small integer.")
+    seq = int(seq_text)
+    final = request.headers.get("Manifest-Final", "0") in ("1", "true")
+    config = request.app[CONFIG]
+    limit = config.max_manifest_record
+    data = await request.content.read(limit + 1)
+    if not data or len(data) > limit:
+        raise errors.BadRequest(f"A manifest record must be 1 to {limit} bytes.")
+    now = config.clock()
+    async with request.app[METADATA].transaction() as tx:
+        t = await _sender_transfer(tx, site, transfer_id)
+        existing = await tx.manifest_record(t.id, seq)
+        if existing is not None:
+            if (existing.record, existing.final) != (data, final):
+                raise errors.InvalidTransition(
+                    f"Manifest record {seq} differs from the stored one."
+                )
+            return web.json_response({"seq": seq, "final": final})
+        if not t.accepts_upload(now):
+            raise errors.InvalidTransition(
+                f"This transfer no longer accepts uploads (it is {t.state.value})."
+            )
+        if await tx.manifest_closed(t.id):
+            raise errors.InvalidTransition("The manifest of this transfer is already closed.")
+        if seq > 0 and await tx.manifest_record(t.id, seq - 1) is None:
+            raise errors.BadRequest("Manifest records must be sent in order.")
+        await tx.put_manifest_record(t.id, ManifestRecord(seq, final, data))
+        if final:
+            await audit.record(
+                tx,
+                now,
+                event_id=audit.INSTANCES_TRANSFERRED,
+                action="upload-closed",
+                actor=site.name,
+                actor_role="sending",
+                transfer_id=t.id,
+                remote=remote(request),
+                objects=len([o for o in await tx.object_statuses(t.id) if o.complete]),
+            )
+    _notify(request, transfer_id)
+    return web.json_response({"seq": seq, "final": final}, status=201)
+
+
+@routes.get("/api/v1/transfers/{transfer_id}/manifest")
+async def get_manifest(request: web.Request) -> web.Response:
+    """Manifest records from `from`; with `wait`, hold the request up to that many seconds
+    until something new arrives (records or completed objects), so a receiver can follow an
+    upload that is still running."""
+    site = await require_site(request)
+    transfer_id = bodies.transfer_id(request)
+    try:
+        from_seq = int(request.query.get("from", "0"))
+        wait = min(float(request.query.get("wait", "0")), MAX_WAIT_SECONDS)
+    except ValueError as e:
+        raise errors.BadRequest("'from' and 'wait' must be numbers.") from e
+    config = request.app[CONFIG]
+    event = request.app[MANIFEST_EVENTS].setdefault(transfer_id, asyncio.Event())
+    while True:
+        now = config.clock()
+        async with request.app[METADATA].transaction() as tx:
+            t = await _readable_transfer(tx, site, transfer_id, now)
+            records = await tx.manifest_records(t.id, from_seq, RECORDS_PER_PAGE)
+            closed = await tx.manifest_closed(t.id)
+            objects = await tx.object_statuses(t.id)
+        if records or closed or wait <= 0:
+            break
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout=wait)
+        wait = 0
+    return web.json_response(
+        {
+            "records": [
+                {"seq": r.seq, "final": r.final, "record": bodies.encode(r.record)} for r in records
+            ],
+            "closed": closed,
+            "complete_objects": [o.index for o in objects if o.complete],
+        }
+    )

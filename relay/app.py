@@ -1,0 +1,79 @@
+"""Assemble the relay's aiohttp application; lifetimes live in `cleanup_ctx`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from relay import sweeper
+from relay.api import openapi, problems, redemption, transfers, uploads
+from relay.appkeys import (
+    CONFIG,
+    DECOY_KEY,
+    MANIFEST_EVENTS,
+    METADATA,
+    OBJECTS,
+    UPLOAD_LOCKS,
+)
+from relay.config import RelayConfig
+from relay.storage.files import FileObjectStore
+from relay.storage.sqlite import SqliteMetadata
+
+
+def _decoy_key(data_dir: Path) -> bytes:
+    """A relay-local random key that makes decoy salts for unknown codes. Not a data key."""
+    path = data_dir / "decoy.key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+            f.flush()
+            os.fsync(f.fileno())
+    return path.read_bytes()
+
+
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    app[DECOY_KEY] = _decoy_key(config.data_dir)
+    metadata = await SqliteMetadata.open(config.database)
+    app[METADATA] = metadata
+    app[OBJECTS] = FileObjectStore(config.objects_dir)
+    yield
+    await metadata.close()
+
+
+async def _sweeper(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(sweeper.run(app[CONFIG], app[METADATA], app[OBJECTS]))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def healthz(request: web.Request) -> web.Response:
+    async with request.app[METADATA].transaction() as tx:
+        await tx.sites()
+    return web.json_response({"status": "ok"})
+
+
+def make_app(config: RelayConfig, *, sweep: bool = True) -> web.Application:
+    app = web.Application(middlewares=[problems.problems_middleware], client_max_size=1024**2)
+    app[CONFIG] = config
+    app[UPLOAD_LOCKS] = {}
+    app[MANIFEST_EVENTS] = {}
+    app.cleanup_ctx.append(_storage)
+    if sweep:
+        app.cleanup_ctx.append(_sweeper)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_routes(openapi.routes)
+    app.router.add_routes(transfers.routes)
+    app.router.add_routes(uploads.routes)
+    app.router.add_routes(redemption.routes)
+    return app

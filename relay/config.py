@@ -1,0 +1,123 @@
+"""The relay's one typed configuration object, with units in the names of its defaults.
+
+Loaded from an optional TOML file (`relay.toml` in the data directory) and then environment
+variables (`TRAUMA_RELAY_*`), validated at start-up; anything invalid stops the relay.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from relay.errors import ConfigError
+
+SECONDS = 1.0
+MINUTES = 60 * SECONDS
+HOURS = 60 * MINUTES
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8750
+    public_url: str | None = None
+    expiry: float = 72 * HOURS
+    sweep_interval: float = 1 * MINUTES
+    max_object_size: int = 4 * GIB
+    max_manifest_record: int = 1 * MIB
+    log_file: Path | None = None
+    clock: Clock = field(default=time.time, repr=False, compare=False)
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "relay.sqlite3"
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.data_dir / "objects"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def validated(self) -> RelayConfig:
+        if self.expiry <= 0:
+            raise ConfigError("expiry must be a positive number of seconds.")
+        if self.sweep_interval <= 0:
+            raise ConfigError("sweep_interval must be a positive number of seconds.")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port {self.port} is not a TCP port.")
+        if self.max_object_size < 1024:
+            raise ConfigError("max_object_size must be at least 1024 bytes.")
+        if self.public_url and not self.public_url.startswith(("http://", "https://")):
+            raise ConfigError("public_url must start with http:// or https://.")
+        return self
+
+
+_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "TRAUMA_RELAY_EXPIRY_HOURS": ("expiry", lambda v: float(v) * HOURS),
+    "TRAUMA_RELAY_PUBLIC_URL": ("public_url", str),
+    "TRAUMA_RELAY_SWEEP_SECONDS": ("sweep_interval", float),
+    "TRAUMA_RELAY_MAX_OBJECT_BYTES": ("max_object_size", int),
+}
+_TOML: dict[str, Callable[[Any], Any]] = {
+    "expiry_hours": lambda v: ("expiry", float(v) * HOURS),
+    "public_url": lambda v: ("public_url", str(v)),
+    "sweep_seconds": lambda v: ("sweep_interval", float(v)),
+    "max_object_bytes": lambda v: ("max_object_size", int(v)),
+    "log_file": lambda v: ("log_file", Path(v)),
+}
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"--listen must look like HOST:PORT, not {listen!r}.")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def load(
+    data_dir: Path,
+    listen: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> RelayConfig:
+    """Build the configuration: defaults, then `relay.toml`, then environment, then arguments."""
+    env = os.environ if environ is None else environ
+    config = RelayConfig(data_dir=data_dir)
+    toml_path = data_dir / "relay.toml"
+    if toml_path.exists():
+        try:
+            table = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{toml_path} is not valid TOML: {e}") from e
+        for key, value in table.items():
+            if key not in _TOML:
+                raise ConfigError(f"{toml_path}: unknown setting {key!r}.")
+            try:
+                name, converted = _TOML[key](value)
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"{toml_path}: {key} has a bad value: {e}") from e
+            config = replace(config, **{name: converted})
+    for var, (name, convert) in _ENV.items():
+        if var in env:
+            try:
+                config = replace(config, **{name: convert(env[var])})
+            except ValueError as e:
+                raise ConfigError(f"{var} has a bad value: {e}") from e
+    if listen is not None:
+        host, port = parse_listen(listen)
+        config = replace(config, host=host, port=port)
+    if overrides:
+        config = replace(config, **overrides)
+    return config.validated()

@@ -1,0 +1,139 @@
+"""Everything the relay refuses, as exceptions whose docstring is what the caller is told.
+
+The web layer maps these to RFC 9457 problem documents in one place (`relay.api.problems`).
+"""
+
+from __future__ import annotations
+
+
+class RelayError(Exception):
+    """The relay could not do that."""
+
+    status = 400
+    code = "relay-error"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or (self.__doc__ or "").strip())
+
+    @property
+    def detail(self) -> str:
+        return str(self.args[0])
+
+
+class ConfigError(RelayError):
+    """The relay's configuration is not valid; it will not start until it is fixed."""
+
+    code = "config"
+
+
+class NotAuthenticated(RelayError):
+    """This request needs a valid site credential (Authorization: Bearer ...)."""
+
+    status = 401
+    code = "not-authenticated"
+
+
+class NotPermitted(RelayError):
+    """Your site is not allowed to do that."""
+
+    status = 403
+    code = "not-permitted"
+
+
+class NotFound(RelayError):
+    """There is no such transfer for your site."""
+
+    status = 404
+    code = "not-found"
+
+
+class BadRequest(RelayError):
+    """The request is malformed; nothing was changed."""
+
+    status = 400
+    code = "bad-request"
+
+
+class UnknownSite(RelayError):
+    """There is no trauma center by that name on this relay. Check the directory of destinations."""
+
+    status = 404
+    code = "unknown-site"
+
+
+class SiteExists(RelayError):
+    """A site with that name already exists."""
+
+    status = 409
+    code = "site-exists"
+
+
+class InvalidTransition(RelayError):
+    """The transfer is not in a state that allows this."""
+
+    status = 409
+    code = "invalid-state"
+
+
+class TransferExpired(InvalidTransition):
+    """This transfer has expired; its images are deleted. Ask the sending hospital to send again."""
+
+    status = 410
+    code = "expired"
+
+
+class TransferRevoked(InvalidTransition):
+    """This transfer was revoked; nothing can be taken from it."""
+
+    status = 410
+    code = "revoked"
+
+
+class AlreadyRedeemed(InvalidTransition):
+    """The trauma center has already taken this transfer, so it can no longer be revoked."""
+
+    code = "already-redeemed"
+
+
+class CodeNotAccepted(RelayError):
+    """That code was not accepted. Check it against the transfer sheet; if it still fails,
+    call the sending hospital, which can issue a new code."""
+
+    status = 403
+    code = "code-not-accepted"
+
+
+class AwaitingAuthorization(RelayError):
+    """The code is right, but the patient or family has not authorized the transfer yet.
+    Try again after they have, or ask the sending hospital about break-glass."""
+
+    status = 409
+    code = "awaiting-authorization"
+
+
+class UploadConflict(RelayError):
+    """The upload offset does not match what the relay holds; resume from the relay's offset."""
+
+    status = 409
+    code = "upload-offset-mismatch"
+
+
+class ObjectTooLarge(RelayError):
+    """The object is larger than this relay accepts."""
+
+    status = 413
+    code = "too-large"
+
+
+class ObjectIncomplete(RelayError):
+    """That object is not completely uploaded yet."""
+
+    status = 409
+    code = "object-incomplete"
+
+
+class IntegrityError(RelayError):
+    """The uploaded bytes do not match their declared size or checksum; upload the object again."""
+
+    status = 422
+    code = "integrity"

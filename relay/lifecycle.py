@@ -1,0 +1,171 @@
+"""The transfer lifecycle as a pure state machine: no I/O, time passed in.
+
+    created --locks_installed--> awaiting_authorization --authorized--> authorized
+    authorized --redeemed (right proof)--> redeemed --receipt_received--> delivered
+    awaiting_authorization | authorized --(10th wrong proof)--> locked --reissued--> (previous)
+    any non-final state --revoked (before redemption)--> revoked
+    any non-final state --now >= expires_at--> expired
+
+Drawn in docs/lifecycle.md; keep the two in step. Methods are named after what happened, take
+`now` (seconds since the epoch) and return the decision; the caller persists the new `Transfer`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+
+from relay import errors
+
+MAX_FAILED_ATTEMPTS = 10
+
+
+class State(enum.StrEnum):
+    CREATED = "created"
+    AWAITING_AUTHORIZATION = "awaiting_authorization"
+    AUTHORIZED = "authorized"
+    REDEEMED = "redeemed"
+    DELIVERED = "delivered"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    LOCKED = "locked"
+
+
+FINAL_STATES = frozenset({State.EXPIRED, State.REVOKED, State.DELIVERED})
+REDEEMABLE_BEFORE = frozenset({State.CREATED, State.AWAITING_AUTHORIZATION, State.AUTHORIZED})
+
+
+class Authorizer(enum.StrEnum):
+    PATIENT = "patient"
+    BREAK_GLASS = "break_glass"
+
+
+class RedeemOutcome(enum.StrEnum):
+    REDEEMED = "redeemed"
+    REJECTED = "rejected"
+    LOCKED_NOW = "locked_now"
+    NOT_YET_AUTHORIZED = "not_yet_authorized"
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One transfer as the relay knows it. Holds no PHI and no key."""
+
+    id: str
+    sender: str
+    recipient: str
+    locator: int
+    created_at: float
+    expires_at: float
+    state: State = State.CREATED
+    authorized_at: float | None = None
+    authorized_by: Authorizer | None = None
+    failed_attempts: int = 0
+    redeemed_at: float | None = None
+    delivered_at: float | None = None
+    revoked_at: float | None = None
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _replace(self, **changes: object) -> Transfer:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def is_due(self, now: float) -> bool:
+        return self.state not in FINAL_STATES and now >= self.expires_at
+
+    def _require_live(self, now: float) -> None:
+        if self.state == State.EXPIRED or self.is_due(now):
+            raise errors.TransferExpired()
+        if self.state == State.REVOKED:
+            raise errors.TransferRevoked()
+
+    # -- events --------------------------------------------------------------------------
+
+    def locks_installed(self, now: float) -> Transfer:
+        """The sender uploaded the wrapped key and verifiers: the patient can now authorize."""
+        self._require_live(now)
+        if self.state != State.CREATED:
+            raise errors.InvalidTransition("The keys of this transfer are already installed.")
+        return self._replace(state=State.AWAITING_AUTHORIZATION)
+
+    def authorized(self, now: float, by: Authorizer) -> Transfer:
+        """The patient, their family, or a clinician by break-glass authorized the transfer."""
+        self._require_live(now)
+        if self.state == State.AUTHORIZED:
+            return self  # authorizing twice is harmless and changes nothing
+        if self.state == State.LOCKED and self.authorized_at is None:
+            return self._replace(authorized_at=now, authorized_by=by)
+        if self.state != State.AWAITING_AUTHORIZATION:
+            raise errors.InvalidTransition(
+                f"This transfer cannot be authorized now (it is {self.state.value})."
+            )
+        return self._replace(state=State.AUTHORIZED, authorized_at=now, authorized_by=by)
+
+    def redeem_attempted(self, now: float, proof_ok: bool) -> tuple[Transfer, RedeemOutcome]:
+        """A receiving site presented a proof. Wrong proofs count; the tenth locks the transfer.
+
+        Unusable transfers (expired, revoked, locked, redeemed) reject without revealing why:
+        callers answer exactly as for a wrong code.
+        """
+        if self.is_due(now) or self.state not in (State.AWAITING_AUTHORIZATION, State.AUTHORIZED):
+            return self, RedeemOutcome.REJECTED
+        if not proof_ok:
+            failed = self.failed_attempts + 1
+            if failed >= MAX_FAILED_ATTEMPTS:
+                return self._replace(failed_attempts=failed, state=State.LOCKED), (
+                    RedeemOutcome.LOCKED_NOW
+                )
+            return self._replace(failed_attempts=failed), RedeemOutcome.REJECTED
+        if self.state == State.AWAITING_AUTHORIZATION:
+            return self, RedeemOutcome.NOT_YET_AUTHORIZED
+        return self._replace(state=State.REDEEMED, redeemed_at=now), RedeemOutcome.REDEEMED
+
+    def reissued(self, now: float) -> Transfer:
+        """The sender installed a fresh code: the old one is dead and the failure count restarts."""
+        self._require_live(now)
+        if self.state not in (State.AWAITING_AUTHORIZATION, State.AUTHORIZED, State.LOCKED):
+            raise errors.InvalidTransition(
+                f"A new code cannot be issued now (the transfer is {self.state.value})."
+            )
+        back = State.AUTHORIZED if self.authorized_at is not None else State.AWAITING_AUTHORIZATION
+        return self._replace(state=back, failed_attempts=0)
+
+    def receipt_received(self, now: float) -> Transfer:
+        """The receiving site reports what it stored."""
+        if self.state == State.DELIVERED:
+            return self._replace(delivered_at=now)
+        if self.state != State.REDEEMED:
+            raise errors.InvalidTransition("A receipt is only accepted after redemption.")
+        return self._replace(state=State.DELIVERED, delivered_at=now)
+
+    def revoked(self, now: float) -> Transfer:
+        """The sender or the patient withdrew the transfer before redemption."""
+        if self.state in (State.REDEEMED, State.DELIVERED):
+            raise errors.AlreadyRedeemed()
+        self._require_live(now)
+        return self._replace(state=State.REVOKED, revoked_at=now)
+
+    def expired(self, now: float) -> Transfer:
+        """The sweeper found the transfer past its expiry."""
+        if not self.is_due(now):
+            raise errors.InvalidTransition("This transfer has not expired.")
+        return self._replace(state=State.EXPIRED)
+
+    # -- questions -----------------------------------------------------------------------
+
+    def accepts_upload(self, now: float) -> bool:
+        return not self.is_due(now) and self.state in (
+            State.CREATED,
+            State.AWAITING_AUTHORIZATION,
+            State.AUTHORIZED,
+            State.LOCKED,
+            State.REDEEMED,
+        )
+
+    def downloadable_by(self, site: str, now: float) -> bool:
+        return (
+            not self.is_due(now)
+            and self.state in (State.REDEEMED, State.DELIVERED)
+            and site == self.recipient
+        )

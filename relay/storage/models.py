@@ -1,0 +1,51 @@
+"""Plain records that cross the storage interface. None of them holds PHI or a key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    role: str  # "sending" | "receiving"
+    display_name: str
+
+
+@dataclass(frozen=True)
+class StoredLock:
+    """A wrapped data key with the verifier of the proof that unlocks it."""
+
+    salt: bytes
+    verifier: bytes
+    wrapped_key: bytes
+
+
+@dataclass(frozen=True)
+class ObjectStatus:
+    index: int
+    durable_offset: int
+    complete: bool
+    size: int | None
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class ManifestRecord:
+    seq: int
+    final: bool
+    record: bytes
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One audit record (DICOM PS3.15 A.5 event ids). `detail` carries no PHI."""
+
+    event_id: str
+    action: str
+    actor: str
+    actor_role: str
+    transfer_id: str | None
+    outcome: str
+    detail: dict[str, object]
+    remote: str

@@ -1,0 +1,417 @@
+"""The embedded metadata store: one SQLite file in WAL mode with synchronous=FULL.
+
+Every transaction holds an asyncio lock, so transactions never interleave on the single
+connection; the commit at the end of `transaction()` is what makes a change acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from relay import errors
+from relay.lifecycle import Authorizer, State, Transfer
+from relay.storage.models import AuditEvent, ManifestRecord, ObjectStatus, Site, StoredLock
+
+_TRANSFER_COLUMNS = (
+    "id, sender, recipient, locator, state, created_at, expires_at, authorized_at, "
+    "authorized_by, failed_attempts, redeemed_at, delivered_at, revoked_at"
+)
+
+
+def _schema_steps() -> list[tuple[int, str]]:
+    folder = resources.files("relay.storage") / "schema"
+    steps = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            steps.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(steps)
+
+
+def _transfer(row: Any) -> Transfer:
+    return Transfer(
+        id=row[0],
+        sender=row[1],
+        recipient=row[2],
+        locator=row[3],
+        state=State(row[4]),
+        created_at=row[5],
+        expires_at=row[6],
+        authorized_at=row[7],
+        authorized_by=Authorizer(row[8]) if row[8] else None,
+        failed_attempts=row[9],
+        redeemed_at=row[10],
+        delivered_at=row[11],
+        revoked_at=row[12],
+    )
+
+
+class SqliteMetadata:
+    """`MetadataStore` and `MetadataTransaction` over aiosqlite."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteMetadata:
+        db = await aiosqlite.connect(path, isolation_level=None)
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=FULL")
+        await db.execute("PRAGMA foreign_keys=ON")
+        store = cls(db)
+        await store._upgrade()
+        return store
+
+    async def _upgrade(self) -> None:
+        async with self._db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        version = int(row[0]) if row else 0
+        for number, sql in _schema_steps():
+            if number <= version:
+                continue
+            await self._db.executescript(
+                f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;"
+            )
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqliteMetadata]:
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def _one(self, sql: str, *args: object) -> Any:
+        async with self._db.execute(sql, args) as cur:
+            return await cur.fetchone()
+
+    async def _all(self, sql: str, *args: object) -> list[Any]:
+        async with self._db.execute(sql, args) as cur:
+            return list(await cur.fetchall())
+
+    # -- sites ---------------------------------------------------------------------------
+
+    async def add_site(self, site: Site, credential_digest: bytes, now: float) -> None:
+        if await self._one("SELECT 1 FROM sites WHERE name = ?", site.name):
+            raise errors.SiteExists(f"A site named {site.name!r} already exists.")
+        await self._db.execute(
+            "INSERT INTO sites (name, role, display_name, credential_digest, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (site.name, site.role, site.display_name, credential_digest, now),
+        )
+
+    async def site_by_credential(self, credential_digest: bytes) -> Site | None:
+        row = await self._one(
+            "SELECT name, role, display_name FROM sites WHERE credential_digest = ?",
+            credential_digest,
+        )
+        return Site(*row) if row else None
+
+    async def site(self, name: str) -> Site | None:
+        row = await self._one("SELECT name, role, display_name FROM sites WHERE name = ?", name)
+        return Site(*row) if row else None
+
+    async def sites(self, role: str | None = None) -> list[Site]:
+        if role is None:
+            rows = await self._all("SELECT name, role, display_name FROM sites ORDER BY name")
+        else:
+            rows = await self._all(
+                "SELECT name, role, display_name FROM sites WHERE role = ? ORDER BY name", role
+            )
+        return [Site(*row) for row in rows]
+
+    # -- transfers -----------------------------------------------------------------------
+
+    async def insert_transfer(self, transfer: Transfer) -> None:
+        await self._db.execute(
+            f"INSERT INTO transfers ({_TRANSFER_COLUMNS}) "  # noqa: S608 - fixed column list
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self._transfer_values(transfer),
+        )
+
+    @staticmethod
+    def _transfer_values(t: Transfer) -> tuple[object, ...]:
+        return (
+            t.id,
+            t.sender,
+            t.recipient,
+            t.locator,
+            t.state.value,
+            t.created_at,
+            t.expires_at,
+            t.authorized_at,
+            t.authorized_by.value if t.authorized_by else None,
+            t.failed_attempts,
+            t.redeemed_at,
+            t.delivered_at,
+            t.revoked_at,
+        )
+
+    async def transfer(self, transfer_id: str) -> Transfer | None:
+        row = await self._one(
+            f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE id = ?",  # noqa: S608
+            transfer_id,
+        )
+        return _transfer(row) if row else None
+
+    async def save_transfer(self, transfer: Transfer) -> None:
+        values = self._transfer_values(transfer)
+        await self._db.execute(
+            "UPDATE transfers SET state = ?, authorized_at = ?, authorized_by = ?, "
+            "failed_attempts = ?, redeemed_at = ?, delivered_at = ?, revoked_at = ?, "
+            "expires_at = ? WHERE id = ?",
+            (*values[4:5], *values[7:], transfer.expires_at, transfer.id),
+        )
+
+    async def locators_in_use(self, recipient: str) -> set[int]:
+        rows = await self._all(
+            "SELECT locator FROM transfers WHERE recipient = ? AND purged = 0", recipient
+        )
+        return {int(r[0]) for r in rows}
+
+    async def transfer_by_locator(self, recipient: str, locator: int) -> Transfer | None:
+        row = await self._one(
+            f"SELECT {_TRANSFER_COLUMNS} FROM transfers "  # noqa: S608
+            "WHERE recipient = ? AND locator = ? AND purged = 0 "
+            "ORDER BY created_at DESC LIMIT 1",
+            recipient,
+            locator,
+        )
+        return _transfer(row) if row else None
+
+    async def transfer_by_authorization(self, digest: bytes) -> Transfer | None:
+        row = await self._one(
+            f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE authorization_digest = ?",  # noqa: S608
+            digest,
+        )
+        return _transfer(row) if row else None
+
+    async def set_authorization_digest(self, transfer_id: str, digest: bytes) -> None:
+        await self._db.execute(
+            "UPDATE transfers SET authorization_digest = ? WHERE id = ?", (digest, transfer_id)
+        )
+
+    async def set_break_glass(self, transfer_id: str, sealed: bytes) -> None:
+        await self._db.execute(
+            "UPDATE transfers SET break_glass_sealed = ? WHERE id = ?", (sealed, transfer_id)
+        )
+
+    async def break_glass(self, transfer_id: str) -> bytes | None:
+        row = await self._one("SELECT break_glass_sealed FROM transfers WHERE id = ?", transfer_id)
+        return bytes(row[0]) if row and row[0] is not None else None
+
+    async def set_receipt(self, transfer_id: str, receipt: str) -> None:
+        await self._db.execute(
+            "UPDATE transfers SET receipt = ? WHERE id = ?", (receipt, transfer_id)
+        )
+
+    async def receipt(self, transfer_id: str) -> str | None:
+        row = await self._one("SELECT receipt FROM transfers WHERE id = ?", transfer_id)
+        return str(row[0]) if row and row[0] is not None else None
+
+    async def due_for_purge(self, now: float) -> list[Transfer]:
+        rows = await self._all(
+            f"SELECT {_TRANSFER_COLUMNS} FROM transfers "  # noqa: S608
+            "WHERE purged = 0 AND (expires_at <= ? OR state IN ('revoked', 'expired'))",
+            now,
+        )
+        return [_transfer(r) for r in rows]
+
+    async def mark_purged(self, transfer_id: str) -> None:
+        await self._db.execute(
+            "UPDATE transfers SET purged = 1, authorization_digest = NULL, "
+            "break_glass_sealed = NULL WHERE id = ?",
+            (transfer_id,),
+        )
+
+    # -- key locks -----------------------------------------------------------------------
+
+    async def put_lock(self, transfer_id: str, kind: str, lock: StoredLock) -> None:
+        await self._db.execute(
+            "INSERT INTO key_locks (transfer_id, kind, salt, verifier, wrapped_key) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (transfer_id, kind) DO UPDATE SET "
+            "salt = excluded.salt, verifier = excluded.verifier, "
+            "wrapped_key = excluded.wrapped_key",
+            (transfer_id, kind, lock.salt, lock.verifier, lock.wrapped_key),
+        )
+
+    async def lock(self, transfer_id: str, kind: str) -> StoredLock | None:
+        row = await self._one(
+            "SELECT salt, verifier, wrapped_key FROM key_locks WHERE transfer_id = ? AND kind = ?",
+            transfer_id,
+            kind,
+        )
+        return StoredLock(bytes(row[0]), bytes(row[1]), bytes(row[2])) if row else None
+
+    async def delete_locks(self, transfer_id: str) -> None:
+        await self._db.execute("DELETE FROM key_locks WHERE transfer_id = ?", (transfer_id,))
+
+    # -- objects -------------------------------------------------------------------------
+
+    async def object_status(self, transfer_id: str, index: int) -> ObjectStatus | None:
+        row = await self._one(
+            "SELECT idx, durable_offset, complete, size, sha256 FROM objects "
+            "WHERE transfer_id = ? AND idx = ?",
+            transfer_id,
+            index,
+        )
+        return ObjectStatus(row[0], row[1], bool(row[2]), row[3], row[4]) if row else None
+
+    async def object_statuses(self, transfer_id: str) -> list[ObjectStatus]:
+        rows = await self._all(
+            "SELECT idx, durable_offset, complete, size, sha256 FROM objects "
+            "WHERE transfer_id = ? ORDER BY idx",
+            transfer_id,
+        )
+        return [ObjectStatus(r[0], r[1], bool(r[2]), r[3], r[4]) for r in rows]
+
+    async def set_durable_offset(self, transfer_id: str, index: int, offset: int) -> None:
+        await self._db.execute(
+            "INSERT INTO objects (transfer_id, idx, durable_offset) VALUES (?, ?, ?) "
+            "ON CONFLICT (transfer_id, idx) DO UPDATE SET durable_offset = excluded.durable_offset",
+            (transfer_id, index, offset),
+        )
+
+    async def complete_object(self, transfer_id: str, index: int, size: int, sha256: str) -> None:
+        await self._db.execute(
+            "UPDATE objects SET complete = 1, size = ?, sha256 = ? "
+            "WHERE transfer_id = ? AND idx = ?",
+            (size, sha256, transfer_id, index),
+        )
+
+    # -- manifest ------------------------------------------------------------------------
+
+    async def put_manifest_record(self, transfer_id: str, record: ManifestRecord) -> None:
+        await self._db.execute(
+            "INSERT INTO manifest_records (transfer_id, seq, final, record) VALUES (?, ?, ?, ?)",
+            (transfer_id, record.seq, int(record.final), record.record),
+        )
+        if record.final:
+            await self._db.execute(
+                "UPDATE transfers SET manifest_closed = 1 WHERE id = ?", (transfer_id,)
+            )
+
+    async def manifest_record(self, transfer_id: str, seq: int) -> ManifestRecord | None:
+        row = await self._one(
+            "SELECT seq, final, record FROM manifest_records WHERE transfer_id = ? AND seq = ?",
+            transfer_id,
+            seq,
+        )
+        return ManifestRecord(row[0], bool(row[1]), bytes(row[2])) if row else None
+
+    async def manifest_records(
+        self, transfer_id: str, from_seq: int, limit: int
+    ) -> list[ManifestRecord]:
+        rows = await self._all(
+            "SELECT seq, final, record FROM manifest_records "
+            "WHERE transfer_id = ? AND seq >= ? ORDER BY seq LIMIT ?",
+            transfer_id,
+            from_seq,
+            limit,
+        )
+        return [ManifestRecord(r[0], bool(r[1]), bytes(r[2])) for r in rows]
+
+    async def manifest_closed(self, transfer_id: str) -> bool:
+        row = await self._one("SELECT manifest_closed FROM transfers WHERE id = ?", transfer_id)
+        return bool(row and row[0])
+
+    async def delete_manifest(self, transfer_id: str) -> None:
+        await self._db.execute("DELETE FROM manifest_records WHERE transfer_id = ?", (transfer_id,))
+
+    # -- audit ---------------------------------------------------------------------------
+
+    async def audit(self, event: AuditEvent, now: float) -> None:
+        row = await self._one("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")
+        prev = bytes(row[0]) if row else b"\x00" * 32
+        fields = {
+            "at": now,
+            "event_id": event.event_id,
+            "action": event.action,
+            "actor": event.actor,
+            "actor_role": event.actor_role,
+            "transfer_id": event.transfer_id,
+            "outcome": event.outcome,
+            "detail": event.detail,
+            "remote": event.remote,
+        }
+        digest = _chain_hash(prev, fields)
+        await self._db.execute(
+            "INSERT INTO audit (at, event_id, action, actor, actor_role, transfer_id, outcome, "
+            "detail, remote, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                now,
+                event.event_id,
+                event.action,
+                event.actor,
+                event.actor_role,
+                event.transfer_id,
+                event.outcome,
+                json.dumps(event.detail, sort_keys=True, separators=(",", ":")),
+                event.remote,
+                prev,
+                digest,
+            ),
+        )
+
+    async def audit_records(self) -> list[dict[str, Any]]:
+        """All audit records in order, for operators and for `verify_audit_chain`."""
+        rows = await self._all(
+            "SELECT seq, at, event_id, action, actor, actor_role, transfer_id, outcome, detail, "
+            "remote, prev_hash, hash FROM audit ORDER BY seq"
+        )
+        keys = [
+            "seq",
+            "at",
+            "event_id",
+            "action",
+            "actor",
+            "actor_role",
+            "transfer_id",
+            "outcome",
+            "detail",
+            "remote",
+            "prev_hash",
+            "hash",
+        ]
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def _chain_hash(prev: bytes, fields: dict[str, Any]) -> bytes:
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(prev + canonical).digest()
+
+
+def verify_audit_chain(records: list[dict[str, Any]]) -> bool:
+    """True if every record's hash covers its content and the previous record's hash."""
+    prev = b"\x00" * 32
+    for r in records:
+        fields = {
+            "at": r["at"],
+            "event_id": r["event_id"],
+            "action": r["action"],
+            "actor": r["actor"],
+            "actor_role": r["actor_role"],
+            "transfer_id": r["transfer_id"],
+            "outcome": r["outcome"],
+            "detail": json.loads(r["detail"]),
+            "remote": r["remote"],
+        }
+        if bytes(r["prev_hash"]) != prev or _chain_hash(prev, fields) != bytes(r["hash"]):
+            return False
+        prev = bytes(r["hash"])
+    return True

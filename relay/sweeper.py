@@ -1,0 +1,52 @@
+"""Expiry: transfers past their time (and revoked ones) lose their sealed objects, wrapped keys,
+verifiers and manifest. The row stays, without secrets, so the sender can still see what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from relay import audit
+from relay.config import RelayConfig
+from relay.lifecycle import State
+from relay.storage.interface import MetadataStore, ObjectStore
+
+log = logging.getLogger("relay.sweeper")
+
+
+async def sweep_once(config: RelayConfig, metadata: MetadataStore, objects: ObjectStore) -> int:
+    """Purge everything due now; returns how many transfers were purged."""
+    now = config.clock()
+    async with metadata.transaction() as tx:
+        due = await tx.due_for_purge(now)
+    for t in due:
+        # Files first: if we crash after this, the row is still due and the next sweep finishes.
+        await objects.delete_transfer(t.id)
+        async with metadata.transaction() as tx:
+            if t.state != State.REVOKED and t.is_due(now):
+                await tx.save_transfer(t.expired(now))
+            await tx.delete_locks(t.id)
+            await tx.delete_manifest(t.id)
+            await tx.mark_purged(t.id)
+            await audit.record(
+                tx,
+                now,
+                event_id=audit.STUDY_DELETED,
+                action="transfer-purged",
+                actor="relay",
+                actor_role="relay",
+                transfer_id=t.id,
+                reason="revoked" if t.state == State.REVOKED else "expired",
+            )
+        log.info("purged transfer %s", t.id)
+    return len(due)
+
+
+async def run(config: RelayConfig, metadata: MetadataStore, objects: ObjectStore) -> None:
+    while True:
+        try:
+            await sweep_once(config, metadata, objects)
+        except Exception:
+            log.exception("expiry sweep failed; will try again")
+        await asyncio.sleep(config.sweep_interval)

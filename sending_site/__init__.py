@@ -1,0 +1,1 @@
+"""The sending site: the ER side of trauma-relay."""

@@ -1,0 +1,170 @@
+"""`trauma-relay push` and `trauma-relay reissue`: the sending hospital's command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_parsers(sub: Any) -> None:
+    push = sub.add_parser(
+        "push",
+        help="send a study to a trauma center",
+        description="Validate, encrypt and upload a study; prints the code, writes its QR.",
+    )
+    push.add_argument("paths", nargs="+", type=Path, help="files, folders or DICOMDIR media")
+    push.add_argument("--relay", required=True, help="relay URL, e.g. https://relay.example")
+    push.add_argument("--to", required=True, dest="recipient", help="receiving site name")
+    push.add_argument("--break-glass", metavar="REASON", help="clinician authorization reason")
+    push.add_argument("--clinician", help="name of the clinician using break-glass")
+    push.add_argument("--qr", type=Path, help="where to write the QR PNG")
+    push.add_argument("--credential-file", help="file holding this site's relay credential")
+    push.add_argument("--state", type=Path, help="this site's state folder")
+    push.add_argument("--json", action="store_true", help="print one JSON object")
+    push.set_defaults(run=run_push)
+
+    reissue = sub.add_parser(
+        "reissue",
+        help="give a transfer a fresh code (the old one stops working)",
+        description="Re-issue the code of a transfer this site sent, without re-uploading.",
+    )
+    reissue.add_argument("transfer_id")
+    reissue.add_argument("--relay", help="relay URL (default: the one the transfer used)")
+    reissue.add_argument("--qr", type=Path, help="where to write the new QR PNG")
+    reissue.add_argument("--credential-file", help="file holding this site's relay credential")
+    reissue.add_argument("--state", type=Path, help="this site's state folder")
+    reissue.add_argument("--json", action="store_true", help="print one JSON object")
+    reissue.set_defaults(run=run_reissue)
+
+
+def _when(epoch: float) -> str:
+    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _credential(args: argparse.Namespace) -> str:
+    from relay.client import read_credential
+    from sending_site.errors import CredentialMissing
+
+    credential = read_credential(args.credential_file)
+    if not credential:
+        raise CredentialMissing()
+    return credential
+
+
+def _write_qr(path: Path, capability: str) -> Path:
+    from transfer_codes.qr import render_png
+
+    path.write_bytes(render_png(capability))
+    return path
+
+
+def run_push(args: argparse.Namespace) -> int:
+    from sending_site import journal
+    from sending_site.push import Progress, PushRequest, Ready, push
+
+    if args.break_glass is not None and len(args.break_glass.strip()) < 10:
+        print(
+            "trauma-relay: a break-glass reason must be a sentence (why nobody can consent).",
+            file=sys.stderr,
+        )
+        return 2
+    req = PushRequest(
+        paths=args.paths,
+        relay=args.relay,
+        recipient=args.recipient,
+        credential=_credential(args),
+        state_dir=args.state or journal.default_state_dir(),
+        break_glass_reason=args.break_glass,
+        clinician=args.clinician,
+    )
+    tty = sys.stderr.isatty() and not args.json
+    qr_path: list[Path] = []
+
+    def on_event(event: Ready | Progress) -> None:
+        if isinstance(event, Ready):
+            qr_path.append(
+                _write_qr(args.qr or Path(f"transfer-{event.transfer_id}.png"), event.capability)
+            )
+            if not args.json:
+                verb = "Resuming" if event.resumed else "Sending"
+                print(f"{verb} transfer {event.transfer_id} to {args.recipient}.")
+                print(f"  Code:        {event.code}")
+                print(f"  QR code:     {qr_path[0]}")
+                print(f"  Patient authorization link: {event.authorization_url}")
+                print(f"  Expires:     {_when(event.expires_at)}")
+                sys.stdout.flush()
+        elif tty:
+            mb = 1024 * 1024
+            width = 30
+            filled = int(width * event.bytes_done / max(event.bytes_total, 1))
+            sys.stderr.write(
+                f"\r  [{'#' * filled}{'.' * (width - filled)}] {event.objects_done}/"
+                f"{event.objects_total} images, {event.bytes_done / mb:.1f}/"
+                f"{event.bytes_total / mb:.1f} MB"
+            )
+            sys.stderr.flush()
+
+    result = asyncio.run(push(req, on_event))
+    if tty:
+        sys.stderr.write("\n")
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "transfer_id": result.ready.transfer_id,
+                    "code": result.ready.code,
+                    "qr_png": str(qr_path[0]),
+                    "authorization_url": result.ready.authorization_url,
+                    "expires_at": result.ready.expires_at,
+                    "instances": result.instances,
+                    "bytes": result.bytes,
+                    "resumed": result.ready.resumed,
+                    "break_glass": bool(args.break_glass),
+                    "skipped": [{"path": str(p), "reason": why} for p, why in result.skipped],
+                }
+            )
+        )
+    else:
+        print(f"Uploaded {result.instances} images ({result.bytes / 1e6:.1f} MB); upload complete.")
+        for p, why in result.skipped:
+            print(f"  skipped {p}: {why}")
+        if not args.break_glass:
+            print("Next: the patient or family opens the authorization link and authorizes.")
+    return 0
+
+
+def run_reissue(args: argparse.Namespace) -> int:
+    from relay.client import RelayClient
+    from sending_site import journal
+    from sending_site.push import install_locks
+    from transfer_codes.capability import Capability
+    from transfer_codes.codes import RedemptionCode
+
+    state = args.state or journal.default_state_dir()
+    record = journal.load(state, args.transfer_id)
+    record.code = RedemptionCode.generate(record.locator).compact()
+    record.capability = Capability.generate(record.transfer_id).to_text()
+    credential = _credential(args)
+    # Saved first: if the relay takes the new code and we are interrupted, the code is not lost.
+    journal.save(state, record)
+
+    async def go() -> None:
+        async with RelayClient(args.relay or record.relay, credential) as client:
+            await install_locks(client, record, "reissue")
+
+    asyncio.run(go())
+    qr = _write_qr(args.qr or Path(f"transfer-{record.transfer_id}.png"), record.capability)
+    code = RedemptionCode.parse(record.code).grouped()
+    if args.json:
+        print(json.dumps({"transfer_id": record.transfer_id, "code": code, "qr_png": str(qr)}))
+    else:
+        print(f"New code for transfer {record.transfer_id}: {code}")
+        print(f"  QR code: {qr}")
+        print("The old code and QR no longer work.")
+    return 0

@@ -1,0 +1,35 @@
+"""What the sending site agent refuses, in sentences the ER staff can act on."""
+
+from __future__ import annotations
+
+
+class SendingError(Exception):
+    """The study could not be sent."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class NoDicomFound(SendingError):
+    """No DICOM images were found in what you gave. Check the folder or disc and try again."""
+
+
+class MixedPatients(SendingError):
+    """These files belong to more than one patient. One transfer carries one patient: send each
+    patient's images separately."""
+
+
+class UnsafeMedia(SendingError):
+    """The DICOMDIR on this disc points outside the disc; it was not read."""
+
+
+class TransferJournalError(SendingError):
+    """The local record of an earlier transfer is damaged."""
+
+
+class CredentialMissing(SendingError):
+    """No site credential: set TRAUMA_RELAY_CREDENTIAL or pass --credential-file FILE."""

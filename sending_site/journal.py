@@ -1,0 +1,101 @@
+"""The sending site's local record of each transfer: enough to resume an interrupted upload and
+to re-issue a code without re-uploading. It holds the data key, so it is written 0600 in the
+site's own state folder and never leaves the hospital."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sending_site import errors
+from transfer_codes.tokens import is_transfer_id
+
+
+def default_state_dir() -> Path:
+    env = os.environ.get("TRAUMA_RELAY_STATE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "trauma-relay"
+
+
+@dataclass
+class JournalObject:
+    index: int
+    path: str
+    size: int
+
+
+@dataclass
+class TransferJournal:
+    transfer_id: str
+    relay: str
+    recipient: str
+    data_key: bytes
+    locator: int
+    code: str
+    capability: str
+    authorization_token: str
+    expires_at: float
+    objects: list[JournalObject]
+    done: bool = False
+
+    def fingerprint(self) -> list[tuple[str, int]]:
+        return [(o.path, o.size) for o in self.objects]
+
+
+def _folder(state_dir: Path) -> Path:
+    folder = state_dir / "sending"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return folder
+
+
+def save(state_dir: Path, journal: TransferJournal) -> None:
+    """Write atomically and durably (temp file, fsync, rename, fsync folder)."""
+    folder = _folder(state_dir)
+    body: dict[str, Any] = asdict(journal)
+    body["data_key"] = base64.b64encode(journal.data_key).decode("ascii")
+    tmp = folder / f".{journal.transfer_id}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(body, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, folder / f"{journal.transfer_id}.json")
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def load(state_dir: Path, transfer_id: str) -> TransferJournal:
+    if not is_transfer_id(transfer_id):
+        raise errors.TransferJournalError(f"{transfer_id!r} is not a transfer id.")
+    path = _folder(state_dir) / f"{transfer_id}.json"
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        body["data_key"] = base64.b64decode(body["data_key"])
+        body["objects"] = [JournalObject(**o) for o in body["objects"]]
+        return TransferJournal(**body)
+    except FileNotFoundError as e:
+        raise errors.TransferJournalError(
+            f"This machine has no record of transfer {transfer_id}."
+        ) from e
+    except (ValueError, KeyError, TypeError) as e:
+        raise errors.TransferJournalError(
+            f"The local record of transfer {transfer_id} is damaged ({e})."
+        ) from e
+
+
+def unfinished(state_dir: Path) -> list[TransferJournal]:
+    found = []
+    for path in sorted(_folder(state_dir).glob("*.json")):
+        journal = load(state_dir, path.stem)
+        if not journal.done:
+            found.append(journal)
+    return found

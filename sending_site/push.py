@@ -1,0 +1,350 @@
+"""Push a study: collect and validate, create the transfer, seal every instance and upload it
+(resumable), append each instance to the sealed manifest, and close the manifest.
+
+Events go to `on_event` so the command line (or the ER console) can show progress; the code and
+QR are ready (`Ready`) as soon as the keys are installed, before the upload finishes, so the
+family and the trauma center can act while it runs (cut-through).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from relay.client import RelayClient, b64
+from sending_site import collect, journal
+from sending_site.collect import Collection, Instance
+from transfer_codes.capability import Capability
+from transfer_codes.codes import RedemptionCode
+from transfer_codes.keys import lock_with_capability, lock_with_code, new_data_key
+from transfer_codes.manifest import ManifestEntry, ManifestWriter, StudySummary
+from transfer_codes.notes import seal_note
+from transfer_codes.sealed import ObjectSealer
+from transfer_codes.tokens import new_token
+
+SEGMENT_BYTES = 8 * 1024 * 1024  # one PATCH; the unit of resumption
+READ_BYTES = 1024 * 1024
+PARALLEL_OBJECTS = 4
+
+
+@dataclass(frozen=True)
+class PushRequest:
+    paths: list[Path]
+    relay: str
+    recipient: str
+    credential: str
+    state_dir: Path
+    break_glass_reason: str | None = None
+    clinician: str | None = None
+    expires_in: int | None = None
+
+
+@dataclass(frozen=True)
+class Ready:
+    """Keys are installed: the code, QR and authorization link work from now on."""
+
+    transfer_id: str
+    code: str
+    capability: str
+    authorization_url: str
+    expires_at: float
+    resumed: bool
+
+
+@dataclass(frozen=True)
+class Progress:
+    objects_done: int
+    objects_total: int
+    bytes_done: int
+    bytes_total: int
+
+
+@dataclass(frozen=True)
+class PushResult:
+    ready: Ready
+    instances: int
+    bytes: int
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+PushEvent = Ready | Progress
+
+
+def authorization_url(relay: str, token: str) -> str:
+    """The patient's link. The token rides in the fragment, which browsers never send."""
+    return f"{relay.rstrip('/')}/authorize#{token}"
+
+
+def _summary(c: Collection, sending_site: str, break_glass: bool) -> StudySummary:
+    first = c.instances[0]
+    return StudySummary(
+        patient_name=first.patient_name,
+        patient_id=first.patient_id,
+        issuer_of_patient_id=first.issuer_of_patient_id,
+        patient_birth_date=first.patient_birth_date,
+        patient_sex=first.patient_sex,
+        study_instance_uid=first.study_instance_uid,
+        study_date=first.study_date,
+        study_description=first.study_description,
+        accession_number=first.accession_number,
+        modalities=tuple(sorted({i.modality for i in c.instances if i.modality})),
+        series_count=len({i.series_instance_uid for i in c.instances}),
+        instance_count=len(c.instances),
+        sending_site=sending_site,
+        break_glass=break_glass,
+    )
+
+
+def _ciphertext(
+    f: BinaryIO, data_key: bytes, transfer_id: str, index: int, plain_hash: hashlib._Hash
+) -> Iterator[bytes]:
+    sealer = ObjectSealer(data_key, transfer_id, index)
+    while block := f.read(READ_BYTES):
+        plain_hash.update(block)
+        out = sealer.feed(block)
+        if out:
+            yield out
+    yield sealer.finish()
+
+
+def _segments(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """Regroup ciphertext into bounded segments (never a whole object in memory)."""
+    pending: list[bytes] = []
+    size = 0
+    for piece in pieces:
+        pending.append(piece)
+        size += len(piece)
+        if size >= SEGMENT_BYTES:
+            joined = b"".join(pending)
+            yield joined[:SEGMENT_BYTES]
+            rest = joined[SEGMENT_BYTES:]
+            pending, size = ([rest], len(rest)) if rest else ([], 0)
+    if size:
+        yield b"".join(pending)
+
+
+class _Uploader:
+    def __init__(
+        self,
+        client: RelayClient,
+        transfer_id: str,
+        data_key: bytes,
+        on_event: Callable[[PushEvent], None],
+        total_bytes: int,
+        total_objects: int,
+    ) -> None:
+        self.client = client
+        self.transfer_id = transfer_id
+        self.data_key = data_key
+        self.on_event = on_event
+        self.bytes_done = 0
+        self.objects_done = 0
+        self.total_bytes = total_bytes
+        self.total_objects = total_objects
+        self.limit = asyncio.Semaphore(PARALLEL_OBJECTS)
+
+    def _progress(self) -> None:
+        self.on_event(
+            Progress(self.objects_done, self.total_objects, self.bytes_done, self.total_bytes)
+        )
+
+    async def object(self, index: int, instance: Instance, held: int, complete: bool) -> str:
+        """Seal and upload one instance from the relay's offset `held`; returns the plaintext
+        SHA-256 (the manifest entry's)."""
+        async with self.limit:
+            base = f"/api/v1/transfers/{self.transfer_id}/objects/{index}"
+            plain_hash = hashlib.sha256()
+            cipher_hash = hashlib.sha256()
+            position = 0
+            with instance.path.open("rb") as f:
+                segments = _segments(
+                    _ciphertext(f, self.data_key, self.transfer_id, index, plain_hash)
+                )
+                while True:
+                    segment = await asyncio.to_thread(next, segments, None)
+                    if segment is None:
+                        break
+                    cipher_hash.update(segment)
+                    end = position + len(segment)
+                    if not complete and end > held:
+                        skip = max(0, held - position)
+                        await self.client.request(
+                            "PATCH",
+                            base,
+                            data=segment[skip:],
+                            headers={"Upload-Offset": str(position + skip)},
+                        )
+                    position = end
+            if not complete:
+                await self.client.request(
+                    "POST",
+                    base + "/complete",
+                    json={"size": position, "sha256": cipher_hash.hexdigest()},
+                )
+            self.bytes_done += instance.size
+            self.objects_done += 1
+            self._progress()
+            return plain_hash.hexdigest()
+
+
+async def _start(
+    client: RelayClient, req: PushRequest, c: Collection
+) -> tuple[journal.TransferJournal, bool]:
+    """Find an unfinished transfer of the same files to resume, or create a new one."""
+    objects = [
+        journal.JournalObject(i, str(inst.path), inst.size) for i, inst in enumerate(c.instances)
+    ]
+    fingerprint = [(o.path, o.size) for o in objects]
+    for old in journal.unfinished(req.state_dir):
+        if (old.relay, old.recipient, old.fingerprint()) == (
+            req.relay.rstrip("/"),
+            req.recipient,
+            fingerprint,
+        ):
+            return old, True
+    body: dict[str, object] = {"recipient": req.recipient}
+    if req.expires_in is not None:
+        body["expires_in"] = req.expires_in
+    created = await client.request("POST", "/api/v1/transfers", json=body)
+    transfer_id = str(created["transfer_id"])
+    code = RedemptionCode.generate(int(created["locator"]))
+    record = journal.TransferJournal(
+        transfer_id=transfer_id,
+        relay=req.relay.rstrip("/"),
+        recipient=req.recipient,
+        data_key=new_data_key(),
+        locator=int(created["locator"]),
+        code=code.compact(),
+        capability=Capability.generate(transfer_id).to_text(),
+        authorization_token=new_token(),
+        expires_at=float(created["expires_at"]),
+        objects=objects,
+    )
+    journal.save(req.state_dir, record)
+    return record, False
+
+
+async def install_locks(client: RelayClient, record: journal.TransferJournal, path: str) -> None:
+    code = RedemptionCode.parse(record.code)
+    capability = Capability.parse(record.capability)
+    body: dict[str, object] = {
+        "code": lock_with_code(record.data_key, record.transfer_id, code).to_json(),
+        "capability": lock_with_capability(
+            record.data_key, record.transfer_id, capability
+        ).to_json(),
+    }
+    if path == "locks":
+        body["authorization_token"] = record.authorization_token
+        await client.request("PUT", f"/api/v1/transfers/{record.transfer_id}/locks", json=body)
+    else:
+        await client.request("POST", f"/api/v1/transfers/{record.transfer_id}/reissue", json=body)
+
+
+async def break_glass(
+    client: RelayClient, record: journal.TransferJournal, reason: str, clinician: str
+) -> None:
+    sealed = seal_note(
+        record.data_key,
+        record.transfer_id,
+        "break-glass",
+        {"reason": reason, "clinician": clinician},
+    )
+    await client.request(
+        "POST",
+        f"/api/v1/transfers/{record.transfer_id}/break-glass",
+        json={"sealed_reason": b64(sealed)},
+    )
+
+
+async def push(req: PushRequest, on_event: Callable[[PushEvent], None]) -> PushResult:
+    """Send a study; safe to run again after any interruption (it resumes)."""
+    c = await asyncio.to_thread(collect.collect, req.paths)
+    async with RelayClient(req.relay, req.credential) as client:
+        await client.health()
+        record, resumed = await _start(client, req, c)
+        holdings = await client.holdings(record.transfer_id)
+        status = await client.status(record.transfer_id)
+        if status["state"] == "created":
+            await install_locks(client, record, "locks")
+        if req.break_glass_reason and not status["break_glass"]:
+            await break_glass(client, record, req.break_glass_reason, req.clinician or "")
+        ready = Ready(
+            transfer_id=record.transfer_id,
+            code=RedemptionCode.parse(record.code).grouped(),
+            capability=record.capability,
+            authorization_url=authorization_url(req.relay, record.authorization_token),
+            expires_at=record.expires_at,
+            resumed=resumed,
+        )
+        on_event(ready)
+
+        writer = ManifestWriter(record.data_key, record.transfer_id)
+        records = [
+            writer.summary(_summary(c, status["sender"]["name"], bool(req.break_glass_reason)))
+        ]
+        uploader = _Uploader(
+            client,
+            record.transfer_id,
+            record.data_key,
+            on_event,
+            sum(i.size for i in c.instances),
+            len(c.instances),
+        )
+        sent = holdings.manifest_records
+
+        async def put_records() -> None:
+            nonlocal sent
+            while records:
+                seq, data = records.pop(0)
+                if seq >= sent:
+                    final = "1" if seq == expected_last else "0"
+                    await client.request(
+                        "PUT",
+                        f"/api/v1/transfers/{record.transfer_id}/manifest/{seq}",
+                        data=data,
+                        headers={
+                            "Manifest-Final": final,
+                            "Content-Type": "application/octet-stream",
+                        },
+                    )
+
+        expected_last = len(c.instances) + 1
+        await put_records()
+        tasks = [
+            asyncio.create_task(
+                uploader.object(i, inst, holdings.offsets.get(i, 0), i in holdings.complete)
+            )
+            for i, inst in enumerate(c.instances)
+        ]
+        try:
+            for i, (inst, task) in enumerate(zip(c.instances, tasks, strict=True)):
+                sha256 = await task
+                records.append(
+                    writer.entry(
+                        ManifestEntry(
+                            index=i,
+                            sop_instance_uid=inst.sop_instance_uid,
+                            series_instance_uid=inst.series_instance_uid,
+                            study_instance_uid=inst.study_instance_uid,
+                            sop_class_uid=inst.sop_class_uid,
+                            transfer_syntax_uid=inst.transfer_syntax_uid,
+                            size=inst.size,
+                            sha256=sha256,
+                            kind="dicom",
+                        )
+                    )
+                )
+                await put_records()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        records.append(writer.close())
+        await put_records()
+        record.done = True
+        journal.save(req.state_dir, record)
+    return PushResult(ready, len(c.instances), sum(i.size for i in c.instances), c.skipped)

@@ -1,0 +1,30 @@
+"""Real DICOM peers for tests: a recording pynetdicom SCP, Orthanc and the DCMTK tools.
+
+A peer that is not installed skips the test on a developer's machine; under CI (the ``CI``
+environment variable set to anything but ``""``, ``0``, ``false`` or ``no``) it fails it, so a
+broken CI image cannot pass by skipping everything.
+"""
+
+import os
+import shutil
+
+import pytest
+
+# DCMTK and Orthanc otherwise wait for Nagle's algorithm, ~40 ms per DICOM message.
+PEER_ENVIRONMENT = {"TCP_NODELAY": "1"}
+
+
+def running_under_ci() -> bool:
+    """Whether the ``CI`` environment variable asks for missing peers to fail the run."""
+    return os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}
+
+
+def require_peer(executable: str) -> str:
+    """The full path of ``executable``; skip the test (fail it under CI) if it is missing."""
+    found = shutil.which(executable)
+    if found:
+        return found
+    message = f"{executable} is not installed (Debian packages orthanc, orthanc-dicomweb, dcmtk)"
+    if running_under_ci():
+        pytest.fail(f"{message}; CI must have every peer", pytrace=False)
+    pytest.skip(message)

@@ -1,0 +1,15 @@
+"""Codes, keys and formats for end-to-end encrypted imaging transfers (format version 1).
+
+Pure: no files, no network, no clocks; randomness only from ``secrets``. Modules:
+
+- ``base32``: Crockford base32 text encoding.
+- ``tokens``: transfer ids and bearer tokens.
+- ``codes``: the 16-symbol redemption code with its check symbol.
+- ``capability`` and ``qr``: the full-strength QR capability and its rendering.
+- ``keys``: the key hierarchy, code stretching and key locks.
+- ``sealed``: the chunked AEAD format of each transferred object.
+- ``manifest``: the encrypted list of objects in a transfer.
+- ``errors``: every error raised here, under ``TransferCodeError``.
+
+``docs/format.md`` describes every format byte by byte.
+"""
