@@ -17,7 +17,6 @@ DECOY_KEY = web.AppKey("decoy_key", bytes)
 UPLOAD_LOCKS = web.AppKey("upload_locks", dict[tuple[str, int], asyncio.Lock])
 MANIFEST_EVENTS = web.AppKey("manifest_events", dict[str, asyncio.Event])
 
-SITE = "trauma_relay.site"  # request-scoped: the authenticated Site, set by `auth.require_site`
 
 __all__ = [
     "CONFIG",
@@ -25,7 +24,6 @@ __all__ = [
     "MANIFEST_EVENTS",
     "METADATA",
     "OBJECTS",
-    "SITE",
     "UPLOAD_LOCKS",
     "Site",
 ]

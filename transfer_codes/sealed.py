@@ -133,6 +133,11 @@ class ObjectSealer:
         self._header_sent = False
         self._finished = False
 
+    @property
+    def buffered(self) -> int:
+        """Plaintext bytes held back for the next chunk (0..chunk_size)."""
+        return len(self._pending)
+
     def _seal(self, plaintext: BytesLike, final: bool) -> bytes:
         nonce = _nonce(self._counter, final)
         self._counter += 1
@@ -210,6 +215,12 @@ class ObjectOpener:
         self._counter = 0
         self._error: SealedObjectError | None = None
         self._finished = False
+
+    @property
+    def buffered(self) -> int:
+        """Ciphertext bytes held until more arrive (at most one chunk size + 16, or a partial
+        header)."""
+        return len(self._pending)
 
     # -- header ----------------------------------------------------------------------------
 

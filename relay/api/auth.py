@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from relay import errors
-from relay.appkeys import METADATA, SITE
+from relay.appkeys import METADATA
 from relay.storage.models import Site
 from transfer_codes.tokens import token_digest
 
@@ -25,7 +25,6 @@ async def require_site(request: web.Request, role: str | None = None) -> Site:
         raise errors.NotAuthenticated("That site credential is not known to this relay.")
     if role is not None and site.role != role:
         raise errors.NotPermitted(f"Only {role} sites may do that; this is a {site.role} site.")
-    request[SITE] = site
     return site
 
 

@@ -6,11 +6,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
-from pydicom.uid import AllTransferSyntaxes
+from pydicom.uid import UID, AllTransferSyntaxes
 from pynetdicom import AE, AllStoragePresentationContexts, evt
-from pynetdicom.sop_class import Verification
+from pynetdicom.dimse_primitives import C_STORE
 
 LOGGER = logging.getLogger(__name__)
 
@@ -19,6 +19,7 @@ SUCCESS = 0x0000
 PROCESSING_FAILURE = 0xC211
 # A calling AE title no sender uses: requiring it makes the SCP reject every association.
 _NOBODY = "NOBODY-ALLOWED"
+VERIFICATION = UID("1.2.840.10008.1.1")  # so that echoscu and C-ECHO work
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,9 @@ class RecordingStorageSCP:
         self._ae = AE(ae_title=ae_title)
         syntaxes = list(transfer_syntaxes) if transfer_syntaxes else list(AllTransferSyntaxes)
         for context in AllStoragePresentationContexts:
-            self._ae.add_supported_context(context.abstract_syntax, syntaxes)
-        self._ae.add_supported_context(Verification)
+            if context.abstract_syntax is not None:
+                self._ae.add_supported_context(context.abstract_syntax, syntaxes)
+        self._ae.add_supported_context(VERIFICATION)
         self._ae.require_called_aet = require_called_ae_title
         if refuse_association:
             self._ae.require_calling_aet = [_NOBODY]
@@ -138,7 +140,7 @@ class RecordingStorageSCP:
     def _on_c_store(self, event: evt.Event) -> int:
         # Runs on pynetdicom's association thread; never raise across the association.
         try:
-            request = event.request
+            request = cast(C_STORE, event.request)
             instance = ReceivedInstance(
                 sop_instance_uid=str(request.AffectedSOPInstanceUID),
                 sop_class_uid=str(request.AffectedSOPClassUID),
