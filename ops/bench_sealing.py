@@ -9,8 +9,8 @@ In one run, over the same random payload:
 * sealing: ``ObjectSealer`` fed in pieces (as a sender reading a file would) plus SHA-256 of the
   plaintext (the sender hashes for the manifest);
 * opening: ``ObjectOpener`` fed the sealed bytes in the same pieces; also compared with raw
-  AES-256-GCM decryption of the same chunks (the fair baseline for a receiver, which has no
-  SHA-256 to do while opening).
+  AES-256-GCM decryption of the same chunks, the like-for-like baseline for opening (which
+  does no SHA-256 itself; a receiver hashes separately, in ``ManifestReader.verify_object``).
 
 Every output is handed to a sink that drops it, as a sender or receiver streaming to a socket or
 file would, and the same for all three: retaining 64 MiB of fresh output costs page faults that
@@ -56,9 +56,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="runs per figure (best is kept)")
     args = parser.parse_args()
 
-    size = args.mib * 1024 * 1024
-    chunk = args.chunk_kib * 1024
-    piece = args.piece_kib * 1024
+    size: int = args.mib * 1024 * 1024
+    chunk: int = args.chunk_kib * 1024
+    piece: int = args.piece_kib * 1024
     payload = os.urandom(size)
     view = memoryview(payload)
     data_key = new_data_key()

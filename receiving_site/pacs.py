@@ -49,11 +49,10 @@ def store_to_pacs(staged: list[StagedObject], pacs: PacsAddress) -> int:
     Raises `PacsUnreachable` if the association fails and `PacsRefused` if any instance is
     refused (those stored before it stay stored: C-STORE has no transaction)."""
     pairs = sorted({(s.entry.sop_class_uid, s.entry.transfer_syntax_uid) for s in staged})
-    contexts: dict[str, list[str]] = {}
-    for sop_class, syntax in pairs:
-        contexts.setdefault(sop_class, []).append(syntax)
     ae = AE(ae_title=pacs.calling_ae_title)
-    requested = [build_context(sop, syntaxes) for sop, syntaxes in contexts.items()]
+    # One context per (SOP class, transfer syntax): the acceptor picks a single syntax per
+    # context (PS3.8 9.3.3.2), so files of one class in two syntaxes need two contexts.
+    requested = [build_context(sop, syntax) for sop, syntax in pairs]
     if len(requested) > MAX_CONTEXTS:
         raise errors.PacsRefused("This study has more kinds of images than one association allows.")
     ae.requested_contexts = requested

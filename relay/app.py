@@ -12,7 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from relay import sweeper
-from relay.api import openapi, problems, redemption, transfers, uploads
+from relay.api import openapi, phone, problems, redemption, transfers, uploads
 from relay.appkeys import (
     CONFIG,
     DECOY_KEY,
@@ -76,4 +76,5 @@ def make_app(config: RelayConfig, *, sweep: bool = True) -> web.Application:
     app.router.add_routes(transfers.routes)
     app.router.add_routes(uploads.routes)
     app.router.add_routes(redemption.routes)
+    app.router.add_routes(phone.routes)
     return app

@@ -29,6 +29,7 @@ def _occurs_in_tree(root: Path, needle: bytes) -> list[Path]:
 async def run_demo(instances: int = 20, keep: Path | None = None) -> int:
     from receiving_site.redeem import Progress as RProgress
     from receiving_site.redeem import RedeemRequest, Unlocked, redeem
+    from sending_site.phone import token_from_link
     from sending_site.push import Progress, PushRequest, Ready, push
     from sending_site.synthetic import make_ct_study
 
@@ -79,7 +80,7 @@ async def run_demo(instances: int = 20, keep: Path | None = None) -> int:
             print(f"    uploaded {result.instances} images ({result.bytes / 1e6:.1f} MB)")
 
             _say(5, "The patient opens the link on their phone and authorizes the transfer.")
-            token = ready[0].authorization_url.split("#", 1)[1]
+            token = token_from_link(ready[0].authorization_url)
             async with RelayClient(url, None) as patient:
                 answer = await patient.request(
                     "POST", "/api/v1/authorizations", json={"token": token}

@@ -38,6 +38,7 @@ REDEEMABLE_BEFORE = frozenset({State.CREATED, State.AWAITING_AUTHORIZATION, Stat
 
 class Authorizer(enum.StrEnum):
     PATIENT = "patient"
+    FAMILY = "family"
     BREAK_GLASS = "break_glass"
 
 
@@ -94,7 +95,9 @@ class Transfer:
         self._require_live(now)
         if self.state == State.AUTHORIZED:
             return self  # authorizing twice is harmless and changes nothing
-        if self.state == State.LOCKED and self.authorized_at is None:
+        if self.state == State.LOCKED:
+            if self.authorized_at is not None:
+                return self  # as above: a second authorization while locked changes nothing
             return self._replace(authorized_at=now, authorized_by=by)
         if self.state != State.AWAITING_AUTHORIZATION:
             raise errors.InvalidTransition(
@@ -164,8 +167,10 @@ class Transfer:
         )
 
     def downloadable_by(self, site: str, now: float) -> bool:
+        # Checked against expires_at, not is_due: a delivered transfer never falls due, yet the
+        # sweeper deletes its sealed objects once expires_at has passed.
         return (
-            not self.is_due(now)
+            now < self.expires_at
             and self.state in (State.REDEEMED, State.DELIVERED)
             and site == self.recipient
         )

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+PAPERS = ("a4", "letter")
+
 
 def add_parsers(sub: Any) -> None:
     push = sub.add_parser(
@@ -23,6 +25,13 @@ def add_parsers(sub: Any) -> None:
     push.add_argument("--break-glass", metavar="REASON", help="clinician authorization reason")
     push.add_argument("--clinician", help="name of the clinician using break-glass")
     push.add_argument("--qr", type=Path, help="where to write the QR PNG")
+    push.add_argument("--sheet", type=Path, metavar="FILE.pdf", help="write the transfer sheet")
+    push.add_argument(
+        "--paper", choices=sorted(PAPERS), default="a4", help="sheet paper size (default a4)"
+    )
+    push.add_argument(
+        "--link-qr", type=Path, metavar="FILE.png", help="write the authorization link's QR"
+    )
     push.add_argument("--credential-file", help="file holding this site's relay credential")
     push.add_argument("--state", type=Path, help="this site's state folder")
     push.add_argument("--json", action="store_true", help="print one JSON object")
@@ -36,6 +45,10 @@ def add_parsers(sub: Any) -> None:
     reissue.add_argument("transfer_id")
     reissue.add_argument("--relay", help="relay URL (default: the one the transfer used)")
     reissue.add_argument("--qr", type=Path, help="where to write the new QR PNG")
+    reissue.add_argument("--sheet", type=Path, metavar="FILE.pdf", help="write a new sheet")
+    reissue.add_argument(
+        "--paper", choices=sorted(PAPERS), default="a4", help="sheet paper size (default a4)"
+    )
     reissue.add_argument("--credential-file", help="file holding this site's relay credential")
     reissue.add_argument("--state", type=Path, help="this site's state folder")
     reissue.add_argument("--json", action="store_true", help="print one JSON object")
@@ -64,15 +77,32 @@ def _write_qr(path: Path, capability: str) -> Path:
     return path
 
 
+def _write_sheet(path: Path, paper: str, **fields: Any) -> Path:
+    from sending_site.sheet import TransferSheet, render
+
+    path.write_bytes(render(TransferSheet(**fields), paper))
+    return path
+
+
+def _break_glass_problem(args: argparse.Namespace) -> str | None:
+    if args.break_glass is None:
+        if args.clinician is not None:
+            return "--clinician is only used with --break-glass."
+        return None
+    if len(args.break_glass.strip()) < 10:
+        return "a break-glass reason must be a sentence (why nobody can consent)."
+    if not (args.clinician or "").strip():
+        return "break-glass needs the name of the clinician who authorizes: add --clinician NAME."
+    return None
+
+
 def run_push(args: argparse.Namespace) -> int:
     from sending_site import journal
     from sending_site.push import Progress, PushRequest, Ready, push
 
-    if args.break_glass is not None and len(args.break_glass.strip()) < 10:
-        print(
-            "trauma-relay: a break-glass reason must be a sentence (why nobody can consent).",
-            file=sys.stderr,
-        )
+    problem = _break_glass_problem(args)
+    if problem:
+        print(f"trauma-relay: {problem}", file=sys.stderr)
         return 2
     req = PushRequest(
         paths=args.paths,
@@ -85,18 +115,41 @@ def run_push(args: argparse.Namespace) -> int:
     )
     tty = sys.stderr.isatty() and not args.json
     qr_path: list[Path] = []
+    written: dict[str, str] = {}
 
     def on_event(event: Ready | Progress) -> None:
         if isinstance(event, Ready):
             qr_path.append(
                 _write_qr(args.qr or Path(f"transfer-{event.transfer_id}.png"), event.capability)
             )
+            if args.sheet:
+                written["sheet_pdf"] = str(
+                    _write_sheet(
+                        args.sheet,
+                        args.paper,
+                        transfer_id=event.transfer_id,
+                        destination=event.recipient_display_name or args.recipient,
+                        sender=event.sender_display_name,
+                        code=event.code,
+                        capability=event.capability,
+                        expires_at=event.expires_at,
+                        break_glass=event.break_glass,
+                    )
+                )
+            if args.link_qr:
+                written["link_qr_png"] = str(_write_qr(args.link_qr, event.authorization_url))
             if not args.json:
                 verb = "Resuming" if event.resumed else "Sending"
                 print(f"{verb} transfer {event.transfer_id} to {args.recipient}.")
                 print(f"  Code:        {event.code}")
                 print(f"  QR code:     {qr_path[0]}")
+                if "sheet_pdf" in written:
+                    print(f"  Transfer sheet: {written['sheet_pdf']} (print it for the patient)")
                 print(f"  Patient authorization link: {event.authorization_url}")
+                if "link_qr_png" in written:
+                    print(f"  Link QR (for the patient's phone): {written['link_qr_png']}")
+                if event.break_glass:
+                    print("  Authorized by BREAK-GLASS (recorded in the audit trail).")
                 print(f"  Expires:     {_when(event.expires_at)}")
                 sys.stdout.flush()
         elif tty:
@@ -125,8 +178,9 @@ def run_push(args: argparse.Namespace) -> int:
                     "instances": result.instances,
                     "bytes": result.bytes,
                     "resumed": result.ready.resumed,
-                    "break_glass": bool(args.break_glass),
+                    "break_glass": result.ready.break_glass,
                     "skipped": [{"path": str(p), "reason": why} for p, why in result.skipped],
+                    **written,
                 }
             )
         )
@@ -134,14 +188,14 @@ def run_push(args: argparse.Namespace) -> int:
         print(f"Uploaded {result.instances} images ({result.bytes / 1e6:.1f} MB); upload complete.")
         for p, why in result.skipped:
             print(f"  skipped {p}: {why}")
-        if not args.break_glass:
+        if not result.ready.break_glass:
             print("Next: the patient or family opens the authorization link and authorizes.")
     return 0
 
 
 def run_reissue(args: argparse.Namespace) -> int:
     from relay.client import RelayClient
-    from sending_site import journal
+    from sending_site import journal, phone
     from sending_site.push import install_locks
     from transfer_codes.capability import Capability
     from transfer_codes.codes import RedemptionCode
@@ -154,17 +208,41 @@ def run_reissue(args: argparse.Namespace) -> int:
     # Saved first: if the relay takes the new code and we are interrupted, the code is not lost.
     journal.save(state, record)
 
-    async def go() -> None:
+    async def go() -> dict[str, Any]:
         async with RelayClient(args.relay or record.relay, credential) as client:
             await install_locks(client, record, "reissue")
+            if record.phone_key:  # the patient's phone shows the new code from now on
+                await phone.upload(client, record, None)
+            return await client.status(record.transfer_id)
 
-    asyncio.run(go())
+    status = asyncio.run(go())
     qr = _write_qr(args.qr or Path(f"transfer-{record.transfer_id}.png"), record.capability)
     code = RedemptionCode.parse(record.code).grouped()
+    written: dict[str, str] = {}
+    if args.sheet:
+        written["sheet_pdf"] = str(
+            _write_sheet(
+                args.sheet,
+                args.paper,
+                transfer_id=record.transfer_id,
+                destination=status["recipient"]["display_name"] or record.recipient,
+                sender=status["sender"]["display_name"],
+                code=code,
+                capability=record.capability,
+                expires_at=record.expires_at,
+                break_glass=bool(status["break_glass"]),
+            )
+        )
     if args.json:
-        print(json.dumps({"transfer_id": record.transfer_id, "code": code, "qr_png": str(qr)}))
+        print(
+            json.dumps(
+                {"transfer_id": record.transfer_id, "code": code, "qr_png": str(qr), **written}
+            )
+        )
     else:
         print(f"New code for transfer {record.transfer_id}: {code}")
         print(f"  QR code: {qr}")
+        if written:
+            print(f"  Transfer sheet: {written['sheet_pdf']}")
         print("The old code and QR no longer work.")
     return 0

@@ -43,6 +43,9 @@ class TransferJournal:
     expires_at: float
     objects: list[JournalObject]
     done: bool = False
+    # Seals what the patient's phone reads; rides only in the link's fragment. Journals written
+    # before the phone pages have none: push makes one when it resumes them.
+    phone_key: str = ""
 
     def fingerprint(self) -> list[tuple[str, int]]:
         return [(o.path, o.size) for o in self.objects]

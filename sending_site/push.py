@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from relay.client import RelayClient, b64
-from sending_site import collect, journal
+from sending_site import collect, journal, phone
 from sending_site.collect import Collection, Instance
 from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.keys import lock_with_capability, lock_with_code, new_data_key
 from transfer_codes.manifest import ManifestEntry, ManifestWriter, StudySummary
 from transfer_codes.notes import seal_note
+from transfer_codes.phone import authorization_link, new_phone_key
 from transfer_codes.sealed import ObjectSealer
 from transfer_codes.tokens import new_token
 
@@ -53,6 +54,9 @@ class Ready:
     authorization_url: str
     expires_at: float
     resumed: bool
+    recipient_display_name: str = ""
+    sender_display_name: str = ""
+    break_glass: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,9 +78,10 @@ class PushResult:
 PushEvent = Ready | Progress
 
 
-def authorization_url(relay: str, token: str) -> str:
-    """The patient's link. The token rides in the fragment, which browsers never send."""
-    return f"{relay.rstrip('/')}/authorize#{token}"
+def authorization_url(relay: str, token: str, phone_key: str) -> str:
+    """The patient's link, `{relay}/authorize#<token>.<phone key>`. Both ride in the fragment,
+    which browsers never send; the phone's page posts the token and keeps the key."""
+    return authorization_link(relay, token, phone_key)
 
 
 def _summary(c: Collection, sending_site: str, break_glass: bool) -> StudySummary:
@@ -223,6 +228,7 @@ async def _start(
         authorization_token=new_token(),
         expires_at=float(created["expires_at"]),
         objects=objects,
+        phone_key=new_phone_key(),
     )
     journal.save(req.state_dir, record)
     return record, False
@@ -266,19 +272,29 @@ async def push(req: PushRequest, on_event: Callable[[PushEvent], None]) -> PushR
     async with RelayClient(req.relay, req.credential) as client:
         await client.health()
         record, resumed = await _start(client, req, c)
+        if not record.phone_key:  # a journal from before the phone pages
+            record.phone_key = new_phone_key()
+            journal.save(req.state_dir, record)
         holdings = await client.holdings(record.transfer_id)
         status = await client.status(record.transfer_id)
         if status["state"] == "created":
             await install_locks(client, record, "locks")
         if req.break_glass_reason and not status["break_glass"]:
             await break_glass(client, record, req.break_glass_reason, req.clinician or "")
+        glass = bool(req.break_glass_reason) or bool(status["break_glass"])
+        await phone.upload(client, record, phone.summary(c, status, record.expires_at, glass))
         ready = Ready(
             transfer_id=record.transfer_id,
             code=RedemptionCode.parse(record.code).grouped(),
             capability=record.capability,
-            authorization_url=authorization_url(req.relay, record.authorization_token),
+            authorization_url=authorization_url(
+                req.relay, record.authorization_token, record.phone_key
+            ),
             expires_at=record.expires_at,
             resumed=resumed,
+            recipient_display_name=str(status["recipient"]["display_name"] or req.recipient),
+            sender_display_name=str(status["sender"]["display_name"]),
+            break_glass=glass,
         )
         on_event(ready)
 

@@ -209,8 +209,7 @@ class ObjectOpener:
         self._index = index
         self._aead = AESGCM(object_key(data_key, transfer_id, index))
         self._header = b""  # empty until the whole header has arrived and been checked
-        self._record_size = 0
-        self._chunk_size = 0
+        self._record_size = 0  # chunk size from the header + tag, once the header is checked
         self._pending = bytearray()
         self._counter = 0
         self._error: SealedObjectError | None = None
@@ -245,7 +244,6 @@ class ObjectOpener:
         if index != self._index:
             raise ObjectMisplaced()
         self._header = header
-        self._chunk_size = chunk_size
         self._record_size = chunk_size + TAG_SIZE
 
     # -- chunks ----------------------------------------------------------------------------

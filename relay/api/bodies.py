@@ -15,15 +15,26 @@ from transfer_codes.tokens import is_transfer_id
 MAX_JSON_BODY = 64 * 1024
 
 
+async def read_limited(request: web.Request, limit: int, too_large: str) -> bytes:
+    """The whole request body, refused with `too_large` past `limit` bytes. (A single
+    `content.read(n)` returns only what has arrived so far, which may be part of the body.)"""
+    if request.content_length is not None and request.content_length > limit:
+        raise errors.BadRequest(too_large)
+    blocks: list[bytes] = []
+    size = 0
+    while block := await request.content.read(limit + 1 - size):
+        blocks.append(block)
+        size += len(block)
+        if size > limit:
+            raise errors.BadRequest(too_large)
+    return b"".join(blocks)
+
+
 async def json_body(request: web.Request) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > MAX_JSON_BODY:
-        raise errors.BadRequest("The request body is too large.")
-    raw = await request.content.read(MAX_JSON_BODY + 1)
-    if len(raw) > MAX_JSON_BODY:
-        raise errors.BadRequest("The request body is too large.")
+    raw = await read_limited(request, MAX_JSON_BODY, "The request body is too large.")
     try:
         body = json.loads(raw or b"{}")
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: absurdly deep nesting
         raise errors.BadRequest("The request body is not valid JSON.") from e
     if not isinstance(body, dict):
         raise errors.BadRequest("The request body must be a JSON object.")
@@ -68,9 +79,14 @@ def transfer_id(request: web.Request) -> str:
 
 def object_index(request: web.Request) -> int:
     value = request.match_info["index"]
-    if not value.isdigit() or len(value) > 9:
+    if not is_small_number(value):
         raise errors.BadRequest("The object index must be a small non-negative integer.")
     return int(value)
+
+
+def is_small_number(text: str, max_digits: int = 9) -> bool:
+    """ASCII digits only: `str.isdigit` also accepts "²" and other digits `int` refuses."""
+    return text.isascii() and text.isdigit() and len(text) <= max_digits
 
 
 def encode(data: bytes) -> str:

@@ -9,7 +9,12 @@ from aiohttp import web
 
 routes = web.RouteTableDef()
 
-PUBLIC = {("POST", "/api/v1/authorizations"), ("GET", "/api/openapi.json")}
+PUBLIC = {
+    ("POST", "/api/v1/authorizations"),
+    ("POST", "/api/v1/phone/status"),
+    ("POST", "/api/v1/phone/revoke"),
+    ("GET", "/api/openapi.json"),
+}
 
 
 def _summary(handler: object) -> str:

@@ -9,7 +9,7 @@ import secrets
 from aiohttp import web
 
 from relay import audit, errors
-from relay.api import bodies
+from relay.api import bodies, csrf, phone
 from relay.api.auth import remote, require_site
 from relay.appkeys import CONFIG, METADATA
 from relay.lifecycle import Authorizer, State, Transfer
@@ -220,23 +220,33 @@ async def break_glass(request: web.Request) -> web.Response:
 @routes.post("/api/v1/authorizations")
 async def authorize(request: web.Request) -> web.Response:
     """The patient or family authorizes with the token from their link (POST only: a link
-    previewer fetching the page changes nothing)."""
+    previewer fetching the page changes nothing).
+
+    Optional `authorizer_role` (patient | family) is what the relay may show; optional
+    `sealed_authorizer` (who, relationship, when) is sealed by the phone and stored opaque. A
+    browser must pass the CSRF check (`relay.api.csrf`)."""
+    if csrf.came_from_browser(request):
+        csrf.check(request)
     body = await bodies.json_body(request)
     token = bodies.text(body, "token", max_len=128)
+    role, sealed_authorizer = phone.authorizer(body)
     now = request.app[CONFIG].clock()
     async with request.app[METADATA].transaction() as tx:
         t = await tx.transfer_by_authorization(token_digest(token))
         if t is None:
             raise errors.NotFound("That authorization link is not valid (or has expired).")
-        t = t.authorized(now, t.authorized_by or Authorizer.PATIENT)
+        first = t.authorized_at is None
+        t = t.authorized(now, role)
         await tx.save_transfer(t)
+        if first and sealed_authorizer is not None:
+            await tx.put_phone_blob(t.id, "authorizer", sealed_authorizer)
         await audit.record(
             tx,
             now,
             event_id=audit.APPLICATION_ACTIVITY,
             action="patient-authorization",
-            actor="patient",
-            actor_role="patient",
+            actor=role.value,
+            actor_role=role.value,
             transfer_id=t.id,
             remote=remote(request),
         )

@@ -44,6 +44,12 @@ async def _readable_transfer(
     return t
 
 
+def _require_upload(t: Transfer, now: float) -> None:
+    if not t.accepts_upload(now):
+        state = "expired" if t.is_due(now) else t.state.value  # due before the sweeper runs
+        raise errors.InvalidTransition(f"This transfer no longer accepts uploads (it is {state}).")
+
+
 def _upload_lock(request: web.Request, transfer_id: str, index: int) -> asyncio.Lock:
     locks = request.app[UPLOAD_LOCKS]
     return locks.setdefault((transfer_id, index), asyncio.Lock())
@@ -78,7 +84,7 @@ async def append(request: web.Request) -> web.Response:
     transfer_id = bodies.transfer_id(request)
     index = bodies.object_index(request)
     header = request.headers.get("Upload-Offset", "")
-    if not header.isdigit():
+    if not (header.isascii() and header.isdigit()):
         raise errors.BadRequest("Upload-Offset must be given as a non-negative integer.")
     offset = int(header)
     config = request.app[CONFIG]
@@ -86,10 +92,7 @@ async def append(request: web.Request) -> web.Response:
         now = config.clock()
         async with request.app[METADATA].transaction() as tx:
             t = await _sender_transfer(tx, site, transfer_id)
-            if not t.accepts_upload(now):
-                raise errors.InvalidTransition(
-                    f"This transfer no longer accepts uploads (it is {t.state.value})."
-                )
+            _require_upload(t, now)
             current = await tx.object_status(t.id, index)
         if current is not None and current.complete:
             raise errors.InvalidTransition("That object is already complete.")
@@ -123,9 +126,13 @@ async def complete(request: web.Request) -> web.Response:
     sha256 = bodies.text(body, "sha256", max_len=64)
     config = request.app[CONFIG]
     async with _upload_lock(request, transfer_id, index):
+        now = config.clock()
         async with request.app[METADATA].transaction() as tx:
             t = await _sender_transfer(tx, site, transfer_id)
             current = await tx.object_status(t.id, index)
+        if current is None or not current.complete:
+            # Before reading the file: after expiry or revocation the sweeper deletes it.
+            _require_upload(t, now)
         if current is not None and current.complete:
             if (current.size, current.sha256) != (size, sha256):
                 raise errors.IntegrityError("That object was completed with other contents.")
@@ -171,7 +178,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     if range_header:
         unit, _, spec = range_header.partition("=")
         first, dash, last = spec.partition("-")
-        if unit != "bytes" or not dash or last or not first.isdigit():
+        if unit != "bytes" or not dash or last or not bodies.is_small_number(first, 20):
             raise errors.BadRequest("Only 'Range: bytes=N-' is supported.")
         start = int(first)
         if start > status.size:
@@ -200,15 +207,16 @@ async def put_manifest_record(request: web.Request) -> web.Response:
     site = await require_site(request, "sending")
     transfer_id = bodies.transfer_id(request)
     seq_text = request.match_info["seq"]
-    if not seq_text.isdigit() or len(seq_text) > 9:
+    if not bodies.is_small_number(seq_text):
         raise errors.BadRequest("The manifest record number must be a small integer.")
     seq = int(seq_text)
     final = request.headers.get("Manifest-Final", "0") in ("1", "true")
     config = request.app[CONFIG]
     limit = config.max_manifest_record
-    data = await request.content.read(limit + 1)
-    if not data or len(data) > limit:
-        raise errors.BadRequest(f"A manifest record must be 1 to {limit} bytes.")
+    message = f"A manifest record must be 1 to {limit} bytes."
+    data = await bodies.read_limited(request, limit, message)
+    if not data:
+        raise errors.BadRequest(message)
     now = config.clock()
     async with request.app[METADATA].transaction() as tx:
         t = await _sender_transfer(tx, site, transfer_id)
@@ -219,10 +227,7 @@ async def put_manifest_record(request: web.Request) -> web.Response:
                     f"Manifest record {seq} differs from the stored one."
                 )
             return web.json_response({"seq": seq, "final": final})
-        if not t.accepts_upload(now):
-            raise errors.InvalidTransition(
-                f"This transfer no longer accepts uploads (it is {t.state.value})."
-            )
+        _require_upload(t, now)
         if await tx.manifest_closed(t.id):
             raise errors.InvalidTransition("The manifest of this transfer is already closed.")
         if seq > 0 and await tx.manifest_record(t.id, seq - 1) is None:
@@ -256,6 +261,8 @@ async def get_manifest(request: web.Request) -> web.Response:
         wait = min(float(request.query.get("wait", "0")), MAX_WAIT_SECONDS)
     except ValueError as e:
         raise errors.BadRequest("'from' and 'wait' must be numbers.") from e
+    if not 0 <= from_seq < 2**62:  # SQLite integers are 64-bit
+        raise errors.BadRequest("'from' must be a manifest record number.")
     config = request.app[CONFIG]
     event = request.app[MANIFEST_EVENTS].setdefault(transfer_id, asyncio.Event())
     while True:

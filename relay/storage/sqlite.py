@@ -238,6 +238,7 @@ class SqliteMetadata:
             "break_glass_sealed = NULL WHERE id = ?",
             (transfer_id,),
         )
+        await self._db.execute("DELETE FROM phone_blobs WHERE transfer_id = ?", (transfer_id,))
 
     # -- key locks -----------------------------------------------------------------------
 
@@ -260,6 +261,21 @@ class SqliteMetadata:
 
     async def delete_locks(self, transfer_id: str) -> None:
         await self._db.execute("DELETE FROM key_locks WHERE transfer_id = ?", (transfer_id,))
+
+    # -- sealed phone blobs (summary, code, authorizer) -----------------------------------
+
+    async def put_phone_blob(self, transfer_id: str, kind: str, sealed: bytes) -> None:
+        await self._db.execute(
+            "INSERT INTO phone_blobs (transfer_id, kind, sealed) VALUES (?, ?, ?) "
+            "ON CONFLICT (transfer_id, kind) DO UPDATE SET sealed = excluded.sealed",
+            (transfer_id, kind, sealed),
+        )
+
+    async def phone_blob(self, transfer_id: str, kind: str) -> bytes | None:
+        row = await self._one(
+            "SELECT sealed FROM phone_blobs WHERE transfer_id = ? AND kind = ?", transfer_id, kind
+        )
+        return bytes(row[0]) if row else None
 
     # -- objects -------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from relay_harness import RECEIVER, running_relay
 
 from receiving_site.redeem import RedeemRequest, redeem
 from relay.client import RelayClient
+from sending_site.phone import token_from_link
 from sending_site.push import PushRequest, Ready, push
 from sending_site.synthetic import make_ct_study
 
@@ -33,7 +34,7 @@ async def test_push_authorize_redeem_to_folder(tmp_path: Path) -> None:
             await patient.request(
                 "POST",
                 "/api/v1/authorizations",
-                json={"token": ready.authorization_url.split("#", 1)[1]},
+                json={"token": token_from_link(ready.authorization_url)},
             )
         delivered = await redeem(
             RedeemRequest(

@@ -1,0 +1,22 @@
+"""Fixtures for the browser tests (helpers live in `phone_harness`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+from phone_harness import CHROMIUM_ARGS, require_chromium
+from playwright.async_api import Browser, async_playwright
+
+
+@pytest_asyncio.fixture
+async def browser() -> AsyncIterator[Browser]:
+    executable = require_chromium()
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()

@@ -1,0 +1,327 @@
+"""Drive the real `trauma-relay` command against a real relay process, as the sites would.
+
+Secrets never go in argv: the site credential rides in TRAUMA_RELAY_CREDENTIAL and the code on
+stdin. Every CLI run is bounded by a timeout so a hang fails the test instead of the CI job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from dicom_corpus import dataset_bytes
+from peers.orthanc import OrthancServer
+from peers.storage_scp import RecordingStorageSCP
+from relay_harness import RECEIVER, SENDER, RelayProcess
+
+from transfer_codes.phone import split_link
+
+CLI_TIMEOUT = 180.0  # seconds for one push or redeem
+# No proxy: the machine's HTTP(S)_PROXY must not capture calls to 127.0.0.1.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def trauma_relay_executable() -> str:
+    """The `trauma-relay` console script installed next to this interpreter."""
+    beside = Path(sys.executable).with_name("trauma-relay")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("trauma-relay")
+    if found is None:
+        raise RuntimeError("the trauma-relay command is not installed (pip install -e .)")
+    return found
+
+
+def cli_environment(credential: str | None) -> dict[str, str]:
+    """The caller's environment without any trauma-relay setting, plus the credential."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAUMA_RELAY_")}
+    if credential is not None:
+        env["TRAUMA_RELAY_CREDENTIAL"] = credential
+    return env
+
+
+@dataclass(frozen=True)
+class CliRun:
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict[str, Any]:
+        """The one JSON object a `--json` run printed (its last stdout line)."""
+        lines = [line for line in self.stdout.splitlines() if line.strip()]
+        assert lines, f"no output from {self.describe()}"
+        body: dict[str, Any] = json.loads(lines[-1])
+        return body
+
+    def describe(self) -> str:
+        return (
+            f"trauma-relay {' '.join(self.args)} exited {self.returncode}\n"
+            f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
+        )
+
+    def ok(self) -> CliRun:
+        assert self.returncode == 0, self.describe()
+        return self
+
+    def failed(self) -> CliRun:
+        """Assert the run failed cleanly: non-zero, a message, and no Python traceback."""
+        assert self.returncode != 0, self.describe()
+        assert self.stderr.strip(), self.describe()
+        assert "Traceback" not in self.stderr, self.describe()
+        return self
+
+    @property
+    def message(self) -> str:
+        """stderr on one line, for matching sentences that the CLI wraps."""
+        return " ".join(self.stderr.split())
+
+
+def run_cli(
+    args: Sequence[str],
+    *,
+    cwd: Path,
+    credential: str | None = None,
+    stdin: str = "",
+    timeout: float = CLI_TIMEOUT,
+) -> CliRun:
+    """Run `trauma-relay ARGS` to completion."""
+    done = subprocess.run(
+        [trauma_relay_executable(), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=cli_environment(credential),
+        timeout=timeout,
+        check=False,
+    )
+    return CliRun(tuple(args), done.returncode, done.stdout, done.stderr)
+
+
+def start_cli(
+    args: Sequence[str], *, cwd: Path, credential: str | None = None
+) -> subprocess.Popen[str]:
+    """Start `trauma-relay ARGS` in the background (stdin closed, output piped)."""
+    return subprocess.Popen(
+        [trauma_relay_executable(), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env=cli_environment(credential),
+    )
+
+
+def finish_cli(proc: subprocess.Popen[str], timeout: float = CLI_TIMEOUT) -> CliRun:
+    """Wait for a background run and collect its output."""
+    stdout, stderr = proc.communicate(timeout=timeout)
+    args = proc.args
+    assert isinstance(args, list)
+    return CliRun(tuple(str(a) for a in args[1:]), proc.returncode, stdout, stderr)
+
+
+def post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(  # noqa: S310 - always http://127.0.0.1:<relay port>
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with _OPENER.open(request, timeout=30) as response:
+        answer: dict[str, Any] = json.loads(response.read())
+        return answer
+
+
+class E2ERelay:
+    """A `trauma-relay relay` process with an ER and a trauma center registered through the
+    real `site add` command, and helpers that run the sites' commands against it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.data_dir = root / "relay-data"
+        self.log_file = root / "relay.log"
+        self.process = RelayProcess(self.data_dir, self.log_file)
+        self.url = self.process.url
+        self.sender_credential = self._add_site(SENDER, "sending", "St. Mary's ED")
+        self.receiver_credential = self._add_site(RECEIVER, "receiving", "County Trauma")
+
+    def _add_site(self, name: str, role: str, display: str) -> str:
+        run = run_cli(
+            ["site", "add", name, "--role", role, "--display-name", display]
+            + ["--data", str(self.data_dir), "--json"],
+            cwd=self.root,
+        ).ok()
+        body = run.json()
+        assert (body["name"], body["role"]) == (name, role)
+        credential: str = body["credential"]
+        assert credential not in run.args
+        return credential
+
+    def start(self) -> E2ERelay:
+        self.process.start()
+        return self
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    # -- the sites' commands ----------------------------------------------------------------
+
+    def push_args(
+        self, paths: Iterable[Path], *, state: Path, extra: Sequence[str] = ()
+    ) -> list[str]:
+        return [
+            "push",
+            *(str(p) for p in paths),
+            "--relay",
+            self.url,
+            "--to",
+            RECEIVER,
+            "--state",
+            str(state),
+            *extra,
+        ]
+
+    def push(
+        self,
+        paths: Iterable[Path],
+        *,
+        workdir: Path,
+        state: Path | None = None,
+        extra: Sequence[str] = ("--json",),
+        relay_url: str | None = None,
+    ) -> CliRun:
+        args = self.push_args(paths, state=state or workdir / "er-state", extra=extra)
+        if relay_url is not None:
+            args[args.index(self.url)] = relay_url
+        return run_cli(args, cwd=workdir, credential=self.sender_credential)
+
+    def authorize(self, pushed: dict[str, Any]) -> None:
+        """What the patient's phone does with the authorization link."""
+        token, _phone_key = split_link(str(pushed["authorization_url"]))
+        answer = post_json(self.url + "/api/v1/authorizations", {"token": token})
+        assert answer["state"] == "authorized", answer
+
+    def redeem_args(
+        self, *, state: Path, pacs: str | None = None, out: Path | None = None
+    ) -> list[str]:
+        where = ["--pacs", pacs] if pacs else ["--out", str(out)]
+        return ["redeem", "--relay", self.url, *where, "--state", str(state), "--json"]
+
+    def redeem(
+        self,
+        code: str,
+        *,
+        workdir: Path,
+        pacs: str | None = None,
+        out: Path | None = None,
+        state: Path | None = None,
+    ) -> CliRun:
+        args = self.redeem_args(state=state or workdir / "tc-state", pacs=pacs, out=out)
+        return run_cli(args, cwd=workdir, credential=self.receiver_credential, stdin=code + "\n")
+
+    def send(
+        self, paths: Iterable[Path], *, workdir: Path, pacs: str | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Push, authorize as the patient, redeem into `pacs` (or a folder): both JSONs."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        pushed = self.push(paths, workdir=workdir).ok().json()
+        self.authorize(pushed)
+        redeemed = (
+            self.redeem(pushed["code"], workdir=workdir, pacs=pacs, out=workdir / "out").ok().json()
+        )
+        return pushed, redeemed
+
+    # -- looking inside -------------------------------------------------------------------
+
+    def connect(self) -> sqlite3.Connection:
+        """A connection to the relay's database, alongside the running relay (WAL)."""
+        db = sqlite3.connect(self.data_dir / "relay.sqlite3", timeout=30)
+        db.execute("PRAGMA busy_timeout = 30000")
+        return db
+
+    def query(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
+        db = self.connect()
+        try:
+            return list(db.execute(sql, args).fetchall())
+        finally:
+            db.close()
+
+    def execute(self, sql: str, *args: object) -> int:
+        db = self.connect()
+        try:
+            with db:
+                return db.execute(sql, args).rowcount
+        finally:
+            db.close()
+
+    def transfer_count(self) -> int:
+        return int(self.query("SELECT count(*) FROM transfers")[0][0])
+
+    def object_path(self, transfer_id: str, index: int) -> Path:
+        return self.data_dir / "objects" / transfer_id / f"{index:08d}.sealed"
+
+
+def pacs_address(scp: RecordingStorageSCP | OrthancServer) -> str:
+    if isinstance(scp, OrthancServer):
+        return f"{scp.ae_title}@{scp.host}:{scp.dicom_port}"
+    return f"{scp.ae_title}@{scp.host}:{scp.port}"
+
+
+def sop_instance_uid(path: Path) -> str:
+    return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+
+
+def assert_identical_in_scp(scp: RecordingStorageSCP, files: Sequence[Path]) -> None:
+    """The SCP holds every file, under its SOP Instance UID, with the same dataset bytes, in
+    the file's own transfer syntax, and nothing else."""
+    received = scp.received
+    expected = {sop_instance_uid(p): p for p in files}
+    assert set(received) == set(expected)
+    for uid, path in expected.items():
+        got = received[uid]
+        original = pydicom.filereader.read_file_meta_info(path)
+        assert got.transfer_syntax == str(original.TransferSyntaxUID), path
+        assert got.sop_class_uid == str(original.MediaStorageSOPClassUID), path
+        assert got.dataset == dataset_bytes(path), f"{path} arrived altered"
+
+
+def assert_identical_in_orthanc(orthanc: OrthancServer, files: Sequence[Path]) -> None:
+    """Orthanc holds exactly these instances (checked through its REST API), and the file it
+    stored for each has the original's dataset: byte for byte after the file meta, or, where
+    Orthanc re-encoded it, element for element."""
+    assert len(orthanc.instances()) == len(files)
+    for path in files:
+        uid = sop_instance_uid(path)
+        orthanc_id = orthanc.find_by_sop_instance_uid(uid)
+        assert orthanc_id is not None, f"{path.name} ({uid}) is not in Orthanc"
+        assert orthanc.instance_tags(orthanc_id)["SOPInstanceUID"] == uid
+        stored = orthanc.instance_file(orthanc_id)
+        if dataset_bytes_of(stored) == dataset_bytes(path):
+            continue
+        ours = pydicom.dcmread(path)
+        theirs = pydicom.dcmread(BytesIO(stored))
+        assert theirs.file_meta.TransferSyntaxUID == ours.file_meta.TransferSyntaxUID, path
+        assert theirs == ours, f"{path} is stored altered in Orthanc"
+
+
+def dataset_bytes_of(part10: bytes) -> bytes:
+    """`dataset_bytes` for a Part 10 file held in memory."""
+    with tempfile.NamedTemporaryFile(suffix=".dcm") as f:
+        f.write(part10)
+        f.flush()
+        return dataset_bytes(Path(f.name))

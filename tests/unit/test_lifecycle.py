@@ -1,0 +1,563 @@
+"""The transfer lifecycle (`relay.lifecycle.Transfer`): every move and every refusal, with the
+time passed in, and a check that docs/lifecycle.md draws exactly the moves the code makes."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from relay import errors
+from relay.lifecycle import (
+    FINAL_STATES,
+    MAX_FAILED_ATTEMPTS,
+    Authorizer,
+    RedeemOutcome,
+    State,
+    Transfer,
+)
+
+T0 = 1_800_000_000.0
+EXPIRY = 72 * 3600.0
+EXPIRES_AT = T0 + EXPIRY
+NOW = T0 + 60.0
+LATER = T0 + 120.0
+DOC = Path(__file__).resolve().parents[2] / "docs" / "lifecycle.md"
+
+
+def fresh() -> Transfer:
+    return Transfer(
+        id="0" * 24,
+        sender="st-mary-er",
+        recipient="county-trauma",
+        locator=7,
+        created_at=T0,
+        expires_at=EXPIRES_AT,
+    )
+
+
+def awaiting() -> Transfer:
+    return fresh().locks_installed(NOW)
+
+
+def authorized(by: Authorizer = Authorizer.PATIENT) -> Transfer:
+    return awaiting().authorized(NOW, by)
+
+
+def fail(t: Transfer, times: int, now: float = NOW) -> Transfer:
+    for _ in range(times):
+        t, _outcome = t.redeem_attempted(now, proof_ok=False)
+    return t
+
+
+def locked(*, authorized_first: bool) -> Transfer:
+    start = authorized() if authorized_first else awaiting()
+    t, outcome = fail(start, MAX_FAILED_ATTEMPTS - 1).redeem_attempted(NOW, proof_ok=False)
+    assert outcome == RedeemOutcome.LOCKED_NOW
+    return t
+
+
+def redeemed() -> Transfer:
+    t, outcome = authorized().redeem_attempted(NOW, proof_ok=True)
+    assert outcome == RedeemOutcome.REDEEMED
+    return t
+
+
+def delivered() -> Transfer:
+    return redeemed().receipt_received(LATER)
+
+
+def revoked() -> Transfer:
+    return authorized().revoked(NOW)
+
+
+def expired() -> Transfer:
+    return authorized().expired(EXPIRES_AT)
+
+
+BUILDERS: dict[State, Callable[[], Transfer]] = {
+    State.CREATED: fresh,
+    State.AWAITING_AUTHORIZATION: awaiting,
+    State.AUTHORIZED: authorized,
+    State.LOCKED: lambda: locked(authorized_first=True),
+    State.REDEEMED: redeemed,
+    State.DELIVERED: delivered,
+    State.REVOKED: revoked,
+    State.EXPIRED: expired,
+}
+
+
+def test_builders_reach_every_state() -> None:
+    assert {s: b().state for s, b in BUILDERS.items()} == {s: s for s in State}
+
+
+# -- creation and keys ------------------------------------------------------------------------
+
+
+def test_a_new_transfer_is_created_with_nothing_recorded() -> None:
+    t = fresh()
+    assert (t.state, t.failed_attempts, t.authorized_at, t.authorized_by) == (
+        State.CREATED,
+        0,
+        None,
+        None,
+    )
+    assert (t.redeemed_at, t.delivered_at, t.revoked_at) == (None, None, None)
+
+
+def test_locks_installed_moves_created_to_awaiting_authorization() -> None:
+    t = fresh()
+    after = t.locks_installed(NOW)
+    assert after.state == State.AWAITING_AUTHORIZATION
+    assert t.state == State.CREATED  # events return a new Transfer; the old one is unchanged
+
+
+@pytest.mark.parametrize("state", [s for s in State if s != State.CREATED])
+def test_locks_installed_only_once(state: State) -> None:
+    t = BUILDERS[state]()
+    with pytest.raises(errors.InvalidTransition):
+        t.locks_installed(NOW)
+
+
+def test_locks_installed_refused_after_expiry() -> None:
+    with pytest.raises(errors.TransferExpired):
+        fresh().locks_installed(EXPIRES_AT)
+
+
+# -- authorization ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("by", list(Authorizer))
+def test_authorized_records_who_and_when(by: Authorizer) -> None:
+    t = awaiting().authorized(LATER, by)
+    assert (t.state, t.authorized_at, t.authorized_by) == (State.AUTHORIZED, LATER, by)
+
+
+def test_authorizing_twice_changes_nothing() -> None:
+    t = authorized(Authorizer.PATIENT)
+    assert t.authorized(LATER, Authorizer.BREAK_GLASS) == t
+
+
+def test_authorizing_while_locked_is_recorded_for_the_reissue() -> None:
+    t = locked(authorized_first=False).authorized(LATER, Authorizer.BREAK_GLASS)
+    assert (t.state, t.authorized_at, t.authorized_by) == (
+        State.LOCKED,
+        LATER,
+        Authorizer.BREAK_GLASS,
+    )
+
+
+def test_authorizing_again_while_locked_is_harmless() -> None:
+    t = locked(authorized_first=True)
+    assert t.authorized(LATER, Authorizer.PATIENT) == t
+
+
+@pytest.mark.parametrize("state", [State.CREATED, State.REDEEMED, State.DELIVERED])
+def test_authorized_refused_in(state: State) -> None:
+    with pytest.raises(errors.InvalidTransition) as caught:
+        BUILDERS[state]().authorized(LATER, Authorizer.PATIENT)
+    assert type(caught.value) is errors.InvalidTransition
+    assert state.value in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    ("build", "now", "error"),
+    [
+        (awaiting, EXPIRES_AT, errors.TransferExpired),
+        (authorized, EXPIRES_AT + 1, errors.TransferExpired),
+        (expired, NOW, errors.TransferExpired),
+        (revoked, NOW, errors.TransferRevoked),
+    ],
+)
+def test_authorized_refused_when_dead(
+    build: Callable[[], Transfer], now: float, error: type[errors.RelayError]
+) -> None:
+    with pytest.raises(error):
+        build().authorized(now, Authorizer.PATIENT)
+
+
+# -- redemption -------------------------------------------------------------------------------
+
+
+def test_right_proof_after_authorization_redeems() -> None:
+    t, outcome = authorized().redeem_attempted(LATER, proof_ok=True)
+    assert outcome == RedeemOutcome.REDEEMED
+    assert (t.state, t.redeemed_at) == (State.REDEEMED, LATER)
+
+
+def test_right_proof_before_authorization_consumes_nothing() -> None:
+    t = fail(awaiting(), 3)
+    after, outcome = t.redeem_attempted(LATER, proof_ok=True)
+    assert outcome == RedeemOutcome.NOT_YET_AUTHORIZED
+    assert after == t
+    # and once authorized, the same code still works
+    final, outcome = after.authorized(LATER, Authorizer.PATIENT).redeem_attempted(LATER, True)
+    assert (final.state, outcome) == (State.REDEEMED, RedeemOutcome.REDEEMED)
+
+
+def test_max_failed_attempts_is_ten() -> None:
+    assert MAX_FAILED_ATTEMPTS == 10
+
+
+@pytest.mark.parametrize("build", [awaiting, authorized])
+def test_lock_after_exactly_ten_wrong_proofs(build: Callable[[], Transfer]) -> None:
+    t = build()
+    start = t.state
+    for attempt in range(1, MAX_FAILED_ATTEMPTS):
+        t, outcome = t.redeem_attempted(NOW, proof_ok=False)
+        assert (t.state, t.failed_attempts, outcome) == (start, attempt, RedeemOutcome.REJECTED)
+    t, outcome = t.redeem_attempted(NOW, proof_ok=False)
+    assert (t.state, t.failed_attempts, outcome) == (
+        State.LOCKED,
+        MAX_FAILED_ATTEMPTS,
+        RedeemOutcome.LOCKED_NOW,
+    )
+    # the right proof is refused now, exactly like a wrong one, and counts nothing more
+    for proof_ok in (True, False):
+        after, outcome = t.redeem_attempted(LATER, proof_ok=proof_ok)
+        assert (after, outcome) == (t, RedeemOutcome.REJECTED)
+
+
+def test_redemption_is_once() -> None:
+    t = redeemed()
+    for proof_ok in (True, False):
+        after, outcome = t.redeem_attempted(LATER, proof_ok=proof_ok)
+        assert (after, outcome) == (t, RedeemOutcome.REJECTED)
+
+
+@pytest.mark.parametrize(
+    ("build", "now"),
+    [
+        (fresh, NOW),
+        (redeemed, NOW),
+        (delivered, LATER),
+        (lambda: locked(authorized_first=True), NOW),
+        (lambda: locked(authorized_first=False), NOW),
+        (revoked, NOW),
+        (expired, EXPIRES_AT),
+        (authorized, EXPIRES_AT),  # due, though the sweeper has not run yet
+        (awaiting, EXPIRES_AT + 3600),
+    ],
+    ids=[
+        "created",
+        "redeemed",
+        "delivered",
+        "locked",
+        "locked-unauthorized",
+        "revoked",
+        "expired",
+        "authorized-due",
+        "awaiting-due",
+    ],
+)
+@pytest.mark.parametrize("proof_ok", [True, False], ids=["right", "wrong"])
+def test_unusable_transfers_reject_alike(
+    build: Callable[[], Transfer], now: float, proof_ok: bool
+) -> None:
+    t = build()
+    after, outcome = t.redeem_attempted(now, proof_ok=proof_ok)
+    assert outcome == RedeemOutcome.REJECTED
+    assert after == t  # not even the failure count moves
+
+
+def test_redemption_just_before_expiry_still_works() -> None:
+    t, outcome = authorized().redeem_attempted(EXPIRES_AT - 0.001, proof_ok=True)
+    assert (t.state, outcome) == (State.REDEEMED, RedeemOutcome.REDEEMED)
+
+
+# -- re-issue ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("build", "back"),
+    [
+        (lambda: locked(authorized_first=False), State.AWAITING_AUTHORIZATION),
+        (lambda: locked(authorized_first=True), State.AUTHORIZED),
+        (
+            lambda: locked(authorized_first=False).authorized(NOW, Authorizer.BREAK_GLASS),
+            State.AUTHORIZED,
+        ),
+        (lambda: fail(awaiting(), 4), State.AWAITING_AUTHORIZATION),
+        (lambda: fail(authorized(), 9), State.AUTHORIZED),
+    ],
+    ids=[
+        "locked-before-authorization",
+        "locked-after-authorization",
+        "authorized-while-locked",
+        "awaiting",
+        "authorized",
+    ],
+)
+def test_reissue_unlocks_returns_and_resets_the_count(
+    build: Callable[[], Transfer], back: State
+) -> None:
+    t = build().reissued(LATER)
+    assert (t.state, t.failed_attempts) == (back, 0)
+
+
+def test_after_reissue_ten_more_wrong_proofs_lock_again() -> None:
+    t = locked(authorized_first=True).reissued(LATER)
+    t = fail(t, MAX_FAILED_ATTEMPTS - 1, LATER)
+    assert t.state == State.AUTHORIZED
+    t, outcome = t.redeem_attempted(LATER, proof_ok=False)
+    assert (t.state, outcome) == (State.LOCKED, RedeemOutcome.LOCKED_NOW)
+
+
+def test_after_reissue_the_right_proof_redeems() -> None:
+    t = locked(authorized_first=True).reissued(LATER)
+    t, outcome = t.redeem_attempted(LATER, proof_ok=True)
+    assert (t.state, outcome) == (State.REDEEMED, RedeemOutcome.REDEEMED)
+
+
+@pytest.mark.parametrize(
+    ("build", "now", "error"),
+    [
+        (fresh, NOW, errors.InvalidTransition),
+        (redeemed, NOW, errors.InvalidTransition),
+        (delivered, LATER, errors.InvalidTransition),
+        (revoked, NOW, errors.TransferRevoked),
+        (expired, NOW, errors.TransferExpired),
+        (lambda: locked(authorized_first=True), EXPIRES_AT, errors.TransferExpired),
+    ],
+    ids=["created", "redeemed", "delivered", "revoked", "expired", "locked-due"],
+)
+def test_reissue_refused(
+    build: Callable[[], Transfer], now: float, error: type[errors.RelayError]
+) -> None:
+    with pytest.raises(error):
+        build().reissued(now)
+
+
+# -- receipt ----------------------------------------------------------------------------------
+
+
+def test_receipt_after_redemption_delivers() -> None:
+    t = redeemed().receipt_received(LATER)
+    assert (t.state, t.delivered_at) == (State.DELIVERED, LATER)
+
+
+def test_second_receipt_updates_the_time_only() -> None:
+    t = delivered().receipt_received(LATER + 5)
+    assert (t.state, t.delivered_at) == (State.DELIVERED, LATER + 5)
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        State.CREATED,
+        State.AWAITING_AUTHORIZATION,
+        State.AUTHORIZED,
+        State.LOCKED,
+        State.REVOKED,
+        State.EXPIRED,
+    ],
+)
+def test_receipt_refused_before_redemption(state: State) -> None:
+    with pytest.raises(errors.InvalidTransition):
+        BUILDERS[state]().receipt_received(LATER)
+
+
+# -- revoke -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "state", [State.CREATED, State.AWAITING_AUTHORIZATION, State.AUTHORIZED, State.LOCKED]
+)
+def test_revoke_before_redemption(state: State) -> None:
+    t = BUILDERS[state]().revoked(LATER)
+    assert (t.state, t.revoked_at) == (State.REVOKED, LATER)
+
+
+@pytest.mark.parametrize("state", [State.REDEEMED, State.DELIVERED])
+@pytest.mark.parametrize("now", [LATER, EXPIRES_AT + 1])
+def test_revoke_after_redemption_is_already_redeemed(state: State, now: float) -> None:
+    with pytest.raises(errors.AlreadyRedeemed):
+        BUILDERS[state]().revoked(now)
+
+
+@pytest.mark.parametrize(
+    ("build", "now", "error"),
+    [
+        (revoked, LATER, errors.TransferRevoked),
+        (expired, LATER, errors.TransferExpired),
+        (authorized, EXPIRES_AT, errors.TransferExpired),
+    ],
+)
+def test_revoke_refused_when_dead(
+    build: Callable[[], Transfer], now: float, error: type[errors.RelayError]
+) -> None:
+    with pytest.raises(error):
+        build().revoked(now)
+
+
+# -- expiry -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "state",
+    [State.CREATED, State.AWAITING_AUTHORIZATION, State.AUTHORIZED, State.LOCKED, State.REDEEMED],
+)
+def test_expiry_at_expires_at(state: State) -> None:
+    t = BUILDERS[state]()
+    assert not t.is_due(EXPIRES_AT - 0.001)
+    assert t.is_due(EXPIRES_AT)
+    assert t.expired(EXPIRES_AT).state == State.EXPIRED
+
+
+def test_expiry_refused_before_time() -> None:
+    with pytest.raises(errors.InvalidTransition):
+        authorized().expired(EXPIRES_AT - 0.001)
+
+
+@pytest.mark.parametrize("state", sorted(FINAL_STATES))
+def test_final_states_never_fall_due(state: State) -> None:
+    t = BUILDERS[state]()
+    assert not t.is_due(EXPIRES_AT + 10 * EXPIRY)
+    with pytest.raises(errors.InvalidTransition):
+        t.expired(EXPIRES_AT + 10 * EXPIRY)
+
+
+# -- questions --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "accepts"),
+    [
+        (State.CREATED, True),
+        (State.AWAITING_AUTHORIZATION, True),
+        (State.AUTHORIZED, True),
+        (State.LOCKED, True),
+        (State.REDEEMED, True),  # cut-through: the receiver may redeem before the upload ends
+        (State.DELIVERED, False),
+        (State.REVOKED, False),
+        (State.EXPIRED, False),
+    ],
+)
+def test_accepts_upload(state: State, accepts: bool) -> None:
+    t = BUILDERS[state]()
+    assert t.accepts_upload(LATER) is accepts
+    assert t.accepts_upload(EXPIRES_AT) is False
+
+
+@pytest.mark.parametrize("state", list(State))
+def test_downloadable_only_by_the_recipient_after_redemption(state: State) -> None:
+    t = BUILDERS[state]()
+    expected = state in (State.REDEEMED, State.DELIVERED)
+    assert t.downloadable_by("county-trauma", LATER) is expected
+    assert t.downloadable_by("st-mary-er", LATER) is False
+    assert t.downloadable_by("other-trauma", LATER) is False
+
+
+@pytest.mark.parametrize("state", [State.REDEEMED, State.DELIVERED])
+def test_nothing_is_downloadable_after_expiry(state: State) -> None:
+    # The sweeper deletes the sealed objects of every transfer past its expiry, delivered ones
+    # included, so a download after expiry must be refused rather than fail half-way.
+    assert BUILDERS[state]().downloadable_by("county-trauma", EXPIRES_AT) is False
+
+
+# -- the drawing ------------------------------------------------------------------------------
+
+RIGHT_PROOF = "redeem_attempted (right proof)"
+TENTH_WRONG_PROOF = "redeem_attempted (10th wrong proof)"
+START = "[*]"
+
+
+def _moves(t: Transfer) -> list[tuple[str, Transfer]]:
+    """Every event applied to `t` (live, at NOW; expiry at EXPIRES_AT), with its label as drawn.
+    Refused events are left out."""
+    moves: list[tuple[str, Transfer]] = []
+
+    def attempt(label: str, event: Callable[[], Transfer]) -> None:
+        with contextlib.suppress(errors.InvalidTransition):
+            moves.append((label, event()))
+
+    attempt("locks_installed", lambda: t.locks_installed(NOW))
+    for by in Authorizer:
+        attempt("authorized", partial(t.authorized, NOW, by))
+    after, outcome = t.redeem_attempted(NOW, proof_ok=True)
+    moves.append((RIGHT_PROOF if outcome == RedeemOutcome.REDEEMED else "redeem_attempted", after))
+    after, outcome = t.redeem_attempted(NOW, proof_ok=False)
+    label = TENTH_WRONG_PROOF if outcome == RedeemOutcome.LOCKED_NOW else "redeem_attempted"
+    moves.append((label, after))
+    attempt("reissued", lambda: t.reissued(NOW))
+    attempt("receipt_received", lambda: t.receipt_received(NOW))
+    attempt("revoked", lambda: t.revoked(NOW))
+    attempt("expired", lambda: t.expired(EXPIRES_AT))
+    return moves
+
+
+def code_transitions() -> set[tuple[str, str, str]]:
+    """(from, to, event) for every state change reachable from a new transfer."""
+    seen = {fresh()}
+    todo = [fresh()]
+    found: set[tuple[str, str, str]] = set()
+    while todo:
+        t = todo.pop()
+        for label, after in _moves(t):
+            if after.state != t.state:
+                found.add((t.state.value, after.state.value, label))
+            if after not in seen:
+                seen.add(after)
+                todo.append(after)
+    return found
+
+
+ARROW = re.compile(r"^\s*(\S+)\s*-->\s*(\S+)\s*(?::\s*(.*?))?\s*$")
+
+
+def drawn_transitions() -> tuple[set[tuple[str, str, str]], set[str], set[str]]:
+    """(transitions, start states, end states) from the mermaid block of docs/lifecycle.md."""
+    text = DOC.read_text(encoding="utf-8")
+    block = re.search(r"```mermaid\n(.*?)```", text, re.DOTALL)
+    assert block is not None, "docs/lifecycle.md has no mermaid block"
+    lines = block.group(1).splitlines()
+    assert lines[0].strip().startswith("stateDiagram")
+    transitions: set[tuple[str, str, str]] = set()
+    starts: set[str] = set()
+    ends: set[str] = set()
+    for line in lines[1:]:
+        if not line.strip() or line.strip().startswith("%%"):
+            continue
+        match = ARROW.match(line)
+        assert match is not None, f"cannot read this line of the drawing: {line!r}"
+        source, target, label = match.groups()
+        if source == START:
+            starts.add(target)
+        elif target == START:
+            ends.add(source)
+        else:
+            assert label, f"arrow without an event: {line!r}"
+            transitions.add((source, target, label))
+    return transitions, starts, ends
+
+
+def test_every_drawn_arrow_is_a_move_the_code_makes() -> None:
+    drawn, _, _ = drawn_transitions()
+    assert drawn - code_transitions() == set()
+
+
+def test_every_move_the_code_makes_is_drawn() -> None:
+    drawn, _, _ = drawn_transitions()
+    assert code_transitions() - drawn == set()
+
+
+def test_drawn_start_and_end_states_match_the_code() -> None:
+    _, starts, ends = drawn_transitions()
+    assert starts == {fresh().state.value}
+    assert ends == {s.value for s in FINAL_STATES}
+
+
+def test_drawing_names_only_real_states() -> None:
+    drawn, starts, ends = drawn_transitions()
+    names = {s for move in drawn for s in move[:2]} | starts | ends
+    assert names == {s.value for s in State}
+
+
+def test_the_explorer_sees_every_state() -> None:
+    # Guards the two drawing tests: if the explorer stopped early, they would pass vacuously.
+    reached = {target for _, target, _ in code_transitions()} | {State.CREATED.value}
+    assert reached == {s.value for s in State}

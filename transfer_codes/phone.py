@@ -1,0 +1,130 @@
+"""What the patient's phone reads: the authorization link and the blobs sealed for it.
+
+The link is ``{relay}/authorize#<token>.<phone key>``. The token (48 Crockford symbols) lets the
+phone act on the transfer at the relay, which stores only its digest. The phone key (32 random
+bytes, base64url without padding) never reaches a server: browsers do not send the fragment.
+The sending site seals the summary and the code for the phone under that key, and the phone seals
+who authorized under it; the relay stores all three opaque.
+
+Sealed blob: ``nonce (12 random bytes) || AES-256-GCM(JSON)``, with additional data
+``b"trauma-relay/v1/phone/" + purpose`` so one blob cannot be passed off as another. The page's
+JavaScript (``relay/pages/authorize.js``) implements the same format with WebCrypto.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+from dataclasses import asdict, dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from transfer_codes.errors import UnwrapError
+from transfer_codes.qr import render_svg
+
+PHONE_KEY_BYTES = 32
+NONCE_BYTES = 12
+AAD_PREFIX = b"trauma-relay/v1/phone/"
+PURPOSES = ("summary", "code", "authorizer")
+LINK_PATH = "/authorize"
+
+
+def new_phone_key() -> str:
+    """A fresh phone key: 32 random bytes as base64url without padding (43 characters)."""
+    return encode_key(secrets.token_bytes(PHONE_KEY_BYTES))
+
+
+def encode_key(key: bytes) -> str:
+    return base64.urlsafe_b64encode(key).rstrip(b"=").decode("ascii")
+
+
+def decode_key(text: str) -> bytes:
+    """Inverse of `encode_key`; ValueError unless it is 32 bytes of base64url."""
+    try:
+        key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as e:
+        raise ValueError("the phone key is not base64url") from e
+    if len(key) != PHONE_KEY_BYTES or encode_key(key) != text:
+        raise ValueError("the phone key must be 32 bytes of unpadded base64url")
+    return key
+
+
+def authorization_link(relay: str, token: str, phone_key: str) -> str:
+    """The link the ER shows as a QR. Everything secret is in the fragment."""
+    return f"{relay.rstrip('/')}{LINK_PATH}#{token}.{phone_key}"
+
+
+def split_link(link: str) -> tuple[str, str]:
+    """(token, phone key) from an authorization link; ValueError if it is not one."""
+    _, sep, fragment = link.partition("#")
+    token, dot, phone_key = fragment.partition(".")
+    if not sep or not dot or not token or not phone_key:
+        raise ValueError("this is not an authorization link (it needs #token.key)")
+    return token, phone_key
+
+
+def _aad(purpose: str) -> bytes:
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown phone blob purpose {purpose!r}")
+    return AAD_PREFIX + purpose.encode("ascii")
+
+
+def seal(key: bytes, purpose: str, value: dict[str, object]) -> bytes:
+    """Seal ``value`` (JSON) for the phone; a fresh random nonce each time."""
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    plain = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return nonce + AESGCM(key).encrypt(nonce, plain, _aad(purpose))
+
+
+def open_sealed(key: bytes, purpose: str, sealed: bytes) -> dict[str, object]:
+    """Inverse of `seal`; raises `UnwrapError` if the blob was altered or is not this one."""
+    try:
+        plain = AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _aad(purpose))
+    except (InvalidTag, ValueError) as e:
+        raise UnwrapError("This phone note was altered or belongs to another transfer.") from e
+    value = json.loads(plain)
+    if not isinstance(value, dict):
+        raise UnwrapError("This phone note is not a note.")
+    return value
+
+
+@dataclass(frozen=True)
+class PhoneSummary:
+    """What the phone shows before anyone authorizes. No patient name, but still PHI-bearing
+    (descriptions and dates of a person's imaging): it is only ever sealed."""
+
+    sender: str  # display names
+    recipient: str
+    study_descriptions: tuple[str, ...]
+    modalities: tuple[str, ...]
+    study_date: str  # YYYY-MM-DD when the DICOM date is well formed, else as found
+    series_count: int
+    image_count: int
+    expires_at: float  # seconds since the epoch
+    break_glass: bool
+
+
+def seal_summary(key: bytes, summary: PhoneSummary) -> bytes:
+    body = asdict(summary)
+    body["study_descriptions"] = list(summary.study_descriptions)
+    body["modalities"] = list(summary.modalities)
+    return seal(key, "summary", body)
+
+
+def seal_code(key: bytes, code_grouped: str, capability: str) -> bytes:
+    """The code as read aloud, the capability and its QR (SVG) for the phone to carry."""
+    return seal(
+        key,
+        "code",
+        {"code": code_grouped, "capability": capability, "qr_svg": render_svg(capability)},
+    )
+
+
+def iso_date(dicom_date: str) -> str:
+    """``20250101`` -> ``2025-01-01``; anything else unchanged."""
+    if len(dicom_date) == 8 and dicom_date.isdigit():
+        return f"{dicom_date[:4]}-{dicom_date[4:6]}-{dicom_date[6:]}"
+    return dicom_date
