@@ -12,6 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 from pynetdicom import AE, _config
 from pynetdicom.presentation import build_context
 
@@ -73,8 +74,13 @@ def store_to_pacs(staged: list[StagedObject], pacs: PacsAddress) -> int:
                     f"The PACS does not accept image {item.entry.index + 1} as sent (SOP class "
                     f"{key[0]}, transfer syntax {key[1]}). {stored} images were stored."
                 )
-            status = assoc.send_c_store(item.path)
-            code = int(getattr(status, "Status", -1))
+            status = assoc.send_c_store(_wire_file(item))
+            if "Status" not in status:  # no answer: aborted, or the DIMSE wait ran out
+                raise errors.PacsRefused(
+                    f"The PACS stopped answering while image {item.entry.index + 1} was sent. "
+                    f"{stored} images were stored; check the PACS log, then run again."
+                )
+            code = int(status.Status)
             if code not in SUCCESS_OR_WARNING:
                 raise errors.PacsRefused(
                     f"The PACS refused image {item.entry.index + 1} (status 0x{code & 0xFFFF:04X})."
@@ -84,6 +90,22 @@ def store_to_pacs(staged: list[StagedObject], pacs: PacsAddress) -> int:
     finally:
         assoc.release()
     return stored
+
+
+def _wire_file(item: StagedObject) -> Path:
+    """The file to C-STORE for `item`: the staged file, except that a deflated data set of odd
+    length gets the single trailing NUL byte PS3.5 A.5 requires (DCMTK-based PACS such as
+    Orthanc abort on an odd fragment). The file meta is even-length, so the file's parity is
+    the data set's."""
+    path = item.path
+    deflated = item.entry.transfer_syntax_uid == DeflatedExplicitVRLittleEndian
+    if not deflated or path.stat().st_size % 2 == 0:
+        return path
+    padded = path.with_suffix(".even")
+    shutil.copyfile(path, padded)
+    with padded.open("ab") as f:
+        f.write(b"\x00")
+    return padded
 
 
 def store_to_folder(staged: list[StagedObject], folder: Path) -> int:

@@ -89,8 +89,12 @@ def _break_glass_problem(args: argparse.Namespace) -> str | None:
         if args.clinician is not None:
             return "--clinician is only used with --break-glass."
         return None
-    if len(args.break_glass.strip()) < 10:
-        return "a break-glass reason must be a sentence (why nobody can consent)."
+    reason = args.break_glass.strip()
+    if len(reason) < 15 or len(reason.split()) < 3:
+        return (
+            "a break-glass reason must be a sentence saying why nobody can consent, "
+            'e.g. "Unconscious after a fall, no family reachable."'
+        )
     if not (args.clinician or "").strip():
         return "break-glass needs the name of the clinician who authorizes: add --clinician NAME."
     return None

@@ -28,6 +28,7 @@ class JournalObject:
     index: int
     path: str
     size: int
+    mtime_ns: int = 0
 
 
 @dataclass
@@ -47,8 +48,11 @@ class TransferJournal:
     # before the phone pages have none: push makes one when it resumes them.
     phone_key: str = ""
 
-    def fingerprint(self) -> list[tuple[str, int]]:
-        return [(o.path, o.size) for o in self.objects]
+    def fingerprint(self) -> list[tuple[str, int, int]]:
+        """What must be unchanged for a resumed upload to re-seal identical bytes: sealing is
+        deterministic per (key, index), so other content under the same index would reuse
+        nonces. Files whose path, size or modification time differ start a new transfer."""
+        return [(o.path, o.size, o.mtime_ns) for o in self.objects]
 
 
 def _folder(state_dir: Path) -> Path:

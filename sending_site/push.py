@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from relay.client import RelayClient, b64
-from sending_site import collect, journal, phone
+from sending_site import collect, errors, journal, phone
 from sending_site.collect import Collection, Instance
 from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
@@ -184,6 +184,10 @@ class _Uploader:
                             headers={"Upload-Offset": str(position + skip)},
                         )
                     position = end
+                if f.tell() != instance.size:
+                    raise errors.SendingError(
+                        f"{instance.path} changed while it was being sent; send the study again."
+                    )
             if not complete:
                 await self.client.request(
                     "POST",
@@ -201,9 +205,10 @@ async def _start(
 ) -> tuple[journal.TransferJournal, bool]:
     """Find an unfinished transfer of the same files to resume, or create a new one."""
     objects = [
-        journal.JournalObject(i, str(inst.path), inst.size) for i, inst in enumerate(c.instances)
+        journal.JournalObject(i, str(inst.path), inst.size, inst.path.stat().st_mtime_ns)
+        for i, inst in enumerate(c.instances)
     ]
-    fingerprint = [(o.path, o.size) for o in objects]
+    fingerprint = [(o.path, o.size, o.mtime_ns) for o in objects]
     for old in journal.unfinished(req.state_dir):
         if (old.relay, old.recipient, old.fingerprint()) == (
             req.relay.rstrip("/"),

@@ -177,8 +177,6 @@
     };
     if (status.authorized_at) {
       add(`Authorized ${authorizedBy(status, who)} on ${when(status.authorized_at)}.`, true);
-    } else if (["created", "awaiting_authorization"].includes(status.state)) {
-      add("Waiting for the patient or family to agree.", false);
     }
     if (status.redeemed_at) {
       add(`Taken by ${status.redeemed_by} on ${when(status.redeemed_at)}.`, true);
@@ -197,23 +195,26 @@
       add("Being checked and stored at the trauma center.", false);
     }
     if (status.revoked_at) add(`Cancelled on ${when(status.revoked_at)}.`, true);
+    list.hidden = list.children.length === 0;
   }
 
   function renderCode(code) {
+    // Groups of four, two groups to a pair: pairs sit side by side when they fit, then stack,
+    // then each pair wraps too, so the code never overflows a narrow or zoomed screen.
     const holder = $("code-text");
     holder.replaceChildren();
     const groups = String(code.code).split("-");
-    groups.forEach((group, i) => {
-      const span = document.createElement("span");
-      span.textContent = group;
-      holder.appendChild(span);
-      if (i < groups.length - 1) {
-        const dash = document.createElement("span");
-        dash.textContent = "-";
-        dash.setAttribute("aria-hidden", "true");
-        holder.appendChild(dash);
-      }
-    });
+    for (let i = 0; i < groups.length; i += 2) {
+      const pair = document.createElement("span");
+      pair.className = "pair";
+      groups.slice(i, i + 2).forEach((group) => {
+        const span = document.createElement("span");
+        span.className = "group";
+        span.textContent = group;
+        pair.appendChild(span);
+      });
+      holder.appendChild(pair);
+    }
     holder.setAttribute("aria-label", `Code: ${groups.map((g) => g.split("").join(" ")).join(", ")}`);
     const svg = String(code.qr_svg);
     if (/^\s*(<\?xml[^>]*>\s*)?<svg[\s>]/.test(svg)) {

@@ -8,11 +8,12 @@ import base64
 import logging
 import sqlite3
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from peers.storage_scp import RecordingStorageSCP
 from phone_harness import decode_qr, logged_relay, phone, push_study, snap
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Request, expect
 
 from receiving_site.pacs import PacsAddress
 from receiving_site.redeem import RedeemRequest, redeem
@@ -21,6 +22,13 @@ from sending_site.synthetic import STUDY_DESCRIPTION
 from transfer_codes.phone import decode_key, open_sealed
 
 FAMILY_NAME = "Alexandra Quixote-Example"
+
+
+def _what_was_sent(request: Request) -> str:
+    """What the browser put on the wire for one request: URL without its fragment (browsers
+    never send it), headers and body."""
+    url = urlsplit(request.url)._replace(fragment="").geturl()
+    return "\n".join([url, repr(request.headers), request.post_data or ""])
 
 
 def _relay_bytes(data_dir: Path) -> list[tuple[Path, bytes]]:
@@ -35,9 +43,11 @@ async def test_phone_authorizes_carries_code_and_sees_delivery(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    sent: list[str] = []
     async with logged_relay(tmp_path / "relay") as relay:
         ready, record = await push_study(relay, tmp_path)
         async with phone(browser) as (_, page):
+            page.on("request", lambda r: sent.append(_what_was_sent(r)))
             # 1. Open the link: the summary is decrypted on the phone.
             await page.goto(ready.authorization_url)
             await expect(page.locator("#s-study")).to_contain_text(STUDY_DESCRIPTION)
@@ -64,7 +74,7 @@ async def test_phone_authorizes_carries_code_and_sees_delivery(
             # 3. The code, large and grouped, and its QR.
             await expect(page.locator("#code")).to_be_visible()
             groups = ready.code.split("-")
-            await expect(page.locator("#code-text > span:not([aria-hidden])")).to_have_text(groups)
+            await expect(page.locator("#code-text .group")).to_have_text(groups)
             await expect(page.locator("#revoke-button")).to_be_visible()
             await expect(page.locator("#timeline")).to_contain_text(
                 f"Authorized by {FAMILY_NAME}, spouse or partner"
@@ -149,3 +159,10 @@ async def test_phone_authorizes_carries_code_and_sees_delivery(
     assert "POST /api/v1/phone/status " in log_text
     for label, needle in secrets.items():
         assert needle.decode("latin-1") not in log_text, f"{label} found in the relay's log"
+
+    # Nor did the phone send them: what it posted was the token and sealed blobs only.
+    on_the_wire = "\n".join(sent)
+    assert "/api/v1/authorizations" in on_the_wire
+    assert record.authorization_token in on_the_wire
+    for label in ("study description", "phone key", "phone key (base64)", "authorizer name"):
+        assert secrets[label].decode() not in on_the_wire, f"the phone sent the {label}"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from dicom_corpus import dataset_bytes, transfer_syntax, valid_part10_images
+from dicom_corpus import transfer_syntax, valid_part10_images
 from peers.orthanc import OrthancServer
 from peers.storage_scp import RecordingStorageSCP
 
@@ -20,6 +20,7 @@ from e2e.harness import (
     assert_identical_in_orthanc,
     assert_identical_in_scp,
     pacs_address,
+    wire_bytes,
 )
 from sending_site.synthetic import make_ct_study
 
@@ -120,9 +121,9 @@ def test_every_valid_bundled_file_into_storage_scp(
     stores = storage_scp.stores
     assert len(stores) == len(files)  # each file once, nothing else
     arrived = Counter((s.sop_instance_uid, s.transfer_syntax, s.dataset) for s in stores)
-    wanted = Counter((_uid(p), str(transfer_syntax(p)), dataset_bytes(p)) for p in files)
+    wanted = Counter((_uid(p), str(transfer_syntax(p)), wire_bytes(p)) for p in files)
     missing = [
-        p.name for p in files if arrived[_uid(p), str(transfer_syntax(p)), dataset_bytes(p)] == 0
+        p.name for p in files if arrived[_uid(p), str(transfer_syntax(p)), wire_bytes(p)] == 0
     ]
     assert not missing, f"not delivered byte for byte: {missing}"
     assert arrived == wanted

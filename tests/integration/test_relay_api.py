@@ -467,16 +467,24 @@ async def test_salt_answers_for_unknown_locators_and_is_stable(ctx: Ctx) -> None
     sent = await create_transfer(ctx)
     assert sent.code_lock is not None
     assert await salt(ctx, sent.locator) == sent.code_lock.salt
-    unknown = unused_locator(sent)
-    other = unused_locator(sent) + 1 if unused_locator(sent) + 1 != sent.locator else unknown + 2
+    unknown, other = [n for n in range(3) if n != sent.locator][:2]
     decoy = await salt(ctx, unknown)
     assert len(decoy) == len(sent.code_lock.salt) == 16
-    assert await salt(ctx, unknown) == decoy
+    assert await salt(ctx, unknown) == decoy  # stable, as a real transfer's salt is
     assert await salt(ctx, other) not in (decoy, sent.code_lock.salt)
-    # a transfer only gets its real salt once its locks are installed
+    # a transfer without locks answers like an unknown locator, until its locks are installed
     pending = await create_transfer(ctx, install=False, authorize=False)
-    first = await salt(ctx, pending.locator)
-    assert await salt(ctx, pending.locator) == first
+    placeholder = await salt(ctx, pending.locator)
+    assert await salt(ctx, pending.locator) == placeholder
+    r = await ctx.call(
+        "PUT",
+        f"/api/v1/transfers/{pending.transfer_id}/locks",
+        cred=ctx.er,
+        json={**await locks_body(pending), "authorization_token": pending.token},
+    )
+    assert r.status == 200
+    assert pending.code_lock is not None
+    assert await salt(ctx, pending.locator) == pending.code_lock.salt != placeholder
 
 
 # -- authorization ----------------------------------------------------------------------------
@@ -535,7 +543,7 @@ async def test_unknown_authorization_token_is_refused(ctx: Ctx) -> None:
 async def test_a_receiving_site_cannot_create_or_upload(ctx: Ctx) -> None:
     sent = await create_transfer(ctx)
     tid = sent.transfer_id
-    attempts = [
+    attempts: list[tuple[str, str, dict[str, Any]]] = [
         ("POST", "/api/v1/transfers", {"json": {"recipient": RECEIVER}}),
         ("PUT", f"/api/v1/transfers/{tid}/locks", {"json": {}}),
         ("POST", f"/api/v1/transfers/{tid}/reissue", {"json": {}}),
@@ -597,7 +605,7 @@ async def test_a_site_cannot_read_another_sites_transfer(ctx: Ctx) -> None:
     tid = sent.transfer_id
     nowhere = new_transfer_id()
 
-    as_sender = [
+    as_sender: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", "/api/v1/transfers/{}", {}),
         ("GET", "/api/v1/transfers/{}/objects", {}),
         ("GET", "/api/v1/transfers/{}/manifest", {}),
@@ -617,7 +625,7 @@ async def test_a_site_cannot_read_another_sites_transfer(ctx: Ctx) -> None:
             {"json": {**await locks_body(sent), "authorization_token": new_token()}},
         ),
     ]
-    as_receiver = [
+    as_receiver: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", "/api/v1/transfers/{}", {}),
         ("GET", "/api/v1/transfers/{}/objects", {}),
         ("GET", "/api/v1/transfers/{}/objects/0", {}),
@@ -639,7 +647,8 @@ async def test_a_site_cannot_read_another_sites_transfer(ctx: Ctx) -> None:
             assert r.problem == missing.problem  # indistinguishable from no transfer at all
 
     # the other trauma center's code space is its own: the locator means nothing to it
-    assert await salt(ctx, sent.locator, other_tc) != sent.code_lock.salt  # type: ignore[union-attr]
+    assert sent.code_lock is not None
+    assert await salt(ctx, sent.locator, other_tc) != sent.code_lock.salt
     proof = await code_proof(ctx, sent.code)
     assert (await redeem(ctx, sent.locator, proof, cred=other_tc)).problem == REFUSED
 

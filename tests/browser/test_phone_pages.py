@@ -1,0 +1,210 @@
+"""The phone page in real Chromium beyond the happy path: revoking before and after
+redemption, break-glass, zoom to 200 %, and a link that is incomplete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from phone_harness import (
+    PHONE,
+    decode_qr,
+    no_horizontal_overflow,
+    phone,
+    push_study,
+    snap,
+)
+from playwright.async_api import Browser, Page, expect
+from relay_harness import Relay, running_relay
+
+from receiving_site.redeem import RedeemRequest, redeem
+from relay.client import RelayClient, RelayRefused
+
+
+def _redeem(relay: Relay, root: Path, secret: str) -> RedeemRequest:
+    return RedeemRequest(
+        relay=relay.url,
+        credential=relay.receiver_credential,
+        state_dir=root / "tc",
+        secret=secret,
+        out=root / "out",
+    )
+
+
+async def _authorize_as_patient(page: Page, name: str = "Jane Example") -> None:
+    await page.locator("#role-patient").check()
+    await expect(page.locator("#relationship")).to_be_hidden()
+    await page.locator("#name").fill(name)
+    await page.locator("#consent").check()
+    await page.locator("#authorize-button").click()
+    await expect(page.locator("#code")).to_be_visible()
+
+
+@pytest.mark.asyncio
+async def test_revoke_before_redemption_stops_the_code(tmp_path: Path, browser: Browser) -> None:
+    async with running_relay(tmp_path / "relay") as relay:
+        ready, _ = await push_study(relay, tmp_path)
+        async with phone(browser) as (_, page):
+            await page.goto(ready.authorization_url)
+            await _authorize_as_patient(page)
+            await expect(page.locator("#timeline")).to_contain_text(
+                "Authorized by Jane Example, the patient"
+            )
+            await page.locator("#revoke-button").click()
+            await expect(page.locator("#revoke-confirm")).to_be_visible()
+            await expect(page.locator("#revoke-question")).to_contain_text("cannot be undone")
+            await page.locator("#revoke-no").click()  # changing one's mind changes nothing
+            await expect(page.locator("#revoke-confirm")).to_be_hidden()
+            await page.locator("#revoke-button").click()
+            await snap(page, "10-revoke-confirm.png")
+            await page.locator("#revoke-yes").click()
+            await expect(page.locator("#state-text")).to_contain_text("was cancelled")
+            await expect(page.locator("#timeline")).to_contain_text("Cancelled on")
+            await expect(page.locator("#code")).to_be_hidden()
+            await expect(page.locator("#revoke")).to_be_hidden()
+            await snap(page, "11-revoked.png")
+            await page.reload()
+            await expect(page.locator("#state-text")).to_contain_text("was cancelled")
+        with pytest.raises(RelayRefused) as refusal:
+            await redeem(_redeem(relay, tmp_path, ready.code), lambda _: None)
+        assert refusal.value.code == "code-not-accepted"
+        async with RelayClient(relay.url, relay.sender_credential) as er:
+            assert (await er.status(ready.transfer_id))["state"] == "revoked"
+
+
+@pytest.mark.asyncio
+async def test_revoke_after_redemption_is_refused_in_plain_words(
+    tmp_path: Path, browser: Browser
+) -> None:
+    async with running_relay(tmp_path / "relay") as relay:
+        ready, _ = await push_study(relay, tmp_path)
+        async with phone(browser) as (_, page):
+            await page.goto(ready.authorization_url)
+            await _authorize_as_patient(page)
+            # The trauma center takes it while the phone still shows the code.
+            await redeem(_redeem(relay, tmp_path, ready.code), lambda _: None)
+            await page.locator("#revoke-button").click()
+            await page.locator("#revoke-yes").click()
+            message = "The trauma center has already taken the images"
+            await expect(page.locator("#state-text")).to_contain_text(message)
+            await expect(page.locator("#state-text")).to_contain_text("can no longer be cancelled")
+            await expect(page.locator("#timeline")).to_contain_text("Taken by County Level I")
+            await expect(page.locator("#revoke")).to_be_hidden()
+            await snap(page, "12-revoke-refused.png")
+        async with RelayClient(relay.url, relay.sender_credential) as er:
+            assert (await er.status(ready.transfer_id))["state"] == "delivered"
+
+
+@pytest.mark.asyncio
+async def test_break_glass_is_shown_on_the_phone(tmp_path: Path, browser: Browser) -> None:
+    async with running_relay(tmp_path / "relay") as relay:
+        ready, _ = await push_study(
+            relay,
+            tmp_path,
+            break_glass_reason="Unconscious after a car crash; no family reachable yet.",
+            clinician="Dr. Rivera",
+        )
+        assert ready.break_glass
+        async with phone(browser) as (_, page):
+            await page.goto(ready.authorization_url)
+            await expect(page.locator("#break-glass")).to_be_visible()
+            await expect(page.locator("#break-glass")).to_contain_text("break-glass")
+            await expect(page.locator("#timeline")).to_contain_text(
+                "Authorized by a doctor in an emergency (break-glass)"
+            )
+            await expect(page.locator("#authorize")).to_be_hidden()  # nothing left to agree to
+            await expect(page.locator("#code")).to_be_visible()
+            assert decode_qr(await page.locator("#qr").screenshot()) == [ready.capability]
+            await snap(page, "20-break-glass.png")
+        result = await redeem(_redeem(relay, tmp_path, ready.code), lambda _: None)
+        assert result.break_glass
+        async with RelayClient(relay.url, relay.sender_credential) as er:
+            status = await er.status(ready.transfer_id)
+        assert status["break_glass"] is True
+        assert status["authorized_by"] == "break_glass"
+
+
+async def _zoomed_views(page: Page, url: str, prefix: str) -> None:
+    await page.goto(url)
+    await expect(page.locator("#authorize")).to_be_visible()
+    await page.locator("#role-family").check()
+    await expect(page.locator("#relationship")).to_be_visible()
+    assert await no_horizontal_overflow(page)
+    await snap(page, f"{prefix}-form.png")
+    await page.locator("#relationship").select_option("parent")
+    await page.locator("#name").fill("Maximiliana Featherstonehaugh-Cholmondeley")
+    await page.locator("#consent").check()
+    await page.locator("#authorize-button").click()
+    await expect(page.locator("#code")).to_be_visible()
+    assert await no_horizontal_overflow(page)
+    await snap(page, f"{prefix}-code.png")
+
+
+@pytest.mark.asyncio
+async def test_readable_at_200_percent_zoom(tmp_path: Path, browser: Browser) -> None:
+    async with running_relay(tmp_path / "relay") as relay:
+        # Page zoom 200 % on a 360 x 640 phone lays out like a 180 x 320 viewport.
+        first, _ = await push_study(relay, tmp_path / "one")
+        half = {"width": PHONE["width"] // 2, "height": PHONE["height"] // 2}
+        async with phone(browser, viewport=half, device_scale_factor=4) as (_, page):
+            await _zoomed_views(page, first.authorization_url, "30-zoom-200")
+
+        # Text zoom 200 % (the phone's font size setting) on the full 360 x 640 screen.
+        second, _ = await push_study(relay, tmp_path / "two")
+        async with phone(browser) as (context, page):
+            await context.add_init_script(
+                "document.addEventListener('DOMContentLoaded', () => {"
+                " document.documentElement.style.fontSize = '200%'; })"
+            )
+            await _zoomed_views(page, second.authorization_url, "31-text-zoom-200")
+            size = await page.evaluate(
+                "() => getComputedStyle(document.querySelector('#code-text')).fontSize"
+            )
+            assert float(size.removesuffix("px")) >= 60  # 2 rem at a 32 px root
+
+            # Every control is a large touch target.
+            for selector in ("#revoke-button", "#refresh"):
+                box = await page.locator(selector).bounding_box()
+                assert box is not None
+                assert box["height"] >= 44
+
+
+@pytest.mark.asyncio
+async def test_touch_targets_and_labels(tmp_path: Path, browser: Browser) -> None:
+    async with running_relay(tmp_path / "relay") as relay:
+        ready, _ = await push_study(relay, tmp_path)
+        async with phone(browser) as (_, page):
+            await page.goto(ready.authorization_url)
+            await page.locator("#role-family").check()
+            for selector in (
+                "label[for=role-patient]",
+                "label[for=role-family]",
+                "#relationship",
+                "#name",
+                "label[for=consent]",
+                "#authorize-button",
+            ):
+                box = await page.locator(selector).bounding_box()
+                assert box is not None, selector
+                assert box["height"] >= 44, selector
+            unlabeled = await page.evaluate(
+                "() => [...document.querySelectorAll('input, select')]"
+                ".filter(e => !(e.labels && e.labels.length)).map(e => e.id)"
+            )
+            assert unlabeled == []
+
+
+@pytest.mark.asyncio
+async def test_an_incomplete_link_explains_itself(tmp_path: Path, browser: Browser) -> None:
+    async with running_relay(tmp_path / "relay") as relay:
+        ready, _ = await push_study(relay, tmp_path)
+        token_only = ready.authorization_url.rsplit(".", 1)[0]
+        async with phone(browser) as (_, page):
+            await page.goto(token_only)
+            await expect(page.locator("#problem")).to_be_visible()
+            await expect(page.locator("#problem-text")).to_contain_text("This link is incomplete")
+            await expect(page.locator("#authorize")).to_be_hidden()
+            # A wrong key cannot open what was sealed for the phone.
+            await page.goto(ready.authorization_url[:-4] + "AAAA")
+            await expect(page.locator("#problem-text")).to_contain_text("does not fit")
+            await snap(page, "40-bad-link.png")
