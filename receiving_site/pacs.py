@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 from pynetdicom import AE, _config
@@ -64,6 +66,7 @@ def store_to_pacs(staged: list[StagedObject], pacs: PacsAddress) -> int:
             f"The PACS {pacs.ae_title} at {pacs.host}:{pacs.port} {why}. Check its AE title, "
             "address and port, and that it accepts this system; nothing was stored."
         )
+    _no_delay(assoc)
     stored = 0
     try:
         accepted = {(c.abstract_syntax, c.transfer_syntax[0]) for c in assoc.accepted_contexts}
@@ -90,6 +93,14 @@ def store_to_pacs(staged: list[StagedObject], pacs: PacsAddress) -> int:
     finally:
         assoc.release()
     return stored
+
+
+def _no_delay(assoc: Any) -> None:
+    """Send each DIMSE message at once. pynetdicom leaves Nagle's algorithm on, and with the
+    peer's delayed ACK every C-STORE then waits ~40 ms: minutes on a 3,000-image pan-scan."""
+    sock = getattr(getattr(assoc.dul, "socket", None), "socket", None)
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _wire_file(item: StagedObject) -> Path:

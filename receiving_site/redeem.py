@@ -177,6 +177,13 @@ async def redeem(req: RedeemRequest, on_event: Callable[[RedeemEvent], None]) ->
                         on_event(Progress(len(staged), len(reader.entries), reader.closed))
                 if reader.closed:
                     break
+                if page["closed"] and not page["records"]:
+                    # The relay says the sender closed the manifest, yet no closing record
+                    # authenticates: records were dropped.
+                    raise errors.VerificationFailed(
+                        "The transfer's list of images is cut short (its closing record is "
+                        "missing). Nothing was stored in the PACS. Call the sending hospital."
+                    )
                 if loop.time() > deadline:
                     raise errors.UploadUnfinished(
                         f"The sending hospital has not finished uploading ({len(staged)} images "

@@ -19,7 +19,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from receiving_site import errors
-from relay.client import RelayClient, RelayUnreachable
+from relay.client import RelayClient, RelayRefused, RelayUnreachable
 from transfer_codes.errors import TransferCodeError
 from transfer_codes.manifest import ManifestEntry, StudySummary
 from transfer_codes.sealed import ObjectOpener
@@ -67,6 +67,13 @@ async def stage_object(
                 if attempts > RETRIES:
                     raise
                 await asyncio.sleep(min(2**attempts * 0.25, 5))
+            except RelayRefused as e:
+                # The manifest lists only objects the relay acknowledged as complete.
+                raise errors.VerificationFailed(
+                    f"Image {entry.index + 1} is listed in the transfer, but the relay cannot "
+                    f"provide it ({e.detail}). Nothing was stored in the PACS. Call the "
+                    "sending hospital."
+                ) from e
             except TransferCodeError as e:
                 raise errors.VerificationFailed(
                     f"Image {entry.index + 1} failed verification ({e}). Nothing was stored in "

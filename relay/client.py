@@ -99,7 +99,8 @@ class RelayClient:
                     await _raise_problem(response)
                 async for block in response.content.iter_chunked(256 * 1024):
                     yield block
-        except (aiohttp.ClientConnectionError, TimeoutError) as e:
+        # A body cut short (ClientPayloadError) is a lost connection too: the caller resumes.
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as e:
             raise RelayUnreachable(
                 f"The connection to the relay at {self.base_url} was lost ({type(e).__name__})."
             ) from e

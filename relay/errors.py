@@ -132,6 +132,14 @@ class ObjectIncomplete(RelayError):
     code = "object-incomplete"
 
 
+class StoredObjectDamaged(RelayError):
+    """The relay's stored copy of that object is damaged or missing. Ask the sending hospital to
+    send the study again."""
+
+    status = 500
+    code = "stored-object-damaged"
+
+
 class IntegrityError(RelayError):
     """The uploaded bytes do not match their declared size or checksum; upload the object again."""
 

@@ -1,12 +1,14 @@
 """Gather the instances of a study from files, folders and DICOMDIR media, validating each.
 
-Every file is parsed with pydicom (never by hand). Non-DICOM files are skipped and listed, not
-fatal; damaged DICOM files are listed with the reason. Nothing here touches the network.
+Every file is parsed with pydicom (never by hand). Non-DICOM and empty files are skipped and
+listed, not fatal; a damaged DICOM file stops the collection with the reason, since a study
+missing an image must not travel as if complete. Nothing here touches the network.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,7 +92,13 @@ def read_instance(path: Path) -> Instance:
     size = path.stat().st_size
     if size == 0:
         raise ValueError("the file is empty")
-    ds = pydicom.dcmread(path)
+    with warnings.catch_warnings(record=True) as caught:  # reasons here, not noise on stderr
+        warnings.simplefilter("always")
+        ds = pydicom.dcmread(path)
+    for warning in caught:
+        if "End of file reached" in str(warning.message):
+            # pydicom keeps what it read of a cut undefined-length element, and may drop more.
+            raise ValueError("the file is cut off before its end")
     meta = ds.file_meta
     if "TransferSyntaxUID" not in meta or "MediaStorageSOPInstanceUID" not in meta:
         raise ValueError("the file has no DICOM file meta information")
@@ -126,8 +134,14 @@ def _dicomdir_files(path: Path) -> list[Path]:
     (CVE-2026-32711); we check again, so an older or patched copy cannot walk out."""
     root = path.parent.resolve()
     try:
-        fileset = FileSet(pydicom.dcmread(path))
-    except (InvalidDicomError, ValueError, KeyError, AttributeError) as e:
+        directory = pydicom.dcmread(path)
+        try:
+            fileset = FileSet(directory)
+        except PermissionError as e:  # pydicom >= 3.0.2: a file ID outside the root
+            raise errors.UnsafeMedia(
+                f"The DICOMDIR at {path} points outside its disc; nothing on that disc was read."
+            ) from e
+    except (InvalidDicomError, ValueError, KeyError, AttributeError, OSError) as e:
         raise errors.UnsafeMedia(
             f"The DICOMDIR at {path} could not be used ({e}); nothing on that disc was read."
         ) from e
@@ -169,26 +183,36 @@ def _candidates(paths: list[Path]) -> list[Path]:
 def collect(paths: list[Path]) -> Collection:
     """Every valid instance under `paths` (one per SOP Instance UID), plus what was skipped.
 
-    Raises `NoDicomFound` if nothing valid remains and `MixedPatients` if the instances do not
-    all belong to one patient."""
+    Raises `DamagedDicom` if any DICOM file is damaged, `NoDicomFound` if nothing valid
+    remains and `MixedPatients` if the instances do not all belong to one patient."""
     result = Collection()
+    damaged: list[tuple[Path, str]] = []
     seen: set[str] = set()
     for path in _candidates(paths):
         if path.name.upper() == "DICOMDIR":
             continue
         try:
+            if path.stat().st_size == 0:
+                result.skipped.append((path, "an empty file"))
+                continue
             instance = read_instance(path)
         except InvalidDicomError:
             result.skipped.append((path, "not a DICOM file"))
             continue
         except (ValueError, EOFError, OSError, KeyError, TypeError, AttributeError) as e:
-            result.skipped.append((path, f"damaged DICOM file: {e}"))
+            damaged.append((path, str(e)))
             continue
         if instance.sop_instance_uid in seen:
             result.skipped.append((path, "the same image appears twice; sent once"))
             continue
         seen.add(instance.sop_instance_uid)
         result.instances.append(instance)
+    if damaged:
+        listing = "; ".join(f"{p.name}: {why}" for p, why in damaged[:10])
+        raise errors.DamagedDicom(
+            f"{len(damaged)} DICOM file(s) are damaged ({listing}). Nothing was sent: copy the "
+            "study again from the PACS or the disc, and try again."
+        )
     if not result.instances:
         listing = "; ".join(f"{p.name}: {why}" for p, why in result.skipped[:10])
         raise errors.NoDicomFound(

@@ -18,6 +18,11 @@ class NoDicomFound(SendingError):
     """No DICOM images were found in what you gave. Check the folder or disc and try again."""
 
 
+class DamagedDicom(SendingError):
+    """Some DICOM files are damaged (cut off or unreadable), so the study would arrive incomplete.
+    Nothing was sent: copy the study again from the PACS or the disc, and try again."""
+
+
 class MixedPatients(SendingError):
     """These files belong to more than one patient. One transfer carries one patient: send each
     patient's images separately."""

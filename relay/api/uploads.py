@@ -173,6 +173,9 @@ async def download(request: web.Request) -> web.StreamResponse:
             remote=remote(request),
             index=index,
         )
+    if await request.app[OBJECTS].size(transfer_id, index) != status.size:
+        # Refuse up front: a short file would break the promised Content-Length mid-body.
+        raise errors.StoredObjectDamaged()
     start = 0
     range_header = request.headers.get("Range", "")
     if range_header:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -114,26 +115,45 @@ def run_cli(
 
 
 def start_cli(
-    args: Sequence[str], *, cwd: Path, credential: str | None = None
+    args: Sequence[str], *, cwd: Path, credential: str | None = None, stdin: str = ""
 ) -> subprocess.Popen[str]:
-    """Start `trauma-relay ARGS` in the background (stdin closed, output piped)."""
-    return subprocess.Popen(
+    """Start `trauma-relay ARGS` in the background with `stdin` written (the pipe stays open
+    until `finish_cli`), output piped."""
+    proc = subprocess.Popen(
         [trauma_relay_executable(), *args],
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=cwd,
         env=cli_environment(credential),
     )
+    assert proc.stdin is not None
+    proc.stdin.write(stdin)
+    proc.stdin.flush()
+    return proc
 
 
 def finish_cli(proc: subprocess.Popen[str], timeout: float = CLI_TIMEOUT) -> CliRun:
-    """Wait for a background run and collect its output."""
-    stdout, stderr = proc.communicate(timeout=timeout)
+    """Wait for a background run and collect the rest of its output."""
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    finally:
+        stop_cli(proc)
     args = proc.args
     assert isinstance(args, list)
     return CliRun(tuple(str(a) for a in args[1:]), proc.returncode, stdout, stderr)
+
+
+def stop_cli(proc: subprocess.Popen[str]) -> None:
+    """Make sure a background run is gone (after a failed assertion, say) and its pipes closed."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGCONT)  # in case a test stopped it
+        proc.kill()
+        proc.wait()
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 def post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -163,11 +183,9 @@ class E2ERelay:
         self.receiver_credential = self._add_site(RECEIVER, "receiving", "County Trauma")
 
     def _add_site(self, name: str, role: str, display: str) -> str:
-        run = run_cli(
-            ["site", "add", name, "--role", role, "--display-name", display]
-            + ["--data", str(self.data_dir), "--json"],
-            cwd=self.root,
-        ).ok()
+        args = ["site", "add", name, "--role", role, "--display-name", display]
+        args += ["--data", str(self.data_dir), "--json"]
+        run = run_cli(args, cwd=self.root).ok()
         body = run.json()
         assert (body["name"], body["role"]) == (name, role)
         credential: str = body["credential"]

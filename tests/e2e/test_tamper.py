@@ -190,5 +190,6 @@ def test_tampered_transfer_is_refused_and_nothing_reaches_the_pacs(
 
     run.failed()
     assert "Nothing was stored" in run.message, run.describe()
+    assert "Call the sending hospital" in run.message, run.describe()
     assert storage_scp.stores == []
     assert storage_scp.received == {}

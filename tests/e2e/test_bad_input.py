@@ -1,0 +1,197 @@
+"""Acceptance: bad input. Each case gives a clear message on stderr and a non-zero exit status,
+and leaves nothing half-done that could be redeemed (no transfer on the relay, nothing in the
+PACS); non-DICOM files beside a study are skipped and listed instead."""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import warnings
+from pathlib import Path
+
+import pydicom
+import pytest
+from dicom_corpus import transfer_syntax, valid_part10_images
+from peers.ports import free_port
+from peers.storage_scp import RecordingStorageSCP
+from pydicom.fileset import FileSet
+
+from e2e.harness import CliRun, E2ERelay, assert_identical_in_scp, pacs_address, run_cli
+from sending_site.synthetic import make_ct_study
+
+PIXEL_DATA = 0x7FE00010
+
+
+def _refused_push(relay: E2ERelay, paths: list[Path], workdir: Path, *phrases: str) -> CliRun:
+    """Push `paths`; it must fail saying `phrases`, with no transfer created and no record of
+    one kept at the sending site."""
+    before = relay.transfer_count()
+    run = relay.push(paths, workdir=workdir).failed()
+    for phrase in phrases:
+        assert phrase in run.message, run.describe()
+    assert relay.transfer_count() == before
+    journals = workdir / "er-state" / "sending"
+    assert not journals.exists() or list(journals.iterdir()) == []
+    return run
+
+
+def test_zero_byte_file(relay: E2ERelay, tmp_path: Path) -> None:
+    empty = tmp_path / "IM0001.dcm"
+    empty.touch()
+    _refused_push(relay, [empty], tmp_path, "No DICOM images", "IM0001.dcm", "empty")
+
+
+def test_synthetic_file_cut_inside_its_pixel_data(relay: E2ERelay, tmp_path: Path) -> None:
+    (path,) = make_ct_study(tmp_path / "study", 1)
+    ds = pydicom.dcmread(path)
+    pixels = ds.get_item(PIXEL_DATA)
+    cut = pixels.value_tell + pixels.length // 2
+    path.write_bytes(path.read_bytes()[:cut])
+    _refused_push(relay, [path], tmp_path, "CT000001.dcm", "cut off")
+
+
+def test_jpeg2000_file_cut_inside_its_encapsulated_pixel_data(
+    relay: E2ERelay, tmp_path: Path
+) -> None:
+    original = next(p for p in valid_part10_images() if "JPEG 2000" in transfer_syntax(p).name)
+    pixels = pydicom.dcmread(original).get_item(PIXEL_DATA)
+    assert pixels.length == 0xFFFFFFFF  # encapsulated: undefined length, fragments
+    data = original.read_bytes()
+    cut = tmp_path / "j2k.dcm"
+    cut.write_bytes(data[: pixels.value_tell + (len(data) - pixels.value_tell) // 2])
+    _refused_push(relay, [cut], tmp_path, "j2k.dcm", "cut off")
+
+
+def test_a_damaged_file_in_a_study_stops_the_push(relay: E2ERelay, tmp_path: Path) -> None:
+    """A study missing a slice must not travel as if complete (a reason scans are repeated)."""
+    files = make_ct_study(tmp_path / "study", 5)
+    files[2].write_bytes(files[2].read_bytes()[:-3000])
+    _refused_push(relay, [tmp_path / "study"], tmp_path, "CT000003.dcm", "damaged")
+
+
+def test_non_dicom_file_alone(relay: E2ERelay, tmp_path: Path) -> None:
+    notes = tmp_path / "README.TXT"
+    notes.write_text("Burned by ACME PACS 4.2\n")
+    _refused_push(relay, [notes], tmp_path, "No DICOM images", "README.TXT", "not a DICOM file")
+
+
+def test_non_dicom_files_beside_a_study_are_skipped_and_listed(
+    relay: E2ERelay, storage_scp: RecordingStorageSCP, tmp_path: Path
+) -> None:
+    files = make_ct_study(tmp_path / "disc" / "images", 3)
+    (tmp_path / "disc" / "README.TXT").write_text("Burned by ACME PACS 4.2\n")
+    (tmp_path / "disc" / "viewer.exe").write_bytes(b"MZ\x90\x00" + bytes(600))
+
+    pushed, redeemed = relay.send(
+        [tmp_path / "disc"], workdir=tmp_path / "sites", pacs=pacs_address(storage_scp)
+    )
+
+    assert pushed["instances"] == redeemed["instances"] == 3
+    skipped = {Path(s["path"]).name: s["reason"] for s in pushed["skipped"]}
+    assert skipped == {"README.TXT": "not a DICOM file", "viewer.exe": "not a DICOM file"}
+    assert_identical_in_scp(storage_scp, files)
+
+
+def _disc_escaping_its_root(tmp_path: Path) -> Path:
+    """A disc whose DICOMDIR names `../OUTSIDE0000000/DIR00000/IM000000`, where a DICOM file
+    (of the same patient) waits to be picked up."""
+    files = make_ct_study(tmp_path / "source", 2)
+    disc = tmp_path / "disc"
+    with warnings.catch_warnings():
+        # FileSet keeps a TemporaryDirectory it never cleans up; let it go quietly.
+        warnings.simplefilter("ignore", ResourceWarning)
+        fileset = FileSet()
+        for path in files:
+            fileset.add(path)
+        fileset.write(disc)
+        del fileset
+        gc.collect()
+    dicomdir = pydicom.dcmread(disc / "DICOMDIR")
+    record = next(r for r in dicomdir.DirectoryRecordSequence if "ReferencedFileID" in r)
+    # Same encoded length as the original ID, so the record offsets in the file stay right.
+    assert len("\\".join(record.ReferencedFileID)) == 35
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Invalid value for VR CS: '..'", UserWarning)
+        record.ReferencedFileID = ["..", "OUTSIDE0000000", "DIR00000", "IM000000"]
+        dicomdir.save_as(disc / "DICOMDIR")
+    outside = tmp_path / "OUTSIDE0000000" / "DIR00000"
+    outside.mkdir(parents=True)
+    shutil.copyfile(files[0], outside / "IM000000")
+    return disc
+
+
+@pytest.mark.parametrize("given", ["folder", "dicomdir"])
+def test_dicomdir_pointing_outside_its_root(relay: E2ERelay, tmp_path: Path, given: str) -> None:
+    disc = _disc_escaping_its_root(tmp_path)
+    target = disc if given == "folder" else disc / "DICOMDIR"
+    _refused_push(relay, [target], tmp_path, "DICOMDIR", "outside")
+
+
+def test_mixed_patients(relay: E2ERelay, tmp_path: Path) -> None:
+    make_ct_study(tmp_path / "a", 2, seed=1, patient_name="DOE^JANE", patient_id="ER-1")
+    make_ct_study(tmp_path / "b", 2, seed=2, patient_name="ROE^RICHARD", patient_id="ER-2")
+    _refused_push(relay, [tmp_path / "a", tmp_path / "b"], tmp_path, "2 different patients")
+
+
+def test_push_to_an_unreachable_relay(relay: E2ERelay, tmp_path: Path) -> None:
+    make_ct_study(tmp_path / "study", 2)
+    closed = f"http://127.0.0.1:{free_port()}"
+    run = relay.push([tmp_path / "study"], workdir=tmp_path, relay_url=closed).failed()
+    assert "could not be reached" in run.message
+    assert closed in run.message
+    assert not (tmp_path / "er-state" / "sending").exists() or not any(
+        (tmp_path / "er-state" / "sending").iterdir()
+    )
+
+
+def test_redeem_from_an_unreachable_relay(relay: E2ERelay, tmp_path: Path) -> None:
+    make_ct_study(tmp_path / "study", 2)
+    pushed = relay.push([tmp_path / "study"], workdir=tmp_path).ok().json()
+    relay.authorize(pushed)
+    args = relay.redeem_args(state=tmp_path / "tc-state", out=tmp_path / "inbox")
+    args[args.index(relay.url)] = f"http://127.0.0.1:{free_port()}"
+    run = run_cli(
+        args, cwd=tmp_path, credential=relay.receiver_credential, stdin=pushed["code"] + "\n"
+    ).failed()
+    assert "could not be reached" in run.message
+    # The code was never spent: it still works against the real relay.
+    relay.redeem(pushed["code"], workdir=tmp_path, out=tmp_path / "inbox").ok()
+
+
+@pytest.mark.parametrize("pacs", ["refuses-association", "wrong-called-ae-title", "closed-port"])
+def test_pacs_that_refuses_or_is_unreachable(
+    relay: E2ERelay, storage_scp: RecordingStorageSCP, tmp_path: Path, pacs: str
+) -> None:
+    files = make_ct_study(tmp_path / "study", 3)
+    pushed = relay.push([tmp_path / "study"], workdir=tmp_path).ok().json()
+    relay.authorize(pushed)
+
+    if pacs == "refuses-association":
+        refusing = RecordingStorageSCP(refuse_association=True)
+    else:
+        refusing = RecordingStorageSCP(require_called_ae_title=True)
+    with refusing:
+        if pacs == "closed-port":
+            address = f"PACS@127.0.0.1:{free_port()}"
+        elif pacs == "wrong-called-ae-title":
+            address = f"SOMEONE-ELSE@127.0.0.1:{refusing.port}"
+        else:
+            address = pacs_address(refusing)
+        run = relay.redeem(pushed["code"], workdir=tmp_path, pacs=address).failed()
+        assert refusing.stores == []
+        if pacs != "closed-port":
+            assert refusing.rejected_associations == 1
+    assert "nothing was stored" in run.message.lower(), run.describe()
+    want = "could not be reached" if pacs == "closed-port" else "refused the association"
+    assert want in run.message
+
+    # The code is spent, but the verified study waits at the trauma center: the same command
+    # with --resume delivers it once the PACS is fixed.
+    resumed = relay.redeem_args(state=tmp_path / "tc-state", pacs=pacs_address(storage_scp))
+    again = run_cli(
+        [*resumed, "--resume", pushed["transfer_id"]],
+        cwd=tmp_path,
+        credential=relay.receiver_credential,
+    ).ok()
+    assert again.json()["instances"] == 3
+    assert_identical_in_scp(storage_scp, files)

@@ -1,0 +1,106 @@
+"""Acceptance: SIGKILL the relay process in the middle of an upload and restart it; running the
+same push command again resumes the transfer, no chunk the relay had acknowledged is lost, and
+the study arrives intact."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from pathlib import Path
+
+from peers.storage_scp import RecordingStorageSCP
+
+from e2e.harness import (
+    E2ERelay,
+    assert_identical_in_scp,
+    finish_cli,
+    pacs_address,
+    run_cli,
+    start_cli,
+)
+from sending_site.synthetic import make_ct_study
+
+# 96 slices of 512 x 512 (48 MiB): a few seconds of upload, so the kill lands mid-way.
+INSTANCES = 96
+KILL_AFTER_COMPLETE = 6  # objects the relay has acknowledged before we kill it
+WAIT_SECONDS = 60.0
+
+Holding = dict[int, tuple[int, int, int | None, str | None]]  # idx: offset, complete, size, sha
+
+
+def _holdings(relay: E2ERelay, transfer_id: str) -> Holding:
+    rows = relay.query(
+        "SELECT idx, durable_offset, complete, size, sha256 FROM objects WHERE transfer_id = ?",
+        transfer_id,
+    )
+    return {int(i): (int(o), int(c), s, h) for i, o, c, s, h in rows}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_push_resumes_after_the_relay_is_killed_mid_upload(
+    fresh_relay: E2ERelay, storage_scp: RecordingStorageSCP, tmp_path: Path
+) -> None:
+    relay = fresh_relay
+    files = make_ct_study(tmp_path / "study", INSTANCES, rows=512, columns=512, seed=11)
+    push_args = relay.push_args([tmp_path / "study"], state=tmp_path / "er-state", extra=["--json"])
+
+    push = start_cli(push_args, cwd=tmp_path, credential=relay.sender_credential)
+    try:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            rows = relay.query("SELECT id FROM transfers")
+            if rows:
+                (transfer_id,) = rows[0]
+                held = _holdings(relay, transfer_id)
+                if sum(c for _, c, _, _ in held.values()) >= KILL_AFTER_COMPLETE:
+                    break
+            assert push.poll() is None, "the push ended before the relay could be killed"
+            assert time.monotonic() < deadline, "the upload did not start"
+            time.sleep(0.005)
+        acknowledged = _holdings(relay, transfer_id)  # all of this was acknowledged durable
+        relay.process.kill()
+    finally:
+        interrupted = finish_cli(push)
+
+    interrupted.failed()
+    assert "could not be reached" in interrupted.message
+    assert "run the same command again" in interrupted.message
+    complete_before = {i for i, (_, c, _, _) in acknowledged.items() if c}
+    assert len(complete_before) < INSTANCES, "the kill came after the upload"
+
+    log_mark = relay.log_file.stat().st_size
+    relay.start()
+
+    after = _holdings(relay, transfer_id)
+    for index, (offset, complete, size, sha) in acknowledged.items():
+        path = relay.object_path(transfer_id, index)
+        if complete:
+            assert after[index] == (offset, 1, size, sha), f"object {index} lost completion"
+            assert path.stat().st_size == size
+            assert _sha256(path) == sha, f"object {index} changed on disk"
+        else:
+            assert after[index][0] >= offset, f"object {index} lost acknowledged bytes"
+            assert path.stat().st_size >= offset
+
+    resumed_run = run_cli(push_args, cwd=tmp_path, credential=relay.sender_credential).ok()
+    resumed = resumed_run.json()
+    assert resumed["resumed"] is True
+    assert resumed["transfer_id"] == transfer_id
+    assert resumed["instances"] == INSTANCES
+
+    # The resumed push sent only what the relay did not hold.
+    log = relay.log_file.read_bytes()[log_mark:].decode(errors="replace")
+    patched = {
+        int(m) for m in re.findall(rf"PATCH /api/v1/transfers/{transfer_id}/objects/(\d+)", log)
+    }
+    assert patched, "the resumed push uploaded nothing"
+    assert not patched & complete_before
+
+    relay.authorize(resumed)
+    redeemed = relay.redeem(resumed["code"], workdir=tmp_path, pacs=pacs_address(storage_scp))
+    assert redeemed.ok().json()["instances"] == INSTANCES
+    assert_identical_in_scp(storage_scp, files)
