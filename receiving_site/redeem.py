@@ -26,10 +26,11 @@ from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.errors import ManifestError
 from transfer_codes.keys import stretch_capability, stretch_code, unwrap
-from transfer_codes.manifest import ManifestReader
+from transfer_codes.manifest import ManifestEntry, ManifestReader
 from transfer_codes.tokens import is_transfer_id
 
 WAIT_SECONDS = 20
+PARALLEL_DOWNLOADS = 4
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,14 @@ async def redeem(req: RedeemRequest, on_event: Callable[[RedeemEvent], None]) ->
         next_seq = 0
         loop = asyncio.get_running_loop()
         deadline = loop.time() + req.give_up_after
+        limit = asyncio.Semaphore(PARALLEL_DOWNLOADS)
+
+        async def stage(entry: ManifestEntry) -> None:
+            async with limit:
+                item = await staging.stage_object(client, transfer_id, data_key, entry, folder)
+            staged[entry.index] = item
+            on_event(Progress(len(staged), len(reader.entries), reader.closed))
+
         try:
             while True:
                 page = await client.request(
@@ -169,12 +178,17 @@ async def redeem(req: RedeemRequest, on_event: Callable[[RedeemEvent], None]) ->
                 for item in page["records"]:
                     reader.add(int(item["seq"]), base64.b64decode(str(item["record"])))
                     next_seq = int(item["seq"]) + 1
-                for index, entry in sorted(reader.entries.items()):
-                    if index not in staged:
-                        staged[index] = await staging.stage_object(
-                            client, transfer_id, data_key, entry, folder
-                        )
-                        on_event(Progress(len(staged), len(reader.entries), reader.closed))
+                tasks = [
+                    asyncio.create_task(stage(entry))
+                    for index, entry in sorted(reader.entries.items())
+                    if index not in staged
+                ]
+                try:
+                    await asyncio.gather(*tasks)
+                finally:  # the first failure stops the others
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
                 if reader.closed:
                     break
                 if page["closed"] and not page["records"]:

@@ -169,26 +169,30 @@ class _Uploader:
                 segments = _segments(
                     _ciphertext(f, self.data_key, self.transfer_id, index, plain_hash)
                 )
-                while True:
-                    segment = await asyncio.to_thread(next, segments, None)
-                    if segment is None:
-                        break
+                completed_by_patch = False
+                segment = await asyncio.to_thread(next, segments, None)
+                while segment is not None:
+                    # Read one ahead, so the last PATCH can also complete the object.
+                    following = await asyncio.to_thread(next, segments, None)
                     cipher_hash.update(segment)
                     end = position + len(segment)
                     if not complete and end > held:
                         skip = max(0, held - position)
+                        headers = {"Upload-Offset": str(position + skip)}
+                        if following is None:
+                            headers["Upload-Length"] = str(end)
+                            headers["Upload-SHA256"] = cipher_hash.hexdigest()
+                            completed_by_patch = True
                         await self.client.request(
-                            "PATCH",
-                            base,
-                            data=segment[skip:],
-                            headers={"Upload-Offset": str(position + skip)},
+                            "PATCH", base, data=segment[skip:], headers=headers
                         )
                     position = end
+                    segment = following
                 if f.tell() != instance.size:
                     raise errors.SendingError(
                         f"{instance.path} changed while it was being sent; send the study again."
                     )
-            if not complete:
+            if not complete and not completed_by_patch:
                 await self.client.request(
                     "POST",
                     base + "/complete",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -64,7 +65,7 @@ async def holdings(request: web.Request) -> web.Response:
     async with request.app[METADATA].transaction() as tx:
         t = await _readable_transfer(tx, site, transfer_id, now)
         objects = await tx.object_statuses(t.id)
-        records = await tx.manifest_records(t.id, 0, 1_000_000)
+        records = await tx.manifest_count(t.id)
         closed = await tx.manifest_closed(t.id)
     return web.json_response(
         {
@@ -72,14 +73,29 @@ async def holdings(request: web.Request) -> web.Response:
                 {"index": o.index, "offset": o.durable_offset, "complete": o.complete}
                 for o in objects
             ],
-            "manifest_records": len(records),
+            "manifest_records": records,
             "manifest_closed": closed,
         }
     )
 
 
+def _completion(request: web.Request) -> tuple[int, str] | None:
+    """`Upload-Length` and `Upload-SHA256` on a PATCH: this PATCH ends the object, whose whole
+    sealed form has that size and digest (saves a separate `complete` round trip)."""
+    length = request.headers.get("Upload-Length")
+    digest = request.headers.get("Upload-SHA256")
+    if length is None and digest is None:
+        return None
+    if not (length and bodies.is_small_number(length, 18) and digest and len(digest) == 64):
+        raise errors.BadRequest("Upload-Length and Upload-SHA256 must be given together.")
+    return int(length), digest.lower()
+
+
 @routes.patch("/api/v1/transfers/{transfer_id}/objects/{index}")
 async def append(request: web.Request) -> web.Response:
+    """Append sealed bytes at `Upload-Offset`; acknowledged only once durable. With
+    `Upload-Length` and `Upload-SHA256`, the PATCH that reaches that length also completes the
+    object after checking the digest of everything stored."""
     site = await require_site(request, "sending")
     transfer_id = bodies.transfer_id(request)
     index = bodies.object_index(request)
@@ -87,6 +103,7 @@ async def append(request: web.Request) -> web.Response:
     if not (header.isascii() and header.isdigit()):
         raise errors.BadRequest("Upload-Offset must be given as a non-negative integer.")
     offset = int(header)
+    completion = _completion(request)
     config = request.app[CONFIG]
     async with _upload_lock(request, transfer_id, index):
         now = config.clock()
@@ -104,16 +121,36 @@ async def append(request: web.Request) -> web.Response:
             conflict.offset = durable  # type: ignore[attr-defined]
             raise conflict
 
+        hasher = hashlib.sha256() if offset == 0 else None
+
         async def body() -> AsyncIterator[bytes]:
             async for block in request.content.iter_chunked(BODY_BLOCK):
+                if hasher is not None:
+                    hasher.update(block)
                 yield block
 
         new_offset = await request.app[OBJECTS].write_at(
             transfer_id, index, offset, body(), config.max_object_size
         )
+        done = completion is not None and new_offset == completion[0]
+        if completion is not None and done:
+            digest = (
+                hasher.hexdigest()
+                if hasher is not None
+                else await request.app[OBJECTS].sha256(transfer_id, index)
+            )
+            if digest != completion[1]:
+                # Not acknowledged: the next PATCH starts again from the old durable offset.
+                raise errors.IntegrityError()
         async with request.app[METADATA].transaction() as tx:
             await tx.set_durable_offset(transfer_id, index, new_offset)
-    return web.json_response({"offset": new_offset}, headers={"Upload-Offset": str(new_offset)})
+            if completion is not None and done:
+                await tx.complete_object(transfer_id, index, new_offset, completion[1])
+    if done:
+        _notify(request, transfer_id)
+    return web.json_response(
+        {"offset": new_offset, "complete": done}, headers={"Upload-Offset": str(new_offset)}
+    )
 
 
 @routes.post("/api/v1/transfers/{transfer_id}/objects/{index}/complete")

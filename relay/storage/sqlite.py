@@ -346,6 +346,12 @@ class SqliteMetadata:
         row = await self._one("SELECT manifest_closed FROM transfers WHERE id = ?", transfer_id)
         return bool(row and row[0])
 
+    async def manifest_count(self, transfer_id: str) -> int:
+        row = await self._one(
+            "SELECT COUNT(*) FROM manifest_records WHERE transfer_id = ?", transfer_id
+        )
+        return int(row[0]) if row else 0
+
     async def delete_manifest(self, transfer_id: str) -> None:
         await self._db.execute("DELETE FROM manifest_records WHERE transfer_id = ?", (transfer_id,))
 

@@ -776,6 +776,48 @@ async def test_complete_checks_size_and_sha256(ctx: Ctx) -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("split", [None, 1000], ids=["one-patch", "two-patches"])
+async def test_the_last_patch_can_complete_the_object(ctx: Ctx, split: int | None) -> None:
+    sent = await create_transfer(ctx)
+    sealed = seal_object(sent.data_key, sent.transfer_id, 0, b"an image" * 1000)
+    base = f"/api/v1/transfers/{sent.transfer_id}/objects/0"
+    start = 0
+    if split is not None:  # the digest then covers bytes of an earlier PATCH, read back
+        r = await ctx.call(
+            "PATCH", base, cred=ctx.er, data=sealed[:split], headers={"Upload-Offset": "0"}
+        )
+        assert (r.status, r.body["complete"]) == (200, False)
+        start = split
+    ending = {"Upload-Offset": str(start), "Upload-Length": str(len(sealed))}
+
+    r = await ctx.call(
+        "PATCH",
+        base,
+        cred=ctx.er,
+        data=sealed[start:],
+        headers={**ending, "Upload-SHA256": "0" * 64},
+    )
+    assert (r.status, r.code) == (422, "integrity")
+    # A refused ending is not acknowledged: the relay still holds only what it held before.
+    assert (await holdings(ctx, sent))["objects"] == (
+        [] if split is None else [{"index": 0, "offset": split, "complete": False}]
+    )
+
+    right = hashlib.sha256(sealed).hexdigest()
+    r = await ctx.call(
+        "PATCH", base, cred=ctx.er, data=sealed[start:], headers={**ending, "Upload-SHA256": right}
+    )
+    assert (r.status, r.body) == (200, {"offset": len(sealed), "complete": True})
+    assert (await holdings(ctx, sent))["objects"] == [
+        {"index": 0, "offset": len(sealed), "complete": True}
+    ]
+    r = await ctx.call(
+        "PATCH", base, cred=ctx.er, data=b"x", headers={**ending, "Upload-SHA256": "1"}
+    )
+    assert (r.status, r.code) == (400, "bad-request")
+
+
+@pytest.mark.asyncio
 async def test_complete_before_any_bytes_is_refused(ctx: Ctx) -> None:
     sent = await create_transfer(ctx)
     r = await ctx.call(
