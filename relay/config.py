@@ -6,6 +6,7 @@ variables (`TRAUMA_RELAY_*`), validated at start-up; anything invalid stops the 
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import tomllib
@@ -15,12 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from relay.errors import ConfigError
+from transfer_codes.manifest import MAX_RECORD_SIZE
 
 SECONDS = 1.0
 MINUTES = 60 * SECONDS
 HOURS = 60 * MINUTES
 MIB = 1024 * 1024
 GIB = 1024 * MIB
+
+MAX_EXPIRY = 14 * 24 * HOURS  # the longest a transfer may wait for its trauma center
+MAX_SWEEP_INTERVAL = 1 * HOURS  # expired transfers must not linger much longer than this
 
 Clock = Callable[[], float]
 
@@ -34,7 +39,8 @@ class RelayConfig:
     expiry: float = 72 * HOURS
     sweep_interval: float = 1 * MINUTES
     max_object_size: int = 4 * GIB
-    max_manifest_record: int = 1 * MIB
+    # Readers refuse larger records (`transfer_codes.manifest`), so accepting them is pointless.
+    max_manifest_record: int = MAX_RECORD_SIZE
     log_file: Path | None = None
     clock: Clock = field(default=time.time, repr=False, compare=False)
 
@@ -51,10 +57,27 @@ class RelayConfig:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     def validated(self) -> RelayConfig:
-        if self.expiry <= 0:
-            raise ConfigError("expiry must be a positive number of seconds.")
-        if self.sweep_interval <= 0:
-            raise ConfigError("sweep_interval must be a positive number of seconds.")
+        """This configuration, or `ConfigError` saying what to fix. NaN and infinity are
+        refused: NaN compares false with everything, so it would slip past every bound."""
+        if not (math.isfinite(self.expiry) and 0 < self.expiry <= MAX_EXPIRY):
+            raise ConfigError(
+                "The transfer expiry (expiry_hours, TRAUMA_RELAY_EXPIRY_HOURS) must be more "
+                f"than 0 and at most {MAX_EXPIRY / HOURS:g} hours (14 days), "
+                f"not {self.expiry / HOURS:g}."
+            )
+        if not (
+            math.isfinite(self.sweep_interval) and 0 < self.sweep_interval <= MAX_SWEEP_INTERVAL
+        ):
+            raise ConfigError(
+                "The sweep interval (sweep_seconds, TRAUMA_RELAY_SWEEP_SECONDS) must be more "
+                f"than 0 and at most {MAX_SWEEP_INTERVAL:g} seconds (1 hour), "
+                f"not {self.sweep_interval:g}."
+            )
+        if not 1 <= self.max_manifest_record <= MAX_RECORD_SIZE:
+            raise ConfigError(
+                f"max_manifest_record must be from 1 to {MAX_RECORD_SIZE} bytes (what receiving "
+                "sites accept)."
+            )
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port {self.port} is not a TCP port.")
         if self.max_object_size < 1024:
@@ -106,14 +129,14 @@ def load(
                 raise ConfigError(f"{toml_path}: unknown setting {key!r}.")
             try:
                 name, converted = _TOML[key](value)
-            except (TypeError, ValueError) as e:
+            except (TypeError, ValueError, OverflowError) as e:  # int(inf): OverflowError
                 raise ConfigError(f"{toml_path}: {key} has a bad value: {e}") from e
             config = replace(config, **{name: converted})
     for var, (name, convert) in _ENV.items():
         if var in env:
             try:
                 config = replace(config, **{name: convert(env[var])})
-            except ValueError as e:
+            except (ValueError, OverflowError) as e:
                 raise ConfigError(f"{var} has a bad value: {e}") from e
     if listen is not None:
         host, port = parse_listen(listen)

@@ -1,11 +1,15 @@
-"""Site authentication: `Authorization: Bearer <credential>`, stored on the relay as a digest."""
+"""Site authentication: `Authorization: Bearer <credential>`, stored on the relay as a digest.
+
+A refused credential is audited (110114, failure) with where it came from, never with what was
+presented: a near-miss credential in the audit trail would be a secret in the audit trail."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from relay import errors
-from relay.appkeys import METADATA
+from relay import audit, errors
+from relay.appkeys import CONFIG, METADATA
+from relay.storage.interface import MetadataTransaction
 from relay.storage.models import Site
 from transfer_codes.tokens import token_digest
 
@@ -14,18 +18,48 @@ async def require_site(request: web.Request, role: str | None = None) -> Site:
     header = request.headers.get("Authorization", "")
     scheme, _, credential = header.partition(" ")
     if scheme.lower() != "bearer" or not credential.strip():
+        await _refused(request, "missing")
         raise errors.NotAuthenticated()
     try:
         digest = token_digest(credential.strip())
     except ValueError as e:
+        await _refused(request, "malformed")
         raise errors.NotAuthenticated() from e
     async with request.app[METADATA].transaction() as tx:
         site = await tx.site_by_credential(digest)
+        if site is None:
+            await _record_refusal(tx, request, "unknown")
     if site is None:
         raise errors.NotAuthenticated("That site credential is not known to this relay.")
     if role is not None and site.role != role:
         raise errors.NotPermitted(f"Only {role} sites may do that; this is a {site.role} site.")
     return site
+
+
+async def _refused(request: web.Request, credential: str) -> None:
+    async with request.app[METADATA].transaction() as tx:
+        await _record_refusal(tx, request, credential)
+
+
+async def _record_refusal(tx: MetadataTransaction, request: web.Request, credential: str) -> None:
+    """Audit a refused site credential: `credential` says whether it was missing, malformed or
+    unknown. The route is its template (`/api/v1/transfers/{transfer_id}`), so nothing the
+    caller chose reaches the record."""
+    resource = request.match_info.route.resource
+    await audit.record(
+        tx,
+        request.app[CONFIG].clock(),
+        event_id=audit.USER_AUTHENTICATION,
+        action="site-authentication",
+        actor="unknown",
+        actor_role="unknown",
+        transfer_id=None,
+        outcome="failure",
+        remote=remote(request),
+        credential=credential,
+        method=request.method,
+        route=resource.canonical if resource is not None else "",
+    )
 
 
 def remote(request: web.Request) -> str:

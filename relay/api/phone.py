@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
@@ -147,14 +149,41 @@ async def install_phone(request: web.Request) -> web.Response:
     return web.json_response({"transfer_id": t.id, "installed": sorted(blobs)})
 
 
+class UnknownLink(errors.NotFound):
+    """This link does not lead to a transfer: it may be mistyped, or the transfer was deleted
+    after it ended. Ask the emergency department."""
+
+
 async def _by_token(tx: MetadataTransaction, token: str) -> Transfer:
     t = await tx.transfer_by_authorization(token_digest(token))
     if t is None:
-        raise errors.NotFound(
-            "This link does not lead to a transfer: it may be mistyped, or the transfer was "
-            "deleted after it ended. Ask the emergency department."
-        )
+        raise UnknownLink()
     return t
+
+
+@asynccontextmanager
+async def audited_link(request: web.Request, attempted: str) -> AsyncIterator[None]:
+    """Around a transaction that looks a phone's token up: if the token leads nowhere, audit
+    the refusal (110114, failure) in a transaction of its own, since the refusal rolls the
+    other back. `attempted` names the request (status, revoke, authorize); the token itself
+    never reaches the record."""
+    try:
+        yield
+    except UnknownLink:
+        async with request.app[METADATA].transaction() as tx:
+            await audit.record(
+                tx,
+                request.app[CONFIG].clock(),
+                event_id=audit.USER_AUTHENTICATION,
+                action="phone-link-refused",
+                actor="unknown",
+                actor_role="unknown",
+                transfer_id=None,
+                outcome="failure",
+                remote=remote(request),
+                attempted=attempted,
+            )
+        raise
 
 
 def _phone_actor(t: Transfer) -> str:
@@ -208,7 +237,7 @@ async def phone_status(request: web.Request) -> web.Response:
     body = await bodies.json_body(request)
     token = bodies.text(body, "token", max_len=128)
     now = request.app[CONFIG].clock()
-    async with request.app[METADATA].transaction() as tx:
+    async with audited_link(request, "status"), request.app[METADATA].transaction() as tx:
         t = await _by_token(tx, token)
         document = await _document(tx, t, now)
         await audit.record(
@@ -233,7 +262,7 @@ async def phone_revoke(request: web.Request) -> web.Response:
     token = bodies.text(body, "token", max_len=128)
     now = request.app[CONFIG].clock()
     refusal: errors.RelayError | None = None
-    async with request.app[METADATA].transaction() as tx:
+    async with audited_link(request, "revoke"), request.app[METADATA].transaction() as tx:
         t = await _by_token(tx, token)
         try:
             revoked = t.revoked(now)

@@ -12,6 +12,7 @@ from relay import audit, errors
 from relay.api import bodies, csrf, phone
 from relay.api.auth import remote, require_site
 from relay.appkeys import CONFIG, METADATA
+from relay.config import MAX_EXPIRY
 from relay.lifecycle import Authorizer, State, Transfer
 from relay.storage.interface import MetadataTransaction
 from relay.storage.models import Site, StoredLock
@@ -20,7 +21,7 @@ from transfer_codes.tokens import new_transfer_id, token_digest
 
 routes = web.RouteTableDef()
 
-MAX_EXPIRY_SECONDS = 14 * 24 * 3600
+MAX_EXPIRY_SECONDS = int(MAX_EXPIRY)
 
 
 def _lock(body: dict[str, object], name: str, *, salted: bool) -> StoredLock:
@@ -201,6 +202,13 @@ async def break_glass(request: web.Request) -> web.Response:
         t = await _own_transfer(tx, site, transfer_id)
         if t.sender != site.name:
             raise errors.NotFound()
+        if t.authorized_by not in (None, Authorizer.BREAK_GLASS):
+            # Saying "break-glass used" while the status says the patient authorized would
+            # leave the audit trail and the status disagreeing; a repeat break-glass is fine.
+            raise errors.InvalidTransition(
+                f"This transfer is already authorized by the {t.authorized_by.value}; "
+                "break-glass is not needed."
+            )
         t = t.authorized(now, Authorizer.BREAK_GLASS)
         await tx.set_break_glass(t.id, sealed)
         await tx.save_transfer(t)
@@ -231,10 +239,10 @@ async def authorize(request: web.Request) -> web.Response:
     token = bodies.text(body, "token", max_len=128)
     role, sealed_authorizer = phone.authorizer(body)
     now = request.app[CONFIG].clock()
-    async with request.app[METADATA].transaction() as tx:
+    async with phone.audited_link(request, "authorize"), request.app[METADATA].transaction() as tx:
         t = await tx.transfer_by_authorization(token_digest(token))
         if t is None:
-            raise errors.NotFound("That authorization link is not valid (or has expired).")
+            raise phone.UnknownLink("That authorization link is not valid (or has expired).")
         first = t.authorized_at is None
         t = t.authorized(now, role)
         await tx.save_transfer(t)
@@ -311,8 +319,10 @@ async def receipt(request: web.Request) -> web.Response:
         "instances": bodies.integer(body, "instances"),
         "bytes": bodies.integer(body, "bytes"),
         "destination": bodies.text(body, "destination", max_len=20),
-        "complete": bool(body.get("complete", False)),
+        "complete": body.get("complete", False),
     }
+    if not isinstance(document["complete"], bool):  # bool("no") is True
+        raise errors.BadRequest("'complete' must be true or false.")
     if document["destination"] not in ("pacs", "folder"):
         raise errors.BadRequest("'destination' must be 'pacs' or 'folder'.")
     now = request.app[CONFIG].clock()

@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 from aiohttp import web
 
@@ -17,12 +19,15 @@ from relay.appkeys import CONFIG, MANIFEST_EVENTS, METADATA, OBJECTS, UPLOAD_LOC
 from relay.lifecycle import Transfer
 from relay.storage.interface import MetadataTransaction
 from relay.storage.models import ManifestRecord, Site
+from transfer_codes.manifest import MAX_RECORD_SIZE
 
 routes = web.RouteTableDef()
 
 BODY_BLOCK = 256 * 1024
 MAX_WAIT_SECONDS = 25.0
 RECORDS_PER_PAGE = 500
+PAGE_BYTES = 4 * 1024 * 1024  # a page of records; one record alone may be larger
+RECORDS_PER_READ = PAGE_BYTES // MAX_RECORD_SIZE  # read in steps, so a page stays near PAGE_BYTES
 
 
 async def _sender_transfer(tx: MetadataTransaction, site: Site, transfer_id: str) -> Transfer:
@@ -51,9 +56,31 @@ def _require_upload(t: Transfer, now: float) -> None:
         raise errors.InvalidTransition(f"This transfer no longer accepts uploads (it is {state}).")
 
 
-def _upload_lock(request: web.Request, transfer_id: str, index: int) -> asyncio.Lock:
+class _UploadLock(asyncio.Lock):
+    """A lock that counts the requests holding or waiting for it, so the last one out can drop
+    it from the app's map (`asyncio.Lock` does not say whether anyone waits)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.users = 0
+
+
+@asynccontextmanager
+async def _upload_lock(request: web.Request, transfer_id: str, index: int) -> AsyncIterator[None]:
+    """Hold the lock of one object's upload; the map keeps an entry only while it is in use."""
     locks = request.app[UPLOAD_LOCKS]
-    return locks.setdefault((transfer_id, index), asyncio.Lock())
+    key = (transfer_id, index)
+    lock = locks.get(key)
+    if not isinstance(lock, _UploadLock):
+        lock = locks[key] = _UploadLock()
+    lock.users += 1
+    try:
+        async with lock:
+            yield
+    finally:
+        lock.users -= 1
+        if lock.users == 0 and locks.get(key) is lock:
+            del locks[key]
 
 
 @routes.get("/api/v1/transfers/{transfer_id}/objects")
@@ -67,6 +94,18 @@ async def holdings(request: web.Request) -> web.Response:
         objects = await tx.object_statuses(t.id)
         records = await tx.manifest_count(t.id)
         closed = await tx.manifest_closed(t.id)
+        await audit.record(
+            tx,
+            now,
+            event_id=audit.APPLICATION_ACTIVITY,
+            action="holdings-read",
+            actor=site.name,
+            actor_role=site.role,
+            transfer_id=t.id,
+            remote=remote(request),
+            objects=len(objects),
+            records=records,
+        )
     return web.json_response(
         {
             "objects": [
@@ -236,7 +275,33 @@ async def download(request: web.Request) -> web.StreamResponse:
     return response
 
 
+class _ManifestEvent(asyncio.Event):
+    """An event that counts the requests waiting on it, so the last one out can drop it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiters = 0
+
+
+def _watch(request: web.Request, transfer_id: str) -> _ManifestEvent:
+    """Register interest in what arrives next for a transfer; pair with `_unwatch`."""
+    events = request.app[MANIFEST_EVENTS]
+    event = events.get(transfer_id)
+    if not isinstance(event, _ManifestEvent):
+        event = events[transfer_id] = _ManifestEvent()
+    event.waiters += 1
+    return event
+
+
+def _unwatch(request: web.Request, transfer_id: str, event: _ManifestEvent) -> None:
+    event.waiters -= 1
+    events = request.app[MANIFEST_EVENTS]
+    if event.waiters == 0 and events.get(transfer_id) is event:
+        del events[transfer_id]
+
+
 def _notify(request: web.Request, transfer_id: str) -> None:
+    """Wake whoever waits on the transfer; the next waiter registers a fresh event."""
     event = request.app[MANIFEST_EVENTS].pop(transfer_id, None)
     if event is not None:
         event.set()
@@ -289,6 +354,28 @@ async def put_manifest_record(request: web.Request) -> web.Response:
     return web.json_response({"seq": seq, "final": final}, status=201)
 
 
+async def _manifest_page(
+    tx: MetadataTransaction, transfer_id: str, from_seq: int
+) -> list[ManifestRecord]:
+    """Records from `from_seq`: at most RECORDS_PER_PAGE of them and PAGE_BYTES in all, but
+    always at least one if there is one, so a reader moves on."""
+    page: list[ManifestRecord] = []
+    size = 0
+    seq = from_seq
+    while len(page) < RECORDS_PER_PAGE:
+        want = min(RECORDS_PER_READ, RECORDS_PER_PAGE - len(page))
+        batch = await tx.manifest_records(transfer_id, seq, want)
+        for r in batch:
+            if page and size + len(r.record) > PAGE_BYTES:
+                return page
+            page.append(r)
+            size += len(r.record)
+        if len(batch) < want:
+            break
+        seq = batch[-1].seq + 1
+    return page
+
+
 @routes.get("/api/v1/transfers/{transfer_id}/manifest")
 async def get_manifest(request: web.Request) -> web.Response:
     """Manifest records from `from`; with `wait`, hold the request up to that many seconds
@@ -304,19 +391,41 @@ async def get_manifest(request: web.Request) -> web.Response:
     if not 0 <= from_seq < 2**62:  # SQLite integers are 64-bit
         raise errors.BadRequest("'from' must be a manifest record number.")
     config = request.app[CONFIG]
-    event = request.app[MANIFEST_EVENTS].setdefault(transfer_id, asyncio.Event())
-    while True:
-        now = config.clock()
-        async with request.app[METADATA].transaction() as tx:
-            t = await _readable_transfer(tx, site, transfer_id, now)
-            records = await tx.manifest_records(t.id, from_seq, RECORDS_PER_PAGE)
-            closed = await tx.manifest_closed(t.id)
-            objects = await tx.object_statuses(t.id)
-        if records or closed or wait <= 0:
-            break
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout=wait)
-        wait = 0
+    event: _ManifestEvent | None = None
+    try:
+        while True:
+            now = config.clock()
+            async with request.app[METADATA].transaction() as tx:
+                t = await _readable_transfer(tx, site, transfer_id, now)
+                if wait > 0 and event is None:
+                    # Registered before reading (and only for a site that may read): whatever
+                    # commits after the read below still wakes this request.
+                    event = _watch(request, transfer_id)
+                records = await _manifest_page(tx, t.id, from_seq)
+                closed = await tx.manifest_closed(t.id)
+                objects = await tx.object_statuses(t.id)
+                if records or closed or wait <= 0:
+                    # Once per request, however long it waited: this is what was read.
+                    detail: dict[str, Any] = {"from": from_seq, "count": len(records)}
+                    await audit.record(
+                        tx,
+                        now,
+                        event_id=audit.INSTANCES_ACCESSED,
+                        action="manifest-read",
+                        actor=site.name,
+                        actor_role=site.role,
+                        transfer_id=t.id,
+                        remote=remote(request),
+                        **detail,
+                    )
+                    break
+            if event is not None:  # always: it was registered since wait > 0
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), timeout=wait)
+            wait = 0
+    finally:
+        if event is not None:
+            _unwatch(request, transfer_id, event)
     return web.json_response(
         {
             "records": [

@@ -3,21 +3,57 @@
 Paths are built only from the relay's own transfer id (checked to be 24 base32 symbols) and an
 integer index, never from anything a peer named. A write is durable before `write_at` returns:
 the file is fsynced, and so is its folder when the file is new.
+
+Every disk operation runs in a worker thread, never on the event loop. A cancelled request
+still waits for the thread it started (`_off_loop`): a file descriptor is closed only once no
+thread uses it, and no write lands after the upload lock is released.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import BinaryIO, ParamSpec, TypeVar
 
 from relay import errors
 from transfer_codes.tokens import is_transfer_id
 
 READ_BLOCK = 256 * 1024
+WRITE_BATCH = 1024 * 1024  # bytes gathered from the body before one trip to a worker thread
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+async def _off_loop(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`asyncio.to_thread`, but a cancelled caller still waits for the thread to finish before
+    the cancellation goes on (the thread cannot be stopped, and it may hold a descriptor)."""
+    return await _acquire_off_loop(None, func, *args, **kwargs)
+
+
+async def _acquire_off_loop(
+    release: Callable[[T], object] | None,
+    func: Callable[P, T],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """As `_off_loop`, for a `func` that opens something: if the caller was cancelled, what
+    the thread opened anyway is given to `release` instead of being leaked."""
+    task = asyncio.ensure_future(asyncio.to_thread(func, *args, **kwargs))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        while not task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([task])
+        if not task.cancelled() and task.exception() is None and release is not None:
+            release(task.result())
+        raise
 
 
 def _fsync_dir(path: Path) -> None:
@@ -50,51 +86,83 @@ class FileObjectStore:
     ) -> int:
         folder = self._folder(transfer_id)
         path = self._path(transfer_id, index)
-        created = await asyncio.to_thread(_prepare, folder, path, offset)
-        fd = await asyncio.to_thread(os.open, path, os.O_WRONLY)
+        created = await _off_loop(_prepare, folder, path, offset)
+        # One descriptor from the first write to the fsync: a write-back error is reported to
+        # descriptors open when it happened, not to one opened later just to fsync.
+        fd = await _acquire_off_loop(os.close, os.open, path, os.O_WRONLY)
         try:
-            position = offset
-            os.lseek(fd, offset, os.SEEK_SET)
+            written = offset  # in the file
+            position = offset  # received, some of it still in `pending`
+            pending: list[bytes] = []
             async for block in body:
                 if position + len(block) > limit:
                     raise errors.ObjectTooLarge(
                         f"Objects on this relay may be at most {limit} bytes once sealed."
                     )
-                view = memoryview(block)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
+                pending.append(block)
                 position += len(block)
-            await asyncio.to_thread(os.fsync, fd)
+                if position - written >= WRITE_BATCH:
+                    await _off_loop(_write_all, fd, written, b"".join(pending))
+                    pending.clear()
+                    written = position
+            if pending:
+                await _off_loop(_write_all, fd, written, b"".join(pending))
+            await _off_loop(os.fsync, fd)
         finally:
-            os.close(fd)
+            await _off_loop(os.close, fd)
         if created:
-            await asyncio.to_thread(_fsync_dir, folder)
+            await _off_loop(_fsync_dir, folder)
         return position
 
     async def size(self, transfer_id: str, index: int) -> int:
-        try:
-            return self._path(transfer_id, index).stat().st_size
-        except FileNotFoundError:
-            return 0
+        return await _off_loop(_size, self._path(transfer_id, index))
 
     async def sha256(self, transfer_id: str, index: int) -> str:
-        return await asyncio.to_thread(_sha256_file, self._path(transfer_id, index))
+        return await _off_loop(_sha256_file, self._path(transfer_id, index))
 
     async def read(self, transfer_id: str, index: int, start: int) -> AsyncIterator[bytes]:
         path = self._path(transfer_id, index)
-        with path.open("rb") as f:
-            f.seek(start)
-            while True:
-                block = await asyncio.to_thread(f.read, READ_BLOCK)
-                if not block:
-                    return
+        f = await _acquire_off_loop(_close, _open_at, path, start)
+        try:
+            while block := await _off_loop(f.read, READ_BLOCK):
                 yield block
+        finally:
+            await _off_loop(f.close)
 
     async def delete_transfer(self, transfer_id: str) -> None:
         folder = self._folder(transfer_id)
-        await asyncio.to_thread(shutil.rmtree, folder, True)
-        await asyncio.to_thread(_fsync_dir, self._root)
+        await _off_loop(shutil.rmtree, folder, True)
+        await _off_loop(_fsync_dir, self._root)
+
+
+def _write_all(fd: int, offset: int, data: bytes) -> None:
+    """Write all of `data` at `offset` (`os.pwrite` may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        done = os.pwrite(fd, view, offset)
+        view = view[done:]
+        offset += done
+
+
+def _close(f: BinaryIO) -> None:
+    f.close()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _open_at(path: Path, start: int) -> BinaryIO:
+    f = path.open("rb")
+    try:
+        f.seek(start)
+    except BaseException:
+        f.close()
+        raise
+    return f
 
 
 def _prepare(folder: Path, path: Path, offset: int) -> bool:

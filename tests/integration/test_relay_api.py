@@ -15,7 +15,7 @@ import itertools
 import json
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,8 @@ from relay_harness import RECEIVER, SENDER, FakeClock, Relay, running_relay
 from yarl import URL
 
 from relay import audit, errors, sweeper
-from relay.appkeys import CONFIG, METADATA, OBJECTS
+from relay.api.uploads import PAGE_BYTES
+from relay.appkeys import CONFIG, MANIFEST_EVENTS, METADATA, OBJECTS, UPLOAD_LOCKS
 from relay.client import RelayClient
 from relay.lifecycle import MAX_FAILED_ATTEMPTS
 from relay.sites import add_site
@@ -46,6 +47,7 @@ from transfer_codes.keys import (
     stretch_code,
     unwrap,
 )
+from transfer_codes.manifest import MAX_RECORD_SIZE
 from transfer_codes.notes import seal_note
 from transfer_codes.sealed import seal_object
 from transfer_codes.tokens import new_token, new_transfer_id
@@ -874,7 +876,7 @@ async def _in_pieces(data: bytes, pieces: int) -> AsyncIterator[bytes]:
 @pytest.mark.asyncio
 async def test_a_manifest_record_arriving_in_pieces_is_stored_whole(ctx: Ctx) -> None:
     sent = await create_transfer(ctx)
-    record = secrets.token_bytes(200_000)
+    record = secrets.token_bytes(60_000)  # under the 64 KiB readers accept, in 4 pieces
     r = await ctx.call(
         "PUT",
         f"/api/v1/transfers/{sent.transfer_id}/manifest/0",
@@ -1515,3 +1517,303 @@ async def test_bad_range_headers_are_refused(ctx: Ctx, range_header: str) -> Non
         headers={"Range": range_header},
     )
     assert_clear_refusal(r, 400, 416)
+
+
+# -- audit of every access, and bounded state -------------------------------------------------
+
+
+async def audit_since(ctx: Ctx, count: int) -> list[tuple[str, str, str, str, dict[str, Any]]]:
+    """(event id, action, outcome, actor, detail) of the audit records after the first `count`."""
+    return [
+        (r["event_id"], r["action"], r["outcome"], r["actor"], json.loads(r["detail"]))
+        for r in (await ctx.audit_records())[count:]
+    ]
+
+
+def assert_no_secret(records: list[dict[str, Any]], *secrets_: str) -> None:
+    trail = json.dumps(
+        [{k: v for k, v in r.items() if k not in ("prev_hash", "hash")} for r in records]
+    )
+    for secret in secrets_:
+        assert secret not in trail
+
+
+def manifest_watchers(ctx: Ctx) -> dict[str, asyncio.Event]:
+    assert ctx.relay.app is not None
+    return ctx.relay.app[MANIFEST_EVENTS]
+
+
+def waiting_on(ctx: Ctx, transfer_id: str) -> int:
+    """How many manifest reads wait on the transfer's event."""
+    return int(getattr(manifest_watchers(ctx).get(transfer_id), "waiters", 0))
+
+
+async def eventually(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never held")
+
+
+@pytest.mark.asyncio
+async def test_manifest_reads_are_audited_once_per_request(ctx: Ctx) -> None:
+    sent = await create_transfer(ctx)
+    tid = sent.transfer_id
+    for seq in (0, 1):
+        assert (await put_record(ctx, sent, seq, b"record %d" % seq, final=False)).status == 201
+    path = f"/api/v1/transfers/{tid}/manifest"
+
+    count = len(await ctx.audit_records())
+    r = await ctx.call("GET", path, cred=ctx.er, params={"from": "1"})
+    assert [x["seq"] for x in r.body["records"]] == [1]
+    assert await audit_since(ctx, count) == [
+        (audit.INSTANCES_ACCESSED, "manifest-read", "success", SENDER, {"from": 1, "count": 1})
+    ]
+
+    assert (await redeem(ctx, sent.locator, await code_proof(ctx, sent.code))).status == 200
+    # a long poll that runs out: one record however long it waited
+    count = len(await ctx.audit_records())
+    r = await ctx.call("GET", path, cred=ctx.tc, params={"from": "2", "wait": "0.3"})
+    assert (r.status, r.body["records"]) == (200, [])
+    assert await audit_since(ctx, count) == [
+        (audit.INSTANCES_ACCESSED, "manifest-read", "success", RECEIVER, {"from": 2, "count": 0})
+    ]
+    # a long poll woken by a new record: still one record, counting what it returned
+    count = len(await ctx.audit_records())
+    poll = asyncio.create_task(
+        ctx.call("GET", path, cred=ctx.tc, params={"from": "2", "wait": "20"})
+    )
+    await eventually(lambda: waiting_on(ctx, tid) == 1)
+    assert (await put_record(ctx, sent, 2, b"closing", final=True)).status == 201
+    r = await poll
+    assert [x["seq"] for x in r.body["records"]] == [2]
+    reads = [x for x in await audit_since(ctx, count) if x[1] == "manifest-read"]
+    assert reads == [
+        (audit.INSTANCES_ACCESSED, "manifest-read", "success", RECEIVER, {"from": 2, "count": 1})
+    ]
+    assert verify_audit_chain(await ctx.audit_records())
+
+
+@pytest.mark.asyncio
+async def test_holdings_reads_are_audited(ctx: Ctx) -> None:
+    sent = await create_transfer(ctx)
+    await upload(ctx, sent, 0, b"sealed")
+    assert (await put_record(ctx, sent, 0, b"record", final=False)).status == 201
+    count = len(await ctx.audit_records())
+    assert (await holdings(ctx, sent))["manifest_records"] == 1
+    assert await audit_since(ctx, count) == [
+        (
+            audit.APPLICATION_ACTIVITY,
+            "holdings-read",
+            "success",
+            SENDER,
+            {"objects": 1, "records": 1},
+        )
+    ]
+    (record,) = (await ctx.audit_records())[count:]
+    assert (record["transfer_id"], record["actor_role"]) == (sent.transfer_id, "sending")
+
+
+@pytest.mark.asyncio
+async def test_refused_site_credentials_are_audited_without_the_credential(ctx: Ctx) -> None:
+    guessed = "x" * 43
+    count = len(await ctx.audit_records())
+    for authorization, why in [
+        (f"Bearer {guessed}", "unknown"),
+        (f"Bearer {ctx.er}x", "unknown"),  # one character off a real credential
+        ("Basic dXNlcjpwYXNz", "missing"),
+        (None, "missing"),
+    ]:
+        headers = {} if authorization is None else {"Authorization": authorization}
+        r = await ctx.call("GET", f"/api/v1/transfers/{new_transfer_id()}", headers=headers)
+        assert (r.status, r.code) == (401, "not-authenticated")
+        ((event, action, outcome, actor, detail),) = await audit_since(ctx, count)
+        assert (event, action, outcome, actor) == (
+            audit.USER_AUTHENTICATION,
+            "site-authentication",
+            "failure",
+            "unknown",
+        )
+        assert detail == {
+            "credential": why,
+            "method": "GET",
+            "route": "/api/v1/transfers/{transfer_id}",
+        }
+        count += 1
+    records = await ctx.audit_records()
+    assert {r["remote"] for r in records[-4:]} == {"127.0.0.1"}
+    assert {r["transfer_id"] for r in records[-4:]} == {None}
+    assert_no_secret(records, guessed, ctx.er, "dXNlcjpwYXNz")
+    assert verify_audit_chain(records)
+
+
+@pytest.mark.asyncio
+async def test_unknown_phone_links_are_audited_without_the_token(ctx: Ctx) -> None:
+    tokens = [new_token() for _ in range(3)]
+    browser = {"Cookie": "tr_csrf=abc", "X-CSRF-Token": "abc"}
+    count = len(await ctx.audit_records())
+    for path, token, attempted in [
+        ("/api/v1/phone/status", tokens[0], "status"),
+        ("/api/v1/phone/revoke", tokens[1], "revoke"),
+        ("/api/v1/authorizations", tokens[2], "authorize"),
+    ]:
+        r = await ctx.call("POST", path, json={"token": token}, headers=browser)
+        assert (r.status, r.code) == (404, "not-found"), path
+        assert await audit_since(ctx, count) == [
+            (
+                audit.USER_AUTHENTICATION,
+                "phone-link-refused",
+                "failure",
+                "unknown",
+                {"attempted": attempted},
+            )
+        ]
+        count += 1
+    records = await ctx.audit_records()
+    assert {r["remote"] for r in records[-3:]} == {"127.0.0.1"}
+    assert_no_secret(records, *tokens)
+    assert verify_audit_chain(records)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("role", ["patient", "family"])
+async def test_break_glass_after_the_patient_authorized_is_refused(ctx: Ctx, role: str) -> None:
+    sent = await create_transfer(ctx, authorize=False)
+    r = await ctx.call(
+        "POST", "/api/v1/authorizations", json={"token": sent.token, "authorizer_role": role}
+    )
+    assert r.status == 200
+    sealed = seal_note(sent.data_key, sent.transfer_id, "break-glass", {"reason": "unconscious"})
+    with nothing_changes(ctx):
+        r = await ctx.call(
+            "POST",
+            f"/api/v1/transfers/{sent.transfer_id}/break-glass",
+            cred=ctx.er,
+            json={"sealed_reason": b64(sealed)},
+        )
+    assert r.problem == (
+        409,
+        PROBLEM + "invalid-state",
+        f"This transfer is already authorized by the {role}; break-glass is not needed.",
+    )
+    st = await status(ctx, sent)
+    assert (st.body["authorized_by"], st.body["break_glass"]) == (role, False)
+    assert "break-glass-authorization" not in [r["action"] for r in await ctx.audit_records()]
+
+
+@pytest.mark.asyncio
+async def test_break_glass_twice_is_harmless(ctx: Ctx) -> None:
+    sent = await create_transfer(ctx, authorize=False)
+    for _ in range(2):
+        sealed = seal_note(sent.data_key, sent.transfer_id, "break-glass", {"reason": "coma"})
+        r = await ctx.call(
+            "POST",
+            f"/api/v1/transfers/{sent.transfer_id}/break-glass",
+            cred=ctx.er,
+            json={"sealed_reason": b64(sealed)},
+        )
+        assert (r.status, r.body["state"], r.body["break_glass"]) == (200, "authorized", True)
+    st = await status(ctx, sent)
+    assert (st.body["authorized_by"], st.body["break_glass"]) == ("break_glass", True)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("complete", ["no", "false", 1, 0, None, [], {}])
+async def test_receipt_complete_must_be_a_json_boolean(ctx: Ctx, complete: object) -> None:
+    sent = await create_transfer(ctx)
+    assert (await redeem(ctx, sent.locator, await code_proof(ctx, sent.code))).status == 200
+    path = f"/api/v1/transfers/{sent.transfer_id}/receipt"
+    body = {"instances": 1, "bytes": 1, "destination": "pacs"}
+    with nothing_changes(ctx):
+        r = await ctx.call("POST", path, cred=ctx.tc, json={**body, "complete": complete})
+    assert r.problem == (400, PROBLEM + "bad-request", "'complete' must be true or false.")
+    assert (await state_of(ctx, sent))[0] == "redeemed"
+    r = await ctx.call("POST", path, cred=ctx.tc, json={**body, "complete": False})
+    assert (r.status, r.body["state"]) == (200, "delivered")
+    assert (await status(ctx, sent)).body["receipt"]["complete"] is False
+
+
+@pytest.mark.asyncio
+async def test_manifest_waits_leave_nothing_behind(ctx: Ctx) -> None:
+    sent = await create_transfer(ctx)
+    for tid, expected in [(new_transfer_id(), 404), (sent.transfer_id, 200)]:
+        for wait in ("0", "0.2"):
+            r = await ctx.call(
+                "GET",
+                f"/api/v1/transfers/{tid}/manifest",
+                cred=ctx.er,
+                params={"wait": wait},
+            )
+            assert r.status == expected
+            assert manifest_watchers(ctx) == {}, (tid, wait)
+    # two waiters share one event; it goes once both are answered
+    path = f"/api/v1/transfers/{sent.transfer_id}/manifest"
+    polls = [
+        asyncio.create_task(ctx.call("GET", path, cred=ctx.er, params={"wait": "20"}))
+        for _ in range(2)
+    ]
+    await eventually(lambda: waiting_on(ctx, sent.transfer_id) == 2)
+    assert list(manifest_watchers(ctx)) == [sent.transfer_id]
+    assert (await put_record(ctx, sent, 0, b"record", final=False)).status == 201
+    for poll in polls:
+        assert len((await poll).body["records"]) == 1
+    assert manifest_watchers(ctx) == {}
+
+
+@pytest.mark.asyncio
+async def test_upload_locks_are_dropped_and_still_exclusive(ctx: Ctx) -> None:
+    assert ctx.relay.app is not None
+    locks = ctx.relay.app[UPLOAD_LOCKS]
+    sent = await create_transfer(ctx)
+    await upload(ctx, sent, 0, b"first")
+    assert locks == {}
+    # ten PATCHes race for the start of one object: the lock lets exactly one through
+    sealed = seal_object(sent.data_key, sent.transfer_id, 1, b"x" * 100_000)
+    base = f"/api/v1/transfers/{sent.transfer_id}/objects/1"
+    replies = await asyncio.gather(
+        *(
+            ctx.call(
+                "PATCH",
+                base,
+                cred=ctx.er,
+                data=_in_pieces(sealed, 2),
+                headers={"Upload-Offset": "0"},
+            )
+            for _ in range(10)
+        )
+    )
+    assert sorted(r.status for r in replies) == [200] + [409] * 9
+    assert {r.body["offset"] for r in replies if r.status == 409} == {len(sealed)}
+    assert locks == {}
+    assert (await holdings(ctx, sent))["objects"][1] == {
+        "index": 1,
+        "offset": len(sealed),
+        "complete": False,
+    }
+
+
+@pytest.mark.asyncio
+async def test_manifest_records_and_pages_are_bounded(ctx: Ctx) -> None:
+    sent = await create_transfer(ctx)
+    r = await put_record(ctx, sent, 0, bytes(MAX_RECORD_SIZE + 1), final=False)
+    assert r.problem == (
+        400,
+        PROBLEM + "bad-request",
+        f"A manifest record must be 1 to {MAX_RECORD_SIZE} bytes.",
+    )
+    per_page = PAGE_BYTES // MAX_RECORD_SIZE
+    for seq in range(per_page + 1):
+        record = seq.to_bytes(4, "big") * (MAX_RECORD_SIZE // 4)
+        assert (await put_record(ctx, sent, seq, record, final=False)).status == 201
+    path = f"/api/v1/transfers/{sent.transfer_id}/manifest"
+    r = await ctx.call("GET", path, cred=ctx.er)
+    assert [x["seq"] for x in r.body["records"]] == list(range(per_page))
+    assert sum(len(base64.b64decode(x["record"])) for x in r.body["records"]) <= PAGE_BYTES
+    r = await ctx.call("GET", path, cred=ctx.er, params={"from": str(per_page)})
+    assert [x["seq"] for x in r.body["records"]] == [per_page]
+    # small records still page by count
+    for seq in range(per_page + 1, 600):
+        assert (await put_record(ctx, sent, seq, b"small", final=False)).status == 201
+    r = await ctx.call("GET", path, cred=ctx.er, params={"from": str(per_page + 1)})
+    assert len(r.body["records"]) == 500

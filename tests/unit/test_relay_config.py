@@ -1,0 +1,73 @@
+"""The relay's configuration (`relay.config`): what TOML and the environment may set, and that
+anything out of bounds stops the relay with a sentence instead of a 500 or an endless transfer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from relay import config
+from relay.errors import ConfigError
+from transfer_codes.manifest import MAX_RECORD_SIZE
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "words"),
+    [
+        ("TRAUMA_RELAY_EXPIRY_HOURS", "nan", "expiry_hours"),
+        ("TRAUMA_RELAY_EXPIRY_HOURS", "inf", "expiry_hours"),
+        ("TRAUMA_RELAY_EXPIRY_HOURS", "-inf", "expiry_hours"),
+        ("TRAUMA_RELAY_EXPIRY_HOURS", "1e308", "expiry_hours"),  # times 3600 is infinite
+        ("TRAUMA_RELAY_EXPIRY_HOURS", "336.01", "expiry_hours"),
+        ("TRAUMA_RELAY_EXPIRY_HOURS", "0", "expiry_hours"),
+        ("TRAUMA_RELAY_SWEEP_SECONDS", "nan", "sweep_seconds"),
+        ("TRAUMA_RELAY_SWEEP_SECONDS", "inf", "sweep_seconds"),
+        ("TRAUMA_RELAY_SWEEP_SECONDS", "3601", "sweep_seconds"),
+        ("TRAUMA_RELAY_SWEEP_SECONDS", "-1", "sweep_seconds"),
+        ("TRAUMA_RELAY_MAX_OBJECT_BYTES", "inf", "TRAUMA_RELAY_MAX_OBJECT_BYTES"),
+    ],
+)
+def test_out_of_bounds_environment_is_refused(
+    tmp_path: Path, var: str, value: str, words: str
+) -> None:
+    with pytest.raises(ConfigError, match=words):
+        config.load(tmp_path, environ={var: value})
+
+
+@pytest.mark.parametrize(
+    ("setting", "words"),
+    [
+        ("expiry_hours = nan", "expiry_hours"),
+        ("expiry_hours = inf", "expiry_hours"),
+        ("expiry_hours = -nan", "expiry_hours"),
+        ("expiry_hours = 400", "expiry_hours"),
+        ("sweep_seconds = nan", "sweep_seconds"),
+        ("sweep_seconds = inf", "sweep_seconds"),
+        ("sweep_seconds = 7200", "sweep_seconds"),
+        ("max_object_bytes = inf", "max_object_bytes"),  # int(inf) is an OverflowError
+    ],
+)
+def test_out_of_bounds_toml_is_refused(tmp_path: Path, setting: str, words: str) -> None:
+    (tmp_path / "relay.toml").write_text(setting + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=words):
+        config.load(tmp_path, environ={})
+
+
+def test_the_largest_values_are_accepted(tmp_path: Path) -> None:
+    (tmp_path / "relay.toml").write_text("expiry_hours = 336\nsweep_seconds = 3600\n")
+    loaded = config.load(tmp_path, environ={})
+    assert (loaded.expiry, loaded.sweep_interval) == (14 * 24 * config.HOURS, config.HOURS)
+    loaded = config.load(
+        tmp_path,
+        environ={"TRAUMA_RELAY_EXPIRY_HOURS": "0.5", "TRAUMA_RELAY_SWEEP_SECONDS": "0.25"},
+    )
+    assert (loaded.expiry, loaded.sweep_interval) == (1800.0, 0.25)
+
+
+def test_manifest_records_are_capped_at_what_readers_accept(tmp_path: Path) -> None:
+    assert config.load(tmp_path, environ={}).max_manifest_record == MAX_RECORD_SIZE
+    with pytest.raises(ConfigError, match="max_manifest_record"):
+        config.load(tmp_path, environ={}, max_manifest_record=MAX_RECORD_SIZE + 1)
+    with pytest.raises(ConfigError, match="max_manifest_record"):
+        config.load(tmp_path, environ={}, max_manifest_record=0)
