@@ -64,6 +64,8 @@ def run_redeem(args: argparse.Namespace) -> int:
         resume=args.resume,
         out=args.out,
         pacs=address,
+        state_given=args.state is not None,
+        credential_file=args.credential_file,
     )
     quiet = args.json
 

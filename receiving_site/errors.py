@@ -7,7 +7,7 @@ class ReceivingError(Exception):
     """The study could not be received."""
 
     def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or (self.__doc__ or "").strip())
+        super().__init__(message or " ".join((self.__doc__ or "").split()))
 
     @property
     def message(self) -> str:
@@ -30,6 +30,10 @@ class PacsRefused(ReceivingError):
 
 class PacsUnreachable(ReceivingError):
     """The PACS could not be reached or refused the connection."""
+
+
+class FolderUnusable(ReceivingError):
+    """The study cannot be written into that folder."""
 
 
 class UploadUnfinished(ReceivingError):

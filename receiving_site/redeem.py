@@ -1,36 +1,45 @@
 """Redeem a code or QR capability and deliver the study.
 
-1. Parse the code locally (a typo is caught here and never costs an attempt at the relay).
-2. Stretch it (scrypt) with the transfer's salt, send only the proof, receive the wrapped key,
-   unwrap it locally. The key is kept in this site's state folder so an interrupted download
-   resumes (`--resume TRANSFER_ID`) without the code, which is spent.
+1. Parse the code locally (a typo is caught here and never costs an attempt at the relay), and
+   check the destination (a C-ECHO to the PACS, or a test write into the folder): a dead end is
+   found while the code is still unspent.
+2. Stretch the code (scrypt) with the transfer's salt. Save a random redemption id for this code
+   in the state folder, durably, then send the proof with that id and receive the wrapped key;
+   a lost answer is asked again (bounded, with backoff) with the same id, and the relay repeats
+   the one redemption. Unwrap the key locally and keep it in the state folder.
 3. Follow the sealed manifest while the sender may still be uploading (cut-through), staging
    and verifying every object; when the manifest is closed and everything is verified, deliver
    and post the delivery receipt.
+
+Once the code is spent, every failure says how to continue: `--resume TRANSFER_ID`, or simply
+the same command with the same code again, which this machine recognises through its saved
+redemption id (the relay answers it again) and continues where the last run stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
+import shlex
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from receiving_site import errors, pacs, staging
-from relay.client import RelayClient, b64
+from receiving_site import errors, pacs, staging, state
+from relay.client import RelayClient, RelayRefused, RelayUnreachable, b64
+from relay.errors import RelayError
 from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.errors import ManifestError
 from transfer_codes.keys import stretch_capability, stretch_code, unwrap
 from transfer_codes.manifest import ManifestEntry, ManifestReader
-from transfer_codes.tokens import is_transfer_id
 
 WAIT_SECONDS = 20
 PARALLEL_DOWNLOADS = 4
+# Seconds before each new try of a redemption whose answer did not arrive (same id each time).
+REDEEM_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,23 @@ class RedeemRequest:
     out: Path | None = None
     pacs: pacs.PacsAddress | None = None
     give_up_after: float = 6 * 3600.0  # how long to wait for an unfinished upload
+    state_given: bool = True  # `--state` was given, so the resume command repeats it
+    credential_file: str | None = None  # `--credential-file`, likewise
+
+    def resume_command(self, transfer_id: str) -> str:
+        """The command that continues this redemption of `transfer_id`, for messages."""
+        words = ["trauma-relay", "redeem", "--resume", transfer_id, "--relay", self.relay]
+        if self.pacs is not None:
+            words += ["--pacs", str(self.pacs)]
+            if self.pacs.calling_ae_title != pacs.DEFAULT_CALLING_AE_TITLE:
+                words += ["--calling-aet", self.pacs.calling_ae_title]
+        else:
+            words += ["--out", os.path.abspath(self.out or Path.cwd())]
+        if self.state_given:
+            words += ["--state", os.path.abspath(self.state_dir)]
+        if self.credential_file:
+            words += ["--credential-file", os.path.abspath(self.credential_file)]
+        return shlex.join(words)
 
 
 @dataclass(frozen=True)
@@ -81,161 +107,207 @@ def parse_secret(text: str) -> RedemptionCode | Capability:
     return RedemptionCode.parse(cleaned)
 
 
-def _key_path(state_dir: Path, transfer_id: str) -> Path:
-    folder = state_dir / "receiving"
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return folder / f"{transfer_id}.json"
+def check_destination(req: RedeemRequest) -> None:
+    """Raises `PacsUnreachable` or `FolderUnusable` if the study could not be delivered."""
+    if req.pacs is not None:
+        pacs.check_pacs(req.pacs)
+    else:
+        pacs.check_folder(req.out or Path.cwd())
 
 
-def _save_key(
-    state_dir: Path, transfer_id: str, relay: str, data_key: bytes, meta: Unlocked
-) -> None:
-    path = _key_path(state_dir, transfer_id)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(
-            {
-                "transfer_id": transfer_id,
-                "relay": relay,
-                "data_key": base64.b64encode(data_key).decode("ascii"),
-                "sender": meta.sender,
-                "break_glass": meta.break_glass,
-            },
-            f,
-        )
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _load_key(state_dir: Path, transfer_id: str) -> tuple[bytes, Unlocked]:
-    if not is_transfer_id(transfer_id):
-        raise errors.ReceivingError(f"{transfer_id!r} is not a transfer id.")
-    try:
-        body = json.loads(_key_path(state_dir, transfer_id).read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise errors.ReceivingError(
-            f"This machine has not redeemed transfer {transfer_id}; use its code instead."
-        ) from e
-    return base64.b64decode(body["data_key"]), Unlocked(
-        transfer_id, str(body["sender"]), bool(body["break_glass"])
-    )
+async def _post_redemption(client: RelayClient, body: dict[str, object]) -> dict[str, object]:
+    """POST the redemption, asking again (same body, same redemption id) while the relay
+    cannot be reached: if it had accepted the code, it answers the repeat the same way."""
+    for delay in (*REDEEM_RETRY_DELAYS, None):
+        try:
+            answer: dict[str, object] = await client.request(
+                "POST", "/api/v1/redemptions", json=body
+            )
+            return answer
+        except RelayUnreachable as e:
+            if delay is None:
+                raise RelayUnreachable(
+                    f"The relay at {client.base_url} did not answer the redemption "
+                    f"({len(REDEEM_RETRY_DELAYS) + 1} tries). If it accepted the code, nothing "
+                    "is lost: this machine kept what it needs to ask again. Check the network, "
+                    "then run the same command with the same code."
+                ) from e
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 async def _unlock(
-    client: RelayClient, secret: RedemptionCode | Capability
-) -> tuple[bytes, Unlocked]:
+    client: RelayClient, req: RedeemRequest, secret: RedemptionCode | Capability
+) -> state.SavedKey:
     if isinstance(secret, Capability):
+        slot = secret.transfer_id
         unlock = await asyncio.to_thread(stretch_capability, secret)
         body: dict[str, object] = {"transfer_id": secret.transfer_id, "proof": b64(unlock.proof)}
     else:
+        slot = str(secret.locator)
         salt = await client.request(
             "POST", "/api/v1/redemptions/salt", json={"locator": secret.locator}
         )
         unlock = await asyncio.to_thread(stretch_code, secret, base64.b64decode(str(salt["salt"])))
         body = {"locator": secret.locator, "proof": b64(unlock.proof)}
-    answer = await client.request("POST", "/api/v1/redemptions", json=body)
+    # Saved before it is sent: whatever happens to the answer, the redemption can be repeated.
+    redemption_id = await asyncio.to_thread(state.redemption_id, req.state_dir, slot, req.relay)
+    body["redemption_id"] = b64(redemption_id)
+    answer = await _post_redemption(client, body)
     transfer_id = str(answer["transfer_id"])
     data_key = unwrap(base64.b64decode(str(answer["wrapped_key"])), unlock, transfer_id)
-    return data_key, Unlocked(
-        transfer_id, str(answer["sender"]["display_name"]), bool(answer["break_glass"])
+    sender = answer["sender"]
+    saved = state.SavedKey(
+        transfer_id=transfer_id,
+        relay=req.relay,
+        data_key=data_key,
+        sender=str(sender["display_name"]) if isinstance(sender, dict) else str(sender),
+        break_glass=bool(answer["break_glass"]),
+        pending=slot,
     )
+    await asyncio.to_thread(state.save_key, req.state_dir, saved)
+    return saved
+
+
+def _to_resume(e: Exception, command: str) -> Exception:
+    """`e` again (same type, so callers still tell failures apart), its sentence followed by
+    how to continue now that the code is spent."""
+    hint = (
+        "The code is used up, but this machine kept what it needs. Once this is resolved, "
+        f"continue with: {command}"
+    )
+    if isinstance(e, RelayRefused):
+        return RelayRefused(e.status, e.code, f"{e.detail} {hint}", e.extra)
+    if isinstance(e, RelayError):
+        return type(e)(f"{e.detail} {hint}")
+    if isinstance(e, errors.ReceivingError):
+        return type(e)(f"{e.message} {hint}")
+    reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+    return errors.ReceivingError(f"This machine could not keep the study ({reason}). {hint}")
 
 
 async def redeem(req: RedeemRequest, on_event: Callable[[RedeemEvent], None]) -> RedeemResult:
     async with RelayClient(req.relay, req.credential) as client:
         if req.resume:
-            data_key, unlocked = _load_key(req.state_dir, req.resume)
+            saved = state.load_key(req.state_dir, req.resume)
         else:
             secret = parse_secret(req.secret or "")
+            try:
+                await asyncio.to_thread(check_destination, req)
+            except errors.ReceivingError as e:
+                raise type(e)(
+                    f"{e.message} The code has not been used: once this is fixed, run the same "
+                    "command again."
+                ) from e
             await client.health()
-            data_key, unlocked = await _unlock(client, secret)
-            _save_key(req.state_dir, unlocked.transfer_id, req.relay, data_key, unlocked)
-        on_event(unlocked)
-        transfer_id = unlocked.transfer_id
-        folder = req.state_dir / "receiving" / transfer_id
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-
-        reader = ManifestReader(data_key, transfer_id)
-        staged: dict[int, staging.StagedObject] = {}
-        next_seq = 0
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + req.give_up_after
-        limit = asyncio.Semaphore(PARALLEL_DOWNLOADS)
-
-        async def stage(entry: ManifestEntry) -> None:
-            async with limit:
-                item = await staging.stage_object(client, transfer_id, data_key, entry, folder)
-            staged[entry.index] = item
-            on_event(Progress(len(staged), len(reader.entries), reader.closed))
-
+            saved = await _unlock(client, req, secret)
+        on_event(Unlocked(saved.transfer_id, saved.sender, saved.break_glass))
         try:
-            while True:
-                page = await client.request(
-                    "GET",
-                    f"/api/v1/transfers/{transfer_id}/manifest",
-                    params={"from": str(next_seq), "wait": str(WAIT_SECONDS)},
-                )
-                for item in page["records"]:
-                    reader.add(int(item["seq"]), base64.b64decode(str(item["record"])))
-                    next_seq = int(item["seq"]) + 1
-                tasks = [
-                    asyncio.create_task(stage(entry))
-                    for index, entry in sorted(reader.entries.items())
-                    if index not in staged
-                ]
-                try:
-                    await asyncio.gather(*tasks)
-                finally:  # the first failure stops the others
-                    for task in tasks:
-                        task.cancel()
-                    await asyncio.gather(*tasks, return_exceptions=True)
-                if reader.closed:
-                    break
-                if page["closed"] and not page["records"]:
-                    # The relay says the sender closed the manifest, yet no closing record
-                    # authenticates: records were dropped.
-                    raise errors.VerificationFailed(
-                        "The transfer's list of images is cut short (its closing record is "
-                        "missing). Nothing was stored in the PACS. Call the sending hospital."
-                    )
-                if loop.time() > deadline:
-                    raise errors.UploadUnfinished(
-                        f"The sending hospital has not finished uploading ({len(staged)} images "
-                        f"so far). Run: trauma-relay redeem --resume {transfer_id} ..."
-                    )
-            missing = reader.missing(set(staged))
-            if missing:
-                raise errors.VerificationFailed(
-                    f"{len(missing)} images listed in the manifest are missing. Nothing was "
-                    "stored in the PACS. Call the sending hospital."
-                )
-        except ManifestError as e:
-            raise errors.VerificationFailed(
-                f"The transfer's manifest failed verification ({e}). Nothing was stored in the "
-                "PACS. Call the sending hospital."
-            ) from e
-        items = [staged[i] for i in sorted(staged)]
-        summary = reader.summary
-        if summary is None:
-            raise errors.VerificationFailed("The transfer's manifest has no summary.")
-        await asyncio.to_thread(staging.check_identity, items, summary)
+            if req.resume:
+                await asyncio.to_thread(check_destination, req)
+            result = await _receive(client, req, saved, on_event)
+        except (errors.ReceivingError, RelayError, OSError) as e:
+            raise _to_resume(e, req.resume_command(saved.transfer_id)) from e
+    # Delivered and acknowledged: the staged copies, the key and the redemption id are done.
+    await asyncio.to_thread(shutil.rmtree, _staging_folder(req, saved.transfer_id), True)
+    state.forget_key(req.state_dir, saved.transfer_id)
+    state.forget_pending(req.state_dir, saved.pending)
+    return result
 
-        if req.pacs is not None:
-            count = await asyncio.to_thread(pacs.store_to_pacs, items, req.pacs)
-            destination = f"{req.pacs.ae_title}@{req.pacs.host}:{req.pacs.port}"
-            kind = "pacs"
-        else:
-            target = (req.out or Path.cwd()) / transfer_id
-            count = await asyncio.to_thread(pacs.store_to_folder, items, target)
-            destination = str(target)
-            kind = "folder"
-        total = sum(i.entry.size for i in items)
-        await client.request(
-            "POST",
-            f"/api/v1/transfers/{transfer_id}/receipt",
-            json={"instances": count, "bytes": total, "destination": kind, "complete": True},
-        )
-    # Delivered and acknowledged: the staged copies and the key have done their job.
-    await asyncio.to_thread(shutil.rmtree, folder, True)
-    _key_path(req.state_dir, transfer_id).unlink(missing_ok=True)
-    return RedeemResult(transfer_id, count, total, destination, unlocked.break_glass)
+
+def _staging_folder(req: RedeemRequest, transfer_id: str) -> Path:
+    return state.folder(req.state_dir) / transfer_id
+
+
+async def _receive(
+    client: RelayClient,
+    req: RedeemRequest,
+    saved: state.SavedKey,
+    on_event: Callable[[RedeemEvent], None],
+) -> RedeemResult:
+    """Stage and verify every object, deliver, and post the receipt."""
+    transfer_id, data_key = saved.transfer_id, saved.data_key
+    folder = _staging_folder(req, transfer_id)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    reader = ManifestReader(data_key, transfer_id)
+    staged: dict[int, staging.StagedObject] = {}
+    next_seq = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + req.give_up_after
+    limit = asyncio.Semaphore(PARALLEL_DOWNLOADS)
+
+    async def stage(entry: ManifestEntry) -> None:
+        async with limit:
+            item = await staging.stage_object(client, transfer_id, data_key, entry, folder)
+        staged[entry.index] = item
+        on_event(Progress(len(staged), len(reader.entries), reader.closed))
+
+    try:
+        while True:
+            page = await client.request(
+                "GET",
+                f"/api/v1/transfers/{transfer_id}/manifest",
+                params={"from": str(next_seq), "wait": str(WAIT_SECONDS)},
+            )
+            for item in page["records"]:
+                reader.add(int(item["seq"]), base64.b64decode(str(item["record"])))
+                next_seq = int(item["seq"]) + 1
+            tasks = [
+                asyncio.create_task(stage(entry))
+                for index, entry in sorted(reader.entries.items())
+                if index not in staged
+            ]
+            try:
+                await asyncio.gather(*tasks)
+            finally:  # the first failure stops the others
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            if reader.closed:
+                break
+            if page["closed"] and not page["records"]:
+                # The relay says the sender closed the manifest, yet no closing record
+                # authenticates: records were dropped.
+                raise errors.VerificationFailed(
+                    "The transfer's list of images is cut short (its closing record is "
+                    "missing). Nothing was stored in the PACS. Call the sending hospital."
+                )
+            if loop.time() > deadline:
+                raise errors.UploadUnfinished(
+                    f"The sending hospital has not finished uploading ({len(staged)} images "
+                    "verified so far); nothing was stored."
+                )
+        missing = reader.missing(set(staged))
+        if missing:
+            raise errors.VerificationFailed(
+                f"{len(missing)} images listed in the manifest are missing. Nothing was "
+                "stored in the PACS. Call the sending hospital."
+            )
+    except ManifestError as e:
+        raise errors.VerificationFailed(
+            f"The transfer's manifest failed verification ({e}). Nothing was stored in the "
+            "PACS. Call the sending hospital."
+        ) from e
+    items = [staged[i] for i in sorted(staged)]
+    summary = reader.summary
+    if summary is None:
+        raise errors.VerificationFailed("The transfer's manifest has no summary.")
+    await asyncio.to_thread(staging.check_identity, items, summary)
+
+    if req.pacs is not None:
+        count = await asyncio.to_thread(pacs.store_to_pacs, items, req.pacs)
+        destination = str(req.pacs)
+        kind = "pacs"
+    else:
+        target = (req.out or Path.cwd()) / transfer_id
+        count = await asyncio.to_thread(pacs.store_to_folder, items, target)
+        destination = str(target)
+        kind = "folder"
+    total = sum(i.entry.size for i in items)
+    await client.request(
+        "POST",
+        f"/api/v1/transfers/{transfer_id}/receipt",
+        json={"instances": count, "bytes": total, "destination": kind, "complete": True},
+    )
+    return RedeemResult(transfer_id, count, total, destination, saved.break_glass)

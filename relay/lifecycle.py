@@ -47,6 +47,7 @@ class RedeemOutcome(enum.StrEnum):
     REJECTED = "rejected"
     LOCKED_NOW = "locked_now"
     NOT_YET_AUTHORIZED = "not_yet_authorized"
+    REPEATED = "repeated"  # the one redemption again, for the site whose answer was lost
 
 
 @dataclass(frozen=True)
@@ -105,13 +106,24 @@ class Transfer:
             )
         return self._replace(state=State.AUTHORIZED, authorized_at=now, authorized_by=by)
 
-    def redeem_attempted(self, now: float, proof_ok: bool) -> tuple[Transfer, RedeemOutcome]:
+    def redeem_attempted(
+        self, now: float, proof_ok: bool, *, same_redemption: bool = False
+    ) -> tuple[Transfer, RedeemOutcome]:
         """A receiving site presented a proof. Wrong proofs count; the tenth locks the transfer.
 
-        Unusable transfers (expired, revoked, locked, redeemed) reject without revealing why:
-        callers answer exactly as for a wrong code.
+        `same_redemption` means the caller found that the recipient presented the redemption id
+        recorded when this transfer was redeemed. With a right proof on a redeemed transfer that
+        is the one redemption asked again (its answer was lost on the way): REPEATED, which
+        changes nothing and counts nothing.
+
+        Unusable transfers (expired, revoked, locked, redeemed, delivered) reject without
+        revealing why: callers answer exactly as for a wrong code.
         """
-        if self.is_due(now) or self.state not in (State.AWAITING_AUTHORIZATION, State.AUTHORIZED):
+        if self.is_due(now):
+            return self, RedeemOutcome.REJECTED
+        if self.state == State.REDEEMED and proof_ok and same_redemption:
+            return self, RedeemOutcome.REPEATED
+        if self.state not in (State.AWAITING_AUTHORIZATION, State.AUTHORIZED):
             return self, RedeemOutcome.REJECTED
         if not proof_ok:
             failed = self.failed_attempts + 1

@@ -3,6 +3,14 @@ wrapped data key, once.
 
 Every refusal (unknown, expired, used, revoked, locked, wrong) is the same answer, so a guesser
 learns nothing. Only a right proof is told more (for example "not authorized yet").
+
+A lost answer must not strand the transfer (the code is spent once the relay commits). So the
+receiving site sends a random `redemption_id` it saved before asking; the relay keeps its digest
+with the transfer. The same site presenting the same id with a right proof on the redeemed
+transfer gets the same success answer again, audited as result "repeated" and counted as no
+failure. Without the id, or with another one, a redeemed transfer answers the generic refusal.
+Requests are serialized by the store's transaction, so of concurrent attempts with different
+ids exactly one redeems; concurrent attempts with the winner's id all get the same success.
 """
 
 from __future__ import annotations
@@ -16,12 +24,20 @@ from relay import audit, errors
 from relay.api import bodies
 from relay.api.auth import remote, require_site
 from relay.appkeys import CONFIG, DECOY_KEY, METADATA
-from relay.lifecycle import Authorizer, RedeemOutcome
+from relay.lifecycle import Authorizer, RedeemOutcome, State
 from transfer_codes.codes import LOCATOR_LIMIT
 from transfer_codes.keys import proof_matches
 from transfer_codes.tokens import is_transfer_id
 
 routes = web.RouteTableDef()
+
+REDEMPTION_ID_BYTES = 32
+ANSWERED = frozenset({RedeemOutcome.REDEEMED, RedeemOutcome.REPEATED})
+
+
+def redemption_digest(redemption_id: bytes) -> bytes:
+    """What the relay keeps of a redemption id: enough to recognise it, not to present it."""
+    return hashlib.sha256(b"trauma-relay redemption id\x00" + redemption_id).digest()
 
 
 def _decoy_salt(key: bytes, recipient: str, locator: int) -> bytes:
@@ -50,6 +66,11 @@ async def redeem(request: web.Request) -> web.Response:
     site = await require_site(request, "receiving")
     body = await bodies.json_body(request)
     proof = bodies.b64(body, "proof", min_len=32, max_len=32)
+    redemption_id = None
+    if "redemption_id" in body:
+        redemption_id = bodies.b64(
+            body, "redemption_id", min_len=REDEMPTION_ID_BYTES, max_len=REDEMPTION_ID_BYTES
+        )
     now = request.app[CONFIG].clock()
     if "transfer_id" in body:
         kind = "capability"
@@ -81,8 +102,16 @@ async def redeem(request: web.Request) -> web.Response:
         else:
             lock = await tx.lock(t.id, kind)
             ok = lock is not None and proof_matches(proof, lock.verifier)
-            t, outcome = t.redeem_attempted(now, ok)
+            same = False
+            if redemption_id is not None and t.state == State.REDEEMED:
+                recorded = await tx.redemption_digest(t.id)
+                same = recorded is not None and hmac.compare_digest(
+                    recorded, redemption_digest(redemption_id)
+                )
+            t, outcome = t.redeem_attempted(now, ok, same_redemption=same)
             await tx.save_transfer(t)
+            if outcome == RedeemOutcome.REDEEMED and redemption_id is not None:
+                await tx.set_redemption_digest(t.id, redemption_digest(redemption_id))
             await audit.record(
                 tx,
                 now,
@@ -91,7 +120,7 @@ async def redeem(request: web.Request) -> web.Response:
                 actor=site.name,
                 actor_role="receiving",
                 transfer_id=t.id,
-                outcome="success" if outcome == RedeemOutcome.REDEEMED else "failure",
+                outcome="success" if outcome in ANSWERED else "failure",
                 remote=remote(request),
                 via=kind,
                 result=outcome.value,
@@ -108,7 +137,7 @@ async def redeem(request: web.Request) -> web.Response:
                     outcome="failure",
                     remote=remote(request),
                 )
-            if outcome == RedeemOutcome.REDEEMED and lock is not None:
+            if outcome in ANSWERED and lock is not None:
                 sender = await tx.site(t.sender)
                 return web.json_response(
                     {

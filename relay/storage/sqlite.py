@@ -412,6 +412,17 @@ class SqliteMetadata:
         ]
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
+    # -- redemption ids ------------------------------------------------------------------
+
+    async def set_redemption_digest(self, transfer_id: str, digest: bytes) -> None:
+        await self._db.execute(
+            "UPDATE transfers SET redemption_digest = ? WHERE id = ?", (digest, transfer_id)
+        )
+
+    async def redemption_digest(self, transfer_id: str) -> bytes | None:
+        row = await self._one("SELECT redemption_digest FROM transfers WHERE id = ?", transfer_id)
+        return bytes(row[0]) if row and row[0] is not None else None
+
 
 def _chain_hash(prev: bytes, fields: dict[str, Any]) -> bytes:
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()

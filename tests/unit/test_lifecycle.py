@@ -269,6 +269,46 @@ def test_redemption_just_before_expiry_still_works() -> None:
     assert (t.state, outcome) == (State.REDEEMED, RedeemOutcome.REDEEMED)
 
 
+# -- repeating the one redemption (its answer was lost) ----------------------------------------
+
+
+def test_the_same_redemption_with_a_right_proof_is_repeated_and_changes_nothing() -> None:
+    t = redeemed()
+    after, outcome = t.redeem_attempted(LATER, proof_ok=True, same_redemption=True)
+    assert (after, outcome) == (t, RedeemOutcome.REPEATED)
+
+
+@pytest.mark.parametrize(
+    ("build", "now", "proof_ok"),
+    [
+        (redeemed, LATER, False),  # the id alone is not enough
+        (redeemed, EXPIRES_AT, True),  # due, though the sweeper has not run yet
+        (delivered, LATER, True),
+        (expired, EXPIRES_AT, True),
+        (lambda: locked(authorized_first=True), NOW, True),
+        (revoked, NOW, True),
+        (fresh, NOW, True),
+    ],
+    ids=["wrong-proof", "redeemed-due", "delivered", "expired", "locked", "revoked", "created"],
+)
+def test_the_same_redemption_is_refused_alike_elsewhere(
+    build: Callable[[], Transfer], now: float, proof_ok: bool
+) -> None:
+    t = build()
+    after, outcome = t.redeem_attempted(now, proof_ok=proof_ok, same_redemption=True)
+    assert (after, outcome) == (t, RedeemOutcome.REJECTED)
+
+
+@pytest.mark.parametrize("build", [awaiting, authorized])
+def test_same_redemption_changes_nothing_before_redemption(
+    build: Callable[[], Transfer],
+) -> None:
+    for proof_ok in (True, False):
+        plain = build().redeem_attempted(LATER, proof_ok=proof_ok)
+        flagged = build().redeem_attempted(LATER, proof_ok=proof_ok, same_redemption=True)
+        assert flagged == plain
+
+
 # -- re-issue ---------------------------------------------------------------------------------
 
 
@@ -483,6 +523,9 @@ def _moves(t: Transfer) -> list[tuple[str, Transfer]]:
     after, outcome = t.redeem_attempted(NOW, proof_ok=False)
     label = TENTH_WRONG_PROOF if outcome == RedeemOutcome.LOCKED_NOW else "redeem_attempted"
     moves.append((label, after))
+    after, outcome = t.redeem_attempted(NOW, proof_ok=True, same_redemption=True)
+    label = RIGHT_PROOF if outcome == RedeemOutcome.REDEEMED else "redeem_attempted"
+    moves.append((label, after))  # a repeat must never move the state
     attempt("reissued", lambda: t.reissued(NOW))
     attempt("receipt_received", lambda: t.receipt_received(NOW))
     attempt("revoked", lambda: t.revoked(NOW))

@@ -1,0 +1,172 @@
+"""What the trauma center keeps in its state folder (`<state>/receiving/`) between runs.
+
+- `pending-<locator>.json` (a typed code) or `pending-<transfer id>.json` (a QR capability):
+  the random redemption id for that code, written durably *before* the code is sent. If the
+  relay's answer is lost, or this machine stops before saving the key, the same code sent
+  again with the same id gets the same answer (the relay repeats the one redemption).
+- `<transfer id>.json`: the unwrapped data key of a redeemed transfer, so that an interrupted
+  run resumes (`--resume TRANSFER_ID`, or the same code again) without spending anything.
+
+Both are removed once the study is delivered and the receipt sent. Every file is 0600 in a
+0700 folder and written atomically (temporary file, fsync, rename, fsync of the folder): after
+a crash a file is either absent or whole.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from receiving_site import errors
+from transfer_codes.tokens import is_transfer_id
+
+REDEMPTION_ID_BYTES = 32
+
+
+@dataclass(frozen=True)
+class SavedKey:
+    """A redeemed transfer as this machine keeps it. `pending` names the redemption id file to
+    remove with the key once the study is delivered."""
+
+    transfer_id: str
+    relay: str
+    data_key: bytes
+    sender: str
+    break_glass: bool
+    pending: str | None = None
+
+
+def folder(state_dir: Path) -> Path:
+    path = state_dir / "receiving"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def _fsync_folder(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_temporary(target: Path, data: bytes) -> Path:
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Replace `target` with `data`, durably: temp file, fsync, rename, fsync the folder."""
+    tmp = _write_temporary(target, data)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_folder(target.parent)
+
+
+def _create_once(target: Path, data: bytes) -> bool:
+    """Write `target` durably unless it exists; True if this call created it. A hard link
+    fails when the name is taken, so two runs started at once keep one file between them."""
+    tmp = _write_temporary(target, data)
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_folder(target.parent)
+    return True
+
+
+# -- redemption ids ------------------------------------------------------------------------------
+
+
+def pending_name(slot: str) -> str:
+    """The file name for the redemption id of `slot` (a locator's digits or a transfer id)."""
+    if not (slot.isascii() and slot.isdigit()) and not is_transfer_id(slot):
+        raise ValueError(f"not a locator or transfer id: {slot!r}")
+    return f"pending-{slot}.json"
+
+
+def redemption_id(state_dir: Path, slot: str, relay: str) -> bytes:
+    """The redemption id to send for `slot`: the one saved by an earlier run, or a new random
+    one, saved durably before this returns (so before the code can be spent)."""
+    path = folder(state_dir) / pending_name(slot)
+    fresh = secrets.token_bytes(REDEMPTION_ID_BYTES)
+    body = {"redemption_id": base64.b64encode(fresh).decode("ascii"), "relay": relay}
+    if _create_once(path, json.dumps(body).encode()):
+        return fresh
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        value = base64.b64decode(str(saved["redemption_id"]), validate=True)
+    except (OSError, ValueError, KeyError, TypeError):
+        value = b""
+    if len(value) != REDEMPTION_ID_BYTES:  # unreadable: nothing can have been sent with it
+        write_atomically(path, json.dumps(body).encode())
+        return fresh
+    return value
+
+
+def forget_pending(state_dir: Path, slot: str | None) -> None:
+    if slot is not None:
+        (folder(state_dir) / pending_name(slot)).unlink(missing_ok=True)
+
+
+# -- keys of redeemed transfers ------------------------------------------------------------------
+
+
+def _key_path(state_dir: Path, transfer_id: str) -> Path:
+    if not is_transfer_id(transfer_id):
+        raise errors.ReceivingError(f"{transfer_id!r} is not a transfer id.")
+    return folder(state_dir) / f"{transfer_id}.json"
+
+
+def save_key(state_dir: Path, key: SavedKey) -> None:
+    body = {
+        "transfer_id": key.transfer_id,
+        "relay": key.relay,
+        "data_key": base64.b64encode(key.data_key).decode("ascii"),
+        "sender": key.sender,
+        "break_glass": key.break_glass,
+        "pending": key.pending,
+    }
+    write_atomically(_key_path(state_dir, key.transfer_id), json.dumps(body).encode())
+
+
+def load_key(state_dir: Path, transfer_id: str) -> SavedKey:
+    """The saved key of `transfer_id`; `ReceivingError` if this machine has none."""
+    path = _key_path(state_dir, transfer_id)
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise errors.ReceivingError(
+            f"This machine has not redeemed transfer {transfer_id}; use its code instead."
+        ) from e
+    pending = body.get("pending")
+    return SavedKey(
+        transfer_id=transfer_id,
+        relay=str(body["relay"]),
+        data_key=base64.b64decode(body["data_key"]),
+        sender=str(body["sender"]),
+        break_glass=bool(body["break_glass"]),
+        pending=str(pending) if pending is not None else None,
+    )
+
+
+def forget_key(state_dir: Path, transfer_id: str) -> None:
+    _key_path(state_dir, transfer_id).unlink(missing_ok=True)

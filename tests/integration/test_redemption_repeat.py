@@ -1,0 +1,308 @@
+"""The relay repeats a redemption whose answer was lost, and nothing else.
+
+A receiving site sends a random `redemption_id` with its proof. Once a transfer is redeemed, the
+same site presenting the same id and a right proof gets the same success answer again (audited
+as result "repeated", counted as no failure); every other attempt on the redeemed transfer gets
+the generic refusal, byte for byte. In-process relay on port 0, real key locks, `FakeClock`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from relay_harness import RECEIVER, FakeClock, Relay, running_relay
+
+from relay import audit, errors
+from relay.sites import add_site
+from relay.storage.sqlite import SqliteMetadata
+from transfer_codes.capability import Capability
+from transfer_codes.codes import RedemptionCode
+from transfer_codes.keys import (
+    lock_with_capability,
+    lock_with_code,
+    new_data_key,
+    stretch_capability,
+    stretch_code,
+    unwrap,
+)
+from transfer_codes.tokens import new_token
+
+PROBLEM = "urn:trauma-relay:problem:"
+REFUSED = (403, PROBLEM + "code-not-accepted", errors.CodeNotAccepted().detail)
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: Any
+
+    @property
+    def problem(self) -> tuple[int, str, str]:
+        return self.status, self.body["type"], self.body["detail"]
+
+
+@dataclass
+class Ctx:
+    relay: Relay
+    clock: FakeClock
+    http: aiohttp.ClientSession
+
+    async def call(
+        self, method: str, path: str, *, cred: str | None = None, json: Any = None
+    ) -> Reply:
+        headers = {"Authorization": f"Bearer {cred}"} if cred else {}
+        async with self.http.request(
+            method, self.relay.url + path, json=json, headers=headers
+        ) as response:
+            return Reply(response.status, await response.json(content_type=None))
+
+    async def attempts(self, transfer_id: str) -> list[tuple[str, str]]:
+        """(outcome, result) of every redeem attempt on `transfer_id`, in order."""
+        store = await SqliteMetadata.open(self.relay.data_dir / "relay.sqlite3")
+        try:
+            records = await store.audit_records()
+        finally:
+            await store.close()
+        return [
+            (r["outcome"], json.loads(r["detail"]).get("result"))
+            for r in records
+            if r["event_id"] == audit.USER_AUTHENTICATION and r["transfer_id"] == transfer_id
+        ]
+
+
+@pytest_asyncio.fixture
+async def ctx(tmp_path: Path) -> AsyncIterator[Ctx]:
+    clock = FakeClock()
+    async with (
+        running_relay(tmp_path / "relay", clock=clock) as relay,
+        aiohttp.ClientSession() as http,
+    ):
+        yield Ctx(relay, clock, http)
+
+
+@dataclass(frozen=True)
+class Sent:
+    transfer_id: str
+    locator: int
+    data_key: bytes
+    code: RedemptionCode
+    capability: Capability
+    salt: bytes
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+async def authorized_transfer(ctx: Ctx, *, expires_in: int | None = None) -> Sent:
+    body: dict[str, Any] = {"recipient": RECEIVER}
+    if expires_in is not None:
+        body["expires_in"] = expires_in
+    r = await ctx.call("POST", "/api/v1/transfers", cred=ctx.relay.sender_credential, json=body)
+    assert r.status == 201, r
+    tid, locator = r.body["transfer_id"], r.body["locator"]
+    data_key = new_data_key()
+    code = RedemptionCode.generate(locator)
+    capability = Capability.generate(tid)
+    code_lock = await asyncio.to_thread(lock_with_code, data_key, tid, code)
+    token = new_token()
+    r = await ctx.call(
+        "PUT",
+        f"/api/v1/transfers/{tid}/locks",
+        cred=ctx.relay.sender_credential,
+        json={
+            "code": code_lock.to_json(),
+            "capability": lock_with_capability(data_key, tid, capability).to_json(),
+            "authorization_token": token,
+        },
+    )
+    assert r.status == 200, r
+    r = await ctx.call("POST", "/api/v1/authorizations", json={"token": token})
+    assert (r.status, r.body["state"]) == (200, "authorized"), r
+    return Sent(tid, locator, data_key, code, capability, code_lock.salt)
+
+
+async def proof_of(sent: Sent) -> bytes:
+    return (await asyncio.to_thread(stretch_code, sent.code, sent.salt)).proof
+
+
+async def redeem(
+    ctx: Ctx,
+    sent: Sent,
+    proof: bytes,
+    redemption_id: bytes | None,
+    *,
+    cred: str | None = None,
+) -> Reply:
+    body: dict[str, Any] = {"locator": sent.locator, "proof": b64(proof)}
+    if redemption_id is not None:
+        body["redemption_id"] = b64(redemption_id)
+    return await ctx.call(
+        "POST", "/api/v1/redemptions", cred=cred or ctx.relay.receiver_credential, json=body
+    )
+
+
+def new_id() -> bytes:
+    return secrets.token_bytes(32)
+
+
+async def state_of(ctx: Ctx, sent: Sent) -> tuple[str, int]:
+    r = await ctx.call(
+        "GET", f"/api/v1/transfers/{sent.transfer_id}", cred=ctx.relay.sender_credential
+    )
+    return r.body["state"], r.body["failed_attempts"]
+
+
+def unwraps(reply: Reply, sent: Sent) -> bool:
+    unlock = stretch_code(sent.code, sent.salt)
+    wrapped = base64.b64decode(reply.body["wrapped_key"])
+    return unwrap(wrapped, unlock, sent.transfer_id) == sent.data_key
+
+
+# -- the repeat -------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_the_same_id_and_right_proof_get_the_same_answer_again(ctx: Ctx) -> None:
+    sent = await authorized_transfer(ctx)
+    proof, rid = await proof_of(sent), new_id()
+    first = await redeem(ctx, sent, proof, rid)
+    assert first.status == 200, first
+
+    again = await redeem(ctx, sent, proof, rid)
+
+    assert again.status == 200, again
+    assert again.body == first.body
+    assert unwraps(again, sent)
+    assert await state_of(ctx, sent) == ("redeemed", 0)
+    assert await ctx.attempts(sent.transfer_id) == [
+        ("success", "redeemed"),
+        ("success", "repeated"),
+    ]
+
+
+@pytest.mark.asyncio
+async def test_a_repeat_by_capability_with_the_same_id_answers_too(ctx: Ctx) -> None:
+    sent = await authorized_transfer(ctx)
+    rid = new_id()
+    assert (await redeem(ctx, sent, await proof_of(sent), rid)).status == 200
+    r = await ctx.call(
+        "POST",
+        "/api/v1/redemptions",
+        cred=ctx.relay.receiver_credential,
+        json={
+            "transfer_id": sent.transfer_id,
+            "proof": b64(stretch_capability(sent.capability).proof),
+            "redemption_id": b64(rid),
+        },
+    )
+    assert r.status == 200, r
+    wrapped = base64.b64decode(r.body["wrapped_key"])
+    assert unwrap(wrapped, stretch_capability(sent.capability), sent.transfer_id) == sent.data_key
+
+
+@pytest.mark.asyncio
+async def test_everything_else_on_a_redeemed_transfer_is_the_generic_refusal(ctx: Ctx) -> None:
+    sent = await authorized_transfer(ctx)
+    proof, rid = await proof_of(sent), new_id()
+    assert (await redeem(ctx, sent, proof, rid)).status == 200
+    other_tc = (await add_site(ctx.relay.data_dir, "other-trauma", "receiving", None)).credential
+
+    answers = {
+        "right proof, no id": await redeem(ctx, sent, proof, None),
+        "right proof, another id": await redeem(ctx, sent, proof, new_id()),
+        "wrong proof, the same id": await redeem(ctx, sent, secrets.token_bytes(32), rid),
+        "another site, the same id and proof": await redeem(ctx, sent, proof, rid, cred=other_tc),
+    }
+
+    assert {k: r.problem for k, r in answers.items()} == dict.fromkeys(answers, REFUSED)
+    assert len({json.dumps(r.body, sort_keys=True) for r in answers.values()}) == 1
+    # none of them counts as a wrong code: a redeemed transfer counts nothing
+    assert await state_of(ctx, sent) == ("redeemed", 0)
+    assert [o for o, _ in await ctx.attempts(sent.transfer_id)] == ["success"] + ["failure"] * 3
+
+
+@pytest.mark.asyncio
+async def test_no_repeat_after_delivery_or_expiry(ctx: Ctx) -> None:
+    delivered = await authorized_transfer(ctx)
+    short = await authorized_transfer(ctx, expires_in=60)
+    ids = {delivered.transfer_id: new_id(), short.transfer_id: new_id()}
+    proofs = {s.transfer_id: await proof_of(s) for s in (delivered, short)}
+    for s in (delivered, short):
+        assert (await redeem(ctx, s, proofs[s.transfer_id], ids[s.transfer_id])).status == 200
+    r = await ctx.call(
+        "POST",
+        f"/api/v1/transfers/{delivered.transfer_id}/receipt",
+        cred=ctx.relay.receiver_credential,
+        json={"instances": 1, "bytes": 1, "destination": "folder", "complete": True},
+    )
+    assert r.status == 200, r
+    ctx.clock.advance(61)
+
+    for s in (delivered, short):
+        r = await redeem(ctx, s, proofs[s.transfer_id], ids[s.transfer_id])
+        assert r.problem == REFUSED, s
+
+
+@pytest.mark.asyncio
+async def test_before_redemption_an_id_changes_nothing_about_the_rules(ctx: Ctx) -> None:
+    """A wrong proof with an id still counts; the id of a wrong attempt does not become the
+    transfer's, so it cannot be used for a repeat later."""
+    sent = await authorized_transfer(ctx)
+    wrong_attempt_id = new_id()
+    r = await redeem(ctx, sent, secrets.token_bytes(32), wrong_attempt_id)
+    assert r.problem == REFUSED
+    assert await state_of(ctx, sent) == ("authorized", 1)
+    proof = await proof_of(sent)
+    assert (await redeem(ctx, sent, proof, new_id())).status == 200
+    assert (await redeem(ctx, sent, proof, wrong_attempt_id)).problem == REFUSED
+
+
+# -- concurrency ------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_fifty_concurrent_with_different_ids_exactly_one_succeeds(ctx: Ctx) -> None:
+    sent = await authorized_transfer(ctx)
+    proof = await proof_of(sent)
+    replies = await asyncio.gather(*(redeem(ctx, sent, proof, new_id()) for _ in range(50)))
+    assert sum(r.status == 200 for r in replies) == 1
+    assert [r.problem for r in replies if r.status != 200] == [REFUSED] * 49
+    assert await state_of(ctx, sent) == ("redeemed", 0)
+
+
+@pytest.mark.asyncio
+async def test_fifty_concurrent_with_the_same_id_all_get_the_one_redemption(ctx: Ctx) -> None:
+    """As documented: one redeems, the others are repeats of it and get the same answer."""
+    sent = await authorized_transfer(ctx)
+    proof, rid = await proof_of(sent), new_id()
+    replies = await asyncio.gather(*(redeem(ctx, sent, proof, rid) for _ in range(50)))
+    assert [r.status for r in replies] == [200] * 50
+    assert len({json.dumps(r.body, sort_keys=True) for r in replies}) == 1
+    results = sorted(result for _, result in await ctx.attempts(sent.transfer_id))
+    assert results == ["redeemed"] + ["repeated"] * 49
+
+
+# -- bad input --------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("value", [b64(bytes(31)), b64(bytes(33)), "not base64!", 5, None])
+async def test_a_malformed_redemption_id_is_refused_and_counts_nothing(
+    ctx: Ctx, value: object
+) -> None:
+    sent = await authorized_transfer(ctx)
+    body = {"locator": sent.locator, "proof": b64(await proof_of(sent)), "redemption_id": value}
+    r = await ctx.call("POST", "/api/v1/redemptions", cred=ctx.relay.receiver_credential, json=body)
+    assert (r.status, r.body["type"]) == (400, PROBLEM + "bad-request")
+    assert await state_of(ctx, sent) == ("authorized", 0)
