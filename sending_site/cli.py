@@ -142,6 +142,13 @@ def run_push(args: argparse.Namespace) -> int:
                 )
             if args.link_qr:
                 written["link_qr_png"] = str(_write_qr(args.link_qr, event.authorization_url))
+            for old in event.replaced:
+                # On stderr with --json: stdout carries only the one JSON object.
+                print(
+                    f"Transfer {old.transfer_id} was given up ({old.reason}): its code "
+                    f"{old.code} no longer works. Give the patient the new code below.",
+                    file=sys.stderr if args.json else sys.stdout,
+                )
             if not args.json:
                 verb = "Resuming" if event.resumed else "Sending"
                 print(f"{verb} transfer {event.transfer_id} to {args.recipient}.")
@@ -184,12 +191,19 @@ def run_push(args: argparse.Namespace) -> int:
                     "resumed": result.ready.resumed,
                     "break_glass": result.ready.break_glass,
                     "skipped": [{"path": str(p), "reason": why} for p, why in result.skipped],
+                    "notes": [{"path": str(p), "note": note} for p, note in result.notes],
+                    "replaced": [
+                        {"transfer_id": old.transfer_id, "code": old.code, "reason": old.reason}
+                        for old in result.ready.replaced
+                    ],
                     **written,
                 }
             )
         )
     else:
         print(f"Uploaded {result.instances} images ({result.bytes / 1e6:.1f} MB); upload complete.")
+        for p, note in result.notes:
+            print(f"  {p}: {note}")
         for p, why in result.skipped:
             print(f"  skipped {p}: {why}")
         if not result.ready.break_glass:
@@ -200,12 +214,18 @@ def run_push(args: argparse.Namespace) -> int:
 def run_reissue(args: argparse.Namespace) -> int:
     from relay.client import RelayClient
     from sending_site import journal, phone
+    from sending_site.errors import TransferAbandoned
     from sending_site.push import install_locks
     from transfer_codes.capability import Capability
     from transfer_codes.codes import RedemptionCode
 
     state = args.state or journal.default_state_dir()
     record = journal.load(state, args.transfer_id)
+    if record.abandoned:
+        raise TransferAbandoned(
+            f"Transfer {record.transfer_id} was given up ({record.abandoned}), so its code "
+            "cannot be re-issued. Send the study again with trauma-relay push."
+        )
     record.code = RedemptionCode.generate(record.locator).compact()
     record.capability = Capability.generate(record.transfer_id).to_text()
     credential = _credential(args)

@@ -49,10 +49,14 @@ class Instance:
     modality: str
 
 
+NOT_IN_DICOMDIR = "not in the DICOMDIR, sent anyway"
+
+
 @dataclass
 class Collection:
     instances: list[Instance] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # (path, why)
+    notes: list[tuple[Path, str]] = field(default_factory=list)  # (path, what to know); sent
 
 
 def _text(ds: pydicom.Dataset, keyword: str) -> str:
@@ -156,20 +160,51 @@ def _dicomdir_files(path: Path) -> list[Path]:
     return files
 
 
-def _candidates(paths: list[Path]) -> list[Path]:
+@dataclass
+class _Candidates:
+    """Files to read, in order, and which of them came from walking a disc whose DICOMDIR does
+    not name them (read last, so a file the DICOMDIR names wins a duplicate)."""
+
+    paths: list[Path] = field(default_factory=list)
+    unlisted: dict[Path, Path] = field(default_factory=dict)  # file: the disc's root folder
+    outside: list[Path] = field(default_factory=list)  # links on a disc to elsewhere; not read
+
+
+def _walk(folder: Path) -> list[Path]:
+    found = []
+    for parent, dirs, names in os.walk(folder):
+        dirs.sort()
+        for name in sorted(names):
+            found.append(Path(parent) / name)
+    return found
+
+
+def _media(dicomdir: Path, into: _Candidates) -> list[Path]:
+    """The files the DICOMDIR names; the other files on its disc go to `into.unlisted`. Media
+    writers leave images out of the DICOMDIR (a late series, a hand-copied file), so the disc is
+    walked too; a file whose real path leaves the disc (a symbolic link) is listed, not read."""
+    listed = _dicomdir_files(dicomdir)
+    root = dicomdir.parent.resolve()
+    named = set(listed)
+    for path in _walk(dicomdir.parent):
+        target = path.resolve()
+        if not target.is_relative_to(root):
+            into.outside.append(path)
+        elif target not in named:
+            into.unlisted.setdefault(target, dicomdir.parent)
+    return listed
+
+
+def _candidates(paths: list[Path]) -> _Candidates:
+    result = _Candidates()
     found: list[Path] = []
     for given in paths:
-        if given.is_dir():
-            dicomdir = given / "DICOMDIR"
-            if dicomdir.is_file():
-                found.extend(_dicomdir_files(dicomdir))
-                continue
-            for folder, dirs, names in os.walk(given):
-                dirs.sort()
-                for name in sorted(names):
-                    found.append(Path(folder) / name)
+        if given.is_dir() and (given / "DICOMDIR").is_file():
+            found.extend(_media(given / "DICOMDIR", result))
+        elif given.is_dir():
+            found.extend(_walk(given))
         elif given.name.upper() == "DICOMDIR":
-            found.extend(_dicomdir_files(given))
+            found.extend(_media(given, result))
         elif given.exists():
             found.append(given)
         else:
@@ -177,7 +212,10 @@ def _candidates(paths: list[Path]) -> list[Path]:
     unique: dict[Path, None] = {}
     for p in found:
         unique.setdefault(p.resolve(), None)
-    return list(unique)
+    # Given another way too (a folder inside the disc, say): read once, as given.
+    result.unlisted = {p: disc for p, disc in result.unlisted.items() if p not in unique}
+    result.paths = [*unique, *result.unlisted]
+    return result
 
 
 def collect(paths: list[Path]) -> Collection:
@@ -188,16 +226,28 @@ def collect(paths: list[Path]) -> Collection:
     result = Collection()
     damaged: list[tuple[Path, str]] = []
     seen: set[str] = set()
-    for path in _candidates(paths):
+    candidates = _candidates(paths)
+    result.skipped.extend((p, "a link to outside the disc; not read") for p in candidates.outside)
+    not_images: dict[Path, int] = {}  # disc: its unlisted files that are not DICOM
+    for path in candidates.paths:
         if path.name.upper() == "DICOMDIR":
             continue
+        disc = candidates.unlisted.get(path)
         try:
             if path.stat().st_size == 0:
-                result.skipped.append((path, "an empty file"))
+                if disc is not None:
+                    not_images[disc] = not_images.get(disc, 0) + 1
+                else:
+                    result.skipped.append((path, "an empty file"))
                 continue
             instance = read_instance(path)
         except InvalidDicomError:
-            result.skipped.append((path, "not a DICOM file"))
+            # A disc carries a viewer, autorun files and the like beside the images: counted
+            # below, not listed one by one.
+            if disc is not None:
+                not_images[disc] = not_images.get(disc, 0) + 1
+            else:
+                result.skipped.append((path, "not a DICOM file"))
             continue
         except (ValueError, EOFError, OSError, KeyError, TypeError, AttributeError) as e:
             damaged.append((path, str(e)))
@@ -207,6 +257,11 @@ def collect(paths: list[Path]) -> Collection:
             continue
         seen.add(instance.sop_instance_uid)
         result.instances.append(instance)
+        if disc is not None:
+            result.notes.append((path, NOT_IN_DICOMDIR))
+    for disc, count in not_images.items():
+        why = f"{count} other file(s) on this disc are not DICOM images (a viewer, for example)"
+        result.notes.append((disc, why + "; not sent"))
     if damaged:
         listing = "; ".join(f"{p.name}: {why}" for p, why in damaged[:10])
         raise errors.DamagedDicom(

@@ -38,3 +38,22 @@ class TransferJournalError(SendingError):
 
 class CredentialMissing(SendingError):
     """No site credential: set TRAUMA_RELAY_CREDENTIAL or pass --credential-file FILE."""
+
+
+class FileChanged(SendingError):
+    """A file changed while it was being sent; send the study again."""
+
+
+class UploadInterrupted(SendingError):
+    """The relay holds less of an image than it had acknowledged. Run the same command again:
+    it resumes from what the relay holds."""
+
+
+class TransferWithdrawn(SendingError):
+    """The transfer could not be finished, so it was withdrawn: its code no longer works. Fix
+    the problem and send the study again; it goes as a new transfer with a new code."""
+
+
+class TransferAbandoned(SendingError):
+    """That transfer was given up (revoked, expired or replaced by a later one), so its code
+    cannot be re-issued. Send the study again with trauma-relay push."""

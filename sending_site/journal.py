@@ -47,12 +47,22 @@ class TransferJournal:
     # Seals what the patient's phone reads; rides only in the link's fragment. Journals written
     # before the phone pages have none: push makes one when it resumes them.
     phone_key: str = ""
+    # Why this transfer was given up (revoked, expired, replaced...); set together with `done`,
+    # so it is never resumed. Empty for transfers that finished, and in older journals.
+    abandoned: str = ""
+    # SHA-256 of the patient's identity (ID, issuer, name), to tell whether a later push of the
+    # same files is the same patient's; empty in older journals. The journal already holds the
+    # key to the whole study, so this digest reveals nothing more.
+    patient: str = ""
 
     def fingerprint(self) -> list[tuple[str, int, int]]:
         """What must be unchanged for a resumed upload to re-seal identical bytes: sealing is
         deterministic per (key, index), so other content under the same index would reuse
         nonces. Files whose path, size or modification time differ start a new transfer."""
         return [(o.path, o.size, o.mtime_ns) for o in self.objects]
+
+    def paths(self) -> set[str]:
+        return {o.path for o in self.objects}
 
 
 def _folder(state_dir: Path) -> Path:

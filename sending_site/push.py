@@ -4,19 +4,26 @@
 Events go to `on_event` so the command line (or the ER console) can show progress; the code and
 QR are ready (`Ready`) as soon as the keys are installed, before the upload finishes, so the
 family and the trauma center can act while it runs (cut-through).
+
+Upload requests are retried while the relay is briefly out of reach (`retry`). A transfer that
+can never be finished (revoked, expired, refused for good, its files changed) is given up and
+revoked (`abandon`), and so is an unfinished one that a push of changed files replaces, so no
+code that went out with the patient is left redeemable for a study that will not arrive.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from relay.client import RelayClient, b64
-from sending_site import collect, errors, journal, phone
+from relay.client import RelayClient, RelayRefused, RelayUnreachable, b64
+from sending_site import abandon, collect, errors, journal, phone, retry
+from sending_site.abandon import Abandoned
 from sending_site.collect import Collection, Instance
 from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
@@ -57,6 +64,7 @@ class Ready:
     recipient_display_name: str = ""
     sender_display_name: str = ""
     break_glass: bool = False
+    replaced: tuple[Abandoned, ...] = ()  # earlier transfers given up: their codes are dead
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,7 @@ class PushResult:
     instances: int
     bytes: int
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    notes: list[tuple[Path, str]] = field(default_factory=list)  # sent, but worth knowing
 
 
 PushEvent = Ready | Progress
@@ -157,6 +166,56 @@ class _Uploader:
             Progress(self.objects_done, self.total_objects, self.bytes_done, self.total_bytes)
         )
 
+    async def _append(
+        self, base: str, index: int, start: int, segment: bytes, held: int, digest: str | None
+    ) -> tuple[int, bool]:
+        """Send `segment` (sealed bytes from offset `start`) from the relay's offset `held`;
+        with `digest` (of the whole sealed object, which this segment ends) the PATCH also
+        completes the object. Returns the relay's offset and whether the object is complete.
+
+        A PATCH whose answer was lost may or may not have been stored, so after a lost
+        connection this waits (`retry.DELAYS`) and asks the relay what it holds; on an offset
+        conflict it continues from the offset the relay names."""
+        end = start + len(segment)
+        waits = retry.delays()
+        ask = False  # whether to ask the relay what it holds before sending again
+        while held < end:
+            if held < start:  # the stream cannot go back; a new run re-seals from the start
+                raise errors.UploadInterrupted(
+                    f"The relay holds less of image {index} than it had acknowledged. Run the "
+                    "same command again: it resumes from what the relay holds."
+                )
+            headers = {"Upload-Offset": str(held)}
+            if digest is not None:
+                headers["Upload-Length"] = str(end)
+                headers["Upload-SHA256"] = digest
+            try:
+                if ask:
+                    holdings = await self.client.holdings(self.transfer_id)
+                    ask = False
+                    if index in holdings.complete:
+                        return end, True
+                    held = holdings.offsets.get(index, 0)
+                    continue
+                answer = await self.client.request(
+                    "PATCH", base, data=segment[held - start :], headers=headers
+                )
+                return int(answer["offset"]), bool(answer["complete"])
+            except RelayUnreachable:
+                delay = next(waits, None)
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+                ask = True
+            except RelayRefused as e:
+                offset = e.extra.get("offset")
+                if e.code != "upload-offset-mismatch" or not isinstance(offset, int):
+                    raise
+                if next(waits, None) is None:  # bounded too: two pushes may be at odds
+                    raise
+                held = offset
+        return held, False
+
     async def object(self, index: int, instance: Instance, held: int, complete: bool) -> str:
         """Seal and upload one instance from the relay's offset `held`; returns the plaintext
         SHA-256 (the manifest entry's)."""
@@ -169,7 +228,6 @@ class _Uploader:
                 segments = _segments(
                     _ciphertext(f, self.data_key, self.transfer_id, index, plain_hash)
                 )
-                completed_by_patch = False
                 segment = await asyncio.to_thread(next, segments, None)
                 while segment is not None:
                     # Read one ahead, so the last PATCH can also complete the object.
@@ -177,26 +235,24 @@ class _Uploader:
                     cipher_hash.update(segment)
                     end = position + len(segment)
                     if not complete and end > held:
-                        skip = max(0, held - position)
-                        headers = {"Upload-Offset": str(position + skip)}
-                        if following is None:
-                            headers["Upload-Length"] = str(end)
-                            headers["Upload-SHA256"] = cipher_hash.hexdigest()
-                            completed_by_patch = True
-                        await self.client.request(
-                            "PATCH", base, data=segment[skip:], headers=headers
+                        digest = cipher_hash.hexdigest() if following is None else None
+                        held, complete = await self._append(
+                            base, index, position, segment, held, digest
                         )
                     position = end
                     segment = following
                 if f.tell() != instance.size:
-                    raise errors.SendingError(
+                    raise errors.FileChanged(
                         f"{instance.path} changed while it was being sent; send the study again."
                     )
-            if not complete and not completed_by_patch:
-                await self.client.request(
-                    "POST",
-                    base + "/complete",
-                    json={"size": position, "sha256": cipher_hash.hexdigest()},
+            if not complete:  # the relay held every byte but had not completed the object
+                await retry.retrying(
+                    functools.partial(
+                        self.client.request,
+                        "POST",
+                        base + "/complete",
+                        json={"size": position, "sha256": cipher_hash.hexdigest()},
+                    )
                 )
             self.bytes_done += instance.size
             self.objects_done += 1
@@ -206,20 +262,30 @@ class _Uploader:
 
 async def _start(
     client: RelayClient, req: PushRequest, c: Collection
-) -> tuple[journal.TransferJournal, bool]:
-    """Find an unfinished transfer of the same files to resume, or create a new one."""
+) -> tuple[journal.TransferJournal, bool, list[Abandoned]]:
+    """Find an unfinished transfer of the same files to resume, or create a new one. A
+    matching transfer the relay can no longer finish is given up first (and listed)."""
     objects = [
         journal.JournalObject(i, str(inst.path), inst.size, inst.path.stat().st_mtime_ns)
         for i, inst in enumerate(c.instances)
     ]
     fingerprint = [(o.path, o.size, o.mtime_ns) for o in objects]
+    relay = req.relay.rstrip("/")
+    patient = abandon.patient_digest(c)
+    given_up: list[Abandoned] = []
     for old in journal.unfinished(req.state_dir):
-        if (old.relay, old.recipient, old.fingerprint()) == (
-            req.relay.rstrip("/"),
-            req.recipient,
-            fingerprint,
-        ):
-            return old, True
+        if (old.relay, old.recipient, old.fingerprint()) != (relay, req.recipient, fingerprint):
+            continue
+        why = await abandon.why_not_resumable(client, old)
+        if not why:
+            if not old.patient:  # a journal from before patients were recorded
+                old.patient = patient
+                journal.save(req.state_dir, old)
+            return old, True, given_up
+        # Only a locked transfer is still alive on the relay: revoked, a re-issue cannot bring
+        # a second code for the patient back to life.
+        revoke = why == abandon.LOCKED
+        given_up.append(await abandon.give_up(client, req.state_dir, old, why, revoke=revoke))
     body: dict[str, object] = {"recipient": req.recipient}
     if req.expires_in is not None:
         body["expires_in"] = req.expires_in
@@ -228,7 +294,7 @@ async def _start(
     code = RedemptionCode.generate(int(created["locator"]))
     record = journal.TransferJournal(
         transfer_id=transfer_id,
-        relay=req.relay.rstrip("/"),
+        relay=relay,
         recipient=req.recipient,
         data_key=new_data_key(),
         locator=int(created["locator"]),
@@ -238,9 +304,10 @@ async def _start(
         expires_at=float(created["expires_at"]),
         objects=objects,
         phone_key=new_phone_key(),
+        patient=patient,
     )
     journal.save(req.state_dir, record)
-    return record, False
+    return record, False, given_up
 
 
 async def install_locks(client: RelayClient, record: journal.TransferJournal, path: str) -> None:
@@ -276,58 +343,110 @@ async def break_glass(
 
 
 async def push(req: PushRequest, on_event: Callable[[PushEvent], None]) -> PushResult:
-    """Send a study; safe to run again after any interruption (it resumes)."""
+    """Send a study; safe to run again after any interruption (it resumes).
+
+    Raises `TransferWithdrawn` when the transfer can never be finished (it is then revoked),
+    `RelayUnreachable` when the relay stays out of reach (run again: it resumes)."""
     c = await asyncio.to_thread(collect.collect, req.paths)
     async with RelayClient(req.relay, req.credential) as client:
         await client.health()
-        record, resumed = await _start(client, req, c)
-        if not record.phone_key:  # a journal from before the phone pages
-            record.phone_key = new_phone_key()
-            journal.save(req.state_dir, record)
-        holdings = await client.holdings(record.transfer_id)
-        status = await client.status(record.transfer_id)
-        if status["state"] == "created":
-            await install_locks(client, record, "locks")
-        if req.break_glass_reason and not status["break_glass"]:
-            await break_glass(client, record, req.break_glass_reason, req.clinician or "")
-        glass = bool(req.break_glass_reason) or bool(status["break_glass"])
-        await phone.upload(client, record, phone.summary(c, status, record.expires_at, glass))
-        ready = Ready(
-            transfer_id=record.transfer_id,
-            code=RedemptionCode.parse(record.code).grouped(),
-            capability=record.capability,
-            authorization_url=authorization_url(
-                req.relay, record.authorization_token, record.phone_key
-            ),
-            expires_at=record.expires_at,
-            resumed=resumed,
-            recipient_display_name=str(status["recipient"]["display_name"] or req.recipient),
-            sender_display_name=str(status["sender"]["display_name"]),
-            break_glass=glass,
-        )
-        on_event(ready)
+        record, resumed, given_up = await _start(client, req, c)
+        try:
+            ready = await _send(client, req, c, record, resumed, given_up, on_event)
+        except (RelayRefused, errors.FileChanged) as e:
+            why = await abandon.failure_reason(client, record, e)
+            if why is None:
+                raise
+            try:
+                gone = await abandon.give_up(client, req.state_dir, record, why)
+            except (RelayRefused, RelayUnreachable):
+                raise e from None  # not withdrawn yet: the next run finds it and tries again
+            if gone.redeemed:
+                raise errors.TransferWithdrawn(
+                    f"{_sentence(e)} Transfer {record.transfer_id} cannot be finished, and the "
+                    "trauma center has already redeemed its code: call them to say the images "
+                    "will come as a new transfer, fix the problem and send the study again."
+                ) from e
+            raise errors.TransferWithdrawn(
+                f"{_sentence(e)} Transfer {record.transfer_id} could not be finished, so it was "
+                f"withdrawn: its code {gone.code} no longer works. Fix the problem and send the "
+                "study again; it goes as a new transfer with a new code."
+            ) from e
+    return PushResult(ready, len(c.instances), sum(i.size for i in c.instances), c.skipped, c.notes)
 
-        writer = ManifestWriter(record.data_key, record.transfer_id)
-        records = [
-            writer.summary(_summary(c, status["sender"]["name"], bool(req.break_glass_reason)))
-        ]
-        uploader = _Uploader(
-            client,
-            record.transfer_id,
-            record.data_key,
-            on_event,
-            sum(i.size for i in c.instances),
-            len(c.instances),
-        )
-        sent = holdings.manifest_records
 
-        async def put_records() -> None:
-            nonlocal sent
-            while records:
-                seq, data = records.pop(0)
-                if seq >= sent:
-                    final = "1" if seq == expected_last else "0"
-                    await client.request(
+def _sentence(e: Exception) -> str:
+    text = str(e).strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+async def _send(
+    client: RelayClient,
+    req: PushRequest,
+    c: Collection,
+    record: journal.TransferJournal,
+    resumed: bool,
+    given_up: list[Abandoned],
+    on_event: Callable[[PushEvent], None],
+) -> Ready:
+    if not record.phone_key:  # a journal from before the phone pages
+        record.phone_key = new_phone_key()
+        journal.save(req.state_dir, record)
+    holdings = await client.holdings(record.transfer_id)
+    status = await client.status(record.transfer_id)
+    if status["state"] == "created":
+        await install_locks(client, record, "locks")
+    if req.break_glass_reason and not status["break_glass"]:
+        await break_glass(client, record, req.break_glass_reason, req.clinician or "")
+    glass = bool(req.break_glass_reason) or bool(status["break_glass"])
+    await phone.upload(client, record, phone.summary(c, status, record.expires_at, glass))
+    # Last before the new code is shown, so a run that stops earlier leaves them for the next.
+    for old in abandon.superseded(req.state_dir, record):
+        try:
+            given_up.append(await abandon.give_up(client, req.state_dir, old, abandon.REPLACED))
+        except RelayRefused as e:  # about the old transfer: it must not doom this one
+            raise errors.SendingError(
+                f"Transfer {old.transfer_id}, which this one replaces, could not be withdrawn "
+                f"({e}). Run the same command again."
+            ) from e
+    ready = Ready(
+        transfer_id=record.transfer_id,
+        code=RedemptionCode.parse(record.code).grouped(),
+        capability=record.capability,
+        authorization_url=authorization_url(
+            req.relay, record.authorization_token, record.phone_key
+        ),
+        expires_at=record.expires_at,
+        resumed=resumed,
+        recipient_display_name=str(status["recipient"]["display_name"] or req.recipient),
+        sender_display_name=str(status["sender"]["display_name"]),
+        break_glass=glass,
+        replaced=tuple(given_up),
+    )
+    on_event(ready)
+
+    writer = ManifestWriter(record.data_key, record.transfer_id)
+    records = [writer.summary(_summary(c, status["sender"]["name"], bool(req.break_glass_reason)))]
+    uploader = _Uploader(
+        client,
+        record.transfer_id,
+        record.data_key,
+        on_event,
+        sum(i.size for i in c.instances),
+        len(c.instances),
+    )
+    sent = holdings.manifest_records
+    expected_last = len(c.instances) + 1
+
+    async def put_records() -> None:
+        while records:
+            seq, data = records.pop(0)
+            if seq >= sent:
+                final = "1" if seq == expected_last else "0"
+                # An identical record again is accepted, so a lost answer is safe to repeat.
+                await retry.retrying(
+                    functools.partial(
+                        client.request,
                         "PUT",
                         f"/api/v1/transfers/{record.transfer_id}/manifest/{seq}",
                         data=data,
@@ -336,40 +455,40 @@ async def push(req: PushRequest, on_event: Callable[[PushEvent], None]) -> PushR
                             "Content-Type": "application/octet-stream",
                         },
                     )
+                )
 
-        expected_last = len(c.instances) + 1
-        await put_records()
-        tasks = [
-            asyncio.create_task(
-                uploader.object(i, inst, holdings.offsets.get(i, 0), i in holdings.complete)
-            )
-            for i, inst in enumerate(c.instances)
-        ]
-        try:
-            for i, (inst, task) in enumerate(zip(c.instances, tasks, strict=True)):
-                sha256 = await task
-                records.append(
-                    writer.entry(
-                        ManifestEntry(
-                            index=i,
-                            sop_instance_uid=inst.sop_instance_uid,
-                            series_instance_uid=inst.series_instance_uid,
-                            study_instance_uid=inst.study_instance_uid,
-                            sop_class_uid=inst.sop_class_uid,
-                            transfer_syntax_uid=inst.transfer_syntax_uid,
-                            size=inst.size,
-                            sha256=sha256,
-                            kind="dicom",
-                        )
+    await put_records()
+    tasks = [
+        asyncio.create_task(
+            uploader.object(i, inst, holdings.offsets.get(i, 0), i in holdings.complete)
+        )
+        for i, inst in enumerate(c.instances)
+    ]
+    try:
+        for i, (inst, task) in enumerate(zip(c.instances, tasks, strict=True)):
+            sha256 = await task
+            records.append(
+                writer.entry(
+                    ManifestEntry(
+                        index=i,
+                        sop_instance_uid=inst.sop_instance_uid,
+                        series_instance_uid=inst.series_instance_uid,
+                        study_instance_uid=inst.study_instance_uid,
+                        sop_class_uid=inst.sop_class_uid,
+                        transfer_syntax_uid=inst.transfer_syntax_uid,
+                        size=inst.size,
+                        sha256=sha256,
+                        kind="dicom",
                     )
                 )
-                await put_records()
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        records.append(writer.close())
-        await put_records()
-        record.done = True
-        journal.save(req.state_dir, record)
-    return PushResult(ready, len(c.instances), sum(i.size for i in c.instances), c.skipped)
+            )
+            await put_records()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    records.append(writer.close())
+    await put_records()
+    record.done = True
+    journal.save(req.state_dir, record)
+    return ready

@@ -185,13 +185,82 @@ def test_pacs_that_refuses_or_is_unreachable(
     want = "could not be reached" if pacs == "closed-port" else "refused the association"
     assert want in run.message
 
-    # The code is spent, but the verified study waits at the trauma center: the same command
-    # with --resume delivers it once the PACS is fixed.
-    resumed = relay.redeem_args(state=tmp_path / "tc-state", pacs=pacs_address(storage_scp))
-    again = run_cli(
-        [*resumed, "--resume", pushed["transfer_id"]],
-        cwd=tmp_path,
-        credential=relay.receiver_credential,
-    ).ok()
+    # The PACS was checked (C-ECHO) before the code was sent: the code is not spent, and the
+    # same command with the same code delivers the study once the PACS is fixed.
+    assert "The code has not been used" in run.message
+    ((state, failed),) = relay.query(
+        "SELECT state, failed_attempts FROM transfers WHERE id = ?", pushed["transfer_id"]
+    )
+    assert (state, failed) == ("authorized", 0)
+    again = relay.redeem(pushed["code"], workdir=tmp_path, pacs=pacs_address(storage_scp)).ok()
     assert again.json()["instances"] == 3
     assert_identical_in_scp(storage_scp, files)
+
+
+def _disc(tmp_path: Path, files: list[Path]) -> Path:
+    """A disc with a DICOMDIR naming `files` (written by pydicom's FileSet)."""
+    disc = tmp_path / "disc"
+    with warnings.catch_warnings():
+        # FileSet keeps a TemporaryDirectory it never cleans up; let it go quietly.
+        warnings.simplefilter("ignore", ResourceWarning)
+        fileset = FileSet()
+        for path in files:
+            fileset.add(path)
+        fileset.write(disc)
+        del fileset
+        gc.collect()
+    return disc
+
+
+@pytest.mark.parametrize("given", ["folder", "dicomdir"])
+def test_images_on_a_disc_that_its_dicomdir_does_not_list_are_sent_and_listed(
+    relay: E2ERelay, storage_scp: RecordingStorageSCP, tmp_path: Path, given: str
+) -> None:
+    """Burners leave images out of the DICOMDIR (a late series, a file copied by hand): they
+    travel too, and the push says so; the disc's viewer and notes are counted, not sent."""
+    files = make_ct_study(tmp_path / "source", 4)
+    disc = _disc(tmp_path, files[:2])
+    (disc / "LATE").mkdir()
+    shutil.copyfile(files[2], disc / "LATE" / "IM000001")
+    shutil.copyfile(files[3], disc / "IM_EXTRA.dcm")
+    (disc / "README.TXT").write_text("Burned by ACME PACS 4.2\n")
+    (disc / "VIEWER").mkdir()
+    (disc / "VIEWER" / "viewer.exe").write_bytes(b"MZ\x90\x00" + bytes(600))
+    target = disc if given == "folder" else disc / "DICOMDIR"
+
+    pushed, redeemed = relay.send(
+        [target], workdir=tmp_path / "sites", pacs=pacs_address(storage_scp)
+    )
+
+    assert pushed["instances"] == redeemed["instances"] == 4
+    notes = {Path(n["path"]).name: n["note"] for n in pushed["notes"]}
+    assert notes == {
+        "IM000001": "not in the DICOMDIR, sent anyway",
+        "IM_EXTRA.dcm": "not in the DICOMDIR, sent anyway",
+        "disc": "2 other file(s) on this disc are not DICOM images (a viewer, for example); "
+        "not sent",
+    }
+    assert pushed["skipped"] == []
+    assert_identical_in_scp(storage_scp, files)
+
+
+def test_an_image_missing_from_the_dicomdir_is_shown_in_the_push_output(
+    relay: E2ERelay, tmp_path: Path
+) -> None:
+    files = make_ct_study(tmp_path / "source", 3)
+    disc = _disc(tmp_path, files[:2])
+    shutil.copyfile(files[2], disc / "IM_EXTRA.dcm")
+    run = relay.push([disc], workdir=tmp_path, extra=()).ok()
+    assert "Uploaded 3 images" in run.stdout
+    assert f"{(disc / 'IM_EXTRA.dcm').resolve()}: not in the DICOMDIR, sent anyway" in run.stdout
+
+
+def test_a_link_on_a_disc_to_a_file_elsewhere_is_not_read(relay: E2ERelay, tmp_path: Path) -> None:
+    files = make_ct_study(tmp_path / "source", 3)
+    disc = _disc(tmp_path, files[:2])
+    (disc / "IM_LINK").symlink_to(files[2])
+    pushed = relay.push([disc], workdir=tmp_path).ok().json()
+    assert pushed["instances"] == 2
+    assert [(Path(s["path"]).name, s["reason"]) for s in pushed["skipped"]] == [
+        ("IM_LINK", "a link to outside the disc; not read")
+    ]

@@ -104,3 +104,44 @@ def test_push_resumes_after_the_relay_is_killed_mid_upload(
     redeemed = relay.redeem(resumed["code"], workdir=tmp_path, pacs=pacs_address(storage_scp))
     assert redeemed.ok().json()["instances"] == INSTANCES
     assert_identical_in_scp(storage_scp, files)
+
+
+def test_the_same_push_finishes_when_the_relay_restarts_mid_upload(
+    fresh_relay: E2ERelay, storage_scp: RecordingStorageSCP, tmp_path: Path
+) -> None:
+    """The relay is SIGKILLed mid-upload and comes back a moment later: the push that was
+    running waits, asks the relay what it holds and finishes, without being run again."""
+    relay = fresh_relay
+    files = make_ct_study(tmp_path / "study", INSTANCES, rows=512, columns=512, seed=12)
+    push_args = relay.push_args([tmp_path / "study"], state=tmp_path / "er-state", extra=["--json"])
+
+    push = start_cli(push_args, cwd=tmp_path, credential=relay.sender_credential)
+    try:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            rows = relay.query("SELECT id FROM transfers")
+            if rows:
+                (transfer_id,) = rows[0]
+                held = _holdings(relay, transfer_id)
+                if sum(c for _, c, _, _ in held.values()) >= KILL_AFTER_COMPLETE:
+                    break
+            assert push.poll() is None, "the push ended before the relay could be killed"
+            assert time.monotonic() < deadline, "the upload did not start"
+            time.sleep(0.005)
+        relay.process.kill()
+        complete_before = {i for i, (_, c, _, _) in _holdings(relay, transfer_id).items() if c}
+        time.sleep(1.0)  # the push meets a relay that is down, and waits
+        assert push.poll() is None, "the push gave up while the relay was down"
+        relay.start()
+    finally:
+        finished = finish_cli(push)
+
+    pushed = finished.ok().json()
+    assert len(complete_before) < INSTANCES, "the kill came after the upload"
+    assert (pushed["transfer_id"], pushed["resumed"]) == (transfer_id, False)
+    assert pushed["instances"] == INSTANCES
+    assert relay.transfer_count() == 1
+    relay.authorize(pushed)
+    redeemed = relay.redeem(pushed["code"], workdir=tmp_path, pacs=pacs_address(storage_scp))
+    assert redeemed.ok().json()["instances"] == INSTANCES
+    assert_identical_in_scp(storage_scp, files)

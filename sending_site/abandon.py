@@ -1,0 +1,120 @@
+"""Giving up a transfer: when a journal can no longer be resumed, when a later push replaces it,
+and when a push fails for good. The code of a given-up transfer may already be with the patient,
+so a live one is revoked on the relay before its journal is marked `abandoned`; a transient
+network failure never gives a transfer up (the user runs the same command again and resumes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from relay.client import RelayClient, RelayRefused, RelayUnreachable
+from sending_site import errors, journal
+from sending_site.collect import Collection
+from transfer_codes.codes import RedemptionCode
+
+LOCKED = "its code was locked after too many wrong tries"
+# States in which the relay will never take the rest of an upload, or the code is dead. A
+# locked transfer still takes uploads, but resuming it would show a dead code again.
+_GONE = {"revoked": "it was revoked", "expired": "it expired", "locked": LOCKED}
+REPLACED = "the files changed, and this transfer replaces it"
+
+
+@dataclass(frozen=True)
+class Abandoned:
+    """An earlier transfer this push gave up: its code no longer works."""
+
+    transfer_id: str
+    code: str  # grouped, as it was printed
+    reason: str  # why, as a clause: "it expired"
+    redeemed: bool = False  # too late to revoke: the trauma center had already redeemed it
+
+
+def patient_digest(c: Collection) -> str:
+    """What `TransferJournal.patient` holds for this collection's (single) patient."""
+    first = c.instances[0]
+    who = "\0".join((first.patient_id, first.issuer_of_patient_id, first.patient_name))
+    return hashlib.sha256(who.encode("utf-8")).hexdigest()
+
+
+async def why_not_resumable(client: RelayClient, record: journal.TransferJournal) -> str:
+    """Why the relay can no longer finish `record` (revoked, expired, locked, unknown), or ""
+    when it can. Network failures and other refusals propagate."""
+    try:
+        status = await client.status(record.transfer_id)
+    except RelayRefused as e:
+        if e.code == "not-found":
+            return "the relay has no record of it"
+        raise
+    return _GONE.get(str(status["state"]), "")
+
+
+async def give_up(
+    client: RelayClient,
+    state_dir: Path,
+    record: journal.TransferJournal,
+    reason: str,
+    *,
+    revoke: bool = True,
+) -> Abandoned:
+    """Revoke `record` on the relay (already revoked, expired or unknown is fine; `revoke`
+    False when the relay just said so) and mark its journal abandoned. `RelayUnreachable` and
+    other refusals propagate with the journal as it was, so the next run tries again."""
+    redeemed = False
+    try:
+        if revoke:
+            await client.request("POST", f"/api/v1/transfers/{record.transfer_id}/revoke")
+    except RelayRefused as e:
+        if e.code == "already-redeemed":
+            redeemed = True
+            reason += "; the trauma center had already redeemed it"
+        elif e.code not in ("not-found", "expired", "revoked"):
+            raise
+    record.done = True
+    record.abandoned = reason
+    journal.save(state_dir, record)
+    code = RedemptionCode.parse(record.code).grouped()
+    return Abandoned(record.transfer_id, code, reason, redeemed)
+
+
+def superseded(state_dir: Path, current: journal.TransferJournal) -> list[journal.TransferJournal]:
+    """Unfinished journals that `current` replaces: same relay and trauma center, at least one
+    file path in common, and the same patient (or a journal too old to say whose it was). A
+    disc of another patient read from the same drive is not a replacement."""
+    return [
+        old
+        for old in journal.unfinished(state_dir)
+        if old.transfer_id != current.transfer_id
+        and (old.relay, old.recipient) == (current.relay, current.recipient)
+        and old.paths() & current.paths()
+        and old.patient in ("", current.patient)
+    ]
+
+
+async def failure_reason(
+    client: RelayClient, record: journal.TransferJournal, error: Exception
+) -> str | None:
+    """Why `error`, raised while sending `record`, means the transfer can never be finished,
+    or None when running the same command again may succeed (network, credentials, the
+    relay's own trouble, a checksum to send again)."""
+    if isinstance(error, errors.FileChanged):
+        return "its files changed while they were being sent"
+    if not isinstance(error, RelayRefused):
+        return None
+    # Only the relay's own problem codes: a proxy in front of it may refuse for its own reasons
+    # (a body size limit, say), which can be fixed while the transfer waits.
+    if error.code in ("not-found", "expired", "revoked"):
+        return "the relay no longer has it"
+    if error.code in ("bad-request", "too-large"):  # the same request would be refused again
+        return "the relay refused part of it"
+    if error.status == 409 and error.code == "invalid-state":
+        # Also what a second push of the same files running at the same time can meet: give
+        # up only if the relay says the transfer takes no more uploads (a locked one does).
+        try:
+            why = await why_not_resumable(client, record)
+        except (RelayRefused, RelayUnreachable):
+            return None
+        return why if why and why != LOCKED else None
+    return None

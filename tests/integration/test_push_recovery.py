@@ -1,0 +1,452 @@
+"""A push after things went wrong, in-process against the real relay: a transfer the relay can no
+longer finish is given up and a new one made; an unfinished transfer that a push of changed
+files replaces is revoked; one that fails for good is withdrawn; a dropped connection is
+retried by the same push. No code that went out with the patient stays redeemable for a study
+that will not arrive."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from relay_harness import RECEIVER, FakeClock, Relay, running_relay
+
+from relay.client import RelayClient, RelayUnreachable
+from sending_site import abandon, errors, journal, retry
+from sending_site.push import PushEvent, PushRequest, PushResult, Ready, push
+from sending_site.synthetic import make_ct_study
+from transfer_codes.tokens import new_transfer_id
+
+
+class Interrupted(Exception):
+    """Stands for the ER closing the window once the code is shown."""
+
+
+@pytest.fixture(autouse=True)
+def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retry, "DELAYS", (0.05,) * len(retry.DELAYS))
+
+
+def _request(relay: Relay, state: Path, paths: list[Path], url: str | None = None) -> PushRequest:
+    return PushRequest(
+        paths=paths,
+        relay=url or relay.url,
+        recipient=RECEIVER,
+        credential=relay.sender_credential,
+        state_dir=state,
+    )
+
+
+async def _push(
+    relay: Relay, state: Path, paths: list[Path], url: str | None = None
+) -> tuple[PushResult, Ready]:
+    events: list[PushEvent] = []
+    result = await push(_request(relay, state, paths, url), events.append)
+    ready = [e for e in events if isinstance(e, Ready)]
+    assert len(ready) == 1
+    return result, ready[0]
+
+
+async def _interrupted_push(relay: Relay, state: Path, paths: list[Path]) -> Ready:
+    """A push stopped right after its code was shown: the journal stays unfinished."""
+    shown: list[Ready] = []
+
+    def on_event(event: PushEvent) -> None:
+        if isinstance(event, Ready):
+            shown.append(event)
+            raise Interrupted()
+
+    with pytest.raises(Interrupted):
+        await push(_request(relay, state, paths), on_event)
+    (ready,) = shown
+    assert [j.transfer_id for j in journal.unfinished(state)] == [ready.transfer_id]
+    return ready
+
+
+async def _sender(relay: Relay, method: str, path: str) -> Any:
+    async with RelayClient(relay.url, relay.sender_credential) as client:
+        return await client.request(method, path)
+
+
+async def _state(relay: Relay, transfer_id: str) -> str:
+    return str((await _sender(relay, "GET", f"/api/v1/transfers/{transfer_id}"))["state"])
+
+
+def _abandoned(state: Path, transfer_id: str) -> str:
+    record = journal.load(state, transfer_id)
+    assert record.done
+    return record.abandoned
+
+
+# -- 1. a journal the relay can no longer finish is given up ------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_push_after_a_revoke_sends_the_same_files_as_a_new_transfer(tmp_path: Path) -> None:
+    make_ct_study(tmp_path / "study", 3)
+    state = tmp_path / "er"
+    async with running_relay(tmp_path / "relay") as relay:
+        first = await _interrupted_push(relay, state, [tmp_path / "study"])
+        await _sender(relay, "POST", f"/api/v1/transfers/{first.transfer_id}/revoke")
+
+        result, again = await _push(relay, state, [tmp_path / "study"])
+
+        assert not again.resumed
+        assert again.transfer_id != first.transfer_id
+        assert [(r.transfer_id, r.code, r.reason) for r in again.replaced] == [
+            (first.transfer_id, first.code, "it was revoked")
+        ]
+        assert result.instances == 3
+        assert _abandoned(state, first.transfer_id) == "it was revoked"
+        assert not journal.load(state, again.transfer_id).abandoned
+        assert journal.unfinished(state) == []
+        # And again after that: nothing is left to resume or give up.
+        _, third = await _push(relay, state, [tmp_path / "study"])
+        assert third.replaced == ()
+
+
+@pytest.mark.asyncio
+async def test_push_after_expiry_sends_the_same_files_as_a_new_transfer(tmp_path: Path) -> None:
+    make_ct_study(tmp_path / "study", 2)
+    state = tmp_path / "er"
+    clock = FakeClock()
+    async with running_relay(tmp_path / "relay", clock=clock) as relay:
+        first = await _interrupted_push(relay, state, [tmp_path / "study"])
+        clock.advance(first.expires_at - clock.now + 1)
+
+        result, again = await _push(relay, state, [tmp_path / "study"])
+
+        assert (again.resumed, again.transfer_id != first.transfer_id) == (False, True)
+        assert [r.reason for r in again.replaced] == ["it expired"]
+        assert result.instances == 2
+        assert _abandoned(state, first.transfer_id) == "it expired"
+
+
+@pytest.mark.asyncio
+async def test_push_when_the_relay_has_no_record_of_the_transfer(tmp_path: Path) -> None:
+    make_ct_study(tmp_path / "study", 2)
+    state = tmp_path / "er"
+    async with running_relay(tmp_path / "relay") as relay:
+        first = await _interrupted_push(relay, state, [tmp_path / "study"])
+        # As after the relay's data was lost: the journal names a transfer nobody knows.
+        record = journal.load(state, first.transfer_id)
+        record.transfer_id = new_transfer_id()
+        journal.save(state, record)
+        (state / "sending" / f"{first.transfer_id}.json").unlink()
+
+        _, again = await _push(relay, state, [tmp_path / "study"])
+
+        assert not again.resumed
+        assert [r.reason for r in again.replaced] == ["the relay has no record of it"]
+        assert _abandoned(state, record.transfer_id) == "the relay has no record of it"
+
+
+@pytest.mark.asyncio
+async def test_push_when_the_code_was_locked_revokes_it_and_starts_anew(tmp_path: Path) -> None:
+    make_ct_study(tmp_path / "study", 2)
+    state = tmp_path / "er"
+    async with running_relay(tmp_path / "relay") as relay:
+        first = await _interrupted_push(relay, state, [tmp_path / "study"])
+        db = sqlite3.connect(relay.data_dir / "relay.sqlite3")
+        with db:  # ten wrong codes at the trauma center
+            db.execute("UPDATE transfers SET state = 'locked' WHERE id = ?", (first.transfer_id,))
+        db.close()
+
+        _, again = await _push(relay, state, [tmp_path / "study"])
+
+        assert not again.resumed
+        assert [r.reason for r in again.replaced] == [
+            "its code was locked after too many wrong tries"
+        ]
+        # Revoked, so a later re-issue cannot bring a second code for the patient to life.
+        assert await _state(relay, first.transfer_id) == "revoked"
+
+
+@pytest.mark.asyncio
+async def test_an_interrupted_push_still_resumes(tmp_path: Path) -> None:
+    make_ct_study(tmp_path / "study", 2)
+    state = tmp_path / "er"
+    async with running_relay(tmp_path / "relay") as relay:
+        first = await _interrupted_push(relay, state, [tmp_path / "study"])
+        _, again = await _push(relay, state, [tmp_path / "study"])
+        assert (again.resumed, again.transfer_id, again.replaced) == (True, first.transfer_id, ())
+        assert await _state(relay, first.transfer_id) == "awaiting_authorization"
+
+
+# -- 2. a transfer replaced or failed for good is revoked --------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_push_of_changed_files_revokes_the_unfinished_transfer(tmp_path: Path) -> None:
+    make_ct_study(tmp_path / "study", 2)
+    state = tmp_path / "er"
+    async with running_relay(tmp_path / "relay") as relay:
+        first = await _interrupted_push(relay, state, [tmp_path / "study"])
+        # A slice turns up later (the file set changes), and another folder is pushed with it.
+        (slice3,) = make_ct_study(tmp_path / "more", 3)[2:]
+        shutil.copy(slice3, tmp_path / "study" / slice3.name)
+
+        result, again = await _push(relay, state, [tmp_path / "study"])
+
+        assert not again.resumed
+        assert result.instances == 3
+        assert [(r.transfer_id, r.code, r.reason) for r in again.replaced] == [
+            (first.transfer_id, first.code, abandon.REPLACED)
+        ]
+        assert await _state(relay, first.transfer_id) == "revoked"
+        assert _abandoned(state, first.transfer_id) == abandon.REPLACED
+        assert await _state(relay, again.transfer_id) == "awaiting_authorization"
+
+
+@pytest.mark.asyncio
+async def test_a_touched_file_also_replaces_the_transfer(tmp_path: Path) -> None:
+    """Sealing the same index again with other content would reuse keystream: a file that
+    changed (here only its time) means a new transfer, and the old one is revoked."""
+    files = make_ct_study(tmp_path / "study", 2)
+    state = tmp_path / "er"
+    async with running_relay(tmp_path / "relay") as relay:
+        first = await _interrupted_push(relay, state, [tmp_path / "study"])
+        os.utime(files[1], ns=(1_000_000_000, 1_000_000_000))
+        _, again = await _push(relay, state, [tmp_path / "study"])
+        assert [r.transfer_id for r in again.replaced] == [first.transfer_id]
+        assert await _state(relay, first.transfer_id) == "revoked"
+
+
+@pytest.mark.asyncio
+async def test_another_patients_disc_in_the_same_drive_replaces_nothing(tmp_path: Path) -> None:
+    make_ct_study(tmp_path / "drive", 2, patient_name="DOE^JANE", patient_id="ER-1")
+    state = tmp_path / "er"
+    async with running_relay(tmp_path / "relay") as relay:
+        first = await _interrupted_push(relay, state, [tmp_path / "drive"])
+        make_ct_study(tmp_path / "drive", 2, seed=7, patient_name="ROE^RICHARD", patient_id="ER-2")
+
+        _, other = await _push(relay, state, [tmp_path / "drive"])
+
+        assert other.replaced == ()
+        assert await _state(relay, first.transfer_id) == "awaiting_authorization"
+        assert [j.transfer_id for j in journal.unfinished(state)] == [first.transfer_id]
+
+
+@pytest.mark.asyncio
+async def test_a_push_refused_for_good_withdraws_its_transfer(tmp_path: Path) -> None:
+    make_ct_study(tmp_path / "study", 2)
+    state = tmp_path / "er"
+    async with running_relay(tmp_path / "relay", max_object_size=1024) as relay:
+        shown: list[Ready] = []
+        with pytest.raises(errors.TransferWithdrawn) as refused:
+            await push(
+                _request(relay, state, [tmp_path / "study"]),
+                lambda e: shown.append(e) if isinstance(e, Ready) else None,
+            )
+        (ready,) = shown
+        assert "at most 1024 bytes" in str(refused.value)
+        assert f"its code {ready.code} no longer works" in str(refused.value)
+        assert await _state(relay, ready.transfer_id) == "revoked"
+        assert _abandoned(state, ready.transfer_id) == "the relay refused part of it"
+        assert journal.unfinished(state) == []
+
+
+@pytest.mark.asyncio
+async def test_a_transfer_revoked_during_its_upload_is_given_up(tmp_path: Path) -> None:
+    """The family withdraws consent on the phone while the images are still going up."""
+    make_ct_study(tmp_path / "study", 3)
+    state = tmp_path / "er"
+    async with running_relay(tmp_path / "relay") as relay:
+
+        async def revoke_first(request: web.Request) -> None:
+            if request.method == "PUT" and request.path.endswith("/manifest/1"):
+                transfer_id = request.path.split("/")[4]
+                await _sender(relay, "POST", f"/api/v1/transfers/{transfer_id}/revoke")
+
+        link = FaultyLink(relay.url, lambda _: None, before=revoke_first)
+        shown: list[Ready] = []
+        async with faulty_link(link) as url:
+            with pytest.raises(errors.TransferWithdrawn, match="it is revoked") as refused:
+                await push(
+                    _request(relay, state, [tmp_path / "study"], url),
+                    lambda e: shown.append(e) if isinstance(e, Ready) else None,
+                )
+            (ready,) = shown
+            assert f"its code {ready.code} no longer works" in str(refused.value)
+            assert _abandoned(state, ready.transfer_id) == "it was revoked"
+            link.before = None
+            result, again = await _push(relay, state, [tmp_path / "study"], url)
+        assert (again.resumed, again.replaced, result.instances) == (False, (), 3)
+
+
+@pytest.mark.asyncio
+async def test_a_journal_from_before_this_change_still_resumes(tmp_path: Path) -> None:
+    make_ct_study(tmp_path / "study", 2)
+    state = tmp_path / "er"
+    async with running_relay(tmp_path / "relay") as relay:
+        first = await _interrupted_push(relay, state, [tmp_path / "study"])
+        path = state / "sending" / f"{first.transfer_id}.json"
+        body = json.loads(path.read_text())
+        del body["abandoned"], body["patient"]
+        path.write_text(json.dumps(body))
+
+        _, again = await _push(relay, state, [tmp_path / "study"])
+
+        assert (again.resumed, again.transfer_id) == (True, first.transfer_id)
+        record = journal.load(state, first.transfer_id)
+        assert (record.done, record.abandoned, len(record.patient)) == (True, "", 64)
+
+
+# -- 4. the same push rides out a dropped connection -------------------------------------------
+
+
+class FaultyLink:
+    """A reverse proxy in front of the relay that drops a connection (no answer at all) when
+    `drop` says so, before or after passing the request on."""
+
+    def __init__(
+        self,
+        target: str,
+        drop: Callable[[web.Request], str | None],
+        before: Callable[[web.Request], Awaitable[None]] | None = None,
+    ) -> None:
+        self.target = target
+        self.drop = drop
+        self.before = before  # runs before a request is passed on
+        self.dropped: list[tuple[str, str, str]] = []
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        when = self.drop(request)
+        if when is not None:
+            self.dropped.append((when, request.method, request.path))
+        body = await request.read()
+        if when == "before":
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()
+        if self.before is not None:
+            await self.before(request)
+        headers = {
+            k: v
+            for k, v in request.headers.items()
+            if k.lower() not in ("host", "content-length", "transfer-encoding")
+        }
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(
+                request.method, self.target + request.path_qs, data=body, headers=headers
+            ) as answer,
+        ):
+            data = await answer.read()
+            kept = {
+                k: v
+                for k, v in answer.headers.items()
+                if k.lower() not in ("content-length", "transfer-encoding", "content-encoding")
+            }
+        if when == "after":  # the relay did it; the answer never arrives
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()
+        return web.Response(status=answer.status, body=data, headers=kept)
+
+
+@asynccontextmanager
+async def faulty_link(link: FaultyLink) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", link.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+def _once(method: str, when: str, path_has: str = "") -> Callable[[web.Request], str | None]:
+    left = [when]
+
+    def drop(request: web.Request) -> str | None:
+        if request.method == method and path_has in request.path and left:
+            return left.pop()
+        return None
+
+    return drop
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("method", "when", "path_has"),
+    [
+        ("PATCH", "before", "/objects/"),
+        ("PATCH", "after", "/objects/"),
+        ("PUT", "after", "/manifest/"),
+        ("POST", "after", "/complete"),
+    ],
+)
+async def test_the_same_push_rides_out_a_dropped_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str, when: str, path_has: str
+) -> None:
+    # Objects in several segments, so a lost PATCH answer leaves the relay mid-object.
+    monkeypatch.setattr("sending_site.push.SEGMENT_BYTES", 3000)
+    files = make_ct_study(tmp_path / "study", 3)
+    state = tmp_path / "er"
+    async with running_relay(tmp_path / "relay") as relay:
+        if method == "POST":
+            _complete_separately(monkeypatch)
+        link = FaultyLink(relay.url, _once(method, when, path_has))
+        async with faulty_link(link) as url:
+            result, ready = await _push(relay, state, [tmp_path / "study"], url)
+        assert [(w, m) for w, m, _ in link.dropped] == [(when, method)]
+        assert (result.instances, ready.replaced) == (3, ())
+        holdings = await _holdings(relay, ready.transfer_id)
+        assert holdings.complete == {0, 1, 2}
+        assert holdings.manifest_closed
+        assert journal.load(state, ready.transfer_id).done
+        assert sum(f.stat().st_size for f in files) == result.bytes
+
+
+def _complete_separately(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the last PATCH of each object not complete it, as when a push resumes an object
+    whose bytes were all sent: the push then completes it with POST .../complete."""
+    from sending_site import push as push_module
+
+    original = push_module._Uploader._append
+
+    async def append(
+        self: Any, base: str, index: int, start: int, segment: bytes, held: int, digest: str | None
+    ) -> tuple[int, bool]:
+        return await original(self, base, index, start, segment, held, None)
+
+    monkeypatch.setattr(push_module._Uploader, "_append", append)
+
+
+async def _holdings(relay: Relay, transfer_id: str) -> Any:
+    async with RelayClient(relay.url, relay.sender_credential) as client:
+        return await client.holdings(transfer_id)
+
+
+@pytest.mark.asyncio
+async def test_a_relay_out_of_reach_for_good_fails_the_push_and_keeps_the_transfer(
+    tmp_path: Path,
+) -> None:
+    make_ct_study(tmp_path / "study", 2)
+    state = tmp_path / "er"
+    async with running_relay(tmp_path / "relay") as relay:
+        link = FaultyLink(relay.url, lambda r: "before" if r.method == "PATCH" else None)
+        async with faulty_link(link) as url:
+            with pytest.raises(RelayUnreachable, match="run the same command again"):
+                await _push(relay, state, [tmp_path / "study"], url)
+            (record,) = journal.unfinished(state)
+            tries = [path for _, _, path in link.dropped]
+            assert tries.count(f"/api/v1/transfers/{record.transfer_id}/objects/0") == 6
+            # Not withdrawn: the same command, once the network is back, resumes it.
+            assert await _state(relay, record.transfer_id) == "awaiting_authorization"
+            link.drop = lambda _: None
+            _, again = await _push(relay, state, [tmp_path / "study"], url)
+        assert (again.resumed, again.transfer_id) == (True, record.transfer_id)
