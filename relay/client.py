@@ -85,7 +85,7 @@ class RelayClient:
                 if response.content_type == "application/json":
                     return await response.json()
                 return await response.read()
-        except (aiohttp.ClientConnectionError, TimeoutError) as e:
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as e:
             raise RelayUnreachable(
                 f"The relay at {self.base_url} could not be reached ({type(e).__name__}). "
                 "Check the address and the network, then run the same command again."

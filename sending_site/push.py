@@ -396,9 +396,13 @@ async def _send(
     status = await client.status(record.transfer_id)
     if status["state"] == "created":
         await install_locks(client, record, "locks")
-    if req.break_glass_reason and not status["break_glass"]:
+    already_consented = status["authorized_by"] in ("patient", "family")
+    if req.break_glass_reason and not status["break_glass"] and not already_consented:
+        # The relay refuses break-glass once the patient or family has authorized: not needed.
         await break_glass(client, record, req.break_glass_reason, req.clinician or "")
-    glass = bool(req.break_glass_reason) or bool(status["break_glass"])
+        glass = True
+    else:
+        glass = bool(status["break_glass"])
     await phone.upload(client, record, phone.summary(c, status, record.expires_at, glass))
     # Last before the new code is shown, so a run that stops earlier leaves them for the next.
     for old in abandon.superseded(req.state_dir, record):
@@ -426,7 +430,7 @@ async def _send(
     on_event(ready)
 
     writer = ManifestWriter(record.data_key, record.transfer_id)
-    records = [writer.summary(_summary(c, status["sender"]["name"], bool(req.break_glass_reason)))]
+    records = [writer.summary(_summary(c, status["sender"]["name"], glass))]
     uploader = _Uploader(
         client,
         record.transfer_id,

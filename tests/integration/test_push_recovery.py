@@ -182,6 +182,35 @@ async def test_an_interrupted_push_still_resumes(tmp_path: Path) -> None:
         assert await _state(relay, first.transfer_id) == "awaiting_authorization"
 
 
+@pytest.mark.asyncio
+async def test_break_glass_on_resume_after_the_family_authorized_is_not_needed(
+    tmp_path: Path,
+) -> None:
+    make_ct_study(tmp_path / "study", 2)
+    state = tmp_path / "er"
+    async with running_relay(tmp_path / "relay") as relay:
+        first = await _interrupted_push(relay, state, [tmp_path / "study"])
+        token = first.authorization_url.split("#", 1)[1].split(".", 1)[0]
+        async with RelayClient(relay.url, None) as family:
+            await family.request(
+                "POST", "/api/v1/authorizations", json={"token": token, "authorizer_role": "family"}
+            )
+        events: list[PushEvent] = []
+        request = _request(relay, state, [tmp_path / "study"])
+        request = PushRequest(
+            **{
+                **request.__dict__,
+                "break_glass_reason": "Patient intubated and no family reachable by phone",
+                "clinician": "Dr. A. Example",
+            }
+        )
+        result = await push(request, events.append)
+        (again,) = [e for e in events if isinstance(e, Ready)]
+        assert (again.resumed, again.break_glass, result.instances) == (True, False, 2)
+        status = await _sender(relay, "GET", f"/api/v1/transfers/{first.transfer_id}")
+        assert (status["authorized_by"], status["break_glass"]) == ("family", False)
+
+
 # -- 2. a transfer replaced or failed for good is revoked --------------------------------------
 
 
