@@ -28,6 +28,14 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--resume", metavar="TRANSFER_ID", help="continue an interrupted redemption")
     p.add_argument("--credential-file", help="file holding this site's relay credential")
     p.add_argument("--state", type=Path, help="this site's state folder")
+    p.add_argument(
+        "--skip-identity-check",
+        action="store_true",
+        help=(
+            "store into the PACS without first checking (C-FIND) that its patient ID and study "
+            "UIDs are not already filed under another patient; only after a person reviewed a hold"
+        ),
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run_redeem)
 
@@ -66,6 +74,7 @@ def run_redeem(args: argparse.Namespace) -> int:
         pacs=address,
         state_given=args.state is not None,
         credential_file=args.credential_file,
+        skip_identity_check=args.skip_identity_check,
     )
     quiet = args.json
 

@@ -43,3 +43,8 @@ class UploadUnfinished(ReceivingError):
 
 class NoSecretGiven(ReceivingError):
     """No code was given. Type the code from the transfer sheet, or scan its QR."""
+
+
+class IdentityHeld(ReceivingError):
+    """The PACS already has this patient ID or this study under a different patient, or could
+    not be asked; the study was held for review and nothing was stored."""

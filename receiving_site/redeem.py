@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from receiving_site import errors, pacs, staging, state
+from receiving_site import errors, identity, pacs, staging, state
 from relay.client import RelayClient, RelayRefused, RelayUnreachable, b64
 from relay.errors import RelayError
 from transfer_codes.capability import Capability
@@ -54,6 +54,7 @@ class RedeemRequest:
     give_up_after: float = 6 * 3600.0  # how long to wait for an unfinished upload
     state_given: bool = True  # `--state` was given, so the resume command repeats it
     credential_file: str | None = None  # `--credential-file`, likewise
+    skip_identity_check: bool = False  # `--skip-identity-check`: a person reviewed the hold
 
     def resume_command(self, transfer_id: str) -> str:
         """The command that continues this redemption of `transfer_id`, for messages."""
@@ -62,6 +63,8 @@ class RedeemRequest:
             words += ["--pacs", str(self.pacs)]
             if self.pacs.calling_ae_title != pacs.DEFAULT_CALLING_AE_TITLE:
                 words += ["--calling-aet", self.pacs.calling_ae_title]
+            if self.skip_identity_check:
+                words.append("--skip-identity-check")
         else:
             words += ["--out", os.path.abspath(self.out or Path.cwd())]
         if self.state_given:
@@ -296,6 +299,14 @@ async def _receive(
     await asyncio.to_thread(staging.check_identity, items, summary)
 
     if req.pacs is not None:
+        if not req.skip_identity_check:
+            patient = identity.Patient(
+                summary.patient_id, summary.patient_name, summary.patient_birth_date
+            )
+            uids = {summary.study_instance_uid, *(i.entry.study_instance_uid for i in items)}
+            await asyncio.to_thread(
+                identity.check_pacs_identity, req.pacs, patient, sorted(uids - {""})
+            )
         count = await asyncio.to_thread(pacs.store_to_pacs, items, req.pacs)
         destination = str(req.pacs)
         kind = "pacs"

@@ -7,11 +7,12 @@ study under two patients to exercise UID conflicts, and different seeds give unr
 
 import math
 import sys
+import uuid
 from array import array
 from pathlib import Path
 
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian
 
 STUDY_DESCRIPTION = "CT TRAUMA PANSCAN"
 
@@ -101,8 +102,11 @@ def make_ct_study(
 
 
 def _uid(seed: int, *parts: str) -> UID:
-    """A 2.25 UID derived only from the seed and what the UID names."""
-    return generate_uid(prefix=None, entropy_srcs=[_UID_NAMESPACE, f"seed={seed}", *parts])
+    """A 2.25 UID derived only from the seed and what the UID names (a name-based UUID, PS3.5
+    B.2). pydicom's `generate_uid(prefix=None, ...)` ignores its entropy sources, so the UUID
+    is made here from the same inputs."""
+    name = "\x00".join([_UID_NAMESPACE, f"seed={seed}", *parts])
+    return UID(f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, name).int}")
 
 
 def _ds(value: float) -> str:

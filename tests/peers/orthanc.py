@@ -77,6 +77,9 @@ class OrthancServer:
             "DicomPort": self.dicom_port,
             "DicomAet": self.ae_title,
             "DicomCheckCalledAet": False,
+            # Answer C-FIND from unlisted AE titles too: the receiving site queries the PACS
+            # (patient identity check) before it stores anything.
+            "DicomAlwaysAllowFind": True,
             "RemoteAccessAllowed": False,
             "AuthenticationEnabled": False,
             "HttpCompressionEnabled": False,

@@ -3,7 +3,7 @@
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, cast
@@ -20,6 +20,9 @@ PROCESSING_FAILURE = 0xC211
 # A calling AE title no sender uses: requiring it makes the SCP reject every association.
 _NOBODY = "NOBODY-ALLOWED"
 VERIFICATION = UID("1.2.840.10008.1.1")  # so that echoscu and C-ECHO work
+# Query/Retrieve FIND (Patient Root, Study Root): answered with no matches, an empty PACS, so
+# that the receiving site's identity check (C-FIND before C-STORE) passes.
+QUERY_FIND = (UID("1.2.840.10008.5.1.4.1.2.1.1"), UID("1.2.840.10008.5.1.4.1.2.2.1"))
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class RecordingStorageSCP:
             if context.abstract_syntax is not None:
                 self._ae.add_supported_context(context.abstract_syntax, syntaxes)
         self._ae.add_supported_context(VERIFICATION)
+        for model in QUERY_FIND:
+            self._ae.add_supported_context(model)
         self._ae.require_called_aet = require_called_ae_title
         if refuse_association:
             self._ae.require_calling_aet = [_NOBODY]
@@ -89,6 +94,7 @@ class RecordingStorageSCP:
             block=False,
             evt_handlers=[
                 (evt.EVT_C_STORE, self._on_c_store),
+                (evt.EVT_C_FIND, self._on_c_find),
                 (evt.EVT_REJECTED, self._on_rejected),
             ],
         )
@@ -161,6 +167,10 @@ class RecordingStorageSCP:
                 self._received[instance.sop_instance_uid] = instance
             self._condition.notify_all()
         return self._store_status
+
+    def _on_c_find(self, event: evt.Event) -> Iterator[tuple[int, Any]]:
+        """No matches: the generator ends at once and pynetdicom answers Success."""
+        yield from ()
 
     def _on_rejected(self, event: evt.Event) -> None:
         with self._condition:

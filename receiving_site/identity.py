@@ -1,0 +1,121 @@
+"""Before anything is stored, ask the PACS (C-FIND) whether the study would land on someone
+else's record: its patient ID already belonging to another patient, or its Study Instance UIDs
+already filed under another patient (DOMAIN.md, "Import reconciliation": hold for a human,
+never merge or overwrite). Coercion to a local MRN is not done here.
+
+Messages name what conflicts, not the PACS's values: the PACS's patient is not this patient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pynetdicom import AE
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # type: ignore
+
+from receiving_site import errors
+from receiving_site.pacs import PacsAddress, _no_delay
+
+PENDING = {0xFF00, 0xFF01}
+AFTER_REVIEW = (
+    "Nothing was stored. A person must check the patient's record in the PACS; after review, "
+    "store it anyway by adding --skip-identity-check, or save the files with --out DIR instead "
+    "of --pacs."
+)
+
+
+@dataclass(frozen=True)
+class Patient:
+    """Who the transfer belongs to (from the verified study summary)."""
+
+    patient_id: str
+    patient_name: str
+    birth_date: str
+
+
+def same_name(a: str, b: str) -> bool:
+    """Person names compared case-insensitively, ignoring trailing ^ and spaces."""
+    return a.rstrip("^ ").casefold() == b.rstrip("^ ").casefold()
+
+
+def _held(what: str) -> errors.IdentityHeld:
+    return errors.IdentityHeld(f"{what}; the study was held for review. {AFTER_REVIEW}")
+
+
+def _cannot_check(pacs: PacsAddress, why: str) -> errors.IdentityHeld:
+    return errors.IdentityHeld(
+        f"The PACS {pacs.ae_title} at {pacs.host}:{pacs.port} {why}, so the patient's identity "
+        f"could not be checked against its records; the study was held for review. {AFTER_REVIEW}"
+    )
+
+
+def _query(level: str, **keys: str) -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level
+    ds.StudyInstanceUID = ""
+    ds.PatientID = ""
+    ds.PatientName = ""
+    ds.PatientBirthDate = ""
+    for keyword, value in keys.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def _find(assoc: Any, pacs: PacsAddress, query: Dataset) -> list[Dataset]:
+    """Every match of `query`; raises `IdentityHeld` unless the PACS answers it fully."""
+    matches: list[Dataset] = []
+    for status, identifier in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
+        if "Status" not in status:  # no answer: aborted, or the DIMSE wait ran out
+            raise _cannot_check(pacs, "refused or did not answer a query (C-FIND)")
+        code = int(status.Status)
+        if code in PENDING:
+            if identifier is not None:
+                matches.append(identifier)
+        elif code != 0x0000:
+            raise _cannot_check(pacs, f"refused a query (C-FIND status 0x{code & 0xFFFF:04X})")
+    return matches
+
+
+def check_pacs_identity(pacs: PacsAddress, patient: Patient, study_uids: list[str]) -> None:
+    """Raise `IdentityHeld` if the PACS holds any of `study_uids` under another patient, holds
+    `patient.patient_id` for a patient of another name or birth date, or cannot be asked."""
+    ae = AE(ae_title=pacs.calling_ae_title)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    assoc = ae.associate(pacs.host, pacs.port, ae_title=pacs.ae_title)
+    if not assoc.is_established:
+        why = "refused the association" if assoc.is_rejected else "does not answer queries"
+        if assoc.rejected_contexts and not assoc.is_rejected:
+            why = "does not accept queries (C-FIND) from this system"
+        raise _cannot_check(pacs, why)
+    _no_delay(assoc)
+    try:
+        for uid in sorted(set(study_uids)):
+            for match in _find(assoc, pacs, _query("STUDY", StudyInstanceUID=uid)):
+                other_id = str(match.get("PatientID", ""))
+                other_name = str(match.get("PatientName", ""))
+                if other_id != patient.patient_id or not same_name(
+                    other_name, patient.patient_name
+                ):
+                    raise _held(
+                        "The PACS already has this study (same Study Instance UID) under a "
+                        "different patient"
+                    )
+        if not patient.patient_id:
+            return  # an empty patient ID matches every record: nothing to compare against
+        for match in _find(assoc, pacs, _query("STUDY", PatientID=patient.patient_id)):
+            if str(match.get("PatientID", "")) != patient.patient_id:
+                continue  # a PACS that matched loosely
+            if not same_name(str(match.get("PatientName", "")), patient.patient_name):
+                raise _held(
+                    f"The PACS already has patient ID {patient.patient_id} under a different name"
+                )
+            other_birth = str(match.get("PatientBirthDate", "")).strip()
+            if other_birth and patient.birth_date.strip() and other_birth != patient.birth_date:
+                raise _held(
+                    f"The PACS already has patient ID {patient.patient_id} with a different "
+                    "birth date"
+                )
+    finally:
+        assoc.release()
