@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Sets up the virtual environment (if needed) and runs lint, type checks and the test suite.
+# Sets up the test peers and the virtual environment (if needed), then runs lint, type checks
+# and the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ops/peers.sh
 ops/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
