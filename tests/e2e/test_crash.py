@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -41,6 +42,22 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _wait_until_objects_complete(relay: E2ERelay, push: subprocess.Popen[str]) -> str:
+    """Poll the relay's database until KILL_AFTER_COMPLETE objects of the (only) transfer are
+    complete, while the push still runs; returns the transfer id."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        rows = relay.query("SELECT id FROM transfers")
+        if rows:
+            (transfer_id,) = rows[0]
+            held = _holdings(relay, transfer_id)
+            if sum(c for _, c, _, _ in held.values()) >= KILL_AFTER_COMPLETE:
+                return str(transfer_id)
+        assert push.poll() is None, "the push ended before the relay could be killed"
+        assert time.monotonic() < deadline, "the upload did not start"
+        time.sleep(0.005)
+
+
 def test_push_resumes_after_the_relay_is_killed_mid_upload(
     fresh_relay: E2ERelay, storage_scp: RecordingStorageSCP, tmp_path: Path
 ) -> None:
@@ -50,17 +67,7 @@ def test_push_resumes_after_the_relay_is_killed_mid_upload(
 
     push = start_cli(push_args, cwd=tmp_path, credential=relay.sender_credential)
     try:
-        deadline = time.monotonic() + WAIT_SECONDS
-        while True:
-            rows = relay.query("SELECT id FROM transfers")
-            if rows:
-                (transfer_id,) = rows[0]
-                held = _holdings(relay, transfer_id)
-                if sum(c for _, c, _, _ in held.values()) >= KILL_AFTER_COMPLETE:
-                    break
-            assert push.poll() is None, "the push ended before the relay could be killed"
-            assert time.monotonic() < deadline, "the upload did not start"
-            time.sleep(0.005)
+        transfer_id = _wait_until_objects_complete(relay, push)
         acknowledged = _holdings(relay, transfer_id)  # all of this was acknowledged durable
         relay.process.kill()
     finally:
@@ -117,17 +124,7 @@ def test_the_same_push_finishes_when_the_relay_restarts_mid_upload(
 
     push = start_cli(push_args, cwd=tmp_path, credential=relay.sender_credential)
     try:
-        deadline = time.monotonic() + WAIT_SECONDS
-        while True:
-            rows = relay.query("SELECT id FROM transfers")
-            if rows:
-                (transfer_id,) = rows[0]
-                held = _holdings(relay, transfer_id)
-                if sum(c for _, c, _, _ in held.values()) >= KILL_AFTER_COMPLETE:
-                    break
-            assert push.poll() is None, "the push ended before the relay could be killed"
-            assert time.monotonic() < deadline, "the upload did not start"
-            time.sleep(0.005)
+        transfer_id = _wait_until_objects_complete(relay, push)
         relay.process.kill()
         complete_before = {i for i, (_, c, _, _) in _holdings(relay, transfer_id).items() if c}
         time.sleep(1.0)  # the push meets a relay that is down, and waits
