@@ -16,7 +16,8 @@ from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # type: ignore
 
 from receiving_site import errors
-from receiving_site.pacs import PacsAddress, _no_delay
+from receiving_site.association import pause_reactor, steady
+from receiving_site.pacs import PacsAddress
 
 PENDING = {0xFF00, 0xFF01}
 AFTER_REVIEW = (
@@ -66,6 +67,7 @@ def _query(level: str, **keys: str) -> Dataset:
 def _find(assoc: Any, pacs: PacsAddress, query: Dataset) -> list[Dataset]:
     """Every match of `query`; raises `IdentityHeld` unless the PACS answers it fully."""
     matches: list[Dataset] = []
+    pause_reactor(assoc)
     for status, identifier in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
         if "Status" not in status:  # no answer: aborted, or the DIMSE wait ran out
             raise _cannot_check(pacs, "refused or did not answer a query (C-FIND)")
@@ -89,7 +91,7 @@ def check_pacs_identity(pacs: PacsAddress, patient: Patient, study_uids: list[st
         if assoc.rejected_contexts and not assoc.is_rejected:
             why = "does not accept queries (C-FIND) from this system"
         raise _cannot_check(pacs, why)
-    _no_delay(assoc)
+    steady(assoc)
     try:
         for uid in sorted(set(study_uids)):
             for match in _find(assoc, pacs, _query("STUDY", StudyInstanceUID=uid)):
@@ -118,4 +120,5 @@ def check_pacs_identity(pacs: PacsAddress, patient: Patient, study_uids: list[st
                     "birth date"
                 )
     finally:
+        pause_reactor(assoc)
         assoc.release()

@@ -4,42 +4,19 @@ Storage SCP that refuses compressed transfer syntaxes."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-import pydicom
 import pytest
 from dicom_corpus import TEST_FILES
 from peers.storage_scp import RecordingStorageSCP
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from staged_files import staged
 
 from receiving_site import errors
 from receiving_site.pacs import PacsAddress, store_to_pacs
-from receiving_site.staging import StagedObject
 from sending_site.synthetic import make_ct_study
-from transfer_codes.manifest import ManifestEntry
 
 UNCOMPRESSED = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
-
-
-def staged(paths: list[Path]) -> list[StagedObject]:
-    items = []
-    for index, path in enumerate(paths):
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-        data = path.read_bytes()
-        entry = ManifestEntry(
-            index=index,
-            sop_instance_uid=str(ds.SOPInstanceUID),
-            series_instance_uid=str(ds.SeriesInstanceUID),
-            study_instance_uid=str(ds.StudyInstanceUID),
-            sop_class_uid=str(ds.SOPClassUID),
-            transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
-            size=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
-            kind="dicom",
-        )
-        items.append(StagedObject(entry, path))
-    return items
 
 
 def address(scp: RecordingStorageSCP) -> PacsAddress:
