@@ -101,6 +101,7 @@ def run_redeem(args: argparse.Namespace) -> int:
                     "bytes": result.bytes,
                     "destination": result.destination,
                     "break_glass": result.break_glass,
+                    "decompressed": result.decompressed,
                 }
             )
         )
@@ -111,4 +112,6 @@ def run_redeem(args: argparse.Namespace) -> int:
             f"Delivered {result.instances} verified images ({result.bytes / 1e6:.1f} MB) to "
             f"{result.destination}. The sending hospital has been sent the receipt."
         )
+        if result.note:
+            print(result.note)
     return 0

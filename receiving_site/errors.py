@@ -28,6 +28,11 @@ class PacsRefused(ReceivingError):
     """The PACS refused the images."""
 
 
+class Undecodable(ReceivingError):
+    """An image could not be decompressed (no decoder for its format, or damaged data), so it
+    cannot go to a PACS that refuses that format. Its message is the decoder's reason."""
+
+
 class PacsUnreachable(ReceivingError):
     """The PACS could not be reached or refused the connection."""
 

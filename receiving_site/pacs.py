@@ -1,7 +1,11 @@
 """Deliver staged instances: C-STORE into a PACS (pynetdicom), or files into a folder.
 
 Files are sent as their stored bytes (pynetdicom's chunked-from-file mode), so the PACS gets
-exactly the dataset the sender had, in its original transfer syntax.
+exactly the dataset the sender had, in its original transfer syntax, whenever it accepts that
+syntax. An image in a compressed or deflated syntax the PACS refuses is decompressed to
+Explicit (or Implicit) VR Little Endian, if the PACS takes its SOP class so (`formats` chooses,
+`transcode` converts); the delivery says how many were. All or nothing as far as formats go:
+if any image can go neither way, nothing is stored.
 """
 
 from __future__ import annotations
@@ -11,22 +15,23 @@ import re
 import shutil
 import tempfile
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 from pynetdicom import AE, _config
 from pynetdicom.presentation import build_context
 
-from receiving_site import errors
+from receiving_site import errors, formats, transcode
 from receiving_site.association import pause_reactor, steady
 from receiving_site.staging import StagedObject
 
 # Send each file's own bytes without decoding or re-encoding them.
 _config.STORE_SEND_CHUNKED_DATASET = True
 
-MAX_CONTEXTS = 128
 DEFAULT_CALLING_AE_TITLE = "TRAUMARELAY"
 VERIFICATION = "1.2.840.10008.1.1"  # the Verification SOP Class (C-ECHO), PS3.4 A.4
 SUCCESS_OR_WARNING = {0x0000, 0xB000, 0xB006, 0xB007}
@@ -100,80 +105,123 @@ def check_folder(folder: Path) -> None:
         ) from e
 
 
-def _format(sop_class: str, syntax: str) -> str:
-    """A format as staff and PACS administrators name it, e.g. "CT Image Storage in JPEG 2000
-    Image Compression" (pydicom's names; the UID itself when pydicom does not know it)."""
-    return f"{UID(sop_class).name} in {UID(syntax).name}"
+@dataclass(frozen=True)
+class PacsDelivery:
+    """What `store_to_pacs` did: `stored` images, of which `decompressed` counts (by the
+    transfer syntax UID they were sent in) those decompressed because the PACS refused it."""
+
+    stored: int
+    decompressed: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def decompressed_images(self) -> int:
+        return sum(self.decompressed.values())
+
+    @property
+    def note(self) -> str:
+        """For staff, e.g. "12 of the 240 images were decompressed because the PACS does not
+        accept JPEG 2000 Image Compression."; empty when nothing was decompressed."""
+        return formats.decompressed_note(self.decompressed, self.stored)
 
 
-def _refused_formats(staged: list[StagedObject], accepted: set[tuple[str, str]]) -> str:
-    refused = Counter(
-        (s.entry.sop_class_uid, s.entry.transfer_syntax_uid)
-        for s in staged
-        if (s.entry.sop_class_uid, s.entry.transfer_syntax_uid) not in accepted
-    )
-    if not refused:
-        return ""
-    listed = "; ".join(
-        f"{_format(*key)} ({count} {'image' if count == 1 else 'images'})"
-        for key, count in sorted(refused.items())
-    )
-    return (
-        f"The PACS does not accept {sum(refused.values())} of the {len(staged)} images in the "
-        f"format they were sent: {listed}. Nothing was stored. Ask the PACS administrators to "
-        "accept this format for this system, or deliver into a folder with --out."
-    )
-
-
-def store_to_pacs(staged: list[StagedObject], pacs: PacsAddress) -> int:
-    """C-STORE every instance over one association; returns how many were stored.
-
-    Every instance's presentation context is checked after negotiation and before the first
-    C-STORE: if the PACS refuses any (SOP class, transfer syntax), nothing is sent and
-    `PacsRefused` names the formats. Raises `PacsUnreachable` if the association fails, and
-    `PacsRefused` if the PACS refuses an instance during the sending (those stored before it
-    stay stored: C-STORE has no transaction)."""
-    pairs = sorted({(s.entry.sop_class_uid, s.entry.transfer_syntax_uid) for s in staged})
+@contextmanager
+def _association(
+    pacs: PacsAddress, contexts: Sequence[tuple[str, Sequence[str]]], refusal: str
+) -> Iterator[Any]:
+    """An established association proposing `contexts`, released on exit. Raises
+    `PacsUnreachable`, or `PacsRefused(refusal)` when the PACS accepts none of the contexts."""
     ae = AE(ae_title=pacs.calling_ae_title)
-    # One context per (SOP class, transfer syntax): the acceptor picks a single syntax per
-    # context (PS3.8 9.3.3.2), so files of one class in two syntaxes need two contexts.
-    requested = [build_context(sop, syntax) for sop, syntax in pairs]
-    if len(requested) > MAX_CONTEXTS:
-        raise errors.PacsRefused("This study has more kinds of images than one association allows.")
-    ae.requested_contexts = requested
+    ae.requested_contexts = [build_context(sop, list(syntaxes)) for sop, syntaxes in contexts]
     assoc = ae.associate(pacs.host, pacs.port, ae_title=pacs.ae_title)
     if not assoc.is_established:
         if assoc.rejected_contexts and not assoc.is_rejected:
             # pynetdicom aborts when the PACS accepts the association but none of its contexts.
-            raise errors.PacsRefused(_refused_formats(staged, set()))
+            raise errors.PacsRefused(refusal)
         raise _unreachable(pacs, assoc)
     steady(assoc)
-    stored = 0
     try:
-        accepted = {
-            (str(c.abstract_syntax), str(c.transfer_syntax[0])) for c in assoc.accepted_contexts
-        }
-        refused = _refused_formats(staged, accepted)
-        if refused:
-            raise errors.PacsRefused(refused)
-        for item in staged:
-            pause_reactor(assoc)
-            status = assoc.send_c_store(_wire_file(item))
-            if "Status" not in status:  # no answer: aborted, or the DIMSE wait ran out
-                raise errors.PacsRefused(
-                    f"The PACS stopped answering while image {item.entry.index + 1} was sent. "
-                    f"{stored} images were stored; check the PACS log, then run again."
-                )
-            code = int(status.Status)
-            if code not in SUCCESS_OR_WARNING:
-                raise errors.PacsRefused(
-                    f"The PACS refused image {item.entry.index + 1} (status 0x{code & 0xFFFF:04X})."
-                    f" {stored} images were stored."
-                )
-            stored += 1
+        yield assoc
     finally:
         pause_reactor(assoc)
         assoc.release()
+
+
+def _accepted(assoc: Any) -> set[formats.Pair]:
+    return {(str(c.abstract_syntax), str(c.transfer_syntax[0])) for c in assoc.accepted_contexts}
+
+
+def store_to_pacs(staged: list[StagedObject], pacs: PacsAddress) -> PacsDelivery:
+    """C-STORE every instance; returns how many were stored, and which were decompressed.
+
+    After negotiation and before the first C-STORE every instance is routed (see `formats`):
+    in its own format if the PACS accepts it, else decompressed (see `transcode`) when the PACS
+    takes its SOP class uncompressed. If any instance can go neither way, or does not decode,
+    nothing is sent and `PacsRefused` names the formats. Decoding can take minutes, longer than
+    a PACS keeps an idle association open (Orthanc: 30 s), so the copies are made between two
+    associations: the first only negotiates, the second sends. The copies are removed on
+    return. Raises `PacsUnreachable` if an association fails, `PacsRefused` if the PACS refuses
+    an instance during the sending (those stored before it stay stored: C-STORE has no
+    transaction), and `OSError` if a copy cannot be written."""
+    offer = formats.offer(staged)
+    with _association(pacs, offer.contexts, offer.refusal(staged, len(staged))) as assoc:
+        targets = offer.routes(staged, _accepted(assoc))
+        if not targets:
+            return PacsDelivery(_send(assoc, staged, {}))
+    converting = [s for s in staged if s.entry.index in targets]
+    copies: dict[int, Path] = {}
+    try:
+        for item in converting:
+            try:
+                copies[item.entry.index] = transcode.decompress(item, targets[item.entry.index])
+            except errors.Undecodable as e:
+                message = formats.undecodable(converting, len(staged), item, e.message)
+                raise errors.PacsRefused(message) from e
+        wire = sorted(
+            {
+                (s.entry.sop_class_uid, targets.get(s.entry.index, s.entry.transfer_syntax_uid))
+                for s in staged
+            }
+        )
+        contexts = [(sop, (syntax,)) for sop, syntax in wire]
+        with _association(pacs, contexts, _no_longer_accepted(wire)) as assoc:
+            lost = set(wire) - _accepted(assoc)
+            if lost:
+                raise errors.PacsRefused(_no_longer_accepted(sorted(lost)))
+            stored = _send(assoc, staged, copies)
+    finally:
+        for path in copies.values():
+            path.unlink(missing_ok=True)
+    decompressed = Counter(s.entry.transfer_syntax_uid for s in converting)
+    return PacsDelivery(stored, dict(decompressed))
+
+
+def _no_longer_accepted(pairs: list[formats.Pair]) -> str:
+    return (
+        f"The PACS no longer accepts {'; '.join(formats.name(pair) for pair in pairs)}, which "
+        "it accepted a moment before. Nothing was stored; check the PACS configuration, then "
+        "run again."
+    )
+
+
+def _send(assoc: Any, staged: list[StagedObject], copies: Mapping[int, Path]) -> int:
+    """C-STORE each instance (its uncompressed copy where there is one); returns how many were
+    stored, or raises `PacsRefused` at the first that is not."""
+    stored = 0
+    for item in staged:
+        pause_reactor(assoc)
+        status = assoc.send_c_store(copies.get(item.entry.index) or _wire_file(item))
+        if "Status" not in status:  # no answer: aborted, or the DIMSE wait ran out
+            raise errors.PacsRefused(
+                f"The PACS stopped answering while image {item.entry.index + 1} was sent. "
+                f"{stored} images were stored; check the PACS log, then run again."
+            )
+        code = int(status.Status)
+        if code not in SUCCESS_OR_WARNING:
+            raise errors.PacsRefused(
+                f"The PACS refused image {item.entry.index + 1} (status 0x{code & 0xFFFF:04X})."
+                f" {stored} images were stored."
+            )
+        stored += 1
     return stored
 
 

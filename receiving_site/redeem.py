@@ -95,6 +95,8 @@ class RedeemResult:
     bytes: int
     destination: str
     break_glass: bool
+    decompressed: int = 0  # images decompressed because the PACS refused their format
+    note: str = ""  # says so, for staff; empty when none was
 
 
 RedeemEvent = Unlocked | Progress
@@ -307,12 +309,14 @@ async def _receive(
             await asyncio.to_thread(
                 identity.check_pacs_identity, req.pacs, patient, sorted(uids - {""})
             )
-        count = await asyncio.to_thread(pacs.store_to_pacs, items, req.pacs)
+        delivery = await asyncio.to_thread(pacs.store_to_pacs, items, req.pacs)
+        count, decompressed, note = delivery.stored, delivery.decompressed_images, delivery.note
         destination = str(req.pacs)
         kind = "pacs"
     else:
         target = (req.out or Path.cwd()) / transfer_id
         count = await asyncio.to_thread(pacs.store_to_folder, items, target)
+        decompressed, note = 0, ""
         destination = str(target)
         kind = "folder"
     total = sum(i.entry.size for i in items)
@@ -321,4 +325,6 @@ async def _receive(
         f"/api/v1/transfers/{transfer_id}/receipt",
         json={"instances": count, "bytes": total, "destination": kind, "complete": True},
     )
-    return RedeemResult(transfer_id, count, total, destination, saved.break_glass)
+    return RedeemResult(
+        transfer_id, count, total, destination, saved.break_glass, decompressed, note
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,12 +14,14 @@ import pytest
 from dicom_corpus import transfer_syntax, valid_part10_images
 from peers.orthanc import OrthancServer
 from peers.storage_scp import RecordingStorageSCP
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEG2000Lossless
 
 from e2e.harness import (
     E2ERelay,
     assert_identical_in_orthanc,
     assert_identical_in_scp,
     pacs_address,
+    run_cli,
     wire_bytes,
 )
 from sending_site.synthetic import make_ct_study
@@ -147,3 +149,34 @@ def test_every_valid_bundled_instance_into_orthanc(
     _send_all(relay, transfers, tmp_path, pacs_address(orthanc))
 
     assert_identical_in_orthanc(orthanc, files)
+
+
+def test_a_pacs_that_refuses_jpeg_2000_gets_it_decompressed_and_staff_are_told(
+    relay: E2ERelay, orthanc_factory: Callable[..., OrthancServer], tmp_path: Path
+) -> None:
+    files = make_ct_study(tmp_path / "study", 3)
+    ds = pydicom.dcmread(files[2])
+    ds.compress(JPEG2000Lossless)  # the SOP Instance UID stays
+    ds.save_as(files[2], enforce_file_format=True)
+    orthanc = orthanc_factory(
+        accepted_transfer_syntaxes=[ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+    )
+    pacs = pacs_address(orthanc)
+
+    _pushed, redeemed = relay.send([tmp_path / "study"], workdir=tmp_path / "json", pacs=pacs)
+    assert (redeemed["instances"], redeemed["decompressed"]) == (3, 1)
+    assert len(orthanc.instances()) == 3
+
+    # The same study in a second transfer, redeemed as staff do, without --json.
+    work = tmp_path / "staff"
+    work.mkdir()
+    pushed = relay.push([tmp_path / "study"], workdir=work).ok().json()
+    relay.authorize(pushed)
+    args = [a for a in relay.redeem_args(state=work / "tc-state", pacs=pacs) if a != "--json"]
+    run = run_cli(
+        args, cwd=work, credential=relay.receiver_credential, stdin=pushed["code"] + "\n"
+    ).ok()
+    assert (
+        "1 of the 3 images was decompressed because the PACS does not accept JPEG 2000 Image "
+        "Compression (Lossless Only)."
+    ) in run.stdout

@@ -1,7 +1,8 @@
 """Acceptance, at the command line: once the code is spent, a failure never leaves the trauma
-center at a dead end. A PACS that refuses one of the study's formats gets nothing at all, the
-message names the format and prints the exact command that continues, and that command (or the
-same command with the same code) delivers the study once the PACS is fixed."""
+center at a dead end. A PACS that refuses one of the study's formats, for an image that cannot be
+decompressed for it either, gets nothing at all, the message names the format and prints the
+exact command that continues, and that command (or the same command with the same code) delivers
+the study once the PACS is fixed."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import shlex
 from pathlib import Path
 
 import pydicom
-from dicom_corpus import TEST_FILES
 from peers.storage_scp import RecordingStorageSCP
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from staged_files import corrupted_j2k
 
 from e2e.harness import E2ERelay, assert_identical_in_scp, pacs_address, run_cli
 from sending_site.synthetic import make_ct_study
@@ -20,9 +21,10 @@ UNCOMPRESSED = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
 
 
 def _study_with_a_jpeg2000_image(folder: Path) -> list[Path]:
-    """Three uncompressed CT slices, then a JPEG 2000 CT image of the same patient."""
+    """Three uncompressed CT slices, then a JPEG 2000 CT image of the same patient whose
+    codestream no decoder reads: a PACS that takes no JPEG 2000 cannot have it decompressed."""
     files = make_ct_study(folder / "a-ct", 3, seed=61)
-    ds = pydicom.dcmread(TEST_FILES / "693_J2KI.dcm")
+    ds = pydicom.dcmread(corrupted_j2k(folder.parent / "broken"))
     ds.PatientName, ds.PatientID, ds.IssuerOfPatientID = "DOE^JANE", "ER-12345", "ER-GENERAL"
     j2k = folder / "b-j2k" / "IM0001.dcm"
     j2k.parent.mkdir(parents=True)
@@ -49,6 +51,7 @@ def test_a_refused_format_stores_nothing_and_the_printed_command_continues(
     pushed, files, address, message = _refused(relay, tmp_path)
 
     assert "CT Image Storage in JPEG 2000 Image Compression (1 image)" in message
+    assert "could not be decompressed" in message
     assert "Nothing was stored" in message
     assert "That code was not accepted" not in message
     command = message.rsplit("continue with: ", 1)[1]

@@ -309,7 +309,8 @@ async def test_every_failure_after_redemption_gives_the_resume_command(
 async def test_a_refused_format_stores_nothing_and_the_same_code_resumes(
     pushed: Pushed,
 ) -> None:
-    # Accepts the verification and JPEG 2000 only: the synthetic CT is Explicit VR Little Endian.
+    # Accepts the verification and JPEG 2000 only: the synthetic CT is Explicit VR Little Endian,
+    # which is sent as it is or not at all (only compressed images fall back to uncompressed).
     with RecordingStorageSCP(transfer_syntaxes=[JPEG2000Lossless]) as picky:
         address = PacsAddress(picky.ae_title, picky.host, picky.port)
         with pytest.raises(errors.PacsRefused) as raised:

@@ -53,8 +53,10 @@ class RecordingStorageSCP:
     ``refuse_association`` rejects every association (permanent, "calling AE title not
     recognized"), like a PACS that does not know the sender. ``require_called_ae_title``
     rejects associations addressed to another AE title. ``transfer_syntaxes`` limits what it
-    accepts, like a PACS that refuses compressed syntaxes. ``store_status`` is the status
-    returned to every C-STORE, e.g. ``0xA700`` (out of resources).
+    accepts, like a PACS that refuses compressed syntaxes. ``sop_classes`` limits the storage
+    SOP classes it accepts, like a PACS that refuses a kind of image in any syntax.
+    ``store_status`` is the status returned to every C-STORE, e.g. ``0xA700`` (out of
+    resources).
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class RecordingStorageSCP:
         refuse_association: bool = False,
         require_called_ae_title: bool = False,
         transfer_syntaxes: Sequence[str] | None = None,
+        sop_classes: Sequence[str] | None = None,
         store_status: int = SUCCESS,
     ) -> None:
         self.ae_title = ae_title
@@ -78,8 +81,9 @@ class RecordingStorageSCP:
         self._ae = AE(ae_title=ae_title)
         syntaxes = list(transfer_syntaxes) if transfer_syntaxes else list(AllTransferSyntaxes)
         for context in AllStoragePresentationContexts:
-            if context.abstract_syntax is not None:
-                self._ae.add_supported_context(context.abstract_syntax, syntaxes)
+            sop_class = context.abstract_syntax
+            if sop_class is not None and (sop_classes is None or sop_class in sop_classes):
+                self._ae.add_supported_context(sop_class, syntaxes)
         self._ae.add_supported_context(VERIFICATION)
         for model in QUERY_FIND:
             self._ae.add_supported_context(model)
