@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from receiving_site import errors
+
 
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser(
@@ -36,6 +38,21 @@ def add_parsers(sub: Any) -> None:
             "UIDs are not already filed under another patient; only after a person reviewed a hold"
         ),
     )
+    p.add_argument(
+        "--local-patient-id",
+        metavar="MRN",
+        help=(
+            "file the study under this trauma center's own patient ID (with --pacs): the ER's "
+            "IDs are kept in Other Patient IDs and Original Attributes; the PACS's name and "
+            "birth date for it must match the transferred patient's unless reviewed"
+        ),
+    )
+    p.add_argument(
+        "--local-issuer",
+        default="",
+        metavar="ISSUER",
+        help="Issuer of Patient ID for --local-patient-id (this hospital's assigning authority)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run_redeem)
 
@@ -53,6 +70,8 @@ def run_redeem(args: argparse.Namespace) -> int:
     from sending_site.errors import CredentialMissing
     from sending_site.journal import default_state_dir
 
+    if args.local_patient_id is not None and not args.pacs:
+        raise errors.LocalPatientNeedsPacs()
     credential = read_credential(args.credential_file)
     if not credential:
         raise CredentialMissing()
@@ -75,6 +94,8 @@ def run_redeem(args: argparse.Namespace) -> int:
         state_given=args.state is not None,
         credential_file=args.credential_file,
         skip_identity_check=args.skip_identity_check,
+        local_patient_id=args.local_patient_id,
+        local_issuer=args.local_issuer,
     )
     quiet = args.json
 
@@ -102,6 +123,7 @@ def run_redeem(args: argparse.Namespace) -> int:
                     "destination": result.destination,
                     "break_glass": result.break_glass,
                     "decompressed": result.decompressed,
+                    "local_patient_id": args.local_patient_id,
                 }
             )
         )

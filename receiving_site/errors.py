@@ -53,3 +53,8 @@ class NoSecretGiven(ReceivingError):
 class IdentityHeld(ReceivingError):
     """The PACS already has this patient ID or this study under a different patient, or could
     not be asked; the study was held for review and nothing was stored."""
+
+
+class LocalPatientNeedsPacs(ReceivingError):
+    """--local-patient-id files the study under a PACS record, so it goes with --pacs, not
+    --out. Nothing was done."""

@@ -1,13 +1,16 @@
 """Before anything is stored, ask the PACS (C-FIND) whether the study would land on someone
 else's record: its patient ID already belonging to another patient, or its Study Instance UIDs
 already filed under another patient (DOMAIN.md, "Import reconciliation": hold for a human,
-never merge or overwrite). Coercion to a local MRN is not done here.
+never merge or overwrite), and what it holds for a local record number (`find_patient`, for
+`reconcile`). The coercion itself is `reconcile.coerce`.
 
 Messages name what conflicts, not the PACS's values: the PACS's patient is not this patient.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +21,7 @@ from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # t
 from receiving_site import errors
 from receiving_site.association import pause_reactor, steady
 from receiving_site.pacs import PacsAddress
+from receiving_site.reconcile import Demographics, same_name
 
 PENDING = {0xFF00, 0xFF01}
 AFTER_REVIEW = (
@@ -34,11 +38,6 @@ class Patient:
     patient_id: str
     patient_name: str
     birth_date: str
-
-
-def same_name(a: str, b: str) -> bool:
-    """Person names compared case-insensitively, ignoring trailing ^ and spaces."""
-    return a.rstrip("^ ").casefold() == b.rstrip("^ ").casefold()
 
 
 def _held(what: str) -> errors.IdentityHeld:
@@ -80,9 +79,9 @@ def _find(assoc: Any, pacs: PacsAddress, query: Dataset) -> list[Dataset]:
     return matches
 
 
-def check_pacs_identity(pacs: PacsAddress, patient: Patient, study_uids: list[str]) -> None:
-    """Raise `IdentityHeld` if the PACS holds any of `study_uids` under another patient, holds
-    `patient.patient_id` for a patient of another name or birth date, or cannot be asked."""
+@contextmanager
+def _querying(pacs: PacsAddress) -> Iterator[Any]:
+    """An association for C-FIND; raises `IdentityHeld` if the PACS cannot be asked."""
     ae = AE(ae_title=pacs.calling_ae_title)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
     assoc = ae.associate(pacs.host, pacs.port, ae_title=pacs.ae_title)
@@ -93,6 +92,42 @@ def check_pacs_identity(pacs: PacsAddress, patient: Patient, study_uids: list[st
         raise _cannot_check(pacs, why)
     steady(assoc)
     try:
+        yield assoc
+    finally:
+        pause_reactor(assoc)
+        assoc.release()
+
+
+def find_patient(pacs: PacsAddress, patient_id: str, issuer: str) -> Demographics | None:
+    """What the PACS holds for local `patient_id` (of `issuer`), from its studies; None if it
+    has none. Records the PACS files under another issuer are not this patient. Raises
+    `IdentityHeld` if the PACS cannot be asked, or holds that ID under several names or birth
+    dates (its own records disagree: a person must look)."""
+    with _querying(pacs) as assoc:
+        query = _query("STUDY", PatientID=patient_id)
+        query.IssuerOfPatientID = ""
+        matches = [
+            m
+            for m in _find(assoc, pacs, query)
+            if str(m.get("PatientID", "")) == patient_id
+            and str(m.get("IssuerOfPatientID", "") or issuer) == issuer
+        ]
+    records = {
+        (str(m.get("PatientName", "")).rstrip("^ "), str(m.get("PatientBirthDate", "")).strip())
+        for m in matches
+    }
+    if not records:
+        return None
+    if len({(name.casefold(), birth) for name, birth in records}) > 1:
+        raise _held(f"The PACS has patient ID {patient_id} under more than one name or birth date")
+    name, birth = min(records)
+    return Demographics(patient_id, issuer, name, birth)
+
+
+def check_pacs_identity(pacs: PacsAddress, patient: Patient, study_uids: list[str]) -> None:
+    """Raise `IdentityHeld` if the PACS holds any of `study_uids` under another patient, holds
+    `patient.patient_id` for a patient of another name or birth date, or cannot be asked."""
+    with _querying(pacs) as assoc:
         for uid in sorted(set(study_uids)):
             for match in _find(assoc, pacs, _query("STUDY", StudyInstanceUID=uid)):
                 other_id = str(match.get("PatientID", ""))
@@ -119,6 +154,3 @@ def check_pacs_identity(pacs: PacsAddress, patient: Patient, study_uids: list[st
                     f"The PACS already has patient ID {patient.patient_id} with a different "
                     "birth date"
                 )
-    finally:
-        pause_reactor(assoc)
-        assoc.release()

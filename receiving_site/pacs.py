@@ -27,6 +27,7 @@ from pynetdicom.presentation import build_context
 
 from receiving_site import errors, formats, transcode
 from receiving_site.association import pause_reactor, steady
+from receiving_site.reconcile import Coercion
 from receiving_site.staging import StagedObject
 
 # Send each file's own bytes without decoding or re-encoding them.
@@ -150,8 +151,12 @@ def _accepted(assoc: Any) -> set[formats.Pair]:
     return {(str(c.abstract_syntax), str(c.transfer_syntax[0])) for c in assoc.accepted_contexts}
 
 
-def store_to_pacs(staged: list[StagedObject], pacs: PacsAddress) -> PacsDelivery:
+def store_to_pacs(
+    staged: list[StagedObject], pacs: PacsAddress, coercion: Coercion | None = None
+) -> PacsDelivery:
     """C-STORE every instance; returns how many were stored, and which were decompressed.
+    With `coercion`, every instance is filed under the local patient (`reconcile`), through a
+    copy like a decompressed one.
 
     After negotiation and before the first C-STORE every instance is routed (see `formats`):
     in its own format if the PACS accepts it, else decompressed (see `transcode`) when the PACS
@@ -165,15 +170,22 @@ def store_to_pacs(staged: list[StagedObject], pacs: PacsAddress) -> PacsDelivery
     offer = formats.offer(staged)
     with _association(pacs, offer.contexts, offer.refusal(staged, len(staged))) as assoc:
         targets = offer.routes(staged, _accepted(assoc))
-        if not targets:
+        if not targets and coercion is None:
             return PacsDelivery(_send(assoc, staged, {}))
     converting = [s for s in staged if s.entry.index in targets]
     copies: dict[int, Path] = {}
     try:
-        for item in converting:
+        for item in staged if coercion else converting:
             try:
-                copies[item.entry.index] = transcode.decompress(item, targets[item.entry.index])
+                copies[item.entry.index] = transcode.rewrite(
+                    item, targets.get(item.entry.index), coercion=coercion
+                )
             except errors.Undecodable as e:
+                if item.entry.index not in targets:  # only coerced, and that failed
+                    raise errors.PacsRefused(
+                        f"Image {item.entry.index + 1} could not be filed under the local "
+                        f"patient record ({e.message}). Nothing was stored."
+                    ) from e
                 message = formats.undecodable(converting, len(staged), item, e.message)
                 raise errors.PacsRefused(message) from e
         wire = sorted(

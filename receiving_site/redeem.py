@@ -25,16 +25,17 @@ import shlex
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from receiving_site import errors, identity, pacs, staging, state
+from receiving_site import errors, identity, pacs, reconcile, staging, state
 from relay.client import RelayClient, RelayRefused, RelayUnreachable, b64
 from relay.errors import RelayError
 from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.errors import ManifestError
 from transfer_codes.keys import stretch_capability, stretch_code, unwrap
-from transfer_codes.manifest import ManifestEntry, ManifestReader
+from transfer_codes.manifest import ManifestEntry, ManifestReader, StudySummary
 
 WAIT_SECONDS = 20
 PARALLEL_DOWNLOADS = 4
@@ -55,6 +56,8 @@ class RedeemRequest:
     state_given: bool = True  # `--state` was given, so the resume command repeats it
     credential_file: str | None = None  # `--credential-file`, likewise
     skip_identity_check: bool = False  # `--skip-identity-check`: a person reviewed the hold
+    local_patient_id: str | None = None  # file the study under this local record number
+    local_issuer: str = ""  # the issuer of `local_patient_id`
 
     def resume_command(self, transfer_id: str) -> str:
         """The command that continues this redemption of `transfer_id`, for messages."""
@@ -63,6 +66,9 @@ class RedeemRequest:
             words += ["--pacs", str(self.pacs)]
             if self.pacs.calling_ae_title != pacs.DEFAULT_CALLING_AE_TITLE:
                 words += ["--calling-aet", self.pacs.calling_ae_title]
+            if self.local_patient_id is not None:
+                words += ["--local-patient-id", self.local_patient_id]
+                words += ["--local-issuer", self.local_issuer]
             if self.skip_identity_check:
                 words.append("--skip-identity-check")
         else:
@@ -301,15 +307,7 @@ async def _receive(
     await asyncio.to_thread(staging.check_identity, items, summary)
 
     if req.pacs is not None:
-        if not req.skip_identity_check:
-            patient = identity.Patient(
-                summary.patient_id, summary.patient_name, summary.patient_birth_date
-            )
-            uids = {summary.study_instance_uid, *(i.entry.study_instance_uid for i in items)}
-            await asyncio.to_thread(
-                identity.check_pacs_identity, req.pacs, patient, sorted(uids - {""})
-            )
-        delivery = await asyncio.to_thread(pacs.store_to_pacs, items, req.pacs)
+        delivery = await asyncio.to_thread(_deliver_to_pacs, req, req.pacs, items, summary, saved)
         count, decompressed, note = delivery.stored, delivery.decompressed_images, delivery.note
         destination = str(req.pacs)
         kind = "pacs"
@@ -328,3 +326,42 @@ async def _receive(
     return RedeemResult(
         transfer_id, count, total, destination, saved.break_glass, decompressed, note
     )
+
+
+def _deliver_to_pacs(
+    req: RedeemRequest,
+    address: pacs.PacsAddress,
+    items: list[staging.StagedObject],
+    summary: StudySummary,
+    saved: state.SavedKey,
+) -> pacs.PacsDelivery:
+    """Reconcile the patient (a local record number, when staff gave one), check the PACS for
+    conflicts unless a person reviewed a hold, and store."""
+    patient = identity.Patient(summary.patient_id, summary.patient_name, summary.patient_birth_date)
+    coercion = None
+    if req.local_patient_id is not None:
+        outside = reconcile.Demographics(
+            summary.patient_id,
+            summary.issuer_of_patient_id,
+            summary.patient_name,
+            summary.patient_birth_date,
+        )
+        record = identity.find_patient(address, req.local_patient_id, req.local_issuer)
+        local = reconcile.local_identity(
+            req.local_patient_id,
+            req.local_issuer,
+            outside,
+            record,
+            reviewed=req.skip_identity_check,
+        )
+        patient = identity.Patient(local.patient_id, local.patient_name, local.birth_date)
+        coercion = reconcile.Coercion(
+            local,
+            datetime.now(UTC),
+            f"trauma-relay as {address.calling_ae_title}",
+            saved.sender,
+        )
+    if not req.skip_identity_check:
+        uids = {summary.study_instance_uid, *(i.entry.study_instance_uid for i in items)}
+        identity.check_pacs_identity(address, patient, sorted(uids - {""}))
+    return pacs.store_to_pacs(items, address, coercion)

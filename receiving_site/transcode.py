@@ -1,4 +1,6 @@
-"""Decompress one staged image for a PACS that refuses its compressed (or deflated) format.
+"""Rewrite one staged image for the PACS: decompressed for a PACS that refuses its compressed
+(or deflated) format, and/or coerced to the trauma center's own patient record
+(`receiving_site.reconcile`, when staff gave a local patient ID).
 
 pydicom does all the decoding (`Dataset.decompress`, pydicom 3) with whichever plugins it finds:
 pylibjpeg with its libjpeg and OpenJPEG plugins (JPEG, JPEG-LS, JPEG 2000), Pillow, and its own
@@ -35,7 +37,8 @@ from pydicom.uid import (
     JPEGExtended12Bit,
 )
 
-from receiving_site import errors
+from receiving_site import errors, reconcile
+from receiving_site.reconcile import Coercion
 from receiving_site.staging import PREAMBLE, StagedObject
 
 # What a PACS that refuses a compressed format is asked for instead, the first preferred: it
@@ -52,31 +55,38 @@ def can_decompress(syntax: str) -> bool:
     return uid.is_transfer_syntax and (uid.is_compressed or uid.is_deflated)
 
 
-def uncompressed_path(item: StagedObject) -> Path:
-    """Where the uncompressed copy of `item` is written: beside the staged file."""
-    return item.path.with_suffix(".uncompressed")
+def wire_path(item: StagedObject) -> Path:
+    """Where the rewritten copy of `item` is written: beside the staged file."""
+    return item.path.with_suffix(".wire")
 
 
-def decompress(item: StagedObject, syntax: str) -> Path:
-    """Write `item` in `syntax` (one of `UNCOMPRESSED`) beside its staged file; returns the
+def rewrite(
+    item: StagedObject, syntax: str | None = None, *, coercion: Coercion | None = None
+) -> Path:
+    """Write `item` beside its staged file, decompressed into `syntax` (one of `UNCOMPRESSED`;
+    None keeps its own) and coerced by `coercion` (None: identity untouched); returns the
     copy's path. Raises `Undecodable` if pydicom cannot decode it (no decoder for its format,
-    corrupt data), and `OSError` if the copy cannot be written."""
-    if syntax not in UNCOMPRESSED:
+    corrupt data), `IdentityHeld` if the coerced values cannot be written in its character
+    set, and `OSError` if the copy cannot be written."""
+    if syntax is not None and syntax not in UNCOMPRESSED:
         raise ValueError(f"{syntax} is not an uncompressed transfer syntax")
     original = UID(item.entry.transfer_syntax_uid)
     with item.path.open("rb") as f:  # an OSError here is this machine's, not the image's
         try:
             ds = pydicom.dcmread(f)
-            if original.is_compressed and "PixelData" in ds:
+            if syntax is not None and original.is_compressed and "PixelData" in ds:
                 ds.decompress(generate_instance_uid=False)
         except Exception as e:  # a decoder can fail in any way (some raise OSError) on bad data
             raise errors.Undecodable(_reason(e)) from e
-    if original in _LOSSY_ONLY and ds.get("LossyImageCompression") != "01":
-        ds.LossyImageCompression = "01"
-    ds.file_meta.TransferSyntaxUID = UID(syntax)
+    if syntax is not None:
+        if original in _LOSSY_ONLY and ds.get("LossyImageCompression") != "01":
+            ds.LossyImageCompression = "01"
+        ds.file_meta.TransferSyntaxUID = UID(syntax)
+    if coercion is not None:
+        reconcile.coerce(ds, coercion)
     ds.preamble = b"\x00" * PREAMBLE
-    target = uncompressed_path(item)
-    partial = target.with_suffix(".uncompressed-part")
+    target = wire_path(item)
+    partial = target.with_suffix(".wire-part")
     try:
         ds.save_as(partial, enforce_file_format=True)
         os.replace(partial, target)

@@ -21,7 +21,7 @@ def test_the_copy_is_uncompressed_beside_the_staged_file_with_the_same_identity(
     (item,) = staged_copies([TEST_FILES / "SC_rgb_jpeg_dcmtk.dcm"], tmp_path)  # YBR_FULL JPEG
     original = pydicom.dcmread(item.path)
 
-    copy = transcode.decompress(item, ExplicitVRLittleEndian)
+    copy = transcode.rewrite(item, ExplicitVRLittleEndian)
 
     assert copy.parent == item.path.parent
     assert copy != item.path
@@ -51,7 +51,7 @@ def test_a_lossy_jpeg_that_does_not_say_so_is_marked_lossy(tmp_path: Path) -> No
     ds.save_as(tmp_path / "unmarked.dcm", enforce_file_format=True)
     (item,) = staged_copies([tmp_path / "unmarked.dcm"], tmp_path / "staged")
 
-    copy = transcode.decompress(item, ImplicitVRLittleEndian)
+    copy = transcode.rewrite(item, ImplicitVRLittleEndian)
 
     ds = pydicom.dcmread(copy)
     assert ds.file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
@@ -60,7 +60,7 @@ def test_a_lossy_jpeg_that_does_not_say_so_is_marked_lossy(tmp_path: Path) -> No
 
 def test_a_lossless_original_keeps_what_the_sender_wrote(tmp_path: Path) -> None:
     (item,) = staged_copies([TEST_FILES / "MR_small_RLE.dcm"], tmp_path)
-    ds = pydicom.dcmread(transcode.decompress(item, ExplicitVRLittleEndian))
+    ds = pydicom.dcmread(transcode.rewrite(item, ExplicitVRLittleEndian))
     assert "LossyImageCompression" not in ds
 
 
@@ -68,5 +68,5 @@ def test_data_that_does_not_decode_leaves_no_copy(tmp_path: Path) -> None:
     (item,) = staged_copies([corrupted_j2k(tmp_path)], tmp_path / "staged")
 
     with pytest.raises(errors.Undecodable, match="failed to read the header"):
-        transcode.decompress(item, ExplicitVRLittleEndian)
+        transcode.rewrite(item, ExplicitVRLittleEndian)
     assert sorted(p.name for p in item.path.parent.iterdir()) == [item.path.name]

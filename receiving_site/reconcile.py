@@ -1,0 +1,194 @@
+"""Import reconciliation (IHE RAD IRWF.b; DICOM PS3.3 C.12.1.1.9): file the outside study under
+the trauma center's own medical record number. Pure: datasets in, datasets out, no I/O.
+
+Staff give the local patient ID (and its issuer) after checking the preview against the patient
+in front of them. `local_identity` decides which demographics the images get: the PACS's own
+record for that ID when it has one, and it must be the same person (same name, same birth date)
+unless a person reviewed the difference; the sender's name and birth date for a patient new to
+this PACS. `coerce` then rewrites one instance:
+
+- Patient ID, Issuer of Patient ID, and where they differ Patient's Name and Birth Date, take
+  the local values; Issuer of Patient ID Qualifiers (which describe the outside issuer) go.
+- The replaced values go, as they were, into a new Original Attributes Sequence item (with
+  Modified Attributes Sequence, time, modifying system, source and reason COERCE); existing
+  items are kept.
+- The outside Patient ID and its issuer are added to Other Patient IDs Sequence.
+- Instance Origin Status is IMPORTED and Instance Coercion DateTime is set.
+- Study, Series and SOP Instance UIDs never change.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydicom.charset import convert_encodings
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from receiving_site import errors
+
+REASON = "COERCE"  # PS3.3 C.12.1.1.9.2 defined term: values replaced to match local records
+IMPORTED = "IMPORTED"  # Instance Origin Status (0400,0600)
+_COERCED = ("PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate")
+_DROPPED = ("IssuerOfPatientIDQualifiersSequence",)
+
+
+@dataclass(frozen=True)
+class Demographics:
+    """A patient as one system files them."""
+
+    patient_id: str
+    issuer_of_patient_id: str
+    patient_name: str
+    birth_date: str
+
+
+@dataclass(frozen=True)
+class Coercion:
+    """What `coerce` writes: the local identity and who changed what, when."""
+
+    local: Demographics
+    when: datetime  # timezone-aware
+    modifying_system: str  # e.g. "trauma-relay at Regional Trauma Center"
+    source: str  # where the previous values came from: the sending hospital
+
+
+def same_name(a: str, b: str) -> bool:
+    """Person names compared case-insensitively, ignoring trailing ^ and spaces."""
+    return a.rstrip("^ ").casefold() == b.rstrip("^ ").casefold()
+
+
+def local_identity(
+    patient_id: str,
+    issuer: str,
+    outside: Demographics,
+    pacs_record: Demographics | None,
+    *,
+    reviewed: bool = False,
+) -> Demographics:
+    """The demographics to file the study under, for local `patient_id` from `issuer`.
+
+    `pacs_record` is what the PACS holds for that ID (None: a patient new to this PACS).
+    Raises `IdentityHeld` when the PACS's patient differs from the transferred one in name or
+    birth date (a mistyped record number would put the images on someone else's record),
+    unless `reviewed`: a person checked that they are the same patient (a trauma alias name,
+    a corrected birth date), and the images take the PACS's values."""
+    if not patient_id.strip():
+        raise errors.IdentityHeld("The local patient ID is empty; nothing was stored.")
+    if pacs_record is None:
+        return Demographics(patient_id, issuer, outside.patient_name, outside.birth_date)
+    if not reviewed:
+        if not same_name(pacs_record.patient_name, outside.patient_name):
+            raise errors.IdentityHeld(
+                f"The PACS's patient {patient_id} has another name than the transferred "
+                "patient. Check that this is the right record number; nothing was stored. If "
+                "it is the same person (for example under a trauma alias), run again with "
+                "--skip-identity-check to file the images under the PACS's name."
+            )
+        theirs, ours = pacs_record.birth_date.strip(), outside.birth_date.strip()
+        if theirs and ours and theirs != ours:
+            raise errors.IdentityHeld(
+                f"The PACS's patient {patient_id} has another birth date than the transferred "
+                "patient. Check that this is the right record number; nothing was stored. If "
+                "it is the same person, run again with --skip-identity-check to file the "
+                "images under the PACS's values."
+            )
+    return Demographics(
+        patient_id,
+        issuer,
+        pacs_record.patient_name,
+        pacs_record.birth_date or outside.birth_date,
+    )
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    return str(ds.get(keyword, "") or "")
+
+
+def coerce(ds: Dataset, coercion: Coercion) -> None:
+    """Rewrite `ds` in place to `coercion.local` (see the module docstring). Raises
+    `IdentityHeld` if a local value cannot be written in the instance's character set."""
+    local = coercion.local
+    wanted = {
+        "PatientID": local.patient_id,
+        "IssuerOfPatientID": local.issuer_of_patient_id,
+        "PatientName": local.patient_name,
+        "PatientBirthDate": local.birth_date,
+    }
+    _check_encodable(ds, wanted.values())
+    changed = [k for k in _COERCED if _text(ds, k) != wanted[k]]
+    dropped = [k for k in _DROPPED if k in ds]
+    if not changed and not dropped:
+        _mark_imported(ds, coercion.when)
+        return
+
+    previous = Dataset()
+    for keyword in changed + dropped:
+        if keyword in ds:
+            previous[keyword] = copy.deepcopy(ds[keyword])  # ds's element changes below
+        else:
+            setattr(previous, keyword, "")  # absent before: recorded as empty
+    item = Dataset()
+    item.ModifiedAttributesSequence = Sequence([previous])
+    item.AttributeModificationDateTime = _dt(coercion.when)
+    item.ModifyingSystem = coercion.modifying_system[:64]
+    item.SourceOfPreviousValues = coercion.source[:64]
+    item.ReasonForTheAttributeModification = REASON
+    history = list(ds.get("OriginalAttributesSequence", []))
+    ds.OriginalAttributesSequence = Sequence([*history, item])
+
+    outside = (_text(ds, "PatientID"), _text(ds, "IssuerOfPatientID"))
+    outside_id, outside_issuer = outside
+    if outside_id and outside != (local.patient_id, local.issuer_of_patient_id):
+        others = list(ds.get("OtherPatientIDsSequence", []))
+        known = {(_text(o, "PatientID"), _text(o, "IssuerOfPatientID")) for o in others}
+        if outside not in known:
+            other = Dataset()
+            other.PatientID = outside_id
+            other.IssuerOfPatientID = outside_issuer
+            other.TypeOfPatientID = "TEXT"
+            ds.OtherPatientIDsSequence = Sequence([*others, other])
+
+    for keyword in changed:
+        setattr(ds, keyword, wanted[keyword])
+    for keyword in dropped:
+        del ds[keyword]
+    _mark_imported(ds, coercion.when)
+
+
+def _mark_imported(ds: Dataset, when: datetime) -> None:
+    ds.InstanceOriginStatus = IMPORTED
+    ds.InstanceCoercionDateTime = _dt(when)
+
+
+def _dt(when: datetime) -> str:
+    """A DICOM DT with its UTC offset, e.g. 20261129230500.000000+0000."""
+    if when.tzinfo is None:
+        raise ValueError("coercion time must be timezone-aware")
+    return when.strftime("%Y%m%d%H%M%S.%f%z")
+
+
+def _check_encodable(ds: Dataset, values: Iterable[str]) -> None:
+    """Refuse values the instance's Specific Character Set cannot hold (changing the character
+    set would re-encode every other text in the instance)."""
+    raw = ds.get("SpecificCharacterSet") or []
+    names = [n for n in ([raw] if isinstance(raw, str) else [str(x) for x in raw]) if n]
+    encodings = ["ascii"] if names in ([], ["ISO_IR 6"]) else convert_encodings(names)
+    for text in values:
+        if not any(_fits(text, e) for e in encodings):
+            raise errors.IdentityHeld(
+                f"The local value {text!r} has characters this study's character set "
+                f"({', '.join(names) or 'ISO_IR 6'}) cannot hold; nothing was stored. Enter it "
+                "in plain letters."
+            )
+
+
+def _fits(text: str, encoding: str) -> bool:
+    try:
+        text.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True

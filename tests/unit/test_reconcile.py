@@ -1,0 +1,185 @@
+"""Import reconciliation rules (IHE RAD IRWF.b, PS3.3 C.12.1.1.9) on in-memory datasets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from io import BytesIO
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from receiving_site import errors
+from receiving_site.reconcile import Coercion, Demographics, coerce, local_identity
+
+WHEN = datetime(2026, 11, 29, 23, 5, tzinfo=UTC)
+OUTSIDE = Demographics("ER-12345", "ER-GENERAL", "DOE^JANE", "19850214")
+
+
+def instance(**extra: object) -> Dataset:
+    ds = Dataset()
+    ds.PatientID = OUTSIDE.patient_id
+    ds.IssuerOfPatientID = OUTSIDE.issuer_of_patient_id
+    ds.PatientName = OUTSIDE.patient_name
+    ds.PatientBirthDate = OUTSIDE.birth_date
+    ds.StudyInstanceUID = "1.2.3.4"
+    ds.SeriesInstanceUID = "1.2.3.4.5"
+    ds.SOPInstanceUID = "1.2.3.4.5.6"
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    for keyword, value in extra.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def coercion(local: Demographics) -> Coercion:
+    return Coercion(local, WHEN, "trauma-relay at Regional Trauma", "St. Elsewhere ER")
+
+
+LOCAL = Demographics("MRN-777", "REGIONAL", "DOE^JANE", "19850214")
+
+
+def test_coerced_ids_and_their_history() -> None:
+    ds = instance()
+    coerce(ds, coercion(LOCAL))
+
+    assert (ds.PatientID, ds.IssuerOfPatientID) == ("MRN-777", "REGIONAL")
+    assert ds.PatientName == "DOE^JANE"
+    assert (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID) == (
+        "1.2.3.4",
+        "1.2.3.4.5",
+        "1.2.3.4.5.6",
+    )
+    (item,) = ds.OriginalAttributesSequence
+    (previous,) = item.ModifiedAttributesSequence
+    # Only what changed, with the values it had.
+    assert sorted(e.keyword for e in previous) == ["IssuerOfPatientID", "PatientID"]
+    assert (previous.PatientID, previous.IssuerOfPatientID) == ("ER-12345", "ER-GENERAL")
+    assert item.ReasonForTheAttributeModification == "COERCE"
+    assert item.ModifyingSystem == "trauma-relay at Regional Trauma"
+    assert item.SourceOfPreviousValues == "St. Elsewhere ER"
+    assert item.AttributeModificationDateTime == "20261129230500.000000+0000"
+    (other,) = ds.OtherPatientIDsSequence
+    assert (other.PatientID, other.IssuerOfPatientID, other.TypeOfPatientID) == (
+        "ER-12345",
+        "ER-GENERAL",
+        "TEXT",
+    )
+    assert ds.InstanceOriginStatus == "IMPORTED"
+    assert ds.InstanceCoercionDateTime == "20261129230500.000000+0000"
+
+
+def test_earlier_history_and_other_ids_are_kept() -> None:
+    earlier = Dataset()
+    earlier.ReasonForTheAttributeModification = "CORRECT"
+    earlier.ModifiedAttributesSequence = [Dataset()]
+    known = Dataset()
+    known.PatientID = "OLD-1"
+    known.IssuerOfPatientID = "ELSEWHERE"
+    ds = instance(OriginalAttributesSequence=[earlier], OtherPatientIDsSequence=[known])
+
+    coerce(ds, coercion(LOCAL))
+
+    assert [i.ReasonForTheAttributeModification for i in ds.OriginalAttributesSequence] == [
+        "CORRECT",
+        "COERCE",
+    ]
+    assert [o.PatientID for o in ds.OtherPatientIDsSequence] == ["OLD-1", "ER-12345"]
+
+
+def test_name_and_birth_date_coerced_and_outside_qualifiers_dropped() -> None:
+    qualifiers = Dataset()
+    qualifiers.UniversalEntityID = "2.16.840.1.113883.3.1"
+    ds = instance(IssuerOfPatientIDQualifiersSequence=[qualifiers])
+    del ds.PatientBirthDate  # the ER did not know it
+    local = Demographics("MRN-777", "REGIONAL", "TRAUMA^ZEBRA", "19850215")
+
+    coerce(ds, coercion(local))
+
+    assert (ds.PatientName, ds.PatientBirthDate) == ("TRAUMA^ZEBRA", "19850215")
+    assert "IssuerOfPatientIDQualifiersSequence" not in ds
+    (previous,) = ds.OriginalAttributesSequence[0].ModifiedAttributesSequence
+    assert previous.PatientName == "DOE^JANE"
+    assert previous.PatientBirthDate == ""  # absent before: recorded empty
+    (kept,) = previous.IssuerOfPatientIDQualifiersSequence
+    assert kept.UniversalEntityID == "2.16.840.1.113883.3.1"
+
+
+def test_nothing_to_change_still_marks_the_import_and_adds_no_history() -> None:
+    ds = instance()
+    coerce(ds, coercion(OUTSIDE))
+    assert "OriginalAttributesSequence" not in ds
+    assert "OtherPatientIDsSequence" not in ds
+    assert ds.InstanceOriginStatus == "IMPORTED"
+
+
+def test_coerced_instance_survives_a_write_and_read() -> None:
+    ds = instance()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    coerce(ds, coercion(LOCAL))
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    back = pydicom.dcmread(BytesIO(out.getvalue()))
+    assert back.PatientID == "MRN-777"
+    assert back.OriginalAttributesSequence[0].ModifiedAttributesSequence[0].PatientID == (
+        "ER-12345"
+    )
+
+
+def test_a_local_name_the_character_set_cannot_hold_is_refused_untouched() -> None:
+    ds = instance()
+    local = Demographics("MRN-777", "REGIONAL", "MÜLLER^JANE", "19850214")
+    with pytest.raises(errors.IdentityHeld, match="character set"):
+        coerce(ds, coercion(local))
+    assert ds.PatientID == "ER-12345"  # refused before anything changed
+    latin1 = instance(SpecificCharacterSet="ISO_IR 100")
+    coerce(latin1, coercion(local))
+    assert latin1.PatientName == "MÜLLER^JANE"
+
+
+def test_naive_time_is_refused() -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        coerce(instance(), Coercion(LOCAL, datetime(2026, 1, 1), "x", "y"))
+
+
+def test_patient_new_to_the_pacs_keeps_the_senders_demographics() -> None:
+    local = local_identity("MRN-777", "REGIONAL", OUTSIDE, None)
+    assert local == Demographics("MRN-777", "REGIONAL", "DOE^JANE", "19850214")
+
+
+def test_same_person_in_the_pacs_takes_the_pacs_spelling() -> None:
+    record = Demographics("MRN-777", "REGIONAL", "Doe^Jane^", "19850214")
+    assert local_identity("MRN-777", "REGIONAL", OUTSIDE, record).patient_name == "Doe^Jane^"
+
+
+@pytest.mark.parametrize(
+    ("name", "birth", "why"),
+    [("SMITH^JOHN", "19850214", "another name"), ("DOE^JANE", "19600101", "another birth date")],
+)
+def test_another_person_under_that_record_number_is_held(name: str, birth: str, why: str) -> None:
+    record = Demographics("MRN-777", "REGIONAL", name, birth)
+    with pytest.raises(errors.IdentityHeld, match=why) as held:
+        local_identity("MRN-777", "REGIONAL", OUTSIDE, record)
+    assert "--skip-identity-check" in held.value.message
+    # After review, the PACS's values win.
+    assert local_identity("MRN-777", "REGIONAL", OUTSIDE, record, reviewed=True) == record
+
+
+def test_unknown_birth_date_on_either_side_is_no_conflict() -> None:
+    record = Demographics("MRN-777", "REGIONAL", "DOE^JANE", "")
+    assert local_identity("MRN-777", "REGIONAL", OUTSIDE, record).birth_date == "19850214"
+
+
+def test_empty_local_id_is_refused() -> None:
+    with pytest.raises(errors.IdentityHeld, match="empty"):
+        local_identity("  ", "REGIONAL", OUTSIDE, None)
+
+
+def test_uids_are_never_touched_even_when_generated() -> None:
+    uid = generate_uid()
+    ds = instance(SOPInstanceUID=uid)
+    coerce(ds, coercion(LOCAL))
+    assert ds.SOPInstanceUID == uid
