@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from receiving_site import errors
+from receiving_site.reconcile import check_local_id
 
 
 def add_parsers(sub: Any) -> None:
@@ -70,8 +71,10 @@ def run_redeem(args: argparse.Namespace) -> int:
     from sending_site.errors import CredentialMissing
     from sending_site.journal import default_state_dir
 
-    if args.local_patient_id is not None and not args.pacs:
-        raise errors.LocalPatientNeedsPacs()
+    if args.local_patient_id is not None:
+        if not args.pacs:
+            raise errors.LocalPatientNeedsPacs()
+        check_local_id(args.local_patient_id, args.local_issuer)  # before the code is spent
     credential = read_credential(args.credential_file)
     if not credential:
         raise CredentialMissing()

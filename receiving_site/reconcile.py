@@ -34,6 +34,10 @@ REASON = "COERCE"  # PS3.3 C.12.1.1.9.2 defined term: values replaced to match l
 IMPORTED = "IMPORTED"  # Instance Origin Status (0400,0600)
 _COERCED = ("PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate")
 _DROPPED = ("IssuerOfPatientIDQualifiersSequence",)
+MAX_LO = 64  # characters in a Long String (Patient ID, Issuer of Patient ID), PS3.5 6.2
+# Wildcards in a C-FIND key (PS3.4 C.2.2.2.4) and the value separator: a record number with one
+# would match, or be, something else.
+_NOT_IN_AN_ID = frozenset("*?\\")
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,19 @@ def same_name(a: str, b: str) -> bool:
     return a.rstrip("^ ").casefold() == b.rstrip("^ ").casefold()
 
 
+def check_local_id(patient_id: str, issuer: str) -> None:
+    """Raise `IdentityHeld` unless `patient_id` (non-empty) and `issuer` are values a PACS can
+    hold and match exactly: checked before the code is spent."""
+    for label, value in (("patient ID", patient_id), ("issuer", issuer)):
+        if label == "patient ID" and not value.strip():
+            raise errors.IdentityHeld("The local patient ID is empty; nothing was stored.")
+        if len(value) > MAX_LO or any(c in _NOT_IN_AN_ID or not c.isprintable() for c in value):
+            raise errors.IdentityHeld(
+                f"The local {label} {value!r} is not one a PACS can hold: at most {MAX_LO} "
+                "characters, without *, ? or \\. Check it; nothing was stored."
+            )
+
+
 def local_identity(
     patient_id: str,
     issuer: str,
@@ -76,8 +93,7 @@ def local_identity(
     birth date (a mistyped record number would put the images on someone else's record),
     unless `reviewed`: a person checked that they are the same patient (a trauma alias name,
     a corrected birth date), and the images take the PACS's values."""
-    if not patient_id.strip():
-        raise errors.IdentityHeld("The local patient ID is empty; nothing was stored.")
+    check_local_id(patient_id, issuer)
     if pacs_record is None:
         return Demographics(patient_id, issuer, outside.patient_name, outside.birth_date)
     if not reviewed:

@@ -164,3 +164,17 @@ def test_a_local_record_number_needs_a_pacs(relay: E2ERelay, tmp_path: Path) -> 
     ).failed()
     assert "goes with --pacs" in run.message
     assert not (tmp_path / "out").exists()
+
+
+def test_a_wildcard_record_number_is_refused_before_the_code_is_spent(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    files = make_ct_study(tmp_path / "study", 1, seed=87)
+    pushed = _push(relay, tmp_path, files)
+
+    run = _redeem(relay, orthanc, tmp_path, pushed["code"], "--local-patient-id", "MRN*").failed()
+
+    assert "not one a PACS can hold" in run.message
+    assert orthanc.instances() == []
+    _redeem(relay, orthanc, tmp_path, pushed["code"], *LOCAL).ok()  # the code still works
+    assert _stored(orthanc, files[0]).PatientID == "MRN-777"

@@ -183,3 +183,14 @@ def test_uids_are_never_touched_even_when_generated() -> None:
     ds = instance(SOPInstanceUID=uid)
     coerce(ds, coercion(LOCAL))
     assert ds.SOPInstanceUID == uid
+
+
+@pytest.mark.parametrize("typed", ["MRN*", "MRN-77?", "A\\B", "X" * 65, "MRN\t1"])
+def test_a_local_id_that_would_match_or_be_something_else_is_refused(typed: str) -> None:
+    with pytest.raises(errors.IdentityHeld, match="not one a PACS can hold"):
+        local_identity(typed, "REGIONAL", OUTSIDE, None)
+
+
+def test_an_issuer_too_long_is_refused() -> None:
+    with pytest.raises(errors.IdentityHeld, match="local issuer"):
+        local_identity("MRN-777", "I" * 65, OUTSIDE, None)
