@@ -54,6 +54,22 @@ def add_parsers(sub: Any) -> None:
         metavar="ISSUER",
         help="Issuer of Patient ID for --local-patient-id (this hospital's assigning authority)",
     )
+    p.add_argument(
+        "--confirm-local-record",
+        action="store_true",
+        help=(
+            "after a hold: a person checked that the PACS's record for --local-patient-id is "
+            "this patient despite another name or birth date; the images take the PACS's values"
+        ),
+    )
+    p.add_argument(
+        "--new-local-patient",
+        action="store_true",
+        help=(
+            "--local-patient-id was just given to this patient and the PACS has no images for "
+            "it yet; the images keep the sender's name and birth date"
+        ),
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run_redeem)
 
@@ -71,6 +87,11 @@ def run_redeem(args: argparse.Namespace) -> int:
     from sending_site.errors import CredentialMissing
     from sending_site.journal import default_state_dir
 
+    if (args.confirm_local_record or args.new_local_patient) and args.local_patient_id is None:
+        raise errors.LocalPatientNeedsPacs(
+            "--confirm-local-record and --new-local-patient go with --local-patient-id. Nothing "
+            "was done."
+        )
     if args.local_patient_id is not None:
         if not args.pacs:
             raise errors.LocalPatientNeedsPacs()
@@ -99,6 +120,8 @@ def run_redeem(args: argparse.Namespace) -> int:
         skip_identity_check=args.skip_identity_check,
         local_patient_id=args.local_patient_id,
         local_issuer=args.local_issuer,
+        confirm_local_record=args.confirm_local_record,
+        new_local_patient=args.new_local_patient,
     )
     quiet = args.json
 

@@ -99,19 +99,23 @@ def _querying(pacs: PacsAddress) -> Iterator[Any]:
 
 
 def find_patient(pacs: PacsAddress, patient_id: str, issuer: str) -> Demographics | None:
-    """What the PACS holds for local `patient_id` (of `issuer`), from its studies; None if it
-    has none. Records the PACS files under another issuer are not this patient. Raises
-    `IdentityHeld` if the PACS cannot be asked, or holds that ID under several names or birth
-    dates (its own records disagree: a person must look)."""
-    with _querying(pacs) as assoc:
-        query = _query("STUDY", PatientID=patient_id)
-        query.IssuerOfPatientID = ""
-        matches = [
-            m
-            for m in _find(assoc, pacs, query)
-            if str(m.get("PatientID", "")) == patient_id
-            and str(m.get("IssuerOfPatientID", "") or issuer) == issuer
-        ]
+    """What the PACS holds for local `patient_id`, from its studies; None if it has none.
+    Records under another issuer count too: a PACS that files by patient ID alone would put
+    the images with them. Raises `IdentityHeld` if the PACS cannot be asked, answers with
+    another patient ID than the one asked for (a PACS matching loosely: the number is not
+    what it files under), or holds that ID under several names or birth dates."""
+    try:
+        with _querying(pacs) as assoc:
+            query = _query("STUDY", PatientID=patient_id)
+            matches = _find(assoc, pacs, query)
+    except errors.IdentityHeld as e:
+        raise errors.IdentityHeld(
+            f"The PACS {pacs.ae_title} at {pacs.host}:{pacs.port} could not be asked what it "
+            f"holds for patient {patient_id}; nothing was stored. Check that it answers queries "
+            "(C-FIND) from this system, then continue; or deliver without --local-patient-id."
+        ) from e
+    if any(str(m.get("PatientID", "")).strip() != patient_id for m in matches):
+        raise _held(f"The PACS answered a query for patient ID {patient_id} with other records")
     records = {
         (str(m.get("PatientName", "")).rstrip("^ "), str(m.get("PatientBirthDate", "")).strip())
         for m in matches
@@ -130,9 +134,9 @@ def check_pacs_identity(pacs: PacsAddress, patient: Patient, study_uids: list[st
     with _querying(pacs) as assoc:
         for uid in sorted(set(study_uids)):
             for match in _find(assoc, pacs, _query("STUDY", StudyInstanceUID=uid)):
-                other_id = str(match.get("PatientID", ""))
+                other_id = str(match.get("PatientID", "")).strip()
                 other_name = str(match.get("PatientName", ""))
-                if other_id != patient.patient_id or not same_name(
+                if other_id != patient.patient_id.strip() or not same_name(
                     other_name, patient.patient_name
                 ):
                     raise _held(
@@ -142,8 +146,11 @@ def check_pacs_identity(pacs: PacsAddress, patient: Patient, study_uids: list[st
         if not patient.patient_id:
             return  # an empty patient ID matches every record: nothing to compare against
         for match in _find(assoc, pacs, _query("STUDY", PatientID=patient.patient_id)):
-            if str(match.get("PatientID", "")) != patient.patient_id:
-                continue  # a PACS that matched loosely
+            if str(match.get("PatientID", "")).strip() != patient.patient_id.strip():
+                raise _held(  # a PACS that matches loosely files under something else
+                    f"The PACS answered a query for patient ID {patient.patient_id} with other "
+                    "records"
+                )
             if not same_name(str(match.get("PatientName", "")), patient.patient_name):
                 raise _held(
                     f"The PACS already has patient ID {patient.patient_id} under a different name"

@@ -4,16 +4,18 @@ the trauma center's own medical record number. Pure: datasets in, datasets out, 
 Staff give the local patient ID (and its issuer) after checking the preview against the patient
 in front of them. `local_identity` decides which demographics the images get: the PACS's own
 record for that ID when it has one, and it must be the same person (same name, same birth date)
-unless a person reviewed the difference; the sender's name and birth date for a patient new to
-this PACS. `coerce` then rewrites one instance:
+unless a person confirms the difference; the sender's name and birth date for a patient new to
+this PACS, which staff must state (nothing in the PACS to check a mistyped number against).
+`coerce` then rewrites one instance:
 
 - Patient ID, Issuer of Patient ID, and where they differ Patient's Name and Birth Date, take
   the local values; Issuer of Patient ID Qualifiers (which describe the outside issuer) go.
-- The replaced values go, as they were, into a new Original Attributes Sequence item (with
-  Modified Attributes Sequence, time, modifying system, source and reason COERCE); existing
-  items are kept.
 - The outside Patient ID and its issuer are added to Other Patient IDs Sequence.
 - Instance Origin Status is IMPORTED and Instance Coercion DateTime is set.
+- Every attribute so changed, added or removed goes, as it was, into a new Original Attributes
+  Sequence item (Modified Attributes Sequence, time, modifying system, source, reason COERCE);
+  existing items are kept. A local value the instance's character set cannot hold switches it
+  to UTF-8.
 - Study, Series and SOP Instance UIDs never change.
 """
 
@@ -34,6 +36,8 @@ REASON = "COERCE"  # PS3.3 C.12.1.1.9.2 defined term: values replaced to match l
 IMPORTED = "IMPORTED"  # Instance Origin Status (0400,0600)
 _COERCED = ("PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate")
 _DROPPED = ("IssuerOfPatientIDQualifiersSequence",)
+_MARKS = ("InstanceOriginStatus", "InstanceCoercionDateTime")
+UTF8 = "ISO_IR 192"
 MAX_LO = 64  # characters in a Long String (Patient ID, Issuer of Patient ID), PS3.5 6.2
 # Wildcards in a C-FIND key (PS3.4 C.2.2.2.4) and the value separator: a record number with one
 # would match, or be, something else.
@@ -71,10 +75,12 @@ def check_local_id(patient_id: str, issuer: str) -> None:
     for label, value in (("patient ID", patient_id), ("issuer", issuer)):
         if label == "patient ID" and not value.strip():
             raise errors.IdentityHeld("The local patient ID is empty; nothing was stored.")
-        if len(value) > MAX_LO or any(c in _NOT_IN_AN_ID or not c.isprintable() for c in value):
+        bad = any(c in _NOT_IN_AN_ID or not c.isprintable() for c in value)
+        if len(value) > MAX_LO or bad or value != value.strip():
             raise errors.IdentityHeld(
                 f"The local {label} {value!r} is not one a PACS can hold: at most {MAX_LO} "
-                "characters, without *, ? or \\. Check it; nothing was stored."
+                "characters, without *, ? or \\, and no spaces around it. Check it; nothing "
+                "was stored."
             )
 
 
@@ -84,32 +90,42 @@ def local_identity(
     outside: Demographics,
     pacs_record: Demographics | None,
     *,
-    reviewed: bool = False,
+    confirmed: bool = False,
+    new_patient: bool = False,
 ) -> Demographics:
     """The demographics to file the study under, for local `patient_id` from `issuer`.
 
-    `pacs_record` is what the PACS holds for that ID (None: a patient new to this PACS).
-    Raises `IdentityHeld` when the PACS's patient differs from the transferred one in name or
-    birth date (a mistyped record number would put the images on someone else's record),
-    unless `reviewed`: a person checked that they are the same patient (a trauma alias name,
-    a corrected birth date), and the images take the PACS's values."""
+    `pacs_record` is what the PACS holds for that ID. Raises `IdentityHeld`:
+    - when the PACS's patient differs from the transferred one in name or birth date (a
+      mistyped record number would put the images on someone else's record), unless
+      `confirmed`: a person checked that they are the same patient (a trauma alias name, a
+      corrected birth date), and the images take the PACS's values;
+    - when the PACS holds nothing for that ID (nothing to check the number against), unless
+      `new_patient`: staff state that it is a record number just given to this patient, and
+      the images keep the sender's name and birth date."""
     check_local_id(patient_id, issuer)
     if pacs_record is None:
+        if not new_patient:
+            raise errors.IdentityHeld(
+                f"The PACS has no images for patient {patient_id} yet, so the record number "
+                "cannot be checked against a name; nothing was stored. If it is the number "
+                "this patient was just registered under, run again with --new-local-patient."
+            )
         return Demographics(patient_id, issuer, outside.patient_name, outside.birth_date)
-    if not reviewed:
+    if not confirmed:
         if not same_name(pacs_record.patient_name, outside.patient_name):
             raise errors.IdentityHeld(
                 f"The PACS's patient {patient_id} has another name than the transferred "
                 "patient. Check that this is the right record number; nothing was stored. If "
                 "it is the same person (for example under a trauma alias), run again with "
-                "--skip-identity-check to file the images under the PACS's name."
+                "--confirm-local-record to file the images under the PACS's name."
             )
         theirs, ours = pacs_record.birth_date.strip(), outside.birth_date.strip()
         if theirs and ours and theirs != ours:
             raise errors.IdentityHeld(
                 f"The PACS's patient {patient_id} has another birth date than the transferred "
                 "patient. Check that this is the right record number; nothing was stored. If "
-                "it is the same person, run again with --skip-identity-check to file the "
+                "it is the same person, run again with --confirm-local-record to file the "
                 "images under the PACS's values."
             )
     return Demographics(
@@ -125,8 +141,10 @@ def _text(ds: Dataset, keyword: str) -> str:
 
 
 def coerce(ds: Dataset, coercion: Coercion) -> None:
-    """Rewrite `ds` in place to `coercion.local` (see the module docstring). Raises
-    `IdentityHeld` if a local value cannot be written in the instance's character set."""
+    """Rewrite `ds` in place to `coercion.local` (see the module docstring). Every attribute
+    changed, added or removed goes into the new Original Attributes item with its previous
+    value (empty when it was absent). A local value the instance's character set cannot hold
+    switches it to UTF-8 (ISO_IR 192), every other text re-encoded."""
     local = coercion.local
     wanted = {
         "PatientID": local.patient_id,
@@ -134,50 +152,56 @@ def coerce(ds: Dataset, coercion: Coercion) -> None:
         "PatientName": local.patient_name,
         "PatientBirthDate": local.birth_date,
     }
-    _check_encodable(ds, wanted.values())
     changed = [k for k in _COERCED if _text(ds, k) != wanted[k]]
-    dropped = [k for k in _DROPPED if k in ds]
-    if not changed and not dropped:
-        _mark_imported(ds, coercion.when)
-        return
+    if "PatientID" in changed and "IssuerOfPatientID" not in changed:
+        changed.append("IssuerOfPatientID")  # an ID means nothing without its issuer
+    touched = [*changed, *(k for k in _DROPPED if k in ds), *_MARKS]
+    outside = (_text(ds, "PatientID"), _text(ds, "IssuerOfPatientID"))
+    others = list(ds.get("OtherPatientIDsSequence", []))
+    known = {(_text(o, "PatientID"), _text(o, "IssuerOfPatientID")) for o in others}
+    add_other = (
+        bool(outside[0])
+        and outside != (local.patient_id, local.issuer_of_patient_id)
+        and outside not in known
+    )
+    if add_other:
+        touched.append("OtherPatientIDsSequence")
+    recharset = not _encodable(ds, wanted.values())
+    if recharset:
+        ds.decode()  # every text as str, before the character set changes under it
+        touched.append("SpecificCharacterSet")
 
     previous = Dataset()
-    for keyword in changed + dropped:
+    for keyword in touched:
         if keyword in ds:
             previous[keyword] = copy.deepcopy(ds[keyword])  # ds's element changes below
+        elif keyword.endswith("Sequence"):
+            setattr(previous, keyword, Sequence())
         else:
             setattr(previous, keyword, "")  # absent before: recorded as empty
     item = Dataset()
     item.ModifiedAttributesSequence = Sequence([previous])
     item.AttributeModificationDateTime = _dt(coercion.when)
-    item.ModifyingSystem = coercion.modifying_system[:64]
-    item.SourceOfPreviousValues = coercion.source[:64]
+    item.ModifyingSystem = coercion.modifying_system[:MAX_LO]
+    item.SourceOfPreviousValues = coercion.source[:MAX_LO]
     item.ReasonForTheAttributeModification = REASON
     history = list(ds.get("OriginalAttributesSequence", []))
     ds.OriginalAttributesSequence = Sequence([*history, item])
 
-    outside = (_text(ds, "PatientID"), _text(ds, "IssuerOfPatientID"))
-    outside_id, outside_issuer = outside
-    if outside_id and outside != (local.patient_id, local.issuer_of_patient_id):
-        others = list(ds.get("OtherPatientIDsSequence", []))
-        known = {(_text(o, "PatientID"), _text(o, "IssuerOfPatientID")) for o in others}
-        if outside not in known:
-            other = Dataset()
-            other.PatientID = outside_id
-            other.IssuerOfPatientID = outside_issuer
-            other.TypeOfPatientID = "TEXT"
-            ds.OtherPatientIDsSequence = Sequence([*others, other])
-
+    if add_other:
+        other = Dataset()
+        other.PatientID, other.IssuerOfPatientID = outside
+        other.TypeOfPatientID = "TEXT"
+        ds.OtherPatientIDsSequence = Sequence([*others, other])
+    if recharset:
+        ds.SpecificCharacterSet = UTF8
     for keyword in changed:
         setattr(ds, keyword, wanted[keyword])
-    for keyword in dropped:
-        del ds[keyword]
-    _mark_imported(ds, coercion.when)
-
-
-def _mark_imported(ds: Dataset, when: datetime) -> None:
+    for keyword in _DROPPED:
+        if keyword in ds:
+            del ds[keyword]
     ds.InstanceOriginStatus = IMPORTED
-    ds.InstanceCoercionDateTime = _dt(when)
+    ds.InstanceCoercionDateTime = _dt(coercion.when)
 
 
 def _dt(when: datetime) -> str:
@@ -187,19 +211,12 @@ def _dt(when: datetime) -> str:
     return when.strftime("%Y%m%d%H%M%S.%f%z")
 
 
-def _check_encodable(ds: Dataset, values: Iterable[str]) -> None:
-    """Refuse values the instance's Specific Character Set cannot hold (changing the character
-    set would re-encode every other text in the instance)."""
+def _encodable(ds: Dataset, values: Iterable[str]) -> bool:
+    """Whether the instance's Specific Character Set can hold every one of `values`."""
     raw = ds.get("SpecificCharacterSet") or []
     names = [n for n in ([raw] if isinstance(raw, str) else [str(x) for x in raw]) if n]
     encodings = ["ascii"] if names in ([], ["ISO_IR 6"]) else convert_encodings(names)
-    for text in values:
-        if not any(_fits(text, e) for e in encodings):
-            raise errors.IdentityHeld(
-                f"The local value {text!r} has characters this study's character set "
-                f"({', '.join(names) or 'ISO_IR 6'}) cannot hold; nothing was stored. Enter it "
-                "in plain letters."
-            )
+    return all(any(_fits(text, e) for e in encodings) for text in values)
 
 
 def _fits(text: str, encoding: str) -> bool:

@@ -58,6 +58,8 @@ class RedeemRequest:
     skip_identity_check: bool = False  # `--skip-identity-check`: a person reviewed the hold
     local_patient_id: str | None = None  # file the study under this local record number
     local_issuer: str = ""  # the issuer of `local_patient_id`
+    confirm_local_record: bool = False  # a person checked the PACS's record is this patient
+    new_local_patient: bool = False  # `local_patient_id` was just given to this patient
 
     def resume_command(self, transfer_id: str) -> str:
         """The command that continues this redemption of `transfer_id`, for messages."""
@@ -69,6 +71,10 @@ class RedeemRequest:
             if self.local_patient_id is not None:
                 words += ["--local-patient-id", self.local_patient_id]
                 words += ["--local-issuer", self.local_issuer]
+                if self.confirm_local_record:
+                    words.append("--confirm-local-record")
+                if self.new_local_patient:
+                    words.append("--new-local-patient")
             if self.skip_identity_check:
                 words.append("--skip-identity-check")
         else:
@@ -352,7 +358,8 @@ def _deliver_to_pacs(
             req.local_issuer,
             outside,
             record,
-            reviewed=req.skip_identity_check,
+            confirmed=req.confirm_local_record,
+            new_patient=req.new_local_patient,
         )
         patient = identity.Patient(local.patient_id, local.patient_name, local.birth_date)
         coercion = reconcile.Coercion(

@@ -18,6 +18,7 @@ from e2e.harness import CliRun, E2ERelay, pacs_address, run_cli, sop_instance_ui
 from sending_site.synthetic import make_ct_study
 
 LOCAL = ["--local-patient-id", "MRN-777", "--local-issuer", "REGIONAL"]
+NEW = [*LOCAL, "--new-local-patient"]
 
 
 def _push(relay: E2ERelay, tmp_path: Path, files: list[Path]) -> dict[str, Any]:
@@ -47,7 +48,13 @@ def test_a_new_patient_is_filed_under_the_local_record_number(
     files = make_ct_study(tmp_path / "study", 3, seed=81)  # ER-12345 of ER-GENERAL, DOE^JANE
     pushed = _push(relay, tmp_path, files)
 
-    done = _redeem(relay, orthanc, tmp_path, pushed["code"], *LOCAL).ok().json()
+    held = _redeem(relay, orthanc, tmp_path, pushed["code"], *LOCAL).failed()
+    assert "The PACS has no images for patient MRN-777 yet" in held.message
+    assert "--new-local-patient" in held.message
+    assert orthanc.instances() == []
+
+    # Staff state that MRN-777 was just given to this patient: same code, same machine.
+    done = _redeem(relay, orthanc, tmp_path, pushed["code"], *NEW).ok().json()
 
     assert done["instances"] == 3
     assert done["local_patient_id"] == "MRN-777"
@@ -128,7 +135,7 @@ def test_a_record_number_of_another_patient_is_held_until_reviewed(
     argv = shlex.split(run.message.rsplit("continue with: ", 1)[1])
     assert "--local-patient-id" in argv
     again = run_cli(
-        [*argv[1:], "--skip-identity-check", "--json"],
+        [*argv[1:], "--confirm-local-record", "--json"],
         cwd=tmp_path,
         credential=relay.receiver_credential,
     ).ok()
@@ -176,5 +183,34 @@ def test_a_wildcard_record_number_is_refused_before_the_code_is_spent(
 
     assert "not one a PACS can hold" in run.message
     assert orthanc.instances() == []
-    _redeem(relay, orthanc, tmp_path, pushed["code"], *LOCAL).ok()  # the code still works
+    _redeem(relay, orthanc, tmp_path, pushed["code"], *NEW).ok()  # the code still works
     assert _stored(orthanc, files[0]).PatientID == "MRN-777"
+
+
+def test_confirming_the_local_record_still_holds_a_study_filed_under_someone_else(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    """Confirming one hold waives that one: the study's UIDs are still checked."""
+    alias = make_ct_study(
+        tmp_path / "alias", 1, seed=88, patient_id="MRN-777", patient_name="TRAUMA^ALPHA"
+    )
+    files = make_ct_study(tmp_path / "study", 2, seed=89)
+    (tmp_path / "elsewhere").mkdir()
+    for path in [*alias, *files[:1]]:
+        ds = pydicom.dcmread(path)
+        if path in files:  # this very study, already filed under another patient
+            ds.PatientID, ds.PatientName = "X-1", "SMITH^ANN"
+        ds.save_as(tmp_path / "elsewhere" / path.name)
+        orthanc.post_json(
+            "/instances", (tmp_path / "elsewhere" / path.name).read_bytes(), "application/dicom"
+        )
+    pushed = _push(relay, tmp_path, files)
+
+    run = _redeem(
+        relay, orthanc, tmp_path, pushed["code"], *LOCAL, "--confirm-local-record"
+    ).failed()
+
+    assert "already has this study (same Study Instance UID) under a different patient" in (
+        run.message
+    )
+    assert len(orthanc.instances()) == 2

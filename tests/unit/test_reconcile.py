@@ -52,8 +52,16 @@ def test_coerced_ids_and_their_history() -> None:
     )
     (item,) = ds.OriginalAttributesSequence
     (previous,) = item.ModifiedAttributesSequence
-    # Only what changed, with the values it had.
-    assert sorted(e.keyword for e in previous) == ["IssuerOfPatientID", "PatientID"]
+    # Only what changed, added or removed, with the values it had (empty: absent before).
+    assert sorted(e.keyword for e in previous) == [
+        "InstanceCoercionDateTime",
+        "InstanceOriginStatus",
+        "IssuerOfPatientID",
+        "OtherPatientIDsSequence",
+        "PatientID",
+    ]
+    assert previous.InstanceOriginStatus == ""
+    assert list(previous.OtherPatientIDsSequence) == []
     assert (previous.PatientID, previous.IssuerOfPatientID) == ("ER-12345", "ER-GENERAL")
     assert item.ReasonForTheAttributeModification == "COERCE"
     assert item.ModifyingSystem == "trauma-relay at Regional Trauma"
@@ -105,10 +113,32 @@ def test_name_and_birth_date_coerced_and_outside_qualifiers_dropped() -> None:
     assert kept.UniversalEntityID == "2.16.840.1.113883.3.1"
 
 
-def test_nothing_to_change_still_marks_the_import_and_adds_no_history() -> None:
+def test_an_id_change_records_the_issuer_even_when_it_stays() -> None:
+    ds = instance()
+    coerce(ds, coercion(Demographics("MRN-777", "ER-GENERAL", "DOE^JANE", "19850214")))
+    (previous,) = ds.OriginalAttributesSequence[0].ModifiedAttributesSequence
+    assert (previous.PatientID, previous.IssuerOfPatientID) == ("ER-12345", "ER-GENERAL")
+
+
+def test_earlier_other_ids_and_origin_are_recorded_before_they_change() -> None:
+    known = Dataset()
+    known.PatientID = "OLD-9"
+    ds = instance(OtherPatientIDsSequence=[known], InstanceOriginStatus="LOCAL")
+    coerce(ds, coercion(LOCAL))
+    (previous,) = ds.OriginalAttributesSequence[0].ModifiedAttributesSequence
+    assert [o.PatientID for o in previous.OtherPatientIDsSequence] == ["OLD-9"]
+    assert previous.InstanceOriginStatus == "LOCAL"
+    assert [o.PatientID for o in ds.OtherPatientIDsSequence] == ["OLD-9", "ER-12345"]
+
+
+def test_nothing_but_the_import_marks_to_change_records_just_those() -> None:
     ds = instance()
     coerce(ds, coercion(OUTSIDE))
-    assert "OriginalAttributesSequence" not in ds
+    (previous,) = ds.OriginalAttributesSequence[0].ModifiedAttributesSequence
+    assert sorted(e.keyword for e in previous) == [
+        "InstanceCoercionDateTime",
+        "InstanceOriginStatus",
+    ]
     assert "OtherPatientIDsSequence" not in ds
     assert ds.InstanceOriginStatus == "IMPORTED"
 
@@ -129,14 +159,32 @@ def test_coerced_instance_survives_a_write_and_read() -> None:
     )
 
 
-def test_a_local_name_the_character_set_cannot_hold_is_refused_untouched() -> None:
-    ds = instance()
-    local = Demographics("MRN-777", "REGIONAL", "MÜLLER^JANE", "19850214")
-    with pytest.raises(errors.IdentityHeld, match="character set"):
-        coerce(ds, coercion(local))
-    assert ds.PatientID == "ER-12345"  # refused before anything changed
+def test_a_local_name_the_character_set_cannot_hold_switches_it_to_utf8() -> None:
+    ds = instance(SpecificCharacterSet="ISO_IR 100", StudyDescription="Thorax ärztlich")
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    written = BytesIO()
+    ds.save_as(written, enforce_file_format=True)
+    ds = pydicom.dcmread(BytesIO(written.getvalue()))  # texts still encoded, as from a file
+    local = Demographics("MRN-777", "REGIONAL", "ΜΥΛΛΕΡ^Ζωή", "19850214")
+
+    coerce(ds, coercion(local))
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+
+    back = pydicom.dcmread(BytesIO(out.getvalue()))
+    assert back.SpecificCharacterSet == "ISO_IR 192"
+    assert (back.PatientName, back.StudyDescription) == ("ΜΥΛΛΕΡ^Ζωή", "Thorax ärztlich")
+    (previous,) = back.OriginalAttributesSequence[0].ModifiedAttributesSequence
+    assert previous.SpecificCharacterSet == "ISO_IR 100"
+
+
+def test_a_local_name_the_character_set_holds_keeps_it() -> None:
     latin1 = instance(SpecificCharacterSet="ISO_IR 100")
-    coerce(latin1, coercion(local))
+    coerce(latin1, coercion(Demographics("MRN-777", "REGIONAL", "MÜLLER^JANE", "19850214")))
+    assert latin1.SpecificCharacterSet == "ISO_IR 100"
     assert latin1.PatientName == "MÜLLER^JANE"
 
 
@@ -145,8 +193,10 @@ def test_naive_time_is_refused() -> None:
         coerce(instance(), Coercion(LOCAL, datetime(2026, 1, 1), "x", "y"))
 
 
-def test_patient_new_to_the_pacs_keeps_the_senders_demographics() -> None:
-    local = local_identity("MRN-777", "REGIONAL", OUTSIDE, None)
+def test_a_patient_new_to_the_pacs_must_be_stated_and_keeps_the_senders_demographics() -> None:
+    with pytest.raises(errors.IdentityHeld, match="--new-local-patient"):
+        local_identity("MRN-777", "REGIONAL", OUTSIDE, None)
+    local = local_identity("MRN-777", "REGIONAL", OUTSIDE, None, new_patient=True)
     assert local == Demographics("MRN-777", "REGIONAL", "DOE^JANE", "19850214")
 
 
@@ -163,9 +213,11 @@ def test_another_person_under_that_record_number_is_held(name: str, birth: str, 
     record = Demographics("MRN-777", "REGIONAL", name, birth)
     with pytest.raises(errors.IdentityHeld, match=why) as held:
         local_identity("MRN-777", "REGIONAL", OUTSIDE, record)
-    assert "--skip-identity-check" in held.value.message
+    assert "--confirm-local-record" in held.value.message
+    with pytest.raises(errors.IdentityHeld, match=why):  # stating a new patient changes nothing
+        local_identity("MRN-777", "REGIONAL", OUTSIDE, record, new_patient=True)
     # After review, the PACS's values win.
-    assert local_identity("MRN-777", "REGIONAL", OUTSIDE, record, reviewed=True) == record
+    assert local_identity("MRN-777", "REGIONAL", OUTSIDE, record, confirmed=True) == record
 
 
 def test_unknown_birth_date_on_either_side_is_no_conflict() -> None:
@@ -175,7 +227,7 @@ def test_unknown_birth_date_on_either_side_is_no_conflict() -> None:
 
 def test_empty_local_id_is_refused() -> None:
     with pytest.raises(errors.IdentityHeld, match="empty"):
-        local_identity("  ", "REGIONAL", OUTSIDE, None)
+        local_identity("  ", "REGIONAL", OUTSIDE, None, new_patient=True)
 
 
 def test_uids_are_never_touched_even_when_generated() -> None:
@@ -185,12 +237,14 @@ def test_uids_are_never_touched_even_when_generated() -> None:
     assert ds.SOPInstanceUID == uid
 
 
-@pytest.mark.parametrize("typed", ["MRN*", "MRN-77?", "A\\B", "X" * 65, "MRN\t1"])
+@pytest.mark.parametrize(
+    "typed", ["MRN*", "MRN-77?", "A\\B", "X" * 65, "MRN\t1", "MRN-777 ", " MRN-777"]
+)
 def test_a_local_id_that_would_match_or_be_something_else_is_refused(typed: str) -> None:
     with pytest.raises(errors.IdentityHeld, match="not one a PACS can hold"):
-        local_identity(typed, "REGIONAL", OUTSIDE, None)
+        local_identity(typed, "REGIONAL", OUTSIDE, None, new_patient=True)
 
 
 def test_an_issuer_too_long_is_refused() -> None:
     with pytest.raises(errors.IdentityHeld, match="local issuer"):
-        local_identity("MRN-777", "I" * 65, OUTSIDE, None)
+        local_identity("MRN-777", "I" * 65, OUTSIDE, None, new_patient=True)
