@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 _POLL_SECONDS = 0.05  # how often a pause re-checks that the reactor thread still lives
@@ -84,3 +86,15 @@ def pause_reactor(assoc: Any) -> None:
     checkpoint = assoc._reactor_checkpoint
     if isinstance(checkpoint, ReactorCheckpoint):
         checkpoint.pause(assoc.is_alive)
+
+
+@contextmanager
+def in_use(assoc: Any) -> Iterator[Any]:
+    """An established requestor association made `steady()`, released on exit with the reactor
+    paused."""
+    steady(assoc)
+    try:
+        yield assoc
+    finally:
+        pause_reactor(assoc)
+        assoc.release()

@@ -19,7 +19,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # type: ignore
 
 from receiving_site import errors
-from receiving_site.association import pause_reactor, steady
+from receiving_site.association import in_use, pause_reactor
 from receiving_site.pacs import PacsAddress
 from receiving_site.reconcile import Demographics, same_name
 
@@ -90,12 +90,8 @@ def _querying(pacs: PacsAddress) -> Iterator[Any]:
         if assoc.rejected_contexts and not assoc.is_rejected:
             why = "does not accept queries (C-FIND) from this system"
         raise _cannot_check(pacs, why)
-    steady(assoc)
-    try:
+    with in_use(assoc):
         yield assoc
-    finally:
-        pause_reactor(assoc)
-        assoc.release()
 
 
 def find_patient(pacs: PacsAddress, patient_id: str, issuer: str) -> Demographics | None:

@@ -26,7 +26,7 @@ from pynetdicom import AE, _config
 from pynetdicom.presentation import build_context
 
 from receiving_site import errors, formats, transcode
-from receiving_site.association import pause_reactor, steady
+from receiving_site.association import in_use, pause_reactor
 from receiving_site.reconcile import Coercion
 from receiving_site.staging import StagedObject
 
@@ -78,13 +78,9 @@ def check_pacs(pacs: PacsAddress) -> None:
     assoc = ae.associate(pacs.host, pacs.port, ae_title=pacs.ae_title)
     if not assoc.is_established:
         raise _unreachable(pacs, assoc)
-    steady(assoc)
-    try:
+    with in_use(assoc):
         pause_reactor(assoc)
         status = assoc.send_c_echo()
-    finally:
-        pause_reactor(assoc)
-        assoc.release()
     if "Status" not in status or int(status.Status) != 0x0000:
         raise errors.PacsUnreachable(
             f"The PACS {pacs.ae_title} at {pacs.host}:{pacs.port} accepted the connection but "
@@ -139,12 +135,8 @@ def _association(
             # pynetdicom aborts when the PACS accepts the association but none of its contexts.
             raise errors.PacsRefused(refusal)
         raise _unreachable(pacs, assoc)
-    steady(assoc)
-    try:
+    with in_use(assoc):
         yield assoc
-    finally:
-        pause_reactor(assoc)
-        assoc.release()
 
 
 def _accepted(assoc: Any) -> set[formats.Pair]:

@@ -36,6 +36,14 @@ def _redeem(
     )
 
 
+def _in_pacs(orthanc: OrthancServer, folder: Path, *, seed: int, **patient: str) -> None:
+    """A one-image study the trauma center already holds under MRN-777 of REGIONAL."""
+    for path in make_ct_study(
+        folder, 1, seed=seed, patient_id="MRN-777", issuer_of_patient_id="REGIONAL", **patient
+    ):
+        orthanc.post_json("/instances", path.read_bytes(), "application/dicom")
+
+
 def _stored(orthanc: OrthancServer, path: Path) -> pydicom.Dataset:
     orthanc_id = orthanc.find_by_sop_instance_uid(sop_instance_uid(path))
     assert orthanc_id is not None, path
@@ -85,16 +93,7 @@ def test_the_local_record_number_of_the_same_patient_takes_the_pacs_demographics
     relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path
 ) -> None:
     # The trauma center already knows her as MRN-777, her name spelt its own way.
-    earlier = make_ct_study(
-        tmp_path / "earlier",
-        1,
-        seed=82,
-        patient_id="MRN-777",
-        issuer_of_patient_id="REGIONAL",
-        patient_name="Doe^Jane",
-    )
-    for path in earlier:
-        orthanc.post_json("/instances", path.read_bytes(), "application/dicom")
+    _in_pacs(orthanc, tmp_path / "earlier", seed=82, patient_name="Doe^Jane")
     files = make_ct_study(tmp_path / "study", 2, seed=83)
     pushed = _push(relay, tmp_path, files)
 
@@ -110,17 +109,13 @@ def test_a_record_number_of_another_patient_is_held_until_reviewed(
     relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path
 ) -> None:
     # A mistyped record number: MRN-777 is someone else in this PACS.
-    someone = make_ct_study(
+    _in_pacs(
+        orthanc,
         tmp_path / "someone",
-        1,
         seed=84,
-        patient_id="MRN-777",
-        issuer_of_patient_id="REGIONAL",
         patient_name="ROE^RICHARD",
         patient_birth_date="19600101",
     )
-    for path in someone:
-        orthanc.post_json("/instances", path.read_bytes(), "application/dicom")
     files = make_ct_study(tmp_path / "study", 2, seed=85)
     pushed = _push(relay, tmp_path, files)
 
