@@ -8,33 +8,52 @@ RLE decoder; nothing here touches a codestream. What the copy keeps and what cha
 
 - Study, Series and SOP Instance UIDs stay: a change of transfer syntax is not a new image
   (`generate_instance_uid=False`).
-- YCbCr colour (YBR_FULL, YBR_FULL_422, YBR_ICT, YBR_RCT) becomes RGB, and Photometric
-  Interpretation and Planar Configuration (0, pixel-interleaved) describe the decoded pixels:
-  `decompress` sets both from what its decoder returned.
+- The samples of a lossless format (RLE, JPEG lossless, JPEG-LS lossless, JPEG 2000 lossless)
+  are exactly those compressed: YBR_FULL stays YBR_FULL, valid uncompressed, as converting it
+  to RGB would round samples, in a copy that does not say it is lossy. Lossy JPEG YCbCr
+  (YBR_FULL, YBR_FULL_422) becomes RGB: its decoded samples are no longer subsampled, so
+  YBR_FULL_422 would misdescribe them. JPEG 2000's YBR_RCT and YBR_ICT become RGB in OpenJPEG
+  itself. Photometric Interpretation and Planar Configuration (0, pixel-interleaved) describe
+  the decoded pixels: `decompress` sets both from what its decoder returned.
 - Lossy Image Compression is the sender's: pydicom leaves it alone. For JPEG baseline and
-  extended, lossy by definition, "01" is set where the image does not say so already: once
-  lossy compressed, an image must say so (PS3.3 C.7.6.1.1.5), or its uncompressed copy would
-  pass for an original. JPEG 2000 and JPEG-LS may be lossless, so there the sender's value
-  stands.
+  extended and JPEG-LS near-lossless, lossy by definition, and for JPEG 2000 with the
+  irreversible colour transform (YBR_ICT), "01" is set where the image does not say so
+  already: once lossy compressed, an image must say so (PS3.3 C.7.6.1.1.5), or its
+  uncompressed copy would pass for an original. Other JPEG 2000 may be lossless, so there the
+  sender's value stands.
 - The 128-byte preamble stays zeroed, as staged.
 - Deflated Explicit VR Little Endian has no pixel encoding of its own: it is only re-encoded.
 
 Bounded memory: one image at a time, read from its staged file and written beside it (named by
-position, like the staged file, never by a received value).
+position, like the staged file, never by a received value). The decoders allocate the whole
+image from the size its header declares before finding whether the data fills it, so an image
+that declares more than `MAX_DECLARED_BYTES`, or more than `MAX_EXPANSION` times its file, is
+refused before decoding (DOMAIN.md: never allocate from a size the peer declares).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import pydicom
+from pydicom.dataset import Dataset
 from pydicom.uid import (
     UID,
     ExplicitVRLittleEndian,
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
     ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEG2000MCLossless,
     JPEGBaseline8Bit,
     JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
 )
 
 from receiving_site import errors, reconcile
@@ -44,7 +63,29 @@ from receiving_site.staging import PREAMBLE, StagedObject
 # What a PACS that refuses a compressed format is asked for instead, the first preferred: it
 # keeps every element's VR, which Implicit VR leaves to the reader's dictionary.
 UNCOMPRESSED = (str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian))
-_LOSSY_ONLY = {JPEGBaseline8Bit, JPEGExtended12Bit}
+# Formats that are lossy whatever the image: its copy says so (Lossy Image Compression "01").
+_LOSSY_ONLY = {JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLSNearLossless}
+# Formats that are lossless whatever the image: its copy keeps exactly the compressed samples,
+# YCbCr included. (Deflate is lossless too, and never decoded: it is only re-encoded.)
+_LOSSLESS = {
+    RLELossless,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEG2000Lossless,
+    JPEG2000MCLossless,
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
+}
+# The most uncompressed pixel data an image may declare. pydicom holds a decompressed image about
+# twice over (its frames, then them joined) and DICOM cannot encode more than 4 GiB of it; real
+# images are far smaller (2,000 frames of 512 x 512 at 16 bits are 1,000 MiB).
+MAX_DECLARED_BYTES = 2 * 2**30
+# The most an image may declare per byte of its file. No real image compresses this well (RLE
+# cannot exceed 64:1; lossless codecs reach a few to one, lossy ones a few hundred), so such a
+# header does not describe its data, and decoding it would turn a peer's few kilobytes into
+# gigabytes of this machine's memory before the decoder found the data short.
+MAX_EXPANSION = 4096
 _REASON_CHARS = 200  # of a decoder's error, in a message staff read
 
 
@@ -66,20 +107,31 @@ def rewrite(
     """Write `item` beside its staged file, decompressed into `syntax` (one of `UNCOMPRESSED`;
     None keeps its own) and coerced by `coercion` (None: identity untouched); returns the
     copy's path. Raises `Undecodable` if pydicom cannot decode it (no decoder for its format,
-    corrupt data), `IdentityHeld` if the coerced values cannot be written in its character
-    set, and `OSError` if the copy cannot be written."""
+    corrupt data) or it declares more pixels than may be decoded, `IdentityHeld` if the coerced
+    values cannot be written in its character set, and `OSError` if the copy cannot be
+    written."""
     if syntax is not None and syntax not in UNCOMPRESSED:
         raise ValueError(f"{syntax} is not an uncompressed transfer syntax")
     original = UID(item.entry.transfer_syntax_uid)
     with item.path.open("rb") as f:  # an OSError here is this machine's, not the image's
+        file_size = os.fstat(f.fileno()).st_size
         try:
             ds = pydicom.dcmread(f)
-            if syntax is not None and original.is_compressed and "PixelData" in ds:
-                ds.decompress(generate_instance_uid=False)
+        except Exception as e:  # a reader can fail in any way on bad data
+            raise errors.Undecodable(_reason(e)) from e
+    photometric = str(ds.get("PhotometricInterpretation", ""))
+    decoding = syntax is not None and original.is_compressed and "PixelData" in ds
+    if decoding:
+        _refuse_oversized(ds, file_size)
+        # YBR_FULL_422 cannot stay: decoded, its samples are no longer subsampled.
+        as_rgb = original not in _LOSSLESS or photometric == "YBR_FULL_422"
+        try:
+            ds.decompress(generate_instance_uid=False, as_rgb=as_rgb)
         except Exception as e:  # a decoder can fail in any way (some raise OSError) on bad data
             raise errors.Undecodable(_reason(e)) from e
     if syntax is not None:
-        if original in _LOSSY_ONLY and ds.get("LossyImageCompression") != "01":
+        lossy = original in _LOSSY_ONLY or (decoding and photometric == "YBR_ICT")
+        if lossy and ds.get("LossyImageCompression") != "01":
             ds.LossyImageCompression = "01"
         ds.file_meta.TransferSyntaxUID = UID(syntax)
     if coercion is not None:
@@ -97,6 +149,41 @@ def rewrite(
     finally:
         partial.unlink(missing_ok=True)
     return target
+
+
+def _refuse_oversized(ds: Dataset, file_size: int) -> None:
+    """Raise `Undecodable` if the pixel data `ds` declares (Rows x Columns x Number of Frames x
+    Samples per Pixel x bytes per sample) exceeds `MAX_DECLARED_BYTES`, or `MAX_EXPANSION`
+    times `file_size`. Declared values that are missing or not numbers are left to the
+    decoder, which needs them and refuses without them."""
+    try:
+        factors = [
+            int(ds.Rows),
+            int(ds.Columns),
+            int(ds.get("NumberOfFrames") or 1),
+            int(ds.get("SamplesPerPixel") or 1),
+            math.ceil(int(ds.BitsAllocated) / 8),
+        ]
+    except (AttributeError, TypeError, ValueError):
+        return
+    declared = math.prod(factors)
+    if declared > MAX_DECLARED_BYTES:
+        raise errors.Undecodable(
+            f"the image declares {_size(declared)} of pixels, more than the "
+            f"{_size(MAX_DECLARED_BYTES)} this site decompresses"
+        )
+    if declared > MAX_EXPANSION * file_size:
+        raise errors.Undecodable(
+            f"the image declares {_size(declared)} of pixels, more than {MAX_EXPANSION} times "
+            f"the {_size(file_size)} it was sent in"
+        )
+
+
+def _size(n: int) -> str:
+    """e.g. "8 KB", "3,052 MB" (binary units, as a file manager shows them)."""
+    if n < 2**20:
+        return f"{max(1, round(n / 2**10)):,} KB"
+    return f"{round(n / 2**20):,} MB"
 
 
 def _reason(e: Exception) -> str:

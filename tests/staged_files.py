@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pydicom
 from dicom_corpus import TEST_FILES
+from pydicom.pixels import convert_color_space
+from pydicom.uid import JPEG2000, RLELossless
 
 from receiving_site.staging import PREAMBLE, StagedObject, staged_path
 from transfer_codes.manifest import ManifestEntry
@@ -55,3 +57,58 @@ def corrupted_j2k(folder: Path) -> Path:
     path = folder / "broken_j2k.dcm"
     path.write_bytes(data[:siz] + b"\xff" * 40 + data[siz + 40 :])
     return path
+
+
+def edited(source: Path, path: Path, **values: object) -> Path:
+    """A copy of `source` written at `path` with the elements named by keyword set to `values`
+    (None: removed); its pixel data as it was, however much Rows and Columns now declare."""
+    ds = pydicom.dcmread(source)
+    for keyword, value in values.items():
+        if value is None:
+            delattr(ds, keyword)
+        else:
+            setattr(ds, keyword, value)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def rle_ybr_full(folder: Path) -> Path:
+    """pydicom's RLE colour image (SC_rgb_rle.dcm, RGB) converted to YCbCr and encoded again in
+    RLE Lossless as YBR_FULL, in `folder`: a lossless image whose samples are not RGB."""
+    ds = pydicom.dcmread(TEST_FILES / "SC_rgb_rle.dcm")
+    ybr = convert_color_space(ds.pixel_array, "RGB", "YBR_FULL")
+    ds.PhotometricInterpretation = "YBR_FULL"
+    ds.compress(RLELossless, ybr, generate_instance_uid=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    ds.save_as(folder / "rle_ybr_full.dcm", enforce_file_format=True)
+    return folder / "rle_ybr_full.dcm"
+
+
+def jpeg2000_ybr_ict(folder: Path) -> Path:
+    """pydicom's RLE colour image (SC_rgb_rle.dcm) encoded in JPEG 2000 with the irreversible
+    colour transform (YBR_ICT, so lossy whatever the ratio), in `folder`, saying nothing of
+    Lossy Image Compression: as a sender that leaves it out sends it."""
+    ds = pydicom.dcmread(TEST_FILES / "SC_rgb_rle.dcm")
+    rgb = ds.pixel_array
+    ds.PhotometricInterpretation = "YBR_ICT"
+    ds.compress(JPEG2000, rgb, j2k_cr=[10], generate_instance_uid=False)
+    assert "LossyImageCompression" not in ds
+    folder.mkdir(parents=True, exist_ok=True)
+    ds.save_as(folder / "j2k_ybr_ict.dcm", enforce_file_format=True)
+    return folder / "j2k_ybr_ict.dcm"
+
+
+def declaring(folder: Path, rows: int, columns: int, *, padding: int = 0) -> Path:
+    """pydicom's RLE MR image (MR_small_RLE.dcm: 64 x 64, 16 bits, 8 KB) made to declare `rows`
+    x `columns` pixels, its compressed pixel data unchanged, and made `padding` bytes bigger by
+    a private element, in `folder`: a small file whose header claims a huge image. Nothing here
+    allocates what it declares."""
+    ds = pydicom.dcmread(TEST_FILES / "MR_small_RLE.dcm")
+    ds.Rows, ds.Columns = rows, columns
+    if padding:
+        block = ds.private_block(0x0011, "TRAUMA RELAY TEST PADDING", create=True)
+        block.add_new(0x01, "OB", bytes(padding))
+    folder.mkdir(parents=True, exist_ok=True)
+    ds.save_as(folder / "declaring.dcm", enforce_file_format=True)
+    return folder / "declaring.dcm"

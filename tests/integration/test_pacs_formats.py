@@ -18,13 +18,17 @@ from dicom_corpus import TEST_FILES, decode_dataset, transfer_syntax, valid_part
 from peers.orthanc import OrthancServer
 from peers.storage_scp import RecordingStorageSCP
 from pydicom.dataset import FileMetaDataset
+from pydicom.pixels import pixel_array
 from pydicom.uid import (
     CTImageStorage,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLSNearLossless,
 )
-from staged_files import corrupted_j2k, staged_copies
+from staged_files import corrupted_j2k, edited, jpeg2000_ybr_ict, rle_ybr_full, staged_copies
 
 from receiving_site import errors
 from receiving_site.pacs import PacsAddress, store_to_pacs
@@ -36,6 +40,8 @@ UNCOMPRESSED = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
 # header libjpeg rejects, and a JPEG 2000 frame cut by an embedded sequence delimiter. A PACS
 # that refuses their format gets nothing (see the corrupted-codestream tests below).
 KNOWN_UNDECODABLE = {"JPEG-lossy.dcm", "JPEG2000-embedded-sequence-delimiter.dcm"}
+LOSSY_JPEG = {JPEGBaseline8Bit, JPEGExtended12Bit}  # decompressed to RGB
+ALWAYS_LOSSY = {*LOSSY_JPEG, JPEGLSNearLossless}  # the copy says "01" whatever the sender did
 
 
 def address(peer: RecordingStorageSCP | OrthancServer) -> PacsAddress:
@@ -65,9 +71,11 @@ def compressed_corpus(*, one_per_instance: bool) -> list[Path]:
 
 
 def assert_same_pixels(original: Path, stored: pydicom.Dataset) -> None:
-    """Exactly pydicom's own decoding of the original (YCbCr as RGB, as both default to)."""
-    expected = pydicom.dcmread(original).pixel_array
-    got = stored.pixel_array
+    """The samples stored are exactly pydicom's own decoding of the original: YCbCr as RGB for
+    lossy JPEG, as stored for the lossless formats (YBR_FULL stays YBR_FULL)."""
+    as_rgb = transfer_syntax(original) in LOSSY_JPEG
+    expected = pixel_array(pydicom.dcmread(original), as_rgb=as_rgb)
+    got = pixel_array(stored, as_rgb=False)
     assert (got.dtype, got.shape) == (expected.dtype, expected.shape), original.name
     assert np.array_equal(got, expected), original.name
 
@@ -97,8 +105,8 @@ def test_every_compressed_bundled_image_reaches_orthanc_uncompressed(
         assert stored.file_meta.TransferSyntaxUID in UNCOMPRESSED, path.name
         for keyword in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "SOPClassUID"):
             assert stored[keyword].value == original[keyword].value, (path.name, keyword)
-        if str(transfer_syntax(path)) in {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"}:
-            assert stored.LossyImageCompression == "01", path.name  # JPEG baseline, extended
+        if transfer_syntax(path) in ALWAYS_LOSSY:
+            assert stored.LossyImageCompression == "01", path.name
         assert_same_pixels(path, stored)
     assert list((tmp_path / "staged").glob("*.uncompressed*")) == []  # copies removed
 
@@ -127,10 +135,22 @@ def test_an_image_that_does_not_decode_stores_nothing_in_orthanc(
 # -- a pynetdicom Storage SCP: what goes over the wire -------------------------------------
 
 
+def colour_encodings(folder: Path) -> list[Path]:
+    """Colour encodings the valid corpus lacks: RLE YBR_FULL, JPEG 2000 YBR_ICT, and pydicom's
+    JPEG-LS near-lossless files given the Study and Series Instance UIDs they lack."""
+    uids = {"StudyInstanceUID": "1.2.826.0.1.3680043.8.498.1", "SeriesInstanceUID": "1.2.3.4"}
+    near_lossless = [
+        edited(TEST_FILES / name, folder / name, **uids)
+        for name in ("SC_rgb_jls_lossy_line.dcm", "SC_rgb_jls_lossy_sample.dcm")
+    ]
+    return [rle_ybr_full(folder), jpeg2000_ybr_ict(folder), *near_lossless]
+
+
 def test_every_encoding_of_every_bundled_image_is_sent_decoded(tmp_path: Path) -> None:
-    """Every encoding (JPEG-LS and all the RLE variants too, repeated UIDs included) arrives
-    in Explicit VR Little Endian with exactly the pixels pydicom decodes from the original."""
-    files = compressed_corpus(one_per_instance=False)
+    """Every encoding (JPEG-LS and all the RLE variants too, repeated UIDs included, and the
+    colour encodings pydicom does not bundle as valid files) arrives in Explicit VR Little
+    Endian with exactly the samples pydicom decodes from the original, lossy if it was."""
+    files = compressed_corpus(one_per_instance=False) + colour_encodings(tmp_path / "colour")
     assert any("JPEG-LS" in transfer_syntax(p).name for p in files)
     with RecordingStorageSCP(transfer_syntaxes=UNCOMPRESSED) as scp:
         delivery = store_to_pacs(staged_copies(files, tmp_path / "staged"), address(scp))
@@ -139,7 +159,13 @@ def test_every_encoding_of_every_bundled_image_is_sent_decoded(tmp_path: Path) -
     for path, store in zip(files, stores, strict=True):
         assert store.transfer_syntax == ExplicitVRLittleEndian, path.name
         assert store.sop_instance_uid == str(pydicom.dcmread(path).SOPInstanceUID)
-        assert_same_pixels(path, received(store.dataset, store.transfer_syntax))
+        stored = received(store.dataset, store.transfer_syntax)
+        assert_same_pixels(path, stored)
+        original = pydicom.dcmread(path, stop_before_pixels=True)
+        if transfer_syntax(path) in ALWAYS_LOSSY or original.PhotometricInterpretation == "YBR_ICT":
+            assert stored.LossyImageCompression == "01", path.name
+        else:
+            assert stored.get("LossyImageCompression") == original.get("LossyImageCompression")
 
 
 def received(encoded: bytes, syntax: str) -> pydicom.Dataset:
