@@ -82,7 +82,15 @@ def _read_secret() -> str:
 
 def run_redeem(args: argparse.Namespace) -> int:
     from receiving_site.pacs import PacsAddress
-    from receiving_site.redeem import Progress, RedeemRequest, Unlocked, parse_secret, redeem
+    from receiving_site.preview import describe
+    from receiving_site.redeem import (
+        Preview,
+        Progress,
+        RedeemRequest,
+        Unlocked,
+        parse_secret,
+        redeem,
+    )
     from relay.client import read_credential
     from sending_site.errors import CredentialMissing
     from sending_site.journal import default_state_dir
@@ -125,12 +133,14 @@ def run_redeem(args: argparse.Namespace) -> int:
     )
     quiet = args.json
 
-    def on_event(event: Unlocked | Progress) -> None:
+    def on_event(event: Unlocked | Preview | Progress) -> None:
         if quiet:
             return
         if isinstance(event, Unlocked):
             flag = " (authorized by BREAK-GLASS)" if event.break_glass else ""
             print(f"Code accepted: transfer {event.transfer_id} from {event.sender}{flag}.")
+        elif isinstance(event, Preview):
+            print("\n".join(describe(event.summary)), flush=True)
         elif sys.stderr.isatty():
             state = "" if event.manifest_closed else " (sender still uploading)"
             sys.stderr.write(

@@ -111,7 +111,15 @@ class RedeemResult:
     note: str = ""  # says so, for staff; empty when none was
 
 
-RedeemEvent = Unlocked | Progress
+@dataclass(frozen=True)
+class Preview:
+    """The verified study summary, once the manifest gives it: what staff check against the
+    patient in front of them."""
+
+    summary: StudySummary
+
+
+RedeemEvent = Unlocked | Preview | Progress
 
 
 def parse_secret(text: str) -> RedemptionCode | Capability:
@@ -267,9 +275,12 @@ async def _receive(
                 f"/api/v1/transfers/{transfer_id}/manifest",
                 params={"from": str(next_seq), "wait": str(WAIT_SECONDS)},
             )
+            had_summary = reader.summary is not None
             for item in page["records"]:
                 reader.add(int(item["seq"]), base64.b64decode(str(item["record"])))
                 next_seq = int(item["seq"]) + 1
+            if reader.summary is not None and not had_summary:
+                on_event(Preview(reader.summary))
             tasks = [
                 asyncio.create_task(stage(entry))
                 for index, entry in sorted(reader.entries.items())

@@ -1,0 +1,68 @@
+"""The study preview staff check against the patient in front of them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from receiving_site.preview import date, describe, person_name
+from transfer_codes.manifest import StudySummary
+
+SUMMARY = StudySummary(
+    patient_name="DOE^JANE^^DR",
+    patient_id="ER-12345",
+    issuer_of_patient_id="ER-GENERAL",
+    patient_birth_date="19850214",
+    patient_sex="F",
+    study_instance_uid="1.2.3",
+    study_date="20250101",
+    study_description="CT TRAUMA PANSCAN",
+    accession_number="A1",
+    modalities=("CT", "SR"),
+    series_count=3,
+    instance_count=1200,
+    sending_site="St. Mary's ER",
+    break_glass=False,
+)
+
+
+def test_the_preview_names_patient_study_and_sender() -> None:
+    assert describe(SUMMARY) == [
+        "Patient:  DOE, JANE, born 1985-02-14, female (ER patient ID ER-12345, issuer ER-GENERAL)",
+        "Study:    CT TRAUMA PANSCAN, CT/SR, 2025-01-01, accession A1 (3 series, 1200 images)",
+        "Sent by:  St. Mary's ER; authorized by the patient or family",
+        "Check this against the patient in front of you.",
+    ]
+
+
+def test_break_glass_is_marked() -> None:
+    lines = describe(replace(SUMMARY, break_glass=True))
+    assert lines[2] == (
+        "Sent by:  St. Mary's ER; BREAK-GLASS: authorized by a clinician, not by the patient "
+        "or family"
+    )
+
+
+def test_what_the_sender_did_not_know_is_said_so() -> None:
+    unknown = replace(
+        SUMMARY,
+        patient_name="",
+        patient_birth_date="",
+        patient_sex="",
+        issuer_of_patient_id="",
+        study_description="",
+        accession_number="",
+        modalities=(),
+        series_count=0,
+        instance_count=0,
+    )
+    assert describe(unknown)[:2] == [
+        "Patient:  not given, born not given, not given (ER patient ID ER-12345)",
+        "Study:    no description, modality not given, 2025-01-01 (images)",
+    ]
+
+
+def test_names_and_dates() -> None:
+    assert person_name("DOE^JANE=ドウ^ジェーン") == "DOE, JANE"
+    assert person_name("^^") == "not given"
+    assert person_name("ANON") == "ANON"
+    assert date("2025") == "2025"
