@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from transfer_codes.messages import from_docstring
+
 
 class ReceivingError(Exception):
     """The study could not be received."""
 
     def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or " ".join((self.__doc__ or "").split()))
+        super().__init__(message or from_docstring(type(self)))
 
     @property
     def message(self) -> str:

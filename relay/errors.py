@@ -5,15 +5,18 @@ The web layer maps these to RFC 9457 problem documents in one place (`relay.api.
 
 from __future__ import annotations
 
+from transfer_codes.messages import from_docstring
+from transfer_codes.wire import Problem
+
 
 class RelayError(Exception):
     """The relay could not do that."""
 
     status = 400
-    code = "relay-error"
+    code: str = Problem.RELAY_ERROR
 
     def __init__(self, detail: str | None = None) -> None:
-        super().__init__(detail or (self.__doc__ or "").strip())
+        super().__init__(detail or from_docstring(type(self)))
 
     @property
     def detail(self) -> str:
@@ -23,76 +26,76 @@ class RelayError(Exception):
 class ConfigError(RelayError):
     """The relay's configuration is not valid; it will not start until it is fixed."""
 
-    code = "config"
+    code: str = Problem.CONFIG
 
 
 class NotAuthenticated(RelayError):
     """This request needs a valid site credential (Authorization: Bearer ...)."""
 
     status = 401
-    code = "not-authenticated"
+    code: str = Problem.NOT_AUTHENTICATED
 
 
 class NotPermitted(RelayError):
     """Your site is not allowed to do that."""
 
     status = 403
-    code = "not-permitted"
+    code: str = Problem.NOT_PERMITTED
 
 
 class NotFound(RelayError):
     """There is no such transfer for your site."""
 
     status = 404
-    code = "not-found"
+    code: str = Problem.NOT_FOUND
 
 
 class BadRequest(RelayError):
     """The request is malformed; nothing was changed."""
 
     status = 400
-    code = "bad-request"
+    code: str = Problem.BAD_REQUEST
 
 
 class UnknownSite(RelayError):
     """There is no trauma center by that name on this relay. Check the directory of destinations."""
 
     status = 404
-    code = "unknown-site"
+    code: str = Problem.UNKNOWN_SITE
 
 
 class SiteExists(RelayError):
     """A site with that name already exists."""
 
     status = 409
-    code = "site-exists"
+    code: str = Problem.SITE_EXISTS
 
 
 class InvalidTransition(RelayError):
     """The transfer is not in a state that allows this."""
 
     status = 409
-    code = "invalid-state"
+    code: str = Problem.INVALID_STATE
 
 
 class TransferExpired(InvalidTransition):
     """This transfer has expired; its images are deleted. Ask the sending hospital to send again."""
 
     status = 410
-    code = "expired"
+    code: str = Problem.EXPIRED
 
 
 class TransferRevoked(InvalidTransition):
     """This transfer was revoked; nothing can be taken from it."""
 
     status = 410
-    code = "revoked"
+    code: str = Problem.REVOKED
 
 
 class AlreadyRedeemed(InvalidTransition):
     """The trauma center has already taken this transfer, so it can no longer be revoked."""
 
-    code = "already-redeemed"
+    code: str = Problem.ALREADY_REDEEMED
 
 
 class CodeNotAccepted(RelayError):
@@ -100,7 +103,7 @@ class CodeNotAccepted(RelayError):
     call the sending hospital, which can issue a new code."""
 
     status = 403
-    code = "code-not-accepted"
+    code: str = Problem.CODE_NOT_ACCEPTED
 
 
 class AwaitingAuthorization(RelayError):
@@ -108,28 +111,28 @@ class AwaitingAuthorization(RelayError):
     Try again after they have, or ask the sending hospital about break-glass."""
 
     status = 409
-    code = "awaiting-authorization"
+    code: str = Problem.AWAITING_AUTHORIZATION
 
 
 class UploadConflict(RelayError):
     """The upload offset does not match what the relay holds; resume from the relay's offset."""
 
     status = 409
-    code = "upload-offset-mismatch"
+    code: str = Problem.UPLOAD_OFFSET_MISMATCH
 
 
 class ObjectTooLarge(RelayError):
     """The object is larger than this relay accepts."""
 
     status = 413
-    code = "too-large"
+    code: str = Problem.TOO_LARGE
 
 
 class ObjectIncomplete(RelayError):
     """That object is not completely uploaded yet."""
 
     status = 409
-    code = "object-incomplete"
+    code: str = Problem.OBJECT_INCOMPLETE
 
 
 class StoredObjectDamaged(RelayError):
@@ -137,11 +140,11 @@ class StoredObjectDamaged(RelayError):
     send the study again."""
 
     status = 500
-    code = "stored-object-damaged"
+    code: str = Problem.STORED_OBJECT_DAMAGED
 
 
 class IntegrityError(RelayError):
     """The uploaded bytes do not match their declared size or checksum; upload the object again."""
 
     status = 422
-    code = "integrity"
+    code: str = Problem.INTEGRITY

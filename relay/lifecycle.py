@@ -17,19 +17,12 @@ import enum
 from dataclasses import dataclass
 
 from relay import errors
+from transfer_codes.wire import TransferState
 
 MAX_FAILED_ATTEMPTS = 10
 
 
-class State(enum.StrEnum):
-    CREATED = "created"
-    AWAITING_AUTHORIZATION = "awaiting_authorization"
-    AUTHORIZED = "authorized"
-    REDEEMED = "redeemed"
-    DELIVERED = "delivered"
-    EXPIRED = "expired"
-    REVOKED = "revoked"
-    LOCKED = "locked"
+State = TransferState  # the states are wire names too; one definition (transfer_codes.wire)
 
 
 FINAL_STATES = frozenset({State.EXPIRED, State.REVOKED, State.DELIVERED})

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from transfer_codes.messages import from_docstring
+
 
 class SendingError(Exception):
     """The study could not be sent."""
 
     def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or (self.__doc__ or "").strip())
+        super().__init__(message or from_docstring(type(self)))
 
     @property
     def message(self) -> str:

@@ -8,14 +8,14 @@ Errors about malformed input also subclass ``ValueError`` so generic callers tha
 
 from __future__ import annotations
 
+from transfer_codes.messages import from_docstring
+
 
 class TransferCodeError(Exception):
     """Something went wrong with a transfer code, key or sealed data."""
 
     def __init__(self, message: str | None = None) -> None:
-        if message is None:
-            message = " ".join((type(self).__doc__ or type(self).__name__).split())
-        super().__init__(message)
+        super().__init__(from_docstring(type(self)) if message is None else message)
 
     @property
     def message(self) -> str:

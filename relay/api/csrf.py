@@ -17,9 +17,10 @@ from aiohttp import web
 
 from relay.appkeys import CONFIG
 from relay.errors import NotPermitted
+from transfer_codes.wire import CSRF_TOKEN, Problem
 
 COOKIE = "tr_csrf"
-HEADER = "X-CSRF-Token"
+HEADER = CSRF_TOKEN
 TOKEN_BYTES = 32
 _MAX_TOKEN_CHARS = 64
 
@@ -27,7 +28,7 @@ _MAX_TOKEN_CHARS = 64
 class CsrfRefused(NotPermitted):
     """This page has gone stale. Open the link again (scan the QR code once more) and retry."""
 
-    code = "csrf"
+    code = Problem.CSRF
 
 
 def own_origin(request: web.Request) -> str:

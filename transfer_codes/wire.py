@@ -1,0 +1,85 @@
+"""The relay's wire vocabulary, shared by the relay's API and the sites' client: transfer state
+names, problem codes, header names and endpoint paths. Pure constants; no I/O.
+
+A name changed here changes on both sides at once, so neither side spells a wire string itself.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class TransferState(enum.StrEnum):
+    """A transfer's state as the relay reports it (`"state"` in a status document)."""
+
+    CREATED = "created"
+    AWAITING_AUTHORIZATION = "awaiting_authorization"
+    AUTHORIZED = "authorized"
+    REDEEMED = "redeemed"
+    DELIVERED = "delivered"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    LOCKED = "locked"
+
+
+class Problem(enum.StrEnum):
+    """The last segment of a problem document's `type` (RFC 9457), one per relay error."""
+
+    RELAY_ERROR = "relay-error"
+    CONFIG = "config"
+    NOT_AUTHENTICATED = "not-authenticated"
+    NOT_PERMITTED = "not-permitted"
+    NOT_FOUND = "not-found"
+    BAD_REQUEST = "bad-request"
+    UNKNOWN_SITE = "unknown-site"
+    SITE_EXISTS = "site-exists"
+    INVALID_STATE = "invalid-state"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    ALREADY_REDEEMED = "already-redeemed"
+    CODE_NOT_ACCEPTED = "code-not-accepted"
+    AWAITING_AUTHORIZATION = "awaiting-authorization"
+    UPLOAD_OFFSET_MISMATCH = "upload-offset-mismatch"
+    TOO_LARGE = "too-large"
+    OBJECT_INCOMPLETE = "object-incomplete"
+    STORED_OBJECT_DAMAGED = "stored-object-damaged"
+    INTEGRITY = "integrity"
+    CSRF = "csrf"
+
+
+# -- headers ---------------------------------------------------------------------------------
+
+UPLOAD_OFFSET = "Upload-Offset"  # where a PATCH appends; the relay answers with its new offset
+UPLOAD_LENGTH = "Upload-Length"  # with UPLOAD_SHA256: this PATCH ends an object of this size
+UPLOAD_SHA256 = "Upload-SHA256"  # hex SHA-256 of the whole sealed object
+MANIFEST_FINAL = "Manifest-Final"  # "1" on the manifest's closing record
+OBJECT_SHA256 = "X-Object-SHA256"  # on a download: the sealed object's SHA-256
+CSRF_TOKEN = "X-CSRF-Token"  # noqa: S105 (a header name, not a secret): the phone page's double-submit token
+
+# -- paths -----------------------------------------------------------------------------------
+
+HEALTH = "/healthz"
+SITES = "/api/v1/sites"
+TRANSFERS = "/api/v1/transfers"
+AUTHORIZATIONS = "/api/v1/authorizations"
+REDEMPTIONS = "/api/v1/redemptions"
+REDEMPTION_SALT = "/api/v1/redemptions/salt"
+PHONE_STATUS = "/api/v1/phone/status"
+PHONE_REVOKE = "/api/v1/phone/revoke"
+
+
+def transfer(transfer_id: str) -> str:
+    return f"{TRANSFERS}/{transfer_id}"
+
+
+def transfer_action(transfer_id: str, action: str) -> str:
+    """`locks`, `reissue`, `break-glass`, `revoke`, `receipt`, `phone`, `objects`, `manifest`."""
+    return f"{TRANSFERS}/{transfer_id}/{action}"
+
+
+def sealed_object(transfer_id: str, index: int) -> str:
+    return f"{TRANSFERS}/{transfer_id}/objects/{index}"
+
+
+def manifest_record(transfer_id: str, seq: int) -> str:
+    return f"{TRANSFERS}/{transfer_id}/manifest/{seq}"
