@@ -31,7 +31,7 @@ from relay_harness import RECEIVER, RelayProcess  # noqa: E402
 from relay.sites import add_site  # noqa: E402
 from sending_site.synthetic import make_ct_study  # noqa: E402
 
-CLI = [sys.executable, "-m", "relay.cli"]
+CLI = [sys.executable, "-m", "trauma_relay.cli"]
 
 
 def timed(argv: list[str], *, env: dict[str, str], stdin: str | None = None) -> tuple[float, str]:

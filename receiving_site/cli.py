@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from receiving_site import errors
-from receiving_site.reconcile import check_local_id
 
 
 def add_parsers(sub: Any) -> None:
@@ -83,6 +82,7 @@ def _read_secret() -> str:
 def run_redeem(args: argparse.Namespace) -> int:
     from receiving_site.pacs import PacsAddress
     from receiving_site.preview import describe
+    from receiving_site.reconcile import check_local_id
     from receiving_site.redeem import (
         Preview,
         Progress,
@@ -91,9 +91,8 @@ def run_redeem(args: argparse.Namespace) -> int:
         parse_secret,
         redeem,
     )
-    from relay.client import read_credential
-    from sending_site.errors import CredentialMissing
-    from sending_site.journal import default_state_dir
+    from site_agent.credential import read_credential
+    from site_agent.local_state import default_state_dir
 
     if (args.confirm_local_record or args.new_local_patient) and args.local_patient_id is None:
         raise errors.LocalPatientNeedsPacs(
@@ -105,8 +104,6 @@ def run_redeem(args: argparse.Namespace) -> int:
             raise errors.LocalPatientNeedsPacs()
         check_local_id(args.local_patient_id, args.local_issuer)  # before the code is spent
     credential = read_credential(args.credential_file)
-    if not credential:
-        raise CredentialMissing()
     address = None
     if args.pacs:
         address = PacsAddress.parse(args.pacs)

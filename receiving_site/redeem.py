@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from receiving_site import errors, identity, pacs, reconcile, staging, state
-from relay.client import RelayClient, RelayRefused, RelayUnreachable, b64
-from relay.errors import RelayError
+from site_agent.client import RelayClient, RelayRefused, RelayUnreachable, b64
+from site_agent.errors import AgentError
 from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.errors import ManifestError
@@ -145,10 +145,7 @@ async def _post_redemption(client: RelayClient, body: dict[str, object]) -> dict
     cannot be reached: if it had accepted the code, it answers the repeat the same way."""
     for delay in (*REDEEM_RETRY_DELAYS, None):
         try:
-            answer: dict[str, object] = await client.request(
-                "POST", "/api/v1/redemptions", json=body
-            )
-            return answer
+            return await client.redeem(body)
         except RelayUnreachable as e:
             if delay is None:
                 raise RelayUnreachable(
@@ -170,10 +167,8 @@ async def _unlock(
         body: dict[str, object] = {"transfer_id": secret.transfer_id, "proof": b64(unlock.proof)}
     else:
         slot = str(secret.locator)
-        salt = await client.request(
-            "POST", "/api/v1/redemptions/salt", json={"locator": secret.locator}
-        )
-        unlock = await asyncio.to_thread(stretch_code, secret, base64.b64decode(str(salt["salt"])))
+        salt = await client.redemption_salt(secret.locator)
+        unlock = await asyncio.to_thread(stretch_code, secret, salt)
         body = {"locator": secret.locator, "proof": b64(unlock.proof)}
     # Saved before it is sent: whatever happens to the answer, the redemption can be repeated.
     redemption_id = await asyncio.to_thread(state.redemption_id, req.state_dir, slot, req.relay)
@@ -203,7 +198,7 @@ def _to_resume(e: Exception, command: str) -> Exception:
     )
     if isinstance(e, RelayRefused):
         return RelayRefused(e.status, e.code, f"{e.detail} {hint}", e.extra)
-    if isinstance(e, RelayError):
+    if isinstance(e, AgentError):
         return type(e)(f"{e.detail} {hint}")
     if isinstance(e, errors.ReceivingError):
         return type(e)(f"{e.message} {hint}")
@@ -231,7 +226,7 @@ async def redeem(req: RedeemRequest, on_event: Callable[[RedeemEvent], None]) ->
             if req.resume:
                 await asyncio.to_thread(check_destination, req)
             result = await _receive(client, req, saved, on_event)
-        except (errors.ReceivingError, RelayError, OSError) as e:
+        except (errors.ReceivingError, AgentError, OSError) as e:
             raise _to_resume(e, req.resume_command(saved.transfer_id)) from e
     # Delivered and acknowledged: the staged copies, the key and the redemption id are done.
     await asyncio.to_thread(shutil.rmtree, _staging_folder(req, saved.transfer_id), True)
@@ -270,11 +265,7 @@ async def _receive(
 
     try:
         while True:
-            page = await client.request(
-                "GET",
-                f"/api/v1/transfers/{transfer_id}/manifest",
-                params={"from": str(next_seq), "wait": str(WAIT_SECONDS)},
-            )
+            page = await client.manifest_page(transfer_id, next_seq, WAIT_SECONDS)
             had_summary = reader.summary is not None
             for item in page["records"]:
                 reader.add(int(item["seq"]), base64.b64decode(str(item["record"])))
@@ -335,10 +326,8 @@ async def _receive(
         destination = str(target)
         kind = "folder"
     total = sum(i.entry.size for i in items)
-    await client.request(
-        "POST",
-        f"/api/v1/transfers/{transfer_id}/receipt",
-        json={"instances": count, "bytes": total, "destination": kind, "complete": True},
+    await client.receipt(
+        transfer_id, {"instances": count, "bytes": total, "destination": kind, "complete": True}
     )
     return RedeemResult(
         transfer_id, count, total, destination, saved.break_glass, decompressed, note

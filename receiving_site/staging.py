@@ -19,7 +19,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from receiving_site import errors
-from relay.client import RelayClient, RelayRefused, RelayUnreachable
+from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from transfer_codes.errors import TransferCodeError
 from transfer_codes.manifest import ManifestEntry, StudySummary
 from transfer_codes.sealed import ObjectOpener
@@ -55,9 +55,7 @@ async def stage_object(
     with partial.open("wb") as out:
         while True:
             try:
-                async for block in client.stream(
-                    f"/api/v1/transfers/{transfer_id}/objects/{entry.index}", received
-                ):
+                async for block in client.download(transfer_id, entry.index, received):
                     received += len(block)
                     plain = opener.feed(block)
                     written = _write(out, plain, written, digest)

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from receiving_site import errors
+from site_agent.local_state import create_once, site_folder, write_atomically
 from transfer_codes.tokens import is_transfer_id
 
 REDEMPTION_ID_BYTES = 32
@@ -41,56 +41,7 @@ class SavedKey:
 
 
 def folder(state_dir: Path) -> Path:
-    path = state_dir / "receiving"
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
-
-
-def _fsync_folder(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_temporary(target: Path, data: bytes) -> Path:
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
-
-
-def write_atomically(target: Path, data: bytes) -> None:
-    """Replace `target` with `data`, durably: temp file, fsync, rename, fsync the folder."""
-    tmp = _write_temporary(target, data)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_folder(target.parent)
-
-
-def _create_once(target: Path, data: bytes) -> bool:
-    """Write `target` durably unless it exists; True if this call created it. A hard link
-    fails when the name is taken, so two runs started at once keep one file between them."""
-    tmp = _write_temporary(target, data)
-    try:
-        os.link(tmp, target)
-    except FileExistsError:
-        return False
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_folder(target.parent)
-    return True
+    return site_folder(state_dir, "receiving")
 
 
 # -- redemption ids ------------------------------------------------------------------------------
@@ -109,7 +60,7 @@ def redemption_id(state_dir: Path, slot: str, relay: str) -> bytes:
     path = folder(state_dir) / pending_name(slot)
     fresh = secrets.token_bytes(REDEMPTION_ID_BYTES)
     body = {"redemption_id": base64.b64encode(fresh).decode("ascii"), "relay": relay}
-    if _create_once(path, json.dumps(body).encode()):
+    if create_once(path, json.dumps(body).encode()):
         return fresh
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))

@@ -1,5 +1,7 @@
-"""The `trauma-relay` command. Subcommands import their package lazily, so the relay process
-never loads DICOM code and a site agent never loads the server."""
+"""The relay's subcommands of `trauma-relay`: `relay` (run the server) and `site add`.
+
+`trauma_relay.cli` composes these with the agents' subcommands; each imports its package lazily,
+so the relay process never loads DICOM code."""
 
 from __future__ import annotations
 
@@ -7,13 +9,10 @@ import argparse
 import asyncio
 import json
 import logging
-import sys
 from pathlib import Path
 
-from relay import errors
 
-
-def _relay_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("relay", help="run the relay server")
     p.add_argument("--data", required=True, type=Path, help="data directory")
     p.add_argument("--listen", default="127.0.0.1:8750", help="HOST:PORT (default %(default)s)")
@@ -72,53 +71,3 @@ def _run_site_add(args: argparse.Namespace) -> int:
         print("Its credential is shown only this once; store it in the site's credential file:")
         print(new.credential)
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="trauma-relay",
-        description="Move an imaging study, end-to-end encrypted, from an ER to a trauma center.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    _relay_parser(sub)
-    from receiving_site.cli import add_parsers as add_receiving
-    from sending_site.cli import add_parsers as add_sending
-
-    add_sending(sub)
-    add_receiving(sub)
-    demo = sub.add_parser("demo", help="show a whole transfer on this machine, with no set-up")
-    demo.add_argument("--instances", type=int, default=20, help="synthetic CT slices")
-    demo.add_argument("--keep", type=Path, help="keep the demo's files in this folder")
-    demo.set_defaults(run=_run_demo)
-    return parser
-
-
-def _run_demo(args: argparse.Namespace) -> int:
-    from relay.demo import run_demo
-
-    return asyncio.run(run_demo(instances=args.instances, keep=args.keep))
-
-
-def main(argv: list[str] | None = None) -> int:
-    from receiving_site.errors import ReceivingError
-    from sending_site.errors import SendingError
-    from transfer_codes.errors import TransferCodeError
-
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        code: int = args.run(args)
-    except errors.RelayError as e:
-        print(f"trauma-relay: {e.detail}", file=sys.stderr)
-        return 2
-    except (SendingError, ReceivingError, TransferCodeError) as e:
-        print(f"trauma-relay: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("trauma-relay: interrupted", file=sys.stderr)
-        return 130
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,16 +10,23 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from relay.client import RelayClient, RelayRefused, RelayUnreachable
 from sending_site import errors, journal
 from sending_site.collect import Collection
+from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from transfer_codes.codes import RedemptionCode
+from transfer_codes.wire import Problem, TransferState
 
 LOCKED = "its code was locked after too many wrong tries"
 # States in which the relay will never take the rest of an upload, or the code is dead. A
 # locked transfer still takes uploads, but resuming it would show a dead code again.
-_GONE = {"revoked": "it was revoked", "expired": "it expired", "locked": LOCKED}
+_GONE: dict[str, str] = {
+    TransferState.REVOKED: "it was revoked",
+    TransferState.EXPIRED: "it expired",
+    TransferState.LOCKED: LOCKED,
+}
 REPLACED = "the files changed, and this transfer replaces it"
+# Refusals that mean the relay has nothing left to revoke or resume.
+_DEAD = (Problem.NOT_FOUND, Problem.EXPIRED, Problem.REVOKED)
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,7 @@ async def why_not_resumable(client: RelayClient, record: journal.TransferJournal
     try:
         status = await client.status(record.transfer_id)
     except RelayRefused as e:
-        if e.code == "not-found":
+        if e.code == Problem.NOT_FOUND:
             return "the relay has no record of it"
         raise
     return _GONE.get(str(status["state"]), "")
@@ -65,12 +72,12 @@ async def give_up(
     redeemed = False
     try:
         if revoke:
-            await client.request("POST", f"/api/v1/transfers/{record.transfer_id}/revoke")
+            await client.revoke(record.transfer_id)
     except RelayRefused as e:
-        if e.code == "already-redeemed":
+        if e.code == Problem.ALREADY_REDEEMED:
             redeemed = True
             reason += "; the trauma center had already redeemed it"
-        elif e.code not in ("not-found", "expired", "revoked"):
+        elif e.code not in _DEAD:
             raise
     record.done = True
     record.abandoned = reason
@@ -105,11 +112,14 @@ async def failure_reason(
         return None
     # Only the relay's own problem codes: a proxy in front of it may refuse for its own reasons
     # (a body size limit, say), which can be fixed while the transfer waits.
-    if error.code in ("not-found", "expired", "revoked"):
+    if error.code in _DEAD:
         return "the relay no longer has it"
-    if error.code in ("bad-request", "too-large"):  # the same request would be refused again
+    if error.code in (
+        Problem.BAD_REQUEST,
+        Problem.TOO_LARGE,
+    ):  # the same request would be refused again
         return "the relay refused part of it"
-    if error.status == 409 and error.code == "invalid-state":
+    if error.status == 409 and error.code == Problem.INVALID_STATE:
         # Also what a second push of the same files running at the same time can meet: give
         # up only if the relay says the transfer takes no more uploads (a locked one does).
         try:

@@ -61,13 +61,9 @@ def _when(epoch: float) -> str:
 
 
 def _credential(args: argparse.Namespace) -> str:
-    from relay.client import read_credential
-    from sending_site.errors import CredentialMissing
+    from site_agent.credential import read_credential
 
-    credential = read_credential(args.credential_file)
-    if not credential:
-        raise CredentialMissing()
-    return credential
+    return read_credential(args.credential_file)
 
 
 def _write_qr(path: Path, capability: str) -> Path:
@@ -101,8 +97,8 @@ def _break_glass_problem(args: argparse.Namespace) -> str | None:
 
 
 def run_push(args: argparse.Namespace) -> int:
-    from sending_site import journal
     from sending_site.push import Progress, PushRequest, Ready, push
+    from site_agent.local_state import default_state_dir
 
     problem = _break_glass_problem(args)
     if problem:
@@ -113,7 +109,7 @@ def run_push(args: argparse.Namespace) -> int:
         relay=args.relay,
         recipient=args.recipient,
         credential=_credential(args),
-        state_dir=args.state or journal.default_state_dir(),
+        state_dir=args.state or default_state_dir(),
         break_glass_reason=args.break_glass,
         clinician=args.clinician,
     )
@@ -212,14 +208,15 @@ def run_push(args: argparse.Namespace) -> int:
 
 
 def run_reissue(args: argparse.Namespace) -> int:
-    from relay.client import RelayClient
     from sending_site import journal, phone
     from sending_site.errors import TransferAbandoned
     from sending_site.push import install_locks
+    from site_agent.client import RelayClient
+    from site_agent.local_state import default_state_dir
     from transfer_codes.capability import Capability
     from transfer_codes.codes import RedemptionCode
 
-    state = args.state or journal.default_state_dir()
+    state = args.state or default_state_dir()
     record = journal.load(state, args.transfer_id)
     if record.abandoned:
         raise TransferAbandoned(

@@ -38,10 +38,6 @@ class TransferJournalError(SendingError):
     """The local record of an earlier transfer is damaged."""
 
 
-class CredentialMissing(SendingError):
-    """No site credential: set TRAUMA_RELAY_CREDENTIAL or pass --credential-file FILE."""
-
-
 class FileChanged(SendingError):
     """A file changed while it was being sent; send the study again."""
 

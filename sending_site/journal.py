@@ -6,21 +6,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from sending_site import errors
+from site_agent.local_state import site_folder, write_atomically
 from transfer_codes.tokens import is_transfer_id
-
-
-def default_state_dir() -> Path:
-    env = os.environ.get("TRAUMA_RELAY_STATE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "trauma-relay"
 
 
 @dataclass
@@ -66,28 +58,14 @@ class TransferJournal:
 
 
 def _folder(state_dir: Path) -> Path:
-    folder = state_dir / "sending"
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return folder
+    return site_folder(state_dir, "sending")
 
 
 def save(state_dir: Path, journal: TransferJournal) -> None:
-    """Write atomically and durably (temp file, fsync, rename, fsync folder)."""
-    folder = _folder(state_dir)
+    """Write atomically and durably (`site_agent.local_state.write_atomically`)."""
     body: dict[str, Any] = asdict(journal)
     body["data_key"] = base64.b64encode(journal.data_key).decode("ascii")
-    tmp = folder / f".{journal.transfer_id}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(body, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, folder / f"{journal.transfer_id}.json")
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomically(_folder(state_dir) / f"{journal.transfer_id}.json", json.dumps(body).encode())
 
 
 def load(state_dir: Path, transfer_id: str) -> TransferJournal:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from relay.client import RelayClient, b64
 from sending_site.collect import Collection
 from sending_site.journal import TransferJournal
+from site_agent.client import RelayClient
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.phone import (
     PhoneSummary,
@@ -51,7 +51,7 @@ async def upload(
     Safe to repeat: the relay keeps the latest of each."""
     key = decode_key(record.phone_key)
     code = RedemptionCode.parse(record.code)
-    body = {"code": b64(seal_code(key, code.grouped(), record.capability))}
-    if phone_summary is not None:
-        body["summary"] = b64(seal_summary(key, phone_summary))
-    await client.request("PUT", f"/api/v1/transfers/{record.transfer_id}/phone", json=body)
+    sealed_summary = None if phone_summary is None else seal_summary(key, phone_summary)
+    await client.put_phone_documents(
+        record.transfer_id, seal_code(key, code.grouped(), record.capability), sealed_summary
+    )

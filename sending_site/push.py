@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from relay.client import RelayClient, RelayRefused, RelayUnreachable, b64
-from sending_site import abandon, collect, errors, journal, phone, retry
+from sending_site import abandon, collect, errors, journal, phone
 from sending_site.abandon import Abandoned
 from sending_site.collect import Collection, Instance
+from site_agent import retry
+from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.keys import lock_with_capability, lock_with_code, new_data_key
@@ -33,6 +34,7 @@ from transfer_codes.notes import seal_note
 from transfer_codes.phone import authorization_link, new_phone_key
 from transfer_codes.sealed import ObjectSealer
 from transfer_codes.tokens import new_token
+from transfer_codes.wire import Problem, TransferState
 
 SEGMENT_BYTES = 8 * 1024 * 1024  # one PATCH; the unit of resumption
 READ_BYTES = 1024 * 1024
@@ -167,7 +169,7 @@ class _Uploader:
         )
 
     async def _append(
-        self, base: str, index: int, start: int, segment: bytes, held: int, digest: str | None
+        self, index: int, start: int, segment: bytes, held: int, digest: str | None
     ) -> tuple[int, bool]:
         """Send `segment` (sealed bytes from offset `start`) from the relay's offset `held`;
         with `digest` (of the whole sealed object, which this segment ends) the PATCH also
@@ -185,10 +187,6 @@ class _Uploader:
                     f"The relay holds less of image {index} than it had acknowledged. Run the "
                     "same command again: it resumes from what the relay holds."
                 )
-            headers = {"Upload-Offset": str(held)}
-            if digest is not None:
-                headers["Upload-Length"] = str(end)
-                headers["Upload-SHA256"] = digest
             try:
                 if ask:
                     holdings = await self.client.holdings(self.transfer_id)
@@ -197,10 +195,15 @@ class _Uploader:
                         return end, True
                     held = holdings.offsets.get(index, 0)
                     continue
-                answer = await self.client.request(
-                    "PATCH", base, data=segment[held - start :], headers=headers
+                answer = await self.client.append(
+                    self.transfer_id,
+                    index,
+                    segment[held - start :],
+                    held,
+                    ends_at=end if digest is not None else None,
+                    sha256=digest,
                 )
-                return int(answer["offset"]), bool(answer["complete"])
+                return answer.offset, answer.complete
             except RelayUnreachable:
                 delay = next(waits, None)
                 if delay is None:
@@ -209,7 +212,7 @@ class _Uploader:
                 ask = True
             except RelayRefused as e:
                 offset = e.extra.get("offset")
-                if e.code != "upload-offset-mismatch" or not isinstance(offset, int):
+                if e.code != Problem.UPLOAD_OFFSET_MISMATCH or not isinstance(offset, int):
                     raise
                 if next(waits, None) is None:  # bounded too: two pushes may be at odds
                     raise
@@ -220,7 +223,6 @@ class _Uploader:
         """Seal and upload one instance from the relay's offset `held`; returns the plaintext
         SHA-256 (the manifest entry's)."""
         async with self.limit:
-            base = f"/api/v1/transfers/{self.transfer_id}/objects/{index}"
             plain_hash = hashlib.sha256()
             cipher_hash = hashlib.sha256()
             position = 0
@@ -236,9 +238,7 @@ class _Uploader:
                     end = position + len(segment)
                     if not complete and end > held:
                         digest = cipher_hash.hexdigest() if following is None else None
-                        held, complete = await self._append(
-                            base, index, position, segment, held, digest
-                        )
+                        held, complete = await self._append(index, position, segment, held, digest)
                     position = end
                     segment = following
                 if f.tell() != instance.size:
@@ -248,10 +248,11 @@ class _Uploader:
             if not complete:  # the relay held every byte but had not completed the object
                 await retry.retrying(
                     functools.partial(
-                        self.client.request,
-                        "POST",
-                        base + "/complete",
-                        json={"size": position, "sha256": cipher_hash.hexdigest()},
+                        self.client.complete_object,
+                        self.transfer_id,
+                        index,
+                        position,
+                        cipher_hash.hexdigest(),
                     )
                 )
             self.bytes_done += instance.size
@@ -286,10 +287,7 @@ async def _start(
         # a second code for the patient back to life.
         revoke = why == abandon.LOCKED
         given_up.append(await abandon.give_up(client, req.state_dir, old, why, revoke=revoke))
-    body: dict[str, object] = {"recipient": req.recipient}
-    if req.expires_in is not None:
-        body["expires_in"] = req.expires_in
-    created = await client.request("POST", "/api/v1/transfers", json=body)
+    created = await client.create_transfer(req.recipient, req.expires_in)
     transfer_id = str(created["transfer_id"])
     code = RedemptionCode.generate(int(created["locator"]))
     record = journal.TransferJournal(
@@ -313,17 +311,16 @@ async def _start(
 async def install_locks(client: RelayClient, record: journal.TransferJournal, path: str) -> None:
     code = RedemptionCode.parse(record.code)
     capability = Capability.parse(record.capability)
-    body: dict[str, object] = {
+    locks: dict[str, object] = {
         "code": lock_with_code(record.data_key, record.transfer_id, code).to_json(),
         "capability": lock_with_capability(
             record.data_key, record.transfer_id, capability
         ).to_json(),
     }
     if path == "locks":
-        body["authorization_token"] = record.authorization_token
-        await client.request("PUT", f"/api/v1/transfers/{record.transfer_id}/locks", json=body)
+        await client.install_locks(record.transfer_id, locks, record.authorization_token)
     else:
-        await client.request("POST", f"/api/v1/transfers/{record.transfer_id}/reissue", json=body)
+        await client.reissue(record.transfer_id, locks)
 
 
 async def break_glass(
@@ -335,11 +332,7 @@ async def break_glass(
         "break-glass",
         {"reason": reason, "clinician": clinician},
     )
-    await client.request(
-        "POST",
-        f"/api/v1/transfers/{record.transfer_id}/break-glass",
-        json={"sealed_reason": b64(sealed)},
-    )
+    await client.break_glass(record.transfer_id, sealed)
 
 
 async def push(req: PushRequest, on_event: Callable[[PushEvent], None]) -> PushResult:
@@ -394,7 +387,7 @@ async def _send(
         journal.save(req.state_dir, record)
     holdings = await client.holdings(record.transfer_id)
     status = await client.status(record.transfer_id)
-    if status["state"] == "created":
+    if status["state"] == TransferState.CREATED:
         await install_locks(client, record, "locks")
     already_consented = status["authorized_by"] in ("patient", "family")
     if req.break_glass_reason and not status["break_glass"] and not already_consented:
@@ -446,18 +439,11 @@ async def _send(
         while records:
             seq, data = records.pop(0)
             if seq >= sent:
-                final = "1" if seq == expected_last else "0"
+                final = seq == expected_last
                 # An identical record again is accepted, so a lost answer is safe to repeat.
                 await retry.retrying(
                     functools.partial(
-                        client.request,
-                        "PUT",
-                        f"/api/v1/transfers/{record.transfer_id}/manifest/{seq}",
-                        data=data,
-                        headers={
-                            "Manifest-Final": final,
-                            "Content-Type": "application/octet-stream",
-                        },
+                        client.put_manifest_record, record.transfer_id, seq, data, final=final
                     )
                 )
 

@@ -93,7 +93,7 @@ class RelayProcess:
             [
                 sys.executable,
                 "-m",
-                "relay.cli",
+                "trauma_relay.cli",
                 "relay",
                 "--data",
                 str(self.data_dir),

@@ -17,8 +17,8 @@ from playwright.async_api import Browser, Request, expect
 
 from receiving_site.pacs import PacsAddress
 from receiving_site.redeem import RedeemRequest, redeem
-from relay.client import RelayClient
 from sending_site.synthetic import STUDY_DESCRIPTION
+from site_agent.client import RelayClient
 from transfer_codes.phone import decode_key, open_sealed
 
 FAMILY_NAME = "Alexandra Quixote-Example"

@@ -17,8 +17,8 @@ from relay_harness import Relay, running_relay
 
 from receiving_site.redeem import RedeemRequest, redeem
 from relay.api.phone import CONTENT_SECURITY_POLICY
-from relay.client import RelayClient, RelayRefused
 from sending_site.phone import token_from_link
+from site_agent.client import RelayClient, RelayRefused
 
 
 @pytest_asyncio.fixture

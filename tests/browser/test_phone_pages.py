@@ -18,7 +18,7 @@ from playwright.async_api import Browser, Page, expect
 from relay_harness import Relay, running_relay
 
 from receiving_site.redeem import RedeemRequest, redeem
-from relay.client import RelayClient, RelayRefused
+from site_agent.client import RelayClient, RelayRefused
 
 
 def _redeem(relay: Relay, root: Path, secret: str) -> RedeemRequest:

@@ -20,10 +20,11 @@ import pytest
 from aiohttp import web
 from relay_harness import RECEIVER, FakeClock, Relay, running_relay
 
-from relay.client import RelayClient, RelayUnreachable
-from sending_site import abandon, errors, journal, retry
+from sending_site import abandon, errors, journal
 from sending_site.push import PushEvent, PushRequest, PushResult, Ready, push
 from sending_site.synthetic import make_ct_study
+from site_agent import retry
+from site_agent.client import RelayClient, RelayUnreachable
 from transfer_codes.tokens import new_transfer_id
 
 
@@ -448,9 +449,9 @@ def _complete_separately(monkeypatch: pytest.MonkeyPatch) -> None:
     original = push_module._Uploader._append
 
     async def append(
-        self: Any, base: str, index: int, start: int, segment: bytes, held: int, digest: str | None
+        self: Any, index: int, start: int, segment: bytes, held: int, digest: str | None
     ) -> tuple[int, bool]:
-        return await original(self, base, index, start, segment, held, None)
+        return await original(self, index, start, segment, held, None)
 
     monkeypatch.setattr(push_module._Uploader, "_append", append)
 

@@ -24,11 +24,11 @@ from relay_harness import RECEIVER, Relay, running_relay
 from receiving_site import errors, pacs, redeem, staging, state
 from receiving_site.pacs import PacsAddress
 from receiving_site.redeem import RedeemRequest
-from relay.client import RelayClient, RelayUnreachable
 from relay.storage.sqlite import SqliteMetadata
 from sending_site.phone import token_from_link
 from sending_site.push import PushRequest, Ready, push
 from sending_site.synthetic import make_ct_study
+from site_agent.client import RelayClient, RelayUnreachable
 from transfer_codes.codes import RedemptionCode
 
 INSTANCES = 3

@@ -30,12 +30,12 @@ from yarl import URL
 from relay import audit, errors, sweeper
 from relay.api.uploads import PAGE_BYTES
 from relay.appkeys import CONFIG, MANIFEST_EVENTS, METADATA, OBJECTS, UPLOAD_LOCKS
-from relay.client import RelayClient
 from relay.lifecycle import MAX_FAILED_ATTEMPTS
 from relay.sites import add_site
 from relay.storage.sqlite import SqliteMetadata, verify_audit_chain
 from sending_site.journal import TransferJournal
 from sending_site.push import install_locks
+from site_agent.client import RelayClient
 from transfer_codes.capability import Capability
 from transfer_codes.codes import LOCATOR_LIMIT, RedemptionCode
 from transfer_codes.keys import (

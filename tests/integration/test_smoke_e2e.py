@@ -8,10 +8,10 @@ import pytest
 from relay_harness import RECEIVER, running_relay
 
 from receiving_site.redeem import RedeemRequest, redeem
-from relay.client import RelayClient
 from sending_site.phone import token_from_link
 from sending_site.push import PushRequest, Ready, push
 from sending_site.synthetic import make_ct_study
+from site_agent.client import RelayClient
 
 
 @pytest.mark.asyncio

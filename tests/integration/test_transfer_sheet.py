@@ -21,12 +21,12 @@ from PIL import Image
 from relay_harness import RECEIVER, Relay, running_relay
 
 from receiving_site.redeem import RedeemRequest, redeem
-from relay.cli import main
-from relay.client import RelayClient
 from sending_site import journal
 from sending_site.phone import token_from_link
 from sending_site.synthetic import make_ct_study
+from site_agent.client import RelayClient
 from transfer_codes.phone import decode_key, open_sealed, split_link
+from trauma_relay.cli import main
 
 PAGE_POINTS = {"a4": ("595.28", "841.89"), "letter": ("612", "792")}
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "sheets"

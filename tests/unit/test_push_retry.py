@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
-from relay.client import Holdings, RelayRefused, RelayUnreachable
-from sending_site import errors, retry
+from sending_site import errors
 from sending_site.push import _Uploader
+from site_agent import retry
+from site_agent.client import Appended, Holdings, RelayRefused, RelayUnreachable
+from transfer_codes import wire
 
 TRANSFER = "t" * 24
 BASE = f"/api/v1/transfers/{TRANSFER}/objects/3"
@@ -30,13 +32,24 @@ class ScriptedRelay:
             raise outcome
         return outcome
 
-    async def request(
-        self, method: str, path: str, *, data: bytes = b"", headers: dict[str, str], **_: object
-    ) -> Any:
-        self.calls.append(
-            ("relay.request", (method, path, headers["Upload-Offset"], len(data), dict(headers)))
-        )
-        return self._next()
+    async def append(
+        self,
+        transfer_id: str,
+        index: int,
+        data: bytes,
+        offset: int,
+        *,
+        ends_at: int | None = None,
+        sha256: str | None = None,
+    ) -> Appended:
+        """Recorded as the PATCH the real client sends (`site_agent.client.RelayClient.append`)."""
+        headers = {"Upload-Offset": str(offset)}
+        if ends_at is not None and sha256 is not None:
+            headers |= {"Upload-Length": str(ends_at), "Upload-SHA256": sha256}
+        path = wire.sealed_object(transfer_id, index)
+        self.calls.append(("relay.request", ("PATCH", path, str(offset), len(data), headers)))
+        answer = self._next()
+        return Appended(int(answer["offset"]), bool(answer["complete"]))
 
     async def holdings(self, transfer_id: str) -> Holdings:
         self.calls.append(("relay.holdings", (transfer_id,)))
@@ -74,7 +87,7 @@ def _sent(relay: ScriptedRelay) -> list[tuple[str, tuple[object, ...]]]:
 async def test_a_lost_answer_is_followed_by_asking_what_the_relay_holds() -> None:
     segment = bytes(1000)
     relay = ScriptedRelay(_lost(), _holding(600), {"offset": 1100, "complete": False})
-    assert await _uploader(relay)._append(BASE, 3, 100, segment, 100, None) == (1100, False)
+    assert await _uploader(relay)._append(3, 100, segment, 100, None) == (1100, False)
     assert _sent(relay) == [
         ("relay.request", ("PATCH", BASE, "100", 1000)),
         ("relay.holdings", (TRANSFER,)),
@@ -85,7 +98,7 @@ async def test_a_lost_answer_is_followed_by_asking_what_the_relay_holds() -> Non
 @pytest.mark.asyncio
 async def test_a_lost_answer_to_the_completing_patch_finds_the_object_complete() -> None:
     relay = ScriptedRelay(_lost(), _lost(), _holding(1000, complete=True))
-    assert await _uploader(relay)._append(BASE, 3, 0, bytes(1000), 0, "ab" * 32) == (1000, True)
+    assert await _uploader(relay)._append(3, 0, bytes(1000), 0, "ab" * 32) == (1000, True)
     # Never sent again blindly: a repeat of a completing PATCH would be refused.
     assert _sent(relay) == [
         ("relay.request", ("PATCH", BASE, "0", 1000)),
@@ -97,7 +110,7 @@ async def test_a_lost_answer_to_the_completing_patch_finds_the_object_complete()
 @pytest.mark.asyncio
 async def test_an_offset_conflict_continues_from_the_relays_offset() -> None:
     relay = ScriptedRelay(_conflict(700), {"offset": 1000, "complete": True})
-    assert await _uploader(relay)._append(BASE, 3, 0, bytes(1000), 200, "ab" * 32) == (1000, True)
+    assert await _uploader(relay)._append(3, 0, bytes(1000), 200, "ab" * 32) == (1000, True)
     assert _sent(relay) == [
         ("relay.request", ("PATCH", BASE, "200", 800)),
         ("relay.request", ("PATCH", BASE, "700", 300)),
@@ -110,21 +123,21 @@ async def test_an_offset_conflict_continues_from_the_relays_offset() -> None:
 @pytest.mark.asyncio
 async def test_an_offset_past_the_segment_moves_on() -> None:
     relay = ScriptedRelay(_conflict(5000))
-    assert await _uploader(relay)._append(BASE, 3, 0, bytes(1000), 0, None) == (5000, False)
+    assert await _uploader(relay)._append(3, 0, bytes(1000), 0, None) == (5000, False)
 
 
 @pytest.mark.asyncio
 async def test_the_relay_holding_less_than_the_stream_has_passed_stops_the_run() -> None:
     relay = ScriptedRelay(_conflict(10))
     with pytest.raises(errors.UploadInterrupted, match="Run the same command again"):
-        await _uploader(relay)._append(BASE, 3, 100, bytes(1000), 100, None)
+        await _uploader(relay)._append(3, 100, bytes(1000), 100, None)
 
 
 @pytest.mark.asyncio
 async def test_retries_are_bounded() -> None:
     relay = ScriptedRelay(*([_lost()] * 6))
     with pytest.raises(RelayUnreachable):
-        await _uploader(relay)._append(BASE, 3, 0, bytes(10), 0, None)
+        await _uploader(relay)._append(3, 0, bytes(10), 0, None)
     assert _sent(relay) == [
         ("relay.request", ("PATCH", BASE, "0", 10)),
         *[("relay.holdings", (TRANSFER,))] * 5,
@@ -135,7 +148,7 @@ async def test_retries_are_bounded() -> None:
 async def test_other_refusals_are_not_retried() -> None:
     relay = ScriptedRelay(RelayRefused(413, "too-large", "Too large.", {}))
     with pytest.raises(RelayRefused):
-        await _uploader(relay)._append(BASE, 3, 0, bytes(10), 0, None)
+        await _uploader(relay)._append(3, 0, bytes(10), 0, None)
     assert len(relay.calls) == 1
 
 

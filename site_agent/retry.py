@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
-from relay.client import RelayUnreachable
+from site_agent.errors import RelayUnreachable
 
 T = TypeVar("T")
 

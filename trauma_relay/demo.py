@@ -14,8 +14,8 @@ from aiohttp import web
 
 from relay import config as relay_config
 from relay.app import make_app
-from relay.client import RelayClient
 from relay.sites import add_site
+from site_agent.client import RelayClient
 
 
 def _say(step: int, text: str) -> None:
@@ -83,9 +83,7 @@ async def run_demo(instances: int = 20, keep: Path | None = None) -> int:
             _say(5, "The patient opens the link on their phone and authorizes the transfer.")
             token = token_from_link(ready[0].authorization_url)
             async with RelayClient(url, None) as patient:
-                answer = await patient.request(
-                    "POST", "/api/v1/authorizations", json={"token": token}
-                )
+                answer = await patient.authorize(token)
             print(f"    transfer is now {answer['state']}")
 
             _say(6, "The trauma center types the code and redeems it into its folder.")

@@ -1,0 +1,245 @@
+"""The sites' typed client for the relay's API: one method per endpoint the agents call.
+
+Secrets travel only in headers and bodies, never in a URL. Problem documents from the relay
+become `RelayRefused` with the relay's own sentence and problem code (`wire.Problem`); network
+failures and bodies cut short become `RelayUnreachable`. Paths, header names and problem codes
+come from `transfer_codes.wire`, which the relay's API uses too.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from site_agent.errors import RelayRefused, RelayUnreachable
+from transfer_codes import wire
+
+TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_read=120)
+DOWNLOAD_BLOCK = 256 * 1024
+
+__all__ = ["Holdings", "RelayClient", "RelayRefused", "RelayUnreachable", "b64"]
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """What the relay holds of a transfer's upload."""
+
+    offsets: dict[int, int]
+    complete: set[int]
+    manifest_records: int
+    manifest_closed: bool
+
+
+@dataclass(frozen=True)
+class Appended:
+    """The relay's answer to a PATCH: its offset for the object, and whether it is complete."""
+
+    offset: int
+    complete: bool
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class RelayClient:
+    def __init__(self, base_url: str, credential: str | None) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {credential}"} if credential else {}
+        self._session = aiohttp.ClientSession(headers=headers, timeout=TIMEOUT)
+
+    async def __aenter__(self) -> RelayClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        """One request; the decoded JSON answer (or the raw body). The typed methods below are
+        what the agents call; this stays public for them and for tests of the API itself."""
+        try:
+            async with self._session.request(
+                method,
+                self.base_url + path,
+                json=json,
+                data=data,
+                headers=headers,
+                params=params,
+            ) as response:
+                if response.status >= 400:
+                    await _raise_problem(response)
+                if response.content_type == "application/json":
+                    return await response.json()
+                return await response.read()
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as e:
+            raise RelayUnreachable(
+                f"The relay at {self.base_url} could not be reached ({type(e).__name__}). "
+                "Check the address and the network, then run the same command again."
+            ) from e
+
+    async def stream(self, path: str, start: int = 0) -> AsyncIterator[bytes]:
+        headers = {"Range": f"bytes={start}-"} if start else None
+        try:
+            async with self._session.get(self.base_url + path, headers=headers) as response:
+                if response.status >= 400:
+                    await _raise_problem(response)
+                async for block in response.content.iter_chunked(DOWNLOAD_BLOCK):
+                    yield block
+        # A body cut short (ClientPayloadError) is a lost connection too: the caller resumes.
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as e:
+            raise RelayUnreachable(
+                f"The connection to the relay at {self.base_url} was lost ({type(e).__name__})."
+            ) from e
+
+    # -- any site ----------------------------------------------------------------------------
+
+    async def health(self) -> None:
+        await self.request("GET", wire.HEALTH)
+
+    async def directory(self) -> list[dict[str, str]]:
+        body = await self.request("GET", wire.SITES)
+        return list(body["sites"])
+
+    async def status(self, transfer_id: str) -> dict[str, Any]:
+        return dict(await self.request("GET", wire.transfer(transfer_id)))
+
+    async def holdings(self, transfer_id: str) -> Holdings:
+        body = await self.request("GET", wire.transfer_action(transfer_id, "objects"))
+        return Holdings(
+            offsets={int(o["index"]): int(o["offset"]) for o in body["objects"]},
+            complete={int(o["index"]) for o in body["objects"] if o["complete"]},
+            manifest_records=int(body["manifest_records"]),
+            manifest_closed=bool(body["manifest_closed"]),
+        )
+
+    # -- the sending site --------------------------------------------------------------------
+
+    async def create_transfer(self, recipient: str, expires_in: int | None) -> dict[str, Any]:
+        body: dict[str, object] = {"recipient": recipient}
+        if expires_in is not None:
+            body["expires_in"] = expires_in
+        return dict(await self.request("POST", wire.TRANSFERS, json=body))
+
+    async def install_locks(
+        self, transfer_id: str, locks: dict[str, object], authorization_token: str
+    ) -> None:
+        body = {**locks, "authorization_token": authorization_token}
+        await self.request("PUT", wire.transfer_action(transfer_id, "locks"), json=body)
+
+    async def reissue(self, transfer_id: str, locks: dict[str, object]) -> None:
+        await self.request("POST", wire.transfer_action(transfer_id, "reissue"), json=locks)
+
+    async def break_glass(self, transfer_id: str, sealed_reason: bytes) -> None:
+        await self.request(
+            "POST",
+            wire.transfer_action(transfer_id, "break-glass"),
+            json={"sealed_reason": b64(sealed_reason)},
+        )
+
+    async def revoke(self, transfer_id: str) -> None:
+        await self.request("POST", wire.transfer_action(transfer_id, "revoke"))
+
+    async def put_phone_documents(
+        self, transfer_id: str, sealed_code: bytes, sealed_summary: bytes | None
+    ) -> None:
+        body = {"code": b64(sealed_code)}
+        if sealed_summary is not None:
+            body["summary"] = b64(sealed_summary)
+        await self.request("PUT", wire.transfer_action(transfer_id, "phone"), json=body)
+
+    async def append(
+        self,
+        transfer_id: str,
+        index: int,
+        data: bytes,
+        offset: int,
+        *,
+        ends_at: int | None = None,
+        sha256: str | None = None,
+    ) -> Appended:
+        """PATCH sealed bytes at `offset`; with `ends_at` and `sha256` (of the whole sealed
+        object) this PATCH also completes the object."""
+        headers = {wire.UPLOAD_OFFSET: str(offset)}
+        if ends_at is not None and sha256 is not None:
+            headers[wire.UPLOAD_LENGTH] = str(ends_at)
+            headers[wire.UPLOAD_SHA256] = sha256
+        answer = await self.request(
+            "PATCH", wire.sealed_object(transfer_id, index), data=data, headers=headers
+        )
+        return Appended(int(answer["offset"]), bool(answer["complete"]))
+
+    async def complete_object(self, transfer_id: str, index: int, size: int, sha256: str) -> None:
+        await self.request(
+            "POST",
+            wire.sealed_object(transfer_id, index) + "/complete",
+            json={"size": size, "sha256": sha256},
+        )
+
+    async def put_manifest_record(
+        self, transfer_id: str, seq: int, record: bytes, *, final: bool
+    ) -> None:
+        await self.request(
+            "PUT",
+            wire.manifest_record(transfer_id, seq),
+            data=record,
+            headers={
+                wire.MANIFEST_FINAL: "1" if final else "0",
+                "Content-Type": "application/octet-stream",
+            },
+        )
+
+    # -- the patient (the demo plays this part; the phone page does it in a browser) ----------
+
+    async def authorize(self, token: str) -> dict[str, Any]:
+        return dict(await self.request("POST", wire.AUTHORIZATIONS, json={"token": token}))
+
+    # -- the receiving site ------------------------------------------------------------------
+
+    async def redemption_salt(self, locator: int) -> bytes:
+        body = await self.request("POST", wire.REDEMPTION_SALT, json={"locator": locator})
+        return base64.b64decode(str(body["salt"]))
+
+    async def redeem(self, body: dict[str, object]) -> dict[str, Any]:
+        return dict(await self.request("POST", wire.REDEMPTIONS, json=body))
+
+    async def manifest_page(self, transfer_id: str, start: int, wait: int) -> dict[str, Any]:
+        return dict(
+            await self.request(
+                "GET",
+                wire.transfer_action(transfer_id, "manifest"),
+                params={"from": str(start), "wait": str(wait)},
+            )
+        )
+
+    def download(self, transfer_id: str, index: int, start: int = 0) -> AsyncIterator[bytes]:
+        return self.stream(wire.sealed_object(transfer_id, index), start)
+
+    async def receipt(self, transfer_id: str, body: dict[str, object]) -> None:
+        await self.request("POST", wire.transfer_action(transfer_id, "receipt"), json=body)
+
+
+async def _raise_problem(response: aiohttp.ClientResponse) -> None:
+    try:
+        body = await response.json(content_type=None)
+    except (ValueError, aiohttp.ContentTypeError):
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    detail = str(body.get("detail") or f"HTTP {response.status} {response.reason}")
+    raise RelayRefused(response.status, str(body.get("type", "")).rsplit(":", 1)[-1], detail, body)

@@ -1,0 +1,44 @@
+"""What a site agent's relay client and local set-up refuse, in sentences staff can act on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transfer_codes.messages import from_docstring
+
+
+class AgentError(Exception):
+    """The site agent could not reach an agreement with the relay."""
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or from_docstring(type(self)))
+
+    @property
+    def detail(self) -> str:
+        return str(self.args[0])
+
+    @property
+    def message(self) -> str:
+        return self.detail
+
+
+class RelayUnreachable(AgentError):
+    """The relay could not be reached. Check the address and the network, then try again."""
+
+
+class RelayRefused(AgentError):
+    """The relay refused the request."""
+
+    def __init__(self, status: int, code: str, detail: str, extra: dict[str, Any]) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code  # a `transfer_codes.wire.Problem` value when the relay itself refused
+        self.extra = extra
+
+
+class CredentialMissing(AgentError):
+    """No site credential: set TRAUMA_RELAY_CREDENTIAL or pass --credential-file FILE."""
+
+
+class CredentialUnreadable(AgentError):
+    """The site credential file could not be read. Check its path and permissions."""
