@@ -1,0 +1,114 @@
+"""Expiry: everything refused from `expires_at` on, and the sweeper purging."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from relay import audit
+from relay_api.plumbing import (
+    REFUSED,
+    Ctx,
+    assert_clear_refusal,
+    code_proof,
+    create_transfer,
+    holdings,
+    locks_body,
+    put_record,
+    redeem,
+    redeem_capability,
+    status,
+    sweep,
+    upload,
+)
+
+
+@pytest.mark.asyncio
+async def test_expiry_refuses_everything_and_the_sweeper_purges(ctx: Ctx) -> None:
+    sent = await create_transfer(ctx)
+    bystander = await create_transfer(ctx, expires_in=100 * 3600)
+    sealed = await upload(ctx, sent, 0, b"slice one" * 500)
+    await upload(ctx, bystander, 0, b"other study")
+    await ctx.call(
+        "PATCH",
+        f"/api/v1/transfers/{sent.transfer_id}/objects/1",
+        cred=ctx.er,
+        data=b"partial",
+        headers={"Upload-Offset": "0"},
+    )
+    assert (await put_record(ctx, sent, 0, b"summary", final=False)).status == 201
+    proof = await code_proof(ctx, sent.code)
+    folder = ctx.relay.data_dir / "objects" / sent.transfer_id
+    assert folder.is_dir()
+
+    ctx.clock.now = sent.expires_at  # expiry is at expires_at exactly
+    assert (await redeem(ctx, sent.locator, proof)).problem == REFUSED
+    assert (await redeem_capability(ctx, sent.capability)).problem == REFUSED
+    assert (await status(ctx, sent)).body["state"] == "expired"
+    base = f"/api/v1/transfers/{sent.transfer_id}"
+    refusals = [
+        await ctx.call(
+            "PATCH", base + "/objects/1", cred=ctx.er, data=b"more", headers={"Upload-Offset": "7"}
+        ),
+        await ctx.call(
+            "PATCH", base + "/objects/2", cred=ctx.er, data=b"new", headers={"Upload-Offset": "0"}
+        ),
+        await ctx.call(
+            "POST",
+            base + "/objects/1/complete",
+            cred=ctx.er,
+            json={"size": 7, "sha256": hashlib.sha256(b"partial").hexdigest()},
+        ),
+        await put_record(ctx, sent, 1, b"entry", final=False),
+        await ctx.call("POST", "/api/v1/authorizations", json={"token": sent.token}),
+        await ctx.call("POST", base + "/reissue", cred=ctx.er, json=await locks_body(sent)),
+        await ctx.call("POST", base + "/revoke", cred=ctx.er),
+    ]
+    for r in refusals:
+        assert_clear_refusal(r)
+        assert "expired" in r.problem[2], r
+    assert (await holdings(ctx, sent))["objects"] == [
+        {"index": 0, "offset": len(sealed), "complete": True},
+        {"index": 1, "offset": 7, "complete": False},
+    ]
+
+    assert await sweep(ctx) == 1
+    assert not folder.exists()
+    assert (ctx.relay.data_dir / "objects" / bystander.transfer_id).is_dir()
+    assert ctx.rows("SELECT count(*) FROM key_locks WHERE transfer_id = ?", sent.transfer_id) == [
+        (0,)
+    ]
+    assert ctx.rows(
+        "SELECT count(*) FROM manifest_records WHERE transfer_id = ?", sent.transfer_id
+    ) == [(0,)]
+    assert ctx.rows(
+        "SELECT authorization_digest, break_glass_sealed FROM transfers WHERE id = ?",
+        sent.transfer_id,
+    ) == [(None, None)]
+    assert ctx.rows(
+        "SELECT count(*) FROM key_locks WHERE transfer_id = ?", bystander.transfer_id
+    ) == [(2,)]
+    deleted = [r for r in await ctx.audit_records() if r["event_id"] == audit.STUDY_DELETED]
+    assert [(r["transfer_id"], json.loads(r["detail"])) for r in deleted] == [
+        (sent.transfer_id, {"reason": "expired"})
+    ]
+    assert (await status(ctx, sent)).body["state"] == "expired"
+    assert (await redeem(ctx, sent.locator, proof)).problem == REFUSED
+    # after the purge too, nothing fails half-way: still clear refusals, never a 500
+    r = await ctx.call(
+        "POST",
+        base + "/objects/0/complete",
+        cred=ctx.er,
+        json={"size": len(sealed), "sha256": hashlib.sha256(sealed).hexdigest()},
+    )
+    assert r.status == 200 or 400 <= r.status < 500, r
+    r = await ctx.call(
+        "POST",
+        base + "/objects/1/complete",
+        cred=ctx.er,
+        json={"size": 7, "sha256": hashlib.sha256(b"partial").hexdigest()},
+    )
+    assert_clear_refusal(r)
+    assert await sweep(ctx) == 0
