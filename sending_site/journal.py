@@ -4,7 +4,6 @@ site's own state folder and never leaves the hospital."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -13,6 +12,7 @@ from typing import Any
 
 from sending_site import errors
 from transfer_codes.tokens import is_transfer_id
+from transfer_codes.wire import b64decode_text, b64encode_text
 
 
 def default_state_dir() -> Path:
@@ -75,7 +75,7 @@ def save(state_dir: Path, journal: TransferJournal) -> None:
     """Write atomically and durably (temp file, fsync, rename, fsync folder)."""
     folder = _folder(state_dir)
     body: dict[str, Any] = asdict(journal)
-    body["data_key"] = base64.b64encode(journal.data_key).decode("ascii")
+    body["data_key"] = b64encode_text(journal.data_key)
     tmp = folder / f".{journal.transfer_id}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -96,7 +96,7 @@ def load(state_dir: Path, transfer_id: str) -> TransferJournal:
     path = _folder(state_dir) / f"{transfer_id}.json"
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
-        body["data_key"] = base64.b64decode(body["data_key"])
+        body["data_key"] = b64decode_text(body["data_key"])
         body["objects"] = [JournalObject(**o) for o in body["objects"]]
         return TransferJournal(**body)
     except FileNotFoundError as e:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from relay.client import RelayClient, b64
+from relay.client import RelayClient
 from sending_site.collect import Collection
 from sending_site.journal import TransferJournal
 from transfer_codes.codes import RedemptionCode
@@ -18,6 +18,7 @@ from transfer_codes.phone import (
     seal_summary,
     split_link,
 )
+from transfer_codes.wire import b64encode_text
 
 
 def token_from_link(link: str) -> str:
@@ -51,7 +52,7 @@ async def upload(
     Safe to repeat: the relay keeps the latest of each."""
     key = decode_key(record.phone_key)
     code = RedemptionCode.parse(record.code)
-    body = {"code": b64(seal_code(key, code.grouped(), record.capability))}
+    body = {"code": b64encode_text(seal_code(key, code.grouped(), record.capability))}
     if phone_summary is not None:
-        body["summary"] = b64(seal_summary(key, phone_summary))
+        body["summary"] = b64encode_text(seal_summary(key, phone_summary))
     await client.request("PUT", f"/api/v1/transfers/{record.transfer_id}/phone", json=body)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from relay.client import RelayClient, RelayRefused, RelayUnreachable, b64
+from relay.client import RelayClient, RelayRefused, RelayUnreachable
 from sending_site import abandon, collect, errors, journal, phone, retry
 from sending_site.abandon import Abandoned
 from sending_site.collect import Collection, Instance
@@ -33,6 +33,7 @@ from transfer_codes.notes import seal_note
 from transfer_codes.phone import authorization_link, new_phone_key
 from transfer_codes.sealed import ObjectSealer
 from transfer_codes.tokens import new_token
+from transfer_codes.wire import b64encode_text
 
 SEGMENT_BYTES = 8 * 1024 * 1024  # one PATCH; the unit of resumption
 READ_BYTES = 1024 * 1024
@@ -338,7 +339,7 @@ async def break_glass(
     await client.request(
         "POST",
         f"/api/v1/transfers/{record.transfer_id}/break-glass",
-        json={"sealed_reason": b64(sealed)},
+        json={"sealed_reason": b64encode_text(sealed)},
     )
 
 
