@@ -32,7 +32,7 @@ from receiving_site import errors, identity, pacs, reconcile, staging, state
 from relay.client import RelayClient, RelayRefused, RelayUnreachable, b64
 from relay.errors import RelayError
 from transfer_codes.capability import Capability
-from transfer_codes.codes import RedemptionCode
+from transfer_codes.codes import RedemptionCode, looks_like_code
 from transfer_codes.errors import ManifestError
 from transfer_codes.keys import stretch_capability, stretch_code, unwrap
 from transfer_codes.manifest import ManifestEntry, ManifestReader, StudySummary
@@ -127,8 +127,12 @@ def parse_secret(text: str) -> RedemptionCode | Capability:
     cleaned = text.strip()
     if not cleaned:
         raise errors.NoSecretGiven()
+    if looks_like_code(cleaned):
+        return RedemptionCode.parse(cleaned)
     if cleaned.upper().startswith("TR") and ":" in cleaned:
         return Capability.parse(cleaned)
+    # Neither shape (too long for a code, or a colon without "TR"): the code parser names the
+    # first character or the count that is wrong, which helps more than "not a transfer QR".
     return RedemptionCode.parse(cleaned)
 
 
