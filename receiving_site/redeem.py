@@ -19,7 +19,6 @@ redemption id (the relay answers it again) and continues where the last run stop
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import shlex
 import shutil
@@ -29,13 +28,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from receiving_site import errors, identity, pacs, reconcile, staging, state
-from site_agent.client import RelayClient, RelayRefused, RelayUnreachable, b64
+from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from site_agent.errors import AgentError
 from transfer_codes.capability import Capability
-from transfer_codes.codes import RedemptionCode
+from transfer_codes.codes import RedemptionCode, looks_like_code
 from transfer_codes.errors import ManifestError
 from transfer_codes.keys import stretch_capability, stretch_code, unwrap
 from transfer_codes.manifest import ManifestEntry, ManifestReader, StudySummary
+from transfer_codes.wire import b64decode_text, b64encode_text
 
 WAIT_SECONDS = 20
 PARALLEL_DOWNLOADS = 4
@@ -127,8 +127,12 @@ def parse_secret(text: str) -> RedemptionCode | Capability:
     cleaned = text.strip()
     if not cleaned:
         raise errors.NoSecretGiven()
+    if looks_like_code(cleaned):
+        return RedemptionCode.parse(cleaned)
     if cleaned.upper().startswith("TR") and ":" in cleaned:
         return Capability.parse(cleaned)
+    # Neither shape (too long for a code, or a colon without "TR"): the code parser names the
+    # first character or the count that is wrong, which helps more than "not a transfer QR".
     return RedemptionCode.parse(cleaned)
 
 
@@ -164,18 +168,21 @@ async def _unlock(
     if isinstance(secret, Capability):
         slot = secret.transfer_id
         unlock = await asyncio.to_thread(stretch_capability, secret)
-        body: dict[str, object] = {"transfer_id": secret.transfer_id, "proof": b64(unlock.proof)}
+        body: dict[str, object] = {
+            "transfer_id": secret.transfer_id,
+            "proof": b64encode_text(unlock.proof),
+        }
     else:
         slot = str(secret.locator)
         salt = await client.redemption_salt(secret.locator)
         unlock = await asyncio.to_thread(stretch_code, secret, salt)
-        body = {"locator": secret.locator, "proof": b64(unlock.proof)}
+        body = {"locator": secret.locator, "proof": b64encode_text(unlock.proof)}
     # Saved before it is sent: whatever happens to the answer, the redemption can be repeated.
     redemption_id = await asyncio.to_thread(state.redemption_id, req.state_dir, slot, req.relay)
-    body["redemption_id"] = b64(redemption_id)
+    body["redemption_id"] = b64encode_text(redemption_id)
     answer = await _post_redemption(client, body)
     transfer_id = str(answer["transfer_id"])
-    data_key = unwrap(base64.b64decode(str(answer["wrapped_key"])), unlock, transfer_id)
+    data_key = unwrap(b64decode_text(str(answer["wrapped_key"])), unlock, transfer_id)
     sender = answer["sender"]
     saved = state.SavedKey(
         transfer_id=transfer_id,
@@ -268,7 +275,7 @@ async def _receive(
             page = await client.manifest_page(transfer_id, next_seq, WAIT_SECONDS)
             had_summary = reader.summary is not None
             for item in page["records"]:
-                reader.add(int(item["seq"]), base64.b64decode(str(item["record"])))
+                reader.add(int(item["seq"]), b64decode_text(str(item["record"])))
                 next_seq = int(item["seq"]) + 1
             if reader.summary is not None and not had_summary:
                 on_event(Preview(reader.summary))

@@ -14,7 +14,6 @@ a crash a file is either absent or whole.
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 from receiving_site import errors
 from site_agent.local_state import create_once, site_folder, write_atomically
 from transfer_codes.tokens import is_transfer_id
+from transfer_codes.wire import b64decode_text, b64encode_text
 
 REDEMPTION_ID_BYTES = 32
 
@@ -59,12 +59,12 @@ def redemption_id(state_dir: Path, slot: str, relay: str) -> bytes:
     one, saved durably before this returns (so before the code can be spent)."""
     path = folder(state_dir) / pending_name(slot)
     fresh = secrets.token_bytes(REDEMPTION_ID_BYTES)
-    body = {"redemption_id": base64.b64encode(fresh).decode("ascii"), "relay": relay}
+    body = {"redemption_id": b64encode_text(fresh), "relay": relay}
     if create_once(path, json.dumps(body).encode()):
         return fresh
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
-        value = base64.b64decode(str(saved["redemption_id"]), validate=True)
+        value = b64decode_text(str(saved["redemption_id"]))
     except (OSError, ValueError, KeyError, TypeError):
         value = b""
     if len(value) != REDEMPTION_ID_BYTES:  # unreadable: nothing can have been sent with it
@@ -91,7 +91,7 @@ def save_key(state_dir: Path, key: SavedKey) -> None:
     body = {
         "transfer_id": key.transfer_id,
         "relay": key.relay,
-        "data_key": base64.b64encode(key.data_key).decode("ascii"),
+        "data_key": b64encode_text(key.data_key),
         "sender": key.sender,
         "break_glass": key.break_glass,
         "pending": key.pending,
@@ -112,7 +112,7 @@ def load_key(state_dir: Path, transfer_id: str) -> SavedKey:
     return SavedKey(
         transfer_id=transfer_id,
         relay=str(body["relay"]),
-        data_key=base64.b64decode(body["data_key"]),
+        data_key=b64decode_text(body["data_key"]),
         sender=str(body["sender"]),
         break_glass=bool(body["break_glass"]),
         pending=str(pending) if pending is not None else None,

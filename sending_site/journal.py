@@ -4,7 +4,6 @@ site's own state folder and never leaves the hospital."""
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 from sending_site import errors
 from site_agent.local_state import site_folder, write_atomically
 from transfer_codes.tokens import is_transfer_id
+from transfer_codes.wire import b64decode_text, b64encode_text
 
 
 @dataclass
@@ -64,7 +64,7 @@ def _folder(state_dir: Path) -> Path:
 def save(state_dir: Path, journal: TransferJournal) -> None:
     """Write atomically and durably (`site_agent.local_state.write_atomically`)."""
     body: dict[str, Any] = asdict(journal)
-    body["data_key"] = base64.b64encode(journal.data_key).decode("ascii")
+    body["data_key"] = b64encode_text(journal.data_key)
     write_atomically(_folder(state_dir) / f"{journal.transfer_id}.json", json.dumps(body).encode())
 
 
@@ -74,7 +74,7 @@ def load(state_dir: Path, transfer_id: str) -> TransferJournal:
     path = _folder(state_dir) / f"{transfer_id}.json"
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
-        body["data_key"] = base64.b64decode(body["data_key"])
+        body["data_key"] = b64decode_text(body["data_key"])
         body["objects"] = [JournalObject(**o) for o in body["objects"]]
         return TransferJournal(**body)
     except FileNotFoundError as e:

@@ -8,7 +8,6 @@ come from `transfer_codes.wire`, which the relay's API uses too.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,11 +16,12 @@ import aiohttp
 
 from site_agent.errors import RelayRefused, RelayUnreachable
 from transfer_codes import wire
+from transfer_codes.wire import b64decode_text, b64encode_text
 
 TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_read=120)
 DOWNLOAD_BLOCK = 256 * 1024
 
-__all__ = ["Holdings", "RelayClient", "RelayRefused", "RelayUnreachable", "b64"]
+__all__ = ["Holdings", "RelayClient", "RelayRefused", "RelayUnreachable"]
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,6 @@ class Appended:
 
     offset: int
     complete: bool
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 class RelayClient:
@@ -149,7 +145,7 @@ class RelayClient:
         await self.request(
             "POST",
             wire.transfer_action(transfer_id, "break-glass"),
-            json={"sealed_reason": b64(sealed_reason)},
+            json={"sealed_reason": b64encode_text(sealed_reason)},
         )
 
     async def revoke(self, transfer_id: str) -> None:
@@ -158,9 +154,9 @@ class RelayClient:
     async def put_phone_documents(
         self, transfer_id: str, sealed_code: bytes, sealed_summary: bytes | None
     ) -> None:
-        body = {"code": b64(sealed_code)}
+        body = {"code": b64encode_text(sealed_code)}
         if sealed_summary is not None:
-            body["summary"] = b64(sealed_summary)
+            body["summary"] = b64encode_text(sealed_summary)
         await self.request("PUT", wire.transfer_action(transfer_id, "phone"), json=body)
 
     async def append(
@@ -213,7 +209,7 @@ class RelayClient:
 
     async def redemption_salt(self, locator: int) -> bytes:
         body = await self.request("POST", wire.REDEMPTION_SALT, json={"locator": locator})
-        return base64.b64decode(str(body["salt"]))
+        return b64decode_text(str(body["salt"]))
 
     async def redeem(self, body: dict[str, object]) -> dict[str, Any]:
         return dict(await self.request("POST", wire.REDEMPTIONS, json=body))

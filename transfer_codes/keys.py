@@ -47,8 +47,6 @@ about 2**159 HKDF evaluations, which is infeasible without any stretching.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import secrets
@@ -65,6 +63,7 @@ from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.errors import KeyLockInvalid, UnwrapError
 from transfer_codes.tokens import is_transfer_id
+from transfer_codes.wire import b64decode_text, b64encode_text
 
 KEY_SIZE = 32
 INFO_PREFIX = b"trauma-relay/v1/"
@@ -168,10 +167,6 @@ def proof_matches(proof: bytes, stored_verifier: bytes) -> bool:
     return hmac.compare_digest(verifier(proof), stored_verifier)
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
 @dataclass(frozen=True)
 class KeyLock:
     """What the relay stores for one way of unlocking a transfer.
@@ -196,9 +191,9 @@ class KeyLock:
     def to_json(self) -> dict[str, str]:
         """``{"salt", "verifier", "wrapped_key"}`` as standard base64 with padding."""
         return {
-            "salt": _b64(self.salt),
-            "verifier": _b64(self.verifier),
-            "wrapped_key": _b64(self.wrapped_key),
+            "salt": b64encode_text(self.salt),
+            "verifier": b64encode_text(self.verifier),
+            "wrapped_key": b64encode_text(self.wrapped_key),
         }
 
     @classmethod
@@ -213,8 +208,8 @@ class KeyLock:
             if not isinstance(value, str):
                 raise KeyLockInvalid()
             try:
-                fields[name] = base64.b64decode(value.encode("ascii"), validate=True)
-            except (binascii.Error, UnicodeEncodeError):
+                fields[name] = b64decode_text(value)
+            except ValueError:  # not base64, or not ASCII
                 raise KeyLockInvalid() from None
         return cls(**fields)
 

@@ -2,7 +2,9 @@
 
 An exception's docstring is the sentence a nurse or an operator sees. Docstrings wrap and indent
 in the source; the message must not: whitespace runs (newlines with the next line's indent) fold
-to one space. Explicit messages given by a raiser are folded the same way.
+to one space. An explicit message given by a raiser is used as given, so it is written on one
+line (implicitly joined string literals, never triple quotes); tests/unit/test_error_messages.py
+checks every package's errors module.
 """
 
 from __future__ import annotations

@@ -6,27 +6,23 @@ bytes, base64url without padding) never reaches a server: browsers do not send t
 The sending site seals the summary and the code for the phone under that key, and the phone seals
 who authorized under it; the relay stores all three opaque.
 
-Sealed blob: ``nonce (12 random bytes) || AES-256-GCM(JSON)``, with additional data
-``b"trauma-relay/v1/phone/" + purpose`` so one blob cannot be passed off as another. The page's
-JavaScript (``relay/pages/authorize.js``) implements the same format with WebCrypto.
+Sealed blob: a sealed note (`transfer_codes.notes.seal_json`): ``nonce (12 random bytes) ||
+AES-256-GCM(JSON)``, with additional data ``b"trauma-relay/v1/phone/" + purpose`` so one blob
+cannot be passed off as another. The page's JavaScript (``relay/pages/authorize.js``) implements
+the same format with WebCrypto.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import secrets
 from dataclasses import asdict, dataclass
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-from transfer_codes.errors import UnwrapError
+from transfer_codes.notes import open_json, seal_json
 from transfer_codes.qr import render_svg
 
 PHONE_KEY_BYTES = 32
-NONCE_BYTES = 12
 AAD_PREFIX = b"trauma-relay/v1/phone/"
 PURPOSES = ("summary", "code", "authorizer")
 LINK_PATH = "/authorize"
@@ -67,28 +63,21 @@ def split_link(link: str) -> tuple[str, str]:
 
 
 def _aad(purpose: str) -> bytes:
-    if purpose not in PURPOSES:
-        raise ValueError(f"unknown phone blob purpose {purpose!r}")
-    return AAD_PREFIX + purpose.encode("ascii")
+    return AAD_PREFIX + purpose.encode("utf-8")
 
 
 def seal(key: bytes, purpose: str, value: dict[str, object]) -> bytes:
-    """Seal ``value`` (JSON) for the phone; a fresh random nonce each time."""
-    nonce = secrets.token_bytes(NONCE_BYTES)
-    plain = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    return nonce + AESGCM(key).encrypt(nonce, plain, _aad(purpose))
+    """Seal ``value`` (JSON) for the phone; a fresh random nonce each time. ValueError for a
+    purpose other than those in `PURPOSES`."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown phone blob purpose {purpose!r}")
+    return seal_json(key, _aad(purpose), value)
 
 
 def open_sealed(key: bytes, purpose: str, sealed: bytes) -> dict[str, object]:
-    """Inverse of `seal`; raises `UnwrapError` if the blob was altered or is not this one."""
-    try:
-        plain = AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _aad(purpose))
-    except (InvalidTag, ValueError) as e:
-        raise UnwrapError("This phone note was altered or belongs to another transfer.") from e
-    value = json.loads(plain)
-    if not isinstance(value, dict):
-        raise UnwrapError("This phone note is not a note.")
-    return value
+    """Inverse of `seal`; raises `UnwrapError` if the blob was altered or is not this one (an
+    unknown purpose included: nothing is ever sealed under one, so it cannot open)."""
+    return open_json(key, _aad(purpose), sealed, "phone note")
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,13 @@
 """The relay's wire vocabulary, shared by the relay's API and the sites' client: transfer state
-names, problem codes, header names and endpoint paths. Pure constants; no I/O.
+names, problem codes, header names, endpoint paths, and the text form of bytes in JSON (also
+used in the sites' state files). Pure; no I/O.
 
 A name changed here changes on both sides at once, so neither side spells a wire string itself.
 """
 
 from __future__ import annotations
 
+import base64
 import enum
 
 
@@ -83,3 +85,18 @@ def sealed_object(transfer_id: str, index: int) -> str:
 
 def manifest_record(transfer_id: str, seq: int) -> str:
     return f"{TRANSFERS}/{transfer_id}/manifest/{seq}"
+
+
+# -- bytes in JSON ---------------------------------------------------------------------------
+
+
+def b64encode_text(data: bytes) -> str:
+    """`data` as standard base64 with padding (RFC 4648 section 4), the one text form of bytes in
+    JSON bodies and state files."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def b64decode_text(text: str) -> bytes:
+    """Inverse of `b64encode_text`, strict: ValueError (`binascii.Error` is one) unless `text` is
+    standard base64 with correct padding and no other characters, whitespace included."""
+    return base64.b64decode(text, validate=True)

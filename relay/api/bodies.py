@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from typing import Any
 
@@ -11,6 +9,7 @@ from aiohttp import web
 
 from relay import errors
 from transfer_codes.tokens import is_transfer_id
+from transfer_codes.wire import b64decode_text
 
 MAX_JSON_BODY = 64 * 1024
 
@@ -55,8 +54,8 @@ def b64(body: dict[str, Any], name: str, *, max_len: int = 4096, min_len: int = 
     if not isinstance(value, str):
         raise errors.BadRequest(f"{name!r} must be base64 text.")
     try:
-        data = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as e:
+        data = b64decode_text(value)
+    except ValueError as e:  # not base64, or not ASCII
         raise errors.BadRequest(f"{name!r} must be base64 text.") from e
     if not min_len <= len(data) <= max_len:
         raise errors.BadRequest(f"{name!r} has the wrong length.")
@@ -87,7 +86,3 @@ def object_index(request: web.Request) -> int:
 def is_small_number(text: str, max_digits: int = 9) -> bool:
     """ASCII digits only: `str.isdigit` also accepts "²" and other digits `int` refuses."""
     return text.isascii() and text.isdigit() and len(text) <= max_digits
-
-
-def encode(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")

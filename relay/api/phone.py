@@ -26,6 +26,7 @@ from relay.appkeys import CONFIG, METADATA
 from relay.lifecycle import Authorizer, State, Transfer
 from relay.storage.interface import MetadataTransaction
 from transfer_codes.tokens import token_digest
+from transfer_codes.wire import b64encode_text
 
 routes = web.RouteTableDef()
 
@@ -223,9 +224,9 @@ async def _document(tx: MetadataTransaction, t: Transfer, now: float) -> dict[st
         "revoked_at": t.revoked_at,
         "can_revoke": state
         in (State.CREATED, State.AWAITING_AUTHORIZATION, State.AUTHORIZED, State.LOCKED),
-        "summary": bodies.encode(summary) if summary else None,
-        "code": bodies.encode(code) if code else None,
-        "authorizer": bodies.encode(sealed_authorizer) if sealed_authorizer else None,
+        "summary": b64encode_text(summary) if summary else None,
+        "code": b64encode_text(code) if code else None,
+        "authorizer": b64encode_text(sealed_authorizer) if sealed_authorizer else None,
     }
 
 

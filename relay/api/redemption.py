@@ -28,6 +28,7 @@ from relay.lifecycle import Authorizer, RedeemOutcome, State
 from transfer_codes.codes import LOCATOR_LIMIT
 from transfer_codes.keys import proof_matches
 from transfer_codes.tokens import is_transfer_id
+from transfer_codes.wire import b64encode_text
 
 routes = web.RouteTableDef()
 
@@ -58,7 +59,7 @@ async def salt(request: web.Request) -> web.Response:
         t = await tx.transfer_by_locator(site.name, locator)
         lock = await tx.lock(t.id, "code") if t else None
     value = lock.salt if lock else _decoy_salt(request.app[DECOY_KEY], site.name, locator)
-    return web.json_response({"salt": bodies.encode(value)})
+    return web.json_response({"salt": b64encode_text(value)})
 
 
 @routes.post("/api/v1/redemptions")
@@ -142,7 +143,7 @@ async def redeem(request: web.Request) -> web.Response:
                 return web.json_response(
                     {
                         "transfer_id": t.id,
-                        "wrapped_key": bodies.encode(lock.wrapped_key),
+                        "wrapped_key": b64encode_text(lock.wrapped_key),
                         "sender": {
                             "name": t.sender,
                             "display_name": sender.display_name if sender else t.sender,

@@ -20,6 +20,7 @@ from relay.lifecycle import Transfer
 from relay.storage.interface import MetadataTransaction
 from relay.storage.models import ManifestRecord, Site
 from transfer_codes.manifest import MAX_RECORD_SIZE
+from transfer_codes.wire import b64encode_text
 
 routes = web.RouteTableDef()
 
@@ -429,7 +430,8 @@ async def get_manifest(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "records": [
-                {"seq": r.seq, "final": r.final, "record": bodies.encode(r.record)} for r in records
+                {"seq": r.seq, "final": r.final, "record": b64encode_text(r.record)}
+                for r in records
             ],
             "closed": closed,
             "complete_objects": [o.index for o in objects if o.complete],

@@ -1,0 +1,55 @@
+"""`receiving_site.redeem.parse_secret`: which parser hears what was typed or scanned, and so
+which sentence the nurse reads."""
+
+from __future__ import annotations
+
+import pytest
+
+from receiving_site.errors import NoSecretGiven
+from receiving_site.redeem import parse_secret
+from transfer_codes.capability import Capability
+from transfer_codes.codes import RedemptionCode
+from transfer_codes.errors import (
+    CapabilityFormatError,
+    CapabilityLengthError,
+    CodeCharacterError,
+    CodeChecksumError,
+    CodeLengthError,
+    UnknownCapabilityVersion,
+)
+
+CODE = RedemptionCode(locator=7, secret=12345)
+CAPABILITY = Capability(transfer_id="0123456789ABCDEFGHJKMNPQ", secret=bytes(range(20)))
+
+
+def test_a_code_and_a_capability_parse() -> None:
+    assert parse_secret(f"  {CODE.grouped().lower()}\n") == CODE
+    assert parse_secret(f" {CAPABILITY.to_text().lower()} ") == CAPABILITY
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t"])
+def test_nothing_given(text: str) -> None:
+    with pytest.raises(NoSecretGiven, match="No code was given"):
+        parse_secret(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("ABCD-EFGH-JKMN-PQR", CodeLengthError),
+        ("ABCD-EFGH-JKMN-PQRU", CodeCharacterError),
+        ("ABCD-EFGH-JKMN-PQRS", CodeChecksumError),
+        ("0" * 40, CodeLengthError),  # too long for a code, but no capability either
+        ("TR" + "0" * 40, CodeLengthError),  # starts like a capability, has no field
+        ("- -", CodeLengthError),  # separators only
+        ("https://relay.example/x", CodeCharacterError),  # a colon, but not a capability
+        ("TR2:T:X:K:Y", UnknownCapabilityVersion),
+        ("TR1:T:ABC", CapabilityFormatError),
+        ("tr1:x", CapabilityLengthError),
+        ("TRX:T:X:K:Y", CapabilityFormatError),
+    ],
+)
+def test_the_parser_that_hears_it_says_what_is_wrong(text: str, error: type[Exception]) -> None:
+    with pytest.raises(error) as raised:
+        parse_secret(text)
+    assert type(raised.value) is error
