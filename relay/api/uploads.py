@@ -84,7 +84,9 @@ def _completion(request: web.Request) -> tuple[int, str] | None:
     if length is None and digest is None:
         return None
     if not (length and bodies.is_small_number(length, 18) and digest and len(digest) == 64):
-        raise errors.BadRequest("Upload-Length and Upload-SHA256 must be given together.")
+        raise errors.BadRequest(
+            f"{wire.UPLOAD_LENGTH} and {wire.UPLOAD_SHA256} must be given together."
+        )
     return int(length), digest.lower()
 
 
@@ -98,7 +100,7 @@ async def append(request: web.Request) -> web.Response:
     index = bodies.object_index(request)
     header = request.headers.get(wire.UPLOAD_OFFSET, "")
     if not (header.isascii() and header.isdigit()):
-        raise errors.BadRequest("Upload-Offset must be given as a non-negative integer.")
+        raise errors.BadRequest(f"{wire.UPLOAD_OFFSET} must be given as a non-negative integer.")
     offset = int(header)
     completion = _completion(request)
     config = request.app[CONFIG]
