@@ -24,6 +24,7 @@ from relay.appkeys import (
 from relay.config import RelayConfig
 from relay.storage.files import FileObjectStore
 from relay.storage.sqlite import SqliteMetadata
+from transfer_codes import wire
 
 
 def _decoy_key(data_dir: Path) -> bytes:
@@ -71,7 +72,7 @@ def make_app(config: RelayConfig, *, sweep: bool = True) -> web.Application:
     app.cleanup_ctx.append(_storage)
     if sweep:
         app.cleanup_ctx.append(_sweeper)
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get(wire.HEALTH, healthz)
     app.router.add_routes(openapi.routes)
     app.router.add_routes(transfers.routes)
     app.router.add_routes(uploads.routes)

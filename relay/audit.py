@@ -17,12 +17,36 @@ IMPORT = "110107"
 SECURITY_ALERT = "110113"
 USER_AUTHENTICATION = "110114"
 
+# Every action the relay records, with its event id: one place to read the whole trail's shape.
+EVENT_IDS = {
+    "site-added": APPLICATION_ACTIVITY,
+    "site-authentication": USER_AUTHENTICATION,
+    "transfer-created": BEGIN_TRANSFERRING,
+    "keys-installed": APPLICATION_ACTIVITY,
+    "phone-documents-installed": APPLICATION_ACTIVITY,
+    "code-reissued": SECURITY_ALERT,
+    "break-glass-authorization": SECURITY_ALERT,
+    "patient-authorization": APPLICATION_ACTIVITY,
+    "transfer-revoked": SECURITY_ALERT,
+    "status-read": APPLICATION_ACTIVITY,
+    "phone-link-refused": USER_AUTHENTICATION,
+    "phone-status-read": APPLICATION_ACTIVITY,
+    "phone-revocation": SECURITY_ALERT,
+    "redeem-attempt": USER_AUTHENTICATION,
+    "transfer-locked": SECURITY_ALERT,
+    "delivery-receipt": IMPORT,
+    "holdings-read": APPLICATION_ACTIVITY,
+    "object-download": INSTANCES_ACCESSED,
+    "upload-closed": INSTANCES_TRANSFERRED,
+    "manifest-read": INSTANCES_ACCESSED,
+    "transfer-purged": STUDY_DELETED,
+}
+
 
 async def record(
     tx: MetadataTransaction,
     now: float,
     *,
-    event_id: str,
     action: str,
     actor: str,
     actor_role: str,
@@ -31,9 +55,11 @@ async def record(
     remote: str = "local",
     **detail: object,
 ) -> None:
+    """Append one record; its event id is `EVENT_IDS[action]` (a KeyError for an action not
+    listed there, so every action is listed)."""
     await tx.audit(
         AuditEvent(
-            event_id=event_id,
+            event_id=EVENT_IDS[action],
             action=action,
             actor=actor,
             actor_role=actor_role,

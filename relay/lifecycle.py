@@ -26,7 +26,8 @@ State = TransferState  # the states are wire names too; one definition (transfer
 
 
 FINAL_STATES = frozenset({State.EXPIRED, State.REVOKED, State.DELIVERED})
-REDEEMABLE_BEFORE = frozenset({State.CREATED, State.AWAITING_AUTHORIZATION, State.AUTHORIZED})
+REVOCABLE = frozenset({State.CREATED, State.AWAITING_AUTHORIZATION, State.AUTHORIZED, State.LOCKED})
+TAKEN = frozenset({State.REDEEMED, State.DELIVERED})  # the recipient holds the key
 
 
 class Authorizer(enum.StrEnum):
@@ -69,7 +70,9 @@ class Transfer:
     def is_due(self, now: float) -> bool:
         return self.state not in FINAL_STATES and now >= self.expires_at
 
-    def _require_live(self, now: float) -> None:
+    def require_live(self, now: float) -> None:
+        """Raises `TransferExpired` (also when due before the sweeper ran) or `TransferRevoked`
+        if the transfer is over; returns nothing otherwise."""
         if self.state == State.EXPIRED or self.is_due(now):
             raise errors.TransferExpired()
         if self.state == State.REVOKED:
@@ -79,14 +82,14 @@ class Transfer:
 
     def locks_installed(self, now: float) -> Transfer:
         """The sender uploaded the wrapped key and verifiers: the patient can now authorize."""
-        self._require_live(now)
+        self.require_live(now)
         if self.state != State.CREATED:
             raise errors.InvalidTransition("The keys of this transfer are already installed.")
         return self._replace(state=State.AWAITING_AUTHORIZATION)
 
     def authorized(self, now: float, by: Authorizer) -> Transfer:
         """The patient, their family, or a clinician by break-glass authorized the transfer."""
-        self._require_live(now)
+        self.require_live(now)
         if self.state == State.AUTHORIZED:
             return self  # authorizing twice is harmless and changes nothing
         if self.state == State.LOCKED:
@@ -98,6 +101,18 @@ class Transfer:
                 f"This transfer cannot be authorized now (it is {self.state.value})."
             )
         return self._replace(state=State.AUTHORIZED, authorized_at=now, authorized_by=by)
+
+    def break_glass_used(self, now: float) -> Transfer:
+        """A clinician authorized by break-glass because nobody can consent. Refused with
+        `InvalidTransition` once the patient or family has authorized: the audit trail saying
+        "break-glass used" would then disagree with the status. A repeat break-glass is
+        harmless, as for `authorized`."""
+        if self.authorized_by not in (None, Authorizer.BREAK_GLASS):
+            raise errors.InvalidTransition(
+                f"This transfer is already authorized by the {self.authorized_by.value}; "
+                "break-glass is not needed."
+            )
+        return self.authorized(now, Authorizer.BREAK_GLASS)
 
     def redeem_attempted(
         self, now: float, proof_ok: bool, *, same_redemption: bool = False
@@ -131,7 +146,7 @@ class Transfer:
 
     def reissued(self, now: float) -> Transfer:
         """The sender installed a fresh code: the old one is dead and the failure count restarts."""
-        self._require_live(now)
+        self.require_live(now)
         if self.state not in (State.AWAITING_AUTHORIZATION, State.AUTHORIZED, State.LOCKED):
             raise errors.InvalidTransition(
                 f"A new code cannot be issued now (the transfer is {self.state.value})."
@@ -149,9 +164,9 @@ class Transfer:
 
     def revoked(self, now: float) -> Transfer:
         """The sender or the patient withdrew the transfer before redemption."""
-        if self.state in (State.REDEEMED, State.DELIVERED):
+        if self.state in TAKEN:
             raise errors.AlreadyRedeemed()
-        self._require_live(now)
+        self.require_live(now)
         return self._replace(state=State.REVOKED, revoked_at=now)
 
     def expired(self, now: float) -> Transfer:
@@ -161,6 +176,32 @@ class Transfer:
         return self._replace(state=State.EXPIRED)
 
     # -- questions -----------------------------------------------------------------------
+
+    def state_at(self, now: float) -> State:
+        """The state as reported at `now`: past `expires_at` a transfer is expired even before
+        the sweeper has recorded it."""
+        return State.EXPIRED if self.is_due(now) else self.state
+
+    def can_revoke(self, now: float) -> bool:
+        """Would `revoked(now)` succeed? (What the patient's phone offers.)"""
+        return self.state_at(now) in REVOCABLE
+
+    def visible_to(self, site: str) -> bool:
+        """May `site` read this transfer's status? The sender always; the recipient only once it
+        has redeemed, so a trauma center learns nothing of transfers it has not taken."""
+        return site == self.sender or (site == self.recipient and self.state in TAKEN)
+
+    def readable_by(self, site: str, now: float) -> bool:
+        """May `site` read the holdings and manifest? The sender always; the recipient while it
+        may download (`downloadable_by`)."""
+        return site == self.sender or self.downloadable_by(site, now)
+
+    def require_upload(self, now: float) -> None:
+        """Raises `InvalidTransition` unless the sender may still upload (`accepts_upload`)."""
+        if not self.accepts_upload(now):
+            raise errors.InvalidTransition(
+                f"This transfer no longer accepts uploads (it is {self.state_at(now).value})."
+            )
 
     def accepts_upload(self, now: float) -> bool:
         return not self.is_due(now) and self.state in (
@@ -174,8 +215,4 @@ class Transfer:
     def downloadable_by(self, site: str, now: float) -> bool:
         # Checked against expires_at, not is_due: a delivered transfer never falls due, yet the
         # sweeper deletes its sealed objects once expires_at has passed.
-        return (
-            now < self.expires_at
-            and self.state in (State.REDEEMED, State.DELIVERED)
-            and site == self.recipient
-        )
+        return now < self.expires_at and self.state in TAKEN and site == self.recipient

@@ -40,7 +40,6 @@ async def add_site(data_dir: Path, name: str, role: str, display_name: str | Non
             await audit.record(
                 tx,
                 now,
-                event_id=audit.APPLICATION_ACTIVITY,
                 action="site-added",
                 actor="operator",
                 actor_role="operator",

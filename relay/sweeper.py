@@ -32,7 +32,6 @@ async def sweep_once(config: RelayConfig, metadata: MetadataStore, objects: Obje
             await audit.record(
                 tx,
                 now,
-                event_id=audit.STUDY_DELETED,
                 action="transfer-purged",
                 actor="relay",
                 actor_role="relay",

@@ -5,11 +5,13 @@ presented: a near-miss credential in the audit trail would be a secret in the au
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
+
 from aiohttp import web
 
-from relay import audit, errors
+from relay import errors
 from relay.appkeys import CONFIG, METADATA
-from relay.storage.interface import MetadataTransaction
+from relay.desk.visit import UNKNOWN, Caller, Desk, visit
 from relay.storage.models import Site
 from transfer_codes.tokens import token_digest
 
@@ -25,10 +27,10 @@ async def require_site(request: web.Request, role: str | None = None) -> Site:
     except ValueError as e:
         await _refused(request, "malformed")
         raise errors.NotAuthenticated() from e
-    async with request.app[METADATA].transaction() as tx:
-        site = await tx.site_by_credential(digest)
+    async with at_desk(request) as d:
+        site = await d.tx.site_by_credential(digest)
         if site is None:
-            await _record_refusal(tx, request, "unknown")
+            await _record_refusal(d, request, "unknown")
     if site is None:
         raise errors.NotAuthenticated("That site credential is not known to this relay.")
     if role is not None and site.role != role:
@@ -37,25 +39,19 @@ async def require_site(request: web.Request, role: str | None = None) -> Site:
 
 
 async def _refused(request: web.Request, credential: str) -> None:
-    async with request.app[METADATA].transaction() as tx:
-        await _record_refusal(tx, request, credential)
+    async with at_desk(request) as d:
+        await _record_refusal(d, request, credential)
 
 
-async def _record_refusal(tx: MetadataTransaction, request: web.Request, credential: str) -> None:
+async def _record_refusal(d: Desk, request: web.Request, credential: str) -> None:
     """Audit a refused site credential: `credential` says whether it was missing, malformed or
     unknown. The route is its template (`/api/v1/transfers/{transfer_id}`), so nothing the
     caller chose reaches the record."""
     resource = request.match_info.route.resource
-    await audit.record(
-        tx,
-        request.app[CONFIG].clock(),
-        event_id=audit.USER_AUTHENTICATION,
-        action="site-authentication",
-        actor="unknown",
-        actor_role="unknown",
-        transfer_id=None,
+    await d.record(
+        "site-authentication",
+        None,
         outcome="failure",
-        remote=remote(request),
         credential=credential,
         method=request.method,
         route=resource.canonical if resource is not None else "",
@@ -64,3 +60,11 @@ async def _record_refusal(tx: MetadataTransaction, request: web.Request, credent
 
 def remote(request: web.Request) -> str:
     return request.remote or "unknown"
+
+
+def at_desk(request: web.Request, site: Site | None = None) -> AbstractAsyncContextManager[Desk]:
+    """A desk visit for this request, as `site` (or as an unknown caller: the patient's phone),
+    at the relay's time now."""
+    name, role = (site.name, site.role) if site else (UNKNOWN, UNKNOWN)
+    caller = Caller(name, role, remote(request))
+    return visit(request.app[METADATA], caller, request.app[CONFIG].clock())

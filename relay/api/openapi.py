@@ -7,13 +7,16 @@ import re
 
 from aiohttp import web
 
+from transfer_codes import wire
+
 routes = web.RouteTableDef()
 
+OPENAPI = "/api/openapi.json"
 PUBLIC = {
-    ("POST", "/api/v1/authorizations"),
-    ("POST", "/api/v1/phone/status"),
-    ("POST", "/api/v1/phone/revoke"),
-    ("GET", "/api/openapi.json"),
+    ("POST", wire.AUTHORIZATIONS),
+    ("POST", wire.PHONE_STATUS),
+    ("POST", wire.PHONE_REVOKE),
+    ("GET", OPENAPI),
 }
 
 
@@ -29,7 +32,7 @@ def document(app: web.Application) -> dict[str, object]:
         path = info.get("formatter") or info.get("path")
         if not isinstance(path, str) or route.method == "HEAD":
             continue
-        if not (path.startswith("/api/") or path == "/healthz"):
+        if not (path.startswith("/api/") or path == wire.HEALTH):
             continue
         params = re.findall(r"{(\w+)}", path)
         operation: dict[str, object] = {
@@ -47,7 +50,7 @@ def document(app: web.Application) -> dict[str, object]:
                 },
             },
         }
-        if (route.method, path) in PUBLIC or path == "/healthz":
+        if (route.method, path) in PUBLIC or path == wire.HEALTH:
             operation["security"] = []
         paths.setdefault(path, {})[route.method.lower()] = operation
     return {
@@ -63,7 +66,7 @@ def document(app: web.Application) -> dict[str, object]:
     }
 
 
-@routes.get("/api/openapi.json")
+@routes.get(OPENAPI)
 async def openapi_json(request: web.Request) -> web.Response:
     """This document."""
     return web.json_response(document(request.app))

@@ -11,58 +11,43 @@ transfer gets the same success answer again, audited as result "repeated" and co
 failure. Without the id, or with another one, a redeemed transfer answers the generic refusal.
 Requests are serialized by the store's transaction, so of concurrent attempts with different
 ids exactly one redeems; concurrent attempts with the winner's id all get the same success.
+The business is in `relay.desk.receiving`; here requests are parsed and answered.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
 from aiohttp import web
 
-from relay import audit, errors
+from relay import errors
 from relay.api import bodies
-from relay.api.auth import remote, require_site
-from relay.appkeys import CONFIG, DECOY_KEY, METADATA
-from relay.lifecycle import Authorizer, RedeemOutcome, State
+from relay.api.auth import at_desk, require_site
+from relay.appkeys import DECOY_KEY
+from relay.desk import receiving
+from transfer_codes import wire
 from transfer_codes.codes import LOCATOR_LIMIT
-from transfer_codes.keys import proof_matches
 from transfer_codes.tokens import is_transfer_id
 from transfer_codes.wire import b64encode_text
 
 routes = web.RouteTableDef()
 
 REDEMPTION_ID_BYTES = 32
-ANSWERED = frozenset({RedeemOutcome.REDEEMED, RedeemOutcome.REPEATED})
-
-
-def redemption_digest(redemption_id: bytes) -> bytes:
-    """What the relay keeps of a redemption id: enough to recognise it, not to present it."""
-    return hashlib.sha256(b"trauma-relay redemption id\x00" + redemption_id).digest()
-
-
-def _decoy_salt(key: bytes, recipient: str, locator: int) -> bytes:
-    """A stable salt for a locator with no transfer, indistinguishable from a real one."""
-    return hmac.new(key, f"{recipient}\x00{locator}".encode(), hashlib.sha256).digest()[:16]
 
 
 def _locator(body: dict[str, object]) -> int:
     return bodies.integer(body, "locator", low=0, high=LOCATOR_LIMIT - 1)
 
 
-@routes.post("/api/v1/redemptions/salt")
+@routes.post(wire.REDEMPTION_SALT)
 async def salt(request: web.Request) -> web.Response:
     site = await require_site(request, "receiving")
     body = await bodies.json_body(request)
     locator = _locator(body)
-    async with request.app[METADATA].transaction() as tx:
-        t = await tx.transfer_by_locator(site.name, locator)
-        lock = await tx.lock(t.id, "code") if t else None
-    value = lock.salt if lock else _decoy_salt(request.app[DECOY_KEY], site.name, locator)
+    async with at_desk(request, site) as d:
+        value = await receiving.salt(d, locator, request.app[DECOY_KEY])
     return web.json_response({"salt": b64encode_text(value)})
 
 
-@routes.post("/api/v1/redemptions")
+@routes.post(wire.REDEMPTIONS)
 async def redeem(request: web.Request) -> web.Response:
     site = await require_site(request, "receiving")
     body = await bodies.json_body(request)
@@ -72,87 +57,26 @@ async def redeem(request: web.Request) -> web.Response:
         redemption_id = bodies.b64(
             body, "redemption_id", min_len=REDEMPTION_ID_BYTES, max_len=REDEMPTION_ID_BYTES
         )
-    now = request.app[CONFIG].clock()
     if "transfer_id" in body:
-        kind = "capability"
         transfer_id = bodies.text(body, "transfer_id", max_len=64)
         if not is_transfer_id(transfer_id):
             raise errors.CodeNotAccepted()
+        async with at_desk(request, site) as d:
+            result = await receiving.redeem_by_capability(d, transfer_id, proof, redemption_id)
     else:
-        kind = "code"
         locator = _locator(body)
-    async with request.app[METADATA].transaction() as tx:
-        if kind == "capability":
-            t = await tx.transfer(transfer_id)
-        else:
-            t = await tx.transfer_by_locator(site.name, locator)
-        if t is None or t.recipient != site.name:
-            await audit.record(
-                tx,
-                now,
-                event_id=audit.USER_AUTHENTICATION,
-                action="redeem-attempt",
-                actor=site.name,
-                actor_role="receiving",
-                transfer_id=None,
-                outcome="failure",
-                remote=remote(request),
-                via=kind,
-            )
-            outcome = RedeemOutcome.REJECTED
-        else:
-            lock = await tx.lock(t.id, kind)
-            ok = lock is not None and proof_matches(proof, lock.verifier)
-            same = False
-            if redemption_id is not None and t.state == State.REDEEMED:
-                recorded = await tx.redemption_digest(t.id)
-                same = recorded is not None and hmac.compare_digest(
-                    recorded, redemption_digest(redemption_id)
-                )
-            t, outcome = t.redeem_attempted(now, ok, same_redemption=same)
-            await tx.save_transfer(t)
-            if outcome == RedeemOutcome.REDEEMED and redemption_id is not None:
-                await tx.set_redemption_digest(t.id, redemption_digest(redemption_id))
-            await audit.record(
-                tx,
-                now,
-                event_id=audit.USER_AUTHENTICATION,
-                action="redeem-attempt",
-                actor=site.name,
-                actor_role="receiving",
-                transfer_id=t.id,
-                outcome="success" if outcome in ANSWERED else "failure",
-                remote=remote(request),
-                via=kind,
-                result=outcome.value,
-            )
-            if outcome == RedeemOutcome.LOCKED_NOW:
-                await audit.record(
-                    tx,
-                    now,
-                    event_id=audit.SECURITY_ALERT,
-                    action="transfer-locked",
-                    actor=site.name,
-                    actor_role="receiving",
-                    transfer_id=t.id,
-                    outcome="failure",
-                    remote=remote(request),
-                )
-            if outcome in ANSWERED and lock is not None:
-                sender = await tx.site(t.sender)
-                return web.json_response(
-                    {
-                        "transfer_id": t.id,
-                        "wrapped_key": b64encode_text(lock.wrapped_key),
-                        "sender": {
-                            "name": t.sender,
-                            "display_name": sender.display_name if sender else t.sender,
-                        },
-                        "expires_at": t.expires_at,
-                        "break_glass": t.authorized_by == Authorizer.BREAK_GLASS,
-                        "manifest_closed": await tx.manifest_closed(t.id),
-                    }
-                )
-    if outcome == RedeemOutcome.NOT_YET_AUTHORIZED:
-        raise errors.AwaitingAuthorization()
-    raise errors.CodeNotAccepted()
+        async with at_desk(request, site) as d:
+            result = await receiving.redeem_by_locator(d, locator, proof, redemption_id)
+    if not isinstance(result, receiving.Redemption):
+        raise receiving.refusal(result)  # only now: wrong proofs are counted and audited
+    t = result.transfer
+    return web.json_response(
+        {
+            "transfer_id": t.id,
+            "wrapped_key": b64encode_text(result.wrapped_key),
+            "sender": {"name": t.sender, "display_name": result.sender_display_name},
+            "expires_at": t.expires_at,
+            "break_glass": result.break_glass,
+            "manifest_closed": result.manifest_closed,
+        }
+    )

@@ -1,5 +1,6 @@
 """Sealed objects and manifest records: resumable upload by the sender, streamed download by the
-receiving site after redemption. A chunk is acknowledged only once durable."""
+receiving site after redemption. A chunk is acknowledged only once durable. The bytes stream
+here; the checks and records around them are in `relay.desk.uploads`."""
 
 from __future__ import annotations
 
@@ -8,53 +9,26 @@ import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from aiohttp import web
 
-from relay import audit, errors
+from relay import errors
 from relay.api import bodies
-from relay.api.auth import remote, require_site
-from relay.appkeys import CONFIG, MANIFEST_EVENTS, METADATA, OBJECTS, UPLOAD_LOCKS
-from relay.lifecycle import Transfer
-from relay.storage.interface import MetadataTransaction
-from relay.storage.models import ManifestRecord, Site
-from transfer_codes.manifest import MAX_RECORD_SIZE
+from relay.api.auth import at_desk, require_site
+from relay.appkeys import CONFIG, MANIFEST_EVENTS, OBJECTS, UPLOAD_LOCKS
+from relay.desk import uploads
+from relay.desk.uploads import PAGE_BYTES
+from relay.storage.models import ManifestRecord
+from transfer_codes import wire
 from transfer_codes.wire import b64encode_text
 
 routes = web.RouteTableDef()
 
 BODY_BLOCK = 256 * 1024
 MAX_WAIT_SECONDS = 25.0
-RECORDS_PER_PAGE = 500
-PAGE_BYTES = 4 * 1024 * 1024  # a page of records; one record alone may be larger
-RECORDS_PER_READ = PAGE_BYTES // MAX_RECORD_SIZE  # read in steps, so a page stays near PAGE_BYTES
+TRANSFER = wire.transfer("{transfer_id}")
 
-
-async def _sender_transfer(tx: MetadataTransaction, site: Site, transfer_id: str) -> Transfer:
-    t = await tx.transfer(transfer_id)
-    if t is None or t.sender != site.name:
-        raise errors.NotFound()
-    return t
-
-
-async def _readable_transfer(
-    tx: MetadataTransaction, site: Site, transfer_id: str, now: float
-) -> Transfer:
-    t = await tx.transfer(transfer_id)
-    if t is None:
-        raise errors.NotFound()
-    if t.sender == site.name:
-        return t
-    if not t.downloadable_by(site.name, now):
-        raise errors.NotFound()
-    return t
-
-
-def _require_upload(t: Transfer, now: float) -> None:
-    if not t.accepts_upload(now):
-        state = "expired" if t.is_due(now) else t.state.value  # due before the sweeper runs
-        raise errors.InvalidTransition(f"This transfer no longer accepts uploads (it is {state}).")
+__all__ = ["PAGE_BYTES", "routes"]  # PAGE_BYTES: the tests size their manifests by it
 
 
 class _UploadLock(asyncio.Lock):
@@ -84,37 +58,21 @@ async def _upload_lock(request: web.Request, transfer_id: str, index: int) -> As
             del locks[key]
 
 
-@routes.get("/api/v1/transfers/{transfer_id}/objects")
+@routes.get(TRANSFER + "/objects")
 async def holdings(request: web.Request) -> web.Response:
     """What the relay holds: the client resumes from here and sends only the rest."""
     site = await require_site(request)
     transfer_id = bodies.transfer_id(request)
-    now = request.app[CONFIG].clock()
-    async with request.app[METADATA].transaction() as tx:
-        t = await _readable_transfer(tx, site, transfer_id, now)
-        objects = await tx.object_statuses(t.id)
-        records = await tx.manifest_count(t.id)
-        closed = await tx.manifest_closed(t.id)
-        await audit.record(
-            tx,
-            now,
-            event_id=audit.APPLICATION_ACTIVITY,
-            action="holdings-read",
-            actor=site.name,
-            actor_role=site.role,
-            transfer_id=t.id,
-            remote=remote(request),
-            objects=len(objects),
-            records=records,
-        )
+    async with at_desk(request, site) as d:
+        held = await uploads.holdings(d, transfer_id)
     return web.json_response(
         {
             "objects": [
                 {"index": o.index, "offset": o.durable_offset, "complete": o.complete}
-                for o in objects
+                for o in held.objects
             ],
-            "manifest_records": records,
-            "manifest_closed": closed,
+            "manifest_records": held.manifest_records,
+            "manifest_closed": held.manifest_closed,
         }
     )
 
@@ -122,16 +80,18 @@ async def holdings(request: web.Request) -> web.Response:
 def _completion(request: web.Request) -> tuple[int, str] | None:
     """`Upload-Length` and `Upload-SHA256` on a PATCH: this PATCH ends the object, whose whole
     sealed form has that size and digest (saves a separate `complete` round trip)."""
-    length = request.headers.get("Upload-Length")
-    digest = request.headers.get("Upload-SHA256")
+    length = request.headers.get(wire.UPLOAD_LENGTH)
+    digest = request.headers.get(wire.UPLOAD_SHA256)
     if length is None and digest is None:
         return None
     if not (length and bodies.is_small_number(length, 18) and digest and len(digest) == 64):
-        raise errors.BadRequest("Upload-Length and Upload-SHA256 must be given together.")
+        raise errors.BadRequest(
+            f"{wire.UPLOAD_LENGTH} and {wire.UPLOAD_SHA256} must be given together."
+        )
     return int(length), digest.lower()
 
 
-@routes.patch("/api/v1/transfers/{transfer_id}/objects/{index}")
+@routes.patch(TRANSFER + "/objects/{index}")
 async def append(request: web.Request) -> web.Response:
     """Append sealed bytes at `Upload-Offset`; acknowledged only once durable. With
     `Upload-Length` and `Upload-SHA256`, the PATCH that reaches that length also completes the
@@ -139,27 +99,15 @@ async def append(request: web.Request) -> web.Response:
     site = await require_site(request, "sending")
     transfer_id = bodies.transfer_id(request)
     index = bodies.object_index(request)
-    header = request.headers.get("Upload-Offset", "")
+    header = request.headers.get(wire.UPLOAD_OFFSET, "")
     if not (header.isascii() and header.isdigit()):
-        raise errors.BadRequest("Upload-Offset must be given as a non-negative integer.")
+        raise errors.BadRequest(f"{wire.UPLOAD_OFFSET} must be given as a non-negative integer.")
     offset = int(header)
     completion = _completion(request)
     config = request.app[CONFIG]
     async with _upload_lock(request, transfer_id, index):
-        now = config.clock()
-        async with request.app[METADATA].transaction() as tx:
-            t = await _sender_transfer(tx, site, transfer_id)
-            _require_upload(t, now)
-            current = await tx.object_status(t.id, index)
-        if current is not None and current.complete:
-            raise errors.InvalidTransition("That object is already complete.")
-        durable = current.durable_offset if current else 0
-        if offset != durable:
-            conflict = errors.UploadConflict(
-                f"The relay holds {durable} bytes of this object; resume from there."
-            )
-            conflict.offset = durable  # type: ignore[attr-defined]
-            raise conflict
+        async with at_desk(request, site) as d:
+            await uploads.resume_offset(d, transfer_id, index, offset)
 
         hasher = hashlib.sha256() if offset == 0 else None
 
@@ -182,18 +130,18 @@ async def append(request: web.Request) -> web.Response:
             if digest != completion[1]:
                 # Not acknowledged: the next PATCH starts again from the old durable offset.
                 raise errors.IntegrityError()
-        async with request.app[METADATA].transaction() as tx:
-            await tx.set_durable_offset(transfer_id, index, new_offset)
-            if completion is not None and done:
-                await tx.complete_object(transfer_id, index, new_offset, completion[1])
+        async with at_desk(request, site) as d:
+            await uploads.appended(
+                d, transfer_id, index, new_offset, completion[1] if completion and done else None
+            )
     if done:
         _notify(request, transfer_id)
     return web.json_response(
-        {"offset": new_offset, "complete": done}, headers={"Upload-Offset": str(new_offset)}
+        {"offset": new_offset, "complete": done}, headers={wire.UPLOAD_OFFSET: str(new_offset)}
     )
 
 
-@routes.post("/api/v1/transfers/{transfer_id}/objects/{index}/complete")
+@routes.post(TRANSFER + "/objects/{index}/complete")
 async def complete(request: web.Request) -> web.Response:
     site = await require_site(request, "sending")
     transfer_id = bodies.transfer_id(request)
@@ -201,55 +149,26 @@ async def complete(request: web.Request) -> web.Response:
     body = await bodies.json_body(request)
     size = bodies.integer(body, "size")
     sha256 = bodies.text(body, "sha256", max_len=64)
-    config = request.app[CONFIG]
     async with _upload_lock(request, transfer_id, index):
-        now = config.clock()
-        async with request.app[METADATA].transaction() as tx:
-            t = await _sender_transfer(tx, site, transfer_id)
-            current = await tx.object_status(t.id, index)
-        if current is None or not current.complete:
-            # Before reading the file: after expiry or revocation the sweeper deletes it.
-            _require_upload(t, now)
-        if current is not None and current.complete:
-            if (current.size, current.sha256) != (size, sha256):
-                raise errors.IntegrityError("That object was completed with other contents.")
+        async with at_desk(request, site) as d:
+            already = await uploads.completion(d, transfer_id, index, size, sha256)
+        if already:
             return web.json_response({"index": index, "complete": True})
-        if current is None or current.durable_offset != size:
-            raise errors.IntegrityError(
-                f"The relay holds {current.durable_offset if current else 0} bytes of this "
-                f"object, not {size}."
-            )
         if await request.app[OBJECTS].sha256(transfer_id, index) != sha256:
             raise errors.IntegrityError()
-        config.clock()
-        async with request.app[METADATA].transaction() as tx:
-            await tx.complete_object(transfer_id, index, size, sha256)
+        async with at_desk(request, site) as d:
+            await uploads.appended(d, transfer_id, index, size, sha256)
     _notify(request, transfer_id)
     return web.json_response({"index": index, "complete": True})
 
 
-@routes.get("/api/v1/transfers/{transfer_id}/objects/{index}")
+@routes.get(TRANSFER + "/objects/{index}")
 async def download(request: web.Request) -> web.StreamResponse:
     site = await require_site(request, "receiving")
     transfer_id = bodies.transfer_id(request)
     index = bodies.object_index(request)
-    now = request.app[CONFIG].clock()
-    async with request.app[METADATA].transaction() as tx:
-        t = await _readable_transfer(tx, site, transfer_id, now)
-        status = await tx.object_status(t.id, index)
-        if status is None or not status.complete or status.size is None:
-            raise errors.ObjectIncomplete()
-        await audit.record(
-            tx,
-            now,
-            event_id=audit.INSTANCES_ACCESSED,
-            action="object-download",
-            actor=site.name,
-            actor_role="receiving",
-            transfer_id=t.id,
-            remote=remote(request),
-            index=index,
-        )
+    async with at_desk(request, site) as d:
+        status = await uploads.download(d, transfer_id, index)
     if await request.app[OBJECTS].size(transfer_id, index) != status.size:
         # Refuse up front: a short file would break the promised Content-Length mid-body.
         raise errors.StoredObjectDamaged()
@@ -266,7 +185,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(status=206 if range_header else 200)
     response.content_type = "application/octet-stream"
     response.content_length = status.size - start
-    response.headers["X-Object-SHA256"] = status.sha256 or ""
+    response.headers[wire.OBJECT_SHA256] = status.sha256 or ""
     if range_header:
         response.headers["Content-Range"] = f"bytes {start}-{status.size - 1}/{status.size}"
     await response.prepare(request)
@@ -308,7 +227,7 @@ def _notify(request: web.Request, transfer_id: str) -> None:
         event.set()
 
 
-@routes.put("/api/v1/transfers/{transfer_id}/manifest/{seq}")
+@routes.put(TRANSFER + "/manifest/{seq}")
 async def put_manifest_record(request: web.Request) -> web.Response:
     site = await require_site(request, "sending")
     transfer_id = bodies.transfer_id(request)
@@ -316,68 +235,22 @@ async def put_manifest_record(request: web.Request) -> web.Response:
     if not bodies.is_small_number(seq_text):
         raise errors.BadRequest("The manifest record number must be a small integer.")
     seq = int(seq_text)
-    final = request.headers.get("Manifest-Final", "0") in ("1", "true")
+    final = request.headers.get(wire.MANIFEST_FINAL, "0") in ("1", "true")
     config = request.app[CONFIG]
     limit = config.max_manifest_record
     message = f"A manifest record must be 1 to {limit} bytes."
     data = await bodies.read_limited(request, limit, message)
     if not data:
         raise errors.BadRequest(message)
-    now = config.clock()
-    async with request.app[METADATA].transaction() as tx:
-        t = await _sender_transfer(tx, site, transfer_id)
-        existing = await tx.manifest_record(t.id, seq)
-        if existing is not None:
-            if (existing.record, existing.final) != (data, final):
-                raise errors.InvalidTransition(
-                    f"Manifest record {seq} differs from the stored one."
-                )
-            return web.json_response({"seq": seq, "final": final})
-        _require_upload(t, now)
-        if await tx.manifest_closed(t.id):
-            raise errors.InvalidTransition("The manifest of this transfer is already closed.")
-        if seq > 0 and await tx.manifest_record(t.id, seq - 1) is None:
-            raise errors.BadRequest("Manifest records must be sent in order.")
-        await tx.put_manifest_record(t.id, ManifestRecord(seq, final, data))
-        if final:
-            await audit.record(
-                tx,
-                now,
-                event_id=audit.INSTANCES_TRANSFERRED,
-                action="upload-closed",
-                actor=site.name,
-                actor_role="sending",
-                transfer_id=t.id,
-                remote=remote(request),
-                objects=len([o for o in await tx.object_statuses(t.id) if o.complete]),
-            )
+    async with at_desk(request, site) as d:
+        stored = await uploads.put_manifest_record(d, transfer_id, ManifestRecord(seq, final, data))
+    if not stored:
+        return web.json_response({"seq": seq, "final": final})
     _notify(request, transfer_id)
     return web.json_response({"seq": seq, "final": final}, status=201)
 
 
-async def _manifest_page(
-    tx: MetadataTransaction, transfer_id: str, from_seq: int
-) -> list[ManifestRecord]:
-    """Records from `from_seq`: at most RECORDS_PER_PAGE of them and PAGE_BYTES in all, but
-    always at least one if there is one, so a reader moves on."""
-    page: list[ManifestRecord] = []
-    size = 0
-    seq = from_seq
-    while len(page) < RECORDS_PER_PAGE:
-        want = min(RECORDS_PER_READ, RECORDS_PER_PAGE - len(page))
-        batch = await tx.manifest_records(transfer_id, seq, want)
-        for r in batch:
-            if page and size + len(r.record) > PAGE_BYTES:
-                return page
-            page.append(r)
-            size += len(r.record)
-        if len(batch) < want:
-            break
-        seq = batch[-1].seq + 1
-    return page
-
-
-@routes.get("/api/v1/transfers/{transfer_id}/manifest")
+@routes.get(TRANSFER + "/manifest")
 async def get_manifest(request: web.Request) -> web.Response:
     """Manifest records from `from`; with `wait`, hold the request up to that many seconds
     until something new arrives (records or completed objects), so a receiver can follow an
@@ -391,35 +264,23 @@ async def get_manifest(request: web.Request) -> web.Response:
         raise errors.BadRequest("'from' and 'wait' must be numbers.") from e
     if not 0 <= from_seq < 2**62:  # SQLite integers are 64-bit
         raise errors.BadRequest("'from' must be a manifest record number.")
-    config = request.app[CONFIG]
     event: _ManifestEvent | None = None
+
+    def watch() -> None:
+        # Registered before reading (and only for a site that may read): whatever commits
+        # after the read still wakes this request.
+        nonlocal event
+        if wait > 0 and event is None:
+            event = _watch(request, transfer_id)
+
     try:
         while True:
-            now = config.clock()
-            async with request.app[METADATA].transaction() as tx:
-                t = await _readable_transfer(tx, site, transfer_id, now)
-                if wait > 0 and event is None:
-                    # Registered before reading (and only for a site that may read): whatever
-                    # commits after the read below still wakes this request.
-                    event = _watch(request, transfer_id)
-                records = await _manifest_page(tx, t.id, from_seq)
-                closed = await tx.manifest_closed(t.id)
-                objects = await tx.object_statuses(t.id)
-                if records or closed or wait <= 0:
-                    # Once per request, however long it waited: this is what was read.
-                    detail: dict[str, Any] = {"from": from_seq, "count": len(records)}
-                    await audit.record(
-                        tx,
-                        now,
-                        event_id=audit.INSTANCES_ACCESSED,
-                        action="manifest-read",
-                        actor=site.name,
-                        actor_role=site.role,
-                        transfer_id=t.id,
-                        remote=remote(request),
-                        **detail,
-                    )
-                    break
+            async with at_desk(request, site) as d:
+                page = await uploads.manifest_page(
+                    d, transfer_id, from_seq, waiting=wait > 0, before_reading=watch
+                )
+            if page is not None:
+                break
             if event is not None:  # always: it was registered since wait > 0
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), timeout=wait)
@@ -431,9 +292,9 @@ async def get_manifest(request: web.Request) -> web.Response:
         {
             "records": [
                 {"seq": r.seq, "final": r.final, "record": b64encode_text(r.record)}
-                for r in records
+                for r in page.records
             ],
-            "closed": closed,
-            "complete_objects": [o.index for o in objects if o.complete],
+            "closed": page.closed,
+            "complete_objects": page.complete_objects,
         }
     )

@@ -180,6 +180,77 @@ def test_authorized_refused_when_dead(
         build().authorized(now, Authorizer.PATIENT)
 
 
+# -- break-glass ------------------------------------------------------------------------------
+
+
+def test_break_glass_authorizes_an_awaiting_transfer() -> None:
+    t = awaiting().break_glass_used(LATER)
+    assert (t.state, t.authorized_at, t.authorized_by) == (
+        State.AUTHORIZED,
+        LATER,
+        Authorizer.BREAK_GLASS,
+    )
+
+
+def test_break_glass_again_changes_nothing() -> None:
+    t = authorized(Authorizer.BREAK_GLASS)
+    assert t.break_glass_used(LATER) == t
+
+
+def test_break_glass_while_locked_is_recorded_for_the_reissue() -> None:
+    t = locked(authorized_first=False).break_glass_used(LATER)
+    assert (t.state, t.authorized_at, t.authorized_by) == (
+        State.LOCKED,
+        LATER,
+        Authorizer.BREAK_GLASS,
+    )
+
+
+@pytest.mark.parametrize("by", [Authorizer.PATIENT, Authorizer.FAMILY])
+@pytest.mark.parametrize(
+    "build",
+    [authorized, lambda by: locked(authorized_first=False).authorized(NOW, by)],
+    ids=["authorized", "locked"],
+)
+def test_break_glass_refused_after_the_patient_or_family_authorized(
+    build: Callable[[Authorizer], Transfer], by: Authorizer
+) -> None:
+    with pytest.raises(errors.InvalidTransition) as caught:
+        build(by).break_glass_used(LATER)
+    assert type(caught.value) is errors.InvalidTransition
+    assert caught.value.detail == (
+        f"This transfer is already authorized by the {by.value}; break-glass is not needed."
+    )
+
+
+def test_break_glass_after_consent_is_refused_as_such_even_when_due() -> None:
+    # The consent is the reason given, not the expiry: the sender is told what it can act on.
+    with pytest.raises(errors.InvalidTransition) as caught:
+        authorized().break_glass_used(EXPIRES_AT)
+    assert type(caught.value) is errors.InvalidTransition
+
+
+@pytest.mark.parametrize(
+    ("build", "now", "error"),
+    [
+        (awaiting, EXPIRES_AT, errors.TransferExpired),
+        (lambda: awaiting().revoked(NOW), NOW, errors.TransferRevoked),
+        (fresh, NOW, errors.InvalidTransition),
+        (
+            lambda: authorized(Authorizer.BREAK_GLASS).redeem_attempted(NOW, True)[0],
+            NOW,
+            errors.InvalidTransition,
+        ),
+    ],
+    ids=["awaiting-due", "revoked", "created", "redeemed"],
+)
+def test_break_glass_refused_as_authorized_is(
+    build: Callable[[], Transfer], now: float, error: type[errors.RelayError]
+) -> None:
+    with pytest.raises(error):
+        build().break_glass_used(now)
+
+
 # -- redemption -------------------------------------------------------------------------------
 
 
@@ -499,6 +570,96 @@ def test_nothing_is_downloadable_after_expiry(state: State) -> None:
     assert BUILDERS[state]().downloadable_by("county-trauma", EXPIRES_AT) is False
 
 
+def test_state_at_reports_a_due_transfer_as_expired() -> None:
+    reported = {
+        s: (BUILDERS[s]().state_at(EXPIRES_AT - 0.001), BUILDERS[s]().state_at(EXPIRES_AT))
+        for s in State
+    }
+    final = {s: (s, s) for s in FINAL_STATES}
+    live = {s: (s, State.EXPIRED) for s in set(State) - FINAL_STATES}
+    assert reported == final | live
+
+
+@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("now", [LATER, EXPIRES_AT], ids=["live", "due"])
+def test_can_revoke_says_whether_revoked_succeeds(state: State, now: float) -> None:
+    t = BUILDERS[state]()
+    try:
+        t.revoked(now)
+    except errors.InvalidTransition:
+        succeeds = False
+    else:
+        succeeds = True
+    assert t.can_revoke(now) is succeeds
+    revocable = {State.CREATED, State.AWAITING_AUTHORIZATION, State.AUTHORIZED, State.LOCKED}
+    assert succeeds is (state in revocable and now == LATER)
+
+
+@pytest.mark.parametrize("state", list(State))
+def test_status_visible_to_the_sender_always_and_the_recipient_once_taken(state: State) -> None:
+    t = BUILDERS[state]()
+    seen = {s: t.visible_to(s) for s in ("st-mary-er", "county-trauma", "other-trauma")}
+    taken = state in (State.REDEEMED, State.DELIVERED)
+    assert seen == {"st-mary-er": True, "county-trauma": taken, "other-trauma": False}
+
+
+def test_a_taken_transfer_stays_visible_to_the_recipient_until_the_sweeper_expires_it() -> None:
+    # Status is about what the relay recorded; the sweeper's `expired` ends the recipient's view.
+    assert redeemed().visible_to("county-trauma") is True
+    assert redeemed().expired(EXPIRES_AT).visible_to("county-trauma") is False
+
+
+@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("now", [LATER, EXPIRES_AT], ids=["live", "due"])
+def test_readable_by_the_sender_always_and_the_recipient_while_downloadable(
+    state: State, now: float
+) -> None:
+    t = BUILDERS[state]()
+    readable = {s: t.readable_by(s, now) for s in ("st-mary-er", "county-trauma", "other-trauma")}
+    downloadable = state in (State.REDEEMED, State.DELIVERED) and now == LATER
+    assert readable == {
+        "st-mary-er": True,
+        "county-trauma": downloadable,
+        "other-trauma": False,
+    }
+
+
+@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("now", [LATER, EXPIRES_AT], ids=["live", "due"])
+def test_require_upload_refuses_with_the_reported_state(state: State, now: float) -> None:
+    t = BUILDERS[state]()
+    if t.accepts_upload(now):
+        assert t.require_upload(now) is None
+        return
+    with pytest.raises(errors.InvalidTransition) as caught:
+        t.require_upload(now)
+    assert type(caught.value) is errors.InvalidTransition
+    assert caught.value.detail == (
+        f"This transfer no longer accepts uploads (it is {t.state_at(now).value})."
+    )
+
+
+@pytest.mark.parametrize(
+    ("build", "now", "error"),
+    [
+        (authorized, EXPIRES_AT, errors.TransferExpired),
+        (expired, NOW, errors.TransferExpired),
+        (revoked, NOW, errors.TransferRevoked),
+    ],
+    ids=["due", "expired", "revoked"],
+)
+def test_require_live_refuses_a_transfer_that_is_over(
+    build: Callable[[], Transfer], now: float, error: type[errors.RelayError]
+) -> None:
+    with pytest.raises(error):
+        build().require_live(now)
+
+
+@pytest.mark.parametrize("state", sorted(set(State) - {State.EXPIRED, State.REVOKED}))
+def test_require_live_passes_every_other_state(state: State) -> None:
+    assert BUILDERS[state]().require_live(LATER) is None
+
+
 # -- the drawing ------------------------------------------------------------------------------
 
 RIGHT_PROOF = "redeem_attempted (right proof)"
@@ -518,6 +679,7 @@ def _moves(t: Transfer) -> list[tuple[str, Transfer]]:
     attempt("locks_installed", lambda: t.locks_installed(NOW))
     for by in Authorizer:
         attempt("authorized", partial(t.authorized, NOW, by))
+    attempt("authorized", lambda: t.break_glass_used(NOW))  # authorized, by break-glass
     after, outcome = t.redeem_attempted(NOW, proof_ok=True)
     moves.append((RIGHT_PROOF if outcome == RedeemOutcome.REDEEMED else "redeem_attempted", after))
     after, outcome = t.redeem_attempted(NOW, proof_ok=False)

@@ -1,0 +1,127 @@
+"""The trauma center's business: the salt for a code, redemption, and the delivery receipt.
+
+Every refusal of a redemption (unknown, expired, used, revoked, locked, wrong) is the same
+answer, so a guesser learns nothing; see `relay.api.redemption` for the repeat of a lost answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+
+from relay import errors
+from relay.desk.visit import Desk
+from relay.lifecycle import Authorizer, RedeemOutcome, State, Transfer
+from transfer_codes.keys import proof_matches
+
+ANSWERED = frozenset({RedeemOutcome.REDEEMED, RedeemOutcome.REPEATED})
+
+
+def redemption_digest(redemption_id: bytes) -> bytes:
+    """What the relay keeps of a redemption id: enough to recognise it, not to present it."""
+    return hashlib.sha256(b"trauma-relay redemption id\x00" + redemption_id).digest()
+
+
+def _decoy_salt(key: bytes, recipient: str, locator: int) -> bytes:
+    """A stable salt for a locator with no transfer, indistinguishable from a real one."""
+    return hmac.new(key, f"{recipient}\x00{locator}".encode(), hashlib.sha256).digest()[:16]
+
+
+async def salt(d: Desk, locator: int, decoy_key: bytes) -> bytes:
+    """The salt of the code at `locator` for the caller, or a decoy as stable as a real one."""
+    t = await d.tx.transfer_by_locator(d.caller.name, locator)
+    lock = await d.tx.lock(t.id, "code") if t else None
+    return lock.salt if lock else _decoy_salt(decoy_key, d.caller.name, locator)
+
+
+@dataclass(frozen=True)
+class Redemption:
+    """A granted redemption: the wrapped key and what the trauma center is shown about it."""
+
+    transfer: Transfer
+    wrapped_key: bytes
+    sender_display_name: str
+    break_glass: bool
+    manifest_closed: bool
+
+
+async def _same_redemption(d: Desk, t: Transfer, redemption_id: bytes | None) -> bool:
+    if redemption_id is None or t.state != State.REDEEMED:
+        return False
+    recorded = await d.tx.redemption_digest(t.id)
+    return recorded is not None and hmac.compare_digest(recorded, redemption_digest(redemption_id))
+
+
+async def redeem(
+    d: Desk, t: Transfer | None, via: str, proof: bytes, redemption_id: bytes | None
+) -> Redemption | RedeemOutcome:
+    """The caller presents `proof` for `t` (found by locator or capability `via`). Returns the
+    `Redemption`, or the refusing outcome for `refusal` once this visit has committed (wrong
+    proofs count, so they must be kept)."""
+    if t is None or t.recipient != d.caller.name:
+        await d.record("redeem-attempt", None, outcome="failure", via=via)
+        return RedeemOutcome.REJECTED
+    lock = await d.tx.lock(t.id, via)
+    ok = lock is not None and proof_matches(proof, lock.verifier)
+    same = await _same_redemption(d, t, redemption_id)
+    t, outcome = t.redeem_attempted(d.now, ok, same_redemption=same)
+    await d.tx.save_transfer(t)
+    if outcome == RedeemOutcome.REDEEMED and redemption_id is not None:
+        await d.tx.set_redemption_digest(t.id, redemption_digest(redemption_id))
+    await d.record(
+        "redeem-attempt",
+        t.id,
+        outcome="success" if outcome in ANSWERED else "failure",
+        via=via,
+        result=outcome.value,
+    )
+    if outcome == RedeemOutcome.LOCKED_NOW:
+        await d.record("transfer-locked", t.id, outcome="failure")
+    if outcome not in ANSWERED or lock is None:
+        return outcome
+    sender = await d.tx.site(t.sender)
+    return Redemption(
+        transfer=t,
+        wrapped_key=lock.wrapped_key,
+        sender_display_name=sender.display_name if sender else t.sender,
+        break_glass=t.authorized_by == Authorizer.BREAK_GLASS,
+        manifest_closed=await d.tx.manifest_closed(t.id),
+    )
+
+
+async def redeem_by_locator(
+    d: Desk, locator: int, proof: bytes, redemption_id: bytes | None
+) -> Redemption | RedeemOutcome:
+    """`redeem` with the code: the locator names the transfer among the caller's."""
+    t = await d.tx.transfer_by_locator(d.caller.name, locator)
+    return await redeem(d, t, "code", proof, redemption_id)
+
+
+async def redeem_by_capability(
+    d: Desk, transfer_id: str, proof: bytes, redemption_id: bytes | None
+) -> Redemption | RedeemOutcome:
+    """`redeem` with the QR capability, which names the transfer."""
+    return await redeem(d, await d.tx.transfer(transfer_id), "capability", proof, redemption_id)
+
+
+def refusal(outcome: RedeemOutcome) -> errors.RelayError:
+    """What a refused redemption answers: only a right proof learns "not yet authorized"."""
+    if outcome == RedeemOutcome.NOT_YET_AUTHORIZED:
+        return errors.AwaitingAuthorization()
+    return errors.CodeNotAccepted()
+
+
+async def receipt(d: Desk, transfer_id: str, document: dict[str, object]) -> Transfer:
+    """The caller reports what it stored (counts only: the relay keeps no PHI); `document` gets
+    its `received_at`."""
+    t = (await d.received(transfer_id)).receipt_received(d.now)
+    document["received_at"] = d.now
+    await d.tx.set_receipt(t.id, json.dumps(document))
+    return await d.saved(
+        t,
+        "delivery-receipt",
+        instances=document["instances"],
+        destination=document["destination"],
+    )
