@@ -12,19 +12,15 @@ import asyncio
 import base64
 import json
 import secrets
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-import pytest_asyncio
-from relay_harness import RECEIVER, FakeClock, Relay, running_relay
+from relay_harness import RECEIVER
 
-from relay import audit, errors
+from relay import audit
 from relay.sites import add_site
-from relay.storage.sqlite import SqliteMetadata
+from relay_api.plumbing import PROBLEM, REFUSED, Ctx, Reply, b64
 from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.keys import (
@@ -37,57 +33,14 @@ from transfer_codes.keys import (
 )
 from transfer_codes.tokens import new_token
 
-PROBLEM = "urn:trauma-relay:problem:"
-REFUSED = (403, PROBLEM + "code-not-accepted", errors.CodeNotAccepted().detail)
 
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: Any
-
-    @property
-    def problem(self) -> tuple[int, str, str]:
-        return self.status, self.body["type"], self.body["detail"]
-
-
-@dataclass
-class Ctx:
-    relay: Relay
-    clock: FakeClock
-    http: aiohttp.ClientSession
-
-    async def call(
-        self, method: str, path: str, *, cred: str | None = None, json: Any = None
-    ) -> Reply:
-        headers = {"Authorization": f"Bearer {cred}"} if cred else {}
-        async with self.http.request(
-            method, self.relay.url + path, json=json, headers=headers
-        ) as response:
-            return Reply(response.status, await response.json(content_type=None))
-
-    async def attempts(self, transfer_id: str) -> list[tuple[str, str]]:
-        """(outcome, result) of every redeem attempt on `transfer_id`, in order."""
-        store = await SqliteMetadata.open(self.relay.data_dir / "relay.sqlite3")
-        try:
-            records = await store.audit_records()
-        finally:
-            await store.close()
-        return [
-            (r["outcome"], json.loads(r["detail"]).get("result"))
-            for r in records
-            if r["event_id"] == audit.USER_AUTHENTICATION and r["transfer_id"] == transfer_id
-        ]
-
-
-@pytest_asyncio.fixture
-async def ctx(tmp_path: Path) -> AsyncIterator[Ctx]:
-    clock = FakeClock()
-    async with (
-        running_relay(tmp_path / "relay", clock=clock) as relay,
-        aiohttp.ClientSession() as http,
-    ):
-        yield Ctx(relay, clock, http)
+async def attempts(ctx: Ctx, transfer_id: str) -> list[tuple[str, str]]:
+    """(outcome, result) of every redeem attempt on `transfer_id`, in order."""
+    return [
+        (r["outcome"], json.loads(r["detail"]).get("result"))
+        for r in await ctx.audit_records()
+        if r["event_id"] == audit.USER_AUTHENTICATION and r["transfer_id"] == transfer_id
+    ]
 
 
 @dataclass(frozen=True)
@@ -98,10 +51,6 @@ class Sent:
     code: RedemptionCode
     capability: Capability
     salt: bytes
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 async def authorized_transfer(ctx: Ctx, *, expires_in: int | None = None) -> Sent:
@@ -185,7 +134,7 @@ async def test_the_same_id_and_right_proof_get_the_same_answer_again(ctx: Ctx) -
     assert again.body == first.body
     assert unwraps(again, sent)
     assert await state_of(ctx, sent) == ("redeemed", 0)
-    assert await ctx.attempts(sent.transfer_id) == [
+    assert await attempts(ctx, sent.transfer_id) == [
         ("success", "redeemed"),
         ("success", "repeated"),
     ]
@@ -229,7 +178,7 @@ async def test_everything_else_on_a_redeemed_transfer_is_the_generic_refusal(ctx
     assert len({json.dumps(r.body, sort_keys=True) for r in answers.values()}) == 1
     # none of them counts as a wrong code: a redeemed transfer counts nothing
     assert await state_of(ctx, sent) == ("redeemed", 0)
-    assert [o for o, _ in await ctx.attempts(sent.transfer_id)] == ["success"] + ["failure"] * 3
+    assert [o for o, _ in await attempts(ctx, sent.transfer_id)] == ["success"] + ["failure"] * 3
 
 
 @pytest.mark.asyncio
@@ -289,7 +238,7 @@ async def test_fifty_concurrent_with_the_same_id_all_get_the_one_redemption(ctx:
     replies = await asyncio.gather(*(redeem(ctx, sent, proof, rid) for _ in range(50)))
     assert [r.status for r in replies] == [200] * 50
     assert len({json.dumps(r.body, sort_keys=True) for r in replies}) == 1
-    results = sorted(result for _, result in await ctx.attempts(sent.transfer_id))
+    results = sorted(result for _, result in await attempts(ctx, sent.transfer_id))
     assert results == ["redeemed"] + ["repeated"] * 49
 
 
