@@ -38,7 +38,11 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
-ASSETS = {"authorize.css": "text/css", "authorize.js": "text/javascript"}
+ASSETS = {
+    "authorize.css": "text/css",
+    "authorize.js": "text/javascript",
+    "authorize.text.json": "application/json",
+}
 
 # What the phone says about each state, in plain words (shown as is).
 EXPLANATIONS = {
