@@ -36,7 +36,11 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
-ASSETS = {"authorize.css": "text/css", "authorize.js": "text/javascript"}
+ASSETS = {
+    "authorize.css": "text/css",
+    "authorize.js": "text/javascript",
+    "authorize.text.json": "application/json",
+}
 
 
 def security_headers(response: web.StreamResponse) -> web.StreamResponse:

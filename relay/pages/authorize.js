@@ -4,45 +4,191 @@
 // seals who authorized. Sealed format (transfer_codes/phone.py): 12-byte nonce || AES-256-GCM,
 // additional data "trauma-relay/v1/phone/<purpose>". No innerHTML: text goes in as text, and the
 // QR SVG only as an <img> data URL (an image cannot run script).
+//
+// Every word the page shows is in /pages/authorize.text.json, in English and Spanish. What an
+// element says is kept as a message (a key and its values), so switching language re-renders
+// every text on the page, dates included, without asking the relay again.
 "use strict";
 
 (() => {
   const AAD_PREFIX = "trauma-relay/v1/phone/";
   const REFRESH_MS = 30000;
-  const RELATIONSHIPS = {
-    parent: "parent",
-    spouse_or_partner: "spouse or partner",
-    adult_child: "adult child",
-    legal_guardian: "legal guardian",
-    healthcare_proxy: "healthcare proxy",
-    other: "family member or representative",
+  const TEXT_URL = "/pages/authorize.text.json";
+  const LANGUAGES = ["en", "es"];
+  // The reader's explicit choice, for this tab only; never in the URL, which holds the secret.
+  const LANGUAGE_KEY = "trauma-relay.phone.language";
+  const STATES = [
+    "created",
+    "awaiting_authorization",
+    "authorized",
+    "redeemed",
+    "delivered",
+    "expired",
+    "revoked",
+    "locked",
+  ];
+  const SELF_REFRESHING = ["authorized", "redeemed"];
+  const RELATIONSHIPS = [
+    "parent",
+    "spouse_or_partner",
+    "adult_child",
+    "legal_guardian",
+    "healthcare_proxy",
+    "other",
+  ];
+  // Refusals the page explains in its own words; any other becomes "problem.other".
+  const PROBLEMS = [
+    "offline",
+    "not-found",
+    "csrf",
+    "expired",
+    "revoked",
+    "already-redeemed",
+    "invalid-state",
+  ];
+  // The form's fields by what they ask, for aria-invalid and aria-describedby.
+  const FIELDS = {
+    role: ["role-patient", "role-family"],
+    relationship: ["relationship"],
+    name: ["name"],
+    consent: ["consent"],
   };
 
   const $ = (id) => document.getElementById(id);
   const csrfMeta = document.querySelector('meta[name="csrf-token"]');
   const csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
   const encoder = new TextEncoder();
+  const said = new WeakMap(); // element -> the message it shows
+  let text = null;
+  let language = "en";
   let token = "";
   let key = null;
   let current = null;
+  let revokedHere = false;
   let timer = null;
 
-  // -- helpers -------------------------------------------------------------------------------
+  // -- words -----------------------------------------------------------------------------------
+  // A message is plain text (names from the relay or the summary), a number, a date
+  // ({moment: seconds since 1970} or {day: "YYYY-MM-DD"}), a list of messages, or a dictionary
+  // entry {key, values}, whose "{name}" placeholders are filled with further messages.
+
+  function primary(tag) {
+    return String(tag).toLowerCase().split("-")[0];
+  }
+
+  function preferredLanguage() {
+    let chosen = null;
+    try {
+      chosen = window.sessionStorage.getItem(LANGUAGE_KEY);
+    } catch (e) {
+      chosen = null; // storage blocked: follow the phone's languages
+    }
+    if (LANGUAGES.includes(chosen)) return chosen;
+    const spoken = (navigator.languages || [navigator.language]).map(primary);
+    return spoken.find((tag) => LANGUAGES.includes(tag)) || "en";
+  }
+
+  function locale() {
+    // The phone's own variant (es-MX, en-GB) when it is set to the language shown.
+    const own = (navigator.languages || []).find((tag) => primary(tag) === language);
+    return own || language;
+  }
+
+  function entry(name) {
+    const found = text[language][name];
+    return found === undefined ? text.en[name] : found;
+  }
+
+  // The page's one date formatter: the phone's locale for the language shown. A moment shows
+  // its time and time zone (the phone's own); a calendar day (the study date) has no zone.
+  const DAY = { year: "numeric", month: "long", day: "numeric" };
+  const MOMENT = { ...DAY, hour: "numeric", minute: "2-digit", timeZoneName: "short" };
+
+  function dateNode(value) {
+    const isMoment = value.moment !== undefined;
+    const parts = isMoment ? null : /^(\d{4})-(\d{2})-(\d{2})$/.exec(value.day);
+    let date = null;
+    if (isMoment && value.moment !== null) date = new Date(value.moment * 1000);
+    if (parts) date = new Date(Date.UTC(+parts[1], +parts[2] - 1, +parts[3]));
+    if (!date || Number.isNaN(date.getTime())) {
+      return document.createTextNode(isMoment ? "" : String(value.day)); // a date as found
+    }
+    const time = document.createElement("time");
+    time.dateTime = isMoment ? date.toISOString() : value.day;
+    time.textContent = new Intl.DateTimeFormat(
+      locale(),
+      isMoment ? MOMENT : { ...DAY, timeZone: "UTC" },
+    ).format(date);
+    return time;
+  }
+
+  function node(message) {
+    if (Array.isArray(message)) {
+      const all = document.createDocumentFragment();
+      message.forEach((part) => all.appendChild(node(part)));
+      return all;
+    }
+    if (typeof message === "number") {
+      return document.createTextNode(new Intl.NumberFormat(locale()).format(message));
+    }
+    if (message && typeof message === "object") {
+      if (message.moment !== undefined || message.day !== undefined) return dateNode(message);
+      return filled(message.key, message.values || {});
+    }
+    return document.createTextNode(String(message));
+  }
+
+  function filled(name, values) {
+    let template = entry(name);
+    if (template && typeof template === "object") {
+      template = template[new Intl.PluralRules(locale()).select(values.n)] || template.other;
+    }
+    const out = document.createDocumentFragment();
+    String(template)
+      .split(/\{(\w+)\}/)
+      .forEach((part, i) => {
+        if (i % 2 === 1) out.appendChild(node(values[part]));
+        else if (part) out.appendChild(document.createTextNode(part));
+      });
+    return out;
+  }
+
+  function translate(element) {
+    const message = said.has(element) ? said.get(element) : { key: element.dataset.i18n };
+    const content = node(message);
+    const attribute = element.dataset.i18nAttr;
+    if (attribute) element.setAttribute(attribute, content.textContent);
+    else element.replaceChildren(content);
+  }
+
+  // Show a message in an element (by id or the element itself) and keep it for a re-render.
+  function say(target, message) {
+    const element = typeof target === "string" ? $(target) : target;
+    element.dataset.i18n = (message && message.key) || "";
+    said.set(element, message);
+    translate(element);
+  }
+
+  function translatePage() {
+    document.documentElement.lang = language;
+    document.querySelectorAll("[data-i18n]").forEach(translate);
+    $("language").lang = entry("language.other");
+  }
+
+  function chooseLanguage(next) {
+    language = next;
+    try {
+      window.sessionStorage.setItem(LANGUAGE_KEY, next);
+    } catch (e) {
+      // storage blocked: the choice holds until the page is reloaded
+    }
+    translatePage();
+  }
+
+  // -- helpers ---------------------------------------------------------------------------------
 
   function show(id, visible) {
     $(id).hidden = !visible;
-  }
-
-  function setText(id, text) {
-    $(id).textContent = text;
-  }
-
-  function when(seconds) {
-    if (seconds === null || seconds === undefined) return "";
-    return new Date(seconds * 1000).toLocaleString([], {
-      dateStyle: "medium",
-      timeStyle: "short",
-    });
   }
 
   function base64ToBytes(text) {
@@ -88,11 +234,17 @@
   }
 
   class Refusal extends Error {
-    constructor(detail, code, status) {
-      super(detail);
+    constructor(code, status) {
+      super(code);
       this.code = code;
       this.status = status;
     }
+  }
+
+  // What the page says about a failed request, in its own words.
+  function refusal(error) {
+    const known = error instanceof Refusal && PROBLEMS.includes(error.code);
+    return { key: known ? `problem.${error.code}` : "problem.other" };
   }
 
   async function post(path, body) {
@@ -106,11 +258,7 @@
         body: JSON.stringify(body),
       });
     } catch (e) {
-      throw new Refusal(
-        "The relay could not be reached. Check that the phone is online, then try again.",
-        "offline",
-        0,
-      );
+      throw new Refusal("offline", 0);
     }
     let data = {};
     try {
@@ -118,83 +266,100 @@
     } catch (e) {
       data = {};
     }
-    if (!response.ok) {
-      const code = String(data.type || "").split(":").pop();
-      throw new Refusal(data.detail || "The relay refused that. Try again.", code, response.status);
-    }
+    if (!response.ok) throw new Refusal(String(data.type || "").split(":").pop(), response.status);
     return data;
   }
 
-  function problem(text) {
+  function problem(message) {
     show("loading", false);
-    setText("problem-text", text);
+    say("problem-text", message);
     show("problem", true);
   }
 
   // -- rendering -----------------------------------------------------------------------------
 
   function renderSummary(status, summary) {
-    setText("s-sender", status.sender.display_name);
-    setText("s-recipient", status.recipient.display_name);
-    setText("s-expires", when(status.expires_at));
+    const sender = status.sender.display_name;
+    const recipient = status.recipient.display_name;
+    say("s-sender", sender);
+    say("s-recipient", recipient);
+    say("s-expires", { moment: status.expires_at });
     if (summary) {
-      const what = summary.study_descriptions.filter(Boolean).join("; ") || "Imaging study";
+      const what = summary.study_descriptions.filter(Boolean).join("; ");
       const kinds = summary.modalities.length ? ` (${summary.modalities.join(", ")})` : "";
-      const date = summary.study_date ? `, taken ${summary.study_date}` : "";
-      setText("s-study", what + kinds + date);
-      const series = summary.series_count === 1 ? "1 series" : `${summary.series_count} series`;
-      const images = summary.image_count === 1 ? "1 image" : `${summary.image_count} images`;
-      setText("s-counts", `${images} in ${series}`);
+      const study = [what || { key: "study.unnamed" }, kinds];
+      say(
+        "s-study",
+        summary.study_date
+          ? { key: "study.dated", values: { study, date: { day: summary.study_date } } }
+          : study,
+      );
+      say("s-counts", {
+        key: "count.both",
+        values: {
+          images: { key: "count.images", values: { n: summary.image_count } },
+          series: { key: "count.series", values: { n: summary.series_count } },
+        },
+      });
     } else {
-      setText("s-study", "The details could not be read on this phone.");
-      setText("s-counts", "");
+      say("s-study", { key: "study.unreadable" });
+      say("s-counts", "");
     }
-    setText(
-      "consent-text",
-      `I agree that ${status.sender.display_name} shares these scans with ` +
-        `${status.recipient.display_name} for the patient's care.`,
-    );
+    say("consent-text", { key: "form.consent", values: { sender, recipient } });
   }
 
   function authorizedBy(status, who) {
-    if (status.break_glass) return "by a doctor in an emergency (break-glass)";
+    if (status.break_glass) return { key: "who.break_glass" };
     if (who && who.name) {
-      const relation =
-        who.role === "family" ? `, ${RELATIONSHIPS[who.relationship] || "family member"}` : ", the patient";
-      return `by ${who.name}${relation}`;
+      if (who.role !== "family") return { key: "who.patient_named", values: { name: who.name } };
+      const kind = RELATIONSHIPS.includes(who.relationship) ? who.relationship : "other";
+      return {
+        key: "who.family_named",
+        values: { name: who.name, relation: { key: `relation.${kind}` } },
+      };
     }
-    return status.authorized_by === "family" ? "by a family member" : "by the patient";
+    return { key: status.authorized_by === "family" ? "who.family" : "who.patient" };
   }
 
   function renderTimeline(status, who) {
     const list = $("timeline");
     list.replaceChildren();
-    const add = (text, done) => {
+    const add = (key, values, done) => {
       const item = document.createElement("li");
       item.className = done ? "done" : "waiting";
-      item.textContent = text;
       list.appendChild(item);
+      say(item, { key, values });
     };
+    const recipient = status.recipient.display_name;
     if (status.authorized_at) {
-      add(`Authorized ${authorizedBy(status, who)} on ${when(status.authorized_at)}.`, true);
+      add(
+        "timeline.authorized",
+        { who: authorizedBy(status, who), when: { moment: status.authorized_at } },
+        true,
+      );
     }
     if (status.redeemed_at) {
-      add(`Taken by ${status.redeemed_by} on ${when(status.redeemed_at)}.`, true);
+      const by = status.redeemed_by;
+      add("timeline.taken", { recipient: by, when: { moment: status.redeemed_at } }, true);
     } else if (status.state === "authorized") {
-      add(`Waiting for ${status.recipient.display_name} to take the images.`, false);
+      add("timeline.waiting", { recipient }, false);
     }
     if (status.delivered_at) {
-      const place =
-        status.delivered && status.delivered.destination === "pacs"
-          ? "their imaging system (PACS)"
-          : "their imaging folder";
-      const count = status.delivered && status.delivered.instances;
-      const images = count ? ` (${count} ${count === 1 ? "image" : "images"})` : "";
-      add(`Delivered into ${place} on ${when(status.delivered_at)}${images}.`, true);
+      const delivered = status.delivered || {};
+      const values = {
+        place: { key: delivered.destination === "pacs" ? "place.pacs" : "place.folder" },
+        when: { moment: status.delivered_at },
+        images: { key: "count.images", values: { n: delivered.instances } },
+      };
+      add(delivered.instances ? "timeline.delivered_count" : "timeline.delivered", values, true);
     } else if (status.state === "redeemed") {
-      add("Being checked and stored at the trauma center.", false);
+      add("timeline.checking", {}, false);
     }
-    if (status.revoked_at) add(`Cancelled on ${when(status.revoked_at)}.`, true);
+    if (status.revoked_at) {
+      // The relay does not say who cancelled; this phone knows only when it did so itself.
+      const cancelled = revokedHere ? "timeline.cancelled_here" : "timeline.cancelled";
+      add(cancelled, { when: { moment: status.revoked_at } }, true);
+    }
     list.hidden = list.children.length === 0;
   }
 
@@ -215,7 +380,8 @@
       });
       holder.appendChild(pair);
     }
-    holder.setAttribute("aria-label", `Code: ${groups.map((g) => g.split("").join(" ")).join(", ")}`);
+    const symbols = groups.map((g) => g.split("").join(" ")).join(", ");
+    say(holder, { key: "code.aria", values: { symbols } });
     const svg = String(code.qr_svg);
     if (/^\s*(<\?xml[^>]*>\s*)?<svg[\s>]/.test(svg)) {
       $("qr").src = `data:image/svg+xml;base64,${bytesToBase64(encoder.encode(svg))}`;
@@ -234,37 +400,38 @@
       if (status.code) code = await openSealed("code", status.code);
       if (status.authorizer) who = await openSealed("authorizer", status.authorizer);
     } catch (e) {
-      problem(
-        "This link does not fit this transfer (it may be incomplete). Scan the QR code at the " +
-          "emergency department again.",
-      );
+      problem({ key: "problem.link_mismatch" });
       return;
     }
     const state = status.state;
     const waiting = state === "awaiting_authorization";
     const ended = ["expired", "revoked", "locked"].includes(state);
+    const selfRefreshing = SELF_REFRESHING.includes(state);
     show("break-glass", Boolean(status.break_glass || (summary && summary.break_glass)));
     renderSummary(status, summary);
     show("summary", !ended || state === "locked");
-    setText("state-text", status.explanation);
+    // A state this page does not know yet keeps the relay's own (English) words.
+    say("state-text", STATES.includes(state) ? { key: `state.${state}` } : status.explanation);
     renderTimeline(status, who);
     show("state", true);
     show("authorize", waiting);
+    show("next", state === "authorized");
     show("code", Boolean(code) && state === "authorized");
     if (code) renderCode(code);
     show("revoke", Boolean(status.can_revoke) && state === "authorized");
     show("revoke-confirm", false);
     show("revoke-button", true);
-    show("refresh", true);
-    document.title =
-      state === "authorized" ? "Code for the trauma center" : "Share scans with the trauma center";
+    // While the page refreshes itself, a button to do it by hand only adds doubt.
+    show("refresh", !selfRefreshing);
+    show("auto-refresh", selfRefreshing);
+    say("page-title", { key: state === "authorized" ? "page.title_code" : "page.title" });
   }
 
   async function refresh() {
     try {
       await render(await post("/api/v1/phone/status", { token }));
     } catch (e) {
-      problem(e.message);
+      problem(refusal(e));
     }
   }
 
@@ -275,29 +442,49 @@
     return checked ? checked.value : "";
   }
 
-  function formError(text, field) {
-    setText("form-error", text);
+  // Marks the field that needs attention (or none) as invalid, described by the error text;
+  // every other field is marked valid again.
+  function markInvalid(invalid) {
+    Object.entries(FIELDS).forEach(([field, ids]) => {
+      ids.forEach((id) => {
+        if (field === invalid) {
+          $(id).setAttribute("aria-invalid", "true");
+          $(id).setAttribute("aria-describedby", "form-error");
+        } else {
+          $(id).removeAttribute("aria-invalid");
+          $(id).removeAttribute("aria-describedby");
+        }
+      });
+    });
+  }
+
+  function formError(message, invalid) {
+    say("form-error", message);
     show("form-error", true);
-    if (field) field.focus();
+    markInvalid(invalid);
+    if (invalid) $(FIELDS[invalid][0]).focus();
+  }
+
+  function invalidField(role, relationship, name) {
+    if (!role) return "role";
+    if (role === "family" && !relationship) return "relationship";
+    if (!name) return "name";
+    if (!$("consent").checked) return "consent";
+    return null;
   }
 
   async function authorize(event) {
     event.preventDefault();
-    show("form-error", false);
     const role = chosenRole();
     const relationship = $("relationship").value;
     const name = $("name").value.trim();
-    if (!role) return formError("Choose who is agreeing: the patient or a family member.", $("role-patient"));
-    if (role === "family" && !relationship) {
-      return formError("Choose how you are related to the patient.", $("relationship"));
+    const invalid = invalidField(role, relationship, name);
+    if (invalid) {
+      formError({ key: `error.${invalid}` }, invalid);
+      return;
     }
-    if (!name) return formError("Write your full name.", $("name"));
-    if (!$("consent").checked) {
-      return formError(
-        "Tick the box to agree. If you do not agree, close this page; nothing will be shared.",
-        $("consent"),
-      );
-    }
+    show("form-error", false);
+    markInvalid(null);
     const button = $("authorize-button");
     button.disabled = true;
     try {
@@ -313,9 +500,9 @@
         sealed_authorizer: sealed,
       });
       await refresh();
-      $("code-heading").focus();
+      $("next-heading").focus();
     } catch (e) {
-      formError(e.message, null);
+      formError(refusal(e), null);
     } finally {
       button.disabled = false;
     }
@@ -325,15 +512,16 @@
     const button = $("revoke-yes");
     button.disabled = true;
     try {
-      await render(await post("/api/v1/phone/revoke", { token }));
+      const status = await post("/api/v1/phone/revoke", { token });
+      revokedHere = true;
+      await render(status);
     } catch (e) {
       show("revoke-confirm", false);
-      setText("revoke-result", e.message);
+      say("revoke-result", refusal(e));
       show("revoke-result", true);
       if (e.code === "already-redeemed") {
-        const message = e.message;
         await refresh();
-        setText("state-text", message);
+        say("state-text", refusal(e));
       }
     } finally {
       button.disabled = false;
@@ -342,18 +530,34 @@
 
   // -- start -----------------------------------------------------------------------------------
 
+  async function loadText() {
+    try {
+      const response = await fetch(TEXT_URL, { credentials: "same-origin" });
+      if (response.ok) return await response.json();
+    } catch (e) {
+      // said below, in both languages, since neither could be loaded
+    }
+    $("loading").textContent =
+      "The page could not load. Reload it. / La página no se pudo cargar. Vuelva a cargarla.";
+    return null;
+  }
+
   async function start() {
+    text = await loadText();
+    if (!text) return;
+    language = preferredLanguage();
+    translatePage();
+    show("language", true);
+    $("language").addEventListener("click", () => chooseLanguage(entry("language.other")));
+
     const fragment = window.location.hash.replace(/^#/, "");
     const dot = fragment.indexOf(".");
     if (dot < 1) {
-      problem(
-        "This link is incomplete. Scan the QR code at the emergency department again, or ask " +
-          "the staff for the link.",
-      );
+      problem({ key: "problem.link_incomplete" });
       return;
     }
     if (!window.crypto || !window.crypto.subtle) {
-      problem("This page needs a secure (https) connection. Ask the emergency department.");
+      problem({ key: "problem.needs_https" });
       return;
     }
     token = fragment.slice(0, dot);
@@ -366,10 +570,9 @@
         ["encrypt", "decrypt"],
       );
     } catch (e) {
-      problem("This link is damaged. Scan the QR code at the emergency department again.");
+      problem({ key: "problem.link_damaged" });
       return;
     }
-    $("code-heading").tabIndex = -1;
     $("authorize").addEventListener("submit", authorize);
     document.querySelectorAll('input[name="role"]').forEach((input) => {
       input.addEventListener("change", () => show("family-fields", chosenRole() === "family"));
@@ -391,7 +594,7 @@
       if (
         document.visibilityState === "visible" &&
         current &&
-        ["authorized", "redeemed"].includes(current.state)
+        SELF_REFRESHING.includes(current.state)
       ) {
         refresh();
       }

@@ -16,7 +16,7 @@ from phone_harness import push_study
 from relay_harness import Relay, running_relay
 
 from receiving_site.redeem import RedeemRequest, redeem
-from relay.api.phone import CONTENT_SECURITY_POLICY
+from relay.api.phone import ASSETS, CONTENT_SECURITY_POLICY
 from sending_site.phone import token_from_link
 from site_agent.client import RelayClient, RelayRefused
 
@@ -100,7 +100,7 @@ async def test_opening_the_link_changes_nothing(
     async with http.get(relay.url + "/authorize?preview=1", headers={"Cookie": "tr_csrf=abc"}) as r:
         assert r.status == 200
         assert 'content="abc"' in await r.text()  # an open tab's token is kept
-    for asset in ("authorize.js", "authorize.css"):
+    for asset in ASSETS:
         async with http.get(f"{relay.url}/pages/{asset}") as r:
             assert r.status == 200
             assert r.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
@@ -116,7 +116,7 @@ async def test_page_loads_nothing_from_elsewhere(relay: Relay, http: aiohttp.Cli
     references = re.findall(r'(?:src|href)="([^"]*)"', html)
     assert references
     assert all(ref.startswith(("/pages/", "data:")) for ref in references), references
-    for asset in ("authorize.js", "authorize.css"):
+    for asset in ASSETS:
         async with http.get(f"{relay.url}/pages/{asset}") as r:
             text = await r.text()
         assert "://" not in text
