@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sending_site import abandon, errors
+from sending_site import abandon, errors, refusals
 from sending_site.abandon import Abandoned, NoAnswer, Seen
 from sending_site.decisions import (
     AddBreakGlass,
@@ -43,7 +42,6 @@ from sending_site.decisions import (
 )
 from sending_site.journal import TransferJournal
 from site_agent.errors import RelayRefused
-from transfer_codes.codes import RedemptionCode
 from transfer_codes.phone import authorization_link
 from transfer_codes.wire import TransferState
 
@@ -131,13 +129,13 @@ class PushPlan:
             live = [r for r, _ in delivered] + same + unfinished + [r for r, _ in finished]
             self._replace(live, abandon.REPLACED_AS_ASKED)
         elif delivered:
-            return self._stop(errors.AlreadyDelivered(_delivered(*delivered[0])))
+            return self._stop(errors.AlreadyDelivered(refusals.delivered(*delivered[0])))
         elif same:
             self.current, self.resumed = same[0], True
             self._replace([r for r in same[1:] if not r.done], abandon.SAME_FILES)
             self._replace(unfinished, abandon.REPLACED)
         elif finished:
-            return self._stop(errors.AlreadySent(_already_sent(*finished[0])))
+            return self._stop(errors.AlreadySent(refusals.already_sent(*finished[0])))
         else:
             self._replace(unfinished, abandon.REPLACED)
         if not gone:
@@ -158,10 +156,10 @@ class PushPlan:
             outcome = meaning
         reason = pending.reason + outcome
         record = dataclasses.replace(pending.record, done=True, abandoned=reason)
-        gone = Abandoned(record.transfer_id, _grouped(record), reason, bool(outcome))
+        gone = Abandoned(record.transfer_id, refusals.grouped(record), reason, bool(outcome))
         if pending.failure is not None:
             self.stage = Stage.WITHDRAWN
-            withdrawn = errors.TransferWithdrawn(_withdrawn(pending.failure, gone))
+            withdrawn = errors.TransferWithdrawn(refusals.withdrawn(pending.failure, gone))
             return [Save(record), Fail(withdrawn, pending.failure)]
         self.given_up.append(gone)
         if self._pending:
@@ -281,7 +279,7 @@ class PushPlan:
         held = holdings.manifest_closed and all(i in holdings.complete for i in range(count))
         ready = Ready(
             transfer_id=record.transfer_id,
-            code=_grouped(record),
+            code=refusals.grouped(record),
             capability=record.capability,
             authorization_url=authorization_link(
                 self.wanted.relay, record.authorization_token, record.phone_key
@@ -309,7 +307,7 @@ def _kept(pending: _Pending, refusal: Exception) -> list[Decision]:
     if pending.failure is not None:
         return [Fail(pending.failure)]
     if pending.purpose is _Purpose.REPLACED and isinstance(refusal, RelayRefused):
-        return [Fail(errors.NotReplaced(_not_replaced(pending.record, refusal)), refusal)]
+        return [Fail(errors.NotReplaced(refusals.not_replaced(pending.record, refusal)), refusal)]
     return [Fail(refusal)]
 
 
@@ -329,26 +327,22 @@ def break_glass_steps(
     `seen` (None: it has no record of it): add it, nothing (already added), or a refusal that
     says why."""
     if record.abandoned:
-        return [Fail(errors.TransferAbandoned(_glass_abandoned(record)))]
+        return [Fail(errors.TransferAbandoned(refusals.glass_abandoned(record)))]
     if seen is None:
-        return [Fail(errors.BreakGlassTooLate(_glass_too_late(record, abandon.NO_RECORD)))]
+        return [Fail(errors.BreakGlassTooLate(refusals.glass_too_late(record, abandon.NO_RECORD)))]
     if seen.consented:
-        return [Fail(errors.BreakGlassNotNeeded(_glass_not_needed(record, seen)))]
+        return [Fail(errors.BreakGlassNotNeeded(refusals.glass_not_needed(record, seen)))]
     if seen.break_glass:
         return []
     if seen.state == TransferState.CREATED:
         return [Fail(errors.BreakGlassTooEarly())]
     if seen.state not in (TransferState.AWAITING_AUTHORIZATION, TransferState.AUTHORIZED):
         why = abandon.gone_reason(seen) or f"it is {seen.state.replace('_', ' ')}"
-        return [Fail(errors.BreakGlassTooLate(_glass_too_late(record, why)))]
+        return [Fail(errors.BreakGlassTooLate(refusals.glass_too_late(record, why)))]
     return [AddBreakGlass(record, reason, clinician)]
 
 
-# -- what a refusal says ----------------------------------------------------------------------
-
-
-def _grouped(record: TransferJournal) -> str:
-    return RedemptionCode.parse(record.code).grouped()
+# -- which journals are earlier transfers of the study -----------------------------------------
 
 
 def _same_study(wanted: Wanted, record: TransferJournal) -> bool:
@@ -366,82 +360,4 @@ def _same_study(wanted: Wanted, record: TransferJournal) -> bool:
     paths = {o.path for o in wanted.objects}
     return not record.done and (
         record.fingerprint() == wanted.fingerprint() or bool(record.paths() & paths)
-    )
-
-
-def _sentence(e: Exception) -> str:
-    text = str(e).strip()
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
-def _at(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch))
-
-
-def _destination(seen: Seen, record: TransferJournal) -> str:
-    return seen.recipient_display_name or record.recipient
-
-
-def _delivered(record: TransferJournal, seen: Seen) -> str:
-    receipt = seen.receipt or {}
-    where = {"pacs": "in their PACS", "folder": "in a folder for review"}
-    stored = f"{receipt['instances']} images stored " if "instances" in receipt else "stored "
-    stored += where.get(str(receipt.get("destination")), "there")
-    when = f" on {_at(seen.delivered_at)}" if seen.delivered_at else ""
-    return (
-        f"This study was already delivered to {_destination(seen, record)}{when} (transfer "
-        f"{record.transfer_id}: {stored}). Nothing was sent. If they ask for it again, run the "
-        "same command with --replace."
-    )
-
-
-def _already_sent(record: TransferJournal, seen: Seen) -> str:
-    return (
-        f"Transfer {record.transfer_id} already carries this patient's study to "
-        f"{_destination(seen, record)}, sent from files that differ from these; its code "
-        f"{_grouped(record)} still works. Nothing was sent. If that code went with the patient, "
-        "nothing more is needed; to send these files instead and stop that code, run the same "
-        "command with --replace."
-    )
-
-
-def _not_replaced(record: TransferJournal, refusal: RelayRefused) -> str:
-    return (
-        f"Transfer {record.transfer_id}, which this one replaces, could not be withdrawn "
-        f"({refusal}). Run the same command again."
-    )
-
-
-def _withdrawn(failure: Exception, gone: Abandoned) -> str:
-    if gone.redeemed:
-        return (
-            f"{_sentence(failure)} Transfer {gone.transfer_id} cannot be finished, and the "
-            "trauma center has already redeemed its code: call them to say the images will come "
-            "as a new transfer, fix the problem and send the study again."
-        )
-    return (
-        f"{_sentence(failure)} Transfer {gone.transfer_id} could not be finished, so it was "
-        f"withdrawn: its code {gone.code} no longer works. Fix the problem and send the study "
-        "again; it goes as a new transfer with a new code."
-    )
-
-
-def _glass_abandoned(record: TransferJournal) -> str:
-    return (
-        f"Transfer {record.transfer_id} was given up ({record.abandoned}), so break-glass cannot "
-        "be added to it. Send the study again with trauma-relay push --break-glass."
-    )
-
-
-def _glass_not_needed(record: TransferJournal, seen: Seen) -> str:
-    return (
-        f"The {seen.authorized_by} already authorized transfer {record.transfer_id}, so "
-        "break-glass is not needed: the trauma center can redeem its code as it is."
-    )
-
-
-def _glass_too_late(record: TransferJournal, why: str) -> str:
-    return (
-        f"Break-glass can no longer be added to transfer {record.transfer_id}: {why}. If the "
-        "images are still needed, send the study again with trauma-relay push --break-glass."
     )
