@@ -1,22 +1,29 @@
-"""Giving up a transfer: when a journal can no longer be resumed, when a later push replaces it,
-and when a push fails for good. The code of a given-up transfer may already be with the patient,
-so a live one is revoked on the relay before its journal is marked `abandoned`; a transient
-network failure never gives a transfer up (the user runs the same command again and resumes).
+"""Giving up a transfer, as rules: what the relay's answers mean for an earlier or a running
+transfer, in the clause the ER reads ("it expired"). Pure; `plan.PushPlan` applies them and
+`push` carries out the revocation.
+
+A given-up transfer's code may already be with the patient, so a live one is revoked before its
+journal is marked `abandoned`; a transient network failure never gives a transfer up (the user
+runs the same command again and resumes).
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from sending_site import errors, journal
-from sending_site.collect import Collection
-from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
-from transfer_codes.codes import RedemptionCode
+from sending_site import errors
+from site_agent.errors import RelayRefused
 from transfer_codes.wire import Problem, TransferState
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from sending_site.collect import Collection
+
 LOCKED = "its code was locked after too many wrong tries"
+NO_RECORD = "the relay has no record of it"
 # States in which the relay will never take the rest of an upload, or the code is dead. A
 # locked transfer still takes uploads, but resuming it would show a dead code again.
 _GONE: dict[str, str] = {
@@ -25,6 +32,9 @@ _GONE: dict[str, str] = {
     TransferState.LOCKED: LOCKED,
 }
 REPLACED = "the files changed, and this transfer replaces it"
+REPLACED_AS_ASKED = "this transfer replaces it, as asked with --replace"
+SAME_FILES = "the same files go in the transfer resumed now"
+ALREADY_REDEEMED = "; the trauma center had already redeemed it"
 # Refusals that mean the relay has nothing left to revoke or resume.
 _DEAD = (Problem.NOT_FOUND, Problem.EXPIRED, Problem.REVOKED)
 
@@ -39,6 +49,43 @@ class Abandoned:
     redeemed: bool = False  # too late to revoke: the trauma center had already redeemed it
 
 
+@dataclass(frozen=True)
+class Seen:
+    """A transfer as the relay's status document describes it to its sender."""
+
+    state: str
+    authorized_by: str | None = None  # patient | family | break_glass
+    break_glass: bool = False
+    sender: str = ""  # the sending site's name
+    sender_display_name: str = ""
+    recipient_display_name: str = ""
+    delivered_at: float | None = None
+    receipt: Mapping[str, Any] | None = None  # what the trauma center reported it stored
+
+    @classmethod
+    def from_status(cls, status: Mapping[str, Any]) -> Seen:
+        return cls(
+            state=str(status["state"]),
+            authorized_by=status.get("authorized_by"),
+            break_glass=bool(status.get("break_glass")),
+            sender=str(status["sender"]["name"]),
+            sender_display_name=str(status["sender"]["display_name"] or ""),
+            recipient_display_name=str(status["recipient"]["display_name"] or ""),
+            delivered_at=status.get("delivered_at"),
+            receipt=status.get("receipt"),
+        )
+
+    @property
+    def consented(self) -> bool:
+        """The patient or family authorized: break-glass is neither needed nor accepted."""
+        return self.authorized_by in ("patient", "family")
+
+
+@dataclass(frozen=True)
+class NoAnswer:
+    """The relay could not say how a transfer stands (out of reach, or it refused to say)."""
+
+
 def patient_digest(c: Collection) -> str:
     """What `TransferJournal.patient` holds for this collection's (single) patient."""
     first = c.instances[0]
@@ -46,66 +93,36 @@ def patient_digest(c: Collection) -> str:
     return hashlib.sha256(who.encode("utf-8")).hexdigest()
 
 
-async def why_not_resumable(client: RelayClient, record: journal.TransferJournal) -> str:
-    """Why the relay can no longer finish `record` (revoked, expired, locked, unknown), or ""
-    when it can. Network failures and other refusals propagate."""
-    try:
-        status = await client.status(record.transfer_id)
-    except RelayRefused as e:
-        if e.code == Problem.NOT_FOUND:
-            return "the relay has no record of it"
-        raise
-    return _GONE.get(str(status["state"]), "")
+def study_digests(c: Collection) -> frozenset[str]:
+    """What `TransferJournal.studies` holds for this collection."""
+    uids = {i.study_instance_uid for i in c.instances}
+    return frozenset(hashlib.sha256(uid.encode("utf-8")).hexdigest() for uid in uids)
 
 
-async def give_up(
-    client: RelayClient,
-    state_dir: Path,
-    record: journal.TransferJournal,
-    reason: str,
-    *,
-    revoke: bool = True,
-) -> Abandoned:
-    """Revoke `record` on the relay (already revoked, expired or unknown is fine; `revoke`
-    False when the relay just said so) and mark its journal abandoned. `RelayUnreachable` and
-    other refusals propagate with the journal as it was, so the next run tries again."""
-    redeemed = False
-    try:
-        if revoke:
-            await client.revoke(record.transfer_id)
-    except RelayRefused as e:
-        if e.code == Problem.ALREADY_REDEEMED:
-            redeemed = True
-            reason += "; the trauma center had already redeemed it"
-        elif e.code not in _DEAD:
-            raise
-    record.done = True
-    record.abandoned = reason
-    journal.save(state_dir, record)
-    code = RedemptionCode.parse(record.code).grouped()
-    return Abandoned(record.transfer_id, code, reason, redeemed)
+def gone_reason(seen: Seen | None) -> str:
+    """Why the relay can no longer finish a transfer it described as `seen` (None: it has no
+    record of it), or "" when it can."""
+    if seen is None:
+        return NO_RECORD
+    return _GONE.get(seen.state, "")
 
 
-def superseded(state_dir: Path, current: journal.TransferJournal) -> list[journal.TransferJournal]:
-    """Unfinished journals that `current` replaces: same relay and trauma center, at least one
-    file path in common, and the same patient (or a journal too old to say whose it was). A
-    disc of another patient read from the same drive is not a replacement."""
-    return [
-        old
-        for old in journal.unfinished(state_dir)
-        if old.transfer_id != current.transfer_id
-        and (old.relay, old.recipient) == (current.relay, current.recipient)
-        and old.paths() & current.paths()
-        and old.patient in ("", current.patient)
-    ]
+def revoke_refusal(error: Exception) -> str | None:
+    """What a failed revocation means: "" when the transfer is gone anyway, `ALREADY_REDEEMED`
+    when it is too late to revoke, None when it was not revoked and the next run must try
+    again (the relay out of reach, or refusing for another reason)."""
+    if isinstance(error, RelayRefused):
+        if error.code == Problem.ALREADY_REDEEMED:
+            return ALREADY_REDEEMED
+        if error.code in _DEAD:
+            return ""
+    return None
 
 
-async def failure_reason(
-    client: RelayClient, record: journal.TransferJournal, error: Exception
-) -> str | None:
-    """Why `error`, raised while sending `record`, means the transfer can never be finished,
-    or None when running the same command again may succeed (network, credentials, the
-    relay's own trouble, a checksum to send again)."""
+def failure_reason(error: Exception, seen: Seen | NoAnswer | None) -> str | None:
+    """Why `error`, raised while sending a transfer the relay then described as `seen`, means
+    it can never be finished, or None when running the same command again may succeed
+    (network, credentials, the relay's own trouble, a checksum to send again)."""
     if isinstance(error, errors.FileChanged):
         return "its files changed while they were being sent"
     if not isinstance(error, RelayRefused):
@@ -114,17 +131,13 @@ async def failure_reason(
     # (a body size limit, say), which can be fixed while the transfer waits.
     if error.code in _DEAD:
         return "the relay no longer has it"
-    if error.code in (
-        Problem.BAD_REQUEST,
-        Problem.TOO_LARGE,
-    ):  # the same request would be refused again
+    if error.code in (Problem.BAD_REQUEST, Problem.TOO_LARGE):  # refused again if repeated
         return "the relay refused part of it"
     if error.status == 409 and error.code == Problem.INVALID_STATE:
         # Also what a second push of the same files running at the same time can meet: give
         # up only if the relay says the transfer takes no more uploads (a locked one does).
-        try:
-            why = await why_not_resumable(client, record)
-        except (RelayRefused, RelayUnreachable):
+        if isinstance(seen, NoAnswer):
             return None
+        why = gone_reason(seen)
         return why if why and why != LOCKED else None
     return None

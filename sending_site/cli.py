@@ -24,6 +24,11 @@ def add_parsers(sub: Any) -> None:
     push.add_argument("--to", required=True, dest="recipient", help="receiving site name")
     push.add_argument("--break-glass", metavar="REASON", help="clinician authorization reason")
     push.add_argument("--clinician", help="name of the clinician using break-glass")
+    push.add_argument(
+        "--replace",
+        action="store_true",
+        help="send anew even if this study already went to this trauma center (revokes it)",
+    )
     push.add_argument("--qr", type=Path, help="where to write the QR PNG")
     push.add_argument("--sheet", type=Path, metavar="FILE.pdf", help="write the transfer sheet")
     push.add_argument(
@@ -54,6 +59,20 @@ def add_parsers(sub: Any) -> None:
     reissue.add_argument("--json", action="store_true", help="print one JSON object")
     reissue.set_defaults(run=run_reissue)
 
+    glass = sub.add_parser(
+        "break-glass",
+        help="authorize a transfer already sent by break-glass (same code, no re-upload)",
+        description="A clinician authorizes a transfer this site sent, when nobody can consent.",
+    )
+    glass.add_argument("transfer_id")
+    glass.add_argument("--reason", required=True, help="why nobody can consent (a sentence)")
+    glass.add_argument("--clinician", required=True, help="name of the authorizing clinician")
+    glass.add_argument("--relay", help="relay URL (default: the one the transfer used)")
+    glass.add_argument("--credential-file", help="file holding this site's relay credential")
+    glass.add_argument("--state", type=Path, help="this site's state folder")
+    glass.add_argument("--json", action="store_true", help="print one JSON object")
+    glass.set_defaults(run=run_break_glass)
+
 
 def _when(epoch: float) -> str:
     moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
@@ -80,18 +99,18 @@ def _write_sheet(path: Path, paper: str, **fields: Any) -> Path:
     return path
 
 
-def _break_glass_problem(args: argparse.Namespace) -> str | None:
-    if args.break_glass is None:
-        if args.clinician is not None:
+def _break_glass_problem(reason: str | None, clinician: str | None) -> str | None:
+    if reason is None:
+        if clinician is not None:
             return "--clinician is only used with --break-glass."
         return None
-    reason = args.break_glass.strip()
+    reason = reason.strip()
     if len(reason) < 15 or len(reason.split()) < 3:
         return (
             "a break-glass reason must be a sentence saying why nobody can consent, "
             'e.g. "Unconscious after a fall, no family reachable."'
         )
-    if not (args.clinician or "").strip():
+    if not (clinician or "").strip():
         return "break-glass needs the name of the clinician who authorizes: add --clinician NAME."
     return None
 
@@ -100,7 +119,7 @@ def run_push(args: argparse.Namespace) -> int:
     from sending_site.push import Progress, PushRequest, Ready, push
     from site_agent.local_state import default_state_dir
 
-    problem = _break_glass_problem(args)
+    problem = _break_glass_problem(args.break_glass, args.clinician)
     if problem:
         print(f"trauma-relay: {problem}", file=sys.stderr)
         return 2
@@ -112,6 +131,7 @@ def run_push(args: argparse.Namespace) -> int:
         state_dir=args.state or default_state_dir(),
         break_glass_reason=args.break_glass,
         clinician=args.clinician,
+        replace=args.replace,
     )
     tty = sys.stderr.isatty() and not args.json
     qr_path: list[Path] = []
@@ -147,6 +167,8 @@ def run_push(args: argparse.Namespace) -> int:
                 )
             if not args.json:
                 verb = "Resuming" if event.resumed else "Sending"
+                if event.uploaded_before:
+                    verb = "The relay already holds all of this study:"
                 print(f"{verb} transfer {event.transfer_id} to {args.recipient}.")
                 print(f"  Code:        {event.code}")
                 print(f"  QR code:     {qr_path[0]}")
@@ -185,6 +207,7 @@ def run_push(args: argparse.Namespace) -> int:
                     "instances": result.instances,
                     "bytes": result.bytes,
                     "resumed": result.ready.resumed,
+                    "uploaded_before": result.ready.uploaded_before,
                     "break_glass": result.ready.break_glass,
                     "skipped": [{"path": str(p), "reason": why} for p, why in result.skipped],
                     "notes": [{"path": str(p), "note": note} for p, note in result.notes],
@@ -197,12 +220,22 @@ def run_push(args: argparse.Namespace) -> int:
             )
         )
     else:
-        print(f"Uploaded {result.instances} images ({result.bytes / 1e6:.1f} MB); upload complete.")
+        if result.ready.uploaded_before:
+            print(f"Nothing uploaded again: the relay holds all {result.instances} images.")
+        else:
+            done = f"{result.instances} images ({result.bytes / 1e6:.1f} MB)"
+            print(f"Uploaded {done}; upload complete.")
         for p, note in result.notes:
             print(f"  {p}: {note}")
         for p, why in result.skipped:
             print(f"  skipped {p}: {why}")
-        if not result.ready.break_glass:
+        by = result.ready.authorized_by
+        if by in ("patient", "family"):
+            print(
+                f"Already authorized by the {by}"
+                + ("; break-glass was not needed." if args.break_glass else ".")
+            )
+        elif not result.ready.break_glass:
             print("Next: the patient or family opens the authorization link and authorizes.")
     return 0
 
@@ -266,4 +299,33 @@ def run_reissue(args: argparse.Namespace) -> int:
         if written:
             print(f"  Transfer sheet: {written['sheet_pdf']}")
         print("The old code and QR no longer work.")
+    return 0
+
+
+def run_break_glass(args: argparse.Namespace) -> int:
+    from sending_site.break_glass import add_break_glass
+    from site_agent.local_state import default_state_dir
+
+    problem = _break_glass_problem(args.reason, args.clinician)
+    if problem:
+        print(f"trauma-relay: {problem}", file=sys.stderr)
+        return 2
+    added = asyncio.run(
+        add_break_glass(
+            args.state or default_state_dir(),
+            args.transfer_id,
+            args.relay,
+            _credential(args),
+            args.reason.strip(),
+            args.clinician.strip(),
+        )
+    )
+    if args.json:
+        body = {"transfer_id": added.transfer_id, "code": added.code, "break_glass": True}
+        print(json.dumps({**body, "already": added.already}))
+        return 0
+    done = "was already" if added.already else "is now"
+    print(f"Transfer {added.transfer_id} {done} authorized by BREAK-GLASS (in the audit trail).")
+    print(f"  Code: {added.code} (unchanged: the sheet with the patient still works)")
+    print(f"Next: {added.recipient_display_name} redeems the code; the family need not authorize.")
     return 0

@@ -55,3 +55,34 @@ class TransferWithdrawn(SendingError):
 class TransferAbandoned(SendingError):
     """That transfer was given up (revoked, expired or replaced by a later one), so its code
     cannot be re-issued. Send the study again with trauma-relay push."""
+
+
+class AlreadyDelivered(SendingError):
+    """This study was already delivered to that trauma center, so nothing was sent. If they ask
+    for it again, run the same command with --replace."""
+
+
+class AlreadySent(SendingError):
+    """A transfer of this study to that trauma center is already uploaded from other files, and
+    its code still works, so nothing was sent. To send these files instead and stop that code,
+    run the same command with --replace."""
+
+
+class NotReplaced(SendingError):
+    """An earlier transfer that this one replaces could not be withdrawn. Run the same command
+    again."""
+
+
+class BreakGlassNotNeeded(SendingError):
+    """The patient or family already authorized this transfer, so break-glass is not needed:
+    the trauma center can redeem its code as it is."""
+
+
+class BreakGlassTooEarly(SendingError):
+    """This transfer has no code yet (its push stopped before the code was shown). Run the same
+    push command again with --break-glass."""
+
+
+class BreakGlassTooLate(SendingError):
+    """This transfer was already redeemed, delivered, revoked or locked, or it expired, so
+    break-glass can no longer be added to it."""

@@ -5,7 +5,7 @@ site's own state folder and never leaves the hospital."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,10 @@ class TransferJournal:
     # same files is the same patient's; empty in older journals. The journal already holds the
     # key to the whole study, so this digest reveals nothing more.
     patient: str = ""
+    # SHA-256 of each Study Instance UID sent, so a later push of the same study (unchanged or
+    # not) finds this transfer; empty in older journals, which are matched by their files only.
+    studies: list[str] = field(default_factory=list)
+    created_at: float = 0.0  # seconds since the epoch, on this machine; 0 in older journals
 
     def fingerprint(self) -> list[tuple[str, int, int]]:
         """What must be unchanged for a resumed upload to re-seal identical bytes: sealing is
@@ -87,10 +91,10 @@ def load(state_dir: Path, transfer_id: str) -> TransferJournal:
         ) from e
 
 
+def every(state_dir: Path) -> list[TransferJournal]:
+    """Every transfer this site has a record of, finished or not."""
+    return [load(state_dir, path.stem) for path in sorted(_folder(state_dir).glob("*.json"))]
+
+
 def unfinished(state_dir: Path) -> list[TransferJournal]:
-    found = []
-    for path in sorted(_folder(state_dir).glob("*.json")):
-        journal = load(state_dir, path.stem)
-        if not journal.done:
-            found.append(journal)
-    return found
+    return [journal for journal in every(state_dir) if not journal.done]

@@ -5,10 +5,11 @@ Events go to `on_event` so the command line (or the ER console) can show progres
 QR are ready (`Ready`) as soon as the keys are installed, before the upload finishes, so the
 family and the trauma center can act while it runs (cut-through).
 
-Upload requests are retried while the relay is briefly out of reach (`retry`). A transfer that
-can never be finished (revoked, expired, refused for good, its files changed) is given up and
-revoked (`abandon`), and so is an unfinished one that a push of changed files replaces, so no
-code that went out with the patient is left redeemable for a study that will not arrive.
+What to do is decided by a pure plan (`plan.PushPlan`): resume the live transfer of the same
+study, stop at a delivered one, give up what the relay can no longer finish, replace, withdraw.
+This module carries its decisions out (`_Sending`) against the relay, the files and the journal,
+and tells the plan what happened. Upload requests are retried while the relay is briefly out of
+reach (`retry`).
 """
 
 from __future__ import annotations
@@ -16,29 +17,46 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
-from sending_site import abandon, collect, errors, journal, phone
-from sending_site.abandon import Abandoned
+from sending_site import abandon, collect, decisions, errors, journal, phone
+from sending_site.abandon import NoAnswer, Seen
 from sending_site.collect import Collection, Instance
+from sending_site.decisions import Ready
+from sending_site.plan import PushPlan
 from site_agent import retry
-from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
+from site_agent.client import Holdings, RelayClient, RelayRefused, RelayUnreachable
 from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.keys import lock_with_capability, lock_with_code, new_data_key
 from transfer_codes.manifest import ManifestEntry, ManifestWriter, StudySummary
 from transfer_codes.notes import seal_note
-from transfer_codes.phone import authorization_link, new_phone_key
+from transfer_codes.phone import new_phone_key
 from transfer_codes.sealed import ObjectSealer
 from transfer_codes.tokens import new_token
-from transfer_codes.wire import Problem, TransferState
+from transfer_codes.wire import Problem
+
+__all__ = [
+    "Progress",
+    "PushEvent",
+    "PushRequest",
+    "PushResult",
+    "Ready",
+    "break_glass",
+    "install_locks",
+    "push",
+    "seen_by_relay",
+]
 
 SEGMENT_BYTES = 8 * 1024 * 1024  # one PATCH; the unit of resumption
 READ_BYTES = 1024 * 1024
 PARALLEL_OBJECTS = 4
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -51,22 +69,7 @@ class PushRequest:
     break_glass_reason: str | None = None
     clinician: str | None = None
     expires_in: int | None = None
-
-
-@dataclass(frozen=True)
-class Ready:
-    """Keys are installed: the code, QR and authorization link work from now on."""
-
-    transfer_id: str
-    code: str
-    capability: str
-    authorization_url: str
-    expires_at: float
-    resumed: bool
-    recipient_display_name: str = ""
-    sender_display_name: str = ""
-    break_glass: bool = False
-    replaced: tuple[Abandoned, ...] = ()  # earlier transfers given up: their codes are dead
+    replace: bool = False  # replace a live or delivered transfer of the same study
 
 
 @dataclass(frozen=True)
@@ -87,12 +90,6 @@ class PushResult:
 
 
 PushEvent = Ready | Progress
-
-
-def authorization_url(relay: str, token: str, phone_key: str) -> str:
-    """The patient's link, `{relay}/authorize#<token>.<phone key>`. Both ride in the fragment,
-    which browsers never send; the phone's page posts the token and keeps the key."""
-    return authorization_link(relay, token, phone_key)
 
 
 def _summary(c: Collection, sending_site: str, break_glass: bool) -> StudySummary:
@@ -261,53 +258,6 @@ class _Uploader:
             return plain_hash.hexdigest()
 
 
-async def _start(
-    client: RelayClient, req: PushRequest, c: Collection
-) -> tuple[journal.TransferJournal, bool, list[Abandoned]]:
-    """Find an unfinished transfer of the same files to resume, or create a new one. A
-    matching transfer the relay can no longer finish is given up first (and listed)."""
-    objects = [
-        journal.JournalObject(i, str(inst.path), inst.size, inst.path.stat().st_mtime_ns)
-        for i, inst in enumerate(c.instances)
-    ]
-    fingerprint = [(o.path, o.size, o.mtime_ns) for o in objects]
-    relay = req.relay.rstrip("/")
-    patient = abandon.patient_digest(c)
-    given_up: list[Abandoned] = []
-    for old in journal.unfinished(req.state_dir):
-        if (old.relay, old.recipient, old.fingerprint()) != (relay, req.recipient, fingerprint):
-            continue
-        why = await abandon.why_not_resumable(client, old)
-        if not why:
-            if not old.patient:  # a journal from before patients were recorded
-                old.patient = patient
-                journal.save(req.state_dir, old)
-            return old, True, given_up
-        # Only a locked transfer is still alive on the relay: revoked, a re-issue cannot bring
-        # a second code for the patient back to life.
-        revoke = why == abandon.LOCKED
-        given_up.append(await abandon.give_up(client, req.state_dir, old, why, revoke=revoke))
-    created = await client.create_transfer(req.recipient, req.expires_in)
-    transfer_id = str(created["transfer_id"])
-    code = RedemptionCode.generate(int(created["locator"]))
-    record = journal.TransferJournal(
-        transfer_id=transfer_id,
-        relay=relay,
-        recipient=req.recipient,
-        data_key=new_data_key(),
-        locator=int(created["locator"]),
-        code=code.compact(),
-        capability=Capability.generate(transfer_id).to_text(),
-        authorization_token=new_token(),
-        expires_at=float(created["expires_at"]),
-        objects=objects,
-        phone_key=new_phone_key(),
-        patient=patient,
-    )
-    journal.save(req.state_dir, record)
-    return record, False, given_up
-
-
 async def install_locks(client: RelayClient, record: journal.TransferJournal, path: str) -> None:
     code = RedemptionCode.parse(record.code)
     capability = Capability.parse(record.capability)
@@ -323,107 +273,86 @@ async def install_locks(client: RelayClient, record: journal.TransferJournal, pa
         await client.reissue(record.transfer_id, locks)
 
 
-async def break_glass(
-    client: RelayClient, record: journal.TransferJournal, reason: str, clinician: str
-) -> None:
-    sealed = seal_note(
-        record.data_key,
-        record.transfer_id,
-        "break-glass",
-        {"reason": reason, "clinician": clinician},
-    )
-    await client.break_glass(record.transfer_id, sealed)
-
-
 async def push(req: PushRequest, on_event: Callable[[PushEvent], None]) -> PushResult:
     """Send a study; safe to run again after any interruption (it resumes).
 
-    Raises `TransferWithdrawn` when the transfer can never be finished (it is then revoked),
-    `RelayUnreachable` when the relay stays out of reach (run again: it resumes)."""
+    Raises `AlreadyDelivered` or `AlreadySent` when an earlier transfer of the study stands in
+    the way (nothing is sent), `TransferWithdrawn` when the transfer can never be finished (it
+    is then revoked), `RelayUnreachable` when the relay stays out of reach (run again: it
+    resumes)."""
     c = await asyncio.to_thread(collect.collect, req.paths)
+    objects = await asyncio.to_thread(_journal_objects, c)
+    wanted = decisions.Wanted(
+        relay=req.relay.rstrip("/"),
+        recipient=req.recipient,
+        patient=abandon.patient_digest(c),
+        studies=abandon.study_digests(c),
+        objects=tuple(objects),
+        replace=req.replace,
+        break_glass=(req.break_glass_reason, req.clinician or "")
+        if req.break_glass_reason
+        else None,
+    )
     async with RelayClient(req.relay, req.credential) as client:
         await client.health()
-        record, resumed, given_up = await _start(client, req, c)
-        try:
-            ready = await _send(client, req, c, record, resumed, given_up, on_event)
-        except (RelayRefused, errors.FileChanged) as e:
-            why = await abandon.failure_reason(client, record, e)
-            if why is None:
-                raise
-            try:
-                gone = await abandon.give_up(client, req.state_dir, record, why)
-            except (RelayRefused, RelayUnreachable):
-                raise e from None  # not withdrawn yet: the next run finds it and tries again
-            if gone.redeemed:
-                raise errors.TransferWithdrawn(
-                    f"{_sentence(e)} Transfer {record.transfer_id} cannot be finished, and the "
-                    "trauma center has already redeemed its code: call them to say the images "
-                    "will come as a new transfer, fix the problem and send the study again."
-                ) from e
-            raise errors.TransferWithdrawn(
-                f"{_sentence(e)} Transfer {record.transfer_id} could not be finished, so it was "
-                f"withdrawn: its code {gone.code} no longer works. Fix the problem and send the "
-                "study again; it goes as a new transfer with a new code."
-            ) from e
-    return PushResult(ready, len(c.instances), sum(i.size for i in c.instances), c.skipped, c.notes)
+        plan = PushPlan(wanted, journal.every(req.state_dir), new_phone_key())
+        answers = {
+            j.transfer_id: await seen_by_relay(client, j.transfer_id) for j in plan.candidates
+        }
+        sending = _Sending(client, req, c, plan, on_event)
+        await sending.carry_out(plan.statuses_received(answers))
+    if sending.ready is None:  # the plan shows the code before it finishes
+        raise errors.SendingError("Internal error: the push ended without a code.")
+    return PushResult(
+        sending.ready, len(c.instances), sum(i.size for i in c.instances), c.skipped, c.notes
+    )
 
 
-def _sentence(e: Exception) -> str:
-    text = str(e).strip()
-    return text if text.endswith((".", "!", "?")) else text + "."
+def _journal_objects(c: Collection) -> list[journal.JournalObject]:
+    return [
+        journal.JournalObject(i, str(inst.path), inst.size, inst.path.stat().st_mtime_ns)
+        for i, inst in enumerate(c.instances)
+    ]
 
 
-async def _send(
+async def seen_by_relay(client: RelayClient, transfer_id: str) -> Seen | None:
+    """How the relay describes a transfer to its sender; None when it has no record of it."""
+    try:
+        return Seen.from_status(await client.status(transfer_id))
+    except RelayRefused as e:
+        if e.code == Problem.NOT_FOUND:
+            return None
+        raise
+
+
+def _new_transfer(created: dict[str, Any]) -> decisions.NewTransfer:
+    """The relay's answer to creating a transfer, with fresh secrets for it."""
+    transfer_id, locator = str(created["transfer_id"]), int(created["locator"])
+    return decisions.NewTransfer(
+        transfer_id=transfer_id,
+        locator=locator,
+        expires_at=float(created["expires_at"]),
+        data_key=new_data_key(),
+        code=RedemptionCode.generate(locator).compact(),
+        capability=Capability.generate(transfer_id).to_text(),
+        authorization_token=new_token(),
+        phone_key=new_phone_key(),
+    )
+
+
+async def _upload(
     client: RelayClient,
-    req: PushRequest,
     c: Collection,
     record: journal.TransferJournal,
-    resumed: bool,
-    given_up: list[Abandoned],
+    holdings: Holdings,
+    sender: str,
+    glass: bool,
     on_event: Callable[[PushEvent], None],
-) -> Ready:
-    if not record.phone_key:  # a journal from before the phone pages
-        record.phone_key = new_phone_key()
-        journal.save(req.state_dir, record)
-    holdings = await client.holdings(record.transfer_id)
-    status = await client.status(record.transfer_id)
-    if status["state"] == TransferState.CREATED:
-        await install_locks(client, record, "locks")
-    already_consented = status["authorized_by"] in ("patient", "family")
-    if req.break_glass_reason and not status["break_glass"] and not already_consented:
-        # The relay refuses break-glass once the patient or family has authorized: not needed.
-        await break_glass(client, record, req.break_glass_reason, req.clinician or "")
-        glass = True
-    else:
-        glass = bool(status["break_glass"])
-    await phone.upload(client, record, phone.summary(c, status, record.expires_at, glass))
-    # Last before the new code is shown, so a run that stops earlier leaves them for the next.
-    for old in abandon.superseded(req.state_dir, record):
-        try:
-            given_up.append(await abandon.give_up(client, req.state_dir, old, abandon.REPLACED))
-        except RelayRefused as e:  # about the old transfer: it must not doom this one
-            raise errors.SendingError(
-                f"Transfer {old.transfer_id}, which this one replaces, could not be withdrawn "
-                f"({e}). Run the same command again."
-            ) from e
-    ready = Ready(
-        transfer_id=record.transfer_id,
-        code=RedemptionCode.parse(record.code).grouped(),
-        capability=record.capability,
-        authorization_url=authorization_url(
-            req.relay, record.authorization_token, record.phone_key
-        ),
-        expires_at=record.expires_at,
-        resumed=resumed,
-        recipient_display_name=str(status["recipient"]["display_name"] or req.recipient),
-        sender_display_name=str(status["sender"]["display_name"]),
-        break_glass=glass,
-        replaced=tuple(given_up),
-    )
-    on_event(ready)
-
+) -> None:
+    """Seal and send every object the relay does not hold (`holdings`), then the manifest
+    records it lacks, the closing one last."""
     writer = ManifestWriter(record.data_key, record.transfer_id)
-    records = [writer.summary(_summary(c, status["sender"]["name"], glass))]
+    records = [writer.summary(_summary(c, sender, glass))]
     uploader = _Uploader(
         client,
         record.transfer_id,
@@ -479,6 +408,99 @@ async def _send(
         await asyncio.gather(*tasks, return_exceptions=True)
     records.append(writer.close())
     await put_records()
-    record.done = True
-    journal.save(req.state_dir, record)
-    return ready
+
+
+class _Sending:
+    """Carries a plan's decisions out, in order, and tells it what happened."""
+
+    def __init__(
+        self,
+        client: RelayClient,
+        req: PushRequest,
+        c: Collection,
+        plan: PushPlan,
+        on_event: Callable[[PushEvent], None],
+    ) -> None:
+        self.client = client
+        self.req = req
+        self.c = c
+        self.plan = plan
+        self.on_event = on_event
+        self.status: dict[str, Any] = {}  # the relay's last status of the transfer being sent
+        self.ready: Ready | None = None
+
+    async def carry_out(self, steps: list[decisions.Decision]) -> None:
+        for decision in steps:
+            await self._do(decision)
+
+    async def _do(self, decision: decisions.Decision) -> None:
+        match decision:
+            case decisions.Save(record):
+                journal.save(self.req.state_dir, record)
+            case decisions.GiveUp(record, revoke):
+                refusal: Exception | None = None
+                if revoke:
+                    try:
+                        await self.client.revoke(record.transfer_id)
+                    except (RelayRefused, RelayUnreachable) as e:
+                        refusal = e
+                await self.carry_out(self.plan.revoke_answered(record.transfer_id, refusal))
+            case decisions.Create():
+                created = await self.client.create_transfer(self.req.recipient, self.req.expires_in)
+                await self.carry_out(
+                    self.plan.transfer_created(time.time(), _new_transfer(created))
+                )
+            case decisions.Look(record):
+                holdings = await self._attempt(record, self.client.holdings(record.transfer_id))
+                self.status = await self._attempt(record, self.client.status(record.transfer_id))
+                await self.carry_out(
+                    self.plan.transfer_seen(Seen.from_status(self.status), holdings)
+                )
+            case decisions.InstallLocks(record):
+                await self._attempt(record, install_locks(self.client, record, "locks"))
+            case decisions.AddBreakGlass(record, reason, clinician):
+                await self._attempt(record, break_glass(self.client, record, reason, clinician))
+            case decisions.LeavePhoneDocuments(record, glass):
+                summary = phone.summary(self.c, self.status, record.expires_at, glass)
+                await self._attempt(record, phone.upload(self.client, record, summary))
+            case decisions.Show(ready):
+                self.ready = ready
+                self.on_event(ready)
+            case decisions.Upload(record, holdings, sender, glass):
+                await self._attempt(
+                    record,
+                    _upload(self.client, self.c, record, holdings, sender, glass, self.on_event),
+                )
+                await self.carry_out(self.plan.upload_finished())
+            case decisions.Fail(error, cause):
+                raise error from cause
+
+    async def _attempt(self, record: journal.TransferJournal, step: Awaitable[T]) -> T:
+        """`await step`, one step in sending `record`; a refusal (or a file that changed) goes
+        to the plan, which decides whether the transfer is given up, and ends the run."""
+        try:
+            return await step
+        except (RelayRefused, errors.FileChanged) as e:
+            seen = await self._seen_after_failure(record)
+            await self.carry_out(self.plan.send_failed(e, seen))
+            raise  # not reached: the plan ends the run
+
+    async def _seen_after_failure(self, record: journal.TransferJournal) -> Seen | NoAnswer | None:
+        try:
+            return await seen_by_relay(self.client, record.transfer_id)
+        except (RelayRefused, RelayUnreachable):
+            return NoAnswer()
+
+
+async def break_glass(
+    client: RelayClient, record: journal.TransferJournal, reason: str, clinician: str
+) -> None:
+    """Authorize `record` by break-glass. The reason and the clinician's name are sealed under
+    the data key (they may describe the patient); the relay only records that it was used."""
+    sealed = seal_note(
+        record.data_key,
+        record.transfer_id,
+        "break-glass",
+        {"reason": reason, "clinician": clinician},
+    )
+    await client.break_glass(record.transfer_id, sealed)

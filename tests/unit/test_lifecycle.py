@@ -4,12 +4,12 @@ time passed in, and a check that docs/lifecycle.md draws exactly the moves the c
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import pytest
+import state_drawing
 
 from relay import errors
 from relay.lifecycle import (
@@ -664,7 +664,7 @@ def test_require_live_passes_every_other_state(state: State) -> None:
 
 RIGHT_PROOF = "redeem_attempted (right proof)"
 TENTH_WRONG_PROOF = "redeem_attempted (10th wrong proof)"
-START = "[*]"
+START = state_drawing.START
 
 
 def _moves(t: Transfer) -> list[tuple[str, Transfer]]:
@@ -711,33 +711,9 @@ def code_transitions() -> set[tuple[str, str, str]]:
     return found
 
 
-ARROW = re.compile(r"^\s*(\S+)\s*-->\s*(\S+)\s*(?::\s*(.*?))?\s*$")
-
-
 def drawn_transitions() -> tuple[set[tuple[str, str, str]], set[str], set[str]]:
     """(transitions, start states, end states) from the mermaid block of docs/lifecycle.md."""
-    text = DOC.read_text(encoding="utf-8")
-    block = re.search(r"```mermaid\n(.*?)```", text, re.DOTALL)
-    assert block is not None, "docs/lifecycle.md has no mermaid block"
-    lines = block.group(1).splitlines()
-    assert lines[0].strip().startswith("stateDiagram")
-    transitions: set[tuple[str, str, str]] = set()
-    starts: set[str] = set()
-    ends: set[str] = set()
-    for line in lines[1:]:
-        if not line.strip() or line.strip().startswith("%%"):
-            continue
-        match = ARROW.match(line)
-        assert match is not None, f"cannot read this line of the drawing: {line!r}"
-        source, target, label = match.groups()
-        if source == START:
-            starts.add(target)
-        elif target == START:
-            ends.add(source)
-        else:
-            assert label, f"arrow without an event: {line!r}"
-            transitions.add((source, target, label))
-    return transitions, starts, ends
+    return state_drawing.drawn_transitions(DOC)
 
 
 def test_every_drawn_arrow_is_a_move_the_code_makes() -> None:

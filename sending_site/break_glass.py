@@ -1,0 +1,52 @@
+"""Break-glass on a transfer already sent (`trauma-relay break-glass`): a clinician authorizes
+because nobody can consent, with the same code and nothing uploaded again, so the sheet that
+went with the patient still works. Whether it may be added is the plan's rule
+(`plan.break_glass_steps`); `push --break-glass` follows the same rule while it sends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sending_site import journal
+from sending_site.decisions import AddBreakGlass, Fail
+from sending_site.plan import break_glass_steps
+from sending_site.push import break_glass, seen_by_relay
+from site_agent.client import RelayClient
+from transfer_codes.codes import RedemptionCode
+
+
+@dataclass(frozen=True)
+class BreakGlassAdded:
+    transfer_id: str
+    code: str  # grouped: the code already given out, unchanged
+    recipient_display_name: str
+    already: bool  # break-glass had been added before; nothing changed
+
+
+async def add_break_glass(
+    state_dir: Path,
+    transfer_id: str,
+    relay: str | None,
+    credential: str,
+    reason: str,
+    clinician: str,
+) -> BreakGlassAdded:
+    """Authorize `transfer_id` (sent from this machine) by break-glass. Raises the plan's
+    refusal: given up, already authorized by the patient or family, too early, too late."""
+    record = journal.load(state_dir, transfer_id)
+    async with RelayClient(relay or record.relay, credential) as client:
+        seen = await seen_by_relay(client, record.transfer_id)
+        steps = break_glass_steps(record, seen, reason, clinician)
+        for step in steps:
+            if isinstance(step, Fail):
+                raise step.error from step.cause
+            if isinstance(step, AddBreakGlass):
+                await break_glass(client, step.record, step.reason, step.clinician)
+    return BreakGlassAdded(
+        transfer_id=record.transfer_id,
+        code=RedemptionCode.parse(record.code).grouped(),
+        recipient_display_name=(seen.recipient_display_name if seen else "") or record.recipient,
+        already=not steps,
+    )

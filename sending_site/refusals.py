@@ -1,0 +1,93 @@
+"""The sentences a push or a break-glass stops with, from what the plan knows (`plan`): plain,
+calm, and saying what to do next. Pure."""
+
+from __future__ import annotations
+
+import time
+
+from sending_site.abandon import Abandoned, Seen
+from sending_site.journal import TransferJournal
+from site_agent.errors import RelayRefused
+from transfer_codes.codes import RedemptionCode
+
+
+def grouped(record: TransferJournal) -> str:
+    return RedemptionCode.parse(record.code).grouped()
+
+
+def sentence(e: Exception) -> str:
+    text = str(e).strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def at(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch))
+
+
+def destination(seen: Seen, record: TransferJournal) -> str:
+    return seen.recipient_display_name or record.recipient
+
+
+def delivered(record: TransferJournal, seen: Seen) -> str:
+    receipt = seen.receipt or {}
+    where = {"pacs": "in their PACS", "folder": "in a folder for review"}
+    stored = f"{receipt['instances']} images stored " if "instances" in receipt else "stored "
+    stored += where.get(str(receipt.get("destination")), "there")
+    when = f" on {at(seen.delivered_at)}" if seen.delivered_at else ""
+    return (
+        f"This study was already delivered to {destination(seen, record)}{when} (transfer "
+        f"{record.transfer_id}: {stored}). Nothing was sent. If they ask for it again, run the "
+        "same command with --replace."
+    )
+
+
+def already_sent(record: TransferJournal, seen: Seen) -> str:
+    return (
+        f"Transfer {record.transfer_id} already carries this patient's study to "
+        f"{destination(seen, record)}, sent from files that differ from these; its code "
+        f"{grouped(record)} still works. Nothing was sent. If that code went with the patient, "
+        "nothing more is needed; to send these files instead and stop that code, run the same "
+        "command with --replace."
+    )
+
+
+def not_replaced(record: TransferJournal, refusal: RelayRefused) -> str:
+    return (
+        f"Transfer {record.transfer_id}, which this one replaces, could not be withdrawn "
+        f"({refusal}). Run the same command again."
+    )
+
+
+def withdrawn(failure: Exception, gone: Abandoned) -> str:
+    if gone.redeemed:
+        return (
+            f"{sentence(failure)} Transfer {gone.transfer_id} cannot be finished, and the "
+            "trauma center has already redeemed its code: call them to say the images will come "
+            "as a new transfer, fix the problem and send the study again."
+        )
+    return (
+        f"{sentence(failure)} Transfer {gone.transfer_id} could not be finished, so it was "
+        f"withdrawn: its code {gone.code} no longer works. Fix the problem and send the study "
+        "again; it goes as a new transfer with a new code."
+    )
+
+
+def glass_abandoned(record: TransferJournal) -> str:
+    return (
+        f"Transfer {record.transfer_id} was given up ({record.abandoned}), so break-glass cannot "
+        "be added to it. Send the study again with trauma-relay push --break-glass."
+    )
+
+
+def glass_not_needed(record: TransferJournal, seen: Seen) -> str:
+    return (
+        f"The {seen.authorized_by} already authorized transfer {record.transfer_id}, so "
+        "break-glass is not needed: the trauma center can redeem its code as it is."
+    )
+
+
+def glass_too_late(record: TransferJournal, why: str) -> str:
+    return (
+        f"Break-glass can no longer be added to transfer {record.transfer_id}: {why}. If the "
+        "images are still needed, send the study again with trauma-relay push --break-glass."
+    )
