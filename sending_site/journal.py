@@ -5,7 +5,7 @@ site's own state folder and never leaves the hospital."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,13 @@ class TransferJournal:
     # same files is the same patient's; empty in older journals. The journal already holds the
     # key to the whole study, so this digest reveals nothing more.
     patient: str = ""
+    # For the transfer sheet, which a re-issue prints again: the study's description(s) and
+    # series count (the image count is len(objects)); empty in older journals.
+    study_description: str = ""
+    series_count: int = 0
+    # When each code the relay accepted for this transfer was issued (seconds since the
+    # epoch), oldest first, so a re-issued sheet can say which code it replaces.
+    issued_at: list[float] = field(default_factory=list)
 
     def fingerprint(self) -> list[tuple[str, int, int]]:
         """What must be unchanged for a resumed upload to re-seal identical bytes: sealing is

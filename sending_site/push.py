@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,12 @@ class Ready:
     sender_display_name: str = ""
     break_glass: bool = False
     replaced: tuple[Abandoned, ...] = ()  # earlier transfers given up: their codes are dead
+    # For the transfer sheet: what is sent, and whether the patient or family (or a
+    # clinician, by break-glass) has authorized yet.
+    study_description: str = ""
+    series_count: int = 0
+    instance_count: int = 0
+    authorized: bool = False
 
 
 @dataclass(frozen=True)
@@ -303,6 +310,7 @@ async def _start(
         objects=objects,
         phone_key=new_phone_key(),
         patient=patient,
+        issued_at=[time.time()],
     )
     journal.save(req.state_dir, record)
     return record, False, given_up
@@ -396,7 +404,12 @@ async def _send(
         glass = True
     else:
         glass = bool(status["break_glass"])
-    await phone.upload(client, record, phone.summary(c, status, record.expires_at, glass))
+    shared = phone.summary(c, status, record.expires_at, glass)
+    await phone.upload(client, record, shared)
+    study = "; ".join(shared.study_descriptions)
+    if (record.study_description, record.series_count) != (study, shared.series_count):
+        record.study_description, record.series_count = study, shared.series_count
+        journal.save(req.state_dir, record)  # so that a re-issued sheet can say it too
     # Last before the new code is shown, so a run that stops earlier leaves them for the next.
     for old in abandon.superseded(req.state_dir, record):
         try:
@@ -419,6 +432,10 @@ async def _send(
         sender_display_name=str(status["sender"]["display_name"]),
         break_glass=glass,
         replaced=tuple(given_up),
+        study_description=study,
+        series_count=shared.series_count,
+        instance_count=shared.image_count,
+        authorized=glass or status["authorized_by"] is not None,
     )
     on_event(ready)
 
