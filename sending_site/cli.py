@@ -176,16 +176,16 @@ def run_push(args: argparse.Namespace) -> int:
                     transfer_id=event.transfer_id,
                     destination=event.recipient_display_name or args.recipient,
                     sender=event.sender_display_name,
+                    site_phone=phone,
                     code=event.code,
                     capability=event.capability,
+                    relay=relay,
                     expires_at=event.expires_at,
                     break_glass=event.break_glass,
-                    relay=relay,
-                    site_phone=phone,
+                    awaiting_authorization=not event.authorized,
                     study_description=event.study_description,
                     series_count=event.series_count,
                     instance_count=event.instance_count,
-                    awaiting_authorization=not event.authorized,
                 )
                 written["sheet_pdf"] = str(_write_sheet(args.sheet, args.paper, sheet))
             if args.link_qr:

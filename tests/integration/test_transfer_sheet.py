@@ -102,6 +102,10 @@ def _sheet_codes(pdf: Path, paper: str) -> list[str]:
     return _decode_png(png)
 
 
+def _push_args(relay: Relay, study: Path, *extra: str) -> list[str]:
+    return ["push", str(study), "--relay", relay.url, "--to", RECEIVER, *extra]
+
+
 async def _cli(*argv: str) -> int:
     """Run `trauma-relay ...` in a thread (it runs its own event loop) beside our relay."""
     return await asyncio.to_thread(main, list(argv))
@@ -135,12 +139,7 @@ async def test_push_writes_a_sheet_and_link_qr_that_work(
     async with running_relay(tmp_path / "relay") as relay:
         monkeypatch.setenv("TRAUMA_RELAY_CREDENTIAL", relay.sender_credential)
         code = await _cli(
-            "push",
-            str(tmp_path / "study"),
-            "--relay",
-            relay.url,
-            "--to",
-            RECEIVER,
+            *_push_args(relay, tmp_path / "study"),
             "--state",
             str(tmp_path / "er"),
             "--qr",
@@ -213,12 +212,7 @@ async def test_reissue_writes_a_new_sheet_and_gives_the_phone_the_new_code(
     async with running_relay(tmp_path / "relay") as relay:
         monkeypatch.setenv("TRAUMA_RELAY_CREDENTIAL", relay.sender_credential)
         common = ("--state", str(tmp_path / "er"), "--qr", str(tmp_path / "code.png"), "--json")
-        assert (
-            await _cli(
-                "push", str(tmp_path / "study"), "--relay", relay.url, "--to", RECEIVER, *common
-            )
-            == 0
-        )
+        assert await _cli(*_push_args(relay, tmp_path / "study", *common)) == 0
         pushed = json.loads(capsys.readouterr().out)
         token, phone_key = split_link(pushed["authorization_url"])
         async with RelayClient(relay.url, None) as patient:
@@ -273,12 +267,7 @@ async def test_a_reissued_sheet_says_which_code_it_replaces(
         before_push = time.time()
         assert (
             await _cli(
-                "push",
-                str(tmp_path / "study"),
-                "--relay",
-                relay.url,
-                "--to",
-                RECEIVER,
+                *_push_args(relay, tmp_path / "study"),
                 "--break-glass",
                 "Unconscious after a fall, no family reachable.",
                 "--clinician",
