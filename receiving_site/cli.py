@@ -93,7 +93,9 @@ def run_redeem(args: argparse.Namespace) -> int:
     )
     from site_agent.credential import read_credential
     from site_agent.local_state import default_state_dir
+    from site_agent.relay_address import relay_address
 
+    relay_address(args.relay)  # a wrong address is reported before the code is asked for
     if (args.confirm_local_record or args.new_local_patient) and args.local_patient_id is None:
         raise errors.LocalPatientNeedsPacs(
             "--confirm-local-record and --new-local-patient go with --local-patient-id. Nothing "

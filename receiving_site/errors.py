@@ -39,6 +39,10 @@ class PacsUnreachable(ReceivingError):
     """The PACS could not be reached or refused the connection."""
 
 
+class BadPacsAddress(PacsUnreachable):
+    """That is not a PACS address; write it as AET@HOST:PORT, e.g. PACS@10.0.0.5:104."""
+
+
 class FolderUnusable(ReceivingError):
     """The study cannot be written into that folder."""
 

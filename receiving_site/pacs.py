@@ -36,6 +36,8 @@ _config.STORE_SEND_CHUNKED_DATASET = True
 DEFAULT_CALLING_AE_TITLE = "TRAUMARELAY"
 VERIFICATION = "1.2.840.10008.1.1"  # the Verification SOP Class (C-ECHO), PS3.4 A.4
 SUCCESS_OR_WARNING = {0x0000, 0xB000, 0xB006, 0xB007}
+# PS3.5 6.2 (AE): up to 16 characters of the default repertoire, no backslash, no controls.
+_AE_TITLE = re.compile(r"[^\\\x00-\x1f\x7f]{1,16}")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,21 @@ class PacsAddress:
     host: str
     port: int
     calling_ae_title: str = DEFAULT_CALLING_AE_TITLE
+
+    def __post_init__(self) -> None:
+        """Raises `BadPacsAddress` for an AE title DICOM does not allow or a port out of range,
+        before any association (or the code) is tried."""
+        for option, title in (("--pacs", self.ae_title), ("--calling-aet", self.calling_ae_title)):
+            if not _AE_TITLE.fullmatch(title) or not title.strip():
+                raise errors.BadPacsAddress(
+                    f"{option}: {title!r} is not an AE title (at most 16 characters, no "
+                    "backslash), e.g. TRAUMARELAY. Nothing was done."
+                )
+        if not 1 <= self.port <= 65535:
+            raise errors.BadPacsAddress(
+                f"--pacs: {self.port} is not a port (1 to 65535), e.g. PACS@10.0.0.5:104. "
+                "Nothing was done."
+            )
 
     @classmethod
     def parse(cls, text: str) -> PacsAddress:

@@ -29,6 +29,21 @@ class ConfigError(RelayError):
     code: str = Problem.CONFIG
 
 
+class NoRelayData(ConfigError):
+    """That folder holds no relay database. Give --data the folder the relay runs with; to set up
+    a new relay there, add --create."""
+
+
+class DataFolderUnusable(ConfigError):
+    """The relay's data folder cannot be used. Check --data: it must be a folder this user can
+    write."""
+
+
+class CannotListen(ConfigError):
+    """The relay could not listen on that address. Stop whatever uses the port, or choose another
+    with --listen."""
+
+
 class NotAuthenticated(RelayError):
     """This request needs a valid site credential (Authorization: Bearer ...)."""
 

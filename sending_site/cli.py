@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import json
+import os
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sending_site.sheet import TransferSheet
 
 PAPERS = ("a4", "letter")
+_SITE_PHONE_HELP = (
+    "this hospital's phone number for the transfer sheet (default: TRAUMA_RELAY_SITE_PHONE)"
+)
 
 
 def add_parsers(sub: Any) -> None:
@@ -37,6 +44,7 @@ def add_parsers(sub: Any) -> None:
     push.add_argument(
         "--link-qr", type=Path, metavar="FILE.png", help="write the authorization link's QR"
     )
+    push.add_argument("--site-phone", help=_SITE_PHONE_HELP)
     push.add_argument("--credential-file", help="file holding this site's relay credential")
     push.add_argument("--state", type=Path, help="this site's state folder")
     push.add_argument("--json", action="store_true", help="print one JSON object")
@@ -54,6 +62,7 @@ def add_parsers(sub: Any) -> None:
     reissue.add_argument(
         "--paper", choices=sorted(PAPERS), default="a4", help="sheet paper size (default a4)"
     )
+    reissue.add_argument("--site-phone", help=_SITE_PHONE_HELP)
     reissue.add_argument("--credential-file", help="file holding this site's relay credential")
     reissue.add_argument("--state", type=Path, help="this site's state folder")
     reissue.add_argument("--json", action="store_true", help="print one JSON object")
@@ -74,11 +83,6 @@ def add_parsers(sub: Any) -> None:
     glass.set_defaults(run=run_break_glass)
 
 
-def _when(epoch: float) -> str:
-    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
-
-
 def _credential(args: argparse.Namespace) -> str:
     from site_agent.credential import read_credential
 
@@ -92,11 +96,51 @@ def _write_qr(path: Path, capability: str) -> Path:
     return path
 
 
-def _write_sheet(path: Path, paper: str, **fields: Any) -> Path:
-    from sending_site.sheet import TransferSheet, render
+def _write_sheet(path: Path, paper: str, sheet: TransferSheet) -> Path:
+    from sending_site.sheet import render
 
-    path.write_bytes(render(TransferSheet(**fields), paper))
+    path.write_bytes(render(sheet, paper))
     return path
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before anything is sent, files that could not be written once the code exists:
+    the QR (in the current folder unless --qr), --sheet and --link-qr."""
+    from sending_site.errors import OutputUnwritable
+
+    wanted = {"--qr": args.qr or Path("transfer.png"), "--sheet": args.sheet}
+    wanted["--link-qr"] = getattr(args, "link_qr", None)
+    for option, path in wanted.items():
+        if path is None:
+            continue
+        folder = path.parent
+        given = f"{option} {path}" if option != "--qr" or args.qr else "the QR code"
+        if path.is_dir():
+            raise OutputUnwritable(
+                f"{given}: {path} is a folder; give a file name. Nothing was sent."
+            )
+        if not folder.is_dir():
+            raise OutputUnwritable(
+                f"{given}: the folder {folder} does not exist. Create it or choose another "
+                "place; nothing was sent."
+            )
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise OutputUnwritable(
+                f"{given}: this user cannot write in {folder}. Choose another place; nothing "
+                "was sent."
+            )
+
+
+def _checked_relay(address: str) -> str:
+    """The relay address, checked before anything else; warns on stderr when it is plain
+    http to another machine."""
+    from site_agent.relay_address import cleartext_warning, relay_address
+
+    relay = relay_address(address)
+    warning = cleartext_warning(relay)
+    if warning:
+        print(f"trauma-relay: {warning}", file=sys.stderr)
+    return relay
 
 
 def _break_glass_problem(reason: str | None, clinician: str | None) -> str | None:
@@ -116,16 +160,21 @@ def _break_glass_problem(reason: str | None, clinician: str | None) -> str | Non
 
 
 def run_push(args: argparse.Namespace) -> int:
+    from sending_site.errors import BreakGlassIncomplete
     from sending_site.push import Progress, PushRequest, Ready, push
+    from sending_site.sheet import TransferSheet, site_phone
     from site_agent.local_state import default_state_dir
+    from site_agent.local_time import local_time
 
+    relay = _checked_relay(args.relay)
     problem = _break_glass_problem(args.break_glass, args.clinician)
     if problem:
-        print(f"trauma-relay: {problem}", file=sys.stderr)
-        return 2
+        raise BreakGlassIncomplete(problem)
+    phone = site_phone(args.site_phone)
+    _check_outputs(args)
     req = PushRequest(
         paths=args.paths,
-        relay=args.relay,
+        relay=relay,
         recipient=args.recipient,
         credential=_credential(args),
         state_dir=args.state or default_state_dir(),
@@ -143,19 +192,22 @@ def run_push(args: argparse.Namespace) -> int:
                 _write_qr(args.qr or Path(f"transfer-{event.transfer_id}.png"), event.capability)
             )
             if args.sheet:
-                written["sheet_pdf"] = str(
-                    _write_sheet(
-                        args.sheet,
-                        args.paper,
-                        transfer_id=event.transfer_id,
-                        destination=event.recipient_display_name or args.recipient,
-                        sender=event.sender_display_name,
-                        code=event.code,
-                        capability=event.capability,
-                        expires_at=event.expires_at,
-                        break_glass=event.break_glass,
-                    )
+                sheet = TransferSheet(
+                    transfer_id=event.transfer_id,
+                    destination=event.recipient_display_name or args.recipient,
+                    sender=event.sender_display_name,
+                    site_phone=phone,
+                    code=event.code,
+                    capability=event.capability,
+                    relay=relay,
+                    expires_at=event.expires_at,
+                    break_glass=event.break_glass,
+                    awaiting_authorization=not event.authorized,
+                    study_description=event.study_description,
+                    series_count=event.series_count,
+                    instance_count=event.instance_count,
                 )
+                written["sheet_pdf"] = str(_write_sheet(args.sheet, args.paper, sheet))
             if args.link_qr:
                 written["link_qr_png"] = str(_write_qr(args.link_qr, event.authorization_url))
             for old in event.replaced:
@@ -179,7 +231,7 @@ def run_push(args: argparse.Namespace) -> int:
                     print(f"  Link QR (for the patient's phone): {written['link_qr_png']}")
                 if event.break_glass:
                     print("  Authorized by BREAK-GLASS (recorded in the audit trail).")
-                print(f"  Expires:     {_when(event.expires_at)}")
+                print(f"  Expires:     {local_time(event.expires_at)}")
                 sys.stdout.flush()
         elif tty:
             mb = 1024 * 1024
@@ -244,11 +296,15 @@ def run_reissue(args: argparse.Namespace) -> int:
     from sending_site import journal, phone
     from sending_site.errors import TransferAbandoned
     from sending_site.push import install_locks
+    from sending_site.sheet import TransferSheet, site_phone
     from site_agent.client import RelayClient
     from site_agent.local_state import default_state_dir
     from transfer_codes.capability import Capability
     from transfer_codes.codes import RedemptionCode
 
+    given_relay = _checked_relay(args.relay) if args.relay else None
+    phone_number = site_phone(args.site_phone)
+    _check_outputs(args)
     state = args.state or default_state_dir()
     record = journal.load(state, args.transfer_id)
     if record.abandoned:
@@ -256,6 +312,8 @@ def run_reissue(args: argparse.Namespace) -> int:
             f"Transfer {record.transfer_id} was given up ({record.abandoned}), so its code "
             "cannot be re-issued. Send the study again with trauma-relay push."
         )
+    relay = given_relay or _checked_relay(record.relay)
+    replaces = record.issued_at[-1] if record.issued_at else None
     record.code = RedemptionCode.generate(record.locator).compact()
     record.capability = Capability.generate(record.transfer_id).to_text()
     credential = _credential(args)
@@ -263,30 +321,38 @@ def run_reissue(args: argparse.Namespace) -> int:
     journal.save(state, record)
 
     async def go() -> dict[str, Any]:
-        async with RelayClient(args.relay or record.relay, credential) as client:
+        async with RelayClient(relay, credential) as client:
             await install_locks(client, record, "reissue")
             if record.phone_key:  # the patient's phone shows the new code from now on
                 await phone.upload(client, record, None)
             return await client.status(record.transfer_id)
 
     status = asyncio.run(go())
+    # Only a code the relay took counts as issued: it is the one the next sheet replaces.
+    record.issued_at.append(time.time())
+    journal.save(state, record)
     qr = _write_qr(args.qr or Path(f"transfer-{record.transfer_id}.png"), record.capability)
     code = RedemptionCode.parse(record.code).grouped()
     written: dict[str, str] = {}
     if args.sheet:
-        written["sheet_pdf"] = str(
-            _write_sheet(
-                args.sheet,
-                args.paper,
-                transfer_id=record.transfer_id,
-                destination=status["recipient"]["display_name"] or record.recipient,
-                sender=status["sender"]["display_name"],
-                code=code,
-                capability=record.capability,
-                expires_at=record.expires_at,
-                break_glass=bool(status["break_glass"]),
-            )
+        sheet = TransferSheet(
+            transfer_id=record.transfer_id,
+            destination=status["recipient"]["display_name"] or record.recipient,
+            sender=status["sender"]["display_name"],
+            code=code,
+            capability=record.capability,
+            expires_at=record.expires_at,
+            break_glass=bool(status["break_glass"]),
+            relay=relay,
+            site_phone=phone_number,
+            study_description=record.study_description,
+            series_count=record.series_count,
+            instance_count=len(record.objects),
+            awaiting_authorization=status["authorized_by"] is None,
+            reissued=True,
+            replaces_code_issued_at=replaces,
         )
+        written["sheet_pdf"] = str(_write_sheet(args.sheet, args.paper, sheet))
     if args.json:
         print(
             json.dumps(

@@ -27,6 +27,9 @@ class Wanted:
     objects: tuple[JournalObject, ...]
     replace: bool = False  # --replace: a live or delivered transfer of the study is replaced
     break_glass: tuple[str, str] | None = None  # (reason, clinician)
+    # What is sent, for the transfer sheet (a re-issue prints it again from the journal).
+    study_description: str = ""
+    series_count: int = 0
 
     def fingerprint(self) -> list[tuple[str, int, int]]:
         return [(o.path, o.size, o.mtime_ns) for o in self.objects]
@@ -65,6 +68,15 @@ class Ready:
     replaced: tuple[Abandoned, ...] = ()  # earlier transfers given up: their codes are dead
     uploaded_before: bool = False  # the relay already held everything: nothing is sent again
     authorized_by: str | None = None  # patient | family | break_glass, when already authorized
+    # For the transfer sheet: what is sent.
+    study_description: str = ""
+    series_count: int = 0
+    instance_count: int = 0
+
+    @property
+    def authorized(self) -> bool:
+        """Whether the patient or family, or a clinician by break-glass, has authorized."""
+        return self.authorized_by is not None
 
 
 @dataclass(frozen=True)

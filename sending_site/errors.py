@@ -86,3 +86,18 @@ class BreakGlassTooEarly(SendingError):
 class BreakGlassTooLate(SendingError):
     """This transfer was already redeemed, delivered, revoked or locked, or it expired, so
     break-glass can no longer be added to it."""
+
+
+class BadSitePhone(SendingError):
+    """That is not a phone number. Give the number the trauma center should call, e.g.
+    --site-phone "+1 555 010 0199" (or set TRAUMA_RELAY_SITE_PHONE)."""
+
+
+class BreakGlassIncomplete(SendingError):
+    """Break-glass needs a sentence saying why nobody can consent and the name of the clinician
+    who authorizes: add --break-glass "REASON" --clinician NAME."""
+
+
+class OutputUnwritable(SendingError):
+    """A file asked for (--qr, --sheet or --link-qr) cannot be written there. Check that its
+    folder exists and this user can write it; nothing was sent."""

@@ -51,6 +51,14 @@ class TransferJournal:
     studies: list[str] = field(default_factory=list)
     created_at: float = 0.0  # seconds since the epoch, on this machine; 0 in older journals
 
+    # For the transfer sheet, which a re-issue prints again: the study's description(s) and
+    # series count (the image count is len(objects)); empty in older journals.
+    study_description: str = ""
+    series_count: int = 0
+    # When each code the relay accepted for this transfer was issued (seconds since the
+    # epoch), oldest first, so a re-issued sheet can say which code it replaces.
+    issued_at: list[float] = field(default_factory=list)
+
     def fingerprint(self) -> list[tuple[str, int, int]]:
         """What must be unchanged for a resumed upload to re-seal identical bytes: sealing is
         deterministic per (key, index), so other content under the same index would reuse

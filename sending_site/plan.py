@@ -186,6 +186,9 @@ class PushPlan:
             patient=self.wanted.patient,
             studies=sorted(self.wanted.studies),
             created_at=now,
+            study_description=self.wanted.study_description,
+            series_count=self.wanted.series_count,
+            issued_at=[now],
         )
         self.stage = Stage.PREPARING
         return [Save(self.current), Look(self.current)]
@@ -292,6 +295,9 @@ class PushPlan:
             replaced=tuple(self.given_up),
             uploaded_before=held,
             authorized_by="break_glass" if self._glass else seen.authorized_by,
+            study_description=self.wanted.study_description,
+            series_count=self.wanted.series_count,
+            instance_count=len(self.wanted.objects),
         )
         if not held:
             self.stage = Stage.UPLOADING

@@ -292,6 +292,10 @@ async def push(req: PushRequest, on_event: Callable[[PushEvent], None]) -> PushR
         break_glass=(req.break_glass_reason, req.clinician or "")
         if req.break_glass_reason
         else None,
+        study_description="; ".join(
+            sorted({i.study_description for i in c.instances if i.study_description})
+        ),
+        series_count=len({i.series_instance_uid for i in c.instances}),
     )
     async with RelayClient(req.relay, req.credential) as client:
         await client.health()

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 
 from site_agent.errors import RelayRefused, RelayUnreachable
+from site_agent.relay_address import relay_address
 from transfer_codes import wire
 from transfer_codes.wire import b64decode_text, b64encode_text
 
@@ -44,7 +45,8 @@ class Appended:
 
 class RelayClient:
     def __init__(self, base_url: str, credential: str | None) -> None:
-        self.base_url = base_url.rstrip("/")
+        """Raises `BadRelayAddress` for an address that is not a relay's (`relay_address`)."""
+        self.base_url = relay_address(base_url)
         headers = {"Authorization": f"Bearer {credential}"} if credential else {}
         self._session = aiohttp.ClientSession(headers=headers, timeout=TIMEOUT)
 

@@ -42,3 +42,13 @@ class CredentialMissing(AgentError):
 
 class CredentialUnreadable(AgentError):
     """The site credential file could not be read. Check its path and permissions."""
+
+
+class BadRelayAddress(AgentError):
+    """That is not a relay address. Give the scheme, the host and, if needed, the port, e.g.
+    https://relay.example."""
+
+
+class StateFolderUnusable(AgentError):
+    """This site's state folder cannot be used. Check --state (or TRAUMA_RELAY_STATE): it must be
+    a folder this user can write."""

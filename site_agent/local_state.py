@@ -11,6 +11,8 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
+from site_agent import errors
+
 
 def default_state_dir(environ: Mapping[str, str] | None = None) -> Path:
     """TRAUMA_RELAY_STATE, else `$XDG_STATE_HOME/trauma-relay` (~/.local/state/trauma-relay)."""
@@ -22,9 +24,23 @@ def default_state_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def site_folder(state_dir: Path, name: str) -> Path:
-    """`<state>/<name>/`, created 0700 if missing (`sending`, `receiving`)."""
+    """`<state>/<name>/`, created 0700 if missing (`sending`, `receiving`).
+
+    Raises `StateFolderUnusable` when it cannot be made or written (a file in the way, no
+    permission)."""
     path = state_dir / name
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as e:
+        raise errors.StateFolderUnusable(
+            f"The state folder {state_dir} cannot be used ({e.strerror or e}). Check --state "
+            "(or TRAUMA_RELAY_STATE): it must be a folder this user can write."
+        ) from e
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise errors.StateFolderUnusable(
+            f"The state folder {path} cannot be written by this user. Check --state (or "
+            "TRAUMA_RELAY_STATE) and the folder's permissions."
+        )
     return path
 
 

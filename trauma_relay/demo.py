@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -16,10 +17,42 @@ from relay import config as relay_config
 from relay.app import make_app
 from relay.sites import add_site
 from site_agent.client import RelayClient
+from site_agent.local_time import local_time
+
+NEXT_STEPS = """
+Done. To do it for real (the README explains; every command has --help):
+  1. On the relay server, run the relay (it keeps running) and register each site:
+       trauma-relay relay --data /var/lib/trauma-relay --listen 127.0.0.1:8750
+       trauma-relay site add st-mary-er --role sending --data /var/lib/trauma-relay
+       trauma-relay site add county-trauma --role receiving --data /var/lib/trauma-relay
+  2. At the ER, with its credential in a file (or TRAUMA_RELAY_CREDENTIAL):
+       trauma-relay push /media/cdrom --relay https://relay.example --to county-trauma \\
+           --credential-file er.credential --sheet sheet.pdf
+  3. At the trauma center, with its own credential:
+       trauma-relay redeem --relay https://relay.example --pacs PACS@10.0.0.5:104 \\
+           --credential-file trauma.credential"""
 
 
 def _say(step: int, text: str) -> None:
     print(f"\n[{step}] {text}", flush=True)
+
+
+def delivery_line(status: dict[str, Any]) -> str:
+    """The sender's view of a transfer in one sentence: its state, and from the receipt when,
+    how many images, and where they went."""
+    receipt = status.get("receipt")
+    if not receipt:
+        return f"The transfer is {str(status['state']).replace('_', ' ')}; no receipt yet."
+    name = status["recipient"]["display_name"]
+    when = local_time(float(receipt["received_at"]))
+    if not receipt.get("complete"):
+        return f"Delivered {when}, but NOT complete: {name} received {receipt['instances']} images."
+    where = (
+        "stored them in its PACS"
+        if receipt.get("destination") == "pacs"
+        else "wrote them to a folder"
+    )
+    return f"Delivered {when}: {name} verified all {receipt['instances']} images and {where}."
 
 
 def _occurs_in_tree(root: Path, needle: bytes) -> list[Path]:
@@ -109,16 +142,16 @@ async def run_demo(instances: int = 20, keep: Path | None = None) -> int:
                 f"    {delivered.instances} images verified and written to {delivered.destination}"
             )
 
-            _say(7, "What the relay held, and what the ER sees now:")
+            _say(7, "What the ER sees now, and what the relay held:")
             async with RelayClient(url, er.credential) as client:
                 status = await client.status(ready[0].transfer_id)
-            print(f"    state: {status['state']}; receipt: {status['receipt']}")
+            print(f"    {delivery_line(status)}")
             leaks = _occurs_in_tree(data, b"DOE^JANE")
             print(
                 "    the patient's name occurs in the relay's data: "
                 + ("YES: " + ", ".join(map(str, leaks)) if leaks else "nowhere (ciphertext only)")
             )
-            print("\nDone. Try `trauma-relay --help` for the real commands.")
+            print(NEXT_STEPS)
             return 1 if leaks else 0
         finally:
             await runner.cleanup()

@@ -184,7 +184,8 @@ class E2ERelay:
 
     def _add_site(self, name: str, role: str, display: str) -> str:
         args = ["site", "add", name, "--role", role, "--display-name", display]
-        args += ["--data", str(self.data_dir), "--json"]
+        # --create: the sites are registered before the relay first runs in this folder.
+        args += ["--data", str(self.data_dir), "--create", "--json"]
         run = run_cli(args, cwd=self.root).ok()
         body = run.json()
         assert (body["name"], body["role"]) == (name, role)
