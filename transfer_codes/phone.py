@@ -83,7 +83,11 @@ def open_sealed(key: bytes, purpose: str, sealed: bytes) -> dict[str, object]:
 @dataclass(frozen=True)
 class PhoneSummary:
     """What the phone shows before anyone authorizes. No patient name, but still PHI-bearing
-    (descriptions and dates of a person's imaging): it is only ever sealed."""
+    (descriptions and dates of a person's imaging, a hint of who it is): it is only ever sealed.
+
+    The hint lets the family check that these are their person's scans without the page
+    naming anyone: initials and birth year, and the body regions scanned. Summaries sealed
+    before these fields existed lack them; the page then leaves them out."""
 
     sender: str  # display names
     recipient: str
@@ -94,12 +98,18 @@ class PhoneSummary:
     image_count: int
     expires_at: float  # seconds since the epoch
     break_glass: bool
+    patient_initials: str = ""  # "J. D.": given names first, then the family name
+    patient_birth_year: str = ""  # "1985"; empty when the birth date is not known
+    # Region names the page words in its language ("head", "chest"; `sending_site.regions`),
+    # or Body Part Examined terms it does not know, as found. Head to toe.
+    body_regions: tuple[str, ...] = ()
 
 
 def seal_summary(key: bytes, summary: PhoneSummary) -> bytes:
     body = asdict(summary)
     body["study_descriptions"] = list(summary.study_descriptions)
     body["modalities"] = list(summary.modalities)
+    body["body_regions"] = list(summary.body_regions)
     return seal(key, "summary", body)
 
 
