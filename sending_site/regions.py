@@ -12,21 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-# The regions the page knows (`region.<name>` in relay/pages/authorize.text.json), head to toe.
-REGIONS = (
-    "head",
-    "face",
-    "neck",
-    "cervical_spine",
-    "chest",
-    "heart",
-    "abdomen",
-    "pelvis",
-    "spine",
-    "arm",
-    "leg",
-    "whole_body",
-)
+from transfer_codes.phone import BODY_REGIONS
+
+REGIONS = BODY_REGIONS  # what the page words in its language, head to toe
 MAX_REGIONS = 8  # a pan-scan names five or six; more is noise on a phone
 MAX_FOUND_CHARS = 32
 

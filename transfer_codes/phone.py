@@ -26,6 +26,22 @@ PHONE_KEY_BYTES = 32
 AAD_PREFIX = b"trauma-relay/v1/phone/"
 PURPOSES = ("summary", "code", "authorizer")
 LINK_PATH = "/authorize"
+# The body regions a summary names and the page words in its language (`region.<name>` in
+# relay/pages/authorize.text.json), head to toe; `sending_site.regions` maps DICOM to them.
+BODY_REGIONS = (
+    "head",
+    "face",
+    "neck",
+    "cervical_spine",
+    "chest",
+    "heart",
+    "abdomen",
+    "pelvis",
+    "spine",
+    "arm",
+    "leg",
+    "whole_body",
+)
 
 
 def new_phone_key() -> str:
@@ -100,8 +116,8 @@ class PhoneSummary:
     break_glass: bool
     patient_initials: str = ""  # "J. D.": given names first, then the family name
     patient_birth_year: str = ""  # "1985"; empty when the birth date is not known
-    # Region names the page words in its language ("head", "chest"; `sending_site.regions`),
-    # or Body Part Examined terms it does not know, as found. Head to toe.
+    # `BODY_REGIONS` names, head to toe, then Body Part Examined terms not known there, as
+    # found (the page shows those as they are).
     body_regions: tuple[str, ...] = ()
 
 

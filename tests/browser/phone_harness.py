@@ -39,6 +39,10 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 PHONE = {"width": 360, "height": 640}
+# The walkthrough's phone (390 x 844), in English in Chicago and in Spanish in Madrid.
+WALKTHROUGH = {"viewport": {"width": 390, "height": 844}}
+ENGLISH = {**WALKTHROUGH, "locale": "en-US", "timezone_id": "America/Chicago"}
+SPANISH = {**WALKTHROUGH, "locale": "es-ES", "timezone_id": "Europe/Madrid"}
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 ACCESS_LOG = "aiohttp.access"
 

@@ -65,8 +65,11 @@ async def test_revoke_before_redemption_stops_the_code(tmp_path: Path, browser: 
             await snap(page, "11-revoked.png")
             await page.reload()
             await expect(page.locator("#state-text")).to_contain_text("was cancelled")
-            # The relay does not say who cancelled, so after a reload the page does not either.
-            await expect(page.locator("#timeline")).to_contain_text("Cancelled on")
+            # This tab remembers that it cancelled; the relay knows the patient did.
+            await expect(page.locator("#timeline")).to_contain_text("Cancelled from this phone on")
+        async with phone(browser) as (_, other):
+            await other.goto(ready.authorization_url)
+            await expect(other.locator("#timeline")).to_contain_text("Cancelled by the patient on")
         with pytest.raises(RelayRefused) as refusal:
             await redeem(_redeem(relay, tmp_path, ready.code), lambda _: None)
         assert refusal.value.code == "code-not-accepted"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from phone_harness import phone, push_study, snap
+from phone_harness import ENGLISH, SPANISH, phone, push_study, snap
 from playwright.async_api import Browser, Page, expect
 from relay_harness import Relay, running_relay
 
@@ -21,9 +21,6 @@ from receiving_site.redeem import RedeemRequest, redeem
 from relay import pages
 from sending_site.push import Ready
 
-WALKTHROUGH = {"viewport": {"width": 390, "height": 844}}
-ENGLISH = {**WALKTHROUGH, "locale": "en-US", "timezone_id": "America/Chicago"}
-SPANISH = {**WALKTHROUGH, "locale": "es-ES", "timezone_id": "Europe/Madrid"}
 TEXT: dict[str, dict[str, Any]] = json.loads(
     (Path(pages.__file__).parent / "authorize.text.json").read_text(encoding="utf-8")
 )
