@@ -31,22 +31,6 @@
     "locked",
   ];
   const SELF_REFRESHING = ["authorized", "redeemed"];
-  // The body regions a summary may name (transfer_codes.phone.BODY_REGIONS); any other is
-  // shown as found.
-  const REGIONS = [
-    "head",
-    "face",
-    "neck",
-    "cervical_spine",
-    "chest",
-    "heart",
-    "abdomen",
-    "pelvis",
-    "spine",
-    "arm",
-    "leg",
-    "whole_body",
-  ];
   const RELATIONSHIPS = [
     "parent",
     "spouse_or_partner",
@@ -341,7 +325,10 @@
     const words = [];
     found.forEach((region, i) => {
       if (i) words.push(", ");
-      words.push(REGIONS.includes(region) ? { key: `region.${region}` } : String(region));
+      // A region the dictionary knows (transfer_codes.phone.BODY_REGIONS) is worded in the
+      // language shown; another (a Body Part Examined term) is shown as found.
+      const known = text.en[`region.${region}`] !== undefined;
+      words.push(known ? { key: `region.${region}` } : String(region));
     });
     return words;
   }

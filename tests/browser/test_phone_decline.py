@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from phone_harness import ENGLISH, SPANISH, phone, push_study, snap
+from phone_harness import ENGLISH, SPANISH, phone, push_study, redeem_request, snap
 from playwright.async_api import Browser, Page, expect
 from relay_harness import Relay, running_relay
 
-from receiving_site.redeem import RedeemRequest, redeem
+from receiving_site.redeem import redeem
 from sending_site.journal import TransferJournal
 from sending_site.synthetic import make_ct_study
 from site_agent.client import RelayClient, RelayRefused
@@ -42,15 +42,8 @@ async def _sender_sees(relay: Relay, transfer_id: str) -> tuple[str, str | None,
 
 
 async def _code_refused(relay: Relay, root: Path, code: str) -> None:
-    request = RedeemRequest(
-        relay=relay.url,
-        credential=relay.receiver_credential,
-        state_dir=root / "tc",
-        secret=code,
-        out=root / "out",
-    )
     with pytest.raises(RelayRefused) as refusal:
-        await redeem(request, lambda _: None)
+        await redeem(redeem_request(relay, root, code), lambda _: None)
     assert refusal.value.code == "code-not-accepted"
 
 
@@ -58,23 +51,20 @@ async def _code_refused(relay: Relay, root: Path, code: str) -> None:
 async def test_dont_share_asks_to_confirm_then_the_er_sees_the_family_declined(
     tmp_path: Path, browser: Browser
 ) -> None:
-    _pan_scan(tmp_path / "study")
     async with running_relay(tmp_path / "relay") as relay:
         ready, _ = await push_study(relay, tmp_path)
         async with phone(browser, **ENGLISH) as (_, page):
             await page.goto(ready.authorization_url)
-            # The hint: who and what, without a name.
-            await expect(page.locator("#s-patient-label")).to_have_text("Patient")
-            await expect(page.locator("#s-patient")).to_have_text("J. D., born 1985")
-            await expect(page.locator("#s-regions-label")).to_have_text("Parts of the body scanned")
-            await expect(page.locator("#s-regions")).to_have_text("Head, Chest, Abdomen")
-            assert "DOE" not in (await page.locator("main").inner_text()).upper()
+            # Below "Agree and share": secondary, but as large and as easy to find.
             await expect(page.locator("#decline-button")).to_have_text("Don't share")
             await expect(page.locator("#decline-button")).to_have_class("secondary")
+            agree = await page.locator("#authorize-button").bounding_box()
             box = await page.locator("#decline-button").bounding_box()
             assert box is not None
+            assert agree is not None
             assert box["height"] >= 44
-            await snap(page, "70-hint-and-dont-share.png")
+            assert box["width"] == agree["width"]
+            assert agree["y"] < box["y"]
 
             # Who says no is recorded, so the page asks first, as for agreeing.
             await page.locator("#decline-button").click()
@@ -134,20 +124,34 @@ async def test_dont_share_asks_to_confirm_then_the_er_sees_the_family_declined(
             await snap(other, "74-es-declined-elsewhere.png")
 
 
+HINT = {
+    "en": ("Patient", "J. D., born 1985", "Parts of the body scanned", "Head, Chest, Abdomen"),
+    "es": (
+        "Paciente",
+        "J. D. (año de nacimiento: 1985)",
+        "Partes del cuerpo estudiadas",
+        "Cabeza, Tórax, Abdomen",
+    ),
+}
+
+
 @pytest.mark.asyncio
-async def test_the_hint_in_spanish(tmp_path: Path, browser: Browser) -> None:
+@pytest.mark.parametrize(("language", "options"), [("en", ENGLISH), ("es", SPANISH)])
+async def test_the_hint_says_who_and_what_without_a_name(
+    tmp_path: Path, browser: Browser, language: str, options: dict[str, object]
+) -> None:
     _pan_scan(tmp_path / "study")
     async with running_relay(tmp_path / "relay") as relay:
         ready, _ = await push_study(relay, tmp_path)
-        async with phone(browser, **SPANISH) as (_, page):
+        async with phone(browser, **options) as (_, page):
             await page.goto(ready.authorization_url)
-            await expect(page.locator("#s-patient-label")).to_have_text("Paciente")
-            await expect(page.locator("#s-patient")).to_have_text("J. D. (año de nacimiento: 1985)")
-            await expect(page.locator("#s-regions")).to_have_text("Cabeza, Tórax, Abdomen")
-            await expect(page.locator("#decline-button")).to_have_text("No compartir")
-            await page.locator("#decline-button").click()
-            await expect(page.locator("#form-error")).to_contain_text("Elija quién decide")
-            await snap(page, "75-es-hint.png")
+            patient_label, patient, regions_label, regions = HINT[language]
+            await expect(page.locator("#s-patient-label")).to_have_text(patient_label)
+            await expect(page.locator("#s-patient")).to_have_text(patient)
+            await expect(page.locator("#s-regions-label")).to_have_text(regions_label)
+            await expect(page.locator("#s-regions")).to_have_text(regions)
+            assert "DOE" not in (await page.locator("main").inner_text()).upper()
+            await snap(page, f"70-{language}-hint.png")
 
 
 @pytest.mark.asyncio
