@@ -9,18 +9,19 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from sending_site import errors, journal
+from sending_site import errors, journal, refused
 from sending_site.collect import Collection
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.wire import Problem, TransferState
 
 LOCKED = "its code was locked after too many wrong tries"
-# States in which the relay will never take the rest of an upload, or the code is dead. A
-# locked transfer still takes uploads, but resuming it would show a dead code again.
+# States in which the relay will never take the rest of an upload, or the code is dead (and
+# revoked, worded by who revoked it: `refused.reason`). A locked transfer still takes uploads,
+# but resuming it would show a dead code again.
 _GONE: dict[str, str] = {
-    TransferState.REVOKED: "it was revoked",
     TransferState.EXPIRED: "it expired",
     TransferState.LOCKED: LOCKED,
 }
@@ -46,16 +47,51 @@ def patient_digest(c: Collection) -> str:
     return hashlib.sha256(who.encode("utf-8")).hexdigest()
 
 
-async def why_not_resumable(client: RelayClient, record: journal.TransferJournal) -> str:
-    """Why the relay can no longer finish `record` (revoked, expired, locked, unknown), or ""
-    when it can. Network failures and other refusals propagate."""
+async def relay_status(
+    client: RelayClient, record: journal.TransferJournal
+) -> dict[str, Any] | None:
+    """The relay's status document of `record`, or None when the relay has no record of it.
+    Network failures and other refusals propagate."""
     try:
-        status = await client.status(record.transfer_id)
+        status: dict[str, Any] = await client.status(record.transfer_id)
     except RelayRefused as e:
         if e.code == Problem.NOT_FOUND:
-            return "the relay has no record of it"
+            return None
         raise
+    return status
+
+
+def why_gone(status: dict[str, Any] | None) -> str:
+    """Why the relay can no longer finish a transfer with this status (revoked, and by whom;
+    expired, locked, unknown), or "" when it can."""
+    if status is None:
+        return "the relay has no record of it"
+    if status["state"] == TransferState.REVOKED:
+        return refused.reason(status)
     return _GONE.get(str(status["state"]), "")
+
+
+async def why_not_resumable(client: RelayClient, record: journal.TransferJournal) -> str:
+    """`why_gone` of `record` as the relay has it now."""
+    return why_gone(await relay_status(client, record))
+
+
+async def refused_by_patient(
+    client: RelayClient, record: journal.TransferJournal, error: Exception
+) -> dict[str, Any] | None:
+    """The relay's status of `record` if `error` (raised while sending it) came from the patient
+    or family having revoked it on their phone (`refused.by_patient`), else None. Asking the
+    relay may fail too: then None, and the caller goes on as it would have."""
+    if not isinstance(error, RelayRefused) or error.code not in (
+        Problem.REVOKED,
+        Problem.INVALID_STATE,
+    ):
+        return None
+    try:
+        status = await relay_status(client, record)
+    except (RelayRefused, RelayUnreachable):
+        return None
+    return status if status is not None and refused.by_patient(status) else None
 
 
 async def give_up(

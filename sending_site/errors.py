@@ -55,3 +55,9 @@ class TransferWithdrawn(SendingError):
 class TransferAbandoned(SendingError):
     """That transfer was given up (revoked, expired or replaced by a later one), so its code
     cannot be re-issued. Send the study again with trauma-relay push."""
+
+
+class TransferDeclined(SendingError):
+    """The patient or their family said no on their phone, so the transfer was stopped and its
+    code no longer works. The trauma center will not receive these images through trauma-relay:
+    let them know."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from sending_site import abandon, collect, errors, journal, phone
+from sending_site import abandon, collect, errors, journal, phone, refused
 from sending_site.abandon import Abandoned
 from sending_site.collect import Collection, Instance
 from site_agent import retry
@@ -277,7 +277,8 @@ async def _start(
     for old in journal.unfinished(req.state_dir):
         if (old.relay, old.recipient, old.fingerprint()) != (relay, req.recipient, fingerprint):
             continue
-        why = await abandon.why_not_resumable(client, old)
+        status = await abandon.relay_status(client, old)
+        why = abandon.why_gone(status)
         if not why:
             if not old.patient:  # a journal from before patients were recorded
                 old.patient = patient
@@ -286,7 +287,11 @@ async def _start(
         # Only a locked transfer is still alive on the relay: revoked, a re-issue cannot bring
         # a second code for the patient back to life.
         revoke = why == abandon.LOCKED
-        given_up.append(await abandon.give_up(client, req.state_dir, old, why, revoke=revoke))
+        gone = await abandon.give_up(client, req.state_dir, old, why, revoke=revoke)
+        if status is not None and refused.by_patient(status):
+            # They said no: a new transfer waits until the ER has spoken with them.
+            raise errors.TransferDeclined(refused.for_push(status, old.transfer_id, gone.code))
+        given_up.append(gone)
     created = await client.create_transfer(req.recipient, req.expires_in)
     transfer_id = str(created["transfer_id"])
     code = RedemptionCode.generate(int(created["locator"]))
@@ -339,7 +344,9 @@ async def push(req: PushRequest, on_event: Callable[[PushEvent], None]) -> PushR
     """Send a study; safe to run again after any interruption (it resumes).
 
     Raises `TransferWithdrawn` when the transfer can never be finished (it is then revoked),
-    `RelayUnreachable` when the relay stays out of reach (run again: it resumes)."""
+    `TransferDeclined` when the patient or family said no on their phone (this run's transfer,
+    or the one it would resume), `RelayUnreachable` when the relay stays out of reach (run
+    again: it resumes)."""
     c = await asyncio.to_thread(collect.collect, req.paths)
     async with RelayClient(req.relay, req.credential) as client:
         await client.health()
@@ -347,6 +354,14 @@ async def push(req: PushRequest, on_event: Callable[[PushEvent], None]) -> PushR
         try:
             ready = await _send(client, req, c, record, resumed, given_up, on_event)
         except (RelayRefused, errors.FileChanged) as e:
+            said_no = await abandon.refused_by_patient(client, record, e)
+            if said_no is not None:  # the patient or family revoked it while it was sent
+                gone = await abandon.give_up(
+                    client, req.state_dir, record, refused.reason(said_no), revoke=False
+                )
+                raise errors.TransferDeclined(
+                    refused.for_push(said_no, record.transfer_id, gone.code)
+                ) from e
             why = await abandon.failure_reason(client, record, e)
             if why is None:
                 raise
