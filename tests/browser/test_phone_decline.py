@@ -152,6 +152,10 @@ async def test_the_hint_says_who_and_what_without_a_name(
             await expect(page.locator("#s-regions")).to_have_text(regions)
             assert "DOE" not in (await page.locator("main").inner_text()).upper()
             await snap(page, f"70-{language}-hint.png")
+    # Sealed like the rest of the summary: the relay never held the hint in the clear.
+    stored = b"".join(f.read_bytes() for f in (tmp_path / "relay").rglob("*") if f.is_file())
+    for plain in (b"patient_initials", b"body_regions", b"J. D.", b"ABDOMEN"):
+        assert plain not in stored
 
 
 @pytest.mark.asyncio
