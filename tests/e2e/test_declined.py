@@ -75,6 +75,22 @@ def _held_push(
     return push, printed
 
 
+def _declined_while_uploading(
+    relay: E2ERelay, workdir: Path, *, seed: int
+) -> tuple[subprocess.Popen[str], dict[str, str], list[str]]:
+    """A push of a fresh study in `workdir`, held while uploading, whose family then declined
+    on their phone: the held push, what it printed, and its arguments."""
+    make_ct_study(workdir / "study", INSTANCES, rows=512, columns=512, seed=seed)
+    args = relay.push_args([workdir / "study"], state=workdir / "er-state")
+    push, printed = _held_push(relay, args, workdir)
+    try:
+        _decline(relay, printed["link"])
+    except BaseException:
+        stop_cli(push)
+        raise
+    return push, printed, args
+
+
 def _revocation(relay: E2ERelay, transfer_id: str) -> tuple[str, str | None]:
     ((state, revoked_by),) = relay.query(
         "SELECT state, revoked_by FROM transfers WHERE id = ?", transfer_id
@@ -90,16 +106,13 @@ def _journal(state: Path, transfer_id: str) -> dict[str, Any]:
 def test_a_push_still_uploading_stops_and_says_the_family_declined(
     relay: E2ERelay, tmp_path: Path
 ) -> None:
-    make_ct_study(tmp_path / "study", INSTANCES, rows=512, columns=512, seed=31)
-    state = tmp_path / "er-state"
-    args = relay.push_args([tmp_path / "study"], state=state)
-    push, printed = _held_push(relay, args, tmp_path)
+    push, printed, _ = _declined_while_uploading(relay, tmp_path, seed=31)
     try:
-        _decline(relay, printed["link"])
         os.kill(push.pid, signal.SIGCONT)
         stopped = finish_cli(push).failed()
     finally:
         stop_cli(push)
+    state = tmp_path / "er-state"
 
     tid = printed["transfer"]
     assert DECLINED in stopped.message
@@ -122,14 +135,9 @@ def test_a_push_still_uploading_stops_and_says_the_family_declined(
 def test_a_push_run_again_over_a_declined_transfer_says_so_and_sends_nothing(
     relay: E2ERelay, tmp_path: Path
 ) -> None:
-    make_ct_study(tmp_path / "study", INSTANCES, rows=512, columns=512, seed=32)
+    push, printed, args = _declined_while_uploading(relay, tmp_path, seed=32)
+    stop_cli(push)  # the ER's window closed before the push met the refusal
     state = tmp_path / "er-state"
-    args = relay.push_args([tmp_path / "study"], state=state)
-    push, printed = _held_push(relay, args, tmp_path)
-    try:
-        _decline(relay, printed["link"])
-    finally:
-        stop_cli(push)  # the ER's window closed before the push met the refusal
     tid = printed["transfer"]
     assert _journal(state, tid)["done"] is False
     transfers = relay.transfer_count()
