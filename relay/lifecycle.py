@@ -4,6 +4,7 @@
     authorized --redeemed (right proof)--> redeemed --receipt_received--> delivered
     awaiting_authorization | authorized --(10th wrong proof)--> locked --reissued--> (previous)
     any non-final state --revoked (before redemption)--> revoked
+    created | awaiting_authorization | locked --declined (nobody authorized yet)--> revoked
     any non-final state --now >= expires_at--> expired
 
 Drawn in docs/lifecycle.md; keep the two in step. Methods are named after what happened, take
@@ -36,6 +37,17 @@ class Authorizer(enum.StrEnum):
     BREAK_GLASS = "break_glass"
 
 
+class Revoker(enum.StrEnum):
+    """Who withdrew a transfer: the patient or their family (on the phone), or its sender."""
+
+    PATIENT = "patient"
+    FAMILY = "family"
+    SENDING_SITE = "sending_site"
+
+
+PHONE_HOLDERS = frozenset({Revoker.PATIENT, Revoker.FAMILY})  # who may decline
+
+
 class RedeemOutcome(enum.StrEnum):
     REDEEMED = "redeemed"
     REJECTED = "rejected"
@@ -61,6 +73,7 @@ class Transfer:
     redeemed_at: float | None = None
     delivered_at: float | None = None
     revoked_at: float | None = None
+    revoked_by: Revoker | None = None
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -162,12 +175,30 @@ class Transfer:
             raise errors.InvalidTransition("A receipt is only accepted after redemption.")
         return self._replace(state=State.DELIVERED, delivered_at=now)
 
-    def revoked(self, now: float) -> Transfer:
-        """The sender or the patient withdrew the transfer before redemption."""
+    def revoked(self, now: float, by: Revoker) -> Transfer:
+        """The sender, or the patient or family on their phone (`by`), withdrew the transfer
+        before redemption."""
         if self.state in TAKEN:
             raise errors.AlreadyRedeemed()
         self.require_live(now)
-        return self._replace(state=State.REVOKED, revoked_at=now)
+        return self._replace(state=State.REVOKED, revoked_at=now, revoked_by=by)
+
+    def declined(self, now: float, by: Revoker) -> Transfer:
+        """The patient or family (`by`) said no on their phone before anyone authorized: a
+        revocation by them, which `was_declined` reports. Refused with `InvalidTransition`
+        once someone has authorized (they can still cancel: `revoked`) or when `by` is the
+        sending site; otherwise refused as `revoked` is."""
+        if by not in PHONE_HOLDERS:
+            raise errors.InvalidTransition("Only the patient or their family can decline.")
+        if self.state in TAKEN:
+            raise errors.AlreadyRedeemed()
+        self.require_live(now)
+        if self.authorized_at is not None:
+            raise errors.InvalidTransition(
+                "This transfer is already authorized, so it cannot be declined; it can still "
+                "be cancelled."
+            )
+        return self.revoked(now, by)
 
     def expired(self, now: float) -> Transfer:
         """The sweeper found the transfer past its expiry."""
@@ -181,6 +212,14 @@ class Transfer:
         """The state as reported at `now`: past `expires_at` a transfer is expired even before
         the sweeper has recorded it."""
         return State.EXPIRED if self.is_due(now) else self.state
+
+    def was_declined(self) -> bool:
+        """Did the patient or family decline, that is, revoke before anyone authorized?"""
+        return (
+            self.state == State.REVOKED
+            and self.revoked_by in PHONE_HOLDERS
+            and self.authorized_at is None
+        )
 
     def can_revoke(self, now: float) -> bool:
         """Would `revoked(now)` succeed? (What the patient's phone offers.)"""

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sending_site import errors
+from sending_site import errors, refused
 from site_agent.errors import RelayRefused
 from transfer_codes.wire import Problem, TransferState
 
@@ -27,7 +27,6 @@ NO_RECORD = "the relay has no record of it"
 # States in which the relay will never take the rest of an upload, or the code is dead. A
 # locked transfer still takes uploads, but resuming it would show a dead code again.
 _GONE: dict[str, str] = {
-    TransferState.REVOKED: "it was revoked",
     TransferState.EXPIRED: "it expired",
     TransferState.LOCKED: LOCKED,
 }
@@ -61,6 +60,9 @@ class Seen:
     recipient_display_name: str = ""
     delivered_at: float | None = None
     receipt: Mapping[str, Any] | None = None  # what the trauma center reported it stored
+    revoked_by: str | None = None  # patient | family | sending_site, once revoked
+    declined: bool = False  # revoked by the patient or family before anyone authorized
+    revoked_at: float | None = None
 
     @classmethod
     def from_status(cls, status: Mapping[str, Any]) -> Seen:
@@ -73,7 +75,25 @@ class Seen:
             recipient_display_name=str(status["recipient"]["display_name"] or ""),
             delivered_at=status.get("delivered_at"),
             receipt=status.get("receipt"),
+            revoked_by=status.get("revoked_by"),
+            declined=bool(status.get("declined")),
+            revoked_at=status.get("revoked_at"),
         )
+
+    @property
+    def revocation(self) -> dict[str, Any]:
+        """The status fields `sending_site.refused` words a revocation from."""
+        return {
+            "state": self.state,
+            "revoked_by": self.revoked_by,
+            "declined": self.declined,
+            "revoked_at": self.revoked_at,
+        }
+
+    @property
+    def by_patient(self) -> bool:
+        """The patient or their family revoked it on their phone (declined or cancelled)."""
+        return refused.by_patient(self.revocation)
 
     @property
     def consented(self) -> bool:
@@ -104,6 +124,8 @@ def gone_reason(seen: Seen | None) -> str:
     record of it), or "" when it can."""
     if seen is None:
         return NO_RECORD
+    if seen.state == TransferState.REVOKED:
+        return refused.reason(seen.revocation)  # and by whom
     return _GONE.get(seen.state, "")
 
 

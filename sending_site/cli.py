@@ -293,8 +293,8 @@ def run_push(args: argparse.Namespace) -> int:
 
 
 def run_reissue(args: argparse.Namespace) -> int:
-    from sending_site import journal, phone
-    from sending_site.errors import TransferAbandoned
+    from sending_site import journal, phone, refused
+    from sending_site.errors import TransferAbandoned, TransferDeclined
     from sending_site.push import install_locks
     from sending_site.sheet import TransferSheet, site_phone
     from site_agent.client import RelayClient
@@ -314,14 +314,17 @@ def run_reissue(args: argparse.Namespace) -> int:
         )
     relay = given_relay or _checked_relay(record.relay)
     replaces = record.issued_at[-1] if record.issued_at else None
-    record.code = RedemptionCode.generate(record.locator).compact()
-    record.capability = Capability.generate(record.transfer_id).to_text()
     credential = _credential(args)
-    # Saved first: if the relay takes the new code and we are interrupted, the code is not lost.
-    journal.save(state, record)
 
     async def go() -> dict[str, Any]:
         async with RelayClient(relay, credential) as client:
+            before = await client.status(record.transfer_id)
+            if refused.by_patient(before):  # no new code for what they said no to
+                raise TransferDeclined(refused.for_reissue(before, record.transfer_id))
+            record.code = RedemptionCode.generate(record.locator).compact()
+            record.capability = Capability.generate(record.transfer_id).to_text()
+            # Saved first: if the relay takes the new code and we are interrupted, it is kept.
+            journal.save(state, record)
             await install_locks(client, record, "reissue")
             if record.phone_key:  # the patient's phone shows the new code from now on
                 await phone.upload(client, record, None)

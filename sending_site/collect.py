@@ -47,6 +47,8 @@ class Instance:
     study_description: str
     accession_number: str
     modality: str
+    series_description: str = ""
+    body_part_examined: str = ""  # (0018,0015), for the regions the phone shows
 
 
 NOT_IN_DICOMDIR = "not in the DICOMDIR, sent anyway"
@@ -130,6 +132,8 @@ def read_instance(path: Path) -> Instance:
         study_description=_text(ds, "StudyDescription"),
         accession_number=_text(ds, "AccessionNumber"),
         modality=_text(ds, "Modality"),
+        series_description=_text(ds, "SeriesDescription"),
+        body_part_examined=_text(ds, "BodyPartExamined"),
     )
 
 

@@ -101,3 +101,9 @@ class BreakGlassIncomplete(SendingError):
 class OutputUnwritable(SendingError):
     """A file asked for (--qr, --sheet or --link-qr) cannot be written there. Check that its
     folder exists and this user can write it; nothing was sent."""
+
+
+class TransferDeclined(SendingError):
+    """The patient or their family said no on their phone, so the transfer was stopped and its
+    code no longer works. The trauma center will not receive these images through trauma-relay:
+    let them know."""

@@ -2,6 +2,7 @@
 
     choosing --statuses_received--> giving_up | creating | preparing | stopped
     giving_up --revoke_answered (the last)--> creating | preparing
+    giving_up --revoke_answered (the patient or family said no)--> stopped
     creating --transfer_created--> preparing
     preparing --transfer_seen--> replacing | uploading | finished
     replacing --revoke_answered (the last)--> uploading | finished
@@ -22,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sending_site import abandon, errors, refusals
+from sending_site import abandon, errors, refusals, refused
 from sending_site.abandon import Abandoned, NoAnswer, Seen
 from sending_site.decisions import (
     AddBreakGlass,
@@ -77,6 +78,7 @@ class _Pending:
     reason: str
     purpose: _Purpose
     failure: Exception | None = None  # what made a FAILED transfer fail
+    said_no: Seen | None = None  # the patient or family revoked it on their phone
 
 
 class PushPlan:
@@ -116,7 +118,8 @@ class PushPlan:
             seen = answers[record.transfer_id]
             why = abandon.gone_reason(seen)
             if why or seen is None:
-                gone.append(_Pending(record, why, _Purpose.GONE))
+                said_no = seen if seen is not None and seen.by_patient else None
+                gone.append(_Pending(record, why, _Purpose.GONE, said_no=said_no))
             elif seen.state == TransferState.DELIVERED:
                 delivered.append((record, seen))
             elif record.fingerprint() == self.wanted.fingerprint():
@@ -157,6 +160,14 @@ class PushPlan:
         reason = pending.reason + outcome
         record = dataclasses.replace(pending.record, done=True, abandoned=reason)
         gone = Abandoned(record.transfer_id, refusals.grouped(record), reason, bool(outcome))
+        if pending.said_no is not None and not self.wanted.replace:
+            # They said no: no new transfer until the ER has spoken with them (the next run,
+            # or --replace, starts one, which they authorize on their phone).
+            self.stage = Stage.WITHDRAWN if pending.failure is not None else Stage.STOPPED
+            declined = errors.TransferDeclined(
+                refused.for_push(pending.said_no.revocation, record.transfer_id, gone.code)
+            )
+            return [Save(record), Fail(declined, pending.failure)]
         if pending.failure is not None:
             self.stage = Stage.WITHDRAWN
             withdrawn = errors.TransferWithdrawn(refusals.withdrawn(pending.failure, gone))
@@ -222,11 +233,12 @@ class PushPlan:
     def send_failed(self, error: Exception, seen: Seen | NoAnswer | None) -> list[Decision]:
         """Sending the transfer failed with `error`; the relay then described it as `seen`."""
         self._expect(Stage.PREPARING, Stage.UPLOADING)
-        why = abandon.failure_reason(error, seen)
+        said_no = seen if isinstance(seen, Seen) and seen.by_patient else None
+        why = abandon.gone_reason(said_no) if said_no else abandon.failure_reason(error, seen)
         if why is None:
             return [Fail(error)]
         self.stage = Stage.WITHDRAWING
-        return self._give_up([_Pending(self._current(), why, _Purpose.FAILED, error)])
+        return self._give_up([_Pending(self._current(), why, _Purpose.FAILED, error, said_no)])
 
     # -- steps -------------------------------------------------------------------------------
 

@@ -26,6 +26,22 @@ PHONE_KEY_BYTES = 32
 AAD_PREFIX = b"trauma-relay/v1/phone/"
 PURPOSES = ("summary", "code", "authorizer")
 LINK_PATH = "/authorize"
+# The body regions a summary names and the page words in its language (`region.<name>` in
+# relay/pages/authorize.text.json), head to toe; `sending_site.regions` maps DICOM to them.
+BODY_REGIONS = (
+    "head",
+    "face",
+    "neck",
+    "cervical_spine",
+    "chest",
+    "heart",
+    "abdomen",
+    "pelvis",
+    "spine",
+    "arm",
+    "leg",
+    "whole_body",
+)
 
 
 def new_phone_key() -> str:
@@ -83,7 +99,11 @@ def open_sealed(key: bytes, purpose: str, sealed: bytes) -> dict[str, object]:
 @dataclass(frozen=True)
 class PhoneSummary:
     """What the phone shows before anyone authorizes. No patient name, but still PHI-bearing
-    (descriptions and dates of a person's imaging): it is only ever sealed."""
+    (descriptions and dates of a person's imaging, a hint of who it is): it is only ever sealed.
+
+    The hint lets the family check that these are their person's scans without the page
+    naming anyone: initials and birth year, and the body regions scanned. Summaries sealed
+    before these fields existed lack them; the page then leaves them out."""
 
     sender: str  # display names
     recipient: str
@@ -94,12 +114,18 @@ class PhoneSummary:
     image_count: int
     expires_at: float  # seconds since the epoch
     break_glass: bool
+    patient_initials: str = ""  # "J. D.": given names first, then the family name
+    patient_birth_year: str = ""  # "1985"; empty when the birth date is not known
+    # `BODY_REGIONS` names, head to toe, then Body Part Examined terms not known there, as
+    # found (the page shows those as they are).
+    body_regions: tuple[str, ...] = ()
 
 
 def seal_summary(key: bytes, summary: PhoneSummary) -> bytes:
     body = asdict(summary)
     body["study_descriptions"] = list(summary.study_descriptions)
     body["modalities"] = list(summary.modalities)
+    body["body_regions"] = list(summary.body_regions)
     return seal(key, "summary", body)
 
 

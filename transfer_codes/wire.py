@@ -68,6 +68,7 @@ REDEMPTIONS = "/api/v1/redemptions"
 REDEMPTION_SALT = "/api/v1/redemptions/salt"
 PHONE_STATUS = "/api/v1/phone/status"
 PHONE_REVOKE = "/api/v1/phone/revoke"
+PHONE_DECLINE = "/api/v1/phone/decline"
 
 
 def transfer(transfer_id: str) -> str:

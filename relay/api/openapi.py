@@ -16,6 +16,7 @@ PUBLIC = {
     ("POST", wire.AUTHORIZATIONS),
     ("POST", wire.PHONE_STATUS),
     ("POST", wire.PHONE_REVOKE),
+    ("POST", wire.PHONE_DECLINE),
     ("GET", OPENAPI),
 }
 

@@ -22,7 +22,7 @@ from relay import errors
 from relay.api import bodies, csrf
 from relay.api.auth import at_desk, require_site
 from relay.desk import patient, sending
-from relay.lifecycle import Authorizer
+from relay.lifecycle import Authorizer, Revoker
 from transfer_codes import wire
 
 routes = web.RouteTableDef()
@@ -65,6 +65,14 @@ def authorizer(body: dict[str, Any]) -> tuple[Authorizer, bytes | None]:
     if body.get("sealed_authorizer") is not None:
         sealed = bodies.b64(body, "sealed_authorizer", min_len=MIN_SEALED, max_len=MAX_AUTHORIZER)
     return Authorizer(role_text), sealed
+
+
+def phone_role(body: dict[str, Any]) -> Revoker:
+    """`role`: who acts on the phone, the patient or a family member."""
+    role_text = body.get("role")
+    if role_text not in (Revoker.PATIENT.value, Revoker.FAMILY.value):
+        raise errors.BadRequest("'role' must be 'patient' or 'family'.")
+    return Revoker(role_text)
 
 
 @routes.get("/authorize")
@@ -134,12 +142,31 @@ async def phone_status(request: web.Request) -> web.Response:
 
 @routes.post(wire.PHONE_REVOKE)
 async def phone_revoke(request: web.Request) -> web.Response:
-    """The patient or family withdraws the transfer before the trauma center takes it."""
+    """The patient or family withdraws the transfer before the trauma center takes it.
+
+    Optional `role` (patient | family) says who cancels, when nobody authorized from this link
+    (after break-glass)."""
     csrf.check(request)
     body = await bodies.json_body(request)
     token = bodies.text(body, "token", max_len=128)
+    role = phone_role(body) if body.get("role") is not None else None
     async with audited_link(request, "revoke"), at_desk(request) as d:
-        document, refusal = await patient.revoke(d, token)
+        document, refusal = await patient.revoke(d, token, role)
+    if refusal is not None:
+        raise refusal  # only now: the refusal is in the audit trail
+    return web.json_response(document)
+
+
+@routes.post(wire.PHONE_DECLINE)
+async def phone_decline(request: web.Request) -> web.Response:
+    """The patient or family (`role`: patient | family) declines before anyone authorized: the
+    transfer is revoked by them, its code dies, and the sender sees that they declined."""
+    csrf.check(request)
+    body = await bodies.json_body(request)
+    token = bodies.text(body, "token", max_len=128)
+    role = phone_role(body)
+    async with audited_link(request, "decline"), at_desk(request) as d:
+        document, refusal = await patient.decline(d, token, role)
     if refusal is not None:
         raise refusal  # only now: the refusal is in the audit trail
     return web.json_response(document)

@@ -28,11 +28,26 @@ EXPLANATIONS = {
     "The emergency department can give the trauma center a new code; nothing has to be sent "
     "again.",
 }
+DECLINED = (
+    "Nothing was shared: the patient or family chose not to share these images, so the trauma "
+    "center will not receive them through this service. The emergency department sees this "
+    "decision."
+)
 
 
 def _sealed(data: bytes | None) -> str | None:
     """A sealed blob as the wire carries it (base64), passed on opaque."""
     return b64encode_text(data) if data else None
+
+
+def _revocation(t: Transfer) -> dict[str, object]:
+    """When and by whom the transfer was revoked, and whether that was the patient or family
+    declining (before anyone authorized)."""
+    return {
+        "revoked_at": t.revoked_at,
+        "revoked_by": t.revoked_by.value if t.revoked_by else None,
+        "declined": t.was_declined(),
+    }
 
 
 def _authorization(t: Transfer) -> dict[str, object]:
@@ -63,7 +78,7 @@ async def status_document(tx: MetadataTransaction, t: Transfer, now: float) -> d
         "failed_attempts": t.failed_attempts,
         "redeemed_at": t.redeemed_at,
         "delivered_at": t.delivered_at,
-        "revoked_at": t.revoked_at,
+        **_revocation(t),
         "objects_complete": sum(1 for o in objects if o.complete),
         "manifest_closed": await tx.manifest_closed(t.id),
         "receipt": json.loads(receipt) if receipt else None,
@@ -91,7 +106,7 @@ async def phone_document(tx: MetadataTransaction, t: Transfer, now: float) -> di
         }
     return {
         "state": state.value,
-        "explanation": EXPLANATIONS[state],
+        "explanation": DECLINED if t.was_declined() else EXPLANATIONS[state],
         "sender": {"display_name": sender.display_name if sender else t.sender},
         "recipient": {"display_name": recipient_name},
         "expires_at": t.expires_at,
@@ -100,7 +115,7 @@ async def phone_document(tx: MetadataTransaction, t: Transfer, now: float) -> di
         "redeemed_by": recipient_name if t.redeemed_at is not None else None,
         "delivered_at": t.delivered_at,
         "delivered": delivered,
-        "revoked_at": t.revoked_at,
+        **_revocation(t),
         "can_revoke": t.can_revoke(now),
         "summary": _sealed(summary),
         "code": _sealed(code),

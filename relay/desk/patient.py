@@ -1,12 +1,12 @@
 """The patient's (or family's) business, through the token of their phone link: authorize, read
-the status, revoke. The token itself never reaches the audit trail."""
+the status, decline, revoke. The token itself never reaches the audit trail."""
 
 from __future__ import annotations
 
 from relay import errors
 from relay.desk.documents import phone_document
 from relay.desk.visit import Desk
-from relay.lifecycle import Authorizer, Transfer
+from relay.lifecycle import Authorizer, Revoker, Transfer
 from transfer_codes.tokens import token_digest
 
 ALREADY_TAKEN = (
@@ -59,28 +59,60 @@ async def status(d: Desk, token: str) -> dict[str, object]:
     return document
 
 
-async def revoke(d: Desk, token: str) -> tuple[dict[str, object], errors.RelayError | None]:
-    """Withdraw the transfer before the trauma center takes it. Returns the phone's document
-    and the refusal, if any, for the caller to raise once this visit has committed: a refused
-    revocation is audited too."""
+def _canceller(t: Transfer, role: Revoker | None) -> Revoker:
+    """Who cancels from the phone: the role that authorized from it (patient or family), else
+    the role the phone gives (after break-glass), else the patient, as the link's holder."""
+    if t.authorized_by == Authorizer.FAMILY:
+        return Revoker.FAMILY
+    if t.authorized_by == Authorizer.PATIENT:
+        return Revoker.PATIENT
+    return role or Revoker.PATIENT
+
+
+async def _withdraw(
+    d: Desk, token: str, by: Revoker | None, *, declining: bool
+) -> tuple[dict[str, object], errors.RelayError | None]:
     t = await _linked(d, token)
+    who = by if declining and by is not None else _canceller(t, by)
     refusal: errors.RelayError | None = None
     try:
-        revoked = t.revoked(d.now)
+        after = t.declined(d.now, who) if declining else t.revoked(d.now, who)
     except errors.AlreadyRedeemed:
         refusal = errors.AlreadyRedeemed(ALREADY_TAKEN)
-        revoked = t
+        after = t
     except errors.RelayError as e:
         refusal = e
-        revoked = t
+        after = t
     else:
-        await d.tx.save_transfer(revoked)
+        await d.tx.save_transfer(after)
         await d.tx.delete_locks(t.id)
+    detail: dict[str, object] = {"state": t.state.value}
+    if declining:
+        detail["reason"] = "declined"
     await d.record(
         "phone-revocation",
         t.id,
-        actor=_actor(t),
+        actor=who.value,
         outcome="failure" if refusal else "success",
-        state=t.state.value,
+        **detail,
     )
-    return await phone_document(d.tx, revoked, d.now), refusal
+    return await phone_document(d.tx, after, d.now), refusal
+
+
+async def revoke(
+    d: Desk, token: str, role: Revoker | None = None
+) -> tuple[dict[str, object], errors.RelayError | None]:
+    """Withdraw the transfer before the trauma center takes it; `role` is who cancels, as the
+    phone says (used only when nobody authorized from this link: see `_canceller`). Returns the
+    phone's document and the refusal, if any, for the caller to raise once this visit has
+    committed: a refused revocation is audited too."""
+    return await _withdraw(d, token, role, declining=False)
+
+
+async def decline(
+    d: Desk, token: str, role: Revoker
+) -> tuple[dict[str, object], errors.RelayError | None]:
+    """The patient or family (`role`) says no before anyone authorized: the transfer is
+    revoked by them, its code dies at once, and the sender's status says they declined.
+    Returns as `revoke` does; refused (and audited) once the transfer is authorized."""
+    return await _withdraw(d, token, role, declining=True)

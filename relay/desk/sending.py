@@ -7,7 +7,7 @@ import secrets
 
 from relay import errors
 from relay.desk.visit import Desk
-from relay.lifecycle import Transfer
+from relay.lifecycle import Revoker, Transfer
 from relay.storage.models import Site, StoredLock
 from transfer_codes.codes import LOCATOR_LIMIT
 from transfer_codes.tokens import new_transfer_id, token_digest
@@ -74,7 +74,7 @@ async def break_glass(d: Desk, transfer_id: str, sealed_reason: bytes) -> Transf
 
 async def revoke(d: Desk, transfer_id: str) -> Transfer:
     """The sender withdraws the transfer; its keys are deleted at once."""
-    t = (await d.sent(transfer_id)).revoked(d.now)
+    t = (await d.sent(transfer_id)).revoked(d.now, Revoker.SENDING_SITE)
     await d.tx.delete_locks(t.id)
     return await d.saved(t, "transfer-revoked")
 

@@ -17,6 +17,9 @@
   const LANGUAGES = ["en", "es"];
   // The reader's explicit choice, for this tab only; never in the URL, which holds the secret.
   const LANGUAGE_KEY = "trauma-relay.phone.language";
+  // When this tab declined or cancelled a transfer: the relay's revoked_at of each, so the page
+  // can say "from this phone" after a reload too. Nothing secret: times only.
+  const WITHDRAWN_KEY = "trauma-relay.phone.withdrawn-at";
   const STATES = [
     "created",
     "awaiting_authorization",
@@ -64,7 +67,6 @@
   let token = "";
   let key = null;
   let current = null;
-  let revokedHere = false;
   let timer = null;
 
   // -- words -----------------------------------------------------------------------------------
@@ -185,6 +187,35 @@
     translatePage();
   }
 
+  // -- what this tab did ---------------------------------------------------------------------
+
+  function withdrawnHere() {
+    try {
+      const times = JSON.parse(window.sessionStorage.getItem(WITHDRAWN_KEY) || "[]");
+      return Array.isArray(times) ? times : [];
+    } catch (e) {
+      return []; // storage blocked or damaged: the page knows only what it sees now
+    }
+  }
+
+  let withdrawnNow = []; // as above, for when storage is blocked
+
+  function rememberWithdrawn(status) {
+    if (!status.revoked_at) return;
+    withdrawnNow = withdrawnNow.concat([status.revoked_at]);
+    try {
+      const times = withdrawnHere().concat([status.revoked_at]).slice(-20);
+      window.sessionStorage.setItem(WITHDRAWN_KEY, JSON.stringify(times));
+    } catch (e) {
+      // storage blocked: "from this phone" holds until the page is reloaded
+    }
+  }
+
+  function wasWithdrawnHere(status) {
+    const at = status.revoked_at;
+    return Boolean(at) && (withdrawnNow.includes(at) || withdrawnHere().includes(at));
+  }
+
   // -- helpers ---------------------------------------------------------------------------------
 
   function show(id, visible) {
@@ -278,9 +309,43 @@
 
   // -- rendering -----------------------------------------------------------------------------
 
+  function patientHint(summary) {
+    const initials = summary && summary.patient_initials;
+    const year = summary && summary.patient_birth_year;
+    if (initials && year) {
+      return { key: "patient.hint", values: { initials: String(initials), year: String(year) } };
+    }
+    if (initials) return String(initials);
+    if (year) return { key: "patient.born", values: { year: String(year) } };
+    return null;
+  }
+
+  function regionList(summary) {
+    const found = (summary && Array.isArray(summary.body_regions) && summary.body_regions) || [];
+    const words = [];
+    found.forEach((region, i) => {
+      if (i) words.push(", ");
+      // A region the dictionary knows (transfer_codes.phone.BODY_REGIONS) is worded in the
+      // language shown; another (a Body Part Examined term) is shown as found.
+      const known = text.en[`region.${region}`] !== undefined;
+      words.push(known ? { key: `region.${region}` } : String(region));
+    });
+    return words;
+  }
+
+  function showFact(id, message) {
+    // A fact of the summary that older summaries lack: its line shows only when there is one.
+    const present = Array.isArray(message) ? message.length > 0 : Boolean(message);
+    say(id, present ? message : "");
+    show(id, present);
+    show(`${id}-label`, present);
+  }
+
   function renderSummary(status, summary) {
     const sender = status.sender.display_name;
     const recipient = status.recipient.display_name;
+    showFact("s-patient", patientHint(summary));
+    showFact("s-regions", regionList(summary));
     say("s-sender", sender);
     say("s-recipient", recipient);
     say("s-expires", { moment: status.expires_at });
@@ -306,6 +371,7 @@
       say("s-counts", "");
     }
     say("consent-text", { key: "form.consent", values: { sender, recipient } });
+    say("decline-question", { key: "decline.question", values: { recipient } });
   }
 
   function authorizedBy(status, who) {
@@ -319,6 +385,31 @@
       };
     }
     return { key: status.authorized_by === "family" ? "who.family" : "who.patient" };
+  }
+
+  // Who ended the transfer, in the timeline's words: this phone, the patient or family (on
+  // another phone, or this one in an earlier visit), or the emergency department.
+  function withdrawal(status) {
+    const verb = status.declined ? "declined" : "cancelled";
+    if (wasWithdrawnHere(status)) return `timeline.${verb}_here`;
+    if (status.revoked_by === "sending_site") return "timeline.cancelled_sender";
+    if (status.revoked_by === "patient") return `timeline.${verb}_patient`;
+    if (status.revoked_by === "family") return `timeline.${verb}_family`;
+    return "timeline.cancelled"; // revoked before the relay recorded who
+  }
+
+  // What the state says: a revocation in the words of who made it.
+  function stateMessage(status) {
+    const state = status.state;
+    const recipient = status.recipient.display_name;
+    if (state === "revoked" && status.declined) {
+      return { key: "state.declined", values: { recipient } };
+    }
+    if (state === "revoked" && status.revoked_by === "sending_site") {
+      return { key: "state.revoked_by_sender" };
+    }
+    // A state this page does not know yet keeps the relay's own (English) words.
+    return STATES.includes(state) ? { key: `state.${state}` } : status.explanation;
   }
 
   function renderTimeline(status, who) {
@@ -356,9 +447,8 @@
       add("timeline.checking", {}, false);
     }
     if (status.revoked_at) {
-      // The relay does not say who cancelled; this phone knows only when it did so itself.
-      const cancelled = revokedHere ? "timeline.cancelled_here" : "timeline.cancelled";
-      add(cancelled, { when: { moment: status.revoked_at } }, true);
+      const values = { when: { moment: status.revoked_at }, sender: status.sender.display_name };
+      add(withdrawal(status), values, true);
     }
     list.hidden = list.children.length === 0;
   }
@@ -408,10 +498,11 @@
     const ended = ["expired", "revoked", "locked"].includes(state);
     const selfRefreshing = SELF_REFRESHING.includes(state);
     show("break-glass", Boolean(status.break_glass || (summary && summary.break_glass)));
+    // Once someone has said no, the reasons for sharing are no longer the page's business.
+    show("why", state !== "revoked");
     renderSummary(status, summary);
     show("summary", !ended || state === "locked");
-    // A state this page does not know yet keeps the relay's own (English) words.
-    say("state-text", STATES.includes(state) ? { key: `state.${state}` } : status.explanation);
+    say("state-text", stateMessage(status));
     renderTimeline(status, who);
     show("state", true);
     show("authorize", waiting);
@@ -421,6 +512,10 @@
     show("revoke", Boolean(status.can_revoke) && state === "authorized");
     show("revoke-confirm", false);
     show("revoke-button", true);
+    // After break-glass nobody agreed on a phone, so cancelling asks who is cancelling.
+    show("revoke-who", status.authorized_by === "break_glass");
+    show("decline-confirm", false);
+    show("decline-button", true);
     // While the page refreshes itself, a button to do it by hand only adds doubt.
     show("refresh", !selfRefreshing);
     show("auto-refresh", selfRefreshing);
@@ -508,13 +603,41 @@
     }
   }
 
+  function revokeRoleError(message) {
+    const radios = ["revoke-role-patient", "revoke-role-family"];
+    radios.forEach((id) => {
+      if (message) {
+        $(id).setAttribute("aria-invalid", "true");
+        $(id).setAttribute("aria-describedby", "revoke-result");
+      } else {
+        $(id).removeAttribute("aria-invalid");
+        $(id).removeAttribute("aria-describedby");
+      }
+    });
+    if (!message) return;
+    say("revoke-result", message);
+    show("revoke-result", true);
+    $(radios[0]).focus();
+  }
+
   async function revoke() {
+    const body = { token };
+    if (!$("revoke-who").hidden) {
+      const checked = document.querySelector('input[name="revoke-role"]:checked');
+      if (!checked) {
+        revokeRoleError({ key: "error.revoke_role" });
+        return;
+      }
+      body.role = checked.value;
+    }
+    revokeRoleError(null);
     const button = $("revoke-yes");
     button.disabled = true;
     try {
-      const status = await post("/api/v1/phone/revoke", { token });
-      revokedHere = true;
+      const status = await post("/api/v1/phone/revoke", body);
+      rememberWithdrawn(status);
       await render(status);
+      $("state-heading").focus();
     } catch (e) {
       show("revoke-confirm", false);
       say("revoke-result", refusal(e));
@@ -523,6 +646,47 @@
         await refresh();
         say("state-text", refusal(e));
       }
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function askToDecline() {
+    // Who says no is recorded, as for agreeing: the "I am" answer at the top of the form.
+    if (!chosenRole()) {
+      formError({ key: "error.decline_role" }, "role");
+      return;
+    }
+    show("form-error", false);
+    markInvalid(null);
+    show("decline-button", false);
+    show("decline-confirm", true);
+    $("decline-question").focus();
+  }
+
+  function keepDeciding() {
+    show("decline-confirm", false);
+    show("decline-button", true);
+    $("decline-button").focus();
+  }
+
+  async function decline() {
+    const button = $("decline-yes");
+    button.disabled = true;
+    try {
+      const status = await post("/api/v1/phone/decline", { token, role: chosenRole() });
+      rememberWithdrawn(status);
+      await render(status);
+      $("state-heading").focus();
+    } catch (e) {
+      show("decline-confirm", false);
+      show("decline-button", true);
+      // Agreed meanwhile (on another phone, or by a doctor): it can still be cancelled.
+      const message =
+        e.code === "invalid-state" ? { key: "problem.decline_authorized" } : refusal(e);
+      if (e.status >= 400 && e.code !== "csrf") await refresh();
+      if (current && current.state === "awaiting_authorization") formError(message, null);
+      else say("state-text", message);
     } finally {
       button.disabled = false;
     }
@@ -588,6 +752,9 @@
       show("revoke-button", true);
     });
     $("revoke-yes").addEventListener("click", revoke);
+    $("decline-button").addEventListener("click", askToDecline);
+    $("decline-no").addEventListener("click", keepDeciding);
+    $("decline-yes").addEventListener("click", decline);
     $("refresh").addEventListener("click", refresh);
     await refresh();
     timer = window.setInterval(() => {

@@ -18,12 +18,12 @@ from typing import Any
 import aiosqlite
 
 from relay import errors
-from relay.lifecycle import Authorizer, State, Transfer
+from relay.lifecycle import Authorizer, Revoker, State, Transfer
 from relay.storage.models import AuditEvent, ManifestRecord, ObjectStatus, Site, StoredLock
 
 _TRANSFER_COLUMNS = (
     "id, sender, recipient, locator, state, created_at, expires_at, authorized_at, "
-    "authorized_by, failed_attempts, redeemed_at, delivered_at, revoked_at"
+    "authorized_by, failed_attempts, redeemed_at, delivered_at, revoked_at, revoked_by"
 )
 
 
@@ -51,6 +51,7 @@ def _transfer(row: Any) -> Transfer:
         redeemed_at=row[10],
         delivered_at=row[11],
         revoked_at=row[12],
+        revoked_by=Revoker(row[13]) if row[13] else None,
     )
 
 
@@ -140,7 +141,7 @@ class SqliteMetadata:
     async def insert_transfer(self, transfer: Transfer) -> None:
         await self._db.execute(
             f"INSERT INTO transfers ({_TRANSFER_COLUMNS}) "  # noqa: S608 - fixed column list
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             self._transfer_values(transfer),
         )
 
@@ -160,6 +161,7 @@ class SqliteMetadata:
             t.redeemed_at,
             t.delivered_at,
             t.revoked_at,
+            t.revoked_by.value if t.revoked_by else None,
         )
 
     async def transfer(self, transfer_id: str) -> Transfer | None:
@@ -174,7 +176,7 @@ class SqliteMetadata:
         await self._db.execute(
             "UPDATE transfers SET state = ?, authorized_at = ?, authorized_by = ?, "
             "failed_attempts = ?, redeemed_at = ?, delivered_at = ?, revoked_at = ?, "
-            "expires_at = ? WHERE id = ?",
+            "revoked_by = ?, expires_at = ? WHERE id = ?",
             (*values[4:5], *values[7:], transfer.expires_at, transfer.id),
         )
 

@@ -23,6 +23,7 @@ from PIL import Image
 from playwright.async_api import Browser, BrowserContext, Page
 from relay_harness import RECEIVER, Relay, register_sites
 
+from receiving_site.redeem import RedeemRequest
 from relay import config as relay_config
 from relay.app import make_app
 from sending_site import journal
@@ -39,6 +40,10 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 PHONE = {"width": 360, "height": 640}
+# The walkthrough's phone (390 x 844), in English in Chicago and in Spanish in Madrid.
+WALKTHROUGH = {"viewport": {"width": 390, "height": 844}}
+ENGLISH = {**WALKTHROUGH, "locale": "en-US", "timezone_id": "America/Chicago"}
+SPANISH = {**WALKTHROUGH, "locale": "es-ES", "timezone_id": "Europe/Madrid"}
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 ACCESS_LOG = "aiohttp.access"
 
@@ -143,3 +148,14 @@ async def push_study(
     )
     ready = next(e for e in events if isinstance(e, Ready))
     return ready, journal.load(state_dir, ready.transfer_id)
+
+
+def redeem_request(relay: Relay, root: Path, secret: str) -> RedeemRequest:
+    """The trauma center's redemption of `secret` into a folder (no PACS), state under `root`."""
+    return RedeemRequest(
+        relay=relay.url,
+        credential=relay.receiver_credential,
+        state_dir=root / "tc",
+        secret=secret,
+        out=root / "out",
+    )

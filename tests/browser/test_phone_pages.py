@@ -12,23 +12,14 @@ from phone_harness import (
     no_horizontal_overflow,
     phone,
     push_study,
+    redeem_request,
     snap,
 )
 from playwright.async_api import Browser, Page, expect
-from relay_harness import Relay, running_relay
+from relay_harness import running_relay
 
-from receiving_site.redeem import RedeemRequest, redeem
+from receiving_site.redeem import redeem
 from site_agent.client import RelayClient, RelayRefused
-
-
-def _redeem(relay: Relay, root: Path, secret: str) -> RedeemRequest:
-    return RedeemRequest(
-        relay=relay.url,
-        credential=relay.receiver_credential,
-        state_dir=root / "tc",
-        secret=secret,
-        out=root / "out",
-    )
 
 
 async def _authorize_as_patient(page: Page, name: str = "Jane Example") -> None:
@@ -65,10 +56,13 @@ async def test_revoke_before_redemption_stops_the_code(tmp_path: Path, browser: 
             await snap(page, "11-revoked.png")
             await page.reload()
             await expect(page.locator("#state-text")).to_contain_text("was cancelled")
-            # The relay does not say who cancelled, so after a reload the page does not either.
-            await expect(page.locator("#timeline")).to_contain_text("Cancelled on")
+            # This tab remembers that it cancelled; the relay knows the patient did.
+            await expect(page.locator("#timeline")).to_contain_text("Cancelled from this phone on")
+        async with phone(browser) as (_, other):
+            await other.goto(ready.authorization_url)
+            await expect(other.locator("#timeline")).to_contain_text("Cancelled by the patient on")
         with pytest.raises(RelayRefused) as refusal:
-            await redeem(_redeem(relay, tmp_path, ready.code), lambda _: None)
+            await redeem(redeem_request(relay, tmp_path, ready.code), lambda _: None)
         assert refusal.value.code == "code-not-accepted"
         async with RelayClient(relay.url, relay.sender_credential) as er:
             assert (await er.status(ready.transfer_id))["state"] == "revoked"
@@ -84,7 +78,7 @@ async def test_revoke_after_redemption_is_refused_in_plain_words(
             await page.goto(ready.authorization_url)
             await _authorize_as_patient(page)
             # The trauma center takes it while the phone still shows the code.
-            await redeem(_redeem(relay, tmp_path, ready.code), lambda _: None)
+            await redeem(redeem_request(relay, tmp_path, ready.code), lambda _: None)
             await page.locator("#revoke-button").click()
             await page.locator("#revoke-yes").click()
             message = "The trauma center has already taken the images"
@@ -118,7 +112,7 @@ async def test_break_glass_is_shown_on_the_phone(tmp_path: Path, browser: Browse
             await expect(page.locator("#code")).to_be_visible()
             assert decode_qr(await page.locator("#qr").screenshot()) == [ready.capability]
             await snap(page, "20-break-glass.png")
-        result = await redeem(_redeem(relay, tmp_path, ready.code), lambda _: None)
+        result = await redeem(redeem_request(relay, tmp_path, ready.code), lambda _: None)
         assert result.break_glass
         async with RelayClient(relay.url, relay.sender_credential) as er:
             status = await er.status(ready.transfer_id)

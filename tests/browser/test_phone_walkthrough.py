@@ -13,17 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from phone_harness import phone, push_study, snap
+from phone_harness import ENGLISH, SPANISH, phone, push_study, redeem_request, snap
 from playwright.async_api import Browser, Page, expect
 from relay_harness import Relay, running_relay
 
-from receiving_site.redeem import RedeemRequest, redeem
+from receiving_site.redeem import redeem
 from relay import pages
 from sending_site.push import Ready
 
-WALKTHROUGH = {"viewport": {"width": 390, "height": 844}}
-ENGLISH = {**WALKTHROUGH, "locale": "en-US", "timezone_id": "America/Chicago"}
-SPANISH = {**WALKTHROUGH, "locale": "es-ES", "timezone_id": "Europe/Madrid"}
 TEXT: dict[str, dict[str, Any]] = json.loads(
     (Path(pages.__file__).parent / "authorize.text.json").read_text(encoding="utf-8")
 )
@@ -47,14 +44,7 @@ async def _opened(
 
 async def _delivered(relay: Relay, root: Path, code: str) -> None:
     """The trauma center takes the transfer into a folder (delivered, without a PACS)."""
-    request = RedeemRequest(
-        relay=relay.url,
-        credential=relay.receiver_credential,
-        state_dir=root / "tc",
-        secret=code,
-        out=root / "out",
-    )
-    await redeem(request, lambda _: None)
+    await redeem(redeem_request(relay, root, code), lambda _: None)
 
 
 async def _agree_as_family(page: Page) -> None:

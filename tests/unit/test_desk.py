@@ -13,7 +13,7 @@ import pytest
 from relay import audit, errors
 from relay.desk import documents, patient, sending
 from relay.desk.visit import UNKNOWN, Caller, Desk
-from relay.lifecycle import Authorizer, State, Transfer
+from relay.lifecycle import Authorizer, Revoker, State, Transfer
 from relay.storage.models import AuditEvent
 
 T0 = 1_800_000_000.0
@@ -78,7 +78,8 @@ def audited(action: str, actor: Caller, **fields: Any) -> AuditEvent:
 def test_revoke_loads_persists_and_audits_once() -> None:
     d, tx = desk(SENDER, transfer=awaiting())
     t = run(d, lambda d: sending.revoke(d, awaiting().id))
-    assert (t.state, t.revoked_at) == (State.REVOKED, NOW)
+    assert (t.state, t.revoked_at, t.revoked_by) == (State.REVOKED, NOW, Revoker.SENDING_SITE)
+    assert t.was_declined() is False
     assert tx.log == [
         ("transfer", (awaiting().id,)),
         ("delete_locks", (t.id,)),
@@ -154,6 +155,61 @@ def test_a_refused_phone_revocation_is_audited_and_handed_back() -> None:
     event = audited("phone-revocation", family, outcome="failure", detail={"state": "redeemed"})
     assert ("audit", (event, NOW)) in tx.log
     assert not any(name in ("save_transfer", "delete_locks") for name, _ in tx.log)
+
+
+@pytest.mark.parametrize("role", [Revoker.PATIENT, Revoker.FAMILY])
+def test_a_phone_decline_revokes_kills_the_code_and_is_audited_once(role: Revoker) -> None:
+    d, tx = desk(PHONE, transfer_by_authorization=awaiting())
+    document, refusal = run(d, lambda d: patient.decline(d, "token", role))
+    assert refusal is None
+    declined = awaiting().declined(NOW, role)
+    assert (document["state"], document["revoked_by"], document["declined"]) == (
+        "revoked",
+        role.value,
+        True,
+    )
+    actor = Caller(role.value, role.value, PHONE.remote)
+    detail = {"state": "awaiting_authorization", "reason": "declined"}
+    writes = [entry for entry in tx.log if entry[0] in ("save_transfer", "delete_locks", "audit")]
+    assert writes == [
+        ("save_transfer", (declined,)),
+        ("delete_locks", (declined.id,)),
+        ("audit", (audited("phone-revocation", actor, detail=detail), NOW)),
+    ]
+
+
+def test_a_decline_after_authorization_is_refused_audited_and_changes_nothing() -> None:
+    d, tx = desk(PHONE, transfer_by_authorization=awaiting().authorized(T0, Authorizer.PATIENT))
+    document, refusal = run(d, lambda d: patient.decline(d, "token", Revoker.FAMILY))
+    assert type(refusal) is errors.InvalidTransition
+    assert (document["state"], document["revoked_by"], document["declined"]) == (
+        "authorized",
+        None,
+        False,
+    )
+    family = Caller("family", "family", PHONE.remote)
+    detail = {"state": "authorized", "reason": "declined"}
+    event = audited("phone-revocation", family, outcome="failure", detail=detail)
+    assert ("audit", (event, NOW)) in tx.log
+    assert not any(name in ("save_transfer", "delete_locks") for name, _ in tx.log)
+
+
+@pytest.mark.parametrize(
+    ("authorized_by", "given", "recorded"),
+    [
+        (Authorizer.FAMILY, Revoker.PATIENT, Revoker.FAMILY),  # the link authorized as family
+        (Authorizer.PATIENT, None, Revoker.PATIENT),
+        (Authorizer.BREAK_GLASS, Revoker.FAMILY, Revoker.FAMILY),  # the phone says who
+        (Authorizer.BREAK_GLASS, None, Revoker.PATIENT),
+    ],
+)
+def test_a_phone_cancel_records_who_cancelled(
+    authorized_by: Authorizer, given: Revoker | None, recorded: Revoker
+) -> None:
+    d, _ = desk(PHONE, transfer_by_authorization=awaiting().authorized(T0, authorized_by))
+    document, refusal = run(d, lambda d: patient.revoke(d, "token", given))
+    assert refusal is None
+    assert (document["revoked_by"], document["declined"]) == (recorded.value, False)
 
 
 def test_an_unknown_phone_link_is_refused_without_writing() -> None:

@@ -17,6 +17,7 @@ from relay.lifecycle import (
     MAX_FAILED_ATTEMPTS,
     Authorizer,
     RedeemOutcome,
+    Revoker,
     State,
     Transfer,
 )
@@ -72,7 +73,7 @@ def delivered() -> Transfer:
 
 
 def revoked() -> Transfer:
-    return authorized().revoked(NOW)
+    return authorized().revoked(NOW, Revoker.SENDING_SITE)
 
 
 def expired() -> Transfer:
@@ -234,7 +235,7 @@ def test_break_glass_after_consent_is_refused_as_such_even_when_due() -> None:
     ("build", "now", "error"),
     [
         (awaiting, EXPIRES_AT, errors.TransferExpired),
-        (lambda: awaiting().revoked(NOW), NOW, errors.TransferRevoked),
+        (lambda: awaiting().revoked(NOW, Revoker.FAMILY), NOW, errors.TransferRevoked),
         (fresh, NOW, errors.InvalidTransition),
         (
             lambda: authorized(Authorizer.BREAK_GLASS).redeem_attempted(NOW, True)[0],
@@ -478,16 +479,17 @@ def test_receipt_refused_before_redemption(state: State) -> None:
 @pytest.mark.parametrize(
     "state", [State.CREATED, State.AWAITING_AUTHORIZATION, State.AUTHORIZED, State.LOCKED]
 )
-def test_revoke_before_redemption(state: State) -> None:
-    t = BUILDERS[state]().revoked(LATER)
-    assert (t.state, t.revoked_at) == (State.REVOKED, LATER)
+@pytest.mark.parametrize("by", list(Revoker))
+def test_revoke_before_redemption_records_who(state: State, by: Revoker) -> None:
+    t = BUILDERS[state]().revoked(LATER, by)
+    assert (t.state, t.revoked_at, t.revoked_by) == (State.REVOKED, LATER, by)
 
 
 @pytest.mark.parametrize("state", [State.REDEEMED, State.DELIVERED])
 @pytest.mark.parametrize("now", [LATER, EXPIRES_AT + 1])
 def test_revoke_after_redemption_is_already_redeemed(state: State, now: float) -> None:
     with pytest.raises(errors.AlreadyRedeemed):
-        BUILDERS[state]().revoked(now)
+        BUILDERS[state]().revoked(now, Revoker.SENDING_SITE)
 
 
 @pytest.mark.parametrize(
@@ -502,7 +504,90 @@ def test_revoke_refused_when_dead(
     build: Callable[[], Transfer], now: float, error: type[errors.RelayError]
 ) -> None:
     with pytest.raises(error):
-        build().revoked(now)
+        build().revoked(now, Revoker.PATIENT)
+
+
+# -- declining (the patient or family says no before anyone authorized) ------------------------
+
+PHONE = [Revoker.PATIENT, Revoker.FAMILY]
+
+
+@pytest.mark.parametrize("by", PHONE)
+@pytest.mark.parametrize(
+    "build",
+    [fresh, awaiting, lambda: locked(authorized_first=False)],
+    ids=["created", "awaiting", "locked-unauthorized"],
+)
+def test_declined_is_a_revocation_by_the_patient_or_family(
+    build: Callable[[], Transfer], by: Revoker
+) -> None:
+    before = build()
+    t = before.declined(LATER, by)
+    assert (t.state, t.revoked_at, t.revoked_by) == (State.REVOKED, LATER, by)
+    assert t.was_declined() is True
+    assert before.was_declined() is False
+    # the code is dead like any revoked transfer's: refused exactly like a wrong code
+    for proof_ok in (True, False):
+        assert t.redeem_attempted(LATER, proof_ok=proof_ok) == (t, RedeemOutcome.REJECTED)
+    with pytest.raises(errors.TransferRevoked):
+        t.reissued(LATER)
+    with pytest.raises(errors.TransferRevoked):
+        t.authorized(LATER, Authorizer.FAMILY)
+
+
+@pytest.mark.parametrize("by", PHONE)
+@pytest.mark.parametrize(
+    "build",
+    [
+        authorized,
+        lambda: authorized(Authorizer.BREAK_GLASS),
+        lambda: locked(authorized_first=True),
+    ],
+    ids=["authorized", "break-glass", "locked-authorized"],
+)
+def test_declined_is_refused_once_someone_authorized(
+    build: Callable[[], Transfer], by: Revoker
+) -> None:
+    t = build()
+    with pytest.raises(errors.InvalidTransition) as caught:
+        t.declined(LATER, by)
+    assert type(caught.value) is errors.InvalidTransition
+    assert "can still be cancelled" in caught.value.detail
+    # cancelling is what is left, and that is not declining
+    cancelled = t.revoked(LATER, by)
+    assert (cancelled.revoked_by, cancelled.was_declined()) == (by, False)
+
+
+def test_only_the_patient_or_family_can_decline() -> None:
+    with pytest.raises(errors.InvalidTransition) as caught:
+        awaiting().declined(LATER, Revoker.SENDING_SITE)
+    assert type(caught.value) is errors.InvalidTransition
+
+
+@pytest.mark.parametrize(
+    ("build", "now", "error"),
+    [
+        (redeemed, LATER, errors.AlreadyRedeemed),
+        (delivered, LATER, errors.AlreadyRedeemed),
+        (revoked, LATER, errors.TransferRevoked),
+        (lambda: awaiting().declined(NOW, Revoker.FAMILY), LATER, errors.TransferRevoked),
+        (lambda: awaiting().expired(EXPIRES_AT), LATER, errors.TransferExpired),
+        (awaiting, EXPIRES_AT, errors.TransferExpired),
+    ],
+    ids=["redeemed", "delivered", "revoked", "declined", "expired", "awaiting-due"],
+)
+def test_declined_is_refused_as_revoked_is_when_over(
+    build: Callable[[], Transfer], now: float, error: type[errors.RelayError]
+) -> None:
+    with pytest.raises(error):
+        build().declined(now, Revoker.PATIENT)
+
+
+@pytest.mark.parametrize("by", list(Revoker))
+def test_a_sender_revocation_or_a_cancel_after_consent_is_not_a_decline(by: Revoker) -> None:
+    assert authorized().revoked(LATER, by).was_declined() is False
+    # before anyone authorized, only the patient or family revoking is their declining
+    assert awaiting().revoked(LATER, by).was_declined() is (by in PHONE)
 
 
 # -- expiry -----------------------------------------------------------------------------------
@@ -585,7 +670,7 @@ def test_state_at_reports_a_due_transfer_as_expired() -> None:
 def test_can_revoke_says_whether_revoked_succeeds(state: State, now: float) -> None:
     t = BUILDERS[state]()
     try:
-        t.revoked(now)
+        t.revoked(now, Revoker.SENDING_SITE)
     except errors.InvalidTransition:
         succeeds = False
     else:
@@ -690,7 +775,9 @@ def _moves(t: Transfer) -> list[tuple[str, Transfer]]:
     moves.append((label, after))  # a repeat must never move the state
     attempt("reissued", lambda: t.reissued(NOW))
     attempt("receipt_received", lambda: t.receipt_received(NOW))
-    attempt("revoked", lambda: t.revoked(NOW))
+    for who in Revoker:
+        attempt("revoked", partial(t.revoked, NOW, who))
+        attempt("declined", partial(t.declined, NOW, who))
     attempt("expired", lambda: t.expired(EXPIRES_AT))
     return moves
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from transfer_codes.phone import BODY_REGIONS
 from transfer_codes.wire import Problem, TransferState
 
 PAGES = resources.files("relay.pages")
@@ -62,6 +63,7 @@ def test_every_key_the_page_uses_is_there() -> None:
     used |= {f"relation.{kind}" for kind in _script_list("RELATIONSHIPS")}
     used |= {f"relationship.{kind}" for kind in _script_list("RELATIONSHIPS")}
     used |= {f"error.{field}" for field in _script_list("FIELDS")}
+    used |= {f"region.{region}" for region in BODY_REGIONS}
     assert len(used) > 60
     assert used - set(TEXT["en"]) == set()
 

@@ -141,6 +141,45 @@ def scenario(f: Scenario) -> Scenario:
     return f
 
 
+# -- the patient or family said no on their phone ----------------------------------------------
+
+
+@scenario
+def a_declined_transfer_stops_the_next_push() -> Drive:
+    no = seen("revoked", revoked_by="family", declined=True, revoked_at=T0)
+    d = drive(journal("old1"))
+    assert d("statuses_received", {"old1": no}) == [("give_up", "old1", False)]
+    reason = "the patient's family declined to share it on their phone"
+    assert d("revoke_answered", "old1", None) == [
+        ("save", "old1", True, reason),
+        ("fail", "TransferDeclined"),
+    ]
+    assert "declined on their phone" in str(d.error())
+    assert d.plan.stage == Stage.STOPPED
+    return d
+
+
+def test_after_a_decline_the_push_after_starts_a_new_transfer() -> None:
+    declined = journal("old1", done=True, abandoned="the patient declined to share it")
+    assert drive(declined)("statuses_received", {}) == [("create",)]
+
+
+@scenario
+def a_decline_while_uploading_withdraws_with_the_familys_words() -> Drive:
+    d = drive()
+    d("statuses_received", {})
+    d("transfer_created", T0, NEW)
+    d("transfer_seen", seen("awaiting_authorization"), holdings())
+    no = seen("revoked", revoked_by="patient", declined=False, revoked_at=T0)
+    assert d("send_failed", refused("revoked", 410), no) == [("give_up", "new", True)]
+    assert d("revoke_answered", "new", refused("revoked", 410)) == [
+        ("save", "new", True, "the patient cancelled it on their phone"),
+        ("fail", "TransferDeclined"),
+    ]
+    assert d.plan.stage == Stage.WITHDRAWN
+    return d
+
+
 # -- a first push, and a push that resumes -----------------------------------------------------
 
 
