@@ -275,6 +275,7 @@ async def phone_revoke(request: web.Request) -> web.Response:
             revoked = t
         else:
             await tx.save_transfer(revoked)
+            await tx.keep_cancelled_locks(t.id)  # so the right code is told who cancelled
             await tx.delete_locks(t.id)
         await audit.record(
             tx,

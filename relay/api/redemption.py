@@ -2,7 +2,8 @@
 wrapped data key, once.
 
 Every refusal (unknown, expired, used, revoked, locked, wrong) is the same answer, so a guesser
-learns nothing. Only a right proof is told more (for example "not authorized yet").
+learns nothing. Only a right proof is told more (for example "not authorized yet", or that the
+family cancelled), and a wrong one for a live transfer how many tries are left (`refusals`).
 
 A lost answer must not strand the transfer (the code is spent once the relay commits). So the
 receiving site sends a random `redemption_id` it saved before asking; the relay keeps its digest
@@ -21,7 +22,7 @@ import hmac
 from aiohttp import web
 
 from relay import audit, errors
-from relay.api import bodies
+from relay.api import bodies, refusals
 from relay.api.auth import remote, require_site
 from relay.appkeys import CONFIG, DECOY_KEY, METADATA
 from relay.lifecycle import Authorizer, RedeemOutcome, State
@@ -58,7 +59,8 @@ async def salt(request: web.Request) -> web.Response:
     async with request.app[METADATA].transaction() as tx:
         t = await tx.transfer_by_locator(site.name, locator)
         lock = await tx.lock(t.id, "code") if t else None
-    value = lock.salt if lock else _decoy_salt(request.app[DECOY_KEY], site.name, locator)
+        kept = None if lock else await refusals.cancelled_salt(tx, site.name, locator)
+    value = lock.salt if lock else kept or _decoy_salt(request.app[DECOY_KEY], site.name, locator)
     return web.json_response({"salt": b64encode_text(value)})
 
 
@@ -81,6 +83,7 @@ async def redeem(request: web.Request) -> web.Response:
     else:
         kind = "code"
         locator = _locator(body)
+    left = None
     async with request.app[METADATA].transaction() as tx:
         if kind == "capability":
             t = await tx.transfer(transfer_id)
@@ -110,6 +113,7 @@ async def redeem(request: web.Request) -> web.Response:
                     recorded, redemption_digest(redemption_id)
                 )
             t, outcome = t.redeem_attempted(now, ok, same_redemption=same)
+            left = refusals.attempts_left(t, outcome, now)
             await tx.save_transfer(t)
             if outcome == RedeemOutcome.REDEEMED and redemption_id is not None:
                 await tx.set_redemption_digest(t.id, redemption_digest(redemption_id))
@@ -153,6 +157,14 @@ async def redeem(request: web.Request) -> web.Response:
                         "manifest_closed": await tx.manifest_closed(t.id),
                     }
                 )
+        key = transfer_id if kind == "capability" else locator
+        cancelled = outcome == RedeemOutcome.REJECTED and await refusals.cancelled_by_family(
+            tx, site.name, kind, key, proof
+        )
     if outcome == RedeemOutcome.NOT_YET_AUTHORIZED:
         raise errors.AwaitingAuthorization()
+    if cancelled:
+        raise errors.CancelledByFamily()
+    if left is not None:
+        return refusals.not_accepted(left)
     raise errors.CodeNotAccepted()
