@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from site_agent.settings import add_relay_arguments
+
 PAPERS = ("a4", "letter")
 
 
@@ -20,7 +22,7 @@ def add_parsers(sub: Any) -> None:
         description="Validate, encrypt and upload a study; prints the code, writes its QR.",
     )
     push.add_argument("paths", nargs="+", type=Path, help="files, folders or DICOMDIR media")
-    push.add_argument("--relay", required=True, help="relay URL, e.g. https://relay.example")
+    add_relay_arguments(push)
     push.add_argument("--to", required=True, dest="recipient", help="receiving site name")
     push.add_argument("--break-glass", metavar="REASON", help="clinician authorization reason")
     push.add_argument("--clinician", help="name of the clinician using break-glass")
@@ -99,6 +101,7 @@ def _break_glass_problem(args: argparse.Namespace) -> str | None:
 def run_push(args: argparse.Namespace) -> int:
     from sending_site.push import Progress, PushRequest, Ready, push
     from site_agent.local_state import default_state_dir
+    from site_agent.settings import relay_from_arguments
 
     problem = _break_glass_problem(args)
     if problem:
@@ -106,7 +109,7 @@ def run_push(args: argparse.Namespace) -> int:
         return 2
     req = PushRequest(
         paths=args.paths,
-        relay=args.relay,
+        relay=relay_from_arguments(args),
         recipient=args.recipient,
         credential=_credential(args),
         state_dir=args.state or default_state_dir(),

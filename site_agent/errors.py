@@ -42,3 +42,12 @@ class CredentialMissing(AgentError):
 
 class CredentialUnreadable(AgentError):
     """The site credential file could not be read. Check its path and permissions."""
+
+
+class RelayNotSet(AgentError):
+    """No relay address was given. Give --relay URL, set TRAUMA_RELAY_URL, or write
+    relay = "https://relay.example" into config.toml in the state folder."""
+
+
+class SettingsUnreadable(AgentError):
+    """The settings file could not be read. Check its path and contents, or give --relay."""
