@@ -68,6 +68,9 @@ async def ask_yes_no(question: str, stdin: TextIO, out: TextIO) -> bool:
     loop.add_reader(fd, readable)
     try:
         line = await answered
+    except asyncio.CancelledError:  # withdrawn: something failed meanwhile, and says so next
+        out.write("\n")
+        raise
     finally:
         loop.remove_reader(fd)
     if not line:

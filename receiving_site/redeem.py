@@ -344,15 +344,17 @@ async def _receive(
     limit = asyncio.Semaphore(PARALLEL_DOWNLOADS)
 
     async def stage(entry: ManifestEntry) -> None:
-        if question.declined():  # a no stops the download too
-            raise _declined(req, transfer_id)
         async with limit:
+            if question.declined():  # a no stops the download too
+                raise _declined(req, transfer_id)
             item = await staging.stage_object(client, transfer_id, data_key, entry, folder)
         staged[entry.index] = item
         on_event(Progress(len(staged), len(reader.entries), reader.closed))
 
     try:
         while True:
+            if question.declined():
+                raise _declined(req, transfer_id)
             page = await client.manifest_page(transfer_id, next_seq, WAIT_SECONDS)
             had_summary = reader.summary is not None
             for item in page["records"]:

@@ -22,13 +22,18 @@ def _dead_relay() -> str:
     return f"http://127.0.0.1:{free_port()}"
 
 
+def _state_with_relay(folder: Path, url: str) -> Path:
+    """A state folder whose config.toml names `url` as the relay."""
+    folder.mkdir()
+    (folder / "config.toml").write_text(f'relay = "{url}"\n')
+    return folder
+
+
 def test_a_config_file_in_the_state_folder_and_the_environment_serve_both_sites(
     relay: E2ERelay, tmp_path: Path
 ) -> None:
     make_ct_study(tmp_path / "study", 2, seed=401)
-    er_state = tmp_path / "er-state"
-    er_state.mkdir()
-    (er_state / "config.toml").write_text(f'relay = "{relay.url}"\n')
+    er_state = _state_with_relay(tmp_path / "er-state", relay.url)
     push = _without_relay(relay.push_args([tmp_path / "study"], state=er_state, extra=["--json"]))
     pushed = run_cli(push, cwd=tmp_path, credential=relay.sender_credential).ok().json()
     assert pushed["authorization_url"].startswith(relay.url)
@@ -49,9 +54,7 @@ def test_relay_wins_over_the_environment_and_the_config_file(
     relay: E2ERelay, tmp_path: Path
 ) -> None:
     make_ct_study(tmp_path / "study", 1, seed=402)
-    er_state = tmp_path / "er-state"
-    er_state.mkdir()
-    (er_state / "config.toml").write_text(f'relay = "{_dead_relay()}"\n')
+    er_state = _state_with_relay(tmp_path / "er-state", _dead_relay())
     push = relay.push_args([tmp_path / "study"], state=er_state, extra=["--json"])
     pushed = run_cli(
         push,
