@@ -117,6 +117,7 @@ def main() -> int:
                         str(work / "tc-state"),
                         "--pacs",
                         f"{target.ae_title}@127.0.0.1:{target.dicom_port}",
+                        "--yes",
                         "--json",
                     ],
                     env={**env, "TRAUMA_RELAY_CREDENTIAL": tc.credential},

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from receiving_site import errors
+from site_agent.relay_setting import add_relay_arguments
+
+if TYPE_CHECKING:
+    from receiving_site.reconcile import Demographics
 
 
 def add_parsers(sub: Any) -> None:
@@ -25,7 +28,7 @@ def add_parsers(sub: Any) -> None:
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", type=Path, help="write the study into this folder")
     where.add_argument("--pacs", help="C-STORE into this PACS: AET@HOST:PORT")
-    p.add_argument("--relay", required=True, help="relay URL")
+    add_relay_arguments(p)
     p.add_argument("--calling-aet", default="TRAUMARELAY", help="our AE title toward the PACS")
     p.add_argument("--resume", metavar="TRANSFER_ID", help="continue an interrupted redemption")
     p.add_argument("--credential-file", help="file holding this site's relay credential")
@@ -69,24 +72,43 @@ def add_parsers(sub: Any) -> None:
             "it yet; the images keep the sender's name and birth date"
         ),
     )
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help=(
+            "store without asking to confirm the preview (for scripts; without a terminal "
+            "redeem refuses to run unless this is given)"
+        ),
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run_redeem)
 
 
-def _read_secret() -> str:
-    if sys.stdin.isatty():
-        return getpass.getpass("Code from the transfer sheet (or scan the QR): ")
-    return sys.stdin.readline()
+def _question(args: argparse.Namespace) -> str:
+    where = f"the PACS {args.pacs}" if args.pacs else f"the folder {args.out}"
+    return f"Is this your patient? Store the study in {where}? [y/N] "
+
+
+def _filed_under(local: Demographics) -> str:
+    from receiving_site.preview import date, person_name
+
+    issuer = f" (issuer {local.issuer_of_patient_id})" if local.issuer_of_patient_id else ""
+    return (
+        f"Filed under this hospital's patient ID {local.patient_id}{issuer}, as "
+        f"{person_name(local.patient_name)}, born {date(local.birth_date)}."
+    )
 
 
 def run_redeem(args: argparse.Namespace) -> int:
     from receiving_site.pacs import PacsAddress
     from receiving_site.preview import describe
+    from receiving_site.prompts import ask_yes_no, read_code
     from receiving_site.reconcile import check_local_id
     from receiving_site.redeem import (
         Preview,
-        Progress,
+        RedeemEvent,
         RedeemRequest,
+        Stored,
         Unlocked,
         parse_secret,
         redeem,
@@ -94,8 +116,10 @@ def run_redeem(args: argparse.Namespace) -> int:
     from site_agent.credential import read_credential
     from site_agent.local_state import default_state_dir
     from site_agent.relay_address import relay_address
+    from site_agent.relay_setting import relay_from_arguments
 
-    relay_address(args.relay)  # a wrong address is reported before the code is asked for
+    # A wrong or missing address is reported before the code is asked for.
+    relay = relay_address(relay_from_arguments(args))
     if (args.confirm_local_record or args.new_local_patient) and args.local_patient_id is None:
         raise errors.LocalPatientNeedsPacs(
             "--confirm-local-record and --new-local-patient go with --local-patient-id. Nothing "
@@ -105,6 +129,9 @@ def run_redeem(args: argparse.Namespace) -> int:
         if not args.pacs:
             raise errors.LocalPatientNeedsPacs()
         check_local_id(args.local_patient_id, args.local_issuer)  # before the code is spent
+    if not args.yes and not sys.stdin.isatty():
+        # Before the code is read, so before it can be spent.
+        raise errors.ConfirmationNeeded()
     credential = read_credential(args.credential_file)
     address = None
     if args.pacs:
@@ -112,10 +139,10 @@ def run_redeem(args: argparse.Namespace) -> int:
         address = PacsAddress(address.ae_title, address.host, address.port, args.calling_aet)
     secret = None
     if not args.resume:
-        secret = _read_secret()
+        secret = read_code(sys.stdin, sys.stderr)
         parse_secret(secret)  # a typo is reported before anything is sent
     req = RedeemRequest(
-        relay=args.relay,
+        relay=relay,
         credential=credential,
         state_dir=args.state or default_state_dir(),
         secret=secret,
@@ -129,25 +156,40 @@ def run_redeem(args: argparse.Namespace) -> int:
         local_issuer=args.local_issuer,
         confirm_local_record=args.confirm_local_record,
         new_local_patient=args.new_local_patient,
+        assume_yes=args.yes,
     )
     quiet = args.json
+    asking = [False]  # while the question is open, progress lines wait
 
-    def on_event(event: Unlocked | Preview | Progress) -> None:
+    def on_event(event: RedeemEvent) -> None:
+        if isinstance(event, Preview) and not args.yes:
+            asking[0] = True  # the preview is shown even with --json: it is what is asked
+            lines = "\n".join(describe(event.summary, event.sender))
+            print(lines, file=sys.stderr if quiet else sys.stdout, flush=True)
+            return
         if quiet:
             return
         if isinstance(event, Unlocked):
             flag = " (authorized by BREAK-GLASS)" if event.break_glass else ""
             print(f"Code accepted: transfer {event.transfer_id} from {event.sender}{flag}.")
         elif isinstance(event, Preview):
-            print("\n".join(describe(event.summary)), flush=True)
-        elif sys.stderr.isatty():
-            state = "" if event.manifest_closed else " (sender still uploading)"
-            sys.stderr.write(
-                f"\r  verified {event.objects_done}/{event.objects_listed} images{state}   "
-            )
+            print("\n".join(describe(event.summary, event.sender)), flush=True)
+        elif sys.stderr.isatty() and not asking[0]:
+            if isinstance(event, Stored):
+                line = f"stored {event.images_done}/{event.images_total} images in the PACS"
+            else:
+                state = "" if event.manifest_closed else " (sender still uploading)"
+                line = f"verified {event.objects_done}/{event.objects_listed} images{state}"
+            sys.stderr.write(f"\r  {line}   ")
             sys.stderr.flush()
 
-    result = asyncio.run(redeem(req, on_event))
+    async def confirm(preview: Preview) -> bool:
+        try:
+            return await ask_yes_no(_question(args), sys.stdin, sys.stderr)
+        finally:
+            asking[0] = False
+
+    result = asyncio.run(redeem(req, on_event, None if args.yes else confirm))
     if args.json:
         print(
             json.dumps(
@@ -159,6 +201,16 @@ def run_redeem(args: argparse.Namespace) -> int:
                     "break_glass": result.break_glass,
                     "decompressed": result.decompressed,
                     "local_patient_id": args.local_patient_id,
+                    "filed_under": (
+                        None
+                        if result.filed_under is None
+                        else {
+                            "patient_id": result.filed_under.patient_id,
+                            "issuer_of_patient_id": result.filed_under.issuer_of_patient_id,
+                            "patient_name": result.filed_under.patient_name,
+                            "birth_date": result.filed_under.birth_date,
+                        }
+                    ),
                 }
             )
         )
@@ -169,6 +221,8 @@ def run_redeem(args: argparse.Namespace) -> int:
             f"Delivered {result.instances} verified images ({result.bytes / 1e6:.1f} MB) to "
             f"{result.destination}. The sending hospital has been sent the receipt."
         )
+        if result.filed_under is not None:
+            print(_filed_under(result.filed_under))
         if result.note:
             print(result.note)
     return 0

@@ -64,3 +64,21 @@ class IdentityHeld(ReceivingError):
 class LocalPatientNeedsPacs(ReceivingError):
     """--local-patient-id files the study under a PACS record, so it goes with --pacs, not
     --out. Nothing was done."""
+
+
+class NotConfirmed(ReceivingError):
+    """Nothing was stored: the study was not confirmed."""
+
+
+class ConfirmationNeeded(ReceivingError):
+    """redeem shows the study and asks you to confirm it before anything is stored, but there
+    is no terminal here to ask at. Run it at a terminal, or add --yes to store without asking
+    (for scripts). Nothing was done."""
+
+
+class NoCodeEntered(ReceivingError):
+    """No code was entered; nothing was done."""
+
+
+class AlreadyDelivered(ReceivingError):
+    """This code was already used here and its study delivered; nothing more was done."""

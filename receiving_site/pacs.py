@@ -15,7 +15,7 @@ import re
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,9 +161,13 @@ def _accepted(assoc: Any) -> set[formats.Pair]:
 
 
 def store_to_pacs(
-    staged: list[StagedObject], pacs: PacsAddress, coercion: Coercion | None = None
+    staged: list[StagedObject],
+    pacs: PacsAddress,
+    coercion: Coercion | None = None,
+    on_stored: Callable[[int, int], None] | None = None,
 ) -> PacsDelivery:
     """C-STORE every instance; returns how many were stored, and which were decompressed.
+    `on_stored(done, total)` is called after each image the PACS accepted.
     With `coercion`, every instance is filed under the local patient (`reconcile`), through a
     copy like a decompressed one.
 
@@ -180,7 +184,7 @@ def store_to_pacs(
     with _association(pacs, offer.contexts, offer.refusal(staged, len(staged))) as assoc:
         targets = offer.routes(staged, _accepted(assoc))
         if not targets and coercion is None:
-            return PacsDelivery(_send(assoc, staged, {}))
+            return PacsDelivery(_send(assoc, staged, {}, on_stored))
     converting = [s for s in staged if s.entry.index in targets]
     copies: dict[int, Path] = {}
     try:
@@ -208,7 +212,7 @@ def store_to_pacs(
             lost = set(wire) - _accepted(assoc)
             if lost:
                 raise errors.PacsRefused(_no_longer_accepted(sorted(lost)))
-            stored = _send(assoc, staged, copies)
+            stored = _send(assoc, staged, copies, on_stored)
     finally:
         for path in copies.values():
             path.unlink(missing_ok=True)
@@ -224,7 +228,12 @@ def _no_longer_accepted(pairs: list[formats.Pair]) -> str:
     )
 
 
-def _send(assoc: Any, staged: list[StagedObject], copies: Mapping[int, Path]) -> int:
+def _send(
+    assoc: Any,
+    staged: list[StagedObject],
+    copies: Mapping[int, Path],
+    on_stored: Callable[[int, int], None] | None = None,
+) -> int:
     """C-STORE each instance (its uncompressed copy where there is one); returns how many were
     stored, or raises `PacsRefused` at the first that is not."""
     stored = 0
@@ -243,6 +252,8 @@ def _send(assoc: Any, staged: list[StagedObject], copies: Mapping[int, Path]) ->
                 f" {stored} images were stored."
             )
         stored += 1
+        if on_stored is not None:
+            on_stored(stored, len(staged))
     return stored
 
 

@@ -4,7 +4,7 @@ study is, who sent it and how it was authorized. Pure: a verified `StudySummary`
 
 from __future__ import annotations
 
-from transfer_codes.manifest import StudySummary
+from transfer_codes.manifest import SeriesSummary, StudySummary
 
 UNKNOWN = "not given"
 _SEX = {"F": "female", "M": "male", "O": "other"}
@@ -26,8 +26,27 @@ def date(da: str) -> str:
     return da or UNKNOWN
 
 
-def describe(summary: StudySummary) -> list[str]:
-    """The preview, a line each: patient, study, sender (break-glass marked), and what to do."""
+def time(tm: str) -> str:
+    """A DICOM time "031500.123" as "03:15"; anything else as given, empty when not given."""
+    tm = tm.strip()
+    if len(tm) >= 4 and tm[:4].isdigit():
+        return f"{tm[:2]}:{tm[2:4]}"
+    return tm
+
+
+def series_line(series: SeriesSummary) -> str:
+    """One series: "AXIAL 1MM, CT, 240 images, 1 mm slices"."""
+    images = "1 image" if series.image_count == 1 else f"{series.image_count} images"
+    parts = [series.description or "no description", series.modality or "modality not given"]
+    parts.append(images)
+    if series.slice_thickness:
+        parts.append(f"{series.slice_thickness} mm slices")
+    return ", ".join(parts)
+
+
+def describe(summary: StudySummary, sender: str = "") -> list[str]:
+    """The preview, a line each: patient, study (with its time), every series, sender
+    (`sender` is its display name as the relay knows it; break-glass marked), and what to do."""
     issuer = f", issuer {summary.issuer_of_patient_id}" if summary.issuer_of_patient_id else ""
     sex = _SEX.get(summary.patient_sex.strip().upper(), summary.patient_sex.strip() or UNKNOWN)
     study = summary.study_description.strip() or "no description"
@@ -35,6 +54,15 @@ def describe(summary: StudySummary) -> list[str]:
     images = f"{summary.instance_count} images" if summary.instance_count else "images"
     series = f"{summary.series_count} series, " if summary.series_count else ""
     accession = f", accession {summary.accession_number}" if summary.accession_number else ""
+    when = " ".join(p for p in (date(summary.study_date), time(summary.study_time)) if p)
+    listed = [
+        f"{'Series:' if n == 0 else '':<10}{series_line(s)}" for n, s in enumerate(summary.series)
+    ]
+    if summary.series and summary.series_count > len(summary.series):
+        listed.append(f"{'':<10}and {summary.series_count - len(summary.series)} more series")
+    named = summary.sending_site.strip()  # the sender's own name for itself, sealed
+    both = sender and named and sender != named
+    site = f"{sender} ({named})" if both else sender or named or UNKNOWN
     authorized = (
         "BREAK-GLASS: authorized by a clinician, not by the patient or family"
         if summary.break_glass
@@ -43,8 +71,8 @@ def describe(summary: StudySummary) -> list[str]:
     return [
         f"Patient:  {person_name(summary.patient_name)}, born {date(summary.patient_birth_date)}"
         f", {sex} (ER patient ID {summary.patient_id or UNKNOWN}{issuer})",
-        f"Study:    {study}, {modalities}, {date(summary.study_date)}{accession}"
-        f" ({series}{images})",
-        f"Sent by:  {summary.sending_site or UNKNOWN}; {authorized}",
+        f"Study:    {study}, {modalities}, {when}{accession} ({series}{images})",
+        *listed,
+        f"Sent by:  {site}; {authorized}",
         "Check this against the patient in front of you.",
     ]

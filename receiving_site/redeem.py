@@ -22,12 +22,13 @@ import asyncio
 import os
 import shlex
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from receiving_site import errors, identity, pacs, reconcile, staging, state
+from receiving_site import delivered, errors, identity, pacs, reconcile, staging, state
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from site_agent.errors import AgentError
 from transfer_codes.capability import Capability
@@ -60,6 +61,7 @@ class RedeemRequest:
     local_issuer: str = ""  # the issuer of `local_patient_id`
     confirm_local_record: bool = False  # a person checked the PACS's record is this patient
     new_local_patient: bool = False  # `local_patient_id` was just given to this patient
+    assume_yes: bool = False  # `--yes`: stored without asking, so the resume command repeats it
 
     def resume_command(self, transfer_id: str) -> str:
         """The command that continues this redemption of `transfer_id`, for messages."""
@@ -83,6 +85,8 @@ class RedeemRequest:
             words += ["--state", os.path.abspath(self.state_dir)]
         if self.credential_file:
             words += ["--credential-file", os.path.abspath(self.credential_file)]
+        if self.assume_yes:
+            words.append("--yes")
         return shlex.join(words)
 
 
@@ -101,6 +105,14 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class Stored:
+    """Images stored into the PACS so far, of `images_total`."""
+
+    images_done: int
+    images_total: int
+
+
+@dataclass(frozen=True)
 class RedeemResult:
     transfer_id: str
     instances: int
@@ -109,17 +121,21 @@ class RedeemResult:
     break_glass: bool
     decompressed: int = 0  # images decompressed because the PACS refused their format
     note: str = ""  # says so, for staff; empty when none was
+    filed_under: reconcile.Demographics | None = None  # the local record, when reconciled
 
 
 @dataclass(frozen=True)
 class Preview:
     """The verified study summary, once the manifest gives it: what staff check against the
-    patient in front of them."""
+    patient in front of them. `sender` is the sending site's display name from the relay."""
 
     summary: StudySummary
+    sender: str = ""
 
 
-RedeemEvent = Unlocked | Preview | Progress
+RedeemEvent = Unlocked | Preview | Progress | Stored
+# Asked with the preview, while the download goes on; True lets the study be stored.
+Confirm = Callable[[Preview], Awaitable[bool]]
 
 
 def parse_secret(text: str) -> RedemptionCode | Capability:
@@ -193,6 +209,7 @@ async def _unlock(
         pending=slot,
     )
     await asyncio.to_thread(state.save_key, req.state_dir, saved)
+    await asyncio.to_thread(delivered.note_redeemed, req.state_dir, transfer_id, req.relay, secret)
     return saved
 
 
@@ -213,12 +230,35 @@ def _to_resume(e: Exception, command: str) -> Exception:
     return errors.ReceivingError(f"This machine could not keep the study ({reason}). {hint}")
 
 
-async def redeem(req: RedeemRequest, on_event: Callable[[RedeemEvent], None]) -> RedeemResult:
+def _already_delivered(done: delivered.Delivered) -> errors.AlreadyDelivered:
+    when = datetime.fromtimestamp(done.at).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    return errors.AlreadyDelivered(
+        f"This code was already used here: transfer {done.transfer_id} was delivered on "
+        f"{when} to {done.destination} ({done.instances} images). Nothing more was done. "
+        "Look for the study there; if it is missing, call the sending hospital to send it "
+        "again."
+    )
+
+
+async def redeem(
+    req: RedeemRequest,
+    on_event: Callable[[RedeemEvent], None],
+    confirm: Confirm | None = None,
+) -> RedeemResult:
+    """Redeem, verify and deliver. With `confirm`, it is asked when the preview arrives, and
+    nothing is stored unless it answers True (`NotConfirmed`; the transfer stays resumable)."""
+    question = _Question(confirm)
     async with RelayClient(req.relay, req.credential) as client:
         if req.resume:
+            done = delivered.find_transfer(req.state_dir, req.resume)
+            if done is not None:
+                raise _already_delivered(done)
             saved = state.load_key(req.state_dir, req.resume)
         else:
             secret = parse_secret(req.secret or "")
+            done = delivered.find(req.state_dir, req.relay, secret)
+            if done is not None:
+                raise _already_delivered(done)
             try:
                 await asyncio.to_thread(check_destination, req)
             except errors.ReceivingError as e:
@@ -232,9 +272,15 @@ async def redeem(req: RedeemRequest, on_event: Callable[[RedeemEvent], None]) ->
         try:
             if req.resume:
                 await asyncio.to_thread(check_destination, req)
-            result = await _receive(client, req, saved, on_event)
+            result = await _receive(client, req, saved, on_event, question)
+        except errors.NotConfirmed:
+            raise
         except (errors.ReceivingError, AgentError, OSError) as e:
             raise _to_resume(e, req.resume_command(saved.transfer_id)) from e
+        finally:
+            question.close()
+    done = delivered.Delivered(saved.transfer_id, time.time(), result.destination, result.instances)
+    await asyncio.to_thread(delivered.note_delivered, req.state_dir, req.relay, done)
     # Delivered and acknowledged: the staged copies, the key and the redemption id are done.
     await asyncio.to_thread(shutil.rmtree, _staging_folder(req, saved.transfer_id), True)
     state.forget_key(req.state_dir, saved.transfer_id)
@@ -246,13 +292,46 @@ def _staging_folder(req: RedeemRequest, transfer_id: str) -> Path:
     return state.folder(req.state_dir) / transfer_id
 
 
+class _Question:
+    """The confirmation asked when the preview arrives, answered while the download goes on."""
+
+    def __init__(self, confirm: Confirm | None) -> None:
+        self._confirm = confirm
+        self._task: asyncio.Future[bool] | None = None
+
+    def ask(self, preview: Preview) -> None:
+        if self._confirm is not None and self._task is None:
+            self._task = asyncio.ensure_future(self._confirm(preview))
+
+    def declined(self) -> bool:
+        """True once the answer is a no."""
+        task = self._task
+        return bool(task and task.done() and not task.cancelled() and not task.result())
+
+    async def answer(self) -> bool:
+        return True if self._task is None else await self._task
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+def _declined(req: RedeemRequest, transfer_id: str) -> errors.NotConfirmed:
+    return errors.NotConfirmed(
+        "Nothing was stored: the study was not confirmed. If it is not your patient, call the "
+        "sending hospital. The code is used up, but this machine kept what it needs: to store "
+        f"the study after all, run: {req.resume_command(transfer_id)}"
+    )
+
+
 async def _receive(
     client: RelayClient,
     req: RedeemRequest,
     saved: state.SavedKey,
     on_event: Callable[[RedeemEvent], None],
+    question: _Question,
 ) -> RedeemResult:
-    """Stage and verify every object, deliver, and post the receipt."""
+    """Stage and verify every object, deliver once `question` says yes, post the receipt."""
     transfer_id, data_key = saved.transfer_id, saved.data_key
     folder = _staging_folder(req, transfer_id)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -266,19 +345,25 @@ async def _receive(
 
     async def stage(entry: ManifestEntry) -> None:
         async with limit:
+            if question.declined():  # a no stops the download too
+                raise _declined(req, transfer_id)
             item = await staging.stage_object(client, transfer_id, data_key, entry, folder)
         staged[entry.index] = item
         on_event(Progress(len(staged), len(reader.entries), reader.closed))
 
     try:
         while True:
+            if question.declined():
+                raise _declined(req, transfer_id)
             page = await client.manifest_page(transfer_id, next_seq, WAIT_SECONDS)
             had_summary = reader.summary is not None
             for item in page["records"]:
                 reader.add(int(item["seq"]), b64decode_text(str(item["record"])))
                 next_seq = int(item["seq"]) + 1
             if reader.summary is not None and not had_summary:
-                on_event(Preview(reader.summary))
+                preview = Preview(reader.summary, saved.sender)
+                on_event(preview)
+                question.ask(preview)
             tasks = [
                 asyncio.create_task(stage(entry))
                 for index, entry in sorted(reader.entries.items())
@@ -320,9 +405,18 @@ async def _receive(
     if summary is None:
         raise errors.VerificationFailed("The transfer's manifest has no summary.")
     await asyncio.to_thread(staging.check_identity, items, summary)
+    if not await question.answer():
+        raise _declined(req, transfer_id)
 
+    filed_under = None
     if req.pacs is not None:
-        delivery = await asyncio.to_thread(_deliver_to_pacs, req, req.pacs, items, summary, saved)
+
+        def stored(done: int, total: int) -> None:
+            loop.call_soon_threadsafe(on_event, Stored(done, total))
+
+        delivery, filed_under = await asyncio.to_thread(
+            _deliver_to_pacs, req, req.pacs, items, summary, saved, stored
+        )
         count, decompressed, note = delivery.stored, delivery.decompressed_images, delivery.note
         destination = str(req.pacs)
         kind = "pacs"
@@ -337,7 +431,7 @@ async def _receive(
         transfer_id, {"instances": count, "bytes": total, "destination": kind, "complete": True}
     )
     return RedeemResult(
-        transfer_id, count, total, destination, saved.break_glass, decompressed, note
+        transfer_id, count, total, destination, saved.break_glass, decompressed, note, filed_under
     )
 
 
@@ -347,9 +441,11 @@ def _deliver_to_pacs(
     items: list[staging.StagedObject],
     summary: StudySummary,
     saved: state.SavedKey,
-) -> pacs.PacsDelivery:
+    on_stored: Callable[[int, int], None],
+) -> tuple[pacs.PacsDelivery, reconcile.Demographics | None]:
     """Reconcile the patient (a local record number, when staff gave one), check the PACS for
-    conflicts unless a person reviewed a hold, and store."""
+    conflicts unless a person reviewed a hold, and store; returns what was stored and the
+    local record it was filed under (None when not reconciled)."""
     patient = identity.Patient(summary.patient_id, summary.patient_name, summary.patient_birth_date)
     coercion = None
     if req.local_patient_id is not None:
@@ -378,4 +474,5 @@ def _deliver_to_pacs(
     if not req.skip_identity_check:
         uids = {summary.study_instance_uid, *(i.entry.study_instance_uid for i in items)}
         identity.check_pacs_identity(address, patient, sorted(uids - {""}))
-    return pacs.store_to_pacs(items, address, coercion)
+    delivery = pacs.store_to_pacs(items, address, coercion, on_stored)
+    return delivery, coercion.local if coercion else None

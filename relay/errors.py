@@ -107,6 +107,12 @@ class TransferRevoked(InvalidTransition):
     code: str = Problem.REVOKED
 
 
+class CancelledByFamily(TransferRevoked):
+    """This transfer was cancelled by the patient or family, so its images cannot be taken;
+    nothing was stored. If they agree to share after all, the sending hospital must send the
+    study again."""
+
+
 class AlreadyRedeemed(InvalidTransition):
     """The trauma center has already taken this transfer, so it can no longer be revoked."""
 

@@ -1,5 +1,6 @@
 """Expiry: transfers past their time (and revoked ones) lose their sealed objects, wrapped keys,
 verifiers and manifest. The row stays, without secrets, so the sender can still see what happened.
+The salts and verifiers kept of a transfer the family cancelled go once it would have expired.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ async def sweep_once(config: RelayConfig, metadata: MetadataStore, objects: Obje
     """Purge everything due now; returns how many transfers were purged."""
     now = config.clock()
     async with metadata.transaction() as tx:
+        await tx.forget_cancelled_locks(now)
         due = await tx.due_for_purge(now)
     for t in due:
         # Files first: if we crash after this, the row is still due and the next sweep finishes.

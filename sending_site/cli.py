@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sending_site.sheet import TransferSheet
 
+from site_agent.relay_setting import add_relay_arguments
+
 PAPERS = ("a4", "letter")
 _SITE_PHONE_HELP = (
     "this hospital's phone number for the transfer sheet (default: TRAUMA_RELAY_SITE_PHONE)"
@@ -27,7 +29,7 @@ def add_parsers(sub: Any) -> None:
         description="Validate, encrypt and upload a study; prints the code, writes its QR.",
     )
     push.add_argument("paths", nargs="+", type=Path, help="files, folders or DICOMDIR media")
-    push.add_argument("--relay", required=True, help="relay URL, e.g. https://relay.example")
+    add_relay_arguments(push)
     push.add_argument("--to", required=True, dest="recipient", help="receiving site name")
     push.add_argument("--break-glass", metavar="REASON", help="clinician authorization reason")
     push.add_argument("--clinician", help="name of the clinician using break-glass")
@@ -165,8 +167,9 @@ def run_push(args: argparse.Namespace) -> int:
     from sending_site.sheet import TransferSheet, site_phone
     from site_agent.local_state import default_state_dir
     from site_agent.local_time import local_time
+    from site_agent.relay_setting import relay_from_arguments
 
-    relay = _checked_relay(args.relay)
+    relay = _checked_relay(relay_from_arguments(args))
     problem = _break_glass_problem(args.break_glass, args.clinician)
     if problem:
         raise BreakGlassIncomplete(problem)

@@ -8,7 +8,9 @@ missing an image must not travel as if complete. Nothing here touches the networ
 from __future__ import annotations
 
 import os
+import unicodedata
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +20,13 @@ from pydicom.errors import InvalidDicomError
 from pydicom.fileset import FileSet
 
 from sending_site import errors
+from transfer_codes.manifest import (
+    MAX_MODALITY_LENGTH,
+    MAX_SERIES,
+    MAX_SERIES_DESCRIPTION,
+    MAX_SHORT_VALUE,
+    SeriesSummary,
+)
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
 PIXEL_DATA = 0x7FE00010
@@ -47,7 +56,10 @@ class Instance:
     study_description: str
     accession_number: str
     modality: str
+    study_time: str = ""
     series_description: str = ""
+    series_number: int | None = None
+    slice_thickness: str = ""  # mm, as the file writes it (a decimal string)
     body_part_examined: str = ""  # (0018,0015), for the regions the phone shows
 
 
@@ -64,6 +76,58 @@ class Collection:
 def _text(ds: pydicom.Dataset, keyword: str) -> str:
     value = ds.get(keyword, "")
     return str(value) if value is not None else ""
+
+
+def _series_number(ds: pydicom.Dataset) -> int | None:
+    try:
+        return int(ds.get("SeriesNumber"))
+    except (TypeError, ValueError):
+        return None
+
+
+def _plain(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters, control characters as spaces (the manifest
+    refuses them; a description sometimes carries a stray one)."""
+    cleaned = "".join(" " if unicodedata.category(c) in ("Cc", "Cs") else c for c in text)
+    return cleaned.strip()[:limit]
+
+
+def series_summaries(instances: list[Instance]) -> tuple[SeriesSummary, ...]:
+    """The series of `instances` as the study summary lists them, by series number (series
+    without one last, in the order first met), at most `MAX_SERIES`. A series' slice
+    thickness is the one most of its images give (the smaller on a tie); empty if none does,
+    or if it does not fit a decimal string."""
+    groups: dict[str, list[Instance]] = {}
+    for instance in instances:
+        groups.setdefault(instance.series_instance_uid, []).append(instance)
+
+    def order(item: tuple[int, list[Instance]]) -> tuple[bool, int, int]:
+        position, members = item
+        number = members[0].series_number
+        return (number is None, number or 0, position)
+
+    listed = []
+    for _, members in sorted(enumerate(groups.values()), key=order)[:MAX_SERIES]:
+        thickness = Counter(i.slice_thickness for i in members if i.slice_thickness)
+        common = sorted(thickness.items(), key=lambda kv: (-kv[1], _as_number(kv[0])))
+        value = common[0][0] if common else ""
+        first = members[0]
+        listed.append(
+            SeriesSummary(
+                description=_plain(first.series_description, MAX_SERIES_DESCRIPTION),
+                modality=_plain(first.modality, MAX_MODALITY_LENGTH),
+                image_count=len(members),
+                slice_thickness=value if len(value) <= MAX_SHORT_VALUE else "",
+            )
+        )
+    return tuple(listed)
+
+
+def _as_number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("inf")
 
 
 def _truncation(path: Path, ds: pydicom.Dataset) -> str | None:
@@ -132,7 +196,10 @@ def read_instance(path: Path) -> Instance:
         study_description=_text(ds, "StudyDescription"),
         accession_number=_text(ds, "AccessionNumber"),
         modality=_text(ds, "Modality"),
+        study_time=_plain(_text(ds, "StudyTime"), MAX_SHORT_VALUE),
         series_description=_text(ds, "SeriesDescription"),
+        series_number=_series_number(ds),
+        slice_thickness=_plain(_text(ds, "SliceThickness"), 64),
         body_part_examined=_text(ds, "BodyPartExamined"),
     )
 

@@ -109,6 +109,8 @@ def _summary(c: Collection, sending_site: str, break_glass: bool) -> StudySummar
         instance_count=len(c.instances),
         sending_site=sending_site,
         break_glass=break_glass,
+        series=collect.series_summaries(c.instances),
+        study_time=first.study_time,
     )
 
 

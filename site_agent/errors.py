@@ -52,3 +52,12 @@ class BadRelayAddress(AgentError):
 class StateFolderUnusable(AgentError):
     """This site's state folder cannot be used. Check --state (or TRAUMA_RELAY_STATE): it must be
     a folder this user can write."""
+
+
+class RelayNotSet(AgentError):
+    """No relay address was given. Give --relay URL, set TRAUMA_RELAY_URL, or write
+    relay = "https://relay.example" into config.toml in the state folder."""
+
+
+class SettingsUnreadable(AgentError):
+    """The settings file could not be read. Check its path and contents, or give --relay."""

@@ -29,7 +29,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -51,10 +51,13 @@ from transfer_codes.tokens import is_transfer_id
 MANIFEST_MAGIC = b"TRSM"
 MANIFEST_VERSION = 1
 TAG_SIZE = 16
-MAX_RECORD_SIZE = 64 * 1024  # sealed bytes; the largest valid summary is under 40 KiB
+MAX_RECORD_SIZE = 64 * 1024  # sealed bytes; the largest valid summary is under 54 KiB
 MAX_TEXT_LENGTH = 1024
 MAX_MODALITIES = 32
 MAX_MODALITY_LENGTH = 16
+MAX_SERIES = 64  # series listed in a summary (series_count counts them all)
+MAX_SERIES_DESCRIPTION = 64  # characters: a DICOM Long String
+MAX_SHORT_VALUE = 16  # characters: a DICOM Time or Decimal String
 MAX_COUNT = 2**31 - 1
 MAX_OBJECT_SIZE = 2**63 - 1
 OBJECT_INDEX_LIMIT = 2**32
@@ -92,10 +95,32 @@ def _check_uid(name: str, value: object, *, optional: bool = False) -> None:
 
 
 @dataclass(frozen=True)
+class SeriesSummary:
+    """One series as the preview lists it: ``description`` (at most 64 characters),
+    ``modality`` (at most 16), ``image_count`` and ``slice_thickness`` in mm as the images give
+    it (a DICOM decimal string such as "0.625", at most 16 characters; empty when they do not
+    say). Construction validates (``ManifestEntryInvalid``)."""
+
+    description: str
+    modality: str
+    image_count: int
+    slice_thickness: str
+
+    def __post_init__(self) -> None:
+        _check_text("series description", self.description, MAX_SERIES_DESCRIPTION)
+        _check_text("series modality", self.modality, MAX_MODALITY_LENGTH)
+        _check_int("series image count", self.image_count, MAX_COUNT)
+        _check_text("slice thickness", self.slice_thickness, MAX_SHORT_VALUE)
+
+
+@dataclass(frozen=True)
 class StudySummary:
     """What the receiving site previews before import. All text fields are str (at most 1024
     characters, no control characters; empty when unknown). ``instance_count`` is the expected
-    number of instances, 0 when unknown. Construction validates (``ManifestEntryInvalid``)."""
+    number of instances, 0 when unknown. ``series`` lists the series in the sender's order (at
+    most 64; ``series_count`` counts them all) and ``study_time`` is a DICOM time (at most 16
+    characters); manifests sealed before they existed lack both, read as empty. Construction
+    validates (``ManifestEntryInvalid``)."""
 
     patient_name: str
     patient_id: str
@@ -111,6 +136,8 @@ class StudySummary:
     instance_count: int
     sending_site: str
     break_glass: bool
+    series: tuple[SeriesSummary, ...] = ()
+    study_time: str = ""
 
     def __post_init__(self) -> None:
         for name in (
@@ -134,6 +161,11 @@ class StudySummary:
         _check_int("instance_count", self.instance_count, MAX_COUNT)
         if not isinstance(self.break_glass, bool):
             raise _invalid("break_glass")
+        if not isinstance(self.series, tuple) or len(self.series) > MAX_SERIES:
+            raise _invalid("series")
+        if not all(isinstance(item, SeriesSummary) for item in self.series):
+            raise _invalid("series")
+        _check_text("study_time", self.study_time, MAX_SHORT_VALUE)
 
 
 @dataclass(frozen=True)
@@ -296,14 +328,22 @@ def _decode(plaintext: bytes) -> dict[str, Any]:
 
 
 def _build(cls: type[Any], document: dict[str, Any]) -> Any:
+    """`cls` from `document`: every field without a default must be there (fields added later
+    have one, so older documents still read), and nothing else."""
     names = {f.name for f in fields(cls)}
-    if set(document) != names | {"type"}:
+    required = {f.name for f in fields(cls) if f.default is MISSING}
+    if not required <= set(document) - {"type"} <= names:
         raise _invalid("fields")
-    values = {name: document[name] for name in names}
-    if "modalities" in values:
-        if not isinstance(values["modalities"], list):
-            raise _invalid("modalities")
-        values["modalities"] = tuple(values["modalities"])
+    values = {name: document[name] for name in names if name in document}
+    for name in ("modalities", "series"):
+        if name in values:
+            if not isinstance(values[name], list):
+                raise _invalid(name)
+            values[name] = tuple(values[name])
+    if "series" in values:
+        if not all(isinstance(item, dict) and "type" not in item for item in values["series"]):
+            raise _invalid("series")
+        values["series"] = tuple(_build(SeriesSummary, item) for item in values["series"])
     return cls(**values)
 
 

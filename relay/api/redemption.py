@@ -2,7 +2,8 @@
 wrapped data key, once.
 
 Every refusal (unknown, expired, used, revoked, locked, wrong) is the same answer, so a guesser
-learns nothing. Only a right proof is told more (for example "not authorized yet").
+learns nothing. Only a right proof is told more (for example "not authorized yet", or that the
+family cancelled), and a wrong one for a live transfer how many tries are left (`refusals`).
 
 A lost answer must not strand the transfer (the code is spent once the relay commits). So the
 receiving site sends a random `redemption_id` it saved before asking; the relay keeps its digest
@@ -19,7 +20,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from relay import errors
-from relay.api import bodies
+from relay.api import bodies, refusals
 from relay.api.auth import at_desk, require_site
 from relay.appkeys import DECOY_KEY
 from relay.desk import receiving
@@ -68,7 +69,10 @@ async def redeem(request: web.Request) -> web.Response:
         async with at_desk(request, site) as d:
             result = await receiving.redeem_by_locator(d, locator, proof, redemption_id)
     if not isinstance(result, receiving.Redemption):
-        raise receiving.refusal(result)  # only now: wrong proofs are counted and audited
+        # Only now, after the visit committed: wrong proofs are counted and audited.
+        if result.attempts_left is not None and not result.cancelled:
+            return refusals.not_accepted(result.attempts_left)
+        raise receiving.refusal(result)
     t = result.transfer
     return web.json_response(
         {

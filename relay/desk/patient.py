@@ -85,6 +85,7 @@ async def _withdraw(
         after = t
     else:
         await d.tx.save_transfer(after)
+        await d.tx.keep_cancelled_locks(t.id)  # so the right code is told who cancelled
         await d.tx.delete_locks(t.id)
     detail: dict[str, object] = {"state": t.state.value}
     if declining:

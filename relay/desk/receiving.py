@@ -2,6 +2,14 @@
 
 Every refusal of a redemption (unknown, expired, used, revoked, locked, wrong) is the same
 answer, so a guesser learns nothing; see `relay.api.redemption` for the repeat of a lost answer.
+Two things are said beyond it, only where they cannot help a guesser:
+
+- `attempts_left`: after a wrong proof for a live transfer that the locator (or QR transfer id)
+  found for this trauma center, how many more wrong proofs it takes before the transfer locks.
+  An unknown locator, or a transfer that is spent, expired, revoked or locked, gets nothing.
+- `cancelled`: a right proof for a transfer the patient or family cancelled on their phone (its
+  salt and verifier are kept until it would have expired; see schema 005) is told so, instead
+  of "call the sending hospital". Any other proof learns nothing.
 """
 
 from __future__ import annotations
@@ -13,10 +21,11 @@ from dataclasses import dataclass
 
 from relay import errors
 from relay.desk.visit import Desk
-from relay.lifecycle import Authorizer, RedeemOutcome, State, Transfer
+from relay.lifecycle import MAX_FAILED_ATTEMPTS, Authorizer, RedeemOutcome, State, Transfer
 from transfer_codes.keys import proof_matches
 
 ANSWERED = frozenset({RedeemOutcome.REDEEMED, RedeemOutcome.REPEATED})
+LIVE = frozenset({State.AWAITING_AUTHORIZATION, State.AUTHORIZED})
 
 
 def redemption_digest(redemption_id: bytes) -> bytes:
@@ -33,7 +42,30 @@ async def salt(d: Desk, locator: int, decoy_key: bytes) -> bytes:
     """The salt of the code at `locator` for the caller, or a decoy as stable as a real one."""
     t = await d.tx.transfer_by_locator(d.caller.name, locator)
     lock = await d.tx.lock(t.id, "code") if t else None
-    return lock.salt if lock else _decoy_salt(decoy_key, d.caller.name, locator)
+    if lock is not None:
+        return lock.salt
+    # A cancelled transfer's code keeps its salt, so the right code yields the right proof.
+    kept = await d.tx.cancelled_lock(d.caller.name, "code", locator)
+    return kept.salt if kept else _decoy_salt(decoy_key, d.caller.name, locator)
+
+
+def attempts_left(t: Transfer, outcome: RedeemOutcome, now: float) -> int | None:
+    """Wrong proofs `t` takes before it locks, after this attempt; None unless the attempt
+    was a wrong proof for a live transfer (then it counted) or the one that locked it."""
+    if outcome == RedeemOutcome.LOCKED_NOW:
+        return 0
+    if outcome != RedeemOutcome.REJECTED or t.state not in LIVE or t.is_due(now):
+        return None
+    return max(MAX_FAILED_ATTEMPTS - t.failed_attempts, 0)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A refused redemption: its outcome, and what the refusal may say beyond "not accepted"."""
+
+    outcome: RedeemOutcome
+    attempts_left: int | None = None
+    cancelled: bool = False  # a right proof for a transfer the patient or family cancelled
 
 
 @dataclass(frozen=True)
@@ -54,15 +86,25 @@ async def _same_redemption(d: Desk, t: Transfer, redemption_id: bytes | None) ->
     return recorded is not None and hmac.compare_digest(recorded, redemption_digest(redemption_id))
 
 
+async def _cancelled(d: Desk, via: str, key: int | str, proof: bytes) -> bool:
+    lock = await d.tx.cancelled_lock(d.caller.name, via, key)
+    return lock is not None and proof_matches(proof, lock.verifier)
+
+
 async def redeem(
-    d: Desk, t: Transfer | None, via: str, proof: bytes, redemption_id: bytes | None
-) -> Redemption | RedeemOutcome:
-    """The caller presents `proof` for `t` (found by locator or capability `via`). Returns the
-    `Redemption`, or the refusing outcome for `refusal` once this visit has committed (wrong
-    proofs count, so they must be kept)."""
+    d: Desk,
+    t: Transfer | None,
+    via: str,
+    key: int | str,
+    proof: bytes,
+    redemption_id: bytes | None,
+) -> Redemption | Refused:
+    """The caller presents `proof` for `t` (found by `key`, the locator of a code or the
+    transfer id of a capability, `via`). Returns the `Redemption`, or the `Refused` for
+    `refusal` once this visit has committed (wrong proofs count, so they must be kept)."""
     if t is None or t.recipient != d.caller.name:
         await d.record("redeem-attempt", None, outcome="failure", via=via)
-        return RedeemOutcome.REJECTED
+        return Refused(RedeemOutcome.REJECTED, cancelled=await _cancelled(d, via, key, proof))
     lock = await d.tx.lock(t.id, via)
     ok = lock is not None and proof_matches(proof, lock.verifier)
     same = await _same_redemption(d, t, redemption_id)
@@ -80,7 +122,8 @@ async def redeem(
     if outcome == RedeemOutcome.LOCKED_NOW:
         await d.record("transfer-locked", t.id, outcome="failure")
     if outcome not in ANSWERED or lock is None:
-        return outcome
+        cancelled = outcome == RedeemOutcome.REJECTED and await _cancelled(d, via, key, proof)
+        return Refused(outcome, attempts_left(t, outcome, d.now), cancelled)
     sender = await d.tx.site(t.sender)
     return Redemption(
         transfer=t,
@@ -93,23 +136,27 @@ async def redeem(
 
 async def redeem_by_locator(
     d: Desk, locator: int, proof: bytes, redemption_id: bytes | None
-) -> Redemption | RedeemOutcome:
+) -> Redemption | Refused:
     """`redeem` with the code: the locator names the transfer among the caller's."""
     t = await d.tx.transfer_by_locator(d.caller.name, locator)
-    return await redeem(d, t, "code", proof, redemption_id)
+    return await redeem(d, t, "code", locator, proof, redemption_id)
 
 
 async def redeem_by_capability(
     d: Desk, transfer_id: str, proof: bytes, redemption_id: bytes | None
-) -> Redemption | RedeemOutcome:
+) -> Redemption | Refused:
     """`redeem` with the QR capability, which names the transfer."""
-    return await redeem(d, await d.tx.transfer(transfer_id), "capability", proof, redemption_id)
+    t = await d.tx.transfer(transfer_id)
+    return await redeem(d, t, "capability", transfer_id, proof, redemption_id)
 
 
-def refusal(outcome: RedeemOutcome) -> errors.RelayError:
-    """What a refused redemption answers: only a right proof learns "not yet authorized"."""
-    if outcome == RedeemOutcome.NOT_YET_AUTHORIZED:
+def refusal(refused: Refused) -> errors.RelayError:
+    """What a refused redemption answers: only a right proof learns "not yet authorized" or
+    "cancelled by the family"; `attempts_left` is added by the caller (`relay.api.refusals`)."""
+    if refused.outcome == RedeemOutcome.NOT_YET_AUTHORIZED:
         return errors.AwaitingAuthorization()
+    if refused.cancelled:
+        return errors.CancelledByFamily()
     return errors.CodeNotAccepted()
 
 

@@ -11,7 +11,14 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from relay.lifecycle import Transfer
-from relay.storage.models import AuditEvent, ManifestRecord, ObjectStatus, Site, StoredLock
+from relay.storage.models import (
+    AuditEvent,
+    CancelledLock,
+    ManifestRecord,
+    ObjectStatus,
+    Site,
+    StoredLock,
+)
 
 
 class MetadataTransaction(Protocol):
@@ -37,6 +44,11 @@ class MetadataTransaction(Protocol):
     async def put_lock(self, transfer_id: str, kind: str, lock: StoredLock) -> None: ...
     async def lock(self, transfer_id: str, kind: str) -> StoredLock | None: ...
     async def delete_locks(self, transfer_id: str) -> None: ...
+    async def keep_cancelled_locks(self, transfer_id: str) -> None: ...
+    async def cancelled_lock(
+        self, recipient: str, kind: str, key: int | str
+    ) -> CancelledLock | None: ...
+    async def forget_cancelled_locks(self, now: float) -> None: ...
 
     async def put_phone_blob(self, transfer_id: str, kind: str, sealed: bytes) -> None: ...
     async def phone_blob(self, transfer_id: str, kind: str) -> bytes | None: ...

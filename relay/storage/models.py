@@ -22,6 +22,15 @@ class StoredLock:
 
 
 @dataclass(frozen=True)
+class CancelledLock:
+    """What stays of a code of a transfer the patient or family cancelled: its salt and the
+    verifier of its proof, no wrapped key."""
+
+    salt: bytes
+    verifier: bytes
+
+
+@dataclass(frozen=True)
 class ObjectStatus:
     index: int
     durable_offset: int

@@ -19,7 +19,14 @@ import aiosqlite
 
 from relay import errors
 from relay.lifecycle import Authorizer, Revoker, State, Transfer
-from relay.storage.models import AuditEvent, ManifestRecord, ObjectStatus, Site, StoredLock
+from relay.storage.models import (
+    AuditEvent,
+    CancelledLock,
+    ManifestRecord,
+    ObjectStatus,
+    Site,
+    StoredLock,
+)
 
 _TRANSFER_COLUMNS = (
     "id, sender, recipient, locator, state, created_at, expires_at, authorized_at, "
@@ -182,7 +189,9 @@ class SqliteMetadata:
 
     async def locators_in_use(self, recipient: str) -> set[int]:
         rows = await self._all(
-            "SELECT locator FROM transfers WHERE recipient = ? AND purged = 0", recipient
+            "SELECT locator FROM transfers WHERE recipient = ? AND (purged = 0 OR id IN "
+            "(SELECT transfer_id FROM cancelled_locks))",
+            recipient,
         )
         return {int(r[0]) for r in rows}
 
@@ -263,6 +272,39 @@ class SqliteMetadata:
 
     async def delete_locks(self, transfer_id: str) -> None:
         await self._db.execute("DELETE FROM key_locks WHERE transfer_id = ?", (transfer_id,))
+
+    async def keep_cancelled_locks(self, transfer_id: str) -> None:
+        """Keep the salts and verifiers (not the wrapped keys) of a transfer the patient or
+        family cancelled, before its locks are deleted."""
+        await self._db.execute(
+            "INSERT OR IGNORE INTO cancelled_locks (transfer_id, kind, salt, verifier) "
+            "SELECT transfer_id, kind, salt, verifier FROM key_locks WHERE transfer_id = ?",
+            (transfer_id,),
+        )
+
+    async def cancelled_lock(
+        self, recipient: str, kind: str, key: int | str
+    ) -> CancelledLock | None:
+        """The kept lock of `kind` of the newest cancelled transfer to `recipient` with this
+        locator (`key` an int) or id (`key` a str)."""
+        column = "t.locator" if isinstance(key, int) else "t.id"
+        row = await self._one(
+            "SELECT c.salt, c.verifier FROM cancelled_locks c "  # noqa: S608 - a fixed column
+            f"JOIN transfers t ON t.id = c.transfer_id WHERE t.recipient = ? AND {column} = ? "
+            "AND c.kind = ? ORDER BY t.created_at DESC LIMIT 1",
+            recipient,
+            key,
+            kind,
+        )
+        return CancelledLock(bytes(row[0]), bytes(row[1])) if row else None
+
+    async def forget_cancelled_locks(self, now: float) -> None:
+        """Drop the kept locks of cancelled transfers past their expiry."""
+        await self._db.execute(
+            "DELETE FROM cancelled_locks WHERE transfer_id IN "
+            "(SELECT id FROM transfers WHERE expires_at <= ?)",
+            (now,),
+        )
 
     # -- sealed phone blobs (summary, code, authorizer) -----------------------------------
 

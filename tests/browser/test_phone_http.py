@@ -191,7 +191,8 @@ async def test_revoke_before_and_after_redemption(
             ),
             lambda _: None,
         )
-    assert refusal.value.code == "code-not-accepted"
+    assert refusal.value.code == "revoked"  # the right code is told who cancelled it
+    assert "cancelled by the patient or family" in refusal.value.detail
 
     # After: redemption has happened, so revoking is refused in plain words.
     second, _ = await push_study(relay, tmp_path / "two")

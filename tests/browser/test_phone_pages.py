@@ -63,7 +63,7 @@ async def test_revoke_before_redemption_stops_the_code(tmp_path: Path, browser: 
             await expect(other.locator("#timeline")).to_contain_text("Cancelled by the patient on")
         with pytest.raises(RelayRefused) as refusal:
             await redeem(redeem_request(relay, tmp_path, ready.code), lambda _: None)
-        assert refusal.value.code == "code-not-accepted"
+        assert refusal.value.code == "revoked"  # the right code is told the family cancelled
         async with RelayClient(relay.url, relay.sender_credential) as er:
             assert (await er.status(ready.transfer_id))["state"] == "revoked"
 

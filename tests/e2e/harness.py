@@ -47,11 +47,13 @@ def trauma_relay_executable() -> str:
     return found
 
 
-def cli_environment(credential: str | None) -> dict[str, str]:
-    """The caller's environment without any trauma-relay setting, plus the credential."""
+def cli_environment(credential: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The caller's environment without any trauma-relay setting, plus the credential and
+    `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAUMA_RELAY_")}
     if credential is not None:
         env["TRAUMA_RELAY_CREDENTIAL"] = credential
+    env.update(extra or {})
     return env
 
 
@@ -99,15 +101,16 @@ def run_cli(
     credential: str | None = None,
     stdin: str = "",
     timeout: float = CLI_TIMEOUT,
+    env: dict[str, str] | None = None,
 ) -> CliRun:
-    """Run `trauma-relay ARGS` to completion."""
+    """Run `trauma-relay ARGS` to completion (`env`: variables to add)."""
     done = subprocess.run(
         [trauma_relay_executable(), *args],
         input=stdin,
         capture_output=True,
         text=True,
         cwd=cwd,
-        env=cli_environment(credential),
+        env=cli_environment(credential, env),
         timeout=timeout,
         check=False,
     )
@@ -156,11 +159,13 @@ def stop_cli(proc: subprocess.Popen[str]) -> None:
             pipe.close()
 
 
-def post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
+def post_json(
+    url: str, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     request = urllib.request.Request(  # noqa: S310 - always http://127.0.0.1:<relay port>
         url,
         data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **(headers or {})},
         method="POST",
     )
     with _OPENER.open(request, timeout=30) as response:
@@ -237,11 +242,18 @@ class E2ERelay:
         answer = post_json(self.url + "/api/v1/authorizations", {"token": token})
         assert answer["state"] == "authorized", answer
 
+    def cancel_on_the_phone(self, pushed: dict[str, Any]) -> None:
+        """What the family's phone does when they tap "cancel" (the page's CSRF pair too)."""
+        token, _phone_key = split_link(str(pushed["authorization_url"]))
+        browser = {"Cookie": "tr_csrf=e2e", "X-CSRF-Token": "e2e"}
+        answer = post_json(self.url + "/api/v1/phone/revoke", {"token": token}, browser)
+        assert answer["state"] == "revoked", answer
+
     def redeem_args(
         self, *, state: Path, pacs: str | None = None, out: Path | None = None
     ) -> list[str]:
         where = ["--pacs", pacs] if pacs else ["--out", str(out)]
-        return ["redeem", "--relay", self.url, *where, "--state", str(state), "--json"]
+        return ["redeem", "--relay", self.url, *where, "--state", str(state), "--yes", "--json"]
 
     def redeem(
         self,

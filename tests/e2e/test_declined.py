@@ -129,7 +129,7 @@ def test_a_push_still_uploading_stops_and_says_the_family_declined(
         "the patient's family declined to share it on their phone",
     )
     refused = relay.redeem(printed["code"], workdir=tmp_path, out=tmp_path / "inbox").failed()
-    assert "not accepted" in refused.message
+    assert "cancelled by the patient or family" in refused.message
 
 
 def test_a_push_run_again_over_a_declined_transfer_says_so_and_sends_nothing(

@@ -4,6 +4,7 @@ concurrency and the lifecycle in depth.)"""
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,17 @@ def test_a_code_works_once(
     first = relay.redeem(pushed["code"], workdir=tmp_path, out=tmp_path / "inbox").ok().json()
     assert first["instances"] == 2
 
-    again = relay.redeem(pushed["code"], workdir=tmp_path, pacs=pacs_address(storage_scp))
+    # This machine knows it delivered that code: it says when and where, without asking.
+    here = relay.redeem(pushed["code"], workdir=tmp_path, pacs=pacs_address(storage_scp))
+    assert "This code was already used here" in here.failed().message
+    assert re.search(r"delivered on \d{4}-\d\d-\d\d \d\d:\d\d ", here.message), here.message
+    assert f"to {tmp_path / 'inbox' / pushed['transfer_id']} (2 images)" in here.message
+    assert REFUSED not in here.message
+
+    # Another machine (another state folder) is refused by the relay.
+    again = relay.redeem(
+        pushed["code"], workdir=tmp_path, pacs=pacs_address(storage_scp), state=tmp_path / "b"
+    )
 
     again.failed()
     assert REFUSED in again.message
@@ -77,6 +88,10 @@ def test_wrong_codes_lock_and_a_reissued_code_works(
         messages = list(pool.map(attempt, range(MAX_FAILED_ATTEMPTS)))
     assert all(REFUSED in m for m in messages)
     assert _attempts(relay, tid) == ("locked", MAX_FAILED_ATTEMPTS)
+    # Each says how many tries were left (in whichever order they ran), the last that it was.
+    left = sorted(int(n) for m in messages for n in re.findall(r"(\d+) more tr(?:y|ies)", m))
+    assert left == list(range(1, MAX_FAILED_ATTEMPTS))
+    assert sum("that was the last try: the transfer is now locked" in m for m in messages) == 1
 
     # Locked: even the right code now gets the same answer as a wrong one.
     assert REFUSED in relay.redeem(right, workdir=tmp_path, out=tmp_path / "x").failed().message
@@ -95,3 +110,20 @@ def test_wrong_codes_lock_and_a_reissued_code_works(
     redeemed = relay.redeem(new_code, workdir=tmp_path, pacs=pacs_address(storage_scp)).ok()
     assert redeemed.json()["instances"] == 2
     assert len(storage_scp.received) == 2
+
+
+def test_a_code_the_family_cancelled_says_so(relay: E2ERelay, tmp_path: Path) -> None:
+    pushed = _pushed(relay, tmp_path, seed=44)
+    relay.cancel_on_the_phone(pushed)
+
+    run = relay.redeem(pushed["code"], workdir=tmp_path, out=tmp_path / "inbox").failed()
+
+    assert "This transfer was cancelled by the patient or family" in run.message
+    assert "call the sending hospital" not in run.message
+    assert not (tmp_path / "inbox" / pushed["transfer_id"]).exists()
+    # A wrong code for it learns nothing of the kind.
+    wrong = RedemptionCode.generate(RedemptionCode.parse(pushed["code"]).locator).grouped()
+    refused = relay.redeem(wrong, workdir=tmp_path, out=tmp_path / "inbox").failed()
+    assert REFUSED in refused.message
+    assert "cancelled" not in refused.message
+    assert "more tr" not in refused.message

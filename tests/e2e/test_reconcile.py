@@ -66,6 +66,12 @@ def test_a_new_patient_is_filed_under_the_local_record_number(
 
     assert done["instances"] == 3
     assert done["local_patient_id"] == "MRN-777"
+    assert done["filed_under"] == {
+        "patient_id": "MRN-777",
+        "issuer_of_patient_id": "REGIONAL",
+        "patient_name": "DOE^JANE",
+        "birth_date": "19850214",
+    }
     for path in files:
         original = pydicom.dcmread(path)
         ds = _stored(orthanc, path)
@@ -97,8 +103,11 @@ def test_the_local_record_number_of_the_same_patient_takes_the_pacs_demographics
     files = make_ct_study(tmp_path / "study", 2, seed=83)
     pushed = _push(relay, tmp_path, files)
 
-    _redeem(relay, orthanc, tmp_path, pushed["code"], *LOCAL).ok()
+    done = _redeem(relay, orthanc, tmp_path, pushed["code"], *LOCAL).ok().json()
 
+    # The result names the record it was filed under, with the PACS's own spelling.
+    assert done["filed_under"]["patient_id"] == "MRN-777"
+    assert done["filed_under"]["patient_name"] == "Doe^Jane"
     assert len(orthanc.patients()) == 1
     for path in files:
         ds = _stored(orthanc, path)

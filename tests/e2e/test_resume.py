@@ -67,6 +67,7 @@ def test_a_refused_format_stores_nothing_and_the_printed_command_continues(
         address,
         "--state",
         str(tmp_path / "tc-state"),
+        "--yes",
     ]
 
     # The PACS administrators fixed it (here: a PACS that takes every format, at its own

@@ -28,6 +28,7 @@ from transfer_codes.manifest import (
     ManifestEntry,
     ManifestReader,
     ManifestWriter,
+    SeriesSummary,
     StudySummary,
 )
 
@@ -51,6 +52,11 @@ SUMMARY = StudySummary(
     instance_count=3,
     sending_site="ER Hospital",
     break_glass=False,
+    series=(
+        SeriesSummary("AXIAL 0.625MM", "CT", 2, "0.625"),
+        SeriesSummary("Dose report", "SR", 1, ""),
+    ),
+    study_time="031500.25",
 )
 
 
@@ -99,6 +105,7 @@ def seal_document(seq: int, document: Any, final: bool = False, raw: bytes | Non
 def summary_document() -> dict[str, Any]:
     document = dataclasses.asdict(SUMMARY)
     document["modalities"] = list(SUMMARY.modalities)
+    document["series"] = [dataclasses.asdict(s) for s in SUMMARY.series]
     document["type"] = "summary"
     return document
 
@@ -359,11 +366,63 @@ def test_malformed_json_is_refused(raw: bytes) -> None:
         with_changes(summary_document(), patient_id=...),
         with_changes(summary_document(), type="entry"),
         {"type": "close", "entry_count": 0},
+        with_changes(summary_document(), series={"description": "x"}),
+        with_changes(summary_document(), series=["AXIAL"]),
+        with_changes(summary_document(), series=[{"description": "AXIAL", "modality": "CT"}]),
+        with_changes(
+            summary_document(),
+            series=[{**summary_document()["series"][0], "image_count": -1}],
+        ),
+        with_changes(
+            summary_document(), series=[{**summary_document()["series"][0], "type": "entry"}]
+        ),
+        with_changes(summary_document(), series=[{**summary_document()["series"][0], "extra": 1}]),
+        with_changes(
+            summary_document(),
+            series=[{**summary_document()["series"][0], "slice_thickness": "1" * 17}],
+        ),
+        with_changes(summary_document(), series=[summary_document()["series"][0]] * 65),
+        with_changes(summary_document(), study_time=31500),
+        with_changes(summary_document(), study_time="0" * 17),
     ],
 )
 def test_invalid_summaries_are_refused(document: dict[str, Any]) -> None:
     with pytest.raises(ManifestEntryInvalid):
         ManifestReader(DATA_KEY, TRANSFER).add(0, seal_document(0, document))
+
+
+def test_a_summary_sealed_before_series_and_study_time_still_reads() -> None:
+    """Manifests sealed by an older sender lack `series` and `study_time`: read as empty."""
+    document = summary_document()
+    del document["series"], document["study_time"]
+    reader = ManifestReader(DATA_KEY, TRANSFER)
+    reader.add(0, seal_document(0, document))
+    assert reader.summary == dataclasses.replace(SUMMARY, series=(), study_time="")
+
+
+def test_the_largest_summary_fits_in_a_record() -> None:
+    """Every field at its limit, in three-byte UTF-8 characters, still seals."""
+    wide = "\u20ac"
+    series = SeriesSummary(wide * 64, wide * 16, 2**31 - 1, wide * 16)
+    largest = StudySummary(
+        *([wide * 1024] * 5),
+        study_instance_uid="1" * 64,
+        study_date=wide * 1024,
+        study_description=wide * 1024,
+        accession_number=wide * 1024,
+        modalities=(wide * 16,) * 32,
+        series_count=2**31 - 1,
+        instance_count=2**31 - 1,
+        sending_site=wide * 1024,
+        break_glass=True,
+        series=(series,) * 64,
+        study_time=wide * 16,
+    )
+    seq, record = ManifestWriter(DATA_KEY, TRANSFER).summary(largest)
+    assert len(record) <= MAX_RECORD_SIZE
+    reader = ManifestReader(DATA_KEY, TRANSFER)
+    reader.add(seq, record)
+    assert reader.summary == largest
 
 
 def test_summary_must_not_be_final_or_closing() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from receiving_site.preview import date, describe, person_name
-from transfer_codes.manifest import StudySummary
+from transfer_codes.manifest import SeriesSummary, StudySummary
 
 SUMMARY = StudySummary(
     patient_name="DOE^JANE^^DR",
@@ -58,6 +58,29 @@ def test_what_the_sender_did_not_know_is_said_so() -> None:
     assert describe(unknown)[:2] == [
         "Patient:  not given, born not given, not given (ER patient ID ER-12345)",
         "Study:    no description, modality not given, 2025-01-01 (images)",
+    ]
+
+
+def test_every_series_the_study_time_and_the_senders_display_name() -> None:
+    summary = replace(
+        SUMMARY,
+        series=(
+            SeriesSummary("HEAD WO", "CT", 200, "5"),
+            SeriesSummary("", "", 1, ""),
+        ),
+        series_count=3,
+        study_time="143207.5",
+        sending_site="st-mary-er",
+    )
+    assert describe(summary, sender="St. Mary's ED") == [
+        "Patient:  DOE, JANE, born 1985-02-14, female (ER patient ID ER-12345, issuer ER-GENERAL)",
+        "Study:    CT TRAUMA PANSCAN, CT/SR, 2025-01-01 14:32, accession A1 (3 series, 1200 "
+        "images)",
+        "Series:   HEAD WO, CT, 200 images, 5 mm slices",
+        "          no description, modality not given, 1 image",
+        "          and 1 more series",
+        "Sent by:  St. Mary's ED (st-mary-er); authorized by the patient or family",
+        "Check this against the patient in front of you.",
     ]
 
 

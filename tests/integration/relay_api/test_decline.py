@@ -12,7 +12,6 @@ from relay import audit
 from relay.desk.documents import DECLINED
 from relay.storage.sqlite import verify_audit_chain
 from relay_api.plumbing import (
-    REFUSED,
     Ctx,
     assert_no_secret,
     assert_unwraps,
@@ -66,8 +65,14 @@ async def test_declining_revokes_for_good_and_the_sender_sees_it(ctx: Ctx, role:
     assert ctx.rows("SELECT count(*) FROM key_locks WHERE transfer_id = ?", sent.transfer_id) == [
         (0,)
     ]
-    assert (await redeem(ctx, sent.locator, proof)).problem == REFUSED
-    assert (await redeem_capability(ctx, sent.capability)).problem == REFUSED
+    # The right code and QR are told the patient or family cancelled; nothing is unlocked.
+    for refused in (
+        await redeem(ctx, sent.locator, proof),
+        await redeem_capability(ctx, sent.capability),
+    ):
+        assert (refused.status, refused.code) == (410, "revoked")
+        assert "cancelled by the patient or family" in refused.body["detail"]
+        assert "wrapped_key" not in refused.body
     r = await ctx.call("POST", "/api/v1/authorizations", json={"token": sent.token})
     assert (r.status, r.code) == (410, "revoked")
     r = await ctx.call(

@@ -75,7 +75,6 @@ async def test_every_refusal_is_the_same_answer(ctx: Ctx) -> None:
         "unknown locator": await redeem(
             ctx, unused_locator(short, wrong, used, revoked, locked), wrong_proof()
         ),
-        "wrong code": await redeem(ctx, wrong.locator, wrong_proof()),
         "used code": await redeem(ctx, used.locator, proofs[used.transfer_id]),
         "expired": await redeem(ctx, short.locator, proofs[short.transfer_id]),
         "revoked": await redeem(ctx, revoked.locator, proofs[revoked.transfer_id]),
@@ -89,6 +88,11 @@ async def test_every_refusal_is_the_same_answer(ctx: Ctx) -> None:
     assert {name: r.problem for name, r in answers.items()} == dict.fromkeys(answers, REFUSED)
     # the bodies are identical to the byte, so nothing else tells them apart either
     assert len({json.dumps(r.body, sort_keys=True) for r in answers.values()}) == 1
+    # A wrong code for a live transfer is refused alike, but counts, and says how many tries
+    # are left (test_refusals): the locator found a transfer, the proof did not match it.
+    wrong_code = await redeem(ctx, wrong.locator, wrong_proof())
+    assert wrong_code.problem[:2] == REFUSED[:2]
+    assert wrong_code.body["attempts_left"] == MAX_FAILED_ATTEMPTS - 1
 
     # and still after the sweeper has purged the expired and revoked transfers
     assert await sweep(ctx) == 2
