@@ -29,7 +29,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -55,6 +55,8 @@ MAX_RECORD_SIZE = 64 * 1024  # sealed bytes; the largest valid summary is under 
 MAX_TEXT_LENGTH = 1024
 MAX_MODALITIES = 32
 MAX_MODALITY_LENGTH = 16
+MAX_OMITTED_NAMES = 32  # file names listed in `StudySummary.omitted`; the count says the rest
+MAX_FILE_NAME_LENGTH = 128
 MAX_COUNT = 2**31 - 1
 MAX_OBJECT_SIZE = 2**63 - 1
 OBJECT_INDEX_LIMIT = 2**32
@@ -95,7 +97,11 @@ def _check_uid(name: str, value: object, *, optional: bool = False) -> None:
 class StudySummary:
     """What the receiving site previews before import. All text fields are str (at most 1024
     characters, no control characters; empty when unknown). ``instance_count`` is the expected
-    number of instances, 0 when unknown. Construction validates (``ManifestEntryInvalid``)."""
+    number of instances, 0 when unknown. ``omitted`` names files the sender left out because
+    they were damaged (file names only, at most 32 of at most 128 characters) and
+    ``omitted_count`` says how many were left out in all (at least as many as are named); both
+    are absent from the sealed document when nothing was left out, as in manifests written
+    before they existed. Construction validates (``ManifestEntryInvalid``)."""
 
     patient_name: str
     patient_id: str
@@ -111,6 +117,8 @@ class StudySummary:
     instance_count: int
     sending_site: str
     break_glass: bool
+    omitted: tuple[str, ...] = ()
+    omitted_count: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -134,6 +142,13 @@ class StudySummary:
         _check_int("instance_count", self.instance_count, MAX_COUNT)
         if not isinstance(self.break_glass, bool):
             raise _invalid("break_glass")
+        if not isinstance(self.omitted, tuple) or len(self.omitted) > MAX_OMITTED_NAMES:
+            raise _invalid("omitted")
+        for name in self.omitted:
+            _check_text("omitted", name, MAX_FILE_NAME_LENGTH)
+        _check_int("omitted_count", self.omitted_count, MAX_COUNT)
+        if self.omitted_count < len(self.omitted):
+            raise _invalid("omitted_count")
 
 
 @dataclass(frozen=True)
@@ -188,7 +203,13 @@ def _encode(document: dict[str, Any]) -> bytes:
 def _summary_document(summary: StudySummary) -> dict[str, Any]:
     document = asdict(summary)
     document["modalities"] = list(summary.modalities)
+    document["omitted"] = list(summary.omitted)
     document["type"] = "summary"
+    # A field at its default is left out: a complete study seals as it did before the field
+    # existed, so older readers (which want exact key sets) and resumed uploads agree.
+    for f in fields(StudySummary):
+        if f.default is not MISSING and getattr(summary, f.name) == f.default:
+            del document[f.name]
     return document
 
 
@@ -296,14 +317,18 @@ def _decode(plaintext: bytes) -> dict[str, Any]:
 
 
 def _build(cls: type[Any], document: dict[str, Any]) -> Any:
+    """`cls` from a sealed document: every field without a default must be there, one with a
+    default may be absent (a document from before it existed), and nothing else."""
     names = {f.name for f in fields(cls)}
-    if set(document) != names | {"type"}:
+    required = {f.name for f in fields(cls) if f.default is MISSING}
+    if not required | {"type"} <= set(document) <= names | {"type"}:
         raise _invalid("fields")
-    values = {name: document[name] for name in names}
-    if "modalities" in values:
-        if not isinstance(values["modalities"], list):
-            raise _invalid("modalities")
-        values["modalities"] = tuple(values["modalities"])
+    values = {name: document[name] for name in names if name in document}
+    for name in ("modalities", "omitted"):
+        if name in values:
+            if not isinstance(values[name], list):
+                raise _invalid(name)
+            values[name] = tuple(values[name])
     return cls(**values)
 
 
