@@ -55,3 +55,32 @@ class TransferWithdrawn(SendingError):
 class TransferAbandoned(SendingError):
     """That transfer was given up (revoked, expired or replaced by a later one), so its code
     cannot be re-issued. Send the study again with trauma-relay push."""
+
+
+class UnknownDestination(SendingError):
+    """That is not a trauma center on this relay. Nothing was sent: trauma-relay destinations
+    lists them."""
+
+
+class AmbiguousDestination(SendingError):
+    """That could mean more than one trauma center. Give the name of the one you mean with
+    --to. Nothing was sent."""
+
+
+class ConfirmationNeeded(SendingError):
+    """push asks for confirmation before sending, and cannot ask here. Add --yes to send
+    without asking (for scripts). Nothing was sent."""
+
+
+class NotConfirmed(SendingError):
+    """Not confirmed. Nothing was sent."""
+
+
+class OutputFolderMissing(SendingError):
+    """The folder for an output file does not exist. Nothing was sent: give a folder that
+    exists."""
+
+
+class AlreadyRedeemed(SendingError):
+    """The trauma center has already redeemed this transfer, so it cannot be revoked. Call
+    them if the images must not be used."""

@@ -94,3 +94,8 @@ def unfinished(state_dir: Path) -> list[TransferJournal]:
         if not journal.done:
             found.append(journal)
     return found
+
+
+def transfer_ids(state_dir: Path) -> list[str]:
+    """Every transfer this site keeps a record of, finished or not (`load` reads each)."""
+    return [path.stem for path in sorted(_folder(state_dir).glob("*.json"))]

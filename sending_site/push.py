@@ -29,7 +29,13 @@ from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.keys import lock_with_capability, lock_with_code, new_data_key
-from transfer_codes.manifest import ManifestEntry, ManifestWriter, StudySummary
+from transfer_codes.manifest import (
+    MAX_FILE_NAME_LENGTH,
+    MAX_OMITTED_NAMES,
+    ManifestEntry,
+    ManifestWriter,
+    StudySummary,
+)
 from transfer_codes.notes import seal_note
 from transfer_codes.phone import authorization_link, new_phone_key
 from transfer_codes.sealed import ObjectSealer
@@ -51,6 +57,7 @@ class PushRequest:
     break_glass_reason: str | None = None
     clinician: str | None = None
     expires_in: int | None = None
+    skip_damaged: bool = False  # send the rest when files are damaged; the manifest says so
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,14 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class Retrying:
+    """The relay could not be reached (`reason`, in words); trying again in `delay` seconds."""
+
+    delay: float
+    reason: str
+
+
+@dataclass(frozen=True)
 class PushResult:
     ready: Ready
     instances: int
@@ -86,7 +101,17 @@ class PushResult:
     notes: list[tuple[Path, str]] = field(default_factory=list)  # sent, but worth knowing
 
 
-PushEvent = Ready | Progress
+PushEvent = Ready | Progress | Retrying
+
+
+def omitted_names(c: Collection) -> tuple[str, ...]:
+    """The file names (never their folders, which may name the patient) of what was left out,
+    as many as the manifest's summary lists, each shortened to fit."""
+    limit = MAX_FILE_NAME_LENGTH
+    return tuple(
+        p.name if len(p.name) <= limit else p.name[: limit - 1] + "…"
+        for p, _ in c.omitted[:MAX_OMITTED_NAMES]
+    )
 
 
 def authorization_url(relay: str, token: str, phone_key: str) -> str:
@@ -112,6 +137,8 @@ def _summary(c: Collection, sending_site: str, break_glass: bool) -> StudySummar
         instance_count=len(c.instances),
         sending_site=sending_site,
         break_glass=break_glass,
+        omitted=omitted_names(c),
+        omitted_count=len(c.omitted),
     )
 
 
@@ -163,6 +190,9 @@ class _Uploader:
         self.total_objects = total_objects
         self.limit = asyncio.Semaphore(PARALLEL_OBJECTS)
 
+    def announce_wait(self, delay: float, e: RelayUnreachable) -> None:
+        self.on_event(Retrying(delay, e.reason))
+
     def _progress(self) -> None:
         self.on_event(
             Progress(self.objects_done, self.total_objects, self.bytes_done, self.total_bytes)
@@ -204,10 +234,11 @@ class _Uploader:
                     sha256=digest,
                 )
                 return answer.offset, answer.complete
-            except RelayUnreachable:
+            except RelayUnreachable as e:
                 delay = next(waits, None)
                 if delay is None:
                     raise
+                self.on_event(Retrying(delay, e.reason))
                 await asyncio.sleep(delay)
                 ask = True
             except RelayRefused as e:
@@ -253,7 +284,8 @@ class _Uploader:
                         index,
                         position,
                         cipher_hash.hexdigest(),
-                    )
+                    ),
+                    self.announce_wait,
                 )
             self.bytes_done += instance.size
             self.objects_done += 1
@@ -335,12 +367,19 @@ async def break_glass(
     await client.break_glass(record.transfer_id, sealed)
 
 
-async def push(req: PushRequest, on_event: Callable[[PushEvent], None]) -> PushResult:
-    """Send a study; safe to run again after any interruption (it resumes).
+async def push(
+    req: PushRequest, on_event: Callable[[PushEvent], None], collection: Collection | None = None
+) -> PushResult:
+    """Send a study (`collection`, when the caller already collected `req.paths` to show it);
+    safe to run again after any interruption (it resumes).
 
     Raises `TransferWithdrawn` when the transfer can never be finished (it is then revoked),
     `RelayUnreachable` when the relay stays out of reach (run again: it resumes)."""
-    c = await asyncio.to_thread(collect.collect, req.paths)
+    c = collection
+    if c is None:
+        c = await asyncio.to_thread(
+            functools.partial(collect.collect, req.paths, skip_damaged=req.skip_damaged)
+        )
     async with RelayClient(req.relay, req.credential) as client:
         await client.health()
         record, resumed, given_up = await _start(client, req, c)
@@ -444,7 +483,8 @@ async def _send(
                 await retry.retrying(
                     functools.partial(
                         client.put_manifest_record, record.transfer_id, seq, data, final=final
-                    )
+                    ),
+                    uploader.announce_wait,
                 )
 
     await put_records()

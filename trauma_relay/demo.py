@@ -31,7 +31,7 @@ async def run_demo(instances: int = 20, keep: Path | None = None) -> int:
     from receiving_site.redeem import Preview, RedeemRequest, Unlocked, redeem
     from receiving_site.redeem import Progress as RProgress
     from sending_site.phone import token_from_link
-    from sending_site.push import Progress, PushRequest, Ready, push
+    from sending_site.push import PushEvent, PushRequest, Ready, push
     from sending_site.synthetic import make_ct_study
 
     with tempfile.TemporaryDirectory(prefix="trauma-relay-demo-") as tmp:
@@ -61,7 +61,7 @@ async def run_demo(instances: int = 20, keep: Path | None = None) -> int:
             _say(4, "Pushing it: every image is encrypted here, then uploaded.")
             ready: list[Ready] = []
 
-            def on_push(event: Ready | Progress) -> None:
+            def on_push(event: PushEvent) -> None:
                 if isinstance(event, Ready):
                     ready.append(event)
                     print(f"    transfer {event.transfer_id}")

@@ -213,6 +213,7 @@ class E2ERelay:
             RECEIVER,
             "--state",
             str(state),
+            "--yes",  # as a script: nobody at a terminal to confirm
             *extra,
         ]
 

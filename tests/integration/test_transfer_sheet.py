@@ -115,6 +115,7 @@ async def test_push_writes_a_sheet_and_link_qr_that_work(
             "--link-qr",
             str(link_qr),
             "--json",
+            "--yes",
         )
         assert code == 0
         pushed = json.loads(capsys.readouterr().out)
@@ -160,7 +161,14 @@ async def test_reissue_writes_a_new_sheet_and_gives_the_phone_the_new_code(
         common = ("--state", str(tmp_path / "er"), "--qr", str(tmp_path / "code.png"), "--json")
         assert (
             await _cli(
-                "push", str(tmp_path / "study"), "--relay", relay.url, "--to", RECEIVER, *common
+                "push",
+                str(tmp_path / "study"),
+                "--relay",
+                relay.url,
+                "--to",
+                RECEIVER,
+                "--yes",
+                *common,
             )
             == 0
         )
