@@ -41,17 +41,17 @@ def by_patient(instances: Iterable[tuple[tuple[str, str, str], Path]]) -> list[P
 
 
 def where(paths: Sequence[Path]) -> str:
-    """Where these files are, briefly: "/disc/A (120 files), /disc/B: IM1, IM2"; a folder with
-    more than `MOST_FILES_NAMED` of them is a count, and past `MOST_FOLDERS` folders the rest
-    are counted."""
-    folders: dict[Path, list[str]] = {}
+    """Where these files are, briefly: "/disc/A (120 files), /disc/B/IM1, /disc/B/IM2"; a
+    folder with more than `MOST_FILES_NAMED` of them is a count, and past `MOST_FOLDERS`
+    folders the rest are counted."""
+    folders: dict[Path, list[Path]] = {}
     for path in paths:
-        folders.setdefault(path.parent, []).append(path.name)
+        folders.setdefault(path.parent, []).append(path)
     places = [
-        f"{folder} ({len(names)} files)"
-        if len(names) > MOST_FILES_NAMED
-        else f"{folder}: {', '.join(names)}"
-        for folder, names in folders.items()
+        f"{folder} ({len(files)} files)"
+        if len(files) > MOST_FILES_NAMED
+        else ", ".join(map(str, files))
+        for folder, files in folders.items()
     ]
     if len(places) > MOST_FOLDERS:
         rest = len(places) - MOST_FOLDERS

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import shutil
 import signal
 import sqlite3
@@ -111,6 +112,35 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+    return CliRun(tuple(args), done.returncode, done.stdout, done.stderr)
+
+
+def run_cli_on_terminal(
+    args: Sequence[str],
+    *,
+    cwd: Path,
+    credential: str | None = None,
+    typed: str = "",
+    timeout: float = CLI_TIMEOUT,
+) -> CliRun:
+    """Run `trauma-relay ARGS` with a terminal (a pseudo-terminal) as its standard input, on
+    which `typed` is typed before it starts; stdout and stderr are captured as by `run_cli`."""
+    controller, terminal = pty.openpty()
+    try:
+        os.write(controller, typed.encode())
+        done = subprocess.run(
+            [trauma_relay_executable(), *args],
+            stdin=terminal,
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env=cli_environment(credential),
+            timeout=timeout,
+            check=False,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
     return CliRun(tuple(args), done.returncode, done.stdout, done.stderr)
 
 
