@@ -18,8 +18,7 @@ def add_parsers(sub: Any) -> None:
         "name.",
     )
     destinations.add_argument("--relay", required=True, help="relay URL")
-    destinations.add_argument("--credential-file", help="file holding this site's relay credential")
-    destinations.add_argument("--json", action="store_true", help="print one JSON object")
+    _common(destinations, state=False)
     destinations.set_defaults(run=run_destinations)
 
     transfers = sub.add_parser(
@@ -29,9 +28,7 @@ def add_parsers(sub: Any) -> None:
         "with each one's status on the relay and, once delivered, the receipt.",
     )
     transfers.add_argument("--relay", help="relay URL (default: the one each transfer used)")
-    transfers.add_argument("--credential-file", help="file holding this site's relay credential")
-    transfers.add_argument("--state", type=Path, help="this site's state folder")
-    transfers.add_argument("--json", action="store_true", help="print one JSON object")
+    _common(transfers)
     transfers.set_defaults(run=run_transfers)
 
     revoke = sub.add_parser(
@@ -42,10 +39,15 @@ def add_parsers(sub: Any) -> None:
     )
     revoke.add_argument("transfer_id")
     revoke.add_argument("--relay", help="relay URL (default: the one the transfer used)")
-    revoke.add_argument("--credential-file", help="file holding this site's relay credential")
-    revoke.add_argument("--state", type=Path, help="this site's state folder")
-    revoke.add_argument("--json", action="store_true", help="print one JSON object")
+    _common(revoke)
     revoke.set_defaults(run=run_revoke)
+
+
+def _common(parser: argparse.ArgumentParser, *, state: bool = True) -> None:
+    parser.add_argument("--credential-file", help="file holding this site's relay credential")
+    if state:
+        parser.add_argument("--state", type=Path, help="this site's state folder")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _credential(args: argparse.Namespace) -> str:

@@ -102,15 +102,22 @@ def run_cli(
     timeout: float = CLI_TIMEOUT,
 ) -> CliRun:
     """Run `trauma-relay ARGS` to completion."""
+    return _run(args, cwd, credential, timeout, input=stdin)
+
+
+def _run(
+    args: Sequence[str], cwd: Path, credential: str | None, timeout: float, **stdin: Any
+) -> CliRun:
+    """Run to completion, output captured; `stdin` is `input=TEXT` or `stdin=FILE`."""
     done = subprocess.run(
         [trauma_relay_executable(), *args],
-        input=stdin,
         capture_output=True,
         text=True,
         cwd=cwd,
         env=cli_environment(credential),
         timeout=timeout,
         check=False,
+        **stdin,
     )
     return CliRun(tuple(args), done.returncode, done.stdout, done.stderr)
 
@@ -128,20 +135,10 @@ def run_cli_on_terminal(
     controller, terminal = pty.openpty()
     try:
         os.write(controller, typed.encode())
-        done = subprocess.run(
-            [trauma_relay_executable(), *args],
-            stdin=terminal,
-            capture_output=True,
-            text=True,
-            cwd=cwd,
-            env=cli_environment(credential),
-            timeout=timeout,
-            check=False,
-        )
+        return _run(args, cwd, credential, timeout, stdin=terminal)
     finally:
         os.close(terminal)
         os.close(controller)
-    return CliRun(tuple(args), done.returncode, done.stdout, done.stderr)
 
 
 def start_cli(
@@ -259,6 +256,10 @@ class E2ERelay:
         args = self.push_args(paths, state=state or workdir / "er-state", extra=extra)
         if relay_url is not None:
             args[args.index(self.url)] = relay_url
+        return run_cli(args, cwd=workdir, credential=self.sender_credential)
+
+    def as_sender(self, args: Sequence[str], *, workdir: Path) -> CliRun:
+        """Run `trauma-relay ARGS` with the ER's credential (revoke, transfers, ...)."""
         return run_cli(args, cwd=workdir, credential=self.sender_credential)
 
     def authorize(self, pushed: dict[str, Any]) -> None:

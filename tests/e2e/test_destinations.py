@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from relay_harness import RECEIVER
 
-from e2e.harness import E2ERelay, run_cli
+from e2e.harness import E2ERelay
 from sending_site.synthetic import make_ct_study
 
 
@@ -22,11 +22,11 @@ def _push_to(relay: E2ERelay, tmp_path: Path, to: str) -> list[str]:
 
 def test_destinations_lists_names_and_display_names(relay: E2ERelay, tmp_path: Path) -> None:
     args = ["destinations", "--relay", relay.url]
-    listed = run_cli(args, cwd=tmp_path, credential=relay.sender_credential).ok()
+    listed = relay.as_sender(args, workdir=tmp_path).ok()
     assert [line.split(None, 1) for line in listed.stdout.splitlines()[1:]] == [
         [RECEIVER, "County Trauma"]
     ]
-    as_json = run_cli([*args, "--json"], cwd=tmp_path, credential=relay.sender_credential)
+    as_json = relay.as_sender([*args, "--json"], workdir=tmp_path)
     assert as_json.ok().json() == {
         "destinations": [{"name": RECEIVER, "display_name": "County Trauma"}]
     }
@@ -34,11 +34,7 @@ def test_destinations_lists_names_and_display_names(relay: E2ERelay, tmp_path: P
 
 def test_a_typo_is_refused_with_the_closest_name(relay: E2ERelay, tmp_path: Path) -> None:
     before = relay.transfer_count()
-    run = run_cli(
-        _push_to(relay, tmp_path, "county-truama"),
-        cwd=tmp_path,
-        credential=relay.sender_credential,
-    ).failed()
+    run = relay.as_sender(_push_to(relay, tmp_path, "county-truama"), workdir=tmp_path).failed()
     assert '"county-truama" is not a trauma center on this relay' in run.message
     assert "Did you mean county-trauma (County Trauma)?" in run.message
     assert "The trauma centers are: county-trauma (County Trauma)" in run.message
@@ -49,9 +45,7 @@ def test_a_typo_is_refused_with_the_closest_name(relay: E2ERelay, tmp_path: Path
 
 @pytest.mark.parametrize("to", ["County-Trauma", "County Trauma", "county  trauma"])
 def test_any_case_or_the_display_name_is_accepted(relay: E2ERelay, tmp_path: Path, to: str) -> None:
-    pushed = run_cli(
-        _push_to(relay, tmp_path, to), cwd=tmp_path, credential=relay.sender_credential
-    )
+    pushed = relay.as_sender(_push_to(relay, tmp_path, to), workdir=tmp_path)
     assert pushed.ok().json()["recipient"] == RECEIVER
     # Journaled under the site's own name, so running the command again resumes it.
     (journal,) = (tmp_path / "er-state" / "sending").glob("*.json")

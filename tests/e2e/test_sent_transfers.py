@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from e2e.harness import E2ERelay, run_cli
+from e2e.harness import CliRun, E2ERelay
 from sending_site.synthetic import make_ct_study
 
 
@@ -17,8 +17,9 @@ def _push(relay: E2ERelay, tmp_path: Path, name: str, count: int, seed: int) -> 
     return relay.push([tmp_path / name], workdir=tmp_path).ok().json()
 
 
-def _er(relay: E2ERelay, tmp_path: Path, *args: str) -> list[str]:
-    return [*args, "--state", str(tmp_path / "er-state")]
+def _er(relay: E2ERelay, tmp_path: Path, *args: str) -> CliRun:
+    """`trauma-relay ARGS` at the ER that pushed (its state folder, its credential)."""
+    return relay.as_sender([*args, "--state", str(tmp_path / "er-state")], workdir=tmp_path)
 
 
 def test_transfers_and_revoke(relay: E2ERelay, tmp_path: Path) -> None:
@@ -29,28 +30,16 @@ def test_transfers_and_revoke(relay: E2ERelay, tmp_path: Path) -> None:
     withdrawn = _push(relay, tmp_path, "withdrawn", 2, seed=3)
     relay.authorize(withdrawn)
 
-    revoked = run_cli(
-        _er(relay, tmp_path, "revoke", withdrawn["transfer_id"]),
-        cwd=tmp_path,
-        credential=relay.sender_credential,
-    ).ok()
+    revoked = _er(relay, tmp_path, "revoke", withdrawn["transfer_id"]).ok()
     assert f"Transfer {withdrawn['transfer_id']} revoked" in revoked.stdout
     assert "no longer work" in revoked.stdout
     relay.redeem(withdrawn["code"], workdir=tmp_path, out=tmp_path / "out2").failed()
 
-    refused = run_cli(
-        _er(relay, tmp_path, "revoke", delivered["transfer_id"]),
-        cwd=tmp_path,
-        credential=relay.sender_credential,
-    ).failed()
+    refused = _er(relay, tmp_path, "revoke", delivered["transfer_id"]).failed()
     assert f"Transfer {delivered['transfer_id']} cannot be revoked" in refused.message
     assert "the trauma center redeemed it" in refused.message
 
-    listing = run_cli(
-        _er(relay, tmp_path, "transfers", "--json"),
-        cwd=tmp_path,
-        credential=relay.sender_credential,
-    ).ok()
+    listing = _er(relay, tmp_path, "transfers", "--json").ok()
     by_id = {t["transfer_id"]: t for t in listing.json()["transfers"]}
     assert set(by_id) == {t["transfer_id"] for t in (delivered, waiting, withdrawn)}
     assert by_id[delivered["transfer_id"]]["state"] == "delivered"  # the refusal changed nothing
@@ -60,9 +49,7 @@ def test_transfers_and_revoke(relay: E2ERelay, tmp_path: Path) -> None:
     assert by_id[withdrawn["transfer_id"]]["state"] == "revoked"
     assert all(t["recipient"] == "County Trauma" for t in by_id.values())
 
-    shown = run_cli(
-        _er(relay, tmp_path, "transfers"), cwd=tmp_path, credential=relay.sender_credential
-    ).ok()
+    shown = _er(relay, tmp_path, "transfers").ok()
     lines = shown.stdout.splitlines()
     status = {lines[i].split()[0]: lines[i + 1].strip() for i in range(0, len(lines), 2)}
     assert status[delivered["transfer_id"]].startswith("delivered ")
@@ -80,7 +67,5 @@ def test_transfers_and_revoke(relay: E2ERelay, tmp_path: Path) -> None:
 
 
 def test_revoking_a_transfer_this_machine_did_not_send(relay: E2ERelay, tmp_path: Path) -> None:
-    run = run_cli(
-        _er(relay, tmp_path, "revoke", "0" * 24), cwd=tmp_path, credential=relay.sender_credential
-    ).failed()
+    run = _er(relay, tmp_path, "revoke", "0" * 24).failed()
     assert "This machine has no record of transfer" in run.message

@@ -159,19 +159,8 @@ async def test_reissue_writes_a_new_sheet_and_gives_the_phone_the_new_code(
     async with running_relay(tmp_path / "relay") as relay:
         monkeypatch.setenv("TRAUMA_RELAY_CREDENTIAL", relay.sender_credential)
         common = ("--state", str(tmp_path / "er"), "--qr", str(tmp_path / "code.png"), "--json")
-        assert (
-            await _cli(
-                "push",
-                str(tmp_path / "study"),
-                "--relay",
-                relay.url,
-                "--to",
-                RECEIVER,
-                "--yes",
-                *common,
-            )
-            == 0
-        )
+        push = ("push", str(tmp_path / "study"), "--relay", relay.url, "--to", RECEIVER, "--yes")
+        assert await _cli(*push, *common) == 0
         pushed = json.loads(capsys.readouterr().out)
         token, phone_key = split_link(pushed["authorization_url"])
         async with RelayClient(relay.url, None) as patient:
