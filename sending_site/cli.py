@@ -24,10 +24,20 @@ def add_parsers(sub: Any) -> None:
     )
     push.add_argument("paths", nargs="+", type=Path, help="files, folders or DICOMDIR media")
     push.add_argument("--relay", required=True, help="relay URL, e.g. https://relay.example")
-    push.add_argument("--to", required=True, dest="recipient", help="receiving site name")
+    push.add_argument(
+        "--to",
+        required=True,
+        dest="recipient",
+        help="trauma center: its name or display name (trauma-relay destinations lists them)",
+    )
     push.add_argument("--break-glass", metavar="REASON", help="clinician authorization reason")
     push.add_argument("--clinician", help="name of the clinician using break-glass")
-    push.add_argument("--qr", type=Path, help="where to write the QR PNG")
+    push.add_argument(
+        "--qr",
+        type=Path,
+        metavar="FILE.png",
+        help="where to write the code's QR, owner-only (default: in the state folder)",
+    )
     push.add_argument("--sheet", type=Path, metavar="FILE.pdf", help="write the transfer sheet")
     push.add_argument(
         "--paper", choices=sorted(PAPERS), default="a4", help="sheet paper size (default a4)"
