@@ -94,6 +94,7 @@ def main() -> int:
                         "--qr",
                         str(work / "qr.png"),
                         "--json",
+                        "--yes",
                     ],
                     env={**env, "TRAUMA_RELAY_CREDENTIAL": er.credential},
                 )

@@ -4,26 +4,27 @@ study is, who sent it and how it was authorized. Pure: a verified `StudySummary`
 
 from __future__ import annotations
 
+from site_agent.dicom_text import UNKNOWN, date, person_name
 from transfer_codes.manifest import SeriesSummary, StudySummary
 
-UNKNOWN = "not given"
+__all__ = ["date", "describe", "incomplete", "person_name"]
+
 _SEX = {"F": "female", "M": "male", "O": "other"}
 
 
-def person_name(pn: str) -> str:
-    """A DICOM person name as staff read it: "DOE^JANE^^DR" -> "DOE, JANE"; the first
-    (alphabetic) group only."""
-    parts = pn.split("=", 1)[0].split("^")
-    family, given = parts[0].strip(), " ".join(p.strip() for p in parts[1:3] if p.strip())
-    return ", ".join(p for p in (family, given) if p) or UNKNOWN
-
-
-def date(da: str) -> str:
-    """A DICOM date "20250101" as "2025-01-01"; anything else as given."""
-    da = da.strip()
-    if len(da) == 8 and da.isdigit():
-        return f"{da[:4]}-{da[4:6]}-{da[6:]}"
-    return da or UNKNOWN
+def incomplete(summary: StudySummary) -> str | None:
+    """The warning when the ER left damaged files out ("INCOMPLETE: 2 files were left out at
+    the ER: IM0003, IM0007."), or None when nothing was left out."""
+    count = max(summary.omitted_count, len(summary.omitted))
+    if not count:
+        return None
+    names = ", ".join(summary.omitted)
+    more = count - len(summary.omitted)
+    if names and more:
+        names += f" and {more} more"
+    listing = f": {names}" if names else ""
+    files = "1 file was" if count == 1 else f"{count} files were"
+    return f"INCOMPLETE: {files} left out at the ER (damaged){listing}."
 
 
 def time(tm: str) -> str:
@@ -68,11 +69,13 @@ def describe(summary: StudySummary, sender: str = "") -> list[str]:
         if summary.break_glass
         else "authorized by the patient or family"
     )
+    warning = incomplete(summary)
     return [
         f"Patient:  {person_name(summary.patient_name)}, born {date(summary.patient_birth_date)}"
         f", {sex} (ER patient ID {summary.patient_id or UNKNOWN}{issuer})",
         f"Study:    {study}, {modalities}, {when}{accession} ({series}{images})",
         *listed,
         f"Sent by:  {site}; {authorized}",
+        *([warning] if warning else []),
         "Check this against the patient in front of you.",
     ]

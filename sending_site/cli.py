@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sending_site.sheet import TransferSheet
 
+from sending_site.transfers_cli import add_parsers as add_transfer_parsers
 from site_agent.relay_setting import add_relay_arguments
 
 PAPERS = ("a4", "letter")
 _SITE_PHONE_HELP = (
     "this hospital's phone number for the transfer sheet (default: TRAUMA_RELAY_SITE_PHONE)"
 )
+RETRY_FOR = 120.0  # seconds; `sending_site.preflight.RETRY_FOR`, without importing it here
 
 
 def add_parsers(sub: Any) -> None:
@@ -30,7 +32,12 @@ def add_parsers(sub: Any) -> None:
     )
     push.add_argument("paths", nargs="+", type=Path, help="files, folders or DICOMDIR media")
     add_relay_arguments(push)
-    push.add_argument("--to", required=True, dest="recipient", help="receiving site name")
+    push.add_argument(
+        "--to",
+        required=True,
+        dest="recipient",
+        help="trauma center: its name or display name (trauma-relay destinations lists them)",
+    )
     push.add_argument("--break-glass", metavar="REASON", help="clinician authorization reason")
     push.add_argument("--clinician", help="name of the clinician using break-glass")
     push.add_argument(
@@ -38,7 +45,12 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="send anew even if this study already went to this trauma center (revokes it)",
     )
-    push.add_argument("--qr", type=Path, help="where to write the QR PNG")
+    push.add_argument(
+        "--qr",
+        type=Path,
+        metavar="FILE.png",
+        help="where to write the code's QR, owner-only (default: in the state folder)",
+    )
     push.add_argument("--sheet", type=Path, metavar="FILE.pdf", help="write the transfer sheet")
     push.add_argument(
         "--paper", choices=sorted(PAPERS), default="a4", help="sheet paper size (default a4)"
@@ -49,7 +61,22 @@ def add_parsers(sub: Any) -> None:
     push.add_argument("--site-phone", help=_SITE_PHONE_HELP)
     push.add_argument("--credential-file", help="file holding this site's relay credential")
     push.add_argument("--state", type=Path, help="this site's state folder")
-    push.add_argument("--json", action="store_true", help="print one JSON object")
+    push.add_argument("--json", action="store_true", help="print one JSON object (needs --yes)")
+    push.add_argument(
+        "--yes", action="store_true", help="send without asking to confirm (for scripts)"
+    )
+    push.add_argument(
+        "--skip-damaged",
+        action="store_true",
+        help="send the rest when some files are damaged; the trauma center is told what is missing",
+    )
+    push.add_argument(
+        "--retry-for",
+        type=float,
+        default=RETRY_FOR,
+        metavar="SECONDS",
+        help=f"keep trying an unreachable relay this long (default {RETRY_FOR:.0f})",
+    )
     push.set_defaults(run=run_push)
 
     reissue = sub.add_parser(
@@ -69,6 +96,7 @@ def add_parsers(sub: Any) -> None:
     reissue.add_argument("--state", type=Path, help="this site's state folder")
     reissue.add_argument("--json", action="store_true", help="print one JSON object")
     reissue.set_defaults(run=run_reissue)
+    add_transfer_parsers(sub)
 
     glass = sub.add_parser(
         "break-glass",
@@ -91,32 +119,74 @@ def _credential(args: argparse.Namespace) -> str:
     return read_credential(args.credential_file)
 
 
+def _qr_path(given: Path | None, state: Path, transfer_id: str) -> Path:
+    """Where the code's QR goes: where the user said, else the site's state folder (owner-only),
+    never the current folder, which others may read."""
+    from site_agent.local_state import site_folder
+
+    return given or site_folder(state, "qr") / f"transfer-{transfer_id}.png"
+
+
+def _write_private(path: Path, data: bytes) -> Path:
+    """Write `path` owner-only (0600 from its creation: a new file renamed into place, so an
+    older, wider file there is replaced, never reused). Returns its absolute path."""
+    from site_agent.local_state import write_atomically
+
+    write_atomically(path, data)
+    return path.absolute()
+
+
 def _write_qr(path: Path, capability: str) -> Path:
     from transfer_codes.qr import render_png
 
-    path.write_bytes(render_png(capability))
-    return path
+    return _write_private(path, render_png(capability))
 
 
 def _write_sheet(path: Path, paper: str, sheet: TransferSheet) -> Path:
     from sending_site.sheet import render
 
-    path.write_bytes(render(sheet, paper))
-    return path
+    return _write_private(path, render(sheet, paper))
+
+
+def _say_retrying(relay: str, delay: float, reason: str, *, after_bar: bool = False) -> None:
+    """One line on stderr for each wait (below the progress bar, if one is drawn)."""
+    why = f": {reason}" if reason else ""
+    print(
+        f"{chr(10) if after_bar else ''}The relay at {relay} could not be reached{why}. "
+        f"Retrying in {delay:.0f} s.",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _confirm(args: argparse.Namespace, lines: list[str], question: str) -> None:
+    """Show what is about to be sent and ask on the terminal, unless --yes. Raises
+    `ConfirmationNeeded` where nobody can answer, `NotConfirmed` unless the answer is yes."""
+    from sending_site.errors import NotConfirmed
+    from sending_site.outgoing import confirmed
+
+    if not args.json:
+        print("\n".join(lines), flush=True)
+    if args.yes:
+        return
+    sys.stdout.write(question)
+    sys.stdout.flush()
+    if not confirmed(sys.stdin.readline()):
+        raise NotConfirmed()
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse, before anything is sent, files that could not be written once the code exists:
-    the QR (in the current folder unless --qr), --sheet and --link-qr."""
+    --qr (the QR goes to the state folder unless given), --sheet and --link-qr."""
     from sending_site.errors import OutputUnwritable
 
-    wanted = {"--qr": args.qr or Path("transfer.png"), "--sheet": args.sheet}
+    wanted = {"--qr": args.qr, "--sheet": args.sheet}
     wanted["--link-qr"] = getattr(args, "link_qr", None)
     for option, path in wanted.items():
         if path is None:
             continue
         folder = path.parent
-        given = f"{option} {path}" if option != "--qr" or args.qr else "the QR code"
+        given = f"{option} {path}"
         if path.is_dir():
             raise OutputUnwritable(
                 f"{given}: {path} is a folder; give a file name. Nothing was sent."
@@ -162,9 +232,12 @@ def _break_glass_problem(reason: str | None, clinician: str | None) -> str | Non
 
 
 def run_push(args: argparse.Namespace) -> int:
-    from sending_site.errors import BreakGlassIncomplete
-    from sending_site.push import Progress, PushRequest, Ready, push
+    from sending_site import outgoing
+    from sending_site.errors import BreakGlassIncomplete, ConfirmationNeeded
+    from sending_site.preflight import Prepared, prepare
+    from sending_site.push import Progress, PushRequest, Ready, Retrying, push
     from sending_site.sheet import TransferSheet, site_phone
+    from site_agent.client import RelayClient, RelayUnreachable
     from site_agent.local_state import default_state_dir
     from site_agent.local_time import local_time
     from site_agent.relay_setting import relay_from_arguments
@@ -174,30 +247,62 @@ def run_push(args: argparse.Namespace) -> int:
     if problem:
         raise BreakGlassIncomplete(problem)
     phone = site_phone(args.site_phone)
+    if not args.yes and (args.json or not sys.stdin.isatty()):
+        where = "with --json" if args.json else "without a terminal"
+        raise ConfirmationNeeded(
+            f"push asks for confirmation before sending, and cannot ask {where}. Add --yes to "
+            "send without asking (for scripts). Nothing was sent."
+        )
     _check_outputs(args)
+    credential = _credential(args)
+    state = args.state or default_state_dir()
+
+    async def preflight() -> Prepared:
+        async with RelayClient(relay, credential) as client:
+            return await prepare(
+                client,
+                args.recipient,
+                args.paths,
+                skip_damaged=args.skip_damaged,
+                retry_for=args.retry_for,
+                on_wait=lambda delay, e: _say_retrying(relay, delay, e.reason),
+            )
+
+    try:
+        prepared = asyncio.run(preflight())
+    except RelayUnreachable as e:
+        tried = f" It was tried for {args.retry_for:.0f} s." if args.retry_for >= 1 else ""
+        raise RelayUnreachable(f"{e}{tried} Nothing was sent.", e.reason) from e
+    destination = prepared.destination
+    _confirm(
+        args,
+        outgoing.describe(prepared.collection, destination),
+        outgoing.question(destination),
+    )
     req = PushRequest(
         paths=args.paths,
         relay=relay,
-        recipient=args.recipient,
-        credential=_credential(args),
-        state_dir=args.state or default_state_dir(),
+        recipient=destination.name,
+        credential=credential,
+        state_dir=state,
         break_glass_reason=args.break_glass,
         clinician=args.clinician,
         replace=args.replace,
+        skip_damaged=args.skip_damaged,
     )
     tty = sys.stderr.isatty() and not args.json
     qr_path: list[Path] = []
     written: dict[str, str] = {}
 
-    def on_event(event: Ready | Progress) -> None:
-        if isinstance(event, Ready):
-            qr_path.append(
-                _write_qr(args.qr or Path(f"transfer-{event.transfer_id}.png"), event.capability)
-            )
+    def on_event(event: Ready | Progress | Retrying) -> None:
+        if isinstance(event, Retrying):
+            _say_retrying(args.relay, event.delay, event.reason, after_bar=tty)
+        elif isinstance(event, Ready):
+            qr_path.append(_write_qr(_qr_path(args.qr, state, event.transfer_id), event.capability))
             if args.sheet:
                 sheet = TransferSheet(
                     transfer_id=event.transfer_id,
-                    destination=event.recipient_display_name or args.recipient,
+                    destination=event.recipient_display_name or destination.name,
                     sender=event.sender_display_name,
                     site_phone=phone,
                     code=event.code,
@@ -224,9 +329,9 @@ def run_push(args: argparse.Namespace) -> int:
                 verb = "Resuming" if event.resumed else "Sending"
                 if event.uploaded_before:
                     verb = "The relay already holds all of this study:"
-                print(f"{verb} transfer {event.transfer_id} to {args.recipient}.")
+                print(f"{verb} transfer {event.transfer_id} to {destination.label()}.")
                 print(f"  Code:        {event.code}")
-                print(f"  QR code:     {qr_path[0]}")
+                print(f"  QR code:     {qr_path[0]} (readable only by you: it opens the study)")
                 if "sheet_pdf" in written:
                     print(f"  Transfer sheet: {written['sheet_pdf']} (print it for the patient)")
                 print(f"  Patient authorization link: {event.authorization_url}")
@@ -247,7 +352,12 @@ def run_push(args: argparse.Namespace) -> int:
             )
             sys.stderr.flush()
 
-    result = asyncio.run(push(req, on_event))
+    try:
+        result = asyncio.run(push(req, on_event, prepared.collection))
+    except RelayUnreachable as e:
+        raise RelayUnreachable(
+            f"{e} It continues where this one stopped; nothing already sent is lost.", e.reason
+        ) from e
     if tty:
         sys.stderr.write("\n")
     if args.json:
@@ -266,6 +376,10 @@ def run_push(args: argparse.Namespace) -> int:
                     "break_glass": result.ready.break_glass,
                     "skipped": [{"path": str(p), "reason": why} for p, why in result.skipped],
                     "notes": [{"path": str(p), "note": note} for p, note in result.notes],
+                    "omitted": [
+                        {"path": str(p), "reason": why} for p, why in prepared.collection.omitted
+                    ],
+                    "recipient": destination.name,
                     "replaced": [
                         {"transfer_id": old.transfer_id, "code": old.code, "reason": old.reason}
                         for old in result.ready.replaced
@@ -284,6 +398,13 @@ def run_push(args: argparse.Namespace) -> int:
             print(f"  {p}: {note}")
         for p, why in result.skipped:
             print(f"  skipped {p}: {why}")
+        for p, why in prepared.collection.omitted:
+            print(f"  LEFT OUT (damaged) {p}: {why}")
+        if prepared.collection.omitted:
+            print(
+                f"The study went without {len(prepared.collection.omitted)} damaged file(s); "
+                "the trauma center sees it is incomplete and which files are missing."
+            )
         by = result.ready.authorized_by
         if by in ("patient", "family"):
             print(
@@ -337,7 +458,7 @@ def run_reissue(args: argparse.Namespace) -> int:
     # Only a code the relay took counts as issued: it is the one the next sheet replaces.
     record.issued_at.append(time.time())
     journal.save(state, record)
-    qr = _write_qr(args.qr or Path(f"transfer-{record.transfer_id}.png"), record.capability)
+    qr = _write_qr(_qr_path(args.qr, state, record.transfer_id), record.capability)
     code = RedemptionCode.parse(record.code).grouped()
     written: dict[str, str] = {}
     if args.sheet:

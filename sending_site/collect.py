@@ -2,7 +2,9 @@
 
 Every file is parsed with pydicom (never by hand). Non-DICOM and empty files are skipped and
 listed, not fatal; a damaged DICOM file stops the collection with the reason, since a study
-missing an image must not travel as if complete. Nothing here touches the network.
+missing an image must not travel as if complete, unless staff chose to send the rest
+(`skip_damaged`): the files left out are then listed (`Collection.omitted`), and the sealed
+manifest says so to the trauma center. Nothing here touches the network.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.fileset import FileSet
 
 from sending_site import errors
+from sending_site.patients import by_patient, mixed_patients_message
 from transfer_codes.manifest import (
     MAX_MODALITY_LENGTH,
     MAX_SERIES,
@@ -71,6 +74,7 @@ class Collection:
     instances: list[Instance] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # (path, why)
     notes: list[tuple[Path, str]] = field(default_factory=list)  # (path, what to know); sent
+    omitted: list[tuple[Path, str]] = field(default_factory=list)  # (path, why): damaged, not sent
 
 
 def _text(ds: pydicom.Dataset, keyword: str) -> str:
@@ -289,11 +293,12 @@ def _candidates(paths: list[Path]) -> _Candidates:
     return result
 
 
-def collect(paths: list[Path]) -> Collection:
+def collect(paths: list[Path], *, skip_damaged: bool = False) -> Collection:
     """Every valid instance under `paths` (one per SOP Instance UID), plus what was skipped.
 
-    Raises `DamagedDicom` if any DICOM file is damaged, `NoDicomFound` if nothing valid
-    remains and `MixedPatients` if the instances do not all belong to one patient."""
+    Raises `DamagedDicom` if any DICOM file is damaged (unless `skip_damaged`: they are then
+    in `omitted`), `NoDicomFound` if nothing valid remains and `MixedPatients` if the
+    instances do not all belong to one patient."""
     result = Collection()
     damaged: list[tuple[Path, str]] = []
     seen: set[str] = set()
@@ -333,12 +338,14 @@ def collect(paths: list[Path]) -> Collection:
     for disc, count in not_images.items():
         why = f"{count} other file(s) on this disc are not DICOM images (a viewer, for example)"
         result.notes.append((disc, why + "; not sent"))
-    if damaged:
+    if damaged and not skip_damaged:
         listing = "; ".join(f"{p.name}: {why}" for p, why in damaged[:10])
         raise errors.DamagedDicom(
             f"{len(damaged)} DICOM file(s) are damaged ({listing}). Nothing was sent: copy the "
-            "study again from the PACS or the disc, and try again."
+            "study again from the PACS or the disc and try again, or add --skip-damaged to send "
+            "the rest (the trauma center is told which files were left out)."
         )
+    result.omitted.extend(damaged)
     if not result.instances:
         listing = "; ".join(f"{p.name}: {why}" for p, why in result.skipped[:10])
         raise errors.NoDicomFound(
@@ -346,10 +353,9 @@ def collect(paths: list[Path]) -> Collection:
             + (f" ({listing})." if listing else ".")
             + " Check the folder or disc and try again."
         )
-    patients = {(i.patient_id, i.issuer_of_patient_id, i.patient_name) for i in result.instances}
+    patients = by_patient(
+        ((i.patient_id, i.issuer_of_patient_id, i.patient_name), i.path) for i in result.instances
+    )
     if len(patients) > 1:
-        raise errors.MixedPatients(
-            f"These files belong to {len(patients)} different patients. One transfer carries "
-            "one patient: send each patient's images separately."
-        )
+        raise errors.MixedPatients(mixed_patients_message(patients))
     return result

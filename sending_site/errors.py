@@ -107,3 +107,32 @@ class TransferDeclined(SendingError):
     """The patient or their family said no on their phone, so the transfer was stopped and its
     code no longer works. The trauma center will not receive these images through trauma-relay:
     let them know."""
+
+
+class UnknownDestination(SendingError):
+    """That is not a trauma center on this relay. Nothing was sent: trauma-relay destinations
+    lists them."""
+
+
+class AmbiguousDestination(SendingError):
+    """That could mean more than one trauma center. Give the name of the one you mean with
+    --to. Nothing was sent."""
+
+
+class ConfirmationNeeded(SendingError):
+    """push asks for confirmation before sending, and cannot ask here. Add --yes to send
+    without asking (for scripts). Nothing was sent."""
+
+
+class NotConfirmed(SendingError):
+    """Not confirmed. Nothing was sent."""
+
+
+class OutputFolderMissing(SendingError):
+    """The folder for an output file does not exist. Nothing was sent: give a folder that
+    exists."""
+
+
+class AlreadyRedeemed(SendingError):
+    """The trauma center has already redeemed this transfer, so it cannot be revoked. Call
+    them if the images must not be used."""

@@ -106,3 +106,8 @@ def every(state_dir: Path) -> list[TransferJournal]:
 
 def unfinished(state_dir: Path) -> list[TransferJournal]:
     return [journal for journal in every(state_dir) if not journal.done]
+
+
+def transfer_ids(state_dir: Path) -> list[str]:
+    """Every transfer this site keeps a record of, finished or not (`load` reads each)."""
+    return [path.stem for path in sorted(_folder(state_dir).glob("*.json"))]

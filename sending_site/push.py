@@ -33,7 +33,13 @@ from site_agent.client import Holdings, RelayClient, RelayRefused, RelayUnreacha
 from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.keys import lock_with_capability, lock_with_code, new_data_key
-from transfer_codes.manifest import ManifestEntry, ManifestWriter, StudySummary
+from transfer_codes.manifest import (
+    MAX_FILE_NAME_LENGTH,
+    MAX_OMITTED_NAMES,
+    ManifestEntry,
+    ManifestWriter,
+    StudySummary,
+)
 from transfer_codes.notes import seal_note
 from transfer_codes.phone import new_phone_key
 from transfer_codes.sealed import ObjectSealer
@@ -70,6 +76,7 @@ class PushRequest:
     clinician: str | None = None
     expires_in: int | None = None
     replace: bool = False  # replace a live or delivered transfer of the same study
+    skip_damaged: bool = False  # send the rest when files are damaged; the manifest says so
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,14 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class Retrying:
+    """The relay could not be reached (`reason`, in words); trying again in `delay` seconds."""
+
+    delay: float
+    reason: str
+
+
+@dataclass(frozen=True)
 class PushResult:
     ready: Ready
     instances: int
@@ -89,7 +104,17 @@ class PushResult:
     notes: list[tuple[Path, str]] = field(default_factory=list)  # sent, but worth knowing
 
 
-PushEvent = Ready | Progress
+PushEvent = Ready | Progress | Retrying
+
+
+def omitted_names(c: Collection) -> tuple[str, ...]:
+    """The file names (never their folders, which may name the patient) of what was left out,
+    as many as the manifest's summary lists, each shortened to fit."""
+    limit = MAX_FILE_NAME_LENGTH
+    return tuple(
+        p.name if len(p.name) <= limit else p.name[: limit - 1] + "…"
+        for p, _ in c.omitted[:MAX_OMITTED_NAMES]
+    )
 
 
 def _summary(c: Collection, sending_site: str, break_glass: bool) -> StudySummary:
@@ -111,6 +136,8 @@ def _summary(c: Collection, sending_site: str, break_glass: bool) -> StudySummar
         break_glass=break_glass,
         series=collect.series_summaries(c.instances),
         study_time=first.study_time,
+        omitted=omitted_names(c),
+        omitted_count=len(c.omitted),
     )
 
 
@@ -162,6 +189,9 @@ class _Uploader:
         self.total_objects = total_objects
         self.limit = asyncio.Semaphore(PARALLEL_OBJECTS)
 
+    def announce_wait(self, delay: float, e: RelayUnreachable) -> None:
+        self.on_event(Retrying(delay, e.reason))
+
     def _progress(self) -> None:
         self.on_event(
             Progress(self.objects_done, self.total_objects, self.bytes_done, self.total_bytes)
@@ -203,10 +233,11 @@ class _Uploader:
                     sha256=digest,
                 )
                 return answer.offset, answer.complete
-            except RelayUnreachable:
+            except RelayUnreachable as e:
                 delay = next(waits, None)
                 if delay is None:
                     raise
+                self.on_event(Retrying(delay, e.reason))
                 await asyncio.sleep(delay)
                 ask = True
             except RelayRefused as e:
@@ -252,7 +283,8 @@ class _Uploader:
                         index,
                         position,
                         cipher_hash.hexdigest(),
-                    )
+                    ),
+                    self.announce_wait,
                 )
             self.bytes_done += instance.size
             self.objects_done += 1
@@ -275,14 +307,21 @@ async def install_locks(client: RelayClient, record: journal.TransferJournal, pa
         await client.reissue(record.transfer_id, locks)
 
 
-async def push(req: PushRequest, on_event: Callable[[PushEvent], None]) -> PushResult:
-    """Send a study; safe to run again after any interruption (it resumes).
+async def push(
+    req: PushRequest, on_event: Callable[[PushEvent], None], collection: Collection | None = None
+) -> PushResult:
+    """Send a study (`collection`, when the caller already collected `req.paths` to show it);
+    safe to run again after any interruption (it resumes).
 
     Raises `AlreadyDelivered` or `AlreadySent` when an earlier transfer of the study stands in
-    the way (nothing is sent), `TransferWithdrawn` when the transfer can never be finished (it
-    is then revoked), `RelayUnreachable` when the relay stays out of reach (run again: it
-    resumes)."""
-    c = await asyncio.to_thread(collect.collect, req.paths)
+    the way (nothing is sent), `TransferDeclined` when the patient or family said no on their
+    phone, `TransferWithdrawn` when the transfer can never be finished (it is then revoked),
+    `RelayUnreachable` when the relay stays out of reach (run again: it resumes)."""
+    c = collection
+    if c is None:
+        c = await asyncio.to_thread(
+            functools.partial(collect.collect, req.paths, skip_damaged=req.skip_damaged)
+        )
     objects = await asyncio.to_thread(_journal_objects, c)
     wanted = decisions.Wanted(
         relay=req.relay.rstrip("/"),
@@ -379,7 +418,8 @@ async def _upload(
                 await retry.retrying(
                     functools.partial(
                         client.put_manifest_record, record.transfer_id, seq, data, final=final
-                    )
+                    ),
+                    uploader.announce_wait,
                 )
 
     await put_records()

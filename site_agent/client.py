@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 
+from site_agent import unreachable
 from site_agent.errors import RelayRefused, RelayUnreachable
 from site_agent.relay_address import relay_address
 from transfer_codes import wire
@@ -86,9 +87,11 @@ class RelayClient:
                     return await response.json()
                 return await response.read()
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as e:
+            why = unreachable.reason(e)
             raise RelayUnreachable(
-                f"The relay at {self.base_url} could not be reached ({type(e).__name__}). "
-                "Check the address and the network, then run the same command again."
+                f"The relay at {self.base_url} could not be reached: {why}. "
+                "Check the address and the network, then run the same command again.",
+                why,
             ) from e
 
     async def stream(self, path: str, start: int = 0) -> AsyncIterator[bytes]:
@@ -101,8 +104,9 @@ class RelayClient:
                     yield block
         # A body cut short (ClientPayloadError) is a lost connection too: the caller resumes.
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as e:
+            why = unreachable.reason(e)
             raise RelayUnreachable(
-                f"The connection to the relay at {self.base_url} was lost ({type(e).__name__})."
+                f"The connection to the relay at {self.base_url} was lost: {why}.", why
             ) from e
 
     # -- any site ----------------------------------------------------------------------------

@@ -25,6 +25,10 @@ class AgentError(Exception):
 class RelayUnreachable(AgentError):
     """The relay could not be reached. Check the address and the network, then try again."""
 
+    def __init__(self, detail: str | None = None, reason: str = "") -> None:
+        super().__init__(detail)
+        self.reason = reason  # why, in words (`site_agent.unreachable.reason`); "" if not known
+
 
 class RelayRefused(AgentError):
     """The relay refused the request."""

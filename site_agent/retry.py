@@ -3,14 +3,15 @@ dropped connection): exponential backoff, about half a minute in all, then the e
 the user runs the same command again (it resumes).
 
 Only `RelayUnreachable` is retried, and only for requests that are safe to repeat as they are
-(completing an object, a manifest record: the relay accepts an identical repeat). A PATCH is
-not: `push` asks the relay for its offset before sending again.
+(completing an object, a manifest record, reading: the relay accepts an identical repeat). A
+PATCH is not: `push` asks the relay for its offset before sending again. Each wait is announced
+to `on_wait` first, so the person at the keyboard sees "retrying in N s", not a silent pause.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TypeVar
 
 from site_agent.errors import RelayUnreachable
@@ -19,6 +20,10 @@ T = TypeVar("T")
 
 # Seconds to wait after each failed attempt: six attempts over about 30 s.
 DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0)
+LONGEST_WAIT = 15.0  # `backoff` waits no longer than this, so a relay back up is found soon
+
+# Told of each wait before it starts: (seconds, the failure that made it necessary).
+OnWait = Callable[[float, RelayUnreachable], None]
 
 
 def delays() -> Iterator[float]:
@@ -26,11 +31,28 @@ def delays() -> Iterator[float]:
     return iter(DELAYS)
 
 
-async def retrying(call: Callable[[], Awaitable[T]]) -> T:
-    """`await call()`, again after each wait in `DELAYS` while the relay cannot be reached."""
-    for delay in delays():
+def backoff(seconds: float) -> tuple[float, ...]:
+    """Waits of 1, 2, 4, 8, then 15 s each, adding up to at most `seconds` (none for 0)."""
+    waits: list[float] = []
+    wait = 1.0
+    while sum(waits) + wait <= seconds:
+        waits.append(wait)
+        wait = min(wait * 2, LONGEST_WAIT)
+    return tuple(waits)
+
+
+async def retrying(
+    call: Callable[[], Awaitable[T]],
+    on_wait: OnWait | None = None,
+    waits: Iterable[float] | None = None,
+) -> T:
+    """`await call()`, again after each wait (`DELAYS` unless `waits` is given) while the relay
+    cannot be reached; the last failure stands."""
+    for delay in delays() if waits is None else waits:
         try:
             return await call()
-        except RelayUnreachable:
+        except RelayUnreachable as e:
+            if on_wait is not None:
+                on_wait(delay, e)
             await asyncio.sleep(delay)
     return await call()

@@ -58,6 +58,8 @@ MAX_MODALITY_LENGTH = 16
 MAX_SERIES = 64  # series listed in a summary (series_count counts them all)
 MAX_SERIES_DESCRIPTION = 64  # characters: a DICOM Long String
 MAX_SHORT_VALUE = 16  # characters: a DICOM Time or Decimal String
+MAX_OMITTED_NAMES = 32  # file names listed in `StudySummary.omitted`; the count says the rest
+MAX_FILE_NAME_LENGTH = 128
 MAX_COUNT = 2**31 - 1
 MAX_OBJECT_SIZE = 2**63 - 1
 OBJECT_INDEX_LIMIT = 2**32
@@ -119,8 +121,12 @@ class StudySummary:
     characters, no control characters; empty when unknown). ``instance_count`` is the expected
     number of instances, 0 when unknown. ``series`` lists the series in the sender's order (at
     most 64; ``series_count`` counts them all) and ``study_time`` is a DICOM time (at most 16
-    characters); manifests sealed before they existed lack both, read as empty. Construction
-    validates (``ManifestEntryInvalid``)."""
+    characters); manifests sealed before they existed lack both, read as empty. ``omitted``
+    names files the sender left out because they were damaged (file names only, at most 32 of
+    at most 128 characters) and ``omitted_count`` says how many were left out in all (at least
+    as many as are named); both are absent from the sealed document when nothing was left out,
+    as in manifests written before they existed. Construction validates
+    (``ManifestEntryInvalid``)."""
 
     patient_name: str
     patient_id: str
@@ -138,6 +144,8 @@ class StudySummary:
     break_glass: bool
     series: tuple[SeriesSummary, ...] = ()
     study_time: str = ""
+    omitted: tuple[str, ...] = ()
+    omitted_count: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -166,6 +174,13 @@ class StudySummary:
         if not all(isinstance(item, SeriesSummary) for item in self.series):
             raise _invalid("series")
         _check_text("study_time", self.study_time, MAX_SHORT_VALUE)
+        if not isinstance(self.omitted, tuple) or len(self.omitted) > MAX_OMITTED_NAMES:
+            raise _invalid("omitted")
+        for name in self.omitted:
+            _check_text("omitted", name, MAX_FILE_NAME_LENGTH)
+        _check_int("omitted_count", self.omitted_count, MAX_COUNT)
+        if self.omitted_count < len(self.omitted):
+            raise _invalid("omitted_count")
 
 
 @dataclass(frozen=True)
@@ -220,7 +235,13 @@ def _encode(document: dict[str, Any]) -> bytes:
 def _summary_document(summary: StudySummary) -> dict[str, Any]:
     document = asdict(summary)
     document["modalities"] = list(summary.modalities)
+    document["omitted"] = list(summary.omitted)
     document["type"] = "summary"
+    # A field at its default is left out: a complete study seals as it did before the field
+    # existed, so older readers (which want exact key sets) and resumed uploads agree.
+    for f in fields(StudySummary):
+        if f.default is not MISSING and getattr(summary, f.name) == f.default:
+            del document[f.name]
     return document
 
 
@@ -335,7 +356,7 @@ def _build(cls: type[Any], document: dict[str, Any]) -> Any:
     if not required <= set(document) - {"type"} <= names:
         raise _invalid("fields")
     values = {name: document[name] for name in names if name in document}
-    for name in ("modalities", "series"):
+    for name in ("modalities", "series", "omitted"):
         if name in values:
             if not isinstance(values[name], list):
                 raise _invalid(name)

@@ -63,7 +63,7 @@ async def run_demo(instances: int = 20, keep: Path | None = None) -> int:
     from receiving_site.preview import describe
     from receiving_site.redeem import Preview, RedeemEvent, RedeemRequest, Unlocked, redeem
     from sending_site.phone import token_from_link
-    from sending_site.push import Progress, PushRequest, Ready, push
+    from sending_site.push import PushEvent, PushRequest, Ready, push
     from sending_site.synthetic import make_ct_study
 
     with tempfile.TemporaryDirectory(prefix="trauma-relay-demo-") as tmp:
@@ -93,7 +93,7 @@ async def run_demo(instances: int = 20, keep: Path | None = None) -> int:
             _say(4, "Pushing it: every image is encrypted here, then uploaded.")
             ready: list[Ready] = []
 
-            def on_push(event: Ready | Progress) -> None:
+            def on_push(event: PushEvent) -> None:
                 if isinstance(event, Ready):
                     ready.append(event)
                     print(f"    transfer {event.transfer_id}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import shutil
 import signal
 import sqlite3
@@ -104,17 +105,48 @@ def run_cli(
     env: dict[str, str] | None = None,
 ) -> CliRun:
     """Run `trauma-relay ARGS` to completion (`env`: variables to add)."""
+    return _run(args, cwd, credential, timeout, env, input=stdin)
+
+
+def _run(
+    args: Sequence[str],
+    cwd: Path,
+    credential: str | None,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    **stdin: Any,
+) -> CliRun:
+    """Run to completion, output captured; `stdin` is `input=TEXT` or `stdin=FILE`."""
     done = subprocess.run(
         [trauma_relay_executable(), *args],
-        input=stdin,
         capture_output=True,
         text=True,
         cwd=cwd,
         env=cli_environment(credential, env),
         timeout=timeout,
         check=False,
+        **stdin,
     )
     return CliRun(tuple(args), done.returncode, done.stdout, done.stderr)
+
+
+def run_cli_on_terminal(
+    args: Sequence[str],
+    *,
+    cwd: Path,
+    credential: str | None = None,
+    typed: str = "",
+    timeout: float = CLI_TIMEOUT,
+) -> CliRun:
+    """Run `trauma-relay ARGS` with a terminal (a pseudo-terminal) as its standard input, on
+    which `typed` is typed before it starts; stdout and stderr are captured as by `run_cli`."""
+    controller, terminal = pty.openpty()
+    try:
+        os.write(controller, typed.encode())
+        return _run(args, cwd, credential, timeout, stdin=terminal)
+    finally:
+        os.close(terminal)
+        os.close(controller)
 
 
 def start_cli(
@@ -219,6 +251,7 @@ class E2ERelay:
             RECEIVER,
             "--state",
             str(state),
+            "--yes",  # as a script: nobody at a terminal to confirm
             *extra,
         ]
 
@@ -234,6 +267,10 @@ class E2ERelay:
         args = self.push_args(paths, state=state or workdir / "er-state", extra=extra)
         if relay_url is not None:
             args[args.index(self.url)] = relay_url
+        return run_cli(args, cwd=workdir, credential=self.sender_credential)
+
+    def as_sender(self, args: Sequence[str], *, workdir: Path) -> CliRun:
+        """Run `trauma-relay ARGS` with the ER's credential (revoke, transfers, ...)."""
         return run_cli(args, cwd=workdir, credential=self.sender_credential)
 
     def authorize(self, pushed: dict[str, Any]) -> None:

@@ -136,7 +136,9 @@ def test_mixed_patients(relay: E2ERelay, tmp_path: Path) -> None:
 def test_push_to_an_unreachable_relay(relay: E2ERelay, tmp_path: Path) -> None:
     make_ct_study(tmp_path / "study", 2)
     closed = f"http://127.0.0.1:{free_port()}"
-    run = relay.push([tmp_path / "study"], workdir=tmp_path, relay_url=closed).failed()
+    run = relay.push(
+        [tmp_path / "study"], workdir=tmp_path, relay_url=closed, extra=["--retry-for", "0"]
+    ).failed()
     assert "could not be reached" in run.message
     assert closed in run.message
     assert not (tmp_path / "er-state" / "sending").exists() or not any(

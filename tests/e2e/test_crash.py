@@ -76,6 +76,8 @@ def test_push_resumes_after_the_relay_is_killed_mid_upload(
     interrupted.failed()
     assert "could not be reached" in interrupted.message
     assert "run the same command again" in interrupted.message
+    assert "It continues where this one stopped" in interrupted.message
+    assert "Retrying in 1 s." in interrupted.stderr  # the waits are shown, not silent
     complete_before = {i for i, (_, c, _, _) in acknowledged.items() if c}
     assert len(complete_before) < INSTANCES, "the kill came after the upload"
 

@@ -103,7 +103,7 @@ def _sheet_codes(pdf: Path, paper: str) -> list[str]:
 
 
 def _push_args(relay: Relay, study: Path, *extra: str) -> list[str]:
-    return ["push", str(study), "--relay", relay.url, "--to", RECEIVER, *extra]
+    return ["push", str(study), "--relay", relay.url, "--to", RECEIVER, "--yes", *extra]
 
 
 async def _cli(*argv: str) -> int:
@@ -153,6 +153,7 @@ async def test_push_writes_a_sheet_and_link_qr_that_work(
             "--site-phone",
             PHONE,
             "--json",
+            "--yes",
         )
         assert code == 0
         pushed = json.loads(capsys.readouterr().out)

@@ -24,7 +24,12 @@ from transfer_codes.errors import (
 )
 from transfer_codes.keys import manifest_key
 from transfer_codes.manifest import (
+    MAX_FILE_NAME_LENGTH,
+    MAX_MODALITIES,
+    MAX_MODALITY_LENGTH,
+    MAX_OMITTED_NAMES,
     MAX_RECORD_SIZE,
+    MAX_TEXT_LENGTH,
     ManifestEntry,
     ManifestReader,
     ManifestWriter,
@@ -102,11 +107,16 @@ def seal_document(seq: int, document: Any, final: bool = False, raw: bytes | Non
     return AESGCM(manifest_key(DATA_KEY, TRANSFER)).encrypt(nonce, plaintext, aad)
 
 
-def summary_document() -> dict[str, Any]:
-    document = dataclasses.asdict(SUMMARY)
-    document["modalities"] = list(SUMMARY.modalities)
-    document["series"] = [dataclasses.asdict(s) for s in SUMMARY.series]
+def summary_document(summary: StudySummary = SUMMARY) -> dict[str, Any]:
+    """The spec's summary document: `omitted` and `omitted_count` only when files were left
+    out (so a complete study's summary is the one written before they existed)."""
+    document = dataclasses.asdict(summary)
+    document["modalities"] = list(summary.modalities)
+    document["series"] = [dataclasses.asdict(s) for s in summary.series]
+    document["omitted"] = list(summary.omitted)
     document["type"] = "summary"
+    if not summary.omitted_count:
+        del document["omitted"], document["omitted_count"]
     return document
 
 
@@ -521,3 +531,77 @@ def test_entries_property_is_a_copy() -> None:
     reader = read(write([entry(0)]))
     reader.entries.clear()
     assert list(reader.entries) == [0]
+
+
+# --- files the ER left out (damaged) -------------------------------------------------------------
+
+INCOMPLETE = dataclasses.replace(SUMMARY, omitted=("IM0003", "IM0007"), omitted_count=2)
+
+
+def test_files_left_out_travel_in_the_sealed_summary() -> None:
+    writer = ManifestWriter(DATA_KEY, TRANSFER)
+    reader = ManifestReader(DATA_KEY, TRANSFER)
+    reader.add(*writer.summary(INCOMPLETE))
+    assert reader.summary == INCOMPLETE
+    assert summary_document(INCOMPLETE)["omitted"] == ["IM0003", "IM0007"]
+
+
+def test_a_summary_from_before_the_omitted_fields_reads_as_complete() -> None:
+    document = summary_document()
+    assert "omitted" not in document
+    assert "omitted_count" not in document
+    reader = ManifestReader(DATA_KEY, TRANSFER)
+    reader.add(0, seal_document(0, document))
+    assert reader.summary is not None
+    assert (reader.summary.omitted, reader.summary.omitted_count) == ((), 0)
+
+
+def test_a_complete_study_seals_exactly_as_before() -> None:
+    """Older readers want exact key sets, and a resumed upload must re-seal identical bytes."""
+    writer = ManifestWriter(DATA_KEY, TRANSFER)
+    raw = json.dumps(summary_document(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert writer.summary(SUMMARY) == (0, seal_document(0, None, raw=raw.encode("utf-8")))
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        with_changes(summary_document(INCOMPLETE), omitted="IM0003"),
+        with_changes(summary_document(INCOMPLETE), omitted=["IM0003", 7]),
+        with_changes(summary_document(INCOMPLETE), omitted=["IM\n0003"]),
+        with_changes(summary_document(INCOMPLETE), omitted=["X" * (MAX_FILE_NAME_LENGTH + 1)]),
+        with_changes(summary_document(INCOMPLETE), omitted=["X"] * (MAX_OMITTED_NAMES + 1)),
+        with_changes(summary_document(INCOMPLETE), omitted_count=1),
+        with_changes(summary_document(INCOMPLETE), omitted_count=True),
+        with_changes(summary_document(INCOMPLETE), omitted_count=-1),
+        with_changes(summary_document(INCOMPLETE), omitted_files=["IM0003"]),
+    ],
+)
+def test_invalid_lists_of_files_left_out_are_refused(document: dict[str, Any]) -> None:
+    with pytest.raises(ManifestEntryInvalid):
+        ManifestReader(DATA_KEY, TRANSFER).add(0, seal_document(0, document))
+
+
+def test_the_largest_valid_summary_fits_one_record() -> None:
+    widest = "\U0001f600" * MAX_TEXT_LENGTH  # four UTF-8 bytes a character
+    largest = StudySummary(
+        patient_name=widest,
+        patient_id=widest,
+        issuer_of_patient_id=widest,
+        patient_birth_date=widest,
+        patient_sex=widest,
+        study_instance_uid="1." + "2" * 62,
+        study_date=widest,
+        study_description=widest,
+        accession_number=widest,
+        modalities=("\U0001f600" * MAX_MODALITY_LENGTH,) * MAX_MODALITIES,
+        series_count=2**31 - 1,
+        instance_count=2**31 - 1,
+        sending_site=widest,
+        break_glass=True,
+        omitted=("\U0001f600" * MAX_FILE_NAME_LENGTH,) * MAX_OMITTED_NAMES,
+        omitted_count=2**31 - 1,
+    )
+    reader = ManifestReader(DATA_KEY, TRANSFER)
+    reader.add(*ManifestWriter(DATA_KEY, TRANSFER).summary(largest))
+    assert reader.summary == largest

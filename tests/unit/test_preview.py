@@ -89,3 +89,22 @@ def test_names_and_dates() -> None:
     assert person_name("^^") == "not given"
     assert person_name("ANON") == "ANON"
     assert date("2025") == "2025"
+
+
+def test_files_left_out_at_the_er_are_said_before_the_check() -> None:
+    lines = describe(replace(SUMMARY, omitted=("IM0003", "IM0007"), omitted_count=2))
+    assert lines[-2:] == [
+        "INCOMPLETE: 2 files were left out at the ER (damaged): IM0003, IM0007.",
+        "Check this against the patient in front of you.",
+    ]
+
+
+def test_more_left_out_than_named_are_counted() -> None:
+    lines = describe(replace(SUMMARY, omitted=("IM0003",), omitted_count=40))
+    assert "INCOMPLETE: 40 files were left out at the ER (damaged): IM0003 and 39 more." in lines
+    one = describe(replace(SUMMARY, omitted=("IM0003",), omitted_count=1))
+    assert "INCOMPLETE: 1 file was left out at the ER (damaged): IM0003." in one
+
+
+def test_a_complete_study_has_no_warning() -> None:
+    assert not any(line.startswith("INCOMPLETE") for line in describe(SUMMARY))

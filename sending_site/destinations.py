@@ -1,0 +1,78 @@
+"""Which trauma center `--to` means: the relay's list of receiving sites, matched by name or
+display name in any letter case where that is unambiguous; a name that matches none is refused
+before anything is uploaded, with the closest one suggested. Pure."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sending_site import errors
+
+MOST_LISTED = 20  # in a refusal; `trauma-relay destinations` lists them all
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A receiving site as the relay's directory lists it."""
+
+    name: str
+    display_name: str = ""
+
+    def label(self) -> str:
+        """ "county-trauma (County Trauma Center)", or the name alone."""
+        shown = self.display_name.strip()
+        return f"{self.name} ({shown})" if shown and shown != self.name else self.name
+
+
+def _folded(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _listing(sites: Sequence[Destination]) -> str:
+    shown = ", ".join(s.label() for s in sites[:MOST_LISTED])
+    more = len(sites) - MOST_LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def closest(given: str, sites: Sequence[Destination]) -> Destination | None:
+    """The site whose name or display name is nearest `given` (difflib), if any is near."""
+    by_text: dict[str, Destination] = {}
+    for site in sites:
+        for text in (site.name, site.display_name):
+            if text.strip():
+                by_text.setdefault(_folded(text), site)
+    near = difflib.get_close_matches(_folded(given), list(by_text), n=1, cutoff=0.6)
+    return by_text[near[0]] if near else None
+
+
+def resolve(given: str, sites: Sequence[Destination]) -> Destination:
+    """The one site `given` names: its name exactly, else its display name exactly, else either
+    in any letter case (spaces folded). Raises `AmbiguousDestination` when a step matches more
+    than one site, `UnknownDestination` (with the nearest name and the list) when none does."""
+    steps: tuple[Callable[[Destination], bool], ...] = (
+        lambda s: s.name == given,
+        lambda s: s.display_name.strip() == given.strip(),
+        lambda s: _folded(s.name) == _folded(given) or _folded(s.display_name) == _folded(given),
+    )
+    for matches in steps:
+        found = [s for s in sites if matches(s)]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise errors.AmbiguousDestination(
+                f'"{given}" could mean {_listing(found)}. Give the name of the one you mean '
+                "with --to. Nothing was sent."
+            )
+    if not sites:
+        raise errors.UnknownDestination(
+            f'"{given}" is not a trauma center on this relay, which has none yet: ask the '
+            "relay's operator to add it. Nothing was sent."
+        )
+    near = closest(given, sites)
+    hint = f" Did you mean {near.label()}?" if near else ""
+    raise errors.UnknownDestination(
+        f'"{given}" is not a trauma center on this relay.{hint} Nothing was sent. The trauma '
+        f"centers are: {_listing(sites)} (trauma-relay destinations lists them)."
+    )

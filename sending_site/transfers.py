@@ -1,0 +1,218 @@
+"""This site's transfers as the ER follows them (`trauma-relay transfers`), and revoking one
+(`trauma-relay revoke`). The list comes from the local journals; each transfer's status comes
+from its relay, which holds no PHI, so the list says where, when and how many, never who.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sending_site import errors, journal
+from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
+from transfer_codes.wire import Problem, TransferState
+
+UNKNOWN_STATE = "unknown"
+REVOKED_HERE = "revoked here with trauma-relay revoke"
+_WHERE = {"pacs": "into the trauma center's PACS", "folder": "into a folder at the trauma center"}
+# Live states in which the rest of an unfinished upload is still wanted.
+_UPLOADING = {
+    TransferState.CREATED,
+    TransferState.AWAITING_AUTHORIZATION,
+    TransferState.AUTHORIZED,
+    TransferState.LOCKED,
+    TransferState.REDEEMED,
+}
+
+
+def when(epoch: float | None) -> str:
+    """A moment in this computer's local time, with its zone: "2025-06-01 14:02 CEST"."""
+    if epoch is None:
+        return "(time not known)"
+    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC).astimezone()
+    return moment.strftime("%Y-%m-%d %H:%M %Z")
+
+
+@dataclass(frozen=True)
+class TransferView:
+    """One transfer as `trauma-relay transfers` shows it."""
+
+    transfer_id: str
+    recipient: str  # the trauma center's display name (or name)
+    state: str  # the relay's state name, or "unknown" when the relay could not say
+    status: str  # the state in words, with the receipt when delivered
+    created_at: float | None
+    expires_at: float | None
+    upload_finished: bool
+    receipt: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "transfer_id": self.transfer_id,
+            "recipient": self.recipient,
+            "state": self.state,
+            "status": self.status,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "upload_finished": self.upload_finished,
+            "receipt": self.receipt,
+        }
+
+
+def _receipt_words(receipt: dict[str, Any] | None, delivered_at: float | None) -> str:
+    if not receipt:
+        return f"delivered {when(delivered_at)}"
+    where = _WHERE.get(str(receipt.get("destination")), "at the trauma center")
+    partly = "" if receipt.get("complete", True) else " (not all of them)"
+    at = receipt.get("received_at", delivered_at)
+    return f"delivered {when(at)}: {receipt.get('instances', '?')} images{partly} {where}"
+
+
+def status_words(status: dict[str, Any], record: journal.TransferJournal) -> str:
+    """What the relay's status document means for the ER, in one line."""
+    state = str(status.get("state", ""))
+    words: str
+    if state == TransferState.CREATED:
+        words = "not started: its code was never activated"
+    elif state == TransferState.AWAITING_AUTHORIZATION:
+        words = "awaiting authorization by the patient or family"
+    elif state == TransferState.AUTHORIZED:
+        by = (
+            "BREAK-GLASS (a clinician)"
+            if status.get("break_glass")
+            else f"the {status.get('authorized_by') or 'patient or family'}"
+        )
+        words = f"authorized by {by} {when(status.get('authorized_at'))}; not redeemed yet"
+    elif state == TransferState.LOCKED:
+        words = (
+            "locked after too many wrong codes: trauma-relay reissue "
+            f"{record.transfer_id} gives it a new code"
+        )
+    elif state == TransferState.REDEEMED:
+        words = (
+            f"redeemed by the trauma center {when(status.get('redeemed_at'))}; not delivered "
+            "yet (being checked and stored, or held there for review)"
+        )
+    elif state == "held":  # a relay that reports holds by name
+        words = "held at the trauma center for review"
+    elif state == TransferState.DELIVERED:
+        words = _receipt_words(status.get("receipt"), status.get("delivered_at"))
+    elif state == TransferState.REVOKED:
+        words = f"revoked {when(status.get('revoked_at'))}"
+    elif state == TransferState.EXPIRED:
+        words = f"expired {when(status.get('expires_at'))}: its images are deleted"
+    else:
+        words = state.replace("_", " ") or UNKNOWN_STATE
+    if record.abandoned and record.abandoned != REVOKED_HERE:
+        words += f" (given up: {record.abandoned})"
+    elif not record.done and state in _UPLOADING:
+        words += "; upload not finished: run the same push again to finish it"
+    return words
+
+
+def view(record: journal.TransferJournal, status: dict[str, Any]) -> TransferView:
+    recipient = status.get("recipient") or {}
+    return TransferView(
+        transfer_id=record.transfer_id,
+        recipient=str(recipient.get("display_name") or record.recipient),
+        state=str(status.get("state", UNKNOWN_STATE)),
+        status=status_words(status, record),
+        created_at=status.get("created_at"),
+        expires_at=status.get("expires_at", record.expires_at),
+        upload_finished=record.done and not record.abandoned,
+        receipt=status.get("receipt"),
+    )
+
+
+def unknown(record: journal.TransferJournal, why: str) -> TransferView:
+    """A transfer whose relay could not say how it stands."""
+    return TransferView(
+        record.transfer_id,
+        record.recipient,
+        UNKNOWN_STATE,
+        why,
+        None,
+        record.expires_at,
+        record.done and not record.abandoned,
+    )
+
+
+async def list_transfers(
+    state_dir: Path, credential: str, relay: str | None = None
+) -> list[TransferView]:
+    """Every transfer in `state_dir`'s journals with its relay's status (`relay` instead of
+    each journal's own), newest first. A relay that cannot be reached, or a damaged journal,
+    is said in the transfer's status; it does not stop the list."""
+    views: list[TransferView] = []
+    clients: dict[str, RelayClient] = {}
+    out_of_reach: dict[str, str] = {}
+    try:
+        for transfer_id in journal.transfer_ids(state_dir):
+            try:
+                record = journal.load(state_dir, transfer_id)
+            except errors.TransferJournalError as e:
+                views.append(
+                    TransferView(transfer_id, "", UNKNOWN_STATE, str(e), None, None, False)
+                )
+                continue
+            url = relay or record.relay
+            if url in out_of_reach:
+                views.append(unknown(record, out_of_reach[url]))
+                continue
+            client = clients.get(url) or clients.setdefault(url, RelayClient(url, credential))
+            try:
+                views.append(view(record, await client.status(transfer_id)))
+            except RelayUnreachable as e:
+                out_of_reach[url] = f"status not known: the relay at {url} could not be reached"
+                out_of_reach[url] += f" ({e.reason})" if e.reason else ""
+                views.append(unknown(record, out_of_reach[url]))
+            except RelayRefused as e:
+                why = (
+                    "the relay has no record of it (its data may have been removed)"
+                    if e.code == Problem.NOT_FOUND
+                    else f"status not known: {e.detail}"
+                )
+                views.append(unknown(record, why))
+    finally:
+        for client in clients.values():
+            await client.close()
+    return sorted(views, key=lambda v: -(v.created_at or v.expires_at or 0.0))
+
+
+_ALREADY_GONE = {
+    Problem.REVOKED: "was already revoked",
+    Problem.EXPIRED: "has already expired",
+    Problem.NOT_FOUND: "is unknown to the relay",
+}
+
+
+async def revoke(
+    state_dir: Path, transfer_id: str, credential: str, relay: str | None = None
+) -> str:
+    """Revoke a transfer this site sent: its code and QR stop working and the patient's phone
+    says so. Returns what happened, as a clause ("revoked", "was already revoked"...). Raises
+    `AlreadyRedeemed` (nothing changed) when the trauma center has already redeemed it."""
+    record = journal.load(state_dir, transfer_id)
+    async with RelayClient(relay or record.relay, credential) as client:
+        try:
+            await client.revoke(record.transfer_id)
+            outcome = "revoked"
+        except RelayRefused as e:
+            if e.code == Problem.ALREADY_REDEEMED:
+                status = await client.status(record.transfer_id)
+                raise errors.AlreadyRedeemed(
+                    f"Transfer {record.transfer_id} cannot be revoked: the trauma center "
+                    f"redeemed it {when(status.get('redeemed_at'))} (now "
+                    f"{status_words(status, record)}). The images are with them: call them if "
+                    "they must not be used."
+                ) from e
+            if e.code not in _ALREADY_GONE:
+                raise
+            outcome = _ALREADY_GONE[Problem(e.code)]
+    if not record.abandoned:  # never resumed again; a later push starts a new transfer
+        record.done = True
+        record.abandoned = REVOKED_HERE
+        journal.save(state_dir, record)
+    return outcome

@@ -1,0 +1,128 @@
+"""How `trauma-relay transfers` words the relay's status of each transfer this site sent."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+
+from sending_site.journal import TransferJournal
+from sending_site.transfers import REVOKED_HERE, status_words, view, when
+
+AT = 1_800_000_000.0
+TID = "0123456789ABCDEFGHJKMNPQ"
+
+
+def _record(**changes: Any) -> TransferJournal:
+    record = TransferJournal(
+        transfer_id=TID,
+        relay="http://relay",
+        recipient="county-trauma",
+        data_key=bytes(32),
+        locator=1,
+        code="",
+        capability="",
+        authorization_token="",
+        expires_at=AT + 3600,
+        objects=[],
+        done=True,
+    )
+    for key, value in changes.items():
+        setattr(record, key, value)
+    return record
+
+
+def _status(state: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "transfer_id": TID,
+        "state": state,
+        "recipient": {"name": "county-trauma", "display_name": "County Trauma"},
+        "created_at": AT,
+        "expires_at": AT + 3600,
+        "authorized_at": None,
+        "authorized_by": None,
+        "break_glass": False,
+        "redeemed_at": None,
+        "delivered_at": None,
+        "revoked_at": None,
+        "receipt": None,
+        **fields,
+    }
+
+
+def test_when_is_local_time_with_its_zone() -> None:
+    local = datetime.datetime.fromtimestamp(AT).astimezone()
+    assert when(AT) == local.strftime("%Y-%m-%d %H:%M ") + str(local.tzname())
+    assert when(None) == "(time not known)"
+
+
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [
+        (_status("awaiting_authorization"), "awaiting authorization by the patient or family"),
+        (
+            _status("authorized", authorized_by="family", authorized_at=AT),
+            f"authorized by the family {when(AT)}; not redeemed yet",
+        ),
+        (
+            _status("authorized", authorized_by="break_glass", break_glass=True, authorized_at=AT),
+            f"authorized by BREAK-GLASS (a clinician) {when(AT)}; not redeemed yet",
+        ),
+        (
+            _status("redeemed", redeemed_at=AT),
+            f"redeemed by the trauma center {when(AT)}; not delivered yet (being checked and "
+            "stored, or held there for review)",
+        ),
+        (_status("held"), "held at the trauma center for review"),
+        (
+            _status(
+                "delivered",
+                delivered_at=AT,
+                receipt={"instances": 240, "destination": "pacs", "received_at": AT + 60},
+            ),
+            f"delivered {when(AT + 60)}: 240 images into the trauma center's PACS",
+        ),
+        (
+            _status(
+                "delivered",
+                receipt={"instances": 3, "destination": "folder", "complete": False},
+                delivered_at=AT,
+            ),
+            f"delivered {when(AT)}: 3 images (not all of them) into a folder at the trauma center",
+        ),
+        (_status("revoked", revoked_at=AT), f"revoked {when(AT)}"),
+        (_status("expired"), f"expired {when(AT + 3600)}: its images are deleted"),
+        (
+            _status("locked"),
+            f"locked after too many wrong codes: trauma-relay reissue {TID} gives it a new code",
+        ),
+        (_status("created"), "not started: its code was never activated"),
+        (_status("some_new_state"), "some new state"),
+    ],
+)
+def test_each_state_in_words(status: dict[str, Any], words: str) -> None:
+    assert status_words(status, _record()) == words
+
+
+def test_an_unfinished_upload_says_how_to_finish_it() -> None:
+    words = status_words(_status("awaiting_authorization"), _record(done=False))
+    assert words.endswith("; upload not finished: run the same push again to finish it")
+    assert "upload not finished" not in status_words(_status("revoked"), _record(done=False))
+
+
+def test_a_transfer_given_up_says_why_unless_revoked_here() -> None:
+    replaced = _record(abandoned="the files changed, and this transfer replaces it")
+    assert status_words(_status("revoked", revoked_at=AT), replaced) == (
+        f"revoked {when(AT)} (given up: the files changed, and this transfer replaces it)"
+    )
+    here = _record(abandoned=REVOKED_HERE)
+    assert status_words(_status("revoked", revoked_at=AT), here) == f"revoked {when(AT)}"
+
+
+def test_the_view_shows_the_display_name_and_keeps_the_receipt() -> None:
+    receipt = {"instances": 3, "destination": "pacs", "received_at": AT}
+    shown = view(_record(), _status("delivered", receipt=receipt, delivered_at=AT))
+    assert (shown.recipient, shown.state, shown.receipt) == ("County Trauma", "delivered", receipt)
+    assert shown.upload_finished
+    assert shown.to_json()["status"] == shown.status
