@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from receiving_site import errors, identity, pacs, reconcile, staging, state
+from receiving_site import errors, folder_copy, identity, pacs, reconcile, staging, state
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from site_agent.errors import AgentError
 from transfer_codes.capability import Capability
@@ -141,7 +141,7 @@ def check_destination(req: RedeemRequest) -> None:
     if req.pacs is not None:
         pacs.check_pacs(req.pacs)
     else:
-        pacs.check_folder(req.out or Path.cwd())
+        folder_copy.check_folder(req.out or Path.cwd())
 
 
 async def _post_redemption(client: RelayClient, body: dict[str, object]) -> dict[str, object]:
@@ -328,8 +328,8 @@ async def _receive(
         kind = "pacs"
     else:
         target = (req.out or Path.cwd()) / transfer_id
-        count = await asyncio.to_thread(pacs.store_to_folder, items, target)
-        decompressed, note = 0, ""
+        copy = await asyncio.to_thread(folder_copy.store_to_folder, items, target)
+        count, decompressed, note = copy.stored, 0, copy.note
         destination = str(target)
         kind = "folder"
     total = sum(i.entry.size for i in items)

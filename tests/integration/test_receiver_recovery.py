@@ -21,7 +21,7 @@ from peers.storage_scp import RecordingStorageSCP
 from pydicom.uid import JPEG2000Lossless
 from relay_harness import RECEIVER, Relay, running_relay
 
-from receiving_site import errors, pacs, redeem, staging, state
+from receiving_site import errors, folder_copy, redeem, staging, state
 from receiving_site.pacs import PacsAddress
 from receiving_site.redeem import RedeemRequest
 from relay.storage.sqlite import SqliteMetadata
@@ -282,7 +282,7 @@ def failing(error: Exception) -> Callable[..., Any]:
 async def test_every_failure_after_redemption_gives_the_resume_command(
     pushed: Pushed, monkeypatch: pytest.MonkeyPatch, where: str, error: Exception
 ) -> None:
-    module = pacs if where == "store_to_folder" else staging
+    module = folder_copy if where == "store_to_folder" else staging
     with monkeypatch.context() as patch:
         patch.setattr(module, where, failing(error))
         with pytest.raises(Exception) as raised:  # noqa: PT011 - the type is checked below
