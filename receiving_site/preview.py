@@ -26,6 +26,11 @@ def date(da: str) -> str:
     return da or UNKNOWN
 
 
+def sex_word(cs: str) -> str:
+    """A DICOM Patient's Sex "F" as "female"; anything else as given."""
+    return _SEX.get(cs.strip().upper(), cs.strip() or UNKNOWN)
+
+
 def describe(summary: StudySummary) -> list[str]:
     """The preview, a line each: patient, study, sender (break-glass marked), and what to do."""
     issuer = f", issuer {summary.issuer_of_patient_id}" if summary.issuer_of_patient_id else ""

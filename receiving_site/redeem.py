@@ -23,11 +23,11 @@ import os
 import shlex
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from receiving_site import errors, folder_copy, identity, pacs, reconcile, staging, state
+from receiving_site import errors, folder_copy, holds, identity, pacs, reconcile, staging, state
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from site_agent.errors import AgentError
 from transfer_codes.capability import Capability
@@ -70,7 +70,8 @@ class RedeemRequest:
                 words += ["--calling-aet", self.pacs.calling_ae_title]
             if self.local_patient_id is not None:
                 words += ["--local-patient-id", self.local_patient_id]
-                words += ["--local-issuer", self.local_issuer]
+                if self.local_issuer:
+                    words += ["--local-issuer", self.local_issuer]
                 if self.confirm_local_record:
                     words.append("--confirm-local-record")
                 if self.new_local_patient:
@@ -137,9 +138,12 @@ def parse_secret(text: str) -> RedemptionCode | Capability:
 
 
 def check_destination(req: RedeemRequest) -> None:
-    """Raises `PacsUnreachable` or `FolderUnusable` if the study could not be delivered."""
+    """Raises `PacsUnreachable`, `QueriesRefused` (the identity check could not ask the PACS)
+    or `FolderUnusable` if the study could not be delivered."""
     if req.pacs is not None:
         pacs.check_pacs(req.pacs)
+        if not req.skip_identity_check or req.local_patient_id is not None:
+            identity.probe(req.pacs)
     else:
         folder_copy.check_folder(req.out or Path.cwd())
 
@@ -203,6 +207,8 @@ def _to_resume(e: Exception, command: str) -> Exception:
         "The code is used up, but this machine kept what it needs. Once this is resolved, "
         f"continue with: {command}"
     )
+    if isinstance(e, errors.IdentityHeld) and e.hold is not None:
+        return e  # `_held` wrote its message with every command to continue
     if isinstance(e, RelayRefused):
         return RelayRefused(e.status, e.code, f"{e.detail} {hint}", e.extra)
     if isinstance(e, AgentError):
@@ -322,7 +328,14 @@ async def _receive(
     await asyncio.to_thread(staging.check_identity, items, summary)
 
     if req.pacs is not None:
-        delivery = await asyncio.to_thread(_deliver_to_pacs, req, req.pacs, items, summary, saved)
+        try:
+            delivery = await asyncio.to_thread(
+                _deliver_to_pacs, req, req.pacs, items, summary, saved
+            )
+        except errors.IdentityHeld as e:
+            if e.hold is None:
+                raise
+            raise _held(req, saved, summary, e.hold) from e
         count, decompressed, note = delivery.stored, delivery.decompressed_images, delivery.note
         destination = str(req.pacs)
         kind = "pacs"
@@ -379,3 +392,31 @@ def _deliver_to_pacs(
         uids = {summary.study_instance_uid, *(i.entry.study_instance_uid for i in items)}
         identity.check_pacs_identity(address, patient, sorted(uids - {""}))
     return pacs.store_to_pacs(items, address, coercion)
+
+
+def _held(
+    req: RedeemRequest, saved: state.SavedKey, summary: StudySummary, hold: holds.Hold
+) -> errors.IdentityHeld:
+    """The hold with both sides and every command to continue, the safest first."""
+    plain = replace(
+        req, skip_identity_check=False, confirm_local_record=False, new_local_patient=False
+    )
+    mrn = req.local_patient_id or summary.patient_id
+    commands = holds.Commands(
+        again=req.resume_command(saved.transfer_id),
+        confirm=replace(plain, local_patient_id=mrn, confirm_local_record=True).resume_command(
+            saved.transfer_id
+        ),
+        other_record=replace(plain, local_patient_id="MRN").resume_command(saved.transfer_id),
+        new_patient=replace(plain, new_local_patient=True).resume_command(saved.transfer_id),
+        review=replace(req, pacs=None, out=req.out or Path.cwd()).resume_command(saved.transfer_id),
+        skip=replace(req, skip_identity_check=True).resume_command(saved.transfer_id),
+    )
+    incoming = holds.Person(
+        summary.patient_id,
+        summary.patient_name,
+        summary.patient_birth_date,
+        summary.patient_sex,
+    )
+    message = holds.explain(hold, incoming, saved.sender, commands)
+    return errors.IdentityHeld(message, hold)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import sqlite3
@@ -154,6 +155,15 @@ def stop_cli(proc: subprocess.Popen[str]) -> None:
     for pipe in (proc.stdin, proc.stdout, proc.stderr):
         if pipe is not None:
             pipe.close()
+
+
+def listed_commands(stderr: str) -> list[list[str]]:
+    """The `trauma-relay redeem` commands a message lists on lines of their own, as argv."""
+    return [
+        shlex.split(line.strip())
+        for line in stderr.splitlines()
+        if line.strip().startswith("trauma-relay redeem ")
+    ]
 
 
 def post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
