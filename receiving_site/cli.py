@@ -8,9 +8,12 @@ import getpass
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from receiving_site import errors
+
+if TYPE_CHECKING:
+    from receiving_site.redeem import RedeemResult
 
 
 def add_parsers(sub: Any) -> None:
@@ -71,6 +74,18 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run_redeem)
+
+
+def _review_copy(result: RedeemResult) -> str:
+    """What staff read when a held study was saved for review instead of delivered."""
+    return (
+        f"Saved {result.instances} verified images ({result.bytes / 1e6:.1f} MB) for review in "
+        f"{result.destination}. Nothing went to the PACS and the transfer stays open: the "
+        "family's phone says the images are being checked. After review, import them into the "
+        "PACS from this machine with the command below, adding what the review decided (for "
+        "example --local-patient-id MRN --confirm-local-record, or --skip-identity-check):\n"
+        f"  {result.review_command}" + (f"\n{result.note}" if result.note else "")
+    )
 
 
 def _read_secret() -> str:
@@ -157,9 +172,13 @@ def run_redeem(args: argparse.Namespace) -> int:
                     "break_glass": result.break_glass,
                     "decompressed": result.decompressed,
                     "local_patient_id": args.local_patient_id,
+                    "review_copy": bool(result.review_command),
+                    "import_command": result.review_command or None,
                 }
             )
         )
+    elif result.review_command:
+        print(_review_copy(result))
     else:
         if sys.stderr.isatty():
             sys.stderr.write("\n")

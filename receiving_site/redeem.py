@@ -14,6 +14,11 @@
 Once the code is spent, every failure says how to continue: `--resume TRANSFER_ID`, or simply
 the same command with the same code again, which this machine recognises through its saved
 redemption id (the relay answers it again) and continues where the last run stopped.
+
+A study held for review (identity check) and then saved with `--out` is a review copy: the
+receipt says so (the relay keeps the transfer open and the family's phone says it is being
+checked), this machine keeps the key and the staged images, and the result gives the command
+that imports it into the PACS later.
 """
 
 from __future__ import annotations
@@ -110,6 +115,7 @@ class RedeemResult:
     break_glass: bool
     decompressed: int = 0  # images decompressed because the PACS refused their format
     note: str = ""  # says so, for staff; empty when none was
+    review_command: str = ""  # a review copy of a held study: the command that imports it later
 
 
 @dataclass(frozen=True)
@@ -241,6 +247,8 @@ async def redeem(req: RedeemRequest, on_event: Callable[[RedeemEvent], None]) ->
             result = await _receive(client, req, saved, on_event)
         except (errors.ReceivingError, AgentError, OSError) as e:
             raise _to_resume(e, req.resume_command(saved.transfer_id)) from e
+    if result.review_command:
+        return result  # a review copy: the transfer stays open for the PACS
     # Delivered and acknowledged: the staged copies, the key and the redemption id are done.
     await asyncio.to_thread(shutil.rmtree, _staging_folder(req, saved.transfer_id), True)
     state.forget_key(req.state_dir, saved.transfer_id)
@@ -327,6 +335,7 @@ async def _receive(
         raise errors.VerificationFailed("The transfer's manifest has no summary.")
     await asyncio.to_thread(staging.check_identity, items, summary)
 
+    review_command = ""
     if req.pacs is not None:
         try:
             delivery = await asyncio.to_thread(
@@ -335,7 +344,7 @@ async def _receive(
         except errors.IdentityHeld as e:
             if e.hold is None:
                 raise
-            raise _held(req, saved, summary, e.hold) from e
+            raise await _held(req, req.pacs, saved, summary, e.hold) from e
         count, decompressed, note = delivery.stored, delivery.decompressed_images, delivery.note
         destination = str(req.pacs)
         kind = "pacs"
@@ -345,13 +354,31 @@ async def _receive(
         count, decompressed, note = copy.stored, 0, copy.note
         destination = str(target)
         kind = "folder"
+        held = await asyncio.to_thread(state.held_for, req.state_dir, transfer_id)
+        if held is not None:  # a person reviews a held study: not delivered yet
+            kind = "review"
+            review_command = _import_command(req, transfer_id, held)
     total = sum(i.entry.size for i in items)
     await client.receipt(
         transfer_id, {"instances": count, "bytes": total, "destination": kind, "complete": True}
     )
     return RedeemResult(
-        transfer_id, count, total, destination, saved.break_glass, decompressed, note
+        transfer_id,
+        count,
+        total,
+        destination,
+        saved.break_glass,
+        decompressed,
+        note,
+        review_command=review_command,
     )
+
+
+def _import_command(req: RedeemRequest, transfer_id: str, held: state.HeldFor) -> str:
+    """The command that imports a review copy into the PACS that held it."""
+    address = pacs.PacsAddress.parse(held.pacs)
+    address = replace(address, calling_ae_title=held.calling_ae_title)
+    return replace(req, pacs=address, out=None).resume_command(transfer_id)
 
 
 def _deliver_to_pacs(
@@ -394,10 +421,17 @@ def _deliver_to_pacs(
     return pacs.store_to_pacs(items, address, coercion)
 
 
-def _held(
-    req: RedeemRequest, saved: state.SavedKey, summary: StudySummary, hold: holds.Hold
+async def _held(
+    req: RedeemRequest,
+    address: pacs.PacsAddress,
+    saved: state.SavedKey,
+    summary: StudySummary,
+    hold: holds.Hold,
 ) -> errors.IdentityHeld:
-    """The hold with both sides and every command to continue, the safest first."""
+    """Remember that `address` held the study (a folder copy is then a review copy), and
+    return the hold with both sides and every command to continue, the safest first."""
+    held = state.HeldFor(str(address), address.calling_ae_title)
+    await asyncio.to_thread(state.mark_held, req.state_dir, saved.transfer_id, held)
     plain = replace(
         req, skip_identity_check=False, confirm_local_record=False, new_local_patient=False
     )

@@ -6,8 +6,10 @@
   again with the same id gets the same answer (the relay repeats the one redemption).
 - `<transfer id>.json`: the unwrapped data key of a redeemed transfer, so that an interrupted
   run resumes (`--resume TRANSFER_ID`, or the same code again) without spending anything.
+- `held-<transfer id>.json`: the PACS that held the study for review (identity check). A copy
+  then saved with `--out` is a review copy: the transfer stays open for that PACS.
 
-Both are removed once the study is delivered and the receipt sent. Every file is 0600 in a
+All three are removed once the study is delivered and the receipt sent. Every file is 0600 in a
 0700 folder and written atomically (temporary file, fsync, rename, fsync of the folder): after
 a crash a file is either absent or whole.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from receiving_site import errors
@@ -121,3 +123,31 @@ def load_key(state_dir: Path, transfer_id: str) -> SavedKey:
 
 def forget_key(state_dir: Path, transfer_id: str) -> None:
     _key_path(state_dir, transfer_id).unlink(missing_ok=True)
+    _held_path(state_dir, transfer_id).unlink(missing_ok=True)
+
+
+# -- holds for review ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HeldFor:
+    """The PACS (AET@HOST:PORT) and our calling AE title of the run that held the study."""
+
+    pacs: str
+    calling_ae_title: str
+
+
+def _held_path(state_dir: Path, transfer_id: str) -> Path:
+    return _key_path(state_dir, transfer_id).with_name(f"held-{transfer_id}.json")
+
+
+def mark_held(state_dir: Path, transfer_id: str, held: HeldFor) -> None:
+    write_atomically(_held_path(state_dir, transfer_id), json.dumps(asdict(held)).encode())
+
+
+def held_for(state_dir: Path, transfer_id: str) -> HeldFor | None:
+    try:
+        body = json.loads(_held_path(state_dir, transfer_id).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    return HeldFor(str(body["pacs"]), str(body["calling_ae_title"]))

@@ -323,14 +323,15 @@ async def receipt(request: web.Request) -> web.Response:
     }
     if not isinstance(document["complete"], bool):  # bool("no") is True
         raise errors.BadRequest("'complete' must be true or false.")
-    if document["destination"] not in ("pacs", "folder"):
-        raise errors.BadRequest("'destination' must be 'pacs' or 'folder'.")
+    if document["destination"] not in ("pacs", "folder", "review"):
+        raise errors.BadRequest("'destination' must be 'pacs', 'folder' or 'review'.")
+    review = document["destination"] == "review"  # a copy for a person to check: not delivered
     now = request.app[CONFIG].clock()
     async with request.app[METADATA].transaction() as tx:
         t = await _own_transfer(tx, site, transfer_id)
         if t.recipient != site.name:
             raise errors.NotFound()
-        t = t.receipt_received(now)
+        t = t.review_copy_kept(now) if review else t.receipt_received(now)
         document["received_at"] = now
         await tx.set_receipt(t.id, json.dumps(document))
         await tx.save_transfer(t)
@@ -338,7 +339,7 @@ async def receipt(request: web.Request) -> web.Response:
             tx,
             now,
             event_id=audit.IMPORT,
-            action="delivery-receipt",
+            action="review-copy-receipt" if review else "delivery-receipt",
             actor=site.name,
             actor_role="receiving",
             transfer_id=t.id,

@@ -246,6 +246,27 @@ class E2ERelay:
         answer = post_json(self.url + "/api/v1/authorizations", {"token": token})
         assert answer["state"] == "authorized", answer
 
+    def phone_status(self, pushed: dict[str, Any]) -> dict[str, Any]:
+        """What the family's phone is told (`POST /api/v1/phone/status`), as its page asks:
+        with the CSRF cookie from the page and the same value in the header."""
+        token, _phone_key = split_link(str(pushed["authorization_url"]))
+        with _OPENER.open(self.url + "/authorize", timeout=30) as page:
+            cookie = page.headers["Set-Cookie"].split(";", 1)[0].split("=", 1)[1]
+        request = urllib.request.Request(  # noqa: S310 - always http://127.0.0.1:<relay port>
+            self.url + "/api/v1/phone/status",
+            data=json.dumps({"token": token}).encode(),
+            headers={
+                "Content-Type": "application/json",
+                "Cookie": f"tr_csrf={cookie}",
+                "X-CSRF-Token": cookie,
+                "Origin": self.url,
+            },
+            method="POST",
+        )
+        with _OPENER.open(request, timeout=30) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
+
     def redeem_args(
         self, *, state: Path, pacs: str | None = None, out: Path | None = None
     ) -> list[str]:
