@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +77,21 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(run=run_redeem)
 
 
+WAITING = (
+    "This code is being redeemed on this machine already (another window, or a second click); "
+    "waiting for that to finish..."
+)
+
+
+def _already_delivered(result: RedeemResult, delivered_at: float) -> str:
+    """What staff read when this machine had delivered the study before (another run)."""
+    when = datetime.fromtimestamp(delivered_at).strftime("%Y-%m-%d %H:%M")
+    return (
+        f"Already delivered from this machine at {when}: {result.instances} verified images to "
+        f"{result.destination}. Nothing more to do."
+    )
+
+
 def _review_copy(result: RedeemResult) -> str:
     """What staff read when a held study was saved for review instead of delivered."""
     return (
@@ -100,9 +116,10 @@ def run_redeem(args: argparse.Namespace) -> int:
     from receiving_site.reconcile import check_local_id
     from receiving_site.redeem import (
         Preview,
-        Progress,
+        RedeemEvent,
         RedeemRequest,
         Unlocked,
+        Waiting,
         parse_secret,
         redeem,
     )
@@ -145,7 +162,11 @@ def run_redeem(args: argparse.Namespace) -> int:
     )
     quiet = args.json
 
-    def on_event(event: Unlocked | Preview | Progress) -> None:
+    def on_event(event: RedeemEvent) -> None:
+        if isinstance(event, Waiting):  # on stderr, so also with --json
+            sys.stderr.write(f"{WAITING}\n")
+            sys.stderr.flush()
+            return
         if quiet:
             return
         if isinstance(event, Unlocked):
@@ -174,9 +195,12 @@ def run_redeem(args: argparse.Namespace) -> int:
                     "local_patient_id": args.local_patient_id,
                     "review_copy": bool(result.review_command),
                     "import_command": result.review_command or None,
+                    "delivered_before": result.delivered_before,
                 }
             )
         )
+    elif result.delivered_before is not None:
+        print(_already_delivered(result, result.delivered_before))
     elif result.review_command:
         print(_review_copy(result))
     else:

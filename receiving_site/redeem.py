@@ -18,7 +18,7 @@ redemption id (the relay answers it again) and continues where the last run stop
 A study held for review (identity check) and then saved with `--out` is a review copy: the
 receipt says so (the relay keeps the transfer open and the family's phone says it is being
 checked), this machine keeps the key and the staged images, and the result gives the command
-that imports it into the PACS later.
+that imports it into the PACS later. Runs of one code on one machine take turns (`turns`).
 """
 
 from __future__ import annotations
@@ -27,12 +27,23 @@ import asyncio
 import os
 import shlex
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from receiving_site import errors, folder_copy, holds, identity, pacs, reconcile, staging, state
+from receiving_site import (
+    errors,
+    folder_copy,
+    holds,
+    identity,
+    pacs,
+    reconcile,
+    staging,
+    state,
+    turns,
+)
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from site_agent.errors import AgentError
 from transfer_codes.capability import Capability
@@ -116,6 +127,7 @@ class RedeemResult:
     decompressed: int = 0  # images decompressed because the PACS refused their format
     note: str = ""  # says so, for staff; empty when none was
     review_command: str = ""  # a review copy of a held study: the command that imports it later
+    delivered_before: float | None = None  # this machine had delivered it then (epoch seconds)
 
 
 @dataclass(frozen=True)
@@ -126,7 +138,12 @@ class Preview:
     summary: StudySummary
 
 
-RedeemEvent = Unlocked | Preview | Progress
+@dataclass(frozen=True)
+class Waiting:
+    """Another run on this machine is redeeming the same code; this one waits for it."""
+
+
+RedeemEvent = Unlocked | Preview | Progress | Waiting
 
 
 def parse_secret(text: str) -> RedemptionCode | Capability:
@@ -226,6 +243,27 @@ def _to_resume(e: Exception, command: str) -> Exception:
 
 
 async def redeem(req: RedeemRequest, on_event: Callable[[RedeemEvent], None]) -> RedeemResult:
+    """Redeem and deliver, once this machine's other runs of the same code are done; if one of
+    them delivered it, say so instead."""
+    slot = req.resume and state.slot_of(req.state_dir, req.resume)
+    if not slot:
+        secret = parse_secret(req.secret or "")
+        slot = secret.transfer_id if isinstance(secret, Capability) else str(secret.locator)
+    async with turns.turn(req.state_dir, slot, lambda: on_event(Waiting())):
+        done = state.delivery(req.state_dir, req.resume or slot)
+        if done is not None:
+            return RedeemResult(
+                done.transfer_id,
+                done.instances,
+                done.bytes,
+                done.destination,
+                done.break_glass,
+                delivered_before=done.at,
+            )
+        return await _redeem(req, on_event)
+
+
+async def _redeem(req: RedeemRequest, on_event: Callable[[RedeemEvent], None]) -> RedeemResult:
     async with RelayClient(req.relay, req.credential) as client:
         if req.resume:
             saved = state.load_key(req.state_dir, req.resume)
@@ -250,6 +288,16 @@ async def redeem(req: RedeemRequest, on_event: Callable[[RedeemEvent], None]) ->
     if result.review_command:
         return result  # a review copy: the transfer stays open for the PACS
     # Delivered and acknowledged: the staged copies, the key and the redemption id are done.
+    delivered = state.Delivery(
+        result.transfer_id,
+        result.instances,
+        result.bytes,
+        result.destination,
+        result.break_glass,
+        time.time(),
+    )
+    names = {saved.transfer_id} | ({saved.pending} if saved.pending else set())
+    await asyncio.to_thread(state.record_delivery, req.state_dir, names, delivered)
     await asyncio.to_thread(shutil.rmtree, _staging_folder(req, saved.transfer_id), True)
     state.forget_key(req.state_dir, saved.transfer_id)
     state.forget_pending(req.state_dir, saved.pending)

@@ -9,7 +9,10 @@
 - `held-<transfer id>.json`: the PACS that held the study for review (identity check). A copy
   then saved with `--out` is a review copy: the transfer stays open for that PACS.
 
-All three are removed once the study is delivered and the receipt sent. Every file is 0600 in a
+All three are removed once the study is delivered and the receipt sent; then
+`delivered-<locator or transfer id>.json` records where it went (no patient data), so that
+the same code, or `--resume`, run again on this machine says so. `lock-<slot>` files are
+`turns`' locks. Every file is 0600 in a
 0700 folder and written atomically (temporary file, fsync, rename, fsync of the folder): after
 a crash a file is either absent or whole.
 """
@@ -49,11 +52,17 @@ def folder(state_dir: Path) -> Path:
 # -- redemption ids ------------------------------------------------------------------------------
 
 
-def pending_name(slot: str) -> str:
-    """The file name for the redemption id of `slot` (a locator's digits or a transfer id)."""
+def slot_file(kind: str, slot: str) -> str:
+    """`<kind>-<slot>.json`, for `slot` a locator's digits or a transfer id (anything else is
+    refused: the name must never come out of the state folder)."""
     if not (slot.isascii() and slot.isdigit()) and not is_transfer_id(slot):
         raise ValueError(f"not a locator or transfer id: {slot!r}")
-    return f"pending-{slot}.json"
+    return f"{kind}-{slot}.json"
+
+
+def pending_name(slot: str) -> str:
+    """The file name for the redemption id of `slot` (a locator's digits or a transfer id)."""
+    return slot_file("pending", slot)
 
 
 def redemption_id(state_dir: Path, slot: str, relay: str) -> bytes:
@@ -126,6 +135,14 @@ def forget_key(state_dir: Path, transfer_id: str) -> None:
     _held_path(state_dir, transfer_id).unlink(missing_ok=True)
 
 
+def slot_of(state_dir: Path, transfer_id: str) -> str:
+    """The code slot (`pending`) of a transfer this machine redeemed, else the transfer id.
+    Raises `ReceivingError` if `transfer_id` is not one."""
+    if not _key_path(state_dir, transfer_id).exists():
+        return transfer_id
+    return load_key(state_dir, transfer_id).pending or transfer_id
+
+
 # -- holds for review ----------------------------------------------------------------------------
 
 
@@ -151,3 +168,38 @@ def held_for(state_dir: Path, transfer_id: str) -> HeldFor | None:
     except FileNotFoundError:
         return None
     return HeldFor(str(body["pacs"]), str(body["calling_ae_title"]))
+
+
+# -- deliveries done -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A study this machine delivered: where (PACS address or folder), how much, and when
+    (seconds since the epoch)."""
+
+    transfer_id: str
+    instances: int
+    bytes: int
+    destination: str
+    break_glass: bool
+    at: float
+
+
+def _delivery_path(state_dir: Path, name: str) -> Path:
+    return folder(state_dir) / slot_file("delivered", name)
+
+
+def record_delivery(state_dir: Path, names: set[str], delivery: Delivery) -> None:
+    """Record `delivery` under each of `names` (the code's slot and the transfer id)."""
+    for name in sorted(names):
+        write_atomically(_delivery_path(state_dir, name), json.dumps(asdict(delivery)).encode())
+
+
+def delivery(state_dir: Path, name: str) -> Delivery | None:
+    """What this machine delivered for code slot or transfer id `name`, if it did."""
+    try:
+        body = json.loads(_delivery_path(state_dir, name).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    return Delivery(**body)

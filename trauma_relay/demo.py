@@ -28,8 +28,7 @@ def _occurs_in_tree(root: Path, needle: bytes) -> list[Path]:
 
 async def run_demo(instances: int = 20, keep: Path | None = None) -> int:
     from receiving_site.preview import describe
-    from receiving_site.redeem import Preview, RedeemRequest, Unlocked, redeem
-    from receiving_site.redeem import Progress as RProgress
+    from receiving_site.redeem import Preview, RedeemEvent, RedeemRequest, Unlocked, redeem
     from sending_site.phone import token_from_link
     from sending_site.push import Progress, PushRequest, Ready, push
     from sending_site.synthetic import make_ct_study
@@ -89,7 +88,7 @@ async def run_demo(instances: int = 20, keep: Path | None = None) -> int:
             _say(6, "The trauma center types the code and redeems it into its folder.")
             out = root / "trauma-center-inbox"
 
-            def on_redeem(event: Unlocked | Preview | RProgress) -> None:
+            def on_redeem(event: RedeemEvent) -> None:
                 if isinstance(event, Unlocked):
                     print(f"    code accepted; study from {event.sender}")
                 elif isinstance(event, Preview):

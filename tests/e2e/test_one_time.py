@@ -39,7 +39,13 @@ def test_a_code_works_once(
     first = relay.redeem(pushed["code"], workdir=tmp_path, out=tmp_path / "inbox").ok().json()
     assert first["instances"] == 2
 
-    again = relay.redeem(pushed["code"], workdir=tmp_path, pacs=pacs_address(storage_scp))
+    # Another machine (its own state folder) cannot use it again.
+    again = relay.redeem(
+        pushed["code"],
+        workdir=tmp_path,
+        pacs=pacs_address(storage_scp),
+        state=tmp_path / "other-machine",
+    )
 
     again.failed()
     assert REFUSED in again.message

@@ -76,8 +76,15 @@ class Pushed:
         ]
 
     def state_files(self) -> list[str]:
+        """The receiving state folder's files, but the turn locks (`receiving_site.turns`)."""
         folder = self.work / "tc-state" / "receiving"
-        return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+        names = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+        return [name for name in names if not name.startswith("lock-")]
+
+    def delivered_files(self) -> list[str]:
+        """What is left once delivered: the record of the delivery, by code and transfer."""
+        locator = RedemptionCode.parse(self.code).locator
+        return sorted([f"delivered-{locator}.json", f"delivered-{self.transfer_id}.json"])
 
 
 @pytest_asyncio.fixture
@@ -161,7 +168,8 @@ async def test_a_lost_redemption_answer_is_asked_again_with_the_same_id(
     assert len(base64.b64decode(sent[0]["redemption_id"])) == 32
     assert await pushed.attempt_results() == ["redeemed", "repeated"]
     assert await pushed.state() == ("delivered", 0)
-    assert pushed.state_files() == []  # key, staging and redemption id are gone once delivered
+    # key, staging and redemption id are gone once delivered
+    assert pushed.state_files() == pushed.delivered_files()
 
 
 class Crash(BaseException):
@@ -328,4 +336,4 @@ async def test_a_refused_format_stores_nothing_and_the_same_code_resumes(
         assert len(good.received) == INSTANCES
     assert result.instances == INSTANCES
     assert await pushed.attempt_results() == ["redeemed", "repeated"]
-    assert pushed.state_files() == []
+    assert pushed.state_files() == pushed.delivered_files()
