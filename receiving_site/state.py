@@ -23,6 +23,7 @@ import json
 import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from receiving_site import errors
 from site_agent.local_state import create_once, site_folder, write_atomically
@@ -162,12 +163,18 @@ def mark_held(state_dir: Path, transfer_id: str, held: HeldFor) -> None:
     write_atomically(_held_path(state_dir, transfer_id), json.dumps(asdict(held)).encode())
 
 
-def held_for(state_dir: Path, transfer_id: str) -> HeldFor | None:
+def _read(path: Path) -> dict[str, Any] | None:
+    """The JSON object in `path`; None if there is no such file."""
     try:
-        body = json.loads(_held_path(state_dir, transfer_id).read_text(encoding="utf-8"))
+        body: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    return HeldFor(str(body["pacs"]), str(body["calling_ae_title"]))
+    return body
+
+
+def held_for(state_dir: Path, transfer_id: str) -> HeldFor | None:
+    body = _read(_held_path(state_dir, transfer_id))
+    return None if body is None else HeldFor(str(body["pacs"]), str(body["calling_ae_title"]))
 
 
 # -- deliveries done -----------------------------------------------------------------------------
@@ -198,8 +205,5 @@ def record_delivery(state_dir: Path, names: set[str], delivery: Delivery) -> Non
 
 def delivery(state_dir: Path, name: str) -> Delivery | None:
     """What this machine delivered for code slot or transfer id `name`, if it did."""
-    try:
-        body = json.loads(_delivery_path(state_dir, name).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    return Delivery(**body)
+    body = _read(_delivery_path(state_dir, name))
+    return None if body is None else Delivery(**body)

@@ -240,6 +240,12 @@ class E2ERelay:
             args[args.index(self.url)] = relay_url
         return run_cli(args, cwd=workdir, credential=self.sender_credential)
 
+    def pushed_and_authorized(self, folder: Path, workdir: Path) -> dict[str, Any]:
+        """Push the study in `folder` and authorize it as the patient: the push's JSON."""
+        pushed = self.push([folder], workdir=workdir).ok().json()
+        self.authorize(pushed)
+        return pushed
+
     def authorize(self, pushed: dict[str, Any]) -> None:
         """What the patient's phone does with the authorization link."""
         token, _phone_key = split_link(str(pushed["authorization_url"]))

@@ -33,8 +33,7 @@ def test_six_runs_of_one_code_on_one_machine_take_turns(
     relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path
 ) -> None:
     files = make_ct_study(tmp_path / "study", 4, seed=95)
-    pushed = relay.push([files[0].parent], workdir=tmp_path).ok().json()
-    relay.authorize(pushed)
+    pushed = relay.pushed_and_authorized(files[0].parent, tmp_path)
     state_dir = tmp_path / "tc-state"
     args = relay.redeem_args(state=state_dir, pacs=pacs_address(orthanc))
 

@@ -38,8 +38,7 @@ def test_a_hostile_name_gets_a_safe_layout_with_a_dicomdir_pydicom_and_dcmtk_rea
     relay: E2ERelay, tmp_path: Path
 ) -> None:
     files = _two_series(tmp_path / "study", "../../x")
-    pushed = relay.push([tmp_path / "study"], workdir=tmp_path).ok().json()
-    relay.authorize(pushed)
+    pushed = relay.pushed_and_authorized(tmp_path / "study", tmp_path)
     inbox = tmp_path / "inbox"
 
     done = relay.redeem(pushed["code"], workdir=tmp_path, out=inbox).ok().json()
@@ -98,8 +97,7 @@ def test_a_folder_whose_parent_is_missing_is_refused_before_the_code_is_spent(
     relay: E2ERelay, tmp_path: Path
 ) -> None:
     files = make_ct_study(tmp_path / "study", 1, seed=93)
-    pushed = relay.push([files[0].parent], workdir=tmp_path).ok().json()
-    relay.authorize(pushed)
+    pushed = relay.pushed_and_authorized(files[0].parent, tmp_path)
     deep = tmp_path / "no-such-share" / "incoming"
 
     run = relay.redeem(pushed["code"], workdir=tmp_path, out=deep).failed()

@@ -21,8 +21,7 @@ def test_a_held_study_reviewed_in_a_folder_is_imported_into_the_pacs_later(
     for path in make_ct_study(tmp_path / "other", 2, seed=81, patient_name="ROE^RICHARD"):
         orthanc.post_json("/instances", path.read_bytes(), "application/dicom")
     files = make_ct_study(tmp_path / "study", 3, seed=82)  # ER-12345, DOE^JANE: taken above
-    pushed = relay.push([files[0].parent], workdir=tmp_path).ok().json()
-    relay.authorize(pushed)
+    pushed = relay.pushed_and_authorized(files[0].parent, tmp_path)
     tid = pushed["transfer_id"]
 
     held = relay.redeem(pushed["code"], workdir=tmp_path, pacs=pacs_address(orthanc)).failed()
@@ -95,8 +94,7 @@ def test_a_folder_delivery_without_a_hold_ends_the_transfer(
     relay: E2ERelay, tmp_path: Path
 ) -> None:
     files = make_ct_study(tmp_path / "study", 2, seed=83)
-    pushed = relay.push([files[0].parent], workdir=tmp_path).ok().json()
-    relay.authorize(pushed)
+    pushed = relay.pushed_and_authorized(files[0].parent, tmp_path)
 
     done = relay.redeem(pushed["code"], workdir=tmp_path, out=tmp_path / "inbox").ok().json()
 

@@ -7,14 +7,8 @@ from receiving_site.holds import Commands, Hold, Kind, Person, explain, table
 
 OURS = Person("ER-12345", "DOE^JANE", "19850214", "F")
 THEIRS = Person("ER-12345", "ROE^RICHARD", "19600101", "M")
-COMMANDS = Commands(
-    again="CMD-AGAIN",
-    confirm="CMD-CONFIRM",
-    other_record="CMD-OTHER",
-    new_patient="CMD-NEW",
-    review="CMD-REVIEW",
-    skip="CMD-SKIP",
-)
+# again, confirm, other_record, new_patient, review, skip
+COMMANDS = Commands(*(f"CMD-{n}" for n in ("AGAIN", "CONFIRM", "OTHER", "NEW", "REVIEW", "SKIP")))
 
 
 def test_both_sides_are_aligned_and_each_difference_is_marked() -> None:
