@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,9 @@ from site_agent.relay_setting import add_relay_arguments
 
 if TYPE_CHECKING:
     from receiving_site.reconcile import Demographics
+
+if TYPE_CHECKING:
+    from receiving_site.redeem import RedeemResult
 
 
 def add_parsers(sub: Any) -> None:
@@ -99,6 +103,33 @@ def _filed_under(local: Demographics) -> str:
     )
 
 
+WAITING = (
+    "This code is being redeemed on this machine already (another window, or a second click); "
+    "waiting for that to finish..."
+)
+
+
+def _already_delivered(result: RedeemResult, delivered_at: float) -> str:
+    """What staff read when this machine had delivered the study before (another run)."""
+    when = datetime.fromtimestamp(delivered_at).strftime("%Y-%m-%d %H:%M")
+    return (
+        f"Already delivered from this machine at {when}: {result.instances} verified images to "
+        f"{result.destination}. Nothing more to do."
+    )
+
+
+def _review_copy(result: RedeemResult) -> str:
+    """What staff read when a held study was saved for review instead of delivered."""
+    return (
+        f"Saved {result.instances} verified images ({result.bytes / 1e6:.1f} MB) for review in "
+        f"{result.destination}. Nothing went to the PACS and the transfer stays open: the "
+        "family's phone says the images are being checked. After review, import them into the "
+        "PACS from this machine with the command below, adding what the review decided (for "
+        "example --local-patient-id MRN --confirm-local-record, or --skip-identity-check):\n"
+        f"  {result.review_command}" + (f"\n{result.note}" if result.note else "")
+    )
+
+
 def run_redeem(args: argparse.Namespace) -> int:
     from receiving_site.pacs import PacsAddress
     from receiving_site.preview import describe
@@ -110,6 +141,7 @@ def run_redeem(args: argparse.Namespace) -> int:
         RedeemRequest,
         Stored,
         Unlocked,
+        Waiting,
         parse_secret,
         redeem,
     )
@@ -162,6 +194,10 @@ def run_redeem(args: argparse.Namespace) -> int:
     asking = [False]  # while the question is open, progress lines wait
 
     def on_event(event: RedeemEvent) -> None:
+        if isinstance(event, Waiting):  # on stderr, so also with --json
+            sys.stderr.write(f"{WAITING}\n")
+            sys.stderr.flush()
+            return
         if isinstance(event, Preview) and not args.yes:
             asking[0] = True  # the preview is shown even with --json: it is what is asked
             lines = "\n".join(describe(event.summary, event.sender))
@@ -211,9 +247,16 @@ def run_redeem(args: argparse.Namespace) -> int:
                             "birth_date": result.filed_under.birth_date,
                         }
                     ),
+                    "review_copy": bool(result.review_command),
+                    "import_command": result.review_command or None,
+                    "delivered_before": result.delivered_before,
                 }
             )
         )
+    elif result.delivered_before is not None:
+        print(_already_delivered(result, result.delivered_before))
+    elif result.review_command:
+        print(_review_copy(result))
     else:
         if sys.stderr.isatty():
             sys.stderr.write("\n")

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from transfer_codes.messages import from_docstring
+
+if TYPE_CHECKING:
+    from receiving_site.holds import Hold
 
 
 class ReceivingError(Exception):
@@ -60,6 +65,16 @@ class IdentityHeld(ReceivingError):
     """The PACS already has this patient ID or this study under a different patient, or could
     not be asked; the study was held for review and nothing was stored."""
 
+    def __init__(self, message: str | None = None, hold: Hold | None = None) -> None:
+        super().__init__(message)
+        self.hold = hold  # what held it, for the message with both sides and what to do
+
+
+class QueriesRefused(ReceivingError):
+    """The PACS does not answer queries (C-FIND) from this system, so the patient's identity
+    cannot be checked before storing. Ask the PACS administrators to allow C-FIND from this
+    system's AE title."""
+
 
 class LocalPatientNeedsPacs(ReceivingError):
     """--local-patient-id files the study under a PACS record, so it goes with --pacs, not
@@ -78,7 +93,3 @@ class ConfirmationNeeded(ReceivingError):
 
 class NoCodeEntered(ReceivingError):
     """No code was entered; nothing was done."""
-
-
-class AlreadyDelivered(ReceivingError):
-    """This code was already used here and its study delivered; nothing more was done."""

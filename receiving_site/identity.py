@@ -4,11 +4,14 @@ already filed under another patient (DOMAIN.md, "Import reconciliation": hold fo
 never merge or overwrite), and what it holds for a local record number (`find_patient`, for
 `reconcile`). The coercion itself is `reconcile.coerce`.
 
-Messages name what conflicts, not the PACS's values: the PACS's patient is not this patient.
+A hold carries the PACS's record it conflicts with (`holds.Hold`), so that staff see both sides.
+`probe` asks a question with no possible answer before the code is spent, so that a PACS that
+refuses our queries is found while the code still works.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,15 +23,11 @@ from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # t
 
 from receiving_site import errors
 from receiving_site.association import in_use, pause_reactor
+from receiving_site.holds import Hold, Kind, Person, same_name
 from receiving_site.pacs import PacsAddress
-from receiving_site.reconcile import Demographics, same_name
+from receiving_site.reconcile import Demographics
 
 PENDING = {0xFF00, 0xFF01}
-AFTER_REVIEW = (
-    "Nothing was stored. A person must check the patient's record in the PACS; after review, "
-    "store it anyway by adding --skip-identity-check, or save the files with --out DIR instead "
-    "of --pacs."
-)
 
 
 @dataclass(frozen=True)
@@ -40,14 +39,24 @@ class Patient:
     birth_date: str
 
 
-def _held(what: str) -> errors.IdentityHeld:
-    return errors.IdentityHeld(f"{what}; the study was held for review. {AFTER_REVIEW}")
+def _held(
+    what: str, *, kind: Kind = Kind.UNCHECKED, pacs: Dataset | None = None, skippable: bool = True
+) -> errors.IdentityHeld:
+    person = None
+    if pacs is not None:
+        person = Person(
+            str(pacs.get("PatientID", "")).strip(),
+            str(pacs.get("PatientName", "")),
+            str(pacs.get("PatientBirthDate", "")).strip(),
+            str(pacs.get("PatientSex", "")).strip(),
+        )
+    return errors.IdentityHeld(f"{what}.", Hold(kind, what, person, skippable))
 
 
 def _cannot_check(pacs: PacsAddress, why: str) -> errors.IdentityHeld:
-    return errors.IdentityHeld(
+    return _held(
         f"The PACS {pacs.ae_title} at {pacs.host}:{pacs.port} {why}, so the patient's identity "
-        f"could not be checked against its records; the study was held for review. {AFTER_REVIEW}"
+        "could not be checked against its records"
     )
 
 
@@ -58,6 +67,7 @@ def _query(level: str, **keys: str) -> Dataset:
     ds.PatientID = ""
     ds.PatientName = ""
     ds.PatientBirthDate = ""
+    ds.PatientSex = ""
     for keyword, value in keys.items():
         setattr(ds, keyword, value)
     return ds
@@ -105,13 +115,16 @@ def find_patient(pacs: PacsAddress, patient_id: str, issuer: str) -> Demographic
             query = _query("STUDY", PatientID=patient_id)
             matches = _find(assoc, pacs, query)
     except errors.IdentityHeld as e:
-        raise errors.IdentityHeld(
+        raise _held(
             f"The PACS {pacs.ae_title} at {pacs.host}:{pacs.port} could not be asked what it "
-            f"holds for patient {patient_id}; nothing was stored. Check that it answers queries "
-            "(C-FIND) from this system, then continue; or deliver without --local-patient-id."
+            f"holds for patient {patient_id}",
+            skippable=False,
         ) from e
     if any(str(m.get("PatientID", "")).strip() != patient_id for m in matches):
-        raise _held(f"The PACS answered a query for patient ID {patient_id} with other records")
+        raise _held(
+            f"The PACS answered a query for patient ID {patient_id} with other records",
+            skippable=False,
+        )
     records = {
         (str(m.get("PatientName", "")).rstrip("^ "), str(m.get("PatientBirthDate", "")).strip())
         for m in matches
@@ -119,9 +132,13 @@ def find_patient(pacs: PacsAddress, patient_id: str, issuer: str) -> Demographic
     if not records:
         return None
     if len({(name.casefold(), birth) for name, birth in records}) > 1:
-        raise _held(f"The PACS has patient ID {patient_id} under more than one name or birth date")
+        raise _held(
+            f"The PACS has patient ID {patient_id} under more than one name or birth date",
+            skippable=False,
+        )
     name, birth = min(records)
-    return Demographics(patient_id, issuer, name, birth)
+    sex = max(str(m.get("PatientSex", "")).strip() for m in matches)  # for display: a given one
+    return Demographics(patient_id, issuer, name, birth, sex)
 
 
 def check_pacs_identity(pacs: PacsAddress, patient: Patient, study_uids: list[str]) -> None:
@@ -137,7 +154,9 @@ def check_pacs_identity(pacs: PacsAddress, patient: Patient, study_uids: list[st
                 ):
                     raise _held(
                         "The PACS already has this study (same Study Instance UID) under a "
-                        "different patient"
+                        "different patient",
+                        kind=Kind.STUDY,
+                        pacs=match,
                     )
         if not patient.patient_id:
             return  # an empty patient ID matches every record: nothing to compare against
@@ -149,11 +168,34 @@ def check_pacs_identity(pacs: PacsAddress, patient: Patient, study_uids: list[st
                 )
             if not same_name(str(match.get("PatientName", "")), patient.patient_name):
                 raise _held(
-                    f"The PACS already has patient ID {patient.patient_id} under a different name"
+                    f"The PACS already has patient ID {patient.patient_id} under a different name",
+                    kind=Kind.PATIENT_ID,
+                    pacs=match,
                 )
             other_birth = str(match.get("PatientBirthDate", "")).strip()
             if other_birth and patient.birth_date.strip() and other_birth != patient.birth_date:
                 raise _held(
                     f"The PACS already has patient ID {patient.patient_id} with a different "
-                    "birth date"
+                    "birth date",
+                    kind=Kind.PATIENT_ID,
+                    pacs=match,
                 )
+
+
+def probe(pacs: PacsAddress) -> None:
+    """Ask the PACS for a patient ID that cannot exist, over an association of its own, so that
+    a PACS refusing our queries is found before the code is spent. Raises `QueriesRefused`,
+    naming the AE title the PACS administrators must allow."""
+    query = _query("STUDY", PatientID=f"TRAUMA-RELAY-PROBE-{secrets.token_hex(8)}")
+    try:
+        with _querying(pacs) as assoc:
+            _find(assoc, pacs, query)
+    except errors.IdentityHeld as e:
+        raise errors.QueriesRefused(
+            f"The PACS {pacs.ae_title} at {pacs.host}:{pacs.port} does not answer queries "
+            f"(C-FIND) from this system's AE title {pacs.calling_ae_title}. Before storing, "
+            "redeem asks the PACS whether this patient or study is already filed under someone "
+            "else, so the PACS administrators must allow C-FIND from AE title "
+            f"{pacs.calling_ae_title} (in Orthanc: DicomModalities, or DicomAlwaysAllowFind); "
+            "or give --calling-aet an AE title the PACS already answers."
+        ) from e

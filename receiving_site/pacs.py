@@ -1,4 +1,4 @@
-"""Deliver staged instances: C-STORE into a PACS (pynetdicom), or files into a folder.
+"""Deliver staged instances by C-STORE into a PACS (pynetdicom); `folder_copy` writes files.
 
 Files are sent as their stored bytes (pynetdicom's chunked-from-file mode), so the PACS gets
 exactly the dataset the sender had, in its original transfer syntax, whenever it accepts that
@@ -10,10 +10,8 @@ if any image can go neither way, nothing is stored.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -104,19 +102,6 @@ def check_pacs(pacs: PacsAddress) -> None:
             "did not answer a verification (C-ECHO). Check that it accepts this system; "
             "nothing was stored."
         )
-
-
-def check_folder(folder: Path) -> None:
-    """Make `folder` if needed and write (then remove) a file in it, so that a folder that
-    cannot take the study is found before the code is spent. Raises `FolderUnusable`."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".trauma-relay-check-"):
-            pass
-    except OSError as e:
-        raise errors.FolderUnusable(
-            f"The folder {folder} cannot be written ({e.strerror or e}); nothing was stored."
-        ) from e
 
 
 @dataclass(frozen=True)
@@ -271,22 +256,3 @@ def _wire_file(item: StagedObject) -> Path:
     with padded.open("ab") as f:
         f.write(b"\x00")
     return padded
-
-
-def store_to_folder(staged: list[StagedObject], folder: Path) -> int:
-    """Copy every instance into `folder` (named by position, never by a received value).
-    Raises `FolderUnusable` if the folder cannot take them."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        for item in staged:
-            target = folder / item.path.name
-            tmp = target.with_suffix(".tmp")
-            shutil.copyfile(item.path, tmp)
-            with tmp.open("rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-    except OSError as e:
-        raise errors.FolderUnusable(
-            f"The study could not be written into {folder} ({e.strerror or e})."
-        ) from e
-    return len(staged)

@@ -35,6 +35,11 @@ def time(tm: str) -> str:
     return tm
 
 
+def sex_word(cs: str) -> str:
+    """A DICOM Patient's Sex "F" as "female"; anything else as given."""
+    return _SEX.get(cs.strip().upper(), cs.strip() or UNKNOWN)
+
+
 def series_line(series: SeriesSummary) -> str:
     """One series: "AXIAL 1MM, CT, 240 images, 1 mm slices"."""
     images = "1 image" if series.image_count == 1 else f"{series.image_count} images"

@@ -31,6 +31,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from receiving_site import errors
+from receiving_site.holds import Hold, Kind, Person, same_name
 
 REASON = "COERCE"  # PS3.3 C.12.1.1.9.2 defined term: values replaced to match local records
 IMPORTED = "IMPORTED"  # Instance Origin Status (0400,0600)
@@ -52,6 +53,7 @@ class Demographics:
     issuer_of_patient_id: str
     patient_name: str
     birth_date: str
+    sex: str = ""  # shown when a hold compares records; never coerced
 
 
 @dataclass(frozen=True)
@@ -62,11 +64,6 @@ class Coercion:
     when: datetime  # timezone-aware
     modifying_system: str  # e.g. "trauma-relay at Regional Trauma Center"
     source: str  # where the previous values came from: the sending hospital
-
-
-def same_name(a: str, b: str) -> bool:
-    """Person names compared case-insensitively, ignoring trailing ^ and spaces."""
-    return a.rstrip("^ ").casefold() == b.rstrip("^ ").casefold()
 
 
 def check_local_id(patient_id: str, issuer: str) -> None:
@@ -82,6 +79,14 @@ def check_local_id(patient_id: str, issuer: str) -> None:
                 "characters, without *, ? or \\, and no spaces around it. Check it; nothing "
                 "was stored."
             )
+
+
+def _held(kind: Kind, why: str, record: Demographics | None = None) -> errors.IdentityHeld:
+    """A hold `--skip-identity-check` does not lift: the record number is staff's own choice."""
+    person = None
+    if record is not None:
+        person = Person(record.patient_id, record.patient_name, record.birth_date, record.sex)
+    return errors.IdentityHeld(f"{why}.", Hold(kind, why, person))
 
 
 def local_identity(
@@ -106,27 +111,23 @@ def local_identity(
     check_local_id(patient_id, issuer)
     if pacs_record is None:
         if not new_patient:
-            raise errors.IdentityHeld(
+            raise _held(
+                Kind.NEW_LOCAL,
                 f"The PACS has no images for patient {patient_id} yet, so the record number "
-                "cannot be checked against a name; nothing was stored. If it is the number "
-                "this patient was just registered under, run again with --new-local-patient."
+                "cannot be checked against a name",
             )
         return Demographics(patient_id, issuer, outside.patient_name, outside.birth_date)
     if not confirmed:
         if not same_name(pacs_record.patient_name, outside.patient_name):
-            raise errors.IdentityHeld(
-                f"The PACS's patient {patient_id} has another name than the transferred "
-                "patient. Check that this is the right record number; nothing was stored. If "
-                "it is the same person (for example under a trauma alias), run again with "
-                "--confirm-local-record to file the images under the PACS's name."
-            )
+            why = f"The PACS's patient {patient_id} has another name than the transferred patient"
+            raise _held(Kind.LOCAL_RECORD, why, pacs_record)
         theirs, ours = pacs_record.birth_date.strip(), outside.birth_date.strip()
         if theirs and ours and theirs != ours:
-            raise errors.IdentityHeld(
+            raise _held(
+                Kind.LOCAL_RECORD,
                 f"The PACS's patient {patient_id} has another birth date than the transferred "
-                "patient. Check that this is the right record number; nothing was stored. If "
-                "it is the same person, run again with --confirm-local-record to file the "
-                "images under the PACS's values."
+                "patient",
+                pacs_record,
             )
     return Demographics(
         patient_id,

@@ -14,6 +14,11 @@
 Once the code is spent, every failure says how to continue: `--resume TRANSFER_ID`, or simply
 the same command with the same code again, which this machine recognises through its saved
 redemption id (the relay answers it again) and continues where the last run stopped.
+
+A study held for review (identity check) and then saved with `--out` is a review copy: the
+receipt says so (the relay keeps the transfer open and the family's phone says it is being
+checked), this machine keeps the key and the staged images, and the result gives the command
+that imports it into the PACS later. Runs of one code on one machine take turns (`turns`).
 """
 
 from __future__ import annotations
@@ -24,11 +29,21 @@ import shlex
 import shutil
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from receiving_site import delivered, errors, identity, pacs, reconcile, staging, state
+from receiving_site import (
+    errors,
+    folder_copy,
+    holds,
+    identity,
+    pacs,
+    reconcile,
+    staging,
+    state,
+    turns,
+)
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from site_agent.errors import AgentError
 from transfer_codes.capability import Capability
@@ -72,7 +87,8 @@ class RedeemRequest:
                 words += ["--calling-aet", self.pacs.calling_ae_title]
             if self.local_patient_id is not None:
                 words += ["--local-patient-id", self.local_patient_id]
-                words += ["--local-issuer", self.local_issuer]
+                if self.local_issuer:
+                    words += ["--local-issuer", self.local_issuer]
                 if self.confirm_local_record:
                     words.append("--confirm-local-record")
                 if self.new_local_patient:
@@ -122,6 +138,8 @@ class RedeemResult:
     decompressed: int = 0  # images decompressed because the PACS refused their format
     note: str = ""  # says so, for staff; empty when none was
     filed_under: reconcile.Demographics | None = None  # the local record, when reconciled
+    review_command: str = ""  # a review copy of a held study: the command that imports it later
+    delivered_before: float | None = None  # this machine had delivered it then (epoch seconds)
 
 
 @dataclass(frozen=True)
@@ -133,7 +151,12 @@ class Preview:
     sender: str = ""
 
 
-RedeemEvent = Unlocked | Preview | Progress | Stored
+@dataclass(frozen=True)
+class Waiting:
+    """Another run on this machine is redeeming the same code; this one waits for it."""
+
+
+RedeemEvent = Unlocked | Preview | Progress | Stored | Waiting
 # Asked with the preview, while the download goes on; True lets the study be stored.
 Confirm = Callable[[Preview], Awaitable[bool]]
 
@@ -153,11 +176,14 @@ def parse_secret(text: str) -> RedemptionCode | Capability:
 
 
 def check_destination(req: RedeemRequest) -> None:
-    """Raises `PacsUnreachable` or `FolderUnusable` if the study could not be delivered."""
+    """Raises `PacsUnreachable`, `QueriesRefused` (the identity check could not ask the PACS)
+    or `FolderUnusable` if the study could not be delivered."""
     if req.pacs is not None:
         pacs.check_pacs(req.pacs)
+        if not req.skip_identity_check or req.local_patient_id is not None:
+            identity.probe(req.pacs)
     else:
-        pacs.check_folder(req.out or Path.cwd())
+        folder_copy.check_folder(req.out or Path.cwd())
 
 
 async def _post_redemption(client: RelayClient, body: dict[str, object]) -> dict[str, object]:
@@ -209,7 +235,6 @@ async def _unlock(
         pending=slot,
     )
     await asyncio.to_thread(state.save_key, req.state_dir, saved)
-    await asyncio.to_thread(delivered.note_redeemed, req.state_dir, transfer_id, req.relay, secret)
     return saved
 
 
@@ -220,6 +245,8 @@ def _to_resume(e: Exception, command: str) -> Exception:
         "The code is used up, but this machine kept what it needs. Once this is resolved, "
         f"continue with: {command}"
     )
+    if isinstance(e, errors.IdentityHeld) and e.hold is not None:
+        return e  # `_held` wrote its message with every command to continue
     if isinstance(e, RelayRefused):
         return RelayRefused(e.status, e.code, f"{e.detail} {hint}", e.extra)
     if isinstance(e, AgentError):
@@ -230,35 +257,41 @@ def _to_resume(e: Exception, command: str) -> Exception:
     return errors.ReceivingError(f"This machine could not keep the study ({reason}). {hint}")
 
 
-def _already_delivered(done: delivered.Delivered) -> errors.AlreadyDelivered:
-    when = datetime.fromtimestamp(done.at).astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    return errors.AlreadyDelivered(
-        f"This code was already used here: transfer {done.transfer_id} was delivered on "
-        f"{when} to {done.destination} ({done.instances} images). Nothing more was done. "
-        "Look for the study there; if it is missing, call the sending hospital to send it "
-        "again."
-    )
-
-
 async def redeem(
     req: RedeemRequest,
     on_event: Callable[[RedeemEvent], None],
     confirm: Confirm | None = None,
 ) -> RedeemResult:
-    """Redeem, verify and deliver. With `confirm`, it is asked when the preview arrives, and
-    nothing is stored unless it answers True (`NotConfirmed`; the transfer stays resumable)."""
-    question = _Question(confirm)
+    """Redeem, verify and deliver, once this machine's other runs of the same code are done; if
+    one of them delivered it, say so instead. With `confirm`, it is asked when the preview
+    arrives, and nothing is stored unless it answers True (`NotConfirmed`; the transfer stays
+    resumable)."""
+    slot = req.resume and state.slot_of(req.state_dir, req.resume)
+    if not slot:
+        secret = parse_secret(req.secret or "")
+        slot = secret.transfer_id if isinstance(secret, Capability) else str(secret.locator)
+    async with turns.turn(req.state_dir, slot, lambda: on_event(Waiting())):
+        done = state.delivery(req.state_dir, req.resume or slot)
+        if done is not None:
+            return RedeemResult(
+                done.transfer_id,
+                done.instances,
+                done.bytes,
+                done.destination,
+                done.break_glass,
+                delivered_before=done.at,
+            )
+        return await _redeem(req, on_event, _Question(confirm))
+
+
+async def _redeem(
+    req: RedeemRequest, on_event: Callable[[RedeemEvent], None], question: _Question
+) -> RedeemResult:
     async with RelayClient(req.relay, req.credential) as client:
         if req.resume:
-            done = delivered.find_transfer(req.state_dir, req.resume)
-            if done is not None:
-                raise _already_delivered(done)
             saved = state.load_key(req.state_dir, req.resume)
         else:
             secret = parse_secret(req.secret or "")
-            done = delivered.find(req.state_dir, req.relay, secret)
-            if done is not None:
-                raise _already_delivered(done)
             try:
                 await asyncio.to_thread(check_destination, req)
             except errors.ReceivingError as e:
@@ -279,9 +312,19 @@ async def redeem(
             raise _to_resume(e, req.resume_command(saved.transfer_id)) from e
         finally:
             question.close()
-    done = delivered.Delivered(saved.transfer_id, time.time(), result.destination, result.instances)
-    await asyncio.to_thread(delivered.note_delivered, req.state_dir, req.relay, done)
+    if result.review_command:
+        return result  # a review copy: the transfer stays open for the PACS
     # Delivered and acknowledged: the staged copies, the key and the redemption id are done.
+    delivered = state.Delivery(
+        result.transfer_id,
+        result.instances,
+        result.bytes,
+        result.destination,
+        result.break_glass,
+        time.time(),
+    )
+    names = {saved.transfer_id} | ({saved.pending} if saved.pending else set())
+    await asyncio.to_thread(state.record_delivery, req.state_dir, names, delivered)
     await asyncio.to_thread(shutil.rmtree, _staging_folder(req, saved.transfer_id), True)
     state.forget_key(req.state_dir, saved.transfer_id)
     state.forget_pending(req.state_dir, saved.pending)
@@ -409,30 +452,55 @@ async def _receive(
         raise _declined(req, transfer_id)
 
     filed_under = None
+    review_command = ""
     if req.pacs is not None:
 
         def stored(done: int, total: int) -> None:
             loop.call_soon_threadsafe(on_event, Stored(done, total))
 
-        delivery, filed_under = await asyncio.to_thread(
-            _deliver_to_pacs, req, req.pacs, items, summary, saved, stored
-        )
+        try:
+            delivery, filed_under = await asyncio.to_thread(
+                _deliver_to_pacs, req, req.pacs, items, summary, saved, stored
+            )
+        except errors.IdentityHeld as e:
+            if e.hold is None:
+                raise
+            raise await _held(req, req.pacs, saved, summary, e.hold) from e
         count, decompressed, note = delivery.stored, delivery.decompressed_images, delivery.note
         destination = str(req.pacs)
         kind = "pacs"
     else:
         target = (req.out or Path.cwd()) / transfer_id
-        count = await asyncio.to_thread(pacs.store_to_folder, items, target)
-        decompressed, note = 0, ""
+        copy = await asyncio.to_thread(folder_copy.store_to_folder, items, target)
+        count, decompressed, note = copy.stored, 0, copy.note
         destination = str(target)
         kind = "folder"
+        held = await asyncio.to_thread(state.held_for, req.state_dir, transfer_id)
+        if held is not None:  # a person reviews a held study: not delivered yet
+            kind = "review"
+            review_command = _import_command(req, transfer_id, held)
     total = sum(i.entry.size for i in items)
     await client.receipt(
         transfer_id, {"instances": count, "bytes": total, "destination": kind, "complete": True}
     )
     return RedeemResult(
-        transfer_id, count, total, destination, saved.break_glass, decompressed, note, filed_under
+        transfer_id,
+        count,
+        total,
+        destination,
+        saved.break_glass,
+        decompressed,
+        note,
+        filed_under,
+        review_command=review_command,
     )
+
+
+def _import_command(req: RedeemRequest, transfer_id: str, held: state.HeldFor) -> str:
+    """The command that imports a review copy into the PACS that held it."""
+    address = pacs.PacsAddress.parse(held.pacs)
+    address = replace(address, calling_ae_title=held.calling_ae_title)
+    return replace(req, pacs=address, out=None).resume_command(transfer_id)
 
 
 def _deliver_to_pacs(
@@ -476,3 +544,38 @@ def _deliver_to_pacs(
         identity.check_pacs_identity(address, patient, sorted(uids - {""}))
     delivery = pacs.store_to_pacs(items, address, coercion, on_stored)
     return delivery, coercion.local if coercion else None
+
+
+async def _held(
+    req: RedeemRequest,
+    address: pacs.PacsAddress,
+    saved: state.SavedKey,
+    summary: StudySummary,
+    hold: holds.Hold,
+) -> errors.IdentityHeld:
+    """Remember that `address` held the study (a folder copy is then a review copy), and
+    return the hold with both sides and every command to continue, the safest first."""
+    held = state.HeldFor(str(address), address.calling_ae_title)
+    await asyncio.to_thread(state.mark_held, req.state_dir, saved.transfer_id, held)
+    plain = replace(
+        req, skip_identity_check=False, confirm_local_record=False, new_local_patient=False
+    )
+    mrn = req.local_patient_id or summary.patient_id
+    commands = holds.Commands(
+        again=req.resume_command(saved.transfer_id),
+        confirm=replace(plain, local_patient_id=mrn, confirm_local_record=True).resume_command(
+            saved.transfer_id
+        ),
+        other_record=replace(plain, local_patient_id="MRN").resume_command(saved.transfer_id),
+        new_patient=replace(plain, new_local_patient=True).resume_command(saved.transfer_id),
+        review=replace(req, pacs=None, out=req.out or Path.cwd()).resume_command(saved.transfer_id),
+        skip=replace(req, skip_identity_check=True).resume_command(saved.transfer_id),
+    )
+    incoming = holds.Person(
+        summary.patient_id,
+        summary.patient_name,
+        summary.patient_birth_date,
+        summary.patient_sex,
+    )
+    message = holds.explain(hold, incoming, saved.sender, commands)
+    return errors.IdentityHeld(message, hold)

@@ -6,8 +6,13 @@
   again with the same id gets the same answer (the relay repeats the one redemption).
 - `<transfer id>.json`: the unwrapped data key of a redeemed transfer, so that an interrupted
   run resumes (`--resume TRANSFER_ID`, or the same code again) without spending anything.
+- `held-<transfer id>.json`: the PACS that held the study for review (identity check). A copy
+  then saved with `--out` is a review copy: the transfer stays open for that PACS.
 
-Both are removed once the study is delivered and the receipt sent. Every file is 0600 in a
+All three are removed once the study is delivered and the receipt sent; then
+`delivered-<locator or transfer id>.json` records where it went (no patient data), so that
+the same code, or `--resume`, run again on this machine says so. `lock-<slot>` files are
+`turns`' locks. Every file is 0600 in a
 0700 folder and written atomically (temporary file, fsync, rename, fsync of the folder): after
 a crash a file is either absent or whole.
 """
@@ -16,8 +21,9 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from receiving_site import errors
 from site_agent.local_state import create_once, site_folder, write_atomically
@@ -47,11 +53,17 @@ def folder(state_dir: Path) -> Path:
 # -- redemption ids ------------------------------------------------------------------------------
 
 
-def pending_name(slot: str) -> str:
-    """The file name for the redemption id of `slot` (a locator's digits or a transfer id)."""
+def slot_file(kind: str, slot: str) -> str:
+    """`<kind>-<slot>.json`, for `slot` a locator's digits or a transfer id (anything else is
+    refused: the name must never come out of the state folder)."""
     if not (slot.isascii() and slot.isdigit()) and not is_transfer_id(slot):
         raise ValueError(f"not a locator or transfer id: {slot!r}")
-    return f"pending-{slot}.json"
+    return f"{kind}-{slot}.json"
+
+
+def pending_name(slot: str) -> str:
+    """The file name for the redemption id of `slot` (a locator's digits or a transfer id)."""
+    return slot_file("pending", slot)
 
 
 def redemption_id(state_dir: Path, slot: str, relay: str) -> bytes:
@@ -121,3 +133,77 @@ def load_key(state_dir: Path, transfer_id: str) -> SavedKey:
 
 def forget_key(state_dir: Path, transfer_id: str) -> None:
     _key_path(state_dir, transfer_id).unlink(missing_ok=True)
+    _held_path(state_dir, transfer_id).unlink(missing_ok=True)
+
+
+def slot_of(state_dir: Path, transfer_id: str) -> str:
+    """The code slot (`pending`) of a transfer this machine redeemed, else the transfer id.
+    Raises `ReceivingError` if `transfer_id` is not one."""
+    if not _key_path(state_dir, transfer_id).exists():
+        return transfer_id
+    return load_key(state_dir, transfer_id).pending or transfer_id
+
+
+# -- holds for review ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HeldFor:
+    """The PACS (AET@HOST:PORT) and our calling AE title of the run that held the study."""
+
+    pacs: str
+    calling_ae_title: str
+
+
+def _held_path(state_dir: Path, transfer_id: str) -> Path:
+    return _key_path(state_dir, transfer_id).with_name(f"held-{transfer_id}.json")
+
+
+def mark_held(state_dir: Path, transfer_id: str, held: HeldFor) -> None:
+    write_atomically(_held_path(state_dir, transfer_id), json.dumps(asdict(held)).encode())
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    """The JSON object in `path`; None if there is no such file."""
+    try:
+        body: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    return body
+
+
+def held_for(state_dir: Path, transfer_id: str) -> HeldFor | None:
+    body = _read(_held_path(state_dir, transfer_id))
+    return None if body is None else HeldFor(str(body["pacs"]), str(body["calling_ae_title"]))
+
+
+# -- deliveries done -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A study this machine delivered: where (PACS address or folder), how much, and when
+    (seconds since the epoch)."""
+
+    transfer_id: str
+    instances: int
+    bytes: int
+    destination: str
+    break_glass: bool
+    at: float
+
+
+def _delivery_path(state_dir: Path, name: str) -> Path:
+    return folder(state_dir) / slot_file("delivered", name)
+
+
+def record_delivery(state_dir: Path, names: set[str], delivery: Delivery) -> None:
+    """Record `delivery` under each of `names` (the code's slot and the transfer id)."""
+    for name in sorted(names):
+        write_atomically(_delivery_path(state_dir, name), json.dumps(asdict(delivery)).encode())
+
+
+def delivery(state_dir: Path, name: str) -> Delivery | None:
+    """What this machine delivered for code slot or transfer id `name`, if it did."""
+    body = _read(_delivery_path(state_dir, name))
+    return None if body is None else Delivery(**body)

@@ -35,6 +35,7 @@ EVENT_IDS = {
     "redeem-attempt": USER_AUTHENTICATION,
     "transfer-locked": SECURITY_ALERT,
     "delivery-receipt": IMPORT,
+    "review-copy-receipt": IMPORT,
     "holdings-read": APPLICATION_ACTIVITY,
     "object-download": INSTANCES_ACCESSED,
     "upload-closed": INSTANCES_TRANSFERRED,

@@ -2,6 +2,7 @@
 
     created --locks_installed--> awaiting_authorization --authorized--> authorized
     authorized --redeemed (right proof)--> redeemed --receipt_received--> delivered
+    redeemed --review_copy_kept--> redeemed (a copy kept for review is not a delivery)
     awaiting_authorization | authorized --(10th wrong proof)--> locked --reissued--> (previous)
     any non-final state --revoked (before redemption)--> revoked
     created | awaiting_authorization | locked --declined (nobody authorized yet)--> revoked
@@ -174,6 +175,14 @@ class Transfer:
         if self.state != State.REDEEMED:
             raise errors.InvalidTransition("A receipt is only accepted after redemption.")
         return self._replace(state=State.DELIVERED, delivered_at=now)
+
+    def review_copy_kept(self, now: float) -> Transfer:
+        """The receiving site saved a copy for a person to review before it goes into its PACS
+        (its identity check held the study): still redeemed, not delivered."""
+        self.require_live(now)
+        if self.state != State.REDEEMED:
+            raise errors.InvalidTransition("A review copy is only reported after redemption.")
+        return self
 
     def revoked(self, now: float, by: Revoker) -> Transfer:
         """The sender, or the patient or family on their phone (`by`), withdrew the transfer

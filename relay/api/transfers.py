@@ -154,8 +154,8 @@ async def receipt(request: web.Request) -> web.Response:
     }
     if not isinstance(document["complete"], bool):  # bool("no") is True
         raise errors.BadRequest("'complete' must be true or false.")
-    if document["destination"] not in ("pacs", "folder"):
-        raise errors.BadRequest("'destination' must be 'pacs' or 'folder'.")
+    if document["destination"] not in ("pacs", "folder", "review"):
+        raise errors.BadRequest("'destination' must be 'pacs', 'folder' or 'review'.")
     async with at_desk(request, site) as d:
         t = await receiving.receipt(d, transfer_id, document)
     return _state(t)

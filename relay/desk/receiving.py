@@ -162,13 +162,16 @@ def refusal(refused: Refused) -> errors.RelayError:
 
 async def receipt(d: Desk, transfer_id: str, document: dict[str, object]) -> Transfer:
     """The caller reports what it stored (counts only: the relay keeps no PHI); `document` gets
-    its `received_at`."""
-    t = (await d.received(transfer_id)).receipt_received(d.now)
+    its `received_at`. A review copy (`"destination": "review"`: a held study saved for a person
+    to check before it goes into the PACS) is recorded but leaves the transfer redeemed."""
+    review = document["destination"] == "review"
+    taken = await d.received(transfer_id)
+    t = taken.review_copy_kept(d.now) if review else taken.receipt_received(d.now)
     document["received_at"] = d.now
     await d.tx.set_receipt(t.id, json.dumps(document))
     return await d.saved(
         t,
-        "delivery-receipt",
+        "review-copy-receipt" if review else "delivery-receipt",
         instances=document["instances"],
         destination=document["destination"],
     )

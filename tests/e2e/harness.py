@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import shlex
 import shutil
 import signal
 import sqlite3
@@ -191,6 +192,15 @@ def stop_cli(proc: subprocess.Popen[str]) -> None:
             pipe.close()
 
 
+def listed_commands(stderr: str) -> list[list[str]]:
+    """The `trauma-relay redeem` commands a message lists on lines of their own, as argv."""
+    return [
+        shlex.split(line.strip())
+        for line in stderr.splitlines()
+        if line.strip().startswith("trauma-relay redeem ")
+    ]
+
+
 def post_json(
     url: str, body: dict[str, Any], headers: dict[str, str] | None = None
 ) -> dict[str, Any]:
@@ -273,6 +283,12 @@ class E2ERelay:
         """Run `trauma-relay ARGS` with the ER's credential (revoke, transfers, ...)."""
         return run_cli(args, cwd=workdir, credential=self.sender_credential)
 
+    def pushed_and_authorized(self, folder: Path, workdir: Path) -> dict[str, Any]:
+        """Push the study in `folder` and authorize it as the patient: the push's JSON."""
+        pushed = self.push([folder], workdir=workdir).ok().json()
+        self.authorize(pushed)
+        return pushed
+
     def authorize(self, pushed: dict[str, Any]) -> None:
         """What the patient's phone does with the authorization link."""
         token, _phone_key = split_link(str(pushed["authorization_url"]))
@@ -285,6 +301,27 @@ class E2ERelay:
         browser = {"Cookie": "tr_csrf=e2e", "X-CSRF-Token": "e2e"}
         answer = post_json(self.url + "/api/v1/phone/revoke", {"token": token}, browser)
         assert answer["state"] == "revoked", answer
+
+    def phone_status(self, pushed: dict[str, Any]) -> dict[str, Any]:
+        """What the family's phone is told (`POST /api/v1/phone/status`), as its page asks:
+        with the CSRF cookie from the page and the same value in the header."""
+        token, _phone_key = split_link(str(pushed["authorization_url"]))
+        with _OPENER.open(self.url + "/authorize", timeout=30) as page:
+            cookie = page.headers["Set-Cookie"].split(";", 1)[0].split("=", 1)[1]
+        request = urllib.request.Request(  # noqa: S310 - always http://127.0.0.1:<relay port>
+            self.url + "/api/v1/phone/status",
+            data=json.dumps({"token": token}).encode(),
+            headers={
+                "Content-Type": "application/json",
+                "Cookie": f"tr_csrf={cookie}",
+                "X-CSRF-Token": cookie,
+                "Origin": self.url,
+            },
+            method="POST",
+        )
+        with _OPENER.open(request, timeout=30) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
 
     def redeem_args(
         self, *, state: Path, pacs: str | None = None, out: Path | None = None

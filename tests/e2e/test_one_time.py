@@ -41,15 +41,19 @@ def test_a_code_works_once(
     assert first["instances"] == 2
 
     # This machine knows it delivered that code: it says when and where, without asking.
-    here = relay.redeem(pushed["code"], workdir=tmp_path, pacs=pacs_address(storage_scp))
-    assert "This code was already used here" in here.failed().message
-    assert re.search(r"delivered on \d{4}-\d\d-\d\d \d\d:\d\d ", here.message), here.message
-    assert f"to {tmp_path / 'inbox' / pushed['transfer_id']} (2 images)" in here.message
-    assert REFUSED not in here.message
+    here = relay.redeem(pushed["code"], workdir=tmp_path, pacs=pacs_address(storage_scp)).ok()
+    answer = here.json()
+    assert answer["delivered_before"] is not None, answer
+    assert answer["destination"] == str(tmp_path / "inbox" / pushed["transfer_id"])
+    assert answer["instances"] == 2
+    assert REFUSED not in here.stdout + here.stderr
 
-    # Another machine (another state folder) is refused by the relay.
+    # Another machine (its own state folder) cannot use it again.
     again = relay.redeem(
-        pushed["code"], workdir=tmp_path, pacs=pacs_address(storage_scp), state=tmp_path / "b"
+        pushed["code"],
+        workdir=tmp_path,
+        pacs=pacs_address(storage_scp),
+        state=tmp_path / "other-machine",
     )
 
     again.failed()

@@ -6,7 +6,6 @@ the study until a person has looked."""
 
 from __future__ import annotations
 
-import shlex
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,14 @@ from typing import Any
 import pydicom
 from peers.orthanc import OrthancServer
 
-from e2e.harness import CliRun, E2ERelay, pacs_address, run_cli, sop_instance_uid
+from e2e.harness import (
+    CliRun,
+    E2ERelay,
+    listed_commands,
+    pacs_address,
+    run_cli,
+    sop_instance_uid,
+)
 from sending_site.synthetic import make_ct_study
 
 LOCAL = ["--local-patient-id", "MRN-777", "--local-issuer", "REGIONAL"]
@@ -131,15 +137,18 @@ def test_a_record_number_of_another_patient_is_held_until_reviewed(
     run = _redeem(relay, orthanc, tmp_path, pushed["code"], *LOCAL).failed()
 
     assert "patient MRN-777 has another name than the transferred patient" in run.message
-    assert "nothing was stored" in run.message
-    assert "RICHARD" not in run.message
+    assert "Nothing was stored" in run.message
+    assert "ROE, RICHARD" in run.message  # the PACS's side, beside the ER's
+    assert "1960-01-01" in run.message
     assert len(orthanc.instances()) == 1
+    commands = listed_commands(run.stderr)
+    assert all("--skip-identity-check" not in argv for argv in commands)  # it would not help
 
     # A person checked: the same patient under a trauma alias. The printed command continues.
-    argv = shlex.split(run.message.rsplit("continue with: ", 1)[1])
-    assert "--local-patient-id" in argv
+    (argv,) = [argv for argv in commands if "--confirm-local-record" in argv]
+    assert argv[argv.index("--local-patient-id") + 1] == "MRN-777"
     again = run_cli(
-        [*argv[1:], "--confirm-local-record", "--json"],
+        [*argv[1:], "--json"],
         cwd=tmp_path,
         credential=relay.receiver_credential,
     ).ok()

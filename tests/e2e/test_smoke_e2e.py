@@ -47,7 +47,7 @@ async def test_push_authorize_redeem_to_folder(tmp_path: Path) -> None:
             lambda _: None,
         )
     assert result.instances == delivered.instances == 3
-    out = sorted((tmp_path / "out" / ready.transfer_id).iterdir())
+    out = sorted((tmp_path / "out" / ready.transfer_id).rglob("IM*"), key=lambda p: p.name)
     for original, received in zip(files, out, strict=True):
         a, b = original.read_bytes(), received.read_bytes()
         assert b[:128] == b"\x00" * 128

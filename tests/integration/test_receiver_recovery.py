@@ -21,7 +21,7 @@ from peers.storage_scp import RecordingStorageSCP
 from pydicom.uid import JPEG2000Lossless
 from relay_harness import RECEIVER, Relay, running_relay
 
-from receiving_site import errors, pacs, redeem, staging, state
+from receiving_site import errors, folder_copy, redeem, staging, state
 from receiving_site.pacs import PacsAddress
 from receiving_site.redeem import RedeemRequest
 from relay.storage.sqlite import SqliteMetadata
@@ -76,11 +76,15 @@ class Pushed:
         ]
 
     def state_files(self) -> list[str]:
-        """What the receiving state folder holds besides `history/`, the record of what was
-        delivered here (which holds no key: see test_delivered)."""
+        """The receiving state folder's files, but the turn locks (`receiving_site.turns`)."""
         folder = self.work / "tc-state" / "receiving"
         names = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
-        return [name for name in names if name != "history"]
+        return [name for name in names if not name.startswith("lock-")]
+
+    def delivered_files(self) -> list[str]:
+        """What is left once delivered: the record of the delivery, by code and transfer."""
+        locator = RedemptionCode.parse(self.code).locator
+        return sorted([f"delivered-{locator}.json", f"delivered-{self.transfer_id}.json"])
 
 
 @pytest_asyncio.fixture
@@ -164,7 +168,8 @@ async def test_a_lost_redemption_answer_is_asked_again_with_the_same_id(
     assert len(base64.b64decode(sent[0]["redemption_id"])) == 32
     assert await pushed.attempt_results() == ["redeemed", "repeated"]
     assert await pushed.state() == ("delivered", 0)
-    assert pushed.state_files() == []  # key, staging and redemption id are gone once delivered
+    # key, staging and redemption id are gone once delivered
+    assert pushed.state_files() == pushed.delivered_files()
 
 
 class Crash(BaseException):
@@ -285,7 +290,7 @@ def failing(error: Exception) -> Callable[..., Any]:
 async def test_every_failure_after_redemption_gives_the_resume_command(
     pushed: Pushed, monkeypatch: pytest.MonkeyPatch, where: str, error: Exception
 ) -> None:
-    module = pacs if where == "store_to_folder" else staging
+    module = folder_copy if where == "store_to_folder" else staging
     with monkeypatch.context() as patch:
         patch.setattr(module, where, failing(error))
         with pytest.raises(Exception) as raised:  # noqa: PT011 - the type is checked below
@@ -331,4 +336,4 @@ async def test_a_refused_format_stores_nothing_and_the_same_code_resumes(
         assert len(good.received) == INSTANCES
     assert result.instances == INSTANCES
     assert await pushed.attempt_results() == ["redeemed", "repeated"]
-    assert pushed.state_files() == []
+    assert pushed.state_files() == pushed.delivered_files()

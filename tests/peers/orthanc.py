@@ -37,8 +37,9 @@ class OrthancServer:
 
     Its config, storage, index and log live in ``workdir`` (a temporary folder, removed on
     exit, when not given). ``accepted_transfer_syntaxes`` limits the C-STORE SCP to those UIDs,
-    as many PACS refuse compressed syntaxes. ``dicomweb`` loads the DICOMweb plugin, serving
-    STOW-RS, QIDO-RS and WADO-RS under ``dicomweb_url``.
+    as many PACS refuse compressed syntaxes. ``allow_find=False`` keeps Orthanc's own default of
+    refusing C-FIND from callers not listed in ``DicomModalities`` (none are). ``dicomweb``
+    loads the DICOMweb plugin, serving STOW-RS, QIDO-RS and WADO-RS under ``dicomweb_url``.
 
     Orthanc binds its DICOM and HTTP ports on every interface (1.10 has no bind address
     option); the REST API refuses anything but localhost (``RemoteAccessAllowed`` false).
@@ -51,6 +52,7 @@ class OrthancServer:
         ae_title: str = "ORTHANC",
         accepted_transfer_syntaxes: Sequence[str] | None = None,
         dicomweb: bool = False,
+        allow_find: bool = True,
         executable: str = ORTHANC,
     ) -> None:
         self.ae_title = ae_title
@@ -61,6 +63,7 @@ class OrthancServer:
         self._workdir = workdir
         self._accepted_transfer_syntaxes = accepted_transfer_syntaxes
         self._dicomweb = dicomweb
+        self._allow_find = allow_find
         self._executable = executable
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -79,7 +82,7 @@ class OrthancServer:
             "DicomCheckCalledAet": False,
             # Answer C-FIND from unlisted AE titles too: the receiving site queries the PACS
             # (patient identity check) before it stores anything.
-            "DicomAlwaysAllowFind": True,
+            "DicomAlwaysAllowFind": self._allow_find,
             "RemoteAccessAllowed": False,
             "AuthenticationEnabled": False,
             "HttpCompressionEnabled": False,

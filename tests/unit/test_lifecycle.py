@@ -473,6 +473,18 @@ def test_receipt_refused_before_redemption(state: State) -> None:
         BUILDERS[state]().receipt_received(LATER)
 
 
+def test_a_review_copy_leaves_the_transfer_redeemed_for_the_later_receipt() -> None:
+    t = redeemed()
+    assert t.review_copy_kept(LATER) == t
+    assert t.review_copy_kept(LATER).receipt_received(LATER + 5).state == State.DELIVERED
+
+
+@pytest.mark.parametrize("state", [s for s in State if s != State.REDEEMED])
+def test_a_review_copy_is_refused_unless_redeemed(state: State) -> None:
+    with pytest.raises((errors.InvalidTransition, errors.TransferExpired, errors.TransferRevoked)):
+        BUILDERS[state]().review_copy_kept(LATER)
+
+
 # -- revoke -----------------------------------------------------------------------------------
 
 
@@ -775,6 +787,7 @@ def _moves(t: Transfer) -> list[tuple[str, Transfer]]:
     moves.append((label, after))  # a repeat must never move the state
     attempt("reissued", lambda: t.reissued(NOW))
     attempt("receipt_received", lambda: t.receipt_received(NOW))
+    attempt("review_copy_kept", lambda: t.review_copy_kept(NOW))
     for who in Revoker:
         attempt("revoked", partial(t.revoked, NOW, who))
         attempt("declined", partial(t.declined, NOW, who))

@@ -75,3 +75,33 @@ def test_loading_an_unknown_transfer_says_to_use_the_code(tmp_path: Path) -> Non
         state.load_key(tmp_path, new_transfer_id())
     with pytest.raises(errors.ReceivingError, match="is not a transfer id"):
         state.load_key(tmp_path, "../../etc/passwd")
+
+
+def test_a_delivery_is_recorded_under_the_code_and_the_transfer(tmp_path: Path) -> None:
+    tid = new_transfer_id()
+    done = state.Delivery(tid, 3, 1200, "PACS@10.0.0.5:104", False, 1_700_000_000.0)
+    assert state.delivery(tmp_path, "7") is None
+    state.record_delivery(tmp_path, {"7", tid}, done)
+    assert state.delivery(tmp_path, "7") == state.delivery(tmp_path, tid) == done
+    with pytest.raises(ValueError, match="not a locator"):
+        state.delivery(tmp_path, "../7")
+
+
+def test_a_hold_is_kept_with_the_key_and_forgotten_with_it(tmp_path: Path) -> None:
+    tid = new_transfer_id()
+    state.save_key(tmp_path, key(tid))
+    assert state.held_for(tmp_path, tid) is None
+    state.mark_held(tmp_path, tid, state.HeldFor("PACS@10.0.0.5:104", "TRAUMARELAY"))
+    assert state.held_for(tmp_path, tid) == state.HeldFor("PACS@10.0.0.5:104", "TRAUMARELAY")
+    state.forget_key(tmp_path, tid)
+    assert state.held_for(tmp_path, tid) is None
+    assert list((tmp_path / "receiving").iterdir()) == []
+
+
+def test_the_slot_of_a_transfer_is_its_codes_once_redeemed_here(tmp_path: Path) -> None:
+    tid = new_transfer_id()
+    assert state.slot_of(tmp_path, tid) == tid
+    state.save_key(tmp_path, key(tid))
+    assert state.slot_of(tmp_path, tid) == "7"
+    with pytest.raises(errors.ReceivingError, match="not a transfer id"):
+        state.slot_of(tmp_path, "../../etc")

@@ -11,6 +11,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from receiving_site import errors
+from receiving_site.holds import Hold, Kind, Person
 from receiving_site.reconcile import Coercion, Demographics, coerce, local_identity
 
 WHEN = datetime(2026, 11, 29, 23, 5, tzinfo=UTC)
@@ -194,8 +195,13 @@ def test_naive_time_is_refused() -> None:
 
 
 def test_a_patient_new_to_the_pacs_must_be_stated_and_keeps_the_senders_demographics() -> None:
-    with pytest.raises(errors.IdentityHeld, match="--new-local-patient"):
+    with pytest.raises(errors.IdentityHeld, match="no images for patient MRN-777") as held:
         local_identity("MRN-777", "REGIONAL", OUTSIDE, None)
+    assert held.value.hold == Hold(
+        Kind.NEW_LOCAL,
+        "The PACS has no images for patient MRN-777 yet, so the record number cannot be checked "
+        "against a name",
+    )
     local = local_identity("MRN-777", "REGIONAL", OUTSIDE, None, new_patient=True)
     assert local == Demographics("MRN-777", "REGIONAL", "DOE^JANE", "19850214")
 
@@ -213,7 +219,10 @@ def test_another_person_under_that_record_number_is_held(name: str, birth: str, 
     record = Demographics("MRN-777", "REGIONAL", name, birth)
     with pytest.raises(errors.IdentityHeld, match=why) as held:
         local_identity("MRN-777", "REGIONAL", OUTSIDE, record)
-    assert "--confirm-local-record" in held.value.message
+    hold = held.value.hold
+    assert hold is not None
+    assert (hold.kind, hold.pacs) == (Kind.LOCAL_RECORD, Person("MRN-777", name, birth, ""))
+    assert not hold.skippable  # --skip-identity-check does not choose the record number
     with pytest.raises(errors.IdentityHeld, match=why):  # stating a new patient changes nothing
         local_identity("MRN-777", "REGIONAL", OUTSIDE, record, new_patient=True)
     # After review, the PACS's values win.

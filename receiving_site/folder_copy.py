@@ -1,0 +1,94 @@
+"""Deliver staged instances into a folder: `<folder>/<transfer id>/`, the images in the
+PATIENT/STUDY/SERIES layout of `layout`, with a DICOMDIR (`dicomdir`) that viewers open.
+
+The folder given must exist, or at least its parent: a mistyped path is refused rather than
+silently made several levels deep.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pydicom
+
+from receiving_site import dicomdir, errors, layout
+from receiving_site.staging import StagedObject
+
+
+def check_folder(folder: Path) -> None:
+    """Make `folder` if only it is missing, and write (then remove) a file in it, so that a
+    folder that cannot take the study is found before the code is spent. Raises
+    `FolderUnusable`, naming the missing parent if there is one."""
+    try:
+        folder.mkdir(exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".trauma-relay-check-"):
+            pass
+    except FileNotFoundError as e:
+        raise errors.FolderUnusable(
+            f"The folder {folder} cannot be made because {folder.parent} does not exist. Check "
+            "the path, or make that folder first; nothing was stored."
+        ) from e
+    except OSError as e:
+        raise errors.FolderUnusable(
+            f"The folder {folder} cannot be written ({e.strerror or e}); nothing was stored."
+        ) from e
+
+
+@dataclass(frozen=True)
+class FolderCopy:
+    """What `store_to_folder` wrote: `stored` images under `path`, and a note for staff when
+    some are not listed in the DICOMDIR (empty otherwise)."""
+
+    stored: int
+    path: Path
+    note: str = ""
+
+
+def _header(item: StagedObject) -> layout.Header:
+    ds = pydicom.dcmread(item.path, stop_before_pixels=True)
+    return layout.Header(
+        index=item.entry.index,
+        patient_id=str(ds.get("PatientID", "")),
+        patient_name=str(ds.get("PatientName", "")),
+        study_instance_uid=str(ds.get("StudyInstanceUID", "")),
+        study_date=str(ds.get("StudyDate", "")),
+        series_instance_uid=str(ds.get("SeriesInstanceUID", "")),
+        series_number=str(ds.get("SeriesNumber", "")),
+        modality=str(ds.get("Modality", "")),
+    )
+
+
+def _copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)  # below the study's folder: our names
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(source, tmp)
+    with tmp.open("rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, target)
+
+
+def store_to_folder(staged: list[StagedObject], target: Path) -> FolderCopy:
+    """Copy every instance into `target` (made if missing; its parent must exist) in the
+    `layout` folders, and write its DICOMDIR. Raises `FolderUnusable` if the folder cannot
+    take them."""
+    try:
+        target.mkdir(exist_ok=True)
+        paths = layout.plan([_header(item) for item in staged])
+        for item in staged:
+            _copy(item.path, target / paths[item.entry.index])
+        left_out = dicomdir.write(target, sorted(paths.items()))
+    except OSError as e:
+        raise errors.FolderUnusable(
+            f"The study could not be written into {target} ({e.strerror or e})."
+        ) from e
+    note = ""
+    if left_out:
+        note = (
+            f"{len(left_out)} of the {len(staged)} images are in the folder but not listed in "
+            f"its DICOMDIR ({'; '.join(left_out[:3])}); open those files directly."
+        )
+    return FolderCopy(len(staged), target, note)
