@@ -1,4 +1,5 @@
-"""`trauma-relay redeem`: the trauma center's command line."""
+"""`trauma-relay redeem`: the trauma center's command line; and `trauma-relay receiver ...`: the
+receiving agent (its console and accounts, `site_agent.commands`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from receiving_site import errors
+from receiving_site.settings import ENV_PREFIX, ReceiverSettings
+from site_agent.commands import Agent, add_group
 
 
 def add_parsers(sub: Any) -> None:
@@ -71,6 +74,31 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run_redeem)
+
+    add_receiver(sub)
+
+
+def _receiver_console(settings: Any) -> Any:
+    from receiving_site.console import make_console
+
+    return make_console(settings)
+
+
+RECEIVER = Agent(
+    command="receiver",
+    folder="receiving",
+    title="receiving agent",
+    env_prefix=ENV_PREFIX,
+    settings=ReceiverSettings,
+    console=_receiver_console,
+)
+
+
+def add_receiver(sub: Any) -> Any:
+    """`trauma-relay receiver console|user ...`; the group's subparsers, for more commands."""
+    return add_group(
+        sub, RECEIVER, help="run the receiving agent (the trauma console, its accounts)"
+    )
 
 
 def _read_secret() -> str:

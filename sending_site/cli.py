@@ -1,4 +1,5 @@
-"""`trauma-relay push` and `trauma-relay reissue`: the sending hospital's command line."""
+"""`trauma-relay push` and `trauma-relay reissue`: the sending hospital's command line; and
+`trauma-relay sender ...`: the sending agent (its console and accounts, `site_agent.commands`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from sending_site.settings import ENV_PREFIX, SenderSettings
+from site_agent.commands import Agent, add_group
 
 PAPERS = ("a4", "letter")
 
@@ -53,6 +57,29 @@ def add_parsers(sub: Any) -> None:
     reissue.add_argument("--state", type=Path, help="this site's state folder")
     reissue.add_argument("--json", action="store_true", help="print one JSON object")
     reissue.set_defaults(run=run_reissue)
+
+    add_sender(sub)
+
+
+def _sender_console(settings: Any) -> Any:
+    from sending_site.console import make_console
+
+    return make_console(settings)
+
+
+SENDER = Agent(
+    command="sender",
+    folder="sending",
+    title="sending agent",
+    env_prefix=ENV_PREFIX,
+    settings=SenderSettings,
+    console=_sender_console,
+)
+
+
+def add_sender(sub: Any) -> Any:
+    """`trauma-relay sender console|user ...`; the group's subparsers, for more commands."""
+    return add_group(sub, SENDER, help="run the sending agent (the ER console, its accounts)")
 
 
 def _when(epoch: float) -> str:
