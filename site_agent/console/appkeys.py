@@ -1,5 +1,5 @@
-"""Typed keys: the only way the console's handlers reach shared state, and the one accessor for
-the session a request carries."""
+"""Typed keys: the only way the console's handlers reach shared state (`web.AppKey`), and the
+session a request carries (`web.RequestKey`, behind `session_of` and `user_of`)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ TEMPLATES = web.AppKey("console_templates", jinja2.Environment)
 VERIFYING = web.AppKey("console_verifying", asyncio.Semaphore)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("console_clock")
 
-_SESSION = "trauma_relay.console.session"
+_SESSION = web.RequestKey("console_session", Session)
 
 
 def attach(request: web.Request, session: Session) -> None:
@@ -36,8 +36,7 @@ def attach(request: web.Request, session: Session) -> None:
 
 def session_of(request: web.Request) -> Session | None:
     """The session this request carries (signed in or not), if any."""
-    found = request.get(_SESSION)
-    return found if isinstance(found, Session) else None
+    return request.get(_SESSION)
 
 
 def user_of(request: web.Request) -> str:

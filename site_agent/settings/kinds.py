@@ -223,7 +223,10 @@ class Span(Kind[float]):
             count = value / _SPAN_UNITS[unit]
             if count >= 1 and count == int(count):
                 return f'"{int(count)}{unit}"'
-        return f'"{value:g}s"'
+        text = repr(float(value))
+        if "e" in text:  # repr's exponent form, which from_text does not read
+            text = f"{value:.9f}".rstrip("0").rstrip(".")
+        return f'"{text.removesuffix(".0")}s"'
 
 
 class WebAddress(Kind[str]):

@@ -91,10 +91,10 @@ def _parsed(setting: Setting, raw: Any, where: str, *, toml: bool) -> Any:
         raise SettingInvalid(f"{setting.name}: {e} ({where})") from None
 
 
-def _unknown(name: str, known: Iterable[str], where: str) -> SettingInvalid:
+def _unknown(name: str, known: Iterable[str], where: str, what: str = "setting") -> SettingInvalid:
     close = difflib.get_close_matches(name, list(known), n=1)
     hint = f"; did you mean {close[0]}?" if close else ""
-    return SettingInvalid(f"{name}: no such setting ({where}){hint}")
+    return SettingInvalid(f"{name}: no such {what} ({where}){hint}")
 
 
 def _from_file(file: Path, by_name: Mapping[str, Setting]) -> list[tuple[Setting, object]]:
@@ -115,7 +115,9 @@ def _from_file(file: Path, by_name: Mapping[str, Setting]) -> list[tuple[Setting
                 raise SettingInvalid(
                     f"{section_name}: expected a [{section_name}] table (in {file})"
                 )
-            raise _unknown(section_name, sections, f"in {file}")
+            raise _unknown(section_name, sections, f"in {file}", "section")
+        if section_name not in sections:
+            raise _unknown(section_name, sections, f"in {file}", "section")
         for key, raw in body.items():
             name = f"{section_name}.{key}"
             if name not in by_name:
