@@ -336,7 +336,7 @@ async def test_pages_carry_security_headers(tmp_path: Path) -> None:
         assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
         assert headers["Cache-Control"] == "no-store"
         assert headers["X-Frame-Options"] == "DENY"
-        assert headers["Referrer-Policy"] == "no-referrer"
+        assert headers["Referrer-Policy"] == "same-origin"
 
 
 @pytest.mark.parametrize("agent", ["sender", "receiver"])
