@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from receiving_site import errors
-from receiving_site.settings import ENV_PREFIX, ReceiverSettings
+from receiving_site.settings import ReceiverSettings
 from site_agent.commands import Agent, add_group
 
 
@@ -78,20 +78,7 @@ def add_parsers(sub: Any) -> None:
     add_receiver(sub)
 
 
-def _receiver_console(settings: Any) -> Any:
-    from receiving_site.console import make_console
-
-    return make_console(settings)
-
-
-RECEIVER = Agent(
-    command="receiver",
-    folder="receiving",
-    title="receiving agent",
-    env_prefix=ENV_PREFIX,
-    settings=ReceiverSettings,
-    console=_receiver_console,
-)
+RECEIVER = Agent("receiver", "receiving", ReceiverSettings, pages="receiving_site.console")
 
 
 def add_receiver(sub: Any) -> Any:

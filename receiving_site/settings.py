@@ -10,9 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from site_agent.settings import AETitle, Count, HostPort, Port, Url, section, setting
-from site_agent.settings.sections import ConsoleSettings, RelaySettings, StateSettings
+from site_agent.settings.sections import (
+    ConsoleSettings,
+    DicomPeerSettings,
+    RelaySettings,
+    StateSettings,
+)
 
-ENV_PREFIX = "TRAUMA_RELAY_RECEIVER"
 CONSOLE_PORT = 8770
 
 
@@ -49,15 +53,6 @@ class StowSettings:
 
 
 @dataclass(frozen=True)
-class WorklistSettings:
-    ae_title: AETitle = setting("WORKLIST", "The Modality Worklist SCP's AE title.")
-    host: str = setting(
-        "", "Its host name or address; empty: staff type the local medical record number."
-    )
-    port: Port = setting(104, "Its DICOM port.")
-
-
-@dataclass(frozen=True)
 class IdentitySettings:
     local_issuer: str = setting(
         "",
@@ -71,8 +66,11 @@ class ReceiverSettings:
     relay: RelaySettings = section(RelaySettings, "How this agent reaches the relay.")
     pacs: PacsSettings = section(PacsSettings, "The PACS studies are stored into over C-STORE.")
     stow: StowSettings = section(StowSettings, "A DICOMweb destination for studies (STOW-RS).")
-    worklist: WorklistSettings = section(
-        WorklistSettings, "Where staff pick the local patient from (C-FIND Modality Worklist)."
+    worklist: DicomPeerSettings = section(
+        DicomPeerSettings,
+        "The Modality Worklist SCP staff pick the local patient from (C-FIND); without a "
+        "host, staff type the local medical record number.",
+        DicomPeerSettings(ae_title="WORKLIST"),
     )
     identity: IdentitySettings = section(
         IdentitySettings, "How imported studies are filed under the local record."

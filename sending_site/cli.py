@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sending_site.settings import ENV_PREFIX, SenderSettings
+from sending_site.settings import SenderSettings
 from site_agent.commands import Agent, add_group
 
 PAPERS = ("a4", "letter")
@@ -61,20 +61,7 @@ def add_parsers(sub: Any) -> None:
     add_sender(sub)
 
 
-def _sender_console(settings: Any) -> Any:
-    from sending_site.console import make_console
-
-    return make_console(settings)
-
-
-SENDER = Agent(
-    command="sender",
-    folder="sending",
-    title="sending agent",
-    env_prefix=ENV_PREFIX,
-    settings=SenderSettings,
-    console=_sender_console,
-)
+SENDER = Agent("sender", "sending", SenderSettings, pages="sending_site.console")
 
 
 def add_sender(sub: Any) -> Any:

@@ -12,13 +12,16 @@ from site_agent.settings import (
     AETitle,
     Duration,
     HostPort,
-    Port,
     section,
     setting,
 )
-from site_agent.settings.sections import ConsoleSettings, RelaySettings, StateSettings
+from site_agent.settings.sections import (
+    ConsoleSettings,
+    DicomPeerSettings,
+    RelaySettings,
+    StateSettings,
+)
 
-ENV_PREFIX = "TRAUMA_RELAY_SENDER"
 CONSOLE_PORT = 8760
 
 
@@ -50,25 +53,17 @@ class SpoolSettings:
 
 
 @dataclass(frozen=True)
-class HospitalPacsSettings:
-    ae_title: AETitle = setting("PACS", "The hospital PACS's AE title.")
-    host: str = setting(
-        "", "Its host name or address; empty: staff cannot search the PACS from the console."
-    )
-    port: Port = setting(104, "Its DICOM port.")
-
-
-@dataclass(frozen=True)
 class SenderSettings:
     relay: RelaySettings = section(RelaySettings, "How this agent reaches the relay.")
     dicom: DicomNodeSettings = section(
         DicomNodeSettings, "The agent's own DICOM node, which the ER's PACS sends studies to."
     )
     spool: SpoolSettings = section(SpoolSettings, "Received images, before they are sent.")
-    pacs: HospitalPacsSettings = section(
-        HospitalPacsSettings,
+    pacs: DicomPeerSettings = section(
+        DicomPeerSettings,
         "The hospital PACS, for finding a study nobody sent (C-FIND) and fetching it (C-MOVE "
-        "to this agent's AE title): its administrator allows both for the AE title above.",
+        "to this agent's AE title): its administrator allows both for the AE title above. "
+        "Without a host, staff cannot search the PACS from the console.",
     )
     console: ConsoleSettings = section(
         ConsoleSettings,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib
 import logging
 import sys
 import time
@@ -36,21 +37,27 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Agent:
-    """One agent's group of commands.
-
-    - `command`: the group's name (`sender`); `folder`: its part of the state folder (`sending`);
-    - `title`: what it is, for help and the printed configuration;
-    - `env_prefix`: of its settings in the environment (`TRAUMA_RELAY_SENDER`);
-    - `settings`: its root settings class; `console`: builds its console from settings
-      (importing aiohttp only when the console runs).
-    """
+    """One agent's group of commands: `trauma-relay <command> ...`, keeping its files in
+    `<state>/<folder>/`, with the settings declared by its root `settings` class and the
+    console pages `PAGES` of its `pages` package (imported only when the console runs)."""
 
     command: str
     folder: str
-    title: str
-    env_prefix: str
     settings: type
-    console: Callable[[Any], web.Application]
+    pages: str
+
+    @property
+    def env_prefix(self) -> str:
+        """Of its settings in the environment: TRAUMA_RELAY_SENDER_<SECTION>_<KEY>."""
+        return f"TRAUMA_RELAY_{self.command.upper()}"
+
+    @property
+    def title(self) -> str:
+        return f"{self.folder} agent"
+
+    @property
+    def add_user(self) -> str:
+        return f"trauma-relay {self.command} user add NAME"
 
 
 def add_group(sub: Any, agent: Agent, *, help: str) -> Any:
@@ -131,6 +138,20 @@ def _folder(agent: Agent, settings: Any) -> Path:
 # -- the console ------------------------------------------------------------------------------
 
 
+def console_app(
+    agent: Agent, settings: Any, *, clock: Callable[[], float] = time.time
+) -> web.Application:
+    """The agent's console application: its `PAGES` on the framework, with its settings."""
+    from site_agent.console import AgentPages, make_app
+
+    pages = importlib.import_module(agent.pages).PAGES
+    if not isinstance(pages, AgentPages):
+        raise TypeError(f"{agent.pages}.PAGES is not an AgentPages")
+    return make_app(
+        pages, settings, folder=_folder(agent, settings), add_user=agent.add_user, clock=clock
+    )
+
+
 def run_console(agent: Agent, args: argparse.Namespace) -> int:
     if _printed(agent, args):
         return 0
@@ -138,7 +159,7 @@ def run_console(agent: Agent, args: argparse.Namespace) -> int:
 
     settings = settings_of(agent, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    serve(agent.console(settings), settings.console)
+    serve(console_app(agent, settings), settings.console)
     return 0
 
 
@@ -180,32 +201,34 @@ def _operator() -> str:
 
 
 def run_user_add(agent: Agent, args: argparse.Namespace) -> int:
-    from site_agent.accounts import user_name
-    from site_agent.passwords import hash_password
-
-    accounts, audit = _accounts(agent, args)
-    name = user_name(args.name)
-    if accounts.find(name) is not None:
-        raise errors.UserExists()
-    password = read_new_password(name)
-    accounts.add(name, hash_password(password), time.time())
-    audit.record("user-added", who=_operator(), where="local", user=name)
-    print(f"Account {name!r} added; it can sign in to the {agent.title}'s console now.")
-    return 0
+    return _set_password(agent, args, new=True)
 
 
 def run_user_password(agent: Agent, args: argparse.Namespace) -> int:
+    return _set_password(agent, args, new=False)
+
+
+def _set_password(agent: Agent, args: argparse.Namespace, *, new: bool) -> int:
+    """A new account (`new`) or a new password for an existing one; the name is checked before
+    the password is asked for."""
     from site_agent.accounts import user_name
     from site_agent.passwords import hash_password
 
     accounts, audit = _accounts(agent, args)
     name = user_name(args.name)
-    if accounts.find(name) is None:
+    if new and accounts.find(name) is not None:
+        raise errors.UserExists()
+    if not new and accounts.find(name) is None:
         raise errors.UserUnknown()
-    password = read_new_password(name)
-    accounts.set_password(name, hash_password(password), time.time())
-    audit.record("password-changed", who=_operator(), where="local", user=name)
-    print(f"New password set for {name!r}.")
+    hashed = hash_password(read_new_password(name))
+    if new:
+        accounts.add(name, hashed, time.time())
+        print(f"Account {name!r} added; it can sign in to the {agent.title}'s console now.")
+    else:
+        accounts.set_password(name, hashed, time.time())
+        print(f"New password set for {name!r}.")
+    action = "user-added" if new else "password-changed"
+    audit.record(action, who=_operator(), where="local", user=name)
     return 0
 
 
@@ -226,7 +249,7 @@ def run_user_list(agent: Agent, args: argparse.Namespace) -> int:
     accounts, _ = _accounts(agent, args)
     found = accounts.all()
     if not found:
-        print(f"No accounts yet. Add one with: trauma-relay {agent.command} user add NAME")
+        print(f"No accounts yet. Add one with: {agent.add_user}")
     for account in found:
         since = datetime.datetime.fromtimestamp(account.created_at, tz=datetime.UTC)
         print(f"{account.name}  (added {since:%Y-%m-%d %H:%M} UTC)")

@@ -3,7 +3,7 @@ clock the test moves and accounts made directly in its state folder."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,14 +11,11 @@ from typing import Any
 
 from aiohttp import web
 
-from receiving_site.console import make_console as make_receiver_console
-from receiving_site.settings import ENV_PREFIX as RECEIVER_PREFIX
-from receiving_site.settings import ReceiverSettings
-from sending_site.console import make_console as make_sender_console
-from sending_site.settings import ENV_PREFIX as SENDER_PREFIX
-from sending_site.settings import SenderSettings
+from receiving_site.cli import RECEIVER
+from sending_site.cli import SENDER
 from site_agent.accounts import Accounts
-from site_agent.console import AgentConsole, make_app
+from site_agent.commands import Agent, console_app
+from site_agent.console import AgentPages, make_app
 from site_agent.local_state import site_folder
 from site_agent.passwords import hash_password
 from site_agent.settings import load
@@ -53,17 +50,13 @@ class Console:
         return self.folder / "console-audit.jsonl"
 
 
-AGENTS: dict[str, tuple[type, str, Callable[..., web.Application], str]] = {
-    "sender": (SenderSettings, SENDER_PREFIX, make_sender_console, "sending"),
-    "receiver": (ReceiverSettings, RECEIVER_PREFIX, make_receiver_console, "receiving"),
-}
+AGENTS: dict[str, Agent] = {"sender": SENDER, "receiver": RECEIVER}
 
 
 def agent_settings(agent: str, root: Path, *assignments: str) -> Any:
-    settings_class, prefix, _, _ = AGENTS[agent]
     return load(
-        settings_class,
-        prefix,
+        AGENTS[agent].settings,
+        AGENTS[agent].env_prefix,
         environ={},
         assignments=(
             "relay.url=http://127.0.0.1:9",
@@ -100,23 +93,23 @@ async def running_console(
 ) -> AsyncIterator[Console]:
     """The agent's console (`sender` or `receiver`) with its accounts (default: the nurse)."""
     settings = agent_settings(agent, root, *assignments)
-    _, _, make_console, folder_name = AGENTS[agent]
-    folder = site_folder(settings.state.folder, folder_name)
+    folder = site_folder(settings.state.folder, AGENTS[agent].folder)
     add_accounts(folder, {NURSE: NURSE_PASSWORD} if users is None else users)
     clock = FrozenClock()
-    app = make_console(settings, clock=clock)
+    app = console_app(AGENTS[agent], settings, clock=clock)
     async for url in _served(app):
         yield Console(url, app, clock, folder)
 
 
 @asynccontextmanager
 async def running_test_console(
-    root: Path, agent: AgentConsole, *assignments: str
+    root: Path, pages: AgentPages, *assignments: str
 ) -> AsyncIterator[Console]:
-    """A console for an agent the test defines (its own routes and errors)."""
+    """A console with pages the test defines (its own routes and errors)."""
     settings = agent_settings("sender", root, *assignments)
-    add_accounts(agent.folder, {NURSE: NURSE_PASSWORD})
+    folder = root / "agent"
+    add_accounts(folder, {NURSE: NURSE_PASSWORD})
     clock = FrozenClock()
-    app = make_app(agent, settings.console, clock=clock)
+    app = make_app(pages, settings, folder=folder, add_user="add a user", clock=clock)
     async for url in _served(app):
-        yield Console(url, app, clock, agent.folder)
+        yield Console(url, app, clock, folder)

@@ -16,12 +16,13 @@ from aiohttp import web
 from site_agent.accounts import Accounts
 from site_agent.audit import AuditLog
 from site_agent.console import guard, signin
-from site_agent.console.agent import AgentConsole
+from site_agent.console.agent import AgentPages, AgentSettings
 from site_agent.console.appkeys import (
     ACCOUNTS,
-    AGENT,
+    ADD_USER,
     AUDIT,
     CLOCK,
+    PAGES,
     SESSIONS,
     SETTINGS,
     TEMPLATES,
@@ -43,7 +44,7 @@ CONCURRENT_PASSWORD_CHECKS = 2
 
 
 async def _folder(app: web.Application) -> AsyncIterator[None]:
-    app[AGENT].folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    app[ACCOUNTS].folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     yield
 
 
@@ -68,14 +69,17 @@ async def _no_icon(request: web.Request) -> web.Response:
 
 
 def make_app(
-    agent: AgentConsole,
-    settings: ConsoleSettings,
+    pages: AgentPages,
+    settings: AgentSettings,
     *,
+    folder: Path,
+    add_user: str,
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
-    """The console of `agent`: sign-in, sessions, CSRF, the page frame and error pages, the
-    assets, and the agent's routes behind sign-in. `clock` (seconds since the epoch) is for
-    tests that move time."""
+    """The console of an agent: sign-in, sessions, CSRF, the page frame and error pages, the
+    assets, and the agent's `pages` behind sign-in. Accounts and the audit log are kept in
+    `folder` (the agent's part of its state folder); `add_user` is the command that adds an
+    account. `clock` (seconds since the epoch) is for tests that move time."""
     app = web.Application(
         middlewares=[
             guard.errors_middleware,
@@ -84,14 +88,15 @@ def make_app(
         ],
         client_max_size=MAX_BODY,
     )
-    app[SETTINGS] = settings
-    app[AGENT] = agent
+    app[SETTINGS] = settings.console
+    app[PAGES] = pages
+    app[ADD_USER] = add_user
     app[CLOCK] = clock
-    app[SESSIONS] = SessionBook(settings.idle_timeout)
+    app[SESSIONS] = SessionBook(settings.console.idle_timeout)
     app[THROTTLE] = SignInThrottle()
-    app[ACCOUNTS] = Accounts(agent.folder)
-    app[AUDIT] = AuditLog(agent.folder, clock)
-    app[TEMPLATES] = environment(agent.templates)
+    app[ACCOUNTS] = Accounts(folder)
+    app[AUDIT] = AuditLog(folder, clock)
+    app[TEMPLATES] = environment(pages.templates)
     app[VERIFYING] = asyncio.Semaphore(CONCURRENT_PASSWORD_CHECKS)
     app.on_response_prepare.append(guard.security_headers)
     app.cleanup_ctx.append(_folder)
@@ -99,9 +104,9 @@ def make_app(
     app.router.add_routes(signin.routes)
     app.router.add_static("/static/", STATIC)
     app.router.add_get("/favicon.ico", _no_icon)
-    app.router.add_routes(agent.routes)
-    if agent.setup is not None:
-        agent.setup(app)
+    app.router.add_routes(pages.routes)
+    if pages.setup is not None:
+        pages.setup(app, settings)
     return app
 
 
@@ -130,10 +135,9 @@ def address(settings: ConsoleSettings) -> str:
 
 def serve(app: web.Application, settings: ConsoleSettings) -> None:
     """Run the console until interrupted."""
-    agent = app[AGENT]
-    log.info("%s at %s", agent.title, address(settings))
-    if not Accounts(agent.folder).all():
-        log.warning("no one can sign in yet: add an account with %s", agent.add_user)
+    log.info("%s at %s", app[PAGES].title, address(settings))
+    if not app[ACCOUNTS].all():
+        log.warning("no one can sign in yet: add an account with %s", app[ADD_USER])
     web.run_app(
         app,
         host=settings.listen.host,

@@ -11,13 +11,14 @@ from aiohttp import web
 
 from site_agent.accounts import Accounts
 from site_agent.audit import AuditLog
-from site_agent.console.agent import AgentConsole
+from site_agent.console.agent import AgentPages
 from site_agent.console.sessions import Session, SessionBook
 from site_agent.console.throttle import SignInThrottle
 from site_agent.settings.sections import ConsoleSettings
 
 SETTINGS = web.AppKey("console_settings", ConsoleSettings)
-AGENT = web.AppKey("console_agent", AgentConsole)
+PAGES = web.AppKey("console_pages", AgentPages)
+ADD_USER = web.AppKey("console_add_user", str)  # the command, named while no account exists
 SESSIONS = web.AppKey("console_sessions", SessionBook)
 ACCOUNTS = web.AppKey("console_accounts", Accounts)
 AUDIT = web.AppKey("console_audit", AuditLog)

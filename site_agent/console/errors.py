@@ -13,6 +13,10 @@ class ConsoleError(Exception):
     status = 500
     title = "Something went wrong"
 
+    def __init_subclass__(cls, *, status: int = 500, title: str = "Nothing was done") -> None:
+        super().__init_subclass__()
+        cls.status, cls.title = status, title
+
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail or from_docstring(type(self)))
 
@@ -21,37 +25,22 @@ class ConsoleError(Exception):
         return str(self.args[0])
 
 
-class FormExpired(ConsoleError):
+class FormExpired(ConsoleError, status=403):
     """This form had expired, or did not come from this console, so nothing was done. Go back,
     reload the page and try again."""
 
-    status = 403
-    title = "Nothing was done"
 
-
-class PageNotFound(ConsoleError):
+class PageNotFound(ConsoleError, status=404, title="Page not found"):
     """There is no page at this address. Use the links at the top of the page."""
 
-    status = 404
-    title = "Page not found"
 
-
-class MethodRefused(ConsoleError):
+class MethodRefused(ConsoleError, status=405):
     """This page cannot be used that way. Go back and use the buttons on the page."""
 
-    status = 405
-    title = "Nothing was done"
 
-
-class TooLarge(ConsoleError):
+class TooLarge(ConsoleError, status=413, title="Too large"):
     """What was sent is larger than this console accepts. Nothing was done."""
 
-    status = 413
-    title = "Too large"
 
-
-class BadForm(ConsoleError):
+class BadForm(ConsoleError, status=400):
     """The form was not filled in as this page expects. Go back and try again."""
-
-    status = 400
-    title = "Nothing was done"

@@ -23,9 +23,9 @@ from aiohttp.typedefs import Handler
 from site_agent.console import errors
 from site_agent.console.appkeys import (
     ACCOUNTS,
-    AGENT,
     AUDIT,
     CLOCK,
+    PAGES,
     SESSIONS,
     SETTINGS,
     address_of,
@@ -105,7 +105,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except errors.ConsoleError as e:
         return error_page(request, e)
     except Exception as e:
-        for cls, status in request.app[AGENT].errors:
+        for cls, status in request.app[PAGES].errors:
             if isinstance(e, cls):
                 return error_page(
                     request, None, sentence=str(e), status=status, title="This could not be done"

@@ -21,7 +21,7 @@ from aiohttp import web
 from markupsafe import Markup, escape
 
 from site_agent.console.agent import Link
-from site_agent.console.appkeys import AGENT, CLOCK, SETTINGS, TEMPLATES, session_of
+from site_agent.console.appkeys import CLOCK, PAGES, SETTINGS, TEMPLATES, session_of
 from site_agent.console.errors import ConsoleError
 
 CSRF_FIELD = "csrf_token"
@@ -56,7 +56,7 @@ class Frame:
 
 
 def frame(request: web.Request) -> Frame:
-    agent, settings = request.app[AGENT], request.app[SETTINGS]
+    agent, settings = request.app[PAGES], request.app[SETTINGS]
     session = session_of(request)
     return Frame(
         title=agent.title,

@@ -20,7 +20,7 @@ from site_agent import passwords
 from site_agent.accounts import user_name
 from site_agent.console.appkeys import (
     ACCOUNTS,
-    AGENT,
+    ADD_USER,
     AUDIT,
     CLOCK,
     SESSIONS,
@@ -89,7 +89,7 @@ def _form(
         user_value=user,
         next_to=next_to,
         no_accounts=not request.app[ACCOUNTS].all(),
-        add_user=request.app[AGENT].add_user,
+        add_user=request.app[ADD_USER],
     )
 
 

@@ -1,6 +1,7 @@
 """The sections both agents have: how to reach the relay, where the agent keeps its state, and
-its web console. Each agent's root settings class (`sending_site.settings`,
-`receiving_site.settings`) adds its own sections around these."""
+its web console; and the shape of a section naming a DICOM peer (`DicomPeerSettings`). Each
+agent's root settings class (`sending_site.settings`, `receiving_site.settings`) adds its own
+sections around these."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from site_agent.settings.kinds import HOURS, MINUTES, Duration, HostPort, Url
+from site_agent.settings.kinds import HOURS, MINUTES, AETitle, Duration, HostPort, Port, Url
 from site_agent.settings.schema import setting
 
 MIN_IDLE_TIMEOUT = 1 * MINUTES
@@ -29,8 +30,8 @@ class RelaySettings:
 class StateSettings:
     folder: Path = setting(
         Path("/var/lib/trauma-relay"),
-        "The agent's state folder (the same as --state for push and redeem). It holds the "
-        "transfer journal, the console's accounts and its audit log; back it up.",
+        "The agent's state folder (the same as --state for push and redeem). It holds what the "
+        "agent resumes after a restart, the console's accounts and its audit log; back it up.",
     )
 
 
@@ -45,7 +46,8 @@ class ConsoleSettings:
         "", "Shown at the top of every page, e.g. St. Mary's Emergency Department."
     )
     idle_timeout: Duration = setting(
-        30 * MINUTES, "A signed-in user is signed out after this long without using the console."
+        30 * MINUTES,
+        "A signed-in user is signed out after this long without using the console (1m to 12h).",
     )
     public_url: Url = setting(
         "",
@@ -75,3 +77,13 @@ class ConsoleSettings:
                 "console.public_url to the https address of the proxy in front, or listen on "
                 "127.0.0.1.",
             )
+
+
+@dataclass(frozen=True)
+class DicomPeerSettings:
+    """A DICOM node the agent calls (a PACS, a worklist); the section's help says which, and
+    its default gives the usual AE title."""
+
+    ae_title: AETitle = setting("PACS", "Its AE title.")
+    host: str = setting("", "Its host name or address; empty: not used.")
+    port: Port = setting(104, "Its DICOM port.")

@@ -16,15 +16,17 @@ from pathlib import Path
 import pytest
 
 from e2e.harness import cli_environment, run_cli, trauma_relay_executable
-from receiving_site.settings import ENV_PREFIX as RECEIVER_PREFIX
+from receiving_site.cli import RECEIVER
 from receiving_site.settings import ReceiverSettings
-from sending_site.settings import ENV_PREFIX as SENDER_PREFIX
+from sending_site.cli import SENDER
 from sending_site.settings import SenderSettings
 from site_agent.accounts import Accounts
 from site_agent.passwords import verify
 from site_agent.settings import load
 
 PASSWORD = "correct horse battery staple"
+SENDER_PREFIX = SENDER.env_prefix
+RECEIVER_PREFIX = RECEIVER.env_prefix
 AGENTS = {
     "sender": (SenderSettings, SENDER_PREFIX, "sending"),
     "receiver": (ReceiverSettings, RECEIVER_PREFIX, "receiving"),

@@ -20,7 +20,7 @@ from console_harness import NURSE, NURSE_PASSWORD, Console, running_console, run
 
 from site_agent.accounts import Accounts
 from site_agent.audit import verify_chain
-from site_agent.console import AgentConsole, render
+from site_agent.console import AgentPages, render
 from site_agent.console.guard import COOKIE
 from site_agent.console.throttle import PER_USER, WINDOW
 
@@ -281,7 +281,7 @@ class StudyMissing(Exception):
     pass
 
 
-def _test_agent(folder: Path) -> AgentConsole:
+def _test_pages() -> AgentPages:
     routes = web.RouteTableDef()
 
     @routes.get("/")
@@ -300,9 +300,8 @@ def _test_agent(folder: Path) -> AgentConsole:
     async def act(request: web.Request) -> web.Response:
         return web.Response(text="done")
 
-    return AgentConsole(
+    return AgentPages(
         title="Test console",
-        folder=folder,
         templates="sending_site.console",
         routes=routes,
         errors=((StudyMissing, 409),),
@@ -310,8 +309,7 @@ def _test_agent(folder: Path) -> AgentConsole:
 
 
 async def test_errors_become_calm_pages(tmp_path: Path) -> None:
-    agent = _test_agent(tmp_path / "agent")
-    async with running_test_console(tmp_path, agent) as console, browser_like() as client:
+    async with running_test_console(tmp_path, _test_pages()) as console, browser_like() as client:
         token = await signed_in(client, console)
         status, _, page = await get(client, f"{console.url}/missing")
         assert status == 409

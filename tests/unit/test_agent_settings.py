@@ -11,15 +11,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from receiving_site.settings import ENV_PREFIX as RECEIVER_PREFIX
+from receiving_site.cli import RECEIVER
 from receiving_site.settings import ReceiverSettings
-from sending_site.settings import ENV_PREFIX as SENDER_PREFIX
+from sending_site.cli import SENDER
 from sending_site.settings import SenderSettings
 from site_agent.errors import ConfigUnreadable, SettingInvalid
 from site_agent.settings import HostPort, load, render, replaced
 from site_agent.settings.kinds import Listen, Span, Text
 from site_agent.settings.schema import every_setting
 
+SENDER_PREFIX = SENDER.env_prefix
+RECEIVER_PREFIX = RECEIVER.env_prefix
 AGENTS = [(SenderSettings, SENDER_PREFIX), (ReceiverSettings, RECEIVER_PREFIX)]
 IDS = ["sender", "receiver"]
 VALID = ("relay.url=https://relay.example",)
