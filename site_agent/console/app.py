@@ -52,9 +52,9 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
     async def sweep() -> None:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
-            for session in app[SESSIONS].sweep(app[CLOCK]()):
+            for ended in app[SESSIONS].sweep(app[CLOCK]()):
                 await app[AUDIT].arecord(
-                    "session-expired", who=session.user or "-", where="-", why="idle"
+                    "session-expired", who=ended.user, where="-", why=ended.why.value
                 )
 
     task = asyncio.create_task(sweep())

@@ -34,6 +34,7 @@ from site_agent.console.appkeys import (
 )
 from site_agent.console.pages import CSRF_FIELD, error_page
 from site_agent.console.sessions import Expired
+from site_agent.errors import AgentError, RelayRefused, RelayUnreachable
 
 log = logging.getLogger("site_agent.console")
 
@@ -49,6 +50,7 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+CANNOT = "This could not be done"
 _HTTP_ERRORS: dict[int, type[errors.ConsoleError]] = {
     400: errors.BadForm,
     404: errors.PageNotFound,
@@ -105,13 +107,22 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except errors.ConsoleError as e:
         return error_page(request, e)
     except Exception as e:
-        for cls, status in request.app[PAGES].errors:
-            if isinstance(e, cls):
-                return error_page(
-                    request, None, sentence=str(e), status=status, title="This could not be done"
-                )
-        log.exception("console: %s %s failed", request.method, request.path)
-        return error_page(request, errors.ConsoleError())
+        return _known_or_logged(request, e)
+
+
+def _known_or_logged(request: web.Request, error: Exception) -> web.Response:
+    """The agent's own errors and the site agent's (the relay, a setting, the accounts) with
+    their sentence; anything else with the plain one, and its traceback in the log."""
+    for cls, status in request.app[PAGES].errors:
+        if isinstance(error, cls):
+            return error_page(request, None, sentence=str(error), status=status, title=CANNOT)
+    if isinstance(error, AgentError):
+        log.warning("console: %s %s: %s", request.method, request.path, error.detail)
+        relay = isinstance(error, RelayUnreachable | RelayRefused)
+        status = 502 if relay else 500
+        return error_page(request, None, sentence=error.detail, status=status, title=CANNOT)
+    log.error("console: %s %s failed", request.method, request.path, exc_info=error)
+    return error_page(request, errors.ConsoleError())
 
 
 @web.middleware

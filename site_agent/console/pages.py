@@ -18,7 +18,7 @@ from typing import Any
 
 import jinja2
 from aiohttp import web
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from site_agent.console.agent import Link
 from site_agent.console.appkeys import CLOCK, PAGES, SETTINGS, TEMPLATES, session_of
@@ -104,4 +104,4 @@ def error_page(
     )
 
 
-__all__ = ["CSRF_FIELD", "Frame", "environment", "error_page", "escape", "render"]
+__all__ = ["CSRF_FIELD", "Frame", "environment", "error_page", "render"]

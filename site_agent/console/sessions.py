@@ -106,8 +106,8 @@ class SessionBook:
             del self._live[session_id]
         return len(ids)
 
-    def sweep(self, now: float) -> list[Session]:
-        """Drop sessions that have ended; the signed-in ones dropped (to audit their end)."""
+    def sweep(self, now: float) -> list[Expired]:
+        """Drop sessions that have ended; the signed-in ones among them (to audit their end)."""
         dropped = []
         for session in list(self._live.values()):
             why = self._ended_why(session, now)
@@ -115,7 +115,7 @@ class SessionBook:
                 continue
             del self._live[session.id]
             if session.user is not None:
-                dropped.append(session)
+                dropped.append(Expired(session.user, why, first=True))
                 self._ended[session.id] = (Expired(session.user, why), now)
         for session_id, (_, since) in list(self._ended.items()):
             if now - since > EXPIRED_KEPT or len(self._ended) > self.max_sessions:

@@ -33,16 +33,17 @@ from site_agent.console.appkeys import (
 )
 from site_agent.console.guard import COOKIE, set_cookie
 from site_agent.console.pages import CSRF_FIELD, render
-from site_agent.console.sessions import Session
+from site_agent.console.sessions import MAX_AGE, Session
 
 routes = web.RouteTableDef()
 
 ENDED = {
     "idle": "You were signed out after {idle} without activity. Sign in to continue.",
-    "max-age": "You were signed out at the end of a 12-hour session. Sign in to continue.",
+    "max-age": f"You were signed out after {MAX_AGE / 3600:g} hours. Sign in to continue.",
     "removed": "Your account was removed from this console. Ask your console administrator.",
     "signed-out": "You are signed out.",
 }
+UNKNOWN = "(no such account)"
 WRONG = "That user name and password do not match. Check both (and Caps Lock), then try again."
 STALE = "This page had been open too long. Please enter your user name and password again."
 WAIT = (
@@ -133,7 +134,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     token = str(form.get(CSRF_FIELD, ""))
     if session is None or not hmac.compare_digest(token.encode(), session.csrf_token.encode()):
         await app[AUDIT].arecord(
-            "form-refused", who=typed[:64] or "-", where=address, outcome="refused", path="/sign-in"
+            "form-refused", who="-", where=address, outcome="refused", path="/sign-in"
         )
         new = _anonymous(request)
         page = _form(request, status=403, problem=STALE, user=typed[:64], next_to=next_to)
@@ -144,8 +145,11 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         name = typed.strip().lower()[:64]
     now = app[CLOCK]()
     wait = app[THROTTLE].wait(name, address, now)
+    # A name that is no account is not recorded as typed: it is often a password typed into
+    # the wrong field.
+    who = name if app[ACCOUNTS].find(name) is not None else UNKNOWN
     if wait > 0:
-        await app[AUDIT].arecord("sign-in-throttled", who=name, where=address, outcome="refused")
+        await app[AUDIT].arecord("sign-in-throttled", who=who, where=address, outcome="refused")
         return _form(
             request,
             status=429,
@@ -161,7 +165,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         app[THROTTLE].failed(name, address, app[CLOCK]())
         await app[AUDIT].arecord(
             "sign-in-refused",
-            who=name,
+            who=who,
             where=address,
             outcome="refused",
             reason="unknown user" if account is None else "wrong password",

@@ -23,6 +23,7 @@ from site_agent.audit import verify_chain
 from site_agent.console import AgentPages, render
 from site_agent.console.guard import COOKIE
 from site_agent.console.throttle import PER_USER, WINDOW
+from site_agent.errors import RelayUnreachable
 
 pytestmark = pytest.mark.asyncio
 
@@ -245,10 +246,14 @@ async def test_repeated_failures_are_throttled_even_with_the_right_password(
 async def test_an_unknown_user_is_refused_like_a_wrong_password(tmp_path: Path) -> None:
     async with running_console(tmp_path) as console, browser_like() as client:
         _, _, page = await get(client, f"{console.url}/sign-in")
-        form = {"csrf_token": token_of(page), "user": "nobody", "password": NURSE_PASSWORD}
+        typed = "mistyped-secret-words"  # a password in the wrong field, as happens
+        form = {"csrf_token": token_of(page), "user": typed, "password": NURSE_PASSWORD}
         status, _, page = await post(client, f"{console.url}/sign-in", form)
         assert status == 403
         assert "That user name and password do not match" in page
+    record = json.loads(console.audit.read_text(encoding="utf-8"))
+    assert (record["who"], record["detail"]) == ("(no such account)", {"reason": "unknown user"})
+    assert typed not in console.audit.read_text(encoding="utf-8")
 
 
 async def test_removing_an_account_ends_its_sessions(tmp_path: Path) -> None:
@@ -292,6 +297,10 @@ def _test_pages() -> AgentPages:
     async def missing(request: web.Request) -> web.Response:
         raise StudyMissing("That study is no longer here. Search for it again.")
 
+    @routes.get("/relay")
+    async def relay(request: web.Request) -> web.Response:
+        raise RelayUnreachable("The relay at https://relay.example could not be reached.")
+
     @routes.get("/broken")
     async def broken(request: web.Request) -> web.Response:
         raise RuntimeError("secret internals /var/lib/x")
@@ -314,6 +323,9 @@ async def test_errors_become_calm_pages(tmp_path: Path) -> None:
         status, _, page = await get(client, f"{console.url}/missing")
         assert status == 409
         assert "That study is no longer here. Search for it again." in page
+        status, _, page = await get(client, f"{console.url}/relay")
+        assert status == 502
+        assert "The relay at https://relay.example could not be reached." in page
         status, _, page = await get(client, f"{console.url}/broken")
         assert status == 500
         assert "Something went wrong on this console" in page

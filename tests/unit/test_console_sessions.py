@@ -91,7 +91,7 @@ def test_the_sweep_drops_ended_sessions_and_remembers_why_for_a_while() -> None:
     anonymous = book.start(None, T0)
     busy = book.start("nurse.joy", T0 + IDLE - 1)
     dropped = book.sweep(T0 + IDLE)
-    assert dropped == [idle]
+    assert dropped == [Expired("jsmith", Ended.IDLE, first=True)]
     assert book.find(idle.id, T0 + IDLE) == Expired("jsmith", Ended.IDLE)
     assert book.find(anonymous.id, T0 + IDLE) is anonymous
     assert book.find(busy.id, T0 + IDLE) is busy
