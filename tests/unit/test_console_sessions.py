@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from site_agent.console.sessions import (
     ANONYMOUS_IDLE,
     MAX_AGE,
@@ -13,6 +15,7 @@ from site_agent.console.sessions import (
 from site_agent.console.throttle import PER_ADDRESS, PER_USER, WINDOW, SignInThrottle, Window
 
 IDLE = 30 * 60.0
+DRAWING = (Path(__file__).resolve().parents[2] / "docs" / "console.md").read_text("utf-8")
 T0 = 1_800_000_000.0
 
 
@@ -132,3 +135,11 @@ def test_the_throttle_is_bounded_in_memory() -> None:
         window.failed(f"guess-{i}", T0)
     assert len(window) == 100
     assert window.wait("guess-999", T0) == 0  # one failure only
+
+
+def test_the_drawing_shows_every_way_a_session_ends() -> None:
+    for why in Ended:
+        assert f"signed_in --> ended: {why.value} (" in DRAWING
+    hours = {"anonymous": ANONYMOUS_IDLE, "max-age": MAX_AGE}
+    assert f"anonymous --> [*]: {hours['anonymous'] / 3600:g} hours unused" in DRAWING
+    assert f"max-age ({hours['max-age'] / 3600:g} hours after sign-in)" in DRAWING
