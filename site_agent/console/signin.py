@@ -154,7 +154,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
             request,
             status=429,
             problem=WAIT.format(minutes=_minutes(wait)),
-            user=typed,
+            user=typed[:64],
             next_to=next_to,
         )
     account = app[ACCOUNTS].find(name)
@@ -170,11 +170,13 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
             outcome="refused",
             reason="unknown user" if account is None else "wrong password",
         )
-        return _form(request, status=403, problem=WRONG, user=typed, next_to=next_to)
+        return _form(request, status=403, problem=WRONG, user=typed[:64], next_to=next_to)
     app[THROTTLE].succeeded(name)
     if not account.password.current:  # parameters raised since: store the stronger hash
         fresh = await asyncio.to_thread(passwords.hash_password, password)
-        app[ACCOUNTS].set_password(name, fresh, account.password_changed_at)
+        await asyncio.to_thread(
+            app[ACCOUNTS].set_password, name, fresh, account.password_changed_at
+        )
     app[SESSIONS].end(session.id)
     signed_in = app[SESSIONS].start(name, app[CLOCK]())
     await app[AUDIT].arecord("sign-in", who=name, where=address)

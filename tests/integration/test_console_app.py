@@ -4,6 +4,7 @@ error pages and the audit trail."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ from site_agent.console import AgentPages, render
 from site_agent.console.guard import COOKIE
 from site_agent.console.throttle import PER_USER, WINDOW
 from site_agent.errors import RelayUnreachable
+from site_agent.passwords import PasswordHash, verify
 
 pytestmark = pytest.mark.asyncio
 
@@ -356,3 +358,15 @@ async def test_each_agent_has_its_placeholder_home(tmp_path: Path, agent: str) -
         await signed_in(client, console)
         _, _, home = await get(client, f"{console.url}/")
         assert expected in home
+
+
+async def test_a_hash_with_older_parameters_is_renewed_at_sign_in(tmp_path: Path) -> None:
+    salt = b"s" * 16
+    key = hashlib.scrypt(NURSE_PASSWORD.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    async with running_console(tmp_path, users={}) as console, browser_like() as client:
+        Accounts(console.folder).add(NURSE, PasswordHash(2**14, 8, 1, salt, key), now=1.0)
+        await signed_in(client, console)
+    account = Accounts(console.folder).find(NURSE)
+    assert account is not None
+    assert account.password.current
+    assert verify(NURSE_PASSWORD, account.password)
