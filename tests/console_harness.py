@@ -1,5 +1,6 @@
 """A site agent's console in-process (same event loop as the test), on a free port, with a
-clock the test moves and accounts made directly in its state folder."""
+clock the test moves (`relay_harness.FakeClock`) and accounts made directly in its state
+folder."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from relay_harness import FakeClock
 
 from receiving_site.cli import RECEIVER
 from sending_site.cli import SENDER
@@ -25,24 +27,11 @@ NURSE = "nurse.joy"
 NURSE_PASSWORD = "correct horse battery staple"
 
 
-class FrozenClock:
-    """Seconds since the epoch, moved only by `advance`."""
-
-    def __init__(self, start: float = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @dataclass(frozen=True)
 class Console:
     url: str
     app: web.Application
-    clock: FrozenClock
+    clock: FakeClock
     folder: Path
 
     @property
@@ -95,7 +84,7 @@ async def running_console(
     settings = agent_settings(agent, root, *assignments)
     folder = site_folder(settings.state.folder, AGENTS[agent].folder)
     add_accounts(folder, {NURSE: NURSE_PASSWORD} if users is None else users)
-    clock = FrozenClock()
+    clock = FakeClock(T0)
     app = console_app(AGENTS[agent], settings, clock=clock)
     async for url in _served(app):
         yield Console(url, app, clock, folder)
@@ -109,7 +98,7 @@ async def running_test_console(
     settings = agent_settings("sender", root, *assignments)
     folder = root / "agent"
     add_accounts(folder, {NURSE: NURSE_PASSWORD})
-    clock = FrozenClock()
+    clock = FakeClock(T0)
     app = make_app(pages, settings, folder=folder, add_user="add a user", clock=clock)
     async for url in _served(app):
         yield Console(url, app, clock, folder)
