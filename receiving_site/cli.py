@@ -1,4 +1,5 @@
-"""`trauma-relay redeem`: the trauma center's command line."""
+"""`trauma-relay redeem`: the trauma center's command line; and `trauma-relay receiver ...`: the
+receiving agent (its console and accounts, `site_agent.commands`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from receiving_site import errors
+from receiving_site.settings import ReceiverSettings
+from site_agent.commands import Agent, add_group
 from site_agent.relay_setting import add_relay_arguments
 
 if TYPE_CHECKING:
@@ -86,6 +89,18 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run_redeem)
+
+    add_receiver(sub)
+
+
+RECEIVER = Agent("receiver", "receiving", ReceiverSettings, pages="receiving_site.console")
+
+
+def add_receiver(sub: Any) -> Any:
+    """`trauma-relay receiver console|user ...`; the group's subparsers, for more commands."""
+    return add_group(
+        sub, RECEIVER, help="run the receiving agent (the trauma console, its accounts)"
+    )
 
 
 def _question(args: argparse.Namespace) -> str:

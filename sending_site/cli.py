@@ -1,4 +1,5 @@
-"""`trauma-relay push` and `trauma-relay reissue`: the sending hospital's command line."""
+"""`trauma-relay push` and `trauma-relay reissue`: the sending hospital's command line; and
+`trauma-relay sender ...`: the sending agent (its console and accounts, `site_agent.commands`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sending_site.sheet import TransferSheet
 
+from sending_site.settings import SenderSettings
 from sending_site.transfers_cli import add_parsers as add_transfer_parsers
+from site_agent.commands import Agent, add_group
 from site_agent.relay_setting import add_relay_arguments
 
 PAPERS = ("a4", "letter")
@@ -111,6 +114,15 @@ def add_parsers(sub: Any) -> None:
     glass.add_argument("--state", type=Path, help="this site's state folder")
     glass.add_argument("--json", action="store_true", help="print one JSON object")
     glass.set_defaults(run=run_break_glass)
+    add_sender(sub)
+
+
+SENDER = Agent("sender", "sending", SenderSettings, pages="sending_site.console")
+
+
+def add_sender(sub: Any) -> Any:
+    """`trauma-relay sender console|user ...`; the group's subparsers, for more commands."""
+    return add_group(sub, SENDER, help="run the sending agent (the ER console, its accounts)")
 
 
 def _credential(args: argparse.Namespace) -> str:

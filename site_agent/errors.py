@@ -1,4 +1,5 @@
-"""What a site agent's relay client and local set-up refuse, in sentences staff can act on."""
+"""What a site agent refuses, in sentences staff can act on: the relay client, the local set-up
+(settings, the site credential) and the console's accounts."""
 
 from __future__ import annotations
 
@@ -65,3 +66,44 @@ class RelayNotSet(AgentError):
 
 class SettingsUnreadable(AgentError):
     """The settings file could not be read. Check its path and contents, or give --relay."""
+
+
+class SettingInvalid(AgentError):
+    """A setting is invalid. Fix it in the configuration file, the environment or --set, then
+    start the agent again."""
+
+
+class ConfigUnreadable(AgentError):
+    """The configuration file could not be read. Check its path and permissions."""
+
+
+class AccountError(AgentError):
+    """The console account could not be changed."""
+
+
+class UserNameRefused(AccountError):
+    """A user name is 1 to 64 letters, digits, dots, dashes, underscores or @, starting with a
+    letter or digit."""
+
+
+class UserExists(AccountError):
+    """There is already a console account with that name. To give it a new password, use
+    `user password NAME`."""
+
+
+class UserUnknown(AccountError):
+    """There is no console account with that name. `user list` shows the accounts."""
+
+
+class PasswordRefused(AccountError):
+    """That password cannot be used: it needs at least 15 characters (a few ordinary words in a
+    row are easy to type and hard to guess), and must not be the user name."""
+
+
+class PasswordsDiffer(AccountError):
+    """The two passwords typed were not the same. Nothing was changed; run the command again."""
+
+
+class AccountsUnreadable(AccountError):
+    """The console's account file could not be read. Check the state folder's permissions; if
+    the file was damaged, restore it from a backup or remove it and add the accounts again."""

@@ -14,7 +14,7 @@ import pytest
 
 from transfer_codes.messages import from_docstring
 
-PACKAGES = ("transfer_codes", "relay", "sending_site", "receiving_site")
+PACKAGES = ("transfer_codes", "relay", "site_agent", "sending_site", "receiving_site")
 
 
 def _errors_modules() -> list[ModuleType]:

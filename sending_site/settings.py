@@ -1,0 +1,73 @@
+"""The sending agent's settings (`trauma-relay sender --print-config` shows them all, with their
+defaults): the relay, its own DICOM node that the ER's PACS sends to, the spool the images wait
+in, the hospital PACS it queries and retrieves from, the ER console and the state folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from site_agent.settings import (
+    SECONDS,
+    AETitle,
+    Duration,
+    HostPort,
+    section,
+    setting,
+)
+from site_agent.settings.sections import (
+    ConsoleSettings,
+    DicomPeerSettings,
+    RelaySettings,
+    StateSettings,
+)
+
+CONSOLE_PORT = 8760
+
+
+@dataclass(frozen=True)
+class DicomNodeSettings:
+    ae_title: AETitle = setting(
+        "TRAUMARELAY",
+        "This agent's AE title: the PACS administrator adds a DICOM node with this title, this "
+        "machine's address and the port below.",
+    )
+    listen: HostPort = setting(
+        HostPort("0.0.0.0", 11112),  # noqa: S104 - the PACS sends from another machine
+        "Address and port the agent receives DICOM on (C-STORE).",
+    )
+
+
+@dataclass(frozen=True)
+class SpoolSettings:
+    folder: Path = setting(
+        Path("/var/lib/trauma-relay/sending/spool"),
+        "Where received images wait until their transfer is delivered; named by the agent's "
+        "own ids, never by a received value.",
+    )
+    stable_age: Duration = setting(
+        30 * SECONDS,
+        "A study counts as complete when no image of it arrived for this long (DICOM has no "
+        "end-of-study signal).",
+    )
+
+
+@dataclass(frozen=True)
+class SenderSettings:
+    relay: RelaySettings = section(RelaySettings, "How this agent reaches the relay.")
+    dicom: DicomNodeSettings = section(
+        DicomNodeSettings, "The agent's own DICOM node, which the ER's PACS sends studies to."
+    )
+    spool: SpoolSettings = section(SpoolSettings, "Received images, before they are sent.")
+    pacs: DicomPeerSettings = section(
+        DicomPeerSettings,
+        "The hospital PACS, for finding a study nobody sent (C-FIND) and fetching it (C-MOVE "
+        "to this agent's AE title): its administrator allows both for the AE title above. "
+        "Without a host, staff cannot search the PACS from the console.",
+    )
+    console: ConsoleSettings = section(
+        ConsoleSettings,
+        "The ER console: the web pages where staff create transfers.",
+        ConsoleSettings(listen=HostPort("127.0.0.1", CONSOLE_PORT)),
+    )
+    state: StateSettings = section(StateSettings, "Where the agent keeps what it must not lose.")

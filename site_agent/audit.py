@@ -1,0 +1,112 @@
+"""The agent's local audit log: `<agent folder>/console-audit.jsonl`, one JSON object a line,
+appended and fsynced, never rewritten. Each line carries the SHA-256 of the line before it
+(`prev`), so a removed or edited line breaks the chain (`verify_chain`).
+
+What is recorded: who (console user, or the operating-system account at the command line), what
+(an action from `EVENT_IDS`, with its DICOM PS3.15 A.5 event id), when, from where, and the
+outcome. Never a password, a session id or a CSRF token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import fcntl
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+FILE = "console-audit.jsonl"
+GENESIS = "0" * 64
+USER_AUTHENTICATION = "110114"
+SECURITY_ALERT = "110113"
+
+EVENT_IDS = {
+    "sign-in": USER_AUTHENTICATION,
+    "sign-in-refused": USER_AUTHENTICATION,
+    "sign-in-throttled": SECURITY_ALERT,
+    "sign-out": USER_AUTHENTICATION,
+    "session-expired": USER_AUTHENTICATION,
+    "form-refused": SECURITY_ALERT,
+    "user-added": SECURITY_ALERT,
+    "user-removed": SECURITY_ALERT,
+    "password-changed": SECURITY_ALERT,
+}
+
+
+def _digest(line: bytes) -> str:
+    return hashlib.sha256(line.rstrip(b"\n")).hexdigest()
+
+
+def _last_line(path: Path) -> bytes | None:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            lines = f.read().rstrip(b"\n").split(b"\n")
+    except FileNotFoundError:
+        return None
+    return lines[-1] if lines and lines[-1] else None
+
+
+class AuditLog:
+    """Append-only and hash-chained; shared safely by threads, and by processes (the console
+    and the command line) through a lock on the file."""
+
+    def __init__(self, folder: Path, clock: Callable[[], float]) -> None:
+        self.path = folder / FILE
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def record(
+        self, action: str, *, who: str, where: str, outcome: str = "success", **detail: object
+    ) -> None:
+        """Append one record (a KeyError for an action missing from `EVENT_IDS`)."""
+        moment = datetime.datetime.fromtimestamp(self._clock(), tz=datetime.UTC)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                # Another process (the command line) may append too: one at a time, so the
+                # chain never forks.
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                previous = _last_line(self.path)
+                entry = {
+                    "at": moment.isoformat(timespec="milliseconds"),
+                    "event_id": EVENT_IDS[action],
+                    "action": action,
+                    "who": who,
+                    "where": where,
+                    "outcome": outcome,
+                    **({"detail": detail} if detail else {}),
+                    "prev": _digest(previous) if previous else GENESIS,
+                }
+                line = json.dumps(entry, ensure_ascii=False, sort_keys=True).encode() + b"\n"
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    async def arecord(
+        self, action: str, *, who: str, where: str, outcome: str = "success", **detail: object
+    ) -> None:
+        """`record` off the event loop (it reads the last line and fsyncs)."""
+        await asyncio.to_thread(
+            self.record, action, who=who, where=where, outcome=outcome, **detail
+        )
+
+
+def verify_chain(path: Path) -> int:
+    """The number of records in `path`; `ValueError` naming the first line whose `prev` does
+    not match the line before it."""
+    previous = GENESIS
+    count = 0
+    for count, line in enumerate(path.read_bytes().splitlines(), start=1):
+        if json.loads(line)["prev"] != previous:
+            raise ValueError(f"{path}: line {count} does not follow line {count - 1}")
+        previous = _digest(line)
+    return count

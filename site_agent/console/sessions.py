@@ -1,0 +1,132 @@
+"""Console sessions, kept in memory on the server: the browser holds only a random id.
+
+A session starts anonymous when the sign-in page is first shown (so that the sign-in form has a
+CSRF token too) and a new one, with a new id, replaces it at sign-in (an id seen before sign-in
+is never the signed-in one). A signed-in session ends after `idle_timeout` without activity, or
+`MAX_AGE` after sign-in, whichever comes first. Pure: the time is passed in, nothing is written;
+a restart signs everyone out.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass
+from enum import Enum
+
+HOURS = 3600.0
+MAX_AGE = 12 * HOURS  # a shift: sign in again at the start of each
+ANONYMOUS_IDLE = 12 * HOURS  # a sign-in page left open all night still works
+EXPIRED_KEPT = 8 * HOURS  # how long an ended session is remembered, to say why it ended
+MAX_SESSIONS = 2000  # signed-in and anonymous alike; the longest idle go first
+ID_BYTES = 32
+
+
+class Ended(Enum):
+    """Why a session the browser still names is gone."""
+
+    IDLE = "idle"
+    MAX_AGE = "max-age"
+
+
+@dataclass
+class Session:
+    id: str
+    csrf_token: str
+    user: str | None  # None until sign-in
+    started: float
+    last_seen: float
+
+
+@dataclass(frozen=True)
+class Expired:
+    """A signed-in session that ended without sign-out; `first` only when this is the request
+    that found it ended (to audit it once)."""
+
+    user: str
+    why: Ended
+    first: bool = False
+
+
+class SessionBook:
+    def __init__(self, idle_timeout: float, *, max_sessions: int = MAX_SESSIONS) -> None:
+        self.idle_timeout = idle_timeout
+        self.max_sessions = max_sessions
+        self._live: OrderedDict[str, Session] = OrderedDict()  # least recently seen first
+        self._ended: OrderedDict[str, tuple[Expired, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def start(self, user: str | None, now: float) -> Session:
+        """A new session with fresh random id and CSRF token."""
+        session = Session(
+            id=secrets.token_urlsafe(ID_BYTES),
+            csrf_token=secrets.token_urlsafe(ID_BYTES),
+            user=user,
+            started=now,
+            last_seen=now,
+        )
+        self._live[session.id] = session
+        while len(self._live) > self.max_sessions:
+            self._live.popitem(last=False)
+        return session
+
+    def find(
+        self, session_id: str, now: float, *, activity: bool = True
+    ) -> Session | Expired | None:
+        """The live session `session_id`, its `last_seen` moved to `now` when this is the
+        user's `activity` (not a page refreshing itself); `Expired` if it has just ended or
+        ended lately; None if unknown."""
+        session = self._live.get(session_id)
+        if session is None:
+            ended = self._ended.get(session_id)
+            return ended[0] if ended else None
+        why = self._ended_why(session, now)
+        if why is not None:
+            self.end(session_id)
+            if session.user is None:
+                return None
+            self._ended[session_id] = (Expired(session.user, why), now)
+            return Expired(session.user, why, first=True)
+        if activity:
+            session.last_seen = now
+            self._live.move_to_end(session_id)
+        return session
+
+    def end(self, session_id: str) -> Session | None:
+        """Forget a session (sign-out, or replaced at sign-in); the session, if it was live."""
+        self._ended.pop(session_id, None)
+        return self._live.pop(session_id, None)
+
+    def end_user(self, user: str) -> int:
+        """End every session of `user` (their account was removed); how many there were."""
+        ids = [s.id for s in self._live.values() if s.user == user]
+        for session_id in ids:
+            del self._live[session_id]
+        return len(ids)
+
+    def sweep(self, now: float) -> list[Expired]:
+        """Drop sessions that have ended; the signed-in ones among them (to audit their end)."""
+        dropped = []
+        for session in list(self._live.values()):
+            why = self._ended_why(session, now)
+            if why is None:
+                continue
+            del self._live[session.id]
+            if session.user is not None:
+                dropped.append(Expired(session.user, why, first=True))
+                self._ended[session.id] = (Expired(session.user, why), now)
+        for session_id, (_, since) in list(self._ended.items()):
+            if now - since > EXPIRED_KEPT or len(self._ended) > self.max_sessions:
+                del self._ended[session_id]
+        return dropped
+
+    def _ended_why(self, session: Session, now: float) -> Ended | None:
+        if session.user is None:
+            return Ended.IDLE if now - session.last_seen >= ANONYMOUS_IDLE else None
+        if now - session.started >= MAX_AGE:
+            return Ended.MAX_AGE
+        if now - session.last_seen >= self.idle_timeout:
+            return Ended.IDLE
+        return None
