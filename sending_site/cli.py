@@ -53,6 +53,41 @@ def add_parsers(sub: Any) -> None:
     reissue.add_argument("--state", type=Path, help="this site's state folder")
     reissue.add_argument("--json", action="store_true", help="print one JSON object")
     reissue.set_defaults(run=run_reissue)
+    _add_sender(sub)
+
+
+def _add_sender(sub: Any) -> None:
+    sender = sub.add_parser(
+        "sender",
+        help="run the sending site's agent",
+        description="The sending site's agent: a DICOM node the ER's PACS and scanners send to.",
+    )
+    commands = sender.add_subparsers(dest="sender_command", required=True)
+    inbox = commands.add_parser(
+        "inbox",
+        help="receive studies over DICOM into a spool folder",
+        description="Receive studies (C-STORE, C-ECHO) into a spool folder and index them.",
+    )
+    inbox.add_argument("--ae-title", default="TRAUMARELAY", help="this node's AE title")
+    inbox.add_argument("--port", type=int, default=11112, help="DICOM port (default 11112)")
+    inbox.add_argument(
+        "--bind",
+        default="0.0.0.0",  # noqa: S104 - the PACS and the scanners must reach the agent
+        metavar="HOST",
+        help="listen address (default: all)",
+    )
+    inbox.add_argument("--spool", type=Path, required=True, help="folder for received images")
+    inbox.set_defaults(run=run_sender_inbox)
+
+
+def run_sender_inbox(args: argparse.Namespace) -> int:
+    from sending_site.inbox.service import run
+    from sending_site.inbox.settings import InboxSettings
+
+    settings = InboxSettings(
+        spool=args.spool, ae_title=args.ae_title, host=args.bind, port=args.port
+    )
+    return run(settings)
 
 
 def _when(epoch: float) -> str:
