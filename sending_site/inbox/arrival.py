@@ -10,6 +10,7 @@ studies. Refusals carry a C-STORE failure status and the reason for the log.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -27,6 +28,8 @@ CANNOT_UNDERSTAND = 0xC000
 PREAMBLE = b"\x00" * 128
 IMPLEMENTATION_VERSION = "TRAUMARELAY"
 _SHOWN_CHARACTERS = 80  # of a received value quoted in the log
+_UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
+_UID_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -161,10 +164,11 @@ def describe(
 
 def bad_uid(name: str, value: str) -> Refusal | None:
     """A refusal unless `value` is a valid UID (PS3.5 9.1: at most 64 characters, digits in
-    dot-separated components without leading zeros)."""
-    if value and UID(value).is_valid:
+    dot-separated components without leading zeros). Checked here rather than by pydicom,
+    which warns (process-wide state) on every invalid value it meets."""
+    if len(value) <= _UID_MAX and _UID.fullmatch(value):
         return None
-    return Refusal(CANNOT_UNDERSTAND, f"its {name} {shown(value)} is not a valid UID")
+    return Refusal(CANNOT_UNDERSTAND, f"the {name} {shown(value)} is not a valid UID")
 
 
 def refusal(
@@ -173,12 +177,12 @@ def refusal(
     """Why an instance must not be kept, or None: a UID that is not one, or a data set that
     is not the instance the C-STORE request announced."""
     for name, value in (
-        ("Affected SOP Instance UID", affected_sop_instance),
-        ("Affected SOP Class UID", affected_sop_class),
-        ("SOP Instance UID", arrival.sop_instance_uid),
-        ("SOP Class UID", arrival.sop_class_uid),
-        ("Study Instance UID", arrival.study_instance_uid),
-        ("Series Instance UID", arrival.series_instance_uid),
+        ("request's Affected SOP Instance UID", affected_sop_instance),
+        ("request's Affected SOP Class UID", affected_sop_class),
+        ("data set's SOP Instance UID", arrival.sop_instance_uid),
+        ("data set's SOP Class UID", arrival.sop_class_uid),
+        ("data set's Study Instance UID", arrival.study_instance_uid),
+        ("data set's Series Instance UID", arrival.series_instance_uid),
     ):
         refused = bad_uid(name, value)
         if refused:

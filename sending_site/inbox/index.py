@@ -169,8 +169,9 @@ class InboxIndex:
             study_id = study[0] if study else await self._new_study(arrival)
             series_id = series[0] if series else await self._new_series(arrival, study_id)
             await self._db.execute(
-                "UPDATE studies SET last_arrival = max(last_arrival, ?) WHERE id = ?",
-                (arrival.arrived_at, study_id),
+                "UPDATE studies SET first_arrival = min(first_arrival, ?), "
+                "last_arrival = max(last_arrival, ?) WHERE id = ?",
+                (arrival.arrived_at, arrival.arrived_at, study_id),
             )
             if arrival.slice_thickness_mm is not None:
                 await self._db.execute(

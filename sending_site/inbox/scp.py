@@ -162,12 +162,12 @@ class StorageSCP:
         sop_class = str(request.AffectedSOPClassUID or "")
         sop_instance = str(request.AffectedSOPInstanceUID or "")
         for name, value in (
-            ("Affected SOP Class UID", sop_class),
-            ("Affected SOP Instance UID", sop_instance),
+            ("request's Affected SOP Class UID", sop_class),
+            ("request's Affected SOP Instance UID", sop_instance),
         ):
             bad = arrival.bad_uid(name, value)
             if bad:
-                return bad.status, f"the request's {bad.reason}"
+                return bad.status, bad.reason
         syntax = str(event.context.transfer_syntax)
         calling = str(event.assoc.requestor.ae_title)
         header = arrival.part10_header(sop_class, sop_instance, syntax, calling)

@@ -86,7 +86,11 @@ def run(settings: InboxSettings) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    # Hostile or sloppy peers make pydicom and pynetdicom warn about every odd value they
+    # decode; the inbox logs one line per refused image or association saying why.
+    logging.getLogger("pynetdicom").setLevel(logging.ERROR)
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom\.")
 
     def ready(port: int) -> None:
         print(
