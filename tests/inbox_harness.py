@@ -10,17 +10,43 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from peers import PEER_ENVIRONMENT
 from peers.ports import free_port
+
+from sending_site.inbox.arrival import Arrival, Patient
 
 START_TIMEOUT = 30.0  # seconds for the agent to say it listens
 STOP_TIMEOUT = 30.0  # seconds after SIGTERM before SIGKILL
 READY = "Receiving DICOM as"
 OUR_FILE_NAME = re.compile(r"[0-9a-f]{32}\.dcm")
+JANE = Patient("ER-1", "ER-GENERAL", "DOE^JANE", "19850214", "F")
+ARRIVAL = Arrival(
+    instance_id="0" * 32,
+    sop_instance_uid="1.2.3.4",
+    sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
+    transfer_syntax_uid="1.2.840.10008.1.2.1",
+    study_instance_uid="1.2.3",
+    series_instance_uid="1.2.3.1",
+    patient=JANE,
+    accession_number="A000001",
+    study_date="20250101",
+    study_time="031500",
+    study_description="CT TRAUMA",
+    modality="CT",
+    series_number=1,
+    series_description="AXIAL",
+    instance_number=1,
+    slice_thickness_mm=1.0,
+    size=1000,
+    arrived_at=1_800_000_000.0,
+    calling_ae_title="CT1",
+)
 
 
 def trauma_relay_command() -> str:
@@ -29,7 +55,7 @@ def trauma_relay_command() -> str:
 
 
 class InboxProcess:
-    """The agent's DICOM inbox on 127.0.0.1, started on entry, stopped (SIGTERM) on exit."""
+    """The agent's DICOM inbox on 127.0.0.1 (see `running_inbox`)."""
 
     def __init__(self, root: Path, *, ae_title: str = "TRAUMARELAY") -> None:
         self.root = root
@@ -40,7 +66,8 @@ class InboxProcess:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> Self:
+    def start(self) -> InboxProcess:
+        """Start the agent and wait until it says it listens."""
         self.root.mkdir(parents=True, exist_ok=True)
         args = ["sender", "inbox", "--ae-title", self.ae_title, "--port", str(self.port)]
         args += ["--bind", self.host, "--spool", str(self.spool)]
@@ -60,14 +87,6 @@ class InboxProcess:
                 raise RuntimeError(f"the inbox did not start:\n{self.log()[-3000:]}")
             time.sleep(0.05)
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def stop(self) -> int | None:
         """SIGTERM, then the exit status (SIGKILL if it does not stop in time)."""
@@ -137,6 +156,22 @@ class InboxProcess:
 
     def kept_files(self) -> list[Path]:
         return sorted((self.spool / "instances").glob("*"))
+
+
+@contextmanager
+def running_inbox(root: Path, *, ae_title: str = "TRAUMARELAY") -> Iterator[InboxProcess]:
+    """The inbox started in `root` (its working folder, spool and log), stopped (SIGTERM)
+    on leaving."""
+    agent = InboxProcess(root, ae_title=ae_title)
+    try:
+        yield agent.start()
+    finally:
+        agent.stop()
+
+
+def an_arrival(**changes: Any) -> Arrival:
+    """A received CT instance as the index records it, with `changes`."""
+    return replace(ARRIVAL, **changes)
 
 
 def make_multi_series_study(folder: Path, seed: int, **patient: Any) -> dict[str, list[Path]]:

@@ -128,35 +128,26 @@ def assess(
     answers; None when the PACS was not asked, `pacs_problem` then saying why). `now` and the
     study's arrival times are seconds since the epoch; `stable_after` is in seconds."""
     held = {p.series_instance_uid: p for p in pacs or ()}
-    checks = []
-    for s in study.series:
-        in_pacs = held.pop(s.series_instance_uid, None)
-        checks.append(
-            SeriesCheck(
-                series_instance_uid=s.series_instance_uid,
-                series_number=s.series_number,
-                modality=s.modality,
-                description=s.description,
-                received=s.instances,
-                in_pacs=in_pacs.instances if in_pacs else None,
-                state=_state(s.instances, in_pacs, pacs is not None),
-            )
+    received = {s.series_instance_uid for s in study.series}
+    # What arrived, then what only the PACS holds (none of it arrived).
+    rows: list[tuple[SeriesRecord | PacsSeries, int]] = [(s, s.instances) for s in study.series]
+    rows += [(p, 0) for uid, p in held.items() if uid not in received]
+    checks = tuple(
+        SeriesCheck(
+            series_instance_uid=row.series_instance_uid,
+            series_number=row.series_number,
+            modality=row.modality,
+            description=row.description,
+            received=count,
+            in_pacs=in_pacs.instances if in_pacs else None,
+            state=_state(count, in_pacs, pacs is not None),
         )
-    for only_in_pacs in held.values():  # none of these arrived
-        checks.append(
-            SeriesCheck(
-                series_instance_uid=only_in_pacs.series_instance_uid,
-                series_number=only_in_pacs.series_number,
-                modality=only_in_pacs.modality,
-                description=only_in_pacs.description,
-                received=0,
-                in_pacs=only_in_pacs.instances,
-                state=_state(0, only_in_pacs, True),
-            )
-        )
+        for row, count in rows
+        for in_pacs in [held.get(row.series_instance_uid)]
+    )
     return CompletenessReport(
         study_instance_uid=study.study_instance_uid,
-        series=tuple(checks),
+        series=checks,
         compared_with_pacs=pacs is not None,
         seconds_since_last_image=study.seconds_since_last_image(now),
         stable_after=stable_after,

@@ -244,8 +244,8 @@ class InboxIndex:
         pattern = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         rows = await self._all(
             "SELECT p.patient_id, p.issuer, p.name, p.birth_date, p.sex, st.study_instance_uid, "
-            "st.accession_number, st.study_date, "
-            "st.description, st.last_arrival, count(DISTINCT se.id), count(i.id) "
+            "st.accession_number, st.study_date, st.description, count(DISTINCT se.id), "
+            "count(i.id), st.last_arrival "
             "FROM studies st JOIN patients p ON p.id = st.patient "
             "LEFT JOIN series se ON se.study = st.id LEFT JOIN instances i ON i.series = se.id "
             "WHERE ? = '' OR p.name LIKE ? || '%' ESCAPE '\\' "
@@ -258,19 +258,8 @@ class InboxIndex:
             pattern,
             limit,
         )
-        return [
-            StudyListing(
-                study_instance_uid=r[5],
-                patient=_patient(r),
-                accession_number=r[6],
-                study_date=r[7],
-                description=r[8],
-                last_arrival=r[9],
-                series=r[10],
-                instances=r[11],
-            )
-            for r in rows
-        ]
+        # The columns after the patient's are StudyListing's fields, in order.
+        return [StudyListing(r[5], _patient(r), *r[6:]) for r in rows]
 
     async def study(self, study_instance_uid: str) -> StudyRecord | None:
         """The study with its series and their instance counts, or None."""
@@ -291,16 +280,17 @@ class InboxIndex:
             "GROUP BY se.id ORDER BY se.series_number IS NULL, se.series_number, se.id",
             row[5],
         )
+        accession, date, time_of_day, description, first, last = row[6:]
         return StudyRecord(
-            study_instance_uid=study_instance_uid,
-            patient=_patient(row),
-            accession_number=row[6],
-            study_date=row[7],
-            study_time=row[8],
-            description=row[9],
-            first_arrival=row[10],
-            last_arrival=row[11],
-            series=tuple(SeriesRecord(*s) for s in series),
+            study_instance_uid,
+            _patient(row),
+            accession,
+            date,
+            time_of_day,
+            description,
+            first,
+            last,
+            tuple(SeriesRecord(*s) for s in series),
         )
 
     async def study_files(self, study_instance_uid: str) -> list[str]:

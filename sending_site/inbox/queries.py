@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from pydicom.dataset import Dataset
 
@@ -17,20 +18,35 @@ from sending_site.inbox.errors import QueryInvalid
 # Characters that make a C-FIND key a pattern (PS3.4 C.2.2.2.4) or break a value (PS3.5 6.2).
 _SPECIAL = set("*?\\")
 _BIRTH_DATE = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
-_STUDY_KEYS = (
-    "PatientName",
-    "PatientID",
-    "IssuerOfPatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "StudyDate",
-    "StudyTime",
-    "AccessionNumber",
-    "StudyDescription",
-    "ModalitiesInStudy",
+# The return keys of each level, by the field of the answer they fill (counts are numbers).
+_STUDY_ANSWER = {
+    "study_instance_uid": "StudyInstanceUID",
+    "patient_name": "PatientName",
+    "patient_id": "PatientID",
+    "issuer_of_patient_id": "IssuerOfPatientID",
+    "patient_birth_date": "PatientBirthDate",
+    "patient_sex": "PatientSex",
+    "accession_number": "AccessionNumber",
+    "study_date": "StudyDate",
+    "study_time": "StudyTime",
+    "study_description": "StudyDescription",
+    "modalities": "ModalitiesInStudy",
+    "series": "NumberOfStudyRelatedSeries",
+    "instances": "NumberOfStudyRelatedInstances",
+}
+_SERIES_ANSWER = {
+    "series_instance_uid": "SeriesInstanceUID",
+    "series_number": "SeriesNumber",
+    "modality": "Modality",
+    "description": "SeriesDescription",
+    "instances": "NumberOfSeriesRelatedInstances",
+}
+_NUMBERS = {
+    "SeriesNumber",
     "NumberOfStudyRelatedSeries",
     "NumberOfStudyRelatedInstances",
-)
+    "NumberOfSeriesRelatedInstances",
+}
 
 
 def _plain(what: str, value: str) -> str:
@@ -88,8 +104,7 @@ class StudyQuery:
         if not (self.patient_name + self.patient_id + self.accession_number).isascii():
             ds.SpecificCharacterSet = "ISO_IR 192"
         ds.QueryRetrieveLevel = "STUDY"
-        ds.StudyInstanceUID = ""
-        for keyword in _STUDY_KEYS:
+        for keyword in _STUDY_ANSWER.values():
             setattr(ds, keyword, "")
         ds.PatientID = self.patient_id
         ds.AccessionNumber = self.accession_number
@@ -98,8 +113,15 @@ class StudyQuery:
         return ds
 
 
-def _text(ds: Dataset, keyword: str) -> str:
+def _value(ds: Dataset, keyword: str) -> str | int | None:
+    """An answer's value as text ("" if absent), or for a count a number (None if absent or
+    not a number): PACS answers are read tolerantly."""
     value = ds.get(keyword)
+    if keyword in _NUMBERS:
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return None
     if value is None:
         return ""
     if keyword == "ModalitiesInStudy" and not isinstance(value, str):
@@ -107,11 +129,8 @@ def _text(ds: Dataset, keyword: str) -> str:
     return str(value).strip()
 
 
-def _count(ds: Dataset, keyword: str) -> int | None:
-    try:
-        return int(ds.get(keyword))
-    except (TypeError, ValueError):
-        return None
+def _answer(ds: Dataset, fields: dict[str, str]) -> dict[str, Any]:
+    return {field: _value(ds, keyword) for field, keyword in fields.items()}
 
 
 @dataclass(frozen=True)
@@ -134,34 +153,17 @@ class StudyMatch:
 
 
 def study_match(ds: Dataset) -> StudyMatch:
-    """Read one STUDY-level answer; absent or unreadable values become "" or None."""
-    return StudyMatch(
-        study_instance_uid=_text(ds, "StudyInstanceUID"),
-        patient_name=_text(ds, "PatientName"),
-        patient_id=_text(ds, "PatientID"),
-        issuer_of_patient_id=_text(ds, "IssuerOfPatientID"),
-        patient_birth_date=_text(ds, "PatientBirthDate"),
-        patient_sex=_text(ds, "PatientSex"),
-        accession_number=_text(ds, "AccessionNumber"),
-        study_date=_text(ds, "StudyDate"),
-        study_time=_text(ds, "StudyTime"),
-        study_description=_text(ds, "StudyDescription"),
-        modalities=_text(ds, "ModalitiesInStudy"),
-        series=_count(ds, "NumberOfStudyRelatedSeries"),
-        instances=_count(ds, "NumberOfStudyRelatedInstances"),
-    )
+    """Read one STUDY-level answer."""
+    return StudyMatch(**_answer(ds, _STUDY_ANSWER))
 
 
 def series_identifier(study_instance_uid: str) -> Dataset:
     """The SERIES-level C-FIND identifier asking for every series of a study and its count."""
     ds = Dataset()
     ds.QueryRetrieveLevel = "SERIES"
+    for keyword in _SERIES_ANSWER.values():
+        setattr(ds, keyword, "")
     ds.StudyInstanceUID = study_instance_uid
-    ds.SeriesInstanceUID = ""
-    ds.Modality = ""
-    ds.SeriesNumber = ""
-    ds.SeriesDescription = ""
-    ds.NumberOfSeriesRelatedInstances = ""
     return ds
 
 
@@ -178,13 +180,7 @@ class PacsSeries:
 
 def pacs_series(ds: Dataset) -> PacsSeries:
     """Read one SERIES-level answer."""
-    return PacsSeries(
-        series_instance_uid=_text(ds, "SeriesInstanceUID"),
-        series_number=_count(ds, "SeriesNumber"),
-        modality=_text(ds, "Modality"),
-        description=_text(ds, "SeriesDescription"),
-        instances=_count(ds, "NumberOfSeriesRelatedInstances"),
-    )
+    return PacsSeries(**_answer(ds, _SERIES_ANSWER))
 
 
 def move_identifier(study_instance_uid: str) -> Dataset:

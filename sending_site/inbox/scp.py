@@ -21,19 +21,11 @@ from typing import Any, cast
 
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import (
-    JPEG2000,
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    JPEG2000Lossless,
-    JPEGBaseline8Bit,
-    JPEGExtended12Bit,
-    JPEGLossless,
-    JPEGLosslessSV1,
-    JPEGLSLossless,
-    JPEGLSNearLossless,
-    RLELossless,
+    JPEG2000TransferSyntaxes,
+    JPEGLSTransferSyntaxes,
+    JPEGTransferSyntaxes,
+    RLETransferSyntaxes,
+    UncompressedTransferSyntaxes,
 )
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.dimse_primitives import C_STORE
@@ -50,20 +42,14 @@ from sending_site.inbox.spool import Spool, new_id
 LOGGER = logging.getLogger(__name__)
 
 VERIFICATION = "1.2.840.10008.1.1"
+# Explicit and Implicit VR Little Endian first: what a peer proposing many gets, when it
+# proposes them first (the acceptor keeps the peer's order). Compressed images come as sent.
 TRANSFER_SYNTAXES = [
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-    JPEGBaseline8Bit,
-    JPEGExtended12Bit,
-    JPEGLossless,
-    JPEGLosslessSV1,
-    JPEGLSLossless,
-    JPEGLSNearLossless,
-    JPEG2000Lossless,
-    JPEG2000,
-    RLELossless,
+    *UncompressedTransferSyntaxes,  # including Deflated and Explicit VR Big Endian
+    *JPEGTransferSyntaxes,
+    *JPEGLSTransferSyntaxes,
+    *JPEG2000TransferSyntaxes,  # including High-Throughput JPEG 2000
+    *RLETransferSyntaxes,
 ]
 INDEX_WAIT = 30.0  # seconds a handler waits for the index commit before answering failure
 # `warnings.catch_warnings` (which `collect.read_checked` uses) swaps process-wide state, so

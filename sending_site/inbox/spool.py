@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sending_site.inbox import errors
+from site_agent.local_state import fsync_folder, write_new
 
 _ID = re.compile(r"[0-9a-f]{32}")
 
@@ -28,14 +29,6 @@ _ID = re.compile(r"[0-9a-f]{32}")
 def new_id() -> str:
     """A fresh instance id: 128 random bits as 32 hex digits."""
     return secrets.token_hex(16)
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Spool:
@@ -68,23 +61,14 @@ class Spool:
     def write_incoming(self, instance_id: str, chunks: Iterable[bytes | memoryview]) -> Path:
         """Write `chunks` to `incoming/<id>.part` and flush it to disk."""
         path = self.incoming / f"{_checked(instance_id)}.part"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                for chunk in chunks:
-                    f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
+        write_new(path, chunks)
         return path
 
     def keep(self, incoming: Path, instance_id: str) -> Path:
         """Move a checked incoming file to `instances/<id>.dcm`, durably."""
         target = self.path_of(instance_id)
         os.rename(incoming, target)
-        _fsync_folder(self.instances)
+        fsync_folder(self.instances)
         return target
 
     def path_of(self, instance_id: str) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from inbox_harness import InboxProcess, make_multi_series_study
+from inbox_harness import make_multi_series_study, running_inbox
 from peers.dcmtk import storescu
 from peers.orthanc import OrthancServer
 
@@ -27,7 +27,7 @@ def test_a_study_received_by_the_inbox_is_pushed_and_redeemed_into_the_pacs(
     study_uid = str(pydicom.dcmread(sent[0], stop_before_pixels=True).StudyInstanceUID)
     for workdir in ("er", "tc"):
         (tmp_path / workdir).mkdir()
-    with InboxProcess(tmp_path / "agent") as agent:
+    with running_inbox(tmp_path / "agent") as agent:
         run = storescu(agent.port, [tmp_path / "study"], called_ae_title=agent.ae_title)
         assert run.returncode == 0, run.stderr
         spooled = asyncio.run(spooled_study(agent.spool, study_uid))

@@ -11,12 +11,13 @@ import logging
 import time
 import warnings
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pydicom
 import pytest
-from inbox_harness import InboxProcess
+from inbox_harness import InboxProcess, running_inbox
 from peers.dcmtk import echoscu, storescu
 from peers.raw_dicom import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, P_DATA_TF, RawPeer, pdu_header
 from pynetdicom import AE, _config
@@ -35,7 +36,7 @@ EXECUTABLE_PREAMBLE = b"MZ\x90\x00\x03\x00\x00\x00" + b"\x7fELF\x02\x01\x01" + b
 
 @pytest.fixture
 def agent(tmp_path: Path) -> Iterator[InboxProcess]:
-    with InboxProcess(tmp_path / "agent", ae_title=AE_TITLE) as running:
+    with running_inbox(tmp_path / "agent", ae_title=AE_TITLE) as running:
         yield running
     # Whatever the test did, the agent wrote nothing but its spool and log, kept only files
     # named by its own ids, and stopped cleanly.
@@ -117,13 +118,13 @@ def test_executable_bytes_in_the_preamble_never_reach_the_spool(
 
 
 def test_a_pdu_declaring_4_gb_is_not_read(agent: InboxProcess, tmp_path: Path) -> None:
-    with RawPeer(*agent.address) as idle, RawPeer(*agent.address) as greedy:
+    with closing(RawPeer(*agent.address)) as idle, closing(RawPeer(*agent.address)) as greedy:
         assert idle.associate(AE_TITLE) == A_ASSOCIATE_AC  # held open, doing nothing
         assert greedy.associate(AE_TITLE) == A_ASSOCIATE_AC
         greedy.send(pdu_header(P_DATA_TF, 0xFFFFFFFF) + b"\x00" * 4096)
         assert greedy.closed_by_peer()
         _serves(agent, tmp_path / "ordinary", 21)  # while the idle association stays open
-    with RawPeer(*agent.address) as first:  # a 4 GB association request, as the first PDU
+    with closing(RawPeer(*agent.address)) as first:  # a 4 GB association request, as the first PDU
         first.send(pdu_header(0x01, 0xFFFFFFF0) + b"\x00" * 4096)
         assert first.closed_by_peer()
     assert echoscu(agent.port, called_ae_title=AE_TITLE).returncode == 0

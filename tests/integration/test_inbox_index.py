@@ -9,40 +9,29 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from inbox_harness import JANE, an_arrival
 
 from sending_site.inbox import errors
-from sending_site.inbox.arrival import Arrival, Patient, Refusal
+from sending_site.inbox.arrival import Arrival, Refusal
 from sending_site.inbox.index import InboxIndex, Kept, schema_steps
 from sending_site.inbox.service import adopt_unindexed
 from sending_site.inbox.spool import Spool, new_id
 from sending_site.synthetic import make_ct_study
 
-JANE = Patient("ER-1", "ER-GENERAL", "DOE^JANE", "19850214", "F")
-
 
 def _arrival(series: int, instance: int, at: float, **changes: object) -> Arrival:
-    base = Arrival(
-        instance_id=new_id(),
-        sop_instance_uid=f"1.2.3.{series}.{instance}",
-        sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
-        transfer_syntax_uid="1.2.840.10008.1.2.1",
-        study_instance_uid="1.2.3",
-        series_instance_uid=f"1.2.3.{series}",
-        patient=JANE,
-        accession_number="A000001",
-        study_date="20250101",
-        study_time="031500",
-        study_description="CT TRAUMA",
-        modality="CT",
-        series_number=series,
-        series_description=f"SERIES {series}",
-        instance_number=instance,
-        slice_thickness_mm=float(series),
-        size=1000,
-        arrived_at=at,
-        calling_ae_title="CT1",
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
+    """Instance `instance` of series `series` of study 1.2.3, arriving at `at`."""
+    values: dict[str, object] = {
+        "instance_id": new_id(),
+        "sop_instance_uid": f"1.2.3.{series}.{instance}",
+        "series_instance_uid": f"1.2.3.{series}",
+        "series_number": series,
+        "series_description": f"SERIES {series}",
+        "instance_number": instance,
+        "slice_thickness_mm": float(series),
+        "arrived_at": at,
+    }
+    return an_arrival(**(values | changes))
 
 
 @pytest.mark.asyncio

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inbox_harness import InboxProcess, make_multi_series_study
+from inbox_harness import InboxProcess, make_multi_series_study, running_inbox
 from peers.dcmtk import storescu
 from peers.orthanc import OrthancServer
 from peers.ports import free_port
@@ -73,7 +73,7 @@ def test_find_check_and_fetch_a_study_from_the_pacs(
 ) -> None:
     study = make_multi_series_study(tmp_path / "study", seed=5150, **PATIENT)
     other = make_multi_series_study(tmp_path / "other", seed=5151)  # another patient
-    with InboxProcess(tmp_path / "agent", ae_title=AE_TITLE) as agent:
+    with running_inbox(tmp_path / "agent", ae_title=AE_TITLE) as agent:
         orthanc = orthanc_factory(dicom_modalities=_pacs_knowing(agent))
         for folder in (tmp_path / "study", tmp_path / "other"):
             assert storescu(orthanc.dicom_port, [folder]).returncode == 0
@@ -121,7 +121,7 @@ def test_a_pacs_that_does_not_know_the_agent_says_what_to_ask_for(
     tmp_path: Path, orthanc_factory: Callable[..., OrthancServer]
 ) -> None:
     make_multi_series_study(tmp_path / "study", seed=5152, **PATIENT)
-    with InboxProcess(tmp_path / "agent", ae_title=AE_TITLE) as agent:
+    with running_inbox(tmp_path / "agent", ae_title=AE_TITLE) as agent:
         orthanc = orthanc_factory()  # no DicomModalities: the agent is a stranger
         assert storescu(orthanc.dicom_port, [tmp_path / "study"]).returncode == 0
         settings = _settings(agent, orthanc)

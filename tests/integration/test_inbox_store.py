@@ -12,7 +12,7 @@ import pydicom
 import pytest
 from dicom_corpus import dataset_bytes, transfer_syntax, valid_part10_images
 from e2e.harness import comparable
-from inbox_harness import OUR_FILE_NAME, InboxProcess, make_multi_series_study
+from inbox_harness import OUR_FILE_NAME, make_multi_series_study, running_inbox
 from peers.dcmtk import echoscu, storescu
 from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit, RLELossless
 
@@ -31,7 +31,7 @@ def test_a_multi_series_study_from_storescu_is_spooled_and_indexed(tmp_path: Pat
     study = make_multi_series_study(tmp_path / "study", seed=4101)
     sent = [path for files in study.values() for path in files]
     study_uid = _uid(sent[0], "StudyInstanceUID")
-    with InboxProcess(tmp_path / "agent") as agent:
+    with running_inbox(tmp_path / "agent") as agent:
         assert echoscu(agent.port, called_ae_title="TRAUMARELAY").returncode == 0
         run = storescu(agent.port, [tmp_path / "study"], called_ae_title="TRAUMARELAY")
         assert run.returncode == 0, run.stderr
@@ -74,7 +74,7 @@ def test_a_multi_series_study_from_storescu_is_spooled_and_indexed(tmp_path: Pat
 @pytest.mark.parametrize("syntax", [JPEG2000Lossless, JPEGBaseline8Bit, RLELossless])
 def test_compressed_images_are_kept_in_the_syntax_they_came_in(tmp_path: Path, syntax: str) -> None:
     original = next(p for p in valid_part10_images() if transfer_syntax(p) == syntax)
-    with InboxProcess(tmp_path / "agent") as agent:
+    with running_inbox(tmp_path / "agent") as agent:
         run = storescu(agent.port, [original], called_ae_title="TRAUMARELAY", propose=syntax)
         assert run.returncode == 0, run.stderr
         (kept,) = agent.kept_files()

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import socket
 import struct
-from types import TracebackType
-from typing import Self
 
 APPLICATION_CONTEXT = b"1.2.840.10008.3.1.1.1"
 VERIFICATION = b"1.2.840.10008.1.1"
@@ -42,21 +40,10 @@ def pdu_header(pdu_type: int, declared_length: int) -> bytes:
 
 
 class RawPeer:
-    """One TCP connection to a DICOM node, closed on exit."""
+    """One TCP connection to a DICOM node (`contextlib.closing` closes it)."""
 
     def __init__(self, host: str, port: int) -> None:
         self.sock = socket.create_connection((host, port), timeout=TIMEOUT)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         self.sock.close()

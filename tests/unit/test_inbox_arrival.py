@@ -7,11 +7,11 @@ from io import BytesIO
 
 import pydicom
 import pytest
+from inbox_harness import ARRIVAL, JANE
 
 from sending_site.inbox.arrival import (
     CANNOT_UNDERSTAND,
     DOES_NOT_MATCH_SOP_CLASS,
-    Arrival,
     Patient,
     bad_uid,
     conflict,
@@ -20,29 +20,7 @@ from sending_site.inbox.arrival import (
     shown,
 )
 
-CT = "1.2.840.10008.5.1.4.1.1.2"
-JANE = Patient("ER-1", "ER-GENERAL", "DOE^JANE", "19850214", "F")
-ARRIVAL = Arrival(
-    instance_id="0" * 32,
-    sop_instance_uid="1.2.3.4",
-    sop_class_uid=CT,
-    transfer_syntax_uid="1.2.840.10008.1.2.1",
-    study_instance_uid="1.2.3",
-    series_instance_uid="1.2.3.1",
-    patient=JANE,
-    accession_number="A1",
-    study_date="20250101",
-    study_time="031500",
-    study_description="CT",
-    modality="CT",
-    series_number=1,
-    series_description="AXIAL",
-    instance_number=1,
-    slice_thickness_mm=1.0,
-    size=1000,
-    arrived_at=1_800_000_000.0,
-    calling_ae_title="CT1",
-)
+CT = ARRIVAL.sop_class_uid
 
 
 @pytest.mark.parametrize(
