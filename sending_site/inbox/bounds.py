@@ -41,9 +41,10 @@ class Limits:
     max_instance_bytes: int
 
 
-def _peer(assoc: Any) -> str:
+def peer_address(assoc: Any) -> str:
+    """Where an accepted association comes from, for the log."""
     info = assoc.requestor.address_info
-    return f"{info.address}:{info.port}"
+    return f"{info.address}:{info.port}" if info else "an unknown address"
 
 
 def guard_pdu_reads(assoc: Any, max_pdu_bytes: int) -> None:
@@ -58,7 +59,7 @@ def guard_pdu_reads(assoc: Any, max_pdu_bytes: int) -> None:
             LOGGER.warning(
                 "Closed the connection from %s: it sent a PDU declaring %d bytes, more than "
                 "the %d this agent accepts.",
-                _peer(assoc),
+                peer_address(assoc),
                 nr_bytes,
                 limit,
             )
@@ -90,7 +91,7 @@ def guard_data_set_size(assoc: Any, max_instance_bytes: int) -> None:
             LOGGER.warning(
                 "Aborted the association from %s: an image passed %d bytes, more than the "
                 "%d this agent accepts (max_instance_bytes).",
-                _peer(assoc),
+                peer_address(assoc),
                 size,
                 max_instance_bytes,
             )

@@ -34,7 +34,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from sending_site import collect
 from sending_site.inbox import arrival, errors
 from sending_site.inbox.arrival import Refusal
-from sending_site.inbox.bounds import Limits, bounded_request_handler
+from sending_site.inbox.bounds import Limits, bounded_request_handler, peer_address
 from sending_site.inbox.index import InboxIndex, Kept
 from sending_site.inbox.settings import InboxSettings
 from sending_site.inbox.spool import Spool, new_id
@@ -51,6 +51,7 @@ TRANSFER_SYNTAXES = [
     *JPEG2000TransferSyntaxes,  # including High-Throughput JPEG 2000
     *RLETransferSyntaxes,
 ]
+ASSOCIATION_REQUEST_WAIT = 10.0  # seconds from connecting to the association request
 INDEX_WAIT = 30.0  # seconds a handler waits for the index commit before answering failure
 # `warnings.catch_warnings` (which `collect.read_checked` uses) swaps process-wide state, so
 # images are parsed one at a time; parsing holds the GIL anyway.
@@ -58,8 +59,7 @@ _PARSING = threading.Lock()
 
 
 def _peer(assoc: Any) -> str:
-    info = assoc.requestor.address_info
-    return f"{assoc.requestor.ae_title.strip()!r} at {info.address}:{info.port}"
+    return f"{assoc.requestor.ae_title.strip()!r} at {peer_address(assoc)}"
 
 
 class StorageSCP:
@@ -82,8 +82,12 @@ class StorageSCP:
         self._ae.maximum_pdu_size = settings.max_pdu_bytes
         self._ae.maximum_associations = settings.max_associations
         self._ae.require_called_aet = True
-        for timeout in ("acse_timeout", "dimse_timeout", "network_timeout"):
-            setattr(self._ae, timeout, settings.network_timeout)
+        # A connection counts against max_associations from the moment it is open, so one
+        # that does not ask for an association soon (pynetdicom's ARTIM timer, the ACSE
+        # timeout) is closed well before an idle association would be.
+        self._ae.acse_timeout = min(ASSOCIATION_REQUEST_WAIT, settings.network_timeout)
+        self._ae.dimse_timeout = settings.network_timeout
+        self._ae.network_timeout = settings.network_timeout
         for context in AllStoragePresentationContexts:
             if context.abstract_syntax is not None:
                 self._ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
@@ -222,6 +226,14 @@ class StorageSCP:
         LOGGER.warning("The association from %s was aborted.", _peer(event.assoc))
 
     def _on_closed(self, event: evt.Event) -> None:
+        if event.assoc.requestor.primitive is None:
+            LOGGER.warning(
+                "The connection from %s closed without asking for an association (this agent "
+                "waits %g s for one).",
+                peer_address(event.assoc),
+                self._ae.acse_timeout,
+            )
+            return
         with self._tally_lock:
             tally = self._tally.pop(id(event.assoc), None)
         if tally:

@@ -159,13 +159,16 @@ def test_a_flood_of_associations_is_refused_past_the_limit_then_served(
             peers.append(RawPeer(*agent.address))
             answers.append(peers[-1].associate(AE_TITLE))
         assert answers == [A_ASSOCIATE_AC] * limit + [A_ASSOCIATE_RJ] * (2 * limit)
-        # Connections that never ask for an association count too, until they time out.
-        peers += [RawPeer(*agent.address) for _ in range(3 * limit)]
+        # Connections that never ask for an association are closed (the ACSE timeout).
+        silent = [RawPeer(*agent.address) for _ in range(3 * limit)]
+        peers += silent
+        assert all(peer.closed_by_peer() for peer in silent)
         assert agent.alive()
     finally:
         for peer in peers:
             peer.close()
     assert f"{limit} associations were already open" in agent.log()
+    assert "closed without asking for an association (this agent waits 10 s" in agent.log()
     # The flood's associations end as their connections close; then service resumes.
     for _attempt in range(600):
         if echoscu(agent.port, called_ae_title=AE_TITLE).returncode == 0:
