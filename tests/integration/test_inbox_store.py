@@ -11,7 +11,7 @@ from pathlib import Path
 import pydicom
 import pytest
 from dicom_corpus import dataset_bytes, transfer_syntax, valid_part10_images
-from e2e.harness import comparable
+from e2e.harness import comparable, run_cli
 from inbox_harness import OUR_FILE_NAME, make_multi_series_study, running_inbox
 from peers.dcmtk import echoscu, storescu
 from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit, RLELossless
@@ -85,3 +85,26 @@ def test_compressed_images_are_kept_in_the_syntax_they_came_in(tmp_path: Path, s
         expected.pop(TRAILING_PADDING, None)
         assert comparable(pydicom.dcmread(kept)) == expected
         assert agent.query("SELECT transfer_syntax_uid FROM instances") == [(syntax,)]
+
+
+def test_a_start_that_cannot_work_says_what_to_fix(tmp_path: Path) -> None:
+    with running_inbox(tmp_path / "first") as first:
+        taken = run_cli(
+            ["sender", "inbox", "--port", str(first.port), "--spool", str(tmp_path / "second")],
+            cwd=tmp_path,
+        ).failed()
+        assert f"The DICOM port {first.port} is already in use by another program" in (
+            taken.message
+        )
+    bad_title = run_cli(
+        ["sender", "inbox", "--ae-title", "TOO-LONG-FOR-DICOM", "--spool", str(tmp_path / "s")],
+        cwd=tmp_path,
+    ).failed()
+    assert "The AE title (ae_title) must be 1 to 16" in bad_title.message
+    (tmp_path / "a-file").write_text("not a folder")
+    no_spool = run_cli(
+        ["sender", "inbox", "--port", "0", "--spool", str(tmp_path / "a-file" / "spool")],
+        cwd=tmp_path,
+    ).failed()
+    assert "The spool folder" in no_spool.message
+    assert "cannot be used" in no_spool.message
