@@ -22,10 +22,10 @@ from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # type: ignore
 
 from receiving_site import errors
-from receiving_site.association import in_use, pause_reactor
 from receiving_site.holds import Hold, Kind, Person, same_name
 from receiving_site.pacs import PacsAddress
 from receiving_site.reconcile import Demographics
+from site_agent.association import in_use, pause_reactor
 
 PENDING = {0xFF00, 0xFF01}
 

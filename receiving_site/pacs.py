@@ -24,9 +24,9 @@ from pynetdicom import AE, _config
 from pynetdicom.presentation import build_context
 
 from receiving_site import errors, formats, transcode
-from receiving_site.association import in_use, pause_reactor
 from receiving_site.reconcile import Coercion
 from receiving_site.staging import StagedObject
+from site_agent.association import in_use, pause_reactor
 
 # Send each file's own bytes without decoding or re-encoding them.
 _config.STORE_SEND_CHUNKED_DATASET = True

@@ -114,7 +114,36 @@ def add_parsers(sub: Any) -> None:
     glass.add_argument("--state", type=Path, help="this site's state folder")
     glass.add_argument("--json", action="store_true", help="print one JSON object")
     glass.set_defaults(run=run_break_glass)
-    add_sender(sub)
+    _add_inbox(add_sender(sub))
+
+
+def _add_inbox(commands: Any) -> None:
+    """`trauma-relay sender inbox`: the agent's DICOM node, on its own."""
+    inbox = commands.add_parser(
+        "inbox",
+        help="receive studies over DICOM into a spool folder",
+        description="Receive studies (C-STORE, C-ECHO) into a spool folder and index them.",
+    )
+    inbox.add_argument("--ae-title", default="TRAUMARELAY", help="this node's AE title")
+    inbox.add_argument("--port", type=int, default=11112, help="DICOM port (default 11112)")
+    inbox.add_argument(
+        "--bind",
+        default="0.0.0.0",  # noqa: S104 - the PACS and the scanners must reach the agent
+        metavar="HOST",
+        help="listen address (default: all)",
+    )
+    inbox.add_argument("--spool", type=Path, required=True, help="folder for received images")
+    inbox.set_defaults(run=run_sender_inbox)
+
+
+def run_sender_inbox(args: argparse.Namespace) -> int:
+    from sending_site.inbox.service import run
+    from sending_site.inbox.settings import InboxSettings
+
+    settings = InboxSettings(
+        spool=args.spool, ae_title=args.ae_title, host=args.bind, port=args.port
+    )
+    return run(settings)
 
 
 SENDER = Agent("sender", "sending", SenderSettings, pages="sending_site.console")

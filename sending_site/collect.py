@@ -161,10 +161,10 @@ def _truncation(path: Path, ds: pydicom.Dataset) -> str | None:
     return None
 
 
-def read_instance(path: Path) -> Instance:
-    """Parse and validate one Part 10 file. Raises `InvalidDicomError` or `ValueError`."""
-    size = path.stat().st_size
-    if size == 0:
+def read_checked(path: Path) -> pydicom.Dataset:
+    """Parse one Part 10 file whole and check it is not cut off, has file meta and has Study
+    and Series Instance UIDs. Raises `InvalidDicomError` or `ValueError` (the reason)."""
+    if path.stat().st_size == 0:
         raise ValueError("the file is empty")
     with warnings.catch_warnings(record=True) as caught:  # reasons here, not noise on stderr
         warnings.simplefilter("always")
@@ -179,13 +179,20 @@ def read_instance(path: Path) -> Instance:
     why = _truncation(path, ds)
     if why:
         raise ValueError(why)
-    sop_instance = _text(ds, "SOPInstanceUID") or str(meta.MediaStorageSOPInstanceUID)
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID"):
         if not _text(ds, keyword):
             raise ValueError(f"the file has no {keyword}")
+    return ds
+
+
+def read_instance(path: Path) -> Instance:
+    """Parse and validate one Part 10 file. Raises `InvalidDicomError` or `ValueError`."""
+    ds = read_checked(path)
+    meta = ds.file_meta
+    sop_instance = _text(ds, "SOPInstanceUID") or str(meta.MediaStorageSOPInstanceUID)
     return Instance(
         path=path,
-        size=size,
+        size=path.stat().st_size,
         sop_instance_uid=sop_instance,
         sop_class_uid=_text(ds, "SOPClassUID") or str(meta.MediaStorageSOPClassUID),
         series_instance_uid=_text(ds, "SeriesInstanceUID"),

@@ -47,6 +47,7 @@ def make_ct_study(
     study_date: str = "20250101",
     study_time: str = "031500",
     slice_thickness_mm: float = 1.0,
+    series_number: int = 1,
 ) -> list[Path]:
     """Write one axial CT series of ``instances`` slices into ``folder``.
 
@@ -59,6 +60,10 @@ def make_ct_study(
     existing files with those names are overwritten. ``folder`` is created if missing.
     ``accession_number`` defaults to one derived from ``seed``. Dates are DICOM DA strings
     (``YYYYMMDD``), ``study_time`` a TM string.
+
+    Calls with the same ``seed`` and another ``series_number`` (into another folder) add
+    series to the same study: the Study Instance UID depends on the seed alone, the Series
+    and SOP Instance UIDs on the series number too (series 1 keeps the UIDs it always had).
 
     Returns the paths in instance order. Raises ``ValueError`` if ``instances`` is not
     positive or the matrix is not between 1 and 4096 pixels on a side.
@@ -85,6 +90,7 @@ def make_ct_study(
         study_date=study_date,
         study_time=study_time,
         slice_thickness_mm=slice_thickness_mm,
+        series_number=series_number,
     )
     paths = []
     for index in range(instances):
@@ -96,6 +102,7 @@ def make_ct_study(
             index=index,
             instances=instances,
             slice_thickness_mm=slice_thickness_mm,
+            series_number=series_number,
         )
         paths.append(path)
     return paths
@@ -107,6 +114,11 @@ def _uid(seed: int, *parts: str) -> UID:
     is made here from the same inputs."""
     name = "\x00".join([_UID_NAMESPACE, f"seed={seed}", *parts])
     return UID(f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, name).int}")
+
+
+def _series_part(series_number: int) -> tuple[str, ...]:
+    """What a series' UIDs add to the seed: nothing for series 1, so its UIDs never change."""
+    return () if series_number == 1 else (f"series={series_number}",)
 
 
 def _ds(value: float) -> str:
@@ -128,6 +140,7 @@ def _study_dataset(
     study_date: str,
     study_time: str,
     slice_thickness_mm: float,
+    series_number: int,
 ) -> Dataset:
     """The attributes shared by every slice of the series."""
     ds = Dataset()
@@ -160,9 +173,9 @@ def _study_dataset(
     ds.KVP = "120"
     ds.PatientPosition = "HFS"
     ds.StudyInstanceUID = _uid(seed, "study")
-    ds.SeriesInstanceUID = _uid(seed, "series")
+    ds.SeriesInstanceUID = _uid(seed, "series", *_series_part(series_number))
     ds.StudyID = "1"
-    ds.SeriesNumber = 1
+    ds.SeriesNumber = series_number
     ds.AcquisitionNumber = 1
     ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
     ds.FrameOfReferenceUID = _uid(seed, "frame of reference")
@@ -192,11 +205,12 @@ def _write_instance(
     index: int,
     instances: int,
     slice_thickness_mm: float,
+    series_number: int,
 ) -> None:
     """Write slice ``index`` (0-based) of the series as a Part 10 file."""
     ds = Dataset()
     ds.update(study)
-    sop_instance_uid = _uid(seed, "instance", str(index))
+    sop_instance_uid = _uid(seed, "instance", *_series_part(series_number), str(index))
     ds.SOPInstanceUID = sop_instance_uid
     ds.InstanceNumber = index + 1
     # Head first supine: successive slices move towards the feet, so z decreases.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from site_agent import errors
@@ -44,7 +44,8 @@ def site_folder(state_dir: Path, name: str) -> Path:
     return path
 
 
-def _fsync_folder(path: Path) -> None:
+def fsync_folder(path: Path) -> None:
+    """Flush a folder's entries (a file created, renamed or linked in it) to disk."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         os.fsync(fd)
@@ -52,17 +53,25 @@ def _fsync_folder(path: Path) -> None:
         os.close(fd)
 
 
-def _write_temporary(target: Path, data: bytes) -> Path:
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def write_new(path: Path, chunks: Iterable[bytes | memoryview]) -> None:
+    """Create `path` (0600; `FileExistsError` if it exists), write `chunks` and flush the file
+    to disk; on any failure the file is removed. The folder is not flushed: a caller that
+    renames or links the file flushes the folder then."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for chunk in chunks:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
         raise
+
+
+def _write_temporary(target: Path, data: bytes) -> Path:
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    write_new(tmp, (data,))
     return tmp
 
 
@@ -74,7 +83,7 @@ def write_atomically(target: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_folder(target.parent)
+    fsync_folder(target.parent)
 
 
 def create_once(target: Path, data: bytes) -> bool:
@@ -87,5 +96,5 @@ def create_once(target: Path, data: bytes) -> bool:
         return False
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_folder(target.parent)
+    fsync_folder(target.parent)
     return True

@@ -1,7 +1,7 @@
 """Every reply on a requestor association reaches the sender, even when the machine is busy.
 
 pynetdicom 3.0's reactor can take the reply to a message sent right after another one, and the
-sender then waits out the DIMSE timeout (receiving_site/association.py). CI saw it as a study
+sender then waits out the DIMSE timeout (site_agent/association.py). CI saw it as a study
 held because "the PACS did not answer a query". Threads spinning in Python starve the reactor
 the way a loaded machine does; without `pause_reactor` the first test loses replies on every
 association in the same set-up (run by hand: 8 of 8 associations lost one).
@@ -17,8 +17,8 @@ import pytest
 from peers.orthanc import OrthancServer
 from pynetdicom import AE
 
-from receiving_site.association import pause_reactor, steady
 from receiving_site.pacs import VERIFICATION
+from site_agent.association import pause_reactor, steady
 
 ASSOCIATIONS = 8
 MESSAGES = 100

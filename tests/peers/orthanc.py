@@ -8,7 +8,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -38,8 +38,11 @@ class OrthancServer:
     Its config, storage, index and log live in ``workdir`` (a temporary folder, removed on
     exit, when not given). ``accepted_transfer_syntaxes`` limits the C-STORE SCP to those UIDs,
     as many PACS refuse compressed syntaxes. ``allow_find=False`` keeps Orthanc's own default of
-    refusing C-FIND from callers not listed in ``DicomModalities`` (none are). ``dicomweb``
-    loads the DICOMweb plugin, serving STOW-RS, QIDO-RS and WADO-RS under ``dicomweb_url``.
+    refusing C-FIND from callers not listed in ``DicomModalities``. ``dicomweb`` loads the
+    DICOMweb plugin, serving STOW-RS, QIDO-RS and WADO-RS under ``dicomweb_url``.
+    ``dicom_modalities`` is Orthanc's ``DicomModalities``: the AE titles it knows, with their
+    address and what each may do (``AllowFind``, ``AllowMove``...), as a PACS administrator would
+    configure them.
 
     Orthanc binds its DICOM and HTTP ports on every interface (1.10 has no bind address
     option); the REST API refuses anything but localhost (``RemoteAccessAllowed`` false).
@@ -53,6 +56,7 @@ class OrthancServer:
         accepted_transfer_syntaxes: Sequence[str] | None = None,
         dicomweb: bool = False,
         allow_find: bool = True,
+        dicom_modalities: Mapping[str, Mapping[str, Any]] | None = None,
         executable: str = ORTHANC,
     ) -> None:
         self.ae_title = ae_title
@@ -64,6 +68,7 @@ class OrthancServer:
         self._accepted_transfer_syntaxes = accepted_transfer_syntaxes
         self._dicomweb = dicomweb
         self._allow_find = allow_find
+        self._dicom_modalities = dict(dicom_modalities or {})
         self._executable = executable
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -91,6 +96,8 @@ class OrthancServer:
             "SaveJobs": False,
             "Plugins": [DICOMWEB_PLUGIN] if self._dicomweb else [],
         }
+        if self._dicom_modalities:
+            config["DicomModalities"] = self._dicom_modalities
         if self._accepted_transfer_syntaxes is not None:
             config["AcceptedTransferSyntaxes"] = list(self._accepted_transfer_syntaxes)
         if self._dicomweb:

@@ -1,0 +1,156 @@
+"""Whether a received study looks whole before its code is issued: pure, no I/O.
+
+DICOM has no "study complete" signal, so three things are weighed: the image count of each
+series against the PACS's (Number of Series Related Instances), how long no image has arrived
+(the configurable stable age), and, for CT, whether a thin-slice series (1.5 mm or thinner)
+came: missing thin slices are the commonest reason a trauma center repeats an outside CT
+(DOMAIN.md). Staff may send anyway; the report says what to check, in plain words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sending_site.inbox.queries import PacsSeries
+from sending_site.inbox.records import SeriesRecord, StudyRecord
+
+THIN_SLICE_MM = 1.5
+
+
+class SeriesState(StrEnum):
+    COMPLETE = "complete"  # at least as many images as the PACS holds
+    PARTIAL = "partial"  # fewer than the PACS holds
+    MISSING = "missing"  # the PACS holds the series; none of it arrived
+    NOT_IN_PACS = "not in PACS"  # arrived, but the PACS does not list it (sent by a scanner)
+    UNKNOWN = "unknown"  # the PACS was not asked, or gave no count
+
+
+@dataclass(frozen=True)
+class SeriesCheck:
+    series_instance_uid: str
+    series_number: int | None
+    modality: str
+    description: str
+    received: int
+    in_pacs: int | None
+    state: SeriesState
+
+    @property
+    def label(self) -> str:
+        name = f"Series {self.series_number}" if self.series_number is not None else "A series"
+        return f"{name} ({self.description})" if self.description else name
+
+
+@dataclass(frozen=True)
+class CompletenessReport:
+    study_instance_uid: str
+    series: tuple[SeriesCheck, ...]
+    compared_with_pacs: bool
+    seconds_since_last_image: float
+    stable_after: float  # seconds
+    no_thin_slices: bool  # a CT study without a series of slices 1.5 mm or thinner
+    pacs_problem: str = ""  # why the PACS could not be asked, when it could not
+
+    @property
+    def stable(self) -> bool:
+        return self.seconds_since_last_image >= self.stable_after
+
+    @property
+    def counts_match(self) -> bool:
+        """The PACS was asked and every series it holds has arrived whole."""
+        whole = (SeriesState.COMPLETE, SeriesState.NOT_IN_PACS)
+        return self.compared_with_pacs and all(s.state in whole for s in self.series)
+
+    @property
+    def complete(self) -> bool:
+        return self.counts_match and self.stable and not self.no_thin_slices
+
+    def findings(self) -> list[str]:
+        """What staff should know before sending, one plain sentence each; empty if none."""
+        found = []
+        if not self.compared_with_pacs:
+            found.append(
+                "The image counts could not be checked against the PACS"
+                + (f" ({self.pacs_problem.rstrip('.')})" if self.pacs_problem else "")
+                + "; check with the technologist that every series was sent."
+            )
+        for s in self.series:
+            if s.state is SeriesState.PARTIAL:
+                found.append(f"{s.label}: {s.received} of its {s.in_pacs} images have arrived.")
+            elif s.state is SeriesState.MISSING:
+                found.append(f"{s.label}: none of its {s.in_pacs} images have arrived.")
+            elif s.state is SeriesState.UNKNOWN and self.compared_with_pacs:
+                found.append(f"{s.label}: the PACS did not say how many images it holds.")
+        if not self.stable:
+            found.append(
+                f"Images were still arriving {self.seconds_since_last_image:.0f} seconds ago; "
+                f"wait until none has arrived for {self.stable_after:.0f} seconds."
+            )
+        if self.no_thin_slices:
+            found.append(
+                f"This CT study has no thin-slice series ({THIN_SLICE_MM:g} mm or thinner). "
+                "Missing thin slices are the commonest reason a trauma center repeats the CT: "
+                "ask for the thin reconstructions to be sent too, or send anyway."
+            )
+        return found
+
+
+def _state(received: int, in_pacs: PacsSeries | None, asked: bool) -> SeriesState:
+    if not asked:
+        return SeriesState.UNKNOWN
+    if in_pacs is None:
+        return SeriesState.NOT_IN_PACS
+    if in_pacs.instances is None:
+        return SeriesState.UNKNOWN
+    if received >= in_pacs.instances:
+        return SeriesState.COMPLETE
+    return SeriesState.PARTIAL if received else SeriesState.MISSING
+
+
+def _lacks_thin_slices(series: tuple[SeriesRecord, ...]) -> bool:
+    ct = [s for s in series if s.modality == "CT"]
+    return bool(ct) and not any(
+        s.thinnest_slice_mm is not None and s.thinnest_slice_mm <= THIN_SLICE_MM for s in ct
+    )
+
+
+def assess(
+    study: StudyRecord,
+    pacs: Sequence[PacsSeries] | None,
+    *,
+    now: float,
+    stable_after: float,
+    pacs_problem: str = "",
+) -> CompletenessReport:
+    """Compare what arrived with what the PACS holds of the study (`pacs`: its SERIES-level
+    answers; None when the PACS was not asked, `pacs_problem` then saying why). `now` and the
+    study's arrival times are seconds since the epoch; `stable_after` is in seconds."""
+    held = {p.series_instance_uid: p for p in pacs or ()}
+    received = {s.series_instance_uid for s in study.series}
+    # What arrived, then what only the PACS holds (none of it arrived).
+    rows: list[tuple[SeriesRecord | PacsSeries, int]] = [(s, s.instances) for s in study.series]
+    rows += [(p, 0) for uid, p in held.items() if uid not in received]
+    checks = tuple(
+        SeriesCheck(
+            series_instance_uid=row.series_instance_uid,
+            series_number=row.series_number,
+            modality=row.modality,
+            description=row.description,
+            received=count,
+            in_pacs=in_pacs.instances if in_pacs else None,
+            state=_state(count, in_pacs, pacs is not None),
+        )
+        for row, count in rows
+        for in_pacs in [held.get(row.series_instance_uid)]
+    )
+    return CompletenessReport(
+        study_instance_uid=study.study_instance_uid,
+        series=checks,
+        compared_with_pacs=pacs is not None,
+        seconds_since_last_image=study.seconds_since_last_image(now),
+        stable_after=stable_after,
+        no_thin_slices=_lacks_thin_slices(study.series),
+        pacs_problem=pacs_problem,
+    )

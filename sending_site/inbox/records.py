@@ -1,0 +1,42 @@
+"""What the index answers about a study: plain frozen records, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sending_site.inbox.arrival import Patient
+
+
+@dataclass(frozen=True)
+class SeriesRecord:
+    series_instance_uid: str
+    series_number: int | None
+    modality: str
+    description: str
+    instances: int
+    thinnest_slice_mm: float | None  # None when no image of the series gave a thickness
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    study_instance_uid: str
+    patient: Patient
+    accession_number: str
+    study_date: str
+    study_time: str
+    description: str
+    first_arrival: float  # seconds since the epoch
+    last_arrival: float
+    series: tuple[SeriesRecord, ...]
+
+    @property
+    def instances(self) -> int:
+        return sum(s.instances for s in self.series)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(sorted({s.modality for s in self.series if s.modality}))
+
+    def seconds_since_last_image(self, now: float) -> float:
+        """How long no image has arrived (never negative, whatever the clocks did)."""
+        return max(0.0, now - self.last_arrival)

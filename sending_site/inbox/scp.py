@@ -1,0 +1,245 @@
+"""The Storage SCP: Verification and every storage SOP class, in the common uncompressed and
+compressed transfer syntaxes, kept as they came (never decompressed on the way in).
+
+pynetdicom runs the handlers on its association threads. A C-STORE handler writes the instance
+to the spool and flushes it to disk, checks it, keeps it, and hands the index update to the
+asyncio loop (`run_coroutine_threadsafe`), waiting on its own thread for the commit: success
+is answered only once the image is on disk and indexed. Handlers never raise across the
+association: every failure is a failure status and a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import threading
+import time
+import warnings
+from collections import Counter
+from typing import Any, cast
+
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import (
+    JPEG2000TransferSyntaxes,
+    JPEGLSTransferSyntaxes,
+    JPEGTransferSyntaxes,
+    RLETransferSyntaxes,
+    UncompressedTransferSyntaxes,
+)
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.transport import ThreadedAssociationServer
+
+from sending_site import collect
+from sending_site.inbox import arrival, errors
+from sending_site.inbox.arrival import Refusal
+from sending_site.inbox.bounds import Limits, bounded_request_handler, peer_address
+from sending_site.inbox.index import InboxIndex, Kept
+from sending_site.inbox.settings import InboxSettings
+from sending_site.inbox.spool import Spool, new_id
+
+LOGGER = logging.getLogger(__name__)
+
+VERIFICATION = "1.2.840.10008.1.1"
+# Explicit and Implicit VR Little Endian first: what a peer proposing many gets, when it
+# proposes them first (the acceptor keeps the peer's order). Compressed images come as sent.
+TRANSFER_SYNTAXES = [
+    *UncompressedTransferSyntaxes,  # including Deflated and Explicit VR Big Endian
+    *JPEGTransferSyntaxes,
+    *JPEGLSTransferSyntaxes,
+    *JPEG2000TransferSyntaxes,  # including High-Throughput JPEG 2000
+    *RLETransferSyntaxes,
+]
+ASSOCIATION_REQUEST_WAIT = 10.0  # seconds from connecting to the association request
+INDEX_WAIT = 30.0  # seconds a handler waits for the index commit before answering failure
+# `warnings.catch_warnings` (which `collect.read_checked` uses) swaps process-wide state, so
+# images are parsed one at a time; parsing holds the GIL anyway.
+_PARSING = threading.Lock()
+
+
+def _peer(assoc: Any) -> str:
+    return f"{assoc.requestor.ae_title.strip()!r} at {peer_address(assoc)}"
+
+
+class StorageSCP:
+    """The DICOM node of the agent, serving on threads until `stop()`."""
+
+    def __init__(
+        self,
+        settings: InboxSettings,
+        spool: Spool,
+        index: InboxIndex,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._settings = settings
+        self._spool = spool
+        self._index = index
+        self._loop = loop
+        self._tally: dict[int, Counter[str]] = {}
+        self._tally_lock = threading.Lock()
+        self._ae = AE(ae_title=settings.ae_title)
+        self._ae.maximum_pdu_size = settings.max_pdu_bytes
+        self._ae.maximum_associations = settings.max_associations
+        self._ae.require_called_aet = True
+        # A connection counts against max_associations from the moment it is open, so one
+        # that does not ask for an association soon (pynetdicom's ARTIM timer, the ACSE
+        # timeout) is closed well before an idle association would be.
+        self._ae.acse_timeout = min(ASSOCIATION_REQUEST_WAIT, settings.network_timeout)
+        self._ae.dimse_timeout = settings.network_timeout
+        self._ae.network_timeout = settings.network_timeout
+        for context in AllStoragePresentationContexts:
+            if context.abstract_syntax is not None:
+                self._ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
+        self._ae.add_supported_context(VERIFICATION)
+        self.port = 0
+
+    def start(self) -> int:
+        """Listen and serve on background threads; returns the port. Raises `PortInUse`."""
+        limits = Limits(self._settings.max_pdu_bytes, self._settings.max_instance_bytes)
+        try:
+            server = self._ae.make_server(
+                (self._settings.host, self._settings.port),
+                evt_handlers=[
+                    (evt.EVT_C_STORE, self._on_c_store),
+                    (evt.EVT_REJECTED, self._on_rejected),
+                    (evt.EVT_ABORTED, self._on_aborted),
+                    (evt.EVT_CONN_CLOSE, self._on_closed),
+                ],
+                server_class=ThreadedAssociationServer,
+                request_handler=bounded_request_handler(limits),
+            )
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise errors.PortInUse(
+                    f"The DICOM port {self._settings.port} is already in use by another "
+                    "program. Stop that program or choose another port, and tell the PACS "
+                    "administrator the port you chose."
+                ) from e
+            raise errors.InboxSettingInvalid(
+                f"The agent cannot listen on {self._settings.host}:{self._settings.port} "
+                f"({e.strerror or e}). Check the listen address and port."
+            ) from e
+        self._ae._servers.append(server)  # so that `AE.shutdown` stops it with the rest
+        threading.Thread(target=server.serve_forever, name="inbox-scp", daemon=True).start()
+        self.port = int(server.server_address[1])
+        return self.port
+
+    def stop(self) -> None:
+        """Stop listening and abort the associations still open (blocks; not on the loop)."""
+        self._ae.shutdown()
+
+    # -- handlers, on pynetdicom's threads ------------------------------------------------
+
+    def _on_c_store(self, event: evt.Event) -> int:
+        try:
+            status, reason = self._store(event)
+        except Exception:
+            LOGGER.exception("Could not keep an image from %s.", _peer(event.assoc))
+            status, reason = arrival.PROCESSING_FAILURE, ""
+        if reason:
+            LOGGER.warning(
+                "Refused an image from %s (status 0x%04X): %s.", _peer(event.assoc), status, reason
+            )
+        self._count(event.assoc, "kept" if status == arrival.SUCCESS else "refused")
+        return status
+
+    def _store(self, event: evt.Event) -> tuple[int, str]:
+        """(status, reason for the log)."""
+        request = cast(C_STORE, event.request)
+        if request.DataSet is None:
+            return arrival.CANNOT_UNDERSTAND, "the request carries no data set"
+        sop_class = str(request.AffectedSOPClassUID or "")
+        sop_instance = str(request.AffectedSOPInstanceUID or "")
+        for name, value in (
+            ("request's Affected SOP Class UID", sop_class),
+            ("request's Affected SOP Instance UID", sop_instance),
+        ):
+            bad = arrival.bad_uid(name, value)
+            if bad:
+                return bad.status, bad.reason
+        syntax = str(event.context.transfer_syntax)
+        calling = str(event.assoc.requestor.ae_title)
+        header = arrival.part10_header(sop_class, sop_instance, syntax, calling)
+        instance_id = new_id()
+        with request.DataSet.getbuffer() as data:
+            size = len(header) + len(data)
+            try:
+                incoming = self._spool.write_incoming(instance_id, (header, data))
+            except OSError as e:
+                return arrival.OUT_OF_RESOURCES, f"the spool cannot be written ({e.strerror or e})"
+        try:
+            with _PARSING, warnings.catch_warnings(record=True):
+                warnings.simplefilter("always")
+                ds = collect.read_checked(incoming)
+                found = arrival.describe(
+                    ds,
+                    instance_id=instance_id,
+                    transfer_syntax_uid=syntax,
+                    size=size,
+                    arrived_at=time.time(),
+                    calling_ae_title=calling,
+                )
+        except (InvalidDicomError, ValueError, EOFError, KeyError, TypeError) as e:
+            self._spool.discard(incoming)
+            return arrival.CANNOT_UNDERSTAND, f"its data set is damaged ({e})"
+        refused = arrival.refusal(found, sop_class, sop_instance)
+        if refused:
+            self._spool.discard(incoming)
+            return refused.status, refused.reason
+        kept = self._spool.keep(incoming, instance_id)
+        outcome = self._indexed(found)
+        if outcome is None:
+            return arrival.OUT_OF_RESOURCES, "the index did not answer in time"
+        if isinstance(outcome, Refusal):
+            self._spool.discard(kept)
+            return outcome.status, outcome.reason
+        if outcome.replaced:
+            self._spool.discard(self._spool.path_of(outcome.replaced))
+        return arrival.SUCCESS, ""
+
+    def _indexed(self, found: arrival.Arrival) -> Kept | Refusal | None:
+        """The index's answer, or None if it did not come in time: the file then stays, as
+        the commit may still happen; if not, the next start indexes it (`service`)."""
+        future = asyncio.run_coroutine_threadsafe(self._index.record(found), self._loop)
+        try:
+            return future.result(INDEX_WAIT)
+        except TimeoutError:
+            return None
+
+    def _count(self, assoc: Any, what: str) -> None:
+        with self._tally_lock:
+            self._tally.setdefault(id(assoc), Counter())[what] += 1
+
+    def _on_rejected(self, event: evt.Event) -> None:
+        answer: Any = event.assoc.acceptor.primitive  # the A-ASSOCIATE-RJ sent
+        if (answer.result_source, answer.diagnostic) == (0x03, 0x02):
+            why = f"{self._ae.maximum_associations} associations were already open"
+        elif (answer.result_source, answer.diagnostic) == (0x01, 0x07):
+            called = cast(Any, event.assoc.requestor.primitive).called_ae_title
+            why = f"it was addressed to {arrival.shown(called)}, not to {self._ae.ae_title!r}"
+        else:
+            why = f"reason {answer.result_source}/{answer.diagnostic} (PS3.8 9.3.4)"
+        LOGGER.warning("Refused an association from %s: %s.", _peer(event.assoc), why)
+
+    def _on_aborted(self, event: evt.Event) -> None:
+        LOGGER.warning("The association from %s was aborted.", _peer(event.assoc))
+
+    def _on_closed(self, event: evt.Event) -> None:
+        if event.assoc.requestor.primitive is None:
+            LOGGER.warning(
+                "The connection from %s closed without asking for an association (this agent "
+                "waits %g s for one).",
+                peer_address(event.assoc),
+                self._ae.acse_timeout,
+            )
+            return
+        with self._tally_lock:
+            tally = self._tally.pop(id(event.assoc), None)
+        if tally:
+            LOGGER.info(
+                "Association from %s ended: %d image(s) kept, %d refused.",
+                _peer(event.assoc),
+                tally["kept"],
+                tally["refused"],
+            )

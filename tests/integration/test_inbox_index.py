@@ -1,0 +1,123 @@
+"""The inbox index on a real SQLite file: counts as images arrive, refusals that change
+nothing, resends that replace, the schema's version, and what a crash left behind."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from inbox_harness import JANE, an_arrival
+
+from sending_site.inbox import errors
+from sending_site.inbox.arrival import Arrival, Refusal
+from sending_site.inbox.index import InboxIndex, Kept, schema_steps
+from sending_site.inbox.service import adopt_unindexed
+from sending_site.inbox.spool import Spool, new_id
+from sending_site.synthetic import make_ct_study
+
+
+def _arrival(series: int, instance: int, at: float, **changes: object) -> Arrival:
+    """Instance `instance` of series `series` of study 1.2.3, arriving at `at`."""
+    values: dict[str, object] = {
+        "instance_id": new_id(),
+        "sop_instance_uid": f"1.2.3.{series}.{instance}",
+        "series_instance_uid": f"1.2.3.{series}",
+        "series_number": series,
+        "series_description": f"SERIES {series}",
+        "instance_number": instance,
+        "slice_thickness_mm": float(series),
+        "arrived_at": at,
+    }
+    return an_arrival(**(values | changes))
+
+
+@pytest.mark.asyncio
+async def test_images_are_counted_per_series_as_they_arrive(tmp_path: Path) -> None:
+    index = await InboxIndex.open(tmp_path / "index.sqlite3")
+    try:
+        arrivals = [_arrival(s, i, 100.0 + 10 * s + i) for s in (2, 1) for i in (3, 1, 2)]
+        for a in arrivals:
+            assert await index.record(a) == Kept()
+        study = await index.study("1.2.3")
+        assert study is not None
+        assert [(s.series_number, s.instances) for s in study.series] == [(1, 3), (2, 3)]
+        assert study.instances == 6
+        assert (study.first_arrival, study.last_arrival) == (111.0, 123.0)
+        assert [s.thinnest_slice_mm for s in study.series] == [1.0, 2.0]
+        in_order = [f"1.2.3.{s}.{i}" for s in (1, 2) for i in (1, 2, 3)]
+        by_id = {a.instance_id: a.sop_instance_uid for a in arrivals}
+        assert [by_id[f] for f in await index.study_files("1.2.3")] == in_order
+
+        (listing,) = await index.studies()
+        assert (listing.series, listing.instances, listing.last_arrival) == (2, 6, 123.0)
+        assert await index.studies("doe") == [listing]
+        assert await index.studies("ER-1") == [listing]
+        assert await index.studies("A0000") == [listing]
+        assert await index.studies("smith") == []
+        assert await index.studies("%") == []  # a LIKE wildcard is a character like any other
+    finally:
+        await index.close()
+
+
+@pytest.mark.asyncio
+async def test_a_resend_replaces_and_a_conflict_changes_nothing(tmp_path: Path) -> None:
+    index = await InboxIndex.open(tmp_path / "index.sqlite3")
+    try:
+        first = _arrival(1, 1, 100.0)
+        assert await index.record(first) == Kept()
+        again = _arrival(1, 1, 200.0)
+        assert await index.record(again) == Kept(replaced=first.instance_id)
+        assert await index.study_files("1.2.3") == [again.instance_id]
+
+        other_patient = _arrival(1, 2, 300.0, patient=replace(JANE, name="DOE^JOHN"))
+        moved = _arrival(1, 1, 300.0, series_instance_uid="1.2.3.9", series_number=9)
+        for refused in (other_patient, moved):
+            outcome = await index.record(refused)
+            assert isinstance(outcome, Refusal)
+        assert await index.study_files("1.2.3") == [again.instance_id]
+        study = await index.study("1.2.3")
+        assert study is not None
+        assert study.last_arrival == 200.0
+        assert [s.series_number for s in study.series] == [1]
+    finally:
+        await index.close()
+
+
+@pytest.mark.asyncio
+async def test_the_schema_version_is_kept_and_a_newer_index_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite3"
+    await (await InboxIndex.open(path)).close()
+    latest = schema_steps()[-1][0]
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (latest,)
+        db.execute(f"PRAGMA user_version = {latest + 1}")
+    with pytest.raises(errors.IndexTooNew):
+        await InboxIndex.open(path)
+    with pytest.raises(errors.StudyNotSpooled):
+        await InboxIndex.open(tmp_path / "missing.sqlite3", read_only=True)
+
+
+@pytest.mark.asyncio
+async def test_files_kept_before_a_crash_are_indexed_and_damaged_ones_deleted(
+    tmp_path: Path,
+) -> None:
+    spool = Spool.open(tmp_path / "spool")
+    good = [spool.path_of(new_id()) for _ in range(2)]
+    for source, target in zip(make_ct_study(tmp_path / "study", 2, seed=77), good, strict=True):
+        shutil.copy(source, target)
+    damaged = spool.path_of(new_id())
+    damaged.write_bytes(good[0].read_bytes()[:700])
+    (spool.incoming / f"{new_id()}.part").write_bytes(b"half an image")
+    spool = Spool.open(spool.root)  # a restart clears incoming/
+    assert list(spool.incoming.iterdir()) == []
+    index = await InboxIndex.open(spool.index)
+    try:
+        assert await adopt_unindexed(spool, index) == 2
+        assert set(await index.indexed_files()) == {p.stem for p in good}
+        assert not damaged.exists()
+        assert await adopt_unindexed(spool, index) == 0
+    finally:
+        await index.close()

@@ -1,0 +1,115 @@
+"""The inbox's decisions about one received instance (`sending_site.inbox.arrival`)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from io import BytesIO
+
+import pydicom
+import pytest
+from inbox_harness import ARRIVAL, JANE
+
+from sending_site.inbox.arrival import (
+    CANNOT_UNDERSTAND,
+    DOES_NOT_MATCH_SOP_CLASS,
+    Patient,
+    bad_uid,
+    conflict,
+    part10_header,
+    refusal,
+    shown,
+)
+
+CT = ARRIVAL.sop_class_uid
+
+
+@pytest.mark.parametrize(
+    "value", ["", "../../x", "1.2." + "3" * 196, "1.02.3", "1.2.3.", "1.2.3\x00", "1.2.a"]
+)
+def test_what_is_not_a_uid_is_refused_as_not_understood(value: str) -> None:
+    refused = bad_uid("Study Instance UID", value)
+    assert refused is not None
+    assert refused.status == CANNOT_UNDERSTAND
+    assert refused.reason.startswith("the Study Instance UID ")
+
+
+def test_a_valid_uid_passes() -> None:
+    assert bad_uid("Study Instance UID", "1.2.840.10008.5.1.4.1.1.2") is None
+
+
+def test_received_values_are_quoted_short_and_without_control_characters() -> None:
+    assert shown("../../x") == "'../../x'"
+    assert shown("1\n2") == "'1\\n2'"
+    long = shown("9" * 200)
+    assert long.endswith("... (200 characters)")
+    assert len(long) < 110
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("sop_instance_uid", "../../x"),
+        ("study_instance_uid", "1.2." + "3" * 196),
+        ("series_instance_uid", ""),
+        ("sop_class_uid", "CT"),
+    ],
+)
+def test_an_instance_with_a_bad_uid_is_refused(field: str, value: str) -> None:
+    refused = refusal(replace(ARRIVAL, **{field: value}), CT, ARRIVAL.sop_instance_uid)
+    assert refused is not None
+    assert refused.status == CANNOT_UNDERSTAND
+
+
+def test_a_data_set_that_is_not_the_announced_instance_is_refused() -> None:
+    other_instance = refusal(ARRIVAL, CT, "1.2.3.5")
+    other_class = refusal(ARRIVAL, "1.2.840.10008.5.1.4.1.1.4", ARRIVAL.sop_instance_uid)
+    assert other_instance is not None
+    assert other_class is not None
+    assert other_instance.status == other_class.status == DOES_NOT_MATCH_SOP_CLASS
+    assert refusal(ARRIVAL, CT, ARRIVAL.sop_instance_uid) is None
+
+
+def test_a_new_study_series_and_instance_conflict_with_nothing() -> None:
+    assert conflict(ARRIVAL, study_patient=None, series_study=None, earlier_home=None) is None
+
+
+def test_a_resent_copy_into_the_same_series_is_no_conflict() -> None:
+    same = conflict(
+        ARRIVAL, study_patient=JANE, series_study="1.2.3", earlier_home=("1.2.3", "1.2.3.1")
+    )
+    assert same is None
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        replace(JANE, patient_id="ER-2"),
+        replace(JANE, issuer="OTHER"),
+        replace(JANE, name="DOE^JOHN"),
+        replace(JANE, birth_date="19850215"),
+    ],
+)
+def test_a_study_held_under_another_patient_is_never_merged(other: Patient) -> None:
+    refused = conflict(ARRIVAL, study_patient=other, series_study=None, earlier_home=None)
+    assert refused is not None
+    assert "another patient" in refused.reason
+
+
+def test_a_series_or_image_held_under_another_study_is_refused() -> None:
+    series = conflict(ARRIVAL, study_patient=None, series_study="9.9", earlier_home=None)
+    image = conflict(ARRIVAL, study_patient=JANE, series_study=None, earlier_home=("9.9", "9.9.1"))
+    assert series is not None
+    assert image is not None
+    assert "another study" in series.reason
+    assert "another series" in image.reason
+
+
+def test_the_part10_header_has_a_zero_preamble_and_meta_from_the_association() -> None:
+    header = part10_header(CT, "1.2.3.4", "1.2.840.10008.1.2.1", " CT1  ")
+    assert header[:128] == b"\x00" * 128
+    assert header[128:132] == b"DICM"
+    meta = pydicom.dcmread(BytesIO(header)).file_meta
+    assert meta.MediaStorageSOPClassUID == CT
+    assert meta.MediaStorageSOPInstanceUID == "1.2.3.4"
+    assert meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert meta.SourceApplicationEntityTitle == "CT1"
