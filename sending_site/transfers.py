@@ -70,6 +70,11 @@ def _receipt_words(receipt: dict[str, Any] | None, delivered_at: float | None) -
     return f"delivered {when(at)}: {receipt.get('instances', '?')} images{partly} {where}"
 
 
+def _review_copy(receipt: object) -> bool:
+    """A receipt saying the trauma center saved a held study for review (not delivered)."""
+    return isinstance(receipt, dict) and receipt.get("destination") == "review"
+
+
 def status_words(status: dict[str, Any], record: journal.TransferJournal) -> str:
     """What the relay's status document means for the ER, in one line."""
     state = str(status.get("state", ""))
@@ -90,13 +95,17 @@ def status_words(status: dict[str, Any], record: journal.TransferJournal) -> str
             "locked after too many wrong codes: trauma-relay reissue "
             f"{record.transfer_id} gives it a new code"
         )
+    elif state == TransferState.REDEEMED and _review_copy(status.get("receipt")):
+        since = when(status["receipt"].get("received_at"))
+        words = (
+            f"held at the trauma center for review since {since}: a person is checking the "
+            "patient's identity before it goes into their PACS"
+        )
     elif state == TransferState.REDEEMED:
         words = (
             f"redeemed by the trauma center {when(status.get('redeemed_at'))}; not delivered "
-            "yet (being checked and stored, or held there for review)"
+            "yet (being checked and stored)"
         )
-    elif state == "held":  # a relay that reports holds by name
-        words = "held at the trauma center for review"
     elif state == TransferState.DELIVERED:
         words = _receipt_words(status.get("receipt"), status.get("delivered_at"))
     elif state == TransferState.REVOKED:

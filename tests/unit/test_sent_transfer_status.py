@@ -72,9 +72,17 @@ def test_when_is_local_time_with_its_zone() -> None:
         (
             _status("redeemed", redeemed_at=AT),
             f"redeemed by the trauma center {when(AT)}; not delivered yet (being checked and "
-            "stored, or held there for review)",
+            "stored)",
         ),
-        (_status("held"), "held at the trauma center for review"),
+        (
+            _status(
+                "redeemed",
+                redeemed_at=AT,
+                receipt={"instances": 240, "destination": "review", "received_at": AT + 60},
+            ),
+            f"held at the trauma center for review since {when(AT + 60)}: a person is checking "
+            "the patient's identity before it goes into their PACS",
+        ),
         (
             _status(
                 "delivered",
