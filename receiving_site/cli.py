@@ -176,14 +176,14 @@ def run_redeem(args: argparse.Namespace) -> int:
         if not args.pacs:
             raise errors.LocalPatientNeedsPacs()
         check_local_id(args.local_patient_id, args.local_issuer)  # before the code is spent
+    address = None
+    if args.pacs:  # a wrong address is reported first, before anything else is asked
+        address = PacsAddress.parse(args.pacs)
+        address = PacsAddress(address.ae_title, address.host, address.port, args.calling_aet)
     if not args.yes and not sys.stdin.isatty():
         # Before the code is read, so before it can be spent.
         raise errors.ConfirmationNeeded()
     credential = read_credential(args.credential_file)
-    address = None
-    if args.pacs:
-        address = PacsAddress.parse(args.pacs)
-        address = PacsAddress(address.ae_title, address.host, address.port, args.calling_aet)
     secret = None
     if not args.resume:
         secret = read_code(sys.stdin, sys.stderr)

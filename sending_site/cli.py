@@ -337,7 +337,7 @@ def run_push(args: argparse.Namespace) -> int:
 
     def on_event(event: Ready | Progress | Retrying) -> None:
         if isinstance(event, Retrying):
-            _say_retrying(args.relay, event.delay, event.reason, after_bar=tty)
+            _say_retrying(relay, event.delay, event.reason, after_bar=tty)
         elif isinstance(event, Ready):
             qr_path.append(_write_qr(_qr_path(args.qr, state, event.transfer_id), event.capability))
             if args.sheet:
@@ -538,12 +538,12 @@ def run_reissue(args: argparse.Namespace) -> int:
 
 def run_break_glass(args: argparse.Namespace) -> int:
     from sending_site.break_glass import add_break_glass
+    from sending_site.errors import BreakGlassIncomplete
     from site_agent.local_state import default_state_dir
 
     problem = _break_glass_problem(args.reason, args.clinician)
     if problem:
-        print(f"trauma-relay: {problem}", file=sys.stderr)
-        return 2
+        raise BreakGlassIncomplete(problem)
     added = asyncio.run(
         add_break_glass(
             args.state or default_state_dir(),

@@ -128,11 +128,6 @@ class NotConfirmed(SendingError):
     """Not confirmed. Nothing was sent."""
 
 
-class OutputFolderMissing(SendingError):
-    """The folder for an output file does not exist. Nothing was sent: give a folder that
-    exists."""
-
-
 class AlreadyRedeemed(SendingError):
     """The trauma center has already redeemed this transfer, so it cannot be revoked. Call
     them if the images must not be used."""

@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from site_agent.relay_setting import add_relay_arguments
+
 
 def add_parsers(sub: Any) -> None:
     destinations = sub.add_parser(
@@ -17,7 +19,7 @@ def add_parsers(sub: Any) -> None:
         description="List the relay's receiving sites: the name to give --to, and its display "
         "name.",
     )
-    destinations.add_argument("--relay", required=True, help="relay URL")
+    add_relay_arguments(destinations)
     _common(destinations, state=False)
     destinations.set_defaults(run=run_destinations)
 
@@ -59,9 +61,13 @@ def _credential(args: argparse.Namespace) -> str:
 def run_destinations(args: argparse.Namespace) -> int:
     from sending_site.preflight import destinations
     from site_agent.client import RelayClient
+    from site_agent.relay_address import relay_address
+    from site_agent.relay_setting import relay_from_arguments
+
+    relay = relay_address(relay_from_arguments(args))
 
     async def go() -> list[Any]:
-        async with RelayClient(args.relay, _credential(args)) as client:
+        async with RelayClient(relay, _credential(args)) as client:
             return await destinations(client, retry_for=0)
 
     sites = asyncio.run(go())

@@ -221,16 +221,18 @@ def test_demo_needs_a_number_of_images(tmp_path: Path, count: str) -> None:
 def test_json_errors_are_one_object_with_the_same_exit_status(
     relay: E2ERelay, study: Path, tmp_path: Path
 ) -> None:
-    unknown_site = relay.push_args([study], state=tmp_path / "er-state")
-    unknown_site[unknown_site.index(RECEIVER)] = "no-such-trauma-center"
+    unknown_destination = relay.push_args([study], state=tmp_path / "er-state")
+    unknown_destination[unknown_destination.index(RECEIVER)] = "no-such-trauma-center"
     cases = {
         "usage": ["push", str(study), "--relay", relay.url, "--to", RECEIVER, "--bogus"],
         "site-exists": ["site", "add", SENDER, "--role", "sending", "--data", str(relay.data_dir)],
-        "unknown-site": unknown_site,
-        "code-length-error": ["redeem", "--relay", relay.url, "--out", str(tmp_path / "in")],
+        "unknown-destination": unknown_destination,
+        "code-length-error": [
+            *("redeem", "--relay", relay.url, "--out", str(tmp_path / "in"), "--yes"),
+        ],
     }
     credentials = {
-        "unknown-site": relay.sender_credential,
+        "unknown-destination": relay.sender_credential,
         "code-length-error": relay.receiver_credential,
     }
     for code, args in cases.items():
