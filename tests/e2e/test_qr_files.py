@@ -54,6 +54,6 @@ def test_a_missing_folder_is_refused_before_sending(relay: E2ERelay, tmp_path: P
         workdir=tmp_path,
         extra=["--sheet", str(tmp_path / "no-such-folder" / "sheet.pdf")],
     ).failed()
-    assert f"The folder for --sheet ({tmp_path / 'no-such-folder'}) does not exist" in run.message
-    assert "Nothing was sent" in run.message
+    assert f"the folder {tmp_path / 'no-such-folder'} does not exist" in run.message
+    assert "nothing was sent" in run.message
     assert relay.transfer_count() == before

@@ -179,6 +179,9 @@ def test_a_flood_of_associations_is_refused_past_the_limit_then_served(
     _serves(agent, tmp_path / "ordinary", 41)
 
 
+# pynetdicom drops the aborted association's socket without closing it; the garbage
+# collector's ResourceWarning about it may land in this test (seen once in a full run).
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.asyncio
 async def test_an_image_past_the_size_cap_aborts_its_association(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
