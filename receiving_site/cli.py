@@ -18,8 +18,6 @@ from site_agent.relay_setting import add_relay_arguments
 
 if TYPE_CHECKING:
     from receiving_site.reconcile import Demographics
-
-if TYPE_CHECKING:
     from receiving_site.redeem import RedeemResult
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sending_site import errors, journal
+from sending_site import errors, journal, refused
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from transfer_codes.wire import Problem, TransferState
 
@@ -110,6 +110,8 @@ def status_words(status: dict[str, Any], record: journal.TransferJournal) -> str
         words = _receipt_words(status.get("receipt"), status.get("delivered_at"))
     elif state == TransferState.REVOKED:
         words = f"revoked {when(status.get('revoked_at'))}"
+        if refused.by_patient(status):
+            words += f": {refused.reason(status)}"
     elif state == TransferState.EXPIRED:
         words = f"expired {when(status.get('expires_at'))}: its images are deleted"
     else:

@@ -100,6 +100,14 @@ def test_when_is_local_time_with_its_zone() -> None:
             f"delivered {when(AT)}: 3 images (not all of them) into a folder at the trauma center",
         ),
         (_status("revoked", revoked_at=AT), f"revoked {when(AT)}"),
+        (
+            _status("revoked", revoked_at=AT, revoked_by="family", declined=True),
+            f"revoked {when(AT)}: the patient's family declined to share it on their phone",
+        ),
+        (
+            _status("revoked", revoked_at=AT, revoked_by="patient"),
+            f"revoked {when(AT)}: the patient cancelled it on their phone",
+        ),
         (_status("expired"), f"expired {when(AT + 3600)}: its images are deleted"),
         (
             _status("locked"),
