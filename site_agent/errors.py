@@ -49,6 +49,10 @@ class CredentialUnreadable(AgentError):
     """The site credential file could not be read. Check its path and permissions."""
 
 
+class CredentialMalformed(AgentError):
+    """The site credential holds more than the one line `trauma-relay site add` printed."""
+
+
 class BadRelayAddress(AgentError):
     """That is not a relay address. Give the scheme, the host and, if needed, the port, e.g.
     https://relay.example."""

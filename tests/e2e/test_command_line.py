@@ -143,6 +143,20 @@ def test_a_missing_credential_file_is_named(relay: E2ERelay, study: Path, tmp_pa
     _refused(run, "No site credential: set TRAUMA_RELAY_CREDENTIAL or pass --credential-file")
 
 
+def test_a_credential_file_of_two_lines_is_refused_with_a_sentence(
+    relay: E2ERelay, study: Path, tmp_path: Path
+) -> None:
+    pasted = tmp_path / "er.credential"
+    pasted.write_text(f"St. Mary's ED\n{relay.sender_credential}\n")
+    pasted.chmod(0o600)
+    args = relay.push_args([study], state=tmp_path / "er-state")
+    run = run_cli([*args, "--credential-file", str(pasted)], cwd=tmp_path)
+    _refused(run, f"The credential file {pasted} holds more than the credential")
+    assert relay.sender_credential not in run.stdout + run.stderr
+    run = run_cli([*args, "--credential-file", str(pasted), "--json"], cwd=tmp_path)
+    assert _error(run)["code"] == "credential-malformed"
+
+
 @pytest.mark.parametrize("command", ["push", "redeem"])
 def test_a_state_folder_that_is_a_file_is_named(
     relay: E2ERelay, study: Path, tmp_path: Path, command: str
