@@ -67,6 +67,7 @@ async def healthz(request: web.Request) -> web.Response:
 def make_app(config: RelayConfig, *, sweep: bool = True) -> web.Application:
     app = web.Application(middlewares=[problems.problems_middleware], client_max_size=1024**2)
     app[CONFIG] = config
+    app.on_response_prepare.append(problems.no_store)
     app[UPLOAD_LOCKS] = {}
     app[MANIFEST_EVENTS] = {}
     app.cleanup_ctx.append(_storage)

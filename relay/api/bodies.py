@@ -37,6 +37,10 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         raise errors.BadRequest("The request body is not valid JSON.") from e
     if not isinstance(body, dict):
         raise errors.BadRequest("The request body must be a JSON object.")
+    try:  # JSON may spell a lone surrogate (\ud800), which is not text and cannot be stored
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise errors.BadRequest("The request body holds text that is not valid Unicode.") from e
     return body
 
 

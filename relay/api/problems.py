@@ -25,6 +25,12 @@ def problem(status: int, code: str, detail: str, **extra: object) -> web.Respons
     return web.json_response(body, status=status, content_type="application/problem+json")
 
 
+async def no_store(request: web.Request, response: web.StreamResponse) -> None:
+    """No answer of the relay is kept by a browser or a proxy: they are about one transfer, at
+    one moment, and some carry wrapped keys or the phone's sealed documents."""
+    response.headers["Cache-Control"] = "no-store"
+
+
 @web.middleware
 async def problems_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -33,6 +39,11 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
         return problem(e.status, e.code, e.detail, offset=getattr(e, "offset", None))
     except errors.RelayError as e:
         return problem(e.status, e.code, e.detail)
+    except ConnectionResetError:
+        # The client went away mid-request (aiohttp ends the body read with this): nothing was
+        # changed, and nobody is left to answer; not an error of the relay's.
+        log.info("client left during %s %s", request.method, request.path)
+        return problem(400, "client-left", "The connection closed before the request ended.")
     except web.HTTPException as e:
         if e.status >= 400 and e.content_type != "application/problem+json":
             return problem(e.status, "http", e.reason)
