@@ -23,6 +23,7 @@ from relay.appkeys import (
 )
 from relay.config import RelayConfig
 from relay.storage.files import FileObjectStore
+from relay.storage.permissions import OWNER_ONLY_FOLDER
 from relay.storage.sqlite import SqliteMetadata
 from transfer_codes import wire
 
@@ -41,7 +42,7 @@ def _decoy_key(data_dir: Path) -> bytes:
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    config.data_dir.mkdir(parents=True, exist_ok=True, mode=OWNER_ONLY_FOLDER)
     app[DECOY_KEY] = _decoy_key(config.data_dir)
     metadata = await SqliteMetadata.open(config.database)
     app[METADATA] = metadata

@@ -11,6 +11,7 @@ from pathlib import Path
 from relay import audit, errors
 from relay.config import RelayConfig
 from relay.storage.models import Site
+from relay.storage.permissions import OWNER_ONLY_FOLDER
 from relay.storage.sqlite import SqliteMetadata
 from transfer_codes.tokens import new_token, token_digest
 
@@ -43,7 +44,7 @@ def open_data_folder(data_dir: Path, *, create: bool) -> Path:
             "--create."
         )
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=OWNER_ONLY_FOLDER)
     except OSError as e:
         raise errors.DataFolderUnusable(
             f"The relay's data folder {data_dir} could not be made ({e.strerror or e}). Check "

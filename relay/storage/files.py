@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO, ParamSpec, TypeVar
 
 from relay import errors
+from relay.storage.permissions import OWNER_ONLY_FILE, OWNER_ONLY_FOLDER
 from transfer_codes.tokens import is_transfer_id
 
 READ_BLOCK = 256 * 1024
@@ -69,7 +70,7 @@ class FileObjectStore:
 
     def __init__(self, root: Path) -> None:
         self._root = root
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True, mode=OWNER_ONLY_FOLDER)
 
     def _folder(self, transfer_id: str) -> Path:
         if not is_transfer_id(transfer_id):
@@ -172,10 +173,10 @@ def _prepare(folder: Path, path: Path, offset: int) -> bool:
     never acknowledged, so dropping them loses nothing."""
     created = False
     if not folder.exists():
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True, mode=OWNER_ONLY_FOLDER)
         _fsync_dir(folder.parent)
     if not path.exists():
-        path.touch()
+        path.touch(mode=OWNER_ONLY_FILE)
         created = True
     with path.open("r+b") as f:
         f.truncate(offset)

@@ -27,6 +27,7 @@ from relay.storage.models import (
     Site,
     StoredLock,
 )
+from relay.storage.permissions import owner_only
 
 _TRANSFER_COLUMNS = (
     "id, sender, recipient, locator, state, created_at, expires_at, authorized_at, "
@@ -71,8 +72,11 @@ class SqliteMetadata:
 
     @classmethod
     async def open(cls, path: Path) -> SqliteMetadata:
+        """The relay's database at `path`, created if new, readable by the relay's user only
+        (SQLite gives its -wal and -shm files the database file's permissions)."""
         db = await aiosqlite.connect(path, isolation_level=None)
         await db.execute("PRAGMA journal_mode=WAL")
+        owner_only(path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
         await db.execute("PRAGMA synchronous=FULL")
         await db.execute("PRAGMA foreign_keys=ON")
         store = cls(db)

@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from pathlib import Path
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
-from relay_harness import RECEIVER
+from relay_harness import RECEIVER, FakeClock, running_relay
 
-from relay_api.plumbing import Ctx, assert_clear_refusal, create_transfer, nothing_changes
+from relay_api.plumbing import (
+    Ctx,
+    assert_clear_refusal,
+    create_transfer,
+    nothing_changes,
+    upload,
+)
 from transfer_codes import wire
 
 
@@ -77,3 +86,22 @@ async def test_no_answer_may_be_cached(ctx: Ctx) -> None:
         await ctx.call("GET", wire.transfer("nope")),  # a problem document too
     ]
     assert [a.headers.get("Cache-Control") for a in answers] == ["no-store"] * len(answers)
+
+
+@pytest.mark.asyncio
+async def test_what_the_relay_writes_only_its_user_can_read(tmp_path: Path) -> None:
+    previous = os.umask(0o022)  # the common umask: new files readable by everyone
+    try:
+        async with (
+            running_relay(tmp_path / "relay", clock=FakeClock()) as relay,
+            aiohttp.ClientSession() as http,
+        ):
+            ctx = Ctx(relay, FakeClock(), http)
+            sent = await create_transfer(ctx)
+            await upload(ctx, sent, 0, b"sealed bytes of one image")
+            written = [p for p in relay.data_dir.rglob("*") if p != relay.data_dir]
+            modes = {str(p.relative_to(relay.data_dir)): p.stat().st_mode & 0o777 for p in written}
+            assert any("objects/" in name for name in modes), modes  # an object was written
+            assert {name: oct(m) for name, m in modes.items() if m & 0o077} == {}
+    finally:
+        os.umask(previous)
