@@ -17,6 +17,8 @@
   const LANGUAGES = ["en", "es"];
   // The reader's explicit choice, for this tab only; never in the URL, which holds the secret.
   const LANGUAGE_KEY = "trauma-relay.phone.language";
+  // The link's fragment, for this tab only, once it is cleared from the address bar.
+  const LINK_KEY = "trauma-relay.phone.link";
   // When this tab declined or cancelled a transfer: the relay's revoked_at of each, so the page
   // can say "from this phone" after a reload too. Nothing secret: times only.
   const WITHDRAWN_KEY = "trauma-relay.phone.withdrawn-at";
@@ -706,6 +708,19 @@
     return null;
   }
 
+  // The link's secret (token and phone key). Once read it leaves the address bar and the
+  // history, where anyone picking up the phone or its browser history would find it; this tab
+  // keeps it (sessionStorage, gone with the tab) so that reloading still works.
+  function linkSecret() {
+    const fragment = window.location.hash.replace(/^#/, "");
+    if (fragment) {
+      window.sessionStorage.setItem(LINK_KEY, fragment);
+      window.history.replaceState(null, "", window.location.pathname + window.location.search);
+      return fragment;
+    }
+    return window.sessionStorage.getItem(LINK_KEY) || "";
+  }
+
   async function start() {
     text = await loadText();
     if (!text) return;
@@ -714,7 +729,7 @@
     show("language", true);
     $("language").addEventListener("click", () => chooseLanguage(entry("language.other")));
 
-    const fragment = window.location.hash.replace(/^#/, "");
+    const fragment = linkSecret();
     const dot = fragment.indexOf(".");
     if (dot < 1) {
       problem({ key: "problem.link_incomplete" });

@@ -59,6 +59,9 @@ async def test_phone_authorizes_carries_code_and_sees_delivery(
             await expect(page.locator("#s-recipient")).to_have_text("County Level I Trauma Center")
             await expect(page.locator("#s-expires")).not_to_be_empty()
             await expect(page.locator("#authorize")).to_be_visible()
+            # The link's secret is read, then gone from the address bar and the history.
+            assert urlsplit(page.url).fragment == ""
+            assert urlsplit(page.url).path == urlsplit(ready.authorization_url).path
             await expect(page.locator("#code")).to_be_hidden()
             await expect(page.locator("#break-glass")).to_be_hidden()
             await snap(page, "01-summary.png")
@@ -102,7 +105,8 @@ async def test_phone_authorizes_carries_code_and_sees_delivery(
             assert delivered.instances == 3
             assert len(storage_scp.received) == 3
 
-            # 5. The same link now shows the status.
+            # 5. The same page, reloaded (its address no longer holds the link), shows the
+            #    status.
             await page.reload()
             timeline = page.locator("#timeline")
             await expect(timeline).to_contain_text("Taken by County Level I Trauma Center on")
