@@ -1,4 +1,5 @@
-"""The relay's subcommands of `trauma-relay`: `relay` (run the server) and `site add`.
+"""The relay's subcommands of `trauma-relay`: `relay` (run the server) and `site add`,
+`site list`, `site rotate`, `site disable` and `site enable`.
 
 `trauma_relay.cli` composes these with the agents' subcommands; each imports its package lazily,
 so the relay process never loads DICOM code."""
@@ -12,6 +13,7 @@ import json
 import logging
 import os
 import socket
+import time
 from pathlib import Path
 
 # What binding the listening socket fails with when --listen is wrong or the port is taken.
@@ -44,6 +46,55 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     add.add_argument("--display-name", help="name shown in the directory of destinations")
     add.add_argument("--json", action="store_true", help="print one JSON object")
     add.set_defaults(run=_run_site_add)
+
+    listing = site_sub.add_parser("list", help="list the sites, enabled or not")
+    _data_argument(listing)
+    listing.set_defaults(run=_run_site_list)
+
+    rotate = site_sub.add_parser(
+        "rotate",
+        help="give a site a new credential (the old one stops at once, or after --grace)",
+        description="Give a site a new credential, shown once. The old credential is refused "
+        "at once, or keeps working for --grace SECONDS while the site installs the new one.",
+    )
+    rotate.add_argument("name", help="the site's name")
+    rotate.add_argument(
+        "--grace",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="how long the old credential keeps working (default 0: it stops at once)",
+    )
+    _data_argument(rotate)
+    rotate.set_defaults(run=_run_site_rotate)
+
+    disable = site_sub.add_parser(
+        "disable",
+        help="refuse a site from now on (its open transfers are kept unless --revoke-open)",
+        description="Refuse a site's credential from now on, and stop offering a disabled "
+        "trauma center as a destination. Its open transfers are kept, so a study already on "
+        "its way can still be redeemed, unless --revoke-open.",
+    )
+    disable.add_argument("name", help="the site's name")
+    disable.add_argument(
+        "--revoke-open",
+        action="store_true",
+        help="also revoke its transfers not yet redeemed (their codes stop working)",
+    )
+    _data_argument(disable)
+    disable.set_defaults(run=_run_site_disable)
+
+    enable = site_sub.add_parser("enable", help="accept a disabled site again")
+    enable.add_argument("name", help="the site's name")
+    _data_argument(enable)
+    enable.set_defaults(run=_run_site_enable)
+
+
+def _data_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data", required=True, type=Path, help="the relay's data directory (where it runs)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _run_relay(args: argparse.Namespace) -> int:
@@ -109,4 +160,90 @@ def _run_site_add(args: argparse.Namespace) -> int:
         print(f"Site {new.site.name!r} ({new.site.role}) added.")
         print("Its credential is shown only this once; store it in the site's credential file:")
         print(new.credential)
+    return 0
+
+
+def _when(at: float | None) -> str:
+    import datetime
+
+    if at is None:
+        return ""
+    return datetime.datetime.fromtimestamp(at, tz=datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _run_site_list(args: argparse.Namespace) -> int:
+    from relay.sites import list_sites
+
+    records = asyncio.run(list_sites(args.data))
+    if args.json:
+        listed = [
+            {
+                "name": r.site.name,
+                "role": r.site.role,
+                "display_name": r.site.display_name,
+                "created_at": r.created_at,
+                "disabled_at": r.site.disabled_at,
+                "previous_credential_until": r.previous_until,
+                "open_transfers": r.open_transfers,
+            }
+            for r in records
+        ]
+        print(json.dumps({"sites": listed}))
+        return 0
+    if not records:
+        print(f"No sites yet. Add one with: trauma-relay site add NAME --data {args.data}")
+    for r in records:
+        state = f"DISABLED since {_when(r.site.disabled_at)}" if r.site.disabled_at else "enabled"
+        print(f"{r.site.name}  ({r.site.role}, {state}): {r.site.display_name}")
+        print(f"  added {_when(r.created_at)}; {r.open_transfers} open transfer(s)")
+        if r.previous_until is not None:
+            print(f"  its previous credential works until {_when(r.previous_until)}")
+    return 0
+
+
+def _run_site_rotate(args: argparse.Namespace) -> int:
+    from relay.sites import rotate_site
+
+    new = asyncio.run(rotate_site(args.data, args.name, args.grace))
+    if args.json:
+        print(json.dumps({"name": new.site.name, "credential": new.credential}))
+        return 0
+    if args.grace:
+        print(
+            f"New credential for {new.site.name!r}; the old one keeps working until "
+            f"{_when(time.time() + args.grace)}."
+        )
+    else:
+        print(f"New credential for {new.site.name!r}; the old one is refused from now on.")
+    print("It is shown only this once; store it in the site's credential file:")
+    print(new.credential)
+    return 0
+
+
+def _run_site_disable(args: argparse.Namespace) -> int:
+    from relay.sites import disable_site
+
+    done = asyncio.run(disable_site(args.data, args.name, revoke_open=args.revoke_open))
+    if args.json:
+        print(json.dumps({"name": done.site.name, "revoked": done.revoked, "kept": done.kept}))
+        return 0
+    print(f"Site {done.site.name!r} is disabled: its credential is refused from now on.")
+    if done.revoked:
+        print(f"{len(done.revoked)} open transfer(s) revoked: their codes no longer work.")
+    if done.kept:
+        print(
+            f"{done.kept} open transfer(s) kept: a study already on its way can still be redeemed."
+        )
+    print(f"To accept it again: trauma-relay site enable {done.site.name} --data {args.data}")
+    return 0
+
+
+def _run_site_enable(args: argparse.Namespace) -> int:
+    from relay.sites import enable_site
+
+    site = asyncio.run(enable_site(args.data, args.name))
+    if args.json:
+        print(json.dumps({"name": site.name, "enabled": True}))
+    else:
+        print(f"Site {site.name!r} is enabled again: its credential is accepted.")
     return 0

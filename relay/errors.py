@@ -72,8 +72,22 @@ class BadRequest(RelayError):
     code: str = Problem.BAD_REQUEST
 
 
+class SiteDisabled(RelayError):
+    """This site is disabled on this relay. Ask the relay's operator."""
+
+    status = 403
+    code: str = Problem.SITE_DISABLED
+
+
 class UnknownSite(RelayError):
     """There is no trauma center by that name on this relay. Check the directory of destinations."""
+
+    status = 404
+    code: str = Problem.UNKNOWN_SITE
+
+
+class UnknownSiteName(RelayError):
+    """There is no site by that name on this relay; `trauma-relay site list` shows them."""
 
     status = 404
     code: str = Problem.UNKNOWN_SITE

@@ -192,6 +192,14 @@ class Transfer:
         self.require_live(now)
         return self._replace(state=State.REVOKED, revoked_at=now, revoked_by=by)
 
+    def withdrawn_by_operator(self, now: float) -> Transfer:
+        """The relay's operator revoked the transfer (its site was disabled) before redemption;
+        `revoked_by` stays empty: neither the patient, the family nor the sender did."""
+        if self.state in TAKEN:
+            raise errors.AlreadyRedeemed()
+        self.require_live(now)
+        return self._replace(state=State.REVOKED, revoked_at=now, revoked_by=None)
+
     def declined(self, now: float, by: Revoker) -> Transfer:
         """The patient or family (`by`) said no on their phone before anyone authorized: a
         revocation by them, which `was_declined` reports. Refused with `InvalidTransition`

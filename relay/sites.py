@@ -1,21 +1,30 @@
-"""Registering sending hospitals and trauma centers on a relay."""
+"""Registering sending hospitals and trauma centers on a relay, and their life after: listing
+them, rotating a credential (the old one stops at once or after a stated grace), disabling a
+site (refused at once; its open transfers kept, or revoked) and enabling it again. Every change
+is audited, as the operator at this machine."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from relay import audit, errors
 from relay.config import RelayConfig
-from relay.storage.models import Site
+from relay.lifecycle import TAKEN
+from relay.storage.interface import MetadataTransaction
+from relay.storage.models import Site, SiteRecord
 from relay.storage.permissions import OWNER_ONLY_FOLDER
 from relay.storage.sqlite import SqliteMetadata
 from transfer_codes.tokens import new_token, token_digest
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+Clock = Callable[[], float]
+MAX_GRACE = 7 * 24 * 3600  # seconds a rotated-out credential may keep working
 
 
 @dataclass(frozen=True)
@@ -90,3 +99,107 @@ async def add_site(
     finally:
         await store.close()
     return NewSite(site, credential)
+
+
+@contextlib.asynccontextmanager
+async def _operator(data_dir: Path, clock: Clock) -> AsyncIterator[tuple[SqliteMetadata, float]]:
+    """The relay's database (it must exist) and the time now, for one operator command."""
+    database = await asyncio.to_thread(open_data_folder, data_dir, create=False)
+    store = await SqliteMetadata.open(database)
+    try:
+        yield store, clock()
+    finally:
+        await store.close()
+
+
+async def _existing(tx: MetadataTransaction, name: str) -> Site:
+    site = await tx.site(name)
+    if site is None:
+        raise errors.UnknownSiteName(
+            f"There is no site named {name!r} on this relay; `trauma-relay site list` shows them."
+        )
+    return site
+
+
+async def _record(
+    tx: MetadataTransaction, now: float, action: str, site: str, **counts: int
+) -> None:
+    """An operator's change to `site`, with `counts` (how many revoked, grace seconds)."""
+    await audit.record(
+        tx,
+        now,
+        action=action,
+        actor="operator",
+        actor_role="operator",
+        transfer_id=None,
+        site=site,
+        counts=counts,
+    )
+
+
+async def list_sites(data_dir: Path) -> list[SiteRecord]:
+    async with _operator(data_dir, time.time) as (store, _), store.transaction() as tx:
+        return await tx.site_records()
+
+
+async def rotate_site(
+    data_dir: Path, name: str, grace: float = 0, *, clock: Clock = time.time
+) -> NewSite:
+    """A new credential for `name`, shown once; the old one is refused at once, or from
+    `grace` seconds from now."""
+    if not 0 <= grace <= MAX_GRACE:
+        raise errors.BadRequest(f"The grace must be 0 to {MAX_GRACE // 3600} hours.")
+    credential = new_token()
+    async with _operator(data_dir, clock) as (store, now), store.transaction() as tx:
+        site = await _existing(tx, name)
+        until = now + grace if grace else None
+        await tx.rotate_credential(name, token_digest(credential), until)
+        await _record(tx, now, "site-credential-rotated", name, grace_seconds=int(grace))
+    return NewSite(site, credential)
+
+
+@dataclass(frozen=True)
+class Disabled:
+    site: Site
+    revoked: list[str]  # transfer ids revoked with it
+    kept: int  # open transfers left as they were (redeemed ones always are)
+
+
+async def disable_site(
+    data_dir: Path, name: str, *, revoke_open: bool, clock: Clock = time.time
+) -> Disabled:
+    """Refuse `name`'s credential from now on (and stop offering it as a destination). Its open
+    transfers are kept, so a study already on its way can still be redeemed, unless
+    `revoke_open`: then every one not yet redeemed is revoked and its keys deleted."""
+    revoked: list[str] = []
+    async with _operator(data_dir, clock) as (store, now), store.transaction() as tx:
+        site = await _existing(tx, name)
+        if site.disabled_at is None:
+            await tx.set_site_disabled(name, now)
+        still_open = await tx.open_transfers_of(name)
+        for t in still_open:
+            if not revoke_open or t.state in TAKEN or t.is_due(now):
+                continue
+            await tx.save_transfer(t.withdrawn_by_operator(now))
+            await tx.delete_locks(t.id)
+            await audit.record(
+                tx,
+                now,
+                action="transfer-revoked",
+                actor="operator",
+                actor_role="operator",
+                transfer_id=t.id,
+                reason="site disabled",
+                site=name,
+            )
+            revoked.append(t.id)
+        await _record(tx, now, "site-disabled", name, revoked=len(revoked))
+    return Disabled(site, revoked, len(still_open) - len(revoked))
+
+
+async def enable_site(data_dir: Path, name: str, *, clock: Clock = time.time) -> Site:
+    async with _operator(data_dir, clock) as (store, now), store.transaction() as tx:
+        site = await _existing(tx, name)
+        await tx.set_site_disabled(name, None)
+        await _record(tx, now, "site-enabled", name)
+    return site

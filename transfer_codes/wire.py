@@ -31,6 +31,7 @@ class Problem(enum.StrEnum):
     CONFIG = "config"
     NOT_AUTHENTICATED = "not-authenticated"
     NOT_PERMITTED = "not-permitted"
+    SITE_DISABLED = "site-disabled"
     NOT_FOUND = "not-found"
     BAD_REQUEST = "bad-request"
     UNKNOWN_SITE = "unknown-site"

@@ -28,11 +28,15 @@ async def require_site(request: web.Request, role: str | None = None) -> Site:
         await _refused(request, "malformed")
         raise errors.NotAuthenticated() from e
     async with at_desk(request) as d:
-        site = await d.tx.site_by_credential(digest)
+        site = await d.tx.site_by_credential(digest, d.now)
         if site is None:
             await _record_refusal(d, request, "unknown")
+        elif site.disabled_at is not None:
+            await _record_refusal(d, request, "disabled")
     if site is None:
         raise errors.NotAuthenticated("That site credential is not known to this relay.")
+    if site.disabled_at is not None:
+        raise errors.SiteDisabled()
     if role is not None and site.role != role:
         raise errors.NotPermitted(f"Only {role} sites may do that; this is a {site.role} site.")
     return site

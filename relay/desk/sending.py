@@ -22,7 +22,7 @@ async def create(d: Desk, recipient_name: str, expiry: float) -> Transfer:
     """A new transfer from the caller to `recipient_name`, expiring `expiry` seconds from now.
     Raises `UnknownSite`, or `InvalidTransition` when the recipient has no locator free."""
     recipient = await d.tx.site(recipient_name)
-    if recipient is None or recipient.role != "receiving":
+    if recipient is None or recipient.role != "receiving" or recipient.disabled_at is not None:
         raise errors.UnknownSite()
     free = sorted(set(range(LOCATOR_LIMIT)) - await d.tx.locators_in_use(recipient.name))
     if not free:

@@ -10,6 +10,17 @@ class Site:
     name: str
     role: str  # "sending" | "receiving"
     display_name: str
+    disabled_at: float | None = None  # by the operator; its credential is refused
+
+
+@dataclass(frozen=True)
+class SiteRecord:
+    """A site as the operator sees it (`trauma-relay site list`)."""
+
+    site: Site
+    created_at: float
+    open_transfers: int  # sent or to receive, neither delivered, revoked nor expired
+    previous_until: float | None  # the rotated-out credential works until then
 
 
 @dataclass(frozen=True)

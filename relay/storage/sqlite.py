@@ -25,6 +25,7 @@ from relay.storage.models import (
     ManifestRecord,
     ObjectStatus,
     Site,
+    SiteRecord,
     StoredLock,
 )
 from relay.storage.permissions import owner_only
@@ -33,6 +34,8 @@ _TRANSFER_COLUMNS = (
     "id, sender, recipient, locator, state, created_at, expires_at, authorized_at, "
     "authorized_by, failed_attempts, redeemed_at, delivered_at, revoked_at, revoked_by"
 )
+
+_SITE_COLUMNS = "name, role, display_name, disabled_at"
 
 
 def _schema_steps() -> list[tuple[int, str]]:
@@ -127,25 +130,74 @@ class SqliteMetadata:
             (site.name, site.role, site.display_name, credential_digest, now),
         )
 
-    async def site_by_credential(self, credential_digest: bytes) -> Site | None:
+    async def site_by_credential(self, credential_digest: bytes, now: float) -> Site | None:
         row = await self._one(
-            "SELECT name, role, display_name FROM sites WHERE credential_digest = ?",
+            f"SELECT {_SITE_COLUMNS} FROM sites WHERE credential_digest = ? "  # noqa: S608
+            "OR (previous_credential_digest = ? AND previous_until > ?)",
             credential_digest,
+            credential_digest,
+            now,
         )
         return Site(*row) if row else None
 
     async def site(self, name: str) -> Site | None:
-        row = await self._one("SELECT name, role, display_name FROM sites WHERE name = ?", name)
+        row = await self._one(
+            f"SELECT {_SITE_COLUMNS} FROM sites WHERE name = ?",  # noqa: S608
+            name,
+        )
         return Site(*row) if row else None
 
     async def sites(self, role: str | None = None) -> list[Site]:
-        if role is None:
-            rows = await self._all("SELECT name, role, display_name FROM sites ORDER BY name")
-        else:
-            rows = await self._all(
-                "SELECT name, role, display_name FROM sites WHERE role = ? ORDER BY name", role
-            )
+        """The enabled sites (of `role`)."""
+        rows = await self._all(
+            f"SELECT {_SITE_COLUMNS} FROM sites WHERE disabled_at IS NULL "  # noqa: S608
+            "AND (? IS NULL OR role = ?) ORDER BY name",
+            role,
+            role,
+        )
         return [Site(*row) for row in rows]
+
+    async def site_records(self) -> list[SiteRecord]:
+        rows = await self._all(
+            f"SELECT {_SITE_COLUMNS}, created_at, previous_until, "  # noqa: S608
+            "(SELECT COUNT(*) FROM transfers t WHERE (t.sender = s.name OR t.recipient = "
+            "s.name) AND t.state NOT IN ('delivered', 'revoked', 'expired')) "
+            "FROM sites s ORDER BY name"
+        )
+        return [
+            SiteRecord(
+                Site(*row[:4]), created_at=row[4], previous_until=row[5], open_transfers=row[6]
+            )
+            for row in rows
+        ]
+
+    async def rotate_credential(
+        self, name: str, credential_digest: bytes, previous_until: float | None
+    ) -> None:
+        """A new credential for `name`; the old one works until `previous_until`, or no more."""
+        keep = previous_until is not None
+        await self._db.execute(
+            "UPDATE sites SET previous_credential_digest = "
+            "CASE WHEN ? THEN credential_digest ELSE NULL END, previous_until = ?, "
+            "credential_digest = ? WHERE name = ?",
+            (keep, previous_until, credential_digest, name),
+        )
+
+    async def set_site_disabled(self, name: str, disabled_at: float | None) -> None:
+        await self._db.execute(
+            "UPDATE sites SET disabled_at = ? WHERE name = ?", (disabled_at, name)
+        )
+
+    async def open_transfers_of(self, name: str) -> list[Transfer]:
+        """The transfers `name` sent or is to receive that are neither delivered, revoked nor
+        expired."""
+        rows = await self._all(
+            f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE (sender = ? OR recipient = ?) "  # noqa: S608
+            "AND state NOT IN ('delivered', 'revoked', 'expired') ORDER BY created_at",
+            name,
+            name,
+        )
+        return [_transfer(row) for row in rows]
 
     # -- transfers -----------------------------------------------------------------------
 

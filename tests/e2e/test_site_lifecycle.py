@@ -1,0 +1,68 @@
+"""The operator's site commands through the real CLI against a running relay: `site list`,
+`site rotate`, `site disable`, `site enable`. The ER's push says plainly why it is refused."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from relay_harness import RECEIVER, SENDER
+
+from e2e.harness import E2ERelay, run_cli
+from sending_site.synthetic import make_ct_study
+
+
+@pytest.fixture
+def own_relay(tmp_path: Path) -> Iterator[E2ERelay]:
+    running = E2ERelay(tmp_path / "relay").start()
+    yield running
+    running.stop()
+
+
+def _site(relay: E2ERelay, *args: str) -> dict[str, object]:
+    run = run_cli(["site", *args, "--data", str(relay.data_dir), "--json"], cwd=relay.root)
+    return run.ok().json()
+
+
+def test_rotate_disable_and_enable_a_sending_site(own_relay: E2ERelay, tmp_path: Path) -> None:
+    relay = own_relay
+    study = tmp_path / "study"
+    make_ct_study(study, 1)
+    listed = {s["name"]: s for s in _site(relay, "list")["sites"]}
+    assert set(listed) == {SENDER, RECEIVER}
+    assert listed[SENDER]["disabled_at"] is None
+
+    old = relay.sender_credential
+    rotated = _site(relay, "rotate", SENDER)
+    assert rotated["credential"] != old
+    run = relay.push([study], workdir=tmp_path, extra=())
+    assert run.returncode != 0
+    assert "That site credential is not known to this relay" in run.stderr
+    relay.sender_credential = str(rotated["credential"])
+    relay.push([study], workdir=tmp_path).ok()
+
+    disabled = _site(relay, "disable", SENDER)
+    assert (disabled["kept"], disabled["revoked"]) == (1, [])
+    plain = run_cli(["site", "list", "--data", str(relay.data_dir)], cwd=relay.root).ok()
+    assert f"{SENDER}  (sending, DISABLED since" in plain.stdout
+    run = relay.push([study], workdir=tmp_path, extra=("--replace",))
+    assert run.returncode != 0
+    assert "This site is disabled on this relay. Ask the relay's operator." in run.stderr
+    assert "Traceback" not in run.stderr
+
+    _site(relay, "enable", SENDER)
+    listed = {s["name"]: s for s in _site(relay, "list")["sites"]}
+    assert listed[SENDER]["disabled_at"] is None
+    assert listed[SENDER]["open_transfers"] == 1
+    log = relay.log_file.read_text()
+    for secret in (old, relay.sender_credential):
+        assert secret not in log
+
+
+def test_an_unknown_site_name_is_refused_with_a_sentence(own_relay: E2ERelay) -> None:
+    run = run_cli(
+        ["site", "disable", "no-such-site", "--data", str(own_relay.data_dir)], cwd=own_relay.root
+    )
+    assert run.returncode == 2
+    assert "There is no site named 'no-such-site' on this relay" in run.stderr
