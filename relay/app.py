@@ -16,15 +16,19 @@ from relay.api import openapi, phone, problems, redemption, transfers, uploads
 from relay.appkeys import (
     CONFIG,
     DECOY_KEY,
+    GUESSES,
     MANIFEST_EVENTS,
     METADATA,
     OBJECTS,
+    REFUSALS,
+    SUPPRESSED,
     UPLOAD_LOCKS,
 )
 from relay.config import RelayConfig
 from relay.storage.files import FileObjectStore
 from relay.storage.permissions import OWNER_ONLY_FOLDER
 from relay.storage.sqlite import SqliteMetadata
+from relay.throttle import GLOBAL, Limit, Throttle
 from transfer_codes import wire
 
 
@@ -71,6 +75,15 @@ def make_app(config: RelayConfig, *, sweep: bool = True) -> web.Application:
     app.on_response_prepare.append(problems.no_store)
     app[UPLOAD_LOCKS] = {}
     app[MANIFEST_EVENTS] = {}
+    app[GUESSES] = Throttle(
+        {
+            "site": Limit(config.guess_limit_site, config.guess_window),
+            "address": Limit(config.guess_limit_address, config.guess_window),
+            GLOBAL: Limit(config.guess_limit_global, config.guess_window),
+        }
+    )
+    app[REFUSALS] = Throttle({"address": Limit(config.refusals_audited_per_minute, 60)})
+    app[SUPPRESSED] = {}
     app.cleanup_ctx.append(_storage)
     if sweep:
         app.cleanup_ctx.append(_sweeper)

@@ -20,6 +20,7 @@ USER_AUTHENTICATION = "110114"
 # Every action the relay records, with its event id: one place to read the whole trail's shape.
 EVENT_IDS = {
     "site-added": APPLICATION_ACTIVITY,
+    "guessing-throttled": SECURITY_ALERT,
     "site-credential-rotated": SECURITY_ALERT,
     "site-disabled": SECURITY_ALERT,
     "site-enabled": SECURITY_ALERT,

@@ -42,6 +42,15 @@ class RelayConfig:
     # Readers refuse larger records (`transfer_codes.manifest`), so accepting them is pointless.
     max_manifest_record: int = MAX_RECORD_SIZE
     log_file: Path | None = None
+    # Guessing throttles across transfers (relay.throttle): failed redemptions and phone links
+    # that lead nowhere, per receiving site, per client address and relay-wide, in a window.
+    guess_window: float = 15 * MINUTES
+    guess_limit_site: int = 30
+    guess_limit_address: int = 30
+    guess_limit_global: int = 300
+    # Refused site credentials audited one by one per client address in a minute; past that,
+    # counted and summed up in the next record from that address.
+    refusals_audited_per_minute: int = 20
     clock: Clock = field(default=time.time, repr=False, compare=False)
 
     @property
@@ -80,6 +89,16 @@ class RelayConfig:
             )
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port {self.port} is not a TCP port.")
+        if not (math.isfinite(self.guess_window) and MINUTES <= self.guess_window <= 24 * HOURS):
+            raise ConfigError("guess_window_minutes must be from 1 to 1440 (24 hours).")
+        for name, value in (
+            ("guess_limit_per_site", self.guess_limit_site),
+            ("guess_limit_per_address", self.guess_limit_address),
+            ("guess_limit_global", self.guess_limit_global),
+            ("refusals_audited_per_minute", self.refusals_audited_per_minute),
+        ):
+            if not 1 <= value <= 1_000_000:
+                raise ConfigError(f"{name} must be from 1 to 1000000, not {value}.")
         if self.max_object_size < 1024:
             raise ConfigError("max_object_size must be at least 1024 bytes.")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
@@ -99,6 +118,10 @@ _TOML: dict[str, Callable[[Any], Any]] = {
     "sweep_seconds": lambda v: ("sweep_interval", float(v)),
     "max_object_bytes": lambda v: ("max_object_size", int(v)),
     "log_file": lambda v: ("log_file", Path(v)),
+    "guess_window_minutes": lambda v: ("guess_window", float(v) * MINUTES),
+    "guess_limit_per_site": lambda v: ("guess_limit_site", int(v)),
+    "guess_limit_per_address": lambda v: ("guess_limit_address", int(v)),
+    "guess_limit_global": lambda v: ("guess_limit_global", int(v)),
 }
 
 

@@ -5,6 +5,8 @@ The web layer maps these to RFC 9457 problem documents in one place (`relay.api.
 
 from __future__ import annotations
 
+import math
+
 from transfer_codes.messages import from_docstring
 from transfer_codes.wire import Problem
 
@@ -70,6 +72,22 @@ class BadRequest(RelayError):
 
     status = 400
     code: str = Problem.BAD_REQUEST
+
+
+class Throttled(RelayError):
+    """Too many wrong codes or links came from here recently. Wait, then try again."""
+
+    status = 429
+    code: str = Problem.THROTTLED
+
+    def __init__(self, retry_after: float) -> None:
+        minutes = max(1, math.ceil(retry_after / 60))
+        super().__init__(
+            f"Too many wrong codes or links came from here recently. Try again in {minutes} "
+            f"minute{'s' if minutes > 1 else ''}; a code typed correctly is not affected by "
+            "this wait once it ends."
+        )
+        self.retry_after = math.ceil(retry_after)
 
 
 class SiteDisabled(RelayError):

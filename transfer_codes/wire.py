@@ -32,6 +32,7 @@ class Problem(enum.StrEnum):
     NOT_AUTHENTICATED = "not-authenticated"
     NOT_PERMITTED = "not-permitted"
     SITE_DISABLED = "site-disabled"
+    THROTTLED = "throttled"
     NOT_FOUND = "not-found"
     BAD_REQUEST = "bad-request"
     UNKNOWN_SITE = "unknown-site"

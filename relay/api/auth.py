@@ -5,12 +5,13 @@ presented: a near-miss credential in the audit trail would be a secret in the au
 
 from __future__ import annotations
 
+import functools
 from contextlib import AbstractAsyncContextManager
 
 from aiohttp import web
 
 from relay import errors
-from relay.appkeys import CONFIG, METADATA
+from relay.appkeys import CONFIG, METADATA, REFUSALS, SUPPRESSED
 from relay.desk.visit import UNKNOWN, Caller, Desk, visit
 from relay.storage.models import Site
 from transfer_codes.tokens import token_digest
@@ -48,18 +49,34 @@ async def _refused(request: web.Request, credential: str) -> None:
 
 
 async def _record_refusal(d: Desk, request: web.Request, credential: str) -> None:
-    """Audit a refused site credential: `credential` says whether it was missing, malformed or
-    unknown. The route is its template (`/api/v1/transfers/{transfer_id}`), so nothing the
-    caller chose reaches the record."""
+    """Audit a refused site credential: `credential` says whether it was missing, malformed,
+    unknown or disabled. The route is its template (`/api/v1/transfers/{transfer_id}`), so
+    nothing the caller chose reaches the record. A client address refused more often than
+    `refusals_audited_per_minute` is not recorded once per request: the refusals in between are
+    counted and the next record from that address says how many (`suppressed_before`), so a
+    flood of bad requests cannot grow the append-only trail without bound."""
+    address = remote(request)
+    damper, suppressed = request.app[REFUSALS], request.app[SUPPRESSED]
+    key = [f"address:{address}"]
+    if damper.wait(key, d.now) > 0:
+        suppressed[address] = suppressed.get(address, 0) + 1
+        return
+    damper.failed(key, d.now)
     resource = request.match_info.route.resource
-    await d.record(
+    route = resource.canonical if resource is not None else ""
+    record = functools.partial(
+        d.record,
         "site-authentication",
         None,
         outcome="failure",
         credential=credential,
         method=request.method,
-        route=resource.canonical if resource is not None else "",
+        route=route,
     )
+    if address in suppressed:
+        await record(suppressed_before=suppressed.pop(address))
+    else:
+        await record()
 
 
 def remote(request: web.Request) -> str:

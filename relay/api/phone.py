@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from relay import errors
-from relay.api import bodies, csrf
+from relay.api import bodies, csrf, guessing
 from relay.api.auth import at_desk, require_site
 from relay.desk import patient, sending
 from relay.lifecycle import Authorizer, Revoker
@@ -120,11 +120,13 @@ async def audited_link(request: web.Request, attempted: str) -> AsyncIterator[No
     the refusal (110114, failure) in a transaction of its own, since the refusal rolls the
     other back. `attempted` names the request (status, revoke, authorize); the token itself
     never reaches the record."""
+    guessing.check(request)
     try:
         yield
     except patient.UnknownLink:
         async with at_desk(request) as d:
             await patient.link_refused(d, attempted)
+        await guessing.failed(request)
         raise
 
 

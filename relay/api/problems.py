@@ -37,6 +37,10 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
         return await handler(request)
     except errors.UploadConflict as e:
         return problem(e.status, e.code, e.detail, offset=getattr(e, "offset", None))
+    except errors.Throttled as e:
+        answer = problem(e.status, e.code, e.detail, retry_after=e.retry_after)
+        answer.headers["Retry-After"] = str(e.retry_after)
+        return answer
     except errors.RelayError as e:
         return problem(e.status, e.code, e.detail)
     except ConnectionResetError:

@@ -20,10 +20,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from relay import errors
-from relay.api import bodies, refusals
+from relay.api import bodies, guessing, refusals
 from relay.api.auth import at_desk, require_site
 from relay.appkeys import DECOY_KEY
 from relay.desk import receiving
+from relay.lifecycle import RedeemOutcome
 from transfer_codes import wire
 from transfer_codes.codes import LOCATOR_LIMIT
 from transfer_codes.tokens import is_transfer_id
@@ -32,6 +33,8 @@ from transfer_codes.wire import b64encode_text
 routes = web.RouteTableDef()
 
 REDEMPTION_ID_BYTES = 32
+# What a wrong proof gets (a right one for a transfer not yet authorized is no guess).
+GUESS_FAILURES = frozenset({RedeemOutcome.REJECTED, RedeemOutcome.LOCKED_NOW})
 
 
 def _locator(body: dict[str, object]) -> int:
@@ -51,6 +54,7 @@ async def salt(request: web.Request) -> web.Response:
 @routes.post(wire.REDEMPTIONS)
 async def redeem(request: web.Request) -> web.Response:
     site = await require_site(request, "receiving")
+    guessing.check(request, site)
     body = await bodies.json_body(request)
     proof = bodies.b64(body, "proof", min_len=32, max_len=32)
     redemption_id = None
@@ -69,6 +73,8 @@ async def redeem(request: web.Request) -> web.Response:
         async with at_desk(request, site) as d:
             result = await receiving.redeem_by_locator(d, locator, proof, redemption_id)
     if not isinstance(result, receiving.Redemption):
+        if result.outcome in GUESS_FAILURES and not result.cancelled:
+            await guessing.failed(request, site)
         # Only now, after the visit committed: wrong proofs are counted and audited.
         if result.attempts_left is not None and not result.cancelled:
             return refusals.not_accepted(result.attempts_left)

@@ -1,0 +1,37 @@
+"""The guessing throttle (`relay.throttle`) at the edge: an attempt from a client address (and
+receiving site) that has failed too often lately is refused with 429 and Retry-After before
+anything is looked up; a failed attempt is counted; the moment a key becomes throttled is
+audited once (a security alert), not every refused attempt after it."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from relay import errors
+from relay.api.auth import at_desk, remote
+from relay.appkeys import CONFIG, GUESSES
+from relay.storage.models import Site
+from relay.throttle import keys
+
+
+def _keys(request: web.Request, site: Site | None) -> list[str]:
+    return keys(remote(request), site.name if site else None)
+
+
+def check(request: web.Request, site: Site | None = None) -> None:
+    """Raise `Throttled` if this attempt must wait."""
+    wait = request.app[GUESSES].wait(_keys(request, site), request.app[CONFIG].clock())
+    if wait > 0:
+        raise errors.Throttled(wait)
+
+
+async def failed(request: web.Request, site: Site | None = None) -> None:
+    """Count a failed attempt (a wrong proof, a link that leads nowhere)."""
+    throttle, now = request.app[GUESSES], request.app[CONFIG].clock()
+    attempt = _keys(request, site)
+    open_before = [k for k in attempt if throttle.wait([k], now) == 0]
+    throttle.failed(attempt, now)
+    engaged = [k.split(":", 1)[0] for k in open_before if throttle.wait([k], now) > 0]
+    if engaged:
+        async with at_desk(request, site) as d:
+            await d.record("guessing-throttled", None, outcome="failure", limits=engaged)

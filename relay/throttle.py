@@ -1,0 +1,80 @@
+"""Guessing throttles across transfers. Each transfer already locks after ten wrong codes; these
+keep one misbehaving client, or one leaked site credential, from spending the tries of every
+transfer waiting for a trauma center, and from loading the relay.
+
+Only failures count: a wrong proof for a redemption, a phone link that leads nowhere. An honest
+typo never gets here (a wrong check symbol is refused on the trauma center's own machine), and a
+right proof is never counted. When a key has had `failures` failures within the last `window`
+seconds, its next attempt waits until the oldest of them leaves the window. Pure and in memory:
+the caller says what time it is; a restart forgets (the per-transfer lock is durable).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limit:
+    failures: int  # allowed within the window
+    window: float  # seconds
+
+
+# Keys are "site:<name>", "address:<client address>" or GLOBAL.
+GLOBAL = "global"
+MAX_KEYS = 100_000  # keys remembered at once; the least recently failing are forgotten first
+
+
+class Throttle:
+    """Failures per key in a sliding window, with one limit per kind of key (the part of the
+    key before the colon, or GLOBAL)."""
+
+    def __init__(self, limits: dict[str, Limit]) -> None:
+        self._limits = limits
+        self._failures: dict[str, deque[float]] = {}
+
+    def _limit(self, key: str) -> Limit | None:
+        return self._limits.get(key.split(":", 1)[0])
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        times = self._failures.get(key, deque())
+        limit = self._limit(key)
+        while times and limit is not None and times[0] <= now - limit.window:
+            times.popleft()
+        if not times:
+            self._failures.pop(key, None)
+        return times
+
+    def wait(self, keys: list[str], now: float) -> float:
+        """Seconds until all of `keys` may try again; 0 if they may now."""
+        longest = 0.0
+        for key in keys:
+            limit = self._limit(key)
+            times = self._recent(key, now)
+            if limit is not None and len(times) >= limit.failures:
+                longest = max(longest, times[-limit.failures] + limit.window - now)
+        return longest
+
+    def failed(self, keys: list[str], now: float) -> None:
+        """Count a failure against each of `keys`."""
+        for key in keys:
+            limit = self._limit(key)
+            if limit is None:
+                continue
+            times = self._recent(key, now)
+            times.append(now)
+            while len(times) > limit.failures:  # older ones no longer decide anything
+                times.popleft()
+            self._failures.pop(key, None)
+            self._failures[key] = times  # most recently failing last
+        while len(self._failures) > MAX_KEYS:
+            del self._failures[next(iter(self._failures))]
+
+
+def keys(address: str, site: str | None = None) -> list[str]:
+    """The throttle keys of one attempt: its client address, its site (if any), and GLOBAL."""
+    found = [f"address:{address}", GLOBAL]
+    if site is not None:
+        found.insert(1, f"site:{site}")
+    return found

@@ -1,0 +1,134 @@
+"""Guessing is throttled across transfers, not only per transfer: a receiving site, a client
+address and the relay as a whole each get a number of failures in a window. One guesser cannot
+spend the ten tries of every transfer waiting for a trauma center, and an honest site is not
+slowed by it. A flood of bad credentials does not grow the audit trail one record per request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from relay_harness import FakeClock, running_relay
+
+from relay.sites import add_site
+from relay_api.plumbing import (
+    Ctx,
+    code_proof,
+    create_transfer,
+    redeem,
+    wrong_proof,
+)
+
+LIMITS = {
+    "guess_limit_site": 3,
+    "guess_limit_address": 1000,
+    "guess_limit_global": 1000,
+    "guess_window": 600.0,
+}
+
+
+@pytest_asyncio.fixture
+async def limited(tmp_path: Path) -> AsyncIterator[Ctx]:
+    clock = FakeClock()
+    async with (
+        running_relay(tmp_path / "relay", clock=clock, **LIMITS) as relay,
+        aiohttp.ClientSession() as http,
+    ):
+        yield Ctx(relay, clock, http)
+
+
+def _failed_attempts(ctx: Ctx) -> dict[str, int]:
+    return dict(ctx.rows("SELECT id, failed_attempts FROM transfers"))
+
+
+@pytest.mark.asyncio
+async def test_a_guessing_site_is_stopped_before_it_locks_every_transfer(limited: Ctx) -> None:
+    ctx = limited
+    waiting = [await create_transfer(ctx) for _ in range(6)]
+    for sent in waiting[:3]:
+        r = await redeem(ctx, sent.locator, wrong_proof())
+        assert (r.status, r.code) == (403, "code-not-accepted")
+    r = await redeem(ctx, waiting[3].locator, wrong_proof())
+    assert (r.status, r.code) == (429, "throttled")
+    assert r.headers["Retry-After"] == "600"
+    assert "Try again in 10 minutes" in r.body["detail"]
+    # the throttled attempt cost the transfer nothing
+    assert sorted(_failed_attempts(ctx).values()) == [0, 0, 0, 1, 1, 1]
+    # the engagement is audited once, as a security alert
+    records = await ctx.audit_records()
+    throttled = [r for r in records if r["action"] == "guessing-throttled"]
+    assert len(throttled) == 1
+    assert json.loads(throttled[0]["detail"])["limits"] == ["site"]
+    # once the window has passed, the right code still works
+    ctx.clock.advance(601)
+    r = await redeem(ctx, waiting[5].locator, await code_proof(ctx, waiting[5].code))
+    assert r.status == 200, r
+
+
+@pytest.mark.asyncio
+async def test_another_trauma_center_is_not_slowed(limited: Ctx) -> None:
+    ctx = limited
+    other = await add_site(ctx.relay.data_dir, "other-trauma", "receiving", "Other Trauma")
+    sent = await create_transfer(ctx)
+    for _ in range(3):
+        await redeem(ctx, sent.locator, wrong_proof(), cred=other.credential)
+    r = await redeem(ctx, sent.locator, wrong_proof(), cred=other.credential)
+    assert (r.status, r.code) == (429, "throttled")
+    r = await redeem(ctx, sent.locator, await code_proof(ctx, sent.code))
+    assert r.status == 200, r  # the rightful trauma center redeems
+
+
+@pytest.mark.asyncio
+async def test_a_right_proof_not_yet_authorized_is_no_guess(limited: Ctx) -> None:
+    ctx = limited
+    sent = await create_transfer(ctx, authorize=False)
+    proof = await code_proof(ctx, sent.code)
+    for _ in range(5):
+        r = await redeem(ctx, sent.locator, proof)
+        assert (r.status, r.code) == (409, "awaiting-authorization"), r
+
+
+@pytest.mark.asyncio
+async def test_phone_link_guesses_from_one_address_are_throttled(tmp_path: Path) -> None:
+    clock = FakeClock()
+    async with (
+        running_relay(tmp_path / "relay", clock=clock, guess_limit_address=4) as relay,
+        aiohttp.ClientSession() as http,
+    ):
+        ctx = Ctx(relay, clock, http)
+        answers = [
+            (await ctx.call("POST", "/api/v1/authorizations", json={"token": "A" * 48})).status
+            for _ in range(6)
+        ]
+        assert answers == [404, 404, 404, 404, 429, 429]
+        sent = await create_transfer(ctx, authorize=False)
+        r = await ctx.call("POST", "/api/v1/authorizations", json={"token": sent.token})
+        assert r.status == 429  # from this address, for now
+        clock.advance(15 * 60 + 1)
+        r = await ctx.call("POST", "/api/v1/authorizations", json={"token": sent.token})
+        assert (r.status, r.body["state"]) == (200, "authorized")
+
+
+@pytest.mark.asyncio
+async def test_a_flood_of_bad_credentials_is_summed_up_in_the_audit_trail(tmp_path: Path) -> None:
+    clock = FakeClock()
+    async with (
+        running_relay(tmp_path / "relay", clock=clock, refusals_audited_per_minute=5) as relay,
+        aiohttp.ClientSession() as http,
+    ):
+        ctx = Ctx(relay, clock, http)
+        before = len(await ctx.audit_records())
+        for _ in range(25):
+            r = await ctx.call("GET", "/api/v1/sites", cred="x" * 43)
+            assert r.status == 401
+        records = (await ctx.audit_records())[before:]
+        assert len(records) == 5
+        clock.advance(61)
+        await ctx.call("GET", "/api/v1/sites", cred="x" * 43)
+        last = (await ctx.audit_records())[-1]
+        assert json.loads(last["detail"])["suppressed_before"] == 20

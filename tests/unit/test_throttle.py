@@ -1,0 +1,52 @@
+"""The guessing throttle: failures per key in a sliding window; only failures count."""
+
+from __future__ import annotations
+
+import pytest
+
+from relay.throttle import GLOBAL, MAX_KEYS, Limit, Throttle, keys
+
+LIMITS = {"site": Limit(3, 60), "address": Limit(5, 60), GLOBAL: Limit(8, 60)}
+
+
+def test_a_key_waits_once_its_failures_fill_the_window() -> None:
+    t = Throttle(LIMITS)
+    k = keys("10.0.0.1", "county-trauma")
+    for second in range(3):
+        assert t.wait(k, 100 + second) == 0
+        t.failed(k, 100 + second)
+    # the three failures at 100, 101, 102: the oldest leaves the window at 160
+    assert t.wait(k, 110) == pytest.approx(50)
+    assert t.wait(k, 159.5) == pytest.approx(0.5)
+    assert t.wait(k, 160) == 0
+
+
+def test_one_site_failing_does_not_slow_another_or_another_address() -> None:
+    t = Throttle(LIMITS)
+    for second in range(3):
+        t.failed(keys("10.0.0.1", "guessing-site"), second)
+    assert t.wait(keys("10.0.0.1", "guessing-site"), 3) > 0
+    assert t.wait(keys("10.0.0.2", "county-trauma"), 3) == 0
+    # the address is shared, but its own limit (5) is not reached yet
+    assert t.wait(keys("10.0.0.1", "county-trauma"), 3) == 0
+
+
+def test_an_address_is_limited_across_sites_and_the_relay_as_a_whole() -> None:
+    t = Throttle(LIMITS)
+    for n in range(5):
+        t.failed(keys("10.0.0.9", f"site-{n}"), n)
+    assert t.wait(keys("10.0.0.9", "site-new"), 5) > 0
+    assert t.wait(keys("10.0.0.8", "site-new"), 5) == 0
+    for n in range(3):
+        t.failed(keys(f"10.1.0.{n}", f"other-{n}"), 5 + n)
+    assert t.wait(keys("10.2.0.1", "fresh"), 8) > 0  # 8 failures relay-wide
+    assert t.wait(keys("10.2.0.1", "fresh"), 61) == 0
+
+
+def test_memory_is_bounded() -> None:
+    t = Throttle({"address": Limit(2, 3600)})
+    for n in range(MAX_KEYS + 10):
+        t.failed([f"address:{n}"], 0)
+    assert t.wait(["address:0"], 1) == 0  # forgotten, the oldest first
+    t.failed([f"address:{MAX_KEYS + 9}"], 1)
+    assert t.wait([f"address:{MAX_KEYS + 9}"], 2) > 0
