@@ -99,6 +99,35 @@ def test_when_is_local_time_with_its_zone() -> None:
             ),
             f"delivered {when(AT)}: 3 images (not all of them) into a folder at the trauma center",
         ),
+        (
+            _status(
+                "delivered",
+                delivered_at=AT,
+                receipt={
+                    "instances": 212,
+                    "destination": "pacs",
+                    "decompressed": 40,
+                    "reconciled": True,
+                    "received_at": AT,
+                },
+            ),
+            f"delivered {when(AT)}: 212 images into the trauma center's PACS, 40 decompressed, "
+            "filed under the local record",
+        ),
+        (
+            _status(
+                "delivered",
+                delivered_at=AT,
+                receipt={
+                    "instances": 212,
+                    "destination": "pacs",
+                    "decompressed": 0,
+                    "reconciled": False,
+                    "received_at": AT,
+                },
+            ),
+            f"delivered {when(AT)}: 212 images into the trauma center's PACS",
+        ),
         (_status("revoked", revoked_at=AT), f"revoked {when(AT)}"),
         (_status("expired"), f"expired {when(AT + 3600)}: its images are deleted"),
         (
