@@ -35,6 +35,7 @@ import aiohttp
 from receiving_site import errors, transcode
 from receiving_site.pacs import PacsDelivery
 from receiving_site.reconcile import Coercion
+from receiving_site.settings import StowSettings
 from receiving_site.staging import StagedObject
 from site_agent.credential import read_credential
 
@@ -104,6 +105,11 @@ class StowDestination:
             basic = base64.b64encode(secret.encode("utf-8")).decode("ascii")
             return {"Authorization": f"Basic {basic}"}
         return {"Authorization": f"Bearer {secret}"}
+
+
+def from_settings(settings: StowSettings) -> StowDestination | None:
+    """The destination `[stow]` in the receiving agent's settings names; None without a URL."""
+    return StowDestination(settings.url, settings.credential_file) if settings.url else None
 
 
 def _unreachable(dest: StowDestination, why: str) -> errors.StowUnreachable:
