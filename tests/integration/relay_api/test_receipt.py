@@ -32,6 +32,9 @@ async def test_receipt_complete_must_be_a_json_boolean(ctx: Ctx, complete: objec
     assert (await status(ctx, sent)).body["receipt"]["complete"] is False
 
 
+DELIVERED = {"instances": 212, "bytes": 9, "destination": "pacs", "complete": True}
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("details", "problem"),
@@ -52,9 +55,8 @@ async def test_receipt_details_are_checked_strictly(
     sent = await create_transfer(ctx)
     assert (await redeem(ctx, sent.locator, await code_proof(ctx, sent.code))).status == 200
     path = f"/api/v1/transfers/{sent.transfer_id}/receipt"
-    body = {"instances": 212, "bytes": 9, "destination": "pacs", "complete": True}
     with nothing_changes(ctx):
-        r = await ctx.call("POST", path, cred=ctx.tc, json={**body, **details})
+        r = await ctx.call("POST", path, cred=ctx.tc, json={**DELIVERED, **details})
     assert r.problem == (400, PROBLEM + "bad-request", problem)
     assert (await state_of(ctx, sent))[0] == "redeemed"
 
@@ -64,26 +66,12 @@ async def test_receipt_carries_decompressed_and_reconciled_to_the_sender(ctx: Ct
     sent = await create_transfer(ctx)
     assert (await redeem(ctx, sent.locator, await code_proof(ctx, sent.code))).status == 200
     path = f"/api/v1/transfers/{sent.transfer_id}/receipt"
-    body = {
-        "instances": 212,
-        "bytes": 9,
-        "destination": "pacs",
-        "complete": True,
-        "decompressed": 40,
-        "reconciled": True,
-        "patient_name": "DOE^JANE",  # not something the relay keeps
-    }
+    kept = {**DELIVERED, "decompressed": 40, "reconciled": True}
+    body = {**kept, "patient_name": "DOE^JANE"}  # the name is not something the relay keeps
     r = await ctx.call("POST", path, cred=ctx.tc, json=body)
     assert (r.status, r.body["state"]) == (200, "delivered")
     receipt = (await status(ctx, sent)).body["receipt"]
-    assert {k: v for k, v in receipt.items() if k != "received_at"} == {
-        "instances": 212,
-        "bytes": 9,
-        "destination": "pacs",
-        "complete": True,
-        "decompressed": 40,
-        "reconciled": True,
-    }
+    assert {k: v for k, v in receipt.items() if k != "received_at"} == kept
     stored = ctx.rows("SELECT receipt FROM transfers")
     assert "DOE" not in repr(stored)
 
