@@ -5,7 +5,8 @@ exactly the dataset the sender had, in its original transfer syntax, whenever it
 syntax. An image in a compressed or deflated syntax the PACS refuses is decompressed to
 Explicit (or Implicit) VR Little Endian, if the PACS takes its SOP class so (`formats` chooses,
 `transcode` converts); the delivery says how many were. All or nothing as far as formats go:
-if any image can go neither way, nothing is stored.
+if any image can go neither way, nothing is stored. Images go over several associations at
+once (`associations`), each reused for many images; `stow` is the DICOMweb way in.
 """
 
 from __future__ import annotations
