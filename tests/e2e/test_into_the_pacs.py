@@ -17,6 +17,7 @@ import pydicom
 from peers.orthanc import OrthancServer
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEG2000Lossless
 
+from e2e import harness
 from e2e.harness import CliRun, E2ERelay, pacs_address, run_cli, sop_instance_uid
 from sending_site.synthetic import make_ct_study
 
@@ -148,3 +149,41 @@ def test_stow_rs_into_orthanc_dicomweb_with_a_basic_credential(
     assert line.endswith(
         f": {IMAGES} images into the trauma center's PACS, filed under the local record"
     )
+
+
+def test_a_stow_import_is_held_like_a_c_store_one_and_continues_over_stow(
+    relay: E2ERelay, orthanc_factory: Callable[..., OrthancServer], tmp_path: Path
+) -> None:
+    # MRN-777 is someone else in this PACS: the same identity check holds the study.
+    orthanc = orthanc_factory(dicomweb=True)
+    for path in make_ct_study(
+        tmp_path / "someone",
+        1,
+        seed=93,
+        patient_id="MRN-777",
+        issuer_of_patient_id="REGIONAL",
+        patient_name="ROE^RICHARD",
+        patient_birth_date="19600101",
+    ):
+        orthanc.post_json("/instances", path.read_bytes(), "application/dicom")
+    files = make_ct_study(tmp_path / "study", 3, seed=94)
+    pushed = relay.pushed_and_authorized(tmp_path / "study", tmp_path)
+    local = ["--local-patient-id", "MRN-777", "--local-issuer", "REGIONAL"]
+    stow = ["--stow", orthanc.dicomweb_url]
+
+    run = _redeem(relay, tmp_path, pushed["code"], pacs_address(orthanc), *local, *stow).failed()
+
+    assert "patient MRN-777 has another name than the transferred patient" in run.message
+    assert len(orthanc.instances()) == 1  # nothing was stored
+    (argv,) = [
+        argv for argv in harness.listed_commands(run.stderr) if "--confirm-local-record" in argv
+    ]
+    assert argv[argv.index("--stow") + 1] == orthanc.dicomweb_url  # continues over STOW-RS
+
+    again = run_cli([*argv[1:], "--json"], cwd=tmp_path, credential=relay.receiver_credential)
+    assert again.ok().json()["instances"] == 3
+    for path in files:
+        orthanc_id = orthanc.find_by_sop_instance_uid(sop_instance_uid(path))
+        assert orthanc_id is not None
+        tags = orthanc.instance_tags(orthanc_id)
+        assert (tags["PatientID"], tags["PatientName"]) == ("MRN-777", "ROE^RICHARD")
