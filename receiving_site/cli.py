@@ -19,6 +19,7 @@ from site_agent.relay_setting import add_relay_arguments
 if TYPE_CHECKING:
     from receiving_site.reconcile import Demographics
     from receiving_site.redeem import RedeemResult
+    from receiving_site.stow import StowDestination
 
 
 def add_parsers(sub: Any) -> None:
@@ -35,6 +36,28 @@ def add_parsers(sub: Any) -> None:
     where.add_argument("--pacs", help="C-STORE into this PACS: AET@HOST:PORT")
     add_relay_arguments(p)
     p.add_argument("--calling-aet", default="TRAUMARELAY", help="our AE title toward the PACS")
+    p.add_argument(
+        "--associations",
+        type=int,
+        default=4,
+        metavar="N",
+        help="C-STORE over N associations at once, each reused for many images (default 4)",
+    )
+    p.add_argument(
+        "--stow",
+        metavar="URL",
+        help=(
+            "store over DICOMweb STOW-RS to this base URL (e.g. https://pacs/dicom-web) instead "
+            "of C-STORE; goes with --pacs, the same PACS, which is still asked (C-FIND) "
+            "whether the patient or study is already filed under someone else"
+        ),
+    )
+    p.add_argument(
+        "--stow-credential-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding the STOW-RS credential: a bearer token, or USER:PASSWORD (basic)",
+    )
     p.add_argument("--resume", metavar="TRANSFER_ID", help="continue an interrupted redemption")
     p.add_argument("--credential-file", help="file holding this site's relay credential")
     p.add_argument("--state", type=Path, help="this site's state folder")
@@ -143,6 +166,32 @@ def _review_copy(result: RedeemResult) -> str:
     )
 
 
+def _stow_destination(args: argparse.Namespace) -> StowDestination | None:
+    """The STOW-RS destination of `--stow`, checked before the code is read."""
+    from receiving_site.pacs import MAX_ASSOCIATIONS
+    from receiving_site.stow import StowDestination
+
+    if not 1 <= args.associations <= MAX_ASSOCIATIONS:
+        raise errors.BadPacsAddress(
+            f"--associations: {args.associations} is not a number of associations (1 to "
+            f"{MAX_ASSOCIATIONS}). Nothing was done."
+        )
+    if args.stow_credential_file is not None and not args.stow:
+        raise errors.BadStowAddress(
+            "--stow-credential-file goes with --stow, the DICOMweb server it is for. Nothing "
+            "was done."
+        )
+    if not args.stow:
+        return None
+    if not args.pacs:
+        raise errors.BadStowAddress(
+            "--stow goes with --pacs AET@HOST:PORT, the same PACS's DICOM address: it is asked "
+            "(C-FIND) whether the patient or study is already filed under someone else before "
+            "anything is stored. Nothing was done."
+        )
+    return StowDestination(args.stow, args.stow_credential_file)
+
+
 def run_redeem(args: argparse.Namespace) -> int:
     from receiving_site.pacs import PacsAddress
     from receiving_site.preview import describe
@@ -178,6 +227,7 @@ def run_redeem(args: argparse.Namespace) -> int:
     if args.pacs:  # a wrong address is reported first, before anything else is asked
         address = PacsAddress.parse(args.pacs)
         address = PacsAddress(address.ae_title, address.host, address.port, args.calling_aet)
+    stow_destination = _stow_destination(args)
     if not args.yes and not sys.stdin.isatty():
         # Before the code is read, so before it can be spent.
         raise errors.ConfirmationNeeded()
@@ -202,6 +252,8 @@ def run_redeem(args: argparse.Namespace) -> int:
         confirm_local_record=args.confirm_local_record,
         new_local_patient=args.new_local_patient,
         assume_yes=args.yes,
+        associations=args.associations,
+        stow=stow_destination,
     )
     quiet = args.json
     asking = [False]  # while the question is open, progress lines wait

@@ -48,6 +48,17 @@ class BadPacsAddress(PacsUnreachable):
     """That is not a PACS address; write it as AET@HOST:PORT, e.g. PACS@10.0.0.5:104."""
 
 
+class StowUnreachable(PacsUnreachable):
+    """The DICOMweb server could not be reached or refused this system's credential; nothing
+    was stored."""
+
+
+class BadStowAddress(StowUnreachable):
+    """--stow takes the DICOMweb base URL, e.g. https://pacs.hospital.local/dicom-web, with
+    no user name, password or query in it (a credential goes in --stow-credential-file).
+    Nothing was done."""
+
+
 class FolderUnusable(ReceivingError):
     """The study cannot be written into that folder."""
 

@@ -5,15 +5,18 @@ exactly the dataset the sender had, in its original transfer syntax, whenever it
 syntax. An image in a compressed or deflated syntax the PACS refuses is decompressed to
 Explicit (or Implicit) VR Little Endian, if the PACS takes its SOP class so (`formats` chooses,
 `transcode` converts); the delivery says how many were. All or nothing as far as formats go:
-if any image can go neither way, nothing is stored.
+if any image can go neither way, nothing is stored. Images go over several associations at
+once (`associations`), each reused for many images; `stow` is the DICOMweb way in.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +35,8 @@ from site_agent.association import in_use, pause_reactor
 _config.STORE_SEND_CHUNKED_DATASET = True
 
 DEFAULT_CALLING_AE_TITLE = "TRAUMARELAY"
+DEFAULT_ASSOCIATIONS = 4  # as `PacsSettings.associations`
+MAX_ASSOCIATIONS = 32  # a PACS limits how many associations one caller may open at once
 VERIFICATION = "1.2.840.10008.1.1"  # the Verification SOP Class (C-ECHO), PS3.4 A.4
 SUCCESS_OR_WARNING = {0x0000, 0xB000, 0xB006, 0xB007}
 # PS3.5 6.2 (AE): up to 16 characters of the default repertoire, no backslash, no controls.
@@ -150,25 +155,28 @@ def store_to_pacs(
     pacs: PacsAddress,
     coercion: Coercion | None = None,
     on_stored: Callable[[int, int], None] | None = None,
+    associations: int = 1,
 ) -> PacsDelivery:
     """C-STORE every instance; returns how many were stored, and which were decompressed.
-    `on_stored(done, total)` is called after each image the PACS accepted.
+    `on_stored(done, total)` is called after each image the PACS accepted (from the sending
+    threads, one call at a time, `done` increasing).
     With `coercion`, every instance is filed under the local patient (`reconcile`), through a
-    copy like a decompressed one.
+    copy like a decompressed one. The images go over up to `associations` associations at
+    once, each reused for many images; the first failure stops them all.
 
     After negotiation and before the first C-STORE every instance is routed (see `formats`):
     in its own format if the PACS accepts it, else decompressed (see `transcode`) when the PACS
     takes its SOP class uncompressed. If any instance can go neither way, or does not decode,
     nothing is sent and `PacsRefused` names the formats. Decoding can take minutes, longer than
-    a PACS keeps an idle association open (Orthanc: 30 s), so the copies are made between two
-    associations: the first only negotiates, the second sends. The copies are removed on
-    return. Raises `PacsUnreachable` if an association fails, `PacsRefused` if the PACS refuses
-    an instance during the sending (those stored before it stay stored: C-STORE has no
-    transaction), and `OSError` if a copy cannot be written."""
+    a PACS keeps an idle association open (Orthanc: 30 s), so the copies are made between the
+    association that only negotiates and those (up to `associations`) that send. The copies
+    are removed on return. Raises `PacsUnreachable` if an association fails, `PacsRefused` if
+    the PACS refuses an instance during the sending (those stored before it stay stored:
+    C-STORE has no transaction), and `OSError` if a copy cannot be written."""
     offer = formats.offer(staged)
     with _association(pacs, offer.contexts, offer.refusal(staged, len(staged))) as assoc:
         targets = offer.routes(staged, _accepted(assoc))
-        if not targets and coercion is None:
+        if not targets and coercion is None and associations <= 1:
             return PacsDelivery(_send(assoc, staged, {}, on_stored))
     converting = [s for s in staged if s.entry.index in targets]
     copies: dict[int, Path] = {}
@@ -192,12 +200,12 @@ def store_to_pacs(
                 for s in staged
             }
         )
-        contexts = [(sop, (syntax,)) for sop, syntax in wire]
-        with _association(pacs, contexts, _no_longer_accepted(wire)) as assoc:
-            lost = set(wire) - _accepted(assoc)
-            if lost:
-                raise errors.PacsRefused(_no_longer_accepted(sorted(lost)))
-            stored = _send(assoc, staged, copies, on_stored)
+        sending = _Sending(staged, copies, on_stored)
+        workers = max(1, min(associations, MAX_ASSOCIATIONS, len(staged)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="c-store") as pool:
+            for _ in range(workers):
+                pool.submit(_send_over_one, pacs, wire, sending)
+        stored = sending.result()
     finally:
         for path in copies.values():
             path.unlink(missing_ok=True)
@@ -213,6 +221,63 @@ def _no_longer_accepted(pairs: list[formats.Pair]) -> str:
     )
 
 
+class _Sending:
+    """The images several associations share out, one at a time, and what they did. The first
+    failure stops every association at its next image, and is what `result` raises."""
+
+    def __init__(
+        self,
+        staged: list[StagedObject],
+        copies: Mapping[int, Path],
+        on_stored: Callable[[int, int], None] | None,
+    ) -> None:
+        self.copies = copies
+        self._waiting = list(reversed(staged))
+        self._total = len(staged)
+        self._on_stored = on_stored
+        self._lock = threading.Lock()
+        self.stored = 0
+        self.failure: BaseException | None = None
+
+    def next(self) -> StagedObject | None:
+        """The next image to send, or None when all are taken or one failed."""
+        with self._lock:
+            if self.failure is not None or not self._waiting:
+                return None
+            return self._waiting.pop()
+
+    def done(self) -> None:
+        with self._lock:
+            self.stored += 1
+            if self._on_stored is not None:
+                self._on_stored(self.stored, self._total)
+
+    def failed(self, e: BaseException) -> None:
+        with self._lock:
+            self.failure = self.failure or e
+
+    def result(self) -> int:
+        if self.failure is not None:
+            raise self.failure
+        return self.stored
+
+
+def _send_over_one(pacs: PacsAddress, wire: list[formats.Pair], sending: _Sending) -> None:
+    """One association of `store_to_pacs`: C-STORE images from `sending` until none is left;
+    every failure goes into `sending` (never raised: it runs in a pool)."""
+    try:
+        contexts = [(sop, (syntax,)) for sop, syntax in wire]
+        with _association(pacs, contexts, _no_longer_accepted(wire)) as assoc:
+            lost = set(wire) - _accepted(assoc)
+            if lost:
+                raise errors.PacsRefused(_no_longer_accepted(sorted(lost)))
+            while (item := sending.next()) is not None:
+                _store_one(assoc, item, sending.copies, sending.stored)
+                sending.done()
+    except BaseException as e:  # handed to the caller through `sending`
+        sending.failed(e)
+
+
 def _send(
     assoc: Any,
     staged: list[StagedObject],
@@ -223,23 +288,29 @@ def _send(
     stored, or raises `PacsRefused` at the first that is not."""
     stored = 0
     for item in staged:
-        pause_reactor(assoc)
-        status = assoc.send_c_store(copies.get(item.entry.index) or _wire_file(item))
-        if "Status" not in status:  # no answer: aborted, or the DIMSE wait ran out
-            raise errors.PacsRefused(
-                f"The PACS stopped answering while image {item.entry.index + 1} was sent. "
-                f"{stored} images were stored; check the PACS log, then run again."
-            )
-        code = int(status.Status)
-        if code not in SUCCESS_OR_WARNING:
-            raise errors.PacsRefused(
-                f"The PACS refused image {item.entry.index + 1} (status 0x{code & 0xFFFF:04X})."
-                f" {stored} images were stored."
-            )
+        _store_one(assoc, item, copies, stored)
         stored += 1
         if on_stored is not None:
             on_stored(stored, len(staged))
     return stored
+
+
+def _store_one(assoc: Any, item: StagedObject, copies: Mapping[int, Path], stored: int) -> None:
+    """C-STORE `item` (its uncompressed copy where there is one); raises `PacsRefused` unless
+    the PACS stored it. `stored` (images stored so far) is for the message."""
+    pause_reactor(assoc)
+    status = assoc.send_c_store(copies.get(item.entry.index) or _wire_file(item))
+    if "Status" not in status:  # no answer: aborted, or the DIMSE wait ran out
+        raise errors.PacsRefused(
+            f"The PACS stopped answering while image {item.entry.index + 1} was sent. "
+            f"{stored} images were stored; check the PACS log, then run again."
+        )
+    code = int(status.Status)
+    if code not in SUCCESS_OR_WARNING:
+        raise errors.PacsRefused(
+            f"The PACS refused image {item.entry.index + 1} (status 0x{code & 0xFFFF:04X})."
+            f" {stored} images were stored."
+        )
 
 
 def _wire_file(item: StagedObject) -> Path:

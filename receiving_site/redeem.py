@@ -42,6 +42,7 @@ from receiving_site import (
     reconcile,
     staging,
     state,
+    stow,
     turns,
 )
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
@@ -57,6 +58,7 @@ WAIT_SECONDS = 20
 PARALLEL_DOWNLOADS = 4
 # Seconds before each new try of a redemption whose answer did not arrive (same id each time).
 REDEEM_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
+_ASSOCIATIONS = pacs.DEFAULT_ASSOCIATIONS  # named here: in `RedeemRequest`, `pacs` is a field
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class RedeemRequest:
     confirm_local_record: bool = False  # a person checked the PACS's record is this patient
     new_local_patient: bool = False  # `local_patient_id` was just given to this patient
     assume_yes: bool = False  # `--yes`: stored without asking, so the resume command repeats it
+    associations: int = _ASSOCIATIONS  # C-STORE associations at once
+    stow: stow.StowDestination | None = None  # store over STOW-RS there instead of C-STORE
 
     def resume_command(self, transfer_id: str) -> str:
         """The command that continues this redemption of `transfer_id`, for messages."""
@@ -85,6 +89,12 @@ class RedeemRequest:
             words += ["--pacs", str(self.pacs)]
             if self.pacs.calling_ae_title != pacs.DEFAULT_CALLING_AE_TITLE:
                 words += ["--calling-aet", self.pacs.calling_ae_title]
+            if self.stow is not None:
+                words += ["--stow", self.stow.url]
+                if self.stow.credential_file is not None:
+                    words += ["--stow-credential-file", os.path.abspath(self.stow.credential_file)]
+            elif self.associations != pacs.DEFAULT_ASSOCIATIONS:
+                words += ["--associations", str(self.associations)]
             if self.local_patient_id is not None:
                 words += ["--local-patient-id", self.local_patient_id]
                 if self.local_issuer:
@@ -176,12 +186,15 @@ def parse_secret(text: str) -> RedemptionCode | Capability:
 
 
 def check_destination(req: RedeemRequest) -> None:
-    """Raises `PacsUnreachable`, `QueriesRefused` (the identity check could not ask the PACS)
-    or `FolderUnusable` if the study could not be delivered."""
+    """Raises `PacsUnreachable` (`StowUnreachable` for the STOW-RS server), `QueriesRefused`
+    (the identity check could not ask the PACS) or `FolderUnusable` if the study could not be
+    delivered. Blocks: call it from a thread (`asyncio.to_thread`)."""
     if req.pacs is not None:
         pacs.check_pacs(req.pacs)
         if not req.skip_identity_check or req.local_patient_id is not None:
             identity.probe(req.pacs)
+        if req.stow is not None:
+            asyncio.run(stow.check_stow(req.stow))
     else:
         folder_copy.check_folder(req.out or Path.cwd())
 
@@ -459,15 +472,22 @@ async def _receive(
             loop.call_soon_threadsafe(on_event, Stored(done, total))
 
         try:
-            delivery, filed_under = await asyncio.to_thread(
-                _deliver_to_pacs, req, req.pacs, items, summary, saved, stored
-            )
+            if req.stow is None:
+                delivery, filed_under = await asyncio.to_thread(
+                    _deliver_to_pacs, req, req.pacs, items, summary, saved, stored
+                )
+            else:
+                coercion = await asyncio.to_thread(
+                    _reconciled, req, req.pacs, items, summary, saved
+                )
+                delivery = await stow.store_to_stow(items, req.stow, coercion, stored)
+                filed_under = coercion.local if coercion else None
         except errors.IdentityHeld as e:
             if e.hold is None:
                 raise
             raise await _held(req, req.pacs, saved, summary, e.hold) from e
         count, decompressed, note = delivery.stored, delivery.decompressed_images, delivery.note
-        destination = str(req.pacs)
+        destination = str(req.stow or req.pacs)
         kind = "pacs"
     else:
         target = (req.out or Path.cwd()) / transfer_id
@@ -481,7 +501,15 @@ async def _receive(
             review_command = _import_command(req, transfer_id, held)
     total = sum(i.entry.size for i in items)
     await client.receipt(
-        transfer_id, {"instances": count, "bytes": total, "destination": kind, "complete": True}
+        transfer_id,
+        {
+            "instances": count,
+            "bytes": total,
+            "destination": kind,
+            "complete": True,
+            "decompressed": decompressed,
+            "reconciled": filed_under is not None,
+        },
     )
     return RedeemResult(
         transfer_id,
@@ -511,9 +539,23 @@ def _deliver_to_pacs(
     saved: state.SavedKey,
     on_stored: Callable[[int, int], None],
 ) -> tuple[pacs.PacsDelivery, reconcile.Demographics | None]:
-    """Reconcile the patient (a local record number, when staff gave one), check the PACS for
-    conflicts unless a person reviewed a hold, and store; returns what was stored and the
+    """Reconcile the patient (`_reconciled`) and C-STORE; returns what was stored and the
     local record it was filed under (None when not reconciled)."""
+    coercion = _reconciled(req, address, items, summary, saved)
+    delivery = pacs.store_to_pacs(items, address, coercion, on_stored, req.associations)
+    return delivery, coercion.local if coercion else None
+
+
+def _reconciled(
+    req: RedeemRequest,
+    address: pacs.PacsAddress,
+    items: list[staging.StagedObject],
+    summary: StudySummary,
+    saved: state.SavedKey,
+) -> reconcile.Coercion | None:
+    """Reconcile the patient (a local record number, when staff gave one) and check the PACS
+    for conflicts unless a person reviewed a hold, whichever way the images then go; returns
+    the coercion to apply (None when not reconciled). Raises `IdentityHeld`."""
     patient = identity.Patient(summary.patient_id, summary.patient_name, summary.patient_birth_date)
     coercion = None
     if req.local_patient_id is not None:
@@ -542,8 +584,7 @@ def _deliver_to_pacs(
     if not req.skip_identity_check:
         uids = {summary.study_instance_uid, *(i.entry.study_instance_uid for i in items)}
         identity.check_pacs_identity(address, patient, sorted(uids - {""}))
-    delivery = pacs.store_to_pacs(items, address, coercion, on_stored)
-    return delivery, coercion.local if coercion else None
+    return coercion
 
 
 async def _held(

@@ -67,7 +67,13 @@ def _receipt_words(receipt: dict[str, Any] | None, delivered_at: float | None) -
     where = _WHERE.get(str(receipt.get("destination")), "at the trauma center")
     partly = "" if receipt.get("complete", True) else " (not all of them)"
     at = receipt.get("received_at", delivered_at)
-    return f"delivered {when(at)}: {receipt.get('instances', '?')} images{partly} {where}"
+    words = f"delivered {when(at)}: {receipt.get('instances', '?')} images{partly} {where}"
+    decompressed = receipt.get("decompressed")
+    if isinstance(decompressed, int) and decompressed > 0:
+        words += f", {decompressed} decompressed"
+    if receipt.get("reconciled") is True:
+        words += ", filed under the local record"
+    return words
 
 
 def _review_copy(receipt: object) -> bool:

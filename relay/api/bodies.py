@@ -73,6 +73,21 @@ def integer(body: dict[str, Any], name: str, *, low: int = 0, high: int = 2**62)
     return value
 
 
+def receipt_details(body: dict[str, Any], instances: int) -> dict[str, object]:
+    """A receipt's optional details (counts and a flag, never PHI): `decompressed`, how many of
+    the `instances` were decompressed for the PACS, and `reconciled`, whether the study was
+    filed under the trauma center's own patient record. Absent ones stay absent (an older
+    receiving agent does not send them); present ones must be exactly that."""
+    details: dict[str, object] = {}
+    if "decompressed" in body:
+        details["decompressed"] = integer(body, "decompressed", high=instances)
+    if "reconciled" in body:
+        if not isinstance(body["reconciled"], bool):
+            raise errors.BadRequest("'reconciled' must be true or false.")
+        details["reconciled"] = body["reconciled"]
+    return details
+
+
 def transfer_id(request: web.Request) -> str:
     value = request.match_info["transfer_id"]
     if not is_transfer_id(value):

@@ -20,6 +20,31 @@ PUBLIC = {
     ("GET", OPENAPI),
 }
 
+# Request bodies documented by schema (the others are described in their handler's summary).
+RECEIPT_BODY: dict[str, object] = {
+    "type": "object",
+    "description": "What the trauma center stored: counts and flags only, never PHI.",
+    "required": ["instances", "bytes", "destination"],
+    "properties": {
+        "instances": {"type": "integer", "minimum": 0},
+        "bytes": {"type": "integer", "minimum": 0},
+        "destination": {"type": "string", "enum": ["pacs", "folder", "review"]},
+        "complete": {"type": "boolean", "default": False},
+        "decompressed": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "How many of the instances were decompressed for the PACS "
+            "(at most `instances`).",
+        },
+        "reconciled": {
+            "type": "boolean",
+            "description": "Whether the study was filed under the trauma center's own "
+            "patient record (import reconciliation).",
+        },
+    },
+}
+BODIES = {("POST", wire.transfer_action("{transfer_id}", "receipt")): RECEIPT_BODY}
+
 
 def _summary(handler: object) -> str:
     doc = inspect.getdoc(handler) or ""
@@ -51,6 +76,12 @@ def document(app: web.Application) -> dict[str, object]:
                 },
             },
         }
+        body = BODIES.get((route.method, path))
+        if body is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": body}},
+            }
         if (route.method, path) in PUBLIC or path == wire.HEALTH:
             operation["security"] = []
         paths.setdefault(path, {})[route.method.lower()] = operation

@@ -156,6 +156,7 @@ async def receipt(request: web.Request) -> web.Response:
         raise errors.BadRequest("'complete' must be true or false.")
     if document["destination"] not in ("pacs", "folder", "review"):
         raise errors.BadRequest("'destination' must be 'pacs', 'folder' or 'review'.")
+    document.update(bodies.receipt_details(body, document["instances"]))
     async with at_desk(request, site) as d:
         t = await receiving.receipt(d, transfer_id, document)
     return _state(t)

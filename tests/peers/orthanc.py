@@ -1,5 +1,6 @@
 """A private Orthanc PACS for one test: own folders, own ports, REST helpers over urllib."""
 
+import base64
 import json
 import os
 import subprocess
@@ -42,7 +43,8 @@ class OrthancServer:
     DICOMweb plugin, serving STOW-RS, QIDO-RS and WADO-RS under ``dicomweb_url``.
     ``dicom_modalities`` is Orthanc's ``DicomModalities``: the AE titles it knows, with their
     address and what each may do (``AllowFind``, ``AllowMove``...), as a PACS administrator would
-    configure them.
+    configure them. ``registered_users`` (name: password) turns on HTTP basic authentication
+    for the REST API and DICOMweb alike; the REST helpers then sign in as the first user.
 
     Orthanc binds its DICOM and HTTP ports on every interface (1.10 has no bind address
     option); the REST API refuses anything but localhost (``RemoteAccessAllowed`` false).
@@ -58,6 +60,7 @@ class OrthancServer:
         allow_find: bool = True,
         dicom_modalities: Mapping[str, Mapping[str, Any]] | None = None,
         executable: str = ORTHANC,
+        registered_users: Mapping[str, str] | None = None,
     ) -> None:
         self.ae_title = ae_title
         self.host = "127.0.0.1"
@@ -70,6 +73,7 @@ class OrthancServer:
         self._allow_find = allow_find
         self._dicom_modalities = dict(dicom_modalities or {})
         self._executable = executable
+        self._registered_users = dict(registered_users or {})
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self.log_path = Path()
@@ -96,6 +100,9 @@ class OrthancServer:
             "SaveJobs": False,
             "Plugins": [DICOMWEB_PLUGIN] if self._dicomweb else [],
         }
+        if self._registered_users:
+            config["AuthenticationEnabled"] = True
+            config["RegisteredUsers"] = self._registered_users
         if self._dicom_modalities:
             config["DicomModalities"] = self._dicom_modalities
         if self._accepted_transfer_syntaxes is not None:
@@ -198,6 +205,9 @@ class OrthancServer:
         self, method: str, path: str, body: bytes | None = None, content_type: str = ""
     ) -> bytes:
         headers = {"Content-Type": content_type} if content_type else {}
+        for user, password in list(self._registered_users.items())[:1]:
+            signed = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            headers["Authorization"] = f"Basic {signed}"
         # The URL is always http://127.0.0.1:<our port>/<path>, never taken from outside input.
         url = self.url + path
         request = urllib.request.Request(url, data=body, method=method, headers=headers)  # noqa: S310

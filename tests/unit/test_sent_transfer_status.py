@@ -51,6 +51,12 @@ def _status(state: str, **fields: Any) -> dict[str, Any]:
     }
 
 
+def _delivered(**receipt: Any) -> dict[str, Any]:
+    """Delivered into the PACS at AT, with these receipt details."""
+    details = {"instances": 212, "destination": "pacs", "received_at": AT, **receipt}
+    return _status("delivered", delivered_at=AT, receipt=details)
+
+
 def test_when_is_local_time_with_its_zone() -> None:
     local = datetime.datetime.fromtimestamp(AT).astimezone()
     assert when(AT) == local.strftime("%Y-%m-%d %H:%M ") + str(local.tzname())
@@ -98,6 +104,15 @@ def test_when_is_local_time_with_its_zone() -> None:
                 delivered_at=AT,
             ),
             f"delivered {when(AT)}: 3 images (not all of them) into a folder at the trauma center",
+        ),
+        (
+            _delivered(decompressed=40, reconciled=True),
+            f"delivered {when(AT)}: 212 images into the trauma center's PACS, 40 decompressed, "
+            "filed under the local record",
+        ),
+        (
+            _delivered(decompressed=0, reconciled=False),
+            f"delivered {when(AT)}: 212 images into the trauma center's PACS",
         ),
         (_status("revoked", revoked_at=AT), f"revoked {when(AT)}"),
         (

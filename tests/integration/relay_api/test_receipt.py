@@ -30,3 +30,56 @@ async def test_receipt_complete_must_be_a_json_boolean(ctx: Ctx, complete: objec
     r = await ctx.call("POST", path, cred=ctx.tc, json={**body, "complete": False})
     assert (r.status, r.body["state"]) == (200, "delivered")
     assert (await status(ctx, sent)).body["receipt"]["complete"] is False
+
+
+DELIVERED = {"instances": 212, "bytes": 9, "destination": "pacs", "complete": True}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("details", "problem"),
+    [
+        ({"decompressed": "40"}, "'decompressed' must be an integer from 0 to 212."),
+        ({"decompressed": 213}, "'decompressed' must be an integer from 0 to 212."),
+        ({"decompressed": -1}, "'decompressed' must be an integer from 0 to 212."),
+        ({"decompressed": True}, "'decompressed' must be an integer from 0 to 212."),
+        ({"decompressed": 4.5}, "'decompressed' must be an integer from 0 to 212."),
+        ({"reconciled": "yes"}, "'reconciled' must be true or false."),
+        ({"reconciled": 1}, "'reconciled' must be true or false."),
+        ({"reconciled": None}, "'reconciled' must be true or false."),
+    ],
+)
+async def test_receipt_details_are_checked_strictly(
+    ctx: Ctx, details: dict[str, object], problem: str
+) -> None:
+    sent = await create_transfer(ctx)
+    assert (await redeem(ctx, sent.locator, await code_proof(ctx, sent.code))).status == 200
+    path = f"/api/v1/transfers/{sent.transfer_id}/receipt"
+    with nothing_changes(ctx):
+        r = await ctx.call("POST", path, cred=ctx.tc, json={**DELIVERED, **details})
+    assert r.problem == (400, PROBLEM + "bad-request", problem)
+    assert (await state_of(ctx, sent))[0] == "redeemed"
+
+
+@pytest.mark.asyncio
+async def test_receipt_carries_decompressed_and_reconciled_to_the_sender(ctx: Ctx) -> None:
+    sent = await create_transfer(ctx)
+    assert (await redeem(ctx, sent.locator, await code_proof(ctx, sent.code))).status == 200
+    path = f"/api/v1/transfers/{sent.transfer_id}/receipt"
+    kept = {**DELIVERED, "decompressed": 40, "reconciled": True}
+    body = {**kept, "patient_name": "DOE^JANE"}  # the name is not something the relay keeps
+    r = await ctx.call("POST", path, cred=ctx.tc, json=body)
+    assert (r.status, r.body["state"]) == (200, "delivered")
+    receipt = (await status(ctx, sent)).body["receipt"]
+    assert {k: v for k, v in receipt.items() if k != "received_at"} == kept
+    stored = ctx.rows("SELECT receipt FROM transfers")
+    assert "DOE" not in repr(stored)
+
+
+@pytest.mark.asyncio
+async def test_the_receipt_body_is_documented_in_openapi(ctx: Ctx) -> None:
+    r = await ctx.call("GET", "/api/openapi.json")
+    operation = r.body["paths"]["/api/v1/transfers/{transfer_id}/receipt"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["properties"]["decompressed"]["type"] == "integer"
+    assert schema["properties"]["reconciled"]["type"] == "boolean"

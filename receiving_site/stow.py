@@ -1,0 +1,341 @@
+"""Deliver staged instances over DICOMweb STOW-RS (PS3.18 10.5), the other way into a PACS.
+
+Instances go in batches, each one POST of `multipart/related; type="application/dicom"` to
+`{base}/studies`, each part a whole Part 10 file: its stored bytes, or its copy filed under the
+local patient (`transcode.rewrite` with the same `reconcile.Coercion` C-STORE uses, so identity
+reconciliation is one path). Nothing is decompressed: STOW-RS carries any transfer syntax, and a
+server that refuses one says so per instance.
+
+Retries are idempotent: a batch whose answer was lost (no connection, a timeout, a 5xx) is
+posted again as it was, same files, same UIDs. A server keeps one instance per SOP Instance
+UID, so an instance it already stored is stored again or reported as a duplicate (0x0111),
+which counts as stored; a retry never makes a second copy.
+
+The answer (PS3.18 10.5.3, Store Instances Response Module) lists stored instances in
+ReferencedSOPSequence and refused ones in FailedSOPSequence with a Failure Reason. Every
+instance of a batch must be in one of them; refused or unconfirmed ones are reported as plain
+sentences, one per instance, naming the image by its position in the transfer. Instances
+stored before a failure stay stored (STOW-RS has no transaction across batches); running again
+sends them again, harmlessly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from receiving_site import errors, transcode
+from receiving_site.pacs import PacsDelivery
+from receiving_site.reconcile import Coercion
+from receiving_site.settings import StowSettings
+from receiving_site.staging import StagedObject
+from site_agent.credential import read_credential
+
+BATCH_IMAGES = 50  # instances per POST
+BATCH_BYTES = 64 * 2**20  # at most this many bytes of files per POST (one bigger file goes alone)
+RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)  # seconds before each new try of a batch whose answer is lost
+TIMEOUT = aiohttp.ClientTimeout(total=600, connect=30)  # seconds, per POST
+CHECK_TIMEOUT = aiohttp.ClientTimeout(total=30)  # seconds, for the check before the code is spent
+_DETAIL_CHARS = 200  # of a server's answer, in a message staff read
+_MAX_SENTENCES = 10  # refused instances named one by one; the rest are counted
+
+# DICOM JSON tags (PS3.18 F.2) of the Store Instances Response Module (PS3.18 10.5.3.2).
+FAILED_SOP_SEQUENCE = "00081198"
+REFERENCED_SOP_SEQUENCE = "00081199"
+REFERENCED_SOP_INSTANCE_UID = "00081155"
+FAILURE_REASON = "00081197"
+DUPLICATE = 0x0111  # "Duplicate SOP Instance" (PS3.7 C.4.2.1.5): already stored, so stored
+
+# PS3.18 Table 10.5.3-2 and PS3.4 B.2.3: failure reasons, in words.
+_REASONS = {
+    0x0110: "the server could not process it",
+    0x0122: "the server does not store this kind of image (SOP class)",
+    0x0124: "the server does not allow this system to store it",
+    0xA700: "the server is out of space",
+    0xA900: "its contents do not match its kind of image",
+    0xC000: "the server could not read it",
+    0xC122: "the server does not accept its format (transfer syntax)",
+}
+
+
+@dataclass(frozen=True)
+class StowDestination:
+    """A DICOMweb service that takes STOW-RS: its base URL (e.g. https://pacs/dicom-web) and
+    the file holding its credential, if it needs one (a bearer token, or USER:PASSWORD for
+    basic authentication; read when needed, never put in a URL or a log)."""
+
+    url: str
+    credential_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        """Raises `BadStowAddress` for anything but an http(s) URL without credentials, query
+        or fragment, before the code is spent."""
+        parts = urlsplit(self.url)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.username is not None
+            or parts.query
+            or parts.fragment
+        ):
+            raise errors.BadStowAddress()
+
+    @property
+    def studies_url(self) -> str:
+        return self.url.rstrip("/") + "/studies"
+
+    def __str__(self) -> str:
+        return self.url
+
+    def headers(self) -> dict[str, str]:
+        """The Authorization header for the credential file, if any. Raises the credential
+        errors of `site_agent.credential` if the file cannot be read."""
+        if self.credential_file is None:
+            return {}
+        secret = read_credential(self.credential_file)
+        if ":" in secret:
+            basic = base64.b64encode(secret.encode("utf-8")).decode("ascii")
+            return {"Authorization": f"Basic {basic}"}
+        return {"Authorization": f"Bearer {secret}"}
+
+
+def from_settings(settings: StowSettings) -> StowDestination | None:
+    """The destination `[stow]` in the receiving agent's settings names; None without a URL."""
+    return StowDestination(settings.url, settings.credential_file) if settings.url else None
+
+
+def _unreachable(dest: StowDestination, why: str) -> errors.StowUnreachable:
+    return errors.StowUnreachable(
+        f"The DICOMweb server at {dest.url} {why}. Check the --stow address, the network and "
+        "the credential file; nothing was stored."
+    )
+
+
+def _refused_access(dest: StowDestination, status: int) -> errors.StowUnreachable | None:
+    if status in (401, 403):
+        given = "the credential in the credential file" if dest.credential_file else "no credential"
+        return _unreachable(dest, f"refused {given} (HTTP {status})")
+    if status == 404:
+        return _unreachable(dest, "has no DICOMweb studies service there (HTTP 404)")
+    return None
+
+
+async def check_stow(dest: StowDestination) -> None:
+    """Ask the server for the studies of a UID that cannot exist (QIDO-RS), with the
+    credential, so that a wrong address or credential is found before the code is spent.
+    Raises `StowUnreachable`."""
+    params = {"StudyInstanceUID": f"2.25.{secrets.randbits(120)}"}
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=CHECK_TIMEOUT) as session,
+            session.get(dest.studies_url, params=params, headers=dest.headers()) as response,
+        ):
+            refused = _refused_access(dest, response.status)
+            if refused is not None:
+                raise refused
+            if response.status >= 500:
+                raise _unreachable(dest, f"answered with an error (HTTP {response.status})")
+    except (aiohttp.ClientError, TimeoutError) as e:
+        raise _unreachable(dest, "could not be reached") from e
+
+
+def batches(staged: list[StagedObject]) -> Iterator[list[StagedObject]]:
+    """`staged` in order, cut into batches of at most `BATCH_IMAGES` images and `BATCH_BYTES`
+    bytes (a bigger image goes alone)."""
+    batch: list[StagedObject] = []
+    size = 0
+    for item in staged:
+        if batch and (len(batch) == BATCH_IMAGES or size + item.entry.size > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += item.entry.size
+    if batch:
+        yield batch
+
+
+def multipart(files: list[Path]) -> tuple[bytes, str]:
+    """The request body for `files` and its Content-Type (PS3.18 8.6.1.2)."""
+    boundary = f"trauma-relay-{secrets.token_hex(16)}"
+    chunks: list[bytes] = []
+    for path in files:
+        chunks += [
+            f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode("ascii"),
+            path.read_bytes(),
+            b"\r\n",
+        ]
+    chunks.append(f"--{boundary}--\r\n".encode("ascii"))
+    content_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
+    return b"".join(chunks), content_type
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What the server said about one batch, by SOP Instance UID."""
+
+    stored: frozenset[str]
+    failed: dict[str, int]  # SOP Instance UID -> Failure Reason (0 when it gave none)
+
+
+def _uid(item: dict[str, Any]) -> str:
+    values = item.get(REFERENCED_SOP_INSTANCE_UID, {}).get("Value") or [""]
+    return str(values[0])
+
+
+def _document(answer: object) -> object:
+    return answer[0] if isinstance(answer, list) and answer else answer
+
+
+def is_store_response(answer: object) -> bool:
+    """Whether `answer` is a Store Instances Response (it has either sequence)."""
+    document = _document(answer)
+    return isinstance(document, dict) and bool(
+        {REFERENCED_SOP_SEQUENCE, FAILED_SOP_SEQUENCE} & set(document)
+    )
+
+
+def parse_response(answer: object) -> BatchOutcome:
+    """The Store Instances Response (DICOM JSON) as stored and failed UIDs; a duplicate counts
+    as stored. Anything unexpected in it counts as no answer about those instances."""
+    document = _document(answer)
+    if not isinstance(document, dict):
+        return BatchOutcome(frozenset(), {})
+    stored: set[str] = set()
+    failed: dict[str, int] = {}
+    for item in document.get(REFERENCED_SOP_SEQUENCE, {}).get("Value") or []:
+        if isinstance(item, dict) and _uid(item):
+            stored.add(_uid(item))
+    for item in document.get(FAILED_SOP_SEQUENCE, {}).get("Value") or []:
+        if not isinstance(item, dict) or not _uid(item):
+            continue
+        reason = (item.get(FAILURE_REASON, {}).get("Value") or [0])[0]
+        code = reason if isinstance(reason, int) and not isinstance(reason, bool) else 0
+        if code == DUPLICATE:
+            stored.add(_uid(item))
+        else:
+            failed[_uid(item)] = code
+    return BatchOutcome(frozenset(stored), failed)
+
+
+def failure_sentence(position: int, total: int, code: int | None) -> str:
+    """One refused (or unconfirmed, `code` None) instance, for staff."""
+    if code is None:
+        return f"Image {position} of {total} was not confirmed as stored by the server."
+    why = _REASONS.get(code, "the server refused it")
+    number = f" (reason 0x{code:04X})" if code else ""
+    return f"Image {position} of {total} was not stored: {why}{number}."
+
+
+async def _post(
+    session: aiohttp.ClientSession, dest: StowDestination, body: bytes, content_type: str
+) -> tuple[int, object, str]:
+    """POST one batch, again with the same body while the answer is lost; returns the HTTP
+    status, the decoded DICOM JSON answer (None if it is not JSON) and its start as text."""
+    headers = {
+        **dest.headers(),
+        "Content-Type": content_type,
+        "Accept": "application/dicom+json",
+    }
+    for delay in (*RETRY_DELAYS, None):
+        try:
+            async with session.post(dest.studies_url, data=body, headers=headers) as response:
+                text = await response.text(errors="replace")
+                if response.status < 500 or delay is None:
+                    try:
+                        answer = await response.json(content_type=None)
+                    except ValueError:
+                        answer = None
+                    return response.status, answer, " ".join(text.split())[:_DETAIL_CHARS]
+        except (aiohttp.ClientError, TimeoutError) as e:
+            if delay is None:
+                raise _unreachable(
+                    dest, f"did not answer ({len(RETRY_DELAYS) + 1} tries of the same images)"
+                ) from e
+        await asyncio.sleep(delay or 0)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+async def post_batch(
+    session: aiohttp.ClientSession,
+    dest: StowDestination,
+    batch: list[StagedObject],
+    files: list[Path],
+    total: int,
+) -> list[str]:
+    """POST `files` (the instances of `batch`) and return a sentence for each instance that
+    was not stored (empty when all were). Raises `StowUnreachable` when the server cannot be
+    reached or refuses access, and `PacsRefused` when it refuses the request as a whole."""
+    body, content_type = await asyncio.to_thread(multipart, files)
+    status, answer, text = await _post(session, dest, body, content_type)
+    refused = _refused_access(dest, status)
+    if refused is not None:
+        raise refused
+    if status not in (200, 202, 409) and not is_store_response(answer):
+        # No Store Instances Response, which the server gives when it read the request (some,
+        # Orthanc among them, also with 400 when an instance was unreadable).
+        raise errors.PacsRefused(
+            f"The DICOMweb server at {dest.url} refused images {batch[0].entry.index + 1} to "
+            f"{batch[-1].entry.index + 1} (HTTP {status}: {text or 'no details'})."
+        )
+    outcome = parse_response(answer)
+    sentences = []
+    for item in batch:
+        uid = item.entry.sop_instance_uid
+        if uid not in outcome.stored:
+            sentences.append(failure_sentence(item.entry.index + 1, total, outcome.failed.get(uid)))
+    return sentences
+
+
+async def store_to_stow(
+    staged: list[StagedObject],
+    dest: StowDestination,
+    coercion: Coercion | None = None,
+    on_stored: Callable[[int, int], None] | None = None,
+) -> PacsDelivery:
+    """STOW-RS every instance, in batches; returns how many were stored (none decompressed).
+    With `coercion`, every instance is filed under the local patient, through a copy that is
+    removed once its batch is answered. `on_stored(done, total)` is called after each batch.
+    Raises `StowUnreachable` if the server cannot be reached or refuses access, `PacsRefused`
+    naming every image it did not store (after the batch that had them: the images before
+    stay stored), and `OSError` if a copy cannot be written."""
+    stored = 0
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        for batch in batches(staged):
+            copies: list[Path] = []
+            try:
+                for item in batch:
+                    if coercion is not None:
+                        copies.append(
+                            await asyncio.to_thread(transcode.rewrite, item, coercion=coercion)
+                        )
+                files = copies or [item.path for item in batch]
+                sentences = await post_batch(session, dest, batch, files, len(staged))
+            except errors.Undecodable as e:
+                raise errors.PacsRefused(
+                    f"An image could not be filed under the local patient record ({e.message})."
+                    f" {stored} images were stored."
+                ) from e
+            finally:
+                for path in copies:
+                    path.unlink(missing_ok=True)
+            stored += len(batch) - len(sentences)
+            if sentences:
+                more = len(sentences) - _MAX_SENTENCES
+                listed = sentences[:_MAX_SENTENCES] + ([f"And {more} more."] if more > 0 else [])
+                raise errors.PacsRefused(
+                    f"The DICOMweb server at {dest.url} did not store every image. "
+                    + " ".join(listed)
+                    + f" {stored} images were stored; check the server's log, then run again "
+                    "(images already stored are not duplicated)."
+                )
+            if on_stored is not None:
+                on_stored(stored, len(staged))
+    return PacsDelivery(stored)

@@ -1,0 +1,180 @@
+"""STOW-RS into Orthanc's DICOMweb plugin (Debian orthanc-dicomweb), checked through Orthanc's
+REST API: batches, idempotent retries (the same batch twice, and a batch whose answer is lost
+on the way back), and per-instance failures in plain sentences."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from io import BytesIO
+from pathlib import Path
+
+import aiohttp
+import pydicom
+import pytest
+from aiohttp import web
+from peers.orthanc import OrthancServer
+from staged_files import staged_copies
+
+from receiving_site import errors, stow
+from receiving_site.stow import StowDestination, post_batch, store_to_stow
+from sending_site.synthetic import make_ct_study
+
+
+def _stored_uids(orthanc: OrthancServer) -> list[str]:
+    return sorted(
+        orthanc.instance_tags(orthanc_id)["SOPInstanceUID"] for orthanc_id in orthanc.instances()
+    )
+
+
+@pytest.mark.asyncio
+async def test_batches_reach_orthanc_unchanged(
+    orthanc_factory: Callable[..., OrthancServer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stow, "BATCH_IMAGES", 4)  # 10 images: batches of 4, 4 and 2
+    orthanc = await asyncio.to_thread(orthanc_factory, dicomweb=True)
+    files = make_ct_study(tmp_path / "study", 10, seed=31)
+    items = staged_copies(files, tmp_path / "staged")
+    progress: list[int] = []
+
+    delivery = await store_to_stow(
+        items,
+        StowDestination(orthanc.dicomweb_url),
+        on_stored=lambda done, _total: progress.append(done),
+    )
+
+    assert (delivery.stored, delivery.decompressed_images) == (10, 0)
+    assert progress == [4, 8, 10]
+    assert _stored_uids(orthanc) == sorted(i.entry.sop_instance_uid for i in items)
+    for path in files:
+        original = pydicom.dcmread(path)
+        orthanc_id = orthanc.find_by_sop_instance_uid(str(original.SOPInstanceUID))
+        assert orthanc_id is not None
+        ds = pydicom.dcmread(BytesIO(orthanc.instance_file(orthanc_id)))
+        assert (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.PatientID) == (
+            original.StudyInstanceUID,
+            original.SeriesInstanceUID,
+            original.PatientID,
+        )
+        assert ds.PixelData == original.PixelData
+
+
+@pytest.mark.asyncio
+async def test_the_same_batch_posted_twice_leaves_no_duplicates(
+    orthanc_factory: Callable[..., OrthancServer], tmp_path: Path
+) -> None:
+    orthanc = await asyncio.to_thread(orthanc_factory, dicomweb=True)
+    items = staged_copies(make_ct_study(tmp_path / "study", 5, seed=32), tmp_path / "staged")
+    destination = StowDestination(orthanc.dicomweb_url)
+    files = [i.path for i in items]
+
+    async with aiohttp.ClientSession() as session:
+        first = await post_batch(session, destination, items, files, len(items))
+        again = await post_batch(session, destination, items, files, len(items))
+
+    assert (first, again) == ([], [])  # both answers say every instance is stored
+    assert _stored_uids(orthanc) == sorted(i.entry.sop_instance_uid for i in items)
+    assert len(orthanc.studies()) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_batch_whose_answer_is_lost_is_posted_again_without_duplicates(
+    orthanc_factory: Callable[..., OrthancServer], tmp_path: Path
+) -> None:
+    """A proxy hands the first POST to Orthanc, which stores it, then cuts the connection
+    before the answer gets back: the sender cannot know, posts the same batch again, and
+    Orthanc ends with each instance once."""
+    orthanc = await asyncio.to_thread(orthanc_factory, dicomweb=True)
+    items = staged_copies(make_ct_study(tmp_path / "study", 6, seed=33), tmp_path / "staged")
+    posts: list[int] = []
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                orthanc.dicomweb_url + "/studies",
+                data=body,
+                headers={
+                    "Content-Type": request.headers["Content-Type"],
+                    "Accept": "application/dicom+json",
+                },
+            ) as answer,
+        ):
+            payload = await answer.read()
+            posts.append(answer.status)
+            if len(posts) == 1:
+                assert request.transport is not None
+                request.transport.close()  # Orthanc stored them; the answer is lost
+                return web.Response()
+            return web.Response(
+                status=answer.status, body=payload, content_type="application/dicom+json"
+            )
+
+    app = web.Application()
+    app.router.add_post("/dicom-web/studies", forward)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        destination = StowDestination(f"http://127.0.0.1:{port}/dicom-web")
+        delivery = await store_to_stow(items, destination)
+    finally:
+        await runner.cleanup()
+
+    assert delivery.stored == 6
+    assert posts == [200, 200]  # the first answer never reached the sender
+    assert _stored_uids(orthanc) == sorted(i.entry.sop_instance_uid for i in items)
+
+
+@pytest.mark.asyncio
+async def test_an_instance_the_server_refuses_is_named_in_a_sentence(
+    orthanc_factory: Callable[..., OrthancServer], tmp_path: Path
+) -> None:
+    orthanc = await asyncio.to_thread(orthanc_factory, dicomweb=True)
+    files = make_ct_study(tmp_path / "study", 3, seed=34)
+    items = staged_copies(files, tmp_path / "staged")
+    # The third file is not DICOM at all: the server cannot read it.
+    items[2].path.write_bytes(b"\x00" * 128 + b"DICM" + b"not a data set")
+
+    with pytest.raises(errors.PacsRefused) as refused:
+        await store_to_stow(items, StowDestination(orthanc.dicomweb_url))
+
+    message = refused.value.message
+    assert "did not store every image" in message
+    assert "Image 3 of 3 " in message
+    assert "Image 1 " not in message
+    assert "2 images were stored" in message
+    assert len(orthanc.instances()) == 2
+
+
+def test_a_url_with_a_secret_or_query_is_refused() -> None:
+    for url in (
+        "https://user:pw@pacs/dicom-web",
+        "https://pacs/dicom-web?token=x",
+        "ftp://pacs/dicom-web",
+        "pacs/dicom-web",
+    ):
+        with pytest.raises(errors.BadStowAddress):
+            StowDestination(url)
+    assert StowDestination("https://pacs.local/dicom-web/").studies_url == (
+        "https://pacs.local/dicom-web/studies"
+    )
+
+
+def test_the_credential_file_gives_bearer_or_basic(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("abc.def.ghi\n")
+    basic = tmp_path / "basic"
+    basic.write_text("trauma:secret\n")
+    assert StowDestination("https://p/dw", token).headers() == {
+        "Authorization": "Bearer abc.def.ghi"
+    }
+    assert StowDestination("https://p/dw", basic).headers() == {
+        "Authorization": "Basic dHJhdW1hOnNlY3JldA=="
+    }
+    assert StowDestination("https://p/dw").headers() == {}
