@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from relay import sweeper
+from relay import disk, sweeper
 from relay.api import openapi, phone, problems, redemption, transfers, uploads
 from relay.appkeys import (
     CONFIG,
@@ -64,8 +64,14 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """"ok" when the database answers and the disk has more than its reserve free; otherwise
+    503 saying which ("disk-full": no new uploads are taken; what is held is safe)."""
     async with request.app[METADATA].transaction() as tx:
         await tx.sites()
+    config = request.app[CONFIG]
+    free = await disk.free_bytes(config.data_dir)
+    if free <= config.disk_reserve_bytes:
+        return web.json_response({"status": "disk-full"}, status=503)
     return web.json_response({"status": "ok"})
 
 

@@ -42,6 +42,13 @@ class RelayConfig:
     # Readers refuse larger records (`transfer_codes.manifest`), so accepting them is pointless.
     max_manifest_record: int = MAX_RECORD_SIZE
     log_file: Path | None = None
+    # What one sending site may hold open: transfers not yet delivered, revoked or expired (and
+    # to any one trauma center at most a quarter of its locators, so no sender can use them
+    # up), and sealed bytes stored for them; one transfer's bytes; free disk space kept back.
+    max_open_transfers_per_site: int = 200
+    site_quota_bytes: int = 500 * GIB
+    max_transfer_bytes: int = 20 * GIB
+    disk_reserve_bytes: int = 1 * GIB
     # Guessing throttles across transfers (relay.throttle): failed redemptions and phone links
     # that lead nowhere, per receiving site, per client address and relay-wide, in a window.
     guess_window: float = 15 * MINUTES
@@ -96,9 +103,18 @@ class RelayConfig:
             ("guess_limit_per_address", self.guess_limit_address),
             ("guess_limit_global", self.guess_limit_global),
             ("refusals_audited_per_minute", self.refusals_audited_per_minute),
+            ("max_open_transfers_per_site", self.max_open_transfers_per_site),
         ):
             if not 1 <= value <= 1_000_000:
                 raise ConfigError(f"{name} must be from 1 to 1000000, not {value}.")
+        for name, value in (
+            ("site_quota_bytes", self.site_quota_bytes),
+            ("max_transfer_bytes", self.max_transfer_bytes),
+        ):
+            if value < 1024:
+                raise ConfigError(f"{name} must be at least 1024 bytes.")
+        if self.disk_reserve_bytes < 0:
+            raise ConfigError("disk_reserve_bytes may not be negative.")
         if self.max_object_size < 1024:
             raise ConfigError("max_object_size must be at least 1024 bytes.")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
@@ -118,6 +134,10 @@ _TOML: dict[str, Callable[[Any], Any]] = {
     "sweep_seconds": lambda v: ("sweep_interval", float(v)),
     "max_object_bytes": lambda v: ("max_object_size", int(v)),
     "log_file": lambda v: ("log_file", Path(v)),
+    "max_open_transfers_per_site": lambda v: ("max_open_transfers_per_site", int(v)),
+    "site_quota_bytes": lambda v: ("site_quota_bytes", int(v)),
+    "max_transfer_bytes": lambda v: ("max_transfer_bytes", int(v)),
+    "disk_reserve_bytes": lambda v: ("disk_reserve_bytes", int(v)),
     "guess_window_minutes": lambda v: ("guess_window", float(v) * MINUTES),
     "guess_limit_per_site": lambda v: ("guess_limit_site", int(v)),
     "guess_limit_per_address": lambda v: ("guess_limit_address", int(v)),

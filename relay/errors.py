@@ -174,6 +174,29 @@ class UploadConflict(RelayError):
     code: str = Problem.UPLOAD_OFFSET_MISMATCH
 
 
+class TooManyOpenTransfers(RelayError):
+    """This site has too many transfers open on this relay. Revoke the ones no longer needed,
+    or wait until some are delivered or expire."""
+
+    status = 429
+    code: str = Problem.SITE_LIMIT
+
+
+class QuotaExceeded(RelayError):
+    """This upload would pass what this relay keeps for one site or one transfer."""
+
+    status = 413
+    code: str = Problem.TOO_LARGE
+
+
+class StorageFull(RelayError):
+    """The relay's disk is full, so it takes no new uploads for now; what it already holds is
+    safe. Try again later, and tell the relay's operator."""
+
+    status = 507
+    code: str = Problem.STORAGE_FULL
+
+
 class ObjectTooLarge(RelayError):
     """The object is larger than this relay accepts."""
 

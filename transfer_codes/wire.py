@@ -33,6 +33,8 @@ class Problem(enum.StrEnum):
     NOT_PERMITTED = "not-permitted"
     SITE_DISABLED = "site-disabled"
     THROTTLED = "throttled"
+    SITE_LIMIT = "site-limit"
+    STORAGE_FULL = "storage-full"
     NOT_FOUND = "not-found"
     BAD_REQUEST = "bad-request"
     UNKNOWN_SITE = "unknown-site"

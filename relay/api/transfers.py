@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from relay import errors
+from relay import disk, errors
 from relay.api import bodies, csrf, phone
 from relay.api.auth import at_desk, require_site
 from relay.appkeys import CONFIG
@@ -56,8 +56,10 @@ async def create(request: web.Request) -> web.Response:
     expiry = request.app[CONFIG].expiry
     if "expires_in" in body:
         expiry = bodies.integer(body, "expires_in", low=60, high=MAX_EXPIRY_SECONDS)
+    config = request.app[CONFIG]
+    await disk.require_room(config.data_dir, config.disk_reserve_bytes)
     async with at_desk(request, site) as d:
-        t = await sending.create(d, recipient, expiry)
+        t = await sending.create(d, recipient, expiry, config.max_open_transfers_per_site)
     return web.json_response(
         {"transfer_id": t.id, "locator": t.locator, "expires_at": t.expires_at}, status=201
     )

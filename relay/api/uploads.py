@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from relay import errors
+from relay import disk, errors
 from relay.api import bodies
 from relay.api.auth import at_desk, require_site
 from relay.appkeys import CONFIG, MANIFEST_EVENTS, OBJECTS, UPLOAD_LOCKS
@@ -108,6 +108,23 @@ async def append(request: web.Request) -> web.Response:
     async with _upload_lock(request, transfer_id, index):
         async with at_desk(request, site) as d:
             await uploads.resume_offset(d, transfer_id, index, offset)
+            site_bytes = await d.tx.stored_bytes(sender=site.name)
+            transfer_bytes = await d.tx.stored_bytes(transfer_id=transfer_id)
+        await disk.require_room(config.data_dir, config.disk_reserve_bytes)
+        # This object may grow by what is left of the site's quota and of the transfer's
+        # size (both counted without this object's bytes past `offset`, which are dropped).
+        room = min(config.site_quota_bytes - site_bytes, config.max_transfer_bytes - transfer_bytes)
+        limit, too_large = config.max_object_size, None
+        if offset + room < limit:
+            limit, too_large = (
+                max(offset, offset + room),
+                errors.QuotaExceeded(
+                    "This upload would pass what this relay keeps for one sending site "
+                    f"({config.site_quota_bytes} bytes over its open transfers) or one transfer "
+                    f"({config.max_transfer_bytes} bytes). Nothing past the last acknowledged byte "
+                    "was kept; revoke transfers no longer needed, or ask the relay's operator."
+                ),
+            )
 
         hasher = hashlib.sha256() if offset == 0 else None
 
@@ -118,7 +135,7 @@ async def append(request: web.Request) -> web.Response:
                 yield block
 
         new_offset = await request.app[OBJECTS].write_at(
-            transfer_id, index, offset, body(), config.max_object_size
+            transfer_id, index, offset, body(), limit, too_large
         )
         done = completion is not None and new_offset == completion[0]
         if completion is not None and done:

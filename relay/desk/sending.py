@@ -18,12 +18,23 @@ async def destinations(d: Desk) -> list[Site]:
     return await d.tx.sites("receiving")
 
 
-async def create(d: Desk, recipient_name: str, expiry: float) -> Transfer:
+# Of one trauma center's locators, what one sending site may hold open at once: no sender can
+# use them all up and stop every other hospital sending there.
+LOCATORS_PER_SENDER = LOCATOR_LIMIT // 4
+
+
+async def create(d: Desk, recipient_name: str, expiry: float, max_open: int) -> Transfer:
     """A new transfer from the caller to `recipient_name`, expiring `expiry` seconds from now.
-    Raises `UnknownSite`, or `InvalidTransition` when the recipient has no locator free."""
+    Raises `UnknownSite`; `TooManyOpenTransfers` when the caller has `max_open` transfers open,
+    or a quarter of the recipient's locators; `InvalidTransition` when the recipient has no
+    locator free."""
     recipient = await d.tx.site(recipient_name)
     if recipient is None or recipient.role != "receiving" or recipient.disabled_at is not None:
         raise errors.UnknownSite()
+    if await d.tx.open_transfer_count(d.caller.name) >= max_open or (
+        await d.tx.open_transfer_count(d.caller.name, recipient.name) >= LOCATORS_PER_SENDER
+    ):
+        raise errors.TooManyOpenTransfers()
     free = sorted(set(range(LOCATOR_LIMIT)) - await d.tx.locators_in_use(recipient.name))
     if not free:
         raise errors.InvalidTransition(

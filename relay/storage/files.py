@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -83,8 +84,17 @@ class FileObjectStore:
         return self._folder(transfer_id) / f"{index:08d}.sealed"
 
     async def write_at(
-        self, transfer_id: str, index: int, offset: int, body: AsyncIterator[bytes], limit: int
+        self,
+        transfer_id: str,
+        index: int,
+        offset: int,
+        body: AsyncIterator[bytes],
+        limit: int,
+        too_large: errors.RelayError | None = None,
     ) -> int:
+        """Write `body` at `offset` durably; the new end. Past `limit` bytes, `too_large` (by
+        default `ObjectTooLarge`) is raised and nothing past `offset` is acknowledged; a full
+        disk raises `StorageFull`."""
         folder = self._folder(transfer_id)
         path = self._path(transfer_id, index)
         created = await _off_loop(_prepare, folder, path, offset)
@@ -97,7 +107,7 @@ class FileObjectStore:
             pending: list[bytes] = []
             async for block in body:
                 if position + len(block) > limit:
-                    raise errors.ObjectTooLarge(
+                    raise too_large or errors.ObjectTooLarge(
                         f"Objects on this relay may be at most {limit} bytes once sealed."
                     )
                 pending.append(block)
@@ -109,6 +119,10 @@ class FileObjectStore:
             if pending:
                 await _off_loop(_write_all, fd, written, b"".join(pending))
             await _off_loop(os.fsync, fd)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise errors.StorageFull() from e
+            raise
         finally:
             await _off_loop(os.close, fd)
         if created:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from relay.errors import RelayError
 from relay.lifecycle import Transfer
 from relay.storage.models import (
     AuditEvent,
@@ -33,6 +34,10 @@ class MetadataTransaction(Protocol):
     ) -> None: ...
     async def set_site_disabled(self, name: str, disabled_at: float | None) -> None: ...
     async def open_transfers_of(self, name: str) -> list[Transfer]: ...
+    async def open_transfer_count(self, sender: str, recipient: str | None = None) -> int: ...
+    async def stored_bytes(
+        self, *, sender: str | None = None, transfer_id: str | None = None
+    ) -> int: ...
 
     async def insert_transfer(self, transfer: Transfer) -> None: ...
     async def transfer(self, transfer_id: str) -> Transfer | None: ...
@@ -91,10 +96,17 @@ class ObjectStore(Protocol):
     """Sealed objects, addressed by transfer id and index (never by a received name)."""
 
     async def write_at(
-        self, transfer_id: str, index: int, offset: int, body: AsyncIterator[bytes], limit: int
+        self,
+        transfer_id: str,
+        index: int,
+        offset: int,
+        body: AsyncIterator[bytes],
+        limit: int,
+        too_large: RelayError | None = None,
     ) -> int:
         """Write `body` at `offset` (dropping anything stored past it), make it durable, and
-        return the new size. Raises `ObjectTooLarge` if the object would exceed `limit`."""
+        return the new size. Raises `too_large` (by default `ObjectTooLarge`) if the object
+        would exceed `limit`, `StorageFull` if the disk is."""
         ...
 
     async def size(self, transfer_id: str, index: int) -> int: ...

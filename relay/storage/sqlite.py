@@ -188,6 +188,32 @@ class SqliteMetadata:
             "UPDATE sites SET disabled_at = ? WHERE name = ?", (disabled_at, name)
         )
 
+    async def open_transfer_count(self, sender: str, recipient: str | None = None) -> int:
+        """How many transfers `sender` has open (to `recipient`, if given)."""
+        row = await self._one(
+            "SELECT COUNT(*) FROM transfers WHERE sender = ? AND (? IS NULL OR recipient = ?) "
+            "AND state NOT IN ('delivered', 'revoked', 'expired')",
+            sender,
+            recipient,
+            recipient,
+        )
+        return int(row[0])
+
+    async def stored_bytes(
+        self, *, sender: str | None = None, transfer_id: str | None = None
+    ) -> int:
+        """Sealed bytes acknowledged for the open transfers of `sender`, or for one transfer."""
+        row = await self._one(
+            "SELECT COALESCE(SUM(o.durable_offset), 0) FROM objects o JOIN transfers t "
+            "ON o.transfer_id = t.id WHERE (? IS NULL OR t.sender = ?) AND (? IS NULL OR t.id = ?) "
+            "AND t.state NOT IN ('delivered', 'revoked', 'expired')",
+            sender,
+            sender,
+            transfer_id,
+            transfer_id,
+        )
+        return int(row[0])
+
     async def open_transfers_of(self, name: str) -> list[Transfer]:
         """The transfers `name` sent or is to receive that are neither delivered, revoked nor
         expired."""
