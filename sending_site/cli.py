@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sending_site.inbox.follow import SpooledStudy
     from sending_site.sheet import TransferSheet
 
 from sending_site.settings import SenderSettings
@@ -25,6 +26,7 @@ _SITE_PHONE_HELP = (
     "this hospital's phone number for the transfer sheet (default: TRAUMA_RELAY_SITE_PHONE)"
 )
 RETRY_FOR = 120.0  # seconds; `sending_site.preflight.RETRY_FOR`, without importing it here
+STABLE_AFTER = 30.0  # seconds; the agent's `spool.stable_age` default
 
 
 def add_parsers(sub: Any) -> None:
@@ -33,8 +35,30 @@ def add_parsers(sub: Any) -> None:
         help="send a study to a trauma center",
         description="Validate, encrypt and upload a study; prints the code, writes its QR.",
     )
-    push.add_argument("paths", nargs="+", type=Path, help="files, folders or DICOMDIR media")
+    push.add_argument("paths", nargs="*", type=Path, help="files, folders or DICOMDIR media")
     add_relay_arguments(push)
+    push.add_argument(
+        "--from-inbox",
+        type=Path,
+        metavar="SPOOL",
+        help="send a study from the DICOM inbox's spool folder (with --study), following it "
+        "while images are still arriving",
+    )
+    push.add_argument("--study", metavar="UID", help="the Study Instance UID, with --from-inbox")
+    push.add_argument(
+        "--inbox-pacs",
+        metavar="AET@HOST:PORT",
+        help="with --from-inbox: the hospital PACS; the study is complete only once every series "
+        "it holds has arrived whole (it must allow C-FIND from TRAUMARELAY)",
+    )
+    push.add_argument(
+        "--stable-after",
+        type=float,
+        default=STABLE_AFTER,
+        metavar="SECONDS",
+        help="with --from-inbox: the study is complete once no image arrived for this long "
+        f"(default {STABLE_AFTER:.0f})",
+    )
     push.add_argument(
         "--to",
         required=True,
@@ -275,8 +299,9 @@ def _break_glass_problem(reason: str | None, clinician: str | None) -> str | Non
 def run_push(args: argparse.Namespace) -> int:
     from sending_site import outgoing
     from sending_site.errors import BreakGlassIncomplete, ConfirmationNeeded
+    from sending_site.inbox.handoff import spooled_study
     from sending_site.preflight import Prepared, prepare
-    from sending_site.push import Progress, PushRequest, Ready, Retrying, push
+    from sending_site.push import Progress, PushRequest, PushResult, Ready, Retrying, push
     from sending_site.sheet import TransferSheet, site_phone
     from site_agent.client import RelayClient, RelayUnreachable
     from site_agent.local_state import default_state_dir
@@ -295,15 +320,19 @@ def run_push(args: argparse.Namespace) -> int:
             "send without asking (for scripts). Nothing was sent."
         )
     _check_outputs(args)
+    inbox = _inbox_study(args)
     credential = _credential(args)
     state = args.state or default_state_dir()
 
     async def preflight() -> Prepared:
+        paths = args.paths
+        if inbox is not None:
+            paths = await spooled_study(inbox.settings.spool, inbox.study_instance_uid)
         async with RelayClient(relay, credential) as client:
             return await prepare(
                 client,
                 args.recipient,
-                args.paths,
+                paths,
                 skip_damaged=args.skip_damaged,
                 retry_for=args.retry_for,
                 on_wait=lambda delay, e: _say_retrying(relay, delay, e.reason),
@@ -321,7 +350,7 @@ def run_push(args: argparse.Namespace) -> int:
         outgoing.question(destination),
     )
     req = PushRequest(
-        paths=args.paths,
+        paths=[i.path for i in prepared.collection.instances] if inbox else args.paths,
         relay=relay,
         recipient=destination.name,
         credential=credential,
@@ -330,6 +359,7 @@ def run_push(args: argparse.Namespace) -> int:
         clinician=args.clinician,
         replace=args.replace,
         skip_damaged=args.skip_damaged,
+        source=inbox,
     )
     tty = sys.stderr.isatty() and not args.json
     qr_path: list[Path] = []
@@ -381,6 +411,11 @@ def run_push(args: argparse.Namespace) -> int:
                 if event.break_glass:
                     print("  Authorized by BREAK-GLASS (recorded in the audit trail).")
                 print(f"  Expires:     {local_time(event.expires_at)}")
+                if inbox is not None:
+                    print(
+                        "  Images still arriving are sent too; the upload ends once none has "
+                        f"arrived for {args.stable_after:.0f} seconds."
+                    )
                 sys.stdout.flush()
         elif tty:
             mb = 1024 * 1024
@@ -393,8 +428,15 @@ def run_push(args: argparse.Namespace) -> int:
             )
             sys.stderr.flush()
 
+    async def send() -> PushResult:
+        try:
+            return await push(req, on_event, prepared.collection)
+        finally:
+            if inbox is not None:
+                await inbox.close()
+
     try:
-        result = asyncio.run(push(req, on_event, prepared.collection))
+        result = asyncio.run(send())
     except RelayUnreachable as e:
         raise RelayUnreachable(
             f"{e} It continues where this one stopped; nothing already sent is lost.", e.reason
@@ -455,6 +497,27 @@ def run_push(args: argparse.Namespace) -> int:
         elif not result.ready.break_glass:
             print("Next: the patient or family opens the authorization link and authorizes.")
     return 0
+
+
+def _inbox_study(args: argparse.Namespace) -> SpooledStudy | None:
+    """The study `--from-inbox SPOOL --study UID` names, or None without --from-inbox; raises
+    `PushArgumentsInvalid` when the files to send are named twice or not at all."""
+    from sending_site.errors import PushArgumentsInvalid
+    from sending_site.inbox.follow import SpooledStudy
+    from sending_site.inbox.settings import InboxSettings, PacsNode
+
+    if args.from_inbox is None:
+        if args.study or args.inbox_pacs or not args.paths:
+            raise PushArgumentsInvalid()
+        return None
+    if args.paths or not args.study:
+        raise PushArgumentsInvalid()
+    settings = InboxSettings(
+        spool=args.from_inbox,
+        stable_after=args.stable_after,
+        pacs=PacsNode.parse(args.inbox_pacs) if args.inbox_pacs else None,
+    ).validated()
+    return SpooledStudy(settings, args.study)
 
 
 def run_reissue(args: argparse.Namespace) -> int:

@@ -131,3 +131,8 @@ class NotConfirmed(SendingError):
 class AlreadyRedeemed(SendingError):
     """The trauma center has already redeemed this transfer, so it cannot be revoked. Call
     them if the images must not be used."""
+
+
+class PushArgumentsInvalid(SendingError):
+    """Say what to send: files, folders or discs, or --from-inbox SPOOL with --study UID (the
+    Study Instance UID of a study the DICOM inbox received), not both."""
