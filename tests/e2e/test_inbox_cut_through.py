@@ -24,6 +24,7 @@ from e2e.harness import (
     assert_identical_in_orthanc,
     finish_cli,
     pacs_address,
+    run_cli,
     start_cli,
     stop_cli,
 )
@@ -137,3 +138,53 @@ def test_a_study_still_arriving_is_followed_and_redeemed_whole(
     assert closed_at is not None
     assert redeemed_at < closed_at  # redeemed while the study was still arriving
     assert_identical_in_orthanc(trauma_center, sent)  # every instance, exactly once
+
+
+def test_a_followed_push_killed_mid_study_resumes_with_the_same_code(
+    relay: E2ERelay, orthanc_factory: Callable[..., OrthancServer], tmp_path: Path
+) -> None:
+    study = make_multi_series_study(tmp_path / "study", seed=7373)
+    thin, *rest = study.values()
+    sent = [path for files in study.values() for path in files]
+    study_uid = str(pydicom.dcmread(sent[0], stop_before_pixels=True).StudyInstanceUID)
+    hospital = orthanc_factory()
+    assert storescu(hospital.dicom_port, [tmp_path / "study"]).returncode == 0
+    trauma_center = orthanc_factory()
+    for workdir in ("er", "tc"):
+        (tmp_path / workdir).mkdir()
+    with running_inbox(tmp_path / "agent") as agent:
+        first = storescu(agent.port, thin, called_ae_title=agent.ae_title)
+        assert first.returncode == 0, first.stderr
+        follow = ["--from-inbox", str(agent.spool), "--study", study_uid]
+        follow += ["--inbox-pacs", pacs_address(hospital), "--stable-after", "1"]
+        args = relay.push_args([], state=tmp_path / "er" / "state", extra=follow)
+        push = start_cli(args, cwd=tmp_path / "er", credential=relay.sender_credential)
+        try:
+            printed = _printed(push)
+            tid = printed["transfer"]
+            deadline = time.monotonic() + WAIT_SECONDS
+            while _manifest_entries(relay, tid) < len(thin):
+                assert push.poll() is None, finish_cli(push).describe()
+                assert time.monotonic() < deadline, "the upload did not start"
+                time.sleep(0.1)
+            push.kill()  # SIGKILL, mid-study: the PACS holds two series more
+            push.wait()
+        finally:
+            stop_cli(push)
+        second = storescu(
+            agent.port, [p for files in rest for p in files], called_ae_title=agent.ae_title
+        )
+        assert second.returncode == 0, second.stderr
+        again = run_cli(args, cwd=tmp_path / "er", credential=relay.sender_credential).ok()
+    assert f"Resuming transfer {tid}" in again.stdout
+    assert f"Code:        {printed['code']}" in again.stdout
+    assert f"Uploaded {len(sent)} images" in again.stdout
+    assert relay.query("SELECT count(*) FROM objects WHERE transfer_id = ?", tid) == [(len(sent),)]
+    relay.authorize({"authorization_url": printed["link"]})
+    redeemed = (
+        relay.redeem(printed["code"], workdir=tmp_path / "tc", pacs=pacs_address(trauma_center))
+        .ok()
+        .json()
+    )
+    assert redeemed["instances"] == len(sent)
+    assert_identical_in_orthanc(trauma_center, sent)
