@@ -138,7 +138,9 @@ def add_parsers(sub: Any) -> None:
     glass.add_argument("--state", type=Path, help="this site's state folder")
     glass.add_argument("--json", action="store_true", help="print one JSON object")
     glass.set_defaults(run=run_break_glass)
-    _add_inbox(add_sender(sub))
+    commands = add_sender(sub)
+    _add_inbox(commands)
+    _add_report(commands)
 
 
 def _add_inbox(commands: Any) -> None:
@@ -158,6 +160,39 @@ def _add_inbox(commands: Any) -> None:
     )
     inbox.add_argument("--spool", type=Path, required=True, help="folder for received images")
     inbox.set_defaults(run=run_sender_inbox)
+
+
+def _add_report(commands: Any) -> None:
+    """`trauma-relay sender report`: a PDF report into a study in the inbox."""
+    report = commands.add_parser(
+        "report",
+        help="add a PDF report to a study in the DICOM inbox, to travel with its images",
+        description="Add a PDF report to a study the inbox received: it becomes an "
+        "Encapsulated PDF instance of the same patient and study, sent with the images.",
+    )
+    report.add_argument("pdf", type=Path, metavar="FILE.pdf", help="the report, as a PDF")
+    report.add_argument("--spool", type=Path, required=True, help="the inbox's spool folder")
+    report.add_argument("--study", required=True, metavar="UID", help="the Study Instance UID")
+    report.add_argument("--title", help="the report's title (default: a report from the ER)")
+    report.set_defaults(run=run_sender_report)
+
+
+def run_sender_report(args: argparse.Namespace) -> int:
+    from sending_site.inbox.deposit import add_report
+    from sending_site.report import DEFAULT_TITLE
+
+    try:
+        pdf = args.pdf.read_bytes()
+    except OSError as e:
+        from sending_site.errors import ReportNotPdf
+
+        raise ReportNotPdf(f"{args.pdf} cannot be read ({e.strerror or e}).") from e
+    asyncio.run(add_report(args.spool, args.study, pdf, args.title or DEFAULT_TITLE))
+    print(
+        f"Added the report {args.pdf.name} to the study: it goes with its images when the "
+        "study is sent, and with a transfer of it that is still following the study."
+    )
+    return 0
 
 
 def run_sender_inbox(args: argparse.Namespace) -> int:

@@ -34,7 +34,7 @@ from sending_site.abandon import NoAnswer, Seen
 from sending_site.collect import Collection, Instance
 from sending_site.decisions import Ready
 from sending_site.plan import PushPlan
-from sending_site.source import StudySource
+from sending_site.source import Arrivals, StudySource
 from site_agent import retry
 from site_agent.client import Holdings, RelayClient, RelayRefused, RelayUnreachable
 from transfer_codes.capability import Capability
@@ -339,9 +339,11 @@ async def push(
     phone, `TransferWithdrawn` when the transfer can never be finished (it is then revoked),
     `RelayUnreachable` when the relay stays out of reach (run again: it resumes)."""
     c = collection
-    growing = False
+    growing = stopped = False
     if req.source is not None:
-        c, growing = await _first_arrivals(req, c)
+        c, first = await _first_arrivals(req, c)
+        growing = not (first.complete or first.stopped)
+        stopped = first.stopped
     elif c is None:
         c = await asyncio.to_thread(
             functools.partial(collect.collect, req.paths, skip_damaged=req.skip_damaged)
@@ -369,7 +371,7 @@ async def push(
         answers = {
             j.transfer_id: await seen_by_relay(client, j.transfer_id) for j in plan.candidates
         }
-        sending = _Sending(client, req, c, plan, on_event, growing=growing)
+        sending = _Sending(client, req, c, plan, on_event, growing=growing, stopped=stopped)
         await sending.carry_out(plan.statuses_received(answers))
     if sending.ready is None:  # the plan shows the code before it finishes
         raise errors.SendingError("Internal error: the push ended without a code.")
@@ -385,10 +387,12 @@ def _journal_objects(instances: list[Instance]) -> list[journal.JournalObject]:
     ]
 
 
-async def _first_arrivals(req: PushRequest, given: Collection | None) -> tuple[Collection, bool]:
+async def _first_arrivals(
+    req: PushRequest, given: Collection | None
+) -> tuple[Collection, Arrivals]:
     """What a followed push starts with: `given` (or the collection of `req.paths`) and what
-    the source names beyond it, waiting for a first image if there is none yet; and whether
-    the study is still growing."""
+    the source names beyond it, waiting for a first image if there is none yet; and what the
+    source said last (whether the study is complete, or staff stopped following it)."""
     source = cast(StudySource, req.source)
     c = given
     if c is None and req.paths:
@@ -400,13 +404,13 @@ async def _first_arrivals(req: PushRequest, given: Collection | None) -> tuple[C
         if c is None:
             if arrived.paths:
                 c = await asyncio.to_thread(collect.collect, list(arrived.paths))
-                return c, not arrived.complete
-            if arrived.complete:
+                return c, arrived
+            if arrived.complete or arrived.stopped:
                 raise errors.NoDicomFound()
             continue
         more = await asyncio.to_thread(_newcomers, c, arrived.paths)
         c.instances.extend(more)
-        return c, not arrived.complete
+        return c, arrived
 
 
 def _newcomers(c: Collection, paths: tuple[Path, ...]) -> list[Instance]:
@@ -464,11 +468,13 @@ async def _upload(
     holdings: Holdings,
     on_event: Callable[[PushEvent], None],
     grow: Grow | None = None,
+    stopped: Callable[[], bool] = lambda: False,
 ) -> None:
     """Seal and send every object the relay does not hold (`holdings`), `instances[i]` under
     index i, then the manifest records it lacks, the closing one last. With `grow`, more
     images are asked for meanwhile (journaled under the next indices before `grow` returns
-    them), and the manifest is closed once `grow` says the study is complete."""
+    them), and the manifest is closed once `grow` says the study is complete, marked
+    incomplete when `stopped()` says staff stopped following it before."""
     writer = ManifestWriter(record.data_key, record.transfer_id)
     records = [writer.summary(summary)]
     uploader = _Uploader(
@@ -555,7 +561,7 @@ async def _upload(
         for task in [*tasks, *([growing] if growing else [])]:
             task.cancel()
         await asyncio.gather(*tasks, *([growing] if growing else []), return_exceptions=True)
-    seq, data = writer.close()
+    seq, data = writer.close(incomplete=stopped())
     closing.append(seq)
     records.append((seq, data))
     await put_records()
@@ -573,6 +579,7 @@ class _Sending:
         on_event: Callable[[PushEvent], None],
         *,
         growing: bool = False,
+        stopped: bool = False,
     ) -> None:
         self.client = client
         self.req = req
@@ -582,6 +589,7 @@ class _Sending:
         self.status: dict[str, Any] = {}  # the relay's last status of the transfer being sent
         self.ready: Ready | None = None
         self.growing = growing  # following a study that is still arriving
+        self.stopped = stopped  # staff stopped following it before it was complete
 
     async def carry_out(self, steps: list[decisions.Decision]) -> None:
         for decision in steps:
@@ -632,6 +640,7 @@ class _Sending:
                         holdings,
                         self.on_event,
                         self._grow if self.growing else None,
+                        lambda: self.stopped,
                     ),
                 )
                 await self.carry_out(self.plan.upload_finished())
@@ -650,6 +659,9 @@ class _Sending:
                 objects = await asyncio.to_thread(_journal_objects, more)
                 await self.carry_out(self.plan.objects_added(objects))
                 return more
+            if arrived.stopped:
+                self.stopped = True
+                return None
             if arrived.complete:
                 return None
 

@@ -21,11 +21,14 @@ class Arrivals:
 
     paths: tuple[Path, ...]
     complete: bool
+    # Staff stopped following before the study was complete: these paths are the last sent,
+    # and the manifest is closed marked incomplete, so the trauma center sees it is not whole.
+    stopped: bool = False
 
 
 class StudySource(Protocol):
     """A growing study. `arrivals` may wait a little (a few seconds at most) when nothing new
-    has come, then answers with no paths; a push keeps asking until `complete`. Files it names
-    must not change once named (the inbox spool never rewrites one)."""
+    has come, then answers with no paths; a push keeps asking until `complete` (or
+    `stopped`). Files it names must not change once named (the spool never rewrites one)."""
 
     async def arrivals(self) -> Arrivals: ...

@@ -6,9 +6,11 @@
     finally:
         await source.close()
 
-It reads the inbox index read-only, beside the running agent. The study is complete once no
-image of it has arrived for the stable age (`InboxSettings.stable_after`) and, when a hospital
-PACS is set, every series the PACS holds has arrived whole (`completeness`). A PACS that cannot
+It reads the inbox index read-only, beside the running agent. `stop()` ends the following
+early: what has arrived is sent and the trauma center is told the study is incomplete. The
+study is complete once no image of it has arrived for the stable age
+(`InboxSettings.stable_after`) and, when a hospital PACS is set, every series the PACS holds
+has arrived whole (`completeness`). A PACS that cannot
 be asked is logged and the stable age alone decides, so a PACS outage does not hold a transfer
 open for ever.
 """
@@ -16,6 +18,7 @@ open for ever.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -53,6 +56,12 @@ class SpooledStudy:
         self._index: InboxIndex | None = None
         self._named: set[str] = set()  # spool ids already given
         self._pacs_asked: tuple[float, float] | None = None  # (when, last arrival then)
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        """Staff stop following the study before it is complete: what has arrived is sent, and
+        the trauma center is told the study is incomplete. Call from the push's event loop."""
+        self._stop.set()
 
     async def arrivals(self) -> Arrivals:
         """Images that arrived since the last call; when there are none, waits up to the poll
@@ -68,12 +77,16 @@ class SpooledStudy:
         ids = [i for i in await index.study_files(self.study_instance_uid) if i not in self._named]
         self._named.update(ids)
         paths = tuple(self._spool.path_of(i) for i in ids)
+        if self._stop.is_set():
+            return Arrivals(paths, complete=False, stopped=True)
         if paths:
             return Arrivals(paths, complete=False)
         if stable and await self._whole(index, study.last_arrival, now):
             return Arrivals((), complete=True)
         left = self.settings.stable_after - study.seconds_since_last_image(now)
-        await asyncio.sleep(max(0.05, min(self._poll, left)) if left > 0 else self._poll)
+        wait = max(0.05, min(self._poll, left)) if left > 0 else self._poll
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), wait)
         return Arrivals((), complete=False)
 
     async def _whole(self, index: InboxIndex, last_arrival: float, now: float) -> bool:
