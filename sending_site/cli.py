@@ -60,6 +60,13 @@ def add_parsers(sub: Any) -> None:
         f"(default {STABLE_AFTER:.0f})",
     )
     push.add_argument(
+        "--follow-for",
+        type=float,
+        metavar="SECONDS",
+        help="with --from-inbox: stop following after this long; what has arrived is sent and "
+        "the trauma center is told the study is incomplete (default: until it is complete)",
+    )
+    push.add_argument(
         "--to",
         required=True,
         dest="recipient",
@@ -491,6 +498,7 @@ def run_push(args: argparse.Namespace) -> int:
                     "bytes": result.bytes,
                     "resumed": result.ready.resumed,
                     "uploaded_before": result.ready.uploaded_before,
+                    "incomplete": result.incomplete,
                     "break_glass": result.ready.break_glass,
                     "skipped": [{"path": str(p), "reason": why} for p, why in result.skipped],
                     "notes": [{"path": str(p), "note": note} for p, note in result.notes],
@@ -512,6 +520,12 @@ def run_push(args: argparse.Namespace) -> int:
         else:
             done = f"{result.instances} images ({result.bytes / 1e6:.1f} MB)"
             print(f"Uploaded {done}; upload complete.")
+        if result.incomplete:
+            print(
+                "Stopped following the study before it was complete: the trauma center is "
+                "told it is incomplete and will not store it. Send the whole study again once "
+                "it has arrived (add --replace)."
+            )
         for p, note in result.notes:
             print(f"  {p}: {note}")
         for p, why in result.skipped:
@@ -542,7 +556,7 @@ def _inbox_study(args: argparse.Namespace) -> SpooledStudy | None:
     from sending_site.inbox.settings import InboxSettings, PacsNode
 
     if args.from_inbox is None:
-        if args.study or args.inbox_pacs or not args.paths:
+        if args.study or args.inbox_pacs or args.follow_for is not None or not args.paths:
             raise PushArgumentsInvalid()
         return None
     if args.paths or not args.study:
@@ -552,7 +566,7 @@ def _inbox_study(args: argparse.Namespace) -> SpooledStudy | None:
         stable_after=args.stable_after,
         pacs=PacsNode.parse(args.inbox_pacs) if args.inbox_pacs else None,
     ).validated()
-    return SpooledStudy(settings, args.study)
+    return SpooledStudy(settings, args.study, follow_for=args.follow_for)
 
 
 def run_reissue(args: argparse.Namespace) -> int:

@@ -113,6 +113,9 @@ class PushResult:
     bytes: int
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     notes: list[tuple[Path, str]] = field(default_factory=list)  # sent, but worth knowing
+    # A followed study that staff stopped following before it was complete: the manifest
+    # says so, and the trauma center will not take it for the whole study.
+    incomplete: bool = False
 
 
 PushEvent = Ready | Progress | Retrying
@@ -376,7 +379,12 @@ async def push(
     if sending.ready is None:  # the plan shows the code before it finishes
         raise errors.SendingError("Internal error: the push ended without a code.")
     return PushResult(
-        sending.ready, len(c.instances), sum(i.size for i in c.instances), c.skipped, c.notes
+        sending.ready,
+        len(c.instances),
+        sum(i.size for i in c.instances),
+        c.skipped,
+        c.notes,
+        incomplete=sending.stopped,
     )
 
 
@@ -651,19 +659,17 @@ class _Sending:
         """The next images of the followed study, once they arrive, journaled under the next
         indices; None once the source says the study is complete."""
         source = cast(StudySource, self.req.source)
-        while True:
+        while self.growing:
             arrived = await source.arrivals()
             more = await asyncio.to_thread(_newcomers, self.c, arrived.paths)
+            self.stopped = arrived.stopped
+            self.growing = not (arrived.complete or arrived.stopped)
             if more:
                 self.c.instances.extend(more)
                 objects = await asyncio.to_thread(_journal_objects, more)
                 await self.carry_out(self.plan.objects_added(objects))
                 return more
-            if arrived.stopped:
-                self.stopped = True
-                return None
-            if arrived.complete:
-                return None
+        return None
 
     async def _attempt(self, record: journal.TransferJournal, step: Awaitable[T]) -> T:
         """`await step`, one step in sending `record`; a refusal (or a file that changed) goes

@@ -38,7 +38,8 @@ PACS_EVERY_SECONDS = 15.0  # how often the PACS is asked again while its counts 
 
 class SpooledStudy:
     """`source.StudySource` over the inbox spool and index. `clock` gives seconds since the
-    epoch (the index's arrival times are such)."""
+    epoch (the index's arrival times are such). With `follow_for` (seconds from the first
+    `arrivals`), a study not complete by then is stopped as `stop()` does."""
 
     def __init__(
         self,
@@ -47,6 +48,7 @@ class SpooledStudy:
         *,
         clock: Callable[[], float] = time.time,
         poll: float = POLL_SECONDS,
+        follow_for: float | None = None,
     ) -> None:
         self.settings = settings
         self.study_instance_uid = study_instance_uid
@@ -57,6 +59,8 @@ class SpooledStudy:
         self._named: set[str] = set()  # spool ids already given
         self._pacs_asked: tuple[float, float] | None = None  # (when, last arrival then)
         self._stop = asyncio.Event()
+        self._follow_for = follow_for
+        self._until: float | None = None  # when following stops, once asked first
 
     def stop(self) -> None:
         """Staff stop following the study before it is complete: what has arrived is sent, and
@@ -71,20 +75,25 @@ class SpooledStudy:
         if study is None:
             raise errors.StudyNotSpooled()
         now = self._clock()
+        if self._until is None and self._follow_for is not None:
+            self._until = now + self._follow_for
+        stopping = self._stop.is_set() or (self._until is not None and now >= self._until)
         stable = study.seconds_since_last_image(now) >= self.settings.stable_after
         # After the study's arrival times: an image kept in between is named now, and the
         # study is not yet called complete on its account.
         ids = [i for i in await index.study_files(self.study_instance_uid) if i not in self._named]
         self._named.update(ids)
         paths = tuple(self._spool.path_of(i) for i in ids)
-        if self._stop.is_set():
-            return Arrivals(paths, complete=False, stopped=True)
-        if paths:
+        if paths and not stopping:
             return Arrivals(paths, complete=False)
         if stable and await self._whole(index, study.last_arrival, now):
-            return Arrivals((), complete=True)
+            return Arrivals(paths, complete=True)
+        if stopping:
+            return Arrivals(paths, complete=False, stopped=True)
         left = self.settings.stable_after - study.seconds_since_last_image(now)
         wait = max(0.05, min(self._poll, left)) if left > 0 else self._poll
+        if self._until is not None:
+            wait = max(0.05, min(wait, self._until - now))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), wait)
         return Arrivals((), complete=False)

@@ -188,3 +188,37 @@ def test_a_followed_push_killed_mid_study_resumes_with_the_same_code(
     )
     assert redeemed["instances"] == len(sent)
     assert_identical_in_orthanc(trauma_center, sent)
+
+
+def test_a_study_no_longer_followed_before_it_is_complete_is_not_taken_for_whole(
+    relay: E2ERelay, orthanc_factory: Callable[..., OrthancServer], tmp_path: Path
+) -> None:
+    study = make_multi_series_study(tmp_path / "study", seed=7474)
+    thin = next(iter(study.values()))
+    sent = [path for files in study.values() for path in files]
+    study_uid = str(pydicom.dcmread(sent[0], stop_before_pixels=True).StudyInstanceUID)
+    hospital = orthanc_factory()
+    assert storescu(hospital.dicom_port, [tmp_path / "study"]).returncode == 0
+    trauma_center = orthanc_factory()
+    for workdir in ("er", "tc"):
+        (tmp_path / workdir).mkdir()
+    with running_inbox(tmp_path / "agent") as agent:
+        first = storescu(agent.port, thin, called_ae_title=agent.ae_title)
+        assert first.returncode == 0, first.stderr
+        # The PACS holds two series more, which never come: following stops.
+        follow = ["--from-inbox", str(agent.spool), "--study", study_uid, "--json"]
+        follow += ["--inbox-pacs", pacs_address(hospital), "--stable-after", "1"]
+        follow += ["--follow-for", "2"]
+        pushed = relay.push([], workdir=tmp_path / "er", extra=follow).ok().json()
+    assert pushed["incomplete"] is True
+    assert pushed["instances"] == len(thin)
+    relay.authorize(pushed)
+    refused = relay.redeem(
+        pushed["code"], workdir=tmp_path / "tc", pacs=pacs_address(trauma_center)
+    ).failed()
+    assert (
+        f"The sending hospital stopped sending this study before all of it had arrived (only "
+        f"{len(thin)} images came), so it is incomplete. Nothing was stored." in refused.message
+    )
+    assert "continue with" not in refused.message  # running it again would not help
+    assert trauma_center.instances() == []
