@@ -634,6 +634,8 @@ class _Sending:
                 summary = phone.summary(self.c, self.status, record.expires_at, glass)
                 await self._attempt(record, phone.upload(self.client, record, summary))
             case decisions.Show(ready):
+                if self.growing:  # counted only once the study is complete
+                    ready = replace(ready, series_count=0, instance_count=0)
                 self.ready = ready
                 self.on_event(ready)
             case decisions.Upload(record, holdings, sender, glass):
