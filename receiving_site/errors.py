@@ -68,6 +68,12 @@ class UploadUnfinished(ReceivingError):
     continue where this one stopped."""
 
 
+class StudyIncomplete(ReceivingError):
+    """The sending hospital stopped sending this study before all of it had arrived, so it is
+    incomplete. Nothing was stored. Call the sending hospital: they can send the whole study
+    again with a new code."""
+
+
 class NoSecretGiven(ReceivingError):
     """No code was given. Type the code from the transfer sheet, or scan its QR."""
 

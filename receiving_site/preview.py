@@ -66,6 +66,13 @@ def describe(summary: StudySummary, sender: str = "") -> list[str]:
     ]
     if summary.series and summary.series_count > len(summary.series):
         listed.append(f"{'':<10}and {summary.series_count - len(summary.series)} more series")
+    if not summary.instance_count:
+        # A study the ER sent while it was still arriving (cut-through) is summed up before
+        # it is whole; the closing record alone says how many images it has.
+        listed.append(
+            "Images:   the ER started sending while the study was still arriving; the images "
+            "are counted once all have come."
+        )
     named = summary.sending_site.strip()  # the sender's own name for itself, sealed
     both = sender and named and sender != named
     site = f"{sender} ({named})" if both else sender or named or UNKNOWN

@@ -260,6 +260,8 @@ def _to_resume(e: Exception, command: str) -> Exception:
     )
     if isinstance(e, errors.IdentityHeld) and e.hold is not None:
         return e  # `_held` wrote its message with every command to continue
+    if isinstance(e, errors.StudyIncomplete):
+        return e  # this transfer will never be whole: continuing would not help
     if isinstance(e, RelayRefused):
         return RelayRefused(e.status, e.code, f"{e.detail} {hint}", e.extra)
     if isinstance(e, AgentError):
@@ -450,6 +452,12 @@ async def _receive(
             raise errors.VerificationFailed(
                 f"{len(missing)} images listed in the manifest are missing. Nothing was "
                 "stored in the PACS. Call the sending hospital."
+            )
+        if reader.incomplete:
+            raise errors.StudyIncomplete(
+                "The sending hospital stopped sending this study before all of it had arrived "
+                f"(only {len(staged)} images came), so it is incomplete. Nothing was stored. "
+                "Call the sending hospital: they can send the whole study again with a new code."
             )
     except ManifestError as e:
         raise errors.VerificationFailed(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sending_site.inbox.follow import SpooledStudy
     from sending_site.sheet import TransferSheet
 
 from sending_site.settings import SenderSettings
@@ -25,6 +26,7 @@ _SITE_PHONE_HELP = (
     "this hospital's phone number for the transfer sheet (default: TRAUMA_RELAY_SITE_PHONE)"
 )
 RETRY_FOR = 120.0  # seconds; `sending_site.preflight.RETRY_FOR`, without importing it here
+STABLE_AFTER = 30.0  # seconds; the agent's `spool.stable_age` default
 
 
 def add_parsers(sub: Any) -> None:
@@ -33,8 +35,37 @@ def add_parsers(sub: Any) -> None:
         help="send a study to a trauma center",
         description="Validate, encrypt and upload a study; prints the code, writes its QR.",
     )
-    push.add_argument("paths", nargs="+", type=Path, help="files, folders or DICOMDIR media")
+    push.add_argument("paths", nargs="*", type=Path, help="files, folders or DICOMDIR media")
     add_relay_arguments(push)
+    push.add_argument(
+        "--from-inbox",
+        type=Path,
+        metavar="SPOOL",
+        help="send a study from the DICOM inbox's spool folder (with --study), following it "
+        "while images are still arriving",
+    )
+    push.add_argument("--study", metavar="UID", help="the Study Instance UID, with --from-inbox")
+    push.add_argument(
+        "--inbox-pacs",
+        metavar="AET@HOST:PORT",
+        help="with --from-inbox: the hospital PACS; the study is complete only once every series "
+        "it holds has arrived whole (it must allow C-FIND from TRAUMARELAY)",
+    )
+    push.add_argument(
+        "--stable-after",
+        type=float,
+        default=STABLE_AFTER,
+        metavar="SECONDS",
+        help="with --from-inbox: the study is complete once no image arrived for this long "
+        f"(default {STABLE_AFTER:.0f})",
+    )
+    push.add_argument(
+        "--follow-for",
+        type=float,
+        metavar="SECONDS",
+        help="with --from-inbox: stop following after this long; what has arrived is sent and "
+        "the trauma center is told the study is incomplete (default: until it is complete)",
+    )
     push.add_argument(
         "--to",
         required=True,
@@ -114,7 +145,9 @@ def add_parsers(sub: Any) -> None:
     glass.add_argument("--state", type=Path, help="this site's state folder")
     glass.add_argument("--json", action="store_true", help="print one JSON object")
     glass.set_defaults(run=run_break_glass)
-    _add_inbox(add_sender(sub))
+    commands = add_sender(sub)
+    _add_inbox(commands)
+    _add_report(commands)
 
 
 def _add_inbox(commands: Any) -> None:
@@ -134,6 +167,39 @@ def _add_inbox(commands: Any) -> None:
     )
     inbox.add_argument("--spool", type=Path, required=True, help="folder for received images")
     inbox.set_defaults(run=run_sender_inbox)
+
+
+def _add_report(commands: Any) -> None:
+    """`trauma-relay sender report`: a PDF report into a study in the inbox."""
+    report = commands.add_parser(
+        "report",
+        help="add a PDF report to a study in the DICOM inbox, to travel with its images",
+        description="Add a PDF report to a study the inbox received: it becomes an "
+        "Encapsulated PDF instance of the same patient and study, sent with the images.",
+    )
+    report.add_argument("pdf", type=Path, metavar="FILE.pdf", help="the report, as a PDF")
+    report.add_argument("--spool", type=Path, required=True, help="the inbox's spool folder")
+    report.add_argument("--study", required=True, metavar="UID", help="the Study Instance UID")
+    report.add_argument("--title", help="the report's title (default: a report from the ER)")
+    report.set_defaults(run=run_sender_report)
+
+
+def run_sender_report(args: argparse.Namespace) -> int:
+    from sending_site.inbox.deposit import add_report
+    from sending_site.report import DEFAULT_TITLE
+
+    try:
+        pdf = args.pdf.read_bytes()
+    except OSError as e:
+        from sending_site.errors import ReportNotPdf
+
+        raise ReportNotPdf(f"{args.pdf} cannot be read ({e.strerror or e}).") from e
+    asyncio.run(add_report(args.spool, args.study, pdf, args.title or DEFAULT_TITLE))
+    print(
+        f"Added the report {args.pdf.name} to the study: it goes with its images when the "
+        "study is sent, and with a transfer of it that is still following the study."
+    )
+    return 0
 
 
 def run_sender_inbox(args: argparse.Namespace) -> int:
@@ -275,8 +341,9 @@ def _break_glass_problem(reason: str | None, clinician: str | None) -> str | Non
 def run_push(args: argparse.Namespace) -> int:
     from sending_site import outgoing
     from sending_site.errors import BreakGlassIncomplete, ConfirmationNeeded
+    from sending_site.inbox.handoff import spooled_study
     from sending_site.preflight import Prepared, prepare
-    from sending_site.push import Progress, PushRequest, Ready, Retrying, push
+    from sending_site.push import Progress, PushRequest, PushResult, Ready, Retrying, push
     from sending_site.sheet import TransferSheet, site_phone
     from site_agent.client import RelayClient, RelayUnreachable
     from site_agent.local_state import default_state_dir
@@ -295,15 +362,19 @@ def run_push(args: argparse.Namespace) -> int:
             "send without asking (for scripts). Nothing was sent."
         )
     _check_outputs(args)
+    inbox = _inbox_study(args)
     credential = _credential(args)
     state = args.state or default_state_dir()
 
     async def preflight() -> Prepared:
+        paths = args.paths
+        if inbox is not None:
+            paths = await spooled_study(inbox.settings.spool, inbox.study_instance_uid)
         async with RelayClient(relay, credential) as client:
             return await prepare(
                 client,
                 args.recipient,
-                args.paths,
+                paths,
                 skip_damaged=args.skip_damaged,
                 retry_for=args.retry_for,
                 on_wait=lambda delay, e: _say_retrying(relay, delay, e.reason),
@@ -321,7 +392,7 @@ def run_push(args: argparse.Namespace) -> int:
         outgoing.question(destination),
     )
     req = PushRequest(
-        paths=args.paths,
+        paths=[i.path for i in prepared.collection.instances] if inbox else args.paths,
         relay=relay,
         recipient=destination.name,
         credential=credential,
@@ -330,6 +401,7 @@ def run_push(args: argparse.Namespace) -> int:
         clinician=args.clinician,
         replace=args.replace,
         skip_damaged=args.skip_damaged,
+        source=inbox,
     )
     tty = sys.stderr.isatty() and not args.json
     qr_path: list[Path] = []
@@ -381,6 +453,11 @@ def run_push(args: argparse.Namespace) -> int:
                 if event.break_glass:
                     print("  Authorized by BREAK-GLASS (recorded in the audit trail).")
                 print(f"  Expires:     {local_time(event.expires_at)}")
+                if inbox is not None:
+                    print(
+                        "  Images still arriving are sent too; the upload ends once none has "
+                        f"arrived for {args.stable_after:.0f} seconds."
+                    )
                 sys.stdout.flush()
         elif tty:
             mb = 1024 * 1024
@@ -393,8 +470,15 @@ def run_push(args: argparse.Namespace) -> int:
             )
             sys.stderr.flush()
 
+    async def send() -> PushResult:
+        try:
+            return await push(req, on_event, prepared.collection)
+        finally:
+            if inbox is not None:
+                await inbox.close()
+
     try:
-        result = asyncio.run(push(req, on_event, prepared.collection))
+        result = asyncio.run(send())
     except RelayUnreachable as e:
         raise RelayUnreachable(
             f"{e} It continues where this one stopped; nothing already sent is lost.", e.reason
@@ -414,6 +498,7 @@ def run_push(args: argparse.Namespace) -> int:
                     "bytes": result.bytes,
                     "resumed": result.ready.resumed,
                     "uploaded_before": result.ready.uploaded_before,
+                    "incomplete": result.incomplete,
                     "break_glass": result.ready.break_glass,
                     "skipped": [{"path": str(p), "reason": why} for p, why in result.skipped],
                     "notes": [{"path": str(p), "note": note} for p, note in result.notes],
@@ -435,6 +520,12 @@ def run_push(args: argparse.Namespace) -> int:
         else:
             done = f"{result.instances} images ({result.bytes / 1e6:.1f} MB)"
             print(f"Uploaded {done}; upload complete.")
+        if result.incomplete:
+            print(
+                "Stopped following the study before it was complete: the trauma center is "
+                "told it is incomplete and will not store it. Send the whole study again once "
+                "it has arrived (add --replace)."
+            )
         for p, note in result.notes:
             print(f"  {p}: {note}")
         for p, why in result.skipped:
@@ -455,6 +546,27 @@ def run_push(args: argparse.Namespace) -> int:
         elif not result.ready.break_glass:
             print("Next: the patient or family opens the authorization link and authorizes.")
     return 0
+
+
+def _inbox_study(args: argparse.Namespace) -> SpooledStudy | None:
+    """The study `--from-inbox SPOOL --study UID` names, or None without --from-inbox; raises
+    `PushArgumentsInvalid` when the files to send are named twice or not at all."""
+    from sending_site.errors import PushArgumentsInvalid
+    from sending_site.inbox.follow import SpooledStudy
+    from sending_site.inbox.settings import InboxSettings, PacsNode
+
+    if args.from_inbox is None:
+        if args.study or args.inbox_pacs or args.follow_for is not None or not args.paths:
+            raise PushArgumentsInvalid()
+        return None
+    if args.paths or not args.study:
+        raise PushArgumentsInvalid()
+    settings = InboxSettings(
+        spool=args.from_inbox,
+        stable_after=args.stable_after,
+        pacs=PacsNode.parse(args.inbox_pacs) if args.inbox_pacs else None,
+    ).validated()
+    return SpooledStudy(settings, args.study, follow_for=args.follow_for)
 
 
 def run_reissue(args: argparse.Namespace) -> int:

@@ -30,6 +30,9 @@ class Wanted:
     # What is sent, for the transfer sheet (a re-issue prints it again from the journal).
     study_description: str = ""
     series_count: int = 0
+    # A study still arriving (`PushRequest.source`): an unfinished transfer whose files are
+    # all among `objects`, unchanged, is resumed and grows.
+    following: bool = False
 
     def fingerprint(self) -> list[tuple[str, int, int]]:
         return [(o.path, o.size, o.mtime_ns) for o in self.objects]

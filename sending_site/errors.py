@@ -131,3 +131,18 @@ class NotConfirmed(SendingError):
 class AlreadyRedeemed(SendingError):
     """The trauma center has already redeemed this transfer, so it cannot be revoked. Call
     them if the images must not be used."""
+
+
+class PushArgumentsInvalid(SendingError):
+    """Say what to send: files, folders or discs, or --from-inbox SPOOL with --study UID (the
+    Study Instance UID of a study the DICOM inbox received), not both."""
+
+
+class ReportNotPdf(SendingError):
+    """That file is not a PDF, so it cannot travel with the images as the report. Save the
+    report as a PDF and add it again."""
+
+
+class ReportTooLarge(SendingError):
+    """That PDF is too large to travel with the images. Save a smaller PDF of the report (fewer
+    pictures, or lower resolution) and add it again."""

@@ -6,6 +6,7 @@
     creating --transfer_created--> preparing
     preparing --transfer_seen--> replacing | uploading | finished
     replacing --revoke_answered (the last)--> uploading | finished
+    uploading --objects_added (a followed study grew)--> uploading
     uploading --upload_finished--> finished
     preparing | uploading --send_failed (for good)--> withdrawing --revoke_answered--> withdrawn
 
@@ -41,7 +42,7 @@ from sending_site.decisions import (
     Upload,
     Wanted,
 )
-from sending_site.journal import TransferJournal
+from sending_site.journal import JournalObject, TransferJournal
 from site_agent.errors import RelayRefused
 from transfer_codes.phone import authorization_link
 from transfer_codes.wire import TransferState
@@ -122,7 +123,7 @@ class PushPlan:
                 gone.append(_Pending(record, why, _Purpose.GONE, said_no=said_no))
             elif seen.state == TransferState.DELIVERED:
                 delivered.append((record, seen))
-            elif record.fingerprint() == self.wanted.fingerprint():
+            elif _resumable(record, self.wanted):
                 same.append(record)
             elif not record.done:
                 unfinished.append(record)
@@ -224,6 +225,16 @@ class PushPlan:
             return decisions + self._give_up(self._replaced)
         return decisions + self._announce()
 
+    def objects_added(self, objects: Iterable[JournalObject]) -> list[Decision]:
+        """More images of a followed study arrived (`objects`, their indices ignored): they
+        take the next indices, and the journal says so before any of them is sealed (sealing
+        is deterministic per index, so an index must never name two files)."""
+        self._expect(Stage.UPLOADING)
+        self.current = dataclasses.replace(
+            self._current(), objects=_grown(self._current().objects, objects)
+        )
+        return [Save(self.current)]
+
     def upload_finished(self) -> list[Decision]:
         """The relay holds every object and the closed manifest."""
         self._expect(Stage.UPLOADING)
@@ -279,6 +290,9 @@ class PushPlan:
             patient=old.patient or self.wanted.patient,
             studies=old.studies or sorted(self.wanted.studies),
             phone_key=old.phone_key or self.spare_phone_key,
+            objects=_grown(old.objects, self.wanted.objects)
+            if self.wanted.following
+            else old.objects,
         )
         self.stage = Stage.PREPARING
         saved: list[Decision] = [Save(self.current)] if self.current != old else []
@@ -290,7 +304,7 @@ class PushPlan:
         if self._look is None:
             raise errors.SendingError("Internal error: the relay was not asked about the transfer.")
         seen, holdings = self._look
-        count = len(self.wanted.objects)
+        count = len(record.objects)
         held = holdings.manifest_closed and all(i in holdings.complete for i in range(count))
         ready = Ready(
             transfer_id=record.transfer_id,
@@ -309,7 +323,7 @@ class PushPlan:
             authorized_by="break_glass" if self._glass else seen.authorized_by,
             study_description=self.wanted.study_description,
             series_count=self.wanted.series_count,
-            instance_count=len(self.wanted.objects),
+            instance_count=count,
         )
         if not held:
             self.stage = Stage.UPLOADING
@@ -361,6 +375,25 @@ def break_glass_steps(
 
 
 # -- which journals are earlier transfers of the study -----------------------------------------
+
+
+def _resumable(record: TransferJournal, wanted: Wanted) -> bool:
+    """Whether `record` is the transfer of these very files: the same files, or, for a study
+    still arriving, an unfinished transfer whose files are all still there, unchanged."""
+    if record.fingerprint() == wanted.fingerprint():
+        return True
+    sent = set(record.fingerprint())
+    return wanted.following and not record.done and sent <= set(wanted.fingerprint())
+
+
+def _grown(sent: list[JournalObject], more: Iterable[JournalObject]) -> list[JournalObject]:
+    """`sent` (indices kept), then those of `more` it lacks, numbered on from it."""
+    known = {(o.path, o.size, o.mtime_ns) for o in sent}
+    added = [o for o in more if (o.path, o.size, o.mtime_ns) not in known]
+    return [
+        *sent,
+        *(JournalObject(len(sent) + n, o.path, o.size, o.mtime_ns) for n, o in enumerate(added)),
+    ]
 
 
 def _same_study(wanted: Wanted, record: TransferJournal) -> bool:

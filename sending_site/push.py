@@ -10,6 +10,12 @@ study, stop at a delivered one, give up what the relay can no longer finish, rep
 This module carries its decisions out (`_Sending`) against the relay, the files and the journal,
 and tells the plan what happened. Upload requests are retried while the relay is briefly out of
 reach (`retry`).
+
+A study still arriving (`PushRequest.source`, cut-through from the inbox) is followed: what has
+arrived is uploaded at once, each new image is journaled under the next index and uploaded too,
+and the manifest is closed only once the source says the study is complete. Its summary is
+sealed first, before the study is whole, so it gives no image or series counts (0: unknown);
+the closing record alone says how many images there are.
 """
 
 from __future__ import annotations
@@ -18,16 +24,17 @@ import asyncio
 import functools
 import hashlib
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar, cast
 
 from sending_site import abandon, collect, decisions, errors, journal, phone
 from sending_site.abandon import NoAnswer, Seen
 from sending_site.collect import Collection, Instance
 from sending_site.decisions import Ready
 from sending_site.plan import PushPlan
+from sending_site.source import Arrivals, StudySource
 from site_agent import retry
 from site_agent.client import Holdings, RelayClient, RelayRefused, RelayUnreachable
 from transfer_codes.capability import Capability
@@ -63,6 +70,7 @@ READ_BYTES = 1024 * 1024
 PARALLEL_OBJECTS = 4
 
 T = TypeVar("T")
+Grow = Callable[[], Coroutine[Any, Any, list[Instance] | None]]  # more images; None once complete
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,9 @@ class PushRequest:
     expires_in: int | None = None
     replace: bool = False  # replace a live or delivered transfer of the same study
     skip_damaged: bool = False  # send the rest when files are damaged; the manifest says so
+    # A study still arriving: `paths` (may be empty) and then what the source names are sent,
+    # and the manifest stays open until the source says the study is complete.
+    source: StudySource | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,9 @@ class PushResult:
     bytes: int
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     notes: list[tuple[Path, str]] = field(default_factory=list)  # sent, but worth knowing
+    # A followed study that staff stopped following before it was complete: the manifest
+    # says so, and the trauma center will not take it for the whole study.
+    incomplete: bool = False
 
 
 PushEvent = Ready | Progress | Retrying
@@ -117,9 +131,13 @@ def omitted_names(c: Collection) -> tuple[str, ...]:
     )
 
 
-def _summary(c: Collection, sending_site: str, break_glass: bool) -> StudySummary:
+def _summary(
+    c: Collection, sending_site: str, break_glass: bool, *, growing: bool = False
+) -> StudySummary:
+    """The manifest's summary of `c`; of a study still arriving (`growing`), without image and
+    series counts, which are not known yet."""
     first = c.instances[0]
-    return StudySummary(
+    summary = StudySummary(
         patient_name=first.patient_name,
         patient_id=first.patient_id,
         issuer_of_patient_id=first.issuer_of_patient_id,
@@ -139,6 +157,7 @@ def _summary(c: Collection, sending_site: str, break_glass: bool) -> StudySummar
         omitted=omitted_names(c),
         omitted_count=len(c.omitted),
     )
+    return replace(summary, instance_count=0, series_count=0, series=()) if growing else summary
 
 
 def _ciphertext(
@@ -188,6 +207,11 @@ class _Uploader:
         self.total_bytes = total_bytes
         self.total_objects = total_objects
         self.limit = asyncio.Semaphore(PARALLEL_OBJECTS)
+
+    def grew(self, more: list[Instance]) -> None:
+        """More images of a followed study are to be sent."""
+        self.total_bytes += sum(i.size for i in more)
+        self.total_objects += len(more)
 
     def announce_wait(self, delay: float, e: RelayUnreachable) -> None:
         self.on_event(Retrying(delay, e.reason))
@@ -318,11 +342,16 @@ async def push(
     phone, `TransferWithdrawn` when the transfer can never be finished (it is then revoked),
     `RelayUnreachable` when the relay stays out of reach (run again: it resumes)."""
     c = collection
-    if c is None:
+    growing = stopped = False
+    if req.source is not None:
+        c, first = await _first_arrivals(req, c)
+        growing = not (first.complete or first.stopped)
+        stopped = first.stopped
+    elif c is None:
         c = await asyncio.to_thread(
             functools.partial(collect.collect, req.paths, skip_damaged=req.skip_damaged)
         )
-    objects = await asyncio.to_thread(_journal_objects, c)
+    objects = await asyncio.to_thread(_journal_objects, c.instances)
     wanted = decisions.Wanted(
         relay=req.relay.rstrip("/"),
         recipient=req.recipient,
@@ -337,6 +366,7 @@ async def push(
             sorted({i.study_description for i in c.instances if i.study_description})
         ),
         series_count=len({i.series_instance_uid for i in c.instances}),
+        following=req.source is not None,
     )
     async with RelayClient(req.relay, req.credential) as client:
         await client.health()
@@ -344,20 +374,73 @@ async def push(
         answers = {
             j.transfer_id: await seen_by_relay(client, j.transfer_id) for j in plan.candidates
         }
-        sending = _Sending(client, req, c, plan, on_event)
+        sending = _Sending(client, req, c, plan, on_event, growing=growing, stopped=stopped)
         await sending.carry_out(plan.statuses_received(answers))
     if sending.ready is None:  # the plan shows the code before it finishes
         raise errors.SendingError("Internal error: the push ended without a code.")
     return PushResult(
-        sending.ready, len(c.instances), sum(i.size for i in c.instances), c.skipped, c.notes
+        sending.ready,
+        len(c.instances),
+        sum(i.size for i in c.instances),
+        c.skipped,
+        c.notes,
+        incomplete=sending.stopped,
     )
 
 
-def _journal_objects(c: Collection) -> list[journal.JournalObject]:
+def _journal_objects(instances: list[Instance]) -> list[journal.JournalObject]:
     return [
         journal.JournalObject(i, str(inst.path), inst.size, inst.path.stat().st_mtime_ns)
-        for i, inst in enumerate(c.instances)
+        for i, inst in enumerate(instances)
     ]
+
+
+async def _first_arrivals(
+    req: PushRequest, given: Collection | None
+) -> tuple[Collection, Arrivals]:
+    """What a followed push starts with: `given` (or the collection of `req.paths`) and what
+    the source names beyond it, waiting for a first image if there is none yet; and what the
+    source said last (whether the study is complete, or staff stopped following it)."""
+    source = cast(StudySource, req.source)
+    c = given
+    if c is None and req.paths:
+        c = await asyncio.to_thread(
+            functools.partial(collect.collect, req.paths, skip_damaged=req.skip_damaged)
+        )
+    while True:
+        arrived = await source.arrivals()
+        if c is None:
+            if arrived.paths:
+                c = await asyncio.to_thread(collect.collect, list(arrived.paths))
+                return c, arrived
+            if arrived.complete or arrived.stopped:
+                raise errors.NoDicomFound()
+            continue
+        more = await asyncio.to_thread(_newcomers, c, arrived.paths)
+        c.instances.extend(more)
+        return c, arrived
+
+
+def _newcomers(c: Collection, paths: tuple[Path, ...]) -> list[Instance]:
+    """The images at `paths` that `c` lacks, read and checked. An image that is already in
+    `c` under another file (resent to the inbox) is sent once; one whose file is gone (its
+    copy was replaced meanwhile) is left to the copy that replaced it."""
+    known = {str(i.path) for i in c.instances}
+    uids = {i.sop_instance_uid for i in c.instances}
+    found: list[Instance] = []
+    for path in paths:
+        if str(path) in known:
+            continue
+        try:
+            instance = collect.read_instance(path)
+        except FileNotFoundError:
+            continue
+        if instance.sop_instance_uid in uids:
+            c.skipped.append((path, "the same image appears twice; sent once"))
+            continue
+        uids.add(instance.sop_instance_uid)
+        found.append(instance)
+    return found
 
 
 async def seen_by_relay(client: RelayClient, transfer_id: str) -> Seen | None:
@@ -387,72 +470,108 @@ def _new_transfer(created: dict[str, Any]) -> decisions.NewTransfer:
 
 async def _upload(
     client: RelayClient,
-    c: Collection,
+    instances: list[Instance],
+    summary: StudySummary,
     record: journal.TransferJournal,
     holdings: Holdings,
-    sender: str,
-    glass: bool,
     on_event: Callable[[PushEvent], None],
+    grow: Grow | None = None,
+    stopped: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Seal and send every object the relay does not hold (`holdings`), then the manifest
-    records it lacks, the closing one last."""
+    """Seal and send every object the relay does not hold (`holdings`), `instances[i]` under
+    index i, then the manifest records it lacks, the closing one last. With `grow`, more
+    images are asked for meanwhile (journaled under the next indices before `grow` returns
+    them), and the manifest is closed once `grow` says the study is complete, marked
+    incomplete when `stopped()` says staff stopped following it before."""
     writer = ManifestWriter(record.data_key, record.transfer_id)
-    records = [writer.summary(_summary(c, sender, glass))]
+    records = [writer.summary(summary)]
     uploader = _Uploader(
         client,
         record.transfer_id,
         record.data_key,
         on_event,
-        sum(i.size for i in c.instances),
-        len(c.instances),
+        sum(i.size for i in instances),
+        len(instances),
     )
     sent = holdings.manifest_records
-    expected_last = len(c.instances) + 1
+    closing: list[int] = []  # the closing record's seq, once sealed
 
     async def put_records() -> None:
         while records:
             seq, data = records.pop(0)
             if seq >= sent:
-                final = seq == expected_last
                 # An identical record again is accepted, so a lost answer is safe to repeat.
                 await retry.retrying(
                     functools.partial(
-                        client.put_manifest_record, record.transfer_id, seq, data, final=final
+                        client.put_manifest_record,
+                        record.transfer_id,
+                        seq,
+                        data,
+                        final=seq in closing,
                     ),
                     uploader.announce_wait,
                 )
 
-    await put_records()
-    tasks = [
-        asyncio.create_task(
-            uploader.object(i, inst, holdings.offsets.get(i, 0), i in holdings.complete)
-        )
-        for i, inst in enumerate(c.instances)
-    ]
-    try:
-        for i, (inst, task) in enumerate(zip(c.instances, tasks, strict=True)):
-            sha256 = await task
-            records.append(
-                writer.entry(
-                    ManifestEntry(
-                        index=i,
-                        sop_instance_uid=inst.sop_instance_uid,
-                        series_instance_uid=inst.series_instance_uid,
-                        study_instance_uid=inst.study_instance_uid,
-                        sop_class_uid=inst.sop_class_uid,
-                        transfer_syntax_uid=inst.transfer_syntax_uid,
-                        size=inst.size,
-                        sha256=sha256,
-                        kind="dicom",
-                    )
+    tasks: list[asyncio.Task[str]] = []
+
+    def start(batch: list[Instance]) -> None:
+        for inst in batch:
+            i = len(tasks)
+            tasks.append(
+                asyncio.create_task(
+                    uploader.object(i, inst, holdings.offsets.get(i, 0), i in holdings.complete)
                 )
             )
-            await put_records()
+
+    await put_records()
+
+    def ask_for_more() -> asyncio.Task[list[Instance] | None] | None:
+        return asyncio.create_task(grow()) if grow is not None else None
+
+    start(instances)
+    growing = ask_for_more()
+    entered = 0  # objects whose manifest entry is written
+    try:
+        while entered < len(tasks) or growing is not None:
+            if growing is not None and growing.done():
+                more = growing.result()
+                growing = None
+                if more is not None:
+                    instances = [*instances, *more]
+                    uploader.grew(more)
+                    start(more)
+                    growing = ask_for_more()
+                continue
+            waiting = {tasks[entered]} if entered < len(tasks) else set()
+            await asyncio.wait(
+                waiting | ({growing} if growing else set()), return_when=asyncio.FIRST_COMPLETED
+            )
+            if waiting and tasks[entered].done():
+                inst = instances[entered]
+                records.append(
+                    writer.entry(
+                        ManifestEntry(
+                            index=entered,
+                            sop_instance_uid=inst.sop_instance_uid,
+                            series_instance_uid=inst.series_instance_uid,
+                            study_instance_uid=inst.study_instance_uid,
+                            sop_class_uid=inst.sop_class_uid,
+                            transfer_syntax_uid=inst.transfer_syntax_uid,
+                            size=inst.size,
+                            sha256=tasks[entered].result(),
+                            kind="dicom",
+                        )
+                    )
+                )
+                entered += 1
+                await put_records()
     finally:
-        for task in tasks:
+        for task in [*tasks, *([growing] if growing else [])]:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    records.append(writer.close())
+        await asyncio.gather(*tasks, *([growing] if growing else []), return_exceptions=True)
+    seq, data = writer.close(incomplete=stopped())
+    closing.append(seq)
+    records.append((seq, data))
     await put_records()
 
 
@@ -466,6 +585,9 @@ class _Sending:
         c: Collection,
         plan: PushPlan,
         on_event: Callable[[PushEvent], None],
+        *,
+        growing: bool = False,
+        stopped: bool = False,
     ) -> None:
         self.client = client
         self.req = req
@@ -474,6 +596,8 @@ class _Sending:
         self.on_event = on_event
         self.status: dict[str, Any] = {}  # the relay's last status of the transfer being sent
         self.ready: Ready | None = None
+        self.growing = growing  # following a study that is still arriving
+        self.stopped = stopped  # staff stopped following it before it was complete
 
     async def carry_out(self, steps: list[decisions.Decision]) -> None:
         for decision in steps:
@@ -510,16 +634,44 @@ class _Sending:
                 summary = phone.summary(self.c, self.status, record.expires_at, glass)
                 await self._attempt(record, phone.upload(self.client, record, summary))
             case decisions.Show(ready):
+                if self.growing:  # counted only once the study is complete
+                    ready = replace(ready, series_count=0, instance_count=0)
                 self.ready = ready
                 self.on_event(ready)
             case decisions.Upload(record, holdings, sender, glass):
+                by_path = {str(i.path): i for i in self.c.instances}
                 await self._attempt(
                     record,
-                    _upload(self.client, self.c, record, holdings, sender, glass, self.on_event),
+                    _upload(
+                        self.client,
+                        [by_path[o.path] for o in record.objects],
+                        _summary(self.c, sender, glass, growing=self.growing),
+                        record,
+                        holdings,
+                        self.on_event,
+                        self._grow if self.growing else None,
+                        lambda: self.stopped,
+                    ),
                 )
                 await self.carry_out(self.plan.upload_finished())
             case decisions.Fail(error, cause):
                 raise error from cause
+
+    async def _grow(self) -> list[Instance] | None:
+        """The next images of the followed study, once they arrive, journaled under the next
+        indices; None once the source says the study is complete."""
+        source = cast(StudySource, self.req.source)
+        while self.growing:
+            arrived = await source.arrivals()
+            more = await asyncio.to_thread(_newcomers, self.c, arrived.paths)
+            self.stopped = arrived.stopped
+            self.growing = not (arrived.complete or arrived.stopped)
+            if more:
+                self.c.instances.extend(more)
+                objects = await asyncio.to_thread(_journal_objects, more)
+                await self.carry_out(self.plan.objects_added(objects))
+                return more
+        return None
 
     async def _attempt(self, record: journal.TransferJournal, step: Awaitable[T]) -> T:
         """`await step`, one step in sending `record`; a refusal (or a file that changed) goes

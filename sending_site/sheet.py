@@ -85,7 +85,12 @@ def _count(count: int, one: str, many: str) -> str:
 def study_line(sheet: TransferSheet) -> str:
     """What is sent, e.g. ``CT TRAUMA PANSCAN: 4 series, 1,203 images``."""
     counts = [_count(sheet.series_count, "series", "series")] if sheet.series_count else []
-    counts.append(_count(sheet.instance_count, "image", "images"))
+    # No count yet: a study sent while it is still arriving (cut-through).
+    counts.append(
+        _count(sheet.instance_count, "image", "images")
+        if sheet.instance_count
+        else "images still arriving"
+    )
     return f"{sheet.study_description or 'Imaging study'}: {', '.join(counts)}"
 
 

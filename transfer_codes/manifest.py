@@ -9,9 +9,11 @@ Each record is one JSON document (UTF-8, keys sorted, no spaces) sealed with AES
 
 Record 0 is the study summary (``{"type": "summary", ...}``), records 1..n are entries
 (``{"type": "entry", ...}``, one per sealed object) and record n+1 closes the manifest
-(``{"type": "close", "entry_count": n}``, final flag set). The relay can drop, reorder, replay or
-splice records only by failing authentication or breaking the seq order, and it cannot cut the
-manifest short without the reader noticing it never closed.
+(``{"type": "close", "entry_count": n}``, final flag set). A sender that stops following a study
+still arriving before it is complete closes with ``"incomplete": true`` added: the entries are
+all there is, and the study is not whole (``ManifestReader.incomplete``). The relay can drop,
+reorder, replay or splice records only by failing authentication or breaking the seq order,
+and it cannot cut the manifest short without the reader noticing it never closed.
 
 Sealing is deterministic (the seq is the nonce). **A seq must never be sealed twice with
 different content**: a sender that resumes with ``next_seq`` must re-send stored record bytes (or
@@ -306,12 +308,16 @@ class ManifestWriter:
         self._indices.add(entry.index)
         return sealed
 
-    def close(self) -> tuple[int, bytes]:
-        """The closing record (final flag set), carrying the number of entries (seq - 1)."""
+    def close(self, *, incomplete: bool = False) -> tuple[int, bytes]:
+        """The closing record (final flag set), carrying the number of entries (seq - 1);
+        `incomplete` when the sender stopped before the study was complete."""
         self._check_open()
         if self._next_seq == 0:
             raise ManifestOutOfOrder("The study summary must come before closing the manifest.")
-        sealed = self._seal({"type": "close", "entry_count": self._next_seq - 1}, final=True)
+        document: dict[str, Any] = {"type": "close", "entry_count": self._next_seq - 1}
+        if incomplete:  # absent otherwise: a whole study closes as it always did
+            document["incomplete"] = True
+        sealed = self._seal(document, final=True)
         self._closed = True
         return sealed
 
@@ -385,6 +391,7 @@ class ManifestReader:
         self._summary: StudySummary | None = None
         self._entries: dict[int, ManifestEntry] = {}
         self._expected_count: int | None = None
+        self._incomplete = False
 
     @property
     def summary(self) -> StudySummary | None:
@@ -400,6 +407,12 @@ class ManifestReader:
     def closed(self) -> bool:
         """True once the closing record has been added: ``entries`` is then complete."""
         return self._expected_count is not None
+
+    @property
+    def incomplete(self) -> bool:
+        """True when the closing record says the sender stopped before the study was complete:
+        the entries are all there is, and the study is not whole."""
+        return self._incomplete
 
     @property
     def expected_count(self) -> int | None:
@@ -433,13 +446,17 @@ class ManifestReader:
         document = _decode(plaintext)
         kind = document.get("type")
         if final:
-            if kind != "close" or set(document) != {"type", "entry_count"} or seq == 0:
+            keys = set(document) - {"incomplete"}
+            if kind != "close" or keys != {"type", "entry_count"} or seq == 0:
                 raise _invalid("closing record")
+            if document.get("incomplete", True) is not True:
+                raise _invalid("incomplete")
             count = document["entry_count"]
             _check_int("entry_count", count, MAX_COUNT)
             if count != seq - 1 or count != len(self._entries):
                 raise _invalid("entry_count")
             self._expected_count = count
+            self._incomplete = "incomplete" in document
         elif seq == 0:
             if kind != "summary":
                 raise _invalid("first record is not the study summary")

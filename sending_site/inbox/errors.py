@@ -47,3 +47,8 @@ class PacsRefused(InboxError):
 class QueryInvalid(InboxError):
     """Search by medical record number, by accession number, or by name and date of birth
     together."""
+
+
+class InstanceNotKept(InboxError):
+    """It could not be added to the study in the inbox. Nothing was changed; check the study
+    and try again."""

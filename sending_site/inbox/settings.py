@@ -48,6 +48,18 @@ class PacsNode:
     def __str__(self) -> str:
         return f"{self.ae_title} at {self.host}:{self.port}"
 
+    @classmethod
+    def parse(cls, text: str) -> PacsNode:
+        """`AET@HOST:PORT` (an IPv6 host in brackets); `InboxSettingInvalid` otherwise."""
+        ae_title, at, address = text.strip().partition("@")
+        host, colon, port = address.rpartition(":")
+        if not (at and colon and host and port.isdigit()):
+            raise InboxSettingInvalid(
+                f"{text!r} is not a PACS address; write it as AET@HOST:PORT, e.g. "
+                "PACS@10.0.0.5:104."
+            )
+        return cls(ae_title, host.strip("[]"), int(port))
+
 
 @dataclass(frozen=True)
 class InboxSettings:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import shlex
 import shutil
 import signal
@@ -190,6 +191,24 @@ def stop_cli(proc: subprocess.Popen[str]) -> None:
     for pipe in (proc.stdin, proc.stdout, proc.stderr):
         if pipe is not None:
             pipe.close()
+
+
+def printed_ready(push: subprocess.Popen[str]) -> dict[str, str]:
+    """Read a running plain-text push's stdout until it has printed its transfer id, code and
+    authorization link (once its keys are installed): `transfer`, `code`, `link`."""
+    assert push.stdout is not None
+    printed: dict[str, str] = {}
+    while not {"code", "link", "transfer"} <= set(printed):
+        line = push.stdout.readline()
+        assert line, "push ended before printing its code"
+        for key, pattern in (
+            ("transfer", r"transfer (\w{24}) to"),
+            ("code", r"Code:\s+(\S+)"),
+            ("link", r"authorization link:\s+(\S+)"),
+        ):
+            if match := re.search(pattern, line):
+                printed[key] = match.group(1)
+    return printed
 
 
 def listed_commands(stderr: str) -> list[list[str]]:
@@ -375,6 +394,16 @@ class E2ERelay:
                 return db.execute(sql, args).rowcount
         finally:
             db.close()
+
+    def audit_seq(self, transfer_id: str, action: str, outcome: str = "success") -> int | None:
+        """The first audit record of `action` with `outcome` for the transfer, or None."""
+        rows = self.query(
+            "SELECT min(seq) FROM audit WHERE transfer_id = ? AND action = ? AND outcome = ?",
+            transfer_id,
+            action,
+            outcome,
+        )
+        return None if rows[0][0] is None else int(rows[0][0])
 
     def transfer_count(self) -> int:
         return int(self.query("SELECT count(*) FROM transfers")[0][0])

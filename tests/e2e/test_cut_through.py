@@ -4,7 +4,6 @@ redemption follows the upload and completes with every instance."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from e2e.harness import (
     assert_identical_in_scp,
     finish_cli,
     pacs_address,
+    printed_ready,
     start_cli,
     stop_cli,
 )
@@ -23,16 +23,6 @@ from sending_site.synthetic import make_ct_study
 
 INSTANCES = 80
 WAIT_SECONDS = 60.0
-
-
-def _audit_seq(relay: E2ERelay, transfer_id: str, action: str, outcome: str) -> int | None:
-    rows = relay.query(
-        "SELECT min(seq) FROM audit WHERE transfer_id = ? AND action = ? AND outcome = ?",
-        transfer_id,
-        action,
-        outcome,
-    )
-    return None if rows[0][0] is None else int(rows[0][0])
 
 
 def test_redeem_started_before_the_push_finishes_gets_every_instance(
@@ -47,18 +37,7 @@ def test_redeem_started_before_the_push_finishes_gets_every_instance(
     redeem = None
     try:
         # The code and link are printed as soon as the keys are installed (Ready).
-        assert push.stdout is not None
-        printed: dict[str, str] = {}
-        while not {"code", "link", "transfer"} <= set(printed):
-            line = push.stdout.readline()
-            assert line, "push ended before printing its code"
-            for key, pattern in (
-                ("transfer", r"transfer (\w{24}) to"),
-                ("code", r"Code:\s+(\S+)"),
-                ("link", r"authorization link:\s+(\S+)"),
-            ):
-                if match := re.search(pattern, line):
-                    printed[key] = match.group(1)
+        printed = printed_ready(push)
         # Hold the upload where it is, so the redemption surely starts before it ends.
         os.kill(push.pid, signal.SIGSTOP)
         tid = printed["transfer"]
@@ -73,7 +52,7 @@ def test_redeem_started_before_the_push_finishes_gets_every_instance(
             stdin=printed["code"] + "\n",
         )
         deadline = time.monotonic() + WAIT_SECONDS
-        while _audit_seq(relay, tid, "redeem-attempt", "success") is None:
+        while relay.audit_seq(tid, "redeem-attempt", "success") is None:
             assert redeem.poll() is None, finish_cli(redeem).describe()
             assert time.monotonic() < deadline, "the redemption did not start"
             time.sleep(0.02)
@@ -91,8 +70,8 @@ def test_redeem_started_before_the_push_finishes_gets_every_instance(
     assert "Uploaded 80 images" in pushed.stdout
     assert redeemed["instances"] == INSTANCES
     assert redeemed["transfer_id"] == tid
-    redeemed_at = _audit_seq(relay, tid, "redeem-attempt", "success")
-    closed_at = _audit_seq(relay, tid, "upload-closed", "success")
+    redeemed_at = relay.audit_seq(tid, "redeem-attempt", "success")
+    closed_at = relay.audit_seq(tid, "upload-closed", "success")
     assert redeemed_at is not None
     assert closed_at is not None
     assert redeemed_at < closed_at  # redeemed while the upload was still open

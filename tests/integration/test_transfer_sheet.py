@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import datetime
 import json
 import os
@@ -387,3 +388,20 @@ def test_the_fullest_sheet_still_fits_one_page_and_its_qr_decodes(
     assert "BREAK-GLASS" in words
     assert "This sheet replaces the code issued at" in words
     assert "Treat this sheet like a key" in words
+
+
+def test_a_sheet_printed_while_the_study_is_still_arriving_gives_no_image_count() -> None:
+    from sending_site.sheet import TransferSheet, study_line
+
+    sheet = TransferSheet(
+        transfer_id="703QS80TRDCGYGA1XP7JQKJX",
+        destination="County Trauma",
+        sender="St. Mary's ER",
+        code="56BZ-TTNP-Q6QT-EPXN",
+        capability="capability",
+        expires_at=time.time(),
+        study_description="CT TRAUMA",
+    )
+    assert study_line(sheet) == "CT TRAUMA: images still arriving"
+    counted = dataclasses.replace(sheet, series_count=3, instance_count=1203)
+    assert study_line(counted) == "CT TRAUMA: 3 series, 1,203 images"

@@ -605,3 +605,35 @@ def test_the_largest_valid_summary_fits_one_record() -> None:
     reader = ManifestReader(DATA_KEY, TRANSFER)
     reader.add(*ManifestWriter(DATA_KEY, TRANSFER).summary(largest))
     assert reader.summary == largest
+
+
+# --- a study the sender stopped following before it was complete ------------------------------
+
+
+def test_a_close_marked_incomplete_says_the_study_is_not_whole() -> None:
+    writer = ManifestWriter(DATA_KEY, TRANSFER)
+    records = [writer.summary(SUMMARY), writer.entry(entry(0)), writer.close(incomplete=True)]
+    reader = read(records)
+    assert reader.closed
+    assert reader.incomplete
+    assert reader.expected_count == 1
+    sealed = b'{"entry_count":1,"incomplete":true,"type":"close"}'
+    assert records[-1][1] == seal_document(2, None, final=True, raw=sealed)
+
+
+def test_a_whole_study_closes_as_before_and_is_not_incomplete() -> None:
+    reader = read(write([entry(0)]))
+    assert reader.closed
+    assert not reader.incomplete
+    sealed = b'{"entry_count":1,"type":"close"}'
+    assert write([entry(0)])[-1][1] == seal_document(2, None, final=True, raw=sealed)
+
+
+@pytest.mark.parametrize("value", [False, 1, "yes", None])
+def test_incomplete_is_true_or_absent(value: object) -> None:
+    reader = reader_after_summary()
+    reader.add(1, seal_document(1, entry_document(0)))
+    document = {"type": "close", "entry_count": 1, "incomplete": value}
+    with pytest.raises(ManifestEntryInvalid):
+        reader.add(2, seal_document(2, document, final=True))
+    assert not reader.closed

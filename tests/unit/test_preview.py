@@ -108,3 +108,14 @@ def test_more_left_out_than_named_are_counted() -> None:
 
 def test_a_complete_study_has_no_warning() -> None:
     assert not any(line.startswith("INCOMPLETE") for line in describe(SUMMARY))
+
+
+def test_a_study_sent_while_still_arriving_says_its_images_are_counted_later() -> None:
+    growing = replace(SUMMARY, instance_count=0, series_count=0, series=())
+    lines = describe(growing)
+    assert lines[1].endswith("(images)")
+    assert lines[2] == (
+        "Images:   the ER started sending while the study was still arriving; the images are "
+        "counted once all have come."
+    )
+    assert not any(line.startswith("Images:") for line in describe(SUMMARY))

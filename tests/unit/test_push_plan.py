@@ -616,3 +616,50 @@ def test_drawn_start_and_end_stages_match_the_code() -> None:
     assert starts == {PushPlan(wanted(), [], SPARE_PHONE_KEY).stage.value}
     assert ends == {s.value for s in FINAL_STAGES}
     assert {s for move in drawn for s in move[:2]} == {s.value for s in Stage}
+
+
+# -- a study still arriving (cut-through from the inbox) ---------------------------------------
+
+ARRIVED = JournalObject(0, "/spool/IM3", 300, 1)  # its index is the plan's to give
+
+
+def test_a_followed_push_resumes_its_transfer_and_journals_what_arrived_since() -> None:
+    d = drive(journal("old1"), following=True, objects=(*FILES, ARRIVED))
+    assert d("statuses_received", {"old1": seen("awaiting_authorization")}) == [
+        ("save", "old1", False, ""),
+        ("look", "old1"),
+    ]
+    assert [(o.index, o.path) for o in d.saved().objects] == [
+        (0, "/cd/IM1"),
+        (1, "/cd/IM2"),
+        (2, "/spool/IM3"),
+    ]
+    assert d("transfer_seen", seen("awaiting_authorization"), holdings((0,))) == [
+        ("phone", "old1", False),
+        ("show", "old1", True, False, ()),
+        ("upload", "old1", "st-mary-er", False),
+    ]
+
+
+def test_images_arriving_during_the_upload_take_the_next_indices_journaled_first() -> None:
+    d = drive(following=True)
+    d("statuses_received", {})
+    d("transfer_created", T0, NEW)
+    d("transfer_seen", seen("created"), holdings())
+    assert d("objects_added", [ARRIVED]) == [("save", "new", False, "")]
+    assert [(o.index, o.path) for o in d.saved().objects] == [
+        (0, "/cd/IM1"),
+        (1, "/cd/IM2"),
+        (2, "/spool/IM3"),
+    ]
+    assert d("upload_finished") == [("save", "new", True, "")]
+
+
+def test_a_followed_transfer_whose_file_changed_is_not_resumed() -> None:
+    d = drive(journal("old1"), following=True, objects=(*CHANGED, ARRIVED))
+    assert d("statuses_received", {"old1": seen("awaiting_authorization")}) == [("create",)]
+
+
+def test_only_a_followed_push_resumes_a_transfer_of_fewer_files() -> None:
+    d = drive(journal("old1"), objects=(*FILES, ARRIVED))
+    assert d("statuses_received", {"old1": seen("awaiting_authorization")}) == [("create",)]

@@ -1,0 +1,129 @@
+"""A spooled study as a push follows it while it is still arriving (cut-through).
+
+    source = SpooledStudy(settings, study_instance_uid)
+    try:
+        await push(PushRequest(paths=[], source=source, ...), on_event)
+    finally:
+        await source.close()
+
+It reads the inbox index read-only, beside the running agent. `stop()` ends the following
+early: what has arrived is sent and the trauma center is told the study is incomplete. The
+study is complete once no image of it has arrived for the stable age
+(`InboxSettings.stable_after`) and, when a hospital PACS is set, every series the PACS holds
+has arrived whole (`completeness`). A PACS that cannot
+be asked is logged and the stable age alone decides, so a PACS outage does not hold a transfer
+open for ever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from sending_site.inbox import errors
+from sending_site.inbox.index import InboxIndex
+from sending_site.inbox.readiness import completeness_of
+from sending_site.inbox.settings import InboxSettings
+from sending_site.inbox.spool import Spool
+from sending_site.source import Arrivals
+
+LOGGER = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0  # how long `arrivals` waits when nothing new has come
+PACS_EVERY_SECONDS = 15.0  # how often the PACS is asked again while its counts differ
+
+
+class SpooledStudy:
+    """`source.StudySource` over the inbox spool and index. `clock` gives seconds since the
+    epoch (the index's arrival times are such). With `follow_for` (seconds from the first
+    `arrivals`), a study not complete by then is stopped as `stop()` does."""
+
+    def __init__(
+        self,
+        settings: InboxSettings,
+        study_instance_uid: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        poll: float = POLL_SECONDS,
+        follow_for: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.study_instance_uid = study_instance_uid
+        self._spool = Spool(settings.spool)
+        self._clock = clock
+        self._poll = poll
+        self._index: InboxIndex | None = None
+        self._named: set[str] = set()  # spool ids already given
+        self._pacs_asked: tuple[float, float] | None = None  # (when, last arrival then)
+        self._stop = asyncio.Event()
+        self._follow_for = follow_for
+        self._until: float | None = None  # when following stops, once asked first
+
+    def stop(self) -> None:
+        """Staff stop following the study before it is complete: what has arrived is sent, and
+        the trauma center is told the study is incomplete. Call from the push's event loop."""
+        self._stop.set()
+
+    async def arrivals(self) -> Arrivals:
+        """Images that arrived since the last call; when there are none, waits up to the poll
+        interval first. Raises `StudyNotSpooled` when the inbox holds no image of the study."""
+        index = await self._opened()
+        study = await index.study(self.study_instance_uid)
+        if study is None:
+            raise errors.StudyNotSpooled()
+        now = self._clock()
+        if self._until is None and self._follow_for is not None:
+            self._until = now + self._follow_for
+        stopping = self._stop.is_set() or (self._until is not None and now >= self._until)
+        stable = study.seconds_since_last_image(now) >= self.settings.stable_after
+        # After the study's arrival times: an image kept in between is named now, and the
+        # study is not yet called complete on its account.
+        ids = [i for i in await index.study_files(self.study_instance_uid) if i not in self._named]
+        self._named.update(ids)
+        paths = tuple(self._spool.path_of(i) for i in ids)
+        if paths and not stopping:
+            return Arrivals(paths, complete=False)
+        if stable and await self._whole(index, study.last_arrival, now):
+            return Arrivals(paths, complete=True)
+        if stopping:
+            return Arrivals(paths, complete=False, stopped=True)
+        left = self.settings.stable_after - study.seconds_since_last_image(now)
+        wait = max(0.05, min(self._poll, left)) if left > 0 else self._poll
+        if self._until is not None:
+            wait = max(0.05, min(wait, self._until - now))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), wait)
+        return Arrivals((), complete=False)
+
+    async def _whole(self, index: InboxIndex, last_arrival: float, now: float) -> bool:
+        """Whether the PACS (when one is set) holds no more of the study than arrived."""
+        if self.settings.pacs is None:
+            return True
+        if self._pacs_asked is not None:
+            asked_at, arrival_then = self._pacs_asked
+            if arrival_then == last_arrival and now - asked_at < PACS_EVERY_SECONDS:
+                return False  # nothing new since the PACS said more is to come
+        self._pacs_asked = (now, last_arrival)
+        report = await completeness_of(self.settings, index, self.study_instance_uid, now)
+        if not report.compared_with_pacs:
+            LOGGER.warning(
+                "The study's image counts could not be checked against the PACS (%s); it is "
+                "called complete because no image arrived for %.0f seconds.",
+                report.pacs_problem,
+                self.settings.stable_after,
+            )
+            return True
+        return report.counts_match
+
+    async def _opened(self) -> InboxIndex:
+        if self._index is None:
+            self._index = await InboxIndex.open(self._spool.index, read_only=True)
+        return self._index
+
+    async def close(self) -> None:
+        if self._index is not None:
+            await self._index.close()
+            self._index = None

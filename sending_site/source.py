@@ -1,0 +1,34 @@
+"""A study that is still arriving, as a push follows it (cut-through from the inbox).
+
+`push` uploads what has arrived, asks its `StudySource` for more, uploads that too, and closes
+the sealed manifest only once the source says the study is complete. The trauma center can
+redeem meanwhile: it follows the manifest until it is closed, so it never takes part of a study
+for the whole of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Arrivals:
+    """What a source says when asked: instance files that arrived since it was last asked (on
+    the first call, every one so far), and whether the study is complete, no more images
+    to come after these."""
+
+    paths: tuple[Path, ...]
+    complete: bool
+    # Staff stopped following before the study was complete: these paths are the last sent,
+    # and the manifest is closed marked incomplete, so the trauma center sees it is not whole.
+    stopped: bool = False
+
+
+class StudySource(Protocol):
+    """A growing study. `arrivals` may wait a little (a few seconds at most) when nothing new
+    has come, then answers with no paths; a push keeps asking until `complete` (or
+    `stopped`). Files it names must not change once named (the spool never rewrites one)."""
+
+    async def arrivals(self) -> Arrivals: ...
