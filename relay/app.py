@@ -64,7 +64,7 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """"ok" when the database answers and the disk has more than its reserve free; otherwise
+    """ "ok" when the database answers and the disk has more than its reserve free; otherwise
     503 saying which ("disk-full": no new uploads are taken; what is held is safe)."""
     async with request.app[METADATA].transaction() as tx:
         await tx.sites()
