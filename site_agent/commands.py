@@ -45,6 +45,9 @@ class Agent:
     folder: str
     settings: type
     pages: str
+    # "module:function" that runs the whole agent when its group is given no command
+    # (`trauma-relay sender --config FILE`), called with the checked settings; empty: none.
+    service: str = ""
 
     @property
     def env_prefix(self) -> str:
@@ -124,6 +127,10 @@ def _printed(agent: Agent, args: argparse.Namespace) -> bool:
 def _run_group(agent: Agent, parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if _printed(agent, args):
         return 0
+    if agent.service:
+        module, _, function = agent.service.partition(":")
+        run: Callable[[Any], int] = getattr(importlib.import_module(module), function)
+        return run(settings_of(agent, args))
     parser.print_usage(sys.stderr)
     print(f"trauma-relay {agent.command}: choose a command (see --help).", file=sys.stderr)
     return 2
