@@ -53,20 +53,28 @@ class AgentProcess:
         credential_file = root / "relay-credential"
         credential_file.write_text(credential + "\n")
         credential_file.chmod(0o600)
-        pacs_section = ""
-        if pacs is not None:
-            pacs_section = f'[pacs]\nae_title = "{pacs[0]}"\nhost = "{pacs[1]}"\nport = {pacs[2]}\n'
+        self.credential_file = credential_file
+        self.relay_url = relay_url
+        self.pacs = pacs  # (AE title, host, port); may be set before `start`
         self.config = root / "sender.toml"
+        self.write_config()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def write_config(self) -> None:
+        """The agent's configuration file, as the hospital's IT would write it."""
+        pacs_section = ""
+        if self.pacs is not None:
+            ae, host, port = self.pacs
+            pacs_section = f'[pacs]\nae_title = "{ae}"\nhost = "{host}"\nport = {port}\n'
         self.config.write_text(
-            f'[relay]\nurl = "{relay_url}"\ncredential_file = "{credential_file}"\n'
-            f'[dicom]\nae_title = "{ae_title}"\nlisten = "127.0.0.1:{self.dicom_port}"\n'
+            f'[relay]\nurl = "{self.relay_url}"\ncredential_file = "{self.credential_file}"\n'
+            f'[dicom]\nae_title = "{self.ae_title}"\nlisten = "127.0.0.1:{self.dicom_port}"\n'
             f'[spool]\nfolder = "{self.spool}"\nstable_age = "1s"\n'
             f"{pacs_section}"
             f'[console]\nlisten = "127.0.0.1:{self.console_port}"\n'
             'site_name = "St. Mary\'s Emergency Department"\n'
             f'[state]\nfolder = "{self.state}"\n'
         )
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TRAUMA_RELAY_")}
@@ -87,6 +95,7 @@ class AgentProcess:
 
     def start(self) -> AgentProcess:
         """Start the agent; wait until DICOM listens and the console answers."""
+        self.write_config()
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [trauma_relay_command(), "sender", "--config", str(self.config)],

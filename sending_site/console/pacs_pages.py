@@ -36,7 +36,15 @@ def query_of(mrn: str, accession: str, name: str, birth_date: str) -> tuple[Stud
 
 def _page(request: web.Request, status: int = 200, **context: object) -> web.Response:
     settings = request.app[SETTINGS]
-    context.setdefault("form", {})
+    for name, default in (
+        ("form", dict.fromkeys(("mrn", "accession", "name", "birth_date"), "")),
+        ("problem", ""),
+        ("matches", []),
+        ("searched", False),
+        ("fetched", None),
+        ("fetched_study", ""),
+    ):
+        context.setdefault(name, default)
     return render(
         request,
         "pacs.html",

@@ -12,17 +12,16 @@ import base64
 import json
 from pathlib import Path
 
-import pydicom
 import pytest
 from agent_harness import NURSE, NURSE_PASSWORD, AgentProcess, running_agent
 from console_browsing import expect_signed_in_as, fits_the_screen, sign_in, snap, workstation
+from e2e.harness import E2ERelay, assert_identical_in_orthanc, pacs_address, post_json
 from inbox_harness import make_multi_series_study
 from peers.dcmtk import storescu
 from peers.orthanc import OrthancServer
 from phone_harness import decode_qr
 from playwright.async_api import Browser, Page, expect
 
-from e2e.harness import E2ERelay, assert_identical_in_orthanc, pacs_address, post_json
 from transfer_codes.phone import split_link
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.peers]
@@ -33,7 +32,8 @@ SLOW = 120_000  # ms: waits for the relay, the upload and the redeem
 async def _qr_text(page: Page, selector: str) -> str:
     """What the QR image on the page says (decoded from the image itself, by zxing-cpp)."""
     source = await page.locator(selector).get_attribute("src")
-    assert source and source.startswith("data:image/png;base64,")
+    assert source
+    assert source.startswith("data:image/png;base64,")
     found = decode_qr(base64.b64decode(source.split(",", 1)[1]))
     assert len(found) == 1, found
     return found[0]
@@ -56,7 +56,6 @@ async def test_from_sign_in_to_a_delivered_receipt(
 async def _flow(browser: Browser, relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path) -> None:
     study = make_multi_series_study(tmp_path / "study", seed=9090, patient_name="ROE^RICHARD")
     sent = [path for files in study.values() for path in files]
-    study_uid = str(pydicom.dcmread(sent[0], stop_before_pixels=True).StudyInstanceUID)
     agent = AgentProcess(tmp_path / "agent", relay.url, relay.sender_credential)
     await asyncio.to_thread(agent.add_user)
     with running_agent(agent):
@@ -90,7 +89,7 @@ async def _flow(browser: Browser, relay: E2ERelay, orthanc: OrthancServer, tmp_p
 
             await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
             await expect(page.locator("#state")).to_contain_text(
-                "awaiting authorization", timeout=SLOW
+                "Awaiting authorization", timeout=SLOW
             )
             assert "/transfers/" in page.url
             link = await _qr_text(page, "#link-qr")
@@ -107,7 +106,7 @@ async def _flow(browser: Browser, relay: E2ERelay, orthanc: OrthancServer, tmp_p
                 post_json, relay.url + "/api/v1/authorizations", {"token": token}
             )
             assert answer["state"] == "authorized", answer
-            await expect(page.locator("#state")).to_contain_text("authorized by", timeout=SLOW)
+            await expect(page.locator("#state")).to_contain_text("Authorized by", timeout=SLOW)
             await expect(page.locator("#progress")).to_have_text("Upload complete.", timeout=SLOW)
             await snap(page, "er-transfer-authorized.png")
 
@@ -118,7 +117,7 @@ async def _flow(browser: Browser, relay: E2ERelay, orthanc: OrthancServer, tmp_p
             await expect(page.locator("#receipt")).to_contain_text(
                 f"{len(sent)} images", timeout=SLOW
             )
-            await expect(page.locator("#state")).to_contain_text("delivered")
+            await expect(page.locator("#state")).to_contain_text("Delivered")
             assert await fits_the_screen(page)
             await snap(page, "er-transfer-delivered.png")
 
@@ -132,4 +131,5 @@ async def _flow(browser: Browser, relay: E2ERelay, orthanc: OrthancServer, tmp_p
     assert any("could not be checked" in w for w in detail["warnings"])
     assert [a["action"] for a in actions].count("transfer-started") == 1
     everything = agent.log() + agent.audit()
-    assert code not in everything and token not in everything  # secrets in no log
+    assert code not in everything
+    assert token not in everything
