@@ -178,9 +178,17 @@ async def _transfer_page(
     )
 
 
+DONE = {
+    "reissued": "A new code was issued: the old code, its QR and the old sheet no longer work. "
+    "Print the new transfer sheet for the patient.",
+    "revoked": "The transfer is revoked: its code and QR no longer work, and the family's phone "
+    "says it was cancelled.",
+}
+
+
 @routes.get("/transfers/{transfer_id}")
 async def transfer_page(request: web.Request) -> web.Response:
-    return await _transfer_page(request)
+    return await _transfer_page(request, notice=DONE.get(request.query.get("done", ""), ""))
 
 
 @routes.get("/transfers/{transfer_id}/status.json")
@@ -242,11 +250,8 @@ async def reissue_code(request: web.Request) -> web.Response:
         where=address_of(request),
         transfer=record.transfer_id,
     )
-    return await _transfer_page(
-        request,
-        notice="A new code was issued: the old code, its QR and the old sheet no longer work. "
-        "Print the new transfer sheet for the patient.",
-    )
+    # To the page (POST, redirect, GET): reloading it must not issue yet another code.
+    raise web.HTTPSeeOther(f"/transfers/{record.transfer_id}?done=reissued")
 
 
 @routes.get("/transfers/{transfer_id}/revoke")
@@ -271,9 +276,7 @@ async def revoke_transfer(request: web.Request) -> web.Response:
         transfer=record.transfer_id,
         outcome_words=outcome,
     )
-    return await _transfer_page(
-        request, notice=f"The transfer {outcome}: its code and QR no longer work."
-    )
+    raise web.HTTPSeeOther(f"/transfers/{record.transfer_id}?done=revoked")
 
 
 @routes.post("/transfers/{transfer_id}/sheet")
