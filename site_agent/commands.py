@@ -65,7 +65,10 @@ class Agent:
 
 def add_group(sub: Any, agent: Agent, *, help: str) -> Any:
     """Add `trauma-relay <agent.command> ...`; the group's subparsers, for more commands."""
-    group = sub.add_parser(agent.command, help=help, description=f"The {agent.title}.")
+    described = f"The {agent.title}." + (
+        " Without a command: run the whole agent with --config FILE." if agent.service else ""
+    )
+    group = sub.add_parser(agent.command, help=help, description=described)
     add_arguments(group, group=True)
     group.set_defaults(run=partial(_run_group, agent, group))
     commands = group.add_subparsers(dest=f"{agent.command}_command", metavar="COMMAND")
@@ -118,7 +121,7 @@ def _printed(agent: Agent, args: argparse.Namespace) -> bool:
     from site_agent.settings import render
 
     title = f"trauma-relay {agent.command}: the {agent.title}'s configuration."
-    command = f"trauma-relay {agent.command} console"
+    command = f"trauma-relay {agent.command}" + ("" if agent.service else " console")
     settings = settings_of(agent, args, check=False)
     sys.stdout.write(render(settings, title=title, prefix=agent.env_prefix, command=command))
     return True
