@@ -4,6 +4,7 @@ add`; and a small console client (cookies, CSRF token) for tests that drive it o
 
 from __future__ import annotations
 
+import asyncio
 import http.cookiejar
 import os
 import re
@@ -13,16 +14,16 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
-from inbox_harness import trauma_relay_command
+from inbox_harness import stop_process, trauma_relay_command
 from peers import PEER_ENVIRONMENT
+from peers.dcmtk import storescu
 from peers.ports import free_port
 
 START_TIMEOUT = 60.0  # seconds for the agent to listen
-STOP_TIMEOUT = 30.0
 READY = "Receiving DICOM as"
 NURSE = "nurse.joy"
 NURSE_PASSWORD = "correct horse battery staple"
@@ -130,17 +131,12 @@ class AgentProcess:
 
     def stop(self) -> int | None:
         """SIGTERM, then the exit status (SIGKILL if it does not stop in time)."""
-        proc = self.proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
+        return stop_process(self.proc)
+
+    def receive(self, folder: Path) -> None:
+        """DCMTK storescu sends every file in `folder` to the agent, as the ER's PACS would."""
+        sent = storescu(self.dicom_port, [folder], called_ae_title=self.ae_title)
+        assert sent.returncode == 0, sent.stderr
 
     def log(self) -> str:
         try:
@@ -151,6 +147,22 @@ class AgentProcess:
     def audit(self) -> str:
         path = self.state / "sending" / "console-audit.jsonl"
         return path.read_text() if path.exists() else ""
+
+
+@asynccontextmanager
+async def agent_holding(
+    root: Path, relay_url: str, credential: str, study: Path
+) -> AsyncIterator[AgentProcess]:
+    """For tests on an event loop: an agent with the nurse's account, running, that has
+    received the study in `study` (DCMTK storescu); stopped on leaving."""
+    agent = AgentProcess(root, relay_url, credential)
+    await asyncio.to_thread(agent.add_user)
+    await asyncio.to_thread(agent.start)
+    try:
+        await asyncio.to_thread(agent.receive, study)
+        yield agent
+    finally:
+        await asyncio.to_thread(agent.stop)
 
 
 @contextmanager

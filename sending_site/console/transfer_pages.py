@@ -74,6 +74,12 @@ async def _status(
         return {}, f"The status is not known just now: {e.detail} This page tries again."
 
 
+async def _audit(request: web.Request, action: str, transfer_id: str, **detail: object) -> None:
+    await request.app[AUDIT].arecord(
+        action, who=user_of(request), where=address_of(request), transfer=transfer_id, **detail
+    )
+
+
 def _version(state: str, job: Job | None, upload_finished: bool) -> str:
     """What the page shows that needs a reload when it changes (not the progress counts)."""
     ended = job is not None and job.record.ended
@@ -144,12 +150,7 @@ async def _transfer_page(
     job = request.app[JOBS].of_transfer(record.transfer_id)
     state = str(relay_status.get("state", "unknown"))
     finished = record.done and not record.abandoned
-    await request.app[AUDIT].arecord(
-        "transfer-viewed",
-        who=user_of(request),
-        where=address_of(request),
-        transfer=record.transfer_id,
-    )
+    await _audit(request, "transfer-viewed", record.transfer_id)
     live = state not in OVER and not record.abandoned
     return render(
         request,
@@ -227,13 +228,8 @@ async def break_glass(request: web.Request) -> web.Response:
         clinician,
     )
     # The reason may describe the patient: it is sealed for the trauma center, not kept here.
-    await request.app[AUDIT].arecord(
-        "break-glass",
-        who=user_of(request),
-        where=address_of(request),
-        transfer=record.transfer_id,
-        clinician=clinician,
-        already=added.already,
+    await _audit(
+        request, "break-glass", record.transfer_id, clinician=clinician, already=added.already
     )
     raise web.HTTPSeeOther(f"/transfers/{record.transfer_id}")
 
@@ -244,12 +240,7 @@ async def reissue_code(request: web.Request) -> web.Response:
     await reissue(
         request.app[SETTINGS].state.folder, record.transfer_id, None, _credential(request)
     )
-    await request.app[AUDIT].arecord(
-        "code-reissued",
-        who=user_of(request),
-        where=address_of(request),
-        transfer=record.transfer_id,
-    )
+    await _audit(request, "code-reissued", record.transfer_id)
     # To the page (POST, redirect, GET): reloading it must not issue yet another code.
     raise web.HTTPSeeOther(f"/transfers/{record.transfer_id}?done=reissued")
 
@@ -269,13 +260,7 @@ async def revoke_transfer(request: web.Request) -> web.Response:
     job = request.app[JOBS].of_transfer(record.transfer_id)
     if job is not None and job.task is not None and job.running:
         job.task.cancel()
-    await request.app[AUDIT].arecord(
-        "transfer-revoked",
-        who=user_of(request),
-        where=address_of(request),
-        transfer=record.transfer_id,
-        outcome_words=outcome,
-    )
+    await _audit(request, "transfer-revoked", record.transfer_id, outcome_words=outcome)
     raise web.HTTPSeeOther(f"/transfers/{record.transfer_id}?done=revoked")
 
 
@@ -292,12 +277,7 @@ async def sheet(request: web.Request) -> web.Response:
     pdf = render_sheet(
         sheet_of(record, relay_status, relay=record.relay, site_phone=site_phone(None)), paper
     )
-    await request.app[AUDIT].arecord(
-        "sheet-printed",
-        who=user_of(request),
-        where=address_of(request),
-        transfer=record.transfer_id,
-    )
+    await _audit(request, "sheet-printed", record.transfer_id)
     return web.Response(
         body=pdf,
         content_type="application/pdf",

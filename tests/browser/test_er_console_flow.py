@@ -13,11 +13,10 @@ import json
 from pathlib import Path
 
 import pytest
-from agent_harness import NURSE, NURSE_PASSWORD, AgentProcess, running_agent
+from agent_harness import NURSE, NURSE_PASSWORD, AgentProcess, agent_holding
 from console_browsing import expect_signed_in_as, fits_the_screen, sign_in, snap, workstation
 from e2e.harness import E2ERelay, assert_identical_in_orthanc, pacs_address, post_json
 from inbox_harness import make_multi_series_study
-from peers.dcmtk import storescu
 from peers.orthanc import OrthancServer
 from phone_harness import decode_qr
 from playwright.async_api import Browser, Page, expect
@@ -56,70 +55,62 @@ async def test_from_sign_in_to_a_delivered_receipt(
 async def _flow(browser: Browser, relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path) -> None:
     study = make_multi_series_study(tmp_path / "study", seed=9090, patient_name="ROE^RICHARD")
     sent = [path for files in study.values() for path in files]
-    agent = AgentProcess(tmp_path / "agent", relay.url, relay.sender_credential)
-    await asyncio.to_thread(agent.add_user)
-    with running_agent(agent):
-        stored = await asyncio.to_thread(
-            storescu, agent.dicom_port, [tmp_path / "study"], called_ae_title=agent.ae_title
+    holding = agent_holding(
+        tmp_path / "agent", relay.url, relay.sender_credential, tmp_path / "study"
+    )
+    async with holding as agent, workstation(browser) as page:
+        await sign_in(page, agent.url, NURSE, NURSE_PASSWORD)
+        await expect_signed_in_as(page, NURSE)
+        row = page.locator("#studies tbody tr").filter(has_text="ROE, RICHARD")
+        await expect(row).to_contain_text("20 in 3 series")
+        assert await fits_the_screen(page)
+        await snap(page, "er-recent-studies.png")
+
+        await page.get_by_label("Find by patient name").fill("roe")
+        await page.get_by_role("button", name="Search").click()
+        await expect(page.locator("#studies tbody tr")).to_have_count(1)
+        await page.get_by_role("link", name="ROE, RICHARD").click()
+
+        # No PACS is set: the counts cannot be checked, so staff must say "send anyway".
+        await expect(page.locator("#warnings")).to_contain_text("could not be checked")
+        await page.get_by_label("Trauma center").select_option(label="County Trauma")
+        assert await fits_the_screen(page)
+        await snap(page, "er-study.png")
+        await page.get_by_role("button", name="Send anyway").click()
+        await expect(page.locator("#problem")).to_contain_text("Tick the box")
+        await page.get_by_label("Trauma center").select_option(label="County Trauma")
+        await page.get_by_label("I have read the warnings").check()
+        await page.get_by_role("button", name="Send anyway").click()
+
+        await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
+        await expect(page.locator("#state")).to_contain_text("Awaiting authorization", timeout=SLOW)
+        assert "/transfers/" in page.url
+        link = await _qr_text(page, "#link-qr")
+        token, _ = split_link(link)
+        assert token not in page.url
+        code = (await page.locator("#code").inner_text()).strip()
+        assert code not in page.url
+        assert (await _qr_text(page, "#code-qr")).startswith("TR1")
+        assert await fits_the_screen(page)
+        await snap(page, "er-transfer-waiting.png")
+
+        # The family's phone authorizes with the link from the QR.
+        answer = await asyncio.to_thread(
+            post_json, relay.url + "/api/v1/authorizations", {"token": token}
         )
-        assert stored.returncode == 0, stored.stderr
-        async with workstation(browser) as page:
-            await sign_in(page, agent.url, NURSE, NURSE_PASSWORD)
-            await expect_signed_in_as(page, NURSE)
-            row = page.locator("#studies tbody tr").filter(has_text="ROE, RICHARD")
-            await expect(row).to_contain_text("20 in 3 series")
-            assert await fits_the_screen(page)
-            await snap(page, "er-recent-studies.png")
+        assert answer["state"] == "authorized", answer
+        await expect(page.locator("#state")).to_contain_text("Authorized by", timeout=SLOW)
+        await expect(page.locator("#progress")).to_have_text("Upload complete.", timeout=SLOW)
+        await snap(page, "er-transfer-authorized.png")
 
-            await page.get_by_label("Find by patient name").fill("roe")
-            await page.get_by_role("button", name="Search").click()
-            await expect(page.locator("#studies tbody tr")).to_have_count(1)
-            await page.get_by_role("link", name="ROE, RICHARD").click()
-
-            # No PACS is set: the counts cannot be checked, so staff must say "send anyway".
-            await expect(page.locator("#warnings")).to_contain_text("could not be checked")
-            await page.get_by_label("Trauma center").select_option(label="County Trauma")
-            assert await fits_the_screen(page)
-            await snap(page, "er-study.png")
-            await page.get_by_role("button", name="Send anyway").click()
-            await expect(page.locator("#problem")).to_contain_text("Tick the box")
-            await page.get_by_label("Trauma center").select_option(label="County Trauma")
-            await page.get_by_label("I have read the warnings").check()
-            await page.get_by_role("button", name="Send anyway").click()
-
-            await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
-            await expect(page.locator("#state")).to_contain_text(
-                "Awaiting authorization", timeout=SLOW
-            )
-            assert "/transfers/" in page.url
-            link = await _qr_text(page, "#link-qr")
-            token, _ = split_link(link)
-            assert token not in page.url
-            code = (await page.locator("#code").inner_text()).strip()
-            assert code not in page.url
-            assert (await _qr_text(page, "#code-qr")).startswith("TR1")
-            assert await fits_the_screen(page)
-            await snap(page, "er-transfer-waiting.png")
-
-            # The family's phone authorizes with the link from the QR.
-            answer = await asyncio.to_thread(
-                post_json, relay.url + "/api/v1/authorizations", {"token": token}
-            )
-            assert answer["state"] == "authorized", answer
-            await expect(page.locator("#state")).to_contain_text("Authorized by", timeout=SLOW)
-            await expect(page.locator("#progress")).to_have_text("Upload complete.", timeout=SLOW)
-            await snap(page, "er-transfer-authorized.png")
-
-            redeemed = await asyncio.to_thread(
-                relay.redeem, code, workdir=tmp_path, pacs=pacs_address(orthanc)
-            )
-            assert redeemed.ok().json()["instances"] == len(sent)
-            await expect(page.locator("#receipt")).to_contain_text(
-                f"{len(sent)} images", timeout=SLOW
-            )
-            await expect(page.locator("#state")).to_contain_text("Delivered")
-            assert await fits_the_screen(page)
-            await snap(page, "er-transfer-delivered.png")
+        redeemed = await asyncio.to_thread(
+            relay.redeem, code, workdir=tmp_path, pacs=pacs_address(orthanc)
+        )
+        assert redeemed.ok().json()["instances"] == len(sent)
+        await expect(page.locator("#receipt")).to_contain_text(f"{len(sent)} images", timeout=SLOW)
+        await expect(page.locator("#state")).to_contain_text("Delivered")
+        assert await fits_the_screen(page)
+        await snap(page, "er-transfer-delivered.png")
 
     assert_identical_in_orthanc(orthanc, sent)
     actions = _audit(agent)

@@ -12,7 +12,6 @@ from pathlib import Path
 import pydicom
 import pytest
 from agent_harness import AgentProcess, ConsoleClient, running_agent
-from peers.dcmtk import storescu
 from peers.storage_scp import RecordingStorageSCP
 from relay_harness import RECEIVER
 
@@ -59,8 +58,7 @@ def test_the_agent_killed_mid_upload_resumes_the_transfer_when_started_again(
     agent = AgentProcess(tmp_path / "agent", relay.url, relay.sender_credential)
     agent.add_user()
     with running_agent(agent):
-        sent = storescu(agent.dicom_port, [tmp_path / "study"], called_ae_title=agent.ae_title)
-        assert sent.returncode == 0, sent.stderr
+        agent.receive(tmp_path / "study")
         console = ConsoleClient(agent.url).sign_in()
         status, _, page = console.get(f"/studies/{study_uid}")
         assert status == 200, page
