@@ -76,7 +76,12 @@ async def _status(
 
 async def _audit(request: web.Request, action: str, transfer_id: str, **detail: object) -> None:
     await request.app[AUDIT].arecord(
-        action, who=user_of(request), where=address_of(request), transfer=transfer_id, **detail
+        action,
+        who=user_of(request),
+        where=address_of(request),
+        outcome="success",
+        transfer=transfer_id,
+        **detail,
     )
 
 
