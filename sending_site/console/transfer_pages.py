@@ -222,6 +222,8 @@ async def break_glass(request: web.Request) -> web.Response:
     reason = str(form.get("reason", "")).strip()
     clinician = str(form.get("clinician", "")).strip()
     problem = problem_with(reason, clinician)
+    if not clinician:  # the command line's wording names its option; here, the field
+        problem = "Enter the name of the clinician who authorizes, then press the button again."
     if problem:
         return await _transfer_page(request, status=400, problem=problem[0].upper() + problem[1:])
     added = await add_break_glass(
