@@ -111,6 +111,12 @@ async def _flow(browser: Browser, relay: E2ERelay, orthanc: OrthancServer, tmp_p
         await expect(page.locator("#state")).to_contain_text("Delivered")
         assert await fits_the_screen(page)
         await snap(page, "er-transfer-delivered.png")
+        await page.get_by_role("link", name="Transfers").click()
+        await expect(page.locator("#transfers tbody tr")).to_contain_text(
+            f"{len(sent)} images into the trauma center's PACS"
+        )
+        assert await fits_the_screen(page)
+        await snap(page, "er-transfers.png")
 
     assert_identical_in_orthanc(orthanc, sent)
     actions = _audit(agent)
