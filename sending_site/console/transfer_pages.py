@@ -265,8 +265,11 @@ async def revoke_transfer(request: web.Request) -> web.Response:
         request.app[SETTINGS].state.folder, record.transfer_id, _credential(request)
     )
     job = request.app[JOBS].of_transfer(record.transfer_id)
-    if job is not None and job.task is not None and job.running:
-        job.task.cancel()
+    if job is not None:
+        # Never resumed: a revoked transfer's study would go again as a new transfer.
+        if job.task is not None and job.running:
+            job.task.cancel()
+        request.app[JOBS].update(job, ended=True, problem="")
     await _audit(request, "transfer-revoked", record.transfer_id, outcome_words=outcome)
     raise web.HTTPSeeOther(f"/transfers/{record.transfer_id}?done=revoked")
 

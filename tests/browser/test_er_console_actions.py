@@ -87,6 +87,9 @@ async def test_break_glass_new_code_sheet_and_revoke(browser: Browser, tmp_path:
     finally:
         relay.stop()
 
+    # A revoked transfer's upload is never resumed (its study would go again, as a new one).
+    jobs = [json.loads(p.read_text()) for p in (agent.state / "sending" / "jobs").glob("*.json")]
+    assert [job["ended"] for job in jobs] == [True]
     actions = [json.loads(line) for line in agent.audit().splitlines()]
     done = [a["action"] for a in actions]
     for action in ("break-glass", "code-reissued", "sheet-printed", "transfer-revoked"):
