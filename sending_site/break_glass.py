@@ -17,6 +17,24 @@ from site_agent.client import RelayClient
 from transfer_codes.codes import RedemptionCode
 
 
+def problem_with(reason: str | None, clinician: str | None) -> str | None:
+    """What is wrong with a break-glass reason and clinician (as `push` and `break-glass`
+    take them), in a sentence; None when they will do."""
+    if reason is None:
+        if clinician is not None:
+            return "--clinician is only used with --break-glass."
+        return None
+    reason = reason.strip()
+    if len(reason) < 15 or len(reason.split()) < 3:
+        return (
+            "a break-glass reason must be a sentence saying why nobody can consent, "
+            'e.g. "Unconscious after a fall, no family reachable."'
+        )
+    if not (clinician or "").strip():
+        return "break-glass needs the name of the clinician who authorizes: add --clinician NAME."
+    return None
+
+
 @dataclass(frozen=True)
 class BreakGlassAdded:
     transfer_id: str

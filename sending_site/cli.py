@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -151,21 +150,20 @@ def add_parsers(sub: Any) -> None:
 
 
 def _add_inbox(commands: Any) -> None:
-    """`trauma-relay sender inbox`: the agent's DICOM node, on its own."""
+    """`trauma-relay sender inbox`: the agent's DICOM node, on its own. Its settings are the
+    agent's (`--config`, `--set`); the flags are short for the `dicom` and `spool` settings."""
+    from site_agent.settings.arguments import add_arguments
+
     inbox = commands.add_parser(
         "inbox",
         help="receive studies over DICOM into a spool folder",
         description="Receive studies (C-STORE, C-ECHO) into a spool folder and index them.",
     )
-    inbox.add_argument("--ae-title", default="TRAUMARELAY", help="this node's AE title")
-    inbox.add_argument("--port", type=int, default=11112, help="DICOM port (default 11112)")
-    inbox.add_argument(
-        "--bind",
-        default="0.0.0.0",  # noqa: S104 - the PACS and the scanners must reach the agent
-        metavar="HOST",
-        help="listen address (default: all)",
-    )
-    inbox.add_argument("--spool", type=Path, required=True, help="folder for received images")
+    inbox.add_argument("--ae-title", help="this node's AE title (dicom.ae_title)")
+    inbox.add_argument("--port", type=int, help="DICOM port (dicom.listen's port)")
+    inbox.add_argument("--bind", metavar="HOST", help="listen address (dicom.listen's host)")
+    inbox.add_argument("--spool", type=Path, help="folder for received images (spool.folder)")
+    add_arguments(inbox)
     inbox.set_defaults(run=run_sender_inbox)
 
 
@@ -204,20 +202,36 @@ def run_sender_report(args: argparse.Namespace) -> int:
 
 def run_sender_inbox(args: argparse.Namespace) -> int:
     from sending_site.inbox.service import run
-    from sending_site.inbox.settings import InboxSettings
+    from sending_site.settings import inbox_settings
+    from site_agent.commands import settings_of
+    from site_agent.settings import HostPort, replaced
 
-    settings = InboxSettings(
-        spool=args.spool, ae_title=args.ae_title, host=args.bind, port=args.port
-    )
-    return run(settings)
+    # Unchecked: the inbox alone needs no relay; `inbox_settings` checks what it uses.
+    settings = settings_of(SENDER, args, check=False)
+    listen = settings.dicom.listen
+    listen = HostPort(args.bind or listen.host, listen.port if args.port is None else args.port)
+    settings = replaced(settings, "dicom.listen", listen)
+    if args.ae_title is not None:
+        settings = replaced(settings, "dicom.ae_title", args.ae_title)
+    if args.spool is not None:
+        settings = replaced(settings, "spool.folder", args.spool)
+    return run(inbox_settings(settings))
 
 
-SENDER = Agent("sender", "sending", SenderSettings, pages="sending_site.console")
+SENDER = Agent(
+    "sender",
+    "sending",
+    SenderSettings,
+    pages="sending_site.console",
+    service="sending_site.agent.service:run",
+)
 
 
 def add_sender(sub: Any) -> Any:
     """`trauma-relay sender console|user ...`; the group's subparsers, for more commands."""
-    return add_group(sub, SENDER, help="run the sending agent (the ER console, its accounts)")
+    return add_group(
+        sub, SENDER, help="run the sending agent (its DICOM node and ER console; its accounts)"
+    )
 
 
 def _credential(args: argparse.Namespace) -> str:
@@ -323,19 +337,9 @@ def _checked_relay(address: str) -> str:
 
 
 def _break_glass_problem(reason: str | None, clinician: str | None) -> str | None:
-    if reason is None:
-        if clinician is not None:
-            return "--clinician is only used with --break-glass."
-        return None
-    reason = reason.strip()
-    if len(reason) < 15 or len(reason.split()) < 3:
-        return (
-            "a break-glass reason must be a sentence saying why nobody can consent, "
-            'e.g. "Unconscious after a fall, no family reachable."'
-        )
-    if not (clinician or "").strip():
-        return "break-glass needs the name of the clinician who authorizes: add --clinician NAME."
-    return None
+    from sending_site.break_glass import problem_with
+
+    return problem_with(reason, clinician)
 
 
 def run_push(args: argparse.Namespace) -> int:
@@ -570,67 +574,32 @@ def _inbox_study(args: argparse.Namespace) -> SpooledStudy | None:
 
 
 def run_reissue(args: argparse.Namespace) -> int:
-    from sending_site import journal, phone, refused
-    from sending_site.errors import TransferAbandoned, TransferDeclined
-    from sending_site.push import install_locks
-    from sending_site.sheet import TransferSheet, site_phone
-    from site_agent.client import RelayClient
+    from sending_site.reissue import reissue, sheet_of
+    from sending_site.sheet import site_phone
     from site_agent.local_state import default_state_dir
-    from transfer_codes.capability import Capability
     from transfer_codes.codes import RedemptionCode
 
     given_relay = _checked_relay(args.relay) if args.relay else None
     phone_number = site_phone(args.site_phone)
     _check_outputs(args)
     state = args.state or default_state_dir()
-    record = journal.load(state, args.transfer_id)
-    if record.abandoned:
-        raise TransferAbandoned(
-            f"Transfer {record.transfer_id} was given up ({record.abandoned}), so its code "
-            "cannot be re-issued. Send the study again with trauma-relay push."
-        )
-    relay = given_relay or _checked_relay(record.relay)
-    replaces = record.issued_at[-1] if record.issued_at else None
-    credential = _credential(args)
+    if given_relay is None:  # the journal's relay, checked (and warned about) like a given one
+        from sending_site import journal
 
-    async def go() -> dict[str, Any]:
-        async with RelayClient(relay, credential) as client:
-            before = await client.status(record.transfer_id)
-            if refused.by_patient(before):  # no new code for what they said no to
-                raise TransferDeclined(refused.for_reissue(before, record.transfer_id))
-            record.code = RedemptionCode.generate(record.locator).compact()
-            record.capability = Capability.generate(record.transfer_id).to_text()
-            # Saved first: if the relay takes the new code and we are interrupted, it is kept.
-            journal.save(state, record)
-            await install_locks(client, record, "reissue")
-            if record.phone_key:  # the patient's phone shows the new code from now on
-                await phone.upload(client, record, None)
-            return await client.status(record.transfer_id)
-
-    status = asyncio.run(go())
-    # Only a code the relay took counts as issued: it is the one the next sheet replaces.
-    record.issued_at.append(time.time())
-    journal.save(state, record)
+        given_relay = _checked_relay(journal.load(state, args.transfer_id).relay)
+    done = asyncio.run(reissue(state, args.transfer_id, given_relay, _credential(args)))
+    record = done.record
     qr = _write_qr(_qr_path(args.qr, state, record.transfer_id), record.capability)
     code = RedemptionCode.parse(record.code).grouped()
     written: dict[str, str] = {}
     if args.sheet:
-        sheet = TransferSheet(
-            transfer_id=record.transfer_id,
-            destination=status["recipient"]["display_name"] or record.recipient,
-            sender=status["sender"]["display_name"],
-            code=code,
-            capability=record.capability,
-            expires_at=record.expires_at,
-            break_glass=bool(status["break_glass"]),
-            relay=relay,
+        sheet = sheet_of(
+            record,
+            done.status,
+            relay=given_relay,
             site_phone=phone_number,
-            study_description=record.study_description,
-            series_count=record.series_count,
-            instance_count=len(record.objects),
-            awaiting_authorization=status["authorized_by"] is None,
             reissued=True,
-            replaces_code_issued_at=replaces,
+            replaces=done.replaces,
         )
         written["sheet_pdf"] = str(_write_sheet(args.sheet, args.paper, sheet))
     if args.json:

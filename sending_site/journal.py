@@ -101,7 +101,7 @@ def load(state_dir: Path, transfer_id: str) -> TransferJournal:
 
 def every(state_dir: Path) -> list[TransferJournal]:
     """Every transfer this site has a record of, finished or not."""
-    return [load(state_dir, path.stem) for path in sorted(_folder(state_dir).glob("*.json"))]
+    return [load(state_dir, transfer_id) for transfer_id in transfer_ids(state_dir)]
 
 
 def unfinished(state_dir: Path) -> list[TransferJournal]:
@@ -109,5 +109,7 @@ def unfinished(state_dir: Path) -> list[TransferJournal]:
 
 
 def transfer_ids(state_dir: Path) -> list[str]:
-    """Every transfer this site keeps a record of, finished or not (`load` reads each)."""
-    return [path.stem for path in sorted(_folder(state_dir).glob("*.json"))]
+    """Every transfer this site keeps a record of, finished or not (`load` reads each). The
+    agent's other files beside them (the console's accounts) are not transfers."""
+    paths = sorted(_folder(state_dir).glob("*.json"))
+    return [path.stem for path in paths if is_transfer_id(path.stem)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from site_agent.settings import (
     SECONDS,
@@ -21,6 +22,9 @@ from site_agent.settings.sections import (
     RelaySettings,
     StateSettings,
 )
+
+if TYPE_CHECKING:
+    from sending_site.inbox.settings import InboxSettings
 
 CONSOLE_PORT = 8760
 
@@ -71,3 +75,19 @@ class SenderSettings:
         ConsoleSettings(listen=HostPort("127.0.0.1", CONSOLE_PORT)),
     )
     state: StateSettings = section(StateSettings, "Where the agent keeps what it must not lose.")
+
+
+def inbox_settings(settings: SenderSettings) -> InboxSettings:
+    """The DICOM inbox's settings, from the agent's one settings system (the `dicom`, `spool`
+    and `pacs` sections); `InboxSettingInvalid` naming the setting to fix."""
+    from sending_site.inbox.settings import InboxSettings, PacsNode
+
+    pacs = settings.pacs
+    return InboxSettings(
+        spool=settings.spool.folder,
+        ae_title=settings.dicom.ae_title,
+        host=settings.dicom.listen.host,
+        port=settings.dicom.listen.port,
+        pacs=PacsNode(pacs.ae_title, pacs.host, pacs.port) if pacs.host.strip() else None,
+        stable_after=settings.spool.stable_age,
+    ).validated()

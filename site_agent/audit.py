@@ -23,6 +23,10 @@ FILE = "console-audit.jsonl"
 GENESIS = "0" * 64
 USER_AUTHENTICATION = "110114"
 SECURITY_ALERT = "110113"
+QUERY = "110112"
+INSTANCES_TRANSFERRED = "110104"
+INSTANCES_ACCESSED = "110103"
+EXPORT = "110106"
 
 EVENT_IDS = {
     "sign-in": USER_AUTHENTICATION,
@@ -34,6 +38,16 @@ EVENT_IDS = {
     "user-added": SECURITY_ALERT,
     "user-removed": SECURITY_ALERT,
     "password-changed": SECURITY_ALERT,
+    # The ER console's actions on studies and transfers (PS3.15 A.5.3).
+    "pacs-query": QUERY,
+    "pacs-retrieve": INSTANCES_TRANSFERRED,
+    "transfer-started": EXPORT,
+    "completeness-acknowledged": EXPORT,
+    "break-glass": SECURITY_ALERT,
+    "code-reissued": EXPORT,
+    "transfer-revoked": EXPORT,
+    "sheet-printed": EXPORT,
+    "transfer-viewed": INSTANCES_ACCESSED,
 }
 
 

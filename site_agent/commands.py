@@ -45,6 +45,9 @@ class Agent:
     folder: str
     settings: type
     pages: str
+    # "module:function" that runs the whole agent when its group is given no command
+    # (`trauma-relay sender --config FILE`), called with the checked settings; empty: none.
+    service: str = ""
 
     @property
     def env_prefix(self) -> str:
@@ -62,7 +65,10 @@ class Agent:
 
 def add_group(sub: Any, agent: Agent, *, help: str) -> Any:
     """Add `trauma-relay <agent.command> ...`; the group's subparsers, for more commands."""
-    group = sub.add_parser(agent.command, help=help, description=f"The {agent.title}.")
+    described = f"The {agent.title}." + (
+        " Without a command: run the whole agent with --config FILE." if agent.service else ""
+    )
+    group = sub.add_parser(agent.command, help=help, description=described)
     add_arguments(group, group=True)
     group.set_defaults(run=partial(_run_group, agent, group))
     commands = group.add_subparsers(dest=f"{agent.command}_command", metavar="COMMAND")
@@ -115,7 +121,7 @@ def _printed(agent: Agent, args: argparse.Namespace) -> bool:
     from site_agent.settings import render
 
     title = f"trauma-relay {agent.command}: the {agent.title}'s configuration."
-    command = f"trauma-relay {agent.command} console"
+    command = f"trauma-relay {agent.command}" + ("" if agent.service else " console")
     settings = settings_of(agent, args, check=False)
     sys.stdout.write(render(settings, title=title, prefix=agent.env_prefix, command=command))
     return True
@@ -124,6 +130,10 @@ def _printed(agent: Agent, args: argparse.Namespace) -> bool:
 def _run_group(agent: Agent, parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if _printed(agent, args):
         return 0
+    if agent.service:
+        module, _, function = agent.service.partition(":")
+        run: Callable[[Any], int] = getattr(importlib.import_module(module), function)
+        return run(settings_of(agent, args))
     parser.print_usage(sys.stderr)
     print(f"trauma-relay {agent.command}: choose a command (see --help).", file=sys.stderr)
     return 2

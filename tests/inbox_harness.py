@@ -54,6 +54,20 @@ def trauma_relay_command() -> str:
     return str(Path(sys.executable).with_name("trauma-relay"))
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None) -> int | None:
+    """SIGTERM, then the exit status (SIGKILL if it does not stop in time)."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 class InboxProcess:
     """The agent's DICOM inbox on 127.0.0.1 (see `running_inbox`)."""
 
@@ -90,17 +104,7 @@ class InboxProcess:
 
     def stop(self) -> int | None:
         """SIGTERM, then the exit status (SIGKILL if it does not stop in time)."""
-        proc = self.proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
+        return stop_process(self.proc)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

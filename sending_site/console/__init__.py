@@ -1,20 +1,56 @@
 """The ER console: the sending agent's pages on the shared console framework
-(`site_agent.console`), served by `trauma-relay sender console`. For now its home page only
-says what comes next; the recent studies, the PACS search and the transfer pages join `routes`
-here."""
+(`site_agent.console`), served by `trauma-relay sender` (with the DICOM inbox) or `trauma-relay
+sender console` (the pages alone).
+
+- `studies`: recent studies from the inbox index, a study's completeness, sending it;
+- `pacs_pages`: finding a study in the hospital PACS and fetching it;
+- `transfer_pages`: a transfer's progress, authorization, code, sheet and status; re-issue,
+  break-glass, revoke.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp import web
 
-from site_agent.console import AgentPages, render
+from sending_site.agent.jobs import PushJobs, PushSetup, jobs_folder, lifetime
+from sending_site.console import pacs_pages, studies, transfer_pages
+from sending_site.console.appkeys import JOBS, SETTINGS
+from sending_site.errors import SendingError
+from sending_site.settings import SenderSettings
+from site_agent.console import AgentPages, Link
 
-routes = web.RouteTableDef()
+STATIC = Path(__file__).with_name("static")
 
 
-@routes.get("/")
-async def home(request: web.Request) -> web.Response:
-    return render(request, "sender_home.html")
+def setup(app: web.Application, settings: SenderSettings) -> None:
+    """The agent's settings and push jobs (started again where a stop left them), and its
+    script for live progress."""
+    app[SETTINGS] = settings
+    jobs = PushJobs(
+        jobs_folder(settings.state.folder),
+        PushSetup(
+            relay=settings.relay.url,
+            credential_file=settings.relay.credential_file,
+            state_dir=settings.state.folder,
+            spool=settings.spool.folder,
+        ),
+    )
+    app[JOBS] = jobs
+    app.cleanup_ctx.append(lifetime(jobs))
+    app.router.add_static("/er/", STATIC)
 
 
-PAGES = AgentPages(title="ER console", templates=__name__, routes=routes)
+PAGES = AgentPages(
+    title="ER console",
+    templates=__name__,
+    routes=(*studies.routes, *pacs_pages.routes, *transfer_pages.routes),
+    navigation=(
+        Link("Recent studies", "/"),
+        Link("Find in PACS", "/pacs"),
+        Link("Transfers", "/transfers"),
+    ),
+    errors=((SendingError, 400),),
+    setup=setup,
+)

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.peers]
 
 PASSWORD = "correct horse battery staple"
 HOME = {
-    "sender": ("Recent studies", "Recent studies will appear here"),
+    "sender": ("Recent studies", "No study has arrived yet"),
     "receiver": ("Enter a code", "Entering or scanning the code"),
 }
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))

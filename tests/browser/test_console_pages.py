@@ -35,9 +35,7 @@ async def test_sign_in_and_sign_out(tmp_path: Path, browser: Browser) -> None:
         await sign_in(page, console.url, "Nurse.Joy", NURSE_PASSWORD)
         await expect(page).to_have_url(f"{console.url}/")
         await expect_signed_in_as(page, NURSE)
-        await expect(page.locator("#placeholder")).to_contain_text(
-            "Recent studies will appear here"
-        )
+        await expect(page.locator("#placeholder")).to_contain_text("No study has arrived yet")
         await expect(page).to_have_title("Recent studies · St. Mary's Emergency Department")
         assert await fits_the_screen(page)
         await snap(page, "sender-home.png")

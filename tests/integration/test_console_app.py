@@ -110,7 +110,7 @@ async def test_sign_in_replaces_the_session_and_sets_safe_cookie_flags(tmp_path:
         assert status == 200
         assert 'Signed in as <strong id="signed-in-user">nurse.joy</strong>' in home
         assert "St. Mary&#39;s Emergency Department" in home
-        assert "Recent studies will appear here" in home
+        assert "No study has arrived yet" in home
         # The anonymous session's id is worthless now.
         fixed = aiohttp.ClientSession(cookies={COOKIE: anonymous.value})
         async with fixed:
@@ -353,7 +353,7 @@ async def test_pages_carry_security_headers(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("agent", ["sender", "receiver"])
 async def test_each_agent_has_its_placeholder_home(tmp_path: Path, agent: str) -> None:
-    expected = {"sender": "Recent studies will appear here", "receiver": "Enter a code"}[agent]
+    expected = {"sender": "No study has arrived yet", "receiver": "Enter a code"}[agent]
     async with running_console(tmp_path, agent) as console, browser_like() as client:
         await signed_in(client, console)
         _, _, home = await get(client, f"{console.url}/")

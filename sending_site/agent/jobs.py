@@ -1,0 +1,208 @@
+"""Pushes the ER console starts, run in the agent as background jobs through the one push
+pipeline (`sending_site.push.push`), and resumed after the agent is stopped or killed.
+
+Each job is a small JSON file in `<state>/sending/jobs/`, written before its push starts and
+again when it learns its transfer id or ends. On start the agent runs every job that had not
+ended again: the push journal makes a push of the same study resume where it stopped, so
+nothing is uploaded twice. A job file holds no secret (the code stays in the push journal).
+
+`start_push` is the one place a job's push starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sending_site.errors import SendingError
+from sending_site.inbox.handoff import spooled_study
+from sending_site.push import Progress, PushEvent, PushRequest, Ready, Retrying, push
+from site_agent.credential import read_credential
+from site_agent.errors import AgentError
+from site_agent.local_state import site_folder, write_atomically
+
+LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """What was started, as kept on disk."""
+
+    job_id: str
+    study_instance_uid: str
+    recipient: str  # the trauma center's name in the relay's directory
+    started_by: str
+    started_at: float  # seconds since the epoch
+    transfer_id: str = ""
+    ended: bool = False
+    problem: str = ""  # why it stopped, in words for staff; empty when it finished
+
+
+@dataclass(frozen=True)
+class PushSetup:
+    """What every push of the agent shares: from its settings."""
+
+    relay: str
+    credential_file: Path | None  # None: TRAUMA_RELAY_CREDENTIAL
+    state_dir: Path
+    spool: Path
+
+    def credential(self) -> str:
+        """The site's relay credential, read when needed (`AgentError` saying what to fix)."""
+        return read_credential(self.credential_file)
+
+
+@dataclass
+class Job:
+    """A job while the agent runs: its record and what its push said last."""
+
+    record: JobRecord
+    ready: Ready | None = None
+    progress: Progress | None = None
+    retrying: str = ""
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+
+class PushJobs:
+    """The agent's jobs, kept in `folder`."""
+
+    def __init__(self, folder: Path, setup: PushSetup) -> None:
+        self.folder = folder
+        self.setup = setup
+        self._jobs: dict[str, Job] = {}
+
+    def save(self, record: JobRecord) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        body = json.dumps(dataclasses.asdict(record), sort_keys=True).encode()
+        write_atomically(self.folder / f"{record.job_id}.json", body)
+
+    def stored(self) -> list[JobRecord]:
+        """Every job on disk, oldest first; a damaged file is logged and left alone."""
+        records = []
+        for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []:
+            try:
+                records.append(JobRecord(**json.loads(path.read_text())))
+            except (OSError, ValueError, TypeError) as e:
+                LOGGER.warning("Could not read the push job %s: %s", path.name, e)
+        return sorted(records, key=lambda r: r.started_at)
+
+    def all(self) -> list[Job]:
+        return list(self._jobs.values())
+
+    def get(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def of_transfer(self, transfer_id: str) -> Job | None:
+        found = [j for j in self._jobs.values() if j.record.transfer_id == transfer_id]
+        return found[-1] if found else None
+
+    def add(self, job: Job) -> None:
+        self._jobs[job.record.job_id] = job
+
+    def update(self, job: Job, **changes: Any) -> None:
+        job.record = dataclasses.replace(job.record, **changes)
+        self.save(job.record)
+
+    async def stop(self) -> None:
+        """Cancel running pushes (they resume at the next start)."""
+        tasks = [j.task for j in self._jobs.values() if j.task is not None and not j.task.done()]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def new_job(study_instance_uid: str, recipient: str, user: str, now: float) -> JobRecord:
+    return JobRecord(secrets.token_hex(8), study_instance_uid, recipient, user, now)
+
+
+def start_push(jobs: PushJobs, record: JobRecord) -> Job:
+    """Save `record` and run its push in the background: the spooled files of its study,
+    through the one push pipeline. The job's `ready` and `progress` follow the push's events;
+    its record keeps the transfer id and how it ended. Returns the job at once."""
+    jobs.save(record)
+    job = Job(record)
+    jobs.add(job)
+
+    def on_event(event: PushEvent) -> None:
+        if isinstance(event, Ready):
+            job.ready, job.retrying = event, ""
+            if job.record.transfer_id != event.transfer_id:
+                jobs.update(job, transfer_id=event.transfer_id)
+        elif isinstance(event, Progress):
+            job.progress, job.retrying = event, ""
+        elif isinstance(event, Retrying):
+            why = f" ({event.reason})" if event.reason else ""
+            job.retrying = f"The relay could not be reached{why}; trying again in " + (
+                f"{event.delay:.0f} seconds."
+            )
+
+    async def run() -> None:
+        setup = jobs.setup
+        try:
+            paths = await spooled_study(setup.spool, record.study_instance_uid)
+            request = PushRequest(
+                paths=paths,
+                relay=setup.relay,
+                recipient=record.recipient,
+                credential=setup.credential(),
+                state_dir=setup.state_dir,
+            )
+            await push(request, on_event)
+        except (SendingError, AgentError) as e:
+            LOGGER.warning("The push job %s stopped: %s", record.job_id, e)
+            jobs.update(job, ended=True, problem=str(e))
+            return
+        except Exception:
+            LOGGER.exception("The push job %s failed", record.job_id)
+            jobs.update(
+                job,
+                ended=True,
+                problem="The upload stopped because of an error in "
+                "the agent. Start it again from the study's page; it resumes.",
+            )
+            return
+        jobs.update(job, ended=True, problem="")
+        LOGGER.info(
+            "The push job %s finished (transfer %s).", record.job_id, job.record.transfer_id
+        )
+
+    job.task = asyncio.create_task(run(), name=f"push-{record.job_id}")
+    return job
+
+
+def lifetime(
+    jobs: PushJobs, clock: Callable[[], float] = time.time
+) -> Callable[[Any], AsyncIterator[None]]:
+    """An aiohttp `cleanup_ctx` lifetime: load the jobs on disk, start again those that had
+    not ended (their pushes resume), and cancel running ones on stop."""
+
+    async def context(app: Any) -> AsyncIterator[None]:
+        for record in jobs.stored():
+            if record.ended:
+                jobs.add(Job(record))
+            else:
+                LOGGER.info("Resuming the push job %s.", record.job_id)
+                start_push(jobs, record)
+        yield
+        await jobs.stop()
+
+    return context
+
+
+def jobs_folder(state_dir: Path) -> Path:
+    return site_folder(state_dir, "sending") / "jobs"

@@ -1,0 +1,82 @@
+"""`trauma-relay sender --config FILE`: the whole sending agent in one process and one event
+loop: the DICOM inbox (the Storage SCP the ER's PACS sends to) and the ER console with the
+pushes it starts. SIGTERM or Ctrl+C stops it cleanly: the console stops taking requests,
+running pushes are cancelled (they resume at the next start), the DICOM node closes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import warnings
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+
+from sending_site.inbox.service import serve as serve_inbox
+from sending_site.inbox.settings import InboxSettings
+from sending_site.settings import SenderSettings, inbox_settings
+
+LOGGER = logging.getLogger(__name__)
+READY = "Receiving DICOM as"  # the line the inbox alone prints too, once it listens
+
+
+def dicom_node(settings: InboxSettings) -> Callable[[web.Application], AsyncIterator[None]]:
+    """An aiohttp `cleanup_ctx` lifetime running the inbox on the console's loop; the start
+    fails (`PortInUse`, `SpoolUnusable`...) when the inbox cannot start."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        listening: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def ready(port: int) -> None:
+            print(
+                f"{READY} {settings.ae_title} on port {port}; images go to {settings.spool}.",
+                flush=True,
+            )
+            listening.set_result(port)
+
+        task = asyncio.create_task(serve_inbox(settings, stop, ready), name="dicom-inbox")
+        waiting: set[asyncio.Future[Any]] = {task, listening}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()  # raises why it could not start
+            raise RuntimeError("the DICOM inbox stopped at once")
+        try:
+            yield
+        finally:
+            stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return context
+
+
+def agent_app(settings: SenderSettings) -> web.Application:
+    """The console (with its push jobs) and, on the same loop, the DICOM inbox."""
+    from sending_site.cli import SENDER
+    from site_agent.commands import console_app
+
+    inbox = inbox_settings(settings)
+    app = console_app(SENDER, settings)
+    # First in, last out: the inbox is up before the console answers, and closes after it.
+    app.cleanup_ctx.insert(0, dicom_node(inbox))
+    return app
+
+
+def run(settings: Any) -> int:
+    """Run the agent until SIGTERM or Ctrl+C."""
+    from site_agent.console import serve
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Hostile or sloppy peers make pydicom and pynetdicom warn about every odd value; the
+    # inbox logs one line per refused image or association saying why.
+    logging.getLogger("pynetdicom").setLevel(logging.ERROR)
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom\.")
+    serve(agent_app(settings), settings.console)
+    print("The sending agent stopped.", flush=True)
+    return 0

@@ -1,0 +1,11 @@
+"""The ER console's typed keys: the agent's settings and its push jobs."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from sending_site.agent.jobs import PushJobs
+from sending_site.settings import SenderSettings
+
+SETTINGS = web.AppKey("sender_settings", SenderSettings)
+JOBS = web.AppKey("sender_push_jobs", PushJobs)

@@ -1,0 +1,167 @@
+"""Recent studies (from the inbox index), a study's page with its completeness and the choice
+of trauma center, and starting its transfer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from sending_site.agent.jobs import new_job, start_push
+from sending_site.console.appkeys import JOBS, SETTINGS
+from sending_site.console.words import study_words
+from sending_site.inbox import errors as inbox_errors
+from sending_site.inbox.completeness import CompletenessReport, assess
+from sending_site.inbox.index import InboxIndex
+from sending_site.inbox.readiness import completeness_of
+from sending_site.inbox.spool import Spool
+from sending_site.preflight import destinations
+from sending_site.settings import inbox_settings
+from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
+from site_agent.console import render, user_of
+from site_agent.console.appkeys import AUDIT, address_of
+from site_agent.credential import read_credential
+from site_agent.errors import AgentError
+
+routes = web.RouteTableDef()
+ACKNOWLEDGE = "Tick the box to say you have read the warnings, then send again, or wait."
+
+
+@asynccontextmanager
+async def reading(spool: Path) -> AsyncIterator[InboxIndex | None]:
+    """The inbox index, read-only beside the running inbox; None before anything arrived."""
+    try:
+        index = await InboxIndex.open(Spool(spool).index, read_only=True)
+    except inbox_errors.StudyNotSpooled:
+        yield None
+        return
+    try:
+        yield index
+    finally:
+        await index.close()
+
+
+async def _listing(request: web.Request, search: str) -> web.Response:
+    settings = request.app[SETTINGS]
+    now = time.time()
+    rows: list[dict[str, Any]] = []
+    async with reading(settings.spool.folder) as index:
+        for listing in await index.studies(search) if index else []:
+            study = await index.study(listing.study_instance_uid) if index else None
+            report = (
+                assess(study, None, now=now, stable_after=settings.spool.stable_age)
+                if study
+                else None
+            )
+            rows.append({"listing": listing, "words": study_words(listing), "report": report})
+    return render(request, "sender_home.html", rows=rows, search=search, dicom=settings.dicom)
+
+
+@routes.get("/")
+async def recent(request: web.Request) -> web.Response:
+    return await _listing(request, "")
+
+
+@routes.post("/")
+async def search(request: web.Request) -> web.Response:
+    form = await request.post()
+    return await _listing(request, str(form.get("search", ""))[:64])
+
+
+async def _destinations(request: web.Request) -> tuple[list[Any], str]:
+    """The relay's trauma centers, or why they could not be listed."""
+    settings = request.app[SETTINGS]
+    try:
+        async with RelayClient(settings.relay.url, _credential(request)) as client:
+            return await destinations(client, retry_for=0), ""
+    except (RelayUnreachable, RelayRefused) as e:
+        return [], f"{e.detail} The list of trauma centers could not be loaded: try again."
+    except AgentError as e:
+        return [], e.detail
+
+
+def _credential(request: web.Request) -> str:
+    return read_credential(request.app[SETTINGS].relay.credential_file)
+
+
+async def _report(request: web.Request, uid: str) -> tuple[Any, CompletenessReport]:
+    settings = request.app[SETTINGS]
+    async with reading(settings.spool.folder) as index:
+        study = await index.study(uid) if index else None
+        if index is None or study is None:
+            raise inbox_errors.StudyNotSpooled()
+        report = await completeness_of(inbox_settings(settings), index, uid, time.time())
+    return study, report
+
+
+async def _study_page(
+    request: web.Request, uid: str, *, problem: str = "", status: int = 200
+) -> web.Response:
+    study, report = await _report(request, uid)
+    sites, relay_problem = await _destinations(request)
+    running = [
+        j for j in request.app[JOBS].all() if j.record.study_instance_uid == uid and j.running
+    ]
+    return render(
+        request,
+        "study.html",
+        status=status,
+        study=study,
+        words=study_words(study),
+        report=report,
+        findings=report.findings(),
+        sites=sites,
+        relay_problem=relay_problem,
+        problem=problem,
+        running=running[0] if running else None,
+    )
+
+
+@routes.get("/studies/{uid}")
+async def study_page(request: web.Request) -> web.Response:
+    return await _study_page(request, request.match_info["uid"])
+
+
+@routes.post("/studies/{uid}/send")
+async def send(request: web.Request) -> web.Response:
+    """Start the transfer: warnings must have been acknowledged (and are audited)."""
+    uid = request.match_info["uid"]
+    form = await request.post()
+    recipient = str(form.get("recipient", "")).strip()
+    _, report = await _report(request, uid)
+    findings = report.findings()
+    if not recipient:
+        return await _study_page(
+            request, uid, status=400, problem="Choose the trauma center, then send."
+        )
+    if findings and form.get("acknowledge") != "yes":
+        return await _study_page(request, uid, status=400, problem=ACKNOWLEDGE)
+    jobs, user = request.app[JOBS], user_of(request)
+    audit, where = request.app[AUDIT], address_of(request)
+    if findings:
+        await audit.arecord(
+            "completeness-acknowledged",
+            who=user,
+            where=where,
+            study=uid,
+            warnings=findings,
+            choice="send anyway",
+        )
+    running = [j for j in jobs.all() if j.record.study_instance_uid == uid and j.running]
+    if running:  # a second click, or a colleague: follow the push already under way
+        raise web.HTTPSeeOther(f"/jobs/{running[0].record.job_id}")
+    job = start_push(jobs, new_job(uid, recipient, user, time.time()))
+    await audit.arecord(
+        "transfer-started",
+        who=user,
+        where=where,
+        study=uid,
+        recipient=recipient,
+        job=job.record.job_id,
+        complete=not findings,
+    )
+    raise web.HTTPSeeOther(f"/jobs/{job.record.job_id}")

@@ -1,0 +1,298 @@
+"""A transfer in the ER console: the push job until the transfer exists, then the transfer's
+page with live progress, the authorization link's QR for the family's phone, break-glass, the
+code with its QR and printable sheet, and its status as it changes. Re-issue and revoke.
+
+Secrets (the code, the capability, the authorization link) appear only in page bodies and POST
+responses, never in an address or a log line; every view and action is audited.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import replace
+from typing import Any
+
+from aiohttp import web
+
+from sending_site import journal
+from sending_site.agent.jobs import Job, start_push
+from sending_site.break_glass import add_break_glass, problem_with
+from sending_site.console.appkeys import JOBS, SETTINGS
+from sending_site.console.words import percent, progress_words
+from sending_site.errors import TransferJournalError
+from sending_site.reissue import reissue, sheet_of
+from sending_site.sheet import render as render_sheet
+from sending_site.sheet import site_phone
+from sending_site.transfers import list_transfers, revoke, status_words
+from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
+from site_agent.console import render, user_of
+from site_agent.console.appkeys import AUDIT, address_of
+from site_agent.console.errors import PageNotFound
+from site_agent.credential import read_credential
+from transfer_codes.codes import RedemptionCode
+from transfer_codes.phone import authorization_link
+from transfer_codes.qr import render_png
+from transfer_codes.wire import TransferState
+
+routes = web.RouteTableDef()
+WAITING = {TransferState.CREATED, TransferState.AWAITING_AUTHORIZATION}
+OVER = {TransferState.REVOKED, TransferState.EXPIRED, TransferState.DELIVERED}
+PAPERS = ("a4", "letter")
+
+
+def _qr(text: str) -> str:
+    """A QR as a `data:` address for an <img> (allowed by the console's CSP)."""
+    return "data:image/png;base64," + base64.b64encode(render_png(text)).decode("ascii")
+
+
+def _job(request: web.Request) -> Job:
+    job = request.app[JOBS].get(request.match_info["job_id"])
+    if job is None:
+        raise PageNotFound()
+    return job
+
+
+def _record(request: web.Request) -> journal.TransferJournal:
+    try:
+        return journal.load(request.app[SETTINGS].state.folder, request.match_info["transfer_id"])
+    except (TransferJournalError, ValueError) as e:
+        raise PageNotFound() from e
+
+
+def _credential(request: web.Request) -> str:
+    return read_credential(request.app[SETTINGS].relay.credential_file)
+
+
+async def _status(
+    request: web.Request, record: journal.TransferJournal
+) -> tuple[dict[str, Any], str]:
+    """The relay's status of the transfer, or an empty one and why it is not known."""
+    try:
+        async with RelayClient(record.relay, _credential(request)) as client:
+            return await client.status(record.transfer_id), ""
+    except (RelayUnreachable, RelayRefused) as e:
+        return {}, f"The status is not known just now: {e.detail} This page tries again."
+
+
+async def _audit(request: web.Request, action: str, transfer_id: str, **detail: object) -> None:
+    await request.app[AUDIT].arecord(
+        action,
+        who=user_of(request),
+        where=address_of(request),
+        outcome="success",
+        transfer=transfer_id,
+        **detail,
+    )
+
+
+def _version(state: str, job: Job | None, upload_finished: bool) -> str:
+    """What the page shows that needs a reload when it changes (not the progress counts)."""
+    ended = job is not None and job.record.ended
+    return f"{state}|{upload_finished}|{ended}|{bool(job and job.record.problem)}"
+
+
+# -- the push job, until the transfer exists -------------------------------------------------
+
+
+@routes.get("/jobs/{job_id}")
+async def job_page(request: web.Request) -> web.Response:
+    job = _job(request)
+    if job.record.transfer_id:
+        raise web.HTTPSeeOther(f"/transfers/{job.record.transfer_id}")
+    return render(
+        request,
+        "job.html",
+        job=job,
+        progress=progress_words(job.progress, upload_finished=False),
+        version=_version("", job, False),
+    )
+
+
+@routes.get("/jobs/{job_id}/status.json")
+async def job_status(request: web.Request) -> web.Response:
+    job = _job(request)
+    return web.json_response(
+        {
+            "version": _version("", job, False) + f"|{job.record.transfer_id}",
+            "progress": progress_words(job.progress, upload_finished=False),
+            "percent": percent(job.progress, False),
+            "retrying": job.retrying,
+        }
+    )
+
+
+@routes.post("/jobs/{job_id}/retry")
+async def retry_job(request: web.Request) -> web.Response:
+    job = _job(request)
+    if not job.running:
+        job = start_push(request.app[JOBS], replace(job.record, ended=False, problem=""))
+        await request.app[AUDIT].arecord(
+            "transfer-started",
+            who=user_of(request),
+            where=address_of(request),
+            study=job.record.study_instance_uid,
+            recipient=job.record.recipient,
+            job=job.record.job_id,
+            again=True,
+        )
+    raise web.HTTPSeeOther(f"/jobs/{job.record.job_id}")
+
+
+# -- the transfer -----------------------------------------------------------------------------
+
+
+@routes.get("/transfers")
+async def transfers(request: web.Request) -> web.Response:
+    views = await list_transfers(request.app[SETTINGS].state.folder, _credential(request))
+    return render(request, "transfers.html", views=views)
+
+
+async def _transfer_page(
+    request: web.Request, *, problem: str = "", notice: str = "", status: int = 200
+) -> web.Response:
+    record = _record(request)
+    relay_status, unknown = await _status(request, record)
+    job = request.app[JOBS].of_transfer(record.transfer_id)
+    state = str(relay_status.get("state", "unknown"))
+    finished = record.done and not record.abandoned
+    await _audit(request, "transfer-viewed", record.transfer_id)
+    live = state not in OVER and not record.abandoned
+    return render(
+        request,
+        "transfer.html",
+        status=status,
+        record=record,
+        state=state,
+        words=unknown or (status_words(relay_status, record) if relay_status else ""),
+        recipient=(relay_status.get("recipient") or {}).get("display_name") or record.recipient,
+        receipt=relay_status.get("receipt") if state == TransferState.DELIVERED else None,
+        break_glass=bool(relay_status.get("break_glass")),
+        waiting=state in WAITING and not relay_status.get("authorized_by"),
+        live=live,
+        code=RedemptionCode.parse(record.code).grouped() if live else "",
+        code_qr=_qr(record.capability) if live else "",
+        link_qr=_qr(authorization_link(record.relay, record.authorization_token, record.phone_key))
+        if live and state in WAITING
+        else "",
+        job=job,
+        progress=progress_words(job.progress if job else None, finished),
+        percent=percent(job.progress if job else None, finished),
+        version=_version(state, job, finished),
+        problem=problem,
+        notice=notice,
+        papers=PAPERS,
+    )
+
+
+DONE = {
+    "reissued": "A new code was issued: the old code, its QR and the old sheet no longer work. "
+    "Print the new transfer sheet for the patient.",
+    "revoked": "The transfer is revoked: its code and QR no longer work, and the family's phone "
+    "says it was cancelled.",
+}
+
+
+@routes.get("/transfers/{transfer_id}")
+async def transfer_page(request: web.Request) -> web.Response:
+    return await _transfer_page(request, notice=DONE.get(request.query.get("done", ""), ""))
+
+
+@routes.get("/transfers/{transfer_id}/status.json")
+async def transfer_status(request: web.Request) -> web.Response:
+    record = _record(request)
+    relay_status, _ = await _status(request, record)
+    job = request.app[JOBS].of_transfer(record.transfer_id)
+    finished = record.done and not record.abandoned
+    state = str(relay_status.get("state", "unknown"))
+    progress = job.progress if job else None
+    return web.json_response(
+        {
+            "version": _version(state, job, finished),
+            "progress": progress_words(progress, finished),
+            "percent": percent(progress, finished),
+            "retrying": job.retrying if job else "",
+        }
+    )
+
+
+@routes.post("/transfers/{transfer_id}/break-glass")
+async def break_glass(request: web.Request) -> web.Response:
+    record = _record(request)
+    form = await request.post()
+    reason = str(form.get("reason", "")).strip()
+    clinician = str(form.get("clinician", "")).strip()
+    problem = problem_with(reason, clinician)
+    if not clinician:  # the command line's wording names its option; here, the field
+        problem = "Enter the name of the clinician who authorizes, then press the button again."
+    if problem:
+        return await _transfer_page(request, status=400, problem=problem[0].upper() + problem[1:])
+    added = await add_break_glass(
+        request.app[SETTINGS].state.folder,
+        record.transfer_id,
+        None,
+        _credential(request),
+        reason,
+        clinician,
+    )
+    # The reason may describe the patient: it is sealed for the trauma center, not kept here.
+    await _audit(
+        request, "break-glass", record.transfer_id, clinician=clinician, already=added.already
+    )
+    raise web.HTTPSeeOther(f"/transfers/{record.transfer_id}")
+
+
+@routes.post("/transfers/{transfer_id}/reissue")
+async def reissue_code(request: web.Request) -> web.Response:
+    record = _record(request)
+    await reissue(
+        request.app[SETTINGS].state.folder, record.transfer_id, None, _credential(request)
+    )
+    await _audit(request, "code-reissued", record.transfer_id)
+    # To the page (POST, redirect, GET): reloading it must not issue yet another code.
+    raise web.HTTPSeeOther(f"/transfers/{record.transfer_id}?done=reissued")
+
+
+@routes.get("/transfers/{transfer_id}/revoke")
+async def revoke_page(request: web.Request) -> web.Response:
+    record = _record(request)
+    return render(request, "revoke.html", record=record)
+
+
+@routes.post("/transfers/{transfer_id}/revoke")
+async def revoke_transfer(request: web.Request) -> web.Response:
+    record = _record(request)
+    outcome = await revoke(
+        request.app[SETTINGS].state.folder, record.transfer_id, _credential(request)
+    )
+    job = request.app[JOBS].of_transfer(record.transfer_id)
+    if job is not None:
+        # Never resumed: a revoked transfer's study would go again as a new transfer.
+        if job.task is not None and job.running:
+            job.task.cancel()
+        request.app[JOBS].update(job, ended=True, problem="")
+    await _audit(request, "transfer-revoked", record.transfer_id, outcome_words=outcome)
+    raise web.HTTPSeeOther(f"/transfers/{record.transfer_id}?done=revoked")
+
+
+@routes.post("/transfers/{transfer_id}/sheet")
+async def sheet(request: web.Request) -> web.Response:
+    record = _record(request)
+    form = await request.post()
+    paper = str(form.get("paper", "a4"))
+    if paper not in PAPERS:
+        paper = "a4"
+    relay_status, unknown = await _status(request, record)
+    if unknown:
+        return await _transfer_page(request, status=502, problem=unknown)
+    pdf = render_sheet(
+        sheet_of(record, relay_status, relay=record.relay, site_phone=site_phone(None)), paper
+    )
+    await _audit(request, "sheet-printed", record.transfer_id)
+    return web.Response(
+        body=pdf,
+        content_type="application/pdf",
+        headers={
+            "Content-Disposition": f'inline; filename="transfer-{record.transfer_id}.pdf"',
+            "Cache-Control": "no-store",
+        },
+    )

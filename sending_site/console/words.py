@@ -1,0 +1,79 @@
+"""How the ER console says a study, a completeness report and an upload's progress: pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from sending_site.inbox.arrival import Patient
+from sending_site.inbox.completeness import CompletenessReport
+from sending_site.push import Progress
+from site_agent.dicom_text import date, person_name
+
+
+class AStudy(Protocol):
+    @property
+    def patient(self) -> Patient: ...
+    @property
+    def accession_number(self) -> str: ...
+    @property
+    def study_date(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class StudyWords:
+    patient: str
+    medical_record_number: str
+    birth_date: str
+    sex: str
+    accession_number: str
+    study_date: str
+    description: str
+
+
+def study_words(study: AStudy) -> StudyWords:
+    p = study.patient
+    return StudyWords(
+        patient=person_name(p.name),
+        medical_record_number=p.patient_id or "not given",
+        birth_date=date(p.birth_date),
+        sex=p.sex or "not given",
+        accession_number=study.accession_number or "not given",
+        study_date=date(study.study_date),
+        description=study.description or "(no description)",
+    )
+
+
+def readiness(report: CompletenessReport | None) -> str:
+    """One short phrase for the list of recent studies (the PACS is compared on the study's
+    page): still arriving, no thin slices, or ready to check."""
+    if report is None:
+        return ""
+    if not report.stable:
+        return "Images still arriving"
+    if report.no_thin_slices:
+        return "No thin-slice series"
+    return "Arrived; open to check and send"
+
+
+def progress_words(progress: Progress | None, upload_finished: bool) -> str:
+    """The upload's progress in one line."""
+    if upload_finished:
+        return "Upload complete."
+    if progress is None:
+        return "Preparing the upload..."
+    mb = 1024 * 1024
+    return (
+        f"Uploading: {progress.objects_done} of {progress.objects_total} images "
+        f"({progress.bytes_done / mb:.1f} of {progress.bytes_total / mb:.1f} MB)."
+    )
+
+
+def percent(progress: Progress | None, upload_finished: bool) -> int:
+    if upload_finished:
+        return 100
+    if progress is None or progress.bytes_total <= 0:
+        return 0
+    return min(100, int(100 * progress.bytes_done / progress.bytes_total))

@@ -1,0 +1,84 @@
+"""Re-issue a transfer's code (`trauma-relay reissue`, and the ER console's button): a fresh
+code and QR for the same upload; the old ones stop working. And the transfer sheet of a sent
+transfer, as its journal and the relay's status describe it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sending_site import journal, phone, refused
+from sending_site.errors import TransferAbandoned, TransferDeclined
+from sending_site.push import install_locks
+from sending_site.sheet import TransferSheet
+from site_agent.client import RelayClient
+from transfer_codes.capability import Capability
+from transfer_codes.codes import RedemptionCode
+
+
+@dataclass(frozen=True)
+class Reissued:
+    record: journal.TransferJournal  # with the new code and capability
+    status: dict[str, Any]  # the relay's status after the re-issue
+    replaces: float | None  # when the code it replaces was issued
+
+
+async def reissue(
+    state_dir: Path, transfer_id: str, relay: str | None, credential: str
+) -> Reissued:
+    """Give `transfer_id` (sent from this machine) a new code. Raises `TransferAbandoned`
+    when it was given up, `TransferDeclined` when the patient or family said no."""
+    record = journal.load(state_dir, transfer_id)
+    if record.abandoned:
+        raise TransferAbandoned(
+            f"Transfer {record.transfer_id} was given up ({record.abandoned}), so its code "
+            "cannot be re-issued. Send the study again with trauma-relay push."
+        )
+    replaces = record.issued_at[-1] if record.issued_at else None
+    async with RelayClient(relay or record.relay, credential) as client:
+        before = await client.status(record.transfer_id)
+        if refused.by_patient(before):  # no new code for what they said no to
+            raise TransferDeclined(refused.for_reissue(before, record.transfer_id))
+        record.code = RedemptionCode.generate(record.locator).compact()
+        record.capability = Capability.generate(record.transfer_id).to_text()
+        # Saved first: if the relay takes the new code and we are interrupted, it is kept.
+        journal.save(state_dir, record)
+        await install_locks(client, record, "reissue")
+        if record.phone_key:  # the patient's phone shows the new code from now on
+            await phone.upload(client, record, None)
+        status = await client.status(record.transfer_id)
+    # Only a code the relay took counts as issued: it is the one the next sheet replaces.
+    record.issued_at.append(time.time())
+    journal.save(state_dir, record)
+    return Reissued(record, status, replaces)
+
+
+def sheet_of(
+    record: journal.TransferJournal,
+    status: dict[str, Any],
+    *,
+    relay: str,
+    site_phone: str,
+    reissued: bool = False,
+    replaces: float | None = None,
+) -> TransferSheet:
+    """The transfer sheet of a sent transfer, with its current code."""
+    return TransferSheet(
+        transfer_id=record.transfer_id,
+        destination=status["recipient"]["display_name"] or record.recipient,
+        sender=status["sender"]["display_name"],
+        code=RedemptionCode.parse(record.code).grouped(),
+        capability=record.capability,
+        expires_at=record.expires_at,
+        break_glass=bool(status["break_glass"]),
+        relay=relay,
+        site_phone=site_phone,
+        study_description=record.study_description,
+        series_count=record.series_count,
+        instance_count=len(record.objects),
+        awaiting_authorization=status["authorized_by"] is None,
+        reissued=reissued,
+        replaces_code_issued_at=replaces,
+    )

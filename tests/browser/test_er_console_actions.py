@@ -1,0 +1,102 @@
+"""The ER console's actions on a transfer, in headless Chromium at 1366 x 768, against the
+running agent and a real relay: break-glass (a vague reason is refused, saying what to write),
+a new code (the old one stops), the printable transfer sheet, and revoke after a confirmation
+step. Each is audited; the break-glass reason is sealed for the trauma center, not kept here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from agent_harness import NURSE, NURSE_PASSWORD, agent_holding
+from console_browsing import fits_the_screen, sign_in, snap, workstation
+from e2e.harness import E2ERelay
+from playwright.async_api import Browser, expect
+
+from sending_site.synthetic import make_ct_study
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.peers]
+
+SLOW = 120_000  # ms
+REASON = "Unconscious after a fall, no family reachable."
+
+
+async def test_break_glass_new_code_sheet_and_revoke(browser: Browser, tmp_path: Path) -> None:
+    relay = E2ERelay(tmp_path / "relay").start()
+    try:
+        make_ct_study(tmp_path / "study", 4, seed=3131, patient_name="POE^EDGAR")
+        holding = agent_holding(
+            tmp_path / "agent", relay.url, relay.sender_credential, tmp_path / "study"
+        )
+        async with holding as agent, workstation(browser) as page:
+            await sign_in(page, agent.url, NURSE, NURSE_PASSWORD)
+            await page.get_by_role("link", name="POE, EDGAR").click()
+            await page.get_by_label("Trauma center").select_option(label="County Trauma")
+            await page.get_by_label("I have read the warnings").check()
+            await page.get_by_role("button", name="Send anyway").click()
+            await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
+            first_code = (await page.locator("#code").inner_text()).strip()
+
+            await page.get_by_text("Nobody can consent? Break-glass").click()
+            await page.get_by_label("Why nobody can consent").fill("unconscious")
+            await page.get_by_label("Authorizing clinician").fill("Dr. Grey")
+            await page.get_by_role("button", name="Authorize by break-glass").click()
+            await expect(page.locator("#problem")).to_contain_text("must be a sentence")
+            await page.get_by_text("Nobody can consent? Break-glass").click()
+            await page.get_by_label("Why nobody can consent").fill(REASON)
+            await page.get_by_label("Authorizing clinician").fill("Dr. Grey")
+            await page.get_by_role("button", name="Authorize by break-glass").click()
+            await expect(page.locator("#state")).to_contain_text("BREAK-GLASS")
+            await expect(page.locator("#link-qr")).to_have_count(0)  # nothing to authorize
+            await snap(page, "er-transfer-break-glass.png")
+
+            await page.get_by_role("button", name="Give a new code").click()
+            await expect(page.locator("#notice")).to_contain_text("A new code was issued")
+            new_code = (await page.locator("#code").inner_text()).strip()
+            assert new_code != first_code
+            assert await fits_the_screen(page)
+            await snap(page, "er-transfer-new-code.png")
+
+            token = await page.locator('input[name="csrf_token"]').first.get_attribute("value")
+            assert token
+            transfer_path = urlsplit(page.url).path
+            sheet = await page.context.request.post(
+                f"{agent.url}{transfer_path}/sheet",
+                form={"csrf_token": token, "paper": "letter"},
+                headers={"Origin": agent.url},
+            )
+            assert sheet.status == 200
+            assert sheet.headers["content-type"] == "application/pdf"
+            assert (await sheet.body()).startswith(b"%PDF")
+
+            await page.get_by_role("link", name="Revoke this transfer").click()
+            await expect(page.get_by_role("heading")).to_have_text("Revoke this transfer?")
+            await snap(page, "er-transfer-revoke-confirm.png")
+            await page.get_by_role("link", name="No, go back").click()
+            await expect(page.locator("#code")).to_have_text(new_code)
+            await page.get_by_role("link", name="Revoke this transfer").click()
+            await page.get_by_role("button", name="Yes, revoke it").click()
+            await expect(page.locator("#notice")).to_contain_text("revoked")
+            await expect(page.locator("#state")).to_contain_text("Revoked")
+            await expect(page.locator("#code")).to_have_count(0)
+            await snap(page, "er-transfer-revoked.png")
+            for secret in (first_code, new_code):
+                assert secret not in page.url
+    finally:
+        relay.stop()
+
+    # A revoked transfer's upload is never resumed (its study would go again, as a new one).
+    jobs = [json.loads(p.read_text()) for p in (agent.state / "sending" / "jobs").glob("*.json")]
+    assert [job["ended"] for job in jobs] == [True]
+    actions = [json.loads(line) for line in agent.audit().splitlines()]
+    done = [a["action"] for a in actions]
+    for action in ("break-glass", "code-reissued", "sheet-printed", "transfer-revoked"):
+        assert done.count(action) == 1, done
+    glass = next(a for a in actions if a["action"] == "break-glass")
+    assert glass["detail"]["clinician"] == "Dr. Grey"
+    assert REASON not in agent.audit()
+    for secret in (first_code, new_code):
+        assert secret not in agent.log()
+        assert secret not in agent.audit()

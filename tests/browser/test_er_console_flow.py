@@ -1,0 +1,132 @@
+"""Acceptance, in headless Chromium at 1366 x 768: the ER console from sign-in to a delivered
+receipt. DCMTK storescu sends a multi-series study to the running agent (`trauma-relay sender
+--config FILE`); the nurse finds it among the recent studies, acknowledges the completeness
+warnings, picks the trauma center and sends it; the family authorizes with the link from the
+page's QR; the trauma center redeems the code with `trauma-relay redeem` into its Orthanc; the
+page follows by itself until it shows the receipt."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from agent_harness import NURSE, NURSE_PASSWORD, AgentProcess, agent_holding
+from console_browsing import expect_signed_in_as, fits_the_screen, sign_in, snap, workstation
+from e2e.harness import E2ERelay, assert_identical_in_orthanc, pacs_address, post_json
+from inbox_harness import make_multi_series_study
+from peers.orthanc import OrthancServer
+from phone_harness import decode_qr
+from playwright.async_api import Browser, Page, expect
+
+from transfer_codes.phone import split_link
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.peers]
+
+SLOW = 120_000  # ms: waits for the relay, the upload and the redeem
+
+
+async def _qr_text(page: Page, selector: str) -> str:
+    """What the QR image on the page says (decoded from the image itself, by zxing-cpp)."""
+    source = await page.locator(selector).get_attribute("src")
+    assert source
+    assert source.startswith("data:image/png;base64,")
+    found = decode_qr(base64.b64decode(source.split(",", 1)[1]))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def _audit(agent: AgentProcess) -> list[dict[str, object]]:
+    return [json.loads(line) for line in agent.audit().splitlines()]
+
+
+async def test_from_sign_in_to_a_delivered_receipt(
+    browser: Browser, orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    relay = E2ERelay(tmp_path / "relay").start()
+    try:
+        await _flow(browser, relay, orthanc, tmp_path)
+    finally:
+        relay.stop()
+
+
+async def _flow(browser: Browser, relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path) -> None:
+    study = make_multi_series_study(tmp_path / "study", seed=9090, patient_name="ROE^RICHARD")
+    sent = [path for files in study.values() for path in files]
+    holding = agent_holding(
+        tmp_path / "agent", relay.url, relay.sender_credential, tmp_path / "study"
+    )
+    async with holding as agent, workstation(browser) as page:
+        await sign_in(page, agent.url, NURSE, NURSE_PASSWORD)
+        await expect_signed_in_as(page, NURSE)
+        row = page.locator("#studies tbody tr").filter(has_text="ROE, RICHARD")
+        await expect(row).to_contain_text("20 in 3 series")
+        assert await fits_the_screen(page)
+        await snap(page, "er-recent-studies.png")
+
+        await page.get_by_label("Find by patient name").fill("roe")
+        await page.get_by_role("button", name="Search").click()
+        await expect(page.locator("#studies tbody tr")).to_have_count(1)
+        await page.get_by_role("link", name="ROE, RICHARD").click()
+
+        # No PACS is set: the counts cannot be checked, so staff must say "send anyway".
+        await expect(page.locator("#warnings")).to_contain_text("could not be checked")
+        await page.get_by_label("Trauma center").select_option(label="County Trauma")
+        assert await fits_the_screen(page)
+        await snap(page, "er-study.png")
+        await page.get_by_role("button", name="Send anyway").click()
+        await expect(page.locator("#problem")).to_contain_text("Tick the box")
+        await page.get_by_label("Trauma center").select_option(label="County Trauma")
+        await page.get_by_label("I have read the warnings").check()
+        await page.get_by_role("button", name="Send anyway").click()
+
+        await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
+        await expect(page.locator("#state")).to_contain_text("Awaiting authorization", timeout=SLOW)
+        assert "/transfers/" in page.url
+        link = await _qr_text(page, "#link-qr")
+        token, _ = split_link(link)
+        assert token not in page.url
+        code = (await page.locator("#code").inner_text()).strip()
+        assert code not in page.url
+        assert (await _qr_text(page, "#code-qr")).startswith("TR1")
+        assert await fits_the_screen(page)
+        await snap(page, "er-transfer-waiting.png")
+
+        # The family's phone authorizes with the link from the QR.
+        answer = await asyncio.to_thread(
+            post_json, relay.url + "/api/v1/authorizations", {"token": token}
+        )
+        assert answer["state"] == "authorized", answer
+        await expect(page.locator("#state")).to_contain_text("Authorized by", timeout=SLOW)
+        await expect(page.locator("#progress")).to_have_text("Upload complete.", timeout=SLOW)
+        await snap(page, "er-transfer-authorized.png")
+
+        redeemed = await asyncio.to_thread(
+            relay.redeem, code, workdir=tmp_path, pacs=pacs_address(orthanc)
+        )
+        assert redeemed.ok().json()["instances"] == len(sent)
+        await expect(page.locator("#receipt")).to_contain_text(f"{len(sent)} images", timeout=SLOW)
+        await expect(page.locator("#state")).to_contain_text("Delivered")
+        assert await fits_the_screen(page)
+        await snap(page, "er-transfer-delivered.png")
+        await page.get_by_role("link", name="Transfers").click()
+        await expect(page.locator("#transfers tbody tr")).to_contain_text(
+            f"{len(sent)} images into the trauma center's PACS"
+        )
+        assert await fits_the_screen(page)
+        await snap(page, "er-transfers.png")
+
+    assert_identical_in_orthanc(orthanc, sent)
+    actions = _audit(agent)
+    acknowledged = [a for a in actions if a["action"] == "completeness-acknowledged"]
+    assert len(acknowledged) == 1
+    detail = acknowledged[0]["detail"]
+    assert isinstance(detail, dict)
+    assert detail["choice"] == "send anyway"
+    assert any("could not be checked" in w for w in detail["warnings"])
+    assert [a["action"] for a in actions].count("transfer-started") == 1
+    everything = agent.log() + agent.audit()
+    assert code not in everything
+    assert token not in everything

@@ -1,0 +1,109 @@
+"""The ER console's "Find in PACS", in headless Chromium at 1366 x 768, with Orthanc as the
+hospital PACS: C-FIND by medical record number (and the plain answers when nothing matches or
+the form is not filled in as asked), then Fetch: a C-MOVE of the study into the running agent's
+own AE title; the study then opens with its counts checked against the PACS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from agent_harness import NURSE, NURSE_PASSWORD, AgentProcess, running_agent
+from console_browsing import fits_the_screen, sign_in, snap, workstation
+from inbox_harness import make_multi_series_study
+from peers.dcmtk import storescu
+from peers.orthanc import OrthancServer
+from playwright.async_api import Browser, expect
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.peers]
+
+PATIENT = {
+    "patient_name": "TRAUMA^ALEX",
+    "patient_id": "MRN-4242",
+    "patient_birth_date": "19900607",
+    "accession_number": "ACC-77",
+}
+SLOW = 120_000  # ms
+
+
+async def test_find_a_study_in_the_pacs_and_fetch_it_into_the_agent(
+    browser: Browser, orthanc_factory: Callable[..., OrthancServer], tmp_path: Path
+) -> None:
+    study = make_multi_series_study(tmp_path / "study", seed=5252, **PATIENT)
+    count = sum(len(files) for files in study.values())
+    # The relay is not needed to find and fetch: nothing listens at this address.
+    agent = AgentProcess(tmp_path / "agent", "http://127.0.0.1:9", "unused-credential")
+    # What the PACS administrator adds: the agent's AE title, address and port.
+    known = {
+        agent.ae_title: {
+            "AET": agent.ae_title,
+            "Host": "127.0.0.1",
+            "Port": agent.dicom_port,
+            "AllowFind": True,
+            "AllowMove": True,
+            "AllowEcho": True,
+            "AllowStore": True,
+        }
+    }
+    orthanc = orthanc_factory(dicom_modalities=known)
+    stored = await asyncio.to_thread(storescu, orthanc.dicom_port, [tmp_path / "study"])
+    assert stored.returncode == 0, stored.stderr
+    agent.pacs = (orthanc.ae_title, orthanc.host, orthanc.dicom_port)
+    await asyncio.to_thread(agent.add_user)
+    with running_agent(agent):
+        async with workstation(browser) as page:
+            await sign_in(page, agent.url, NURSE, NURSE_PASSWORD)
+            await expect(page.locator("#placeholder")).to_contain_text("No study has arrived")
+            await page.get_by_role("link", name="Find in PACS").click()
+
+            await page.get_by_role("button", name="Search the PACS").click()
+            await expect(page.locator("#problem")).to_contain_text(
+                "by medical record number, by accession number, or by name and date of birth"
+            )
+            await page.get_by_label("Name (family, given)").fill("Nobody, Known")
+            await page.get_by_label("Date of birth").fill("1901-01-01")
+            await page.get_by_role("button", name="Search the PACS").click()
+            await expect(page.locator("#no-matches")).to_be_visible()
+
+            await page.get_by_label("Name (family, given)").fill("")
+            await page.get_by_label("Date of birth").fill("")
+            await page.get_by_label("Medical record number").fill("MRN-4242")
+            await page.get_by_role("button", name="Search the PACS").click()
+            row = page.locator("#matches tbody tr")
+            await expect(row).to_have_count(1)
+            await expect(row).to_contain_text("TRAUMA, ALEX")
+            await expect(row).to_contain_text(str(count))
+            assert "MRN-4242" not in page.url  # searched with a POST: not in any address
+            assert await fits_the_screen(page)
+            await snap(page, "er-pacs-found.png")
+
+            await row.get_by_role("button", name="Fetch").click()
+            await expect(page.locator("#fetched")).to_contain_text(
+                f"The PACS sent {count} images", timeout=SLOW
+            )
+            await snap(page, "er-pacs-fetched.png")
+            await page.get_by_role("link", name="Open the study").click()
+            series = page.locator("#series tbody tr")
+            await expect(series).to_have_count(len(study))
+            for state in await series.all_inner_texts():
+                assert state.rstrip().endswith("complete"), state
+            # Whole, and once nothing has arrived for the stable age (1 s), nothing to warn of.
+            for _ in range(60):
+                if await page.locator("#complete").count():
+                    break
+                await page.wait_for_timeout(500)
+                await page.reload()
+            await expect(page.locator("#complete")).to_be_visible()
+            await snap(page, "er-pacs-study.png")
+
+    actions = [json.loads(line) for line in agent.audit().splitlines()]
+    queries = [a for a in actions if a["action"] == "pacs-query"]
+    assert [q["detail"]["by"] for q in queries] == ["name and birth date", "medical record number"]
+    assert "MRN-4242" not in agent.audit()
+    assert "MRN-4242" not in agent.log()
+    fetched = [a for a in actions if a["action"] == "pacs-retrieve"]
+    assert len(fetched) == 1
+    assert fetched[0]["detail"]["received"] == count

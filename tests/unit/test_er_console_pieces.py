@@ -1,0 +1,131 @@
+"""Pure pieces of the sending agent and its ER console: the inbox's settings drawn from the
+agent's one settings system, the PACS search form, the words of progress and readiness, and
+the push jobs kept on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sending_site import journal
+from sending_site.agent.jobs import PushJobs, PushSetup, jobs_folder, new_job
+from sending_site.console.pacs_pages import query_of
+from sending_site.console.words import percent, progress_words, readiness, study_words
+from sending_site.inbox.completeness import assess
+from sending_site.inbox.errors import QueryInvalid
+from sending_site.inbox.records import SeriesRecord, StudyRecord
+from sending_site.inbox.settings import PacsNode
+from sending_site.push import Progress
+from sending_site.settings import SenderSettings, inbox_settings
+from site_agent.settings import load
+
+JANE = ("ER-1", "ER-GENERAL", "DOE^JANE", "19850214", "F")
+
+
+def _settings(*assignments: str) -> SenderSettings:
+    return load(
+        SenderSettings,
+        "TRAUMA_RELAY_SENDER",
+        environ={},
+        assignments=("relay.url=http://127.0.0.1:9", *assignments),
+    )
+
+
+def test_the_inbox_takes_its_settings_from_the_agent() -> None:
+    settings = inbox_settings(
+        _settings(
+            "dicom.ae_title=ERNODE",
+            "dicom.listen=127.0.0.1:11999",
+            "spool.folder=/srv/spool",
+            "spool.stable_age=45s",
+            "pacs.ae_title=HOSPACS",
+            "pacs.host=pacs.local",
+            "pacs.port=4242",
+        )
+    )
+    assert (settings.ae_title, settings.host, settings.port) == ("ERNODE", "127.0.0.1", 11999)
+    assert settings.spool == Path("/srv/spool")
+    assert settings.stable_after == 45.0
+    assert settings.pacs == PacsNode("HOSPACS", "pacs.local", 4242)
+
+
+def test_no_pacs_host_means_no_pacs() -> None:
+    assert inbox_settings(_settings()).pacs is None
+
+
+@pytest.mark.parametrize(
+    ("form", "by"),
+    [
+        (("MRN-1", "", "", ""), "medical record number"),
+        (("", "ACC-1", "", ""), "accession number"),
+        (("", "", "Doe, Jane", "1985-02-14"), "name and birth date"),
+        (("MRN-1", "ACC-1", "", ""), "medical record number"),  # the first way filled in
+    ],
+)
+def test_the_pacs_form_searches_one_way(form: tuple[str, str, str, str], by: str) -> None:
+    query, said = query_of(*form)
+    assert said == by
+    assert query.identifier().QueryRetrieveLevel == "STUDY"
+
+
+@pytest.mark.parametrize(
+    "form", [("", "", "", ""), ("", "", "Doe, Jane", ""), ("", "", "", "1985")]
+)
+def test_a_pacs_form_filled_in_no_whole_way_is_refused(form: tuple[str, str, str, str]) -> None:
+    with pytest.raises(QueryInvalid):
+        query_of(*form)
+
+
+def test_progress_words() -> None:
+    assert progress_words(None, upload_finished=True) == "Upload complete."
+    assert progress_words(None, upload_finished=False) == "Preparing the upload..."
+    half = Progress(objects_done=3, objects_total=6, bytes_done=1024 * 1024, bytes_total=2 << 20)
+    assert progress_words(half, upload_finished=False) == (
+        "Uploading: 3 of 6 images (1.0 of 2.0 MB)."
+    )
+    assert (percent(half, False), percent(half, True), percent(None, False)) == (50, 100, 0)
+
+
+def _study(last_arrival: float, thickness: float | None) -> StudyRecord:
+    from sending_site.inbox.arrival import Patient
+
+    series = (SeriesRecord("1.2.3.1", 1, "CT", "AXIAL", 10, thickness),)
+    return StudyRecord(
+        "1.2.3", Patient(*JANE), "", "20250101", "0315", "", 0.0, last_arrival, series
+    )
+
+
+def test_readiness_in_the_list_of_recent_studies() -> None:
+    def said(last: float, thickness: float | None) -> str:
+        return readiness(assess(_study(last, thickness), None, now=100.0, stable_after=30.0))
+
+    assert said(90.0, 1.0) == "Images still arriving"
+    assert said(10.0, 5.0) == "No thin-slice series"
+    assert said(10.0, 1.0) == "Arrived; open to check and send"
+    words = study_words(_study(10.0, 1.0))
+    assert (words.patient, words.birth_date, words.accession_number) == (
+        "DOE, JANE",
+        "1985-02-14",
+        "not given",
+    )
+
+
+def test_push_jobs_are_kept_on_disk_and_read_back(tmp_path: Path) -> None:
+    setup = PushSetup("http://127.0.0.1:9", None, tmp_path, tmp_path / "spool")
+    jobs = PushJobs(jobs_folder(tmp_path), setup)
+    first = new_job("1.2.3", "county-trauma", "nurse.joy", 1.0)
+    second = new_job("1.2.4", "county-trauma", "nurse.joy", 2.0)
+    jobs.save(second)
+    jobs.save(first)
+    (jobs.folder / "damaged.json").write_text("{not json")
+    assert jobs.stored() == [first, second]  # oldest first; the damaged file is left alone
+    assert first.job_id != second.job_id
+
+
+def test_push_journals_are_not_confused_with_the_console_files(tmp_path: Path) -> None:
+    folder = tmp_path / "sending"
+    folder.mkdir()
+    (folder / "console-users.json").write_text("{}")
+    assert journal.transfer_ids(tmp_path) == []
+    assert journal.every(tmp_path) == []
