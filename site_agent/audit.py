@@ -34,6 +34,11 @@ EVENT_IDS = {
     "user-added": SECURITY_ALERT,
     "user-removed": SECURITY_ALERT,
     "password-changed": SECURITY_ALERT,
+    # The trauma console: a code redeemed (its images opened), an import a person confirmed,
+    # and the study stored.
+    "study-redeemed": "110103",
+    "import-confirmed": "110107",
+    "study-imported": "110107",
 }
 
 
