@@ -9,6 +9,7 @@ image once."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,9 +71,7 @@ def _mistyped(code: str) -> str:
 
 
 def _failed_attempts(relay: E2ERelay, transfer_id: str) -> int:
-    return int(
-        relay.query("SELECT failed_attempts FROM transfers WHERE id = ?", transfer_id)[0][0]
-    )
+    return int(relay.query("SELECT failed_attempts FROM transfers WHERE id = ?", transfer_id)[0][0])
 
 
 async def _thumbnails_rendered(page: Page, count: int) -> None:
@@ -139,9 +138,7 @@ async def test_a_code_is_redeemed_previewed_filed_and_imported(
             await expect(page.locator("#patient-name")).to_have_text("DOE, JANE")
             await expect(page.locator("#patient-birth-date")).to_have_text("1985-02-14")
             await expect(page.locator("#patient-sex")).to_have_text("female")
-            await expect(page.locator("#outside-mrn")).to_have_text(
-                "ER-12345 (issuer ER-GENERAL)"
-            )
+            await expect(page.locator("#outside-mrn")).to_have_text("ER-12345 (issuer ER-GENERAL)")
             await expect(page.locator("#sending-facility")).to_contain_text("St. Mary's ED")
             await expect(page.locator("#authorization")).to_have_text("by the patient or family")
             await expect(page.locator(".series-item")).to_have_count(2)
@@ -221,7 +218,7 @@ async def test_an_import_killed_midway_finishes_after_a_restart(
             deadline = time.monotonic() + WAIT_MS / 1000
             while (stored := orthanc.get_json("/statistics")["CountInstances"]) == 0:
                 assert time.monotonic() < deadline, "the import did not start"
-                time.sleep(0.01)
+                await asyncio.sleep(0.01)
             agent.kill()
             assert 0 < stored < len(files)
 

@@ -107,7 +107,8 @@ def configured_agent(relay: E2ERelay, orthanc: OrthancServer, root: Path) -> Rec
     printed = run_cli(["receiver", "--print-config", *assignments], cwd=root).ok()
     config = root / "receiver.toml"
     config.write_text(printed.stdout, encoding="utf-8")
-    run_cli(["receiver", "user", "add", USER, "--config", str(config)], cwd=root, stdin=PASSWORD).ok()
+    add = ["receiver", "user", "add", USER, "--config", str(config)]
+    run_cli(add, cwd=root, stdin=PASSWORD).ok()
     return ReceivingAgent(root, config, f"http://127.0.0.1:{port}")
 
 
