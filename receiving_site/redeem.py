@@ -288,8 +288,8 @@ async def redeem(
 ) -> RedeemResult:
     """Redeem, verify and deliver, once this machine's other runs of the same code are done; if
     one of them delivered it, say so instead. With `confirm`, it is asked when the preview
-    arrives, and nothing is stored unless it answers True (`NotConfirmed`; the transfer stays
-    resumable)."""
+    arrives, and nothing is stored unless it answers True, or a `Filing` naming the local
+    record to file the study under (`NotConfirmed`; the transfer stays resumable)."""
     slot = req.resume and state.slot_of(req.state_dir, req.resume)
     if not slot:
         secret = parse_secret(req.secret or "")

@@ -15,6 +15,7 @@ from aiohttp import web
 from receiving_site import errors
 from receiving_site.console.appkeys import IMPORTS, UNREADY
 from receiving_site.console.imports import Import, Stage
+from receiving_site.preview import person_name
 from receiving_site.redeem import parse_secret
 from site_agent.console import render, user_of
 from site_agent.console.appkeys import AUDIT, address_of
@@ -47,6 +48,7 @@ def _home(
         unready=request.app[UNREADY],
         unfinished=unfinished,
         done=done,
+        name=person_name,
     )
 
 

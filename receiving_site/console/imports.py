@@ -156,6 +156,9 @@ class Imports:
         """Continue a stopped import from what this machine kept (never spends the code)."""
         if job.running or not job.transfer_id:
             return
+        if job.stage is Stage.HELD:  # the record is to be chosen again, after review
+            job.filing, job.decided_by = None, ""
+            self._save(job)
         job.problem, job.hold, job.stage = "", None, Stage.OPENING
         job.staged = {}
         req = replace(self.request, resume=job.transfer_id)

@@ -19,6 +19,7 @@ import pytest
 from console_browsing import expect_signed_in_as, fits_the_screen, sign_in, snap, workstation
 from e2e.harness import E2ERelay, sop_instance_uid
 from peers.orthanc import OrthancServer
+from phone_harness import decode_qr
 from playwright.async_api import Browser, Page, expect
 from trauma_harness import (
     LOCAL_ISSUER,
@@ -241,3 +242,29 @@ async def test_an_import_killed_midway_finishes_after_a_restart(
     sent = er_transfers(relay, er / "er-state", er)[pushed["transfer_id"]]
     assert sent["state"] == "delivered"
     assert sent["receipt"]["instances"] == len(files)
+
+
+async def test_a_scanned_qr_opens_a_break_glass_transfer_marked_as_such(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    _study(tmp_path / "study", seed=63, slices=(3, 2))
+    er = tmp_path / "er"
+    er.mkdir()
+    extra = ["--json", "--break-glass", "Unconscious, no family present", "--clinician", "Dr Ng"]
+    pushed: dict[str, Any] = relay.push([tmp_path / "study"], workdir=er, extra=extra).ok().json()
+    # What the scanner types: the text of the QR on the transfer sheet.
+    (scanned,) = decode_qr(await asyncio.to_thread(Path(pushed["qr_png"]).read_bytes))
+    assert scanned.startswith("TR1:")
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await _open_with_code(page, agent, scanned)
+            await expect(page.locator("#break-glass")).to_contain_text("BREAK-GLASS")
+            await expect(page.locator("#authorization")).to_contain_text(
+                "BREAK-GLASS: by a clinician, not by the patient or family"
+            )
+            await _thumbnails_rendered(page, 2)
+            await snap(page, "trauma-8-break-glass-preview.png")
+    finally:
+        agent.stop()
+    assert orthanc.get_json("/statistics")["CountInstances"] == 0
