@@ -10,6 +10,7 @@ image once."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -215,13 +216,25 @@ async def test_an_import_killed_midway_finishes_after_a_restart(
             await page.get_by_label("MRN-900 was just given to this patient").check()
             await page.get_by_role("button", name="Import into the PACS").click()
 
-            # Killed as soon as the PACS holds some of the images, not all.
+            # As soon as the PACS holds some of the images, it stops answering: the page shows
+            # the import's progress as it stands; then the agent is killed.
             deadline = time.monotonic() + WAIT_MS / 1000
             while (stored := orthanc.get_json("/statistics")["CountInstances"]) == 0:
                 assert time.monotonic() < deadline, "the import did not start"
                 await asyncio.sleep(0.01)
-            agent.kill()
-            assert 0 < stored < len(files)
+            orthanc.pause()
+            try:
+                assert 0 < stored < len(files)
+                progress = page.locator("#progress-text")
+                await expect(progress).to_contain_text(
+                    re.compile(rf"stored [1-9][0-9]* of {len(files)} in the PACS"),
+                    timeout=WAIT_MS,
+                )
+                await expect(page.locator("#progress")).to_be_visible()
+                await snap(page, "trauma-5b-import-progress.png")
+                agent.kill()
+            finally:
+                orthanc.resume()
 
         agent.start()
         async with workstation(browser) as page:
