@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from console_browsing import expect_signed_in_as, fits_the_screen, sign_in, snap, workstation
+from e2e.conftest import fresh_relay
 from e2e.harness import E2ERelay, sop_instance_uid
 from peers.orthanc import OrthancServer
 from phone_harness import decode_qr
@@ -35,18 +35,10 @@ from sending_site.synthetic import make_ct_study
 from transfer_codes.codes import RedemptionCode
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.peers]
+relay = fresh_relay  # a relay process of each test's own
 
 WAIT_MS = 120_000  # generous: the machine is shared; nothing here asserts a duration
 THUMBNAIL_SIDE = 64  # the synthetic CT is 64 x 64: a rendered picture, not the 160 px placeholder
-
-
-@pytest.fixture
-def relay(tmp_path: Path) -> Iterator[E2ERelay]:
-    running = E2ERelay(tmp_path / "relay").start()
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def _study(folder: Path, seed: int, slices: tuple[int, int]) -> list[Path]:

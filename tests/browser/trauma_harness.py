@@ -10,8 +10,6 @@ import os
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,20 +17,12 @@ from typing import Any
 from e2e.harness import E2ERelay, cli_environment, run_cli, trauma_relay_executable
 from peers.orthanc import OrthancServer
 from peers.ports import free_port
+from test_console_cli import _answers  # the console answers its sign-in page
 
 PASSWORD = "correct horse battery staple"
 USER = "registrar.kim"
 LOCAL_ISSUER = "COUNTY"
 START_TIMEOUT = 60.0  # seconds for the agent to answer after it is started
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _answers(url: str) -> bool:
-    try:
-        with _OPENER.open(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 @dataclass
