@@ -80,9 +80,9 @@ async def redeem_code(request: web.Request) -> web.StreamResponse:
             problem="The relay has not answered yet; the code is still being "
             "checked. This page lists the import as soon as it is redeemed.",
         )
+    audit, where = request.app[AUDIT], address_of(request)
     if not job.transfer_id:
+        await audit.arecord("study-redeemed", who=user, where=where, outcome="refused")
         return _home(request, problem=job.problem, status=400)
-    await request.app[AUDIT].arecord(
-        "study-redeemed", who=user, where=address_of(request), transfer=job.transfer_id
-    )
+    await audit.arecord("study-redeemed", who=user, where=where, transfer=job.transfer_id)
     raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")

@@ -255,6 +255,11 @@ async def test_a_scanned_qr_opens_a_break_glass_transfer_marked_as_such(
     _study(tmp_path / "study", seed=63, slices=(3, 2))
     er = tmp_path / "er"
     er.mkdir()
+    # The trauma center's PACS already has this study's UID, under another patient.
+    (other,) = make_ct_study(
+        tmp_path / "other", 1, seed=63, patient_id="MRN-4", patient_name="ROE^RICHARD"
+    )
+    orthanc.post_json("/instances", other.read_bytes(), "application/dicom")
     extra = ["--json", "--break-glass", "Unconscious, no family present", "--clinician", "Dr Ng"]
     pushed: dict[str, Any] = relay.push([tmp_path / "study"], workdir=er, extra=extra).ok().json()
     # What the scanner types: the text of the QR on the transfer sheet.
@@ -270,6 +275,18 @@ async def test_a_scanned_qr_opens_a_break_glass_transfer_marked_as_such(
             )
             await _thumbnails_rendered(page, 2)
             await snap(page, "trauma-8-break-glass-preview.png")
+
+            # The PACS already files this study under another patient: held, nothing stored.
+            await page.get_by_label("This hospital's medical record number (MRN)").fill("MRN-901")
+            await page.get_by_role("button", name="Check this record").click()
+            await page.get_by_label("MRN-901 was just given to this patient").check()
+            await page.get_by_role("button", name="Import into the PACS").click()
+            await expect(page.locator("#held")).to_contain_text(
+                "under a different patient; the study was held for review. Nothing was stored.",
+                timeout=WAIT_MS,
+            )
+            await expect(page.locator("#held tr.differs")).not_to_have_count(0)
+            await snap(page, "trauma-9-held.png")
     finally:
         agent.stop()
-    assert orthanc.get_json("/statistics")["CountInstances"] == 0
+    assert orthanc.get_json("/statistics")["CountInstances"] == 1
