@@ -133,7 +133,7 @@ async def confirm_import(request: web.Request) -> web.Response:
         differences_acknowledged=sorted(acknowledged & set(check.required)),
     )
     request.app[IMPORTS].decide(job, filing, user)
-    del request.app[CHECKS][job.transfer_id]
+    request.app[CHECKS].pop(job.transfer_id, None)
     raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")
 
 

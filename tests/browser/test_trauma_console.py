@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from console_browsing import expect_signed_in_as, fits_the_screen, sign_in, snap, workstation
 from e2e.conftest import fresh_relay
@@ -85,8 +86,8 @@ async def _open_with_code(page: Page, agent: ReceivingAgent, code: str) -> None:
     await sign_in(page, agent.url, USER, PASSWORD)
     await expect_signed_in_as(page, USER)
     field = page.get_by_label("Code from the transfer sheet or the patient's phone")
-    await field.fill(code)
-    await field.press("Enter")  # what a barcode scanner types after the code
+    await field.press_sequentially(code)  # key by key, as a USB scanner types
+    await field.press("Enter")  # what a scanner types after the code
     await expect(page.locator("#preview")).to_be_visible(timeout=WAIT_MS)
 
 
@@ -141,6 +142,17 @@ async def test_a_code_is_redeemed_previewed_filed_and_imported(
             await _thumbnails_rendered(page, 2)
             assert await fits_the_screen(page)
             await snap(page, "trauma-3-preview.png")
+            # A thumbnail: for the signed-in user only, never kept by the browser.
+            picture = f"{agent.url}/imports/{pushed['transfer_id']}/series/1.png"
+            shown = await page.request.get(picture)
+            assert shown.headers["content-type"] == "image/png"
+            assert shown.headers["cache-control"] == "no-store"
+            async with (
+                aiohttp.ClientSession() as anonymous,
+                anonymous.get(picture, allow_redirects=False) as answer,
+            ):
+                assert answer.status == 303
+                assert answer.headers["Location"].startswith("/sign-in")
             assert orthanc.get_json("/statistics")["CountInstances"] == 1  # nothing imported
 
             await page.get_by_label("This hospital's medical record number (MRN)").fill("MRN-555")
