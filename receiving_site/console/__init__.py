@@ -18,10 +18,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from receiving_site import errors
 from receiving_site.console import code_entry, import_pages
 from receiving_site.console.appkeys import CHECKS, IMPORTS, THUMBNAILS, UNREADY
-from receiving_site.console.imports import CONTINUE, Imports
+from receiving_site.console.errors import ContinueFromTheList, NoPacs
+from receiving_site.console.imports import Imports
+from receiving_site.errors import ReceivingError
 from receiving_site.pacs import PacsAddress
 from receiving_site.redeem import RedeemRequest
 from receiving_site.settings import ReceiverSettings
@@ -54,10 +55,7 @@ def _request(settings: ReceiverSettings) -> tuple[RedeemRequest, list[str]]:
             settings.pacs.calling_ae_title,
         )
     else:
-        unready.append(
-            "No PACS is set for this agent (pacs.host in its configuration), so nothing can be "
-            "imported yet. Ask the administrator to set it."
-        )
+        unready.append(NoPacs().detail)
     request = RedeemRequest(
         relay=settings.relay.url,
         credential=credential,
@@ -65,7 +63,7 @@ def _request(settings: ReceiverSettings) -> tuple[RedeemRequest, list[str]]:
         pacs=address,
         local_issuer=settings.identity.local_issuer,
         assume_yes=True,
-        how_to_continue=CONTINUE,
+        how_to_continue=ContinueFromTheList().detail,
     )
     return request, unready
 
@@ -93,6 +91,6 @@ PAGES = AgentPages(
     templates=__name__,
     routes=[*routes, *code_entry.routes, *import_pages.routes],
     navigation=(Link("Enter a code", "/"),),
-    errors=((errors.ReceivingError, 400),),
+    errors=((ReceivingError, 400),),
     setup=setup,
 )

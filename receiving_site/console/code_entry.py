@@ -14,6 +14,7 @@ from aiohttp import web
 
 from receiving_site import errors
 from receiving_site.console.appkeys import IMPORTS, UNREADY
+from receiving_site.console.errors import StillRedeeming
 from receiving_site.console.imports import Import, Stage
 from receiving_site.preview import person_name
 from receiving_site.redeem import parse_secret
@@ -75,11 +76,8 @@ async def redeem_code(request: web.Request) -> web.StreamResponse:
     try:
         await asyncio.wait_for(job.unlocked.wait(), UNLOCK_WAIT)
     except TimeoutError:
-        return _home(
-            request,
-            problem="The relay has not answered yet; the code is still being "
-            "checked. This page lists the import as soon as it is redeemed.",
-        )
+        waiting = StillRedeeming()
+        return _home(request, problem=waiting.detail, status=waiting.status)
     audit, where = request.app[AUDIT], address_of(request)
     if not job.transfer_id:
         await audit.arecord("study-redeemed", who=user, where=where, outcome="refused")

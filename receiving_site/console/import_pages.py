@@ -16,6 +16,7 @@ from aiohttp import web
 from receiving_site import errors, holds, thumbnails
 from receiving_site.console import identity_check, series
 from receiving_site.console.appkeys import CANDIDATES, CHECKS, IMPORTS, THUMBNAILS
+from receiving_site.console.errors import DifferencesNotTicked, RecordNumberChanged
 from receiving_site.console.imports import Import, Stage
 from receiving_site.preview import date, incomplete, person_name, sex_word, time
 from site_agent.console import render, user_of
@@ -110,19 +111,13 @@ async def confirm_import(request: web.Request) -> web.Response:
     if job.stage is not Stage.PREVIEW or check is None:
         raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")
     if str(form.get("local_patient_id", "")) != check.local_patient_id:
-        return await _page(
-            request, job, status=400, problem="The record number changed: check it again."
-        )
+        changed = RecordNumberChanged()
+        return await _page(request, job, status=changed.status, problem=changed.detail)
     acknowledged = {str(k)[len(ACK) :] for k in form if str(k).startswith(ACK)}
     filing = check.filing(acknowledged)
     if filing is None:
-        return await _page(
-            request,
-            job,
-            status=400,
-            problem="Tick each difference once you have checked it against the patient in "
-            "front of you. Nothing was imported.",
-        )
+        unticked = DifferencesNotTicked()
+        return await _page(request, job, status=unticked.status, problem=unticked.detail)
     user = user_of(request)
     await request.app[AUDIT].arecord(
         "import-confirmed",

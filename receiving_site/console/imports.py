@@ -45,7 +45,6 @@ from transfer_codes.errors import TransferCodeError
 log = logging.getLogger("receiving_site.console")
 
 RECORDS = "console-imports"
-CONTINUE = "Open it again from the trauma console's list of unfinished imports and press Continue."
 
 
 class Stage(enum.Enum):
