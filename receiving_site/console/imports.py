@@ -155,9 +155,6 @@ class Imports:
         """Continue a stopped import from what this machine kept (never spends the code)."""
         if job.running or not job.transfer_id:
             return
-        if job.stage is Stage.HELD:  # the record is to be chosen again, after review
-            job.filing, job.decided_by = None, ""
-            self._save(job)
         job.problem, job.hold, job.stage = "", None, Stage.OPENING
         job.staged = {}
         req = replace(self.request, resume=job.transfer_id)
@@ -185,6 +182,7 @@ class Imports:
             job.transfer_id = job.transfer_id or job.result.transfer_id
         except errors.IdentityHeld as e:
             job.stage, job.problem, job.hold = Stage.HELD, e.message, e.hold
+            job.filing, job.decided_by = None, ""  # after review, the record is chosen again
         except (errors.ReceivingError, AgentError, TransferCodeError, OSError) as e:
             job.stage, job.problem = Stage.FAILED, _sentence(e)
         except Exception:
