@@ -302,3 +302,42 @@ async def test_a_scanned_qr_opens_a_break_glass_transfer_marked_as_such(
     finally:
         agent.stop()
     assert orthanc.get_json("/statistics")["CountInstances"] == 1
+
+
+async def test_an_unconfirmed_import_is_listed_after_a_restart_and_continued(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    files = _study(tmp_path / "study", seed=64, slices=(4, 3))
+    er = tmp_path / "er"
+    er.mkdir()
+    pushed: dict[str, Any] = relay.push([tmp_path / "study"], workdir=er).ok().json()
+    relay.authorize(pushed)
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await _open_with_code(page, agent, pushed["code"])
+            await _thumbnails_rendered(page, 2)
+        agent.kill()  # before anyone confirmed the patient
+
+        agent.start()
+        async with workstation(browser) as page:
+            await sign_in(page, agent.url, USER, PASSWORD)
+            listed = page.locator("#unfinished li")
+            await expect(listed).to_contain_text("stopped when the agent restarted")
+            await listed.get_by_role("link").click()
+            await expect(page.locator("#stopped")).to_contain_text("without using the code again")
+            await snap(page, "trauma-10-unfinished.png")
+            await page.get_by_role("button", name="Continue").click()
+            await _thumbnails_rendered(page, 2)  # the preview again, from the kept images
+            await page.get_by_label("This hospital's medical record number (MRN)").fill("MRN-902")
+            await page.get_by_role("button", name="Check this record").click()
+            await page.get_by_label("MRN-902 was just given to this patient").check()
+            await page.get_by_role("button", name="Import into the PACS").click()
+            await expect(page.locator("#result")).to_contain_text(
+                f"Imported {len(files)} verified images", timeout=WAIT_MS
+            )
+    finally:
+        agent.stop()
+    _orthanc_holds_once(orthanc, files)
+    assert _failed_attempts(relay, pushed["transfer_id"]) == 0
+    assert er_transfers(relay, er / "er-state", er)[pushed["transfer_id"]]["state"] == "delivered"
