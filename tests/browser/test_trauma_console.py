@@ -91,6 +91,27 @@ async def _open_with_code(page: Page, agent: ReceivingAgent, code: str) -> None:
     await expect(page.locator("#preview")).to_be_visible(timeout=WAIT_MS)
 
 
+def _pushed(
+    relay: E2ERelay, tmp_path: Path, seed: int, slices: tuple[int, int]
+) -> tuple[list[Path], Path, dict[str, Any]]:
+    """The ER pushes the two-series study and the patient authorizes it: (files, the ER's
+    working folder, the push's JSON)."""
+    files = _study(tmp_path / "study", seed=seed, slices=slices)
+    er = tmp_path / "er"
+    er.mkdir()
+    pushed: dict[str, Any] = relay.push([tmp_path / "study"], workdir=er).ok().json()
+    relay.authorize(pushed)
+    return files, er, pushed
+
+
+async def _file_as_new_record(page: Page, mrn: str) -> None:
+    """Type a local record number the PACS has nothing for, say so, and import."""
+    await page.get_by_label("This hospital's medical record number (MRN)").fill(mrn)
+    await page.get_by_role("button", name="Check this record").click()
+    await page.get_by_label(f"{mrn} was just given to this patient").check()
+    await page.get_by_role("button", name="Import into the PACS").click()
+
+
 def _orthanc_holds_once(orthanc: OrthancServer, files: list[Path]) -> None:
     uids = [sop_instance_uid(p) for p in files]
     stored = [orthanc.instance_tags(i)["SOPInstanceUID"] for i in orthanc.instances()]
@@ -101,12 +122,8 @@ def _orthanc_holds_once(orthanc: OrthancServer, files: list[Path]) -> None:
 async def test_a_code_is_redeemed_previewed_filed_and_imported(
     relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
 ) -> None:
-    files = _study(tmp_path / "study", seed=61, slices=(6, 4))
     _in_pacs(orthanc, tmp_path / "earlier", patient_name="DOE^JANET", patient_birth_date="19850212")
-    er = tmp_path / "er"
-    er.mkdir()
-    pushed: dict[str, Any] = relay.push([tmp_path / "study"], workdir=er).ok().json()
-    relay.authorize(pushed)
+    files, er, pushed = _pushed(relay, tmp_path, seed=61, slices=(6, 4))
     code = RedemptionCode.parse(pushed["code"]).grouped()
     agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
     try:
@@ -206,19 +223,12 @@ async def test_a_code_is_redeemed_previewed_filed_and_imported(
 async def test_an_import_killed_midway_finishes_after_a_restart(
     relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
 ) -> None:
-    files = _study(tmp_path / "study", seed=62, slices=(300, 100))
-    er = tmp_path / "er"
-    er.mkdir()
-    pushed: dict[str, Any] = relay.push([tmp_path / "study"], workdir=er).ok().json()
-    relay.authorize(pushed)
+    files, er, pushed = _pushed(relay, tmp_path, seed=62, slices=(300, 100))
     agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
     try:
         async with workstation(browser) as page:
             await _open_with_code(page, agent, pushed["code"])
-            await page.get_by_label("This hospital's medical record number (MRN)").fill("MRN-900")
-            await page.get_by_role("button", name="Check this record").click()
-            await page.get_by_label("MRN-900 was just given to this patient").check()
-            await page.get_by_role("button", name="Import into the PACS").click()
+            await _file_as_new_record(page, "MRN-900")
 
             # As soon as the PACS holds some of the images, it stops answering: the page shows
             # the import's progress as it stands; then the agent is killed.
@@ -289,10 +299,7 @@ async def test_a_scanned_qr_opens_a_break_glass_transfer_marked_as_such(
             await snap(page, "trauma-8-break-glass-preview.png")
 
             # The PACS already files this study under another patient: held, nothing stored.
-            await page.get_by_label("This hospital's medical record number (MRN)").fill("MRN-901")
-            await page.get_by_role("button", name="Check this record").click()
-            await page.get_by_label("MRN-901 was just given to this patient").check()
-            await page.get_by_role("button", name="Import into the PACS").click()
+            await _file_as_new_record(page, "MRN-901")
             await expect(page.locator("#held")).to_contain_text(
                 "under a different patient; the study was held for review. Nothing was stored.",
                 timeout=WAIT_MS,
@@ -307,11 +314,7 @@ async def test_a_scanned_qr_opens_a_break_glass_transfer_marked_as_such(
 async def test_an_unconfirmed_import_is_listed_after_a_restart_and_continued(
     relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
 ) -> None:
-    files = _study(tmp_path / "study", seed=64, slices=(4, 3))
-    er = tmp_path / "er"
-    er.mkdir()
-    pushed: dict[str, Any] = relay.push([tmp_path / "study"], workdir=er).ok().json()
-    relay.authorize(pushed)
+    files, er, pushed = _pushed(relay, tmp_path, seed=64, slices=(4, 3))
     agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
     try:
         async with workstation(browser) as page:
@@ -329,10 +332,7 @@ async def test_an_unconfirmed_import_is_listed_after_a_restart_and_continued(
             await snap(page, "trauma-10-unfinished.png")
             await page.get_by_role("button", name="Continue").click()
             await _thumbnails_rendered(page, 2)  # the preview again, from the kept images
-            await page.get_by_label("This hospital's medical record number (MRN)").fill("MRN-902")
-            await page.get_by_role("button", name="Check this record").click()
-            await page.get_by_label("MRN-902 was just given to this patient").check()
-            await page.get_by_role("button", name="Import into the PACS").click()
+            await _file_as_new_record(page, "MRN-902")
             await expect(page.locator("#result")).to_contain_text(
                 f"Imported {len(files)} verified images", timeout=WAIT_MS
             )
