@@ -8,12 +8,13 @@ import asyncio
 import json
 import sys
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from receiving_site import errors
 from receiving_site.settings import ReceiverSettings
-from site_agent.commands import Agent, add_group
+from site_agent.commands import Agent, add_group, run_console
 from site_agent.relay_setting import add_relay_arguments
 
 if TYPE_CHECKING:
@@ -118,10 +119,14 @@ RECEIVER = Agent("receiver", "receiving", ReceiverSettings, pages="receiving_sit
 
 
 def add_receiver(sub: Any) -> Any:
-    """`trauma-relay receiver console|user ...`; the group's subparsers, for more commands."""
-    return add_group(
+    """`trauma-relay receiver [console|user ...]`; the group's subparsers, for more commands.
+    Without a command, `receiver --config FILE` runs the agent: its trauma console, which
+    redeems and imports (the same as `receiver console`)."""
+    commands = add_group(
         sub, RECEIVER, help="run the receiving agent (the trauma console, its accounts)"
     )
+    sub.choices[RECEIVER.command].set_defaults(run=partial(run_console, RECEIVER))
+    return commands
 
 
 def _question(args: argparse.Namespace) -> str:

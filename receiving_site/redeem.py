@@ -81,6 +81,8 @@ class RedeemRequest:
     assume_yes: bool = False  # `--yes`: stored without asking, so the resume command repeats it
     associations: int = _ASSOCIATIONS  # C-STORE associations at once
     stow: stow.StowDestination | None = None  # store over STOW-RS there instead of C-STORE
+    # How to continue once the code is spent, for messages; empty: the `--resume` command.
+    how_to_continue: str = ""
 
     def resume_command(self, transfer_id: str) -> str:
         """The command that continues this redemption of `transfer_id`, for messages."""
@@ -128,6 +130,26 @@ class Progress:
     objects_done: int
     objects_listed: int
     manifest_closed: bool
+    item: staging.StagedObject | None = None  # the object just staged and verified
+
+
+@dataclass(frozen=True)
+class Filing:
+    """A person's answer to the preview that also says under which local record to file the
+    study (the console's identity page): the `--local-patient-id`, `--confirm-local-record`
+    and `--new-local-patient` of the command line."""
+
+    local_patient_id: str
+    confirm_local_record: bool = False
+    new_local_patient: bool = False
+
+    def applied_to(self, req: RedeemRequest) -> RedeemRequest:
+        return replace(
+            req,
+            local_patient_id=self.local_patient_id,
+            confirm_local_record=self.confirm_local_record,
+            new_local_patient=self.new_local_patient,
+        )
 
 
 @dataclass(frozen=True)
@@ -167,8 +189,9 @@ class Waiting:
 
 
 RedeemEvent = Unlocked | Preview | Progress | Stored | Waiting
-# Asked with the preview, while the download goes on; True lets the study be stored.
-Confirm = Callable[[Preview], Awaitable[bool]]
+# Asked with the preview, while the download goes on; True (or a `Filing`) lets the study be
+# stored, a `Filing` under the local record it names.
+Confirm = Callable[[Preview], Awaitable[bool | Filing]]
 
 
 def parse_secret(text: str) -> RedemptionCode | Capability:
@@ -254,10 +277,11 @@ async def _unlock(
 def _to_resume(e: Exception, command: str) -> Exception:
     """`e` again (same type, so callers still tell failures apart), its sentence followed by
     how to continue now that the code is spent."""
-    hint = (
-        "The code is used up, but this machine kept what it needs. Once this is resolved, "
-        f"continue with: {command}"
-    )
+    kept = "The code is used up, but this machine kept what it needs."
+    if command.startswith("trauma-relay "):
+        hint = f"{kept} Once this is resolved, continue with: {command}"
+    else:  # the console's own words
+        hint = f"{kept} {command}"
     if isinstance(e, errors.IdentityHeld) and e.hold is not None:
         return e  # `_held` wrote its message with every command to continue
     if isinstance(e, errors.StudyIncomplete):
@@ -279,8 +303,8 @@ async def redeem(
 ) -> RedeemResult:
     """Redeem, verify and deliver, once this machine's other runs of the same code are done; if
     one of them delivered it, say so instead. With `confirm`, it is asked when the preview
-    arrives, and nothing is stored unless it answers True (`NotConfirmed`; the transfer stays
-    resumable)."""
+    arrives, and nothing is stored unless it answers True, or a `Filing` naming the local
+    record to file the study under (`NotConfirmed`; the transfer stays resumable)."""
     slot = req.resume and state.slot_of(req.state_dir, req.resume)
     if not slot:
         secret = parse_secret(req.secret or "")
@@ -324,7 +348,8 @@ async def _redeem(
         except errors.NotConfirmed:
             raise
         except (errors.ReceivingError, AgentError, OSError) as e:
-            raise _to_resume(e, req.resume_command(saved.transfer_id)) from e
+            how = req.how_to_continue or req.resume_command(saved.transfer_id)
+            raise _to_resume(e, how) from e
         finally:
             question.close()
     if result.review_command:
@@ -355,7 +380,7 @@ class _Question:
 
     def __init__(self, confirm: Confirm | None) -> None:
         self._confirm = confirm
-        self._task: asyncio.Future[bool] | None = None
+        self._task: asyncio.Future[bool | Filing] | None = None
 
     def ask(self, preview: Preview) -> None:
         if self._confirm is not None and self._task is None:
@@ -364,9 +389,9 @@ class _Question:
     def declined(self) -> bool:
         """True once the answer is a no."""
         task = self._task
-        return bool(task and task.done() and not task.cancelled() and not task.result())
+        return bool(task and task.done() and not task.cancelled() and task.result() is False)
 
-    async def answer(self) -> bool:
+    async def answer(self) -> bool | Filing:
         return True if self._task is None else await self._task
 
     def close(self) -> None:
@@ -407,7 +432,7 @@ async def _receive(
                 raise _declined(req, transfer_id)
             item = await staging.stage_object(client, transfer_id, data_key, entry, folder)
         staged[entry.index] = item
-        on_event(Progress(len(staged), len(reader.entries), reader.closed))
+        on_event(Progress(len(staged), len(reader.entries), reader.closed, item))
 
     try:
         while True:
@@ -469,8 +494,11 @@ async def _receive(
     if summary is None:
         raise errors.VerificationFailed("The transfer's manifest has no summary.")
     await asyncio.to_thread(staging.check_identity, items, summary)
-    if not await question.answer():
+    answer = await question.answer()
+    if answer is False:
         raise _declined(req, transfer_id)
+    if isinstance(answer, Filing):
+        req = answer.applied_to(req)
 
     filed_under = None
     review_command = ""

@@ -131,6 +131,20 @@ def load_key(state_dir: Path, transfer_id: str) -> SavedKey:
     )
 
 
+def unfinished(state_dir: Path) -> list[str]:
+    """The transfers this machine redeemed and has not delivered yet (their keys are kept),
+    oldest first: what a restarted agent offers to continue."""
+    found = []
+    try:
+        entries = list(folder(state_dir).iterdir())
+    except FileNotFoundError:
+        return []
+    for path in entries:
+        if path.suffix == ".json" and is_transfer_id(path.stem):
+            found.append((path.stat().st_mtime, path.stem))
+    return [transfer_id for _, transfer_id in sorted(found)]
+
+
 def forget_key(state_dir: Path, transfer_id: str) -> None:
     _key_path(state_dir, transfer_id).unlink(missing_ok=True)
     _held_path(state_dir, transfer_id).unlink(missing_ok=True)

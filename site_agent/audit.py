@@ -23,6 +23,7 @@ FILE = "console-audit.jsonl"
 GENESIS = "0" * 64
 USER_AUTHENTICATION = "110114"
 SECURITY_ALERT = "110113"
+IMPORT = "110107"
 QUERY = "110112"
 INSTANCES_TRANSFERRED = "110104"
 INSTANCES_ACCESSED = "110103"
@@ -48,6 +49,11 @@ EVENT_IDS = {
     "transfer-revoked": EXPORT,
     "sheet-printed": EXPORT,
     "transfer-viewed": INSTANCES_ACCESSED,
+    # The trauma console: a code redeemed (its images opened), an import a person confirmed,
+    # and the study stored.
+    "study-redeemed": INSTANCES_ACCESSED,
+    "import-confirmed": IMPORT,
+    "study-imported": IMPORT,
 }
 
 

@@ -1,20 +1,96 @@
 """The trauma console: the receiving agent's pages on the shared console framework
-(`site_agent.console`), served by `trauma-relay receiver console`. For now its home page only
-says what comes next; entering a code, the preview, identity and the holds queue join `routes`
-here."""
+(`site_agent.console`), served by `trauma-relay receiver` (or `receiver console`).
+
+Staff enter or scan the code (`code_entry`), check the preview with its thumbnails, give the
+local record number and acknowledge each difference, and watch the import (`import_pages`).
+Every step runs the command line's own functions (`receiving_site.redeem`: parse, unlock,
+stage and verify, identity check, reconcile, store, receipt), one redemption per import
+(`imports`). After a restart, unfinished imports are listed, and those a person had confirmed
+continue by themselves.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from functools import partial
+from pathlib import Path
+
 from aiohttp import web
 
-from site_agent.console import AgentPages, render
+from receiving_site.console import code_entry, import_pages
+from receiving_site.console.appkeys import CHECKS, IMPORTS, THUMBNAILS, UNREADY
+from receiving_site.console.errors import ContinueFromTheList, NoPacs
+from receiving_site.console.imports import Imports
+from receiving_site.errors import ReceivingError
+from receiving_site.pacs import PacsAddress
+from receiving_site.redeem import RedeemRequest
+from receiving_site.settings import ReceiverSettings
+from site_agent.console import AgentPages, Link
+from site_agent.console.appkeys import AUDIT
+from site_agent.credential import read_credential
+from site_agent.errors import AgentError
+
+STATIC = Path(__file__).with_name("static")
+THUMBNAILS_AT_ONCE = 2  # renderings on worker threads (the machine also stores images)
 
 routes = web.RouteTableDef()
+routes.static("/trauma/static", STATIC)
 
 
-@routes.get("/")
-async def home(request: web.Request) -> web.Response:
-    return render(request, "receiver_home.html")
+def _request(settings: ReceiverSettings) -> tuple[RedeemRequest, list[str]]:
+    """What every import is redeemed with, from the settings; and why none can be, if so."""
+    unready = []
+    try:
+        credential = read_credential(settings.relay.credential_file)
+    except AgentError as e:
+        credential = ""
+        unready.append(e.detail)
+    address = None
+    if settings.pacs.host:
+        address = PacsAddress(
+            settings.pacs.ae_title,
+            settings.pacs.host,
+            settings.pacs.port,
+            settings.pacs.calling_ae_title,
+        )
+    else:
+        unready.append(NoPacs().detail)
+    request = RedeemRequest(
+        relay=settings.relay.url,
+        credential=credential,
+        state_dir=Path(settings.state.folder),
+        pacs=address,
+        local_issuer=settings.identity.local_issuer,
+        assume_yes=True,
+        how_to_continue=ContinueFromTheList().detail,
+    )
+    return request, unready
 
 
-PAGES = AgentPages(title="Trauma console", templates=__name__, routes=routes)
+async def _imports(settings: ReceiverSettings, app: web.Application) -> AsyncIterator[None]:
+    """The imports live as long as the console; unfinished ones are picked up at the start."""
+    imports = app[IMPORTS]
+    if not app[UNREADY]:
+        imports.resume_unfinished()
+    yield
+    await imports.stop()
+
+
+def setup(app: web.Application, settings: ReceiverSettings) -> None:
+    request, unready = _request(settings)
+    app[IMPORTS] = Imports(request, app[AUDIT])
+    app[UNREADY] = unready
+    app[CHECKS] = {}
+    app[THUMBNAILS] = asyncio.Semaphore(THUMBNAILS_AT_ONCE)
+    app.cleanup_ctx.append(partial(_imports, settings))
+
+
+PAGES = AgentPages(
+    title="Trauma console",
+    templates=__name__,
+    routes=[*routes, *code_entry.routes, *import_pages.routes],
+    navigation=(Link("Enter a code", "/"),),
+    errors=((ReceivingError, 400),),
+    setup=setup,
+)

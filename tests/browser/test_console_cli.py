@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.peers]
 PASSWORD = "correct horse battery staple"
 HOME = {
     "sender": ("Recent studies", "No study has arrived yet"),
-    "receiver": ("Enter a code", "Entering or scanning the code"),
+    "receiver": ("Enter a code", "Type the 16 characters"),
 }
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -92,7 +92,7 @@ async def test_the_console_served_by_the_command(
             await sign_in(page, url, "jsmith", PASSWORD)
             await expect_signed_in_as(page, "jsmith")
             await expect(page.get_by_role("heading", name=heading)).to_be_visible()
-            await expect(page.locator("#placeholder")).to_contain_text(placeholder)
+            await expect(page.locator("main")).to_contain_text(placeholder)
             await expect(page.locator(".site-name")).to_have_text("County Hospital")
             await snap(page, f"cli-{agent}-home.png")
     log = process.communicate()[0]

@@ -3,6 +3,7 @@
 import base64
 import json
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -243,8 +244,19 @@ class OrthancServer:
             f"({reason}):\n{self.log_tail()}"
         )
 
+    def pause(self) -> None:
+        """Stop Orthanc where it is (SIGSTOP): connections stay open, nothing is answered."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
+
     def _stop(self) -> None:
         process, self._process = self._process, None
+        if process is not None:
+            process.send_signal(signal.SIGCONT)  # in case a test left it paused
         if process is not None and process.poll() is None:
             process.terminate()
             try:

@@ -1,0 +1,86 @@
+"""The page staff land on: one field for the code, typed or from a USB barcode/QR scanner that
+types into it (the transfer sheet's QR, the patient's phone), and the imports of this agent,
+unfinished ones first (after a restart: those that continue, and those to open again).
+
+The code is parsed here, with the command line's `parse_secret`, before anything is sent: a
+typing mistake is told on the page and never costs an attempt at the relay. The page's script
+(`code_check.js`) tells the same as it is typed; the server does not rely on it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from receiving_site import errors
+from receiving_site.console.appkeys import IMPORTS, UNREADY
+from receiving_site.console.errors import StillRedeeming
+from receiving_site.console.imports import Import, Stage
+from receiving_site.preview import person_name
+from receiving_site.redeem import parse_secret
+from site_agent.console import render, user_of
+from site_agent.console.appkeys import AUDIT, address_of
+from transfer_codes.errors import TransferCodeError
+
+routes = web.RouteTableDef()
+
+UNLOCK_WAIT = 120.0  # seconds the form waits for the relay's answer before showing the list
+FIELD = "code"
+LISTED = (Stage.STARTING, Stage.OPENING, Stage.PREVIEW, Stage.IMPORTING, Stage.FAILED)
+
+
+def _listed(request: web.Request) -> tuple[list[Import], list[Import]]:
+    """(unfinished, done) imports, newest last."""
+    jobs = [j for j in request.app[IMPORTS].all() if j.transfer_id]
+    unfinished = [j for j in jobs if j.stage in (*LISTED, Stage.HELD, Stage.UNFINISHED)]
+    return unfinished, [j for j in jobs if j.stage is Stage.DONE]
+
+
+def _home(
+    request: web.Request, *, problem: str = "", typed: str = "", status: int = 200
+) -> web.Response:
+    unfinished, done = _listed(request)
+    return render(
+        request,
+        "receiver_home.html",
+        status=status,
+        problem=problem,
+        typed=typed,
+        unready=request.app[UNREADY],
+        unfinished=unfinished,
+        done=done,
+        name=person_name,
+    )
+
+
+@routes.get("/")
+async def home(request: web.Request) -> web.Response:
+    return _home(request)
+
+
+@routes.post("/redeem")
+async def redeem_code(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    text = str(form.get(FIELD, ""))
+    unready: list[str] = request.app[UNREADY]
+    if unready:
+        return _home(request, problem=" ".join(unready), status=503)
+    try:
+        secret = parse_secret(text)
+    except (TransferCodeError, errors.NoSecretGiven) as e:
+        # Given back to correct, unless it was a scanned QR (its text is the whole key).
+        typed = "" if ":" in text else text.strip()
+        return _home(request, problem=str(e), typed=typed, status=400)
+    user = user_of(request)
+    job = request.app[IMPORTS].start(secret, text.strip(), user)
+    try:
+        await asyncio.wait_for(job.unlocked.wait(), UNLOCK_WAIT)
+    except TimeoutError:
+        waiting = StillRedeeming()
+        return _home(request, problem=waiting.detail, status=waiting.status)
+    audit, where = request.app[AUDIT], address_of(request)
+    if not job.transfer_id:
+        await audit.arecord("study-redeemed", who=user, where=where, outcome="refused")
+        return _home(request, problem=job.problem, status=400)
+    await audit.arecord("study-redeemed", who=user, where=where, transfer=job.transfer_id)
+    raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")

@@ -1,0 +1,30 @@
+"""What the trauma console tells staff when a step cannot go on: each class's docstring is the
+sentence shown on the page (beside the form it is about), `status` the HTTP status."""
+
+from __future__ import annotations
+
+from site_agent.console.errors import ConsoleError
+
+
+class NoPacs(ConsoleError, status=503, title="Not set up yet"):
+    """No PACS is set for this agent (pacs.host in its configuration), so nothing can be
+    imported yet. Ask the administrator to set it."""
+
+
+class StillRedeeming(ConsoleError, status=202, title="Still working"):
+    """The relay has not answered yet; the code is still being checked. This page lists the
+    import as soon as it is redeemed."""
+
+
+class DifferencesNotTicked(ConsoleError, status=400):
+    """Tick each difference once you have checked it against the patient in front of you.
+    Nothing was imported."""
+
+
+class RecordNumberChanged(ConsoleError, status=400):
+    """The record number changed: check it again. Nothing was imported."""
+
+
+class ContinueFromTheList(ConsoleError):
+    """Open it again from the trauma console's list of unfinished imports and press
+    Continue."""

@@ -1,0 +1,152 @@
+"""One import's page, `/imports/<transfer id>`: the preview as soon as the study's summary
+arrives (patient, how it was authorized, study, every series with a thumbnail), the identity
+step (the local record number, each difference from the ER's patient ticked), then the
+import's progress and its result. It refreshes itself while something is happening: a small
+script updates the live parts, and without it a plain refresh does.
+
+The thumbnails are rendered by the agent from the verified staged images and served to the
+signed-in user only, never kept by the browser (every console page is `no-store`)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from receiving_site import errors, holds, thumbnails
+from receiving_site.console import identity_check, series
+from receiving_site.console.appkeys import CANDIDATES, CHECKS, IMPORTS, THUMBNAILS
+from receiving_site.console.errors import DifferencesNotTicked, RecordNumberChanged
+from receiving_site.console.imports import Import, Stage
+from receiving_site.preview import date, incomplete, person_name, sex_word, time
+from site_agent.console import render, user_of
+from site_agent.console.appkeys import AUDIT, address_of
+from site_agent.console.errors import PageNotFound
+
+routes = web.RouteTableDef()
+
+LIVE = (Stage.STARTING, Stage.OPENING, Stage.IMPORTING)  # refreshed without a person's action
+ACK = "ack-"  # the form fields acknowledging one difference each: ack-name, ack-birth-date...
+
+
+def _job(request: web.Request) -> Import:
+    job = request.app[IMPORTS].find(request.match_info["transfer_id"])
+    if job is None:
+        raise PageNotFound()
+    return job
+
+
+def _hold_rows(job: Import) -> list[tuple[str, str, str, bool]]:
+    """The ER's patient and the PACS's record side by side, when a hold names one."""
+    if job.hold is None or job.hold.pacs is None or job.preview is None:
+        return []
+    s = job.preview.summary
+    sent = holds.Person(s.patient_id, s.patient_name, s.patient_birth_date, s.patient_sex)
+    return holds.compared(sent, job.hold.pacs)
+
+
+async def _page(
+    request: web.Request, job: Import, *, problem: str = "", status: int = 200
+) -> web.Response:
+    rows = await asyncio.to_thread(series.rows, job)
+    candidates: list[identity_check.Candidate] = []
+    finder = request.app.get(CANDIDATES)
+    if finder is not None and job.preview is not None and job.stage is Stage.PREVIEW:
+        candidates = await finder(request.app, job.preview.summary)
+    summary = job.preview.summary if job.preview else None
+    return render(
+        request,
+        "import.html",
+        status=status,
+        job=job,
+        stage=job.stage.value,
+        live=job.stage in LIVE,
+        summary=summary,
+        rows=rows,
+        check=request.app[CHECKS].get(job.transfer_id),
+        candidates=candidates,
+        problem=problem,
+        hold_rows=_hold_rows(job),
+        incomplete=incomplete(summary) if summary else None,
+        name=person_name,
+        date=date,
+        sex=sex_word,
+        time=time,
+    )
+
+
+@routes.get("/imports/{transfer_id}")
+async def import_page(request: web.Request) -> web.Response:
+    return await _page(request, _job(request))
+
+
+@routes.post("/imports/{transfer_id}/identity")
+async def check_identity(request: web.Request) -> web.Response:
+    """The local record number typed (or picked): ask the PACS what it holds for it."""
+    job = _job(request)
+    if job.stage is not Stage.PREVIEW or job.preview is None:
+        raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")
+    form = await request.post()
+    mrn = str(form.get("local_patient_id", "")).strip()
+    imports = request.app[IMPORTS]
+    pacs = imports.request.pacs
+    assert pacs is not None  # an agent without a PACS redeems nothing (UNREADY)
+    try:
+        found = await identity_check.check(
+            pacs, job.preview.summary, mrn, imports.request.local_issuer
+        )
+    except errors.IdentityHeld as e:
+        request.app[CHECKS].pop(job.transfer_id, None)
+        return await _page(request, job, problem=e.message, status=400)
+    request.app[CHECKS][job.transfer_id] = found
+    raise web.HTTPSeeOther(f"/imports/{job.transfer_id}#identity")
+
+
+@routes.post("/imports/{transfer_id}/import")
+async def confirm_import(request: web.Request) -> web.Response:
+    """Import under the checked local record, once every difference is ticked."""
+    job = _job(request)
+    check = request.app[CHECKS].get(job.transfer_id)
+    form = await request.post()
+    if job.stage is not Stage.PREVIEW or check is None:
+        raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")
+    if str(form.get("local_patient_id", "")) != check.local_patient_id:
+        changed = RecordNumberChanged()
+        return await _page(request, job, status=changed.status, problem=changed.detail)
+    acknowledged = {str(k)[len(ACK) :] for k in form if str(k).startswith(ACK)}
+    filing = check.filing(acknowledged)
+    if filing is None:
+        unticked = DifferencesNotTicked()
+        return await _page(request, job, status=unticked.status, problem=unticked.detail)
+    user = user_of(request)
+    await request.app[AUDIT].arecord(
+        "import-confirmed",
+        who=user,
+        where=address_of(request),
+        transfer=job.transfer_id,
+        local_patient_id=filing.local_patient_id,
+        differences_acknowledged=sorted(acknowledged & set(check.required)),
+    )
+    request.app[IMPORTS].decide(job, filing, user)
+    request.app[CHECKS].pop(job.transfer_id, None)
+    raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")
+
+
+@routes.post("/imports/{transfer_id}/continue")
+async def continue_import(request: web.Request) -> web.Response:
+    """Continue a stopped import from what this machine kept (never spends the code again)."""
+    job = _job(request)
+    request.app[IMPORTS].resume(job)
+    raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")
+
+
+@routes.get("/imports/{transfer_id}/series/{number:[0-9]{1,4}}.png")
+async def series_thumbnail(request: web.Request) -> web.Response:
+    job = _job(request)
+    number = int(request.match_info["number"])
+    imports = request.app[IMPORTS]
+    try:
+        picture = await series.thumbnail(job, number, imports.state_dir, request.app[THUMBNAILS])
+    except OSError:
+        picture = thumbnails.placeholder()
+    return web.Response(body=picture, content_type="image/png")

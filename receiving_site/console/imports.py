@@ -1,0 +1,280 @@
+"""The imports the trauma console runs: each is one `redeem.redeem` (the same function
+`trauma-relay redeem` runs) in the agent's event loop, followed by the pages.
+
+An `Import` keeps what its events said (unlocked, the preview, progress, what was stored, the
+result or why it stopped) and answers redeem's question when a person has confirmed the patient
+and the local record on the identity page (`decide`). That answer is written to the state folder
+(`console-imports/<transfer id>.json`) before the import goes on, so that after a crash the
+restarted agent continues the same import (`Imports.resume_unfinished`) without asking again;
+redeem's own state (saved key, staged images) makes the rest resume without spending the code
+again or storing anything twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import logging
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from receiving_site import errors, state
+from receiving_site.holds import Hold
+from receiving_site.redeem import (
+    Filing,
+    Preview,
+    Progress,
+    RedeemEvent,
+    RedeemRequest,
+    RedeemResult,
+    Stored,
+    Unlocked,
+    Waiting,
+    redeem,
+)
+from receiving_site.staging import StagedObject
+from site_agent.audit import AuditLog
+from site_agent.errors import AgentError
+from site_agent.local_state import write_atomically
+from transfer_codes.capability import Capability
+from transfer_codes.codes import RedemptionCode
+from transfer_codes.errors import TransferCodeError
+
+log = logging.getLogger("receiving_site.console")
+
+RECORDS = "console-imports"
+
+
+class Stage(enum.Enum):
+    STARTING = "starting"  # the code is being checked and redeemed
+    OPENING = "opening"  # redeemed; waiting for the study's summary
+    PREVIEW = "preview"  # the preview is shown; a person confirms the patient
+    IMPORTING = "importing"  # confirmed: verifying and storing
+    DONE = "done"
+    HELD = "held"  # the identity check held it: nothing stored
+    FAILED = "failed"  # stopped; Continue tries again
+    UNFINISHED = "unfinished"  # found after a restart, not running
+
+
+@dataclass
+class Import:
+    """One transfer being imported through the console (mutable: its events update it)."""
+
+    slot: str  # the code's locator, or the transfer id (a QR, or found after a restart)
+    started_by: str
+    transfer_id: str = ""
+    sender: str = ""
+    break_glass: bool = False
+    stage: Stage = Stage.STARTING
+    preview: Preview | None = None
+    verified: int = 0
+    listed: int = 0
+    closed: bool = False
+    stored: int = 0
+    to_store: int = 0
+    waiting_for_other_run: bool = False
+    filing: Filing | None = None
+    decided_by: str = ""
+    result: RedeemResult | None = None
+    problem: str = ""
+    hold: Hold | None = None
+    staged: dict[str, list[StagedObject]] = field(default_factory=dict)  # by series UID
+    task: asyncio.Task[None] | None = None
+    unlocked: asyncio.Event = field(default_factory=asyncio.Event)
+    decision: asyncio.Future[Filing] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+    def on_event(self, event: RedeemEvent) -> None:
+        if isinstance(event, Unlocked):
+            self.transfer_id, self.sender = event.transfer_id, event.sender
+            self.break_glass = event.break_glass
+            self.stage = Stage.IMPORTING if self.filing else Stage.OPENING
+            self.unlocked.set()
+        elif isinstance(event, Preview):
+            self.preview = event
+            if self.stage is Stage.OPENING:
+                self.stage = Stage.PREVIEW
+        elif isinstance(event, Progress):
+            self.verified, self.listed = event.objects_done, event.objects_listed
+            self.closed = event.manifest_closed
+            if event.item is not None:
+                self.staged.setdefault(event.item.entry.series_instance_uid, []).append(event.item)
+        elif isinstance(event, Stored):
+            self.stored, self.to_store = event.images_done, event.images_total
+        elif isinstance(event, Waiting):
+            self.waiting_for_other_run = True
+
+    async def confirm(self, preview: Preview) -> Filing:
+        """redeem's question, answered by `decide` (at once when decided before a restart)."""
+        if self.filing is not None:
+            return self.filing
+        self.decision = asyncio.get_running_loop().create_future()
+        return await self.decision
+
+
+class Imports:
+    """Every import of this agent, by transfer id once known; they run in the agent's loop."""
+
+    def __init__(self, request: RedeemRequest, audit: AuditLog) -> None:
+        self.request = request  # the relay, credential, PACS and issuer from the settings
+        self.audit = audit
+        self._by_transfer: dict[str, Import] = {}
+        self._starting: list[Import] = []
+
+    @property
+    def state_dir(self) -> Path:
+        return self.request.state_dir
+
+    def all(self) -> list[Import]:
+        return [*self._starting, *self._by_transfer.values()]
+
+    def find(self, transfer_id: str) -> Import | None:
+        return self._by_transfer.get(transfer_id)
+
+    def running_for(self, slot: str) -> Import | None:
+        return next((j for j in self.all() if j.slot == slot and j.running), None)
+
+    def start(self, secret: RedemptionCode | Capability, text: str, user: str) -> Import:
+        """Redeem the code or QR `text` (already parsed into `secret`) for `user`."""
+        slot = secret.transfer_id if isinstance(secret, Capability) else str(secret.locator)
+        running = self.running_for(slot)
+        if running is not None:
+            return running  # a second click, or the same code scanned twice
+        job = Import(slot=slot, started_by=user)
+        self._starting.append(job)
+        req = replace(self.request, secret=text)
+        job.task = asyncio.create_task(self._run(job, req))
+        return job
+
+    def resume(self, job: Import) -> None:
+        """Continue a stopped import from what this machine kept (never spends the code)."""
+        if job.running or not job.transfer_id:
+            return
+        job.problem, job.hold, job.stage = "", None, Stage.OPENING
+        job.staged = {}
+        req = replace(self.request, resume=job.transfer_id)
+        job.task = asyncio.create_task(self._run(job, req))
+
+    def decide(self, job: Import, filing: Filing, user: str) -> None:
+        """A person confirmed the patient and the local record: saved, then the import goes on."""
+        job.filing, job.decided_by = filing, user
+        self._save(job)
+        job.stage = Stage.IMPORTING
+        if job.decision is not None and not job.decision.done():
+            job.decision.set_result(filing)
+        elif not job.running:
+            self.resume(job)
+
+    async def _run(self, job: Import, req: RedeemRequest) -> None:
+        def on_event(event: RedeemEvent) -> None:
+            job.on_event(event)
+            if isinstance(event, Unlocked):
+                self._registered(job)
+
+        try:
+            job.result = await redeem(req, on_event, job.confirm)
+            job.stage = Stage.DONE
+            job.transfer_id = job.transfer_id or job.result.transfer_id
+        except errors.IdentityHeld as e:
+            job.stage, job.problem, job.hold = Stage.HELD, e.message, e.hold
+            job.filing, job.decided_by = None, ""  # after review, the record is chosen again
+        except (errors.ReceivingError, AgentError, TransferCodeError, OSError) as e:
+            job.stage, job.problem = Stage.FAILED, _sentence(e)
+        except Exception:
+            log.exception("import %s stopped", job.transfer_id or "(not redeemed)")
+            job.stage = Stage.FAILED
+            job.problem = "The import stopped because of an error in this agent (see its log)."
+        finally:
+            job.unlocked.set()
+            if job in self._starting:
+                self._starting.remove(job)
+            if job.transfer_id:
+                self._by_transfer[job.transfer_id] = job
+                if job.stage is Stage.DONE:
+                    self._forget(job.transfer_id)
+                elif job.filing is None:
+                    self._save(job)
+        if job.result is not None and job.result.delivered_before is None:
+            await self.audit.arecord(
+                "study-imported",
+                who=job.decided_by or job.started_by or "-",
+                where="agent",
+                transfer=job.transfer_id,
+                instances=job.result.instances,
+                destination=job.result.destination,
+            )
+
+    def _registered(self, job: Import) -> None:
+        """Once `job` is unlocked: known by its transfer id from now on."""
+        if job.transfer_id:
+            self._by_transfer[job.transfer_id] = job
+            if job in self._starting:
+                self._starting.remove(job)
+            if job.filing is None:
+                self._save(job)
+
+    # -- what survives a restart ---------------------------------------------------------------
+
+    def _record_path(self, transfer_id: str) -> Path:
+        folder = state.folder(self.state_dir) / RECORDS
+        folder.mkdir(mode=0o700, exist_ok=True)
+        return folder / state.slot_file("import", transfer_id)
+
+    def _save(self, job: Import) -> None:
+        body = {
+            "started_by": job.started_by,
+            "decided_by": job.decided_by,
+            "filing": asdict(job.filing) if job.filing else None,
+        }
+        write_atomically(self._record_path(job.transfer_id), json.dumps(body).encode())
+
+    def _forget(self, transfer_id: str) -> None:
+        self._record_path(transfer_id).unlink(missing_ok=True)
+
+    def _load(self, transfer_id: str) -> Import:
+        job = Import(slot=transfer_id, started_by="", transfer_id=transfer_id)
+        job.stage = Stage.UNFINISHED
+        with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
+            body = json.loads(self._record_path(transfer_id).read_text("utf-8"))
+            job.started_by, job.decided_by = str(body["started_by"]), str(body["decided_by"])
+            if body["filing"]:
+                job.filing = Filing(**body["filing"])
+        with contextlib.suppress(errors.ReceivingError, OSError, ValueError, KeyError):
+            saved = state.load_key(self.state_dir, transfer_id)
+            job.sender, job.break_glass = saved.sender, saved.break_glass
+        return job
+
+    def resume_unfinished(self) -> list[Import]:
+        """After a start: every transfer this machine redeemed and has not delivered is listed;
+        those a person had already confirmed continue at once."""
+        found = []
+        for transfer_id in state.unfinished(self.state_dir):
+            if transfer_id in self._by_transfer:
+                continue
+            job = self._load(transfer_id)
+            self._by_transfer[transfer_id] = job
+            found.append(job)
+            if job.filing is not None:
+                self.resume(job)
+        return found
+
+    async def stop(self) -> None:
+        tasks = [j.task for j in self.all() if j.task is not None and not j.task.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _sentence(e: Exception) -> str:
+    if isinstance(e, errors.ReceivingError):
+        return e.message
+    if isinstance(e, AgentError):
+        return e.detail
+    if isinstance(e, OSError):
+        return f"This machine could not keep the study ({e.strerror or e})."
+    return str(e)

@@ -1,0 +1,343 @@
+"""The trauma console as staff use it, in Chromium at 1366 x 768, against real peers: the ER
+pushes a two-series CT study through a real relay, the patient authorizes, and at the trauma
+center `trauma-relay receiver --config FILE` serves the console that redeems it into a real
+Orthanc. Sign in, type the code (a typing mistake is caught on the page and costs no attempt),
+check the preview with its thumbnails, type the local record number, acknowledge each
+difference from the PACS's record, import, and see the receipt reach the ER. Then a SIGKILL in
+the middle of an import: the restarted agent lists it, finishes it, and Orthanc holds every
+image once."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from console_browsing import expect_signed_in_as, fits_the_screen, sign_in, snap, workstation
+from e2e.conftest import fresh_relay
+from e2e.harness import E2ERelay, sop_instance_uid
+from peers.orthanc import OrthancServer
+from phone_harness import decode_qr
+from playwright.async_api import Browser, Page, expect
+from trauma_harness import (
+    LOCAL_ISSUER,
+    PASSWORD,
+    USER,
+    ReceivingAgent,
+    configured_agent,
+    er_transfers,
+)
+
+from sending_site.synthetic import make_ct_study
+from transfer_codes.codes import RedemptionCode
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.peers]
+relay = fresh_relay  # a relay process of each test's own
+
+WAIT_MS = 120_000  # generous: the machine is shared; nothing here asserts a duration
+THUMBNAIL_SIDE = 64  # the synthetic CT is 64 x 64: a rendered picture, not the 160 px placeholder
+
+
+def _study(folder: Path, seed: int, slices: tuple[int, int]) -> list[Path]:
+    """Two CT series of one study (thin 1 mm and 5 mm), DOE^JANE, born 1985-02-14, female."""
+    thin = make_ct_study(folder / "thin", slices[0], seed=seed, slice_thickness_mm=1.0)
+    thick = make_ct_study(
+        folder / "thick", slices[1], seed=seed, series_number=2, slice_thickness_mm=5.0
+    )
+    return [*thin, *thick]
+
+
+def _in_pacs(orthanc: OrthancServer, folder: Path, **patient: str) -> None:
+    """What the trauma center's PACS already holds for MRN-555: one earlier image."""
+    (path,) = make_ct_study(folder, 1, seed=7, patient_id="MRN-555", **patient)
+    orthanc.post_json("/instances", path.read_bytes(), "application/dicom")
+
+
+def _mistyped(code: str) -> str:
+    """The code with two neighbouring, different symbols swapped (the check symbol's catch)."""
+    symbols = code.replace("-", "")
+    i = next(i for i in range(len(symbols) - 1) if symbols[i] != symbols[i + 1])
+    swapped = symbols[:i] + symbols[i + 1] + symbols[i] + symbols[i + 2 :]
+    return "-".join(swapped[k : k + 4] for k in range(0, 16, 4))
+
+
+def _failed_attempts(relay: E2ERelay, transfer_id: str) -> int:
+    return int(relay.query("SELECT failed_attempts FROM transfers WHERE id = ?", transfer_id)[0][0])
+
+
+async def _thumbnails_rendered(page: Page, count: int) -> None:
+    """Every series' thumbnail loaded, rendered from the images (not the placeholder)."""
+    await page.wait_for_function(
+        """([count, side]) => {
+            const images = [...document.querySelectorAll("img.thumbnail")];
+            return images.length === count && images.every(
+                (i) => i.complete && i.naturalWidth === side && i.naturalHeight === side);
+        }""",
+        arg=[count, THUMBNAIL_SIDE],
+        timeout=WAIT_MS,
+    )
+
+
+async def _open_with_code(page: Page, agent: ReceivingAgent, code: str) -> None:
+    await sign_in(page, agent.url, USER, PASSWORD)
+    await expect_signed_in_as(page, USER)
+    field = page.get_by_label("Code from the transfer sheet or the patient's phone")
+    await field.press_sequentially(code)  # key by key, as a USB scanner types
+    await field.press("Enter")  # what a scanner types after the code
+    await expect(page.locator("#preview")).to_be_visible(timeout=WAIT_MS)
+
+
+def _pushed(
+    relay: E2ERelay, tmp_path: Path, seed: int, slices: tuple[int, int]
+) -> tuple[list[Path], Path, dict[str, Any]]:
+    """The ER pushes the two-series study and the patient authorizes it: (files, the ER's
+    working folder, the push's JSON)."""
+    files = _study(tmp_path / "study", seed=seed, slices=slices)
+    er = tmp_path / "er"
+    er.mkdir()
+    pushed: dict[str, Any] = relay.push([tmp_path / "study"], workdir=er).ok().json()
+    relay.authorize(pushed)
+    return files, er, pushed
+
+
+async def _file_as_new_record(page: Page, mrn: str) -> None:
+    """Type a local record number the PACS has nothing for, say so, and import."""
+    await page.get_by_label("This hospital's medical record number (MRN)").fill(mrn)
+    await page.get_by_role("button", name="Check this record").click()
+    await page.get_by_label(f"{mrn} was just given to this patient").check()
+    await page.get_by_role("button", name="Import into the PACS").click()
+
+
+def _orthanc_holds_once(orthanc: OrthancServer, files: list[Path]) -> None:
+    uids = [sop_instance_uid(p) for p in files]
+    stored = [orthanc.instance_tags(i)["SOPInstanceUID"] for i in orthanc.instances()]
+    for uid in uids:
+        assert stored.count(uid) == 1, uid
+
+
+async def test_a_code_is_redeemed_previewed_filed_and_imported(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    _in_pacs(orthanc, tmp_path / "earlier", patient_name="DOE^JANET", patient_birth_date="19850212")
+    files, er, pushed = _pushed(relay, tmp_path, seed=61, slices=(6, 4))
+    code = RedemptionCode.parse(pushed["code"]).grouped()
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await sign_in(page, agent.url, USER, PASSWORD)
+            await expect(page.get_by_role("heading", name="Enter a code")).to_be_visible()
+            await snap(page, "trauma-1-enter-code.png")
+
+            # A swapped pair is caught on the page: nothing is sent, no attempt is used.
+            field = page.get_by_label("Code from the transfer sheet or the patient's phone")
+            await field.fill(_mistyped(code))
+            await expect(page.locator("#problem")).to_contain_text("typing mistake")
+            await field.press("Enter")
+            await expect(page.locator("#problem")).to_contain_text("No attempt was used")
+            await expect(page).to_have_url(f"{agent.url}/")
+            await snap(page, "trauma-2-typing-mistake.png")
+            assert _failed_attempts(relay, pushed["transfer_id"]) == 0
+
+            await field.fill(code)
+            await field.press("Enter")
+            await expect(page).to_have_url(
+                f"{agent.url}/imports/{pushed['transfer_id']}", timeout=WAIT_MS
+            )
+            await expect(page.locator("#patient-name")).to_have_text("DOE, JANE")
+            await expect(page.locator("#patient-birth-date")).to_have_text("1985-02-14")
+            await expect(page.locator("#patient-sex")).to_have_text("female")
+            await expect(page.locator("#outside-mrn")).to_have_text("ER-12345 (issuer ER-GENERAL)")
+            await expect(page.locator("#sending-facility")).to_contain_text("St. Mary's ED")
+            await expect(page.locator("#authorization")).to_have_text("by the patient or family")
+            await expect(page.locator(".series-item")).to_have_count(2)
+            await expect(page.locator(".series-item").nth(0)).to_contain_text("6 images, 1 mm")
+            await expect(page.locator(".series-item").nth(1)).to_contain_text("4 images, 5 mm")
+            await _thumbnails_rendered(page, 2)
+            assert await fits_the_screen(page)
+            await snap(page, "trauma-3-preview.png")
+            # A thumbnail: for the signed-in user only, never kept by the browser.
+            picture = f"{agent.url}/imports/{pushed['transfer_id']}/series/1.png"
+            shown = await page.request.get(picture)
+            assert shown.headers["content-type"] == "image/png"
+            assert shown.headers["cache-control"] == "no-store"
+            async with (
+                aiohttp.ClientSession() as anonymous,
+                anonymous.get(picture, allow_redirects=False) as answer,
+            ):
+                assert answer.status == 303
+                assert answer.headers["Location"].startswith("/sign-in")
+            assert orthanc.get_json("/statistics")["CountInstances"] == 1  # nothing imported
+
+            await page.get_by_label("This hospital's medical record number (MRN)").fill("MRN-555")
+            await page.get_by_role("button", name="Check this record").click()
+            await expect(page.locator("#checked-mrn")).to_have_text("MRN-555")
+            await expect(page.locator("#compare tr.differs")).to_have_count(2)  # name, birth
+            acks = page.locator("#confirm-form input[type=checkbox]")
+            await expect(acks).to_have_count(2)
+            await snap(page, "trauma-4-differences.png")
+            # Unticked, the browser refuses to send; and so does the agent (without the page).
+            await page.get_by_role("button", name="Import into the PACS").click()
+            await expect(page.locator("#confirm-form")).to_be_visible()
+            token = await page.locator("#confirm-form input[name=csrf_token]").get_attribute(
+                "value"
+            )
+            refused = await page.request.post(
+                f"{agent.url}/imports/{pushed['transfer_id']}/import",
+                form={"csrf_token": token or "", "local_patient_id": "MRN-555", "ack-name": "1"},
+            )
+            assert refused.status == 400
+            assert "Tick each difference" in await refused.text()
+            assert orthanc.get_json("/statistics")["CountInstances"] == 1
+            for n in range(2):
+                await acks.nth(n).check()
+            await page.get_by_role("button", name="Import into the PACS").click()
+
+            await expect(page.locator("#result")).to_contain_text(
+                "Imported 10 verified images into the PACS", timeout=WAIT_MS
+            )
+            await expect(page.locator("#filed-under")).to_contain_text(
+                f"patient ID MRN-555 (issuer {LOCAL_ISSUER}), as DOE, JANET"
+            )
+            await expect(page.locator("#receipt")).to_contain_text("delivery receipt")
+            await snap(page, "trauma-5-imported.png")
+    finally:
+        agent.stop()
+
+    _orthanc_holds_once(orthanc, files)
+    assert orthanc.get_json("/statistics")["CountInstances"] == 11
+    for path in files:
+        tags = orthanc.instance_tags(orthanc.find_by_sop_instance_uid(sop_instance_uid(path)))
+        assert (tags["PatientID"], tags["IssuerOfPatientID"]) == ("MRN-555", LOCAL_ISSUER)
+    sent = er_transfers(relay, er / "er-state", er)[pushed["transfer_id"]]
+    assert sent["state"] == "delivered"
+    assert (sent["receipt"]["instances"], sent["receipt"]["destination"]) == (10, "pacs")
+    audit = (agent.state / "receiving" / "console-audit.jsonl").read_text("utf-8")
+    for action in ("study-redeemed", "import-confirmed", "study-imported"):
+        assert f'"action": "{action}"' in audit
+
+
+async def test_an_import_killed_midway_finishes_after_a_restart(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    files, er, pushed = _pushed(relay, tmp_path, seed=62, slices=(300, 100))
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await _open_with_code(page, agent, pushed["code"])
+            await _file_as_new_record(page, "MRN-900")
+
+            # As soon as the PACS holds some of the images, it stops answering: the page shows
+            # the import's progress as it stands; then the agent is killed.
+            deadline = time.monotonic() + WAIT_MS / 1000
+            while (stored := orthanc.get_json("/statistics")["CountInstances"]) == 0:
+                assert time.monotonic() < deadline, "the import did not start"
+                await asyncio.sleep(0.01)
+            orthanc.pause()
+            try:
+                assert 0 < stored < len(files)
+                progress = page.locator("#progress-text")
+                await expect(progress).to_contain_text(
+                    re.compile(rf"stored [1-9][0-9]* of {len(files)} in the PACS"),
+                    timeout=WAIT_MS,
+                )
+                await expect(page.locator("#progress")).to_be_visible()
+                await snap(page, "trauma-5b-import-progress.png")
+                agent.kill()
+            finally:
+                orthanc.resume()
+
+        agent.start()
+        async with workstation(browser) as page:
+            await sign_in(page, agent.url, USER, PASSWORD)
+            listed = page.locator(f"a[href='/imports/{pushed['transfer_id']}']")
+            await expect(listed).to_be_visible()
+            await snap(page, "trauma-6-after-restart.png")
+            await listed.click()
+            await expect(page.locator("#result")).to_contain_text(
+                f"Imported {len(files)} verified images", timeout=WAIT_MS
+            )
+            await snap(page, "trauma-7-resumed-and-imported.png")
+    finally:
+        agent.stop()
+
+    assert orthanc.get_json("/statistics")["CountInstances"] == len(files)
+    _orthanc_holds_once(orthanc, files)
+    sent = er_transfers(relay, er / "er-state", er)[pushed["transfer_id"]]
+    assert sent["state"] == "delivered"
+    assert sent["receipt"]["instances"] == len(files)
+
+
+async def test_a_scanned_qr_opens_a_break_glass_transfer_marked_as_such(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    _study(tmp_path / "study", seed=63, slices=(3, 2))
+    er = tmp_path / "er"
+    er.mkdir()
+    # The trauma center's PACS already has this study's UID, under another patient.
+    (other,) = make_ct_study(
+        tmp_path / "other", 1, seed=63, patient_id="MRN-4", patient_name="ROE^RICHARD"
+    )
+    orthanc.post_json("/instances", other.read_bytes(), "application/dicom")
+    extra = ["--json", "--break-glass", "Unconscious, no family present", "--clinician", "Dr Ng"]
+    pushed: dict[str, Any] = relay.push([tmp_path / "study"], workdir=er, extra=extra).ok().json()
+    # What the scanner types: the text of the QR on the transfer sheet.
+    (scanned,) = decode_qr(await asyncio.to_thread(Path(pushed["qr_png"]).read_bytes))
+    assert scanned.startswith("TR1:")
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await _open_with_code(page, agent, scanned)
+            await expect(page.locator("#break-glass")).to_contain_text("BREAK-GLASS")
+            await expect(page.locator("#authorization")).to_contain_text(
+                "BREAK-GLASS: by a clinician, not by the patient or family"
+            )
+            await _thumbnails_rendered(page, 2)
+            await snap(page, "trauma-8-break-glass-preview.png")
+
+            # The PACS already files this study under another patient: held, nothing stored.
+            await _file_as_new_record(page, "MRN-901")
+            await expect(page.locator("#held")).to_contain_text(
+                "under a different patient; the study was held for review. Nothing was stored.",
+                timeout=WAIT_MS,
+            )
+            await expect(page.locator("#held tr.differs")).not_to_have_count(0)
+            await snap(page, "trauma-9-held.png")
+    finally:
+        agent.stop()
+    assert orthanc.get_json("/statistics")["CountInstances"] == 1
+
+
+async def test_an_unconfirmed_import_is_listed_after_a_restart_and_continued(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    files, er, pushed = _pushed(relay, tmp_path, seed=64, slices=(4, 3))
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await _open_with_code(page, agent, pushed["code"])
+            await _thumbnails_rendered(page, 2)
+        agent.kill()  # before anyone confirmed the patient
+
+        agent.start()
+        async with workstation(browser) as page:
+            await sign_in(page, agent.url, USER, PASSWORD)
+            listed = page.locator("#unfinished li")
+            await expect(listed).to_contain_text("stopped when the agent restarted")
+            await listed.get_by_role("link").click()
+            await expect(page.locator("#stopped")).to_contain_text("without using the code again")
+            await snap(page, "trauma-10-unfinished.png")
+            await page.get_by_role("button", name="Continue").click()
+            await _thumbnails_rendered(page, 2)  # the preview again, from the kept images
+            await _file_as_new_record(page, "MRN-902")
+            await expect(page.locator("#result")).to_contain_text(
+                f"Imported {len(files)} verified images", timeout=WAIT_MS
+            )
+    finally:
+        agent.stop()
+    _orthanc_holds_once(orthanc, files)
+    assert _failed_attempts(relay, pushed["transfer_id"]) == 0
+    assert er_transfers(relay, er / "er-state", er)[pushed["transfer_id"]]["state"] == "delivered"

@@ -1,0 +1,84 @@
+"""The trauma console over real HTTP (in-process, no relay listening at its address): the code is
+parsed by the agent before anything is sent, so a typing mistake or a damaged QR text is told
+on the page at once and costs no attempt; an agent without a PACS or a credential says so and
+redeems nothing; a transfer it does not know has no page and no thumbnails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from console_harness import running_console
+from test_console_app import browser_like, get, post, signed_in
+
+from transfer_codes.codes import RedemptionCode
+
+pytestmark = pytest.mark.asyncio
+
+
+def _swapped(code: str) -> str:
+    symbols = code.replace("-", "")
+    i = next(i for i in range(15) if symbols[i] != symbols[i + 1])
+    return symbols[:i] + symbols[i + 1] + symbols[i] + symbols[i + 2 :]
+
+
+def _ready(tmp_path: Path) -> tuple[str, ...]:
+    credential = tmp_path / "credential"
+    credential.write_text("site-credential\n", encoding="utf-8")
+    return (f"relay.credential_file={credential}", "pacs.host=127.0.0.1", "pacs.port=9")
+
+
+async def test_a_mistyped_code_is_told_on_the_page_before_anything_is_sent(
+    tmp_path: Path,
+) -> None:
+    code = RedemptionCode.generate(17).grouped()
+    async with (
+        running_console(tmp_path, "receiver", *_ready(tmp_path)) as console,
+        browser_like() as client,
+    ):
+        token = await signed_in(client, console)
+        form = {"csrf_token": token, "code": _swapped(code)}
+        status, _, page = await post(client, f"{console.url}/redeem", form)
+        assert status == 400
+        assert "typing mistake" in page
+        assert "No attempt was used" in page
+        assert _swapped(code) in page  # given back to correct
+
+        qr = "TR1:T:NOT-A-TRANSFER:K:SECRET"
+        status, _, page = await post(
+            client, f"{console.url}/redeem", {"csrf_token": token, "code": qr}
+        )
+        assert status == 400
+        assert "SECRET" not in page  # a scanned QR's text is not shown back
+
+        status, _, page = await post(
+            client, f"{console.url}/redeem", {"csrf_token": token, "code": " "}
+        )
+        assert (status, "Type the code" in page) == (400, True)
+    audit = console.audit.read_text("utf-8")
+    assert "study-redeemed" not in audit
+
+
+async def test_an_agent_without_a_pacs_redeems_nothing(tmp_path: Path) -> None:
+    code = RedemptionCode.generate(18).grouped()
+    async with running_console(tmp_path, "receiver") as console, browser_like() as client:
+        token = await signed_in(client, console)
+        status, _, home = await get(client, f"{console.url}/")
+        assert "No PACS is set for this agent (pacs.host" in home
+        status, _, page = await post(
+            client, f"{console.url}/redeem", {"csrf_token": token, "code": code}
+        )
+        assert status == 503
+        assert "nothing can be imported yet" in page
+
+
+async def test_an_unknown_transfer_has_no_page(tmp_path: Path) -> None:
+    async with (
+        running_console(tmp_path, "receiver", *_ready(tmp_path)) as console,
+        browser_like() as client,
+    ):
+        await signed_in(client, console)
+        for path in ("/imports/" + "0" * 24, "/imports/" + "0" * 24 + "/series/1.png"):
+            status, _, page = await get(client, console.url + path)
+            assert status == 404
+            assert "There is no page at this address" in page

@@ -1,0 +1,63 @@
+"""The identity page's rule: the import goes on only once each difference between the ER's
+patient and the PACS's record for the local number is acknowledged (or, for a number the PACS
+has nothing for, that it was just given to this patient); what it answers redeem."""
+
+from __future__ import annotations
+
+from receiving_site.console.identity_check import NEW_RECORD, LocalCheck, differences
+from receiving_site.reconcile import Demographics
+from receiving_site.redeem import Filing
+from transfer_codes.manifest import StudySummary
+
+
+def _summary(**values: str) -> StudySummary:
+    fields: dict[str, object] = {
+        "patient_name": "DOE^JANE",
+        "patient_id": "ER-12345",
+        "issuer_of_patient_id": "ER-GENERAL",
+        "patient_birth_date": "19850214",
+        "patient_sex": "F",
+        "study_instance_uid": "1.2.3",
+        "study_date": "20250101",
+        "study_description": "CT",
+        "accession_number": "",
+        "modalities": ("CT",),
+        "series_count": 1,
+        "instance_count": 1,
+        "sending_site": "St. Mary's",
+        "break_glass": False,
+    }
+    fields.update(values)
+    return StudySummary(**fields)  # type: ignore[arg-type]
+
+
+def _record(name: str = "DOE^JANE", birth: str = "19850214", sex: str = "F") -> Demographics:
+    return Demographics("MRN-1", "COUNTY", name, birth, sex)
+
+
+def test_the_same_patient_needs_no_acknowledgement() -> None:
+    # Letter case and trailing carets are no difference; a value one side lacks is none either.
+    found = differences(_summary(patient_sex=""), _record(name="Doe^Jane^"))
+    assert found == ()
+    check = LocalCheck("MRN-1", "COUNTY", _record(), found)
+    assert check.required == ()
+    assert check.filing(set()) == Filing("MRN-1")
+
+
+def test_each_difference_must_be_acknowledged() -> None:
+    found = differences(_summary(), _record(name="ROE^JANE", birth="19850215", sex="M"))
+    assert [(d.key, d.sent, d.local) for d in found] == [
+        ("name", "DOE, JANE", "ROE, JANE"),
+        ("birth-date", "1985-02-14", "1985-02-15"),
+        ("sex", "female", "male"),
+    ]
+    check = LocalCheck("MRN-1", "COUNTY", _record(), found)
+    assert check.filing({"name", "birth-date"}) is None
+    assert check.filing({"name", "birth-date", "sex"}) == Filing("MRN-1", confirm_local_record=True)
+
+
+def test_a_number_the_pacs_does_not_know_must_be_stated_new() -> None:
+    check = LocalCheck("MRN-2", "COUNTY", None, ())
+    assert check.required == (NEW_RECORD,)
+    assert check.filing(set()) is None
+    assert check.filing({NEW_RECORD}) == Filing("MRN-2", new_local_patient=True)
