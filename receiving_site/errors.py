@@ -124,3 +124,7 @@ class HoldNotFound(ReceivingError):
 
 class HoldChoiceRefused(ReceivingError):
     """That choice does not resolve this hold. Nothing was done; pick one of the choices shown."""
+
+
+class HeldAgain(IdentityHeld):
+    """The study is held again for review; nothing was stored."""

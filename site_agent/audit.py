@@ -34,6 +34,14 @@ EVENT_IDS = {
     "user-added": SECURITY_ALERT,
     "user-removed": SECURITY_ALERT,
     "password-changed": SECURITY_ALERT,
+    # A person resolving a held study at the trauma center (receiving_site.holds_queue).
+    "hold-store-anyway": "110107",  # Import
+    "hold-try-again": "110107",
+    "hold-confirm-local-record": "110107",
+    "hold-new-local-patient": "110107",
+    "hold-other-record": "110107",
+    "hold-save-to-folder": "110106",  # Export
+    "hold-discard": "110105",  # DICOM Study Deleted
 }
 
 

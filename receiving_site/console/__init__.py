@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from site_agent.console import AgentPages, render
+from receiving_site.console import holds
+from site_agent.console import AgentPages, Link, render
 
 routes = web.RouteTableDef()
 
@@ -17,4 +18,10 @@ async def home(request: web.Request) -> web.Response:
     return render(request, "receiver_home.html")
 
 
-PAGES = AgentPages(title="Trauma console", templates=__name__, routes=routes)
+PAGES = AgentPages(
+    title="Trauma console",
+    templates=__name__,
+    routes=[*routes, *holds.routes],
+    navigation=(Link("Holds", "/holds"),),
+    setup=holds.setup,
+)
