@@ -6,11 +6,14 @@ REST API, the state folder and the audit log."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pydicom
 import pytest
+from console_harness import Console
 from holds_harness import Staff, audit_records, signed_in, trauma_console
 from peers.orthanc import OrthancServer
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -23,6 +26,17 @@ from sending_site.synthetic import make_ct_study
 pytestmark = pytest.mark.asyncio
 
 NURSE = "nurse.joy"
+
+
+@asynccontextmanager
+async def _at_the_console(relay: E2ERelay, tmp_path: Path) -> AsyncIterator[tuple[Console, Staff]]:
+    """The trauma console of the redeem runs' state folder, the nurse signed in."""
+    state = tmp_path / "tc-state"
+    async with (
+        trauma_console(tmp_path / "console", state, relay.url, relay.receiver_credential) as tc,
+        signed_in(tc) as staff,
+    ):
+        yield tc, staff
 
 
 def _preload(orthanc: OrthancServer, files: list[Path]) -> None:
@@ -85,10 +99,7 @@ async def test_a_patient_id_taken_by_another_is_filed_under_the_pacs_record_once
     _not_in(orthanc, files)
 
     state = tmp_path / "tc-state"
-    async with (
-        trauma_console(tmp_path / "console", state, relay.url, relay.receiver_credential) as tc,
-        signed_in(tc) as staff,
-    ):
+    async with _at_the_console(relay, tmp_path) as (tc, staff):
         page = await _queue(staff)
         assert "The PACS holds this patient ID for someone else." in page
         assert "The PACS already has patient ID ER-12345 under a different name." in page
@@ -147,10 +158,7 @@ async def test_a_study_under_another_patient_is_saved_for_review_then_discarded(
 
     state = tmp_path / "tc-state"
     review = tmp_path / "review"
-    async with (
-        trauma_console(tmp_path / "console", state, relay.url, relay.receiver_credential) as tc,
-        signed_in(tc) as staff,
-    ):
+    async with _at_the_console(relay, tmp_path) as (tc, staff):
         page = await _queue(staff)
         assert "The PACS holds this study under another patient." in page
         assert "ER-99999" in page
@@ -222,11 +230,7 @@ async def test_a_local_record_of_someone_else_is_refiled_under_a_new_record(
     )
     transfer_id = pushed["transfer_id"]
 
-    state = tmp_path / "tc-state"
-    async with (
-        trauma_console(tmp_path / "console", state, relay.url, relay.receiver_credential) as tc,
-        signed_in(tc) as staff,
-    ):
+    async with _at_the_console(relay, tmp_path) as (tc, staff):
         page = await _queue(staff)
         assert "The local record given is someone else&#39;s." in page
 
@@ -274,12 +278,7 @@ async def test_a_different_birth_date_is_stored_as_it_is_after_review(
     pushed = _held(relay, orthanc, tmp_path, files)
     transfer_id = pushed["transfer_id"]
 
-    async with (
-        trauma_console(
-            tmp_path / "console", tmp_path / "tc-state", relay.url, relay.receiver_credential
-        ) as tc,
-        signed_in(tc) as staff,
-    ):
+    async with _at_the_console(relay, tmp_path) as (tc, staff):
         page = await _queue(staff)
         assert "with a different birth date" in page
         assert "1960-01-01" in page
@@ -311,12 +310,7 @@ async def test_a_pacs_refusal_is_queued_and_tried_again_then_discarded(
     assert "JPEG 2000" in run.message
     assert picky.instances() == []
 
-    async with (
-        trauma_console(
-            tmp_path / "console", tmp_path / "tc-state", relay.url, relay.receiver_credential
-        ) as tc,
-        signed_in(tc) as staff,
-    ):
+    async with _at_the_console(relay, tmp_path) as (tc, staff):
         page = await _queue(staff)
         assert "The PACS refused the images." in page
         status, page = await staff.get(f"/holds/{transfer_id}")
