@@ -6,6 +6,12 @@ REST API, the state folder and the audit log."""
 
 from __future__ import annotations
 
+import os
+import pty
+import re
+import select
+import subprocess
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +25,15 @@ from peers.orthanc import OrthancServer
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from staged_files import corrupted_j2k
 
-from e2e.harness import E2ERelay, pacs_address, run_cli, sop_instance_uid
+from e2e.harness import (
+    CLI_TIMEOUT,
+    E2ERelay,
+    cli_environment,
+    pacs_address,
+    run_cli,
+    sop_instance_uid,
+    trauma_relay_executable,
+)
 from receiving_site import hold_record
 from sending_site.synthetic import make_ct_study
 
@@ -330,3 +344,94 @@ async def test_a_pacs_refusal_is_queued_and_tried_again_then_discarded(
         ("hold-discard", "success", NURSE, transfer_id),
     ]
     assert picky.instances() == []
+
+
+def _read_until(fd: int, text: str) -> str:
+    """What `fd` gives until `text` has appeared (bounded: CLI_TIMEOUT)."""
+    seen = ""
+    deadline = time.monotonic() + CLI_TIMEOUT
+    while text not in seen:
+        assert time.monotonic() < deadline, f"{text!r} never appeared in {seen!r}"
+        ready, _, _ = select.select([fd], [], [], 1.0)
+        if ready:
+            chunk = os.read(fd, 4096)
+            assert chunk, f"the command ended before {text!r}: {seen!r}"
+            seen += chunk.decode(errors="replace")
+    return seen
+
+
+def _pushed_with_a_file_changed_at_the_question(
+    relay: E2ERelay, tmp_path: Path, folder: Path, changed: Path
+) -> dict[str, str]:
+    """Push `folder` at a terminal; while push asks "Send this study?", `changed` is rewritten
+    for another patient (same size, so push cannot tell), then the question is answered y.
+    The transfer then carries an image of someone other than the patient its summary names."""
+    args = relay.push_args([folder], state=tmp_path / "er-state")
+    args.remove("--yes")
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [trauma_relay_executable(), *args],
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=cli_environment(relay.sender_credential),
+    )
+    try:
+        assert proc.stdout is not None
+        _read_until(proc.stdout.fileno(), "[y/N]")
+        data = changed.read_bytes()
+        assert data.count(b"DOE^JANE") == 1
+        changed.write_bytes(data.replace(b"DOE^JANE", b"ROE^JOHN"))
+        os.write(controller, b"y\n")
+        answered = proc.communicate(timeout=CLI_TIMEOUT)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out, err = (stream.decode(errors="replace") for stream in answered)
+    assert proc.returncode == 0, err
+    code = re.search(r"Code: +(\S+)", out)
+    link = re.search(r"Patient authorization link: (\S+)", out)
+    assert code, out
+    assert link, out
+    return {"code": code.group(1), "authorization_url": link.group(1)}
+
+
+async def test_mixed_patients_end_in_the_queue_and_can_only_be_discarded(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    files = make_ct_study(tmp_path / "study", 3, seed=179)
+    pushed = _pushed_with_a_file_changed_at_the_question(
+        relay, tmp_path, tmp_path / "study", files[-1]
+    )
+    relay.authorize(pushed)
+    run = relay.redeem(pushed["code"], workdir=tmp_path, pacs=pacs_address(orthanc)).failed()
+    assert "do not all belong to the patient named in the transfer" in run.message
+    assert orthanc.instances() == []
+    (held,) = hold_record.held_studies(tmp_path / "tc-state")
+    transfer_id = held.transfer_id
+
+    async with _at_the_console(relay, tmp_path) as (tc, staff):
+        page = await _queue(staff)
+        assert "The images do not all belong to one patient." in page
+        status, page = await staff.get(f"/holds/{transfer_id}")
+        assert "Call the sending hospital" in page
+        assert re.findall(r'id="choice-(\w+)"', page) == ["discard"]
+
+        # A choice the page does not offer, posted anyway, is refused and changes nothing.
+        status, page = await _choose(staff, transfer_id, "hold-store-anyway")
+        assert status == 409
+        assert "That choice does not resolve this hold" in page
+        assert orthanc.instances() == []
+
+        status, page = await _choose(staff, transfer_id, "hold-discard")
+        assert status == 200, page
+
+    assert orthanc.instances() == []
+    assert _audit(audit_records(tc)) == [
+        ("hold-store-anyway", "failure", NURSE, transfer_id),
+        ("hold-discard", "success", NURSE, transfer_id),
+    ]
