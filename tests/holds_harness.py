@@ -27,7 +27,7 @@ def _credential_file(root: Path, credential: str) -> Path:
 
 @asynccontextmanager
 async def trauma_console(
-    root: Path, state: Path, relay_url: str, credential: str
+    root: Path, state: Path, relay_url: str, credential: str, *assignments: str
 ) -> AsyncIterator[Console]:
     """The receiver's console for `state` (the --state of the redeem runs), reaching the relay
     at `relay_url` with `credential` (kept in a 0600 file, as an installation would)."""
@@ -38,6 +38,7 @@ async def trauma_console(
         f"state.folder={state}",
         f"relay.url={relay_url}",
         f"relay.credential_file={credential_file}",
+        *assignments,
     ) as console:
         yield console
 

@@ -7,6 +7,7 @@ resumed redemption the command line runs, recorded in the audit log under the si
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from dataclasses import dataclass
 from importlib import resources
@@ -15,11 +16,13 @@ from typing import Any
 
 from aiohttp import web
 
-from receiving_site import errors, hold_record, holds, holds_queue
+from receiving_site import errors, hold_record, holds, holds_queue, worklist
+from receiving_site.console.hold_options import hold_options
 from receiving_site.hold_record import HeldStudy
 from receiving_site.holds_queue import Choice, Decision, Place
 from receiving_site.preview import sex_word
 from receiving_site.settings import ReceiverSettings
+from receiving_site.worklist import Candidate, WorklistQuery
 from site_agent.console import render, user_of
 from site_agent.console.appkeys import AUDIT, address_of
 from site_agent.credential import read_credential
@@ -34,79 +37,6 @@ routes = web.RouteTableDef()
 
 def setup(app: web.Application, settings: ReceiverSettings) -> None:
     app[SETTINGS] = settings
-
-
-@dataclass(frozen=True)
-class Option:
-    """A choice as the page offers it: a heading, what it does, the confirmation to tick."""
-
-    choice: Choice
-    title: str
-    does: str
-    confirm: str
-    button: str
-
-
-def _options(held: HeldStudy) -> list[Option]:
-    mrn = held.local_patient_id or held.ours.patient_id
-    words = {
-        Choice.TRY_AGAIN: Option(
-            Choice.TRY_AGAIN,
-            "Try the PACS again",
-            "Once the PACS administrators have fixed what stopped it, store the study in the "
-            f"PACS {held.pacs} as it was meant to be.",
-            "The PACS administrators say it is fixed.",
-            "Try again",
-        ),
-        Choice.CONFIRM_LOCAL_RECORD: Option(
-            Choice.CONFIRM_LOCAL_RECORD,
-            "It is the same patient: file under the PACS's record",
-            f"File the images under patient ID {mrn}, taking the PACS's name and birth date "
-            "(for example when the PACS has the patient under a trauma alias).",
-            "I checked the patient in front of me: the PACS's record is this patient.",
-            "File under the PACS's record",
-        ),
-        Choice.NEW_LOCAL_PATIENT: Option(
-            Choice.NEW_LOCAL_PATIENT,
-            "The record number was just given to this patient",
-            "File the images under this new record number, keeping the name and birth date "
-            "the ER sent.",
-            "This record number was just registered for this patient.",
-            "File under the new record",
-        ),
-        Choice.OTHER_RECORD: Option(
-            Choice.OTHER_RECORD,
-            "File under this patient's own record number",
-            "The images are filed under the number you give; the PACS's name and birth date "
-            "for it must match the ER's patient, or the study is held again.",
-            "This is the patient's own record number here.",
-            "File under this record",
-        ),
-        Choice.SAVE_TO_FOLDER: Option(
-            Choice.SAVE_TO_FOLDER,
-            "Save the images in a folder to look at first",
-            "Nothing goes to the PACS, and the study stays in this queue for the PACS.",
-            "Save a review copy; nothing goes to the PACS.",
-            "Save to folder",
-        ),
-        Choice.STORE_ANYWAY: Option(
-            Choice.STORE_ANYWAY,
-            "Store in the PACS as they are",
-            "Only after a person has reviewed this and decided the images belong in the PACS "
-            "as they are: they are stored without this check.",
-            "A person reviewed this hold and decided the images belong in the PACS as they are.",
-            "Store anyway",
-        ),
-        Choice.DISCARD: Option(
-            Choice.DISCARD,
-            "Discard the images",
-            "Removes the images and the key from this machine. The transfer cannot be "
-            "imported from here afterwards; the ER still has the study.",
-            "Remove these images from this machine.",
-            "Discard",
-        ),
-    }
-    return [words[choice] for choice in holds_queue.choices(held)]
 
 
 def _when(at: float) -> str:
@@ -163,19 +93,70 @@ def _held_or_404(request: web.Request) -> HeldStudy:
 
 
 def _decide_page(
-    request: web.Request, held: HeldStudy, *, problem: str = "", status: int = 200
+    request: web.Request,
+    held: HeldStudy,
+    *,
+    problem: str = "",
+    status: int = 200,
+    search: WorklistQuery | None = None,
+    candidates: list[Candidate] | None = None,
+    worklist_problem: str = "",
 ) -> web.Response:
     settings = request.app[SETTINGS]
+    options = hold_options(held)
+    ours = held.ours
+    search = search or WorklistQuery(ours.name.split("^")[0] + "*", ours.birth_date)
     return render(
         request,
         "holds_decide.html",
         status=status,
-        options=_options(held),
+        options=options,
         problem=problem,
         review_folder=str(Path(settings.state.folder) / REVIEW_FOLDER),
         local_issuer=held.local_issuer or settings.identity.local_issuer,
+        worklist_ready=bool(settings.worklist.host)
+        and any(o.choice is Choice.OTHER_RECORD for o in options),
+        search=search,
+        shown_birth_date=date(search.birth_date) if search.birth_date else "",
+        candidates=None if candidates is None else [_candidate_view(c, held) for c in candidates],
+        worklist_problem=worklist_problem,
         **_view(held),
     )
+
+
+def _candidate_view(c: Candidate, held: HeldStudy) -> dict[str, Any]:
+    return {
+        "c": c,
+        "name": person_name(c.patient_name),
+        "birth_date": date(c.birth_date),
+        "sex": sex_word(c.sex),
+        "scheduled": date(c.scheduled_date),
+        "same": holds.same_name(c.patient_name, held.ours.name)
+        and c.birth_date == held.ours.birth_date,
+    }
+
+
+@routes.post("/holds/{transfer_id}/worklist")
+async def worklist_search(request: web.Request) -> web.Response:
+    """Search the worklist for the local record (POST: a patient's name stays out of URLs and
+    access logs)."""
+    held = _held_or_404(request)
+    form = await request.post()
+    search = WorklistQuery(
+        patient_name=str(form.get("patient_name", "")).strip().upper(),
+        birth_date=str(form.get("birth_date", "")).replace("-", "").strip(),
+        patient_id=str(form.get("patient_id", "")).strip(),
+    )
+    settings = request.app[SETTINGS]
+    try:
+        found = await asyncio.to_thread(
+            worklist.find, settings.worklist, settings.pacs.calling_ae_title, search
+        )
+    except errors.WorklistError as e:
+        return _decide_page(request, held, search=search, worklist_problem=e.message)
+    ours = held.ours
+    ranked = worklist.rank(found, ours.name, ours.birth_date, ours.sex)
+    return _decide_page(request, held, search=search, candidates=ranked)
 
 
 @routes.get("/holds/{transfer_id}")
