@@ -30,7 +30,7 @@ class Reason(enum.Enum):
     STUDY = "The PACS holds this study under another patient"
     LOCAL_RECORD = "The local record given is someone else's"
     NEW_LOCAL = "The local record given has nothing to check against"
-    UNCHECKED = "The PACS could not be asked about this patient"
+    UNCHECKED = "The PACS could not be asked about this patient, or answered unclearly"
     PACS_REFUSED = "The PACS refused the images"
     MIXED_PATIENTS = "The images do not all belong to one patient"
 

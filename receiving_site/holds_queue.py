@@ -130,8 +130,13 @@ def request(held: HeldStudy, decision: Decision, place: Place, relay: str) -> Re
 
 
 async def _discard(place: Place, held: HeldStudy) -> None:
-    saved = state.load_key(place.state_dir, held.transfer_id)
-    async with turns.turn(place.state_dir, saved.pending or held.transfer_id, lambda: None):
+    """Forget the transfer, in turn with any redemption of it on this machine (a second click,
+    another nurse): `HoldNotFound` if that one resolved it first."""
+    slot = await asyncio.to_thread(state.slot_of, place.state_dir, held.transfer_id)
+    async with turns.turn(place.state_dir, slot, lambda: None):
+        if await asyncio.to_thread(hold_record.load, place.state_dir, held.transfer_id) is None:
+            raise errors.HoldNotFound()
+        saved = await asyncio.to_thread(state.load_key, place.state_dir, held.transfer_id)
         await asyncio.to_thread(forget_transfer, place.state_dir, saved)
 
 
@@ -148,6 +153,8 @@ async def _carry_out(place: Place, held: HeldStudy, decision: Decision) -> Redee
         raise errors.HeldAgain(
             f"{reason}. The study is held again for review; nothing was stored.", e.hold
         ) from e
+    if result.delivered_before is not None:
+        raise errors.HoldNotFound()  # another decision, taken first, delivered it
     if result.review_command:
         await asyncio.to_thread(
             hold_record.save, place.state_dir, replace(held, review_copy=result.destination)
