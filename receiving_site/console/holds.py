@@ -30,7 +30,7 @@ from site_agent.dicom_text import date, person_name
 from site_agent.errors import AgentError
 
 SETTINGS = web.AppKey("receiver_holds_settings", ReceiverSettings)
-REVIEW_FOLDER = "review-copies"  # under the state folder: the default for "save to folder"
+REVIEW_FOLDER = "review-copies"  # under the state folder: where "save to folder" saves
 
 routes = web.RouteTableDef()
 
@@ -112,7 +112,7 @@ def _decide_page(
         status=status,
         options=options,
         problem=problem,
-        review_folder=str(Path(settings.state.folder) / REVIEW_FOLDER),
+        review_folder=str(_review_folder(settings)),
         local_issuer=held.local_issuer or settings.identity.local_issuer,
         worklist_ready=bool(settings.worklist.host)
         and any(o.choice is Choice.OTHER_RECORD for o in options),
@@ -164,13 +164,18 @@ async def decide_page(request: web.Request) -> web.Response:
     return _decide_page(request, _held_or_404(request))
 
 
-def _decision(choice: Choice, form: Any) -> Decision:
-    folder = str(form.get("folder", "")).strip()
+def _review_folder(settings: ReceiverSettings) -> Path:
+    """Where the console saves review copies: a fixed folder, never one typed in a browser
+    (a console user must not choose where on the agent's computer files are written)."""
+    return Path(settings.state.folder) / REVIEW_FOLDER
+
+
+def _decision(choice: Choice, form: Any, settings: ReceiverSettings) -> Decision:
     return Decision(
         choice,
         local_patient_id=str(form.get("local_patient_id", "")),
         local_issuer=str(form.get("local_issuer", "")),
-        folder=Path(folder) if folder else None,
+        folder=_review_folder(settings) if choice is Choice.SAVE_TO_FOLDER else None,
     )
 
 
@@ -190,7 +195,7 @@ async def decide(request: web.Request) -> web.Response:
         decided = await holds_queue.decide(
             _place(settings),
             held.transfer_id,
-            _decision(choice, form),
+            _decision(choice, form, settings),
             audit=request.app[AUDIT],
             who=user_of(request),
             where=address_of(request),

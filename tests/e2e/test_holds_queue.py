@@ -177,7 +177,7 @@ async def test_a_study_under_another_patient_is_saved_for_review_then_discarded(
     transfer_id = pushed["transfer_id"]
 
     state = tmp_path / "tc-state"
-    review = tmp_path / "review"
+    review = state / "review-copies"
     async with _at_the_console(relay, tmp_path) as (tc, staff):
         page = await _queue(staff)
         assert "The PACS holds this study under another patient." in page
@@ -187,7 +187,12 @@ async def test_a_study_under_another_patient_is_saved_for_review_then_discarded(
         assert "call the sending hospital" in page
         assert 'id="choice-confirm_local_record"' not in page
 
-        status, page = await _choose(staff, transfer_id, "hold-save-to-folder", folder=str(review))
+        status, page = await _choose(
+            staff,
+            transfer_id,
+            "hold-save-to-folder",
+            folder="/etc",  # ignored: a fixed folder
+        )
         assert status == 200, page
         assert f"Saved 3 images of DOE, JANE for review in {review / transfer_id}." in page
         copied = {sop_instance_uid(p) for p in (review / transfer_id).rglob("IM*")}
