@@ -10,6 +10,7 @@ sentence says what to do.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
@@ -96,6 +97,18 @@ def _where(peer: DicomPeerSettings) -> str:
     return f"{peer.ae_title} at {peer.host}:{peer.port}"
 
 
+def _listening(peer: DicomPeerSettings) -> bool:
+    """Whether something accepts TCP connections at the worklist's address. pynetdicom reports
+    a rejection that arrives together with the connection closing (DCMTK's wlmscpfs, for a
+    wrong called AE title, now and then) as an abort, as it does a refused connection: this
+    tells "nothing listens there" from "it hung up on us"."""
+    try:
+        with socket.create_connection((peer.host, peer.port), timeout=TIMEOUT):
+            return True
+    except OSError:
+        return False
+
+
 def find(peer: DicomPeerSettings, calling_ae_title: str, query: WorklistQuery) -> list[Candidate]:
     """The worklist's patients matching `query`, one per patient ID and issuer (a patient
     scheduled twice is listed once), as the SCP ordered them.
@@ -120,6 +133,12 @@ def find(peer: DicomPeerSettings, calling_ae_title: str, query: WorklistQuery) -
             raise errors.WorklistRefused(
                 f"The worklist {_where(peer)} does not answer worklist queries. Check "
                 "worklist.ae_title and worklist.port, or type the local medical record number."
+            )
+        if _listening(peer):
+            raise errors.WorklistRefused(
+                f"The worklist {_where(peer)} closed the connection without answering. Check "
+                f"worklist.ae_title, and that it accepts this system's AE title "
+                f"{calling_ae_title}; or type the local medical record number."
             )
         raise errors.WorklistUnreachable(
             f"The worklist {_where(peer)} could not be reached. Check that it is running and "

@@ -83,11 +83,13 @@ def test_a_worklist_that_is_not_running_says_so(scp: WorklistServer) -> None:
     assert "type the local medical record number" in caught.value.message
 
 
-def test_a_wrong_ae_title_is_refused(scp: WorklistServer) -> None:
+@pytest.mark.parametrize("attempt", range(5))  # wlmscpfs closes the connection as it rejects
+def test_a_wrong_ae_title_is_refused(scp: WorklistServer, attempt: int) -> None:
     wrong = DicomPeerSettings(ae_title="NOSUCHAE", host=scp.host, port=scp.port)
     with pytest.raises(errors.WorklistRefused) as caught:
         worklist.find(wrong, "TRAUMARELAY", WorklistQuery(patient_name="DOE*"))
-    assert "refused" in caught.value.message
+    assert f"NOSUCHAE at {scp.host}:{scp.port}" in caught.value.message
+    assert "TRAUMARELAY" in caught.value.message
 
 
 def test_no_worklist_configured() -> None:
