@@ -80,7 +80,7 @@ def _place(settings: ReceiverSettings) -> Place:
 @routes.get("/holds")
 async def queue(request: web.Request) -> web.Response:
     state_dir = request.app[SETTINGS].state.folder
-    found = hold_record.held_studies(state_dir)
+    found = await asyncio.to_thread(hold_record.held_studies, state_dir)
     return render(request, "holds.html", held=[_view(h) for h in found])
 
 

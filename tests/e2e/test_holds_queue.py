@@ -133,6 +133,12 @@ async def test_a_patient_id_taken_by_another_is_filed_under_the_pacs_record_once
             assert f'id="choice-{offered}"' in page
         assert page.index("choice-confirm_local_record") < page.index("choice-store_anyway")
 
+        # A form without the console's CSRF token (forged, or from elsewhere) does nothing.
+        async with staff.client.post(
+            f"{tc.url}/holds/{transfer_id}",
+            data={"choice": "hold-confirm-local-record", "confirmed": "yes"},
+        ) as forged:
+            assert forged.status == 403
         # Without the confirmation ticked, nothing is done.
         status, page = await staff.post(
             f"/holds/{transfer_id}", {"choice": "hold-confirm-local-record"}
