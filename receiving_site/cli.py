@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from receiving_site import errors
+from receiving_site.holds_cli import add_holds
 from receiving_site.settings import ReceiverSettings
 from site_agent.commands import Agent, add_group
 from site_agent.relay_setting import add_relay_arguments
@@ -97,10 +98,13 @@ RECEIVER = Agent("receiver", "receiving", ReceiverSettings, pages="receiving_sit
 
 
 def add_receiver(sub: Any) -> Any:
-    """`trauma-relay receiver console|user ...`; the group's subparsers, for more commands."""
-    return add_group(
+    """`trauma-relay receiver console|user|holds ...`; the group's subparsers, for more
+    commands."""
+    commands = add_group(
         sub, RECEIVER, help="run the receiving agent (the trauma console, its accounts)"
     )
+    add_holds(commands, RECEIVER)
+    return commands
 
 
 def _question(args: argparse.Namespace) -> str:
