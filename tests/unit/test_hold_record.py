@@ -7,28 +7,20 @@ import stat
 from dataclasses import replace
 from pathlib import Path
 
+from held_studies import held_study
+
 from receiving_site import hold_record, state
-from receiving_site.hold_record import HeldStudy, Reason
+from receiving_site.hold_record import HeldStudy
 from receiving_site.holds import Person
 from transfer_codes.tokens import new_transfer_id
 
 
 def _held(transfer_id: str, at: float) -> HeldStudy:
-    return HeldStudy(
-        transfer_id=transfer_id,
-        reason=Reason.PATIENT_ID,
-        sentence="The PACS already has patient ID ER-12345 under a different name.",
+    return held_study(
+        transfer_id,
         skippable=True,
-        pacs="PACS@127.0.0.1:104",
-        calling_ae_title="TRAUMARELAY",
-        sender="St. Mary's ED",
         break_glass=True,
-        ours=Person("ER-12345", "DOE^JANE", "19850214", "F"),
         theirs=Person("ER-12345", "ROE^RICHARD", "19700301", "M"),
-        study="CT TRAUMA PANSCAN 2025-01-01",
-        image_count=240,
-        local_patient_id=None,
-        local_issuer="",
         at=at,
     )
 

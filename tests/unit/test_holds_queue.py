@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from held_studies import held_study
 
 from receiving_site import errors
 from receiving_site.hold_record import HeldStudy, Reason
-from receiving_site.holds import Person
 from receiving_site.holds_queue import Choice, Decision, Place, choices, request
 
 PLACE = Place(Path("/state"), "credential")
@@ -17,22 +17,14 @@ TRANSFER = "1M3W7HQFHZ24VDHTMFPH5W6Y"
 
 
 def _held(reason: Reason, *, skippable: bool = False, local: str | None = None) -> HeldStudy:
-    return HeldStudy(
-        transfer_id=TRANSFER,
-        reason=reason,
-        sentence="Held.",
+    return held_study(
+        TRANSFER,
+        reason,
         skippable=skippable,
         pacs="PACS@127.0.0.1:4242",
         calling_ae_title="TRAUMA1",
-        sender="St. Mary's ED",
-        break_glass=False,
-        ours=Person("ER-12345", "DOE^JANE", "19850214", "F"),
-        theirs=None,
-        study="CT",
-        image_count=3,
         local_patient_id=local,
         local_issuer="REGIONAL" if local else "",
-        at=0.0,
     )
 
 
