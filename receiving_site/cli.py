@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from receiving_site import errors
+from receiving_site.holds_cli import add_holds
 from receiving_site.settings import ReceiverSettings
 from site_agent.commands import Agent, add_group, run_console
 from site_agent.relay_setting import add_relay_arguments
@@ -119,13 +120,14 @@ RECEIVER = Agent("receiver", "receiving", ReceiverSettings, pages="receiving_sit
 
 
 def add_receiver(sub: Any) -> Any:
-    """`trauma-relay receiver [console|user ...]`; the group's subparsers, for more commands.
-    Without a command, `receiver --config FILE` runs the agent: its trauma console, which
-    redeems and imports (the same as `receiver console`)."""
+    """`trauma-relay receiver [console|user|holds ...]`; the group's subparsers, for more
+    commands. Without a command, `receiver --config FILE` runs the agent: its trauma console,
+    which redeems and imports (the same as `receiver console`)."""
     commands = add_group(
         sub, RECEIVER, help="run the receiving agent (the trauma console, its accounts)"
     )
     sub.choices[RECEIVER.command].set_defaults(run=partial(run_console, RECEIVER))
+    add_holds(commands, RECEIVER)
     return commands
 
 

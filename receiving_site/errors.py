@@ -110,3 +110,38 @@ class ConfirmationNeeded(ReceivingError):
 
 class NoCodeEntered(ReceivingError):
     """No code was entered; nothing was done."""
+
+
+class WorklistError(ReceivingError):
+    """The worklist could not be asked. Type the local medical record number instead."""
+
+
+class WorklistNotConfigured(WorklistError):
+    """No worklist is set up for this console (worklist.host is empty). Type the local medical
+    record number instead."""
+
+
+class WorklistUnreachable(WorklistError):
+    """The worklist could not be reached. Check that it is running and the worklist settings,
+    or type the local medical record number."""
+
+
+class WorklistRefused(WorklistError):
+    """The worklist refused the query. Type the local medical record number instead."""
+
+
+class WorklistTooVague(WorklistError):
+    """Too many patients on the worklist match. Add the birth date or more of the name."""
+
+
+class HoldNotFound(ReceivingError):
+    """That study is no longer held on this machine: someone has resolved it already. Nothing
+    was done."""
+
+
+class HoldChoiceRefused(ReceivingError):
+    """That choice does not resolve this hold. Nothing was done; pick one of the choices shown."""
+
+
+class HeldAgain(IdentityHeld):
+    """The study is held again for review; nothing was stored."""

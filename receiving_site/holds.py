@@ -102,6 +102,12 @@ def compared(incoming: Person, pacs: Person) -> list[tuple[str, str, str, bool]]
     return [(label, _shown(a), _shown(b), d) for label, a, b, d in _rows(incoming, pacs)]
 
 
+def compare(incoming: Person, pacs: Person) -> list[tuple[str, str, str, bool]]:
+    """(label, the ER's value, the PACS's value, differs) for each line, as `table` shows
+    them (for the console's holds queue)."""
+    return _rows(incoming, pacs)
+
+
 def table(incoming: Person, pacs: Person, sender: str) -> list[str]:
     """Both sides in aligned columns, each differing line marked."""
     header = ("", f"Sent by {_shown(sender) or 'the ER'}", "In the PACS", False)

@@ -36,6 +36,7 @@ from pathlib import Path
 from receiving_site import (
     errors,
     folder_copy,
+    hold_record,
     holds,
     identity,
     pacs,
@@ -46,6 +47,7 @@ from receiving_site import (
     turns,
 )
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
+from site_agent.dicom_text import date as shown_date
 from site_agent.errors import AgentError
 from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode, looks_like_code
@@ -365,10 +367,16 @@ async def _redeem(
     )
     names = {saved.transfer_id} | ({saved.pending} if saved.pending else set())
     await asyncio.to_thread(state.record_delivery, req.state_dir, names, delivered)
-    await asyncio.to_thread(shutil.rmtree, _staging_folder(req, saved.transfer_id), True)
-    state.forget_key(req.state_dir, saved.transfer_id)
-    state.forget_pending(req.state_dir, saved.pending)
+    await asyncio.to_thread(forget_transfer, req.state_dir, saved)
     return result
+
+
+def forget_transfer(state_dir: Path, saved: state.SavedKey) -> None:
+    """Remove what this machine keeps of `saved`'s transfer: the staged images, the key (with
+    its hold) and the redemption id. Once delivered; or when a person discards a held study."""
+    shutil.rmtree(state.folder(state_dir) / saved.transfer_id, ignore_errors=True)
+    state.forget_key(state_dir, saved.transfer_id)
+    state.forget_pending(state_dir, saved.pending)
 
 
 def _staging_folder(req: RedeemRequest, transfer_id: str) -> Path:
@@ -493,7 +501,11 @@ async def _receive(
     summary = reader.summary
     if summary is None:
         raise errors.VerificationFailed("The transfer's manifest has no summary.")
-    await asyncio.to_thread(staging.check_identity, items, summary)
+    try:
+        await asyncio.to_thread(staging.check_identity, items, summary)
+    except errors.IdentityMismatch as e:
+        await _remember(req, saved, summary, hold_record.Reason.MIXED_PATIENTS, e.message)
+        raise
     answer = await question.answer()
     if answer is False:
         raise _declined(req, transfer_id)
@@ -522,6 +534,11 @@ async def _receive(
             if e.hold is None:
                 raise
             raise await _held(req, req.pacs, saved, summary, e.hold) from e
+        except errors.PacsRefused as e:
+            refused_by = state.HeldFor(str(req.pacs), req.pacs.calling_ae_title)
+            await asyncio.to_thread(state.mark_held, req.state_dir, transfer_id, refused_by)
+            await _remember(req, saved, summary, hold_record.Reason.PACS_REFUSED, e.message)
+            raise
         count, decompressed, note = delivery.stored, delivery.decompressed_images, delivery.note
         destination = str(req.stow or req.pacs)
         kind = "pacs"
@@ -634,6 +651,8 @@ async def _held(
     return the hold with both sides and every command to continue, the safest first."""
     held = state.HeldFor(str(address), address.calling_ae_title)
     await asyncio.to_thread(state.mark_held, req.state_dir, saved.transfer_id, held)
+    reason = hold_record.Reason.of(hold.kind)
+    await _remember(req, saved, summary, reason, f"{hold.reason}.", hold.pacs, hold.skippable)
     plain = replace(
         req, skip_identity_check=False, confirm_local_record=False, new_local_patient=False
     )
@@ -656,3 +675,42 @@ async def _held(
     )
     message = holds.explain(hold, incoming, saved.sender, commands)
     return errors.IdentityHeld(message, hold)
+
+
+async def _remember(
+    req: RedeemRequest,
+    saved: state.SavedKey,
+    summary: StudySummary,
+    reason: hold_record.Reason,
+    sentence: str,
+    theirs: holds.Person | None = None,
+    skippable: bool = False,
+) -> None:
+    """Keep why the study is held beside its key, for the holds queue."""
+    held = hold_record.HeldStudy(
+        transfer_id=saved.transfer_id,
+        reason=reason,
+        sentence=sentence,
+        skippable=skippable,
+        pacs="" if req.pacs is None else str(req.pacs),
+        calling_ae_title=pacs.DEFAULT_CALLING_AE_TITLE
+        if req.pacs is None
+        else req.pacs.calling_ae_title,
+        sender=saved.sender,
+        break_glass=saved.break_glass,
+        ours=holds.Person(
+            summary.patient_id,
+            summary.patient_name,
+            summary.patient_birth_date,
+            summary.patient_sex,
+        ),
+        theirs=theirs,
+        study=" ".join(
+            part for part in (summary.study_description, shown_date(summary.study_date)) if part
+        ),
+        image_count=summary.instance_count,
+        local_patient_id=req.local_patient_id,
+        local_issuer=req.local_issuer,
+        at=time.time(),
+    )
+    await asyncio.to_thread(hold_record.save, req.state_dir, held)

@@ -8,8 +8,9 @@
   run resumes (`--resume TRANSFER_ID`, or the same code again) without spending anything.
 - `held-<transfer id>.json`: the PACS that held the study for review (identity check). A copy
   then saved with `--out` is a review copy: the transfer stays open for that PACS.
+- `hold-<transfer id>.json`: why the study is held, for the holds queue (`hold_record`).
 
-All three are removed once the study is delivered and the receipt sent; then
+All four are removed once the study is delivered and the receipt sent; then
 `delivered-<locator or transfer id>.json` records where it went (no patient data), so that
 the same code, or `--resume`, run again on this machine says so. `lock-<slot>` files are
 `turns`' locks. Every file is 0600 in a
@@ -148,6 +149,7 @@ def unfinished(state_dir: Path) -> list[str]:
 def forget_key(state_dir: Path, transfer_id: str) -> None:
     _key_path(state_dir, transfer_id).unlink(missing_ok=True)
     _held_path(state_dir, transfer_id).unlink(missing_ok=True)
+    _held_path(state_dir, transfer_id).with_name(f"hold-{transfer_id}.json").unlink(missing_ok=True)
 
 
 def slot_of(state_dir: Path, transfer_id: str) -> str:

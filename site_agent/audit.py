@@ -28,6 +28,7 @@ QUERY = "110112"
 INSTANCES_TRANSFERRED = "110104"
 INSTANCES_ACCESSED = "110103"
 EXPORT = "110106"
+STUDY_DELETED = "110105"
 
 EVENT_IDS = {
     "sign-in": USER_AUTHENTICATION,
@@ -54,6 +55,14 @@ EVENT_IDS = {
     "study-redeemed": INSTANCES_ACCESSED,
     "import-confirmed": IMPORT,
     "study-imported": IMPORT,
+    # A person resolving a held study at the trauma center (receiving_site.holds_queue).
+    "hold-store-anyway": IMPORT,
+    "hold-try-again": IMPORT,
+    "hold-confirm-local-record": IMPORT,
+    "hold-new-local-patient": IMPORT,
+    "hold-other-record": IMPORT,
+    "hold-save-to-folder": EXPORT,
+    "hold-discard": STUDY_DELETED,
 }
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from receiving_site.console import code_entry, import_pages
+from receiving_site.console import code_entry, holds, import_pages
 from receiving_site.console.appkeys import CHECKS, IMPORTS, THUMBNAILS, UNREADY
 from receiving_site.console.errors import ContinueFromTheList, NoPacs
 from receiving_site.console.imports import Imports
@@ -84,13 +84,14 @@ def setup(app: web.Application, settings: ReceiverSettings) -> None:
     app[CHECKS] = {}
     app[THUMBNAILS] = asyncio.Semaphore(THUMBNAILS_AT_ONCE)
     app.cleanup_ctx.append(partial(_imports, settings))
+    holds.setup(app, settings)
 
 
 PAGES = AgentPages(
     title="Trauma console",
     templates=__name__,
-    routes=[*routes, *code_entry.routes, *import_pages.routes],
-    navigation=(Link("Enter a code", "/"),),
+    routes=[*routes, *code_entry.routes, *import_pages.routes, *holds.routes],
+    navigation=(Link("Enter a code", "/"), Link("Holds", "/holds")),
     errors=((ReceivingError, 400),),
     setup=setup,
 )

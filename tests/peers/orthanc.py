@@ -202,6 +202,10 @@ class OrthancServer:
         """``POST`` ``body`` to a REST path and decode its JSON answer."""
         return json.loads(self._request("POST", path, body, content_type))
 
+    def delete(self, path: str) -> None:
+        """``DELETE`` a REST resource (``/studies/<id>``), as a PACS administrator would."""
+        self._request("DELETE", path)
+
     def _request(
         self, method: str, path: str, body: bytes | None = None, content_type: str = ""
     ) -> bytes:

@@ -1,0 +1,235 @@
+"""The holds queue in the trauma console: `/holds` lists every study held on this machine with
+its reason and the patient's two sides (as the ER sent them, as the PACS holds them);
+`/holds/<transfer id>` shows one with a form per choice. A choice is posted with the console's
+CSRF token and an explicit confirmation, and carried out by `holds_queue.decide`, the same
+resumed redemption the command line runs, recorded in the audit log under the signed-in user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from receiving_site import errors, hold_record, holds, holds_queue, worklist
+from receiving_site.console.hold_options import hold_options
+from receiving_site.hold_record import HeldStudy
+from receiving_site.holds_queue import Choice, Decision, Place
+from receiving_site.preview import sex_word
+from receiving_site.settings import ReceiverSettings
+from receiving_site.worklist import Candidate, WorklistQuery
+from site_agent.console import render, user_of
+from site_agent.console.appkeys import AUDIT, address_of
+from site_agent.credential import read_credential
+from site_agent.dicom_text import date, person_name
+from site_agent.errors import AgentError
+
+SETTINGS = web.AppKey("receiver_holds_settings", ReceiverSettings)
+REVIEW_FOLDER = "review-copies"  # under the state folder: where "save to folder" saves
+
+routes = web.RouteTableDef()
+
+
+def setup(app: web.Application, settings: ReceiverSettings) -> None:
+    app[SETTINGS] = settings
+
+
+def _when(at: float) -> str:
+    return datetime.datetime.fromtimestamp(at, tz=datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@dataclass(frozen=True)
+class Side:
+    label: str
+    ours: str
+    theirs: str
+    differs: bool
+
+
+def _sides(held: HeldStudy) -> list[Side]:
+    if held.theirs is not None:
+        return [Side(*row) for row in holds.compare(held.ours, held.theirs)]
+    ours = held.ours
+    return [
+        Side("Patient ID", ours.patient_id, "", False),
+        Side("Name", person_name(ours.name), "", False),
+        Side("Birth date", date(ours.birth_date), "", False),
+        Side("Sex", sex_word(ours.sex), "", False),
+    ]
+
+
+def _view(held: HeldStudy) -> dict[str, Any]:
+    return {
+        "held": held,
+        "when": _when(held.at),
+        "sides": _sides(held),
+        "patient": person_name(held.ours.name),
+    }
+
+
+def _place(settings: ReceiverSettings) -> Place:
+    credential_file = settings.relay.credential_file
+    return Place(settings.state.folder, read_credential(credential_file))
+
+
+@routes.get("/holds")
+async def queue(request: web.Request) -> web.Response:
+    state_dir = request.app[SETTINGS].state.folder
+    found = await asyncio.to_thread(hold_record.held_studies, state_dir)
+    return render(request, "holds.html", held=[_view(h) for h in found])
+
+
+def _held_or_404(request: web.Request) -> HeldStudy:
+    transfer_id = request.match_info["transfer_id"]
+    held = hold_record.load(request.app[SETTINGS].state.folder, transfer_id)
+    if held is None:
+        raise web.HTTPNotFound(text=errors.HoldNotFound().message)
+    return held
+
+
+def _decide_page(
+    request: web.Request,
+    held: HeldStudy,
+    *,
+    problem: str = "",
+    status: int = 200,
+    search: WorklistQuery | None = None,
+    candidates: list[Candidate] | None = None,
+    worklist_problem: str = "",
+) -> web.Response:
+    settings = request.app[SETTINGS]
+    options = hold_options(held)
+    ours = held.ours
+    search = search or WorklistQuery(ours.name.split("^")[0] + "*", ours.birth_date)
+    return render(
+        request,
+        "holds_decide.html",
+        status=status,
+        options=options,
+        problem=problem,
+        review_folder=str(_review_folder(settings)),
+        local_issuer=held.local_issuer or settings.identity.local_issuer,
+        worklist_ready=bool(settings.worklist.host)
+        and any(o.choice is Choice.OTHER_RECORD for o in options),
+        search=search,
+        shown_birth_date=date(search.birth_date) if search.birth_date else "",
+        candidates=None if candidates is None else [_candidate_view(c, held) for c in candidates],
+        worklist_problem=worklist_problem,
+        **_view(held),
+    )
+
+
+def _candidate_view(c: Candidate, held: HeldStudy) -> dict[str, Any]:
+    return {
+        "c": c,
+        "name": person_name(c.patient_name),
+        "birth_date": date(c.birth_date),
+        "sex": sex_word(c.sex),
+        "scheduled": date(c.scheduled_date),
+        "same": holds.same_name(c.patient_name, held.ours.name)
+        and c.birth_date == held.ours.birth_date,
+    }
+
+
+@routes.post("/holds/{transfer_id}/worklist")
+async def worklist_search(request: web.Request) -> web.Response:
+    """Search the worklist for the local record (POST: a patient's name stays out of URLs and
+    access logs)."""
+    held = _held_or_404(request)
+    form = await request.post()
+    search = WorklistQuery(
+        patient_name=str(form.get("patient_name", "")).strip().upper(),
+        birth_date=str(form.get("birth_date", "")).replace("-", "").strip(),
+        patient_id=str(form.get("patient_id", "")).strip(),
+    )
+    settings = request.app[SETTINGS]
+    try:
+        found = await asyncio.to_thread(
+            worklist.find, settings.worklist, settings.pacs.calling_ae_title, search
+        )
+    except errors.WorklistError as e:
+        return _decide_page(request, held, search=search, worklist_problem=e.message)
+    ours = held.ours
+    ranked = worklist.rank(found, ours.name, ours.birth_date, ours.sex)
+    return _decide_page(request, held, search=search, candidates=ranked)
+
+
+@routes.get("/holds/{transfer_id}")
+async def decide_page(request: web.Request) -> web.Response:
+    return _decide_page(request, _held_or_404(request))
+
+
+def _review_folder(settings: ReceiverSettings) -> Path:
+    """Where the console saves review copies: a fixed folder, never one typed in a browser
+    (a console user must not choose where on the agent's computer files are written)."""
+    return Path(settings.state.folder) / REVIEW_FOLDER
+
+
+def _decision(choice: Choice, form: Any, settings: ReceiverSettings) -> Decision:
+    return Decision(
+        choice,
+        local_patient_id=str(form.get("local_patient_id", "")),
+        local_issuer=str(form.get("local_issuer", "")),
+        folder=_review_folder(settings) if choice is Choice.SAVE_TO_FOLDER else None,
+    )
+
+
+@routes.post("/holds/{transfer_id}")
+async def decide(request: web.Request) -> web.Response:
+    held = _held_or_404(request)
+    form = await request.post()
+    try:
+        choice = Choice(str(form.get("choice", "")))
+    except ValueError:
+        return _decide_page(request, held, problem=errors.HoldChoiceRefused().message, status=400)
+    if form.get("confirmed") != "yes":
+        problem = "Tick the box to confirm your choice first. Nothing was done."
+        return _decide_page(request, held, problem=problem, status=400)
+    settings = request.app[SETTINGS]
+    try:
+        decided = await holds_queue.decide(
+            _place(settings),
+            held.transfer_id,
+            _decision(choice, form, settings),
+            audit=request.app[AUDIT],
+            who=user_of(request),
+            where=address_of(request),
+        )
+    except errors.HoldNotFound as e:
+        return render(request, "holds_done.html", status=409, ok=False, sentence=e.message)
+    except errors.ReceivingError as e:
+        again = hold_record.load(settings.state.folder, held.transfer_id)
+        if again is None:
+            return render(request, "holds_done.html", status=409, ok=False, sentence=e.message)
+        return _decide_page(request, again, problem=e.message, status=409)
+    except AgentError as e:
+        return _decide_page(request, held, problem=e.detail, status=503)
+    return render(request, "holds_done.html", ok=True, sentence=_done(decided))
+
+
+def _done(decided: holds_queue.Decided) -> str:
+    result = decided.result
+    patient = person_name(decided.held.ours.name)
+    if result is None:
+        return f"The images of {patient} were removed from this machine."
+    if result.review_command:
+        return (
+            f"Saved {result.instances} images of {patient} for review in {result.destination}. "
+            "Nothing went to the PACS; the study stays in the holds queue."
+        )
+    filed = ""
+    if result.filed_under is not None:
+        local = result.filed_under
+        filed = f" under patient ID {local.patient_id}, as {person_name(local.patient_name)}"
+    return f"Stored {result.instances} images of {patient} in the PACS{filed}."
+
+
+@routes.get("/holds-style.css")
+async def style(request: web.Request) -> web.Response:
+    text = resources.files(__package__).joinpath("holds.css").read_text(encoding="utf-8")
+    return web.Response(text=text, content_type="text/css")

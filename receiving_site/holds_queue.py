@@ -1,0 +1,202 @@
+"""The holds queue: every study held on this machine (`hold_record`), and what a person may do
+about each, the same choices the command line prints after a hold (`holds.explain`), carried
+out by the same function (`redeem.redeem`, resuming the transfer with the options that choice
+adds) so that the console and the command line cannot drift apart.
+
+Each decision goes into the agent's audit log (`site_agent.audit`): who decided what, about
+which transfer, when, from where, and whether it worked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from receiving_site import errors, hold_record, pacs, state, turns
+from receiving_site.hold_record import HeldStudy, Reason
+from receiving_site.redeem import RedeemRequest, RedeemResult, forget_transfer, redeem
+from site_agent.audit import AuditLog
+from site_agent.errors import AgentError
+
+
+class Choice(enum.Enum):
+    """What a person may decide about a held study (the value is its audit action)."""
+
+    TRY_AGAIN = "hold-try-again"
+    CONFIRM_LOCAL_RECORD = "hold-confirm-local-record"
+    OTHER_RECORD = "hold-other-record"
+    NEW_LOCAL_PATIENT = "hold-new-local-patient"
+    SAVE_TO_FOLDER = "hold-save-to-folder"
+    STORE_ANYWAY = "hold-store-anyway"
+    DISCARD = "hold-discard"
+
+
+def choices(held: HeldStudy) -> list[Choice]:
+    """The choices for `held`, the safest first, as the command line lists them; discarding
+    last. Mixed patients can only be discarded: their images go on no record."""
+    reason = held.reason
+    if reason is Reason.MIXED_PATIENTS:
+        return [Choice.DISCARD]
+    found: list[Choice] = []
+    if reason in (Reason.UNCHECKED, Reason.PACS_REFUSED):
+        found.append(Choice.TRY_AGAIN)
+    if reason in (Reason.PATIENT_ID, Reason.LOCAL_RECORD):
+        found.append(Choice.CONFIRM_LOCAL_RECORD)
+    if reason is Reason.NEW_LOCAL:
+        found.append(Choice.NEW_LOCAL_PATIENT)
+    if reason in (Reason.PATIENT_ID, Reason.LOCAL_RECORD, Reason.NEW_LOCAL):
+        found.append(Choice.OTHER_RECORD)
+    found.append(Choice.SAVE_TO_FOLDER)
+    if held.skippable:
+        found.append(Choice.STORE_ANYWAY)
+    found.append(Choice.DISCARD)
+    return found
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A person's choice, with what it needs: the local record number (and its issuer) for
+    `OTHER_RECORD` and `NEW_LOCAL_PATIENT`, the folder for `SAVE_TO_FOLDER`."""
+
+    choice: Choice
+    local_patient_id: str = ""
+    local_issuer: str = ""
+    folder: Path | None = None
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where this machine keeps its state, and how it reaches the relay."""
+
+    state_dir: Path
+    credential: str
+
+
+@dataclass(frozen=True)
+class Decided:
+    """What a decision did: `result` of the redemption it resumed (None for a discard)."""
+
+    held: HeldStudy
+    decision: Decision
+    result: RedeemResult | None
+
+
+def request(held: HeldStudy, decision: Decision, place: Place, relay: str) -> RedeemRequest:
+    """The redemption that carries out `decision`: the one that held the study, resumed, with
+    the options the command line's matching command adds. Raises `HoldChoiceRefused` for a
+    choice `held` does not offer, or one missing what it needs."""
+    choice = decision.choice
+    if choice not in choices(held) or choice is Choice.DISCARD:
+        raise errors.HoldChoiceRefused()
+    address = None
+    if held.pacs:
+        parsed = pacs.PacsAddress.parse(held.pacs)
+        address = replace(parsed, calling_ae_title=held.calling_ae_title)
+    again = RedeemRequest(
+        relay=relay,
+        credential=place.credential,
+        state_dir=place.state_dir,
+        resume=held.transfer_id,
+        pacs=address,
+        local_patient_id=held.local_patient_id,
+        local_issuer=held.local_issuer,
+        assume_yes=True,
+    )
+    if choice is Choice.TRY_AGAIN:
+        return again
+    if choice is Choice.STORE_ANYWAY:
+        return replace(again, skip_identity_check=True)
+    if choice is Choice.CONFIRM_LOCAL_RECORD:
+        mrn = held.local_patient_id or held.ours.patient_id
+        return replace(again, local_patient_id=mrn, confirm_local_record=True)
+    if choice in (Choice.OTHER_RECORD, Choice.NEW_LOCAL_PATIENT):
+        mrn = decision.local_patient_id.strip() or (held.local_patient_id or "")
+        if not mrn:
+            raise errors.HoldChoiceRefused(
+                "Type the patient's record number here first. Nothing was done."
+            )
+        issuer = decision.local_issuer.strip() or held.local_issuer
+        return replace(
+            again,
+            local_patient_id=mrn,
+            local_issuer=issuer,
+            new_local_patient=choice is Choice.NEW_LOCAL_PATIENT,
+        )
+    if decision.folder is None:
+        raise errors.HoldChoiceRefused("Give the folder to save the images in. Nothing was done.")
+    return replace(again, pacs=None, out=decision.folder, local_patient_id=None)
+
+
+async def _discard(place: Place, held: HeldStudy) -> None:
+    """Forget the transfer, in turn with any redemption of it on this machine (a second click,
+    another nurse): `HoldNotFound` if that one resolved it first."""
+    slot = await asyncio.to_thread(state.slot_of, place.state_dir, held.transfer_id)
+    async with turns.turn(place.state_dir, slot, lambda: None):
+        if await asyncio.to_thread(hold_record.load, place.state_dir, held.transfer_id) is None:
+            raise errors.HoldNotFound()
+        saved = await asyncio.to_thread(state.load_key, place.state_dir, held.transfer_id)
+        await asyncio.to_thread(forget_transfer, place.state_dir, saved)
+
+
+async def _carry_out(place: Place, held: HeldStudy, decision: Decision) -> RedeemResult | None:
+    if decision.choice is Choice.DISCARD:
+        await _discard(place, held)
+        return None
+    saved = await asyncio.to_thread(state.load_key, place.state_dir, held.transfer_id)
+    req = request(held, decision, place, saved.relay)
+    try:
+        result = await redeem(req, lambda _event: None)
+    except errors.IdentityHeld as e:
+        reason = e.hold.reason if e.hold is not None else e.message.rstrip(".")
+        raise errors.HeldAgain(
+            f"{reason}. The study is held again for review; nothing was stored.", e.hold
+        ) from e
+    if result.delivered_before is not None:
+        raise errors.HoldNotFound()  # another decision, taken first, delivered it
+    if result.review_command:
+        await asyncio.to_thread(
+            hold_record.save, place.state_dir, replace(held, review_copy=result.destination)
+        )
+    return result
+
+
+async def decide(
+    place: Place, transfer_id: str, decision: Decision, *, audit: AuditLog, who: str, where: str
+) -> Decided:
+    """Carry out `decision` about the study held as `transfer_id`, and record it in `audit`
+    (with its outcome, also when it fails). Raises `HoldNotFound` if it is no longer held,
+    `HoldChoiceRefused`, `HeldAgain` (a new hold, kept in the queue), or what the redemption
+    raises (`ReceivingError`, `AgentError`)."""
+    held = await asyncio.to_thread(hold_record.load, place.state_dir, transfer_id)
+    if held is None:
+        raise errors.HoldNotFound()
+    decided: dict[str, object] = {}
+    if decision.choice in (Choice.OTHER_RECORD, Choice.NEW_LOCAL_PATIENT):
+        decided["local_patient_id"] = decision.local_patient_id or held.local_patient_id
+    if decision.folder is not None:
+        decided["folder"] = str(decision.folder)
+
+    async def record(outcome: str, **more: object) -> None:
+        await audit.arecord(
+            decision.choice.value,
+            who=who,
+            where=where,
+            outcome=outcome,
+            transfer_id=transfer_id,
+            reason=held.reason.name,
+            decided=decided,
+            **more,
+        )
+
+    try:
+        result = await _carry_out(place, held, decision)
+    except (errors.ReceivingError, AgentError) as e:
+        await record("failure", why=e.message if isinstance(e, errors.ReceivingError) else e.detail)
+        raise
+    if result is None:
+        await record("success")
+    else:
+        await record("success", instances=result.instances, destination=result.destination)
+    return Decided(held, decision, result)

@@ -1,0 +1,103 @@
+"""The holds queue's pure part: which choices each reason offers, the safest first, and the
+redemption each choice resumes (the options the command line's printed command adds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from held_studies import held_study
+
+from receiving_site import errors
+from receiving_site.hold_record import HeldStudy, Reason
+from receiving_site.holds_queue import Choice, Decision, Place, choices, request
+
+PLACE = Place(Path("/state"), "credential")
+TRANSFER = "1M3W7HQFHZ24VDHTMFPH5W6Y"
+
+
+def _held(reason: Reason, *, skippable: bool = False, local: str | None = None) -> HeldStudy:
+    return held_study(
+        TRANSFER,
+        reason,
+        skippable=skippable,
+        pacs="PACS@127.0.0.1:4242",
+        calling_ae_title="TRAUMA1",
+        local_patient_id=local,
+        local_issuer="REGIONAL" if local else "",
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "skippable", "expected"),
+    [
+        (
+            Reason.PATIENT_ID,
+            True,
+            [
+                Choice.CONFIRM_LOCAL_RECORD,
+                Choice.OTHER_RECORD,
+                Choice.SAVE_TO_FOLDER,
+                Choice.STORE_ANYWAY,
+                Choice.DISCARD,
+            ],
+        ),
+        (Reason.STUDY, True, [Choice.SAVE_TO_FOLDER, Choice.STORE_ANYWAY, Choice.DISCARD]),
+        (
+            Reason.NEW_LOCAL,
+            False,
+            [
+                Choice.NEW_LOCAL_PATIENT,
+                Choice.OTHER_RECORD,
+                Choice.SAVE_TO_FOLDER,
+                Choice.DISCARD,
+            ],
+        ),
+        (
+            Reason.UNCHECKED,
+            True,
+            [Choice.TRY_AGAIN, Choice.SAVE_TO_FOLDER, Choice.STORE_ANYWAY, Choice.DISCARD],
+        ),
+        (Reason.PACS_REFUSED, False, [Choice.TRY_AGAIN, Choice.SAVE_TO_FOLDER, Choice.DISCARD]),
+        (Reason.MIXED_PATIENTS, False, [Choice.DISCARD]),
+    ],
+)
+def test_each_reason_offers_its_choices_safest_first(
+    reason: Reason, skippable: bool, expected: list[Choice]
+) -> None:
+    assert choices(_held(reason, skippable=skippable)) == expected
+
+
+def test_each_choice_resumes_the_redemption_as_the_printed_command_would() -> None:
+    held = _held(Reason.PATIENT_ID, skippable=True)
+
+    anyway = request(held, Decision(Choice.STORE_ANYWAY), PLACE, "https://relay.test")
+    assert anyway.resume == TRANSFER
+    assert (anyway.skip_identity_check, anyway.local_patient_id) == (True, None)
+    assert str(anyway.pacs) == "PACS@127.0.0.1:4242"
+    assert anyway.pacs is not None
+    assert anyway.pacs.calling_ae_title == "TRAUMA1"
+
+    confirm = request(held, Decision(Choice.CONFIRM_LOCAL_RECORD), PLACE, "https://relay.test")
+    assert (confirm.local_patient_id, confirm.confirm_local_record) == ("ER-12345", True)
+    assert not confirm.skip_identity_check
+
+    other = request(
+        held, Decision(Choice.OTHER_RECORD, "MRN-9", "REGIONAL"), PLACE, "https://relay.test"
+    )
+    assert (other.local_patient_id, other.local_issuer) == ("MRN-9", "REGIONAL")
+    assert (other.new_local_patient, other.confirm_local_record) == (False, False)
+
+    folder = request(
+        held, Decision(Choice.SAVE_TO_FOLDER, folder=Path("/review")), PLACE, "https://x"
+    )
+    assert (folder.pacs, folder.out) == (None, Path("/review"))
+
+
+def test_a_choice_the_hold_does_not_offer_is_refused() -> None:
+    mixed = _held(Reason.MIXED_PATIENTS)
+    for choice in (Choice.STORE_ANYWAY, Choice.SAVE_TO_FOLDER, Choice.CONFIRM_LOCAL_RECORD):
+        with pytest.raises(errors.HoldChoiceRefused):
+            request(mixed, Decision(choice, folder=Path("/x")), PLACE, "https://relay.test")
+    with pytest.raises(errors.HoldChoiceRefused, match="record number"):
+        request(_held(Reason.NEW_LOCAL), Decision(Choice.NEW_LOCAL_PATIENT), PLACE, "https://x")
