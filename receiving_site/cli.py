@@ -205,6 +205,7 @@ def run_redeem(args: argparse.Namespace) -> int:
     from receiving_site.prompts import ask_yes_no, read_code
     from receiving_site.reconcile import check_local_id
     from receiving_site.redeem import (
+        CONSENT_FROM_SENDER,
         Preview,
         RedeemEvent,
         RedeemRequest,
@@ -280,6 +281,8 @@ def run_redeem(args: argparse.Namespace) -> int:
         if isinstance(event, Unlocked):
             flag = " (authorized by BREAK-GLASS)" if event.break_glass else ""
             print(f"Code accepted: transfer {event.transfer_id} from {event.sender}{flag}.")
+            if event.consent_from_sending_site:
+                print(CONSENT_FROM_SENDER)
         elif isinstance(event, Preview):
             print("\n".join(describe(event.summary, event.sender)), flush=True)
         elif sys.stderr.isatty() and not asking[0]:

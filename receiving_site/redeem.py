@@ -125,6 +125,15 @@ class Unlocked:
     transfer_id: str
     sender: str
     break_glass: bool
+    consent_from_sending_site: bool = False  # see `CONSENT_FROM_SENDER`
+
+
+# Said with the preview when the relay saw the patient's authorization come from the sending
+# hospital's own address: it holds the link, so it could have given that consent itself.
+CONSENT_FROM_SENDER = (
+    "CHECK CONSENT: the patient's authorization came from the sending hospital's own network "
+    "address, not from a phone elsewhere. Make sure the patient or family really agreed."
+)
 
 
 @dataclass(frozen=True)
@@ -271,6 +280,7 @@ async def _unlock(
         sender=str(sender["display_name"]) if isinstance(sender, dict) else str(sender),
         break_glass=bool(answer["break_glass"]),
         pending=slot,
+        consent_from_sending_site=answer.get("consent_from_sending_site") is True,
     )
     await asyncio.to_thread(state.save_key, req.state_dir, saved)
     return saved
@@ -342,7 +352,14 @@ async def _redeem(
                 ) from e
             await client.health()
             saved = await _unlock(client, req, secret)
-        on_event(Unlocked(saved.transfer_id, saved.sender, saved.break_glass))
+        on_event(
+            Unlocked(
+                saved.transfer_id,
+                saved.sender,
+                saved.break_glass,
+                saved.consent_from_sending_site,
+            )
+        )
         try:
             if req.resume:
                 await asyncio.to_thread(check_destination, req)

@@ -45,6 +45,8 @@ class SavedKey:
     sender: str
     break_glass: bool
     pending: str | None = None
+    # The relay saw the patient's authorization come from the sending site's own address.
+    consent_from_sending_site: bool = False
 
 
 def folder(state_dir: Path) -> Path:
@@ -108,6 +110,7 @@ def save_key(state_dir: Path, key: SavedKey) -> None:
         "sender": key.sender,
         "break_glass": key.break_glass,
         "pending": key.pending,
+        "consent_from_sending_site": key.consent_from_sending_site,
     }
     write_atomically(_key_path(state_dir, key.transfer_id), json.dumps(body).encode())
 
@@ -129,6 +132,7 @@ def load_key(state_dir: Path, transfer_id: str) -> SavedKey:
         sender=str(body["sender"]),
         break_glass=bool(body["break_glass"]),
         pending=str(pending) if pending is not None else None,
+        consent_from_sending_site=body.get("consent_from_sending_site") is True,
     )
 
 

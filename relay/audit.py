@@ -31,6 +31,7 @@ EVENT_IDS = {
     "code-reissued": SECURITY_ALERT,
     "break-glass-authorization": SECURITY_ALERT,
     "patient-authorization": APPLICATION_ACTIVITY,
+    "consent-from-sending-site": SECURITY_ALERT,
     "transfer-revoked": SECURITY_ALERT,
     "status-read": APPLICATION_ACTIVITY,
     "phone-link-refused": USER_AUTHENTICATION,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from relay.addresses import Network, networks
 from relay.errors import ConfigError
 from transfer_codes.manifest import MAX_RECORD_SIZE
 
@@ -49,6 +50,9 @@ class RelayConfig:
     site_quota_bytes: int = 500 * GIB
     max_transfer_bytes: int = 20 * GIB
     disk_reserve_bytes: int = 1 * GIB
+    # Addresses (or networks) of TLS-terminating proxies in front of the relay: from them, the
+    # client's address is taken from X-Forwarded-For. Empty: the peer is the client.
+    trusted_proxies: tuple[str, ...] = ()
     # Guessing throttles across transfers (relay.throttle): failed redemptions and phone links
     # that lead nowhere, per receiving site, per client address and relay-wide, in a window.
     guess_window: float = 15 * MINUTES
@@ -59,6 +63,10 @@ class RelayConfig:
     # counted and summed up in the next record from that address.
     refusals_audited_per_minute: int = 20
     clock: Clock = field(default=time.time, repr=False, compare=False)
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        return networks(self.trusted_proxies)
 
     @property
     def database(self) -> Path:
@@ -113,6 +121,12 @@ class RelayConfig:
         ):
             if value < 1024:
                 raise ConfigError(f"{name} must be at least 1024 bytes.")
+        try:
+            networks(self.trusted_proxies)
+        except ValueError as e:
+            raise ConfigError(
+                f"trusted_proxies must list addresses or networks (10.0.0.5, 10.0.0.0/24): {e}"
+            ) from e
         if self.disk_reserve_bytes < 0:
             raise ConfigError("disk_reserve_bytes may not be negative.")
         if self.max_object_size < 1024:
@@ -138,6 +152,10 @@ _TOML: dict[str, Callable[[Any], Any]] = {
     "site_quota_bytes": lambda v: ("site_quota_bytes", int(v)),
     "max_transfer_bytes": lambda v: ("max_transfer_bytes", int(v)),
     "disk_reserve_bytes": lambda v: ("disk_reserve_bytes", int(v)),
+    "trusted_proxies": lambda v: (
+        "trusted_proxies",
+        (v,) if isinstance(v, str) else tuple(str(x) for x in v),
+    ),
     "guess_window_minutes": lambda v: ("guess_window", float(v) * MINUTES),
     "guess_limit_per_site": lambda v: ("guess_limit_site", int(v)),
     "guess_limit_per_address": lambda v: ("guess_limit_address", int(v)),

@@ -56,9 +56,14 @@ async def register_sites(data_dir: Path) -> tuple[str, str]:
 
 @asynccontextmanager
 async def running_relay(
-    data_dir: Path, *, clock: Clock | None = None, sweep: bool = False, **overrides: object
+    data_dir: Path,
+    *,
+    clock: Clock | None = None,
+    sweep: bool = False,
+    host: str = "127.0.0.1",
+    **overrides: object,
 ) -> AsyncIterator[Relay]:
-    """A relay on a free port with two sites registered (SENDER and RECEIVER)."""
+    """A relay on a free port of `host` with two sites registered (SENDER and RECEIVER)."""
     sending, receiving = await register_sites(data_dir)
     extra: dict[str, object] = dict(overrides)
     if clock is not None:
@@ -67,11 +72,11 @@ async def running_relay(
     app = make_app(config, sweep=sweep)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, host, 0)
     await site.start()
     port = runner.addresses[0][1]
     try:
-        yield Relay(f"http://127.0.0.1:{port}", data_dir, sending, receiving, app)
+        yield Relay(f"http://{host}:{port}", data_dir, sending, receiving, app)
     finally:
         await runner.cleanup()
 

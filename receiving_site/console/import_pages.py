@@ -19,6 +19,7 @@ from receiving_site.console.appkeys import CANDIDATES, CHECKS, IMPORTS, THUMBNAI
 from receiving_site.console.errors import DifferencesNotTicked, RecordNumberChanged
 from receiving_site.console.imports import Import, Stage
 from receiving_site.preview import date, incomplete, person_name, sex_word, time
+from receiving_site.redeem import CONSENT_FROM_SENDER
 from site_agent.console import render, user_of
 from site_agent.console.appkeys import AUDIT, address_of
 from site_agent.console.errors import PageNotFound
@@ -68,6 +69,7 @@ async def _page(
         problem=problem,
         hold_rows=_hold_rows(job),
         incomplete=incomplete(summary) if summary else None,
+        consent_from_sender=CONSENT_FROM_SENDER,
         name=person_name,
         date=date,
         sex=sex_word,

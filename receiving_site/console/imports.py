@@ -67,6 +67,7 @@ class Import:
     transfer_id: str = ""
     sender: str = ""
     break_glass: bool = False
+    consent_from_sending_site: bool = False
     stage: Stage = Stage.STARTING
     preview: Preview | None = None
     verified: int = 0
@@ -93,6 +94,7 @@ class Import:
         if isinstance(event, Unlocked):
             self.transfer_id, self.sender = event.transfer_id, event.sender
             self.break_glass = event.break_glass
+            self.consent_from_sending_site = event.consent_from_sending_site
             self.stage = Stage.IMPORTING if self.filing else Stage.OPENING
             self.unlocked.set()
         elif isinstance(event, Preview):
@@ -247,6 +249,7 @@ class Imports:
         with contextlib.suppress(errors.ReceivingError, OSError, ValueError, KeyError):
             saved = state.load_key(self.state_dir, transfer_id)
             job.sender, job.break_glass = saved.sender, saved.break_glass
+            job.consent_from_sending_site = saved.consent_from_sending_site
         return job
 
     def resume_unfinished(self) -> list[Import]:

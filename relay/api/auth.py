@@ -11,6 +11,7 @@ from contextlib import AbstractAsyncContextManager
 from aiohttp import web
 
 from relay import errors
+from relay.addresses import client_address
 from relay.appkeys import CONFIG, METADATA, REFUSALS, SUPPRESSED
 from relay.desk.visit import UNKNOWN, Caller, Desk, visit
 from relay.storage.models import Site
@@ -80,7 +81,12 @@ async def _record_refusal(d: Desk, request: web.Request, credential: str) -> Non
 
 
 def remote(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """The client's address (behind a trusted proxy, the one it forwarded for)."""
+    return client_address(
+        request.remote,
+        request.headers.get("X-Forwarded-For", ""),
+        request.app[CONFIG].trusted_proxy_networks,
+    )
 
 
 def at_desk(request: web.Request, site: Site | None = None) -> AbstractAsyncContextManager[Desk]:

@@ -87,6 +87,7 @@ async def redeem(request: web.Request) -> web.Response:
             "sender": {"name": t.sender, "display_name": result.sender_display_name},
             "expires_at": t.expires_at,
             "break_glass": result.break_glass,
+            "consent_from_sending_site": result.consent_from_sending_site,
             "manifest_closed": result.manifest_closed,
         }
     )

@@ -82,6 +82,7 @@ async def status_document(tx: MetadataTransaction, t: Transfer, now: float) -> d
         "objects_complete": sum(1 for o in objects if o.complete),
         "manifest_closed": await tx.manifest_closed(t.id),
         "receipt": json.loads(receipt) if receipt else None,
+        "consent_from_sending_site": await tx.consent_from_sender(t.id),
     }
 
 

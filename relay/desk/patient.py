@@ -4,6 +4,7 @@ the status, decline, revoke. The token itself never reaches the audit trail."""
 from __future__ import annotations
 
 from relay import errors
+from relay.addresses import is_loopback
 from relay.desk.documents import phone_document
 from relay.desk.visit import Desk
 from relay.lifecycle import Authorizer, Revoker, Transfer
@@ -47,8 +48,19 @@ async def authorize(
     await d.tx.save_transfer(t)
     if first and sealed_authorizer is not None:
         await d.tx.put_phone_blob(t.id, "authorizer", sealed_authorizer)
-    await d.record("patient-authorization", t.id, actor=role.value)
+    from_sender = first and await _from_sending_site(d, t)
+    await d.record("patient-authorization", t.id, actor=role.value, from_sender=from_sender)
+    if from_sender:
+        await d.tx.flag_consent_from_sender(t.id)
+        await d.record("consent-from-sending-site", t.id, outcome="failure", actor=role.value)
     return t
+
+
+async def _from_sending_site(d: Desk, t: Transfer) -> bool:
+    """Did this authorization come from an address the sending site used for the transfer?
+    (It holds the link, so it could record the patient's consent itself.) A loopback address
+    tells nothing: a proxy on the relay's own machine, or a test."""
+    return not is_loopback(d.caller.remote) and d.caller.remote in await d.tx.sender_addresses(t.id)
 
 
 async def status(d: Desk, token: str) -> dict[str, object]:

@@ -75,6 +75,7 @@ class Redemption:
     transfer: Transfer
     wrapped_key: bytes
     sender_display_name: str
+    consent_from_sending_site: bool  # the patient's authorization came from the sender's address
     break_glass: bool
     manifest_closed: bool
 
@@ -130,6 +131,7 @@ async def redeem(
         wrapped_key=lock.wrapped_key,
         sender_display_name=sender.display_name if sender else t.sender,
         break_glass=t.authorized_by == Authorizer.BREAK_GLASS,
+        consent_from_sending_site=await d.tx.consent_from_sender(t.id),
         manifest_closed=await d.tx.manifest_closed(t.id),
     )
 

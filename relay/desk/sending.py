@@ -49,6 +49,7 @@ async def create(d: Desk, recipient_name: str, expiry: float, max_open: int) -> 
         expires_at=d.now + expiry,
     )
     await d.tx.insert_transfer(t)
+    await d.tx.note_sender_address(t.id, d.caller.remote)
     await d.record("transfer-created", t.id, recipient=recipient.name)
     return t
 
@@ -64,6 +65,7 @@ async def install_locks(
     """The wrapped key twice (code, QR capability) and the digest of the patient's
     authorization token: the relay can verify proofs but unwrap nothing."""
     t = (await d.sent(transfer_id)).locks_installed(d.now)
+    await d.tx.note_sender_address(t.id, d.caller.remote)
     await _put_locks(d, t, code, capability)
     await d.tx.set_authorization_digest(t.id, token_digest(authorization))
     return await d.saved(t, "keys-installed")
@@ -94,6 +96,7 @@ async def install_phone_documents(d: Desk, transfer_id: str, blobs: dict[str, by
     """The sealed summary and/or code for the patient's phone (`blobs` by kind)."""
     t = await d.sent(transfer_id)
     t.require_live(d.now)
+    await d.tx.note_sender_address(t.id, d.caller.remote)
     for kind, sealed in blobs.items():
         await d.tx.put_phone_blob(t.id, kind, sealed)
     await d.record("phone-documents-installed", t.id, kinds=sorted(blobs))

@@ -35,6 +35,7 @@ _TRANSFER_COLUMNS = (
     "authorized_by, failed_attempts, redeemed_at, delivered_at, revoked_at, revoked_by"
 )
 
+MAX_SENDER_ADDRESSES = 8
 _SITE_COLUMNS = "name, role, display_name, disabled_at"
 
 
@@ -187,6 +188,36 @@ class SqliteMetadata:
         await self._db.execute(
             "UPDATE sites SET disabled_at = ? WHERE name = ?", (disabled_at, name)
         )
+
+    async def note_sender_address(self, transfer_id: str, address: str) -> None:
+        """Remember that the sending site used `address` for this transfer (a few at most)."""
+        known = await self.sender_addresses(transfer_id)
+        if address in known or len(known) >= MAX_SENDER_ADDRESSES:
+            return
+        await self._db.execute(
+            "INSERT INTO transfer_origins (transfer_id, sender_addresses) VALUES (?, ?) "
+            "ON CONFLICT (transfer_id) DO UPDATE SET sender_addresses = excluded.sender_addresses",
+            (transfer_id, json.dumps([*known, address])),
+        )
+
+    async def sender_addresses(self, transfer_id: str) -> list[str]:
+        row = await self._one(
+            "SELECT sender_addresses FROM transfer_origins WHERE transfer_id = ?", transfer_id
+        )
+        return list(json.loads(row[0])) if row else []
+
+    async def flag_consent_from_sender(self, transfer_id: str) -> None:
+        await self._db.execute(
+            "INSERT INTO transfer_origins (transfer_id, consent_from_sender) VALUES (?, 1) "
+            "ON CONFLICT (transfer_id) DO UPDATE SET consent_from_sender = 1",
+            (transfer_id,),
+        )
+
+    async def consent_from_sender(self, transfer_id: str) -> bool:
+        row = await self._one(
+            "SELECT consent_from_sender FROM transfer_origins WHERE transfer_id = ?", transfer_id
+        )
+        return bool(row and row[0])
 
     async def open_transfer_count(self, sender: str, recipient: str | None = None) -> int:
         """How many transfers `sender` has open (to `recipient`, if given)."""

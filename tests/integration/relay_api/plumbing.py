@@ -67,6 +67,7 @@ class Ctx:
     relay: Relay
     clock: FakeClock
     http: aiohttp.ClientSession
+    forwarded_for: str | None = None  # as a proxy in front of the relay would say
 
     @property
     def er(self) -> str:
@@ -88,6 +89,8 @@ class Ctx:
         params: dict[str, str] | None = None,
     ) -> Reply:
         all_headers = dict(headers or {})
+        if self.forwarded_for is not None:
+            all_headers.setdefault("X-Forwarded-For", self.forwarded_for)
         if cred is not None:
             all_headers["Authorization"] = f"Bearer {cred}"
         url = path if isinstance(path, URL) else self.relay.url + path
