@@ -25,6 +25,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--data", required=True, type=Path, help="data directory")
     p.add_argument("--listen", default="127.0.0.1:8750", help="HOST:PORT (default %(default)s)")
     p.add_argument("--log-file", type=Path, help="also write the log to this file")
+    p.add_argument(
+        "--tls-certificate", type=Path, help="serve HTTPS with this PEM certificate (and chain)"
+    )
+    p.add_argument("--tls-key", type=Path, help="the PEM key of --tls-certificate")
     p.set_defaults(run=_run_relay)
 
     site = sub.add_parser("site", help="manage the sites known to a relay")
@@ -104,8 +108,15 @@ def _run_relay(args: argparse.Namespace) -> int:
     from relay import errors
     from relay.app import make_app
     from relay.sites import open_data_folder
+    from relay.tls import server_context
 
-    config = relay_config.load(args.data, args.listen)
+    tls = {
+        name: value
+        for name, value in (("tls_certificate", args.tls_certificate), ("tls_key", args.tls_key))
+        if value is not None
+    }
+    config = relay_config.load(args.data, args.listen, **tls)
+    context = server_context(config)
     open_data_folder(config.data_dir, create=True)  # the relay's first run sets it up
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     log_file: Path | None = args.log_file or config.log_file
@@ -119,9 +130,14 @@ def _run_relay(args: argparse.Namespace) -> int:
             make_app(config),
             host=config.host,
             port=config.port,
+            ssl_context=context,
             # Called once the socket is bound, so the line is only logged when it is true.
             print=lambda _: logging.getLogger("relay").info(
-                "relay listening on %s:%d, data in %s", config.host, config.port, config.data_dir
+                "relay listening on %s (%s:%d), data in %s",
+                config.base_url,
+                config.host,
+                config.port,
+                config.data_dir,
             ),
         )
     except OSError as e:

@@ -43,6 +43,9 @@ class RelayConfig:
     # Readers refuse larger records (`transfer_codes.manifest`), so accepting them is pointless.
     max_manifest_record: int = MAX_RECORD_SIZE
     log_file: Path | None = None
+    # HTTPS: the PEM certificate (with its chain) and key files; None serves plain HTTP.
+    tls_certificate: Path | None = None
+    tls_key: Path | None = None
     # What one sending site may hold open: transfers not yet delivered, revoked or expired (and
     # to any one trauma center at most a quarter of its locators, so no sender can use them
     # up), and sealed bytes stored for them; one transfer's bytes; free disk space kept back.
@@ -78,7 +81,8 @@ class RelayConfig:
 
     @property
     def base_url(self) -> str:
-        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+        scheme = "https" if self.tls_certificate else "http"
+        return (self.public_url or f"{scheme}://{self.host}:{self.port}").rstrip("/")
 
     def validated(self) -> RelayConfig:
         """This configuration, or `ConfigError` saying what to fix. NaN and infinity are
@@ -121,6 +125,8 @@ class RelayConfig:
         ):
             if value < 1024:
                 raise ConfigError(f"{name} must be at least 1024 bytes.")
+        if (self.tls_certificate is None) != (self.tls_key is None):
+            raise ConfigError("tls_certificate and tls_key go together: give both, or neither.")
         try:
             networks(self.trusted_proxies)
         except ValueError as e:
@@ -152,6 +158,8 @@ _TOML: dict[str, Callable[[Any], Any]] = {
     "site_quota_bytes": lambda v: ("site_quota_bytes", int(v)),
     "max_transfer_bytes": lambda v: ("max_transfer_bytes", int(v)),
     "disk_reserve_bytes": lambda v: ("disk_reserve_bytes", int(v)),
+    "tls_certificate": lambda v: ("tls_certificate", Path(v)),
+    "tls_key": lambda v: ("tls_key", Path(v)),
     "trusted_proxies": lambda v: (
         "trusted_proxies",
         (v,) if isinstance(v, str) else tuple(str(x) for x in v),

@@ -325,14 +325,12 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def _checked_relay(address: str) -> str:
-    """The relay address, checked before anything else; warns on stderr when it is plain
-    http to another machine."""
-    from site_agent.relay_address import cleartext_warning, relay_address
+    """The relay address, checked before anything else: plain http to another machine is
+    refused (`require_secure`)."""
+    from site_agent.relay_address import relay_address, require_secure
 
     relay = relay_address(address)
-    warning = cleartext_warning(relay)
-    if warning:
-        print(f"trauma-relay: {warning}", file=sys.stderr)
+    require_secure(relay)
     return relay
 
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import aiohttp
 
-from site_agent import unreachable
-from site_agent.errors import RelayRefused, RelayUnreachable
-from site_agent.relay_address import relay_address
+from site_agent import tls, unreachable
+from site_agent.errors import RelayRedirected, RelayRefused, RelayUnreachable
+from site_agent.relay_address import relay_address, require_secure
 from transfer_codes import wire
 from transfer_codes.wire import b64decode_text, b64encode_text
 
@@ -46,10 +46,15 @@ class Appended:
 
 class RelayClient:
     def __init__(self, base_url: str, credential: str | None) -> None:
-        """Raises `BadRelayAddress` for an address that is not a relay's (`relay_address`)."""
+        """Raises `BadRelayAddress` for an address that is not a relay's (`relay_address`),
+        `CleartextRelay` for plain http:// to another machine (`require_secure`). The relay's
+        certificate is checked against the system's authorities, or only against the private
+        one in TRAUMA_RELAY_CA_FILE when that is set (`tls.client_context`)."""
         self.base_url = relay_address(base_url)
+        require_secure(self.base_url)
         headers = {"Authorization": f"Bearer {credential}"} if credential else {}
-        self._session = aiohttp.ClientSession(headers=headers, timeout=TIMEOUT)
+        connector = aiohttp.TCPConnector(ssl=tls.client_context())
+        self._session = aiohttp.ClientSession(headers=headers, timeout=TIMEOUT, connector=connector)
 
     async def __aenter__(self) -> RelayClient:
         return self
@@ -80,7 +85,9 @@ class RelayClient:
                 data=data,
                 headers=headers,
                 params=params,
+                allow_redirects=False,  # the credential goes to the relay's address only
             ) as response:
+                _refuse_redirect(response, self.base_url)
                 if response.status >= 400:
                     await _raise_problem(response)
                 if response.content_type == "application/json":
@@ -97,7 +104,10 @@ class RelayClient:
     async def stream(self, path: str, start: int = 0) -> AsyncIterator[bytes]:
         headers = {"Range": f"bytes={start}-"} if start else None
         try:
-            async with self._session.get(self.base_url + path, headers=headers) as response:
+            async with self._session.get(
+                self.base_url + path, headers=headers, allow_redirects=False
+            ) as response:
+                _refuse_redirect(response, self.base_url)
                 if response.status >= 400:
                     await _raise_problem(response)
                 async for block in response.content.iter_chunked(DOWNLOAD_BLOCK):
@@ -234,6 +244,16 @@ class RelayClient:
 
     async def receipt(self, transfer_id: str, body: dict[str, object]) -> None:
         await self.request("POST", wire.transfer_action(transfer_id, "receipt"), json=body)
+
+
+def _refuse_redirect(response: aiohttp.ClientResponse, base_url: str) -> None:
+    if 300 <= response.status < 400:
+        where = response.headers.get("Location", "another address")
+        raise RelayRedirected(
+            f"The relay at {base_url} answered with a redirect to {where}; trauma-relay does "
+            "not follow it with this site's credential. Give the relay's own address (its "
+            "https:// address, as its operator gives it)."
+        )
 
 
 async def _raise_problem(response: aiohttp.ClientResponse) -> None:

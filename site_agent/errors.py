@@ -53,6 +53,19 @@ class CredentialMalformed(AgentError):
     """The site credential holds more than the one line `trauma-relay site add` printed."""
 
 
+class CertificateAuthorityUnreadable(AgentError):
+    """The certificate authority file in TRAUMA_RELAY_CA_FILE could not be read."""
+
+
+class CleartextRelay(AgentError):
+    """That relay address is plain http:// to another machine. Give its https:// address."""
+
+
+class RelayRedirected(AgentError):
+    """The relay answered with a redirect; trauma-relay does not follow one with this site's
+    credential. Give the relay's own address."""
+
+
 class BadRelayAddress(AgentError):
     """That is not a relay address. Give the scheme, the host and, if needed, the port, e.g.
     https://relay.example."""

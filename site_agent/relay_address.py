@@ -63,13 +63,14 @@ def is_loopback(address: str) -> bool:
         return False
 
 
-def cleartext_warning(address: str) -> str | None:
-    """The warning for a push to a plain-http relay that is not on this machine, else None."""
-    if urlsplit(address).scheme != "http" or is_loopback(address):
-        return None
-    return (
-        f"Warning: the relay address {address} is not HTTPS. Patients' phones will refuse the "
-        "authorization page (it needs a secure connection), and this site's credential "
-        "travels over the network unencrypted. Serve the relay over HTTPS (see the README) "
-        "and give its https:// address."
-    )
+def require_secure(address: str) -> None:
+    """Refuse a plain-http relay that is not on this machine (`CleartextRelay`): this site's
+    credential and the wrapped keys would cross the network unencrypted, and patients' phones
+    refuse the authorization page without HTTPS."""
+    if urlsplit(address).scheme == "http" and not is_loopback(address):
+        raise errors.CleartextRelay(
+            f"The relay address {address} is plain http:// to another machine: this site's "
+            "credential would travel over the network unencrypted, and patients' phones refuse "
+            "the authorization page without HTTPS. Give the relay's https:// address (see the "
+            "README); only a relay on this machine may be reached over http://."
+        )

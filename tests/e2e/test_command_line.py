@@ -348,21 +348,26 @@ def relay_on_the_network(tmp_path: Path) -> Iterator[tuple[str, E2ERelay]]:
         log.close()
 
 
-def test_push_over_plain_http_to_another_machine_warns(
+def _api_requests(log: Path) -> list[str]:
+    return [line for line in log.read_text().splitlines() if "/api/" in line]
+
+
+def test_push_over_plain_http_to_another_machine_is_refused(
     relay_on_the_network: tuple[str, E2ERelay], study: Path, tmp_path: Path
 ) -> None:
     url, sites = relay_on_the_network
-    run = sites.push([study], workdir=tmp_path, relay_url=url).ok()
-    assert run.json()["authorization_url"].startswith(url + "/authorize#")
-    message = run.message
-    assert f"Warning: the relay address {url} is not HTTPS." in message
-    assert "phones will refuse the authorization page" in message
-    assert "credential travels over the network unencrypted" in message
-    assert "see the README" in message
+    requests_before = _api_requests(tmp_path / "relay.log")
+    run = sites.push([study], workdir=tmp_path, relay_url=url)
+    _refused(run, f"The relay address {url} is plain http:// to another machine")
+    assert "credential would travel over the network unencrypted" in run.message
+    assert "Give the relay's https:// address" in run.message
+    assert _api_requests(tmp_path / "relay.log") == requests_before  # nothing reached it
+    run = sites.push([study], workdir=tmp_path, relay_url=url, extra=("--json",))
+    assert _error(run)["code"] == "cleartext-relay"
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
-def test_push_over_plain_http_on_this_machine_does_not_warn(
+def test_push_over_plain_http_on_this_machine_is_fine(
     relay: E2ERelay, study: Path, tmp_path: Path, host: str
 ) -> None:
     url = f"http://{host}:{relay.process.port}"
