@@ -21,6 +21,7 @@ from relay import config as relay_config
 from relay.app import make_app
 from relay.config import Clock
 from relay.sites import add_site
+from relay.tls import server_context
 
 SENDER = "st-mary-er"
 RECEIVER = "county-trauma"
@@ -48,6 +49,20 @@ class Relay:
     app: web.Application | None = None
 
 
+def make_certificates(folder: Path, *, ip: str) -> Path:
+    """A private authority and a relay certificate for `ip`, made by the operators' script
+    (`ops/make_certificates.py`); the folder holding ca.pem, relay.pem and relay-key.pem."""
+    script = Path(__file__).resolve().parents[1] / "ops" / "make_certificates.py"
+    made = subprocess.run(
+        [sys.executable, str(script), "--out", str(folder), "--name", "relay.test", "--ip", ip],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    return folder
+
+
 async def register_sites(data_dir: Path) -> tuple[str, str]:
     er = await add_site(data_dir, SENDER, "sending", "St. Mary's Emergency Department")
     tc = await add_site(data_dir, RECEIVER, "receiving", "County Level I Trauma Center")
@@ -72,11 +87,12 @@ async def running_relay(
     app = make_app(config, sweep=sweep)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, 0)
+    site = web.TCPSite(runner, host, 0, ssl_context=server_context(config))
     await site.start()
     port = runner.addresses[0][1]
+    scheme = "https" if config.tls_certificate else "http"
     try:
-        yield Relay(f"http://{host}:{port}", data_dir, sending, receiving, app)
+        yield Relay(f"{scheme}://{host}:{port}", data_dir, sending, receiving, app)
     finally:
         await runner.cleanup()
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 from pathlib import Path
 
 import aiohttp
 import pytest
-from relay_harness import RECEIVER, Relay, running_relay
+from relay_harness import RECEIVER, Relay, make_certificates, running_relay
 
 from receiving_site.redeem import RedeemRequest, Unlocked, redeem
 from relay.storage.sqlite import SqliteMetadata
@@ -34,12 +35,19 @@ def _network_address() -> str | None:
 
 @pytest.mark.asyncio
 async def test_consent_from_the_er_machine_is_flagged_at_the_trauma_center(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     address = _network_address()
     if address is None:
         pytest.skip("this machine has no network address besides loopback")
-    async with running_relay(tmp_path / "relay", host=address) as relay:
+    tls = make_certificates(tmp_path / "tls", ip=address)  # plain http:// would be refused
+    monkeypatch.setenv("TRAUMA_RELAY_CA_FILE", str(tls / "ca.pem"))
+    async with running_relay(
+        tmp_path / "relay",
+        host=address,
+        tls_certificate=tls / "relay.pem",
+        tls_key=tls / "relay-key.pem",
+    ) as relay:
         make_ct_study(tmp_path / "study", 2)
         pushed: list[object] = []
         await push(
@@ -54,9 +62,12 @@ async def test_consent_from_the_er_machine_is_flagged_at_the_trauma_center(
         )
         (ready,) = [e for e in pushed if isinstance(e, Ready)]
         token, _key = split_link(ready.authorization_url)
+        trusted = ssl.create_default_context(cafile=str(tls / "ca.pem"))
         async with (
             aiohttp.ClientSession() as http,  # the ER's own browser, on its machine
-            http.post(relay.url + "/api/v1/authorizations", json={"token": token}) as answer,
+            http.post(
+                relay.url + "/api/v1/authorizations", json={"token": token}, ssl=trusted
+            ) as answer,
         ):
             assert answer.status == 200
         events: list[object] = []
