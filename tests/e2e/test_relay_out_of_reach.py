@@ -38,7 +38,7 @@ def test_a_closed_port_is_retried_then_given_up_in_plain_words(
 
 def test_an_unknown_host_name_is_said_so(relay: E2ERelay, tmp_path: Path) -> None:
     make_ct_study(tmp_path / "study", 1)
-    nowhere = "http://relay.nowhere.invalid:8750"  # .invalid never resolves (RFC 2606)
+    nowhere = "https://relay.nowhere.invalid:8750"  # .invalid never resolves (RFC 2606)
     run = relay.push(
         [tmp_path / "study"], workdir=tmp_path, relay_url=nowhere, extra=["--retry-for", "0"]
     ).failed()
