@@ -48,6 +48,9 @@ EVENT_IDS = {
     "transfer-revoked": EXPORT,
     "sheet-printed": EXPORT,
     "transfer-viewed": INSTANCES_ACCESSED,
+    "following-stopped": EXPORT,
+    "report-added": INSTANCES_TRANSFERRED,  # an instance made here, kept with the study
+    "report-refused": INSTANCES_TRANSFERRED,
 }
 
 

@@ -173,7 +173,12 @@ async def _transfer_page(
         status=status,
         record=record,
         state=state,
-        words=unknown or (status_words(relay_status, record) if relay_status else ""),
+        words=unknown
+        or (
+            status_words(relay_status, record, uploading=bool(job and job.running))
+            if relay_status
+            else ""
+        ),
         recipient=(relay_status.get("recipient") or {}).get("display_name") or record.recipient,
         receipt=relay_status.get("receipt") if state == TransferState.DELIVERED else None,
         break_glass=bool(relay_status.get("break_glass")),

@@ -11,7 +11,6 @@ marked incomplete, so the trauma center is told plainly and stores nothing."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -19,30 +18,16 @@ from pathlib import Path
 import pytest
 from agent_harness import NURSE, NURSE_PASSWORD, AgentProcess
 from console_browsing import fits_the_screen, sign_in, snap, workstation
-from e2e.harness import E2ERelay, assert_identical_in_orthanc, pacs_address, post_json
+from e2e.harness import E2ERelay, assert_identical_in_orthanc, pacs_address
+from er_transfer_page import authorize_from_the_page
 from inbox_harness import make_multi_series_study
 from peers.dcmtk import storescu
 from peers.orthanc import OrthancServer
-from phone_harness import decode_qr
 from playwright.async_api import Browser, Page, expect
-
-from transfer_codes.phone import split_link
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.peers]
 
 SLOW = 120_000  # ms: waits for the relay, the upload and the stable age
-
-
-async def _authorize(page: Page, relay: E2ERelay) -> None:
-    """What the family's phone does with the link in the page's QR."""
-    source = await page.locator("#link-qr").get_attribute("src")
-    assert source is not None
-    (link,) = decode_qr(base64.b64decode(source.split(",", 1)[1]))
-    token, _ = split_link(link)
-    answer = await asyncio.to_thread(
-        post_json, relay.url + "/api/v1/authorizations", {"token": token}
-    )
-    assert answer["state"] == "authorized", answer
 
 
 class Arranged:
@@ -77,7 +62,8 @@ class Arranged:
         self.relay.stop()
 
     async def start_sending(self, page: Page) -> str:
-        """Sign in, send the study from its page; the code, once the transfer exists."""
+        """Sign in and send the study from its page; the code, once the transfer exists and
+        the series that arrived is sent."""
         await asyncio.to_thread(self.agent.add_user)
         await asyncio.to_thread(self.agent.start)
         await asyncio.to_thread(self.send, self.first)
@@ -88,6 +74,8 @@ class Arranged:
         await page.get_by_label("I have read the warnings").check()
         await page.get_by_role("button", name="Send anyway").click()
         await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
+        sent = f"{len(self.first)} images sent so far"
+        await expect(page.locator("#progress")).to_contain_text(sent, timeout=SLOW)
         return (await page.locator("#code").inner_text()).strip()
 
 
@@ -99,28 +87,26 @@ async def test_the_upload_follows_a_study_still_arriving(
         async with workstation(browser) as page:
             code = await it.start_sending(page)
             progress = page.locator("#progress")
-            sent_first = f"{len(it.first)} images sent so far"
-            await expect(progress).to_contain_text("Images still arriving", timeout=SLOW)
-            await expect(progress).to_contain_text(sent_first, timeout=SLOW)
+            await expect(progress).to_contain_text("Images still arriving")
             await expect(
                 page.get_by_role("button", name="Stop waiting for more images")
             ).to_be_visible()
             assert await fits_the_screen(page)
             await snap(page, "er-transfer-following.png")
-            await _authorize(page, it.relay)
+            await authorize_from_the_page(page, it.relay.url)
 
             await asyncio.to_thread(it.send, it.rest)
             await expect(progress).to_have_text("Upload complete.", timeout=SLOW)
             await expect(page.locator("#stop-following")).to_have_count(0)
             assert await fits_the_screen(page)
             await snap(page, "er-transfer-followed-complete.png")
+        sent = it.first + it.rest
+        redeemed = await asyncio.to_thread(
+            it.relay.redeem, code, workdir=tmp_path, pacs=pacs_address(it.trauma_center)
+        )
+        assert redeemed.ok().json()["instances"] == len(sent)
     finally:
         it.stop()
-    sent = it.first + it.rest
-    redeemed = await asyncio.to_thread(
-        it.relay.redeem, code, workdir=tmp_path, pacs=pacs_address(it.trauma_center)
-    )
-    assert redeemed.ok().json()["instances"] == len(sent)
     assert_identical_in_orthanc(it.trauma_center, sent)  # every instance, exactly once
 
 
@@ -131,9 +117,7 @@ async def test_stop_waiting_sends_what_arrived_marked_incomplete(
     try:
         async with workstation(browser) as page:
             code = await it.start_sending(page)
-            sent_first = f"{len(it.first)} images sent so far"
-            await expect(page.locator("#progress")).to_contain_text(sent_first, timeout=SLOW)
-            await _authorize(page, it.relay)
+            await authorize_from_the_page(page, it.relay.url)
             await page.get_by_role("button", name="Stop waiting for more images").click()
             await expect(page.locator("#notice")).to_contain_text("told the study is incomplete")
             await expect(page.locator("#progress")).to_have_text("Upload complete.", timeout=SLOW)
@@ -142,14 +126,15 @@ async def test_stop_waiting_sends_what_arrived_marked_incomplete(
             await snap(page, "er-transfer-stopped-waiting.png")
         audit = [json.loads(line) for line in it.agent.audit().splitlines()]
         assert [a["action"] for a in audit].count("following-stopped") == 1
+        redeemed = await asyncio.to_thread(
+            it.relay.redeem, code, workdir=tmp_path, pacs=pacs_address(it.trauma_center)
+        )
+        refused = redeemed.failed()
+        assert (
+            f"The sending hospital stopped sending this study before all of it had arrived "
+            f"(only {len(it.first)} images came), so it is incomplete. Nothing was stored."
+            in refused.message
+        )
     finally:
         it.stop()
-    redeemed = await asyncio.to_thread(
-        it.relay.redeem, code, workdir=tmp_path, pacs=pacs_address(it.trauma_center)
-    )
-    refused = redeemed.failed()
-    assert (
-        f"The sending hospital stopped sending this study before all of it had arrived (only "
-        f"{len(it.first)} images came), so it is incomplete. Nothing was stored." in refused.message
-    )
     assert it.trauma_center.instances() == []
