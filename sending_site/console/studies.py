@@ -159,7 +159,8 @@ async def report_upload(request: web.Request) -> web.Response:
     upload = form.get("report")
     if not isinstance(upload, web.FileField):
         return await _study_page(request, uid, status=400, problem=NO_REPORT)
-    pdf = await asyncio.to_thread(upload.file.read)
+    with upload.file:
+        pdf = await asyncio.to_thread(upload.file.read)
     audit, user, where = request.app[AUDIT], user_of(request), address_of(request)
     try:
         await add_report(request.app[SETTINGS].spool.folder, uid, pdf)

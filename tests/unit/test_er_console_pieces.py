@@ -85,6 +85,15 @@ def test_progress_words() -> None:
         "Uploading: 3 of 6 images (1.0 of 2.0 MB)."
     )
     assert (percent(half, False), percent(half, True), percent(None, False)) == (50, 100, 0)
+    # A study still arriving: no total yet, what was sent so far.
+    assert progress_words(half, upload_finished=False, arriving=True) == (
+        "Images still arriving: 3 images sent so far (1.0 MB). The upload goes on until the "
+        "study is complete."
+    )
+    assert progress_words(None, upload_finished=False, arriving=True).startswith(
+        "Images still arriving: 0 images sent so far"
+    )
+    assert progress_words(half, upload_finished=True, arriving=True) == "Upload complete."
 
 
 def _study(last_arrival: float, thickness: float | None) -> StudyRecord:
