@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -79,51 +80,56 @@ class Arranged:
         return (await page.locator("#code").inner_text()).strip()
 
 
+@asynccontextmanager
+async def sending(
+    browser: Browser, orthanc_factory: Callable[..., OrthancServer], tmp_path: Path, seed: int
+) -> AsyncIterator[tuple[Arranged, Page, str]]:
+    """The study sent from the console while it is still arriving: the arrangement, the
+    transfer's page and the code; the agent and the relay stop on leaving."""
+    it = Arranged(tmp_path, orthanc_factory, seed)
+    try:
+        async with workstation(browser) as page:
+            yield it, page, await it.start_sending(page)
+    finally:
+        it.stop()
+
+
 async def test_the_upload_follows_a_study_still_arriving(
     browser: Browser, orthanc_factory: Callable[..., OrthancServer], tmp_path: Path
 ) -> None:
-    it = Arranged(tmp_path, orthanc_factory, seed=9191)
-    try:
-        async with workstation(browser) as page:
-            code = await it.start_sending(page)
-            progress = page.locator("#progress")
-            await expect(progress).to_contain_text("Images still arriving")
-            await expect(
-                page.get_by_role("button", name="Stop waiting for more images")
-            ).to_be_visible()
-            assert await fits_the_screen(page)
-            await snap(page, "er-transfer-following.png")
-            await authorize_from_the_page(page, it.relay.url)
+    async with sending(browser, orthanc_factory, tmp_path, 9191) as (it, page, code):
+        progress = page.locator("#progress")
+        await expect(progress).to_contain_text("Images still arriving")
+        stop = page.get_by_role("button", name="Stop waiting for more images")
+        await expect(stop).to_be_visible()
+        assert await fits_the_screen(page)
+        await snap(page, "er-transfer-following.png")
+        await authorize_from_the_page(page, it.relay.url)
 
-            await asyncio.to_thread(it.send, it.rest)
-            await expect(progress).to_have_text("Upload complete.", timeout=SLOW)
-            await expect(page.locator("#stop-following")).to_have_count(0)
-            assert await fits_the_screen(page)
-            await snap(page, "er-transfer-followed-complete.png")
+        await asyncio.to_thread(it.send, it.rest)
+        await expect(progress).to_have_text("Upload complete.", timeout=SLOW)
+        await expect(page.locator("#stop-following")).to_have_count(0)
+        assert await fits_the_screen(page)
+        await snap(page, "er-transfer-followed-complete.png")
         sent = it.first + it.rest
         redeemed = await asyncio.to_thread(
             it.relay.redeem, code, workdir=tmp_path, pacs=pacs_address(it.trauma_center)
         )
         assert redeemed.ok().json()["instances"] == len(sent)
-    finally:
-        it.stop()
     assert_identical_in_orthanc(it.trauma_center, sent)  # every instance, exactly once
 
 
 async def test_stop_waiting_sends_what_arrived_marked_incomplete(
     browser: Browser, orthanc_factory: Callable[..., OrthancServer], tmp_path: Path
 ) -> None:
-    it = Arranged(tmp_path, orthanc_factory, seed=9292)
-    try:
-        async with workstation(browser) as page:
-            code = await it.start_sending(page)
-            await authorize_from_the_page(page, it.relay.url)
-            await page.get_by_role("button", name="Stop waiting for more images").click()
-            await expect(page.locator("#notice")).to_contain_text("told the study is incomplete")
-            await expect(page.locator("#progress")).to_have_text("Upload complete.", timeout=SLOW)
-            await expect(page.locator("#incomplete")).to_be_visible()
-            assert await fits_the_screen(page)
-            await snap(page, "er-transfer-stopped-waiting.png")
+    async with sending(browser, orthanc_factory, tmp_path, 9292) as (it, page, code):
+        await authorize_from_the_page(page, it.relay.url)
+        await page.get_by_role("button", name="Stop waiting for more images").click()
+        await expect(page.locator("#notice")).to_contain_text("told the study is incomplete")
+        await expect(page.locator("#progress")).to_have_text("Upload complete.", timeout=SLOW)
+        await expect(page.locator("#incomplete")).to_be_visible()
+        assert await fits_the_screen(page)
+        await snap(page, "er-transfer-stopped-waiting.png")
         audit = [json.loads(line) for line in it.agent.audit().splitlines()]
         assert [a["action"] for a in audit].count("following-stopped") == 1
         redeemed = await asyncio.to_thread(
@@ -135,6 +141,4 @@ async def test_stop_waiting_sends_what_arrived_marked_incomplete(
             f"(only {len(it.first)} images came), so it is incomplete. Nothing was stored."
             in refused.message
         )
-    finally:
-        it.stop()
     assert it.trauma_center.instances() == []
