@@ -146,3 +146,8 @@ class ReportNotPdf(SendingError):
 class ReportTooLarge(SendingError):
     """That PDF is too large to travel with the images. Save a smaller PDF of the report (fewer
     pictures, or lower resolution) and add it again."""
+
+
+class AgentAlreadyRunning(SendingError):
+    """Another sending agent or ER console is already running with this state folder, and
+    would send the same studies. Stop it first, or use that one."""

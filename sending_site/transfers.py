@@ -81,8 +81,11 @@ def _review_copy(receipt: object) -> bool:
     return isinstance(receipt, dict) and receipt.get("destination") == "review"
 
 
-def status_words(status: dict[str, Any], record: journal.TransferJournal) -> str:
-    """What the relay's status document means for the ER, in one line."""
+def status_words(
+    status: dict[str, Any], record: journal.TransferJournal, *, uploading: bool = False
+) -> str:
+    """What the relay's status document means for the ER, in one line; `uploading`: its push
+    is running now (in the agent), so nothing needs to be run again."""
     state = str(status.get("state", ""))
     words: str
     if state == TransferState.CREATED:
@@ -125,7 +128,11 @@ def status_words(status: dict[str, Any], record: journal.TransferJournal) -> str
     if record.abandoned and record.abandoned != REVOKED_HERE:
         words += f" (given up: {record.abandoned})"
     elif not record.done and state in _UPLOADING:
-        words += "; upload not finished: run the same push again to finish it"
+        words += (
+            "; uploading"
+            if uploading
+            else "; upload not finished: run the same push again to finish it"
+        )
     return words
 
 

@@ -50,6 +50,9 @@ EVENT_IDS = {
     "transfer-revoked": EXPORT,
     "sheet-printed": EXPORT,
     "transfer-viewed": INSTANCES_ACCESSED,
+    "following-stopped": EXPORT,
+    "report-added": INSTANCES_TRANSFERRED,  # an instance made here, kept with the study
+    "report-refused": INSTANCES_TRANSFERRED,
     # The trauma console: a code redeemed (its images opened), an import a person confirmed,
     # and the study stored.
     "study-redeemed": INSTANCES_ACCESSED,

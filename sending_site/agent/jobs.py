@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from sending_site.errors import SendingError
-from sending_site.inbox.handoff import spooled_study
+from sending_site.inbox.follow import SpooledStudy
+from sending_site.inbox.settings import InboxSettings
 from sending_site.push import Progress, PushEvent, PushRequest, Ready, Retrying, push
+from sending_site.source import Arrivals
 from site_agent.credential import read_credential
 from site_agent.errors import AgentError
 from site_agent.local_state import site_folder, write_atomically
@@ -54,7 +56,7 @@ class PushSetup:
     relay: str
     credential_file: Path | None  # None: TRAUMA_RELAY_CREDENTIAL
     state_dir: Path
-    spool: Path
+    inbox: InboxSettings  # the spool, its stable age and the PACS the study is followed with
 
     def credential(self) -> str:
         """The site's relay credential, read when needed (`AgentError` saying what to fix)."""
@@ -70,6 +72,17 @@ class Job:
     progress: Progress | None = None
     retrying: str = ""
     task: asyncio.Task[None] | None = None
+    source: SpooledStudy | None = None  # the study it follows while images still arrive
+    arriving: bool = True  # until the source says the study is complete (or stopped)
+    stopped: bool = False  # staff stopped waiting for more images
+
+    def stop_following(self) -> bool:
+        """Send what has arrived and close the transfer marked incomplete; False when the
+        study is no longer followed."""
+        if self.source is None or not self.running or not self.arriving:
+            return False
+        self.source.stop()
+        return True
 
     @property
     def running(self) -> bool:
@@ -130,10 +143,25 @@ def new_job(study_instance_uid: str, recipient: str, user: str, now: float) -> J
     return JobRecord(secrets.token_hex(8), study_instance_uid, recipient, user, now)
 
 
+class _Watched:
+    """The job's `SpooledStudy`, noting on the job when the study is complete or stopped."""
+
+    def __init__(self, job: Job, source: SpooledStudy) -> None:
+        self.job, self.source = job, source
+
+    async def arrivals(self) -> Arrivals:
+        arrived = await self.source.arrivals()
+        if arrived.complete or arrived.stopped:
+            self.job.arriving, self.job.stopped = False, arrived.stopped
+        return arrived
+
+
 def start_push(jobs: PushJobs, record: JobRecord) -> Job:
-    """Save `record` and run its push in the background: the spooled files of its study,
-    through the one push pipeline. The job's `ready` and `progress` follow the push's events;
-    its record keeps the transfer id and how it ended. Returns the job at once."""
+    """Save `record` and run its push in the background: the spooled study, followed while
+    images still arrive (cut-through), through the one push pipeline: the manifest is closed
+    once the study is complete (or staff stop waiting, `Job.stop_following`). The job's `ready`
+    and `progress` follow the push's events; its record keeps the transfer id and how it
+    ended. Returns the job at once."""
     jobs.save(record)
     job = Job(record)
     jobs.add(job)
@@ -153,10 +181,11 @@ def start_push(jobs: PushJobs, record: JobRecord) -> Job:
 
     async def run() -> None:
         setup = jobs.setup
+        job.source = source = SpooledStudy(setup.inbox, record.study_instance_uid)
         try:
-            paths = await spooled_study(setup.spool, record.study_instance_uid)
             request = PushRequest(
-                paths=paths,
+                paths=[],
+                source=_Watched(job, source),
                 relay=setup.relay,
                 recipient=record.recipient,
                 credential=setup.credential(),
@@ -176,6 +205,8 @@ def start_push(jobs: PushJobs, record: JobRecord) -> Job:
                 "the agent. Start it again from the study's page; it resumes.",
             )
             return
+        finally:
+            await source.close()
         jobs.update(job, ended=True, problem="")
         LOGGER.info(
             "The push job %s finished (transfer %s).", record.job_id, job.record.transfer_id

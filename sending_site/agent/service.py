@@ -60,8 +60,9 @@ def agent_app(settings: SenderSettings) -> web.Application:
 
     inbox = inbox_settings(settings)
     app = console_app(SENDER, settings)
-    # First in, last out: the inbox is up before the console answers, and closes after it.
-    app.cleanup_ctx.insert(0, dicom_node(inbox))
+    # The inbox is up before the console answers and the jobs resume, and closes after them;
+    # it starts after the state folder's lock is taken (the last two: the lock, the jobs).
+    app.cleanup_ctx.insert(len(app.cleanup_ctx) - 1, dicom_node(inbox))
     return app
 
 

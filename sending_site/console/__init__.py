@@ -14,19 +14,20 @@ from pathlib import Path
 
 from aiohttp import web
 
+from sending_site.agent import lock
 from sending_site.agent.jobs import PushJobs, PushSetup, jobs_folder, lifetime
 from sending_site.console import pacs_pages, studies, transfer_pages
 from sending_site.console.appkeys import JOBS, SETTINGS
 from sending_site.errors import SendingError
-from sending_site.settings import SenderSettings
+from sending_site.settings import SenderSettings, inbox_settings
 from site_agent.console import AgentPages, Link
 
 STATIC = Path(__file__).with_name("static")
 
 
 def setup(app: web.Application, settings: SenderSettings) -> None:
-    """The agent's settings and push jobs (started again where a stop left them), and its
-    script for live progress."""
+    """The agent's settings and push jobs (started again where a stop left them, once this
+    process holds the state folder's lock), and its script for live progress."""
     app[SETTINGS] = settings
     jobs = PushJobs(
         jobs_folder(settings.state.folder),
@@ -34,10 +35,12 @@ def setup(app: web.Application, settings: SenderSettings) -> None:
             relay=settings.relay.url,
             credential_file=settings.relay.credential_file,
             state_dir=settings.state.folder,
-            spool=settings.spool.folder,
+            inbox=inbox_settings(settings),
         ),
     )
     app[JOBS] = jobs
+    # One process runs a state folder's jobs; the lock is taken before any job resumes.
+    app.cleanup_ctx.append(lock.holding(settings.state.folder))
     app.cleanup_ctx.append(lifetime(jobs))
     app.router.add_static("/er/", STATIC)
 

@@ -11,6 +11,7 @@ import asyncio
 from aiohttp import web
 
 from sending_site.console.appkeys import SETTINGS
+from sending_site.console.studies import reading
 from sending_site.inbox import errors as inbox_errors
 from sending_site.inbox.pacs import find_studies, retrieve_study
 from sending_site.inbox.queries import StudyQuery
@@ -96,4 +97,6 @@ async def pacs_fetch(request: web.Request) -> web.Response:
         received=retrieval.completed,
         failed=retrieval.failed,
     )
-    return _page(request, fetched=retrieval, fetched_study=uid)
+    async with reading(request.app[SETTINGS].spool.folder) as index:
+        study = await index.study(uid) if index else None
+    return _page(request, fetched=retrieval, fetched_study=study.study_id if study else "")

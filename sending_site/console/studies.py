@@ -1,8 +1,10 @@
 """Recent studies (from the inbox index), a study's page with its completeness and the choice
-of trauma center, and starting its transfer."""
+of trauma center, starting its transfer, and adding a PDF report to it. Addresses name a study
+by the index's own id, never its Study Instance UID (addresses end up in access logs)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,21 +16,32 @@ from aiohttp import web
 from sending_site.agent.jobs import new_job, start_push
 from sending_site.console.appkeys import JOBS, SETTINGS
 from sending_site.console.words import study_words
+from sending_site.errors import ReportNotPdf, ReportTooLarge
 from sending_site.inbox import errors as inbox_errors
 from sending_site.inbox.completeness import CompletenessReport, assess
+from sending_site.inbox.deposit import add_report
 from sending_site.inbox.index import InboxIndex
 from sending_site.inbox.readiness import completeness_of
 from sending_site.inbox.spool import Spool
 from sending_site.preflight import destinations
+from sending_site.report import MAX_REPORT_BYTES
 from sending_site.settings import inbox_settings
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from site_agent.console import render, user_of
 from site_agent.console.appkeys import AUDIT, address_of
+from site_agent.console.errors import PageNotFound
+from site_agent.console.uploads import takes_uploads
 from site_agent.credential import read_credential
 from site_agent.errors import AgentError
 
 routes = web.RouteTableDef()
 ACKNOWLEDGE = "Tick the box to say you have read the warnings, then send again, or wait."
+NO_REPORT = "Choose the report's PDF file, then press Add the report."
+DONE = {
+    "report": "The report was added: it is listed below as one more series, and goes with "
+    "the images when the study is sent.",
+}
+STUDY = r"/studies/{study_id:\d+}"
 
 
 @asynccontextmanager
@@ -98,8 +111,17 @@ async def _report(request: web.Request, uid: str) -> tuple[Any, CompletenessRepo
     return study, report
 
 
+async def _study_uid(request: web.Request) -> str:
+    """The Study Instance UID of the study the address names by its index id."""
+    async with reading(request.app[SETTINGS].spool.folder) as index:
+        uid = await index.study_instance_uid(int(request.match_info["study_id"])) if index else None
+    if uid is None:
+        raise PageNotFound()
+    return uid
+
+
 async def _study_page(
-    request: web.Request, uid: str, *, problem: str = "", status: int = 200
+    request: web.Request, uid: str, *, problem: str = "", notice: str = "", status: int = 200
 ) -> web.Response:
     study, report = await _report(request, uid)
     sites, relay_problem = await _destinations(request)
@@ -117,19 +139,44 @@ async def _study_page(
         sites=sites,
         relay_problem=relay_problem,
         problem=problem,
+        notice=notice,
         running=running[0] if running else None,
     )
 
 
-@routes.get("/studies/{uid}")
+@routes.get(STUDY)
 async def study_page(request: web.Request) -> web.Response:
-    return await _study_page(request, request.match_info["uid"])
+    notice = DONE.get(request.query.get("done", ""), "")
+    return await _study_page(request, await _study_uid(request), notice=notice)
 
 
-@routes.post("/studies/{uid}/send")
+@routes.post(STUDY + "/report")
+@takes_uploads(MAX_REPORT_BYTES + 1024 * 1024)  # the PDF and the form around it
+async def report_upload(request: web.Request) -> web.Response:
+    """Add a PDF report to the study, as `trauma-relay sender report` does (`add_report`)."""
+    uid = await _study_uid(request)
+    form = await request.post()
+    upload = form.get("report")
+    if not isinstance(upload, web.FileField):
+        return await _study_page(request, uid, status=400, problem=NO_REPORT)
+    with upload.file:
+        pdf = await asyncio.to_thread(upload.file.read)
+    audit, user, where = request.app[AUDIT], user_of(request), address_of(request)
+    try:
+        await add_report(request.app[SETTINGS].spool.folder, uid, pdf)
+    except (ReportNotPdf, ReportTooLarge, inbox_errors.InstanceNotKept) as e:
+        await audit.arecord(
+            "report-refused", who=user, where=where, outcome="refused", study=uid, why=str(e)
+        )
+        return await _study_page(request, uid, status=400, problem=str(e))
+    await audit.arecord("report-added", who=user, where=where, study=uid, size=len(pdf))
+    raise web.HTTPSeeOther(f"/studies/{request.match_info['study_id']}?done=report")
+
+
+@routes.post(STUDY + "/send")
 async def send(request: web.Request) -> web.Response:
     """Start the transfer: warnings must have been acknowledged (and are audited)."""
-    uid = request.match_info["uid"]
+    uid = await _study_uid(request)
     form = await request.post()
     recipient = str(form.get("recipient", "")).strip()
     _, report = await _report(request, uid)

@@ -88,7 +88,17 @@ async def _audit(request: web.Request, action: str, transfer_id: str, **detail: 
 def _version(state: str, job: Job | None, upload_finished: bool) -> str:
     """What the page shows that needs a reload when it changes (not the progress counts)."""
     ended = job is not None and job.record.ended
-    return f"{state}|{upload_finished}|{ended}|{bool(job and job.record.problem)}"
+    following = _following(job)
+    return f"{state}|{upload_finished}|{ended}|{bool(job and job.record.problem)}|{following}"
+
+
+def _following(job: Job | None) -> bool:
+    """Whether the job's push still waits for more images of the study."""
+    return job is not None and job.running and job.arriving
+
+
+def _progress(job: Job | None, upload_finished: bool) -> str:
+    return progress_words(job.progress if job else None, upload_finished, _following(job))
 
 
 # -- the push job, until the transfer exists -------------------------------------------------
@@ -103,7 +113,7 @@ async def job_page(request: web.Request) -> web.Response:
         request,
         "job.html",
         job=job,
-        progress=progress_words(job.progress, upload_finished=False),
+        progress=_progress(job, False),
         version=_version("", job, False),
     )
 
@@ -114,7 +124,7 @@ async def job_status(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "version": _version("", job, False) + f"|{job.record.transfer_id}",
-            "progress": progress_words(job.progress, upload_finished=False),
+            "progress": _progress(job, False),
             "percent": percent(job.progress, False),
             "retrying": job.retrying,
         }
@@ -163,7 +173,12 @@ async def _transfer_page(
         status=status,
         record=record,
         state=state,
-        words=unknown or (status_words(relay_status, record) if relay_status else ""),
+        words=unknown
+        or (
+            status_words(relay_status, record, uploading=bool(job and job.running))
+            if relay_status
+            else ""
+        ),
         recipient=(relay_status.get("recipient") or {}).get("display_name") or record.recipient,
         receipt=relay_status.get("receipt") if state == TransferState.DELIVERED else None,
         break_glass=bool(relay_status.get("break_glass")),
@@ -175,7 +190,8 @@ async def _transfer_page(
         if live and state in WAITING
         else "",
         job=job,
-        progress=progress_words(job.progress if job else None, finished),
+        following=_following(job),
+        progress=_progress(job, finished),
         percent=percent(job.progress if job else None, finished),
         version=_version(state, job, finished),
         problem=problem,
@@ -187,6 +203,8 @@ async def _transfer_page(
 DONE = {
     "reissued": "A new code was issued: the old code, its QR and the old sheet no longer work. "
     "Print the new transfer sheet for the patient.",
+    "stopped": "No more images are waited for: what has arrived is sent, and the trauma "
+    "center is told the study is incomplete.",
     "revoked": "The transfer is revoked: its code and QR no longer work, and the family's phone "
     "says it was cancelled.",
 }
@@ -208,11 +226,23 @@ async def transfer_status(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "version": _version(state, job, finished),
-            "progress": progress_words(progress, finished),
+            "progress": _progress(job, finished),
             "percent": percent(progress, finished),
             "retrying": job.retrying if job else "",
         }
     )
+
+
+@routes.post("/transfers/{transfer_id}/stop-following")
+async def stop_following(request: web.Request) -> web.Response:
+    """Staff stop waiting for more images: what has arrived is sent, and the manifest is
+    closed marked incomplete, so the trauma center is told plainly."""
+    record = _record(request)
+    job = request.app[JOBS].of_transfer(record.transfer_id)
+    if job is not None and job.stop_following():
+        await _audit(request, "following-stopped", record.transfer_id)
+        raise web.HTTPSeeOther(f"/transfers/{record.transfer_id}?done=stopped")
+    raise web.HTTPSeeOther(f"/transfers/{record.transfer_id}")
 
 
 @routes.post("/transfers/{transfer_id}/break-glass")

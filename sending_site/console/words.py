@@ -58,13 +58,21 @@ def readiness(report: CompletenessReport | None) -> str:
     return "Arrived; open to check and send"
 
 
-def progress_words(progress: Progress | None, upload_finished: bool) -> str:
-    """The upload's progress in one line."""
+def progress_words(progress: Progress | None, upload_finished: bool, arriving: bool = False) -> str:
+    """The upload's progress in one line; `arriving`: the study is still arriving, and the
+    upload follows it (the total is not known yet)."""
     if upload_finished:
         return "Upload complete."
+    mb = 1024 * 1024
+    if arriving:
+        sent = progress.objects_done if progress else 0
+        size = progress.bytes_done / mb if progress else 0.0
+        return (
+            f"Images still arriving: {sent} image{'' if sent == 1 else 's'} sent so far "
+            f"({size:.1f} MB). The upload goes on until the study is complete."
+        )
     if progress is None:
         return "Preparing the upload..."
-    mb = 1024 * 1024
     return (
         f"Uploading: {progress.objects_done} of {progress.objects_total} images "
         f"({progress.bytes_done / mb:.1f} of {progress.bytes_total / mb:.1f} MB)."

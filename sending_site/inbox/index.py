@@ -50,6 +50,7 @@ class StudyListing:
     series: int
     instances: int
     last_arrival: float
+    study_id: int = 0  # the index's own id: what the console's addresses name, never the UID
 
 
 def _patient(row: Any) -> Patient:
@@ -245,7 +246,7 @@ class InboxIndex:
         rows = await self._all(
             "SELECT p.patient_id, p.issuer, p.name, p.birth_date, p.sex, st.study_instance_uid, "
             "st.accession_number, st.study_date, st.description, count(DISTINCT se.id), "
-            "count(i.id), st.last_arrival "
+            "count(i.id), st.last_arrival, st.id "
             "FROM studies st JOIN patients p ON p.id = st.patient "
             "LEFT JOIN series se ON se.study = st.id LEFT JOIN instances i ON i.series = se.id "
             "WHERE ? = '' OR p.name LIKE ? || '%' ESCAPE '\\' "
@@ -291,7 +292,13 @@ class InboxIndex:
             first,
             last,
             tuple(SeriesRecord(*s) for s in series),
+            study_id=row[5],
         )
+
+    async def study_instance_uid(self, study_id: int) -> str | None:
+        """The Study Instance UID of the study the index calls `study_id`, or None."""
+        row = await self._one("SELECT study_instance_uid FROM studies WHERE id = ?", study_id)
+        return None if row is None else str(row[0])
 
     async def study_files(self, study_instance_uid: str) -> list[str]:
         """The spool ids of the study's instances, by series then instance number."""

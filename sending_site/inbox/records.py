@@ -28,6 +28,7 @@ class StudyRecord:
     first_arrival: float  # seconds since the epoch
     last_arrival: float
     series: tuple[SeriesRecord, ...]
+    study_id: int = 0  # the index's own id: what the console's addresses name, never the UID
 
     @property
     def instances(self) -> int:

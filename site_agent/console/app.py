@@ -32,6 +32,7 @@ from site_agent.console.appkeys import (
 from site_agent.console.pages import environment
 from site_agent.console.sessions import SessionBook
 from site_agent.console.throttle import SignInThrottle
+from site_agent.console.uploads import uploads_middleware
 from site_agent.errors import SettingInvalid
 from site_agent.settings.sections import ConsoleSettings
 
@@ -83,6 +84,7 @@ def make_app(
     app = web.Application(
         middlewares=[
             guard.errors_middleware,
+            uploads_middleware,
             guard.sessions_middleware,
             guard.forms_middleware,
         ],

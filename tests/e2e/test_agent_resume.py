@@ -25,6 +25,7 @@ INSTANCES = 96  # 512 x 512 slices, 48 MiB: seconds of upload, so the kill lands
 KILL_AFTER_COMPLETE = 6
 WAIT_SECONDS = 180.0
 _CODE = re.compile(r'id="code">([^<]+)<')
+_STUDY = re.compile(r'href="/studies/(\d+)"')
 _TRANSFER = re.compile(r"/transfers/([0-9A-Za-z_-]+)$")
 
 
@@ -60,11 +61,17 @@ def test_the_agent_killed_mid_upload_resumes_the_transfer_when_started_again(
     with running_agent(agent):
         agent.receive(tmp_path / "study")
         console = ConsoleClient(agent.url).sign_in()
-        status, _, page = console.get(f"/studies/{study_uid}")
+        _, _, home = console.get("/")
+        found_study = _STUDY.search(home)
+        assert found_study, home
+        study = f"/studies/{found_study.group(1)}"  # the index's id: no UID in addresses
+        assert study_uid not in home
+        assert console.get(f"/studies/{study_uid}")[0] == 404
+        status, _, page = console.get(study)
         assert status == 200, page
         assert "County Trauma" in page
         status, _, page = console.post(
-            f"/studies/{study_uid}/send", {"recipient": RECEIVER, "acknowledge": "yes"}
+            f"{study}/send", {"recipient": RECEIVER, "acknowledge": "yes"}
         )
         assert status == 200, page
         holding: list[tuple[str, set[int]]] = []

@@ -15,7 +15,7 @@ from sending_site.console.words import percent, progress_words, readiness, study
 from sending_site.inbox.completeness import assess
 from sending_site.inbox.errors import QueryInvalid
 from sending_site.inbox.records import SeriesRecord, StudyRecord
-from sending_site.inbox.settings import PacsNode
+from sending_site.inbox.settings import InboxSettings, PacsNode
 from sending_site.push import Progress
 from sending_site.settings import SenderSettings, inbox_settings
 from site_agent.settings import load
@@ -85,6 +85,15 @@ def test_progress_words() -> None:
         "Uploading: 3 of 6 images (1.0 of 2.0 MB)."
     )
     assert (percent(half, False), percent(half, True), percent(None, False)) == (50, 100, 0)
+    # A study still arriving: no total yet, what was sent so far.
+    assert progress_words(half, upload_finished=False, arriving=True) == (
+        "Images still arriving: 3 images sent so far (1.0 MB). The upload goes on until the "
+        "study is complete."
+    )
+    assert progress_words(None, upload_finished=False, arriving=True).startswith(
+        "Images still arriving: 0 images sent so far"
+    )
+    assert progress_words(half, upload_finished=True, arriving=True) == "Upload complete."
 
 
 def _study(last_arrival: float, thickness: float | None) -> StudyRecord:
@@ -112,7 +121,7 @@ def test_readiness_in_the_list_of_recent_studies() -> None:
 
 
 def test_push_jobs_are_kept_on_disk_and_read_back(tmp_path: Path) -> None:
-    setup = PushSetup("http://127.0.0.1:9", None, tmp_path, tmp_path / "spool")
+    setup = PushSetup("http://127.0.0.1:9", None, tmp_path, InboxSettings(tmp_path / "spool"))
     jobs = PushJobs(jobs_folder(tmp_path), setup)
     first = new_job("1.2.3", "county-trauma", "nurse.joy", 1.0)
     second = new_job("1.2.4", "county-trauma", "nurse.joy", 2.0)

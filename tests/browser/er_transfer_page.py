@@ -1,0 +1,26 @@
+"""For the ER console's browser tests: what the family's phone does with the authorization link
+in a transfer page's QR."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+from e2e.harness import post_json
+from phone_harness import decode_qr
+from playwright.async_api import Page
+
+from transfer_codes.phone import split_link
+
+
+async def authorize_from_the_page(page: Page, relay_url: str) -> None:
+    """Decode the page's authorization QR (zxing-cpp) and authorize with its link."""
+    source = await page.locator("#link-qr").get_attribute("src")
+    assert source is not None
+    assert source.startswith("data:image/png;base64,")
+    (link,) = decode_qr(base64.b64decode(source.split(",", 1)[1]))
+    token, _ = split_link(link)
+    answer = await asyncio.to_thread(
+        post_json, relay_url + "/api/v1/authorizations", {"token": token}
+    )
+    assert answer["state"] == "authorized", answer
