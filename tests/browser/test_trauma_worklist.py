@@ -25,7 +25,9 @@ from test_trauma_console import (
     _pushed,
     _thumbnails_rendered,
 )
-from trauma_harness import configured_agent, er_transfers
+from trauma_harness import ReceivingAgent, configured_agent, er_transfers
+
+from sending_site.synthetic import make_ct_study
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.peers]
 relay = fresh_relay  # a relay process of each test's own
@@ -37,18 +39,24 @@ SCHEDULED = [
 ]
 
 
+def _agent_asking(
+    worklist: WorklistServer, relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path
+) -> ReceivingAgent:
+    extra = {
+        "worklist.host": worklist.host,
+        "worklist.port": str(worklist.port),
+        "worklist.ae_title": worklist.ae_title,
+    }
+    return configured_agent(relay, orthanc, tmp_path / "tc", extra)
+
+
 async def test_staff_pick_the_patient_from_the_worklist_and_import(
     relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
 ) -> None:
     files, er, pushed = _pushed(relay, tmp_path, seed=71, slices=(6, 4))
     transfer_id = pushed["transfer_id"]
     worklist = WorklistServer(SCHEDULED)  # its port is chosen; wlmscpfs is not started yet
-    extra = {
-        "worklist.host": worklist.host,
-        "worklist.port": str(worklist.port),
-        "worklist.ae_title": worklist.ae_title,
-    }
-    agent = configured_agent(relay, orthanc, tmp_path / "tc", extra).start()
+    agent = _agent_asking(worklist, relay, orthanc, tmp_path).start()
     try:
         async with workstation(browser) as page:
             await _open_with_code(page, agent, pushed["code"])
@@ -170,3 +178,57 @@ async def test_staff_pick_the_patient_from_the_worklist_and_import(
     assert len(confirmed) == 1
     assert '"from_worklist": true' in confirmed[0]
     assert '"local_issuer": "REGIONAL"' in confirmed[0]
+
+
+async def test_a_worklist_pick_the_pacs_knows_is_compared_with_both(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    """The PACS already holds MRN-4242 (an earlier image, born 1985-02-15): the ER's patient,
+    the PACS's record and the worklist's are shown side by side, each difference ticked."""
+    (earlier,) = make_ct_study(
+        tmp_path / "earlier",
+        1,
+        seed=9,
+        patient_id="MRN-4242",
+        issuer_of_patient_id="REGIONAL",
+        patient_name="DOE^JANIE",
+        patient_birth_date="19850215",
+    )
+    orthanc.post_json("/instances", earlier.read_bytes(), "application/dicom")
+    files, _er, pushed = _pushed(relay, tmp_path, seed=72, slices=(2, 1))
+    with WorklistServer(SCHEDULED) as worklist:
+        agent = _agent_asking(worklist, relay, orthanc, tmp_path).start()
+        try:
+            async with workstation(browser) as page:
+                await _open_with_code(page, agent, pushed["code"])
+                # The default search (name and birth date) finds the patient at once.
+                pick = page.locator('#worklist tr.candidate[data-patient-id="MRN-4242"]')
+                await pick.get_by_role("button", name="Use MRN-4242").click()
+                await expect(page.locator("#checked-mrn")).to_have_text("MRN-4242")
+                compare = page.locator("#compare")
+                await expect(compare.locator("thead th")).to_have_text(
+                    ["", "Sent by St. Mary's ED", "In the PACS for MRN-4242", "On the worklist"]
+                )
+                birth = compare.locator("tr", has_text="Birth date")
+                await expect(birth.locator("td")).to_have_text(
+                    ["1985-02-14", "1985-02-15", "1985-02-14"]
+                )
+                await expect(birth.locator("td.differs")).to_have_count(1)
+                acks = page.locator("#confirm-form input[type=checkbox]")
+                await expect(acks).to_have_count(3)  # name, birth date; the worklist's birth
+                await snap(page, "trauma-wl-5-pacs-and-worklist.png")
+                for label in (
+                    "Name differs (DOE, JANE / DOE, JANIE)",
+                    "Birth date differs (1985-02-14 / 1985-02-15)",
+                    "Birth date on the worklist differs (1985-02-14 / 1985-02-15)",
+                ):
+                    await page.get_by_label(label).check()
+                await page.get_by_role("button", name="Import into the PACS").click()
+                await expect(page.locator("#result")).to_contain_text(
+                    "Imported 3 verified images into the PACS", timeout=WAIT_MS
+                )
+        finally:
+            agent.stop()
+    for path in files:
+        found = orthanc.instance_tags(orthanc.find_by_sop_instance_uid(sop_instance_uid(path)))
+        assert (found["PatientID"], found["PatientBirthDate"]) == ("MRN-4242", "19850215")
