@@ -17,7 +17,7 @@ from e2e.conftest import fresh_relay
 from e2e.harness import E2ERelay, sop_instance_uid
 from peers.orthanc import OrthancServer
 from peers.worklist import ScheduledPatient, WorklistServer
-from playwright.async_api import Browser, expect
+from playwright.async_api import APIResponse, Browser, Page, expect
 from test_trauma_console import (
     WAIT_MS,
     _open_with_code,
@@ -48,6 +48,13 @@ def _agent_asking(
         "worklist.ae_title": worklist.ae_title,
     }
     return configured_agent(relay, orthanc, tmp_path / "tc", extra)
+
+
+async def _posted(page: Page, url: str, fields: dict[str, str]) -> APIResponse:
+    """`fields` posted as the signed-in page would, with its CSRF token, but without the page's
+    own checks: what the agent itself accepts."""
+    token = await page.locator("input[name=csrf_token]").first.get_attribute("value")
+    return await page.request.post(url, form={"csrf_token": token or "", **fields})
 
 
 async def test_staff_pick_the_patient_from_the_worklist_and_import(
@@ -106,18 +113,8 @@ async def test_staff_pick_the_patient_from_the_worklist_and_import(
 
                 # A pick must come from the last search: a record number it did not list is
                 # refused by the agent, whatever a page sends.
-                token = await page.locator("#worklist-search input[name=csrf_token]").get_attribute(
-                    "value"
-                )
-                refused = await page.request.post(
-                    f"{agent.url}/imports/{transfer_id}/identity",
-                    form={
-                        "csrf_token": token or "",
-                        "from_worklist": "1",
-                        "local_patient_id": "MRN-9999",
-                        "local_issuer": "REGIONAL",
-                    },
-                )
+                stale = {"from_worklist": "1", "local_patient_id": "MRN-9999"}
+                refused = await _posted(page, f"{agent.url}/imports/{transfer_id}/identity", stale)
                 assert refused.status == 409
                 assert "search the worklist again" in await refused.text()
 
@@ -137,13 +134,8 @@ async def test_staff_pick_the_patient_from_the_worklist_and_import(
             await page.locator("#identity").scroll_into_view_if_needed()
             await snap(page, "trauma-wl-3-differences.png")
             # One acknowledgement is not enough: the agent refuses (without the page's help).
-            token = await page.locator("#confirm-form input[name=csrf_token]").get_attribute(
-                "value"
-            )
-            refused = await page.request.post(
-                f"{agent.url}/imports/{transfer_id}/import",
-                form={"csrf_token": token or "", "local_patient_id": "MRN-4242", "ack-new": "1"},
-            )
+            one = {"local_patient_id": "MRN-4242", "ack-new": "1"}
+            refused = await _posted(page, f"{agent.url}/imports/{transfer_id}/import", one)
             assert refused.status == 400
             assert orthanc.get_json("/statistics")["CountInstances"] == 0
 
