@@ -153,6 +153,7 @@ class Filing:
     local_patient_id: str
     confirm_local_record: bool = False
     new_local_patient: bool = False
+    local_issuer: str | None = None  # None: the agent's `identity.local_issuer`
 
     def applied_to(self, req: RedeemRequest) -> RedeemRequest:
         return replace(
@@ -160,6 +161,7 @@ class Filing:
             local_patient_id=self.local_patient_id,
             confirm_local_record=self.confirm_local_record,
             new_local_patient=self.new_local_patient,
+            local_issuer=req.local_issuer if self.local_issuer is None else self.local_issuer,
         )
 
 

@@ -2,7 +2,8 @@
 (`site_agent.console`), served by `trauma-relay receiver` (or `receiver console`).
 
 Staff enter or scan the code (`code_entry`), check the preview with its thumbnails, give the
-local record number and acknowledge each difference, and watch the import (`import_pages`).
+local record number (picked from the Modality Worklist, `import_worklist`, or typed) and
+acknowledge each difference, and watch the import (`import_pages`).
 Every step runs the command line's own functions (`receiving_site.redeem`: parse, unlock,
 stage and verify, identity check, reconcile, store, receipt), one redemption per import
 (`imports`). After a restart, unfinished imports are listed, and those a person had confirmed
@@ -18,10 +19,18 @@ from pathlib import Path
 
 from aiohttp import web
 
-from receiving_site.console import code_entry, holds, import_pages
-from receiving_site.console.appkeys import CHECKS, IMPORTS, THUMBNAILS, UNREADY
+from receiving_site.console import code_entry, holds, import_pages, import_worklist
+from receiving_site.console.appkeys import (
+    CHECKS,
+    IMPORTS,
+    SEARCHES,
+    THUMBNAILS,
+    UNREADY,
+    WORKLIST,
+)
 from receiving_site.console.errors import ContinueFromTheList, NoPacs
 from receiving_site.console.imports import Imports
+from receiving_site.console.worklist_search import Worklist
 from receiving_site.errors import ReceivingError
 from receiving_site.pacs import PacsAddress
 from receiving_site.redeem import RedeemRequest
@@ -82,6 +91,8 @@ def setup(app: web.Application, settings: ReceiverSettings) -> None:
     app[IMPORTS] = Imports(request, app[AUDIT])
     app[UNREADY] = unready
     app[CHECKS] = {}
+    app[WORKLIST] = Worklist(settings.worklist, settings.pacs.calling_ae_title)
+    app[SEARCHES] = {}
     app[THUMBNAILS] = asyncio.Semaphore(THUMBNAILS_AT_ONCE)
     app.cleanup_ctx.append(partial(_imports, settings))
     holds.setup(app, settings)
@@ -90,7 +101,13 @@ def setup(app: web.Application, settings: ReceiverSettings) -> None:
 PAGES = AgentPages(
     title="Trauma console",
     templates=__name__,
-    routes=[*routes, *code_entry.routes, *import_pages.routes, *holds.routes],
+    routes=[
+        *routes,
+        *code_entry.routes,
+        *import_pages.routes,
+        *import_worklist.routes,
+        *holds.routes,
+    ],
     navigation=(Link("Enter a code", "/"), Link("Holds", "/holds")),
     errors=((ReceivingError, 400),),
     setup=setup,

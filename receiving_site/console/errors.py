@@ -28,3 +28,8 @@ class RecordNumberChanged(ConsoleError, status=400):
 class ContinueFromTheList(ConsoleError):
     """Open it again from the trauma console's list of unfinished imports and press
     Continue."""
+
+
+class WorklistPickStale(ConsoleError, status=409):
+    """That patient is not in this import's last worklist search any more: search the worklist
+    again and pick the patient from the new list. Nothing was imported."""

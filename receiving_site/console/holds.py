@@ -16,13 +16,13 @@ from typing import Any
 
 from aiohttp import web
 
-from receiving_site import errors, hold_record, holds, holds_queue, worklist
+from receiving_site import errors, hold_record, holds, holds_queue
+from receiving_site.console import worklist_search
 from receiving_site.console.hold_options import hold_options
 from receiving_site.hold_record import HeldStudy
 from receiving_site.holds_queue import Choice, Decision, Place
 from receiving_site.preview import sex_word
 from receiving_site.settings import ReceiverSettings
-from receiving_site.worklist import Candidate, WorklistQuery
 from site_agent.console import render, user_of
 from site_agent.console.appkeys import AUDIT, address_of
 from site_agent.credential import read_credential
@@ -98,14 +98,14 @@ def _decide_page(
     *,
     problem: str = "",
     status: int = 200,
-    search: WorklistQuery | None = None,
-    candidates: list[Candidate] | None = None,
-    worklist_problem: str = "",
+    found: worklist_search.Search | None = None,
 ) -> web.Response:
     settings = request.app[SETTINGS]
     options = hold_options(held)
     ours = held.ours
-    search = search or WorklistQuery(ours.name.split("^")[0] + "*", ours.birth_date)
+    found = found or worklist_search.Search(
+        worklist_search.default_query(ours.name, ours.birth_date)
+    )
     return render(
         request,
         "holds_decide.html",
@@ -116,47 +116,20 @@ def _decide_page(
         local_issuer=held.local_issuer or settings.identity.local_issuer,
         worklist_ready=bool(settings.worklist.host)
         and any(o.choice is Choice.OTHER_RECORD for o in options),
-        search=search,
-        shown_birth_date=date(search.birth_date) if search.birth_date else "",
-        candidates=None if candidates is None else [_candidate_view(c, held) for c in candidates],
-        worklist_problem=worklist_problem,
+        **worklist_search.form_values(found, ours),
         **_view(held),
     )
 
 
-def _candidate_view(c: Candidate, held: HeldStudy) -> dict[str, Any]:
-    return {
-        "c": c,
-        "name": person_name(c.patient_name),
-        "birth_date": date(c.birth_date),
-        "sex": sex_word(c.sex),
-        "scheduled": date(c.scheduled_date),
-        "same": holds.same_name(c.patient_name, held.ours.name)
-        and c.birth_date == held.ours.birth_date,
-    }
-
-
 @routes.post("/holds/{transfer_id}/worklist")
-async def worklist_search(request: web.Request) -> web.Response:
+async def search_worklist(request: web.Request) -> web.Response:
     """Search the worklist for the local record (POST: a patient's name stays out of URLs and
     access logs)."""
     held = _held_or_404(request)
-    form = await request.post()
-    search = WorklistQuery(
-        patient_name=str(form.get("patient_name", "")).strip().upper(),
-        birth_date=str(form.get("birth_date", "")).replace("-", "").strip(),
-        patient_id=str(form.get("patient_id", "")).strip(),
-    )
     settings = request.app[SETTINGS]
-    try:
-        found = await asyncio.to_thread(
-            worklist.find, settings.worklist, settings.pacs.calling_ae_title, search
-        )
-    except errors.WorklistError as e:
-        return _decide_page(request, held, search=search, worklist_problem=e.message)
-    ours = held.ours
-    ranked = worklist.rank(found, ours.name, ours.birth_date, ours.sex)
-    return _decide_page(request, held, search=search, candidates=ranked)
+    place = worklist_search.Worklist(settings.worklist, settings.pacs.calling_ae_title)
+    query = worklist_search.query_of(await request.post())
+    return _decide_page(request, held, found=await worklist_search.search(place, query, held.ours))
 
 
 @routes.get("/holds/{transfer_id}")

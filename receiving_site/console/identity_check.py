@@ -26,18 +26,6 @@ class Difference:
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """A local patient staff may pick instead of typing the number (the worklist's seam: a
-    worklist page sets `appkeys.CANDIDATES` to a function listing them for a study)."""
-
-    patient_id: str
-    name: str  # as the worklist gives it (DICOM PN)
-    birth_date: str  # DICOM DA
-    sex: str
-    detail: str = ""  # e.g. "scheduled CT, accession A123"
-
-
-@dataclass(frozen=True)
 class LocalCheck:
     """The local record number, what the PACS has for it (None: nothing yet), and how it differs
     from the transferred patient."""
@@ -46,13 +34,13 @@ class LocalCheck:
     issuer: str
     record: reconcile.Demographics | None
     differences: tuple[Difference, ...]
+    worklist: reconcile.Demographics | None = None  # when picked from the worklist
 
     @property
     def required(self) -> tuple[str, ...]:
         """The acknowledgements the import needs, by key."""
-        if self.record is None:
-            return (NEW_RECORD,)
-        return tuple(d.key for d in self.differences)
+        keys = tuple(d.key for d in self.differences)
+        return keys if self.record is not None else (NEW_RECORD, *keys)
 
     def filing(self, acknowledged: set[str]) -> Filing | None:
         """The answer to redeem's question once every difference is acknowledged, else None."""
@@ -62,35 +50,70 @@ class LocalCheck:
             self.local_patient_id,
             confirm_local_record=self.record is not None and bool(self.differences),
             new_local_patient=self.record is None,
+            local_issuer=self.issuer,
         )
 
 
 def differences(summary: StudySummary, record: reconcile.Demographics) -> tuple[Difference, ...]:
     """Name, birth date and sex where the PACS's record and the ER's patient differ (a value
     one side does not give is no difference)."""
+    sent = reconcile.Demographics(
+        summary.patient_id,
+        summary.issuer_of_patient_id,
+        summary.patient_name,
+        summary.patient_birth_date,
+        summary.patient_sex,
+    )
+    return _differences(sent, record)
+
+
+def _differences(
+    sent: reconcile.Demographics, local: reconcile.Demographics, *, prefix: str = "", of: str = ""
+) -> tuple[Difference, ...]:
     found = []
-    if not holds.same_name(summary.patient_name, record.patient_name):
+    if not holds.same_name(sent.patient_name, local.patient_name):
         found.append(
             Difference(
-                "name", "Name", person_name(summary.patient_name), person_name(record.patient_name)
+                f"{prefix}name",
+                f"Name{of}",
+                person_name(sent.patient_name),
+                person_name(local.patient_name),
             )
         )
     pairs = (
-        ("birth-date", "Birth date", summary.patient_birth_date, record.birth_date, date),
-        ("sex", "Sex", summary.patient_sex, record.sex, sex_word),
+        ("birth-date", "Birth date", sent.birth_date, local.birth_date, date),
+        ("sex", "Sex", sent.sex, local.sex, sex_word),
     )
-    for key, label, sent, local, shown in pairs:
-        if sent.strip() and local.strip() and sent.strip().upper() != local.strip().upper():
-            found.append(Difference(key, label, shown(sent), shown(local)))
+    for key, label, ours, theirs, shown in pairs:
+        if ours.strip() and theirs.strip() and ours.strip().upper() != theirs.strip().upper():
+            found.append(Difference(f"{prefix}{key}", f"{label}{of}", shown(ours), shown(theirs)))
     return tuple(found)
 
 
+def worklist_differences(
+    summary: StudySummary, picked: reconcile.Demographics, record: reconcile.Demographics | None
+) -> tuple[Difference, ...]:
+    """For a record picked from the worklist: how the ER's patient differs from it when the PACS
+    has nothing yet (keys as `differences`), and how the PACS's record differs from it when the
+    PACS has one (keys `worklist-name`, `worklist-birth-date`, `worklist-sex`)."""
+    if record is None:
+        return differences(summary, picked)
+    return _differences(picked, record, prefix="worklist-", of=" on the worklist")
+
+
 async def check(
-    pacs: PacsAddress, summary: StudySummary, local_patient_id: str, issuer: str
+    pacs: PacsAddress,
+    summary: StudySummary,
+    local_patient_id: str,
+    issuer: str,
+    picked: reconcile.Demographics | None = None,
 ) -> LocalCheck:
-    """Ask the PACS what it holds for `local_patient_id`. Raises `IdentityHeld` with the
-    sentence to show when the number cannot be used or the PACS cannot answer clearly."""
+    """Ask the PACS what it holds for `local_patient_id` (of `picked`, the worklist's record,
+    when staff picked it there). Raises `IdentityHeld` with the sentence to show when the
+    number cannot be used or the PACS cannot answer clearly."""
     reconcile.check_local_id(local_patient_id, issuer)
     record = await asyncio.to_thread(identity.find_patient, pacs, local_patient_id, issuer)
     found = () if record is None else differences(summary, record)
-    return LocalCheck(local_patient_id, issuer, record, found)
+    if picked is not None:
+        found += worklist_differences(summary, picked, record)
+    return LocalCheck(local_patient_id, issuer, record, found, picked)

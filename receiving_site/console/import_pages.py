@@ -14,9 +14,13 @@ import asyncio
 from aiohttp import web
 
 from receiving_site import errors, holds, thumbnails
-from receiving_site.console import identity_check, series
-from receiving_site.console.appkeys import CANDIDATES, CHECKS, IMPORTS, THUMBNAILS
-from receiving_site.console.errors import DifferencesNotTicked, RecordNumberChanged
+from receiving_site.console import identity_check, import_worklist, series
+from receiving_site.console.appkeys import CHECKS, IMPORTS, SEARCHES, THUMBNAILS
+from receiving_site.console.errors import (
+    DifferencesNotTicked,
+    RecordNumberChanged,
+    WorklistPickStale,
+)
 from receiving_site.console.imports import Import, Stage
 from receiving_site.preview import date, incomplete, person_name, sex_word, time
 from receiving_site.redeem import CONSENT_FROM_SENDER
@@ -50,10 +54,7 @@ async def _page(
     request: web.Request, job: Import, *, problem: str = "", status: int = 200
 ) -> web.Response:
     rows = await asyncio.to_thread(series.rows, job)
-    candidates: list[identity_check.Candidate] = []
-    finder = request.app.get(CANDIDATES)
-    if finder is not None and job.preview is not None and job.stage is Stage.PREVIEW:
-        candidates = await finder(request.app, job.preview.summary)
+    found = await import_worklist.found(request.app, job)
     summary = job.preview.summary if job.preview else None
     return render(
         request,
@@ -65,8 +66,8 @@ async def _page(
         summary=summary,
         rows=rows,
         check=request.app[CHECKS].get(job.transfer_id),
-        candidates=candidates,
         problem=problem,
+        **import_worklist.form_values(request.app, found, job),
         hold_rows=_hold_rows(job),
         incomplete=incomplete(summary) if summary else None,
         consent_from_sender=CONSENT_FROM_SENDER,
@@ -94,9 +95,12 @@ async def check_identity(request: web.Request) -> web.Response:
     pacs = imports.request.pacs
     assert pacs is not None  # an agent without a PACS redeems nothing (UNREADY)
     try:
-        found = await identity_check.check(
-            pacs, job.preview.summary, mrn, imports.request.local_issuer
-        )
+        picked = import_worklist.picked(request.app, job, form)
+    except WorklistPickStale as stale:
+        return await _page(request, job, problem=stale.detail, status=stale.status)
+    issuer = imports.request.local_issuer if picked is None else picked.issuer_of_patient_id
+    try:
+        found = await identity_check.check(pacs, job.preview.summary, mrn, issuer, picked)
     except errors.IdentityHeld as e:
         request.app[CHECKS].pop(job.transfer_id, None)
         return await _page(request, job, problem=e.message, status=400)
@@ -127,10 +131,13 @@ async def confirm_import(request: web.Request) -> web.Response:
         where=address_of(request),
         transfer=job.transfer_id,
         local_patient_id=filing.local_patient_id,
+        local_issuer=check.issuer,
+        from_worklist=check.worklist is not None,
         differences_acknowledged=sorted(acknowledged & set(check.required)),
     )
     request.app[IMPORTS].decide(job, filing, user)
     request.app[CHECKS].pop(job.transfer_id, None)
+    request.app[SEARCHES].pop(job.transfer_id, None)
     raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")
 
 

@@ -32,6 +32,7 @@ from trauma_harness import (
     er_transfers,
 )
 
+from receiving_site.errors import WorklistNotConfigured
 from sending_site.synthetic import make_ct_study
 from transfer_codes.codes import RedemptionCode
 
@@ -171,6 +172,10 @@ async def test_a_code_is_redeemed_previewed_filed_and_imported(
                 assert answer.status == 303
                 assert answer.headers["Location"].startswith("/sign-in")
             assert orthanc.get_json("/statistics")["CountInstances"] == 1  # nothing imported
+            # No worklist is set up here: the page says so, and staff type the number.
+            await expect(page.locator("#worklist-problem")).to_have_text(
+                WorklistNotConfigured().message
+            )
 
             await page.get_by_label("This hospital's medical record number (MRN)").fill("MRN-555")
             await page.get_by_role("button", name="Check this record").click()

@@ -75,8 +75,11 @@ class ReceivingAgent:
                 self.process.wait()
 
 
-def configured_agent(relay: E2ERelay, orthanc: OrthancServer, root: Path) -> ReceivingAgent:
-    """The agent's configuration written from `--print-config`, and an account added."""
+def configured_agent(
+    relay: E2ERelay, orthanc: OrthancServer, root: Path, extra: dict[str, str] | None = None
+) -> ReceivingAgent:
+    """The agent's configuration written from `--print-config` (with `extra` settings), and an
+    account added."""
     root.mkdir(parents=True, exist_ok=True)
     credential = root / "relay-credential"
     credential.write_text(relay.receiver_credential + "\n", encoding="utf-8")
@@ -92,6 +95,7 @@ def configured_agent(relay: E2ERelay, orthanc: OrthancServer, root: Path) -> Rec
         "state.folder": str(root / "tc-state"),
         "console.listen": f"127.0.0.1:{port}",
         "console.site_name": "County Trauma Center",
+        **(extra or {}),
     }
     assignments = [word for key, value in settings.items() for word in ("--set", f"{key}={value}")]
     printed = run_cli(["receiver", "--print-config", *assignments], cwd=root).ok()

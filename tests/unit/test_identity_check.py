@@ -4,9 +4,16 @@ has nothing for, that it was just given to this patient); what it answers redeem
 
 from __future__ import annotations
 
-from receiving_site.console.identity_check import NEW_RECORD, LocalCheck, differences
+from pathlib import Path
+
+from receiving_site.console.identity_check import (
+    NEW_RECORD,
+    LocalCheck,
+    differences,
+    worklist_differences,
+)
 from receiving_site.reconcile import Demographics
-from receiving_site.redeem import Filing
+from receiving_site.redeem import Filing, RedeemRequest
 from transfer_codes.manifest import StudySummary
 
 
@@ -41,7 +48,7 @@ def test_the_same_patient_needs_no_acknowledgement() -> None:
     assert found == ()
     check = LocalCheck("MRN-1", "COUNTY", _record(), found)
     assert check.required == ()
-    assert check.filing(set()) == Filing("MRN-1")
+    assert check.filing(set()) == Filing("MRN-1", local_issuer="COUNTY")
 
 
 def test_each_difference_must_be_acknowledged() -> None:
@@ -53,11 +60,49 @@ def test_each_difference_must_be_acknowledged() -> None:
     ]
     check = LocalCheck("MRN-1", "COUNTY", _record(), found)
     assert check.filing({"name", "birth-date"}) is None
-    assert check.filing({"name", "birth-date", "sex"}) == Filing("MRN-1", confirm_local_record=True)
+    assert check.filing({"name", "birth-date", "sex"}) == Filing(
+        "MRN-1", confirm_local_record=True, local_issuer="COUNTY"
+    )
 
 
 def test_a_number_the_pacs_does_not_know_must_be_stated_new() -> None:
     check = LocalCheck("MRN-2", "COUNTY", None, ())
     assert check.required == (NEW_RECORD,)
     assert check.filing(set()) is None
-    assert check.filing({NEW_RECORD}) == Filing("MRN-2", new_local_patient=True)
+    assert check.filing({NEW_RECORD}) == Filing(
+        "MRN-2", new_local_patient=True, local_issuer="COUNTY"
+    )
+
+
+def _picked(name: str = "DOE^JANEY", birth: str = "19850214", sex: str = "F") -> Demographics:
+    return Demographics("MRN-WL", "REGIONAL", name, birth, sex)
+
+
+def test_a_worklist_record_the_pacs_does_not_know_is_compared_with_the_er() -> None:
+    found = worklist_differences(_summary(), _picked(), None)
+    assert [(d.key, d.sent, d.local) for d in found] == [("name", "DOE, JANE", "DOE, JANEY")]
+    check = LocalCheck("MRN-WL", "REGIONAL", None, found, _picked())
+    assert check.required == (NEW_RECORD, "name")
+    assert check.filing({NEW_RECORD}) is None
+    assert check.filing({NEW_RECORD, "name"}) == Filing(
+        "MRN-WL", new_local_patient=True, local_issuer="REGIONAL"
+    )
+
+
+def test_a_worklist_record_is_compared_with_the_pacs_record_too() -> None:
+    record = _record(name="DOE^JANE", sex="M")
+    found = differences(_summary(), record) + worklist_differences(_summary(), _picked(), record)
+    assert [(d.key, d.label, d.sent, d.local) for d in found] == [
+        ("sex", "Sex", "female", "male"),
+        ("worklist-name", "Name on the worklist", "DOE, JANEY", "DOE, JANE"),
+        ("worklist-sex", "Sex on the worklist", "female", "male"),
+    ]
+    check = LocalCheck("MRN-WL", "REGIONAL", record, found, _picked())
+    assert check.filing({"sex", "worklist-name"}) is None
+    assert check.filing({"sex", "worklist-name", "worklist-sex"}) is not None
+
+
+def test_a_filing_carries_the_picked_issuer_into_the_redemption() -> None:
+    request = RedeemRequest("http://relay", "c", Path("state"), local_issuer="COUNTY")
+    assert Filing("MRN-1").applied_to(request).local_issuer == "COUNTY"
+    assert Filing("MRN-1", local_issuer="REGIONAL").applied_to(request).local_issuer == "REGIONAL"
