@@ -39,6 +39,9 @@ class RelayConfig:
     public_url: str | None = None
     expiry: float = 72 * HOURS
     sweep_interval: float = 1 * MINUTES
+    # How long a delivered transfer keeps its ciphertext and key locks after the receipt (so a
+    # trauma center that lost the end of its import can still fetch it again); then purged.
+    delivered_grace: float = 1 * HOURS
     max_object_size: int = 4 * GIB
     # Readers refuse larger records (`transfer_codes.manifest`), so accepting them is pointless.
     max_manifest_record: int = MAX_RECORD_SIZE
@@ -135,6 +138,8 @@ class RelayConfig:
             ) from e
         if self.disk_reserve_bytes < 0:
             raise ConfigError("disk_reserve_bytes may not be negative.")
+        if not (math.isfinite(self.delivered_grace) and 0 <= self.delivered_grace <= MAX_EXPIRY):
+            raise ConfigError("delivered_grace_minutes must be from 0 to 20160 (14 days).")
         if self.max_object_size < 1024:
             raise ConfigError("max_object_size must be at least 1024 bytes.")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
@@ -158,6 +163,7 @@ _TOML: dict[str, Callable[[Any], Any]] = {
     "site_quota_bytes": lambda v: ("site_quota_bytes", int(v)),
     "max_transfer_bytes": lambda v: ("max_transfer_bytes", int(v)),
     "disk_reserve_bytes": lambda v: ("disk_reserve_bytes", int(v)),
+    "delivered_grace_minutes": lambda v: ("delivered_grace", float(v) * MINUTES),
     "tls_certificate": lambda v: ("tls_certificate", Path(v)),
     "tls_key": lambda v: ("tls_key", Path(v)),
     "trusted_proxies": lambda v: (

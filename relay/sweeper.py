@@ -1,5 +1,6 @@
-"""Expiry: transfers past their time (and revoked ones) lose their sealed objects, wrapped keys,
-verifiers and manifest. The row stays, without secrets, so the sender can still see what happened.
+"""Expiry and retention: transfers past their time, revoked ones, and delivered ones once the
+configured grace after the receipt has passed lose their sealed objects, wrapped keys, verifiers
+and manifest. The row stays, without secrets, so the sender can still see what happened.
 The salts and verifiers kept of a transfer the family cancelled go once it would have expired.
 """
 
@@ -10,7 +11,7 @@ import logging
 
 from relay import audit
 from relay.config import RelayConfig
-from relay.lifecycle import State
+from relay.lifecycle import State, Transfer
 from relay.storage.interface import MetadataStore, ObjectStore
 
 log = logging.getLogger("relay.sweeper")
@@ -21,7 +22,7 @@ async def sweep_once(config: RelayConfig, metadata: MetadataStore, objects: Obje
     now = config.clock()
     async with metadata.transaction() as tx:
         await tx.forget_cancelled_locks(now)
-        due = await tx.due_for_purge(now)
+        due = await tx.due_for_purge(now, now - config.delivered_grace)
     for t in due:
         # Files first: if we crash after this, the row is still due and the next sweep finishes.
         await objects.delete_transfer(t.id)
@@ -38,10 +39,16 @@ async def sweep_once(config: RelayConfig, metadata: MetadataStore, objects: Obje
                 actor="relay",
                 actor_role="relay",
                 transfer_id=t.id,
-                reason="revoked" if t.state == State.REVOKED else "expired",
+                reason=_why(t),
             )
         log.info("purged transfer %s", t.id)
     return len(due)
+
+
+def _why(t: Transfer) -> str:
+    if t.state in (State.REVOKED, State.DELIVERED):
+        return t.state.value
+    return "expired"
 
 
 async def run(config: RelayConfig, metadata: MetadataStore, objects: ObjectStore) -> None:

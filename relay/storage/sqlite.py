@@ -348,11 +348,13 @@ class SqliteMetadata:
         row = await self._one("SELECT receipt FROM transfers WHERE id = ?", transfer_id)
         return str(row[0]) if row and row[0] is not None else None
 
-    async def due_for_purge(self, now: float) -> list[Transfer]:
+    async def due_for_purge(self, now: float, delivered_before: float) -> list[Transfer]:
         rows = await self._all(
             f"SELECT {_TRANSFER_COLUMNS} FROM transfers "  # noqa: S608
-            "WHERE purged = 0 AND (expires_at <= ? OR state IN ('revoked', 'expired'))",
+            "WHERE purged = 0 AND (expires_at <= ? OR state IN ('revoked', 'expired') "
+            "OR (state = 'delivered' AND delivered_at <= ?))",
             now,
+            delivered_before,
         )
         return [_transfer(r) for r in rows]
 

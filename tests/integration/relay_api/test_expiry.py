@@ -8,6 +8,7 @@ import json
 import pytest
 
 from relay import audit
+from relay.appkeys import CONFIG
 from relay_api.plumbing import (
     REFUSED,
     Ctx,
@@ -112,3 +113,31 @@ async def test_expiry_refuses_everything_and_the_sweeper_purges(ctx: Ctx) -> Non
     )
     assert_clear_refusal(r)
     assert await sweep(ctx) == 0
+
+
+@pytest.mark.asyncio
+async def test_a_delivered_transfer_is_purged_once_its_grace_has_passed(ctx: Ctx) -> None:
+    sent = await create_transfer(ctx)
+    await upload(ctx, sent, 0, b"delivered slice" * 100)
+    assert (await redeem(ctx, sent.locator, await code_proof(ctx, sent.code))).status == 200
+    receipt = {"instances": 1, "bytes": 1500, "destination": "pacs", "complete": True}
+    r = await ctx.call(
+        "POST", f"/api/v1/transfers/{sent.transfer_id}/receipt", cred=ctx.tc, json=receipt
+    )
+    assert (r.status, r.body["state"]) == (200, "delivered")
+    folder = ctx.relay.data_dir / "objects" / sent.transfer_id
+    grace = ctx.relay.app[CONFIG].delivered_grace
+    assert grace == 3600
+
+    ctx.clock.advance(grace - 1)  # within the grace: the trauma center may fetch it again
+    assert await sweep(ctx) == 0
+    assert folder.is_dir()
+    ctx.clock.advance(1)
+    assert await sweep(ctx) == 1
+    assert not folder.exists()
+    locks = "SELECT count(*) FROM key_locks WHERE transfer_id = ?"
+    assert ctx.rows(locks, sent.transfer_id) == [(0,)]
+    shown = (await status(ctx, sent)).body
+    assert (shown["state"], shown["receipt"]["instances"]) == ("delivered", 1)  # still told
+    (purged,) = [r for r in await ctx.audit_records() if r["action"] == "transfer-purged"]
+    assert json.loads(purged["detail"])["reason"] == "delivered"
