@@ -5,7 +5,7 @@ site's own state folder and never leaves the hospital."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,21 @@ def save(state_dir: Path, journal: TransferJournal) -> None:
     body: dict[str, Any] = asdict(journal)
     body["data_key"] = b64encode_text(journal.data_key)
     write_atomically(_folder(state_dir) / f"{journal.transfer_id}.json", json.dumps(body).encode())
+
+
+def forget_secrets(state_dir: Path, record: TransferJournal) -> TransferJournal:
+    """Once a finished transfer is over on the relay (delivered, expired or revoked), nothing
+    needs its data key, QR capability, authorization token or phone key any more: they are
+    dropped from the journal, so a later copy of this folder opens nothing. The code stays,
+    as words for messages (it unlocks nothing now). An unfinished journal is left as it is:
+    the next push of the same study reads it to decide."""
+    if not record.done or not (
+        record.data_key or record.capability or record.authorization_token or record.phone_key
+    ):
+        return record
+    forgotten = replace(record, data_key=b"", capability="", authorization_token="", phone_key="")
+    save(state_dir, forgotten)
+    return forgotten
 
 
 def load(state_dir: Path, transfer_id: str) -> TransferJournal:

@@ -18,6 +18,7 @@ UNKNOWN_STATE = "unknown"
 REVOKED_HERE = "revoked here with trauma-relay revoke"
 _WHERE = {"pacs": "into the trauma center's PACS", "folder": "into a folder at the trauma center"}
 # Live states in which the rest of an unfinished upload is still wanted.
+OVER = {TransferState.DELIVERED, TransferState.EXPIRED, TransferState.REVOKED}
 _UPLOADING = {
     TransferState.CREATED,
     TransferState.AWAITING_AUTHORIZATION,
@@ -187,7 +188,10 @@ async def list_transfers(
                 continue
             client = clients.get(url) or clients.setdefault(url, RelayClient(url, credential))
             try:
-                views.append(view(record, await client.status(transfer_id)))
+                status = await client.status(transfer_id)
+                views.append(view(record, status))
+                if status.get("state") in OVER:
+                    journal.forget_secrets(state_dir, record)
             except RelayUnreachable as e:
                 out_of_reach[url] = f"status not known: the relay at {url} could not be reached"
                 out_of_reach[url] += f" ({e.reason})" if e.reason else ""

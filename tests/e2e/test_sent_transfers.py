@@ -5,6 +5,7 @@ nothing, once the trauma center has redeemed it."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +70,50 @@ def test_transfers_and_revoke(relay: E2ERelay, tmp_path: Path) -> None:
 def test_revoking_a_transfer_this_machine_did_not_send(relay: E2ERelay, tmp_path: Path) -> None:
     run = _er(relay, tmp_path, "revoke", "0" * 24).failed()
     assert "This machine has no record of transfer" in run.message
+
+
+def test_a_delivered_transfers_keys_are_forgotten_at_the_er(
+    relay: E2ERelay, tmp_path: Path
+) -> None:
+    delivered = _push(relay, tmp_path, "forgotten", 2, seed=5)
+    relay.authorize(delivered)
+    relay.redeem(delivered["code"], workdir=tmp_path, out=tmp_path / "out").ok()
+    waiting = _push(relay, tmp_path, "kept", 2, seed=6)
+    folder = tmp_path / "er-state" / "sending"
+    before = {
+        tid: json.loads((folder / f"{tid}.json").read_text()) for tid in _ids(delivered, waiting)
+    }
+    assert all(body["data_key"] and body["phone_key"] for body in before.values())
+
+    _er(relay, tmp_path, "transfers").ok()
+
+    over = json.loads((folder / f"{delivered['transfer_id']}.json").read_text())
+    assert (
+        over["data_key"],
+        over["capability"],
+        over["authorization_token"],
+        over["phone_key"],
+    ) == (
+        "",
+        "",
+        "",
+        "",
+    )
+    assert over["code"] == delivered["code"].replace("-", "")  # words: it unlocks nothing now
+    text = (folder / f"{delivered['transfer_id']}.json").read_text()
+    old = before[delivered["transfer_id"]]
+    for secret in (
+        old["data_key"],
+        old["capability"],
+        old["authorization_token"],
+        old["phone_key"],
+    ):
+        assert secret not in text
+    live = json.loads((folder / f"{waiting['transfer_id']}.json").read_text())
+    assert live == before[waiting["transfer_id"]]  # a live transfer keeps what it needs
+    listed = _er(relay, tmp_path, "transfers").ok().stdout  # and the list still reads
+    assert f"{delivered['transfer_id']} to " in listed
+
+
+def _ids(*pushed: dict[str, Any]) -> list[str]:
+    return [str(p["transfer_id"]) for p in pushed]
