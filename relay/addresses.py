@@ -17,7 +17,8 @@ def networks(texts: Iterable[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(t.strip(), strict=False) for t in texts)
 
 
-def _within(address: str, trusted: tuple[Network, ...]) -> bool:
+def within(address: str, trusted: tuple[Network, ...]) -> bool:
+    """Whether `address` is in one of the networks `trusted`."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -29,14 +30,14 @@ def client_address(peer: str | None, forwarded_for: str, trusted: tuple[Network,
     """The client's address for a request from `peer` carrying `forwarded_for`."""
     if not peer:
         return "unknown"
-    if not _within(peer, trusted):
+    if not within(peer, trusted):
         return peer
     for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
         try:
             ipaddress.ip_address(hop)
         except ValueError:
             return peer  # a damaged header: the proxy itself is all we know
-        if not _within(hop, trusted):
+        if not within(hop, trusted):
             return hop
     return peer
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from relay import disk, sweeper
+from relay import disk, metrics, sweeper
 from relay.api import openapi, phone, problems, redemption, transfers, uploads
 from relay.appkeys import (
     CONFIG,
@@ -25,6 +25,7 @@ from relay.appkeys import (
     UPLOAD_LOCKS,
 )
 from relay.config import RelayConfig
+from relay.metrics import METRICS, Metrics
 from relay.storage.files import FileObjectStore
 from relay.storage.permissions import OWNER_ONLY_FOLDER
 from relay.storage.sqlite import SqliteMetadata
@@ -56,7 +57,13 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _sweeper(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(sweeper.run(app[CONFIG], app[METADATA], app[OBJECTS]))
+    counted = app[METRICS]
+
+    def swept(purged: int) -> None:
+        counted.sweeps.inc()
+        counted.purged.inc(purged)
+
+    task = asyncio.create_task(sweeper.run(app[CONFIG], app[METADATA], app[OBJECTS], swept))
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -64,7 +71,7 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """ "ok" when the database answers and the disk has more than its reserve free; otherwise
+    """Answers "ok" when the database answers and the disk has more than its reserve free; otherwise
     503 saying which ("disk-full": no new uploads are taken; what is held is safe)."""
     async with request.app[METADATA].transaction() as tx:
         await tx.sites()
@@ -90,10 +97,12 @@ def make_app(config: RelayConfig, *, sweep: bool = True) -> web.Application:
     )
     app[REFUSALS] = Throttle({"address": Limit(config.refusals_audited_per_minute, 60)})
     app[SUPPRESSED] = {}
+    app[METRICS] = Metrics.new()
     app.cleanup_ctx.append(_storage)
     if sweep:
         app.cleanup_ctx.append(_sweeper)
     app.router.add_get(wire.HEALTH, healthz)
+    app.router.add_get(metrics.PATH, metrics.serve)
     app.router.add_routes(openapi.routes)
     app.router.add_routes(transfers.routes)
     app.router.add_routes(uploads.routes)

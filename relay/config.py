@@ -59,6 +59,8 @@ class RelayConfig:
     # Addresses (or networks) of TLS-terminating proxies in front of the relay: from them, the
     # client's address is taken from X-Forwarded-For. Empty: the peer is the client.
     trusted_proxies: tuple[str, ...] = ()
+    # Who may read /metrics (addresses or networks); by default this machine only.
+    metrics_allowed: tuple[str, ...] = ("127.0.0.1", "::1")
     # Guessing throttles across transfers (relay.throttle): failed redemptions and phone links
     # that lead nowhere, per receiving site, per client address and relay-wide, in a window.
     guess_window: float = 15 * MINUTES
@@ -131,6 +133,10 @@ class RelayConfig:
         if (self.tls_certificate is None) != (self.tls_key is None):
             raise ConfigError("tls_certificate and tls_key go together: give both, or neither.")
         try:
+            networks(self.metrics_allowed)
+        except ValueError as e:
+            raise ConfigError(f"metrics_allowed must list addresses or networks: {e}") from e
+        try:
             networks(self.trusted_proxies)
         except ValueError as e:
             raise ConfigError(
@@ -166,6 +172,10 @@ _TOML: dict[str, Callable[[Any], Any]] = {
     "delivered_grace_minutes": lambda v: ("delivered_grace", float(v) * MINUTES),
     "tls_certificate": lambda v: ("tls_certificate", Path(v)),
     "tls_key": lambda v: ("tls_key", Path(v)),
+    "metrics_allowed": lambda v: (
+        "metrics_allowed",
+        (v,) if isinstance(v, str) else tuple(str(x) for x in v),
+    ),
     "trusted_proxies": lambda v: (
         "trusted_proxies",
         (v,) if isinstance(v, str) else tuple(str(x) for x in v),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from relay import audit
 from relay.config import RelayConfig
@@ -51,10 +52,16 @@ def _why(t: Transfer) -> str:
     return "expired"
 
 
-async def run(config: RelayConfig, metadata: MetadataStore, objects: ObjectStore) -> None:
+async def run(
+    config: RelayConfig,
+    metadata: MetadataStore,
+    objects: ObjectStore,
+    swept: Callable[[int], None] = lambda purged: None,
+) -> None:
+    """Sweep every `sweep_interval`; `swept(purged)` after each sweep."""
     while True:
         try:
-            await sweep_once(config, metadata, objects)
+            swept(await sweep_once(config, metadata, objects))
         except Exception:
             log.exception("expiry sweep failed; will try again")
         await asyncio.sleep(config.sweep_interval)

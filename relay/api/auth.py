@@ -14,6 +14,7 @@ from relay import errors
 from relay.addresses import client_address
 from relay.appkeys import CONFIG, METADATA, REFUSALS, SUPPRESSED
 from relay.desk.visit import UNKNOWN, Caller, Desk, visit
+from relay.metrics import METRICS
 from relay.storage.models import Site
 from transfer_codes.tokens import token_digest
 
@@ -56,6 +57,7 @@ async def _record_refusal(d: Desk, request: web.Request, credential: str) -> Non
     `refusals_audited_per_minute` is not recorded once per request: the refusals in between are
     counted and the next record from that address says how many (`suppressed_before`), so a
     flood of bad requests cannot grow the append-only trail without bound."""
+    request.app[METRICS].refused_credentials.inc()
     address = remote(request)
     damper, suppressed = request.app[REFUSALS], request.app[SUPPRESSED]
     key = [f"address:{address}"]

@@ -10,6 +10,7 @@ from aiohttp import web
 from relay import errors
 from relay.api.auth import at_desk, remote
 from relay.appkeys import CONFIG, GUESSES
+from relay.metrics import METRICS
 from relay.storage.models import Site
 from relay.throttle import keys
 
@@ -22,6 +23,7 @@ def check(request: web.Request, site: Site | None = None) -> None:
     """Raise `Throttled` if this attempt must wait."""
     wait = request.app[GUESSES].wait(_keys(request, site), request.app[CONFIG].clock())
     if wait > 0:
+        request.app[METRICS].throttled.labels(kind="guessing").inc()
         raise errors.Throttled(wait)
 
 

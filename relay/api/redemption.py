@@ -25,6 +25,7 @@ from relay.api.auth import at_desk, require_site
 from relay.appkeys import DECOY_KEY
 from relay.desk import receiving
 from relay.lifecycle import RedeemOutcome
+from relay.metrics import METRICS
 from transfer_codes import wire
 from transfer_codes.codes import LOCATOR_LIMIT
 from transfer_codes.tokens import is_transfer_id
@@ -74,6 +75,7 @@ async def redeem(request: web.Request) -> web.Response:
             result = await receiving.redeem_by_locator(d, locator, proof, redemption_id)
     if not isinstance(result, receiving.Redemption):
         if result.outcome in GUESS_FAILURES and not result.cancelled:
+            request.app[METRICS].redemption_failures.inc()
             await guessing.failed(request, site)
         # Only now, after the visit committed: wrong proofs are counted and audited.
         if result.attempts_left is not None and not result.cancelled:

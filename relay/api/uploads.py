@@ -18,6 +18,7 @@ from relay.api.auth import at_desk, require_site
 from relay.appkeys import CONFIG, MANIFEST_EVENTS, OBJECTS, UPLOAD_LOCKS
 from relay.desk import uploads
 from relay.desk.uploads import PAGE_BYTES
+from relay.metrics import METRICS
 from relay.storage.models import ManifestRecord
 from transfer_codes import wire
 from transfer_codes.wire import b64encode_text
@@ -137,6 +138,7 @@ async def append(request: web.Request) -> web.Response:
         new_offset = await request.app[OBJECTS].write_at(
             transfer_id, index, offset, body(), limit, too_large
         )
+        request.app[METRICS].bytes_in.inc(new_offset - offset)
         done = completion is not None and new_offset == completion[0]
         if completion is not None and done:
             digest = (
@@ -206,8 +208,10 @@ async def download(request: web.Request) -> web.StreamResponse:
     if range_header:
         response.headers["Content-Range"] = f"bytes {start}-{status.size - 1}/{status.size}"
     await response.prepare(request)
+    sent = request.app[METRICS].bytes_out
     async for block in request.app[OBJECTS].read(transfer_id, index, start):
         await response.write(block)
+        sent.inc(len(block))
     await response.write_eof()
     return response
 

@@ -219,6 +219,11 @@ class SqliteMetadata:
         )
         return bool(row and row[0])
 
+    async def transfer_counts(self) -> dict[str, int]:
+        """How many transfers the relay has in each stored state."""
+        rows = await self._all("SELECT state, COUNT(*) FROM transfers GROUP BY state")
+        return {str(state): int(count) for state, count in rows}
+
     async def open_transfer_count(self, sender: str, recipient: str | None = None) -> int:
         """How many transfers `sender` has open (to `recipient`, if given)."""
         row = await self._one(
