@@ -26,6 +26,10 @@ class VerificationFailed(ReceivingError):
     stored in the PACS. Call the sending hospital."""
 
 
+class ImageTooLarge(VerificationFailed):
+    """An image inflates to more than any image should; nothing was stored."""
+
+
 class IdentityMismatch(ReceivingError):
     """The images do not all belong to the patient named in the transfer. Nothing was stored;
     a person must review this transfer."""

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import pydicom
 from pydicom.errors import InvalidDicomError
 
-from receiving_site import errors
+from receiving_site import errors, inflate
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from transfer_codes.errors import TransferCodeError
 from transfer_codes.manifest import ManifestEntry, StudySummary
@@ -116,7 +115,7 @@ def check_identity(staged: list[StagedObject], summary: StudySummary) -> None:
     expected = (summary.patient_id, summary.issuer_of_patient_id, summary.patient_name)
     for item in staged:
         try:
-            ds = pydicom.dcmread(item.path, stop_before_pixels=True)
+            ds = inflate.read(item.path, item.entry.index + 1, stop_before_pixels=True)
         except (InvalidDicomError, ValueError, EOFError, OSError) as e:
             raise errors.VerificationFailed(
                 f"Image {item.entry.index + 1} is not readable DICOM ({e}). Nothing was stored."

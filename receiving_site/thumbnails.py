@@ -28,6 +28,8 @@ import pydicom
 from PIL import Image, ImageDraw
 from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 
+from receiving_site import inflate, transcode
+
 log = logging.getLogger("receiving_site.thumbnails")
 
 SIZE = 160  # pixels: the longer side of a thumbnail
@@ -39,12 +41,14 @@ def render(path: Path, size: int = SIZE) -> bytes | None:
     """A PNG of the image in DICOM file `path`, its longer side at most `size` pixels; None if
     it cannot be rendered (the reason is logged, without patient data)."""
     try:
+        inflate.check(path, 0)  # a deflate bomb is no picture
         ds = pydicom.dcmread(path)
         if "PixelData" not in ds or int(ds.get("Rows", 0)) * int(ds.get("Columns", 0)) == 0:
             return None
         frames = int(ds.get("NumberOfFrames", 1) or 1)
         if int(ds.Rows) * int(ds.Columns) * frames > MAX_PIXELS:
             return None
+        transcode.refuse_oversized(ds, path.stat().st_size)
         index = frames // 2 if frames > 1 else None
         pixels = ds.pixel_array if index is None else ds.pixel_array[index]
         picture = _picture(ds, pixels)

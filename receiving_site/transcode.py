@@ -56,7 +56,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from receiving_site import errors, reconcile
+from receiving_site import errors, inflate, reconcile
 from receiving_site.reconcile import Coercion
 from receiving_site.staging import PREAMBLE, StagedObject
 
@@ -86,6 +86,7 @@ MAX_DECLARED_BYTES = 2 * 2**30
 # header does not describe its data, and decoding it would turn a peer's few kilobytes into
 # gigabytes of this machine's memory before the decoder found the data short.
 MAX_EXPANSION = 4096
+RLE_EXPANSION = 72  # at most 64 for RLE's runs, plus its headers
 _REASON_CHARS = 200  # of a decoder's error, in a message staff read
 
 
@@ -115,6 +116,7 @@ def rewrite(
     original = UID(item.entry.transfer_syntax_uid)
     with item.path.open("rb") as f:  # an OSError here is this machine's, not the image's
         file_size = os.fstat(f.fileno()).st_size
+        inflate.check(item.path, item.entry.index + 1)  # ImageTooLarge before pydicom inflates
         try:
             ds = pydicom.dcmread(f)
         except Exception as e:  # a reader can fail in any way on bad data
@@ -122,7 +124,7 @@ def rewrite(
     photometric = str(ds.get("PhotometricInterpretation", ""))
     decoding = syntax is not None and original.is_compressed and "PixelData" in ds
     if decoding:
-        _refuse_oversized(ds, file_size)
+        refuse_oversized(ds, file_size)
         # YBR_FULL_422 cannot stay: decoded, its samples are no longer subsampled.
         as_rgb = original not in _LOSSLESS or photometric == "YBR_FULL_422"
         try:
@@ -151,10 +153,11 @@ def rewrite(
     return target
 
 
-def _refuse_oversized(ds: Dataset, file_size: int) -> None:
+def refuse_oversized(ds: Dataset, file_size: int) -> None:
     """Raise `Undecodable` if the pixel data `ds` declares (Rows x Columns x Number of Frames x
     Samples per Pixel x bytes per sample) exceeds `MAX_DECLARED_BYTES`, or `MAX_EXPANSION`
-    times `file_size`. Declared values that are missing or not numbers are left to the
+    times `file_size` (`RLE_EXPANSION` for RLE, which cannot compress more: a run of at most
+    128 bytes takes 2). Declared values that are missing or not numbers are left to the
     decoder, which needs them and refuses without them."""
     try:
         factors = [
@@ -172,9 +175,11 @@ def _refuse_oversized(ds: Dataset, file_size: int) -> None:
             f"the image declares {_size(declared)} of pixels, more than the "
             f"{_size(MAX_DECLARED_BYTES)} this site decompresses"
         )
-    if declared > MAX_EXPANSION * file_size:
+    syntax = ds.file_meta.get("TransferSyntaxUID") if "file_meta" in ds.__dict__ else None
+    expansion = RLE_EXPANSION if syntax == RLELossless else MAX_EXPANSION
+    if declared > expansion * file_size:
         raise errors.Undecodable(
-            f"the image declares {_size(declared)} of pixels, more than {MAX_EXPANSION} times "
+            f"the image declares {_size(declared)} of pixels, more than {expansion} times "
             f"the {_size(file_size)} it was sent in"
         )
 

@@ -174,13 +174,22 @@ def refused_within(item_path: Path, syntax: str, limit: int) -> errors.Undecodab
 def test_an_image_declaring_far_more_pixels_than_its_file_could_hold_is_refused(
     tmp_path: Path,
 ) -> None:
-    source = declaring(tmp_path, 10_000, 10_000)  # 16 bits: 191 MB from 8 KB
+    source = declaring(tmp_path, 10_000, 10_000)  # 16 bits: 191 MB from 8 KB of RLE
     assert source.stat().st_size < 10_000
 
     refusal = refused_within(source, ExplicitVRLittleEndian, limit=20 * 2**20)
 
     assert refusal.message == (
-        "the image declares 191 MB of pixels, more than 4096 times the 8 KB it was sent in"
+        "the image declares 191 MB of pixels, more than 72 times the 8 KB it was sent in"
+    )
+
+
+def test_an_rle_image_may_declare_only_what_rle_can_compress(tmp_path: Path) -> None:
+    # 1,000 x 1,000 at 16 bits: 1.9 MB from 8 KB, well under 4096 times but over RLE's 72
+    source = declaring(tmp_path, 1_000, 1_000)
+    refusal = refused_within(source, ExplicitVRLittleEndian, limit=20 * 2**20)
+    assert refusal.message == (
+        "the image declares 2 MB of pixels, more than 72 times the 8 KB it was sent in"
     )
 
 
