@@ -1,0 +1,57 @@
+"""The operators' files stay usable: the example relay.toml loads as the relay loads it, the
+agents' example configurations load as the agents load them, and the systemd units pass
+systemd's own check (when systemd-analyze is on this machine)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from receiving_site.settings import ReceiverSettings
+from relay import config as relay_config
+from sending_site.settings import SenderSettings
+from site_agent.settings import load
+
+OPS = Path(__file__).resolve().parents[2] / "ops"
+
+
+def test_the_example_relay_toml_loads(tmp_path: Path) -> None:
+    shutil.copy(OPS / "config" / "relay.toml", tmp_path / "relay.toml")
+    config = relay_config.load(tmp_path, environ={})
+    assert config.public_url == "https://relay.hospital.example"
+    assert config.tls_certificate == Path("/etc/trauma-relay/tls/relay.pem")
+    assert config.delivered_grace == 3600
+    assert config.metrics_allowed == ("127.0.0.1", "::1")
+
+
+@pytest.mark.parametrize(
+    ("name", "settings", "prefix"),
+    [
+        ("sender.toml", SenderSettings, "TRAUMA_RELAY_SENDER"),
+        ("receiver.toml", ReceiverSettings, "TRAUMA_RELAY_RECEIVER"),
+    ],
+)
+def test_the_example_agent_configurations_load(name: str, settings: type, prefix: str) -> None:
+    loaded = load(settings, prefix, file=OPS / "config" / name, assignments=[], check=True)
+    assert loaded.relay.url == "https://relay.hospital.example"
+    assert str(loaded.relay.credential_file).startswith("/etc/trauma-relay/")
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
+def test_the_systemd_units_pass_systemds_check(tmp_path: Path) -> None:
+    executable = Path(sys.executable).with_name("trauma-relay")
+    units = []
+    for unit in sorted((OPS / "systemd").glob("*.service")):
+        text = unit.read_text().replace("/opt/trauma-relay/.venv/bin/trauma-relay", str(executable))
+        (tmp_path / unit.name).write_text(text)
+        units.append(str(tmp_path / unit.name))
+    assert len(units) == 3
+    run = subprocess.run(
+        ["systemd-analyze", "verify", *units], capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert "trauma-relay" not in run.stderr, run.stderr  # no warning about our units
