@@ -19,6 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from receiving_site import stow
 from receiving_site.console import code_entry, holds, import_pages, import_worklist
 from receiving_site.console.appkeys import (
     CHECKS,
@@ -71,6 +72,8 @@ def _request(settings: ReceiverSettings) -> tuple[RedeemRequest, list[str]]:
         state_dir=Path(settings.state.folder),
         pacs=address,
         local_issuer=settings.identity.local_issuer,
+        associations=settings.pacs.associations,
+        stow=stow.from_settings(settings.stow),  # STOW-RS in, C-FIND to the PACS for checks
         assume_yes=True,
         how_to_continue=ContinueFromTheList().detail,
     )

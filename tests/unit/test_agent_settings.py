@@ -284,3 +284,34 @@ def test_replaced_changes_one_setting() -> None:
 )
 def test_loopback_addresses(text: str, loopback: bool) -> None:
     assert Listen().from_text(text).is_loopback is loopback
+
+
+def test_the_trauma_console_imports_with_the_settings_pacs_and_stow(tmp_path: Path) -> None:
+    """The console's imports use what `[pacs]` and `[stow]` say: several associations, and
+    STOW-RS when a URL is set (the PACS still answers the identity checks)."""
+    from receiving_site.console import _request
+    from receiving_site.settings import ReceiverSettings
+    from site_agent.settings import load
+
+    credential = tmp_path / "credential"
+    credential.write_text("county-trauma-credential\n")
+    credential.chmod(0o600)
+    settings = load(
+        ReceiverSettings,
+        "TRAUMA_RELAY_RECEIVER",
+        file=None,
+        assignments=[
+            "relay.url=https://relay.example",
+            f"relay.credential_file={credential}",
+            "pacs.host=pacs.example",
+            "pacs.associations=6",
+            "stow.url=https://pacs.example/dicom-web",
+        ],
+        check=True,
+    )
+    request, unready = _request(settings)
+    assert unready == []
+    assert request.associations == 6
+    assert request.stow is not None
+    assert request.stow.url == "https://pacs.example/dicom-web"
+    assert request.pacs is not None
