@@ -17,25 +17,25 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     trail = sub.add_parser("audit", help="check or export the relay's audit trail")
     trail_sub = trail.add_subparsers(dest="audit_command", required=True)
 
-    verify = trail_sub.add_parser(
+    verify = _command(
+        trail_sub,
         "verify",
-        help="check that no audit record was changed, inserted or removed",
-        description="Check the audit trail's hash chain and say which record is wrong, if any. "
-        "Exit status 0: intact; 1: records were changed, inserted or removed; 2: no relay data "
-        "there. The relay may keep running; nothing is written.",
+        "check that no audit record was changed, inserted or removed",
+        "Check the audit trail's hash chain and say which record is wrong, if any. Exit status "
+        "0: intact; 1: records were changed, inserted or removed; 2: no relay data there. The "
+        "relay may keep running; nothing is written.",
     )
-    verify.add_argument("--data", required=True, type=Path, help="the relay's data directory")
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     verify.set_defaults(run=_run_verify)
 
-    export = trail_sub.add_parser(
+    export = _command(
+        trail_sub,
         "export",
-        help="write the audit trail as JSON lines or DICOM audit messages",
-        description="Write the audit records as JSON lines (every field, hashes included) or "
-        "as DICOM PS3.15 audit messages (XML). Dates are ISO 8601, UTC unless they say "
-        "otherwise; a date alone means the whole day. The relay may keep running.",
+        "write the audit trail as JSON lines or DICOM audit messages",
+        "Write the audit records as JSON lines (every field, hashes included) or as DICOM "
+        "PS3.15 audit messages (XML). Dates are ISO 8601, UTC unless they say otherwise; a date "
+        "alone means the whole day. The relay may keep running.",
     )
-    export.add_argument("--data", required=True, type=Path, help="the relay's data directory")
     export.add_argument("--format", required=True, choices=("jsonl", "dicom"))
     export.add_argument("--since", type=_since, metavar="ISO-DATE", help="from this date or time")
     export.add_argument("--until", type=_until, metavar="ISO-DATE", help="up to this date or time")
@@ -46,6 +46,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="AuditSourceID in DICOM messages (default: this machine's name, %(default)s)",
     )
     export.set_defaults(run=_run_export)
+
+
+def _command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, brief: str, about: str
+) -> argparse.ArgumentParser:
+    """An `audit` subcommand, reading the relay's data folder given with --data."""
+    parser = sub.add_parser(name, help=brief, description=about)
+    parser.add_argument("--data", required=True, type=Path, help="the relay's data directory")
+    return parser
 
 
 def _instant(text: str, *, end_of_day: bool) -> float:
