@@ -234,3 +234,8 @@ class AuditTrailUnreadable(ConfigError):
 class ExportFileExists(ConfigError):
     """That file already exists, and an export never overwrites one. Choose another --out, or
     move the old file away first."""
+
+
+class SyslogUnreachable(ConfigError):
+    """The audit records could not be sent to that syslog receiver. Check --to and --ca, and that
+    it takes TLS there."""

@@ -37,15 +37,23 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "alone means the whole day. The relay may keep running.",
     )
     export.add_argument("--format", required=True, choices=("jsonl", "dicom"))
-    export.add_argument("--since", type=_since, metavar="ISO-DATE", help="from this date or time")
-    export.add_argument("--until", type=_until, metavar="ISO-DATE", help="up to this date or time")
     export.add_argument("--out", type=Path, metavar="FILE", help="a new file (default: stdout)")
-    export.add_argument(
-        "--source-id",
-        default=socket.gethostname(),
-        help="AuditSourceID in DICOM messages (default: this machine's name, %(default)s)",
-    )
+    _period_and_source(export)
     export.set_defaults(run=_run_export)
+
+    send = _command(
+        trail_sub,
+        "forward",
+        "send the audit trail to a syslog receiver over TLS (RFC 5424, 5425)",
+        "Send the audit records, as DICOM audit messages in RFC 5424 syslog messages, to an "
+        "audit record repository over TLS (RFC 5425). Dates as for export.",
+    )
+    send.add_argument("--to", required=True, metavar="HOST:PORT", help="the syslog receiver")
+    send.add_argument("--ca", type=Path, metavar="FILE", help="CA certificates to trust (PEM)")
+    send.add_argument("--cert", type=Path, metavar="FILE", help="this relay's certificate (PEM)")
+    send.add_argument("--key", type=Path, metavar="FILE", help="its private key (PEM)")
+    _period_and_source(send)
+    send.set_defaults(run=_run_forward)
 
 
 def _command(
@@ -55,6 +63,16 @@ def _command(
     parser = sub.add_parser(name, help=brief, description=about)
     parser.add_argument("--data", required=True, type=Path, help="the relay's data directory")
     return parser
+
+
+def _period_and_source(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", type=_since, metavar="ISO-DATE", help="from this date or time")
+    parser.add_argument("--until", type=_until, metavar="ISO-DATE", help="up to this date or time")
+    parser.add_argument(
+        "--source-id",
+        default=socket.gethostname(),
+        help="AuditSourceID in DICOM messages (default: this machine's name, %(default)s)",
+    )
 
 
 def _instant(text: str, *, end_of_day: bool) -> float:
@@ -118,14 +136,19 @@ def _run_verify(args: argparse.Namespace) -> int:
     return TAMPERED if findings else INTACT
 
 
+def _chosen(args: argparse.Namespace) -> list[dict[str, object]]:
+    from relay.audit_trail.reading import Period, read_audit_records
+
+    period = Period(args.since, args.until)
+    return [r for r in read_audit_records(args.data) if period.covers(r)]
+
+
 def _run_export(args: argparse.Namespace) -> int:
     from relay import errors
     from relay.audit_trail.dicom import export_dicom
     from relay.audit_trail.jsonl import export_jsonl
-    from relay.audit_trail.reading import Period, read_audit_records
 
-    period = Period(args.since, args.until)
-    records = [r for r in read_audit_records(args.data) if period.covers(r)]
+    records = _chosen(args)
     if args.format == "jsonl":
         body = export_jsonl(records).encode()
     else:
@@ -147,4 +170,29 @@ def _run_export(args: argparse.Namespace) -> int:
             f"The export could not be written to {args.out} ({e.strerror or e}). Check --out."
         ) from e
     print(f"{len(records)} audit record(s) written to {args.out}.", file=sys.stderr)
+    return 0
+
+
+def _run_forward(args: argparse.Namespace) -> int:
+    import ssl
+
+    from relay import errors
+    from relay.audit_trail.syslog import forward
+
+    host, _, port = str(args.to).rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise errors.BadRequest(
+            f"Give --to as HOST:PORT, e.g. audit.example.org:6514, not {args.to!r}."
+        )
+    try:
+        context = ssl.create_default_context(cafile=args.ca)
+        if args.cert is not None:
+            context.load_cert_chain(args.cert, args.key)
+    except (OSError, ssl.SSLError) as e:
+        raise errors.SyslogUnreachable(
+            f"The TLS certificates could not be loaded ({e}). Check --ca, --cert and --key."
+        ) from e
+    records = _chosen(args)
+    sent = forward(records, host.strip("[]"), int(port), context, args.source_id)
+    print(f"{sent} audit record(s) sent to {args.to}.")
     return 0

@@ -14,6 +14,7 @@ from relay import audit
 from relay.audit_trail.dicom import ACTION_CODES, EVENT_NAMES, export_dicom
 from relay.audit_trail.jsonl import export_jsonl, record_from_line
 from relay.audit_trail.reading import Period, instant
+from relay.audit_trail.syslog import framed, syslog_message
 from relay.storage.audit_chain import GENESIS, chain_hash, verify_audit_chain
 
 AT = 1_796_300_000.25  # 2026-12-03T12:13:20.250Z
@@ -261,3 +262,15 @@ def test_a_period_includes_its_start_and_excludes_its_end() -> None:
 def test_a_date_that_is_not_iso_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match=r"isoformat|must be in"):
         instant(text, end_of_day=False)
+
+
+def test_syslog_messages_rank_outcomes_and_are_framed_by_their_length_in_octets() -> None:
+    priorities = [syslog_message(r, "relay 1\u00e9").split(b" ", 1)[0] for r in TRAIL]
+    # facility 13 (log audit): informational, warning for a wrong code, critical for a lock
+    assert priorities == [b"<110>1", b"<110>1", b"<108>1", b"<106>1", b"<110>1", b"<110>1"]
+    message = syslog_message(TRAIL[0], "relay 1\u00e9")
+    assert message.startswith(
+        b"<110>1 2026-12-03T12:13:21.250Z relay1 trauma-relay - IHE+RFC-3881 - \xef\xbb\xbf"
+        b"<AuditMessage>"
+    )
+    assert framed("\u00e9t\u00e9".encode()) == b"5 \xc3\xa9t\xc3\xa9"
