@@ -1,6 +1,6 @@
 """The relay's subcommands of `trauma-relay`: `relay` (run the server) and `site add`,
-`site list`, `site rotate`, `site disable` and `site enable`; `audit verify` and `audit export`
-(`relay.audit_trail.commands`).
+`site list`, `site rotate`, `site disable` and `site enable`; `audit verify`, `audit export`
+and `audit forward` (`relay.audit_trail.commands`).
 
 `trauma_relay.cli` composes these with the agents' subcommands; each imports its package lazily,
 so the relay process never loads DICOM code."""

@@ -1,6 +1,6 @@
-"""`trauma-relay audit verify` and `trauma-relay audit export`: thin edges over `reading`,
-`relay.storage.audit_chain` and the two export formats. Exit status: 0 done (verify: intact),
-1 the trail has been tampered with, 2 bad input (raised as `RelayError`)."""
+"""`trauma-relay audit verify`, `audit export` and `audit forward`: thin edges over `reading`,
+`relay.storage.audit_chain`, the two export formats and `syslog`. Exit status: 0 done (verify:
+intact), 1 the trail has been tampered with, 2 bad input (raised as `RelayError`)."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def _run_verify(args: argparse.Namespace) -> int:
                     "last_seq": last["seq"] if last else None,
                     "last_hash": bytes(last["hash"]).hex() if last else None,
                     "findings": [
-                        {"seq": f.seq, "problem": f.problem.name.lower(), "message": f.sentence}
+                        {"seq": f.seq, "problem": f.problem.value, "message": f.sentence}
                         for f in findings
                     ],
                 }

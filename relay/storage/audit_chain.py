@@ -44,12 +44,12 @@ def chain_hash(prev: bytes, fields: Mapping[str, Any]) -> bytes:
 
 
 class Problem(enum.Enum):
-    """What is wrong with one record, as an auditor is told it."""
+    """What is wrong with one record (its name in `audit verify --json`)."""
 
-    EDITED = "its hash does not cover its content: it was changed after it was written"
-    INSERTED = "it was inserted: the next record's previous hash skips over it"
-    LINK = "its previous hash does not match the record before it"
-    GAP = "records are missing before it (a gap in seq): they were removed"
+    EDITED = "edited"  # its hash does not cover its content
+    INSERTED = "inserted"  # the record after it follows on from the one before it
+    LINK = "link"  # its previous hash matches no earlier record: the one before was replaced
+    GAP = "gap"  # records before it are missing from seq: they were removed
 
 
 @dataclass(frozen=True)
