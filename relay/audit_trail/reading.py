@@ -24,9 +24,7 @@ def read_audit_records(data_dir: Path) -> list[Record]:
     when the file there is not one SQLite can read as a relay's."""
     database = open_data_folder(data_dir, create=False)
     try:
-        with contextlib.closing(
-            sqlite3.connect(database.resolve().as_uri() + "?mode=ro", uri=True)
-        ) as db:
+        with contextlib.closing(sqlite3.connect(_read_only_uri(database), uri=True)) as db:
             rows = db.execute(SELECT_RECORDS).fetchall()
     except sqlite3.Error as e:
         raise errors.AuditTrailUnreadable(
@@ -34,6 +32,16 @@ def read_audit_records(data_dir: Path) -> list[Record]:
             "relay runs with."
         ) from e
     return [dict(zip(RECORD_COLUMNS, row, strict=True)) for row in rows]
+
+
+def _read_only_uri(database: Path) -> str:
+    """While the relay runs (its write-ahead log is there), read alongside it. When it has
+    stopped, its last close put everything into the database file: read that file as it is
+    (`immutable`), for a read-only open would leave a -wal and -shm file of this user behind,
+    which a relay running as another user could not open."""
+    uri = database.resolve().as_uri() + "?mode=ro"
+    running = database.with_name(database.name + "-wal").exists()
+    return uri if running else uri + "&immutable=1"
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,10 @@ def _canaries(study: Path) -> set[bytes]:
     return found
 
 
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
 def _codes(message: ET.Element) -> tuple[str | None, str | None]:
     """(action, event id) of one DICOM audit message."""
     action = message.find("EventIdentification/EventTypeCode")
@@ -114,8 +118,14 @@ def test_an_auditor_verifies_and_exports_a_trail_that_holds_no_patient_data(
         run = run_cli([*_audit(relay, "export"), "--format", "jsonl", *period], cwd=tmp_path)
         assert len(run.ok().stdout.splitlines()) == expected, run.describe()
 
-    # Someone with the file edits one record behind the relay's back.
+    # With the relay stopped, the auditor's commands leave its data folder as it was.
     relay.stop()
+    before = _files(relay.data_dir)
+    run_cli(_audit(relay, "verify"), cwd=tmp_path).ok()
+    run_cli([*_audit(relay, "export"), "--format", "dicom"], cwd=tmp_path).ok()
+    assert _files(relay.data_dir) == before
+
+    # Someone with the file edits one record behind the relay's back.
     db = sqlite3.connect(relay.data_dir / "relay.sqlite3")
     try:
         db.execute("DROP TRIGGER audit_no_update")
