@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
 from relay import audit
-from relay.audit_trail.reading import Record, iso_time
+from relay.audit_trail.reading import Record, iso_time, parsed_detail
 
 DCM = "DCM"
 OWN_CODES = "trauma-relay"  # our code system, for what DICOM has no code for
@@ -141,32 +141,43 @@ def audit_message(record: Record, source_id: str) -> ET.Element:
     source = ET.SubElement(message, "AuditSourceIdentification", {"AuditSourceID": source_id})
     _coded(source, "AuditSourceTypeCode", "4", DCM, "Application Server")
 
+    detail = parsed_detail(record)
+    objects = []
     if record["transfer_id"]:
-        transfer = ET.SubElement(
-            message,
-            "ParticipantObjectIdentification",
-            {
-                "ParticipantObjectID": _text(record["transfer_id"]),
-                "ParticipantObjectTypeCode": "2",  # system object
-                "ParticipantObjectTypeCodeRole": "20",  # job
-            },
+        objects.append(_object(message, record["transfer_id"], "20", "transfer-id", "Transfer ID"))
+    site = detail.get("site") if isinstance(detail, dict) else None
+    if isinstance(site, str) and site:
+        # The site a site-lifecycle record is about (its actor is the operator).
+        objects.append(_object(message, site, "11", "site", "Site name"))
+    if objects and detail:
+        ET.SubElement(
+            objects[0],
+            "ParticipantObjectDetail",
+            {"type": "detail", "value": base64.b64encode(_canonical(detail)).decode()},
         )
-        _coded(transfer, "ParticipantObjectIDTypeCode", "transfer-id", OWN_CODES, "Transfer ID")
-        detail = str(record["detail"])
-        if detail not in ("", "{}"):
-            ET.SubElement(
-                transfer,
-                "ParticipantObjectDetail",
-                {"type": "detail", "value": base64.b64encode(_canonical(detail)).decode()},
-            )
     return message
 
 
-def _canonical(detail: str) -> bytes:
-    try:
-        return json.dumps(json.loads(detail), sort_keys=True).encode()
-    except ValueError:
-        return detail.encode()
+def _object(
+    message: ET.Element, object_id: object, role: str, id_type: str, meaning: str
+) -> ET.Element:
+    """A ParticipantObjectIdentification of a system object (type 2) in `role` (20 job, 11
+    security user entity)."""
+    found = ET.SubElement(
+        message,
+        "ParticipantObjectIdentification",
+        {
+            "ParticipantObjectID": _text(object_id),
+            "ParticipantObjectTypeCode": "2",
+            "ParticipantObjectTypeCodeRole": role,
+        },
+    )
+    _coded(found, "ParticipantObjectIDTypeCode", id_type, OWN_CODES, meaning)
+    return found
+
+
+def _canonical(detail: object) -> bytes:
+    return json.dumps(detail, sort_keys=True).encode()
 
 
 def export_dicom(records: Iterable[Record], source_id: str) -> bytes:

@@ -6,22 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from relay.audit_trail.reading import Record, iso_time
-
-
-def _detail(stored: object) -> object:
-    # A tampered row may hold detail that is not JSON; it is exported as the text it is.
-    try:
-        return json.loads(str(stored))
-    except ValueError:
-        return stored
+from relay.audit_trail.reading import Record, iso_time, parsed_detail
 
 
 def to_line(record: Record) -> str:
     """One record as one line of JSON (no newline): the stored fields, `detail` as JSON, the
     hashes in hex, and `time`, the record's `at` in ISO 8601 UTC."""
     line = dict(record)
-    line["detail"] = _detail(record["detail"])
+    line["detail"] = parsed_detail(record)
     line["prev_hash"] = bytes(record["prev_hash"]).hex()
     line["hash"] = bytes(record["hash"]).hex()
     line["time"] = iso_time(float(record["at"]))

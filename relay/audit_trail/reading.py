@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,14 @@ class Period:
     def covers(self, record: Record) -> bool:
         at = float(record["at"])
         return (self.since is None or at >= self.since) and (self.until is None or at < self.until)
+
+
+def parsed_detail(record: Record) -> object:
+    """A record's detail as JSON; a tampered row's that is not JSON, as the text it is."""
+    try:
+        return json.loads(str(record["detail"]))
+    except ValueError:
+        return record["detail"]
 
 
 def instant(text: str, *, end_of_day: bool) -> float:

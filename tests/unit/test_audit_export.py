@@ -154,13 +154,22 @@ def test_dicom_messages_name_the_actor_its_address_the_source_and_the_transfer()
         assert _coded(source.find("AuditSourceTypeCode")) == ("4", "DCM", "Application Server")
     objects = [m.findall("ParticipantObjectIdentification") for m in messages]
     assert [[o.get("ParticipantObjectID") for o in found] for found in objects] == [
-        [],
+        ["st-mary-er"],
         ["t-1"],
         [],
         ["t-1"],
         ["t-1"],
         ["t-1"],
     ]
+    (site,) = objects[0]
+    assert (site.get("ParticipantObjectTypeCode"), site.get("ParticipantObjectTypeCodeRole")) == (
+        "2",
+        "11",
+    )
+    assert _coded(site.find("ParticipantObjectIDTypeCode")) == ("site", "trauma-relay", "Site name")
+    site_detail = site.find("ParticipantObjectDetail")
+    assert site_detail is not None
+    assert json.loads(base64.b64decode(site_detail.get("value") or "")) == {"site": "st-mary-er"}
     (created,) = objects[1]
     assert (
         created.get("ParticipantObjectTypeCode"),
@@ -274,3 +283,15 @@ def test_syslog_messages_rank_outcomes_and_are_framed_by_their_length_in_octets(
         b"<AuditMessage>"
     )
     assert framed("\u00e9t\u00e9".encode()) == b"5 \xc3\xa9t\xc3\xa9"
+
+
+def test_a_tampered_record_whose_detail_is_not_json_is_still_exported() -> None:
+    record = dict(TRAIL[1], detail="{not json")
+    assert json.loads(export_jsonl([record]))["detail"] == "{not json"
+    (message,) = _messages([record])
+    detail = message.find("ParticipantObjectIdentification/ParticipantObjectDetail")
+    assert detail is not None
+    assert json.loads(base64.b64decode(detail.get("value") or "")) == "{not json"
+    assert [(f.seq, f.problem.value) for f in verify_audit_chain([TRAIL[0], record])] == [
+        (2, "edited")
+    ]
