@@ -1,5 +1,6 @@
 """The relay's subcommands of `trauma-relay`: `relay` (run the server) and `site add`,
-`site list`, `site rotate`, `site disable` and `site enable`.
+`site list`, `site rotate`, `site disable` and `site enable`; `audit verify`, `audit export`
+and `audit forward` (`relay.audit_trail.commands`).
 
 `trauma_relay.cli` composes these with the agents' subcommands; each imports its package lazily,
 so the relay process never loads DICOM code."""
@@ -15,6 +16,8 @@ import os
 import socket
 import time
 from pathlib import Path
+
+from relay.audit_trail.commands import add_parsers as add_audit
 
 # What binding the listening socket fails with when --listen is wrong or the port is taken.
 _LISTEN_ERRORS = {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}
@@ -92,6 +95,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     enable.add_argument("name", help="the site's name")
     _data_argument(enable)
     enable.set_defaults(run=_run_site_enable)
+
+    add_audit(sub)
 
 
 def _data_argument(parser: argparse.ArgumentParser) -> None:

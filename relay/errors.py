@@ -224,3 +224,18 @@ class IntegrityError(RelayError):
 
     status = 422
     code: str = Problem.INTEGRITY
+
+
+class AuditTrailUnreadable(ConfigError):
+    """The relay's audit trail could not be read from that folder. Give --data the folder the
+    relay runs with."""
+
+
+class ExportFileExists(ConfigError):
+    """That file already exists, and an export never overwrites one. Choose another --out, or
+    move the old file away first."""
+
+
+class SyslogUnreachable(ConfigError):
+    """The audit records could not be sent to that syslog receiver. Check --to and --ca, and that
+    it takes TLS there."""

@@ -7,7 +7,6 @@ connection; the commit at the end of `transaction()` is what makes a change ackn
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +18,9 @@ import aiosqlite
 
 from relay import errors
 from relay.lifecycle import Authorizer, Revoker, State, Transfer
+from relay.storage.audit_chain import GENESIS, RECORD_COLUMNS, SELECT_RECORDS, chain_hash
+from relay.storage.audit_chain import audit_chain_intact as audit_chain_intact
+from relay.storage.audit_chain import verify_audit_chain as verify_audit_chain
 from relay.storage.models import (
     AuditEvent,
     CancelledLock,
@@ -523,7 +525,7 @@ class SqliteMetadata:
 
     async def audit(self, event: AuditEvent, now: float) -> None:
         row = await self._one("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")
-        prev = bytes(row[0]) if row else b"\x00" * 32
+        prev = bytes(row[0]) if row else GENESIS
         fields = {
             "at": now,
             "event_id": event.event_id,
@@ -535,7 +537,7 @@ class SqliteMetadata:
             "detail": event.detail,
             "remote": event.remote,
         }
-        digest = _chain_hash(prev, fields)
+        digest = chain_hash(prev, fields)
         await self._db.execute(
             "INSERT INTO audit (at, event_id, action, actor, actor_role, transfer_id, outcome, "
             "detail, remote, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -556,25 +558,8 @@ class SqliteMetadata:
 
     async def audit_records(self) -> list[dict[str, Any]]:
         """All audit records in order, for operators and for `verify_audit_chain`."""
-        rows = await self._all(
-            "SELECT seq, at, event_id, action, actor, actor_role, transfer_id, outcome, detail, "
-            "remote, prev_hash, hash FROM audit ORDER BY seq"
-        )
-        keys = [
-            "seq",
-            "at",
-            "event_id",
-            "action",
-            "actor",
-            "actor_role",
-            "transfer_id",
-            "outcome",
-            "detail",
-            "remote",
-            "prev_hash",
-            "hash",
-        ]
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        rows = await self._all(SELECT_RECORDS)
+        return [dict(zip(RECORD_COLUMNS, r, strict=True)) for r in rows]
 
     # -- redemption ids ------------------------------------------------------------------
 
@@ -586,29 +571,3 @@ class SqliteMetadata:
     async def redemption_digest(self, transfer_id: str) -> bytes | None:
         row = await self._one("SELECT redemption_digest FROM transfers WHERE id = ?", transfer_id)
         return bytes(row[0]) if row and row[0] is not None else None
-
-
-def _chain_hash(prev: bytes, fields: dict[str, Any]) -> bytes:
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(prev + canonical).digest()
-
-
-def verify_audit_chain(records: list[dict[str, Any]]) -> bool:
-    """True if every record's hash covers its content and the previous record's hash."""
-    prev = b"\x00" * 32
-    for r in records:
-        fields = {
-            "at": r["at"],
-            "event_id": r["event_id"],
-            "action": r["action"],
-            "actor": r["actor"],
-            "actor_role": r["actor_role"],
-            "transfer_id": r["transfer_id"],
-            "outcome": r["outcome"],
-            "detail": json.loads(r["detail"]),
-            "remote": r["remote"],
-        }
-        if bytes(r["prev_hash"]) != prev or _chain_hash(prev, fields) != bytes(r["hash"]):
-            return False
-        prev = bytes(r["hash"])
-    return True

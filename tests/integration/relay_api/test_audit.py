@@ -11,7 +11,7 @@ import pytest
 
 from relay import audit
 from relay.lifecycle import MAX_FAILED_ATTEMPTS
-from relay.storage.sqlite import verify_audit_chain
+from relay.storage.sqlite import audit_chain_intact
 from relay_api.plumbing import (
     Ctx,
     b64,
@@ -71,7 +71,7 @@ async def test_audit_chain_after_a_full_flow(ctx: Ctx) -> None:
     assert r.status == 200
 
     records = await ctx.audit_records()
-    assert verify_audit_chain(records)
+    assert audit_chain_intact(records)
     mine = [
         (r["event_id"], r["action"], r["outcome"])
         for r in records
@@ -103,7 +103,7 @@ async def test_audit_chain_after_a_full_flow(ctx: Ctx) -> None:
 async def test_audit_records_cannot_be_changed_and_tampering_is_detected(ctx: Ctx) -> None:
     sent = await create_transfer(ctx)
     await redeem(ctx, sent.locator, wrong_proof())
-    assert verify_audit_chain(await ctx.audit_records())
+    assert audit_chain_intact(await ctx.audit_records())
     with contextlib.closing(ctx.db()) as db:
         for statement in (
             "UPDATE audit SET detail = '{}' WHERE seq = 2",
@@ -128,7 +128,7 @@ async def test_audit_records_cannot_be_changed_and_tampering_is_detected(ctx: Ct
         db.commit()
     records = await ctx.audit_records()
     assert len(records) == count
-    assert not verify_audit_chain(records)
+    assert not audit_chain_intact(records)
 
 
 @pytest.mark.asyncio
@@ -138,4 +138,4 @@ async def test_deleting_an_audit_record_is_detected(ctx: Ctx) -> None:
         db.execute("DROP TRIGGER audit_no_delete")
         db.execute("DELETE FROM audit WHERE seq = 2")
         db.commit()
-    assert not verify_audit_chain(await ctx.audit_records())
+    assert not audit_chain_intact(await ctx.audit_records())

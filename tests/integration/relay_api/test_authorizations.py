@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from relay import audit, errors
-from relay.storage.sqlite import verify_audit_chain
+from relay.storage.sqlite import audit_chain_intact
 from relay_api.plumbing import (
     Ctx,
     assert_no_secret,
@@ -66,4 +66,4 @@ async def test_unknown_phone_links_are_audited_without_the_token(ctx: Ctx) -> No
     records = await ctx.audit_records()
     assert {r["remote"] for r in records[-3:]} == {"127.0.0.1"}
     assert_no_secret(records, *tokens)
-    assert verify_audit_chain(records)
+    assert audit_chain_intact(records)

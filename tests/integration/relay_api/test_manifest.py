@@ -13,7 +13,7 @@ from relay_harness import RECEIVER, SENDER
 from relay import audit
 from relay.api.uploads import PAGE_BYTES
 from relay.appkeys import MANIFEST_EVENTS
-from relay.storage.sqlite import verify_audit_chain
+from relay.storage.sqlite import audit_chain_intact
 from relay_api.plumbing import (
     PROBLEM,
     Ctx,
@@ -153,7 +153,7 @@ async def test_manifest_reads_are_audited_once_per_request(ctx: Ctx) -> None:
     assert reads == [
         (audit.INSTANCES_ACCESSED, "manifest-read", "success", RECEIVER, {"from": 2, "count": 1})
     ]
-    assert verify_audit_chain(await ctx.audit_records())
+    assert audit_chain_intact(await ctx.audit_records())
 
 
 @pytest.mark.asyncio

@@ -11,7 +11,7 @@ from relay_harness import RECEIVER, SENDER
 
 from relay import errors
 from relay.sites import disable_site, enable_site, list_sites, rotate_site
-from relay.storage.sqlite import verify_audit_chain
+from relay.storage.sqlite import audit_chain_intact
 from relay_api.plumbing import Ctx, assert_no_secret, create_transfer
 
 
@@ -40,7 +40,7 @@ async def test_rotation_without_grace_refuses_the_old_credential_at_once(ctx: Ct
         "site-authentication",  # the old credential, refused
     ]
     assert_no_secret(records, old, new.credential)
-    assert verify_audit_chain(records)
+    assert audit_chain_intact(records)
 
 
 @pytest.mark.asyncio

@@ -9,7 +9,7 @@ from relay_harness import RECEIVER, SENDER
 
 from relay import audit
 from relay.sites import add_site
-from relay.storage.sqlite import verify_audit_chain
+from relay.storage.sqlite import audit_chain_intact
 from relay_api.plumbing import (
     REFUSED,
     Ctx,
@@ -89,7 +89,7 @@ async def test_refused_site_credentials_are_audited_without_the_credential(ctx: 
     assert {r["remote"] for r in records[-4:]} == {"127.0.0.1"}
     assert {r["transfer_id"] for r in records[-4:]} == {None}
     assert_no_secret(records, guessed, ctx.er, "dXNlcjpwYXNz")
-    assert verify_audit_chain(records)
+    assert audit_chain_intact(records)
 
 
 @pytest.mark.asyncio

@@ -1,0 +1,198 @@
+"""`trauma-relay audit verify`, `audit export` and `audit forward`: thin edges over `reading`,
+`relay.storage.audit_chain`, the two export formats and `syslog`. Exit status: 0 done (verify:
+intact), 1 the trail has been tampered with, 2 bad input (raised as `RelayError`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+from pathlib import Path
+
+INTACT, TAMPERED = 0, 1
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    trail = sub.add_parser("audit", help="check or export the relay's audit trail")
+    trail_sub = trail.add_subparsers(dest="audit_command", required=True)
+
+    verify = _command(
+        trail_sub,
+        "verify",
+        "check that no audit record was changed, inserted or removed",
+        "Check the audit trail's hash chain and say which record is wrong, if any. Exit status "
+        "0: intact; 1: records were changed, inserted or removed; 2: no relay data there. The "
+        "relay may keep running; nothing is written.",
+    )
+    verify.add_argument("--json", action="store_true", help="print one JSON object")
+    verify.set_defaults(run=_run_verify)
+
+    export = _command(
+        trail_sub,
+        "export",
+        "write the audit trail as JSON lines or DICOM audit messages",
+        "Write the audit records as JSON lines (every field, hashes included) or as DICOM "
+        "PS3.15 audit messages (XML). Dates are ISO 8601, UTC unless they say otherwise; a date "
+        "alone means the whole day. The relay may keep running.",
+    )
+    export.add_argument("--format", required=True, choices=("jsonl", "dicom"))
+    export.add_argument("--out", type=Path, metavar="FILE", help="a new file (default: stdout)")
+    _period_and_source(export)
+    export.set_defaults(run=_run_export)
+
+    send = _command(
+        trail_sub,
+        "forward",
+        "send the audit trail to a syslog receiver over TLS (RFC 5424, 5425)",
+        "Send the audit records, as DICOM audit messages in RFC 5424 syslog messages, to an "
+        "audit record repository over TLS (RFC 5425). Dates as for export.",
+    )
+    send.add_argument("--to", required=True, metavar="HOST:PORT", help="the syslog receiver")
+    send.add_argument("--ca", type=Path, metavar="FILE", help="CA certificates to trust (PEM)")
+    send.add_argument("--cert", type=Path, metavar="FILE", help="this relay's certificate (PEM)")
+    send.add_argument("--key", type=Path, metavar="FILE", help="its private key (PEM)")
+    _period_and_source(send)
+    send.set_defaults(run=_run_forward)
+
+
+def _command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, brief: str, about: str
+) -> argparse.ArgumentParser:
+    """An `audit` subcommand, reading the relay's data folder given with --data."""
+    parser = sub.add_parser(name, help=brief, description=about)
+    parser.add_argument("--data", required=True, type=Path, help="the relay's data directory")
+    return parser
+
+
+def _period_and_source(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", type=_since, metavar="ISO-DATE", help="from this date or time")
+    parser.add_argument("--until", type=_until, metavar="ISO-DATE", help="up to this date or time")
+    parser.add_argument(
+        "--source-id",
+        default=socket.gethostname(),
+        help="AuditSourceID in DICOM messages (default: this machine's name, %(default)s)",
+    )
+
+
+def _instant(text: str, *, end_of_day: bool) -> float:
+    from relay.audit_trail.reading import instant
+
+    try:
+        return instant(text, end_of_day=end_of_day)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"give a date like 2026-12-03 or a time like 2026-12-03T14:00Z, not {text!r}"
+        ) from None
+
+
+def _since(text: str) -> float:
+    return _instant(text, end_of_day=False)
+
+
+def _until(text: str) -> float:
+    return _instant(text, end_of_day=True)
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    from relay.audit_trail.reading import read_audit_records
+    from relay.storage.audit_chain import verify_audit_chain
+
+    records = read_audit_records(args.data)
+    findings = verify_audit_chain(records)
+    last = records[-1] if records else None
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "intact": not findings,
+                    "records": len(records),
+                    "last_seq": last["seq"] if last else None,
+                    "last_hash": bytes(last["hash"]).hex() if last else None,
+                    "findings": [
+                        {"seq": f.seq, "problem": f.problem.value, "message": f.sentence}
+                        for f in findings
+                    ],
+                }
+            )
+        )
+    elif not findings:
+        if last is None:
+            print("The audit trail is empty: the relay has recorded nothing yet.")
+        else:
+            print(
+                f"The audit trail is intact: {len(records)} records, the last is record "
+                f"{last['seq']} (hash {bytes(last['hash']).hex()}). Note the hash: a later "
+                "check that still finds it shows nothing was cut from the end."
+            )
+    else:
+        print(
+            f"The audit trail has been tampered with: {len(findings)} problem(s) in "
+            f"{len(records)} records. Keep a copy of the relay's data folder as evidence and "
+            "tell your security officer."
+        )
+        for f in findings:
+            print(f"  {f.sentence}")
+    return TAMPERED if findings else INTACT
+
+
+def _chosen(args: argparse.Namespace) -> list[dict[str, object]]:
+    from relay.audit_trail.reading import Period, read_audit_records
+
+    period = Period(args.since, args.until)
+    return [r for r in read_audit_records(args.data) if period.covers(r)]
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from relay import errors
+    from relay.audit_trail.dicom import export_dicom
+    from relay.audit_trail.jsonl import export_jsonl
+
+    records = _chosen(args)
+    if args.format == "jsonl":
+        body = export_jsonl(records).encode()
+    else:
+        body = export_dicom(records, args.source_id)
+    if args.out is None:
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+        return 0
+    try:
+        with args.out.open("xb") as out:
+            out.write(body)
+    except FileExistsError:
+        raise errors.ExportFileExists(
+            f"{args.out} already exists, and an export never overwrites a file. Choose another "
+            "--out, or move the old file away first."
+        ) from None
+    except OSError as e:
+        raise errors.DataFolderUnusable(
+            f"The export could not be written to {args.out} ({e.strerror or e}). Check --out."
+        ) from e
+    print(f"{len(records)} audit record(s) written to {args.out}.", file=sys.stderr)
+    return 0
+
+
+def _run_forward(args: argparse.Namespace) -> int:
+    import ssl
+
+    from relay import errors
+    from relay.audit_trail.syslog import forward
+
+    host, _, port = str(args.to).rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise errors.BadRequest(
+            f"Give --to as HOST:PORT, e.g. audit.example.org:6514, not {args.to!r}."
+        )
+    try:
+        context = ssl.create_default_context(cafile=args.ca)
+        if args.cert is not None:
+            context.load_cert_chain(args.cert, args.key)
+    except (OSError, ssl.SSLError) as e:
+        raise errors.SyslogUnreachable(
+            f"The TLS certificates could not be loaded ({e}). Check --ca, --cert and --key."
+        ) from e
+    records = _chosen(args)
+    sent = forward(records, host.strip("[]"), int(port), context, args.source_id)
+    print(f"{sent} audit record(s) sent to {args.to}.")
+    return 0

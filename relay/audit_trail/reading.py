@@ -1,0 +1,89 @@
+"""Reading the audit table straight from the relay's database, read-only: an auditor's command
+never writes to it, and works while the relay runs (SQLite's WAL lets readers in)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from relay import errors
+from relay.sites import open_data_folder
+from relay.storage.audit_chain import RECORD_COLUMNS, SELECT_RECORDS
+
+Record = dict[str, Any]
+
+
+def read_audit_records(data_dir: Path) -> list[Record]:
+    """Every audit record in `seq` order, as `SqliteMetadata.audit_records()` gives them.
+
+    Raises `NoRelayData` when `data_dir` holds no relay database, and `AuditTrailUnreadable`
+    when the file there is not one SQLite can read as a relay's."""
+    database = open_data_folder(data_dir, create=False)
+    try:
+        with contextlib.closing(sqlite3.connect(_read_only_uri(database), uri=True)) as db:
+            rows = db.execute(SELECT_RECORDS).fetchall()
+    except sqlite3.Error as e:
+        raise errors.AuditTrailUnreadable(
+            f"The audit trail in {database} could not be read ({e}). Give --data the folder the "
+            "relay runs with."
+        ) from e
+    return [dict(zip(RECORD_COLUMNS, row, strict=True)) for row in rows]
+
+
+def _read_only_uri(database: Path) -> str:
+    """While the relay runs (its write-ahead log is there), read alongside it. When it has
+    stopped, its last close put everything into the database file: read that file as it is
+    (`immutable`), for a read-only open would leave a -wal and -shm file of this user behind,
+    which a relay running as another user could not open."""
+    uri = database.resolve().as_uri() + "?mode=ro"
+    running = database.with_name(database.name + "-wal").exists()
+    return uri if running else uri + "&immutable=1"
+
+
+@dataclass(frozen=True)
+class Period:
+    """The records an export covers: `since` (inclusive) to `until` (exclusive), in Unix
+    seconds; None is open-ended."""
+
+    since: float | None = None
+    until: float | None = None
+
+    def covers(self, record: Record) -> bool:
+        at = float(record["at"])
+        return (self.since is None or at >= self.since) and (self.until is None or at < self.until)
+
+
+def parsed_detail(record: Record) -> object:
+    """A record's detail as JSON; a tampered row's that is not JSON, as the text it is."""
+    try:
+        return json.loads(str(record["detail"]))
+    except ValueError:
+        return record["detail"]
+
+
+def instant(text: str, *, end_of_day: bool) -> float:
+    """Unix seconds for an ISO 8601 date or date and time (UTC unless it says otherwise). A date
+    alone is the start of that day, or with `end_of_day` the start of the next, so a period
+    `--since D1 --until D2` takes in all of D2. Raises ValueError for anything else."""
+    try:
+        day = datetime.date.fromisoformat(text)
+    except ValueError:
+        moment = datetime.datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        return moment.timestamp()
+    start = datetime.datetime.combine(day, datetime.time(), tzinfo=datetime.UTC)
+    if end_of_day:
+        start += datetime.timedelta(days=1)
+    return start.timestamp()
+
+
+def iso_time(at: float) -> str:
+    """`at` (Unix seconds) as ISO 8601 UTC with milliseconds, e.g. 2026-12-03T13:40:00.123Z."""
+    moment = datetime.datetime.fromtimestamp(at, tz=datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
