@@ -64,7 +64,7 @@ async def test_a_wrong_password_says_so_and_keeps_the_name(
         await snap(page, "wrong-password.png")
         await page.get_by_label("Password").fill(NURSE_PASSWORD)
         await page.get_by_role("button", name="Sign in").click()
-        await expect(page.locator("#placeholder")).to_contain_text("Entering or scanning")
+        await expect(page.locator("#code-hint")).to_contain_text("Type the 16 characters")
         await expect(page.get_by_role("heading", name="Enter a code")).to_be_visible()
         await snap(page, "receiver-home.png")
 
