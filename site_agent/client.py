@@ -15,7 +15,12 @@ from typing import Any
 import aiohttp
 
 from site_agent import tls, unreachable
-from site_agent.errors import RelayRedirected, RelayRefused, RelayUnreachable
+from site_agent.errors import (
+    RelayCertificateRefused,
+    RelayRedirected,
+    RelayRefused,
+    RelayUnreachable,
+)
 from site_agent.relay_address import relay_address, require_secure
 from transfer_codes import wire
 from transfer_codes.wire import b64decode_text, b64encode_text
@@ -93,6 +98,8 @@ class RelayClient:
                 if response.content_type == "application/json":
                     return await response.json()
                 return await response.read()
+        except aiohttp.ClientConnectorCertificateError as e:
+            raise _untrusted(self.base_url, e) from e
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as e:
             why = unreachable.reason(e)
             raise RelayUnreachable(
@@ -112,6 +119,8 @@ class RelayClient:
                     await _raise_problem(response)
                 async for block in response.content.iter_chunked(DOWNLOAD_BLOCK):
                     yield block
+        except aiohttp.ClientConnectorCertificateError as e:
+            raise _untrusted(self.base_url, e) from e
         # A body cut short (ClientPayloadError) is a lost connection too: the caller resumes.
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as e:
             why = unreachable.reason(e)
@@ -244,6 +253,16 @@ class RelayClient:
 
     async def receipt(self, transfer_id: str, body: dict[str, object]) -> None:
         await self.request("POST", wire.transfer_action(transfer_id, "receipt"), json=body)
+
+
+def _untrusted(base_url: str, e: aiohttp.ClientConnectorCertificateError) -> Exception:
+    """Not a network hiccup to retry: the relay's certificate is not trusted here."""
+    why = getattr(e.certificate_error, "verify_message", "") or str(e.certificate_error)
+    return RelayCertificateRefused(
+        f"The relay at {base_url} presented a certificate this machine does not trust ({why}). "
+        "Nothing was sent. If the relay's operator uses a private certificate authority, set "
+        f"{tls.CA_FILE_ENV} to its certificate (ca.pem); otherwise check the address."
+    )
 
 
 def _refuse_redirect(response: aiohttp.ClientResponse, base_url: str) -> None:

@@ -57,6 +57,11 @@ class CertificateAuthorityUnreadable(AgentError):
     """The certificate authority file in TRAUMA_RELAY_CA_FILE could not be read."""
 
 
+class RelayCertificateRefused(AgentError):
+    """The relay's certificate is not one this machine trusts. If the relay's operator uses a
+    private certificate authority, set TRAUMA_RELAY_CA_FILE to its certificate."""
+
+
 class CleartextRelay(AgentError):
     """That relay address is plain http:// to another machine. Give its https:// address."""
 
