@@ -27,8 +27,8 @@ from relay.appkeys import (
 from relay.config import RelayConfig
 from relay.metrics import METRICS, Metrics
 from relay.storage.files import FileObjectStore
+from relay.storage.opening import open_metadata
 from relay.storage.permissions import OWNER_ONLY_FOLDER
-from relay.storage.sqlite import SqliteMetadata
 from relay.throttle import GLOBAL, Limit, Throttle
 from transfer_codes import wire
 
@@ -49,7 +49,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=OWNER_ONLY_FOLDER)
     app[DECOY_KEY] = _decoy_key(config.data_dir)
-    metadata = await SqliteMetadata.open(config.database)
+    metadata = await open_metadata(config)
     app[METADATA] = metadata
     app[OBJECTS] = FileObjectStore(config.objects_dir)
     yield

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from relay.addresses import Network, networks
 from relay.errors import ConfigError
@@ -70,6 +71,12 @@ class RelayConfig:
     # Refused site credentials audited one by one per client address in a minute; past that,
     # counted and summed up in the next record from that address.
     refusals_audited_per_minute: int = 20
+    # Where transfers, sites and the audit trail are kept: None is the embedded SQLite file in
+    # the data directory; "postgresql://USER@HOST:PORT/DB" is a PostgreSQL database several
+    # relay instances can share (relay.storage.postgres). Its password never goes in the URL:
+    # it is read from `metadata_password_file`, or libpq's PGPASSFILE / ~/.pgpass.
+    metadata_url: str | None = None
+    metadata_password_file: Path | None = None
     clock: Clock = field(default=time.time, repr=False, compare=False)
 
     @property
@@ -150,7 +157,29 @@ class RelayConfig:
             raise ConfigError("max_object_size must be at least 1024 bytes.")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             raise ConfigError("public_url must start with http:// or https://.")
+        self._validate_metadata_url()
         return self
+
+    def _validate_metadata_url(self) -> None:
+        if self.metadata_url is None:
+            if self.metadata_password_file is not None:
+                raise ConfigError("metadata_password_file goes with metadata_url.")
+            return
+        if not self.metadata_url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(
+                "metadata_url (TRAUMA_RELAY_METADATA_URL) must be a PostgreSQL URL like "
+                "postgresql://relay@db.example:5432/relay."
+            )
+        try:
+            password = urlsplit(self.metadata_url).password
+        except ValueError as e:
+            raise ConfigError("metadata_url is not a valid URL.") from e
+        if password is not None:
+            raise ConfigError(
+                "metadata_url may not hold the database password: put it in a file readable by "
+                "the relay's user only and name that file in metadata_password_file (or "
+                "TRAUMA_RELAY_METADATA_PASSWORD_FILE), or use PGPASSFILE."
+            )
 
 
 _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
@@ -158,6 +187,8 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TRAUMA_RELAY_PUBLIC_URL": ("public_url", str),
     "TRAUMA_RELAY_SWEEP_SECONDS": ("sweep_interval", float),
     "TRAUMA_RELAY_MAX_OBJECT_BYTES": ("max_object_size", int),
+    "TRAUMA_RELAY_METADATA_URL": ("metadata_url", str),
+    "TRAUMA_RELAY_METADATA_PASSWORD_FILE": ("metadata_password_file", Path),
 }
 _TOML: dict[str, Callable[[Any], Any]] = {
     "expiry_hours": lambda v: ("expiry", float(v) * HOURS),
@@ -184,6 +215,8 @@ _TOML: dict[str, Callable[[Any], Any]] = {
     "guess_limit_per_site": lambda v: ("guess_limit_site", int(v)),
     "guess_limit_per_address": lambda v: ("guess_limit_address", int(v)),
     "guess_limit_global": lambda v: ("guess_limit_global", int(v)),
+    "metadata_url": lambda v: ("metadata_url", str(v)),
+    "metadata_password_file": lambda v: ("metadata_password_file", Path(v)),
 }
 
 

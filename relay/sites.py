@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relay import audit, errors
+from relay import config as relay_config
 from relay.config import RelayConfig
 from relay.lifecycle import TAKEN
 from relay.storage.interface import MetadataTransaction
 from relay.storage.models import Site, SiteRecord
+from relay.storage.opening import MetadataBackend, open_metadata
 from relay.storage.permissions import OWNER_ONLY_FOLDER
-from relay.storage.sqlite import SqliteMetadata
 from transfer_codes.tokens import new_token, token_digest
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -33,17 +34,18 @@ class NewSite:
     credential: str  # shown once; only its digest is stored
 
 
-def open_data_folder(data_dir: Path, *, create: bool) -> Path:
+def open_data_folder(data_dir: Path, *, create: bool, shared: bool = False) -> Path:
     """The relay database in `data_dir`. Unless `create`, it must be there already (the relay
     has run there, or a site was added with `create`): a mistyped folder must not quietly start
     a second relay whose credentials the running one does not know. With `create`, the folder
-    is made if missing, and may hold the relay's `relay.toml` already.
+    is made if missing, and may hold the relay's `relay.toml` already. When the metadata is
+    `shared` (in PostgreSQL), the folder itself must be there unless `create`.
 
     Raises `NoRelayData` or `DataFolderUnusable`."""
     database = RelayConfig(data_dir=data_dir).database
     if data_dir.exists() and not data_dir.is_dir():
         raise errors.DataFolderUnusable(f"{data_dir} is a file, not the relay's data folder.")
-    if database.is_file():
+    if database.is_file() or (shared and data_dir.is_dir()):
         return database
     if not create:
         where = "holds no relay database" if data_dir.is_dir() else "does not exist"
@@ -78,11 +80,10 @@ async def add_site(
         )
     if role not in ("sending", "receiving"):
         raise errors.BadRequest("The role must be 'sending' or 'receiving'.")
-    database = await asyncio.to_thread(open_data_folder, data_dir, create=not must_exist)
+    store = await open_store(data_dir, create=not must_exist)
     site = Site(name=name, role=role, display_name=(display_name or name).strip()[:200])
     credential = new_token()
     now = time.time()
-    store = await SqliteMetadata.open(database)
     try:
         async with store.transaction() as tx:
             await tx.add_site(site, token_digest(credential), now)
@@ -101,11 +102,19 @@ async def add_site(
     return NewSite(site, credential)
 
 
+async def open_store(data_dir: Path, *, create: bool, upgrade: bool = True) -> MetadataBackend:
+    """The metadata store of the relay that runs with `data_dir`: its embedded database, or the
+    PostgreSQL database its `relay.toml` (or TRAUMA_RELAY_METADATA_URL) names."""
+    config = await asyncio.to_thread(relay_config.load, data_dir)
+    shared = config.metadata_url is not None
+    await asyncio.to_thread(open_data_folder, data_dir, create=create, shared=shared)
+    return await open_metadata(config, upgrade=upgrade)
+
+
 @contextlib.asynccontextmanager
-async def _operator(data_dir: Path, clock: Clock) -> AsyncIterator[tuple[SqliteMetadata, float]]:
+async def _operator(data_dir: Path, clock: Clock) -> AsyncIterator[tuple[MetadataBackend, float]]:
     """The relay's database (it must exist) and the time now, for one operator command."""
-    database = await asyncio.to_thread(open_data_folder, data_dir, create=False)
-    store = await SqliteMetadata.open(database)
+    store = await open_store(data_dir, create=False)
     try:
         yield store, clock()
     finally:

@@ -19,7 +19,13 @@ log = logging.getLogger("relay.sweeper")
 
 
 async def sweep_once(config: RelayConfig, metadata: MetadataStore, objects: ObjectStore) -> int:
-    """Purge everything due now; returns how many transfers were purged."""
+    """Purge everything due now; returns how many transfers were purged. With several relay
+    instances on one store, one sweeps at a time and the others skip this round."""
+    async with metadata.exclusive() as alone:
+        return await _sweep(config, metadata, objects) if alone else 0
+
+
+async def _sweep(config: RelayConfig, metadata: MetadataStore, objects: ObjectStore) -> int:
     now = config.clock()
     async with metadata.transaction() as tx:
         await tx.forget_cancelled_locks(now)

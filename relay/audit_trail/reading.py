@@ -1,8 +1,10 @@
 """Reading the audit table straight from the relay's database, read-only: an auditor's command
-never writes to it, and works while the relay runs (SQLite's WAL lets readers in)."""
+never writes to it, and works while the relay runs (SQLite's WAL lets readers in; PostgreSQL,
+when the relay's configuration names one, is read as it is)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import json
@@ -12,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from relay import errors
-from relay.sites import open_data_folder
+from relay.config import load
+from relay.sites import open_data_folder, open_store
 from relay.storage.audit_chain import RECORD_COLUMNS, SELECT_RECORDS
 
 Record = dict[str, Any]
@@ -23,6 +26,9 @@ def read_audit_records(data_dir: Path) -> list[Record]:
 
     Raises `NoRelayData` when `data_dir` holds no relay database, and `AuditTrailUnreadable`
     when the file there is not one SQLite can read as a relay's."""
+    config = load(data_dir)
+    if config.metadata_url is not None:
+        return asyncio.run(_read_shared(data_dir))
     database = open_data_folder(data_dir, create=False)
     try:
         with contextlib.closing(sqlite3.connect(_read_only_uri(database), uri=True)) as db:
@@ -33,6 +39,16 @@ def read_audit_records(data_dir: Path) -> list[Record]:
             "relay runs with."
         ) from e
     return [dict(zip(RECORD_COLUMNS, row, strict=True)) for row in rows]
+
+
+async def _read_shared(data_dir: Path) -> list[Record]:
+    """The records from the PostgreSQL database the relay's configuration names (read only:
+    its schema is not touched)."""
+    store = await open_store(data_dir, create=False, upgrade=False)
+    try:
+        return await store.audit_records()
+    finally:
+        await store.close()
 
 
 def _read_only_uri(database: Path) -> str:

@@ -94,6 +94,11 @@ class MetadataTransaction(Protocol):
 
 class MetadataStore(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[MetadataTransaction]: ...
+    def exclusive(self) -> AbstractAsyncContextManager[bool]:
+        """True while this relay instance alone does a periodic task (the expiry sweep);
+        False when another instance sharing the store is doing it now."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -114,6 +114,11 @@ class SqliteMetadata:
                 raise
             await self._db.execute("COMMIT")
 
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[bool]:
+        """Always True: one relay process owns the embedded database."""
+        yield True
+
     async def _one(self, sql: str, *args: object) -> Any:
         async with self._db.execute(sql, args) as cur:
             return await cur.fetchone()

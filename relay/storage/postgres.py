@@ -1,0 +1,703 @@
+"""The metadata store for several relay instances: one PostgreSQL database, over asyncpg.
+
+It behaves as the embedded SQLite store (`relay.storage.sqlite`) does, across processes:
+
+- A transaction is one PostgreSQL transaction on a connection of the pool; its COMMIT (with
+  PostgreSQL's default `synchronous_commit = on`) is what makes a change acknowledged.
+- Transactions do not interleave on the rows they touch: reading a transfer takes its row lock
+  (`SELECT ... FOR UPDATE`), so a redemption, a failed guess or a revocation on one instance waits
+  for one in flight on another and then reads what it left. One-time redemption and the failure
+  count stay atomic however many instances answer. Choosing a free locator for a trauma center
+  and counting a sender's open transfers take an advisory lock per site, so two instances cannot
+  hand out one locator or both slip past a quota.
+- The audit trail stays one hash chain: the records a transaction writes are appended just before
+  its COMMIT under a transaction-scoped advisory lock, numbered after the last one (no gaps). The
+  lock is the last one a transaction takes, so it cannot be part of a deadlock.
+- Schema migrations (`schema_pg/NNN_*.sql`) run at start under a session advisory lock: several
+  instances starting at once upgrade the database once, the others wait and find it done.
+- `exclusive()` takes a try-advisory lock for a task that one instance at a time should do (the
+  expiry sweep); the others skip it that round.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from relay import errors
+from relay.lifecycle import Authorizer, Revoker, State, Transfer
+from relay.storage.audit_chain import GENESIS, RECORD_COLUMNS, SELECT_RECORDS, chain_hash
+from relay.storage.models import (
+    AuditEvent,
+    CancelledLock,
+    ManifestRecord,
+    ObjectStatus,
+    Site,
+    SiteRecord,
+    StoredLock,
+)
+
+_TRANSFER_COLUMNS = (
+    "id, sender, recipient, locator, state, created_at, expires_at, authorized_at, "
+    "authorized_by, failed_attempts, redeemed_at, delivered_at, revoked_at, revoked_by"
+)
+_SITE_COLUMNS = "name, role, display_name, disabled_at"
+MAX_SENDER_ADDRESSES = 8
+
+# Advisory lock keys (one 64-bit space per database): fixed numbers, spelled "trauma-relay".
+MIGRATION_LOCK = 0x7472_6175_6D61_0001
+AUDIT_CHAIN_LOCK = 0x7472_6175_6D61_0002
+SWEEP_LOCK = 0x7472_6175_6D61_0003
+# Per-site locks: the two-key form, namespaced by these, with hashtext(site name).
+_LOCATOR_SPACE = 0x7472_0001
+_QUOTA_SPACE = 0x7472_0002
+
+
+def _schema_steps() -> list[tuple[int, str]]:
+    folder = resources.files("relay.storage") / "schema_pg"
+    steps = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            steps.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(steps)
+
+
+def _transfer(row: Any) -> Transfer:
+    return Transfer(
+        id=row[0],
+        sender=row[1],
+        recipient=row[2],
+        locator=row[3],
+        state=State(row[4]),
+        created_at=row[5],
+        expires_at=row[6],
+        authorized_at=row[7],
+        authorized_by=Authorizer(row[8]) if row[8] else None,
+        failed_attempts=row[9],
+        redeemed_at=row[10],
+        delivered_at=row[11],
+        revoked_at=row[12],
+        revoked_by=Revoker(row[13]) if row[13] else None,
+    )
+
+
+def _transfer_values(t: Transfer) -> tuple[object, ...]:
+    return (
+        t.id,
+        t.sender,
+        t.recipient,
+        t.locator,
+        t.state.value,
+        t.created_at,
+        t.expires_at,
+        t.authorized_at,
+        t.authorized_by.value if t.authorized_by else None,
+        t.failed_attempts,
+        t.redeemed_at,
+        t.delivered_at,
+        t.revoked_at,
+        t.revoked_by.value if t.revoked_by else None,
+    )
+
+
+def read_password(path: Path | None) -> str | None:
+    """The database password kept in `path` (its first line), or None to leave it to libpq's
+    ways (PGPASSFILE, ~/.pgpass, PGPASSWORD)."""
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8").splitlines()[0].strip()
+    except (OSError, IndexError, UnicodeDecodeError) as e:
+        raise errors.ConfigError(f"The metadata password file {path} could not be read.") from e
+
+
+async def _connect_pool(url: str, password: str | None, max_size: int) -> asyncpg.Pool:
+    try:
+        pool = await asyncpg.create_pool(
+            url, password=password, min_size=1, max_size=max_size, command_timeout=300
+        )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        # The error names the host and user, never the password (it was not in the URL).
+        raise errors.ConfigError(
+            f"The metadata database could not be reached ({type(e).__name__}: {e}). Check "
+            "metadata_url and the password (metadata_password_file or PGPASSFILE)."
+        ) from e
+    assert pool is not None
+    return pool
+
+
+class PostgresMetadata:
+    """`MetadataStore` over a pool of PostgreSQL connections."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(
+        cls, url: str, password: str | None = None, *, max_size: int = 10, upgrade: bool = True
+    ) -> PostgresMetadata:
+        """The store at `url` (postgresql://user@host:port/db), its schema brought up to date
+        unless not `upgrade` (for a reader)."""
+        pool = await _connect_pool(url, password, max_size)
+        store = cls(pool)
+        try:
+            if upgrade:
+                await store._upgrade()
+        except BaseException:
+            await pool.close()
+            raise
+        return store
+
+    async def _upgrade(self) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+            try:
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS relay_schema (version BIGINT NOT NULL)"
+                )
+                version = await conn.fetchval("SELECT max(version) FROM relay_schema") or 0
+                for number, sql in _schema_steps():
+                    if number <= version:
+                        continue
+                    async with conn.transaction():
+                        await conn.execute(sql)
+                        await conn.execute("DELETE FROM relay_schema")
+                        await conn.execute("INSERT INTO relay_schema VALUES ($1)", number)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+
+    async def schema_version(self) -> int:
+        async with self._pool.acquire() as conn:
+            return int(await conn.fetchval("SELECT max(version) FROM relay_schema") or 0)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresTransaction]:
+        async with self._pool.acquire() as conn:
+            tx = conn.transaction()
+            await tx.start()
+            work = PostgresTransaction(conn)
+            try:
+                yield work
+                await work.append_audit()
+            except BaseException:
+                await tx.rollback()
+                raise
+            await tx.commit()
+
+    @asynccontextmanager
+    async def exclusive(self, key: int = SWEEP_LOCK) -> AsyncIterator[bool]:
+        """True while this instance holds the lock `key`, False if another one does (then do
+        not do the work). Held on one connection until the block ends."""
+        async with self._pool.acquire() as conn:
+            held = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", key))
+            try:
+                yield held
+            finally:
+                if held:
+                    await conn.execute("SELECT pg_advisory_unlock($1)", key)
+
+    async def audit_records(self) -> list[dict[str, Any]]:
+        """All audit records in order, for operators and for `verify_audit_chain`."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(SELECT_RECORDS)
+        return [dict(zip(RECORD_COLUMNS, tuple(r), strict=True)) for r in rows]
+
+
+class PostgresTransaction:
+    """`MetadataTransaction` on one connection inside an open transaction."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._db = conn
+        self._audit: list[tuple[AuditEvent, float]] = []
+
+    async def _one(self, sql: str, *args: object) -> Any:
+        return await self._db.fetchrow(sql, *args)
+
+    async def _all(self, sql: str, *args: object) -> list[Any]:
+        return list(await self._db.fetch(sql, *args))
+
+    async def _site_lock(self, space: int, name: str) -> None:
+        await self._db.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", space, name)
+
+    # -- sites ---------------------------------------------------------------------------
+
+    async def add_site(self, site: Site, credential_digest: bytes, now: float) -> None:
+        inserted = await self._db.fetchval(
+            "INSERT INTO sites (name, role, display_name, credential_digest, created_at) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING RETURNING 1",
+            site.name,
+            site.role,
+            site.display_name,
+            credential_digest,
+            now,
+        )
+        if inserted is None:
+            raise errors.SiteExists(f"A site named {site.name!r} already exists.")
+
+    async def site_by_credential(self, credential_digest: bytes, now: float) -> Site | None:
+        row = await self._one(
+            f"SELECT {_SITE_COLUMNS} FROM sites WHERE credential_digest = $1 "  # noqa: S608
+            "OR (previous_credential_digest = $1 AND previous_until > $2)",
+            credential_digest,
+            now,
+        )
+        return Site(*row) if row else None
+
+    async def site(self, name: str) -> Site | None:
+        row = await self._one(
+            f"SELECT {_SITE_COLUMNS} FROM sites WHERE name = $1",  # noqa: S608
+            name,
+        )
+        return Site(*row) if row else None
+
+    async def sites(self, role: str | None = None) -> list[Site]:
+        """The enabled sites (of `role`)."""
+        rows = await self._all(
+            f"SELECT {_SITE_COLUMNS} FROM sites WHERE disabled_at IS NULL "  # noqa: S608
+            "AND ($1::text IS NULL OR role = $1) ORDER BY name",
+            role,
+        )
+        return [Site(*row) for row in rows]
+
+    async def site_records(self) -> list[SiteRecord]:
+        rows = await self._all(
+            f"SELECT {_SITE_COLUMNS}, created_at, previous_until, "  # noqa: S608
+            "(SELECT COUNT(*) FROM transfers t WHERE (t.sender = s.name OR t.recipient = "
+            "s.name) AND t.state NOT IN ('delivered', 'revoked', 'expired')) "
+            "FROM sites s ORDER BY name"
+        )
+        return [
+            SiteRecord(
+                Site(*row[:4]), created_at=row[4], previous_until=row[5], open_transfers=row[6]
+            )
+            for row in rows
+        ]
+
+    async def rotate_credential(
+        self, name: str, credential_digest: bytes, previous_until: float | None
+    ) -> None:
+        """A new credential for `name`; the old one works until `previous_until`, or no more."""
+        await self._db.execute(
+            "UPDATE sites SET previous_credential_digest = "
+            "CASE WHEN $1 THEN credential_digest ELSE NULL END, previous_until = $2, "
+            "credential_digest = $3 WHERE name = $4",
+            previous_until is not None,
+            previous_until,
+            credential_digest,
+            name,
+        )
+
+    async def set_site_disabled(self, name: str, disabled_at: float | None) -> None:
+        await self._db.execute(
+            "UPDATE sites SET disabled_at = $1 WHERE name = $2", disabled_at, name
+        )
+
+    async def note_sender_address(self, transfer_id: str, address: str) -> None:
+        """Remember that the sending site used `address` for this transfer (a few at most)."""
+        known = await self.sender_addresses(transfer_id)
+        if address in known or len(known) >= MAX_SENDER_ADDRESSES:
+            return
+        await self._db.execute(
+            "INSERT INTO transfer_origins (transfer_id, sender_addresses) VALUES ($1, $2) "
+            "ON CONFLICT (transfer_id) DO UPDATE SET sender_addresses = excluded.sender_addresses",
+            transfer_id,
+            json.dumps([*known, address]),
+        )
+
+    async def sender_addresses(self, transfer_id: str) -> list[str]:
+        row = await self._one(
+            "SELECT sender_addresses FROM transfer_origins WHERE transfer_id = $1", transfer_id
+        )
+        return list(json.loads(row[0])) if row else []
+
+    async def flag_consent_from_sender(self, transfer_id: str) -> None:
+        await self._db.execute(
+            "INSERT INTO transfer_origins (transfer_id, consent_from_sender) VALUES ($1, 1) "
+            "ON CONFLICT (transfer_id) DO UPDATE SET consent_from_sender = 1",
+            transfer_id,
+        )
+
+    async def consent_from_sender(self, transfer_id: str) -> bool:
+        row = await self._one(
+            "SELECT consent_from_sender FROM transfer_origins WHERE transfer_id = $1",
+            transfer_id,
+        )
+        return bool(row and row[0])
+
+    async def transfer_counts(self) -> dict[str, int]:
+        """How many transfers the relay has in each stored state."""
+        rows = await self._all("SELECT state, COUNT(*) FROM transfers GROUP BY state")
+        return {str(state): int(count) for state, count in rows}
+
+    async def open_transfer_count(self, sender: str, recipient: str | None = None) -> int:
+        """How many transfers `sender` has open (to `recipient`, if given). Holds the sender's
+        quota lock until the transaction ends, so a transfer it then creates is counted by the
+        next instance that asks."""
+        await self._site_lock(_QUOTA_SPACE, sender)
+        row = await self._one(
+            "SELECT COUNT(*) FROM transfers WHERE sender = $1 "
+            "AND ($2::text IS NULL OR recipient = $2) "
+            "AND state NOT IN ('delivered', 'revoked', 'expired')",
+            sender,
+            recipient,
+        )
+        return int(row[0])
+
+    async def stored_bytes(
+        self, *, sender: str | None = None, transfer_id: str | None = None
+    ) -> int:
+        """Sealed bytes acknowledged for the open transfers of `sender`, or for one transfer."""
+        row = await self._one(
+            "SELECT COALESCE(SUM(o.durable_offset), 0) FROM objects o JOIN transfers t "
+            "ON o.transfer_id = t.id WHERE ($1::text IS NULL OR t.sender = $1) "
+            "AND ($2::text IS NULL OR t.id = $2) "
+            "AND t.state NOT IN ('delivered', 'revoked', 'expired')",
+            sender,
+            transfer_id,
+        )
+        return int(row[0])
+
+    async def open_transfers_of(self, name: str) -> list[Transfer]:
+        """The transfers `name` sent or is to receive that are neither delivered, revoked nor
+        expired."""
+        rows = await self._all(
+            f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE (sender = $1 OR recipient = $1) "  # noqa: S608
+            "AND state NOT IN ('delivered', 'revoked', 'expired') ORDER BY created_at, id "
+            "FOR UPDATE",
+            name,
+        )
+        return [_transfer(row) for row in rows]
+
+    # -- transfers -----------------------------------------------------------------------
+
+    async def insert_transfer(self, transfer: Transfer) -> None:
+        await self._db.execute(
+            f"INSERT INTO transfers ({_TRANSFER_COLUMNS}) "  # noqa: S608 - fixed column list
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            *_transfer_values(transfer),
+        )
+
+    async def transfer(self, transfer_id: str) -> Transfer | None:
+        """The transfer, locked for this transaction (another one reading it waits)."""
+        row = await self._one(
+            f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE id = $1 FOR UPDATE",  # noqa: S608
+            transfer_id,
+        )
+        return _transfer(row) if row else None
+
+    async def save_transfer(self, transfer: Transfer) -> None:
+        values = _transfer_values(transfer)
+        await self._db.execute(
+            "UPDATE transfers SET state = $1, authorized_at = $2, authorized_by = $3, "
+            "failed_attempts = $4, redeemed_at = $5, delivered_at = $6, revoked_at = $7, "
+            "revoked_by = $8, expires_at = $9 WHERE id = $10",
+            *values[4:5],
+            *values[7:],
+            transfer.expires_at,
+            transfer.id,
+        )
+
+    async def locators_in_use(self, recipient: str) -> set[int]:
+        """The locators taken at `recipient`. Holds the recipient's locator lock until the
+        transaction ends, so no other instance hands out the one this transaction picks."""
+        await self._site_lock(_LOCATOR_SPACE, recipient)
+        rows = await self._all(
+            "SELECT locator FROM transfers WHERE recipient = $1 AND (purged = 0 OR id IN "
+            "(SELECT transfer_id FROM cancelled_locks))",
+            recipient,
+        )
+        return {int(r[0]) for r in rows}
+
+    async def transfer_by_locator(self, recipient: str, locator: int) -> Transfer | None:
+        row = await self._one(
+            f"SELECT {_TRANSFER_COLUMNS} FROM transfers "  # noqa: S608
+            "WHERE recipient = $1 AND locator = $2 AND purged = 0 "
+            "ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
+            recipient,
+            locator,
+        )
+        return _transfer(row) if row else None
+
+    async def transfer_by_authorization(self, digest: bytes) -> Transfer | None:
+        row = await self._one(
+            f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE authorization_digest = $1 "  # noqa: S608
+            "FOR UPDATE",
+            digest,
+        )
+        return _transfer(row) if row else None
+
+    async def set_authorization_digest(self, transfer_id: str, digest: bytes) -> None:
+        await self._db.execute(
+            "UPDATE transfers SET authorization_digest = $1 WHERE id = $2", digest, transfer_id
+        )
+
+    async def set_break_glass(self, transfer_id: str, sealed: bytes) -> None:
+        await self._db.execute(
+            "UPDATE transfers SET break_glass_sealed = $1 WHERE id = $2", sealed, transfer_id
+        )
+
+    async def break_glass(self, transfer_id: str) -> bytes | None:
+        row = await self._one("SELECT break_glass_sealed FROM transfers WHERE id = $1", transfer_id)
+        return bytes(row[0]) if row and row[0] is not None else None
+
+    async def set_receipt(self, transfer_id: str, receipt: str) -> None:
+        await self._db.execute(
+            "UPDATE transfers SET receipt = $1 WHERE id = $2", receipt, transfer_id
+        )
+
+    async def receipt(self, transfer_id: str) -> str | None:
+        row = await self._one("SELECT receipt FROM transfers WHERE id = $1", transfer_id)
+        return str(row[0]) if row and row[0] is not None else None
+
+    async def due_for_purge(self, now: float, delivered_before: float) -> list[Transfer]:
+        rows = await self._all(
+            f"SELECT {_TRANSFER_COLUMNS} FROM transfers "  # noqa: S608
+            "WHERE purged = 0 AND (expires_at <= $1 OR state IN ('revoked', 'expired') "
+            "OR (state = 'delivered' AND delivered_at <= $2))",
+            now,
+            delivered_before,
+        )
+        return [_transfer(r) for r in rows]
+
+    async def mark_purged(self, transfer_id: str) -> None:
+        await self._db.execute(
+            "UPDATE transfers SET purged = 1, authorization_digest = NULL, "
+            "break_glass_sealed = NULL WHERE id = $1",
+            transfer_id,
+        )
+        await self._db.execute("DELETE FROM phone_blobs WHERE transfer_id = $1", transfer_id)
+
+    # -- key locks -----------------------------------------------------------------------
+
+    async def put_lock(self, transfer_id: str, kind: str, lock: StoredLock) -> None:
+        await self._db.execute(
+            "INSERT INTO key_locks (transfer_id, kind, salt, verifier, wrapped_key) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (transfer_id, kind) DO UPDATE SET "
+            "salt = excluded.salt, verifier = excluded.verifier, "
+            "wrapped_key = excluded.wrapped_key",
+            transfer_id,
+            kind,
+            lock.salt,
+            lock.verifier,
+            lock.wrapped_key,
+        )
+
+    async def lock(self, transfer_id: str, kind: str) -> StoredLock | None:
+        row = await self._one(
+            "SELECT salt, verifier, wrapped_key FROM key_locks "
+            "WHERE transfer_id = $1 AND kind = $2",
+            transfer_id,
+            kind,
+        )
+        return StoredLock(bytes(row[0]), bytes(row[1]), bytes(row[2])) if row else None
+
+    async def delete_locks(self, transfer_id: str) -> None:
+        await self._db.execute("DELETE FROM key_locks WHERE transfer_id = $1", transfer_id)
+
+    async def keep_cancelled_locks(self, transfer_id: str) -> None:
+        """Keep the salts and verifiers (not the wrapped keys) of a transfer the patient or
+        family cancelled, before its locks are deleted."""
+        await self._db.execute(
+            "INSERT INTO cancelled_locks (transfer_id, kind, salt, verifier) "
+            "SELECT transfer_id, kind, salt, verifier FROM key_locks WHERE transfer_id = $1 "
+            "ON CONFLICT DO NOTHING",
+            transfer_id,
+        )
+
+    async def cancelled_lock(
+        self, recipient: str, kind: str, key: int | str
+    ) -> CancelledLock | None:
+        """The kept lock of `kind` of the newest cancelled transfer to `recipient` with this
+        locator (`key` an int) or id (`key` a str)."""
+        column = "t.locator" if isinstance(key, int) else "t.id"
+        row = await self._one(
+            "SELECT c.salt, c.verifier FROM cancelled_locks c "  # noqa: S608 - a fixed column
+            f"JOIN transfers t ON t.id = c.transfer_id WHERE t.recipient = $1 AND {column} = $2 "
+            "AND c.kind = $3 ORDER BY t.created_at DESC LIMIT 1",
+            recipient,
+            key,
+            kind,
+        )
+        return CancelledLock(bytes(row[0]), bytes(row[1])) if row else None
+
+    async def forget_cancelled_locks(self, now: float) -> None:
+        """Drop the kept locks of cancelled transfers past their expiry."""
+        await self._db.execute(
+            "DELETE FROM cancelled_locks WHERE transfer_id IN "
+            "(SELECT id FROM transfers WHERE expires_at <= $1)",
+            now,
+        )
+
+    # -- sealed phone blobs (summary, code, authorizer) -----------------------------------
+
+    async def put_phone_blob(self, transfer_id: str, kind: str, sealed: bytes) -> None:
+        await self._db.execute(
+            "INSERT INTO phone_blobs (transfer_id, kind, sealed) VALUES ($1, $2, $3) "
+            "ON CONFLICT (transfer_id, kind) DO UPDATE SET sealed = excluded.sealed",
+            transfer_id,
+            kind,
+            sealed,
+        )
+
+    async def phone_blob(self, transfer_id: str, kind: str) -> bytes | None:
+        row = await self._one(
+            "SELECT sealed FROM phone_blobs WHERE transfer_id = $1 AND kind = $2",
+            transfer_id,
+            kind,
+        )
+        return bytes(row[0]) if row else None
+
+    # -- objects -------------------------------------------------------------------------
+
+    async def object_status(self, transfer_id: str, index: int) -> ObjectStatus | None:
+        row = await self._one(
+            "SELECT idx, durable_offset, complete, size, sha256 FROM objects "
+            "WHERE transfer_id = $1 AND idx = $2",
+            transfer_id,
+            index,
+        )
+        return ObjectStatus(row[0], row[1], bool(row[2]), row[3], row[4]) if row else None
+
+    async def object_statuses(self, transfer_id: str) -> list[ObjectStatus]:
+        rows = await self._all(
+            "SELECT idx, durable_offset, complete, size, sha256 FROM objects "
+            "WHERE transfer_id = $1 ORDER BY idx",
+            transfer_id,
+        )
+        return [ObjectStatus(r[0], r[1], bool(r[2]), r[3], r[4]) for r in rows]
+
+    async def set_durable_offset(self, transfer_id: str, index: int, offset: int) -> None:
+        await self._db.execute(
+            "INSERT INTO objects (transfer_id, idx, durable_offset) VALUES ($1, $2, $3) "
+            "ON CONFLICT (transfer_id, idx) DO UPDATE SET durable_offset = excluded.durable_offset",
+            transfer_id,
+            index,
+            offset,
+        )
+
+    async def complete_object(self, transfer_id: str, index: int, size: int, sha256: str) -> None:
+        await self._db.execute(
+            "UPDATE objects SET complete = 1, size = $1, sha256 = $2 "
+            "WHERE transfer_id = $3 AND idx = $4",
+            size,
+            sha256,
+            transfer_id,
+            index,
+        )
+
+    # -- manifest ------------------------------------------------------------------------
+
+    async def put_manifest_record(self, transfer_id: str, record: ManifestRecord) -> None:
+        await self._db.execute(
+            "INSERT INTO manifest_records (transfer_id, seq, final, record) "
+            "VALUES ($1, $2, $3, $4)",
+            transfer_id,
+            record.seq,
+            int(record.final),
+            record.record,
+        )
+        if record.final:
+            await self._db.execute(
+                "UPDATE transfers SET manifest_closed = 1 WHERE id = $1", transfer_id
+            )
+
+    async def manifest_record(self, transfer_id: str, seq: int) -> ManifestRecord | None:
+        row = await self._one(
+            "SELECT seq, final, record FROM manifest_records WHERE transfer_id = $1 AND seq = $2",
+            transfer_id,
+            seq,
+        )
+        return ManifestRecord(row[0], bool(row[1]), bytes(row[2])) if row else None
+
+    async def manifest_records(
+        self, transfer_id: str, from_seq: int, limit: int
+    ) -> list[ManifestRecord]:
+        rows = await self._all(
+            "SELECT seq, final, record FROM manifest_records "
+            "WHERE transfer_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+            transfer_id,
+            from_seq,
+            limit,
+        )
+        return [ManifestRecord(r[0], bool(r[1]), bytes(r[2])) for r in rows]
+
+    async def manifest_closed(self, transfer_id: str) -> bool:
+        row = await self._one("SELECT manifest_closed FROM transfers WHERE id = $1", transfer_id)
+        return bool(row and row[0])
+
+    async def manifest_count(self, transfer_id: str) -> int:
+        row = await self._one(
+            "SELECT COUNT(*) FROM manifest_records WHERE transfer_id = $1", transfer_id
+        )
+        return int(row[0]) if row else 0
+
+    async def delete_manifest(self, transfer_id: str) -> None:
+        await self._db.execute("DELETE FROM manifest_records WHERE transfer_id = $1", transfer_id)
+
+    # -- audit ---------------------------------------------------------------------------
+
+    async def audit(self, event: AuditEvent, now: float) -> None:
+        """Kept until the transaction commits (`append_audit`), so the chain's lock is held
+        only for the moment of appending."""
+        self._audit.append((event, now))
+
+    async def append_audit(self) -> None:
+        """Append this transaction's audit records to the one chain, in order."""
+        if not self._audit:
+            return
+        await self._db.execute("SELECT pg_advisory_xact_lock($1)", AUDIT_CHAIN_LOCK)
+        row = await self._one("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        seq, prev = (int(row[0]), bytes(row[1])) if row else (0, GENESIS)
+        for event, now in self._audit:
+            fields = {
+                "at": now,
+                "event_id": event.event_id,
+                "action": event.action,
+                "actor": event.actor,
+                "actor_role": event.actor_role,
+                "transfer_id": event.transfer_id,
+                "outcome": event.outcome,
+                "detail": event.detail,
+                "remote": event.remote,
+            }
+            digest = chain_hash(prev, fields)
+            seq += 1
+            await self._db.execute(
+                "INSERT INTO audit (seq, at, event_id, action, actor, actor_role, transfer_id, "
+                "outcome, detail, remote, prev_hash, hash) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                seq,
+                now,
+                event.event_id,
+                event.action,
+                event.actor,
+                event.actor_role,
+                event.transfer_id,
+                event.outcome,
+                json.dumps(event.detail, sort_keys=True, separators=(",", ":")),
+                event.remote,
+                prev,
+                digest,
+            )
+            prev = digest
+        self._audit.clear()
+
+    # -- redemption ids ------------------------------------------------------------------
+
+    async def set_redemption_digest(self, transfer_id: str, digest: bytes) -> None:
+        await self._db.execute(
+            "UPDATE transfers SET redemption_digest = $1 WHERE id = $2", digest, transfer_id
+        )
+
+    async def redemption_digest(self, transfer_id: str) -> bytes | None:
+        row = await self._one("SELECT redemption_digest FROM transfers WHERE id = $1", transfer_id)
+        return bytes(row[0]) if row and row[0] is not None else None
