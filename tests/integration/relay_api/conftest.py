@@ -1,4 +1,6 @@
-"""The `ctx` fixture: a relay on port 0 with a fake clock, and an HTTP session to it."""
+"""The `ctx` fixture: a relay on port 0 with a fake clock, and an HTTP session to it, once on
+each metadata backend: the embedded SQLite file and PostgreSQL (a fresh database per test on
+the session's server). A test about the SQLite file itself is marked `sqlite_only`."""
 
 from __future__ import annotations
 
@@ -6,17 +8,46 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import pytest
 import pytest_asyncio
+from peers.postgres import PostgresServer, postgres_server  # noqa: F401 - a fixture
 from relay_harness import FakeClock, running_relay
 
-from relay_api.plumbing import Ctx
+from relay.storage.permissions import OWNER_ONLY_FOLDER
+from relay_api.plumbing import Ctx, PgDatabase
+
+BACKENDS = ("sqlite", "postgres")
+
+
+def use_postgres(data_dir: Path, server: PostgresServer) -> PgDatabase:
+    """Point the relay that runs with `data_dir` at a fresh PostgreSQL database, as an operator
+    does: `metadata_url` and `metadata_password_file` in its relay.toml."""
+    database = server.new_database()
+    data_dir.mkdir(parents=True, mode=OWNER_ONLY_FOLDER)
+    (data_dir / "relay.toml").write_text(
+        f'metadata_url = "{server.url(database)}"\n'
+        f'metadata_password_file = "{server.password_file}"\n',
+        encoding="utf-8",
+    )
+    return PgDatabase(server, database)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param != "sqlite" and request.node.get_closest_marker("sqlite_only"):
+        pytest.skip("about the embedded SQLite file only")
+    return str(request.param)
 
 
 @pytest_asyncio.fixture
-async def ctx(tmp_path: Path) -> AsyncIterator[Ctx]:
+async def ctx(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> AsyncIterator[Ctx]:
     clock = FakeClock()
+    data_dir = tmp_path / "relay"
+    pg = None
+    if backend == "postgres":
+        pg = use_postgres(data_dir, request.getfixturevalue("postgres_server"))
     async with (
-        running_relay(tmp_path / "relay", clock=clock) as relay,
+        running_relay(data_dir, clock=clock) as relay,
         aiohttp.ClientSession() as http,
     ):
-        yield Ctx(relay, clock, http)
+        yield Ctx(relay, clock, http, pg=pg)

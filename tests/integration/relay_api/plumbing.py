@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from peers.postgres import PostgresServer
 from relay_harness import RECEIVER, FakeClock, Relay
 from yarl import URL
 
 from relay import errors, sweeper
 from relay.appkeys import CONFIG, METADATA, OBJECTS
-from relay.storage.sqlite import SqliteMetadata
+from relay.sites import open_store
 from transfer_codes.capability import Capability
 from transfer_codes.codes import LOCATOR_LIMIT, RedemptionCode
 from transfer_codes.keys import (
@@ -62,12 +63,21 @@ class Reply:
         return str(self.problem[1]).removeprefix(PROBLEM)
 
 
+@dataclass(frozen=True)
+class PgDatabase:
+    """The PostgreSQL database a relay under test keeps its metadata in."""
+
+    server: PostgresServer
+    name: str
+
+
 @dataclass
 class Ctx:
     relay: Relay
     clock: FakeClock
     http: aiohttp.ClientSession
     forwarded_for: str | None = None  # as a proxy in front of the relay would say
+    pg: PgDatabase | None = None  # None: the embedded SQLite file
 
     @property
     def er(self) -> str:
@@ -104,14 +114,19 @@ class Ctx:
             return Reply(response.status, body, dict(response.headers))
 
     def db(self) -> sqlite3.Connection:
+        """The embedded SQLite file (tests marked `sqlite_only`)."""
+        assert self.pg is None, "a test using ctx.db() must be marked sqlite_only"
         return sqlite3.connect(self.relay.data_dir / "relay.sqlite3")
 
     def rows(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
+        """`sql` (with `?` placeholders) run on the relay's metadata, whichever backend."""
+        if self.pg is not None:
+            return self.pg.server.rows(self.pg.name, sql, *args)
         with contextlib.closing(self.db()) as db:
             return list(db.execute(sql, args).fetchall())
 
     async def audit_records(self) -> list[dict[str, Any]]:
-        store = await SqliteMetadata.open(self.relay.data_dir / "relay.sqlite3")
+        store = await open_store(self.relay.data_dir, create=False, upgrade=False)
         try:
             return await store.audit_records()
         finally:

@@ -99,6 +99,7 @@ async def test_audit_chain_after_a_full_flow(ctx: Ctx) -> None:
         assert secret not in trail
 
 
+@pytest.mark.sqlite_only  # tampers with the SQLite file (PostgreSQL: test_postgres_store)
 @pytest.mark.asyncio
 async def test_audit_records_cannot_be_changed_and_tampering_is_detected(ctx: Ctx) -> None:
     sent = await create_transfer(ctx)
@@ -131,6 +132,7 @@ async def test_audit_records_cannot_be_changed_and_tampering_is_detected(ctx: Ct
     assert not audit_chain_intact(records)
 
 
+@pytest.mark.sqlite_only  # tampers with the SQLite file (PostgreSQL: test_postgres_store)
 @pytest.mark.asyncio
 async def test_deleting_an_audit_record_is_detected(ctx: Ctx) -> None:
     await create_transfer(ctx)

@@ -60,17 +60,18 @@ def _renumber_from(db: sqlite3.Connection, seq: int, by: int) -> None:
 
 @pytest.mark.asyncio
 async def test_the_trail_is_read_while_the_relay_runs_and_is_intact(ctx: Ctx) -> None:
-    records = read_audit_records(ctx.relay.data_dir)
+    records = await asyncio.to_thread(read_audit_records, ctx.relay.data_dir)
     assert records == await ctx.audit_records()
     sent = await create_transfer(ctx)
     await redeem(ctx, sent.locator, wrong_proof())
-    records = read_audit_records(ctx.relay.data_dir)
+    records = await asyncio.to_thread(read_audit_records, ctx.relay.data_dir)
     assert records == await ctx.audit_records()
     assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
     assert verify_audit_chain(records) == []
     assert {"transfer-created", "redeem-attempt"} <= {r["action"] for r in records}
 
 
+@pytest.mark.sqlite_only  # tampers with a copy of the SQLite file
 @pytest.mark.asyncio
 async def test_an_edited_record_is_named(ctx: Ctx, tmp_path: Path) -> None:
     copy = tmp_path / "copy"
@@ -93,6 +94,7 @@ async def test_an_edited_record_is_named(ctx: Ctx, tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.sqlite_only  # tampers with a copy of the SQLite file
 @pytest.mark.asyncio
 async def test_a_record_edited_and_hashed_again_breaks_the_next_link(
     ctx: Ctx, tmp_path: Path
@@ -109,6 +111,7 @@ async def test_a_record_edited_and_hashed_again_breaks_the_next_link(
     assert _found(copy) == [(SEQ + 1, Problem.LINK)]
 
 
+@pytest.mark.sqlite_only  # tampers with a copy of the SQLite file
 @pytest.mark.asyncio
 async def test_an_inserted_record_is_named(ctx: Ctx, tmp_path: Path) -> None:
     copy = tmp_path / "copy"
@@ -151,6 +154,7 @@ async def test_an_inserted_record_is_named(ctx: Ctx, tmp_path: Path) -> None:
     assert len(read_audit_records(copy)) == len(records) + 1
 
 
+@pytest.mark.sqlite_only  # tampers with a copy of the SQLite file
 @pytest.mark.asyncio
 async def test_an_inserted_record_with_a_made_up_hash_is_named(ctx: Ctx, tmp_path: Path) -> None:
     copy = tmp_path / "copy"
@@ -166,6 +170,7 @@ async def test_an_inserted_record_with_a_made_up_hash_is_named(ctx: Ctx, tmp_pat
     assert _found(copy) == [(len(records) + 1, Problem.EDITED)]
 
 
+@pytest.mark.sqlite_only  # tampers with a copy of the SQLite file
 @pytest.mark.asyncio
 async def test_a_deleted_record_is_named(ctx: Ctx, tmp_path: Path) -> None:
     copy = tmp_path / "copy"
@@ -179,6 +184,7 @@ async def test_a_deleted_record_is_named(ctx: Ctx, tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.sqlite_only  # tampers with a copy of the SQLite file
 @pytest.mark.asyncio
 async def test_a_deleted_first_record_and_a_deleted_record_renumbered_over_are_found(
     ctx: Ctx, tmp_path: Path
@@ -194,6 +200,7 @@ async def test_a_deleted_first_record_and_a_deleted_record_renumbered_over_are_f
     assert found[0].sentence == "Before record 2, record 1 was removed."
 
 
+@pytest.mark.sqlite_only  # tampers with a copy of the SQLite file
 @pytest.mark.asyncio
 async def test_json_lines_of_the_real_trail_come_back_whole(ctx: Ctx, tmp_path: Path) -> None:
     records = await _trail(ctx, tmp_path / "copy")

@@ -1,0 +1,204 @@
+"""What PostgreSQL adds: several relay instances on one database stay one relay. A code is
+redeemed once however the attempts are spread, locators are never handed out twice, the audit
+trail stays one unbroken chain, the sweep runs on one instance at a time, and instances that
+start together migrate the schema once without tripping over each other."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiohttp import web
+from peers.postgres import PostgresServer
+
+from relay import audit
+from relay import config as relay_config
+from relay.app import make_app
+from relay.appkeys import METADATA
+from relay.errors import ConfigError
+from relay.storage.audit_chain import verify_audit_chain
+from relay.storage.postgres import PostgresMetadata, _schema_steps
+from relay_api.conftest import use_postgres
+from relay_api.plumbing import (
+    REFUSED,
+    Ctx,
+    assert_unwraps,
+    code_proof,
+    create_transfer,
+    redeem,
+    state_of,
+    wrong_proof,
+)
+
+ON_POSTGRES = pytest.mark.parametrize("backend", ["postgres"])
+
+
+def share_database(first: Path, second: Path) -> None:
+    """Set up `second` as the data folder of another instance on `first`'s database."""
+    second.mkdir(mode=0o700)
+    (second / "relay.toml").write_bytes((first / "relay.toml").read_bytes())
+
+
+@asynccontextmanager
+async def second_instance(ctx: Ctx, data_dir: Path) -> AsyncIterator[Ctx]:
+    """Another relay process's worth of relay (its own app, connection pool and port) on the
+    same database as `ctx`, as a second instance behind a load balancer."""
+    assert ctx.pg is not None
+    await asyncio.to_thread(share_database, ctx.relay.data_dir, data_dir)
+    config = relay_config.load(data_dir, "127.0.0.1:0", environ={}, clock=ctx.clock)
+    app = make_app(config, sweep=False)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    relay = dataclasses.replace(ctx.relay, url=f"http://127.0.0.1:{port}", data_dir=data_dir)
+    relay.app = app
+    try:
+        yield dataclasses.replace(ctx, relay=relay)
+    finally:
+        await runner.cleanup()
+
+
+@ON_POSTGRES
+@pytest.mark.asyncio
+async def test_fifty_redemptions_split_across_two_instances_give_exactly_one_success(
+    ctx: Ctx, tmp_path: Path
+) -> None:
+    async with second_instance(ctx, tmp_path / "second") as other:
+        sent = await create_transfer(ctx)
+        proof = await code_proof(other, sent.code)
+        replies = await asyncio.gather(
+            *(redeem(ctx if n % 2 else other, sent.locator, proof) for n in range(50))
+        )
+    winners = [r for r in replies if r.status == 200]
+    assert len(winners) == 1
+    assert_unwraps(winners[0], sent, sent.code)
+    assert [r.problem for r in replies if r.status != 200] == [REFUSED] * 49
+    assert await state_of(ctx, sent) == ("redeemed", 0)
+    records = await ctx.audit_records()
+    attempts = [
+        r
+        for r in records
+        if r["event_id"] == audit.USER_AUTHENTICATION and r["transfer_id"] == sent.transfer_id
+    ]
+    assert sorted(r["outcome"] for r in attempts) == ["failure"] * 49 + ["success"]
+    # both instances appended to one chain: numbered without gaps, every link intact
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+    assert verify_audit_chain(records) == []
+
+
+@ON_POSTGRES
+@pytest.mark.asyncio
+async def test_wrong_guesses_on_two_instances_all_count(ctx: Ctx, tmp_path: Path) -> None:
+    async with second_instance(ctx, tmp_path / "second") as other:
+        sent = await create_transfer(ctx)
+        wrong = wrong_proof()
+        replies = await asyncio.gather(
+            *(redeem(ctx if n % 2 else other, sent.locator, wrong) for n in range(4))
+        )
+    assert [r.code for r in replies] == ["code-not-accepted"] * 4
+    # each saw the count the one before it left: "9 more tries", "8 more tries", ...
+    assert len({r.problem[2] for r in replies}) == 4
+    assert await state_of(ctx, sent) == ("authorized", 4)
+
+
+@ON_POSTGRES
+@pytest.mark.asyncio
+async def test_two_instances_never_hand_out_one_locator(ctx: Ctx, tmp_path: Path) -> None:
+    async with second_instance(ctx, tmp_path / "second") as other:
+        sent = await asyncio.gather(
+            *(
+                create_transfer(ctx if n % 2 else other, install=False, authorize=False)
+                for n in range(16)
+            )
+        )
+    locators = [s.locator for s in sent]
+    assert len(set(locators)) == len(locators)
+    assert ctx.rows("SELECT count(DISTINCT locator) FROM transfers") == [(16,)]
+
+
+@ON_POSTGRES
+@pytest.mark.asyncio
+async def test_one_instance_sweeps_at_a_time(ctx: Ctx, tmp_path: Path) -> None:
+    async with second_instance(ctx, tmp_path / "second") as other:
+        assert ctx.relay.app is not None
+        assert other.relay.app is not None
+        first, second = ctx.relay.app[METADATA], other.relay.app[METADATA]
+        async with first.exclusive() as mine:
+            assert mine
+            async with second.exclusive() as theirs:
+                assert not theirs
+        async with second.exclusive() as theirs:
+            assert theirs
+
+
+@ON_POSTGRES
+@pytest.mark.asyncio
+async def test_the_audit_table_refuses_changes(ctx: Ctx) -> None:
+    await create_transfer(ctx)
+    assert ctx.pg is not None
+    for statement in (
+        "UPDATE audit SET detail = '{}' WHERE seq = 2",
+        "DELETE FROM audit WHERE seq = 2",
+        "DELETE FROM audit",
+        "TRUNCATE audit",
+    ):
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            ctx.rows(statement)
+    assert verify_audit_chain(await ctx.audit_records()) == []
+
+
+async def _opened_together(server: PostgresServer, database: str, count: int) -> list[int]:
+    password = server.password
+    stores = await asyncio.gather(
+        *(PostgresMetadata.open(server.url(database), password) for _ in range(count))
+    )
+    try:
+        return [await s.schema_version() for s in stores]
+    finally:
+        for s in stores:
+            await s.close()
+
+
+@pytest.mark.asyncio
+async def test_instances_starting_at_once_migrate_the_schema_once(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    database = postgres_server.new_database()
+    latest = _schema_steps()[-1][0]
+    assert await _opened_together(postgres_server, database, 4) == [latest] * 4
+    # and again: nothing left to do, nothing done twice
+    assert await _opened_together(postgres_server, database, 2) == [latest] * 2
+    assert postgres_server.rows(database, "SELECT count(*) FROM relay_schema") == [(1,)]
+
+
+def test_the_password_never_goes_in_the_url(tmp_path: Path) -> None:
+    data_dir = tmp_path / "relay"
+    data_dir.mkdir()
+    (data_dir / "relay.toml").write_text(
+        'metadata_url = "postgresql://relay:secret@127.0.0.1:5432/relay"\n', encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match="metadata_password_file") as caught:
+        relay_config.load(data_dir, environ={})
+    assert "secret" not in str(caught.value)
+
+
+@pytest.mark.asyncio
+async def test_a_site_added_on_one_instance_works_on_the_other(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    from relay.sites import add_site, list_sites
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    pg = await asyncio.to_thread(use_postgres, first, postgres_server)
+    await asyncio.to_thread(share_database, first, second)
+    await add_site(first, "st-mary-er", "sending", None)
+    assert [r.site.name for r in await list_sites(second)] == ["st-mary-er"]
+    assert not await asyncio.to_thread((second / "relay.sqlite3").exists)
+    assert pg.server.rows(pg.name, "SELECT name FROM sites") == [("st-mary-er",)]
