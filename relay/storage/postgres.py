@@ -21,6 +21,7 @@ It behaves as the embedded SQLite store (`relay.storage.sqlite`) does, across pr
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -189,7 +190,10 @@ class PostgresMetadata:
                 yield work
                 await work.append_audit()
             except BaseException:
-                await tx.rollback()
+                # A connection that broke mid-transaction cannot roll back; the server drops
+                # the transaction with it, and the pool replaces the connection.
+                with contextlib.suppress(asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
+                    await tx.rollback()
                 raise
             await tx.commit()
 
