@@ -25,15 +25,14 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from relay import errors
-from relay.lifecycle import Authorizer, Revoker, State, Transfer
-from relay.storage.audit_chain import GENESIS, RECORD_COLUMNS, SELECT_RECORDS, chain_hash
+from relay.lifecycle import Transfer
+from relay.storage.audit_chain import GENESIS, RECORD_COLUMNS, SELECT_RECORDS
 from relay.storage.models import (
     AuditEvent,
     CancelledLock,
@@ -43,13 +42,16 @@ from relay.storage.models import (
     SiteRecord,
     StoredLock,
 )
-
-_TRANSFER_COLUMNS = (
-    "id, sender, recipient, locator, state, created_at, expires_at, authorized_at, "
-    "authorized_by, failed_attempts, redeemed_at, delivered_at, revoked_at, revoked_by"
+from relay.storage.rows import (
+    MAX_SENDER_ADDRESSES,
+    SITE_COLUMNS,
+    TRANSFER_COLUMNS,
+    chained_record,
+    saved_transfer_values,
+    schema_steps,
+    transfer_from_row,
+    transfer_values,
 )
-_SITE_COLUMNS = "name, role, display_name, disabled_at"
-MAX_SENDER_ADDRESSES = 8
 
 # Advisory lock keys (one 64-bit space per database): fixed numbers, spelled "trauma-relay".
 MIGRATION_LOCK = 0x7472_6175_6D61_0001
@@ -58,53 +60,6 @@ SWEEP_LOCK = 0x7472_6175_6D61_0003
 # Per-site locks: the two-key form, namespaced by these, with hashtext(site name).
 _LOCATOR_SPACE = 0x7472_0001
 _QUOTA_SPACE = 0x7472_0002
-
-
-def _schema_steps() -> list[tuple[int, str]]:
-    folder = resources.files("relay.storage") / "schema_pg"
-    steps = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            steps.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(steps)
-
-
-def _transfer(row: Any) -> Transfer:
-    return Transfer(
-        id=row[0],
-        sender=row[1],
-        recipient=row[2],
-        locator=row[3],
-        state=State(row[4]),
-        created_at=row[5],
-        expires_at=row[6],
-        authorized_at=row[7],
-        authorized_by=Authorizer(row[8]) if row[8] else None,
-        failed_attempts=row[9],
-        redeemed_at=row[10],
-        delivered_at=row[11],
-        revoked_at=row[12],
-        revoked_by=Revoker(row[13]) if row[13] else None,
-    )
-
-
-def _transfer_values(t: Transfer) -> tuple[object, ...]:
-    return (
-        t.id,
-        t.sender,
-        t.recipient,
-        t.locator,
-        t.state.value,
-        t.created_at,
-        t.expires_at,
-        t.authorized_at,
-        t.authorized_by.value if t.authorized_by else None,
-        t.failed_attempts,
-        t.redeemed_at,
-        t.delivered_at,
-        t.revoked_at,
-        t.revoked_by.value if t.revoked_by else None,
-    )
 
 
 def read_password(path: Path | None) -> str | None:
@@ -163,7 +118,7 @@ class PostgresMetadata:
                     "CREATE TABLE IF NOT EXISTS relay_schema (version BIGINT NOT NULL)"
                 )
                 version = await conn.fetchval("SELECT max(version) FROM relay_schema") or 0
-                for number, sql in _schema_steps():
+                for number, sql in schema_steps("schema_pg"):
                     if number <= version:
                         continue
                     async with conn.transaction():
@@ -249,7 +204,7 @@ class PostgresTransaction:
 
     async def site_by_credential(self, credential_digest: bytes, now: float) -> Site | None:
         row = await self._one(
-            f"SELECT {_SITE_COLUMNS} FROM sites WHERE credential_digest = $1 "  # noqa: S608
+            f"SELECT {SITE_COLUMNS} FROM sites WHERE credential_digest = $1 "  # noqa: S608
             "OR (previous_credential_digest = $1 AND previous_until > $2)",
             credential_digest,
             now,
@@ -258,7 +213,7 @@ class PostgresTransaction:
 
     async def site(self, name: str) -> Site | None:
         row = await self._one(
-            f"SELECT {_SITE_COLUMNS} FROM sites WHERE name = $1",  # noqa: S608
+            f"SELECT {SITE_COLUMNS} FROM sites WHERE name = $1",  # noqa: S608
             name,
         )
         return Site(*row) if row else None
@@ -266,7 +221,7 @@ class PostgresTransaction:
     async def sites(self, role: str | None = None) -> list[Site]:
         """The enabled sites (of `role`)."""
         rows = await self._all(
-            f"SELECT {_SITE_COLUMNS} FROM sites WHERE disabled_at IS NULL "  # noqa: S608
+            f"SELECT {SITE_COLUMNS} FROM sites WHERE disabled_at IS NULL "  # noqa: S608
             "AND ($1::text IS NULL OR role = $1) ORDER BY name",
             role,
         )
@@ -274,7 +229,7 @@ class PostgresTransaction:
 
     async def site_records(self) -> list[SiteRecord]:
         rows = await self._all(
-            f"SELECT {_SITE_COLUMNS}, created_at, previous_until, "  # noqa: S608
+            f"SELECT {SITE_COLUMNS}, created_at, previous_until, "  # noqa: S608
             "(SELECT COUNT(*) FROM transfers t WHERE (t.sender = s.name OR t.recipient = "
             "s.name) AND t.state NOT IN ('delivered', 'revoked', 'expired')) "
             "FROM sites s ORDER BY name"
@@ -374,40 +329,36 @@ class PostgresTransaction:
         """The transfers `name` sent or is to receive that are neither delivered, revoked nor
         expired."""
         rows = await self._all(
-            f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE (sender = $1 OR recipient = $1) "  # noqa: S608
+            f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE (sender = $1 OR recipient = $1) "  # noqa: S608
             "AND state NOT IN ('delivered', 'revoked', 'expired') ORDER BY created_at, id "
             "FOR UPDATE",
             name,
         )
-        return [_transfer(row) for row in rows]
+        return [transfer_from_row(row) for row in rows]
 
     # -- transfers -----------------------------------------------------------------------
 
     async def insert_transfer(self, transfer: Transfer) -> None:
         await self._db.execute(
-            f"INSERT INTO transfers ({_TRANSFER_COLUMNS}) "  # noqa: S608 - fixed column list
+            f"INSERT INTO transfers ({TRANSFER_COLUMNS}) "  # noqa: S608 - fixed column list
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-            *_transfer_values(transfer),
+            *transfer_values(transfer),
         )
 
     async def transfer(self, transfer_id: str) -> Transfer | None:
         """The transfer, locked for this transaction (another one reading it waits)."""
         row = await self._one(
-            f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE id = $1 FOR UPDATE",  # noqa: S608
+            f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = $1 FOR UPDATE",  # noqa: S608
             transfer_id,
         )
-        return _transfer(row) if row else None
+        return transfer_from_row(row) if row else None
 
     async def save_transfer(self, transfer: Transfer) -> None:
-        values = _transfer_values(transfer)
         await self._db.execute(
             "UPDATE transfers SET state = $1, authorized_at = $2, authorized_by = $3, "
             "failed_attempts = $4, redeemed_at = $5, delivered_at = $6, revoked_at = $7, "
             "revoked_by = $8, expires_at = $9 WHERE id = $10",
-            *values[4:5],
-            *values[7:],
-            transfer.expires_at,
-            transfer.id,
+            *saved_transfer_values(transfer),
         )
 
     async def locators_in_use(self, recipient: str) -> set[int]:
@@ -423,21 +374,21 @@ class PostgresTransaction:
 
     async def transfer_by_locator(self, recipient: str, locator: int) -> Transfer | None:
         row = await self._one(
-            f"SELECT {_TRANSFER_COLUMNS} FROM transfers "  # noqa: S608
+            f"SELECT {TRANSFER_COLUMNS} FROM transfers "  # noqa: S608
             "WHERE recipient = $1 AND locator = $2 AND purged = 0 "
             "ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
             recipient,
             locator,
         )
-        return _transfer(row) if row else None
+        return transfer_from_row(row) if row else None
 
     async def transfer_by_authorization(self, digest: bytes) -> Transfer | None:
         row = await self._one(
-            f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE authorization_digest = $1 "  # noqa: S608
+            f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE authorization_digest = $1 "  # noqa: S608
             "FOR UPDATE",
             digest,
         )
-        return _transfer(row) if row else None
+        return transfer_from_row(row) if row else None
 
     async def set_authorization_digest(self, transfer_id: str, digest: bytes) -> None:
         await self._db.execute(
@@ -464,13 +415,13 @@ class PostgresTransaction:
 
     async def due_for_purge(self, now: float, delivered_before: float) -> list[Transfer]:
         rows = await self._all(
-            f"SELECT {_TRANSFER_COLUMNS} FROM transfers "  # noqa: S608
+            f"SELECT {TRANSFER_COLUMNS} FROM transfers "  # noqa: S608
             "WHERE purged = 0 AND (expires_at <= $1 OR state IN ('revoked', 'expired') "
             "OR (state = 'delivered' AND delivered_at <= $2))",
             now,
             delivered_before,
         )
-        return [_transfer(r) for r in rows]
+        return [transfer_from_row(r) for r in rows]
 
     async def mark_purged(self, transfer_id: str) -> None:
         await self._db.execute(
@@ -662,37 +613,15 @@ class PostgresTransaction:
         row = await self._one("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
         seq, prev = (int(row[0]), bytes(row[1])) if row else (0, GENESIS)
         for event, now in self._audit:
-            fields = {
-                "at": now,
-                "event_id": event.event_id,
-                "action": event.action,
-                "actor": event.actor,
-                "actor_role": event.actor_role,
-                "transfer_id": event.transfer_id,
-                "outcome": event.outcome,
-                "detail": event.detail,
-                "remote": event.remote,
-            }
-            digest = chain_hash(prev, fields)
+            prev, values = chained_record(event, now, prev)
             seq += 1
             await self._db.execute(
                 "INSERT INTO audit (seq, at, event_id, action, actor, actor_role, transfer_id, "
                 "outcome, detail, remote, prev_hash, hash) "
                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 seq,
-                now,
-                event.event_id,
-                event.action,
-                event.actor,
-                event.actor_role,
-                event.transfer_id,
-                event.outcome,
-                json.dumps(event.detail, sort_keys=True, separators=(",", ":")),
-                event.remote,
-                prev,
-                digest,
+                *values,
             )
-            prev = digest
         self._audit.clear()
 
     # -- redemption ids ------------------------------------------------------------------

@@ -10,15 +10,14 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from relay import errors
-from relay.lifecycle import Authorizer, Revoker, State, Transfer
-from relay.storage.audit_chain import GENESIS, RECORD_COLUMNS, SELECT_RECORDS, chain_hash
+from relay.lifecycle import Transfer
+from relay.storage.audit_chain import GENESIS, RECORD_COLUMNS, SELECT_RECORDS
 from relay.storage.audit_chain import audit_chain_intact as audit_chain_intact
 from relay.storage.audit_chain import verify_audit_chain as verify_audit_chain
 from relay.storage.models import (
@@ -31,42 +30,16 @@ from relay.storage.models import (
     StoredLock,
 )
 from relay.storage.permissions import owner_only
-
-_TRANSFER_COLUMNS = (
-    "id, sender, recipient, locator, state, created_at, expires_at, authorized_at, "
-    "authorized_by, failed_attempts, redeemed_at, delivered_at, revoked_at, revoked_by"
+from relay.storage.rows import (
+    MAX_SENDER_ADDRESSES,
+    SITE_COLUMNS,
+    TRANSFER_COLUMNS,
+    chained_record,
+    saved_transfer_values,
+    schema_steps,
+    transfer_from_row,
+    transfer_values,
 )
-
-MAX_SENDER_ADDRESSES = 8
-_SITE_COLUMNS = "name, role, display_name, disabled_at"
-
-
-def _schema_steps() -> list[tuple[int, str]]:
-    folder = resources.files("relay.storage") / "schema"
-    steps = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            steps.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(steps)
-
-
-def _transfer(row: Any) -> Transfer:
-    return Transfer(
-        id=row[0],
-        sender=row[1],
-        recipient=row[2],
-        locator=row[3],
-        state=State(row[4]),
-        created_at=row[5],
-        expires_at=row[6],
-        authorized_at=row[7],
-        authorized_by=Authorizer(row[8]) if row[8] else None,
-        failed_attempts=row[9],
-        redeemed_at=row[10],
-        delivered_at=row[11],
-        revoked_at=row[12],
-        revoked_by=Revoker(row[13]) if row[13] else None,
-    )
 
 
 class SqliteMetadata:
@@ -93,7 +66,7 @@ class SqliteMetadata:
         async with self._db.execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
         version = int(row[0]) if row else 0
-        for number, sql in _schema_steps():
+        for number, sql in schema_steps("schema"):
             if number <= version:
                 continue
             await self._db.executescript(
@@ -140,7 +113,7 @@ class SqliteMetadata:
 
     async def site_by_credential(self, credential_digest: bytes, now: float) -> Site | None:
         row = await self._one(
-            f"SELECT {_SITE_COLUMNS} FROM sites WHERE credential_digest = ? "  # noqa: S608
+            f"SELECT {SITE_COLUMNS} FROM sites WHERE credential_digest = ? "  # noqa: S608
             "OR (previous_credential_digest = ? AND previous_until > ?)",
             credential_digest,
             credential_digest,
@@ -150,7 +123,7 @@ class SqliteMetadata:
 
     async def site(self, name: str) -> Site | None:
         row = await self._one(
-            f"SELECT {_SITE_COLUMNS} FROM sites WHERE name = ?",  # noqa: S608
+            f"SELECT {SITE_COLUMNS} FROM sites WHERE name = ?",  # noqa: S608
             name,
         )
         return Site(*row) if row else None
@@ -158,7 +131,7 @@ class SqliteMetadata:
     async def sites(self, role: str | None = None) -> list[Site]:
         """The enabled sites (of `role`)."""
         rows = await self._all(
-            f"SELECT {_SITE_COLUMNS} FROM sites WHERE disabled_at IS NULL "  # noqa: S608
+            f"SELECT {SITE_COLUMNS} FROM sites WHERE disabled_at IS NULL "  # noqa: S608
             "AND (? IS NULL OR role = ?) ORDER BY name",
             role,
             role,
@@ -167,7 +140,7 @@ class SqliteMetadata:
 
     async def site_records(self) -> list[SiteRecord]:
         rows = await self._all(
-            f"SELECT {_SITE_COLUMNS}, created_at, previous_until, "  # noqa: S608
+            f"SELECT {SITE_COLUMNS}, created_at, previous_until, "  # noqa: S608
             "(SELECT COUNT(*) FROM transfers t WHERE (t.sender = s.name OR t.recipient = "
             "s.name) AND t.state NOT IN ('delivered', 'revoked', 'expired')) "
             "FROM sites s ORDER BY name"
@@ -261,55 +234,35 @@ class SqliteMetadata:
         """The transfers `name` sent or is to receive that are neither delivered, revoked nor
         expired."""
         rows = await self._all(
-            f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE (sender = ? OR recipient = ?) "  # noqa: S608
+            f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE (sender = ? OR recipient = ?) "  # noqa: S608
             "AND state NOT IN ('delivered', 'revoked', 'expired') ORDER BY created_at",
             name,
             name,
         )
-        return [_transfer(row) for row in rows]
+        return [transfer_from_row(row) for row in rows]
 
     # -- transfers -----------------------------------------------------------------------
 
     async def insert_transfer(self, transfer: Transfer) -> None:
         await self._db.execute(
-            f"INSERT INTO transfers ({_TRANSFER_COLUMNS}) "  # noqa: S608 - fixed column list
+            f"INSERT INTO transfers ({TRANSFER_COLUMNS}) "  # noqa: S608 - fixed column list
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            self._transfer_values(transfer),
-        )
-
-    @staticmethod
-    def _transfer_values(t: Transfer) -> tuple[object, ...]:
-        return (
-            t.id,
-            t.sender,
-            t.recipient,
-            t.locator,
-            t.state.value,
-            t.created_at,
-            t.expires_at,
-            t.authorized_at,
-            t.authorized_by.value if t.authorized_by else None,
-            t.failed_attempts,
-            t.redeemed_at,
-            t.delivered_at,
-            t.revoked_at,
-            t.revoked_by.value if t.revoked_by else None,
+            transfer_values(transfer),
         )
 
     async def transfer(self, transfer_id: str) -> Transfer | None:
         row = await self._one(
-            f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE id = ?",  # noqa: S608
+            f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ?",  # noqa: S608
             transfer_id,
         )
-        return _transfer(row) if row else None
+        return transfer_from_row(row) if row else None
 
     async def save_transfer(self, transfer: Transfer) -> None:
-        values = self._transfer_values(transfer)
         await self._db.execute(
             "UPDATE transfers SET state = ?, authorized_at = ?, authorized_by = ?, "
             "failed_attempts = ?, redeemed_at = ?, delivered_at = ?, revoked_at = ?, "
             "revoked_by = ?, expires_at = ? WHERE id = ?",
-            (*values[4:5], *values[7:], transfer.expires_at, transfer.id),
+            saved_transfer_values(transfer),
         )
 
     async def locators_in_use(self, recipient: str) -> set[int]:
@@ -322,20 +275,20 @@ class SqliteMetadata:
 
     async def transfer_by_locator(self, recipient: str, locator: int) -> Transfer | None:
         row = await self._one(
-            f"SELECT {_TRANSFER_COLUMNS} FROM transfers "  # noqa: S608
+            f"SELECT {TRANSFER_COLUMNS} FROM transfers "  # noqa: S608
             "WHERE recipient = ? AND locator = ? AND purged = 0 "
             "ORDER BY created_at DESC LIMIT 1",
             recipient,
             locator,
         )
-        return _transfer(row) if row else None
+        return transfer_from_row(row) if row else None
 
     async def transfer_by_authorization(self, digest: bytes) -> Transfer | None:
         row = await self._one(
-            f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE authorization_digest = ?",  # noqa: S608
+            f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE authorization_digest = ?",  # noqa: S608
             digest,
         )
-        return _transfer(row) if row else None
+        return transfer_from_row(row) if row else None
 
     async def set_authorization_digest(self, transfer_id: str, digest: bytes) -> None:
         await self._db.execute(
@@ -362,13 +315,13 @@ class SqliteMetadata:
 
     async def due_for_purge(self, now: float, delivered_before: float) -> list[Transfer]:
         rows = await self._all(
-            f"SELECT {_TRANSFER_COLUMNS} FROM transfers "  # noqa: S608
+            f"SELECT {TRANSFER_COLUMNS} FROM transfers "  # noqa: S608
             "WHERE purged = 0 AND (expires_at <= ? OR state IN ('revoked', 'expired') "
             "OR (state = 'delivered' AND delivered_at <= ?))",
             now,
             delivered_before,
         )
-        return [_transfer(r) for r in rows]
+        return [transfer_from_row(r) for r in rows]
 
     async def mark_purged(self, transfer_id: str) -> None:
         await self._db.execute(
@@ -531,34 +484,11 @@ class SqliteMetadata:
     async def audit(self, event: AuditEvent, now: float) -> None:
         row = await self._one("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")
         prev = bytes(row[0]) if row else GENESIS
-        fields = {
-            "at": now,
-            "event_id": event.event_id,
-            "action": event.action,
-            "actor": event.actor,
-            "actor_role": event.actor_role,
-            "transfer_id": event.transfer_id,
-            "outcome": event.outcome,
-            "detail": event.detail,
-            "remote": event.remote,
-        }
-        digest = chain_hash(prev, fields)
+        _, values = chained_record(event, now, prev)
         await self._db.execute(
             "INSERT INTO audit (at, event_id, action, actor, actor_role, transfer_id, outcome, "
             "detail, remote, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                now,
-                event.event_id,
-                event.action,
-                event.actor,
-                event.actor_role,
-                event.transfer_id,
-                event.outcome,
-                json.dumps(event.detail, sort_keys=True, separators=(",", ":")),
-                event.remote,
-                prev,
-                digest,
-            ),
+            values,
         )
 
     async def audit_records(self) -> list[dict[str, Any]]:

@@ -22,7 +22,8 @@ from relay.app import make_app
 from relay.appkeys import METADATA
 from relay.errors import ConfigError
 from relay.storage.audit_chain import verify_audit_chain
-from relay.storage.postgres import PostgresMetadata, _schema_steps
+from relay.storage.postgres import PostgresMetadata
+from relay.storage.rows import schema_steps
 from relay_api.conftest import use_postgres
 from relay_api.plumbing import (
     REFUSED,
@@ -171,7 +172,7 @@ async def test_instances_starting_at_once_migrate_the_schema_once(
     postgres_server: PostgresServer, tmp_path: Path
 ) -> None:
     database = postgres_server.new_database()
-    latest = _schema_steps()[-1][0]
+    latest = schema_steps("schema_pg")[-1][0]
     assert await _opened_together(postgres_server, database, 4) == [latest] * 4
     # and again: nothing left to do, nothing done twice
     assert await _opened_together(postgres_server, database, 2) == [latest] * 2
