@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,6 +18,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 from peers.postgres import PostgresServer
+from relay_harness import RelayProcess
 
 from relay import audit
 from relay import config as relay_config
@@ -203,3 +207,37 @@ async def test_a_site_added_on_one_instance_works_on_the_other(
     assert [r.site.name for r in await list_sites(second)] == ["st-mary-er"]
     assert not await asyncio.to_thread((second / "relay.sqlite3").exists)
     assert pg.server.rows(pg.name, "SELECT name FROM sites") == [("st-mary-er",)]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "trauma_relay.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_relay_and_operator_commands_use_the_database_relay_toml_names(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    data = tmp_path / "relay"
+    pg = use_postgres(data, postgres_server)
+    added = _cli("site", "add", "st-mary-er", "--role", "sending", "--data", str(data), "--json")
+    assert added.returncode == 0, added.stderr
+    relay = RelayProcess(data, tmp_path / "relay.log")
+    relay.start()  # waits for /healthz to answer: it reached the database
+    try:
+        listed = _cli("site", "list", "--data", str(data), "--json")
+        assert listed.returncode == 0, listed.stderr
+        assert "st-mary-er" in listed.stdout
+    finally:
+        relay.stop()
+    verified = _cli("audit", "verify", "--data", str(data), "--json")
+    assert verified.returncode == 0, verified.stderr
+    assert json.loads(verified.stdout)["intact"] is True
+    assert json.loads(verified.stdout)["records"] == 1
+    assert pg.server.rows(pg.name, "SELECT action FROM audit") == [("site-added",)]
+    assert not (data / "relay.sqlite3").exists()
+    assert pg.server.password not in (tmp_path / "relay.log").read_text(encoding="utf-8")
