@@ -37,6 +37,7 @@ from relay_api.plumbing import (
     create_transfer,
     redeem,
     state_of,
+    sweep,
     wrong_proof,
 )
 
@@ -133,14 +134,14 @@ async def test_two_instances_never_hand_out_one_locator(ctx: Ctx, tmp_path: Path
 async def test_one_instance_sweeps_at_a_time(ctx: Ctx, tmp_path: Path) -> None:
     async with second_instance(ctx, tmp_path / "second") as other:
         assert ctx.relay.app is not None
-        assert other.relay.app is not None
-        first, second = ctx.relay.app[METADATA], other.relay.app[METADATA]
-        async with first.exclusive() as mine:
+        sent = await create_transfer(ctx, expires_in=60)
+        ctx.clock.advance(120)
+        async with ctx.relay.app[METADATA].exclusive() as mine:
             assert mine
-            async with second.exclusive() as theirs:
-                assert not theirs
-        async with second.exclusive() as theirs:
-            assert theirs
+            assert await sweep(other) == 0  # the first instance is sweeping: skip this round
+        assert await sweep(other) == 1
+        assert await sweep(ctx) == 0  # nothing left to do
+    assert ctx.rows("SELECT purged FROM transfers WHERE id = ?", sent.transfer_id) == [(1,)]
 
 
 @ON_POSTGRES
