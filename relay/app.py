@@ -21,6 +21,7 @@ from relay.appkeys import (
     METADATA,
     OBJECTS,
     REFUSALS,
+    SIGN_INS,
     SUPPRESSED,
     UPLOAD_LOCKS,
 )
@@ -97,6 +98,7 @@ def make_app(config: RelayConfig, *, sweep: bool = True) -> web.Application:
     )
     app[REFUSALS] = Throttle({"address": Limit(config.refusals_audited_per_minute, 60)})
     app[SUPPRESSED] = {}
+    app[SIGN_INS] = {}
     app[METRICS] = Metrics.new()
     app.cleanup_ctx.append(_storage)
     if sweep:

@@ -20,6 +20,8 @@ MANIFEST_EVENTS = web.AppKey("manifest_events", dict[str, asyncio.Event])
 GUESSES = web.AppKey("guesses", Throttle)  # failed redemptions and phone links
 REFUSALS = web.AppKey("refusals", Throttle)  # refused site credentials, for the audit trail
 SUPPRESSED = web.AppKey("suppressed", dict[str, int])  # refusals not audited yet, by address
+# When each site's credential was last audited as accepted, by (site, client address).
+SIGN_INS = web.AppKey("sign_ins", dict[tuple[str, str], float])
 
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "METADATA",
     "OBJECTS",
     "REFUSALS",
+    "SIGN_INS",
     "SUPPRESSED",
     "UPLOAD_LOCKS",
     "Site",

@@ -24,7 +24,7 @@ EVENT_IDS = {
     "site-credential-rotated": SECURITY_ALERT,
     "site-disabled": SECURITY_ALERT,
     "site-enabled": SECURITY_ALERT,
-    "site-authentication": USER_AUTHENTICATION,
+    "site-authentication": USER_AUTHENTICATION,  # refused; accepted once a while per address
     "transfer-created": BEGIN_TRANSFERRING,
     "keys-installed": APPLICATION_ACTIVITY,
     "phone-documents-installed": APPLICATION_ACTIVITY,
@@ -43,8 +43,10 @@ EVENT_IDS = {
     "review-copy-receipt": IMPORT,
     "holdings-read": APPLICATION_ACTIVITY,
     "object-download": INSTANCES_ACCESSED,
-    "upload-closed": INSTANCES_TRANSFERRED,
+    "upload-begun": BEGIN_TRANSFERRING,  # the first acknowledged byte of the transfer
+    "upload-closed": INSTANCES_TRANSFERRED,  # the upload finished: its manifest closed
     "manifest-read": INSTANCES_ACCESSED,
+    "transfer-expired": APPLICATION_ACTIVITY,
     "transfer-purged": STUDY_DELETED,
 }
 

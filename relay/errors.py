@@ -236,6 +236,11 @@ class ExportFileExists(ConfigError):
     move the old file away first."""
 
 
+class ForwardingPositionWrong(ConfigError):
+    """The position file does not match this audit trail: it was kept for another relay's
+    trail, or the trail was restored from an older backup. Check --position and --data."""
+
+
 class SyslogUnreachable(ConfigError):
     """The audit records could not be sent to that syslog receiver. Check --to and --ca, and that
     it takes TLS there."""

@@ -36,6 +36,15 @@ async def _sweep(config: RelayConfig, metadata: MetadataStore, objects: ObjectSt
         async with metadata.transaction() as tx:
             if t.state != State.REVOKED and t.is_due(now):
                 await tx.save_transfer(t.expired(now))
+                await audit.record(
+                    tx,
+                    now,
+                    action="transfer-expired",
+                    actor="relay",
+                    actor_role="relay",
+                    transfer_id=t.id,
+                    state=t.state.value,  # what it was when its time ran out
+                )
             await tx.delete_locks(t.id)
             await tx.delete_manifest(t.id)
             await tx.mark_purged(t.id)

@@ -1,7 +1,9 @@
 """Site authentication: `Authorization: Bearer <credential>`, stored on the relay as a digest.
 
 A refused credential is audited (110114, failure) with where it came from, never with what was
-presented: a near-miss credential in the audit trail would be a secret in the audit trail."""
+presented: a near-miss credential in the audit trail would be a secret in the audit trail. An
+accepted one is audited too (110114, success), but once per `SIGN_IN_INTERVAL` for each site and
+client address, as a sign-in would be: not once for every chunk of an upload."""
 
 from __future__ import annotations
 
@@ -12,11 +14,14 @@ from aiohttp import web
 
 from relay import errors
 from relay.addresses import client_address
-from relay.appkeys import CONFIG, METADATA, REFUSALS, SUPPRESSED
+from relay.appkeys import CONFIG, METADATA, REFUSALS, SIGN_INS, SUPPRESSED
 from relay.desk.visit import UNKNOWN, Caller, Desk, visit
 from relay.metrics import METRICS
 from relay.storage.models import Site
 from transfer_codes.tokens import token_digest
+
+SIGN_IN_INTERVAL = 3600.0  # seconds between two records of one site's accepted credential
+MAX_SIGN_INS = 10_000  # (site, address) pairs remembered; then the relay starts afresh
 
 
 async def require_site(request: web.Request, role: str | None = None) -> Site:
@@ -36,6 +41,9 @@ async def require_site(request: web.Request, role: str | None = None) -> Site:
             await _record_refusal(d, request, "unknown")
         elif site.disabled_at is not None:
             await _record_refusal(d, request, "disabled")
+        elif _sign_in_due(request, site, d.now):
+            signed_in = Desk(d.tx, Caller(site.name, site.role, d.caller.remote), d.now)
+            await signed_in.record("site-authentication", None, method=request.method)
     if site is None:
         raise errors.NotAuthenticated("That site credential is not known to this relay.")
     if site.disabled_at is not None:
@@ -43,6 +51,20 @@ async def require_site(request: web.Request, role: str | None = None) -> Site:
     if role is not None and site.role != role:
         raise errors.NotPermitted(f"Only {role} sites may do that; this is a {site.role} site.")
     return site
+
+
+def _sign_in_due(request: web.Request, site: Site, now: float) -> bool:
+    """Is this accepted credential to be audited: the first from its address in
+    `SIGN_IN_INTERVAL` (or since the relay started)? Marks it as audited if so."""
+    seen = request.app[SIGN_INS]
+    key = (site.name, remote(request))
+    last = seen.get(key)
+    if last is not None and 0 <= now - last < SIGN_IN_INTERVAL:
+        return False
+    if len(seen) >= MAX_SIGN_INS:
+        seen.clear()
+    seen[key] = now
+    return True
 
 
 async def _refused(request: web.Request, credential: str) -> None:

@@ -8,6 +8,7 @@ import argparse
 import json
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 INTACT, TAMPERED = 0, 1
@@ -46,12 +47,34 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "forward",
         "send the audit trail to a syslog receiver over TLS (RFC 5424, 5425)",
         "Send the audit records, as DICOM audit messages in RFC 5424 syslog messages, to an "
-        "audit record repository over TLS (RFC 5425). Dates as for export.",
+        "audit record repository over TLS (RFC 5425). Dates as for export. With --position, "
+        "only the records after the last one forwarded are sent; with --follow as well, the "
+        "command keeps running and sends new records as they are written, at least once "
+        "(after a crash, the last batch may be sent again; each message carries its record's "
+        "number as [meta sequenceId]).",
     )
     send.add_argument("--to", required=True, metavar="HOST:PORT", help="the syslog receiver")
     send.add_argument("--ca", type=Path, metavar="FILE", help="CA certificates to trust (PEM)")
     send.add_argument("--cert", type=Path, metavar="FILE", help="this relay's certificate (PEM)")
     send.add_argument("--key", type=Path, metavar="FILE", help="its private key (PEM)")
+    send.add_argument(
+        "--position",
+        type=Path,
+        metavar="FILE",
+        help="keep the last record forwarded here, and start after it (made if missing)",
+    )
+    send.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep running and send new records as they are written (needs --position)",
+    )
+    send.add_argument(
+        "--interval",
+        type=_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="with --follow, how often to look for new records (default: %(default)s)",
+    )
     _period_and_source(send)
     send.set_defaults(run=_run_forward)
 
@@ -84,6 +107,16 @@ def _instant(text: str, *, end_of_day: bool) -> float:
         raise argparse.ArgumentTypeError(
             f"give a date like 2026-12-03 or a time like 2026-12-03T14:00Z, not {text!r}"
         ) from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0.1 <= seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"give 0.1 to 3600 seconds, not {text!r}")
+    return seconds
 
 
 def _since(text: str) -> float:
@@ -192,7 +225,50 @@ def _run_forward(args: argparse.Namespace) -> int:
         raise errors.SyslogUnreachable(
             f"The TLS certificates could not be loaded ({e}). Check --ca, --cert and --key."
         ) from e
-    records = _chosen(args)
-    sent = forward(records, host.strip("[]"), int(port), context, args.source_id)
-    print(f"{sent} audit record(s) sent to {args.to}.")
+
+    def send(records: list[dict[str, object]]) -> int:
+        return forward(records, host.strip("[]"), int(port), context, args.source_id)
+
+    if args.position is None:
+        if args.follow:
+            raise errors.BadRequest(
+                "--follow needs --position FILE, where the last record forwarded is kept, so "
+                "that a restart goes on from there."
+            )
+        print(f"{send(_chosen(args))} audit record(s) sent to {args.to}.")
+        return 0
+    return _forward_from_position(args, send)
+
+
+def _forward_from_position(
+    args: argparse.Namespace, send: Callable[[list[dict[str, object]]], int]
+) -> int:
+    import signal
+
+    from relay import errors
+    from relay.audit_trail.follow import Forwarding
+    from relay.audit_trail.reading import Period
+
+    if args.follow and args.until is not None:
+        raise errors.BadRequest("--follow has no end: leave out --until.")
+    forwarding = Forwarding(
+        args.data,
+        args.position,
+        send,
+        say=lambda line: print(line, flush=True),
+        period=Period(args.since, args.until),
+    )
+    if not args.follow:
+        print(f"{forwarding.catch_up()} audit record(s) sent to {args.to}.")
+        return 0
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    print(f"Forwarding the audit trail to {args.to} as it is written.", flush=True)
+    try:
+        forwarding.follow(args.interval)
+    except KeyboardInterrupt:
+        print(f"Stopped. The last record forwarded is kept in {args.position}.", file=sys.stderr)
     return 0

@@ -59,8 +59,10 @@ ACTION_CODES = {
     "review-copy-receipt": "U",
     "holdings-read": "R",
     "object-download": "R",
+    "upload-begun": "E",
     "upload-closed": "C",
     "manifest-read": "R",
+    "transfer-expired": "U",
     "transfer-purged": "D",
 }
 

@@ -16,23 +16,26 @@ from typing import Any
 from relay import errors
 from relay.config import load
 from relay.sites import open_data_folder, open_store
-from relay.storage.audit_chain import RECORD_COLUMNS, SELECT_RECORDS
+from relay.storage.audit_chain import RECORD_COLUMNS, SELECT_RECORDS_AFTER
 
 Record = dict[str, Any]
 
 
-def read_audit_records(data_dir: Path) -> list[Record]:
-    """Every audit record in `seq` order, as `SqliteMetadata.audit_records()` gives them.
+def read_audit_records(data_dir: Path, *, after: int = 0, limit: int | None = None) -> list[Record]:
+    """Every audit record in `seq` order, as `SqliteMetadata.audit_records()` gives them; with
+    `after` and `limit`, only the next `limit` records after record `after`.
 
     Raises `NoRelayData` when `data_dir` holds no relay database, and `AuditTrailUnreadable`
     when the file there is not one SQLite can read as a relay's."""
     config = load(data_dir)
     if config.metadata_url is not None:
-        return asyncio.run(_read_shared(data_dir))
+        records = [r for r in asyncio.run(_read_shared(data_dir)) if int(r["seq"]) > after]
+        return records if limit is None else records[:limit]
     database = open_data_folder(data_dir, create=False)
     try:
         with contextlib.closing(sqlite3.connect(_read_only_uri(database), uri=True)) as db:
-            rows = db.execute(SELECT_RECORDS).fetchall()
+            bounds = (after, -1 if limit is None else limit)  # LIMIT -1: no limit
+            rows = db.execute(SELECT_RECORDS_AFTER, bounds).fetchall()
     except sqlite3.Error as e:
         raise errors.AuditTrailUnreadable(
             f"The audit trail in {database} could not be read ({e}). Give --data the folder the "

@@ -1,6 +1,7 @@
 """Forwarding the audit trail to an audit record repository by syslog: RFC 5424 messages over
 TLS with RFC 5425's octet-counting framing, as IHE ATNA asks (MSGID `IHE+RFC-3881`, one DICOM
-`<AuditMessage>` as each message's body, UTF-8 with its byte order mark)."""
+`<AuditMessage>` as each message's body, UTF-8 with its byte order mark), each with the record's
+number as RFC 5424 `[meta sequenceId]`."""
 
 from __future__ import annotations
 
@@ -18,12 +19,18 @@ LOG_AUDIT = 13  # syslog facility "log audit"
 SEVERITY = {SUCCESS: 6, MINOR_FAILURE: 4}  # informational, warning; a serious failure: 2
 BOM = b"\xef\xbb\xbf"
 TIMEOUT = 30.0  # seconds for connecting and for each write
+MAX_SEQUENCE_ID = 2**31 - 1
 
 
 def _header_word(text: str, limit: int) -> str:
     """A header field: printable US-ASCII without spaces, at most `limit` long, or "-"."""
     word = "".join(c for c in text if "!" <= c <= "~")[:limit]
     return word or "-"
+
+
+def sequence_id(seq: int) -> int:
+    """The record's `seq` as RFC 5424 `sequenceId` (1 to 2**31 - 1, then from 1 again)."""
+    return (seq - 1) % MAX_SEQUENCE_ID + 1
 
 
 def syslog_message(record: Record, source_id: str) -> bytes:
@@ -37,7 +44,9 @@ def syslog_message(record: Record, source_id: str) -> bytes:
             "trauma-relay",
             "-",
             "IHE+RFC-3881",
-            "-",
+            # RFC 5424's own sequence number: the record's, so a receiver can tell a record
+            # sent again (forwarding is at-least-once) from a new one.
+            f'[meta sequenceId="{sequence_id(int(record["seq"]))}"]',
         )
     )
     body: bytes = ET.tostring(

@@ -55,7 +55,12 @@ async def resume_offset(d: Desk, transfer_id: str, index: int, offset: int) -> N
 
 
 async def appended(d: Desk, transfer_id: str, index: int, offset: int, sha256: str | None) -> None:
-    """Bytes up to `offset` are durable; with `sha256` the object is complete at that size."""
+    """Bytes up to `offset` are durable; with `sha256` the object is complete at that size.
+    The transfer's first acknowledged bytes are audited as the upload's beginning: once per
+    transfer, not per chunk (write transactions are serialized, so two objects' first chunks
+    cannot both see nothing stored)."""
+    if offset > 0 and await d.tx.stored_bytes(transfer_id=transfer_id) == 0:
+        await d.record("upload-begun", transfer_id, index=index)
     await d.tx.set_durable_offset(transfer_id, index, offset)
     if sha256 is not None:
         await d.tx.complete_object(transfer_id, index, offset, sha256)
@@ -111,7 +116,8 @@ async def put_manifest_record(d: Desk, transfer_id: str, record: ManifestRecord)
     await d.tx.put_manifest_record(t.id, record)
     if record.final:
         complete = [o for o in await d.tx.object_statuses(t.id) if o.complete]
-        await d.record("upload-closed", t.id, objects=len(complete))
+        stored = await d.tx.stored_bytes(transfer_id=t.id)
+        await d.record("upload-closed", t.id, objects=len(complete), bytes=stored)
     return True
 
 

@@ -32,10 +32,13 @@ CONTENT_FIELDS = (
 )
 # Every stored column of a record, in the order `audit_records()` reads them.
 RECORD_COLUMNS = ("seq", *CONTENT_FIELDS, "prev_hash", "hash")
-SELECT_RECORDS = (
+_SELECT = (
     "SELECT seq, at, event_id, action, actor, actor_role, transfer_id, outcome, detail, remote, "
-    "prev_hash, hash FROM audit ORDER BY seq"
+    "prev_hash, hash FROM audit"
 )
+SELECT_RECORDS = _SELECT + " ORDER BY seq"
+# The next records after a seq, at most a number of them (parameters: seq, limit).
+SELECT_RECORDS_AFTER = _SELECT + " WHERE seq > ? ORDER BY seq LIMIT ?"
 
 
 def chain_hash(prev: bytes, fields: Mapping[str, Any]) -> bytes:

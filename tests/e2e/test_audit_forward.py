@@ -21,7 +21,9 @@ from cryptography.x509.oid import NameOID
 
 from e2e.harness import E2ERelay, run_cli
 
-HEADER = re.compile(rb"^<(\d+)>1 (\S+) (\S+) trauma-relay - IHE\+RFC-3881 - \xef\xbb\xbf")
+HEADER = re.compile(
+    rb'^<(\d+)>1 (\S+) (\S+) trauma-relay - IHE\+RFC-3881 \[meta sequenceId="(\d+)"\] \xef\xbb\xbf'
+)
 
 
 def _certificate(
@@ -125,11 +127,12 @@ def test_forwarded_records_are_rfc_5424_messages_in_rfc_5425_frames(
 
     messages = receiver.frames()
     assert len(messages) == count
-    actions = []
+    actions, numbers = [], []
     for message in messages:
         header = HEADER.match(message)
         assert header, message[:120]
         assert header.group(3) == b"relay-1"
+        numbers.append(int(header.group(4)))
         audit = ET.fromstring(message[header.end() :])  # noqa: S314 (what the test sent)
         assert audit.tag == "AuditMessage"
         event = audit.find("EventIdentification")
@@ -142,6 +145,7 @@ def test_forwarded_records_are_rfc_5424_messages_in_rfc_5425_frames(
         assert action is not None
         actions.append(action.get("csd-code"))
     assert actions[:2] == ["site-added", "site-added"]
+    assert numbers == list(range(1, count + 1))  # the records' own numbers
     assert "site-disabled" in actions
 
 

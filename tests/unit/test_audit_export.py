@@ -14,7 +14,7 @@ from relay import audit
 from relay.audit_trail.dicom import ACTION_CODES, EVENT_NAMES, export_dicom
 from relay.audit_trail.jsonl import export_jsonl, record_from_line
 from relay.audit_trail.reading import Period, instant
-from relay.audit_trail.syslog import framed, syslog_message
+from relay.audit_trail.syslog import framed, sequence_id, syslog_message
 from relay.storage.audit_chain import GENESIS, chain_hash, verify_audit_chain
 
 AT = 1_796_300_000.25  # 2026-12-03T12:13:20.250Z
@@ -279,9 +279,11 @@ def test_syslog_messages_rank_outcomes_and_are_framed_by_their_length_in_octets(
     assert priorities == [b"<110>1", b"<110>1", b"<108>1", b"<106>1", b"<110>1", b"<110>1"]
     message = syslog_message(TRAIL[0], "relay 1\u00e9")
     assert message.startswith(
-        b"<110>1 2026-12-03T12:13:21.250Z relay1 trauma-relay - IHE+RFC-3881 - \xef\xbb\xbf"
-        b"<AuditMessage>"
+        b"<110>1 2026-12-03T12:13:21.250Z relay1 trauma-relay - IHE+RFC-3881 "
+        b'[meta sequenceId="1"] \xef\xbb\xbf<AuditMessage>'
     )
+    # the record's number, as RFC 5424 allows it (1 to 2**31 - 1, then from 1 again)
+    assert [sequence_id(n) for n in (1, 2, 2**31 - 1, 2**31, 2**31 + 1)] == [1, 2, 2**31 - 1, 1, 2]
     assert framed("\u00e9t\u00e9".encode()) == b"5 \xc3\xa9t\xc3\xa9"
 
 

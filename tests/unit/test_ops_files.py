@@ -49,7 +49,7 @@ def test_the_systemd_units_pass_systemds_check(tmp_path: Path) -> None:
         text = unit.read_text().replace("/opt/trauma-relay/.venv/bin/trauma-relay", str(executable))
         (tmp_path / unit.name).write_text(text)
         units.append(str(tmp_path / unit.name))
-    assert len(units) == 3
+    assert len(units) == 4
     run = subprocess.run(
         ["systemd-analyze", "verify", *units], capture_output=True, text=True, check=False
     )

@@ -35,9 +35,10 @@ async def test_rotation_without_grace_refuses_the_old_credential_at_once(ctx: Ct
     assert await _sites(ctx, old) == (401, "not-authenticated")
     assert await _sites(ctx, new.credential) == (200, "ok")
     records = await ctx.audit_records()
-    assert [r["action"] for r in records[-2:]] == [
-        "site-credential-rotated",
-        "site-authentication",  # the old credential, refused
+    assert [(r["action"], r["outcome"]) for r in records[-3:]] == [
+        ("site-credential-rotated", "success"),
+        ("site-authentication", "failure"),  # the old credential, refused
+        ("site-authentication", "success"),  # the new one, accepted
     ]
     assert_no_secret(records, old, new.credential)
     assert audit_chain_intact(records)
