@@ -42,7 +42,7 @@ async def sweep_once(config: RelayConfig, metadata: MetadataStore, objects: Obje
                 transfer_id=t.id,
                 reason=_why(t),
             )
-        log.info("purged transfer %s", t.id)
+        log.info("purged transfer %s", t.id, extra={"transfer_id": t.id})
     return len(due)
 
 

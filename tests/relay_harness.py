@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,10 +101,17 @@ class RelayProcess:
     """`trauma-relay relay` as a child process; `kill()` is SIGKILL, `start()` restarts it on
     the same port and data directory."""
 
-    def __init__(self, data_dir: Path, log_file: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        log_file: Path,
+        port: int | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.data_dir = data_dir
         self.log_file = log_file
         self.port = port or free_port()
+        self.extra_args = tuple(extra_args)  # more `trauma-relay relay` options (--set ...)
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -120,6 +127,7 @@ class RelayProcess:
                 str(self.data_dir),
                 "--listen",
                 f"127.0.0.1:{self.port}",
+                *self.extra_args,
             ],
             stdout=log,
             stderr=log,

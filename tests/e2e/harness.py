@@ -238,12 +238,12 @@ class E2ERelay:
     """A `trauma-relay relay` process with an ER and a trauma center registered through the
     real `site add` command, and helpers that run the sites' commands against it."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, relay_args: Sequence[str] = ()) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.data_dir = root / "relay-data"
         self.log_file = root / "relay.log"
-        self.process = RelayProcess(self.data_dir, self.log_file)
+        self.process = RelayProcess(self.data_dir, self.log_file, extra_args=relay_args)
         self.url = self.process.url
         self.sender_credential = self._add_site(SENDER, "sending", "St. Mary's ED")
         self.receiver_credential = self._add_site(RECEIVER, "receiving", "County Trauma")

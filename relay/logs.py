@@ -1,0 +1,82 @@
+"""The relay's log: text for a person, or one JSON object a line for a log collector
+(`[log] format = "json"`), and an access log that names the route, never the path.
+
+Nothing logged carries PHI (the relay never has any) or a secret: requests are logged by their
+route template (`/api/v1/transfers/{transfer_id}/objects/{index}`), not their path or query, and
+only the structured fields in `FIELDS` are copied from a record into its JSON object.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import sys
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from transfer_codes.tokens import is_transfer_id
+
+# The structured fields a record may carry (`extra=`) into its JSON object.
+FIELDS = ("method", "route", "status", "duration_ms", "transfer_id")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.datetime.fromtimestamp(record.created, tz=datetime.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in FIELDS:
+            if name in record.__dict__:
+                entry[name] = record.__dict__[name]
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure(log_format: str, level: str, log_file: Path | None) -> None:
+    """Send the process's log to standard error (and `log_file`) in `log_format`."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        handlers.append(logging.FileHandler(log_file))
+    formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    logging.basicConfig(level=level.upper(), handlers=handlers, force=True)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line a request: method, route template, status, duration, and the transfer's id
+    when the route has one (a transfer id is a locator, not a secret). The text message shows
+    the route with the transfer's id in place, so a person can follow one transfer."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        info = getattr(request, "match_info", None)
+        route = getattr(getattr(getattr(info, "route", None), "resource", None), "canonical", None)
+        transfer_id = info.get("transfer_id") if info is not None else None
+        fields: dict[str, object] = {
+            "method": request.method,
+            "route": route or "(no route)",
+            "status": response.status,
+            "duration_ms": round(time * 1000, 1),
+        }
+        shown = str(fields["route"])
+        if isinstance(transfer_id, str) and is_transfer_id(transfer_id):
+            fields["transfer_id"] = transfer_id
+            shown = shown.replace("{transfer_id}", transfer_id)
+        self.logger.info(
+            "%s %s %s %.1f ms",
+            request.method,
+            shown,
+            response.status,
+            fields["duration_ms"],
+            extra=fields,
+        )
