@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -12,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from relay import disk, metrics, sweeper
+from relay import disk, metrics, serving, sweeper
 from relay.api import openapi, phone, problems, redemption, transfers, uploads
 from relay.appkeys import (
     CONFIG,
@@ -32,8 +31,6 @@ from relay.storage.permissions import OWNER_ONLY_FOLDER
 from relay.storage.sqlite import SqliteMetadata
 from relay.throttle import GLOBAL, Limit, Throttle
 from transfer_codes import wire
-
-log = logging.getLogger("relay")
 
 
 def _decoy_key(data_dir: Path) -> bytes:
@@ -73,18 +70,6 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-async def _shutting_down(app: web.Application) -> None:
-    """On SIGTERM, once the relay has stopped accepting: requests under way may finish (an
-    upload mid-body is acknowledged only once durable, as always); receivers waiting for news
-    of a transfer are answered now rather than held until the shutdown timeout."""
-    log.info(
-        "stopping: no new connections; requests under way get up to %g s to finish",
-        app[CONFIG].shutdown_timeout,
-    )
-    for event in app[MANIFEST_EVENTS].values():
-        event.set()
-
-
 async def healthz(request: web.Request) -> web.Response:
     """Answers "ok" when the database answers and the disk has more than its reserve free; otherwise
     503 saying which ("disk-full": no new uploads are taken; what is held is safe)."""
@@ -98,9 +83,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def make_app(config: RelayConfig, *, sweep: bool = True) -> web.Application:
-    app = web.Application(middlewares=[problems.problems_middleware], client_max_size=1024**2)
+    app = web.Application(
+        middlewares=[serving.in_flight_middleware, problems.problems_middleware],
+        client_max_size=1024**2,
+    )
     app[CONFIG] = config
+    app[serving.IN_FLIGHT] = serving.InFlight()
     app.on_response_prepare.append(problems.no_store)
+    app.on_response_prepare.append(serving.close_while_draining)
     app[UPLOAD_LOCKS] = {}
     app[MANIFEST_EVENTS] = {}
     app[GUESSES] = Throttle(
@@ -113,7 +103,6 @@ def make_app(config: RelayConfig, *, sweep: bool = True) -> web.Application:
     app[REFUSALS] = Throttle({"address": Limit(config.refusals_audited_per_minute, 60)})
     app[SUPPRESSED] = {}
     app[METRICS] = Metrics.new()
-    app.on_shutdown.append(_shutting_down)
     app.cleanup_ctx.append(_storage)
     if sweep:
         app.cleanup_ctx.append(_sweeper)

@@ -129,11 +129,10 @@ def _data_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_relay(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from relay import config as relay_config
     from relay import errors, logs
     from relay.app import make_app
+    from relay.serving import serve
     from relay.sites import open_data_folder
     from relay.tls import server_context
 
@@ -163,18 +162,20 @@ def _run_relay(args: argparse.Namespace) -> int:
     log = logging.getLogger("relay")
     listen = f"{config.host}:{config.port}"
     try:
-        web.run_app(
-            make_app(config),
-            host=config.host,
-            port=config.port,
-            ssl_context=context,
-            shutdown_timeout=config.shutdown_timeout,
-            access_log_class=logs.AccessLogger,
-            access_log=logging.getLogger("relay.access"),
-            # Called once the socket is bound, so the line is only logged when it is true.
-            print=lambda _: log.info(
-                "relay listening on %s (%s), data in %s", config.base_url, listen, config.data_dir
-            ),
+        asyncio.run(
+            serve(
+                make_app(config),
+                config.host,
+                config.port,
+                context,
+                # Called once the socket is bound, so the line is only logged when it is true.
+                on_listening=lambda: log.info(
+                    "relay listening on %s (%s), data in %s",
+                    config.base_url,
+                    listen,
+                    config.data_dir,
+                ),
+            )
         )
     except OSError as e:
         if not isinstance(e, socket.gaierror) and e.errno not in _LISTEN_ERRORS:
