@@ -145,17 +145,13 @@ def _run_relay(args: argparse.Namespace) -> int:
         )
         if value is not None
     }
-    given = {
-        "config_file": args.config,
-        "assignments": args.assignments,
-        "flags": flags,
-    }
+    given = relay_config.Sources(args.data, args.listen, None, args.config, args.assignments, flags)
     if args.print_config:
-        values = relay_config.resolve(args.data, args.listen, **given)
+        values = relay_config.resolve(given)
         relay_config.check(values)
         print(relay_config.render(values), end="")
         return 0
-    config = relay_config.load(args.data, args.listen, **given)
+    config = relay_config.configured(given)
     context = server_context(config)
     open_data_folder(config.data_dir, create=True)  # the relay's first run sets it up
     logs.configure(config.log_format, config.log_level, config.log_file)

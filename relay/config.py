@@ -211,32 +211,37 @@ def _apply(values: dict[str, Any], given: list[_Given]) -> None:
             raise ConfigError(f"{g.source} {e}.") from e
 
 
-def resolve(
-    data_dir: Path | None = None,
-    listen: str | None = None,
-    environ: Mapping[str, str] | None = None,
-    *,
-    config_file: Path | None = None,
-    assignments: Sequence[str] = (),
-    flags: Mapping[str, object] | None = None,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Sources:
+    """Where settings come from besides the defaults and the data folder's relay.toml: the
+    command line's own options (`data_dir`, `listen`, and `flags` such as `--log-file` by
+    field), the environment (`os.environ` when None), `--config FILE` and `--set`."""
+
+    data_dir: Path | None = None
+    listen: str | None = None
+    environ: Mapping[str, str] | None = None
+    config_file: Path | None = None
+    assignments: Sequence[str] = ()
+    flags: Mapping[str, object] = field(default_factory=dict)
+
+
+def resolve(sources: Sources) -> dict[str, Any]:
     """Every setting's value (by `RelayConfig` field; `data_dir` may be None), each layer
-    over the one before: defaults, the data folder's relay.toml, `config_file`, the
-    environment, the command line's own options (`data_dir`, `listen`, `flags`, which are
-    `--log-file` and the like by field), then `assignments` (`--set section.key=value`)."""
-    env = os.environ if environ is None else environ
+    over the one before: defaults, the data folder's relay.toml, the config file, the
+    environment, the command line's own options, then `--set`."""
+    env = os.environ if sources.environ is None else sources.environ
     values: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(RelayConfig)}
     values["data_dir"] = None
-    upper = _read_file(config_file, legacy=False) if config_file is not None else []
+    upper = [] if sources.config_file is None else _read_file(sources.config_file, legacy=False)
     upper += _from_environment(env)
-    if data_dir is not None:
-        upper.append(_Given(BY_NAME["storage.data_dir"], str(data_dir), "--data"))
-    if listen is not None:
-        upper.append(_Given(BY_NAME["server.listen"], listen, "--listen"))
+    if sources.data_dir is not None:
+        upper.append(_Given(BY_NAME["storage.data_dir"], str(sources.data_dir), "--data"))
+    if sources.listen is not None:
+        upper.append(_Given(BY_NAME["server.listen"], sources.listen, "--listen"))
     by_field = {s.field: s for s in SETTINGS}
-    for name, value in (flags or {}).items():
+    for name, value in sources.flags.items():
         upper.append(_Given(by_field[name], str(value), f"--{name.replace('_', '-')}"))
-    upper += _from_assignments(assignments)
+    upper += _from_assignments(sources.assignments)
     _apply(values, [g for g in upper if g.setting.name == "storage.data_dir"])
     lower: list[_Given] = []
     folder: Path | None = values["data_dir"]
@@ -258,10 +263,15 @@ def load(
     flags: Mapping[str, object] | None = None,
     **overrides: Any,
 ) -> RelayConfig:
+    """The relay's validated configuration from these sources (`Sources`), then `overrides`
+    by field (tests give a clock, for example)."""
+    sources = Sources(data_dir, listen, environ, config_file, assignments, flags or {})
+    return configured(sources, **overrides)
+
+
+def configured(sources: Sources, **overrides: Any) -> RelayConfig:
     """The relay's validated configuration (`resolve`, then `overrides` by field)."""
-    values = resolve(
-        data_dir, listen, environ, config_file=config_file, assignments=assignments, flags=flags
-    )
+    values = resolve(sources)
     if values["data_dir"] is None:
         raise ConfigError(
             "No data folder: give --data DIR, or data_dir in the [storage] section of --config."

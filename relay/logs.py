@@ -17,6 +17,7 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from relay.errors import ConfigError
 from transfer_codes.tokens import is_transfer_id
 
 # The structured fields a record may carry (`extra=`) into its JSON object.
@@ -42,11 +43,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+def route_of(request: web.BaseRequest) -> str:
+    """The route template a request matched, which holds no value from the request; "(no
+    route)" for a path that matched none (it could hold anything, so it is not logged)."""
+    info = getattr(request, "match_info", None)
+    resource = getattr(getattr(info, "route", None), "resource", None)
+    return str(getattr(resource, "canonical", None) or "(no route)")
+
+
 def configure(log_format: str, level: str, log_file: Path | None) -> None:
     """Send the process's log to standard error (and `log_file`) in `log_format`."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file is not None:
-        handlers.append(logging.FileHandler(log_file))
+        try:
+            log_file.touch(mode=0o600, exist_ok=True)  # readable by the relay's user only
+            handlers.append(logging.FileHandler(log_file))
+        except OSError as e:
+            raise ConfigError(f"log.file {log_file} cannot be written ({e.strerror}).") from e
     formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     for handler in handlers:
         handler.setFormatter(formatter)
@@ -60,11 +73,10 @@ class AccessLogger(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         info = getattr(request, "match_info", None)
-        route = getattr(getattr(getattr(info, "route", None), "resource", None), "canonical", None)
         transfer_id = info.get("transfer_id") if info is not None else None
         fields: dict[str, object] = {
             "method": request.method,
-            "route": route or "(no route)",
+            "route": route_of(request),
             "status": response.status,
             "duration_ms": round(time * 1000, 1),
         }

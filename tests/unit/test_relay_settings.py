@@ -20,7 +20,7 @@ from relay.settings import SECTIONS, SETTINGS
 
 
 def _printed(tmp_path: Path, **given: object) -> str:
-    return config.render(config.resolve(environ={}, **given))  # type: ignore[arg-type]
+    return config.render(config.resolve(config.Sources(environ={}, **given)))  # type: ignore[arg-type]
 
 
 def test_every_field_of_the_configuration_has_a_setting() -> None:
@@ -84,7 +84,7 @@ def test_a_changed_configuration_prints_its_defaults_and_reads_back_unchanged(
 def test_set_reads_toml_values_and_falls_back_to_text(
     tmp_path: Path, assignment: str, field: str, value: object
 ) -> None:
-    values = config.resolve(tmp_path, environ={}, assignments=[assignment])
+    values = config.resolve(config.Sources(tmp_path, environ={}, assignments=[assignment]))
     assert values[field] == value
 
 
@@ -215,3 +215,8 @@ def test_json_log_lines_carry_only_the_known_fields() -> None:
     except RuntimeError:
         failed = _record(exc_info=sys.exc_info())
     assert "RuntimeError: boom" in json.loads(logs.JsonFormatter().format(failed))["exception"]
+
+
+def test_a_log_file_that_cannot_be_written_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"log.file .*missing/relay.log cannot be written"):
+        logs.configure("json", "info", tmp_path / "missing" / "relay.log")
