@@ -199,6 +199,11 @@ def _from_assignments(assignments: Sequence[str]) -> list[_Given]:
                 f"--set {assignment}: unknown setting {name.strip()!r}{known}."
                 f"{_suggest(name.strip())} trauma-relay relay --print-config lists them all."
             )
+        if setting.secret:
+            raise ConfigError(
+                f"{setting.name} is a secret: give it in the configuration file (mode 600) or "
+                f"in {setting.env}, not with --set, where any user can read it."
+            )
         given.append(_from_text(setting, text.strip(), f"--set {setting.name}"))
     return given
 

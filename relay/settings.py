@@ -4,8 +4,9 @@
 and the sentence `--print-config` prints above it. Adding a setting is one `RelayConfig` field
 and one line in `SETTINGS`.
 
-No setting is a secret. One that ever is must be read from a file the setting names (as the
-TLS key is), never given in argv (`--set`) or in a TOML file shared around.
+No setting is a secret yet. One that ever is gets `secret=True`: `--set` then refuses it (argv
+is readable by every user of the machine), and it comes from the configuration file (mode 600)
+or the environment; better still, the setting names a file holding it, as the TLS key's does.
 """
 
 from __future__ import annotations
@@ -194,6 +195,9 @@ class Setting:
     help: str
     legacy: str | None = None  # its name in the flat relay.toml of the data directory
     legacy_env: str | None = None  # its older environment variable
+    # A secret (none yet): refused in `--set`, where every user of the machine can read it in
+    # the process list; given in the configuration file (mode 600) or the environment.
+    secret: bool = False
 
     @property
     def name(self) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from relay import config, logs
+from relay import config, logs, settings
 from relay.config import RelayConfig
 from relay.errors import ConfigError
 from relay.settings import SECTIONS, SETTINGS
@@ -220,3 +220,18 @@ def test_json_log_lines_carry_only_the_known_fields() -> None:
 def test_a_log_file_that_cannot_be_written_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"log.file .*missing/relay.log cannot be written"):
         logs.configure("json", "info", tmp_path / "missing" / "relay.log")
+
+
+def test_a_secret_setting_is_refused_on_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """None is a secret yet; one that is (a database password, say) never goes in argv."""
+    secret = dataclasses.replace(settings.BY_NAME["server.public_url"], secret=True)
+    monkeypatch.setitem(settings.BY_NAME, "server.public_url", secret)
+    monkeypatch.setattr(config, "BY_NAME", settings.BY_NAME)
+    with pytest.raises(ConfigError) as refused:
+        config.load(tmp_path, environ={}, assignments=["server.public_url=https://a.example"])
+    assert "server.public_url is a secret" in refused.value.detail
+    assert "https://a.example" not in refused.value.detail
+    env = {"TRAUMA_RELAY_SERVER_PUBLIC_URL": "https://a.example"}
+    assert config.load(tmp_path, environ=env).public_url == "https://a.example"
