@@ -156,7 +156,9 @@ def _run_relay(args: argparse.Namespace) -> int:
     open_data_folder(config.data_dir, create=True)  # the relay's first run sets it up
     logs.configure(config.log_format, config.log_level, config.log_file)
     log = logging.getLogger("relay")
-    listen = f"{config.host}:{config.port}"
+    listen = (
+        f"[{config.host}]:{config.port}" if ":" in config.host else f"{config.host}:{config.port}"
+    )
     try:
         asyncio.run(
             serve(

@@ -64,26 +64,31 @@ def configure(log_format: str, level: str, log_file: Path | None) -> None:
     for handler in handlers:
         handler.setFormatter(formatter)
     logging.basicConfig(level=level.upper(), handlers=handlers, force=True)
+    logging.captureWarnings(True)  # a Python warning is a log line too, in the same format
 
 
 class AccessLogger(AbstractAccessLogger):
     """One line a request: method, route template, status, duration, and the transfer's id
     when the route has one (a transfer id is a locator, not a secret). The text message shows
-    the route with the transfer's id in place, so a person can follow one transfer."""
+    the route with the transfer's id and small numbers (object index, record number) in place,
+    so a person can follow one transfer; anything else stays a `{name}`."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        info = getattr(request, "match_info", None)
-        transfer_id = info.get("transfer_id") if info is not None else None
+        route = route_of(request)
         fields: dict[str, object] = {
             "method": request.method,
-            "route": route_of(request),
+            "route": route,
             "status": response.status,
             "duration_ms": round(time * 1000, 1),
         }
-        shown = str(fields["route"])
-        if isinstance(transfer_id, str) and is_transfer_id(transfer_id):
-            fields["transfer_id"] = transfer_id
-            shown = shown.replace("{transfer_id}", transfer_id)
+        info = getattr(request, "match_info", None)
+        shown = route
+        for name, value in (info or {}).items():
+            if name == "transfer_id" and is_transfer_id(value):
+                fields["transfer_id"] = value
+            elif not (value.isascii() and value.isdigit() and len(value) <= 20):
+                continue
+            shown = shown.replace("{" + name + "}", value)
         self.logger.info(
             "%s %s %s %.1f ms",
             request.method,
