@@ -241,7 +241,6 @@ SETTINGS: tuple[Setting, ...] = (
         "host:port",
         Listen(),
         "The address and TCP port to listen on (--listen).",
-        legacy_env=None,
     ),
     Setting(
         "server",
