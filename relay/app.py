@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from relay import disk, metrics, sweeper
+from relay import disk, metrics, serving, sweeper
 from relay.api import openapi, phone, problems, redemption, transfers, uploads
 from relay.appkeys import (
     CONFIG,
@@ -84,9 +84,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def make_app(config: RelayConfig, *, sweep: bool = True) -> web.Application:
-    app = web.Application(middlewares=[problems.problems_middleware], client_max_size=1024**2)
+    app = web.Application(
+        middlewares=[serving.in_flight_middleware, problems.problems_middleware],
+        client_max_size=1024**2,
+    )
     app[CONFIG] = config
+    app[serving.IN_FLIGHT] = serving.InFlight()
     app.on_response_prepare.append(problems.no_store)
+    app.on_response_prepare.append(serving.close_while_draining)
     app[UPLOAD_LOCKS] = {}
     app[MANIFEST_EVENTS] = {}
     app[GUESSES] = Throttle(

@@ -24,14 +24,36 @@ _LISTEN_ERRORS = {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("relay", help="run the relay server")
-    p.add_argument("--data", required=True, type=Path, help="data directory")
-    p.add_argument("--listen", default="127.0.0.1:8750", help="HOST:PORT (default %(default)s)")
-    p.add_argument("--log-file", type=Path, help="also write the log to this file")
-    p.add_argument(
-        "--tls-certificate", type=Path, help="serve HTTPS with this PEM certificate (and chain)"
+    p = sub.add_parser(
+        "relay",
+        help="run the relay server",
+        description="Run the relay server. Its settings come from --config FILE (see "
+        "--print-config for every one, with its default), then the environment "
+        "(TRAUMA_RELAY_SECTION_KEY), then the options below and --set.",
     )
-    p.add_argument("--tls-key", type=Path, help="the PEM key of --tls-certificate")
+    p.add_argument("--config", type=Path, metavar="FILE", help="read settings from this TOML file")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="assignments",
+        metavar="SECTION.KEY=VALUE",
+        help="set one setting (repeatable), e.g. --set log.format=json",
+    )
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the whole configuration these options make, with every default, and exit",
+    )
+    p.add_argument("--data", type=Path, help="data directory (storage.data_dir)")
+    p.add_argument("--listen", help="HOST:PORT (server.listen, default 127.0.0.1:8750)")
+    p.add_argument("--log-file", type=Path, help="also write the log to this file (log.file)")
+    p.add_argument(
+        "--tls-certificate",
+        type=Path,
+        help="serve HTTPS with this PEM certificate and chain (server.tls_certificate)",
+    )
+    p.add_argument("--tls-key", type=Path, help="the PEM key of --tls-certificate (server.tls_key)")
     p.set_defaults(run=_run_relay)
 
     site = sub.add_parser("site", help="manage the sites known to a relay")
@@ -107,43 +129,51 @@ def _data_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_relay(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from relay import config as relay_config
-    from relay import errors
+    from relay import errors, logs
     from relay.app import make_app
+    from relay.serving import serve
     from relay.sites import open_data_folder
     from relay.tls import server_context
 
-    tls = {
+    flags = {
         name: value
-        for name, value in (("tls_certificate", args.tls_certificate), ("tls_key", args.tls_key))
+        for name, value in (
+            ("log_file", args.log_file),
+            ("tls_certificate", args.tls_certificate),
+            ("tls_key", args.tls_key),
+        )
         if value is not None
     }
-    config = relay_config.load(args.data, args.listen, **tls)
+    given = relay_config.Sources(args.data, args.listen, None, args.config, args.assignments, flags)
+    if args.print_config:
+        values = relay_config.resolve(given)
+        relay_config.check(values)
+        print(relay_config.render(values), end="")
+        return 0
+    config = relay_config.configured(given)
     context = server_context(config)
     open_data_folder(config.data_dir, create=True)  # the relay's first run sets it up
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    log_file: Path | None = args.log_file or config.log_file
-    if log_file is not None:
-        handlers.append(logging.FileHandler(log_file))
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", handlers=handlers
+    logs.configure(config.log_format, config.log_level, config.log_file)
+    log = logging.getLogger("relay")
+    listen = (
+        f"[{config.host}]:{config.port}" if ":" in config.host else f"{config.host}:{config.port}"
     )
     try:
-        web.run_app(
-            make_app(config),
-            host=config.host,
-            port=config.port,
-            ssl_context=context,
-            # Called once the socket is bound, so the line is only logged when it is true.
-            print=lambda _: logging.getLogger("relay").info(
-                "relay listening on %s (%s:%d), data in %s",
-                config.base_url,
+        asyncio.run(
+            serve(
+                make_app(config),
                 config.host,
                 config.port,
-                config.data_dir,
-            ),
+                context,
+                # Called once the socket is bound, so the line is only logged when it is true.
+                on_listening=lambda: log.info(
+                    "relay listening on %s (%s), data in %s",
+                    config.base_url,
+                    listen,
+                    config.data_dir,
+                ),
+            )
         )
     except OSError as e:
         if not isinstance(e, socket.gaierror) and e.errno not in _LISTEN_ERRORS:
@@ -155,8 +185,9 @@ def _run_relay(args: argparse.Namespace) -> int:
             errno.EACCES: "Ports below 1024 need privileges: choose another with --listen.",
         }.get(e.errno or 0, "Check --listen HOST:PORT: HOST must be an address of this machine.")
         raise errors.CannotListen(
-            f"The relay could not listen on {args.listen} ({reason}). {remedy}"
+            f"The relay could not listen on {listen} ({reason}). {remedy}"
         ) from e
+    log.info("relay stopped")
     return 0
 
 

@@ -1,33 +1,46 @@
-"""The relay's one typed configuration object, with units in the names of its defaults.
+"""The relay's one typed configuration object, `RelayConfig`, and where its values come from.
 
-Loaded from an optional TOML file (`relay.toml` in the data directory) and then environment
-variables (`TRAUMA_RELAY_*`), validated at start-up; anything invalid stops the relay.
+Layer over layer: the defaults below; `relay.toml` in the data folder (its flat keys, kept from
+before sections); the file `--config` names (`[section]` tables, `relay.settings`); the
+environment (`TRAUMA_RELAY_SECTION_KEY`, and the four older `TRAUMA_RELAY_*` variables); the
+command line's own options (`--data`, `--listen`, ...); `--set section.key=value`. Everything is
+validated at start-up; anything invalid stops the relay with a sentence naming the setting.
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
+import difflib
 import os
+import textwrap
 import time
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from relay.addresses import Network, networks
 from relay.errors import ConfigError
+from relay.settings import (
+    BY_LEGACY,
+    BY_NAME,
+    HOURS,
+    MAX_EXPIRY,
+    MINUTES,
+    SECTIONS,
+    SETTINGS,
+    Invalid,
+    Setting,
+    text_value,
+)
 from transfer_codes.manifest import MAX_RECORD_SIZE
 
-SECONDS = 1.0
-MINUTES = 60 * SECONDS
-HOURS = 60 * MINUTES
+__all__ = ["HOURS", "MAX_EXPIRY", "MINUTES", "ConfigError", "RelayConfig", "load", "render"]
+
 MIB = 1024 * 1024
 GIB = 1024 * MIB
-
-MAX_EXPIRY = 14 * 24 * HOURS  # the longest a transfer may wait for its trauma center
-MAX_SWEEP_INTERVAL = 1 * HOURS  # expired transfers must not linger much longer than this
 
 Clock = Callable[[], float]
 
@@ -77,6 +90,10 @@ class RelayConfig:
     # it is read from `metadata_password_file`, or libpq's PGPASSFILE / ~/.pgpass.
     metadata_url: str | None = None
     metadata_password_file: Path | None = None
+    # On SIGTERM: how long requests under way may take to finish (aiohttp's shutdown_timeout).
+    shutdown_timeout: float = 30.0
+    log_format: str = "text"  # or "json": one object a line (relay.logs)
+    log_level: str = "info"
     clock: Clock = field(default=time.time, repr=False, compare=False)
 
     @property
@@ -97,168 +114,235 @@ class RelayConfig:
         return (self.public_url or f"{scheme}://{self.host}:{self.port}").rstrip("/")
 
     def validated(self) -> RelayConfig:
-        """This configuration, or `ConfigError` saying what to fix. NaN and infinity are
-        refused: NaN compares false with everything, so it would slip past every bound."""
-        if not (math.isfinite(self.expiry) and 0 < self.expiry <= MAX_EXPIRY):
-            raise ConfigError(
-                "The transfer expiry (expiry_hours, TRAUMA_RELAY_EXPIRY_HOURS) must be more "
-                f"than 0 and at most {MAX_EXPIRY / HOURS:g} hours (14 days), "
-                f"not {self.expiry / HOURS:g}."
-            )
-        if not (
-            math.isfinite(self.sweep_interval) and 0 < self.sweep_interval <= MAX_SWEEP_INTERVAL
-        ):
-            raise ConfigError(
-                "The sweep interval (sweep_seconds, TRAUMA_RELAY_SWEEP_SECONDS) must be more "
-                f"than 0 and at most {MAX_SWEEP_INTERVAL:g} seconds (1 hour), "
-                f"not {self.sweep_interval:g}."
-            )
-        if not 1 <= self.max_manifest_record <= MAX_RECORD_SIZE:
-            raise ConfigError(
-                f"max_manifest_record must be from 1 to {MAX_RECORD_SIZE} bytes (what receiving "
-                "sites accept)."
-            )
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"port {self.port} is not a TCP port.")
-        if not (math.isfinite(self.guess_window) and MINUTES <= self.guess_window <= 24 * HOURS):
-            raise ConfigError("guess_window_minutes must be from 1 to 1440 (24 hours).")
-        for name, value in (
-            ("guess_limit_per_site", self.guess_limit_site),
-            ("guess_limit_per_address", self.guess_limit_address),
-            ("guess_limit_global", self.guess_limit_global),
-            ("refusals_audited_per_minute", self.refusals_audited_per_minute),
-            ("max_open_transfers_per_site", self.max_open_transfers_per_site),
-        ):
-            if not 1 <= value <= 1_000_000:
-                raise ConfigError(f"{name} must be from 1 to 1000000, not {value}.")
-        for name, value in (
-            ("site_quota_bytes", self.site_quota_bytes),
-            ("max_transfer_bytes", self.max_transfer_bytes),
-        ):
-            if value < 1024:
-                raise ConfigError(f"{name} must be at least 1024 bytes.")
+        """This configuration, or `ConfigError` naming the setting to fix (`section.key`)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for s in SETTINGS:
+            try:  # through its TOML form, as if it had been written in a file
+                s.kind.read(tomllib.loads(f"v = {s.kind.write(s.get(values))}")["v"])
+            except (Invalid, tomllib.TOMLDecodeError) as e:
+                raise ConfigError(f"{s.name} {e}.") from e
         if (self.tls_certificate is None) != (self.tls_key is None):
-            raise ConfigError("tls_certificate and tls_key go together: give both, or neither.")
-        try:
-            networks(self.metrics_allowed)
-        except ValueError as e:
-            raise ConfigError(f"metrics_allowed must list addresses or networks: {e}") from e
-        try:
-            networks(self.trusted_proxies)
-        except ValueError as e:
             raise ConfigError(
-                f"trusted_proxies must list addresses or networks (10.0.0.5, 10.0.0.0/24): {e}"
-            ) from e
-        if self.disk_reserve_bytes < 0:
-            raise ConfigError("disk_reserve_bytes may not be negative.")
-        if not (math.isfinite(self.delivered_grace) and 0 <= self.delivered_grace <= MAX_EXPIRY):
-            raise ConfigError("delivered_grace_minutes must be from 0 to 20160 (14 days).")
-        if self.max_object_size < 1024:
-            raise ConfigError("max_object_size must be at least 1024 bytes.")
-        if self.public_url and not self.public_url.startswith(("http://", "https://")):
-            raise ConfigError("public_url must start with http:// or https://.")
+                "server.tls_certificate and server.tls_key go together: give both, or neither."
+            )
         self._validate_metadata_url()
         return self
 
     def _validate_metadata_url(self) -> None:
         if self.metadata_url is None:
             if self.metadata_password_file is not None:
-                raise ConfigError("metadata_password_file goes with metadata_url.")
+                raise ConfigError("storage.metadata_password_file goes with storage.metadata_url.")
             return
         if not self.metadata_url.startswith(("postgresql://", "postgres://")):
             raise ConfigError(
-                "metadata_url (TRAUMA_RELAY_METADATA_URL) must be a PostgreSQL URL like "
+                "storage.metadata_url (TRAUMA_RELAY_METADATA_URL) must be a PostgreSQL URL like "
                 "postgresql://relay@db.example:5432/relay."
             )
         try:
             password = urlsplit(self.metadata_url).password
         except ValueError as e:
-            raise ConfigError("metadata_url is not a valid URL.") from e
+            raise ConfigError("storage.metadata_url is not a valid URL.") from e
         if password is not None:
             raise ConfigError(
-                "metadata_url may not hold the database password: put it in a file readable by "
-                "the relay's user only and name that file in metadata_password_file (or "
-                "TRAUMA_RELAY_METADATA_PASSWORD_FILE), or use PGPASSFILE."
+                "storage.metadata_url may not hold the database password: put it in a file "
+                "readable by the relay's user only and name that file in "
+                "storage.metadata_password_file (or TRAUMA_RELAY_METADATA_PASSWORD_FILE), or use "
+                "PGPASSFILE."
             )
 
 
-_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "TRAUMA_RELAY_EXPIRY_HOURS": ("expiry", lambda v: float(v) * HOURS),
-    "TRAUMA_RELAY_PUBLIC_URL": ("public_url", str),
-    "TRAUMA_RELAY_SWEEP_SECONDS": ("sweep_interval", float),
-    "TRAUMA_RELAY_MAX_OBJECT_BYTES": ("max_object_size", int),
-    "TRAUMA_RELAY_METADATA_URL": ("metadata_url", str),
-    "TRAUMA_RELAY_METADATA_PASSWORD_FILE": ("metadata_password_file", Path),
-}
-_TOML: dict[str, Callable[[Any], Any]] = {
-    "expiry_hours": lambda v: ("expiry", float(v) * HOURS),
-    "public_url": lambda v: ("public_url", str(v)),
-    "sweep_seconds": lambda v: ("sweep_interval", float(v)),
-    "max_object_bytes": lambda v: ("max_object_size", int(v)),
-    "log_file": lambda v: ("log_file", Path(v)),
-    "max_open_transfers_per_site": lambda v: ("max_open_transfers_per_site", int(v)),
-    "site_quota_bytes": lambda v: ("site_quota_bytes", int(v)),
-    "max_transfer_bytes": lambda v: ("max_transfer_bytes", int(v)),
-    "disk_reserve_bytes": lambda v: ("disk_reserve_bytes", int(v)),
-    "delivered_grace_minutes": lambda v: ("delivered_grace", float(v) * MINUTES),
-    "tls_certificate": lambda v: ("tls_certificate", Path(v)),
-    "tls_key": lambda v: ("tls_key", Path(v)),
-    "metrics_allowed": lambda v: (
-        "metrics_allowed",
-        (v,) if isinstance(v, str) else tuple(str(x) for x in v),
-    ),
-    "trusted_proxies": lambda v: (
-        "trusted_proxies",
-        (v,) if isinstance(v, str) else tuple(str(x) for x in v),
-    ),
-    "guess_window_minutes": lambda v: ("guess_window", float(v) * MINUTES),
-    "guess_limit_per_site": lambda v: ("guess_limit_site", int(v)),
-    "guess_limit_per_address": lambda v: ("guess_limit_address", int(v)),
-    "guess_limit_global": lambda v: ("guess_limit_global", int(v)),
-    "metadata_url": lambda v: ("metadata_url", str(v)),
-    "metadata_password_file": lambda v: ("metadata_password_file", Path(v)),
-}
+def _suggest(name: str) -> str:
+    near = difflib.get_close_matches(name, list(BY_NAME), n=1)
+    return f" Did you mean {near[0]}?" if near else ""
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ConfigError(f"--listen must look like HOST:PORT, not {listen!r}.")
-    return host.strip("[]") or "127.0.0.1", int(port)
+@dataclass(frozen=True)
+class _Given:
+    """One value for a setting, and where it came from (named in errors)."""
+
+    setting: Setting
+    raw: object
+    source: str
+
+
+def _from_table(table: dict[str, Any], source: str, *, legacy: bool) -> list[_Given]:
+    """The values of a TOML document: `[section]` tables, and in the data folder's own
+    relay.toml (`legacy`) also the flat keys it has always had."""
+    given = []
+    for key, value in table.items():
+        if legacy and key in BY_LEGACY:
+            given.append(_Given(BY_LEGACY[key], value, f"{source}: {key} ({BY_LEGACY[key].name})"))
+            continue
+        if key not in SECTIONS or not isinstance(value, dict):
+            hint = (
+                f" (now [{BY_LEGACY[key].section}] {BY_LEGACY[key].key})"
+                if key in BY_LEGACY
+                else ""
+            )
+            raise ConfigError(
+                f"{source}: unknown setting {key!r}{hint}. Sections: {', '.join(SECTIONS)}."
+            )
+        for inner, raw in value.items():
+            setting = BY_NAME.get(f"{key}.{inner}")
+            if setting is None:
+                raise ConfigError(
+                    f"{source}: unknown setting {key}.{inner}.{_suggest(f'{key}.{inner}')}"
+                )
+            given.append(_Given(setting, raw, f"{source}: {setting.name}"))
+    return given
+
+
+def _read_file(path: Path, *, legacy: bool) -> list[_Given]:
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"The configuration file {path} cannot be read ({e.strerror}).") from e
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from e
+    return _from_table(table, str(path), legacy=legacy)
+
+
+def _from_text(setting: Setting, text: str, source: str) -> _Given:
+    raw = text_value(text)
+    if setting.kind.textual and not isinstance(raw, str | list):
+        raw = text  # `--set storage.data_dir=2024` names the folder "2024"
+    return _Given(setting, raw, source)
+
+
+def _from_environment(env: Mapping[str, str]) -> list[_Given]:
+    given = []
+    for s in SETTINGS:
+        for var in (s.legacy_env, s.env):
+            if var and var in env:
+                given.append(_from_text(s, env[var], f"{var} ({s.name})"))
+    return given
+
+
+def _from_assignments(assignments: Sequence[str]) -> list[_Given]:
+    given = []
+    for assignment in assignments:
+        name, sep, text = assignment.partition("=")
+        setting = BY_NAME.get(name.strip())
+        if not sep or setting is None:
+            known = "" if sep else " (give it as --set section.key=value)"
+            raise ConfigError(
+                f"--set {assignment}: unknown setting {name.strip()!r}{known}."
+                f"{_suggest(name.strip())} trauma-relay relay --print-config lists them all."
+            )
+        if setting.secret:
+            raise ConfigError(
+                f"{setting.name} is a secret: give it in the configuration file (mode 600) or "
+                f"in {setting.env}, not with --set, where any user can read it."
+            )
+        given.append(_from_text(setting, text.strip(), f"--set {setting.name}"))
+    return given
+
+
+def _apply(values: dict[str, Any], given: list[_Given]) -> None:
+    for g in given:
+        try:
+            g.setting.put(values, g.setting.kind.read(g.raw))
+        except Invalid as e:
+            raise ConfigError(f"{g.source} {e}.") from e
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where settings come from besides the defaults and the data folder's relay.toml: the
+    command line's own options (`data_dir`, `listen`, and `flags` such as `--log-file` by
+    field), the environment (`os.environ` when None), `--config FILE` and `--set`."""
+
+    data_dir: Path | None = None
+    listen: str | None = None
+    environ: Mapping[str, str] | None = None
+    config_file: Path | None = None
+    assignments: Sequence[str] = ()
+    flags: Mapping[str, object] = field(default_factory=dict)
+
+
+def resolve(sources: Sources) -> dict[str, Any]:
+    """Every setting's value (by `RelayConfig` field; `data_dir` may be None), each layer
+    over the one before: defaults, the data folder's relay.toml, the config file, the
+    environment, the command line's own options, then `--set`."""
+    env = os.environ if sources.environ is None else sources.environ
+    values: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(RelayConfig)}
+    values["data_dir"] = None
+    upper = [] if sources.config_file is None else _read_file(sources.config_file, legacy=False)
+    upper += _from_environment(env)
+    if sources.data_dir is not None:
+        upper.append(_Given(BY_NAME["storage.data_dir"], str(sources.data_dir), "--data"))
+    if sources.listen is not None:
+        upper.append(_Given(BY_NAME["server.listen"], sources.listen, "--listen"))
+    by_field = {s.field: s for s in SETTINGS}
+    for name, value in sources.flags.items():
+        upper.append(_Given(by_field[name], str(value), f"--{name.replace('_', '-')}"))
+    upper += _from_assignments(sources.assignments)
+    _apply(values, [g for g in upper if g.setting.name == "storage.data_dir"])
+    lower: list[_Given] = []
+    folder: Path | None = values["data_dir"]
+    if folder is not None and (folder / "relay.toml").exists():
+        lower = _read_file(folder / "relay.toml", legacy=True)
+        if any(g.setting.name == "storage.data_dir" for g in lower):
+            raise ConfigError(f"{folder / 'relay.toml'}: storage.data_dir cannot be set there.")
+    _apply(values, lower + upper)
+    return values
 
 
 def load(
-    data_dir: Path,
+    data_dir: Path | None = None,
     listen: str | None = None,
     environ: Mapping[str, str] | None = None,
+    *,
+    config_file: Path | None = None,
+    assignments: Sequence[str] = (),
+    flags: Mapping[str, object] | None = None,
     **overrides: Any,
 ) -> RelayConfig:
-    """Build the configuration: defaults, then `relay.toml`, then environment, then arguments."""
-    env = os.environ if environ is None else environ
-    config = RelayConfig(data_dir=data_dir)
-    toml_path = data_dir / "relay.toml"
-    if toml_path.exists():
-        try:
-            table = tomllib.loads(toml_path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{toml_path} is not valid TOML: {e}") from e
-        for key, value in table.items():
-            if key not in _TOML:
-                raise ConfigError(f"{toml_path}: unknown setting {key!r}.")
-            try:
-                name, converted = _TOML[key](value)
-            except (TypeError, ValueError, OverflowError) as e:  # int(inf): OverflowError
-                raise ConfigError(f"{toml_path}: {key} has a bad value: {e}") from e
-            config = replace(config, **{name: converted})
-    for var, (name, convert) in _ENV.items():
-        if var in env:
-            try:
-                config = replace(config, **{name: convert(env[var])})
-            except (ValueError, OverflowError) as e:
-                raise ConfigError(f"{var} has a bad value: {e}") from e
-    if listen is not None:
-        host, port = parse_listen(listen)
-        config = replace(config, host=host, port=port)
-    if overrides:
-        config = replace(config, **overrides)
-    return config.validated()
+    """The relay's validated configuration from these sources (`Sources`), then `overrides`
+    by field (tests give a clock, for example)."""
+    sources = Sources(data_dir, listen, environ, config_file, assignments, flags or {})
+    return configured(sources, **overrides)
+
+
+def configured(sources: Sources, **overrides: Any) -> RelayConfig:
+    """The relay's validated configuration (`resolve`, then `overrides` by field)."""
+    values = resolve(sources)
+    if values["data_dir"] is None:
+        raise ConfigError(
+            "No data folder: give --data DIR, or data_dir in the [storage] section of --config."
+        )
+    return RelayConfig(**{**values, **overrides}).validated()
+
+
+def check(values: Mapping[str, Any]) -> None:
+    """Validate `values` (from `resolve`) as `load` does, with or without a data folder (for
+    `--print-config`); `ConfigError` naming the setting."""
+    RelayConfig(**{**values, "data_dir": values["data_dir"] or Path()}).validated()
+
+
+def render(values: Mapping[str, Any]) -> str:
+    """A complete TOML configuration holding `values` (from `resolve`), each setting under a
+    comment saying what it does, what else sets it, and its default where it differs; read
+    back with `--config`, it gives the same values."""
+    defaults: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(RelayConfig)}
+    defaults["data_dir"] = None
+    lines = [
+        "# The relay's configuration (trauma-relay relay --config FILE). Every setting is",
+        "# optional except storage.data_dir (or --data). Any one can be given on the command line",
+        "# as --set section.key=value or in the environment as TRAUMA_RELAY_SECTION_KEY; those win",
+        "# over this file, which wins over relay.toml in the data folder.",
+    ]
+    for section, help_text in SECTIONS.items():
+        lines += ["", f"[{section}]"]
+        lines += [f"# {line}" for line in textwrap.wrap(help_text, 94)]
+        for s in SETTINGS:
+            if s.section != section:
+                continue
+            lines.append("")
+            lines += [f"# {line}" for line in textwrap.wrap(s.help, 94)]
+            default = s.kind.write(s.get(defaults))
+            current = s.kind.write(s.get(values))
+            if current != default:
+                lines.append(f"# default: {s.key} = {default}")
+            lines.append(f"{s.key} = {current}")
+    return "\n".join(lines) + "\n"

@@ -57,7 +57,7 @@ async def _sweep(config: RelayConfig, metadata: MetadataStore, objects: ObjectSt
                 transfer_id=t.id,
                 reason=_why(t),
             )
-        log.info("purged transfer %s", t.id)
+        log.info("purged transfer %s", t.id, extra={"transfer_id": t.id})
     return len(due)
 
 

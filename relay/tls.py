@@ -22,7 +22,7 @@ def server_context(config: RelayConfig) -> ssl.SSLContext | None:
         context.load_cert_chain(config.tls_certificate, config.tls_key)
     except (OSError, ssl.SSLError) as e:
         raise ConfigError(
-            f"tls_certificate {config.tls_certificate} and tls_key {config.tls_key} could not be "
-            f"loaded as a PEM certificate and its key ({e})."
+            f"server.tls_certificate {config.tls_certificate} and server.tls_key "
+            f"{config.tls_key} could not be loaded as a PEM certificate and its key ({e})."
         ) from e
     return context

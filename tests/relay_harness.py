@@ -102,12 +102,16 @@ class RelayProcess:
     the same port and data directory."""
 
     def __init__(
-        self, data_dir: Path, log_file: Path, port: int | None = None, args: Sequence[str] = ()
+        self,
+        data_dir: Path,
+        log_file: Path,
+        port: int | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.data_dir = data_dir
         self.log_file = log_file
-        self.args = list(args)  # more options for `trauma-relay relay`
         self.port = port or free_port()
+        self.extra_args = tuple(extra_args)  # more `trauma-relay relay` options (--set ...)
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -123,7 +127,7 @@ class RelayProcess:
                 str(self.data_dir),
                 "--listen",
                 f"127.0.0.1:{self.port}",
-                *self.args,
+                *self.extra_args,
             ],
             stdout=log,
             stderr=log,

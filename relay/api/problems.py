@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from relay import errors
+from relay import errors, logs
 
 log = logging.getLogger("relay.api")
 
@@ -46,7 +46,7 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
     except ConnectionResetError:
         # The client went away mid-request (aiohttp ends the body read with this): nothing was
         # changed, and nobody is left to answer; not an error of the relay's.
-        log.info("client left during %s %s", request.method, request.path)
+        log.info("client left during %s %s", request.method, logs.route_of(request))
         return problem(400, "client-left", "The connection closed before the request ended.")
     except web.HTTPException as e:
         if e.status >= 400 and e.content_type != "application/problem+json":
@@ -55,5 +55,5 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
     except Exception:
         # The relay holds no PHI, so its own traceback is safe to log; the caller is told
         # nothing about internals.
-        log.exception("unexpected error handling %s %s", request.method, request.path)
+        log.exception("unexpected error handling %s %s", request.method, logs.route_of(request))
         return problem(500, "internal", "The relay hit an unexpected error; nothing was changed.")

@@ -243,7 +243,7 @@ class E2ERelay:
         root.mkdir(parents=True, exist_ok=True)
         self.data_dir = root / "relay-data"
         self.log_file = root / "relay.log"
-        self.process = RelayProcess(self.data_dir, self.log_file, args=relay_args)
+        self.process = RelayProcess(self.data_dir, self.log_file, extra_args=relay_args)
         self.url = self.process.url
         self.sender_credential = self._add_site(SENDER, "sending", "St. Mary's ED")
         self.receiver_credential = self._add_site(RECEIVER, "receiving", "County Trauma")

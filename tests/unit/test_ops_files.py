@@ -19,13 +19,34 @@ from site_agent.settings import load
 OPS = Path(__file__).resolve().parents[2] / "ops"
 
 
-def test_the_example_relay_toml_loads(tmp_path: Path) -> None:
-    shutil.copy(OPS / "config" / "relay.toml", tmp_path / "relay.toml")
-    config = relay_config.load(tmp_path, environ={})
+def test_the_example_relay_toml_loads_with_config(tmp_path: Path) -> None:
+    config = relay_config.load(environ={}, config_file=OPS / "config" / "relay.toml")
+    assert config.data_dir == Path("/var/lib/trauma-relay")
+    assert (config.host, config.port) == ("0.0.0.0", 443)  # noqa: S104 (the example's choice)
     assert config.public_url == "https://relay.hospital.example"
     assert config.tls_certificate == Path("/etc/trauma-relay/tls/relay.pem")
+    assert config.log_format == "json"
     assert config.delivered_grace == 3600
     assert config.metrics_allowed == ("127.0.0.1", "::1")
+    # As the operator checks an edited copy: the command reads it and prints it back whole.
+    checked = subprocess.run(
+        [sys.executable, "-m", "trauma_relay.cli", "relay", "--print-config", "--config",
+         str(OPS / "config" / "relay.toml")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    (tmp_path / "printed.toml").write_text(checked.stdout)
+    assert relay_config.load(environ={}, config_file=tmp_path / "printed.toml") == config
+
+
+def test_the_example_relay_toml_also_serves_from_the_data_folder(tmp_path: Path) -> None:
+    """Copied into the data folder as relay.toml (where older relays read it), all but the
+    data folder itself, which is the folder it is in."""
+    text = (OPS / "config" / "relay.toml").read_text()
+    text = text.replace('data_dir = "/var/lib/trauma-relay"', "")
+    (tmp_path / "relay.toml").write_text(text)
+    config = relay_config.load(tmp_path, environ={})
+    assert (config.data_dir, config.public_url) == (tmp_path, "https://relay.hospital.example")
 
 
 @pytest.mark.parametrize(
