@@ -42,8 +42,11 @@ class LegRun:
     peak_rss_mb: dict[str, float | None]
 
 
-def relay_leg(study: Study, work: Path) -> tuple[float, dict[str, float | None]]:
-    """Seconds from `push` starting to `redeem --out` ending, and the peak RSS of each."""
+def relay_leg(
+    study: Study, work: Path, pacs: str | None = None
+) -> tuple[float, dict[str, float | None]]:
+    """Seconds from `push` starting to `redeem --out` (or `--pacs`) ending, and the peak RSS
+    of each process."""
     files = study.files()
     folder = work / "relay-leg"
     relay = BenchRelay(folder).start()
@@ -52,12 +55,12 @@ def relay_leg(study: Study, work: Path) -> tuple[float, dict[str, float | None]]
         start = time.perf_counter()
         push = relay.push("push", [study.dicom], folder)
         code = relay.authorized_code(push)
-        redeem = relay.redeem("redeem", code, folder, out=folder / "out")
+        redeem = relay.redeem("redeem", code, folder, pacs=pacs, out=folder / "out")
         push.ok(RUN_TIMEOUT)
         redeem.ok(RUN_TIMEOUT)
         elapsed = (redeem.ended or time.perf_counter()) - start
         if redeemed_instances(redeem) != len(files):
-            raise RuntimeError("redeem --out did not write every image")
+            raise RuntimeError("redeem did not deliver every image")
     finally:
         for proc in (push, redeem):
             if proc is not None:
@@ -66,7 +69,7 @@ def relay_leg(study: Study, work: Path) -> tuple[float, dict[str, float | None]]
     peaks = {
         "relay": relay_peak,
         "push": push.peak_rss_mb if push else None,
-        "redeem --out": redeem.peak_rss_mb if redeem else None,
+        "redeem --pacs" if pacs else "redeem --out": redeem.peak_rss_mb if redeem else None,
     }
     return elapsed, peaks
 
