@@ -53,6 +53,33 @@ class Figure:
         return data
 
 
+# Which step of the suite (`run.py --only NAME`) makes a figure, by how its name starts.
+STEPS = {
+    "PACS to PACS over": "wan",
+    "PACS to PACS": "pacs",
+    "Cut-through": "latency",
+    "Relay leg": "wormhole",
+    "Concurrency": "concurrency",
+    "Crypto": "crypto",
+    "Peak RSS": "memory",
+}
+
+
+def step_of(figure: Figure) -> str:
+    return next(step for start, step in STEPS.items() if figure.name.startswith(start))
+
+
+def load(path: Path) -> list[Figure]:
+    """The figures an earlier run wrote to `path` (none if it is missing)."""
+    if not path.exists():
+        return []
+    kept = []
+    for data in json.loads(path.read_text())["figures"]:
+        data = {k: v for k, v in data.items() if k not in ("ratio", "met")}
+        kept.append(Figure(**data))
+    return kept
+
+
 def not_measured(name: str, unit: str, target: float, reason: str, **kw: Any) -> Figure:
     return Figure(name, unit, None, None, target, note=f"not measured: {reason}", **kw)
 

@@ -1,5 +1,7 @@
-"""Child processes whose peak resident memory is known: each is reaped with `os.wait4`, whose
-rusage gives the child's own `ru_maxrss` (not its children's), in kilobytes on Linux."""
+"""Child processes whose peak resident memory is known: `VmHWM` in `/proc/PID/status`, read
+every `HWM_POLL` seconds while the process runs (the last reading is kept: it only grows).
+Not `ru_maxrss` from `os.wait4`: Linux counts in it the parent's memory at fork, so every
+small child would look as large as the benchmark runner."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -16,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "trauma_relay.cli"]
 STOP_TIMEOUT = 30.0  # seconds after SIGTERM before SIGKILL
+HWM_POLL = 0.05  # seconds between readings of VmHWM
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -66,7 +70,21 @@ class Measured:
             self.proc = subprocess.Popen(
                 self.argv, stdin=stdin, stdout=out, stderr=err, cwd=self.cwd, env=self.env
             )
+        threading.Thread(target=self._watch_memory, args=(self.proc.pid,), daemon=True).start()
         return self
+
+    def _watch_memory(self, pid: int) -> None:
+        status = Path(f"/proc/{pid}/status")
+        while self.returncode is None:
+            try:
+                lines = status.read_text().splitlines()
+            except OSError:
+                return
+            for line in lines:
+                if line.startswith("VmHWM:"):
+                    peak = int(line.split()[1]) * 1024 / 1e6
+                    self.peak_rss_mb = max(self.peak_rss_mb or 0.0, peak)
+            time.sleep(HWM_POLL)
 
     def stdout(self) -> str:
         return self.stdout_path.read_text(errors="replace")
@@ -76,17 +94,16 @@ class Measured:
         return f"{self.name} ({' '.join(self.argv[:5])} ...) exit {self.returncode}:\n{err}"
 
     def poll(self) -> bool:
-        """Whether it has ended (reaped, with its peak RSS, if so)."""
+        """Whether it has ended (and is reaped)."""
         if self.returncode is not None:
             return True
         assert self.proc is not None
-        pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
+        pid, status = os.waitpid(self.proc.pid, os.WNOHANG)
         if pid == 0:
             return False
         self.ended = time.perf_counter()
         self.returncode = os.waitstatus_to_exitcode(status)
         self.proc.returncode = self.returncode  # so Popen never waits for it again
-        self.peak_rss_mb = usage.ru_maxrss * 1024 / 1e6
         return True
 
     def wait(self, timeout: float) -> Measured:

@@ -273,6 +273,7 @@ def main() -> int:
     args = parser.parse_args()
     args.docs.mkdir(parents=True, exist_ok=True)
     chosen = args.only or list(NAMES)
+    shown: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="trauma-relay-bench-") as tmp:
         work = args.work or Path(tmp)
         suite = Suite(args, work)
@@ -285,11 +286,16 @@ def main() -> int:
             "concurrency": suite.concurrency,
             "crypto": suite.crypto,
         }
+        # With --only, the other figures of the last run are kept.
+        earlier = [f for f in figures.load(args.docs / "benchmarks.json") if args.only]
         for name in NAMES:  # the 2 GB study last; what is done is written after each
             if name in chosen:
                 steps[name]()
-                figures.write(suite.figures, figures.machine(), args.docs)
-    print(figures.table(suite.figures))
+                kept = [f for f in earlier if figures.step_of(f) not in chosen]
+                every = sorted(kept + suite.figures, key=lambda f: NAMES.index(figures.step_of(f)))
+                figures.write(every, figures.machine(), args.docs)
+                shown = every
+    print(figures.table(shown))
     return 0
 
 
