@@ -177,7 +177,7 @@ def _through_the_relay(
                 "1",
             ],
         )
-        code = relay.authorized_code(push)
+        code = relay.authorized_code(push, RUN_TIMEOUT)
         tid = re.search(r"transfer (\w{24}) to", push.stdout())
         redeem = relay.redeem("redeem", code, folder, pacs=f"{b.ae_title}@127.0.0.1:{b.dicom_port}")
         if rest:

@@ -54,7 +54,7 @@ def relay_leg(
     try:
         start = time.perf_counter()
         push = relay.push("push", [study.dicom], folder)
-        code = relay.authorized_code(push)
+        code = relay.authorized_code(push, RUN_TIMEOUT)  # push reads every file first
         redeem = relay.redeem("redeem", code, folder, pacs=pacs, out=folder / "out")
         push.ok(RUN_TIMEOUT)
         redeem.ok(RUN_TIMEOUT)
