@@ -48,17 +48,11 @@ def best_seconds(run: Callable[[], object], repeat: int) -> float:
     return best
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mib", type=int, default=64, help="payload size in MiB")
-    parser.add_argument("--chunk-kib", type=int, default=64, help="chunk size in KiB")
-    parser.add_argument("--piece-kib", type=int, default=1024, help="feed() piece size in KiB")
-    parser.add_argument("--repeat", type=int, default=5, help="runs per figure (best is kept)")
-    args = parser.parse_args()
-
-    size: int = args.mib * 1024 * 1024
-    chunk: int = args.chunk_kib * 1024
-    piece: int = args.piece_kib * 1024
+def measure(mib: int, chunk_kib: int, piece_kib: int, repeat: int) -> dict[str, float]:
+    """Best seconds of each: `baseline`, `seal`, `open`, `raw_open`; and `size` in bytes."""
+    size: int = mib * 1024 * 1024
+    chunk: int = chunk_kib * 1024
+    piece: int = piece_kib * 1024
     payload = os.urandom(size)
     view = memoryview(payload)
     data_key = new_data_key()
@@ -112,10 +106,26 @@ def main() -> None:
         raise SystemExit("round trip failed")
     del opened
 
-    baseline_s = best_seconds(baseline, args.repeat)
-    seal_s = best_seconds(seal, args.repeat)
-    open_s = best_seconds(open_, args.repeat)
-    raw_open_s = best_seconds(raw_open, args.repeat)
+    return {
+        "size": size,
+        "baseline": best_seconds(baseline, repeat),
+        "seal": best_seconds(seal, repeat),
+        "open": best_seconds(open_, repeat),
+        "raw_open": best_seconds(raw_open, repeat),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mib", type=int, default=64, help="payload size in MiB")
+    parser.add_argument("--chunk-kib", type=int, default=64, help="chunk size in KiB")
+    parser.add_argument("--piece-kib", type=int, default=1024, help="feed() piece size in KiB")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per figure (best is kept)")
+    args = parser.parse_args()
+    seconds = measure(args.mib, args.chunk_kib, args.piece_kib, args.repeat)
+    size = seconds["size"]
+    baseline_s, seal_s = seconds["baseline"], seconds["seal"]
+    open_s, raw_open_s = seconds["open"], seconds["raw_open"]
 
     def rate(seconds: float) -> float:
         return size / seconds / 1e6

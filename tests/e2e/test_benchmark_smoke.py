@@ -1,0 +1,64 @@
+"""Smoke run of the benchmark suite (`ops/bench/run.py --quick`) on tiny studies: the figures
+that need no download (magic-wormhole comes from PyPI, so it is left out) run to the end, every
+transfer is verified, and `benchmarks.json` holds a number for each measured figure. No timing
+is asserted: on a CI machine the figures themselves are noise."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from peers import require_peer
+
+pytestmark = pytest.mark.peers
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_TIMEOUT = 900.0  # seconds: generous, for a loaded machine; never asserted
+
+
+def test_the_quick_suite_runs_and_writes_every_chosen_figure(tmp_path: Path) -> None:
+    require_peer("Orthanc")
+    require_peer("storescu")
+    docs = tmp_path / "docs"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, str(ROOT / "ops" / "bench" / "run.py"), "--quick", "--no-large"]
+    argv += ["--only", "pacs", "latency", "wan", "memory", "crypto"]
+    argv += ["--docs", str(docs), "--work", str(tmp_path / "work")]
+    run = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+    written = json.loads((docs / "benchmarks.json").read_text())
+    assert written["machine"]["cores"] >= 1
+    by_name = {f["name"]: f for f in written["figures"]}
+    pacs = [f for name, f in by_name.items() if name.startswith("PACS to PACS, ")]
+    assert len(pacs) == 2  # the CT and the small-image study
+    for figure in pacs:
+        assert figure["details"]["verified_instances"] > 0
+        assert figure["ours"] > 0
+        assert figure["peer"] > 0
+        assert figure["ratio"] == pytest.approx(figure["ours"] / figure["peer"], rel=1e-2)
+        assert isinstance(figure["met"], bool)
+    latency = [f for name, f in by_name.items() if name.startswith("Cut-through latency")]
+    assert len(latency) == 2
+    assert all(f["ours"] >= 0 for f in latency)
+    memory = [f for name, f in by_name.items() if name.startswith("Peak RSS")]
+    assert len(memory) >= 3
+    assert all(f["ours"] > 0 for f in memory if f["met"] is not None)
+    (crypto,) = (f for name, f in by_name.items() if name.startswith("Crypto"))
+    assert crypto["ours"] > 0
+    (wan,) = (f for name, f in by_name.items() if "WAN" in name)
+    assert wan["met"] is not None or wan["note"].startswith("not measured: ")
+    assert (docs / "cut-through.png").read_bytes().startswith(b"\x89PNG")
+    table = (docs / "benchmarks.md").read_text()
+    assert all(f["name"] in table for f in written["figures"])
