@@ -46,13 +46,18 @@ RECEIPT_BODY: dict[str, object] = {
 
 
 def _object(properties: dict[str, object], *required: str) -> dict[str, object]:
-    return {"type": "object", "required": list(required), "properties": properties}
+    schema: dict[str, object] = {"type": "object", "properties": properties}
+    if required:  # OpenAPI 3.0: a `required` list is never empty
+        schema["required"] = list(required)
+    return schema
 
 
 _TEXT = {"type": "string"}
 _BASE64 = {"type": "string", "format": "byte"}
 _INTEGER = {"type": "integer", "minimum": 0}
-_LOCK = _object({"salt": _BASE64, "verifier": _BASE64, "wrapped_key": _BASE64})
+_LOCK = _object(
+    {"salt": _BASE64, "verifier": _BASE64, "wrapped_key": _BASE64}, "verifier", "wrapped_key"
+)
 _ROLE = {"type": "string", "enum": ["patient", "family"]}
 _TOKEN = {"type": "string", "description": "The phone link's authorization token."}
 _PHONE_ACTION = _object({"token": _TOKEN, "role": _ROLE}, "token")
