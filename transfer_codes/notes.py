@@ -54,12 +54,16 @@ def seal_json(
 def open_json(key: bytes, aad: bytes, sealed: bytes, what: str) -> dict[str, object]:
     """Inverse of `seal_json`. Raises `UnwrapError` ("This <what> was altered or belongs to another
     transfer.") if the key, the additional data or the bytes are not the ones sealed, and
-    `UnwrapError` ("This <what> is not a note.") if the JSON is not an object."""
+    `UnwrapError` ("This <what> is not a note.") if what it holds is not a JSON object (a sender
+    holding the key could seal anything)."""
     try:
         plain = AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
     except (InvalidTag, ValueError) as e:
         raise UnwrapError(f"This {what} was altered or belongs to another transfer.") from e
-    value = json.loads(plain)
+    try:
+        value = json.loads(plain)
+    except (ValueError, RecursionError) as e:  # not UTF-8 (a ValueError), not JSON, too deep
+        raise UnwrapError(f"This {what} is not a note.") from e
     if not isinstance(value, dict):
         raise UnwrapError(f"This {what} is not a note.")
     return value

@@ -103,5 +103,10 @@ def b64encode_text(data: bytes) -> str:
 
 def b64decode_text(text: str) -> bytes:
     """Inverse of `b64encode_text`, strict: ValueError (`binascii.Error` is one) unless `text` is
-    standard base64 with correct padding and no other characters, whitespace included."""
-    return base64.b64decode(text, validate=True)
+    standard base64 with correct padding and no other characters, whitespace included. Only the
+    one spelling `b64encode_text` gives is taken (no surplus `=`, no stray bits in the last
+    symbol), so the same bytes never arrive as two different texts."""
+    data = base64.b64decode(text, validate=True)
+    if base64.b64encode(data).decode("ascii") != text:
+        raise ValueError("not canonical base64")
+    return data

@@ -36,6 +36,7 @@ async def require_site(request: web.Request, role: str | None = None) -> Site:
         await _refused(request, "malformed")
         raise errors.NotAuthenticated() from e
     async with at_desk(request) as d:
+        # Looked up by its digest, never compared as a secret: as good as constant time.
         site = await d.tx.site_by_credential(digest, d.now)
         if site is None:
             await _record_refusal(d, request, "unknown")

@@ -43,7 +43,135 @@ RECEIPT_BODY: dict[str, object] = {
         },
     },
 }
-BODIES = {("POST", wire.transfer_action("{transfer_id}", "receipt")): RECEIPT_BODY}
+
+
+def _object(properties: dict[str, object], *required: str) -> dict[str, object]:
+    schema: dict[str, object] = {"type": "object", "properties": properties}
+    if required:  # OpenAPI 3.0: a `required` list is never empty
+        schema["required"] = list(required)
+    return schema
+
+
+_TEXT = {"type": "string"}
+_BASE64 = {"type": "string", "format": "byte"}
+_INTEGER = {"type": "integer", "minimum": 0}
+_LOCK = _object(
+    {"salt": _BASE64, "verifier": _BASE64, "wrapped_key": _BASE64}, "verifier", "wrapped_key"
+)
+_ROLE = {"type": "string", "enum": ["patient", "family"]}
+_TOKEN = {"type": "string", "description": "The phone link's authorization token."}
+_PHONE_ACTION = _object({"token": _TOKEN, "role": _ROLE}, "token")
+
+OBJECT = wire.transfer_action("{transfer_id}", "objects") + "/{index}"
+MANIFEST_RECORD = wire.transfer_action("{transfer_id}", "manifest") + "/{seq}"
+
+
+def _action(name: str) -> str:
+    return wire.transfer_action("{transfer_id}", name)
+
+
+# JSON request bodies, so a client (and a fuzzer) knows their shape; the handlers check them
+# strictly (relay.api.bodies) whatever the document says.
+BODIES: dict[tuple[str, str], dict[str, object]] = {
+    ("POST", _action("receipt")): RECEIPT_BODY,
+    ("POST", wire.TRANSFERS): _object(
+        {"recipient": _TEXT, "expires_in": {"type": "integer", "minimum": 60}}, "recipient"
+    ),
+    ("PUT", _action("locks")): _object(
+        {"code": _LOCK, "capability": _LOCK, "authorization_token": _TOKEN},
+        "code",
+        "capability",
+        "authorization_token",
+    ),
+    ("POST", _action("reissue")): _object(
+        {"code": _LOCK, "capability": _LOCK}, "code", "capability"
+    ),
+    ("POST", _action("break-glass")): _object({"sealed_reason": _BASE64}, "sealed_reason"),
+    ("PUT", _action("phone")): _object({"summary": _BASE64, "code": _BASE64}),
+    ("POST", wire.AUTHORIZATIONS): _object(
+        {"token": _TOKEN, "authorizer_role": _ROLE, "sealed_authorizer": _BASE64}, "token"
+    ),
+    ("POST", wire.PHONE_STATUS): _object({"token": _TOKEN}, "token"),
+    ("POST", wire.PHONE_REVOKE): _PHONE_ACTION,
+    ("POST", wire.PHONE_DECLINE): _PHONE_ACTION,
+    ("POST", wire.REDEMPTION_SALT): _object({"locator": _INTEGER}, "locator"),
+    ("POST", wire.REDEMPTIONS): _object(
+        {
+            "proof": _BASE64,
+            "locator": _INTEGER,
+            "transfer_id": _TEXT,
+            "redemption_id": _BASE64,
+        },
+        "proof",
+    ),
+    ("POST", OBJECT + "/complete"): _object({"size": _INTEGER, "sha256": _TEXT}, "size", "sha256"),
+}
+# Bodies of raw bytes: a piece of a sealed object, a sealed manifest record.
+BYTES_BODIES = {("PATCH", OBJECT), ("PUT", MANIFEST_RECORD)}
+
+
+def _header(name: str, *, required: bool = False) -> dict[str, object]:
+    return {"name": name, "in": "header", "required": required, "schema": {"type": "string"}}
+
+
+def _query(name: str) -> dict[str, object]:
+    return {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+
+
+PARAMETERS: dict[tuple[str, str], list[dict[str, object]]] = {
+    ("PATCH", OBJECT): [
+        _header(wire.UPLOAD_OFFSET, required=True),
+        _header(wire.UPLOAD_LENGTH),
+        _header(wire.UPLOAD_SHA256),
+    ],
+    ("PUT", MANIFEST_RECORD): [_header(wire.MANIFEST_FINAL)],
+    ("GET", OBJECT): [_header("Range")],
+    ("GET", _action("manifest")): [_query("from"), _query("wait")],
+}
+
+PROBLEM: dict[str, object] = {
+    "type": "object",
+    "description": "A problem document (RFC 9457).",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+    },
+}
+
+
+def _json(description: str) -> dict[str, object]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+
+
+def _bytes(description: str) -> dict[str, object]:
+    return {
+        "description": description,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+
+
+# Answers other than a plain 200 with a JSON object (errors are problem documents).
+SUCCESSES: dict[tuple[str, str], dict[str, object]] = {
+    ("POST", wire.TRANSFERS): {"201": _json("Created.")},
+    ("PUT", MANIFEST_RECORD): {
+        "200": _json("Already stored, the same bytes."),
+        "201": _json("Stored."),
+    },
+    ("GET", OBJECT): {
+        "200": _bytes("The whole sealed object."),
+        "206": _bytes("The sealed object from the requested offset."),
+    },
+    ("GET", wire.HEALTH): {
+        "200": _json("Healthy."),
+        "503": _json("Not taking uploads (`disk-full`)."),
+    },
+}
 
 
 def _summary(handler: object) -> str:
@@ -67,12 +195,13 @@ def document(app: web.Application) -> dict[str, object]:
             "parameters": [
                 {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
                 for p in params
-            ],
+            ]
+            + PARAMETERS.get((route.method, path), []),
             "responses": {
-                "200": {"description": "Success (JSON unless stated otherwise)."},
+                **SUCCESSES.get((route.method, path), {"200": _json("Success.")}),
                 "default": {
                     "description": "A problem document (RFC 9457).",
-                    "content": {"application/problem+json": {"schema": {"type": "object"}}},
+                    "content": {"application/problem+json": {"schema": PROBLEM}},
                 },
             },
         }
@@ -81,6 +210,13 @@ def document(app: web.Application) -> dict[str, object]:
             operation["requestBody"] = {
                 "required": True,
                 "content": {"application/json": {"schema": body}},
+            }
+        elif (route.method, path) in BYTES_BODIES:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                },
             }
         if (route.method, path) in PUBLIC or path == wire.HEALTH:
             operation["security"] = []

@@ -22,6 +22,7 @@ class UnknownLink(errors.NotFound):
 
 
 async def _linked(d: Desk, token: str, refusal: str | None = None) -> Transfer:
+    # Looked up by its digest, never compared as a secret: as good as constant time.
     t = await d.tx.transfer_by_authorization(token_digest(token))
     if t is None:
         raise UnknownLink(refusal)

@@ -9,6 +9,7 @@ a restart signs everyone out.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -20,6 +21,13 @@ ANONYMOUS_IDLE = 12 * HOURS  # a sign-in page left open all night still works
 EXPIRED_KEPT = 8 * HOURS  # how long an ended session is remembered, to say why it ended
 MAX_SESSIONS = 2000  # signed-in and anonymous alike; the longest idle go first
 ID_BYTES = 32
+
+
+def _key(session_id: str) -> bytes:
+    """The book keys sessions by the SHA-256 of their id, so finding one compares digests,
+    never the secret the browser sent (a lookup by digest is as good as a constant-time
+    comparison: timing can at most tell how a digest starts)."""
+    return hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).digest()
 
 
 class Ended(Enum):
@@ -52,8 +60,9 @@ class SessionBook:
     def __init__(self, idle_timeout: float, *, max_sessions: int = MAX_SESSIONS) -> None:
         self.idle_timeout = idle_timeout
         self.max_sessions = max_sessions
-        self._live: OrderedDict[str, Session] = OrderedDict()  # least recently seen first
-        self._ended: OrderedDict[str, tuple[Expired, float]] = OrderedDict()
+        # By `_key(id)`: least recently seen first.
+        self._live: OrderedDict[bytes, Session] = OrderedDict()
+        self._ended: OrderedDict[bytes, tuple[Expired, float]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._live)
@@ -67,7 +76,7 @@ class SessionBook:
             started=now,
             last_seen=now,
         )
-        self._live[session.id] = session
+        self._live[_key(session.id)] = session
         while len(self._live) > self.max_sessions:
             self._live.popitem(last=False)
         return session
@@ -78,48 +87,50 @@ class SessionBook:
         """The live session `session_id`, its `last_seen` moved to `now` when this is the
         user's `activity` (not a page refreshing itself); `Expired` if it has just ended or
         ended lately; None if unknown."""
-        session = self._live.get(session_id)
+        key = _key(session_id)
+        session = self._live.get(key)
         if session is None:
-            ended = self._ended.get(session_id)
+            ended = self._ended.get(key)
             return ended[0] if ended else None
         why = self._ended_why(session, now)
         if why is not None:
             self.end(session_id)
             if session.user is None:
                 return None
-            self._ended[session_id] = (Expired(session.user, why), now)
+            self._ended[key] = (Expired(session.user, why), now)
             return Expired(session.user, why, first=True)
         if activity:
             session.last_seen = now
-            self._live.move_to_end(session_id)
+            self._live.move_to_end(key)
         return session
 
     def end(self, session_id: str) -> Session | None:
         """Forget a session (sign-out, or replaced at sign-in); the session, if it was live."""
-        self._ended.pop(session_id, None)
-        return self._live.pop(session_id, None)
+        key = _key(session_id)
+        self._ended.pop(key, None)
+        return self._live.pop(key, None)
 
     def end_user(self, user: str) -> int:
         """End every session of `user` (their account was removed); how many there were."""
-        ids = [s.id for s in self._live.values() if s.user == user]
-        for session_id in ids:
-            del self._live[session_id]
-        return len(ids)
+        keys = [key for key, s in self._live.items() if s.user == user]
+        for key in keys:
+            del self._live[key]
+        return len(keys)
 
     def sweep(self, now: float) -> list[Expired]:
         """Drop sessions that have ended; the signed-in ones among them (to audit their end)."""
         dropped = []
-        for session in list(self._live.values()):
+        for key, session in list(self._live.items()):
             why = self._ended_why(session, now)
             if why is None:
                 continue
-            del self._live[session.id]
+            del self._live[key]
             if session.user is not None:
                 dropped.append(Expired(session.user, why, first=True))
-                self._ended[session.id] = (Expired(session.user, why), now)
-        for session_id, (_, since) in list(self._ended.items()):
+                self._ended[key] = (Expired(session.user, why), now)
+        for key, (_, since) in list(self._ended.items()):
             if now - since > EXPIRED_KEPT or len(self._ended) > self.max_sessions:
-                del self._ended[session_id]
+                del self._ended[key]
         return dropped
 
     def _ended_why(self, session: Session, now: float) -> Ended | None:

@@ -69,6 +69,16 @@ def test_open_json_refuses_what_is_not_an_object() -> None:
         open_json(DATA_KEY, b"aad", list_sealed, "test note")
 
 
+@pytest.mark.parametrize("plaintext", [b"\xff\xfe", b"not json", b"[" * 100_000])
+def test_open_json_refuses_what_is_not_json_as_unwrap_error(plaintext: bytes) -> None:
+    """Found by tests/fuzz: a sender holding the key could seal anything, and bytes that are
+    not UTF-8 JSON (or nest too deep) escaped as UnicodeDecodeError, JSONDecodeError or
+    RecursionError."""
+    sealed = NONCE + AESGCM(DATA_KEY).encrypt(NONCE, plaintext, b"aad")
+    with pytest.raises(UnwrapError, match=r"^This test note is not a note\.$"):
+        open_json(DATA_KEY, b"aad", sealed, "test note")
+
+
 def test_seal_json_refuses_a_wrong_nonce() -> None:
     with pytest.raises(ValueError, match="12 bytes"):
         seal_json(DATA_KEY, b"aad", {}, nonce=bytes(11))

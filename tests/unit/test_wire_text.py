@@ -18,7 +18,19 @@ def test_standard_alphabet_with_padding() -> None:
     assert b64encode_text(b"\xfb\xff") == "+/8="
 
 
-@pytest.mark.parametrize("text", ["+/8", "+/8=\n", "-_8=", "é===", "+/ 8="])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "+/8",
+        "+/8=\n",
+        "-_8=",
+        "é===",
+        "+/ 8=",
+        "+/8==",
+        "+/9=",
+        "QUJ=",
+    ],  # the last three: not canonical
+)
 def test_decode_is_strict(text: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 (binascii.Error or the ASCII refusal)
         b64decode_text(text)
