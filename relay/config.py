@@ -17,6 +17,7 @@ from typing import Any
 
 from relay.addresses import Network, networks
 from relay.errors import ConfigError
+from relay.storage.s3 import S3Location
 from transfer_codes.manifest import MAX_RECORD_SIZE
 
 SECONDS = 1.0
@@ -70,6 +71,13 @@ class RelayConfig:
     # Refused site credentials audited one by one per client address in a minute; past that,
     # counted and summed up in the next record from that address.
     refusals_audited_per_minute: int = 20
+    # Sealed objects in an S3-compatible bucket (s3://BUCKET/PREFIX) instead of the data
+    # directory's objects/ folder; the endpoint of MinIO or Ceph RGW (None: AWS S3), the region,
+    # and a shared credentials file (None: the standard AWS environment variables and files).
+    objects_url: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_credentials_file: Path | None = None
     clock: Clock = field(default=time.time, repr=False, compare=False)
 
     @property
@@ -150,7 +158,26 @@ class RelayConfig:
             raise ConfigError("max_object_size must be at least 1024 bytes.")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             raise ConfigError("public_url must start with http:// or https://.")
+        self._validate_object_store()
         return self
+
+    def _validate_object_store(self) -> None:
+        if self.objects_url is None:
+            for name in ("s3_endpoint_url", "s3_region", "s3_credentials_file"):
+                if getattr(self, name) is not None:
+                    raise ConfigError(f"{name} is for an S3 bucket: set objects_url too.")
+            return
+        S3Location.parse(self.objects_url)
+        endpoint = self.s3_endpoint_url
+        if endpoint is not None and (
+            not endpoint.startswith(("http://", "https://")) or "@" in endpoint
+        ):
+            raise ConfigError(
+                "s3_endpoint_url must be the http:// or https:// address of the S3 service "
+                "(without credentials), e.g. https://minio.example.org:9000."
+            )
+        if self.s3_credentials_file is not None and not self.s3_credentials_file.is_file():
+            raise ConfigError(f"s3_credentials_file {self.s3_credentials_file} is not a file.")
 
 
 _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
@@ -158,6 +185,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TRAUMA_RELAY_PUBLIC_URL": ("public_url", str),
     "TRAUMA_RELAY_SWEEP_SECONDS": ("sweep_interval", float),
     "TRAUMA_RELAY_MAX_OBJECT_BYTES": ("max_object_size", int),
+    "TRAUMA_RELAY_OBJECTS_URL": ("objects_url", str),
 }
 _TOML: dict[str, Callable[[Any], Any]] = {
     "expiry_hours": lambda v: ("expiry", float(v) * HOURS),
@@ -184,6 +212,10 @@ _TOML: dict[str, Callable[[Any], Any]] = {
     "guess_limit_per_site": lambda v: ("guess_limit_site", int(v)),
     "guess_limit_per_address": lambda v: ("guess_limit_address", int(v)),
     "guess_limit_global": lambda v: ("guess_limit_global", int(v)),
+    "objects_url": lambda v: ("objects_url", str(v)),
+    "s3_endpoint_url": lambda v: ("s3_endpoint_url", str(v)),
+    "s3_region": lambda v: ("s3_region", str(v)),
+    "s3_credentials_file": lambda v: ("s3_credentials_file", Path(v)),
 }
 
 
