@@ -129,6 +129,7 @@ class S3ObjectStore:
         from botocore.exceptions import BotoCoreError, ClientError
 
         session = get_session()
+        _share_loader(session)
         if credentials_file is not None:
             session.set_config_variable("credentials_file", str(credentials_file))
         config = AioConfig(
@@ -329,6 +330,18 @@ class S3ObjectStore:
                         Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                     )
         await self._delete([key async for key, _ in self._keys(prefix)])
+
+
+_LOADER: list[Any] = []
+
+
+def _share_loader(session: Any) -> None:
+    """Give every session of this process the first one's loader of botocore's service
+    descriptions (files it only reads, and caches), instead of parsing them again per session."""
+    if _LOADER:
+        session.register_component("data_loader", _LOADER[0])
+    else:
+        _LOADER.append(session.get_component("data_loader"))
 
 
 class _PartWriter:
