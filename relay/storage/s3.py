@@ -24,14 +24,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from relay import errors
 from transfer_codes.tokens import is_transfer_id
+
+log = logging.getLogger("relay.storage.s3")
 
 READ_BLOCK = 256 * 1024
 # What one write gathers in memory before it becomes a part of a multipart upload: over S3's
@@ -94,11 +97,17 @@ class _Part:
         return self.start + self.size
 
 
-def _client_error_code(e: Exception) -> str:
-    response = getattr(e, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
+@contextlib.contextmanager
+def _unavailable() -> Iterator[None]:
+    """A failure of the S3 service (after botocore's own retries) as `StorageUnavailable`, with
+    the reason in the relay's log; anything else (the client's body failing) as it is."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except (BotoCoreError, ClientError) as e:
+        log.error("object store request failed: %s", e)
+        raise errors.StorageUnavailable() from e
 
 
 class S3ObjectStore:
@@ -208,23 +217,24 @@ class S3ObjectStore:
     ) -> int:
         """Write `body` at `offset` durably as one new part; the new end. Past `limit` bytes,
         `too_large` (by default `ObjectTooLarge`) is raised and nothing past `offset` is kept."""
-        key = self._part_key(transfer_id, index, offset)
-        await self._cut(transfer_id, index, offset)
-        writer = _PartWriter(self._s3, self._location.bucket, key)
-        position = offset
-        try:
-            async for block in body:
-                if position + len(block) > limit:
-                    raise too_large or errors.ObjectTooLarge(
-                        f"Objects on this relay may be at most {limit} bytes once sealed."
-                    )
-                position += len(block)
-                await writer.add(block)
-            await writer.finish()
-        except BaseException:
-            await writer.abandon()
-            raise
-        return position
+        with _unavailable():
+            key = self._part_key(transfer_id, index, offset)
+            await self._cut(transfer_id, index, offset)
+            writer = _PartWriter(self._s3, self._location.bucket, key)
+            position = offset
+            try:
+                async for block in body:
+                    if position + len(block) > limit:
+                        raise too_large or errors.ObjectTooLarge(
+                            f"Objects on this relay may be at most {limit} bytes once sealed."
+                        )
+                    position += len(block)
+                    await writer.add(block)
+                await writer.finish()
+            except BaseException:
+                await writer.abandon()
+                raise
+            return position
 
     async def _cut(self, transfer_id: str, index: int, offset: int) -> None:
         """Drop what is stored at or past `offset`: parts starting there are deleted, and one
@@ -291,14 +301,18 @@ class S3ObjectStore:
             )
             if answer.get("Errors"):
                 failed = answer["Errors"][0]
-                raise OSError(
-                    f"The object store did not delete {failed.get('Key')}: "
-                    f"{failed.get('Code')} {failed.get('Message')}"
+                log.error(
+                    "object store did not delete %s: %s %s",
+                    failed.get("Key"),
+                    failed.get("Code"),
+                    failed.get("Message"),
                 )
+                raise errors.StorageUnavailable()
 
     async def size(self, transfer_id: str, index: int) -> int:
-        parts = await self._parts(transfer_id, index)
-        return parts[-1].end if parts else 0
+        with _unavailable():
+            parts = await self._parts(transfer_id, index)
+            return parts[-1].end if parts else 0
 
     async def sha256(self, transfer_id: str, index: int) -> str:
         h = hashlib.sha256()
@@ -307,29 +321,31 @@ class S3ObjectStore:
         return h.hexdigest()
 
     async def read(self, transfer_id: str, index: int, start: int) -> AsyncIterator[bytes]:
-        for part in await self._parts(transfer_id, index):
-            if part.end <= start or part.size == 0:
-                continue
-            skip = max(0, start - part.start)
-            response = await self._s3.get_object(
-                Bucket=self._location.bucket, Key=part.key, Range=f"bytes={skip}-"
-            )
-            async with response["Body"] as stream:
-                while block := await stream.read(READ_BLOCK):
-                    yield block
+        with _unavailable():
+            for part in await self._parts(transfer_id, index):
+                if part.end <= start or part.size == 0:
+                    continue
+                skip = max(0, start - part.start)
+                response = await self._s3.get_object(
+                    Bucket=self._location.bucket, Key=part.key, Range=f"bytes={skip}-"
+                )
+                async with response["Body"] as stream:
+                    while block := await stream.read(READ_BLOCK):
+                        yield block
 
     async def delete_transfer(self, transfer_id: str) -> None:
         """Delete the transfer's objects and abort its unfinished multipart uploads."""
-        prefix = self._transfer_prefix(transfer_id)
-        bucket = self._location.bucket
-        paginator = self._s3.get_paginator("list_multipart_uploads")
-        async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            for upload in page.get("Uploads", []):
-                with contextlib.suppress(self._s3.exceptions.NoSuchUpload):
-                    await self._s3.abort_multipart_upload(
-                        Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                    )
-        await self._delete([key async for key, _ in self._keys(prefix)])
+        with _unavailable():
+            prefix = self._transfer_prefix(transfer_id)
+            bucket = self._location.bucket
+            paginator = self._s3.get_paginator("list_multipart_uploads")
+            async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                for upload in page.get("Uploads", []):
+                    with contextlib.suppress(self._s3.exceptions.NoSuchUpload):
+                        await self._s3.abort_multipart_upload(
+                            Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+            await self._delete([key async for key, _ in self._keys(prefix)])
 
 
 _LOADER: list[Any] = []

@@ -313,3 +313,33 @@ async def test_a_reader_never_sees_a_write_half_done(s3_stores: Stores) -> None:
     assert await reader.write_at(tid, 0, cut, blocks(b"tail"), 1 << 30) == cut + 4
     assert await read_all(writer, tid, 0) == (before + big)[:cut] + b"tail"
     assert len(s3_stores.stored(tid)) == 3
+
+
+@pytest.mark.asyncio
+async def test_a_bucket_out_of_reach_is_storage_unavailable(s3_bucket: S3Bucket) -> None:
+    """A failing S3 service is told as such (503 `storage-unavailable`), not as a 500."""
+    name = "gone-" + s3_bucket.new_prefix()
+    s3_bucket.client().create_bucket(Bucket=name)
+    settings = s3_bucket.settings("relay")
+    store = await S3ObjectStore.open(
+        S3Location.parse(f"s3://{name}/relay"),
+        endpoint_url=settings["s3_endpoint_url"],
+        region=settings["s3_region"],
+        credentials_file=settings["s3_credentials_file"],
+    )
+    try:
+        tid = new_transfer_id()
+        await store.write_at(tid, 0, 0, blocks(b"kept"), 1 << 20)
+        await store.delete_transfer(tid)
+        s3_bucket.client().delete_bucket(Bucket=name)
+        with pytest.raises(errors.StorageUnavailable) as raised:
+            await store.write_at(tid, 0, 0, blocks(b"lost"), 1 << 20)
+        assert raised.value.status == 503
+        with pytest.raises(errors.StorageUnavailable):
+            await store.size(tid, 0)
+        with pytest.raises(errors.StorageUnavailable):
+            await read_all(store, tid, 0)
+        with pytest.raises(errors.StorageUnavailable):
+            await store.delete_transfer(tid)
+    finally:
+        await store.close()
