@@ -28,8 +28,10 @@ from relay.appkeys import (
 from relay.config import RelayConfig
 from relay.metrics import METRICS, Metrics
 from relay.storage.files import FileObjectStore
+from relay.storage.interface import ObjectStore
 from relay.storage.opening import open_metadata
 from relay.storage.permissions import OWNER_ONLY_FOLDER
+from relay.storage.s3 import S3Location, S3ObjectStore
 from relay.throttle import GLOBAL, Limit, Throttle
 from transfer_codes import wire
 
@@ -52,9 +54,28 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     app[DECOY_KEY] = _decoy_key(config.data_dir)
     metadata = await open_metadata(config)
     app[METADATA] = metadata
-    app[OBJECTS] = FileObjectStore(config.objects_dir)
+    try:
+        objects = await _object_store(config)
+    except BaseException:
+        await metadata.close()
+        raise
+    app[OBJECTS] = objects
     yield
+    if isinstance(objects, S3ObjectStore):
+        await objects.close()
     await metadata.close()
+
+
+async def _object_store(config: RelayConfig) -> ObjectStore:
+    """The folder in the data directory, unless `objects_url` names an S3 bucket."""
+    if config.objects_url is None:
+        return FileObjectStore(config.objects_dir)
+    return await S3ObjectStore.open(
+        S3Location.parse(config.objects_url),
+        endpoint_url=config.s3_endpoint_url,
+        region=config.s3_region,
+        credentials_file=config.s3_credentials_file,
+    )
 
 
 async def _sweeper(app: web.Application) -> AsyncIterator[None]:

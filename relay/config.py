@@ -35,6 +35,7 @@ from relay.settings import (
     Setting,
     text_value,
 )
+from relay.storage.s3 import S3Location
 from transfer_codes.manifest import MAX_RECORD_SIZE
 
 __all__ = ["HOURS", "MAX_EXPIRY", "MINUTES", "ConfigError", "RelayConfig", "load", "render"]
@@ -94,6 +95,13 @@ class RelayConfig:
     shutdown_timeout: float = 30.0
     log_format: str = "text"  # or "json": one object a line (relay.logs)
     log_level: str = "info"
+    # Sealed objects in an S3-compatible bucket (s3://BUCKET/PREFIX) instead of the data
+    # directory's objects/ folder; the endpoint of MinIO or Ceph RGW (None: AWS S3), the region,
+    # and a shared credentials file (None: the standard AWS environment variables and files).
+    objects_url: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_credentials_file: Path | None = None
     clock: Clock = field(default=time.time, repr=False, compare=False)
 
     @property
@@ -126,6 +134,7 @@ class RelayConfig:
                 "server.tls_certificate and server.tls_key go together: give both, or neither."
             )
         self._validate_metadata_url()
+        self._validate_object_store()
         return self
 
     def _validate_metadata_url(self) -> None:
@@ -148,6 +157,28 @@ class RelayConfig:
                 "readable by the relay's user only and name that file in "
                 "storage.metadata_password_file (or TRAUMA_RELAY_METADATA_PASSWORD_FILE), or use "
                 "PGPASSFILE."
+            )
+
+    def _validate_object_store(self) -> None:
+        if self.objects_url is None:
+            for name in ("s3_endpoint_url", "s3_region", "s3_credentials_file"):
+                if getattr(self, name) is not None:
+                    raise ConfigError(
+                        f"storage.{name} is for an S3 bucket: set storage.objects_url too."
+                    )
+            return
+        S3Location.parse(self.objects_url)
+        endpoint = self.s3_endpoint_url
+        if endpoint is not None and (
+            not endpoint.startswith(("http://", "https://")) or "@" in endpoint
+        ):
+            raise ConfigError(
+                "storage.s3_endpoint_url must be the http:// or https:// address of the S3 service "
+                "(without credentials), e.g. https://minio.example.org:9000."
+            )
+        if self.s3_credentials_file is not None and not self.s3_credentials_file.is_file():
+            raise ConfigError(
+                f"storage.s3_credentials_file {self.s3_credentials_file} is not a file."
             )
 
 

@@ -197,6 +197,14 @@ class StorageFull(RelayError):
     code: str = Problem.STORAGE_FULL
 
 
+class StorageUnavailable(RelayError):
+    """The relay cannot reach its object store just now. Nothing it acknowledged is lost: try
+    again in a moment, and tell the relay's operator if this goes on."""
+
+    status = 503
+    code: str = Problem.STORAGE_UNAVAILABLE
+
+
 class ObjectTooLarge(RelayError):
     """The object is larger than this relay accepts."""
 

@@ -318,6 +318,41 @@ SETTINGS: tuple[Setting, ...] = (
         legacy_env="TRAUMA_RELAY_METADATA_PASSWORD_FILE",
     ),
     Setting(
+        "storage",
+        "objects_url",
+        "objects_url",
+        Text("an s3://BUCKET/PREFIX address, or empty", r"s3://\S+", empty=True),
+        "Where the sealed objects are kept: empty is the data folder's objects/ folder; "
+        "s3://BUCKET/PREFIX is an S3-compatible bucket several relay instances share.",
+        legacy="objects_url",
+        legacy_env="TRAUMA_RELAY_OBJECTS_URL",
+    ),
+    Setting(
+        "storage",
+        "s3_endpoint_url",
+        "s3_endpoint_url",
+        Text("an http:// or https:// address, or empty", r"https?://\S+", empty=True),
+        "The S3 service of MinIO or Ceph RGW (without credentials); empty: AWS S3.",
+        legacy="s3_endpoint_url",
+    ),
+    Setting(
+        "storage",
+        "s3_region",
+        "s3_region",
+        Text("a region name such as eu-west-1, or empty", r"[A-Za-z0-9-]+", empty=True),
+        "The bucket's region; empty: the AWS default.",
+        legacy="s3_region",
+    ),
+    Setting(
+        "storage",
+        "s3_credentials_file",
+        "s3_credentials_file",
+        FilePath(),
+        "A shared AWS credentials file (mode 600); empty: the standard AWS environment "
+        "variables and files.",
+        legacy="s3_credentials_file",
+    ),
+    Setting(
         "limits",
         "max_open_transfers_per_site",
         "max_open_transfers_per_site",

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from peers import require_peer
 from peers.orthanc import ORTHANC, OrthancServer
+from peers.s3 import MotoServer, S3Bucket
 from peers.storage_scp import RecordingStorageSCP
 
 from sending_site.synthetic import make_ct_study
@@ -46,3 +47,10 @@ def orthanc(orthanc_factory: Callable[..., OrthancServer]) -> OrthancServer:
 def synthetic_study(tmp_path: Path) -> list[Path]:
     """A 10-slice synthetic CT study (seed 0) in its own folder, in instance order."""
     return make_ct_study(tmp_path / "study", 10)
+
+
+@pytest.fixture(scope="session")
+def s3_bucket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Bucket]:
+    """One local S3-API server (moto) and bucket for the session; tests keep apart by prefix."""
+    with MotoServer(tmp_path_factory.mktemp("moto")) as bucket:
+        yield bucket

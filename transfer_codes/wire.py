@@ -35,6 +35,7 @@ class Problem(enum.StrEnum):
     THROTTLED = "throttled"
     SITE_LIMIT = "site-limit"
     STORAGE_FULL = "storage-full"
+    STORAGE_UNAVAILABLE = "storage-unavailable"
     NOT_FOUND = "not-found"
     BAD_REQUEST = "bad-request"
     UNKNOWN_SITE = "unknown-site"

@@ -27,6 +27,7 @@ from typing import Any
 import pydicom
 from dicom_corpus import dataset_bytes
 from peers.orthanc import OrthancServer
+from peers.s3 import S3Bucket
 from peers.storage_scp import RecordingStorageSCP
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 from relay_harness import RECEIVER, SENDER, RelayProcess
@@ -238,7 +239,11 @@ class E2ERelay:
     """A `trauma-relay relay` process with an ER and a trauma center registered through the
     real `site add` command, and helpers that run the sites' commands against it."""
 
-    def __init__(self, root: Path, relay_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, root: Path, bucket: S3Bucket | None = None, relay_args: Sequence[str] = ()
+    ) -> None:
+        """With `bucket`, the relay keeps its sealed objects there (under a prefix of its own),
+        as its `relay.toml` says; `relay_args` are more `trauma-relay relay` options."""
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.data_dir = root / "relay-data"
@@ -247,6 +252,13 @@ class E2ERelay:
         self.url = self.process.url
         self.sender_credential = self._add_site(SENDER, "sending", "St. Mary's ED")
         self.receiver_credential = self._add_site(RECEIVER, "receiving", "County Trauma")
+        self.bucket = bucket
+        self.prefix = bucket.new_prefix() if bucket else ""
+        if bucket is not None:
+            settings = bucket.settings(self.prefix)
+            (self.data_dir / "relay.toml").write_text(
+                "".join(f"{k} = {json.dumps(str(v))}\n" for k, v in settings.items())
+            )
 
     def _add_site(self, name: str, role: str, display: str) -> str:
         args = ["site", "add", name, "--role", role, "--display-name", display]
@@ -410,6 +422,13 @@ class E2ERelay:
 
     def object_path(self, transfer_id: str, index: int) -> Path:
         return self.data_dir / "objects" / transfer_id / f"{index:08d}.sealed"
+
+    def stored_object(self, transfer_id: str, index: int) -> bytes:
+        """The sealed bytes the relay holds for an object, read from its folder or bucket."""
+        if self.bucket is None:
+            return self.object_path(transfer_id, index).read_bytes()
+        keys = self.bucket.keys(f"{self.prefix}/transfers/{transfer_id}/{index:08d}/")
+        return b"".join(self.bucket.read(key) for key in sorted(keys))
 
 
 def pacs_address(scp: RecordingStorageSCP | OrthancServer) -> str:

@@ -71,3 +71,51 @@ def test_manifest_records_are_capped_at_what_readers_accept(tmp_path: Path) -> N
         config.load(tmp_path, environ={}, max_manifest_record=MAX_RECORD_SIZE + 1)
     with pytest.raises(ConfigError, match="max_manifest_record"):
         config.load(tmp_path, environ={}, max_manifest_record=0)
+
+
+@pytest.mark.parametrize(
+    ("toml", "words"),
+    [
+        ('objects_url = "/srv/objects"', "s3://BUCKET"),
+        ('objects_url = "https://bucket.example.org"', "s3://BUCKET"),
+        ('objects_url = "s3://KEY:SECRET@bucket"', "never the URL"),
+        ('objects_url = "s3://Bucket_Name"', "not an S3 bucket name"),
+        ('objects_url = "s3://ok-bucket/a//b"', "key prefix"),
+        ('objects_url = "s3://ok-bucket/tab\there"', "key prefix"),
+        ('objects_url = "s3://ok-bucket"\ns3_endpoint_url = "minio:9000"', "s3_endpoint_url"),
+        ('objects_url = "s3://b-1"\ns3_endpoint_url = "http://k:s@minio:9000"', "s3_endpoint_url"),
+        ('objects_url = "s3://ok-bucket"\ns3_credentials_file = "/no/such/file"', "not a file"),
+        ('s3_endpoint_url = "http://127.0.0.1:9000"', "set objects_url too"),
+        ('s3_region = "eu-west-1"', "set objects_url too"),
+    ],
+)
+def test_a_bad_object_store_setting_is_refused(tmp_path: Path, toml: str, words: str) -> None:
+    (tmp_path / "relay.toml").write_text(toml + "\n")
+    with pytest.raises(ConfigError, match=words):
+        config.load(tmp_path, environ={})
+
+
+def test_an_s3_bucket_is_chosen_in_relay_toml_or_the_environment(tmp_path: Path) -> None:
+    assert config.load(tmp_path, environ={}).objects_url is None  # the folder stays the default
+    credentials = tmp_path / "s3-credentials"
+    credentials.write_text("[default]\n")
+    (tmp_path / "relay.toml").write_text(
+        'objects_url = "s3://trauma-objects/relay-1"\n'
+        's3_endpoint_url = "https://minio.example.org:9000"\n'
+        's3_region = "eu-central-1"\n'
+        f's3_credentials_file = "{credentials}"\n'
+    )
+    loaded = config.load(tmp_path, environ={})
+    assert (
+        loaded.objects_url,
+        loaded.s3_endpoint_url,
+        loaded.s3_region,
+        loaded.s3_credentials_file,
+    ) == (
+        "s3://trauma-objects/relay-1",
+        "https://minio.example.org:9000",
+        "eu-central-1",
+        credentials,
+    )
+    overridden = config.load(tmp_path, environ={"TRAUMA_RELAY_OBJECTS_URL": "s3://other-bucket"})
+    assert overridden.objects_url == "s3://other-bucket"

@@ -1,6 +1,8 @@
 """The `ctx` fixture: a relay on port 0 with a fake clock, and an HTTP session to it, once on
-each metadata backend: the embedded SQLite file and PostgreSQL (a fresh database per test on
-the session's server). A test about the SQLite file itself is marked `sqlite_only`."""
+each storage the relay offers: the embedded default (`sqlite`: the SQLite file and the objects
+folder in the data directory) and the shared one several instances use (`postgres`: a fresh
+PostgreSQL database per test on the session's server, and a prefix of its own in a bucket of
+the session's local S3 server). A test about the SQLite file itself is marked `sqlite_only`."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from peers.postgres import PostgresServer, postgres_server  # noqa: F401 - a fix
 from relay_harness import FakeClock, running_relay
 
 from relay.storage.permissions import OWNER_ONLY_FOLDER
-from relay_api.plumbing import Ctx, PgDatabase
+from relay_api.plumbing import Ctx, PgDatabase, StoredObjects
 
 BACKENDS = ("sqlite", "postgres")
 
@@ -44,10 +46,15 @@ async def ctx(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> A
     clock = FakeClock()
     data_dir = tmp_path / "relay"
     pg = None
+    objects = StoredObjects(data_dir / "objects")
+    settings: dict[str, object] = {}
     if backend == "postgres":
         pg = use_postgres(data_dir, request.getfixturevalue("postgres_server"))
+        bucket = request.getfixturevalue("s3_bucket")
+        objects = StoredObjects(objects.folder, bucket, bucket.new_prefix())
+        settings = bucket.settings(objects.prefix)
     async with (
-        running_relay(data_dir, clock=clock) as relay,
+        running_relay(data_dir, clock=clock, **settings) as relay,
         aiohttp.ClientSession() as http,
     ):
-        yield Ctx(relay, clock, http, pg=pg)
+        yield Ctx(relay, clock, http, pg=pg, objects=objects)

@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 from peers.postgres import PostgresServer
+from peers.s3 import S3Bucket
 from relay_harness import RECEIVER, FakeClock, Relay
 from yarl import URL
 
@@ -43,6 +44,33 @@ from transfer_codes.tokens import new_token
 
 PROBLEM = "urn:trauma-relay:problem:"
 REFUSED = (403, PROBLEM + "code-not-accepted", errors.CodeNotAccepted().detail)
+
+
+@dataclass(frozen=True)
+class StoredObjects:
+    """What the relay's object storage really holds, looked at directly (not through the
+    relay's store): its objects folder, or its prefix in an S3 bucket."""
+
+    folder: Path
+    bucket: S3Bucket | None = None
+    prefix: str = ""
+
+    def _keys(self, transfer_id: str, index: int | None = None) -> list[str]:
+        assert self.bucket is not None
+        under = f"{self.prefix}/transfers/{transfer_id}/"
+        return self.bucket.keys(under if index is None else f"{under}{index:08d}/")
+
+    def holds(self, transfer_id: str) -> bool:
+        """Whether anything is stored for the transfer."""
+        if self.bucket is None:
+            return (self.folder / transfer_id).exists()
+        return bool(self._keys(transfer_id))
+
+    def content(self, transfer_id: str, index: int) -> bytes:
+        if self.bucket is None:
+            return (self.folder / transfer_id / f"{index:08d}.sealed").read_bytes()
+        bucket = self.bucket
+        return b"".join(bucket.read(key) for key in sorted(self._keys(transfer_id, index)))
 
 
 @dataclass(frozen=True)
@@ -78,6 +106,10 @@ class Ctx:
     http: aiohttp.ClientSession
     forwarded_for: str | None = None  # as a proxy in front of the relay would say
     pg: PgDatabase | None = None  # None: the embedded SQLite file
+    objects: StoredObjects | None = None  # where the relay's sealed objects are really kept
+
+    def stored_objects(self) -> StoredObjects:
+        return self.objects or StoredObjects(self.relay.data_dir / "objects")
 
     @property
     def er(self) -> str:

@@ -64,6 +64,6 @@ async def test_a_delivered_transfer_is_not_downloadable_after_expiry(ctx: Ctx) -
         r = await ctx.call("GET", f"/api/v1/transfers/{sent.transfer_id}/manifest", cred=ctx.tc)
         assert (r.status, r.code) == (404, "not-found")
         await sweep(ctx)
-    assert not (ctx.relay.data_dir / "objects" / sent.transfer_id).exists()
+    assert not ctx.stored_objects().holds(sent.transfer_id)
     st = await status(ctx, sent)
     assert (st.body["state"], st.body["receipt"]["instances"]) == ("delivered", 1)

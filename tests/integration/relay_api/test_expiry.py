@@ -41,8 +41,8 @@ async def test_expiry_refuses_everything_and_the_sweeper_purges(ctx: Ctx) -> Non
     )
     assert (await put_record(ctx, sent, 0, b"summary", final=False)).status == 201
     proof = await code_proof(ctx, sent.code)
-    folder = ctx.relay.data_dir / "objects" / sent.transfer_id
-    assert folder.is_dir()
+    stored = ctx.stored_objects()
+    assert stored.holds(sent.transfer_id)
 
     ctx.clock.now = sent.expires_at  # expiry is at expires_at exactly
     assert (await redeem(ctx, sent.locator, proof)).problem == REFUSED
@@ -76,8 +76,8 @@ async def test_expiry_refuses_everything_and_the_sweeper_purges(ctx: Ctx) -> Non
     ]
 
     assert await sweep(ctx) == 1
-    assert not folder.exists()
-    assert (ctx.relay.data_dir / "objects" / bystander.transfer_id).is_dir()
+    assert not stored.holds(sent.transfer_id)
+    assert stored.holds(bystander.transfer_id)
     assert ctx.rows("SELECT count(*) FROM key_locks WHERE transfer_id = ?", sent.transfer_id) == [
         (0,)
     ]
@@ -125,16 +125,16 @@ async def test_a_delivered_transfer_is_purged_once_its_grace_has_passed(ctx: Ctx
         "POST", f"/api/v1/transfers/{sent.transfer_id}/receipt", cred=ctx.tc, json=receipt
     )
     assert (r.status, r.body["state"]) == (200, "delivered")
-    folder = ctx.relay.data_dir / "objects" / sent.transfer_id
+    stored = ctx.stored_objects()
     grace = ctx.relay.app[CONFIG].delivered_grace
     assert grace == 3600
 
     ctx.clock.advance(grace - 1)  # within the grace: the trauma center may fetch it again
     assert await sweep(ctx) == 0
-    assert folder.is_dir()
+    assert stored.holds(sent.transfer_id)
     ctx.clock.advance(1)
     assert await sweep(ctx) == 1
-    assert not folder.exists()
+    assert not stored.holds(sent.transfer_id)
     locks = "SELECT count(*) FROM key_locks WHERE transfer_id = ?"
     assert ctx.rows(locks, sent.transfer_id) == [(0,)]
     shown = (await status(ctx, sent)).body

@@ -68,7 +68,7 @@ async def test_revoked_transfers_are_purged(ctx: Ctx) -> None:
     r = await ctx.call("POST", f"/api/v1/transfers/{sent.transfer_id}/revoke", cred=ctx.er)
     assert (r.status, r.body["state"]) == (200, "revoked")
     assert await sweep(ctx) == 1
-    assert not (ctx.relay.data_dir / "objects" / sent.transfer_id).exists()
+    assert not ctx.stored_objects().holds(sent.transfer_id)
     assert ctx.rows("SELECT count(*) FROM key_locks") == [(0,)]
     assert ctx.rows("SELECT count(*) FROM manifest_records") == [(0,)]
     deleted = [r for r in await ctx.audit_records() if r["event_id"] == audit.STUDY_DELETED]

@@ -48,8 +48,7 @@ async def test_patch_at_the_wrong_offset_is_409_with_the_relays_offset(ctx: Ctx)
     assert (await holdings(ctx, sent))["objects"] == [
         {"index": 0, "offset": 1000, "complete": False}
     ]
-    stored = ctx.relay.data_dir / "objects" / sent.transfer_id / "00000000.sealed"
-    assert stored.read_bytes() == sealed[:1000]
+    assert ctx.stored_objects().content(sent.transfer_id, 0) == sealed[:1000]
 
     # a fresh object starts at 0, whatever the client believes
     r = await ctx.call(
@@ -64,7 +63,7 @@ async def test_patch_at_the_wrong_offset_is_409_with_the_relays_offset(ctx: Ctx)
     assert (await holdings(ctx, sent))["objects"] == [
         {"index": 0, "offset": len(sealed), "complete": False}
     ]
-    assert stored.read_bytes() == sealed
+    assert ctx.stored_objects().content(sent.transfer_id, 0) == sealed
 
 
 @pytest.mark.asyncio
