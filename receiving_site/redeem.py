@@ -13,7 +13,8 @@
 
 Once the code is spent, every failure says how to continue: `--resume TRANSFER_ID`, or simply
 the same command with the same code again, which this machine recognises through its saved
-redemption id (the relay answers it again) and continues where the last run stopped.
+redemption id (the relay answers it again; once the relay has the delivery receipt, through
+its saved key) and continues where the last run stopped.
 
 A study held for review (identity check) and then saved with `--out` is a review copy: the
 receipt says so (the relay keeps the transfer open and the family's phone says it is being
@@ -24,6 +25,7 @@ that imports it into the PACS later. Runs of one code on one machine take turns 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shlex
 import shutil
@@ -46,6 +48,7 @@ from receiving_site import (
     stow,
     turns,
 )
+from site_agent import retry
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from site_agent.dicom_text import date as shown_date
 from site_agent.errors import AgentError
@@ -288,6 +291,24 @@ async def _unlock(
     return saved
 
 
+async def _delivered_unrecorded(
+    client: RelayClient, req: RedeemRequest, secret: RedemptionCode | Capability
+) -> state.SavedKey | None:
+    """This machine's key for `secret`, when the relay has the delivery receipt but this
+    machine never had its answer (the relay died first, and stayed out of reach), so it did
+    not record the delivery. The relay repeats a redemption only until delivery, so it would
+    refuse the code now; the run continues from the saved key instead (as `--resume` would)."""
+    slot = secret.transfer_id if isinstance(secret, Capability) else str(secret.locator)
+    saved = await asyncio.to_thread(state.key_of_slot, req.state_dir, slot, req.relay)
+    if saved is None:
+        return None
+    try:
+        status = await client.status(saved.transfer_id)
+    except RelayRefused:
+        return None
+    return saved if status.get("state") == "delivered" else None
+
+
 def _to_resume(e: Exception, command: str) -> Exception:
     """`e` again (same type, so callers still tell failures apart), its sentence followed by
     how to continue now that the code is spent."""
@@ -353,7 +374,9 @@ async def _redeem(
                     "command again."
                 ) from e
             await client.health()
-            saved = await _unlock(client, req, secret)
+            saved = await _delivered_unrecorded(client, req, secret) or await _unlock(
+                client, req, secret
+            )
         on_event(
             Unlocked(
                 saved.transfer_id,
@@ -572,16 +595,20 @@ async def _receive(
             kind = "review"
             review_command = _import_command(req, transfer_id, held)
     total = sum(i.entry.size for i in items)
-    await client.receipt(
-        transfer_id,
-        {
-            "instances": count,
-            "bytes": total,
-            "destination": kind,
-            "complete": True,
-            "decompressed": decompressed,
-            "reconciled": filed_under is not None,
-        },
+    # Asked again while the relay is briefly out of reach (a restart): it accepts a repeat.
+    await retry.retrying(
+        functools.partial(
+            client.receipt,
+            transfer_id,
+            {
+                "instances": count,
+                "bytes": total,
+                "destination": kind,
+                "complete": True,
+                "decompressed": decompressed,
+                "reconciled": filed_under is not None,
+            },
+        )
     )
     return RedeemResult(
         transfer_id,

@@ -150,6 +150,16 @@ def unfinished(state_dir: Path) -> list[str]:
     return [transfer_id for _, transfer_id in sorted(found)]
 
 
+def key_of_slot(state_dir: Path, slot: str, relay: str) -> SavedKey | None:
+    """The saved key of the transfer this machine redeemed from `relay` with the code or QR
+    of `slot` (`pending`), if it keeps one."""
+    for transfer_id in unfinished(state_dir):
+        saved = load_key(state_dir, transfer_id)
+        if saved.pending == slot and saved.relay == relay:
+            return saved
+    return None
+
+
 def forget_key(state_dir: Path, transfer_id: str) -> None:
     _key_path(state_dir, transfer_id).unlink(missing_ok=True)
     _held_path(state_dir, transfer_id).unlink(missing_ok=True)

@@ -52,6 +52,7 @@ from transfer_codes.phone import split_link
 from transfer_codes.wire import b64encode_text
 
 PHASES = ("upload", "authorization", "redemption", "download")
+ITERATION_SECONDS = 600.0  # one transfer, kill and restart included
 RERUN_SECONDS = 120.0  # how long a command is run again while the relay stays out of reach
 # Relay settings for many transfers from one address in a short time: the guessing throttles
 # would otherwise count the harness's deliberate second redemptions (refused, as they must be).
@@ -447,11 +448,14 @@ class Harness:
         self.log_mark = self.relay.log_file.stat().st_size
         try:
             with recording(ledger):
-                await self._transfer(f"it-{n}", killer, {}, ledger, reruns)
+                transfer = self._transfer(f"it-{n}", killer, {}, ledger, reruns)
+                await asyncio.wait_for(transfer, ITERATION_SECONDS)
             await killer.settled()
             check_facts(self.relay.data_dir, ledger)
             await self.spent_stays_spent(ledger)
             self._no_server_error(ledger)
+        except TimeoutError:
+            failure = f"the transfer did not finish in {ITERATION_SECONDS:g} s"
         except (HarnessFailure, AssertionError) as e:
             failure = str(e) or type(e).__name__
         except Exception as e:  # any other error is a failure to report

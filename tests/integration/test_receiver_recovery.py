@@ -28,6 +28,7 @@ from relay.storage.sqlite import SqliteMetadata
 from sending_site.phone import token_from_link
 from sending_site.push import PushRequest, Ready, push
 from sending_site.synthetic import make_ct_study
+from site_agent import retry
 from site_agent.client import RelayClient, RelayUnreachable
 from transfer_codes.codes import RedemptionCode
 
@@ -336,4 +337,61 @@ async def test_a_refused_format_stores_nothing_and_the_same_code_resumes(
         assert len(good.received) == INSTANCES
     assert result.instances == INSTANCES
     assert await pushed.attempt_results() == ["redeemed", "repeated"]
+    assert pushed.state_files() == pushed.delivered_files()
+
+
+# -- found by the kill harness: the receipt's answer lost --------------------------------------
+
+
+def lose_receipt_answers(monkeypatch: pytest.MonkeyPatch, lost: int) -> list[str]:
+    """The relay stores each delivery receipt, but the answers to the first `lost` are lost
+    (the relay died before answering, as in the kill harness): the transfer ids posted."""
+    real: Request = RelayClient.receipt
+    posted: list[str] = []
+
+    async def receipt(self: RelayClient, transfer_id: str, body: Any) -> None:
+        await real(self, transfer_id, body)  # the relay commits...
+        posted.append(transfer_id)
+        if len(posted) <= lost:
+            raise RelayUnreachable("connection reset")  # ...and the answer is lost
+
+    monkeypatch.setattr(RelayClient, "receipt", receipt)
+    return posted
+
+
+@pytest.mark.asyncio
+async def test_a_lost_receipt_answer_is_asked_again(
+    pushed: Pushed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    posted = lose_receipt_answers(monkeypatch, lost=1)
+    monkeypatch.setattr(retry, "DELAYS", (0.0, 0.0))
+
+    result = await redeem.redeem(pushed.request(), quiet)
+
+    assert result.instances == INSTANCES
+    assert posted == [pushed.transfer_id] * 2
+    assert await pushed.state() == ("delivered", 0)
+    assert pushed.state_files() == pushed.delivered_files()
+
+
+@pytest.mark.asyncio
+async def test_a_receipt_stored_but_never_answered_is_finished_by_the_same_code(
+    pushed: Pushed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relay stays out of reach after storing the receipt: the command fails saying to
+    run it again, and the same command with the same code then finishes from this machine's
+    saved key (the relay, which repeats a redemption only until delivery, is not asked), instead
+    of answering "That code was not accepted"."""
+    with monkeypatch.context() as patch:
+        lose_receipt_answers(patch, lost=100)
+        patch.setattr(retry, "DELAYS", (0.0, 0.0))
+        with pytest.raises(RelayUnreachable):
+            await redeem.redeem(pushed.request(), quiet)
+    assert await pushed.state() == ("delivered", 0)
+
+    result = await redeem.redeem(pushed.request(), quiet)  # the same command, the same code
+
+    assert result.instances == INSTANCES
+    assert await pushed.attempt_results() == ["redeemed"]  # not asked again, so not refused
+    assert await pushed.state() == ("delivered", 0)
     assert pushed.state_files() == pushed.delivered_files()
