@@ -141,26 +141,16 @@ def recording(ledger: Ledger) -> Iterator[None]:
     """Every `RelayClient` request in this process, while inside, is noted in `ledger`."""
     original = RelayClient.request
 
-    async def request(
-        self: RelayClient,
-        method: str,
-        path: str,
-        *,
-        json: dict[str, Any] | None = None,
-        data: Any = None,
-        headers: dict[str, str] | None = None,
-        params: dict[str, str] | None = None,
-    ) -> Any:
+    async def request(self: RelayClient, method: str, path: str, **kwargs: Any) -> Any:
         try:
             with ledger.request():
-                answer = await original(
-                    self, method, path, json=json, data=data, headers=headers, params=params
-                )
+                answer = await original(self, method, path, **kwargs)
         except RelayRefused as e:
             if e.status >= 500:
                 ledger.server_errors.append(f"{method} {path}: {e.status} {e.detail}")
             raise
-        ledger.acknowledged(method, path, json, data, headers or {}, answer)
+        body, data, headers = kwargs.get("json"), kwargs.get("data"), kwargs.get("headers")
+        ledger.acknowledged(method, path, body, data, headers or {}, answer)
         return answer
 
     original_stream = RelayClient.stream
