@@ -287,8 +287,9 @@ class KillPoint:
 class Outcome:
     iteration: int
     point: KillPoint
-    killed: bool  # False when the phase ended before the kill point (nothing was killed)
+    killed: bool  # False only if the iteration failed before its phase
     mid_request: bool  # a request of the client's was in flight when the relay died
+    at_end: bool  # the phase ended before its kill point: killed as it ended
     reruns: int  # commands run again after they gave up
     failure: str = ""
 
@@ -305,6 +306,7 @@ class Killer:
     restarted: asyncio.Task[None] | None = None
     killed: bool = False
     mid_request: bool = False
+    at_end: bool = False  # killed only as the phase ended
     requests: int = 0
 
     def arm(self, phase: str) -> None:
@@ -317,11 +319,12 @@ class Killer:
             self.ledger.on_request = self._request_began
 
     def disarm(self, phase: str) -> None:
-        """The phase ended: a kill not yet made is not made later, in another phase."""
-        if phase == self.point.phase:
-            self.ledger.on_request = None
-            if self.handle is not None and not self.killed:
-                self.handle.cancel()
+        """The phase ended: a kill not yet made is made now, between its last answer and the
+        next phase (the phase went faster than measured, or its last answer came first)."""
+        if phase == self.point.phase and not self.killed:
+            self.cancel()
+            self.at_end = True
+            self._kill()
 
     def cancel(self) -> None:
         self.ledger.on_request = None
@@ -421,7 +424,8 @@ class Harness:
         """Iteration `n` of the run with `seed`: its phase and kill point, drawn from both (so
         one iteration can be replayed alone). Half the kills come at a random moment of the
         phase, half at a random moment of one of its requests (up to twice its median
-        duration, so some land just after the relay answered)."""
+        duration, so some land just after the relay answered). A kill point the phase does
+        not reach is taken as it ends (`Killer.disarm`)."""
         rng = random.Random(f"{seed}/{n}")
         phase = rng.choice(PHASES)
         if rng.random() < 0.5 or not self.requests.get(phase):
@@ -458,7 +462,9 @@ class Harness:
                 failure = failure or f"after the restart: {type(e).__name__}: {e}"
             if self.relay.proc is None or self.relay.proc.poll() is not None:
                 await asyncio.to_thread(self.relay.start)
-        return Outcome(n, point, killer.killed, killer.mid_request, reruns[0], failure)
+        return Outcome(
+            n, point, killer.killed, killer.mid_request, killer.at_end, reruns[0], failure
+        )
 
     async def _transfer(
         self,
@@ -602,6 +608,7 @@ class Summary:
         per_phase = Counter(o.point.phase for o in done)
         killed = Counter(o.point.phase for o in done if o.killed)
         mid = Counter(o.point.phase for o in done if o.mid_request)
+        at_end = Counter(o.point.phase for o in done if o.at_end)
         lines = [
             f"seed {self.seed}: {len(done)} iterations in {self.seconds:.0f} s, "
             f"{sum(o.killed for o in done)} kills "
@@ -611,7 +618,7 @@ class Summary:
         for phase in PHASES:
             lines.append(
                 f"  {phase:<14} {per_phase[phase]:>5} iterations {killed[phase]:>5} killed "
-                f"{mid[phase]:>5} mid-request"
+                f"{mid[phase]:>5} mid-request {at_end[phase]:>5} as it ended"
             )
         for o in self.failures[:20]:
             lines.append(
