@@ -45,9 +45,10 @@ def _made_up(ds: Dataset, path: PurePosixPath) -> None:
         ds.InstanceNumber = int(path.name[2:]) + 1 if path.name[2:].isdigit() else 1
 
 
-def write(root: Path, files: Sequence[tuple[int, PurePosixPath]]) -> list[str]:
-    """Write `root/DICOMDIR` listing `files` (image index, path relative to `root`); returns
-    a reason for each image left out. Raises `OSError` if the DICOMDIR cannot be written."""
+def write(root: Path, files: Sequence[tuple[int, PurePosixPath, Dataset]]) -> list[str]:
+    """Write `root/DICOMDIR` listing `files` (image index, path relative to `root`, the image's
+    header as read without pixel data, which `write` may add to); returns a reason for each
+    image left out. Raises `OSError` if the DICOMDIR cannot be written."""
     file_set = FileSet()
     try:
         return _write(root, files, file_set)
@@ -73,12 +74,13 @@ class _Node:
             yield from child.below()
 
 
-def _write(root: Path, files: Sequence[tuple[int, PurePosixPath]], file_set: FileSet) -> list[str]:
+def _write(
+    root: Path, files: Sequence[tuple[int, PurePosixPath, Dataset]], file_set: FileSet
+) -> list[str]:
     tree = _Node(None)
     listed: dict[str, int] = {}  # SOP Instance UID: the image listed with it
     left_out: list[str] = []
-    for index, path in files:
-        ds = pydicom.dcmread(root / path, stop_before_pixels=True)
+    for index, path, ds in files:
         _made_up(ds, path)
         try:
             records = list(file_set._recordify(ds))

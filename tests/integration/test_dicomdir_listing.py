@@ -23,8 +23,7 @@ FILE_ID = re.compile(r"^\s*\(0004,1500\) CS \[([^\]]*)\]", re.MULTILINE)
 RECORD_TYPE = re.compile(r"^\s*\(0004,1430\) CS \[([A-Z ]+?)\s*\]", re.MULTILINE)
 
 
-def _header(index: int, path: Path) -> layout.Header:
-    ds = pydicom.dcmread(path, stop_before_pixels=True)
+def _header(index: int, ds: pydicom.Dataset) -> layout.Header:
     return layout.Header(
         index=index,
         patient_id=str(ds.PatientID),
@@ -46,13 +45,14 @@ def test_a_300_image_study_lists_each_image_once(tmp_path: Path) -> None:
         )
     ]
     sent = [*made, made[7]]  # the 8th image arrives twice, as image 301
-    paths = layout.plan([_header(index, path) for index, path in enumerate(sent)])
+    headers = [pydicom.dcmread(path, stop_before_pixels=True) for path in sent]
+    paths = layout.plan([_header(index, ds) for index, ds in enumerate(headers)])
     root = tmp_path / "study"
     for index, path in enumerate(sent):
         (root / paths[index]).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, root / paths[index])
 
-    left_out = dicomdir.write(root, sorted(paths.items()))
+    left_out = dicomdir.write(root, [(i, paths[i], headers[i]) for i in sorted(paths)])
 
     assert left_out == ["image 301: the same SOP Instance UID as image 8"]
     made_uids = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in made}
