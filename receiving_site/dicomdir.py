@@ -63,26 +63,28 @@ class _Node:
 
     __slots__ = ("children", "record")
 
-    def __init__(self, record: Dataset | None) -> None:
+    def __init__(self, record: Dataset) -> None:
         self.record = record
         self.children: dict[str, _Node] = {}
 
-    def below(self) -> Iterator[_Node]:
-        """The records below this one in DICOMDIR order: each before its children."""
-        for child in self.children.values():
-            yield child
-            yield from child.below()
+
+def _in_order(nodes: dict[str, _Node]) -> Iterator[_Node]:
+    """`nodes` and the records below them in DICOMDIR order: each before its children."""
+    for node in nodes.values():
+        yield node
+        yield from _in_order(node.children)
 
 
 def _write(
     root: Path, files: Sequence[tuple[int, PurePosixPath, Dataset]], file_set: FileSet
 ) -> list[str]:
-    tree = _Node(None)
+    top: dict[str, _Node] = {}  # the records at the root: patients
     listed: dict[str, int] = {}  # SOP Instance UID: the image listed with it
     left_out: list[str] = []
     for index, path, ds in files:
         _made_up(ds, path)
         try:
+            # FileSet.add's own record maker (private, but `add` is what scans: see above).
             records = list(file_set._recordify(ds))
             keys = [RecordNode(record).key for record in records]
         except (ValueError, KeyError, AttributeError) as e:
@@ -94,12 +96,12 @@ def _write(
             continue
         listed[uid] = index + 1
         records[-1].ReferencedFileID = list(path.parts)
-        node = tree
+        level = top
         for key, record in zip(keys, records, strict=True):
-            node = node.children.setdefault(str(key), _Node(record))
+            level = level.setdefault(str(key), _Node(record)).children
     if not listed:
         return left_out
-    write_atomically(root / NAME, _encoded_with_offsets(file_set._create_dicomdir(), tree))
+    write_atomically(root / NAME, _encoded_with_offsets(file_set._create_dicomdir(), top))
     return left_out
 
 
@@ -109,10 +111,10 @@ def _encoded(ds: Dataset) -> bytes:
     return out.getvalue()
 
 
-def _encoded_with_offsets(dicomdir: Dataset, tree: _Node) -> bytes:
-    """`dicomdir` listing the records of `tree`, each pointing at its next sibling and its first
-    child by where pydicom puts them (PS3.10 8.5, PS3.3 F.3)."""
-    nodes = list(tree.below())
+def _encoded_with_offsets(dicomdir: Dataset, top: dict[str, _Node]) -> bytes:
+    """`dicomdir` listing `top` and the records below, each pointing at its next sibling and
+    its first child by where pydicom puts them (PS3.10 8.5, PS3.3 F.3)."""
+    nodes = list(_in_order(top))
     dicomdir.DirectoryRecordSequence = [node.record for node in nodes]
     for record in dicomdir.DirectoryRecordSequence:
         for keyword in _OFFSETS:
@@ -121,10 +123,9 @@ def _encoded_with_offsets(dicomdir: Dataset, tree: _Node) -> bytes:
     placed = pydicom.dcmread(BytesIO(_encoded(dicomdir))).DirectoryRecordSequence
     offset = {id(node): int(r.seq_item_tell) for node, r in zip(nodes, placed, strict=True)}
 
-    def first_and_next(parent: _Node) -> None:
-        children = list(parent.children.values())
+    def first_and_next(level: dict[str, _Node]) -> None:
+        children = list(level.values())
         for number, child in enumerate(children, 1):
-            assert child.record is not None
             after = children[number] if number < len(children) else None
             child.record.OffsetOfTheNextDirectoryRecord = offset[id(after)] if after else 0
             first = next(iter(child.children.values()), None)
@@ -132,10 +133,11 @@ def _encoded_with_offsets(dicomdir: Dataset, tree: _Node) -> bytes:
                 offset[id(first)] if first else 0
             )
 
-    for parent in (tree, *nodes):
-        first_and_next(parent)
-    top = list(tree.children.values())
+    first_and_next(top)
+    for node in nodes:
+        first_and_next(node.children)
+    roots = list(top.values())
     first_record, last_record = _ROOT_OFFSETS
-    setattr(dicomdir, first_record, offset[id(top[0])])
-    setattr(dicomdir, last_record, offset[id(top[-1])])
+    setattr(dicomdir, first_record, offset[id(roots[0])])
+    setattr(dicomdir, last_record, offset[id(roots[-1])])
     return _encoded(dicomdir)
