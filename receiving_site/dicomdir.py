@@ -1,10 +1,12 @@
 """The DICOMDIR of a study written to a folder, listing each file where `layout` put it.
 
 pydicom's `FileSet` makes the directory records (which record type for which SOP class, the
-keys each record needs, PS3.3 F.5), but it names files its own way (`PT000000/ST000000/...`).
-So the records are made from header-only copies in a scratch folder, then each record's
-Referenced File ID is pointed at our file and the records' byte offsets, which move when a
-File ID changes length, are recomputed from where the records land when written again.
+keys each record needs, PS3.3 F.5) and pydicom encodes them, but `FileSet.add` would name files
+its own way (`PT000000/ST000000/...`), copy each one to a staging folder, and scan every
+instance and sibling record already added, so n images would cost O(n²). So the records come
+from `FileSet`'s own record maker, are put in a tree by pydicom's record keys (an image whose
+SOP Instance UID is already listed is listed once), point at our files, and link to each other
+by the byte offsets where pydicom's encoding places them.
 
 A record needs some values (Study ID, Series Number, Instance Number) that images often leave
 empty; the record, never the image, then gets one made up as DCMTK's `dcmmkdir +I` does. An
@@ -14,14 +16,13 @@ left out of the DICOMDIR but stays in the folder; `write` says which and why.
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from io import BytesIO
 from pathlib import Path, PurePosixPath
 
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.fileset import FileSet
+from pydicom.fileset import FileSet, RecordNode
 
 from site_agent.local_state import write_atomically
 
@@ -44,36 +45,63 @@ def _made_up(ds: Dataset, path: PurePosixPath) -> None:
         ds.InstanceNumber = int(path.name[2:]) + 1 if path.name[2:].isdigit() else 1
 
 
-def write(root: Path, files: Sequence[tuple[int, PurePosixPath]]) -> list[str]:
-    """Write `root/DICOMDIR` listing `files` (image index, path relative to `root`); returns
-    a reason for each image left out. Raises `OSError` if the DICOMDIR cannot be written."""
+def write(root: Path, files: Sequence[tuple[int, PurePosixPath, Dataset]]) -> list[str]:
+    """Write `root/DICOMDIR` listing `files` (image index, path relative to `root`, the image's
+    header as read without pixel data, which `write` may add to); returns a reason for each
+    image left out. Raises `OSError` if the DICOMDIR cannot be written."""
     file_set = FileSet()
     try:
         return _write(root, files, file_set)
     finally:
-        # pydicom stages added instances in a temporary folder it leaves to the garbage
+        # pydicom makes a staging folder for every FileSet and leaves it to the garbage
         # collector (which warns, ResourceWarning); remove it now.
         file_set._stage["t"].cleanup()
 
 
-def _write(root: Path, files: Sequence[tuple[int, PurePosixPath]], file_set: FileSet) -> list[str]:
-    wanted: dict[str, PurePosixPath] = {}
+class _Node:
+    """One directory record and the records below it, found by their pydicom key."""
+
+    __slots__ = ("children", "record")
+
+    def __init__(self, record: Dataset) -> None:
+        self.record = record
+        self.children: dict[str, _Node] = {}
+
+
+def _in_order(nodes: dict[str, _Node]) -> Iterator[_Node]:
+    """`nodes` and the records below them in DICOMDIR order: each before its children."""
+    for node in nodes.values():
+        yield node
+        yield from _in_order(node.children)
+
+
+def _write(
+    root: Path, files: Sequence[tuple[int, PurePosixPath, Dataset]], file_set: FileSet
+) -> list[str]:
+    top: dict[str, _Node] = {}  # the records at the root: patients
+    listed: dict[str, int] = {}  # SOP Instance UID: the image listed with it
     left_out: list[str] = []
-    for index, path in files:
-        ds = pydicom.dcmread(root / path, stop_before_pixels=True)
+    for index, path, ds in files:
         _made_up(ds, path)
         try:
-            file_set.add(ds)
+            # FileSet.add's own record maker (private, but `add` is what scans: see above).
+            records = list(file_set._recordify(ds))
+            keys = [RecordNode(record).key for record in records]
         except (ValueError, KeyError, AttributeError) as e:
             left_out.append(f"image {index + 1}: {e}")
             continue
-        wanted[str(ds.SOPInstanceUID)] = path
-    if not wanted:
+        uid = str(keys[-1])
+        if uid in listed:
+            left_out.append(f"image {index + 1}: the same SOP Instance UID as image {listed[uid]}")
+            continue
+        listed[uid] = index + 1
+        records[-1].ReferencedFileID = list(path.parts)
+        level = top
+        for key, record in zip(keys, records, strict=True):
+            level = level.setdefault(str(key), _Node(record)).children
+    if not listed:
         return left_out
-    with tempfile.TemporaryDirectory(prefix="trauma-relay-dicomdir-") as scratch:
-        file_set.write(scratch)
-        dicomdir = pydicom.dcmread(Path(scratch) / NAME)
-    write_atomically(root / NAME, _pointed_at(dicomdir, wanted))
+    write_atomically(root / NAME, _encoded_with_offsets(file_set._create_dicomdir(), top))
     return left_out
 
 
@@ -83,24 +111,33 @@ def _encoded(ds: Dataset) -> bytes:
     return out.getvalue()
 
 
-def _pointed_at(dicomdir: Dataset, wanted: dict[str, PurePosixPath]) -> bytes:
-    """`dicomdir` with each image record's File ID set to `wanted`, its offsets recomputed."""
-    records = dicomdir.DirectoryRecordSequence
-    position = {int(r.seq_item_tell): i for i, r in enumerate(records)}
-    for record in records:
-        uid = record.get("ReferencedSOPInstanceUIDInFile")
-        if uid is not None and str(uid) in wanted:
-            record.ReferencedFileID = list(wanted[str(uid)].parts)
-    # Offsets are fixed-size (UL), so one pass tells where every record now starts.
-    placed = pydicom.dcmread(BytesIO(_encoded(dicomdir))).DirectoryRecordSequence
-    moved = [int(r.seq_item_tell) for r in placed]
-
-    def relocated(offset: int) -> int:
-        return moved[position[offset]] if offset else 0
-
-    for record in records:
+def _encoded_with_offsets(dicomdir: Dataset, top: dict[str, _Node]) -> bytes:
+    """`dicomdir` listing `top` and the records below, each pointing at its next sibling and
+    its first child by where pydicom puts them (PS3.10 8.5, PS3.3 F.3)."""
+    nodes = list(_in_order(top))
+    dicomdir.DirectoryRecordSequence = [node.record for node in nodes]
+    for record in dicomdir.DirectoryRecordSequence:
         for keyword in _OFFSETS:
-            setattr(record, keyword, relocated(int(record.get(keyword, 0))))
-    for keyword in _ROOT_OFFSETS:
-        setattr(dicomdir, keyword, relocated(int(dicomdir.get(keyword, 0))))
+            setattr(record, keyword, 0)
+    # Offsets are fixed-size (UL), so one pass tells where every record will start.
+    placed = pydicom.dcmread(BytesIO(_encoded(dicomdir))).DirectoryRecordSequence
+    offset = {id(node): int(r.seq_item_tell) for node, r in zip(nodes, placed, strict=True)}
+
+    def first_and_next(level: dict[str, _Node]) -> None:
+        children = list(level.values())
+        for number, child in enumerate(children, 1):
+            after = children[number] if number < len(children) else None
+            child.record.OffsetOfTheNextDirectoryRecord = offset[id(after)] if after else 0
+            first = next(iter(child.children.values()), None)
+            child.record.OffsetOfReferencedLowerLevelDirectoryEntity = (
+                offset[id(first)] if first else 0
+            )
+
+    first_and_next(top)
+    for node in nodes:
+        first_and_next(node.children)
+    roots = list(top.values())
+    first_record, last_record = _ROOT_OFFSETS
+    setattr(dicomdir, first_record, offset[id(roots[0])])
+    setattr(dicomdir, last_record, offset[id(roots[-1])])
     return _encoded(dicomdir)

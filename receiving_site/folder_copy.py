@@ -10,13 +10,17 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
+from pydicom.dataset import Dataset
 
 from receiving_site import dicomdir, errors, layout
 from receiving_site.staging import StagedObject
+
+COPIES_AT_ONCE = 8
 
 
 def check_folder(folder: Path) -> None:
@@ -48,10 +52,9 @@ class FolderCopy:
     note: str = ""
 
 
-def _header(item: StagedObject) -> layout.Header:
-    ds = pydicom.dcmread(item.path, stop_before_pixels=True)
+def _header(index: int, ds: Dataset) -> layout.Header:
     return layout.Header(
-        index=item.entry.index,
+        index=index,
         patient_id=str(ds.get("PatientID", "")),
         patient_name=str(ds.get("PatientName", "")),
         study_instance_uid=str(ds.get("StudyInstanceUID", "")),
@@ -77,10 +80,18 @@ def store_to_folder(staged: list[StagedObject], target: Path) -> FolderCopy:
     take them."""
     try:
         target.mkdir(exist_ok=True)
-        paths = layout.plan([_header(item) for item in staged])
-        for item in staged:
-            _copy(item.path, target / paths[item.entry.index])
-        left_out = dicomdir.write(target, sorted(paths.items()))
+        # Each header is read once, for the layout and the DICOMDIR both.
+        headers = {
+            item.entry.index: pydicom.dcmread(item.path, stop_before_pixels=True) for item in staged
+        }
+        paths = layout.plan([_header(index, ds) for index, ds in headers.items()])
+        # A few copies at a time: each waits on its own fsync, and those can share a commit.
+        with ThreadPoolExecutor(max_workers=COPIES_AT_ONCE) as pool:
+            for _ in pool.map(
+                lambda item: _copy(item.path, target / paths[item.entry.index]), staged
+            ):
+                pass
+        left_out = dicomdir.write(target, [(i, paths[i], headers[i]) for i in sorted(paths)])
     except OSError as e:
         raise errors.FolderUnusable(
             f"The study could not be written into {target} ({e.strerror or e})."
