@@ -81,12 +81,12 @@ def test_manifest_records_are_capped_at_what_readers_accept(tmp_path: Path) -> N
         ('objects_url = "s3://KEY:SECRET@bucket"', "never the URL"),
         ('objects_url = "s3://Bucket_Name"', "not an S3 bucket name"),
         ('objects_url = "s3://ok-bucket/a//b"', "key prefix"),
-        ('objects_url = "s3://ok-bucket/tab\there"', "key prefix"),
+        ('objects_url = "s3://ok-bucket/tab\there"', "s3://BUCKET/PREFIX"),
         ('objects_url = "s3://ok-bucket"\ns3_endpoint_url = "minio:9000"', "s3_endpoint_url"),
         ('objects_url = "s3://b-1"\ns3_endpoint_url = "http://k:s@minio:9000"', "s3_endpoint_url"),
         ('objects_url = "s3://ok-bucket"\ns3_credentials_file = "/no/such/file"', "not a file"),
-        ('s3_endpoint_url = "http://127.0.0.1:9000"', "set objects_url too"),
-        ('s3_region = "eu-west-1"', "set objects_url too"),
+        ('s3_endpoint_url = "http://127.0.0.1:9000"', "set storage.objects_url too"),
+        ('s3_region = "eu-west-1"', "set storage.objects_url too"),
     ],
 )
 def test_a_bad_object_store_setting_is_refused(tmp_path: Path, toml: str, words: str) -> None:
