@@ -5,49 +5,17 @@ waits for it (or is told to resume), and never cuts bytes the first has acknowle
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
-from relay import config as relay_config
-from relay.app import make_app
 from relay.appkeys import METADATA
 from relay.storage.postgres import OBJECT_WRITE_SPACE, PostgresMetadata
 from relay_api.plumbing import Ctx, create_transfer, holdings
-from relay_api.test_postgres_store import share_database
+from relay_api.test_postgres_store import ON_POSTGRES, second_instance
 from transfer_codes.sealed import seal_object
-
-ON_POSTGRES = pytest.mark.parametrize("backend", ["postgres"])
-
-
-@asynccontextmanager
-async def other_instance(ctx: Ctx, data_dir: Path) -> AsyncIterator[Ctx]:
-    """A second relay (its own app, connection pools and port) on `ctx`'s database and on the
-    same prefix of the same bucket, as a second instance behind a load balancer."""
-    assert ctx.pg is not None
-    assert ctx.objects is not None
-    assert ctx.objects.bucket is not None
-    await asyncio.to_thread(share_database, ctx.relay.data_dir, data_dir)
-    settings = ctx.objects.bucket.settings(ctx.objects.prefix)
-    config = relay_config.load(data_dir, "127.0.0.1:0", environ={}, clock=ctx.clock, **settings)
-    app = make_app(config, sweep=False)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    relay = dataclasses.replace(
-        ctx.relay, url=f"http://127.0.0.1:{runner.addresses[0][1]}", data_dir=data_dir
-    )
-    relay.app = app
-    try:
-        yield dataclasses.replace(ctx, relay=relay)
-    finally:
-        await runner.cleanup()
 
 
 def write_locks(ctx: Ctx) -> list[bool]:
@@ -84,7 +52,7 @@ async def held_back(first: bytes, gate: asyncio.Event, rest: bytes) -> AsyncIter
 async def test_a_retry_through_the_other_instance_waits_for_the_write_in_flight(
     ctx: Ctx, tmp_path: Path
 ) -> None:
-    async with other_instance(ctx, tmp_path / "second") as other:
+    async with second_instance(ctx, tmp_path / "second") as other:
         sent = await create_transfer(ctx)
         sealed = seal_object(sent.data_key, sent.transfer_id, 0, bytes(range(256)) * 4000)
         half = len(sealed) // 2
@@ -129,7 +97,7 @@ async def test_a_retry_through_the_other_instance_waits_for_the_write_in_flight(
 async def test_a_write_still_held_elsewhere_is_a_409_with_the_offset_to_resume_from(
     ctx: Ctx, tmp_path: Path
 ) -> None:
-    async with other_instance(ctx, tmp_path / "second") as other:
+    async with second_instance(ctx, tmp_path / "second") as other:
         assert other.relay.app is not None
         store = other.relay.app[METADATA]
         assert isinstance(store, PostgresMetadata)
