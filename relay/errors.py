@@ -174,6 +174,11 @@ class UploadConflict(RelayError):
     code: str = Problem.UPLOAD_OFFSET_MISMATCH
 
 
+class UploadBusy(UploadConflict):
+    """Another write of this object (through another relay instance) has not ended yet; resume
+    from the relay's offset in a moment."""
+
+
 class TooManyOpenTransfers(RelayError):
     """This site has too many transfers open on this relay. Revoke the ones no longer needed,
     or wait until some are delivered or expire."""

@@ -15,7 +15,7 @@ from aiohttp import web
 from relay import disk, errors
 from relay.api import bodies
 from relay.api.auth import at_desk, require_site
-from relay.appkeys import CONFIG, MANIFEST_EVENTS, OBJECTS, UPLOAD_LOCKS
+from relay.appkeys import CONFIG, MANIFEST_EVENTS, METADATA, OBJECTS, UPLOAD_LOCKS
 from relay.desk import uploads
 from relay.desk.uploads import PAGE_BYTES
 from relay.metrics import METRICS
@@ -43,7 +43,10 @@ class _UploadLock(asyncio.Lock):
 
 @asynccontextmanager
 async def _upload_lock(request: web.Request, transfer_id: str, index: int) -> AsyncIterator[None]:
-    """Hold the lock of one object's upload; the map keeps an entry only while it is in use."""
+    """Hold the lock of one object's upload: first this process's (the map keeps an entry only
+    while it is in use), then the metadata store's, which keeps instances sharing the store
+    apart. Raises `UploadBusy`, carrying the durable offset, if another instance's write of
+    the object does not end in a short wait."""
     locks = request.app[UPLOAD_LOCKS]
     key = (transfer_id, index)
     lock = locks.get(key)
@@ -51,12 +54,25 @@ async def _upload_lock(request: web.Request, transfer_id: str, index: int) -> As
         lock = locks[key] = _UploadLock()
     lock.users += 1
     try:
-        async with lock:
+        async with lock, request.app[METADATA].object_write_lock(transfer_id, index) as held:
+            if not held:
+                busy = errors.UploadBusy(
+                    "Another upload of this object, through another instance of this relay, "
+                    "has not ended yet; resume from the relay's offset in a moment."
+                )
+                busy.offset = await _durable_offset(request, transfer_id, index)  # type: ignore[attr-defined]
+                raise busy
             yield
     finally:
         lock.users -= 1
         if lock.users == 0 and locks.get(key) is lock:
             del locks[key]
+
+
+async def _durable_offset(request: web.Request, transfer_id: str, index: int) -> int:
+    async with request.app[METADATA].transaction() as tx:
+        status = await tx.object_status(transfer_id, index)
+    return status.durable_offset if status else 0
 
 
 @routes.get(TRANSFER + "/objects")

@@ -99,6 +99,12 @@ class MetadataStore(Protocol):
         False when another instance sharing the store is doing it now."""
         ...
 
+    def object_write_lock(self, transfer_id: str, index: int) -> AbstractAsyncContextManager[bool]:
+        """True while this instance alone (among those sharing the store) writes one sealed
+        object; False if another instance's write of it did not end in a short wait. Writers
+        within one process are kept apart by the caller."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -17,6 +17,10 @@ It behaves as the embedded SQLite store (`relay.storage.sqlite`) does, across pr
   instances starting at once upgrade the database once, the others wait and find it done.
 - `exclusive()` takes a try-advisory lock for a task that one instance at a time should do (the
   expiry sweep); the others skip it that round.
+- `object_write_lock()` makes the write of one sealed object exclusive across instances: a
+  session advisory lock, held on a connection of a pool of its own for the whole write (so
+  writers waiting for it never starve the transactions of the writer holding it). PostgreSQL
+  drops it with the session if the instance holding it dies.
 """
 
 from __future__ import annotations
@@ -60,6 +64,12 @@ SWEEP_LOCK = 0x7472_6175_6D61_0003
 # Per-site locks: the two-key form, namespaced by these, with hashtext(site name).
 _LOCATOR_SPACE = 0x7472_0001
 _QUOTA_SPACE = 0x7472_0002
+OBJECT_WRITE_SPACE = 0x7472_0003  # with hashtext("transfer_id/index"): one object's writer
+
+WRITE_LOCK_WAIT_SECONDS = 10.0
+# Connections for object write locks: one per object being written at once, beyond which
+# writes queue for a free one.
+WRITE_LOCK_CONNECTIONS = 32
 
 
 def read_password(path: Path | None) -> str | None:
@@ -73,10 +83,12 @@ def read_password(path: Path | None) -> str | None:
         raise errors.ConfigError(f"The metadata password file {path} could not be read.") from e
 
 
-async def _connect_pool(url: str, password: str | None, max_size: int) -> asyncpg.Pool:
+async def _connect_pool(
+    url: str, password: str | None, max_size: int, min_size: int = 1
+) -> asyncpg.Pool:
     try:
         pool = await asyncpg.create_pool(
-            url, password=password, min_size=1, max_size=max_size, command_timeout=300
+            url, password=password, min_size=min_size, max_size=max_size, command_timeout=300
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
         # The error names the host and user, never the password (it was not in the URL).
@@ -91,8 +103,11 @@ async def _connect_pool(url: str, password: str | None, max_size: int) -> asyncp
 class PostgresMetadata:
     """`MetadataStore` over a pool of PostgreSQL connections."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, write_locks: asyncpg.Pool | None = None) -> None:
         self._pool = pool
+        self._write_locks = write_locks or pool
+        # How long a write waits for another instance's write of the same object to end.
+        self.write_lock_wait = WRITE_LOCK_WAIT_SECONDS
 
     @classmethod
     async def open(
@@ -101,12 +116,17 @@ class PostgresMetadata:
         """The store at `url` (postgresql://user@host:port/db), its schema brought up to date
         unless not `upgrade` (for a reader)."""
         pool = await _connect_pool(url, password, max_size)
-        store = cls(pool)
+        try:
+            write_locks = await _connect_pool(url, password, WRITE_LOCK_CONNECTIONS, min_size=0)
+        except BaseException:
+            await pool.close()
+            raise
+        store = cls(pool, write_locks)
         try:
             if upgrade:
                 await store._upgrade()
         except BaseException:
-            await pool.close()
+            await store.close()
             raise
         return store
 
@@ -134,6 +154,8 @@ class PostgresMetadata:
 
     async def close(self) -> None:
         await self._pool.close()
+        if self._write_locks is not self._pool:
+            await self._write_locks.close()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresTransaction]:
@@ -163,6 +185,33 @@ class PostgresMetadata:
             finally:
                 if held:
                     await conn.execute("SELECT pg_advisory_unlock($1)", key)
+
+    @asynccontextmanager
+    async def object_write_lock(self, transfer_id: str, index: int) -> AsyncIterator[bool]:
+        """True while this instance alone writes object `index` of `transfer_id`; False if
+        another writer (on any instance) still held it after `write_lock_wait` seconds."""
+        key = f"{transfer_id}/{index}"
+        async with self._write_locks.acquire() as conn:
+            wait_ms = max(1, round(self.write_lock_wait * 1000))
+            await conn.execute("SELECT set_config('lock_timeout', $1, false)", f"{wait_ms}ms")
+            try:
+                await conn.execute(
+                    "SELECT pg_advisory_lock($1, hashtext($2))", OBJECT_WRITE_SPACE, key
+                )
+            except asyncpg.LockNotAvailableError:
+                held = False
+            else:
+                held = True
+            try:
+                yield held
+            finally:
+                # The pool's reset on release unlocks too; this frees it even if that fails.
+                with contextlib.suppress(asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
+                    if held:
+                        await conn.execute(
+                            "SELECT pg_advisory_unlock($1, hashtext($2))", OBJECT_WRITE_SPACE, key
+                        )
+                    await conn.execute("RESET lock_timeout")
 
     async def audit_records(self) -> list[dict[str, Any]]:
         """All audit records in order, for operators and for `verify_audit_chain`."""

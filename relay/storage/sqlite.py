@@ -92,6 +92,12 @@ class SqliteMetadata:
         """Always True: one relay process owns the embedded database."""
         yield True
 
+    @asynccontextmanager
+    async def object_write_lock(self, transfer_id: str, index: int) -> AsyncIterator[bool]:
+        """Always True: one relay process owns the embedded database, and the upload handlers
+        already write one object at a time within a process."""
+        yield True
+
     async def _one(self, sql: str, *args: object) -> Any:
         async with self._db.execute(sql, args) as cur:
             return await cur.fetchone()

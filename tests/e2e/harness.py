@@ -6,6 +6,7 @@ stdin. Every CLI run is bounded by a timeout so a hang fails the test instead of
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import pty
@@ -240,25 +241,50 @@ class E2ERelay:
     real `site add` command, and helpers that run the sites' commands against it."""
 
     def __init__(
-        self, root: Path, bucket: S3Bucket | None = None, relay_args: Sequence[str] = ()
+        self,
+        root: Path,
+        bucket: S3Bucket | None = None,
+        relay_args: Sequence[str] = (),
+        settings: dict[str, object] | None = None,
     ) -> None:
         """With `bucket`, the relay keeps its sealed objects there (under a prefix of its own),
-        as its `relay.toml` says; `relay_args` are more `trauma-relay relay` options."""
+        as its `relay.toml` says; `relay_args` are more `trauma-relay relay` options. With
+        `settings` (such as `metadata_url`), its relay.toml says those too before the sites
+        are registered."""
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.data_dir = root / "relay-data"
         self.log_file = root / "relay.log"
         self.process = RelayProcess(self.data_dir, self.log_file, extra_args=relay_args)
         self.url = self.process.url
-        self.sender_credential = self._add_site(SENDER, "sending", "St. Mary's ED")
-        self.receiver_credential = self._add_site(RECEIVER, "receiving", "County Trauma")
         self.bucket = bucket
         self.prefix = bucket.new_prefix() if bucket else ""
-        if bucket is not None:
-            settings = bucket.settings(self.prefix)
-            (self.data_dir / "relay.toml").write_text(
-                "".join(f"{k} = {json.dumps(str(v))}\n" for k, v in settings.items())
-            )
+        toml = {**(bucket.settings(self.prefix) if bucket else {}), **(settings or {})}
+        if settings:
+            self.data_dir.mkdir(mode=0o700)
+            _write_relay_toml(self.data_dir, toml)
+        self.sender_credential = self._add_site(SENDER, "sending", "St. Mary's ED")
+        self.receiver_credential = self._add_site(RECEIVER, "receiving", "County Trauma")
+        if bucket is not None and not settings:
+            _write_relay_toml(self.data_dir, toml)
+
+    def another_instance(self, root: Path, relay_args: Sequence[str] = ()) -> E2ERelay:
+        """A second relay process, on a port and data folder of its own, sharing this one's
+        database and bucket (the same relay.toml) and its decoy key, as a second instance
+        behind a load balancer. This one must have run once (it makes the decoy key)."""
+        other = copy.copy(self)
+        other.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        other.data_dir = root / "relay-data"
+        other.data_dir.mkdir(mode=0o700)
+        for name in ("relay.toml", "decoy.key"):
+            target = other.data_dir / name
+            target.write_bytes((self.data_dir / name).read_bytes())
+            target.chmod(0o600)
+        other.log_file = root / "relay.log"
+        other.process = RelayProcess(other.data_dir, other.log_file, extra_args=relay_args)
+        other.url = other.process.url
+        return other
 
     def _add_site(self, name: str, role: str, display: str) -> str:
         args = ["site", "add", name, "--role", role, "--display-name", display]
@@ -429,6 +455,15 @@ class E2ERelay:
             return self.object_path(transfer_id, index).read_bytes()
         keys = self.bucket.keys(f"{self.prefix}/transfers/{transfer_id}/{index:08d}/")
         return b"".join(self.bucket.read(key) for key in sorted(keys))
+
+
+def _write_relay_toml(data_dir: Path, settings: dict[str, object]) -> None:
+    (data_dir / "relay.toml").write_text(
+        "".join(
+            f"{k} = {json.dumps(v if isinstance(v, int | float) else str(v))}\n"
+            for k, v in settings.items()
+        )
+    )
 
 
 def pacs_address(scp: RecordingStorageSCP | OrthancServer) -> str:

@@ -52,11 +52,14 @@ def share_database(first: Path, second: Path) -> None:
 
 @asynccontextmanager
 async def second_instance(ctx: Ctx, data_dir: Path) -> AsyncIterator[Ctx]:
-    """Another relay process's worth of relay (its own app, connection pool and port) on the
-    same database as `ctx`, as a second instance behind a load balancer."""
+    """Another relay process's worth of relay (its own app, connection pools and port) on the
+    same database as `ctx` and the same prefix of its bucket, as a second instance behind a
+    load balancer."""
     assert ctx.pg is not None
     await asyncio.to_thread(share_database, ctx.relay.data_dir, data_dir)
-    config = relay_config.load(data_dir, "127.0.0.1:0", environ={}, clock=ctx.clock)
+    bucket = ctx.objects.bucket if ctx.objects else None
+    settings = bucket.settings(ctx.objects.prefix) if bucket and ctx.objects else {}
+    config = relay_config.load(data_dir, "127.0.0.1:0", environ={}, clock=ctx.clock, **settings)
     app = make_app(config, sweep=False)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
