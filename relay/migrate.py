@@ -37,9 +37,10 @@ from relay import errors
 from relay.config import RelayConfig
 from relay.storage.files import FileObjectStore
 from relay.storage.interface import ObjectStore
+from relay.storage.opening import open_objects
 from relay.storage.postgres import PostgresMetadata, read_password
 from relay.storage.rows import schema_steps
-from relay.storage.s3 import S3Location, S3ObjectStore
+from relay.storage.s3 import S3ObjectStore
 from transfer_codes.tokens import is_transfer_id
 
 log = logging.getLogger("relay.migrate")
@@ -162,17 +163,6 @@ async def _pg_is_empty(conn: asyncpg.Connection) -> bool:
         if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})"):  # noqa: S608
             return False
     return True
-
-
-async def _object_store(config: RelayConfig) -> FileObjectStore | S3ObjectStore:
-    if config.objects_url is None:
-        return FileObjectStore(config.objects_dir)
-    return await S3ObjectStore.open(
-        S3Location.parse(config.objects_url),
-        endpoint_url=config.s3_endpoint_url,
-        region=config.s3_region,
-        credentials_file=config.s3_credentials_file,
-    )
 
 
 async def _holds_objects(store: FileObjectStore | S3ObjectStore, config: RelayConfig) -> bool:
@@ -342,7 +332,7 @@ async def _move(
     moves_objects: bool,
     summary: Summary,
 ) -> None:
-    objects_store = await _object_store(target) if moves_objects else None
+    objects_store = await open_objects(target) if moves_objects else None
     copied: set[str] = set()
     try:
         if objects_store is not None and await _holds_objects(objects_store, target):
