@@ -342,7 +342,13 @@ def _run_migrate(args: argparse.Namespace) -> int:
     target = relay_config.configured(
         relay_config.Sources(data_dir=args.to_data, config_file=args.to_config)
     )
-    summary = asyncio.run(migrate(source, target))
+    try:
+        summary = asyncio.run(migrate(source, target))
+    except OSError as e:
+        raise MigrationRefused(
+            f"The migration stopped: {e}. Whatever it had copied was removed again; fix that "
+            "and run it again."
+        ) from e
     if args.json:
         print(json.dumps(dataclasses.asdict(summary)))
         return 0
@@ -354,6 +360,7 @@ def _run_migrate(args: argparse.Namespace) -> int:
         f"  objects to {summary.objects_to}: {summary.objects} copied ({summary.object_bytes} "
         "bytes), each read back with the same SHA-256"
     )
+    print("  audit: the trail as it was, then one record of this move (relay-migrated)")
     if summary.left_behind:
         print(f"  {summary.left_behind} file(s) of purged or unknown transfers were left behind")
     for name in summary.damaged:

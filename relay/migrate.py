@@ -13,8 +13,9 @@ Order, so that a failure leaves the target as empty as it was:
    it open: then the migration refuses; one started meanwhile cannot open it).
 2. The target must be empty (no site, transfer or audit record; no object).
 3. Every sealed object is copied and read back: its SHA-256 on the target must be the source's.
-4. All the metadata is written in one PostgreSQL transaction. If anything fails before its
-   COMMIT, the objects copied in step 3 are deleted again.
+4. All the metadata is written in one PostgreSQL transaction, with one audit record of the move
+   (`relay-migrated`, counts only) after the copied chain. If anything fails before its COMMIT,
+   the objects copied in step 3 are deleted again.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,13 +35,15 @@ from typing import Any
 
 import asyncpg
 
-from relay import errors
+from relay import audit, errors
 from relay.config import RelayConfig
+from relay.storage.audit_chain import GENESIS
 from relay.storage.files import FileObjectStore
 from relay.storage.interface import ObjectStore
+from relay.storage.models import AuditEvent
 from relay.storage.opening import open_objects
-from relay.storage.postgres import PostgresMetadata, read_password
-from relay.storage.rows import schema_steps
+from relay.storage.postgres import PostgresMetadata, PostgresTransaction, read_password
+from relay.storage.rows import chained_record, schema_steps
 from relay.storage.s3 import S3ObjectStore
 from transfer_codes.tokens import is_transfer_id
 
@@ -77,6 +81,7 @@ class Summary:
     objects_to: str = ""
     decoy_key: str = ""
     damaged: list[str] = field(default_factory=list)
+    objects_moved: bool = False
 
 
 def _same_objects(source: RelayConfig, target: RelayConfig) -> bool:
@@ -264,8 +269,51 @@ async def _write_metadata(
                 for row in _source_rows(db, table, names)
             ]
             if rows:
-                await conn.copy_records_to_table(table, records=rows, columns=names)
+                try:
+                    await conn.copy_records_to_table(table, records=rows, columns=names)
+                except asyncpg.PostgresError as e:
+                    raise MigrationRefused(
+                        f"PostgreSQL refused the source's rows of {table} ({e}), so nothing was "
+                        "migrated: the target is as empty as before. Check the source with "
+                        "`sqlite3 relay.sqlite3 'PRAGMA foreign_key_check'`, then migrate again."
+                    ) from e
             summary.rows[table] = len(rows)
+        # The move itself, at the end of the copied chain (as the store appends any record).
+        tx = PostgresTransaction(conn)
+        await tx.audit(_migration_event(summary, "postgresql"), time.time())
+        await tx.append_audit()
+
+
+def _migration_event(summary: Summary, metadata: str) -> AuditEvent:
+    """The audit record of the move itself (no PHI: counts and where things went)."""
+    return AuditEvent(
+        event_id=audit.EVENT_IDS["relay-migrated"],
+        action="relay-migrated",
+        actor="operator",
+        actor_role="operator",
+        transfer_id=None,
+        outcome="success",
+        detail={
+            "metadata": metadata,
+            "objects": "moved" if summary.objects_moved else "unchanged",
+            "counts": {**summary.rows, "objects": summary.objects},
+        },
+        remote="local",
+    )
+
+
+def _record_in_sqlite(db: sqlite3.Connection, summary: Summary) -> None:
+    """The audit record of the move, appended to the embedded database's chain (which stays)."""
+    last = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev = (int(last[0]), bytes(last[1])) if last else (0, GENESIS)
+    _digest, values = chained_record(_migration_event(summary, "embedded"), time.time(), prev)
+    db.execute("BEGIN IMMEDIATE")
+    db.execute(
+        "INSERT INTO audit (seq, at, event_id, action, actor, actor_role, transfer_id, outcome, "
+        "detail, remote, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (seq + 1, *values),
+    )
+    db.execute("COMMIT")
 
 
 async def migrate(source: RelayConfig, target: RelayConfig) -> Summary:
@@ -293,6 +341,7 @@ async def migrate(source: RelayConfig, target: RelayConfig) -> Summary:
         raise MigrationRefused("The target is the source: there is nothing to migrate.")
 
     summary = Summary(
+        objects_moved=moves_objects,
         metadata_to="PostgreSQL" if moves_metadata else f"{source.database} (unchanged)",
         objects_to=(target.objects_url or str(target.objects_dir))
         if moves_objects
@@ -354,6 +403,7 @@ async def _move(
         else:
             for table in TABLES:
                 summary.rows[table] = int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+            _record_in_sqlite(db, summary)
     except BaseException:
         if objects_store is not None:
             for transfer_id in copied:

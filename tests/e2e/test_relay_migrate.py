@@ -22,12 +22,14 @@ from transfer_codes.codes import RedemptionCode
 REFUSED = "That code was not accepted"
 
 
-def _target_folder(root: Path, pg: PostgresServer, bucket: S3Bucket, prefix: str) -> Path:
+def _target_folder(
+    root: Path, pg: PostgresServer, bucket: S3Bucket, prefix: str, database: str
+) -> Path:
     """A new relay's data folder whose relay.toml names an empty database and bucket prefix."""
     target = root / "new-relay-data"
     target.mkdir(mode=0o700)
     settings: dict[str, Any] = {
-        "metadata_url": pg.url(pg.new_database()),
+        "metadata_url": pg.url(database),
         "metadata_password_file": pg.password_file,
         **bucket.settings(prefix),
     }
@@ -84,7 +86,8 @@ def test_migrated_transfers_keep_their_codes_and_the_audit_trail_verifies(
         )
 
         prefix = s3_bucket.new_prefix()
-        target = _target_folder(tmp_path, postgres_server, s3_bucket, prefix)
+        database = postgres_server.new_database()
+        target = _target_folder(tmp_path, postgres_server, s3_bucket, prefix, database)
         migrate = ["relay", "migrate", "--data", str(source), "--to-data", str(target)]
 
         # While the relay runs on the database, the migration refuses and copies nothing.
@@ -107,21 +110,26 @@ def test_migrated_transfers_keep_their_codes_and_the_audit_trail_verifies(
     assert (target / "decoy.key").read_bytes() == (source / "decoy.key").read_bytes()
     assert s3_bucket.keys(prefix)
 
-    # The chain was copied as it was: same records, same last hash, intact.
+    # The chain was copied as it was (same records, same hashes), then the move was recorded.
     after = _audit(target, tmp_path)
     assert after["intact"], after
-    assert (after["records"], after["last_seq"], after["last_hash"]) == (
-        before["records"],
-        before["last_seq"],
-        before["last_hash"],
+    assert after["records"] == before["records"] + 1
+    ((copied_last,),) = postgres_server.rows(
+        database, "SELECT hash FROM audit WHERE seq = ?", before["last_seq"]
     )
+    assert bytes(copied_last).hex() == before["last_hash"]
+    ((action, actor, detail),) = postgres_server.rows(
+        database, "SELECT action, actor, detail FROM audit WHERE seq = ?", after["last_seq"]
+    )
+    assert (action, actor) == ("relay-migrated", "operator")
+    assert json.loads(detail)["counts"]["transfers"] == 3
 
     # A second run finds the target holding data and refuses, changing nothing.
     keys = sorted(s3_bucket.keys(prefix))
     again = run_cli(migrate, cwd=tmp_path).failed()
     assert "already holds" in again.message
     assert sorted(s3_bucket.keys(prefix)) == keys
-    assert _audit(target, tmp_path)["records"] == before["records"]
+    assert _audit(target, tmp_path)["records"] == after["records"]
 
     # The new relay, on PostgreSQL and S3, at the same address.
     relay.process = RelayProcess(target, tmp_path / "new-relay.log", port=relay.process.port)
@@ -153,7 +161,39 @@ def test_migrated_transfers_keep_their_codes_and_the_audit_trail_verifies(
 
     final = _audit(target, tmp_path)
     assert final["intact"], final
-    assert final["records"] > before["records"]
+    assert final["records"] > after["records"]
+
+
+def test_a_failed_migration_leaves_the_target_empty(
+    postgres_server: PostgresServer,  # noqa: F811 - the fixture
+    s3_bucket: S3Bucket,
+    tmp_path: Path,
+) -> None:
+    """The objects are copied first; when the metadata then cannot be written (here: a row the
+    source's database holds against its own rules, which PostgreSQL refuses), the copied objects
+    are deleted again and the database stays empty, so the command can be run again."""
+    relay = E2ERelay(tmp_path / "relay").start()
+    try:
+        make_ct_study(tmp_path / "a", 1, seed=74)
+        (tmp_path / "wa").mkdir()
+        relay.pushed_and_authorized(tmp_path / "a", tmp_path / "wa")
+    finally:
+        relay.stop()
+    # An origin row of no transfer: SQLite lets a connection without foreign_keys write it.
+    relay.execute("INSERT INTO transfer_origins (transfer_id) VALUES ('NO-SUCH-TRANSFER')")
+    prefix = s3_bucket.new_prefix()
+    database = postgres_server.new_database()
+    target = _target_folder(tmp_path, postgres_server, s3_bucket, prefix, database)
+
+    failed = run_cli(
+        ["relay", "migrate", "--data", str(relay.data_dir), "--to-data", str(target)],
+        cwd=tmp_path,
+    ).failed()
+
+    assert "transfer_origins" in failed.message, failed.message
+    assert s3_bucket.keys(prefix) == []
+    for table in ("sites", "transfers", "audit", "objects"):
+        assert postgres_server.rows(database, f"SELECT count(*) FROM {table}") == [(0,)]  # noqa: S608
 
 
 def test_migrate_needs_a_target(tmp_path: Path) -> None:
