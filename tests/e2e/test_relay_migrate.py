@@ -183,10 +183,20 @@ def test_a_failed_migration_leaves_the_target_empty(
     relay.execute("INSERT INTO transfer_origins (transfer_id) VALUES ('NO-SUCH-TRANSFER')")
     prefix = s3_bucket.new_prefix()
     database = postgres_server.new_database()
-    target = _target_folder(tmp_path, postgres_server, s3_bucket, prefix, database)
+    # This time the new relay is named by a --config file, as a service would run it.
+    settings = {
+        "data_dir": tmp_path / "new-relay-data",
+        "metadata_url": postgres_server.url(database),
+        "metadata_password_file": postgres_server.password_file,
+        **s3_bucket.settings(prefix),
+    }
+    config = tmp_path / "new.toml"
+    config.write_text(
+        "[storage]\n" + "".join(f"{k} = {json.dumps(str(v))}\n" for k, v in settings.items())
+    )
 
     failed = run_cli(
-        ["relay", "migrate", "--data", str(relay.data_dir), "--to-data", str(target)],
+        ["relay", "migrate", "--data", str(relay.data_dir), "--to-config", str(config)],
         cwd=tmp_path,
     ).failed()
 
