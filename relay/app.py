@@ -27,11 +27,9 @@ from relay.appkeys import (
 )
 from relay.config import RelayConfig
 from relay.metrics import METRICS, Metrics
-from relay.storage.files import FileObjectStore
-from relay.storage.interface import ObjectStore
-from relay.storage.opening import open_metadata
+from relay.storage.opening import open_metadata, open_objects
 from relay.storage.permissions import OWNER_ONLY_FOLDER
-from relay.storage.s3 import S3Location, S3ObjectStore
+from relay.storage.s3 import S3ObjectStore
 from relay.throttle import GLOBAL, Limit, Throttle
 from transfer_codes import wire
 
@@ -55,7 +53,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     metadata = await open_metadata(config)
     app[METADATA] = metadata
     try:
-        objects = await _object_store(config)
+        objects = await open_objects(config)
     except BaseException:
         await metadata.close()
         raise
@@ -64,18 +62,6 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     if isinstance(objects, S3ObjectStore):
         await objects.close()
     await metadata.close()
-
-
-async def _object_store(config: RelayConfig) -> ObjectStore:
-    """The folder in the data directory, unless `objects_url` names an S3 bucket."""
-    if config.objects_url is None:
-        return FileObjectStore(config.objects_dir)
-    return await S3ObjectStore.open(
-        S3Location.parse(config.objects_url),
-        endpoint_url=config.s3_endpoint_url,
-        region=config.s3_region,
-        credentials_file=config.s3_credentials_file,
-    )
 
 
 async def _sweeper(app: web.Application) -> AsyncIterator[None]:

@@ -48,6 +48,7 @@ EVENT_IDS = {
     "manifest-read": INSTANCES_ACCESSED,
     "transfer-expired": APPLICATION_ACTIVITY,
     "transfer-purged": STUDY_DELETED,
+    "relay-migrated": APPLICATION_ACTIVITY,  # `relay migrate` moved the storage (operator)
 }
 
 

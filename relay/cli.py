@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import errno
 import json
 import logging
@@ -55,6 +56,35 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument("--tls-key", type=Path, help="the PEM key of --tls-certificate (server.tls_key)")
     p.set_defaults(run=_run_relay)
+    relay_sub = p.add_subparsers(dest="relay_command", metavar="migrate")
+    relay_sub.required = False
+    migrate = relay_sub.add_parser(
+        "migrate",
+        help="move a stopped relay's embedded storage into PostgreSQL and/or S3",
+        description="Copy everything a stopped relay keeps in its data folder (the SQLite "
+        "database, the objects/ folder, the decoy key) into the PostgreSQL database and/or "
+        "S3 bucket its new configuration names, keeping every live transfer's codes working. "
+        "The target must be empty; the relay must be stopped. Passwords come from the files "
+        "the target configuration names, never from the command line.",
+    )
+    migrate.add_argument(
+        "--data", required=True, type=Path, help="the stopped relay's data folder (the source)"
+    )
+    migrate.add_argument(
+        "--to-config",
+        type=Path,
+        metavar="FILE",
+        help="the new relay's TOML configuration (as `trauma-relay relay --config FILE`)",
+    )
+    migrate.add_argument(
+        "--to-data",
+        type=Path,
+        metavar="DIR",
+        help="the new relay's data folder (its relay.toml is read; default: the config's "
+        "storage.data_dir)",
+    )
+    migrate.add_argument("--json", action="store_true", help="print one JSON object")
+    migrate.set_defaults(run=_run_migrate)
 
     site = sub.add_parser("site", help="manage the sites known to a relay")
     site_sub = site.add_subparsers(dest="site_command", required=True)
@@ -298,4 +328,50 @@ def _run_site_enable(args: argparse.Namespace) -> int:
         print(json.dumps({"name": site.name, "enabled": True}))
     else:
         print(f"Site {site.name!r} is enabled again: its credential is accepted.")
+    return 0
+
+
+def _run_migrate(args: argparse.Namespace) -> int:
+    from relay import config as relay_config
+    from relay.migrate import MigrationRefused, migrate
+
+    if args.to_config is None and args.to_data is None:
+        raise MigrationRefused("Name the new relay with --to-config FILE and/or --to-data DIR.")
+    # The source is the data folder as it is: the environment is for the new relay.
+    source = relay_config.load(args.data, environ={})
+    target = relay_config.configured(
+        relay_config.Sources(data_dir=args.to_data, config_file=args.to_config)
+    )
+    try:
+        summary = asyncio.run(migrate(source, target))
+    except OSError as e:
+        raise MigrationRefused(
+            f"The migration stopped: {e}. Whatever it had copied was removed again; fix that "
+            "and run it again."
+        ) from e
+    if args.json:
+        print(json.dumps(dataclasses.asdict(summary)))
+        return 0
+    print(f"Migrated the relay in {source.data_dir}:")
+    print(f"  metadata to {summary.metadata_to}:")
+    for table, count in summary.rows.items():
+        print(f"    {table}: {count}")
+    print(
+        f"  objects to {summary.objects_to}: {summary.objects} copied ({summary.object_bytes} "
+        "bytes), each read back with the same SHA-256"
+    )
+    print("  audit: the trail as it was, then one record of this move (relay-migrated)")
+    if summary.left_behind:
+        print(f"  {summary.left_behind} file(s) of purged or unknown transfers were left behind")
+    for name in summary.damaged:
+        print(f"  warning: object {name} did not match its recorded SHA-256 in the source either")
+    if summary.decoy_key:
+        print(
+            f"The decoy key is in {summary.decoy_key}: copy it into the data folder of every "
+            "relay instance sharing this storage (mode 0600)."
+        )
+    print(
+        f"Start the relay on the new configuration; keep {source.data_dir} until it has served "
+        "a transfer, then archive or delete it (do not start the old relay on it again)."
+    )
     return 0

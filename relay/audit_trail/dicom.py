@@ -40,6 +40,7 @@ ACTION_CODES = {
     "site-credential-rotated": "U",
     "site-disabled": "U",
     "site-enabled": "U",
+    "relay-migrated": "E",
     "site-authentication": "E",
     "transfer-created": "C",
     "keys-installed": "C",

@@ -175,6 +175,12 @@ class PostgresMetadata:
             await tx.commit()
 
     @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection of the pool, for maintenance (`relay.migrate`), not for handlers."""
+        async with self._pool.acquire() as conn:
+            yield conn
+
+    @asynccontextmanager
     async def exclusive(self, key: int = SWEEP_LOCK) -> AsyncIterator[bool]:
         """True while this instance holds the lock `key`, False if another one does (then do
         not do the work). Held on one connection until the block ends."""

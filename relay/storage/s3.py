@@ -309,6 +309,13 @@ class S3ObjectStore:
                 )
                 raise errors.StorageUnavailable()
 
+    async def holds_any(self) -> bool:
+        """Whether any transfer's object is stored under this store's prefix."""
+        with _unavailable():
+            async for _ in self._keys(f"{self._location.prefix}transfers/"):
+                return True
+            return False
+
     async def size(self, transfer_id: str, index: int) -> int:
         with _unavailable():
             parts = await self._parts(transfer_id, index)
