@@ -93,6 +93,9 @@ class RelayConfig:
     metadata_password_file: Path | None = None
     # On SIGTERM: how long requests under way may take to finish (aiohttp's shutdown_timeout).
     shutdown_timeout: float = 30.0
+    # A request body that stops arriving for this long is refused (408): a stalled or
+    # deliberately slow client does not hold a connection and an object's write lock.
+    body_idle_timeout: float = 60.0
     log_format: str = "text"  # or "json": one object a line (relay.logs)
     log_level: str = "info"
     # Sealed objects in an S3-compatible bucket (s3://BUCKET/PREFIX) instead of the data

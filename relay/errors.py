@@ -74,6 +74,21 @@ class BadRequest(RelayError):
     code: str = Problem.BAD_REQUEST
 
 
+class ClientTooSlow(RelayError):
+    """The request's body stopped arriving; nothing past the last acknowledged byte was kept.
+    Send it again (an upload from the offset the relay last acknowledged)."""
+
+    status = 408
+    code: str = Problem.CLIENT_TOO_SLOW
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"The request's body stopped arriving for {seconds:g} seconds, so the relay stopped "
+            "waiting for it. Nothing past the last acknowledged byte was kept: send it again "
+            "(an upload resumes from the offset the relay last acknowledged)."
+        )
+
+
 class Throttled(RelayError):
     """Too many wrong codes or links came from here recently. Wait, then try again."""
 

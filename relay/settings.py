@@ -286,6 +286,14 @@ SETTINGS: tuple[Setting, ...] = (
         "mid-body) may take to finish before they are cut off unacknowledged.",
     ),
     Setting(
+        "server",
+        "body_idle_timeout_seconds",
+        "body_idle_timeout",
+        Number(0, 3600, "seconds", above=True),
+        "A request body that stops arriving for this long is refused (408), nothing past the "
+        "last acknowledged byte kept: a stalled client does not hold a connection for ever.",
+    ),
+    Setting(
         "storage",
         "data_dir",
         "data_dir",

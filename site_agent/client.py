@@ -283,4 +283,10 @@ async def _raise_problem(response: aiohttp.ClientResponse) -> None:
     if not isinstance(body, dict):
         body = {}
     detail = str(body.get("detail") or f"HTTP {response.status} {response.reason}")
+    if response.status == 408:
+        # The relay stopped waiting for a body that stalled on the way: a poor connection,
+        # handled like a lost one (the caller resumes from what the relay acknowledged).
+        raise RelayUnreachable(
+            f"The relay stopped waiting for this request: {detail}", "the connection stalled"
+        )
     raise RelayRefused(response.status, str(body.get("type", "")).rsplit(":", 1)[-1], detail, body)

@@ -38,6 +38,7 @@ class Problem(enum.StrEnum):
     STORAGE_UNAVAILABLE = "storage-unavailable"
     NOT_FOUND = "not-found"
     BAD_REQUEST = "bad-request"
+    CLIENT_TOO_SLOW = "client-too-slow"
     UNKNOWN_SITE = "unknown-site"
     SITE_EXISTS = "site-exists"
     INVALID_STATE = "invalid-state"

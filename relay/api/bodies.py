@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
 from relay import errors
+from relay.appkeys import CONFIG
 from transfer_codes.tokens import is_transfer_id
 from transfer_codes.wire import b64decode_text
 
 MAX_JSON_BODY = 64 * 1024
+
+
+async def _next_block(request: web.Request, most: int) -> bytes:
+    """Up to `most` bytes of the body as they arrive (b"" at its end), or `ClientTooSlow` when
+    nothing arrives for the configured idle time: a client that stalls mid-body does not hold
+    a connection, an object's write lock and its buffers for ever."""
+    idle = request.app[CONFIG].body_idle_timeout
+    try:
+        async with asyncio.timeout(idle):
+            return await request.content.read(most)
+    except TimeoutError:
+        raise errors.ClientTooSlow(idle) from None
+
+
+async def blocks(request: web.Request, size: int) -> AsyncIterator[bytes]:
+    """The request body in blocks of at most `size` bytes, each within the idle time."""
+    while block := await _next_block(request, size):
+        yield block
 
 
 async def read_limited(request: web.Request, limit: int, too_large: str) -> bytes:
@@ -21,7 +42,7 @@ async def read_limited(request: web.Request, limit: int, too_large: str) -> byte
         raise errors.BadRequest(too_large)
     blocks: list[bytes] = []
     size = 0
-    while block := await request.content.read(limit + 1 - size):
+    while block := await _next_block(request, limit + 1 - size):
         blocks.append(block)
         size += len(block)
         if size > limit:

@@ -146,7 +146,7 @@ async def append(request: web.Request) -> web.Response:
         hasher = hashlib.sha256() if offset == 0 else None
 
         async def body() -> AsyncIterator[bytes]:
-            async for block in request.content.iter_chunked(BODY_BLOCK):
+            async for block in bodies.blocks(request, BODY_BLOCK):
                 if hasher is not None:
                     hasher.update(block)
                 yield block
