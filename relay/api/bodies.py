@@ -14,18 +14,22 @@ from transfer_codes.wire import b64decode_text
 MAX_JSON_BODY = 64 * 1024
 
 
-async def read_limited(request: web.Request, limit: int, too_large: str) -> bytes:
-    """The whole request body, refused with `too_large` past `limit` bytes. (A single
-    `content.read(n)` returns only what has arrived so far, which may be part of the body.)"""
+async def read_limited(
+    request: web.Request, limit: int, too_large: str | errors.RelayError
+) -> bytes:
+    """The whole request body, refused past `limit` bytes with `too_large` (a `BadRequest` if
+    given as text). (A single `content.read(n)` returns only what has arrived so far, which may
+    be part of the body.)"""
+    refusal = errors.BadRequest(too_large) if isinstance(too_large, str) else too_large
     if request.content_length is not None and request.content_length > limit:
-        raise errors.BadRequest(too_large)
+        raise refusal
     blocks: list[bytes] = []
     size = 0
     while block := await request.content.read(limit + 1 - size):
         blocks.append(block)
         size += len(block)
         if size > limit:
-            raise errors.BadRequest(too_large)
+            raise refusal
     return b"".join(blocks)
 
 
