@@ -263,11 +263,15 @@ def _record_size_refusal(request: web.Request) -> str:
 
 
 async def _store_records(
-    request: web.Request, site: Site, first: int, records: list[bytes], final: bool
+    request: web.Request,
+    site: Site,
+    transfer_id: str,
+    first: int,
+    records: list[bytes],
+    final: bool,
 ) -> int:
     """Store `records` from number `first` in one transaction, committed before the answer;
     how many were new (readers waiting are then woken)."""
-    transfer_id = bodies.transfer_id(request)
     async with at_desk(request, site) as d:
         stored = await uploads.put_manifest_records(d, transfer_id, first, records, final=final)
     if stored:
@@ -280,14 +284,14 @@ async def put_manifest_record(request: web.Request) -> web.Response:
     """Store one manifest record (`Manifest-Final: 1` on the closing one). An identical repeat
     is accepted (200); a different record at a stored number is refused."""
     site = await require_site(request, "sending")
-    bodies.transfer_id(request)
+    transfer_id = bodies.transfer_id(request)
     seq = _record_number(request.match_info["seq"], "The manifest record number")
     final = _final(request)
     message = _record_size_refusal(request)
     data = await bodies.read_limited(request, request.app[CONFIG].max_manifest_record, message)
     if not data:
         raise errors.BadRequest(message)
-    stored = await _store_records(request, site, seq, [data], final)
+    stored = await _store_records(request, site, transfer_id, seq, [data], final)
     return web.json_response({"seq": seq, "final": final}, status=201 if stored else 200)
 
 
@@ -300,7 +304,7 @@ async def post_manifest_records(request: web.Request) -> web.Response:
     lacks, or one it holds), identical repeats of stored records accepted, a different record
     at a stored number refused. At most 256 records and 1 MiB of body."""
     site = await require_site(request, "sending")
-    bodies.transfer_id(request)
+    transfer_id = bodies.transfer_id(request)
     first = _record_number(request.headers.get(wire.MANIFEST_FROM, ""), wire.MANIFEST_FROM)
     final = _final(request)
     too_large = errors.ManifestBatchTooLarge(
@@ -322,7 +326,7 @@ async def post_manifest_records(request: web.Request) -> web.Response:
     limit = request.app[CONFIG].max_manifest_record
     if any(len(r) > limit for r in records):
         raise errors.BadRequest(_record_size_refusal(request))
-    stored = await _store_records(request, site, first, records, final)
+    stored = await _store_records(request, site, transfer_id, first, records, final)
     return web.json_response(
         {"from": first, "count": len(records), "stored": stored, "final": final},
         status=201 if stored else 200,
