@@ -468,48 +468,51 @@ class _HeldManifest:
             raise AssertionError("the objects never completed")
 
 
+async def _push_held(
+    tmp_path: Path,
+    objects: int,
+    drop: Callable[[web.Request], str | None],
+    *,
+    batches: bool = True,
+) -> tuple[_HeldManifest, FaultyLink, Any, PushResult]:
+    """Push `objects` images with record 1 held (`_HeldManifest`) through a link that drops
+    what `drop` says and, unless `batches`, answers a batch of records as an older relay (405).
+    Returns the manifest requests seen, the link, the relay's holdings and the result."""
+    make_ct_study(tmp_path / "study", objects)
+    async with running_relay(tmp_path / "relay") as relay:
+        held = _HeldManifest(relay, objects)
+
+        async def before(request: web.Request) -> None:
+            await held(request)
+            if not batches and request.method == "POST" and request.path.endswith("/manifest"):
+                raise web.HTTPMethodNotAllowed("POST", ["GET"])
+
+        link = FaultyLink(relay.url, drop, before=before)
+        async with faulty_link(link) as url:
+            result, ready = await _push(relay, tmp_path / "er", [tmp_path / "study"], url)
+        assert journal.load(tmp_path / "er", ready.transfer_id).done
+        return held, link, await _holdings(relay, ready.transfer_id), result
+
+
 @pytest.mark.asyncio
 async def test_records_ready_together_go_in_one_request_safe_to_repeat(tmp_path: Path) -> None:
-    make_ct_study(tmp_path / "study", 5)
-    state = tmp_path / "er"
-    async with running_relay(tmp_path / "relay") as relay:
-        held = _HeldManifest(relay, 5)
-        link = FaultyLink(relay.url, _once("POST", "after", "/manifest"), before=held)
-        async with faulty_link(link) as url:
-            result, ready = await _push(relay, state, [tmp_path / "study"], url)
-        # the summary, the first entry, then the other four and the closing record at once:
-        # its answer lost, the same batch again
-        assert held.seen == [("PUT", 0), ("PUT", 1), ("POST", 2), ("POST", 2)]
-        assert [(w, m) for w, m, _ in link.dropped] == [("after", "POST")]
-        holdings = await _holdings(relay, ready.transfer_id)
-        assert (holdings.manifest_records, holdings.manifest_closed) == (7, True)
-        assert (result.instances, journal.load(state, ready.transfer_id).done) == (5, True)
+    held, link, holdings, result = await _push_held(
+        tmp_path, 5, _once("POST", "after", "/manifest")
+    )
+    # the summary, the first entry, then the other four and the closing record at once:
+    # its answer lost, the same batch again
+    assert held.seen == [("PUT", 0), ("PUT", 1), ("POST", 2), ("POST", 2)]
+    assert [(w, m) for w, m, _ in link.dropped] == [("after", "POST")]
+    assert (holdings.manifest_records, holdings.manifest_closed) == (7, True)
+    assert result.instances == 5
 
 
 @pytest.mark.asyncio
 async def test_a_relay_without_batches_gets_the_records_one_by_one(tmp_path: Path) -> None:
-    make_ct_study(tmp_path / "study", 4)
-    state = tmp_path / "er"
-    async with running_relay(tmp_path / "relay") as relay:
-        held = _HeldManifest(relay, 4)
-
-        async def older_relay(request: web.Request) -> None:
-            await held(request)
-            if request.method == "POST" and request.path.endswith("/manifest"):
-                raise web.HTTPMethodNotAllowed("POST", ["GET"])
-
-        link = FaultyLink(relay.url, lambda _: None, before=older_relay)
-        async with faulty_link(link) as url:
-            result, ready = await _push(relay, state, [tmp_path / "study"], url)
-        assert held.seen == [
-            ("PUT", 0),
-            ("PUT", 1),
-            ("POST", 2),
-            *[("PUT", n) for n in (2, 3, 4, 5)],
-        ]
-        holdings = await _holdings(relay, ready.transfer_id)
-        assert (holdings.manifest_records, holdings.manifest_closed) == (6, True)
-        assert result.instances == 4
+    held, _, holdings, result = await _push_held(tmp_path, 4, lambda _: None, batches=False)
+    assert held.seen == [("PUT", 0), ("PUT", 1), ("POST", 2), *[("PUT", n) for n in (2, 3, 4, 5)]]
+    assert (holdings.manifest_records, holdings.manifest_closed) == (6, True)
+    assert result.instances == 4
 
 
 def _complete_separately(monkeypatch: pytest.MonkeyPatch) -> None:
