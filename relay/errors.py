@@ -232,6 +232,13 @@ class ObjectTooLarge(RelayError):
     code: str = Problem.TOO_LARGE
 
 
+class ManifestBatchTooLarge(RelayError):
+    """That batch of manifest records is larger than the relay takes in one request."""
+
+    status = 413
+    code: str = Problem.TOO_LARGE
+
+
 class ObjectIncomplete(RelayError):
     """That object is not completely uploaded yet."""
 

@@ -37,6 +37,7 @@ from sending_site.plan import PushPlan
 from sending_site.source import Arrivals, StudySource
 from site_agent import retry
 from site_agent.client import Holdings, RelayClient, RelayRefused, RelayUnreachable
+from transfer_codes import wire
 from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.keys import lock_with_capability, lock_with_code, new_data_key
@@ -468,6 +469,91 @@ def _new_transfer(created: dict[str, Any]) -> decisions.NewTransfer:
     )
 
 
+class _ManifestOut:
+    """The manifest records the relay does not hold yet, sent in order by one task at a time,
+    as many per request as are ready (`wire.BATCH_RECORDS`, `wire.BATCH_BYTES`): records sealed
+    while a request is on its way go together in the next. One record per request to a relay
+    that does not know batches (405)."""
+
+    def __init__(
+        self, client: RelayClient, transfer_id: str, held: int, on_wait: retry.OnWait
+    ) -> None:
+        self.client = client
+        self.transfer_id = transfer_id
+        self.held = held  # the relay holds records 0 .. held - 1
+        self.on_wait = on_wait
+        self.queue: list[tuple[int, bytes]] = []
+        self.closing: int | None = None  # the closing record's seq, once sealed
+        self.sending: asyncio.Task[None] | None = None
+        self.batches = True
+
+    def add(self, seq: int, data: bytes, *, final: bool = False) -> None:
+        if final:
+            self.closing = seq
+        if seq >= self.held:
+            self.queue.append((seq, data))
+
+    def kick(self) -> asyncio.Task[None] | None:
+        """The task sending the queue: started if there is something to send; a failure of the
+        last one is raised here."""
+        if self.sending is not None and self.sending.done():
+            done, self.sending = self.sending, None
+            done.result()
+        if self.sending is None and self.queue:
+            self.sending = asyncio.create_task(self._send())
+        return self.sending
+
+    async def flush(self) -> None:
+        """Until the relay holds every record added."""
+        while (sending := self.kick()) is not None:
+            await asyncio.wait({sending})
+
+    def cancel(self) -> None:
+        if self.sending is not None:
+            self.sending.cancel()
+
+    def _batch(self) -> list[tuple[int, bytes]]:
+        if not self.batches:
+            return self.queue[:1]
+        size = 0
+        for n, (_, data) in enumerate(self.queue[: wire.BATCH_RECORDS]):
+            size += wire.LENGTH_PREFIX + len(data)
+            if size > wire.BATCH_BYTES:
+                return self.queue[: max(n, 1)]
+        return self.queue[: wire.BATCH_RECORDS]
+
+    async def _send(self) -> None:
+        while self.queue:
+            batch = self._batch()
+            first = batch[0][0]
+            final = batch[-1][0] == self.closing
+            # An identical record again is accepted, so a lost answer is safe to repeat.
+            try:
+                if len(batch) == 1:
+                    call = functools.partial(
+                        self.client.put_manifest_record,
+                        self.transfer_id,
+                        first,
+                        batch[0][1],
+                        final=final,
+                    )
+                else:
+                    call = functools.partial(
+                        self.client.put_manifest_records,
+                        self.transfer_id,
+                        first,
+                        [data for _, data in batch],
+                        final=final,
+                    )
+                await retry.retrying(call, self.on_wait)
+            except RelayRefused as e:
+                if e.status != 405 or not self.batches:
+                    raise
+                self.batches = False  # a relay older than batches: one record at a time
+                continue
+            del self.queue[: len(batch)]
+
+
 async def _upload(
     client: RelayClient,
     instances: list[Instance],
@@ -482,9 +568,9 @@ async def _upload(
     index i, then the manifest records it lacks, the closing one last. With `grow`, more
     images are asked for meanwhile (journaled under the next indices before `grow` returns
     them), and the manifest is closed once `grow` says the study is complete, marked
-    incomplete when `stopped()` says staff stopped following it before."""
+    incomplete when `stopped()` says staff stopped following it before. Manifest records go
+    while objects upload, in batches of those ready (`_ManifestOut`)."""
     writer = ManifestWriter(record.data_key, record.transfer_id)
-    records = [writer.summary(summary)]
     uploader = _Uploader(
         client,
         record.transfer_id,
@@ -493,24 +579,10 @@ async def _upload(
         sum(i.size for i in instances),
         len(instances),
     )
-    sent = holdings.manifest_records
-    closing: list[int] = []  # the closing record's seq, once sealed
-
-    async def put_records() -> None:
-        while records:
-            seq, data = records.pop(0)
-            if seq >= sent:
-                # An identical record again is accepted, so a lost answer is safe to repeat.
-                await retry.retrying(
-                    functools.partial(
-                        client.put_manifest_record,
-                        record.transfer_id,
-                        seq,
-                        data,
-                        final=seq in closing,
-                    ),
-                    uploader.announce_wait,
-                )
+    manifest = _ManifestOut(
+        client, record.transfer_id, holdings.manifest_records, uploader.announce_wait
+    )
+    manifest.add(*writer.summary(summary))
 
     tasks: list[asyncio.Task[str]] = []
 
@@ -523,15 +595,15 @@ async def _upload(
                 )
             )
 
-    await put_records()
-
     def ask_for_more() -> asyncio.Task[list[Instance] | None] | None:
         return asyncio.create_task(grow()) if grow is not None else None
 
-    start(instances)
-    growing = ask_for_more()
+    growing: asyncio.Task[list[Instance] | None] | None = None
     entered = 0  # objects whose manifest entry is written
     try:
+        await manifest.flush()
+        start(instances)
+        growing = ask_for_more()
         while entered < len(tasks) or growing is not None:
             if growing is not None and growing.done():
                 more = growing.result()
@@ -543,13 +615,15 @@ async def _upload(
                     growing = ask_for_more()
                 continue
             waiting = {tasks[entered]} if entered < len(tasks) else set()
+            sending = manifest.kick()
             await asyncio.wait(
-                waiting | ({growing} if growing else set()), return_when=asyncio.FIRST_COMPLETED
+                waiting | ({growing} if growing else set()) | ({sending} if sending else set()),
+                return_when=asyncio.FIRST_COMPLETED,
             )
-            if waiting and tasks[entered].done():
+            while entered < len(tasks) and tasks[entered].done():
                 inst = instances[entered]
-                records.append(
-                    writer.entry(
+                manifest.add(
+                    *writer.entry(
                         ManifestEntry(
                             index=entered,
                             sop_instance_uid=inst.sop_instance_uid,
@@ -564,15 +638,17 @@ async def _upload(
                     )
                 )
                 entered += 1
-                await put_records()
+        seq, data = writer.close(incomplete=stopped())
+        manifest.add(seq, data, final=True)
+        await manifest.flush()
     finally:
+        manifest.cancel()
         for task in [*tasks, *([growing] if growing else [])]:
             task.cancel()
-        await asyncio.gather(*tasks, *([growing] if growing else []), return_exceptions=True)
-    seq, data = writer.close(incomplete=stopped())
-    closing.append(seq)
-    records.append((seq, data))
-    await put_records()
+        pending: list[asyncio.Future[Any]] = [*tasks, *([growing] if growing else [])]
+        if manifest.sending is not None:
+            pending.append(manifest.sending)
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 class _Sending:

@@ -225,6 +225,22 @@ class RelayClient:
             },
         )
 
+    async def put_manifest_records(
+        self, transfer_id: str, first: int, records: list[bytes], *, final: bool
+    ) -> None:
+        """Several records at once, numbered from `first` (`wire.BATCH_RECORDS` and
+        `wire.BATCH_BYTES` at most); `final`: the last one closes the manifest."""
+        await self.request(
+            "POST",
+            wire.manifest_batch(transfer_id),
+            data=wire.pack_records(records),
+            headers={
+                wire.MANIFEST_FROM: str(first),
+                wire.MANIFEST_FINAL: "1" if final else "0",
+                "Content-Type": "application/octet-stream",
+            },
+        )
+
     # -- the patient (the demo plays this part; the phone page does it in a browser) ----------
 
     async def authorize(self, token: str) -> dict[str, Any]:

@@ -60,7 +60,8 @@ class Problem(enum.StrEnum):
 UPLOAD_OFFSET = "Upload-Offset"  # where a PATCH appends; the relay answers with its new offset
 UPLOAD_LENGTH = "Upload-Length"  # with UPLOAD_SHA256: this PATCH ends an object of this size
 UPLOAD_SHA256 = "Upload-SHA256"  # hex SHA-256 of the whole sealed object
-MANIFEST_FINAL = "Manifest-Final"  # "1" on the manifest's closing record
+MANIFEST_FINAL = "Manifest-Final"  # "1" on the manifest's closing record (a batch's last one)
+MANIFEST_FROM = "Manifest-From"  # a batch of manifest records: the first one's number
 OBJECT_SHA256 = "X-Object-SHA256"  # on a download: the sealed object's SHA-256
 CSRF_TOKEN = "X-CSRF-Token"  # noqa: S105 (a header name, not a secret): the phone page's double-submit token
 
@@ -92,6 +93,39 @@ def sealed_object(transfer_id: str, index: int) -> str:
 
 def manifest_record(transfer_id: str, seq: int) -> str:
     return f"{TRANSFERS}/{transfer_id}/manifest/{seq}"
+
+
+def manifest_batch(transfer_id: str) -> str:
+    """POST several manifest records at once (`pack_records`); GET reads them."""
+    return f"{TRANSFERS}/{transfer_id}/manifest"
+
+
+# -- manifest records in batches -------------------------------------------------------------
+
+BATCH_RECORDS = 256  # at most this many manifest records in one batch
+BATCH_BYTES = 1024 * 1024  # and at most this many bytes of body, length prefixes included
+LENGTH_PREFIX = 4  # each record follows its length, 4 bytes big-endian
+
+
+def pack_records(records: list[bytes]) -> bytes:
+    """The body of a batch: each record after its length (`LENGTH_PREFIX` bytes, big-endian)."""
+    return b"".join(len(r).to_bytes(LENGTH_PREFIX, "big") + r for r in records)
+
+
+def unpack_records(body: bytes) -> list[bytes]:
+    """Inverse of `pack_records`; ValueError if `body` is cut short or holds an empty record."""
+    records: list[bytes] = []
+    at = 0
+    while at < len(body):
+        if at + LENGTH_PREFIX > len(body):
+            raise ValueError("a record's length is cut short")
+        size = int.from_bytes(body[at : at + LENGTH_PREFIX], "big")
+        at += LENGTH_PREFIX
+        if size == 0 or at + size > len(body):
+            raise ValueError("a record is empty or cut short")
+        records.append(body[at : at + size])
+        at += size
+    return records
 
 
 # -- bytes in JSON ---------------------------------------------------------------------------

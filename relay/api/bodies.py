@@ -35,19 +35,23 @@ async def blocks(request: web.Request, size: int) -> AsyncIterator[bytes]:
         yield block
 
 
-async def read_limited(request: web.Request, limit: int, too_large: str) -> bytes:
-    """The whole request body, refused with `too_large` past `limit` bytes. (A single
-    `content.read(n)` returns only what has arrived so far, which may be part of the body.)"""
+async def read_limited(
+    request: web.Request, limit: int, too_large: str | errors.RelayError
+) -> bytes:
+    """The whole request body, refused past `limit` bytes with `too_large` (a `BadRequest` if
+    given as text). (A single `content.read(n)` returns only what has arrived so far, which may
+    be part of the body.)"""
+    refusal = errors.BadRequest(too_large) if isinstance(too_large, str) else too_large
     if request.content_length is not None and request.content_length > limit:
-        raise errors.BadRequest(too_large)
-    blocks: list[bytes] = []
+        raise refusal
+    parts: list[bytes] = []
     size = 0
     while block := await _next_block(request, limit + 1 - size):
-        blocks.append(block)
+        parts.append(block)
         size += len(block)
         if size > limit:
-            raise errors.BadRequest(too_large)
-    return b"".join(blocks)
+            raise refusal
+    return b"".join(parts)
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from typing import cast
 
 from aiohttp import web
 
@@ -174,6 +175,84 @@ SUCCESSES: dict[tuple[str, str], dict[str, object]] = {
 }
 
 
+def _problem(description: str) -> dict[str, object]:
+    return {
+        "description": f"{description} (a problem document, RFC 9457).",
+        "content": {"application/problem+json": {"schema": PROBLEM}},
+    }
+
+
+def _stored(description: str) -> dict[str, object]:
+    return {
+        "description": description,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["from", "count", "stored", "final"],
+                    "properties": {
+                        "from": {"type": "integer", "minimum": 0},
+                        "count": {"type": "integer", "minimum": 1},
+                        "stored": {"type": "integer", "minimum": 0},
+                        "final": {"type": "boolean"},
+                    },
+                }
+            }
+        },
+    }
+
+
+# Operations documented in more detail than the generic entry: merged over it.
+MANIFEST_BATCH: dict[str, object] = {
+    "parameters": [
+        {
+            "name": wire.MANIFEST_FROM,
+            "in": "header",
+            "required": True,
+            "description": "The number of the batch's first record.",
+            "schema": {"type": "string", "pattern": "^[0-9]{1,9}$"},
+        },
+        {
+            "name": wire.MANIFEST_FINAL,
+            "in": "header",
+            "required": False,
+            "description": "`1`: the batch's last record closes the manifest.",
+            "schema": {"type": "string", "enum": ["0", "1"]},
+        },
+    ],
+    "requestBody": {
+        "required": True,
+        "description": f"1 to {wire.BATCH_RECORDS} sealed manifest records, each after its "
+        f"length ({wire.LENGTH_PREFIX} bytes, big-endian); at most {wire.BATCH_BYTES} bytes.",
+        "content": {
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary", "maxLength": wire.BATCH_BYTES}
+            }
+        },
+    },
+    "responses": {
+        "201": _stored("Stored and committed; `stored` of the `count` records were new."),
+        "200": _stored("Every record of the batch was stored before, identical (a repeat)."),
+        "400": _problem(
+            "Malformed: a bad `Manifest-From`, a body that is not length-prefixed records, a "
+            "record empty or larger than the relay's limit, or a batch starting past the next "
+            "record the relay lacks; nothing was stored"
+        ),
+        "401": _problem("No or unknown site credential"),
+        "403": _problem("Not a sending site, or the site is disabled"),
+        "404": _problem("No such transfer of this sending site"),
+        "409": _problem(
+            "A record differs from the one stored at its number, or the manifest is already "
+            "closed, or the transfer takes no more uploads (delivered, expired, revoked); nothing "
+            "was stored"
+        ),
+        "413": _problem(f"More than {wire.BATCH_RECORDS} records or {wire.BATCH_BYTES} bytes"),
+        "default": _problem("Another refusal"),
+    },
+}
+OPERATIONS = {("POST", wire.manifest_batch("{transfer_id}")): MANIFEST_BATCH}
+
+
 def _summary(handler: object) -> str:
     doc = inspect.getdoc(handler) or ""
     return doc.split("\n\n", 1)[0].replace("\n", " ") or getattr(handler, "__name__", "")
@@ -217,6 +296,16 @@ def document(app: web.Application) -> dict[str, object]:
                 "content": {
                     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
                 },
+            }
+        extra = OPERATIONS.get((route.method, path))
+        if extra is not None:
+            operation = {
+                **operation,
+                **extra,
+                "parameters": [
+                    *cast(list[object], operation["parameters"]),
+                    *cast(list[object], extra["parameters"]),
+                ],
             }
         if (route.method, path) in PUBLIC or path == wire.HEALTH:
             operation["security"] = []

@@ -19,7 +19,7 @@ from relay.appkeys import CONFIG, MANIFEST_EVENTS, METADATA, OBJECTS, UPLOAD_LOC
 from relay.desk import uploads
 from relay.desk.uploads import PAGE_BYTES
 from relay.metrics import METRICS
-from relay.storage.models import ManifestRecord
+from relay.storage.models import Site
 from transfer_codes import wire
 from transfer_codes.wire import b64encode_text
 
@@ -264,27 +264,89 @@ def _notify(request: web.Request, transfer_id: str) -> None:
         event.set()
 
 
+def _record_number(text: str, what: str) -> int:
+    if not bodies.is_small_number(text):
+        raise errors.BadRequest(f"{what} must be a small integer.")
+    return int(text)
+
+
+def _final(request: web.Request) -> bool:
+    return request.headers.get(wire.MANIFEST_FINAL, "0") in ("1", "true")
+
+
+def _record_size_refusal(request: web.Request) -> str:
+    return f"A manifest record must be 1 to {request.app[CONFIG].max_manifest_record} bytes."
+
+
+async def _store_records(
+    request: web.Request,
+    site: Site,
+    transfer_id: str,
+    first: int,
+    records: list[bytes],
+    final: bool,
+) -> int:
+    """Store `records` from number `first` in one transaction, committed before the answer;
+    how many were new (readers waiting are then woken)."""
+    async with at_desk(request, site) as d:
+        stored = await uploads.put_manifest_records(d, transfer_id, first, records, final=final)
+    if stored:
+        _notify(request, transfer_id)
+    return stored
+
+
 @routes.put(TRANSFER + "/manifest/{seq}")
 async def put_manifest_record(request: web.Request) -> web.Response:
+    """Store one manifest record (`Manifest-Final: 1` on the closing one). An identical repeat
+    is accepted (200); a different record at a stored number is refused."""
     site = await require_site(request, "sending")
     transfer_id = bodies.transfer_id(request)
-    seq_text = request.match_info["seq"]
-    if not bodies.is_small_number(seq_text):
-        raise errors.BadRequest("The manifest record number must be a small integer.")
-    seq = int(seq_text)
-    final = request.headers.get(wire.MANIFEST_FINAL, "0") in ("1", "true")
-    config = request.app[CONFIG]
-    limit = config.max_manifest_record
-    message = f"A manifest record must be 1 to {limit} bytes."
-    data = await bodies.read_limited(request, limit, message)
+    seq = _record_number(request.match_info["seq"], "The manifest record number")
+    final = _final(request)
+    message = _record_size_refusal(request)
+    data = await bodies.read_limited(request, request.app[CONFIG].max_manifest_record, message)
     if not data:
         raise errors.BadRequest(message)
-    async with at_desk(request, site) as d:
-        stored = await uploads.put_manifest_record(d, transfer_id, ManifestRecord(seq, final, data))
-    if not stored:
-        return web.json_response({"seq": seq, "final": final})
-    _notify(request, transfer_id)
-    return web.json_response({"seq": seq, "final": final}, status=201)
+    stored = await _store_records(request, site, transfer_id, seq, [data], final)
+    return web.json_response({"seq": seq, "final": final}, status=201 if stored else 200)
+
+
+@routes.post(TRANSFER + "/manifest")
+async def post_manifest_records(request: web.Request) -> web.Response:
+    """Store several manifest records at once, numbered from `Manifest-From`, each after its
+    4-byte big-endian length; `Manifest-Final: 1` closes the manifest with the last one.
+
+    All are stored in one transaction, or none: in order (the first one is the next the relay
+    lacks, or one it holds), identical repeats of stored records accepted, a different record
+    at a stored number refused. At most 256 records and 1 MiB of body."""
+    site = await require_site(request, "sending")
+    transfer_id = bodies.transfer_id(request)
+    first = _record_number(request.headers.get(wire.MANIFEST_FROM, ""), wire.MANIFEST_FROM)
+    final = _final(request)
+    too_large = errors.ManifestBatchTooLarge(
+        f"A batch of manifest records holds at most {wire.BATCH_RECORDS} records and "
+        f"{wire.BATCH_BYTES} bytes with their lengths; send the rest in the next one."
+    )
+    body = await bodies.read_limited(request, wire.BATCH_BYTES, too_large)
+    try:
+        records = wire.unpack_records(body)
+    except ValueError as e:
+        raise errors.BadRequest(
+            "The body must hold one or more manifest records, each after its length "
+            f"({wire.LENGTH_PREFIX} bytes, big-endian): {e}."
+        ) from e
+    if not records:
+        raise errors.BadRequest("The body holds no manifest record.")
+    if len(records) > wire.BATCH_RECORDS:
+        raise too_large
+    limit = request.app[CONFIG].max_manifest_record
+    if any(len(r) > limit for r in records):
+        raise errors.BadRequest(_record_size_refusal(request))
+    stored = await _store_records(request, site, transfer_id, first, records, final)
+    return web.json_response(
+        {"from": first, "count": len(records), "stored": stored, "final": final},
+        status=201 if stored else 200,
+    )
 
 
 @routes.get(TRANSFER + "/manifest")

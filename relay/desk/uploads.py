@@ -97,28 +97,43 @@ async def download(d: Desk, transfer_id: str, index: int) -> ObjectStatus:
     return status
 
 
-async def put_manifest_record(d: Desk, transfer_id: str, record: ManifestRecord) -> bool:
-    """Store the caller's manifest record; False if the same record was stored before. Records
-    go in order, before the manifest closes; the final one is audited as the upload's end."""
+async def put_manifest_records(
+    d: Desk, transfer_id: str, first: int, records: list[bytes], *, final: bool
+) -> int:
+    """Store the caller's manifest records numbered from `first`, the last one closing the
+    manifest if `final`: all of them or, on a refusal, none. Returns how many were new. A record
+    already stored is accepted again if identical (a repeat after a lost answer is safe) and
+    refused if it differs. Records go in order, before the manifest closes; the closing one is
+    audited as the upload's end (once, as when records come one per request)."""
     t = await d.sent(transfer_id)
-    existing = await d.tx.manifest_record(t.id, record.seq)
-    if existing is not None:
-        if (existing.record, existing.final) != (record.record, record.final):
+    last = len(records) - 1
+    batch = [ManifestRecord(first + i, final and i == last, r) for i, r in enumerate(records)]
+    stored = await d.tx.manifest_records(t.id, first, len(batch))
+    for old in stored:
+        sent = batch[old.seq - first]
+        if (old.record, old.final) != (sent.record, sent.final):
             raise errors.InvalidTransition(
-                f"Manifest record {record.seq} differs from the stored one."
+                f"Manifest record {old.seq} differs from the stored one."
             )
-        return False
+    new = batch[len(stored) :]
+    if not new:
+        return 0
     t.require_upload(d.now)
     if await d.tx.manifest_closed(t.id):
         raise errors.InvalidTransition("The manifest of this transfer is already closed.")
-    if record.seq > 0 and await d.tx.manifest_record(t.id, record.seq - 1) is None:
-        raise errors.BadRequest("Manifest records must be sent in order.")
-    await d.tx.put_manifest_record(t.id, record)
-    if record.final:
+    held = await d.tx.manifest_count(t.id)  # records are numbered 0, 1, ... without a gap
+    if new[0].seq != held:
+        raise errors.BadRequest(
+            f"Manifest records must be sent in order: this relay holds {held} of this "
+            f"transfer's records, so the next one to send is number {held}; nothing was stored."
+        )
+    for record in new:
+        await d.tx.put_manifest_record(t.id, record)
+    if new[-1].final:
         complete = [o for o in await d.tx.object_statuses(t.id) if o.complete]
-        stored = await d.tx.stored_bytes(transfer_id=t.id)
-        await d.record("upload-closed", t.id, objects=len(complete), bytes=stored)
-    return True
+        size = await d.tx.stored_bytes(transfer_id=t.id)
+        await d.record("upload-closed", t.id, objects=len(complete), bytes=size)
+    return len(new)
 
 
 async def _manifest_page(

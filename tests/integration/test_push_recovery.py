@@ -6,6 +6,7 @@ that will not arrive."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -293,7 +294,9 @@ async def test_a_transfer_revoked_during_its_upload_is_given_up(tmp_path: Path) 
     async with running_relay(tmp_path / "relay") as relay:
 
         async def revoke_first(request: web.Request) -> None:
-            if request.method == "PUT" and request.path.endswith("/manifest/1"):
+            # the first manifest request after the summary's, one record or a batch
+            batch = request.method == "POST" and request.path.endswith("/manifest")
+            if request.path.endswith("/manifest/1") or batch:
                 transfer_id = request.path.split("/")[4]
                 await _sender(relay, "POST", f"/api/v1/transfers/{transfer_id}/revoke")
 
@@ -439,6 +442,77 @@ async def test_the_same_push_rides_out_a_dropped_connection(
         assert holdings.manifest_closed
         assert journal.load(state, ready.transfer_id).done
         assert sum(f.stat().st_size for f in files) == result.bytes
+
+
+class _HeldManifest:
+    """Holds the manifest request for record 1 until the relay has every object complete, so
+    the records after it are all ready together; logs each manifest request as (method, the
+    first record's number)."""
+
+    def __init__(self, relay: Relay, objects: int) -> None:
+        self.relay = relay
+        self.objects = objects
+        self.seen: list[tuple[str, int]] = []
+
+    async def __call__(self, request: web.Request) -> None:
+        if "/manifest" not in request.path:
+            return
+        first = int(request.headers.get("Manifest-From") or request.path.rsplit("/", 1)[-1])
+        self.seen.append((request.method, first))
+        if first == 1 and request.method == "PUT":
+            transfer_id = request.path.split("/")[4]
+            for _ in range(3000):
+                if len((await _holdings(self.relay, transfer_id)).complete) == self.objects:
+                    return
+                await asyncio.sleep(0.01)
+            raise AssertionError("the objects never completed")
+
+
+async def _push_held(
+    tmp_path: Path,
+    objects: int,
+    drop: Callable[[web.Request], str | None],
+    *,
+    batches: bool = True,
+) -> tuple[_HeldManifest, FaultyLink, Any, PushResult]:
+    """Push `objects` images with record 1 held (`_HeldManifest`) through a link that drops
+    what `drop` says and, unless `batches`, answers a batch of records as an older relay (405).
+    Returns the manifest requests seen, the link, the relay's holdings and the result."""
+    make_ct_study(tmp_path / "study", objects)
+    async with running_relay(tmp_path / "relay") as relay:
+        held = _HeldManifest(relay, objects)
+
+        async def before(request: web.Request) -> None:
+            await held(request)
+            if not batches and request.method == "POST" and request.path.endswith("/manifest"):
+                raise web.HTTPMethodNotAllowed("POST", ["GET"])
+
+        link = FaultyLink(relay.url, drop, before=before)
+        async with faulty_link(link) as url:
+            result, ready = await _push(relay, tmp_path / "er", [tmp_path / "study"], url)
+        assert journal.load(tmp_path / "er", ready.transfer_id).done
+        return held, link, await _holdings(relay, ready.transfer_id), result
+
+
+@pytest.mark.asyncio
+async def test_records_ready_together_go_in_one_request_safe_to_repeat(tmp_path: Path) -> None:
+    held, link, holdings, result = await _push_held(
+        tmp_path, 5, _once("POST", "after", "/manifest")
+    )
+    # the summary, the first entry, then the other four and the closing record at once:
+    # its answer lost, the same batch again
+    assert held.seen == [("PUT", 0), ("PUT", 1), ("POST", 2), ("POST", 2)]
+    assert [(w, m) for w, m, _ in link.dropped] == [("after", "POST")]
+    assert (holdings.manifest_records, holdings.manifest_closed) == (7, True)
+    assert result.instances == 5
+
+
+@pytest.mark.asyncio
+async def test_a_relay_without_batches_gets_the_records_one_by_one(tmp_path: Path) -> None:
+    held, _, holdings, result = await _push_held(tmp_path, 4, lambda _: None, batches=False)
+    assert held.seen == [("PUT", 0), ("PUT", 1), ("POST", 2), *[("PUT", n) for n in (2, 3, 4, 5)]]
+    assert (holdings.manifest_records, holdings.manifest_closed) == (6, True)
+    assert result.instances == 4
 
 
 def _complete_separately(monkeypatch: pytest.MonkeyPatch) -> None:
