@@ -445,9 +445,9 @@ async def test_the_same_push_rides_out_a_dropped_connection(
 
 
 class _HeldManifest:
-    """Holds the manifest request for record 1 until the relay has every object complete, so
-    the records after it are all ready together; logs each manifest request as (method, the
-    first record's number)."""
+    """Holds the first manifest request until the relay has every object complete, so the
+    records after it are all ready together; logs each manifest request as (method, the first
+    record's number)."""
 
     def __init__(self, relay: Relay, objects: int) -> None:
         self.relay = relay
@@ -459,7 +459,7 @@ class _HeldManifest:
             return
         first = int(request.headers.get("Manifest-From") or request.path.rsplit("/", 1)[-1])
         self.seen.append((request.method, first))
-        if first == 1 and request.method == "PUT":
+        if len(self.seen) == 1:
             transfer_id = request.path.split("/")[4]
             for _ in range(3000):
                 if len((await _holdings(self.relay, transfer_id)).complete) == self.objects:
@@ -499,9 +499,11 @@ async def test_records_ready_together_go_in_one_request_safe_to_repeat(tmp_path:
     held, link, holdings, result = await _push_held(
         tmp_path, 5, _once("POST", "after", "/manifest")
     )
-    # the summary, the first entry, then the other four and the closing record at once:
-    # its answer lost, the same batch again
-    assert held.seen == [("PUT", 0), ("PUT", 1), ("POST", 2), ("POST", 2)]
+    # records ready together went in one request (a POST carries two or more); its answer
+    # lost, the same batch again (how the records split otherwise depends on the machine's pace)
+    posts = [n for n, (method, _) in enumerate(held.seen) if method == "POST"]
+    assert posts, held.seen
+    assert held.seen[posts[0] + 1] == held.seen[posts[0]], held.seen
     assert [(w, m) for w, m, _ in link.dropped] == [("after", "POST")]
     assert (holdings.manifest_records, holdings.manifest_closed) == (7, True)
     assert result.instances == 5
@@ -510,7 +512,11 @@ async def test_records_ready_together_go_in_one_request_safe_to_repeat(tmp_path:
 @pytest.mark.asyncio
 async def test_a_relay_without_batches_gets_the_records_one_by_one(tmp_path: Path) -> None:
     held, _, holdings, result = await _push_held(tmp_path, 4, lambda _: None, batches=False)
-    assert held.seen == [("PUT", 0), ("PUT", 1), ("POST", 2), *[("PUT", n) for n in (2, 3, 4, 5)]]
+    # one batch tried (refused: 405), then its records and the rest one by one, in order
+    posts = [n for n, (method, _) in enumerate(held.seen) if method == "POST"]
+    assert len(posts) == 1, held.seen
+    first = held.seen[posts[0]][1]
+    assert held.seen[posts[0] + 1 :] == [("PUT", n) for n in range(first, 6)], held.seen
     assert (holdings.manifest_records, holdings.manifest_closed) == (6, True)
     assert result.instances == 4
 
