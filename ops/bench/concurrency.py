@@ -1,6 +1,8 @@
 """Figure 6: `count` transfers of ~20 MB at once through one relay (each a `push` and a
 `redeem --out` running together), against one such transfer alone through the same relay:
-every one must complete, and the aggregate throughput be at least that of the one alone."""
+every one must complete, and the aggregate throughput be at least that of the one alone.
+`scale_out` (issue 12): the same transfers through two instances on PostgreSQL + S3 against
+one on the embedded default."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from peers.postgres import postgres_cluster
+from peers.s3 import MotoServer
 from processes import Measured
 from sites import BenchRelay, redeemed_instances
 from studies import Study
@@ -24,17 +28,23 @@ class ConcurrencyRun:
     relay_peak_rss_mb: float | None
 
 
-def _transfers(relay: BenchRelay, studies: list[Study], folder: Path) -> tuple[float, int]:
-    """Seconds for all of them, and how many delivered every image."""
+def _transfers(
+    relays: BenchRelay | list[BenchRelay], studies: list[Study], folder: Path
+) -> tuple[float, int]:
+    """Seconds for all of them, and how many delivered every image. With several relays
+    (instances of one), transfer i is pushed through relay i and redeemed through the next,
+    round-robin."""
+    ring = relays if isinstance(relays, list) else [relays]
     pushes: list[Measured] = []
     redeems: list[Measured] = []
     try:
         start = time.perf_counter()
         for i, study in enumerate(studies):
-            pushes.append(relay.push(f"push{i}", [study.dicom], folder))
+            pushes.append(ring[i % len(ring)].push(f"push{i}", [study.dicom], folder))
         for i, push in enumerate(pushes):
-            code = relay.authorized_code(push, timeout=RUN_TIMEOUT)
-            redeems.append(relay.redeem(f"redeem{i}", code, folder, out=folder / f"out{i}"))
+            code = ring[i % len(ring)].authorized_code(push, timeout=RUN_TIMEOUT)
+            through = ring[(i + 1) % len(ring)]
+            redeems.append(through.redeem(f"redeem{i}", code, folder, out=folder / f"out{i}"))
         for proc in pushes + redeems:
             proc.wait(RUN_TIMEOUT)
         end = max(r.ended or 0.0 for r in redeems)
@@ -65,3 +75,43 @@ def concurrency(studies: list[Study], work: Path) -> ConcurrencyRun:
     return ConcurrencyRun(
         alone.megabytes() / alone_s, total / together_s, len(together), completed, peak
     )
+
+
+@dataclass
+class ScaleOutRun:
+    two_mb_s: float  # two instances on PostgreSQL + S3
+    one_mb_s: float  # one instance on the embedded default
+    transfers: int
+    completed_two: int
+    completed_one: int
+
+
+def scale_out(studies: list[Study], work: Path, postgres_bin: Path) -> ScaleOutRun:
+    """The same transfers at once through one relay on the embedded default (SQLite and
+    files), then spread over two instances sharing a PostgreSQL database and an S3 bucket
+    (moto's server): aggregate MB/s of each."""
+    for study in studies:
+        study.files()
+    folder = work / "scale-out"
+    one = BenchRelay(folder / "one").start()
+    try:
+        one_s, completed_one = _transfers(one, studies, folder / "one" / "transfers")
+    finally:
+        one.stop()
+    with postgres_cluster(postgres_bin) as pg, MotoServer(folder / "moto") as bucket:
+        settings: dict[str, object] = {
+            "metadata_url": pg.url(),
+            "metadata_password_file": pg.password_file,
+            **bucket.settings("bench"),
+        }
+        a = BenchRelay(folder / "a", settings=settings).start()
+        try:
+            b = a.another_instance(folder / "b").start()
+            try:
+                two_s, completed_two = _transfers([a, b], studies, folder / "two")
+            finally:
+                b.stop()
+        finally:
+            a.stop()
+    total = sum(s.megabytes() for s in studies)
+    return ScaleOutRun(total / two_s, total / one_s, len(studies), completed_two, completed_one)

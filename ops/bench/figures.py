@@ -60,6 +60,7 @@ STEPS = {
     "Cut-through": "latency",
     "Relay leg": "wormhole",
     "Concurrency": "concurrency",
+    "Scale-out": "scale-out",
     "Crypto": "crypto",
     "Peak RSS": "memory",
 }

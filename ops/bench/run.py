@@ -7,9 +7,11 @@ Orthanc A → Orthanc B (the CT and the small-image study), with `latency` (cut-
 in docs/cut-through.png) from the same CT run; `wan` the same over shaped links (needs tc
 netem); `wormhole` the relay leg against magic-wormhole; `memory` peak RSS for the 200 MB and
 the 2 GB study (`--no-large` leaves the 2 GB one out); `concurrency` 20 transfers at once;
-`crypto` sealing against raw AEAD. Prints the table and writes docs/benchmarks.json and
-docs/benchmarks.md. `--quick` uses tiny studies (the CI smoke run). Needs Debian's orthanc
-and dcmtk; everything runs on loopback and stops by itself.
+`scale-out` the same 20 through two instances on PostgreSQL + S3 (moto) against one on the
+embedded default; `crypto` sealing against raw AEAD. Prints the table and writes
+docs/benchmarks.json and docs/benchmarks.md. `--quick` uses tiny studies (the CI smoke run).
+Needs Debian's orthanc and dcmtk (and postgresql for `scale-out`); everything runs on loopback
+and stops by itself.
 """
 
 from __future__ import annotations
@@ -30,14 +32,15 @@ import bench_sealing  # noqa: E402
 import figures  # noqa: E402
 import timeline  # noqa: E402
 import wan  # noqa: E402
-from concurrency import concurrency  # noqa: E402
+from concurrency import concurrency, scale_out  # noqa: E402
 from figures import Figure, not_measured  # noqa: E402
 from pacs import PacsRun, pacs_to_pacs  # noqa: E402
 from peers.orthanc import OrthancServer  # noqa: E402
+from peers.postgres import postgres_bin  # noqa: E402
 from studies import Study, concurrent_studies, studies  # noqa: E402
 from wormhole import relay_against_wormhole, relay_leg  # noqa: E402
 
-NAMES = ("pacs", "latency", "wan", "wormhole", "concurrency", "crypto", "memory")
+NAMES = ("pacs", "latency", "wan", "wormhole", "concurrency", "scale-out", "crypto", "memory")
 RELAY_MB, AGENT_MB, GROWTH = 150.0, 300.0, 1.2
 
 
@@ -245,6 +248,51 @@ class Suite:
             f"against {run.alone_mb_s:.1f} MB/s alone"
         )
 
+    def scale_out(self) -> None:
+        count = self.args.transfers
+        name = f"Scale-out: aggregate throughput, {count} at once, two instances on PostgreSQL + S3"
+        bin_dir = postgres_bin()
+        if bin_dir is None:
+            reason = "PostgreSQL is not installed (Debian package postgresql)"
+            self.say(f"scale-out: not measured: {reason}")
+            self.figures.append(not_measured(name, "MB/s", 1.0, reason, better="higher"))
+            return
+        studies_ = concurrent_studies(self.args.quick, count)[1:]
+        self.say(
+            f"scale-out: {count} transfers of {studies_[0].megabytes():.0f} MB at once, one "
+            "instance on the embedded default, then two on PostgreSQL + S3"
+        )
+        run = scale_out(studies_, self.work, bin_dir)
+        self.figures.append(
+            Figure(
+                name,
+                "MB/s",
+                run.two_mb_s,
+                run.one_mb_s,
+                1.0,
+                better="higher",
+                peer_name="one instance on the embedded default (SQLite + files)",
+                note=(
+                    "transfer i is pushed (and authorized) through instance i mod 2 and "
+                    "redeemed through the other; both share one PostgreSQL database, one S3 "
+                    "bucket (moto's server) and the decoy key. Every process runs on this "
+                    "machine: on 2 cores, PostgreSQL, moto, both relays and 40 clients share "
+                    "them, so the ratio measures the machine more than the design."
+                ),
+                details={
+                    "transfers": run.transfers,
+                    "completed_two_instances": run.completed_two,
+                    "completed_one_instance": run.completed_one,
+                },
+            )
+        )
+        if run.completed_two != count or run.completed_one != count:
+            raise RuntimeError(
+                f"scale-out: {run.completed_two}/{count} (two instances) and "
+                f"{run.completed_one}/{count} (one) transfers delivered every image"
+            )
+        self.say(f"  two instances {run.two_mb_s:.1f} MB/s against {run.one_mb_s:.1f} MB/s for one")
+
     def crypto(self) -> None:
         mib = 8 if self.args.quick else 64
         s = bench_sealing.measure(mib, 64, 1024, 3 if self.args.quick else 5)
@@ -284,6 +332,7 @@ def main() -> int:
             "wormhole": suite.wormhole,
             "memory": suite.memory,
             "concurrency": suite.concurrency,
+            "scale-out": suite.scale_out,
             "crypto": suite.crypto,
         }
         # With --only, the other figures of the last run are kept.

@@ -22,21 +22,51 @@ START_TIMEOUT = 60.0
 
 
 class BenchRelay:
-    def __init__(self, folder: Path, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        folder: Path,
+        host: str = "127.0.0.1",
+        settings: dict[str, object] | None = None,
+        *,
+        register: bool = True,
+    ) -> None:
+        """With `settings` (relay.toml fields, such as `metadata_url` and `objects_url`), the
+        relay is configured by them before the sites are registered."""
         self.folder = folder
         self.data = folder / "relay-data"
+        self.host = host
         self.port = free_port()
         self.url = f"http://{host}:{self.port}"
-        er = asyncio.run(add_site(self.data, SENDER, "sending", "Bench ER"))
-        tc = asyncio.run(add_site(self.data, RECEIVER, "receiving", "Bench Trauma"))
-        self.sender_credential = er.credential
-        self.receiver_credential = tc.credential
+        if settings:
+            self.data.mkdir(mode=0o700, parents=True)
+            (self.data / "relay.toml").write_text(
+                "".join(f"{k} = {json.dumps(str(v))}\n" for k, v in settings.items())
+            )
+        if register:
+            er = asyncio.run(add_site(self.data, SENDER, "sending", "Bench ER"))
+            tc = asyncio.run(add_site(self.data, RECEIVER, "receiving", "Bench Trauma"))
+            self.sender_credential = er.credential
+            self.receiver_credential = tc.credential
         self.process = Measured(
             "relay",
             [*CLI, "relay", "--data", str(self.data), "--listen", f"{host}:{self.port}"],
             folder,
             environment(),
         )
+
+    def another_instance(self, folder: Path) -> BenchRelay:
+        """A second relay process on a port and data folder of its own, sharing this one's
+        database and bucket (its relay.toml) and decoy key: two instances behind a load
+        balancer. This one must have run once (it makes the decoy key)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        other = BenchRelay(folder, self.host, register=False)
+        other.data.mkdir(mode=0o700)
+        for name in ("relay.toml", "decoy.key"):
+            (other.data / name).write_bytes((self.data / name).read_bytes())
+            (other.data / name).chmod(0o600)
+        other.sender_credential = self.sender_credential
+        other.receiver_credential = self.receiver_credential
+        return other
 
     def start(self) -> BenchRelay:
         self.process.start()

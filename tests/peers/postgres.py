@@ -12,6 +12,7 @@ A missing PostgreSQL skips the tests that need it, or fails them under CI.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import os
 import pwd
@@ -155,7 +156,14 @@ def _chown_tree(path: Path, owner: str) -> None:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One PostgreSQL cluster for the test session, stopped and removed at its end."""
-    bin_dir = require_postgres()
+    with postgres_cluster(require_postgres()) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def postgres_cluster(bin_dir: Path) -> Iterator[PostgresServer]:
+    """A new PostgreSQL cluster made with `bin_dir`'s initdb, running until the context ends,
+    then stopped and removed (the benchmark suite uses it outside pytest too)."""
     owner = UNPRIVILEGED if os.geteuid() == 0 else None
     root = Path(tempfile.mkdtemp(prefix="trauma-relay-pg-"))
     try:
