@@ -7,7 +7,10 @@ when staff "send to TRAUMARELAY") with `push --from-inbox` following the study. 
 only follow a study the inbox already holds, so Orthanc A first sends one image, the push
 starts, the code is authorized, `redeem --pacs` starts, and then Orthanc A sends the rest: the
 time runs from the first image leaving Orthanc A to the receiving agent's exit with every image
-stored in Orthanc B."""
+stored in Orthanc B.
+
+Figure 2 runs the same over WAN links: `route(link, port)` gives the port that reaches `port`
+through `link`, one of `LINKS` (by default every link is loopback itself)."""
 
 from __future__ import annotations
 
@@ -30,6 +33,15 @@ from studies import Study
 
 AGENT_AE = "TRAUMARELAY"
 RUN_TIMEOUT = 3600.0
+# The links a route can go through: Orthanc A to Orthanc B (the direct send), the sending agent
+# to the relay, the relay to the receiving agent. Each hospital's PACS is on its agent's LAN.
+LINKS = ("direct", "sending", "receiving")
+Route = Callable[[str, int], int]
+
+
+def loopback(link: str, port: int) -> int:
+    """Every link is loopback itself."""
+    return port
 
 
 class Orthanc(OrthancServer):
@@ -94,7 +106,7 @@ def _wait_for(path_text: Callable[[], str], text: str, timeout: float) -> None:
         time.sleep(0.05)
 
 
-def pacs_to_pacs(study: Study, work: Path) -> PacsRun:
+def pacs_to_pacs(study: Study, work: Path, route: Route = loopback) -> PacsRun:
     files = study.files()
     work.mkdir(parents=True, exist_ok=True)
     agent_port = free_port()
@@ -107,9 +119,13 @@ def pacs_to_pacs(study: Study, work: Path) -> PacsRun:
             ae_title="ORTHANCA",
             dicom_modalities={
                 "agent": {"AET": AGENT_AE, "Host": "127.0.0.1", "Port": agent_port},
-                "b": {"AET": "ORTHANCB", "Host": "127.0.0.1", "Port": b_cstore.dicom_port},
+                "b": {
+                    "AET": "ORTHANCB",
+                    "Host": "127.0.0.1",
+                    "Port": route("direct", b_cstore.dicom_port),
+                },
             },
-            peers={"b": b_http.url},
+            peers={"b": f"http://127.0.0.1:{route('direct', b_http.http_port)}"},
         ) as a,
     ):
         loaded = storescu(a.dicom_port, [study.dicom], called_ae_title=a.ae_title)
@@ -128,7 +144,7 @@ def pacs_to_pacs(study: Study, work: Path) -> PacsRun:
             if len(b.instances()) != len(files):
                 raise RuntimeError("Orthanc A's direct send did not store every instance")
 
-        run = _through_the_relay(study, work, a, b_relay, agent_port, study_id, study_uid)
+        run = _through_the_relay(study, work, a, b_relay, agent_port, study_id, study_uid, route)
         return PacsRun(
             study,
             len(files),
@@ -147,10 +163,14 @@ def _through_the_relay(
     agent_port: int,
     study_id: str,
     study_uid: str,
+    route: Route,
 ) -> tuple[float, dict[str, float | None], list[float], list[float], list[float]]:
     n = len(study.files())
     folder = work / "ours"
     relay = BenchRelay(folder).start()
+    sending_url, receiving_url = (
+        f"http://{relay.host}:{route(link, relay.port)}" for link in ("sending", "receiving")
+    )
     spool = folder / "spool"
     argv = [*CLI, "sender", "inbox", "--ae-title", AGENT_AE, "--port", str(agent_port)]
     argv += ["--bind", "127.0.0.1", "--spool", str(spool)]
@@ -176,10 +196,12 @@ def _through_the_relay(
                 "--stable-after",
                 "1",
             ],
+            relay_url=sending_url,
         )
         code = relay.authorized_code(push, RUN_TIMEOUT)
         tid = re.search(r"transfer (\w{24}) to", push.stdout())
-        redeem = relay.redeem("redeem", code, folder, pacs=f"{b.ae_title}@127.0.0.1:{b.dicom_port}")
+        pacs = f"{b.ae_title}@127.0.0.1:{b.dicom_port}"
+        redeem = relay.redeem("redeem", code, folder, pacs=pacs, relay_url=receiving_url)
         if rest:
             a.store("modalities/agent", rest)
         push.ok(RUN_TIMEOUT)

@@ -83,9 +83,17 @@ class BenchRelay:
         return self.process.stop().peak_rss_mb
 
     def push(
-        self, name: str, paths: list[Path], folder: Path, extra: Sequence[str] = ()
+        self,
+        name: str,
+        paths: list[Path],
+        folder: Path,
+        extra: Sequence[str] = (),
+        *,
+        relay_url: str | None = None,
     ) -> Measured:
-        argv = [*CLI, "push", *map(str, paths), "--relay", self.url, "--to", RECEIVER]
+        """`push` to this relay, at `relay_url` when it reaches it another way (a WAN link)."""
+        argv = [*CLI, "push", *map(str, paths), "--relay", relay_url or self.url]
+        argv += ["--to", RECEIVER]
         argv += ["--state", str(folder / f"{name}-state"), "--yes", *extra]
         env = environment(TRAUMA_RELAY_CREDENTIAL=self.sender_credential)
         return Measured(name, argv, folder, env, cwd=folder).start()
@@ -113,9 +121,10 @@ class BenchRelay:
         *,
         pacs: str | None = None,
         out: Path | None = None,
+        relay_url: str | None = None,
     ) -> Measured:
         where = ["--pacs", pacs] if pacs else ["--out", str(out)]
-        argv = [*CLI, "redeem", "--relay", self.url, *where]
+        argv = [*CLI, "redeem", "--relay", relay_url or self.url, *where]
         argv += ["--state", str(folder / f"{name}-state"), "--yes", "--json"]
         env = environment(TRAUMA_RELAY_CREDENTIAL=self.receiver_credential)
         return Measured(name, argv, folder, env, stdin=code + "\n", cwd=folder).start()

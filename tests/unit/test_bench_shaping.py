@@ -90,10 +90,12 @@ def test_a_connection_through_a_link_arrives_intact_both_ways_and_half_closes() 
     with listener, shaping.Shaper() as shaper:
         port = shaper.forward(shaping.Link("fast", 2e9, 0.002), listener.getsockname()[1])
         with socket.create_connection(("127.0.0.1", port)) as client:
-            sender = threading.Thread(
-                target=lambda: (client.sendall(payload), client.shutdown(socket.SHUT_WR)),
-                daemon=True,
-            )
+
+            def send() -> None:
+                client.sendall(payload)
+                client.shutdown(socket.SHUT_WR)
+
+            sender = threading.Thread(target=send, daemon=True)
             sender.start()
             echoed = bytearray()
             while data := client.recv(1 << 16):
