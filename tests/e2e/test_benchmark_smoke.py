@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from peers import require_peer
@@ -19,6 +20,15 @@ pytestmark = pytest.mark.peers
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT = 1800.0  # seconds: generous, for a loaded machine; never asserted
+
+
+def _ratio_of(figure: dict[str, Any]) -> Any:
+    """The figure's ratio from its `ours` and `peer`, as far as their rounding to 3 decimals
+    allows (a tiny direct send of 0.028 s is rounded by up to 1.8%)."""
+    return pytest.approx(
+        figure["ours"] / figure["peer"],
+        rel=max(1e-2, 1e-3 / figure["peer"] + 1e-3 / figure["ours"]),
+    )
 
 
 def test_the_quick_suite_runs_and_writes_every_chosen_figure(tmp_path: Path) -> None:
@@ -49,7 +59,7 @@ def test_the_quick_suite_runs_and_writes_every_chosen_figure(tmp_path: Path) -> 
         assert figure["details"]["verified_instances"] > 0
         assert figure["ours"] > 0
         assert figure["peer"] > 0
-        assert figure["ratio"] == pytest.approx(figure["ours"] / figure["peer"], rel=1e-2)
+        assert figure["ratio"] == _ratio_of(figure)
         assert isinstance(figure["met"], bool)
     latency = [f for name, f in by_name.items() if name.startswith("Cut-through latency")]
     assert len(latency) == 2
@@ -69,6 +79,7 @@ def test_the_quick_suite_runs_and_writes_every_chosen_figure(tmp_path: Path) -> 
     assert wan["details"]["verified_instances"] > 0
     assert wan["ours"] > 0
     assert wan["peer"] > 0
+    assert wan["ratio"] == _ratio_of(wan)
     assert isinstance(wan["met"], bool)
     assert wan["details"]["link_checked"]["bulk_mb_s"] > 0  # the link carried a bulk transfer
     assert "user-space" in wan["details"]["link_made_by"]
