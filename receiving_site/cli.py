@@ -46,6 +46,17 @@ def add_parsers(sub: Any) -> None:
         help="C-STORE over N associations at once, each reused for many images (default 4)",
     )
     p.add_argument(
+        "--as-they-arrive",
+        action="store_true",
+        help=(
+            "with --pacs: store each image as soon as it is verified (after the preview is "
+            "confirmed and the patient checked with the PACS), while the rest is still "
+            "arriving, instead of once the whole study is; if the transfer then fails, the "
+            "PACS has part of the study and the message says so. C-STORE only: with --stow "
+            "the whole study is still verified first"
+        ),
+    )
+    p.add_argument(
         "--stow",
         metavar="URL",
         help=(
@@ -227,6 +238,11 @@ def run_redeem(args: argparse.Namespace) -> int:
             "--confirm-local-record and --new-local-patient go with --local-patient-id. Nothing "
             "was done."
         )
+    if args.as_they_arrive and not args.pacs:
+        raise errors.LocalPatientNeedsPacs(
+            "--as-they-arrive goes with --pacs AET@HOST:PORT: a folder gets the study once it "
+            "is whole. Nothing was done."
+        )
     if args.local_patient_id is not None:
         if not args.pacs:
             raise errors.LocalPatientNeedsPacs()
@@ -262,6 +278,7 @@ def run_redeem(args: argparse.Namespace) -> int:
         assume_yes=args.yes,
         associations=args.associations,
         stow=stow_destination,
+        as_they_arrive=args.as_they_arrive,
     )
     quiet = args.json
     asking = [False]  # while the question is open, progress lines wait

@@ -14,10 +14,10 @@ from __future__ import annotations
 import re
 import shutil
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,25 +182,18 @@ def store_to_pacs(
     copies: dict[int, Path] = {}
     try:
         for item in staged if coercion else converting:
-            try:
-                copies[item.entry.index] = transcode.rewrite(
-                    item, targets.get(item.entry.index), coercion=coercion
-                )
-            except errors.Undecodable as e:
-                if item.entry.index not in targets:  # only coerced, and that failed
-                    raise errors.PacsRefused(
-                        f"Image {item.entry.index + 1} could not be filed under the local "
-                        f"patient record ({e.message}). Nothing was stored."
-                    ) from e
-                message = formats.undecodable(converting, len(staged), item, e.message)
-                raise errors.PacsRefused(message) from e
+            target = targets.get(item.entry.index)
+            copies[item.entry.index] = _rewritten(item, target, coercion, converting, len(staged))
         wire = sorted(
             {
                 (s.entry.sop_class_uid, targets.get(s.entry.index, s.entry.transfer_syntax_uid))
                 for s in staged
             }
         )
-        sending = _Sending(staged, copies, on_stored)
+        sending = _Sending(copies, on_stored)
+        for item in staged:
+            sending.put(item)
+        sending.close()
         workers = max(1, min(associations, MAX_ASSOCIATIONS, len(staged)))
         with ThreadPoolExecutor(workers, thread_name_prefix="c-store") as pool:
             for _ in range(workers):
@@ -213,6 +206,120 @@ def store_to_pacs(
     return PacsDelivery(stored, dict(decompressed))
 
 
+def _rewritten(
+    item: StagedObject,
+    target: str | None,
+    coercion: Coercion | None,
+    converting: list[StagedObject],
+    total: int,
+) -> Path:
+    """`item`'s copy, decompressed into `target` and coerced (`transcode.rewrite`); raises
+    `PacsRefused` saying why when it does not decode. `converting` (of `total` images) are
+    those the PACS takes only decompressed, for the message."""
+    try:
+        return transcode.rewrite(item, target, coercion=coercion)
+    except errors.Undecodable as e:
+        if target is None:  # only coerced, and that failed
+            raise errors.PacsRefused(
+                f"Image {item.entry.index + 1} could not be filed under the local "
+                f"patient record ({e.message}). Nothing was stored."
+            ) from e
+        raise errors.PacsRefused(formats.undecodable(converting, total, item, e.message)) from e
+
+
+class StoreAsVerified:
+    """C-STORE images while the study is still arriving: `put` each verified image, `close`
+    after the last (or `stop` to store nothing more), then `finish` for the delivery.
+
+    Up to `associations` associations (opened at their first image) take the images in the
+    order they were put, each kept open for many. An association proposes the formats
+    (`formats.offer`) of the images put so far; an image in a format it did not propose opens
+    a new one that does (also when the PACS closed an idle one). An image whose format the
+    PACS refuses is decompressed on its way, if the PACS takes its SOP class so; with
+    `coercion`, each is filed under the local patient. Unlike `store_to_pacs`, formats are not
+    known in advance, so a refused one is found at its first image, after those before it
+    were stored. `on_stored(done, put_so_far)` as for `store_to_pacs`."""
+
+    def __init__(
+        self,
+        pacs: PacsAddress,
+        coercion: Coercion | None = None,
+        on_stored: Callable[[int, int], None] | None = None,
+        associations: int = 1,
+    ) -> None:
+        self.sending = _Sending({}, on_stored)
+        self._formats: dict[formats.Pair, StagedObject] = {}
+        self._lock = threading.Lock()
+        workers = max(1, min(associations, MAX_ASSOCIATIONS))
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="c-store")
+        for _ in range(workers):
+            self._pool.submit(_store_as_verified, pacs, self, coercion)
+
+    def put(self, item: StagedObject) -> None:
+        with self._lock:
+            self._formats.setdefault(_pair(item), item)
+        self.sending.put(item)
+
+    def offer(self) -> formats.Offer:
+        """The contexts for the formats of the images put so far."""
+        with self._lock:
+            return formats.offer(list(self._formats.values()))
+
+    def close(self) -> None:
+        self.sending.close()
+
+    def stop(self) -> None:
+        self.sending.stop()
+
+    @property
+    def stored(self) -> int:
+        return self.sending.stored
+
+    def finish(self) -> PacsDelivery:
+        """Wait for the associations to end (after `close` or `stop`); returns what was stored,
+        or raises the first failure (`PacsRefused`, `PacsUnreachable`, `OSError`). Blocks."""
+        self._pool.shutdown(wait=True)
+        return PacsDelivery(self.sending.result(), dict(self.sending.decompressed))
+
+
+def _pair(item: StagedObject) -> formats.Pair:
+    return (item.entry.sop_class_uid, item.entry.transfer_syntax_uid)
+
+
+def _store_as_verified(
+    pacs: PacsAddress, stream: StoreAsVerified, coercion: Coercion | None
+) -> None:
+    """One association of `StoreAsVerified`, reopened for a format it did not propose; every
+    failure goes into its `sending` (never raised: it runs in a pool)."""
+    sending = stream.sending
+    held = ExitStack()
+    try:
+        assoc: Any = None
+        offer = formats.offer([])
+        while (item := sending.next()) is not None:
+            proposed = {(sop, syntax) for sop, syntaxes in offer.contexts for syntax in syntaxes}
+            if assoc is None or not assoc.is_established or _pair(item) not in proposed:
+                held.close()
+                held = ExitStack()
+                offer = stream.offer()
+                refusal = offer.refusal([item], 1)
+                assoc = held.enter_context(_association(pacs, offer.contexts, refusal))
+            target = offer.routes([item], _accepted(assoc)).get(item.entry.index)
+            copies: dict[int, Path] = {}
+            try:
+                if target is not None or coercion is not None:
+                    copies[item.entry.index] = _rewritten(item, target, coercion, [item], 1)
+                _store_one(assoc, item, copies, sending.stored)
+            finally:
+                for path in copies.values():
+                    path.unlink(missing_ok=True)
+            sending.done(None if target is None else item.entry.transfer_syntax_uid)
+    except BaseException as e:  # handed to the caller through `sending`
+        sending.failed(e)
+    finally:
+        held.close()
+
+
 def _no_longer_accepted(pairs: list[formats.Pair]) -> str:
     return (
         f"The PACS no longer accepts {'; '.join(formats.name(pair) for pair in pairs)}, which "
@@ -222,39 +329,70 @@ def _no_longer_accepted(pairs: list[formats.Pair]) -> str:
 
 
 class _Sending:
-    """The images several associations share out, one at a time, and what they did. The first
-    failure stops every association at its next image, and is what `result` raises."""
+    """The images several associations share out, one at a time, and what they did: a queue
+    that `put` fills (all at once for a whole study, or as each image is verified) and `close`
+    ends. The first failure, or `stop`, stops every association at its next image; `result`
+    raises the failure."""
 
     def __init__(
         self,
-        staged: list[StagedObject],
         copies: Mapping[int, Path],
         on_stored: Callable[[int, int], None] | None,
     ) -> None:
         self.copies = copies
-        self._waiting = list(reversed(staged))
-        self._total = len(staged)
+        self._waiting: deque[StagedObject] = deque()
+        self._total = 0
         self._on_stored = on_stored
-        self._lock = threading.Lock()
+        self._ready = threading.Condition()
+        self._closed = False
+        self._stopped = False
         self.stored = 0
+        self.decompressed: Counter[str] = Counter()
         self.failure: BaseException | None = None
 
-    def next(self) -> StagedObject | None:
-        """The next image to send, or None when all are taken or one failed."""
-        with self._lock:
-            if self.failure is not None or not self._waiting:
-                return None
-            return self._waiting.pop()
+    def put(self, item: StagedObject) -> None:
+        with self._ready:
+            self._waiting.append(item)
+            self._total += 1
+            self._ready.notify()
 
-    def done(self) -> None:
-        with self._lock:
+    def close(self) -> None:
+        """No image will be put any more: each association ends once the queue is empty."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()
+
+    def stop(self) -> None:
+        """Store nothing more: the images still queued stay unsent."""
+        with self._ready:
+            self._stopped = True
+            self._ready.notify_all()
+
+    def next(self) -> StagedObject | None:
+        """The next image to send (waiting for one while the queue is open), or None when all
+        are taken, one failed, or the sending was stopped."""
+        with self._ready:
+            while True:
+                if self.failure is not None or self._stopped:
+                    return None
+                if self._waiting:
+                    return self._waiting.popleft()
+                if self._closed:
+                    return None
+                self._ready.wait()
+
+    def done(self, decompressed_from: str | None = None) -> None:
+        with self._ready:
             self.stored += 1
+            if decompressed_from is not None:
+                self.decompressed[decompressed_from] += 1
             if self._on_stored is not None:
                 self._on_stored(self.stored, self._total)
 
     def failed(self, e: BaseException) -> None:
-        with self._lock:
+        with self._ready:
             self.failure = self.failure or e
+            self._ready.notify_all()
 
     def result(self) -> int:
         if self.failure is not None:

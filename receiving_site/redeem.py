@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from receiving_site import (
+    as_they_arrive,
     errors,
     folder_copy,
     hold_record,
@@ -86,6 +87,7 @@ class RedeemRequest:
     assume_yes: bool = False  # `--yes`: stored without asking, so the resume command repeats it
     associations: int = _ASSOCIATIONS  # C-STORE associations at once
     stow: stow.StowDestination | None = None  # store over STOW-RS there instead of C-STORE
+    as_they_arrive: bool = False  # C-STORE each image once verified, not once all are
     # How to continue once the code is spent, for messages; empty: the `--resume` command.
     how_to_continue: str = ""
 
@@ -102,6 +104,8 @@ class RedeemRequest:
                     words += ["--stow-credential-file", os.path.abspath(self.stow.credential_file)]
             elif self.associations != pacs.DEFAULT_ASSOCIATIONS:
                 words += ["--associations", str(self.associations)]
+            if self.as_they_arrive:
+                words.append("--as-they-arrive")
             if self.local_patient_id is not None:
                 words += ["--local-patient-id", self.local_patient_id]
                 if self.local_issuer:
@@ -321,14 +325,21 @@ def _to_resume(e: Exception, command: str) -> Exception:
         return e  # `_held` wrote its message with every command to continue
     if isinstance(e, errors.StudyIncomplete):
         return e  # this transfer will never be whole: continuing would not help
+    return _reworded(e, lambda message: f"{message} {hint}")
+
+
+def _reworded(e: Exception, say: Callable[[str], str]) -> Exception:
+    """`e` again (same type, and the same hold), its sentence rewritten by `say`."""
     if isinstance(e, RelayRefused):
-        return RelayRefused(e.status, e.code, f"{e.detail} {hint}", e.extra)
+        return RelayRefused(e.status, e.code, say(e.detail), e.extra)
     if isinstance(e, AgentError):
-        return type(e)(f"{e.detail} {hint}")
+        return type(e)(say(e.detail))
+    if isinstance(e, errors.IdentityHeld):
+        return type(e)(say(e.message), e.hold)
     if isinstance(e, errors.ReceivingError):
-        return type(e)(f"{e.message} {hint}")
+        return type(e)(say(e.message))
     reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-    return errors.ReceivingError(f"This machine could not keep the study ({reason}). {hint}")
+    return errors.ReceivingError(say(f"This machine could not keep the study ({reason})."))
 
 
 async def redeem(
@@ -464,7 +475,9 @@ async def _receive(
     on_event: Callable[[RedeemEvent], None],
     question: _Question,
 ) -> RedeemResult:
-    """Stage and verify every object, deliver once `question` says yes, post the receipt."""
+    """Stage and verify every object, deliver once `question` says yes, post the receipt.
+    With `req.as_they_arrive` (C-STORE only), each object is stored as soon as it is verified
+    (`as_they_arrive`), once the question is answered and the patient reconciled."""
     transfer_id, data_key = saved.transfer_id, saved.data_key
     folder = _staging_folder(req, transfer_id)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -475,12 +488,18 @@ async def _receive(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + req.give_up_after
     limit = asyncio.Semaphore(PARALLEL_DOWNLOADS)
+    arriving: as_they_arrive.StoringAsTheyArrive[_Reconciled] | None = None
+
+    def stored(done: int, total: int) -> None:  # called from the C-STORE threads
+        loop.call_soon_threadsafe(lambda: on_event(Stored(done, max(total, len(reader.entries)))))
 
     async def stage(entry: ManifestEntry) -> None:
         async with limit:
             if question.declined():  # a no stops the download too
                 raise _declined(req, transfer_id)
             item = await staging.stage_object(client, transfer_id, data_key, entry, folder)
+        if arriving is not None:
+            await arriving.add(item)
         staged[entry.index] = item
         on_event(Progress(len(staged), len(reader.entries), reader.closed, item))
 
@@ -497,6 +516,12 @@ async def _receive(
                 preview = Preview(reader.summary, saved.sender)
                 on_event(preview)
                 question.ask(preview)
+                if req.as_they_arrive and req.pacs is not None and req.stow is None:
+                    arriving = as_they_arrive.StoringAsTheyArrive(
+                        reader.summary,
+                        _open_pacs(req, req.pacs, reader.summary, saved, question, stored),
+                        functools.partial(_check_study, req.pacs, reader.summary, saved),
+                    )
             tasks = [
                 asyncio.create_task(stage(entry))
                 for index, entry in sorted(reader.entries.items())
@@ -508,6 +533,8 @@ async def _receive(
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+            if arriving is not None:
+                arriving.raise_if_failed()
             if reader.closed:
                 break
             if page["closed"] and not page["records"]:
@@ -535,32 +562,44 @@ async def _receive(
                 "Call the sending hospital: they can send the whole study again with a new code."
             )
     except ManifestError as e:
-        raise errors.VerificationFailed(
+        failure: Exception = errors.VerificationFailed(
             f"The transfer's manifest failed verification ({e}). Nothing was stored in the "
             "PACS. Call the sending hospital."
-        ) from e
+        )
+        if arriving is None:
+            raise failure from e
+        raise await _stopped(req, saved, arriving, failure, len(reader.entries)) from e
+    except Exception as e:
+        if arriving is None:
+            raise
+        raise await _stopped(req, saved, arriving, e, len(reader.entries)) from e
     items = [staged[i] for i in sorted(staged)]
     summary = reader.summary
     if summary is None:
         raise errors.VerificationFailed("The transfer's manifest has no summary.")
-    try:
-        await asyncio.to_thread(staging.check_identity, items, summary)
-    except errors.IdentityMismatch as e:
-        await _remember(req, saved, summary, hold_record.Reason.MIXED_PATIENTS, e.message)
-        raise
-    answer = await question.answer()
-    if answer is False:
-        raise _declined(req, transfer_id)
-    if isinstance(answer, Filing):
-        req = answer.applied_to(req)
+    if arriving is None:
+        try:
+            await asyncio.to_thread(staging.check_identity, items, summary)
+        except errors.IdentityMismatch as e:
+            await _remember(req, saved, summary, hold_record.Reason.MIXED_PATIENTS, e.message)
+            raise
+        answer = await question.answer()
+        if answer is False:
+            raise _declined(req, transfer_id)
+        if isinstance(answer, Filing):
+            req = answer.applied_to(req)
 
     filed_under = None
     review_command = ""
-    if req.pacs is not None:
-
-        def stored(done: int, total: int) -> None:
-            loop.call_soon_threadsafe(on_event, Stored(done, total))
-
+    if arriving is not None:
+        try:
+            delivery, reconciled = await arriving.finish()
+        except Exception as e:
+            raise await _stopped(req, saved, arriving, e, len(items)) from e
+        filed_under = reconciled.filed_under
+        count, decompressed, note = delivery.stored, delivery.decompressed_images, delivery.note
+        destination, kind = str(req.pacs), "pacs"
+    elif req.pacs is not None:
         try:
             if req.stow is None:
                 delivery, filed_under = await asyncio.to_thread(
@@ -572,15 +611,8 @@ async def _receive(
                 )
                 delivery = await stow.store_to_stow(items, req.stow, coercion, stored)
                 filed_under = coercion.local if coercion else None
-        except errors.IdentityHeld as e:
-            if e.hold is None:
-                raise
-            raise await _held(req, req.pacs, saved, summary, e.hold) from e
-        except errors.PacsRefused as e:
-            refused_by = state.HeldFor(str(req.pacs), req.pacs.calling_ae_title)
-            await asyncio.to_thread(state.mark_held, req.state_dir, transfer_id, refused_by)
-            await _remember(req, saved, summary, hold_record.Reason.PACS_REFUSED, e.message)
-            raise
+        except (errors.IdentityHeld, errors.PacsRefused) as e:
+            raise await _hold(req, req.pacs, saved, summary, e) from e
         count, decompressed, note = delivery.stored, delivery.decompressed_images, delivery.note
         destination = str(req.stow or req.pacs)
         kind = "pacs"
@@ -621,6 +653,90 @@ async def _receive(
         filed_under,
         review_command=review_command,
     )
+
+
+async def _hold(
+    req: RedeemRequest,
+    address: pacs.PacsAddress,
+    saved: state.SavedKey,
+    summary: StudySummary,
+    e: errors.IdentityHeld | errors.PacsRefused,
+) -> errors.ReceivingError:
+    """`e` once the study is remembered as held: an identity hold with both sides and every
+    command (`_held`), or the PACS's refusal."""
+    if isinstance(e, errors.IdentityHeld):
+        return e if e.hold is None else await _held(req, address, saved, summary, e.hold)
+    refused_by = state.HeldFor(str(address), address.calling_ae_title)
+    await asyncio.to_thread(state.mark_held, req.state_dir, saved.transfer_id, refused_by)
+    await _remember(req, saved, summary, hold_record.Reason.PACS_REFUSED, e.message)
+    return e
+
+
+@dataclass(frozen=True)
+class _Reconciled:
+    """What storing as the images arrive was opened with: the request with the staff's answer
+    applied, the coercion and the local record it files under."""
+
+    req: RedeemRequest
+    coercion: reconcile.Coercion | None
+
+    @property
+    def filed_under(self) -> reconcile.Demographics | None:
+        return self.coercion.local if self.coercion else None
+
+
+async def _open_pacs(
+    req: RedeemRequest,
+    address: pacs.PacsAddress,
+    summary: StudySummary,
+    saved: state.SavedKey,
+    question: _Question,
+    on_stored: Callable[[int, int], None],
+) -> as_they_arrive.Opened[_Reconciled]:
+    """Once the question is answered: reconcile from the summary (`_reconciled`, its study UID)
+    and open the store. Raises `NotConfirmed`, `IdentityHeld`."""
+    answer = await question.answer()
+    if answer is False:
+        raise _declined(req, saved.transfer_id)
+    if isinstance(answer, Filing):
+        req = answer.applied_to(req)
+    coercion = await asyncio.to_thread(_reconciled, req, address, [], summary, saved)
+    store = pacs.StoreAsVerified(address, coercion, on_stored, req.associations)
+    return as_they_arrive.Opened(store, _Reconciled(req, coercion))
+
+
+async def _check_study(
+    address: pacs.PacsAddress,
+    summary: StudySummary,
+    saved: state.SavedKey,
+    reconciled: _Reconciled,
+    item: staging.StagedObject,
+) -> None:
+    """Check an image whose study UID is not the summary's before it is stored
+    (`_reconciled` again, with the request the store was opened with). Raises
+    `IdentityHeld`."""
+    await asyncio.to_thread(_reconciled, reconciled.req, address, [item], summary, saved)
+
+
+async def _stopped(
+    req: RedeemRequest,
+    saved: state.SavedKey,
+    arriving: as_they_arrive.StoringAsTheyArrive[_Reconciled],
+    e: Exception,
+    listed: int,
+) -> Exception:
+    """Storing as the images arrive ended badly: stop it, remember the hold as the default
+    mode does, and return `e` saying how many images the PACS already has."""
+    stored = await arriving.abort()
+    summary = arriving.summary
+    if isinstance(e, errors.IdentityHeld | errors.PacsRefused) and req.pacs is not None:
+        opened = arriving.context  # None: the opening itself failed
+        e = await _hold(req if opened is None else opened.req, req.pacs, saved, summary, e)
+    if stored:
+        e = _reworded(e, lambda message: as_they_arrive.incomplete_in_pacs(message, stored, listed))
+    if isinstance(e, errors.IdentityMismatch):
+        await _remember(req, saved, summary, hold_record.Reason.MIXED_PATIENTS, e.message)
+    return e
 
 
 def _import_command(req: RedeemRequest, transfer_id: str, held: state.HeldFor) -> str:

@@ -32,6 +32,11 @@ class PacsSettings:
     associations: Count = setting(
         4, "How many associations store images at once, each reused for many images."
     )
+    as_they_arrive: bool = setting(
+        False,
+        "Store each image as soon as it is verified, while the rest is still arriving, instead "
+        "of once the whole study is (C-STORE only; STOW-RS stores the whole study).",
+    )
 
 
 @dataclass(frozen=True)

@@ -113,23 +113,29 @@ def _write(out: BinaryIO, plain: bytes, written: int, digest: hashlib._Hash) -> 
 def check_identity(staged: list[StagedObject], summary: StudySummary) -> None:
     """Every staged file must parse as DICOM, carry the SOP Instance UID the manifest lists,
     and belong to the patient in the summary; else nothing is stored (hold for a human)."""
-    expected = (summary.patient_id, summary.issuer_of_patient_id, summary.patient_name)
     for item in staged:
-        try:
-            ds = inflate.read(item.path, item.entry.index + 1, stop_before_pixels=True)
-        except (InvalidDicomError, ValueError, EOFError, OSError) as e:
-            raise errors.VerificationFailed(
-                f"Image {item.entry.index + 1} is not readable DICOM ({e}). Nothing was stored."
-            ) from e
-        if str(ds.get("SOPInstanceUID", "")) != item.entry.sop_instance_uid:
-            raise errors.VerificationFailed(
-                f"Image {item.entry.index + 1} is not the image the manifest lists. "
-                "Nothing was stored."
-            )
-        found = (
-            str(ds.get("PatientID", "")),
-            str(ds.get("IssuerOfPatientID", "")),
-            str(ds.get("PatientName", "")),
+        check_object(item, summary)
+
+
+def check_object(item: StagedObject, summary: StudySummary) -> None:
+    """`check_identity` of one staged file, before it is stored on its own: raises
+    `VerificationFailed` if it is not readable DICOM or not the image the manifest lists,
+    `IdentityMismatch` if it belongs to another patient than the summary's."""
+    expected = (summary.patient_id, summary.issuer_of_patient_id, summary.patient_name)
+    try:
+        ds = inflate.read(item.path, item.entry.index + 1, stop_before_pixels=True)
+    except (InvalidDicomError, ValueError, EOFError, OSError) as e:
+        raise errors.VerificationFailed(
+            f"Image {item.entry.index + 1} is not readable DICOM ({e}). Nothing was stored."
+        ) from e
+    if str(ds.get("SOPInstanceUID", "")) != item.entry.sop_instance_uid:
+        raise errors.VerificationFailed(
+            f"Image {item.entry.index + 1} is not the image the manifest lists. Nothing was stored."
         )
-        if found != expected:
-            raise errors.IdentityMismatch()
+    found = (
+        str(ds.get("PatientID", "")),
+        str(ds.get("IssuerOfPatientID", "")),
+        str(ds.get("PatientName", "")),
+    )
+    if found != expected:
+        raise errors.IdentityMismatch()

@@ -73,6 +73,7 @@ def _request(settings: ReceiverSettings) -> tuple[RedeemRequest, list[str]]:
         pacs=address,
         local_issuer=settings.identity.local_issuer,
         associations=settings.pacs.associations,
+        as_they_arrive=settings.pacs.as_they_arrive,
         stow=stow.from_settings(settings.stow),  # STOW-RS in, C-FIND to the PACS for checks
         assume_yes=True,
         how_to_continue=ContinueFromTheList().detail,
