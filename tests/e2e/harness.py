@@ -11,6 +11,7 @@ import json
 import os
 import pty
 import re
+import select
 import shlex
 import shutil
 import signal
@@ -18,6 +19,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -543,3 +545,57 @@ def dataset_bytes_of(part10: bytes) -> bytes:
         f.write(part10)
         f.flush()
         return dataset_bytes(Path(f.name))
+
+
+def read_until(fd: int, text: str) -> str:
+    """What `fd` gives until `text` has appeared (bounded: CLI_TIMEOUT)."""
+    seen = ""
+    deadline = time.monotonic() + CLI_TIMEOUT
+    while text not in seen:
+        assert time.monotonic() < deadline, f"{text!r} never appeared in {seen!r}"
+        ready, _, _ = select.select([fd], [], [], 1.0)
+        if ready:
+            chunk = os.read(fd, 4096)
+            assert chunk, f"the command ended before {text!r}: {seen!r}"
+            seen += chunk.decode(errors="replace")
+    return seen
+
+
+def pushed_with_a_file_changed_at_the_question(
+    relay: E2ERelay, tmp_path: Path, folder: Path, changed: Path
+) -> dict[str, str]:
+    """Push `folder` at a terminal; while push asks "Send this study?", `changed` is rewritten
+    for another patient (same size, so push cannot tell), then the question is answered y.
+    The transfer then carries an image of someone other than the patient its summary names."""
+    args = relay.push_args([folder], state=tmp_path / "er-state")
+    args.remove("--yes")
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [trauma_relay_executable(), *args],
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=cli_environment(relay.sender_credential),
+    )
+    try:
+        assert proc.stdout is not None
+        read_until(proc.stdout.fileno(), "[y/N]")
+        data = changed.read_bytes()
+        assert data.count(b"DOE^JANE") == 1
+        changed.write_bytes(data.replace(b"DOE^JANE", b"ROE^JOHN"))
+        os.write(controller, b"y\n")
+        answered = proc.communicate(timeout=CLI_TIMEOUT)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out, err = (stream.decode(errors="replace") for stream in answered)
+    assert proc.returncode == 0, err
+    code = re.search(r"Code: +(\S+)", out)
+    link = re.search(r"Patient authorization link: (\S+)", out)
+    assert code, out
+    assert link, out
+    return {"code": code.group(1), "authorization_url": link.group(1)}

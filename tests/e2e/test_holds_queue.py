@@ -6,12 +6,7 @@ REST API, the state folder and the audit log."""
 
 from __future__ import annotations
 
-import os
-import pty
 import re
-import select
-import subprocess
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,14 +21,12 @@ from peers.ports import free_port
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from staged_files import corrupted_j2k
 
+from e2e import harness
 from e2e.harness import (
-    CLI_TIMEOUT,
     E2ERelay,
-    cli_environment,
     pacs_address,
     run_cli,
     sop_instance_uid,
-    trauma_relay_executable,
 )
 from receiving_site import hold_record
 from sending_site.synthetic import make_ct_study
@@ -375,65 +368,11 @@ async def test_a_pacs_refusal_is_queued_and_tried_again_then_discarded(
     assert picky.instances() == []
 
 
-def _read_until(fd: int, text: str) -> str:
-    """What `fd` gives until `text` has appeared (bounded: CLI_TIMEOUT)."""
-    seen = ""
-    deadline = time.monotonic() + CLI_TIMEOUT
-    while text not in seen:
-        assert time.monotonic() < deadline, f"{text!r} never appeared in {seen!r}"
-        ready, _, _ = select.select([fd], [], [], 1.0)
-        if ready:
-            chunk = os.read(fd, 4096)
-            assert chunk, f"the command ended before {text!r}: {seen!r}"
-            seen += chunk.decode(errors="replace")
-    return seen
-
-
-def _pushed_with_a_file_changed_at_the_question(
-    relay: E2ERelay, tmp_path: Path, folder: Path, changed: Path
-) -> dict[str, str]:
-    """Push `folder` at a terminal; while push asks "Send this study?", `changed` is rewritten
-    for another patient (same size, so push cannot tell), then the question is answered y.
-    The transfer then carries an image of someone other than the patient its summary names."""
-    args = relay.push_args([folder], state=tmp_path / "er-state")
-    args.remove("--yes")
-    controller, terminal = pty.openpty()
-    proc = subprocess.Popen(
-        [trauma_relay_executable(), *args],
-        stdin=terminal,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=tmp_path,
-        env=cli_environment(relay.sender_credential),
-    )
-    try:
-        assert proc.stdout is not None
-        _read_until(proc.stdout.fileno(), "[y/N]")
-        data = changed.read_bytes()
-        assert data.count(b"DOE^JANE") == 1
-        changed.write_bytes(data.replace(b"DOE^JANE", b"ROE^JOHN"))
-        os.write(controller, b"y\n")
-        answered = proc.communicate(timeout=CLI_TIMEOUT)
-    finally:
-        os.close(terminal)
-        os.close(controller)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    out, err = (stream.decode(errors="replace") for stream in answered)
-    assert proc.returncode == 0, err
-    code = re.search(r"Code: +(\S+)", out)
-    link = re.search(r"Patient authorization link: (\S+)", out)
-    assert code, out
-    assert link, out
-    return {"code": code.group(1), "authorization_url": link.group(1)}
-
-
 async def test_mixed_patients_end_in_the_queue_and_can_only_be_discarded(
     relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path
 ) -> None:
     files = make_ct_study(tmp_path / "study", 3, seed=179)
-    pushed = _pushed_with_a_file_changed_at_the_question(
+    pushed = harness.pushed_with_a_file_changed_at_the_question(
         relay, tmp_path, tmp_path / "study", files[-1]
     )
     relay.authorize(pushed)
