@@ -5,9 +5,9 @@ store) in the same run; and the cut-through latency of that run, drawn.
 The sending agent is `trauma-relay sender inbox` (Orthanc A C-STOREs to it, as a PACS does
 when staff "send to TRAUMARELAY") with `push --from-inbox` following the study. A push can
 only follow a study the inbox already holds, so Orthanc A first sends one image, the push
-starts, the code is authorized, `redeem --pacs` starts, and then Orthanc A sends the rest: the
-time runs from the first image leaving Orthanc A to the receiving agent's exit with every image
-stored in Orthanc B.
+starts, the code is authorized, `redeem --pacs --as-they-arrive` starts (storing each image
+as soon as it is verified), and then Orthanc A sends the rest: the time runs from the first
+image leaving Orthanc A to the receiving agent's exit with every image stored in Orthanc B.
 
 Figure 2 runs the same over WAN links: `route(link, port)` gives the port that reaches `port`
 through `link`, one of `LINKS` (by default every link is loopback itself)."""
@@ -32,6 +32,7 @@ from sites import BenchRelay, redeemed_instances
 from studies import Study
 
 AGENT_AE = "TRAUMARELAY"
+AS_THEY_ARRIVE = "--as-they-arrive"
 RUN_TIMEOUT = 3600.0
 # The links a route can go through: Orthanc A to Orthanc B (the direct send), the sending agent
 # to the relay, the relay to the receiving agent. Each hospital's PACS is on its agent's LAN.
@@ -201,7 +202,10 @@ def _through_the_relay(
         code = relay.authorized_code(push, RUN_TIMEOUT)
         tid = re.search(r"transfer (\w{24}) to", push.stdout())
         pacs = f"{b.ae_title}@127.0.0.1:{b.dicom_port}"
-        redeem = relay.redeem("redeem", code, folder, pacs=pacs, relay_url=receiving_url)
+        # Each image into Orthanc B as soon as it is verified (cut-through to the PACS).
+        redeem = relay.redeem(
+            "redeem", code, folder, pacs=pacs, relay_url=receiving_url, extra=[AS_THEY_ARRIVE]
+        )
         if rest:
             a.store("modalities/agent", rest)
         push.ok(RUN_TIMEOUT)

@@ -100,7 +100,8 @@ class Suite:
                     peer_name=peer_name,
                     note=(
                         f"Orthanc A → sending agent inbox → push --from-inbox → relay → "
-                        f"redeem --pacs → Orthanc B {run.ours_s:.2f} s; direct C-STORE "
+                        f"redeem --pacs --as-they-arrive (each image stored as soon as it is "
+                        f"verified) → Orthanc B {run.ours_s:.2f} s; direct C-STORE "
                         f"{run.direct_cstore_s:.2f} s, HTTP peer store {run.direct_http_s:.2f} s "
                         f"(the ratio is against the faster)."
                     ),
@@ -128,8 +129,10 @@ class Suite:
             )
         how = (
             "push --from-inbox starts once the first image is in the agent's inbox (it follows "
-            "a study the inbox holds), redeem as soon as the code is authorized, then Orthanc A "
-            "sends the rest. Drawn in docs/cut-through.png."
+            "a study the inbox holds, and takes the patient's identity from it), redeem "
+            "--pacs --as-they-arrive (each image stored as soon as it is verified) as soon as "
+            "the code is authorized, then Orthanc A sends the rest. Drawn in "
+            "docs/cut-through.png."
         )
         first = run.stored[0] - run.arrived[0] if run.stored and run.arrived else None
         last = run.stored[-1] - run.arrived[-1] if run.stored and run.arrived else None

@@ -122,9 +122,10 @@ class BenchRelay:
         pacs: str | None = None,
         out: Path | None = None,
         relay_url: str | None = None,
+        extra: Sequence[str] = (),
     ) -> Measured:
         where = ["--pacs", pacs] if pacs else ["--out", str(out)]
-        argv = [*CLI, "redeem", "--relay", relay_url or self.url, *where]
+        argv = [*CLI, "redeem", "--relay", relay_url or self.url, *where, *extra]
         argv += ["--state", str(folder / f"{name}-state"), "--yes", "--json"]
         env = environment(TRAUMA_RELAY_CREDENTIAL=self.receiver_credential)
         return Measured(name, argv, folder, env, stdin=code + "\n", cwd=folder).start()
