@@ -107,12 +107,20 @@ class StoringAsTheyArrive(Generic[T]):
         opened.store.close()
         return await asyncio.to_thread(opened.store.finish), opened.context
 
+    def stop(self) -> None:
+        """Store nothing more, without waiting (the redemption is being cancelled): the
+        associations end after the image being sent."""
+        self._opening.cancel()
+        if self._opened is not None:
+            self._opened.store.stop()
+
     async def abort(self) -> int:
         """Store nothing more (the image being sent finishes); returns how many were stored."""
         if not self._opening.done():
             self._opening.cancel()
-        with suppress(BaseException):
-            await self._opening
+        await asyncio.wait([self._opening])
+        if not self._opening.cancelled():
+            self._opening.exception()  # the failure, if any, is the caller's to report
         if self._opened is None:
             return 0
         self._opened.store.stop()
@@ -125,6 +133,7 @@ _NOTHING_STORED = (
     (re.compile(r"\s*Nothing was stored( in the PACS)?\."), ""),
     (re.compile(r"Nothing was stored; a"), "A"),
     (re.compile(r"[;,] nothing was stored\."), "."),
+    (re.compile(r"\s*\d+ images were stored\."), ""),  # `PacsRefused`'s count, said below
 )
 
 

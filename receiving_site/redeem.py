@@ -573,6 +573,10 @@ async def _receive(
         if arriving is None:
             raise
         raise await _stopped(req, saved, arriving, e, len(reader.entries)) from e
+    except BaseException:  # cancelled: the C-STORE threads must end too
+        if arriving is not None:
+            arriving.stop()
+        raise
     items = [staged[i] for i in sorted(staged)]
     summary = reader.summary
     if summary is None:
@@ -596,6 +600,9 @@ async def _receive(
             delivery, reconciled = await arriving.finish()
         except Exception as e:
             raise await _stopped(req, saved, arriving, e, len(items)) from e
+        except BaseException:
+            arriving.stop()
+            raise
         filed_under = reconciled.filed_under
         count, decompressed, note = delivery.stored, delivery.decompressed_images, delivery.note
         destination, kind = str(req.pacs), "pacs"
