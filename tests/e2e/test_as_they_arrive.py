@@ -226,3 +226,47 @@ def _printed(pattern: str, text: str) -> str:
     found = re.search(pattern, text)
     assert found, text
     return found.group(1)
+
+
+def test_a_run_stopped_midway_is_finished_by_running_it_again(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    files = make_ct_study(tmp_path / "study", 30, rows=256, columns=256, seed=304)
+    push = start_cli(
+        relay.push_args([tmp_path / "study"], state=tmp_path / "er-state"),
+        cwd=tmp_path,
+        credential=relay.sender_credential,
+    )
+    redeem = None
+    try:
+        printed = printed_ready(push)
+        tid = printed["transfer"]
+        _hold_after_a_few(relay, push, tid)
+        held_at = _listed(relay, tid)
+        relay.authorize({"authorization_url": printed["link"]})
+        redeem = start_cli(
+            _redeem_args(relay, tmp_path, orthanc),
+            cwd=tmp_path,
+            credential=relay.receiver_credential,
+            stdin=printed["code"] + "\n",
+        )
+        _wait_for_instances(orthanc, held_at, redeem)
+        redeem.kill()  # the trauma center's machine goes down with part of the study stored
+        redeem.wait()
+        os.kill(push.pid, signal.SIGCONT)
+        finish_cli(push).ok()
+    finally:
+        stop_cli(push)
+        if redeem is not None:
+            stop_cli(redeem)
+    assert held_at <= len(orthanc.instances()) < len(files)
+
+    again = run_cli(
+        _redeem_args(relay, tmp_path, orthanc),
+        cwd=tmp_path,
+        credential=relay.receiver_credential,
+        stdin=printed["code"] + "\n",
+    )
+
+    assert again.ok().json()["instances"] == len(files)
+    assert_identical_in_orthanc(orthanc, files)
