@@ -12,7 +12,9 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
@@ -114,10 +116,21 @@ def _wait_for_instances(orthanc: OrthancServer, count: int, redeem: subprocess.P
         time.sleep(0.1)
 
 
-def test_images_are_in_the_pacs_before_the_upload_finishes(
+@dataclass(frozen=True)
+class _Held:
+    push: subprocess.Popen[str]  # stopped (SIGSTOP) with `held_at` images listed
+    redeem: subprocess.Popen[str]  # redeem --as-they-arrive, started after that
+    transfer_id: str
+    code: str
+    held_at: int
+
+
+@contextmanager
+def _redeeming_while_held(
     relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path
-) -> None:
-    files = make_ct_study(tmp_path / "study", 40, rows=256, columns=256, seed=302)
+) -> Iterator[_Held]:
+    """Push the study in `tmp_path / "study"`, hold the upload after a few images with its
+    manifest open, authorize and start `redeem --as-they-arrive`; both end on exit."""
     push = start_cli(
         relay.push_args([tmp_path / "study"], state=tmp_path / "er-state"),
         cwd=tmp_path,
@@ -128,9 +141,6 @@ def test_images_are_in_the_pacs_before_the_upload_finishes(
         printed = printed_ready(push)
         tid = printed["transfer"]
         _hold_after_a_few(relay, push, tid)
-        held_at = _listed(relay, tid)
-        assert held_at < len(files)
-
         relay.authorize({"authorization_url": printed["link"]})
         redeem = start_cli(
             _redeem_args(relay, tmp_path, orthanc),
@@ -138,18 +148,27 @@ def test_images_are_in_the_pacs_before_the_upload_finishes(
             credential=relay.receiver_credential,
             stdin=printed["code"] + "\n",
         )
-        # Every image uploaded so far reaches the PACS while the upload is still held.
-        _wait_for_instances(orthanc, held_at, redeem)
-        assert not _closed(relay, tid)
-        assert redeem.poll() is None, "redeem ended while the upload was held"
-
-        os.kill(push.pid, signal.SIGCONT)
-        finish_cli(push).ok()
-        redeemed = finish_cli(redeem).ok().json()
+        yield _Held(push, redeem, tid, printed["code"], _listed(relay, tid))
     finally:
         stop_cli(push)
         if redeem is not None:
             stop_cli(redeem)
+
+
+def test_images_are_in_the_pacs_before_the_upload_finishes(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    files = make_ct_study(tmp_path / "study", 40, rows=256, columns=256, seed=302)
+    with _redeeming_while_held(relay, orthanc, tmp_path) as held:
+        assert held.held_at < len(files)
+        # Every image uploaded so far reaches the PACS while the upload is still held.
+        _wait_for_instances(orthanc, held.held_at, held.redeem)
+        assert not _closed(relay, held.transfer_id)
+        assert held.redeem.poll() is None, "redeem ended while the upload was held"
+
+        os.kill(held.push.pid, signal.SIGCONT)
+        finish_cli(held.push).ok()
+        redeemed = finish_cli(held.redeem).ok().json()
 
     assert redeemed["instances"] == len(files)
     assert_identical_in_orthanc(orthanc, files)
@@ -232,40 +251,19 @@ def test_a_run_stopped_midway_is_finished_by_running_it_again(
     relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path
 ) -> None:
     files = make_ct_study(tmp_path / "study", 30, rows=256, columns=256, seed=304)
-    push = start_cli(
-        relay.push_args([tmp_path / "study"], state=tmp_path / "er-state"),
-        cwd=tmp_path,
-        credential=relay.sender_credential,
-    )
-    redeem = None
-    try:
-        printed = printed_ready(push)
-        tid = printed["transfer"]
-        _hold_after_a_few(relay, push, tid)
-        held_at = _listed(relay, tid)
-        relay.authorize({"authorization_url": printed["link"]})
-        redeem = start_cli(
-            _redeem_args(relay, tmp_path, orthanc),
-            cwd=tmp_path,
-            credential=relay.receiver_credential,
-            stdin=printed["code"] + "\n",
-        )
-        _wait_for_instances(orthanc, held_at, redeem)
-        redeem.kill()  # the trauma center's machine goes down with part of the study stored
-        redeem.wait()
-        os.kill(push.pid, signal.SIGCONT)
-        finish_cli(push).ok()
-    finally:
-        stop_cli(push)
-        if redeem is not None:
-            stop_cli(redeem)
-    assert held_at <= len(orthanc.instances()) < len(files)
+    with _redeeming_while_held(relay, orthanc, tmp_path) as held:
+        _wait_for_instances(orthanc, held.held_at, held.redeem)
+        held.redeem.kill()  # the trauma center's machine goes down, part of the study stored
+        held.redeem.wait()
+        os.kill(held.push.pid, signal.SIGCONT)
+        finish_cli(held.push).ok()
+    assert held.held_at <= len(orthanc.instances()) < len(files)
 
     again = run_cli(
         _redeem_args(relay, tmp_path, orthanc),
         cwd=tmp_path,
         credential=relay.receiver_credential,
-        stdin=printed["code"] + "\n",
+        stdin=held.code + "\n",
     )
 
     assert again.ok().json()["instances"] == len(files)
