@@ -9,7 +9,7 @@ console, `handoff`) may open it read-only beside the running agent. The schema i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -122,82 +122,92 @@ class InboxIndex:
                 raise
             await self._db.execute("COMMIT")
 
+    # One round trip to aiosqlite's thread each (`execute` + `fetchone` + closing a cursor
+    # would be three): an image's record makes several of these.
     async def _one(self, sql: str, *args: object) -> Any:
-        async with self._db.execute(sql, args) as cursor:
-            return await cursor.fetchone()
+        rows = await self._all(sql, *args)
+        return rows[0] if rows else None
 
     async def _all(self, sql: str, *args: object) -> list[Any]:
-        async with self._db.execute(sql, args) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self._db.execute_fetchall(sql, args))
 
     async def _insert(self, sql: str, *args: object) -> int:
-        async with self._db.execute(sql, args) as cursor:
-            if cursor.lastrowid is None:  # an INSERT always sets it
-                raise RuntimeError(f"no row id after {sql}")
-            return cursor.lastrowid
+        row = await self._db.execute_insert(sql, args)
+        if row is None:  # an INSERT always sets a row id
+            raise RuntimeError(f"no row id after {sql}")
+        return int(row[0])
 
     # -- arrivals -------------------------------------------------------------------------
 
     async def record(self, arrival: Arrival) -> Kept | Refusal:
         """Index one kept instance, or refuse it (`arrival.conflict`) and change nothing.
         Committed (durable) when this returns `Kept`."""
+        return (await self.record_all([arrival]))[0]
+
+    async def record_all(self, arrivals: Sequence[Arrival]) -> list[Kept | Refusal]:
+        """Index kept instances in order, in one transaction (one flush to disk), each kept or
+        refused as `record` would; all committed (durable) when this returns. Raises (and
+        changes nothing) if the database fails."""
         async with self._transaction():
-            study = await self._one(
-                "SELECT s.id, p.patient_id, p.issuer, p.name, p.birth_date, p.sex "
-                "FROM studies s JOIN patients p ON p.id = s.patient "
-                "WHERE s.study_instance_uid = ?",
-                arrival.study_instance_uid,
+            return [await self._recorded(arrival) for arrival in arrivals]
+
+    async def _recorded(self, arrival: Arrival) -> Kept | Refusal:
+        study = await self._one(
+            "SELECT s.id, p.patient_id, p.issuer, p.name, p.birth_date, p.sex "
+            "FROM studies s JOIN patients p ON p.id = s.patient "
+            "WHERE s.study_instance_uid = ?",
+            arrival.study_instance_uid,
+        )
+        series = await self._one(
+            "SELECT se.id, st.study_instance_uid FROM series se "
+            "JOIN studies st ON st.id = se.study WHERE se.series_instance_uid = ?",
+            arrival.series_instance_uid,
+        )
+        earlier = await self._one(
+            "SELECT i.id, i.file, st.study_instance_uid, se.series_instance_uid "
+            "FROM instances i JOIN series se ON se.id = i.series "
+            "JOIN studies st ON st.id = se.study WHERE i.sop_instance_uid = ?",
+            arrival.sop_instance_uid,
+        )
+        refused = conflict(
+            arrival,
+            study_patient=_patient(study[1:]) if study else None,
+            series_study=series[1] if series else None,
+            earlier_home=(earlier[2], earlier[3]) if earlier else None,
+        )
+        if refused:
+            return refused
+        study_id = study[0] if study else await self._new_study(arrival)
+        series_id = series[0] if series else await self._new_series(arrival, study_id)
+        await self._db.execute(
+            "UPDATE studies SET first_arrival = min(first_arrival, ?), "
+            "last_arrival = max(last_arrival, ?) WHERE id = ?",
+            (arrival.arrived_at, arrival.arrived_at, study_id),
+        )
+        if arrival.slice_thickness_mm is not None:
+            await self._db.execute(
+                "UPDATE series SET thinnest_slice_mm = "
+                "min(coalesce(thinnest_slice_mm, ?), ?) WHERE id = ?",
+                (arrival.slice_thickness_mm, arrival.slice_thickness_mm, series_id),
             )
-            series = await self._one(
-                "SELECT se.id, st.study_instance_uid FROM series se "
-                "JOIN studies st ON st.id = se.study WHERE se.series_instance_uid = ?",
-                arrival.series_instance_uid,
-            )
-            earlier = await self._one(
-                "SELECT i.id, i.file, st.study_instance_uid, se.series_instance_uid "
-                "FROM instances i JOIN series se ON se.id = i.series "
-                "JOIN studies st ON st.id = se.study WHERE i.sop_instance_uid = ?",
+        if earlier:
+            await self._db.execute("DELETE FROM instances WHERE id = ?", (earlier[0],))
+        await self._db.execute(
+            "INSERT INTO instances (sop_instance_uid, series, sop_class_uid, "
+            "transfer_syntax_uid, instance_number, file, size, arrived_at, calling_ae_title) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
                 arrival.sop_instance_uid,
-            )
-            refused = conflict(
-                arrival,
-                study_patient=_patient(study[1:]) if study else None,
-                series_study=series[1] if series else None,
-                earlier_home=(earlier[2], earlier[3]) if earlier else None,
-            )
-            if refused:
-                return refused
-            study_id = study[0] if study else await self._new_study(arrival)
-            series_id = series[0] if series else await self._new_series(arrival, study_id)
-            await self._db.execute(
-                "UPDATE studies SET first_arrival = min(first_arrival, ?), "
-                "last_arrival = max(last_arrival, ?) WHERE id = ?",
-                (arrival.arrived_at, arrival.arrived_at, study_id),
-            )
-            if arrival.slice_thickness_mm is not None:
-                await self._db.execute(
-                    "UPDATE series SET thinnest_slice_mm = "
-                    "min(coalesce(thinnest_slice_mm, ?), ?) WHERE id = ?",
-                    (arrival.slice_thickness_mm, arrival.slice_thickness_mm, series_id),
-                )
-            if earlier:
-                await self._db.execute("DELETE FROM instances WHERE id = ?", (earlier[0],))
-            await self._db.execute(
-                "INSERT INTO instances (sop_instance_uid, series, sop_class_uid, "
-                "transfer_syntax_uid, instance_number, file, size, arrived_at, calling_ae_title) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    arrival.sop_instance_uid,
-                    series_id,
-                    arrival.sop_class_uid,
-                    arrival.transfer_syntax_uid,
-                    arrival.instance_number,
-                    arrival.instance_id,
-                    arrival.size,
-                    arrival.arrived_at,
-                    arrival.calling_ae_title,
-                ),
-            )
+                series_id,
+                arrival.sop_class_uid,
+                arrival.transfer_syntax_uid,
+                arrival.instance_number,
+                arrival.instance_id,
+                arrival.size,
+                arrival.arrived_at,
+                arrival.calling_ae_title,
+            ),
+        )
         return Kept(replaced=earlier[1] if earlier else None)
 
     async def _new_study(self, a: Arrival) -> int:
