@@ -5,8 +5,9 @@ pynetdicom runs the handlers on its association threads. A C-STORE handler write
 to the spool and flushes it to disk, checks it, moves it among the kept ones, and hands it to
 the group commit on the asyncio loop (`run_coroutine_threadsafe`), waiting on its own thread:
 images arriving together share one flush of the spool folder and one index transaction
-(`group_commit`), and success is answered only once the image is on disk and indexed. Handlers never raise across the
-association: every failure is a failure status and a log line.
+(`group_commit`), and success is answered only once the image is on disk and indexed.
+Handlers never raise across the association: every failure is a failure status and a log
+line.
 """
 
 from __future__ import annotations

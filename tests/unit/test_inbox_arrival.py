@@ -7,16 +7,16 @@ from io import BytesIO
 
 import pydicom
 import pytest
+from inbox_harness import ARRIVAL, JANE
 from pydicom.dataset import FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
-from inbox_harness import ARRIVAL, JANE
 
 from sending_site.inbox.arrival import (
     CANNOT_UNDERSTAND,
-    IMPLEMENTATION_VERSION,
     DOES_NOT_MATCH_SOP_CLASS,
+    IMPLEMENTATION_VERSION,
     Patient,
     bad_uid,
     conflict,
