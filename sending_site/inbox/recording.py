@@ -57,10 +57,11 @@ class Recorder:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             outcomes = [self._recorded(arrival) for arrival in arrivals]
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # a failed COMMIT may leave it open
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
         return outcomes
 
     def _one(self, sql: str, *args: object) -> Any:
