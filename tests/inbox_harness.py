@@ -81,8 +81,9 @@ class InboxProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> InboxProcess:
-        """Start the agent and wait until it says it listens."""
+        """Start the agent (again, after a stop) and wait until it says it listens."""
         self.root.mkdir(parents=True, exist_ok=True)
+        earlier = len(self.log())  # a restart appends to the same log
         args = ["sender", "inbox", "--ae-title", self.ae_title, "--port", str(self.port)]
         args += ["--bind", self.host, "--spool", str(self.spool)]
         with self.log_path.open("ab") as log:
@@ -95,7 +96,7 @@ class InboxProcess:
                 env={**os.environ, **PEER_ENVIRONMENT, "PYTHONUNBUFFERED": "1"},
             )
         deadline = time.monotonic() + START_TIMEOUT
-        while READY not in self.log():
+        while READY not in self.log()[earlier:]:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"the inbox did not start:\n{self.log()[-3000:]}")

@@ -1,7 +1,9 @@
 """The inbox index: patients, studies, series and instances as they arrive (SQLite, aiosqlite).
 
-One connection in WAL mode with synchronous=FULL, used only from the asyncio loop; pynetdicom's
-threads reach it through `asyncio.run_coroutine_threadsafe` (see `scp`). Other processes (the
+WAL mode with synchronous=FULL. Questions go through an aiosqlite connection, used only from
+the asyncio loop; arrivals are written in batches by a plain connection of their own on a
+worker thread (`recording`), one batch at a time. pynetdicom's threads reach the index through
+`asyncio.run_coroutine_threadsafe` (see `scp` and `group_commit`). Other processes (the
 console, `handoff`) may open it read-only beside the running agent. The schema is the numbered
 `.sql` files in `schema/`, applied in order; `PRAGMA user_version` says how far a file is.
 """
@@ -9,8 +11,7 @@ console, `handoff`) may open it read-only beside the running agent. The schema i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -19,8 +20,11 @@ from typing import Any
 import aiosqlite
 
 from sending_site.inbox import errors
-from sending_site.inbox.arrival import Arrival, Patient, Refusal, conflict
+from sending_site.inbox.arrival import Arrival, Patient, Refusal
+from sending_site.inbox.recording import Kept, Recorder, patient_of
 from sending_site.inbox.records import SeriesRecord, StudyRecord
+
+__all__ = ["InboxIndex", "Kept", "StudyListing", "schema_steps"]
 
 
 def schema_steps() -> list[tuple[int, str]]:
@@ -31,13 +35,6 @@ def schema_steps() -> list[tuple[int, str]]:
         for entry in folder.iterdir()
         if entry.name.endswith(".sql")
     )
-
-
-@dataclass(frozen=True)
-class Kept:
-    """The instance is indexed; `replaced` is the id of an earlier copy's file, now unused."""
-
-    replaced: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,10 +50,6 @@ class StudyListing:
     study_id: int = 0  # the index's own id: what the console's addresses name, never the UID
 
 
-def _patient(row: Any) -> Patient:
-    return Patient(*row[:5])
-
-
 def _read_only_uri(path: Path) -> str:
     if not path.exists():
         raise errors.StudyNotSpooled(
@@ -67,9 +60,10 @@ def _read_only_uri(path: Path) -> str:
 
 
 class InboxIndex:
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, recorder: Recorder | None = None) -> None:
         self._db = db
-        self._lock = asyncio.Lock()
+        self._recorder = recorder  # the writer; None when read-only
+        self._lock = asyncio.Lock()  # one batch at a time on the writer
 
     @classmethod
     async def open(cls, path: Path, *, read_only: bool = False) -> InboxIndex:
@@ -91,6 +85,13 @@ class InboxIndex:
         index = cls(db)
         try:
             await index._upgrade(read_only)
+            if not read_only:
+                index._recorder = await asyncio.to_thread(Recorder.open, path)
+        except aiosqlite.Error as e:  # sqlite3.Error, from the recorder too
+            await db.close()
+            raise errors.SpoolUnusable(
+                f"The inbox index {path} cannot be opened ({e}). Check the spool folder."
+            ) from e
         except BaseException:
             await db.close()
             raise
@@ -109,133 +110,35 @@ class InboxIndex:
                 await self._db.executescript(script)
 
     async def close(self) -> None:
+        if self._recorder is not None:
+            async with self._lock:
+                await asyncio.to_thread(self._recorder.close)
         await self._db.close()
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[None]:
-        async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            await self._db.execute("COMMIT")
-
+    # One round trip to aiosqlite's thread each (`execute` + `fetchone` + closing a cursor
+    # would be three).
     async def _one(self, sql: str, *args: object) -> Any:
-        async with self._db.execute(sql, args) as cursor:
-            return await cursor.fetchone()
+        rows = await self._all(sql, *args)
+        return rows[0] if rows else None
 
     async def _all(self, sql: str, *args: object) -> list[Any]:
-        async with self._db.execute(sql, args) as cursor:
-            return list(await cursor.fetchall())
-
-    async def _insert(self, sql: str, *args: object) -> int:
-        async with self._db.execute(sql, args) as cursor:
-            if cursor.lastrowid is None:  # an INSERT always sets it
-                raise RuntimeError(f"no row id after {sql}")
-            return cursor.lastrowid
+        return list(await self._db.execute_fetchall(sql, args))
 
     # -- arrivals -------------------------------------------------------------------------
 
     async def record(self, arrival: Arrival) -> Kept | Refusal:
         """Index one kept instance, or refuse it (`arrival.conflict`) and change nothing.
         Committed (durable) when this returns `Kept`."""
-        async with self._transaction():
-            study = await self._one(
-                "SELECT s.id, p.patient_id, p.issuer, p.name, p.birth_date, p.sex "
-                "FROM studies s JOIN patients p ON p.id = s.patient "
-                "WHERE s.study_instance_uid = ?",
-                arrival.study_instance_uid,
-            )
-            series = await self._one(
-                "SELECT se.id, st.study_instance_uid FROM series se "
-                "JOIN studies st ON st.id = se.study WHERE se.series_instance_uid = ?",
-                arrival.series_instance_uid,
-            )
-            earlier = await self._one(
-                "SELECT i.id, i.file, st.study_instance_uid, se.series_instance_uid "
-                "FROM instances i JOIN series se ON se.id = i.series "
-                "JOIN studies st ON st.id = se.study WHERE i.sop_instance_uid = ?",
-                arrival.sop_instance_uid,
-            )
-            refused = conflict(
-                arrival,
-                study_patient=_patient(study[1:]) if study else None,
-                series_study=series[1] if series else None,
-                earlier_home=(earlier[2], earlier[3]) if earlier else None,
-            )
-            if refused:
-                return refused
-            study_id = study[0] if study else await self._new_study(arrival)
-            series_id = series[0] if series else await self._new_series(arrival, study_id)
-            await self._db.execute(
-                "UPDATE studies SET first_arrival = min(first_arrival, ?), "
-                "last_arrival = max(last_arrival, ?) WHERE id = ?",
-                (arrival.arrived_at, arrival.arrived_at, study_id),
-            )
-            if arrival.slice_thickness_mm is not None:
-                await self._db.execute(
-                    "UPDATE series SET thinnest_slice_mm = "
-                    "min(coalesce(thinnest_slice_mm, ?), ?) WHERE id = ?",
-                    (arrival.slice_thickness_mm, arrival.slice_thickness_mm, series_id),
-                )
-            if earlier:
-                await self._db.execute("DELETE FROM instances WHERE id = ?", (earlier[0],))
-            await self._db.execute(
-                "INSERT INTO instances (sop_instance_uid, series, sop_class_uid, "
-                "transfer_syntax_uid, instance_number, file, size, arrived_at, calling_ae_title) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    arrival.sop_instance_uid,
-                    series_id,
-                    arrival.sop_class_uid,
-                    arrival.transfer_syntax_uid,
-                    arrival.instance_number,
-                    arrival.instance_id,
-                    arrival.size,
-                    arrival.arrived_at,
-                    arrival.calling_ae_title,
-                ),
-            )
-        return Kept(replaced=earlier[1] if earlier else None)
+        return (await self.record_all([arrival]))[0]
 
-    async def _new_study(self, a: Arrival) -> int:
-        p = a.patient
-        await self._db.execute(
-            "INSERT OR IGNORE INTO patients (patient_id, issuer, name, birth_date, sex) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (p.patient_id, p.issuer, p.name, p.birth_date, p.sex),
-        )
-        patient = await self._one(
-            "SELECT id FROM patients WHERE patient_id = ? AND issuer = ? AND name = ? "
-            "AND birth_date = ?",
-            *p.identity,
-        )
-        return await self._insert(
-            "INSERT INTO studies (study_instance_uid, patient, accession_number, study_date, "
-            "study_time, description, first_arrival, last_arrival) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            a.study_instance_uid,
-            patient[0],
-            a.accession_number,
-            a.study_date,
-            a.study_time,
-            a.study_description,
-            a.arrived_at,
-            a.arrived_at,
-        )
-
-    async def _new_series(self, a: Arrival, study_id: int) -> int:
-        return await self._insert(
-            "INSERT INTO series (series_instance_uid, study, modality, series_number, "
-            "description) VALUES (?, ?, ?, ?, ?)",
-            a.series_instance_uid,
-            study_id,
-            a.modality,
-            a.series_number,
-            a.series_description,
-        )
+    async def record_all(self, arrivals: Sequence[Arrival]) -> list[Kept | Refusal]:
+        """Index kept instances in order, in one transaction (one flush to disk), each kept or
+        refused as `record` would; all committed (durable) when this returns. Raises (and
+        changes nothing) if the database fails. Not on a read-only index."""
+        if self._recorder is None:
+            raise RuntimeError("the index was opened read-only")
+        async with self._lock:
+            return await asyncio.to_thread(self._recorder.record_all, arrivals)
 
     # -- questions ------------------------------------------------------------------------
 
@@ -260,7 +163,7 @@ class InboxIndex:
             limit,
         )
         # The columns after the patient's are StudyListing's fields, in order.
-        return [StudyListing(r[5], _patient(r), *r[6:]) for r in rows]
+        return [StudyListing(r[5], patient_of(r), *r[6:]) for r in rows]
 
     async def study(self, study_instance_uid: str) -> StudyRecord | None:
         """The study with its series and their instance counts, or None."""
@@ -284,7 +187,7 @@ class InboxIndex:
         accession, date, time_of_day, description, first, last = row[6:]
         return StudyRecord(
             study_instance_uid,
-            _patient(row),
+            patient_of(row),
             accession,
             date,
             time_of_day,

@@ -2,10 +2,12 @@
 compressed transfer syntaxes, kept as they came (never decompressed on the way in).
 
 pynetdicom runs the handlers on its association threads. A C-STORE handler writes the instance
-to the spool and flushes it to disk, checks it, keeps it, and hands the index update to the
-asyncio loop (`run_coroutine_threadsafe`), waiting on its own thread for the commit: success
-is answered only once the image is on disk and indexed. Handlers never raise across the
-association: every failure is a failure status and a log line.
+to the spool and flushes it to disk, checks it, moves it among the kept ones, and hands it to
+the group commit on the asyncio loop (`run_coroutine_threadsafe`), waiting on its own thread:
+images arriving together share one flush of the spool folder and one index transaction
+(`group_commit`), and success is answered only once the image is on disk and indexed.
+Handlers never raise across the association: every failure is a failure status and a log
+line.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import threading
 import time
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any, cast
 
 from pydicom.errors import InvalidDicomError
@@ -35,6 +38,7 @@ from sending_site import collect
 from sending_site.inbox import arrival, errors
 from sending_site.inbox.arrival import Refusal
 from sending_site.inbox.bounds import Limits, bounded_request_handler, peer_address
+from sending_site.inbox.group_commit import GroupCommit
 from sending_site.inbox.index import InboxIndex, Kept
 from sending_site.inbox.settings import InboxSettings
 from sending_site.inbox.spool import Spool, new_id
@@ -76,6 +80,7 @@ class StorageSCP:
         self._spool = spool
         self._index = index
         self._loop = loop
+        self._group = GroupCommit(self._kept_durably)
         self._tally: dict[int, Counter[str]] = {}
         self._tally_lock = threading.Lock()
         self._ae = AE(ae_title=settings.ae_title)
@@ -187,7 +192,7 @@ class StorageSCP:
         if refused:
             self._spool.discard(incoming)
             return refused.status, refused.reason
-        kept = self._spool.keep(incoming, instance_id)
+        kept = self._spool.keep(incoming, instance_id, flush=False)  # flushed in `_indexed`
         outcome = self._indexed(found)
         if outcome is None:
             return arrival.OUT_OF_RESOURCES, "the index did not answer in time"
@@ -199,13 +204,20 @@ class StorageSCP:
         return arrival.SUCCESS, ""
 
     def _indexed(self, found: arrival.Arrival) -> Kept | Refusal | None:
-        """The index's answer, or None if it did not come in time: the file then stays, as
-        the commit may still happen; if not, the next start indexes it (`service`)."""
-        future = asyncio.run_coroutine_threadsafe(self._index.record(found), self._loop)
+        """The index's answer once the kept file and its index row are durable, or None if
+        it did not come in time: the file then stays, as the commit may still happen; if not,
+        the next start indexes it (`service`)."""
+        future = asyncio.run_coroutine_threadsafe(self._group.submit(found), self._loop)
         try:
             return future.result(INDEX_WAIT)
         except TimeoutError:
             return None
+
+    async def _kept_durably(self, arrivals: Sequence[arrival.Arrival]) -> list[Kept | Refusal]:
+        """One group commit: the moves into `instances/` first (a committed index row never
+        names a file a crash could lose), then every index row in one transaction."""
+        await asyncio.to_thread(self._spool.flush_kept)
+        return await self._index.record_all(arrivals)
 
     def _count(self, assoc: Any, what: str) -> None:
         with self._tally_lock:

@@ -64,12 +64,18 @@ class Spool:
         write_new(path, chunks)
         return path
 
-    def keep(self, incoming: Path, instance_id: str) -> Path:
-        """Move a checked incoming file to `instances/<id>.dcm`, durably."""
+    def keep(self, incoming: Path, instance_id: str, *, flush: bool = True) -> Path:
+        """Move a checked incoming file to `instances/<id>.dcm`, durably; with `flush=False`
+        the move is durable only once `flush_kept` has returned (one flush for many)."""
         target = self.path_of(instance_id)
         os.rename(incoming, target)
-        fsync_folder(self.instances)
+        if flush:
+            self.flush_kept()
         return target
+
+    def flush_kept(self) -> None:
+        """Make every move into `instances/` made so far durable."""
+        fsync_folder(self.instances)
 
     def path_of(self, instance_id: str) -> Path:
         """Where a kept instance lives. Raises `ValueError` for anything but our own id."""

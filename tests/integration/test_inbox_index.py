@@ -87,6 +87,33 @@ async def test_a_resend_replaces_and_a_conflict_changes_nothing(tmp_path: Path) 
 
 
 @pytest.mark.asyncio
+async def test_one_batch_decides_each_image_as_one_at_a_time_would(tmp_path: Path) -> None:
+    """A group commit's batch: a resend inside the batch replaces the copy before it, and a
+    refused image between kept ones changes nothing but its own outcome."""
+    index = await InboxIndex.open(tmp_path / "index.sqlite3")
+    try:
+        first = _arrival(1, 1, 100.0)
+        refused = _arrival(1, 2, 150.0, patient=replace(JANE, name="DOE^JOHN"))
+        again = _arrival(1, 1, 200.0)
+        other = _arrival(2, 1, 250.0)
+        outcomes = await index.record_all([first, refused, again, other])
+        assert outcomes[0] == Kept()
+        assert isinstance(outcomes[1], Refusal)
+        assert outcomes[2:] == [Kept(replaced=first.instance_id), Kept()]
+        assert await index.study_files("1.2.3") == [again.instance_id, other.instance_id]
+    finally:
+        await index.close()
+    # Committed: another connection sees it once the writer is closed.
+    index = await InboxIndex.open(tmp_path / "index.sqlite3", read_only=True)
+    try:
+        assert await index.study_files("1.2.3") == [again.instance_id, other.instance_id]
+        with pytest.raises(RuntimeError, match="read-only"):
+            await index.record(first)
+    finally:
+        await index.close()
+
+
+@pytest.mark.asyncio
 async def test_the_schema_version_is_kept_and_a_newer_index_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "index.sqlite3"
     await (await InboxIndex.open(path)).close()

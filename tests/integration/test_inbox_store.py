@@ -6,6 +6,7 @@ replacing rather than doubling, and the spooled study handed to `push` as paths.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pydicom
@@ -17,6 +18,7 @@ from peers.dcmtk import echoscu, storescu
 from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit, RLELossless
 
 from sending_site.inbox.handoff import spooled_study
+from sending_site.synthetic import make_ct_study
 
 TRAILING_PADDING = 0xFFFCFFFC
 
@@ -69,6 +71,35 @@ def test_a_multi_series_study_from_storescu_is_spooled_and_indexed(tmp_path: Pat
         assert order == sorted(order, key=lambda pair: (int(pair[0]), int(pair[1])))
     assert f"{len(sent)} image(s) kept, 0 refused" in agent.log()
     assert agent.stop() == 0
+
+
+def test_several_associations_at_once_deliver_every_image_indexed_once(tmp_path: Path) -> None:
+    """Four studies from four storescu runs at once, and the first study again at the same
+    time (a PACS resending): images of several associations share group commits, and each
+    image is indexed once, with one kept file."""
+    folders = [tmp_path / f"study-{n}" for n in range(4)]
+    studies = {
+        _uid(make_ct_study(folder, 15, seed=4150 + n, patient_id=f"ER-{n}")[0], "StudyInstanceUID")
+        for n, folder in enumerate(folders)
+    }
+    with running_inbox(tmp_path / "agent") as agent:
+        with ThreadPoolExecutor(5) as pool:
+            runs = list(
+                pool.map(
+                    lambda folder: storescu(agent.port, [folder], called_ae_title="TRAUMARELAY"),
+                    [*folders, folders[0]],
+                )
+            )
+        assert [run.returncode for run in runs] == [0] * 5, [run.stderr for run in runs]
+
+        counts = "SELECT count(*), count(DISTINCT sop_instance_uid), count(DISTINCT file) FROM"
+        assert agent.query(f"{counts} instances") == [(60, 60, 60)]
+        for study_uid in studies:
+            assert list(agent.series_counts(study_uid).values()) == [15]
+        kept = {path.stem for path in agent.kept_files()}
+        assert kept == {file for (file,) in agent.query("SELECT file FROM instances")}
+        assert not agent.unexpected_spool_files()
+    assert agent.log().count("image(s) kept, 0 refused") == 5
 
 
 @pytest.mark.parametrize("syntax", [JPEG2000Lossless, JPEGBaseline8Bit, RLELossless])
