@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 import re
-import struct
 from dataclasses import dataclass
 
-from pydicom.dataset import Dataset
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
 # C-STORE statuses (PS3.4 B.2.3; PS3.7 C.4 for the general processing failure).
 SUCCESS = 0x0000
@@ -88,41 +89,17 @@ def part10_header(
     sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str, source_ae_title: str
 ) -> bytes:
     """A zeroed 128-byte preamble, `DICM` and the file meta information for a data set
-    received in `transfer_syntax_uid` (PS3.10 7.1), in Explicit VR Little Endian.
-
-    Encoded here rather than through a pydicom `FileMetaDataset`: the same bytes, built for
-    every received image, at a tenth of the cost (`tests/unit/test_inbox_arrival.py` holds
-    them to pydicom's). The UIDs were checked (`bad_uid`); the AE title is ASCII, as
-    pynetdicom decodes it."""
-    elements = b"".join(
-        (
-            _short(0x0001, b"OB", b"\x00\x01"),
-            _short(0x0002, b"UI", _padded(sop_class_uid.encode("ascii"), b"\x00")),
-            _short(0x0003, b"UI", _padded(sop_instance_uid.encode("ascii"), b"\x00")),
-            _short(0x0010, b"UI", _padded(transfer_syntax_uid.encode("ascii"), b"\x00")),
-            _IMPLEMENTATION,
-            _short(0x0016, b"AE", _padded(source_ae_title.strip().encode("ascii"), b" ")),
-        )
-    )
-    group_length = _GROUP_LENGTH + struct.pack("<I", len(elements))
-    return PREAMBLE + b"DICM" + group_length + elements
-
-
-def _padded(value: bytes, pad: bytes) -> bytes:
-    return value + pad if len(value) % 2 else value
-
-
-def _short(element: int, vr: bytes, value: bytes) -> bytes:
-    """A group 0002 element; OB has a reserved field and a 4-byte length (PS3.5 7.1.2)."""
-    if vr == b"OB":
-        return struct.pack("<HH2s2xI", 0x0002, element, vr, len(value)) + value
-    return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
-
-
-_GROUP_LENGTH = struct.pack("<HH2sH", 0x0002, 0x0000, b"UL", 4)
-_IMPLEMENTATION = _short(
-    0x0012, b"UI", _padded(PYDICOM_IMPLEMENTATION_UID.encode("ascii"), b"\x00")
-) + _short(0x0013, b"SH", _padded(IMPLEMENTATION_VERSION.encode("ascii"), b" "))
+    received in `transfer_syntax_uid` (PS3.10 7.1)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
+    meta.TransferSyntaxUID = UID(transfer_syntax_uid)
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
+    meta.SourceApplicationEntityTitle = source_ae_title.strip()
+    buffer = DicomBytesIO()
+    write_file_meta_info(buffer, meta, enforce_standard=True)
+    return PREAMBLE + b"DICM" + buffer.getvalue()
 
 
 def _text(ds: Dataset, keyword: str) -> str:

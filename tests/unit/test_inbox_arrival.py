@@ -8,10 +8,6 @@ from io import BytesIO
 import pydicom
 import pytest
 from inbox_harness import ARRIVAL, JANE
-from pydicom.dataset import FileMetaDataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_file_meta_info
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
 from sending_site.inbox.arrival import (
     CANNOT_UNDERSTAND,
@@ -107,38 +103,6 @@ def test_a_series_or_image_held_under_another_study_is_refused() -> None:
     assert image is not None
     assert "another study" in series.reason
     assert "another series" in image.reason
-
-
-def _pydicom_part10_header(
-    sop_class_uid: str, sop_instance_uid: str, syntax: str, ae_title: str
-) -> bytes:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
-    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
-    meta.TransferSyntaxUID = UID(syntax)
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
-    meta.SourceApplicationEntityTitle = ae_title.strip()
-    buffer = DicomBytesIO()
-    write_file_meta_info(buffer, meta, enforce_standard=True)
-    return b"\x00" * 128 + b"DICM" + buffer.getvalue()
-
-
-@pytest.mark.parametrize(
-    ("sop_instance_uid", "syntax", "ae_title"),
-    [
-        ("1.2.3.4", "1.2.840.10008.1.2.1", " CT1  "),  # even and odd lengths
-        ("1.2.3.45", "1.2.840.10008.1.2", "STORESCU"),
-        ("1." + "2" * 62, "1.2.840.10008.1.2.4.50", "A"),  # a 64-character UID
-        ("1.2.3", "1.2.840.10008.1.2.1", ""),
-    ],
-)
-def test_the_part10_header_is_the_one_pydicom_writes(
-    sop_instance_uid: str, syntax: str, ae_title: str
-) -> None:
-    assert part10_header(CT, sop_instance_uid, syntax, ae_title) == _pydicom_part10_header(
-        CT, sop_instance_uid, syntax, ae_title
-    )
 
 
 def test_the_part10_header_has_a_zero_preamble_and_meta_from_the_association() -> None:
