@@ -12,7 +12,6 @@ from inbox_harness import ARRIVAL, JANE
 from sending_site.inbox.arrival import (
     CANNOT_UNDERSTAND,
     DOES_NOT_MATCH_SOP_CLASS,
-    IMPLEMENTATION_VERSION,
     Patient,
     bad_uid,
     conflict,
