@@ -445,21 +445,24 @@ async def test_the_same_push_rides_out_a_dropped_connection(
 
 
 class _HeldManifest:
-    """Holds the first manifest request until the relay has every object complete, so the
-    records after it are all ready together; logs each manifest request as (method, the first
-    record's number)."""
+    """Holds the first manifest request past the summary (record 0, which the push sends and
+    awaits before the objects) until the relay has every object complete, so the records after
+    it are all ready together; logs each manifest request as (method, the first record's
+    number)."""
 
     def __init__(self, relay: Relay, objects: int) -> None:
         self.relay = relay
         self.objects = objects
         self.seen: list[tuple[str, int]] = []
+        self.held = False
 
     async def __call__(self, request: web.Request) -> None:
         if "/manifest" not in request.path:
             return
         first = int(request.headers.get("Manifest-From") or request.path.rsplit("/", 1)[-1])
         self.seen.append((request.method, first))
-        if len(self.seen) == 1:
+        if first >= 1 and not self.held:
+            self.held = True
             transfer_id = request.path.split("/")[4]
             for _ in range(3000):
                 if len((await _holdings(self.relay, transfer_id)).complete) == self.objects:
