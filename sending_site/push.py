@@ -68,7 +68,7 @@ __all__ = [
 
 SEGMENT_BYTES = 8 * 1024 * 1024  # one PATCH; the unit of resumption
 READ_BYTES = 1024 * 1024
-PARALLEL_OBJECTS = 4
+PARALLEL_OBJECTS = 8  # each holds up to two segments; 8 keeps a loopback relay busy
 
 T = TypeVar("T")
 Grow = Callable[[], Coroutine[Any, Any, list[Instance] | None]]  # more images; None once complete

@@ -11,51 +11,22 @@ thread uses it, and no write lands after the upload lock is released.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import errno
 import hashlib
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import BinaryIO, ParamSpec, TypeVar
+from typing import BinaryIO
 
 from relay import errors
+from relay.storage.offloop import acquire_off_loop as _acquire_off_loop
+from relay.storage.offloop import off_loop as _off_loop
 from relay.storage.permissions import OWNER_ONLY_FILE, OWNER_ONLY_FOLDER
 from transfer_codes.tokens import is_transfer_id
 
 READ_BLOCK = 256 * 1024
 WRITE_BATCH = 1024 * 1024  # bytes gathered from the body before one trip to a worker thread
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-async def _off_loop(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """`asyncio.to_thread`, but a cancelled caller still waits for the thread to finish before
-    the cancellation goes on (the thread cannot be stopped, and it may hold a descriptor)."""
-    return await _acquire_off_loop(None, func, *args, **kwargs)
-
-
-async def _acquire_off_loop(
-    release: Callable[[T], object] | None,
-    func: Callable[P, T],
-    *args: P.args,
-    **kwargs: P.kwargs,
-) -> T:
-    """As `_off_loop`, for a `func` that opens something: if the caller was cancelled, what
-    the thread opened anyway is given to `release` instead of being leaked."""
-    task = asyncio.ensure_future(asyncio.to_thread(func, *args, **kwargs))
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        while not task.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait([task])
-        if not task.cancelled() and task.exception() is None and release is not None:
-            release(task.result())
-        raise
 
 
 def _fsync_dir(path: Path) -> None:
@@ -97,10 +68,9 @@ class FileObjectStore:
         disk raises `StorageFull`."""
         folder = self._folder(transfer_id)
         path = self._path(transfer_id, index)
-        created = await _off_loop(_prepare, folder, path, offset)
         # One descriptor from the first write to the fsync: a write-back error is reported to
         # descriptors open when it happened, not to one opened later just to fsync.
-        fd = await _acquire_off_loop(os.close, os.open, path, os.O_WRONLY)
+        created, fd = await _acquire_off_loop(_close_opened, _open_at_offset, folder, path, offset)
         try:
             written = offset  # in the file
             position = offset  # received, some of it still in `pending`
@@ -116,17 +86,16 @@ class FileObjectStore:
                     await _off_loop(_write_all, fd, written, b"".join(pending))
                     pending.clear()
                     written = position
-            if pending:
-                await _off_loop(_write_all, fd, written, b"".join(pending))
-            await _off_loop(os.fsync, fd)
+            # The rest, the fsync, and the folder's if the file is new: one trip to a thread.
+            await _off_loop(
+                _write_durably, fd, written, b"".join(pending), folder if created else None
+            )
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise errors.StorageFull() from e
             raise
         finally:
             await _off_loop(os.close, fd)
-        if created:
-            await _off_loop(_fsync_dir, folder)
         return position
 
     async def size(self, transfer_id: str, index: int) -> int:
@@ -157,6 +126,25 @@ def _write_all(fd: int, offset: int, data: bytes) -> None:
         done = os.pwrite(fd, view, offset)
         view = view[done:]
         offset += done
+
+
+def _write_durably(fd: int, offset: int, data: bytes, new_in: Path | None) -> None:
+    """Write `data` at `offset` and fsync the file, and `new_in` (its folder, when the file
+    is new)."""
+    _write_all(fd, offset, data)
+    os.fsync(fd)
+    if new_in is not None:
+        _fsync_dir(new_in)
+
+
+def _open_at_offset(folder: Path, path: Path, offset: int) -> tuple[bool, int]:
+    """`_prepare`, then a descriptor to write with: (newly created, descriptor)."""
+    created = _prepare(folder, path, offset)
+    return created, os.open(path, os.O_WRONLY)
+
+
+def _close_opened(opened: tuple[bool, int]) -> None:
+    os.close(opened[1])
 
 
 def _close(f: BinaryIO) -> None:

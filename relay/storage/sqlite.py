@@ -2,18 +2,21 @@
 
 Every transaction holds an asyncio lock, so transactions never interleave on the single
 connection; the commit at the end of `transaction()` is what makes a change acknowledged.
+The statements run on the event loop (small indexed reads and writes: a trip to a thread per
+statement cost more than the statement); what waits on the disk or on another process runs in
+a worker thread: `BEGIN IMMEDIATE` (another process may hold the write lock) and `COMMIT` (the
+fsync).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-
-import aiosqlite
 
 from relay import errors
 from relay.lifecycle import Transfer
@@ -29,6 +32,7 @@ from relay.storage.models import (
     SiteRecord,
     StoredLock,
 )
+from relay.storage.offloop import off_loop
 from relay.storage.permissions import owner_only
 from relay.storage.rows import (
     MAX_SENDER_ADDRESSES,
@@ -42,50 +46,69 @@ from relay.storage.rows import (
 )
 
 
-class SqliteMetadata:
-    """`MetadataStore` and `MetadataTransaction` over aiosqlite."""
+class _Connection:
+    """The `sqlite3` connection, with the awaitable `execute` the queries below use. Used by one
+    thread at a time: the event loop's, or a worker's while the loop waits for it."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    async def execute(self, sql: str, parameters: tuple[object, ...] = ()) -> None:
+        self.conn.execute(sql, parameters)
+
+
+class SqliteMetadata:
+    """`MetadataStore` and `MetadataTransaction` over one `sqlite3` connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._db = _Connection(conn)
         self._lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path) -> SqliteMetadata:
         """The relay's database at `path`, created if new, readable by the relay's user only
         (SQLite gives its -wal and -shm files the database file's permissions)."""
-        db = await aiosqlite.connect(path, isolation_level=None)
-        await db.execute("PRAGMA journal_mode=WAL")
+        conn = await off_loop(_connect, path)
         owner_only(path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
-        await db.execute("PRAGMA synchronous=FULL")
-        await db.execute("PRAGMA foreign_keys=ON")
-        store = cls(db)
-        await store._upgrade()
+        store = cls(conn)
+        await off_loop(store._upgrade)
         return store
 
-    async def _upgrade(self) -> None:
-        async with self._db.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        version = int(row[0]) if row else 0
+    def _upgrade(self) -> None:
+        (version,) = self._conn.execute("PRAGMA user_version").fetchone()
         for number, sql in schema_steps("schema"):
-            if number <= version:
+            if number <= int(version):
                 continue
-            await self._db.executescript(
+            self._conn.executescript(
                 f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;"
             )
 
     async def close(self) -> None:
-        await self._db.close()
+        async with self._lock:
+            await off_loop(self._conn.close)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqliteMetadata]:
         async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                await off_loop(self._conn.execute, "BEGIN IMMEDIATE")
+            except BaseException:
+                if self._conn.in_transaction:  # begun, but the caller was cancelled meanwhile
+                    self._conn.execute("ROLLBACK")
+                raise
             try:
                 yield self
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
-            await self._db.execute("COMMIT")
+            try:
+                await off_loop(self._conn.execute, "COMMIT")
+            finally:
+                # A COMMIT that failed, or was cancelled while it ran: nothing acknowledged.
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
 
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[bool]:
@@ -99,12 +122,10 @@ class SqliteMetadata:
         yield True
 
     async def _one(self, sql: str, *args: object) -> Any:
-        async with self._db.execute(sql, args) as cur:
-            return await cur.fetchone()
+        return self._conn.execute(sql, args).fetchone()
 
     async def _all(self, sql: str, *args: object) -> list[Any]:
-        async with self._db.execute(sql, args) as cur:
-            return list(await cur.fetchall())
+        return self._conn.execute(sql, args).fetchall()
 
     # -- sites ---------------------------------------------------------------------------
 
@@ -512,3 +533,16 @@ class SqliteMetadata:
     async def redemption_digest(self, transfer_id: str) -> bytes | None:
         row = await self._one("SELECT redemption_digest FROM transfers WHERE id = ?", transfer_id)
         return bytes(row[0]) if row and row[0] is not None else None
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # Autocommit (`isolation_level=None`): the transactions are `transaction()`'s own.
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
