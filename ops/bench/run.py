@@ -139,6 +139,15 @@ class Suite:
         )
         first = run.stored[0] - run.arrived[0] if run.stored and run.arrived else None
         last = run.stored[-1] - run.arrived[-1] if run.stored and run.arrived else None
+        # Where the time goes: each stage's first and last, in seconds since the first arrival.
+        stages = {"arrived": run.arrived, "at_relay": run.at_relay, "stored": run.stored}
+        timeline_s = {
+            f"{stage}_{end}": round(times[i] - run.arrived[0], 3)
+            for stage, times in stages.items()
+            if times and run.arrived
+            for end, i in (("first", 0), ("second", 1), ("last", -1))
+            if len(times) > max(i, 0)
+        }
         for name, value in (("first", first), ("last", last)):
             self.figures.append(
                 Figure(
@@ -149,6 +158,7 @@ class Suite:
                     2.0,
                     target_of="value",
                     note=how if name == "first" else "",
+                    details={"timeline_s": timeline_s} if name == "first" else {},
                 )
             )
 
