@@ -2,38 +2,66 @@
 against Orthanc A sending the same study straight to Orthanc B (C-STORE and its HTTP peer
 store) in the same run; and the cut-through latency of that run, drawn.
 
-The sending agent is `trauma-relay sender inbox` (Orthanc A C-STOREs to it, as a PACS does
-when staff "send to TRAUMARELAY") with `push --from-inbox` following the study. A push can
-only follow a study the inbox already holds, so Orthanc A first sends one image, the push
-starts, the code is authorized, `redeem --pacs --as-they-arrive` starts (storing each image
-as soon as it is verified), and then Orthanc A sends the rest: the time runs from the first
-image leaving Orthanc A to the receiving agent's exit with every image stored in Orthanc B.
+Both agents run as staff run them (`trauma-relay sender --config FILE`, its DICOM inbox and
+ER console in one process; `trauma-relay receiver --config FILE` with `pacs.as_they_arrive`),
+and are driven over HTTP as a browser does (`agent_harness.ConsoleClient`: signed in, CSRF
+token sent): Orthanc A C-STOREs one image to the agent (as a PACS does when staff "send to
+TRAUMARELAY"), the nurse opens the study as soon as the console lists it and sends it to the
+trauma center (the push runs in the agent, following the study while images arrive), the
+patient authorizes, the registrar enters the code shown on the transfer's page in the trauma
+console and files the study under a new record once the preview shows, and then Orthanc A
+sends the rest. The time runs from the first image leaving Orthanc A to every image being in
+Orthanc B (its instance count); the run then waits for both consoles to say it is done.
 
 Figure 2 runs the same over WAN links: `route(link, port)` gives the port that reaches `port`
 through `link`, one of `LINKS` (by default every link is loopback itself)."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from agent_harness import AgentProcess, ConsoleClient
 from peers.dcmtk import storescu
 from peers.orthanc import OrthancServer
 from peers.ports import free_port
-from processes import CLI, Measured, environment, post
-from sites import BenchRelay, redeemed_instances
+from processes import CLI, Measured, environment, http_ok, post
+from relay_harness import RECEIVER
+from sites import START_TIMEOUT, BenchRelay
 from studies import Study
+from trauma_harness import PASSWORD as TRAUMA_PASSWORD
+from trauma_harness import USER as TRAUMA_USER
+from trauma_harness import configured_agent
+
+from sending_site import journal
 
 AGENT_AE = "TRAUMARELAY"
-AS_THEY_ARRIVE = "--as-they-arrive"
+# How figure 1's path runs, for the figures' details.
+PATH = (
+    "through the running agents' consoles, driven over HTTP as staff do: Orthanc A C-STOREs to "
+    "the sending agent (trauma-relay sender: DICOM inbox + ER console), the nurse sends the "
+    "study from the ER console once it is listed (the push runs in the agent, following the "
+    "study), the patient authorizes, the registrar enters the code in the trauma console "
+    "(trauma-relay receiver, pacs.as_they_arrive: each image stored as soon as it is verified) "
+    "and confirms a new local record, then Orthanc A sends the rest"
+)
 RUN_TIMEOUT = 3600.0
+COUNT_POLL = 0.02  # seconds between readings of Orthanc B's instance count
+LOCAL_ID = "BENCH-0001"  # the trauma center's new record number for the patient
+# What the consoles' pages show: a study in the ER's list, the transfer's code, its address.
+_STUDY = re.compile(r'href="/studies/(\d+)"')
+_CODE = re.compile(r'id="code">([^<]+)<')
+_TRANSFER = re.compile(r"/transfers/(\w+)$")
+T = TypeVar("T")
 # The links a route can go through: Orthanc A to Orthanc B (the direct send), the sending agent
 # to the relay, the relay to the receiving agent. Each hospital's PACS is on its agent's LAN.
 LINKS = ("direct", "sending", "receiving")
@@ -63,20 +91,39 @@ class Orthanc(OrthancServer):
         body = resources.encode() if isinstance(resources, str) else json.dumps(resources).encode()
         post(f"{self.url}/{target}/store", body, "text/plain")
 
-    def reception_times(self) -> list[float]:
-        """When each instance was received (Unix time), sorted."""
-        times = []
-        for orthanc_id in self.instances():
-            stamp = self.get(f"/instances/{orthanc_id}/metadata/ReceptionDate").decode()
-            times.append(_orthanc_time(stamp))
-        return sorted(times)
 
+class Counting:
+    """When each image reached an Orthanc, to `COUNT_POLL`: its instance count read in a thread
+    (its own `ReceptionDate` is to the second only)."""
 
-def _orthanc_time(stamp: str) -> float:
-    """Orthanc's ReceptionDate (ISO, basic or extended, UTC) as Unix time."""
-    digits = re.sub(r"[-:]", "", stamp.strip())
-    fmt = "%Y%m%dT%H%M%S.%f" if "." in digits else "%Y%m%dT%H%M%S"
-    return datetime.strptime(digits, fmt).replace(tzinfo=UTC).timestamp()
+    def __init__(self, orthanc: Orthanc) -> None:
+        self.orthanc = orthanc
+        self.times: list[float] = []  # Unix times, the i-th when the count reached i + 1
+        self._stop = threading.Event()
+        self._failed: Exception | None = None
+        self._thread = threading.Thread(target=self._count, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _count(self) -> None:
+        try:
+            while not self._stop.wait(COUNT_POLL):
+                count = int(self.orthanc.get_json("/statistics")["CountInstances"])
+                now = time.time()
+                self.times += [now] * (count - len(self.times))
+        except Exception as e:  # told by `reached`
+            self._failed = e
+
+    def reached(self, count: int) -> bool:
+        if self._failed is not None:
+            raise RuntimeError(f"could not count Orthanc's images: {self._failed}")
+        return len(self.times) >= count
 
 
 @dataclass
@@ -97,14 +144,6 @@ def _instances_in_order(a: Orthanc, study_id: str) -> list[str]:
     listed = a.get_json(f"/studies/{study_id}/instances")
     listed.sort(key=lambda i: int(i["MainDicomTags"].get("InstanceNumber", "0") or 0))
     return [i["ID"] for i in listed]
-
-
-def _wait_for(path_text: Callable[[], str], text: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in path_text():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"never saw {text!r}: {path_text()[-2000:]}")
-        time.sleep(0.05)
 
 
 def pacs_to_pacs(study: Study, work: Path, route: Route = loopback) -> PacsRun:
@@ -133,7 +172,6 @@ def pacs_to_pacs(study: Study, work: Path, route: Route = loopback) -> PacsRun:
         if loaded.returncode != 0 or len(a.instances()) != len(files):
             raise RuntimeError(f"loading Orthanc A failed: {loaded.stderr[-2000:]}")
         (study_id,) = a.studies()
-        study_uid = a.get_json(f"/studies/{study_id}")["MainDicomTags"]["StudyInstanceUID"]
 
         start = time.perf_counter()
         a.store("modalities/b", study_id)
@@ -145,7 +183,7 @@ def pacs_to_pacs(study: Study, work: Path, route: Route = loopback) -> PacsRun:
             if len(b.instances()) != len(files):
                 raise RuntimeError("Orthanc A's direct send did not store every instance")
 
-        run = _through_the_relay(study, work, a, b_relay, agent_port, study_id, study_uid, route)
+        run = _through_the_relay(study, work, a, b_relay, agent_port, study_id, route)
         return PacsRun(
             study,
             len(files),
@@ -163,7 +201,6 @@ def _through_the_relay(
     b: Orthanc,
     agent_port: int,
     study_id: str,
-    study_uid: str,
     route: Route,
 ) -> tuple[float, dict[str, float | None], list[float], list[float], list[float]]:
     n = len(study.files())
@@ -172,66 +209,129 @@ def _through_the_relay(
     sending_url, receiving_url = (
         f"http://{relay.host}:{route(link, relay.port)}" for link in ("sending", "receiving")
     )
-    spool = folder / "spool"
-    argv = [*CLI, "sender", "inbox", "--ae-title", AGENT_AE, "--port", str(agent_port)]
-    argv += ["--bind", "127.0.0.1", "--spool", str(spool)]
-    inbox = Measured("inbox", argv, folder, environment()).start()
-    push = redeem = None
+    sender = AgentProcess(
+        folder / "sending-agent",
+        sending_url,
+        relay.sender_credential,
+        ae_title=AGENT_AE,
+        pacs=(a.ae_title, "127.0.0.1", a.dicom_port),  # the study is followed against it
+    )
+    sender.dicom_port = agent_port
+    sender.write_config()
+    sender.add_user()
+    receiver = configured_agent(
+        relay,  # type: ignore[arg-type]  # its url and receiver_credential, as E2ERelay's
+        b,
+        folder / "receiving-agent",
+        {"relay.url": receiving_url, "pacs.as_they_arrive": "true"},
+    )
+    agents: list[Measured] = []
+    tid = ""
+    stored = Counting(b)
     try:
-        both = lambda: inbox.stdout() + inbox.stderr_path.read_text(errors="replace")  # noqa: E731
-        _wait_for(both, "Receiving DICOM as", 60)
+        for name, command, config, url in (
+            ("sending agent", "sender", sender.config, sender.url),
+            ("receiving agent", "receiver", receiver.config, receiver.url),
+        ):
+            agents.append(_agent(name, [command, "--config", str(config)], folder, url))
+        until = partial(_until, agents)
+        er = ConsoleClient(sender.url).sign_in()
+        trauma = ConsoleClient(receiver.url).sign_in(TRAUMA_USER, TRAUMA_PASSWORD)
         first, *rest = _instances_in_order(a, study_id)
+        stored.start()
         start = time.perf_counter()
         a.store("modalities/agent", [first])
-        push = relay.push(
-            "push",
-            [],
-            folder,
-            [
-                "--from-inbox",
-                str(spool),
-                "--study",
-                study_uid,
-                "--inbox-pacs",
-                f"{a.ae_title}@127.0.0.1:{a.dicom_port}",
-                "--stable-after",
-                "1",
-            ],
-            relay_url=sending_url,
+        # The nurse opens the study as soon as it is listed, and sends it to the trauma center.
+        home = until(lambda: _STUDY.search(er.get("/")[2]), "the study in the ER console")
+        send = er.post(
+            f"/studies/{home.group(1)}/send", {"recipient": RECEIVER, "acknowledge": "yes"}
         )
-        code = relay.authorized_code(push, RUN_TIMEOUT)
-        tid = re.search(r"transfer (\w{24}) to", push.stdout())
-        pacs = f"{b.ae_title}@127.0.0.1:{b.dicom_port}"
-        # Each image into Orthanc B as soon as it is verified (cut-through to the PACS).
-        redeem = relay.redeem(
-            "redeem", code, folder, pacs=pacs, relay_url=receiving_url, extra=[AS_THEY_ARRIVE]
+        _page_ok(send, "sending the study")
+        job = send[1].removeprefix(sender.url)  # its page leads to the transfer's, once made
+        transfer = until(lambda: _TRANSFER.search(er.get(job)[1]), "the transfer's page")
+        tid = transfer.group(1)
+        page = er.get(f"/transfers/{tid}")
+        code = _CODE.search(_page_ok(page, "the transfer's page"))
+        if code is None:
+            raise RuntimeError(f"no code on the transfer's page: {page[2][-2000:]}")
+        # What the family's phone does with the link the page shows as a QR.
+        token = journal.load(sender.state, tid).authorization_token
+        answer = json.loads(
+            post(relay.url + "/api/v1/authorizations", json.dumps({"token": token}).encode())
         )
+        if answer["state"] != "authorized":
+            raise RuntimeError(f"the authorization failed: {answer}")
+        # The trauma center's registrar types the code, then files the study under a new
+        # local record number once the preview shows; each image is stored as it is verified.
+        entered = trauma.post("/redeem", {"code": html.unescape(code.group(1)).strip()})
+        _page_ok(entered, "entering the code")
+        imported = f"/imports/{tid}"
+        until(lambda: 'data-stage="preview"' in trauma.get(imported)[2], "the preview")
+        _page_ok(trauma.post(f"{imported}/identity", {"local_patient_id": LOCAL_ID}), "the record")
+        confirmed = trauma.post(
+            f"{imported}/import", {"local_patient_id": LOCAL_ID, "ack-new": "1"}
+        )
+        _page_ok(confirmed, "confirming the patient")
         if rest:
             a.store("modalities/agent", rest)
-        push.ok(RUN_TIMEOUT)
-        redeem.ok(RUN_TIMEOUT)
-        elapsed = (redeem.ended or time.perf_counter()) - start
-        if redeemed_instances(redeem) != n or len(b.instances()) != n:
+        until(lambda: stored.reached(n), "every image in Orthanc B", interval=COUNT_POLL)
+        elapsed = time.perf_counter() - start
+        stored.stop()
+        until(lambda: 'data-stage="done"' in trauma.get(imported)[2], "the import's end")
+        status = f"/transfers/{tid}/status.json"
+        until(lambda: "Upload complete." in er.get(status)[2], "the upload's end")
+        if len(b.instances()) != n:
             raise RuntimeError(f"the relay path did not deliver all {n} images")
+    except Exception as e:
+        logs = "\n".join(agent.describe() for agent in agents)
+        raise RuntimeError(f"{e}\n{logs}") from e
     finally:
-        for proc in (push, redeem):
-            if proc is not None:
-                proc.kill()
-        inbox.stop()
+        stored.stop()
+        for agent in agents:
+            agent.stop()
         relay_peak = relay.stop()
-    db = sqlite3.connect(f"{(spool / 'index.sqlite3').as_uri()}?mode=ro", uri=True)
+    db = sqlite3.connect(f"{(sender.spool / 'index.sqlite3').as_uri()}?mode=ro", uri=True)
     try:
         arrived = sorted(t for (t,) in db.execute("SELECT arrived_at FROM instances"))
     finally:
         db.close()
-    at_relay: list[float] = []
-    if tid is not None:
-        objects = relay.data / "objects" / tid.group(1)
-        at_relay = sorted(p.stat().st_mtime for p in objects.glob("*.sealed"))
-    peaks = {
-        "relay": relay_peak,
-        "sending agent inbox": inbox.peak_rss_mb,
-        "push --from-inbox": push.peak_rss_mb if push else None,
-        "redeem --pacs": redeem.peak_rss_mb if redeem else None,
-    }
-    return elapsed, peaks, arrived, at_relay, b.reception_times()
+    objects = relay.data / "objects" / tid
+    at_relay = sorted(p.stat().st_mtime for p in objects.glob("*.sealed"))
+    peaks = {"relay": relay_peak, **{agent.name: agent.peak_rss_mb for agent in agents}}
+    return elapsed, peaks, arrived, at_relay, stored.times
+
+
+def _agent(name: str, argv: list[str], folder: Path, console: str) -> Measured:
+    """`trauma-relay sender|receiver --config FILE` running, once its console answers."""
+    agent = Measured(name, [*CLI, *argv], folder, environment()).start()
+    deadline = time.monotonic() + START_TIMEOUT
+    while not http_ok(console + "/sign-in"):
+        if agent.poll() or time.monotonic() > deadline:
+            agent.stop()
+            raise RuntimeError(f"the {name} did not start: {agent.describe()}")
+        time.sleep(0.05)
+    return agent
+
+
+def _page_ok(page: tuple[int, str, str], what: str) -> str:
+    """The body of a console answer (status, address, body), which must be a 200."""
+    status, address, body = page
+    if status != 200:
+        raise RuntimeError(f"{what}: {status} at {address}: {body[-2000:]}")
+    return body
+
+
+def _until(
+    agents: list[Measured],
+    condition: Callable[[], T | bool | None],
+    what: str,
+    *,
+    interval: float = 0.05,
+) -> T:
+    """What `condition` gives once it is true, while every agent runs."""
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while not (found := condition()):
+        if any(agent.poll() for agent in agents) or time.monotonic() > deadline:
+            raise RuntimeError(f"never saw {what}")
+        time.sleep(interval)
+    return found  # type: ignore[return-value]

@@ -8,7 +8,6 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from peers.ports import free_port
@@ -82,19 +81,10 @@ class BenchRelay:
         """Stop it; its peak RSS in MB."""
         return self.process.stop().peak_rss_mb
 
-    def push(
-        self,
-        name: str,
-        paths: list[Path],
-        folder: Path,
-        extra: Sequence[str] = (),
-        *,
-        relay_url: str | None = None,
-    ) -> Measured:
-        """`push` to this relay, at `relay_url` when it reaches it another way (a WAN link)."""
-        argv = [*CLI, "push", *map(str, paths), "--relay", relay_url or self.url]
-        argv += ["--to", RECEIVER]
-        argv += ["--state", str(folder / f"{name}-state"), "--yes", *extra]
+    def push(self, name: str, paths: list[Path], folder: Path) -> Measured:
+        """`push` to this relay."""
+        argv = [*CLI, "push", *map(str, paths), "--relay", self.url, "--to", RECEIVER]
+        argv += ["--state", str(folder / f"{name}-state"), "--yes"]
         env = environment(TRAUMA_RELAY_CREDENTIAL=self.sender_credential)
         return Measured(name, argv, folder, env, cwd=folder).start()
 
@@ -121,11 +111,9 @@ class BenchRelay:
         *,
         pacs: str | None = None,
         out: Path | None = None,
-        relay_url: str | None = None,
-        extra: Sequence[str] = (),
     ) -> Measured:
         where = ["--pacs", pacs] if pacs else ["--out", str(out)]
-        argv = [*CLI, "redeem", "--relay", relay_url or self.url, *where, *extra]
+        argv = [*CLI, "redeem", "--relay", self.url, *where]
         argv += ["--state", str(folder / f"{name}-state"), "--yes", "--json"]
         env = environment(TRAUMA_RELAY_CREDENTIAL=self.receiver_credential)
         return Measured(name, argv, folder, env, stdin=code + "\n", cwd=folder).start()

@@ -11,9 +11,12 @@ import pytest
 from console_harness import running_console
 from test_console_app import browser_like, get, post, signed_in
 
+from receiving_site.console import imports
+from receiving_site.redeem import RedeemRequest
 from transfer_codes.codes import RedemptionCode
 
 pytestmark = pytest.mark.asyncio
+_STORE_EARLY = ("pacs.as_they_arrive=true",)  # each image into the PACS once verified
 
 
 def _swapped(code: str) -> str:
@@ -82,3 +85,29 @@ async def test_an_unknown_transfer_has_no_page(tmp_path: Path) -> None:
             status, _, page = await get(client, console.url + path)
             assert status == 404
             assert "There is no page at this address" in page
+
+
+@pytest.mark.parametrize(("assignments", "as_they_arrive"), [((), False), (_STORE_EARLY, True)])
+async def test_a_code_entered_is_redeemed_storing_as_they_arrive_when_the_setting_says_so(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    assignments: tuple[str, ...],
+    as_they_arrive: bool,
+) -> None:
+    redeemed: list[RedeemRequest] = []
+
+    async def redeem(req: RedeemRequest, *_: object) -> None:
+        redeemed.append(req)
+        raise OSError("the bench stops here")
+
+    monkeypatch.setattr(imports, "redeem", redeem)
+    code = RedemptionCode.generate(17).grouped()
+    async with (
+        running_console(tmp_path, "receiver", *_ready(tmp_path), *assignments) as console,
+        browser_like() as client,
+    ):
+        token = await signed_in(client, console)
+        await post(client, f"{console.url}/redeem", {"csrf_token": token, "code": code})
+    (req,) = redeemed
+    assert req.secret == code
+    assert req.as_they_arrive is as_they_arrive
