@@ -12,11 +12,36 @@ from pathlib import Path
 
 from peers.postgres import postgres_cluster
 from peers.s3 import MotoServer
-from processes import Measured
+from processes import MachineBusy, Measured
 from sites import BenchRelay, redeemed_instances
 from studies import Study
 
 RUN_TIMEOUT = 3600.0
+
+
+@dataclass
+class CpuShare:
+    """Where the machine's CPU went while transfers ran: seconds of CPU (all cores) by the
+    relay instances, by the push and redeem processes, and by everything else (the database
+    and object store when there are; any other job on the machine), over `wall_s`."""
+
+    wall_s: float
+    busy_s: float
+    relays_s: float
+    clients_s: float
+
+    @property
+    def other_s(self) -> float:
+        return max(0.0, self.busy_s - self.relays_s - self.clients_s)
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "wall_s": round(self.wall_s, 2),
+            "cores_busy": round(self.busy_s / self.wall_s, 2) if self.wall_s else 0.0,
+            "relays_cpu_s": round(self.relays_s, 2),
+            "push_and_redeem_cpu_s": round(self.clients_s, 2),
+            "other_cpu_s": round(self.other_s, 2),
+        }
 
 
 @dataclass
@@ -30,13 +55,15 @@ class ConcurrencyRun:
 
 def _transfers(
     relays: BenchRelay | list[BenchRelay], studies: list[Study], folder: Path
-) -> tuple[float, int]:
-    """Seconds for all of them, and how many delivered every image. With several relays
-    (instances of one), transfer i is pushed through relay i and redeemed through the next,
-    round-robin."""
+) -> tuple[float, int, CpuShare]:
+    """Seconds for all of them, how many delivered every image, and where the CPU went. With
+    several relays (instances of one), transfer i is pushed through relay i and redeemed
+    through the next, round-robin."""
     ring = relays if isinstance(relays, list) else [relays]
     pushes: list[Measured] = []
     redeems: list[Measured] = []
+    machine = MachineBusy().start()
+    relays_before = sum(r.process.cpu_now() for r in ring)
     try:
         start = time.perf_counter()
         for i, study in enumerate(studies):
@@ -53,10 +80,13 @@ def _transfers(
             for r, s in zip(redeems, studies, strict=True)
             if r.returncode == 0 and redeemed_instances(r) == len(s.files())
         )
+        relays_s = sum(r.process.cpu_now() for r in ring) - relays_before
+        machine.stop()
+        clients_s = sum(p.cpu_s or 0.0 for p in pushes + redeems)
     finally:
         for proc in pushes + redeems:
             proc.kill()
-    return end - start, completed
+    return end - start, completed, CpuShare(machine.wall_s, machine.busy_s, relays_s, clients_s)
 
 
 def concurrency(studies: list[Study], work: Path) -> ConcurrencyRun:
@@ -65,10 +95,10 @@ def concurrency(studies: list[Study], work: Path) -> ConcurrencyRun:
         study.files()
     relay = BenchRelay(work / "concurrency").start()
     try:
-        alone_s, alone_ok = _transfers(relay, [alone], work / "concurrency" / "alone")
+        alone_s, alone_ok, _ = _transfers(relay, [alone], work / "concurrency" / "alone")
         if alone_ok != 1:
             raise RuntimeError("the transfer alone did not complete")
-        together_s, completed = _transfers(relay, together, work / "concurrency" / "together")
+        together_s, completed, _ = _transfers(relay, together, work / "concurrency" / "together")
     finally:
         peak = relay.stop()
     total = sum(s.megabytes() for s in together)
@@ -84,6 +114,8 @@ class ScaleOutRun:
     transfers: int
     completed_two: int
     completed_one: int
+    cpu_two: CpuShare
+    cpu_one: CpuShare
 
 
 def scale_out(studies: list[Study], work: Path, postgres_bin: Path) -> ScaleOutRun:
@@ -95,7 +127,7 @@ def scale_out(studies: list[Study], work: Path, postgres_bin: Path) -> ScaleOutR
     folder = work / "scale-out"
     one = BenchRelay(folder / "one").start()
     try:
-        one_s, completed_one = _transfers(one, studies, folder / "one" / "transfers")
+        one_s, completed_one, cpu_one = _transfers(one, studies, folder / "one" / "transfers")
     finally:
         one.stop()
     with postgres_cluster(postgres_bin) as pg, MotoServer(folder / "moto") as bucket:
@@ -108,10 +140,12 @@ def scale_out(studies: list[Study], work: Path, postgres_bin: Path) -> ScaleOutR
         try:
             b = a.another_instance(folder / "b").start()
             try:
-                two_s, completed_two = _transfers([a, b], studies, folder / "two")
+                two_s, completed_two, cpu_two = _transfers([a, b], studies, folder / "two")
             finally:
                 b.stop()
         finally:
             a.stop()
     total = sum(s.megabytes() for s in studies)
-    return ScaleOutRun(total / two_s, total / one_s, len(studies), completed_two, completed_one)
+    return ScaleOutRun(
+        total / two_s, total / one_s, len(studies), completed_two, completed_one, cpu_two, cpu_one
+    )

@@ -47,6 +47,7 @@ class Measured:
     ended: float | None = None
     returncode: int | None = None
     peak_rss_mb: float | None = None
+    cpu_s: float | None = None  # user + system seconds, from its rusage once reaped
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -86,6 +87,13 @@ class Measured:
                     self.peak_rss_mb = max(self.peak_rss_mb or 0.0, peak)
             time.sleep(HWM_POLL)
 
+    def cpu_now(self) -> float:
+        """User + system CPU seconds so far of this running process (`/proc/PID/stat`)."""
+        assert self.proc is not None
+        stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()  # after the command's name, which may hold spaces
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stdout(self) -> str:
         return self.stdout_path.read_text(errors="replace")
 
@@ -98,10 +106,11 @@ class Measured:
         if self.returncode is not None:
             return True
         assert self.proc is not None
-        pid, status = os.waitpid(self.proc.pid, os.WNOHANG)
+        pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
         if pid == 0:
             return False
         self.ended = time.perf_counter()
+        self.cpu_s = usage.ru_utime + usage.ru_stime
         self.returncode = os.waitstatus_to_exitcode(status)
         self.proc.returncode = self.returncode  # so Popen never waits for it again
         return True
@@ -144,6 +153,38 @@ class Measured:
                 raise RuntimeError(f"never printed {text!r}: {self.describe()}\n{out[-2000:]}")
             time.sleep(0.02)
         return out
+
+
+class MachineBusy:
+    """CPU seconds the whole machine spent busy (all processes, all cores) between `start`
+    and `stop`, from `/proc/stat`: with the CPU seconds of the processes we started, what the
+    rest (a database, an object store) took."""
+
+    def __init__(self) -> None:
+        self.busy_s = 0.0
+        self.wall_s = 0.0
+        self._start: tuple[float, float] = (0.0, 0.0)
+
+    @staticmethod
+    def _now() -> tuple[float, float]:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        ticks = [int(f) for f in fields[:8]]
+        idle = ticks[3] + ticks[4]  # idle + iowait
+        return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK"), time.perf_counter()
+
+    def start(self) -> MachineBusy:
+        self._start = self._now()
+        return self
+
+    def stop(self) -> MachineBusy:
+        busy, wall = self._now()
+        self.busy_s = busy - self._start[0]
+        self.wall_s = wall - self._start[1]
+        return self
+
+    def cores_busy(self) -> float:
+        """On average, how many cores were busy."""
+        return self.busy_s / self.wall_s if self.wall_s else 0.0
 
 
 def http_ok(url: str) -> bool:

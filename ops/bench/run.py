@@ -18,6 +18,7 @@ and stops by itself.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -339,6 +340,8 @@ class Suite:
                     "transfers": run.transfers,
                     "completed_two_instances": run.completed_two,
                     "completed_one_instance": run.completed_one,
+                    "cpu_two_instances": run.cpu_two.as_dict(),
+                    "cpu_one_instance": run.cpu_one.as_dict(),
                 },
             )
         )
@@ -348,6 +351,12 @@ class Suite:
                 f"{run.completed_one}/{count} (one) transfers delivered every image"
             )
         self.say(f"  two instances {run.two_mb_s:.1f} MB/s against {run.one_mb_s:.1f} MB/s for one")
+        for label, cpu in (("two instances", run.cpu_two), ("one instance", run.cpu_one)):
+            self.say(
+                f"  {label}: {cpu.busy_s / cpu.wall_s:.2f} of {os.cpu_count()} cores busy; CPU s: "
+                f"relays {cpu.relays_s:.1f}, push and redeem {cpu.clients_s:.1f}, "
+                f"the rest (database, object store, any other job) {cpu.other_s:.1f}"
+            )
 
     def crypto(self) -> None:
         mib = 8 if self.args.quick else 64
