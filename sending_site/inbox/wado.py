@@ -79,11 +79,11 @@ def _web(settings: InboxSettings) -> PacsWeb:
     return settings.pacs_web
 
 
-def _refused(web: PacsWeb, uid: str, status: int) -> errors.InboxError:
+def _refused(web: PacsWeb, status: int) -> errors.InboxError:
     if status == 404:
         return errors.PacsRefused(
-            f"The PACS's DICOMweb service at {web} has no study with UID {uid} (HTTP 404). "
-            "Search again: it may have been moved or merged."
+            f"The PACS's DICOMweb service at {web} no longer has this study (HTTP 404): it "
+            "may have been moved or merged. Search the PACS again."
         )
     if status in (401, 403):
         given = "the credential in its credential file" if web.credential_file else "no credential"
@@ -156,7 +156,7 @@ async def fetch_study(
             session.get(f"{web.url}/studies/{uid}", headers=headers) as response,
         ):
             if response.status != 200:
-                raise _refused(web, uid, response.status)
+                raise _refused(web, response.status)
             reader = aiohttp.MultipartReader.from_response(response)
             while (part := await reader.next()) is not None:
                 if not isinstance(part, aiohttp.BodyPartReader):
