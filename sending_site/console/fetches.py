@@ -71,6 +71,10 @@ class Fetches:
                 fetch.retrieval = await run(fetch.progress)
             except InboxError as e:
                 fetch.problem = e.message
+            except asyncio.CancelledError:
+                fetch.problem = "The agent stopped during the fetch. Fetch the study again."
+                await ended(fetch)
+                raise
             except Exception:
                 LOGGER.exception("The fetch %s stopped.", fetch.fetch_id)
                 fetch.problem = (

@@ -103,7 +103,7 @@ class Keeper:
             self._spool.discard(self._spool.path_of(outcome.replaced))
         return arrival.SUCCESS, ""
 
-    def keep_file(self, data: bytes, source: str) -> tuple[int, str]:
+    def keep_file(self, data: bytes | bytearray, source: str) -> tuple[int, str]:
         """Keep a whole Part 10 file (a WADO-RS part), as `keep` does: its file meta says what
         it is and how it is encoded, and is then replaced by our own."""
         fp = BytesIO(data)

@@ -97,7 +97,7 @@ def _refused(web: PacsWeb, status: int) -> errors.InboxError:
     )
 
 
-async def _read_part(part: aiohttp.BodyPartReader, limit: int) -> bytes | None:
+async def _read_part(part: aiohttp.BodyPartReader, limit: int) -> bytearray | None:
     """The part's bytes, or None (read to its end) when it holds more than `limit`."""
     data = bytearray()
     while chunk := await part.read_chunk(READ_CHUNK):
@@ -106,7 +106,7 @@ async def _read_part(part: aiohttp.BodyPartReader, limit: int) -> bytes | None:
                 pass
             return None
         data += chunk
-    return bytes(data)
+    return data
 
 
 async def fetch_study(
@@ -135,7 +135,7 @@ async def fetch_study(
     threads = ThreadPoolExecutor(PARTS_IN_FLIGHT, thread_name_prefix="wado-keep")
     keeping: set[asyncio.Task[None]] = set()
 
-    async def keep(data: bytes) -> None:
+    async def keep(data: bytearray) -> None:
         try:
             status, reason = await loop.run_in_executor(threads, keeper.keep_file, data, source)
         except Exception:
