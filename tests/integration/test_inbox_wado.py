@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from inbox_harness import make_multi_series_study
@@ -50,13 +52,13 @@ def _settings(spool: Path, web_url: str) -> InboxSettings:
 
 
 async def _study_in_the_pacs(
-    orthanc_factory: Callable[..., OrthancServer], tmp_path: Path, seed: int
+    orthanc_factory: Callable[..., OrthancServer], tmp_path: Path, seed: int, **options: Any
 ) -> tuple[OrthancServer, list[Path], str, InboxSettings]:
-    """Orthanc with DICOMweb holding a three-series study; the study's files and UID, and
-    the inbox's settings with Orthanc's DICOMweb address."""
+    """Orthanc with DICOMweb (and `options`) holding a three-series study; the study's files
+    and UID, and the inbox's settings with Orthanc's DICOMweb address."""
     study = make_multi_series_study(tmp_path / "study", seed=seed, **PATIENT)
     files = [f for series in study.values() for f in series]
-    orthanc = orthanc_factory(dicomweb=True)
+    orthanc = orthanc_factory(dicomweb=True, **options)
     stored = await asyncio.to_thread(storescu, orthanc.dicom_port, [tmp_path / "study"])
     assert stored.returncode == 0, stored.stderr
     uid = str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
@@ -138,3 +140,21 @@ async def test_no_such_study_and_no_pacs_say_so_and_keep_nothing(
             await fetch_study(_settings(spool.root, orthanc.dicomweb_url), keeper, "1.2/../x")
         assert await index.studies() == []
     assert not list(spool.instances.iterdir())
+
+
+async def test_a_pacs_asking_for_a_credential_gets_the_one_in_its_file(
+    tmp_path: Path, orthanc_factory: Callable[..., OrthancServer]
+) -> None:
+    orthanc, files, uid, settings = await _study_in_the_pacs(
+        orthanc_factory, tmp_path, 5155, registered_users={"agent": "s3cret-pass"}
+    )
+    credential = tmp_path / "pacs-credential"
+    credential.write_text("agent:s3cret-pass\n")
+    credential.chmod(0o600)
+    signed = replace(settings, pacs_web=PacsWeb(orthanc.dicomweb_url, credential))
+    async with _inbox(settings.spool) as (_, index, keeper):
+        with pytest.raises(errors.PacsRefused, match="refused no credential"):
+            await fetch_study(settings, keeper, uid)
+        assert await index.studies() == []
+        retrieval = await fetch_study(signed, keeper, uid)
+        assert (retrieval.completed, retrieval.failed) == (len(files), 0)
