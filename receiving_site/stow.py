@@ -22,7 +22,6 @@ sends them again, harmlessly.
 from __future__ import annotations
 
 import asyncio
-import base64
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from receiving_site.pacs import PacsDelivery
 from receiving_site.reconcile import Coercion
 from receiving_site.settings import StowSettings
 from receiving_site.staging import StagedObject
-from site_agent.credential import read_credential
+from site_agent.credential import authorization_header
 
 BATCH_IMAGES = 50  # instances per POST
 BATCH_BYTES = 64 * 2**20  # at most this many bytes of files per POST (one bigger file goes alone)
@@ -98,13 +97,7 @@ class StowDestination:
     def headers(self) -> dict[str, str]:
         """The Authorization header for the credential file, if any. Raises the credential
         errors of `site_agent.credential` if the file cannot be read."""
-        if self.credential_file is None:
-            return {}
-        secret = read_credential(self.credential_file)
-        if ":" in secret:
-            basic = base64.b64encode(secret.encode("utf-8")).decode("ascii")
-            return {"Authorization": f"Basic {basic}"}
-        return {"Authorization": f"Bearer {secret}"}
+        return authorization_header(self.credential_file)
 
 
 def from_settings(settings: StowSettings) -> StowDestination | None:

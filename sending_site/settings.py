@@ -4,6 +4,7 @@ in, the hospital PACS it queries and retrieves from, the ER console and the stat
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from site_agent.settings import (
     AETitle,
     Duration,
     HostPort,
+    Url,
     section,
     setting,
 )
@@ -57,6 +59,25 @@ class SpoolSettings:
 
 
 @dataclass(frozen=True)
+class PacsWebSettings:
+    url: Url = setting(
+        "",
+        "The hospital PACS's DICOMweb base URL, e.g. https://pacs.hospital.local/dicom-web: "
+        "when set, Fetch retrieves studies from it (WADO-RS) instead of asking the PACS to "
+        "send them (C-MOVE). Empty: C-MOVE.",
+    )
+    credential_file: Path | None = setting(
+        None,
+        "File holding the DICOMweb credential (a bearer token, or USER:PASSWORD for basic "
+        "authentication); empty: none.",
+    )
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        if self.credential_file is not None and not self.url:
+            yield "credential_file", "is set, but pacs_web.url is empty."
+
+
+@dataclass(frozen=True)
 class SenderSettings:
     relay: RelaySettings = section(RelaySettings, "How this agent reaches the relay.")
     dicom: DicomNodeSettings = section(
@@ -69,6 +90,11 @@ class SenderSettings:
         "to this agent's AE title): its administrator allows both for the AE title above. "
         "Without a host, staff cannot search the PACS from the console.",
     )
+    pacs_web: PacsWebSettings = section(
+        PacsWebSettings,
+        "The hospital PACS's DICOMweb service (WADO-RS), to fetch studies over HTTP: faster "
+        "than C-MOVE, and the PACS need not know this agent as a DICOM node.",
+    )
     console: ConsoleSettings = section(
         ConsoleSettings,
         "The ER console: the web pages where staff create transfers.",
@@ -79,15 +105,16 @@ class SenderSettings:
 
 def inbox_settings(settings: SenderSettings) -> InboxSettings:
     """The DICOM inbox's settings, from the agent's one settings system (the `dicom`, `spool`
-    and `pacs` sections); `InboxSettingInvalid` naming the setting to fix."""
-    from sending_site.inbox.settings import InboxSettings, PacsNode
+    `pacs` and `pacs_web` sections); `InboxSettingInvalid` naming the setting to fix."""
+    from sending_site.inbox.settings import InboxSettings, PacsNode, PacsWeb
 
-    pacs = settings.pacs
+    pacs, web = settings.pacs, settings.pacs_web
     return InboxSettings(
         spool=settings.spool.folder,
         ae_title=settings.dicom.ae_title,
         host=settings.dicom.listen.host,
         port=settings.dicom.listen.port,
         pacs=PacsNode(pacs.ae_title, pacs.host, pacs.port) if pacs.host.strip() else None,
+        pacs_web=PacsWeb(web.url, web.credential_file) if web.url else None,
         stable_after=settings.spool.stable_age,
     ).validated()

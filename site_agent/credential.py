@@ -6,6 +6,7 @@ users of the machine can read gets a warning in the log."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import stat
@@ -53,3 +54,16 @@ def read_credential(path: str | Path | None, environ: Mapping[str, str] | None =
             "characters): it must hold only the one line `trauma-relay site add` printed."
         )
     return value
+
+
+def authorization_header(path: Path | None) -> dict[str, str]:
+    """The HTTP Authorization header for a peer's credential file (a bearer token, or
+    USER:PASSWORD for basic authentication); none without a file. Read when needed, never put
+    in a URL or a log. Raises like `read_credential`."""
+    if path is None:
+        return {}
+    secret = read_credential(path)
+    if ":" in secret:
+        basic = base64.b64encode(secret.encode("utf-8")).decode("ascii")
+        return {"Authorization": f"Basic {basic}"}
+    return {"Authorization": f"Bearer {secret}"}

@@ -41,6 +41,7 @@ class AgentProcess:
         *,
         ae_title: str = "TRAUMARELAY",
         pacs: tuple[str, str, int] | None = None,
+        pacs_web: str = "",
     ) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
@@ -57,6 +58,7 @@ class AgentProcess:
         self.credential_file = credential_file
         self.relay_url = relay_url
         self.pacs = pacs  # (AE title, host, port); may be set before `start`
+        self.pacs_web = pacs_web  # the PACS's DICOMweb base URL: Fetch over WADO-RS
         self.config = root / "sender.toml"
         self.write_config()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -67,6 +69,8 @@ class AgentProcess:
         if self.pacs is not None:
             ae, host, port = self.pacs
             pacs_section = f'[pacs]\nae_title = "{ae}"\nhost = "{host}"\nport = {port}\n'
+        if self.pacs_web:
+            pacs_section += f'[pacs_web]\nurl = "{self.pacs_web}"\n'
         self.config.write_text(
             f'[relay]\nurl = "{self.relay_url}"\ncredential_file = "{self.credential_file}"\n'
             f'[dicom]\nae_title = "{self.ae_title}"\nlisten = "127.0.0.1:{self.dicom_port}"\n'

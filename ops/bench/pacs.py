@@ -5,13 +5,14 @@ store) in the same run; and the cut-through latency of that run, drawn.
 Both agents run as staff run them (`trauma-relay sender --config FILE`, its DICOM inbox and
 ER console in one process; `trauma-relay receiver --config FILE` with `pacs.as_they_arrive`),
 and are driven over HTTP as a browser does (`agent_harness.ConsoleClient`: signed in, CSRF
-token sent): Orthanc A C-STOREs one image to the agent (as a PACS does when staff "send to
-TRAUMARELAY"), the nurse opens the study as soon as the console lists it and sends it to the
-trauma center (the push runs in the agent, following the study while images arrive), the
-patient authorizes, the registrar enters the code shown on the transfer's page in the trauma
-console and files the study under a new record once the preview shows, and then Orthanc A
-sends the rest. The time runs from the first image leaving Orthanc A to every image being in
-Orthanc B (its instance count); the run then waits for both consoles to say it is done.
+token sent). The study is in the ER's PACS (Orthanc A, with its DICOMweb plugin, set as the
+agent's `pacs_web.url`): the nurse finds it in the ER console (Find in PACS, by record number:
+a C-FIND) and fetches it (over WADO-RS, in the background), opens the study as soon as the
+console lists it and sends it to the trauma center (the push runs in the agent, following the
+study while images arrive), the patient authorizes, and the registrar enters the code shown
+on the transfer's page in the trauma console and files the study under a new record once the
+preview shows. The time runs from the nurse's Fetch to every image being in Orthanc B (its
+instance count); the run then waits for both consoles to say it is done.
 
 Figure 2 runs the same over WAN links: `route(link, port)` gives the port that reaches `port`
 through `link`, one of `LINKS` (by default every link is loopback itself)."""
@@ -47,12 +48,13 @@ from sending_site import journal
 AGENT_AE = "TRAUMARELAY"
 # How figure 1's path runs, for the figures' details.
 PATH = (
-    "through the running agents' consoles, driven over HTTP as staff do: Orthanc A C-STOREs to "
-    "the sending agent (trauma-relay sender: DICOM inbox + ER console), the nurse sends the "
-    "study from the ER console once it is listed (the push runs in the agent, following the "
+    "through the running agents' consoles, driven over HTTP as staff do: the nurse finds the "
+    "study in the ER console (Find in PACS: C-FIND to Orthanc A) and fetches it into the "
+    "sending agent (trauma-relay sender: WADO-RS from Orthanc A's DICOMweb plugin, in the "
+    "background), sends it once it is listed (the push runs in the agent, following the "
     "study), the patient authorizes, the registrar enters the code in the trauma console "
     "(trauma-relay receiver, pacs.as_they_arrive: each image stored as soon as it is verified) "
-    "and confirms a new local record, then Orthanc A sends the rest"
+    "and confirms a new local record"
 )
 RUN_TIMEOUT = 3600.0
 COUNT_POLL = 0.02  # seconds between readings of Orthanc B's instance count
@@ -61,6 +63,7 @@ LOCAL_ID = "BENCH-0001"  # the trauma center's new record number for the patient
 _STUDY = re.compile(r'href="/studies/(\d+)"')
 _CODE = re.compile(r'id="code">([^<]+)<')
 _TRANSFER = re.compile(r"/transfers/(\w+)$")
+_FETCH = re.compile(r'name="study" value="([0-9.]+)"')
 T = TypeVar("T")
 # The links a route can go through: Orthanc A to Orthanc B (the direct send), the sending agent
 # to the relay, the relay to the receiving agent. Each hospital's PACS is on its agent's LAN.
@@ -140,12 +143,6 @@ class PacsRun:
     stored: list[float] = field(default_factory=list)
 
 
-def _instances_in_order(a: Orthanc, study_id: str) -> list[str]:
-    listed = a.get_json(f"/studies/{study_id}/instances")
-    listed.sort(key=lambda i: int(i["MainDicomTags"].get("InstanceNumber", "0") or 0))
-    return [i["ID"] for i in listed]
-
-
 def pacs_to_pacs(study: Study, work: Path, route: Route = loopback) -> PacsRun:
     files = study.files()
     work.mkdir(parents=True, exist_ok=True)
@@ -166,6 +163,7 @@ def pacs_to_pacs(study: Study, work: Path, route: Route = loopback) -> PacsRun:
                 },
             },
             peers={"b": f"http://127.0.0.1:{route('direct', b_http.http_port)}"},
+            dicomweb=True,  # for the sending agent's Fetch (WADO-RS)
         ) as a,
     ):
         loaded = storescu(a.dicom_port, [study.dicom], called_ae_title=a.ae_title)
@@ -214,7 +212,8 @@ def _through_the_relay(
         sending_url,
         relay.sender_credential,
         ae_title=AGENT_AE,
-        pacs=(a.ae_title, "127.0.0.1", a.dicom_port),  # the study is followed against it
+        pacs=(a.ae_title, "127.0.0.1", a.dicom_port),  # found in it, followed against it
+        pacs_web=a.dicomweb_url,  # fetched from it
     )
     sender.dicom_port = agent_port
     sender.write_config()
@@ -237,11 +236,17 @@ def _through_the_relay(
         until = partial(_until, agents)
         er = ConsoleClient(sender.url).sign_in()
         trauma = ConsoleClient(receiver.url).sign_in(TRAUMA_USER, TRAUMA_PASSWORD)
-        first, *rest = _instances_in_order(a, study_id)
+        # The nurse finds the study in the ER's PACS by the patient's record number...
+        mrn = a.get_json(f"/studies/{study_id}")["PatientMainDicomTags"]["PatientID"]
+        found = _FETCH.search(_page_ok(er.post("/pacs", {"mrn": mrn}), "searching the PACS"))
+        if found is None:
+            raise RuntimeError("the ER console's PACS search did not find the study")
         stored.start()
         start = time.perf_counter()
-        a.store("modalities/agent", [first])
-        # The nurse opens the study as soon as it is listed, and sends it to the trauma center.
+        # ... fetches it (the page follows the fetch, which runs in the agent)...
+        fetching = er.post("/pacs/fetch", {"study": html.unescape(found.group(1))})
+        _page_ok(fetching, "fetching the study")
+        # ... opens the study as soon as it is listed, and sends it to the trauma center.
         home = until(lambda: _STUDY.search(er.get("/")[2]), "the study in the ER console")
         send = er.post(
             f"/studies/{home.group(1)}/send", {"recipient": RECEIVER, "acknowledge": "yes"}
@@ -272,12 +277,12 @@ def _through_the_relay(
             f"{imported}/import", {"local_patient_id": LOCAL_ID, "ack-new": "1"}
         )
         _page_ok(confirmed, "confirming the patient")
-        if rest:
-            a.store("modalities/agent", rest)
         until(lambda: stored.reached(n), "every image in Orthanc B", interval=COUNT_POLL)
         elapsed = time.perf_counter() - start
         stored.stop()
         until(lambda: 'data-stage="done"' in trauma.get(imported)[2], "the import's end")
+        fetched = f"The PACS sent {n} images"
+        until(lambda: fetched in er.get(fetching[1].removeprefix(sender.url))[2], "the fetch")
         status = f"/transfers/{tid}/status.json"
         until(lambda: "Upload complete." in er.get(status)[2], "the upload's end")
         if len(b.instances()) != n:

@@ -130,11 +130,11 @@ class Suite:
                 [run.arrived, run.at_relay, run.stored],
             )
         how = (
-            "figure 1's CT run, through the agents' consoles: the nurse sends the study from "
-            "the ER console once its first image is in the sending agent's inbox (the push "
-            "follows it), the code is entered in the trauma console (pacs.as_they_arrive: each "
-            "image stored as soon as it is verified) and the patient confirmed, then Orthanc A "
-            "sends the rest. Arrival: the inbox index; at the relay: the sealed object's "
+            "figure 1's CT run, through the agents' consoles: the nurse fetches the study from "
+            "Orthanc A in the ER console (WADO-RS) and sends it once its first image is in the "
+            "sending agent's inbox (the push follows it), the code is entered in the trauma "
+            "console (pacs.as_they_arrive: each image stored as soon as it is verified) and "
+            "the patient confirmed. Arrival: the inbox index; at the relay: the sealed object's "
             "mtime; stored: Orthanc B's instance count read every 20 ms (its ReceptionDate "
             "is to the second). Drawn in docs/cut-through.png."
         )

@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
+from sending_site.console.appkeys import FETCHES
+from sending_site.console.fetches import Fetches
 from sending_site.inbox.service import serve as serve_inbox
 from sending_site.inbox.settings import InboxSettings
 from sending_site.settings import SenderSettings, inbox_settings
@@ -22,9 +24,12 @@ LOGGER = logging.getLogger(__name__)
 READY = "Receiving DICOM as"  # the line the inbox alone prints too, once it listens
 
 
-def dicom_node(settings: InboxSettings) -> Callable[[web.Application], AsyncIterator[None]]:
-    """An aiohttp `cleanup_ctx` lifetime running the inbox on the console's loop; the start
-    fails (`PortInUse`, `SpoolUnusable`...) when the inbox cannot start."""
+def dicom_node(
+    settings: InboxSettings, fetches: Fetches
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """An aiohttp `cleanup_ctx` lifetime running the inbox on the console's loop, which the
+    console's fetches keep into; the start fails (`PortInUse`, `SpoolUnusable`...) when the
+    inbox cannot start. The fetches still running are cancelled before it closes."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
         stop = asyncio.Event()
@@ -37,7 +42,9 @@ def dicom_node(settings: InboxSettings) -> Callable[[web.Application], AsyncIter
             )
             listening.set_result(port)
 
-        task = asyncio.create_task(serve_inbox(settings, stop, ready), name="dicom-inbox")
+        task = asyncio.create_task(
+            serve_inbox(settings, stop, ready, fetches.opened), name="dicom-inbox"
+        )
         waiting: set[asyncio.Future[Any]] = {task, listening}
         await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if task.done():
@@ -46,6 +53,7 @@ def dicom_node(settings: InboxSettings) -> Callable[[web.Application], AsyncIter
         try:
             yield
         finally:
+            await fetches.stop()
             stop.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -62,7 +70,7 @@ def agent_app(settings: SenderSettings) -> web.Application:
     app = console_app(SENDER, settings)
     # The inbox is up before the console answers and the jobs resume, and closes after them;
     # it starts after the state folder's lock is taken (the last two: the lock, the jobs).
-    app.cleanup_ctx.insert(len(app.cleanup_ctx) - 1, dicom_node(inbox))
+    app.cleanup_ctx.insert(len(app.cleanup_ctx) - 1, dicom_node(inbox, app[FETCHES]))
     return app
 
 

@@ -17,7 +17,8 @@ from aiohttp import web
 from sending_site.agent import lock
 from sending_site.agent.jobs import PushJobs, PushSetup, jobs_folder, lifetime
 from sending_site.console import pacs_pages, studies, transfer_pages
-from sending_site.console.appkeys import JOBS, SETTINGS
+from sending_site.console.appkeys import FETCHES, JOBS, SETTINGS
+from sending_site.console.fetches import Fetches
 from sending_site.errors import SendingError
 from sending_site.settings import SenderSettings, inbox_settings
 from site_agent.console import AgentPages, Link
@@ -39,6 +40,7 @@ def setup(app: web.Application, settings: SenderSettings) -> None:
         ),
     )
     app[JOBS] = jobs
+    app[FETCHES] = Fetches()  # the inbox, when it runs in this process, keeps into it
     # One process runs a state folder's jobs; the lock is taken before any job resumes.
     app.cleanup_ctx.append(lock.holding(settings.state.folder))
     app.cleanup_ctx.append(lifetime(jobs))

@@ -1,28 +1,21 @@
 """The Storage SCP: Verification and every storage SOP class, in the common uncompressed and
 compressed transfer syntaxes, kept as they came (never decompressed on the way in).
 
-pynetdicom runs the handlers on its association threads. A C-STORE handler writes the instance
-to the spool and flushes it to disk, checks it, moves it among the kept ones, and hands it to
-the group commit on the asyncio loop (`run_coroutine_threadsafe`), waiting on its own thread:
-images arriving together share one flush of the spool folder and one index transaction
-(`group_commit`), and success is answered only once the image is on disk and indexed.
+pynetdicom runs the handlers on its association threads. A C-STORE handler hands the instance to
+the inbox's `Keeper` (`keeping`), waiting on its own thread: success is answered only once the
+image is on disk and indexed, in a group commit with the images arriving with it.
 Handlers never raise across the association: every failure is a failure status and a log
 line.
 """
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import logging
 import threading
-import time
-import warnings
 from collections import Counter
-from collections.abc import Sequence
 from typing import Any, cast
 
-from pydicom.errors import InvalidDicomError
 from pydicom.uid import (
     JPEG2000TransferSyntaxes,
     JPEGLSTransferSyntaxes,
@@ -34,14 +27,10 @@ from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.transport import ThreadedAssociationServer
 
-from sending_site import collect
 from sending_site.inbox import arrival, errors
-from sending_site.inbox.arrival import Refusal
 from sending_site.inbox.bounds import Limits, bounded_request_handler, peer_address
-from sending_site.inbox.group_commit import GroupCommit
-from sending_site.inbox.index import InboxIndex, Kept
+from sending_site.inbox.keeping import Keeper
 from sending_site.inbox.settings import InboxSettings
-from sending_site.inbox.spool import Spool, new_id
 
 LOGGER = logging.getLogger(__name__)
 
@@ -56,10 +45,6 @@ TRANSFER_SYNTAXES = [
     *RLETransferSyntaxes,
 ]
 ASSOCIATION_REQUEST_WAIT = 10.0  # seconds from connecting to the association request
-INDEX_WAIT = 30.0  # seconds a handler waits for the index commit before answering failure
-# `warnings.catch_warnings` (which `collect.read_checked` uses) swaps process-wide state, so
-# images are parsed one at a time; parsing holds the GIL anyway.
-_PARSING = threading.Lock()
 
 
 def _peer(assoc: Any) -> str:
@@ -69,18 +54,9 @@ def _peer(assoc: Any) -> str:
 class StorageSCP:
     """The DICOM node of the agent, serving on threads until `stop()`."""
 
-    def __init__(
-        self,
-        settings: InboxSettings,
-        spool: Spool,
-        index: InboxIndex,
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
+    def __init__(self, settings: InboxSettings, keeper: Keeper) -> None:
         self._settings = settings
-        self._spool = spool
-        self._index = index
-        self._loop = loop
-        self._group = GroupCommit(self._kept_durably)
+        self._keeper = keeper
         self._tally: dict[int, Counter[str]] = {}
         self._tally_lock = threading.Lock()
         self._ae = AE(ae_title=settings.ae_title)
@@ -154,70 +130,15 @@ class StorageSCP:
         request = cast(C_STORE, event.request)
         if request.DataSet is None:
             return arrival.CANNOT_UNDERSTAND, "the request carries no data set"
-        sop_class = str(request.AffectedSOPClassUID or "")
-        sop_instance = str(request.AffectedSOPInstanceUID or "")
-        for name, value in (
-            ("request's Affected SOP Class UID", sop_class),
-            ("request's Affected SOP Instance UID", sop_instance),
-        ):
-            bad = arrival.bad_uid(name, value)
-            if bad:
-                return bad.status, bad.reason
-        syntax = str(event.context.transfer_syntax)
-        calling = str(event.assoc.requestor.ae_title)
-        header = arrival.part10_header(sop_class, sop_instance, syntax, calling)
-        instance_id = new_id()
         with request.DataSet.getbuffer() as data:
-            size = len(header) + len(data)
-            try:
-                incoming = self._spool.write_incoming(instance_id, (header, data))
-            except OSError as e:
-                return arrival.OUT_OF_RESOURCES, f"the spool cannot be written ({e.strerror or e})"
-        try:
-            with _PARSING, warnings.catch_warnings(record=True):
-                warnings.simplefilter("always")
-                ds = collect.read_checked(incoming)
-                found = arrival.describe(
-                    ds,
-                    instance_id=instance_id,
-                    transfer_syntax_uid=syntax,
-                    size=size,
-                    arrived_at=time.time(),
-                    calling_ae_title=calling,
-                )
-        except (InvalidDicomError, ValueError, EOFError, KeyError, TypeError) as e:
-            self._spool.discard(incoming)
-            return arrival.CANNOT_UNDERSTAND, f"its data set is damaged ({e})"
-        refused = arrival.refusal(found, sop_class, sop_instance)
-        if refused:
-            self._spool.discard(incoming)
-            return refused.status, refused.reason
-        kept = self._spool.keep(incoming, instance_id, flush=False)  # flushed in `_indexed`
-        outcome = self._indexed(found)
-        if outcome is None:
-            return arrival.OUT_OF_RESOURCES, "the index did not answer in time"
-        if isinstance(outcome, Refusal):
-            self._spool.discard(kept)
-            return outcome.status, outcome.reason
-        if outcome.replaced:
-            self._spool.discard(self._spool.path_of(outcome.replaced))
-        return arrival.SUCCESS, ""
-
-    def _indexed(self, found: arrival.Arrival) -> Kept | Refusal | None:
-        """The index's answer once the kept file and its index row are durable, or None if
-        it did not come in time: the file then stays, as the commit may still happen; if not,
-        the next start indexes it (`service`)."""
-        future = asyncio.run_coroutine_threadsafe(self._group.submit(found), self._loop)
-        try:
-            return future.result(INDEX_WAIT)
-        except TimeoutError:
-            return None
-
-    async def _kept_durably(self, arrivals: Sequence[arrival.Arrival]) -> list[Kept | Refusal]:
-        """One group commit: the moves into `instances/` first (a committed index row never
-        names a file a crash could lose), then every index row in one transaction."""
-        await asyncio.to_thread(self._spool.flush_kept)
-        return await self._index.record_all(arrivals)
+            return self._keeper.keep(
+                data,
+                sop_class=str(request.AffectedSOPClassUID or ""),
+                sop_instance=str(request.AffectedSOPInstanceUID or ""),
+                transfer_syntax=str(event.context.transfer_syntax),
+                source=str(event.assoc.requestor.ae_title),
+                said_by="request's Affected",
+            )
 
     def _count(self, assoc: Any, what: str) -> None:
         with self._tally_lock:

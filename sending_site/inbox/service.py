@@ -14,6 +14,7 @@ from pydicom.errors import InvalidDicomError
 from sending_site import collect
 from sending_site.inbox import arrival
 from sending_site.inbox.index import InboxIndex, Kept
+from sending_site.inbox.keeping import Keeper
 from sending_site.inbox.scp import StorageSCP
 from sending_site.inbox.settings import InboxSettings
 from sending_site.inbox.spool import Spool
@@ -57,8 +58,11 @@ async def serve(
     settings: InboxSettings,
     stop: asyncio.Event,
     ready: Callable[[int], None] = lambda port: None,
+    opened: Callable[[Keeper | None], None] = lambda keeper: None,
 ) -> None:
-    """Serve until `stop` is set. `ready(port)` is called once the node listens.
+    """Serve until `stop` is set. `ready(port)` is called once the node listens;
+    `opened(keeper)` with the inbox's way in for other sources (a WADO-RS fetch) while it
+    serves, and `opened(None)` as it closes.
     Raises `InboxSettingInvalid`, `SpoolUnusable`, `IndexTooNew` or `PortInUse`."""
     settings.validated()
     spool = Spool.open(settings.spool)
@@ -67,13 +71,16 @@ async def serve(
         adopted = await adopt_unindexed(spool, index)
         if adopted:
             LOGGER.info("Indexed %d image(s) kept before the last stop.", adopted)
-        scp = StorageSCP(settings, spool, index, asyncio.get_running_loop())
+        keeper = Keeper(spool, index, asyncio.get_running_loop())
+        scp = StorageSCP(settings, keeper)
         port = scp.start()
         try:
             LOGGER.info("Listening as %s on port %d.", settings.ae_title, port)
+            opened(keeper)
             ready(port)
             await stop.wait()
         finally:
+            opened(None)
             # Off the loop: a handler may be waiting for the loop to commit its image.
             await asyncio.to_thread(scp.stop)
     finally:

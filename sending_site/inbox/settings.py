@@ -62,12 +62,27 @@ class PacsNode:
 
 
 @dataclass(frozen=True)
+class PacsWeb:
+    """The hospital PACS's DICOMweb service, which Fetch retrieves from (WADO-RS) instead of
+    C-MOVE: its base URL (e.g. https://pacs.hospital.local/dicom-web; checked by the settings
+    to hold no credential, query or fragment) and the file holding its credential, if it
+    needs one (a bearer token, or USER:PASSWORD for basic authentication)."""
+
+    url: str
+    credential_file: Path | None = None
+
+    def __str__(self) -> str:
+        return self.url
+
+
+@dataclass(frozen=True)
 class InboxSettings:
     spool: Path
     ae_title: str = "TRAUMARELAY"
     host: str = "0.0.0.0"  # noqa: S104 - the PACS and the scanners must reach the agent
     port: int = 11112
     pacs: PacsNode | None = None
+    pacs_web: PacsWeb | None = None
     # Our advertised Maximum Length Receive; a peer's PDU declaring more is refused unread.
     max_pdu_bytes: int = 256 * KIB
     max_associations: int = 10
@@ -77,7 +92,8 @@ class InboxSettings:
     stable_after: float = 2 * MINUTES
     # How long a silent peer may hold an association or a connection before it is dropped.
     network_timeout: float = 60 * SECONDS
-    # How long a PACS query or retrieve may wait for each answer (a C-MOVE answers per image).
+    # How long a PACS query or retrieve may wait for each answer (a C-MOVE answers per image,
+    # a WADO-RS retrieve sends its parts one after another).
     pacs_timeout: float = 60 * SECONDS
 
     def validated(self) -> InboxSettings:

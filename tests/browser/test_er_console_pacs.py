@@ -1,7 +1,9 @@
 """The ER console's "Find in PACS", in headless Chromium at 1366 x 768, with Orthanc as the
 hospital PACS: C-FIND by medical record number (and the plain answers when nothing matches or
 the form is not filled in as asked), then Fetch: a C-MOVE of the study into the running agent's
-own AE title; the study then opens with its counts checked against the PACS."""
+own AE title; the study then opens with its counts checked against the PACS. With the PACS's
+DICOMweb address set, Fetch retrieves over WADO-RS in the background, its page following the
+study in, and saying plainly when the PACS no longer has the study."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from agent_harness import NURSE, NURSE_PASSWORD, AgentProcess, running_agent
@@ -107,3 +110,89 @@ async def test_find_a_study_in_the_pacs_and_fetch_it_into_the_agent(
     fetched = [a for a in actions if a["action"] == "pacs-retrieve"]
     assert len(fetched) == 1
     assert fetched[0]["detail"]["received"] == count
+
+
+async def _found_in_the_pacs(page: Any, agent: AgentProcess, count: int) -> Any:
+    """Signed in, the study searched for by record number: its row, with its Fetch button."""
+    await sign_in(page, agent.url, NURSE, NURSE_PASSWORD)
+    await page.get_by_role("link", name="Find in PACS").click()
+    await page.get_by_label("Medical record number").fill("MRN-4242")
+    await page.get_by_role("button", name="Search the PACS").click()
+    row = page.locator("#matches tbody tr")
+    await expect(row).to_have_count(1)
+    await expect(row).to_contain_text(str(count))
+    return row
+
+
+async def _dicomweb_pacs_and_agent(
+    orthanc_factory: Callable[..., OrthancServer], tmp_path: Path, seed: int
+) -> tuple[OrthancServer, AgentProcess, dict[str, list[Path]]]:
+    """Orthanc with its DICOMweb plugin holding the study, and an agent set to search it
+    (C-FIND) and fetch from it over DICOMweb: Orthanc does not know the agent as a DICOM
+    node, so a C-MOVE could not reach it."""
+    study = make_multi_series_study(tmp_path / "study", seed=seed, **PATIENT)
+    orthanc = orthanc_factory(dicomweb=True)
+    stored = await asyncio.to_thread(storescu, orthanc.dicom_port, [tmp_path / "study"])
+    assert stored.returncode == 0, stored.stderr
+    agent = AgentProcess(
+        tmp_path / "agent",
+        "http://127.0.0.1:9",
+        "unused-credential",
+        pacs=(orthanc.ae_title, orthanc.host, orthanc.dicom_port),
+        pacs_web=orthanc.dicomweb_url,
+    )
+    await asyncio.to_thread(agent.add_user)
+    return orthanc, agent, study
+
+
+async def test_fetch_over_dicomweb_follows_the_study_in(
+    browser: Browser, orthanc_factory: Callable[..., OrthancServer], tmp_path: Path
+) -> None:
+    _, agent, study = await _dicomweb_pacs_and_agent(orthanc_factory, tmp_path, 5353)
+    count = sum(len(files) for files in study.values())
+    with running_agent(agent):
+        async with workstation(browser) as page:
+            row = await _found_in_the_pacs(page, agent, count)
+            await row.get_by_role("button", name="Fetch").click()
+            await expect(page.get_by_role("heading")).to_contain_text("Fetching a study")
+            assert "/pacs/fetches/" in page.url
+            await expect(page.locator("#fetched")).to_contain_text(
+                f"The PACS sent {count} images", timeout=SLOW
+            )
+            assert await fits_the_screen(page)
+            await snap(page, "er-pacs-fetched-dicomweb.png")
+            await page.get_by_role("link", name="Open the study").click()
+            series = page.locator("#series tbody tr")
+            await expect(series).to_have_count(len(study))
+            for state in await series.all_inner_texts():
+                assert state.rstrip().endswith("complete"), state
+
+    actions = [json.loads(line) for line in agent.audit().splitlines()]
+    fetched = [a for a in actions if a["action"] == "pacs-retrieve"]
+    assert len(fetched) == 1
+    assert fetched[0]["outcome"] == "success"
+    assert fetched[0]["detail"]["over"] == "dicomweb"
+    assert fetched[0]["detail"]["received"] == count
+
+
+async def test_fetch_over_dicomweb_of_a_study_gone_from_the_pacs_says_so(
+    browser: Browser, orthanc_factory: Callable[..., OrthancServer], tmp_path: Path
+) -> None:
+    orthanc, agent, study = await _dicomweb_pacs_and_agent(orthanc_factory, tmp_path, 5454)
+    count = sum(len(files) for files in study.values())
+    with running_agent(agent):
+        async with workstation(browser) as page:
+            row = await _found_in_the_pacs(page, agent, count)
+            # Merged away in the PACS between the search and the Fetch.
+            (gone,) = orthanc.studies()
+            await asyncio.to_thread(orthanc.delete, f"/studies/{gone}")
+            await row.get_by_role("button", name="Fetch").click()
+            await expect(page.locator("#problem")).to_contain_text(
+                "no longer has this study", timeout=SLOW
+            )
+            await expect(page.locator("#problem")).to_contain_text("HTTP 404")
+            await snap(page, "er-pacs-fetch-gone.png")
+
+    actions = [json.loads(line) for line in agent.audit().splitlines()]
+    fetched = [a for a in actions if a["action"] == "pacs-retrieve"]
+    assert [(a["outcome"], a["detail"]["received"]) for a in fetched] == [("failure", 0)]
