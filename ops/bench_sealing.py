@@ -6,8 +6,8 @@ In one run, over the same random payload:
 
 * baseline: raw AES-256-GCM of every chunk (same chunk size) plus SHA-256 of the plaintext,
   which is the least any sender must do;
-* sealing: ``ObjectSealer`` fed in pieces (as a sender reading a file would) plus SHA-256 of the
-  plaintext (the sender hashes for the manifest);
+* sealing: ``ObjectSealer`` fed in pieces (as a sender reading a file would), hashing the
+  plaintext with SHA-256 as it seals (``plain_hash``, as the sender does for the manifest);
 * opening: ``ObjectOpener`` fed the sealed bytes in the same pieces; also compared with raw
   AES-256-GCM decryption of the same chunks, the like-for-like baseline for opening (which
   does no SHA-256 itself; a receiver hashes separately, in ``ManifestReader.verify_object``).
@@ -74,11 +74,9 @@ def measure(mib: int, chunk_kib: int, piece_kib: int, repeat: int) -> dict[str, 
 
     def seal() -> None:
         digest = hashlib.sha256()
-        sealer = ObjectSealer(data_key, transfer_id, 0, chunk)
+        sealer = ObjectSealer(data_key, transfer_id, 0, chunk, plain_hash=digest)
         for offset in range(0, size, piece):
-            part = view[offset : offset + piece]
-            digest.update(part)
-            sink(sealer.feed(part))
+            sink(sealer.feed(view[offset : offset + piece]))
         sink(sealer.finish())
         digest.digest()
 

@@ -164,9 +164,8 @@ def _summary(
 def _ciphertext(
     f: BinaryIO, data_key: bytes, transfer_id: str, index: int, plain_hash: hashlib._Hash
 ) -> Iterator[bytes]:
-    sealer = ObjectSealer(data_key, transfer_id, index)
+    sealer = ObjectSealer(data_key, transfer_id, index, plain_hash=plain_hash)
     while block := f.read(READ_BYTES):
-        plain_hash.update(block)
         out = sealer.feed(block)
         if out:
             yield out

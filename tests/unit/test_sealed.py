@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import pytest
@@ -431,3 +432,24 @@ def test_plaintext_is_released_chunk_by_chunk_before_the_end() -> None:
     assert opener.feed(header(16) + c[0]) == b""  # could still be the final chunk
     assert opener.feed(c[1][:1]) == bytes(range(16))
     assert opener.buffered == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    plaintext=st.binary(max_size=2000),
+    chunk_size=st.integers(min_value=1, max_value=300),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=8),
+)
+def test_plain_hash_sees_every_byte_once_in_order(
+    plaintext: bytes, chunk_size: int, cuts: list[int]
+) -> None:
+    digest = hashlib.sha256()
+    sealer = ObjectSealer(DATA_KEY, TRANSFER, INDEX, chunk_size, plain_hash=digest)
+    pieces = []
+    previous = 0
+    for cut in [*sorted(c for c in cuts if c <= len(plaintext)), len(plaintext)]:
+        pieces.append(sealer.feed(plaintext[previous:cut]))
+        previous = cut
+    pieces.append(sealer.finish())
+    assert digest.digest() == hashlib.sha256(plaintext).digest()
+    assert b"".join(pieces) == seal_object(DATA_KEY, TRANSFER, INDEX, plaintext, chunk_size)
