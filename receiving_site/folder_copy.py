@@ -20,6 +20,7 @@ from pydicom.dataset import Dataset
 
 from receiving_site import dicomdir, errors, layout
 from receiving_site.staging import StagedObject
+from site_agent.local_state import write_atomically
 
 COPIES_AT_ONCE = 8
 
@@ -94,11 +95,16 @@ def store_to_folder(
         paths = layout.plan([_header(index, ds) for index, ds in headers.items()])
         # A few copies at a time: each waits on its own fsync, and those can share a commit.
         with ThreadPoolExecutor(max_workers=COPIES_AT_ONCE) as pool:
-            for _ in pool.map(
-                lambda item: _copy(item.path, target / paths[item.entry.index]), staged
-            ):
-                pass
-        left_out = dicomdir.write(target, [(i, paths[i], headers[i]) for i in sorted(paths)])
+            copies = [
+                pool.submit(_copy, item.path, target / paths[item.entry.index]) for item in staged
+            ]
+            # The DICOMDIR is made meanwhile (the copies wait on the disk, this on the CPU),
+            # and written only once every image is in place.
+            encoded, left_out = dicomdir.encode([(i, paths[i], headers[i]) for i in sorted(paths)])
+            for copy in copies:
+                copy.result()
+        if encoded is not None:
+            write_atomically(target / dicomdir.NAME, encoded)
     except OSError as e:
         raise errors.FolderUnusable(
             f"The study could not be written into {target} ({e.strerror or e})."
