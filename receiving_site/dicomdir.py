@@ -49,9 +49,18 @@ def write(root: Path, files: Sequence[tuple[int, PurePosixPath, Dataset]]) -> li
     """Write `root/DICOMDIR` listing `files` (image index, path relative to `root`, the image's
     header as read without pixel data, which `write` may add to); returns a reason for each
     image left out. Raises `OSError` if the DICOMDIR cannot be written."""
+    encoded, left_out = encode(files)
+    if encoded is not None:
+        write_atomically(root / NAME, encoded)
+    return left_out
+
+
+def encode(files: Sequence[tuple[int, PurePosixPath, Dataset]]) -> tuple[bytes | None, list[str]]:
+    """`write`'s DICOMDIR as bytes, to be written as `NAME` at the root of the folder (None if
+    no image can be listed: then none is written), and a reason for each image left out."""
     file_set = FileSet()
     try:
-        return _write(root, files, file_set)
+        return _encode(files, file_set)
     finally:
         # pydicom makes a staging folder for every FileSet and leaves it to the garbage
         # collector (which warns, ResourceWarning); remove it now.
@@ -75,9 +84,9 @@ def _in_order(nodes: dict[str, _Node]) -> Iterator[_Node]:
         yield from _in_order(node.children)
 
 
-def _write(
-    root: Path, files: Sequence[tuple[int, PurePosixPath, Dataset]], file_set: FileSet
-) -> list[str]:
+def _encode(
+    files: Sequence[tuple[int, PurePosixPath, Dataset]], file_set: FileSet
+) -> tuple[bytes | None, list[str]]:
     top: dict[str, _Node] = {}  # the records at the root: patients
     listed: dict[str, int] = {}  # SOP Instance UID: the image listed with it
     left_out: list[str] = []
@@ -100,9 +109,8 @@ def _write(
         for key, record in zip(keys, records, strict=True):
             level = level.setdefault(str(key), _Node(record)).children
     if not listed:
-        return left_out
-    write_atomically(root / NAME, _encoded_with_offsets(file_set._create_dicomdir(), top))
-    return left_out
+        return None, left_out
+    return _encoded_with_offsets(file_set._create_dicomdir(), top), left_out
 
 
 def _encoded(ds: Dataset) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from pydicom.dataset import Dataset
 
 from receiving_site import dicomdir, errors, layout
 from receiving_site.staging import StagedObject
+from site_agent.local_state import write_atomically
 
 COPIES_AT_ONCE = 8
 
@@ -65,6 +67,11 @@ def _header(index: int, ds: Dataset) -> layout.Header:
     )
 
 
+def _header_of(item: StagedObject, read: Mapping[int, Dataset]) -> Dataset:
+    header = read.get(item.entry.index)
+    return header if header is not None else pydicom.dcmread(item.path, stop_before_pixels=True)
+
+
 def _copy(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)  # below the study's folder: our names
     tmp = target.with_name(f".{target.name}.tmp")
@@ -74,24 +81,30 @@ def _copy(source: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def store_to_folder(staged: list[StagedObject], target: Path) -> FolderCopy:
+def store_to_folder(
+    staged: list[StagedObject], target: Path, read: Mapping[int, Dataset] | None = None
+) -> FolderCopy:
     """Copy every instance into `target` (made if missing; its parent must exist) in the
-    `layout` folders, and write its DICOMDIR. Raises `FolderUnusable` if the folder cannot
-    take them."""
+    `layout` folders, and write its DICOMDIR. `read`: headers already read (without pixel
+    data), by image index; the others are read here. Raises `FolderUnusable` if the folder
+    cannot take them."""
     try:
         target.mkdir(exist_ok=True)
         # Each header is read once, for the layout and the DICOMDIR both.
-        headers = {
-            item.entry.index: pydicom.dcmread(item.path, stop_before_pixels=True) for item in staged
-        }
+        headers = {item.entry.index: _header_of(item, read or {}) for item in staged}
         paths = layout.plan([_header(index, ds) for index, ds in headers.items()])
         # A few copies at a time: each waits on its own fsync, and those can share a commit.
         with ThreadPoolExecutor(max_workers=COPIES_AT_ONCE) as pool:
-            for _ in pool.map(
-                lambda item: _copy(item.path, target / paths[item.entry.index]), staged
-            ):
-                pass
-        left_out = dicomdir.write(target, [(i, paths[i], headers[i]) for i in sorted(paths)])
+            copies = [
+                pool.submit(_copy, item.path, target / paths[item.entry.index]) for item in staged
+            ]
+            # The DICOMDIR is made meanwhile (the copies wait on the disk, this on the CPU),
+            # and written only once every image is in place.
+            encoded, left_out = dicomdir.encode([(i, paths[i], headers[i]) for i in sorted(paths)])
+            for copy in copies:
+                copy.result()
+        if encoded is not None:
+            write_atomically(target / dicomdir.NAME, encoded)
     except OSError as e:
         raise errors.FolderUnusable(
             f"The study could not be written into {target} ({e.strerror or e})."

@@ -35,6 +35,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pydicom.dataset import Dataset
+
 from receiving_site import (
     as_they_arrive,
     errors,
@@ -484,6 +486,7 @@ async def _receive(
 
     reader = ManifestReader(data_key, transfer_id)
     staged: dict[int, staging.StagedObject] = {}
+    checked: dict[int, tuple[StudySummary, staging.Checked]] = {}
     next_seq = 0
     loop = asyncio.get_running_loop()
     deadline = loop.time() + req.give_up_after
@@ -500,6 +503,12 @@ async def _receive(
             item = await staging.stage_object(client, transfer_id, data_key, entry, folder)
         if arriving is not None:
             await arriving.add(item)
+        elif reader.summary is not None:
+            # Checked now, while the others download; told in order once all are staged.
+            summary = reader.summary
+            keep = req.pacs is None  # the folder copy lays the images out by their headers
+            found = await asyncio.to_thread(staging.check_early, item, summary, keep_header=keep)
+            checked[entry.index] = (summary, found)
         staged[entry.index] = item
         on_event(Progress(len(staged), len(reader.entries), reader.closed, item))
 
@@ -581,9 +590,13 @@ async def _receive(
     summary = reader.summary
     if summary is None:
         raise errors.VerificationFailed("The transfer's manifest has no summary.")
+    headers: dict[int, Dataset] = {}
     if arriving is None:
+        early = {i: found for i, (against, found) in checked.items() if against is summary}
         try:
-            await asyncio.to_thread(staging.check_identity, items, summary)
+            headers = await asyncio.to_thread(
+                staging.check_identity, items, summary, early, keep_headers=req.pacs is None
+            )
         except errors.IdentityMismatch as e:
             await _remember(req, saved, summary, hold_record.Reason.MIXED_PATIENTS, e.message)
             raise
@@ -625,7 +638,7 @@ async def _receive(
         kind = "pacs"
     else:
         target = (req.out or Path.cwd()) / transfer_id
-        copy = await asyncio.to_thread(folder_copy.store_to_folder, items, target)
+        copy = await asyncio.to_thread(folder_copy.store_to_folder, items, target, headers)
         count, decompressed, note = copy.stored, 0, copy.note
         destination = str(target)
         kind = "folder"

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from receiving_site import errors, inflate
@@ -110,17 +112,58 @@ def _write(out: BinaryIO, plain: bytes, written: int, digest: hashlib._Hash) -> 
     return written + len(plain)
 
 
-def check_identity(staged: list[StagedObject], summary: StudySummary) -> None:
+@dataclass(frozen=True)
+class Checked:
+    """What `check_object` found for one staged file, kept to be told in order later: the
+    header it read (None if not kept), or its failure."""
+
+    header: Dataset | None
+    failure: Exception | None = None
+
+
+def check_early(item: StagedObject, summary: StudySummary, *, keep_header: bool) -> Checked:
+    """`check_object` while the other images still download, its outcome kept (not raised):
+    `check_identity` tells it in order once every image is staged."""
+    try:
+        header = check_object(item, summary)
+    except Exception as e:  # told later, in image order, as check_identity would
+        return Checked(None, e)
+    return Checked(header if keep_header else None)
+
+
+def check_identity(
+    staged: list[StagedObject],
+    summary: StudySummary,
+    checked: Mapping[int, Checked] | None = None,
+    *,
+    keep_headers: bool = False,
+) -> dict[int, Dataset]:
     """Every staged file must parse as DICOM, carry the SOP Instance UID the manifest lists,
-    and belong to the patient in the summary; else nothing is stored (hold for a human)."""
+    and belong to the patient in the summary; else nothing is stored (hold for a human). The
+    first failure in image order is raised, whether found now or by `check_early` (`checked`,
+    by image index). With `keep_headers`, returns each image's header by image index (else
+    nothing: a large study's headers are not all held at once)."""
+    headers: dict[int, Dataset] = {}
     for item in staged:
-        check_object(item, summary)
+        early = checked.get(item.entry.index) if checked else None
+        if early is None:
+            header: Dataset | None = check_object(item, summary)
+        elif early.failure is not None:
+            raise early.failure
+        else:
+            header = early.header
+        if keep_headers:
+            headers[item.entry.index] = (
+                header if header is not None else check_object(item, summary)
+            )
+    return headers
 
 
-def check_object(item: StagedObject, summary: StudySummary) -> None:
+def check_object(item: StagedObject, summary: StudySummary) -> Dataset:
     """`check_identity` of one staged file, before it is stored on its own: raises
     `VerificationFailed` if it is not readable DICOM or not the image the manifest lists,
-    `IdentityMismatch` if it belongs to another patient than the summary's."""
+    `IdentityMismatch` if it belongs to another patient than the summary's. Returns its header
+    (read without pixel data)."""
     expected = (summary.patient_id, summary.issuer_of_patient_id, summary.patient_name)
     try:
         ds = inflate.read(item.path, item.entry.index + 1, stop_before_pixels=True)
@@ -139,3 +182,4 @@ def check_object(item: StagedObject, summary: StudySummary) -> None:
     )
     if found != expected:
         raise errors.IdentityMismatch()
+    return ds

@@ -369,14 +369,19 @@ class PostgresTransaction:
     async def stored_bytes(
         self, *, sender: str | None = None, transfer_id: str | None = None
     ) -> int:
-        """Sealed bytes acknowledged for the open transfers of `sender`, or for one transfer."""
+        """Sealed bytes acknowledged for the open transfers of `sender`, or for one transfer
+        (each transfer's running sum, kept by `set_durable_offset`)."""
+        where, args = ["state NOT IN ('delivered', 'revoked', 'expired')"], []
+        if sender is not None:
+            args.append(sender)
+            where.append(f"sender = ${len(args)}")
+        if transfer_id is not None:
+            args.append(transfer_id)
+            where.append(f"id = ${len(args)}")
         row = await self._one(
-            "SELECT COALESCE(SUM(o.durable_offset), 0) FROM objects o JOIN transfers t "
-            "ON o.transfer_id = t.id WHERE ($1::text IS NULL OR t.sender = $1) "
-            "AND ($2::text IS NULL OR t.id = $2) "
-            "AND t.state NOT IN ('delivered', 'revoked', 'expired')",
-            sender,
-            transfer_id,
+            "SELECT COALESCE(SUM(stored_bytes), 0)::bigint FROM transfers WHERE "  # noqa: S608
+            + " AND ".join(where),
+            *args,
         )
         return int(row[0])
 
@@ -586,6 +591,15 @@ class PostgresTransaction:
         return [ObjectStatus(r[0], r[1], bool(r[2]), r[3], r[4]) for r in rows]
 
     async def set_durable_offset(self, transfer_id: str, index: int, offset: int) -> None:
+        # The transfer's running sum moves by the object's change, in the same transaction (the
+        # transfer's row lock, taken here if not already, keeps concurrent writers in step).
+        await self._db.execute(
+            "UPDATE transfers SET stored_bytes = stored_bytes + $1 - COALESCE((SELECT "
+            "durable_offset FROM objects WHERE transfer_id = $2 AND idx = $3), 0) WHERE id = $2",
+            offset,
+            transfer_id,
+            index,
+        )
         await self._db.execute(
             "INSERT INTO objects (transfer_id, idx, durable_offset) VALUES ($1, $2, $3) "
             "ON CONFLICT (transfer_id, idx) DO UPDATE SET durable_offset = excluded.durable_offset",

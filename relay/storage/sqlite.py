@@ -245,15 +245,19 @@ class SqliteMetadata:
     async def stored_bytes(
         self, *, sender: str | None = None, transfer_id: str | None = None
     ) -> int:
-        """Sealed bytes acknowledged for the open transfers of `sender`, or for one transfer."""
+        """Sealed bytes acknowledged for the open transfers of `sender`, or for one transfer
+        (each transfer's running sum, kept by `set_durable_offset`)."""
+        where, args = ["state NOT IN ('delivered', 'revoked', 'expired')"], []
+        if sender is not None:
+            where.append("sender = ?")
+            args.append(sender)
+        if transfer_id is not None:
+            where.append("id = ?")
+            args.append(transfer_id)
         row = await self._one(
-            "SELECT COALESCE(SUM(o.durable_offset), 0) FROM objects o JOIN transfers t "
-            "ON o.transfer_id = t.id WHERE (? IS NULL OR t.sender = ?) AND (? IS NULL OR t.id = ?) "
-            "AND t.state NOT IN ('delivered', 'revoked', 'expired')",
-            sender,
-            sender,
-            transfer_id,
-            transfer_id,
+            "SELECT COALESCE(SUM(stored_bytes), 0) FROM transfers WHERE "  # noqa: S608
+            + " AND ".join(where),
+            *args,
         )
         return int(row[0])
 
@@ -448,6 +452,12 @@ class SqliteMetadata:
         return [ObjectStatus(r[0], r[1], bool(r[2]), r[3], r[4]) for r in rows]
 
     async def set_durable_offset(self, transfer_id: str, index: int, offset: int) -> None:
+        # The transfer's running sum moves by the object's change, in the same transaction.
+        await self._db.execute(
+            "UPDATE transfers SET stored_bytes = stored_bytes + ? - COALESCE((SELECT "
+            "durable_offset FROM objects WHERE transfer_id = ? AND idx = ?), 0) WHERE id = ?",
+            (offset, transfer_id, index, transfer_id),
+        )
         await self._db.execute(
             "INSERT INTO objects (transfer_id, idx, durable_offset) VALUES (?, ?, ?) "
             "ON CONFLICT (transfer_id, idx) DO UPDATE SET durable_offset = excluded.durable_offset",

@@ -69,3 +69,29 @@ async def test_a_version_3_database_gains_revoked_by(tmp_path: Path) -> None:
         int(p.name.split("_", 1)[0]) for p in SCHEMA.iterdir() if p.name.endswith(".sql")
     )
     assert version >= 4
+
+
+@pytest.mark.asyncio
+async def test_an_upgraded_database_counts_the_bytes_it_already_held(tmp_path: Path) -> None:
+    path = tmp_path / "relay.sqlite3"
+    _version_3(path)
+    db = sqlite3.connect(path)
+    try:
+        db.execute("UPDATE transfers SET state = 'created'")
+        db.executemany(
+            "INSERT INTO objects (transfer_id, idx, durable_offset) VALUES (?, ?, ?)",
+            [("0" * 24, 0, 1000), ("0" * 24, 1, 234)],
+        )
+        db.commit()
+    finally:
+        db.close()
+    store = await SqliteMetadata.open(path)
+    try:
+        async with store.transaction() as tx:
+            assert await tx.stored_bytes(transfer_id="0" * 24) == 1234
+            assert await tx.stored_bytes(sender="st-mary-er") == 1234
+            await tx.set_durable_offset("0" * 24, 1, 500)  # a later chunk
+            await tx.set_durable_offset("0" * 24, 2, 6)  # a new object
+            assert await tx.stored_bytes() == 1506
+    finally:
+        await store.close()

@@ -77,3 +77,30 @@ async def test_metrics_are_not_for_everyone(tmp_path: Path) -> None:
         assert (await ctx.call("GET", "/metrics")).status == 404
         ctx.forwarded_for = None
         assert (await ctx.call("GET", "/metrics")).status == 200
+
+
+async def _append(ctx: Ctx, transfer_id: str, index: int, offset: int, size: int) -> None:
+    r = await ctx.call(
+        "PATCH",
+        f"/api/v1/transfers/{transfer_id}/objects/{index}",
+        cred=ctx.er,
+        data=b"s" * size,
+        headers={"Upload-Offset": str(offset)},
+    )
+    assert (r.status, r.body["offset"]) == (200, offset + size), r
+
+
+@pytest.mark.asyncio
+async def test_stored_bytes_follow_every_chunk_and_stop_counting_a_revoked_transfer(
+    ctx: Ctx,
+) -> None:
+    first = await create_transfer(ctx)
+    second = await create_transfer(ctx)
+    await _append(ctx, first.transfer_id, 0, 0, 300)
+    await _append(ctx, first.transfer_id, 0, 300, 200)  # a later chunk of the same object
+    await _append(ctx, first.transfer_id, 1, 0, 70)
+    sealed = await upload(ctx, second, 0, b"slice" * 100)
+    assert (await _scrape(ctx))[("trauma_relay_stored_bytes", ())] == 570 + len(sealed)
+    r = await ctx.call("POST", f"/api/v1/transfers/{first.transfer_id}/revoke", cred=ctx.er)
+    assert r.status == 200, r
+    assert (await _scrape(ctx))[("trauma_relay_stored_bytes", ())] == len(sealed)
