@@ -69,8 +69,11 @@ class FileObjectStore:
         folder = self._folder(transfer_id)
         path = self._path(transfer_id, index)
         # One descriptor from the first write to the fsync: a write-back error is reported to
-        # descriptors open when it happened, not to one opened later just to fsync.
-        created, fd = await _acquire_off_loop(_close_opened, _open_at_offset, folder, path, offset)
+        # descriptors open when it happened, not to one opened later just to fsync. It is
+        # opened with the first batch of bytes, and closed in the trip that fsyncs: a body of
+        # one batch costs one trip to a worker thread.
+        fd: int | None = None
+        created = False
         try:
             written = offset  # in the file
             position = offset  # received, some of it still in `pending`
@@ -83,19 +86,30 @@ class FileObjectStore:
                 pending.append(block)
                 position += len(block)
                 if position - written >= WRITE_BATCH:
-                    await _off_loop(_write_all, fd, written, b"".join(pending))
+                    data = b"".join(pending)
                     pending.clear()
+                    if fd is None:
+                        created, opened = await _acquire_off_loop(
+                            _close_opened, _open_and_write, folder, path, offset, data
+                        )
+                        fd = opened
+                    else:
+                        await _off_loop(_write_all, fd, written, data)
                     written = position
-            # The rest, the fsync, and the folder's if the file is new: one trip to a thread.
-            await _off_loop(
-                _write_durably, fd, written, b"".join(pending), folder if created else None
-            )
+            # The rest, the fsync, the folder's if the file is new, and the close: one trip.
+            data = b"".join(pending)
+            if fd is None:
+                await _off_loop(_write_new_durably, folder, path, offset, data)
+            else:
+                last, fd = fd, None  # closed by the trip, whatever happens in it
+                await _off_loop(_write_durably, last, written, data, folder if created else None)
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise errors.StorageFull() from e
             raise
         finally:
-            await _off_loop(os.close, fd)
+            if fd is not None:
+                await _off_loop(os.close, fd)
         return position
 
     async def size(self, transfer_id: str, index: int) -> int:
@@ -106,12 +120,18 @@ class FileObjectStore:
 
     async def read(self, transfer_id: str, index: int, start: int) -> AsyncIterator[bytes]:
         path = self._path(transfer_id, index)
-        f = await _acquire_off_loop(_close, _open_at, path, start)
+        # Opened with the first block read; a short block is the end (a buffered read stops
+        # short only there), and the file is closed in the trip that read it.
+        f, block = await _acquire_off_loop(_close_first, _open_and_read, path, start)
         try:
-            while block := await _off_loop(f.read, READ_BLOCK):
+            while len(block) == READ_BLOCK:
                 yield block
+                block = await _off_loop(_read_or_close, f)
         finally:
-            await _off_loop(f.close)
+            if not f.closed:
+                await _off_loop(f.close)
+        if block:
+            yield block
 
     async def delete_transfer(self, transfer_id: str) -> None:
         folder = self._folder(transfer_id)
@@ -129,26 +149,60 @@ def _write_all(fd: int, offset: int, data: bytes) -> None:
 
 
 def _write_durably(fd: int, offset: int, data: bytes, new_in: Path | None) -> None:
-    """Write `data` at `offset` and fsync the file, and `new_in` (its folder, when the file
-    is new)."""
-    _write_all(fd, offset, data)
-    os.fsync(fd)
+    """Write `data` at `offset`, fsync the file, and `new_in` (its folder, when the file is
+    new); `fd` is closed in any case."""
+    try:
+        _write_all(fd, offset, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     if new_in is not None:
         _fsync_dir(new_in)
 
 
-def _open_at_offset(folder: Path, path: Path, offset: int) -> tuple[bool, int]:
-    """`_prepare`, then a descriptor to write with: (newly created, descriptor)."""
+def _write_new_durably(folder: Path, path: Path, offset: int, data: bytes) -> None:
+    """`_prepare`, then `_write_durably` through a descriptor opened for it."""
     created = _prepare(folder, path, offset)
-    return created, os.open(path, os.O_WRONLY)
+    _write_durably(os.open(path, os.O_WRONLY), offset, data, folder if created else None)
+
+
+def _open_and_write(folder: Path, path: Path, offset: int, data: bytes) -> tuple[bool, int]:
+    """`_prepare`, then write `data` at `offset` through a descriptor left open to write the
+    rest with: (newly created, descriptor)."""
+    created = _prepare(folder, path, offset)
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        _write_all(fd, offset, data)
+    except BaseException:
+        os.close(fd)
+        raise
+    return created, fd
 
 
 def _close_opened(opened: tuple[bool, int]) -> None:
     os.close(opened[1])
 
 
-def _close(f: BinaryIO) -> None:
-    f.close()
+def _close_first(opened: tuple[BinaryIO, bytes]) -> None:
+    opened[0].close()
+
+
+def _open_and_read(path: Path, start: int) -> tuple[BinaryIO, bytes]:
+    """`_open_at`, and the first block (the file closed already if that was all of it)."""
+    f = _open_at(path, start)
+    try:
+        return f, _read_or_close(f)
+    except BaseException:
+        f.close()
+        raise
+
+
+def _read_or_close(f: BinaryIO) -> bytes:
+    """The next block; `f` is closed once a block is short (the end of the file)."""
+    block = f.read(READ_BLOCK)
+    if len(block) < READ_BLOCK:
+        f.close()
+    return block
 
 
 def _size(path: Path) -> int:

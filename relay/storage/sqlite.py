@@ -4,8 +4,9 @@ Every transaction holds an asyncio lock, so transactions never interleave on the
 connection; the commit at the end of `transaction()` is what makes a change acknowledged.
 The statements run on the event loop (small indexed reads and writes: a trip to a thread per
 statement cost more than the statement); what waits on the disk or on another process runs in
-a worker thread: `BEGIN IMMEDIATE` (another process may hold the write lock) and `COMMIT` (the
-fsync).
+a worker thread: a `BEGIN IMMEDIATE` that finds the write lock held by another process (it is
+first tried without waiting, on the loop) and a `COMMIT` that has changes to make durable (the
+fsync). A transaction that changed nothing commits on the loop: there is nothing to write.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from relay.storage.rows import (
     transfer_from_row,
     transfer_values,
 )
+
+BUSY_TIMEOUT_MS = 5000  # `sqlite3.connect`'s default timeout
 
 
 class _Connection:
@@ -92,11 +95,12 @@ class SqliteMetadata:
     async def transaction(self) -> AsyncIterator[SqliteMetadata]:
         async with self._lock:
             try:
-                await off_loop(self._conn.execute, "BEGIN IMMEDIATE")
+                await self._begin()
             except BaseException:
                 if self._conn.in_transaction:  # begun, but the caller was cancelled meanwhile
                     self._conn.execute("ROLLBACK")
                 raise
+            changes = self._conn.total_changes
             try:
                 yield self
             except BaseException:
@@ -104,11 +108,31 @@ class SqliteMetadata:
                     self._conn.execute("ROLLBACK")
                 raise
             try:
-                await off_loop(self._conn.execute, "COMMIT")
+                if self._conn.total_changes == changes:
+                    # Nothing written: the COMMIT only releases the lock (no fsync).
+                    self._conn.execute("COMMIT")
+                else:
+                    await off_loop(self._conn.execute, "COMMIT")
             finally:
                 # A COMMIT that failed, or was cancelled while it ran: nothing acknowledged.
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
+
+    async def _begin(self) -> None:
+        """`BEGIN IMMEDIATE`: first on the loop without waiting for the write lock; if another
+        process holds it, again in a worker thread, waiting as long as the connection's busy
+        timeout."""
+        conn = self._conn
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as e:
+            if e.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await off_loop(conn.execute, "BEGIN IMMEDIATE")
 
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[bool]:
@@ -547,7 +571,9 @@ class SqliteMetadata:
 
 def _connect(path: Path) -> sqlite3.Connection:
     # Autocommit (`isolation_level=None`): the transactions are `transaction()`'s own.
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+    )
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
