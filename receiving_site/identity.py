@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pynetdicom import AE
-from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # type: ignore
 
 from receiving_site import errors
 from receiving_site.holds import Hold, Kind, Person, same_name
@@ -75,6 +73,8 @@ def _query(level: str, **keys: str) -> Dataset:
 
 def _find(assoc: Any, pacs: PacsAddress, query: Dataset) -> list[Dataset]:
     """Every match of `query`; raises `IdentityHeld` unless the PACS answers it fully."""
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # type: ignore
+
     matches: list[Dataset] = []
     pause_reactor(assoc)
     for status, identifier in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
@@ -92,6 +92,10 @@ def _find(assoc: Any, pacs: PacsAddress, query: Dataset) -> list[Dataset]:
 @contextmanager
 def _querying(pacs: PacsAddress) -> Iterator[Any]:
     """An association for C-FIND; raises `IdentityHeld` if the PACS cannot be asked."""
+    # Imported here: a redeem into a folder starts without the network half of DICOM.
+    from pynetdicom import AE
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # type: ignore
+
     ae = AE(ae_title=pacs.calling_ae_title)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
     assoc = ae.associate(pacs.host, pacs.port, ae_title=pacs.ae_title)

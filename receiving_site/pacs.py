@@ -23,16 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from pydicom.uid import DeflatedExplicitVRLittleEndian
-from pynetdicom import AE, _config
-from pynetdicom.presentation import build_context
 
 from receiving_site import errors, formats, transcode
 from receiving_site.reconcile import Coercion
 from receiving_site.staging import StagedObject
 from site_agent.association import in_use, pause_reactor
-
-# Send each file's own bytes without decoding or re-encoding them.
-_config.STORE_SEND_CHUNKED_DATASET = True
 
 DEFAULT_CALLING_AE_TITLE = "TRAUMARELAY"
 DEFAULT_ASSOCIATIONS = 4  # as `PacsSettings.associations`
@@ -88,12 +83,22 @@ def _unreachable(pacs: PacsAddress, assoc: Any) -> errors.PacsUnreachable:
     )
 
 
+def _application_entity(calling_ae_title: str) -> Any:
+    """A pynetdicom `AE`: imported here, so that a redeem into a folder (or a site agent that
+    only reads the address) starts without loading the network half of DICOM."""
+    from pynetdicom import AE, _config
+
+    # Send each file's own bytes without decoding or re-encoding them.
+    _config.STORE_SEND_CHUNKED_DATASET = True
+    return AE(ae_title=calling_ae_title)
+
+
 def check_pacs(pacs: PacsAddress) -> None:
     """Ask the PACS for a verification (C-ECHO) over an association of its own, so that a
     wrong address or a PACS that does not accept us is found before the code is spent.
 
     Raises `PacsUnreachable`."""
-    ae = AE(ae_title=pacs.calling_ae_title)
+    ae = _application_entity(pacs.calling_ae_title)
     ae.add_requested_context(VERIFICATION)
     assoc = ae.associate(pacs.host, pacs.port, ae_title=pacs.ae_title)
     if not assoc.is_established:
@@ -134,7 +139,9 @@ def _association(
 ) -> Iterator[Any]:
     """An established association proposing `contexts`, released on exit. Raises
     `PacsUnreachable`, or `PacsRefused(refusal)` when the PACS accepts none of the contexts."""
-    ae = AE(ae_title=pacs.calling_ae_title)
+    from pynetdicom.presentation import build_context
+
+    ae = _application_entity(pacs.calling_ae_title)
     ae.requested_contexts = [build_context(sop, list(syntaxes)) for sop, syntaxes in contexts]
     assoc = ae.associate(pacs.host, pacs.port, ae_title=pacs.ae_title)
     if not assoc.is_established:

@@ -19,9 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import cast
 
-from fpdf import FPDF
-from fpdf.enums import MethodReturnValue, XPos, YPos
-
 from sending_site import errors
 from site_agent.local_time import local_time
 from transfer_codes.qr import render_png
@@ -123,6 +120,10 @@ class _Page:
     """An fpdf page with the few moves the sheet needs; widths and heights in mm."""
 
     def __init__(self, paper: str) -> None:
+        # Imported here: `push` names `TransferSheet` and starts faster without fpdf, which
+        # only a sheet being drawn needs.
+        from fpdf import FPDF
+
         pdf = FPDF(orientation="P", unit="mm", format=PAPERS[paper])
         pdf.set_margins(MARGIN_MM, MARGIN_MM, MARGIN_MM)
         pdf.set_auto_page_break(False)
@@ -147,6 +148,8 @@ class _Page:
         """Wrapped text at the cursor's x; the cursor moves below it, back at that x. With
         `max_lines`, longer text is cut and ends with "..." (display names may run to 200
         characters; the sheet must stay one page)."""
+        from fpdf.enums import MethodReturnValue, XPos, YPos
+
         x = self.pdf.get_x()
         w = width or self.width - (x - MARGIN_MM)
         h = height or size * 0.5
