@@ -1,7 +1,8 @@
-"""The embedded store's transactions (`relay.storage.sqlite`, statements on the event loop,
-BEGIN and COMMIT in a worker thread): each is durable when `transaction()` returns, a failing one
-takes back only its own changes, and one whose COMMIT fails (or that SQLite rolled back by
-itself) raises, with nothing stored."""
+"""The embedded store's transactions (`relay.storage.sqlite`, statements on the event loop, a
+COMMIT with changes, and a BEGIN that must wait for another connection's lock, in a worker
+thread): each is durable when `transaction()` returns, a failing one takes back only its own
+changes, and one whose COMMIT fails (or that SQLite rolled back by itself) raises, with nothing
+stored."""
 
 from __future__ import annotations
 
@@ -150,3 +151,47 @@ async def test_a_transaction_sqlite_rolled_back_by_itself_raises_and_stores_noth
     assert _committed_sites(tmp_path / "relay.sqlite3") == {_site(1).name}
     await _add(store, 3)
     assert _committed_sites(tmp_path / "relay.sqlite3") == {_site(1).name, _site(3).name}
+
+
+@pytest.mark.asyncio
+async def test_a_transaction_waits_for_another_connection_holding_the_write_lock(
+    store: SqliteMetadata, tmp_path: Path
+) -> None:
+    """BEGIN is first tried on the loop without waiting; when another connection (another
+    process, such as an operator's command) holds the write lock, the transaction waits for it
+    in a worker thread, meanwhile leaving the loop free, and then commits its own change."""
+    path = tmp_path / "relay.sqlite3"
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        waiting = asyncio.ensure_future(_add(store, 1))
+        for _ in range(50):  # the loop goes on while the transaction waits for the lock
+            await asyncio.sleep(0)
+        assert not waiting.done()
+        other.execute(
+            "INSERT INTO sites (name, role, display_name, credential_digest, "
+            "created_at) VALUES ('other', 'sending', 'Other', x'00', 0)"
+        )
+        other.execute("COMMIT")
+        await waiting
+    finally:
+        other.close()
+    assert _committed_sites(path) == {"other", _site(1).name}
+
+
+@pytest.mark.asyncio
+async def test_a_transaction_that_wrote_nothing_commits_and_frees_the_lock(
+    store: SqliteMetadata, tmp_path: Path
+) -> None:
+    """A read-only transaction ends its transaction (committed on the loop: nothing to write),
+    so the next one, or another connection, can take the write lock."""
+    async with store.transaction() as tx:
+        assert await tx.site("nobody") is None
+    other = sqlite3.connect(tmp_path / "relay.sqlite3", isolation_level=None, timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    await _add(store, 2)
+    assert _committed_sites(tmp_path / "relay.sqlite3") == {_site(2).name}
