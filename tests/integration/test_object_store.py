@@ -20,7 +20,7 @@ import pytest_asyncio
 from peers.s3 import S3Bucket
 
 from relay import errors
-from relay.storage import s3
+from relay.storage import files, s3
 from relay.storage.files import FileObjectStore
 from relay.storage.interface import ObjectStore
 from relay.storage.s3 import S3Location, S3ObjectStore
@@ -154,6 +154,25 @@ async def test_writes_resume_cut_and_read(stores: Stores) -> None:
         await store.size("../" + tid[3:], 0)
     with pytest.raises(errors.BadRequest):
         await store.size(tid, -1)
+
+
+@pytest.mark.asyncio
+async def test_reads_end_at_the_end_whatever_the_size(stores: Stores) -> None:
+    """Sizes on and around the read block (the file store closes a file with the short read
+    that ends it) and the write batch (the first batch opens the file)."""
+    store = await stores.open()
+    tid = new_transfer_id()
+    block = files.READ_BLOCK
+    for index, size in enumerate(
+        [0, 1, block - 1, block, block + 1, 2 * block, files.WRITE_BATCH, files.WRITE_BATCH + 1]
+    ):
+        data = os.urandom(size)
+        parts = [data[i : i + 100_000] for i in range(0, size, 100_000)]
+        assert await store.write_at(tid, index, 0, blocks(*parts), 1 << 30) == size
+        assert await read_all(store, tid, index) == data
+        assert await read_all(store, tid, index, size) == b""
+        if size:
+            assert await read_all(store, tid, index, size - 1) == data[-1:]
 
 
 @pytest.mark.asyncio
