@@ -13,16 +13,14 @@ processes (`_Ahead`): this pydicom work then runs beside the sending, not taking
 
 from __future__ import annotations
 
-import functools
 import multiprocessing
 import os
-import queue
 import re
 import shutil
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -382,11 +380,7 @@ class _Ahead:
     each image's coerced copy once it is among the next `LOOKAHEAD` queued (`_Sending`), and
     its association `take`s it; `store_to_pacs` starts them all, then takes them in order.
     Only a copy's making moves: an image is sent only after its copy is whole, and its copy is
-    made from its staged (verified) file, as in this process.
-
-    Nothing here waits for the workers to start (a second or two, once per agent): a thread
-    of its own hands the copies to them, and a copy still waiting for it when its image is
-    taken is not made there (the taker makes it)."""
+    made from its staged (verified) file, as in this process."""
 
     def __init__(self, coercion: Coercion | None) -> None:
         self._coercion = coercion
@@ -401,73 +395,36 @@ class _Ahead:
         self._taken: set[int] = set()
         self._lock = threading.Lock()
         self._closed = False
-        self._handing: queue.SimpleQueue[tuple[StagedObject, str | None, Future[Path]] | None]
-        self._handing = queue.SimpleQueue()
-        self._hander = threading.Thread(target=self._hand, name="copies", daemon=True)
-        self._hander.start()
 
     def start(self, item: StagedObject, syntax: str | None = None) -> None:
-        """Have `item`'s copy, decompressed into `syntax` and coerced, made in a worker:
-        nothing once closed, or once `item` was taken (its caller then makes the copy itself;
-        two would write the same file)."""
+        """Make `item`'s copy, decompressed into `syntax` and coerced, in a worker: nothing
+        once closed, or once `item` was taken (its caller then makes the copy itself; two
+        would write the same file)."""
         with self._lock:
             index = item.entry.index
             if self._closed or index in self._copies or index in self._taken:
                 return
-            made: Future[Path] = Future()
+            made = self._pool.submit(transcode.rewrite, item, syntax, coercion=self._coercion)
             self._copies[index] = (item, made)
-        self._handing.put((item, syntax, made))
-
-    def _hand(self) -> None:
-        """The thread that hands each copy to the workers, unless it was taken meanwhile."""
-        while (copy := self._handing.get()) is not None:
-            item, syntax, made = copy
-            if not made.set_running_or_notify_cancel():
-                continue  # taken before it was handed over: its taker makes it
-            try:
-                working = self._pool.submit(
-                    transcode.rewrite, item, syntax, coercion=self._coercion
-                )
-            except BaseException as e:  # a broken or shut down pool: told to the taker
-                made.set_exception(e)
-                continue
-            working.add_done_callback(functools.partial(_pass_on, made))
 
     def take(self, item: StagedObject) -> Future[Path] | None:
         """`item`'s copy being made, now the caller's to wait for and remove; None if it was
-        not started or not handed to a worker yet, and then never will be."""
+        not started, and then never will be."""
         with self._lock:
             self._taken.add(item.entry.index)
             _, made = self._copies.pop(item.entry.index, (item, None))
-        if made is None or made.cancel():
-            return None
-        return made
+            return made
 
     def close(self) -> None:
         """Stop the workers, once the copies being made are done, and remove the copies no
         association took. Blocks."""
         with self._lock:
             self._closed = True
-            left, self._copies = list(self._copies.values()), {}
-        for _, made in left:
-            made.cancel()  # those not handed over yet
-        self._handing.put(None)
-        self._hander.join()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            left, self._copies = list(self._copies.values()), {}
         for item, _ in left:
             transcode.wire_path(item).unlink(missing_ok=True)
-
-
-def _pass_on(made: Future[Path], working: Future[Path]) -> None:
-    """Give `made` the outcome of the worker's `working`."""
-    if working.cancelled():  # by `close`: no one takes it any more
-        made.set_exception(CancelledError())
-        return
-    failure = working.exception()
-    if failure is not None:
-        made.set_exception(failure)
-    else:
-        made.set_result(working.result())
 
 
 class _Sending:
