@@ -6,9 +6,7 @@ syntax. An image in a compressed or deflated syntax the PACS refuses is decompre
 Explicit (or Implicit) VR Little Endian, if the PACS takes its SOP class so (`formats` chooses,
 `transcode` converts); the delivery says how many were. All or nothing as far as formats go:
 if any image can go neither way, nothing is stored. Images go over several associations at
-once (`associations`), each reused for many images; `stow` is the DICOMweb way in. Where there
-are many, the copies (decompressed, or filed under the local patient) are made in worker
-processes (`_Ahead`): this pydicom work then runs beside the sending, not taking turns with it.
+once (`associations`), each reused for many images; `stow` is the DICOMweb way in.
 """
 
 from __future__ import annotations
