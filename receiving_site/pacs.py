@@ -41,13 +41,10 @@ DEFAULT_ASSOCIATIONS = 4  # as `PacsSettings.associations`
 MAX_ASSOCIATIONS = 32  # a PACS limits how many associations one caller may open at once
 VERIFICATION = "1.2.840.10008.1.1"  # the Verification SOP Class (C-ECHO), PS3.4 A.4
 SUCCESS_OR_WARNING = {0x0000, 0xB000, 0xB006, 0xB007}
-# Copies made in worker processes (`_Ahead`): how many images ahead of the associations at most
-# (so many copies on disk beside the staged files), and in how many processes at most.
+# Coerced copies made ahead of the associations (`_Ahead`): how many images ahead at most (so
+# many copies on disk beside the staged files), and in how many worker processes at most.
 LOOKAHEAD = 16
-MAX_COPYING_PROCESSES = 4
-# `store_to_pacs` makes its copies in worker processes from so many on: for fewer, starting
-# the workers takes longer than making them here.
-IN_PROCESSES_FROM = 64
+MAX_FILING_PROCESSES = 4
 # PS3.5 6.2 (AE): up to 16 characters of the default repertoire, no backslash, no controls.
 _AE_TITLE = re.compile(r"[^\\\x00-\x1f\x7f]{1,16}")
 
@@ -188,20 +185,11 @@ def store_to_pacs(
         if not targets and coercion is None and associations <= 1:
             return PacsDelivery(_send(assoc, staged, {}, on_stored))
     converting = [s for s in staged if s.entry.index in targets]
-    rewriting = staged if coercion else converting
     copies: dict[int, Path] = {}
-    # Many copies are made side by side in worker processes (`_Ahead`); a few in this thread.
-    making = _Ahead(coercion) if len(rewriting) >= IN_PROCESSES_FROM else None
     try:
-        if making is not None:
-            for item in rewriting:
-                making.start(item, targets.get(item.entry.index))
-        for item in rewriting:
-            made = None if making is None else making.take(item)
+        for item in staged if coercion else converting:
             target = targets.get(item.entry.index)
-            copies[item.entry.index] = _rewritten(
-                item, target, coercion, converting, len(staged), made
-            )
+            copies[item.entry.index] = _rewritten(item, target, coercion, converting, len(staged))
         wire = sorted(
             {
                 (s.entry.sop_class_uid, targets.get(s.entry.index, s.entry.transfer_syntax_uid))
@@ -218,8 +206,6 @@ def store_to_pacs(
                 pool.submit(_send_over_one, pacs, wire, sending)
         stored = sending.result()
     finally:
-        if making is not None:
-            making.close()  # before removing the copies: none is being written any more
         for path in copies.values():
             path.unlink(missing_ok=True)
     decompressed = Counter(s.entry.transfer_syntax_uid for s in converting)
@@ -232,15 +218,17 @@ def _rewritten(
     coercion: Coercion | None,
     converting: list[StagedObject],
     total: int,
-    made: Future[Path] | None = None,
+    ahead: Future[Path] | None = None,
 ) -> Path:
-    """`item`'s copy, decompressed into `target` and coerced (`transcode.rewrite`), or the one
-    `made` for them in a worker (`_Ahead`); raises `PacsRefused` saying why when it does not
-    decode. `converting` (of `total` images) are those the PACS takes only decompressed, for
-    the message."""
+    """`item`'s copy, decompressed into `target` and coerced (`transcode.rewrite`); raises
+    `PacsRefused` saying why when it does not decode. `converting` (of `total` images) are
+    those the PACS takes only decompressed, for the message. `ahead` is its coerced copy if
+    one is being made (`_Ahead`): that copy, when it is not to be decompressed."""
     try:
-        if made is not None:
-            return made.result()
+        if ahead is not None:
+            if target is None:
+                return ahead.result()
+            wait([ahead])  # it writes where the decompressed copy goes; that one replaces it
         return transcode.rewrite(item, target, coercion=coercion)
     except errors.Undecodable as e:
         if target is None:  # only coerced, and that failed
@@ -340,12 +328,8 @@ def _store_as_verified(
                 assoc = held.enter_context(_association(pacs, offer.contexts, refusal))
             target = offer.routes([item], _accepted(assoc)).get(item.entry.index)
             copies: dict[int, Path] = {}
-            ahead = None if stream.ahead is None else stream.ahead.take(item)
-            made = ahead if target is None else None  # made ahead only coerced, not decompressed
+            made = None if stream.ahead is None else stream.ahead.take(item)
             try:
-                if ahead is not None and made is None:
-                    # It writes where the decompressed copy goes: that one replaces it.
-                    wait([ahead])
                 if target is not None or coercion is not None:
                     copy = _rewritten(item, target, coercion, [item], 1, made)
                     copies[item.entry.index] = copy
@@ -353,7 +337,7 @@ def _store_as_verified(
             finally:
                 for path in copies.values():
                     path.unlink(missing_ok=True)
-                if ahead is not None:  # its copy, if the decompressed one did not replace it
+                if made is not None:  # its copy, if the decompressed one did not replace it
                     transcode.wire_path(item).unlink(missing_ok=True)
             sending.done(None if target is None else item.entry.transfer_syntax_uid)
     except BaseException as e:  # handed to the caller through `sending`
@@ -372,17 +356,16 @@ def _no_longer_accepted(pairs: list[formats.Pair]) -> str:
 
 
 class _Ahead:
-    """Copies (`transcode.rewrite`) made in worker processes: filing an image under the local
-    patient, or decompressing it, is pydicom work that in this process's threads would take
-    turns for one interpreter, with each other and with the sending. `StoreAsVerified` starts
-    each image's coerced copy once it is among the next `LOOKAHEAD` queued (`_Sending`), and
-    its association `take`s it; `store_to_pacs` starts them all, then takes them in order.
-    Only a copy's making moves: an image is sent only after its copy is whole, and its copy is
-    made from its staged (verified) file, as in this process."""
+    """Coerced copies (`transcode.rewrite`) made in worker processes while the associations
+    send the images before them: filing an image under the local patient is pydicom work that,
+    in the associations' threads, would take turns with the sending for one interpreter.
+    `_Sending` starts each image's copy once it is among the next `LOOKAHEAD`; its association
+    `take`s it. Only a copy's making moves: an image is sent only after its copy is whole, and
+    its copy is made from its staged (verified) file, as in the association itself."""
 
-    def __init__(self, coercion: Coercion | None) -> None:
+    def __init__(self, coercion: Coercion) -> None:
         self._coercion = coercion
-        workers = max(1, min(MAX_COPYING_PROCESSES, os.cpu_count() or 1))
+        workers = max(1, min(MAX_FILING_PROCESSES, os.cpu_count() or 1))
         # forkserver: this process runs threads (the console's, the associations'); a fork
         # of it could inherit a lock held by one of them.
         context = multiprocessing.get_context("forkserver")
@@ -390,26 +373,21 @@ class _Ahead:
         context.set_forkserver_preload(["__main__", "receiving_site.transcode"])
         self._pool = ProcessPoolExecutor(workers, mp_context=context)
         self._copies: dict[int, tuple[StagedObject, Future[Path]]] = {}
-        self._taken: set[int] = set()
         self._lock = threading.Lock()
         self._closed = False
 
-    def start(self, item: StagedObject, syntax: str | None = None) -> None:
-        """Make `item`'s copy, decompressed into `syntax` and coerced, in a worker: nothing
-        once closed, or once `item` was taken (its caller then makes the copy itself; two
-        would write the same file)."""
+    def start(self, item: StagedObject) -> None:
+        """Make `item`'s coerced copy in a worker (nothing once closed)."""
         with self._lock:
-            index = item.entry.index
-            if self._closed or index in self._copies or index in self._taken:
+            if self._closed or item.entry.index in self._copies:
                 return
-            made = self._pool.submit(transcode.rewrite, item, syntax, coercion=self._coercion)
-            self._copies[index] = (item, made)
+            made = self._pool.submit(transcode.rewrite, item, None, coercion=self._coercion)
+            self._copies[item.entry.index] = (item, made)
 
     def take(self, item: StagedObject) -> Future[Path] | None:
         """`item`'s copy being made, now the caller's to wait for and remove; None if it was
-        not started, and then never will be."""
+        never started."""
         with self._lock:
-            self._taken.add(item.entry.index)
             _, made = self._copies.pop(item.entry.index, (item, None))
             return made
 
@@ -454,17 +432,16 @@ class _Sending:
         with self._ready:
             self._waiting.append(item)
             self._total += 1
+            self._start_ahead()
             self._ready.notify()
 
-    def _to_start(self) -> list[StagedObject]:
-        """The images among the next `LOOKAHEAD` waiting whose copy is not started yet, now
-        counted as started (holding `_ready`)."""
+    def _start_ahead(self) -> None:
+        """Start the coerced copies of the next `LOOKAHEAD` images waiting (holding `_ready`)."""
         if self._ahead is None:
-            return []
-        ahead = min(LOOKAHEAD, len(self._waiting))
-        starting = [self._waiting[i] for i in range(self._started, ahead)]
-        self._started = max(self._started, ahead)
-        return starting
+            return
+        while self._started < min(LOOKAHEAD, len(self._waiting)):
+            self._ahead.start(self._waiting[self._started])
+            self._started += 1
 
     def close(self) -> None:
         """No image will be put any more: each association ends once the queue is empty."""
@@ -480,9 +457,7 @@ class _Sending:
 
     def next(self) -> StagedObject | None:
         """The next image to send (waiting for one while the queue is open), or None when all
-        are taken, one failed, or the sending was stopped. Starts the copies of those after it
-        (`_Ahead`), here rather than in `put`: starting the worker processes can take a second,
-        and `put` runs on the event loop."""
+        are taken, one failed, or the sending was stopped."""
         with self._ready:
             while True:
                 if self.failure is not None or self._stopped:
@@ -490,15 +465,11 @@ class _Sending:
                 if self._waiting:
                     item = self._waiting.popleft()
                     self._started = max(0, self._started - 1)
-                    starting = self._to_start()
-                    break
+                    self._start_ahead()
+                    return item
                 if self._closed:
                     return None
                 self._ready.wait()
-        if self._ahead is not None:
-            for later in starting:  # outside `_ready`, which `put` takes
-                self._ahead.start(later)
-        return item
 
     def done(self, decompressed_from: str | None = None) -> None:
         with self._ready:

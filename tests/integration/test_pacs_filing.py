@@ -1,6 +1,6 @@
-"""Storing filed under the local patient: the copies are made in worker processes, ahead of
-the associations as the images are verified, or all before the first C-STORE for a whole
-study. Into a real pynetdicom Storage SCP that keeps every data set it receives."""
+"""Storing as the images are verified, filed under the local patient: the coerced copies are
+made in worker processes ahead of the associations. Into a real pynetdicom Storage SCP that
+keeps every data set it receives."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from dicom_corpus import TEST_FILES
 from pydicom.dataset import Dataset
 from pydicom.uid import AllTransferSyntaxes, UncompressedTransferSyntaxes
 from pynetdicom import AE, AllStoragePresentationContexts, evt
-from staged_files import corrupted_j2k, staged_copies
+from staged_files import staged_copies
 
 from receiving_site import errors
-from receiving_site.pacs import IN_PROCESSES_FROM, PacsAddress, StoreAsVerified, store_to_pacs
+from receiving_site.pacs import PacsAddress, StoreAsVerified
 from receiving_site.reconcile import Coercion, Demographics
 from receiving_site.staging import StagedObject
 from sending_site.synthetic import make_ct_study
@@ -150,33 +150,4 @@ def test_copies_made_ahead_are_removed_when_the_storing_is_stopped(
 
     store.finish()
 
-    assert _left_beside(staged) == []
-
-
-def test_a_whole_study_is_filed_through_worker_processes(tmp_path: Path) -> None:
-    """`store_to_pacs` makes so many copies in worker processes, all before the first C-STORE."""
-    recorder = _KeepingScp()
-    staged = tmp_path / "staged"
-    count = IN_PROCESSES_FROM + 6
-    items = staged_copies(make_ct_study(tmp_path / "study", count, seed=11), staged)
-    for address in _serve(recorder, AllTransferSyntaxes):
-        delivery = store_to_pacs(items, address, COERCION, associations=3)
-
-    assert delivery.stored == count
-    assert {ds.PatientID for ds in recorder.stored.values()} == {"MRN-777"}
-    assert _left_beside(staged) == []
-
-
-def test_an_image_that_does_not_decode_among_many_stores_nothing_and_leaves_no_copy(
-    tmp_path: Path,
-) -> None:
-    recorder = _KeepingScp()
-    staged = tmp_path / "staged"
-    study = make_ct_study(tmp_path / "study", IN_PROCESSES_FROM, seed=12)
-    items = staged_copies([*study[:10], corrupted_j2k(tmp_path), *study[10:]], staged)
-    for address in _serve(recorder, list(UncompressedTransferSyntaxes)):
-        with pytest.raises(errors.PacsRefused, match="Nothing was stored"):
-            store_to_pacs(items, address, COERCION, associations=3)
-
-    assert recorder.stored == {}
     assert _left_beside(staged) == []
