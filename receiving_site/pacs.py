@@ -11,14 +11,12 @@ once (`associations`), each reused for many images; `stow` is the DICOMweb way i
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import re
 import shutil
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,10 +39,6 @@ DEFAULT_ASSOCIATIONS = 4  # as `PacsSettings.associations`
 MAX_ASSOCIATIONS = 32  # a PACS limits how many associations one caller may open at once
 VERIFICATION = "1.2.840.10008.1.1"  # the Verification SOP Class (C-ECHO), PS3.4 A.4
 SUCCESS_OR_WARNING = {0x0000, 0xB000, 0xB006, 0xB007}
-# Coerced copies made ahead of the associations (`_Ahead`): how many images ahead at most (so
-# many copies on disk beside the staged files), and in how many worker processes at most.
-LOOKAHEAD = 16
-MAX_FILING_PROCESSES = 4
 # PS3.5 6.2 (AE): up to 16 characters of the default repertoire, no backslash, no controls.
 _AE_TITLE = re.compile(r"[^\\\x00-\x1f\x7f]{1,16}")
 
@@ -218,17 +212,11 @@ def _rewritten(
     coercion: Coercion | None,
     converting: list[StagedObject],
     total: int,
-    ahead: Future[Path] | None = None,
 ) -> Path:
     """`item`'s copy, decompressed into `target` and coerced (`transcode.rewrite`); raises
     `PacsRefused` saying why when it does not decode. `converting` (of `total` images) are
-    those the PACS takes only decompressed, for the message. `ahead` is its coerced copy if
-    one is being made (`_Ahead`): that copy, when it is not to be decompressed."""
+    those the PACS takes only decompressed, for the message."""
     try:
-        if ahead is not None:
-            if target is None:
-                return ahead.result()
-            wait([ahead])  # it writes where the decompressed copy goes; that one replaces it
         return transcode.rewrite(item, target, coercion=coercion)
     except errors.Undecodable as e:
         if target is None:  # only coerced, and that failed
@@ -259,23 +247,13 @@ class StoreAsVerified:
         on_stored: Callable[[int, int], None] | None = None,
         associations: int = 1,
     ) -> None:
-        self.ahead = None if coercion is None else _Ahead(coercion)
-        self.sending = _Sending({}, on_stored, self.ahead)
+        self.sending = _Sending({}, on_stored)
         self._formats: dict[formats.Pair, StagedObject] = {}
         self._lock = threading.Lock()
         workers = max(1, min(associations, MAX_ASSOCIATIONS))
-        self._running = workers
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="c-store")
         for _ in range(workers):
             self._pool.submit(_store_as_verified, pacs, self, coercion)
-
-    def association_ended(self) -> None:
-        """Called by each association as it ends: the last one closes `ahead`."""
-        with self._lock:
-            self._running -= 1
-            last = self._running == 0
-        if last and self.ahead is not None:
-            self.ahead.close()
 
     def put(self, item: StagedObject) -> None:
         with self._lock:
@@ -328,23 +306,18 @@ def _store_as_verified(
                 assoc = held.enter_context(_association(pacs, offer.contexts, refusal))
             target = offer.routes([item], _accepted(assoc)).get(item.entry.index)
             copies: dict[int, Path] = {}
-            made = None if stream.ahead is None else stream.ahead.take(item)
             try:
                 if target is not None or coercion is not None:
-                    copy = _rewritten(item, target, coercion, [item], 1, made)
-                    copies[item.entry.index] = copy
+                    copies[item.entry.index] = _rewritten(item, target, coercion, [item], 1)
                 _store_one(assoc, item, copies, sending.stored)
             finally:
                 for path in copies.values():
                     path.unlink(missing_ok=True)
-                if made is not None:  # its copy, if the decompressed one did not replace it
-                    transcode.wire_path(item).unlink(missing_ok=True)
             sending.done(None if target is None else item.entry.transfer_syntax_uid)
     except BaseException as e:  # handed to the caller through `sending`
         sending.failed(e)
     finally:
         held.close()
-        stream.association_ended()
 
 
 def _no_longer_accepted(pairs: list[formats.Pair]) -> str:
@@ -353,54 +326,6 @@ def _no_longer_accepted(pairs: list[formats.Pair]) -> str:
         "it accepted a moment before. Nothing was stored; check the PACS configuration, then "
         "run again."
     )
-
-
-class _Ahead:
-    """Coerced copies (`transcode.rewrite`) made in worker processes while the associations
-    send the images before them: filing an image under the local patient is pydicom work that,
-    in the associations' threads, would take turns with the sending for one interpreter.
-    `_Sending` starts each image's copy once it is among the next `LOOKAHEAD`; its association
-    `take`s it. Only a copy's making moves: an image is sent only after its copy is whole, and
-    its copy is made from its staged (verified) file, as in the association itself."""
-
-    def __init__(self, coercion: Coercion) -> None:
-        self._coercion = coercion
-        workers = max(1, min(MAX_FILING_PROCESSES, os.cpu_count() or 1))
-        # forkserver: this process runs threads (the console's, the associations'); a fork
-        # of it could inherit a lock held by one of them.
-        context = multiprocessing.get_context("forkserver")
-        # Imported once, in the fork server (started with the first pool), not in each worker.
-        context.set_forkserver_preload(["__main__", "receiving_site.transcode"])
-        self._pool = ProcessPoolExecutor(workers, mp_context=context)
-        self._copies: dict[int, tuple[StagedObject, Future[Path]]] = {}
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def start(self, item: StagedObject) -> None:
-        """Make `item`'s coerced copy in a worker (nothing once closed)."""
-        with self._lock:
-            if self._closed or item.entry.index in self._copies:
-                return
-            made = self._pool.submit(transcode.rewrite, item, None, coercion=self._coercion)
-            self._copies[item.entry.index] = (item, made)
-
-    def take(self, item: StagedObject) -> Future[Path] | None:
-        """`item`'s copy being made, now the caller's to wait for and remove; None if it was
-        never started."""
-        with self._lock:
-            _, made = self._copies.pop(item.entry.index, (item, None))
-            return made
-
-    def close(self) -> None:
-        """Stop the workers, once the copies being made are done, and remove the copies no
-        association took. Blocks."""
-        with self._lock:
-            self._closed = True
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        with self._lock:
-            left, self._copies = list(self._copies.values()), {}
-        for item, _ in left:
-            transcode.wire_path(item).unlink(missing_ok=True)
 
 
 class _Sending:
@@ -413,11 +338,8 @@ class _Sending:
         self,
         copies: Mapping[int, Path],
         on_stored: Callable[[int, int], None] | None,
-        ahead: _Ahead | None = None,
     ) -> None:
         self.copies = copies
-        self._ahead = ahead
-        self._started = 0  # of the images waiting, the first so many have their copy started
         self._waiting: deque[StagedObject] = deque()
         self._total = 0
         self._on_stored = on_stored
@@ -432,16 +354,7 @@ class _Sending:
         with self._ready:
             self._waiting.append(item)
             self._total += 1
-            self._start_ahead()
             self._ready.notify()
-
-    def _start_ahead(self) -> None:
-        """Start the coerced copies of the next `LOOKAHEAD` images waiting (holding `_ready`)."""
-        if self._ahead is None:
-            return
-        while self._started < min(LOOKAHEAD, len(self._waiting)):
-            self._ahead.start(self._waiting[self._started])
-            self._started += 1
 
     def close(self) -> None:
         """No image will be put any more: each association ends once the queue is empty."""
@@ -463,10 +376,7 @@ class _Sending:
                 if self.failure is not None or self._stopped:
                     return None
                 if self._waiting:
-                    item = self._waiting.popleft()
-                    self._started = max(0, self._started - 1)
-                    self._start_ahead()
-                    return item
+                    return self._waiting.popleft()
                 if self._closed:
                     return None
                 self._ready.wait()
