@@ -175,7 +175,10 @@ def coerce(ds: Dataset, coercion: Coercion) -> None:
     previous = Dataset()
     for keyword in touched:
         if keyword in ds:
-            previous[keyword] = copy.deepcopy(ds[keyword])  # ds's element changes below
+            # ds's element changes below (its value replaced, never changed in place): a
+            # sequence's items are copied too, another element shares its value.
+            element = ds[keyword]
+            previous[keyword] = copy.deepcopy(element) if element.VR == "SQ" else copy.copy(element)
         elif keyword.endswith("Sequence"):
             setattr(previous, keyword, Sequence())
         else:

@@ -25,7 +25,9 @@ RLE decoder; nothing here touches a codestream. What the copy keeps and what cha
 - Deflated Explicit VR Little Endian has no pixel encoding of its own: it is only re-encoded.
 
 Bounded memory: one image at a time, read from its staged file and written beside it (named by
-position, like the staged file, never by a received value). The decoders allocate the whole
+position, like the staged file, never by a received value). A copy that keeps the transfer
+syntax (only coerced) reads the data set up to its pixel data, and copies the pixel data
+element and what follows it as staged, in blocks. The decoders allocate the whole
 image from the size its header declares before finding whether the data fills it, so an image
 that declares more than `MAX_DECLARED_BYTES`, or more than `MAX_EXPANSION` times its file, is
 refused before decoding (DOMAIN.md: never allocate from a size the peer declares).
@@ -35,10 +37,14 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from pathlib import Path
+from typing import BinaryIO
 
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_partial
+from pydicom.tag import BaseTag
 from pydicom.uid import (
     UID,
     ExplicitVRLittleEndian,
@@ -88,6 +94,9 @@ MAX_DECLARED_BYTES = 2 * 2**30
 MAX_EXPANSION = 4096
 RLE_EXPANSION = 72  # at most 64 for RLE's runs, plus its headers
 _REASON_CHARS = 200  # of a decoder's error, in a message staff read
+# Where `dcmread(stop_before_pixels=True)` stops: Float, Double Float and Pixel Data.
+_PIXEL_DATA = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+_COPY_BLOCK = 1 << 20  # bytes per read of the pixel data copied as staged
 
 
 def can_decompress(syntax: str) -> bool:
@@ -117,6 +126,8 @@ def rewrite(
     with item.path.open("rb") as f:  # an OSError here is this machine's, not the image's
         file_size = os.fstat(f.fileno()).st_size
         inflate.check(item.path, item.entry.index + 1)  # ImageTooLarge before pydicom inflates
+        if syntax is None and not original.is_deflated:
+            return _coerced(item, f, coercion)
         try:
             ds = pydicom.dcmread(f)
         except Exception as e:  # a reader can fail in any way on bad data
@@ -138,11 +149,52 @@ def rewrite(
         ds.file_meta.TransferSyntaxUID = UID(syntax)
     if coercion is not None:
         reconcile.coerce(ds, coercion)
+    return _written(item, ds)
+
+
+def _coerced(item: StagedObject, f: BinaryIO, coercion: Coercion | None) -> Path:
+    """`rewrite` keeping the transfer syntax, from `f` (the staged file, open): pydicom reads
+    the data set up to the pixel data, which is the bulk of an image and which coercion never
+    changes, and encodes it coerced; the pixel data element, and whatever follows it, are then
+    copied as staged. They are in the same transfer syntax as the header pydicom writes, and
+    come after every element coercion writes (groups 0010 and 0400), so the copy is the one a
+    full read and write would give, without decoding and re-encoding megabytes per image. Not
+    for a deflated file: its data set is one deflate stream."""
+    at_pixels: list[int] = []
+
+    def stop(tag: BaseTag, vr: str | None, length: int) -> bool:
+        if tag in _PIXEL_DATA:
+            at_pixels.append(tag)  # pydicom rewinds `f` to the start of this element
+            return True
+        return False
+
+    try:
+        ds = read_partial(f, stop)
+    except Exception as e:  # a reader can fail in any way on bad data
+        raise errors.Undecodable(_reason(e)) from e
+    tail = f.tell() if at_pixels else None
+    if coercion is not None:
+        reconcile.coerce(ds, coercion)
+    if tail is not None and max(ds.keys(), default=0) >= min(at_pixels):
+        # Never: coercion writes groups 0010 and 0400 only. Copying the tail after such an
+        # element would put the data set out of tag order.
+        raise AssertionError("coercion wrote an element after the pixel data")
+    if tail is not None:
+        f.seek(tail)
+    return _written(item, ds, None if tail is None else f)
+
+
+def _written(item: StagedObject, ds: Dataset, tail: BinaryIO | None = None) -> Path:
+    """Write `ds` (then the rest of `tail`, as it is, when given) to `wire_path(item)`,
+    whole or not at all; returns the path."""
     ds.preamble = b"\x00" * PREAMBLE
     target = wire_path(item)
     partial = target.with_suffix(".wire-part")
     try:
-        ds.save_as(partial, enforce_file_format=True)
+        with partial.open("wb") as out:
+            ds.save_as(out, enforce_file_format=True)
+            if tail is not None:
+                shutil.copyfileobj(tail, out, _COPY_BLOCK)
         os.replace(partial, target)
     except OSError:
         raise  # this machine's disk: the caller says how to continue
