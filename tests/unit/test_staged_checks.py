@@ -4,36 +4,16 @@ the headers the folder copy lays the images out by."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pydicom
 import pytest
+from staged_files import staged
 
 from receiving_site import errors, staging
 from receiving_site.staging import StagedObject
 from sending_site.synthetic import make_ct_study
-from transfer_codes.manifest import ManifestEntry, StudySummary
-
-
-def _staged(paths: list[Path]) -> list[StagedObject]:
-    items = []
-    for index, path in enumerate(paths):
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-        data = path.read_bytes()
-        entry = ManifestEntry(
-            index,
-            str(ds.SOPInstanceUID),
-            str(ds.SeriesInstanceUID),
-            str(ds.StudyInstanceUID),
-            str(ds.SOPClassUID),
-            str(ds.file_meta.TransferSyntaxUID),
-            len(data),
-            hashlib.sha256(data).hexdigest(),
-            "dicom",
-        )
-        items.append(StagedObject(entry, path))
-    return items
+from transfer_codes.manifest import StudySummary
 
 
 def _summary(ds: pydicom.Dataset) -> StudySummary:
@@ -58,7 +38,7 @@ def _summary(ds: pydicom.Dataset) -> StudySummary:
 @pytest.fixture
 def study(tmp_path: Path) -> tuple[list[StagedObject], StudySummary]:
     paths = make_ct_study(tmp_path / "made", 3, rows=8, columns=8)
-    items = _staged(sorted(paths))
+    items = staged(sorted(paths))
     return items, _summary(pydicom.dcmread(items[0].path, stop_before_pixels=True))
 
 
