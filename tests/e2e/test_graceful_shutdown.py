@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import secrets
 import signal
 import subprocess
@@ -22,8 +23,11 @@ import pytest
 from relay_harness import RECEIVER
 
 from e2e.harness import E2ERelay
+from relay.storage.files import WRITE_BATCH
 
-HALF = 256 * 1024  # bytes sent before the SIGTERM, and after it
+# Bytes sent before the SIGTERM, and after it: more than one write batch, so the relay has made
+# the object's file (and written the first batch) while it waits for the rest of the body.
+HALF = WRITE_BATCH + 256 * 1024
 WAIT_SECONDS = 60.0
 STOPPING = b"stopping: no new connections"
 # No proxy: the machine's HTTP(S)_PROXY must not capture calls to 127.0.0.1.
@@ -96,7 +100,7 @@ async def _start_slow_upload(
     }
     path = f"/api/v1/transfers/{transfer_id}/objects/0"
     upload = asyncio.create_task(_call(http, relay, "PATCH", path, data=body(), headers=headers))
-    # The relay is writing this object (it made the file before reading the body).
+    # The relay is writing this object (it made the file with the body's first batch).
     await _until(lambda: _object_file(relay, transfer_id) is not None, "the upload to begin")
     return transfer_id, body, upload
 
@@ -186,7 +190,7 @@ async def test_an_upload_past_the_shutdown_timeout_is_cut_off_unacknowledged(
                 relay,
                 "PATCH",
                 f"/api/v1/transfers/{transfer_id}/objects/0",
-                data=sealed,
+                data=io.BytesIO(sealed),
                 headers={
                     "Upload-Offset": "0",
                     "Upload-Length": str(len(sealed)),
