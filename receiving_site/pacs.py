@@ -17,7 +17,7 @@ import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian
 from receiving_site import errors, formats, transcode
 from receiving_site.reconcile import Coercion
 from receiving_site.staging import StagedObject
-from site_agent.association import in_use, pause_reactor
+from site_agent.association import idle, in_use, pause_reactor
 
 DEFAULT_CALLING_AE_TITLE = "TRAUMARELAY"
 DEFAULT_ASSOCIATIONS = 4  # as `PacsSettings.associations`
@@ -303,7 +303,11 @@ def _store_as_verified(
     try:
         assoc: Any = None
         offer = formats.offer([])
-        while (item := sending.next()) is not None:
+
+        def waiting() -> AbstractContextManager[None]:
+            return nullcontext() if assoc is None else idle(assoc)
+
+        while (item := sending.next(waiting)) is not None:
             proposed = {(sop, syntax) for sop, syntaxes in offer.contexts for syntax in syntaxes}
             if assoc is None or not assoc.is_established or _pair(item) not in proposed:
                 held.close()
@@ -375,10 +379,13 @@ class _Sending:
             self._stopped = True
             self._ready.notify_all()
 
-    def next(self) -> StagedObject | None:
-        """The next image to send (waiting for one while the queue is open), or None when all
-        are taken, one failed, or the sending was stopped."""
-        with self._ready:
+    def next(
+        self, waiting: Callable[[], AbstractContextManager[None]] = nullcontext
+    ) -> StagedObject | None:
+        """The next image to send (waiting for one while the queue is open, inside
+        `waiting()`), or None when all are taken, one failed, or the sending was stopped."""
+        with self._ready, ExitStack() as idling:
+            quiet = False
             while True:
                 if self.failure is not None or self._stopped:
                     return None
@@ -386,6 +393,9 @@ class _Sending:
                     return self._waiting.popleft()
                 if self._closed:
                     return None
+                if not quiet:
+                    idling.enter_context(waiting())
+                    quiet = True
                 self._ready.wait()
 
     def done(self, decompressed_from: str | None = None) -> None:
