@@ -93,6 +93,10 @@ def _application_entity(calling_ae_title: str) -> Any:
 
     # Send each file's own bytes without decoding or re-encoding them.
     _config.STORE_SEND_CHUNKED_DATASET = True
+    # No per-message log lines: pynetdicom's standard handlers format several for every C-STORE
+    # and its answer (the agent logs at INFO: two lines per image). Refused or aborted
+    # associations are still logged by pynetdicom itself, and told to staff by ours.
+    _config.LOG_HANDLER_LEVEL = "none"
     return AE(ae_title=calling_ae_title)
 
 
