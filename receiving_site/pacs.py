@@ -17,7 +17,7 @@ import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,13 +27,16 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian
 from receiving_site import errors, formats, transcode
 from receiving_site.reconcile import Coercion
 from receiving_site.staging import StagedObject
-from site_agent.association import in_use, pause_reactor
+from site_agent.association import idle, in_use, pause_reactor
 
 DEFAULT_CALLING_AE_TITLE = "TRAUMARELAY"
 DEFAULT_ASSOCIATIONS = 4  # as `PacsSettings.associations`
 MAX_ASSOCIATIONS = 32  # a PACS limits how many associations one caller may open at once
 VERIFICATION = "1.2.840.10008.1.1"  # the Verification SOP Class (C-ECHO), PS3.4 A.4
 SUCCESS_OR_WARNING = {0x0000, 0xB000, 0xB006, 0xB007}
+# Seconds an association waits for its next image before its DUL polls slowly (`idle`): images
+# that keep coming are sent without the DUL's wake-up delay.
+BRISK_SECONDS = 0.1
 # PS3.5 6.2 (AE): up to 16 characters of the default repertoire, no backslash, no controls.
 _AE_TITLE = re.compile(r"[^\\\x00-\x1f\x7f]{1,16}")
 
@@ -90,6 +93,10 @@ def _application_entity(calling_ae_title: str) -> Any:
 
     # Send each file's own bytes without decoding or re-encoding them.
     _config.STORE_SEND_CHUNKED_DATASET = True
+    # No per-message log lines: pynetdicom's standard handlers format several for every C-STORE
+    # and its answer (the agent logs at INFO: two lines per image). Refused or aborted
+    # associations are still logged by pynetdicom itself, and told to staff by ours.
+    _config.LOG_HANDLER_LEVEL = "none"
     return AE(ae_title=calling_ae_title)
 
 
@@ -303,7 +310,11 @@ def _store_as_verified(
     try:
         assoc: Any = None
         offer = formats.offer([])
-        while (item := sending.next()) is not None:
+
+        def waiting() -> AbstractContextManager[None]:
+            return nullcontext() if assoc is None else idle(assoc)
+
+        while (item := sending.next(waiting)) is not None:
             proposed = {(sop, syntax) for sop, syntaxes in offer.contexts for syntax in syntaxes}
             if assoc is None or not assoc.is_established or _pair(item) not in proposed:
                 held.close()
@@ -375,10 +386,14 @@ class _Sending:
             self._stopped = True
             self._ready.notify_all()
 
-    def next(self) -> StagedObject | None:
-        """The next image to send (waiting for one while the queue is open), or None when all
-        are taken, one failed, or the sending was stopped."""
-        with self._ready:
+    def next(
+        self, waiting: Callable[[], AbstractContextManager[None]] = nullcontext
+    ) -> StagedObject | None:
+        """The next image to send (waiting for one while the queue is open; inside `waiting()`
+        once none came for `BRISK_SECONDS`), or None when all are taken, one failed, or the
+        sending was stopped."""
+        with self._ready, ExitStack() as idling:
+            waited = quiet = False
             while True:
                 if self.failure is not None or self._stopped:
                     return None
@@ -386,6 +401,13 @@ class _Sending:
                     return self._waiting.popleft()
                 if self._closed:
                     return None
+                if not waited:
+                    waited = True
+                    self._ready.wait(BRISK_SECONDS)
+                    continue
+                if not quiet:
+                    idling.enter_context(waiting())
+                    quiet = True
                 self._ready.wait()
 
     def done(self, decompressed_from: str | None = None) -> None:

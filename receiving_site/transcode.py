@@ -38,12 +38,17 @@ from __future__ import annotations
 import math
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
 import pydicom
-from pydicom.dataset import Dataset
+from pydicom.charset import default_encoding
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomFileLike
 from pydicom.filereader import read_partial
+from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.tag import BaseTag
 from pydicom.uid import (
     UID,
@@ -97,6 +102,12 @@ _REASON_CHARS = 200  # of a decoder's error, in a message staff read
 # Where `dcmread(stop_before_pixels=True)` stops: Float, Double Float and Pixel Data.
 _PIXEL_DATA = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _COPY_BLOCK = 1 << 20  # bytes per read of the pixel data copied as staged
+_UNDEFINED = 0xFFFFFFFF  # an element's length when it is undefined (PS3.5 7.1.1)
+_HEADER_SIZES = (8, 12)  # bytes before an element's value: implicit or short, long explicit VR
+_META_NAMES = (
+    ("MediaStorageSOPClassUID", "SOPClassUID"),
+    ("MediaStorageSOPInstanceUID", "SOPInstanceUID"),
+)
 
 
 def can_decompress(syntax: str) -> bool:
@@ -159,7 +170,8 @@ def _coerced(item: StagedObject, f: BinaryIO, coercion: Coercion | None) -> Path
     copied as staged. They are in the same transfer syntax as the header pydicom writes, and
     come after every element coercion writes (groups 0010 and 0400), so the copy is the one a
     full read and write would give, without decoding and re-encoding megabytes per image. Not
-    for a deflated file: its data set is one deflate stream."""
+    for a deflated file: its data set is one deflate stream. The header's elements that
+    coercion left as read are copied as staged too (`_spliced`)."""
     at_pixels: list[int] = []
 
     def stop(tag: BaseTag, vr: str | None, length: int) -> bool:
@@ -173,15 +185,28 @@ def _coerced(item: StagedObject, f: BinaryIO, coercion: Coercion | None) -> Path
     except Exception as e:  # a reader can fail in any way on bad data
         raise errors.Undecodable(_reason(e)) from e
     tail = f.tell() if at_pixels else None
+    read = {tag: ds.get_item(tag) for tag in ds.keys()}  # noqa: SIM118 (iterating converts)
+    charset = _charset(ds)
     if coercion is not None:
         reconcile.coerce(ds, coercion)
     if tail is not None and max(ds.keys(), default=0) >= min(at_pixels):
         # Never: coercion writes groups 0010 and 0400 only. Copying the tail after such an
         # element would put the data set out of tag order.
         raise AssertionError("coercion wrote an element after the pixel data")
+    end = tail if tail is not None else os.fstat(f.fileno()).st_size
+    if _charset(ds) == charset:
+        spliced = _spliced(item, ds, read, f, end)
+        if spliced is not None:
+            return spliced
     if tail is not None:
         f.seek(tail)
     return _written(item, ds, None if tail is None else f)
+
+
+def _charset(ds: Dataset) -> object:
+    """`ds`'s Specific Character Set as written (None when absent)."""
+    element = ds.get("SpecificCharacterSet")
+    return None if element is None else ds["SpecificCharacterSet"].value
 
 
 def _written(item: StagedObject, ds: Dataset, tail: BinaryIO | None = None) -> Path:
@@ -203,6 +228,120 @@ def _written(item: StagedObject, ds: Dataset, tail: BinaryIO | None = None) -> P
     finally:
         partial.unlink(missing_ok=True)
     return target
+
+
+def _spans(
+    ds: Dataset, read: Mapping[BaseTag, DataElement | RawDataElement], end: int
+) -> dict[BaseTag, tuple[int, int]] | None:
+    """Where in the staged file each element of `ds` still as pydicom read it (`read`: the
+    same object, never converted) lies: from the end of the element before it to the end of
+    its value, both as pydicom gave them (`value_tell`, `length`); the last must end at `end`
+    (the pixel data, or the end of the file). Only an element header (8 or 12 bytes, PS3.5
+    7.1) may lie between two values, so a file laid out otherwise (out of tag order, a
+    duplicated tag pydicom kept once) gives None; an element after one of undefined length is
+    left to pydicom."""
+    spans: dict[BaseTag, tuple[int, int]] = {}
+    previous: int | None = None
+    for tag in sorted(read):
+        element = read[tag]
+        if not isinstance(element, RawDataElement) or element.length == _UNDEFINED:
+            previous = None
+            continue
+        start, value_end = element.value_tell, element.value_tell + element.length
+        if previous is not None:
+            if not _HEADER_SIZES[0] <= start - previous <= _HEADER_SIZES[1]:
+                return None
+            now: object = ds.get_item(tag)
+            if now is element:
+                spans[tag] = (previous, value_end)
+        previous = value_end
+    if previous is not None and previous != end:
+        return None
+    return spans
+
+
+def _spliced(
+    item: StagedObject,
+    ds: Dataset,
+    read: Mapping[BaseTag, DataElement | RawDataElement],
+    f: BinaryIO,
+    end: int,
+) -> Path | None:
+    """`_written` for `_coerced`, the same bytes, with less of pydicom: the file meta and the
+    elements coercion added, changed or read are encoded by pydicom's own functions (as
+    `dcmwrite` and `write_dataset` do), and every run of elements left as read is copied from
+    `f` (see `_spans`) with the pixel data after them. Written per image, pydicom's encoding of
+    the ~100 elements of a CT header took more time than everything else in the rewrite. Returns
+    None, having written nothing, for a file this does not cover: then `_written`."""
+    meta: FileMetaDataset | None = getattr(ds, "file_meta", None)
+    syntax = None if meta is None else meta.get("TransferSyntaxUID")
+    if meta is None or syntax is None or not UID(syntax).is_transfer_syntax:
+        return None
+    encoding = (UID(syntax).is_implicit_VR, UID(syntax).is_little_endian)
+    if UID(syntax).is_deflated or ds.original_encoding != encoding:
+        return None  # pydicom's writer re-encodes such a data set
+    if any(tag >> 16 in (0, 2) for tag in ds.keys()):  # noqa: SIM118 (iterating converts)
+        return None  # pydicom's writer refuses it: `_written` says why
+    # As `dcmwrite(enforce_file_format=True)`: the file meta names the data set's instance.
+    for in_meta, in_ds in _META_NAMES:
+        value, named = ds.get(in_ds), meta.get(in_meta)
+        if named is None or (value and value != named):
+            setattr(meta, in_meta, value)
+    charset = ds.get("SpecificCharacterSet", default_encoding)  # as `write_dataset`
+    spans = _spans(ds, read, end)
+    if spans is None:
+        return None
+    target = wire_path(item)
+    partial = target.with_suffix(".wire-part")
+    try:
+        with partial.open("wb") as out:
+            fp = DicomFileLike(out)
+            fp.is_implicit_VR, fp.is_little_endian = encoding
+            fp.write(b"\x00" * PREAMBLE + b"DICM")
+            write_file_meta_info(fp, meta, enforce_standard=True)
+            run: list[int] = []  # [start, end) in `f` of elements to copy next
+            for tag in sorted(ds.keys()):
+                if tag.element == 0 and tag.group > 6:
+                    continue  # as `write_dataset`: retired group lengths are not written
+                span = spans.get(tag)
+                if span is not None and run and run[1] == span[0]:
+                    run[1] = span[1]
+                    continue
+                _copy(f, out, run)
+                if span is not None:
+                    run = list(span)
+                else:
+                    run = []
+                    write_data_element(fp, ds.get_item(tag), charset)
+            size = os.fstat(f.fileno()).st_size
+            if run and run[1] == end:
+                run[1] = size  # the pixel data and what follows it, in the same copy
+            else:
+                _copy(f, out, run)
+                run = [end, size] if end < size else []
+            _copy(f, out, run)
+        os.replace(partial, target)
+    except OSError:
+        raise  # this machine's disk: the caller says how to continue
+    except Exception as e:  # a value pydicom cannot encode
+        raise errors.Undecodable(_reason(e)) from e
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
+def _copy(f: BinaryIO, out: BinaryIO, span: list[int]) -> None:
+    """Copy bytes [start, end) of `f` to `out` (nothing for an empty `span`)."""
+    if not span:
+        return
+    f.seek(span[0])
+    left = span[1] - span[0]
+    while left > 0:
+        block = f.read(min(left, _COPY_BLOCK))
+        if not block:
+            raise errors.Undecodable("the image ends before the length its elements declare")
+        out.write(block)
+        left -= len(block)
 
 
 def refuse_oversized(ds: Dataset, file_size: int) -> None:

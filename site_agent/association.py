@@ -12,6 +12,15 @@ and can hit any second message on an association (every C-STORE after the first)
 and `pause_reactor()` waits for that before each message. Both touch the association's private
 `_reactor_checkpoint`, which the reactor reads afresh on every round; a pynetdicom upgrade
 must keep `tests/integration/test_association_race.py` green.
+
+Both of pynetdicom's threads per association poll: the association's reactor runs a round
+every millisecond, the DUL's every millisecond while it has nothing to do. Four open
+associations then cost a fifth of a core doing nothing (measured: 0.19 CPU s per second),
+and their wake-ups take the interpreter lock from the threads that do the work. The
+checkpoint therefore gives the association's reactor a round every `IDLE_ROUND_SECONDS`
+only (it answers a peer's release or abort that much later; our own messages never wait for
+it, as it is parked between rounds), and `idle()` slows the DUL's polling while the caller
+waits for something to send.
 """
 
 from __future__ import annotations
@@ -23,6 +32,11 @@ from contextlib import contextmanager
 from typing import Any
 
 _POLL_SECONDS = 0.05  # how often a pause re-checks that the reactor thread still lives
+# Seconds between the association reactor's rounds when nothing pauses it (pynetdicom: 0.001).
+IDLE_ROUND_SECONDS = 0.05
+# Seconds between the DUL's polls of an idle association inside `idle()` (pynetdicom: 0.001):
+# also the most the first message after it waits for the DUL to wake.
+IDLE_POLL_SECONDS = 0.02
 
 
 class ReactorCheckpoint:
@@ -47,13 +61,17 @@ class ReactorCheckpoint:
             self._flag = False
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block while cleared (the reactor's side); True once set, False on timeout."""
+        """The reactor's side, once per round: parks until the next round is due (at most
+        `IDLE_ROUND_SECONDS`, sooner when set again), and on while cleared; True once set,
+        False on timeout."""
         with self._cond:
-            if self._flag:
-                return True
             self._parked += 1
             self._cond.notify_all()
             try:
+                if self._flag:
+                    # A round now would find nothing to do: the reactor only serves the
+                    # peer's requests, release and abort, which can wait this long.
+                    self._cond.wait(IDLE_ROUND_SECONDS)
                 return self._cond.wait_for(lambda: self._flag, timeout)
             finally:
                 self._parked -= 1
@@ -86,6 +104,23 @@ def pause_reactor(assoc: Any) -> None:
     checkpoint = assoc._reactor_checkpoint
     if isinstance(checkpoint, ReactorCheckpoint):
         checkpoint.pause(assoc.is_alive)
+
+
+@contextmanager
+def idle(assoc: Any) -> Iterator[None]:
+    """While the caller has nothing to send on `assoc` (it waits for work), its DUL polls
+    every `IDLE_POLL_SECONDS` instead of every millisecond; the first message sent after it
+    may wait that long for the DUL to wake. Touches the DUL's private `_run_loop_delay`."""
+    dul = assoc.dul
+    before = getattr(dul, "_run_loop_delay", None)
+    if not isinstance(before, float):  # not the pynetdicom this was written for: leave it
+        yield
+        return
+    dul._run_loop_delay = max(before, IDLE_POLL_SECONDS)
+    try:
+        yield
+    finally:
+        dul._run_loop_delay = before
 
 
 @contextmanager
