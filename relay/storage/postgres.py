@@ -735,9 +735,11 @@ class PostgresTransaction:
         """Append this transaction's audit records to the one chain, in order."""
         if not self._audit:
             return
-        await self._db.execute("SELECT pg_advisory_xact_lock($1)", AUDIT_CHAIN_LOCK)
-        row = await self._one("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-        seq, prev = (int(row[0]), bytes(row[1])) if row else (0, GENESIS)
+        # The chain's lock, then its last record, in one call (schema_pg/003).
+        row = await self._one(
+            "SELECT last_seq, last_hash FROM audit_chain_tail($1)", AUDIT_CHAIN_LOCK
+        )
+        seq, prev = (int(row[0]), bytes(row[1])) if row[0] is not None else (0, GENESIS)
         for event, now in self._audit:
             prev, values = chained_record(event, now, prev)
             seq += 1
