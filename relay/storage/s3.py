@@ -18,8 +18,9 @@ never acknowledged left), so the parts always follow each other without a gap or
 
 Requests to the store are what an object costs here (each is signed, and sent over a pooled
 connection of the one client the store keeps open), so a download lists the object once:
-`read` starts from the parts the `size` just before it listed (a download asks for both), and
-fails as damaged, rather than reading something else, if a part is not the size listed.
+`read` starts from the parts the `size` just before it listed (a download asks for both, of a
+complete object, which no write changes), and fails as damaged, rather than reading something
+else, if a part is not the size listed. `sha256` (of an object still being written) lists anew.
 
 Keys are built only from the relay's own transfer id (checked to be 24 base32 symbols) and an
 integer index, never from anything a peer named.
