@@ -21,6 +21,8 @@ It behaves as the embedded SQLite store (`relay.storage.sqlite`) does, across pr
   session advisory lock, held on a connection of a pool of its own for the whole write (so
   writers waiting for it never starve the transactions of the writer holding it). PostgreSQL
   drops it with the session if the instance holding it dies.
+- Round trips are what a request pays for here, so a connection goes back to its pool without
+  asyncpg's reset query: the store leaves no session state on it (see `_given_back`).
 """
 
 from __future__ import annotations
@@ -83,12 +85,67 @@ def read_password(path: Path | None) -> str | None:
         raise errors.ConfigError(f"The metadata password file {path} could not be read.") from e
 
 
+async def _given_back(conn: asyncpg.Connection) -> None:
+    """What the pool does to a connection given back, after asyncpg has rolled back any
+    transaction left open: nothing more. asyncpg's default also sends `RESET ALL`, `CLOSE ALL`,
+    `UNLISTEN *` and `pg_advisory_unlock_all()`, a round trip for every transaction. Nothing
+    here leaves such state behind: a transaction's locks and settings end with it; a session
+    lock (`exclusive`, `object_write_lock`) is released by `_unlock`, or its connection closed;
+    the rare work given a bare connection (`_upgrade`, `connection`) runs in `_reset_after`."""
+
+
+@asynccontextmanager
+async def _reset_after(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A connection reset in full (asyncpg's reset query) before it goes back to `pool`, for
+    work that may leave session state on it; closed instead if the reset fails."""
+    async with pool.acquire() as conn:
+        try:
+            yield conn
+        finally:
+            try:
+                await conn.reset()
+            except BaseException:
+                conn.terminate()
+                raise
+
+
+async def _lock(conn: asyncpg.Connection, sql: str, *args: object) -> Any:
+    """Run `sql`, which takes a session lock, and return its value. If it fails otherwise than
+    by PostgreSQL's answer (a lock not available), or is cancelled (the lock may have been
+    granted just then), the connection is closed: the lock ends with the session."""
+    try:
+        return await conn.fetchval(sql, *args)
+    except asyncpg.LockNotAvailableError:
+        raise
+    except BaseException:
+        conn.terminate()
+        raise
+
+
+async def _unlock(conn: asyncpg.Connection, sql: str, *args: object) -> None:
+    """Run `sql`, which releases a session lock. If that fails, the connection is closed instead
+    (the lock ends with the session), so it never goes back to the pool holding the lock; the
+    failure is not raised, as the work done under the lock stands (a cancellation is)."""
+    try:
+        await conn.execute(sql, *args)
+    except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
+        conn.terminate()
+    except BaseException:
+        conn.terminate()
+        raise
+
+
 async def _connect_pool(
     url: str, password: str | None, max_size: int, min_size: int = 1
 ) -> asyncpg.Pool:
     try:
         pool = await asyncpg.create_pool(
-            url, password=password, min_size=min_size, max_size=max_size, command_timeout=300
+            url,
+            password=password,
+            min_size=min_size,
+            max_size=max_size,
+            command_timeout=300,
+            reset=_given_back,
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
         # The error names the host and user, never the password (it was not in the URL).
@@ -131,7 +188,7 @@ class PostgresMetadata:
         return store
 
     async def _upgrade(self) -> None:
-        async with self._pool.acquire() as conn:
+        async with _reset_after(self._pool) as conn:
             await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
             try:
                 await conn.execute(
@@ -177,7 +234,7 @@ class PostgresMetadata:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection of the pool, for maintenance (`relay.migrate`), not for handlers."""
-        async with self._pool.acquire() as conn:
+        async with _reset_after(self._pool) as conn:
             yield conn
 
     @asynccontextmanager
@@ -185,24 +242,30 @@ class PostgresMetadata:
         """True while this instance holds the lock `key`, False if another one does (then do
         not do the work). Held on one connection until the block ends."""
         async with self._pool.acquire() as conn:
-            held = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", key))
+            held = bool(await _lock(conn, "SELECT pg_try_advisory_lock($1)", key))
             try:
                 yield held
             finally:
                 if held:
-                    await conn.execute("SELECT pg_advisory_unlock($1)", key)
+                    await _unlock(conn, "SELECT pg_advisory_unlock($1)", key)
 
     @asynccontextmanager
     async def object_write_lock(self, transfer_id: str, index: int) -> AsyncIterator[bool]:
         """True while this instance alone writes object `index` of `transfer_id`; False if
         another writer (on any instance) still held it after `write_lock_wait` seconds."""
         key = f"{transfer_id}/{index}"
+        wait_ms = max(1, round(self.write_lock_wait * 1000))
         async with self._write_locks.acquire() as conn:
-            wait_ms = max(1, round(self.write_lock_wait * 1000))
-            await conn.execute("SELECT set_config('lock_timeout', $1, false)", f"{wait_ms}ms")
             try:
-                await conn.execute(
-                    "SELECT pg_advisory_lock($1, hashtext($2))", OBJECT_WRITE_SPACE, key
+                # One round trip: the wait's limit is set for this statement only (its own
+                # transaction), before the lock is asked for (the CTE is evaluated first).
+                await _lock(
+                    conn,
+                    "WITH wait AS MATERIALIZED (SELECT set_config('lock_timeout', $1, true)) "
+                    "SELECT pg_advisory_lock($2, hashtext($3)) FROM wait",
+                    f"{wait_ms}ms",
+                    OBJECT_WRITE_SPACE,
+                    key,
                 )
             except asyncpg.LockNotAvailableError:
                 held = False
@@ -211,13 +274,10 @@ class PostgresMetadata:
             try:
                 yield held
             finally:
-                # The pool's reset on release unlocks too; this frees it even if that fails.
-                with contextlib.suppress(asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
-                    if held:
-                        await conn.execute(
-                            "SELECT pg_advisory_unlock($1, hashtext($2))", OBJECT_WRITE_SPACE, key
-                        )
-                    await conn.execute("RESET lock_timeout")
+                if held:
+                    await _unlock(
+                        conn, "SELECT pg_advisory_unlock($1, hashtext($2))", OBJECT_WRITE_SPACE, key
+                    )
 
     async def audit_records(self) -> list[dict[str, Any]]:
         """All audit records in order, for operators and for `verify_audit_chain`."""
@@ -591,21 +651,18 @@ class PostgresTransaction:
         return [ObjectStatus(r[0], r[1], bool(r[2]), r[3], r[4]) for r in rows]
 
     async def set_durable_offset(self, transfer_id: str, index: int, offset: int) -> None:
-        # The transfer's running sum moves by the object's change, in the same transaction (the
-        # transfer's row lock, taken here if not already, keeps concurrent writers in step).
+        # The transfer's running sum moves by the object's change, in the same statement (the
+        # transfer's row lock, taken first as before, keeps concurrent writers in step; the
+        # subquery reads the object's offset as it was before this statement).
         await self._db.execute(
-            "UPDATE transfers SET stored_bytes = stored_bytes + $1 - COALESCE((SELECT "
-            "durable_offset FROM objects WHERE transfer_id = $2 AND idx = $3), 0) WHERE id = $2",
-            offset,
-            transfer_id,
-            index,
-        )
-        await self._db.execute(
-            "INSERT INTO objects (transfer_id, idx, durable_offset) VALUES ($1, $2, $3) "
+            "WITH moved AS (UPDATE transfers SET stored_bytes = stored_bytes + $1 - COALESCE("
+            "(SELECT durable_offset FROM objects WHERE transfer_id = $2 AND idx = $3), 0) "
+            "WHERE id = $2 RETURNING id) "
+            "INSERT INTO objects (transfer_id, idx, durable_offset) SELECT id, $3, $1 FROM moved "
             "ON CONFLICT (transfer_id, idx) DO UPDATE SET durable_offset = excluded.durable_offset",
+            offset,
             transfer_id,
             index,
-            offset,
         )
 
     async def complete_object(self, transfer_id: str, index: int, size: int, sha256: str) -> None:
@@ -678,9 +735,11 @@ class PostgresTransaction:
         """Append this transaction's audit records to the one chain, in order."""
         if not self._audit:
             return
-        await self._db.execute("SELECT pg_advisory_xact_lock($1)", AUDIT_CHAIN_LOCK)
-        row = await self._one("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-        seq, prev = (int(row[0]), bytes(row[1])) if row else (0, GENESIS)
+        # The chain's lock, then its last record, in one call (schema_pg/003).
+        row = await self._one(
+            "SELECT last_seq, last_hash FROM audit_chain_tail($1)", AUDIT_CHAIN_LOCK
+        )
+        seq, prev = (int(row[0]), bytes(row[1])) if row[0] is not None else (0, GENESIS)
         for event, now in self._audit:
             prev, values = chained_record(event, now, prev)
             seq += 1

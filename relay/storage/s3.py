@@ -16,6 +16,12 @@ write survives a crash of the relay.
 `write_at(offset)` first deletes the parts that start at or past `offset` (what a write that was
 never acknowledged left), so the parts always follow each other without a gap or an overlap.
 
+Requests to the store are what an object costs here (each is signed, and sent over a pooled
+connection of the one client the store keeps open), so a download lists the object once:
+`read` starts from the parts the `size` just before it listed (a download asks for both, of a
+complete object, which no write changes), and fails as damaged, rather than reading something
+else, if a part is not the size listed. `sha256` (of an object still being written) lists anew.
+
 Keys are built only from the relay's own transfer id (checked to be 24 base32 symbols) and an
 integer index, never from anything a peer named.
 """
@@ -26,6 +32,7 @@ import contextlib
 import hashlib
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +50,11 @@ PART_BUFFER = 8 * 1024 * 1024
 # The ranges one part is copied in when it must be cut (S3: at least 5 MiB but for the last).
 COPY_RANGE = 64 * 1024 * 1024
 _OFFSET_DIGITS = 20  # zero-padded, so listing order (by key) is offset order
+# How long the parts `size` listed stand for the `read` that follows it, and how many objects'
+# listings are kept for that at most (a download that ends between the two leaves one behind).
+LISTING_SECONDS = 30.0
+LISTINGS_KEPT = 1024
+_CONTENT_RANGE = re.compile(r"bytes \d+-\d+/(\d+)")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _PREFIX = re.compile(r"[A-Za-z0-9!_.*'()/-]*")
 
@@ -118,6 +130,8 @@ class S3ObjectStore:
         self._s3 = client
         self._location = location
         self._exits = exits
+        # (transfer id, index) -> (when, parts): what `size` listed, for the `read` after it.
+        self._listed: dict[tuple[str, int], tuple[float, list[_Part]]] = {}
 
     @classmethod
     async def open(
@@ -219,6 +233,7 @@ class S3ObjectStore:
         `too_large` (by default `ObjectTooLarge`) is raised and nothing past `offset` is kept."""
         with _unavailable():
             key = self._part_key(transfer_id, index, offset)
+            self._listed.pop((transfer_id, index), None)
             await self._cut(transfer_id, index, offset)
             writer = _PartWriter(self._s3, self._location.bucket, key)
             position = offset
@@ -317,25 +332,49 @@ class S3ObjectStore:
             return False
 
     async def size(self, transfer_id: str, index: int) -> int:
+        """The object's size; its parts are kept for a `read` of it that follows."""
         with _unavailable():
             parts = await self._parts(transfer_id, index)
-            return parts[-1].end if parts else 0
+        if len(self._listed) >= LISTINGS_KEPT:
+            self._listed.clear()
+        self._listed[(transfer_id, index)] = (time.monotonic(), parts)
+        return parts[-1].end if parts else 0
 
     async def sha256(self, transfer_id: str, index: int) -> str:
         h = hashlib.sha256()
-        async for block in self.read(transfer_id, index, 0):
+        with _unavailable():
+            parts = await self._parts(transfer_id, index)
+        async for block in self._read(parts, 0):
             h.update(block)
         return h.hexdigest()
 
     async def read(self, transfer_id: str, index: int, start: int) -> AsyncIterator[bytes]:
+        """The object's bytes from `start`: its parts as the `size` just before listed them
+        (within `LISTING_SECONDS`), else as listed now."""
+        listed = self._listed.pop((transfer_id, index), None)
+        if listed is not None and time.monotonic() - listed[0] <= LISTING_SECONDS:
+            parts = listed[1]
+        else:
+            with _unavailable():
+                parts = await self._parts(transfer_id, index)
+        async for block in self._read(parts, start):
+            yield block
+
+    async def _read(self, parts: list[_Part], start: int) -> AsyncIterator[bytes]:
+        """The bytes of `parts` from `start`; `StoredObjectDamaged` if a part is not the size
+        it was listed with."""
         with _unavailable():
-            for part in await self._parts(transfer_id, index):
+            for part in parts:
                 if part.end <= start or part.size == 0:
                     continue
                 skip = max(0, start - part.start)
                 response = await self._s3.get_object(
                     Bucket=self._location.bucket, Key=part.key, Range=f"bytes={skip}-"
                 )
+                whole = _CONTENT_RANGE.fullmatch(response.get("ContentRange", ""))
+                if whole is None or int(whole[1]) != part.size:
+                    response["Body"].close()
+                    raise errors.StoredObjectDamaged()
                 async with response["Body"] as stream:
                     while block := await stream.read(READ_BLOCK):
                         yield block
@@ -345,6 +384,8 @@ class S3ObjectStore:
         with _unavailable():
             prefix = self._transfer_prefix(transfer_id)
             bucket = self._location.bucket
+            for listed in [k for k in self._listed if k[0] == transfer_id]:
+                del self._listed[listed]
             paginator = self._s3.get_paginator("list_multipart_uploads")
             async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
                 for upload in page.get("Uploads", []):
@@ -369,7 +410,7 @@ def _share_loader(session: Any) -> None:
 
 class _PartWriter:
     """One part: a single PUT when it fits in `PART_BUFFER`, else a multipart upload (which
-    nobody sees until `finish` completes it)."""
+    nobody sees until `finish` completes it) of pieces over `PART_BUFFER` but the last."""
 
     def __init__(self, client: Any, bucket: str, key: str) -> None:
         self._s3 = client
@@ -383,7 +424,9 @@ class _PartWriter:
     async def add(self, block: bytes) -> None:
         self._pending.append(block)
         self._pending_size += len(block)
-        if self._pending_size >= PART_BUFFER:
+        # Past the buffer, not at it: a write of exactly PART_BUFFER bytes (a sender's whole
+        # segment) is one PUT, not a multipart upload of one piece.
+        if self._pending_size > PART_BUFFER:
             await self._send_pending()
 
     async def _send_pending(self) -> None:

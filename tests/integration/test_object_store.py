@@ -335,6 +335,42 @@ async def test_a_reader_never_sees_a_write_half_done(s3_stores: Stores) -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_write_of_exactly_one_buffer_is_one_put(s3_stores: Stores) -> None:
+    """A sender's whole segment (PART_BUFFER bytes) is one PUT; one byte more is a multipart
+    upload (S3 marks its ETag with the number of pieces)."""
+    store = await s3_stores.open()
+    assert s3_stores.bucket is not None
+    client = s3_stores.bucket.client()
+    tid = new_transfer_id()
+    block = 256 * 1024
+    segment = [os.urandom(block) for _ in range(s3.PART_BUFFER // block)]
+    assert await store.write_at(tid, 0, 0, blocks(*segment), 1 << 30) == s3.PART_BUFFER
+    assert await store.write_at(tid, 1, 0, blocks(*segment, b"x"), 1 << 30) == s3.PART_BUFFER + 1
+    etags = [
+        client.head_object(Bucket=s3_stores.bucket.bucket, Key=key)["ETag"]
+        for key in s3_stores.stored(tid)
+    ]
+    assert ["-" in etag for etag in etags] == [False, True]
+    assert await read_all(store, tid, 0) == b"".join(segment)
+
+
+@pytest.mark.asyncio
+async def test_a_read_after_size_refuses_a_part_changed_since(s3_stores: Stores) -> None:
+    """`read` starts from the parts `size` listed just before; a part rewritten meanwhile (by
+    another instance) is refused as damaged, never read as something else."""
+    reader, writer = await s3_stores.open(), await s3_stores.open()
+    tid = new_transfer_id()
+    assert await writer.write_at(tid, 0, 0, blocks(b"first contents"), 1 << 20) == 14
+    assert await reader.size(tid, 0) == 14
+    assert await read_all(reader, tid, 0, 6) == b"contents"  # from what size() listed
+    assert await reader.size(tid, 0) == 14
+    assert await writer.write_at(tid, 0, 0, blocks(b"other"), 1 << 20) == 5
+    with pytest.raises(errors.StoredObjectDamaged):
+        await read_all(reader, tid, 0)
+    assert await read_all(reader, tid, 0) == b"other"  # listed again
+
+
+@pytest.mark.asyncio
 async def test_a_bucket_out_of_reach_is_storage_unavailable(s3_bucket: S3Bucket) -> None:
     """A failing S3 service is told as such (503 `storage-unavailable`), not as a 500."""
     name = "gone-" + s3_bucket.new_prefix()
