@@ -416,23 +416,27 @@ async def _first_arrivals(
             if arrived.complete or arrived.stopped:
                 raise errors.NoDicomFound()
             continue
-        more = await asyncio.to_thread(_newcomers, c, arrived.paths)
+        more = await asyncio.to_thread(_newcomers, c, arrived)
         c.instances.extend(more)
         return c, arrived
 
 
-def _newcomers(c: Collection, paths: tuple[Path, ...]) -> list[Instance]:
-    """The images at `paths` that `c` lacks, read and checked. An image that is already in
-    `c` under another file (resent to the inbox) is sent once; one whose file is gone (its
-    copy was replaced meanwhile) is left to the copy that replaced it."""
+def _newcomers(c: Collection, arrived: Arrivals) -> list[Instance]:
+    """The images `arrived` names that `c` lacks, read and checked (or as the source's own
+    checks described them). An image that is already in `c` under another file (resent to
+    the inbox) is sent once; one whose file is gone (its copy was replaced meanwhile) is left
+    to the copy that replaced it."""
     known = {str(i.path) for i in c.instances}
     uids = {i.sop_instance_uid for i in c.instances}
+    described = {i.path: i for i in arrived.described}
     found: list[Instance] = []
-    for path in paths:
+    for path in arrived.paths:
         if str(path) in known:
             continue
         try:
-            instance = collect.read_instance(path)
+            instance = described.get(path) or collect.read_instance(path)
+            if not path.exists():
+                continue
         except FileNotFoundError:
             continue
         if instance.sop_instance_uid in uids:
@@ -738,7 +742,7 @@ class _Sending:
         source = cast(StudySource, self.req.source)
         while self.growing:
             arrived = await source.arrivals()
-            more = await asyncio.to_thread(_newcomers, self.c, arrived.paths)
+            more = await asyncio.to_thread(_newcomers, self.c, arrived)
             self.stopped = arrived.stopped
             self.growing = not (arrived.complete or arrived.stopped)
             if more:
