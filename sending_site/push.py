@@ -685,7 +685,9 @@ class _Sending:
     async def _do(self, decision: decisions.Decision) -> None:
         match decision:
             case decisions.Save(record):
-                journal.save(self.req.state_dir, record)
+                # Off the loop (a file and a folder fsync): the agent's fetches, inbox commits
+                # and uploads share it. Awaited, so the next decision still follows the save.
+                await asyncio.to_thread(journal.save, self.req.state_dir, record)
             case decisions.GiveUp(record, revoke):
                 refusal: Exception | None = None
                 if revoke:
