@@ -188,11 +188,17 @@ def read_checked(path: Path) -> pydicom.Dataset:
 def read_instance(path: Path) -> Instance:
     """Parse and validate one Part 10 file. Raises `InvalidDicomError` or `ValueError`."""
     ds = read_checked(path)
+    return instance_of(path, ds, path.stat().st_size)
+
+
+def instance_of(path: Path, ds: pydicom.Dataset, size: int) -> Instance:
+    """What the push needs of the file at `path` (`size` bytes), from its data set `ds`
+    already checked whole (`read_checked`)."""
     meta = ds.file_meta
     sop_instance = _text(ds, "SOPInstanceUID") or str(meta.MediaStorageSOPInstanceUID)
     return Instance(
         path=path,
-        size=path.stat().st_size,
+        size=size,
         sop_instance_uid=sop_instance,
         sop_class_uid=_text(ds, "SOPClassUID") or str(meta.MediaStorageSOPClassUID),
         series_instance_uid=_text(ds, "SeriesInstanceUID"),

@@ -5,7 +5,7 @@ site's own state folder and never leaves the hospital."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +73,23 @@ def _folder(state_dir: Path) -> Path:
     return site_folder(state_dir, "sending")
 
 
+def as_json(journal: TransferJournal) -> dict[str, Any]:
+    """The journal as `save` writes it: what `dataclasses.asdict` gives, the data key in
+    base64. Built field by field: a followed study saves its journal each time images are
+    added, and `asdict`'s deep copy of every object made those saves the push's largest cost
+    on a study of thousands of images."""
+    body: dict[str, Any] = {f.name: getattr(journal, f.name) for f in fields(journal)}
+    body["objects"] = [
+        {"index": o.index, "path": o.path, "size": o.size, "mtime_ns": o.mtime_ns}
+        for o in journal.objects
+    ]
+    body["data_key"] = b64encode_text(journal.data_key)
+    return body
+
+
 def save(state_dir: Path, journal: TransferJournal) -> None:
     """Write atomically and durably (`site_agent.local_state.write_atomically`)."""
-    body: dict[str, Any] = asdict(journal)
-    body["data_key"] = b64encode_text(journal.data_key)
+    body = as_json(journal)
     write_atomically(_folder(state_dir) / f"{journal.transfer_id}.json", json.dumps(body).encode())
 
 

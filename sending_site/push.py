@@ -69,6 +69,10 @@ __all__ = [
 SEGMENT_BYTES = 8 * 1024 * 1024  # one PATCH; the unit of resumption
 READ_BYTES = 1024 * 1024
 PARALLEL_OBJECTS = 8  # each holds up to two segments; 8 keeps a loopback relay busy
+# A followed study is asked for more images once fewer uploads than this are unfinished: the
+# uploads always have work waiting, and images that arrive meanwhile are added (journaled) in
+# one go rather than a few at a time.
+GROW_BELOW = 2 * PARALLEL_OBJECTS
 
 T = TypeVar("T")
 Grow = Callable[[], Coroutine[Any, Any, list[Instance] | None]]  # more images; None once complete
@@ -416,23 +420,27 @@ async def _first_arrivals(
             if arrived.complete or arrived.stopped:
                 raise errors.NoDicomFound()
             continue
-        more = await asyncio.to_thread(_newcomers, c, arrived.paths)
+        more = await asyncio.to_thread(_newcomers, c, arrived)
         c.instances.extend(more)
         return c, arrived
 
 
-def _newcomers(c: Collection, paths: tuple[Path, ...]) -> list[Instance]:
-    """The images at `paths` that `c` lacks, read and checked. An image that is already in
-    `c` under another file (resent to the inbox) is sent once; one whose file is gone (its
-    copy was replaced meanwhile) is left to the copy that replaced it."""
+def _newcomers(c: Collection, arrived: Arrivals) -> list[Instance]:
+    """The images `arrived` names that `c` lacks, read and checked (or as the source's own
+    checks described them). An image that is already in `c` under another file (resent to
+    the inbox) is sent once; one whose file is gone (its copy was replaced meanwhile) is left
+    to the copy that replaced it."""
     known = {str(i.path) for i in c.instances}
     uids = {i.sop_instance_uid for i in c.instances}
+    described = {i.path: i for i in arrived.described}
     found: list[Instance] = []
-    for path in paths:
+    for path in arrived.paths:
         if str(path) in known:
             continue
         try:
-            instance = collect.read_instance(path)
+            instance = described.get(path) or collect.read_instance(path)
+            if not path.exists():
+                continue
         except FileNotFoundError:
             continue
         if instance.sop_instance_uid in uids:
@@ -565,10 +573,11 @@ async def _upload(
 ) -> None:
     """Seal and send every object the relay does not hold (`holdings`), `instances[i]` under
     index i, then the manifest records it lacks, the closing one last. With `grow`, more
-    images are asked for meanwhile (journaled under the next indices before `grow` returns
-    them), and the manifest is closed once `grow` says the study is complete, marked
-    incomplete when `stopped()` says staff stopped following it before. Manifest records go
-    while objects upload, in batches of those ready (`_ManifestOut`)."""
+    images are asked for meanwhile, whenever fewer than `GROW_BELOW` uploads are unfinished
+    (journaled under the next indices before `grow` returns them), and the manifest is closed
+    once `grow` says the study is complete, marked incomplete when `stopped()` says staff
+    stopped following it before. Manifest records go while objects upload, in batches of
+    those ready (`_ManifestOut`)."""
     writer = ManifestWriter(record.data_key, record.transfer_id)
     uploader = _Uploader(
         client,
@@ -594,25 +603,30 @@ async def _upload(
                 )
             )
 
-    def ask_for_more() -> asyncio.Task[list[Instance] | None] | None:
-        return asyncio.create_task(grow()) if grow is not None else None
-
     growing: asyncio.Task[list[Instance] | None] | None = None
+    more_to_come = grow is not None  # until `grow` says the study is complete
     entered = 0  # objects whose manifest entry is written
     try:
         await manifest.flush()
         start(instances)
-        growing = ask_for_more()
-        while entered < len(tasks) or growing is not None:
+        while entered < len(tasks) or growing is not None or more_to_come:
             if growing is not None and growing.done():
                 more = growing.result()
                 growing = None
-                if more is not None:
+                if more is None:
+                    more_to_come = False
+                else:
                     instances = [*instances, *more]
                     uploader.grew(more)
                     start(more)
-                    growing = ask_for_more()
                 continue
+            if (
+                grow is not None
+                and more_to_come
+                and growing is None
+                and sum(not task.done() for task in tasks[entered:]) < GROW_BELOW
+            ):
+                growing = asyncio.create_task(grow())
             waiting = {tasks[entered]} if entered < len(tasks) else set()
             sending = manifest.kick()
             await asyncio.wait(
@@ -681,7 +695,9 @@ class _Sending:
     async def _do(self, decision: decisions.Decision) -> None:
         match decision:
             case decisions.Save(record):
-                journal.save(self.req.state_dir, record)
+                # Off the loop (a file and a folder fsync): the agent's fetches, inbox commits
+                # and uploads share it. Awaited, so the next decision still follows the save.
+                await asyncio.to_thread(journal.save, self.req.state_dir, record)
             case decisions.GiveUp(record, revoke):
                 refusal: Exception | None = None
                 if revoke:
@@ -738,7 +754,7 @@ class _Sending:
         source = cast(StudySource, self.req.source)
         while self.growing:
             arrived = await source.arrivals()
-            more = await asyncio.to_thread(_newcomers, self.c, arrived.paths)
+            more = await asyncio.to_thread(_newcomers, self.c, arrived)
             self.stopped = arrived.stopped
             self.growing = not (arrived.complete or arrived.stopped)
             if more:

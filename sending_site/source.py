@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from sending_site.collect import Instance
+
 
 @dataclass(frozen=True)
 class Arrivals:
@@ -24,6 +26,9 @@ class Arrivals:
     # Staff stopped following before the study was complete: these paths are the last sent,
     # and the manifest is closed marked incomplete, so the trauma center sees it is not whole.
     stopped: bool = False
+    # What the source's own checks already found in some of these files (the inbox parsed
+    # each as it kept it): the push takes these instead of parsing the files again.
+    described: tuple[Instance, ...] = ()
 
 
 class StudySource(Protocol):

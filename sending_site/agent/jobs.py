@@ -25,6 +25,7 @@ from typing import Any
 
 from sending_site.errors import SendingError
 from sending_site.inbox.follow import SpooledStudy
+from sending_site.inbox.keeping import Keeper
 from sending_site.inbox.settings import InboxSettings
 from sending_site.push import Progress, PushEvent, PushRequest, Ready, Retrying, push
 from sending_site.source import Arrivals
@@ -57,6 +58,8 @@ class PushSetup:
     credential_file: Path | None  # None: TRAUMA_RELAY_CREDENTIAL
     state_dir: Path
     inbox: InboxSettings  # the spool, its stable age and the PACS the study is followed with
+    # The inbox running in this process, which a push following a study listens to.
+    keeper: Callable[[], Keeper | None] = lambda: None
 
     def credential(self) -> str:
         """The site's relay credential, read when needed (`AgentError` saying what to fix)."""
@@ -181,7 +184,9 @@ def start_push(jobs: PushJobs, record: JobRecord) -> Job:
 
     async def run() -> None:
         setup = jobs.setup
-        job.source = source = SpooledStudy(setup.inbox, record.study_instance_uid)
+        job.source = source = SpooledStudy(
+            setup.inbox, record.study_instance_uid, keeper=setup.keeper()
+        )
         try:
             request = PushRequest(
                 paths=[],

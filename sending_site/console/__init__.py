@@ -30,6 +30,7 @@ def setup(app: web.Application, settings: SenderSettings) -> None:
     """The agent's settings and push jobs (started again where a stop left them, once this
     process holds the state folder's lock), and its script for live progress."""
     app[SETTINGS] = settings
+    fetches = Fetches()  # the inbox, when it runs in this process, keeps into it
     jobs = PushJobs(
         jobs_folder(settings.state.folder),
         PushSetup(
@@ -37,10 +38,11 @@ def setup(app: web.Application, settings: SenderSettings) -> None:
             credential_file=settings.relay.credential_file,
             state_dir=settings.state.folder,
             inbox=inbox_settings(settings),
+            keeper=lambda: fetches.keeper,
         ),
     )
     app[JOBS] = jobs
-    app[FETCHES] = Fetches()  # the inbox, when it runs in this process, keeps into it
+    app[FETCHES] = fetches
     # One process runs a state folder's jobs; the lock is taken before any job resumes.
     app.cleanup_ctx.append(lock.holding(settings.state.folder))
     app.cleanup_ctx.append(lifetime(jobs))

@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from sending_site.inbox import errors
 from sending_site.inbox.index import InboxIndex
+from sending_site.inbox.keeping import Keeper
 from sending_site.inbox.readiness import completeness_of
 from sending_site.inbox.settings import InboxSettings
 from sending_site.inbox.spool import Spool
@@ -39,7 +40,9 @@ PACS_EVERY_SECONDS = 15.0  # how often the PACS is asked again while its counts 
 class SpooledStudy:
     """`source.StudySource` over the inbox spool and index. `clock` gives seconds since the
     epoch (the index's arrival times are such). With `follow_for` (seconds from the first
-    `arrivals`), a study not complete by then is stopped as `stop()` does."""
+    `arrivals`), a study not complete by then is stopped as `stop()` does. With the `keeper` of
+    the inbox running in this process, `arrivals` gives what its checks found in each file
+    (`Keeper.described`), so the push does not parse it again."""
 
     def __init__(
         self,
@@ -49,6 +52,7 @@ class SpooledStudy:
         clock: Callable[[], float] = time.time,
         poll: float = POLL_SECONDS,
         follow_for: float | None = None,
+        keeper: Keeper | None = None,
     ) -> None:
         self.settings = settings
         self.study_instance_uid = study_instance_uid
@@ -61,6 +65,7 @@ class SpooledStudy:
         self._stop = asyncio.Event()
         self._follow_for = follow_for
         self._until: float | None = None  # when following stops, once asked first
+        self._keeper = keeper
 
     def stop(self) -> None:
         """Staff stop following the study before it is complete: what has arrived is sent, and
@@ -84,12 +89,17 @@ class SpooledStudy:
         ids = [i for i in await index.study_files(self.study_instance_uid) if i not in self._named]
         self._named.update(ids)
         paths = tuple(self._spool.path_of(i) for i in ids)
+        described = (
+            tuple(d for d in map(self._keeper.described, paths) if d is not None)
+            if self._keeper is not None
+            else ()
+        )
         if paths and not stopping:
-            return Arrivals(paths, complete=False)
+            return Arrivals(paths, complete=False, described=described)
         if stable and await self._whole(index, study.last_arrival, now):
-            return Arrivals(paths, complete=True)
+            return Arrivals(paths, complete=True, described=described)
         if stopping:
-            return Arrivals(paths, complete=False, stopped=True)
+            return Arrivals(paths, complete=False, stopped=True, described=described)
         left = self.settings.stable_after - study.seconds_since_last_image(now)
         wait = max(0.05, min(self._poll, left)) if left > 0 else self._poll
         if self._until is not None:

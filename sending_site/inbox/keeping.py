@@ -6,6 +6,9 @@ given once the image is on disk and indexed.
 
 `Keeper.keep` blocks: call it from a thread that is not the loop's (pynetdicom's handlers, or
 an executor of the caller's own: never the loop's default one, which `_kept_durably` needs).
+
+A push in the same process that follows a study (`follow.SpooledStudy`) takes the description
+the checks made of each kept image (`described`), so it is parsed once, not again.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import time
 import warnings
 from collections.abc import Sequence
 from io import BytesIO
+from pathlib import Path
 
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import _read_file_meta_info, read_preamble
 
 from sending_site import collect
+from sending_site.collect import Instance
 from sending_site.inbox import arrival
 from sending_site.inbox.arrival import Refusal
 from sending_site.inbox.group_commit import GroupCommit
@@ -29,6 +34,9 @@ from sending_site.inbox.index import InboxIndex, Kept
 from sending_site.inbox.spool import Spool, new_id
 
 INDEX_WAIT = 30.0  # seconds a caller waits for the index commit before answering failure
+# Descriptions held for a following push; the oldest go first (a push not following reads
+# the file again). About a kilobyte each.
+DESCRIBED_HELD = 10_000
 # `warnings.catch_warnings` (which `collect.read_checked` uses) swaps process-wide state, so
 # images are parsed one at a time; parsing holds the GIL anyway.
 _PARSING = threading.Lock()
@@ -42,6 +50,23 @@ class Keeper:
         self._index = index
         self._loop = loop
         self._group = GroupCommit(self._kept_durably)
+        self._described: dict[Path, Instance] = {}
+        self._described_lock = threading.Lock()
+
+    def described(self, path: Path) -> Instance | None:
+        """What the checks found in the kept file at `path` (once: it is then forgotten), or
+        None if this keeper did not keep it or no longer holds its description."""
+        with self._described_lock:
+            return self._described.pop(path, None)
+
+    def _describe(self, path: Path, instance: Instance | None) -> None:
+        with self._described_lock:
+            if instance is None:
+                self._described.pop(path, None)
+                return
+            self._described[path] = instance
+            while len(self._described) > DESCRIBED_HELD:
+                del self._described[next(iter(self._described))]
 
     def keep(
         self,
@@ -85,6 +110,7 @@ class Keeper:
                     arrived_at=time.time(),
                     calling_ae_title=source,
                 )
+                described = collect.instance_of(self._spool.path_of(instance_id), ds, size)
         except (InvalidDicomError, ValueError, EOFError, KeyError, TypeError) as e:
             self._spool.discard(incoming)
             return arrival.CANNOT_UNDERSTAND, f"its data set is damaged ({e})"
@@ -93,14 +119,18 @@ class Keeper:
             self._spool.discard(incoming)
             return refused.status, refused.reason
         kept = self._spool.keep(incoming, instance_id, flush=False)  # flushed in `_indexed`
+        self._describe(kept, described)
         outcome = self._indexed(found)
         if outcome is None:
             return arrival.OUT_OF_RESOURCES, "the index did not answer in time"
         if isinstance(outcome, Refusal):
+            self._describe(kept, None)
             self._spool.discard(kept)
             return outcome.status, outcome.reason
         if outcome.replaced:
-            self._spool.discard(self._spool.path_of(outcome.replaced))
+            replaced = self._spool.path_of(outcome.replaced)
+            self._describe(replaced, None)
+            self._spool.discard(replaced)
         return arrival.SUCCESS, ""
 
     def keep_file(self, data: bytes | bytearray, source: str) -> tuple[int, str]:

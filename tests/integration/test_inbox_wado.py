@@ -20,7 +20,9 @@ from peers.orthanc import OrthancServer
 from peers.ports import free_port
 from pydicom import dcmread
 
+from sending_site import collect
 from sending_site.inbox import errors
+from sending_site.inbox.follow import SpooledStudy
 from sending_site.inbox.index import InboxIndex
 from sending_site.inbox.keeping import Keeper
 from sending_site.inbox.settings import InboxSettings, PacsNode, PacsWeb
@@ -158,3 +160,27 @@ async def test_a_pacs_asking_for_a_credential_gets_the_one_in_its_file(
         assert await index.studies() == []
         retrieval = await fetch_study(signed, keeper, uid)
         assert (retrieval.completed, retrieval.failed) == (len(files), 0)
+
+
+async def test_a_follower_gets_what_the_keep_found_in_each_image_once(
+    tmp_path: Path, orthanc_factory: Callable[..., OrthancServer]
+) -> None:
+    """The push following a study takes the description the keep's checks made of each file
+    (`Keeper.described`, through `SpooledStudy`) instead of parsing it again: the same as
+    parsing the kept file, given once; a replaced copy's is dropped with it."""
+    _, files, uid, settings = await _study_in_the_pacs(orthanc_factory, tmp_path, 5153)
+    async with _inbox(settings.spool) as (spool, index, keeper):
+        await fetch_study(settings, keeper, uid)
+        first = [spool.path_of(i) for i in await index.study_files(uid)]
+        await fetch_study(settings, keeper, uid)  # each copy replaces the one before
+        assert all(keeper.described(path) is None for path in first)
+        source = SpooledStudy(settings, uid, keeper=keeper)
+        try:
+            arrived = await source.arrivals()
+        finally:
+            await source.close()
+    assert len(arrived.paths) == len(files)
+    assert sorted(i.path for i in arrived.described) == sorted(arrived.paths)
+    for instance in arrived.described:
+        assert instance == collect.read_instance(instance.path)
+        assert keeper.described(instance.path) is None  # given once
