@@ -7,6 +7,7 @@ import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
@@ -53,6 +54,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     metadata = await open_metadata(config)
     app[METADATA] = metadata
     try:
+        await metadata.listen(partial(uploads.wake, app))
         objects = await open_objects(config)
     except BaseException:
         await metadata.close()

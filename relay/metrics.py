@@ -29,6 +29,7 @@ class Metrics:
     refused_credentials: Counter
     sweeps: Counter
     purged: Counter
+    manifest_waits: Counter
     transfers: Gauge
     stored_bytes: Gauge
     disk_free_bytes: Gauge
@@ -58,6 +59,12 @@ class Metrics:
             ),
             sweeps=counter("sweeper_runs", "Expiry and retention sweeps run."),
             purged=counter("transfers_purged", "Transfers whose sealed data was deleted."),
+            manifest_waits=counter(
+                "manifest_waits",
+                "Manifest long polls that waited, by how the wait ended: woken by new records "
+                "or objects (on this instance or another sharing the database), or ran out.",
+                ("ended",),
+            ),
             transfers=gauge("transfers", "Transfers on the relay, by state.", ("state",)),
             stored_bytes=gauge("stored_bytes", "Sealed bytes held for transfers not purged."),
             disk_free_bytes=gauge("disk_free_bytes", "Free bytes on the data folder's disk."),

@@ -5,8 +5,8 @@ here; the checks and records around them are in `relay.desk.uploads`."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,6 +22,8 @@ from relay.metrics import METRICS
 from relay.storage.models import Site
 from transfer_codes import wire
 from transfer_codes.wire import b64encode_text
+
+log = logging.getLogger("relay")
 
 routes = web.RouteTableDef()
 
@@ -170,7 +172,7 @@ async def append(request: web.Request) -> web.Response:
                 d, transfer_id, index, new_offset, completion[1] if completion and done else None
             )
     if done:
-        _notify(request, transfer_id)
+        await _notify(request, transfer_id)
     return web.json_response(
         {"offset": new_offset, "complete": done}, headers={wire.UPLOAD_OFFSET: str(new_offset)}
     )
@@ -193,7 +195,7 @@ async def complete(request: web.Request) -> web.Response:
             raise errors.IntegrityError()
         async with at_desk(request, site) as d:
             await uploads.appended(d, transfer_id, index, size, sha256)
-    _notify(request, transfer_id)
+    await _notify(request, transfer_id)
     return web.json_response({"index": index, "complete": True})
 
 
@@ -257,9 +259,21 @@ def _unwatch(request: web.Request, transfer_id: str, event: _ManifestEvent) -> N
         del events[transfer_id]
 
 
-def _notify(request: web.Request, transfer_id: str) -> None:
-    """Wake whoever waits on the transfer; the next waiter registers a fresh event."""
-    event = request.app[MANIFEST_EVENTS].pop(transfer_id, None)
+async def _notify(request: web.Request, transfer_id: str) -> None:
+    """Wake whoever waits on the transfer, here and on the other instances sharing the
+    metadata store (they get `wake`). A failure to tell them is logged, not raised: what woke
+    them is committed, and their waits run out by themselves."""
+    wake(request.app, transfer_id)
+    try:
+        await request.app[METADATA].announce(transfer_id)
+    except Exception as e:  # any failure of the store's connection
+        log.warning("Other relay instances were not told of new manifest records (%s).", e)
+
+
+def wake(app: web.Application, transfer_id: str) -> None:
+    """Wake this instance's requests waiting on the transfer's manifest; the next waiter
+    registers a fresh event."""
+    event = app[MANIFEST_EVENTS].pop(transfer_id, None)
     if event is not None:
         event.set()
 
@@ -291,7 +305,7 @@ async def _store_records(
     async with at_desk(request, site) as d:
         stored = await uploads.put_manifest_records(d, transfer_id, first, records, final=final)
     if stored:
-        _notify(request, transfer_id)
+        await _notify(request, transfer_id)
     return stored
 
 
@@ -381,8 +395,12 @@ async def get_manifest(request: web.Request) -> web.Response:
             if page is not None:
                 break
             if event is not None:  # always: it was registered since wait > 0
-                with contextlib.suppress(TimeoutError):
+                ended = "woken"
+                try:
                     await asyncio.wait_for(event.wait(), timeout=wait)
+                except TimeoutError:
+                    ended = "ran_out"
+                request.app[METRICS].manifest_waits.labels(ended=ended).inc()
             wait = 0
     finally:
         if event is not None:

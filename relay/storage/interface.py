@@ -6,7 +6,7 @@ committed together (durably) or not at all, and transactions do not interleave.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -103,6 +103,16 @@ class MetadataStore(Protocol):
         """True while this instance alone (among those sharing the store) writes one sealed
         object; False if another instance's write of it did not end in a short wait. Writers
         within one process are kept apart by the caller."""
+        ...
+
+    async def announce(self, transfer_id: str) -> None:
+        """Tell the other relay instances sharing the store that the transfer's manifest
+        changed (after the commit), so their long polls on it wake (see `listen`)."""
+        ...
+
+    async def listen(self, wake: Callable[[str], None]) -> None:
+        """From now until `close`, call `wake(transfer_id)` when another instance sharing the
+        store announces a transfer."""
         ...
 
     async def close(self) -> None: ...

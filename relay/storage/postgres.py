@@ -21,16 +21,25 @@ It behaves as the embedded SQLite store (`relay.storage.sqlite`) does, across pr
   session advisory lock, held on a connection of a pool of its own for the whole write (so
   writers waiting for it never starve the transactions of the writer holding it). PostgreSQL
   drops it with the session if the instance holding it dies.
+- A long poll on a transfer's manifest waits on the instance it reached, for records and
+  objects that may arrive through another: `announce` sends a `NOTIFY` on `MANIFEST_CHANNEL`
+  after each commit that adds some, and every instance `listen`s on its own connection and wakes
+  its waiters. A notification carries the relay's own transfer id only; one that is lost (the
+  listening connection dropped; it is opened again) costs a waiter its full wait, no data.
 - Round trips are what a request pays for here, so a connection goes back to its pool without
   asyncpg's reset query: the store leaves no session state on it (see `_given_back`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +78,10 @@ _QUOTA_SPACE = 0x7472_0002
 OBJECT_WRITE_SPACE = 0x7472_0003  # with hashtext("transfer_id/index"): one object's writer
 
 WRITE_LOCK_WAIT_SECONDS = 10.0
+MANIFEST_CHANNEL = "trauma_relay_manifest"  # NOTIFY payload: "<instance> <transfer id>"
+RELISTEN_SECONDS = 5.0  # between attempts to listen again after the connection dropped
+
+log = logging.getLogger("relay")
 # Connections for object write locks: one per object being written at once, beyond which
 # writes queue for a free one.
 WRITE_LOCK_CONNECTIONS = 32
@@ -135,6 +148,10 @@ async def _unlock(conn: asyncpg.Connection, sql: str, *args: object) -> None:
         raise
 
 
+def _set_when_called(event: asyncio.Event, *_args: object) -> None:
+    event.set()
+
+
 async def _connect_pool(
     url: str, password: str | None, max_size: int, min_size: int = 1
 ) -> asyncpg.Pool:
@@ -160,9 +177,18 @@ async def _connect_pool(
 class PostgresMetadata:
     """`MetadataStore` over a pool of PostgreSQL connections."""
 
-    def __init__(self, pool: asyncpg.Pool, write_locks: asyncpg.Pool | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        write_locks: asyncpg.Pool | None = None,
+        connect: Callable[[], Any] | None = None,
+    ) -> None:
         self._pool = pool
         self._write_locks = write_locks or pool
+        self._connect = connect  # a new connection of its own (for `listen`)
+        self._instance = secrets.token_hex(8)  # tells this instance's notifications apart
+        self._listening: asyncio.Task[None] | None = None
+        self._closed = False
         # How long a write waits for another instance's write of the same object to end.
         self.write_lock_wait = WRITE_LOCK_WAIT_SECONDS
 
@@ -178,7 +204,7 @@ class PostgresMetadata:
         except BaseException:
             await pool.close()
             raise
-        store = cls(pool, write_locks)
+        store = cls(pool, write_locks, lambda: asyncpg.connect(url, password=password))
         try:
             if upgrade:
                 await store._upgrade()
@@ -209,7 +235,61 @@ class PostgresMetadata:
         async with self._pool.acquire() as conn:
             return int(await conn.fetchval("SELECT max(version) FROM relay_schema") or 0)
 
+    async def announce(self, transfer_id: str) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                "SELECT pg_notify($1, $2)", MANIFEST_CHANNEL, f"{self._instance} {transfer_id}"
+            )
+
+    async def listen(self, wake: Callable[[str], None]) -> None:
+        """`MetadataStore.listen`: LISTEN on a connection of its own, opened again (every
+        `RELISTEN_SECONDS`) if it drops. Returns once the first LISTEN is in place; raises
+        `ConfigError` if it cannot be."""
+        assert self._connect is not None
+        assert self._listening is None
+        connected = asyncio.get_running_loop().create_future()
+        self._listening = asyncio.create_task(self._listen(wake, connected))
+        await connected
+
+    async def _listen(self, wake: Callable[[str], None], connected: asyncio.Future[None]) -> None:
+        def notified(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+            instance, _, transfer_id = payload.partition(" ")
+            if instance != self._instance:
+                wake(transfer_id)
+
+        while not self._closed:
+            dropped = asyncio.Event()
+            conn: asyncpg.Connection | None = None
+            try:
+                assert self._connect is not None
+                conn = await self._connect()
+                conn.add_termination_listener(partial(_set_when_called, dropped))
+                await conn.add_listener(MANIFEST_CHANNEL, notified)
+                if not connected.done():
+                    connected.set_result(None)
+                await dropped.wait()
+                log.warning("The metadata database's notification connection dropped.")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+                if not connected.done():
+                    connected.set_exception(
+                        errors.ConfigError(
+                            f"The metadata database could not be reached ({type(e).__name__})."
+                        )
+                    )
+                    return
+                log.warning("Listening to the metadata database failed (%s).", type(e).__name__)
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close(timeout=5)
+            await asyncio.sleep(RELISTEN_SECONDS)
+
     async def close(self) -> None:
+        self._closed = True
+        if self._listening is not None:
+            self._listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listening
         await self._pool.close()
         if self._write_locks is not self._pool:
             await self._write_locks.close()

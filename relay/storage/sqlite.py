@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,12 @@ class SqliteMetadata:
             self._conn.executescript(
                 f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;"
             )
+
+    async def announce(self, transfer_id: str) -> None:
+        """Nothing to do: one relay process serves a SQLite file, and wakes its own waiters."""
+
+    async def listen(self, wake: Callable[[str], None]) -> None:
+        """Nothing to do: no other relay instance shares a SQLite file."""
 
     async def close(self) -> None:
         async with self._lock:

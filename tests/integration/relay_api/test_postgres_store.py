@@ -25,6 +25,7 @@ from relay import config as relay_config
 from relay.app import make_app
 from relay.appkeys import METADATA
 from relay.errors import ConfigError
+from relay.metrics import METRICS
 from relay.storage.audit_chain import verify_audit_chain
 from relay.storage.postgres import PostgresMetadata
 from relay.storage.rows import schema_steps
@@ -35,11 +36,13 @@ from relay_api.plumbing import (
     assert_unwraps,
     code_proof,
     create_transfer,
+    put_record,
     redeem,
     state_of,
     sweep,
     wrong_proof,
 )
+from relay_api.test_manifest import eventually, waiting_on
 
 ON_POSTGRES = pytest.mark.parametrize("backend", ["postgres"])
 
@@ -100,6 +103,42 @@ async def test_fifty_redemptions_split_across_two_instances_give_exactly_one_suc
     # both instances appended to one chain: numbered without gaps, every link intact
     assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
     assert verify_audit_chain(records) == []
+
+
+def manifest_waits(ctx: Ctx, ended: str) -> float:
+    assert ctx.relay.app is not None
+    registry = ctx.relay.app[METRICS].registry
+    return registry.get_sample_value("trauma_relay_manifest_waits_total", {"ended": ended}) or 0
+
+
+@ON_POSTGRES
+@pytest.mark.asyncio
+async def test_a_long_poll_on_one_instance_wakes_for_records_stored_through_the_other(
+    ctx: Ctx, tmp_path: Path
+) -> None:
+    async with second_instance(ctx, tmp_path / "second") as other:
+        sent = await create_transfer(ctx)
+        assert (await redeem(ctx, sent.locator, await code_proof(ctx, sent.code))).status == 200
+        path = f"/api/v1/transfers/{sent.transfer_id}/manifest"
+        # The trauma center follows the manifest through `other`, with the longest wait.
+        poll = asyncio.create_task(
+            other.call("GET", path, cred=other.tc, params={"from": "0", "wait": "25"})
+        )
+        await eventually(lambda: waiting_on(other, sent.transfer_id) == 1)
+        # The ER's record arrives through `ctx`, the first instance.
+        assert (await put_record(ctx, sent, 0, b"record", final=False)).status == 201
+        r = await poll
+        assert [x["seq"] for x in r.body["records"]] == [0]
+        # Woken by the first instance's notification, not by its wait running out.
+        assert (manifest_waits(other, "woken"), manifest_waits(other, "ran_out")) == (1, 0)
+        # A record stored through the instance the poll is on wakes it too, once.
+        poll = asyncio.create_task(
+            other.call("GET", path, cred=other.tc, params={"from": "1", "wait": "25"})
+        )
+        await eventually(lambda: waiting_on(other, sent.transfer_id) == 1)
+        assert (await put_record(other, sent, 1, b"closing", final=True)).status == 201
+        assert [x["seq"] for x in (await poll).body["records"]] == [1]
+        assert (manifest_waits(other, "woken"), manifest_waits(other, "ran_out")) == (2, 0)
 
 
 @ON_POSTGRES
