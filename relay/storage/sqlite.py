@@ -133,8 +133,12 @@ class SqliteMetadata:
                     # Nothing written: the COMMIT only releases the lock.
                     self._conn.execute("COMMIT")
                 else:
-                    await off_loop(self._conn.execute, "COMMIT")
-                    self._commits += 1
+                    try:
+                        await off_loop(self._conn.execute, "COMMIT")
+                    finally:
+                        # Counted even if it failed or its caller was cancelled (`off_loop`
+                        # still waited for it): whoever reads what it wrote waits for an fsync.
+                        self._commits += 1
             finally:
                 # A COMMIT that failed, or was cancelled while it ran: nothing acknowledged.
                 if self._conn.in_transaction:
