@@ -638,11 +638,18 @@ async def _receive(
         kind = "pacs"
     else:
         target = (req.out or Path.cwd()) / transfer_id
-        copy = await asyncio.to_thread(folder_copy.store_to_folder, items, target, headers)
+        held = await asyncio.to_thread(state.held_for, req.state_dir, transfer_id)
+        # A review copy keeps its staged images for the PACS; a delivery removes them next,
+        # so they may be moved into the folder instead of copied.
+        copy = await asyncio.to_thread(
+            functools.partial(folder_copy.store_to_folder, keep_staged=held is not None),
+            items,
+            target,
+            headers,
+        )
         count, decompressed, note = copy.stored, 0, copy.note
         destination = str(target)
         kind = "folder"
-        held = await asyncio.to_thread(state.held_for, req.state_dir, transfer_id)
         if held is not None:  # a person reviews a held study: not delivered yet
             kind = "review"
             review_command = _import_command(req, transfer_id, held)

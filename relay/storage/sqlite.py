@@ -1,18 +1,27 @@
-"""The embedded metadata store: one SQLite file in WAL mode with synchronous=FULL.
+"""The embedded metadata store: one SQLite file in WAL mode.
 
 Every transaction holds an asyncio lock, so transactions never interleave on the single
-connection; the commit at the end of `transaction()` is what makes a change acknowledged.
-The statements run on the event loop (small indexed reads and writes: a trip to a thread per
-statement cost more than the statement); what waits on the disk or on another process runs in
-a worker thread: a `BEGIN IMMEDIATE` that finds the write lock held by another process (it is
-first tried without waiting, on the loop) and a `COMMIT` that has changes to make durable (the
-fsync). A transaction that changed nothing commits on the loop: there is nothing to write.
+connection. The statements run on the event loop (small indexed reads and writes: a trip to a
+thread per statement cost more than the statement); what waits on the disk or on another process
+runs in a worker thread: a `BEGIN IMMEDIATE` that finds the write lock held by another process
+(it is first tried without waiting, on the loop) and a `COMMIT` that has changes to write. A
+transaction that changed nothing commits on the loop: there is nothing to write.
+
+Group commit: a `COMMIT` writes the transaction to the WAL file (`synchronous=NORMAL`), and the
+lock is released before the WAL is fsynced, so the next transactions run meanwhile; one fsync
+then covers every commit written before it started. `transaction()` returns only once every
+commit made up to its end (its own, and any it may have read) is on disk: what it acknowledges,
+or shows, survives a crash, as with `synchronous=FULL`, which fsyncs once per commit while
+holding the lock. A failed fsync fails every transaction after it (`StorageUnavailable`): the
+relay is restarted, and SQLite recovers from what is on disk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -63,29 +72,36 @@ class _Connection:
 class SqliteMetadata:
     """`MetadataStore` and `MetadataTransaction` over one `sqlite3` connection."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, wal: int) -> None:
         self._conn = conn
         self._db = _Connection(conn)
         self._lock = asyncio.Lock()
+        self._wal = wal  # a descriptor of the WAL file, to fsync it
+        self._commits = 0  # transactions committed to the WAL file (in the page cache)
+        self._durable = 0  # how many of the first of them an fsync is known to have covered
+        self._sync: asyncio.Future[None] | None = None  # the fsync under way
+        self._sync_failed: BaseException | None = None
+        self.wal_syncs = 0  # fsyncs of the WAL file made for commits
+
+    @property
+    def durable_commits(self) -> int:
+        """How many transactions with changes are known to be on disk (since opening)."""
+        return self._durable
 
     @classmethod
     async def open(cls, path: Path) -> SqliteMetadata:
         """The relay's database at `path`, created if new, readable by the relay's user only
         (SQLite gives its -wal and -shm files the database file's permissions)."""
         conn = await off_loop(_connect, path)
+        try:
+            # Upgraded with synchronous=FULL; the WAL file exists from then on, as long as this
+            # connection is open (SQLite removes it only when the last connection closes).
+            wal = await off_loop(_upgrade_and_open_wal, conn, path)
+        except BaseException:
+            await off_loop(conn.close)
+            raise
         owner_only(path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
-        store = cls(conn)
-        await off_loop(store._upgrade)
-        return store
-
-    def _upgrade(self) -> None:
-        (version,) = self._conn.execute("PRAGMA user_version").fetchone()
-        for number, sql in schema_steps("schema"):
-            if number <= int(version):
-                continue
-            self._conn.executescript(
-                f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;"
-            )
+        return cls(conn, wal)
 
     async def announce(self, transfer_id: str) -> None:
         """Nothing to do: one relay process serves a SQLite file, and wakes its own waiters."""
@@ -95,11 +111,16 @@ class SqliteMetadata:
 
     async def close(self) -> None:
         async with self._lock:
+            while self._sync is not None:  # an fsync under way ends first
+                await asyncio.wait([self._sync])
             await off_loop(self._conn.close)
+            os.close(self._wal)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqliteMetadata]:
         async with self._lock:
+            if self._sync_failed is not None:
+                raise errors.StorageUnavailable() from self._sync_failed
             try:
                 await self._begin()
             except BaseException:
@@ -115,14 +136,51 @@ class SqliteMetadata:
                 raise
             try:
                 if self._conn.total_changes == changes:
-                    # Nothing written: the COMMIT only releases the lock (no fsync).
+                    # Nothing written: the COMMIT only releases the lock.
                     self._conn.execute("COMMIT")
                 else:
-                    await off_loop(self._conn.execute, "COMMIT")
+                    try:
+                        await off_loop(self._conn.execute, "COMMIT")
+                    finally:
+                        # Counted even if it failed or its caller was cancelled (`off_loop`
+                        # still waited for it): whoever reads what it wrote waits for an fsync.
+                        self._commits += 1
             finally:
                 # A COMMIT that failed, or was cancelled while it ran: nothing acknowledged.
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
+            written = self._commits
+        # Outside the lock: the next transactions run while this waits for the disk.
+        await self._on_disk(written)
+
+    async def _on_disk(self, commits: int) -> None:
+        """Return once the first `commits` commits are on disk: wait for the fsync under way,
+        or start one, covering every commit written before it starts (one fsync for all the
+        transactions that ended meanwhile). Raises `StorageUnavailable` if an fsync failed."""
+        while self._durable < commits:
+            if self._sync_failed is not None:
+                raise errors.StorageUnavailable() from self._sync_failed
+            if self._sync is None:
+                self._sync = asyncio.ensure_future(self._fsync_wal(self._commits))
+                # Its failure is told to the waiters, and kept; not also logged as unretrieved.
+                self._sync.add_done_callback(lambda f: f.cancelled() or f.exception())
+            # Shielded: a cancelled waiter does not cancel the fsync the others wait for.
+            with contextlib.suppress(Exception):  # a failure is kept, and raised above
+                await asyncio.shield(self._sync)
+
+    async def _fsync_wal(self, covers: int) -> None:
+        try:
+            await off_loop(os.fsync, self._wal)
+        except Exception as e:
+            # Fail closed: after a failed fsync a later one may succeed without the lost pages
+            # having reached the disk, so no commit may count as durable any more.
+            self._sync_failed = e
+            raise
+        else:
+            self.wal_syncs += 1
+            self._durable = max(self._durable, covers)
+        finally:
+            self._sync = None
 
     async def _begin(self) -> None:
         """`BEGIN IMMEDIATE`: first on the loop without waiting for the write lock; if another
@@ -573,6 +631,27 @@ class SqliteMetadata:
     async def redemption_digest(self, transfer_id: str) -> bytes | None:
         row = await self._one("SELECT redemption_digest FROM transfers WHERE id = ?", transfer_id)
         return bytes(row[0]) if row and row[0] is not None else None
+
+
+def _upgrade_and_open_wal(conn: sqlite3.Connection, path: Path) -> int:
+    """Apply the schema steps not applied yet, each in its own transaction (fsynced by SQLite),
+    then switch to `synchronous=NORMAL` (the WAL is fsynced by `transaction()`); a descriptor
+    of the WAL file."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    for number, sql in schema_steps("schema"):
+        if number <= int(version):
+            continue
+        conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;")
+    # Opened before any commit it must make durable: an fsync through it reports every
+    # write-back error of the file from then on.
+    wal = os.open(path.with_name(path.name + "-wal"), os.O_RDONLY)
+    try:
+        os.fsync(wal)
+        conn.execute("PRAGMA synchronous=NORMAL")
+    except BaseException:
+        os.close(wal)
+        raise
+    return wal
 
 
 def _connect(path: Path) -> sqlite3.Connection:

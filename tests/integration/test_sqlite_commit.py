@@ -1,12 +1,13 @@
 """The embedded store's transactions (`relay.storage.sqlite`, statements on the event loop, a
 COMMIT with changes, and a BEGIN that must wait for another connection's lock, in a worker
-thread): each is durable when `transaction()` returns, a failing one takes back only its own
-changes, and one whose COMMIT fails (or that SQLite rolled back by itself) raises, with nothing
-stored."""
+thread): each is durable when `transaction()` returns (group commit: an fsync of the WAL covers
+it), a failing one takes back only its own changes, one whose COMMIT fails (or that SQLite
+rolled back by itself) raises, with nothing stored, and a failed fsync fails them all."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from relay import errors
 from relay.storage.models import Site
 from relay.storage.sqlite import SqliteMetadata
 
@@ -195,3 +197,44 @@ async def test_a_transaction_that_wrote_nothing_commits_and_frees_the_lock(
         other.close()
     await _add(store, 2)
     assert _committed_sites(tmp_path / "relay.sqlite3") == {_site(2).name}
+
+
+@pytest.mark.asyncio
+async def test_a_transaction_returns_only_once_an_fsync_covered_its_commit(
+    store: SqliteMetadata,
+) -> None:
+    """Group commit: the lock is released before the WAL is fsynced, and one fsync covers
+    every commit written before it, but no transaction returns before its own commit is on
+    disk. The k-th to return committed as one of the first k at the earliest, so at least k
+    commits are durable then."""
+    returned: list[tuple[int, int]] = []  # (how many had returned, commits durable then)
+
+    async def add(i: int) -> None:
+        await _add(store, i)
+        returned.append((len(returned) + 1, store.durable_commits))
+
+    await asyncio.gather(*(add(i) for i in range(AT_ONCE)))
+    assert all(durable >= k for k, durable in returned), returned
+    assert store.durable_commits == AT_ONCE
+    assert 1 <= store.wal_syncs <= AT_ONCE
+
+
+@pytest.mark.asyncio
+async def test_after_a_failed_fsync_nothing_counts_as_durable(
+    store: SqliteMetadata, tmp_path: Path
+) -> None:
+    """An fsync of the WAL that fails fails the transactions waiting for it and every one
+    after it (a later fsync may succeed although the lost pages never reached the disk): the
+    relay must be restarted, and SQLite recovers from what is on disk."""
+    read, write = os.pipe()
+    try:
+        os.dup2(read, store._wal)  # the WAL's descriptor now names a pipe: fsync fails
+        with pytest.raises(errors.StorageUnavailable):
+            await _add(store, 1)
+        with pytest.raises(errors.StorageUnavailable):
+            async with store.transaction() as tx:
+                await tx.sites()
+    finally:
+        os.close(read)
+        os.close(write)
+    assert store.durable_commits == 0
