@@ -38,7 +38,8 @@ from __future__ import annotations
 import math
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -214,20 +215,29 @@ def _written(item: StagedObject, ds: Dataset, tail: BinaryIO | None = None) -> P
     whole or not at all; returns the path."""
     ds.preamble = b"\x00" * PREAMBLE
     target = wire_path(item)
+    with _whole_or_nothing(target) as out:
+        ds.save_as(out, enforce_file_format=True)
+        if tail is not None:
+            shutil.copyfileobj(tail, out, _COPY_BLOCK)
+    return target
+
+
+@contextmanager
+def _whole_or_nothing(target: Path) -> Iterator[BinaryIO]:
+    """A file to write that becomes `target` when the block ends, or is removed if it raises:
+    `OSError` (this machine's disk: the caller says how to continue) as it is, any other
+    failure (a value pydicom cannot encode) as `Undecodable`."""
     partial = target.with_suffix(".wire-part")
     try:
         with partial.open("wb") as out:
-            ds.save_as(out, enforce_file_format=True)
-            if tail is not None:
-                shutil.copyfileobj(tail, out, _COPY_BLOCK)
+            yield out
         os.replace(partial, target)
     except OSError:
-        raise  # this machine's disk: the caller says how to continue
-    except Exception as e:  # a value pydicom cannot encode
+        raise
+    except Exception as e:
         raise errors.Undecodable(_reason(e)) from e
     finally:
         partial.unlink(missing_ok=True)
-    return target
 
 
 def _spans(
@@ -292,41 +302,32 @@ def _spliced(
     if spans is None:
         return None
     target = wire_path(item)
-    partial = target.with_suffix(".wire-part")
-    try:
-        with partial.open("wb") as out:
-            fp = DicomFileLike(out)
-            fp.is_implicit_VR, fp.is_little_endian = encoding
-            fp.write(b"\x00" * PREAMBLE + b"DICM")
-            write_file_meta_info(fp, meta, enforce_standard=True)
-            run: list[int] = []  # [start, end) in `f` of elements to copy next
-            for tag in sorted(ds.keys()):
-                if tag.element == 0 and tag.group > 6:
-                    continue  # as `write_dataset`: retired group lengths are not written
-                span = spans.get(tag)
-                if span is not None and run and run[1] == span[0]:
-                    run[1] = span[1]
-                    continue
-                _copy(f, out, run)
-                if span is not None:
-                    run = list(span)
-                else:
-                    run = []
-                    write_data_element(fp, ds.get_item(tag), charset)
-            size = os.fstat(f.fileno()).st_size
-            if run and run[1] == end:
-                run[1] = size  # the pixel data and what follows it, in the same copy
-            else:
-                _copy(f, out, run)
-                run = [end, size] if end < size else []
+    with _whole_or_nothing(target) as out:
+        fp = DicomFileLike(out)
+        fp.is_implicit_VR, fp.is_little_endian = encoding
+        fp.write(b"\x00" * PREAMBLE + b"DICM")
+        write_file_meta_info(fp, meta, enforce_standard=True)
+        run: list[int] = []  # [start, end) in `f` of elements to copy next
+        for tag in sorted(ds.keys()):
+            if tag.element == 0 and tag.group > 6:
+                continue  # as `write_dataset`: retired group lengths are not written
+            span = spans.get(tag)
+            if span is not None and run and run[1] == span[0]:
+                run[1] = span[1]
+                continue
             _copy(f, out, run)
-        os.replace(partial, target)
-    except OSError:
-        raise  # this machine's disk: the caller says how to continue
-    except Exception as e:  # a value pydicom cannot encode
-        raise errors.Undecodable(_reason(e)) from e
-    finally:
-        partial.unlink(missing_ok=True)
+            if span is not None:
+                run = list(span)
+            else:
+                run = []
+                write_data_element(fp, ds.get_item(tag), charset)
+        size = os.fstat(f.fileno()).st_size
+        if run and run[1] == end:
+            run[1] = size  # the pixel data and what follows it, in the same copy
+        else:
+            _copy(f, out, run)
+            run = [end, size] if end < size else []
+        _copy(f, out, run)
     return target
 
 
