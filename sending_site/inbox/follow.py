@@ -18,7 +18,6 @@ open for ever.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -76,6 +75,7 @@ class SpooledStudy:
         """Images that arrived since the last call; when there are none, waits up to the poll
         interval first. Raises `StudyNotSpooled` when the inbox holds no image of the study."""
         index = await self._opened()
+        kept = self._keeper.next_kept() if self._keeper is not None else None
         study = await index.study(self.study_instance_uid)
         if study is None:
             raise errors.StudyNotSpooled()
@@ -104,9 +104,20 @@ class SpooledStudy:
         wait = max(0.05, min(self._poll, left)) if left > 0 else self._poll
         if self._until is not None:
             wait = max(0.05, min(wait, self._until - now))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), wait)
+        await self._either(wait, kept)
         return Arrivals((), complete=False)
+
+    async def _either(self, seconds: float, kept: asyncio.Event | None) -> None:
+        """Wait up to `seconds` for `stop()` or, with the keeper in this process, for its next
+        group commit (an image of any study: the index says whether it is of this one)."""
+        waits = [asyncio.ensure_future(self._stop.wait())]
+        if kept is not None:
+            waits.append(asyncio.ensure_future(kept.wait()))
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
 
     async def _whole(self, index: InboxIndex, last_arrival: float, now: float) -> bool:
         """Whether the PACS (when one is set) holds no more of the study than arrived."""

@@ -8,7 +8,8 @@ given once the image is on disk and indexed.
 an executor of the caller's own: never the loop's default one, which `_kept_durably` needs).
 
 A push in the same process that follows a study (`follow.SpooledStudy`) takes the description
-the checks made of each kept image (`described`), so it is parsed once, not again.
+the checks made of each kept image (`described`), so it is parsed once, not again, and waits
+for the next group commit (`next_kept`) rather than polling the index.
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ class Keeper:
         self._group = GroupCommit(self._kept_durably)
         self._described: dict[Path, Instance] = {}
         self._described_lock = threading.Lock()
+        self._kept = asyncio.Event()  # set by the next group commit, then replaced
+
+    def next_kept(self) -> asyncio.Event:
+        """An event set once the next group commit has indexed images (on the loop). Take it
+        before reading the index: what a commit indexes after the read still sets it."""
+        return self._kept
 
     def described(self, path: Path) -> Instance | None:
         """What the checks found in the kept file at `path` (once: it is then forgotten), or
@@ -167,4 +174,8 @@ class Keeper:
         """One group commit: the moves into `instances/` first (a committed index row never
         names a file a crash could lose), then every index row in one transaction."""
         await asyncio.to_thread(self._spool.flush_kept)
-        return await self._index.record_all(arrivals)
+        try:
+            return await self._index.record_all(arrivals)
+        finally:
+            kept, self._kept = self._kept, asyncio.Event()
+            kept.set()

@@ -1,10 +1,12 @@
 """A spooled study as a push follows it (`sending_site.inbox.follow.SpooledStudy`), over a real
 index on SQLite, with the time passed in: each image named once, in the order the index keeps
 them; complete once none has arrived for the stable age; stopped by staff, or once the time
-given to follow it is up; a deposited report is a new arrival of the study like any image."""
+given to follow it is up; a deposited report is a new arrival of the study like any image; with
+the inbox's keeper in the process, a follower waiting for images wakes when one is kept."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -17,10 +19,12 @@ from sending_site.inbox import errors
 from sending_site.inbox.deposit import deposit
 from sending_site.inbox.follow import SpooledStudy
 from sending_site.inbox.index import InboxIndex
+from sending_site.inbox.keeping import Keeper
 from sending_site.inbox.settings import InboxSettings
 from sending_site.inbox.spool import Spool
 from sending_site.report import encapsulated_pdf
 from sending_site.source import Arrivals
+from sending_site.synthetic import make_ct_study
 
 T0 = 1_800_000_000.0
 STABLE = 30.0
@@ -123,5 +127,35 @@ async def test_a_deposited_report_arrives_in_its_study(tmp_path: Path, index: In
         assert after.instances == 2
         assert [s.modality for s in after.series] == ["CT", "DOC"]
         assert list(spool.incoming.iterdir()) == []
+    finally:
+        await source.close()
+
+
+@pytest.mark.asyncio
+async def test_a_follower_wakes_when_the_keeper_keeps_an_image_not_at_its_next_poll(
+    tmp_path: Path, index: InboxIndex
+) -> None:
+    """Waiting with nothing new, a follower beside the keeper returns once the keeper's group
+    commit indexes an image, although its poll and stable age are an hour: before, a following push
+    saw a new image only at its next poll."""
+    spool = Spool(tmp_path / "spool")
+    keeper = Keeper(spool, index, asyncio.get_running_loop())
+    first, second = (f.read_bytes() for f in make_ct_study(tmp_path / "ct", 2, rows=16, columns=16))
+    settings = InboxSettings(spool=tmp_path / "spool", stable_after=3600.0)
+    kept = await asyncio.to_thread(keeper.keep_file, first, "SCANNER")
+    assert kept == (0, "")
+    (study,) = [s.study_instance_uid for s in await index.studies()]
+    source = SpooledStudy(settings, study, poll=3600.0, keeper=keeper)
+    try:
+        assert len((await source.arrivals()).paths) == 1
+        waiting = asyncio.ensure_future(source.arrivals())
+        await asyncio.sleep(0.5)  # it reads the index, finds nothing new and waits
+        assert not waiting.done()
+        assert await asyncio.to_thread(keeper.keep_file, second, "SCANNER") == (0, "")
+        # Bounded only so a regression fails instead of hanging: the poll is an hour.
+        assert await asyncio.wait_for(waiting, 120) == Arrivals((), complete=False)
+        again = await source.arrivals()
+        assert len(again.paths) == 1
+        assert not again.complete
     finally:
         await source.close()
