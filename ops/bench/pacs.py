@@ -22,6 +22,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import resource
 import sqlite3
 import threading
 import time
@@ -35,7 +36,7 @@ from agent_harness import AgentProcess, ConsoleClient
 from peers.dcmtk import storescu
 from peers.orthanc import OrthancServer
 from peers.ports import free_port
-from processes import CLI, Measured, environment, http_ok, post
+from processes import CLI, Measured, cpu_seconds, environment, http_ok, post
 from relay_harness import RECEIVER
 from sites import START_TIMEOUT, BenchRelay
 from studies import Study
@@ -89,6 +90,11 @@ class Orthanc(OrthancServer):
             config["OrthancPeers"] = {name: [url + "/"] for name, url in self._peers.items()}
         return config
 
+    def cpu_now(self) -> float:
+        """Its CPU seconds so far."""
+        assert self._process is not None
+        return cpu_seconds(self._process.pid)
+
     def store(self, target: str, resources: str | list[str]) -> None:
         """Send `resources` to `target` (`modalities/NAME` or `peers/NAME`), waiting."""
         body = resources.encode() if isinstance(resources, str) else json.dumps(resources).encode()
@@ -129,6 +135,45 @@ class Counting:
         return len(self.times) >= count
 
 
+class CpuUse:
+    """CPU seconds each process used between `start()` and `stop()` (user + system), this
+    benchmark's own process (the staff's browser and the counting thread) as "driver"."""
+
+    def __init__(self, processes: dict[str, Callable[[], float]]) -> None:
+        self._processes = {**processes, "driver": _own_cpu}
+        self._start: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+
+    def start(self) -> CpuUse:
+        self._start = {name: now() for name, now in self._processes.items()}
+        return self
+
+    def stop(self) -> dict[str, float]:
+        self.seconds = {
+            name: round(now() - self._start[name], 2) for name, now in self._processes.items()
+        }
+        return self.seconds
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class RelayRun:
+    """One run through the agents and the relay: seconds from its start to every image in
+    Orthanc B, and when each image arrived, reached the relay and was stored (Unix times)."""
+
+    ours_s: float
+    peak_rss_mb: dict[str, float | None]
+    arrived: list[float]
+    at_relay: list[float]
+    stored: list[float]
+    cpu_s: dict[str, float]
+    released_at: float | None = None  # held back: when the rest of the study was sent
+
+
 @dataclass
 class PacsRun:
     study: Study
@@ -141,6 +186,8 @@ class PacsRun:
     arrived: list[float] = field(default_factory=list)  # Unix times, sorted
     at_relay: list[float] = field(default_factory=list)
     stored: list[float] = field(default_factory=list)
+    # CPU seconds per process: "direct C-STORE", "direct HTTP" and "ours", each by process.
+    cpu_s: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def pacs_to_pacs(study: Study, work: Path, route: Route = loopback) -> PacsRun:
@@ -171,25 +218,59 @@ def pacs_to_pacs(study: Study, work: Path, route: Route = loopback) -> PacsRun:
             raise RuntimeError(f"loading Orthanc A failed: {loaded.stderr[-2000:]}")
         (study_id,) = a.studies()
 
+        cpu: dict[str, dict[str, float]] = {}
+        used = CpuUse({"Orthanc A": a.cpu_now, "Orthanc B": b_cstore.cpu_now}).start()
         start = time.perf_counter()
         a.store("modalities/b", study_id)
         direct_cstore = time.perf_counter() - start
+        cpu["direct C-STORE"] = used.stop()
+        used = CpuUse({"Orthanc A": a.cpu_now, "Orthanc B": b_http.cpu_now}).start()
         start = time.perf_counter()
         a.store("peers/b", study_id)
         direct_http = time.perf_counter() - start
+        cpu["direct HTTP"] = used.stop()
         for b in (b_cstore, b_http):
             if len(b.instances()) != len(files):
                 raise RuntimeError("Orthanc A's direct send did not store every instance")
 
         run = _through_the_relay(study, work, a, b_relay, agent_port, study_id, route)
+        cpu["ours"] = run.cpu_s
         return PacsRun(
             study,
             len(files),
             study.megabytes(),
             direct_cstore,
             direct_http,
-            *run,
+            run.ours_s,
+            run.peak_rss_mb,
+            run.arrived,
+            run.at_relay,
+            run.stored,
+            cpu,
         )
+
+
+def cut_through(study: Study, work: Path) -> RelayRun:
+    """Figure 1's path with the study held back, as a scanner still reconstructing it: Orthanc
+    A sends the first image into the sending agent's DICOM inbox (C-STORE), staff send the
+    study, the patient authorizes, the code is redeemed and the record confirmed; only once
+    that image is in Orthanc B does Orthanc A send the rest (C-STORE, one job)."""
+    study.files()
+    work.mkdir(parents=True, exist_ok=True)
+    agent_port = free_port()
+    with (
+        Orthanc(work / "b", ae_title="ORTHANCB") as b,
+        Orthanc(
+            work / "a",
+            ae_title="ORTHANCA",
+            dicom_modalities={"agent": {"AET": AGENT_AE, "Host": "127.0.0.1", "Port": agent_port}},
+        ) as a,
+    ):
+        loaded = storescu(a.dicom_port, [study.dicom], called_ae_title=a.ae_title)
+        if loaded.returncode != 0:
+            raise RuntimeError(f"loading Orthanc A failed: {loaded.stderr[-2000:]}")
+        (study_id,) = a.studies()
+        return _through_the_relay(study, work, a, b, agent_port, study_id, loopback, held_back=True)
 
 
 def _through_the_relay(
@@ -200,7 +281,11 @@ def _through_the_relay(
     agent_port: int,
     study_id: str,
     route: Route,
-) -> tuple[float, dict[str, float | None], list[float], list[float], list[float]]:
+    *,
+    held_back: bool = False,
+) -> RelayRun:
+    """Without `held_back`, the nurse fetches the whole study from Orthanc A (WADO-RS) and
+    sends it once it is listed; with it, see `cut_through`."""
     n = len(study.files())
     folder = work / "ours"
     relay = BenchRelay(folder).start()
@@ -227,6 +312,8 @@ def _through_the_relay(
     agents: list[Measured] = []
     tid = ""
     stored = Counting(b)
+    released_at: float | None = None
+    fetching: tuple[int, str, str] | None = None
     try:
         for name, command, config, url in (
             ("sending agent", "sender", sender.config, sender.url),
@@ -236,17 +323,35 @@ def _through_the_relay(
         until = partial(_until, agents)
         er = ConsoleClient(sender.url).sign_in()
         trauma = ConsoleClient(receiver.url).sign_in(TRAUMA_USER, TRAUMA_PASSWORD)
-        # The nurse finds the study in the ER's PACS by the patient's record number...
-        mrn = a.get_json(f"/studies/{study_id}")["PatientMainDicomTags"]["PatientID"]
-        found = _FETCH.search(_page_ok(er.post("/pacs", {"mrn": mrn}), "searching the PACS"))
-        if found is None:
-            raise RuntimeError("the ER console's PACS search did not find the study")
-        stored.start()
-        start = time.perf_counter()
-        # ... fetches it (the page follows the fetch, which runs in the agent)...
-        fetching = er.post("/pacs/fetch", {"study": html.unescape(found.group(1))})
-        _page_ok(fetching, "fetching the study")
-        # ... opens the study as soon as it is listed, and sends it to the trauma center.
+        used = CpuUse(
+            {
+                "Orthanc A": a.cpu_now,
+                **{agent.name: agent.cpu_now for agent in agents},
+                "relay": relay.process.cpu_now,
+                "Orthanc B": b.cpu_now,
+            }
+        )
+        rest: list[str] = []
+        if held_back:
+            first, *rest = (i["ID"] for i in a.get_json(f"/studies/{study_id}/instances"))
+            stored.start()
+            used.start()
+            start = time.perf_counter()
+            a.store("modalities/agent", first)  # the scanner's first image
+        else:
+            # The nurse finds the study in the ER's PACS by the patient's record number...
+            mrn = a.get_json(f"/studies/{study_id}")["PatientMainDicomTags"]["PatientID"]
+            search = er.post("/pacs", {"mrn": mrn})
+            found = _FETCH.search(_page_ok(search, "searching the PACS"))
+            if found is None:
+                raise RuntimeError("the ER console's PACS search did not find the study")
+            stored.start()
+            used.start()
+            start = time.perf_counter()
+            # ... fetches it (the page follows the fetch, which runs in the agent)...
+            fetching = er.post("/pacs/fetch", {"study": html.unescape(found.group(1))})
+            _page_ok(fetching, "fetching the study")
+        # The nurse opens the study as soon as it is listed, and sends it to the trauma center.
         home = until(lambda: _STUDY.search(er.get("/")[2]), "the study in the ER console")
         send = er.post(
             f"/studies/{home.group(1)}/send", {"recipient": RECEIVER, "acknowledge": "yes"}
@@ -277,12 +382,19 @@ def _through_the_relay(
             f"{imported}/import", {"local_patient_id": LOCAL_ID, "ack-new": "1"}
         )
         _page_ok(confirmed, "confirming the patient")
+        if held_back:
+            until(lambda: stored.reached(1), "the first image in Orthanc B", interval=COUNT_POLL)
+            released_at = time.time()
+            a.store("modalities/agent", rest)  # the rest of the study, as it is reconstructed
         until(lambda: stored.reached(n), "every image in Orthanc B", interval=COUNT_POLL)
         elapsed = time.perf_counter() - start
+        cpu_s = used.stop()
         stored.stop()
         until(lambda: 'data-stage="done"' in trauma.get(imported)[2], "the import's end")
-        fetched = f"The PACS sent {n} images"
-        until(lambda: fetched in er.get(fetching[1].removeprefix(sender.url))[2], "the fetch")
+        if fetching is not None:
+            fetched = f"The PACS sent {n} images"
+            page = fetching[1].removeprefix(sender.url)
+            until(lambda: fetched in er.get(page)[2], "the fetch")
         status = f"/transfers/{tid}/status.json"
         until(lambda: "Upload complete." in er.get(status)[2], "the upload's end")
         if len(b.instances()) != n:
@@ -303,7 +415,7 @@ def _through_the_relay(
     objects = relay.data / "objects" / tid
     at_relay = sorted(p.stat().st_mtime for p in objects.glob("*.sealed"))
     peaks = {"relay": relay_peak, **{agent.name: agent.peak_rss_mb for agent in agents}}
-    return elapsed, peaks, arrived, at_relay, stored.times
+    return RelayRun(elapsed, peaks, arrived, at_relay, stored.times, cpu_s, released_at)
 
 
 def _agent(name: str, argv: list[str], folder: Path, console: str) -> Measured:

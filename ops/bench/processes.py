@@ -33,6 +33,13 @@ def environment(**extra: str) -> dict[str, str]:
     return env
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds so far of the running process `pid` (`/proc/PID/stat`)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()  # after the command's name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Measured:
     """One child process, its output in files under `folder`."""
@@ -88,11 +95,9 @@ class Measured:
             time.sleep(HWM_POLL)
 
     def cpu_now(self) -> float:
-        """User + system CPU seconds so far of this running process (`/proc/PID/stat`)."""
+        """User + system CPU seconds so far of this running process."""
         assert self.proc is not None
-        stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
-        fields = stat.rsplit(")", 1)[1].split()  # after the command's name, which may hold spaces
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.proc.pid)
 
     def stdout(self) -> str:
         return self.stdout_path.read_text(errors="replace")
