@@ -1,6 +1,7 @@
 """Figures 1 and 4: PACS to PACS through the sending agent, the relay and the receiving agent,
 against Orthanc A sending the same study straight to Orthanc B (C-STORE and its HTTP peer
-store) in the same run; and the cut-through latency of that run, drawn.
+store) in the same run, with the CPU seconds each process used; and the cut-through latency of
+the same path with the study held back until the code is redeemed (`cut_through`).
 
 Both agents run as staff run them (`trauma-relay sender --config FILE`, its DICOM inbox and
 ER console in one process; `trauma-relay receiver --config FILE` with `pacs.as_they_arrive`),

@@ -3,8 +3,9 @@
     .venv/bin/python ops/bench/run.py [--quick] [--only NAME ...] [--no-large] [--docs DIR]
 
 Figures (NAME for --only): `pacs` PACS to PACS through both agents and the relay against
-Orthanc A → Orthanc B (the CT and the small-image study), with `latency` (cut-through, drawn
-in docs/cut-through.png) from the same CT run; `wan` the same for the CT over links of
+Orthanc A → Orthanc B (the CT and the small-image study); `latency` the cut-through latency of
+the same path with the CT held back until the code is redeemed (drawn in docs/cut-through.png);
+`wan` the same for the CT over links of
 100 Mbit/s and 20 ms RTT (made in user space, ops/bench/shaping.py: this kernel has no netem);
 `wormhole` the relay leg against magic-wormhole; `memory` peak RSS for the 200 MB and the 2 GB
 study (`--no-large` leaves the 2 GB one out); `concurrency` 20 transfers at once;
