@@ -1,16 +1,12 @@
 """Staged images are read only after a bound: a Deflated Explicit VR Little Endian file is
 inflated whole by pydicom, so a small file from a sending site can claim gigabytes (a deflate
-bomb: ~1 MB grows past 2 GB). `check` inflates it first in bounded steps, counting, and refuses
-it once it passes its ceiling, before anything else reads it.
-
-The ceiling is tied to the file's own size and to what an image can be: at most
-`MAX_INFLATION` times the file (deflate compresses real images a few times, blank ones at most
-some hundreds of times) and never past `MAX_INFLATED_BYTES`.
+bomb: ~1 MB grows past 2 GB). `check` inflates it first in bounded steps, counting
+(`site_agent.inflation`), and refuses it once it passes its ceiling, before anything else reads
+it. The ceiling is tied to the file's own size (`site_agent.inflation.ceiling`).
 """
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
 from pydicom import Dataset, dcmread
@@ -18,17 +14,12 @@ from pydicom.filereader import read_file_meta_info
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from receiving_site import errors
+from site_agent.inflation import ceiling, inflates_past
 
-MAX_INFLATION = 256
-MAX_INFLATED_BYTES = 2 * 2**30
-MIN_CEILING = 64 * 2**20  # a small file may always inflate this much
-STEP = 1 << 20
+__all__ = ["ceiling", "check", "read"]
+
 PREAMBLE_AND_PREFIX = 132  # 128-byte preamble + "DICM"
 GROUP_LENGTH_ELEMENT = 12  # (0002,0000) UL: tag, VR, length, value
-
-
-def ceiling(file_size: int) -> int:
-    return min(MAX_INFLATED_BYTES, max(MIN_CEILING, MAX_INFLATION * file_size))
 
 
 def check(path: Path, position: int) -> None:
@@ -40,26 +31,15 @@ def check(path: Path, position: int) -> None:
     start = PREAMBLE_AND_PREFIX + GROUP_LENGTH_ELEMENT + int(meta.FileMetaInformationGroupLength)
     size = path.stat().st_size
     limit = ceiling(size)
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    inflated = 0
     with path.open("rb") as f:
         f.seek(start)
-        while block := f.read(STEP):
-            pending = block
-            while pending:
-                try:
-                    out = inflater.decompress(pending, STEP)
-                except zlib.error:
-                    return  # not valid deflate: the reader says so in its own words
-                inflated += len(out)
-                if inflated > limit:
-                    raise errors.ImageTooLarge(
-                        f"Image {position} is deflated and inflates to more than "
-                        f"{limit // 2**20:,} MB from a file of {max(1, size // 2**10):,} KB, "
-                        "more than any image should; it was not opened and nothing was stored. "
-                        "Ask the sending hospital to send the study again uncompressed."
-                    )
-                pending = inflater.unconsumed_tail
+        if inflates_past(f, limit):
+            raise errors.ImageTooLarge(
+                f"Image {position} is deflated and inflates to more than "
+                f"{limit // 2**20:,} MB from a file of {max(1, size // 2**10):,} KB, "
+                "more than any image should; it was not opened and nothing was stored. "
+                "Ask the sending hospital to send the study again uncompressed."
+            )
 
 
 def read(path: Path, position: int, *, stop_before_pixels: bool = False) -> Dataset:

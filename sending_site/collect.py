@@ -10,6 +10,7 @@ manifest says so to the trauma center. Nothing here touches the network.
 from __future__ import annotations
 
 import os
+import struct
 import unicodedata
 import warnings
 from collections import Counter
@@ -19,10 +20,13 @@ from pathlib import Path
 import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.fileset import FileSet
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from sending_site import errors
 from sending_site.patients import by_patient, mixed_patients_message
+from site_agent import inflation
 from transfer_codes.manifest import (
     MAX_MODALITY_LENGTH,
     MAX_SERIES,
@@ -164,8 +168,10 @@ def _truncation(path: Path, ds: pydicom.Dataset) -> str | None:
 def read_checked(path: Path) -> pydicom.Dataset:
     """Parse one Part 10 file whole and check it is not cut off, has file meta and has Study
     and Series Instance UIDs. Raises `InvalidDicomError` or `ValueError` (the reason)."""
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise ValueError("the file is empty")
+    _inflation_bounded(path, size)
     with warnings.catch_warnings(record=True) as caught:  # reasons here, not noise on stderr
         warnings.simplefilter("always")
         ds = pydicom.dcmread(path)
@@ -183,6 +189,26 @@ def read_checked(path: Path) -> pydicom.Dataset:
         if not _text(ds, keyword):
             raise ValueError(f"the file has no {keyword}")
     return ds
+
+
+def _inflation_bounded(path: Path, size: int) -> None:
+    """Raise `ValueError` if the file is deflated and inflates past what any image should
+    (`site_agent.inflation`): pydicom would inflate it whole first, and a deflate bomb of a
+    few megabytes takes gigabytes. Other files pass untouched."""
+    with path.open("rb") as f:
+        try:
+            read_preamble(f, False)
+            meta = _read_file_meta_info(f)
+        except (InvalidDicomError, ValueError, EOFError, KeyError, TypeError, struct.error):
+            return  # dcmread says what is wrong, in its words
+        if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+            return
+        limit = inflation.ceiling(size)
+        if inflation.inflates_past(f, limit):
+            raise ValueError(
+                f"it is deflated and inflates to more than {limit // 2**20:,} MB from a file "
+                f"of {max(1, size // 2**10):,} KB, more than any image should; it was not opened"
+            )
 
 
 def read_instance(path: Path) -> Instance:

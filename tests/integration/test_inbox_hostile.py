@@ -1,8 +1,8 @@
 """Hostile DICOM input against the running inbox (`trauma-relay sender inbox`): UIDs that are
 paths or 200 characters long, executable bytes in the preamble, a PDU declaring 4 GB, a data
-set cut off mid-element, an image past the size cap, a flood of associations. Each time the
-agent answers with a failure status or aborts, keeps serving other associations, writes
-nothing outside its spool, and logs why. Peers: DCMTK, pynetdicom, and raw PDUs."""
+set cut off mid-element, a deflate bomb, an image past the size cap, a flood of associations.
+Each time the agent answers with a failure status or aborts, keeps serving other associations,
+writes nothing outside its spool, and logs why. Peers: DCMTK, pynetdicom, and raw PDUs."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from typing import Any
 
 import pydicom
 import pytest
+from deflate_bomb import SECONDARY_CAPTURE, write_bomb
 from inbox_harness import InboxProcess, running_inbox
 from peers.dcmtk import echoscu, storescu
 from peers.raw_dicom import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, P_DATA_TF, RawPeer, pdu_header
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 from pynetdicom import AE, _config
 from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
 
@@ -146,6 +148,28 @@ def test_a_data_set_cut_off_mid_element_is_refused(
     assert agent.kept_files() == []
     assert "its data set is damaged (the file is cut off" in agent.log()
     _serves(agent, tmp_path / "ordinary", 32)
+
+
+def test_a_deflate_bomb_is_refused_without_being_inflated(
+    agent: InboxProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A data set of ~3 MB, deflated, that inflates to 3 GB: pydicom would inflate it whole
+    (the agent's memory); the inbox counts it in bounded steps and refuses it."""
+    monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)
+    bomb = write_bomb(tmp_path / "bomb.dcm")
+    ae = AE(ae_title="HOSTILE")
+    ae.add_requested_context(SECONDARY_CAPTURE, [DeflatedExplicitVRLittleEndian])
+    assoc = ae.associate("127.0.0.1", agent.port, ae_title=AE_TITLE)
+    assert assoc.is_established
+    try:
+        status = assoc.send_c_store(bomb)
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    assert int(status.Status) == CANNOT_UNDERSTAND
+    assert agent.kept_files() == []
+    assert "it is deflated and inflates to more than" in agent.log()
+    _serves(agent, tmp_path / "ordinary", 41)
 
 
 def test_a_flood_of_associations_is_refused_past_the_limit_then_served(

@@ -1,50 +1,22 @@
-"""A deflated staged image is inflated in bounded steps before pydicom reads it: a small file
-that claims gigabytes is refused with a sentence instead of taking the machine's memory (a
-process limited to 1.5 GB of address space shows it), and real deflated images pass."""
+"""A deflated image is inflated in bounded steps before pydicom reads it, on both sides: a
+staged image at the receiving site, an image the sending site reads (its inbox, its folders). A
+small file that claims gigabytes is refused with a sentence instead of taking the machine's
+memory (a process limited to 1.5 GB of address space shows it), and real deflated images pass."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import textwrap
-import zlib
 from pathlib import Path
 
 import pytest
+from deflate_bomb import write_bomb
 from pydicom.data import get_testdata_file
-from pydicom.dataset import FileMetaDataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_file_meta_info
-from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from receiving_site import errors, inflate, thumbnails
-
-BOMB_BYTES = 3 * 2**30  # what the bomb inflates to
-
-
-def write_bomb(path: Path, inflated: int = BOMB_BYTES) -> Path:
-    """A Deflated Explicit VR Little Endian file whose data set is one OB element of
-    `inflated` zero bytes, compressed as it is written (never held whole)."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
-    buffer = DicomBytesIO()
-    buffer.write(b"\x00" * 128 + b"DICM")
-    write_file_meta_info(buffer, meta, enforce_standard=True)
-    header = buffer.getvalue()
-    # (0009,1010) OB, a private element: tag, VR, 2 reserved bytes, 4-byte length
-    element = b"\x09\x00\x10\x10OB\x00\x00" + (inflated - 12).to_bytes(4, "little")
-    deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
-    zeros = bytes(1 << 20)
-    with path.open("wb") as f:
-        f.write(header)
-        f.write(deflater.compress(element))
-        for _ in range((inflated - 12) // len(zeros)):
-            f.write(deflater.compress(zeros))
-        f.write(deflater.compress(bytes((inflated - 12) % len(zeros))))
-        f.write(deflater.flush())
-    return path
+from sending_site import collect
 
 
 def test_a_deflate_bomb_is_refused_with_a_sentence(tmp_path: Path) -> None:
@@ -94,3 +66,38 @@ def test_other_syntaxes_are_not_inflated(tmp_path: Path) -> None:
     path = Path(str(get_testdata_file("CT_small.dcm")))
     inflate.check(path, 1)  # explicit little endian: untouched
     assert inflate.read(path, 1, stop_before_pixels=True).Modality == "CT"
+
+
+def test_the_sending_site_refuses_the_bomb_with_a_reason_and_reads_real_deflated_images(
+    tmp_path: Path,
+) -> None:
+    bomb = write_bomb(tmp_path / "bomb.dcm")
+    with pytest.raises(ValueError, match=r"^it is deflated and inflates to more than [\d,]+ MB"):
+        collect.read_checked(bomb)
+    real = Path(str(get_testdata_file("image_dfl.dcm")))
+    assert collect.read_checked(real).file_meta.TransferSyntaxUID == (
+        DeflatedExplicitVRLittleEndian
+    )
+
+
+def test_the_sending_site_refuses_the_bomb_within_a_memory_limit(tmp_path: Path) -> None:
+    bomb = write_bomb(tmp_path / "bomb.dcm")
+    probe = textwrap.dedent(
+        f"""
+        import resource
+        from pathlib import Path
+        limit = 1536 * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        from sending_site import collect
+        try:
+            collect.read_instance(Path({str(bomb)!r}))
+        except ValueError as e:
+            print("refused" if "deflated" in str(e) else e)
+        except MemoryError:
+            print("out of memory")
+        """
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=False, timeout=300
+    )
+    assert run.stdout.strip() == "refused", run.stderr
