@@ -29,8 +29,7 @@ def read_audit_records(data_dir: Path, *, after: int = 0, limit: int | None = No
     when the file there is not one SQLite can read as a relay's."""
     config = load(data_dir)
     if config.metadata_url is not None:
-        records = [r for r in asyncio.run(_read_shared(data_dir)) if int(r["seq"]) > after]
-        return records if limit is None else records[:limit]
+        return asyncio.run(_read_shared(data_dir, after, limit))
     database = open_data_folder(data_dir, create=False)
     try:
         with contextlib.closing(sqlite3.connect(_read_only_uri(database), uri=True)) as db:
@@ -44,12 +43,12 @@ def read_audit_records(data_dir: Path, *, after: int = 0, limit: int | None = No
     return [dict(zip(RECORD_COLUMNS, row, strict=True)) for row in rows]
 
 
-async def _read_shared(data_dir: Path) -> list[Record]:
+async def _read_shared(data_dir: Path, after: int, limit: int | None) -> list[Record]:
     """The records from the PostgreSQL database the relay's configuration names (read only:
-    its schema is not touched)."""
+    its schema is not touched), as `read_audit_records` selects them."""
     store = await open_store(data_dir, create=False, upgrade=False)
     try:
-        return await store.audit_records()
+        return await store.audit_records(after, limit)
     finally:
         await store.close()
 

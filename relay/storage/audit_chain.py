@@ -37,8 +37,10 @@ _SELECT = (
     "prev_hash, hash FROM audit"
 )
 SELECT_RECORDS = _SELECT + " ORDER BY seq"
-# The next records after a seq, at most a number of them (parameters: seq, limit).
+# The next records after a seq, at most a number of them (parameters: seq, limit; SQLite's
+# LIMIT -1 and PostgreSQL's LIMIT NULL mean no limit).
 SELECT_RECORDS_AFTER = _SELECT + " WHERE seq > ? ORDER BY seq LIMIT ?"
+SELECT_RECORDS_AFTER_PG = _SELECT + " WHERE seq > $1 ORDER BY seq LIMIT $2"
 
 
 def chain_hash(prev: bytes, fields: Mapping[str, Any]) -> bytes:

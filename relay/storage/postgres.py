@@ -47,7 +47,7 @@ import asyncpg
 
 from relay import errors
 from relay.lifecycle import Transfer
-from relay.storage.audit_chain import GENESIS, RECORD_COLUMNS, SELECT_RECORDS
+from relay.storage.audit_chain import GENESIS, RECORD_COLUMNS, SELECT_RECORDS_AFTER_PG
 from relay.storage.models import (
     AuditEvent,
     CancelledLock,
@@ -359,10 +359,12 @@ class PostgresMetadata:
                         conn, "SELECT pg_advisory_unlock($1, hashtext($2))", OBJECT_WRITE_SPACE, key
                     )
 
-    async def audit_records(self) -> list[dict[str, Any]]:
-        """All audit records in order, for operators and for `verify_audit_chain`."""
+    async def audit_records(self, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """The audit records after record `after`, at most `limit` of them (all by default), in
+        order, for operators and for `verify_audit_chain`: a reader that follows the trail
+        reads each batch, not the whole trail again."""
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(SELECT_RECORDS)
+            rows = await conn.fetch(SELECT_RECORDS_AFTER_PG, after, limit)
         return [dict(zip(RECORD_COLUMNS, tuple(r), strict=True)) for r in rows]
 
 

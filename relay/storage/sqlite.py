@@ -30,7 +30,7 @@ from typing import Any
 
 from relay import errors
 from relay.lifecycle import Transfer
-from relay.storage.audit_chain import GENESIS, RECORD_COLUMNS, SELECT_RECORDS
+from relay.storage.audit_chain import GENESIS, RECORD_COLUMNS, SELECT_RECORDS_AFTER
 from relay.storage.audit_chain import audit_chain_intact as audit_chain_intact
 from relay.storage.audit_chain import verify_audit_chain as verify_audit_chain
 from relay.storage.models import (
@@ -616,9 +616,10 @@ class SqliteMetadata:
             values,
         )
 
-    async def audit_records(self) -> list[dict[str, Any]]:
-        """All audit records in order, for operators and for `verify_audit_chain`."""
-        rows = await self._all(SELECT_RECORDS)
+    async def audit_records(self, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """The audit records after record `after`, at most `limit` of them (all by default), in
+        order, for operators and for `verify_audit_chain`."""
+        rows = await self._all(SELECT_RECORDS_AFTER, after, -1 if limit is None else limit)
         return [dict(zip(RECORD_COLUMNS, r, strict=True)) for r in rows]
 
     # -- redemption ids ------------------------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 from relay import errors
 from relay.audit_trail.jsonl import export_jsonl, record_from_line
 from relay.audit_trail.reading import Record, read_audit_records
+from relay.sites import open_store
 from relay.storage.audit_chain import GENESIS, Problem, chain_hash, verify_audit_chain
 from relay_api.plumbing import Ctx, create_transfer, redeem, status, wrong_proof
 
@@ -50,6 +51,26 @@ def _tampering(copy: Path) -> Iterator[sqlite3.Connection]:
 
 def _found(copy: Path) -> list[tuple[int, Problem]]:
     return [(f.seq, f.problem) for f in verify_audit_chain(read_audit_records(copy))]
+
+
+@pytest.mark.asyncio
+async def test_the_trail_is_read_a_batch_at_a_time_from_the_database(ctx: Ctx) -> None:
+    """What `audit follow` asks for, a batch at a time: the records after one, at most a number
+    of them, selected by the database (on PostgreSQL, every batch used to read the whole
+    trail and drop what came before)."""
+    await create_transfer(ctx)
+    await create_transfer(ctx)
+    every = await ctx.audit_records()
+    assert len(every) >= 4
+    after = int(every[0]["seq"])
+    batch = await asyncio.to_thread(read_audit_records, ctx.relay.data_dir, after=after, limit=2)
+    assert batch == every[1:3]
+    store = await open_store(ctx.relay.data_dir, create=False, upgrade=False)
+    try:
+        assert await store.audit_records(int(every[1]["seq"]), 2) == every[2:4]
+        assert await store.audit_records(int(every[-1]["seq"])) == []
+    finally:
+        await store.close()
 
 
 def _renumber_from(db: sqlite3.Connection, seq: int, by: int) -> None:
