@@ -6,7 +6,8 @@ Only failures count: a wrong proof for a redemption, a phone link that leads now
 typo never gets here (a wrong check symbol is refused on the trauma center's own machine), and a
 right proof is never counted. When a key has had `failures` failures within the last `window`
 seconds, its next attempt waits until the oldest of them leaves the window. Pure and in memory:
-the caller says what time it is; a restart forgets (the per-transfer lock is durable).
+the caller says what time it is, and what other relay instances counted (`known`); a restart
+forgets what only this process counted (the per-transfer lock is durable).
 """
 
 from __future__ import annotations
@@ -33,6 +34,24 @@ class Throttle:
     def __init__(self, limits: dict[str, Limit]) -> None:
         self._limits = limits
         self._failures: dict[str, deque[float]] = {}
+
+    @property
+    def most_counted(self) -> int:
+        """The most failures of one key that can decide anything: the highest limit."""
+        return max((limit.failures for limit in self._limits.values()), default=0)
+
+    def known(self, key: str, times: list[float], now: float) -> None:
+        """The failures of `key` as counted by every instance sharing the relay's store (times,
+        oldest first): they replace this process's own count of that key."""
+        limit = self._limit(key)
+        if limit is None:
+            return
+        self._failures.pop(key, None)
+        recent = deque(t for t in times[-limit.failures :] if t > now - limit.window)
+        if recent:
+            self._failures[key] = recent
+        while len(self._failures) > MAX_KEYS:
+            del self._failures[next(iter(self._failures))]
 
     def _limit(self, key: str) -> Limit | None:
         return self._limits.get(key.split(":", 1)[0])

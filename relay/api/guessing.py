@@ -1,7 +1,11 @@
 """The guessing throttle (`relay.throttle`) at the edge: an attempt from a client address (and
 receiving site) that has failed too often lately is refused with 429 and Retry-After before
 anything is looked up; a failed attempt is counted; the moment a key becomes throttled is
-audited once (a security alert), not every refused attempt after it."""
+audited once (a security alert), not every refused attempt after it.
+
+Relay instances sharing a metadata store (PostgreSQL) count their failures in it: each attempt
+first takes what every instance counted against its keys (`recent_guess_failures`), so N
+instances allow what one does, not N times that. On the embedded store, one process counts."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from aiohttp import web
 
 from relay import errors
 from relay.api.auth import at_desk, remote
-from relay.appkeys import CONFIG, GUESSES
+from relay.appkeys import CONFIG, GUESSES, METADATA
 from relay.metrics import METRICS
 from relay.storage.models import Site
 from relay.throttle import keys
@@ -19,9 +23,16 @@ def _keys(request: web.Request, site: Site | None) -> list[str]:
     return keys(remote(request), site.name if site else None)
 
 
-def check(request: web.Request, site: Site | None = None) -> None:
+async def check(request: web.Request, site: Site | None = None) -> None:
     """Raise `Throttled` if this attempt must wait."""
-    wait = request.app[GUESSES].wait(_keys(request, site), request.app[CONFIG].clock())
+    throttle, config = request.app[GUESSES], request.app[CONFIG]
+    attempt, now = _keys(request, site), config.clock()
+    shared = await request.app[METADATA].recent_guess_failures(
+        attempt, now - config.guess_window, throttle.most_counted
+    )
+    for key, times in (shared or {}).items():
+        throttle.known(key, times, now)
+    wait = throttle.wait(attempt, now)
     if wait > 0:
         request.app[METRICS].throttled.labels(kind="guessing").inc()
         raise errors.Throttled(wait)
@@ -33,6 +44,8 @@ async def failed(request: web.Request, site: Site | None = None) -> None:
     attempt = _keys(request, site)
     open_before = [k for k in attempt if throttle.wait([k], now) == 0]
     throttle.failed(attempt, now)
+    since = now - request.app[CONFIG].guess_window
+    await request.app[METADATA].count_guess_failure(attempt, now, since)
     engaged = [k.split(":", 1)[0] for k in open_before if throttle.wait([k], now) > 0]
     if engaged:
         async with at_desk(request, site) as d:

@@ -120,7 +120,7 @@ async def audited_link(request: web.Request, attempted: str) -> AsyncIterator[No
     the refusal (110114, failure) in a transaction of its own, since the refusal rolls the
     other back. `attempted` names the request (status, revoke, authorize); the token itself
     never reaches the record."""
-    guessing.check(request)
+    await guessing.check(request)
     try:
         yield
     except patient.UnknownLink:

@@ -55,7 +55,7 @@ async def salt(request: web.Request) -> web.Response:
 @routes.post(wire.REDEMPTIONS)
 async def redeem(request: web.Request) -> web.Response:
     site = await require_site(request, "receiving")
-    guessing.check(request, site)
+    await guessing.check(request, site)
     body = await bodies.json_body(request)
     proof = bodies.b64(body, "proof", min_len=32, max_len=32)
     redemption_id = None

@@ -6,7 +6,7 @@ committed together (durably) or not at all, and transactions do not interleave.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -113,6 +113,19 @@ class MetadataStore(Protocol):
     async def listen(self, wake: Callable[[str], None]) -> None:
         """From now until `close`, call `wake(transfer_id)` when another instance sharing the
         store announces a transfer."""
+        ...
+
+    async def recent_guess_failures(
+        self, keys: Sequence[str], since: float, most: int
+    ) -> dict[str, list[float]] | None:
+        """The times of the failed guesses counted against each of `keys` after `since` (at
+        most the `most` latest of each, oldest first), by every instance sharing the store;
+        None when no other instance can share it (the process's own count is then exact)."""
+        ...
+
+    async def count_guess_failure(self, keys: Sequence[str], at: float, since: float) -> None:
+        """Count a failed guess at `at` against each of `keys` for the instances sharing the
+        store (see `recent_guess_failures`), forgetting failures from before `since`."""
         ...
 
     async def close(self) -> None: ...

@@ -37,7 +37,7 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -239,6 +239,33 @@ class PostgresMetadata:
         async with self._pool.acquire() as conn:
             await conn.execute(
                 "SELECT pg_notify($1, $2)", MANIFEST_CHANNEL, f"{self._instance} {transfer_id}"
+            )
+
+    async def recent_guess_failures(
+        self, keys: Sequence[str], since: float, most: int
+    ) -> dict[str, list[float]] | None:
+        """`MetadataStore.recent_guess_failures`, as every instance counted them."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT key, at FROM (SELECT key, at, row_number() OVER "
+                "(PARTITION BY key ORDER BY at DESC) AS latest FROM guess_failures "
+                "WHERE key = ANY($1::text[]) AND at > $2) recent WHERE latest <= $3 ORDER BY at",
+                list(keys),
+                since,
+                most,
+            )
+        found: dict[str, list[float]] = {key: [] for key in keys}
+        for key, at in rows:
+            found[key].append(float(at))
+        return found
+
+    async def count_guess_failure(self, keys: Sequence[str], at: float, since: float) -> None:
+        """`MetadataStore.count_guess_failure`: one row per key, and the rows of every key
+        from before `since` deleted (failures are rare, and the window bounds the rest)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM guess_failures WHERE at <= $1", since)
+            await conn.executemany(
+                "INSERT INTO guess_failures (key, at) VALUES ($1, $2)", [(k, at) for k in keys]
             )
 
     async def listen(self, wake: Callable[[str], None]) -> None:

@@ -23,7 +23,7 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -108,6 +108,15 @@ class SqliteMetadata:
 
     async def listen(self, wake: Callable[[str], None]) -> None:
         """Nothing to do: no other relay instance shares a SQLite file."""
+
+    async def recent_guess_failures(
+        self, keys: Sequence[str], since: float, most: int
+    ) -> dict[str, list[float]] | None:
+        """None: no other relay instance shares a SQLite file, so the process counts alone."""
+        return None
+
+    async def count_guess_failure(self, keys: Sequence[str], at: float, since: float) -> None:
+        """Nothing to do: the process's own count is the whole count."""
 
     async def close(self) -> None:
         async with self._lock:

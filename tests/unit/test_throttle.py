@@ -50,3 +50,17 @@ def test_memory_is_bounded() -> None:
     assert t.wait(["address:0"], 1) == 0  # forgotten, the oldest first
     t.failed([f"address:{MAX_KEYS + 9}"], 1)
     assert t.wait([f"address:{MAX_KEYS + 9}"], 2) > 0
+
+
+def test_what_other_instances_counted_replaces_this_ones_count_of_a_key() -> None:
+    t = Throttle(LIMITS)
+    k = keys("10.0.0.1", "county-trauma")
+    t.failed(k, 100)  # this instance saw one failure of the site
+    assert t.most_counted == 8
+    # every instance together: three of the site's within the window, one long before
+    t.known("site:county-trauma", [10.0, 100.0, 101.0, 102.0], 110)
+    assert t.wait(k, 110) == pytest.approx(50)  # the oldest of the three leaves at 160
+    t.known("site:county-trauma", [], 110)  # none any more (the window moved on elsewhere)
+    assert t.wait(k, 110) == 0
+    t.known("unknown-kind:x", [100.0], 110)  # a key without a limit is not kept
+    assert t.wait(["unknown-kind:x"], 110) == 0

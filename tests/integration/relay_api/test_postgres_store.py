@@ -54,16 +54,19 @@ def share_database(first: Path, second: Path) -> None:
 
 
 @asynccontextmanager
-async def second_instance(ctx: Ctx, data_dir: Path) -> AsyncIterator[Ctx]:
+async def second_instance(ctx: Ctx, data_dir: Path, **config: object) -> AsyncIterator[Ctx]:
     """Another relay process's worth of relay (its own app, connection pools and port) on the
     same database as `ctx` and the same prefix of its bucket, as a second instance behind a
-    load balancer."""
+    load balancer; `config`: settings of its own (such as its throttles' limits)."""
     assert ctx.pg is not None
     await asyncio.to_thread(share_database, ctx.relay.data_dir, data_dir)
     bucket = ctx.objects.bucket if ctx.objects else None
-    settings = bucket.settings(ctx.objects.prefix) if bucket and ctx.objects else {}
-    config = relay_config.load(data_dir, "127.0.0.1:0", environ={}, clock=ctx.clock, **settings)
-    app = make_app(config, sweep=False)
+    settings: dict[str, object] = {
+        **(bucket.settings(ctx.objects.prefix) if bucket and ctx.objects else {}),
+        **config,
+    }
+    loaded = relay_config.load(data_dir, "127.0.0.1:0", environ={}, clock=ctx.clock, **settings)
+    app = make_app(loaded, sweep=False)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -284,3 +287,29 @@ def test_the_relay_and_operator_commands_use_the_database_relay_toml_names(
     assert pg.server.rows(pg.name, "SELECT action FROM audit") == [("site-added",)]
     assert not (data / "relay.sqlite3").exists()
     assert pg.server.password not in (tmp_path / "relay.log").read_text(encoding="utf-8")
+
+
+@ON_POSTGRES
+@pytest.mark.asyncio
+async def test_guesses_spread_over_two_instances_are_throttled_as_on_one(
+    ctx: Ctx, tmp_path: Path
+) -> None:
+    """A site allowed three failures in the window makes two through one instance and one
+    through another: its next attempt, through either, waits. Each instance alone saw fewer
+    than three (before, each counted only its own: N instances allowed N times the limit)."""
+    limits = {"guess_limit_site": 3, "guess_limit_address": 1000, "guess_limit_global": 1000}
+    async with (
+        second_instance(ctx, tmp_path / "b", **limits) as b,
+        second_instance(ctx, tmp_path / "c", **limits) as c,
+    ):
+        waiting = [await create_transfer(ctx) for _ in range(4)]
+        for through, sent in zip((b, b, c), waiting, strict=False):
+            r = await redeem(through, sent.locator, wrong_proof())
+            assert (r.status, r.code) == (403, "code-not-accepted")
+        for through in (c, b):
+            r = await redeem(through, waiting[3].locator, wrong_proof())
+            assert (r.status, r.code) == (429, "throttled")
+        ctx.clock.advance(901)  # the window (15 minutes by default) is past for all of them
+        r = await redeem(c, waiting[3].locator, await code_proof(c, waiting[3].code))
+        assert r.status == 200, r
+    assert ctx.rows("SELECT count(*) FROM guess_failures WHERE key LIKE 'site:%'") == [(3,)]
