@@ -7,12 +7,13 @@ one on the embedded default."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from peers.postgres import postgres_cluster
 from peers.s3 import MotoServer
-from processes import MachineBusy, Measured
+from processes import MachineBusy, Measured, tree_cpu_seconds
 from sites import BenchRelay, redeemed_instances
 from studies import Study
 
@@ -29,17 +30,20 @@ class CpuShare:
     busy_s: float
     relays_s: float
     clients_s: float
+    servers_s: dict[str, float] = field(default_factory=dict)  # the database, the object store
 
     @property
     def other_s(self) -> float:
-        return max(0.0, self.busy_s - self.relays_s - self.clients_s)
+        known = self.relays_s + self.clients_s + sum(self.servers_s.values())
+        return max(0.0, self.busy_s - known)
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, object]:
         return {
             "wall_s": round(self.wall_s, 2),
             "cores_busy": round(self.busy_s / self.wall_s, 2) if self.wall_s else 0.0,
             "relays_cpu_s": round(self.relays_s, 2),
             "push_and_redeem_cpu_s": round(self.clients_s, 2),
+            **{f"{name}_cpu_s": round(s, 2) for name, s in self.servers_s.items()},
             "other_cpu_s": round(self.other_s, 2),
         }
 
@@ -54,16 +58,21 @@ class ConcurrencyRun:
 
 
 def _transfers(
-    relays: BenchRelay | list[BenchRelay], studies: list[Study], folder: Path
+    relays: BenchRelay | list[BenchRelay],
+    studies: list[Study],
+    folder: Path,
+    servers: dict[str, Callable[[], float]] | None = None,
 ) -> tuple[float, int, CpuShare]:
-    """Seconds for all of them, how many delivered every image, and where the CPU went. With
-    several relays (instances of one), transfer i is pushed through relay i and redeemed
-    through the next, round-robin."""
+    """Seconds for all of them, how many delivered every image, and where the CPU went (of
+    `servers` too: name, its CPU seconds so far). With several relays (instances of one),
+    transfer i is pushed through relay i and redeemed through the next, round-robin."""
     ring = relays if isinstance(relays, list) else [relays]
+    servers = servers or {}
     pushes: list[Measured] = []
     redeems: list[Measured] = []
     machine = MachineBusy().start()
     relays_before = sum(r.process.cpu_now() for r in ring)
+    servers_before = {name: now() for name, now in servers.items()}
     try:
         start = time.perf_counter()
         for i, study in enumerate(studies):
@@ -81,12 +90,14 @@ def _transfers(
             if r.returncode == 0 and redeemed_instances(r) == len(s.files())
         )
         relays_s = sum(r.process.cpu_now() for r in ring) - relays_before
+        servers_s = {name: now() - servers_before[name] for name, now in servers.items()}
         machine.stop()
         clients_s = sum(p.cpu_s or 0.0 for p in pushes + redeems)
     finally:
         for proc in pushes + redeems:
             proc.kill()
-    return end - start, completed, CpuShare(machine.wall_s, machine.busy_s, relays_s, clients_s)
+    cpu = CpuShare(machine.wall_s, machine.busy_s, relays_s, clients_s, servers_s)
+    return end - start, completed, cpu
 
 
 def concurrency(studies: list[Study], work: Path) -> ConcurrencyRun:
@@ -130,7 +141,15 @@ def scale_out(studies: list[Study], work: Path, postgres_bin: Path) -> ScaleOutR
         one_s, completed_one, cpu_one = _transfers(one, studies, folder / "one" / "transfers")
     finally:
         one.stop()
-    with postgres_cluster(postgres_bin) as pg, MotoServer(folder / "moto") as bucket:
+    moto = MotoServer(folder / "moto")
+    with postgres_cluster(postgres_bin) as pg, moto as bucket:
+        postmaster = int((pg.root / "cluster" / "postmaster.pid").read_text().split()[0])
+        assert moto.proc is not None
+        moto_pid = moto.proc.pid
+        servers = {
+            "postgresql": lambda: tree_cpu_seconds(postmaster),
+            "moto_s3": lambda: tree_cpu_seconds(moto_pid),
+        }
         settings: dict[str, object] = {
             "metadata_url": pg.url(),
             "metadata_password_file": pg.password_file,
@@ -140,7 +159,7 @@ def scale_out(studies: list[Study], work: Path, postgres_bin: Path) -> ScaleOutR
         try:
             b = a.another_instance(folder / "b").start()
             try:
-                two_s, completed_two, cpu_two = _transfers([a, b], studies, folder / "two")
+                two_s, completed_two, cpu_two = _transfers([a, b], studies, folder / "two", servers)
             finally:
                 b.stop()
         finally:

@@ -354,7 +354,9 @@ class Suite:
                     "redeemed through the other; both share one PostgreSQL database, one S3 "
                     "bucket (moto's server) and the decoy key. Every process runs on this "
                     "machine: on 2 cores, PostgreSQL, moto, both relays and 40 clients share "
-                    "them, so the ratio measures the machine more than the design."
+                    "them, so the ratio measures the machine more than the design. moto's "
+                    "server (Werkzeug) closes the connection after every answer, so each S3 "
+                    "request opens a new one, which a real S3 endpoint does not ask for."
                 ),
                 details={
                     "transfers": run.transfers,
@@ -375,7 +377,8 @@ class Suite:
             self.say(
                 f"  {label}: {cpu.busy_s / cpu.wall_s:.2f} of {os.cpu_count()} cores busy; CPU s: "
                 f"relays {cpu.relays_s:.1f}, push and redeem {cpu.clients_s:.1f}, "
-                f"the rest (database, object store, any other job) {cpu.other_s:.1f}"
+                + "".join(f"{name} {s:.1f}, " for name, s in cpu.servers_s.items())
+                + f"the rest (any other job) {cpu.other_s:.1f}"
             )
 
     def crypto(self) -> None:
