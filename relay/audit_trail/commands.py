@@ -8,8 +8,9 @@ import argparse
 import json
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 INTACT, TAMPERED = 0, 1
 
@@ -128,18 +129,26 @@ def _until(text: str) -> float:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
-    from relay.audit_trail.reading import read_audit_records
+    from relay.audit_trail.reading import Record, each_audit_record
     from relay.storage.audit_chain import verify_audit_chain
 
-    records = read_audit_records(args.data)
-    findings = verify_audit_chain(records)
-    last = records[-1] if records else None
+    count = 0
+    last: Record | None = None
+
+    def counted() -> Iterator[Record]:  # the trail read a page at a time, never held whole
+        nonlocal count, last
+        for record in each_audit_record(args.data):
+            count += 1
+            last = record
+            yield record
+
+    findings = verify_audit_chain(counted())
     if args.json:
         print(
             json.dumps(
                 {
                     "intact": not findings,
-                    "records": len(records),
+                    "records": count,
                     "last_seq": last["seq"] if last else None,
                     "last_hash": bytes(last["hash"]).hex() if last else None,
                     "findings": [
@@ -154,14 +163,14 @@ def _run_verify(args: argparse.Namespace) -> int:
             print("The audit trail is empty: the relay has recorded nothing yet.")
         else:
             print(
-                f"The audit trail is intact: {len(records)} records, the last is record "
+                f"The audit trail is intact: {count} records, the last is record "
                 f"{last['seq']} (hash {bytes(last['hash']).hex()}). Note the hash: a later "
                 "check that still finds it shows nothing was cut from the end."
             )
     else:
         print(
             f"The audit trail has been tampered with: {len(findings)} problem(s) in "
-            f"{len(records)} records. Keep a copy of the relay's data folder as evidence and "
+            f"{count} records. Keep a copy of the relay's data folder as evidence and "
             "tell your security officer."
         )
         for f in findings:
@@ -169,30 +178,51 @@ def _run_verify(args: argparse.Namespace) -> int:
     return TAMPERED if findings else INTACT
 
 
-def _chosen(args: argparse.Namespace) -> list[dict[str, object]]:
-    from relay.audit_trail.reading import Period, read_audit_records
+def _chosen(args: argparse.Namespace) -> Iterator[dict[str, object]]:
+    """The records of the period asked for, read a page at a time."""
+    from relay.audit_trail.reading import Period, each_audit_record
 
     period = Period(args.since, args.until)
-    return [r for r in read_audit_records(args.data) if period.covers(r)]
+    return (r for r in each_audit_record(args.data) if period.covers(r))
+
+
+class _WriteFailed(Exception):
+    """Writing the export failed (`OSError` in `args[0]`), not reading the trail."""
+
+
+class _Written:
+    """The export's file, whose write failures are told apart from the trail's."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._out.write(data)
+        except OSError as e:
+            raise _WriteFailed(e) from e
+
+
+def _write_export(args: argparse.Namespace, out: BinaryIO) -> int:
+    from relay.audit_trail.dicom import write_dicom
+    from relay.audit_trail.jsonl import write_jsonl
+
+    if args.format == "jsonl":
+        return write_jsonl(_chosen(args), out)
+    return write_dicom(_chosen(args), args.source_id, out)
 
 
 def _run_export(args: argparse.Namespace) -> int:
+    """The export is written as it is read (a trail of millions of records is never held
+    whole); into a new `--out` file, removed again if the export fails part-way."""
     from relay import errors
-    from relay.audit_trail.dicom import export_dicom
-    from relay.audit_trail.jsonl import export_jsonl
 
-    records = _chosen(args)
-    if args.format == "jsonl":
-        body = export_jsonl(records).encode()
-    else:
-        body = export_dicom(records, args.source_id)
     if args.out is None:
-        sys.stdout.buffer.write(body)
+        _write_export(args, sys.stdout.buffer)
         sys.stdout.flush()
         return 0
     try:
-        with args.out.open("xb") as out:
-            out.write(body)
+        out = args.out.open("xb")
     except FileExistsError:
         raise errors.ExportFileExists(
             f"{args.out} already exists, and an export never overwrites a file. Choose another "
@@ -202,7 +232,19 @@ def _run_export(args: argparse.Namespace) -> int:
         raise errors.DataFolderUnusable(
             f"The export could not be written to {args.out} ({e.strerror or e}). Check --out."
         ) from e
-    print(f"{len(records)} audit record(s) written to {args.out}.", file=sys.stderr)
+    try:
+        with out:
+            count = _write_export(args, _Written(out))  # type: ignore[arg-type]
+    except BaseException as e:
+        args.out.unlink(missing_ok=True)  # no half an export left to be taken for a whole one
+        if isinstance(e, _WriteFailed):
+            cause: OSError = e.args[0]
+            raise errors.DataFolderUnusable(
+                f"The export could not be written to {args.out} ({cause.strerror or cause}). "
+                "Check --out."
+            ) from cause
+        raise
+    print(f"{count} audit record(s) written to {args.out}.", file=sys.stderr)
     return 0
 
 
@@ -235,7 +277,7 @@ def _run_forward(args: argparse.Namespace) -> int:
                 "--follow needs --position FILE, where the last record forwarded is kept, so "
                 "that a restart goes on from there."
             )
-        print(f"{send(_chosen(args))} audit record(s) sent to {args.to}.")
+        print(f"{send(list(_chosen(args)))} audit record(s) sent to {args.to}.")
         return 0
     return _forward_from_position(args, send)
 

@@ -12,6 +12,8 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
+from io import BytesIO
+from typing import BinaryIO
 
 from relay import audit
 from relay.audit_trail.reading import Record, iso_time, parsed_detail
@@ -185,9 +187,23 @@ def _canonical(detail: object) -> bytes:
 
 def export_dicom(records: Iterable[Record], source_id: str) -> bytes:
     """The records as one XML document (UTF-8, with its declaration)."""
-    root = ET.Element("AuditMessages")
+    out = BytesIO()
+    write_dicom(records, source_id, out)
+    return out.getvalue()
+
+
+def write_dicom(records: Iterable[Record], source_id: str, out: BinaryIO) -> int:
+    """`export_dicom`'s document written to `out` one message at a time (never the whole
+    document in memory), byte for byte what ElementTree makes of the whole tree indented;
+    the number of records written."""
+    source = _text(source_id)
+    out.write(b"<?xml version='1.0' encoding='utf-8'?>\n")
+    count = 0
     for record in records:
-        root.append(audit_message(record, _text(source_id)))
-    ET.indent(root)
-    document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    return document + b"\n"
+        message = audit_message(record, source)
+        ET.indent(message, level=1)  # as `ET.indent` of the root would
+        out.write(b"<AuditMessages>\n  " if count == 0 else b"\n  ")
+        out.write(ET.tostring(message, encoding="utf-8"))
+        count += 1
+    out.write(b"\n</AuditMessages>\n" if count else b"<AuditMessages />\n")
+    return count

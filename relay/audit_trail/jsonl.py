@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import BinaryIO
 
 from relay.audit_trail.reading import Record, iso_time, parsed_detail
 
@@ -32,3 +33,12 @@ def record_from_line(line: str) -> Record:
 
 def export_jsonl(records: Iterable[Record]) -> str:
     return "".join(to_line(r) + "\n" for r in records)
+
+
+def write_jsonl(records: Iterable[Record], out: BinaryIO) -> int:
+    """`export_jsonl` written to `out` a line at a time; the number of records written."""
+    count = 0
+    for record in records:
+        out.write((to_line(record) + "\n").encode())
+        count += 1
+    return count

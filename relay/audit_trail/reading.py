@@ -9,6 +9,7 @@ import contextlib
 import datetime
 import json
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from relay.sites import open_data_folder, open_store
 from relay.storage.audit_chain import RECORD_COLUMNS, SELECT_RECORDS_AFTER
 
 Record = dict[str, Any]
+PAGE = 5000  # records read at a time by `each_audit_record`
 
 
 def read_audit_records(data_dir: Path, *, after: int = 0, limit: int | None = None) -> list[Record]:
@@ -41,6 +43,16 @@ def read_audit_records(data_dir: Path, *, after: int = 0, limit: int | None = No
             "relay runs with."
         ) from e
     return [dict(zip(RECORD_COLUMNS, row, strict=True)) for row in rows]
+
+
+def each_audit_record(data_dir: Path, *, page: int = PAGE) -> Iterator[Record]:
+    """Every audit record in `seq` order, read `page` at a time: an auditor's command over a
+    trail of millions of records holds one page, not the trail. Raises as
+    `read_audit_records` does."""
+    after = 0
+    while records := read_audit_records(data_dir, after=after, limit=page):
+        yield from records
+        after = int(records[-1]["seq"])
 
 
 async def _read_shared(data_dir: Path, after: int, limit: int | None) -> list[Record]:

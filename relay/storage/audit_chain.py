@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,9 +84,9 @@ def _content_intact(record: Mapping[str, Any]) -> bool:
         return False
 
 
-def verify_audit_chain(records: Sequence[Mapping[str, Any]]) -> list[ChainFinding]:
+def verify_audit_chain(records: Iterable[Mapping[str, Any]]) -> list[ChainFinding]:
     """What is wrong with `records` (stored rows in `seq` order, as `audit_records()` gives them),
-    one finding per wrong record; empty when the trail is intact."""
+    one finding per wrong record; empty when the trail is intact. Read once, in order."""
     findings: list[ChainFinding] = []
     seen: dict[bytes, int] = {}  # each earlier record's stored hash, to its seq
     prev_seq, prev_hash = 0, GENESIS

@@ -6,13 +6,20 @@ from __future__ import annotations
 import base64
 import json
 import xml.etree.ElementTree as ET
+from io import BytesIO
 from typing import Any
 
 import pytest
 
 from relay import audit
-from relay.audit_trail.dicom import ACTION_CODES, EVENT_NAMES, export_dicom
-from relay.audit_trail.jsonl import export_jsonl, record_from_line
+from relay.audit_trail.dicom import (
+    ACTION_CODES,
+    EVENT_NAMES,
+    audit_message,
+    export_dicom,
+    write_dicom,
+)
+from relay.audit_trail.jsonl import export_jsonl, record_from_line, write_jsonl
 from relay.audit_trail.reading import Period, instant
 from relay.audit_trail.syslog import framed, sequence_id, syslog_message
 from relay.storage.audit_chain import GENESIS, chain_hash, verify_audit_chain
@@ -297,3 +304,30 @@ def test_a_tampered_record_whose_detail_is_not_json_is_still_exported() -> None:
     assert [(f.seq, f.problem.value) for f in verify_audit_chain([TRAIL[0], record])] == [
         (2, "edited")
     ]
+
+
+def _whole_tree(records: list[dict[str, Any]], source_id: str) -> bytes:
+    """The document as ElementTree makes it of the whole tree at once (the export before it
+    was written a message at a time)."""
+    root = ET.Element("AuditMessages")
+    for record in records:
+        root.append(audit_message(record, source_id))
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, len(TRAIL)])
+def test_the_dicom_export_written_a_message_at_a_time_is_the_whole_tree_byte_for_byte(
+    count: int,
+) -> None:
+    records = list(TRAIL[:count])
+    out = BytesIO()
+    assert write_dicom(records, "relay.example.org", out) == count
+    assert out.getvalue() == _whole_tree(records, "relay.example.org")
+    assert export_dicom(records, "relay.example.org") == out.getvalue()
+
+
+def test_the_json_lines_export_written_a_line_at_a_time_is_the_same_text() -> None:
+    out = BytesIO()
+    assert write_jsonl(TRAIL, out) == len(TRAIL)
+    assert out.getvalue() == export_jsonl(TRAIL).encode()

@@ -14,7 +14,7 @@ import pytest
 
 from relay import errors
 from relay.audit_trail.jsonl import export_jsonl, record_from_line
-from relay.audit_trail.reading import Record, read_audit_records
+from relay.audit_trail.reading import Record, each_audit_record, read_audit_records
 from relay.sites import open_store
 from relay.storage.audit_chain import GENESIS, Problem, chain_hash, verify_audit_chain
 from relay_api.plumbing import Ctx, create_transfer, redeem, status, wrong_proof
@@ -71,6 +71,17 @@ async def test_the_trail_is_read_a_batch_at_a_time_from_the_database(ctx: Ctx) -
         assert await store.audit_records(int(every[-1]["seq"])) == []
     finally:
         await store.close()
+
+
+@pytest.mark.asyncio
+async def test_the_whole_trail_read_a_page_at_a_time_is_the_trail(ctx: Ctx) -> None:
+    """`audit verify` and `audit export` read the trail a page at a time, never whole."""
+    for _ in range(3):
+        await create_transfer(ctx)
+    every = await ctx.audit_records()
+    assert len(every) > 5
+    paged = await asyncio.to_thread(lambda: list(each_audit_record(ctx.relay.data_dir, page=2)))
+    assert paged == every
 
 
 def _renumber_from(db: sqlite3.Connection, seq: int, by: int) -> None:
