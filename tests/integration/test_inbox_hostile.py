@@ -69,11 +69,17 @@ def _serves(agent: InboxProcess, folder: Path, seed: int) -> None:
     assert agent.query("SELECT count(*) FROM instances WHERE sop_instance_uid = ?", uid) == [(1,)]
 
 
-def _c_store(port: int, path: Path) -> int | None:
-    """C-STORE the file's bytes as they are (pynetdicom's chunked send: never re-encoded);
-    the status, or None if the association ended without one."""
+def _c_store(
+    port: int, path: Path, sop_class: str = CTImageStorage, syntaxes: list[str] | None = None
+) -> int | None:
+    """C-STORE the file's bytes as they are (pynetdicom's chunked send: never re-encoded),
+    proposing `sop_class` in `syntaxes` (pynetdicom's default ones unless given); the status,
+    or None if the association ended without one."""
     ae = AE(ae_title="HOSTILE")
-    ae.add_requested_context(CTImageStorage)
+    if syntaxes is None:
+        ae.add_requested_context(sop_class)
+    else:
+        ae.add_requested_context(sop_class, syntaxes)
     assoc = ae.associate("127.0.0.1", port, ae_title=AE_TITLE)
     assert assoc.is_established
     try:
@@ -157,16 +163,8 @@ def test_a_deflate_bomb_is_refused_without_being_inflated(
     (the agent's memory); the inbox counts it in bounded steps and refuses it."""
     monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)
     bomb = write_bomb(tmp_path / "bomb.dcm")
-    ae = AE(ae_title="HOSTILE")
-    ae.add_requested_context(SECONDARY_CAPTURE, [DeflatedExplicitVRLittleEndian])
-    assoc = ae.associate("127.0.0.1", agent.port, ae_title=AE_TITLE)
-    assert assoc.is_established
-    try:
-        status = assoc.send_c_store(bomb)
-    finally:
-        if assoc.is_established:
-            assoc.release()
-    assert int(status.Status) == CANNOT_UNDERSTAND
+    deflated = [DeflatedExplicitVRLittleEndian]
+    assert _c_store(agent.port, bomb, SECONDARY_CAPTURE, deflated) == CANNOT_UNDERSTAND
     assert agent.kept_files() == []
     assert "it is deflated and inflates to more than" in agent.log()
     _serves(agent, tmp_path / "ordinary", 41)
