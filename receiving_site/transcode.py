@@ -172,7 +172,8 @@ def _coerced(item: StagedObject, f: BinaryIO, coercion: Coercion | None) -> Path
     come after every element coercion writes (groups 0010 and 0400), so the copy is the one a
     full read and write would give, without decoding and re-encoding megabytes per image. Not
     for a deflated file: its data set is one deflate stream. The header's elements that
-    coercion left as read are copied as staged too (`_spliced`)."""
+    coercion left as read are copied as staged too (`_spliced`), and those it writes are
+    encoded once per import and identity read (`coded_coercion`), not per image."""
     at_pixels: list[int] = []
 
     def stop(tag: BaseTag, vr: str | None, length: int) -> bool:
