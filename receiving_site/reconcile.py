@@ -38,6 +38,16 @@ IMPORTED = "IMPORTED"  # Instance Origin Status (0400,0600)
 _COERCED = ("PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate")
 _DROPPED = ("IssuerOfPatientIDQualifiersSequence",)
 _MARKS = ("InstanceOriginStatus", "InstanceCoercionDateTime")
+# Every attribute `coerce` reads or writes: what it writes follows from these, as read, and the
+# coercion's `fingerprint` alone (`coded_coercion` relies on it).
+ATTRIBUTES = (
+    "SpecificCharacterSet",
+    *_COERCED,
+    *_DROPPED,
+    *_MARKS,
+    "OtherPatientIDsSequence",
+    "OriginalAttributesSequence",
+)
 UTF8 = "ISO_IR 192"
 MAX_LO = 64  # characters in a Long String (Patient ID, Issuer of Patient ID), PS3.5 6.2
 # Wildcards in a C-FIND key (PS3.4 C.2.2.2.4) and the value separator: a record number with one
@@ -134,6 +144,21 @@ def local_identity(
         issuer,
         pacs_record.patient_name,
         pacs_record.birth_date or outside.birth_date,
+    )
+
+
+def fingerprint(coercion: Coercion) -> tuple[str, ...]:
+    """Every value of `coercion` that `coerce` writes, as it writes them: two coercions with the
+    same fingerprint write the same. Raises `ValueError` as `coerce` does (a naive time)."""
+    local = coercion.local
+    return (
+        local.patient_id,
+        local.issuer_of_patient_id,
+        local.patient_name,
+        local.birth_date,
+        _dt(coercion.when),
+        coercion.modifying_system[:MAX_LO],
+        coercion.source[:MAX_LO],
     )
 
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -47,7 +47,7 @@ import pydicom
 from pydicom.charset import default_encoding
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.filebase import DicomFileLike
+from pydicom.filebase import DicomBytesIO, DicomFileLike
 from pydicom.filereader import read_partial
 from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.tag import BaseTag
@@ -68,7 +68,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from receiving_site import errors, inflate, reconcile
+from receiving_site import coded_coercion, errors, inflate, reconcile
 from receiving_site.reconcile import Coercion
 from receiving_site.staging import PREAMBLE, StagedObject
 
@@ -172,7 +172,8 @@ def _coerced(item: StagedObject, f: BinaryIO, coercion: Coercion | None) -> Path
     come after every element coercion writes (groups 0010 and 0400), so the copy is the one a
     full read and write would give, without decoding and re-encoding megabytes per image. Not
     for a deflated file: its data set is one deflate stream. The header's elements that
-    coercion left as read are copied as staged too (`_spliced`)."""
+    coercion left as read are copied as staged too (`_spliced`), and those it writes are
+    encoded once per import and identity read (`coded_coercion`), not per image."""
     at_pixels: list[int] = []
 
     def stop(tag: BaseTag, vr: str | None, length: int) -> bool:
@@ -187,21 +188,36 @@ def _coerced(item: StagedObject, f: BinaryIO, coercion: Coercion | None) -> Path
         raise errors.Undecodable(_reason(e)) from e
     tail = f.tell() if at_pixels else None
     read = {tag: ds.get_item(tag) for tag in ds.keys()}  # noqa: SIM118 (iterating converts)
+    end = tail if tail is not None else os.fstat(f.fileno()).st_size
+    key = None if coercion is None else coded_coercion.key(coercion, read, ds.original_encoding)
+    coded = None if key is None else coded_coercion.recall(key)
+    if coded is not None:  # this import's coercion, encoded for an image read the same
+        _refuse_after_pixels(coded.keys(), at_pixels)
+        spliced = _spliced(item, ds, read, f, end, coded)
+        if spliced is not None:
+            return spliced
     charset = _charset(ds)
     if coercion is not None:
         reconcile.coerce(ds, coercion)
-    if tail is not None and max(ds.keys(), default=0) >= min(at_pixels):
-        # Never: coercion writes groups 0010 and 0400 only. Copying the tail after such an
-        # element would put the data set out of tag order.
-        raise AssertionError("coercion wrote an element after the pixel data")
-    end = tail if tail is not None else os.fstat(f.fileno()).st_size
+    _refuse_after_pixels(ds.keys(), at_pixels)
     if _charset(ds) == charset:
-        spliced = _spliced(item, ds, read, f, end)
+        encoded: dict[BaseTag, bytes] = {}
+        spliced = _spliced(item, ds, read, f, end, encoded=encoded)
         if spliced is not None:
+            if key is not None:
+                coded_coercion.keep(key, encoded)
             return spliced
     if tail is not None:
         f.seek(tail)
     return _written(item, ds, None if tail is None else f)
+
+
+def _refuse_after_pixels(tags: Iterable[BaseTag], at_pixels: list[int]) -> None:
+    """Raise `AssertionError` if any of `tags` (the copy's header) comes at or after the pixel
+    data element in `at_pixels` (if any). Never: coercion writes groups 0008, 0010 and 0400
+    only. Copying the tail after such an element would put the data set out of tag order."""
+    if at_pixels and max(tags, default=0) >= min(at_pixels):
+        raise AssertionError("coercion wrote an element after the pixel data")
 
 
 def _charset(ds: Dataset) -> object:
@@ -276,13 +292,21 @@ def _spliced(
     read: Mapping[BaseTag, DataElement | RawDataElement],
     f: BinaryIO,
     end: int,
+    coded: coded_coercion.Coded | None = None,
+    *,
+    encoded: dict[BaseTag, bytes] | None = None,
 ) -> Path | None:
     """`_written` for `_coerced`, the same bytes, with less of pydicom: the file meta and the
     elements coercion added, changed or read are encoded by pydicom's own functions (as
     `dcmwrite` and `write_dataset` do), and every run of elements left as read is copied from
     `f` (see `_spans`) with the pixel data after them. Written per image, pydicom's encoding of
     the ~100 elements of a CT header took more time than everything else in the rewrite. Returns
-    None, having written nothing, for a file this does not cover: then `_written`."""
+    None, having written nothing, for a file this does not cover: then `_written`.
+
+    `coded`, for `ds` as read (not coerced): the elements coercion writes into it, encoded
+    (`coded_coercion`), written in their place instead of those of `ds` in
+    `coded_coercion.TAGS`. Otherwise, with `encoded` given, `ds` is coerced, and those elements
+    are encoded one by one and put into `encoded` as written."""
     meta: FileMetaDataset | None = getattr(ds, "file_meta", None)
     syntax = None if meta is None else meta.get("TransferSyntaxUID")
     if meta is None or syntax is None or not UID(syntax).is_transfer_syntax:
@@ -301,6 +325,9 @@ def _spliced(
     spans = _spans(ds, read, end)
     if spans is None:
         return None
+    tags = set(ds.keys())
+    if coded is not None:
+        tags = (tags - coded_coercion.TAGS) | coded.keys()
     target = wire_path(item)
     with _whole_or_nothing(target) as out:
         fp = DicomFileLike(out)
@@ -308,18 +335,24 @@ def _spliced(
         fp.write(b"\x00" * PREAMBLE + b"DICM")
         write_file_meta_info(fp, meta, enforce_standard=True)
         run: list[int] = []  # [start, end) in `f` of elements to copy next
-        for tag in sorted(ds.keys()):
+        for tag in sorted(tags):
             if tag.element == 0 and tag.group > 6:
                 continue  # as `write_dataset`: retired group lengths are not written
-            span = spans.get(tag)
+            span = None if tag in coded_coercion.TAGS else spans.get(tag)
             if span is not None and run and run[1] == span[0]:
                 run[1] = span[1]
                 continue
             _copy(f, out, run)
             if span is not None:
                 run = list(span)
+                continue
+            run = []
+            if coded is not None and tag in coded:
+                out.write(coded[tag])
+            elif encoded is not None and tag in coded_coercion.TAGS:
+                encoded[tag] = _encoded(ds.get_item(tag), encoding, charset)
+                out.write(encoded[tag])
             else:
-                run = []
                 write_data_element(fp, ds.get_item(tag), charset)
         size = os.fstat(f.fileno()).st_size
         if run and run[1] == end:
@@ -329,6 +362,17 @@ def _spliced(
             run = [end, size] if end < size else []
         _copy(f, out, run)
     return target
+
+
+def _encoded(
+    element: DataElement | RawDataElement, encoding: tuple[bool, bool], charset: object
+) -> bytes:
+    """`element` as `write_data_element` writes it in `encoding` (implicit VR, little endian)
+    and `charset` (a Specific Character Set value)."""
+    buffer = DicomBytesIO()
+    buffer.is_implicit_VR, buffer.is_little_endian = encoding
+    write_data_element(buffer, element, charset)  # type: ignore[arg-type]
+    return buffer.getvalue()
 
 
 def _copy(f: BinaryIO, out: BinaryIO, span: list[int]) -> None:

@@ -1,0 +1,122 @@
+"""Filing the images of one import under the local record: the elements coercion writes are
+encoded once per identity read and reused (`coded_coercion`), and every copy stays the one a
+whole pydicom read, coercion and write gives (real files; no peer)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from io import BytesIO
+from pathlib import Path
+
+import pydicom
+import pytest
+from dicom_corpus import TEST_FILES, valid_part10_images
+from staged_files import edited, staged_copies
+
+from receiving_site import coded_coercion, reconcile, transcode
+from receiving_site.reconcile import Coercion, Demographics
+from receiving_site.staging import PREAMBLE
+
+LOCAL = Demographics("MRN-777", "REGIONAL", "DOE^JANE", "19850214")
+WHEN = datetime(2026, 11, 29, 23, 5, tzinfo=UTC)
+COERCION = Coercion(LOCAL, WHEN, "trauma-relay", "ER")
+
+
+@pytest.fixture(autouse=True)
+def nothing_kept() -> Iterator[None]:
+    coded_coercion.forget()
+    yield
+    coded_coercion.forget()
+
+
+@pytest.fixture
+def coercions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The PatientName of every data set `reconcile.coerce` coerced, in order."""
+    seen: list[str] = []
+    coerce: Callable[[pydicom.Dataset, Coercion], None] = reconcile.coerce
+
+    def counted(ds: pydicom.Dataset, coercion: Coercion) -> None:
+        seen.append(str(ds.get("PatientName", "")))
+        coerce(ds, coercion)
+
+    monkeypatch.setattr(reconcile, "coerce", counted)
+    return seen
+
+
+def whole(path: Path, coercion: Coercion) -> bytes:
+    """What a full pydicom read, `coerce` and write of the staged file at `path` gives."""
+    ds = pydicom.dcmread(path)
+    reconcile.coerce(ds, coercion)
+    ds.preamble = b"\x00" * PREAMBLE
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def test_every_image_of_an_import_is_the_one_a_whole_read_and_write_gives(tmp_path: Path) -> None:
+    """Every valid bundled file in one import, twice over (the second time every identity was
+    seen): pydicom ships the same patients in several transfer syntaxes and layouts, so the
+    elements kept for one file are reused for others around them."""
+    items = staged_copies(valid_part10_images(one_per_instance=False), tmp_path)
+    expected = {item.entry.index: whole(item.path, COERCION) for item in items}
+
+    for item in [*items, *reversed(items)]:
+        copy = transcode.rewrite(item, coercion=COERCION)
+        assert copy.read_bytes() == expected[item.entry.index], item.entry.index
+
+
+def test_images_of_one_identity_are_coerced_once(tmp_path: Path, coercions: list[str]) -> None:
+    sources = [
+        edited(TEST_FILES / "CT_small.dcm", tmp_path / f"{n}.dcm", InstanceNumber=n)
+        for n in range(1, 4)
+    ]
+    items = staged_copies(sources, tmp_path / "staged")
+    expected = [whole(item.path, COERCION) for item in items]
+    coercions.clear()
+
+    copies = [transcode.rewrite(item, coercion=COERCION).read_bytes() for item in items]
+
+    assert copies == expected
+    assert len(set(copies)) == 3  # each its own image
+    assert coercions == ["CompressedSamples^CT1"]
+
+
+def test_another_identity_or_coercion_is_coerced_again(
+    tmp_path: Path, coercions: list[str]
+) -> None:
+    """A different outside name, or a different coercion (another time), gives other elements:
+    never those kept for the first."""
+    sources = [
+        edited(TEST_FILES / "CT_small.dcm", tmp_path / "1.dcm", InstanceNumber=1),
+        edited(TEST_FILES / "CT_small.dcm", tmp_path / "2.dcm", PatientName="OTHER^NAME"),
+    ]
+    items = staged_copies(sources, tmp_path / "staged")
+    later = Coercion(LOCAL, WHEN.replace(minute=6), "trauma-relay", "ER")
+    runs = [(items[0], COERCION), (items[1], COERCION), (items[0], later), (items[0], COERCION)]
+    expected = [whole(item.path, coercion) for item, coercion in runs]
+    coercions.clear()
+
+    copies = [transcode.rewrite(item, coercion=c).read_bytes() for item, c in runs]
+
+    assert copies == expected
+    assert len(set(copies)) == 3
+    assert coercions == ["CompressedSamples^CT1", "OTHER^NAME", "CompressedSamples^CT1"]
+
+
+def test_a_coercion_that_changes_the_character_set_is_never_kept(
+    tmp_path: Path, coercions: list[str]
+) -> None:
+    """A local name the image's character set (CT_small: Latin-1) cannot hold makes the whole
+    header UTF-8: pydicom writes it all again, every time."""
+    local = Demographics("MRN-777", "REGIONAL", "NOWAK^ŁUKASZ", "19850214")
+    coercion = Coercion(local, WHEN, "trauma-relay", "ER")
+    items = staged_copies([TEST_FILES / "CT_small.dcm"] * 2, tmp_path)
+    expected = [whole(item.path, coercion) for item in items]
+    coercions.clear()
+
+    copies = [transcode.rewrite(item, coercion=coercion).read_bytes() for item in items]
+
+    assert copies == expected
+    assert len(coercions) == 2
+    assert pydicom.dcmread(BytesIO(copies[0])).SpecificCharacterSet == reconcile.UTF8
