@@ -38,6 +38,9 @@ INDEX_WAIT = 30.0  # seconds a caller waits for the index commit before answerin
 # Descriptions held for a following push; the oldest go first (a push not following reads
 # the file again). About a kilobyte each.
 DESCRIBED_HELD = 10_000
+# Images up to this size are checked from the bytes received, above it from the spool file
+# (`keep`): bytes, in a file of header and data set.
+CHECKED_IN_MEMORY = 32 * 2**20
 # `warnings.catch_warnings` (which `collect.read_checked` uses) swaps process-wide state, so
 # images are parsed one at a time; parsing holds the GIL anyway.
 _PARSING = threading.Lock()
@@ -101,14 +104,23 @@ class Keeper:
         header = arrival.part10_header(sop_class, sop_instance, transfer_syntax, source)
         instance_id = new_id()
         size = len(header) + len(data)
+        # Checked as written, from memory: the bytes are at hand, so not read back from the
+        # disk, unless holding them twice (the file and its parse) would cost too much memory.
+        whole = header + data if size <= CHECKED_IN_MEMORY else None
         try:
-            incoming = self._spool.write_incoming(instance_id, (header, data))
+            incoming = self._spool.write_incoming(
+                instance_id, (header, data) if whole is None else (whole,)
+            )
         except OSError as e:
             return arrival.OUT_OF_RESOURCES, f"the spool cannot be written ({e.strerror or e})"
         try:
             with _PARSING, warnings.catch_warnings(record=True):
                 warnings.simplefilter("always")
-                ds = collect.read_checked(incoming)
+                ds = (
+                    collect.read_checked(incoming)
+                    if whole is None
+                    else collect.parse_checked(whole, transfer_syntax)
+                )
                 found = arrival.describe(
                     ds,
                     instance_id=instance_id,
