@@ -38,8 +38,9 @@ INDEX_WAIT = 30.0  # seconds a caller waits for the index commit before answerin
 # Descriptions held for a following push; the oldest go first (a push not following reads
 # the file again). About a kilobyte each.
 DESCRIBED_HELD = 10_000
-# Images up to this size are checked from the bytes received, above it from the spool file
-# (`keep`): bytes, in a file of header and data set.
+# Bytes (file meta and data set): an image up to this size is checked from the bytes just
+# written to the spool; a bigger one is read back from its spool file, so that its bytes are
+# not held a second time (joined to our file meta) while it is parsed.
 CHECKED_IN_MEMORY = 32 * 2**20
 # `warnings.catch_warnings` (which `collect.read_checked` uses) swaps process-wide state, so
 # images are parsed one at a time; parsing holds the GIL anyway.
@@ -104,8 +105,7 @@ class Keeper:
         header = arrival.part10_header(sop_class, sop_instance, transfer_syntax, source)
         instance_id = new_id()
         size = len(header) + len(data)
-        # Checked as written, from memory: the bytes are at hand, so not read back from the
-        # disk, unless holding them twice (the file and its parse) would cost too much memory.
+        # Checked from the bytes written, not read back from the disk (`CHECKED_IN_MEMORY`).
         whole = header + data if size <= CHECKED_IN_MEMORY else None
         try:
             incoming = self._spool.write_incoming(
