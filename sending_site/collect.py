@@ -15,7 +15,9 @@ import unicodedata
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
+from typing import BinaryIO
 
 import pydicom
 from pydicom.dataelem import RawDataElement
@@ -138,9 +140,10 @@ def _as_number(text: str) -> float:
         return float("inf")
 
 
-def _truncation(path: Path, ds: pydicom.Dataset) -> str | None:
-    """Why this parsed file is incomplete, or None. pydicom reads a cut-off file without
-    complaint, so check what it read against what the elements declared."""
+def _truncation(source: Path | BinaryIO, ds: pydicom.Dataset) -> str | None:
+    """Why this parsed file (read from `source`: its path, or the file object it was read
+    from) is incomplete, or None. pydicom reads a cut-off file without complaint, so check what
+    it read against what the elements declared."""
     for elem in ds.elements():
         if (
             isinstance(elem, RawDataElement)
@@ -157,9 +160,13 @@ def _truncation(path: Path, ds: pydicom.Dataset) -> str | None:
     if isinstance(pixels, RawDataElement) and pixels.length == UNDEFINED_LENGTH:
         # Encapsulated pixel data must be followed by a complete sequence delimiter.
         end = pixels.value_tell + len(pixels.value or b"")
-        with path.open("rb") as f:
-            f.seek(end)
-            tail = f.read(8)
+        if isinstance(source, Path):
+            with source.open("rb") as f:
+                f.seek(end)
+                tail = f.read(8)
+        else:
+            source.seek(end)
+            tail = source.read(8)
         if tail != SEQUENCE_DELIMITER[bool(ds.original_encoding[1])]:
             return "the file is cut off inside its compressed pixel data"
     return None
@@ -172,9 +179,29 @@ def read_checked(path: Path) -> pydicom.Dataset:
     if size == 0:
         raise ValueError("the file is empty")
     _inflation_bounded(path, size)
+    return _checked(path)
+
+
+def parse_checked(data: bytes, transfer_syntax_uid: str) -> pydicom.Dataset:
+    """`read_checked` for a whole Part 10 file held in memory (`data`: the bytes an inbox has
+    just written to its spool), whose file meta, written by us, says `transfer_syntax_uid`:
+    the same checks and the same reasons, without reading the file back from disk."""
+    if not data:
+        raise ValueError("the file is empty")
+    fp = BytesIO(data)
+    if transfer_syntax_uid == DeflatedExplicitVRLittleEndian:
+        read_preamble(fp, False)
+        _read_file_meta_info(fp)
+        _inflates_within(fp, len(data))
+        fp.seek(0)
+    return _checked(fp)
+
+
+def _checked(source: Path | BinaryIO) -> pydicom.Dataset:
+    """The data set of the Part 10 file `source`, checked as `read_checked` says."""
     with warnings.catch_warnings(record=True) as caught:  # reasons here, not noise on stderr
         warnings.simplefilter("always")
-        ds = pydicom.dcmread(path)
+        ds = pydicom.dcmread(source)
     for warning in caught:
         if "End of file reached" in str(warning.message):
             # pydicom keeps what it read of a cut undefined-length element, and may drop more.
@@ -182,7 +209,7 @@ def read_checked(path: Path) -> pydicom.Dataset:
     meta = ds.file_meta
     if "TransferSyntaxUID" not in meta or "MediaStorageSOPInstanceUID" not in meta:
         raise ValueError("the file has no DICOM file meta information")
-    why = _truncation(path, ds)
+    why = _truncation(source, ds)
     if why:
         raise ValueError(why)
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID"):
@@ -201,14 +228,19 @@ def _inflation_bounded(path: Path, size: int) -> None:
             meta = _read_file_meta_info(f)
         except (InvalidDicomError, ValueError, EOFError, KeyError, TypeError, struct.error):
             return  # dcmread says what is wrong, in its words
-        if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
-            return
-        limit = inflation.ceiling(size)
-        if inflation.inflates_past(f, limit):
-            raise ValueError(
-                f"it is deflated and inflates to more than {limit // 2**20:,} MB from a file "
-                f"of {max(1, size // 2**10):,} KB, more than any image should; it was not opened"
-            )
+        if meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+            _inflates_within(f, size)
+
+
+def _inflates_within(f: BinaryIO, size: int) -> None:
+    """Raise `ValueError` if the deflated data set read from `f` (from its position), in a
+    file of `size` bytes, inflates past `inflation.ceiling`."""
+    limit = inflation.ceiling(size)
+    if inflation.inflates_past(f, limit):
+        raise ValueError(
+            f"it is deflated and inflates to more than {limit // 2**20:,} MB from a file "
+            f"of {max(1, size // 2**10):,} KB, more than any image should; it was not opened"
+        )
 
 
 def read_instance(path: Path) -> Instance:

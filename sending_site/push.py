@@ -192,6 +192,11 @@ def _segments(pieces: Iterator[bytes]) -> Iterator[bytes]:
         yield b"".join(pending)
 
 
+def _first_two(segments: Iterator[bytes]) -> tuple[bytes | None, bytes | None]:
+    first = next(segments, None)
+    return first, None if first is None else next(segments, None)
+
+
 class _Uploader:
     def __init__(
         self,
@@ -288,10 +293,10 @@ class _Uploader:
                 segments = _segments(
                     _ciphertext(f, self.data_key, self.transfer_id, index, plain_hash)
                 )
-                segment = await asyncio.to_thread(next, segments, None)
+                # One segment ahead, so the last PATCH can also complete the object; the first
+                # two in one go (most images are one segment: one hand-off to a thread, not two).
+                segment, following = await asyncio.to_thread(_first_two, segments)
                 while segment is not None:
-                    # Read one ahead, so the last PATCH can also complete the object.
-                    following = await asyncio.to_thread(next, segments, None)
                     cipher_hash.update(segment)
                     end = position + len(segment)
                     if not complete and end > held:
@@ -299,6 +304,8 @@ class _Uploader:
                         held, complete = await self._append(index, position, segment, held, digest)
                     position = end
                     segment = following
+                    if segment is not None:
+                        following = await asyncio.to_thread(next, segments, None)
                 if f.tell() != instance.size:
                     raise errors.FileChanged(
                         f"{instance.path} changed while it was being sent; send the study again."

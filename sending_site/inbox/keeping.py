@@ -38,6 +38,10 @@ INDEX_WAIT = 30.0  # seconds a caller waits for the index commit before answerin
 # Descriptions held for a following push; the oldest go first (a push not following reads
 # the file again). About a kilobyte each.
 DESCRIBED_HELD = 10_000
+# Bytes (file meta and data set): an image up to this size is checked from the bytes just
+# written to the spool; a bigger one is read back from its spool file, so that its bytes are
+# not held a second time (joined to our file meta) while it is parsed.
+CHECKED_IN_MEMORY = 32 * 2**20
 # `warnings.catch_warnings` (which `collect.read_checked` uses) swaps process-wide state, so
 # images are parsed one at a time; parsing holds the GIL anyway.
 _PARSING = threading.Lock()
@@ -101,14 +105,22 @@ class Keeper:
         header = arrival.part10_header(sop_class, sop_instance, transfer_syntax, source)
         instance_id = new_id()
         size = len(header) + len(data)
+        # Checked from the bytes written, not read back from the disk (`CHECKED_IN_MEMORY`).
+        whole = header + data if size <= CHECKED_IN_MEMORY else None
         try:
-            incoming = self._spool.write_incoming(instance_id, (header, data))
+            incoming = self._spool.write_incoming(
+                instance_id, (header, data) if whole is None else (whole,)
+            )
         except OSError as e:
             return arrival.OUT_OF_RESOURCES, f"the spool cannot be written ({e.strerror or e})"
         try:
             with _PARSING, warnings.catch_warnings(record=True):
                 warnings.simplefilter("always")
-                ds = collect.read_checked(incoming)
+                ds = (
+                    collect.read_checked(incoming)
+                    if whole is None
+                    else collect.parse_checked(whole, transfer_syntax)
+                )
                 found = arrival.describe(
                     ds,
                     instance_id=instance_id,
