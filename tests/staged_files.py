@@ -4,6 +4,7 @@ manifest entries a redeem would have), for tests that deliver without a relay.""
 from __future__ import annotations
 
 import hashlib
+from io import BytesIO
 from pathlib import Path
 
 import pydicom
@@ -11,6 +12,8 @@ from dicom_corpus import TEST_FILES
 from pydicom.pixels import convert_color_space
 from pydicom.uid import JPEG2000, RLELossless
 
+from receiving_site import reconcile
+from receiving_site.reconcile import Coercion
 from receiving_site.staging import PREAMBLE, StagedObject, staged_path
 from transfer_codes.manifest import ManifestEntry
 
@@ -112,3 +115,13 @@ def declaring(folder: Path, rows: int, columns: int, *, padding: int = 0) -> Pat
     folder.mkdir(parents=True, exist_ok=True)
     ds.save_as(folder / "declaring.dcm", enforce_file_format=True)
     return folder / "declaring.dcm"
+
+
+def coerced_whole(path: Path, coercion: Coercion) -> bytes:
+    """What a full pydicom read, `coerce` and write of the staged file at `path` gives."""
+    ds = pydicom.dcmread(path)
+    reconcile.coerce(ds, coercion)
+    ds.preamble = b"\x00" * PREAMBLE
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()

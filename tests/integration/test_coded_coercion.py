@@ -12,11 +12,10 @@ from pathlib import Path
 import pydicom
 import pytest
 from dicom_corpus import TEST_FILES, valid_part10_images
-from staged_files import edited, staged_copies
+from staged_files import coerced_whole, edited, staged_copies
 
 from receiving_site import coded_coercion, reconcile, transcode
 from receiving_site.reconcile import Coercion, Demographics
-from receiving_site.staging import PREAMBLE
 
 LOCAL = Demographics("MRN-777", "REGIONAL", "DOE^JANE", "19850214")
 WHEN = datetime(2026, 11, 29, 23, 5, tzinfo=UTC)
@@ -44,22 +43,12 @@ def coercions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-def whole(path: Path, coercion: Coercion) -> bytes:
-    """What a full pydicom read, `coerce` and write of the staged file at `path` gives."""
-    ds = pydicom.dcmread(path)
-    reconcile.coerce(ds, coercion)
-    ds.preamble = b"\x00" * PREAMBLE
-    out = BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
-
-
 def test_every_image_of_an_import_is_the_one_a_whole_read_and_write_gives(tmp_path: Path) -> None:
     """Every valid bundled file in one import, twice over (the second time every identity was
     seen): pydicom ships the same patients in several transfer syntaxes and layouts, so the
     elements kept for one file are reused for others around them."""
     items = staged_copies(valid_part10_images(one_per_instance=False), tmp_path)
-    expected = {item.entry.index: whole(item.path, COERCION) for item in items}
+    expected = {item.entry.index: coerced_whole(item.path, COERCION) for item in items}
 
     for item in [*items, *reversed(items)]:
         copy = transcode.rewrite(item, coercion=COERCION)
@@ -72,7 +61,7 @@ def test_images_of_one_identity_are_coerced_once(tmp_path: Path, coercions: list
         for n in range(1, 4)
     ]
     items = staged_copies(sources, tmp_path / "staged")
-    expected = [whole(item.path, COERCION) for item in items]
+    expected = [coerced_whole(item.path, COERCION) for item in items]
     coercions.clear()
 
     copies = [transcode.rewrite(item, coercion=COERCION).read_bytes() for item in items]
@@ -94,7 +83,7 @@ def test_another_identity_or_coercion_is_coerced_again(
     items = staged_copies(sources, tmp_path / "staged")
     later = Coercion(LOCAL, WHEN.replace(minute=6), "trauma-relay", "ER")
     runs = [(items[0], COERCION), (items[1], COERCION), (items[0], later), (items[0], COERCION)]
-    expected = [whole(item.path, coercion) for item, coercion in runs]
+    expected = [coerced_whole(item.path, coercion) for item, coercion in runs]
     coercions.clear()
 
     copies = [transcode.rewrite(item, coercion=c).read_bytes() for item, c in runs]
@@ -112,7 +101,7 @@ def test_a_coercion_that_changes_the_character_set_is_never_kept(
     local = Demographics("MRN-777", "REGIONAL", "NOWAK^ŁUKASZ", "19850214")
     coercion = Coercion(local, WHEN, "trauma-relay", "ER")
     items = staged_copies([TEST_FILES / "CT_small.dcm"] * 2, tmp_path)
-    expected = [whole(item.path, coercion) for item in items]
+    expected = [coerced_whole(item.path, coercion) for item in items]
     coercions.clear()
 
     copies = [transcode.rewrite(item, coercion=coercion).read_bytes() for item in items]

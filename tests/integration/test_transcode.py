@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import tracemalloc
 from datetime import UTC, datetime
-from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from dicom_corpus import TEST_FILES, valid_part10_images
 from pydicom.pixels import pixel_array
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from staged_files import (
+    coerced_whole,
     corrupted_j2k,
     declaring,
     edited,
@@ -23,7 +23,7 @@ from staged_files import (
     staged_copies,
 )
 
-from receiving_site import errors, reconcile, transcode
+from receiving_site import errors, transcode
 from receiving_site.reconcile import Coercion, Demographics
 from receiving_site.staging import PREAMBLE
 
@@ -210,16 +210,6 @@ def test_an_image_declaring_more_pixels_than_this_site_decompresses_is_refused(
     )
 
 
-def _read_and_written_whole(path: Path, coercion: Coercion) -> bytes:
-    """What a full pydicom read, `coerce` and write of the staged file at `path` gives."""
-    ds = pydicom.dcmread(path)
-    reconcile.coerce(ds, coercion)
-    ds.preamble = b"\x00" * PREAMBLE
-    out = BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
-
-
 @pytest.mark.parametrize("path", valid_part10_images(), ids=lambda path: path.name)
 def test_a_coerced_copy_is_the_one_a_whole_read_and_write_gives(tmp_path: Path, path: Path) -> None:
     """Only coerced, the pixel data is copied as staged rather than read and written again:
@@ -228,5 +218,5 @@ def test_a_coerced_copy_is_the_one_a_whole_read_and_write_gives(tmp_path: Path, 
     (item,) = staged_copies([path], tmp_path)
     local = Demographics("MRN-777", "REGIONAL", "DOE^JANE", "19850214")
     coercion = Coercion(local, datetime(2026, 11, 29, 23, 5, tzinfo=UTC), "trauma-relay", "ER")
-    expected = _read_and_written_whole(item.path, coercion)
+    expected = coerced_whole(item.path, coercion)
     assert transcode.rewrite(item, coercion=coercion).read_bytes() == expected
