@@ -39,6 +39,7 @@ from pydicom.dataset import Dataset
 
 from receiving_site import (
     as_they_arrive,
+    batch_staging,
     errors,
     folder_copy,
     hold_record,
@@ -496,11 +497,16 @@ async def _receive(
     def stored(done: int, total: int) -> None:  # called from the C-STORE threads
         loop.call_soon_threadsafe(lambda: on_event(Stored(done, max(total, len(reader.entries)))))
 
-    async def stage(entry: ManifestEntry) -> None:
+    async def stage(batch: list[ManifestEntry]) -> None:
         async with limit:
             if question.declined():  # a no stops the download too
                 raise _declined(req, transfer_id)
-            item = await staging.stage_object(client, transfer_id, data_key, entry, folder)
+            items = await batch_staging.stage_batch(client, transfer_id, data_key, batch, folder)
+        for item in items:
+            await staged_one(item)
+
+    async def staged_one(item: staging.StagedObject) -> None:
+        entry = item.entry
         if arriving is not None:
             await arriving.add(item)
         elif reader.summary is not None:
@@ -531,10 +537,10 @@ async def _receive(
                         _open_pacs(req, req.pacs, reader.summary, saved, question, stored),
                         functools.partial(_check_study, req.pacs, reader.summary, saved),
                     )
+            new = [entry for index, entry in sorted(reader.entries.items()) if index not in staged]
             tasks = [
-                asyncio.create_task(stage(entry))
-                for index, entry in sorted(reader.entries.items())
-                if index not in staged
+                asyncio.create_task(stage(batch))
+                for batch in batch_staging.batches(new, PARALLEL_DOWNLOADS)
             ]
             try:
                 await asyncio.gather(*tasks)

@@ -8,6 +8,7 @@ come from `transfer_codes.wire`, which the relay's API uses too.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -266,6 +267,54 @@ class RelayClient:
 
     def download(self, transfer_id: str, index: int, start: int = 0) -> AsyncIterator[bytes]:
         return self.stream(wire.sealed_object(transfer_id, index), start)
+
+    async def download_batch(
+        self, transfer_id: str, indices: list[int]
+    ) -> AsyncIterator[tuple[int, bytes]]:
+        """Objects `indices` (`wire.BATCH_OBJECTS` at most) in one request, in that order, as
+        (index, block) pairs; each object ends with an empty block. `RelayUnreachable` if the
+        connection is lost (ask again for the objects not ended); `RelayRefused` if the relay
+        refuses, or answers other objects than asked."""
+        try:
+            async with self._session.post(
+                self.base_url + wire.object_batch(transfer_id),
+                json={"indices": indices},
+                allow_redirects=False,
+            ) as response:
+                _refuse_redirect(response, self.base_url)
+                if response.status >= 400:
+                    await _raise_problem(response)
+                content = response.content
+                for expected in indices:
+                    index, size = wire.read_object_frame(
+                        await content.readexactly(wire.OBJECT_FRAME.size)
+                    )
+                    if index != expected:
+                        raise RelayRefused(
+                            response.status,
+                            "",
+                            f"The relay sent image {index + 1} where image {expected + 1} "
+                            "was asked.",
+                            {},
+                        )
+                    left = size
+                    while left:
+                        block = await content.readexactly(min(left, DOWNLOAD_BLOCK))
+                        left -= len(block)
+                        yield index, block
+                    yield index, b""
+        except aiohttp.ClientConnectorCertificateError as e:
+            raise _untrusted(self.base_url, e) from e
+        except (
+            aiohttp.ClientConnectionError,
+            aiohttp.ClientPayloadError,
+            asyncio.IncompleteReadError,
+            TimeoutError,
+        ) as e:
+            why = unreachable.reason(e)
+            raise RelayUnreachable(
+                f"The connection to the relay at {self.base_url} was lost: {why}.", why
+            ) from e
 
     async def receipt(self, transfer_id: str, body: dict[str, object]) -> None:
         await self.request("POST", wire.transfer_action(transfer_id, "receipt"), json=body)

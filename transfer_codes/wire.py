@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import struct
 
 
 class TransferState(enum.StrEnum):
@@ -91,6 +92,11 @@ def sealed_object(transfer_id: str, index: int) -> str:
     return f"{TRANSFERS}/{transfer_id}/objects/{index}"
 
 
+def object_batch(transfer_id: str) -> str:
+    """POST `{"indices": [...]}`: the sealed objects, one after the other (`OBJECT_FRAME`)."""
+    return f"{TRANSFERS}/{transfer_id}/objects/batch"
+
+
 def manifest_record(transfer_id: str, seq: int) -> str:
     return f"{TRANSFERS}/{transfer_id}/manifest/{seq}"
 
@@ -126,6 +132,23 @@ def unpack_records(body: bytes) -> list[bytes]:
         records.append(body[at : at + size])
         at += size
     return records
+
+
+# -- sealed objects in batches ---------------------------------------------------------------
+
+BATCH_OBJECTS = 64  # at most this many objects in one batch download
+OBJECT_FRAME = struct.Struct(">IQ")  # before each object of a batch: its index and its size
+
+
+def object_frame(index: int, size: int) -> bytes:
+    """What precedes object `index` (`size` sealed bytes) in a batch download's body."""
+    return OBJECT_FRAME.pack(index, size)
+
+
+def read_object_frame(frame: bytes) -> tuple[int, int]:
+    """Inverse of `object_frame`: (index, size). `frame` is `OBJECT_FRAME.size` bytes."""
+    index, size = OBJECT_FRAME.unpack(frame)
+    return int(index), int(size)
 
 
 # -- bytes in JSON ---------------------------------------------------------------------------

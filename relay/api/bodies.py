@@ -98,6 +98,21 @@ def integer(body: dict[str, Any], name: str, *, low: int = 0, high: int = 2**62)
     return value
 
 
+def indices(body: dict[str, Any], name: str, *, most: int) -> list[int]:
+    """A non-empty list of at most `most` distinct object indices."""
+    value = body.get(name)
+    if (
+        not isinstance(value, list)
+        or not 1 <= len(value) <= most
+        or any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < 10**9 for i in value)
+        or len(set(value)) != len(value)
+    ):
+        raise errors.BadRequest(
+            f"{name!r} must list from 1 to {most} different object indices (integers from 0)."
+        )
+    return list(value)
+
+
 def receipt_details(body: dict[str, Any], instances: int) -> dict[str, object]:
     """A receipt's optional details (counts and a flag, never PHI): `decompressed`, how many of
     the `instances` were decompressed for the PACS, and `reconciled`, whether the study was

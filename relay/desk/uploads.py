@@ -97,6 +97,21 @@ async def download(d: Desk, transfer_id: str, index: int) -> ObjectStatus:
     return status
 
 
+async def downloads(d: Desk, transfer_id: str, indices: list[int]) -> list[ObjectStatus]:
+    """`download` for several objects at once, in one transaction: all of them, each audited
+    as its own download, or none (`ObjectIncomplete` if one is not complete)."""
+    t = await d.readable(transfer_id)
+    statuses = []
+    for index in indices:
+        status = await d.tx.object_status(t.id, index)
+        if status is None or not status.complete or status.size is None:
+            raise errors.ObjectIncomplete()
+        statuses.append(status)
+    for index in indices:
+        await d.record("object-download", t.id, index=index)
+    return statuses
+
+
 async def put_manifest_records(
     d: Desk, transfer_id: str, first: int, records: list[bytes], *, final: bool
 ) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from relay_api.plumbing import (
@@ -14,6 +16,7 @@ from relay_api.plumbing import (
     sweep,
     upload,
 )
+from transfer_codes import wire
 
 
 @pytest.mark.asyncio
@@ -67,3 +70,75 @@ async def test_a_delivered_transfer_is_not_downloadable_after_expiry(ctx: Ctx) -
     assert not ctx.stored_objects().holds(sent.transfer_id)
     st = await status(ctx, sent)
     assert (st.body["state"], st.body["receipt"]["instances"]) == ("delivered", 1)
+
+
+def _frames(body: bytes) -> list[tuple[int, bytes]]:
+    """A batch download's body as (index, sealed bytes), each after its frame."""
+    out = []
+    while body:
+        index, size = wire.read_object_frame(body[: wire.OBJECT_FRAME.size])
+        body = body[wire.OBJECT_FRAME.size :]
+        out.append((index, body[:size]))
+        body = body[size:]
+    return out
+
+
+@pytest.mark.asyncio
+async def test_a_batch_answers_the_objects_asked_in_that_order_each_audited(ctx: Ctx) -> None:
+    sent = await create_transfer(ctx)
+    sealed = [await upload(ctx, sent, i, f"slice {i}".encode() * (i + 1)) for i in range(4)]
+    batch = f"/api/v1/transfers/{sent.transfer_id}/objects/batch"
+    assert (await ctx.call("POST", batch, cred=ctx.tc, json={"indices": [0]})).status == 404
+    assert (await redeem(ctx, sent.locator, await code_proof(ctx, sent.code))).status == 200
+
+    r = await ctx.call("POST", batch, cred=ctx.tc, json={"indices": [3, 0, 2]})
+    assert r.status == 200, r
+    assert _frames(r.body) == [(3, sealed[3]), (0, sealed[0]), (2, sealed[2])]
+    downloads = [
+        json.loads(a["detail"])["index"]
+        for a in await ctx.audit_records()
+        if a["action"] == "object-download" and a["transfer_id"] == sent.transfer_id
+    ]
+    assert downloads == [3, 0, 2]
+    # the sending site cannot read its own objects back
+    r = await ctx.call("POST", batch, cred=ctx.er, json={"indices": [0]})
+    assert_clear_refusal(r, 403)
+
+
+@pytest.mark.asyncio
+async def test_a_batch_with_an_incomplete_object_answers_none_and_audits_none(ctx: Ctx) -> None:
+    sent = await create_transfer(ctx)
+    await upload(ctx, sent, 0, b"whole")
+    part = f"/api/v1/transfers/{sent.transfer_id}/objects/1"
+    r = await ctx.call("PATCH", part, cred=ctx.er, data=b"half", headers={"Upload-Offset": "0"})
+    assert r.status == 200
+    assert (await redeem(ctx, sent.locator, await code_proof(ctx, sent.code))).status == 200
+    batch = f"/api/v1/transfers/{sent.transfer_id}/objects/batch"
+    for indices in ([0, 1], [0, 7]):
+        r = await ctx.call("POST", batch, cred=ctx.tc, json={"indices": indices})
+        assert (r.status, r.code) == (409, "object-incomplete"), r
+    assert not [a for a in await ctx.audit_records() if a["action"] == "object-download"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"indices": []},
+        {"indices": [0, 0]},
+        {"indices": [True]},
+        {"indices": [-1]},
+        {"indices": ["0"]},
+        {"indices": 0},
+        {"indices": list(range(wire.BATCH_OBJECTS + 1))},
+    ],
+)
+async def test_a_batch_not_listing_distinct_indices_is_refused(
+    ctx: Ctx, body: dict[str, object]
+) -> None:
+    sent = await create_transfer(ctx)
+    await upload(ctx, sent, 0, b"slice")
+    assert (await redeem(ctx, sent.locator, await code_proof(ctx, sent.code))).status == 200
+    batch = f"/api/v1/transfers/{sent.transfer_id}/objects/batch"
+    assert_clear_refusal(await ctx.call("POST", batch, cred=ctx.tc, json=body), 400)
