@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from relay import disk, metrics, serving, sweeper
-from relay.api import openapi, phone, problems, redemption, transfers, uploads
+from relay.api import batches, openapi, phone, problems, redemption, transfers, uploads
 from relay.appkeys import (
     CONFIG,
     DECOY_KEY,
@@ -122,6 +122,7 @@ def make_app(config: RelayConfig, *, sweep: bool = True) -> web.Application:
     app.router.add_routes(openapi.routes)
     app.router.add_routes(transfers.routes)
     app.router.add_routes(uploads.routes)
+    app.router.add_routes(batches.routes)
     app.router.add_routes(redemption.routes)
     app.router.add_routes(phone.routes)
     return app

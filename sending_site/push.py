@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar, cast
 
-from sending_site import abandon, collect, decisions, errors, journal, phone
+from sending_site import abandon, batch_upload, collect, decisions, errors, journal, phone
 from sending_site.abandon import NoAnswer, Seen
 from sending_site.collect import Collection, Instance
 from sending_site.decisions import Ready
@@ -50,7 +50,7 @@ from transfer_codes.manifest import (
 )
 from transfer_codes.notes import seal_note
 from transfer_codes.phone import new_phone_key
-from transfer_codes.sealed import ObjectSealer
+from transfer_codes.sealed import ObjectSealer, sealed_size
 from transfer_codes.tokens import new_token
 from transfer_codes.wire import Problem
 
@@ -192,6 +192,20 @@ def _segments(pieces: Iterator[bytes]) -> Iterator[bytes]:
         yield b"".join(pending)
 
 
+def _sealed_whole(
+    instance: Instance, data_key: bytes, transfer_id: str, index: int
+) -> tuple[bytes, str, str]:
+    """A small instance sealed whole: (sealed bytes, plaintext SHA-256, sealed SHA-256)."""
+    plain_hash = hashlib.sha256()
+    with instance.path.open("rb") as f:
+        sealed = b"".join(_ciphertext(f, data_key, transfer_id, index, plain_hash))
+        if f.tell() != instance.size:
+            raise errors.FileChanged(
+                f"{instance.path} changed while it was being sent; send the study again."
+            )
+    return sealed, plain_hash.hexdigest(), hashlib.sha256(sealed).hexdigest()
+
+
 def _first_two(segments: Iterator[bytes]) -> tuple[bytes | None, bytes | None]:
     first = next(segments, None)
     return first, None if first is None else next(segments, None)
@@ -216,6 +230,7 @@ class _Uploader:
         self.total_bytes = total_bytes
         self.total_objects = total_objects
         self.limit = asyncio.Semaphore(PARALLEL_OBJECTS)
+        self.batches = batch_upload.BatchUploads(client, transfer_id, self.announce_wait)
 
     def grew(self, more: list[Instance]) -> None:
         """More images of a followed study are to be sent."""
@@ -282,9 +297,49 @@ class _Uploader:
                 held = offset
         return held, False
 
+    def _done(self, instance: Instance) -> None:
+        self.bytes_done += instance.size
+        self.objects_done += 1
+        self._progress()
+
+    async def _batched(self, index: int, instance: Instance) -> str:
+        """Seal a small instance whole and send it in a batch (`batch_upload`); if the relay
+        refuses the batch, send the same sealed bytes on their own. Returns the plaintext
+        SHA-256 (the manifest entry's)."""
+        async with self.limit:  # the queue's room is waited for here: it bounds what is sealed
+            sealed, plain, cipher = await asyncio.to_thread(
+                _sealed_whole, instance, self.data_key, self.transfer_id, index
+            )
+            done = await self.batches.add(index, sealed, cipher)
+        try:
+            await done
+        except RelayRefused as e:
+            if e.status in (404, 405):  # a relay older than batch uploads
+                self.batches.enabled = False
+            # The bytes already sealed, never sealed again: a second sealing of a file that
+            # changed meanwhile would reuse the key stream.
+            _, complete = await self._append(index, 0, sealed, 0, cipher)
+            if not complete:
+                await retry.retrying(
+                    functools.partial(
+                        self.client.complete_object, self.transfer_id, index, len(sealed), cipher
+                    ),
+                    self.announce_wait,
+                )
+        self._done(instance)
+        return plain
+
     async def object(self, index: int, instance: Instance, held: int, complete: bool) -> str:
         """Seal and upload one instance from the relay's offset `held`; returns the plaintext
-        SHA-256 (the manifest entry's)."""
+        SHA-256 (the manifest entry's). A small one (of one segment) the relay holds nothing of
+        goes in a batch."""
+        if (
+            not complete
+            and held == 0
+            and self.batches.enabled
+            and sealed_size(instance.size) <= min(batch_upload.SMALL_OBJECT, SEGMENT_BYTES)
+        ):
+            return await self._batched(index, instance)
         async with self.limit:
             plain_hash = hashlib.sha256()
             cipher_hash = hashlib.sha256()
@@ -321,9 +376,7 @@ class _Uploader:
                     ),
                     self.announce_wait,
                 )
-            self.bytes_done += instance.size
-            self.objects_done += 1
-            self._progress()
+            self._done(instance)
             return plain_hash.hexdigest()
 
 
@@ -663,6 +716,7 @@ async def _upload(
         await manifest.flush()
     finally:
         manifest.cancel()
+        uploader.batches.cancel()
         for task in [*tasks, *([growing] if growing else [])]:
             task.cancel()
         pending: list[asyncio.Future[Any]] = [*tasks, *([growing] if growing else [])]

@@ -206,6 +206,18 @@ class RelayClient:
         )
         return Appended(int(answer["offset"]), bool(answer["complete"]))
 
+    async def upload_batch(self, transfer_id: str, objects: list[tuple[int, bytes, str]]) -> None:
+        """Whole sealed objects, given as (index, bytes, hex SHA-256 of the bytes), in ascending
+        order, in one request (`wire.pack_objects`: `wire.BATCH_OBJECTS` and
+        `wire.BATCH_UPLOAD_BYTES` at most). Once this returns, the relay holds each complete;
+        after a lost answer the same batch may be sent again."""
+        await self.request(
+            "POST",
+            wire.objects(transfer_id),
+            data=wire.pack_objects(objects),
+            headers={"Content-Type": "application/octet-stream"},
+        )
+
     async def complete_object(self, transfer_id: str, index: int, size: int, sha256: str) -> None:
         await self.request(
             "POST",
@@ -277,7 +289,7 @@ class RelayClient:
         refuses, or answers other objects than asked."""
         try:
             async with self._session.post(
-                self.base_url + wire.object_batch(transfer_id),
+                self.base_url + wire.objects_fetch(transfer_id),
                 json={"indices": indices},
                 allow_redirects=False,
             ) as response:

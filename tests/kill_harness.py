@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import random
 import re
 import secrets
@@ -71,6 +72,7 @@ LATER_STATES = {
 T = TypeVar("T")
 
 _OBJECT = re.compile(r"^/api/v1/transfers/(\w+)/objects/(\d+)(/complete)?$")
+_BATCH = re.compile(r"^/api/v1/transfers/(\w+)/objects$")
 _RECORD = re.compile(r"^/api/v1/transfers/(\w+)/manifest/(\d+)$")
 _RECEIPT = re.compile(r"^/api/v1/transfers/(\w+)/receipt$")
 
@@ -126,6 +128,10 @@ class Ledger:
                     self.completed[key] = (size, headers[wire.UPLOAD_SHA256])
             elif method == "POST" and match.group(3) and body is not None:
                 self.completed[key] = (int(body["size"]), str(body["sha256"]))
+        elif (match := _BATCH.match(path)) and method == "POST" and isinstance(data, bytes):
+            for index, sealed, sha256 in _batch_objects(data):
+                self.segments.append((match.group(1), index, 0, sealed))
+                self.completed[(match.group(1), index)] = (len(sealed), sha256)
         elif (match := _RECORD.match(path)) and method == "PUT" and isinstance(data, bytes):
             self.records[(match.group(1), int(match.group(2)))] = data
         elif path == wire.AUTHORIZATIONS and answer.get("state") == "authorized":
@@ -134,6 +140,17 @@ class Ledger:
             self.redeemed[str(answer["transfer_id"])] = dict(body)
         elif (match := _RECEIPT.match(path)) and method == "POST":
             self.delivered.add(match.group(1))
+
+
+def _batch_objects(body: bytes) -> list[tuple[int, bytes, str]]:
+    """A batch upload's objects (`wire.pack_objects`) as (index, sealed bytes, sha256)."""
+    at = wire.LENGTH_PREFIX + int.from_bytes(body[: wire.LENGTH_PREFIX], "big")
+    objects = []
+    for listed in json.loads(body[wire.LENGTH_PREFIX : at])["objects"]:
+        objects.append((listed["index"], body[at : at + listed["size"]], listed["sha256"]))
+        at += listed["size"]
+    assert at == len(body)
+    return objects
 
 
 @contextmanager

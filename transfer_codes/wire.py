@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import enum
+import json
 import struct
+from collections.abc import Sequence
 
 
 class TransferState(enum.StrEnum):
@@ -92,9 +94,14 @@ def sealed_object(transfer_id: str, index: int) -> str:
     return f"{TRANSFERS}/{transfer_id}/objects/{index}"
 
 
-def object_batch(transfer_id: str) -> str:
-    """POST `{"indices": [...]}`: the sealed objects, one after the other (`OBJECT_FRAME`)."""
-    return f"{TRANSFERS}/{transfer_id}/objects/batch"
+def objects(transfer_id: str) -> str:
+    """GET: what the relay holds of the upload; POST: several whole objects (`pack_objects`)."""
+    return f"{TRANSFERS}/{transfer_id}/objects"
+
+
+def objects_fetch(transfer_id: str) -> str:
+    """POST `{"indices": [...]}`: those sealed objects, one after the other (`OBJECT_FRAME`)."""
+    return f"{TRANSFERS}/{transfer_id}/objects/fetch"
 
 
 def manifest_record(transfer_id: str, seq: int) -> str:
@@ -136,7 +143,23 @@ def unpack_records(body: bytes) -> list[bytes]:
 
 # -- sealed objects in batches ---------------------------------------------------------------
 
-BATCH_OBJECTS = 64  # at most this many objects in one batch download
+BATCH_OBJECTS = 64  # at most this many objects in one batch, up or down
+BATCH_UPLOAD_BYTES = 16 * 1024 * 1024  # at most this many sealed bytes in one batch upload
+
+
+def pack_objects(objects: Sequence[tuple[int, bytes, str]]) -> bytes:
+    """The body of a batch upload of whole sealed objects, given as (index, sealed bytes, hex
+    SHA-256 of those bytes): the list `{"objects": [{"index", "size", "sha256"}, ...]}` as JSON
+    after its length (`LENGTH_PREFIX` bytes, big-endian), then the objects' bytes in that
+    order."""
+    listing = json.dumps(
+        {"objects": [{"index": i, "size": len(b), "sha256": d} for i, b, d in objects]}
+    ).encode("ascii")
+    return b"".join(
+        [len(listing).to_bytes(LENGTH_PREFIX, "big"), listing, *(b for _, b, _ in objects)]
+    )
+
+
 OBJECT_FRAME = struct.Struct(">IQ")  # before each object of a batch: its index and its size
 
 

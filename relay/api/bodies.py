@@ -17,7 +17,7 @@ from transfer_codes.wire import b64decode_text
 MAX_JSON_BODY = 64 * 1024
 
 
-async def _next_block(request: web.Request, most: int) -> bytes:
+async def next_block(request: web.Request, most: int) -> bytes:
     """Up to `most` bytes of the body as they arrive (b"" at its end), or `ClientTooSlow` when
     nothing arrives for the configured idle time: a client that stalls mid-body does not hold
     a connection, an object's write lock and its buffers for ever."""
@@ -31,7 +31,7 @@ async def _next_block(request: web.Request, most: int) -> bytes:
 
 async def blocks(request: web.Request, size: int) -> AsyncIterator[bytes]:
     """The request body in blocks of at most `size` bytes, each within the idle time."""
-    while block := await _next_block(request, size):
+    while block := await next_block(request, size):
         yield block
 
 
@@ -46,7 +46,7 @@ async def read_limited(
         raise refusal
     parts: list[bytes] = []
     size = 0
-    while block := await _next_block(request, limit + 1 - size):
+    while block := await next_block(request, limit + 1 - size):
         parts.append(block)
         size += len(block)
         if size > limit:

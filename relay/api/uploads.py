@@ -44,7 +44,7 @@ class _UploadLock(asyncio.Lock):
 
 
 @asynccontextmanager
-async def _upload_lock(request: web.Request, transfer_id: str, index: int) -> AsyncIterator[None]:
+async def upload_lock(request: web.Request, transfer_id: str, index: int) -> AsyncIterator[None]:
     """Hold the lock of one object's upload: first this process's (the map keeps an entry only
     while it is in use), then the metadata store's, which keeps instances sharing the store
     apart. Raises `UploadBusy`, carrying the durable offset, if another instance's write of
@@ -124,7 +124,7 @@ async def append(request: web.Request) -> web.Response:
     offset = int(header)
     completion = _completion(request)
     config = request.app[CONFIG]
-    async with _upload_lock(request, transfer_id, index):
+    async with upload_lock(request, transfer_id, index):
         async with at_desk(request, site) as d:
             await uploads.resume_offset(d, transfer_id, index, offset)
             site_bytes = await d.tx.stored_bytes(sender=site.name)
@@ -172,7 +172,7 @@ async def append(request: web.Request) -> web.Response:
                 d, transfer_id, index, new_offset, completion[1] if completion and done else None
             )
     if done:
-        await _notify(request, transfer_id)
+        await notify(request, transfer_id)
     return web.json_response(
         {"offset": new_offset, "complete": done}, headers={wire.UPLOAD_OFFSET: str(new_offset)}
     )
@@ -186,7 +186,7 @@ async def complete(request: web.Request) -> web.Response:
     body = await bodies.json_body(request)
     size = bodies.integer(body, "size")
     sha256 = bodies.text(body, "sha256", max_len=64)
-    async with _upload_lock(request, transfer_id, index):
+    async with upload_lock(request, transfer_id, index):
         async with at_desk(request, site) as d:
             already = await uploads.completion(d, transfer_id, index, size, sha256)
         if already:
@@ -195,36 +195,8 @@ async def complete(request: web.Request) -> web.Response:
             raise errors.IntegrityError()
         async with at_desk(request, site) as d:
             await uploads.appended(d, transfer_id, index, size, sha256)
-    await _notify(request, transfer_id)
+    await notify(request, transfer_id)
     return web.json_response({"index": index, "complete": True})
-
-
-@routes.post(TRANSFER + "/objects/batch")
-async def download_batch(request: web.Request) -> web.StreamResponse:
-    """Several complete objects in one answer, in the order asked: each after its index and
-    size (`wire.object_frame`). Saves small images a request each; a large one is better
-    fetched alone (`download`), which can resume where a lost connection cut it."""
-    site = await require_site(request, "receiving")
-    transfer_id = bodies.transfer_id(request)
-    indices = bodies.indices(await bodies.json_body(request), "indices", most=wire.BATCH_OBJECTS)
-    async with at_desk(request, site) as d:
-        statuses = await uploads.downloads(d, transfer_id, indices)
-    store = request.app[OBJECTS]
-    for status in statuses:
-        if await store.size(transfer_id, status.index) != status.size:
-            raise errors.StoredObjectDamaged()
-    response = web.StreamResponse()
-    response.content_type = "application/octet-stream"
-    response.content_length = sum(wire.OBJECT_FRAME.size + (s.size or 0) for s in statuses)
-    await response.prepare(request)
-    sent = request.app[METRICS].bytes_out
-    for status in statuses:
-        await response.write(wire.object_frame(status.index, status.size or 0))
-        async for block in store.read(transfer_id, status.index, 0):
-            await response.write(block)
-            sent.inc(len(block))
-    await response.write_eof()
-    return response
 
 
 @routes.get(TRANSFER + "/objects/{index}")
@@ -287,7 +259,7 @@ def _unwatch(request: web.Request, transfer_id: str, event: _ManifestEvent) -> N
         del events[transfer_id]
 
 
-async def _notify(request: web.Request, transfer_id: str) -> None:
+async def notify(request: web.Request, transfer_id: str) -> None:
     """Wake whoever waits on the transfer, here and on the other instances sharing the
     metadata store (they get `wake`). A failure to tell them is logged, not raised: what woke
     them is committed, and their waits run out by themselves."""
@@ -333,7 +305,7 @@ async def _store_records(
     async with at_desk(request, site) as d:
         stored = await uploads.put_manifest_records(d, transfer_id, first, records, final=final)
     if stored:
-        await _notify(request, transfer_id)
+        await notify(request, transfer_id)
     return stored
 
 

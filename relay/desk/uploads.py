@@ -66,6 +66,45 @@ async def appended(d: Desk, transfer_id: str, index: int, offset: int, sha256: s
         await d.tx.complete_object(transfer_id, index, offset, sha256)
 
 
+@dataclass(frozen=True)
+class BatchRoom:
+    """Before a batch upload: which of its objects the relay already holds whole (with the same
+    contents: a batch whose answer was lost, sent again), and how many bytes the sending site
+    and the transfer already keep."""
+
+    complete: set[int]
+    site_bytes: int
+    transfer_bytes: int
+
+
+async def batch_room(d: Desk, transfer_id: str, objects: list[tuple[int, int, str]]) -> BatchRoom:
+    """May the caller upload `objects` (index, size, sha256) whole? Each must be new (nothing
+    of it acknowledged), or complete with that size and digest. Raises `InvalidTransition` (no
+    longer accepting), `UploadConflict` (part of one is held: resume it on its own), or
+    `IntegrityError` (one was completed with other contents)."""
+    t = await d.sent(transfer_id)
+    t.require_upload(d.now)
+    complete = set()
+    for index, size, sha256 in objects:
+        current = await d.tx.object_status(t.id, index)
+        if current is not None and current.complete:
+            if (current.size, current.sha256) != (size, sha256):
+                raise errors.IntegrityError("That object was completed with other contents.")
+            complete.add(index)
+        elif current is not None and current.durable_offset:
+            conflict = errors.UploadConflict(
+                f"The relay holds {current.durable_offset} bytes of object {index}; resume it "
+                "on its own from there."
+            )
+            conflict.offset = current.durable_offset  # type: ignore[attr-defined]
+            raise conflict
+    return BatchRoom(
+        complete,
+        await d.tx.stored_bytes(sender=d.caller.name),
+        await d.tx.stored_bytes(transfer_id=transfer_id),
+    )
+
+
 async def completion(d: Desk, transfer_id: str, index: int, size: int, sha256: str) -> bool:
     """May the caller complete object `index` at `size` and `sha256`? True if it already is
     (with those contents); False if the stored digest must be checked next. Raises

@@ -599,3 +599,11 @@ def pushed_with_a_file_changed_at_the_question(
     assert code, out
     assert link, out
     return {"code": code.group(1), "authorization_url": link.group(1)}
+
+
+def uploaded_objects(log: str, transfer_id: str) -> set[int]:
+    """The objects of `transfer_id` a relay's log shows uploaded: by PATCH (alone) or in a
+    batch (`relay.api.batches` names them)."""
+    patched = re.findall(rf"PATCH /api/v1/transfers/{transfer_id}/objects/(\d+)", log)
+    batched = re.findall(rf"Stored objects ([\d,]+) of transfer {transfer_id} ", log)
+    return {int(i) for i in patched} | {int(i) for b in batched for i in b.split(",")}

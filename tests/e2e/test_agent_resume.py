@@ -15,7 +15,13 @@ from agent_harness import AgentProcess, ConsoleClient, running_agent
 from peers.storage_scp import RecordingStorageSCP
 from relay_harness import RECEIVER
 
-from e2e.harness import E2ERelay, assert_identical_in_scp, pacs_address, post_json
+from e2e.harness import (
+    E2ERelay,
+    assert_identical_in_scp,
+    pacs_address,
+    post_json,
+    uploaded_objects,
+)
 from sending_site import journal
 from sending_site.synthetic import make_ct_study
 
@@ -102,9 +108,7 @@ def test_the_agent_killed_mid_upload_resumes_the_transfer_when_started_again(
 
     assert relay.transfer_count() == 1  # resumed, not sent again as a new transfer
     log = relay.log_file.read_bytes()[log_mark:].decode(errors="replace")
-    patched = {
-        int(m) for m in re.findall(rf"PATCH /api/v1/transfers/{transfer_id}/objects/(\d+)", log)
-    }
+    patched = uploaded_objects(log, transfer_id)
     assert patched, "the resumed push uploaded nothing"
     assert not patched & complete_before  # what the relay held whole was not sent again
     record = journal.load(agent.state, transfer_id)

@@ -6,7 +6,6 @@ S3 bucket (a local moto server)."""
 from __future__ import annotations
 
 import hashlib
-import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from e2e.harness import (
     pacs_address,
     run_cli,
     start_cli,
+    uploaded_objects,
 )
 from sending_site.synthetic import make_ct_study
 
@@ -112,9 +112,7 @@ def test_push_resumes_after_the_relay_is_killed_mid_upload(
 
     # The resumed push sent only what the relay did not hold.
     log = relay.log_file.read_bytes()[log_mark:].decode(errors="replace")
-    patched = {
-        int(m) for m in re.findall(rf"PATCH /api/v1/transfers/{transfer_id}/objects/(\d+)", log)
-    }
+    patched = uploaded_objects(log, transfer_id)
     assert patched, "the resumed push uploaded nothing"
     assert not patched & complete_before
 

@@ -444,6 +444,51 @@ async def test_the_same_push_rides_out_a_dropped_connection(
         assert sum(f.stat().st_size for f in files) == result.bytes
 
 
+@pytest.mark.asyncio
+@pytest.mark.parametrize("when", ["before", "after"])
+async def test_a_batch_of_small_images_rides_out_a_dropped_connection(
+    tmp_path: Path, when: str
+) -> None:
+    """Small images go several to a request (POST …/objects); a batch whose request or answer
+    was lost is sent again whole (the relay takes what it already holds again)."""
+    files = make_ct_study(tmp_path / "study", 3)
+    state = tmp_path / "er"
+    async with running_relay(tmp_path / "relay") as relay:
+        link = FaultyLink(relay.url, _once("POST", when, "/objects"))
+        async with faulty_link(link) as url:
+            result, ready = await _push(relay, state, [tmp_path / "study"], url)
+        assert [(w, m, p.rsplit("/", 1)[-1]) for w, m, p in link.dropped] == [
+            (when, "POST", "objects")
+        ]
+        assert (result.instances, ready.replaced) == (3, ())
+        holdings = await _holdings(relay, ready.transfer_id)
+        assert holdings.complete == {0, 1, 2}
+        assert holdings.manifest_closed
+        assert sum(f.stat().st_size for f in files) == result.bytes
+
+
+@pytest.mark.asyncio
+async def test_a_relay_out_of_reach_for_good_fails_a_batch_after_its_retries(
+    tmp_path: Path,
+) -> None:
+    make_ct_study(tmp_path / "study", 1)
+    state = tmp_path / "er"
+    async with running_relay(tmp_path / "relay") as relay:
+        batches = ("POST", "objects")
+        link = FaultyLink(
+            relay.url, lambda r: "before" if (r.method, r.path[-7:]) == batches else None
+        )
+        async with faulty_link(link) as url:
+            with pytest.raises(RelayUnreachable, match="run the same command again"):
+                await _push(relay, state, [tmp_path / "study"], url)
+            (record,) = journal.unfinished(state)
+            tries = [path for _, _, path in link.dropped]
+            assert tries == [f"/api/v1/transfers/{record.transfer_id}/objects"] * 6
+            link.drop = lambda _: None
+            _, again = await _push(relay, state, [tmp_path / "study"], url)
+        assert (again.resumed, again.transfer_id) == (True, record.transfer_id)
+
+
 class _HeldManifest:
     """Holds the first manifest request past the summary (record 0, which the push sends and
     awaits before the objects) until the relay has every object complete, so the records after
@@ -546,8 +591,10 @@ async def _holdings(relay: Relay, transfer_id: str) -> Any:
 
 @pytest.mark.asyncio
 async def test_a_relay_out_of_reach_for_good_fails_the_push_and_keeps_the_transfer(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Objects in several segments: each goes on its own, by PATCH (batches: below).
+    monkeypatch.setattr("sending_site.push.SEGMENT_BYTES", 3000)
     make_ct_study(tmp_path / "study", 2)
     state = tmp_path / "er"
     async with running_relay(tmp_path / "relay") as relay:

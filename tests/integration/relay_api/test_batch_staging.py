@@ -144,7 +144,7 @@ async def test_a_frame_for_another_image_than_asked_is_refused(tmp_path: Path) -
         return web.Response(body=bodies.pop(0), content_type="application/octet-stream")
 
     app = web.Application()
-    app.router.add_post("/api/v1/transfers/{transfer_id}/objects/batch", answer)
+    app.router.add_post("/api/v1/transfers/{transfer_id}/objects/fetch", answer)
     async with TestServer(app) as server, RelayClient(str(server.make_url("/")), None) as c:
         seen: list[Any] = []
 

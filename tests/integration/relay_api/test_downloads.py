@@ -87,7 +87,7 @@ def _frames(body: bytes) -> list[tuple[int, bytes]]:
 async def test_a_batch_answers_the_objects_asked_in_that_order_each_audited(ctx: Ctx) -> None:
     sent = await create_transfer(ctx)
     sealed = [await upload(ctx, sent, i, f"slice {i}".encode() * (i + 1)) for i in range(4)]
-    batch = f"/api/v1/transfers/{sent.transfer_id}/objects/batch"
+    batch = f"/api/v1/transfers/{sent.transfer_id}/objects/fetch"
     assert (await ctx.call("POST", batch, cred=ctx.tc, json={"indices": [0]})).status == 404
     assert (await redeem(ctx, sent.locator, await code_proof(ctx, sent.code))).status == 200
 
@@ -113,7 +113,7 @@ async def test_a_batch_with_an_incomplete_object_answers_none_and_audits_none(ct
     r = await ctx.call("PATCH", part, cred=ctx.er, data=b"half", headers={"Upload-Offset": "0"})
     assert r.status == 200
     assert (await redeem(ctx, sent.locator, await code_proof(ctx, sent.code))).status == 200
-    batch = f"/api/v1/transfers/{sent.transfer_id}/objects/batch"
+    batch = f"/api/v1/transfers/{sent.transfer_id}/objects/fetch"
     for indices in ([0, 1], [0, 7]):
         r = await ctx.call("POST", batch, cred=ctx.tc, json={"indices": indices})
         assert (r.status, r.code) == (409, "object-incomplete"), r
@@ -140,5 +140,5 @@ async def test_a_batch_not_listing_distinct_indices_is_refused(
     sent = await create_transfer(ctx)
     await upload(ctx, sent, 0, b"slice")
     assert (await redeem(ctx, sent.locator, await code_proof(ctx, sent.code))).status == 200
-    batch = f"/api/v1/transfers/{sent.transfer_id}/objects/batch"
+    batch = f"/api/v1/transfers/{sent.transfer_id}/objects/fetch"
     assert_clear_refusal(await ctx.call("POST", batch, cred=ctx.tc, json=body), 400)
