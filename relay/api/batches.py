@@ -63,6 +63,8 @@ async def upload_batch(request: web.Request) -> web.Response:
             )
         if new:
             await disk.require_room(config.data_dir, config.disk_reserve_bytes)
+            # Leftovers of a write never acknowledged (the locks are held till the end)
+            await store.clear(transfer_id, [i for i, _, _ in new])
         for index, length, sha256 in listed:
             hasher = hashlib.sha256()
             body = _exactly(request, length, hasher)
@@ -70,7 +72,7 @@ async def upload_batch(request: web.Request) -> web.Response:
                 async for _ in body:  # held already: its bytes are read past, not stored
                     pass
                 continue
-            await store.write_at(transfer_id, index, 0, body, length)
+            await store.write_at(transfer_id, index, 0, body, length, cleared=True)
             if hasher.hexdigest() != sha256:
                 raise errors.IntegrityError()
         if await request.content.read(1):
@@ -152,9 +154,10 @@ async def download_batch(request: web.Request) -> web.StreamResponse:
     async with at_desk(request, site) as d:
         statuses = await uploads.downloads(d, transfer_id, indices)
     store = request.app[OBJECTS]
-    for status in statuses:
-        if await store.size(transfer_id, status.index) != status.size:
-            raise errors.StoredObjectDamaged()
+    ascending = sorted(statuses, key=lambda s: s.index)
+    sizes = await store.sizes(transfer_id, [s.index for s in ascending])
+    if any(size != s.size for size, s in zip(sizes, ascending, strict=True)):
+        raise errors.StoredObjectDamaged()
     response = web.StreamResponse()
     response.content_type = "application/octet-stream"
     response.content_length = sum(wire.OBJECT_FRAME.size + (s.size or 0) for s in statuses)

@@ -15,7 +15,7 @@ import errno
 import hashlib
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -62,10 +62,13 @@ class FileObjectStore:
         body: AsyncIterator[bytes],
         limit: int,
         too_large: errors.RelayError | None = None,
+        *,
+        cleared: bool = False,
     ) -> int:
         """Write `body` at `offset` durably; the new end. Past `limit` bytes, `too_large` (by
         default `ObjectTooLarge`) is raised and nothing past `offset` is acknowledged; a full
-        disk raises `StorageFull`."""
+        disk raises `StorageFull`. (`cleared` changes nothing here: writing at `offset` cuts
+        the file there anyway.)"""
         folder = self._folder(transfer_id)
         path = self._path(transfer_id, index)
         # One descriptor from the first write to the fsync: a write-back error is reported to
@@ -112,8 +115,15 @@ class FileObjectStore:
                 await _off_loop(os.close, fd)
         return position
 
+    async def clear(self, transfer_id: str, indices: Sequence[int]) -> None:
+        """Nothing to do: `write_at` cuts a file where it writes."""
+
     async def size(self, transfer_id: str, index: int) -> int:
         return await _off_loop(_size, self._path(transfer_id, index))
+
+    async def sizes(self, transfer_id: str, indices: Sequence[int]) -> list[int]:
+        paths = [self._path(transfer_id, index) for index in indices]
+        return await _off_loop(lambda: [_size(path) for path in paths])
 
     async def sha256(self, transfer_id: str, index: int) -> str:
         return await _off_loop(_sha256_file, self._path(transfer_id, index))

@@ -142,13 +142,25 @@ class ObjectStore(Protocol):
         body: AsyncIterator[bytes],
         limit: int,
         too_large: RelayError | None = None,
+        *,
+        cleared: bool = False,
     ) -> int:
         """Write `body` at `offset` (dropping anything stored past it), make it durable, and
         return the new size. Raises `too_large` (by default `ObjectTooLarge`) if the object
-        would exceed `limit`, `StorageFull` if the disk is."""
+        would exceed `limit`, `StorageFull` if the disk is. `cleared`: the caller holds the
+        object's write lock and has just `clear`ed it, so there is nothing to drop."""
+        ...
+
+    async def clear(self, transfer_id: str, indices: Sequence[int]) -> None:
+        """Drop whatever is stored of objects `indices` (ascending; none of their bytes is
+        acknowledged), in as few requests as the store can."""
         ...
 
     async def size(self, transfer_id: str, index: int) -> int: ...
+
+    async def sizes(self, transfer_id: str, indices: Sequence[int]) -> list[int]:
+        """`size` of each of `indices` (ascending), in as few requests as the store can."""
+        ...
 
     async def sha256(self, transfer_id: str, index: int) -> str: ...
 

@@ -33,7 +33,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,13 +212,29 @@ class S3ObjectStore:
             name = key[len(prefix) :]
             if name.startswith("part-") and name[5:].isdigit():
                 parts.append(_Part(key, int(name[5:]), size))
-        parts.sort(key=lambda p: p.start)
-        end = 0
-        for part in parts:
-            if part.start != end:
-                raise errors.StoredObjectDamaged()
-            end = part.end
-        return parts
+        return _in_order(parts)
+
+    async def _listing(self, transfer_id: str, indices: Sequence[int]) -> list[list[_Part]]:
+        """The parts of each of `indices` (ascending), as stored (not checked for gaps), from one
+        listing of their range of keys (a page or two when they are close, as a batch's are)."""
+        prefix = self._transfer_prefix(transfer_id)
+        found: dict[int, list[_Part]] = {index: [] for index in indices}
+        past = f"{prefix}{indices[-1]:08d}0"  # after every key of the last object ("/" < "0")
+        paginator = self._s3.get_paginator("list_objects_v2")
+        pages = paginator.paginate(
+            Bucket=self._location.bucket, Prefix=prefix, StartAfter=f"{prefix}{indices[0]:08d}"
+        )
+        async for page in pages:
+            for item in page.get("Contents", []):
+                key = str(item["Key"])
+                if key >= past:
+                    return [found[index] for index in indices]
+                number, _, name = key[len(prefix) :].partition("/")
+                if number.isdigit() and name.startswith("part-") and name[5:].isdigit():
+                    parts = found.get(int(number))
+                    if parts is not None:
+                        parts.append(_Part(key, int(name[5:]), int(item["Size"])))
+        return [found[index] for index in indices]
 
     async def write_at(
         self,
@@ -228,13 +244,17 @@ class S3ObjectStore:
         body: AsyncIterator[bytes],
         limit: int,
         too_large: errors.RelayError | None = None,
+        *,
+        cleared: bool = False,
     ) -> int:
         """Write `body` at `offset` durably as one new part; the new end. Past `limit` bytes,
-        `too_large` (by default `ObjectTooLarge`) is raised and nothing past `offset` is kept."""
+        `too_large` (by default `ObjectTooLarge`) is raised and nothing past `offset` is kept.
+        Unless `cleared`, what is stored past `offset` is listed and dropped first."""
         with _unavailable():
             key = self._part_key(transfer_id, index, offset)
             self._listed.pop((transfer_id, index), None)
-            await self._cut(transfer_id, index, offset)
+            if not cleared:
+                await self._cut(transfer_id, index, offset)
             writer = _PartWriter(self._s3, self._location.bucket, key)
             position = offset
             try:
@@ -331,14 +351,33 @@ class S3ObjectStore:
                 return True
             return False
 
+    async def clear(self, transfer_id: str, indices: Sequence[int]) -> None:
+        """One listing for all of `indices`, and one request to delete what it found."""
+        with _unavailable():
+            listed = await self._listing(transfer_id, indices)
+            for index in indices:
+                self._listed.pop((transfer_id, index), None)
+            await self._delete([part.key for parts in listed for part in parts])
+
     async def size(self, transfer_id: str, index: int) -> int:
         """The object's size; its parts are kept for a `read` of it that follows."""
         with _unavailable():
             parts = await self._parts(transfer_id, index)
+        self._keep_listed(transfer_id, index, parts)
+        return parts[-1].end if parts else 0
+
+    async def sizes(self, transfer_id: str, indices: Sequence[int]) -> list[int]:
+        """`size` of each, from one listing; their parts are kept for the reads that follow."""
+        with _unavailable():
+            listed = [_in_order(parts) for parts in await self._listing(transfer_id, indices)]
+        for index, parts in zip(indices, listed, strict=True):
+            self._keep_listed(transfer_id, index, parts)
+        return [parts[-1].end if parts else 0 for parts in listed]
+
+    def _keep_listed(self, transfer_id: str, index: int, parts: list[_Part]) -> None:
         if len(self._listed) >= LISTINGS_KEPT:
             self._listed.clear()
         self._listed[(transfer_id, index)] = (time.monotonic(), parts)
-        return parts[-1].end if parts else 0
 
     async def sha256(self, transfer_id: str, index: int) -> str:
         h = hashlib.sha256()
@@ -397,6 +436,17 @@ class S3ObjectStore:
 
 
 _LOADER: list[Any] = []
+
+
+def _in_order(parts: list[_Part]) -> list[_Part]:
+    """`parts` sorted by where they start; `StoredObjectDamaged` if they leave a gap."""
+    parts.sort(key=lambda p: p.start)
+    end = 0
+    for part in parts:
+        if part.start != end:
+            raise errors.StoredObjectDamaged()
+        end = part.end
+    return parts
 
 
 def _share_loader(session: Any) -> None:

@@ -192,3 +192,38 @@ async def test_a_batch_past_the_transfers_bytes_keeps_nothing(tmp_path: Path) ->
         assert "Nothing of it was kept" in r.body["detail"]
         assert (await holdings(ctx, sent))["objects"] == []
         assert (await _post(ctx, sent, wire.pack_objects(objects[:2]))).status == 200
+
+
+@pytest.mark.asyncio
+async def test_leftovers_of_writes_never_acknowledged_are_dropped(ctx: Ctx) -> None:
+    sent = await create_transfer(ctx)
+    objects = [_sealed(sent, i, bytes([i]) * 3000) for i in range(4)]
+    stored = ctx.stored_objects()
+    stored.leave(sent.transfer_id, 1, 0, b"x" * 5000)  # longer than the object
+    stored.leave(sent.transfer_id, 2, 4000, b"y" * 10)  # past its end
+    stored.leave(sent.transfer_id, 5, 0, b"z" * 10)  # another object, not in the batch
+    assert (await _post(ctx, sent, wire.pack_objects(objects[1:3]))).status == 200
+    assert (await _post(ctx, sent, wire.pack_objects([objects[0], objects[3]]))).status == 200
+    for index, sealed, _ in objects:
+        assert stored.content(sent.transfer_id, index) == sealed
+    assert stored.content(sent.transfer_id, 5) == b"z" * 10
+
+    # fetched in one batch, each is what was acknowledged
+    assert (await redeem(ctx, sent.locator, await code_proof(ctx, sent.code))).status == 200
+    r = await ctx.call(
+        "POST",
+        f"/api/v1/transfers/{sent.transfer_id}/objects/fetch",
+        cred=ctx.tc,
+        json={"indices": [3, 1, 2, 0]},
+    )
+    assert r.status == 200, r
+    frames = r.body
+    for index in (3, 1, 2, 0):
+        assert wire.read_object_frame(frames[: wire.OBJECT_FRAME.size]) == (
+            index,
+            len(objects[index][1]),
+        )
+        frames = frames[wire.OBJECT_FRAME.size :]
+        assert frames[: len(objects[index][1])] == objects[index][1]
+        frames = frames[len(objects[index][1]) :]
+    assert frames == b""
