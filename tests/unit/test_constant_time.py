@@ -33,10 +33,12 @@ NOT_SECRET = {
     ("relay/api/uploads.py", "digest != completion[1]"),
     ("relay/api/uploads.py", "await request.app[OBJECTS].sha256(transfer_id, index) != sha256"),
     ("relay/desk/uploads.py", "(current.size, current.sha256) != (size, sha256)"),
+    ("relay/api/batches.py", "hasher.hexdigest() != sha256"),
     # `relay migrate` checks each copied sealed object against the source's SHA-256.
     ("relay/migrate.py", "await target.sha256(transfer_id, index) != source_sha"),
     # The receiving site checks a decrypted object against the manifest's SHA-256 of it.
     ("receiving_site/staging.py", "digest.hexdigest() != entry.sha256"),
+    ("receiving_site/batch_staging.py", "hashlib.sha256(plain).hexdigest() != self.entry.sha256"),
     ("transfer_codes/manifest.py", "hashlib.sha256(plaintext).hexdigest() != entry.sha256"),
     # Whether a phone key is spelled canonically: the caller's own text against its own bytes.
     ("transfer_codes/phone.py", "encode_key(key) != text"),
