@@ -21,6 +21,7 @@ from io import BytesIO
 from pathlib import Path, PurePosixPath
 
 import pydicom
+from pydicom import fileset
 from pydicom.dataset import Dataset
 from pydicom.fileset import FileSet, RecordNode
 
@@ -93,9 +94,7 @@ def _encode(
     for index, path, ds in files:
         _made_up(ds, path)
         try:
-            # FileSet.add's own record maker (private, but `add` is what scans: see above).
-            records = list(file_set._recordify(ds))
-            keys = [RecordNode(record).key for record in records]
+            keys, records = _records(file_set, ds, top)
         except (ValueError, KeyError, AttributeError) as e:
             left_out.append(f"image {index + 1}: {e}")
             continue
@@ -104,13 +103,65 @@ def _encode(
             left_out.append(f"image {index + 1}: the same SOP Instance UID as image {listed[uid]}")
             continue
         listed[uid] = index + 1
-        records[-1].ReferencedFileID = list(path.parts)
+        leaf = records[-1]
+        assert leaf is not None
+        leaf.ReferencedFileID = list(path.parts)
         level = top
         for key, record in zip(keys, records, strict=True):
-            level = level.setdefault(str(key), _Node(record)).children
+            node = level.get(key)
+            if node is None:
+                assert record is not None
+                node = level[key] = _Node(record)
+            level = node.children
     if not listed:
         return None, left_out
     return _encoded_with_offsets(file_set._create_dicomdir(), top), left_out
+
+
+def _records(
+    file_set: FileSet, ds: Dataset, top: dict[str, _Node]
+) -> tuple[list[str], list[Dataset | None]]:
+    """The keys of `ds`'s directory records from its patient down, and the records themselves,
+    each record made as pydicom's `FileSet` makes it. When its patient, study and series are
+    listed already (as for all but the first image of a series), only its own record is made:
+    the others would be made only to be dropped (the first image's are kept), and they are
+    most of the work."""
+    series = _listed_series(ds, top)
+    if series is None or fileset._single_level_record_type(ds) != "PATIENT":
+        # FileSet.add's own record maker (private, but `add` is what scans: see above).
+        made: list[Dataset | None] = list(file_set._recordify(ds))
+        return [str(RecordNode(r).key) for r in made if r is not None], made
+    leaf = _image_record(ds)
+    return [*series, str(RecordNode(leaf).key)], [None, None, None, leaf]
+
+
+def _listed_series(ds: Dataset, top: dict[str, _Node]) -> list[str] | None:
+    """The keys of `ds`'s patient, study and series if all three are listed, else None."""
+    keys = [ds.get("PatientID"), ds.get("StudyInstanceUID"), ds.get("SeriesInstanceUID")]
+    level = top
+    for key in keys:
+        node = level.get(str(key)) if key else None
+        if node is None:
+            return None
+        level = node.children
+    return [str(key) for key in keys]
+
+
+def _image_record(ds: Dataset) -> Dataset:
+    """The lowest of `FileSet._recordify`'s four records for `ds`, made as it makes it."""
+    record_type = fileset._four_level_record_type(ds)
+    record = fileset.DIRECTORY_RECORDERS[record_type](ds)
+    record.OffsetOfTheNextDirectoryRecord = 0
+    record.RecordInUseFlag = 0xFFFF
+    record.OffsetOfReferencedLowerLevelDirectoryEntity = 0
+    record.DirectoryRecordType = record_type
+    if "SpecificCharacterSet" in ds:
+        record.SpecificCharacterSet = ds.SpecificCharacterSet
+    record.ReferencedFileID = None
+    record.ReferencedSOPClassUIDInFile = ds.SOPClassUID
+    record.ReferencedSOPInstanceUIDInFile = ds.SOPInstanceUID
+    record.ReferencedTransferSyntaxUIDInFile = ds.file_meta.TransferSyntaxUID
+    return record
 
 
 def _encoded(ds: Dataset) -> bytes:

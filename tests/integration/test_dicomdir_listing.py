@@ -8,9 +8,11 @@ import re
 import shutil
 import subprocess
 from collections import Counter
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pydicom
+import pytest
+from dicom_corpus import valid_part10_images
 from peers import require_peer
 from pydicom.fileset import FileSet
 
@@ -111,3 +113,45 @@ def test_a_300_image_study_lists_each_image_once(tmp_path: Path) -> None:
 
 def _uid(path: Path) -> str:
     return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+
+
+def _listing(tmp_path: Path, sent: list[Path]) -> list[tuple[int, PurePosixPath, pydicom.Dataset]]:
+    headers = [pydicom.dcmread(path, stop_before_pixels=True) for path in sent]
+    paths = layout.plan([_header(index, ds) for index, ds in enumerate(headers)])
+    return [(i, paths[i], headers[i]) for i in sorted(paths)]
+
+
+def test_records_made_once_per_series_encode_as_records_made_for_every_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An image of a series already listed gets only its own record made (`_records`); the
+    DICOMDIR is byte for byte the one made with all four records of every image, for a study
+    of several series with an image sent twice and for pydicom's own files (many patients,
+    studies and SOP classes, some left out)."""
+    made = [
+        path
+        for number in (1, 2)
+        for path in make_ct_study(
+            tmp_path / str(number), 20, rows=8, columns=8, series_number=number
+        )
+    ]
+    corpus = [p for p in valid_part10_images() if _listable_header(p)]
+    monkeypatch.setattr(dicomdir, "FileSet", _SameUID)  # each FileSet makes a UID of its own
+    for sent in ([*made, made[3]], corpus):
+        shortcut = dicomdir.encode(_listing(tmp_path, sent))
+        with monkeypatch.context() as patch:
+            patch.setattr(dicomdir, "_listed_series", lambda *_: None)
+            every = dicomdir.encode(_listing(tmp_path, sent))
+        assert shortcut == every
+        assert shortcut[0] is not None
+
+
+class _SameUID(FileSet):
+    def __init__(self) -> None:
+        super().__init__()
+        self.UID = pydicom.uid.UID("1.2.826.0.1.3680043.8.498.77")
+
+
+def _listable_header(path: Path) -> bool:
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    return all(ds.get(k) for k in ("PatientID", "PatientName", "StudyDate", "Modality"))
