@@ -18,6 +18,22 @@ from receiving_site.staging import PREAMBLE, StagedObject, staged_path
 from transfer_codes.manifest import ManifestEntry
 
 
+def ct_entry(index: int, size: int, sha256: str = "0" * 64) -> ManifestEntry:
+    """A manifest entry of a CT image with made-up UIDs, for tests where only its index, size
+    and digest matter."""
+    return ManifestEntry(
+        index=index,
+        sop_instance_uid=f"1.2.826.0.1.3680043.8.498.1.{index + 1}",
+        series_instance_uid="1.2.826.0.1.3680043.8.498.2",
+        study_instance_uid="1.2.826.0.1.3680043.8.498.3",
+        sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
+        transfer_syntax_uid="1.2.840.10008.1.2.1",
+        size=size,
+        sha256=sha256,
+        kind="dicom",
+    )
+
+
 def staged(paths: list[Path]) -> list[StagedObject]:
     items = []
     for index, path in enumerate(paths):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from staged_files import ct_entry
 
 from receiving_site import stow
 from receiving_site.pacs import PacsAddress
@@ -13,21 +14,10 @@ from receiving_site.redeem import RedeemRequest
 from receiving_site.settings import StowSettings
 from receiving_site.staging import StagedObject
 from receiving_site.stow import StowDestination, batches, failure_sentence, parse_response
-from transfer_codes.manifest import ManifestEntry
 
 
 def _item(index: int, size: int) -> StagedObject:
-    entry = ManifestEntry(
-        index=index,
-        sop_instance_uid=f"1.2.3.{index + 1}",
-        series_instance_uid="1.2.3",
-        study_instance_uid="1.2",
-        sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
-        transfer_syntax_uid="1.2.840.10008.1.2.1",
-        size=size,
-        sha256="0" * 64,
-        kind="dicom",
-    )
+    entry = ct_entry(index, size)
     return StagedObject(entry, Path(f"IM{index:06d}.dcm"))
 
 

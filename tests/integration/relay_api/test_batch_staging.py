@@ -14,28 +14,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from staged_files import ct_entry
 
 from receiving_site import batch_staging, errors, staging
 from relay_api.plumbing import Ctx, code_proof, create_transfer, redeem, upload
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from transfer_codes import wire
 from transfer_codes.manifest import ManifestEntry
-
-UID = "1.2.826.0.1.3680043.8.498.1"
-
-
-def _entry(index: int, plain: bytes) -> ManifestEntry:
-    return ManifestEntry(
-        index=index,
-        sop_instance_uid=f"{UID}.{index + 1}",
-        series_instance_uid=UID + ".2",
-        study_instance_uid=UID + ".3",
-        sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
-        transfer_syntax_uid="1.2.840.10008.1.2.1",
-        size=len(plain),
-        sha256=hashlib.sha256(plain).hexdigest(),
-        kind="dicom",
-    )
 
 
 async def _redeemed(ctx: Ctx, count: int) -> tuple[str, bytes, list[ManifestEntry]]:
@@ -45,7 +30,7 @@ async def _redeemed(ctx: Ctx, count: int) -> tuple[str, bytes, list[ManifestEntr
     for i in range(count):
         plain = os.urandom(200 + 70_001 * i)
         await upload(ctx, sent, i, plain)
-        entries.append(_entry(i, plain))
+        entries.append(ct_entry(i, len(plain), hashlib.sha256(plain).hexdigest()))
     assert (await redeem(ctx, sent.locator, await code_proof(ctx, sent.code))).status == 200
     return sent.transfer_id, sent.data_key, entries
 
