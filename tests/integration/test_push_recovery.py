@@ -467,28 +467,6 @@ async def test_a_batch_of_small_images_rides_out_a_dropped_connection(
         assert sum(f.stat().st_size for f in files) == result.bytes
 
 
-@pytest.mark.asyncio
-async def test_a_relay_out_of_reach_for_good_fails_a_batch_after_its_retries(
-    tmp_path: Path,
-) -> None:
-    make_ct_study(tmp_path / "study", 1)
-    state = tmp_path / "er"
-    async with running_relay(tmp_path / "relay") as relay:
-        batches = ("POST", "objects")
-        link = FaultyLink(
-            relay.url, lambda r: "before" if (r.method, r.path[-7:]) == batches else None
-        )
-        async with faulty_link(link) as url:
-            with pytest.raises(RelayUnreachable, match="run the same command again"):
-                await _push(relay, state, [tmp_path / "study"], url)
-            (record,) = journal.unfinished(state)
-            tries = [path for _, _, path in link.dropped]
-            assert tries == [f"/api/v1/transfers/{record.transfer_id}/objects"] * 6
-            link.drop = lambda _: None
-            _, again = await _push(relay, state, [tmp_path / "study"], url)
-        assert (again.resumed, again.transfer_id) == (True, record.transfer_id)
-
-
 class _HeldManifest:
     """Holds the first manifest request past the summary (record 0, which the push sends and
     awaits before the objects) until the relay has every object complete, so the records after
@@ -590,21 +568,39 @@ async def _holdings(relay: Relay, transfer_id: str) -> Any:
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("segment_bytes", "method", "sent_to", "images"),
+    [
+        (3000, "PATCH", "/objects/0", 2),  # objects of several segments go alone, by PATCH
+        (None, "POST", "/objects", 1),  # small ones in batches (one image: one batch)
+    ],
+    ids=["alone", "batch"],
+)
 async def test_a_relay_out_of_reach_for_good_fails_the_push_and_keeps_the_transfer(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    segment_bytes: int | None,
+    method: str,
+    sent_to: str,
+    images: int,
 ) -> None:
-    # Objects in several segments: each goes on its own, by PATCH (batches: below).
-    monkeypatch.setattr("sending_site.push.SEGMENT_BYTES", 3000)
-    make_ct_study(tmp_path / "study", 2)
+    if segment_bytes is not None:
+        monkeypatch.setattr("sending_site.push.SEGMENT_BYTES", segment_bytes)
+    make_ct_study(tmp_path / "study", images)
     state = tmp_path / "er"
     async with running_relay(tmp_path / "relay") as relay:
-        link = FaultyLink(relay.url, lambda r: "before" if r.method == "PATCH" else None)
+
+        def drop(r: web.Request) -> str | None:
+            return "before" if r.method == method and r.path.endswith(sent_to) else None
+
+        link = FaultyLink(relay.url, drop)
         async with faulty_link(link) as url:
             with pytest.raises(RelayUnreachable, match="run the same command again"):
                 await _push(relay, state, [tmp_path / "study"], url)
             (record,) = journal.unfinished(state)
             tries = [path for _, _, path in link.dropped]
-            assert tries.count(f"/api/v1/transfers/{record.transfer_id}/objects/0") == 6
+            # Each request is tried six times (`retry.DELAYS`) before the push gives up.
+            assert tries.count(f"/api/v1/transfers/{record.transfer_id}{sent_to}") == 6
             # Not withdrawn: the same command, once the network is back, resumes it.
             assert await _state(relay, record.transfer_id) == "awaiting_authorization"
             link.drop = lambda _: None
