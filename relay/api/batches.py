@@ -13,7 +13,6 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 
 from aiohttp import web
 
@@ -44,9 +43,8 @@ async def upload_batch(request: web.Request) -> web.Response:
     listed = await _listing(request)
     config = request.app[CONFIG]
     store = request.app[OBJECTS]
-    async with AsyncExitStack() as held:
-        for index, _, _ in listed:  # in ascending order: two batches cannot wait on each other
-            await held.enter_async_context(upload_lock(request, transfer_id, index))
+    # In ascending order (as listed): two batches cannot each wait for the other.
+    async with upload_lock(request, transfer_id, [i for i, _, _ in listed]):
         async with at_desk(request, site) as d:
             room = await uploads.batch_room(d, transfer_id, listed)
         new = [o for o in listed if o[0] not in room.complete]

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from aiohttp import web
 
@@ -44,26 +44,41 @@ class _UploadLock(asyncio.Lock):
 
 
 @asynccontextmanager
-async def upload_lock(request: web.Request, transfer_id: str, index: int) -> AsyncIterator[None]:
-    """Hold the lock of one object's upload: first this process's (the map keeps an entry only
-    while it is in use), then the metadata store's, which keeps instances sharing the store
-    apart. Raises `UploadBusy`, carrying the durable offset, if another instance's write of
-    the object does not end in a short wait."""
+async def upload_lock(
+    request: web.Request, transfer_id: str, indices: Sequence[int]
+) -> AsyncIterator[None]:
+    """Hold the locks of objects' uploads (`indices` ascending: one, or a batch's): first this
+    process's, one per object (the map keeps an entry only while it is in use), then the
+    metadata store's, which keeps instances sharing the store apart. Raises `UploadBusy`,
+    carrying the durable offset of a single object, if another instance's write of one does
+    not end in a short wait."""
     locks = request.app[UPLOAD_LOCKS]
-    key = (transfer_id, index)
-    lock = locks.get(key)
-    if not isinstance(lock, _UploadLock):
-        lock = locks[key] = _UploadLock()
-    lock.users += 1
-    try:
-        async with lock, request.app[METADATA].object_write_lock(transfer_id, index) as held:
+    async with AsyncExitStack() as held_here:
+        for index in indices:
+            await held_here.enter_async_context(_process_lock(locks, (transfer_id, index)))
+        async with request.app[METADATA].object_write_lock(transfer_id, indices) as held:
             if not held:
                 busy = errors.UploadBusy(
                     "Another upload of this object, through another instance of this relay, "
                     "has not ended yet; resume from the relay's offset in a moment."
                 )
-                busy.offset = await _durable_offset(request, transfer_id, index)  # type: ignore[attr-defined]
+                if len(indices) == 1:
+                    offset = await _durable_offset(request, transfer_id, indices[0])
+                    busy.offset = offset  # type: ignore[attr-defined]
                 raise busy
+            yield
+
+
+@asynccontextmanager
+async def _process_lock(
+    locks: dict[tuple[str, int], asyncio.Lock], key: tuple[str, int]
+) -> AsyncIterator[None]:
+    lock = locks.get(key)
+    if not isinstance(lock, _UploadLock):
+        lock = locks[key] = _UploadLock()
+    lock.users += 1
+    try:
+        async with lock:
             yield
     finally:
         lock.users -= 1
@@ -124,7 +139,7 @@ async def append(request: web.Request) -> web.Response:
     offset = int(header)
     completion = _completion(request)
     config = request.app[CONFIG]
-    async with upload_lock(request, transfer_id, index):
+    async with upload_lock(request, transfer_id, [index]):
         async with at_desk(request, site) as d:
             await uploads.resume_offset(d, transfer_id, index, offset)
             site_bytes = await d.tx.stored_bytes(sender=site.name)
@@ -186,7 +201,7 @@ async def complete(request: web.Request) -> web.Response:
     body = await bodies.json_body(request)
     size = bodies.integer(body, "size")
     sha256 = bodies.text(body, "sha256", max_len=64)
-    async with upload_lock(request, transfer_id, index):
+    async with upload_lock(request, transfer_id, [index]):
         async with at_desk(request, site) as d:
             already = await uploads.completion(d, transfer_id, index, size, sha256)
         if already:

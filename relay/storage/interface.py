@@ -99,10 +99,13 @@ class MetadataStore(Protocol):
         False when another instance sharing the store is doing it now."""
         ...
 
-    def object_write_lock(self, transfer_id: str, index: int) -> AbstractAsyncContextManager[bool]:
-        """True while this instance alone (among those sharing the store) writes one sealed
-        object; False if another instance's write of it did not end in a short wait. Writers
-        within one process are kept apart by the caller."""
+    def object_write_lock(
+        self, transfer_id: str, indices: Sequence[int]
+    ) -> AbstractAsyncContextManager[bool]:
+        """True while this instance alone (among those sharing the store) writes the sealed
+        objects `indices` (ascending: one, or a batch's); False if another instance's write of
+        one of them did not end in a short wait. Writers within one process are kept apart by
+        the caller."""
         ...
 
     async def announce(self, transfer_id: str) -> None:

@@ -357,24 +357,31 @@ class PostgresMetadata:
                     await _unlock(conn, "SELECT pg_advisory_unlock($1)", key)
 
     @asynccontextmanager
-    async def object_write_lock(self, transfer_id: str, index: int) -> AsyncIterator[bool]:
-        """True while this instance alone writes object `index` of `transfer_id`; False if
-        another writer (on any instance) still held it after `write_lock_wait` seconds."""
-        key = f"{transfer_id}/{index}"
+    async def object_write_lock(
+        self, transfer_id: str, indices: Sequence[int]
+    ) -> AsyncIterator[bool]:
+        """True while this instance alone writes objects `indices` (ascending) of
+        `transfer_id`; False if another writer (on any instance) still held one of them after
+        `write_lock_wait` seconds. A batch's locks are held on one connection of the pool."""
+        keys = [f"{transfer_id}/{index}" for index in indices]
         wait_ms = max(1, round(self.write_lock_wait * 1000))
         async with self._write_locks.acquire() as conn:
             try:
                 # One round trip: the wait's limit is set for this statement only (its own
-                # transaction), before the lock is asked for (the CTE is evaluated first).
+                # transaction), before the locks are asked for (the CTE is evaluated first),
+                # in the order given (two batches cannot each wait for the other).
                 await _lock(
                     conn,
                     "WITH wait AS MATERIALIZED (SELECT set_config('lock_timeout', $1, true)) "
-                    "SELECT pg_advisory_lock($2, hashtext($3)) FROM wait",
+                    "SELECT count(pg_advisory_lock($2, hashtext(k))) "
+                    "FROM wait, unnest($3::text[]) AS k",
                     f"{wait_ms}ms",
                     OBJECT_WRITE_SPACE,
-                    key,
+                    keys,
                 )
             except asyncpg.LockNotAvailableError:
+                # Those of the batch granted before the wait ran out stay with the session.
+                await _unlock(conn, "SELECT pg_advisory_unlock_all()")
                 held = False
             else:
                 held = True
@@ -383,7 +390,11 @@ class PostgresMetadata:
             finally:
                 if held:
                     await _unlock(
-                        conn, "SELECT pg_advisory_unlock($1, hashtext($2))", OBJECT_WRITE_SPACE, key
+                        conn,
+                        "SELECT count(pg_advisory_unlock($1, hashtext(k))) "
+                        "FROM unnest($2::text[]) AS k",
+                        OBJECT_WRITE_SPACE,
+                        keys,
                     )
 
     async def audit_records(self, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:

@@ -213,7 +213,9 @@ class SqliteMetadata:
         yield True
 
     @asynccontextmanager
-    async def object_write_lock(self, transfer_id: str, index: int) -> AsyncIterator[bool]:
+    async def object_write_lock(
+        self, transfer_id: str, indices: Sequence[int]
+    ) -> AsyncIterator[bool]:
         """Always True: one relay process owns the embedded database, and the upload handlers
         already write one object at a time within a process."""
         yield True

@@ -15,6 +15,7 @@ from relay.appkeys import METADATA
 from relay.storage.postgres import OBJECT_WRITE_SPACE, PostgresMetadata
 from relay_api.plumbing import Ctx, create_transfer, holdings
 from relay_api.test_postgres_store import ON_POSTGRES, second_instance
+from transfer_codes import wire
 from transfer_codes.sealed import seal_object
 
 
@@ -133,3 +134,53 @@ async def test_a_write_still_held_elsewhere_is_a_409_with_the_offset_to_resume_f
         assert (answer.status, answer.body["offset"]) == (200, len(sealed)), answer
         assert (await holdings(other, sent))["objects"][0]["offset"] == len(sealed)
         assert ctx.stored_objects().content(sent.transfer_id, 0) == sealed
+
+
+@ON_POSTGRES
+@pytest.mark.asyncio
+async def test_a_batch_with_an_object_written_elsewhere_is_refused_and_holds_no_lock(
+    ctx: Ctx, tmp_path: Path
+) -> None:
+    """A batch's objects are locked together, on one connection: if one of them is being
+    written through the other instance, the batch is refused (its sender sends each alone), and
+    the locks it was granted meanwhile are given back."""
+    async with second_instance(ctx, tmp_path / "second") as other:
+        assert other.relay.app is not None
+        store = other.relay.app[METADATA]
+        assert isinstance(store, PostgresMetadata)
+        store.write_lock_wait = 0.2
+        sent = await create_transfer(ctx)
+        objects = [
+            (i, sealed, hashlib.sha256(sealed).hexdigest())
+            for i in range(4)
+            for sealed in [seal_object(sent.data_key, sent.transfer_id, i, bytes([i]) * 5000)]
+        ]
+        gate = asyncio.Event()
+        _, sealed, digest = objects[2]
+        first = asyncio.create_task(
+            ctx.call(
+                "PATCH",
+                f"/api/v1/transfers/{sent.transfer_id}/objects/2",
+                cred=ctx.er,
+                data=held_back(sealed[:1000], gate, sealed[1000:]),
+                headers={
+                    "Upload-Offset": "0",
+                    "Upload-Length": str(len(sealed)),
+                    "Upload-SHA256": digest,
+                },
+            )
+        )
+        await until(lambda: write_locks(ctx) == [True], "the first instance's write lock")
+        batch = f"/api/v1/transfers/{sent.transfer_id}/objects"
+        busy = await other.call("POST", batch, cred=ctx.er, data=wire.pack_objects(objects))
+        assert busy.code == "upload-offset-mismatch", busy
+        assert "another instance" in busy.body["detail"]
+        assert write_locks(ctx) == [True]  # the first instance's; none of the batch's
+        gate.set()
+        assert (await first).status == 200
+        assert write_locks(ctx) == []
+        # sent again, object 2 is taken as complete and the others are stored
+        again = await other.call("POST", batch, cred=ctx.er, data=wire.pack_objects(objects))
+        assert again.status == 200, again
+        for index, sealed, _ in objects:
+            assert ctx.stored_objects().content(sent.transfer_id, index) == sealed

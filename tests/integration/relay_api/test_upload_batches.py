@@ -227,3 +227,14 @@ async def test_leftovers_of_writes_never_acknowledged_are_dropped(ctx: Ctx) -> N
         assert frames[: len(objects[index][1])] == objects[index][1]
         frames = frames[len(objects[index][1]) :]
     assert frames == b""
+
+
+@pytest.mark.asyncio
+async def test_a_full_batch_is_taken(ctx: Ctx) -> None:
+    """As many objects as a batch may hold (more than the connections PostgreSQL keeps for
+    write locks: the batch's locks share one)."""
+    sent = await create_transfer(ctx)
+    objects = [_sealed(sent, i, b"%d" % i * 40) for i in range(wire.BATCH_OBJECTS)]
+    assert (await _post(ctx, sent, wire.pack_objects(objects))).status == 200
+    held = (await holdings(ctx, sent))["objects"]
+    assert [(o["index"], o["complete"]) for o in held] == [(i, True) for i in range(len(objects))]
