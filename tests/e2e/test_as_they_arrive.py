@@ -95,7 +95,8 @@ def _closed(relay: E2ERelay, transfer_id: str) -> bool:
 
 def _hold_after_a_few(relay: E2ERelay, push: subprocess.Popen[str], transfer_id: str) -> None:
     """Let the upload run in short steps until a few images are listed, then hold it there
-    (SIGSTOP), its manifest still open."""
+    (SIGSTOP), its manifest still open. (The studies held have images over 1 MiB, which go one
+    to a request: small ones go in batches, and a step could send them all.)"""
     os.kill(push.pid, signal.SIGSTOP)
     deadline = time.monotonic() + WAIT_SECONDS
     while _listed(relay, transfer_id) < 3:
@@ -158,7 +159,7 @@ def _redeeming_while_held(
 def test_images_are_in_the_pacs_before_the_upload_finishes(
     relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path
 ) -> None:
-    files = make_ct_study(tmp_path / "study", 40, rows=256, columns=256, seed=302)
+    files = make_ct_study(tmp_path / "study", 40, rows=768, columns=768, seed=302)
     with _redeeming_while_held(relay, orthanc, tmp_path) as held:
         assert held.held_at < len(files)
         # Every image uploaded so far reaches the PACS while the upload is still held.
@@ -250,7 +251,7 @@ def _printed(pattern: str, text: str) -> str:
 def test_a_run_stopped_midway_is_finished_by_running_it_again(
     relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path
 ) -> None:
-    files = make_ct_study(tmp_path / "study", 30, rows=256, columns=256, seed=304)
+    files = make_ct_study(tmp_path / "study", 30, rows=768, columns=768, seed=304)
     with _redeeming_while_held(relay, orthanc, tmp_path) as held:
         _wait_for_instances(orthanc, held.held_at, held.redeem)
         held.redeem.kill()  # the trauma center's machine goes down, part of the study stored
