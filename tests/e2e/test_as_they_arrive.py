@@ -178,7 +178,7 @@ def test_images_are_in_the_pacs_before_the_upload_finishes(
 def test_another_patients_image_midway_is_not_stored_and_the_pacs_copy_is_called_incomplete(
     relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path
 ) -> None:
-    files = make_ct_study(tmp_path / "study", 40, rows=256, columns=256, seed=303)
+    files = make_ct_study(tmp_path / "study", 40, rows=768, columns=768, seed=303)
     bad = files[30]
     # Push at a terminal; while it asks "Send this study?", image 31 is rewritten for another
     # patient (same size, so push cannot tell), then the question is answered y.
