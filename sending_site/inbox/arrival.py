@@ -9,13 +9,15 @@ studies. Refusals carry a C-STORE failure status and the reason for the log.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
 
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_file_meta_info
+from pydicom.filewriter import write_data_element
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
 # C-STORE statuses (PS3.4 B.2.3; PS3.7 C.4 for the general processing failure).
@@ -27,6 +29,8 @@ CANNOT_UNDERSTAND = 0xC000
 
 PREAMBLE = b"\x00" * 128
 IMPLEMENTATION_VERSION = "TRAUMARELAY"
+GROUP_LENGTH = 0x00020000
+MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 _SHOWN_CHARACTERS = 80  # of a received value quoted in the log
 _UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
 _UID_MAX = 64
@@ -89,17 +93,46 @@ def part10_header(
     sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str, source_ae_title: str
 ) -> bytes:
     """A zeroed 128-byte preamble, `DICM` and the file meta information for a data set
-    received in `transfer_syntax_uid` (PS3.10 7.1)."""
+    received in `transfer_syntax_uid` (PS3.10 7.1).
+
+    The same bytes as pydicom's `write_file_meta_info(..., enforce_standard=True)` of that
+    file meta (`tests/unit/test_inbox_arrival.py` compares them), built from elements pydicom
+    encodes one by one: those an association's images share (every element but the SOP
+    Instance UID and the group length) are encoded once per association, not once per image."""
+    if not (sop_class_uid and sop_instance_uid and transfer_syntax_uid):
+        raise AttributeError("Required File Meta Information elements have an empty value")
+    before, after = _shared_meta(sop_class_uid, transfer_syntax_uid, source_ae_title.strip())
+    instance = _encoded(DataElement(MEDIA_STORAGE_SOP_INSTANCE_UID, "UI", UID(sop_instance_uid)))
+    length = _encoded(DataElement(GROUP_LENGTH, "UL", len(before) + len(instance) + len(after)))
+    return PREAMBLE + b"DICM" + length + before + instance + after
+
+
+def _encoded(element: DataElement) -> bytes:
+    """One file meta element as PS3.10 encodes them (Explicit VR Little Endian)."""
+    buffer = DicomBytesIO()
+    buffer.is_little_endian = True
+    buffer.is_implicit_VR = False
+    write_data_element(buffer, element)
+    return buffer.getvalue()
+
+
+@functools.lru_cache(maxsize=256)
+def _shared_meta(
+    sop_class_uid: str, transfer_syntax_uid: str, source_ae_title: str
+) -> tuple[bytes, bytes]:
+    """The encoded file meta elements before and after the Media Storage SOP Instance UID
+    that `write_file_meta_info` writes for these values, set as `part10_header` set them."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = UID(sop_class_uid)
-    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
     meta.TransferSyntaxUID = UID(transfer_syntax_uid)
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION
-    meta.SourceApplicationEntityTitle = source_ae_title.strip()
-    buffer = DicomBytesIO()
-    write_file_meta_info(buffer, meta, enforce_standard=True)
-    return PREAMBLE + b"DICM" + buffer.getvalue()
+    meta.SourceApplicationEntityTitle = source_ae_title
+    # What `write_file_meta_info` adds under `enforce_standard`.
+    meta.FileMetaInformationVersion = b"\x00\x01"
+    before = b"".join(_encoded(e) for e in meta if e.tag < MEDIA_STORAGE_SOP_INSTANCE_UID)
+    after = b"".join(_encoded(e) for e in meta if e.tag > MEDIA_STORAGE_SOP_INSTANCE_UID)
+    return before, after
 
 
 def _text(ds: Dataset, keyword: str) -> str:

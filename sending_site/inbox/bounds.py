@@ -9,15 +9,21 @@ Here each accepted association gets two guards before its first byte is read:
 - a data set growing past `max_instance_bytes` is not assembled further: the association is
   aborted (pynetdicom's own answer to an invalid message, event 19, A-ABORT).
 
+Each also gets a prompter reader (`wake_on_data`): pynetdicom's DUL sleeps a millisecond
+between looks at an idle socket, so each PDU of every image waited up to that long to be read.
+
 Only this module touches pynetdicom's internals (the association's socket `recv`, its DIMSE
-provider's `receive_primitive` and its DUL event queue); a pynetdicom upgrade must keep
-`tests/integration/test_inbox_hostile.py` green.
+provider's `receive_primitive`, its DUL event queue, loop delay and transport check); a
+pynetdicom upgrade must keep `tests/integration/test_inbox_hostile.py` green.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import select
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +110,33 @@ def guard_data_set_size(assoc: Any, max_instance_bytes: int) -> None:
     dimse.receive_primitive = receive_primitive
 
 
+def wake_on_data(assoc: Any) -> None:
+    """Let the association's DUL wait for incoming data in `select` rather than sleep: an idle
+    DUL loop sleeps `_run_loop_delay` (1 ms) and then looks at the socket, so a PDU arriving
+    meanwhile waited for the sleep to end; here the look itself waits up to that long and
+    returns as soon as data comes. The loop then no longer sleeps, so what it has to send
+    (a C-STORE response) still waits at most that long, as before, and an idle association
+    wakes as often as before. Left as it is if the DUL is not the one this was written for."""
+    dul = assoc.dul
+    wait = getattr(dul, "_run_loop_delay", None)
+    check = getattr(dul, "_is_transport_event", None)
+    if not isinstance(wait, float) or wait <= 0 or check is None:
+        return
+
+    def is_transport_event() -> bool:
+        sock = getattr(dul.socket, "socket", None)
+        if sock is None:  # closed: nothing to wait for, but the loop must not spin
+            time.sleep(wait)
+        else:
+            # Ready or not, pynetdicom's own check follows (and reports a closed socket).
+            with contextlib.suppress(OSError, ValueError):
+                select.select([sock], [], [], wait)
+        return bool(check())
+
+    dul._is_transport_event = is_transport_event
+    dul._run_loop_delay = 0.0
+
+
 def bounded_request_handler(limits: Limits) -> Callable[..., RequestHandler]:
     """A pynetdicom request handler class whose associations carry both guards."""
 
@@ -114,6 +147,7 @@ def bounded_request_handler(limits: Limits) -> Callable[..., RequestHandler]:
             assoc = super()._create_association()
             guard_pdu_reads(assoc, limits.max_pdu_bytes)
             guard_data_set_size(assoc, limits.max_instance_bytes)
+            wake_on_data(assoc)
             return assoc
 
     return BoundedRequestHandler

@@ -11,7 +11,7 @@ console, `handoff`) may open it read-only beside the running agent. The schema i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -131,14 +131,25 @@ class InboxIndex:
         Committed (durable) when this returns `Kept`."""
         return (await self.record_all([arrival]))[0]
 
-    async def record_all(self, arrivals: Sequence[Arrival]) -> list[Kept | Refusal]:
+    async def record_all(
+        self, arrivals: Sequence[Arrival], *, first: Callable[[], None] | None = None
+    ) -> list[Kept | Refusal]:
         """Index kept instances in order, in one transaction (one flush to disk), each kept or
-        refused as `record` would; all committed (durable) when this returns. Raises (and
+        refused as `record` would; all committed (durable) when this returns. `first`, if
+        given, runs on the same worker thread just before the transaction (one hand-off to a
+        thread for both), and what it raises is raised with nothing indexed. Raises (and
         changes nothing) if the database fails. Not on a read-only index."""
-        if self._recorder is None:
+        recorder = self._recorder
+        if recorder is None:
             raise RuntimeError("the index was opened read-only")
+
+        def first_then_record() -> list[Kept | Refusal]:
+            if first is not None:
+                first()
+            return recorder.record_all(arrivals)
+
         async with self._lock:
-            return await asyncio.to_thread(self._recorder.record_all, arrivals)
+            return await asyncio.to_thread(first_then_record)
 
     # -- questions ------------------------------------------------------------------------
 

@@ -184,10 +184,10 @@ class Keeper:
 
     async def _kept_durably(self, arrivals: Sequence[arrival.Arrival]) -> list[Kept | Refusal]:
         """One group commit: the moves into `instances/` first (a committed index row never
-        names a file a crash could lose), then every index row in one transaction."""
-        await asyncio.to_thread(self._spool.flush_kept)
+        names a file a crash could lose), then every index row in one transaction, both on
+        one worker thread."""
         try:
-            return await self._index.record_all(arrivals)
+            return await self._index.record_all(arrivals, first=self._spool.flush_kept)
         finally:
             kept, self._kept = self._kept, asyncio.Event()
             kept.set()

@@ -23,7 +23,7 @@ from pydicom.uid import (
     RLETransferSyntaxes,
     UncompressedTransferSyntaxes,
 )
-from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -59,6 +59,11 @@ class StorageSCP:
         self._keeper = keeper
         self._tally: dict[int, Counter[str]] = {}
         self._tally_lock = threading.Lock()
+        # No per-message log lines: pynetdicom's standard handlers format several for every
+        # C-STORE and its answer, at levels the agent does not log (pynetdicom's logger is set
+        # to ERROR). Refused and aborted associations are still logged, by our handlers.
+        # Process-wide, as the receiving site sets it (`receiving_site.pacs`).
+        _config.LOG_HANDLER_LEVEL = "none"
         self._ae = AE(ae_title=settings.ae_title)
         self._ae.maximum_pdu_size = settings.max_pdu_bytes
         self._ae.maximum_associations = settings.max_associations

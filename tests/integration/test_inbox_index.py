@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -84,6 +85,41 @@ async def test_a_resend_replaces_and_a_conflict_changes_nothing(tmp_path: Path) 
         assert [s.series_number for s in study.series] == [1]
     finally:
         await index.close()
+
+
+@pytest.mark.asyncio
+async def test_a_batch_is_indexed_only_after_what_must_come_first_and_on_its_thread(
+    tmp_path: Path,
+) -> None:
+    """The group commit flushes the spool folder in the same hand-off to a thread as the
+    index transaction, before it: a flush that fails indexes nothing."""
+    index = await InboxIndex.open(tmp_path / "index.sqlite3")
+    seen: list[tuple[str, list[str]]] = []
+
+    def flush() -> None:
+        seen.append((threading.current_thread().name, _indexed_files(tmp_path)))
+
+    def failing_flush() -> None:
+        raise OSError("the disk is gone")
+
+    try:
+        first, second = _arrival(1, 1, 100.0), _arrival(1, 2, 110.0)
+        assert await index.record_all([first], first=flush) == [Kept()]
+        assert seen[0][0] != threading.current_thread().name
+        assert seen[0][1] == []  # the flush came before the row
+        with pytest.raises(OSError, match="the disk is gone"):
+            await index.record_all([second], first=failing_flush)
+        assert await index.study_files("1.2.3") == [first.instance_id]
+    finally:
+        await index.close()
+
+
+def _indexed_files(folder: Path) -> list[str]:
+    db = sqlite3.connect(f"{(folder / 'index.sqlite3').as_uri()}?mode=ro", uri=True)
+    try:
+        return [r[0] for r in db.execute("SELECT file FROM instances")]
+    finally:
+        db.close()
 
 
 @pytest.mark.asyncio

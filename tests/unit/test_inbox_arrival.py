@@ -7,11 +7,19 @@ from io import BytesIO
 
 import pydicom
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from inbox_harness import ARRIVAL, JANE
+from pydicom.dataset import FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
 from sending_site.inbox.arrival import (
     CANNOT_UNDERSTAND,
     DOES_NOT_MATCH_SOP_CLASS,
+    IMPLEMENTATION_VERSION,
+    PREAMBLE,
     Patient,
     bad_uid,
     conflict,
@@ -113,3 +121,58 @@ def test_the_part10_header_has_a_zero_preamble_and_meta_from_the_association() -
     assert meta.MediaStorageSOPInstanceUID == "1.2.3.4"
     assert meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
     assert meta.SourceApplicationEntityTitle == "CT1"
+
+
+def whole_file_meta(sop_class: str, sop_instance: str, syntax: str, source: str) -> bytes:
+    """What `part10_header` gave before it encoded its elements one by one: the whole file
+    meta written by pydicom at once."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(sop_class)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance)
+    meta.TransferSyntaxUID = UID(syntax)
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
+    meta.SourceApplicationEntityTitle = source.strip()
+    buffer = DicomBytesIO()
+    write_file_meta_info(buffer, meta, enforce_standard=True)
+    return PREAMBLE + b"DICM" + buffer.getvalue()
+
+
+_UIDS = st.from_regex(r"(0|[1-9][0-9]{0,8})(\.(0|[1-9][0-9]{0,8})){0,6}", fullmatch=True)
+_AE_TITLES = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters="\\"), max_size=16
+)
+
+
+@given(_UIDS, _UIDS, _UIDS, _AE_TITLES)
+def test_the_part10_header_is_the_file_meta_pydicom_writes_whole(
+    sop_class: str, sop_instance: str, syntax: str, source: str
+) -> None:
+    header = part10_header(sop_class, sop_instance, syntax, source)
+    assert header == whole_file_meta(sop_class, sop_instance, syntax, source)
+
+
+@pytest.mark.parametrize(
+    ("sop_instance", "syntax", "source"),
+    [
+        ("1.2.3.4", "1.2.840.10008.1.2.1", " CT1  "),
+        ("1.2.3.45", "1.2.840.10008.1.2", ""),  # odd and even UID lengths, no AE title
+        ("1." + "2" * 62, "1.2.840.10008.1.2.4.50", "ORTHANCA"),  # a UID of 64 characters
+        ("1.2.3.4.5", "1.2.840.10008.1.2.1.99", "SIXTEEN_CHARS_AE"),
+    ],
+)
+def test_images_of_one_association_share_its_header_but_their_own_uid(
+    sop_instance: str, syntax: str, source: str
+) -> None:
+    first = part10_header(CT, "1.2.3", syntax, source)  # the shared elements, encoded once
+    assert first == whole_file_meta(CT, "1.2.3", syntax, source)
+    assert part10_header(CT, sop_instance, syntax, source) == whole_file_meta(
+        CT, sop_instance, syntax, source
+    )
+
+
+def test_a_header_without_its_uids_is_refused_as_pydicom_refuses_it() -> None:
+    with pytest.raises(AttributeError):
+        whole_file_meta(CT, "", "1.2.840.10008.1.2.1", "CT1")
+    with pytest.raises(AttributeError):
+        part10_header(CT, "", "1.2.840.10008.1.2.1", "CT1")
