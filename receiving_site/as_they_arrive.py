@@ -64,7 +64,7 @@ class StoringAsTheyArrive(Generic[T]):
         """Store `item` (verified) once it is known to be the summary's patient's and its study
         UID was checked. Raises `IdentityMismatch` or `VerificationFailed` (it is not stored),
         or the failure of the opening or of the storing so far."""
-        await asyncio.to_thread(staging.check_object, item, self._summary)
+        header = await asyncio.to_thread(staging.check_header, item, self._summary)
         uid = item.entry.study_instance_uid
         if uid not in self._checked:
             opened = await self.opened()
@@ -74,9 +74,9 @@ class StoringAsTheyArrive(Generic[T]):
                     self._checked.add(uid)
         self.raise_if_failed()
         if self._opened is None:
-            self._waiting.append(item)
+            self._waiting.append(item)  # its header is not kept: the wait may be long
         else:
-            self._opened.store.put(item)
+            self._opened.store.put(item, header)
 
     @property
     def summary(self) -> StudySummary:
