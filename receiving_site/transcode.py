@@ -48,7 +48,7 @@ from pydicom.charset import default_encoding
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO, DicomFileLike
-from pydicom.filewriter import write_data_element, write_file_meta_info
+from pydicom.filewriter import write_data_element
 from pydicom.tag import BaseTag
 from pydicom.uid import (
     UID,
@@ -67,7 +67,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from receiving_site import coded_coercion, errors, inflate, reconcile, staged_header
+from receiving_site import coded_coercion, errors, file_meta, inflate, reconcile, staged_header
 from receiving_site.reconcile import Coercion
 from receiving_site.staged_header import StagedHeader
 from receiving_site.staging import PREAMBLE, StagedObject
@@ -337,7 +337,7 @@ def _spliced(
         fp = DicomFileLike(out)
         fp.is_implicit_VR, fp.is_little_endian = encoding
         fp.write(b"\x00" * PREAMBLE + b"DICM")
-        write_file_meta_info(fp, meta, enforce_standard=True)
+        file_meta.write(fp, meta)  # as `write_file_meta_info(fp, meta, enforce_standard=True)`
         run: list[int] = []  # [start, end) in `f` of elements to copy next
         for tag in sorted(tags):
             if tag.element == 0 and tag.group > 6:
