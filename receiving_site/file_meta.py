@@ -55,7 +55,7 @@ def _key(meta: FileMetaDataset) -> Key | None:
     group length, only its VR: its value is computed); None without an instance UID."""
     found: list[object] = []
     has_instance = False
-    for tag in sorted(meta.keys()):
+    for tag in sorted(meta.keys(), key=int):
         element = meta.get_item(tag)
         if tag == INSTANCE:
             has_instance = True

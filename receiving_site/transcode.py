@@ -272,7 +272,7 @@ def _spans(
     left to pydicom."""
     spans: dict[BaseTag, tuple[int, int]] = {}
     previous: int | None = None
-    for tag in sorted(read):
+    for tag in sorted(read, key=int):
         element = read[tag]
         if not isinstance(element, RawDataElement) or element.length == _UNDEFINED:
             previous = None
@@ -339,7 +339,7 @@ def _spliced(
         fp.write(b"\x00" * PREAMBLE + b"DICM")
         file_meta.write(fp, meta)  # as `write_file_meta_info(fp, meta, enforce_standard=True)`
         run: list[int] = []  # [start, end) in `f` of elements to copy next
-        for tag in sorted(tags):
+        for tag in sorted(tags, key=int):
             if tag.element == 0 and tag.group > 6:
                 continue  # as `write_dataset`: retired group lengths are not written
             span = None if tag in coded_coercion.TAGS else spans.get(tag)
