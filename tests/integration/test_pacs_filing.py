@@ -234,3 +234,43 @@ def test_headers_kept_for_the_images_waiting_are_bounded(
     kept = [sending.header(item) for item in items]
     assert [header is not None for header in kept] == [True, True, False]
     assert [sending.header(item) for item in items] == [None, None, None]  # given once
+
+
+def test_images_put_to_be_checked_are_checked_by_the_association_before_anything_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An image put with its check is checked by the association that takes it, and filed
+    from the header the check read (each header read once); the first that fails the check
+    is not stored, and the storing stops with its failure."""
+    recorder = _KeepingScp()
+    staged = tmp_path / "staged"
+    items = staged_copies(make_ct_study(tmp_path / "study", 8, seed=14), staged)
+    bad = items[5]
+    reads: list[int] = []
+    parse = staged_header.parse
+
+    def counted(f: BinaryIO) -> staged_header.StagedHeader:
+        reads.append(1)
+        return parse(f)
+
+    monkeypatch.setattr(staged_header, "parse", counted)
+
+    def check(item: StagedObject) -> staged_header.StagedHeader:
+        if item is bad:
+            raise errors.IdentityMismatch()
+        return staged_header.read(item.path, item.entry.index + 1)
+
+    for address in _serve(recorder, AllTransferSyntaxes):
+        store = StoreAsVerified(address, COERCION, associations=1)
+        for item in items:
+            store.put(item, check=check)
+        store.close()
+        with pytest.raises(errors.IdentityMismatch):
+            store.finish()
+
+    assert store.stored == 5
+    assert len(reads) == 5  # the check's reads only
+    sops = {str(pydicom.dcmread(i.path, stop_before_pixels=True).SOPInstanceUID): i for i in items}
+    assert {sops[uid].entry.index for uid in recorder.stored} == {0, 1, 2, 3, 4}
+    assert {ds.PatientID for ds in recorder.stored.values()} == {"MRN-777"}
+    assert _left_beside(staged) == []
