@@ -3,16 +3,18 @@ instead of once the whole study is (the default).
 
 The order stays safe: the preview's question is answered and the patient reconciled with the
 PACS (`opening`, run once from the manifest's summary) before any image is stored; each image
-is stored only once it is verified and belongs to the summary's patient (`staging.check_object`),
-and one that carries a study UID not checked yet waits for that check (`check_study`). What
-cannot be known before the last image arrives (mixed patients further on, a missing image, a
-sender that stops) can then only stop the storing: `abort` says how many images were stored,
-and `incomplete_in_pacs` rewrites the failure to say the PACS copy is incomplete.
+is stored only once it is verified and belongs to the summary's patient (`staging.check_object`,
+by the association that stores it once the store is open), and one that carries a study UID not
+checked yet waits for that check (`check_study`). What cannot be known before the last image
+arrives (mixed patients further on, a missing image, a sender that stops) can then only stop
+the storing: `abort` says how many images were stored, and `incomplete_in_pacs` rewrites the
+failure to say the PACS copy is incomplete.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
@@ -48,6 +50,7 @@ class StoringAsTheyArrive(Generic[T]):
         self._check_study = check_study
         self._checked = {summary.study_instance_uid, ""}
         self._checking = asyncio.Lock()
+        self._check = functools.partial(staging.check_header, summary=summary)
         self._waiting: list[staging.StagedObject] = []
         self._opened: Opened[T] | None = None
         self._opening = asyncio.ensure_future(self._open(opening))
@@ -63,9 +66,14 @@ class StoringAsTheyArrive(Generic[T]):
     async def add(self, item: staging.StagedObject) -> None:
         """Store `item` (verified) once it is known to be the summary's patient's and its study
         UID was checked. Raises `IdentityMismatch` or `VerificationFailed` (it is not stored),
-        or the failure of the opening or of the storing so far."""
-        await asyncio.to_thread(staging.check_object, item, self._summary)
+        or the failure of the opening or of the storing so far. Once the store is open, an image
+        of a study UID checked already is checked by the association that stores it, before
+        anything else (`pacs.StoreAsVerified.put`): its failure is then raised by a later
+        `add`, or by `finish`."""
         uid = item.entry.study_instance_uid
+        header = None
+        if self._opened is None or uid not in self._checked:  # checked now, as ever
+            header = await asyncio.to_thread(staging.check_header, item, self._summary)
         if uid not in self._checked:
             opened = await self.opened()
             async with self._checking:
@@ -74,9 +82,11 @@ class StoringAsTheyArrive(Generic[T]):
                     self._checked.add(uid)
         self.raise_if_failed()
         if self._opened is None:
-            self._waiting.append(item)
+            self._waiting.append(item)  # its header is not kept: the wait may be long
+        elif header is not None:
+            self._opened.store.put(item, header)
         else:
-            self._opened.store.put(item)
+            self._opened.store.put(item, check=self._check)
 
     @property
     def summary(self) -> StudySummary:

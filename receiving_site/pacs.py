@@ -26,6 +26,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from receiving_site import errors, formats, transcode
 from receiving_site.reconcile import Coercion
+from receiving_site.staged_header import StagedHeader
 from receiving_site.staging import StagedObject
 from site_agent.association import idle, in_use, pause_reactor
 
@@ -37,6 +38,11 @@ SUCCESS_OR_WARNING = {0x0000, 0xB000, 0xB006, 0xB007}
 # Seconds an association waits for its next image before its DUL polls slowly (`idle`): images
 # that keep coming are sent without the DUL's wake-up delay.
 BRISK_SECONDS = 0.1
+# Headers kept with the images waiting to be sent (`StoreAsVerified.put`), about 20 KB each;
+# an image put while as many wait has its header read again when it is filed.
+KEPT_HEADERS = 64
+# Verifies an image before it is stored, returning its header (`staging.check_header`).
+Check = Callable[[StagedObject], StagedHeader]
 # PS3.5 6.2 (AE): up to 16 characters of the default repertoire, no backslash, no controls.
 _AE_TITLE = re.compile(r"[^\\\x00-\x1f\x7f]{1,16}")
 
@@ -226,12 +232,13 @@ def _rewritten(
     coercion: Coercion | None,
     converting: list[StagedObject],
     total: int,
+    header: StagedHeader | None = None,
 ) -> Path:
-    """`item`'s copy, decompressed into `target` and coerced (`transcode.rewrite`); raises
-    `PacsRefused` saying why when it does not decode. `converting` (of `total` images) are
-    those the PACS takes only decompressed, for the message."""
+    """`item`'s copy, decompressed into `target` and coerced (`transcode.rewrite`, from
+    `header` if given); raises `PacsRefused` saying why when it does not decode. `converting`
+    (of `total` images) are those the PACS takes only decompressed, for the message."""
     try:
-        return transcode.rewrite(item, target, coercion=coercion)
+        return transcode.rewrite(item, target, coercion=coercion, header=header)
     except errors.Undecodable as e:
         if target is None:  # only coerced, and that failed
             raise errors.PacsRefused(
@@ -262,6 +269,7 @@ class StoreAsVerified:
         associations: int = 1,
     ) -> None:
         self.sending = _Sending({}, on_stored)
+        self._coercion = coercion  # without one, an image is sent as staged: no header needed
         self._formats: dict[formats.Pair, StagedObject] = {}
         self._lock = threading.Lock()
         workers = max(1, min(associations, MAX_ASSOCIATIONS))
@@ -269,10 +277,19 @@ class StoreAsVerified:
         for _ in range(workers):
             self._pool.submit(_store_as_verified, pacs, self, coercion)
 
-    def put(self, item: StagedObject) -> None:
+    def put(
+        self, item: StagedObject, header: StagedHeader | None = None, *, check: Check | None = None
+    ) -> None:
+        """Store `item` after those put before it: verified, or with `check` to verify it.
+        `header`: its header as the identity check read it, which filing under the local
+        record then uses instead of reading it again (kept for the first `KEPT_HEADERS`
+        images waiting). `check`: the association that takes the image calls `check(item)`
+        before anything else, in its own thread (one hand-off fewer per image than checking
+        it first); if that raises, the image is not stored and the storing stops with that
+        failure (as with any other); else the image is filed from the header it returns."""
         with self._lock:
             self._formats.setdefault(_pair(item), item)
-        self.sending.put(item)
+        self.sending.put(item, header if self._coercion is not None else None, check)
 
     def offer(self) -> formats.Offer:
         """The contexts for the formats of the images put so far."""
@@ -315,6 +332,7 @@ def _store_as_verified(
             return nullcontext() if assoc is None else idle(assoc)
 
         while (item := sending.next(waiting)) is not None:
+            header = sending.header(item)  # checked here, if it was put to be
             proposed = {(sop, syntax) for sop, syntaxes in offer.contexts for syntax in syntaxes}
             if assoc is None or not assoc.is_established or _pair(item) not in proposed:
                 held.close()
@@ -326,7 +344,7 @@ def _store_as_verified(
             copies: dict[int, Path] = {}
             try:
                 if target is not None or coercion is not None:
-                    copies[item.entry.index] = _rewritten(item, target, coercion, [item], 1)
+                    copies[item.entry.index] = _rewritten(item, target, coercion, [item], 1, header)
                 _store_one(assoc, item, copies, sending.stored)
             finally:
                 for path in copies.values():
@@ -359,6 +377,8 @@ class _Sending:
     ) -> None:
         self.copies = copies
         self._waiting: deque[StagedObject] = deque()
+        self._headers: dict[int, StagedHeader] = {}  # by image index, for the images waiting
+        self._checks: dict[int, Check] = {}  # likewise, for those not verified yet
         self._total = 0
         self._on_stored = on_stored
         self._ready = threading.Condition()
@@ -368,11 +388,25 @@ class _Sending:
         self.decompressed: Counter[str] = Counter()
         self.failure: BaseException | None = None
 
-    def put(self, item: StagedObject) -> None:
+    def put(
+        self, item: StagedObject, header: StagedHeader | None = None, check: Check | None = None
+    ) -> None:
         with self._ready:
             self._waiting.append(item)
             self._total += 1
+            if header is not None and len(self._headers) < KEPT_HEADERS:
+                self._headers[item.entry.index] = header
+            if check is not None:
+                self._checks[item.entry.index] = check
             self._ready.notify()
+
+    def header(self, item: StagedObject) -> StagedHeader | None:
+        """`item`'s header (once: it is then forgotten): read by its check, now, if it was put
+        with one (raising the check's failure), else as `put` kept it, else None."""
+        with self._ready:
+            check = self._checks.pop(item.entry.index, None)
+            header = self._headers.pop(item.entry.index, None)
+        return header if check is None else check(item)
 
     def close(self) -> None:
         """No image will be put any more: each association ends once the queue is empty."""

@@ -29,6 +29,7 @@ import functools
 import os
 import shlex
 import shutil
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -494,8 +495,22 @@ async def _receive(
     limit = asyncio.Semaphore(PARALLEL_DOWNLOADS)
     arriving: as_they_arrive.StoringAsTheyArrive[_Reconciled] | None = None
 
+    latest: list[tuple[int, int]] = []  # the images stored, of how many, not told yet
+    telling = threading.Lock()
+
+    def tell_stored() -> None:
+        with telling:
+            done, total = latest.pop()
+        on_event(Stored(done, max(total, len(reader.entries))))
+
     def stored(done: int, total: int) -> None:  # called from the C-STORE threads
-        loop.call_soon_threadsafe(lambda: on_event(Stored(done, max(total, len(reader.entries)))))
+        # The loop is woken once for the counts that come before it tells them, and tells the
+        # latest: a wake-up and a Stored per image cost the loop more than the count is worth.
+        with telling:
+            waking = not latest
+            latest[:] = [(done, total)]
+        if waking:
+            loop.call_soon_threadsafe(tell_stored)
 
     async def stage(batch: list[ManifestEntry]) -> None:
         async with limit:

@@ -19,7 +19,8 @@ from typing import BinaryIO
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from receiving_site import errors, inflate
+from receiving_site import errors, staged_header
+from receiving_site.staged_header import StagedHeader
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from transfer_codes.errors import TransferCodeError
 from transfer_codes.manifest import ManifestEntry, StudySummary
@@ -164,13 +165,20 @@ def check_object(item: StagedObject, summary: StudySummary) -> Dataset:
     `VerificationFailed` if it is not readable DICOM or not the image the manifest lists,
     `IdentityMismatch` if it belongs to another patient than the summary's. Returns its header
     (read without pixel data)."""
+    return check_header(item, summary).dataset
+
+
+def check_header(item: StagedObject, summary: StudySummary) -> StagedHeader:
+    """`check_object`, returning the header as read (`staged_header`): filing under the local
+    record takes it from here instead of reading the file again."""
     expected = (summary.patient_id, summary.issuer_of_patient_id, summary.patient_name)
     try:
-        ds = inflate.read(item.path, item.entry.index + 1, stop_before_pixels=True)
+        header = staged_header.read(item.path, item.entry.index + 1)
     except (InvalidDicomError, ValueError, EOFError, OSError) as e:
         raise errors.VerificationFailed(
             f"Image {item.entry.index + 1} is not readable DICOM ({e}). Nothing was stored."
         ) from e
+    ds = header.dataset
     if str(ds.get("SOPInstanceUID", "")) != item.entry.sop_instance_uid:
         raise errors.VerificationFailed(
             f"Image {item.entry.index + 1} is not the image the manifest lists. Nothing was stored."
@@ -182,4 +190,5 @@ def check_object(item: StagedObject, summary: StudySummary) -> Dataset:
     )
     if found != expected:
         raise errors.IdentityMismatch()
-    return ds
+    header.restore()
+    return header

@@ -48,8 +48,7 @@ from pydicom.charset import default_encoding
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO, DicomFileLike
-from pydicom.filereader import read_partial
-from pydicom.filewriter import write_data_element, write_file_meta_info
+from pydicom.filewriter import write_data_element
 from pydicom.tag import BaseTag
 from pydicom.uid import (
     UID,
@@ -68,8 +67,9 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from receiving_site import coded_coercion, errors, inflate, reconcile
+from receiving_site import coded_coercion, errors, file_meta, inflate, reconcile, staged_header
 from receiving_site.reconcile import Coercion
+from receiving_site.staged_header import StagedHeader
 from receiving_site.staging import PREAMBLE, StagedObject
 
 # What a PACS that refuses a compressed format is asked for instead, the first preferred: it
@@ -100,8 +100,6 @@ MAX_DECLARED_BYTES = 2 * 2**30
 MAX_EXPANSION = 4096
 RLE_EXPANSION = 72  # at most 64 for RLE's runs, plus its headers
 _REASON_CHARS = 200  # of a decoder's error, in a message staff read
-# Where `dcmread(stop_before_pixels=True)` stops: Float, Double Float and Pixel Data.
-_PIXEL_DATA = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _COPY_BLOCK = 1 << 20  # bytes per read of the pixel data copied as staged
 _UNDEFINED = 0xFFFFFFFF  # an element's length when it is undefined (PS3.5 7.1.1)
 _HEADER_SIZES = (8, 12)  # bytes before an element's value: implicit or short, long explicit VR
@@ -124,22 +122,32 @@ def wire_path(item: StagedObject) -> Path:
 
 
 def rewrite(
-    item: StagedObject, syntax: str | None = None, *, coercion: Coercion | None = None
+    item: StagedObject,
+    syntax: str | None = None,
+    *,
+    coercion: Coercion | None = None,
+    header: StagedHeader | None = None,
 ) -> Path:
     """Write `item` beside its staged file, decompressed into `syntax` (one of `UNCOMPRESSED`;
     None keeps its own) and coerced by `coercion` (None: identity untouched); returns the
-    copy's path. Raises `Undecodable` if pydicom cannot decode it (no decoder for its format,
-    corrupt data) or it declares more pixels than may be decoded, `IdentityHeld` if the coerced
-    values cannot be written in its character set, and `OSError` if the copy cannot be
-    written."""
+    copy's path. `header`, if given, is the staged file's header as `staged_header.read` gave
+    it (the identity check read it): a copy that keeps the transfer syntax is made from it
+    instead of reading the file's header again; it is used up (its data set is coerced).
+    Raises `Undecodable` if pydicom cannot decode it (no decoder for its format, corrupt data)
+    or it declares more pixels than may be decoded, `IdentityHeld` if the coerced values
+    cannot be written in its character set, and `OSError` if the copy cannot be written."""
     if syntax is not None and syntax not in UNCOMPRESSED:
         raise ValueError(f"{syntax} is not an uncompressed transfer syntax")
     original = UID(item.entry.transfer_syntax_uid)
     with item.path.open("rb") as f:  # an OSError here is this machine's, not the image's
         file_size = os.fstat(f.fileno()).st_size
-        inflate.check(item.path, item.entry.index + 1)  # ImageTooLarge before pydicom inflates
-        if syntax is None and not original.is_deflated:
-            return _coerced(item, f, coercion)
+        kept = syntax is None and not original.is_deflated
+        if header is not None and (not kept or header.size != file_size):
+            header = None  # read for another file, or not what this copy is made from
+        if header is None:  # else checked when the header was read
+            inflate.check(item.path, item.entry.index + 1)  # ImageTooLarge before inflating
+        if kept:
+            return _coerced(item, f, coercion, header)
         try:
             ds = pydicom.dcmread(f)
         except Exception as e:  # a reader can fail in any way on bad data
@@ -164,7 +172,9 @@ def rewrite(
     return _written(item, ds)
 
 
-def _coerced(item: StagedObject, f: BinaryIO, coercion: Coercion | None) -> Path:
+def _coerced(
+    item: StagedObject, f: BinaryIO, coercion: Coercion | None, header: StagedHeader | None
+) -> Path:
     """`rewrite` keeping the transfer syntax, from `f` (the staged file, open): pydicom reads
     the data set up to the pixel data, which is the bulk of an image and which coercion never
     changes, and encodes it coerced; the pixel data element, and whatever follows it, are then
@@ -173,22 +183,16 @@ def _coerced(item: StagedObject, f: BinaryIO, coercion: Coercion | None) -> Path
     full read and write would give, without decoding and re-encoding megabytes per image. Not
     for a deflated file: its data set is one deflate stream. The header's elements that
     coercion left as read are copied as staged too (`_spliced`), and those it writes are
-    encoded once per import and identity read (`coded_coercion`), not per image."""
-    at_pixels: list[int] = []
-
-    def stop(tag: BaseTag, vr: str | None, length: int) -> bool:
-        if tag in _PIXEL_DATA:
-            at_pixels.append(tag)  # pydicom rewinds `f` to the start of this element
-            return True
-        return False
-
-    try:
-        ds = read_partial(f, stop)
-    except Exception as e:  # a reader can fail in any way on bad data
-        raise errors.Undecodable(_reason(e)) from e
-    tail = f.tell() if at_pixels else None
-    read = {tag: ds.get_item(tag) for tag in ds.keys()}  # noqa: SIM118 (iterating converts)
-    end = tail if tail is not None else os.fstat(f.fileno()).st_size
+    encoded once per import and identity read (`coded_coercion`), not per image. `header`:
+    the file's header as read already (`rewrite`), else it is read here."""
+    if header is None:
+        try:
+            header = staged_header.parse(f)
+        except Exception as e:  # a reader can fail in any way on bad data
+            raise errors.Undecodable(_reason(e)) from e
+    ds, read, tail = header.dataset, header.read, header.pixels_at
+    at_pixels = [] if header.pixel_tag is None else [header.pixel_tag]
+    end = tail if tail is not None else header.size
     key = None if coercion is None else coded_coercion.key(coercion, read, ds.original_encoding)
     coded = None if key is None else coded_coercion.recall(key)
     if coded is not None:  # this import's coercion, encoded for an image read the same
@@ -268,7 +272,7 @@ def _spans(
     left to pydicom."""
     spans: dict[BaseTag, tuple[int, int]] = {}
     previous: int | None = None
-    for tag in sorted(read):
+    for tag in sorted(read, key=int):
         element = read[tag]
         if not isinstance(element, RawDataElement) or element.length == _UNDEFINED:
             previous = None
@@ -333,9 +337,9 @@ def _spliced(
         fp = DicomFileLike(out)
         fp.is_implicit_VR, fp.is_little_endian = encoding
         fp.write(b"\x00" * PREAMBLE + b"DICM")
-        write_file_meta_info(fp, meta, enforce_standard=True)
+        file_meta.write(fp, meta)  # as `write_file_meta_info(fp, meta, enforce_standard=True)`
         run: list[int] = []  # [start, end) in `f` of elements to copy next
-        for tag in sorted(tags):
+        for tag in sorted(tags, key=int):
             if tag.element == 0 and tag.group > 6:
                 continue  # as `write_dataset`: retired group lengths are not written
             span = None if tag in coded_coercion.TAGS else spans.get(tag)

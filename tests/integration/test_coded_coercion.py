@@ -8,14 +8,16 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
+from typing import BinaryIO
 
 import pydicom
 import pytest
 from dicom_corpus import TEST_FILES, valid_part10_images
 from staged_files import coerced_whole, edited, staged_copies
 
-from receiving_site import coded_coercion, reconcile, transcode
+from receiving_site import coded_coercion, reconcile, staged_header, staging, transcode
 from receiving_site.reconcile import Coercion, Demographics
+from transfer_codes.manifest import StudySummary
 
 LOCAL = Demographics("MRN-777", "REGIONAL", "DOE^JANE", "19850214")
 WHEN = datetime(2026, 11, 29, 23, 5, tzinfo=UTC)
@@ -109,3 +111,66 @@ def test_a_coercion_that_changes_the_character_set_is_never_kept(
     assert copies == expected
     assert len(coercions) == 2
     assert pydicom.dcmread(BytesIO(copies[0])).SpecificCharacterSet == reconcile.UTF8
+
+
+def _summary_of(path: Path) -> StudySummary:
+    """A study summary naming the patient and study of the file at `path`."""
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    return StudySummary(
+        patient_name=str(ds.get("PatientName", "")),
+        patient_id=str(ds.get("PatientID", "")),
+        issuer_of_patient_id=str(ds.get("IssuerOfPatientID", "")),
+        patient_birth_date="",
+        patient_sex="",
+        study_instance_uid=str(ds.StudyInstanceUID),
+        study_date="",
+        study_description="",
+        accession_number="",
+        modalities=(),
+        series_count=1,
+        instance_count=1,
+        sending_site="St. Mary's",
+        break_glass=False,
+    )
+
+
+def test_a_copy_made_from_the_checked_header_is_the_one_a_whole_read_and_write_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The identity check's read of each header (`check_header`) is what filing copies from:
+    the file's header is not read again, and the copy is byte for byte the same, the elements
+    the check parsed included. Every valid bundled file, twice over (the second time every
+    identity was seen)."""
+    items = staged_copies(valid_part10_images(one_per_instance=False), tmp_path)
+    expected = {item.entry.index: coerced_whole(item.path, COERCION) for item in items}
+    reads: list[int] = []
+    parse = staged_header.parse
+
+    def counted(f: BinaryIO) -> staged_header.StagedHeader:
+        reads.append(1)
+        return parse(f)
+
+    monkeypatch.setattr(staged_header, "parse", counted)
+
+    for item in [*items, *reversed(items)]:
+        header = staging.check_header(item, _summary_of(item.path))
+        reads.clear()
+        copy = transcode.rewrite(item, coercion=COERCION, header=header)
+        assert copy.read_bytes() == expected[item.entry.index], item.entry.index
+        assert reads == [], item.path  # (a deflated file is read whole by `dcmread`)
+
+
+def test_a_header_read_for_another_file_is_not_used(tmp_path: Path) -> None:
+    """A header whose file size is not the staged file's is read again, not trusted."""
+    first, second = staged_copies(
+        [
+            edited(TEST_FILES / "CT_small.dcm", tmp_path / "1.dcm", InstanceNumber=1),
+            edited(TEST_FILES / "CT_small.dcm", tmp_path / "2.dcm", ImageComments="longer"),
+        ],
+        tmp_path / "staged",
+    )
+    header = staging.check_header(first, _summary_of(first.path))
+
+    copy = transcode.rewrite(second, coercion=COERCION, header=header)
+
+    assert copy.read_bytes() == coerced_whole(second.path, COERCION)

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pydicom
 import pytest
@@ -19,7 +19,7 @@ from pydicom.uid import AllTransferSyntaxes, UncompressedTransferSyntaxes
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from staged_files import corrupted_j2k, staged_copies
 
-from receiving_site import errors
+from receiving_site import errors, pacs, staged_header
 from receiving_site.pacs import PacsAddress, StoreAsVerified, store_to_pacs
 from receiving_site.reconcile import Coercion, Demographics
 from receiving_site.staging import StagedObject
@@ -179,4 +179,98 @@ def test_an_image_that_does_not_decode_among_many_stores_nothing_and_leaves_no_c
             store_to_pacs(items, address, COERCION, associations=3)
 
     assert recorder.stored == {}
+    assert _left_beside(staged) == []
+
+
+def test_images_put_with_their_checked_headers_are_filed_from_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An image put with the header its identity check read is filed from that header, not
+    read again, and arrives as one put without it; an image the PACS takes only decompressed
+    is decoded from its file whatever header came with it."""
+    staged = tmp_path / "staged"
+    jpeg = TEST_FILES / "SC_rgb_jpeg_dcmtk.dcm"
+    items = staged_copies([jpeg, *make_ct_study(tmp_path / "study", 6, seed=13)], staged)
+    reads: list[int] = []
+    parse = staged_header.parse
+
+    def counted(f: BinaryIO) -> staged_header.StagedHeader:
+        reads.append(1)
+        return parse(f)
+
+    monkeypatch.setattr(staged_header, "parse", counted)
+    stored: list[dict[str, Dataset]] = []
+    read_again: list[int] = []
+    for with_headers in (False, True):
+        headers = [staged_header.read(i.path, i.entry.index + 1) for i in items]
+        reads.clear()
+        recorder = _KeepingScp()
+        for address in _serve(recorder, list(UncompressedTransferSyntaxes)):
+            store = StoreAsVerified(address, COERCION, associations=3)
+            for item, header in zip(items, headers, strict=True):
+                store.put(item, header if with_headers else None)
+            store.close()
+            assert store.finish().decompressed_images == 1
+        stored.append(recorder.stored)
+        read_again.append(len(reads))
+
+    assert read_again == [6, 0]
+    assert stored[0] == stored[1]
+    assert len(stored[1]) == 7
+    assert {ds.PatientID for ds in stored[1].values()} == {"MRN-777"}
+    assert _left_beside(staged) == []
+
+
+def test_headers_kept_for_the_images_waiting_are_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past `KEPT_HEADERS` images waiting, an image's header is not kept (it is read again)."""
+    items = staged_copies(make_ct_study(tmp_path / "study", 3, rows=8, columns=8), tmp_path)
+    monkeypatch.setattr(pacs, "KEPT_HEADERS", 2)
+    sending = pacs._Sending({}, None)
+    for item in items:
+        sending.put(item, staged_header.read(item.path, item.entry.index + 1))
+
+    kept = [sending.header(item) for item in items]
+    assert [header is not None for header in kept] == [True, True, False]
+    assert [sending.header(item) for item in items] == [None, None, None]  # given once
+
+
+def test_images_put_to_be_checked_are_checked_by_the_association_before_anything_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An image put with its check is checked by the association that takes it, and filed
+    from the header the check read (each header read once); the first that fails the check
+    is not stored, and the storing stops with its failure."""
+    recorder = _KeepingScp()
+    staged = tmp_path / "staged"
+    items = staged_copies(make_ct_study(tmp_path / "study", 8, seed=14), staged)
+    bad = items[5]
+    reads: list[int] = []
+    parse = staged_header.parse
+
+    def counted(f: BinaryIO) -> staged_header.StagedHeader:
+        reads.append(1)
+        return parse(f)
+
+    monkeypatch.setattr(staged_header, "parse", counted)
+
+    def check(item: StagedObject) -> staged_header.StagedHeader:
+        if item is bad:
+            raise errors.IdentityMismatch()
+        return staged_header.read(item.path, item.entry.index + 1)
+
+    for address in _serve(recorder, AllTransferSyntaxes):
+        store = StoreAsVerified(address, COERCION, associations=1)
+        for item in items:
+            store.put(item, check=check)
+        store.close()
+        with pytest.raises(errors.IdentityMismatch):
+            store.finish()
+
+    assert store.stored == 5
+    assert len(reads) == 5  # the check's reads only
+    sops = {str(pydicom.dcmread(i.path, stop_before_pixels=True).SOPInstanceUID): i for i in items}
+    assert {sops[uid].entry.index for uid in recorder.stored} == {0, 1, 2, 3, 4}
+    assert {ds.PatientID for ds in recorder.stored.values()} == {"MRN-777"}
     assert _left_beside(staged) == []

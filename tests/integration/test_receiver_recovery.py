@@ -9,6 +9,7 @@ import base64
 import json
 import shlex
 import stat
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -338,6 +339,28 @@ async def test_a_refused_format_stores_nothing_and_the_same_code_resumes(
     assert result.instances == INSTANCES
     assert await pushed.attempt_results() == ["redeemed", "repeated"]
     assert pushed.state_files() == pushed.delivered_files()
+
+
+@pytest.mark.asyncio
+async def test_counts_stored_while_the_loop_is_busy_are_told_once_the_latest(
+    pushed: Pushed,
+) -> None:
+    """The C-STORE threads' counts wake the event loop once for all that come before it tells
+    them, and the latest is told: here the loop is held while the other images are stored."""
+    told: list[tuple[int, int]] = []
+
+    def on_event(event: object) -> None:
+        if isinstance(event, redeem.Stored):
+            told.append((event.images_done, event.images_total))
+            if len(told) == 1:
+                time.sleep(1.0)  # the loop is busy: the other images are stored meanwhile
+
+    with RecordingStorageSCP() as scp:
+        address = PacsAddress(scp.ae_title, scp.host, scp.port)
+        result = await redeem.redeem(pushed.request(out=None, pacs=address), on_event)
+        assert len(scp.received) == INSTANCES
+    assert result.instances == INSTANCES
+    assert told == [(1, INSTANCES), (INSTANCES, INSTANCES)]
 
 
 # -- found by the kill harness: the receipt's answer lost --------------------------------------
