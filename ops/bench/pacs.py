@@ -173,6 +173,7 @@ class RelayRun:
     stored: list[float]
     cpu_s: dict[str, float]
     released_at: float | None = None  # held back: when the rest of the study was sent
+    steps: dict[str, float] = field(default_factory=dict)  # seconds from the start to each step
 
 
 @dataclass
@@ -187,6 +188,7 @@ class PacsRun:
     arrived: list[float] = field(default_factory=list)  # Unix times, sorted
     at_relay: list[float] = field(default_factory=list)
     stored: list[float] = field(default_factory=list)
+    steps: dict[str, float] = field(default_factory=dict)  # see `RelayRun.steps`
     # CPU seconds per process: "direct C-STORE", "direct HTTP" and "ours", each by process.
     cpu_s: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -247,6 +249,7 @@ def pacs_to_pacs(study: Study, work: Path, route: Route = loopback) -> PacsRun:
             run.arrived,
             run.at_relay,
             run.stored,
+            run.steps,
             cpu,
         )
 
@@ -333,11 +336,18 @@ def _through_the_relay(
             }
         )
         rest: list[str] = []
+        steps: dict[str, float] = {}
+        wall: list[float] = []  # the Unix time at `start`
+
+        def step(name: str) -> None:
+            steps[name] = round(time.perf_counter() - start, 3)
+
         if held_back:
             first, *rest = (i["ID"] for i in a.get_json(f"/studies/{study_id}/instances"))
             stored.start()
             used.start()
             start = time.perf_counter()
+            wall.append(time.time())
             a.store("modalities/agent", first)  # the scanner's first image
         else:
             # The nurse finds the study in the ER's PACS by the patient's record number...
@@ -349,11 +359,13 @@ def _through_the_relay(
             stored.start()
             used.start()
             start = time.perf_counter()
+            wall.append(time.time())
             # ... fetches it (the page follows the fetch, which runs in the agent)...
             fetching = er.post("/pacs/fetch", {"study": html.unescape(found.group(1))})
             _page_ok(fetching, "fetching the study")
         # The nurse opens the study as soon as it is listed, and sends it to the trauma center.
         home = until(lambda: _STUDY.search(er.get("/")[2]), "the study in the ER console")
+        step("study listed")
         send = er.post(
             f"/studies/{home.group(1)}/send", {"recipient": RECEIVER, "acknowledge": "yes"}
         )
@@ -365,6 +377,7 @@ def _through_the_relay(
         code = _CODE.search(_page_ok(page, "the transfer's page"))
         if code is None:
             raise RuntimeError(f"no code on the transfer's page: {page[2][-2000:]}")
+        step("code shown")
         # What the family's phone does with the link the page shows as a QR.
         token = journal.load(sender.state, tid).authorization_token
         answer = json.loads(
@@ -372,17 +385,21 @@ def _through_the_relay(
         )
         if answer["state"] != "authorized":
             raise RuntimeError(f"the authorization failed: {answer}")
+        step("authorized")
         # The trauma center's registrar types the code, then files the study under a new
         # local record number once the preview shows; each image is stored as it is verified.
         entered = trauma.post("/redeem", {"code": html.unescape(code.group(1)).strip()})
         _page_ok(entered, "entering the code")
+        step("code entered")
         imported = f"/imports/{tid}"
         until(lambda: 'data-stage="preview"' in trauma.get(imported)[2], "the preview")
+        step("preview shown")
         _page_ok(trauma.post(f"{imported}/identity", {"local_patient_id": LOCAL_ID}), "the record")
         confirmed = trauma.post(
             f"{imported}/import", {"local_patient_id": LOCAL_ID, "ack-new": "1"}
         )
         _page_ok(confirmed, "confirming the patient")
+        step("patient confirmed")
         if held_back:
             until(lambda: stored.reached(1), "the first image in Orthanc B", interval=COUNT_POLL)
             released_at = time.time()
@@ -416,7 +433,14 @@ def _through_the_relay(
     objects = relay.data / "objects" / tid
     at_relay = sorted(p.stat().st_mtime for p in objects.glob("*.sealed"))
     peaks = {"relay": relay_peak, **{agent.name: agent.peak_rss_mb for agent in agents}}
-    return RelayRun(elapsed, peaks, arrived, at_relay, stored.times, cpu_s, released_at)
+    for name, times in (("at the sender", arrived), ("at the relay", at_relay)):
+        for which, at in (("first", times[:1]), ("last", times[-1:])):
+            steps[f"{which} image {name}"] = round(at[0] - wall[0], 3) if at else -1.0
+    stored_times = sorted(stored.times)
+    steps["first image stored"] = round(stored_times[0] - wall[0], 3) if stored_times else -1.0
+    steps["every image stored"] = round(elapsed, 3)
+    steps = dict(sorted(steps.items(), key=lambda item: item[1]))
+    return RelayRun(elapsed, peaks, arrived, at_relay, stored.times, cpu_s, released_at, steps)
 
 
 def _agent(name: str, argv: list[str], folder: Path, console: str) -> Measured:

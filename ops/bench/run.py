@@ -114,6 +114,7 @@ class Suite:
                         "verified_instances": run.instances,
                         "path": PATH,
                         "cpu_s": run.cpu_s,
+                        "steps_s": run.steps,
                     },
                 )
             )
