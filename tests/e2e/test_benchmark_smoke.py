@@ -61,6 +61,11 @@ def test_the_quick_suite_runs_and_writes_every_chosen_figure(tmp_path: Path) -> 
         assert figure["peer"] > 0
         assert figure["ratio"] == _ratio_of(figure)
         assert isinstance(figure["met"], bool)
+        steps = figure["details"]["steps_s"]  # seconds from the nurse's Fetch to each step
+        assert 0 <= steps["study listed"] <= steps["code shown"] <= steps["code entered"]
+        assert steps["patient confirmed"] <= steps["first image stored"]
+        assert steps["every image stored"] == round(figure["ours"], 3)
+        assert steps["last image at the relay"] >= steps["first image at the relay"] >= 0
     latency = [f for name, f in by_name.items() if name.startswith("Cut-through latency")]
     assert len(latency) == 2
     assert all(f["ours"] >= 0 for f in latency)
