@@ -6,13 +6,15 @@ from __future__ import annotations
 import hashlib
 from io import BytesIO
 from pathlib import Path
+from typing import BinaryIO
 
 import pydicom
+import pytest
 from dicom_corpus import TEST_FILES
 from pydicom.pixels import convert_color_space
 from pydicom.uid import JPEG2000, RLELossless
 
-from receiving_site import reconcile
+from receiving_site import reconcile, staged_header
 from receiving_site.reconcile import Coercion
 from receiving_site.staging import PREAMBLE, StagedObject, staged_path
 from transfer_codes.manifest import ManifestEntry
@@ -141,3 +143,17 @@ def coerced_whole(path: Path, coercion: Coercion) -> bytes:
     out = BytesIO()
     ds.save_as(out, enforce_file_format=True)
     return out.getvalue()
+
+
+def count_header_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one each time `staged_header.parse` reads a staged file's header
+    (clear it to count afresh)."""
+    reads: list[int] = []
+    parse = staged_header.parse
+
+    def counted(f: BinaryIO) -> staged_header.StagedHeader:
+        reads.append(1)
+        return parse(f)
+
+    monkeypatch.setattr(staged_header, "parse", counted)
+    return reads

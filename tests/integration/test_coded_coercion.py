@@ -8,14 +8,13 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
-from typing import BinaryIO
 
 import pydicom
 import pytest
 from dicom_corpus import TEST_FILES, valid_part10_images
-from staged_files import coerced_whole, edited, staged_copies
+from staged_files import coerced_whole, count_header_reads, edited, staged_copies
 
-from receiving_site import coded_coercion, reconcile, staged_header, staging, transcode
+from receiving_site import coded_coercion, reconcile, staging, transcode
 from receiving_site.reconcile import Coercion, Demographics
 from transfer_codes.manifest import StudySummary
 
@@ -143,14 +142,7 @@ def test_a_copy_made_from_the_checked_header_is_the_one_a_whole_read_and_write_g
     identity was seen)."""
     items = staged_copies(valid_part10_images(one_per_instance=False), tmp_path)
     expected = {item.entry.index: coerced_whole(item.path, COERCION) for item in items}
-    reads: list[int] = []
-    parse = staged_header.parse
-
-    def counted(f: BinaryIO) -> staged_header.StagedHeader:
-        reads.append(1)
-        return parse(f)
-
-    monkeypatch.setattr(staged_header, "parse", counted)
+    reads = count_header_reads(monkeypatch)
 
     for item in [*items, *reversed(items)]:
         header = staging.check_header(item, _summary_of(item.path))

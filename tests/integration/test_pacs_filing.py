@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import pydicom
 import pytest
@@ -17,7 +17,7 @@ from dicom_corpus import TEST_FILES
 from pydicom.dataset import Dataset
 from pydicom.uid import AllTransferSyntaxes, UncompressedTransferSyntaxes
 from pynetdicom import AE, AllStoragePresentationContexts, evt
-from staged_files import corrupted_j2k, staged_copies
+from staged_files import corrupted_j2k, count_header_reads, staged_copies
 
 from receiving_site import errors, pacs, staged_header
 from receiving_site.pacs import PacsAddress, StoreAsVerified, store_to_pacs
@@ -191,14 +191,7 @@ def test_images_put_with_their_checked_headers_are_filed_from_them(
     staged = tmp_path / "staged"
     jpeg = TEST_FILES / "SC_rgb_jpeg_dcmtk.dcm"
     items = staged_copies([jpeg, *make_ct_study(tmp_path / "study", 6, seed=13)], staged)
-    reads: list[int] = []
-    parse = staged_header.parse
-
-    def counted(f: BinaryIO) -> staged_header.StagedHeader:
-        reads.append(1)
-        return parse(f)
-
-    monkeypatch.setattr(staged_header, "parse", counted)
+    reads = count_header_reads(monkeypatch)
     stored: list[dict[str, Dataset]] = []
     read_again: list[int] = []
     for with_headers in (False, True):
@@ -246,14 +239,7 @@ def test_images_put_to_be_checked_are_checked_by_the_association_before_anything
     staged = tmp_path / "staged"
     items = staged_copies(make_ct_study(tmp_path / "study", 8, seed=14), staged)
     bad = items[5]
-    reads: list[int] = []
-    parse = staged_header.parse
-
-    def counted(f: BinaryIO) -> staged_header.StagedHeader:
-        reads.append(1)
-        return parse(f)
-
-    monkeypatch.setattr(staged_header, "parse", counted)
+    reads = count_header_reads(monkeypatch)
 
     def check(item: StagedObject) -> staged_header.StagedHeader:
         if item is bad:
