@@ -21,7 +21,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from receiving_site import pacs, staging
+from receiving_site import pacs, staging, stow
 from transfer_codes.manifest import StudySummary
 
 T = TypeVar("T")
@@ -32,12 +32,13 @@ class Opened(Generic[T]):
     """What `opening` gives: the store that takes the images, and `context` for the caller
     (the request with the staff's answer applied, the local record)."""
 
-    store: pacs.StoreAsVerified
+    store: pacs.StoreAsVerified | stow.StowAsVerified
     context: T
 
 
 class StoringAsTheyArrive(Generic[T]):
-    """Feeds verified images to a `pacs.StoreAsVerified` once `opening` is done; images
+    """Feeds verified images to a `pacs.StoreAsVerified` (C-STORE) or a
+    `stow.StowAsVerified` (STOW-RS) once `opening` is done; images
     verified before that wait here (the downloads go on)."""
 
     def __init__(
@@ -67,7 +68,7 @@ class StoringAsTheyArrive(Generic[T]):
         """Store `item` (verified) once it is known to be the summary's patient's and its study
         UID was checked. Raises `IdentityMismatch` or `VerificationFailed` (it is not stored),
         or the failure of the opening or of the storing so far. Once the store is open, an image
-        of a study UID checked already is checked by the association that stores it, before
+        of a study UID checked already is checked by the thread that stores it, before
         anything else (`pacs.StoreAsVerified.put`): its failure is then raised by a later
         `add`, or by `finish`."""
         uid = item.entry.study_instance_uid
@@ -119,7 +120,7 @@ class StoringAsTheyArrive(Generic[T]):
 
     def stop(self) -> None:
         """Store nothing more, without waiting (the redemption is being cancelled): the
-        associations end after the image being sent."""
+        associations (or posts) end after the image (or batch) being sent."""
         self._opening.cancel()
         if self._opened is not None:
             self._opened.store.stop()

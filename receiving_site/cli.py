@@ -52,8 +52,8 @@ def add_parsers(sub: Any) -> None:
             "with --pacs: store each image as soon as it is verified (after the preview is "
             "confirmed and the patient checked with the PACS), while the rest is still "
             "arriving, instead of once the whole study is; if the transfer then fails, the "
-            "PACS has part of the study and the message says so. C-STORE only: with --stow "
-            "the whole study is still verified first"
+            "PACS has part of the study and the message says so (C-STORE, or STOW-RS with "
+            "--stow)"
         ),
     )
     p.add_argument(

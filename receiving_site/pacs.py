@@ -210,7 +210,7 @@ def store_to_pacs(
                 for s in staged
             }
         )
-        sending = _Sending(copies, on_stored)
+        sending = Sending(copies, on_stored)
         for item in staged:
             sending.put(item)
         sending.close()
@@ -268,7 +268,7 @@ class StoreAsVerified:
         on_stored: Callable[[int, int], None] | None = None,
         associations: int = 1,
     ) -> None:
-        self.sending = _Sending({}, on_stored)
+        self.sending = Sending({}, on_stored)
         self._coercion = coercion  # without one, an image is sent as staged: no header needed
         self._formats: dict[formats.Pair, StagedObject] = {}
         self._lock = threading.Lock()
@@ -364,8 +364,9 @@ def _no_longer_accepted(pairs: list[formats.Pair]) -> str:
     )
 
 
-class _Sending:
-    """The images several associations share out, one at a time, and what they did: a queue
+class Sending:
+    """The images several associations (or STOW-RS posts, `stow.StowAsVerified`) share out,
+    one at a time or a batch at a time (`more`), and what they did: a queue
     that `put` fills (all at once for a whole study, or as each image is verified) and `close`
     ends. The first failure, or `stop`, stops every association at its next image; `result`
     raises the failure."""
@@ -408,6 +409,24 @@ class _Sending:
             header = self._headers.pop(item.entry.index, None)
         return header if check is None else check(item)
 
+    @property
+    def total(self) -> int:
+        """How many images were put so far."""
+        with self._ready:
+            return self._total
+
+    def more(self, most: int, room: int) -> list[StagedObject]:
+        """Up to `most` more images already waiting (never waits), in order, while their sizes
+        fit in `room` bytes: the rest of a batch that `next` began."""
+        taken: list[StagedObject] = []
+        with self._ready:
+            while self._waiting and len(taken) < most and not (self.failure or self._stopped):
+                if self._waiting[0].entry.size > room:
+                    break
+                room -= self._waiting[0].entry.size
+                taken.append(self._waiting.popleft())
+        return taken
+
     def close(self) -> None:
         """No image will be put any more: each association ends once the queue is empty."""
         with self._ready:
@@ -444,11 +463,14 @@ class _Sending:
                     quiet = True
                 self._ready.wait()
 
-    def done(self, decompressed_from: str | None = None) -> None:
+    def done(self, decompressed_from: str | None = None, count: int = 1) -> None:
+        """`count` more images were stored (`decompressed_from` that syntax, if any)."""
+        if count <= 0:
+            return
         with self._ready:
-            self.stored += 1
+            self.stored += count
             if decompressed_from is not None:
-                self.decompressed[decompressed_from] += 1
+                self.decompressed[decompressed_from] += count
             if self._on_stored is not None:
                 self._on_stored(self.stored, self._total)
 
@@ -463,7 +485,7 @@ class _Sending:
         return self.stored
 
 
-def _send_over_one(pacs: PacsAddress, wire: list[formats.Pair], sending: _Sending) -> None:
+def _send_over_one(pacs: PacsAddress, wire: list[formats.Pair], sending: Sending) -> None:
     """One association of `store_to_pacs`: C-STORE images from `sending` until none is left;
     every failure goes into `sending` (never raised: it runs in a pool)."""
     try:

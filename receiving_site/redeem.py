@@ -91,7 +91,7 @@ class RedeemRequest:
     assume_yes: bool = False  # `--yes`: stored without asking, so the resume command repeats it
     associations: int = _ASSOCIATIONS  # C-STORE associations at once
     stow: stow.StowDestination | None = None  # store over STOW-RS there instead of C-STORE
-    as_they_arrive: bool = False  # C-STORE each image once verified, not once all are
+    as_they_arrive: bool = False  # store each image once verified, not once all are
     # How to continue once the code is spent, for messages; empty: the `--resume` command.
     how_to_continue: str = ""
 
@@ -480,8 +480,9 @@ async def _receive(
     question: _Question,
 ) -> RedeemResult:
     """Stage and verify every object, deliver once `question` says yes, post the receipt.
-    With `req.as_they_arrive` (C-STORE only), each object is stored as soon as it is verified
-    (`as_they_arrive`), once the question is answered and the patient reconciled."""
+    With `req.as_they_arrive`, each object is stored (C-STORE, or STOW-RS with `req.stow`) as
+    soon as it is verified (`as_they_arrive`), once the question is answered and the patient
+    reconciled."""
     transfer_id, data_key = saved.transfer_id, saved.data_key
     folder = _staging_folder(req, transfer_id)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -546,7 +547,7 @@ async def _receive(
                 preview = Preview(reader.summary, saved.sender)
                 on_event(preview)
                 question.ask(preview)
-                if req.as_they_arrive and req.pacs is not None and req.stow is None:
+                if req.as_they_arrive and req.pacs is not None:
                     arriving = as_they_arrive.StoringAsTheyArrive(
                         reader.summary,
                         _open_pacs(req, req.pacs, reader.summary, saved, question, stored),
@@ -639,7 +640,7 @@ async def _receive(
             raise
         filed_under = reconciled.filed_under
         count, decompressed, note = delivery.stored, delivery.decompressed_images, delivery.note
-        destination, kind = str(req.pacs), "pacs"
+        destination, kind = str(req.stow or req.pacs), "pacs"
     elif req.pacs is not None:
         try:
             if req.stow is None:
@@ -742,14 +743,19 @@ async def _open_pacs(
     on_stored: Callable[[int, int], None],
 ) -> as_they_arrive.Opened[_Reconciled]:
     """Once the question is answered: reconcile from the summary (`_reconciled`, its study UID)
-    and open the store. Raises `NotConfirmed`, `IdentityHeld`."""
+    and open the store (STOW-RS with `req.stow`, else C-STORE). Raises `NotConfirmed`,
+    `IdentityHeld`."""
     answer = await question.answer()
     if answer is False:
         raise _declined(req, saved.transfer_id)
     if isinstance(answer, Filing):
         req = answer.applied_to(req)
     coercion = await asyncio.to_thread(_reconciled, req, address, [], summary, saved)
-    store = pacs.StoreAsVerified(address, coercion, on_stored, req.associations)
+    store: pacs.StoreAsVerified | stow.StowAsVerified
+    if req.stow is not None:
+        store = stow.StowAsVerified(req.stow, coercion, on_stored)
+    else:
+        store = pacs.StoreAsVerified(address, coercion, on_stored, req.associations)
     return as_they_arrive.Opened(store, _Reconciled(req, coercion))
 
 

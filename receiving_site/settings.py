@@ -35,7 +35,7 @@ class PacsSettings:
     as_they_arrive: bool = setting(
         False,
         "Store each image as soon as it is verified, while the rest is still arriving, instead "
-        "of once the whole study is (C-STORE only; STOW-RS stores the whole study).",
+        "of once the whole study is (by C-STORE, or by STOW-RS when [stow] names a server).",
     )
 
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,10 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from receiving_site import errors, transcode
-from receiving_site.pacs import PacsDelivery
+from receiving_site.pacs import Check, PacsDelivery, Sending
 from receiving_site.reconcile import Coercion
 from receiving_site.settings import StowSettings
+from receiving_site.staged_header import StagedHeader
 from receiving_site.staging import StagedObject
 from site_agent.credential import authorization_header
 
@@ -45,6 +47,7 @@ TIMEOUT = aiohttp.ClientTimeout(total=600, connect=30)  # seconds, per POST
 CHECK_TIMEOUT = aiohttp.ClientTimeout(total=30)  # seconds, for the check before the code is spent
 _DETAIL_CHARS = 200  # of a server's answer, in a message staff read
 _MAX_SENTENCES = 10  # refused instances named one by one; the rest are counted
+POSTS_AT_ONCE = 2  # `StowAsVerified`'s posts in flight: one is built while one is answered
 
 # DICOM JSON tags (PS3.18 F.2) of the Store Instances Response Module (PS3.18 10.5.3.2).
 FAILED_SOP_SEQUENCE = "00081198"
@@ -287,6 +290,68 @@ async def post_batch(
     return sentences
 
 
+def _not_stored(dest: StowDestination, sentences: list[str], stored: int) -> errors.PacsRefused:
+    more = len(sentences) - _MAX_SENTENCES
+    listed = sentences[:_MAX_SENTENCES] + ([f"And {more} more."] if more > 0 else [])
+    return errors.PacsRefused(
+        f"The DICOMweb server at {dest.url} did not store every image. "
+        + " ".join(listed)
+        + f" {stored} images were stored; check the server's log, then run again "
+        "(images already stored are not duplicated)."
+    )
+
+
+async def _copies(
+    batch: list[StagedObject],
+    coercion: Coercion,
+    headers: Mapping[int, StagedHeader],
+    stored: int,
+) -> list[Path]:
+    """Each image of `batch` filed under the local patient (`transcode.rewrite`, from its
+    header in `headers` if there). Raises `PacsRefused` when one does not decode (`stored`
+    images were stored before), and `OSError`; no copy is left behind on failure."""
+    copies: list[Path] = []
+    try:
+        for item in batch:
+            header = headers.get(item.entry.index)
+            copies.append(
+                await asyncio.to_thread(transcode.rewrite, item, coercion=coercion, header=header)
+            )
+    except BaseException as e:
+        for path in copies:
+            path.unlink(missing_ok=True)
+        if isinstance(e, errors.Undecodable):
+            raise errors.PacsRefused(
+                f"Image {item.entry.index + 1} could not be filed under the local patient "
+                f"record ({e.message}). {stored} images were stored."
+            ) from e
+        raise
+    return copies
+
+
+async def _store_batch(
+    session: aiohttp.ClientSession,
+    dest: StowDestination,
+    batch: list[StagedObject],
+    coercion: Coercion | None,
+    headers: Mapping[int, StagedHeader],
+    total: int,
+    stored: int,
+) -> tuple[int, list[str]]:
+    """Post `batch` (filed under the local patient with `coercion`); returns how many of its
+    images the server stored and a sentence for each of the others (`failure_sentence`, of
+    `total`). Raises `StowUnreachable`, `PacsRefused` when the server refuses the request as a
+    whole or an image does not decode (`stored` images were stored before), and `OSError`."""
+    copies = await _copies(batch, coercion, headers, stored) if coercion is not None else []
+    try:
+        files = copies or [item.path for item in batch]
+        sentences = await post_batch(session, dest, batch, files, total)
+    finally:
+        for path in copies:
+            path.unlink(missing_ok=True)
+    return len(batch) - len(sentences), sentences
+
+
 async def store_to_stow(
     staged: list[StagedObject],
     dest: StowDestination,
@@ -302,33 +367,98 @@ async def store_to_stow(
     stored = 0
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
         for batch in batches(staged):
-            copies: list[Path] = []
-            try:
-                for item in batch:
-                    if coercion is not None:
-                        copies.append(
-                            await asyncio.to_thread(transcode.rewrite, item, coercion=coercion)
-                        )
-                files = copies or [item.path for item in batch]
-                sentences = await post_batch(session, dest, batch, files, len(staged))
-            except errors.Undecodable as e:
-                raise errors.PacsRefused(
-                    f"An image could not be filed under the local patient record ({e.message})."
-                    f" {stored} images were stored."
-                ) from e
-            finally:
-                for path in copies:
-                    path.unlink(missing_ok=True)
-            stored += len(batch) - len(sentences)
+            done, sentences = await _store_batch(
+                session, dest, batch, coercion, {}, len(staged), stored
+            )
+            stored += done
             if sentences:
-                more = len(sentences) - _MAX_SENTENCES
-                listed = sentences[:_MAX_SENTENCES] + ([f"And {more} more."] if more > 0 else [])
-                raise errors.PacsRefused(
-                    f"The DICOMweb server at {dest.url} did not store every image. "
-                    + " ".join(listed)
-                    + f" {stored} images were stored; check the server's log, then run again "
-                    "(images already stored are not duplicated)."
-                )
+                raise _not_stored(dest, sentences, stored)
             if on_stored is not None:
                 on_stored(stored, len(staged))
     return PacsDelivery(stored)
+
+
+class StowAsVerified:
+    """STOW-RS images while the study is still arriving (`redeem --stow ... --as-they-arrive`),
+    like `pacs.StoreAsVerified` for C-STORE: `put` each verified image, `close` after the last
+    (or `stop` to store nothing more), then `finish` for the delivery.
+
+    `POSTS_AT_ONCE` threads, each with its own event loop and HTTP session, take the images in
+    the order they were put: each posts the images waiting when it is free (at most
+    `BATCH_IMAGES` and `BATCH_BYTES`), so images that trickle in go one by one, as soon as
+    they are verified, and a backlog goes in full batches. With `coercion`, each is filed under
+    the local patient. The first failure (a check, a refusal, an unreachable server) stops the
+    storing; the images stored before it stay stored. `on_stored(done, put_so_far)` after each
+    batch, from the posting threads."""
+
+    def __init__(
+        self,
+        dest: StowDestination,
+        coercion: Coercion | None = None,
+        on_stored: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.sending = Sending({}, on_stored)
+        self._dest = dest
+        self._coercion = coercion  # without one, an image is posted as staged: no header needed
+        self._threads = [
+            threading.Thread(target=self._run, name=f"stow-{n}", daemon=True)
+            for n in range(POSTS_AT_ONCE)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def put(
+        self, item: StagedObject, header: StagedHeader | None = None, *, check: Check | None = None
+    ) -> None:
+        """As `pacs.StoreAsVerified.put`: `check`, if given, is called by the thread that posts
+        the image, before anything else; its failure stops the storing."""
+        self.sending.put(item, header if self._coercion is not None else None, check)
+
+    def close(self) -> None:
+        self.sending.close()
+
+    def stop(self) -> None:
+        self.sending.stop()
+
+    @property
+    def stored(self) -> int:
+        return self.sending.stored
+
+    def finish(self) -> PacsDelivery:
+        """Wait for the posting threads to end (after `close` or `stop`); returns what was
+        stored, or raises the first failure (`PacsRefused`, `StowUnreachable`, the failure of
+        a check, `OSError`). Blocks."""
+        for thread in self._threads:
+            thread.join()
+        return PacsDelivery(self.sending.result())
+
+    def _run(self) -> None:
+        """One posting thread; every failure goes into `sending` (never raised)."""
+        try:
+            with asyncio.Runner() as runner:
+                runner.run(self._post_all())
+        except BaseException as e:  # handed to the caller through `sending`
+            self.sending.failed(e)
+
+    async def _post_all(self) -> None:
+        sending = self.sending
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+            while (first := sending.next()) is not None:
+                batch = [first, *sending.more(BATCH_IMAGES - 1, BATCH_BYTES - first.entry.size)]
+                headers: dict[int, StagedHeader] = {}
+                for item in batch:  # checked here, if put to be; nothing of the batch is posted
+                    header = sending.header(item)  # when one fails
+                    if header is not None:
+                        headers[item.entry.index] = header
+                done, sentences = await _store_batch(
+                    session,
+                    self._dest,
+                    batch,
+                    self._coercion,
+                    headers,
+                    sending.total,
+                    sending.stored,
+                )
+                sending.done(count=done)
+                if sentences:
+                    raise _not_stored(self._dest, sentences, sending.stored)

@@ -128,10 +128,11 @@ class _Held:
 
 @contextmanager
 def _redeeming_while_held(
-    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, *more: str
 ) -> Iterator[_Held]:
     """Push the study in `tmp_path / "study"`, hold the upload after a few images with its
-    manifest open, authorize and start `redeem --as-they-arrive`; both end on exit."""
+    manifest open, authorize and start `redeem --as-they-arrive` (with `more` arguments); both
+    end on exit."""
     push = start_cli(
         relay.push_args([tmp_path / "study"], state=tmp_path / "er-state"),
         cwd=tmp_path,
@@ -144,7 +145,7 @@ def _redeeming_while_held(
         _hold_after_a_few(relay, push, tid)
         relay.authorize({"authorization_url": printed["link"]})
         redeem = start_cli(
-            _redeem_args(relay, tmp_path, orthanc),
+            [*_redeem_args(relay, tmp_path, orthanc), *more],
             cwd=tmp_path,
             credential=relay.receiver_credential,
             stdin=printed["code"] + "\n",
@@ -172,6 +173,27 @@ def test_images_are_in_the_pacs_before_the_upload_finishes(
         redeemed = finish_cli(held.redeem).ok().json()
 
     assert redeemed["instances"] == len(files)
+    assert_identical_in_orthanc(orthanc, files)
+
+
+def test_over_stow_rs_images_are_in_the_pacs_before_the_upload_finishes(
+    relay: E2ERelay, orthanc_factory: Callable[..., OrthancServer], tmp_path: Path
+) -> None:
+    orthanc = orthanc_factory(dicomweb=True)
+    files = make_ct_study(tmp_path / "study", 30, rows=768, columns=768, seed=306)
+    stow = ("--stow", orthanc.dicomweb_url)
+    with _redeeming_while_held(relay, orthanc, tmp_path, *stow) as held:
+        assert held.held_at < len(files)
+        _wait_for_instances(orthanc, held.held_at, held.redeem)
+        assert not _closed(relay, held.transfer_id)
+        assert held.redeem.poll() is None, "redeem ended while the upload was held"
+
+        os.kill(held.push.pid, signal.SIGCONT)
+        finish_cli(held.push).ok()
+        redeemed = finish_cli(held.redeem).ok().json()
+
+    assert redeemed["instances"] == len(files)
+    assert redeemed["destination"] == orthanc.dicomweb_url
     assert_identical_in_orthanc(orthanc, files)
 
 

@@ -220,7 +220,7 @@ def test_headers_kept_for_the_images_waiting_are_bounded(
     """Past `KEPT_HEADERS` images waiting, an image's header is not kept (it is read again)."""
     items = staged_copies(make_ct_study(tmp_path / "study", 3, rows=8, columns=8), tmp_path)
     monkeypatch.setattr(pacs, "KEPT_HEADERS", 2)
-    sending = pacs._Sending({}, None)
+    sending = pacs.Sending({}, None)
     for item in items:
         sending.put(item, staged_header.read(item.path, item.entry.index + 1))
 

@@ -1,11 +1,14 @@
 """STOW-RS into Orthanc's DICOMweb plugin (Debian orthanc-dicomweb), checked through Orthanc's
 REST API: batches, idempotent retries (the same batch twice, and a batch whose answer is lost
-on the way back), and per-instance failures in plain sentences."""
+on the way back), per-instance failures in plain sentences, and storing images as they are
+verified (`StowAsVerified`)."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
 
@@ -14,11 +17,16 @@ import pydicom
 import pytest
 from aiohttp import web
 from peers.orthanc import OrthancServer
-from staged_files import staged_copies
+from staged_files import count_header_reads, staged_copies
 
-from receiving_site import errors, stow
-from receiving_site.stow import StowDestination, post_batch, store_to_stow
+from receiving_site import errors, staged_header, stow
+from receiving_site.reconcile import Coercion, Demographics
+from receiving_site.staging import StagedObject
+from receiving_site.stow import StowAsVerified, StowDestination, post_batch, store_to_stow
 from sending_site.synthetic import make_ct_study
+
+LOCAL = Demographics("MRN-778", "REGIONAL", "DOE^JOHN", "19790312")
+COERCION = Coercion(LOCAL, datetime(2026, 12, 6, 3, 5, tzinfo=UTC), "trauma-relay", "ER")
 
 
 def _stored_uids(orthanc: OrthancServer) -> list[str]:
@@ -178,3 +186,108 @@ def test_the_credential_file_gives_bearer_or_basic(tmp_path: Path) -> None:
         "Authorization": "Basic dHJhdW1hOnNlY3JldA=="
     }
     assert StowDestination("https://p/dw").headers() == {}
+
+
+def _left_beside(folder: Path) -> list[str]:
+    """Files in the staging folder other than the staged images: copies left behind."""
+    return sorted(p.name for p in folder.iterdir() if p.suffix != ".dcm")
+
+
+def test_images_are_stored_as_they_are_put_before_the_last_arrives(
+    orthanc_factory: Callable[..., OrthancServer], tmp_path: Path
+) -> None:
+    """Each image put is posted without waiting for the rest: the first ones are in Orthanc
+    before the last is put; all arrive filed under the local patient with their pixels, and
+    no copy is left beside the staged files."""
+    orthanc = orthanc_factory(dicomweb=True)
+    staged = tmp_path / "staged"
+    items = staged_copies(make_ct_study(tmp_path / "study", 12, seed=35), staged)
+    counts: list[tuple[int, int]] = []
+    first_ones_stored = threading.Event()
+
+    def on_stored(done: int, total: int) -> None:
+        counts.append((done, total))
+        if done == len(items) - 1:
+            first_ones_stored.set()
+
+    store = StowAsVerified(StowDestination(orthanc.dicomweb_url), COERCION, on_stored)
+    for item in items[:-1]:
+        store.put(item)
+    assert first_ones_stored.wait(120), "the images put were not stored while the last waited"
+    in_orthanc_before_the_last = len(orthanc.instances())
+    store.put(items[-1])
+    store.close()
+    delivery = store.finish()
+
+    assert in_orthanc_before_the_last == len(items) - 1
+    assert (delivery.stored, delivery.decompressed_images) == (len(items), 0)
+    assert counts[-1] == (len(items), len(items))
+    assert [done for done, _ in counts] == sorted(done for done, _ in counts)
+    assert _stored_uids(orthanc) == sorted(i.entry.sop_instance_uid for i in items)
+    for item in items:
+        original = pydicom.dcmread(item.path)
+        orthanc_id = orthanc.find_by_sop_instance_uid(str(original.SOPInstanceUID))
+        assert orthanc_id is not None
+        ds = pydicom.dcmread(BytesIO(orthanc.instance_file(orthanc_id)))
+        assert (ds.PatientID, ds.IssuerOfPatientID, ds.PatientName) == (
+            "MRN-778",
+            "REGIONAL",
+            "DOE^JOHN",
+        )
+        assert ds.OtherPatientIDsSequence[-1].PatientID == original.PatientID
+        assert ds.PixelData == original.PixelData
+    assert _left_beside(staged) == []
+
+
+def test_an_image_that_fails_its_check_stops_the_storing(
+    orthanc_factory: Callable[..., OrthancServer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An image put with its check is checked by the thread that posts it, and filed from the
+    header the check read; the first that fails is not stored, the storing stops with its
+    failure, and `stored` is what Orthanc has."""
+    orthanc = orthanc_factory(dicomweb=True)
+    staged = tmp_path / "staged"
+    items = staged_copies(make_ct_study(tmp_path / "study", 8, seed=36), staged)
+    bad = items[5]
+    reads = count_header_reads(monkeypatch)
+
+    def check(item: StagedObject) -> staged_header.StagedHeader:
+        if item is bad:
+            raise errors.IdentityMismatch()
+        return staged_header.read(item.path, item.entry.index + 1)
+
+    store = StowAsVerified(StowDestination(orthanc.dicomweb_url), COERCION)
+    for item in items:
+        store.put(item, check=check)
+    store.close()
+    with pytest.raises(errors.IdentityMismatch):
+        store.finish()
+
+    in_orthanc = _stored_uids(orthanc)
+    assert bad.entry.sop_instance_uid not in in_orthanc
+    assert set(in_orthanc) <= {i.entry.sop_instance_uid for i in items[:5]}
+    assert store.stored == len(in_orthanc)
+    assert len(reads) <= 6  # the checks' reads only: each image's header read once
+    assert _left_beside(staged) == []
+
+
+def test_an_image_the_server_refuses_as_they_arrive_is_named(
+    orthanc_factory: Callable[..., OrthancServer], tmp_path: Path
+) -> None:
+    orthanc = orthanc_factory(dicomweb=True)
+    items = staged_copies(make_ct_study(tmp_path / "study", 4, seed=37), tmp_path / "staged")
+    items[3].path.write_bytes(b"\x00" * 128 + b"DICM" + b"not a data set")
+
+    store = StowAsVerified(StowDestination(orthanc.dicomweb_url))
+    for item in items:
+        store.put(item)
+    store.close()
+    with pytest.raises(errors.PacsRefused) as refused:
+        store.finish()
+
+    message = refused.value.message
+    assert "Image 4 of 4 " in message
+    assert "Image 1 " not in message
+    assert store.stored == len(orthanc.instances()) == 3

@@ -1,5 +1,5 @@
 """Open associations that wait for images park their pynetdicom threads instead of polling
-every millisecond (site_agent/association.py, receiving_site/pacs.py `_Sending`).
+every millisecond (site_agent/association.py, receiving_site/pacs.py `Sending`).
 
 No timing is asserted: each test waits for a state with a generous bound, never for a delay."""
 
@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from receiving_site.pacs import _Sending
+from receiving_site.pacs import Sending
 from receiving_site.staging import StagedObject
 from site_agent.association import ReactorCheckpoint
 from transfer_codes.manifest import ManifestEntry
@@ -53,7 +53,7 @@ def _image(index: int) -> StagedObject:
 
 
 def test_an_association_waiting_for_an_image_idles_until_one_comes() -> None:
-    sending = _Sending({}, None)
+    sending = Sending({}, None)
     calls: list[str] = []
 
     @contextmanager
@@ -75,7 +75,7 @@ def test_an_association_waiting_for_an_image_idles_until_one_comes() -> None:
 
 
 def test_an_image_already_queued_is_taken_without_idling() -> None:
-    sending = _Sending({}, None)
+    sending = Sending({}, None)
     calls: list[str] = []
 
     @contextmanager
