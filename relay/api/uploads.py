@@ -381,8 +381,9 @@ async def post_manifest_records(request: web.Request) -> web.Response:
 @routes.get(TRANSFER + "/manifest")
 async def get_manifest(request: web.Request) -> web.Response:
     """Manifest records from `from`; with `wait`, hold the request up to that many seconds
-    until something new arrives (records or completed objects), so a receiver can follow an
-    upload that is still running."""
+    until something new arrives (records, or the manifest closing), so a receiver can follow
+    an upload that is still running. (The page does not list the objects held whole: reading
+    every object's status on each poll made following a long upload quadratic.)"""
     site = await require_site(request)
     transfer_id = bodies.transfer_id(request)
     try:
@@ -427,6 +428,5 @@ async def get_manifest(request: web.Request) -> web.Response:
                 for r in page.records
             ],
             "closed": page.closed,
-            "complete_objects": page.complete_objects,
         }
     )

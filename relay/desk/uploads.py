@@ -216,7 +216,6 @@ async def _manifest_page(
 class ManifestPage:
     records: list[ManifestRecord]
     closed: bool
-    complete_objects: list[int]
 
 
 async def manifest_page(
@@ -229,10 +228,9 @@ async def manifest_page(
     before_reading()
     records = await _manifest_page(d.tx, t.id, from_seq)
     closed = await d.tx.manifest_closed(t.id)
-    objects = await d.tx.object_statuses(t.id)
     if not (records or closed or not waiting):
         return None
     # Once per request, however long it waited: this is what was read.
     detail: dict[str, Any] = {"from": from_seq, "count": len(records)}  # `from` is a keyword
     await d.record("manifest-read", t.id, **detail)
-    return ManifestPage(records, closed, [o.index for o in objects if o.complete])
+    return ManifestPage(records, closed)
