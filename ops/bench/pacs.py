@@ -5,6 +5,10 @@ the same path with the study held back until the code is redeemed (`cut_through`
 
 Both agents run as staff run them (`trauma-relay sender --config FILE`, its DICOM inbox and
 ER console in one process; `trauma-relay receiver --config FILE` with `pacs.as_they_arrive`),
+the receiving agent storing into Orthanc B over STOW-RS (`stow.url`: its DICOMweb plugin; the
+C-FIND checks still go to its DICOM port), and figure 1 also runs once more storing by C-STORE
+(`also_cstore`, into another Orthanc B) for comparison; the cut-through figure stores by
+C-STORE.
 and are driven over HTTP as a browser does (`agent_harness.ConsoleClient`: signed in, CSRF
 token sent). The study is in the ER's PACS (Orthanc A, with its DICOMweb plugin, set as the
 agent's `pacs_web.url`): the nurse finds it in the ER console (Find in PACS, by record number:
@@ -55,8 +59,8 @@ PATH = (
     "sending agent (trauma-relay sender: WADO-RS from Orthanc A's DICOMweb plugin, in the "
     "background), sends it once it is listed (the push runs in the agent, following the "
     "study), the patient authorizes, the registrar enters the code in the trauma console "
-    "(trauma-relay receiver, pacs.as_they_arrive: each image stored as soon as it is verified) "
-    "and confirms a new local record"
+    "(trauma-relay receiver, pacs.as_they_arrive: each image stored as soon as it is verified, "
+    "over STOW-RS into Orthanc B's DICOMweb plugin, stow.url) and confirms a new local record"
 )
 RUN_TIMEOUT = 3600.0
 COUNT_POLL = 0.02  # seconds between readings of Orthanc B's instance count
@@ -189,18 +193,26 @@ class PacsRun:
     at_relay: list[float] = field(default_factory=list)
     stored: list[float] = field(default_factory=list)
     steps: dict[str, float] = field(default_factory=dict)  # see `RelayRun.steps`
-    # CPU seconds per process: "direct C-STORE", "direct HTTP" and "ours", each by process.
+    # CPU seconds per process: "direct C-STORE", "direct HTTP", "ours" (over STOW-RS) and
+    # "ours over C-STORE" (with `also_cstore`), each by process.
     cpu_s: dict[str, dict[str, float]] = field(default_factory=dict)
+    ours_cstore_s: float | None = None  # the same path storing by C-STORE (`also_cstore`)
+    steps_cstore: dict[str, float] = field(default_factory=dict)
 
 
-def pacs_to_pacs(study: Study, work: Path, route: Route = loopback) -> PacsRun:
+def pacs_to_pacs(
+    study: Study, work: Path, route: Route = loopback, *, also_cstore: bool = True
+) -> PacsRun:
+    """Figure 1 (see the module's text): the direct sends, then ours storing over STOW-RS, and
+    with `also_cstore` ours again storing by C-STORE into another Orthanc B."""
     files = study.files()
     work.mkdir(parents=True, exist_ok=True)
     agent_port = free_port()
     with (
         Orthanc(work / "b-cstore", ae_title="ORTHANCB") as b_cstore,
         Orthanc(work / "b-http", ae_title="ORTHANCB") as b_http,
-        Orthanc(work / "b-relay", ae_title="ORTHANCB") as b_relay,
+        Orthanc(work / "b-relay", ae_title="ORTHANCB", dicomweb=True) as b_relay,
+        Orthanc(work / "b-relay-cstore", ae_title="ORTHANCB") as b_relay_cstore,
         Orthanc(
             work / "a",
             ae_title="ORTHANCA",
@@ -236,8 +248,16 @@ def pacs_to_pacs(study: Study, work: Path, route: Route = loopback) -> PacsRun:
             if len(b.instances()) != len(files):
                 raise RuntimeError("Orthanc A's direct send did not store every instance")
 
-        run = _through_the_relay(study, work, a, b_relay, agent_port, study_id, route)
+        run = _through_the_relay(
+            study, work / "stow", a, b_relay, agent_port, study_id, route, stow=True
+        )
         cpu["ours"] = run.cpu_s
+        by_cstore = None
+        if also_cstore:
+            by_cstore = _through_the_relay(
+                study, work / "cstore", a, b_relay_cstore, agent_port, study_id, route
+            )
+            cpu["ours over C-STORE"] = by_cstore.cpu_s
         return PacsRun(
             study,
             len(files),
@@ -251,6 +271,8 @@ def pacs_to_pacs(study: Study, work: Path, route: Route = loopback) -> PacsRun:
             run.stored,
             run.steps,
             cpu,
+            None if by_cstore is None else by_cstore.ours_s,
+            {} if by_cstore is None else by_cstore.steps,
         )
 
 
@@ -287,9 +309,11 @@ def _through_the_relay(
     route: Route,
     *,
     held_back: bool = False,
+    stow: bool = False,
 ) -> RelayRun:
     """Without `held_back`, the nurse fetches the whole study from Orthanc A (WADO-RS) and
-    sends it once it is listed; with it, see `cut_through`."""
+    sends it once it is listed; with it, see `cut_through`. With `stow`, the receiving agent
+    stores over STOW-RS (`b` has its DICOMweb plugin), else by C-STORE."""
     n = len(study.files())
     folder = work / "ours"
     relay = BenchRelay(folder).start()
@@ -311,7 +335,11 @@ def _through_the_relay(
         relay,  # type: ignore[arg-type]  # its url and receiver_credential, as E2ERelay's
         b,
         folder / "receiving-agent",
-        {"relay.url": receiving_url, "pacs.as_they_arrive": "true"},
+        {
+            "relay.url": receiving_url,
+            "pacs.as_they_arrive": "true",
+            **({"stow.url": b.dicomweb_url} if stow else {}),
+        },
     )
     agents: list[Measured] = []
     tid = ""

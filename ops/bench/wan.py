@@ -81,5 +81,5 @@ def pacs_over_wan(study: Study, work: Path) -> WanRun:
                 forwarded[link, port] = shaper.forward(links[link], port)
             return forwarded[link, port]
 
-        run = pacs_to_pacs(study, work, route)
+        run = pacs_to_pacs(study, work, route, also_cstore=False)
     return WanRun(run, links["direct"].describe(), how, checked)

@@ -66,6 +66,9 @@ def test_the_quick_suite_runs_and_writes_every_chosen_figure(tmp_path: Path) -> 
         assert steps["patient confirmed"] <= steps["first image stored"]
         assert steps["every image stored"] == round(figure["ours"], 3)
         assert steps["last image at the relay"] >= steps["first image at the relay"] >= 0
+        by_cstore = figure["details"]["steps_cstore_s"]  # the same path, storing by C-STORE
+        assert by_cstore["patient confirmed"] <= by_cstore["first image stored"]
+        assert by_cstore["every image stored"] == round(figure["details"]["ours_cstore_s"], 3)
     latency = [f for name, f in by_name.items() if name.startswith("Cut-through latency")]
     assert len(latency) == 2
     assert all(f["ours"] >= 0 for f in latency)
