@@ -183,6 +183,15 @@ def check_header(item: StagedObject, summary: StudySummary) -> StagedHeader:
         raise errors.VerificationFailed(
             f"Image {item.entry.index + 1} is not the image the manifest lists. Nothing was stored."
         )
+    meta = getattr(ds, "file_meta", None)
+    syntax = "" if meta is None else str(meta.get("TransferSyntaxUID", ""))
+    if item.entry.transfer_syntax_uid and syntax != item.entry.transfer_syntax_uid:
+        # What the PACS is offered and what is decompressed are chosen from the manifest's
+        # format: an image in another one would reach it under the wrong one.
+        raise errors.VerificationFailed(
+            f"Image {item.entry.index + 1} is not in the format (transfer syntax) the manifest "
+            "lists. Nothing was stored. Call the sending hospital."
+        )
     found = (
         str(ds.get("PatientID", "")),
         str(ds.get("IssuerOfPatientID", "")),

@@ -4,10 +4,12 @@ the headers the folder copy lays the images out by."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pydicom
 import pytest
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from staged_files import staged
 
 from receiving_site import errors, staging
@@ -69,3 +71,21 @@ def test_the_first_failure_in_image_order_is_told_whenever_it_was_found(
     assert isinstance(early[2].failure, errors.VerificationFailed)
     with pytest.raises(errors.IdentityMismatch):
         staging.check_identity(items, summary, early, keep_headers=True)
+
+
+def test_an_image_in_another_format_than_the_manifest_lists_fails_verification(
+    study: tuple[list[StagedObject], StudySummary],
+) -> None:
+    """The PACS is offered, and decompression chosen, by the manifest's transfer syntax: a
+    file in another one is refused before anything is stored."""
+    items, summary = study
+    assert items[1].entry.transfer_syntax_uid == ExplicitVRLittleEndian
+    staging.check_object(items[1], summary)
+    other = dataclasses.replace(items[1].entry, transfer_syntax_uid=ImplicitVRLittleEndian)
+
+    with pytest.raises(errors.VerificationFailed) as failed:
+        staging.check_object(StagedObject(other, items[1].path), summary)
+
+    assert "Image 2 is not in the format (transfer syntax) the manifest lists" in str(
+        failed.value.message
+    )
