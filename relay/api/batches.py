@@ -19,7 +19,7 @@ from aiohttp import web
 from relay import disk, errors
 from relay.api import bodies
 from relay.api.auth import at_desk, require_site
-from relay.api.uploads import BODY_BLOCK, notify, upload_lock
+from relay.api.uploads import BODY_BLOCK, upload_lock
 from relay.appkeys import CONFIG, OBJECTS
 from relay.desk import uploads
 from relay.metrics import METRICS
@@ -86,7 +86,6 @@ async def upload_batch(request: web.Request) -> web.Response:
             ",".join(str(i) for i, _, _ in new),
             transfer_id,
         )
-        await notify(request, transfer_id)
     return web.json_response(
         {"objects": [{"index": i, "offset": s, "complete": True} for i, s, _ in listed]}
     )

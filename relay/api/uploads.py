@@ -186,8 +186,8 @@ async def append(request: web.Request) -> web.Response:
             await uploads.appended(
                 d, transfer_id, index, new_offset, completion[1] if completion and done else None
             )
-    if done:
-        await notify(request, transfer_id)
+    # A whole object wakes no manifest reader: the sender lists it (a manifest record) only
+    # once it is acknowledged whole, and that record wakes them.
     return web.json_response(
         {"offset": new_offset, "complete": done}, headers={wire.UPLOAD_OFFSET: str(new_offset)}
     )
@@ -210,7 +210,6 @@ async def complete(request: web.Request) -> web.Response:
             raise errors.IntegrityError()
         async with at_desk(request, site) as d:
             await uploads.appended(d, transfer_id, index, size, sha256)
-    await notify(request, transfer_id)
     return web.json_response({"index": index, "complete": True})
 
 
@@ -381,9 +380,10 @@ async def post_manifest_records(request: web.Request) -> web.Response:
 @routes.get(TRANSFER + "/manifest")
 async def get_manifest(request: web.Request) -> web.Response:
     """Manifest records from `from`; with `wait`, hold the request up to that many seconds
-    until something new arrives (records, or the manifest closing), so a receiver can follow
-    an upload that is still running. (The page does not list the objects held whole: reading
-    every object's status on each poll made following a long upload quadratic.)"""
+    until new records arrive (or the manifest closes), so a receiver can follow an upload that
+    is still running. An object becoming whole wakes nobody: it is listed only afterwards. (The
+    page does not list the objects held whole: reading every object's status on each poll made
+    following a long upload quadratic.)"""
     site = await require_site(request)
     transfer_id = bodies.transfer_id(request)
     try:

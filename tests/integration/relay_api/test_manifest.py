@@ -25,6 +25,7 @@ from relay_api.plumbing import (
     holdings,
     put_record,
     redeem,
+    upload,
 )
 from transfer_codes.manifest import MAX_RECORD_SIZE
 from transfer_codes.tokens import new_transfer_id
@@ -154,6 +155,29 @@ async def test_manifest_reads_are_audited_once_per_request(ctx: Ctx) -> None:
         (audit.INSTANCES_ACCESSED, "manifest-read", "success", RECEIVER, {"from": 2, "count": 1})
     ]
     assert audit_chain_intact(await ctx.audit_records())
+
+
+@pytest.mark.asyncio
+async def test_a_long_poll_is_woken_by_records_not_by_objects_becoming_whole(ctx: Ctx) -> None:
+    """An object is listed only once it is whole: its completion wakes no reader (which would
+    read an empty page and ask again), its record does."""
+    sent = await create_transfer(ctx)
+    tid = sent.transfer_id
+    path = f"/api/v1/transfers/{tid}/manifest"
+    count = len(await ctx.audit_records())
+    poll = asyncio.create_task(ctx.call("GET", path, cred=ctx.er, params={"wait": "20"}))
+    await eventually(lambda: waiting_on(ctx, tid) == 1)
+
+    await upload(ctx, sent, 0, b"an image")
+    assert waiting_on(ctx, tid) == 1
+    assert (await put_record(ctx, sent, 0, b"summary", final=False)).status == 201
+    r = await poll
+
+    assert [x["seq"] for x in r.body["records"]] == [0]
+    reads = [x for x in await audit_since(ctx, count) if x[1] == "manifest-read"]
+    assert reads == [
+        (audit.INSTANCES_ACCESSED, "manifest-read", "success", SENDER, {"from": 0, "count": 1})
+    ]
 
 
 @pytest.mark.asyncio
