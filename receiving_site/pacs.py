@@ -248,7 +248,26 @@ def _rewritten(
         raise errors.PacsRefused(formats.undecodable(converting, total, item, e.message)) from e
 
 
-class StoreAsVerified:
+class Storing:
+    """What the stores that take images as they are verified share (`StoreAsVerified`, and
+    `stow.StowAsVerified`): the queue their threads take images from, and what they did."""
+
+    sending: Sending
+
+    def close(self) -> None:
+        """No image will be put any more."""
+        self.sending.close()
+
+    def stop(self) -> None:
+        """Store nothing more (the images being sent finish)."""
+        self.sending.stop()
+
+    @property
+    def stored(self) -> int:
+        return self.sending.stored
+
+
+class StoreAsVerified(Storing):
     """C-STORE images while the study is still arriving: `put` each verified image, `close`
     after the last (or `stop` to store nothing more), then `finish` for the delivery.
 
@@ -295,16 +314,6 @@ class StoreAsVerified:
         """The contexts for the formats of the images put so far."""
         with self._lock:
             return formats.offer(list(self._formats.values()))
-
-    def close(self) -> None:
-        self.sending.close()
-
-    def stop(self) -> None:
-        self.sending.stop()
-
-    @property
-    def stored(self) -> int:
-        return self.sending.stored
 
     def finish(self) -> PacsDelivery:
         """Wait for the associations to end (after `close` or `stop`); returns what was stored,

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from receiving_site import errors, transcode
-from receiving_site.pacs import Check, PacsDelivery, Sending
+from receiving_site.pacs import Check, PacsDelivery, Sending, Storing
 from receiving_site.reconcile import Coercion
 from receiving_site.settings import StowSettings
 from receiving_site.staged_header import StagedHeader
@@ -378,7 +378,7 @@ async def store_to_stow(
     return PacsDelivery(stored)
 
 
-class StowAsVerified:
+class StowAsVerified(Storing):
     """STOW-RS images while the study is still arriving (`redeem --stow ... --as-they-arrive`),
     like `pacs.StoreAsVerified` for C-STORE: `put` each verified image, `close` after the last
     (or `stop` to store nothing more), then `finish` for the delivery.
@@ -413,16 +413,6 @@ class StowAsVerified:
         """As `pacs.StoreAsVerified.put`: `check`, if given, is called by the thread that posts
         the image, before anything else; its failure stops the storing."""
         self.sending.put(item, header if self._coercion is not None else None, check)
-
-    def close(self) -> None:
-        self.sending.close()
-
-    def stop(self) -> None:
-        self.sending.stop()
-
-    @property
-    def stored(self) -> int:
-        return self.sending.stored
 
     def finish(self) -> PacsDelivery:
         """Wait for the posting threads to end (after `close` or `stop`); returns what was

@@ -4,6 +4,7 @@ manifest entries a redeem would have), for tests that deliver without a relay.""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 from typing import BinaryIO
@@ -14,7 +15,7 @@ from dicom_corpus import TEST_FILES
 from pydicom.pixels import convert_color_space
 from pydicom.uid import JPEG2000, RLELossless
 
-from receiving_site import reconcile, staged_header
+from receiving_site import errors, reconcile, staged_header
 from receiving_site.reconcile import Coercion
 from receiving_site.staging import PREAMBLE, StagedObject, staged_path
 from transfer_codes.manifest import ManifestEntry
@@ -157,3 +158,15 @@ def count_header_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(staged_header, "parse", counted)
     return reads
+
+
+def failing_check(bad: StagedObject) -> Callable[[StagedObject], staged_header.StagedHeader]:
+    """A check for `StoreAsVerified.put` (and STOW-RS's): the header of every image, read as
+    the identity check reads it, except `bad`, which belongs to another patient."""
+
+    def check(item: StagedObject) -> staged_header.StagedHeader:
+        if item is bad:
+            raise errors.IdentityMismatch()
+        return staged_header.read(item.path, item.entry.index + 1)
+
+    return check

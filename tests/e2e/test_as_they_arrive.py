@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pydicom
 from peers.orthanc import OrthancServer
@@ -157,20 +158,27 @@ def _redeeming_while_held(
             stop_cli(redeem)
 
 
+def _stored_while_held_then_finished(
+    relay: E2ERelay, orthanc: OrthancServer, held: _Held, images: int
+) -> dict[str, Any]:
+    """Every image uploaded so far reaches the PACS while the upload is still held; then the
+    upload goes on, and redeem's result once both end."""
+    assert held.held_at < images
+    _wait_for_instances(orthanc, held.held_at, held.redeem)
+    assert not _closed(relay, held.transfer_id)
+    assert held.redeem.poll() is None, "redeem ended while the upload was held"
+
+    os.kill(held.push.pid, signal.SIGCONT)
+    finish_cli(held.push).ok()
+    return dict(finish_cli(held.redeem).ok().json())
+
+
 def test_images_are_in_the_pacs_before_the_upload_finishes(
     relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path
 ) -> None:
     files = make_ct_study(tmp_path / "study", 40, rows=768, columns=768, seed=302)
     with _redeeming_while_held(relay, orthanc, tmp_path) as held:
-        assert held.held_at < len(files)
-        # Every image uploaded so far reaches the PACS while the upload is still held.
-        _wait_for_instances(orthanc, held.held_at, held.redeem)
-        assert not _closed(relay, held.transfer_id)
-        assert held.redeem.poll() is None, "redeem ended while the upload was held"
-
-        os.kill(held.push.pid, signal.SIGCONT)
-        finish_cli(held.push).ok()
-        redeemed = finish_cli(held.redeem).ok().json()
+        redeemed = _stored_while_held_then_finished(relay, orthanc, held, len(files))
 
     assert redeemed["instances"] == len(files)
     assert_identical_in_orthanc(orthanc, files)
@@ -183,14 +191,7 @@ def test_over_stow_rs_images_are_in_the_pacs_before_the_upload_finishes(
     files = make_ct_study(tmp_path / "study", 30, rows=768, columns=768, seed=306)
     stow = ("--stow", orthanc.dicomweb_url)
     with _redeeming_while_held(relay, orthanc, tmp_path, *stow) as held:
-        assert held.held_at < len(files)
-        _wait_for_instances(orthanc, held.held_at, held.redeem)
-        assert not _closed(relay, held.transfer_id)
-        assert held.redeem.poll() is None, "redeem ended while the upload was held"
-
-        os.kill(held.push.pid, signal.SIGCONT)
-        finish_cli(held.push).ok()
-        redeemed = finish_cli(held.redeem).ok().json()
+        redeemed = _stored_while_held_then_finished(relay, orthanc, held, len(files))
 
     assert redeemed["instances"] == len(files)
     assert redeemed["destination"] == orthanc.dicomweb_url

@@ -17,7 +17,7 @@ from dicom_corpus import TEST_FILES
 from pydicom.dataset import Dataset
 from pydicom.uid import AllTransferSyntaxes, UncompressedTransferSyntaxes
 from pynetdicom import AE, AllStoragePresentationContexts, evt
-from staged_files import corrupted_j2k, count_header_reads, staged_copies
+from staged_files import corrupted_j2k, count_header_reads, failing_check, staged_copies
 
 from receiving_site import errors, pacs, staged_header
 from receiving_site.pacs import PacsAddress, StoreAsVerified, store_to_pacs
@@ -240,11 +240,7 @@ def test_images_put_to_be_checked_are_checked_by_the_association_before_anything
     items = staged_copies(make_ct_study(tmp_path / "study", 8, seed=14), staged)
     bad = items[5]
     reads = count_header_reads(monkeypatch)
-
-    def check(item: StagedObject) -> staged_header.StagedHeader:
-        if item is bad:
-            raise errors.IdentityMismatch()
-        return staged_header.read(item.path, item.entry.index + 1)
+    check = failing_check(bad)
 
     for address in _serve(recorder, AllTransferSyntaxes):
         store = StoreAsVerified(address, COERCION, associations=1)

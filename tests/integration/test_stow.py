@@ -17,11 +17,10 @@ import pydicom
 import pytest
 from aiohttp import web
 from peers.orthanc import OrthancServer
-from staged_files import count_header_reads, staged_copies
+from staged_files import count_header_reads, failing_check, staged_copies
 
-from receiving_site import errors, staged_header, stow
+from receiving_site import errors, stow
 from receiving_site.reconcile import Coercion, Demographics
-from receiving_site.staging import StagedObject
 from receiving_site.stow import StowAsVerified, StowDestination, post_batch, store_to_stow
 from sending_site.synthetic import make_ct_study
 
@@ -252,11 +251,7 @@ def test_an_image_that_fails_its_check_stops_the_storing(
     items = staged_copies(make_ct_study(tmp_path / "study", 8, seed=36), staged)
     bad = items[5]
     reads = count_header_reads(monkeypatch)
-
-    def check(item: StagedObject) -> staged_header.StagedHeader:
-        if item is bad:
-            raise errors.IdentityMismatch()
-        return staged_header.read(item.path, item.entry.index + 1)
+    check = failing_check(bad)
 
     store = StowAsVerified(StowDestination(orthanc.dicomweb_url), COERCION)
     for item in items:
