@@ -22,6 +22,8 @@ sends them again, harmlessly.
 from __future__ import annotations
 
 import asyncio
+import io
+import os
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -41,7 +43,9 @@ from receiving_site.staging import StagedObject
 from site_agent.credential import authorization_header
 
 BATCH_IMAGES = 50  # instances per POST
-BATCH_BYTES = 64 * 2**20  # at most this many bytes of files per POST (one bigger file goes alone)
+# At most this many bytes of files per POST (one bigger file goes alone): a batch is held in
+# memory while posted, twice at once when storing as the images arrive (`POSTS_AT_ONCE`).
+BATCH_BYTES = 8 * 2**20
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)  # seconds before each new try of a batch whose answer is lost
 TIMEOUT = aiohttp.ClientTimeout(total=600, connect=30)  # seconds, per POST
 CHECK_TIMEOUT = aiohttp.ClientTimeout(total=30)  # seconds, for the check before the code is spent
@@ -158,19 +162,42 @@ def batches(staged: list[StagedObject]) -> Iterator[list[StagedObject]]:
         yield batch
 
 
-def multipart(files: list[Path]) -> tuple[bytes, str]:
-    """The request body for `files` and its Content-Type (PS3.18 8.6.1.2)."""
+def multipart(files: list[Path]) -> tuple[bytearray, str]:
+    """The request body for `files` and its Content-Type (PS3.18 8.6.1.2). The body is one
+    buffer of its final size, each file read straight into it: a batch is held once, not
+    once in pieces and again joined."""
     boundary = f"trauma-relay-{secrets.token_hex(16)}"
-    chunks: list[bytes] = []
-    for path in files:
-        chunks += [
-            f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode("ascii"),
-            path.read_bytes(),
-            b"\r\n",
-        ]
-    chunks.append(f"--{boundary}--\r\n".encode("ascii"))
+    part = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode("ascii")
+    end = f"--{boundary}--\r\n".encode("ascii")
+    opened = [path.open("rb") for path in files]
+    try:
+        sizes = [os.fstat(f.fileno()).st_size for f in opened]
+        body = bytearray(sum(sizes) + len(files) * (len(part) + 2) + len(end))
+        view = memoryview(body)
+        at = 0
+        for f, size in zip(opened, sizes, strict=True):
+            view[at : at + len(part)] = part
+            at += len(part)
+            _read_into(f, view[at : at + size])
+            at += size
+            view[at : at + 2] = b"\r\n"
+            at += 2
+        view[at:] = end
+    finally:
+        for f in opened:
+            f.close()
     content_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
-    return b"".join(chunks), content_type
+    return body, content_type
+
+
+def _read_into(f: io.BufferedReader, into: memoryview) -> None:
+    """Fill `into` from `f`; raises `OSError` if the file ends first (it shrank)."""
+    done = 0
+    while done < len(into):
+        got = f.readinto(into[done:])
+        if not got:
+            raise OSError(f"{getattr(f, 'name', 'a staged file')} ended before its size")
+        done += got
 
 
 @dataclass(frozen=True)
@@ -231,7 +258,7 @@ def failure_sentence(position: int, total: int, code: int | None) -> str:
 
 
 async def _post(
-    session: aiohttp.ClientSession, dest: StowDestination, body: bytes, content_type: str
+    session: aiohttp.ClientSession, dest: StowDestination, body: bytearray, content_type: str
 ) -> tuple[int, object, str]:
     """POST one batch, again with the same body while the answer is lost; returns the HTTP
     status, the decoded DICOM JSON answer (None if it is not JSON) and its start as text."""
