@@ -145,6 +145,7 @@ _NOTHING_STORED = (
     (re.compile(r"Nothing was stored; a"), "A"),
     (re.compile(r"[;,] nothing was stored\."), "."),
     (re.compile(r"\s*\d+ images were stored\."), ""),  # `PacsRefused`'s count, said below
+    (re.compile(r"\s*\d+ images were stored; c"), " C"),  # likewise, STOW-RS's
 )
 
 

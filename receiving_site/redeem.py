@@ -753,7 +753,7 @@ async def _open_pacs(
     coercion = await asyncio.to_thread(_reconciled, req, address, [], summary, saved)
     store: pacs.StoreAsVerified | stow.StowAsVerified
     if req.stow is not None:
-        store = stow.StowAsVerified(req.stow, coercion, on_stored)
+        store = stow.StowAsVerified(req.stow, coercion, on_stored, summary.instance_count)
     else:
         store = pacs.StoreAsVerified(address, coercion, on_stored, req.associations)
     return as_they_arrive.Opened(store, _Reconciled(req, coercion))

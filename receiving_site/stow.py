@@ -258,7 +258,7 @@ def failure_sentence(position: int, total: int, code: int | None) -> str:
 
 
 async def _post(
-    session: aiohttp.ClientSession, dest: StowDestination, body: bytearray, content_type: str
+    session: aiohttp.ClientSession, dest: StowDestination, body: memoryview, content_type: str
 ) -> tuple[int, object, str]:
     """POST one batch, again with the same body while the answer is lost; returns the HTTP
     status, the decoded DICOM JSON answer (None if it is not JSON) and its start as text."""
@@ -297,7 +297,9 @@ async def post_batch(
     was not stored (empty when all were). Raises `StowUnreachable` when the server cannot be
     reached or refuses access, and `PacsRefused` when it refuses the request as a whole."""
     body, content_type = await asyncio.to_thread(multipart, files)
-    status, answer, text = await _post(session, dest, body, content_type)
+    # A memoryview: aiohttp sends a slice of the body as long as it is, which for a bytearray
+    # would be a copy of it, per try.
+    status, answer, text = await _post(session, dest, memoryview(body), content_type)
     refused = _refused_access(dest, status)
     if refused is not None:
         raise refused
@@ -416,19 +418,23 @@ class StowAsVerified(Storing):
     they are verified, and a backlog goes in full batches. With `coercion`, each is filed under
     the local patient. The first failure (a check, a refusal, an unreachable server) stops the
     storing; the images stored before it stay stored. `on_stored(done, put_so_far)` after each
-    batch, from the posting threads."""
+    batch, from the posting threads. `listed`: how many images the study has, for messages
+    ("Image 7 of 40"; the images put so far if more)."""
 
     def __init__(
         self,
         dest: StowDestination,
         coercion: Coercion | None = None,
         on_stored: Callable[[int, int], None] | None = None,
+        listed: int = 0,
     ) -> None:
         self.sending = Sending({}, on_stored)
+        self._listed = listed
         self._dest = dest
         self._coercion = coercion  # without one, an image is posted as staged: no header needed
         self._threads = [
-            threading.Thread(target=self._run, name=f"stow-{n}", daemon=True)
+            # Not daemons: at exit each ends after its batch, and its copies are removed.
+            threading.Thread(target=self._run, name=f"stow-{n}")
             for n in range(POSTS_AT_ONCE)
         ]
         for thread in self._threads:
@@ -473,7 +479,7 @@ class StowAsVerified(Storing):
                     batch,
                     self._coercion,
                     headers,
-                    sending.total,
+                    max(sending.total, self._listed),
                     sending.stored,
                 )
                 sending.done(count=done)

@@ -36,6 +36,15 @@ INCOMPLETE = (
             "The PACS refused image 6 (status 0xA700). 5 images were stored.",
             "The PACS refused image 6 (status 0xA700).",
         ),
+        (
+            "The DICOMweb server at http://pacs/dicom-web did not store every image. Image 6 of "
+            "12 was not stored: the server is out of space (reason 0xA700). 4 images were "
+            "stored; check the server's log, then run again (images already stored are not "
+            "duplicated).",
+            "The DICOMweb server at http://pacs/dicom-web did not store every image. Image 6 of "
+            "12 was not stored: the server is out of space (reason 0xA700). Check the server's "
+            "log, then run again (images already stored are not duplicated).",
+        ),
     ],
 )
 def test_the_failure_says_how_many_images_the_pacs_has(failure: str, kept: str) -> None:
