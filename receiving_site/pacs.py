@@ -253,6 +253,19 @@ class Storing:
     `stow.StowAsVerified`): the queue their threads take images from, and what they did."""
 
     sending: Sending
+    _coercion: Coercion | None  # without one, an image is sent as staged: no header needed
+
+    def put(
+        self, item: StagedObject, header: StagedHeader | None = None, *, check: Check | None = None
+    ) -> None:
+        """Store `item` after those put before it: verified, or with `check` to verify it.
+        `header`: its header as the identity check read it, which filing under the local
+        record then uses instead of reading it again (kept for the first `KEPT_HEADERS`
+        images waiting). `check`: the thread that takes the image calls `check(item)` before
+        anything else (one hand-off fewer per image than checking it first); if that raises,
+        the image is not stored and the storing stops with that failure (as with any other);
+        else the image is filed from the header it returns."""
+        self.sending.put(item, header if self._coercion is not None else None, check)
 
     def close(self) -> None:
         """No image will be put any more."""
@@ -288,7 +301,7 @@ class StoreAsVerified(Storing):
         associations: int = 1,
     ) -> None:
         self.sending = Sending({}, on_stored)
-        self._coercion = coercion  # without one, an image is sent as staged: no header needed
+        self._coercion = coercion
         self._formats: dict[formats.Pair, StagedObject] = {}
         self._lock = threading.Lock()
         workers = max(1, min(associations, MAX_ASSOCIATIONS))
@@ -299,16 +312,10 @@ class StoreAsVerified(Storing):
     def put(
         self, item: StagedObject, header: StagedHeader | None = None, *, check: Check | None = None
     ) -> None:
-        """Store `item` after those put before it: verified, or with `check` to verify it.
-        `header`: its header as the identity check read it, which filing under the local
-        record then uses instead of reading it again (kept for the first `KEPT_HEADERS`
-        images waiting). `check`: the association that takes the image calls `check(item)`
-        before anything else, in its own thread (one hand-off fewer per image than checking
-        it first); if that raises, the image is not stored and the storing stops with that
-        failure (as with any other); else the image is filed from the header it returns."""
+        """`Storing.put`, its format remembered for the associations' offers."""
         with self._lock:
             self._formats.setdefault(_pair(item), item)
-        self.sending.put(item, header if self._coercion is not None else None, check)
+        super().put(item, header, check=check)
 
     def offer(self) -> formats.Offer:
         """The contexts for the formats of the images put so far."""

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from receiving_site import errors, transcode
-from receiving_site.pacs import Check, PacsDelivery, Sending, Storing
+from receiving_site.pacs import PacsDelivery, Sending, Storing
 from receiving_site.reconcile import Coercion
 from receiving_site.settings import StowSettings
 from receiving_site.staged_header import StagedHeader
@@ -431,7 +431,7 @@ class StowAsVerified(Storing):
         self.sending = Sending({}, on_stored)
         self._listed = listed
         self._dest = dest
-        self._coercion = coercion  # without one, an image is posted as staged: no header needed
+        self._coercion = coercion
         self._threads = [
             # Not daemons: at exit each ends after its batch, and its copies are removed.
             threading.Thread(target=self._run, name=f"stow-{n}")
@@ -439,13 +439,6 @@ class StowAsVerified(Storing):
         ]
         for thread in self._threads:
             thread.start()
-
-    def put(
-        self, item: StagedObject, header: StagedHeader | None = None, *, check: Check | None = None
-    ) -> None:
-        """As `pacs.StoreAsVerified.put`: `check`, if given, is called by the thread that posts
-        the image, before anything else; its failure stops the storing."""
-        self.sending.put(item, header if self._coercion is not None else None, check)
 
     def finish(self) -> PacsDelivery:
         """Wait for the posting threads to end (after `close` or `stop`); returns what was

@@ -32,6 +32,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -212,7 +213,9 @@ def pacs_to_pacs(
         Orthanc(work / "b-cstore", ae_title="ORTHANCB") as b_cstore,
         Orthanc(work / "b-http", ae_title="ORTHANCB") as b_http,
         Orthanc(work / "b-relay", ae_title="ORTHANCB", dicomweb=True) as b_relay,
-        Orthanc(work / "b-relay-cstore", ae_title="ORTHANCB") as b_relay_cstore,
+        (
+            Orthanc(work / "b-relay-cstore", ae_title="ORTHANCB") if also_cstore else nullcontext()
+        ) as b_relay_cstore,
         Orthanc(
             work / "a",
             ae_title="ORTHANCA",
@@ -253,7 +256,7 @@ def pacs_to_pacs(
         )
         cpu["ours"] = run.cpu_s
         by_cstore = None
-        if also_cstore:
+        if b_relay_cstore is not None:
             by_cstore = _through_the_relay(
                 study, work / "cstore", a, b_relay_cstore, agent_port, study_id, route
             )
