@@ -72,6 +72,8 @@ class Measured:
     env: dict[str, str]
     stdin: str = ""
     cwd: Path | None = None
+    # Its standard input stays open, for `type_in` (as staff type into a command waiting).
+    typed_later: bool = False
     started: float = 0.0
     ended: float | None = None
     returncode: int | None = None
@@ -98,10 +100,22 @@ class Measured:
         ):
             self.started = time.perf_counter()
             self.proc = subprocess.Popen(
-                self.argv, stdin=stdin, stdout=out, stderr=err, cwd=self.cwd, env=self.env
+                self.argv,
+                stdin=subprocess.PIPE if self.typed_later else stdin,
+                stdout=out,
+                stderr=err,
+                cwd=self.cwd,
+                env=self.env,
             )
         threading.Thread(target=self._watch_memory, args=(self.proc.pid,), daemon=True).start()
         return self
+
+    def type_in(self, text: str) -> None:
+        """Write `text` to its standard input (started `typed_later`), then close it."""
+        assert self.proc is not None
+        assert self.proc.stdin is not None
+        with self.proc.stdin as stdin:
+            stdin.write(text.encode())
 
     def _watch_memory(self, pid: int) -> None:
         status = Path(f"/proc/{pid}/status")

@@ -246,8 +246,10 @@ class Suite:
                 run.wormhole_s,
                 1.0,
                 peer_name="wormhole send/receive, local mailbox + transit relay, --no-listen",
-                note="push a folder + redeem --out at the same time, from push starting to redeem "
-                "ending; magic-wormhole sends the same files as one uncompressed tar.",
+                note="push a folder + redeem --out started at the same time (redeem waits for the "
+                "code, typed in once push shows it), from push starting to redeem ending; "
+                "magic-wormhole's send and receive also start at once (with a code agreed "
+                "beforehand) and send the same files as one uncompressed tar.",
             )
         )
         self.say(f"  ours {run.ours_s:.2f} s, wormhole {run.wormhole_s:.2f} s")

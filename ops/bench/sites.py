@@ -106,17 +106,21 @@ class BenchRelay:
     def redeem(
         self,
         name: str,
-        code: str,
+        code: str | None,
         folder: Path,
         *,
         pacs: str | None = None,
         out: Path | None = None,
     ) -> Measured:
+        """`redeem` through this relay, given `code`; without one, it starts and waits for it
+        (`Measured.type_in`), as staff have it open before the code comes."""
         where = ["--pacs", pacs] if pacs else ["--out", str(out)]
         argv = [*CLI, "redeem", "--relay", self.url, *where]
         argv += ["--state", str(folder / f"{name}-state"), "--yes", "--json"]
         env = environment(TRAUMA_RELAY_CREDENTIAL=self.receiver_credential)
-        return Measured(name, argv, folder, env, stdin=code + "\n", cwd=folder).start()
+        typed = code is None
+        stdin = "" if code is None else code + "\n"
+        return Measured(name, argv, folder, env, stdin=stdin, cwd=folder, typed_later=typed).start()
 
 
 def redeemed_instances(redeem: Measured) -> int:

@@ -52,10 +52,12 @@ def relay_leg(
     relay = BenchRelay(folder).start()
     push = redeem = None
     try:
+        # Both start at once, as magic-wormhole's two do; redeem waits for the code, which
+        # push shows once it has read every file and made the transfer.
         start = time.perf_counter()
         push = relay.push("push", [study.dicom], folder)
-        code = relay.authorized_code(push, RUN_TIMEOUT)  # push reads every file first
-        redeem = relay.redeem("redeem", code, folder, pacs=pacs, out=folder / "out")
+        redeem = relay.redeem("redeem", None, folder, pacs=pacs, out=folder / "out")
+        redeem.type_in(relay.authorized_code(push, RUN_TIMEOUT) + "\n")
         push.ok(RUN_TIMEOUT)
         redeem.ok(RUN_TIMEOUT)
         elapsed = (redeem.ended or time.perf_counter()) - start
