@@ -16,12 +16,14 @@ left out of the DICOMDIR but stays in the folder; `write` says which and why.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator, Sequence
 from io import BytesIO
 from pathlib import Path, PurePosixPath
 
 import pydicom
 from pydicom import fileset
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.fileset import FileSet, RecordNode
 
@@ -29,6 +31,7 @@ from site_agent.local_state import write_atomically
 
 NAME = "DICOMDIR"
 _OFFSETS = ("OffsetOfTheNextDirectoryRecord", "OffsetOfReferencedLowerLevelDirectoryEntity")
+_UL_SIZE = 4
 _ROOT_OFFSETS = (
     "OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity",
     "OffsetOfTheLastDirectoryRecordOfTheRootDirectoryEntity",
@@ -172,31 +175,51 @@ def _encoded(ds: Dataset) -> bytes:
 
 def _encoded_with_offsets(dicomdir: Dataset, top: dict[str, _Node]) -> bytes:
     """`dicomdir` listing `top` and the records below, each pointing at its next sibling and
-    its first child by where pydicom puts them (PS3.10 8.5, PS3.3 F.3)."""
+    its first child by where pydicom puts them (PS3.10 8.5, PS3.3 F.3). Encoded once, with
+    every offset 0; offsets are fixed-size (UL), so that encoding tells where each record
+    starts and where each offset's value is, and the offsets are written there."""
     nodes = list(_in_order(top))
     dicomdir.DirectoryRecordSequence = [node.record for node in nodes]
     for record in dicomdir.DirectoryRecordSequence:
         for keyword in _OFFSETS:
             setattr(record, keyword, 0)
-    # Offsets are fixed-size (UL), so one pass tells where every record will start.
-    placed = pydicom.dcmread(BytesIO(_encoded(dicomdir))).DirectoryRecordSequence
-    offset = {id(node): int(r.seq_item_tell) for node, r in zip(nodes, placed, strict=True)}
+    for keyword in _ROOT_OFFSETS:
+        setattr(dicomdir, keyword, 0)
+    encoded = bytearray(_encoded(dicomdir))
+    placed = pydicom.dcmread(BytesIO(encoded))
+    # pydicom gives an item's elements' positions from the start of the sequence's value.
+    sequence = placed.get_item("DirectoryRecordSequence")
+    if not isinstance(sequence, RawDataElement):
+        raise ValueError("pydicom read the DICOMDIR's records unexpectedly")  # pydicom changed
+    records = placed.DirectoryRecordSequence
+    where = {id(node): record for node, record in zip(nodes, records, strict=True)}
+    offset = {id(node): int(r.seq_item_tell) for node, r in zip(nodes, records, strict=True)}
+
+    def put(ds: Dataset, keyword: str, value: int, base: int = 0) -> None:
+        """Write `value` as `ds`'s `keyword` where pydicom read it (checked to be there)."""
+        element = ds.get_item(keyword)
+        if not isinstance(element, RawDataElement) or element.length != _UL_SIZE:
+            raise ValueError(f"{keyword} was not encoded as one UL")  # pydicom changed
+        at = base + element.value_tell
+        tag = struct.pack("<HH2s", element.tag.group, element.tag.element, b"UL")
+        if encoded[at - 8 : at - 2] != tag:
+            raise ValueError(f"{keyword} is not where pydicom read it")  # pydicom changed
+        struct.pack_into("<L", encoded, at, value)
 
     def first_and_next(level: dict[str, _Node]) -> None:
         children = list(level.values())
         for number, child in enumerate(children, 1):
             after = children[number] if number < len(children) else None
-            child.record.OffsetOfTheNextDirectoryRecord = offset[id(after)] if after else 0
             first = next(iter(child.children.values()), None)
-            child.record.OffsetOfReferencedLowerLevelDirectoryEntity = (
-                offset[id(first)] if first else 0
-            )
+            record, base = where[id(child)], sequence.value_tell
+            put(record, _OFFSETS[0], offset[id(after)] if after else 0, base)
+            put(record, _OFFSETS[1], offset[id(first)] if first else 0, base)
 
     first_and_next(top)
     for node in nodes:
         first_and_next(node.children)
     roots = list(top.values())
     first_record, last_record = _ROOT_OFFSETS
-    setattr(dicomdir, first_record, offset[id(roots[0])])
-    setattr(dicomdir, last_record, offset[id(roots[-1])])
-    return _encoded(dicomdir)
+    put(placed, first_record, offset[id(roots[0])])
+    put(placed, last_record, offset[id(roots[-1])])
+    return bytes(encoded)
