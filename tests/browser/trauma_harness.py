@@ -23,6 +23,7 @@ PASSWORD = "correct horse battery staple"
 USER = "registrar.kim"
 LOCAL_ISSUER = "COUNTY"
 START_TIMEOUT = 60.0  # seconds for the agent to answer after it is started
+LOG_SHOWN = 20_000  # characters of its log a failing test shows
 
 
 @dataclass
@@ -73,6 +74,9 @@ class ReceivingAgent:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.log.exists():  # pytest shows what a test printed only when it fails
+            print(f"--- the receiving agent's log ({self.log}), its end:")
+            print(self.log.read_text("utf-8", errors="replace")[-LOG_SHOWN:])
 
 
 def configured_agent(
