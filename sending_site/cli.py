@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
 import os
 import sys
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sending_site.inbox.follow import SpooledStudy
     from sending_site.sheet import TransferSheet
+    from transfer_codes.keys import StretchedSecret
 
 from sending_site.settings import SenderSettings
 from sending_site.transfers_cli import add_parsers as add_transfer_parsers
@@ -340,6 +342,18 @@ def _break_glass_problem(reason: str | None, clinician: str | None) -> str | Non
     return problem_with(reason, clinician)
 
 
+def _stretch_ahead() -> concurrent.futures.Future[StretchedSecret]:
+    """A code secret stretched in a thread of its own (`keys.stretch_ahead`), for the transfer
+    the push will make: scrypt runs while the study is read, instead of after."""
+    from transfer_codes.keys import stretch_ahead
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="stretch")
+    try:
+        return pool.submit(stretch_ahead)
+    finally:
+        pool.shutdown(wait=False)
+
+
 def run_push(args: argparse.Namespace) -> int:
     from sending_site import outgoing
     from sending_site.errors import BreakGlassIncomplete, ConfirmationNeeded
@@ -367,6 +381,7 @@ def run_push(args: argparse.Namespace) -> int:
     inbox = _inbox_study(args)
     credential = _credential(args)
     state = args.state or default_state_dir()
+    stretched = _stretch_ahead()  # while the study is read and checked
 
     async def preflight() -> Prepared:
         paths = args.paths
@@ -404,6 +419,7 @@ def run_push(args: argparse.Namespace) -> int:
         replace=args.replace,
         skip_damaged=args.skip_damaged,
         source=inbox,
+        stretched=stretched,
     )
     tty = sys.stderr.isatty() and not args.json
     qr_path: list[Path] = []

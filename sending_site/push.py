@@ -21,6 +21,7 @@ the closing record alone says how many images there are.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import hashlib
 import time
@@ -40,7 +41,12 @@ from site_agent.client import Holdings, RelayClient, RelayRefused, RelayUnreacha
 from transfer_codes import wire
 from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
-from transfer_codes.keys import lock_with_capability, lock_with_code, new_data_key
+from transfer_codes.keys import (
+    StretchedSecret,
+    lock_with_capability,
+    lock_with_code,
+    new_data_key,
+)
 from transfer_codes.manifest import (
     MAX_FILE_NAME_LENGTH,
     MAX_OMITTED_NAMES,
@@ -93,6 +99,9 @@ class PushRequest:
     # A study still arriving: `paths` (may be empty) and then what the source names are sent,
     # and the manifest stays open until the source says the study is complete.
     source: StudySource | None = None
+    # The code's secret, being stretched while the study is read (`keys.stretch_ahead`), for
+    # the transfer this push makes (if it makes one); else the code is stretched when locked.
+    stretched: concurrent.futures.Future[StretchedSecret] | None = None
 
 
 @dataclass(frozen=True)
@@ -380,11 +389,19 @@ class _Uploader:
             return plain_hash.hexdigest()
 
 
-async def install_locks(client: RelayClient, record: journal.TransferJournal, path: str) -> None:
+async def install_locks(
+    client: RelayClient,
+    record: journal.TransferJournal,
+    path: str,
+    ahead: StretchedSecret | None = None,
+) -> None:
+    """Lock the transfer's data key with its code and its capability (`path` "locks"), or
+    re-lock it (`path` "reissue"). `ahead`: the code's secret stretched already, if it is this
+    code's."""
     code = RedemptionCode.parse(record.code)
     capability = Capability.parse(record.capability)
     locks: dict[str, object] = {
-        "code": lock_with_code(record.data_key, record.transfer_id, code).to_json(),
+        "code": lock_with_code(record.data_key, record.transfer_id, code, ahead).to_json(),
         "capability": lock_with_capability(
             record.data_key, record.transfer_id, capability
         ).to_json(),
@@ -521,15 +538,19 @@ async def seen_by_relay(client: RelayClient, transfer_id: str) -> Seen | None:
         raise
 
 
-def _new_transfer(created: dict[str, Any]) -> decisions.NewTransfer:
-    """The relay's answer to creating a transfer, with fresh secrets for it."""
+def _new_transfer(
+    created: dict[str, Any], ahead: StretchedSecret | None = None
+) -> decisions.NewTransfer:
+    """The relay's answer to creating a transfer, with fresh secrets for it (the code's secret
+    from `ahead`, drawn and stretched already, if given)."""
     transfer_id, locator = str(created["transfer_id"]), int(created["locator"])
+    code = RedemptionCode.generate(locator) if ahead is None else ahead.code(locator)
     return decisions.NewTransfer(
         transfer_id=transfer_id,
         locator=locator,
         expires_at=float(created["expires_at"]),
         data_key=new_data_key(),
-        code=RedemptionCode.generate(locator).compact(),
+        code=code.compact(),
         capability=Capability.generate(transfer_id).to_text(),
         authorization_token=new_token(),
         phone_key=new_phone_key(),
@@ -748,10 +769,24 @@ class _Sending:
         self.ready: Ready | None = None
         self.growing = growing  # following a study that is still arriving
         self.stopped = stopped  # staff stopped following it before it was complete
+        self.stretched = req.stretched  # taken by the first transfer made
+        self.ahead: StretchedSecret | None = None  # its code's secret, stretched
 
     async def carry_out(self, steps: list[decisions.Decision]) -> None:
         for decision in steps:
             await self._do(decision)
+
+    async def _stretched_ahead(self) -> StretchedSecret | None:
+        """The request's code secret stretched ahead, once (a second transfer made in the same
+        run draws its own); None without one, or if the stretching failed (the code is then
+        stretched when it is locked, which reports the failure)."""
+        stretched, self.stretched = self.stretched, None
+        if stretched is None:
+            return None
+        try:
+            return await asyncio.wrap_future(stretched)
+        except Exception:
+            return None
 
     async def _do(self, decision: decisions.Decision) -> None:
         match decision:
@@ -769,8 +804,9 @@ class _Sending:
                 await self.carry_out(self.plan.revoke_answered(record.transfer_id, refusal))
             case decisions.Create():
                 created = await self.client.create_transfer(self.req.recipient, self.req.expires_in)
+                self.ahead = await self._stretched_ahead()
                 await self.carry_out(
-                    self.plan.transfer_created(time.time(), _new_transfer(created))
+                    self.plan.transfer_created(time.time(), _new_transfer(created, self.ahead))
                 )
             case decisions.Look(record):
                 holdings = await self._attempt(record, self.client.holdings(record.transfer_id))
@@ -779,7 +815,7 @@ class _Sending:
                     self.plan.transfer_seen(Seen.from_status(self.status), holdings)
                 )
             case decisions.InstallLocks(record):
-                await self._attempt(record, install_locks(self.client, record, "locks"))
+                await self._attempt(record, install_locks(self.client, record, "locks", self.ahead))
             case decisions.AddBreakGlass(record, reason, clinician):
                 await self._attempt(record, break_glass(self.client, record, reason, clinician))
             case decisions.LeavePhoneDocuments(record, glass):

@@ -7,12 +7,14 @@ that will not arrive."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import shutil
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,10 @@ from sending_site.push import PushEvent, PushRequest, PushResult, Ready, push
 from sending_site.synthetic import make_ct_study
 from site_agent import retry
 from site_agent.client import RelayClient, RelayUnreachable
+from transfer_codes.codes import RedemptionCode
+from transfer_codes.keys import StretchedSecret, stretch_ahead, stretch_code, unwrap
 from transfer_codes.tokens import new_transfer_id
+from transfer_codes.wire import b64decode_text, b64encode_text
 
 
 class Interrupted(Exception):
@@ -182,6 +187,56 @@ async def test_an_interrupted_push_still_resumes(tmp_path: Path) -> None:
         _, again = await _push(relay, state, [tmp_path / "study"])
         assert (again.resumed, again.transfer_id, again.replaced) == (True, first.transfer_id, ())
         assert await _state(relay, first.transfer_id) == "awaiting_authorization"
+
+
+@pytest.mark.asyncio
+async def test_a_code_stretched_while_the_study_was_read_locks_the_new_transfer(
+    tmp_path: Path,
+) -> None:
+    """`push` given a code secret stretched ahead (as the CLI starts one before it reads the
+    study) makes the new transfer's code from it and locks it with that stretching's salt; the
+    code opens the transfer as any other. A push that resumes draws nothing from its own."""
+    make_ct_study(tmp_path / "study", 2)
+    state = tmp_path / "er"
+    ahead, unused = (concurrent.futures.Future[StretchedSecret]() for _ in range(2))
+    ahead.set_result(stretch_ahead())
+    unused.set_result(stretch_ahead())
+    async with running_relay(tmp_path / "relay") as relay:
+        request = _request(relay, state, [tmp_path / "study"])
+        shown: list[PushEvent] = []
+
+        def on_event(event: PushEvent) -> None:
+            if isinstance(event, Ready):
+                shown.append(event)
+                raise Interrupted()
+
+        with pytest.raises(Interrupted):
+            await push(replace(request, stretched=ahead), on_event)
+        (ready,) = shown
+        code = RedemptionCode.parse(ready.code)
+        assert code.secret == ahead.result().secret
+
+        resumed: list[PushEvent] = []
+        await push(replace(request, stretched=unused), resumed.append)
+        (again,) = [e for e in resumed if isinstance(e, Ready)]
+        assert (again.resumed, again.code) == (True, ready.code)
+
+        token = ready.authorization_url.split("#", 1)[1].split(".", 1)[0]
+        async with RelayClient(relay.url, None) as family:
+            await family.request(
+                "POST", "/api/v1/authorizations", json={"token": token, "authorizer_role": "family"}
+            )
+        async with RelayClient(relay.url, relay.receiver_credential) as receiver:
+            salt = await receiver.redemption_salt(code.locator)
+            assert salt == ahead.result().salt
+            unlock = stretch_code(code, salt)
+            answer = await receiver.redeem(
+                {"locator": code.locator, "proof": b64encode_text(unlock.proof)}
+            )
+        assert answer["transfer_id"] == ready.transfer_id
+        wrapped = b64decode_text(str(answer["wrapped_key"]))
+        data_key = journal.load(state, ready.transfer_id).data_key
+        assert unwrap(wrapped, unlock, ready.transfer_id) == data_key
 
 
 @pytest.mark.asyncio

@@ -23,6 +23,7 @@ from transfer_codes.keys import (
     new_data_key,
     object_key,
     proof_matches,
+    stretch_ahead,
     stretch_capability,
     stretch_code,
     unwrap,
@@ -220,6 +221,33 @@ def test_relock_with_a_new_code() -> None:
     assert not proof_matches(old_unlock.proof, new_lock.verifier)
     with pytest.raises(UnwrapError):
         unwrap(new_lock.wrapped_key, old_unlock, transfer_id)
+
+
+def test_a_secret_stretched_ahead_locks_its_code_at_the_relays_locator() -> None:
+    """The secret is drawn and stretched before the relay gives the locator; the lock is the
+    one a code typed later opens, with the salt of that stretching (not stretched again)."""
+    data_key, transfer_id = new_data_key(), new_transfer_id()
+    ahead = stretch_ahead()
+    assert repr(ahead) == "StretchedSecret(<hidden>)"
+    code = ahead.code(517)
+    assert (code.locator, code.secret) == (517, ahead.secret)
+    lock = lock_with_code(data_key, transfer_id, code, ahead)
+    assert lock.salt == ahead.salt
+    typed = stretch_code(RedemptionCode.parse(code.grouped()), lock.salt)
+    assert proof_matches(typed.proof, lock.verifier)
+    assert unwrap(lock.wrapped_key, typed, transfer_id) == data_key
+
+
+def test_a_secret_stretched_ahead_is_not_used_for_another_code() -> None:
+    """Given another code's stretching, the lock stretches its own code with a fresh salt."""
+    data_key, transfer_id = new_data_key(), new_transfer_id()
+    ahead = stretch_ahead()
+    other = RedemptionCode(locator=9, secret=ahead.secret ^ 1)
+    lock = lock_with_code(data_key, transfer_id, other, ahead)
+    assert lock.salt != ahead.salt
+    unlock = stretch_code(other, lock.salt)
+    assert unwrap(lock.wrapped_key, unlock, transfer_id) == data_key
+    assert not proof_matches(stretch_code(ahead.code(9), lock.salt).proof, lock.verifier)
 
 
 def test_capability_lock_round_trip() -> None:
