@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from peers import PEER_ENVIRONMENT  # noqa: E402
+from peers import PEER_ENVIRONMENT, find_peer  # noqa: E402
 from peers.orthanc import OrthancServer  # noqa: E402
 from relay_harness import RECEIVER, RelayProcess  # noqa: E402
 
@@ -60,7 +60,7 @@ def main() -> int:
         with OrthancServer(work / "orthanc-direct") as direct:
             baseline, _ = timed(
                 [
-                    "storescu",
+                    find_peer("storescu") or "storescu",
                     "-aec",
                     direct.ae_title,
                     "+sd",
