@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import concurrent.futures
 import json
 import os
 import sys
@@ -15,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sending_site.inbox.follow import SpooledStudy
     from sending_site.sheet import TransferSheet
-    from transfer_codes.keys import StretchedSecret
 
 from sending_site.settings import SenderSettings
 from sending_site.transfers_cli import add_parsers as add_transfer_parsers
@@ -342,18 +340,6 @@ def _break_glass_problem(reason: str | None, clinician: str | None) -> str | Non
     return problem_with(reason, clinician)
 
 
-def _stretch_ahead() -> concurrent.futures.Future[StretchedSecret]:
-    """A code secret stretched in a thread of its own (`keys.stretch_ahead`), for the transfer
-    the push will make: scrypt runs while the study is read, instead of after."""
-    from transfer_codes.keys import stretch_ahead
-
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="stretch")
-    try:
-        return pool.submit(stretch_ahead)
-    finally:
-        pool.shutdown(wait=False)
-
-
 def run_push(args: argparse.Namespace) -> int:
     from sending_site import outgoing
     from sending_site.errors import BreakGlassIncomplete, ConfirmationNeeded
@@ -361,6 +347,7 @@ def run_push(args: argparse.Namespace) -> int:
     from sending_site.preflight import Prepared, prepare
     from sending_site.push import Progress, PushRequest, PushResult, Ready, Retrying, push
     from sending_site.sheet import TransferSheet, site_phone
+    from sending_site.stretching import in_background
     from site_agent.client import RelayClient, RelayUnreachable
     from site_agent.local_state import default_state_dir
     from site_agent.local_time import local_time
@@ -381,7 +368,7 @@ def run_push(args: argparse.Namespace) -> int:
     inbox = _inbox_study(args)
     credential = _credential(args)
     state = args.state or default_state_dir()
-    stretched = _stretch_ahead()  # while the study is read and checked
+    stretched = in_background()  # while the study is read and checked
 
     async def preflight() -> Prepared:
         paths = args.paths

@@ -29,6 +29,7 @@ from sending_site.inbox.keeping import Keeper
 from sending_site.inbox.settings import InboxSettings
 from sending_site.push import Progress, PushEvent, PushRequest, Ready, Retrying, push
 from sending_site.source import Arrivals
+from sending_site.stretching import SpareSecret
 from site_agent.credential import read_credential
 from site_agent.errors import AgentError
 from site_agent.local_state import site_folder, write_atomically
@@ -99,6 +100,8 @@ class PushJobs:
         self.folder = folder
         self.setup = setup
         self._jobs: dict[str, Job] = {}
+        # The next new transfer's code, stretched ahead: staff see it without waiting.
+        self.spare = SpareSecret()
 
     def save(self, record: JobRecord) -> None:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -168,6 +171,8 @@ def start_push(jobs: PushJobs, record: JobRecord) -> Job:
     jobs.save(record)
     job = Job(record)
     jobs.add(job)
+    # A job that has its transfer already resumes it, with its code: it needs no new one.
+    stretched = None if record.transfer_id else jobs.spare.take()
 
     def on_event(event: PushEvent) -> None:
         if isinstance(event, Ready):
@@ -195,6 +200,7 @@ def start_push(jobs: PushJobs, record: JobRecord) -> Job:
                 recipient=record.recipient,
                 credential=setup.credential(),
                 state_dir=setup.state_dir,
+                stretched=stretched,
             )
             await push(request, on_event)
         except (SendingError, AgentError) as e:
@@ -228,6 +234,7 @@ def lifetime(
     not ended (their pushes resume), and cancel running ones on stop."""
 
     async def context(app: Any) -> AsyncIterator[None]:
+        jobs.spare.prepare()
         for record in jobs.stored():
             if record.ended:
                 jobs.add(Job(record))

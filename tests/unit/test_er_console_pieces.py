@@ -1,6 +1,6 @@
 """Pure pieces of the sending agent and its ER console: the inbox's settings drawn from the
 agent's one settings system, the PACS search form, the words of progress and readiness, and
-the push jobs kept on disk."""
+the push jobs kept on disk, and the code secret the agent keeps stretched ahead."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from sending_site.inbox.records import SeriesRecord, StudyRecord
 from sending_site.inbox.settings import InboxSettings, PacsNode
 from sending_site.push import Progress
 from sending_site.settings import SenderSettings, inbox_settings
+from sending_site.stretching import SpareSecret
 from site_agent.settings import load
+from transfer_codes.keys import stretch_code
 
 JANE = ("ER-1", "ER-GENERAL", "DOE^JANE", "19850214", "F")
 
@@ -138,3 +140,18 @@ def test_push_journals_are_not_confused_with_the_console_files(tmp_path: Path) -
     (folder / "console-users.json").write_text("{}")
     assert journal.transfer_ids(tmp_path) == []
     assert journal.every(tmp_path) == []
+
+
+def test_the_agent_hands_each_push_the_secret_stretched_ahead_and_starts_the_next() -> None:
+    spare = SpareSecret()
+    prepared = spare.prepare()
+    assert spare.prepare() is prepared  # one under way at a time
+    first = spare.take()
+    assert first is prepared
+    second = spare.take()  # never the same one twice
+    third = SpareSecret().take()  # a spare not prepared stretches one when asked
+    taken = [f.result(timeout=60) for f in (first, second, third)]
+    assert len({t.secret for t in taken}) == 3
+    assert len({t.salt for t in taken}) == 3
+    for t in taken:  # the stretching is the code's, whatever locator the relay gives
+        assert t.unlock == stretch_code(t.code(917), t.salt)
