@@ -14,6 +14,7 @@ import struct
 import unicodedata
 import warnings
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -364,12 +365,20 @@ def _candidates(paths: list[Path]) -> _Candidates:
     return result
 
 
-def collect(paths: list[Path], *, skip_damaged: bool = False) -> Collection:
+def collect(
+    paths: list[Path],
+    *,
+    skip_damaged: bool = False,
+    described: Mapping[Path, Instance] | None = None,
+) -> Collection:
     """Every valid instance under `paths` (one per SOP Instance UID), plus what was skipped.
+    A file `described` names (by its resolved path) is taken as described there, not read
+    again: the inbox's own checks (`read_checked`'s) made that description as it kept it.
 
     Raises `DamagedDicom` if any DICOM file is damaged (unless `skip_damaged`: they are then
     in `omitted`), `NoDicomFound` if nothing valid remains and `MixedPatients` if the
     instances do not all belong to one patient."""
+    known = described or {}
     result = Collection()
     damaged: list[tuple[Path, str]] = []
     seen: set[str] = set()
@@ -387,7 +396,7 @@ def collect(paths: list[Path], *, skip_damaged: bool = False) -> Collection:
                 else:
                     result.skipped.append((path, "an empty file"))
                 continue
-            instance = read_instance(path)
+            instance = known.get(path) or read_instance(path)
         except InvalidDicomError:
             # A disc carries a viewer, autorun files and the like beside the images: counted
             # below, not listed one by one.

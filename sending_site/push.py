@@ -492,7 +492,11 @@ async def _first_arrivals(
         arrived = await source.arrivals()
         if c is None:
             if arrived.paths:
-                c = await asyncio.to_thread(collect.collect, list(arrived.paths))
+                # As the source's checks described them; only the rest are read here.
+                described = {i.path: i for i in arrived.described}
+                c = await asyncio.to_thread(
+                    functools.partial(collect.collect, list(arrived.paths), described=described)
+                )
                 return c, arrived
             if arrived.complete or arrived.stopped:
                 raise errors.NoDicomFound()
