@@ -44,14 +44,14 @@ from site_agent.credential import authorization_header
 
 BATCH_IMAGES = 50  # instances per POST
 # At most this many bytes of files per POST (one bigger file goes alone): a batch is held in
-# memory while posted, twice at once when storing as the images arrive (`POSTS_AT_ONCE`).
+# memory while posted, `POSTS_AT_ONCE` at once when storing as the images arrive.
 BATCH_BYTES = 8 * 2**20
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)  # seconds before each new try of a batch whose answer is lost
 TIMEOUT = aiohttp.ClientTimeout(total=600, connect=30)  # seconds, per POST
 CHECK_TIMEOUT = aiohttp.ClientTimeout(total=30)  # seconds, for the check before the code is spent
 _DETAIL_CHARS = 200  # of a server's answer, in a message staff read
 _MAX_SENTENCES = 10  # refused instances named one by one; the rest are counted
-POSTS_AT_ONCE = 2  # `StowAsVerified`'s posts in flight: one is built while one is answered
+POSTS_AT_ONCE = 3  # `StowAsVerified`'s posts in flight: one is built while others are answered
 
 # DICOM JSON tags (PS3.18 F.2) of the Store Instances Response Module (PS3.18 10.5.3.2).
 FAILED_SOP_SEQUENCE = "00081198"
