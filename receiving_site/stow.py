@@ -22,6 +22,7 @@ sends them again, harmlessly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import secrets
@@ -52,6 +53,9 @@ CHECK_TIMEOUT = aiohttp.ClientTimeout(total=30)  # seconds, for the check before
 _DETAIL_CHARS = 200  # of a server's answer, in a message staff read
 _MAX_SENTENCES = 10  # refused instances named one by one; the rest are counted
 POSTS_AT_ONCE = 3  # `StowAsVerified`'s posts in flight: one is built while others are answered
+# Of those, how many may each hold an image bigger than `BATCH_BYTES` (it goes alone, read whole):
+# a third post adds at most one batch of `BATCH_BYTES`, never a third such image, to memory.
+LARGE_AT_ONCE = 2
 
 # DICOM JSON tags (PS3.18 F.2) of the Store Instances Response Module (PS3.18 10.5.3.2).
 FAILED_SOP_SEQUENCE = "00081198"
@@ -432,6 +436,7 @@ class StowAsVerified(Storing):
         self._listed = listed
         self._dest = dest
         self._coercion = coercion
+        self._large = threading.BoundedSemaphore(LARGE_AT_ONCE)
         self._threads = [
             # Not daemons: at exit each ends after its batch, and its copies are removed.
             threading.Thread(target=self._run, name=f"stow-{n}")
@@ -460,21 +465,28 @@ class StowAsVerified(Storing):
         sending = self.sending
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
             while (first := sending.next()) is not None:
-                batch = [first, *sending.more(BATCH_IMAGES - 1, BATCH_BYTES - first.entry.size)]
-                headers: dict[int, StagedHeader] = {}
-                for item in batch:  # checked here, if put to be; nothing of the batch is posted
-                    header = sending.header(item)  # when one fails
-                    if header is not None:
-                        headers[item.entry.index] = header
-                done, sentences = await _store_batch(
-                    session,
-                    self._dest,
-                    batch,
-                    self._coercion,
-                    headers,
-                    max(sending.total, self._listed),
-                    sending.stored,
-                )
-                sending.done(count=done)
-                if sentences:
-                    raise _not_stored(self._dest, sentences, sending.stored)
+                large = first.entry.size > BATCH_BYTES  # blocking is fine: this loop runs only this
+                with self._large if large else contextlib.nullcontext():
+                    await self._post(session, first)
+
+    async def _post(self, session: aiohttp.ClientSession, first: StagedObject) -> None:
+        """Post `first` and the images waiting after it that fit in its batch."""
+        sending = self.sending
+        batch = [first, *sending.more(BATCH_IMAGES - 1, BATCH_BYTES - first.entry.size)]
+        headers: dict[int, StagedHeader] = {}
+        for item in batch:  # checked here, if put to be; nothing of the batch is posted when
+            header = sending.header(item)  # one fails
+            if header is not None:
+                headers[item.entry.index] = header
+        done, sentences = await _store_batch(
+            session,
+            self._dest,
+            batch,
+            self._coercion,
+            headers,
+            max(sending.total, self._listed),
+            sending.stored,
+        )
+        sending.done(count=done)
+        if sentences:
+            raise _not_stored(self._dest, sentences, sending.stored)
