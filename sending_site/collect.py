@@ -15,7 +15,7 @@ import unicodedata
 import warnings
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from io import BytesIO
 from pathlib import Path
 from typing import BinaryIO
@@ -372,13 +372,15 @@ def collect(
     described: Mapping[Path, Instance] | None = None,
 ) -> Collection:
     """Every valid instance under `paths` (one per SOP Instance UID), plus what was skipped.
-    A file `described` names (by its resolved path) is taken as described there, not read
+    A file `described` names (by any path to it) is taken as described there, not read
     again: the inbox's own checks (`read_checked`'s) made that description as it kept it.
 
     Raises `DamagedDicom` if any DICOM file is damaged (unless `skip_damaged`: they are then
     in `omitted`), `NoDicomFound` if nothing valid remains and `MixedPatients` if the
     instances do not all belong to one patient."""
-    known = described or {}
+    # By resolved path, as the files are read below: a spool folder given through a link, or
+    # relative, still finds its descriptions.
+    known = {p.resolve(): i for p, i in (described or {}).items()}
     result = Collection()
     damaged: list[tuple[Path, str]] = []
     seen: set[str] = set()
@@ -396,7 +398,11 @@ def collect(
                 else:
                     result.skipped.append((path, "an empty file"))
                 continue
-            instance = known.get(path) or read_instance(path)
+            instance = known.get(path)
+            if instance is None:
+                instance = read_instance(path)
+            elif instance.path != path:
+                instance = replace(instance, path=path)
         except InvalidDicomError:
             # A disc carries a viewer, autorun files and the like beside the images: counted
             # below, not listed one by one.

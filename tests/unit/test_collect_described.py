@@ -31,6 +31,24 @@ def test_a_described_file_is_taken_as_described_and_the_rest_are_read(tmp_path: 
     assert all(by_path[p].study_description != AS_DESCRIBED for p in rest)
 
 
+def test_a_description_given_through_a_link_to_the_folder_is_taken(tmp_path: Path) -> None:
+    """A spool folder configured through a link (or relatively) names its files by paths that
+    are not the resolved ones the files are read by: the descriptions are still taken."""
+    study = (tmp_path / "study").resolve()
+    first, *rest = _study(study)
+    link = tmp_path / "spool"
+    link.symlink_to(study, target_is_directory=True)
+    via = [link / p.relative_to(study) for p in (first, *rest)]
+    described = dataclasses.replace(
+        collect.read_instance(first), path=via[0], study_description=AS_DESCRIBED
+    )
+    c = collect.collect(via, described={via[0]: described})
+    by_path = {i.path: i for i in c.instances}
+    assert sorted(by_path) == [first, *rest]  # by the resolved paths, as read
+    assert by_path[first].study_description == AS_DESCRIBED
+    assert by_path[first] == dataclasses.replace(described, path=first)
+
+
 def test_a_described_image_of_another_patient_is_still_refused(tmp_path: Path) -> None:
     first, *rest = _study(tmp_path / "study")
     other = dataclasses.replace(collect.read_instance(first), patient_id="SOMEONE-ELSE")
