@@ -201,12 +201,24 @@ def _segments(pieces: Iterator[bytes]) -> Iterator[bytes]:
         yield b"".join(pending)
 
 
+def _opened(instance: Instance) -> BinaryIO:
+    """`instance`'s file, opened to be sent. Raises `FileChanged` if it is gone since it was
+    read (removed, or moved away)."""
+    try:
+        return instance.path.open("rb")
+    except FileNotFoundError as e:
+        raise errors.FileChanged(
+            f"{instance.path} was removed after it was read, before it was sent; send the "
+            "study again."
+        ) from e
+
+
 def _sealed_whole(
     instance: Instance, data_key: bytes, transfer_id: str, index: int
 ) -> tuple[bytes, str, str]:
     """A small instance sealed whole: (sealed bytes, plaintext SHA-256, sealed SHA-256)."""
     plain_hash = hashlib.sha256()
-    with instance.path.open("rb") as f:
+    with _opened(instance) as f:
         sealed = b"".join(_ciphertext(f, data_key, transfer_id, index, plain_hash))
         if f.tell() != instance.size:
             raise errors.FileChanged(
@@ -353,7 +365,7 @@ class _Uploader:
             plain_hash = hashlib.sha256()
             cipher_hash = hashlib.sha256()
             position = 0
-            with instance.path.open("rb") as f:
+            with _opened(instance) as f:
                 segments = _segments(
                     _ciphertext(f, self.data_key, self.transfer_id, index, plain_hash)
                 )
