@@ -12,15 +12,14 @@ import json
 import os
 import shutil
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
+from faulty_link import FaultyLink, faulty_link
 from relay_harness import RECEIVER, FakeClock, Relay, running_relay
 
 from sending_site import abandon, errors, journal
@@ -442,70 +441,6 @@ async def test_a_journal_from_before_this_change_still_resumes(tmp_path: Path) -
 
 
 # -- 4. the same push rides out a dropped connection -------------------------------------------
-
-
-class FaultyLink:
-    """A reverse proxy in front of the relay that drops a connection (no answer at all) when
-    `drop` says so, before or after passing the request on."""
-
-    def __init__(
-        self,
-        target: str,
-        drop: Callable[[web.Request], str | None],
-        before: Callable[[web.Request], Awaitable[None]] | None = None,
-    ) -> None:
-        self.target = target
-        self.drop = drop
-        self.before = before  # runs before a request is passed on
-        self.dropped: list[tuple[str, str, str]] = []
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        when = self.drop(request)
-        if when is not None:
-            self.dropped.append((when, request.method, request.path))
-        body = await request.read()
-        if when == "before":
-            assert request.transport is not None
-            request.transport.close()
-            return web.Response()
-        if self.before is not None:
-            await self.before(request)
-        headers = {
-            k: v
-            for k, v in request.headers.items()
-            if k.lower() not in ("host", "content-length", "transfer-encoding")
-        }
-        async with (
-            aiohttp.ClientSession() as session,
-            session.request(
-                request.method, self.target + request.path_qs, data=body, headers=headers
-            ) as answer,
-        ):
-            data = await answer.read()
-            kept = {
-                k: v
-                for k, v in answer.headers.items()
-                if k.lower() not in ("content-length", "transfer-encoding", "content-encoding")
-            }
-        if when == "after":  # the relay did it; the answer never arrives
-            assert request.transport is not None
-            request.transport.close()
-            return web.Response()
-        return web.Response(status=answer.status, body=data, headers=kept)
-
-
-@asynccontextmanager
-async def faulty_link(link: FaultyLink) -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", link.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
 
 
 def _once(method: str, when: str, path_has: str = "") -> Callable[[web.Request], str | None]:
