@@ -21,7 +21,7 @@ import aiosqlite
 
 from sending_site.inbox import errors
 from sending_site.inbox.arrival import Arrival, Patient, Refusal
-from sending_site.inbox.recording import Kept, Recorder, patient_of
+from sending_site.inbox.recording import Kept, Recorder, SameBytes, patient_of
 from sending_site.inbox.records import SeriesRecord, StudyRecord
 
 __all__ = ["InboxIndex", "Kept", "StudyListing", "schema_steps"]
@@ -126,19 +126,25 @@ class InboxIndex:
 
     # -- arrivals -------------------------------------------------------------------------
 
-    async def record(self, arrival: Arrival) -> Kept | Refusal:
+    async def record(self, arrival: Arrival, *, same: SameBytes | None = None) -> Kept | Refusal:
         """Index one kept instance, or refuse it (`arrival.conflict`) and change nothing.
-        Committed (durable) when this returns `Kept`."""
-        return (await self.record_all([arrival]))[0]
+        With `same`, one indexed already in the same bytes changes nothing either
+        (`Recorder.record_all`). Committed (durable) when this returns `Kept`."""
+        return (await self.record_all([arrival], same=same))[0]
 
     async def record_all(
-        self, arrivals: Sequence[Arrival], *, first: Callable[[], None] | None = None
+        self,
+        arrivals: Sequence[Arrival],
+        *,
+        first: Callable[[], None] | None = None,
+        same: SameBytes | None = None,
     ) -> list[Kept | Refusal]:
         """Index kept instances in order, in one transaction (one flush to disk), each kept or
         refused as `record` would; all committed (durable) when this returns. `first`, if
         given, runs on the same worker thread just before the transaction (one hand-off to a
-        thread for both), and what it raises is raised with nothing indexed. Raises (and
-        changes nothing) if the database fails. Not on a read-only index."""
+        thread for both), and what it raises is raised with nothing indexed. `same`: as for
+        `record`. Raises (and changes nothing) if the database fails. Not on a read-only
+        index."""
         recorder = self._recorder
         if recorder is None:
             raise RuntimeError("the index was opened read-only")
@@ -146,7 +152,7 @@ class InboxIndex:
         def first_then_record() -> list[Kept | Refusal]:
             if first is not None:
                 first()
-            return recorder.record_all(arrivals)
+            return recorder.record_all(arrivals, same)
 
         async with self._lock:
             return await asyncio.to_thread(first_then_record)

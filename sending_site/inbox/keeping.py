@@ -187,7 +187,9 @@ class Keeper:
         names a file a crash could lose), then every index row in one transaction, both on
         one worker thread."""
         try:
-            return await self._index.record_all(arrivals, first=self._spool.flush_kept)
+            return await self._index.record_all(
+                arrivals, first=self._spool.flush_kept, same=self._spool.same_bytes
+            )
         finally:
             kept, self._kept = self._kept, asyncio.Event()
             kept.set()

@@ -9,7 +9,7 @@ runs one batch at a time.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,15 @@ from sending_site.inbox.arrival import Arrival, Patient, Refusal, conflict
 
 @dataclass(frozen=True)
 class Kept:
-    """The instance is indexed; `replaced` is the id of an earlier copy's file, now unused."""
+    """The instance is indexed; `replaced` is the id of a file now unused: an earlier copy's,
+    or this arrival's own when it is byte for byte the copy already indexed (which then stays,
+    under its file, as it was)."""
 
     replaced: str | None = None
+
+
+# Whether the spool files of two ids hold the same bytes (`Spool.same_bytes`).
+SameBytes = Callable[[str, str], bool]
 
 
 def patient_of(row: Any) -> Patient:
@@ -50,13 +56,18 @@ class Recorder:
     def close(self) -> None:
         self._db.close()
 
-    def record_all(self, arrivals: Sequence[Arrival]) -> list[Kept | Refusal]:
+    def record_all(
+        self, arrivals: Sequence[Arrival], same: SameBytes | None = None
+    ) -> list[Kept | Refusal]:
         """Index kept instances in order, in one transaction, each kept or refused
-        (`arrival.conflict`, changing nothing); all durable when this returns. Raises (and
-        changes nothing) if the database fails."""
+        (`arrival.conflict`, changing nothing); all durable when this returns. With `same`,
+        an instance indexed already whose file holds the same bytes changes nothing either:
+        the earlier file stays, and the new one is the unused one (`Kept.replaced`), so a
+        push that named the earlier file can still send it. Raises (and changes nothing) if
+        the database fails."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            outcomes = [self._recorded(arrival) for arrival in arrivals]
+            outcomes = [self._recorded(arrival, same) for arrival in arrivals]
             self._db.execute("COMMIT")
         except BaseException:
             if self._db.in_transaction:  # a failed COMMIT may leave it open
@@ -73,7 +84,7 @@ class Recorder:
             raise RuntimeError(f"no row id after {sql}")
         return row_id
 
-    def _recorded(self, arrival: Arrival) -> Kept | Refusal:
+    def _recorded(self, arrival: Arrival, same: SameBytes | None) -> Kept | Refusal:
         study = self._one(
             "SELECT s.id, p.patient_id, p.issuer, p.name, p.birth_date, p.sex "
             "FROM studies s JOIN patients p ON p.id = s.patient "
@@ -99,6 +110,8 @@ class Recorder:
         )
         if refused:
             return refused
+        if earlier and same is not None and same(earlier[1], arrival.instance_id):
+            return Kept(replaced=arrival.instance_id)  # sent again as it was: nothing new
         study_id = study[0] if study else self._new_study(arrival)
         series_id = series[0] if series else self._new_series(arrival, study_id)
         self._db.execute(

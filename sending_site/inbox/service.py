@@ -41,7 +41,7 @@ async def adopt_unindexed(spool: Spool, index: InboxIndex) -> int:
                     calling_ae_title=str(ds.file_meta.get("SourceApplicationEntityTitle", "")),
                 )
             refused = arrival.refusal(found, found.sop_class_uid, found.sop_instance_uid)
-            outcome = refused or await index.record(found)
+            outcome = refused or await index.record(found, same=spool.same_bytes)
         except (InvalidDicomError, ValueError, EOFError, KeyError, TypeError, OSError) as e:
             outcome = arrival.Refusal(arrival.CANNOT_UNDERSTAND, f"it is damaged ({e})")
         if isinstance(outcome, Kept):

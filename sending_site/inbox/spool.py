@@ -24,6 +24,7 @@ from sending_site.inbox import errors
 from site_agent.local_state import fsync_folder, write_new
 
 _ID = re.compile(r"[0-9a-f]{32}")
+_COMPARED_BYTES = 1024 * 1024
 
 
 def new_id() -> str:
@@ -84,6 +85,21 @@ class Spool:
     def kept_ids(self) -> set[str]:
         """The ids of every file in `instances/`."""
         return {p.stem for p in self.instances.glob("*.dcm") if _ID.fullmatch(p.stem)}
+
+    def same_bytes(self, first_id: str, second_id: str) -> bool:
+        """Whether the kept files of the two ids hold the same bytes (False if either cannot
+        be read)."""
+        try:
+            first, second = self.path_of(first_id), self.path_of(second_id)
+            if first.stat().st_size != second.stat().st_size:
+                return False
+            with first.open("rb") as a, second.open("rb") as b:
+                while block := a.read(_COMPARED_BYTES):
+                    if block != b.read(_COMPARED_BYTES):
+                        return False
+        except OSError:
+            return False
+        return True
 
     def discard(self, path: Path) -> None:
         """Delete a file of this spool, if it is still there."""

@@ -88,6 +88,33 @@ async def test_a_resend_replaces_and_a_conflict_changes_nothing(tmp_path: Path) 
 
 
 @pytest.mark.asyncio
+async def test_a_resend_in_the_same_bytes_leaves_the_first_copy_and_a_changed_one_replaces(
+    tmp_path: Path,
+) -> None:
+    """With the spool's comparison: a copy byte for byte the same as the one indexed changes
+    nothing (its own file is the unused one), a different copy replaces the first."""
+    spool = Spool.open(tmp_path / "spool")
+    index = await InboxIndex.open(spool.index)
+    try:
+        files = {}
+        for name, data in (("first", b"image one"), ("same", b"image one"), ("new", b"image 1!!")):
+            files[name] = _arrival(1, 1, 100.0 + len(files) * 100)
+            spool.path_of(files[name].instance_id).write_bytes(data)
+        assert await index.record(files["first"], same=spool.same_bytes) == Kept()
+        same = await index.record(files["same"], same=spool.same_bytes)
+        assert same == Kept(replaced=files["same"].instance_id)
+        assert await index.study_files("1.2.3") == [files["first"].instance_id]
+        study = await index.study("1.2.3")
+        assert study is not None
+        assert study.last_arrival == 100.0  # nothing arrived that the index did not hold
+        changed = await index.record(files["new"], same=spool.same_bytes)
+        assert changed == Kept(replaced=files["first"].instance_id)
+        assert await index.study_files("1.2.3") == [files["new"].instance_id]
+    finally:
+        await index.close()
+
+
+@pytest.mark.asyncio
 async def test_a_batch_is_indexed_only_after_what_must_come_first_and_on_its_thread(
     tmp_path: Path,
 ) -> None:

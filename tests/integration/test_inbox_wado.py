@@ -167,19 +167,22 @@ async def test_a_follower_gets_what_the_keep_found_in_each_image_once(
 ) -> None:
     """The push following a study takes the description the keep's checks made of each file
     (`Keeper.described`, through `SpooledStudy`) instead of parsing it again: the same as
-    parsing the kept file, given once; a replaced copy's is dropped with it."""
+    parsing the kept file, given once. The study fetched again in the same bytes leaves the
+    first copies, and their descriptions, as they were."""
     _, files, uid, settings = await _study_in_the_pacs(orthanc_factory, tmp_path, 5153)
     async with _inbox(settings.spool) as (spool, index, keeper):
         await fetch_study(settings, keeper, uid)
-        first = [spool.path_of(i) for i in await index.study_files(uid)]
-        await fetch_study(settings, keeper, uid)  # each copy replaces the one before
-        assert all(keeper.described(path) is None for path in first)
+        first = sorted(spool.path_of(i) for i in await index.study_files(uid))
+        await fetch_study(settings, keeper, uid)  # the second copies are not kept
+        assert sorted(spool.path_of(i) for i in await index.study_files(uid)) == first
+        assert sorted(spool.instances.glob("*.dcm")) == first
         source = SpooledStudy(settings, uid, keeper=keeper)
         try:
             arrived = await source.arrivals()
         finally:
             await source.close()
     assert len(arrived.paths) == len(files)
+    assert sorted(arrived.paths) == first
     assert sorted(i.path for i in arrived.described) == sorted(arrived.paths)
     for instance in arrived.described:
         assert instance == collect.read_instance(instance.path)
