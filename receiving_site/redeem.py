@@ -651,6 +651,7 @@ async def _receive(
                 coercion = await asyncio.to_thread(
                     _reconciled, req, req.pacs, items, summary, saved
                 )
+                stored(0, len(items))
                 delivery = await stow.store_to_stow(items, req.stow, coercion, stored)
                 filed_under = coercion.local if coercion else None
         except (errors.IdentityHeld, errors.PacsRefused) as e:
@@ -756,6 +757,7 @@ async def _open_pacs(
         store = stow.StowAsVerified(req.stow, coercion, on_stored, summary.instance_count)
     else:
         store = pacs.StoreAsVerified(address, coercion, on_stored, req.associations)
+    on_stored(0, summary.instance_count)  # storing begins (the count grows with the manifest)
     return as_they_arrive.Opened(store, _Reconciled(req, coercion))
 
 
@@ -811,6 +813,7 @@ def _deliver_to_pacs(
     """Reconcile the patient (`_reconciled`) and C-STORE; returns what was stored and the
     local record it was filed under (None when not reconciled)."""
     coercion = _reconciled(req, address, items, summary, saved)
+    on_stored(0, len(items))  # storing begins: a PACS that never answers shows as such
     delivery = pacs.store_to_pacs(items, address, coercion, on_stored, req.associations)
     return delivery, coercion.local if coercion else None
 
