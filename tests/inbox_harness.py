@@ -3,6 +3,7 @@ look into its spool and index from outside (read-only, beside the running agent)
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -10,8 +11,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ from peers import PEER_ENVIRONMENT
 from peers.ports import free_port
 
 from sending_site.inbox.arrival import Arrival, Patient
+from sending_site.inbox.index import InboxIndex
+from sending_site.inbox.keeping import Keeper
+from sending_site.inbox.spool import Spool
 
 START_TIMEOUT = 30.0  # seconds for the agent to say it listens
 STOP_TIMEOUT = 30.0  # seconds after SIGTERM before SIGKILL
@@ -198,3 +202,14 @@ def make_multi_series_study(folder: Path, seed: int, **patient: Any) -> dict[str
         )
         study[str(dcmread(files[0], stop_before_pixels=True).SeriesInstanceUID)] = files
     return study
+
+
+@asynccontextmanager
+async def kept_inbox(spool_folder: Path) -> AsyncIterator[tuple[Spool, InboxIndex, Keeper]]:
+    """The inbox's spool, index and keeper in this process (no DICOM node)."""
+    spool = Spool.open(spool_folder)
+    index = await InboxIndex.open(spool.index)
+    try:
+        yield spool, index, Keeper(spool, index, asyncio.get_running_loop())
+    finally:
+        await index.close()

@@ -7,14 +7,13 @@ plain errors when the PACS has no such study or cannot be reached."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from inbox_harness import make_multi_series_study
+from inbox_harness import kept_inbox, make_multi_series_study
 from peers.dcmtk import storescu
 from peers.orthanc import OrthancServer
 from peers.ports import free_port
@@ -23,25 +22,12 @@ from pydicom import dcmread
 from sending_site import collect
 from sending_site.inbox import errors
 from sending_site.inbox.follow import SpooledStudy
-from sending_site.inbox.index import InboxIndex
-from sending_site.inbox.keeping import Keeper
 from sending_site.inbox.settings import InboxSettings, PacsNode, PacsWeb
-from sending_site.inbox.spool import Spool
 from sending_site.inbox.wado import Progress, fetch_study
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.peers]
 
 PATIENT = {"patient_name": "WEB^ROBIN", "patient_id": "MRN-5151", "patient_birth_date": "19850102"}
-
-
-@asynccontextmanager
-async def _inbox(spool_folder: Path) -> AsyncIterator[tuple[Spool, InboxIndex, Keeper]]:
-    spool = Spool.open(spool_folder)
-    index = await InboxIndex.open(spool.index)
-    try:
-        yield spool, index, Keeper(spool, index, asyncio.get_running_loop())
-    finally:
-        await index.close()
 
 
 def _settings(spool: Path, web_url: str) -> InboxSettings:
@@ -81,7 +67,7 @@ async def test_a_study_fetched_over_wado_rs_is_kept_as_a_c_store_would(
 ) -> None:
     _, files, uid, settings = await _study_in_the_pacs(orthanc_factory, tmp_path, 5150)
     progress = Progress()
-    async with _inbox(settings.spool) as (spool, index, keeper):
+    async with kept_inbox(settings.spool) as (spool, index, keeper):
         retrieval = await fetch_study(settings, keeper, uid, progress)
         assert (retrieval.completed, retrieval.failed) == (len(files), 0)
         assert progress.received == len(files)
@@ -117,7 +103,7 @@ async def test_a_part_the_checks_refuse_is_counted_and_the_rest_kept(
     odd.PatientName = "OTHER^PERSON"
     odd.SOPInstanceUID = odd.file_meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.8.498.77"
     odd.save_as(tmp_path / "odd.dcm", enforce_file_format=True)
-    async with _inbox(settings.spool) as (_, index, keeper):
+    async with kept_inbox(settings.spool) as (_, index, keeper):
         first = await fetch_study(settings, keeper, uid)
         assert (first.completed, first.failed) == (len(files), 0)
         orthanc.post_json("/instances", (tmp_path / "odd.dcm").read_bytes(), "application/dicom")
@@ -132,7 +118,7 @@ async def test_no_such_study_and_no_pacs_say_so_and_keep_nothing(
 ) -> None:
     orthanc = orthanc_factory(dicomweb=True)
     missing = "1.2.826.0.1.3680043.8.498.1"
-    async with _inbox(tmp_path / "spool") as (spool, index, keeper):
+    async with kept_inbox(tmp_path / "spool") as (spool, index, keeper):
         with pytest.raises(errors.PacsRefused, match="no longer has this study"):
             await fetch_study(_settings(spool.root, orthanc.dicomweb_url), keeper, missing)
         down = _settings(spool.root, f"http://127.0.0.1:{free_port()}/dicom-web")
@@ -154,7 +140,7 @@ async def test_a_pacs_asking_for_a_credential_gets_the_one_in_its_file(
     credential.write_text("agent:s3cret-pass\n")
     credential.chmod(0o600)
     signed = replace(settings, pacs_web=PacsWeb(orthanc.dicomweb_url, credential))
-    async with _inbox(settings.spool) as (_, index, keeper):
+    async with kept_inbox(settings.spool) as (_, index, keeper):
         with pytest.raises(errors.PacsRefused, match="refused no credential"):
             await fetch_study(settings, keeper, uid)
         assert await index.studies() == []
@@ -170,7 +156,7 @@ async def test_a_follower_gets_what_the_keep_found_in_each_image_once(
     parsing the kept file, given once. The study fetched again in the same bytes leaves the
     first copies, and their descriptions, as they were."""
     _, files, uid, settings = await _study_in_the_pacs(orthanc_factory, tmp_path, 5153)
-    async with _inbox(settings.spool) as (spool, index, keeper):
+    async with kept_inbox(settings.spool) as (spool, index, keeper):
         await fetch_study(settings, keeper, uid)
         first = sorted(spool.path_of(i) for i in await index.study_files(uid))
         await fetch_study(settings, keeper, uid)  # the second copies are not kept

@@ -8,21 +8,18 @@ relay, the resend made while the relay is being sent the first images."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pydicom
 import pytest
 from aiohttp import web
 from faulty_link import FaultyLink, faulty_link
+from inbox_harness import kept_inbox
 from relay_harness import RECEIVER, running_relay
 
 from sending_site.inbox.follow import SpooledStudy
-from sending_site.inbox.index import InboxIndex
 from sending_site.inbox.keeping import Keeper
 from sending_site.inbox.settings import InboxSettings
-from sending_site.inbox.spool import Spool
 from sending_site.push import PushRequest, push
 from sending_site.synthetic import make_ct_study
 from site_agent.client import RelayClient
@@ -31,16 +28,6 @@ pytestmark = pytest.mark.asyncio
 
 IMAGES = 60
 SOURCE = "HOSPITALPACS"
-
-
-@asynccontextmanager
-async def _inbox(folder: Path) -> AsyncIterator[tuple[Spool, InboxIndex, Keeper]]:
-    spool = Spool.open(folder)
-    index = await InboxIndex.open(spool.index)
-    try:
-        yield spool, index, Keeper(spool, index, asyncio.get_running_loop())
-    finally:
-        await index.close()
 
 
 async def _sent(keeper: Keeper, files: list[Path]) -> None:
@@ -63,7 +50,7 @@ async def test_the_same_images_sent_again_mid_upload_go_once_and_the_code_stays_
     study_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
     settings = InboxSettings(spool=tmp_path / "spool", stable_after=1.0)
     async with (
-        _inbox(settings.spool) as (spool, _, keeper),
+        kept_inbox(settings.spool) as (spool, _, keeper),
         running_relay(tmp_path / "relay") as relay,
     ):
         await _sent(keeper, files)
