@@ -35,7 +35,8 @@ class StudySource(Protocol):
     """A growing study. `arrivals` may wait a little (a few seconds at most) when nothing new
     has come, then answers with no paths; a push keeps asking until `complete` (or
     `stopped`). Files it names must not change once named: the spool never rewrites one,
-    and an image sent to the inbox again in the same bytes leaves the first file as it was.
+    and an image sent to the inbox again with the same data set leaves the first file as it
+    was.
     A changed copy does replace it, and a push that has not sent the first file yet then
     fails (`FileChanged`): that image changed while it was being sent."""
 

@@ -21,7 +21,7 @@ import aiosqlite
 
 from sending_site.inbox import errors
 from sending_site.inbox.arrival import Arrival, Patient, Refusal
-from sending_site.inbox.recording import Kept, Recorder, SameBytes, patient_of
+from sending_site.inbox.recording import Kept, Recorder, SameDataSet, patient_of
 from sending_site.inbox.records import SeriesRecord, StudyRecord
 
 __all__ = ["InboxIndex", "Kept", "StudyListing", "schema_steps"]
@@ -126,9 +126,9 @@ class InboxIndex:
 
     # -- arrivals -------------------------------------------------------------------------
 
-    async def record(self, arrival: Arrival, *, same: SameBytes | None = None) -> Kept | Refusal:
+    async def record(self, arrival: Arrival, *, same: SameDataSet | None = None) -> Kept | Refusal:
         """Index one kept instance, or refuse it (`arrival.conflict`) and change nothing.
-        With `same`, one indexed already in the same bytes changes nothing either
+        With `same`, one indexed already with the same data set keeps its earlier file
         (`Recorder.record_all`). Committed (durable) when this returns `Kept`."""
         return (await self.record_all([arrival], same=same))[0]
 
@@ -137,7 +137,7 @@ class InboxIndex:
         arrivals: Sequence[Arrival],
         *,
         first: Callable[[], None] | None = None,
-        same: SameBytes | None = None,
+        same: SameDataSet | None = None,
     ) -> list[Kept | Refusal]:
         """Index kept instances in order, in one transaction (one flush to disk), each kept or
         refused as `record` would; all committed (durable) when this returns. `first`, if

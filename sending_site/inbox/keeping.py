@@ -188,7 +188,7 @@ class Keeper:
         one worker thread."""
         try:
             return await self._index.record_all(
-                arrivals, first=self._spool.flush_kept, same=self._spool.same_bytes
+                arrivals, first=self._spool.flush_kept, same=self._spool.same_data_set
             )
         finally:
             kept, self._kept = self._kept, asyncio.Event()

@@ -20,14 +20,14 @@ from sending_site.inbox.arrival import Arrival, Patient, Refusal, conflict
 @dataclass(frozen=True)
 class Kept:
     """The instance is indexed; `replaced` is the id of a file now unused: an earlier copy's,
-    or this arrival's own when it is byte for byte the copy already indexed (which then stays,
-    under its file, as it was)."""
+    or this arrival's own when its data set is byte for byte the copy already indexed (which
+    then stays, under its file, as it was)."""
 
     replaced: str | None = None
 
 
-# Whether the spool files of two ids hold the same bytes (`Spool.same_bytes`).
-SameBytes = Callable[[str, str], bool]
+# Whether the spool files of two ids hold the same data set (`Spool.same_data_set`).
+SameDataSet = Callable[[str, str], bool]
 
 
 def patient_of(row: Any) -> Patient:
@@ -57,23 +57,38 @@ class Recorder:
         self._db.close()
 
     def record_all(
-        self, arrivals: Sequence[Arrival], same: SameBytes | None = None
+        self, arrivals: Sequence[Arrival], same: SameDataSet | None = None
     ) -> list[Kept | Refusal]:
         """Index kept instances in order, in one transaction, each kept or refused
         (`arrival.conflict`, changing nothing); all durable when this returns. With `same`,
-        an instance indexed already whose file holds the same bytes changes nothing either:
-        the earlier file stays, and the new one is the unused one (`Kept.replaced`), so a
-        push that named the earlier file can still send it. Raises (and changes nothing) if
-        the database fails."""
+        an instance indexed already whose file holds the same data set keeps its earlier
+        file, and the new one is the unused one (`Kept.replaced`), so a push that named the
+        earlier file can still send it; it still counts as an arrival of its study. The files
+        are compared before the transaction, which stays short. Raises (and changes nothing)
+        if the database fails."""
+        same_as = self._same_as_indexed(arrivals, same) if same is not None else {}
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            outcomes = [self._recorded(arrival, same) for arrival in arrivals]
+            outcomes = [self._recorded(a, same_as.get(a.instance_id)) for a in arrivals]
             self._db.execute("COMMIT")
         except BaseException:
             if self._db.in_transaction:  # a failed COMMIT may leave it open
                 self._db.execute("ROLLBACK")
             raise
         return outcomes
+
+    def _same_as_indexed(self, arrivals: Sequence[Arrival], same: SameDataSet) -> dict[str, str]:
+        """For each arrival whose instance is indexed already with the same data set: its
+        file id, to the earlier copy's file id. Read outside the write transaction, which
+        uses it only if that copy is still the one indexed."""
+        found: dict[str, str] = {}
+        for arrival in arrivals:
+            earlier = self._one(
+                "SELECT file FROM instances WHERE sop_instance_uid = ?", arrival.sop_instance_uid
+            )
+            if earlier and same(earlier[0], arrival.instance_id):
+                found[arrival.instance_id] = earlier[0]
+        return found
 
     def _one(self, sql: str, *args: object) -> Any:
         return self._db.execute(sql, args).fetchone()
@@ -84,7 +99,9 @@ class Recorder:
             raise RuntimeError(f"no row id after {sql}")
         return row_id
 
-    def _recorded(self, arrival: Arrival, same: SameBytes | None) -> Kept | Refusal:
+    def _recorded(self, arrival: Arrival, same_as: str | None) -> Kept | Refusal:
+        """Index `arrival`, or refuse it. `same_as`: the file of the copy already indexed
+        whose data set `arrival`'s file holds too, if there is one."""
         study = self._one(
             "SELECT s.id, p.patient_id, p.issuer, p.name, p.birth_date, p.sex "
             "FROM studies s JOIN patients p ON p.id = s.patient "
@@ -110,8 +127,6 @@ class Recorder:
         )
         if refused:
             return refused
-        if earlier and same is not None and same(earlier[1], arrival.instance_id):
-            return Kept(replaced=arrival.instance_id)  # sent again as it was: nothing new
         study_id = study[0] if study else self._new_study(arrival)
         series_id = series[0] if series else self._new_series(arrival, study_id)
         self._db.execute(
@@ -125,6 +140,8 @@ class Recorder:
                 "min(coalesce(thinnest_slice_mm, ?), ?) WHERE id = ?",
                 (arrival.slice_thickness_mm, arrival.slice_thickness_mm, series_id),
             )
+        if earlier and same_as is not None and earlier[1] == same_as:
+            return Kept(replaced=arrival.instance_id)  # sent again as it was: the first stays
         if earlier:
             self._db.execute("DELETE FROM instances WHERE id = ?", (earlier[0],))
         self._db.execute(

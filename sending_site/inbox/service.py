@@ -41,10 +41,13 @@ async def adopt_unindexed(spool: Spool, index: InboxIndex) -> int:
                     calling_ae_title=str(ds.file_meta.get("SourceApplicationEntityTitle", "")),
                 )
             refused = arrival.refusal(found, found.sop_class_uid, found.sop_instance_uid)
-            outcome = refused or await index.record(found, same=spool.same_bytes)
+            outcome = refused or await index.record(found, same=spool.same_data_set)
         except (InvalidDicomError, ValueError, EOFError, KeyError, TypeError, OSError) as e:
             outcome = arrival.Refusal(arrival.CANNOT_UNDERSTAND, f"it is damaged ({e})")
-        if isinstance(outcome, Kept):
+        if isinstance(outcome, Kept) and outcome.replaced == instance_id:
+            LOGGER.info("Deleted the unindexed spool file %s: the same image is kept.", path.name)
+            spool.discard(path)
+        elif isinstance(outcome, Kept):
             adopted += 1
             if outcome.replaced:
                 spool.discard(spool.path_of(outcome.replaced))

@@ -19,6 +19,10 @@ import re
 import secrets
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
+
+from pydicom.errors import InvalidDicomError
+from pydicom.filereader import _read_file_meta_info, read_preamble
 
 from sending_site.inbox import errors
 from site_agent.local_state import fsync_folder, write_new
@@ -86,18 +90,21 @@ class Spool:
         """The ids of every file in `instances/`."""
         return {p.stem for p in self.instances.glob("*.dcm") if _ID.fullmatch(p.stem)}
 
-    def same_bytes(self, first_id: str, second_id: str) -> bool:
-        """Whether the kept files of the two ids hold the same bytes (False if either cannot
-        be read)."""
+    def same_data_set(self, first_id: str, second_id: str) -> bool:
+        """Whether the kept files of the two ids hold the same data set, byte for byte: the
+        same image sent again, whichever AE title sent it (which our file meta records).
+        False if either cannot be read."""
         try:
-            first, second = self.path_of(first_id), self.path_of(second_id)
-            if first.stat().st_size != second.stat().st_size:
-                return False
-            with first.open("rb") as a, second.open("rb") as b:
-                while block := a.read(_COMPARED_BYTES):
-                    if block != b.read(_COMPARED_BYTES):
+            with (
+                self.path_of(first_id).open("rb") as first,
+                self.path_of(second_id).open("rb") as second,
+            ):
+                if _data_set_size(first) != _data_set_size(second):
+                    return False
+                while block := first.read(_COMPARED_BYTES):
+                    if block != second.read(_COMPARED_BYTES):
                         return False
-        except OSError:
+        except (OSError, ValueError, EOFError, InvalidDicomError):
             return False
         return True
 
@@ -112,3 +119,11 @@ def _checked(instance_id: str) -> str:
     if not _ID.fullmatch(instance_id):
         raise ValueError(f"{instance_id!r} is not an instance id of the spool")
     return instance_id
+
+
+def _data_set_size(f: BinaryIO) -> int:
+    """The size of the data set of the Part 10 file `f`, left at its data set's start."""
+    read_preamble(f, False)
+    _read_file_meta_info(f)
+    start = f.tell()
+    return os.fstat(f.fileno()).st_size - start

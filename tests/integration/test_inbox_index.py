@@ -13,11 +13,14 @@ import pytest
 from inbox_harness import JANE, an_arrival
 
 from sending_site.inbox import errors
-from sending_site.inbox.arrival import Arrival, Refusal
+from sending_site.inbox.arrival import Arrival, Refusal, part10_header
 from sending_site.inbox.index import InboxIndex, Kept, schema_steps
 from sending_site.inbox.service import adopt_unindexed
 from sending_site.inbox.spool import Spool, new_id
 from sending_site.synthetic import make_ct_study
+
+CT = "1.2.840.10008.5.1.4.1.1.2"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
 
 
 def _arrival(series: int, instance: int, at: float, **changes: object) -> Arrival:
@@ -88,28 +91,35 @@ async def test_a_resend_replaces_and_a_conflict_changes_nothing(tmp_path: Path) 
 
 
 @pytest.mark.asyncio
-async def test_a_resend_in_the_same_bytes_leaves_the_first_copy_and_a_changed_one_replaces(
+async def test_a_resend_of_the_same_data_set_leaves_the_first_copy_and_a_changed_one_replaces(
     tmp_path: Path,
 ) -> None:
-    """With the spool's comparison: a copy byte for byte the same as the one indexed changes
-    nothing (its own file is the unused one), a different copy replaces the first."""
+    """With the spool's comparison: a copy whose data set is byte for byte the one indexed
+    (sent by another AE, so its file meta differs) keeps the first file, its own the unused
+    one, and counts as an arrival; a different data set replaces the first."""
     spool = Spool.open(tmp_path / "spool")
     index = await InboxIndex.open(spool.index)
     try:
-        files = {}
-        for name, data in (("first", b"image one"), ("same", b"image one"), ("new", b"image 1!!")):
-            files[name] = _arrival(1, 1, 100.0 + len(files) * 100)
-            spool.path_of(files[name].instance_id).write_bytes(data)
-        assert await index.record(files["first"], same=spool.same_bytes) == Kept()
-        same = await index.record(files["same"], same=spool.same_bytes)
-        assert same == Kept(replaced=files["same"].instance_id)
-        assert await index.study_files("1.2.3") == [files["first"].instance_id]
+        copies = {}
+        for name, source, data_set in (
+            ("first", "HOSPITALPACS", b"\x08\x00\x05\x00CS\x0a\x00ISO_IR 100"),
+            ("same", "MODALITY", b"\x08\x00\x05\x00CS\x0a\x00ISO_IR 100"),
+            ("changed", "HOSPITALPACS", b"\x08\x00\x05\x00CS\x0a\x00ISO_IR 192"),
+        ):
+            copies[name] = _arrival(1, 1, 100.0 + len(copies) * 100)
+            header = part10_header(CT, copies[name].sop_instance_uid, EXPLICIT_LE, source)
+            spool.path_of(copies[name].instance_id).write_bytes(header + data_set)
+        compare = spool.same_data_set
+        assert await index.record(copies["first"], same=compare) == Kept()
+        same = await index.record(copies["same"], same=compare)
+        assert same == Kept(replaced=copies["same"].instance_id)
+        assert await index.study_files("1.2.3") == [copies["first"].instance_id]
         study = await index.study("1.2.3")
         assert study is not None
-        assert study.last_arrival == 100.0  # nothing arrived that the index did not hold
-        changed = await index.record(files["new"], same=spool.same_bytes)
-        assert changed == Kept(replaced=files["first"].instance_id)
-        assert await index.study_files("1.2.3") == [files["new"].instance_id]
+        assert study.last_arrival == 200.0  # the study is still being sent
+        changed = await index.record(copies["changed"], same=compare)
+        assert changed == Kept(replaced=copies["first"].instance_id)
+        assert await index.study_files("1.2.3") == [copies["changed"].instance_id]
     finally:
         await index.close()
 
@@ -209,5 +219,10 @@ async def test_files_kept_before_a_crash_are_indexed_and_damaged_ones_deleted(
         assert set(await index.indexed_files()) == {p.stem for p in good}
         assert not damaged.exists()
         assert await adopt_unindexed(spool, index) == 0
+        again = spool.path_of(new_id())  # a second copy of an image, kept but not indexed
+        shutil.copy(good[0], again)
+        assert await adopt_unindexed(spool, index) == 0
+        assert (again.exists(), good[0].exists()) == (False, True)
+        assert set(await index.indexed_files()) == {p.stem for p in good}
     finally:
         await index.close()

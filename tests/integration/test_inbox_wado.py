@@ -153,7 +153,7 @@ async def test_a_follower_gets_what_the_keep_found_in_each_image_once(
 ) -> None:
     """The push following a study takes the description the keep's checks made of each file
     (`Keeper.described`, through `SpooledStudy`) instead of parsing it again: the same as
-    parsing the kept file, given once. The study fetched again in the same bytes leaves the
+    parsing the kept file, given once. The study fetched again, the same data sets, leaves the
     first copies, and their descriptions, as they were."""
     _, files, uid, settings = await _study_in_the_pacs(orthanc_factory, tmp_path, 5153)
     async with kept_inbox(settings.spool) as (spool, index, keeper):

@@ -27,13 +27,12 @@ from site_agent.client import RelayClient
 pytestmark = pytest.mark.asyncio
 
 IMAGES = 60
-SOURCE = "HOSPITALPACS"
 
 
-async def _sent(keeper: Keeper, files: list[Path]) -> None:
-    """The PACS sends `files` to the inbox (each kept as a WADO-RS part is)."""
+async def _sent(keeper: Keeper, files: list[Path], source: str) -> None:
+    """`source` sends `files` to the inbox (each kept as a WADO-RS part is)."""
     for file in files:
-        status, reason = await asyncio.to_thread(keeper.keep_file, file.read_bytes(), SOURCE)
+        status, reason = await asyncio.to_thread(keeper.keep_file, file.read_bytes(), source)
         assert status == 0, reason
 
 
@@ -53,7 +52,7 @@ async def test_the_same_images_sent_again_mid_upload_go_once_and_the_code_stays_
         kept_inbox(settings.spool) as (spool, _, keeper),
         running_relay(tmp_path / "relay") as relay,
     ):
-        await _sent(keeper, files)
+        await _sent(keeper, files, "HOSPITALPACS")
         kept_before = sorted(p.name for p in spool.instances.glob("*.dcm"))
         resent: list[str] = []
         done = asyncio.Event()
@@ -64,7 +63,7 @@ async def test_the_same_images_sent_again_mid_upload_go_once_and_the_code_stays_
                 return
             if not resent:
                 resent.append(request.path)
-                await _sent(keeper, files)
+                await _sent(keeper, files, "CTSCANNER")  # from the scanner, this time
                 done.set()
             await done.wait()
 
