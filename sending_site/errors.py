@@ -42,6 +42,11 @@ class FileChanged(SendingError):
     """A file changed while it was being sent; send the study again."""
 
 
+class FileGone(SendingError):
+    """A file was removed after it was read, before it was sent. Put it back and run the same
+    command again: it resumes with the same code."""
+
+
 class UploadInterrupted(SendingError):
     """The relay holds less of an image than it had acknowledged. Run the same command again:
     it resumes from what the relay holds."""

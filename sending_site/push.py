@@ -202,14 +202,16 @@ def _segments(pieces: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def _opened(instance: Instance) -> BinaryIO:
-    """`instance`'s file, opened to be sent. Raises `FileChanged` if it is gone since it was
-    read (removed, or moved away)."""
+    """`instance`'s file, opened to be sent. Raises `FileGone` if it is gone since it was read
+    (removed, moved away, its disc taken out): the transfer stays as it is, to be resumed."""
     try:
         return instance.path.open("rb")
     except FileNotFoundError as e:
-        raise errors.FileChanged(
-            f"{instance.path} was removed after it was read, before it was sent; send the "
-            "study again."
+        raise errors.FileGone(
+            f"{instance.path} was removed after it was read, before it was sent. Put it back "
+            "(the disc, the drive) and run the same command again: it resumes with the same "
+            "code. Without it, running it again sends the study as a new transfer, with a new "
+            "code, and withdraws this one."
         ) from e
 
 

@@ -340,34 +340,19 @@ async def test_a_push_refused_for_good_withdraws_its_transfer(tmp_path: Path) ->
         assert journal.unfinished(state) == []
 
 
-def _removed(file: Path) -> None:
-    file.unlink()
-
-
-def _cut_short(file: Path) -> None:
-    with file.open("r+b") as f:
-        f.truncate(file.stat().st_size // 2)
+def _alone(monkeypatch: pytest.MonkeyPatch, alone: bool) -> None:
+    if alone:  # each image bigger than a segment: sent on its own, not in a batch
+        monkeypatch.setattr("sending_site.push.SEGMENT_BYTES", 3000)
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("alone", [False, True], ids=["in-a-batch", "alone"])
-@pytest.mark.parametrize(
-    ("change", "said"),
-    [(_removed, "was removed after it was read, before it was sent"), (_cut_short, "changed")],
-    ids=["removed", "cut-short"],
-)
 async def test_a_file_that_changes_after_it_was_read_withdraws_the_transfer(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    alone: bool,
-    change: Callable[[Path], None],
-    said: str,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alone: bool
 ) -> None:
-    """The ER's folder changes between reading the study and sending it (a disc ejected, a
-    copy still being made): the push names the file and withdraws the transfer, whose code
-    was shown already; running it again sends what the folder now holds."""
-    if alone:  # each image bigger than a segment: sent on its own, not in a batch
-        monkeypatch.setattr("sending_site.push.SEGMENT_BYTES", 3000)
+    """A file cut short between reading the study and sending it: the push names it and
+    withdraws the transfer, whose code was shown already."""
+    _alone(monkeypatch, alone)
     files = make_ct_study(tmp_path / "study", 3)
     state = tmp_path / "er"
     async with running_relay(tmp_path / "relay") as relay:
@@ -376,20 +361,49 @@ async def test_a_file_that_changes_after_it_was_read_withdraws_the_transfer(
         def on_event(event: PushEvent) -> None:
             if isinstance(event, Ready):  # every file read; none sent yet
                 shown.append(event)
-                change(files[-1])
+                with files[-1].open("r+b") as f:
+                    f.truncate(files[-1].stat().st_size // 2)
 
         with pytest.raises(errors.TransferWithdrawn) as withdrawn:
             await push(_request(relay, state, [tmp_path / "study"]), on_event)
         (ready,) = shown
-        assert f"{files[-1]} {said}" in str(withdrawn.value)
+        assert f"{files[-1]} changed while it was being sent" in str(withdrawn.value)
         assert f"its code {ready.code} no longer works" in str(withdrawn.value)
         assert await _state(relay, ready.transfer_id) == "revoked"
         why = "its files changed while they were being sent"
         assert _abandoned(state, ready.transfer_id) == why
         assert journal.unfinished(state) == []
-        if change is _removed:
-            result, again = await _push(relay, state, [tmp_path / "study"])
-            assert (again.resumed, result.instances) == (False, 2)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("alone", [False, True], ids=["in-a-batch", "alone"])
+async def test_a_file_removed_after_it_was_read_stops_the_push_to_be_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alone: bool
+) -> None:
+    """A file gone between reading the study and sending it (the disc taken out): the push
+    stops and names it; the transfer stays, and once the file is back the same push resumes
+    with the same code."""
+    _alone(monkeypatch, alone)
+    files = make_ct_study(tmp_path / "study", 3)
+    state = tmp_path / "er"
+    aside = tmp_path / "aside.dcm"
+    async with running_relay(tmp_path / "relay") as relay:
+        shown: list[Ready] = []
+
+        def on_event(event: PushEvent) -> None:
+            if isinstance(event, Ready):  # every file read; none sent yet
+                shown.append(event)
+                files[-1].rename(aside)
+
+        with pytest.raises(errors.FileGone) as gone:
+            await push(_request(relay, state, [tmp_path / "study"]), on_event)
+        (ready,) = shown
+        assert f"{files[-1]} was removed after it was read, before it was sent" in str(gone.value)
+        assert await _state(relay, ready.transfer_id) == "awaiting_authorization"
+        assert [j.transfer_id for j in journal.unfinished(state)] == [ready.transfer_id]
+        aside.rename(files[-1])
+        result, again = await _push(relay, state, [tmp_path / "study"])
+        assert (again.resumed, again.code, result.instances) == (True, ready.code, 3)
 
 
 @pytest.mark.asyncio
