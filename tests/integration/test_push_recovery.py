@@ -376,13 +376,15 @@ async def test_a_file_that_changes_after_it_was_read_withdraws_the_transfer(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("put_back", [True, False], ids=["put-back", "gone"])
 @pytest.mark.parametrize("alone", [False, True], ids=["in-a-batch", "alone"])
 async def test_a_file_removed_after_it_was_read_stops_the_push_to_be_resumed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alone: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alone: bool, put_back: bool
 ) -> None:
     """A file gone between reading the study and sending it (the disc taken out): the push
-    stops and names it; the transfer stays, and once the file is back the same push resumes
-    with the same code."""
+    stops and names it; the transfer stays. Once the file is back, the same push resumes
+    with the same code; if it stays gone, the push sends the rest as a new transfer and
+    revokes the first."""
     _alone(monkeypatch, alone)
     files = make_ct_study(tmp_path / "study", 3)
     state = tmp_path / "er"
@@ -401,9 +403,15 @@ async def test_a_file_removed_after_it_was_read_stops_the_push_to_be_resumed(
         assert f"{files[-1]} was removed after it was read, before it was sent" in str(gone.value)
         assert await _state(relay, ready.transfer_id) == "awaiting_authorization"
         assert [j.transfer_id for j in journal.unfinished(state)] == [ready.transfer_id]
-        aside.rename(files[-1])
+        if put_back:
+            aside.rename(files[-1])
         result, again = await _push(relay, state, [tmp_path / "study"])
-        assert (again.resumed, again.code, result.instances) == (True, ready.code, 3)
+        if put_back:
+            assert (again.resumed, again.code, result.instances) == (True, ready.code, 3)
+        else:
+            assert (again.resumed, result.instances) == (False, 2)
+            assert [r.transfer_id for r in again.replaced] == [ready.transfer_id]
+            assert await _state(relay, ready.transfer_id) == "revoked"
 
 
 @pytest.mark.asyncio
