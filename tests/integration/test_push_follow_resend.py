@@ -2,12 +2,15 @@
 in the PACS twice, or an auto-route and a staff send crossed): the copies arrive while the
 first ones are still being uploaded. Byte for byte the same images change nothing in the
 spool, so the push sends each image once, from the copy it read, and the code the patient
-holds stays good. In-process: the inbox's keeper, its index and the push, against the real
-relay, the resend made while the relay is being sent the first images."""
+holds stays good. Changed copies replace the first: the push stops, and sending again makes a
+new transfer and withdraws the first. In-process: the inbox's keeper, its index and the push,
+against the real relay, the resend made while the relay is being sent the first images."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pydicom
@@ -15,12 +18,14 @@ import pytest
 from aiohttp import web
 from faulty_link import FaultyLink, faulty_link
 from inbox_harness import kept_inbox
-from relay_harness import RECEIVER, running_relay
+from relay_harness import RECEIVER, Relay, running_relay
 
+from sending_site import errors, journal
+from sending_site.agent.jobs import IMAGE_GONE, problem_shown
 from sending_site.inbox.follow import SpooledStudy
 from sending_site.inbox.keeping import Keeper
 from sending_site.inbox.settings import InboxSettings
-from sending_site.push import PushRequest, push
+from sending_site.push import PushEvent, PushRequest, PushResult, Ready, push
 from sending_site.synthetic import make_ct_study
 from site_agent.client import RelayClient
 
@@ -34,6 +39,68 @@ async def _sent(keeper: Keeper, files: list[Path], source: str) -> None:
     for file in files:
         status, reason = await asyncio.to_thread(keeper.keep_file, file.read_bytes(), source)
         assert status == 0, reason
+
+
+def _changed(file: Path, folder: Path) -> Path:
+    """The image of `file` with a changed header (the same SOP Instance UID), in `folder`."""
+    ds = pydicom.dcmread(file)
+    ds.ImageComments = "sent again, changed"
+    folder.mkdir(exist_ok=True)
+    ds.save_as(folder / file.name)
+    return folder / file.name
+
+
+def _request(relay: Relay, url: str, state: Path, source: SpooledStudy) -> PushRequest:
+    return PushRequest(
+        paths=[],
+        relay=url,
+        recipient=RECEIVER,
+        credential=relay.sender_credential,
+        state_dir=state,
+        source=source,
+    )
+
+
+@asynccontextmanager
+async def _resending(relay: Relay, keeper: Keeper, resend: list[Path]) -> AsyncIterator[str]:
+    """The relay's address through a link on which, at the first upload, `resend` arrive at
+    the inbox (from the scanner, this time): every upload waits for them."""
+    resent: list[str] = []
+    done = asyncio.Event()
+
+    async def resend_once(request: web.Request) -> None:
+        if "/objects" not in request.path or request.method == "GET":
+            return
+        if not resent:
+            resent.append(request.path)
+            await _sent(keeper, resend, "CTSCANNER")
+            done.set()
+        await done.wait()
+
+    async with faulty_link(FaultyLink(relay.url, lambda _: None, before=resend_once)) as url:
+        yield url
+    assert resent, "the images were not sent again while the push was uploading"
+
+
+async def _followed(
+    relay: Relay, url: str, keeper: Keeper, settings: InboxSettings, study_uid: str
+) -> tuple[PushResult, Ready]:
+    """A push following the study through `url`."""
+    source = SpooledStudy(settings, study_uid, poll=0.05, keeper=keeper)
+    events: list[PushEvent] = []
+    try:
+        request = _request(relay, url, settings.spool.parent / "er", source)
+        result = await push(request, events.append)
+    finally:
+        await source.close()
+    (ready,) = [e for e in events if isinstance(e, Ready)]
+    return result, ready
+
+
+async def _state(relay: Relay, transfer_id: str) -> str:
+    async with RelayClient(relay.url, relay.sender_credential) as client:
+        transfer = await client.request("GET", f"/api/v1/transfers/{transfer_id}")
+    return str(transfer["state"])
 
 
 # A batch of these images is a 4 MB body, sent as bytes, of which aiohttp warns.
@@ -54,38 +121,37 @@ async def test_the_same_images_sent_again_mid_upload_go_once_and_the_code_stays_
     ):
         await _sent(keeper, files, "HOSPITALPACS")
         kept_before = sorted(p.name for p in spool.instances.glob("*.dcm"))
-        resent: list[str] = []
-        done = asyncio.Event()
-
-        async def resend_once(request: web.Request) -> None:
-            """At the first upload, the PACS sends the study again; every upload waits."""
-            if "/objects" not in request.path or request.method == "GET":
-                return
-            if not resent:
-                resent.append(request.path)
-                await _sent(keeper, files, "CTSCANNER")  # from the scanner, this time
-                done.set()
-            await done.wait()
-
-        link = FaultyLink(relay.url, lambda _: None, before=resend_once)
-        source = SpooledStudy(settings, study_uid, poll=0.05, keeper=keeper)
-        try:
-            async with faulty_link(link) as url:
-                request = PushRequest(
-                    paths=[],
-                    relay=url,
-                    recipient=RECEIVER,
-                    credential=relay.sender_credential,
-                    state_dir=tmp_path / "er",
-                    source=source,
-                )
-                result = await push(request, lambda _: None)
-        finally:
-            await source.close()
-        assert resent, "the images were not sent again while the push was uploading"
+        async with _resending(relay, keeper, files) as url:
+            result, _ = await _followed(relay, url, keeper, settings, study_uid)
         assert result.instances == IMAGES
         # The copies kept first are the ones kept still: nothing was replaced.
         assert sorted(p.name for p in spool.instances.glob("*.dcm")) == kept_before
-        async with RelayClient(relay.url, relay.sender_credential) as client:
-            transfer = await client.request("GET", f"/api/v1/transfers/{result.ready.transfer_id}")
-        assert transfer["state"] == "awaiting_authorization"
+        assert await _state(relay, result.ready.transfer_id) == "awaiting_authorization"
+
+
+@pytest.mark.filterwarnings("ignore:Sending a large body directly:ResourceWarning")
+async def test_changed_images_sent_again_mid_upload_stop_the_push_and_the_next_replaces_it(
+    tmp_path: Path,
+) -> None:
+    """Copies with a changed header replace the first: the push stops at the first it had not
+    sent, with the transfer left as it was; sending again makes a new transfer, of the
+    images the inbox now holds, and withdraws the first (what the ER console says)."""
+    files = make_ct_study(tmp_path / "study", IMAGES, rows=512, columns=512)
+    study_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+    changed = [_changed(f, tmp_path / "changed") for f in files[IMAGES // 2 :]]
+    settings = InboxSettings(spool=tmp_path / "spool", stable_after=1.0)
+    async with (
+        kept_inbox(settings.spool) as (_, _, keeper),
+        running_relay(tmp_path / "relay") as relay,
+    ):
+        await _sent(keeper, files, "HOSPITALPACS")
+        async with _resending(relay, keeper, changed) as url:
+            with pytest.raises(errors.FileGone) as gone:
+                await _followed(relay, url, keeper, settings, study_uid)
+            assert problem_shown(gone.value) == IMAGE_GONE
+            (first,) = journal.unfinished(tmp_path / "er")
+            assert await _state(relay, first.transfer_id) == "awaiting_authorization"
+            again, ready = await _followed(relay, url, keeper, settings, study_uid)
+        assert (ready.resumed, again.instances) == (False, IMAGES)
+        assert [r.transfer_id for r in ready.replaced] == [first.transfer_id]
+        assert await _state(relay, first.transfer_id) == "revoked"
