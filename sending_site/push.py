@@ -201,26 +201,32 @@ def _segments(pieces: Iterator[bytes]) -> Iterator[bytes]:
         yield b"".join(pending)
 
 
-def _opened(instance: Instance) -> BinaryIO:
-    """`instance`'s file, opened to be sent. Raises `FileGone` if it is gone since it was read
-    (removed, moved away, its disc taken out): the transfer stays as it is, to be resumed."""
+def _opened(instance: Instance, spooled: bool) -> BinaryIO:
+    """`instance`'s file, opened to be sent. If it is gone since it was read: from a folder
+    (removed, moved away, its disc taken out), `FileGone`, the transfer left as it is, to be
+    resumed once it is back; from the inbox's spool (`spooled`), which never gives a file
+    back, `FileChanged`, which withdraws the transfer."""
     try:
         return instance.path.open("rb")
     except FileNotFoundError as e:
+        if spooled:
+            raise errors.FileChanged(
+                f"The image {instance.sop_instance_uid} left the inbox before it was sent (the "
+                "PACS sent it again, changed, or it was removed)."
+            ) from e
         raise errors.FileGone(
             f"{instance.path} was removed after it was read, before it was sent. Put it back "
-            "(the disc, the drive) and run the same command again: it resumes with the same "
-            "code. Without it, running it again sends the study as a new transfer, with a new "
-            "code, and withdraws this one."
+            "where it was (the disc, the drive) and run the same command again: it resumes "
+            "with the same code."
         ) from e
 
 
 def _sealed_whole(
-    instance: Instance, data_key: bytes, transfer_id: str, index: int
+    instance: Instance, data_key: bytes, transfer_id: str, index: int, spooled: bool
 ) -> tuple[bytes, str, str]:
     """A small instance sealed whole: (sealed bytes, plaintext SHA-256, sealed SHA-256)."""
     plain_hash = hashlib.sha256()
-    with _opened(instance) as f:
+    with _opened(instance, spooled) as f:
         sealed = b"".join(_ciphertext(f, data_key, transfer_id, index, plain_hash))
         if f.tell() != instance.size:
             raise errors.FileChanged(
@@ -243,9 +249,11 @@ class _Uploader:
         on_event: Callable[[PushEvent], None],
         total_bytes: int,
         total_objects: int,
+        spooled: bool,
     ) -> None:
         self.client = client
         self.transfer_id = transfer_id
+        self.spooled = spooled  # the files are the inbox's (`_opened`)
         self.data_key = data_key
         self.on_event = on_event
         self.bytes_done = 0
@@ -331,7 +339,7 @@ class _Uploader:
         SHA-256 (the manifest entry's)."""
         async with self.limit:  # the queue's room is waited for here: it bounds what is sealed
             sealed, plain, cipher = await asyncio.to_thread(
-                _sealed_whole, instance, self.data_key, self.transfer_id, index
+                _sealed_whole, instance, self.data_key, self.transfer_id, index, self.spooled
             )
             done = await self.batches.add(index, sealed, cipher)
         try:
@@ -367,7 +375,7 @@ class _Uploader:
             plain_hash = hashlib.sha256()
             cipher_hash = hashlib.sha256()
             position = 0
-            with _opened(instance) as f:
+            with _opened(instance, self.spooled) as f:
                 segments = _segments(
                     _ciphertext(f, self.data_key, self.transfer_id, index, plain_hash)
                 )
@@ -669,6 +677,8 @@ async def _upload(
     on_event: Callable[[PushEvent], None],
     grow: Grow | None = None,
     stopped: Callable[[], bool] = lambda: False,
+    *,
+    spooled: bool = False,
 ) -> None:
     """Seal and send every object the relay does not hold (`holdings`), `instances[i]` under
     index i, then the manifest records it lacks, the closing one last. With `grow`, more
@@ -685,6 +695,7 @@ async def _upload(
         on_event,
         sum(i.size for i in instances),
         len(instances),
+        spooled,
     )
     manifest = _ManifestOut(
         client, record.transfer_id, holdings.manifest_records, uploader.announce_wait
@@ -857,6 +868,7 @@ class _Sending:
                         self.on_event,
                         self._grow if self.growing else None,
                         lambda: self.stopped,
+                        spooled=self.req.source is not None,
                     ),
                 )
                 await self.carry_out(self.plan.upload_finished())

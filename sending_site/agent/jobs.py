@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sending_site.errors import FileGone, SendingError
+from sending_site.errors import SendingError
 from sending_site.inbox.follow import SpooledStudy
 from sending_site.inbox.keeping import Keeper
 from sending_site.inbox.settings import InboxSettings
@@ -35,20 +35,6 @@ from site_agent.errors import AgentError
 from site_agent.local_state import site_folder, write_atomically
 
 LOGGER = logging.getLogger(__name__)
-
-
-# What the study's page says when a file of the spool went while it was being sent (the
-# push's own words speak of a folder, a disc and a command).
-IMAGE_GONE = (
-    "An image of this study left the inbox before it was uploaded (the PACS sent it again, "
-    "changed, or it was removed), so the upload stopped. Send the study again from its page: "
-    "it goes as a new transfer with a new code, and this transfer's code stops working."
-)
-
-
-def problem_shown(e: SendingError | AgentError) -> str:
-    """What the study's page says of a push that stopped with `e`."""
-    return IMAGE_GONE if isinstance(e, FileGone) else str(e)
 
 
 @dataclass(frozen=True)
@@ -219,7 +205,7 @@ def start_push(jobs: PushJobs, record: JobRecord) -> Job:
             await push(request, on_event)
         except (SendingError, AgentError) as e:
             LOGGER.warning("The push job %s stopped: %s", record.job_id, e)
-            jobs.update(job, ended=True, problem=problem_shown(e))
+            jobs.update(job, ended=True, problem=str(e))
             return
         except Exception:
             LOGGER.exception("The push job %s failed", record.job_id)

@@ -17,11 +17,12 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import struct
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.filereader import _read_file_meta_info, read_preamble
 
 from sending_site.inbox import errors
@@ -104,7 +105,15 @@ class Spool:
                 while block := first.read(_COMPARED_BYTES):
                     if block != second.read(_COMPARED_BYTES):
                         return False
-        except (OSError, ValueError, EOFError, InvalidDicomError):
+        except (
+            OSError,
+            ValueError,
+            EOFError,
+            struct.error,
+            NotImplementedError,
+            InvalidDicomError,
+            BytesLengthException,
+        ):  # what pydicom raises on a damaged file meta: not the same, then
             return False
         return True
 

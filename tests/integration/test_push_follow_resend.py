@@ -2,8 +2,8 @@
 in the PACS twice, or an auto-route and a staff send crossed): the copies arrive while the
 first ones are still being uploaded. Byte for byte the same images change nothing in the
 spool, so the push sends each image once, from the copy it read, and the code the patient
-holds stays good. Changed copies replace the first: the push stops, and sending again makes a
-new transfer and withdraws the first. In-process: the inbox's keeper, its index and the push,
+holds stays good. Changed copies replace the first: the push withdraws its transfer, and
+sending again makes a new one. In-process: the inbox's keeper, its index and the push,
 against the real relay, the resend made while the relay is being sent the first images."""
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from inbox_harness import kept_inbox
 from relay_harness import RECEIVER, Relay, running_relay
 
 from sending_site import errors, journal
-from sending_site.agent.jobs import IMAGE_GONE, problem_shown
 from sending_site.inbox.follow import SpooledStudy
 from sending_site.inbox.keeping import Keeper
 from sending_site.inbox.settings import InboxSettings
 from sending_site.push import PushEvent, PushRequest, PushResult, Ready, push
 from sending_site.synthetic import make_ct_study
 from site_agent.client import RelayClient
+from transfer_codes.codes import RedemptionCode
 
 pytestmark = pytest.mark.asyncio
 
@@ -130,12 +130,12 @@ async def test_the_same_images_sent_again_mid_upload_go_once_and_the_code_stays_
 
 
 @pytest.mark.filterwarnings("ignore:Sending a large body directly:ResourceWarning")
-async def test_changed_images_sent_again_mid_upload_stop_the_push_and_the_next_replaces_it(
+async def test_changed_images_sent_again_mid_upload_withdraw_the_transfer(
     tmp_path: Path,
 ) -> None:
-    """Copies with a changed header replace the first: the push stops at the first it had not
-    sent, with the transfer left as it was; sending again makes a new transfer, of the
-    images the inbox now holds, and withdraws the first (what the ER console says)."""
+    """Copies with a changed header replace the first: the push withdraws its transfer at the
+    first image it had not sent (the spool never gives that file back), so its code does not
+    stay redeemable for a study that will not arrive; sending again makes a new transfer."""
     files = make_ct_study(tmp_path / "study", IMAGES, rows=512, columns=512)
     study_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
     changed = [_changed(f, tmp_path / "changed") for f in files[IMAGES // 2 :]]
@@ -146,12 +146,15 @@ async def test_changed_images_sent_again_mid_upload_stop_the_push_and_the_next_r
     ):
         await _sent(keeper, files, "HOSPITALPACS")
         async with _resending(relay, keeper, changed) as url:
-            with pytest.raises(errors.FileGone) as gone:
+            with pytest.raises(errors.TransferWithdrawn) as withdrawn:
                 await _followed(relay, url, keeper, settings, study_uid)
-            assert problem_shown(gone.value) == IMAGE_GONE
-            (first,) = journal.unfinished(tmp_path / "er")
-            assert await _state(relay, first.transfer_id) == "awaiting_authorization"
+            assert "left the inbox before it was sent" in str(withdrawn.value)
+            assert journal.unfinished(tmp_path / "er") == []
+            (first,) = journal.every(tmp_path / "er")
+            assert first.abandoned == "its files changed while they were being sent"
+            assert f"its code {RedemptionCode.parse(first.code).grouped()} no longer works" in str(
+                withdrawn.value
+            )
+            assert await _state(relay, first.transfer_id) == "revoked"
             again, ready = await _followed(relay, url, keeper, settings, study_uid)
-        assert (ready.resumed, again.instances) == (False, IMAGES)
-        assert [r.transfer_id for r in ready.replaced] == [first.transfer_id]
-        assert await _state(relay, first.transfer_id) == "revoked"
+        assert (ready.transfer_id != first.transfer_id, again.instances) == (True, IMAGES)
