@@ -124,6 +124,22 @@ async def test_a_resend_of_the_same_data_set_leaves_the_first_copy_and_a_changed
         await index.close()
 
 
+def test_a_copy_with_a_damaged_file_meta_is_not_the_same(tmp_path: Path) -> None:
+    """Whatever pydicom raises on a damaged file meta, the copies are not the same (and the
+    comparison raises nothing: it runs at every arrival of an image kept before, and at
+    start)."""
+    spool = Spool.open(tmp_path / "spool")
+    good, *damaged = (new_id() for _ in range(4))
+    whole = part10_header(CT, "1.2.3.1.1", EXPLICIT_LE, "PACS") + b"\x08\x00\x05\x00CS\x00\x00"
+    spool.path_of(good).write_bytes(whole)
+    for instance_id, data in zip(
+        damaged, (whole[:153], whole[:140], b"\x00" * 128 + b"DICM" + b"\xff" * 30), strict=True
+    ):
+        spool.path_of(instance_id).write_bytes(data)
+        assert not spool.same_data_set(good, instance_id)
+        assert not spool.same_data_set(instance_id, good)
+
+
 @pytest.mark.asyncio
 async def test_a_batch_is_indexed_only_after_what_must_come_first_and_on_its_thread(
     tmp_path: Path,
