@@ -210,9 +210,10 @@ def _opened(instance: Instance, spooled: bool) -> BinaryIO:
         return instance.path.open("rb")
     except FileNotFoundError as e:
         if spooled:
+            series = f" of series {instance.series_number}" if instance.series_number else ""
             raise errors.FileChanged(
-                f"The image {instance.sop_instance_uid} left the inbox before it was sent (the "
-                "PACS sent it again, changed, or it was removed)."
+                f"An image{series} left the inbox before it was sent (the PACS sent it again, "
+                "changed, or it was removed)."
             ) from e
         raise errors.FileGone(
             f"{instance.path} was removed after it was read, before it was sent. Put it back "

@@ -148,7 +148,10 @@ async def test_changed_images_sent_again_mid_upload_withdraw_the_transfer(
         async with _resending(relay, keeper, changed) as url:
             with pytest.raises(errors.TransferWithdrawn) as withdrawn:
                 await _followed(relay, url, keeper, settings, study_uid)
-            assert "left the inbox before it was sent" in str(withdrawn.value)
+            series = pydicom.dcmread(files[-1], stop_before_pixels=True).SeriesNumber
+            assert f"An image of series {series} left the inbox before it was sent" in str(
+                withdrawn.value
+            )
             assert journal.unfinished(tmp_path / "er") == []
             (first,) = journal.every(tmp_path / "er")
             assert first.abandoned == "its files changed while they were being sent"
