@@ -250,7 +250,8 @@ class _Uploader:
         on_event: Callable[[PushEvent], None],
         total_bytes: int,
         total_objects: int,
-        spooled: bool,
+        *,
+        spooled: bool = False,
     ) -> None:
         self.client = client
         self.transfer_id = transfer_id
@@ -696,7 +697,7 @@ async def _upload(
         on_event,
         sum(i.size for i in instances),
         len(instances),
-        spooled,
+        spooled=spooled,
     )
     manifest = _ManifestOut(
         client, record.transfer_id, holdings.manifest_records, uploader.announce_wait
