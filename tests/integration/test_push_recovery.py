@@ -340,6 +340,18 @@ async def test_a_push_refused_for_good_withdraws_its_transfer(tmp_path: Path) ->
         assert journal.unfinished(state) == []
 
 
+def _at_ready(shown: list[Ready], change: Callable[[], None]) -> Callable[[PushEvent], None]:
+    """A push's listener that, once the code is shown (every file read, none sent yet), keeps
+    the event in `shown` and makes `change`."""
+
+    def on_event(event: PushEvent) -> None:
+        if isinstance(event, Ready):
+            shown.append(event)
+            change()
+
+    return on_event
+
+
 def _alone(monkeypatch: pytest.MonkeyPatch, alone: bool) -> None:
     if alone:  # each image bigger than a segment: sent on its own, not in a batch
         monkeypatch.setattr("sending_site.push.SEGMENT_BYTES", 3000)
@@ -358,14 +370,12 @@ async def test_a_file_that_changes_after_it_was_read_withdraws_the_transfer(
     async with running_relay(tmp_path / "relay") as relay:
         shown: list[Ready] = []
 
-        def on_event(event: PushEvent) -> None:
-            if isinstance(event, Ready):  # every file read; none sent yet
-                shown.append(event)
-                with files[-1].open("r+b") as f:
-                    f.truncate(files[-1].stat().st_size // 2)
+        def cut_short() -> None:
+            with files[-1].open("r+b") as f:
+                f.truncate(files[-1].stat().st_size // 2)
 
         with pytest.raises(errors.TransferWithdrawn) as withdrawn:
-            await push(_request(relay, state, [tmp_path / "study"]), on_event)
+            await push(_request(relay, state, [tmp_path / "study"]), _at_ready(shown, cut_short))
         (ready,) = shown
         assert f"{files[-1]} changed while it was being sent" in str(withdrawn.value)
         assert f"its code {ready.code} no longer works" in str(withdrawn.value)
@@ -392,13 +402,11 @@ async def test_a_file_removed_after_it_was_read_stops_the_push_to_be_resumed(
     async with running_relay(tmp_path / "relay") as relay:
         shown: list[Ready] = []
 
-        def on_event(event: PushEvent) -> None:
-            if isinstance(event, Ready):  # every file read; none sent yet
-                shown.append(event)
-                files[-1].rename(aside)
+        def taken_out() -> None:
+            files[-1].rename(aside)
 
         with pytest.raises(errors.FileGone) as gone:
-            await push(_request(relay, state, [tmp_path / "study"]), on_event)
+            await push(_request(relay, state, [tmp_path / "study"]), _at_ready(shown, taken_out))
         (ready,) = shown
         assert f"{files[-1]} was removed after it was read, before it was sent" in str(gone.value)
         assert await _state(relay, ready.transfer_id) == "awaiting_authorization"
