@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 from relay_harness import FakeClock
+from served_app import served
 
 from receiving_site.cli import RECEIVER
 from sending_site.cli import SENDER
@@ -62,17 +63,6 @@ def add_accounts(folder: Path, users: Mapping[str, str]) -> None:
         accounts.add(name, hash_password(password), T0)
 
 
-async def _served(app: web.Application) -> AsyncIterator[str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
-
-
 @asynccontextmanager
 async def running_console(
     root: Path,
@@ -86,7 +76,7 @@ async def running_console(
     add_accounts(folder, {NURSE: NURSE_PASSWORD} if users is None else users)
     clock = FakeClock(T0)
     app = console_app(AGENTS[agent], settings, clock=clock)
-    async for url in _served(app):
+    async with served(app) as url:
         yield Console(url, app, clock, folder)
 
 
@@ -100,5 +90,5 @@ async def running_test_console(
     add_accounts(folder, {NURSE: NURSE_PASSWORD})
     clock = FakeClock(T0)
     app = make_app(pages, settings, folder=folder, add_user="add a user", clock=clock)
-    async for url in _served(app):
+    async with served(app) as url:
         yield Console(url, app, clock, folder)

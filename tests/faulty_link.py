@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import aiohttp
 from aiohttp import web
+from served_app import served
 
 
 class FaultyLink:
@@ -65,11 +66,5 @@ class FaultyLink:
 async def faulty_link(link: FaultyLink) -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", link.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with served(app, access_log=None) as url:
+        yield url
