@@ -254,11 +254,16 @@ async def _post_redemption(client: RelayClient, body: dict[str, object]) -> dict
             return await client.redeem(body)
         except RelayUnreachable as e:
             if delay is None:
-                raise RelayUnreachable(
+                facts = (
                     f"The relay at {client.base_url} did not answer the redemption "
                     f"({len(REDEEM_RETRY_DELAYS) + 1} tries). If it accepted the code, nothing "
                     "is lost: this machine kept what it needs to ask again. Check the network, "
-                    "then run the same command with the same code."
+                    "then "
+                )
+                raise RelayUnreachable(
+                    facts + "run the same command with the same code.",
+                    e.reason,
+                    console=facts + "enter the same code again.",
                 ) from e
             await asyncio.sleep(delay)
     raise AssertionError("unreachable")  # the loop returns or raises

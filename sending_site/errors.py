@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple, Self
+
 from transfer_codes.messages import from_docstring
+
+
+class Said(NamedTuple):
+    """One refusal in the two places it is said: the command line names the command or option
+    to run again; the ER console names the button on its page."""
+
+    cli: str
+    console: str
 
 
 class SendingError(Exception):
     """The study could not be sent."""
 
-    def __init__(self, message: str | None = None) -> None:
+    def __init__(self, message: str | None = None, *, console: str | None = None) -> None:
         super().__init__(message or from_docstring(type(self)))
+        self._console = console
 
     @property
     def message(self) -> str:
         return str(self.args[0])
+
+    @classmethod
+    def said(cls, words: Said) -> Self:
+        return cls(words.cli, console=words.console)
+
+    @property
+    def for_console(self) -> str:
+        """The same sentence as the ER console says it: where the command line names a command
+        or an option to run again, the console names the button on its page."""
+        return self._console or self.message
 
 
 class NoDicomFound(SendingError):

@@ -133,13 +133,13 @@ class PushPlan:
             live = [r for r, _ in delivered] + same + unfinished + [r for r, _ in finished]
             self._replace(live, abandon.REPLACED_AS_ASKED)
         elif delivered:
-            return self._stop(errors.AlreadyDelivered(refusals.delivered(*delivered[0])))
+            return self._stop(errors.AlreadyDelivered.said(refusals.delivered(*delivered[0])))
         elif same:
             self.current, self.resumed = same[0], True
             self._replace([r for r in same[1:] if not r.done], abandon.SAME_FILES)
             self._replace(unfinished, abandon.REPLACED)
         elif finished:
-            return self._stop(errors.AlreadySent(refusals.already_sent(*finished[0])))
+            return self._stop(errors.AlreadySent.said(refusals.already_sent(*finished[0])))
         else:
             self._replace(unfinished, abandon.REPLACED)
         if not gone:
@@ -165,7 +165,7 @@ class PushPlan:
             # They said no: no new transfer until the ER has spoken with them (the next run,
             # or --replace, starts one, which they authorize on their phone).
             self.stage = Stage.WITHDRAWN if pending.failure is not None else Stage.STOPPED
-            declined = errors.TransferDeclined(
+            declined = errors.TransferDeclined.said(
                 refused.for_push(pending.said_no.revocation, record.transfer_id, gone.code)
             )
             return [Save(record), Fail(declined, pending.failure)]
@@ -339,7 +339,8 @@ def _kept(pending: _Pending, refusal: Exception) -> list[Decision]:
     if pending.failure is not None:
         return [Fail(pending.failure)]
     if pending.purpose is _Purpose.REPLACED and isinstance(refusal, RelayRefused):
-        return [Fail(errors.NotReplaced(refusals.not_replaced(pending.record, refusal)), refusal)]
+        said = refusals.not_replaced(pending.record, refusal)
+        return [Fail(errors.NotReplaced.said(said), refusal)]
     return [Fail(refusal)]
 
 
@@ -359,7 +360,7 @@ def break_glass_steps(
     `seen` (None: it has no record of it): add it, nothing (already added), or a refusal that
     says why."""
     if record.abandoned:
-        return [Fail(errors.TransferAbandoned(refusals.glass_abandoned(record)))]
+        return [Fail(errors.TransferAbandoned.said(refusals.glass_abandoned(record)))]
     if seen is None:
         return [Fail(errors.BreakGlassTooLate(refusals.glass_too_late(record, abandon.NO_RECORD)))]
     if seen.consented:
@@ -367,7 +368,7 @@ def break_glass_steps(
     if seen.break_glass:
         return []
     if seen.state == TransferState.CREATED:
-        return [Fail(errors.BreakGlassTooEarly())]
+        return [Fail(errors.BreakGlassTooEarly.said(refusals.glass_too_early()))]
     if seen.state not in (TransferState.AWAITING_AUTHORIZATION, TransferState.AUTHORIZED):
         why = abandon.gone_reason(seen) or f"it is {seen.state.replace('_', ' ')}"
         return [Fail(errors.BreakGlassTooLate(refusals.glass_too_late(record, why)))]

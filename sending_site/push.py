@@ -293,9 +293,11 @@ class _Uploader:
         ask = False  # whether to ask the relay what it holds before sending again
         while held < end:
             if held < start:  # the stream cannot go back; a new run re-seals from the start
+                facts = f"The relay holds less of image {index} than it had acknowledged."
+                then = "it resumes from what the relay holds."
                 raise errors.UploadInterrupted(
-                    f"The relay holds less of image {index} than it had acknowledged. Run the "
-                    "same command again: it resumes from what the relay holds."
+                    f"{facts} Run the same command again: {then}",
+                    console=f"{facts} Upload again with the button below: {then}",
                 )
             try:
                 if ask:

@@ -6,9 +6,14 @@ from __future__ import annotations
 import time
 
 from sending_site.abandon import Abandoned, Seen
+from sending_site.errors import Said
 from sending_site.journal import TransferJournal
 from site_agent.errors import RelayRefused
 from transfer_codes.codes import RedemptionCode
+
+# The ER console's buttons, as its sentences name them.
+SEND_AS_NEW = "the button below"
+TRY_AGAIN = "Try again with the button below."
 
 
 def grouped(record: TransferJournal) -> str:
@@ -28,34 +33,46 @@ def destination(seen: Seen, record: TransferJournal) -> str:
     return seen.recipient_display_name or record.recipient
 
 
-def delivered(record: TransferJournal, seen: Seen) -> str:
+def delivered(record: TransferJournal, seen: Seen) -> Said:
     receipt = seen.receipt or {}
     where = {"pacs": "in their PACS", "folder": "in a folder for review"}
     stored = f"{receipt['instances']} images stored " if "instances" in receipt else "stored "
     stored += where.get(str(receipt.get("destination")), "there")
     when = f" on {at(seen.delivered_at)}" if seen.delivered_at else ""
-    return (
+    facts = (
         f"This study was already delivered to {destination(seen, record)}{when} (transfer "
-        f"{record.transfer_id}: {stored}). Nothing was sent. If they ask for it again, run the "
-        "same command with --replace."
+        f"{record.transfer_id}: {stored}). Nothing was sent. If they ask for it again, "
+    )
+    return Said(
+        facts + "run the same command with --replace.",
+        facts + f"send it as a new transfer ({SEND_AS_NEW}): it has a new code, which the "
+        "patient or family authorize on their phone.",
     )
 
 
-def already_sent(record: TransferJournal, seen: Seen) -> str:
-    return (
+def already_sent(record: TransferJournal, seen: Seen) -> Said:
+    facts = (
         f"Transfer {record.transfer_id} already carries this patient's study to "
-        f"{destination(seen, record)}, sent from files that differ from these; its code "
-        f"{grouped(record)} still works. Nothing was sent. If that code went with the patient, "
-        "nothing more is needed; to send these files instead and stop that code, run the same "
-        "command with --replace."
+        f"{destination(seen, record)}, sent from "
+    )
+    then = (
+        f"; its code {grouped(record)} still works. Nothing was sent. If that code went with the "
+        "patient, nothing more is needed; to send "
+    )
+    return Said(
+        facts + "files that differ from these" + then + "these files instead and stop that "
+        "code, run the same command with --replace.",
+        facts + "images that differ from these" + then + "these images instead and stop that "
+        f"code, send them as a new transfer ({SEND_AS_NEW}).",
     )
 
 
-def not_replaced(record: TransferJournal, refusal: RelayRefused) -> str:
-    return (
+def not_replaced(record: TransferJournal, refusal: RelayRefused) -> Said:
+    facts = (
         f"Transfer {record.transfer_id}, which this one replaces, could not be withdrawn "
-        f"({refusal}). Run the same command again."
+        f"({refusal})."
     )
+    return Said(f"{facts} Run the same command again.", f"{facts} {TRY_AGAIN}")
 
 
 def withdrawn(failure: Exception, gone: Abandoned) -> str:
@@ -72,10 +89,23 @@ def withdrawn(failure: Exception, gone: Abandoned) -> str:
     )
 
 
-def glass_abandoned(record: TransferJournal) -> str:
-    return (
+def glass_abandoned(record: TransferJournal) -> Said:
+    facts = (
         f"Transfer {record.transfer_id} was given up ({record.abandoned}), so break-glass cannot "
-        "be added to it. Send the study again with trauma-relay push --break-glass."
+        "be added to it."
+    )
+    return Said(
+        f"{facts} Send the study again with trauma-relay push --break-glass.",
+        f"{facts} Send the study again from its page, then authorize the new transfer by "
+        "break-glass.",
+    )
+
+
+def glass_too_early() -> Said:
+    facts = "This transfer has no code yet (its push stopped before the code was shown)."
+    return Said(
+        f"{facts} Run the same push command again with --break-glass.",
+        f"{facts} Once its page shows the code, authorize it by break-glass there.",
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from sending_site.errors import Said
 from transfer_codes.wire import TransferState
 
 _WHO = {"patient": "the patient", "family": "the patient's family"}
@@ -49,19 +50,21 @@ def _what_happened(status: dict[str, Any], transfer_id: str) -> str:
     return f"{who} cancelled transfer {transfer_id} on their phone{_when(status)}"
 
 
-def for_push(status: dict[str, Any], transfer_id: str, code: str) -> str:
+def for_push(status: dict[str, Any], transfer_id: str, code: str) -> Said:
     """What `push` says when it meets a transfer the patient or family revoked (`by_patient`)."""
-    return (
+    facts = (
         f"{_what_happened(status, transfer_id)}, so its code {code} no longer works and nothing "
-        f"more was sent. {TELL_THEM} If they change their mind, run the same command again: it "
-        "starts a new transfer, which they authorize on their phone."
+        f"more was sent. {TELL_THEM} If they change their mind, "
     )
+    then = ": it starts a new transfer, which they authorize on their phone."
+    return Said(facts + "run the same command again" + then, facts + "send the study again" + then)
 
 
-def for_reissue(status: dict[str, Any], transfer_id: str) -> str:
+def for_reissue(status: dict[str, Any], transfer_id: str) -> Said:
     """What `reissue` says for a transfer the patient or family revoked (`by_patient`)."""
-    return (
+    facts = (
         f"{_what_happened(status, transfer_id)}, so its code cannot be re-issued. {TELL_THEM} If "
-        "they change their mind, send the study again with trauma-relay push; they authorize "
-        "the new transfer on their phone."
+        "they change their mind, send the study again"
     )
+    then = "; they authorize the new transfer on their phone."
+    return Said(facts + " with trauma-relay push" + then, facts + " from its page" + then)

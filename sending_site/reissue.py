@@ -32,15 +32,19 @@ async def reissue(
     when it was given up, `TransferDeclined` when the patient or family said no."""
     record = journal.load(state_dir, transfer_id)
     if record.abandoned:
-        raise TransferAbandoned(
+        facts = (
             f"Transfer {record.transfer_id} was given up ({record.abandoned}), so its code "
-            "cannot be re-issued. Send the study again with trauma-relay push."
+            "cannot be re-issued. Send the study again"
+        )
+        raise TransferAbandoned(
+            f"{facts} with trauma-relay push.",
+            console=f"{facts} from its page: it goes as a new transfer with a new code.",
         )
     replaces = record.issued_at[-1] if record.issued_at else None
     async with RelayClient(relay or record.relay, credential) as client:
         before = await client.status(record.transfer_id)
         if refused.by_patient(before):  # no new code for what they said no to
-            raise TransferDeclined(refused.for_reissue(before, record.transfer_id))
+            raise TransferDeclined.said(refused.for_reissue(before, record.transfer_id))
         record.code = RedemptionCode.generate(record.locator).compact()
         record.capability = Capability.generate(record.transfer_id).to_text()
         # Saved first: if the relay takes the new code and we are interrupted, it is kept.

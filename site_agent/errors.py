@@ -11,12 +11,19 @@ from transfer_codes.messages import from_docstring
 class AgentError(Exception):
     """The site agent could not reach an agreement with the relay."""
 
-    def __init__(self, detail: str | None = None) -> None:
+    def __init__(self, detail: str | None = None, *, console: str | None = None) -> None:
         super().__init__(detail or from_docstring(type(self)))
+        self._console = console
 
     @property
     def detail(self) -> str:
         return str(self.args[0])
+
+    @property
+    def for_console(self) -> str:
+        """The same sentence as a console says it, where the command line's names a command
+        to run again and the console has a field or a button for it."""
+        return self._console or self.detail
 
     @property
     def message(self) -> str:
@@ -26,8 +33,10 @@ class AgentError(Exception):
 class RelayUnreachable(AgentError):
     """The relay could not be reached. Check the address and the network, then try again."""
 
-    def __init__(self, detail: str | None = None, reason: str = "") -> None:
-        super().__init__(detail)
+    def __init__(
+        self, detail: str | None = None, reason: str = "", *, console: str | None = None
+    ) -> None:
+        super().__init__(detail, console=console)
         self.reason = reason  # why, in words (`site_agent.unreachable.reason`); "" if not known
 
 

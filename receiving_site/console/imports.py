@@ -277,7 +277,7 @@ def _sentence(e: Exception) -> str:
     if isinstance(e, errors.ReceivingError):
         return e.message
     if isinstance(e, AgentError):
-        return e.detail
+        return e.for_console
     if isinstance(e, OSError):
         return f"This machine could not keep the study ({e.strerror or e})."
     return str(e)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sending_site.errors import SendingError
+from sending_site.errors import AlreadyDelivered, AlreadySent, SendingError
 from sending_site.inbox.follow import SpooledStudy
 from sending_site.inbox.keeping import Keeper
 from sending_site.inbox.settings import InboxSettings
@@ -49,6 +49,12 @@ class JobRecord:
     transfer_id: str = ""
     ended: bool = False
     problem: str = ""  # why it stopped, in words for staff; empty when it finished
+    # It stopped because a transfer of the study was delivered, or is live from other images:
+    # staff may send it as a new transfer, which replaces that one (`replace`).
+    replaceable: bool = False
+    # Replace a delivered or live transfer of the study (push's --replace), until this job's
+    # own transfer exists: a job started again after that resumes it instead.
+    replace: bool = False
 
 
 @dataclass(frozen=True)
@@ -177,8 +183,8 @@ def start_push(jobs: PushJobs, record: JobRecord) -> Job:
     def on_event(event: PushEvent) -> None:
         if isinstance(event, Ready):
             job.ready, job.retrying = event, ""
-            if job.record.transfer_id != event.transfer_id:
-                jobs.update(job, transfer_id=event.transfer_id)
+            if job.record.transfer_id != event.transfer_id or job.record.replace:
+                jobs.update(job, transfer_id=event.transfer_id, replace=False)
         elif isinstance(event, Progress):
             job.progress, job.retrying = event, ""
         elif isinstance(event, Retrying):
@@ -201,11 +207,20 @@ def start_push(jobs: PushJobs, record: JobRecord) -> Job:
                 credential=setup.credential(),
                 state_dir=setup.state_dir,
                 stretched=stretched,
+                replace=record.replace,
             )
             await push(request, on_event)
-        except (SendingError, AgentError) as e:
+        except (AlreadyDelivered, AlreadySent) as e:
+            LOGGER.info("The push job %s sent nothing: %s", record.job_id, e)
+            jobs.update(job, ended=True, problem=e.for_console, replaceable=True)
+            return
+        except SendingError as e:
             LOGGER.warning("The push job %s stopped: %s", record.job_id, e)
-            jobs.update(job, ended=True, problem=str(e))
+            jobs.update(job, ended=True, problem=e.for_console)
+            return
+        except AgentError as e:
+            LOGGER.warning("The push job %s stopped: %s", record.job_id, e)
+            jobs.update(job, ended=True, problem=e.for_console)
             return
         except Exception:
             LOGGER.exception("The push job %s failed", record.job_id)

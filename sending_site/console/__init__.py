@@ -59,5 +59,6 @@ PAGES = AgentPages(
         Link("Transfers", "/transfers"),
     ),
     errors=((SendingError, 400),),
+    sentence=lambda e: e.for_console if isinstance(e, SendingError) else str(e),
     setup=setup,
 )

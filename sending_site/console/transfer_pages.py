@@ -135,17 +135,35 @@ async def job_status(request: web.Request) -> web.Response:
 async def retry_job(request: web.Request) -> web.Response:
     job = _job(request)
     if not job.running:
-        job = start_push(request.app[JOBS], replace(job.record, ended=False, problem=""))
-        await request.app[AUDIT].arecord(
-            "transfer-started",
-            who=user_of(request),
-            where=address_of(request),
-            study=job.record.study_instance_uid,
-            recipient=job.record.recipient,
-            job=job.record.job_id,
-            again=True,
-        )
+        await _start_again(request, job, replace_earlier=False)
     raise web.HTTPSeeOther(f"/jobs/{job.record.job_id}")
+
+
+@routes.post("/jobs/{job_id}/replace")
+async def replace_earlier(request: web.Request) -> web.Response:
+    """Send the study as a new transfer where the push stopped at a delivered or live transfer of
+    it (`JobRecord.replaceable`): push's --replace. That transfer's code stops working."""
+    job = _job(request)
+    if not job.running and job.record.replaceable:
+        await _start_again(request, job, replace_earlier=True)
+    raise web.HTTPSeeOther(f"/jobs/{job.record.job_id}")
+
+
+async def _start_again(request: web.Request, job: Job, *, replace_earlier: bool) -> None:
+    record = replace(
+        job.record, ended=False, problem="", replaceable=False, replace=replace_earlier
+    )
+    start_push(request.app[JOBS], record)
+    await request.app[AUDIT].arecord(
+        "transfer-started",
+        who=user_of(request),
+        where=address_of(request),
+        study=record.study_instance_uid,
+        recipient=record.recipient,
+        job=record.job_id,
+        again=True,
+        replace=replace_earlier,
+    )
 
 
 # -- the transfer -----------------------------------------------------------------------------

@@ -45,6 +45,8 @@ class AgentPages:
     - `navigation`: links shown beside the user's name.
     - `errors`: the agent's exception classes whose text is a sentence for staff, with the HTTP
       status to answer; a handler may simply let them rise.
+    - `sentence`: what the error page says for one of those: their text, unless the agent words
+      it for its console (where the command line names an option, the console a button).
     - `setup`: called with the application and the agent's settings before it starts, to add
       the agent's own `AppKey`s and `cleanup_ctx` lifetimes (a relay client, a DICOM node).
     """
@@ -54,4 +56,5 @@ class AgentPages:
     routes: Iterable[web.AbstractRouteDef] = ()
     navigation: tuple[Link, ...] = ()
     errors: tuple[tuple[type[Exception], int], ...] = ()
+    sentence: Callable[[Exception], str] = str
     setup: Callable[[web.Application, Any], None] | None = None

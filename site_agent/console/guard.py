@@ -113,14 +113,16 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 def _known_or_logged(request: web.Request, error: Exception) -> web.Response:
     """The agent's own errors and the site agent's (the relay, a setting, the accounts) with
     their sentence; anything else with the plain one, and its traceback in the log."""
-    for cls, status in request.app[PAGES].errors:
+    pages = request.app[PAGES]
+    for cls, status in pages.errors:
         if isinstance(error, cls):
-            return error_page(request, None, sentence=str(error), status=status, title=CANNOT)
+            sentence = pages.sentence(error)
+            return error_page(request, None, sentence=sentence, status=status, title=CANNOT)
     if isinstance(error, AgentError):
         log.warning("console: %s %s: %s", request.method, request.path, error.detail)
         relay = isinstance(error, RelayUnreachable | RelayRefused)
         status = 502 if relay else 500
-        return error_page(request, None, sentence=error.detail, status=status, title=CANNOT)
+        return error_page(request, None, sentence=error.for_console, status=status, title=CANNOT)
     log.error("console: %s %s failed", request.method, request.path, exc_info=error)
     return error_page(request, errors.ConsoleError())
 

@@ -82,6 +82,17 @@ async def test_break_glass_new_code_sheet_and_revoke(browser: Browser, tmp_path:
             await expect(page.locator("#state")).to_contain_text("Revoked")
             await expect(page.locator("#code")).to_have_count(0)
             await snap(page, "er-transfer-revoked.png")
+            # A colleague's page, open from before: its "Give a new code" now meets a revoked
+            # transfer, and says so with the console's way to go on, not the command line's.
+            stale = await page.context.request.post(
+                f"{agent.url}{transfer_path}/reissue",
+                form={"csrf_token": token},
+                headers={"Origin": agent.url},
+            )
+            assert stale.status == 400
+            said = await stale.text()
+            assert "so its code cannot be re-issued. Send the study again from its page" in said
+            assert "trauma-relay push" not in said
             for secret in (first_code, new_code):
                 assert secret not in page.url
     finally:

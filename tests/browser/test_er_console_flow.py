@@ -38,6 +38,30 @@ async def _qr_text(page: Page, selector: str) -> str:
     return found[0]
 
 
+async def _send_again(page: Page) -> str:
+    """The trauma center asks for the delivered study again: sending it from its page stops at
+    the delivered transfer, in the console's words, and the nurse sends it as a new transfer.
+    Returns the new transfer's code."""
+    await page.get_by_role("link", name="Recent studies").click()
+    await page.get_by_role("link", name="ROE, RICHARD").click()
+    await page.get_by_label("Trauma center").select_option(label="County Trauma")
+    await page.get_by_label("I have read the warnings").check()
+    await page.get_by_role("button", name="Send anyway").click()
+    problem = page.locator("#problem")
+    await expect(problem).to_contain_text("already delivered to County Trauma", timeout=SLOW)
+    words = await problem.inner_text()
+    assert "send it as a new transfer (the button below)" in words
+    assert "command" not in words
+    assert "--" not in words
+    await expect(page.get_by_role("button", name="Try again")).to_have_count(0)
+    assert await fits_the_screen(page)
+    await snap(page, "er-send-again-delivered.png")
+    await page.get_by_role("button", name="Send as a new transfer").click()
+    await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
+    await expect(page.locator("#state")).to_contain_text("Awaiting authorization", timeout=SLOW)
+    return (await page.locator("#code").inner_text()).strip()
+
+
 def _audit(agent: AgentProcess) -> list[dict[str, object]]:
     return [json.loads(line) for line in agent.audit().splitlines()]
 
@@ -117,16 +141,26 @@ async def _flow(browser: Browser, relay: E2ERelay, orthanc: OrthancServer, tmp_p
         )
         assert await fits_the_screen(page)
         await snap(page, "er-transfers.png")
+        new_code = await _send_again(page)
+        assert new_code != code
+        # Its transfer exists: were the agent started again, the job resumes it, and does not
+        # replace it in turn.
+        jobs = [json.loads(p.read_text()) for p in (agent.state / "sending" / "jobs").iterdir()]
+        assert len(jobs) == 2
+        assert [j["replace"] for j in jobs] == [False, False]
+        assert sorted(j["replaceable"] for j in jobs) == [False, False]
 
     assert_identical_in_orthanc(orthanc, sent)
     actions = _audit(agent)
     acknowledged = [a for a in actions if a["action"] == "completeness-acknowledged"]
-    assert len(acknowledged) == 1
+    assert len(acknowledged) == 2  # the first send and the second
     detail = acknowledged[0]["detail"]
     assert isinstance(detail, dict)
     assert detail["choice"] == "send anyway"
     assert any("could not be checked" in w for w in detail["warnings"])
-    assert [a["action"] for a in actions].count("transfer-started") == 1
+    started = [a for a in actions if a["action"] == "transfer-started"]
+    assert len(started) == 3  # sent, sent again (refused: delivered), sent as a new transfer
+    assert [bool(a["detail"].get("replace")) for a in started] == [False, False, True]  # type: ignore[union-attr]
     everything = agent.log() + agent.audit()
     assert code not in everything
     assert token not in everything

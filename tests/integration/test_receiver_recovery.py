@@ -216,6 +216,8 @@ async def test_redemption_retries_are_bounded_and_say_to_use_the_same_code(
     assert len(tries) == len(redeem.REDEEM_RETRY_DELAYS) + 1
     assert len(set(tries)) == 1  # one redemption id for every try
     assert "run the same command with the same code" in raised.value.detail
+    # The trauma console has a field for the code, not a command.
+    assert raised.value.for_console.endswith("Check the network, then enter the same code again.")
     assert await pushed.state() == ("authorized", 0)
     assert (await redeem.redeem(pushed.request(), quiet)).instances == INSTANCES
 

@@ -271,6 +271,14 @@ def a_delivered_study_stops_the_push() -> Drive:
         "old1: 12 images stored in their PACS). Nothing was sent. If they ask for it again, run "
         "the same command with --replace."
     )
+    error = d.error()
+    assert isinstance(error, errors.SendingError)
+    assert error.for_console == (  # the ER console's job page has the button
+        "This study was already delivered to County Trauma on 2027-01-15 08:00 UTC (transfer "
+        "old1: 12 images stored in their PACS). Nothing was sent. If they ask for it again, send "
+        "it as a new transfer (the button below): it has a new code, which the patient or family "
+        "authorize on their phone."
+    )
     assert d.plan.stage == Stage.STOPPED  # and nothing given up, created or saved
     return d
 
@@ -302,6 +310,13 @@ def a_finished_transfer_from_other_files_stops_the_push() -> Drive:
     message = str(d.error())
     assert f"its code {RedemptionCode.parse(old.code).grouped()} still works" in message
     assert message.endswith("run the same command with --replace.")
+    error = d.error()
+    assert isinstance(error, errors.SendingError)
+    assert f"its code {RedemptionCode.parse(old.code).grouped()} still works" in error.for_console
+    assert error.for_console.endswith(
+        "to send these images instead and stop that code, send them as a new transfer (the "
+        "button below)."
+    )
     return d
 
 
@@ -410,7 +425,11 @@ def a_replaced_transfer_the_relay_will_not_revoke_stops_the_run() -> Drive:
     d("transfer_created", T0, NEW)
     d("transfer_seen", seen("created"), holdings())
     assert d("revoke_answered", "old1", refused("not-permitted", 403)) == [("fail", "NotReplaced")]
-    assert "which this one replaces, could not be withdrawn" in str(d.error())
+    error = d.error()
+    assert isinstance(error, errors.SendingError)
+    assert "which this one replaces, could not be withdrawn" in str(error)
+    assert str(error).endswith("Run the same command again.")
+    assert error.for_console.endswith("Try again with the button below.")
     return d
 
 
@@ -557,6 +576,17 @@ def test_break_glass_messages_say_why_and_what_to_do() -> None:
     (abandoned,) = break_glass_steps(given_up, seen("expired"), *GLASS)
     assert isinstance(abandoned, decisions.Fail)
     assert isinstance(abandoned.error, errors.TransferAbandoned)
+    assert str(abandoned.error).endswith("trauma-relay push --break-glass.")
+    assert abandoned.error.for_console.endswith(
+        "Send the study again from its page, then authorize the new transfer by break-glass."
+    )
+    (early,) = break_glass_steps(record, seen("created"), *GLASS)
+    assert isinstance(early, decisions.Fail)
+    assert isinstance(early.error, errors.BreakGlassTooEarly)
+    assert str(early.error).endswith("Run the same push command again with --break-glass.")
+    assert early.error.for_console.endswith(
+        "Once its page shows the code, authorize it by break-glass there."
+    )
 
 
 # -- which journals are the same study ---------------------------------------------------------

@@ -50,7 +50,8 @@ def test_who_said_no(status: dict[str, Any], by_patient: bool, reason: str) -> N
 
 
 def test_push_says_the_family_declined_and_what_to_do() -> None:
-    text = refused.for_push(_status("revoked", "family", declined=True), "T" * 24, "AAAA-BBBB")
+    said = refused.for_push(_status("revoked", "family", declined=True), "T" * 24, "AAAA-BBBB")
+    text = said.cli
     assert text.startswith("The patient's family declined on their phone (")
     assert LOCAL_TIME.search(text)
     assert f"to share the images of transfer {'T' * 24}" in text
@@ -61,11 +62,16 @@ def test_push_says_the_family_declined_and_what_to_do() -> None:
         "which they authorize on their phone."
     )
     assert "\n" not in text
+    # The ER console has no command to run again: the nurse sends the study from its page.
+    assert said.console == text.replace("run the same command again", "send the study again")
 
 
 def test_reissue_says_the_patient_cancelled_and_what_to_do() -> None:
-    text = refused.for_reissue(_status("revoked", "patient"), "T" * 24)
-    assert text.startswith(f"The patient cancelled transfer {'T' * 24} on their phone (")
-    assert "so its code cannot be re-issued" in text
-    assert refused.TELL_THEM in text
-    assert "send the study again with trauma-relay push" in text
+    said = refused.for_reissue(_status("revoked", "patient"), "T" * 24)
+    for text in said:
+        assert text.startswith(f"The patient cancelled transfer {'T' * 24} on their phone (")
+        assert "so its code cannot be re-issued" in text
+        assert refused.TELL_THEM in text
+    assert "send the study again with trauma-relay push" in said.cli
+    assert "send the study again from its page" in said.console
+    assert "trauma-relay push" not in said.console
