@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import importlib
-import logging
 import sys
 import time
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from site_agent import errors
+from site_agent import agent_logs, errors
 from site_agent.settings.arguments import add_arguments, read
 
 if TYPE_CHECKING:
@@ -168,7 +167,7 @@ def run_console(agent: Agent, args: argparse.Namespace) -> int:
     from site_agent.console import serve
 
     settings = settings_of(agent, args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    agent_logs.configure()
     serve(console_app(agent, settings), settings.console)
     return 0
 

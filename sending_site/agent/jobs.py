@@ -210,16 +210,17 @@ def start_push(jobs: PushJobs, record: JobRecord) -> Job:
                 replace=record.replace,
             )
             await push(request, on_event)
+        # The log names what stopped it, not the sentence: some sentences hold a live code.
         except (AlreadyDelivered, AlreadySent) as e:
-            LOGGER.info("The push job %s sent nothing: %s", record.job_id, e)
+            LOGGER.info("The push job %s sent nothing (%s).", record.job_id, type(e).__name__)
             jobs.update(job, ended=True, problem=e.for_console, replaceable=True)
             return
         except SendingError as e:
-            LOGGER.warning("The push job %s stopped: %s", record.job_id, e)
+            LOGGER.warning("The push job %s stopped (%s).", record.job_id, type(e).__name__)
             jobs.update(job, ended=True, problem=e.for_console)
             return
-        except AgentError as e:
-            LOGGER.warning("The push job %s stopped: %s", record.job_id, e)
+        except AgentError as e:  # the relay or the settings: never a code
+            LOGGER.warning("The push job %s stopped: %s", record.job_id, e.detail)
             jobs.update(job, ended=True, problem=e.for_console)
             return
         except Exception:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import warnings
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -19,6 +18,7 @@ from sending_site.console.fetches import Fetches
 from sending_site.inbox.service import serve as serve_inbox
 from sending_site.inbox.settings import InboxSettings
 from sending_site.settings import SenderSettings, inbox_settings
+from site_agent import agent_logs
 
 LOGGER = logging.getLogger(__name__)
 READY = "Receiving DICOM as"  # the line the inbox alone prints too, once it listens
@@ -78,14 +78,8 @@ def run(settings: Any) -> int:
     """Run the agent until SIGTERM or Ctrl+C."""
     from site_agent.console import serve
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Hostile or sloppy peers make pydicom and pynetdicom warn about every odd value; the
-    # inbox logs one line per refused image or association saying why.
-    logging.getLogger("pynetdicom").setLevel(logging.ERROR)
-    logging.getLogger("pydicom").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom\.")
+    # The inbox logs one line per refused image or association saying why.
+    agent_logs.configure()
     serve(agent_app(settings), settings.console)
     print("The sending agent stopped.", flush=True)
     return 0

@@ -223,6 +223,10 @@ async def test_a_code_is_redeemed_previewed_filed_and_imported(
     audit = (agent.state / "receiving" / "console-audit.jsonl").read_text("utf-8")
     for action in ("study-redeemed", "import-confirmed", "study-imported"):
         assert f'"action": "{action}"' in audit
+    # The identity check's C-FIND found DOE^JANET: no patient data in the agent's log.
+    log = agent.log.read_text("utf-8")
+    for phi in ("DOE^JANET", "DOE^JANE", "19850212", "ER-12345"):
+        assert phi not in log
 
 
 async def test_an_import_killed_midway_finishes_after_a_restart(

@@ -4,19 +4,22 @@ the push jobs kept on disk, and the code secret the agent keeps stretched ahead.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
 from sending_site import journal
-from sending_site.agent.jobs import PushJobs, PushSetup, jobs_folder, new_job
+from sending_site.agent import jobs as jobs_module
+from sending_site.agent.jobs import PushJobs, PushSetup, jobs_folder, new_job, start_push
 from sending_site.console.pacs_pages import query_of
 from sending_site.console.words import percent, progress_words, readiness, study_words
+from sending_site.errors import AlreadySent, Said
 from sending_site.inbox.completeness import assess
 from sending_site.inbox.errors import QueryInvalid
 from sending_site.inbox.records import SeriesRecord, StudyRecord
 from sending_site.inbox.settings import InboxSettings, PacsNode
-from sending_site.push import Progress
+from sending_site.push import Progress, PushRequest
 from sending_site.settings import SenderSettings, inbox_settings
 from sending_site.stretching import SpareSecret
 from site_agent.settings import load
@@ -155,3 +158,36 @@ def test_the_agent_hands_each_push_the_secret_stretched_ahead_and_starts_the_nex
     assert len({t.salt for t in taken}) == 3
     for t in taken:  # the stretching is the code's, whatever locator the relay gives
         assert t.unlock == stretch_code(t.code(917), t.salt)
+
+
+@pytest.mark.asyncio
+async def test_a_push_job_refused_keeps_the_console_words_and_logs_no_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A job whose push stops at a live transfer of the study keeps the console's sentence and
+    offers to replace it; the agent's log names the refusal, never the live code it states."""
+    code = "7KQ2-M4XD-91RT-CV3B"
+    said = Said(f"Its code {code} still works; run the same command with --replace.", f"{code} !")
+
+    async def refusing(request: PushRequest, on_event: object) -> None:
+        assert not request.replace
+        raise AlreadySent.said(said)
+
+    monkeypatch.setattr(jobs_module, "push", refusing)
+    credential = tmp_path / "credential"
+    credential.write_text("site-credential")
+    credential.chmod(0o600)
+    setup = PushSetup("http://127.0.0.1:9", credential, tmp_path, InboxSettings(tmp_path / "spool"))
+    jobs = PushJobs(jobs_folder(tmp_path), setup)
+    with caplog.at_level(logging.INFO):
+        job = start_push(jobs, new_job("1.2.3", "county-trauma", "nurse.joy", 1.0))
+        assert job.task is not None
+        await job.task
+    assert (job.record.ended, job.record.problem, job.record.replaceable) == (
+        True,
+        f"{code} !",
+        True,
+    )
+    assert jobs.stored() == [job.record]
+    assert "AlreadySent" in caplog.text
+    assert code not in caplog.text
