@@ -31,6 +31,7 @@ _GONE: dict[str, str] = {
     TransferState.LOCKED: LOCKED,
 }
 REPLACED = "the files changed, and this transfer replaces it"
+SENT_INCOMPLETE = "it was sent incomplete, and this transfer replaces it"
 REPLACED_AS_ASKED = "this transfer replaces it, as asked with --replace"
 SAME_FILES = "the same files go in the transfer resumed now"
 ALREADY_REDEEMED = "; the trauma center had already redeemed it"

@@ -4,7 +4,11 @@ site's own state folder and never leaves the hospital."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -58,6 +62,9 @@ class TransferJournal:
     # When each code the relay accepted for this transfer was issued (seconds since the
     # epoch), oldest first, so a re-issued sheet can say which code it replaces.
     issued_at: list[float] = field(default_factory=list)
+    # Its manifest was closed marked incomplete (staff stopped waiting for more images): the
+    # trauma center stores none of it, so sending the study again replaces it.
+    incomplete: bool = False
 
     def fingerprint(self) -> list[tuple[str, int, int]]:
         """What must be unchanged for a resumed upload to re-seal identical bytes: sealing is
@@ -67,6 +74,9 @@ class TransferJournal:
 
     def paths(self) -> set[str]:
         return {o.path for o in self.objects}
+
+
+LOCK_NAME = ".journals.lock"
 
 
 def _folder(state_dir: Path) -> Path:
@@ -87,10 +97,82 @@ def as_json(journal: TransferJournal) -> dict[str, Any]:
     return body
 
 
-def save(state_dir: Path, journal: TransferJournal) -> None:
-    """Write atomically and durably (`site_agent.local_state.write_atomically`)."""
+@contextlib.contextmanager
+def _locked(state_dir: Path) -> Iterator[None]:
+    """The journals' lock (`flock`, released by the kernel if the process dies): a push and a
+    re-issue of the same transfer, in this process or another, each read and write a journal
+    whole, in turn."""
+    folder = _folder(state_dir)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _write(state_dir: Path, journal: TransferJournal) -> None:
     body = as_json(journal)
     write_atomically(_folder(state_dir) / f"{journal.transfer_id}.json", json.dumps(body).encode())
+
+
+def save(state_dir: Path, journal: TransferJournal) -> None:
+    """Write atomically and durably (`site_agent.local_state.write_atomically`)."""
+    with _locked(state_dir):
+        _write(state_dir, journal)
+
+
+def save_from_push(state_dir: Path, journal: TransferJournal) -> TransferJournal:
+    """Save a push's journal, keeping the code it finds on disk, and the transfer given up if
+    it was. A push never changes its transfer's code once made, but a re-issue (the ER
+    console's Give a new code, or `reissue` in another terminal) may while the push runs, and
+    staff may revoke it: the push's copy must bring neither the old code nor the transfer back.
+    Returns what was saved."""
+    with _locked(state_dir):
+        try:
+            on_disk: TransferJournal | None = load(state_dir, journal.transfer_id)
+        except errors.TransferJournalError:
+            on_disk = None
+        if on_disk is not None:
+            journal = replace(
+                journal,
+                code=on_disk.code,
+                capability=on_disk.capability,
+                issued_at=on_disk.issued_at,
+            )
+            if on_disk.abandoned and not journal.abandoned:
+                journal = replace(journal, done=True, abandoned=on_disk.abandoned)
+        _write(state_dir, journal)
+    return journal
+
+
+def give_up(state_dir: Path, transfer_id: str, reason: str) -> TransferJournal:
+    """Mark the journal on disk given up (`abandoned`), leaving the rest as the latest save
+    left it. Returns the journal saved."""
+    with _locked(state_dir):
+        record = replace(load(state_dir, transfer_id), done=True, abandoned=reason)
+        _write(state_dir, record)
+    return record
+
+
+def change_code(
+    state_dir: Path,
+    transfer_id: str,
+    *,
+    code: str,
+    capability: str,
+    issued_at: float | None = None,
+) -> TransferJournal:
+    """Give the journal on disk a new code and capability (`issued_at`: when the relay took
+    them), leaving the rest as the latest save left it: a push may be saving its progress.
+    Returns the journal saved."""
+    with _locked(state_dir):
+        record = load(state_dir, transfer_id)
+        issued = [*record.issued_at, issued_at] if issued_at is not None else record.issued_at
+        record = replace(record, code=code, capability=capability, issued_at=issued)
+        _write(state_dir, record)
+    return record
 
 
 def forget_secrets(state_dir: Path, record: TransferJournal) -> TransferJournal:

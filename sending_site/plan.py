@@ -114,6 +114,7 @@ class PushPlan:
         delivered: list[tuple[TransferJournal, Seen]] = []
         same: list[TransferJournal] = []  # live, same files: resumable
         unfinished: list[TransferJournal] = []  # live, other files, upload not finished
+        incomplete: list[TransferJournal] = []  # live, other files, closed marked incomplete
         finished: list[tuple[TransferJournal, Seen]] = []  # live, other files, all uploaded
         for record in self.candidates:
             seen = answers[record.transfer_id]
@@ -127,21 +128,25 @@ class PushPlan:
                 same.append(record)
             elif not record.done:
                 unfinished.append(record)
+            elif record.incomplete:
+                incomplete.append(record)
             else:
                 finished.append((record, seen))
         if self.wanted.replace:
             live = [r for r, _ in delivered] + same + unfinished + [r for r, _ in finished]
-            self._replace(live, abandon.REPLACED_AS_ASKED)
+            self._replace(live + incomplete, abandon.REPLACED_AS_ASKED)
         elif delivered:
             return self._stop(errors.AlreadyDelivered.said(refusals.delivered(*delivered[0])))
         elif same:
             self.current, self.resumed = same[0], True
             self._replace([r for r in same[1:] if not r.done], abandon.SAME_FILES)
             self._replace(unfinished, abandon.REPLACED)
+            self._replace(incomplete, abandon.SENT_INCOMPLETE)
         elif finished:
             return self._stop(errors.AlreadySent.said(refusals.already_sent(*finished[0])))
         else:
             self._replace(unfinished, abandon.REPLACED)
+            self._replace(incomplete, abandon.SENT_INCOMPLETE)
         if not gone:
             return self._go_on()
         self.stage = Stage.GIVING_UP
@@ -235,11 +240,12 @@ class PushPlan:
         )
         return [Save(self.current)]
 
-    def upload_finished(self) -> list[Decision]:
-        """The relay holds every object and the closed manifest."""
+    def upload_finished(self, incomplete: bool = False) -> list[Decision]:
+        """The relay holds every object and the closed manifest (`incomplete`: marked so,
+        staff having stopped waiting for more images)."""
         self._expect(Stage.UPLOADING)
         self.stage = Stage.FINISHED
-        return [Save(dataclasses.replace(self._current(), done=True))]
+        return [Save(dataclasses.replace(self._current(), done=True, incomplete=incomplete))]
 
     def send_failed(self, error: Exception, seen: Seen | NoAnswer | None) -> list[Decision]:
         """Sending the transfer failed with `error`; the relay then described it as `seen`."""

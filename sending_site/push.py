@@ -826,7 +826,7 @@ class _Sending:
             case decisions.Save(record):
                 # Off the loop (a file and a folder fsync): the agent's fetches, inbox commits
                 # and uploads share it. Awaited, so the next decision still follows the save.
-                await asyncio.to_thread(journal.save, self.req.state_dir, record)
+                await asyncio.to_thread(journal.save_from_push, self.req.state_dir, record)
             case decisions.GiveUp(record, revoke):
                 refusal: Exception | None = None
                 if revoke:
@@ -875,7 +875,7 @@ class _Sending:
                         spooled=self.req.source is not None,
                     ),
                 )
-                await self.carry_out(self.plan.upload_finished())
+                await self.carry_out(self.plan.upload_finished(incomplete=self.stopped))
             case decisions.Fail(error, cause):
                 raise error from cause
 

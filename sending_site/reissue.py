@@ -13,7 +13,7 @@ from sending_site import journal, phone, refused
 from sending_site.errors import TransferAbandoned, TransferDeclined
 from sending_site.push import install_locks
 from sending_site.sheet import TransferSheet
-from site_agent.client import RelayClient
+from site_agent.client import RelayClient, RelayRefused
 from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
 
@@ -45,17 +45,30 @@ async def reissue(
         before = await client.status(record.transfer_id)
         if refused.by_patient(before):  # no new code for what they said no to
             raise TransferDeclined.said(refused.for_reissue(before, record.transfer_id))
-        record.code = RedemptionCode.generate(record.locator).compact()
-        record.capability = Capability.generate(record.transfer_id).to_text()
+        old_code, old_capability = record.code, record.capability
         # Saved first: if the relay takes the new code and we are interrupted, it is kept.
-        journal.save(state_dir, record)
-        await install_locks(client, record, "reissue")
+        record = journal.change_code(
+            state_dir,
+            transfer_id,
+            code=RedemptionCode.generate(record.locator).compact(),
+            capability=Capability.generate(record.transfer_id).to_text(),
+        )
+        try:
+            await install_locks(client, record, "reissue")
+        except RelayRefused:  # it did not take the new code: the old one is still the code
+            journal.change_code(state_dir, transfer_id, code=old_code, capability=old_capability)
+            raise
         if record.phone_key:  # the patient's phone shows the new code from now on
             await phone.upload(client, record, None)
         status = await client.status(record.transfer_id)
     # Only a code the relay took counts as issued: it is the one the next sheet replaces.
-    record.issued_at.append(time.time())
-    journal.save(state_dir, record)
+    record = journal.change_code(
+        state_dir,
+        transfer_id,
+        code=record.code,
+        capability=record.capability,
+        issued_at=time.time(),
+    )
     return Reissued(record, status, replaces)
 
 

@@ -240,7 +240,5 @@ async def revoke(
                 raise
             outcome = _ALREADY_GONE[Problem(e.code)]
     if not record.abandoned:  # never resumed again; a later push starts a new transfer
-        record.done = True
-        record.abandoned = REVOKED_HERE
-        journal.save(state_dir, record)
+        journal.give_up(state_dir, transfer_id, REVOKED_HERE)
     return outcome

@@ -6,7 +6,8 @@ issued while the study is still arriving; the transfer page says images are stil
 how many were sent so far; storescu sends the rest; the page shows the upload complete once the
 study is (the PACS's counts match, nothing arrived for the stable age); `trauma-relay redeem`
 delivers every instance exactly once. And "Stop waiting for more images" closes the transfer
-marked incomplete, so the trauma center is told plainly and stores nothing."""
+marked incomplete, so the trauma center is told plainly and stores nothing; sent again once
+every image has arrived, the study goes whole as a new transfer that replaces it."""
 
 from __future__ import annotations
 
@@ -141,4 +142,25 @@ async def test_stop_waiting_sends_what_arrived_marked_incomplete(
             f"(only {len(it.first)} images came), so it is incomplete. Nothing was stored."
             in refused.message
         )
-    assert it.trauma_center.instances() == []
+        assert it.trauma_center.instances() == []
+
+        # The rest arrives; sent again, the study goes whole as a new transfer that replaces
+        # the incomplete one (not "its code still works": it never delivers).
+        await asyncio.to_thread(it.send, it.rest)
+        await page.get_by_role("link", name="Recent studies").click()
+        await page.get_by_role("link", name="ROE, RICHARD").click()
+        await page.get_by_label("Trauma center").select_option(label="County Trauma")
+        if await page.get_by_label("I have read the warnings").count():
+            await page.get_by_label("I have read the warnings").check()
+        await page.locator("#send").click()
+        await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
+        new_code = (await page.locator("#code").inner_text()).strip()
+        assert new_code != code
+        await authorize_from_the_page(page, it.relay.url)
+        await expect(page.locator("#progress")).to_have_text("Upload complete.", timeout=SLOW)
+        sent = it.first + it.rest
+        redeemed = await asyncio.to_thread(
+            it.relay.redeem, new_code, workdir=tmp_path, pacs=pacs_address(it.trauma_center)
+        )
+        assert redeemed.ok().json()["instances"] == len(sent)
+    assert_identical_in_orthanc(it.trauma_center, sent)

@@ -251,6 +251,11 @@ async def test_reissue_writes_a_new_sheet_and_gives_the_phone_the_new_code(
         assert scanned == [record.capability]
         assert await _redeem(relay, tmp_path, scanned[0]) == 2
 
+        # Redeemed, the relay takes no new code: the journal keeps the code it took, so no
+        # page or sheet shows a code that never worked.
+        assert await _cli("reissue", pushed["transfer_id"], *common) != 0
+        assert journal.load(tmp_path / "er", pushed["transfer_id"]) == record
+
 
 @pytest.mark.asyncio
 async def test_a_reissued_sheet_says_which_code_it_replaces(

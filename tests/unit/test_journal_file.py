@@ -53,3 +53,53 @@ def test_a_saved_journal_loads_back_the_same(tmp_path: Path) -> None:
         "size": 1002,
         "mtime_ns": 10**18 + 2,
     }
+
+
+def test_a_push_saving_its_progress_keeps_a_code_reissued_meanwhile(tmp_path: Path) -> None:
+    """A push holds its own copy of the journal; Give a new code changes the one on disk while
+    the push runs. The push's next save keeps the new code and adds its progress."""
+    at_start = _record()
+    journal.save(tmp_path, at_start)
+    reissued = journal.change_code(
+        tmp_path, at_start.transfer_id, code="NEWC-ODE0-1", capability="new capability"
+    )
+    assert (reissued.code, reissued.issued_at) == ("NEWC-ODE0-1", at_start.issued_at)
+    reissued = journal.change_code(
+        tmp_path,
+        at_start.transfer_id,
+        code="NEWC-ODE0-1",
+        capability="new capability",
+        issued_at=1_799_000_500.0,
+    )
+    progress = dataclasses.replace(at_start, objects=at_start.objects[:2], done=True)
+    saved = journal.save_from_push(tmp_path, progress)
+    on_disk = journal.load(tmp_path, at_start.transfer_id)
+    assert saved == on_disk
+    assert (on_disk.code, on_disk.capability) == ("NEWC-ODE0-1", "new capability")
+    assert on_disk.issued_at == [1_799_000_001.0, 1_799_000_500.0]
+    assert (on_disk.objects, on_disk.done) == (at_start.objects[:2], True)  # the push's
+
+
+def test_a_code_change_keeps_the_progress_a_push_saved_meanwhile(tmp_path: Path) -> None:
+    record = _record()
+    journal.save(tmp_path, record)
+    journal.save_from_push(tmp_path, dataclasses.replace(record, done=True))
+    changed = journal.change_code(tmp_path, record.transfer_id, code="X", capability="Y")
+    assert changed.done
+    assert changed == journal.load(tmp_path, record.transfer_id)
+
+
+def test_a_push_saving_after_a_revoke_does_not_bring_the_transfer_back(tmp_path: Path) -> None:
+    record = _record()
+    journal.save(tmp_path, record)
+    journal.give_up(tmp_path, record.transfer_id, "revoked from this site")
+    journal.save_from_push(tmp_path, record)  # its copy: not done, not given up
+    on_disk = journal.load(tmp_path, record.transfer_id)
+    assert (on_disk.done, on_disk.abandoned) == (True, "revoked from this site")
+
+
+def test_a_new_transfer_is_saved_as_the_push_made_it(tmp_path: Path) -> None:
+    record = _record()
+    assert journal.save_from_push(tmp_path, record) == record
+    assert journal.load(tmp_path, record.transfer_id) == record
+    assert journal.transfer_ids(tmp_path) == [record.transfer_id]  # the lock file is not one

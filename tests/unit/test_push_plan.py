@@ -349,6 +349,31 @@ def changed_files_replace_an_unfinished_transfer() -> Drive:
 
 
 @scenario
+def a_transfer_closed_incomplete_is_replaced_when_the_study_is_sent_again() -> Drive:
+    """Staff stopped waiting for more images: its manifest was closed marked incomplete and
+    the trauma center stores none of it. Sent again, the study goes as a new transfer, without
+    --replace; the incomplete one is revoked."""
+    closed = journal("old1", objects=list(CHANGED), done=True, incomplete=True)
+    d = drive(closed, following=True)
+    assert d("statuses_received", {"old1": seen("authorized")}) == [("create",)]
+    d("transfer_created", T0, NEW)
+    assert d("transfer_seen", seen("created"), holdings()) == [
+        ("install_locks", "new"),
+        ("phone", "new", False),
+        ("give_up", "old1", True),
+    ]
+    reason = abandon.SENT_INCOMPLETE + abandon.ALREADY_REDEEMED  # they had tried it
+    assert d("revoke_answered", "old1", refused("already-redeemed")) == [
+        ("save", "old1", True, reason),
+        ("show", "new", False, False, ("old1",)),
+        ("upload", "new", "st-mary-er", False),
+    ]
+    assert d("upload_finished", True) == [("save", "new", True, "")]
+    assert d.saved().incomplete  # stopped again before the study was complete
+    return d
+
+
+@scenario
 def a_resumed_transfer_replaces_an_unfinished_one_then_finishes() -> Drive:
     d = drive(journal("old1", done=True), journal("old2", objects=list(CHANGED)))
     answers = {"old1": seen("authorized"), "old2": seen("awaiting_authorization")}
