@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sending_site import errors, refused
+from site_agent.dicom_text import date, person_name
 from site_agent.errors import RelayRefused
 from transfer_codes.wire import Problem, TransferState
 
@@ -112,6 +113,14 @@ def patient_digest(c: Collection) -> str:
     first = c.instances[0]
     who = "\0".join((first.patient_id, first.issuer_of_patient_id, first.patient_name))
     return hashlib.sha256(who.encode("utf-8")).hexdigest()
+
+
+def patient_label(c: Collection) -> str:
+    """What `TransferJournal.patient_label` holds for this collection's (single) patient."""
+    first = c.instances[0]
+    record = f", record {first.patient_id}" if first.patient_id else ""
+    born = f", born {date(first.patient_birth_date)}" if first.patient_birth_date else ""
+    return f"{person_name(first.patient_name)}{record}{born}"
 
 
 def study_digests(c: Collection) -> frozenset[str]:

@@ -33,6 +33,7 @@ class Wanted:
     # A study still arriving (`PushRequest.source`): an unfinished transfer whose files are
     # all among `objects`, unchanged, is resumed and grows.
     following: bool = False
+    patient_label: str = ""  # `abandon.patient_label`
 
     def fingerprint(self) -> list[tuple[str, int, int]]:
         return [(o.path, o.size, o.mtime_ns) for o in self.objects]

@@ -62,6 +62,9 @@ class TransferJournal:
     # When each code the relay accepted for this transfer was issued (seconds since the
     # epoch), oldest first, so a re-issued sheet can say which code it replaces.
     issued_at: list[float] = field(default_factory=list)
+    # Whose study this is, as staff read it ("DOE, JANE, record ER-1, born 1985-02-14"), so the
+    # console can name the patient beside each transfer; empty in older journals.
+    patient_label: str = ""
     # Its manifest was closed marked incomplete (staff stopped waiting for more images): the
     # trauma center stores none of it, so sending the study again replaces it.
     incomplete: bool = False

@@ -201,6 +201,7 @@ class PushPlan:
             objects=list(self.wanted.objects),
             phone_key=new.phone_key,
             patient=self.wanted.patient,
+            patient_label=self.wanted.patient_label,
             studies=sorted(self.wanted.studies),
             created_at=now,
             study_description=self.wanted.study_description,
@@ -294,6 +295,7 @@ class PushPlan:
         self.current = dataclasses.replace(  # fill in what older journals lack
             old,
             patient=old.patient or self.wanted.patient,
+            patient_label=old.patient_label or self.wanted.patient_label,
             studies=old.studies or sorted(self.wanted.studies),
             phone_key=old.phone_key or self.spare_phone_key,
             objects=_grown(old.objects, self.wanted.objects)

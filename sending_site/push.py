@@ -463,6 +463,7 @@ async def push(
         relay=req.relay.rstrip("/"),
         recipient=req.recipient,
         patient=abandon.patient_digest(c),
+        patient_label=abandon.patient_label(c),
         studies=abandon.study_digests(c),
         objects=tuple(objects),
         replace=req.replace,

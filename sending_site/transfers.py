@@ -6,6 +6,7 @@ from its relay, which holds no PHI, so the list says where, when and how many, n
 from __future__ import annotations
 
 import datetime
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,10 +49,12 @@ class TransferView:
     expires_at: float | None
     upload_finished: bool
     receipt: dict[str, Any] | None = None
+    patient: str = ""  # `TransferJournal.patient_label`; empty for older journals
 
     def to_json(self) -> dict[str, Any]:
         return {
             "transfer_id": self.transfer_id,
+            "patient": self.patient,
             "recipient": self.recipient,
             "state": self.state,
             "status": self.status,
@@ -83,10 +86,15 @@ def _review_copy(receipt: object) -> bool:
 
 
 def status_words(
-    status: dict[str, Any], record: journal.TransferJournal, *, uploading: bool = False
+    status: dict[str, Any],
+    record: journal.TransferJournal,
+    *,
+    uploading: bool = False,
+    at_console: bool = False,
 ) -> str:
     """What the relay's status document means for the ER, in one line; `uploading`: its push
-    is running now (in the agent), so nothing needs to be run again."""
+    is running now (in the agent), so nothing needs to be run again; `at_console`: said in the
+    ER console, which has buttons where the command line has commands."""
     state = str(status.get("state", ""))
     words: str
     if state == TransferState.CREATED:
@@ -101,9 +109,10 @@ def status_words(
         )
         words = f"authorized by {by} {when(status.get('authorized_at'))}; not redeemed yet"
     elif state == TransferState.LOCKED:
-        words = (
-            "locked after too many wrong codes: trauma-relay reissue "
-            f"{record.transfer_id} gives it a new code"
+        words = "locked after too many wrong codes: " + (
+            "Give a new code to unlock it"
+            if at_console
+            else f"trauma-relay reissue {record.transfer_id} gives it a new code"
         )
     elif state == TransferState.REDEEMED and _review_copy(status.get("receipt")):
         since = when(status["receipt"].get("received_at"))
@@ -129,25 +138,33 @@ def status_words(
     if record.abandoned and record.abandoned != REVOKED_HERE:
         words += f" (given up: {record.abandoned})"
     elif not record.done and state in _UPLOADING:
-        words += (
-            "; uploading"
-            if uploading
-            else "; upload not finished: run the same push again to finish it"
-        )
+        if uploading:
+            words += "; uploading"
+        elif at_console:
+            words += "; upload not finished: Upload again to finish it"
+        else:
+            words += "; upload not finished: run the same push again to finish it"
     return words
 
 
-def view(record: journal.TransferJournal, status: dict[str, Any]) -> TransferView:
+def view(
+    record: journal.TransferJournal,
+    status: dict[str, Any],
+    *,
+    uploading: bool = False,
+    at_console: bool = False,
+) -> TransferView:
     recipient = status.get("recipient") or {}
     return TransferView(
         transfer_id=record.transfer_id,
         recipient=str(recipient.get("display_name") or record.recipient),
         state=str(status.get("state", UNKNOWN_STATE)),
-        status=status_words(status, record),
+        status=status_words(status, record, uploading=uploading, at_console=at_console),
         created_at=status.get("created_at"),
         expires_at=status.get("expires_at", record.expires_at),
         upload_finished=record.done and not record.abandoned,
         receipt=status.get("receipt"),
+        patient=record.patient_label,
     )
 
 
@@ -161,15 +178,22 @@ def unknown(record: journal.TransferJournal, why: str) -> TransferView:
         None,
         record.expires_at,
         record.done and not record.abandoned,
+        patient=record.patient_label,
     )
 
 
 async def list_transfers(
-    state_dir: Path, credential: str, relay: str | None = None
+    state_dir: Path,
+    credential: str,
+    relay: str | None = None,
+    *,
+    uploading: Collection[str] = (),
+    at_console: bool = False,
 ) -> list[TransferView]:
     """Every transfer in `state_dir`'s journals with its relay's status (`relay` instead of
-    each journal's own), newest first. A relay that cannot be reached, or a damaged journal,
-    is said in the transfer's status; it does not stop the list."""
+    each journal's own), newest first; `uploading`: the transfers whose push runs now, and
+    `at_console` as `status_words` takes them. A relay that cannot be reached, or a damaged
+    journal, is said in the transfer's status; it does not stop the list."""
     views: list[TransferView] = []
     clients: dict[str, RelayClient] = {}
     out_of_reach: dict[str, str] = {}
@@ -189,7 +213,8 @@ async def list_transfers(
             client = clients.get(url) or clients.setdefault(url, RelayClient(url, credential))
             try:
                 status = await client.status(transfer_id)
-                views.append(view(record, status))
+                running = transfer_id in uploading
+                views.append(view(record, status, uploading=running, at_console=at_console))
                 if status.get("state") in OVER:
                     journal.forget_secrets(state_dir, record)
             except RelayUnreachable as e:

@@ -98,7 +98,8 @@ def run_transfers(args: argparse.Namespace) -> int:
         print(f"No transfers were sent from this machine (state folder {state}).")
     for v in views:
         sent = f", sent {when(v.created_at)}" if v.created_at else ""
-        print(f"{v.transfer_id} to {v.recipient or 'an unknown trauma center'}{sent}")
+        whose = f" ({v.patient})" if v.patient else ""
+        print(f"{v.transfer_id} to {v.recipient or 'an unknown trauma center'}{sent}{whose}")
         print(f"  {v.status}")
     return 0
 

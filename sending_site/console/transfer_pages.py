@@ -9,6 +9,8 @@ responses, never in an address or a log line; every view and action is audited.
 from __future__ import annotations
 
 import base64
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -19,7 +21,7 @@ from sending_site.agent.jobs import Job, start_push
 from sending_site.break_glass import add_break_glass, problem_with
 from sending_site.console.appkeys import JOBS, SETTINGS
 from sending_site.console.words import percent, progress_words
-from sending_site.errors import TransferJournalError
+from sending_site.errors import SendingError, TransferJournalError
 from sending_site.reissue import reissue, sheet_of
 from sending_site.sheet import render as render_sheet
 from sending_site.sheet import site_phone
@@ -29,6 +31,7 @@ from site_agent.console import render, user_of
 from site_agent.console.appkeys import AUDIT, address_of
 from site_agent.console.errors import PageNotFound
 from site_agent.credential import read_credential
+from site_agent.errors import AgentError
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.phone import authorization_link
 from transfer_codes.qr import render_png
@@ -37,6 +40,9 @@ from transfer_codes.wire import TransferState
 routes = web.RouteTableDef()
 WAITING = {TransferState.CREATED, TransferState.AWAITING_AUTHORIZATION}
 OVER = {TransferState.REVOKED, TransferState.EXPIRED, TransferState.DELIVERED}
+# What the relay lets the sending site do in each state (`relay.lifecycle`).
+REISSUABLE = {TransferState.AWAITING_AUTHORIZATION, TransferState.AUTHORIZED, TransferState.LOCKED}
+REVOCABLE = {*WAITING, TransferState.AUTHORIZED, TransferState.LOCKED}
 PAPERS = ("a4", "letter")
 
 
@@ -74,15 +80,38 @@ async def _status(
         return {}, f"The status is not known just now: {e.detail} This page tries again."
 
 
-async def _audit(request: web.Request, action: str, transfer_id: str, **detail: object) -> None:
+async def _audit(
+    request: web.Request,
+    action: str,
+    transfer_id: str,
+    outcome: str = "success",
+    **detail: object,
+) -> None:
     await request.app[AUDIT].arecord(
         action,
         who=user_of(request),
         where=address_of(request),
-        outcome="success",
+        outcome=outcome,
         transfer=transfer_id,
         **detail,
     )
+
+
+@contextlib.asynccontextmanager
+async def _audited_refusal(
+    request: web.Request, action: str, transfer_id: str
+) -> AsyncIterator[None]:
+    """A staff action the relay or this agent refuses is audited too (what refused it, not the
+    sentence, which may hold a code), then shown as the calm error page."""
+    try:
+        yield
+    except (SendingError, AgentError) as e:
+        await _audit(request, action, transfer_id, outcome="refused", why=type(e).__name__)
+        raise
+
+
+def _recipient(relay_status: dict[str, Any], record: journal.TransferJournal) -> str:
+    return str((relay_status.get("recipient") or {}).get("display_name") or record.recipient)
 
 
 def _version(state: str, job: Job | None, upload_finished: bool) -> str:
@@ -171,13 +200,26 @@ async def _start_again(request: web.Request, job: Job, *, replace_earlier: bool)
 
 @routes.get("/transfers")
 async def transfers(request: web.Request) -> web.Response:
-    views = await list_transfers(request.app[SETTINGS].state.folder, _credential(request))
+    running = {j.record.transfer_id for j in request.app[JOBS].all() if j.running}
+    views = await list_transfers(
+        request.app[SETTINGS].state.folder,
+        _credential(request),
+        uploading=running,
+        at_console=True,
+    )
     return render(request, "transfers.html", views=views)
 
 
 async def _transfer_page(
-    request: web.Request, *, problem: str = "", notice: str = "", status: int = 200
+    request: web.Request,
+    *,
+    problem: str = "",
+    notice: str = "",
+    status: int = 200,
+    glass: tuple[str, str] | None = None,
 ) -> web.Response:
+    """The transfer's page; `glass`: the break-glass form's reason and clinician as typed, shown
+    again (open) with the `problem` found in them."""
     record = _record(request)
     relay_status, unknown = await _status(request, record)
     job = request.app[JOBS].of_transfer(record.transfer_id)
@@ -185,6 +227,7 @@ async def _transfer_page(
     finished = record.done and not record.abandoned
     await _audit(request, "transfer-viewed", record.transfer_id)
     live = state not in OVER and not record.abandoned
+    known = state in {s.value for s in TransferState}  # not "unknown": the relay answered
     return render(
         request,
         "transfer.html",
@@ -193,15 +236,20 @@ async def _transfer_page(
         state=state,
         words=unknown
         or (
-            status_words(relay_status, record, uploading=bool(job and job.running))
+            status_words(relay_status, record, uploading=bool(job and job.running), at_console=True)
             if relay_status
             else ""
         ),
-        recipient=(relay_status.get("recipient") or {}).get("display_name") or record.recipient,
+        recipient=_recipient(relay_status, record),
         receipt=relay_status.get("receipt") if state == TransferState.DELIVERED else None,
         break_glass=bool(relay_status.get("break_glass")),
         waiting=state in WAITING and not relay_status.get("authorized_by"),
         live=live,
+        # A locked code works no more and a redeemed one is spent: neither is shown or printed.
+        show_code=live and state not in (TransferState.LOCKED, TransferState.REDEEMED),
+        locked=state == TransferState.LOCKED,
+        can_reissue=live and (not known or state in REISSUABLE),
+        can_revoke=live and (not known or state in REVOCABLE),
         code=RedemptionCode.parse(record.code).grouped() if live else "",
         code_qr=_qr(record.capability) if live else "",
         link_qr=_qr(authorization_link(record.relay, record.authorization_token, record.phone_key))
@@ -214,6 +262,7 @@ async def _transfer_page(
         version=_version(state, job, finished),
         problem=problem,
         notice=notice,
+        glass=glass,
         papers=PAPERS,
     )
 
@@ -270,11 +319,15 @@ async def break_glass(request: web.Request) -> web.Response:
     form = await request.post()
     reason = str(form.get("reason", "")).strip()
     clinician = str(form.get("clinician", "")).strip()
-    problem = problem_with(reason, clinician)
-    if not clinician:  # the command line's wording names its option; here, the field
-        problem = "Enter the name of the clinician who authorizes, then press the button again."
+    # The reason's problem, then the clinician's in the console's words (the command line's
+    # name its option).
+    reason_problem = problem_with(reason, clinician or "given")
+    parts = [reason_problem[0].upper() + reason_problem[1:]] if reason_problem else []
+    if not clinician:
+        parts.append("Enter the name of the clinician who authorizes, then press the button again.")
+    problem = " ".join(parts)
     if problem:
-        return await _transfer_page(request, status=400, problem=problem[0].upper() + problem[1:])
+        return await _transfer_page(request, status=400, problem=problem, glass=(reason, clinician))
     added = await add_break_glass(
         request.app[SETTINGS].state.folder,
         record.transfer_id,
@@ -290,12 +343,23 @@ async def break_glass(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"/transfers/{record.transfer_id}")
 
 
+@routes.get("/transfers/{transfer_id}/reissue")
+async def reissue_page(request: web.Request) -> web.Response:
+    """Giving a new code stops the one travelling with the patient: asked once more."""
+    record = _record(request)
+    relay_status, _ = await _status(request, record)
+    return render(
+        request, "reissue.html", record=record, recipient=_recipient(relay_status, record)
+    )
+
+
 @routes.post("/transfers/{transfer_id}/reissue")
 async def reissue_code(request: web.Request) -> web.Response:
     record = _record(request)
-    await reissue(
-        request.app[SETTINGS].state.folder, record.transfer_id, None, _credential(request)
-    )
+    async with _audited_refusal(request, "code-reissued", record.transfer_id):
+        await reissue(
+            request.app[SETTINGS].state.folder, record.transfer_id, None, _credential(request)
+        )
     await _audit(request, "code-reissued", record.transfer_id)
     # To the page (POST, redirect, GET): reloading it must not issue yet another code.
     raise web.HTTPSeeOther(f"/transfers/{record.transfer_id}?done=reissued")
@@ -304,15 +368,17 @@ async def reissue_code(request: web.Request) -> web.Response:
 @routes.get("/transfers/{transfer_id}/revoke")
 async def revoke_page(request: web.Request) -> web.Response:
     record = _record(request)
-    return render(request, "revoke.html", record=record)
+    relay_status, _ = await _status(request, record)
+    return render(request, "revoke.html", record=record, recipient=_recipient(relay_status, record))
 
 
 @routes.post("/transfers/{transfer_id}/revoke")
 async def revoke_transfer(request: web.Request) -> web.Response:
     record = _record(request)
-    outcome = await revoke(
-        request.app[SETTINGS].state.folder, record.transfer_id, _credential(request)
-    )
+    async with _audited_refusal(request, "transfer-revoked", record.transfer_id):
+        outcome = await revoke(
+            request.app[SETTINGS].state.folder, record.transfer_id, _credential(request)
+        )
     job = request.app[JOBS].of_transfer(record.transfer_id)
     if job is not None:
         # Never resumed: a revoked transfer's study would go again as a new transfer.

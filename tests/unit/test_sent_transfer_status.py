@@ -142,6 +142,21 @@ def test_an_unfinished_upload_says_how_to_finish_it() -> None:
     assert "upload not finished" not in status_words(_status("revoked"), _record(done=False))
 
 
+def test_the_console_names_its_buttons_and_knows_an_upload_running() -> None:
+    waiting, unfinished = _status("awaiting_authorization"), _record(done=False)
+    assert status_words(waiting, unfinished, at_console=True).endswith(
+        "; upload not finished: Upload again to finish it"
+    )
+    assert status_words(waiting, unfinished, uploading=True, at_console=True).endswith(
+        "; uploading"
+    )
+    assert status_words(_status("locked"), _record(), at_console=True) == (
+        "locked after too many wrong codes: Give a new code to unlock it"
+    )
+    shown = view(unfinished, waiting, uploading=True, at_console=True)
+    assert shown.status.endswith("; uploading")
+
+
 def test_a_transfer_given_up_says_why_unless_revoked_here() -> None:
     replaced = _record(abandoned="the files changed, and this transfer replaces it")
     assert status_words(_status("revoked", revoked_at=AT), replaced) == (
