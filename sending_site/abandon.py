@@ -123,10 +123,14 @@ def patient_label(c: Collection) -> str:
     return f"{person_name(first.patient_name)}{record}{born}"
 
 
+def study_digest(study_instance_uid: str) -> str:
+    """What `TransferJournal.studies` holds for one study."""
+    return hashlib.sha256(study_instance_uid.encode("utf-8")).hexdigest()
+
+
 def study_digests(c: Collection) -> frozenset[str]:
     """What `TransferJournal.studies` holds for this collection."""
-    uids = {i.study_instance_uid for i in c.instances}
-    return frozenset(hashlib.sha256(uid.encode("utf-8")).hexdigest() for uid in uids)
+    return frozenset(study_digest(uid) for uid in {i.study_instance_uid for i in c.instances})
 
 
 def gone_reason(seen: Seen | None) -> str:

@@ -13,6 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
+from sending_site import journal
+from sending_site.abandon import study_digest
 from sending_site.agent.jobs import new_job, start_push
 from sending_site.console.appkeys import JOBS, SETTINGS
 from sending_site.console.words import study_words
@@ -37,10 +39,14 @@ from site_agent.errors import AgentError
 routes = web.RouteTableDef()
 ACKNOWLEDGE = "Tick the box to say you have read the warnings, then send again, or wait."
 NO_REPORT = "Choose the report's PDF file, then press Add the report."
-DONE = {
-    "report": "The report was added: it is listed below as one more series, and goes with "
-    "the images when the study is sent.",
-}
+ADDED = "The report was added: it is listed below as one more series"
+DONE = {"report": f"{ADDED}, and goes with the images when the study is sent."}
+REPORT_FOLLOWS = f"{ADDED}, and goes with the images being sent now."
+REPORT_AFTER = (
+    f"{ADDED}, but the images were already sent without it (transfer {{transfer}}). To send it, "
+    "send the study again and choose Send as a new transfer: the images go again with the "
+    "report, under a new code that replaces the earlier one."
+)
 STUDY = r"/studies/{study_id:\d+}"
 
 
@@ -146,8 +152,33 @@ async def _study_page(
 
 @routes.get(STUDY)
 async def study_page(request: web.Request) -> web.Response:
-    notice = DONE.get(request.query.get("done", ""), "")
-    return await _study_page(request, await _study_uid(request), notice=notice)
+    uid = await _study_uid(request)
+    done = request.query.get("done", "")
+    notice = await _report_notice(request, uid) if done == "report" else DONE.get(done, "")
+    return await _study_page(request, uid, notice=notice)
+
+
+async def _report_notice(request: web.Request, uid: str) -> str:
+    """Whether the report just added goes with the images: a push following the study takes
+    it; one that finished did not, and says which transfer went without it."""
+    following = [
+        j
+        for j in request.app[JOBS].all()
+        if j.record.study_instance_uid == uid and j.running and j.arriving
+    ]
+    if following:
+        return REPORT_FOLLOWS
+    digest = study_digest(uid)
+    folder = request.app[SETTINGS].state.folder
+    sent = [
+        record
+        for record in await asyncio.to_thread(journal.every, folder)
+        if digest in record.studies and record.done and not record.abandoned
+    ]
+    if sent:
+        latest = max(sent, key=lambda r: r.created_at)
+        return REPORT_AFTER.format(transfer=latest.transfer_id)
+    return DONE["report"]
 
 
 @routes.post(STUDY + "/report")

@@ -93,3 +93,54 @@ async def test_a_pdf_report_added_in_the_console_reaches_the_trauma_center(
     actions = [json.loads(line)["action"] for line in agent.audit().splitlines()]
     assert actions.count("report-refused") == 2
     assert actions.count("report-added") == 1
+
+
+async def test_a_report_added_after_the_images_went_says_so_and_goes_with_them_again(
+    browser: Browser, orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    """The report comes after the images were sent: the page does not promise it goes with
+    them; it names the transfer that went without it, and sending the study again as a new
+    transfer carries the images and the report."""
+    study = make_multi_series_study(tmp_path / "study", seed=9494, patient_name="ROE^RICHARD")
+    images = [path for files in study.values() for path in files]
+    (tmp_path / "report.pdf").write_bytes(PDF)
+    relay = E2ERelay(tmp_path / "relay").start()
+    try:
+        holding = agent_holding(
+            tmp_path / "agent", relay.url, relay.sender_credential, tmp_path / "study"
+        )
+        async with holding as agent, workstation(browser) as page:
+            await sign_in(page, agent.url, NURSE, NURSE_PASSWORD)
+            await page.get_by_role("link", name="ROE, RICHARD").click()
+            study_page = page.url
+            await page.get_by_label("Trauma center").select_option(label="County Trauma")
+            await page.get_by_label("I have read the warnings").check()
+            await page.get_by_role("button", name="Send anyway").click()
+            await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
+            first = page.url.rsplit("/", 1)[1]
+            await expect(page.locator("#progress")).to_have_text("Upload complete.", timeout=SLOW)
+
+            await page.goto(study_page)
+            await _add(page, tmp_path / "report.pdf")
+            notice = page.locator("#notice")
+            await expect(notice).to_contain_text("the images were already sent without it")
+            await expect(notice).to_contain_text(f"(transfer {first})")
+            await snap(page, "er-report-added-after.png")
+
+            await page.get_by_label("Trauma center").select_option(label="County Trauma")
+            await page.get_by_label("I have read the warnings").check()
+            await page.get_by_role("button", name="Send anyway").click()
+            await page.get_by_role("button", name="Send as a new transfer").click(timeout=SLOW)
+            await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
+            assert page.url.rsplit("/", 1)[1] != first
+            code = (await page.locator("#code").inner_text()).strip()
+            await authorize_from_the_page(page, relay.url)
+            await expect(page.locator("#progress")).to_have_text("Upload complete.", timeout=SLOW)
+        redeemed = await asyncio.to_thread(
+            relay.redeem, code, workdir=tmp_path, pacs=pacs_address(orthanc)
+        )
+        assert redeemed.ok().json()["instances"] == len(images) + 1
+    finally:
+        relay.stop()
+    tags = [orthanc.instance_tags(i)["SOPClassUID"] for i in orthanc.instances()]
+    assert tags.count(ENCAPSULATED_PDF) == 1
