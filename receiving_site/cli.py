@@ -290,7 +290,7 @@ def run_redeem(args: argparse.Namespace) -> int:
             return
         if isinstance(event, Preview) and not args.yes:
             asking[0] = True  # the preview is shown even with --json: it is what is asked
-            lines = "\n".join(describe(event.summary, event.sender))
+            lines = "\n".join(describe(event.summary, event.sender, event.break_glass))
             print(lines, file=sys.stderr if quiet else sys.stdout, flush=True)
             return
         if quiet:
@@ -301,7 +301,7 @@ def run_redeem(args: argparse.Namespace) -> int:
             if event.consent_from_sending_site:
                 print(CONSENT_FROM_SENDER)
         elif isinstance(event, Preview):
-            print("\n".join(describe(event.summary, event.sender)), flush=True)
+            print("\n".join(describe(event.summary, event.sender, event.break_glass)), flush=True)
         elif sys.stderr.isatty() and not asking[0]:
             if isinstance(event, Stored):
                 line = f"stored {event.images_done}/{event.images_total} images in the PACS"

@@ -50,7 +50,7 @@ def series_line(series: SeriesSummary) -> str:
     return ", ".join(parts)
 
 
-def describe(summary: StudySummary, sender: str = "") -> list[str]:
+def describe(summary: StudySummary, sender: str = "", break_glass: bool = False) -> list[str]:
     """The preview, a line each: patient, study (with its time), every series, sender
     (`sender` is its display name as the relay knows it; break-glass marked), and what to do."""
     issuer = f", issuer {summary.issuer_of_patient_id}" if summary.issuer_of_patient_id else ""
@@ -78,7 +78,7 @@ def describe(summary: StudySummary, sender: str = "") -> list[str]:
     site = f"{sender} ({named})" if both else sender or named or UNKNOWN
     authorized = (
         "BREAK-GLASS: authorized by a clinician, not by the patient or family"
-        if summary.break_glass
+        if summary.break_glass or break_glass
         else "authorized by the patient or family"
     )
     warning = incomplete(summary)

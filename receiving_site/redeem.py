@@ -201,10 +201,13 @@ class RedeemResult:
 @dataclass(frozen=True)
 class Preview:
     """The verified study summary, once the manifest gives it: what staff check against the
-    patient in front of them. `sender` is the sending site's display name from the relay."""
+    patient in front of them. `sender` is the sending site's display name from the relay;
+    `break_glass` whether the relay says a clinician authorized by break-glass, which the ER
+    may add after the summary was sealed (it then says the patient or family)."""
 
     summary: StudySummary
     sender: str = ""
+    break_glass: bool = False
 
 
 @dataclass(frozen=True)
@@ -549,7 +552,7 @@ async def _receive(
                 reader.add(int(item["seq"]), b64decode_text(str(item["record"])))
                 next_seq = int(item["seq"]) + 1
             if reader.summary is not None and not had_summary:
-                preview = Preview(reader.summary, saved.sender)
+                preview = Preview(reader.summary, saved.sender, saved.break_glass)
                 on_event(preview)
                 question.ask(preview)
                 if req.as_they_arrive and req.pacs is not None:

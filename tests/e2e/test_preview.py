@@ -58,3 +58,29 @@ def test_a_break_glass_transfer_says_so_in_the_preview(relay: E2ERelay, tmp_path
 
     assert "(authorized by BREAK-GLASS)" in out
     assert "BREAK-GLASS: authorized by a clinician, not by the patient or family" in out
+
+
+def test_break_glass_added_after_the_push_says_so_in_the_preview(
+    relay: E2ERelay, tmp_path: Path
+) -> None:
+    """The ER adds break-glass once the study is sent (the summary, sealed at push, says the
+    patient or family): the preview believes the relay, which says a clinician authorized."""
+    files = make_ct_study(tmp_path / "study", 2, seed=93)
+    pushed = relay.push([files[0].parent], workdir=tmp_path).ok().json()
+    glass = [
+        "break-glass",
+        pushed["transfer_id"],
+        "--state",
+        str(tmp_path / "er-state"),
+        "--reason",
+        "Unconscious after a road crash; no family reachable.",
+        "--clinician",
+        "Dr. Rivera",
+    ]
+    run_cli(glass, cwd=tmp_path, credential=relay.sender_credential).ok()
+
+    out = _redeem_for_a_person(relay, tmp_path, pushed["code"])
+
+    assert "(authorized by BREAK-GLASS)" in out
+    assert "BREAK-GLASS: authorized by a clinician, not by the patient or family" in out
+    assert "authorized by the patient or family" not in out.replace("not by the patient", "")

@@ -42,6 +42,12 @@ def test_break_glass_is_marked() -> None:
     )
 
 
+def test_break_glass_the_relay_knows_of_is_marked_too() -> None:
+    """Added by the ER after the summary was sealed, which then says the patient or family."""
+    lines = describe(SUMMARY, break_glass=True)
+    assert lines[2].startswith("Sent by:  St. Mary's ER; BREAK-GLASS: authorized by a clinician")
+
+
 def test_what_the_sender_did_not_know_is_said_so() -> None:
     unknown = replace(
         SUMMARY,
