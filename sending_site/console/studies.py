@@ -5,6 +5,7 @@ by the index's own id, never its Study Instance UID (addresses end up in access 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,6 +39,18 @@ from site_agent.errors import AgentError
 
 routes = web.RouteTableDef()
 ACKNOWLEDGE = "Tick the box to say you have read the warnings, then send again, or wait."
+WARNINGS_CHANGED = (
+    "The warnings changed while the page was open (more images came, or the PACS answered): "
+    "read them again, then tick the box and send, or wait."
+)
+
+
+def warnings_digest(report: CompletenessReport) -> str:
+    """What the study page's send form carries of the warnings it showed, so the ones ticked
+    as read are the ones recorded (not how many seconds ago the last image came)."""
+    return hashlib.sha256("\n".join(report.findings_key()).encode("utf-8")).hexdigest()[:16]
+
+
 NO_REPORT = "Choose the report's PDF file, then press Add the report."
 ADDED = "The report was added: it is listed below as one more series"
 DONE = {"report": f"{ADDED}, and goes with the images when the study is sent."}
@@ -142,6 +155,7 @@ async def _study_page(
         words=study_words(study),
         report=report,
         findings=report.findings(),
+        warnings=warnings_digest(report),
         sites=sites,
         relay_problem=relay_problem,
         problem=problem,
@@ -218,6 +232,8 @@ async def send(request: web.Request) -> web.Response:
         )
     if findings and form.get("acknowledge") != "yes":
         return await _study_page(request, uid, status=400, problem=ACKNOWLEDGE)
+    if findings and form.get("warnings") != warnings_digest(report):
+        return await _study_page(request, uid, status=400, problem=WARNINGS_CHANGED)
     jobs, user = request.app[JOBS], user_of(request)
     audit, where = request.app[AUDIT], address_of(request)
     if findings:

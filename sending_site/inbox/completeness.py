@@ -69,6 +69,14 @@ class CompletenessReport:
 
     def findings(self) -> list[str]:
         """What staff should know before sending, one plain sentence each; empty if none."""
+        return self._findings(timed=True)
+
+    def findings_key(self) -> list[str]:
+        """`findings` without what changes by itself as time passes (how long ago the last
+        image came): the same list while nothing else changes."""
+        return self._findings(timed=False)
+
+    def _findings(self, *, timed: bool) -> list[str]:
         found = []
         if not self.compared_with_pacs:
             found.append(
@@ -87,6 +95,8 @@ class CompletenessReport:
             found.append(
                 f"Images were still arriving {self.seconds_since_last_image:.0f} seconds ago; "
                 f"wait until none has arrived for {self.stable_after:.0f} seconds."
+                if timed
+                else "Images were still arriving."
             )
         if self.no_thin_slices:
             found.append(

@@ -164,3 +164,36 @@ async def test_stop_waiting_sends_what_arrived_marked_incomplete(
         )
         assert redeemed.ok().json()["instances"] == len(sent)
     assert_identical_in_orthanc(it.trauma_center, sent)
+
+
+async def test_warnings_that_changed_since_the_page_was_read_are_shown_again(
+    browser: Browser, orthanc_factory: Callable[..., OrthancServer], tmp_path: Path
+) -> None:
+    """What staff tick as read is what is recorded: images that arrive while the study's page
+    is open change its warnings, and sending then shows the new ones to be read first."""
+    it = Arranged(tmp_path, orthanc_factory, 9393)
+    try:
+        async with workstation(browser) as page:
+            await asyncio.to_thread(it.agent.add_user)
+            await asyncio.to_thread(it.agent.start)
+            await asyncio.to_thread(it.send, it.first)
+            await sign_in(page, it.agent.url, NURSE, NURSE_PASSWORD)
+            await page.get_by_role("link", name="ROE, RICHARD").click()
+            read = await page.locator("#warnings").inner_text()
+            await asyncio.to_thread(it.send, it.rest)  # the page is not reloaded
+            await page.get_by_label("Trauma center").select_option(label="County Trauma")
+            await page.get_by_label("I have read the warnings").check()
+            await page.get_by_role("button", name="Send anyway").click()
+            await expect(page.locator("#problem")).to_contain_text("The warnings changed")
+            assert await page.locator("#warnings").inner_text() != read
+            audit = [json.loads(line) for line in it.agent.audit().splitlines()]
+            assert [a["action"] for a in audit].count("completeness-acknowledged") == 0
+            await page.get_by_label("Trauma center").select_option(label="County Trauma")
+            await page.get_by_label("I have read the warnings").check()
+            await page.get_by_role("button", name="Send anyway").click()
+            await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
+            audit = [json.loads(line) for line in it.agent.audit().splitlines()]
+            (acknowledged,) = [a for a in audit if a["action"] == "completeness-acknowledged"]
+            assert acknowledged["detail"]["warnings"] != read.splitlines()[1:]
+    finally:
+        it.stop()

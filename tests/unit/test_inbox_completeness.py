@@ -92,6 +92,18 @@ def test_a_study_still_arriving_is_not_stable_until_the_age_is_reached() -> None
     assert assess(STUDY, pacs, now=NOW - 1000, stable_after=0).seconds_since_last_image == 0
 
 
+def test_the_warnings_key_leaves_out_only_how_long_ago_the_last_image_came() -> None:
+    pacs = [_pacs(THIN, 320), _pacs(THICK, 60)]
+    earlier = assess(STUDY, pacs, now=NOW, stable_after=400)
+    later = assess(STUDY, pacs, now=NOW + 30, stable_after=400)
+    assert earlier.findings() != later.findings()  # "300 seconds ago", then "330"
+    assert earlier.findings_key() == later.findings_key()
+    assert earlier.findings_key()[-1] == "Images were still arriving."
+    assert earlier.findings_key()[:-1] == earlier.findings()[:-1]
+    whole = assess(STUDY, [_pacs(THIN, 300), _pacs(THICK, 60)], now=NOW, stable_after=400)
+    assert whole.findings_key() != earlier.findings_key()
+
+
 def test_a_ct_study_without_a_thin_slice_series_is_warned_about() -> None:
     for thinnest in (1.6, 5.0, None):
         thick_only = replace(STUDY, series=(replace(THIN, thinnest_slice_mm=thinnest), THICK))
