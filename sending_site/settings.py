@@ -78,6 +78,29 @@ class PacsWebSettings:
 
 
 @dataclass(frozen=True)
+class SheetSettings:
+    site_phone: str = setting(
+        "",
+        "The number the trauma center calls about a transfer, printed on every transfer sheet, "
+        'e.g. "+1 555 010 0199 ext 42". Empty: TRAUMA_RELAY_SITE_PHONE if set, else a line to '
+        "write it on.",
+    )
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        from sending_site.errors import BadSitePhone
+        from sending_site.sheet import site_phone
+
+        try:
+            site_phone(self.site_phone)
+        except BadSitePhone:
+            yield (
+                "site_phone",
+                f"{self.site_phone!r} is not a phone number: digits, spaces and + - ( ) . /, "
+                'and an extension if needed, e.g. "+1 555 010 0199 ext 42".',
+            )
+
+
+@dataclass(frozen=True)
 class SenderSettings:
     relay: RelaySettings = section(RelaySettings, "How this agent reaches the relay.")
     dicom: DicomNodeSettings = section(
@@ -100,6 +123,7 @@ class SenderSettings:
         "The ER console: the web pages where staff create transfers.",
         ConsoleSettings(listen=HostPort("127.0.0.1", CONSOLE_PORT)),
     )
+    sheet: SheetSettings = section(SheetSettings, "The transfer sheet the ER console prints.")
     state: StateSettings = section(StateSettings, "Where the agent keeps what it must not lose.")
 
 

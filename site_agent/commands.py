@@ -168,6 +168,7 @@ def run_console(agent: Agent, args: argparse.Namespace) -> int:
 
     settings = settings_of(agent, args)
     agent_logs.configure()
+    agent_logs.warn_without_credential(settings.relay.credential_file)
     serve(console_app(agent, settings), settings.console)
     return 0
 

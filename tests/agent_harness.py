@@ -42,8 +42,10 @@ class AgentProcess:
         ae_title: str = "TRAUMARELAY",
         pacs: tuple[str, str, int] | None = None,
         pacs_web: str = "",
+        more_config: str = "",
     ) -> None:
         self.root = root
+        self.more_config = more_config  # TOML sections appended to the configuration
         root.mkdir(parents=True, exist_ok=True)
         self.ae_title = ae_title
         self.dicom_port = free_port()
@@ -79,6 +81,7 @@ class AgentProcess:
             f'[console]\nlisten = "127.0.0.1:{self.console_port}"\n'
             'site_name = "St. Mary\'s Emergency Department"\n'
             f'[state]\nfolder = "{self.state}"\n'
+            f"{self.more_config}"
         )
 
     def environment(self) -> dict[str, str]:
@@ -155,11 +158,11 @@ class AgentProcess:
 
 @asynccontextmanager
 async def agent_holding(
-    root: Path, relay_url: str, credential: str, study: Path
+    root: Path, relay_url: str, credential: str, study: Path, *, more_config: str = ""
 ) -> AsyncIterator[AgentProcess]:
     """For tests on an event loop: an agent with the nurse's account, running, that has
     received the study in `study` (DCMTK storescu); stopped on leaving."""
-    agent = AgentProcess(root, relay_url, credential)
+    agent = AgentProcess(root, relay_url, credential, more_config=more_config)
     await asyncio.to_thread(agent.add_user)
     await asyncio.to_thread(agent.start)
     try:

@@ -80,6 +80,7 @@ def run(settings: Any) -> int:
 
     # The inbox logs one line per refused image or association saying why.
     agent_logs.configure()
+    agent_logs.warn_without_credential(settings.relay.credential_file)
     serve(agent_app(settings), settings.console)
     print("The sending agent stopped.", flush=True)
     return 0

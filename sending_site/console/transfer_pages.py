@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -21,10 +22,10 @@ from sending_site.agent.jobs import Job, start_push
 from sending_site.break_glass import add_break_glass, problem_with
 from sending_site.console.appkeys import JOBS, SETTINGS
 from sending_site.console.words import percent, progress_words
-from sending_site.errors import SendingError, TransferJournalError
+from sending_site.errors import BadSitePhone, SendingError, TransferJournalError
 from sending_site.reissue import reissue, sheet_of
+from sending_site.sheet import SITE_PHONE_ENV, site_phone
 from sending_site.sheet import render as render_sheet
-from sending_site.sheet import site_phone
 from sending_site.transfers import list_transfers, revoke, status_words
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from site_agent.console import render, user_of
@@ -38,6 +39,7 @@ from transfer_codes.qr import render_png
 from transfer_codes.wire import TransferState
 
 routes = web.RouteTableDef()
+LOGGER = logging.getLogger(__name__)
 WAITING = {TransferState.CREATED, TransferState.AWAITING_AUTHORIZATION}
 OVER = {TransferState.REVOKED, TransferState.EXPIRED, TransferState.DELIVERED}
 # What the relay lets the sending site do in each state (`relay.lifecycle`).
@@ -108,6 +110,20 @@ async def _audited_refusal(
     except (SendingError, AgentError) as e:
         await _audit(request, action, transfer_id, outcome="refused", why=type(e).__name__)
         raise
+
+
+def _site_phone(request: web.Request) -> str:
+    """The phone number the sheet prints: the agent's setting, else TRAUMA_RELAY_SITE_PHONE.
+    One the environment gives that is no phone number leaves a line to write it on (and a log
+    line for the administrator): the sheet must still print."""
+    configured = request.app[SETTINGS].sheet.site_phone
+    if configured:
+        return site_phone(configured)
+    try:
+        return site_phone(None)
+    except BadSitePhone:
+        LOGGER.warning("%s is not a phone number; the sheet leaves a line for it.", SITE_PHONE_ENV)
+        return ""
 
 
 def _recipient(relay_status: dict[str, Any], record: journal.TransferJournal) -> str:
@@ -400,7 +416,7 @@ async def sheet(request: web.Request) -> web.Response:
     if unknown:
         return await _transfer_page(request, status=502, problem=unknown)
     pdf = render_sheet(
-        sheet_of(record, relay_status, relay=record.relay, site_phone=site_phone(None)), paper
+        sheet_of(record, relay_status, relay=record.relay, site_phone=_site_phone(request)), paper
     )
     await _audit(request, "sheet-printed", record.transfer_id)
     return web.Response(

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from site_agent.errors import AgentError
+from site_agent.relay_address import relay_address, require_secure
 from site_agent.settings.kinds import HOURS, MINUTES, AETitle, Duration, HostPort, Port, Url
 from site_agent.settings.schema import setting
 
@@ -24,6 +26,15 @@ class RelaySettings:
         "File holding this site's relay credential, as `trauma-relay site add` printed it; "
         "empty: read it from TRAUMA_RELAY_CREDENTIAL.",
     )
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        """An address every request would fail on is refused when the agent starts, not when
+        staff first send or redeem."""
+        if self.url:
+            try:
+                require_secure(relay_address(self.url))
+            except AgentError as e:
+                yield "url", e.detail
 
 
 @dataclass(frozen=True)

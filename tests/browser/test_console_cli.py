@@ -98,6 +98,9 @@ async def test_the_console_served_by_the_command(
     log = process.communicate()[0]
     assert f"at {url}" in log
     assert PASSWORD not in log
+    # No relay credential is set: the console runs, and its log says so from the start.
+    assert "TRAUMA_RELAY_CREDENTIAL" in log
+    assert "Nothing can reach the relay until this is fixed." in log
     folder = {"sender": "sending", "receiver": "receiving"}[agent]
     audit = (tmp_path / "state" / folder / "console-audit.jsonl").read_text("utf-8")
     assert '"action": "sign-in"' in audit

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,6 +26,13 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.peers]
 
 SLOW = 120_000  # ms
 REASON = "Unconscious after a fall, no family reachable."
+SITE_PHONE = "+1 555 010 0199 ext 42"
+
+
+def pdf_text(pdf: Path) -> str:
+    """The PDF's text as poppler's pdftotext reads it, on one line."""
+    run = subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True)
+    return " ".join(run.stdout.split())
 
 
 async def test_break_glass_new_code_sheet_and_revoke(browser: Browser, tmp_path: Path) -> None:
@@ -32,7 +40,11 @@ async def test_break_glass_new_code_sheet_and_revoke(browser: Browser, tmp_path:
     try:
         make_ct_study(tmp_path / "study", 4, seed=3131, patient_name="POE^EDGAR")
         holding = agent_holding(
-            tmp_path / "agent", relay.url, relay.sender_credential, tmp_path / "study"
+            tmp_path / "agent",
+            relay.url,
+            relay.sender_credential,
+            tmp_path / "study",
+            more_config=f'[sheet]\nsite_phone = "{SITE_PHONE}"\n',
         )
         async with holding as agent, workstation(browser) as page:
             await sign_in(page, agent.url, NURSE, NURSE_PASSWORD)
@@ -94,6 +106,8 @@ async def test_break_glass_new_code_sheet_and_revoke(browser: Browser, tmp_path:
             assert sheet.status == 200
             assert sheet.headers["content-type"] == "application/pdf"
             assert (await sheet.body()).startswith(b"%PDF")
+            (tmp_path / "sheet.pdf").write_bytes(await sheet.body())
+            assert SITE_PHONE in pdf_text(tmp_path / "sheet.pdf")  # the agent's setting
 
             await page.get_by_role("link", name="Transfers").click()
             row = page.locator("#transfers tbody tr").filter(has_text="POE, EDGAR")

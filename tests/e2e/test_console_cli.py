@@ -60,6 +60,14 @@ def test_a_bad_setting_stops_the_start_naming_it(tmp_path: Path) -> None:
     )
     run = run_cli(["receiver", "console"], cwd=tmp_path).failed()
     assert run.message.startswith("trauma-relay: relay.url: required, and not set.")
+    # An address every request would fail on is refused at the start, not at the first send.
+    for url, why in (
+        ("https://relay.example/api", "it must not hold a path (/api)"),
+        ("http://relay.example", "is plain http:// to another machine"),
+    ):
+        run = run_cli(["sender", "console", "--set", f"relay.url={url}"], cwd=tmp_path).failed()
+        assert run.message.startswith("trauma-relay: relay.url: "), run.message
+        assert why in run.message
 
 
 def test_accounts_from_the_command_line(tmp_path: Path) -> None:

@@ -61,7 +61,7 @@ def test_every_setting_is_printed_with_its_help(root: type, prefix: str) -> None
 def test_changed_settings_print_and_parse_back(tmp_path: Path) -> None:
     changed = _load(
         assignments=(
-            "relay.url=https://relay.example/base",
+            "relay.url=https://relay.example:8443",
             "relay.credential_file=/etc/trauma-relay/er.credential",
             'console.site_name=St. Mary\'s "Main" ED — Nord',
             "console.listen=[::1]:9443",
@@ -144,6 +144,12 @@ def test_receiver_settings_are_typed() -> None:
             "console.listn: no such setting (from --set); did you mean console.listen?",
         ),
         ("console.listen", "--set console.listen: expected SECTION.KEY=VALUE"),
+        ("relay.url=https://relay.example/api", "relay.url: 'https://relay.example/api' is not"),
+        ("relay.url=http://relay.example", "relay.url: The relay address http://relay.example"),
+        (
+            "sheet.site_phone=+1 555 010 0199 (charge nurse)",
+            "sheet.site_phone: '+1 555 010 0199 (charge nurse)' is not a phone number",
+        ),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_setting(assignment: str, message: str) -> None:
