@@ -5,8 +5,6 @@ by the index's own id, never its Study Instance UID (addresses end up in access 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -41,15 +39,16 @@ from site_agent.errors import AgentError
 routes = web.RouteTableDef()
 ACKNOWLEDGE = "Tick the box to say you have read the warnings, then send again, or wait."
 WARNINGS_CHANGED = (
-    "The warnings changed while the page was open (more images came, or the PACS answered): "
-    "read them again, then tick the box and send, or wait."
+    "There is a new warning since the page was opened: read the warnings again, then tick the "
+    "box and send, or wait."
 )
 
 
-def warnings_digest(report: CompletenessReport) -> str:
-    """What the study page's send form carries of the warnings it showed, so the ones ticked
-    as read are the ones recorded (not how many seconds ago the last image came)."""
-    return hashlib.sha256("\n".join(report.findings_key()).encode("utf-8")).hexdigest()[:16]
+def warned(report: CompletenessReport) -> str:
+    """What the study page's send form carries of the warnings it showed
+    (`CompletenessReport.warned_about`), one per line, so that a warning staff have not seen
+    is never recorded as read."""
+    return "\n".join(sorted(report.warned_about()))
 
 
 NO_REPORT = "Choose the report's PDF file, then press Add the report."
@@ -156,7 +155,7 @@ async def _study_page(
         words=study_words(study),
         report=report,
         findings=report.findings(),
-        warnings=warnings_digest(report),
+        warnings=warned(report),
         sites=sites,
         relay_problem=relay_problem,
         problem=problem,
@@ -233,8 +232,8 @@ async def send(request: web.Request) -> web.Response:
         )
     if findings and form.get("acknowledge") != "yes":
         return await _study_page(request, uid, status=400, problem=ACKNOWLEDGE)
-    shown = str(form.get("warnings", ""))  # not a secret; compared as the linters ask
-    if findings and not hmac.compare_digest(shown, warnings_digest(report)):
+    shown = set(str(form.get("warnings", "")).splitlines())
+    if findings and report.warned_about() - shown:
         return await _study_page(request, uid, status=400, problem=WARNINGS_CHANGED)
     jobs, user = request.app[JOBS], user_of(request)
     audit, where = request.app[AUDIT], address_of(request)

@@ -67,16 +67,24 @@ class CompletenessReport:
     def complete(self) -> bool:
         return self.counts_match and self.stable and not self.no_thin_slices
 
+    def warned_about(self) -> set[str]:
+        """What `findings` warn about, by kind, without the counts that change as images come
+        (a series short of images stays one item however many it lacks) and without images
+        still arriving (the upload follows them): a warning staff have not seen is one whose
+        item is not among those of the page they read."""
+        items = {
+            f"series {s.label}"
+            for s in self.series
+            if s.state in _SHORT or (s.state is SeriesState.UNKNOWN and self.compared_with_pacs)
+        }
+        if not self.compared_with_pacs:
+            items.add("counts not checked")
+        if self.no_thin_slices:
+            items.add("no thin slices")
+        return items
+
     def findings(self) -> list[str]:
         """What staff should know before sending, one plain sentence each; empty if none."""
-        return self._findings(timed=True)
-
-    def findings_key(self) -> list[str]:
-        """`findings` without what changes by itself as time passes (how long ago the last
-        image came): the same list while nothing else changes."""
-        return self._findings(timed=False)
-
-    def _findings(self, *, timed: bool) -> list[str]:
         found = []
         if not self.compared_with_pacs:
             found.append(
@@ -95,8 +103,6 @@ class CompletenessReport:
             found.append(
                 f"Images were still arriving {self.seconds_since_last_image:.0f} seconds ago; "
                 f"wait until none has arrived for {self.stable_after:.0f} seconds."
-                if timed
-                else "Images were still arriving."
             )
         if self.no_thin_slices:
             found.append(
@@ -105,6 +111,9 @@ class CompletenessReport:
                 "ask for the thin reconstructions to be sent too, or send anyway."
             )
         return found
+
+
+_SHORT = frozenset({SeriesState.PARTIAL, SeriesState.MISSING})
 
 
 def _state(received: int, in_pacs: PacsSeries | None, asked: bool) -> SeriesState:

@@ -257,6 +257,10 @@ class OrthancServer:
         assert self._process is not None
         self._process.send_signal(signal.SIGCONT)
 
+    def stop(self) -> None:
+        """Stop Orthanc before the test ends (a PACS going down); its files go with it."""
+        self._stop()
+
     def _stop(self) -> None:
         process, self._process = self._process, None
         if process is not None:

@@ -92,16 +92,18 @@ def test_a_study_still_arriving_is_not_stable_until_the_age_is_reached() -> None
     assert assess(STUDY, pacs, now=NOW - 1000, stable_after=0).seconds_since_last_image == 0
 
 
-def test_the_warnings_key_leaves_out_only_how_long_ago_the_last_image_came() -> None:
-    pacs = [_pacs(THIN, 320), _pacs(THICK, 60)]
-    earlier = assess(STUDY, pacs, now=NOW, stable_after=400)
-    later = assess(STUDY, pacs, now=NOW + 30, stable_after=400)
-    assert earlier.findings() != later.findings()  # "300 seconds ago", then "330"
-    assert earlier.findings_key() == later.findings_key()
-    assert earlier.findings_key()[-1] == "Images were still arriving."
-    assert earlier.findings_key()[:-1] == earlier.findings()[:-1]
+def test_what_is_warned_about_leaves_out_counts_and_images_still_arriving() -> None:
+    """The items a page's warnings are checked against when staff send: they do not change as
+    images come, only when something new is wrong."""
+    short = assess(STUDY, [_pacs(THIN, 320), _pacs(THICK, 60)], now=NOW, stable_after=400)
+    shorter = assess(STUDY, [_pacs(THIN, 330), _pacs(THICK, 60)], now=NOW + 30, stable_after=400)
+    assert short.findings() != shorter.findings()  # 300 of 320, then of 330; seconds ago
+    assert short.warned_about() == shorter.warned_about() == {f"series {short.series[0].label}"}
     whole = assess(STUDY, [_pacs(THIN, 300), _pacs(THICK, 60)], now=NOW, stable_after=400)
-    assert whole.findings_key() != earlier.findings_key()
+    assert not whole.stable
+    assert whole.warned_about() == set()  # still arriving: the upload follows
+    unchecked = assess(STUDY, None, now=NOW, stable_after=0)
+    assert unchecked.warned_about() == {"counts not checked"}
 
 
 def test_a_ct_study_without_a_thin_slice_series_is_warned_about() -> None:
