@@ -44,9 +44,11 @@ class Reason(enum.Enum):
 class HeldStudy:
     """One held transfer. `sentence` is what the run that held it said (one sentence);
     `skippable`: storing without the identity check would store it (`--skip-identity-check`);
-    `pacs` (AET@HOST:PORT, empty for a folder) and `calling_ae_title`, `local_patient_id` and
-    `local_issuer` are what that run was given; `at` is when it was held (seconds since the
-    epoch)."""
+    `pacs` (AET@HOST:PORT, empty for a folder) and `calling_ae_title`, `local_patient_id`,
+    `local_issuer`, `confirm_local_record` and `new_local_patient` are what that run was given
+    (what staff had already checked about the local record, which a resolution keeps); `at` is
+    when it was held (seconds since the epoch). Fields with defaults were added later: a hold
+    saved before them reads back with the default."""
 
     transfer_id: str
     reason: Reason
@@ -64,6 +66,8 @@ class HeldStudy:
     local_issuer: str
     at: float
     review_copy: str = ""  # the folder a copy was saved in for review, if one was
+    confirm_local_record: bool = False  # staff checked the PACS's record is this patient
+    new_local_patient: bool = False  # staff said `local_patient_id` was just given to them
 
 
 def _path(state_dir: Path, transfer_id: str) -> Path:
@@ -102,6 +106,8 @@ def _parse(body: dict[str, Any]) -> HeldStudy:
         local_issuer=str(body["local_issuer"]),
         at=float(body["at"]),
         review_copy=str(body.get("review_copy", "")),
+        confirm_local_record=body.get("confirm_local_record") is True,
+        new_local_patient=body.get("new_local_patient") is True,
     )
 
 

@@ -94,6 +94,9 @@ def request(held: HeldStudy, decision: Decision, place: Place, relay: str) -> Re
     if held.pacs:
         parsed = pacs.PacsAddress.parse(held.pacs)
         address = replace(parsed, calling_ae_title=held.calling_ae_title)
+    # What staff had already checked about the local record goes with it: without it, storing
+    # a study held for another reason would hold it again for the record ("no images for
+    # patient ... yet"), and resolving that would bring back the first reason.
     again = RedeemRequest(
         relay=relay,
         credential=place.credential,
@@ -102,6 +105,8 @@ def request(held: HeldStudy, decision: Decision, place: Place, relay: str) -> Re
         pacs=address,
         local_patient_id=held.local_patient_id,
         local_issuer=held.local_issuer,
+        confirm_local_record=held.confirm_local_record and held.local_patient_id is not None,
+        new_local_patient=held.new_local_patient and held.local_patient_id is not None,
         assume_yes=True,
     )
     if choice is Choice.TRY_AGAIN:
@@ -118,15 +123,26 @@ def request(held: HeldStudy, decision: Decision, place: Place, relay: str) -> Re
                 "Type the patient's record number here first. Nothing was done."
             )
         issuer = decision.local_issuer.strip() or held.local_issuer
+        same = (mrn, issuer) == (held.local_patient_id, held.local_issuer)
         return replace(
             again,
             local_patient_id=mrn,
             local_issuer=issuer,
-            new_local_patient=choice is Choice.NEW_LOCAL_PATIENT,
+            # What was checked about another record says nothing about this one.
+            confirm_local_record=same and again.confirm_local_record,
+            new_local_patient=choice is Choice.NEW_LOCAL_PATIENT
+            or (same and again.new_local_patient),
         )
     if decision.folder is None:
         raise errors.HoldChoiceRefused("Give the folder to save the images in. Nothing was done.")
-    return replace(again, pacs=None, out=decision.folder, local_patient_id=None)
+    return replace(
+        again,
+        pacs=None,
+        out=decision.folder,
+        local_patient_id=None,
+        confirm_local_record=False,
+        new_local_patient=False,
+    )
 
 
 async def _discard(place: Place, held: HeldStudy) -> None:

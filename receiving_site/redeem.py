@@ -939,5 +939,7 @@ async def _remember(
         local_patient_id=req.local_patient_id,
         local_issuer=req.local_issuer,
         at=time.time(),
+        confirm_local_record=req.confirm_local_record,
+        new_local_patient=req.new_local_patient,
     )
     await asyncio.to_thread(hold_record.save, req.state_dir, held)

@@ -452,3 +452,55 @@ async def test_a_pacs_answering_unclearly_is_tried_again_once_its_records_are_fi
         ("hold-try-again", "failure", NURSE, transfer_id),
         ("hold-try-again", "success", NURSE, transfer_id),
     ]
+
+
+def _under_another_patient(orthanc: OrthancServer, tmp_path: Path, files: list[Path]) -> None:
+    """The PACS already files these images' UIDs under ROE^RICHARD, ER-99999."""
+    (tmp_path / "other").mkdir()
+    for path in files:
+        ds = pydicom.dcmread(path)
+        ds.PatientID, ds.PatientName = "ER-99999", "ROE^RICHARD"
+        ds.save_as(tmp_path / "other" / path.name)
+        _preload(orthanc, [tmp_path / "other" / path.name])
+
+
+def _filed_under(orthanc: OrthancServer, patient_id: str) -> list[dict[str, Any]]:
+    tags = [orthanc.instance_tags(i) for i in orthanc.instances()]
+    return [t for t in tags if t["PatientID"] == patient_id]
+
+
+@pytest.mark.parametrize(
+    ("local", "name"),
+    [
+        # Staff said the number was just given to this patient.
+        (("--local-patient-id", "MRN-200", "--new-local-patient"), "DOE^JANE"),
+        # Staff ticked each difference from the PACS's record for that number.
+        (("--local-patient-id", "MRN-300", "--confirm-local-record"), "POE^JANIE"),
+    ],
+)
+async def test_a_study_under_another_patient_is_stored_anyway_under_the_record_staff_checked(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, local: tuple[str, ...], name: str
+) -> None:
+    """The ER sent again a study the PACS files under another patient; staff gave the local
+    record and said what they had checked about it; held for the study. Storing it anyway
+    files it under that record, as checked: it is not held again for the record."""
+    _preload(
+        orthanc,
+        make_ct_study(tmp_path / "mrn-300", 1, seed=183, patient_id="MRN-300", patient_name=name),
+    )
+    files = make_ct_study(tmp_path / "study", 2, seed=184)
+    _under_another_patient(orthanc, tmp_path, files)
+    transfer_id = _held(relay, orthanc, tmp_path, files, *local)["transfer_id"]
+    (held,) = hold_record.held_studies(tmp_path / "tc-state")
+    assert held.reason is hold_record.Reason.STUDY
+    mrn = local[1]
+
+    async with _at_the_console(relay, tmp_path) as (tc, staff):
+        status, page = await _choose(staff, transfer_id, "hold-store-anyway")
+        assert status == 200, page
+        assert f"Stored 2 images of DOE, JANE in the PACS under patient ID {mrn}" in page
+
+    stored = _filed_under(orthanc, mrn)
+    assert {t["SOPInstanceUID"] for t in stored} >= {sop_instance_uid(p) for p in files}
+    assert {t["PatientName"] for t in stored} == {name}
+    assert _audit(audit_records(tc)) == [("hold-store-anyway", "success", NURSE, transfer_id)]

@@ -3,6 +3,7 @@ whole, listed the longest waiting first, and gone with the key."""
 
 from __future__ import annotations
 
+import json
 import stat
 from dataclasses import replace
 from pathlib import Path
@@ -54,3 +55,21 @@ def test_the_queue_lists_the_longest_waiting_first_and_only_what_is_still_held(
     assert hold_record.load(tmp_path, delivered) is None
     assert not (tmp_path / "receiving" / f"hold-{delivered}.json").exists()
     assert hold_record.load(tmp_path, "../../etc/passwd") is None
+
+
+def test_a_hold_saved_before_the_local_record_choices_were_kept_reads_back(
+    tmp_path: Path,
+) -> None:
+    """A hold file written by an earlier version (no `confirm_local_record`,
+    `new_local_patient`) is still listed, as if neither had been said."""
+    tid = new_transfer_id()
+    state.save_key(tmp_path, _key(tid))
+    held = replace(_held(tid, 100.0), local_patient_id="MRN-1", new_local_patient=True)
+    hold_record.save(tmp_path, held)
+    path = tmp_path / "receiving" / f"hold-{tid}.json"
+    body = json.loads(path.read_text("utf-8"))
+    assert body["new_local_patient"] is True
+    del body["confirm_local_record"], body["new_local_patient"]
+    path.write_text(json.dumps(body), "utf-8")
+
+    assert hold_record.load(tmp_path, tid) == replace(held, new_local_patient=False)

@@ -3,6 +3,7 @@ redemption each choice resumes (the options the command line's printed command a
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,29 @@ def test_a_choice_the_hold_does_not_offer_is_refused() -> None:
             request(mixed, Decision(choice, folder=Path("/x")), PLACE, "https://relay.test")
     with pytest.raises(errors.HoldChoiceRefused, match="record number"):
         request(_held(Reason.NEW_LOCAL), Decision(Choice.NEW_LOCAL_PATIENT), PLACE, "https://x")
+
+
+def test_what_staff_checked_about_the_local_record_goes_with_each_choice() -> None:
+    """Held for the study (the PACS has it under another patient) after staff said MRN-200 was
+    just given to this patient: storing it anyway, or trying again, says so again; another
+    record number does not inherit it."""
+    held = replace(_held(Reason.STUDY, skippable=True, local="MRN-200"), new_local_patient=True)
+    relay = "https://relay.test"
+    anyway = request(held, Decision(Choice.STORE_ANYWAY), PLACE, relay)
+    assert (anyway.local_patient_id, anyway.local_issuer) == ("MRN-200", "REGIONAL")
+    assert (anyway.new_local_patient, anyway.confirm_local_record) == (True, False)
+    assert anyway.skip_identity_check
+    assert "--new-local-patient" in anyway.resume_command(TRANSFER)
+
+    ticked = replace(_held(Reason.UNCHECKED, local="MRN-300"), confirm_local_record=True)
+    again = request(ticked, Decision(Choice.TRY_AGAIN), PLACE, relay)
+    assert (again.confirm_local_record, again.new_local_patient) == (True, False)
+
+    new = replace(_held(Reason.NEW_LOCAL, local="MRN-300"), confirm_local_record=True)
+    other = request(new, Decision(Choice.OTHER_RECORD, "MRN-9", "REGIONAL"), PLACE, relay)
+    assert (other.confirm_local_record, other.new_local_patient) == (False, False)
+    same = request(new, Decision(Choice.NEW_LOCAL_PATIENT, "MRN-300"), PLACE, relay)
+    assert (same.confirm_local_record, same.new_local_patient) == (True, True)
+
+    folder = request(held, Decision(Choice.SAVE_TO_FOLDER, folder=Path("/r")), PLACE, relay)
+    assert (folder.new_local_patient, folder.local_patient_id) == (False, None)
