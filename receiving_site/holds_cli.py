@@ -53,7 +53,7 @@ def run_holds(agent: Agent, args: argparse.Namespace) -> int:
     if not found:
         print("No study is held on this machine.")
         return 0
-    place = Place(state_dir, "")
+    place = Place.of(settings, "")  # its STOW-RS and C-STORE settings go into each command
     credential_file = settings.relay.credential_file
     for held in found:
         relay = state.load_key(state_dir, held.transfer_id).relay

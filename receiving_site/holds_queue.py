@@ -14,9 +14,11 @@ import enum
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from receiving_site import errors, hold_record, pacs, state, turns
+from receiving_site import errors, hold_record, pacs, state, stow, turns
 from receiving_site.hold_record import HeldStudy, Reason
 from receiving_site.redeem import RedeemRequest, RedeemResult, forget_transfer, redeem
+from receiving_site.settings import ReceiverSettings
+from receiving_site.stow import StowDestination
 from site_agent.audit import AuditLog
 from site_agent.errors import AgentError
 
@@ -68,10 +70,26 @@ class Decision:
 
 @dataclass(frozen=True)
 class Place:
-    """Where this machine keeps its state, and how it reaches the relay."""
+    """Where this machine keeps its state, how it reaches the relay, and how the receiving
+    agent's settings say to store into the PACS (`stow`, `associations`, `as_they_arrive`),
+    which a resolution stores with as the agent's imports do."""
 
     state_dir: Path
     credential: str
+    stow: StowDestination | None = None  # store over STOW-RS there instead of C-STORE
+    associations: int = pacs.DEFAULT_ASSOCIATIONS  # C-STORE associations at once
+    as_they_arrive: bool = False  # store each image once verified, not once all are
+
+    @classmethod
+    def of(cls, settings: ReceiverSettings, credential: str) -> Place:
+        """The place the receiving agent's `settings` describe."""
+        return cls(
+            settings.state.folder,
+            credential,
+            stow=stow.from_settings(settings.stow),
+            associations=settings.pacs.associations,
+            as_they_arrive=settings.pacs.as_they_arrive,
+        )
 
 
 @dataclass(frozen=True)
@@ -108,6 +126,9 @@ def request(held: HeldStudy, decision: Decision, place: Place, relay: str) -> Re
         confirm_local_record=held.confirm_local_record and held.local_patient_id is not None,
         new_local_patient=held.new_local_patient and held.local_patient_id is not None,
         assume_yes=True,
+        stow=place.stow if address is not None else None,
+        associations=place.associations,
+        as_they_arrive=place.as_they_arrive,
     )
     if choice is Choice.TRY_AGAIN:
         return again
@@ -138,6 +159,7 @@ def request(held: HeldStudy, decision: Decision, place: Place, relay: str) -> Re
     return replace(
         again,
         pacs=None,
+        stow=None,
         out=decision.folder,
         local_patient_id=None,
         confirm_local_record=False,

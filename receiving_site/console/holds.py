@@ -73,8 +73,7 @@ def _view(held: HeldStudy) -> dict[str, Any]:
 
 
 def _place(settings: ReceiverSettings) -> Place:
-    credential_file = settings.relay.credential_file
-    return Place(settings.state.folder, read_credential(credential_file))
+    return Place.of(settings, read_credential(settings.relay.credential_file))
 
 
 @routes.get("/holds")

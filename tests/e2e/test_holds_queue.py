@@ -504,3 +504,35 @@ async def test_a_study_under_another_patient_is_stored_anyway_under_the_record_s
     assert {t["SOPInstanceUID"] for t in stored} >= {sop_instance_uid(p) for p in files}
     assert {t["PatientName"] for t in stored} == {name}
     assert _audit(audit_records(tc)) == [("hold-store-anyway", "success", NURSE, transfer_id)]
+
+
+async def test_a_decision_stores_over_stow_rs_when_the_agent_does(
+    relay: E2ERelay, orthanc_factory: Any, tmp_path: Path
+) -> None:
+    """The agent stores over STOW-RS (`stow.url`): so does a decision in the holds queue, and
+    so do the commands `receiver holds` prints for it."""
+    orthanc = orthanc_factory(dicomweb=True)
+    _preload(orthanc, make_ct_study(tmp_path / "other", 1, seed=186, patient_name="ROE^RICHARD"))
+    files = make_ct_study(tmp_path / "study", 2, seed=187)  # ER-12345, DOE^JANE: held
+    transfer_id = _held(relay, orthanc, tmp_path, files)["transfer_id"]
+    stow = f"stow.url={orthanc.dicomweb_url}"
+
+    settings = ["--set", f"state.folder={tmp_path / 'tc-state'}", "--set", stow]
+    settings += ["--set", f"relay.url={relay.url}"]
+    listed = run_cli(["receiver", "holds", *settings], cwd=tmp_path).ok().stdout
+    confirm = next(line for line in listed.splitlines() if "confirm local record:" in line)
+    assert f"--stow {orthanc.dicomweb_url}" in confirm
+
+    async with _at_the_console(relay, tmp_path, stow, "pacs.as_they_arrive=true") as (tc, staff):
+        status, page = await _choose(staff, transfer_id, "hold-confirm-local-record")
+        assert status == 200, page
+        assert "Stored 2 images of DOE, JANE in the PACS under patient ID ER-12345" in page
+
+    for path in files:
+        found = orthanc.find_by_sop_instance_uid(sop_instance_uid(path))
+        assert found is not None, path
+        # Orthanc says how each instance came: over DICOM (C-STORE), or through its DICOMweb
+        # plugin (STOW-RS).
+        assert orthanc.get(f"/instances/{found}/metadata/Origin") == b"Plugins", path
+    (record,) = audit_records(tc)
+    assert record["detail"]["destination"] == orthanc.dicomweb_url

@@ -12,6 +12,7 @@ from held_studies import held_study
 from receiving_site import errors
 from receiving_site.hold_record import HeldStudy, Reason
 from receiving_site.holds_queue import Choice, Decision, Place, choices, request
+from receiving_site.stow import StowDestination
 
 PLACE = Place(Path("/state"), "credential")
 TRANSFER = "1M3W7HQFHZ24VDHTMFPH5W6Y"
@@ -128,3 +129,19 @@ def test_what_staff_checked_about_the_local_record_goes_with_each_choice() -> No
 
     folder = request(held, Decision(Choice.SAVE_TO_FOLDER, folder=Path("/r")), PLACE, relay)
     assert (folder.new_local_patient, folder.local_patient_id) == (False, None)
+
+
+def test_a_choice_stores_as_the_agent_is_set_to() -> None:
+    """STOW-RS, C-STORE associations, as they arrive: what the agent's settings say, into the
+    PACS; a review copy goes to a folder only."""
+    dicomweb = StowDestination("https://pacs.test/dicom-web", Path("/etc/stow-token"))
+    place = replace(PLACE, stow=dicomweb, associations=2, as_they_arrive=True)
+    held = _held(Reason.PATIENT_ID, skippable=True)
+
+    anyway = request(held, Decision(Choice.STORE_ANYWAY), place, "https://relay.test")
+    assert (anyway.stow, anyway.associations, anyway.as_they_arrive) == (dicomweb, 2, True)
+    command = anyway.resume_command(TRANSFER)
+    assert "--stow https://pacs.test/dicom-web --stow-credential-file /etc/stow-token" in command
+
+    folder = request(held, Decision(Choice.SAVE_TO_FOLDER, folder=Path("/r")), place, "https://x")
+    assert (folder.stow, folder.pacs) == (None, None)
