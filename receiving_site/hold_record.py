@@ -47,8 +47,10 @@ class HeldStudy:
     `pacs` (AET@HOST:PORT, empty for a folder) and `calling_ae_title`, `local_patient_id`,
     `local_issuer`, `confirm_local_record` and `new_local_patient` are what that run was given
     (what staff had already checked about the local record, which a resolution keeps); `at` is
-    when it was held (seconds since the epoch). Fields with defaults were added later: a hold
-    saved before them reads back with the default."""
+    when it was held (seconds since the epoch). `stored_in_pacs`: images of it the PACS already
+    holds (stored as they arrived, before what held it was found), so the study there is
+    incomplete, and a discard here leaves them there. Fields with defaults were added later: a
+    hold saved before them reads back with the default."""
 
     transfer_id: str
     reason: Reason
@@ -68,6 +70,7 @@ class HeldStudy:
     review_copy: str = ""  # the folder a copy was saved in for review, if one was
     confirm_local_record: bool = False  # staff checked the PACS's record is this patient
     new_local_patient: bool = False  # staff said `local_patient_id` was just given to them
+    stored_in_pacs: int = 0  # images already in the PACS, of `image_count`
 
 
 def _path(state_dir: Path, transfer_id: str) -> Path:
@@ -108,6 +111,7 @@ def _parse(body: dict[str, Any]) -> HeldStudy:
         review_copy=str(body.get("review_copy", "")),
         confirm_local_record=body.get("confirm_local_record") is True,
         new_local_patient=body.get("new_local_patient") is True,
+        stored_in_pacs=int(body.get("stored_in_pacs", 0)),
     )
 
 

@@ -59,6 +59,12 @@ def run_holds(agent: Agent, args: argparse.Namespace) -> int:
         relay = state.load_key(state_dir, held.transfer_id).relay
         print(f"{held.transfer_id}: {held.reason.value}.")
         print(f"  {held.sentence}")
+        if held.stored_in_pacs:
+            print(
+                f"  {held.stored_in_pacs} of its {held.image_count} images are already in the "
+                "PACS, so the study there is INCOMPLETE: tell radiology. Discarding it here "
+                "does not remove them from the PACS."
+            )
         if held.theirs is not None:
             print("\n".join(holds.table(held.ours, held.theirs, held.sender)))
         for choice in holds_queue.choices(held):

@@ -719,14 +719,17 @@ async def _hold(
     saved: state.SavedKey,
     summary: StudySummary,
     e: errors.IdentityHeld | errors.PacsRefused,
+    stored: int = 0,
 ) -> errors.ReceivingError:
-    """`e` once the study is remembered as held: an identity hold with both sides and every
-    command (`_held`), or the PACS's refusal."""
+    """`e` once the study is remembered as held (with the `stored` images the PACS already
+    has of it): an identity hold with both sides and every command (`_held`), or the PACS's
+    refusal."""
     if isinstance(e, errors.IdentityHeld):
-        return e if e.hold is None else await _held(req, address, saved, summary, e.hold)
+        return e if e.hold is None else await _held(req, address, saved, summary, e.hold, stored)
     refused_by = state.HeldFor(str(address), address.calling_ae_title)
     await asyncio.to_thread(state.mark_held, req.state_dir, saved.transfer_id, refused_by)
-    await _remember(req, saved, summary, hold_record.Reason.PACS_REFUSED, e.message)
+    reason = hold_record.Reason.PACS_REFUSED
+    await _remember(req, saved, summary, reason, e.message, stored_in_pacs=stored)
     return e
 
 
@@ -795,11 +798,12 @@ async def _stopped(
     summary = arriving.summary
     if isinstance(e, errors.IdentityHeld | errors.PacsRefused) and req.pacs is not None:
         opened = arriving.context  # None: the opening itself failed
-        e = await _hold(req if opened is None else opened.req, req.pacs, saved, summary, e)
+        e = await _hold(req if opened is None else opened.req, req.pacs, saved, summary, e, stored)
     if stored:
         e = _reworded(e, lambda message: as_they_arrive.incomplete_in_pacs(message, stored, listed))
     if isinstance(e, errors.IdentityMismatch):
-        await _remember(req, saved, summary, hold_record.Reason.MIXED_PATIENTS, e.message)
+        reason = hold_record.Reason.MIXED_PATIENTS
+        await _remember(req, saved, summary, reason, e.message, stored_in_pacs=stored)
     return e
 
 
@@ -873,13 +877,18 @@ async def _held(
     saved: state.SavedKey,
     summary: StudySummary,
     hold: holds.Hold,
+    stored: int = 0,
 ) -> errors.IdentityHeld:
-    """Remember that `address` held the study (a folder copy is then a review copy), and
-    return the hold with both sides and every command to continue, the safest first."""
+    """Remember that `address` held the study (a folder copy is then a review copy), with the
+    `stored` images the PACS already has of it, and return the hold with both sides and every
+    command to continue, the safest first."""
     held = state.HeldFor(str(address), address.calling_ae_title)
     await asyncio.to_thread(state.mark_held, req.state_dir, saved.transfer_id, held)
     reason = hold_record.Reason.of(hold.kind)
-    await _remember(req, saved, summary, reason, f"{hold.reason}.", hold.pacs, hold.skippable)
+    sentence = f"{hold.reason}."
+    await _remember(
+        req, saved, summary, reason, sentence, hold.pacs, hold.skippable, stored_in_pacs=stored
+    )
     plain = replace(
         req, skip_identity_check=False, confirm_local_record=False, new_local_patient=False
     )
@@ -912,8 +921,15 @@ async def _remember(
     sentence: str,
     theirs: holds.Person | None = None,
     skippable: bool = False,
+    *,
+    stored_in_pacs: int = 0,
 ) -> None:
-    """Keep why the study is held beside its key, for the holds queue."""
+    """Keep why the study is held beside its key, for the holds queue, with the images the
+    PACS has of it: `stored_in_pacs` now, or more by an earlier run held before (they are
+    still there; nothing here removes them)."""
+    earlier = await asyncio.to_thread(hold_record.load, req.state_dir, saved.transfer_id)
+    if earlier is not None:
+        stored_in_pacs = max(stored_in_pacs, earlier.stored_in_pacs)
     held = hold_record.HeldStudy(
         transfer_id=saved.transfer_id,
         reason=reason,
@@ -941,5 +957,6 @@ async def _remember(
         at=time.time(),
         confirm_local_record=req.confirm_local_record,
         new_local_patient=req.new_local_patient,
+        stored_in_pacs=stored_in_pacs,
     )
     await asyncio.to_thread(hold_record.save, req.state_dir, held)

@@ -23,6 +23,13 @@ class Option:
 
 def hold_options(held: HeldStudy) -> list[Option]:
     mrn = held.local_patient_id or held.ours.patient_id
+    left_in_pacs = ""
+    if held.stored_in_pacs:
+        left_in_pacs = (
+            f" The {held.stored_in_pacs} images already stored in the PACS stay there: tell "
+            "radiology the study there is incomplete, and ask the PACS administrators to "
+            "remove them if they must not stay."
+        )
     words = {
         Choice.TRY_AGAIN: Option(
             Choice.TRY_AGAIN,
@@ -75,7 +82,7 @@ def hold_options(held: HeldStudy) -> list[Option]:
             Choice.DISCARD,
             "Discard the images",
             "Removes the images and the key from this machine. The transfer cannot be "
-            "imported from here afterwards; the ER still has the study.",
+            "imported from here afterwards; the ER still has the study." + left_in_pacs,
             "Remove these images from this machine.",
             "Discard",
         ),

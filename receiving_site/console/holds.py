@@ -80,7 +80,8 @@ def _place(settings: ReceiverSettings) -> Place:
 async def queue(request: web.Request) -> web.Response:
     state_dir = request.app[SETTINGS].state.folder
     found = await asyncio.to_thread(hold_record.held_studies, state_dir)
-    return render(request, "holds.html", held=[_view(h) for h in found])
+    partly = any(h.stored_in_pacs for h in found)
+    return render(request, "holds.html", held=[_view(h) for h in found], partly=partly)
 
 
 def _held_or_404(request: web.Request) -> HeldStudy:
@@ -187,12 +188,23 @@ async def decide(request: web.Request) -> web.Response:
 def _done(decided: holds_queue.Decided) -> str:
     result = decided.result
     patient = person_name(decided.held.ours.name)
+    in_pacs = decided.held.stored_in_pacs
     if result is None:
-        return f"The images of {patient} were removed from this machine."
+        removed = f"The images of {patient} were removed from this machine."
+        if in_pacs:
+            removed += (
+                f" The {in_pacs} already stored in the PACS are still there, and the study "
+                "there is INCOMPLETE: tell radiology, and ask the PACS administrators to "
+                "remove them if they must not stay."
+            )
+        return removed
     if result.review_command:
+        pacs = "Nothing went to the PACS"
+        if in_pacs:
+            pacs = f"Nothing more went to the PACS (it still has {in_pacs}, INCOMPLETE)"
         return (
             f"Saved {result.instances} images of {patient} for review in {result.destination}. "
-            "Nothing went to the PACS; the study stays in the holds queue."
+            f"{pacs}; the study stays in the holds queue."
         )
     filed = ""
     if result.filed_under is not None:

@@ -20,7 +20,8 @@ import logging
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from receiving_site import errors, state
+from receiving_site import errors, hold_record, state
+from receiving_site.hold_record import HeldStudy
 from receiving_site.holds import Hold
 from receiving_site.redeem import (
     Filing,
@@ -81,6 +82,7 @@ class Import:
     result: RedeemResult | None = None
     problem: str = ""
     hold: Hold | None = None
+    held: HeldStudy | None = None  # the hold as the holds queue keeps it (images in the PACS)
     staged: dict[str, list[StagedObject]] = field(default_factory=dict)  # by series UID
     task: asyncio.Task[None] | None = None
     unlocked: asyncio.Event = field(default_factory=asyncio.Event)
@@ -157,7 +159,7 @@ class Imports:
         """Continue a stopped import from what this machine kept (never spends the code)."""
         if job.running or not job.transfer_id:
             return
-        job.problem, job.hold, job.stage = "", None, Stage.OPENING
+        job.problem, job.hold, job.held, job.stage = "", None, None, Stage.OPENING
         job.staged = {}
         req = replace(self.request, resume=job.transfer_id)
         job.task = asyncio.create_task(self._run(job, req))
@@ -184,6 +186,10 @@ class Imports:
             job.transfer_id = job.transfer_id or job.result.transfer_id
         except errors.IdentityHeld as e:
             job.stage, job.problem, job.hold = Stage.HELD, e.message, e.hold
+            if job.transfer_id:  # what the queue says, also how many images the PACS has
+                job.held = await asyncio.to_thread(
+                    hold_record.load, self.state_dir, job.transfer_id
+                )
             job.filing, job.decided_by = None, ""  # after review, the record is chosen again
         except (errors.ReceivingError, AgentError, TransferCodeError, OSError) as e:
             job.stage, job.problem = Stage.FAILED, _sentence(e)

@@ -57,19 +57,21 @@ def test_the_queue_lists_the_longest_waiting_first_and_only_what_is_still_held(
     assert hold_record.load(tmp_path, "../../etc/passwd") is None
 
 
-def test_a_hold_saved_before_the_local_record_choices_were_kept_reads_back(
+def test_a_hold_saved_before_its_later_fields_reads_back(
     tmp_path: Path,
 ) -> None:
     """A hold file written by an earlier version (no `confirm_local_record`,
-    `new_local_patient`) is still listed, as if neither had been said."""
+    `new_local_patient`, `stored_in_pacs`) is still listed, as if neither had been said and
+    nothing stored."""
     tid = new_transfer_id()
     state.save_key(tmp_path, _key(tid))
     held = replace(_held(tid, 100.0), local_patient_id="MRN-1", new_local_patient=True)
-    hold_record.save(tmp_path, held)
+    hold_record.save(tmp_path, replace(held, stored_in_pacs=6))
+    assert hold_record.load(tmp_path, tid) == replace(held, stored_in_pacs=6)
     path = tmp_path / "receiving" / f"hold-{tid}.json"
     body = json.loads(path.read_text("utf-8"))
-    assert body["new_local_patient"] is True
-    del body["confirm_local_record"], body["new_local_patient"]
+    assert (body["new_local_patient"], body["stored_in_pacs"]) == (True, 6)
+    del body["confirm_local_record"], body["new_local_patient"], body["stored_in_pacs"]
     path.write_text(json.dumps(body), "utf-8")
 
     assert hold_record.load(tmp_path, tid) == replace(held, new_local_patient=False)

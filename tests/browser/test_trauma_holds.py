@@ -1,0 +1,167 @@
+"""The trauma console's held imports in Chromium at 1366 x 768, against real peers (a relay
+process, `trauma-relay receiver --config FILE`, Orthanc): what the import page, the home page
+and the holds queue say about a held study, and after a person resolves it in the queue.
+
+A study held after some of its images were stored as they arrived (`pacs.as_they_arrive`) is
+told as partly in the PACS, everywhere: the study there is incomplete, and discarding it here
+leaves those images there."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+from console_browsing import expect_signed_in_as, sign_in, snap, workstation
+from e2e.conftest import fresh_relay
+from e2e.harness import E2ERelay, finish_cli, printed_ready, start_cli, stop_cli
+from e2e.test_as_they_arrive import _hold_after_a_few, _listed
+from peers.orthanc import OrthancServer
+from playwright.async_api import Browser, Page, expect
+from trauma_harness import PASSWORD, USER, ReceivingAgent, configured_agent
+
+from sending_site.synthetic import make_ct_study
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.peers]
+relay = fresh_relay  # a relay process of each test's own
+
+WAIT_MS = 120_000  # generous: the machine is shared; nothing here asserts a duration
+WAIT_SECONDS = 120.0
+
+
+def _under_another_patient(orthanc: OrthancServer, folder: Path, files: list[Path]) -> None:
+    """The PACS already files these images' UIDs under ROE^RICHARD, ER-99999."""
+    folder.mkdir(parents=True)
+    for path in files:
+        ds = pydicom.dcmread(path)
+        ds.PatientID, ds.PatientName = "ER-99999", "ROE^RICHARD"
+        ds.save_as(folder / path.name)
+        orthanc.post_json("/instances", (folder / path.name).read_bytes(), "application/dicom")
+
+
+def _filed_under(orthanc: OrthancServer, patient_id: str) -> list[dict[str, Any]]:
+    tags = [orthanc.instance_tags(i) for i in orthanc.instances()]
+    return [t for t in tags if t["PatientID"] == patient_id]
+
+
+def _until(done: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not done():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+async def _open_with_code(page: Page, agent: ReceivingAgent, code: str) -> None:
+    await sign_in(page, agent.url, USER, PASSWORD)
+    await expect_signed_in_as(page, USER)
+    field = page.get_by_label("Code from the transfer sheet or the patient's phone")
+    await field.fill(code)
+    await field.press("Enter")
+    await expect(page.locator("#preview")).to_be_visible(timeout=WAIT_MS)
+
+
+async def _file_as_new_record(page: Page, mrn: str) -> None:
+    """Type a local record number the PACS has nothing for, say so, and import."""
+    await page.get_by_label("This hospital's medical record number (MRN)").fill(mrn)
+    await page.get_by_role("button", name="Check this record").click()
+    await page.get_by_label(f"{mrn} was just given to this patient").check()
+    await page.get_by_role("button", name="Import into the PACS").click()
+
+
+async def test_a_study_held_midway_is_told_as_partly_in_the_pacs(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    """One transfer of DOE^JANE carries two studies (30 + 3 images); the PACS already files the
+    second study's UID under another patient. Stored as they arrive under a new record, the
+    first study's images reach the PACS before the second's are checked: held, with those
+    images in the PACS. Every page says how many, that the PACS copy is incomplete, and that
+    discarding here leaves them there."""
+    study = tmp_path / "study"
+    # Images over 1 MiB go one to an upload request, so the upload can be held midway.
+    make_ct_study(study / "a", 30, rows=768, columns=768, seed=81)
+    second = make_ct_study(study / "b", 3, seed=82)
+    _under_another_patient(orthanc, tmp_path / "other", second)
+    agent = configured_agent(relay, orthanc, tmp_path / "tc", {"pacs.as_they_arrive": "true"})
+    agent.start()
+    push = start_cli(
+        relay.push_args([study], state=tmp_path / "er-state"),
+        cwd=tmp_path,
+        credential=relay.sender_credential,
+    )
+    try:
+        printed = printed_ready(push)
+        transfer_id = printed["transfer"]
+        _hold_after_a_few(relay, push, transfer_id)
+        held_at = _listed(relay, transfer_id)
+        assert held_at < 30, "the upload went past the first study before it could be held"
+        relay.authorize({"authorization_url": printed["link"]})
+        async with workstation(browser) as page:
+            await _open_with_code(page, agent, printed["code"])
+            await _file_as_new_record(page, "MRN-200")
+            # The images verified so far reach the PACS; then the upload goes on.
+            _until(
+                lambda: len(_filed_under(orthanc, "MRN-200")) >= held_at,
+                "the images verified so far were not stored",
+            )
+            os.kill(push.pid, signal.SIGCONT)
+            finish_cli(push).ok()
+
+            held = page.locator("#held")
+            await expect(held.locator("#held-in-pacs")).to_be_visible(timeout=WAIT_MS)
+            in_pacs = len(_filed_under(orthanc, "MRN-200"))
+            assert held_at <= in_pacs <= 30
+            await expect(held).to_contain_text(
+                f"{in_pacs} of its 33 images were already stored in the PACS before this was "
+                "found, so the study there is INCOMPLETE: tell radiology not to rely on it as "
+                "the whole study."
+            )
+            await expect(held).to_contain_text(
+                "Discarding the study here does not remove the images already in the PACS."
+            )
+            await expect(held).not_to_contain_text("Nothing was stored")
+            await snap(page, "trauma-held-partly-in-pacs.png")
+
+            await page.get_by_role("link", name="Enter a code").click()
+            await expect(page.locator("#unfinished")).to_contain_text(
+                f"held for review; {in_pacs} of its images are already in the PACS, which has "
+                "it INCOMPLETE."
+            )
+
+            await page.get_by_role("link", name="Holds").click()
+            await expect(page.locator("main")).not_to_contain_text(
+                "These studies were not stored in the PACS."
+            )
+            listed = page.locator(f'li.held[data-transfer-id="{transfer_id}"]')
+            await expect(listed.locator(".in-pacs")).to_have_text(
+                f"{in_pacs} of its 33 images were already stored in the PACS before this was "
+                "found, so the study there is INCOMPLETE: tell radiology not to rely on it as "
+                "the whole study. Discarding it here does not remove them from the PACS."
+            )
+
+            await listed.get_by_role("link", name="Decide about DOE, JANE").click()
+            await expect(page.locator("#in-pacs")).to_contain_text(
+                f"{in_pacs} of its 33 images were already stored in the PACS"
+            )
+            discard = page.locator("#choice-discard")
+            await expect(discard).to_contain_text(
+                f"The {in_pacs} images already stored in the PACS stay there"
+            )
+            await snap(page, "holds-decide-partly-in-pacs.png")
+            await discard.get_by_label("Remove these images from this machine.").check()
+            await discard.get_by_role("button", name="Discard").click()
+            await expect(page.locator("#outcome")).to_have_text(
+                "The images of DOE, JANE were removed from this machine. The "
+                f"{in_pacs} already stored in the PACS are still there, and the study there is "
+                "INCOMPLETE: tell radiology, and ask the PACS administrators to remove them if "
+                "they must not stay.",
+                timeout=WAIT_MS,
+            )
+    finally:
+        stop_cli(push)
+        agent.stop()
+    assert len(_filed_under(orthanc, "MRN-200")) == in_pacs
