@@ -73,6 +73,8 @@ async def redeem_code(request: web.Request) -> web.StreamResponse:
         return _home(request, problem=str(e), typed=typed, status=400)
     user = user_of(request)
     job = request.app[IMPORTS].start(secret, text.strip(), user)
+    if job.discarded:  # its page says so: not redeemed again
+        raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")
     try:
         await asyncio.wait_for(job.unlocked.wait(), UNLOCK_WAIT)
     except TimeoutError:

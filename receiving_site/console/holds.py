@@ -18,6 +18,7 @@ from aiohttp import web
 
 from receiving_site import errors, hold_record, holds, holds_queue
 from receiving_site.console import worklist_search
+from receiving_site.console.appkeys import IMPORTS
 from receiving_site.console.hold_options import hold_options
 from receiving_site.hold_record import HeldStudy
 from receiving_site.holds_queue import Choice, Decision, Place
@@ -164,6 +165,7 @@ async def decide(request: web.Request) -> web.Response:
         problem = "Tick the box to confirm your choice first. Nothing was done."
         return _decide_page(request, held, problem=problem, status=400)
     settings = request.app[SETTINGS]
+    imports = request.app[IMPORTS]
     try:
         decided = await holds_queue.decide(
             _place(settings),
@@ -179,9 +181,22 @@ async def decide(request: web.Request) -> web.Response:
         again = hold_record.load(settings.state.folder, held.transfer_id)
         if again is None:
             return render(request, "holds_done.html", status=409, ok=False, sentence=e.message)
+        imports.held_again(
+            held.transfer_id, again, e.hold if isinstance(e, errors.IdentityHeld) else None
+        )
         return _decide_page(request, again, problem=e.message, status=409)
     except AgentError as e:
         return _decide_page(request, held, problem=e.detail, status=503)
+    # The console's own page of that import (and its list) says what became of it.
+    result, who = decided.result, user_of(request)
+    if result is None:
+        imports.discarded(held.transfer_id, decided.held, who)
+    elif result.review_command:
+        still = hold_record.load(settings.state.folder, held.transfer_id)
+        if still is not None:
+            imports.held_again(held.transfer_id, still, None)
+    else:
+        imports.resolved(held.transfer_id, result, who)
     return render(request, "holds_done.html", ok=True, sentence=_done(decided))
 
 

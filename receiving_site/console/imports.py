@@ -57,6 +57,7 @@ class Stage(enum.Enum):
     HELD = "held"  # the identity check held it: nothing stored
     FAILED = "failed"  # stopped; Continue tries again
     UNFINISHED = "unfinished"  # found after a restart, not running
+    DISCARDED = "discarded"  # held, then discarded in the holds queue: gone from this machine
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Import:
     waiting_for_other_run: bool = False
     filing: Filing | None = None
     decided_by: str = ""
+    resolved_by: str = ""  # who stored or discarded it in the holds queue, if someone did
     result: RedeemResult | None = None
     problem: str = ""
     hold: Hold | None = None
@@ -91,6 +93,10 @@ class Import:
     @property
     def running(self) -> bool:
         return self.task is not None and not self.task.done()
+
+    @property
+    def discarded(self) -> bool:
+        return self.stage is Stage.DISCARDED
 
     def on_event(self, event: RedeemEvent) -> None:
         if isinstance(event, Unlocked):
@@ -149,6 +155,9 @@ class Imports:
         running = self.running_for(slot)
         if running is not None:
             return running  # a second click, or the same code scanned twice
+        discarded = next((j for j in self.all() if j.slot == slot and j.discarded), None)
+        if discarded is not None:
+            return discarded  # its code is spent and nothing is kept: its page says so
         job = Import(slot=slot, started_by=user)
         self._starting.append(job)
         req = replace(self.request, secret=text)
@@ -156,8 +165,9 @@ class Imports:
         return job
 
     def resume(self, job: Import) -> None:
-        """Continue a stopped import from what this machine kept (never spends the code)."""
-        if job.running or not job.transfer_id:
+        """Continue a stopped import from what this machine kept (never spends the code); not
+        one delivered, or discarded in the holds queue (nothing is kept)."""
+        if job.running or not job.transfer_id or job.stage in (Stage.DONE, Stage.DISCARDED):
             return
         job.problem, job.hold, job.held, job.stage = "", None, None, Stage.OPENING
         job.staged = {}
@@ -216,6 +226,36 @@ class Imports:
                 instances=job.result.instances,
                 destination=job.result.destination,
             )
+
+    # -- what the holds queue decided about a held import ---------------------------------------
+
+    def resolved(self, transfer_id: str, result: RedeemResult, who: str) -> None:
+        """The holds queue stored the study `transfer_id` (`result`), as `who` decided."""
+        job = self.find(transfer_id)
+        if job is None or job.running:
+            return  # not imported through this console; or its own run reports
+        job.stage, job.result, job.resolved_by = Stage.DONE, result, who
+        job.problem, job.hold, job.held = "", None, None
+        self._forget(transfer_id)
+
+    def discarded(self, transfer_id: str, held: HeldStudy, who: str) -> None:
+        """The holds queue discarded the study `transfer_id` (`held`), as `who` decided."""
+        job = self.find(transfer_id)
+        if job is None or job.running:
+            return
+        job.stage, job.held, job.resolved_by = Stage.DISCARDED, held, who
+        job.problem, job.hold, job.staged = "", None, {}
+        self._forget(transfer_id)
+
+    def held_again(self, transfer_id: str, held: HeldStudy, hold: Hold | None) -> None:
+        """The holds queue's decision about `transfer_id` held it again (`held`, `hold`), or
+        saved a review copy of it: still held."""
+        job = self.find(transfer_id)
+        if job is None or job.running or job.stage is not Stage.HELD:
+            return
+        job.held = held
+        if hold is not None:
+            job.hold = hold
 
     def _registered(self, job: Import) -> None:
         """Once `job` is unlocked: known by its transfer id from now on."""

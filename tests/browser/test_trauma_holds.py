@@ -161,7 +161,125 @@ async def test_a_study_held_midway_is_told_as_partly_in_the_pacs(
                 "they must not stay.",
                 timeout=WAIT_MS,
             )
+            await page.goto(f"{agent.url}/imports/{transfer_id}")
+            await expect(page.locator("#discarded-in-pacs")).to_have_text(
+                f"{in_pacs} of its 33 images were already stored in the PACS before this was "
+                "found, so the study there is INCOMPLETE: tell radiology not to rely on it as "
+                "the whole study. Those images are still in the PACS."
+            )
     finally:
         stop_cli(push)
         agent.stop()
     assert len(_filed_under(orthanc, "MRN-200")) == in_pacs
+
+
+def _pushed_under_another_patient(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, name: str, seed: int
+) -> dict[str, Any]:
+    """The ER sends DOE^JANE's study (3 images) whose UIDs the PACS files under another
+    patient, and the patient authorizes it: the push's JSON."""
+    files = make_ct_study(tmp_path / name / "study", 3, seed=seed)
+    _under_another_patient(orthanc, tmp_path / name / "other", files)
+    pushed: dict[str, Any] = relay.push([files[0].parent], workdir=tmp_path).ok().json()
+    relay.authorize(pushed)
+    return pushed
+
+
+async def _held_at_the_console(page: Page, pushed: dict[str, Any]) -> None:
+    """Redeemed at the console and filed under a new record: held for the study."""
+    field = page.get_by_label("Code from the transfer sheet or the patient's phone")
+    await field.fill(pushed["code"])
+    await field.press("Enter")
+    await expect(page.locator("#preview")).to_be_visible(timeout=WAIT_MS)
+    await _file_as_new_record(page, "MRN-901")
+    await expect(page.locator("#held")).to_contain_text(
+        "under a different patient; the study was held for review. Nothing was stored.",
+        timeout=WAIT_MS,
+    )
+
+
+async def _decide(page: Page, transfer_id: str, choice: str, confirm: str, button: str) -> None:
+    await page.get_by_role("link", name="Holds").click()
+    listed = page.locator(f'li.held[data-transfer-id="{transfer_id}"]')
+    await listed.get_by_role("link", name="Decide about DOE, JANE").click()
+    form = page.locator(f"#choice-{choice}")
+    await form.get_by_label(confirm).check()
+    await form.get_by_role("button", name=button).click()
+    await expect(page.locator("#outcome")).to_be_visible(timeout=WAIT_MS)
+
+
+async def test_a_held_import_resolved_in_the_holds_queue_says_what_became_of_it(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    """Two imports held at the console (the PACS has their studies under another patient):
+    one is stored anyway in the holds queue, the other discarded. Their pages and the list of
+    imports say so at once (not "held for review"); the discarded one offers nothing to
+    continue, and its code typed again opens that page, not a refusal from the relay."""
+    stored = _pushed_under_another_patient(relay, orthanc, tmp_path, "stored", seed=85)
+    dropped = _pushed_under_another_patient(relay, orthanc, tmp_path, "dropped", seed=86)
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await sign_in(page, agent.url, USER, PASSWORD)
+            await expect_signed_in_as(page, USER)
+            await _held_at_the_console(page, stored)
+            await page.get_by_role("link", name="Enter a code").click()
+            await _held_at_the_console(page, dropped)
+
+            await _decide(
+                page,
+                stored["transfer_id"],
+                "store_anyway",
+                "A person reviewed this hold",
+                "Store anyway",
+            )
+            await expect(page.locator("#outcome")).to_have_text(
+                "Stored 3 images of DOE, JANE in the PACS under patient ID MRN-901, as DOE, JANE."
+            )
+            await _decide(
+                page,
+                dropped["transfer_id"],
+                "discard",
+                "Remove these images from this machine.",
+                "Discard",
+            )
+
+            await page.get_by_role("link", name="Enter a code").click()
+            await expect(page.locator("#unfinished")).to_have_count(0)
+            await expect(page.locator("#done")).to_contain_text(
+                f"transfer {stored['transfer_id']} from St. Mary's ED: 3 images, filed under "
+                "MRN-901."
+            )
+            await expect(page.locator("#done")).not_to_contain_text(dropped["transfer_id"])
+
+            await page.goto(f"{agent.url}/imports/{stored['transfer_id']}")
+            await expect(page.locator("#result")).to_contain_text(
+                "Imported 3 verified images into the PACS"
+            )
+            await expect(page.locator("#resolved-by")).to_have_text(
+                f"It had been held for review; {USER} decided in the holds queue to store it."
+            )
+            await expect(page.locator("#held")).to_have_count(0)
+
+            await page.goto(f"{agent.url}/imports/{dropped['transfer_id']}")
+            await expect(page.locator("#discarded")).to_contain_text(
+                f"this study was held for review, and {USER} discarded it from this machine in "
+                "the holds queue."
+            )
+            await expect(page.locator("#discarded")).to_contain_text(
+                "ask St. Mary's ED to send it again with a new code."
+            )
+            await expect(
+                page.get_by_role("button", name="Check again, from the preview")
+            ).to_have_count(0)
+            await snap(page, "trauma-discarded.png")
+
+            await page.get_by_role("link", name="Enter a code").click()
+            field = page.get_by_label("Code from the transfer sheet or the patient's phone")
+            await field.fill(dropped["code"])
+            await field.press("Enter")
+            await expect(page).to_have_url(f"{agent.url}/imports/{dropped['transfer_id']}")
+            await expect(page.locator("#discarded")).to_be_visible()
+    finally:
+        agent.stop()
+    assert len(_filed_under(orthanc, "MRN-901")) == 3
