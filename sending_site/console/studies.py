@@ -232,8 +232,10 @@ async def send(request: web.Request) -> web.Response:
         )
     if findings and form.get("acknowledge") != "yes":
         return await _study_page(request, uid, status=400, problem=ACKNOWLEDGE)
-    shown = set(str(form.get("warnings", "")).splitlines())
-    if findings and report.warned_about() - shown:
+    # The page's form says which warnings it showed; a script posting the form without them
+    # acknowledges the warnings as they are.
+    shown = form.get("warnings")
+    if findings and shown is not None and report.warned_about() - set(str(shown).splitlines()):
         return await _study_page(request, uid, status=400, problem=WARNINGS_CHANGED)
     jobs, user = request.app[JOBS], user_of(request)
     audit, where = request.app[AUDIT], address_of(request)
