@@ -14,12 +14,15 @@
 Once the code is spent, every failure says how to continue: `--resume TRANSFER_ID`, or simply
 the same command with the same code again, which this machine recognises through its saved
 redemption id (the relay answers it again; once the relay has the delivery receipt, through
-its saved key) and continues where the last run stopped.
+its saved key) and continues where the last run stopped. The transfer's QR does too, even
+after its typed code redeemed it: the QR names the transfer, whose saved key it continues from
+without asking the relay again.
 
 A study held for review (identity check) and then saved with `--out` is a review copy: the
 receipt says so (the relay keeps the transfer open and the family's phone says it is being
 checked), this machine keeps the key and the staged images, and the result gives the command
-that imports it into the PACS later. Runs of one code on one machine take turns (`turns`).
+that imports it into the PACS later. Runs of one code on one machine take turns (`turns`), and
+a QR's run takes the turn of the code its transfer was redeemed with here.
 """
 
 from __future__ import annotations
@@ -307,6 +310,19 @@ async def _unlock(
     return saved
 
 
+async def _kept_for_qr(
+    req: RedeemRequest, secret: RedemptionCode | Capability
+) -> state.SavedKey | None:
+    """The key this machine keeps for the transfer a QR names, when it redeemed that transfer
+    already (with its typed code, or this QR): the run continues from it, as `--resume` would.
+    Sent again, the QR would carry a new redemption id, which the relay refuses once the code
+    has redeemed the transfer; a typed code names no transfer, so it is sent again instead
+    (with its saved id, which the relay repeats)."""
+    if not isinstance(secret, Capability):
+        return None
+    return await asyncio.to_thread(state.key_of_slot, req.state_dir, secret.transfer_id, req.relay)
+
+
 async def _delivered_unrecorded(
     client: RelayClient, req: RedeemRequest, secret: RedemptionCode | Capability
 ) -> state.SavedKey | None:
@@ -366,7 +382,11 @@ async def redeem(
     slot = req.resume and state.slot_of(req.state_dir, req.resume)
     if not slot:
         secret = parse_secret(req.secret or "")
-        slot = secret.transfer_id if isinstance(secret, Capability) else str(secret.locator)
+        if isinstance(secret, Capability):
+            # The QR of a transfer redeemed here with its typed code takes that code's turn.
+            slot = state.slot_of(req.state_dir, secret.transfer_id)
+        else:
+            slot = str(secret.locator)
     async with turns.turn(req.state_dir, slot, lambda: on_event(Waiting())):
         done = state.delivery(req.state_dir, req.resume or slot)
         if done is not None:
@@ -397,8 +417,10 @@ async def _redeem(
                     "command again."
                 ) from e
             await client.health()
-            saved = await _delivered_unrecorded(client, req, secret) or await _unlock(
-                client, req, secret
+            saved = (
+                await _kept_for_qr(req, secret)
+                or await _delivered_unrecorded(client, req, secret)
+                or await _unlock(client, req, secret)
             )
         on_event(
             Unlocked(

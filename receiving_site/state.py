@@ -152,10 +152,11 @@ def unfinished(state_dir: Path) -> list[str]:
 
 def key_of_slot(state_dir: Path, slot: str, relay: str) -> SavedKey | None:
     """The saved key of the transfer this machine redeemed from `relay` with the code or QR
-    of `slot` (`pending`), if it keeps one."""
+    of `slot` (`pending`), if it keeps one. A QR's slot is its transfer id, which also names a
+    transfer redeemed here with its typed code: that one's key is found too."""
     for transfer_id in unfinished(state_dir):
         saved = load_key(state_dir, transfer_id)
-        if saved.pending == slot and saved.relay == relay:
+        if slot in (saved.pending, saved.transfer_id) and saved.relay == relay:
             return saved
     return None
 

@@ -3,8 +3,9 @@
 Two runs of the same code sharing a state folder (a double click, two staff at one workstation)
 would stage into the same folder and clean it up under each other. So a run first takes an
 exclusive lock on `lock-<slot>` in the state folder (the code's locator, or the transfer id of
-a QR or `--resume`; `flock`, released by the kernel if the process dies), and the others wait
-for it. When their turn comes they find what it did: delivered (`state.delivery`), or stopped
+a QR or `--resume`, unless this machine redeemed that transfer with its code: then the code's
+locator, `state.slot_of`; `flock`, released by the kernel if the process dies), and the others
+wait for it. When their turn comes they find what it did: delivered (`state.delivery`), or stopped
 with what a second run needs to continue.
 
 Lock files are left in place: removing one while another run holds it open would let a third

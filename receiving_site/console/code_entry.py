@@ -71,8 +71,13 @@ async def redeem_code(request: web.Request) -> web.StreamResponse:
         # Given back to correct, unless it was a scanned QR (its text is the whole key).
         typed = "" if ":" in text else text.strip()
         return _home(request, problem=str(e), typed=typed, status=400)
+    imports = request.app[IMPORTS]
+    known = imports.open_for(secret)
+    if known is not None and known.transfer_id:
+        # Open here already (the QR of a transfer its code opened): nothing is sent or spent.
+        raise web.HTTPSeeOther(f"/imports/{known.transfer_id}")
     user = user_of(request)
-    job = request.app[IMPORTS].start(secret, text.strip(), user)
+    job = imports.start(secret, text.strip(), user)
     if job.discarded:  # its page says so: not redeemed again
         raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")
     try:

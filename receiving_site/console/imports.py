@@ -149,12 +149,22 @@ class Imports:
     def running_for(self, slot: str) -> Import | None:
         return next((j for j in self.all() if j.slot == slot and j.running), None)
 
+    def open_for(self, secret: RedemptionCode | Capability) -> Import | None:
+        """The import of `secret` this agent has already: running for the same code or QR (a
+        second click, the same code scanned twice), or, for a QR, which names its transfer, the
+        import of that transfer whatever opened it (its typed code) and whatever its stage (also
+        one found after a restart). None: `secret` is to be redeemed."""
+        if isinstance(secret, Capability):
+            return self.find(secret.transfer_id) or self.running_for(secret.transfer_id)
+        return self.running_for(str(secret.locator))
+
     def start(self, secret: RedemptionCode | Capability, text: str, user: str) -> Import:
-        """Redeem the code or QR `text` (already parsed into `secret`) for `user`."""
+        """Redeem the code or QR `text` (already parsed into `secret`) for `user`; the import
+        it already has (`open_for`) instead, started again by nothing."""
+        known = self.open_for(secret)
+        if known is not None:
+            return known
         slot = secret.transfer_id if isinstance(secret, Capability) else str(secret.locator)
-        running = self.running_for(slot)
-        if running is not None:
-            return running  # a second click, or the same code scanned twice
         discarded = next((j for j in self.all() if j.slot == slot and j.discarded), None)
         if discarded is not None:
             return discarded  # its code is spent and nothing is kept: its page says so
@@ -287,6 +297,7 @@ class Imports:
     def _load(self, transfer_id: str) -> Import:
         job = Import(slot=transfer_id, started_by="", transfer_id=transfer_id)
         job.stage = Stage.UNFINISHED
+        job.unlocked.set()  # redeemed before: its key is on this machine
         with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
             body = json.loads(self._record_path(transfer_id).read_text("utf-8"))
             job.started_by, job.decided_by = str(body["started_by"]), str(body["decided_by"])

@@ -351,3 +351,61 @@ async def test_an_unconfirmed_import_is_listed_after_a_restart_and_continued(
     _orthanc_holds_once(orthanc, files)
     assert _failed_attempts(relay, pushed["transfer_id"]) == 0
     assert er_transfers(relay, er / "er-state", er)[pushed["transfer_id"]]["state"] == "delivered"
+
+
+def _pending_files(agent: ReceivingAgent) -> list[str]:
+    """The redemption ids the agent keeps (`receiving_site.state`): one per code or QR sent."""
+    folder = agent.state / "receiving"
+    return sorted(p.name for p in folder.glob("pending-*.json"))
+
+
+async def _scan(page: Page, agent: ReceivingAgent, text: str) -> None:
+    """The scanner types `text` into the code field of the home page, then Enter."""
+    await page.goto(f"{agent.url}/")
+    field = page.get_by_label("Code from the transfer sheet or the patient's phone")
+    await field.press_sequentially(text)
+    await field.press("Enter")
+
+
+async def test_the_qr_of_a_transfer_open_here_goes_to_it_without_spending_anything(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    files, er, pushed = _pushed(relay, tmp_path, seed=65, slices=(3, 2))
+    (scanned,) = decode_qr(await asyncio.to_thread(Path(pushed["qr_png"]).read_bytes))
+    assert scanned.startswith(f"TR1:T:{pushed['transfer_id']}:")
+    page_of_transfer = re.compile(re.escape(f"/imports/{pushed['transfer_id']}") + "$")
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await _open_with_code(page, agent, pushed["code"])  # typed from the sheet
+            await _thumbnails_rendered(page, 2)
+            pending = _pending_files(agent)
+            assert len(pending) == 1
+
+            # Then someone scans the same transfer's QR: its import, not a refusal.
+            await _scan(page, agent, scanned)
+            await expect(page).to_have_url(page_of_transfer, timeout=WAIT_MS)
+            await expect(page.locator("#preview")).to_be_visible()
+            assert _pending_files(agent) == pending  # no second redemption id
+        agent.kill()
+
+        # After a restart it is listed as redeemed here: the QR goes to it, and it continues.
+        agent.start()
+        async with workstation(browser) as page:
+            await sign_in(page, agent.url, USER, PASSWORD)
+            await _scan(page, agent, scanned)
+            await expect(page).to_have_url(page_of_transfer, timeout=WAIT_MS)
+            await expect(page.locator("#stopped")).to_contain_text("without using the code again")
+            await page.get_by_role("button", name="Continue").click()
+            await _thumbnails_rendered(page, 2)
+            await _file_as_new_record(page, "MRN-903")
+            await expect(page.locator("#result")).to_contain_text(
+                f"Imported {len(files)} verified images", timeout=WAIT_MS
+            )
+    finally:
+        agent.stop()
+    _orthanc_holds_once(orthanc, files)
+    # One redemption at the relay, and no refused attempt: nothing was spent by the QR.
+    assert relay.audit_seq(pushed["transfer_id"], "redeem-attempt", "failure") is None
+    assert _failed_attempts(relay, pushed["transfer_id"]) == 0
+    assert er_transfers(relay, er / "er-state", er)[pushed["transfer_id"]]["state"] == "delivered"

@@ -43,6 +43,7 @@ class Pushed:
     transfer_id: str
     code: str
     work: Path
+    capability: str = ""  # the text of the transfer's QR
 
     def request(self, **changes: Any) -> RedeemRequest:
         fields: dict[str, Any] = {
@@ -111,7 +112,7 @@ async def pushed(tmp_path: Path) -> AsyncIterator[Pushed]:
                 "/api/v1/authorizations",
                 json={"token": token_from_link(ready.authorization_url)},
             )
-        yield Pushed(relay, ready.transfer_id, ready.code, tmp_path)
+        yield Pushed(relay, ready.transfer_id, ready.code, tmp_path, ready.capability)
 
 
 def quiet(_: object) -> None:
@@ -312,6 +313,32 @@ async def test_every_failure_after_redemption_gives_the_resume_command(
     resumed = await redeem.redeem(pushed.request(secret=None, resume=argv[3]), quiet)
     assert resumed.instances == INSTANCES
     assert await pushed.state() == ("delivered", 0)
+
+
+@pytest.mark.asyncio
+async def test_the_qr_of_a_transfer_its_code_redeemed_here_continues_without_the_relay(
+    pushed: Pushed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as patch:
+        patch.setattr(staging, "stage_object", failing(RelayUnreachable("connection reset")))
+        with pytest.raises(RelayUnreachable):
+            await redeem.redeem(pushed.request(), quiet)  # the code, typed: redeemed, stopped
+    assert await pushed.attempt_results() == ["redeemed"]
+    sent: list[dict[str, Any]] = []
+
+    async def record(real: Request, client: RelayClient, body: Any) -> Any:
+        sent.append(dict(body))
+        return await real(client, "POST", REDEMPTIONS, json=body)
+
+    intercept_redemptions(monkeypatch, record)
+    # Then the transfer's QR, scanned: it names the transfer whose key this machine keeps.
+    result = await redeem.redeem(pushed.request(secret=pushed.capability), quiet)
+
+    assert result.instances == INSTANCES
+    assert sent == []  # no second redemption: the relay would refuse a new id
+    assert await pushed.attempt_results() == ["redeemed"]
+    assert await pushed.state() == ("delivered", 0)
+    assert pushed.state_files() == pushed.delivered_files()  # no pending file of the QR's
 
 
 # -- fix 2 and 3: a PACS that refuses a format stores nothing, and the same code resumes -------

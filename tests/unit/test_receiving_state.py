@@ -105,3 +105,14 @@ def test_the_slot_of_a_transfer_is_its_codes_once_redeemed_here(tmp_path: Path) 
     assert state.slot_of(tmp_path, tid) == "7"
     with pytest.raises(errors.ReceivingError, match="not a transfer id"):
         state.slot_of(tmp_path, "../../etc")
+
+
+def test_the_key_of_a_transfer_redeemed_by_its_code_is_found_by_its_qrs_slot(
+    tmp_path: Path,
+) -> None:
+    tid = new_transfer_id()
+    state.save_key(tmp_path, key(tid))  # redeemed with the code of locator 7
+    assert state.key_of_slot(tmp_path, "7", "https://relay.example") == key(tid)
+    assert state.key_of_slot(tmp_path, tid, "https://relay.example") == key(tid)  # the QR's
+    assert state.key_of_slot(tmp_path, tid, "https://other.example") is None
+    assert state.key_of_slot(tmp_path, new_transfer_id(), "https://relay.example") is None
