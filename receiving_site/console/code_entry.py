@@ -58,18 +58,24 @@ async def home(request: web.Request) -> web.Response:
     return _home(request)
 
 
+def _given_back(text: str) -> str:
+    """What the field shows again with a problem: the code as typed, so that it need not be
+    typed again (only in the page the POST answers: never in a URL or a log); nothing for a
+    scanned QR or link (its text is the whole key; scanning again is as quick)."""
+    return "" if ":" in text else text.strip()
+
+
 @routes.post("/redeem")
 async def redeem_code(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     text = str(form.get(FIELD, ""))
+    typed = _given_back(text)
     unready: list[str] = request.app[UNREADY]
     if unready:
-        return _home(request, problem=" ".join(unready), status=503)
+        return _home(request, problem=" ".join(unready), typed=typed, status=503)
     try:
         secret = parse_secret(text)
-    except (TransferCodeError, errors.NoSecretGiven) as e:
-        # Given back to correct, unless it was a scanned QR (its text is the whole key).
-        typed = "" if ":" in text else text.strip()
+    except (TransferCodeError, errors.ReceivingError) as e:
         return _home(request, problem=str(e), typed=typed, status=400)
     imports = request.app[IMPORTS]
     known = imports.open_for(secret)
@@ -84,10 +90,10 @@ async def redeem_code(request: web.Request) -> web.StreamResponse:
         await asyncio.wait_for(job.unlocked.wait(), UNLOCK_WAIT)
     except TimeoutError:
         waiting = StillRedeeming()
-        return _home(request, problem=waiting.detail, status=waiting.status)
+        return _home(request, problem=waiting.detail, typed=typed, status=waiting.status)
     audit, where = request.app[AUDIT], address_of(request)
     if not job.transfer_id:
         await audit.arecord("study-redeemed", who=user, where=where, outcome="refused")
-        return _home(request, problem=job.problem, status=400)
+        return _home(request, problem=job.problem, typed=typed, status=400)
     await audit.arecord("study-redeemed", who=user, where=where, transfer=job.transfer_id)
     raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")

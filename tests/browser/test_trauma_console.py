@@ -409,3 +409,39 @@ async def test_the_qr_of_a_transfer_open_here_goes_to_it_without_spending_anythi
     assert relay.audit_seq(pushed["transfer_id"], "redeem-attempt", "failure") is None
     assert _failed_attempts(relay, pushed["transfer_id"]) == 0
     assert er_transfers(relay, er / "er-state", er)[pushed["transfer_id"]]["state"] == "delivered"
+
+
+async def test_a_right_code_not_authorized_yet_stays_in_the_field_to_send_again(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    _study(tmp_path / "study", seed=66, slices=(2, 2))
+    er = tmp_path / "er"
+    er.mkdir()
+    pushed: dict[str, Any] = relay.push([tmp_path / "study"], workdir=er).ok().json()
+    code = RedemptionCode.parse(pushed["code"]).grouped()
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await sign_in(page, agent.url, USER, PASSWORD)
+            field = page.get_by_label("Code from the transfer sheet or the patient's phone")
+            await field.press_sequentially(code)
+            await field.press("Enter")
+            await expect(page.locator("#problem")).to_contain_text(
+                "has not authorized the transfer yet", timeout=WAIT_MS
+            )
+            await expect(field).to_have_value(code)  # not typed again
+            assert code.replace("-", "") not in page.url.upper().replace("-", "")
+            await snap(page, "trauma-11-not-authorized-yet.png")
+
+            relay.authorize(pushed)  # the family authorizes on their phone
+            await field.press("Enter")
+            await expect(page).to_have_url(
+                f"{agent.url}/imports/{pushed['transfer_id']}", timeout=WAIT_MS
+            )
+            await expect(page.locator("#preview")).to_be_visible()
+    finally:
+        agent.stop()
+    assert _failed_attempts(relay, pushed["transfer_id"]) == 0
+    log = agent.log.read_text("utf-8")
+    assert code not in log
+    assert code.replace("-", "") not in log

@@ -73,6 +73,7 @@ async def test_an_agent_without_a_pacs_redeems_nothing(tmp_path: Path) -> None:
         )
         assert status == 503
         assert "nothing can be imported yet" in page
+        assert f'value="{code}"' in page  # kept in the field for when it is set up
 
 
 async def test_an_unknown_transfer_has_no_page(tmp_path: Path) -> None:
