@@ -82,6 +82,13 @@ class NoSecretGiven(ReceivingError):
     """No code was given. Type the code from the transfer sheet, or scan its QR."""
 
 
+class AuthorizationLinkGiven(NoSecretGiven):
+    """That is the patient's authorization link (the QR the family scans with their own phone
+    to agree to the transfer), not the transfer's code. Nothing was sent and no attempt was
+    used. Scan the QR beside the code on the transfer sheet or on the family's phone, or type
+    the code."""
+
+
 class IdentityHeld(ReceivingError):
     """The PACS already has this patient ID or this study under a different patient, or could
     not be asked; the study was held for review and nothing was stored."""

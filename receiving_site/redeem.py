@@ -65,6 +65,7 @@ from transfer_codes.codes import RedemptionCode, looks_like_code
 from transfer_codes.errors import ManifestError
 from transfer_codes.keys import stretch_capability, stretch_code, unwrap
 from transfer_codes.manifest import ManifestEntry, ManifestReader, StudySummary
+from transfer_codes.phone import is_authorization_link
 from transfer_codes.wire import b64decode_text, b64encode_text
 
 WAIT_SECONDS = 20
@@ -225,10 +226,13 @@ Confirm = Callable[[Preview], Awaitable[bool | Filing]]
 
 
 def parse_secret(text: str) -> RedemptionCode | Capability:
-    """A QR capability (TR1:...) or a typed code; raises the parse error a nurse can act on."""
+    """A QR capability (TR1:...) or a typed code; raises the parse error a nurse can act on
+    (`AuthorizationLinkGiven` for the family's authorization link, scanned by mistake)."""
     cleaned = text.strip()
     if not cleaned:
         raise errors.NoSecretGiven()
+    if is_authorization_link(cleaned):  # the ER screen's other QR, scanned by mistake
+        raise errors.AuthorizationLinkGiven()
     if looks_like_code(cleaned):
         return RedemptionCode.parse(cleaned)
     if cleaned.upper().startswith("TR") and ":" in cleaned:

@@ -18,6 +18,7 @@ import base64
 import binascii
 import secrets
 from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
 
 from transfer_codes.notes import open_json, seal_json
 from transfer_codes.qr import render_svg
@@ -67,6 +68,17 @@ def decode_key(text: str) -> bytes:
 def authorization_link(relay: str, token: str, phone_key: str) -> str:
     """The link the ER shows as a QR. Everything secret is in the fragment."""
     return f"{relay.rstrip('/')}{LINK_PATH}#{token}.{phone_key}"
+
+
+def is_authorization_link(text: str) -> bool:
+    """Whether `text` (as typed or scanned, in any letter case, with or without its fragment)
+    is an authorization link of any relay: a web address whose path ends in `LINK_PATH`."""
+    try:
+        parts = urlsplit(text.strip())
+    except ValueError:  # such as an unclosed "[" of an IPv6 address
+        return False
+    path = parts.path.rstrip("/").lower()
+    return parts.scheme.lower() in ("http", "https") and path.endswith(LINK_PATH)
 
 
 def split_link(link: str) -> tuple[str, str]:

@@ -445,3 +445,39 @@ async def test_a_right_code_not_authorized_yet_stays_in_the_field_to_send_again(
     log = agent.log.read_text("utf-8")
     assert code not in log
     assert code.replace("-", "") not in log
+
+
+async def test_the_familys_authorization_link_scanned_by_mistake_is_named_and_not_sent(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    _study(tmp_path / "study", seed=67, slices=(2, 2))
+    er = tmp_path / "er"
+    er.mkdir()
+    extra = ["--json", "--link-qr", str(er / "link.png")]
+    pushed: dict[str, Any] = relay.push([tmp_path / "study"], workdir=er, extra=extra).ok().json()
+    relay.authorize(pushed)
+    # What the scanner types: the text of the QR on the ER screen, for the family's phone.
+    (link,) = decode_qr(await asyncio.to_thread((er / "link.png").read_bytes))
+    assert link == pushed["authorization_url"]
+    token, phone_key = link.split("#")[1].split(".")
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await sign_in(page, agent.url, USER, PASSWORD)
+            await _scan(page, agent, link)
+            problem = page.locator("#problem")
+            await expect(problem).to_contain_text("authorization link", timeout=WAIT_MS)
+            await expect(problem).to_contain_text("not the transfer's code")
+            await expect(problem).to_contain_text("Nothing was sent and no attempt was used")
+            await expect(problem).not_to_contain_text("Character")
+            field = page.get_by_label("Code from the transfer sheet or the patient's phone")
+            await expect(field).to_have_value("")  # the link's key is not shown back
+            assert token not in await page.content()
+            await snap(page, "trauma-12-authorization-link-scanned.png")
+    finally:
+        agent.stop()
+    assert relay.query("SELECT count(*) FROM audit WHERE action = 'redeem-attempt'") == [(0,)]
+    assert _failed_attempts(relay, pushed["transfer_id"]) == 0
+    log = agent.log.read_text("utf-8")
+    assert token not in log
+    assert phone_key not in log

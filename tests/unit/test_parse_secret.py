@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from receiving_site.errors import NoSecretGiven
+from receiving_site.errors import AuthorizationLinkGiven, NoSecretGiven
 from receiving_site.redeem import parse_secret
 from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
@@ -53,3 +53,18 @@ def test_the_parser_that_hears_it_says_what_is_wrong(text: str, error: type[Exce
     with pytest.raises(error) as raised:
         parse_secret(text)
     assert type(raised.value) is error
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://relay.example/authorize#" + "A" * 48 + "." + "b" * 43,
+        " HTTP://RELAY.EXAMPLE:8750/AUTHORIZE#TOKEN.KEY\n",  # a scanner with caps lock on
+        "http://127.0.0.1:8750/authorize",  # its fragment cut off
+        "https://relay.example/base/authorize/#token.key",
+    ],
+)
+def test_the_familys_authorization_link_is_named_as_such(text: str) -> None:
+    with pytest.raises(AuthorizationLinkGiven, match="authorization link") as raised:
+        parse_secret(text)
+    assert "token" not in str(raised.value).lower()
