@@ -30,6 +30,11 @@ class ContinueFromTheList(ConsoleError):
     Continue."""
 
 
+class NoWorklist(ConsoleError, status=200):
+    """This console cannot look patients up on a worklist. Find the patient's record number
+    (MRN) in this hospital's system and type it below."""
+
+
 class WorklistPickStale(ConsoleError, status=409):
     """That patient is not in this import's last worklist search any more: search the worklist
     again and pick the patient from the new list. Nothing was imported."""

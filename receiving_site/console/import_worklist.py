@@ -2,7 +2,8 @@
 worklist (by name and birth date) the first time the step is shown, staff search again with the
 POSTed form, and a candidate they pick is the local record to check, with its demographics
 compared too. Without a worklist, or when it cannot be asked, the step says why and staff type
-the number."""
+the number (without one, in staff's words, and the setting to the administrator in a quieter
+line)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from receiving_site import errors, holds, reconcile
+from receiving_site import holds, reconcile
 from receiving_site.console import worklist_search
 from receiving_site.console.appkeys import IMPORTS, SEARCHES, WORKLIST
-from receiving_site.console.errors import WorklistPickStale
+from receiving_site.console.errors import NoWorklist, WorklistPickStale
 from receiving_site.console.imports import Import, Stage
 from receiving_site.console.worklist_search import Search
 from site_agent.console.errors import PageNotFound
@@ -40,7 +41,8 @@ async def found(app: web.Application, job: Import) -> Search | None:
     place = app[WORKLIST]
     default = worklist_search.default_query(summary.patient_name, summary.patient_birth_date)
     if not place.configured:
-        return Search(default, problem=errors.WorklistNotConfigured().message)
+        # Staff's words; the setting's name is in a quieter line for the administrator.
+        return Search(default, problem=NoWorklist().detail)
     searches = app[SEARCHES]
     if job.transfer_id not in searches:
         searches[job.transfer_id] = await worklist_search.search(place, default, _ours(summary))

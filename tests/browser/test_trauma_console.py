@@ -32,7 +32,7 @@ from trauma_harness import (
     er_transfers,
 )
 
-from receiving_site.errors import WorklistNotConfigured
+from receiving_site.console.errors import NoWorklist
 from sending_site.synthetic import make_ct_study
 from transfer_codes.codes import RedemptionCode
 
@@ -172,9 +172,12 @@ async def test_a_code_is_redeemed_previewed_filed_and_imported(
                 assert answer.status == 303
                 assert answer.headers["Location"].startswith("/sign-in")
             assert orthanc.get_json("/statistics")["CountInstances"] == 1  # nothing imported
-            # No worklist is set up here: the page says so, and staff type the number.
-            await expect(page.locator("#worklist-problem")).to_have_text(
-                WorklistNotConfigured().message
+            # No worklist is set up here: the page says so in staff's words, and they type the
+            # number; the setting's name is in a quieter line, for the administrator.
+            await expect(page.locator("#worklist-problem")).to_have_text(NoWorklist().detail)
+            await expect(page.locator("#worklist-problem")).not_to_contain_text("worklist.host")
+            await expect(page.locator("#worklist-setting")).to_contain_text(
+                "For the administrator: worklist.host is empty"
             )
 
             await page.get_by_label("This hospital's medical record number (MRN)").fill("MRN-555")
