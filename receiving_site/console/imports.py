@@ -37,6 +37,7 @@ from receiving_site.redeem import (
 )
 from receiving_site.staging import StagedObject
 from site_agent.audit import AuditLog
+from site_agent.dicom_text import date as shown_date
 from site_agent.errors import AgentError
 from site_agent.local_state import write_atomically
 from transfer_codes.capability import Capability
@@ -46,6 +47,24 @@ from transfer_codes.errors import TransferCodeError
 log = logging.getLogger("receiving_site.console")
 
 RECORDS = "console-imports"
+LISTED_AS = "listed-as.json"  # in the transfer's staging folder: what the list calls it
+
+
+@dataclass(frozen=True)
+class ListedAs:
+    """What the list of imports names a transfer by: the patient as the ER sent them and the
+    study (description and date, DICOM values). Kept in the transfer's staging folder once the
+    verified summary arrives, so that after a restart the list still names the patient (the
+    agent is inside the hospital, beside the staged images that name them too); removed with
+    that folder once the study is delivered or discarded."""
+
+    patient_name: str
+    study_description: str = ""
+    study_date: str = ""
+
+    @property
+    def study(self) -> str:
+        return " ".join(p for p in (self.study_description, shown_date(self.study_date)) if p)
 
 
 class Stage(enum.Enum):
@@ -90,6 +109,8 @@ class Import:
     unlocked: asyncio.Event = field(default_factory=asyncio.Event)
     decision: asyncio.Future[Filing] | None = None
 
+    listed_as_kept: ListedAs | None = None  # read back after a restart, before any preview
+
     @property
     def running(self) -> bool:
         return self.task is not None and not self.task.done()
@@ -97,6 +118,14 @@ class Import:
     @property
     def discarded(self) -> bool:
         return self.stage is Stage.DISCARDED
+
+    @property
+    def listed_as(self) -> ListedAs | None:
+        """The patient and study the list names this import by; None before the summary."""
+        if self.preview is None:
+            return self.listed_as_kept
+        summary = self.preview.summary
+        return ListedAs(summary.patient_name, summary.study_description, summary.study_date)
 
     def on_event(self, event: RedeemEvent) -> None:
         if isinstance(event, Unlocked):
@@ -199,6 +228,8 @@ class Imports:
             job.on_event(event)
             if isinstance(event, Unlocked):
                 self._registered(job)
+            elif isinstance(event, Preview):
+                self._keep_listed_as(job)
 
         try:
             job.result = await redeem(req, on_event, job.confirm)
@@ -291,6 +322,22 @@ class Imports:
         }
         write_atomically(self._record_path(job.transfer_id), json.dumps(body).encode())
 
+    def _listed_as_path(self, transfer_id: str) -> Path:
+        return state.folder(self.state_dir) / transfer_id / LISTED_AS
+
+    def _keep_listed_as(self, job: Import) -> None:
+        """Keep what the list names `job` by; a failure to is only logged (it is only for the
+        list, after a restart)."""
+        if job.listed_as is None or job.listed_as == job.listed_as_kept:
+            return
+        try:
+            path = self._listed_as_path(job.transfer_id)
+            write_atomically(path, json.dumps(asdict(job.listed_as)).encode())
+        except OSError as e:
+            log.warning("import %s: could not keep its name for the list (%s)", job.transfer_id, e)
+        else:
+            job.listed_as_kept = job.listed_as
+
     def _forget(self, transfer_id: str) -> None:
         self._record_path(transfer_id).unlink(missing_ok=True)
 
@@ -303,6 +350,9 @@ class Imports:
             job.started_by, job.decided_by = str(body["started_by"]), str(body["decided_by"])
             if body["filing"]:
                 job.filing = Filing(**body["filing"])
+        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+            body = json.loads(self._listed_as_path(transfer_id).read_text("utf-8"))
+            job.listed_as_kept = ListedAs(**{k: str(v) for k, v in body.items()})
         with contextlib.suppress(errors.ReceivingError, OSError, ValueError, KeyError):
             saved = state.load_key(self.state_dir, transfer_id)
             job.sender, job.break_glass = saved.sender, saved.break_glass

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -334,12 +335,18 @@ async def test_an_unconfirmed_import_is_listed_after_a_restart_and_continued(
             await _open_with_code(page, agent, pushed["code"])
             await _thumbnails_rendered(page, 2)
         agent.kill()  # before anyone confirmed the patient
+        kept = agent.state / "receiving" / pushed["transfer_id"] / "listed-as.json"
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o600  # beside the staged images
 
         agent.start()
         async with workstation(browser) as page:
             await sign_in(page, agent.url, USER, PASSWORD)
             listed = page.locator("#unfinished li")
             await expect(listed).to_contain_text("stopped when the agent restarted")
+            # Named as before the restart, from the summary this agent kept for the list.
+            await expect(listed.get_by_role("link")).to_have_text(
+                f"DOE, JANE, CT TRAUMA PANSCAN 2025-01-01, transfer {pushed['transfer_id']}"
+            )
             await listed.get_by_role("link").click()
             await expect(page.locator("#stopped")).to_contain_text("without using the code again")
             await snap(page, "trauma-10-unfinished.png")
@@ -354,6 +361,8 @@ async def test_an_unconfirmed_import_is_listed_after_a_restart_and_continued(
     _orthanc_holds_once(orthanc, files)
     assert _failed_attempts(relay, pushed["transfer_id"]) == 0
     assert er_transfers(relay, er / "er-state", er)[pushed["transfer_id"]]["state"] == "delivered"
+    # Nothing of the patient is left on the agent once the study is delivered.
+    assert not (agent.state / "receiving" / pushed["transfer_id"]).exists()
 
 
 def _pending_files(agent: ReceivingAgent) -> list[str]:
