@@ -24,3 +24,11 @@ async def authorize_from_the_page(page: Page, relay_url: str) -> None:
         post_json, relay_url + "/api/v1/authorizations", {"token": token}
     )
     assert answer["state"] == "authorized", answer
+
+
+async def send_anyway(page: Page, center: str = "County Trauma") -> None:
+    """On a study's page with warnings: pick the trauma center, tick that the warnings were
+    read, and send."""
+    await page.get_by_label("Trauma center").select_option(label=center)
+    await page.get_by_label("I have read the warnings").check()
+    await page.get_by_role("button", name="Send anyway").click()

@@ -15,8 +15,8 @@ import pytest
 from agent_harness import NURSE, NURSE_PASSWORD, agent_holding
 from console_browsing import fits_the_screen, sign_in, snap, workstation
 from e2e.harness import E2ERelay
-from er_transfer_page import authorize_from_the_page
-from playwright.async_api import Browser, expect
+from er_transfer_page import authorize_from_the_page, send_anyway
+from playwright.async_api import Browser, Page, expect
 
 from relay.lifecycle import MAX_FAILED_ATTEMPTS
 from sending_site.synthetic import make_ct_study
@@ -27,6 +27,19 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.peers]
 SLOW = 120_000  # ms
 REASON = "Unconscious after a fall, no family reachable."
 SITE_PHONE = "+1 555 010 0199 ext 42"
+
+
+async def _asked_once_more(page: Page, link: str, heading: str, shot: str, code: str) -> None:
+    """`link` opens a page asking once more, naming the patient and the trauma center; going
+    back from it changes nothing; then it is opened again, to say yes."""
+    await page.get_by_role("link", name=link).click()
+    await expect(page.get_by_role("heading")).to_have_text(heading)
+    await expect(page.locator("#patient")).to_contain_text("POE, EDGAR")
+    await expect(page.locator(".narrow")).to_contain_text("to County Trauma")
+    await snap(page, f"er-transfer-{shot}-confirm.png")
+    await page.get_by_role("link", name="No, go back").click()
+    await expect(page.locator("#code")).to_have_text(code)
+    await page.get_by_role("link", name=link).click()
 
 
 def pdf_text(pdf: Path) -> str:
@@ -49,9 +62,7 @@ async def test_break_glass_new_code_sheet_and_revoke(browser: Browser, tmp_path:
         async with holding as agent, workstation(browser) as page:
             await sign_in(page, agent.url, NURSE, NURSE_PASSWORD)
             await page.get_by_role("link", name="POE, EDGAR").click()
-            await page.get_by_label("Trauma center").select_option(label="County Trauma")
-            await page.get_by_label("I have read the warnings").check()
-            await page.get_by_role("button", name="Send anyway").click()
+            await send_anyway(page)
             await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
             first_code = (await page.locator("#code").inner_text()).strip()
             # Whose transfer this is, on the page and in the list (two may go to one center).
@@ -80,14 +91,8 @@ async def test_break_glass_new_code_sheet_and_revoke(browser: Browser, tmp_path:
             await snap(page, "er-transfer-break-glass.png")
 
             # A new code stops the one travelling with the patient: asked once more.
-            await page.get_by_role("link", name="Give a new code").click()
-            await expect(page.get_by_role("heading")).to_have_text("Give this transfer a new code?")
-            await expect(page.locator("#patient")).to_contain_text("POE, EDGAR")
-            await expect(page.locator(".narrow")).to_contain_text("to County Trauma")
-            await snap(page, "er-transfer-reissue-confirm.png")
-            await page.get_by_role("link", name="No, go back").click()
-            await expect(page.locator("#code")).to_have_text(first_code)
-            await page.get_by_role("link", name="Give a new code").click()
+            heading = "Give this transfer a new code?"
+            await _asked_once_more(page, "Give a new code", heading, "reissue", first_code)
             await page.get_by_role("button", name="Yes, give a new code").click()
             await expect(page.locator("#notice")).to_contain_text("A new code was issued")
             new_code = (await page.locator("#code").inner_text()).strip()
@@ -113,13 +118,8 @@ async def test_break_glass_new_code_sheet_and_revoke(browser: Browser, tmp_path:
             row = page.locator("#transfers tbody tr").filter(has_text="POE, EDGAR")
             await expect(row).to_contain_text("County Trauma")
             await row.get_by_role("link").click()
-            await page.get_by_role("link", name="Revoke this transfer").click()
-            await expect(page.get_by_role("heading")).to_have_text("Revoke this transfer?")
-            await expect(page.locator("#patient")).to_contain_text("POE, EDGAR")
-            await snap(page, "er-transfer-revoke-confirm.png")
-            await page.get_by_role("link", name="No, go back").click()
-            await expect(page.locator("#code")).to_have_text(new_code)
-            await page.get_by_role("link", name="Revoke this transfer").click()
+            heading = "Revoke this transfer?"
+            await _asked_once_more(page, "Revoke this transfer", heading, "revoke", new_code)
             await page.get_by_role("button", name="Yes, revoke it").click()
             await expect(page.locator("#notice")).to_contain_text("revoked")
             await expect(page.locator("#state")).to_contain_text("Revoked")
@@ -175,9 +175,7 @@ async def test_a_locked_code_is_not_shown_and_a_new_one_unlocks(
         async with holding as agent, workstation(browser) as page:
             await sign_in(page, agent.url, NURSE, NURSE_PASSWORD)
             await page.get_by_role("link", name="ROE, RICHARD").click()
-            await page.get_by_label("Trauma center").select_option(label="County Trauma")
-            await page.get_by_label("I have read the warnings").check()
-            await page.get_by_role("button", name="Send anyway").click()
+            await send_anyway(page)
             await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
             code = (await page.locator("#code").inner_text()).strip()
             await expect(page.locator("#progress")).to_have_text("Upload complete.", timeout=SLOW)

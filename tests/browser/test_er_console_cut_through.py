@@ -21,7 +21,7 @@ import pytest
 from agent_harness import NURSE, NURSE_PASSWORD, AgentProcess
 from console_browsing import fits_the_screen, sign_in, snap, workstation
 from e2e.harness import E2ERelay, assert_identical_in_orthanc, pacs_address
-from er_transfer_page import authorize_from_the_page
+from er_transfer_page import authorize_from_the_page, send_anyway
 from inbox_harness import make_multi_series_study
 from peers.dcmtk import storescu
 from peers.orthanc import OrthancServer
@@ -72,9 +72,7 @@ class Arranged:
         await sign_in(page, self.agent.url, NURSE, NURSE_PASSWORD)
         await page.get_by_role("link", name="ROE, RICHARD").click()
         await expect(page.locator("#series tbody tr")).to_have_count(3)  # the PACS's too
-        await page.get_by_label("Trauma center").select_option(label="County Trauma")
-        await page.get_by_label("I have read the warnings").check()
-        await page.get_by_role("button", name="Send anyway").click()
+        await send_anyway(page)
         await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
         sent = f"{len(self.first)} images sent so far"
         await expect(page.locator("#progress")).to_contain_text(sent, timeout=SLOW)
@@ -183,16 +181,12 @@ async def test_a_warning_that_came_after_the_page_was_read_is_shown_first(
             await expect(page.locator("#warnings")).to_contain_text("none of its")
             await expect(page.locator("#warnings")).not_to_contain_text("could not be checked")
             await asyncio.to_thread(it.hospital.stop)  # the page is not reloaded
-            await page.get_by_label("Trauma center").select_option(label="County Trauma")
-            await page.get_by_label("I have read the warnings").check()
-            await page.get_by_role("button", name="Send anyway").click()
+            await send_anyway(page)
             await expect(page.locator("#problem")).to_contain_text("There is a new warning")
             await expect(page.locator("#warnings")).to_contain_text("could not be checked")
             audit = [json.loads(line) for line in it.agent.audit().splitlines()]
             assert [a["action"] for a in audit].count("completeness-acknowledged") == 0
-            await page.get_by_label("Trauma center").select_option(label="County Trauma")
-            await page.get_by_label("I have read the warnings").check()
-            await page.get_by_role("button", name="Send anyway").click()
+            await send_anyway(page)
             await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
             audit = [json.loads(line) for line in it.agent.audit().splitlines()]
             (acknowledged,) = [a for a in audit if a["action"] == "completeness-acknowledged"]

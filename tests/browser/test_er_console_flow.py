@@ -16,6 +16,7 @@ import pytest
 from agent_harness import NURSE, NURSE_PASSWORD, AgentProcess, agent_holding
 from console_browsing import expect_signed_in_as, fits_the_screen, sign_in, snap, workstation
 from e2e.harness import E2ERelay, assert_identical_in_orthanc, pacs_address, post_json
+from er_transfer_page import send_anyway
 from inbox_harness import make_multi_series_study
 from peers.orthanc import OrthancServer
 from phone_harness import decode_qr
@@ -44,9 +45,7 @@ async def _send_again(page: Page) -> str:
     Returns the new transfer's code."""
     await page.get_by_role("link", name="Recent studies").click()
     await page.get_by_role("link", name="ROE, RICHARD").click()
-    await page.get_by_label("Trauma center").select_option(label="County Trauma")
-    await page.get_by_label("I have read the warnings").check()
-    await page.get_by_role("button", name="Send anyway").click()
+    await send_anyway(page)
     problem = page.locator("#problem")
     await expect(problem).to_contain_text("already delivered to County Trauma", timeout=SLOW)
     words = await problem.inner_text()
@@ -102,9 +101,7 @@ async def _flow(browser: Browser, relay: E2ERelay, orthanc: OrthancServer, tmp_p
         await snap(page, "er-study.png")
         await page.get_by_role("button", name="Send anyway").click()
         await expect(page.locator("#problem")).to_contain_text("Tick the box")
-        await page.get_by_label("Trauma center").select_option(label="County Trauma")
-        await page.get_by_label("I have read the warnings").check()
-        await page.get_by_role("button", name="Send anyway").click()
+        await send_anyway(page)
 
         await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
         await expect(page.locator("#state")).to_contain_text("Awaiting authorization", timeout=SLOW)

@@ -15,7 +15,7 @@ from agent_harness import NURSE, NURSE_PASSWORD, agent_holding
 from console_browsing import fits_the_screen, sign_in, snap, workstation
 from e2e.harness import E2ERelay, pacs_address
 from e2e.test_report import ENCAPSULATED_PDF, PDF
-from er_transfer_page import authorize_from_the_page
+from er_transfer_page import authorize_from_the_page, send_anyway
 from inbox_harness import make_multi_series_study
 from peers.orthanc import OrthancServer
 from playwright.async_api import Browser, Page, expect
@@ -66,9 +66,7 @@ async def test_a_pdf_report_added_in_the_console_reaches_the_trauma_center(
             assert await fits_the_screen(page)
             await snap(page, "er-report-added.png")
 
-            await page.get_by_label("Trauma center").select_option(label="County Trauma")
-            await page.get_by_label("I have read the warnings").check()
-            await page.get_by_role("button", name="Send anyway").click()
+            await send_anyway(page)
             await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
             code = (await page.locator("#code").inner_text()).strip()
             await authorize_from_the_page(page, relay.url)
@@ -113,9 +111,7 @@ async def test_a_report_added_after_the_images_went_says_so_and_goes_with_them_a
             await sign_in(page, agent.url, NURSE, NURSE_PASSWORD)
             await page.get_by_role("link", name="ROE, RICHARD").click()
             study_page = page.url
-            await page.get_by_label("Trauma center").select_option(label="County Trauma")
-            await page.get_by_label("I have read the warnings").check()
-            await page.get_by_role("button", name="Send anyway").click()
+            await send_anyway(page)
             await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
             first = page.url.rsplit("/", 1)[1]
             await expect(page.locator("#progress")).to_have_text("Upload complete.", timeout=SLOW)
@@ -127,9 +123,7 @@ async def test_a_report_added_after_the_images_went_says_so_and_goes_with_them_a
             await expect(notice).to_contain_text(f"(transfer {first})")
             await snap(page, "er-report-added-after.png")
 
-            await page.get_by_label("Trauma center").select_option(label="County Trauma")
-            await page.get_by_label("I have read the warnings").check()
-            await page.get_by_role("button", name="Send anyway").click()
+            await send_anyway(page)
             await page.get_by_role("button", name="Send as a new transfer").click(timeout=SLOW)
             await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
             assert page.url.rsplit("/", 1)[1] != first

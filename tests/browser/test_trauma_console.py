@@ -114,6 +114,17 @@ async def _file_as_new_record(page: Page, mrn: str) -> None:
     await page.get_by_role("button", name="Import into the PACS").click()
 
 
+async def _continue_and_import(page: Page, mrn: str, images: int) -> None:
+    """On a stopped import's page: continue (the preview again, from the kept images), file it
+    under a new record `mrn`, and see all `images` imported."""
+    await page.get_by_role("button", name="Continue").click()
+    await _thumbnails_rendered(page, 2)
+    await _file_as_new_record(page, mrn)
+    await expect(page.locator("#result")).to_contain_text(
+        f"Imported {images} verified images", timeout=WAIT_MS
+    )
+
+
 def _orthanc_holds_once(orthanc: OrthancServer, files: list[Path]) -> None:
     uids = [sop_instance_uid(p) for p in files]
     stored = [orthanc.instance_tags(i)["SOPInstanceUID"] for i in orthanc.instances()]
@@ -350,12 +361,7 @@ async def test_an_unconfirmed_import_is_listed_after_a_restart_and_continued(
             await listed.get_by_role("link").click()
             await expect(page.locator("#stopped")).to_contain_text("without using the code again")
             await snap(page, "trauma-10-unfinished.png")
-            await page.get_by_role("button", name="Continue").click()
-            await _thumbnails_rendered(page, 2)  # the preview again, from the kept images
-            await _file_as_new_record(page, "MRN-902")
-            await expect(page.locator("#result")).to_contain_text(
-                f"Imported {len(files)} verified images", timeout=WAIT_MS
-            )
+            await _continue_and_import(page, "MRN-902", len(files))
     finally:
         agent.stop()
     _orthanc_holds_once(orthanc, files)
@@ -408,12 +414,7 @@ async def test_the_qr_of_a_transfer_open_here_goes_to_it_without_spending_anythi
             await _scan(page, agent, scanned)
             await expect(page).to_have_url(page_of_transfer, timeout=WAIT_MS)
             await expect(page.locator("#stopped")).to_contain_text("without using the code again")
-            await page.get_by_role("button", name="Continue").click()
-            await _thumbnails_rendered(page, 2)
-            await _file_as_new_record(page, "MRN-903")
-            await expect(page.locator("#result")).to_contain_text(
-                f"Imported {len(files)} verified images", timeout=WAIT_MS
-            )
+            await _continue_and_import(page, "MRN-903", len(files))
     finally:
         agent.stop()
     _orthanc_holds_once(orthanc, files)
