@@ -32,6 +32,24 @@ async def _add(page: Page, path: Path) -> None:
     await page.get_by_role("button", name="Add the report").click()
 
 
+async def _authorized_and_uploaded(page: Page, relay: E2ERelay) -> str:
+    """On the new transfer's page: its code, once the family authorized and all is uploaded."""
+    await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
+    code = (await page.locator("#code").inner_text()).strip()
+    await authorize_from_the_page(page, relay.url)
+    await expect(page.locator("#progress")).to_have_text("Upload complete.", timeout=SLOW)
+    return code
+
+
+async def _redeemed(
+    relay: E2ERelay, code: str, tmp_path: Path, orthanc: OrthancServer, images: int
+) -> None:
+    redeemed = await asyncio.to_thread(
+        relay.redeem, code, workdir=tmp_path, pacs=pacs_address(orthanc)
+    )
+    assert redeemed.ok().json()["instances"] == images
+
+
 async def test_a_pdf_report_added_in_the_console_reaches_the_trauma_center(
     browser: Browser, orthanc: OrthancServer, tmp_path: Path
 ) -> None:
@@ -67,14 +85,8 @@ async def test_a_pdf_report_added_in_the_console_reaches_the_trauma_center(
             await snap(page, "er-report-added.png")
 
             await send_anyway(page)
-            await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
-            code = (await page.locator("#code").inner_text()).strip()
-            await authorize_from_the_page(page, relay.url)
-            await expect(page.locator("#progress")).to_have_text("Upload complete.", timeout=SLOW)
-        redeemed = await asyncio.to_thread(
-            relay.redeem, code, workdir=tmp_path, pacs=pacs_address(orthanc)
-        )
-        assert redeemed.ok().json()["instances"] == len(images) + 1
+            code = await _authorized_and_uploaded(page, relay)
+        await _redeemed(relay, code, tmp_path, orthanc, len(images) + 1)
     finally:
         relay.stop()
 
@@ -125,15 +137,9 @@ async def test_a_report_added_after_the_images_went_says_so_and_goes_with_them_a
 
             await send_anyway(page)
             await page.get_by_role("button", name="Send as a new transfer").click(timeout=SLOW)
-            await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
+            code = await _authorized_and_uploaded(page, relay)
             assert page.url.rsplit("/", 1)[1] != first
-            code = (await page.locator("#code").inner_text()).strip()
-            await authorize_from_the_page(page, relay.url)
-            await expect(page.locator("#progress")).to_have_text("Upload complete.", timeout=SLOW)
-        redeemed = await asyncio.to_thread(
-            relay.redeem, code, workdir=tmp_path, pacs=pacs_address(orthanc)
-        )
-        assert redeemed.ok().json()["instances"] == len(images) + 1
+        await _redeemed(relay, code, tmp_path, orthanc, len(images) + 1)
     finally:
         relay.stop()
     tags = [orthanc.instance_tags(i)["SOPClassUID"] for i in orthanc.instances()]
