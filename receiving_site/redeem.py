@@ -309,6 +309,7 @@ async def _unlock(
         break_glass=bool(answer["break_glass"]),
         pending=slot,
         consent_from_sending_site=answer.get("consent_from_sending_site") is True,
+        code=state.code_digest(secret.compact()) if isinstance(secret, RedemptionCode) else "",
     )
     await asyncio.to_thread(state.save_key, req.state_dir, saved)
     return saved
@@ -384,15 +385,18 @@ async def redeem(
     arrives, and nothing is stored unless it answers True, or a `Filing` naming the local
     record to file the study under (`NotConfirmed`; the transfer stays resumable)."""
     slot = req.resume and state.slot_of(req.state_dir, req.resume)
+    typed = ""  # the typed code's digest (`state.Delivery.code`)
     if not slot:
         secret = parse_secret(req.secret or "")
         if isinstance(secret, Capability):
             # The QR of a transfer redeemed here with its typed code takes that code's turn.
             slot = state.slot_of(req.state_dir, secret.transfer_id)
         else:
-            slot = str(secret.locator)
+            slot, typed = str(secret.locator), state.code_digest(secret.compact())
     async with turns.turn(req.state_dir, slot, lambda: on_event(Waiting())):
         done = state.delivery(req.state_dir, req.resume or slot)
+        if done is not None and typed and done.code and done.code != typed:
+            done = None  # another code, which the relay gave the same locator since
         if done is not None:
             return RedeemResult(
                 done.transfer_id,
@@ -455,6 +459,7 @@ async def _redeem(
         result.destination,
         result.break_glass,
         time.time(),
+        saved.code,
     )
     names = {saved.transfer_id} | ({saved.pending} if saved.pending else set())
     await asyncio.to_thread(state.record_delivery, req.state_dir, names, delivered)

@@ -20,6 +20,7 @@ a crash a file is either absent or whole.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from dataclasses import asdict, dataclass
@@ -47,6 +48,7 @@ class SavedKey:
     pending: str | None = None
     # The relay saw the patient's authorization come from the sending site's own address.
     consent_from_sending_site: bool = False
+    code: str = ""  # `code_digest` of the typed code that redeemed it; empty for a QR
 
 
 def folder(state_dir: Path) -> Path:
@@ -111,6 +113,7 @@ def save_key(state_dir: Path, key: SavedKey) -> None:
         "break_glass": key.break_glass,
         "pending": key.pending,
         "consent_from_sending_site": key.consent_from_sending_site,
+        "code": key.code,
     }
     write_atomically(_key_path(state_dir, key.transfer_id), json.dumps(body).encode())
 
@@ -133,6 +136,7 @@ def load_key(state_dir: Path, transfer_id: str) -> SavedKey:
         break_glass=bool(body["break_glass"]),
         pending=str(pending) if pending is not None else None,
         consent_from_sending_site=body.get("consent_from_sending_site") is True,
+        code=str(body.get("code", "")),
     )
 
 
@@ -214,7 +218,9 @@ def held_for(state_dir: Path, transfer_id: str) -> HeldFor | None:
 @dataclass(frozen=True)
 class Delivery:
     """A study this machine delivered: where (PACS address or folder), how much, and when
-    (seconds since the epoch)."""
+    (seconds since the epoch). `code`: the SHA-256 of the typed code that redeemed it (its
+    compact form), so that another code the relay later gives the same locator is not taken for
+    it; empty for a QR, and in records written before."""
 
     transfer_id: str
     instances: int
@@ -222,6 +228,12 @@ class Delivery:
     destination: str
     break_glass: bool
     at: float
+    code: str = ""
+
+
+def code_digest(code: str) -> str:
+    """What `Delivery.code` holds for a code given in its compact form."""
+    return hashlib.sha256(code.encode("ascii")).hexdigest()
 
 
 def _delivery_path(state_dir: Path, name: str) -> Path:

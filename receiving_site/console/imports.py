@@ -85,6 +85,7 @@ class Import:
 
     slot: str  # the code's locator, or the transfer id (a QR, or found after a restart)
     started_by: str
+    code: str = ""  # `state.code_digest` of the typed code that started it; empty for a QR
     transfer_id: str = ""
     sender: str = ""
     break_glass: bool = False
@@ -193,11 +194,18 @@ class Imports:
         known = self.open_for(secret)
         if known is not None:
             return known
-        slot = secret.transfer_id if isinstance(secret, Capability) else str(secret.locator)
-        discarded = next((j for j in self.all() if j.slot == slot and j.discarded), None)
+        if isinstance(secret, Capability):
+            slot, code = secret.transfer_id, ""
+        else:
+            slot, code = str(secret.locator), state.code_digest(secret.compact())
+        # Its code is spent and nothing is kept: its page says so. By the code itself, not its
+        # locator, which the relay gives another transfer once this one is gone.
+        discarded = next(
+            (j for j in self.all() if j.slot == slot and j.code == code and j.discarded), None
+        )
         if discarded is not None:
-            return discarded  # its code is spent and nothing is kept: its page says so
-        job = Import(slot=slot, started_by=user)
+            return discarded
+        job = Import(slot=slot, started_by=user, code=code)
         self._starting.append(job)
         req = replace(self.request, secret=text)
         job.task = asyncio.create_task(self._run(job, req))

@@ -448,3 +448,28 @@ async def test_a_receipt_stored_but_never_answered_is_finished_by_the_same_code(
     assert await pushed.attempt_results() == ["redeemed"]  # not asked again, so not refused
     assert await pushed.state() == ("delivered", 0)
     assert pushed.state_files() == pushed.delivered_files()
+
+
+@pytest.mark.asyncio
+async def test_a_delivery_kept_under_a_locator_is_not_taken_for_another_code(
+    pushed: Pushed,
+) -> None:
+    """The relay gives a locator again once its transfer is gone: the delivery this machine
+    recorded under it belongs to that earlier code only. Another code with the locator is
+    redeemed, not answered "already delivered"."""
+    locator = RedemptionCode.parse(pushed.code).locator
+    folder = pushed.work / "tc-state" / "receiving"
+    folder.mkdir(parents=True, mode=0o700)
+    earlier = state.Delivery(
+        "T" * 24, 3, 1000, "/elsewhere", False, 1_700_000_000.0, state.code_digest("0" * 16)
+    )
+    state.record_delivery(pushed.work / "tc-state", {str(locator)}, earlier)
+
+    result = await redeem.redeem(pushed.request(), quiet)
+
+    assert result.delivered_before is None
+    assert (result.transfer_id, result.instances) == (pushed.transfer_id, INSTANCES)
+    # The same code again is answered from this machine's record, now its own.
+    again = await redeem.redeem(pushed.request(), quiet)
+    assert again.delivered_before is not None
+    assert again.transfer_id == pushed.transfer_id

@@ -1,0 +1,56 @@
+"""The trauma console's imports (`receiving_site.console.imports.Imports`) without a relay: the
+redemption is a stand-in that unlocks a transfer and stops, as a held study does."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from held_studies import held_study
+
+from receiving_site import errors
+from receiving_site.console import imports as imports_module
+from receiving_site.console.imports import Imports
+from receiving_site.holds import Person
+from receiving_site.redeem import RedeemRequest, Unlocked
+from site_agent.audit import AuditLog
+from transfer_codes.codes import RedemptionCode
+from transfer_codes.tokens import new_transfer_id
+
+
+@pytest.mark.asyncio
+async def test_a_discarded_import_is_found_by_its_own_code_not_by_its_locator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a transfer is gone the relay gives its locator to another: the code of another
+    patient's transfer with the same locator is redeemed, not sent to the discarded one's page."""
+    first = RedemptionCode.generate(7)
+    other = RedemptionCode.generate(7)
+    assert other.compact() != first.compact()
+    redeemed: list[str | None] = []
+    tid = new_transfer_id()
+
+    async def held(req: RedeemRequest, on_event: Any, confirm: Any = None) -> Any:
+        redeemed.append(req.secret)
+        on_event(Unlocked(tid, "St. Mary's ED", False))
+        raise errors.ReceivingError("held for review")
+
+    monkeypatch.setattr(imports_module, "redeem", held)
+    audit = AuditLog(tmp_path / "audit", time.time)
+    imports = Imports(RedeemRequest("http://127.0.0.1:9", "credential", tmp_path), audit)
+    job = imports.start(first, first.compact(), "clerk")
+    assert job.task is not None
+    await job.task
+    person = Person("ER-1", "ROE^RICHARD", "19700301", "M")
+    imports.discarded(tid, held_study(tid, theirs=person, at=1.0), "clerk")
+    assert job.discarded
+
+    assert imports.start(first, first.compact(), "clerk") is job  # its page says so
+    assert redeemed == [first.compact()]
+    again = imports.start(other, other.compact(), "clerk")
+    assert again is not job
+    assert again.task is not None
+    await again.task
+    assert redeemed == [first.compact(), other.compact()]
