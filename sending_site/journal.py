@@ -4,11 +4,12 @@ site's own state folder and never leaves the hospital."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ class TransferJournal:
     # console can name the patient beside each transfer; empty in older journals.
     patient_label: str = ""
     # Its manifest was closed marked incomplete (staff stopped waiting for more images): the
-    # trauma center stores none of it, so sending the study again replaces it.
+    # trauma center does not import it as the whole study, so sending the study again replaces it.
     incomplete: bool = False
 
     def fingerprint(self) -> list[tuple[str, int, int]]:
@@ -80,6 +81,7 @@ class TransferJournal:
 
 
 LOCK_NAME = ".journals.lock"
+REISSUE_LOCK_NAME = ".reissue.lock"
 
 
 def _folder(state_dir: Path) -> Path:
@@ -110,6 +112,21 @@ def _locked(state_dir: Path) -> Iterator[None]:
     fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.asynccontextmanager
+async def reissuing(state_dir: Path) -> AsyncIterator[None]:
+    """One re-issue at a time on this state folder, in this process or another (a second tab,
+    the command line): each draws its code, has the relay take it and saves it before the next
+    starts, so the code kept is the one the relay took last. Waited for off the loop."""
+    folder = _folder(state_dir)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(folder / REISSUE_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
@@ -166,12 +183,16 @@ def change_code(
     code: str,
     capability: str,
     issued_at: float | None = None,
+    only_if: str | None = None,
 ) -> TransferJournal:
     """Give the journal on disk a new code and capability (`issued_at`: when the relay took
     them), leaving the rest as the latest save left it: a push may be saving its progress.
-    Returns the journal saved."""
+    `only_if`: only while the code on disk is this one (another re-issue, run meanwhile, has
+    the last word). Returns the journal on disk."""
     with _locked(state_dir):
         record = load(state_dir, transfer_id)
+        if only_if is not None and record.code != only_if:
+            return record
         issued = [*record.issued_at, issued_at] if issued_at is not None else record.issued_at
         record = replace(record, code=code, capability=capability, issued_at=issued)
         _write(state_dir, record)
@@ -183,13 +204,20 @@ def forget_secrets(state_dir: Path, record: TransferJournal) -> TransferJournal:
     needs its data key, QR capability, authorization token or phone key any more: they are
     dropped from the journal, so a later copy of this folder opens nothing. The code stays,
     as words for messages (it unlocks nothing now). An unfinished journal is left as it is:
-    the next push of the same study reads it to decide."""
-    if not record.done or not (
-        record.data_key or record.capability or record.authorization_token or record.phone_key
-    ):
+    the next push of the same study reads it to decide. `record` is what the caller read; the
+    journal is read again under the lock, so nothing saved since is undone."""
+    if not record.done:
         return record
-    forgotten = replace(record, data_key=b"", capability="", authorization_token="", phone_key="")
-    save(state_dir, forgotten)
+    with _locked(state_dir):
+        record = load(state_dir, record.transfer_id)
+        if not record.done or not (
+            record.data_key or record.capability or record.authorization_token or record.phone_key
+        ):
+            return record
+        forgotten = replace(
+            record, data_key=b"", capability="", authorization_token="", phone_key=""
+        )
+        _write(state_dir, forgotten)
     return forgotten
 
 

@@ -124,12 +124,12 @@ class PushPlan:
                 gone.append(_Pending(record, why, _Purpose.GONE, said_no=said_no))
             elif seen.state == TransferState.DELIVERED:
                 delivered.append((record, seen))
+            elif record.done and record.incomplete:  # even of the same files: it is over
+                incomplete.append(record)
             elif _resumable(record, self.wanted):
                 same.append(record)
             elif not record.done:
                 unfinished.append(record)
-            elif record.incomplete:
-                incomplete.append(record)
             else:
                 finished.append((record, seen))
         if self.wanted.replace:
@@ -240,6 +240,18 @@ class PushPlan:
             self._current(), objects=_grown(self._current().objects, objects)
         )
         return [Save(self.current)]
+
+    def saved(self, record: TransferJournal) -> None:
+        """A `Save` wrote `record` as it stands on disk now: with a code re-issued meanwhile (the
+        console, or `reissue` in another terminal), which the rest of this push uses too (the
+        phone's documents, what is shown)."""
+        if self.current is not None and self.current.transfer_id == record.transfer_id:
+            self.current = dataclasses.replace(
+                self.current,
+                code=record.code,
+                capability=record.capability,
+                issued_at=record.issued_at,
+            )
 
     def upload_finished(self, incomplete: bool = False) -> list[Decision]:
         """The relay holds every object and the closed manifest (`incomplete`: marked so,

@@ -827,7 +827,8 @@ class _Sending:
             case decisions.Save(record):
                 # Off the loop (a file and a folder fsync): the agent's fetches, inbox commits
                 # and uploads share it. Awaited, so the next decision still follows the save.
-                await asyncio.to_thread(journal.save_from_push, self.req.state_dir, record)
+                saved = await asyncio.to_thread(journal.save_from_push, self.req.state_dir, record)
+                self.plan.saved(saved)
             case decisions.GiveUp(record, revoke):
                 refusal: Exception | None = None
                 if revoke:

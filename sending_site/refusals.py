@@ -51,19 +51,23 @@ def delivered(record: TransferJournal, seen: Seen) -> Said:
 
 
 def already_sent(record: TransferJournal, seen: Seen) -> Said:
+    """The console's words name the transfer, not its code: the job page's record keeps them,
+    and it holds no secret (the transfer's page shows the code)."""
     facts = (
         f"Transfer {record.transfer_id} already carries this patient's study to "
         f"{destination(seen, record)}, sent from "
     )
     then = (
-        f"; its code {grouped(record)} still works. Nothing was sent. If that code went with the "
-        "patient, nothing more is needed; to send "
+        " still works. Nothing was sent. If that code went with the patient, nothing more is "
+        "needed; to send "
     )
     return Said(
-        facts + "files that differ from these" + then + "these files instead and stop that "
-        "code, run the same command with --replace.",
-        facts + "images that differ from these" + then + "these images instead and stop that "
-        f"code, send them as a new transfer ({SEND_AS_NEW}).",
+        facts + f"files that differ from these; its code {grouped(record)}" + then + "these "
+        "files instead and stop that code, run the same command with --replace.",
+        facts
+        + "images that differ from these; its code (on its transfer sheet)"
+        + then
+        + f"these images instead and stop that code, send them as a new transfer ({SEND_AS_NEW}).",
     )
 
 

@@ -29,7 +29,15 @@ async def reissue(
     state_dir: Path, transfer_id: str, relay: str | None, credential: str
 ) -> Reissued:
     """Give `transfer_id` (sent from this machine) a new code. Raises `TransferAbandoned`
-    when it was given up, `TransferDeclined` when the patient or family said no."""
+    when it was given up, `TransferDeclined` when the patient or family said no. One re-issue
+    at a time (`journal.reissuing`)."""
+    async with journal.reissuing(state_dir):
+        return await _reissue(state_dir, transfer_id, relay, credential)
+
+
+async def _reissue(
+    state_dir: Path, transfer_id: str, relay: str | None, credential: str
+) -> Reissued:
     record = journal.load(state_dir, transfer_id)
     if record.abandoned:
         facts = (
@@ -56,7 +64,13 @@ async def reissue(
         try:
             await install_locks(client, record, "reissue")
         except RelayRefused:  # it did not take the new code: the old one is still the code
-            journal.change_code(state_dir, transfer_id, code=old_code, capability=old_capability)
+            journal.change_code(
+                state_dir,
+                transfer_id,
+                code=old_code,
+                capability=old_capability,
+                only_if=record.code,
+            )
             raise
         if record.phone_key:  # the patient's phone shows the new code from now on
             await phone.upload(client, record, None)
@@ -68,6 +82,7 @@ async def reissue(
         code=record.code,
         capability=record.capability,
         issued_at=time.time(),
+        only_if=record.code,
     )
     return Reissued(record, status, replaces)
 

@@ -126,6 +126,22 @@ def _site_phone(request: web.Request) -> str:
         return ""
 
 
+NO_SHEET = (
+    "No sheet was printed: this transfer's code no longer works (see its state below). If it is "
+    "locked, give it a new code first."
+)
+
+
+def _code_works(state: str, record: journal.TransferJournal) -> bool:
+    """Whether the transfer's code can still be redeemed, so shown and printed: not over, not
+    given up, not locked (a new code unlocks it) and not spent."""
+    return (
+        state not in OVER
+        and not record.abandoned
+        and state not in (TransferState.LOCKED, TransferState.REDEEMED)
+    )
+
+
 def _recipient(relay_status: dict[str, Any], record: journal.TransferJournal) -> str:
     return str((relay_status.get("recipient") or {}).get("display_name") or record.recipient)
 
@@ -195,9 +211,11 @@ async def replace_earlier(request: web.Request) -> web.Response:
 
 
 async def _start_again(request: web.Request, job: Job, *, replace_earlier: bool) -> None:
-    record = replace(
-        job.record, ended=False, problem="", replaceable=False, replace=replace_earlier
-    )
+    """Start `job`'s push again; `replace_earlier`: replacing what it stopped at. A job that was
+    replacing and stopped before its own transfer existed (the earlier one not withdrawn yet)
+    goes on replacing."""
+    again = replace_earlier or job.record.replace
+    record = replace(job.record, ended=False, problem="", replaceable=False, replace=again)
     start_push(request.app[JOBS], record)
     await request.app[AUDIT].arecord(
         "transfer-started",
@@ -207,7 +225,7 @@ async def _start_again(request: web.Request, job: Job, *, replace_earlier: bool)
         recipient=record.recipient,
         job=record.job_id,
         again=True,
-        replace=replace_earlier,
+        replace=again,
     )
 
 
@@ -262,7 +280,7 @@ async def _transfer_page(
         waiting=state in WAITING and not relay_status.get("authorized_by"),
         live=live,
         # A locked code works no more and a redeemed one is spent: neither is shown or printed.
-        show_code=live and state not in (TransferState.LOCKED, TransferState.REDEEMED),
+        show_code=_code_works(state, record),
         locked=state == TransferState.LOCKED,
         can_reissue=live and (not known or state in REISSUABLE),
         can_revoke=live and (not known or state in REVOCABLE),
@@ -287,7 +305,7 @@ DONE = {
     "reissued": "A new code was issued: the old code, its QR and the old sheet no longer work. "
     "Print the new transfer sheet for the patient.",
     "stopped": "No more images are waited for: the transfer closes with what has arrived, and "
-    "the trauma center is told the study is incomplete and stores none of it. Once every image "
+    "the trauma center is told the study is incomplete and does not import it as the whole study. Once every image "
     "has arrived, send the study again from its page: the new transfer replaces this one.",
     "revoked": "The transfer is revoked: its code and QR no longer work, and the family's phone "
     "says it was cancelled.",
@@ -415,6 +433,9 @@ async def sheet(request: web.Request) -> web.Response:
     relay_status, unknown = await _status(request, record)
     if unknown:
         return await _transfer_page(request, status=502, problem=unknown)
+    if not _code_works(str(relay_status.get("state")), record):  # a page left open meanwhile
+        await _audit(request, "sheet-printed", record.transfer_id, outcome="refused")
+        return await _transfer_page(request, status=409, problem=NO_SHEET)
     pdf = render_sheet(
         sheet_of(record, relay_status, relay=record.relay, site_phone=_site_phone(request)), paper
     )

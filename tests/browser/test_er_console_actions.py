@@ -199,6 +199,15 @@ async def test_a_locked_code_is_not_shown_and_a_new_one_unlocks(
             await expect(page.locator("#print-sheet")).to_have_count(0)
             assert code not in await page.content()
             await snap(page, "er-transfer-locked.png")
+            # A page printed from before the lock: no sheet of a code that no longer works.
+            token = await page.locator('input[name="csrf_token"]').first.get_attribute("value")
+            stale = await page.context.request.post(
+                f"{page.url}/sheet",
+                form={"csrf_token": token or "", "paper": "a4"},
+                headers={"Origin": agent.url},
+            )
+            assert stale.status == 409
+            assert "No sheet was printed" in await stale.text()
 
             await page.get_by_role("link", name="Give a new code").click()
             await page.get_by_role("button", name="Yes, give a new code").click()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from pathlib import Path
 
 from sending_site import journal
@@ -103,3 +104,26 @@ def test_a_new_transfer_is_saved_as_the_push_made_it(tmp_path: Path) -> None:
     assert journal.save_from_push(tmp_path, record) == record
     assert journal.load(tmp_path, record.transfer_id) == record
     assert journal.transfer_ids(tmp_path) == [record.transfer_id]  # the lock file is not one
+
+
+def test_a_save_waits_for_the_lock_a_code_change_holds(tmp_path: Path) -> None:
+    """The journals' lock is what keeps a push's save and a re-issue apart: a save started
+    while the lock is held writes only once it is released, and then keeps the new code."""
+    record = _record()
+    journal.save(tmp_path, record)
+    saved = threading.Event()
+
+    def push_saves() -> None:
+        journal.save_from_push(tmp_path, dataclasses.replace(record, done=True))
+        saved.set()
+
+    with journal._locked(tmp_path):  # as `change_code` holds it
+        saver = threading.Thread(target=push_saves)
+        saver.start()
+        assert not saved.wait(0.5)  # waits for the lock, however long it is held
+        changed = dataclasses.replace(journal.load(tmp_path, record.transfer_id), code="NEW")
+        journal._write(tmp_path, changed)
+    saver.join(timeout=60)
+    assert saved.is_set()
+    on_disk = journal.load(tmp_path, record.transfer_id)
+    assert (on_disk.code, on_disk.done) == ("NEW", True)

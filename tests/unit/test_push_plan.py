@@ -312,7 +312,10 @@ def a_finished_transfer_from_other_files_stops_the_push() -> Drive:
     assert message.endswith("run the same command with --replace.")
     error = d.error()
     assert isinstance(error, errors.SendingError)
-    assert f"its code {RedemptionCode.parse(old.code).grouped()} still works" in error.for_console
+    assert (
+        RedemptionCode.parse(old.code).grouped() not in error.for_console
+    )  # the job file keeps it
+    assert "its code (on its transfer sheet) still works" in error.for_console
     assert error.for_console.endswith(
         "to send these images instead and stop that code, send them as a new transfer (the "
         "button below)."
@@ -370,6 +373,17 @@ def a_transfer_closed_incomplete_is_replaced_when_the_study_is_sent_again() -> D
     ]
     assert d("upload_finished", True) == [("save", "new", True, "")]
     assert d.saved().incomplete  # stopped again before the study was complete
+    return d
+
+
+@scenario
+def a_transfer_closed_incomplete_is_replaced_even_when_nothing_more_arrived() -> Drive:
+    """Sent again before any other image came: the incomplete transfer is not resumed (it is
+    over, and would follow nothing); a new one follows the study."""
+    d = drive(journal("old1", done=True, incomplete=True), following=True)
+    assert d("statuses_received", {"old1": seen("authorized")}) == [("create",)]
+    d("transfer_created", T0, NEW)
+    assert ("give_up", "old1", True) in d("transfer_seen", seen("created"), holdings())
     return d
 
 
@@ -718,3 +732,20 @@ def test_a_followed_transfer_whose_file_changed_is_not_resumed() -> None:
 def test_only_a_followed_push_resumes_a_transfer_of_fewer_files() -> None:
     d = drive(journal("old1"), objects=(*FILES, ARRIVED))
     assert d("statuses_received", {"old1": seen("awaiting_authorization")}) == [("create",)]
+
+
+def test_a_code_re_issued_while_the_push_runs_is_the_one_it_shows_and_seals() -> None:
+    """The console re-issued the code between the push reading its journals and showing the
+    code: the journal saved (`PushPlan.saved`) holds the new one, and the push uses it."""
+    d = drive(journal("old1", done=True))
+    assert d("statuses_received", {"old1": seen("authorized")}) == [("look", "old1")]
+    fresh = RedemptionCode.generate(7)
+    d.plan.saved(journal("old1", code=fresh.compact(), capability="new capability"))
+    steps = d.plan.transfer_seen(seen("authorized"), ALL_HELD)
+    (phone,) = [s for s in steps if isinstance(s, decisions.LeavePhoneDocuments)]
+    (show,) = [s for s in steps if isinstance(s, decisions.Show)]
+    assert phone.record.code == fresh.compact()
+    assert (show.ready.code, show.ready.capability) == (fresh.grouped(), "new capability")
+    d.plan.saved(journal("other2", code=CODE))  # another transfer's journal changes nothing
+    assert d.plan.current is not None
+    assert d.plan.current.code == fresh.compact()
