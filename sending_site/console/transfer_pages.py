@@ -305,8 +305,9 @@ DONE = {
     "reissued": "A new code was issued: the old code, its QR and the old sheet no longer work. "
     "Print the new transfer sheet for the patient.",
     "stopped": "No more images are waited for: the transfer closes with what has arrived, and "
-    "the trauma center is told the study is incomplete and does not import it as the whole study. Once every image "
-    "has arrived, send the study again from its page: the new transfer replaces this one.",
+    "the trauma center is told the study is incomplete and does not import it as the whole "
+    "study. Once every image has arrived, send the study again from its page: the new transfer "
+    "replaces this one.",
     "revoked": "The transfer is revoked: its code and QR no longer work, and the family's phone "
     "says it was cancelled.",
 }
