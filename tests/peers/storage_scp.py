@@ -111,6 +111,12 @@ class RecordingStorageSCP:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        # Let associations the peer is closing end on their own first: shutting down aborts
+        # those still open, and pynetdicom raises in its thread when the abort meets one it
+        # has just rejected and is waiting for the peer to close (Sta13, InvalidEventError).
+        deadline = time.monotonic() + 5.0
+        while self._server.active_associations and time.monotonic() < deadline:
+            time.sleep(0.01)
         self._ae.shutdown()
 
     @property
