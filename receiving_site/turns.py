@@ -14,42 +14,27 @@ take a second lock on a new file of the same name.
 
 from __future__ import annotations
 
-import asyncio
-import fcntl
-import os
+import contextlib
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from receiving_site import errors, state
-
-_FLAGS = os.O_RDWR | os.O_CREAT
-POLL_SECONDS = 0.2  # how often a waiting run tries the lock again (a sleep is cancellable)
+from site_agent import file_lock
 
 
-@asynccontextmanager
+@contextlib.asynccontextmanager
 async def turn(state_dir: Path, slot: str, on_wait: Callable[[], None]) -> AsyncIterator[None]:
     """Hold the lock of `slot` for the body; `on_wait()` is called once if another run holds
     it, before waiting for it. Raises `ReceivingError` if the state folder cannot be used."""
-    try:
-        fd = os.open(state.folder(state_dir) / state.slot_file("lock", slot), _FLAGS, 0o600)
-    except OSError as e:
-        raise errors.ReceivingError(
-            f"This machine's state folder {state_dir} cannot be used ({e.strerror or e}); "
-            "nothing was done and the code has not been used. Check its permissions, or give "
-            "another with --state."
-        ) from e
-    try:
-        waiting = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not waiting:
-                    on_wait()
-                    waiting = True
-                await asyncio.sleep(POLL_SECONDS)
+    async with contextlib.AsyncExitStack() as stack:
+        path = state.folder(state_dir) / state.slot_file("lock", slot)
+        lock = file_lock.waited_for(path, on_wait)
+        try:
+            await stack.enter_async_context(lock)
+        except OSError as e:
+            raise errors.ReceivingError(
+                f"This machine's state folder {state_dir} cannot be used ({e.strerror or e}); "
+                "nothing was done and the code has not been used. Check its permissions, or "
+                "give another with --state."
+            ) from e
         yield
-    finally:
-        os.close(fd)  # releases the lock

@@ -4,17 +4,14 @@ site's own state folder and never leaves the hospital."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import fcntl
 import json
-import os
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from sending_site import errors
+from site_agent import file_lock
 from site_agent.local_state import site_folder, write_atomically
 from transfer_codes.tokens import is_transfer_id
 from transfer_codes.wire import b64decode_text, b64encode_text
@@ -102,34 +99,17 @@ def as_json(journal: TransferJournal) -> dict[str, Any]:
     return body
 
 
-@contextlib.contextmanager
-def _locked(state_dir: Path) -> Iterator[None]:
-    """The journals' lock (`flock`, released by the kernel if the process dies): a push and a
-    re-issue of the same transfer, in this process or another, each read and write a journal
-    whole, in turn."""
-    folder = _folder(state_dir)
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+def _locked(state_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """The journals' lock: a push and a re-issue of the same transfer, in this process or
+    another, each read and write a journal whole, in turn."""
+    return file_lock.held(_folder(state_dir) / LOCK_NAME)
 
 
-@contextlib.asynccontextmanager
-async def reissuing(state_dir: Path) -> AsyncIterator[None]:
+def reissuing(state_dir: Path) -> contextlib.AbstractAsyncContextManager[None]:
     """One re-issue at a time on this state folder, in this process or another (a second tab,
     the command line): each draws its code, has the relay take it and saves it before the next
     starts, so the code kept is the one the relay took last. Waited for off the loop."""
-    folder = _folder(state_dir)
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(folder / REISSUE_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    return file_lock.waited_for(_folder(state_dir) / REISSUE_LOCK_NAME)
 
 
 def _write(state_dir: Path, journal: TransferJournal) -> None:

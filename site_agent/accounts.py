@@ -10,15 +10,13 @@ so an added user can sign in and a removed one is signed out without a restart.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from site_agent import errors
+from site_agent import errors, file_lock
 from site_agent.local_state import write_atomically
 from site_agent.passwords import PasswordHash
 
@@ -116,15 +114,10 @@ class Accounts:
     @contextlib.contextmanager
     def _changing(self) -> Iterator[dict[str, Account]]:
         """The accounts, under the lock; written back if the block ends without an error."""
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.folder / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with file_lock.held(self.folder / LOCK):
             accounts = self._read()
             yield accounts
             write_atomically(self.path, _encoded(accounts))
-        finally:
-            os.close(fd)  # closing releases the lock
 
 
 def _encoded(accounts: dict[str, Account]) -> bytes:
