@@ -84,11 +84,20 @@ def _content_intact(record: Mapping[str, Any]) -> bool:
         return False
 
 
-def verify_audit_chain(records: Iterable[Mapping[str, Any]]) -> list[ChainFinding]:
+# How many of the latest records' hashes the check keeps, to tell records inserted from a record
+# replaced (about 15 MB). A run of inserted records longer than this is still found, as a broken
+# link at the record after it; the check's memory stays the same however long the trail.
+INSERTIONS_TOLD_WITHIN = 100_000
+
+
+def verify_audit_chain(
+    records: Iterable[Mapping[str, Any]], remember: int = INSERTIONS_TOLD_WITHIN
+) -> list[ChainFinding]:
     """What is wrong with `records` (stored rows in `seq` order, as `audit_records()` gives them),
-    one finding per wrong record; empty when the trail is intact. Read once, in order."""
+    one finding per wrong record; empty when the trail is intact. Read once, in order, keeping
+    the hashes of the latest `remember` records only."""
     findings: list[ChainFinding] = []
-    seen: dict[bytes, int] = {}  # each earlier record's stored hash, to its seq
+    seen: dict[bytes, int] = {}  # the latest records' stored hashes, to their seq (oldest first)
     prev_seq, prev_hash = 0, GENESIS
     for r in records:
         seq = int(r["seq"])
@@ -137,6 +146,8 @@ def verify_audit_chain(records: Iterable[Mapping[str, Any]]) -> list[ChainFindin
         stored = _bytes(r.get("hash"))
         if stored is not None:
             seen.setdefault(stored, seq)
+            if len(seen) > remember:
+                del seen[next(iter(seen))]
             prev_hash = stored
         prev_seq = seq
     return sorted(findings, key=lambda f: f.seq)
