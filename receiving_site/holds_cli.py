@@ -90,14 +90,20 @@ def run_discard(agent: Agent, args: argparse.Namespace) -> int:
     from receiving_site.holds_queue import Choice, Decision, Place
     from site_agent.audit import AuditLog
     from site_agent.commands import _operator, settings_of  # who, as account changes say
+    from site_agent.credential import read_credential
+    from site_agent.errors import AgentError
     from site_agent.local_state import site_folder
 
     settings = settings_of(agent, args)
     state_dir = settings.state.folder
     audit = AuditLog(site_folder(state_dir, agent.folder), time.time)
+    try:  # to tell the relay, so that the ER sees the discard; without it, said at the end
+        credential = read_credential(settings.relay.credential_file)
+    except AgentError:
+        credential = ""
     decided = asyncio.run(
         holds_queue.decide(
-            Place(state_dir, ""),
+            Place(state_dir, credential),
             args.transfer_id,
             Decision(Choice.DISCARD),
             audit=audit,
@@ -105,8 +111,10 @@ def run_discard(agent: Agent, args: argparse.Namespace) -> int:
             where="local",
         )
     )
+    from receiving_site.console.holds import told_sender
+
     print(
-        f"The held study {decided.held.transfer_id} was removed from this machine; the ER still "
-        "has it."
+        f"The held study {decided.held.transfer_id} was removed from this machine. "
+        + told_sender(decided.sender_told)
     )
     return 0

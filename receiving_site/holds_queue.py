@@ -20,7 +20,9 @@ from receiving_site.redeem import RedeemRequest, RedeemResult, forget_transfer, 
 from receiving_site.settings import ReceiverSettings
 from receiving_site.stow import StowDestination
 from site_agent.audit import AuditLog
+from site_agent.client import RelayClient
 from site_agent.errors import AgentError
+from transfer_codes.wire import DISCARDED
 
 
 class Choice(enum.Enum):
@@ -99,6 +101,9 @@ class Decided:
     held: HeldStudy
     decision: Decision
     result: RedeemResult | None
+    # A discard: whether the relay was told, so the ER's console and the family's phone say
+    # it was discarded (False: no credential here, or the relay out of reach or refusing).
+    sender_told: bool = False
 
 
 def request(held: HeldStudy, decision: Decision, place: Place, relay: str) -> RedeemRequest:
@@ -167,21 +172,44 @@ def request(held: HeldStudy, decision: Decision, place: Place, relay: str) -> Re
     )
 
 
-async def _discard(place: Place, held: HeldStudy) -> None:
+async def _tell_sender(place: Place, saved: state.SavedKey, held: HeldStudy) -> bool:
+    """Report the discard to the relay (counts only: how many images the PACS had stored as
+    they arrived), so the ER's console and the family's phone say so. False when it cannot be
+    told; the discard goes on all the same (the page then says to call the ER)."""
+    if not place.credential:
+        return False
+    body: dict[str, object] = {
+        "instances": held.stored_in_pacs,
+        "bytes": 0,
+        "destination": DISCARDED,
+        "complete": False,
+    }
+    try:
+        async with RelayClient(saved.relay, place.credential) as client:
+            await client.receipt(saved.transfer_id, body)
+    except AgentError:
+        return False
+    return True
+
+
+async def _discard(place: Place, held: HeldStudy) -> bool:
     """Forget the transfer, in turn with any redemption of it on this machine (a second click,
-    another nurse): `HoldNotFound` if that one resolved it first."""
+    another nurse): `HoldNotFound` if that one resolved it first. Whether the relay was told."""
     slot = await asyncio.to_thread(state.slot_of, place.state_dir, held.transfer_id)
     async with turns.turn(place.state_dir, slot, lambda: None):
         if await asyncio.to_thread(hold_record.load, place.state_dir, held.transfer_id) is None:
             raise errors.HoldNotFound()
         saved = await asyncio.to_thread(state.load_key, place.state_dir, held.transfer_id)
+        told = await _tell_sender(place, saved, held)
         await asyncio.to_thread(forget_transfer, place.state_dir, saved)
+    return told
 
 
-async def _carry_out(place: Place, held: HeldStudy, decision: Decision) -> RedeemResult | None:
+async def _carry_out(place: Place, held: HeldStudy, decision: Decision) -> RedeemResult | bool:
+    """What the redemption a resolution resumed did, or for a discard whether the relay was
+    told."""
     if decision.choice is Choice.DISCARD:
-        await _discard(place, held)
-        return None
+        return await _discard(place, held)
     saved = await asyncio.to_thread(state.load_key, place.state_dir, held.transfer_id)
     req = request(held, decision, place, saved.relay)
     try:
@@ -233,8 +261,8 @@ async def decide(
     except (errors.ReceivingError, AgentError) as e:
         await record("failure", why=e.message if isinstance(e, errors.ReceivingError) else e.detail)
         raise
-    if result is None:
-        await record("success")
-    else:
-        await record("success", instances=result.instances, destination=result.destination)
+    if isinstance(result, bool):
+        await record("success", sender_told=result)
+        return Decided(held, decision, None, sender_told=result)
+    await record("success", instances=result.instances, destination=result.destination)
     return Decided(held, decision, result)

@@ -41,6 +41,7 @@ EVENT_IDS = {
     "transfer-locked": SECURITY_ALERT,
     "delivery-receipt": IMPORT,
     "review-copy-receipt": IMPORT,
+    "discard-receipt": APPLICATION_ACTIVITY,  # the trauma center discarded a held study
     "holdings-read": APPLICATION_ACTIVITY,
     "object-download": INSTANCES_ACCESSED,
     "upload-begun": BEGIN_TRANSFERRING,  # the first acknowledged byte of the transfer

@@ -3,6 +3,7 @@
     created --locks_installed--> awaiting_authorization --authorized--> authorized
     authorized --redeemed (right proof)--> redeemed --receipt_received--> delivered
     redeemed --review_copy_kept--> redeemed (a copy kept for review is not a delivery)
+    redeemed --discard_reported--> redeemed (the trauma center discarded it: nothing more comes)
     awaiting_authorization | authorized --(10th wrong proof)--> locked --reissued--> (previous)
     any non-final state --revoked (before redemption)--> revoked
     created | awaiting_authorization | locked --declined (nobody authorized yet)--> revoked
@@ -182,6 +183,15 @@ class Transfer:
         self.require_live(now)
         if self.state != State.REDEEMED:
             raise errors.InvalidTransition("A review copy is only reported after redemption.")
+        return self
+
+    def discard_reported(self, now: float) -> Transfer:
+        """The receiving site discarded the study a person reviewed (it went into no record
+        there, apart from images its PACS may have stored as they arrived): still redeemed, not
+        delivered; its status and the phone say it was discarded."""
+        self.require_live(now)
+        if self.state != State.REDEEMED:
+            raise errors.InvalidTransition("A discard is only reported after redemption.")
         return self
 
     def revoked(self, now: float, by: Revoker) -> Transfer:

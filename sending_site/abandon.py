@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sending_site import errors, refused
 from site_agent.dicom_text import date, person_name
 from site_agent.errors import RelayRefused
-from transfer_codes.wire import Problem, TransferState
+from transfer_codes.wire import DISCARDED, Problem, TransferState
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 LOCKED = "its code was locked after too many wrong tries"
 NO_RECORD = "the relay has no record of it"
+DISCARDED_THERE = "the trauma center discarded it after review"
 # States in which the relay will never take the rest of an upload, or the code is dead. A
 # locked transfer still takes uploads, but resuming it would show a dead code again.
 _GONE: dict[str, str] = {
@@ -140,6 +141,9 @@ def gone_reason(seen: Seen | None) -> str:
         return NO_RECORD
     if seen.state == TransferState.REVOKED:
         return refused.reason(seen.revocation)  # and by whom
+    discarded = (seen.receipt or {}).get("destination") == DISCARDED
+    if seen.state == TransferState.REDEEMED and discarded:
+        return DISCARDED_THERE  # its code is spent, and nothing more of it will be imported
     return _GONE.get(seen.state, "")
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from sending_site import errors, journal, refused
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
-from transfer_codes.wire import Problem, TransferState
+from transfer_codes.wire import DISCARDED, Problem, TransferState
 
 UNKNOWN_STATE = "unknown"
 REVOKED_HERE = "revoked here with trauma-relay revoke"
@@ -80,6 +80,26 @@ def _receipt_words(receipt: dict[str, Any] | None, delivered_at: float | None) -
     return words
 
 
+def _discarded(receipt: object) -> bool:
+    """A receipt saying the trauma center discarded the study after a person reviewed it."""
+    return isinstance(receipt, dict) and receipt.get("destination") == DISCARDED
+
+
+def _discard_words(receipt: dict[str, Any], at_console: bool) -> str:
+    stored = receipt.get("instances")
+    partly = (
+        f" ({stored} of its images had already reached their PACS as they arrived)"
+        if isinstance(stored, int) and stored > 0
+        else ""
+    )
+    again = "send the study again" if at_console else "run the same push again"
+    return (
+        f"discarded at the trauma center {when(receipt.get('received_at'))} after review: not "
+        f"added to their patient's record{partly}. Call them; if they still need the images, "
+        f"{again}: it goes as a new transfer, with a new code"
+    )
+
+
 def _review_copy(receipt: object) -> bool:
     """A receipt saying the trauma center saved a held study for review (not delivered)."""
     return isinstance(receipt, dict) and receipt.get("destination") == "review"
@@ -114,6 +134,8 @@ def status_words(
             if at_console
             else f"trauma-relay reissue {record.transfer_id} gives it a new code"
         )
+    elif state == TransferState.REDEEMED and _discarded(status.get("receipt")):
+        words = _discard_words(status["receipt"], at_console)
     elif state == TransferState.REDEEMED and _review_copy(status.get("receipt")):
         since = when(status["receipt"].get("received_at"))
         words = (

@@ -68,6 +68,13 @@ MANIFEST_FROM = "Manifest-From"  # a batch of manifest records: the first one's 
 OBJECT_SHA256 = "X-Object-SHA256"  # on a download: the sealed object's SHA-256
 CSRF_TOKEN = "X-CSRF-Token"  # noqa: S105 (a header name, not a secret): the phone page's double-submit token
 
+# -- receipts --------------------------------------------------------------------------------
+
+# Where the trauma center put what it received: its PACS, a folder, a copy kept for a person's
+# review (the transfer stays redeemed), or nowhere: discarded after review (also stays redeemed).
+RECEIPT_DESTINATIONS = ("pacs", "folder", "review", "discarded")
+DISCARDED = "discarded"
+
 # -- paths -----------------------------------------------------------------------------------
 
 HEALTH = "/healthz"

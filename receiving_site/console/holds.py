@@ -200,6 +200,19 @@ async def decide(request: web.Request) -> web.Response:
     return render(request, "holds_done.html", ok=True, sentence=_done(decided))
 
 
+def told_sender(told: bool) -> str:
+    """What the sending hospital learns of a discard."""
+    if told:
+        return (
+            "The emergency department that sent it sees that it was discarded here; call them "
+            "if you still need the images: they can send them again, with a new code."
+        )
+    return (
+        "The relay could not be told, so the emergency department that sent it does not know: "
+        "call them, and ask them to send the images again if you still need them."
+    )
+
+
 def _done(decided: holds_queue.Decided) -> str:
     result = decided.result
     patient = person_name(decided.held.ours.name)
@@ -212,7 +225,7 @@ def _done(decided: holds_queue.Decided) -> str:
                 "there is INCOMPLETE: tell radiology, and ask the PACS administrators to "
                 "remove them if they must not stay."
             )
-        return removed
+        return f"{removed} {told_sender(decided.sender_told)}"
     if result.review_command:
         pacs = "Nothing went to the PACS"
         if in_pacs:

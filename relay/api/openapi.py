@@ -29,7 +29,13 @@ RECEIPT_BODY: dict[str, object] = {
     "properties": {
         "instances": {"type": "integer", "minimum": 0},
         "bytes": {"type": "integer", "minimum": 0},
-        "destination": {"type": "string", "enum": ["pacs", "folder", "review"]},
+        "destination": {
+            "type": "string",
+            "enum": list(wire.RECEIPT_DESTINATIONS),
+            "description": "`review`: a held study saved for a person to check (the transfer "
+            "stays redeemed); `discarded`: the trauma center discarded it after review "
+            "(`instances`: how many its PACS had stored as they arrived).",
+        },
         "complete": {"type": "boolean", "default": False},
         "decompressed": {
             "type": "integer",

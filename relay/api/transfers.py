@@ -156,8 +156,10 @@ async def receipt(request: web.Request) -> web.Response:
     }
     if not isinstance(document["complete"], bool):  # bool("no") is True
         raise errors.BadRequest("'complete' must be true or false.")
-    if document["destination"] not in ("pacs", "folder", "review"):
-        raise errors.BadRequest("'destination' must be 'pacs', 'folder' or 'review'.")
+    if document["destination"] not in wire.RECEIPT_DESTINATIONS:
+        raise errors.BadRequest(
+            "'destination' must be one of " + ", ".join(map(repr, wire.RECEIPT_DESTINATIONS)) + "."
+        )
     document.update(bodies.receipt_details(body, document["instances"]))
     async with at_desk(request, site) as d:
         t = await receiving.receipt(d, transfer_id, document)

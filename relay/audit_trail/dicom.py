@@ -60,6 +60,7 @@ ACTION_CODES = {
     "transfer-locked": "U",
     "delivery-receipt": "U",
     "review-copy-receipt": "U",
+    "discard-receipt": "U",
     "holdings-read": "R",
     "object-download": "R",
     "upload-begun": "E",

@@ -8,7 +8,7 @@ import json
 from relay.desk.visit import Desk
 from relay.lifecycle import Authorizer, State, Transfer
 from relay.storage.interface import MetadataTransaction
-from transfer_codes.wire import b64encode_text
+from transfer_codes.wire import DISCARDED, b64encode_text
 
 # What the phone says about each state, in plain words (shown as is).
 EXPLANATIONS = {
@@ -28,6 +28,10 @@ EXPLANATIONS = {
     "The emergency department can give the trauma center a new code; nothing has to be sent "
     "again.",
 }
+DISCARDED_AFTER_REVIEW = (
+    "The trauma center checked the images and did not add them to the patient's record there. "
+    "If they still need them, the emergency department can send them again."
+)
 DECLINED = (
     "Nothing was shared: the patient or family chose not to share these images, so the trauma "
     "center will not receive them through this service. The emergency department sees this "
@@ -98,8 +102,18 @@ async def phone_document(tx: MetadataTransaction, t: Transfer, now: float) -> di
     code = await tx.phone_blob(t.id, "code") if state == State.AUTHORIZED else None
     sealed_authorizer = await tx.phone_blob(t.id, "authorizer")
     delivered: dict[str, object] | None = None
+    counts = json.loads(receipt) if receipt is not None else {}
+    discarded_at = (
+        counts.get("received_at")
+        if state == State.REDEEMED and counts.get("destination") == DISCARDED
+        else None
+    )
+    explanation = EXPLANATIONS[state]
+    if t.was_declined():
+        explanation = DECLINED
+    elif discarded_at is not None:
+        explanation = DISCARDED_AFTER_REVIEW
     if receipt is not None and state == State.DELIVERED:
-        counts = json.loads(receipt)
         delivered = {
             "instances": counts.get("instances"),
             "destination": counts.get("destination"),
@@ -107,7 +121,7 @@ async def phone_document(tx: MetadataTransaction, t: Transfer, now: float) -> di
         }
     return {
         "state": state.value,
-        "explanation": DECLINED if t.was_declined() else EXPLANATIONS[state],
+        "explanation": explanation,
         "sender": {"display_name": sender.display_name if sender else t.sender},
         "recipient": {"display_name": recipient_name},
         "expires_at": t.expires_at,
@@ -116,6 +130,7 @@ async def phone_document(tx: MetadataTransaction, t: Transfer, now: float) -> di
         "redeemed_by": recipient_name if t.redeemed_at is not None else None,
         "delivered_at": t.delivered_at,
         "delivered": delivered,
+        "discarded_at": discarded_at,  # set aside at the trauma center after review
         **_revocation(t),
         "can_revoke": t.can_revoke(now),
         "summary": _sealed(summary),

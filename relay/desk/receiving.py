@@ -23,6 +23,7 @@ from relay import errors
 from relay.desk.visit import Desk
 from relay.lifecycle import MAX_FAILED_ATTEMPTS, Authorizer, RedeemOutcome, State, Transfer
 from transfer_codes.keys import proof_matches
+from transfer_codes.wire import DISCARDED
 
 ANSWERED = frozenset({RedeemOutcome.REDEEMED, RedeemOutcome.REPEATED})
 LIVE = frozenset({State.AWAITING_AUTHORIZATION, State.AUTHORIZED})
@@ -166,14 +167,16 @@ async def receipt(d: Desk, transfer_id: str, document: dict[str, object]) -> Tra
     """The caller reports what it stored (counts only: the relay keeps no PHI); `document` gets
     its `received_at`. A review copy (`"destination": "review"`: a held study saved for a person
     to check before it goes into the PACS) is recorded but leaves the transfer redeemed."""
-    review = document["destination"] == "review"
+    destination = document["destination"]
     taken = await d.received(transfer_id)
-    t = taken.review_copy_kept(d.now) if review else taken.receipt_received(d.now)
+    if destination == "review":
+        t, action = taken.review_copy_kept(d.now), "review-copy-receipt"
+    elif destination == DISCARDED:
+        t, action = taken.discard_reported(d.now), "discard-receipt"
+    else:
+        t, action = taken.receipt_received(d.now), "delivery-receipt"
     document["received_at"] = d.now
     await d.tx.set_receipt(t.id, json.dumps(document))
     return await d.saved(
-        t,
-        "review-copy-receipt" if review else "delivery-receipt",
-        instances=document["instances"],
-        destination=document["destination"],
+        t, action, instances=document["instances"], destination=document["destination"]
     )

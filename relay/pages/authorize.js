@@ -400,6 +400,11 @@
     return "timeline.cancelled"; // revoked before the relay recorded who
   }
 
+  // Whether news can still come by itself: a transfer the trauma center set aside is over.
+  function refreshesItself(status) {
+    return SELF_REFRESHING.includes(status.state) && !status.discarded_at;
+  }
+
   // What the state says: a revocation in the words of who made it.
   function stateMessage(status) {
     const state = status.state;
@@ -409,6 +414,9 @@
     }
     if (state === "revoked" && status.revoked_by === "sending_site") {
       return { key: "state.revoked_by_sender" };
+    }
+    if (state === "redeemed" && status.discarded_at) {
+      return { key: "state.discarded" };
     }
     // A state this page does not know yet keeps the relay's own (English) words.
     return STATES.includes(state) ? { key: `state.${state}` } : status.explanation;
@@ -445,6 +453,8 @@
         images: { key: "count.images", values: { n: delivered.instances } },
       };
       add(delivered.instances ? "timeline.delivered_count" : "timeline.delivered", values, true);
+    } else if (status.state === "redeemed" && status.discarded_at) {
+      add("timeline.discarded", { when: { moment: status.discarded_at } }, true);
     } else if (status.state === "redeemed") {
       add("timeline.checking", {}, false);
     }
@@ -498,7 +508,7 @@
     const state = status.state;
     const waiting = state === "awaiting_authorization";
     const ended = ["expired", "revoked", "locked"].includes(state);
-    const selfRefreshing = SELF_REFRESHING.includes(state);
+    const selfRefreshing = refreshesItself(status);
     show("break-glass", Boolean(status.break_glass || (summary && summary.break_glass)));
     // Once someone has said no, the reasons for sharing are no longer the page's business.
     show("why", state !== "revoked");
@@ -776,7 +786,7 @@
       if (
         document.visibilityState === "visible" &&
         current &&
-        SELF_REFRESHING.includes(current.state)
+        refreshesItself(current)
       ) {
         refresh();
       }

@@ -22,6 +22,7 @@ from e2e.conftest import fresh_relay
 from e2e.harness import E2ERelay, finish_cli, printed_ready, start_cli, stop_cli
 from e2e.test_as_they_arrive import _hold_after_a_few, _listed
 from peers.orthanc import OrthancServer
+from phone_harness import phone
 from playwright.async_api import Browser, Page, expect
 from trauma_harness import PASSWORD, USER, ReceivingAgent, configured_agent
 
@@ -158,7 +159,9 @@ async def test_a_study_held_midway_is_told_as_partly_in_the_pacs(
                 "The images of DOE, JANE were removed from this machine. The "
                 f"{in_pacs} already stored in the PACS are still there, and the study there is "
                 "INCOMPLETE: tell radiology, and ask the PACS administrators to remove them if "
-                "they must not stay.",
+                "they must not stay. The emergency department that sent it sees that it was "
+                "discarded here; call them if you still need the images: they can send them "
+                "again, with a new code.",
                 timeout=WAIT_MS,
             )
             await page.goto(f"{agent.url}/imports/{transfer_id}")
@@ -171,6 +174,28 @@ async def test_a_study_held_midway_is_told_as_partly_in_the_pacs(
         stop_cli(push)
         agent.stop()
     assert len(_filed_under(orthanc, "MRN-200")) == in_pacs
+
+    # The ER and the family are told: the study was discarded, and how much reached the PACS.
+    listing = relay.as_sender(
+        ["transfers", "--state", str(tmp_path / "er-state"), "--json"], workdir=tmp_path
+    ).ok()
+    (mine,) = [t for t in listing.json()["transfers"] if t["transfer_id"] == transfer_id]
+    assert mine["status"].startswith("discarded at the trauma center "), mine
+    assert (
+        f"({in_pacs} of its images had already reached their PACS as they arrived)"
+        in (mine["status"])
+    )
+    async with phone(browser) as (_context, family):
+        await family.goto(printed["link"])
+        await expect(family.locator("#state-text")).to_have_text(
+            "The trauma center checked the images and did not add them to the patient's record "
+            "there. If they still need them, the emergency department can send them again.",
+            timeout=WAIT_MS,
+        )
+        await expect(family.locator("#timeline")).to_contain_text(
+            "Checked and set aside by the trauma center on"
+        )
+        await snap(family, "phone-discarded-after-review.png")
 
 
 def _pushed_under_another_patient(

@@ -61,6 +61,9 @@ def test_the_queue_at_the_command_line(
 
     discarded = run_cli(["receiver", "holds", "discard", second, *settings], cwd=tmp_path).ok()
     assert f"The held study {second} was removed from this machine" in discarded.stdout
+    # No credential in its settings nor its environment: it cannot tell the relay, and says so.
+    assert "The relay could not be told, so the emergency department" in discarded.stdout
+    assert relay.audit_seq(second, "discard-receipt") is None
     again = run_cli(["receiver", "holds", "discard", second, *settings], cwd=tmp_path).failed()
     assert "no longer held on this machine" in again.message
 

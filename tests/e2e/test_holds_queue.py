@@ -202,6 +202,7 @@ async def test_a_study_under_another_patient_is_saved_for_review_then_discarded(
         status, page = await _choose(staff, transfer_id, "hold-discard")
         assert status == 200, page
         assert "The images of DOE, JANE were removed from this machine." in page
+        assert "The emergency department that sent it sees that it was discarded here" in page
         assert "No study is held." in await _queue(staff)
 
         # Posted again (a second click): it is gone, and says so.
@@ -222,6 +223,33 @@ async def test_a_study_under_another_patient_is_saved_for_review_then_discarded(
     ]
     assert [r["event_id"] for r in records] == ["110106", "110105"]
     assert records[0]["detail"]["decided"] == {"folder": str(review)}
+    assert records[1]["detail"]["sender_told"] is True
+    _told_of_the_discard(relay, pushed, tmp_path, files)
+
+
+def _told_of_the_discard(
+    relay: E2ERelay, pushed: dict[str, Any], tmp_path: Path, files: list[Path]
+) -> None:
+    """The ER, the family's phone and the relay's audit trail know the study was discarded at
+    the trauma center; the ER's next send of the study is a new transfer."""
+    transfer_id = pushed["transfer_id"]
+    assert relay.audit_seq(transfer_id, "discard-receipt") is not None
+    phone = relay.phone_status(pushed)
+    assert (phone["state"], phone["discarded_at"] is not None) == ("redeemed", True)
+    assert "did not add them to the patient's record there" in phone["explanation"]
+    listing = relay.as_sender(
+        ["transfers", "--state", str(tmp_path / "er-state"), "--json"], workdir=tmp_path
+    ).ok()
+    (mine,) = [t for t in listing.json()["transfers"] if t["transfer_id"] == transfer_id]
+    assert mine["status"].startswith("discarded at the trauma center "), mine
+    assert "run the same push again: it goes as a new transfer" in mine["status"]
+
+    again = relay.push([files[0].parent], workdir=tmp_path).ok().json()
+    assert again["transfer_id"] != transfer_id
+    assert again["code"] != pushed["code"]
+    assert [(r["transfer_id"], r["reason"]) for r in again["replaced"]] == [
+        (transfer_id, "the trauma center discarded it after review")
+    ]
 
 
 # The worklist search to a closed port: pynetdicom 3.0 leaves the socket of a refused connection

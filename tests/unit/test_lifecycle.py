@@ -485,6 +485,22 @@ def test_a_review_copy_is_refused_unless_redeemed(state: State) -> None:
         BUILDERS[state]().review_copy_kept(LATER)
 
 
+def test_a_discard_leaves_the_transfer_redeemed() -> None:
+    t = redeemed()
+    assert t.discard_reported(LATER) == t
+
+
+@pytest.mark.parametrize("state", [s for s in State if s != State.REDEEMED])
+def test_a_discard_is_refused_unless_redeemed(state: State) -> None:
+    with pytest.raises((errors.InvalidTransition, errors.TransferExpired, errors.TransferRevoked)):
+        BUILDERS[state]().discard_reported(LATER)
+
+
+def test_a_discard_is_refused_once_the_transfer_is_due() -> None:
+    with pytest.raises(errors.TransferExpired):
+        redeemed().discard_reported(EXPIRES_AT)
+
+
 # -- revoke -----------------------------------------------------------------------------------
 
 
@@ -788,6 +804,7 @@ def _moves(t: Transfer) -> list[tuple[str, Transfer]]:
     attempt("reissued", lambda: t.reissued(NOW))
     attempt("receipt_received", lambda: t.receipt_received(NOW))
     attempt("review_copy_kept", lambda: t.review_copy_kept(NOW))
+    attempt("discard_reported", lambda: t.discard_reported(NOW))
     for who in Revoker:
         attempt("revoked", partial(t.revoked, NOW, who))
         attempt("declined", partial(t.declined, NOW, who))

@@ -91,6 +91,27 @@ def test_when_is_local_time_with_its_zone() -> None:
         ),
         (
             _status(
+                "redeemed",
+                redeemed_at=AT,
+                receipt={"instances": 0, "destination": "discarded", "received_at": AT + 90},
+            ),
+            f"discarded at the trauma center {when(AT + 90)} after review: not added to their "
+            "patient's record. Call them; if they still need the images, run the same push "
+            "again: it goes as a new transfer, with a new code",
+        ),
+        (
+            _status(
+                "redeemed",
+                redeemed_at=AT,
+                receipt={"instances": 7, "destination": "discarded", "received_at": AT + 90},
+            ),
+            f"discarded at the trauma center {when(AT + 90)} after review: not added to their "
+            "patient's record (7 of its images had already reached their PACS as they arrived). "
+            "Call them; if they still need the images, run the same push again: it goes as a "
+            "new transfer, with a new code",
+        ),
+        (
+            _status(
                 "delivered",
                 delivered_at=AT,
                 receipt={"instances": 240, "destination": "pacs", "received_at": AT + 60},
@@ -155,6 +176,13 @@ def test_the_console_names_its_buttons_and_knows_an_upload_running() -> None:
     )
     shown = view(unfinished, waiting, uploading=True, at_console=True)
     assert shown.status.endswith("; uploading")
+    discarded = _status(
+        "redeemed", receipt={"instances": 0, "destination": "discarded", "received_at": AT}
+    )
+    assert status_words(discarded, _record(), at_console=True).endswith(
+        "if they still need the images, send the study again: it goes as a new transfer, with a "
+        "new code"
+    )
 
 
 def test_a_transfer_given_up_says_why_unless_revoked_here() -> None:
