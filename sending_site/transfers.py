@@ -159,7 +159,7 @@ def status_words(
         words = state.replace("_", " ") or UNKNOWN_STATE
     if record.abandoned and record.abandoned != REVOKED_HERE:
         words += f" (given up: {record.abandoned})"
-    elif not record.done and state in _UPLOADING:
+    elif not record.done and state in _UPLOADING and not _discarded(status.get("receipt")):
         if uploading:
             words += "; uploading"
         elif at_console:

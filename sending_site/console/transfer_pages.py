@@ -153,6 +153,13 @@ def _version(state: str, job: Job | None, upload_finished: bool) -> str:
     return f"{state}|{upload_finished}|{ended}|{bool(job and job.record.problem)}|{following}"
 
 
+def _told(relay_status: dict[str, Any]) -> str:
+    """The relay's state with what the trauma center reported without changing it (a review
+    copy kept, a discard): the page is reloaded when either changes."""
+    receipt = relay_status.get("receipt") or {}
+    return f"{relay_status.get('state', 'unknown')}|{receipt.get('destination', '')}"
+
+
 def _following(job: Job | None) -> bool:
     """Whether the job's push still waits for more images of the study."""
     return job is not None and job.running and job.arriving
@@ -293,7 +300,7 @@ async def _transfer_page(
         following=_following(job),
         progress=_progress(job, finished),
         percent=percent(job.progress if job else None, finished),
-        version=_version(state, job, finished),
+        version=_version(_told(relay_status), job, finished),
         problem=problem,
         notice=notice,
         glass=glass,
@@ -324,11 +331,10 @@ async def transfer_status(request: web.Request) -> web.Response:
     relay_status, _ = await _status(request, record)
     job = request.app[JOBS].of_transfer(record.transfer_id)
     finished = record.done and not record.abandoned
-    state = str(relay_status.get("state", "unknown"))
     progress = job.progress if job else None
     return web.json_response(
         {
-            "version": _version(state, job, finished),
+            "version": _version(_told(relay_status), job, finished),
             "progress": _progress(job, finished),
             "percent": percent(progress, finished),
             "retrying": job.retrying if job else "",
