@@ -83,3 +83,45 @@ async def test_the_receipt_body_is_documented_in_openapi(ctx: Ctx) -> None:
     schema = operation["requestBody"]["content"]["application/json"]["schema"]
     assert schema["properties"]["decompressed"]["type"] == "integer"
     assert schema["properties"]["reconciled"]["type"] == "boolean"
+
+
+@pytest.mark.asyncio
+async def test_a_discard_leaves_the_transfer_redeemed_and_is_told_to_the_sender(ctx: Ctx) -> None:
+    sent = await create_transfer(ctx)
+    assert (await redeem(ctx, sent.locator, await code_proof(ctx, sent.code))).status == 200
+    path = f"/api/v1/transfers/{sent.transfer_id}/receipt"
+    discard = {"instances": 7, "bytes": 0, "destination": "discarded", "complete": False}
+    r = await ctx.call("POST", path, cred=ctx.tc, json=discard)
+    assert (r.status, r.body["state"]) == (200, "redeemed")
+    told = (await status(ctx, sent)).body
+    assert told["state"] == "redeemed"
+    assert {k: v for k, v in told["receipt"].items() if k != "received_at"} == discard
+    actions = ctx.rows("SELECT action, outcome FROM audit WHERE transfer_id = ?", sent.transfer_id)
+    assert ("discard-receipt", "success") in actions
+
+
+@pytest.mark.asyncio
+async def test_a_discard_before_redemption_is_refused(ctx: Ctx) -> None:
+    sent = await create_transfer(ctx)
+    path = f"/api/v1/transfers/{sent.transfer_id}/receipt"
+    discard = {"instances": 0, "bytes": 0, "destination": "discarded"}
+    with nothing_changes(ctx):
+        r = await ctx.call("POST", path, cred=ctx.tc, json=discard)
+    assert r.status == 409
+    assert (await state_of(ctx, sent))[0] != "redeemed"
+
+
+@pytest.mark.asyncio
+async def test_an_unknown_destination_names_those_accepted(ctx: Ctx) -> None:
+    sent = await create_transfer(ctx)
+    assert (await redeem(ctx, sent.locator, await code_proof(ctx, sent.code))).status == 200
+    path = f"/api/v1/transfers/{sent.transfer_id}/receipt"
+    with nothing_changes(ctx):
+        r = await ctx.call(
+            "POST", path, cred=ctx.tc, json={"instances": 0, "bytes": 0, "destination": "bin"}
+        )
+    assert r.problem == (
+        400,
+        PROBLEM + "bad-request",
+        "'destination' must be one of 'pacs', 'folder', 'review', 'discarded'.",
+    )
