@@ -180,7 +180,8 @@ def change_code(
 
 
 def forget_secrets(state_dir: Path, record: TransferJournal) -> TransferJournal:
-    """Once a finished transfer is over on the relay (delivered, expired or revoked), nothing
+    """Once a finished transfer is over on the relay (delivered, expired or revoked, or
+    discarded at the trauma center), nothing
     needs its data key, QR capability, authorization token or phone key any more: they are
     dropped from the journal, so a later copy of this folder opens nothing. The code stays,
     as words for messages (it unlocks nothing now). An unfinished journal is left as it is:

@@ -237,7 +237,7 @@ async def list_transfers(
                 status = await client.status(transfer_id)
                 running = transfer_id in uploading
                 views.append(view(record, status, uploading=running, at_console=at_console))
-                if status.get("state") in OVER:
+                if status.get("state") in OVER or _discarded(status.get("receipt")):
                     journal.forget_secrets(state_dir, record)
             except RelayUnreachable as e:
                 out_of_reach[url] = f"status not known: the relay at {url} could not be reached"

@@ -6,6 +6,7 @@ REST API, the state folder and the audit log."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -243,6 +244,8 @@ def _told_of_the_discard(
     (mine,) = [t for t in listing.json()["transfers"] if t["transfer_id"] == transfer_id]
     assert mine["status"].startswith("discarded at the trauma center "), mine
     assert "run the same push again: it goes as a new transfer" in mine["status"]
+    kept = json.loads((tmp_path / "er-state" / "sending" / f"{transfer_id}.json").read_text())
+    assert (kept["data_key"], kept["capability"], kept["phone_key"]) == ("", "", "")  # over
 
     again = relay.push([files[0].parent], workdir=tmp_path).ok().json()
     assert again["transfer_id"] != transfer_id
