@@ -537,6 +537,7 @@ async def _receive(
 
     latest: list[tuple[int, int]] = []  # the images stored, of how many, not told yet
     telling = threading.Lock()
+    reached = [0]  # the most images the PACS has accepted so far, for a hold midway
 
     def tell_stored() -> None:
         with telling:
@@ -549,6 +550,7 @@ async def _receive(
         with telling:
             waking = not latest
             latest[:] = [(done, total)]
+            reached[0] = max(reached[0], done)
         if waking:
             loop.call_soon_threadsafe(tell_stored)
 
@@ -694,7 +696,15 @@ async def _receive(
                 delivery = await stow.store_to_stow(items, req.stow, coercion, stored)
                 filed_under = coercion.local if coercion else None
         except (errors.IdentityHeld, errors.PacsRefused) as e:
-            raise await _hold(req, req.pacs, saved, summary, e) from e
+            # A refusal midway leaves the images it accepted before in the PACS: counted.
+            in_pacs = reached[0]
+            stopped: Exception = await _hold(req, req.pacs, saved, summary, e, in_pacs)
+            if in_pacs:
+                stopped = _reworded(
+                    stopped,
+                    lambda message: as_they_arrive.incomplete_in_pacs(message, in_pacs, len(items)),
+                )
+            raise stopped from e
         count, decompressed, note = delivery.stored, delivery.decompressed_images, delivery.note
         destination = str(req.stow or req.pacs)
         kind = "pacs"

@@ -46,6 +46,8 @@ class OrthancServer:
     address and what each may do (``AllowFind``, ``AllowMove``...), as a PACS administrator would
     configure them. ``registered_users`` (name: password) turns on HTTP basic authentication
     for the REST API and DICOMweb alike; the REST helpers then sign in as the first user.
+    ``lua`` is a Lua script Orthanc runs (``LuaScripts``), e.g. a ``ReceivedInstanceFilter``
+    that refuses some images, as a PACS that rejects one image midway through a study.
 
     Orthanc binds its DICOM and HTTP ports on every interface (1.10 has no bind address
     option); the REST API refuses anything but localhost (``RemoteAccessAllowed`` false).
@@ -62,6 +64,7 @@ class OrthancServer:
         dicom_modalities: Mapping[str, Mapping[str, Any]] | None = None,
         executable: str = ORTHANC,
         registered_users: Mapping[str, str] | None = None,
+        lua: str = "",
     ) -> None:
         self.ae_title = ae_title
         self.host = "127.0.0.1"
@@ -75,6 +78,7 @@ class OrthancServer:
         self._dicom_modalities = dict(dicom_modalities or {})
         self._executable = executable
         self._registered_users = dict(registered_users or {})
+        self._lua = lua
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self.log_path = Path()
@@ -110,6 +114,8 @@ class OrthancServer:
             config["AcceptedTransferSyntaxes"] = list(self._accepted_transfer_syntaxes)
         if self._dicomweb:
             config["DicomWeb"] = {"Enable": True, "Root": "/dicom-web/", "EnableWado": True}
+        if self._lua:
+            config["LuaScripts"] = [str(workdir / "script.lua")]
         return config
 
     def __enter__(self) -> Self:
@@ -120,6 +126,8 @@ class OrthancServer:
             workdir = self._workdir
         for folder in ("storage", "index", "tmp"):
             (workdir / folder).mkdir(parents=True, exist_ok=True)
+        if self._lua:
+            (workdir / "script.lua").write_text(self._lua)
         config_path = workdir / "orthanc.json"
         config_path.write_text(json.dumps(self.config(workdir), indent=2))
         self.log_path = workdir / "orthanc.log"

@@ -1,0 +1,54 @@
+"""A PACS that refuses one image midway through a whole study (here Orthanc, whose Lua filter
+rejects image 4 of 6): the images it accepted before stay there. The redeem says how many and
+that the PACS copy is INCOMPLETE, and the hold it leaves for review counts them (it counted
+none), so the holds queue and a discard's report to the ER say so too."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from peers.orthanc import OrthancServer
+
+from e2e.harness import E2ERelay, pacs_address, run_cli
+from receiving_site import hold_record
+from sending_site.synthetic import make_ct_study
+
+# Orthanc 1.10 answers success for an image its filter merely returns false for (and drops
+# it); an error in the filter makes it answer a failure status, as a PACS refusing that image.
+REFUSE_IMAGE_4 = """
+function ReceivedInstanceFilter(dicom, origin, info)
+  if dicom.InstanceNumber == '4' then
+    error('image 4 is refused')
+  end
+  return true
+end
+"""
+
+
+def test_a_refusal_midway_counts_what_the_pacs_kept(
+    relay: E2ERelay, orthanc_factory: Callable[..., OrthancServer], tmp_path: Path
+) -> None:
+    pacs = orthanc_factory(lua=REFUSE_IMAGE_4)
+    files = make_ct_study(tmp_path / "study", 6, seed=6161)
+    pushed = relay.push([tmp_path / "study"], workdir=tmp_path).ok().json()
+    relay.authorize(pushed)
+    state = tmp_path / "tc-state"
+    args = relay.redeem_args(state=state, pacs=pacs_address(pacs))
+    run = run_cli(
+        [*args, "--associations", "1"],  # in order: images 1 to 3 stored, then 4 refused
+        cwd=tmp_path,
+        credential=relay.receiver_credential,
+        stdin=pushed["code"] + "\n",
+    ).failed()
+
+    in_pacs = len(pacs.instances())
+    assert in_pacs == 3, run.message
+    message = run.message
+    assert "Nothing was stored" not in message
+    assert "nothing was stored" not in message
+    assert f"3 of the {len(files)} images were already stored in the PACS" in message
+    assert "the study there is INCOMPLETE" in message
+    held = hold_record.load(state, pushed["transfer_id"])
+    assert held is not None
+    assert (held.reason, held.stored_in_pacs) == (hold_record.Reason.PACS_REFUSED, 3)
