@@ -1,8 +1,7 @@
-"""Expiry and retention: transfers past their time, revoked ones, and delivered ones (or ones
-the trauma center discarded after review) once the configured grace after the receipt has
-passed lose their sealed objects, wrapped keys, verifiers and manifest. The row stays, without
-secrets, so the sender can still see what happened. The salts and verifiers kept of a transfer
-the family cancelled go once it would have expired.
+"""Expiry and retention: transfers past their time, revoked ones, and delivered ones once the
+configured grace after the receipt has passed lose their sealed objects, wrapped keys, verifiers
+and manifest. The row stays, without secrets, so the sender can still see what happened.
+The salts and verifiers kept of a transfer the family cancelled go once it would have expired.
 """
 
 from __future__ import annotations
@@ -56,17 +55,15 @@ async def _sweep(config: RelayConfig, metadata: MetadataStore, objects: ObjectSt
                 actor="relay",
                 actor_role="relay",
                 transfer_id=t.id,
-                reason=_why(t, now),
+                reason=_why(t),
             )
         log.info("purged transfer %s", t.id, extra={"transfer_id": t.id})
     return len(due)
 
 
-def _why(t: Transfer, now: float) -> str:
+def _why(t: Transfer) -> str:
     if t.state in (State.REVOKED, State.DELIVERED):
         return t.state.value
-    if t.state == State.REDEEMED and not t.is_due(now):
-        return "discarded"  # at the trauma center: nothing more can be taken from it
     return "expired"
 
 

@@ -657,9 +657,7 @@ class PostgresTransaction:
         rows = await self._all(
             f"SELECT {TRANSFER_COLUMNS} FROM transfers "  # noqa: S608
             "WHERE purged = 0 AND (expires_at <= $1 OR state IN ('revoked', 'expired') "
-            "OR (state = 'delivered' AND delivered_at <= $2) "
-            "OR (state = 'redeemed' AND receipt::jsonb ->> 'destination' = 'discarded' "
-            "AND (receipt::jsonb ->> 'received_at')::double precision <= $2))",
+            "OR (state = 'delivered' AND delivered_at <= $2))",
             now,
             delivered_before,
         )

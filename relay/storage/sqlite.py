@@ -447,11 +447,8 @@ class SqliteMetadata:
         rows = await self._all(
             f"SELECT {TRANSFER_COLUMNS} FROM transfers "  # noqa: S608
             "WHERE purged = 0 AND (expires_at <= ? OR state IN ('revoked', 'expired') "
-            "OR (state = 'delivered' AND delivered_at <= ?) "
-            "OR (state = 'redeemed' AND json_extract(receipt, '$.destination') = 'discarded' "
-            "AND json_extract(receipt, '$.received_at') <= ?))",
+            "OR (state = 'delivered' AND delivered_at <= ?))",
             now,
-            delivered_before,
             delivered_before,
         )
         return [transfer_from_row(r) for r in rows]
