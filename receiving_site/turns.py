@@ -31,9 +31,10 @@ async def turn(state_dir: Path, slot: str, on_wait: Callable[[], None]) -> Async
         lock = file_lock.waited_for(path, on_wait)
         try:
             await stack.enter_async_context(lock)
-        except OSError as e:
+        except file_lock.LockFileUnusable as e:
+            why = e.cause.strerror or e.cause
             raise errors.ReceivingError(
-                f"This machine's state folder {state_dir} cannot be used ({e.strerror or e}); "
+                f"This machine's state folder {state_dir} cannot be used ({why}); "
                 "nothing was done and the code has not been used. Check its permissions, or "
                 "give another with --state."
             ) from e

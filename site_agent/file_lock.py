@@ -15,10 +15,23 @@ from pathlib import Path
 POLL_SECONDS = 0.2  # how often a waiting task tries the lock again (a sleep is cancellable)
 
 
+class LockFileUnusable(Exception):
+    """The lock file, or its folder, could not be made or opened; `cause` is the OSError."""
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        super().__init__(f"{path}: {cause.strerror or cause}")
+        self.path = path
+        self.cause = cause
+
+
 def _open(path: Path) -> int:
-    """The lock file's descriptor, created 0600 in a folder created 0700. OSError as it is."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    """The lock file's descriptor, created 0600 in a folder created 0700. `LockFileUnusable`
+    if it cannot be (told apart from what fails once it is held)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise LockFileUnusable(path, e) from e
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -97,7 +98,9 @@ def verify_audit_chain(
     one finding per wrong record; empty when the trail is intact. Read once, in order, keeping
     the hashes of the latest `remember` records only."""
     findings: list[ChainFinding] = []
-    seen: dict[bytes, int] = {}  # the latest records' stored hashes, to their seq (oldest first)
+    # The latest records' stored hashes, to their seq, oldest first (an OrderedDict: dropping
+    # the oldest of a plain dict gets slower with every entry dropped before it).
+    seen: OrderedDict[bytes, int] = OrderedDict()
     prev_seq, prev_hash = 0, GENESIS
     for r in records:
         seq = int(r["seq"])
@@ -147,7 +150,7 @@ def verify_audit_chain(
         if stored is not None:
             seen.setdefault(stored, seq)
             if len(seen) > remember:
-                del seen[next(iter(seen))]
+                seen.popitem(last=False)
             prev_hash = stored
         prev_seq = seq
     return sorted(findings, key=lambda f: f.seq)

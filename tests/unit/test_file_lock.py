@@ -91,8 +91,26 @@ async def test_a_cancelled_wait_leaves_no_descriptor_and_no_lock(tmp_path: Path)
         pass
 
 
-def test_a_folder_that_cannot_be_made_is_said_as_the_os_said_it(tmp_path: Path) -> None:
+def test_a_folder_that_cannot_be_made_is_told_apart_with_what_the_os_said(
+    tmp_path: Path,
+) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    with pytest.raises(FileExistsError), file_lock.held(blocker / ".x.lock"):
+    with pytest.raises(file_lock.LockFileUnusable) as raised, file_lock.held(blocker / ".x"):
         pass
+    assert isinstance(raised.value.cause, FileExistsError)
+
+
+@pytest.mark.asyncio
+async def test_what_fails_while_waiting_is_not_taken_for_an_unusable_lock_file(
+    tmp_path: Path,
+) -> None:
+    """An error from the caller's `on_wait` (say, a closed pipe) is its own, not the folder's."""
+    path = tmp_path / ".x.lock"
+
+    def told() -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with file_lock.held(path), pytest.raises(BrokenPipeError):
+        async with file_lock.waited_for(path, told):
+            pass
