@@ -192,22 +192,34 @@ async def _tell_sender(place: Place, saved: state.SavedKey, held: HeldStudy) -> 
     return True
 
 
-async def _discard(place: Place, held: HeldStudy) -> bool:
+@dataclass(frozen=True)
+class _Discarded:
+    """A discard done: the hold as it stood then, and whether the relay was told."""
+
+    held: HeldStudy
+    sender_told: bool
+
+
+async def _discard(place: Place, held: HeldStudy) -> _Discarded:
     """Forget the transfer, in turn with any redemption of it on this machine (a second click,
-    another nurse): `HoldNotFound` if that one resolved it first. Whether the relay was told."""
+    another nurse): `HoldNotFound` if that one resolved it first. Then tell the relay what the
+    hold says then (a run before this one may have stored more images)."""
     slot = await asyncio.to_thread(state.slot_of, place.state_dir, held.transfer_id)
     async with turns.turn(place.state_dir, slot, lambda: None):
-        if await asyncio.to_thread(hold_record.load, place.state_dir, held.transfer_id) is None:
+        now = await asyncio.to_thread(hold_record.load, place.state_dir, held.transfer_id)
+        if now is None:
             raise errors.HoldNotFound()
         saved = await asyncio.to_thread(state.load_key, place.state_dir, held.transfer_id)
-        told = await _tell_sender(place, saved, held)
+        # Forgotten here first: that is the decision; telling the relay is a courtesy to the ER
+        # that may fail (the page then says to call them).
         await asyncio.to_thread(forget_transfer, place.state_dir, saved)
-    return told
+    return _Discarded(now, await _tell_sender(place, saved, now))
 
 
-async def _carry_out(place: Place, held: HeldStudy, decision: Decision) -> RedeemResult | bool:
-    """What the redemption a resolution resumed did, or for a discard whether the relay was
-    told."""
+async def _carry_out(
+    place: Place, held: HeldStudy, decision: Decision
+) -> RedeemResult | _Discarded:
+    """What the redemption a resolution resumed did, or what a discard did."""
     if decision.choice is Choice.DISCARD:
         return await _discard(place, held)
     saved = await asyncio.to_thread(state.load_key, place.state_dir, held.transfer_id)
@@ -261,8 +273,8 @@ async def decide(
     except (errors.ReceivingError, AgentError) as e:
         await record("failure", why=e.message if isinstance(e, errors.ReceivingError) else e.detail)
         raise
-    if isinstance(result, bool):
-        await record("success", sender_told=result)
-        return Decided(held, decision, None, sender_told=result)
+    if isinstance(result, _Discarded):
+        await record("success", sender_told=result.sender_told)
+        return Decided(result.held, decision, None, sender_told=result.sender_told)
     await record("success", instances=result.instances, destination=result.destination)
     return Decided(held, decision, result)

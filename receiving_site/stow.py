@@ -404,10 +404,10 @@ async def store_to_stow(
                 session, dest, batch, coercion, {}, len(staged), stored
             )
             stored += done
+            if on_stored is not None and done:  # those of a batch partly refused count too
+                on_stored(stored, len(staged))
             if sentences:
                 raise _not_stored(dest, sentences, stored)
-            if on_stored is not None:
-                on_stored(stored, len(staged))
     return PacsDelivery(stored)
 
 

@@ -289,9 +289,14 @@ class PushPlan:
             self._pending[p.record.transfer_id] = p
         # A transfer the relay no longer has, or has revoked or let expire, needs no revocation.
         # A locked one is still alive there: revoked, so that a re-issue cannot bring a second
-        # code for the patient back to life. One replaced or failed is revoked too.
+        # code for the patient back to life. One replaced or failed is revoked too, unless the
+        # trauma center discarded it: redeemed, it cannot be revoked, and nothing needs it.
         return [
-            GiveUp(p.record, revoke=p.purpose is not _Purpose.GONE or p.reason == abandon.LOCKED)
+            GiveUp(
+                p.record,
+                revoke=(p.purpose is not _Purpose.GONE or p.reason == abandon.LOCKED)
+                and p.reason != abandon.DISCARDED_THERE,
+            )
             for p in pending
         ]
 

@@ -87,16 +87,16 @@ def _discarded(receipt: object) -> bool:
 
 def _discard_words(receipt: dict[str, Any], at_console: bool) -> str:
     stored = receipt.get("instances")
-    partly = (
-        f" ({stored} of its images had already reached their PACS as they arrived)"
+    in_pacs = (
+        f"{stored} of its images were already in their PACS, which has the study INCOMPLETE"
         if isinstance(stored, int) and stored > 0
-        else ""
+        else "none of its images went into their PACS"
     )
     again = "send the study again" if at_console else "run the same push again"
     return (
-        f"discarded at the trauma center {when(receipt.get('received_at'))} after review: not "
-        f"added to their patient's record{partly}. Call them; if they still need the images, "
-        f"{again}: it goes as a new transfer, with a new code"
+        f"discarded at the trauma center {when(receipt.get('received_at'))} after review; "
+        f"{in_pacs}. Call them; if they still need the images, {again}: it goes as a new "
+        "transfer, with a new code"
     )
 
 

@@ -34,7 +34,7 @@ RECEIPT_BODY: dict[str, object] = {
             "enum": list(wire.RECEIPT_DESTINATIONS),
             "description": "`review`: a held study saved for a person to check (the transfer "
             "stays redeemed); `discarded`: the trauma center discarded it after review "
-            "(`instances`: how many its PACS had stored as they arrived).",
+            "(`instances`: how many images its PACS had already stored).",
         },
         "complete": {"type": "boolean", "default": False},
         "decompressed": {

@@ -29,8 +29,8 @@ EXPLANATIONS = {
     "again.",
 }
 DISCARDED_AFTER_REVIEW = (
-    "The trauma center checked the images and did not add them to the patient's record there. "
-    "If they still need them, the emergency department can send them again."
+    "The trauma center checked the images and set them aside. If they still need them, the "
+    "emergency department can send them again."
 )
 DECLINED = (
     "Nothing was shared: the patient or family chose not to share these images, so the trauma "

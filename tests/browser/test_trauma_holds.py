@@ -182,14 +182,14 @@ async def test_a_study_held_midway_is_told_as_partly_in_the_pacs(
     (mine,) = [t for t in listing.json()["transfers"] if t["transfer_id"] == transfer_id]
     assert mine["status"].startswith("discarded at the trauma center "), mine
     assert (
-        f"({in_pacs} of its images had already reached their PACS as they arrived)"
-        in (mine["status"])
+        f"{in_pacs} of its images were already in their PACS, which has the study INCOMPLETE"
+        in mine["status"]
     )
     async with phone(browser) as (_context, family):
         await family.goto(printed["link"])
         await expect(family.locator("#state-text")).to_have_text(
-            "The trauma center checked the images and did not add them to the patient's record "
-            "there. If they still need them, the emergency department can send them again.",
+            "The trauma center checked the images and set them aside. If they still need them, "
+            "the emergency department can send them again.",
             timeout=WAIT_MS,
         )
         await expect(family.locator("#timeline")).to_contain_text(

@@ -237,7 +237,7 @@ def _told_of_the_discard(
     assert relay.audit_seq(transfer_id, "discard-receipt") is not None
     phone = relay.phone_status(pushed)
     assert (phone["state"], phone["discarded_at"] is not None) == ("redeemed", True)
-    assert "did not add them to the patient's record there" in phone["explanation"]
+    assert "checked the images and set them aside" in phone["explanation"]
     listing = relay.as_sender(
         ["transfers", "--state", str(tmp_path / "er-state"), "--json"], workdir=tmp_path
     ).ok()

@@ -52,3 +52,29 @@ def test_a_refusal_midway_counts_what_the_pacs_kept(
     held = hold_record.load(state, pushed["transfer_id"])
     assert held is not None
     assert (held.reason, held.stored_in_pacs) == (hold_record.Reason.PACS_REFUSED, 3)
+
+
+def test_a_refusal_within_a_stow_rs_batch_counts_what_the_pacs_kept(
+    relay: E2ERelay, orthanc_factory: Callable[..., OrthancServer], tmp_path: Path
+) -> None:
+    """Over STOW-RS the six images go in one request; Orthanc keeps those before image 4 (a
+    PACS may keep others too): what it kept is counted, though the request failed."""
+    pacs = orthanc_factory(lua=REFUSE_IMAGE_4, dicomweb=True)
+    make_ct_study(tmp_path / "study", 6, seed=6262)
+    pushed = relay.push([tmp_path / "study"], workdir=tmp_path).ok().json()
+    relay.authorize(pushed)
+    state = tmp_path / "tc-state"
+    args = relay.redeem_args(state=state, pacs=pacs_address(pacs))
+    run = run_cli(
+        [*args, "--stow", pacs.dicomweb_url],
+        cwd=tmp_path,
+        credential=relay.receiver_credential,
+        stdin=pushed["code"] + "\n",
+    ).failed()
+
+    in_pacs = len(pacs.instances())
+    assert in_pacs == 3, run.message
+    assert "3 of the 6 images were already stored in the PACS" in run.message
+    held = hold_record.load(state, pushed["transfer_id"])
+    assert held is not None
+    assert (held.reason, held.stored_in_pacs) == (hold_record.Reason.PACS_REFUSED, 3)

@@ -531,6 +531,36 @@ def a_conflict_withdraws_only_a_transfer_the_relay_gave_up() -> Drive:
     return d
 
 
+DISCARDED = {"instances": 0, "bytes": 0, "destination": "discarded", "received_at": T0}
+
+
+@scenario
+def a_study_the_trauma_center_discarded_goes_again_as_a_new_transfer() -> Drive:
+    """Even of the same files: the discarded transfer's code is spent and nothing more of it
+    is imported. It is given up without a revocation (redeemed, it cannot be revoked)."""
+    d = drive(journal("old1", done=True))
+    discarded = seen("redeemed", receipt=DISCARDED)
+    assert d("statuses_received", {"old1": discarded}) == [("give_up", "old1", False)]
+    assert d("revoke_answered", "old1", None) == [
+        ("save", "old1", True, abandon.DISCARDED_THERE),
+        ("create",),
+    ]
+    return d
+
+
+@scenario
+def an_upload_refused_after_a_discard_gives_up_without_a_revocation() -> Drive:
+    d = uploading()
+    conflict = refused("invalid-state")
+    discarded = seen("redeemed", receipt=DISCARDED)
+    assert d("send_failed", conflict, discarded) == [("give_up", "new", False)]
+    assert d("revoke_answered", "new", None) == [
+        ("save", "new", True, abandon.DISCARDED_THERE),
+        ("fail", "TransferWithdrawn"),
+    ]
+    return d
+
+
 @scenario
 def a_withdrawal_the_relay_cannot_take_now_ends_with_the_first_error() -> Drive:
     d = uploading()

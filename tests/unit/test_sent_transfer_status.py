@@ -95,8 +95,8 @@ def test_when_is_local_time_with_its_zone() -> None:
                 redeemed_at=AT,
                 receipt={"instances": 0, "destination": "discarded", "received_at": AT + 90},
             ),
-            f"discarded at the trauma center {when(AT + 90)} after review: not added to their "
-            "patient's record. Call them; if they still need the images, run the same push "
+            f"discarded at the trauma center {when(AT + 90)} after review; none of its images "
+            "went into their PACS. Call them; if they still need the images, run the same push "
             "again: it goes as a new transfer, with a new code",
         ),
         (
@@ -105,10 +105,9 @@ def test_when_is_local_time_with_its_zone() -> None:
                 redeemed_at=AT,
                 receipt={"instances": 7, "destination": "discarded", "received_at": AT + 90},
             ),
-            f"discarded at the trauma center {when(AT + 90)} after review: not added to their "
-            "patient's record (7 of its images had already reached their PACS as they arrived). "
-            "Call them; if they still need the images, run the same push again: it goes as a "
-            "new transfer, with a new code",
+            f"discarded at the trauma center {when(AT + 90)} after review; 7 of its images were "
+            "already in their PACS, which has the study INCOMPLETE. Call them; if they still "
+            "need the images, run the same push again: it goes as a new transfer, with a new code",
         ),
         (
             _status(
