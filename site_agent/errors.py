@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from transfer_codes.messages import from_docstring
+from transfer_codes.wire import Problem
 
 
 class AgentError(Exception):
@@ -29,6 +30,14 @@ class AgentError(Exception):
     def message(self) -> str:
         return self.detail
 
+    @property
+    def definitive(self) -> bool:
+        """Whether trying the same again cannot cure it, so a console offers no "Try again" (as
+        `sending_site.errors.SendingError.definitive`). False here: the network, this site's
+        set-up (its settings, its credential) and the relay's own trouble can all be fixed
+        while the work waits."""
+        return False
+
 
 class RelayUnreachable(AgentError):
     """The relay could not be reached. Check the address and the network, then try again."""
@@ -40,6 +49,23 @@ class RelayUnreachable(AgentError):
         self.reason = reason  # why, in words (`site_agent.unreachable.reason`); "" if not known
 
 
+# The relay's refusals of what was asked itself, not of how or when: the same request is
+# refused again whatever is fixed meanwhile at the site or the relay.
+DEFINITIVE_PROBLEMS = frozenset(
+    {
+        Problem.UNKNOWN_SITE,  # no such trauma center (or no longer): choose another
+        Problem.BAD_REQUEST,
+        Problem.TOO_LARGE,  # more than this relay keeps for a transfer or a site
+        Problem.NOT_FOUND,  # the transfer is no longer there
+        Problem.EXPIRED,
+        Problem.REVOKED,
+        Problem.ALREADY_REDEEMED,
+        Problem.CODE_NOT_ACCEPTED,
+        Problem.SITE_EXISTS,
+    }
+)
+
+
 class RelayRefused(AgentError):
     """The relay refused the request."""
 
@@ -48,6 +74,12 @@ class RelayRefused(AgentError):
         self.status = status
         self.code = code  # a `transfer_codes.wire.Problem` value when the relay itself refused
         self.extra = extra
+
+    @property
+    def definitive(self) -> bool:
+        """By the relay's own problem code (`DEFINITIVE_PROBLEMS`), never its sentence: a proxy
+        in front of it may refuse for reasons of its own, which can be fixed meanwhile."""
+        return self.code in DEFINITIVE_PROBLEMS
 
 
 class CredentialMissing(AgentError):

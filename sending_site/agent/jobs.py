@@ -55,6 +55,9 @@ class JobRecord:
     # Replace a delivered or live transfer of the study (push's --replace), until this job's
     # own transfer exists: a job started again after that resumes it instead.
     replace: bool = False
+    # It stopped at a refusal trying again cannot cure (the error's `definitive`): the console
+    # offers no "Try again" for it, and refuses a retry posted anyway.
+    definitive: bool = False
 
 
 @dataclass(frozen=True)
@@ -213,15 +216,17 @@ def start_push(jobs: PushJobs, record: JobRecord) -> Job:
         # The log names what stopped it, not the sentence: some sentences hold a live code.
         except (AlreadyDelivered, AlreadySent) as e:
             LOGGER.info("The push job %s sent nothing (%s).", record.job_id, type(e).__name__)
-            jobs.update(job, ended=True, problem=e.for_console, replaceable=True)
+            jobs.update(
+                job, ended=True, problem=e.for_console, replaceable=True, definitive=e.definitive
+            )
             return
         except SendingError as e:
             LOGGER.warning("The push job %s stopped (%s).", record.job_id, type(e).__name__)
-            jobs.update(job, ended=True, problem=e.for_console)
+            jobs.update(job, ended=True, problem=e.for_console, definitive=e.definitive)
             return
         except AgentError as e:  # the relay or the settings: never a code
             LOGGER.warning("The push job %s stopped: %s", record.job_id, e.detail)
-            jobs.update(job, ended=True, problem=e.for_console)
+            jobs.update(job, ended=True, problem=e.for_console, definitive=e.definitive)
             return
         except Exception:
             LOGGER.exception("The push job %s failed", record.job_id)

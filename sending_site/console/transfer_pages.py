@@ -181,6 +181,7 @@ async def job_page(request: web.Request) -> web.Response:
         request,
         "job.html",
         job=job,
+        refused="",
         progress=_progress(job, False),
         version=_version("", job, False),
     )
@@ -199,9 +200,35 @@ async def job_status(request: web.Request) -> web.Response:
     )
 
 
+RETRY_REFUSED = (
+    "Not tried again: trying again would not get past what stopped it. Nothing was changed; "
+    "what stopped it, and what to do instead, is below."
+)
+
+
 @routes.post("/jobs/{job_id}/retry")
 async def retry_job(request: web.Request) -> web.Response:
     job = _job(request)
+    if job.record.ended and job.record.definitive:  # a "Try again" from a page left open
+        await request.app[AUDIT].arecord(
+            "transfer-started",
+            who=user_of(request),
+            where=address_of(request),
+            outcome="refused",
+            study=job.record.study_instance_uid,
+            recipient=job.record.recipient,
+            job=job.record.job_id,
+            again=True,
+        )
+        return render(
+            request,
+            "job.html",
+            status=409,
+            job=job,
+            refused=RETRY_REFUSED,
+            progress=_progress(job, False),
+            version=_version("", job, False),
+        )
     if not job.running:
         await _start_again(request, job, replace_earlier=False)
     raise web.HTTPSeeOther(f"/jobs/{job.record.job_id}")
@@ -222,7 +249,9 @@ async def _start_again(request: web.Request, job: Job, *, replace_earlier: bool)
     replacing and stopped before its own transfer existed (the earlier one not withdrawn yet)
     goes on replacing."""
     again = replace_earlier or job.record.replace
-    record = replace(job.record, ended=False, problem="", replaceable=False, replace=again)
+    record = replace(
+        job.record, ended=False, problem="", replaceable=False, definitive=False, replace=again
+    )
     start_push(request.app[JOBS], record)
     await request.app[AUDIT].arecord(
         "transfer-started",

@@ -48,6 +48,8 @@ class QueryInvalid(InboxError):
     """Search by medical record number, by accession number, or by name and date of birth
     together."""
 
+    definitive = True
+
 
 class InstanceNotKept(InboxError):
     """It could not be added to the study in the inbox. Nothing was changed; check the study
