@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 import warnings
-from pathlib import Path
 
-from site_agent.credential import read_credential
+from site_agent.credential import AgentCredential
 from site_agent.errors import AgentError
 
 log = logging.getLogger("site_agent")
@@ -25,11 +24,12 @@ def configure() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom\.")
 
 
-def warn_without_credential(credential_file: Path | None) -> None:
-    """Say in the log, once at start, that the relay credential cannot be read: the agent still
-    serves its console (accounts, settings), but nothing reaches the relay until it is fixed,
-    and staff would otherwise learn it only when they first send or redeem."""
+def warn_without_credential(credential: AgentCredential) -> None:
+    """Say in the log, once at start, that the relay credential cannot be read (a missing one
+    in the words of the agent's settings): the agent still serves its console (accounts,
+    settings), but nothing reaches the relay until it is fixed, and staff would otherwise learn
+    it only when they first send or redeem."""
     try:
-        read_credential(credential_file)
+        credential.read()
     except AgentError as e:
         log.warning("%s Nothing can reach the relay until this is fixed.", e.detail)

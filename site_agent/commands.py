@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from site_agent import agent_logs, errors
+from site_agent.credential import AgentCredential
 from site_agent.settings.arguments import add_arguments, read
 
 if TYPE_CHECKING:
@@ -56,6 +57,10 @@ class Agent:
     @property
     def title(self) -> str:
         return f"{self.folder} agent"
+
+    def credential(self, settings: Any) -> AgentCredential:
+        """Its relay credential, as its `settings` name it (read when needed)."""
+        return AgentCredential(settings.relay.credential_file, self.env_prefix)
 
     @property
     def add_user(self) -> str:
@@ -157,7 +162,12 @@ def console_app(
     if not isinstance(pages, AgentPages):
         raise TypeError(f"{agent.pages}.PAGES is not an AgentPages")
     return make_app(
-        pages, settings, folder=_folder(agent, settings), add_user=agent.add_user, clock=clock
+        pages,
+        settings,
+        folder=_folder(agent, settings),
+        add_user=agent.add_user,
+        credential=agent.credential(settings),
+        clock=clock,
     )
 
 
@@ -168,7 +178,7 @@ def run_console(agent: Agent, args: argparse.Namespace) -> int:
 
     settings = settings_of(agent, args)
     agent_logs.configure()
-    agent_logs.warn_without_credential(settings.relay.credential_file)
+    agent_logs.warn_without_credential(agent.credential(settings))
     serve(console_app(agent, settings), settings.console)
     return 0
 

@@ -11,6 +11,7 @@ import logging
 import os
 import stat
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from site_agent import errors
@@ -20,11 +21,18 @@ CREDENTIAL_ENV = "TRAUMA_RELAY_CREDENTIAL"
 log = logging.getLogger(__name__)
 
 
-def read_credential(path: str | Path | None, environ: Mapping[str, str] | None = None) -> str:
+def read_credential(
+    path: str | Path | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    unset: errors.CredentialMissing | None = None,
+) -> str:
     """The credential in `path` (`--credential-file`), else in TRAUMA_RELAY_CREDENTIAL.
 
-    Raises `CredentialMissing` when neither holds one, `CredentialUnreadable` when the file
-    cannot be read, `CredentialMalformed` when what it holds cannot be a credential."""
+    Raises `unset` when neither is given (by default the `CredentialMissing` that names the
+    command line's option), `CredentialMissing` naming the file when it is empty,
+    `CredentialUnreadable` when the file cannot be read, `CredentialMalformed` when what it
+    holds cannot be a credential."""
     if path:
         try:
             value = Path(path).read_text(encoding="utf-8").strip()
@@ -43,17 +51,44 @@ def read_credential(path: str | Path | None, environ: Mapping[str, str] | None =
                 path,
             )
         where = f"The credential file {path}"
+        if not value:
+            raise errors.CredentialMissing(f"{where} is empty: it must hold the credential.")
     else:
         value = (os.environ if environ is None else environ).get(CREDENTIAL_ENV, "").strip()
         where = CREDENTIAL_ENV
     if not value:
-        raise errors.CredentialMissing()
+        raise unset or errors.CredentialMissing()
     if not value.isprintable() or not value.isascii() or " " in value:
         raise errors.CredentialMalformed(
             f"{where} holds more than the credential (several lines, spaces or other "
             "characters): it must hold only the one line `trauma-relay site add` printed."
         )
     return value
+
+
+@dataclass(frozen=True)
+class AgentCredential:
+    """A site agent's relay credential: in the file its `relay.credential_file` setting names,
+    else in TRAUMA_RELAY_CREDENTIAL. A missing one is said in its settings' words, the key as
+    its settings file writes it and its environment variable, not the command line's option."""
+
+    file: Path | None
+    env_prefix: str  # of the agent's settings in the environment (`Agent.env_prefix`)
+
+    @property
+    def setting(self) -> str:
+        """Where the file is set, as the agent's settings file writes it (`--print-config`),
+        and the environment variable for it, named like every setting's
+        (`site_agent.settings.schema.Setting.env_name`)."""
+        variable = f"{self.env_prefix}_RELAY_CREDENTIAL_FILE".upper()
+        return (
+            f"credential_file in the [relay] section of the agent's settings file (or {variable})"
+        )
+
+    def read(self, environ: Mapping[str, str] | None = None) -> str:
+        """The credential; raises like `read_credential`."""
+        unset = errors.CredentialMissing.in_settings(self.setting)
+        return read_credential(self.file, environ, unset=unset)
 
 
 def authorization_header(path: Path | None) -> dict[str, str]:

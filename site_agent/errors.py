@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from transfer_codes.messages import from_docstring
 from transfer_codes.wire import Problem
@@ -84,6 +84,19 @@ class RelayRefused(AgentError):
 
 class CredentialMissing(AgentError):
     """No site credential: set TRAUMA_RELAY_CREDENTIAL or pass --credential-file FILE."""
+
+    @classmethod
+    def in_settings(cls, setting: str) -> Self:
+        """As an agent run from its settings says it, where `setting` (the key as its settings
+        file writes it, and its environment variable) names the credential's file, and a
+        setting changed is read when the agent starts."""
+        return cls(
+            f"No site credential: set {setting} to the file holding the credential `trauma-relay "
+            "site add` printed, or set TRAUMA_RELAY_CREDENTIAL; then start the agent again.",
+            console="This agent has no site credential, so nothing can reach the relay. Ask "
+            f"its administrator to set {setting} to the file holding it, then to start the "
+            "agent again.",
+        )
 
 
 class CredentialUnreadable(AgentError):

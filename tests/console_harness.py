@@ -89,6 +89,9 @@ async def running_test_console(
     folder = root / "agent"
     add_accounts(folder, {NURSE: NURSE_PASSWORD})
     clock = FakeClock(T0)
-    app = make_app(pages, settings, folder=folder, add_user="add a user", clock=clock)
+    credential = SENDER.credential(settings)
+    app = make_app(
+        pages, settings, folder=folder, add_user="add a user", credential=credential, clock=clock
+    )
     async with served(app) as url:
         yield Console(url, app, clock, folder)

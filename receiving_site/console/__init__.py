@@ -37,8 +37,8 @@ from receiving_site.pacs import PacsAddress
 from receiving_site.redeem import RedeemRequest
 from receiving_site.settings import ReceiverSettings
 from site_agent.console import AgentPages, Link
-from site_agent.console.appkeys import AUDIT
-from site_agent.credential import read_credential
+from site_agent.console.appkeys import AUDIT, RELAY_CREDENTIAL
+from site_agent.credential import AgentCredential
 from site_agent.errors import AgentError
 
 STATIC = Path(__file__).with_name("static")
@@ -48,14 +48,16 @@ routes = web.RouteTableDef()
 routes.static("/trauma/static", STATIC)
 
 
-def _request(settings: ReceiverSettings) -> tuple[RedeemRequest, list[str]]:
+def _request(
+    settings: ReceiverSettings, relay_credential: AgentCredential
+) -> tuple[RedeemRequest, list[str]]:
     """What every import is redeemed with, from the settings; and why none can be, if so."""
     unready = []
     try:
-        credential = read_credential(settings.relay.credential_file)
+        credential = relay_credential.read()
     except AgentError as e:
         credential = ""
-        unready.append(e.detail)
+        unready.append(e.for_console)
     address = None
     if settings.pacs.host:
         address = PacsAddress(
@@ -91,7 +93,7 @@ async def _imports(settings: ReceiverSettings, app: web.Application) -> AsyncIte
 
 
 def setup(app: web.Application, settings: ReceiverSettings) -> None:
-    request, unready = _request(settings)
+    request, unready = _request(settings, app[RELAY_CREDENTIAL])
     app[IMPORTS] = Imports(request, app[AUDIT])
     app[UNREADY] = unready
     app[CHECKS] = {}

@@ -25,8 +25,7 @@ from receiving_site.holds_queue import Choice, Decision, Place
 from receiving_site.preview import sex_word
 from receiving_site.settings import ReceiverSettings
 from site_agent.console import render, user_of
-from site_agent.console.appkeys import AUDIT, address_of
-from site_agent.credential import read_credential
+from site_agent.console.appkeys import AUDIT, RELAY_CREDENTIAL, address_of
 from site_agent.dicom_text import date, person_name
 from site_agent.errors import AgentError
 
@@ -73,8 +72,8 @@ def _view(held: HeldStudy) -> dict[str, Any]:
     }
 
 
-def _place(settings: ReceiverSettings) -> Place:
-    return Place.of(settings, read_credential(settings.relay.credential_file))
+def _place(request: web.Request) -> Place:
+    return Place.of(request.app[SETTINGS], request.app[RELAY_CREDENTIAL].read())
 
 
 @routes.get("/holds")
@@ -168,7 +167,7 @@ async def decide(request: web.Request) -> web.Response:
     imports = request.app[IMPORTS]
     try:
         decided = await holds_queue.decide(
-            _place(settings),
+            _place(request),
             held.transfer_id,
             _decision(choice, form, settings),
             audit=request.app[AUDIT],

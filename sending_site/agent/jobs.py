@@ -30,7 +30,7 @@ from sending_site.inbox.settings import InboxSettings
 from sending_site.push import Progress, PushEvent, PushRequest, Ready, Retrying, push
 from sending_site.source import Arrivals
 from sending_site.stretching import SpareSecret
-from site_agent.credential import read_credential
+from site_agent.credential import AgentCredential
 from site_agent.errors import AgentError
 from site_agent.local_state import site_folder, write_atomically
 
@@ -65,7 +65,7 @@ class PushSetup:
     """What every push of the agent shares: from its settings."""
 
     relay: str
-    credential_file: Path | None  # None: TRAUMA_RELAY_CREDENTIAL
+    relay_credential: AgentCredential  # as the agent's settings name it
     state_dir: Path
     inbox: InboxSettings  # the spool, its stable age and the PACS the study is followed with
     # The inbox running in this process, which a push following a study listens to.
@@ -73,7 +73,7 @@ class PushSetup:
 
     def credential(self) -> str:
         """The site's relay credential, read when needed (`AgentError` saying what to fix)."""
-        return read_credential(self.credential_file)
+        return self.relay_credential.read()
 
 
 @dataclass

@@ -76,11 +76,12 @@ def agent_app(settings: SenderSettings) -> web.Application:
 
 def run(settings: Any) -> int:
     """Run the agent until SIGTERM or Ctrl+C."""
+    from sending_site.cli import SENDER
     from site_agent.console import serve
 
     # The inbox logs one line per refused image or association saying why.
     agent_logs.configure()
-    agent_logs.warn_without_credential(settings.relay.credential_file)
+    agent_logs.warn_without_credential(SENDER.credential(settings))
     serve(agent_app(settings), settings.console)
     print("The sending agent stopped.", flush=True)
     return 0

@@ -22,6 +22,7 @@ from sending_site.console.fetches import Fetches
 from sending_site.errors import SendingError
 from sending_site.settings import SenderSettings, inbox_settings
 from site_agent.console import AgentPages, Link
+from site_agent.console.appkeys import RELAY_CREDENTIAL
 
 STATIC = Path(__file__).with_name("static")
 
@@ -35,7 +36,7 @@ def setup(app: web.Application, settings: SenderSettings) -> None:
         jobs_folder(settings.state.folder),
         PushSetup(
             relay=settings.relay.url,
-            credential_file=settings.relay.credential_file,
+            relay_credential=app[RELAY_CREDENTIAL],
             state_dir=settings.state.folder,
             inbox=inbox_settings(settings),
             keeper=lambda: fetches.keeper,

@@ -30,10 +30,9 @@ from sending_site.report import MAX_REPORT_BYTES
 from sending_site.settings import inbox_settings
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from site_agent.console import render, user_of
-from site_agent.console.appkeys import AUDIT, address_of
+from site_agent.console.appkeys import AUDIT, RELAY_CREDENTIAL, address_of
 from site_agent.console.errors import PageNotFound
 from site_agent.console.uploads import takes_uploads
-from site_agent.credential import read_credential
 from site_agent.errors import AgentError
 
 routes = web.RouteTableDef()
@@ -112,12 +111,12 @@ async def _destinations(request: web.Request) -> tuple[list[Any], str]:
             return await destinations(client, retry_for=0), ""
     except (RelayUnreachable, RelayRefused) as e:
         return [], f"{e.detail} The list of trauma centers could not be loaded: try again."
-    except AgentError as e:
-        return [], e.detail
+    except AgentError as e:  # the settings or the credential, in the console's words
+        return [], e.for_console
 
 
 def _credential(request: web.Request) -> str:
-    return read_credential(request.app[SETTINGS].relay.credential_file)
+    return request.app[RELAY_CREDENTIAL].read()
 
 
 async def _report(request: web.Request, uid: str) -> tuple[Any, CompletenessReport]:

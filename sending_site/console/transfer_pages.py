@@ -29,9 +29,8 @@ from sending_site.sheet import render as render_sheet
 from sending_site.transfers import list_transfers, revoke, status_words
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from site_agent.console import render, user_of
-from site_agent.console.appkeys import AUDIT, address_of
+from site_agent.console.appkeys import AUDIT, RELAY_CREDENTIAL, address_of
 from site_agent.console.errors import PageNotFound
-from site_agent.credential import read_credential
 from site_agent.errors import AgentError
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.phone import authorization_link
@@ -68,7 +67,7 @@ def _record(request: web.Request) -> journal.TransferJournal:
 
 
 def _credential(request: web.Request) -> str:
-    return read_credential(request.app[SETTINGS].relay.credential_file)
+    return request.app[RELAY_CREDENTIAL].read()
 
 
 async def _status(

@@ -23,6 +23,7 @@ from site_agent.console.appkeys import (
     AUDIT,
     CLOCK,
     PAGES,
+    RELAY_CREDENTIAL,
     SESSIONS,
     SETTINGS,
     TEMPLATES,
@@ -33,6 +34,7 @@ from site_agent.console.pages import environment
 from site_agent.console.sessions import SessionBook
 from site_agent.console.throttle import SignInThrottle
 from site_agent.console.uploads import uploads_middleware
+from site_agent.credential import AgentCredential
 from site_agent.errors import SettingInvalid
 from site_agent.settings.sections import ConsoleSettings
 
@@ -75,12 +77,14 @@ def make_app(
     *,
     folder: Path,
     add_user: str,
+    credential: AgentCredential,
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """The console of an agent: sign-in, sessions, CSRF, the page frame and error pages, the
     assets, and the agent's `pages` behind sign-in. Accounts and the audit log are kept in
     `folder` (the agent's part of its state folder); `add_user` is the command that adds an
-    account. `clock` (seconds since the epoch) is for tests that move time."""
+    account; `credential` is the agent's relay credential, as its settings name it. `clock`
+    (seconds since the epoch) is for tests that move time."""
     app = web.Application(
         middlewares=[
             guard.errors_middleware,
@@ -93,6 +97,7 @@ def make_app(
     app[SETTINGS] = settings.console
     app[PAGES] = pages
     app[ADD_USER] = add_user
+    app[RELAY_CREDENTIAL] = credential
     app[CLOCK] = clock
     app[SESSIONS] = SessionBook(settings.console.idle_timeout)
     app[THROTTLE] = SignInThrottle()

@@ -14,11 +14,14 @@ from site_agent.audit import AuditLog
 from site_agent.console.agent import AgentPages
 from site_agent.console.sessions import Session, SessionBook
 from site_agent.console.throttle import SignInThrottle
+from site_agent.credential import AgentCredential
 from site_agent.settings.sections import ConsoleSettings
 
 SETTINGS = web.AppKey("console_settings", ConsoleSettings)
 PAGES = web.AppKey("console_pages", AgentPages)
 ADD_USER = web.AppKey("console_add_user", str)  # the command, named while no account exists
+# The agent's relay credential, read when needed (a missing one named in its settings' words).
+RELAY_CREDENTIAL = web.AppKey("console_relay_credential", AgentCredential)
 SESSIONS = web.AppKey("console_sessions", SessionBook)
 ACCOUNTS = web.AppKey("console_accounts", Accounts)
 AUDIT = web.AppKey("console_audit", AuditLog)

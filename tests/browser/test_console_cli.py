@@ -98,8 +98,12 @@ async def test_the_console_served_by_the_command(
     log = process.communicate()[0]
     assert f"at {url}" in log
     assert PASSWORD not in log
-    # No relay credential is set: the console runs, and its log says so from the start.
+    # No relay credential is set: the console runs, and its log says so from the start, naming
+    # the agent's setting (as its file writes it, and its environment variable), not an option.
     assert "TRAUMA_RELAY_CREDENTIAL" in log
+    assert "credential_file in the [relay] section" in log
+    assert f"TRAUMA_RELAY_{agent.upper()}_RELAY_CREDENTIAL_FILE" in log
+    assert "--credential-file" not in log
     assert "Nothing can reach the relay until this is fixed." in log
     folder = {"sender": "sending", "receiver": "receiving"}[agent]
     audit = (tmp_path / "state" / folder / "console-audit.jsonl").read_text("utf-8")

@@ -295,6 +295,7 @@ def test_loopback_addresses(text: str, loopback: bool) -> None:
 def test_the_trauma_console_imports_with_the_settings_pacs_and_stow(tmp_path: Path) -> None:
     """The console's imports use what `[pacs]` and `[stow]` say: several associations, and
     STOW-RS when a URL is set (the PACS still answers the identity checks)."""
+    from receiving_site.cli import RECEIVER
     from receiving_site.console import _request
     from receiving_site.settings import ReceiverSettings
     from site_agent.settings import load
@@ -315,7 +316,7 @@ def test_the_trauma_console_imports_with_the_settings_pacs_and_stow(tmp_path: Pa
         ],
         check=True,
     )
-    request, unready = _request(settings)
+    request, unready = _request(settings, RECEIVER.credential(settings))
     assert unready == []
     assert request.associations == 6
     assert request.stow is not None

@@ -1,5 +1,6 @@
 """Reading the site credential: one line from a file or the environment; anything else is
-refused with a sentence, and a file others can read is warned about."""
+refused with a sentence, and a file others can read is warned about. A missing one is told in
+the words of where it is set: the command line's option, or an agent's setting."""
 
 from __future__ import annotations
 
@@ -8,10 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from receiving_site.cli import RECEIVER
+from sending_site.cli import SENDER
+from site_agent.commands import Agent
 from site_agent.credential import CREDENTIAL_ENV, read_credential
 from site_agent.errors import CredentialMalformed, CredentialMissing, CredentialUnreadable
+from site_agent.settings import load, render
 
 CREDENTIAL = "st-mary-er.Zx8-kq2Lr0_aV9"
+URL = "relay.url=https://relay.example"
 
 
 def _file(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
@@ -73,3 +79,38 @@ def test_missing_and_unreadable(tmp_path: Path) -> None:
         read_credential(_file(tmp_path, "\n"))
     with pytest.raises(CredentialUnreadable, match="could not be read"):
         read_credential(tmp_path / "absent")
+
+
+def test_an_empty_file_is_named(tmp_path: Path) -> None:
+    path = _file(tmp_path, "\n")
+    with pytest.raises(CredentialMissing) as missing:
+        read_credential(path)
+    said = f"The credential file {path} is empty: it must hold the credential."
+    assert str(missing.value) == said
+
+
+def test_the_command_line_names_its_option() -> None:
+    with pytest.raises(CredentialMissing) as missing:
+        read_credential(None, {})
+    assert "pass --credential-file FILE" in str(missing.value)
+
+
+@pytest.mark.parametrize("agent", [SENDER, RECEIVER], ids=lambda a: a.command)
+def test_an_agent_names_its_setting_not_an_option(agent: Agent) -> None:
+    settings = load(agent.settings, agent.env_prefix, environ={}, assignments=(URL,))
+    with pytest.raises(CredentialMissing) as missing:
+        agent.credential(settings).read({})
+    variable = f"{agent.env_prefix}_RELAY_CREDENTIAL_FILE"
+    for said in (missing.value.detail, missing.value.for_console):
+        assert "credential_file in the [relay] section of the agent's settings file" in said
+        assert f"(or {variable})" in said
+        assert "--" not in said
+    assert "or set TRAUMA_RELAY_CREDENTIAL; then start the agent again" in missing.value.detail
+    assert missing.value.for_console.startswith("This agent has no site credential")
+    # What it names is that setting: in the environment, and as the settings file writes it.
+    environ = {variable: "/etc/er.credential"}
+    named = load(agent.settings, agent.env_prefix, environ=environ, assignments=(URL,))
+    assert named.relay.credential_file == Path("/etc/er.credential")
+    printed = render(settings, title="", prefix=agent.env_prefix, command="")
+    assert "[relay]\n" in printed
+    assert '\ncredential_file = ""\n' in printed.split("[relay]", 1)[1].split("\n[", 1)[0]

@@ -22,6 +22,7 @@ from sending_site.inbox.settings import InboxSettings, PacsNode
 from sending_site.push import Progress, PushRequest
 from sending_site.settings import SenderSettings, inbox_settings
 from sending_site.stretching import SpareSecret
+from site_agent.credential import AgentCredential
 from site_agent.settings import load
 from transfer_codes.keys import stretch_code
 
@@ -126,7 +127,8 @@ def test_readiness_in_the_list_of_recent_studies() -> None:
 
 
 def test_push_jobs_are_kept_on_disk_and_read_back(tmp_path: Path) -> None:
-    setup = PushSetup("http://127.0.0.1:9", None, tmp_path, InboxSettings(tmp_path / "spool"))
+    credential = AgentCredential(None, "TRAUMA_RELAY_SENDER")
+    setup = PushSetup("http://127.0.0.1:9", credential, tmp_path, InboxSettings(tmp_path / "spool"))
     jobs = PushJobs(jobs_folder(tmp_path), setup)
     first = new_job("1.2.3", "county-trauma", "nurse.joy", 1.0)
     second = new_job("1.2.4", "county-trauma", "nurse.joy", 2.0)
@@ -177,7 +179,12 @@ async def test_a_push_job_refused_keeps_the_console_words_and_logs_no_code(
     credential = tmp_path / "credential"
     credential.write_text("site-credential")
     credential.chmod(0o600)
-    setup = PushSetup("http://127.0.0.1:9", credential, tmp_path, InboxSettings(tmp_path / "spool"))
+    setup = PushSetup(
+        "http://127.0.0.1:9",
+        AgentCredential(credential, "TRAUMA_RELAY_SENDER"),
+        tmp_path,
+        InboxSettings(tmp_path / "spool"),
+    )
     jobs = PushJobs(jobs_folder(tmp_path), setup)
     with caplog.at_level(logging.INFO):
         job = start_push(jobs, new_job("1.2.3", "county-trauma", "nurse.joy", 1.0))
