@@ -54,7 +54,8 @@ EVENT_IDS = {
     "report-added": INSTANCES_TRANSFERRED,  # an instance made here, kept with the study
     "report-refused": INSTANCES_TRANSFERRED,
     # The trauma console: a code redeemed (its images opened), an import a person confirmed,
-    # and the study stored.
+    # and the study stored. The code or QR of an import open or redeemed there, entered again,
+    # opens its page and sends nothing: a `transfer-viewed` (`opened_with`: code or qr).
     "study-redeemed": INSTANCES_ACCESSED,
     "import-confirmed": IMPORT,
     "study-imported": IMPORT,

@@ -385,6 +385,18 @@ async def _scan(page: Page, agent: ReceivingAgent, text: str) -> None:
     await field.press("Enter")
 
 
+def _viewed_with_the_qr(agent: ReceivingAgent, transfer_id: str, *, times: int) -> None:
+    """The QR of a transfer open here has opened its import `times` times, each audited as an
+    access (by whom, from where; no code, no capability), none as a redemption."""
+    viewed = agent.audited("transfer-viewed")
+    assert len(viewed) == times
+    for record in viewed:
+        assert (record["event_id"], record["who"], record["outcome"]) == ("110103", USER, "success")
+        assert record["where"] == "127.0.0.1"
+        assert record["detail"] == {"transfer": transfer_id, "opened_with": "qr"}
+    assert len(agent.audited("study-redeemed")) == 1  # the typed code's, before the restart
+
+
 async def test_the_qr_of_a_transfer_open_here_goes_to_it_without_spending_anything(
     relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
 ) -> None:
@@ -405,6 +417,8 @@ async def test_the_qr_of_a_transfer_open_here_goes_to_it_without_spending_anythi
             await expect(page).to_have_url(page_of_transfer, timeout=WAIT_MS)
             await expect(page.locator("#preview")).to_be_visible()
             assert _pending_files(agent) == pending  # no second redemption id
+            # Nothing was spent, but the study was opened: that access is audited.
+            _viewed_with_the_qr(agent, pushed["transfer_id"], times=1)
         agent.kill()
 
         # After a restart it is listed as redeemed here: the QR goes to it, and it continues.
@@ -414,6 +428,7 @@ async def test_the_qr_of_a_transfer_open_here_goes_to_it_without_spending_anythi
             await _scan(page, agent, scanned)
             await expect(page).to_have_url(page_of_transfer, timeout=WAIT_MS)
             await expect(page.locator("#stopped")).to_contain_text("without using the code again")
+            _viewed_with_the_qr(agent, pushed["transfer_id"], times=2)
             await _continue_and_import(page, "MRN-903", len(files))
     finally:
         agent.stop()

@@ -305,6 +305,13 @@ async def test_a_held_import_resolved_in_the_holds_queue_says_what_became_of_it(
             await field.press("Enter")
             await expect(page).to_have_url(f"{agent.url}/imports/{dropped['transfer_id']}")
             await expect(page.locator("#discarded")).to_be_visible()
+            # Nothing was sent, but its page was opened by its code: audited as an access.
+            (viewed,) = agent.audited("transfer-viewed")
+            assert (viewed["who"], viewed["event_id"]) == (USER, "110103")
+            assert viewed["detail"] == {
+                "transfer": dropped["transfer_id"],
+                "opened_with": "code",
+            }
     finally:
         agent.stop()
     assert len(_filed_under(orthanc, "MRN-901")) == 3

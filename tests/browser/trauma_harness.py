@@ -6,6 +6,7 @@ real Orthanc."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -42,6 +43,13 @@ class ReceivingAgent:
     @property
     def log(self) -> Path:
         return self.root / "agent.log"
+
+    def audited(self, action: str) -> list[dict[str, Any]]:
+        """The records of `action` in the agent's audit log (`console-audit.jsonl`), oldest
+        first."""
+        path = self.state / "receiving" / "console-audit.jsonl"
+        records = [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+        return [r for r in records if r["action"] == action]
 
     def start(self) -> ReceivingAgent:
         with self.log.open("a", encoding="utf-8") as log:
