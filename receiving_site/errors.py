@@ -89,6 +89,12 @@ class AuthorizationLinkGiven(NoSecretGiven):
     the code."""
 
 
+class WebAddressGiven(NoSecretGiven):
+    """That is a web address, not a transfer code or a transfer QR. Nothing was sent and no
+    attempt was used. Scan the QR beside the code on the transfer sheet or on the family's
+    phone, or type the code."""
+
+
 class IdentityHeld(ReceivingError):
     """The PACS already has this patient ID or this study under a different patient, or could
     not be asked; the study was held for review and nothing was stored."""

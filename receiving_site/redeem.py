@@ -38,6 +38,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydicom.dataset import Dataset
 
@@ -227,12 +228,15 @@ Confirm = Callable[[Preview], Awaitable[bool | Filing]]
 
 def parse_secret(text: str) -> RedemptionCode | Capability:
     """A QR capability (TR1:...) or a typed code; raises the parse error a nurse can act on
-    (`AuthorizationLinkGiven` for the family's authorization link, scanned by mistake)."""
+    (`AuthorizationLinkGiven` for the family's authorization link, scanned by mistake;
+    `WebAddressGiven` for any other web address)."""
     cleaned = text.strip()
     if not cleaned:
         raise errors.NoSecretGiven()
     if is_authorization_link(cleaned):  # the ER screen's other QR, scanned by mistake
         raise errors.AuthorizationLinkGiven()
+    if _is_web_address(cleaned):  # some other QR (a web page's), or an address pasted
+        raise errors.WebAddressGiven()
     if looks_like_code(cleaned):
         return RedemptionCode.parse(cleaned)
     if cleaned.upper().startswith("TR") and ":" in cleaned:
@@ -240,6 +244,15 @@ def parse_secret(text: str) -> RedemptionCode | Capability:
     # Neither shape (too long for a code, or a colon without "TR"): the code parser names the
     # first character or the count that is wrong, which helps more than "not a transfer QR".
     return RedemptionCode.parse(cleaned)
+
+
+def _is_web_address(text: str) -> bool:
+    """Whether `text` is an http or https address with a host, in any letter case."""
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # such as an unclosed "[" of an IPv6 address
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
 def check_destination(req: RedeemRequest) -> None:

@@ -62,6 +62,31 @@ async def test_a_mistyped_code_is_told_on_the_page_before_anything_is_sent(
     assert "study-redeemed" not in audit
 
 
+@pytest.mark.parametrize(
+    "address",
+    [
+        "https://www.example.org/patients/123",  # a hospital page's QR, scanned by mistake
+        "HTTP://INTRANET.HOSPITAL.LOCAL:8080/PACS",  # a scanner with caps lock on
+    ],
+)
+async def test_a_web_address_is_named_as_such_and_stays_in_the_field(
+    tmp_path: Path, address: str
+) -> None:
+    async with (
+        running_console(tmp_path, "receiver", *_ready(tmp_path)) as console,
+        browser_like() as client,
+    ):
+        token = await signed_in(client, console)
+        form = {"csrf_token": token, "code": f" {address}\n"}
+        status, _, page = await post(client, f"{console.url}/redeem", form)
+    assert status == 400
+    assert "is a web address, not a transfer code or a transfer QR" in page
+    assert "Nothing was sent and no attempt was used" in page
+    assert "Character" not in page  # not told as a mistyped code
+    assert f'value="{address}"' in page  # kept in the field, as a typed code is
+    assert "study-redeemed" not in console.audit.read_text("utf-8")
+
+
 async def test_an_agent_without_a_pacs_redeems_nothing(tmp_path: Path) -> None:
     code = RedemptionCode.generate(18).grouped()
     async with running_console(tmp_path, "receiver") as console, browser_like() as client:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from receiving_site.errors import AuthorizationLinkGiven, NoSecretGiven
+from receiving_site.errors import AuthorizationLinkGiven, NoSecretGiven, WebAddressGiven
 from receiving_site.redeem import parse_secret
 from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
@@ -42,7 +42,7 @@ def test_nothing_given(text: str) -> None:
         ("0" * 40, CodeLengthError),  # too long for a code, but no capability either
         ("TR" + "0" * 40, CodeLengthError),  # starts like a capability, has no field
         ("- -", CodeLengthError),  # separators only
-        ("https://relay.example/x", CodeCharacterError),  # a colon, but not a capability
+        ("relay.example:8750/x", CodeCharacterError),  # a colon, but no capability nor address
         ("TR2:T:X:K:Y", UnknownCapabilityVersion),
         ("TR1:T:ABC", CapabilityFormatError),
         ("tr1:x", CapabilityLengthError),
@@ -68,3 +68,18 @@ def test_the_familys_authorization_link_is_named_as_such(text: str) -> None:
     with pytest.raises(AuthorizationLinkGiven, match="authorization link") as raised:
         parse_secret(text)
     assert "token" not in str(raised.value).lower()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://relay.example/x",
+        " HTTP://WWW.EXAMPLE.ORG/\n",  # a scanner with caps lock on
+        "https://hospital.example/patients?id=123#top",
+        "http://10.0.0.5:8080",
+        "https://relay.example/authorize-other",  # not the authorization link
+    ],
+)
+def test_another_web_address_is_named_as_such(text: str) -> None:
+    with pytest.raises(WebAddressGiven, match="is a web address, not a transfer code"):
+        parse_secret(text)
