@@ -72,7 +72,17 @@ class UploadUnfinished(ReceivingError):
     continue where this one stopped."""
 
 
-class StudyIncomplete(ReceivingError):
+class CannotContinue(ReceivingError):
+    """This transfer cannot be continued from this machine: continuing (`--resume`, the trauma
+    console's Continue) would stop here again. Its subclasses say why."""
+
+
+class NothingKept(CannotContinue):
+    """This machine keeps nothing of that transfer: it was not redeemed here, or it was
+    delivered or discarded from here since."""
+
+
+class StudyIncomplete(CannotContinue):
     """The sending hospital stopped sending this study before all of it had arrived, so it is
     incomplete. Nothing was stored. Call the sending hospital: they can send the whole study
     again with a new code."""

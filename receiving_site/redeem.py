@@ -67,13 +67,17 @@ from transfer_codes.errors import ManifestError
 from transfer_codes.keys import stretch_capability, stretch_code, unwrap
 from transfer_codes.manifest import ManifestEntry, ManifestReader, StudySummary
 from transfer_codes.phone import is_authorization_link
-from transfer_codes.wire import b64decode_text, b64encode_text
+from transfer_codes.wire import Problem, b64decode_text, b64encode_text
 
 WAIT_SECONDS = 20
 PARALLEL_DOWNLOADS = 4
 # Seconds before each new try of a redemption whose answer did not arrive (same id each time).
 REDEEM_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
 _ASSOCIATIONS = pacs.DEFAULT_ASSOCIATIONS  # named here: in `RedeemRequest`, `pacs` is a field
+# The relay's refusals of a redeemed transfer that is over: expired or revoked (410), or no
+# longer readable by this site at all (404: its answer once a transfer has expired, as for one
+# that never existed). Nothing more can be taken from it.
+GONE_AT_THE_RELAY = frozenset({Problem.EXPIRED, Problem.REVOKED, Problem.NOT_FOUND})
 
 
 @dataclass(frozen=True)
@@ -369,9 +373,20 @@ def _to_resume(e: Exception, command: str) -> Exception:
         hint = f"{kept} {command}"
     if isinstance(e, errors.IdentityHeld) and e.hold is not None:
         return e  # `_held` wrote its message with every command to continue
-    if isinstance(e, errors.StudyIncomplete):
-        return e  # this transfer will never be whole: continuing would not help
+    if not can_continue(e):
+        return e  # continuing would stop here again: no "continue with" after it
     return _reworded(e, lambda message: f"{message} {hint}")
+
+
+def can_continue(e: Exception) -> bool:
+    """Whether continuing (`--resume`, the trauma console's Continue) can get further than `e`
+    did: not once the study can never be whole or this machine keeps nothing of the transfer
+    (`CannotContinue`), nor when the relay refuses the transfer for good (`GONE_AT_THE_RELAY`:
+    its images are gone). Anything else (the PACS, the network, the disk, an image that failed
+    verification and is downloaded again) may be cured, and continuing takes it from there."""
+    if isinstance(e, errors.CannotContinue):
+        return False
+    return not (isinstance(e, RelayRefused) and e.code in GONE_AT_THE_RELAY)
 
 
 def _reworded(e: Exception, say: Callable[[str], str]) -> Exception:

@@ -119,13 +119,15 @@ def save_key(state_dir: Path, key: SavedKey) -> None:
 
 
 def load_key(state_dir: Path, transfer_id: str) -> SavedKey:
-    """The saved key of `transfer_id`; `ReceivingError` if this machine has none."""
+    """The saved key of `transfer_id`; `NothingKept` if this machine has none."""
     path = _key_path(state_dir, transfer_id)
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
-        raise errors.ReceivingError(
-            f"This machine has not redeemed transfer {transfer_id}; use its code instead."
+        raise errors.NothingKept(
+            f"This machine keeps nothing of transfer {transfer_id}: it was not redeemed here, "
+            "or it was delivered or discarded from here since. If it was not redeemed here, "
+            "use its code instead."
         ) from e
     pending = body.get("pending")
     return SavedKey(

@@ -30,6 +30,11 @@ class ContinueFromTheList(ConsoleError):
     Continue."""
 
 
+class ContinuingCannotHelp(ConsoleError, status=200):
+    """Continuing cannot help: this import cannot be finished from this machine. If the study
+    is still needed, ask the sending hospital to send it again with a new code."""
+
+
 class NoWorklist(ConsoleError, status=200):
     """This console cannot look patients up on a worklist. Find the patient's record number
     (MRN) in this hospital's system and type it below."""

@@ -17,6 +17,7 @@ from receiving_site import errors, holds, thumbnails
 from receiving_site.console import identity_check, import_worklist, series
 from receiving_site.console.appkeys import CHECKS, IMPORTS, SEARCHES, THUMBNAILS
 from receiving_site.console.errors import (
+    ContinuingCannotHelp,
     DifferencesNotTicked,
     RecordNumberChanged,
     WorklistPickStale,
@@ -69,6 +70,7 @@ async def _page(
         problem=problem,
         **import_worklist.form_values(request.app, found, job),
         hold_rows=_hold_rows(job),
+        cannot_continue=ContinuingCannotHelp().detail,
         incomplete=incomplete(summary) if summary else None,
         consent_from_sender=CONSENT_FROM_SENDER,
         name=person_name,

@@ -33,6 +33,7 @@ from receiving_site.redeem import (
     Stored,
     Unlocked,
     Waiting,
+    can_continue,
     redeem,
 )
 from receiving_site.staging import StagedObject
@@ -74,7 +75,7 @@ class Stage(enum.Enum):
     IMPORTING = "importing"  # confirmed: verifying and storing
     DONE = "done"
     HELD = "held"  # the identity check held it: nothing stored
-    FAILED = "failed"  # stopped; Continue tries again
+    FAILED = "failed"  # stopped; Continue tries again, where that can help (`continuable`)
     UNFINISHED = "unfinished"  # found after a restart, not running
     DISCARDED = "discarded"  # held, then discarded in the holds queue: gone from this machine
 
@@ -103,6 +104,7 @@ class Import:
     resolved_by: str = ""  # who stored or discarded it in the holds queue, if someone did
     result: RedeemResult | None = None
     problem: str = ""
+    continuable: bool = True  # False once it stopped where continuing cannot help
     hold: Hold | None = None
     held: HeldStudy | None = None  # the hold as the holds queue keeps it (images in the PACS)
     staged: dict[str, list[StagedObject]] = field(default_factory=dict)  # by series UID
@@ -213,8 +215,11 @@ class Imports:
 
     def resume(self, job: Import) -> None:
         """Continue a stopped import from what this machine kept (never spends the code); not
-        one delivered, or discarded in the holds queue (nothing is kept)."""
+        one delivered, or discarded in the holds queue (nothing is kept), nor one stopped where
+        continuing cannot help (`redeem.can_continue`)."""
         if job.running or not job.transfer_id or job.stage in (Stage.DONE, Stage.DISCARDED):
+            return
+        if not job.continuable:
             return
         job.problem, job.hold, job.held, job.stage = "", None, None, Stage.OPENING
         job.staged = {}
@@ -251,7 +256,7 @@ class Imports:
                 )
             job.filing, job.decided_by = None, ""  # after review, the record is chosen again
         except (errors.ReceivingError, AgentError, TransferCodeError, OSError) as e:
-            job.stage, job.problem = Stage.FAILED, _sentence(e)
+            job.stage, job.problem, job.continuable = Stage.FAILED, _sentence(e), can_continue(e)
         except Exception:
             log.exception("import %s stopped", job.transfer_id or "(not redeemed)")
             job.stage = Stage.FAILED

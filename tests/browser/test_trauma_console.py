@@ -371,6 +371,89 @@ async def test_an_unconfirmed_import_is_listed_after_a_restart_and_continued(
     assert not (agent.state / "receiving" / pushed["transfer_id"]).exists()
 
 
+async def _stopped_before_the_patient_was_confirmed(
+    page: Page, agent: ReceivingAgent, code: str
+) -> None:
+    """The code opens the study (its key and images kept here); the agent is killed before
+    anyone confirms the patient, so that after a restart the import waits for Continue."""
+    await _open_with_code(page, agent, code)
+    await _thumbnails_rendered(page, 2)
+    agent.kill()
+
+
+async def _continued_in_vain(page: Page, agent: ReceivingAgent, transfer_id: str) -> None:
+    """After the restart, Continue on the import's page: it stops for good, and the page
+    offers no Continue any more but says what staff can do instead; so does the list."""
+    await sign_in(page, agent.url, USER, PASSWORD)
+    await page.goto(f"{agent.url}/imports/{transfer_id}")
+    await page.get_by_role("button", name="Continue").click()
+    stopped = page.locator("#stopped")
+    await expect(stopped.locator(".problem")).to_be_visible(timeout=WAIT_MS)
+    await expect(page.get_by_role("button", name="Continue")).to_have_count(0)
+    await expect(stopped).not_to_contain_text("press Continue")
+    await expect(page.locator("#cannot-continue")).to_have_text(
+        "Continuing cannot help: this import cannot be finished from this machine. If the study "
+        "is still needed, ask the sending hospital to send it again with a new code."
+    )
+    await expect(stopped.get_by_role("link", name="Enter another code")).to_be_visible()
+    await page.goto(f"{agent.url}/")
+    await expect(page.locator("#unfinished li")).to_contain_text(
+        "stopped and cannot be continued; open it to see why."
+    )
+
+
+async def test_an_import_of_a_transfer_expired_at_the_relay_offers_no_continue(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    _, _, pushed = _pushed(relay, tmp_path, seed=68, slices=(2, 2))
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await _stopped_before_the_patient_was_confirmed(page, agent, pushed["code"])
+        # Its time at the relay runs out (as if the hours had passed): nothing more can be
+        # taken from it, whatever this machine kept.
+        moved = relay.execute(
+            "UPDATE transfers SET expires_at = ? WHERE id = ?",
+            time.time() - 60,
+            pushed["transfer_id"],
+        )
+        assert moved == 1
+        agent.start()
+        async with workstation(browser) as page:
+            await _continued_in_vain(page, agent, pushed["transfer_id"])
+            await page.goto(f"{agent.url}/imports/{pushed['transfer_id']}")
+            await expect(page.locator("#stopped .problem")).to_contain_text(
+                "There is no such transfer for your site."
+            )
+            await snap(page, "trauma-13-cannot-continue.png")
+    finally:
+        agent.stop()
+    assert orthanc.get_json("/statistics")["CountInstances"] == 0
+
+
+async def test_an_import_whose_key_this_machine_no_longer_keeps_offers_no_continue(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    _, _, pushed = _pushed(relay, tmp_path, seed=69, slices=(2, 2))
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await _stopped_before_the_patient_was_confirmed(page, agent, pushed["code"])
+        agent.start()  # lists it, from the key it keeps
+        # Then what this machine kept is removed (as `receiver holds discard` does at the
+        # command line): the transfer's key is gone.
+        (agent.state / "receiving" / f"{pushed['transfer_id']}.json").unlink()
+        async with workstation(browser) as page:
+            await _continued_in_vain(page, agent, pushed["transfer_id"])
+            await page.goto(f"{agent.url}/imports/{pushed['transfer_id']}")
+            await expect(page.locator("#stopped .problem")).to_contain_text(
+                f"This machine keeps nothing of transfer {pushed['transfer_id']}"
+            )
+    finally:
+        agent.stop()
+    assert orthanc.get_json("/statistics")["CountInstances"] == 0
+
+
 def _pending_files(agent: ReceivingAgent) -> list[str]:
     """The redemption ids the agent keeps (`receiving_site.state`): one per code or QR sent."""
     folder = agent.state / "receiving"
