@@ -54,8 +54,9 @@ EVENT_IDS = {
     "report-added": INSTANCES_TRANSFERRED,  # an instance made here, kept with the study
     "report-refused": INSTANCES_TRANSFERRED,
     # The trauma console: a code redeemed (its images opened), an import a person confirmed,
-    # and the study stored. The code or QR of an import open or redeemed there, entered again,
-    # opens its page and sends nothing: a `transfer-viewed` (`opened_with`: code or qr).
+    # and the study stored. Each page of an import or a held study a person opens is a
+    # `transfer-viewed` (`page`: imports or holds), not the page's own refreshes; the code or
+    # QR of an import open or redeemed there, entered again, opens its page and sends nothing.
     "study-redeemed": INSTANCES_ACCESSED,
     "import-confirmed": IMPORT,
     "study-imported": IMPORT,

@@ -20,8 +20,6 @@ from receiving_site.preview import person_name
 from receiving_site.redeem import parse_secret
 from site_agent.console import render, user_of
 from site_agent.console.appkeys import AUDIT, address_of
-from transfer_codes.capability import Capability
-from transfer_codes.codes import RedemptionCode
 from transfer_codes.errors import TransferCodeError
 
 routes = web.RouteTableDef()
@@ -86,12 +84,11 @@ async def redeem_code(request: web.Request) -> web.StreamResponse:
     known = imports.open_for(secret)
     if known is not None and known.transfer_id:
         # Open here already (the QR of a transfer its code opened): nothing is sent or spent.
-        await _audit_reopened(request, known, secret)
+        # Its page, opened next, is audited as a view of the study (`import_pages.viewed`).
         raise web.HTTPSeeOther(f"/imports/{known.transfer_id}")
     user = user_of(request)
     job = imports.start(secret, text.strip(), user)
-    if job.discarded:  # its page says so: not redeemed again
-        await _audit_reopened(request, job, secret)
+    if job.discarded:  # its page says so (and audits the view): not redeemed again
         raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")
     try:
         await asyncio.wait_for(job.unlocked.wait(), UNLOCK_WAIT)
@@ -104,19 +101,3 @@ async def redeem_code(request: web.Request) -> web.StreamResponse:
         return _home(request, problem=job.problem, typed=typed, status=400)
     await audit.arecord("study-redeemed", who=user, where=where, transfer=job.transfer_id)
     raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")
-
-
-async def _audit_reopened(
-    request: web.Request, job: Import, secret: RedemptionCode | Capability
-) -> None:
-    """The code or QR of `job`, an import open or redeemed here, was entered again: it goes to
-    its page, with nothing sent or spent. Still an access to the study, so audited as the ER
-    console's views of a transfer are (`transfer-viewed`): which transfer, and whether a code
-    or a QR opened it, never the code or the QR itself."""
-    await request.app[AUDIT].arecord(
-        "transfer-viewed",
-        who=user_of(request),
-        where=address_of(request),
-        transfer=job.transfer_id,
-        opened_with="qr" if isinstance(secret, Capability) else "code",
-    )

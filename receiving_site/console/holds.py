@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from receiving_site import errors, hold_record, holds, holds_queue
-from receiving_site.console import worklist_search
+from receiving_site.console import import_pages, worklist_search
 from receiving_site.console.appkeys import IMPORTS
 from receiving_site.console.hold_options import hold_options
 from receiving_site.hold_record import HeldStudy
@@ -134,7 +134,9 @@ async def search_worklist(request: web.Request) -> web.Response:
 
 @routes.get("/holds/{transfer_id}")
 async def decide_page(request: web.Request) -> web.Response:
-    return _decide_page(request, _held_or_404(request))
+    held = _held_or_404(request)
+    await import_pages.viewed(request, held.transfer_id)
+    return _decide_page(request, held)
 
 
 def _review_folder(settings: ReceiverSettings) -> Path:

@@ -28,6 +28,7 @@ from receiving_site.redeem import CONSENT_FROM_SENDER
 from site_agent.console import render, user_of
 from site_agent.console.appkeys import AUDIT, address_of
 from site_agent.console.errors import PageNotFound
+from site_agent.console.guard import REFRESH_HEADER
 
 routes = web.RouteTableDef()
 
@@ -82,7 +83,24 @@ async def _page(
 
 @routes.get("/imports/{transfer_id}")
 async def import_page(request: web.Request) -> web.Response:
-    return await _page(request, _job(request))
+    job = _job(request)
+    await viewed(request, job.transfer_id)
+    return await _page(request, job)
+
+
+async def viewed(request: web.Request, transfer_id: str) -> None:
+    """A person opened a page showing the study of `transfer_id` (the patient, its images): an
+    access, audited as the ER console's views of a transfer are (`transfer-viewed`). The page's
+    own refreshes while an import runs (`X-Console-Refresh`) are not a new view."""
+    if REFRESH_HEADER in request.headers:
+        return
+    await request.app[AUDIT].arecord(
+        "transfer-viewed",
+        who=user_of(request),
+        where=address_of(request),
+        transfer=transfer_id,
+        page=request.path.split("/", 2)[1],  # imports or holds
+    )
 
 
 @routes.post("/imports/{transfer_id}/identity")

@@ -300,18 +300,17 @@ async def test_a_held_import_resolved_in_the_holds_queue_says_what_became_of_it(
             await snap(page, "trauma-discarded.png")
 
             await page.get_by_role("link", name="Enter a code").click()
+            before = agent.audited("transfer-viewed")
             field = page.get_by_label("Code from the transfer sheet or the patient's phone")
             await field.fill(dropped["code"])
             await field.press("Enter")
             await expect(page).to_have_url(f"{agent.url}/imports/{dropped['transfer_id']}")
             await expect(page.locator("#discarded")).to_be_visible()
             # Nothing was sent, but its page was opened by its code: audited as an access.
-            (viewed,) = agent.audited("transfer-viewed")
+            *_, viewed = agent.audited("transfer-viewed")
+            assert len(agent.audited("transfer-viewed")) == len(before) + 1
             assert (viewed["who"], viewed["event_id"]) == (USER, "110103")
-            assert viewed["detail"] == {
-                "transfer": dropped["transfer_id"],
-                "opened_with": "code",
-            }
+            assert viewed["detail"] == {"transfer": dropped["transfer_id"], "page": "imports"}
     finally:
         agent.stop()
     assert len(_filed_under(orthanc, "MRN-901")) == 3

@@ -186,6 +186,11 @@ async def test_a_study_under_another_patient_is_saved_for_review_then_discarded(
         status, page = await staff.get(f"/holds/{transfer_id}")
         assert "call the sending hospital" in page
         assert 'id="choice-confirm_local_record"' not in page
+        # Both patients on the page: opening it is an access to the study, audited.
+        lines = tc.audit.read_text(encoding="utf-8").splitlines()
+        (viewed,) = [r for r in map(json.loads, lines) if r["action"] == "transfer-viewed"]
+        assert (viewed["who"], viewed["event_id"]) == (NURSE, "110103")
+        assert viewed["detail"] == {"transfer": transfer_id, "page": "holds"}
 
         status, page = await _choose(
             staff,
