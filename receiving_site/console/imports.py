@@ -269,7 +269,7 @@ class Imports:
                 self._by_transfer[job.transfer_id] = job
                 if job.stage is Stage.DONE:
                     self._forget(job.transfer_id)
-                elif job.filing is None:
+                elif job.filing is None or not job.continuable:
                     self._save(job)
         if job.result is not None and job.result.delivered_before is None:
             await self.audit.arecord(
@@ -332,6 +332,9 @@ class Imports:
             "started_by": job.started_by,
             "decided_by": job.decided_by,
             "filing": asdict(job.filing) if job.filing else None,
+            # Why it stopped where continuing cannot help: after a restart it is not offered
+            # Continue, nor resumed by itself (absent in records written before).
+            "cannot_continue": "" if job.continuable else job.problem,
         }
         write_atomically(self._record_path(job.transfer_id), json.dumps(body).encode())
 
@@ -363,6 +366,9 @@ class Imports:
             job.started_by, job.decided_by = str(body["started_by"]), str(body["decided_by"])
             if body["filing"]:
                 job.filing = Filing(**body["filing"])
+            if body.get("cannot_continue"):
+                job.stage, job.continuable = Stage.FAILED, False
+                job.problem = str(body["cannot_continue"])
         with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
             body = json.loads(self._listed_as_path(transfer_id).read_text("utf-8"))
             job.listed_as_kept = ListedAs(**{k: str(v) for k, v in body.items()})
@@ -382,7 +388,7 @@ class Imports:
             job = self._load(transfer_id)
             self._by_transfer[transfer_id] = job
             found.append(job)
-            if job.filing is not None:
+            if job.filing is not None and job.continuable:
                 self.resume(job)
         return found
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from held_studies import held_study
 
-from receiving_site import errors
+from receiving_site import errors, state
 from receiving_site.console import imports as imports_module
 from receiving_site.console.imports import Imports
 from receiving_site.holds import Person
@@ -54,3 +54,41 @@ async def test_a_discarded_import_is_found_by_its_own_code_not_by_its_locator(
     assert again.task is not None
     await again.task
     assert redeemed == [first.compact(), other.compact()]
+
+
+@pytest.mark.asyncio
+async def test_an_import_that_cannot_be_continued_is_not_offered_continue_after_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped where continuing cannot help (the study will never be whole), its key still
+    here: after a restart it is listed as stopped, with the same sentence, and neither offered
+    Continue nor resumed by itself."""
+    code = RedemptionCode.generate(11)
+    tid = new_transfer_id()
+    runs: list[str | None] = []
+
+    async def incomplete(req: RedeemRequest, on_event: Any, confirm: Any = None) -> Any:
+        runs.append(req.resume)
+        on_event(Unlocked(tid, "St. Mary's ED", False))
+        state.save_key(
+            req.state_dir, state.SavedKey(tid, req.relay, b"k" * 32, "St. Mary's", False)
+        )
+        raise errors.StudyIncomplete("The study will never be whole.")
+
+    monkeypatch.setattr(imports_module, "redeem", incomplete)
+    request = RedeemRequest("http://127.0.0.1:9", "credential", tmp_path)
+    audit = AuditLog(tmp_path / "audit", time.time)
+    first = Imports(request, audit)
+    job = first.start(code, code.compact(), "clerk")
+    assert job.task is not None
+    await job.task
+    assert (job.stage, job.continuable) == (imports_module.Stage.FAILED, False)
+
+    again = Imports(request, audit)  # the console started again
+    (listed,) = again.resume_unfinished()
+    assert (listed.stage, listed.continuable) == (imports_module.Stage.FAILED, False)
+    assert listed.problem == job.problem
+    assert listed.task is None  # not resumed by itself
+    again.resume(listed)  # nor by a Continue posted from a page left open
+    assert listed.task is None
+    assert runs == [None]
