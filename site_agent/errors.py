@@ -53,7 +53,8 @@ class RelayUnreachable(AgentError):
 # refused again whatever is fixed meanwhile at the site or the relay.
 DEFINITIVE_PROBLEMS = frozenset(
     {
-        Problem.UNKNOWN_SITE,  # no such trauma center (or no longer): choose another
+        # Not UNKNOWN_SITE: the relay answers it also for a trauma center its operator disabled
+        # for a while (`site disable`, undone by `site enable`), and then trying again works.
         Problem.BAD_REQUEST,
         Problem.TOO_LARGE,  # more than this relay keeps for a transfer or a site
         Problem.NOT_FOUND,  # the transfer is no longer there

@@ -187,7 +187,7 @@ async def decide(request: web.Request) -> web.Response:
         )
         return _decide_page(request, again, problem=e.message, status=409)
     except AgentError as e:
-        return _decide_page(request, held, problem=e.detail, status=503)
+        return _decide_page(request, held, problem=e.for_console, status=503)
     # The console's own page of that import (and its list) says what became of it.
     result, who = decided.result, user_of(request)
     if result is None:

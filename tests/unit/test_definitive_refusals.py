@@ -30,7 +30,6 @@ DEFINITIVE: list[AgentError | errors.SendingError] = [
     errors.MixedPatients(),
     errors.UnknownDestination(),
     QueryInvalid(),
-    _relay(404, Problem.UNKNOWN_SITE),  # the trauma center is no longer on the relay
     _relay(413, Problem.TOO_LARGE),
     _relay(400, Problem.BAD_REQUEST),
     _relay(410, Problem.REVOKED),
@@ -45,6 +44,7 @@ CURABLE: list[AgentError | errors.SendingError] = [
     _relay(409, Problem.INVALID_STATE),  # "too many open transfers; try again later"
     _relay(401, Problem.NOT_AUTHENTICATED),  # a credential to fix
     _relay(403, Problem.SITE_DISABLED),  # until the relay's operator enables the site
+    _relay(404, Problem.UNKNOWN_SITE),  # said of a trauma center disabled for a while too
     _relay(500, Problem.RELAY_ERROR),
     _relay(413, ""),  # a proxy in front of the relay, with a body limit of its own
     CredentialMissing(),
@@ -71,6 +71,6 @@ def test_trying_again_can_work(error: AgentError | errors.SendingError) -> None:
 
 
 def test_the_relay_refusal_is_told_by_its_code_not_its_sentence() -> None:
-    said = "There is no trauma center by that name on this relay."
-    assert RelayRefused(404, Problem.UNKNOWN_SITE, said, {}).definitive
+    said = "This transfer is no longer on the relay."
+    assert RelayRefused(404, Problem.NOT_FOUND, said, {}).definitive
     assert not RelayRefused(404, "", said, {}).definitive  # the same words from elsewhere
