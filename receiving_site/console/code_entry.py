@@ -61,8 +61,9 @@ async def home(request: web.Request) -> web.Response:
 def _given_back(text: str) -> str:
     """What the field shows again with a problem: the code as typed, so that it need not be
     typed again (only in the page the POST answers: never in a URL or a log); nothing for a
-    scanned QR or link (its text is the whole key; scanning again is as quick). A web address
-    that is neither (`WebAddressGiven`) holds no key of ours and is shown back too."""
+    scanned QR or link (its text is the whole key; scanning again is as quick). Nor for another
+    web address (`WebAddressGiven`): it may be the family's link mangled by a scanner (a '#'
+    typed as another character), the token and key still in it."""
     return "" if ":" in text else text.strip()
 
 
@@ -77,8 +78,6 @@ async def redeem_code(request: web.Request) -> web.StreamResponse:
     try:
         secret = parse_secret(text)
     except (TransferCodeError, errors.ReceivingError) as e:
-        if isinstance(e, errors.WebAddressGiven):  # no key of ours: shown back as scanned
-            typed = text.strip()
         return _home(request, problem=str(e), typed=typed, status=400)
     imports = request.app[IMPORTS]
     known = imports.open_for(secret)

@@ -67,9 +67,11 @@ async def test_a_mistyped_code_is_told_on_the_page_before_anything_is_sent(
     [
         "https://www.example.org/patients/123",  # a hospital page's QR, scanned by mistake
         "HTTP://INTRANET.HOSPITAL.LOCAL:8080/PACS",  # a scanner with caps lock on
+        # The family's link, its '#' typed as another character by a scanner's keyboard layout.
+        "https://relay.example/authorize£SECRETtoken.SECRETkey",
     ],
 )
-async def test_a_web_address_is_named_as_such_and_stays_in_the_field(
+async def test_a_web_address_is_named_as_such_and_not_shown_back(
     tmp_path: Path, address: str
 ) -> None:
     async with (
@@ -83,7 +85,8 @@ async def test_a_web_address_is_named_as_such_and_stays_in_the_field(
     assert "is a web address, not a transfer code or a transfer QR" in page
     assert "Nothing was sent and no attempt was used" in page
     assert "Character" not in page  # not told as a mistyped code
-    assert f'value="{address}"' in page  # kept in the field, as a typed code is
+    # Not shown back: it may be the family's link mangled by a scanner, its key still in it.
+    assert address not in page
     assert "study-redeemed" not in console.audit.read_text("utf-8")
 
 
