@@ -152,7 +152,10 @@ def unfinished(state_dir: Path) -> list[str]:
         return []
     for path in entries:
         if path.suffix == ".json" and is_transfer_id(path.stem):
-            found.append((path.stat().st_mtime, path.stem))
+            try:
+                found.append((path.stat().st_mtime, path.stem))
+            except FileNotFoundError:
+                continue  # delivered and forgotten since the folder was listed
     return [transfer_id for _, transfer_id in sorted(found)]
 
 
@@ -161,7 +164,10 @@ def key_of_slot(state_dir: Path, slot: str, relay: str) -> SavedKey | None:
     of `slot` (`pending`), if it keeps one. A QR's slot is its transfer id, which also names a
     transfer redeemed here with its typed code: that one's key is found too."""
     for transfer_id in unfinished(state_dir):
-        saved = load_key(state_dir, transfer_id)
+        try:
+            saved = load_key(state_dir, transfer_id)
+        except errors.NothingKept:
+            continue  # delivered or discarded meanwhile, by another run: not this slot's
         if slot in (saved.pending, saved.transfer_id) and saved.relay == relay:
             return saved
     return None

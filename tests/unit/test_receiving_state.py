@@ -116,3 +116,15 @@ def test_the_key_of_a_transfer_redeemed_by_its_code_is_found_by_its_qrs_slot(
     assert state.key_of_slot(tmp_path, tid, "https://relay.example") == key(tid)  # the QR's
     assert state.key_of_slot(tmp_path, tid, "https://other.example") is None
     assert state.key_of_slot(tmp_path, new_transfer_id(), "https://relay.example") is None
+
+
+def test_a_key_forgotten_while_the_slots_are_searched_is_passed_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another run delivered (or a nurse discarded) a transfer between the listing of the state
+    folder and the reading of its key: the search goes on to the others."""
+    tid, gone = new_transfer_id(), new_transfer_id()
+    state.save_key(tmp_path, key(tid))
+    listed = state.unfinished(tmp_path)
+    monkeypatch.setattr(state, "unfinished", lambda state_dir: [gone, *listed])
+    assert state.key_of_slot(tmp_path, "7", "https://relay.example") == key(tid)
