@@ -26,32 +26,38 @@ end
 """
 
 
-def test_a_refusal_midway_counts_what_the_pacs_kept(
-    relay: E2ERelay, orthanc_factory: Callable[..., OrthancServer], tmp_path: Path
+def _refused_midway(
+    relay: E2ERelay, pacs: OrthancServer, tmp_path: Path, seed: int, *options: str
 ) -> None:
-    pacs = orthanc_factory(lua=REFUSE_IMAGE_4)
-    files = make_ct_study(tmp_path / "study", 6, seed=6161)
+    """Push a study of 6 images, authorize it, and redeem it into `pacs` with `options`: the
+    redeem fails at image 4. Checks what it says, and that the hold counts what `pacs` kept (3:
+    those before image 4)."""
+    make_ct_study(tmp_path / "study", 6, seed=seed)
     pushed = relay.push([tmp_path / "study"], workdir=tmp_path).ok().json()
     relay.authorize(pushed)
     state = tmp_path / "tc-state"
-    args = relay.redeem_args(state=state, pacs=pacs_address(pacs))
     run = run_cli(
-        [*args, "--associations", "1"],  # in order: images 1 to 3 stored, then 4 refused
+        [*relay.redeem_args(state=state, pacs=pacs_address(pacs)), *options],
         cwd=tmp_path,
         credential=relay.receiver_credential,
         stdin=pushed["code"] + "\n",
     ).failed()
 
-    in_pacs = len(pacs.instances())
-    assert in_pacs == 3, run.message
-    message = run.message
-    assert "Nothing was stored" not in message
-    assert "nothing was stored" not in message
-    assert f"3 of the {len(files)} images were already stored in the PACS" in message
-    assert "the study there is INCOMPLETE" in message
+    assert len(pacs.instances()) == 3, run.message
+    assert "othing was stored" not in run.message
+    assert "3 of the 6 images were already stored in the PACS" in run.message
+    assert "the study there is INCOMPLETE" in run.message
     held = hold_record.load(state, pushed["transfer_id"])
     assert held is not None
     assert (held.reason, held.stored_in_pacs) == (hold_record.Reason.PACS_REFUSED, 3)
+
+
+def test_a_refusal_midway_counts_what_the_pacs_kept(
+    relay: E2ERelay, orthanc_factory: Callable[..., OrthancServer], tmp_path: Path
+) -> None:
+    pacs = orthanc_factory(lua=REFUSE_IMAGE_4)
+    # One association, in order: images 1 to 3 stored, then 4 refused.
+    _refused_midway(relay, pacs, tmp_path, 6161, "--associations", "1")
 
 
 def test_a_refusal_within_a_stow_rs_batch_counts_what_the_pacs_kept(
@@ -60,21 +66,4 @@ def test_a_refusal_within_a_stow_rs_batch_counts_what_the_pacs_kept(
     """Over STOW-RS the six images go in one request; Orthanc keeps those before image 4 (a
     PACS may keep others too): what it kept is counted, though the request failed."""
     pacs = orthanc_factory(lua=REFUSE_IMAGE_4, dicomweb=True)
-    make_ct_study(tmp_path / "study", 6, seed=6262)
-    pushed = relay.push([tmp_path / "study"], workdir=tmp_path).ok().json()
-    relay.authorize(pushed)
-    state = tmp_path / "tc-state"
-    args = relay.redeem_args(state=state, pacs=pacs_address(pacs))
-    run = run_cli(
-        [*args, "--stow", pacs.dicomweb_url],
-        cwd=tmp_path,
-        credential=relay.receiver_credential,
-        stdin=pushed["code"] + "\n",
-    ).failed()
-
-    in_pacs = len(pacs.instances())
-    assert in_pacs == 3, run.message
-    assert "3 of the 6 images were already stored in the PACS" in run.message
-    held = hold_record.load(state, pushed["transfer_id"])
-    assert held is not None
-    assert (held.reason, held.stored_in_pacs) == (hold_record.Reason.PACS_REFUSED, 3)
+    _refused_midway(relay, pacs, tmp_path, 6262, "--stow", pacs.dicomweb_url)
