@@ -19,7 +19,7 @@ from receiving_site.console.imports import Import, Stage
 from receiving_site.preview import person_name
 from receiving_site.redeem import parse_secret
 from site_agent.console import render, user_of
-from site_agent.console.appkeys import AUDIT, address_of
+from site_agent.console.appkeys import address_of
 from transfer_codes.errors import TransferCodeError
 
 routes = web.RouteTableDef()
@@ -86,7 +86,7 @@ async def redeem_code(request: web.Request) -> web.StreamResponse:
         # Its page, opened next, is audited as a view of the study (`import_pages.viewed`).
         raise web.HTTPSeeOther(f"/imports/{known.transfer_id}")
     user = user_of(request)
-    job = imports.start(secret, text.strip(), user)
+    job = imports.start(secret, text.strip(), user, address_of(request))
     if job.discarded:  # its page says so (and audits the view): not redeemed again
         raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")
     try:
@@ -94,9 +94,10 @@ async def redeem_code(request: web.Request) -> web.StreamResponse:
     except TimeoutError:
         waiting = StillRedeeming()
         return _home(request, problem=waiting.detail, typed=typed, status=waiting.status)
-    audit, where = request.app[AUDIT], address_of(request)
+    # The redemption is audited by the import itself (`Imports.start`), once, whoever waits;
+    # written before the page answers.
+    if job.recorded is not None:
+        await asyncio.shield(job.recorded)
     if not job.transfer_id:
-        await audit.arecord("study-redeemed", who=user, where=where, outcome="refused")
         return _home(request, problem=job.problem, typed=typed, status=400)
-    await audit.arecord("study-redeemed", who=user, where=where, transfer=job.transfer_id)
     raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")

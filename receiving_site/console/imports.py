@@ -86,6 +86,8 @@ class Import:
 
     slot: str  # the code's locator, or the transfer id (a QR, or found after a restart)
     started_by: str
+    started_from: str = ""  # the address the code or QR was entered from (for the audit log)
+    recorded: asyncio.Task[None] | None = None  # its redemption's audit record, being written
     code: str = ""  # `state.code_digest` of the typed code that started it; empty for a QR
     transfer_id: str = ""
     sender: str = ""
@@ -167,6 +169,7 @@ class Imports:
         self.audit = audit
         self._by_transfer: dict[str, Import] = {}
         self._starting: list[Import] = []
+        self._recording: set[asyncio.Task[None]] = set()  # audit records being written
 
     @property
     def state_dir(self) -> Path:
@@ -190,9 +193,13 @@ class Imports:
             return self.find(secret.transfer_id) or self.running_for(secret.transfer_id)
         return self.running_for(str(secret.locator))
 
-    def start(self, secret: RedemptionCode | Capability, text: str, user: str) -> Import:
-        """Redeem the code or QR `text` (already parsed into `secret`) for `user`; the import
-        it already has (`open_for`) instead, started again by nothing."""
+    def start(
+        self, secret: RedemptionCode | Capability, text: str, user: str, where: str = ""
+    ) -> Import:
+        """Redeem the code or QR `text` (already parsed into `secret`) for `user` at `where`;
+        the import it already has (`open_for`) instead, started again by nothing. The
+        redemption is audited once (`study-redeemed`), by the import itself: when the relay
+        unlocks it, or refused, whoever waits for it (a second click, a page given up on)."""
         known = self.open_for(secret)
         if known is not None:
             return known
@@ -207,7 +214,7 @@ class Imports:
         )
         if discarded is not None:
             return discarded
-        job = Import(slot=slot, started_by=user, code=code)
+        job = Import(slot=slot, started_by=user, code=code, started_from=where)
         self._starting.append(job)
         req = replace(self.request, secret=text)
         job.task = asyncio.create_task(self._run(job, req))
@@ -237,10 +244,14 @@ class Imports:
             self.resume(job)
 
     async def _run(self, job: Import, req: RedeemRequest) -> None:
+        redeeming = not req.resume
+
         def on_event(event: RedeemEvent) -> None:
             job.on_event(event)
             if isinstance(event, Unlocked):
                 self._registered(job)
+                if redeeming:
+                    self._record_redeemed(job, transfer=job.transfer_id)
             elif isinstance(event, Preview):
                 self._keep_listed_as(job)
 
@@ -262,6 +273,8 @@ class Imports:
             job.stage = Stage.FAILED
             job.problem = "The import stopped because of an error in this agent (see its log)."
         finally:
+            if redeeming and not job.transfer_id and job.stage is Stage.FAILED:  # refused
+                self._record_redeemed(job, outcome="refused")
             job.unlocked.set()
             if job in self._starting:
                 self._starting.remove(job)
@@ -310,6 +323,17 @@ class Imports:
         job.held = held
         if hold is not None:
             job.hold = hold
+
+    def _record_redeemed(self, job: Import, **detail: str) -> None:
+        """Audit the redemption `job` started (from the redemption's events, which are not
+        awaited: written in a task of its own)."""
+        record = self.audit.arecord(
+            "study-redeemed", who=job.started_by, where=job.started_from or "-", **detail
+        )
+        task = asyncio.get_running_loop().create_task(record)
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
+        job.recorded = task
 
     def _registered(self, job: Import) -> None:
         """Once `job` is unlocked: known by its transfer id from now on."""
@@ -397,6 +421,7 @@ class Imports:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._recording, return_exceptions=True)
 
 
 def _sentence(e: Exception) -> str:

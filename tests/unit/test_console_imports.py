@@ -3,6 +3,8 @@ redemption is a stand-in that unlocks a transfer and stops, as a held study does
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -92,3 +94,48 @@ async def test_an_import_that_cannot_be_continued_is_not_offered_continue_after_
     again.resume(listed)  # nor by a Continue posted from a page left open
     assert listed.task is None
     assert runs == [None]
+
+
+def _redemptions(audit: Path) -> list[dict[str, Any]]:
+    lines = audit.read_text("utf-8").splitlines() if audit.exists() else []
+    return [r for r in map(json.loads, lines) if r["action"] == "study-redeemed"]
+
+
+@pytest.mark.asyncio
+async def test_a_redemption_is_audited_once_however_many_wait_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second click on the same code while the relay answers waits for the same import: one
+    `study-redeemed`, with who started it and from where; a refused code likewise, once."""
+    right, wrong = RedemptionCode.generate(12), RedemptionCode.generate(13)
+    tid = new_transfer_id()
+    answer = asyncio.Event()
+
+    async def slow(req: RedeemRequest, on_event: Any, confirm: Any = None) -> Any:
+        await answer.wait()
+        if req.secret == wrong.compact():
+            raise errors.ReceivingError("The relay did not accept this code.")
+        on_event(Unlocked(tid, "St. Mary's ED", False))
+        raise errors.ReceivingError("held for review")
+
+    monkeypatch.setattr(imports_module, "redeem", slow)
+    audit = AuditLog(tmp_path / "audit", time.time)
+    imports = Imports(RedeemRequest("http://127.0.0.1:9", "credential", tmp_path), audit)
+    first = imports.start(right, right.compact(), "clerk", "10.0.0.7")
+    again = imports.start(right, right.compact(), "nurse", "10.0.0.8")  # a second click
+    refused = imports.start(wrong, wrong.compact(), "clerk", "10.0.0.7")
+    refused_again = imports.start(wrong, wrong.compact(), "clerk", "10.0.0.7")
+    assert (again, refused_again) == (first, refused)
+    answer.set()
+    for job in (first, refused):
+        assert job.task is not None
+        await job.task
+        assert job.recorded is not None
+        await job.recorded
+
+    records = _redemptions(audit.path)
+    written = sorted((r["outcome"], r["who"], r["where"], r.get("detail")) for r in records)
+    assert [(who, where, outcome, detail) for outcome, who, where, detail in written] == [
+        ("clerk", "10.0.0.7", "refused", None),
+        ("clerk", "10.0.0.7", "success", {"transfer": tid}),
+    ]
