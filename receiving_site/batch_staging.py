@@ -102,6 +102,10 @@ async def _fetch(
                 opened.append((pieces.entry, pieces.finish()))
                 pieces = None
     except RelayRefused as e:
+        if e.code in errors.GONE_AT_THE_RELAY:  # expired or withdrawn meanwhile: for good
+            raise errors.TransferGone(
+                f"{errors.TransferGone().message} (The relay said: {e.detail})"
+            ) from e
         # The manifest lists only objects the relay acknowledged as complete.
         raise errors.VerificationFailed(
             f"Image {entries[len(opened)].index + 1} is listed in the transfer, but the relay "

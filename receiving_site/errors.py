@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from transfer_codes.messages import from_docstring
+from transfer_codes.wire import Problem
 
 if TYPE_CHECKING:
     from receiving_site.holds import Hold
@@ -80,6 +81,16 @@ class CannotContinue(ReceivingError):
 class NothingKept(CannotContinue):
     """This machine keeps nothing of that transfer: it was not redeemed here, or it was
     delivered or discarded from here since."""
+
+
+# The relay's refusals of a transfer that is gone for good: its images are deleted or withdrawn.
+GONE_AT_THE_RELAY = frozenset({Problem.EXPIRED, Problem.REVOKED, Problem.NOT_FOUND})
+
+
+class TransferGone(CannotContinue):
+    """The relay no longer has this transfer (it expired, or was withdrawn), so the rest of its
+    images cannot be downloaded. Ask the sending hospital to send the study again with a new
+    code."""
 
 
 class StudyIncomplete(CannotContinue):

@@ -67,7 +67,7 @@ from transfer_codes.errors import ManifestError
 from transfer_codes.keys import stretch_capability, stretch_code, unwrap
 from transfer_codes.manifest import ManifestEntry, ManifestReader, StudySummary
 from transfer_codes.phone import is_authorization_link
-from transfer_codes.wire import Problem, b64decode_text, b64encode_text
+from transfer_codes.wire import b64decode_text, b64encode_text
 
 WAIT_SECONDS = 20
 PARALLEL_DOWNLOADS = 4
@@ -77,7 +77,7 @@ _ASSOCIATIONS = pacs.DEFAULT_ASSOCIATIONS  # named here: in `RedeemRequest`, `pa
 # The relay's refusals of a redeemed transfer that is over: expired or revoked (410), or no
 # longer readable by this site at all (404: its answer once a transfer has expired, as for one
 # that never existed). Nothing more can be taken from it.
-GONE_AT_THE_RELAY = frozenset({Problem.EXPIRED, Problem.REVOKED, Problem.NOT_FOUND})
+GONE_AT_THE_RELAY = errors.GONE_AT_THE_RELAY
 
 
 @dataclass(frozen=True)

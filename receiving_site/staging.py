@@ -68,6 +68,10 @@ async def stage_object(
                     raise
                 await asyncio.sleep(min(2**attempts * 0.25, 5))
             except RelayRefused as e:
+                if e.code in errors.GONE_AT_THE_RELAY:  # expired or withdrawn meanwhile: for good
+                    raise errors.TransferGone(
+                        f"{errors.TransferGone().message} (The relay said: {e.detail})"
+                    ) from e
                 # The manifest lists only objects the relay acknowledged as complete.
                 raise errors.VerificationFailed(
                     f"Image {entry.index + 1} is listed in the transfer, but the relay cannot "

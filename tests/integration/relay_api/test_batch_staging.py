@@ -142,3 +142,23 @@ async def test_a_frame_for_another_image_than_asked_is_refused(tmp_path: Path) -
         with pytest.raises(RelayUnreachable):
             await read()
         assert seen == []
+
+
+@pytest.mark.asyncio
+async def test_a_transfer_gone_meanwhile_is_told_as_gone_not_as_a_failed_image(
+    ctx: Ctx, tmp_path: Path
+) -> None:
+    """It expired while its images were being fetched: that is for good, so continuing is not
+    offered (it was told as an image that failed, and Continue was offered once)."""
+    from receiving_site.redeem import can_continue
+
+    transfer_id, key, entries = await _redeemed(ctx, 2)
+    ctx.clock.advance(30 * 24 * 3600)
+    async with RelayClient(ctx.relay.url, ctx.tc) as client:
+        with pytest.raises(errors.TransferGone) as one:
+            await staging.stage_object(client, transfer_id, key, entries[0], tmp_path)
+        with pytest.raises(errors.TransferGone) as batch:
+            await batch_staging.stage_batch(client, transfer_id, key, entries, tmp_path)
+    for raised in (one.value, batch.value):
+        assert "send the study again with a new code" in raised.message
+        assert not can_continue(raised)
