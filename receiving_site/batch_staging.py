@@ -102,16 +102,7 @@ async def _fetch(
                 opened.append((pieces.entry, pieces.finish()))
                 pieces = None
     except RelayRefused as e:
-        if e.code in errors.GONE_AT_THE_RELAY:  # expired or withdrawn meanwhile: for good
-            raise errors.TransferGone(
-                f"{errors.TransferGone().message} (The relay said: {e.detail})"
-            ) from e
-        # The manifest lists only objects the relay acknowledged as complete.
-        raise errors.VerificationFailed(
-            f"Image {entries[len(opened)].index + 1} is listed in the transfer, but the relay "
-            f"cannot provide it ({e.detail}). Nothing was stored in the PACS. Call the sending "
-            "hospital."
-        ) from e
+        raise staging.download_refused(e, entries[len(opened)]) from e
     except TransferCodeError as e:
         raise errors.VerificationFailed(
             f"Image {entries[len(opened)].index + 1} failed verification ({e}). Nothing was "

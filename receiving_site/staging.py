@@ -68,16 +68,7 @@ async def stage_object(
                     raise
                 await asyncio.sleep(min(2**attempts * 0.25, 5))
             except RelayRefused as e:
-                if e.code in errors.GONE_AT_THE_RELAY:  # expired or withdrawn meanwhile: for good
-                    raise errors.TransferGone(
-                        f"{errors.TransferGone().message} (The relay said: {e.detail})"
-                    ) from e
-                # The manifest lists only objects the relay acknowledged as complete.
-                raise errors.VerificationFailed(
-                    f"Image {entry.index + 1} is listed in the transfer, but the relay cannot "
-                    f"provide it ({e.detail}). Nothing was stored in the PACS. Call the "
-                    "sending hospital."
-                ) from e
+                raise download_refused(e, entry) from e
             except TransferCodeError as e:
                 raise errors.VerificationFailed(
                     f"Image {entry.index + 1} failed verification ({e}). Nothing was stored in "
@@ -101,6 +92,18 @@ async def stage_object(
         )
     os.replace(partial, final)
     return StagedObject(entry, final)
+
+
+def download_refused(e: RelayRefused, entry: ManifestEntry) -> errors.ReceivingError:
+    """What the relay's refusal to send the image of `entry` means: the transfer gone for good
+    (expired or withdrawn meanwhile: `TransferGone`), else an image it cannot provide, though the
+    manifest lists only objects it acknowledged as complete (`VerificationFailed`)."""
+    if e.code in errors.GONE_AT_THE_RELAY:
+        return errors.TransferGone(f"{errors.TransferGone().message} (The relay said: {e.detail})")
+    return errors.VerificationFailed(
+        f"Image {entry.index + 1} is listed in the transfer, but the relay cannot provide it "
+        f"({e.detail}). Nothing was stored in the PACS. Call the sending hospital."
+    )
 
 
 def _write(out: BinaryIO, plain: bytes, written: int, digest: hashlib._Hash) -> int:

@@ -134,6 +134,16 @@ def study_digests(c: Collection) -> frozenset[str]:
     return frozenset(study_digest(uid) for uid in {i.study_instance_uid for i in c.instances})
 
 
+def discarded_there(state: str, receipt: object) -> bool:
+    """Whether the relay describes a transfer the trauma center discarded after review: still
+    redeemed there, with a receipt saying so; its code is spent and nothing more is imported."""
+    return (
+        state == TransferState.REDEEMED
+        and isinstance(receipt, dict)
+        and receipt.get("destination") == DISCARDED
+    )
+
+
 def gone_reason(seen: Seen | None) -> str:
     """Why the relay can no longer finish a transfer it described as `seen` (None: it has no
     record of it), or "" when it can."""
@@ -141,8 +151,7 @@ def gone_reason(seen: Seen | None) -> str:
         return NO_RECORD
     if seen.state == TransferState.REVOKED:
         return refused.reason(seen.revocation)  # and by whom
-    discarded = (seen.receipt or {}).get("destination") == DISCARDED
-    if seen.state == TransferState.REDEEMED and discarded:
+    if discarded_there(seen.state, seen.receipt):
         return DISCARDED_THERE  # its code is spent, and nothing more of it will be imported
     return _GONE.get(seen.state, "")
 

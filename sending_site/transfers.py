@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sending_site import errors, journal, refused
+from sending_site import abandon, errors, journal, refused
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
-from transfer_codes.wire import DISCARDED, Problem, TransferState
+from transfer_codes.wire import Problem, TransferState
 
 UNKNOWN_STATE = "unknown"
 REVOKED_HERE = "revoked here with trauma-relay revoke"
@@ -80,11 +80,6 @@ def _receipt_words(receipt: dict[str, Any] | None, delivered_at: float | None) -
     return words
 
 
-def _discarded(receipt: object) -> bool:
-    """A receipt saying the trauma center discarded the study after a person reviewed it."""
-    return isinstance(receipt, dict) and receipt.get("destination") == DISCARDED
-
-
 def _discard_words(receipt: dict[str, Any], at_console: bool) -> str:
     stored = receipt.get("instances")
     in_pacs = (
@@ -134,7 +129,7 @@ def status_words(
             if at_console
             else f"trauma-relay reissue {record.transfer_id} gives it a new code"
         )
-    elif state == TransferState.REDEEMED and _discarded(status.get("receipt")):
+    elif abandon.discarded_there(state, status.get("receipt")):
         words = _discard_words(status["receipt"], at_console)
     elif state == TransferState.REDEEMED and _review_copy(status.get("receipt")):
         since = when(status["receipt"].get("received_at"))
@@ -159,7 +154,11 @@ def status_words(
         words = state.replace("_", " ") or UNKNOWN_STATE
     if record.abandoned and record.abandoned != REVOKED_HERE:
         words += f" (given up: {record.abandoned})"
-    elif not record.done and state in _UPLOADING and not _discarded(status.get("receipt")):
+    elif (
+        not record.done
+        and state in _UPLOADING
+        and not abandon.discarded_there(state, status.get("receipt"))
+    ):
         if uploading:
             words += "; uploading"
         elif at_console:
@@ -237,7 +236,8 @@ async def list_transfers(
                 status = await client.status(transfer_id)
                 running = transfer_id in uploading
                 views.append(view(record, status, uploading=running, at_console=at_console))
-                if status.get("state") in OVER or _discarded(status.get("receipt")):
+                state = str(status.get("state", ""))
+                if state in OVER or abandon.discarded_there(state, status.get("receipt")):
                     journal.forget_secrets(state_dir, record)
             except RelayUnreachable as e:
                 out_of_reach[url] = f"status not known: the relay at {url} could not be reached"
