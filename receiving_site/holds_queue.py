@@ -74,24 +74,41 @@ class Decision:
 class Place:
     """Where this machine keeps its state, how it reaches the relay, and how the receiving
     agent's settings say to store into the PACS (`stow`, `associations`, `as_they_arrive`),
-    which a resolution stores with as the agent's imports do."""
+    which a resolution stores with as the agent's imports do.
+
+    `stow` is the STOW-RS service of one PACS, the one the settings name (`stow_pacs`,
+    AET@HOST:PORT): a study held by a run that checked and stored into another PACS
+    (`redeem --pacs` given something else) is stored there by C-STORE, never into this one's
+    STOW-RS service, whose PACS its patient was not checked against."""
 
     state_dir: Path
     credential: str
     stow: StowDestination | None = None  # store over STOW-RS there instead of C-STORE
     associations: int = pacs.DEFAULT_ASSOCIATIONS  # C-STORE associations at once
     as_they_arrive: bool = False  # store each image once verified, not once all are
+    stow_pacs: str = ""  # the PACS whose STOW-RS service `stow` is (AET@HOST:PORT)
 
     @classmethod
     def of(cls, settings: ReceiverSettings, credential: str) -> Place:
-        """The place the receiving agent's `settings` describe."""
+        """The place the receiving agent's `settings` describe. Without a PACS in them
+        (`pacs.host`), `stow.url` is nobody's STOW-RS service: held studies store by C-STORE
+        into the PACS that held them."""
+        configured = settings.pacs
+        named = configured.host and pacs.PacsAddress(
+            configured.ae_title, configured.host, configured.port
+        )
         return cls(
             settings.state.folder,
             credential,
             stow=stow.from_settings(settings.stow),
-            associations=settings.pacs.associations,
-            as_they_arrive=settings.pacs.as_they_arrive,
+            associations=configured.associations,
+            as_they_arrive=configured.as_they_arrive,
+            stow_pacs=str(named) if named else "",
         )
+
+    def stow_into(self, address: pacs.PacsAddress) -> StowDestination | None:
+        """The STOW-RS service to store into `address` with, if the settings name one for it."""
+        return self.stow if str(address) == self.stow_pacs else None
 
 
 @dataclass(frozen=True)
@@ -131,7 +148,7 @@ def request(held: HeldStudy, decision: Decision, place: Place, relay: str) -> Re
         confirm_local_record=held.confirm_local_record and held.local_patient_id is not None,
         new_local_patient=held.new_local_patient and held.local_patient_id is not None,
         assume_yes=True,
-        stow=place.stow if address is not None else None,
+        stow=None if address is None else place.stow_into(address),
         associations=place.associations,
         as_they_arrive=place.as_they_arrive,
     )

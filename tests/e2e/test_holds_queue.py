@@ -53,6 +53,15 @@ async def _at_the_console(
         yield tc, staff
 
 
+def _pacs_settings(orthanc: OrthancServer) -> list[str]:
+    """The receiving agent's `pacs` settings naming `orthanc`."""
+    return [
+        f"pacs.ae_title={orthanc.ae_title}",
+        f"pacs.host={orthanc.host}",
+        f"pacs.port={orthanc.dicom_port}",
+    ]
+
+
 def _preload(orthanc: OrthancServer, files: list[Path]) -> None:
     for path in files:
         orthanc.post_json("/instances", path.read_bytes(), "application/dicom")
@@ -552,14 +561,17 @@ async def test_a_decision_stores_over_stow_rs_when_the_agent_does(
     files = make_ct_study(tmp_path / "study", 2, seed=187)  # ER-12345, DOE^JANE: held
     transfer_id = _held(relay, orthanc, tmp_path, files)["transfer_id"]
     stow = f"stow.url={orthanc.dicomweb_url}"
+    pacs = _pacs_settings(orthanc)  # the PACS whose STOW-RS service stow.url is
 
     settings = ["--set", f"state.folder={tmp_path / 'tc-state'}", "--set", stow]
     settings += ["--set", f"relay.url={relay.url}"]
+    settings += [word for assignment in pacs for word in ("--set", assignment)]
     listed = run_cli(["receiver", "holds", *settings], cwd=tmp_path).ok().stdout
     confirm = next(line for line in listed.splitlines() if "confirm local record:" in line)
     assert f"--stow {orthanc.dicomweb_url}" in confirm
 
-    async with _at_the_console(relay, tmp_path, stow, "pacs.as_they_arrive=true") as (tc, staff):
+    as_they_arrive = "pacs.as_they_arrive=true"
+    async with _at_the_console(relay, tmp_path, stow, *pacs, as_they_arrive) as (tc, staff):
         status, page = await _choose(staff, transfer_id, "hold-confirm-local-record")
         assert status == 200, page
         assert "Stored 2 images of DOE, JANE in the PACS under patient ID ER-12345" in page
@@ -572,3 +584,28 @@ async def test_a_decision_stores_over_stow_rs_when_the_agent_does(
         assert orthanc.get(f"/instances/{found}/metadata/Origin") == b"Plugins", path
     (record,) = audit_records(tc)
     assert record["detail"]["destination"] == orthanc.dicomweb_url
+
+
+async def test_a_study_held_for_another_pacs_is_not_stored_through_this_ones_stow_rs(
+    relay: E2ERelay, orthanc_factory: Any, tmp_path: Path
+) -> None:
+    """A study held by `redeem --pacs` into one PACS, decided at a console whose settings
+    name another PACS and its STOW-RS service: it is stored into the PACS it was checked
+    against (C-STORE), and nothing of it reaches the other."""
+    checked = orthanc_factory()
+    configured = orthanc_factory(dicomweb=True)
+    _preload(checked, make_ct_study(tmp_path / "other", 1, seed=188, patient_name="ROE^RICHARD"))
+    files = make_ct_study(tmp_path / "study", 2, seed=189)  # ER-12345, DOE^JANE: held
+    transfer_id = _held(relay, checked, tmp_path, files)["transfer_id"]
+    stow = f"stow.url={configured.dicomweb_url}"
+
+    async with _at_the_console(relay, tmp_path, stow, *_pacs_settings(configured)) as (_, staff):
+        status, page = await _choose(staff, transfer_id, "hold-confirm-local-record")
+        assert status == 200, page
+        assert "Stored 2 images of DOE, JANE in the PACS under patient ID ER-12345" in page
+
+    for path in files:
+        found = checked.find_by_sop_instance_uid(sop_instance_uid(path))
+        assert found is not None, path
+        assert checked.get(f"/instances/{found}/metadata/Origin") == b"DicomProtocol", path
+    _not_in(configured, files)

@@ -12,6 +12,7 @@ from held_studies import held_study
 from receiving_site import errors
 from receiving_site.hold_record import HeldStudy, Reason
 from receiving_site.holds_queue import Choice, Decision, Place, choices, request
+from receiving_site.settings import PacsSettings, ReceiverSettings, StowSettings
 from receiving_site.stow import StowDestination
 
 PLACE = Place(Path("/state"), "credential")
@@ -135,7 +136,9 @@ def test_a_choice_stores_as_the_agent_is_set_to() -> None:
     """STOW-RS, C-STORE associations, as they arrive: what the agent's settings say, into the
     PACS; a review copy goes to a folder only."""
     dicomweb = StowDestination("https://pacs.test/dicom-web", Path("/etc/stow-token"))
-    place = replace(PLACE, stow=dicomweb, associations=2, as_they_arrive=True)
+    place = replace(
+        PLACE, stow=dicomweb, associations=2, as_they_arrive=True, stow_pacs="PACS@127.0.0.1:4242"
+    )
     held = _held(Reason.PATIENT_ID, skippable=True)
 
     anyway = request(held, Decision(Choice.STORE_ANYWAY), place, "https://relay.test")
@@ -145,3 +148,32 @@ def test_a_choice_stores_as_the_agent_is_set_to() -> None:
 
     folder = request(held, Decision(Choice.SAVE_TO_FOLDER, folder=Path("/r")), place, "https://x")
     assert (folder.stow, folder.pacs) == (None, None)
+
+
+def test_a_study_held_for_another_pacs_is_stored_there_by_c_store() -> None:
+    """The settings' STOW-RS service belongs to the PACS they name: a study a run held while
+    checking and storing into another PACS (`redeem --pacs`) goes back to that PACS, by
+    C-STORE, not into a PACS its patient was never checked against."""
+    dicomweb = StowDestination("https://pacs.test/dicom-web", None)
+    held = _held(Reason.PATIENT_ID, skippable=True)  # PACS@127.0.0.1:4242
+    for elsewhere in ("PACS@127.0.0.1:104", "OTHER@127.0.0.1:4242", "PACS@10.0.0.9:4242", ""):
+        place = replace(PLACE, stow=dicomweb, stow_pacs=elsewhere)
+        anyway = request(held, Decision(Choice.STORE_ANYWAY), place, "https://relay.test")
+        assert (anyway.stow, str(anyway.pacs)) == (None, "PACS@127.0.0.1:4242"), elsewhere
+        assert "--stow" not in anyway.resume_command(TRANSFER)
+
+
+def test_the_place_pairs_stow_rs_with_the_pacs_the_settings_name() -> None:
+    settings = ReceiverSettings(
+        pacs=PacsSettings(ae_title="PACS", host="127.0.0.1", port=4242, associations=3),
+        stow=StowSettings(url="https://pacs.test/dicom-web"),
+    )
+    place = Place.of(settings, "credential")
+    assert (place.stow_pacs, place.associations) == ("PACS@127.0.0.1:4242", 3)
+    held = _held(Reason.PATIENT_ID, skippable=True)
+    anyway = request(held, Decision(Choice.STORE_ANYWAY), place, "https://relay.test")
+    assert anyway.stow == StowDestination("https://pacs.test/dicom-web", None)
+
+    no_pacs = Place.of(replace(settings, pacs=PacsSettings()), "credential")
+    assert no_pacs.stow_pacs == ""
+    assert request(held, Decision(Choice.STORE_ANYWAY), no_pacs, "https://x").stow is None
