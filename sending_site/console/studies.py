@@ -139,8 +139,15 @@ async def _study_uid(request: web.Request) -> str:
 
 
 async def _study_page(
-    request: web.Request, uid: str, *, problem: str = "", notice: str = "", status: int = 200
+    request: web.Request,
+    uid: str,
+    *,
+    problem: str = "",
+    notice: str = "",
+    status: int = 200,
+    chosen: str = "",
 ) -> web.Response:
+    """The study's page; `chosen`: the trauma center a refused send had picked, picked again."""
     study, report = await _report(request, uid)
     sites, relay_problem = await _destinations(request)
     running = [
@@ -160,6 +167,7 @@ async def _study_page(
         problem=problem,
         notice=notice,
         running=running[0] if running else None,
+        chosen=chosen,
     )
 
 
@@ -230,12 +238,14 @@ async def send(request: web.Request) -> web.Response:
             request, uid, status=400, problem="Choose the trauma center, then send."
         )
     if findings and form.get("acknowledge") != "yes":
-        return await _study_page(request, uid, status=400, problem=ACKNOWLEDGE)
+        return await _study_page(request, uid, status=400, problem=ACKNOWLEDGE, chosen=recipient)
     # The page's form says which warnings it showed; a script posting the form without them
     # acknowledges the warnings as they are.
     shown = form.get("warnings")
     if findings and shown is not None and report.warned_about() - set(str(shown).splitlines()):
-        return await _study_page(request, uid, status=400, problem=WARNINGS_CHANGED)
+        return await _study_page(
+            request, uid, status=400, problem=WARNINGS_CHANGED, chosen=recipient
+        )
     jobs, user = request.app[JOBS], user_of(request)
     audit, where = request.app[AUDIT], address_of(request)
     if findings:
