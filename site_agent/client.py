@@ -107,6 +107,9 @@ class RelayClient:
                 f"The relay at {self.base_url} could not be reached: {why}. "
                 "Check the address and the network, then run the same command again.",
                 why,
+                # A console has no command to run again, and its address is a setting.
+                console=f"The relay at {self.base_url} could not be reached: {why}. Check "
+                "this computer's network; if the relay stays out of reach, call IT.",
             ) from e
 
     async def stream(self, path: str, start: int = 0) -> AsyncIterator[bytes]:

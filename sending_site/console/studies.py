@@ -110,7 +110,7 @@ async def _destinations(request: web.Request) -> tuple[list[Any], str]:
         async with RelayClient(settings.relay.url, _credential(request)) as client:
             return await destinations(client, retry_for=0), ""
     except (RelayUnreachable, RelayRefused) as e:
-        return [], f"{e.detail} The list of trauma centers could not be loaded: try again."
+        return [], f"{e.for_console} The list of trauma centers could not be loaded: try again."
     except AgentError as e:  # the settings or the credential, in the console's words
         return [], e.for_console
 

@@ -78,7 +78,7 @@ async def _status(
         async with RelayClient(record.relay, _credential(request)) as client:
             return await client.status(record.transfer_id), ""
     except (RelayUnreachable, RelayRefused) as e:
-        return {}, f"The status is not known just now: {e.detail} This page tries again."
+        return {}, f"The status is not known just now: {e.for_console} This page tries again."
 
 
 async def _audit(

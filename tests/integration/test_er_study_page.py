@@ -1,5 +1,5 @@
 """The ER console's study page over real HTTP (in-process console and relay): what staff chose
-is kept when a send is refused."""
+is kept when a send is refused, and a relay out of reach is said in the console's words."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import re
 from pathlib import Path
 
+import aiohttp
 import pytest
 from console_harness import running_console
 from inbox_harness import kept_inbox
@@ -58,3 +59,41 @@ async def test_a_refused_send_keeps_the_chosen_trauma_center(
     assert status == 400
     assert "Tick the box" in refused
     assert _chosen(refused) == [RECEIVER]
+
+
+async def test_a_relay_out_of_reach_is_said_in_the_consoles_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The study page cannot list the trauma centers, and a send (from a page loaded before)
+    stops: each says so without the command line's "run the same command again" (there is no
+    command at the console)."""
+    spool = await _spooled_study(tmp_path)
+    monkeypatch.setenv(CREDENTIAL_ENV, "not-needed-nothing-answers")
+    async with (
+        running_console(tmp_path, "sender", f"spool.folder={spool}") as console,
+        browser_like() as client,
+    ):
+        token = await signed_in(client, console)
+        _, _, home = await get(client, f"{console.url}/")
+        (study,) = re.findall(r'href="(/studies/\d+)"', home)
+        status, _, page = await get(client, console.url + study)
+        form = {"csrf_token": token, "recipient": RECEIVER, "acknowledge": "yes"}
+        _, job, _ = await post(client, f"{console.url}{study}/send", form)
+        assert job.startswith("/jobs/")
+        stopped = await _until_stopped(client, console.url + job)
+    assert status == 200
+    assert "could not be reached" in page
+    assert "The list of trauma centers could not be loaded" in page
+    assert "command" not in page
+    assert "could not be reached" in stopped
+    assert "command" not in stopped
+
+
+async def _until_stopped(client: aiohttp.ClientSession, url: str) -> str:
+    """The push job's page once the job has stopped (it has no relay to reach)."""
+    for _ in range(600):
+        _, _, page = await get(client, url)
+        if "Not sent" in page:
+            return page
+        await asyncio.sleep(0.1)
+    raise AssertionError(page)
