@@ -84,12 +84,17 @@ def set_cookie(request: web.Request, response: web.StreamResponse, session_id: s
 
 
 def to_sign_in(request: web.Request, ended: str | None = None) -> web.HTTPSeeOther:
-    """A redirect to the sign-in page, which comes back here afterwards (a page, not a POST)."""
+    """A redirect to the sign-in page, which comes back here afterwards (a page, not a POST).
+    A POST (a button: Send, Revoke, break-glass) is not done, and the sign-in page says so
+    (`undone`), so that nobody believes it happened."""
     query: dict[str, str] = {}
     if ended:
         query["ended"] = ended
-    if request.method in SAFE_METHODS and request.path_qs != "/":
-        query["next"] = request.path_qs
+    if request.method in SAFE_METHODS:
+        if request.path_qs != "/":
+            query["next"] = request.path_qs
+    elif request.path != "/sign-out":  # signing out needs no doing again
+        query["undone"] = "1"
     return web.HTTPSeeOther("/sign-in" + (f"?{urlencode(query)}" if query else ""))
 
 

@@ -43,6 +43,9 @@ ENDED = {
     "removed": "Your account was removed from this console. Ask your console administrator.",
     "signed-out": "You are signed out.",
 }
+UNDONE = (
+    "What you pressed last was not done: after signing in, open that page again and do it again."
+)
 UNKNOWN = "(no such account)"
 WRONG = "That user name and password do not match. Check both (and Caps Lock), then try again."
 STALE = "This page had been open too long. Please enter your user name and password again."
@@ -117,6 +120,8 @@ async def sign_in_page(request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther(next_path(request.query.get("next")))
     ended = request.query.get("ended", "")
     notice = ENDED.get(ended, "").format(idle=_idle_words(request.app[SETTINGS].idle_timeout))
+    if request.query.get("undone"):
+        notice = f"{notice} {UNDONE}".strip()
     new = _anonymous(request)
     page = _form(request, notice=notice, next_to=next_path(request.query.get("next")))
     return _with_cookie(request, page, new)

@@ -207,6 +207,30 @@ async def test_idle_sessions_end_and_the_sign_in_page_says_why(tmp_path: Path) -
     assert audit_actions(console) == ["sign-in", "session-expired"]
 
 
+async def test_a_form_sent_after_the_session_ended_is_said_not_done(tmp_path: Path) -> None:
+    """A button pressed on a page left open (Send, Revoke, break-glass) after the session
+    ended, or after the agent restarted (sessions are in memory), is not done: the sign-in
+    page says so, so that nobody believes it happened."""
+    async with running_console(tmp_path) as console, browser_like() as client:
+        token = await signed_in(client, console)
+        console.clock.advance(IDLE)
+        status, location, _ = await post(client, f"{console.url}/", {"csrf_token": token})
+        assert status == 303
+        assert parse_qs(urlsplit(location).query) == {"ended": ["idle"], "undone": ["1"]}
+        _, _, page = await get(client, f"{console.url}{location}")
+        assert "You were signed out after 30 minutes without activity" in page
+        assert "What you pressed last was not done" in page
+        client.cookie_jar.clear()  # as after a restart: the agent knows no such session
+        status, location, _ = await post(client, f"{console.url}/", {"csrf_token": token})
+        assert (status, location) == (303, "/sign-in?undone=1")
+        _, _, page = await get(client, f"{console.url}{location}")
+        assert "What you pressed last was not done" in page
+        _, _, page = await get(client, f"{console.url}/sign-in?ended=idle")
+        assert "was not done" not in page  # a page that reloaded itself: nothing was pressed
+        status, location, _ = await post(client, f"{console.url}/sign-out", {"csrf_token": token})
+        assert (status, location) == (303, "/sign-in")  # signed out already: nothing undone
+
+
 async def test_a_self_refreshing_page_does_not_keep_the_session(tmp_path: Path) -> None:
     async with running_console(tmp_path) as console, browser_like() as client:
         await signed_in(client, console)
