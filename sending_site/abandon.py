@@ -37,6 +37,25 @@ SENT_INCOMPLETE = "it was sent incomplete, and this transfer replaces it"
 REPLACED_AS_ASKED = "this transfer replaces it, as asked with --replace"
 SAME_FILES = "the same files go in the transfer resumed now"
 ALREADY_REDEEMED = "; the trauma center had already redeemed it"
+REVOKED_HERE = "revoked here with trauma-relay revoke"
+# The reasons above that name the command line's command or option, as the ER console says
+# them (it has buttons instead).
+_AT_CONSOLE = {
+    REVOKED_HERE: "revoked here",
+    REPLACED_AS_ASKED: "this transfer replaces it, sent as a new transfer",
+}
+
+
+def reason_at_console(reason: str) -> str:
+    """Why a transfer was given up (`TransferJournal.abandoned`), as the ER console says it:
+    without a command or option of the command line (a suffix such as `ALREADY_REDEEMED` kept).
+    """
+    for cli, console in _AT_CONSOLE.items():
+        if reason.startswith(cli):
+            return console + reason[len(cli) :]
+    return reason
+
+
 # Refusals that mean the relay has nothing left to revoke or resume.
 _DEAD = (Problem.NOT_FOUND, Problem.EXPIRED, Problem.REVOKED)
 

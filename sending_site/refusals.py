@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from sending_site.abandon import Abandoned, Seen
+from sending_site.abandon import Abandoned, Seen, reason_at_console
 from sending_site.errors import Said
 from sending_site.journal import TransferJournal
 from site_agent.errors import RelayRefused
@@ -94,14 +94,16 @@ def withdrawn(failure: Exception, gone: Abandoned) -> str:
 
 
 def glass_abandoned(record: TransferJournal) -> Said:
-    facts = (
-        f"Transfer {record.transfer_id} was given up ({record.abandoned}), so break-glass cannot "
-        "be added to it."
-    )
+    def facts(reason: str) -> str:
+        return (
+            f"Transfer {record.transfer_id} was given up ({reason}), so break-glass cannot be "
+            "added to it."
+        )
+
     return Said(
-        f"{facts} Send the study again with trauma-relay push --break-glass.",
-        f"{facts} Send the study again from its page, then authorize the new transfer by "
-        "break-glass.",
+        f"{facts(record.abandoned)} Send the study again with trauma-relay push --break-glass.",
+        f"{facts(reason_at_console(record.abandoned))} Send the study again from its page, then "
+        "authorize the new transfer by break-glass.",
     )
 
 

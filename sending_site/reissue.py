@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sending_site import journal, phone, refused
+from sending_site import abandon, journal, phone, refused
 from sending_site.errors import TransferAbandoned, TransferDeclined
 from sending_site.push import install_locks
 from sending_site.sheet import TransferSheet
@@ -40,13 +40,17 @@ async def _reissue(
 ) -> Reissued:
     record = journal.load(state_dir, transfer_id)
     if record.abandoned:
-        facts = (
-            f"Transfer {record.transfer_id} was given up ({record.abandoned}), so its code "
-            "cannot be re-issued. Send the study again"
-        )
+
+        def facts(reason: str) -> str:
+            return (
+                f"Transfer {record.transfer_id} was given up ({reason}), so its code cannot be "
+                "re-issued. Send the study again"
+            )
+
         raise TransferAbandoned(
-            f"{facts} with trauma-relay push.",
-            console=f"{facts} from its page: it goes as a new transfer with a new code.",
+            f"{facts(record.abandoned)} with trauma-relay push.",
+            console=f"{facts(abandon.reason_at_console(record.abandoned))} from its page: it "
+            "goes as a new transfer with a new code.",
         )
     replaces = record.issued_at[-1] if record.issued_at else None
     async with RelayClient(relay or record.relay, credential) as client:

@@ -16,7 +16,7 @@ from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from transfer_codes.wire import Problem, TransferState
 
 UNKNOWN_STATE = "unknown"
-REVOKED_HERE = "revoked here with trauma-relay revoke"
+REVOKED_HERE = abandon.REVOKED_HERE
 _WHERE = {"pacs": "into the trauma center's PACS", "folder": "into a folder at the trauma center"}
 # Live states in which the rest of an unfinished upload is still wanted.
 OVER = {TransferState.DELIVERED, TransferState.EXPIRED, TransferState.REVOKED}
@@ -153,7 +153,8 @@ def status_words(
     else:
         words = state.replace("_", " ") or UNKNOWN_STATE
     if record.abandoned and record.abandoned != REVOKED_HERE:
-        words += f" (given up: {record.abandoned})"
+        reason = abandon.reason_at_console(record.abandoned) if at_console else record.abandoned
+        words += f" (given up: {reason})"
     elif (
         not record.done
         and state in _UPLOADING

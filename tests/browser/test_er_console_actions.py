@@ -136,7 +136,8 @@ async def test_break_glass_new_code_sheet_and_revoke(browser: Browser, tmp_path:
             assert stale.status == 400
             said = await stale.text()
             assert "so its code cannot be re-issued. Send the study again from its page" in said
-            assert "trauma-relay push" not in said
+            assert "trauma-relay" not in said  # neither push nor revoke: it was the button
+            assert "was given up (revoked here)" in said
             for secret in (first_code, new_code):
                 assert secret not in page.url
     finally:

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from sending_site.abandon import ALREADY_REDEEMED, REPLACED_AS_ASKED
 from sending_site.journal import TransferJournal
+from sending_site.refusals import glass_abandoned
 from sending_site.transfers import REVOKED_HERE, status_words, view, when
 
 AT = 1_800_000_000.0
@@ -191,6 +193,22 @@ def test_a_transfer_given_up_says_why_unless_revoked_here() -> None:
     )
     here = _record(abandoned=REVOKED_HERE)
     assert status_words(_status("revoked", revoked_at=AT), here) == f"revoked {when(AT)}"
+
+
+def test_at_the_console_a_reason_given_up_names_no_command_line_option() -> None:
+    """The console's list, and its refusals of break-glass, say why a transfer was given up
+    without the command line's `--replace` or `trauma-relay revoke` (it was a button)."""
+    asked = _record(abandoned=REPLACED_AS_ASKED + ALREADY_REDEEMED)
+    revoked = _status("revoked", revoked_at=AT)
+    assert status_words(revoked, asked, at_console=True) == (
+        f"revoked {when(AT)} (given up: this transfer replaces it, sent as a new transfer; the "
+        "trauma center had already redeemed it)"
+    )
+    assert "--replace" in status_words(revoked, asked)  # the command line keeps its words
+    said = glass_abandoned(_record(abandoned=REVOKED_HERE))
+    assert "trauma-relay" not in said.console
+    assert f"Transfer {TID} was given up (revoked here), so break-glass" in said.console
+    assert "(revoked here with trauma-relay revoke)" in said.cli
 
 
 def test_the_view_shows_the_display_name_and_keeps_the_receipt() -> None:
