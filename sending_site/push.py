@@ -822,6 +822,9 @@ class _Sending:
         except Exception:
             return None
 
+    def _announce_wait(self, delay: float, e: RelayUnreachable) -> None:
+        self.on_event(Retrying(delay, e.reason))
+
     async def _do(self, decision: decisions.Decision) -> None:
         match decision:
             case decisions.Save(record):
@@ -844,8 +847,14 @@ class _Sending:
                     self.plan.transfer_created(time.time(), _new_transfer(created, self.ahead))
                 )
             case decisions.Look(record):
-                holdings = await self._attempt(record, self.client.holdings(record.transfer_id))
-                self.status = await self._attempt(record, self.client.status(record.transfer_id))
+                # Reads, safe to ask again: a network blip here is waited out, as an upload's.
+                wait = self._announce_wait
+                holdings = await self._attempt(
+                    record, retry.retrying(lambda: self.client.holdings(record.transfer_id), wait)
+                )
+                self.status = await self._attempt(
+                    record, retry.retrying(lambda: self.client.status(record.transfer_id), wait)
+                )
                 await self.carry_out(
                     self.plan.transfer_seen(Seen.from_status(self.status), holdings)
                 )

@@ -23,7 +23,7 @@ from faulty_link import FaultyLink, faulty_link
 from relay_harness import RECEIVER, FakeClock, Relay, running_relay
 
 from sending_site import abandon, errors, journal
-from sending_site.push import PushEvent, PushRequest, PushResult, Ready, push
+from sending_site.push import PushEvent, PushRequest, PushResult, Ready, Retrying, push
 from sending_site.synthetic import make_ct_study
 from site_agent import retry
 from site_agent.client import RelayClient, RelayUnreachable
@@ -514,6 +514,34 @@ async def test_the_same_push_rides_out_a_dropped_connection(
         assert holdings.manifest_closed
         assert journal.load(state, ready.transfer_id).done
         assert sum(f.stat().st_size for f in files) == result.bytes
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("path_has", ["/objects", "/api/v1/transfers/"])
+async def test_a_push_rides_out_a_dropped_connection_while_it_looks_at_its_new_transfer(
+    tmp_path: Path, path_has: str
+) -> None:
+    """Just after creating its transfer the push asks the relay what it holds and its status
+    (safe to ask again): a network blip then (two requests lost in a row, more than the HTTP
+    client itself tries again) is waited out, not the end of the push (in the ER console, a
+    "Not sent" page and a code nobody saw)."""
+    make_ct_study(tmp_path / "study", 3)
+    state = tmp_path / "er"
+    lost = ["before", "before"]
+
+    def drop(request: web.Request) -> str | None:
+        asked = request.method == "GET" and path_has in request.path
+        return lost.pop() if asked and lost else None
+
+    async with running_relay(tmp_path / "relay") as relay:
+        link = FaultyLink(relay.url, drop)
+        events: list[PushEvent] = []
+        async with faulty_link(link) as url:
+            result = await push(_request(relay, state, [tmp_path / "study"], url), events.append)
+    assert [(w, m) for w, m, _ in link.dropped] == [("before", "GET")] * 2
+    assert any(isinstance(e, Retrying) for e in events)  # the wait is shown
+    assert result.instances == 3
+    assert journal.load(state, result.ready.transfer_id).done
 
 
 @pytest.mark.asyncio
