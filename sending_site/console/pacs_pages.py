@@ -9,6 +9,7 @@ address or the access log."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 from aiohttp import web
 
@@ -26,6 +27,9 @@ from site_agent.console.appkeys import AUDIT, address_of
 from site_agent.dicom_text import date, person_name
 
 routes = web.RouteTableDef()
+# The search form's fields; each Fetch form carries them back, so a fetch that fails keeps the
+# search for another try.
+FIELDS = ("mrn", "accession", "name", "birth_date")
 
 
 def query_of(mrn: str, accession: str, name: str, birth_date: str) -> tuple[StudyQuery, str]:
@@ -43,7 +47,7 @@ def query_of(mrn: str, accession: str, name: str, birth_date: str) -> tuple[Stud
 def _page(request: web.Request, status: int = 200, **context: object) -> web.Response:
     settings = request.app[SETTINGS]
     for name, default in (
-        ("form", dict.fromkeys(("mrn", "accession", "name", "birth_date"), "")),
+        ("form", dict.fromkeys(FIELDS, "")),
         ("problem", ""),
         ("matches", []),
         ("searched", False),
@@ -64,6 +68,11 @@ def _page(request: web.Request, status: int = 200, **context: object) -> web.Res
     )
 
 
+def _searched(posted: Mapping[str, object]) -> dict[str, str]:
+    """What the search form held, as posted with a search or a Fetch."""
+    return {k: str(posted.get(k, ""))[:64] for k in FIELDS}
+
+
 @routes.get("/pacs")
 async def pacs_page(request: web.Request) -> web.Response:
     return _page(request)
@@ -71,8 +80,7 @@ async def pacs_page(request: web.Request) -> web.Response:
 
 @routes.post("/pacs")
 async def pacs_search(request: web.Request) -> web.Response:
-    posted = await request.post()
-    form = {k: str(posted.get(k, ""))[:64] for k in ("mrn", "accession", "name", "birth_date")}
+    form = _searched(await request.post())
     try:
         query, by = query_of(form["mrn"], form["accession"], form["name"], form["birth_date"])
         settings = inbox_settings(request.app[SETTINGS])
@@ -95,7 +103,7 @@ async def pacs_fetch(request: web.Request) -> web.Response:
     try:
         retrieval = await asyncio.to_thread(retrieve_study, settings, uid)
     except inbox_errors.InboxError as e:
-        return _page(request, status=502, problem=e.message)
+        return _page(request, status=502, form=_searched(posted), problem=e.message)
     await request.app[AUDIT].arecord(
         "pacs-retrieve",
         who=user_of(request),

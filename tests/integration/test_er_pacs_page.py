@@ -1,0 +1,60 @@
+"""The ER console's "Find in PACS" over real HTTP (in-process console), with Orthanc as the
+hospital PACS: a Fetch the PACS refuses keeps the search that found the study."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from html import unescape
+from pathlib import Path
+
+import pytest
+from console_harness import running_console
+from inbox_harness import make_multi_series_study
+from peers.dcmtk import storescu
+from peers.orthanc import OrthancServer
+from test_console_app import browser_like, post, signed_in
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.peers]
+
+
+def _field(page: str, name: str) -> str:
+    """The value a text field of the search form shows."""
+    found = re.search(rf'<input id="{name}" name="{name}" value="([^"]*)"', page)
+    assert found, page
+    return unescape(found.group(1))
+
+
+async def test_a_refused_fetch_keeps_the_search(
+    tmp_path: Path, orthanc_factory: Callable[..., OrthancServer]
+) -> None:
+    """The PACS answers the search but refuses to send the study to this agent (it does not
+    know its AE title): the page says what to ask the PACS administrator, and the record
+    number searched for is still in its field, for another try once they have."""
+    make_multi_series_study(
+        tmp_path / "study", seed=5155, patient_name="TRAUMA^ALEX", patient_id="MRN-4242"
+    )
+    orthanc = orthanc_factory()  # no DicomModalities: the agent is a stranger
+    stored = await asyncio.to_thread(storescu, orthanc.dicom_port, [tmp_path / "study"])
+    assert stored.returncode == 0, stored.stderr
+    pacs = (
+        f"pacs.ae_title={orthanc.ae_title}",
+        f"pacs.host={orthanc.host}",
+        f"pacs.port={orthanc.dicom_port}",
+    )
+    async with (
+        running_console(tmp_path, "sender", *pacs) as console,
+        browser_like() as client,
+    ):
+        token = await signed_in(client, console)
+        search = {"csrf_token": token, "mrn": "MRN-4242"}
+        status, _, found = await post(client, f"{console.url}/pacs", search)
+        assert status == 200
+        assert _field(found, "mrn") == "MRN-4242"
+        (fetch,) = re.findall(r'<form method="post" action="/pacs/fetch">(.*?)</form>', found)
+        form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', fetch))
+        status, _, refused = await post(client, f"{console.url}/pacs/fetch", form)
+    assert status == 502
+    assert "add AE title TRAUMARELAY" in refused
+    assert _field(refused, "mrn") == "MRN-4242"
