@@ -14,6 +14,7 @@ from inbox_harness import kept_inbox
 from relay_harness import RECEIVER, running_relay
 from test_console_app import browser_like, get, post, signed_in
 
+from relay.sites import disable_site
 from sending_site.synthetic import make_ct_study
 from site_agent.credential import CREDENTIAL_ENV
 
@@ -59,6 +60,31 @@ async def test_a_refused_send_keeps_the_chosen_trauma_center(
     assert status == 400
     assert "Tick the box" in refused
     assert _chosen(refused) == [RECEIVER]
+
+
+async def test_no_trauma_center_to_offer_is_not_said_as_none_added_yet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relay's operator disabled the only trauma center (`site disable`): the study page
+    does not tell the nurse none was added "yet", which sends them asking for the wrong thing."""
+    spool = await _spooled_study(tmp_path)
+    async with running_relay(tmp_path / "relay") as relay:
+        await disable_site(relay.data_dir, RECEIVER, revoke_open=False)
+        monkeypatch.setenv(CREDENTIAL_ENV, relay.sender_credential)
+        async with (
+            running_console(
+                tmp_path, "sender", f"spool.folder={spool}", f"relay.url={relay.url}"
+            ) as console,
+            browser_like() as client,
+        ):
+            await signed_in(client, console)
+            _, _, home = await get(client, f"{console.url}/")
+            (study,) = re.findall(r'href="(/studies/\d+)"', home)
+            status, _, page = await get(client, console.url + study)
+    assert status == 200
+    assert 'id="no-destination"' in page
+    assert "yet" not in page
+    assert "disabled" in page
 
 
 async def test_a_relay_out_of_reach_is_said_in_the_consoles_words(
