@@ -127,3 +127,13 @@ def glass_too_late(record: TransferJournal, why: str) -> str:
         f"Break-glass can no longer be added to transfer {record.transfer_id}: {why}. If the "
         "images are still needed, send the study again with trauma-relay push --break-glass."
     )
+
+
+# The relay's own sentence for a trauma center it does not offer (`Problem.UNKNOWN_SITE`) names
+# the command line's list of destinations; the console chose it from the relay's list a moment
+# ago, so it was disabled or removed meanwhile. Trying again is offered: it may be enabled again.
+DESTINATION_GONE_AT_CONSOLE = (
+    "The trauma center chosen is not on the relay just now: its operator may have disabled it. "
+    "Ask the relay's operator (IT), then press Try again; or send the study to another trauma "
+    "center from its page."
+)

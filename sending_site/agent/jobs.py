@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sending_site import refusals
 from sending_site.errors import AlreadyDelivered, AlreadySent, SendingError
 from sending_site.inbox.follow import SpooledStudy
 from sending_site.inbox.keeping import Keeper
@@ -31,8 +32,9 @@ from sending_site.push import Progress, PushEvent, PushRequest, Ready, Retrying,
 from sending_site.source import Arrivals
 from sending_site.stretching import SpareSecret
 from site_agent.credential import AgentCredential
-from site_agent.errors import AgentError
+from site_agent.errors import AgentError, RelayRefused
 from site_agent.local_state import site_folder, write_atomically
+from transfer_codes.wire import Problem
 
 LOGGER = logging.getLogger(__name__)
 
@@ -226,7 +228,9 @@ def start_push(jobs: PushJobs, record: JobRecord) -> Job:
             return
         except AgentError as e:  # the relay or the settings: never a code
             LOGGER.warning("The push job %s stopped: %s", record.job_id, e.detail)
-            jobs.update(job, ended=True, problem=e.for_console, definitive=e.definitive)
+            gone = isinstance(e, RelayRefused) and e.code == Problem.UNKNOWN_SITE
+            problem = refusals.DESTINATION_GONE_AT_CONSOLE if gone else e.for_console
+            jobs.update(job, ended=True, problem=problem, definitive=e.definitive)
             return
         except Exception:
             LOGGER.exception("The push job %s failed", record.job_id)

@@ -94,8 +94,9 @@ async def test_a_refusal_trying_again_cannot_cure_offers_no_try_again(
             assert await asyncio.to_thread(relay.transfer_count) == 1
 
             # The trauma center is taken off the relay while its name is still on the study's
-            # page. The relay says so as it says "no such trauma center"; but its operator may
-            # enable it again (`site enable`), so trying again is offered, and then works.
+            # page. The relay says so as it says "no such trauma center" (the console says it may
+            # be disabled); its operator may enable it again (`site enable`), so trying again is
+            # offered, and then works.
             await page.get_by_role("link", name="Back to recent studies").click()
             await page.get_by_role("link", name="LOVELACE, ADA").click()
             await page.get_by_label("Trauma center").select_option(label="County Trauma")
@@ -104,8 +105,9 @@ async def test_a_refusal_trying_again_cannot_cure_offers_no_try_again(
             await page.get_by_label("I have read the warnings").check()
             await page.get_by_role("button", name="Send anyway").click()
             await expect(page.locator("#problem")).to_contain_text(
-                "There is no trauma center by that name", timeout=SLOW
+                "The trauma center chosen is not on the relay just now", timeout=SLOW
             )
+            await expect(page.locator("#problem")).not_to_contain_text("directory")
             args = ["site", "enable", RECEIVER, "--data", str(relay.data_dir)]
             await asyncio.to_thread(lambda: run_cli(args, cwd=tmp_path).ok())
             await page.get_by_role("button", name="Try again").click()

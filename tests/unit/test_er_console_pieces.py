@@ -22,9 +22,11 @@ from sending_site.inbox.settings import InboxSettings, PacsNode
 from sending_site.push import Progress, PushRequest
 from sending_site.settings import SenderSettings, inbox_settings
 from sending_site.stretching import SpareSecret
+from site_agent.client import RelayRefused
 from site_agent.credential import AgentCredential
 from site_agent.settings import load
 from transfer_codes.keys import stretch_code
+from transfer_codes.wire import Problem
 
 JANE = ("ER-1", "ER-GENERAL", "DOE^JANE", "19850214", "F")
 
@@ -198,3 +200,38 @@ async def test_a_push_job_refused_keeps_the_console_words_and_logs_no_code(
     assert jobs.stored() == [job.record]
     assert "AlreadySent" in caplog.text
     assert code not in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_a_trauma_center_gone_from_the_relay_is_said_in_the_consoles_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relay no longer offers the trauma center the nurse picked (its operator disabled
+    it after the page was opened): the job says so and what to do, not the relay's "check the
+    directory of destinations", which names the command line's list; trying again is offered,
+    as the operator may enable it again."""
+    detail = (
+        "There is no trauma center by that name on this relay. Check the directory of destinations."
+    )
+
+    async def refusing(request: PushRequest, on_event: object) -> None:
+        raise RelayRefused(404, Problem.UNKNOWN_SITE, detail, {})
+
+    monkeypatch.setattr(jobs_module, "push", refusing)
+    credential = tmp_path / "credential"
+    credential.write_text("site-credential")
+    credential.chmod(0o600)
+    setup = PushSetup(
+        "http://127.0.0.1:9",
+        AgentCredential(credential, "TRAUMA_RELAY_SENDER"),
+        tmp_path,
+        InboxSettings(tmp_path / "spool"),
+    )
+    jobs = PushJobs(jobs_folder(tmp_path), setup)
+    job = start_push(jobs, new_job("1.2.3", "county-trauma", "nurse.joy", 1.0))
+    assert job.task is not None
+    await job.task
+    assert (job.record.ended, job.record.definitive) == (True, False)
+    assert "directory" not in job.record.problem
+    assert "not on the relay just now" in job.record.problem
+    assert "Try again" in job.record.problem
