@@ -412,14 +412,24 @@ async def break_glass(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"/transfers/{record.transfer_id}")
 
 
+async def _asking(request: web.Request, allowed: set[TransferState], page: str) -> web.Response:
+    """A page asking once more before re-issuing or revoking, offered in the states that
+    allow it (as the transfer's page offers its link). Opened again once the transfer moved
+    on (the back button, a page left open), it does not ask: the transfer's page says where it
+    stands. A relay out of reach does not stop it: the action itself then says so."""
+    record = _record(request)
+    relay_status, _ = await _status(request, record)
+    state = str(relay_status.get("state", "unknown"))
+    known = state in {s.value for s in TransferState}
+    if record.abandoned or state in OVER or (known and state not in allowed):
+        raise web.HTTPSeeOther(f"/transfers/{record.transfer_id}")
+    return render(request, page, record=record, recipient=_recipient(relay_status, record))
+
+
 @routes.get("/transfers/{transfer_id}/reissue")
 async def reissue_page(request: web.Request) -> web.Response:
     """Giving a new code stops the one travelling with the patient: asked once more."""
-    record = _record(request)
-    relay_status, _ = await _status(request, record)
-    return render(
-        request, "reissue.html", record=record, recipient=_recipient(relay_status, record)
-    )
+    return await _asking(request, REISSUABLE, "reissue.html")
 
 
 @routes.post("/transfers/{transfer_id}/reissue")
@@ -436,9 +446,7 @@ async def reissue_code(request: web.Request) -> web.Response:
 
 @routes.get("/transfers/{transfer_id}/revoke")
 async def revoke_page(request: web.Request) -> web.Response:
-    record = _record(request)
-    relay_status, _ = await _status(request, record)
-    return render(request, "revoke.html", record=record, recipient=_recipient(relay_status, record))
+    return await _asking(request, REVOCABLE, "revoke.html")
 
 
 @routes.post("/transfers/{transfer_id}/revoke")

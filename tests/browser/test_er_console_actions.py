@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -138,6 +139,13 @@ async def test_break_glass_new_code_sheet_and_revoke(browser: Browser, tmp_path:
             assert "so its code cannot be re-issued. Send the study again from its page" in said
             assert "trauma-relay" not in said  # neither push nor revoke: it was the button
             assert "was given up (revoked here)" in said
+            # Its pages asking once more, opened again (the back button, a bookmark), no longer
+            # ask: they lead to the transfer's page, which says it is revoked.
+            for action in ("reissue", "revoke"):
+                await page.goto(f"{agent.url}{transfer_path}/{action}")
+                assert urlsplit(page.url).path == transfer_path
+                await expect(page.locator("#state")).to_contain_text("Revoked")
+                await expect(page.get_by_role("button", name=re.compile("^Yes"))).to_have_count(0)
             for secret in (first_code, new_code):
                 assert secret not in page.url
     finally:
