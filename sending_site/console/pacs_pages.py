@@ -53,6 +53,7 @@ def _page(request: web.Request, status: int = 200, **context: object) -> web.Res
         ("searched", False),
         ("fetched", None),
         ("fetched_study", ""),
+        ("name_hint", False),
     ):
         context.setdefault(name, default)
     return render(
@@ -90,7 +91,9 @@ async def pacs_search(request: web.Request) -> web.Response:
     await request.app[AUDIT].arecord(
         "pacs-query", who=user_of(request), where=address_of(request), by=by, found=len(matches)
     )
-    return _page(request, form=form, matches=matches, searched=True)
+    # "Doe Jane" is searched as one family name: said how to write it, if nothing matched.
+    whole_name = by == "name and birth date" and not {",", "^"} & set(form["name"])
+    return _page(request, form=form, matches=matches, searched=True, name_hint=whole_name)
 
 
 @routes.post("/pacs/fetch")

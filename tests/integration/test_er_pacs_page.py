@@ -1,5 +1,6 @@
 """The ER console's "Find in PACS" over real HTTP (in-process console), with Orthanc as the
-hospital PACS: a Fetch the PACS refuses keeps the search that found the study."""
+hospital PACS: a Fetch the PACS refuses keeps the search that found the study; a name typed
+without its comma, found nowhere, is told how to write it."""
 
 from __future__ import annotations
 
@@ -58,3 +59,32 @@ async def test_a_refused_fetch_keeps_the_search(
     assert status == 502
     assert "add AE title TRAUMARELAY" in refused
     assert _field(refused, "mrn") == "MRN-4242"
+
+
+async def test_a_name_without_its_comma_found_nowhere_says_how_to_write_it(
+    tmp_path: Path, orthanc_factory: Callable[..., OrthancServer]
+) -> None:
+    """ "trauma alex" is read as one family name: the PACS finds nothing, and the page says to
+    write the family name, a comma, then the given name; written so, it is found."""
+    make_multi_series_study(
+        tmp_path / "study", seed=5156, patient_name="TRAUMA^ALEX", patient_birth_date="19900607"
+    )
+    orthanc = orthanc_factory()
+    stored = await asyncio.to_thread(storescu, orthanc.dicom_port, [tmp_path / "study"])
+    assert stored.returncode == 0, stored.stderr
+    pacs = (
+        f"pacs.ae_title={orthanc.ae_title}",
+        f"pacs.host={orthanc.host}",
+        f"pacs.port={orthanc.dicom_port}",
+    )
+    async with (
+        running_console(tmp_path, "sender", *pacs) as console,
+        browser_like() as client,
+    ):
+        token = await signed_in(client, console)
+        search = {"csrf_token": token, "name": "trauma alex", "birth_date": "1990-06-07"}
+        _, _, nothing = await post(client, f"{console.url}/pacs", search)
+        _, _, found = await post(client, f"{console.url}/pacs", {**search, "name": "trauma, alex"})
+    assert 'id="no-matches"' in nothing
+    assert "family name, a comma, then the given name" in unescape(nothing)
+    assert 'id="matches"' in found
