@@ -387,7 +387,8 @@ def break_glass_steps(
     if record.abandoned:
         return [Fail(errors.TransferAbandoned.said(refusals.glass_abandoned(record)))]
     if seen is None:
-        return [Fail(errors.BreakGlassTooLate(refusals.glass_too_late(record, abandon.NO_RECORD)))]
+        gone = refusals.glass_too_late(record, abandon.NO_RECORD)
+        return [Fail(errors.BreakGlassTooLate.said(gone))]
     if seen.consented:
         return [Fail(errors.BreakGlassNotNeeded(refusals.glass_not_needed(record, seen)))]
     if seen.break_glass:
@@ -396,7 +397,7 @@ def break_glass_steps(
         return [Fail(errors.BreakGlassTooEarly.said(refusals.glass_too_early()))]
     if seen.state not in (TransferState.AWAITING_AUTHORIZATION, TransferState.AUTHORIZED):
         why = abandon.gone_reason(seen) or f"it is {seen.state.replace('_', ' ')}"
-        return [Fail(errors.BreakGlassTooLate(refusals.glass_too_late(record, why)))]
+        return [Fail(errors.BreakGlassTooLate.said(refusals.glass_too_late(record, why)))]
     return [AddBreakGlass(record, reason, clinician)]
 
 

@@ -122,10 +122,14 @@ def glass_not_needed(record: TransferJournal, seen: Seen) -> str:
     )
 
 
-def glass_too_late(record: TransferJournal, why: str) -> str:
-    return (
+def glass_too_late(record: TransferJournal, why: str) -> Said:
+    facts = (
         f"Break-glass can no longer be added to transfer {record.transfer_id}: {why}. If the "
-        "images are still needed, send the study again with trauma-relay push --break-glass."
+        "images are still needed, send the study again"
+    )
+    return Said(
+        f"{facts} with trauma-relay push --break-glass.",
+        f"{facts} from its page, then authorize the new transfer by break-glass.",
     )
 
 

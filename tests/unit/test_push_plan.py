@@ -641,6 +641,17 @@ def test_break_glass_messages_say_why_and_what_to_do() -> None:
     (late,) = break_glass_steps(record, None, *GLASS)
     assert isinstance(late, decisions.Fail)
     assert "the relay has no record of it" in str(late.error)
+    assert str(late.error).endswith("send the study again with trauma-relay push --break-glass.")
+    # In the console (a page left open while the family declined, or the code locked): its
+    # page, not the command line.
+    for state in ("revoked", "locked"):
+        (gone,) = break_glass_steps(record, seen(state), *GLASS)
+        assert isinstance(gone, decisions.Fail)
+        assert isinstance(gone.error, errors.BreakGlassTooLate)
+        assert "trauma-relay" not in gone.error.for_console
+        assert gone.error.for_console.endswith(
+            "send the study again from its page, then authorize the new transfer by break-glass."
+        )
     given_up = dataclasses.replace(record, abandoned="it expired")
     (abandoned,) = break_glass_steps(given_up, seen("expired"), *GLASS)
     assert isinstance(abandoned, decisions.Fail)
