@@ -423,6 +423,8 @@ async def _asking(request: web.Request, allowed: set[TransferState], page: str) 
     known = state in {s.value for s in TransferState}
     if record.abandoned or state in OVER or (known and state not in allowed):
         raise web.HTTPSeeOther(f"/transfers/{record.transfer_id}")
+    # It names the patient: an access to the transfer, audited as its own page's views are.
+    await _audit(request, "transfer-viewed", record.transfer_id, page=page.removesuffix(".html"))
     return render(request, page, record=record, recipient=_recipient(relay_status, record))
 
 

@@ -164,6 +164,10 @@ async def test_break_glass_new_code_sheet_and_revoke(browser: Browser, tmp_path:
     assert (refused["action"], refused["detail"]["why"]) == ("code-reissued", "TransferAbandoned")
     glass = next(a for a in actions if a["action"] == "break-glass")
     assert glass["detail"]["clinician"] == "Dr. Grey"
+    # The pages asking once more name the patient: each view is an access, audited as such
+    # (each was opened twice: once to go back, once to say yes).
+    asked = [a["detail"].get("page") for a in actions if a["action"] == "transfer-viewed"]
+    assert (asked.count("reissue"), asked.count("revoke")) == (2, 2), asked
     assert REASON not in agent.audit()
     for secret in (first_code, new_code):
         assert secret not in agent.log()
