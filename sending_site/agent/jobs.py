@@ -242,6 +242,7 @@ def start_push(jobs: PushJobs, record: JobRecord) -> Job:
             )
             return
         finally:
+            job.retrying = ""  # the waits it announced went with it
             await source.close()
         jobs.update(job, ended=True, problem="")
         LOGGER.info(

@@ -165,7 +165,10 @@ def _following(job: Job | None) -> bool:
 
 
 def _progress(job: Job | None, upload_finished: bool) -> str:
-    return progress_words(job.progress if job else None, upload_finished, _following(job))
+    stopped = job is not None and job.record.ended and bool(job.record.problem)
+    return progress_words(
+        job.progress if job else None, upload_finished, _following(job), stopped=stopped
+    )
 
 
 # -- the push job, until the transfer exists -------------------------------------------------

@@ -58,12 +58,25 @@ def readiness(report: CompletenessReport | None) -> str:
     return "Arrived; open to check and send"
 
 
-def progress_words(progress: Progress | None, upload_finished: bool, arriving: bool = False) -> str:
+def progress_words(
+    progress: Progress | None,
+    upload_finished: bool,
+    arriving: bool = False,
+    stopped: bool = False,
+) -> str:
     """The upload's progress in one line; `arriving`: the study is still arriving, and the
-    upload follows it (the total is not known yet)."""
+    upload follows it (the total is not known yet); `stopped`: its push stopped before the
+    upload finished (the page says why beside), so nothing is being prepared or sent."""
     if upload_finished:
         return "Upload complete."
     mb = 1024 * 1024
+    if stopped:
+        if progress is None or not progress.objects_done:
+            return "The upload stopped before the first image was sent."
+        return (
+            f"The upload stopped at {progress.objects_done} of {progress.objects_total} images "
+            f"({progress.bytes_done / mb:.1f} of {progress.bytes_total / mb:.1f} MB)."
+        )
     if arriving:
         sent = progress.objects_done if progress else 0
         size = progress.bytes_done / mb if progress else 0.0

@@ -5,6 +5,7 @@ the push jobs kept on disk, and the code secret the agent keeps stretched ahead.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,10 +20,10 @@ from sending_site.inbox.completeness import assess
 from sending_site.inbox.errors import QueryInvalid
 from sending_site.inbox.records import SeriesRecord, StudyRecord
 from sending_site.inbox.settings import InboxSettings, PacsNode
-from sending_site.push import Progress, PushRequest
+from sending_site.push import Progress, PushRequest, Retrying
 from sending_site.settings import SenderSettings, inbox_settings
 from sending_site.stretching import SpareSecret
-from site_agent.client import RelayRefused
+from site_agent.client import RelayRefused, RelayUnreachable
 from site_agent.credential import AgentCredential
 from site_agent.settings import load
 from transfer_codes.keys import stretch_code
@@ -102,6 +103,15 @@ def test_progress_words() -> None:
         "Images still arriving: 0 images sent so far"
     )
     assert progress_words(half, upload_finished=True, arriving=True) == "Upload complete."
+    # Its push stopped (the problem and "Upload again" are shown beside): neither "Preparing"
+    # nor "Uploading", nor still following the study.
+    assert progress_words(half, upload_finished=False, stopped=True) == (
+        "The upload stopped at 3 of 6 images (1.0 of 2.0 MB)."
+    )
+    assert progress_words(None, upload_finished=False, arriving=True, stopped=True) == (
+        "The upload stopped before the first image was sent."
+    )
+    assert progress_words(half, upload_finished=True, stopped=True) == "Upload complete."
 
 
 def _study(last_arrival: float, thickness: float | None) -> StudyRecord:
@@ -235,3 +245,33 @@ async def test_a_trauma_center_gone_from_the_relay_is_said_in_the_consoles_words
     assert "directory" not in job.record.problem
     assert "not on the relay just now" in job.record.problem
     assert "Try again" in job.record.problem
+
+
+@pytest.mark.asyncio
+async def test_a_push_job_that_stopped_is_no_longer_said_to_be_trying_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relay stayed out of reach: the last "trying again in 15 seconds" goes with the push
+    that said it, so the page does not promise a try that never comes beside "Upload again"."""
+
+    async def out_of_reach(request: PushRequest, on_event: Callable[[object], None]) -> None:
+        on_event(Retrying(15.0, "connection refused"))
+        raise RelayUnreachable("The relay could not be reached.", "connection refused")
+
+    monkeypatch.setattr(jobs_module, "push", out_of_reach)
+    credential = tmp_path / "credential"
+    credential.write_text("site-credential")
+    credential.chmod(0o600)
+    setup = PushSetup(
+        "http://127.0.0.1:9",
+        AgentCredential(credential, "TRAUMA_RELAY_SENDER"),
+        tmp_path,
+        InboxSettings(tmp_path / "spool"),
+    )
+    jobs = PushJobs(jobs_folder(tmp_path), setup)
+    job = start_push(jobs, new_job("1.2.3", "county-trauma", "nurse.joy", 1.0))
+    assert job.task is not None
+    await job.task
+    assert (job.record.ended, job.record.definitive) == (True, False)
+    assert job.record.problem == "The relay could not be reached."
+    assert job.retrying == ""
