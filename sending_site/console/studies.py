@@ -225,6 +225,19 @@ async def report_upload(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"/studies/{request.match_info['study_id']}?done=report")
 
 
+ELSEWHERE = (
+    "This study is being sent to {going} now; nothing was sent to {chosen}. Follow that "
+    "transfer with the link below; once its upload has ended, send the study again to {chosen}."
+)
+
+
+async def _elsewhere(request: web.Request, going: str, chosen: str) -> str:
+    """`ELSEWHERE`, the trauma centers by the names the relay's list shows."""
+    sites, _ = await _destinations(request)
+    shown = {site.name: site.display_name or site.name for site in sites}
+    return ELSEWHERE.format(going=shown.get(going, going), chosen=shown.get(chosen, chosen))
+
+
 @routes.post(STUDY + "/send")
 async def send(request: web.Request) -> web.Response:
     """Start the transfer: warnings must have been acknowledged (and are audited)."""
@@ -258,6 +271,16 @@ async def send(request: web.Request) -> web.Response:
             choice="send anyway",
         )
     running = [j for j in jobs.all() if j.record.study_instance_uid == uid and j.running]
+    if running and running[0].record.recipient != recipient:
+        # Another trauma center than the push under way (a second tab, the back button): not
+        # taken for it, and nothing sent to the one chosen.
+        return await _study_page(
+            request,
+            uid,
+            status=409,
+            problem=await _elsewhere(request, running[0].record.recipient, recipient),
+            chosen=recipient,
+        )
     if running:  # a second click, or a colleague: follow the push already under way
         raise web.HTTPSeeOther(f"/jobs/{running[0].record.job_id}")
     job = start_push(jobs, new_job(uid, recipient, user, time.time()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from html import unescape
 from pathlib import Path
 
 import aiohttp
@@ -14,7 +15,7 @@ from inbox_harness import kept_inbox
 from relay_harness import RECEIVER, running_relay
 from test_console_app import browser_like, get, post, signed_in
 
-from relay.sites import disable_site
+from relay.sites import add_site, disable_site
 from sending_site.synthetic import make_ct_study
 from site_agent.credential import CREDENTIAL_ENV
 
@@ -60,6 +61,40 @@ async def test_a_refused_send_keeps_the_chosen_trauma_center(
     assert status == 400
     assert "Tick the box" in refused
     assert _chosen(refused) == [RECEIVER]
+
+
+async def test_a_send_to_another_trauma_center_while_one_runs_is_not_taken_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The study is being sent to County (its push follows the study until no image has come
+    for the stable age); a send of it to another trauma center (a second tab, the back button)
+    is not quietly taken for the one under way: the page says where it is going, and that
+    nothing went to the one chosen."""
+    spool = await _spooled_study(tmp_path)
+    async with running_relay(tmp_path / "relay") as relay:
+        await add_site(relay.data_dir, "mercy-trauma", "receiving", "Mercy Trauma Center")
+        monkeypatch.setenv(CREDENTIAL_ENV, relay.sender_credential)
+        async with (
+            running_console(
+                tmp_path, "sender", f"spool.folder={spool}", f"relay.url={relay.url}"
+            ) as console,
+            browser_like() as client,
+        ):
+            token = await signed_in(client, console)
+            _, _, home = await get(client, f"{console.url}/")
+            (study,) = re.findall(r'href="(/studies/\d+)"', home)
+            form = {"csrf_token": token, "recipient": RECEIVER, "acknowledge": "yes"}
+            status, job, _ = await post(client, f"{console.url}{study}/send", form)
+            assert (status, job[:6]) == (303, "/jobs/")
+            # The same trauma center again (a double click): the push under way is followed.
+            assert (await post(client, f"{console.url}{study}/send", form))[:2] == (303, job)
+            other = {**form, "recipient": "mercy-trauma"}
+            status, _, page = await post(client, f"{console.url}{study}/send", other)
+    assert status == 409
+    said = unescape(page)
+    assert "being sent to County Level I Trauma Center now" in said
+    assert "nothing was sent to Mercy Trauma Center" in said
+    assert f'href="{job}"' in page
 
 
 async def test_no_trauma_center_to_offer_is_not_said_as_none_added_yet(
