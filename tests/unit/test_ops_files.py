@@ -7,12 +7,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from receiving_site.settings import ReceiverSettings
 from relay import config as relay_config
+from relay.settings import SETTINGS
 from sending_site.settings import SenderSettings
 from site_agent.settings import load
 
@@ -37,6 +39,14 @@ def test_the_example_relay_toml_loads_with_config(tmp_path: Path) -> None:
     assert checked.returncode == 0, checked.stderr
     (tmp_path / "printed.toml").write_text(checked.stdout)
     assert relay_config.load(environ={}, config_file=tmp_path / "printed.toml") == config
+
+
+def test_the_example_relay_toml_writes_out_every_setting() -> None:
+    """The runbook promises the example "holds every setting with what it does and its
+    default": a setting added to the relay is added to the example too."""
+    example = tomllib.loads((OPS / "config" / "relay.toml").read_text())
+    missing = [s.name for s in SETTINGS if s.key not in example.get(s.section, {})]
+    assert missing == []
 
 
 def test_the_example_relay_toml_also_serves_from_the_data_folder(tmp_path: Path) -> None:
