@@ -6,13 +6,21 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import sqlite3
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pydicom
 
-from e2e.harness import E2ERelay, run_cli
+from e2e.harness import (
+    CLI_TIMEOUT,
+    E2ERelay,
+    cli_environment,
+    run_cli,
+    trauma_relay_executable,
+)
 from sending_site.synthetic import make_ct_study
 
 CANARY_NAME = "CANARY^PATIENT"
@@ -173,3 +181,24 @@ def test_bad_input_is_refused_plainly_and_loses_nothing(
     run = run_cli([*base, "jsonl", "--since", "last tuesday"], cwd=tmp_path)
     assert run.failed().returncode == 2
     assert "give a date like 2026-12-03" in run.message
+
+
+def test_an_export_read_by_a_reader_that_stops_early_ends_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """`audit export ... | head`: the reader closes the pipe; the export stops quietly."""
+    data = tmp_path / "relay"
+    run_cli(["site", "add", "st-mary-er", "--role", "sending", "--data", str(data), "--create"],
+            cwd=tmp_path).ok()  # fmt: skip
+    for format_ in ("jsonl", "dicom"):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # the reader has already gone
+        with os.fdopen(write_end, "wb") as stdout:
+            done = subprocess.run(
+                [trauma_relay_executable(), "audit", "export", "--data", str(data),
+                 "--format", format_],
+                stdout=stdout, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                env=cli_environment(None), timeout=CLI_TIMEOUT, check=False,
+            )  # fmt: skip
+        assert "Traceback" not in done.stderr, done.stderr
+        assert done.stderr == ""
