@@ -132,7 +132,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="refuse a site from now on (its open transfers are kept unless --revoke-open)",
         description="Refuse a site's credential from now on, and stop offering a disabled "
         "trauma center as a destination. Its open transfers are kept, so a study already on "
-        "its way can still be redeemed, unless --revoke-open.",
+        "its way can still be redeemed (a trauma center's, once it is enabled again), unless "
+        "--revoke-open.",
     )
     disable.add_argument("name", help="the site's name")
     disable.add_argument(
@@ -312,7 +313,12 @@ def _run_site_disable(args: argparse.Namespace) -> int:
     print(f"Site {done.site.name!r} is disabled: its credential is refused from now on.")
     if done.revoked:
         print(f"{len(done.revoked)} open transfer(s) revoked: their codes no longer work.")
-    if done.kept:
+    if done.kept and done.site.role == "receiving":  # its own credential redeems them
+        print(
+            f"{done.kept} open transfer(s) to it kept: they can be redeemed once it is enabled "
+            "again."
+        )
+    elif done.kept:
         print(
             f"{done.kept} open transfer(s) kept: a study already on its way can still be redeemed."
         )

@@ -178,8 +178,9 @@ async def disable_site(
     data_dir: Path, name: str, *, revoke_open: bool, clock: Clock = time.time
 ) -> Disabled:
     """Refuse `name`'s credential from now on (and stop offering it as a destination). Its open
-    transfers are kept, so a study already on its way can still be redeemed, unless
-    `revoke_open`: then every one not yet redeemed is revoked and its keys deleted."""
+    transfers are kept, so a study already on its way can still be redeemed (a trauma center's
+    once it is enabled again), unless `revoke_open`: then every one not yet redeemed is revoked
+    and its keys deleted."""
     revoked: list[str] = []
     async with _operator(data_dir, clock) as (store, now), store.transaction() as tx:
         site = await _existing(tx, name)

@@ -60,6 +60,20 @@ def test_rotate_disable_and_enable_a_sending_site(own_relay: E2ERelay, tmp_path:
         assert secret not in log
 
 
+def test_disabling_a_trauma_center_says_its_open_transfers_wait_for_it(
+    own_relay: E2ERelay, tmp_path: Path
+) -> None:
+    """A disabled trauma center's credential is refused, so the transfers kept for it cannot
+    be redeemed until it is enabled again: the operator is not told they still can be."""
+    relay = own_relay
+    study = tmp_path / "study"
+    make_ct_study(study, 1)
+    relay.push([study], workdir=tmp_path).ok()
+    run = run_cli(["site", "disable", RECEIVER, "--data", str(relay.data_dir)], cwd=relay.root)
+    assert "can still be redeemed" not in run.ok().stdout
+    assert "1 open transfer(s) to it kept: they can be redeemed once it is enabled" in run.stdout
+
+
 def test_an_unknown_site_name_is_refused_with_a_sentence(own_relay: E2ERelay) -> None:
     run = run_cli(
         ["site", "disable", "no-such-site", "--data", str(own_relay.data_dir)], cwd=own_relay.root
