@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from relay.audit_trail.commands import add_parsers as add_audit
+from relay.audit_trail.commands import config_argument
 
 # What binding the listening socket fails with when --listen is wrong or the port is taken.
 _LISTEN_ERRORS = {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}
@@ -102,6 +103,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         action="store_true",
         help="set up a new relay's data directory (made if missing) before it first runs",
     )
+    config_argument(add)
     add.add_argument("--display-name", help="name shown in the directory of destinations")
     add.add_argument("--json", action="store_true", help="print one JSON object")
     add.set_defaults(run=_run_site_add)
@@ -156,6 +158,7 @@ def _data_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", required=True, type=Path, help="the relay's data directory (where it runs)"
     )
+    config_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -226,7 +229,14 @@ def _run_site_add(args: argparse.Namespace) -> int:
     from relay.sites import add_site
 
     new = asyncio.run(
-        add_site(args.data, args.name, args.role, args.display_name, must_exist=not args.create)
+        add_site(
+            args.data,
+            args.name,
+            args.role,
+            args.display_name,
+            must_exist=not args.create,
+            config_file=args.config,
+        )
     )
     if args.json:
         print(
@@ -257,7 +267,7 @@ def _when(at: float | None) -> str:
 def _run_site_list(args: argparse.Namespace) -> int:
     from relay.sites import list_sites
 
-    records = asyncio.run(list_sites(args.data))
+    records = asyncio.run(list_sites(args.data, config_file=args.config))
     if args.json:
         listed = [
             {
@@ -287,7 +297,7 @@ def _run_site_list(args: argparse.Namespace) -> int:
 def _run_site_rotate(args: argparse.Namespace) -> int:
     from relay.sites import rotate_site
 
-    new = asyncio.run(rotate_site(args.data, args.name, args.grace))
+    new = asyncio.run(rotate_site(args.data, args.name, args.grace, config_file=args.config))
     if args.json:
         print(json.dumps({"name": new.site.name, "credential": new.credential}))
         return 0
@@ -306,7 +316,9 @@ def _run_site_rotate(args: argparse.Namespace) -> int:
 def _run_site_disable(args: argparse.Namespace) -> int:
     from relay.sites import disable_site
 
-    done = asyncio.run(disable_site(args.data, args.name, revoke_open=args.revoke_open))
+    done = asyncio.run(
+        disable_site(args.data, args.name, revoke_open=args.revoke_open, config_file=args.config)
+    )
     if args.json:
         print(json.dumps({"name": done.site.name, "revoked": done.revoked, "kept": done.kept}))
         return 0
@@ -329,7 +341,7 @@ def _run_site_disable(args: argparse.Namespace) -> int:
 def _run_site_enable(args: argparse.Namespace) -> int:
     from relay.sites import enable_site
 
-    site = asyncio.run(enable_site(args.data, args.name))
+    site = asyncio.run(enable_site(args.data, args.name, config_file=args.config))
     if args.json:
         print(json.dumps({"name": site.name, "enabled": True}))
     else:

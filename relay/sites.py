@@ -51,8 +51,8 @@ def open_data_folder(data_dir: Path, *, create: bool, shared: bool = False) -> P
         where = "holds no relay database" if data_dir.is_dir() else "does not exist"
         raise errors.NoRelayData(
             f"The folder {data_dir} {where}. Give --data the folder the relay runs with "
-            "(trauma-relay relay --data FOLDER); to set up a new relay in this folder, add "
-            "--create."
+            "(trauma-relay relay --data FOLDER), and --config the file it runs with if that "
+            "names its database; to set up a new relay in this folder, add --create."
         )
     try:
         data_dir.mkdir(parents=True, exist_ok=True, mode=OWNER_ONLY_FOLDER)
@@ -71,6 +71,7 @@ async def add_site(
     display_name: str | None,
     *,
     must_exist: bool = False,
+    config_file: Path | None = None,
 ) -> NewSite:
     """Register a site and make its credential. With `must_exist` (the command line's default),
     `data_dir` must already hold the relay's database (`open_data_folder`)."""
@@ -80,7 +81,7 @@ async def add_site(
         )
     if role not in ("sending", "receiving"):
         raise errors.BadRequest("The role must be 'sending' or 'receiving'.")
-    store = await open_store(data_dir, create=not must_exist)
+    store = await open_store(data_dir, create=not must_exist, config_file=config_file)
     site = Site(name=name, role=role, display_name=(display_name or name).strip()[:200])
     credential = new_token()
     now = time.time()
@@ -102,19 +103,24 @@ async def add_site(
     return NewSite(site, credential)
 
 
-async def open_store(data_dir: Path, *, create: bool, upgrade: bool = True) -> MetadataBackend:
+async def open_store(
+    data_dir: Path, *, create: bool, upgrade: bool = True, config_file: Path | None = None
+) -> MetadataBackend:
     """The metadata store of the relay that runs with `data_dir`: its embedded database, or the
-    PostgreSQL database its `relay.toml` (or TRAUMA_RELAY_METADATA_URL) names."""
-    config = await asyncio.to_thread(relay_config.load, data_dir)
+    PostgreSQL database its `relay.toml`, the relay's `config_file` (`--config`) or
+    TRAUMA_RELAY_METADATA_URL names."""
+    config = await asyncio.to_thread(relay_config.load, data_dir, config_file=config_file)
     shared = config.metadata_url is not None
     await asyncio.to_thread(open_data_folder, data_dir, create=create, shared=shared)
     return await open_metadata(config, upgrade=upgrade)
 
 
 @contextlib.asynccontextmanager
-async def _operator(data_dir: Path, clock: Clock) -> AsyncIterator[tuple[MetadataBackend, float]]:
+async def _operator(
+    data_dir: Path, clock: Clock, config_file: Path | None
+) -> AsyncIterator[tuple[MetadataBackend, float]]:
     """The relay's database (it must exist) and the time now, for one operator command."""
-    store = await open_store(data_dir, create=False)
+    store = await open_store(data_dir, create=False, config_file=config_file)
     try:
         yield store, clock()
     finally:
@@ -146,20 +152,25 @@ async def _record(
     )
 
 
-async def list_sites(data_dir: Path) -> list[SiteRecord]:
-    async with _operator(data_dir, time.time) as (store, _), store.transaction() as tx:
+async def list_sites(data_dir: Path, *, config_file: Path | None = None) -> list[SiteRecord]:
+    async with _operator(data_dir, time.time, config_file) as (store, _), store.transaction() as tx:
         return await tx.site_records()
 
 
 async def rotate_site(
-    data_dir: Path, name: str, grace: float = 0, *, clock: Clock = time.time
+    data_dir: Path,
+    name: str,
+    grace: float = 0,
+    *,
+    clock: Clock = time.time,
+    config_file: Path | None = None,
 ) -> NewSite:
     """A new credential for `name`, shown once; the old one is refused at once, or from
     `grace` seconds from now."""
     if not 0 <= grace <= MAX_GRACE:
         raise errors.BadRequest(f"The grace must be 0 to {MAX_GRACE // 3600} hours.")
     credential = new_token()
-    async with _operator(data_dir, clock) as (store, now), store.transaction() as tx:
+    async with _operator(data_dir, clock, config_file) as (store, now), store.transaction() as tx:
         site = await _existing(tx, name)
         until = now + grace if grace else None
         await tx.rotate_credential(name, token_digest(credential), until)
@@ -175,14 +186,19 @@ class Disabled:
 
 
 async def disable_site(
-    data_dir: Path, name: str, *, revoke_open: bool, clock: Clock = time.time
+    data_dir: Path,
+    name: str,
+    *,
+    revoke_open: bool,
+    clock: Clock = time.time,
+    config_file: Path | None = None,
 ) -> Disabled:
     """Refuse `name`'s credential from now on (and stop offering it as a destination). Its open
     transfers are kept, so a study already on its way can still be redeemed (a trauma center's
     once it is enabled again), unless `revoke_open`: then every one not yet redeemed is revoked
     and its keys deleted."""
     revoked: list[str] = []
-    async with _operator(data_dir, clock) as (store, now), store.transaction() as tx:
+    async with _operator(data_dir, clock, config_file) as (store, now), store.transaction() as tx:
         site = await _existing(tx, name)
         if site.disabled_at is None:
             await tx.set_site_disabled(name, now)
@@ -207,8 +223,10 @@ async def disable_site(
     return Disabled(site, revoked, len(still_open) - len(revoked))
 
 
-async def enable_site(data_dir: Path, name: str, *, clock: Clock = time.time) -> Site:
-    async with _operator(data_dir, clock) as (store, now), store.transaction() as tx:
+async def enable_site(
+    data_dir: Path, name: str, *, clock: Clock = time.time, config_file: Path | None = None
+) -> Site:
+    async with _operator(data_dir, clock, config_file) as (store, now), store.transaction() as tx:
         site = await _existing(tx, name)
         await tx.set_site_disabled(name, None)
         await _record(tx, now, "site-enabled", name)

@@ -84,10 +84,23 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def _command(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, brief: str, about: str
 ) -> argparse.ArgumentParser:
-    """An `audit` subcommand, reading the relay's data folder given with --data."""
+    """An `audit` subcommand, reading the relay's data folder given with --data (and the
+    storage its --config names)."""
     parser = sub.add_parser(name, help=brief, description=about)
     parser.add_argument("--data", required=True, type=Path, help="the relay's data directory")
+    config_argument(parser)
     return parser
+
+
+def config_argument(parser: argparse.ArgumentParser) -> None:
+    """`--config FILE`: the file the relay runs with, for its storage settings."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="the configuration file the relay runs with (relay --config FILE), when it names "
+        "the relay's database (storage.metadata_url)",
+    )
 
 
 def _period_and_source(parser: argparse.ArgumentParser) -> None:
@@ -138,7 +151,7 @@ def _run_verify(args: argparse.Namespace) -> int:
 
     def counted() -> Iterator[Record]:  # the trail read a page at a time, never held whole
         nonlocal count, last
-        for record in each_audit_record(args.data):
+        for record in each_audit_record(args.data, config_file=args.config):
             count += 1
             last = record
             yield record
@@ -184,7 +197,7 @@ def _chosen(args: argparse.Namespace) -> Iterator[dict[str, object]]:
     from relay.audit_trail.reading import Period, each_audit_record
 
     period = Period(args.since, args.until)
-    return (r for r in each_audit_record(args.data) if period.covers(r))
+    return (r for r in each_audit_record(args.data, config_file=args.config) if period.covers(r))
 
 
 class _WriteFailed(Exception):
@@ -306,6 +319,7 @@ def _forward_from_position(
         send,
         say=lambda line: print(line, flush=True),
         period=Period(args.since, args.until),
+        config_file=args.config,
     )
     if not args.follow:
         print(f"{forwarding.catch_up()} audit record(s) sent to {args.to}.")

@@ -68,12 +68,14 @@ def save_position(path: Path, position: Position) -> None:
         os.close(folder)
 
 
-def check_position(data_dir: Path, position: Position, path: Path) -> None:
+def check_position(
+    data_dir: Path, position: Position, path: Path, config_file: Path | None = None
+) -> None:
     """Raise `ForwardingPositionWrong` unless the trail's record `position.seq` is the one the
     position was kept for (same hash)."""
     if position.seq == 0:
         return
-    found = read_audit_records(data_dir, after=position.seq - 1, limit=1)
+    found = read_audit_records(data_dir, after=position.seq - 1, limit=1, config_file=config_file)
     if not found or found[0]["seq"] != position.seq:
         raise errors.ForwardingPositionWrong(
             f"{path} says records up to {position.seq} were forwarded, but this audit trail "
@@ -103,15 +105,18 @@ class Forwarding:
     say: Callable[[str], None]
     period: Period = field(default_factory=Period)
     sleep: Callable[[float], None] = time.sleep
+    config_file: Path | None = None  # the relay's --config, naming its storage
 
     def catch_up(self) -> int:
         """Send every record after the kept position, batch by batch, keeping the position
         after each; the number of records sent. Raises `SyslogUnreachable` as `send` does
         (the position then stays after the last batch sent whole)."""
         position = load_position(self.path)
-        check_position(self.data_dir, position, self.path)
+        check_position(self.data_dir, position, self.path, self.config_file)
         sent = 0
-        while records := read_audit_records(self.data_dir, after=position.seq, limit=BATCH):
+        while records := read_audit_records(
+            self.data_dir, after=position.seq, limit=BATCH, config_file=self.config_file
+        ):
             chosen = [r for r in records if self.period.covers(r)]
             if chosen:
                 sent += self.send(chosen)

@@ -23,15 +23,22 @@ Record = dict[str, Any]
 PAGE = 5000  # records read at a time by `each_audit_record`
 
 
-def read_audit_records(data_dir: Path, *, after: int = 0, limit: int | None = None) -> list[Record]:
+def read_audit_records(
+    data_dir: Path,
+    *,
+    after: int = 0,
+    limit: int | None = None,
+    config_file: Path | None = None,
+) -> list[Record]:
     """Every audit record in `seq` order, as `SqliteMetadata.audit_records()` gives them; with
     `after` and `limit`, only the next `limit` records after record `after`.
 
     Raises `NoRelayData` when `data_dir` holds no relay database, and `AuditTrailUnreadable`
-    when the file there is not one SQLite can read as a relay's."""
-    config = load(data_dir)
+    when the file there is not one SQLite can read as a relay's. The storage is the one the
+    relay's `config_file` (`--config`), if any, names."""
+    config = load(data_dir, config_file=config_file)
     if config.metadata_url is not None:
-        return asyncio.run(_read_shared(data_dir, after, limit))
+        return asyncio.run(_read_shared(data_dir, after, limit, config_file))
     database = open_data_folder(data_dir, create=False)
     try:
         with contextlib.closing(sqlite3.connect(_read_only_uri(database), uri=True)) as db:
@@ -45,20 +52,24 @@ def read_audit_records(data_dir: Path, *, after: int = 0, limit: int | None = No
     return [dict(zip(RECORD_COLUMNS, row, strict=True)) for row in rows]
 
 
-def each_audit_record(data_dir: Path, *, page: int = PAGE) -> Iterator[Record]:
+def each_audit_record(
+    data_dir: Path, *, page: int = PAGE, config_file: Path | None = None
+) -> Iterator[Record]:
     """Every audit record in `seq` order, read `page` at a time: an auditor's command over a
     trail of millions of records holds one page, not the trail. Raises as
     `read_audit_records` does."""
     after = 0
-    while records := read_audit_records(data_dir, after=after, limit=page):
+    while records := read_audit_records(data_dir, after=after, limit=page, config_file=config_file):
         yield from records
         after = int(records[-1]["seq"])
 
 
-async def _read_shared(data_dir: Path, after: int, limit: int | None) -> list[Record]:
+async def _read_shared(
+    data_dir: Path, after: int, limit: int | None, config_file: Path | None
+) -> list[Record]:
     """The records from the PostgreSQL database the relay's configuration names (read only:
     its schema is not touched), as `read_audit_records` selects them."""
-    store = await open_store(data_dir, create=False, upgrade=False)
+    store = await open_store(data_dir, create=False, upgrade=False, config_file=config_file)
     try:
         return await store.audit_records(after, limit)
     finally:
