@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -117,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     as_json = bool(getattr(args, "json", False))
     try:
         code: int = args.run(args)
+        sys.stdout.flush()  # here, where a reader gone early is caught
+    except BrokenPipeError:
+        # The reader stopped early (`trauma-relay audit export ... | head`): nothing to tell
+        # it, and no traceback. Standard output now goes nowhere, so the interpreter's last
+        # flush at exit raises no second error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except RelayError as e:
         _report(e.detail, error_code(e), as_json)
         return 2

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -232,14 +231,8 @@ def _run_export(args: argparse.Namespace) -> int:
     from relay import errors
 
     if args.out is None:
-        try:
-            _write_export(args, sys.stdout.buffer)
-            sys.stdout.flush()
-        except BrokenPipeError:
-            # The reader stopped early (`| head`): nothing to tell it. Standard output now goes
-            # nowhere, so the interpreter's last flush at exit raises no second error.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 1
+        _write_export(args, sys.stdout.buffer)
+        sys.stdout.flush()
         return 0
     try:
         out = args.out.open("xb")

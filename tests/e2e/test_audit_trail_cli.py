@@ -186,19 +186,25 @@ def test_bad_input_is_refused_plainly_and_loses_nothing(
 def test_an_export_read_by_a_reader_that_stops_early_ends_without_a_traceback(
     tmp_path: Path,
 ) -> None:
-    """`audit export ... | head`: the reader closes the pipe; the export stops quietly."""
+    """`audit export ... | head`: the reader closes the pipe; the command stops quietly (and
+    so does any other, however little it prints)."""
     data = tmp_path / "relay"
     run_cli(["site", "add", "st-mary-er", "--role", "sending", "--data", str(data), "--create"],
             cwd=tmp_path).ok()  # fmt: skip
-    for format_ in ("jsonl", "dicom"):
+    commands = [
+        ["audit", "export", "--format", "jsonl"],
+        ["audit", "export", "--format", "dicom"],
+        ["site", "list"],
+    ]
+    for command in commands:
         read_end, write_end = os.pipe()
         os.close(read_end)  # the reader has already gone
         with os.fdopen(write_end, "wb") as stdout:
             done = subprocess.run(
-                [trauma_relay_executable(), "audit", "export", "--data", str(data),
-                 "--format", format_],
+                [trauma_relay_executable(), *command, "--data", str(data)],
                 stdout=stdout, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                 env=cli_environment(None), timeout=CLI_TIMEOUT, check=False,
             )  # fmt: skip
         assert "Traceback" not in done.stderr, done.stderr
         assert done.stderr == ""
+        assert done.returncode == 1
