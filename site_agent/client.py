@@ -135,7 +135,14 @@ class RelayClient:
     # -- any site ----------------------------------------------------------------------------
 
     async def health(self) -> None:
-        await self.request("GET", wire.HEALTH)
+        """Raise unless the relay is up. A relay whose disk is down to its reserve (503
+        `disk-full`) is up: it still serves what it holds, and refuses new transfers and
+        uploads itself, saying why."""
+        try:
+            await self.request("GET", wire.HEALTH)
+        except RelayRefused as e:
+            if (e.status, e.extra.get("status")) != (503, "disk-full"):
+                raise
 
     async def directory(self) -> list[dict[str, str]]:
         body = await self.request("GET", wire.SITES)
