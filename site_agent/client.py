@@ -376,4 +376,9 @@ async def _raise_problem(response: aiohttp.ClientResponse) -> None:
         raise RelayUnreachable(
             f"The relay stopped waiting for this request: {detail}", "the connection stalled"
         )
-    raise RelayRefused(response.status, str(body.get("type", "")).rsplit(":", 1)[-1], detail, body)
+    code = str(body.get("type", "")).rsplit(":", 1)[-1]
+    if response.status == 503 and code == "stopping":
+        # The relay is stopping for a restart and did nothing with this request: briefly out of
+        # reach, like a lost connection (the caller waits and tries again, or resumes).
+        raise RelayUnreachable(detail, "the relay is stopping for a restart")
+    raise RelayRefused(response.status, code, detail, body)
