@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import re
 import time
+import unicodedata
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,13 @@ async def add_site(
         )
     if role not in ("sending", "receiving"):
         raise errors.BadRequest("The role must be 'sending' or 'receiving'.")
+    if display_name is not None and any(unicodedata.category(c) == "Cc" for c in display_name):
+        # Shown on the sites' terminals and the phones: a line break or an escape would forge
+        # lines there.
+        raise errors.BadRequest(
+            "A display name is one line of text, without control characters, e.g. "
+            '"County Trauma Center".'
+        )
     store = await open_store(data_dir, create=not must_exist, config_file=config_file)
     site = Site(name=name, role=role, display_name=(display_name or name).strip()[:200])
     credential = new_token()

@@ -80,3 +80,15 @@ def test_an_unknown_site_name_is_refused_with_a_sentence(own_relay: E2ERelay) ->
     )
     assert run.returncode == 2
     assert "There is no site named 'no-such-site' on this relay" in run.stderr
+
+
+def test_a_display_name_with_control_characters_is_refused(tmp_path: Path) -> None:
+    """A display name is shown on the sites' terminals (`destinations`, `redeem`) and phones:
+    a line break or a terminal escape in it would forge lines there."""
+    add = ["site", "add", RECEIVER, "--role", "receiving", "--data", str(tmp_path / "relay")]
+    for shown in ("County Trauma\nst-mary-er   FAKE", "County \x1b[2JTrauma"):
+        run = run_cli([*add, "--create", "--display-name", shown], cwd=tmp_path)
+        assert run.returncode == 2
+        assert "A display name is one line of text" in run.message
+    good = [*add, "--create", "--display-name", "County Trauma Center (Level I)"]
+    run_cli(good, cwd=tmp_path).ok()
