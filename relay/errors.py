@@ -6,6 +6,7 @@ The web layer maps these to RFC 9457 problem documents in one place (`relay.api.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from transfer_codes.messages import from_docstring
 from transfer_codes.wire import Problem
@@ -89,16 +90,29 @@ class ClientTooSlow(RelayError):
         )
 
 
+# Who sent the wrong codes, by the kind of limit reached (`relay.throttle.keys`): this address,
+# this site's credential, or anyone (the relay-wide limit alone), the nearest first.
+_THROTTLED_BY = (
+    ("address", "Too many wrong codes or links came from here recently."),
+    ("site", "Too many wrong codes came with this site's credential recently."),
+    (
+        "global",
+        "Too many wrong codes or links were tried on this relay recently, not only from here.",
+    ),
+)
+
+
 class Throttled(RelayError):
     """Too many wrong codes or links came from here recently. Wait, then try again."""
 
     status = 429
     code: str = Problem.THROTTLED
 
-    def __init__(self, retry_after: float) -> None:
+    def __init__(self, retry_after: float, engaged: Sequence[str] = ("address",)) -> None:
         minutes = max(1, math.ceil(retry_after / 60))
+        why = next((w for kind, w in _THROTTLED_BY if kind in engaged), _THROTTLED_BY[0][1])
         super().__init__(
-            f"Too many wrong codes or links came from here recently. Try again in {minutes} "
+            f"{why} Try again in {minutes} "
             f"minute{'s' if minutes > 1 else ''}; a code typed correctly is not affected by "
             "this wait once it ends."
         )

@@ -35,7 +35,8 @@ async def check(request: web.Request, site: Site | None = None) -> None:
     wait = throttle.wait(attempt, now)
     if wait > 0:
         request.app[METRICS].throttled.labels(kind="guessing").inc()
-        raise errors.Throttled(wait)
+        engaged = [k.split(":", 1)[0] for k in attempt if throttle.wait([k], now) > 0]
+        raise errors.Throttled(wait, engaged)
 
 
 async def failed(request: web.Request, site: Site | None = None) -> None:

@@ -132,3 +132,31 @@ async def test_a_flood_of_bad_credentials_is_summed_up_in_the_audit_trail(tmp_pa
         await ctx.call("GET", "/api/v1/sites", cred="x" * 43)
         last = (await ctx.audit_records())[-1]
         assert json.loads(last["detail"])["suppressed_before"] == 20
+
+
+@pytest.mark.asyncio
+async def test_a_trauma_center_throttled_by_the_relay_wide_limit_is_not_told_it_guessed(
+    tmp_path: Path,
+) -> None:
+    """Strangers' wrong phone links can use up the relay-wide limit; the trauma center then
+    refused did not send them, and is not told that they "came from here"."""
+    clock = FakeClock()
+    async with (
+        running_relay(
+            tmp_path / "relay", clock=clock, guess_limit_global=3, trusted_proxies=("127.0.0.1",)
+        ) as relay,
+        aiohttp.ClientSession() as http,
+    ):
+        trauma_center = Ctx(relay, clock, http, forwarded_for="198.51.100.7")
+        sent = await create_transfer(trauma_center)
+        stranger = Ctx(relay, clock, http, forwarded_for="203.0.113.9")
+        for _ in range(3):
+            r = await stranger.call("POST", "/api/v1/authorizations", json={"token": "A" * 48})
+            assert r.status == 404
+        r = await redeem(trauma_center, sent.locator, await code_proof(trauma_center, sent.code))
+        assert (r.status, r.code) == (429, "throttled")
+        assert "came from here" not in r.body["detail"]
+        assert "on this relay recently, not only from here" in r.body["detail"]
+        # from the stranger's own address, it did come from there
+        r = await stranger.call("POST", "/api/v1/authorizations", json={"token": "A" * 48})
+        assert r.status == 429
