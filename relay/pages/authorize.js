@@ -267,15 +267,21 @@
   }
 
   class Refusal extends Error {
-    constructor(code, status) {
+    constructor(code, status, retryAfter) {
       super(code);
       this.code = code;
       this.status = status;
+      this.retryAfter = retryAfter; // seconds, when the relay said (a throttle)
     }
   }
 
   // What the page says about a failed request, in its own words.
   function refusal(error) {
+    if (error instanceof Refusal && error.code === "throttled") {
+      const minutes = Math.max(1, Math.ceil((Number(error.retryAfter) || 60) / 60));
+      if (minutes === 1) return { key: "problem.throttled_minute" };
+      return { key: "problem.throttled", values: { minutes: String(minutes) } };
+    }
     const known = error instanceof Refusal && PROBLEMS.includes(error.code);
     return { key: known ? `problem.${error.code}` : "problem.other" };
   }
@@ -299,7 +305,10 @@
     } catch (e) {
       data = {};
     }
-    if (!response.ok) throw new Refusal(String(data.type || "").split(":").pop(), response.status);
+    if (!response.ok) {
+      const code = String(data.type || "").split(":").pop();
+      throw new Refusal(code, response.status, data.retry_after);
+    }
     return data;
   }
 

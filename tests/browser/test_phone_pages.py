@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiohttp
 import pytest
 from phone_harness import (
     PHONE,
@@ -204,3 +205,23 @@ async def test_an_incomplete_link_explains_itself(tmp_path: Path, browser: Brows
             await page.goto(ready.authorization_url[:-4] + "AAAA")
             await expect(page.locator("#problem-text")).to_contain_text("does not fit")
             await snap(page, "40-bad-link.png")
+
+
+@pytest.mark.asyncio
+async def test_a_throttled_phone_is_told_how_long_to_wait(tmp_path: Path, browser: Browser) -> None:
+    """After links that lead nowhere from the same network (a guesser on the hospital's Wi-Fi),
+    the family's own link is refused for the throttle's window: the page says so and for how
+    long, not "try again in a minute"."""
+    async with running_relay(tmp_path / "relay", guess_limit_address=1) as relay:
+        ready, _ = await push_study(relay, tmp_path)
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(relay.url + "/api/v1/authorizations", json={"token": "A" * 48}) as r,
+        ):
+            assert r.status == 404  # counted against this address
+        async with phone(browser) as (_, page):
+            await page.goto(ready.authorization_url)
+            text = page.locator("#problem-text")
+            await expect(text).to_contain_text("Too many links that lead nowhere")
+            await expect(text).to_contain_text("Try again in 15 minutes")
+            await expect(page.locator("#authorize")).to_be_hidden()
