@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import time
 import unicodedata
@@ -108,7 +109,21 @@ async def add_site(
             )
     finally:
         await store.close()
+    if not must_exist:
+        await asyncio.to_thread(_owned_like_folder, data_dir)
     return NewSite(site, credential)
+
+
+def _owned_like_folder(data_dir: Path) -> None:
+    """Root setting up a relay in a folder that belongs to the relay's user (the runbook's
+    `install -d -o trauma-relay`, then `site add --create` as root): give it the database it
+    made, which only root could otherwise open, and the relay could not."""
+    database = RelayConfig(data_dir=data_dir).database
+    if os.geteuid() != 0 or not database.is_file():
+        return
+    folder = data_dir.stat()
+    if database.stat().st_uid != folder.st_uid:
+        os.chown(database, folder.st_uid, folder.st_gid)
 
 
 async def open_store(

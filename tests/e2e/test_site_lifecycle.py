@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,3 +94,18 @@ def test_a_display_name_with_control_characters_is_refused(tmp_path: Path) -> No
         assert "A display name is one line of text" in run.message
     good = [*add, "--create", "--display-name", "County Trauma Center (Level I)"]
     run_cli(good, cwd=tmp_path).ok()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the folder to another user")
+def test_a_database_made_by_root_belongs_to_the_relays_user(tmp_path: Path) -> None:
+    """The runbook's commands run as root, and its folder belongs to the relay's user
+    (`install -d -o trauma-relay`): `site add --create` there must leave a database the relay,
+    running as that user, can open, not one only root can read."""
+    relay_user = pwd.getpwnam("nobody")
+    data = tmp_path / "relay-data"
+    data.mkdir(mode=0o700)
+    os.chown(data, relay_user.pw_uid, relay_user.pw_gid)
+    add = ["site", "add", SENDER, "--role", "sending", "--data", str(data), "--create"]
+    run_cli(add, cwd=tmp_path).ok()
+    owners = {p.name: (p.stat().st_uid, p.stat().st_gid) for p in data.iterdir()}
+    assert owners == {"relay.sqlite3": (relay_user.pw_uid, relay_user.pw_gid)}
