@@ -167,7 +167,7 @@ def _run_relay(args: argparse.Namespace) -> int:
     from relay import errors, logs
     from relay.app import make_app
     from relay.serving import serve
-    from relay.sites import open_data_folder
+    from relay.sites import open_data_folder, refuse_if_migrated
     from relay.tls import server_context
 
     flags = {
@@ -187,6 +187,8 @@ def _run_relay(args: argparse.Namespace) -> int:
         return 0
     config = relay_config.configured(given)
     context = server_context(config)
+    if config.metadata_url is None:
+        refuse_if_migrated(config.data_dir)
     open_data_folder(config.data_dir, create=True)  # the relay's first run sets it up
     logs.configure(config.log_format, config.log_level, config.log_file)
     log = logging.getLogger("relay")

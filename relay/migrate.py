@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -37,6 +38,7 @@ import asyncpg
 
 from relay import audit, errors
 from relay.config import RelayConfig
+from relay.sites import MIGRATED
 from relay.storage.audit_chain import GENESIS
 from relay.storage.files import FileObjectStore
 from relay.storage.interface import ObjectStore
@@ -370,12 +372,24 @@ async def migrate(source: RelayConfig, target: RelayConfig) -> Summary:
                             "an empty one."
                         )
             await _move(db, source, target, store, moves_objects, summary)
+            if store is not None:
+                _mark_migrated(source, summary)
         finally:
             if store is not None:
                 await store.close()
     finally:
         db.close()
     return summary
+
+
+def _mark_migrated(source: RelayConfig, summary: Summary) -> None:
+    """Leave `MIGRATED` in the source's data folder, so its relay refuses to start there."""
+    text = json.dumps({"at": time.time(), "metadata": summary.metadata_to}) + "\n"
+    fd = os.open(source.data_dir / MIGRATED, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 async def _move(

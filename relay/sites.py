@@ -66,6 +66,24 @@ def open_data_folder(data_dir: Path, *, create: bool, shared: bool = False) -> P
     return database
 
 
+# Left in an embedded relay's data folder by `relay migrate` once its metadata went to
+# PostgreSQL: that relay must not run there again (its codes live, and are spent, elsewhere).
+MIGRATED = "migrated.json"
+
+
+def refuse_if_migrated(data_dir: Path) -> None:
+    """Raise `DataFolderUnusable` when the embedded relay in `data_dir` was migrated."""
+    marker = data_dir / MIGRATED
+    if not marker.is_file():
+        return
+    raise errors.DataFolderUnusable(
+        f"The relay in {data_dir} was moved to PostgreSQL ({marker}): its transfers and codes "
+        "live there now, and this folder's copy is out of date. Start the relay with the new "
+        "configuration (storage.metadata_url), as the runbook's 'Move to PostgreSQL and S3' "
+        "says."
+    )
+
+
 async def add_site(
     data_dir: Path,
     name: str,

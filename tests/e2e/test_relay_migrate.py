@@ -131,6 +131,13 @@ def test_migrated_transfers_keep_their_codes_and_the_audit_trail_verifies(
     assert sorted(s3_bucket.keys(prefix)) == keys
     assert _audit(target, tmp_path)["records"] == after["records"]
 
+    # The old relay, started again by mistake on its folder, would accept codes that now live
+    # (and may be spent) on the new storage: it refuses to start.
+    old = run_cli(["relay", "--data", str(source), "--listen", "127.0.0.1:0"], cwd=tmp_path,
+                  timeout=30).failed()  # fmt: skip
+    assert old.returncode == 2
+    assert "was moved to PostgreSQL" in old.message
+
     # The new relay, on PostgreSQL and S3, at the same address.
     relay.process = RelayProcess(target, tmp_path / "new-relay.log", port=relay.process.port)
     relay.data_dir = target
