@@ -107,6 +107,7 @@ def make_app(config: RelayConfig, *, sweep: bool = True) -> web.Application:
         {
             "site": Limit(config.guess_limit_site, config.guess_window),
             "address": Limit(config.guess_limit_address, config.guess_window),
+            "link": Limit(config.guess_limit_address, config.guess_window),
             GLOBAL: Limit(config.guess_limit_global, config.guess_window),
         }
     )

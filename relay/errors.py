@@ -91,13 +91,15 @@ class ClientTooSlow(RelayError):
 
 
 # Who sent the wrong codes, by the kind of limit reached (`relay.throttle.keys`): this address,
-# this site's credential, or anyone (the relay-wide limit alone), the nearest first.
+# this site's credential, or anyone (the relay-wide limit alone), the nearest first; phone
+# links are counted apart ("link").
 _THROTTLED_BY = (
-    ("address", "Too many wrong codes or links came from here recently."),
+    ("link", "Too many links that lead nowhere came from here recently."),
+    ("address", "Too many wrong codes came from here recently."),
     ("site", "Too many wrong codes came with this site's credential recently."),
     (
         "global",
-        "Too many wrong codes or links were tried on this relay recently, not only from here.",
+        "Too many wrong codes were tried on this relay recently, not only from here.",
     ),
 )
 

@@ -429,7 +429,8 @@ SETTINGS: tuple[Setting, ...] = (
         "guess_limit_per_address",
         "guess_limit_address",
         _COUNT,
-        "Failed guesses per client address in the window.",
+        "Failed redemptions per client address in the window; phone links that lead nowhere "
+        "are counted apart, per client address, with the same limit.",
         legacy="guess_limit_per_address",
     ),
     Setting(
@@ -437,7 +438,8 @@ SETTINGS: tuple[Setting, ...] = (
         "guess_limit_global",
         "guess_limit_global",
         _COUNT,
-        "Failed guesses relay-wide in the window.",
+        "Failed redemptions relay-wide in the window (phone links are not counted here: "
+        "anyone can send one).",
         legacy="guess_limit_global",
     ),
     Setting(

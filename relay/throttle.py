@@ -22,7 +22,7 @@ class Limit:
     window: float  # seconds
 
 
-# Keys are "site:<name>", "address:<client address>" or GLOBAL.
+# Keys are "site:<name>", "address:<client address>", "link:<client address>" or GLOBAL.
 GLOBAL = "global"
 MAX_KEYS = 100_000  # keys remembered at once; the least recently failing are forgotten first
 
@@ -92,8 +92,12 @@ class Throttle:
 
 
 def keys(address: str, site: str | None = None) -> list[str]:
-    """The throttle keys of one attempt: its client address, its site (if any), and GLOBAL."""
-    found = [f"address:{address}", GLOBAL]
-    if site is not None:
-        found.insert(1, f"site:{site}")
-    return found
+    """The throttle keys of one attempt. A redemption (it comes with a site's credential) counts
+    against its client address, its site and GLOBAL. A phone link (anyone may send one) counts
+    against its client address alone, under its own kind: a link holds 240 random bits, so
+    links that lead nowhere are load, not guessing, and letting strangers' links fill the
+    relay-wide or an address's redemption count would let anyone stop every trauma center's
+    redemptions and every family's link."""
+    if site is None:
+        return [f"link:{address}"]
+    return [f"address:{address}", f"site:{site}", GLOBAL]

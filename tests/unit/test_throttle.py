@@ -6,7 +6,12 @@ import pytest
 
 from relay.throttle import GLOBAL, MAX_KEYS, Limit, Throttle, keys
 
-LIMITS = {"site": Limit(3, 60), "address": Limit(5, 60), GLOBAL: Limit(8, 60)}
+LIMITS = {
+    "site": Limit(3, 60),
+    "address": Limit(5, 60),
+    "link": Limit(5, 60),
+    GLOBAL: Limit(8, 60),
+}
 
 
 def test_a_key_waits_once_its_failures_fill_the_window() -> None:
@@ -41,6 +46,17 @@ def test_an_address_is_limited_across_sites_and_the_relay_as_a_whole() -> None:
         t.failed(keys(f"10.1.0.{n}", f"other-{n}"), 5 + n)
     assert t.wait(keys("10.2.0.1", "fresh"), 8) > 0  # 8 failures relay-wide
     assert t.wait(keys("10.2.0.1", "fresh"), 61) == 0
+
+
+def test_links_that_lead_nowhere_count_apart_from_redemptions() -> None:
+    """Anyone may send a phone link: links that lead nowhere throttle the address that sent
+    them, and neither that address's redemptions nor the relay-wide limit."""
+    t = Throttle(LIMITS)
+    for n in range(20):
+        t.failed(keys(f"10.3.0.{n % 4}"), n)
+    assert t.wait(keys("10.3.0.0"), 20) > 0
+    assert t.wait(keys("10.3.0.9"), 20) == 0
+    assert t.wait(keys("10.3.0.0", "county-trauma"), 20) == 0
 
 
 def test_memory_is_bounded() -> None:

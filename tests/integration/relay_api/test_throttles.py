@@ -135,11 +135,45 @@ async def test_a_flood_of_bad_credentials_is_summed_up_in_the_audit_trail(tmp_pa
 
 
 @pytest.mark.asyncio
+async def test_strangers_links_that_lead_nowhere_do_not_stop_a_trauma_center_redeeming(
+    tmp_path: Path,
+) -> None:
+    """Anyone can send phone links. Links that lead nowhere are counted against the address
+    that sent them, apart from redemptions: a stranger sending many does not use up the
+    relay-wide limit of redemptions, nor the count of an address a trauma center shares."""
+    clock = FakeClock()
+    async with (
+        running_relay(
+            tmp_path / "relay",
+            clock=clock,
+            guess_limit_global=3,
+            guess_limit_address=3,
+            trusted_proxies=("127.0.0.1",),
+        ) as relay,
+        aiohttp.ClientSession() as http,
+    ):
+        trauma_center = Ctx(relay, clock, http, forwarded_for="198.51.100.7")
+        sent = await create_transfer(trauma_center)
+        for stranger in (
+            Ctx(relay, clock, http, forwarded_for="203.0.113.9"),
+            trauma_center,  # a guesser behind the trauma center's own address
+        ):
+            for _ in range(3):
+                r = await stranger.call("POST", "/api/v1/authorizations", json={"token": "A" * 48})
+                assert r.status == 404
+            r = await stranger.call("POST", "/api/v1/authorizations", json={"token": "A" * 48})
+            assert (r.status, r.code) == (429, "throttled")
+            assert "links that lead nowhere" in r.body["detail"]
+        r = await redeem(trauma_center, sent.locator, await code_proof(trauma_center, sent.code))
+        assert r.status == 200, r
+
+
+@pytest.mark.asyncio
 async def test_a_trauma_center_throttled_by_the_relay_wide_limit_is_not_told_it_guessed(
     tmp_path: Path,
 ) -> None:
-    """Strangers' wrong phone links can use up the relay-wide limit; the trauma center then
-    refused did not send them, and is not told that they "came from here"."""
+    """Another trauma center's wrong codes can use up the relay-wide limit; the trauma center
+    then refused did not send them, and is not told that they "came from here"."""
     clock = FakeClock()
     async with (
         running_relay(
@@ -149,14 +183,15 @@ async def test_a_trauma_center_throttled_by_the_relay_wide_limit_is_not_told_it_
     ):
         trauma_center = Ctx(relay, clock, http, forwarded_for="198.51.100.7")
         sent = await create_transfer(trauma_center)
-        stranger = Ctx(relay, clock, http, forwarded_for="203.0.113.9")
+        other = await add_site(relay.data_dir, "other-trauma", "receiving", "Other Trauma")
+        guesser = Ctx(relay, clock, http, forwarded_for="203.0.113.9")
         for _ in range(3):
-            r = await stranger.call("POST", "/api/v1/authorizations", json={"token": "A" * 48})
-            assert r.status == 404
+            r = await redeem(guesser, sent.locator, wrong_proof(), cred=other.credential)
+            assert (r.status, r.code) == (403, "code-not-accepted")
         r = await redeem(trauma_center, sent.locator, await code_proof(trauma_center, sent.code))
         assert (r.status, r.code) == (429, "throttled")
         assert "came from here" not in r.body["detail"]
         assert "on this relay recently, not only from here" in r.body["detail"]
-        # from the stranger's own address, it did come from there
-        r = await stranger.call("POST", "/api/v1/authorizations", json={"token": "A" * 48})
-        assert r.status == 429
+        # from the guesser's own address, it did come from there
+        r = await redeem(guesser, sent.locator, wrong_proof(), cred=other.credential)
+        assert (r.status, r.code) == (429, "throttled")
