@@ -29,6 +29,11 @@ class Arrivals:
     # What the source's own checks already found in some of these files (the inbox parsed
     # each as it kept it): the push takes these instead of parsing the files again.
     described: tuple[Instance, ...] = ()
+    # Not complete yet, but settled: with these paths the source has named every image of a
+    # study that is as it will be called complete (none arrived for the stable age, the PACS
+    # holds no more). Staff are not told images are still arriving; `complete` still comes
+    # with a later answer that names nothing, and an image arriving meanwhile is named then.
+    settled: bool = False
 
 
 class StudySource(Protocol):

@@ -88,7 +88,9 @@ class Job:
     retrying: str = ""
     task: asyncio.Task[None] | None = None
     source: SpooledStudy | None = None  # the study it follows while images still arrive
-    arriving: bool = True  # until the source says the study is complete (or stopped)
+    # Until the source says the study is complete (or stopped), or has named every image of
+    # a study that has settled; again if an image arrives after that.
+    arriving: bool = True
     stopped: bool = False  # staff stopped waiting for more images
 
     def stop_following(self) -> bool:
@@ -170,6 +172,8 @@ class _Watched:
         arrived = await self.source.arrivals()
         if arrived.complete or arrived.stopped:
             self.job.arriving, self.job.stopped = False, arrived.stopped
+        elif arrived.paths:
+            self.job.arriving = not arrived.settled
         return arrived
 
 

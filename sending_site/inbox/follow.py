@@ -60,7 +60,8 @@ class SpooledStudy:
         self._poll = poll
         self._index: InboxIndex | None = None
         self._named: set[str] = set()  # spool ids already given
-        self._pacs_asked: tuple[float, float] | None = None  # (when, last arrival then)
+        # (when, last arrival then, whether the PACS held no more than had arrived)
+        self._pacs_asked: tuple[float, float, bool] | None = None
         self._stop = asyncio.Event()
         self._follow_for = follow_for
         self._until: float | None = None  # when following stops, once asked first
@@ -73,7 +74,12 @@ class SpooledStudy:
 
     async def arrivals(self) -> Arrivals:
         """Images that arrived since the last call; when there are none, waits up to the poll
-        interval first. Raises `StudyNotSpooled` when the inbox holds no image of the study."""
+        interval first. Raises `StudyNotSpooled` when the inbox holds no image of the study.
+
+        An answer naming the last images of a study that is already as it will be called
+        complete (stable, whole by the PACS) says it has `settled`, so staff are not told
+        images are still arriving while the push uploads them; `complete` still waits for an
+        answer that names nothing, so an image arriving meanwhile is sent."""
         index = await self._opened()
         kept = self._keeper.next_kept() if self._keeper is not None else None
         study = await index.study(self.study_instance_uid)
@@ -86,7 +92,8 @@ class SpooledStudy:
         stable = study.seconds_since_last_image(now) >= self.settings.stable_after
         # After the study's arrival times: an image kept in between is named now, and the
         # study is not yet called complete on its account.
-        ids = [i for i in await index.study_files(self.study_instance_uid) if i not in self._named]
+        held = await index.study_files(self.study_instance_uid)
+        ids = [i for i in held if i not in self._named]
         self._named.update(ids)
         paths = tuple(self._spool.path_of(i) for i in ids)
         described = (
@@ -95,8 +102,13 @@ class SpooledStudy:
             else ()
         )
         if paths and not stopping:
-            return Arrivals(paths, complete=False, described=described)
-        if stable and await self._whole(index, study.last_arrival, now):
+            settled = (
+                stable
+                and await self._unchanged(index, study.last_arrival, len(held))
+                and await self._whole(index, study.last_arrival, now, final=False)
+            )
+            return Arrivals(paths, complete=False, settled=settled, described=described)
+        if stable and await self._whole(index, study.last_arrival, now, final=True):
             return Arrivals(paths, complete=True, described=described)
         if stopping:
             return Arrivals(paths, complete=False, stopped=True, described=described)
@@ -119,15 +131,25 @@ class SpooledStudy:
             for waiting in waits:
                 waiting.cancel()
 
-    async def _whole(self, index: InboxIndex, last_arrival: float, now: float) -> bool:
-        """Whether the PACS (when one is set) holds no more of the study than arrived."""
+    async def _unchanged(self, index: InboxIndex, last_arrival: float, files: int) -> bool:
+        """Whether no image was kept since the study was read (`last_arrival`) and its `files`
+        listed: what was listed is every image it holds."""
+        again = await index.study(self.study_instance_uid)
+        return again is not None and again.last_arrival == last_arrival and again.instances == files
+
+    async def _whole(
+        self, index: InboxIndex, last_arrival: float, now: float, *, final: bool
+    ) -> bool:
+        """Whether the PACS (when one is set) holds no more of the study than arrived. Its
+        last answer stands while nothing new arrived, for `PACS_EVERY_SECONDS`; a "yes" that is
+        to close the transfer (`final`) is asked again."""
         if self.settings.pacs is None:
             return True
         if self._pacs_asked is not None:
-            asked_at, arrival_then = self._pacs_asked
-            if arrival_then == last_arrival and now - asked_at < PACS_EVERY_SECONDS:
-                return False  # nothing new since the PACS said more is to come
-        self._pacs_asked = (now, last_arrival)
+            asked_at, arrival_then, whole = self._pacs_asked
+            recent = arrival_then == last_arrival and now - asked_at < PACS_EVERY_SECONDS
+            if recent and not (whole and final):
+                return whole
         report = await completeness_of(self.settings, index, self.study_instance_uid, now)
         if not report.compared_with_pacs:
             LOGGER.warning(
@@ -136,8 +158,9 @@ class SpooledStudy:
                 report.pacs_problem,
                 self.settings.stable_after,
             )
-            return True
-        return report.counts_match
+        whole = report.counts_match or not report.compared_with_pacs
+        self._pacs_asked = (now, last_arrival, whole)
+        return whole
 
     async def _opened(self) -> InboxIndex:
         if self._index is None:

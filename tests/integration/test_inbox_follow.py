@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 from inbox_harness import an_arrival
 
+from sending_site.agent import jobs as jobs_module
 from sending_site.inbox import errors
 from sending_site.inbox.deposit import deposit
 from sending_site.inbox.follow import SpooledStudy
@@ -157,5 +158,35 @@ async def test_a_follower_wakes_when_the_keeper_keeps_an_image_not_at_its_next_p
         again = await source.arrivals()
         assert len(again.paths) == 1
         assert not again.complete
+    finally:
+        await source.close()
+
+
+@pytest.mark.asyncio
+async def test_a_settled_study_is_not_told_as_still_arriving_while_its_images_upload(
+    tmp_path: Path, index: InboxIndex
+) -> None:
+    """A study whose images all arrived a while ago: the answer naming them says it has
+    settled, and the ER console's job stops saying images are still arriving (and offering
+    to stop waiting, which would mark a whole study incomplete) while they upload; it is
+    complete only at the next answer. An image arriving later makes it arriving again."""
+    clock, spool = Clock(), Spool(tmp_path / "spool")
+    await index.record(an_arrival(instance_id=A, arrived_at=T0))
+    clock.now = T0 + STABLE + 5
+    source = _source(tmp_path, clock)
+    job = jobs_module.Job(jobs_module.new_job("1.2.3", "county-trauma", "nurse", T0))
+    watched = jobs_module._Watched(job, source)
+    try:
+        assert job.arriving
+        assert await watched.arrivals() == Arrivals((spool.path_of(A),), False, settled=True)
+        assert not job.arriving
+        second = an_arrival(instance_id=B, sop_instance_uid="1.2.3.4.2", arrived_at=clock.now)
+        await index.record(second)
+        assert await watched.arrivals() == Arrivals((spool.path_of(B),), complete=False)
+        assert job.arriving
+        clock.now += STABLE
+        assert await watched.arrivals() == Arrivals((), complete=True)
+        assert not job.arriving
+        assert not job.stopped
     finally:
         await source.close()

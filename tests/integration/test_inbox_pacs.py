@@ -20,11 +20,13 @@ from peers.ports import free_port
 
 from sending_site.inbox import errors
 from sending_site.inbox.completeness import SeriesState
+from sending_site.inbox.follow import SpooledStudy
 from sending_site.inbox.index import InboxIndex
 from sending_site.inbox.pacs import find_studies, retrieve_study
 from sending_site.inbox.queries import StudyQuery
 from sending_site.inbox.readiness import completeness_of
 from sending_site.inbox.settings import InboxSettings, PacsNode
+from sending_site.source import Arrivals
 
 pytestmark = pytest.mark.peers
 
@@ -141,3 +143,36 @@ def test_a_pacs_that_cannot_be_reached_is_named(tmp_path: Path) -> None:
         find_studies(settings, StudyQuery.by_patient_id("MRN-4242"))
     with pytest.raises(errors.InboxSettingInvalid, match="No hospital PACS is set"):
         find_studies(InboxSettings(spool=tmp_path), StudyQuery.by_patient_id("MRN-4242"))
+
+
+def test_a_followed_study_settles_once_the_pacs_holds_no_more_than_arrived(
+    tmp_path: Path, orthanc_factory: Callable[..., OrthancServer]
+) -> None:
+    """A push following a study is told it has settled when it is handed the last images of a
+    study the PACS holds no more of (the ER console then stops saying images are still
+    arriving while they upload), not while the PACS holds more; and the answer after that
+    calls it complete at once, not a minute later for having just asked the PACS."""
+    study = make_multi_series_study(tmp_path / "study", seed=5153, **PATIENT)
+    with running_inbox(tmp_path / "agent", ae_title=AE_TITLE) as agent:
+        orthanc = orthanc_factory(dicom_modalities=_pacs_knowing(agent))
+        assert storescu(orthanc.dicom_port, [tmp_path / "study"]).returncode == 0
+        settings = _settings(agent, orthanc)
+        (match,) = find_studies(settings, StudyQuery.by_accession("ACC-77"))
+        thin = next(f for f in study.values() if len(f) == 12)
+        assert storescu(agent.port, thin, called_ae_title=AE_TITLE).returncode == 0
+
+        async def follow() -> list[Arrivals]:
+            source = SpooledStudy(settings, match.study_instance_uid, poll=0.01)
+            try:
+                answers = [await source.arrivals()]  # the thin series; the PACS holds more
+                retrieve_study(settings, match.study_instance_uid)
+                answers.append(await source.arrivals())  # the rest: every image is here
+                answers.append(await source.arrivals())
+                return answers
+            finally:
+                await source.close()
+
+        partial, rest, last = asyncio.run(follow())
+        assert (len(partial.paths), partial.settled, partial.complete) == (12, False, False)
+        assert (len(rest.paths), rest.settled, rest.complete) == (8, True, False)
+        assert (last.paths, last.complete) == ((), True)
