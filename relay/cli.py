@@ -195,6 +195,18 @@ def _run_relay(args: argparse.Namespace) -> int:
     listen = (
         f"[{config.host}]:{config.port}" if ":" in config.host else f"{config.host}:{config.port}"
     )
+
+    def listening() -> None:  # called once the socket is bound, so it is only logged when true
+        log.info("relay listening on %s (%s), data in %s", config.base_url, listen, config.data_dir)
+        if config.cleartext_to_the_network:
+            log.warning(
+                "The relay serves plain HTTP on %s, which other machines can reach: site "
+                "credentials and the patients' phone pages would cross the network unencrypted. "
+                "Set tls_certificate and tls_key, or put it behind a TLS proxy and name the proxy "
+                "in trusted_proxies (see docs/runbook.md).",
+                listen,
+            )
+
     try:
         asyncio.run(
             serve(
@@ -202,13 +214,7 @@ def _run_relay(args: argparse.Namespace) -> int:
                 config.host,
                 config.port,
                 context,
-                # Called once the socket is bound, so the line is only logged when it is true.
-                on_listening=lambda: log.info(
-                    "relay listening on %s (%s), data in %s",
-                    config.base_url,
-                    listen,
-                    config.data_dir,
-                ),
+                on_listening=listening,
             )
         )
     except OSError as e:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import os
 import textwrap
 import time
@@ -123,6 +124,19 @@ class RelayConfig:
     def base_url(self) -> str:
         scheme = "https" if self.tls_certificate else "http"
         return (self.public_url or f"{scheme}://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def cleartext_to_the_network(self) -> bool:
+        """Whether the relay serves plain HTTP on an address other machines can reach, with no
+        TLS proxy named in front of it (`trusted_proxies`)."""
+        if self.tls_certificate is not None or self.trusted_proxies:
+            return False
+        if self.host == "localhost":
+            return False
+        try:
+            return not ipaddress.ip_address(self.host).is_loopback
+        except ValueError:  # a host name: it may resolve to anything
+            return True
 
     def validated(self) -> RelayConfig:
         """This configuration, or `ConfigError` naming the setting to fix (`section.key`)."""

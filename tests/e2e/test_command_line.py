@@ -366,6 +366,18 @@ def test_push_over_plain_http_to_another_machine_is_refused(
     assert _error(run)["code"] == "cleartext-relay"
 
 
+def test_a_relay_serving_plain_http_to_the_network_warns_its_operator(
+    relay_on_the_network: tuple[str, E2ERelay], relay: E2ERelay, tmp_path: Path
+) -> None:
+    """Started on an address other machines reach, without TLS or a TLS proxy named in front
+    of it, the relay says so in its log with what to set; on loopback it does not."""
+    url, _ = relay_on_the_network
+    logged = (tmp_path / "relay.log").read_text()
+    assert f"The relay serves plain HTTP on {url.removeprefix('http://')}" in logged
+    assert "Set tls_certificate and tls_key, or put it behind a TLS proxy" in logged
+    assert "plain HTTP" not in relay.log_file.read_text()
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
 def test_push_over_plain_http_on_this_machine_is_fine(
     relay: E2ERelay, study: Path, tmp_path: Path, host: str
