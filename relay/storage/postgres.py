@@ -37,6 +37,7 @@ import contextlib
 import json
 import logging
 import secrets
+import stat
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
@@ -93,9 +94,18 @@ def read_password(path: Path | None) -> str | None:
     if path is None:
         return None
     try:
-        return path.read_text(encoding="utf-8").splitlines()[0].strip()
+        password = path.read_text(encoding="utf-8").splitlines()[0].strip()
+        mode = path.stat().st_mode
     except (OSError, IndexError, UnicodeDecodeError) as e:
         raise errors.ConfigError(f"The metadata password file {path} could not be read.") from e
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        log.warning(
+            "The metadata password file %s can be read by other users of this machine: make it "
+            "readable by the relay's user only (chmod 600 %s).",
+            path,
+            path,
+        )
+    return password
 
 
 async def _given_back(conn: asyncpg.Connection) -> None:

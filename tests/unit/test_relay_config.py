@@ -119,3 +119,25 @@ def test_an_s3_bucket_is_chosen_in_relay_toml_or_the_environment(tmp_path: Path)
     )
     overridden = config.load(tmp_path, environ={"TRAUMA_RELAY_OBJECTS_URL": "s3://other-bucket"})
     assert overridden.objects_url == "s3://other-bucket"
+
+
+def test_a_metadata_password_file_others_can_read_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The PostgreSQL password file is read like the agents' credential files: one that other
+    users of the machine can read is used, with a warning saying how to close it."""
+    from relay.storage.postgres import read_password
+
+    secret = tmp_path / "pg-password"
+    secret.write_text("s3cret-password\n")
+    secret.chmod(0o600)
+    with caplog.at_level("WARNING", logger="relay"):
+        assert read_password(secret) == "s3cret-password"
+    assert caplog.records == []
+    secret.chmod(0o644)
+    with caplog.at_level("WARNING", logger="relay"):
+        assert read_password(secret) == "s3cret-password"
+    (record,) = caplog.records
+    assert "can be read by other users of this machine" in record.getMessage()
+    assert f"(chmod 600 {secret})" in record.getMessage()
+    assert "s3cret" not in record.getMessage()
