@@ -101,6 +101,8 @@ def make_app(config: RelayConfig, *, sweep: bool = True) -> web.Application:
     app[serving.IN_FLIGHT] = serving.InFlight()
     app.on_response_prepare.append(problems.no_store)
     app.on_response_prepare.append(serving.close_while_draining)
+    if config.base_url.startswith("https://"):
+        app.on_response_prepare.append(serving.strict_transport)
     app[UPLOAD_LOCKS] = {}
     app[MANIFEST_EVENTS] = {}
     app[GUESSES] = Throttle(

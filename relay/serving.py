@@ -73,6 +73,16 @@ async def in_flight_middleware(request: web.Request, handler: Handler) -> web.St
         state.end()
 
 
+STRICT_TRANSPORT = "max-age=31536000"  # a year; the hospital's other hosts are not included
+
+
+async def strict_transport(request: web.Request, response: web.StreamResponse) -> None:
+    """Browsers that reached the relay over HTTPS (a patient's phone) keep to HTTPS for it:
+    a later link typed or rewritten as http:// is not sent in the clear. Set when the relay
+    serves TLS itself or its public address is https:// (a TLS proxy in front)."""
+    response.headers["Strict-Transport-Security"] = STRICT_TRANSPORT
+
+
 async def close_while_draining(request: web.Request, response: web.StreamResponse) -> None:
     """While draining, no connection is kept alive for another request."""
     if request.app[IN_FLIGHT].draining:

@@ -176,6 +176,10 @@ def test_push_and_redeem_over_https_with_a_private_authority(
         .json()
     )
     assert redeemed["instances"] == 2
+    with urllib.request.urlopen(  # noqa: S310 - https to the test's relay
+        tls_relay.url + "/healthz", context=tls_relay.context(), timeout=30
+    ) as answer:
+        assert answer.headers["Strict-Transport-Security"] == "max-age=31536000"
 
     # Plain http:// to the same address is refused outright.
     plain = tls_relay.url.replace("https://", "http://")

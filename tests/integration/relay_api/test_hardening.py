@@ -89,6 +89,26 @@ async def test_no_answer_may_be_cached(ctx: Ctx) -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("public_url", "strict"),
+    [("https://relay.example.org", "max-age=31536000"), (None, None)],
+)
+async def test_browsers_are_told_to_keep_to_https_only_when_the_relay_is_reached_over_it(
+    tmp_path: Path, public_url: str | None, strict: str | None
+) -> None:
+    """Behind a TLS proxy (an https:// public address) every answer carries HSTS, so a phone
+    that opened the page once never sends a later http:// link in the clear; a relay reached
+    over plain HTTP (tests, a pilot on loopback) sends none."""
+    async with (
+        running_relay(tmp_path / "relay", public_url=public_url) as relay,
+        aiohttp.ClientSession() as http,
+    ):
+        for path in (wire.HEALTH, "/authorize", wire.transfer("nope")):
+            async with http.get(relay.url + path) as answer:
+                assert answer.headers.get("Strict-Transport-Security") == strict, path
+
+
+@pytest.mark.asyncio
 async def test_what_the_relay_writes_only_its_user_can_read(tmp_path: Path) -> None:
     previous = os.umask(0o022)  # the common umask: new files readable by everyone
     try:
