@@ -47,3 +47,19 @@ def is_loopback(address: str) -> bool:
         return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
+
+
+def throttled_as(address: str) -> str:
+    """What the guessing throttles count `address` as: an IPv4 address itself; an IPv6 address
+    by its /64, the network one household or one phone is given (a client can take any of its
+    2^64 addresses, so counting each alone would throttle nothing); an IPv4-mapped one as its
+    IPv4 address."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

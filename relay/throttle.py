@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from relay.addresses import throttled_as
+
 
 @dataclass(frozen=True)
 class Limit:
@@ -97,7 +99,8 @@ def keys(address: str, site: str | None = None) -> list[str]:
     against its client address alone, under its own kind: a link holds 240 random bits, so
     links that lead nowhere are load, not guessing, and letting strangers' links fill the
     relay-wide or an address's redemption count would let anyone stop every trauma center's
-    redemptions and every family's link."""
+    redemptions and every family's link. An IPv6 address counts by its /64 (`throttled_as`)."""
+    client = throttled_as(address)
     if site is None:
-        return [f"link:{address}"]
-    return [f"address:{address}", f"site:{site}", GLOBAL]
+        return [f"link:{client}"]
+    return [f"address:{client}", f"site:{site}", GLOBAL]

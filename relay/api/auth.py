@@ -13,7 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from aiohttp import web
 
 from relay import errors
-from relay.addresses import client_address
+from relay.addresses import client_address, throttled_as
 from relay.appkeys import CONFIG, METADATA, REFUSALS, SIGN_INS, SUPPRESSED
 from relay.desk.visit import UNKNOWN, Caller, Desk, visit
 from relay.metrics import METRICS
@@ -81,7 +81,7 @@ async def _record_refusal(d: Desk, request: web.Request, credential: str) -> Non
     counted and the next record from that address says how many (`suppressed_before`), so a
     flood of bad requests cannot grow the append-only trail without bound."""
     request.app[METRICS].refused_credentials.inc()
-    address = remote(request)
+    address = throttled_as(remote(request))  # an IPv6 client by its /64
     damper, suppressed = request.app[REFUSALS], request.app[SUPPRESSED]
     key = [f"address:{address}"]
     if damper.wait(key, d.now) > 0:

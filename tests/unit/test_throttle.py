@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from relay.addresses import throttled_as
 from relay.throttle import GLOBAL, MAX_KEYS, Limit, Throttle, keys
 
 LIMITS = {
@@ -80,3 +81,27 @@ def test_what_other_instances_counted_replaces_this_ones_count_of_a_key() -> Non
     assert t.wait(k, 110) == 0
     t.known("unknown-kind:x", [100.0], 110)  # a key without a limit is not kept
     assert t.wait(["unknown-kind:x"], 110) == 0
+
+
+@pytest.mark.parametrize(
+    ("address", "counted_as"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_an_ipv6_client_is_counted_by_its_network(address: str, counted_as: str) -> None:
+    """A phone or a household is given a whole IPv6 /64 and may send from any address in it:
+    counted by address, each guess could come from a new one."""
+    assert throttled_as(address) == counted_as
+
+
+def test_guesses_from_many_addresses_of_one_ipv6_network_are_throttled_together() -> None:
+    t = Throttle(LIMITS)
+    for n in range(5):
+        t.failed(keys(f"2001:db8:1:2::{n + 1:x}", f"site-{n}"), n)
+    assert t.wait(keys("2001:db8:1:2::ffff", "site-new"), 5) > 0
+    assert t.wait(keys("2001:db8:1:3::1", "site-new"), 5) == 0
