@@ -79,6 +79,9 @@ class Arrival:
 class Refusal:
     status: int
     reason: str  # for the log; the sender sees only the status
+    # The image names another patient than its study is held under: the index records that
+    # it was refused (`recording`), so that staff see the study goes without it.
+    another_patient: bool = False
 
 
 def shown(value: object) -> str:
@@ -251,6 +254,7 @@ def conflict(
             CANNOT_UNDERSTAND,
             "its study is already held under another patient (ID, issuer, name or birth date "
             "differ); one study carries one patient",
+            another_patient=True,
         )
     if series_study is not None and series_study != arrival.study_instance_uid:
         return Refusal(CANNOT_UNDERSTAND, "its series is already held under another study")

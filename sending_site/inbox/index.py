@@ -22,9 +22,12 @@ import aiosqlite
 from sending_site.inbox import errors
 from sending_site.inbox.arrival import Arrival, Patient, Refusal
 from sending_site.inbox.recording import Kept, Recorder, SameDataSet, patient_of
-from sending_site.inbox.records import SeriesRecord, StudyRecord
+from sending_site.inbox.records import RefusedImages, SeriesRecord, StudyRecord
 
 __all__ = ["InboxIndex", "Kept", "StudyListing", "schema_steps"]
+
+
+REFUSED_IMAGES = 2  # the schema version that records images refused for another patient
 
 
 def schema_steps() -> list[tuple[int, str]]:
@@ -64,6 +67,7 @@ class InboxIndex:
         self._db = db
         self._recorder = recorder  # the writer; None when read-only
         self._lock = asyncio.Lock()  # one batch at a time on the writer
+        self._version = 0  # the schema's, once opened (a read-only one is not upgraded)
 
     @classmethod
     async def open(cls, path: Path, *, read_only: bool = False) -> InboxIndex:
@@ -108,6 +112,8 @@ class InboxIndex:
             if number > version and not read_only:
                 script = f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;"
                 await self._db.executescript(script)
+                version = number
+        self._version = version
 
     async def close(self) -> None:
         if self._recorder is not None:
@@ -127,7 +133,8 @@ class InboxIndex:
     # -- arrivals -------------------------------------------------------------------------
 
     async def record(self, arrival: Arrival, *, same: SameDataSet | None = None) -> Kept | Refusal:
-        """Index one kept instance, or refuse it (`arrival.conflict`) and change nothing.
+        """Index one kept instance, or refuse it (`arrival.conflict`) and change nothing but
+        the record of an image refused for naming another patient than its study's.
         With `same`, one indexed already with the same data set keeps its earlier file
         (`Recorder.record_all`). Committed (durable) when this returns `Kept`."""
         return (await self.record_all([arrival], same=same))[0]
@@ -201,6 +208,17 @@ class InboxIndex:
             "GROUP BY se.id ORDER BY se.series_number IS NULL, se.series_number, se.id",
             row[5],
         )
+        # An index not upgraded yet (read beside an agent of the version before) has no
+        # record of refusals.
+        refused = (
+            await self._all(
+                "SELECT calling_ae_title, count(*), max(refused_at) FROM refused_images "
+                "WHERE study = ? GROUP BY calling_ae_title ORDER BY calling_ae_title",
+                row[5],
+            )
+            if self._version >= REFUSED_IMAGES
+            else []
+        )
         accession, date, time_of_day, description, first, last = row[6:]
         return StudyRecord(
             study_instance_uid,
@@ -213,6 +231,13 @@ class InboxIndex:
             last,
             tuple(SeriesRecord(*s) for s in series),
             study_id=row[5],
+            refused=RefusedImages(
+                sum(r[1] for r in refused),
+                tuple(r[0] for r in refused),
+                max(r[2] for r in refused),
+            )
+            if refused
+            else None,
         )
 
     async def study_instance_uid(self, study_id: int) -> str | None:

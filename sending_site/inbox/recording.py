@@ -60,7 +60,8 @@ class Recorder:
         self, arrivals: Sequence[Arrival], same: SameDataSet | None = None
     ) -> list[Kept | Refusal]:
         """Index kept instances in order, in one transaction, each kept or refused
-        (`arrival.conflict`, changing nothing); all durable when this returns. With `same`,
+        (`arrival.conflict`, changing nothing but, for an image naming another patient than
+        its study's, the record of that refusal); all durable when this returns. With `same`,
         an instance indexed already whose file holds the same data set keeps its earlier
         file, and the new one is the unused one (`Kept.replaced`), so a push that named the
         earlier file can still send it; it still counts as an arrival of its study. The files
@@ -126,7 +127,13 @@ class Recorder:
             earlier_home=(earlier[2], earlier[3]) if earlier else None,
         )
         if refused:
+            if refused.another_patient and study:
+                self._refused(arrival, study[0])
             return refused
+        # Kept now (corrected at the scanner or the PACS and sent again): no longer refused.
+        self._db.execute(
+            "DELETE FROM refused_images WHERE sop_instance_uid = ?", (arrival.sop_instance_uid,)
+        )
         study_id = study[0] if study else self._new_study(arrival)
         series_id = series[0] if series else self._new_series(arrival, study_id)
         self._db.execute(
@@ -161,6 +168,17 @@ class Recorder:
             ),
         )
         return Kept(replaced=earlier[1] if earlier else None)
+
+    def _refused(self, a: Arrival, study_id: int) -> None:
+        """Record that `a`, of the study `study_id`, was refused for naming another patient:
+        once per image, however often it is sent again, and nothing of whom it named (the
+        inbox holds nothing else of that patient)."""
+        self._db.execute(
+            "INSERT INTO refused_images (study, sop_instance_uid, refused_at, calling_ae_title) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (study, sop_instance_uid) DO UPDATE SET "
+            "refused_at = excluded.refused_at, calling_ae_title = excluded.calling_ae_title",
+            (study_id, a.sop_instance_uid, a.arrived_at, a.calling_ae_title),
+        )
 
     def _new_study(self, a: Arrival) -> int:
         p = a.patient

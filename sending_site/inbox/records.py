@@ -18,6 +18,17 @@ class SeriesRecord:
 
 
 @dataclass(frozen=True)
+class RefusedImages:
+    """Images that came for a study but named another patient than it is held under, so the
+    inbox refused them: kept nowhere, never sent. Of them the index holds only how many, from
+    which AE titles and when; nothing of the patient they named."""
+
+    images: int
+    sources: tuple[str, ...]  # the calling AE titles that sent them, sorted
+    last_refused: float  # seconds since the epoch
+
+
+@dataclass(frozen=True)
 class StudyRecord:
     study_instance_uid: str
     patient: Patient
@@ -29,6 +40,7 @@ class StudyRecord:
     last_arrival: float
     series: tuple[SeriesRecord, ...]
     study_id: int = 0  # the index's own id: what the console's addresses name, never the UID
+    refused: RefusedImages | None = None  # images of another patient refused; None if none
 
     @property
     def instances(self) -> int:

@@ -15,6 +15,7 @@ from inbox_harness import JANE, an_arrival
 from sending_site.inbox import errors
 from sending_site.inbox.arrival import Arrival, Refusal, part10_header
 from sending_site.inbox.index import InboxIndex, Kept, schema_steps
+from sending_site.inbox.records import RefusedImages
 from sending_site.inbox.service import adopt_unindexed
 from sending_site.inbox.spool import Spool, new_id
 from sending_site.synthetic import make_ct_study
@@ -240,5 +241,92 @@ async def test_files_kept_before_a_crash_are_indexed_and_damaged_ones_deleted(
         assert await adopt_unindexed(spool, index) == 0
         assert (again.exists(), good[0].exists()) == (False, True)
         assert set(await index.indexed_files()) == {p.stem for p in good}
+    finally:
+        await index.close()
+
+
+def _version_1_index(path: Path) -> None:
+    """An index as the agent before refused images were recorded left it: one study of
+    JANE's, one image."""
+    first_step = schema_steps()[0]
+    assert first_step[0] == 1
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(first_step[1])
+        db.execute("PRAGMA user_version = 1")
+        db.execute(
+            "INSERT INTO patients VALUES (1, 'ER-1', 'ER-GENERAL', 'DOE^JANE', '19850214', 'F')"
+        )
+        db.execute(
+            "INSERT INTO studies VALUES (1, '1.2.3', 1, 'A000001', '20250101', '031500', "
+            "'CT TRAUMA', 100.0, 100.0)"
+        )
+        db.execute("INSERT INTO series VALUES (1, '1.2.3.1', 1, 'CT', 1, 'SERIES 1', 1.0)")
+        db.execute(
+            "INSERT INTO instances VALUES (1, '1.2.3.1.1', 1, ?, ?, 1, ?, 1000, 100.0, 'CT1')",
+            (CT, EXPLICIT_LE, "a" * 32),
+        )
+        db.commit()
+    finally:
+        db.close()
+
+
+@pytest.mark.asyncio
+async def test_an_index_from_before_refused_images_were_recorded_is_upgraded_in_place(
+    tmp_path: Path,
+) -> None:
+    """An existing agent's index (version 1) is read as it was beside an agent not upgraded
+    yet (no refusal recorded), then upgraded at the agent's start: its study and image stay,
+    an image naming another patient under that study is recorded as refused (once, however
+    often it is sent again; nothing of whom it named), and no longer once it is sent again
+    corrected. Other refusals are not recorded as of another patient."""
+    path = tmp_path / "index.sqlite3"
+    _version_1_index(path)
+    before = await InboxIndex.open(path, read_only=True)
+    try:
+        study = await before.study("1.2.3")
+        assert study is not None
+        assert (study.instances, study.refused) == (1, None)
+    finally:
+        await before.close()
+
+    index = await InboxIndex.open(path)
+    try:
+        with sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True) as db:
+            assert db.execute("PRAGMA user_version").fetchone() == (schema_steps()[-1][0],)
+        assert await index.study_files("1.2.3") == ["a" * 32]
+        (listing,) = await index.studies()
+        assert (listing.patient, listing.instances) == (JANE, 1)
+
+        john = replace(JANE, patient_id="ER-2", name="DOE^JOHN", sex="M")
+        for at, source in ((200.0, "CT1"), (300.0, "PACS")):  # sent again: still one image
+            refused = await index.record(_arrival(1, 2, at, patient=john, calling_ae_title=source))
+            assert isinstance(refused, Refusal)
+            assert refused.another_patient
+        also = await index.record(_arrival(2, 1, 350.0, patient=john, calling_ae_title="CT1"))
+        assert isinstance(also, Refusal)
+        refused_elsewhere = await index.record(
+            _arrival(1, 1, 400.0, series_instance_uid="1.2.3.9", series_number=9)
+        )
+        assert isinstance(refused_elsewhere, Refusal)
+        assert not refused_elsewhere.another_patient
+        study = await index.study("1.2.3")
+        assert study is not None
+        assert study.instances == 1
+        assert study.refused == RefusedImages(2, ("CT1", "PACS"), 350.0)
+        with sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True) as db:
+            assert db.execute("SELECT name FROM patients").fetchall() == [("DOE^JANE",)]
+            dumped = "\n".join(db.iterdump())
+        assert "JOHN" not in dumped
+        assert "ER-2" not in dumped
+
+        assert await index.study_files("1.2.3") == ["a" * 32]  # nothing refused is sent
+        corrected = _arrival(1, 2, 500.0)
+        assert await index.record(corrected) == Kept()
+        study = await index.study("1.2.3")
+        assert study is not None
+        assert study.instances == 2
+        assert study.refused == RefusedImages(1, ("CT1",), 350.0)
+        assert await index.study_files("1.2.3") == ["a" * 32, corrected.instance_id]
     finally:
         await index.close()
