@@ -4,7 +4,9 @@ DICOM has no "study complete" signal, so three things are weighed: the image cou
 series against the PACS's (Number of Series Related Instances), how long no image has arrived
 (the configurable stable age), and, for CT, whether a thin-slice series (1.5 mm or thinner)
 came: missing thin slices are the commonest reason a trauma center repeats an outside CT
-(DOMAIN.md). Staff may send anyway; the report says what to check, in plain words.
+(DOMAIN.md). Images the inbox refused because they named another patient under the same
+study are said first: sent as it is, the study goes without them. Staff may send anyway; the
+report says what to check, in plain words.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sending_site.inbox.queries import PacsSeries
-from sending_site.inbox.records import SeriesRecord, StudyRecord
+from sending_site.inbox.records import RefusedImages, SeriesRecord, StudyRecord
 
 THIN_SLICE_MM = 1.5
 
@@ -52,6 +54,7 @@ class CompletenessReport:
     stable_after: float  # seconds
     no_thin_slices: bool  # a CT study without a series of slices 1.5 mm or thinner
     pacs_problem: str = ""  # why the PACS could not be asked, when it could not
+    refused: RefusedImages | None = None  # images refused for naming another patient
 
     @property
     def stable(self) -> bool:
@@ -65,7 +68,14 @@ class CompletenessReport:
 
     @property
     def complete(self) -> bool:
-        return self.counts_match and self.stable and not self.no_thin_slices
+        return (
+            self.counts_match and self.stable and not self.no_thin_slices and self.refused is None
+        )
+
+    @property
+    def refused_images(self) -> int:
+        """How many images of another patient were refused for this study."""
+        return self.refused.images if self.refused else 0
 
     def warned_about(self) -> set[str]:
         """What `findings` warn about, by kind, without the counts that change as images come
@@ -77,6 +87,8 @@ class CompletenessReport:
             for s in self.series
             if s.state in _SHORT or (s.state is SeriesState.UNKNOWN and self.compared_with_pacs)
         }
+        if self.refused:
+            items.add("images of another patient refused")
         if not self.compared_with_pacs:
             items.add("counts not checked")
         if self.no_thin_slices:
@@ -85,7 +97,7 @@ class CompletenessReport:
 
     def findings(self) -> list[str]:
         """What staff should know before sending, one plain sentence each; empty if none."""
-        found = []
+        found = [_refused_words(self.refused)] if self.refused else []
         if not self.compared_with_pacs:
             found.append(
                 "The image counts could not be checked against the PACS"
@@ -114,6 +126,26 @@ class CompletenessReport:
 
 
 _SHORT = frozenset({SeriesState.PARTIAL, SeriesState.MISSING})
+
+
+def _refused_words(refused: RefusedImages) -> str:
+    """What the refused images mean and what to do, without whom they named: the page is this
+    study's patient's, and another patient's name does not belong on it."""
+    n = refused.images
+    if n == 1:
+        said = "1 image that came for this study was refused because it carries"
+        it, it_is = "it", "It is"
+    else:
+        said = f"{n} images that came for this study were refused because they carry"
+        it, it_is = "they", "They are"
+    sources = ", ".join(source for source in refused.sources if source)
+    came_from = f" ({it} came from {sources})" if sources else ""
+    return (
+        f"{said} another patient's name, record number or birth date{came_from}. {it_is} not "
+        "sent with this study. Ask radiology to check the study on the scanner or in the PACS; "
+        f"once put right and sent to this agent again, {it} {'is' if n == 1 else 'are'} added "
+        "here."
+    )
 
 
 def _state(received: int, in_pacs: PacsSeries | None, asked: bool) -> SeriesState:
@@ -172,4 +204,5 @@ def assess(
         stable_after=stable_after,
         no_thin_slices=_lacks_thin_slices(study.series),
         pacs_problem=pacs_problem,
+        refused=study.refused,
     )

@@ -7,7 +7,7 @@ from dataclasses import replace
 from sending_site.inbox.arrival import Patient
 from sending_site.inbox.completeness import SeriesState, assess
 from sending_site.inbox.queries import PacsSeries
-from sending_site.inbox.records import SeriesRecord, StudyRecord
+from sending_site.inbox.records import RefusedImages, SeriesRecord, StudyRecord
 
 NOW = 1_800_000_000.0
 THIN = SeriesRecord("1.1", 1, "CT", "AXIAL 1MM", 300, 0.625)
@@ -119,3 +119,38 @@ def test_a_ct_study_without_a_thin_slice_series_is_warned_about() -> None:
 def test_the_thin_slice_rule_is_for_ct_only() -> None:
     mr = replace(STUDY, series=(replace(THICK, modality="MR"),))
     assert not assess(mr, None, now=NOW, stable_after=0).no_thin_slices
+
+
+def test_images_refused_for_another_patient_are_said_first_and_make_the_study_incomplete() -> None:
+    """How many, that they are not sent, what to do, and from where they came; never whom they
+    named. More of them later is not a new warning; the first one is."""
+    pacs = [_pacs(THIN, 300), _pacs(THICK, 60)]
+    whole = assess(STUDY, pacs, now=NOW, stable_after=120)
+    one = RefusedImages(1, ("CT1",), NOW - 200)
+    report = assess(replace(STUDY, refused=one), pacs, now=NOW, stable_after=120)
+    assert (report.counts_match, report.stable, report.complete) == (True, True, False)
+    assert report.refused_images == 1
+    assert report.findings() == [
+        "1 image that came for this study was refused because it carries another patient's "
+        "name, record number or birth date (it came from CT1). It is not sent with this "
+        "study. Ask radiology to check the study on the scanner or in the PACS; once put right "
+        "and sent to this agent again, it is added here."
+    ]
+    assert whole.warned_about() < report.warned_about()
+
+    three = RefusedImages(3, ("", "CT1", "PACS"), NOW - 100)
+    more = assess(replace(STUDY, refused=three, series=(THICK,)), pacs, now=NOW, stable_after=120)
+    assert more.refused_images == 3
+    first, *rest = more.findings()
+    assert first.startswith(
+        "3 images that came for this study were refused because they carry another patient's "
+        "name, record number or birth date (they came from CT1, PACS). They are not sent with "
+        "this study."
+    )
+    assert first.endswith("once put right and sent to this agent again, they are added here.")
+    assert rest  # the missing thin slices, after
+    assert "images of another patient refused" in more.warned_about()
+    unknown = assess(
+        replace(STUDY, refused=RefusedImages(2, ("",), NOW)), pacs, now=NOW, stable_after=0
+    )
+    assert "came from" not in unknown.findings()[0]
