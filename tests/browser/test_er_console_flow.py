@@ -1,9 +1,12 @@
 """Acceptance, in headless Chromium at 1366 x 768: the ER console from sign-in to a delivered
 receipt. DCMTK storescu sends a multi-series study to the running agent (`trauma-relay sender
---config FILE`); the nurse finds it among the recent studies, acknowledges the completeness
-warnings, picks the trauma center and sends it; the family authorizes with the link from the
-page's QR; the trauma center redeems the code with `trauma-relay redeem` into its Orthanc; the
-page follows by itself until it shows the receipt."""
+--config FILE`), and one image of another patient under the same study (a mix-up at the
+scanner), which the agent refuses; the nurse finds the study among the recent studies, marked
+with the image of another patient refused, reads on its page that that image is not sent and
+what to do, acknowledges the completeness warnings, picks the trauma center and sends it; the
+family authorizes with the link from the page's QR; the trauma center redeems the code with
+`trauma-relay redeem` into its Orthanc; the page follows by itself until it shows the
+receipt. The refused image never reaches it."""
 
 from __future__ import annotations
 
@@ -18,10 +21,12 @@ from console_browsing import expect_signed_in_as, fits_the_screen, sign_in, snap
 from e2e.harness import E2ERelay, assert_identical_in_orthanc, pacs_address, post_json
 from er_transfer_page import send_anyway
 from inbox_harness import make_multi_series_study
+from peers.dcmtk import storescu
 from peers.orthanc import OrthancServer
 from phone_harness import decode_qr
 from playwright.async_api import Browser, Page, expect
 
+from sending_site.synthetic import make_ct_study
 from transfer_codes.phone import split_link
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.peers]
@@ -81,11 +86,18 @@ async def _flow(browser: Browser, relay: E2ERelay, orthanc: OrthancServer, tmp_p
     holding = agent_holding(
         tmp_path / "agent", relay.url, relay.sender_credential, tmp_path / "study"
     )
+    # One more image of the study, naming another patient: refused by the agent.
+    make_ct_study(tmp_path / "other", 1, seed=9090, patient_name="DOE^JOHN", series_number=4)
     async with holding as agent, workstation(browser) as page:
+        refused = await asyncio.to_thread(
+            storescu, agent.dicom_port, [tmp_path / "other"], called_ae_title=agent.ae_title
+        )
+        assert refused.returncode != 0
         await sign_in(page, agent.url, NURSE, NURSE_PASSWORD)
         await expect_signed_in_as(page, NURSE)
         row = page.locator("#studies tbody tr").filter(has_text="ROE, RICHARD")
         await expect(row).to_contain_text("20 in 3 series")
+        await expect(row).to_contain_text("1 image of another patient refused")
         assert await fits_the_screen(page)
         await snap(page, "er-recent-studies.png")
 
@@ -94,6 +106,20 @@ async def _flow(browser: Browser, relay: E2ERelay, orthanc: OrthancServer, tmp_p
         await expect(page.locator("#studies tbody tr")).to_have_count(1)
         await page.get_by_role("link", name="ROE, RICHARD").click()
 
+        # The refused image is said first, in plain words, without whom it named.
+        warnings = page.locator("#warnings li")
+        await expect(warnings.first).to_have_text(
+            "1 image that came for this study was refused because it carries another patient's "
+            "name, record number or birth date (it came from STORESCU). It is not sent with "
+            "this study. Ask radiology to check the study on the scanner or in the PACS; once "
+            "put right and sent to this agent again, it is added here."
+        )
+        await expect(page.locator("#refused")).to_have_text(
+            "1 image of another patient refused, not sent"
+        )
+        assert "JOHN" not in await page.content()
+        assert await fits_the_screen(page)
+        await snap(page, "er-study-refused.png")
         # No PACS is set: the counts cannot be checked, so staff must say "send anyway".
         await expect(page.locator("#warnings")).to_contain_text("could not be checked")
         await page.get_by_label("Trauma center").select_option(label="County Trauma")
@@ -155,6 +181,7 @@ async def _flow(browser: Browser, relay: E2ERelay, orthanc: OrthancServer, tmp_p
     assert isinstance(detail, dict)
     assert detail["choice"] == "send anyway"
     assert any("could not be checked" in w for w in detail["warnings"])
+    assert any("was refused" in w for w in detail["warnings"])
     started = [a for a in actions if a["action"] == "transfer-started"]
     assert len(started) == 3  # sent, sent again (refused: delivered), sent as a new transfer
     assert [bool(a["detail"].get("replace")) for a in started] == [False, False, True]  # type: ignore[union-attr]
