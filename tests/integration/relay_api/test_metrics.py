@@ -37,6 +37,8 @@ async def _scrape(ctx: Ctx) -> dict[tuple[str, tuple[tuple[str, str], ...]], flo
 async def test_metrics_count_what_the_relay_did(ctx: Ctx) -> None:
     first = await _scrape(ctx)
     assert first[("trauma_relay_upload_bytes_total", ())] == 0
+    # an alert on a rising count has a series to watch before the first throttled attempt
+    assert first[("trauma_relay_throttled_requests_total", (("kind", "guessing"),))] == 0
     sent = await create_transfer(ctx)
     waiting = await create_transfer(ctx, authorize=False)
     sealed = await upload(ctx, sent, 0, b"slice" * 1000)
