@@ -186,12 +186,17 @@ class Imports:
 
     def open_for(self, secret: RedemptionCode | Capability) -> Import | None:
         """The import of `secret` this agent has already: running for the same code or QR (a
-        second click, the same code scanned twice), or, for a QR, which names its transfer, the
+        second click, the same code scanned twice); for a QR, which names its transfer, the
         import of that transfer whatever opened it (its typed code) and whatever its stage (also
-        one found after a restart). None: `secret` is to be redeemed."""
+        one found after a restart); for a code, the import that code redeemed, whatever its
+        stage (imported, held, stopped, discarded; also one found after a restart). By the
+        code itself, not its locator, which the relay gives another transfer once this one is
+        gone. None: `secret` is to be redeemed."""
         if isinstance(secret, Capability):
             return self.find(secret.transfer_id) or self.running_for(secret.transfer_id)
-        return self.running_for(str(secret.locator))
+        code = state.code_digest(secret.compact())
+        redeemed = (j for j in self._by_transfer.values() if j.code == code)
+        return self.running_for(str(secret.locator)) or next(redeemed, None)
 
     def start(
         self, secret: RedemptionCode | Capability, text: str, user: str, where: str = ""
@@ -207,13 +212,6 @@ class Imports:
             slot, code = secret.transfer_id, ""
         else:
             slot, code = str(secret.locator), state.code_digest(secret.compact())
-        # Its code is spent and nothing is kept: its page says so. By the code itself, not its
-        # locator, which the relay gives another transfer once this one is gone.
-        discarded = next(
-            (j for j in self.all() if j.slot == slot and j.code == code and j.discarded), None
-        )
-        if discarded is not None:
-            return discarded
         job = Import(slot=slot, started_by=user, code=code, started_from=where)
         self._starting.append(job)
         req = replace(self.request, secret=text)
@@ -399,6 +397,7 @@ class Imports:
         with contextlib.suppress(errors.ReceivingError, OSError, ValueError, KeyError):
             saved = state.load_key(self.state_dir, transfer_id)
             job.sender, job.break_glass = saved.sender, saved.break_glass
+            job.code = saved.code  # its code typed again opens it (`open_for`)
             job.consent_from_sending_site = saved.consent_from_sending_site
         return job
 

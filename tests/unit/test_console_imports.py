@@ -16,7 +16,8 @@ from receiving_site import errors, state
 from receiving_site.console import imports as imports_module
 from receiving_site.console.imports import Imports
 from receiving_site.holds import Person
-from receiving_site.redeem import RedeemRequest, Unlocked
+from receiving_site.reconcile import Demographics
+from receiving_site.redeem import RedeemRequest, RedeemResult, Unlocked
 from site_agent.audit import AuditLog
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.tokens import new_transfer_id
@@ -139,3 +140,61 @@ async def test_a_redemption_is_audited_once_however_many_wait_for_it(
         ("clerk", "10.0.0.7", "refused", None),
         ("clerk", "10.0.0.7", "success", {"transfer": tid}),
     ]
+
+
+@pytest.mark.asyncio
+async def test_the_code_of_an_import_done_here_opens_that_import_not_a_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same code typed again once its study is imported (the sheet scanned twice, the next
+    shift) opens that import, with where it was filed; it is not redeemed again, which would
+    answer only "already delivered" and put that page, without the record, in its place. Also
+    after a restart, for an import the code had opened before (its key keeps the code's
+    digest)."""
+    done_code, unfinished_code = RedemptionCode.generate(14), RedemptionCode.generate(15)
+    done_tid, unfinished_tid = new_transfer_id(), new_transfer_id()
+    runs: list[str | None] = []
+    filed = Demographics("MRN-700", "COUNTY", "DOE^JANE", "19850214", "F")
+
+    async def imported(req: RedeemRequest, on_event: Any, confirm: Any = None) -> Any:
+        runs.append(req.secret)
+        if req.secret == unfinished_code.compact():  # redeemed; the agent stops before import
+            on_event(Unlocked(unfinished_tid, "St. Mary's ED", False))
+            saved = state.SavedKey(
+                unfinished_tid,
+                req.relay,
+                b"k" * 32,
+                "St. Mary's ED",
+                False,
+                code=state.code_digest(unfinished_code.compact()),
+            )
+            state.save_key(req.state_dir, saved)
+            raise errors.ReceivingError("The agent stopped.")
+        on_event(Unlocked(done_tid, "St. Mary's ED", False))
+        return RedeemResult(done_tid, 4, 100, "PACS", False, filed_under=filed)
+
+    monkeypatch.setattr(imports_module, "redeem", imported)
+    request = RedeemRequest("http://127.0.0.1:9", "credential", tmp_path)
+    audit = AuditLog(tmp_path / "audit", time.time)
+    imports = Imports(request, audit)
+    for code in (done_code, unfinished_code):
+        job = imports.start(code, code.compact(), "clerk")
+        assert job.task is not None
+        await job.task
+    done = imports.find(done_tid)
+    assert done is not None
+    assert done.stage is imports_module.Stage.DONE
+
+    again = imports.start(done_code, done_code.compact(), "nurse")
+    assert again is done
+    assert imports.find(done_tid) is done
+    assert done.result is not None
+    assert done.result.filed_under == filed
+    assert runs == [done_code.compact(), unfinished_code.compact()]
+
+    restarted = Imports(request, audit)  # the console started again
+    (listed,) = restarted.resume_unfinished()
+    assert listed.transfer_id == unfinished_tid
+    assert restarted.open_for(unfinished_code) is listed
+    assert restarted.start(unfinished_code, unfinished_code.compact(), "nurse") is listed
+    assert runs == [done_code.compact(), unfinished_code.compact()]
