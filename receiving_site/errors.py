@@ -116,6 +116,14 @@ class WebAddressGiven(NoSecretGiven):
     phone, or type the code."""
 
 
+class ScannedGarbled(NoSecretGiven):
+    """That is too long for a transfer code and is not a transfer QR as this computer reads it:
+    if it was scanned, the scanner types with another keyboard layout than this computer's,
+    which garbles it (a QR's ':' comes out as another character). Nothing was sent and no
+    attempt was used. Type the 16-character code instead, and ask IT to set the scanner to this
+    computer's keyboard layout."""
+
+
 class IdentityHeld(ReceivingError):
     """The PACS already has this patient ID or this study under a different patient, or could
     not be asked; the study was held for review and nothing was stored."""

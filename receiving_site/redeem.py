@@ -62,7 +62,7 @@ from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from site_agent.dicom_text import date as shown_date
 from site_agent.errors import AgentError
 from transfer_codes.capability import Capability
-from transfer_codes.codes import RedemptionCode, looks_like_code
+from transfer_codes.codes import CODE_LENGTH, RedemptionCode, looks_like_code, symbol_count
 from transfer_codes.errors import ManifestError
 from transfer_codes.keys import stretch_capability, stretch_code, unwrap
 from transfer_codes.manifest import ManifestEntry, ManifestReader, StudySummary
@@ -233,7 +233,8 @@ Confirm = Callable[[Preview], Awaitable[bool | Filing]]
 def parse_secret(text: str) -> RedemptionCode | Capability:
     """A QR capability (TR1:...) or a typed code; raises the parse error a nurse can act on
     (`AuthorizationLinkGiven` for the family's authorization link, scanned by mistake;
-    `WebAddressGiven` for any other web address)."""
+    `WebAddressGiven` for any other web address; `ScannedGarbled` for text too long to be a
+    code without a QR's ':')."""
     cleaned = text.strip()
     if not cleaned:
         raise errors.NoSecretGiven()
@@ -243,10 +244,12 @@ def parse_secret(text: str) -> RedemptionCode | Capability:
         raise errors.WebAddressGiven()
     if looks_like_code(cleaned):
         return RedemptionCode.parse(cleaned)
-    if cleaned.upper().startswith("TR") and ":" in cleaned:
+    if ":" not in cleaned and symbol_count(cleaned) > 2 * CODE_LENGTH:
+        raise errors.ScannedGarbled()  # too long to be typed: a QR its ':' garbled by a scanner
+    if cleaned.upper().startswith("TR"):
         return Capability.parse(cleaned)
-    # Neither shape (too long for a code, or a colon without "TR"): the code parser names the
-    # first character or the count that is wrong, which helps more than "not a transfer QR".
+    # A colon without "TR": the code parser names the first character or the count that is
+    # wrong, which helps more than "not a transfer QR".
     return RedemptionCode.parse(cleaned)
 
 

@@ -180,5 +180,10 @@ def looks_like_code(text: str) -> bool:
     """
     if ":" in text:
         return False
-    symbols = sum(1 for character in text if character not in _SEPARATORS)
-    return 0 < symbols <= 2 * CODE_LENGTH
+    return 0 < symbol_count(text) <= 2 * CODE_LENGTH
+
+
+def symbol_count(text: str) -> int:
+    """How many characters of ``text`` are not separators: what ``RedemptionCode.parse`` would
+    count as the code's characters, valid or not."""
+    return sum(1 for character in text if character not in _SEPARATORS)

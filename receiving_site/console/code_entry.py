@@ -20,6 +20,7 @@ from receiving_site.preview import person_name
 from receiving_site.redeem import parse_secret
 from site_agent.console import render, user_of
 from site_agent.console.appkeys import address_of
+from transfer_codes.codes import looks_like_code
 from transfer_codes.errors import TransferCodeError
 
 routes = web.RouteTableDef()
@@ -63,8 +64,9 @@ def _given_back(text: str) -> str:
     typed again (only in the page the POST answers: never in a URL or a log); nothing for a
     scanned QR or link (its text is the whole key; scanning again is as quick). Nor for another
     web address (`WebAddressGiven`): it may be the family's link mangled by a scanner (a '#'
-    typed as another character), the token and key still in it."""
-    return "" if ":" in text else text.strip()
+    typed as another character), the token and key still in it. Nor for text too long to be a
+    code (`ScannedGarbled`): a QR or a link whose ':' the scanner's keyboard layout garbled."""
+    return "" if ":" in text or not looks_like_code(text) else text.strip()
 
 
 @routes.post("/redeem")

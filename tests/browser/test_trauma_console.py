@@ -595,3 +595,35 @@ async def test_the_familys_authorization_link_scanned_by_mistake_is_named_and_no
     log = agent.log.read_text("utf-8")
     assert token not in log
     assert phone_key not in log
+
+
+async def test_a_qr_garbled_by_the_scanners_keyboard_layout_is_told_so_and_not_shown_back(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    """A USB scanner set to a US layout on a German computer types the transfer QR's ':' as 'Ö'
+    (and swaps Y and Z): the page says it is the scanner's keyboard layout, not a character to
+    correct, and does not show the text back (it carries the transfer's key)."""
+    _study(tmp_path / "study", seed=70, slices=(2, 2))
+    er = tmp_path / "er"
+    er.mkdir()
+    pushed: dict[str, Any] = relay.push([tmp_path / "study"], workdir=er).ok().json()
+    relay.authorize(pushed)
+    (qr,) = decode_qr(await asyncio.to_thread(Path(pushed["qr_png"]).read_bytes))
+    garbled = qr.translate(str.maketrans({":": "\u00d6", "Y": "Z", "Z": "Y"}))
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await sign_in(page, agent.url, USER, PASSWORD)
+            await _scan(page, agent, garbled)
+            problem = page.locator("#problem")
+            await expect(problem).to_contain_text("keyboard layout", timeout=WAIT_MS)
+            await expect(problem).to_contain_text("Nothing was sent and no attempt was used")
+            await expect(problem).not_to_contain_text("Character")
+            field = page.get_by_label("Code from the transfer sheet or the patient's phone")
+            await expect(field).to_have_value("")
+            assert garbled not in await page.content()
+            await snap(page, "trauma-14-qr-garbled-by-the-scanner.png")
+    finally:
+        agent.stop()
+    assert relay.query("SELECT count(*) FROM audit WHERE action = 'redeem-attempt'") == [(0,)]
+    assert _failed_attempts(relay, pushed["transfer_id"]) == 0

@@ -5,6 +5,7 @@ redeems nothing; a transfer it does not know has no page and no thumbnails."""
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,9 @@ from test_console_app import browser_like, get, post, signed_in
 
 from receiving_site.console import imports
 from receiving_site.redeem import RedeemRequest
+from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
+from transfer_codes.tokens import new_transfer_id
 
 pytestmark = pytest.mark.asyncio
 _STORE_EARLY = ("pacs.as_they_arrive=true",)  # each image into the PACS once verified
@@ -87,6 +90,45 @@ async def test_a_web_address_is_named_as_such_and_not_shown_back(
     assert "Character" not in page  # not told as a mistyped code
     # Not shown back: it may be the family's link mangled by a scanner, its key still in it.
     assert address not in page
+    assert "study-redeemed" not in console.audit.read_text("utf-8")
+
+
+def _scanned_with(text: str, layout: dict[str, str]) -> str:
+    """`text` as a USB scanner types it when its keyboard layout is not the computer's."""
+    return "".join(layout.get(c, c) for c in text)
+
+
+_GERMAN = {":": "\u00d6", "Y": "Z", "Z": "Y", "/": "-", "#": "\u00a7"}  # a US scanner, German PC
+_FRENCH = {":": "M", "1": "&", "2": "\u00e9", "A": "Q", "Q": "A", "W": "Z", "Z": "W"}
+
+
+@pytest.mark.parametrize(
+    "scanned",
+    [
+        _scanned_with(Capability.generate(new_transfer_id()).to_text(), _GERMAN),
+        _scanned_with(Capability.generate(new_transfer_id()).to_text(), _FRENCH),
+        # The family's link, every ':' and '/' garbled, its token and key still in it.
+        _scanned_with("https://relay.example/authorize#SECRETtoken.SECRETkey", _GERMAN),
+    ],
+)
+async def test_a_qr_garbled_by_the_scanners_keyboard_layout_is_told_so_and_not_shown_back(
+    tmp_path: Path, scanned: str
+) -> None:
+    """A scanner set to another keyboard layout than the computer's types a QR's ':' (and
+    more) as other characters: told as that, not as a character to correct in a code, and not
+    shown back (a transfer QR or the family's link carries a key)."""
+    async with (
+        running_console(tmp_path, "receiver", *_ready(tmp_path)) as console,
+        browser_like() as client,
+    ):
+        token = await signed_in(client, console)
+        form = {"csrf_token": token, "code": scanned}
+        status, _, page = await post(client, f"{console.url}/redeem", form)
+    assert status == 400
+    assert "keyboard layout" in page
+    assert "Nothing was sent and no attempt was used" in page
+    assert "Character" not in page
+    assert html.escape(scanned) not in page
     assert "study-redeemed" not in console.audit.read_text("utf-8")
 
 

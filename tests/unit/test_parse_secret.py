@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from receiving_site.errors import AuthorizationLinkGiven, NoSecretGiven, WebAddressGiven
+from receiving_site.errors import (
+    AuthorizationLinkGiven,
+    NoSecretGiven,
+    ScannedGarbled,
+    WebAddressGiven,
+)
 from receiving_site.redeem import parse_secret
 from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
@@ -39,8 +44,10 @@ def test_nothing_given(text: str) -> None:
         ("ABCD-EFGH-JKMN-PQR", CodeLengthError),
         ("ABCD-EFGH-JKMN-PQRU", CodeCharacterError),
         ("ABCD-EFGH-JKMN-PQRS", CodeChecksumError),
-        ("0" * 40, CodeLengthError),  # too long for a code, but no capability either
-        ("TR" + "0" * 40, CodeLengthError),  # starts like a capability, has no field
+        ("0" * 20, CodeLengthError),  # too long for a code, but not past typing
+        ("0" * 40, ScannedGarbled),  # too long to be typed, and no QR's ':'
+        ("TR" + "0" * 40, ScannedGarbled),  # a capability whose ':' a scanner garbled
+        ("TR1\u00d6T\u00d6" + "0" * 24 + "\u00d6K\u00d6" + "0" * 32, ScannedGarbled),  # German
         ("- -", CodeLengthError),  # separators only
         ("relay.example:8750/x", CodeCharacterError),  # a colon, but no capability nor address
         ("TR2:T:X:K:Y", UnknownCapabilityVersion),

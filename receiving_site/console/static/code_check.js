@@ -1,7 +1,9 @@
 // The code's check symbol, checked as it is typed (the agent checks it again; this only tells
 // sooner). Same rules as transfer_codes/codes.py: Crockford base32, case-insensitive, O -> 0,
 // I/L -> 1, spaces and dashes ignored, 16 symbols whose weighted sum over GF(32) is zero.
-// A scanned QR (it has a colon) is left to the agent. A code with a mistake is not sent.
+// A scanned QR (it has a colon) is left to the agent, and so is text too long to be typed (a QR
+// whose colons a scanner's keyboard layout garbled: the agent says so). A code with a mistake
+// is not sent.
 "use strict";
 
 (() => {
@@ -29,6 +31,7 @@
   function problem(text) {
     if (text.includes(":")) return "";
     const symbols = text.replace(SEPARATORS, "");
+    if (symbols.length > 2 * LENGTH) return "";
     for (let i = 0; i < symbols.length; i += 1) {
       if (value(symbols[i]) < 0) {
         return `Character ${i + 1} of the code ("${symbols[i]}") is not used in transfer codes. Check the code and type it again.`;
