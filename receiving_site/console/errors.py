@@ -25,6 +25,11 @@ class RecordNumberChanged(ConsoleError, status=400):
     """The record number changed: check it again. Nothing was imported."""
 
 
+class PacsNotAsked(ConsoleError, status=400):
+    """Nothing was stored, and the study stays on this machine. Press Check this record again
+    in a moment; if the PACS still cannot be asked, call its administrator."""
+
+
 class ContinueFromTheList(ConsoleError):
     """Open it again from the trauma console's list of unfinished imports and press
     Continue."""

@@ -19,6 +19,7 @@ from receiving_site.console.appkeys import CHECKS, IMPORTS, SEARCHES, THUMBNAILS
 from receiving_site.console.errors import (
     ContinuingCannotHelp,
     DifferencesNotTicked,
+    PacsNotAsked,
     RecordNumberChanged,
     WorklistPickStale,
 )
@@ -53,8 +54,10 @@ def _hold_rows(job: Import) -> list[tuple[str, str, str, bool]]:
 
 
 async def _page(
-    request: web.Request, job: Import, *, problem: str = "", status: int = 200
+    request: web.Request, job: Import, *, problem: str = "", status: int = 200, typed: str = ""
 ) -> web.Response:
+    """The import's page; `typed`, the record number staff typed, back in its field with a
+    `problem` (only in the page the POST answers)."""
     rows = await asyncio.to_thread(series.rows, job)
     found = await import_worklist.found(request.app, job)
     summary = job.preview.summary if job.preview else None
@@ -69,6 +72,7 @@ async def _page(
         rows=rows,
         check=request.app[CHECKS].get(job.transfer_id),
         problem=problem,
+        typed_mrn=typed,
         **import_worklist.form_values(request.app, found, job),
         hold_rows=_hold_rows(job),
         cannot_continue=ContinuingCannotHelp().detail,
@@ -123,7 +127,11 @@ async def check_identity(request: web.Request) -> web.Response:
         found = await identity_check.check(pacs, job.preview.summary, mrn, issuer, picked)
     except errors.IdentityHeld as e:
         request.app[CHECKS].pop(job.transfer_id, None)
-        return await _page(request, job, problem=e.message, status=400)
+        problem = e.message
+        if e.hold is not None and e.hold.kind is holds.Kind.UNCHECKED:
+            problem = f"{problem} {PacsNotAsked().detail}"
+        typed = mrn if picked is None else ""
+        return await _page(request, job, problem=problem, status=400, typed=typed)
     request.app[CHECKS][job.transfer_id] = found
     raise web.HTTPSeeOther(f"/imports/{job.transfer_id}#identity")
 

@@ -627,3 +627,33 @@ async def test_a_qr_garbled_by_the_scanners_keyboard_layout_is_told_so_and_not_s
         agent.stop()
     assert relay.query("SELECT count(*) FROM audit WHERE action = 'redeem-attempt'") == [(0,)]
     assert _failed_attempts(relay, pushed["transfer_id"]) == 0
+
+
+async def test_a_record_number_that_cannot_be_checked_stays_in_its_field(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    """A record number the PACS cannot hold, or one checked while the PACS is down, is told
+    with what to do next, and stays in the field to correct or check again (not typed again
+    from the wristband at night)."""
+    _, _, pushed = _pushed(relay, tmp_path, seed=71, slices=(2, 2))
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await _open_with_code(page, agent, pushed["code"])
+            field = page.get_by_label("This hospital's medical record number (MRN)")
+            await field.fill("MRN-555*")
+            await page.get_by_role("button", name="Check this record").click()
+            problem = page.locator("#identity .problem")
+            await expect(problem).to_contain_text("is not one a PACS can hold")
+            await expect(field).to_have_value("MRN-555*")
+
+            orthanc.stop()  # the PACS goes down
+            await field.fill("MRN-557")
+            await page.get_by_role("button", name="Check this record").click()
+            await expect(problem).to_contain_text("could not be asked", timeout=WAIT_MS)
+            await expect(problem).to_contain_text("Press Check this record again")
+            await expect(field).to_have_value("MRN-557")
+            await expect(page.locator("#confirm-form")).to_have_count(0)
+            await snap(page, "trauma-15-pacs-down-at-the-check.png")
+    finally:
+        agent.stop()
