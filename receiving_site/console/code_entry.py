@@ -14,7 +14,7 @@ from aiohttp import web
 
 from receiving_site import errors
 from receiving_site.console.appkeys import IMPORTS, UNREADY
-from receiving_site.console.errors import StillRedeeming
+from receiving_site.console.errors import MaybeOpenedByItsQr, StillRedeeming
 from receiving_site.console.imports import Import, Stage
 from receiving_site.preview import person_name
 from receiving_site.redeem import parse_secret
@@ -101,5 +101,8 @@ async def redeem_code(request: web.Request) -> web.StreamResponse:
     if job.recorded is not None:
         await asyncio.shield(job.recorded)
     if not job.transfer_id:
-        return _home(request, problem=job.problem, typed=typed, status=400)
+        problem = job.problem
+        if job.not_accepted and imports.opened_by_qr():
+            problem = f"{problem} {MaybeOpenedByItsQr().detail}"
+        return _home(request, problem=problem, typed=typed, status=400)
     raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")

@@ -16,6 +16,11 @@ class StillRedeeming(ConsoleError, status=202, title="Still working"):
     import as soon as it is redeemed."""
 
 
+class MaybeOpenedByItsQr(ConsoleError, status=400):
+    """If this transfer's QR was scanned here already, its import is in the list below: open it
+    there, the code is not needed."""
+
+
 class DifferencesNotTicked(ConsoleError, status=400):
     """Tick each difference once you have checked it against the patient in front of you.
     Nothing was imported."""

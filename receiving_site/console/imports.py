@@ -39,11 +39,12 @@ from receiving_site.redeem import (
 from receiving_site.staging import StagedObject
 from site_agent.audit import AuditLog
 from site_agent.dicom_text import date as shown_date
-from site_agent.errors import AgentError
+from site_agent.errors import AgentError, RelayRefused
 from site_agent.local_state import write_atomically
 from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.errors import TransferCodeError
+from transfer_codes.wire import Problem
 
 log = logging.getLogger("receiving_site.console")
 
@@ -107,6 +108,7 @@ class Import:
     result: RedeemResult | None = None
     problem: str = ""
     continuable: bool = True  # False once it stopped where continuing cannot help
+    not_accepted: bool = False  # the relay refused its code or QR with its generic refusal
     hold: Hold | None = None
     held: HeldStudy | None = None  # the hold as the holds queue keeps it (images in the PACS)
     staged: dict[str, list[StagedObject]] = field(default_factory=dict)  # by series UID
@@ -180,6 +182,11 @@ class Imports:
 
     def find(self, transfer_id: str) -> Import | None:
         return self._by_transfer.get(transfer_id)
+
+    def opened_by_qr(self) -> bool:
+        """Whether an import of this agent was opened by its QR (not by a typed code): that
+        transfer's code, typed afterwards, is refused by the relay like any other spent code."""
+        return any(not j.code for j in self._by_transfer.values())
 
     def running_for(self, slot: str) -> Import | None:
         return next((j for j in self.all() if j.slot == slot and j.running), None)
@@ -266,6 +273,7 @@ class Imports:
             job.filing, job.decided_by = None, ""  # after review, the record is chosen again
         except (errors.ReceivingError, AgentError, TransferCodeError, OSError) as e:
             job.stage, job.problem, job.continuable = Stage.FAILED, _sentence(e), can_continue(e)
+            job.not_accepted = _not_accepted(e)
         except Exception:
             log.exception("import %s stopped", job.transfer_id or "(not redeemed)")
             job.stage = Stage.FAILED
@@ -421,6 +429,16 @@ class Imports:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*self._recording, return_exceptions=True)
+
+
+def _not_accepted(e: Exception) -> bool:
+    """Whether `e` is the relay's generic refusal of a code: unknown, spent (also by its QR),
+    expired, revoked or locked; not a wrong code for a live transfer (`attempts_left`)."""
+    return (
+        isinstance(e, RelayRefused)
+        and e.code == Problem.CODE_NOT_ACCEPTED
+        and "attempts_left" not in e.extra
+    )
 
 
 def _sentence(e: Exception) -> str:

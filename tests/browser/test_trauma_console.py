@@ -657,3 +657,29 @@ async def test_a_record_number_that_cannot_be_checked_stays_in_its_field(
             await snap(page, "trauma-15-pacs-down-at-the-check.png")
     finally:
         agent.stop()
+
+
+async def test_the_code_of_a_transfer_its_qr_opened_here_points_to_that_import(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    """One registrar scans the transfer's QR; another then types the code from the sheet. The
+    relay refuses the code (the QR took the transfer) with its generic sentence, "call the
+    sending hospital": the page also says that a transfer whose QR was scanned here is in the
+    list below, and the list has it."""
+    _, _, pushed = _pushed(relay, tmp_path, seed=72, slices=(2, 2))
+    (scanned,) = decode_qr(await asyncio.to_thread(Path(pushed["qr_png"]).read_bytes))
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await _open_with_code(page, agent, scanned)
+            await _scan(page, agent, RedemptionCode.parse(pushed["code"]).grouped())
+            problem = page.locator("#problem")
+            await expect(problem).to_contain_text("That code was not accepted", timeout=WAIT_MS)
+            await expect(problem).to_contain_text(
+                "If this transfer's QR was scanned here already, its import is in the list below"
+            )
+            listed = page.locator(f"#unfinished a[href='/imports/{pushed['transfer_id']}']")
+            await expect(listed).to_be_visible()
+            await snap(page, "trauma-16-code-after-its-qr.png")
+    finally:
+        agent.stop()

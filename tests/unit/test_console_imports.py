@@ -19,8 +19,10 @@ from receiving_site.holds import Person
 from receiving_site.reconcile import Demographics
 from receiving_site.redeem import RedeemRequest, RedeemResult, Unlocked
 from site_agent.audit import AuditLog
+from site_agent.errors import RelayRefused
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.tokens import new_transfer_id
+from transfer_codes.wire import Problem
 
 
 @pytest.mark.asyncio
@@ -198,3 +200,29 @@ async def test_the_code_of_an_import_done_here_opens_that_import_not_a_new_one(
     assert restarted.open_for(unfinished_code) is listed
     assert restarted.start(unfinished_code, unfinished_code.compact(), "nurse") is listed
     assert runs == [done_code.compact(), unfinished_code.compact()]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("extra", "not_accepted"),
+    [({}, True), ({"attempts_left": 9}, False)],  # spent, expired...; or wrong for a live one
+)
+async def test_a_code_the_relay_refuses_like_a_spent_one_is_marked_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any], not_accepted: bool
+) -> None:
+    """Only the relay's generic refusal (no `attempts_left`) may be a code whose transfer this
+    agent opened by its QR: the page then points to the list; a wrong code for a live transfer
+    is only wrong."""
+    code = RedemptionCode.generate(16)
+
+    async def refused(req: RedeemRequest, on_event: Any, confirm: Any = None) -> Any:
+        raise RelayRefused(403, Problem.CODE_NOT_ACCEPTED, "That code was not accepted.", extra)
+
+    monkeypatch.setattr(imports_module, "redeem", refused)
+    audit = AuditLog(tmp_path / "audit", time.time)
+    imports = Imports(RedeemRequest("http://127.0.0.1:9", "credential", tmp_path), audit)
+    job = imports.start(code, code.compact(), "clerk")
+    assert job.task is not None
+    await job.task
+    assert (job.stage, job.transfer_id) == (imports_module.Stage.FAILED, "")
+    assert job.not_accepted is not_accepted
