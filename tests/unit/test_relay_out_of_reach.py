@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from site_agent import retry
+from site_agent.client import RelayClient
 from site_agent.errors import RelayUnreachable
 from site_agent.unreachable import UNKNOWN, reason
 
@@ -91,3 +92,20 @@ async def test_no_waits_means_one_try() -> None:
 
     with pytest.raises(RelayUnreachable):
         await retry.retrying(call, lambda *_: pytest.fail("no wait expected"), ())
+
+
+@pytest.mark.asyncio
+async def test_a_relay_out_of_reach_is_told_to_a_console_without_a_command_to_run() -> None:
+    """The command line is told to run the same command again; a console, where staff press a
+    button or enter the code again, is not told to run a command (the trauma console showed "run the
+    same command again" under its code field)."""
+    with socket.socket() as closed:  # a port that nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    async with RelayClient(f"http://127.0.0.1:{port}", "credential") as client:
+        with pytest.raises(RelayUnreachable) as raised:
+            await client.health()
+    assert "run the same command again" in raised.value.detail
+    assert raised.value.for_console.startswith(f"The relay at http://127.0.0.1:{port} could not")
+    assert "connection refused" in raised.value.for_console
+    assert "command" not in raised.value.for_console
