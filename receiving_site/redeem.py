@@ -396,8 +396,10 @@ def _reworded(e: Exception, say: Callable[[str], str]) -> Exception:
     """`e` again (same type, and the same hold), its sentence rewritten by `say`."""
     if isinstance(e, RelayRefused):
         return RelayRefused(e.status, e.code, say(e.detail), e.extra)
-    if isinstance(e, AgentError):
-        return type(e)(say(e.detail))
+    if isinstance(e, RelayUnreachable):
+        return RelayUnreachable(say(e.detail), e.reason, console=say(e.for_console))
+    if isinstance(e, AgentError):  # a console's own words too, where they differ
+        return type(e)(say(e.detail), console=say(e.for_console))
     if isinstance(e, errors.IdentityHeld):
         return type(e)(say(e.message), e.hold)
     if isinstance(e, errors.ReceivingError):

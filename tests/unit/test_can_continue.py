@@ -9,7 +9,7 @@ import errno
 import pytest
 
 from receiving_site import errors
-from receiving_site.redeem import can_continue
+from receiving_site.redeem import _to_resume, can_continue
 from site_agent.errors import RelayRefused, RelayUnreachable
 from transfer_codes.wire import Problem
 
@@ -50,3 +50,21 @@ def test_a_transfer_that_is_over_cannot_be_continued(error: Exception) -> None:
 )
 def test_a_stop_that_can_be_cured_can_be_continued(error: Exception) -> None:
     assert can_continue(error)
+
+
+def test_how_to_continue_keeps_the_consoles_own_words() -> None:
+    """The relay lost midway, in a console's import: the sentence staff read keeps the
+    console's words ("try again"), not the command line's ("run the same command again"), with
+    how to continue after it; and the reason stays."""
+    lost = RelayUnreachable(
+        "The relay could not be reached: x. Run the same command again.",
+        "connection refused",
+        console="The relay could not be reached: x. Try again.",
+    )
+    how = "Open it again from the list and press Continue."
+    continued = _to_resume(lost, how)
+    assert isinstance(continued, RelayUnreachable)
+    assert continued.reason == "connection refused"
+    assert "command" not in continued.for_console
+    assert continued.for_console.startswith("The relay could not be reached: x. Try again.")
+    assert continued.for_console.endswith(how)
