@@ -453,9 +453,14 @@ async def _redeem(
             try:
                 await asyncio.to_thread(check_destination, req)
             except errors.ReceivingError as e:
+                # The console (which says how to continue in its own words) has no command.
+                again = (
+                    "enter the same code again"
+                    if req.how_to_continue
+                    else "run the same command again"
+                )
                 raise type(e)(
-                    f"{e.message} The code has not been used: once this is fixed, run the same "
-                    "command again."
+                    f"{e.message} The code has not been used: once this is fixed, {again}."
                 ) from e
             await client.health()
             saved = (
