@@ -35,6 +35,12 @@ class PacsNotAsked(ConsoleError, status=400):
     in a moment; if the PACS still cannot be asked, call its administrator."""
 
 
+class BeingCheckedAgain(ConsoleError, status=409):
+    """This study is being checked again on its import page (someone pressed Check again
+    there): it is filed from there, or held again. Nothing was done here; come back if it is
+    held again."""
+
+
 class ContinueFromTheList(ConsoleError):
     """Open it again from the trauma console's list of unfinished imports and press
     Continue."""

@@ -19,6 +19,7 @@ from aiohttp import web
 from receiving_site import errors, hold_record, holds, holds_queue
 from receiving_site.console import import_pages, worklist_search
 from receiving_site.console.appkeys import IMPORTS
+from receiving_site.console.errors import BeingCheckedAgain
 from receiving_site.console.hold_options import hold_options
 from receiving_site.hold_record import HeldStudy
 from receiving_site.holds_queue import Choice, Decision, Place
@@ -132,11 +133,19 @@ async def search_worklist(request: web.Request) -> web.Response:
     return _decide_page(request, held, found=await worklist_search.search(place, query, held.ours))
 
 
+def _checked_again(request: web.Request, held: HeldStudy) -> bool:
+    """Whether the console's import of `held` runs again (Check again on its page): it holds
+    the transfer's turn until a person files it there, so a decision here would wait for it."""
+    job = request.app[IMPORTS].find(held.transfer_id)
+    return job is not None and job.running
+
+
 @routes.get("/holds/{transfer_id}")
 async def decide_page(request: web.Request) -> web.Response:
     held = _held_or_404(request)
     await import_pages.viewed(request, held.transfer_id)
-    return _decide_page(request, held)
+    problem = BeingCheckedAgain().detail if _checked_again(request, held) else ""
+    return _decide_page(request, held, problem=problem)
 
 
 def _review_folder(settings: ReceiverSettings) -> Path:
@@ -165,6 +174,9 @@ async def decide(request: web.Request) -> web.Response:
     if form.get("confirmed") != "yes":
         problem = "Tick the box to confirm your choice first. Nothing was done."
         return _decide_page(request, held, problem=problem, status=400)
+    if _checked_again(request, held):
+        busy = BeingCheckedAgain()
+        return _decide_page(request, held, problem=busy.detail, status=busy.status)
     settings = request.app[SETTINGS]
     imports = request.app[IMPORTS]
     try:

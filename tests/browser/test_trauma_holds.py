@@ -314,3 +314,41 @@ async def test_a_held_import_resolved_in_the_holds_queue_says_what_became_of_it(
     finally:
         agent.stop()
     assert len(_filed_under(orthanc, "MRN-901")) == 3
+
+
+async def test_a_held_import_checked_again_on_the_console_is_not_decided_in_the_queue_meanwhile(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    """Held, then Check again on its import page: the import runs again from the preview (a
+    registrar files it there), and holds its turn on the transfer. The holds queue still lists
+    it; a decision there meanwhile is refused at once with why (it used to wait, the reviewer's
+    page spinning, until the registrar confirmed), and nothing is done."""
+    files = make_ct_study(tmp_path / "study", 2, seed=88)
+    _under_another_patient(orthanc, tmp_path / "other", files[:1])
+    er = tmp_path / "er"
+    er.mkdir()
+    pushed: dict[str, Any] = relay.push([tmp_path / "study"], workdir=er).ok().json()
+    relay.authorize(pushed)
+    tid = pushed["transfer_id"]
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await _open_with_code(page, agent, pushed["code"])
+            await _file_as_new_record(page, "MRN-905")
+            await expect(page.locator("#held")).to_be_visible(timeout=WAIT_MS)
+            await page.get_by_role("button", name="Check again, from the preview").click()
+            await expect(page.locator("#identity")).to_be_visible(timeout=WAIT_MS)
+
+            await page.goto(f"{agent.url}/holds/{tid}")
+            problem = page.locator("#problem")
+            await expect(problem).to_contain_text("being checked again on its import page")
+            await page.locator("#choice-discard input[type=checkbox]").check()
+            await page.locator("#choice-discard button").click()
+            await expect(problem).to_contain_text("Nothing was done", timeout=WAIT_MS)
+            await snap(page, "trauma-holds-checked-again.png")
+            await page.goto(f"{agent.url}/imports/{tid}")
+            await expect(page.locator("#identity")).to_be_visible()
+    finally:
+        agent.stop()
+    assert (agent.state / "receiving" / tid).exists()  # nothing discarded
+    assert agent.audited("hold-discard") == []
