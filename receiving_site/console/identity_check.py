@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from receiving_site import holds, identity, reconcile
+from receiving_site import errors, holds, identity, reconcile
 from receiving_site.pacs import PacsAddress
 from receiving_site.preview import date, person_name, sex_word
 from receiving_site.redeem import Filing
@@ -113,7 +113,24 @@ async def check(
     number cannot be used or the PACS cannot answer clearly."""
     reconcile.check_local_id(local_patient_id, issuer)
     record = await asyncio.to_thread(identity.find_patient, pacs, local_patient_id, issuer)
+    if record is None and picked is None:
+        await _not_in_other_letters(pacs, local_patient_id, issuer)
     found = () if record is None else differences(summary, record)
     if picked is not None:
         found += worklist_differences(summary, picked, record)
     return LocalCheck(local_patient_id, issuer, record, found, picked)
+
+
+async def _not_in_other_letters(pacs: PacsAddress, local_patient_id: str, issuer: str) -> None:
+    """Raise `IdentityHeld` if the PACS, which has nothing for the typed `local_patient_id`,
+    has it in capitals or in small letters: a PACS matches an ID's letters exactly, so 'mrn-555'
+    typed without caps would be offered as just given to this patient, a second record beside
+    their own 'MRN-555'."""
+    for other in sorted({local_patient_id.upper(), local_patient_id.lower()} - {local_patient_id}):
+        record = await asyncio.to_thread(identity.find_patient, pacs, other, issuer)
+        if record is not None:
+            raise errors.IdentityHeld(
+                f"The PACS has no images for {local_patient_id}, but has {other} (the same "
+                f"letters, other case) for {person_name(record.patient_name)}: check the "
+                "number's letters and type it as this hospital writes it. Nothing was stored."
+            )

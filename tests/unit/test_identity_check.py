@@ -6,12 +6,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from receiving_site import errors, identity
 from receiving_site.console.identity_check import (
     NEW_RECORD,
     LocalCheck,
+    check,
     differences,
     worklist_differences,
 )
+from receiving_site.pacs import PacsAddress
 from receiving_site.reconcile import Demographics
 from receiving_site.redeem import Filing, RedeemRequest
 from transfer_codes.manifest import StudySummary
@@ -106,3 +111,34 @@ def test_a_filing_carries_the_picked_issuer_into_the_redemption() -> None:
     request = RedeemRequest("http://relay", "c", Path("state"), local_issuer="COUNTY")
     assert Filing("MRN-1").applied_to(request).local_issuer == "COUNTY"
     assert Filing("MRN-1", local_issuer="REGIONAL").applied_to(request).local_issuer == "REGIONAL"
+
+
+@pytest.mark.asyncio
+async def test_a_number_the_pacs_has_in_other_letters_is_not_offered_as_new(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Typed without caps ('mrn-555'), a record number the PACS holds as 'MRN-555' would be
+    found nowhere (DICOM matches an ID's letters exactly) and offered as just given to this
+    patient: a second record beside the patient's own, its images missing from it. It is
+    refused, naming the PACS's number, instead."""
+    held = Demographics("MRN-555", "COUNTY", "DOE^JANE", "19850214", "F")
+    asked: list[str] = []
+
+    def find_patient(pacs: PacsAddress, patient_id: str, issuer: str) -> Demographics | None:
+        asked.append(patient_id)
+        return held if patient_id == "MRN-555" else None
+
+    monkeypatch.setattr(identity, "find_patient", find_patient)
+    pacs = PacsAddress("PACS", "127.0.0.1", 104)
+    with pytest.raises(errors.IdentityHeld) as raised:
+        await check(pacs, _summary(), "mrn-555", "COUNTY")
+    assert "MRN-555" in raised.value.message
+    assert "letters" in raised.value.message
+    assert asked[0] == "mrn-555"
+
+    asked.clear()
+    found = await check(pacs, _summary(), "MRN-777", "COUNTY")  # new in any letters: offered
+    assert (found.record, asked) == (None, ["MRN-777", "mrn-777"])
+    asked.clear()
+    found = await check(pacs, _summary(), "555000", "COUNTY")  # no letters: asked once
+    assert (found.record, asked) == (None, ["555000"])
