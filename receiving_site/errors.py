@@ -133,6 +133,12 @@ class IdentityHeld(ReceivingError):
         self.hold = hold  # what held it, for the message with both sides and what to do
 
 
+class IdentityNotChecked(IdentityHeld):
+    """The PACS could not be asked about this patient (out of reach, or it refused the query);
+    the study was held for review and nothing was stored. Asking again may work once it
+    answers, unlike the other holds."""
+
+
 class QueriesRefused(ReceivingError):
     """The PACS does not answer queries (C-FIND) from this system, so the patient's identity
     cannot be checked before storing. Ask the PACS administrators to allow C-FIND from this

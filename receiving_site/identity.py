@@ -38,7 +38,12 @@ class Patient:
 
 
 def _held(
-    what: str, *, kind: Kind = Kind.UNCHECKED, pacs: Dataset | None = None, skippable: bool = True
+    what: str,
+    *,
+    kind: Kind = Kind.UNCHECKED,
+    pacs: Dataset | None = None,
+    skippable: bool = True,
+    held: type[errors.IdentityHeld] = errors.IdentityHeld,
 ) -> errors.IdentityHeld:
     person = None
     if pacs is not None:
@@ -48,13 +53,14 @@ def _held(
             str(pacs.get("PatientBirthDate", "")).strip(),
             str(pacs.get("PatientSex", "")).strip(),
         )
-    return errors.IdentityHeld(f"{what}.", Hold(kind, what, person, skippable))
+    return held(f"{what}.", Hold(kind, what, person, skippable))
 
 
 def _cannot_check(pacs: PacsAddress, why: str) -> errors.IdentityHeld:
     return _held(
         f"The PACS {pacs.ae_title} at {pacs.host}:{pacs.port} {why}, so the patient's identity "
-        "could not be checked against its records"
+        "could not be checked against its records",
+        held=errors.IdentityNotChecked,
     )
 
 
@@ -123,6 +129,7 @@ def find_patient(pacs: PacsAddress, patient_id: str, issuer: str) -> Demographic
             f"The PACS {pacs.ae_title} at {pacs.host}:{pacs.port} could not be asked what it "
             f"holds for patient {patient_id}",
             skippable=False,
+            held=errors.IdentityNotChecked,
         ) from e
     if any(str(m.get("PatientID", "")).strip() != patient_id for m in matches):
         raise _held(

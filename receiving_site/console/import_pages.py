@@ -128,7 +128,7 @@ async def check_identity(request: web.Request) -> web.Response:
     except errors.IdentityHeld as e:
         request.app[CHECKS].pop(job.transfer_id, None)
         problem = e.message
-        if e.hold is not None and e.hold.kind is holds.Kind.UNCHECKED:
+        if isinstance(e, errors.IdentityNotChecked):  # not "answered unclearly": ask again
             problem = f"{problem} {PacsNotAsked().detail}"
         typed = mrn if picked is None else ""
         return await _page(request, job, problem=problem, status=400, typed=typed)

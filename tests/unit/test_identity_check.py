@@ -4,9 +4,12 @@ has nothing for, that it was just given to this patient); what it answers redeem
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydicom import Dataset
 
 from receiving_site import errors, identity
 from receiving_site.console.identity_check import (
@@ -142,3 +145,41 @@ async def test_a_number_the_pacs_has_in_other_letters_is_not_offered_as_new(
     asked.clear()
     found = await check(pacs, _summary(), "555000", "COUNTY")  # no letters: asked once
     assert (found.record, asked) == (None, ["555000"])
+
+
+def _answering(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    """The PACS answers a patient-ID query with a study for each of `names` (or, with none
+    given, cannot be asked at all)."""
+
+    @contextlib.contextmanager
+    def querying(pacs: PacsAddress) -> Iterator[None]:
+        if not names:
+            raise identity._cannot_check(pacs, "refused the association")
+        yield None
+
+    def find(assoc: object, pacs: PacsAddress, query: Dataset) -> list[Dataset]:
+        found = []
+        for name in names:
+            ds = Dataset()
+            ds.PatientID, ds.PatientName, ds.PatientBirthDate = query.PatientID, name, "19850214"
+            found.append(ds)
+        return found
+
+    monkeypatch.setattr(identity, "_querying", querying)
+    monkeypatch.setattr(identity, "_find", find)
+
+
+def test_only_a_pacs_that_could_not_be_asked_is_told_as_such(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The identity page tells staff to check the record again once the PACS answers only when
+    it could not be asked (`IdentityNotChecked`); a PACS that answered unclearly (the number
+    under two names) is a hold of its own, which asking again will not clear."""
+    pacs = PacsAddress("PACS", "127.0.0.1", 104)
+    _answering(monkeypatch)
+    with pytest.raises(errors.IdentityNotChecked, match="could not be asked"):
+        identity.find_patient(pacs, "MRN-555", "COUNTY")
+    _answering(monkeypatch, "DOE^JANE", "ROE^RICHARD")
+    with pytest.raises(errors.IdentityHeld, match="more than one name") as raised:
+        identity.find_patient(pacs, "MRN-555", "COUNTY")
+    assert not isinstance(raised.value, errors.IdentityNotChecked)
