@@ -804,7 +804,9 @@ async def _hold(
     has of it): an identity hold with both sides and every command (`_held`), or the PACS's
     refusal."""
     if isinstance(e, errors.IdentityHeld):
-        return e if e.hold is None else await _held(req, address, saved, summary, e.hold, stored)
+        if e.hold is None:
+            return e
+        return await _held(req, address, saved, summary, e.hold, stored, held_as=type(e))
     refused_by = state.HeldFor(str(address), address.calling_ae_title)
     await asyncio.to_thread(state.mark_held, req.state_dir, saved.transfer_id, refused_by)
     reason = hold_record.Reason.PACS_REFUSED
@@ -957,10 +959,13 @@ async def _held(
     summary: StudySummary,
     hold: holds.Hold,
     stored: int = 0,
+    *,
+    held_as: type[errors.IdentityHeld] = errors.IdentityHeld,
 ) -> errors.IdentityHeld:
     """Remember that `address` held the study (a folder copy is then a review copy), with the
-    `stored` images the PACS already has of it, and return the hold with both sides and every
-    command to continue, the safest first."""
+    `stored` images the PACS already has of it, and return the hold (as `held_as`: the type
+    of the hold found, such as `IdentityNotChecked`) with both sides and every command to
+    continue, the safest first."""
     held = state.HeldFor(str(address), address.calling_ae_title)
     await asyncio.to_thread(state.mark_held, req.state_dir, saved.transfer_id, held)
     reason = hold_record.Reason.of(hold.kind)
@@ -989,7 +994,7 @@ async def _held(
         summary.patient_sex,
     )
     message = holds.explain(hold, incoming, saved.sender, commands)
-    return errors.IdentityHeld(message, hold)
+    return held_as(message, hold)
 
 
 async def _remember(

@@ -110,6 +110,7 @@ class Import:
     continuable: bool = True  # False once it stopped where continuing cannot help
     not_accepted: bool = False  # the relay refused its code or QR with its generic refusal
     hold: Hold | None = None
+    not_checked: bool = False  # held because the PACS could not be asked (IdentityNotChecked)
     held: HeldStudy | None = None  # the hold as the holds queue keeps it (images in the PACS)
     staged: dict[str, list[StagedObject]] = field(default_factory=dict)  # by series UID
     task: asyncio.Task[None] | None = None
@@ -234,6 +235,7 @@ class Imports:
         if not job.continuable:
             return
         job.problem, job.hold, job.held, job.stage = "", None, None, Stage.OPENING
+        job.not_checked = False
         job.staged = {}
         req = replace(self.request, resume=job.transfer_id)
         job.task = asyncio.create_task(self._run(job, req))
@@ -266,6 +268,7 @@ class Imports:
             job.transfer_id = job.transfer_id or job.result.transfer_id
         except errors.IdentityHeld as e:
             job.stage, job.problem, job.hold = Stage.HELD, e.message, e.hold
+            job.not_checked = isinstance(e, errors.IdentityNotChecked)
             if job.transfer_id:  # what the queue says, also how many images the PACS has
                 job.held = await asyncio.to_thread(
                     hold_record.load, self.state_dir, job.transfer_id

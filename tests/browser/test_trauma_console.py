@@ -683,3 +683,28 @@ async def test_the_code_of_a_transfer_its_qr_opened_here_points_to_that_import(
             await snap(page, "trauma-16-code-after-its-qr.png")
     finally:
         agent.stop()
+
+
+async def test_an_import_held_because_the_pacs_is_down_says_to_check_again_once_it_answers(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    """The PACS goes down between the record check and the import: the import is held (the
+    PACS could not be asked), and its page says that it is the PACS, and what to do once it
+    answers; not to check the patient and the record number, which nothing put in doubt."""
+    _, _, pushed = _pushed(relay, tmp_path, seed=73, slices=(2, 2))
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await _open_with_code(page, agent, pushed["code"])
+            await page.get_by_label("This hospital's medical record number (MRN)").fill("MRN-906")
+            await page.get_by_role("button", name="Check this record").click()
+            await page.get_by_label("MRN-906 was just given to this patient").check()
+            orthanc.stop()
+            await page.get_by_role("button", name="Import into the PACS").click()
+            held = page.locator("#held")
+            await expect(held).to_contain_text("could not be asked", timeout=WAIT_MS)
+            await expect(held).to_contain_text("Once the PACS answers again, press Check again")
+            await expect(held).not_to_contain_text("Check the patient and the record number")
+            await snap(page, "trauma-17-held-pacs-down.png")
+    finally:
+        agent.stop()
