@@ -1,5 +1,6 @@
 """Shared fixtures: the real DICOM peers and a synthetic study."""
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -12,6 +13,17 @@ from peers.s3 import MotoServer, S3Bucket
 from peers.storage_scp import RecordingStorageSCP
 
 from sending_site.synthetic import make_ct_study
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The `trauma-relay` the tests start (agents, relays, the CLI) is the console script of
+    this interpreter's environment, whose editable install may name another checkout (a git
+    worktree tested with the main checkout's virtualenv): it would run that checkout's code
+    while the tests import this one's. This checkout goes first on their import path too."""
+    kept = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(CHECKOUT), *kept])
 
 
 @pytest.fixture
