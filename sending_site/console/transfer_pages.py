@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sending_site import journal
+from sending_site import abandon, journal
 from sending_site.agent.jobs import Job, start_push
 from sending_site.break_glass import add_break_glass, problem_with
 from sending_site.console.appkeys import JOBS, SETTINGS
@@ -298,7 +298,10 @@ async def _transfer_page(
     state = str(relay_status.get("state", "unknown"))
     finished = record.done and not record.abandoned
     await _audit(request, "transfer-viewed", record.transfer_id)
-    live = state not in OVER and not record.abandoned
+    # Discarded at the trauma center after review, it stays redeemed there but has ended: no
+    # upload to follow, nothing to act on, the way back (as for the transfers that are over).
+    discarded = abandon.discarded_there(state, relay_status.get("receipt"))
+    live = state not in OVER and not record.abandoned and not discarded
     known = state in {s.value for s in TransferState}  # not "unknown": the relay answered
     return render(
         request,

@@ -2,8 +2,9 @@
 shows it. The nurse sends a study from the console and the family authorizes; the trauma
 center's PACS files the study's UIDs under another patient, so `trauma-relay redeem` holds it,
 and a person discards it (`trauma-relay receiver holds discard`). The transfer's page, open all
-along, reloads by itself and says so; sending the study again from its page makes a new
-transfer at once, with a new code (it resumed the dead transfer before)."""
+along, reloads by itself and says so, without the upload's progress and with the way back to
+the recent studies; sending the study again from its page makes a new transfer at once, with a
+new code (it resumed the dead transfer before)."""
 
 from __future__ import annotations
 
@@ -84,10 +85,16 @@ async def test_a_study_discarded_at_the_trauma_center_is_said_and_sent_again_as_
                 "new transfer, with a new code"
             )
             await expect(page.locator("#code")).to_have_count(0)  # spent: not shown
+            # Ended: no upload progress is shown, and the way back is offered, as on the
+            # pages of other transfers that ended.
+            await expect(page.locator("#meter")).to_have_count(0)
+            await expect(page.locator("#progress")).to_have_count(0)
+            back = page.get_by_role("link", name="Back to recent studies")
+            await expect(back).to_be_visible()
             assert await fits_the_screen(page)
             await snap(page, "er-transfer-discarded.png")
 
-            await page.get_by_role("link", name="Recent studies").click()
+            await back.click()
             await page.get_by_role("link", name="DOE, JANE").click()
             await send_anyway(page)
             await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
