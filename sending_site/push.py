@@ -476,11 +476,20 @@ async def push(
         series_count=len({i.series_instance_uid for i in c.instances}),
         following=req.source is not None,
     )
+
+    def announce_wait(delay: float, e: RelayUnreachable) -> None:
+        on_event(Retrying(delay, e.reason))
+
     async with RelayClient(req.relay, req.credential) as client:
-        await client.health()
+        # The first requests wait out a relay briefly out of reach (a restart, a blip just as
+        # the nurse pressed Send) as the later ones do: they only read.
+        await retry.retrying(client.health, announce_wait)
         plan = PushPlan(wanted, journal.every(req.state_dir), new_phone_key())
         answers = {
-            j.transfer_id: await seen_by_relay(client, j.transfer_id) for j in plan.candidates
+            j.transfer_id: await retry.retrying(
+                functools.partial(seen_by_relay, client, j.transfer_id), announce_wait
+            )
+            for j in plan.candidates
         }
         sending = _Sending(client, req, c, plan, on_event, growing=growing, stopped=stopped)
         await sending.carry_out(plan.statuses_received(answers))
@@ -841,7 +850,14 @@ class _Sending:
                         refusal = e
                 await self.carry_out(self.plan.revoke_answered(record.transfer_id, refusal))
             case decisions.Create():
-                created = await self.client.create_transfer(self.req.recipient, self.req.expires_in)
+                # Not safe to repeat (the relay may have made it before its answer was lost, and
+                # the journal is written only once the answer names it): sent again only while
+                # it never reached the relay.
+                created = await retry.retrying(
+                    lambda: self.client.create_transfer(self.req.recipient, self.req.expires_in),
+                    self._announce_wait,
+                    unsent_only=True,
+                )
                 self.ahead = await self._stretched_ahead()
                 await self.carry_out(
                     self.plan.transfer_created(time.time(), _new_transfer(created, self.ahead))

@@ -110,6 +110,7 @@ class RelayClient:
                 # A console has no command to run again, and its address is a setting.
                 console=f"The relay at {self.base_url} could not be reached: {why}. Check "
                 "this computer's network; if the relay stays out of reach, call IT.",
+                unsent=unreachable.unsent(e),
             ) from e
 
     async def stream(self, path: str, start: int = 0) -> AsyncIterator[bytes]:

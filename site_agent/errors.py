@@ -43,10 +43,18 @@ class RelayUnreachable(AgentError):
     """The relay could not be reached. Check the address and the network, then try again."""
 
     def __init__(
-        self, detail: str | None = None, reason: str = "", *, console: str | None = None
+        self,
+        detail: str | None = None,
+        reason: str = "",
+        *,
+        console: str | None = None,
+        unsent: bool = False,
     ) -> None:
         super().__init__(detail, console=console)
         self.reason = reason  # why, in words (`site_agent.unreachable.reason`); "" if not known
+        # No connection could be opened, so the request never reached the relay: even one that
+        # is not safe to repeat (creating a transfer) may be sent again (`unreachable.unsent`).
+        self.unsent = unsent
 
 
 # The relay's refusals of what was asked itself, not of how or when: the same request is

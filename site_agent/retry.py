@@ -4,7 +4,9 @@ the user runs the same command again (it resumes).
 
 Only `RelayUnreachable` is retried, and only for requests that are safe to repeat as they are
 (completing an object, a manifest record, reading: the relay accepts an identical repeat). A
-PATCH is not: `push` asks the relay for its offset before sending again. Each wait is announced
+PATCH is not: `push` asks the relay for its offset before sending again. Creating a transfer is
+not either: it is sent again only while it never reached the relay (`unsent_only`), so that a
+lost answer never makes a second transfer. Each wait is announced
 to `on_wait` first, so the person at the keyboard sees "retrying in N s", not a silent pause.
 """
 
@@ -45,13 +47,19 @@ async def retrying(
     call: Callable[[], Awaitable[T]],
     on_wait: OnWait | None = None,
     waits: Iterable[float] | None = None,
+    *,
+    unsent_only: bool = False,
 ) -> T:
     """`await call()`, again after each wait (`DELAYS` unless `waits` is given) while the relay
-    cannot be reached; the last failure stands."""
+    cannot be reached; the last failure stands. `unsent_only`: for a request that is not safe
+    to repeat, only while it never reached the relay (`RelayUnreachable.unsent`); a failure
+    after it may have arrived stands at once."""
     for delay in delays() if waits is None else waits:
         try:
             return await call()
         except RelayUnreachable as e:
+            if unsent_only and not e.unsent:
+                raise
             if on_wait is not None:
                 on_wait(delay, e)
             await asyncio.sleep(delay)

@@ -51,6 +51,17 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
                 pending.append(nested)
 
 
+# A connection that could not be opened (refused, no route, name not found, the TLS handshake,
+# the connect timeout): nothing of the request was sent.
+_NOT_CONNECTED = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+def unsent(error: BaseException) -> bool:
+    """Whether a request failed before it could reach the relay (no connection was opened),
+    so the relay cannot have acted on it."""
+    return any(isinstance(e, _NOT_CONNECTED) for e in _chain(error))
+
+
 def reason(error: BaseException) -> str:
     """Why a request to the relay failed, as a short clause: "connection refused (...)",
     "name not found", "timed out (no answer)"... or `UNKNOWN`."""

@@ -76,10 +76,14 @@ async def running_relay(
     clock: Clock | None = None,
     sweep: bool = False,
     host: str = "127.0.0.1",
+    port: int = 0,
+    registered: tuple[str, str] | None = None,
     **overrides: object,
 ) -> AsyncIterator[Relay]:
-    """A relay on a free port of `host` with two sites registered (SENDER and RECEIVER)."""
-    sending, receiving = await register_sites(data_dir)
+    """A relay on a free port of `host` (or on `port`) with two sites registered (SENDER and
+    RECEIVER); `registered`: their credentials, the sites having been registered already
+    (`register_sites`), for a relay that comes up after its sites are used."""
+    sending, receiving = registered or await register_sites(data_dir)
     extra: dict[str, object] = dict(overrides)
     if clock is not None:
         extra["clock"] = clock
@@ -87,7 +91,7 @@ async def running_relay(
     app = make_app(config, sweep=sweep)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, 0, ssl_context=server_context(config))
+    site = web.TCPSite(runner, host, port, ssl_context=server_context(config))
     await site.start()
     port = runner.addresses[0][1]
     scheme = "https" if config.tls_certificate else "http"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import os
 import shutil
@@ -20,7 +21,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 from faulty_link import FaultyLink, faulty_link
-from relay_harness import RECEIVER, FakeClock, Relay, running_relay
+from peers.ports import free_port
+from relay_harness import RECEIVER, FakeClock, Relay, register_sites, running_relay
 
 from sending_site import abandon, errors, journal
 from sending_site.push import PushEvent, PushRequest, PushResult, Ready, Retrying, push
@@ -542,6 +544,65 @@ async def test_a_push_rides_out_a_dropped_connection_while_it_looks_at_its_new_t
     assert any(isinstance(e, Retrying) for e in events)  # the wait is shown
     assert result.instances == 3
     assert journal.load(state, result.ready.transfer_id).done
+
+
+@pytest.mark.asyncio
+async def test_a_push_started_while_the_relay_is_briefly_down_waits_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The nurse presses Send while the relay restarts: nothing answers at its address for the
+    first second. The push's first requests (is the relay up, creating the transfer) wait it
+    out as its later ones do, saying so, instead of ending at once ("Not sent"); one transfer
+    is made."""
+    monkeypatch.setattr(retry, "DELAYS", (0.2,) * len(retry.DELAYS))  # 1 s in all
+    make_ct_study(tmp_path / "study", 3)
+    state = tmp_path / "er"
+    sending, receiving = await register_sites(tmp_path / "relay")
+    port = free_port()
+    request = PushRequest(
+        paths=[tmp_path / "study"],
+        relay=f"http://127.0.0.1:{port}",
+        recipient=RECEIVER,
+        credential=sending,
+        state_dir=state,
+    )
+    events: list[PushEvent] = []
+    pushing = asyncio.create_task(push(request, events.append))
+    try:
+        await asyncio.sleep(0.5)  # nothing listens on the relay's port yet
+        assert not pushing.done(), pushing.exception()
+        async with running_relay(
+            tmp_path / "relay", port=port, registered=(sending, receiving)
+        ) as relay:
+            result = await asyncio.wait_for(pushing, 60)
+            (made,) = journal.every(state)
+            assert await _state(relay, made.transfer_id) == "awaiting_authorization"
+    finally:
+        pushing.cancel()
+    assert any(isinstance(e, Retrying) for e in events)  # the wait is shown
+    assert (result.instances, result.ready.transfer_id) == (3, made.transfer_id)
+    assert made.done
+    db = sqlite3.connect(tmp_path / "relay" / "relay.sqlite3")
+    with contextlib.closing(db):
+        assert db.execute("SELECT count(*) FROM transfers").fetchone() == (1,)
+
+
+@pytest.mark.asyncio
+async def test_a_creation_whose_answer_was_lost_is_not_made_again(tmp_path: Path) -> None:
+    """Creating a transfer is not safe to repeat: the relay may have made it before the answer
+    was lost. The push then stops (run again, or Try again) rather than make a second one."""
+    make_ct_study(tmp_path / "study", 1)
+    state = tmp_path / "er"
+    async with running_relay(tmp_path / "relay") as relay:
+        link = FaultyLink(relay.url, _once("POST", "after", "/api/v1/transfers"))
+        async with faulty_link(link) as url:
+            with pytest.raises(RelayUnreachable):
+                await _push(relay, state, [tmp_path / "study"], url)
+        assert [(w, m) for w, m, _ in link.dropped] == [("after", "POST")]
+        db = sqlite3.connect(relay.data_dir / "relay.sqlite3")
+        with contextlib.closing(db):
+            assert db.execute("SELECT count(*) FROM transfers").fetchone() == (1,)
+    assert journal.every(state) == []
 
 
 @pytest.mark.asyncio

@@ -9,7 +9,7 @@ import ssl
 import aiohttp
 import pytest
 
-from site_agent import retry
+from site_agent import retry, unreachable
 from site_agent.client import RelayClient
 from site_agent.errors import RelayUnreachable
 from site_agent.unreachable import UNKNOWN, reason
@@ -109,3 +109,60 @@ async def test_a_relay_out_of_reach_is_told_to_a_console_without_a_command_to_ru
     assert raised.value.for_console.startswith(f"The relay at http://127.0.0.1:{port} could not")
     assert "connection refused" in raised.value.for_console
     assert "command" not in raised.value.for_console
+
+
+@pytest.mark.asyncio
+async def test_a_request_not_safe_to_repeat_is_sent_again_only_while_it_never_left() -> None:
+    """Creating a transfer: tried again while no connection could be opened (the relay cannot
+    have made it), not once the request may have reached the relay (its answer lost)."""
+    heard: list[tuple[str, tuple[object, ...]]] = []
+    outcomes: list[object] = [
+        RelayUnreachable("x", "connection refused", unsent=True),
+        RelayUnreachable("x", "the relay closed the connection before answering"),
+        "created",
+    ]
+
+    async def call() -> object:
+        heard.append(("relay.create_transfer", ()))
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def on_wait(delay: float, e: RelayUnreachable) -> None:
+        heard.append(("cli.say_retrying", (delay, e.reason)))
+
+    with pytest.raises(RelayUnreachable, match="x") as raised:
+        await retry.retrying(call, on_wait, (0.0, 0.0, 0.0), unsent_only=True)
+    assert not raised.value.unsent
+    assert heard == [
+        ("relay.create_transfer", ()),
+        ("cli.say_retrying", (0.0, "connection refused")),
+        ("relay.create_transfer", ()),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("error", "unsent"),
+    [
+        (aiohttp.ConnectionTimeoutError(), True),
+        (aiohttp.ServerDisconnectedError(), False),
+        (aiohttp.ClientPayloadError("cut"), False),
+        (ConnectionResetError(104, "reset"), False),
+        (TimeoutError(), False),  # reading the answer timed out: the request went
+    ],
+)
+def test_only_a_connection_never_opened_is_unsent(error: BaseException, unsent: bool) -> None:
+    assert unreachable.unsent(error) is unsent
+    assert unreachable.unsent(_caused_by(error)) is unsent
+
+
+@pytest.mark.asyncio
+async def test_a_relay_nothing_answers_for_never_got_the_request() -> None:
+    with socket.socket() as closed:  # a port that nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    async with RelayClient(f"http://127.0.0.1:{port}", "credential") as client:
+        with pytest.raises(RelayUnreachable) as raised:
+            await client.create_transfer("county-trauma", None)
+    assert raised.value.unsent
