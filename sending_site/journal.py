@@ -66,6 +66,10 @@ class TransferJournal:
     # Its manifest was closed marked incomplete (staff stopped waiting for more images): the
     # trauma center does not import it as the whole study, so sending the study again replaces it.
     incomplete: bool = False
+    # The trauma center's name as the relay's directory shows it ("County Level I Trauma
+    # Center"), kept once the relay has said it (`remember_recipient`), so that pages still name
+    # it so while the relay is out of reach; empty until then, and in older journals.
+    recipient_display_name: str = ""
 
     def fingerprint(self) -> list[tuple[str, int, int]]:
         """What must be unchanged for a resumed upload to re-seal identical bytes: sealing is
@@ -128,6 +132,7 @@ def save_from_push(state_dir: Path, journal: TransferJournal) -> TransferJournal
     it was. A push never changes its transfer's code once made, but a re-issue (the ER
     console's Give a new code, or `reissue` in another terminal) may while the push runs, and
     staff may revoke it: the push's copy must bring neither the old code nor the transfer back.
+    The trauma center's display name the console kept (`remember_recipient`) stays too.
     Returns what was saved."""
     with _locked(state_dir):
         try:
@@ -140,6 +145,7 @@ def save_from_push(state_dir: Path, journal: TransferJournal) -> TransferJournal
                 code=on_disk.code,
                 capability=on_disk.capability,
                 issued_at=on_disk.issued_at,
+                recipient_display_name=on_disk.recipient_display_name,
             )
             if on_disk.abandoned and not journal.abandoned:
                 journal = replace(journal, done=True, abandoned=on_disk.abandoned)
@@ -176,6 +182,23 @@ def change_code(
         issued = [*record.issued_at, issued_at] if issued_at is not None else record.issued_at
         record = replace(record, code=code, capability=capability, issued_at=issued)
         _write(state_dir, record)
+    return record
+
+
+def remember_recipient(
+    state_dir: Path, record: TransferJournal, display_name: str
+) -> TransferJournal:
+    """Keep the trauma center's display name the relay gave for `record` (read by the caller)
+    in the journal on disk, unless it holds that name already (or the relay gave none). The
+    journal is read again under the lock, so nothing saved since is undone. Returns the
+    journal on disk."""
+    if not display_name or record.recipient_display_name == display_name:
+        return record
+    with _locked(state_dir):
+        record = load(state_dir, record.transfer_id)
+        if record.recipient_display_name != display_name:
+            record = replace(record, recipient_display_name=display_name)
+            _write(state_dir, record)
     return record
 
 

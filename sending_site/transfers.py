@@ -179,7 +179,9 @@ def view(
     recipient = status.get("recipient") or {}
     return TransferView(
         transfer_id=record.transfer_id,
-        recipient=str(recipient.get("display_name") or record.recipient),
+        recipient=str(
+            recipient.get("display_name") or record.recipient_display_name or record.recipient
+        ),
         state=str(status.get("state", UNKNOWN_STATE)),
         status=status_words(status, record, uploading=uploading, at_console=at_console),
         created_at=status.get("created_at"),
@@ -194,7 +196,7 @@ def unknown(record: journal.TransferJournal, why: str) -> TransferView:
     """A transfer whose relay could not say how it stands."""
     return TransferView(
         record.transfer_id,
-        record.recipient,
+        record.recipient_display_name or record.recipient,
         UNKNOWN_STATE,
         why,
         None,
@@ -237,6 +239,8 @@ async def list_transfers(
                 status = await client.status(transfer_id)
                 running = transfer_id in uploading
                 views.append(view(record, status, uploading=running, at_console=at_console))
+                shown = str((status.get("recipient") or {}).get("display_name") or "")
+                record = journal.remember_recipient(state_dir, record, shown)
                 state = str(status.get("state", ""))
                 if state in OVER or abandon.discarded_there(state, status.get("receipt")):
                     journal.forget_secrets(state_dir, record)

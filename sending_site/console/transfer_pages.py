@@ -8,6 +8,7 @@ responses, never in an address or a log line; every view and action is audited.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import logging
@@ -73,12 +74,23 @@ def _credential(request: web.Request) -> str:
 async def _status(
     request: web.Request, record: journal.TransferJournal
 ) -> tuple[dict[str, Any], str]:
-    """The relay's status of the transfer, or an empty one and why it is not known."""
+    """The relay's status of the transfer, or an empty one and why it is not known. The trauma
+    center's display name it gives is kept in the journal, to name it while the relay is out
+    of reach (`_recipient`)."""
     try:
         async with RelayClient(record.relay, _credential(request)) as client:
-            return await client.status(record.transfer_id), ""
+            status = await client.status(record.transfer_id)
     except (RelayUnreachable, RelayRefused) as e:
         return {}, f"The status is not known just now: {e.for_console} This page tries again."
+    shown = _display_name(status)
+    if shown and shown != record.recipient_display_name:
+        folder = request.app[SETTINGS].state.folder
+        await asyncio.to_thread(journal.remember_recipient, folder, record, shown)
+    return status, ""
+
+
+def _display_name(relay_status: dict[str, Any]) -> str:
+    return str((relay_status.get("recipient") or {}).get("display_name") or "")
 
 
 async def _audit(
@@ -142,7 +154,9 @@ def _code_works(state: str, record: journal.TransferJournal) -> bool:
 
 
 def _recipient(relay_status: dict[str, Any], record: journal.TransferJournal) -> str:
-    return str((relay_status.get("recipient") or {}).get("display_name") or record.recipient)
+    """The trauma center as staff know it: by the name the relay shows, or last showed (the
+    relay out of reach); by its name in the relay's registry only if it never said one."""
+    return _display_name(relay_status) or record.recipient_display_name or record.recipient
 
 
 def _version(state: str, job: Job | None, upload_finished: bool) -> str:

@@ -99,6 +99,21 @@ def test_a_push_saving_after_a_revoke_does_not_bring_the_transfer_back(tmp_path:
     assert (on_disk.done, on_disk.abandoned) == (True, "revoked from this site")
 
 
+def test_the_trauma_centers_name_is_kept_once_and_a_push_saving_keeps_it(tmp_path: Path) -> None:
+    """The console keeps the name the relay shows for the trauma center; the push's copy of
+    the journal, saved later, lacks it and must not drop it."""
+    record = _record()
+    journal.save(tmp_path, record)
+    shown = "County Level I Trauma Center"
+    kept = journal.remember_recipient(tmp_path, record, shown)
+    assert kept == journal.load(tmp_path, record.transfer_id)
+    assert kept.recipient_display_name == shown
+    assert journal.remember_recipient(tmp_path, kept, "") == kept  # the relay said none
+    journal.save_from_push(tmp_path, dataclasses.replace(record, done=True))
+    on_disk = journal.load(tmp_path, record.transfer_id)
+    assert (on_disk.recipient_display_name, on_disk.done) == (shown, True)
+
+
 def test_a_new_transfer_is_saved_as_the_push_made_it(tmp_path: Path) -> None:
     record = _record()
     assert journal.save_from_push(tmp_path, record) == record
