@@ -230,6 +230,7 @@ def run_redeem(args: argparse.Namespace) -> int:
     from site_agent.local_state import default_state_dir
     from site_agent.relay_address import relay_address
     from site_agent.relay_setting import relay_from_arguments
+    from site_agent.terminal_text import shown
 
     # A wrong or missing address is reported before the code is asked for.
     relay = relay_address(relay_from_arguments(args))
@@ -297,7 +298,8 @@ def run_redeem(args: argparse.Namespace) -> int:
             return
         if isinstance(event, Unlocked):
             flag = " (authorized by BREAK-GLASS)" if event.break_glass else ""
-            print(f"Code accepted: transfer {event.transfer_id} from {event.sender}{flag}.")
+            sender = shown(event.sender)
+            print(f"Code accepted: transfer {event.transfer_id} from {sender}{flag}.")
             if event.consent_from_sending_site:
                 print(CONSENT_FROM_SENDER)
         elif isinstance(event, Preview):

@@ -5,6 +5,7 @@ study is, who sent it and how it was authorized. Pure: a verified `StudySummary`
 from __future__ import annotations
 
 from site_agent.dicom_text import UNKNOWN, date, person_name
+from site_agent.terminal_text import shown
 from transfer_codes.manifest import SeriesSummary, StudySummary
 
 __all__ = ["date", "describe", "incomplete", "person_name"]
@@ -75,7 +76,7 @@ def describe(summary: StudySummary, sender: str = "", break_glass: bool = False)
         )
     named = summary.sending_site.strip()  # the sender's own name for itself, sealed
     both = sender and named and sender != named
-    site = f"{sender} ({named})" if both else sender or named or UNKNOWN
+    site = shown(f"{sender} ({named})" if both else sender or named) or UNKNOWN
     authorized = (
         "BREAK-GLASS: authorized by a clinician, not by the patient or family"
         if summary.break_glass or break_glass

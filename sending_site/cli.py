@@ -622,6 +622,7 @@ def run_break_glass(args: argparse.Namespace) -> int:
     from sending_site.break_glass import add_break_glass
     from sending_site.errors import BreakGlassIncomplete
     from site_agent.local_state import default_state_dir
+    from site_agent.terminal_text import shown
 
     problem = _break_glass_problem(args.reason, args.clinician)
     if problem:
@@ -643,5 +644,6 @@ def run_break_glass(args: argparse.Namespace) -> int:
     done = "was already" if added.already else "is now"
     print(f"Transfer {added.transfer_id} {done} authorized by BREAK-GLASS (in the audit trail).")
     print(f"  Code: {added.code} (unchanged: the sheet with the patient still works)")
-    print(f"Next: {added.recipient_display_name} redeems the code; the family need not authorize.")
+    recipient = shown(added.recipient_display_name)
+    print(f"Next: {recipient} redeems the code; the family need not authorize.")
     return 0

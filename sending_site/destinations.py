@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sending_site import errors
+from site_agent.terminal_text import shown
 
 MOST_LISTED = 20  # in a refusal; `trauma-relay destinations` lists them all
 
@@ -21,9 +22,11 @@ class Destination:
     display_name: str = ""
 
     def label(self) -> str:
-        """ "county-trauma (County Trauma Center)", or the name alone."""
-        shown = self.display_name.strip()
-        return f"{self.name} ({shown})" if shown and shown != self.name else self.name
+        """ "county-trauma (County Trauma Center)", or the name alone; for a terminal (the relay
+        sends both, so any control character in them is shown escaped)."""
+        display = self.display_name.strip()
+        named = f"{self.name} ({display})" if display and display != self.name else self.name
+        return shown(named)
 
 
 def _folded(text: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from sending_site.collect import Collection
 from sending_site.destinations import Destination
 from site_agent.dicom_text import UNKNOWN, date, person_name
+from site_agent.terminal_text import shown
 
 YES = frozenset({"y", "yes"})
 MOST_OMITTED_SHOWN = 10
@@ -38,7 +39,7 @@ def describe(c: Collection, destination: Destination) -> list[str]:
 
 
 def question(destination: Destination) -> str:
-    return f"Send this study to {destination.display_name or destination.name}? [y/N] "
+    return f"Send this study to {shown(destination.display_name or destination.name)}? [y/N] "
 
 
 def confirmed(answer: str) -> bool:

@@ -9,6 +9,7 @@ from sending_site.abandon import Abandoned, Seen, reason_at_console
 from sending_site.errors import Said
 from sending_site.journal import TransferJournal
 from site_agent.errors import RelayRefused
+from site_agent.terminal_text import shown
 from transfer_codes.codes import RedemptionCode
 
 # The ER console's buttons, as its sentences name them.
@@ -30,7 +31,7 @@ def at(epoch: float) -> str:
 
 
 def destination(seen: Seen, record: TransferJournal) -> str:
-    return seen.recipient_display_name or record.recipient
+    return shown(seen.recipient_display_name or record.recipient)
 
 
 def delivered(record: TransferJournal, seen: Seen) -> Said:

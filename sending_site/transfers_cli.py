@@ -63,6 +63,7 @@ def run_destinations(args: argparse.Namespace) -> int:
     from site_agent.client import RelayClient
     from site_agent.relay_address import relay_address
     from site_agent.relay_setting import relay_from_arguments
+    from site_agent.terminal_text import shown
 
     relay = relay_address(relay_from_arguments(args))
 
@@ -78,16 +79,17 @@ def run_destinations(args: argparse.Namespace) -> int:
         print("This relay has no trauma centers yet: ask its operator to add them.")
     else:
         header = "NAME (give it to --to)"
-        width = max(len(header), *(len(s.name) for s in sites))
+        width = max(len(header), *(len(shown(s.name)) for s in sites))
         print(f"{header:<{width}}  DISPLAY NAME")
         for s in sites:
-            print(f"{s.name:<{width}}  {s.display_name}")
+            print(f"{shown(s.name):<{width}}  {shown(s.display_name)}")
     return 0
 
 
 def run_transfers(args: argparse.Namespace) -> int:
     from sending_site.transfers import list_transfers, when
     from site_agent.local_state import default_state_dir
+    from site_agent.terminal_text import shown
 
     state = args.state or default_state_dir()
     views = asyncio.run(list_transfers(state, _credential(args), args.relay))
@@ -99,7 +101,8 @@ def run_transfers(args: argparse.Namespace) -> int:
     for v in views:
         sent = f", sent {when(v.created_at)}" if v.created_at else ""
         whose = f" ({v.patient})" if v.patient else ""
-        print(f"{v.transfer_id} to {v.recipient or 'an unknown trauma center'}{sent}{whose}")
+        to = shown(v.recipient) or "an unknown trauma center"
+        print(f"{v.transfer_id} to {to}{sent}{whose}")
         print(f"  {v.status}")
     return 0
 

@@ -23,6 +23,7 @@ from site_agent.errors import (
     RelayUnreachable,
 )
 from site_agent.relay_address import relay_address, require_secure
+from site_agent.terminal_text import shown
 from transfer_codes import wire
 from transfer_codes.wire import b64decode_text, b64encode_text
 
@@ -370,7 +371,9 @@ async def _raise_problem(response: aiohttp.ClientResponse) -> None:
         body = {}
     if not isinstance(body, dict):
         body = {}
-    detail = str(body.get("detail") or f"HTTP {response.status} {response.reason}")
+    # The relay's own sentence is printed as it is: shown escaped, a hostile relay's controls
+    # do nothing on the terminal.
+    detail = shown(str(body.get("detail") or f"HTTP {response.status} {response.reason}"))
     if response.status == 408:
         # The relay stopped waiting for a body that stalled on the way: a poor connection,
         # handled like a lost one (the caller resumes from what the relay acknowledged).

@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from relay_harness import RECEIVER
+from relay_harness import RECEIVER, SENDER
 
-from e2e.harness import E2ERelay
+from e2e.harness import E2ERelay, run_cli
 from sending_site.synthetic import make_ct_study
 
 
@@ -50,3 +50,39 @@ def test_any_case_or_the_display_name_is_accepted(relay: E2ERelay, tmp_path: Pat
     # Journaled under the site's own name, so running the command again resumes it.
     (journal,) = (tmp_path / "er-state" / "sending").glob("*.json")
     assert f'"recipient": "{RECEIVER}"' in journal.read_text()
+
+
+def test_a_display_name_with_control_characters_is_shown_escaped(
+    fresh_relay: E2ERelay, tmp_path: Path
+) -> None:
+    """A relay database from before display names were checked may hold an escape sequence
+    (clear the screen) or a bidi override: the sites' commands show them escaped, never send
+    them to the terminal."""
+    relay = fresh_relay
+    relay.execute(
+        "UPDATE sites SET display_name = ? WHERE name = ?", "County\x1b[2J Trauma", RECEIVER
+    )
+    relay.execute("UPDATE sites SET display_name = ? WHERE name = ?", "St. Mary's\u202e ED", SENDER)
+
+    listed = relay.as_sender(["destinations", "--relay", relay.url], workdir=tmp_path).ok()
+    assert f"{RECEIVER} County\\x1b[2J Trauma" in " ".join(listed.stdout.split())
+
+    typo = relay.as_sender(_push_to(relay, tmp_path, "county-truama"), workdir=tmp_path).failed()
+    assert "Did you mean county-trauma (County\\x1b[2J Trauma)?" in typo.message
+
+    make_ct_study(tmp_path / "plain", 2)
+    (tmp_path / "plain-push").mkdir()
+    plain = relay.push([tmp_path / "plain"], workdir=tmp_path / "plain-push", extra=()).ok()
+    assert f"to {RECEIVER} (County\\x1b[2J Trauma)." in plain.stdout
+
+    make_ct_study(tmp_path / "study", 2)
+    pushed = relay.pushed_and_authorized(tmp_path / "study", tmp_path)
+    args = relay.redeem_args(state=tmp_path / "tc-state", out=tmp_path / "out")
+    args.remove("--json")
+    redeemed = run_cli(
+        args, cwd=tmp_path, credential=relay.receiver_credential, stdin=pushed["code"] + "\n"
+    ).ok()
+    assert "from St. Mary's\\u202e ED" in redeemed.stdout
+
+    for run in (listed, typo, plain, redeemed):
+        assert not any(c in run.stdout + run.stderr for c in "\x1b\u202e"), run.describe()
