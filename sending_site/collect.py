@@ -27,7 +27,7 @@ from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.fileset import FileSet
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-from sending_site import errors
+from sending_site import errors, text_values
 from sending_site.patients import by_patient, mixed_patients_message
 from site_agent import inflation
 from transfer_codes.manifest import (
@@ -71,6 +71,7 @@ class Instance:
     series_number: int | None = None
     slice_thickness: str = ""  # mm, as the file writes it (a decimal string)
     body_part_examined: str = ""  # (0018,0015), for the regions the phone shows
+    specific_character_set: str = ""  # (0008,0005), its values joined by "\\"; "": the default
 
 
 NOT_IN_DICOMDIR = "not in the DICOMDIR, sent anyway"
@@ -87,6 +88,15 @@ class Collection:
 def _text(ds: pydicom.Dataset, keyword: str) -> str:
     value = ds.get(keyword, "")
     return str(value) if value is not None else ""
+
+
+def _character_set(ds: pydicom.Dataset) -> str:
+    """Specific Character Set (0008,0005) as the file writes it ("ISO_IR 192", or
+    "\\ISO 2022 IR 87" for several values); "" when absent (the default repertoire)."""
+    value = ds.get("SpecificCharacterSet")
+    if not value:
+        return ""
+    return value if isinstance(value, str) else "\\".join(str(v) for v in value)
 
 
 def _series_number(ds: pydicom.Dataset) -> int | None:
@@ -253,6 +263,14 @@ def read_instance(path: Path) -> Instance:
 def instance_of(path: Path, ds: pydicom.Dataset, size: int) -> Instance:
     """What the push needs of the file at `path` (`size` bytes), from its data set `ds`
     already checked whole (`read_checked`)."""
+    with warnings.catch_warnings():
+        # pydicom decodes the text values here, and warns of an escape sequence it does not
+        # know; `text_values.check` says which value of which file, in words, instead.
+        warnings.filterwarnings("ignore", module="pydicom.charset")
+        return _instance(path, ds, size)
+
+
+def _instance(path: Path, ds: pydicom.Dataset, size: int) -> Instance:
     meta = ds.file_meta
     sop_instance = _text(ds, "SOPInstanceUID") or str(meta.MediaStorageSOPInstanceUID)
     return Instance(
@@ -277,6 +295,7 @@ def instance_of(path: Path, ds: pydicom.Dataset, size: int) -> Instance:
         series_number=_series_number(ds),
         slice_thickness=_plain(_text(ds, "SliceThickness"), 64),
         body_part_examined=_text(ds, "BodyPartExamined"),
+        specific_character_set=_character_set(ds),
     )
 
 
@@ -432,6 +451,7 @@ def collect(
             "the rest (the trauma center is told which files were left out)."
         )
     result.omitted.extend(damaged)
+    text_values.check(result.instances)
     if not result.instances:
         listing = "; ".join(f"{p.name}: {why}" for p, why in result.skipped[:10])
         raise errors.NoDicomFound(

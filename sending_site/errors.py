@@ -53,6 +53,12 @@ class DamagedDicom(SendingError):
     Nothing was sent: copy the study again from the PACS or the disc, and try again."""
 
 
+class ControlCharacterInValue(SendingError):
+    """A value of these files (the patient's name, for one) holds a control character that
+    DICOM does not allow in it. Nothing was sent: have it corrected where the study was made,
+    export the study again and push that."""
+
+
 class MixedPatients(SendingError):
     """These files belong to more than one patient. One transfer carries one patient: send each
     patient's images separately."""

@@ -266,3 +266,38 @@ def test_a_link_on_a_disc_to_a_file_elsewhere_is_not_read(relay: E2ERelay, tmp_p
     assert [(Path(s["path"]).name, s["reason"]) for s in pushed["skipped"]] == [
         ("IM_LINK", "a link to outside the disc; not read")
     ]
+
+
+def test_a_patient_name_with_a_stray_escape_is_refused_naming_file_and_attribute(
+    relay: E2ERelay, tmp_path: Path
+) -> None:
+    """An ESC that begins no escape sequence of the file's character set (UTF-8 here, which has
+    none) is not DICOM: refused before a transfer exists, saying which value of which file and
+    what to do, not as a manifest error half-way through nor with pydicom's warning."""
+    make_ct_study(tmp_path / "study", 2, patient_name="DOE^JOHN\x1b")
+    run = _refused_push(
+        relay,
+        [tmp_path / "study"],
+        tmp_path,
+        'CT000001.dcm and 1 other file: the Patient\'s Name (0010,0010) is "DOE^JOHN\\x1b"',
+        "Specific Character Set (0008,0005)",
+        "the file declares ISO_IR 192",
+        "Nothing was sent. Have the value corrected where the study was made",
+    )
+    assert "\x1b" not in run.stderr
+    assert "Warning" not in run.stderr
+    assert "trauma-relay version" not in run.message
+
+
+def test_a_patient_name_in_iso_2022_escape_sequences_is_sent(
+    relay: E2ERelay, tmp_path: Path
+) -> None:
+    """ESC is legal in a PN whose file declares ISO 2022 character sets: pydicom decodes the
+    escape sequences, and the study goes."""
+    for path in make_ct_study(tmp_path / "study", 2):
+        ds = pydicom.dcmread(path)
+        ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
+        ds["PatientName"].value = b"Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B"
+        ds.save_as(path)
+    pushed = relay.push([tmp_path / "study"], workdir=tmp_path).ok()
+    assert pushed.json()["recipient"] == "county-trauma"
