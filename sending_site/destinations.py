@@ -50,10 +50,22 @@ def closest(given: str, sites: Sequence[Destination]) -> Destination | None:
     return by_text[near[0]] if near else None
 
 
-def resolve(given: str, sites: Sequence[Destination]) -> Destination:
-    """The one site `given` names: its name exactly, else its display name exactly, else either
-    in any letter case (spaces folded). Raises `AmbiguousDestination` when a step matches more
-    than one site, `UnknownDestination` (with the nearest name and the list) when none does."""
+def disabled_words(disabled: Sequence[Destination]) -> str:
+    """Of trauma centers the relay's operator has disabled (at least one): what they are, and
+    who can enable them."""
+    one = len(disabled) == 1
+    it = "it" if one else "them"
+    name = shown(disabled[0].name) if one else "NAME"
+    return (
+        f"{_listing(disabled)} {'is' if one else 'are'} on this relay, but the relay's operator "
+        f"has disabled {it}, so nothing can be sent there. Only the relay's operator can enable "
+        f"{it} again (trauma-relay site enable {name}, run on the relay): ask them."
+    )
+
+
+def _named(given: str, sites: Sequence[Destination]) -> list[Destination]:
+    """The sites of the first step that `given` names: its name exactly, else a display name
+    exactly, else either in any letter case (spaces folded)."""
     steps: tuple[Callable[[Destination], bool], ...] = (
         lambda s: s.name == given,
         lambda s: s.display_name.strip() == given.strip(),
@@ -61,13 +73,31 @@ def resolve(given: str, sites: Sequence[Destination]) -> Destination:
     )
     for matches in steps:
         found = [s for s in sites if matches(s)]
-        if len(found) == 1:
-            return found[0]
         if found:
-            raise errors.AmbiguousDestination(
-                f'"{given}" could mean {_listing(found)}. Give the name of the one you mean '
-                "with --to. Nothing was sent."
-            )
+            return found
+    return []
+
+
+def resolve(
+    given: str, sites: Sequence[Destination], disabled: Sequence[Destination] = ()
+) -> Destination:
+    """The one site `given` names: its name exactly, else its display name exactly, else either
+    in any letter case (spaces folded). Raises `AmbiguousDestination` when a step matches more
+    than one site, `DisabledDestination` when it names none of `sites` but one of `disabled`
+    (those the relay's operator disabled), `UnknownDestination` (with the nearest name and the
+    list) when it names none."""
+    found = _named(given, sites)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise errors.AmbiguousDestination(
+            f'"{given}" could mean {_listing(found)}. Give the name of the one you mean '
+            "with --to. Nothing was sent."
+        )
+    off = _named(given, disabled)
+    if off:
+        others = f" The trauma centers open to transfers are: {_listing(sites)}." if sites else ""
+        raise errors.DisabledDestination(f"{disabled_words(off[:1])} Nothing was sent.{others}")
     if not sites:
         raise errors.UnknownDestination(
             f'"{given}" is not a trauma center on this relay, which has none yet: ask the '

@@ -177,6 +177,11 @@ class UnknownDestination(SendingError):
     definitive = True
 
 
+class DisabledDestination(SendingError):
+    """That trauma center is on this relay, but the relay's operator has disabled it. Nothing
+    was sent: only the relay's operator can enable it again."""
+
+
 class AmbiguousDestination(SendingError):
     """That could mean more than one trauma center. Give the name of the one you mean with
     --to. Nothing was sent."""

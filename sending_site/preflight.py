@@ -25,13 +25,25 @@ class Prepared:
     collection: Collection
 
 
+async def directory(
+    client: RelayClient, retry_for: float = RETRY_FOR, on_wait: retry.OnWait | None = None
+) -> tuple[list[Destination], list[Destination]]:
+    """The relay's receiving sites, and those of them its operator has disabled; waits
+    (`retry.backoff(retry_for)`) while it cannot be reached, then `RelayUnreachable` stands."""
+    listing = client.directory_listing
+    enabled, disabled = await retry.retrying(listing, on_wait, retry.backoff(retry_for))
+    return _destinations(enabled), _destinations(disabled)
+
+
+def _destinations(sites: list[dict[str, str]]) -> list[Destination]:
+    return [Destination(s["name"], s.get("display_name") or "") for s in sites]
+
+
 async def destinations(
     client: RelayClient, retry_for: float = RETRY_FOR, on_wait: retry.OnWait | None = None
 ) -> list[Destination]:
-    """The relay's receiving sites; waits (`retry.backoff(retry_for)`) while it cannot be
-    reached, then `RelayUnreachable` stands."""
-    sites = await retry.retrying(client.directory, on_wait, retry.backoff(retry_for))
-    return [Destination(s["name"], s.get("display_name") or "") for s in sites]
+    """The relay's receiving sites that can be sent to (`directory`'s first)."""
+    return (await directory(client, retry_for, on_wait))[0]
 
 
 async def prepare(
@@ -45,7 +57,7 @@ async def prepare(
 ) -> Prepared:
     """The destination `recipient` names, then the collection of `paths`. Raises what
     `destinations.resolve` and `collect.collect` raise, and `RelayUnreachable`."""
-    destination = resolve(recipient, await destinations(client, retry_for, on_wait))
+    destination = resolve(recipient, *await directory(client, retry_for, on_wait))
     found = await asyncio.to_thread(
         functools.partial(collect.collect, paths, skip_damaged=skip_damaged)
     )

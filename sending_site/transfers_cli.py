@@ -59,7 +59,8 @@ def _credential(args: argparse.Namespace) -> str:
 
 
 def run_destinations(args: argparse.Namespace) -> int:
-    from sending_site.preflight import destinations
+    from sending_site.destinations import disabled_words
+    from sending_site.preflight import directory
     from site_agent.client import RelayClient
     from site_agent.relay_address import relay_address
     from site_agent.relay_setting import relay_from_arguments
@@ -67,14 +68,18 @@ def run_destinations(args: argparse.Namespace) -> int:
 
     relay = relay_address(relay_from_arguments(args))
 
-    async def go() -> list[Any]:
+    async def go() -> tuple[list[Any], list[Any]]:
         async with RelayClient(relay, _credential(args)) as client:
-            return await destinations(client, retry_for=0)
+            return await directory(client, retry_for=0)
 
-    sites = asyncio.run(go())
+    sites, disabled = asyncio.run(go())
     if args.json:
         listed = [{"name": s.name, "display_name": s.display_name} for s in sites]
-        print(json.dumps({"destinations": listed}))
+        off = [{"name": s.name, "display_name": s.display_name} for s in disabled]
+        print(json.dumps({"destinations": listed, "disabled": off}))
+        return 0
+    if not sites and disabled:
+        print(f"This relay has no trauma center to send to now. {disabled_words(disabled)}")
     elif not sites:
         print("This relay has no trauma centers yet: ask its operator to add them.")
     else:
@@ -83,6 +88,8 @@ def run_destinations(args: argparse.Namespace) -> int:
         print(f"{header:<{width}}  DISPLAY NAME")
         for s in sites:
             print(f"{shown(s.name):<{width}}  {shown(s.display_name)}")
+        if disabled:
+            print(f"Not listed: {disabled_words(disabled)}")
     return 0
 
 

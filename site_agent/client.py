@@ -147,8 +147,14 @@ class RelayClient:
                 raise
 
     async def directory(self) -> list[dict[str, str]]:
+        """The trauma centers a transfer can be sent to."""
+        return (await self.directory_listing())[0]
+
+    async def directory_listing(self) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+        """The trauma centers a transfer can be sent to, and those the relay's operator has
+        disabled (none from a relay that does not say)."""
         body = await self.request("GET", wire.SITES)
-        return list(body["sites"])
+        return list(body["sites"]), list(body.get("disabled") or [])
 
     async def status(self, transfer_id: str) -> dict[str, Any]:
         return dict(await self.request("GET", wire.transfer(transfer_id)))

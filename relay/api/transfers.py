@@ -40,11 +40,17 @@ def _state(t: Transfer, **extra: object) -> web.Response:
 
 @routes.get(wire.SITES)
 async def directory(request: web.Request) -> web.Response:
+    """The trauma centers a transfer can be sent to (`sites`), and those the relay's operator
+    has disabled (`disabled`), so that a sending site can say why one it knows is not offered."""
     site = await require_site(request)
     async with at_desk(request, site) as d:
         sites = await sending.destinations(d)
+        disabled = await sending.disabled_destinations(d)
     return web.json_response(
-        {"sites": [{"name": s.name, "display_name": s.display_name} for s in sites]}
+        {
+            "sites": [{"name": s.name, "display_name": s.display_name} for s in sites],
+            "disabled": [{"name": s.name, "display_name": s.display_name} for s in disabled],
+        }
     )
 
 

@@ -18,6 +18,15 @@ async def destinations(d: Desk) -> list[Site]:
     return await d.tx.sites("receiving")
 
 
+async def disabled_destinations(d: Desk) -> list[Site]:
+    """The trauma centers the relay's operator has disabled: none can be sent to until the
+    operator enables it again (`trauma-relay site enable`)."""
+    records = await d.tx.site_records()
+    return [
+        r.site for r in records if r.site.role == "receiving" and r.site.disabled_at is not None
+    ]
+
+
 # Of one trauma center's locators, what one sending site may hold open at once: no sender can
 # use them all up and stop every other hospital sending there.
 LOCATORS_PER_SENDER = LOCATOR_LIMIT // 4

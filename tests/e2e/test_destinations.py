@@ -28,7 +28,8 @@ def test_destinations_lists_names_and_display_names(relay: E2ERelay, tmp_path: P
     ]
     as_json = relay.as_sender([*args, "--json"], workdir=tmp_path)
     assert as_json.ok().json() == {
-        "destinations": [{"name": RECEIVER, "display_name": "County Trauma"}]
+        "destinations": [{"name": RECEIVER, "display_name": "County Trauma"}],
+        "disabled": [],
     }
 
 
@@ -86,3 +87,31 @@ def test_a_display_name_with_control_characters_is_shown_escaped(
 
     for run in (listed, typo, plain, redeemed):
         assert not any(c in run.stdout + run.stderr for c in "\x1b\u202e"), run.describe()
+
+
+def test_the_only_trauma_center_disabled_is_told_as_such(
+    fresh_relay: E2ERelay, tmp_path: Path
+) -> None:
+    """The center exists but its operator disabled it: `destinations` and push say so, and who
+    can enable it, not that the relay has no trauma center."""
+    relay = fresh_relay
+    disable = ["site", "disable", RECEIVER, "--data", str(relay.data_dir)]
+    run_cli(disable, cwd=relay.root).ok()
+    disabled = (
+        "county-trauma (County Trauma) is on this relay, but the relay's operator has disabled "
+        "it, so nothing can be sent there. Only the relay's operator can enable it again "
+        "(trauma-relay site enable county-trauma, run on the relay): ask them."
+    )
+
+    args = ["destinations", "--relay", relay.url]
+    listed = " ".join(relay.as_sender(args, workdir=tmp_path).ok().stdout.split())
+    assert listed == f"This relay has no trauma center to send to now. {disabled}"
+    as_json = relay.as_sender([*args, "--json"], workdir=tmp_path).ok().json()
+    assert as_json == {
+        "destinations": [],
+        "disabled": [{"name": RECEIVER, "display_name": "County Trauma"}],
+    }
+
+    pushed = relay.as_sender(_push_to(relay, tmp_path, RECEIVER), workdir=tmp_path).failed()
+    assert pushed.message == f"trauma-relay: {disabled} Nothing was sent."
+    assert relay.transfer_count() == 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sending_site.destinations import MOST_LISTED, Destination, closest, resolve
-from sending_site.errors import AmbiguousDestination, UnknownDestination
+from sending_site.errors import AmbiguousDestination, DisabledDestination, UnknownDestination
 
 COUNTY = Destination("county-trauma", "County Trauma Center")
 NORTH = Destination("north-trauma", "North Trauma")
@@ -79,3 +79,15 @@ def test_label_shows_the_display_name_only_when_it_says_more() -> None:
     assert COUNTY.label() == "county-trauma (County Trauma Center)"
     assert Destination("x", "x").label() == "x"
     assert Destination("x", " ").label() == "x"
+
+
+def test_a_disabled_center_is_told_as_disabled_not_unknown() -> None:
+    with pytest.raises(DisabledDestination) as refused:
+        resolve("County Trauma Center", [NORTH], [COUNTY])
+    assert str(refused.value) == (
+        "county-trauma (County Trauma Center) is on this relay, but the relay's operator has "
+        "disabled it, so nothing can be sent there. Only the relay's operator can enable it "
+        "again (trauma-relay site enable county-trauma, run on the relay): ask them. Nothing "
+        "was sent. The trauma centers open to transfers are: north-trauma (North Trauma)."
+    )
+    assert resolve("north-trauma", [NORTH], [COUNTY]) == NORTH
