@@ -48,8 +48,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "forward",
         "send the audit trail to a syslog receiver over TLS (RFC 5424, 5425)",
         "Send the audit records, as DICOM audit messages in RFC 5424 syslog messages, to an "
-        "audit record repository over TLS (RFC 5425). Dates as for export. With --position, "
-        "only the records after the last one forwarded are sent; with --follow as well, the "
+        "audit record repository over TLS (RFC 5425). Dates as for export. With --position "
+        "FILE, it starts after the record FILE names (at the first record while FILE does not "
+        "exist) and, after each batch of records read, writes the last one read to FILE: "
+        "records outside --since and --until are read past without being sent, and a later "
+        "run with the same FILE does not send them either. With --follow as well, the "
         "command keeps running and sends new records as they are written, at least once "
         "(after a crash, the last batch may be sent again; each message carries its record's "
         "number as [meta sequenceId]).",
@@ -62,7 +65,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--position",
         type=Path,
         metavar="FILE",
-        help="keep the last record forwarded here, and start after it (made if missing)",
+        help="start after the record kept in FILE, and keep the last record read there after "
+        "each batch (sent, or passed over as outside --since/--until); written once a record "
+        "is read, so a missing FILE means from the first record",
     )
     send.add_argument(
         "--follow",
@@ -326,5 +331,21 @@ def _forward_from_position(
     try:
         forwarding.follow(args.interval)
     except KeyboardInterrupt:
-        print(f"Stopped. The last record forwarded is kept in {args.position}.", file=sys.stderr)
+        print(_stopped(args.position), file=sys.stderr)
     return 0
+
+
+def _stopped(path: Path) -> str:
+    """What the forwarder says when stopped: what `path` now keeps, and so where it goes on."""
+    from relay.audit_trail.follow import load_position
+
+    if not path.exists():
+        return (
+            f"Stopped before any record was read: {path} was not written, and forwarding "
+            "started again begins at the trail's first record."
+        )
+    seq = load_position(path).seq
+    return (
+        f"Stopped. {path} keeps record {seq}, the last one read (sent, or passed over as "
+        f"before --since); started again with it, forwarding goes on after record {seq}."
+    )

@@ -1,8 +1,11 @@
 """Forwarding the audit trail continuously (`audit forward --follow`), and resuming where the
 last forwarding stopped (`--position`).
 
-The position file holds the number and hash of the last record forwarded. It is written, durably
-(a new file synced, then renamed over the old one), only after a batch's connection was closed
+The position file holds the number and hash of the last record read: forwarded, or passed over
+because it is outside the period (`--since`, `--until`), so a later run with the same file does
+not send those either. It is first written once a batch of records has been read (a missing file
+means the start of the trail), and then after each batch, durably (a new file synced, then
+renamed over the old one), and after a batch that was sent only once its connection was closed
 cleanly; so a forwarder killed at any moment starts again after the last batch it finished, and
 sends the batch it was in the middle of once more: at least once, and repeated at most one
 batch. Each syslog message carries its record's number as `[meta sequenceId]`, so the receiver
@@ -26,7 +29,8 @@ MAX_BACK_OFF = 60.0  # seconds between tries while the receiver is unreachable
 
 @dataclass(frozen=True)
 class Position:
-    """The last record forwarded: its `seq` (0: none yet) and its `hash` (hex)."""
+    """The last record read (forwarded, or passed over as outside the period): its `seq` (0:
+    none yet) and its `hash` (hex)."""
 
     seq: int = 0
     hash: str = ""
@@ -108,8 +112,9 @@ class Forwarding:
     config_file: Path | None = None  # the relay's --config, naming its storage
 
     def catch_up(self) -> int:
-        """Send every record after the kept position, batch by batch, keeping the position
-        after each; the number of records sent. Raises `SyslogUnreachable` as `send` does
+        """Send every record after the kept position that is in the period, batch by batch,
+        keeping the position after each (past the records outside the period too); the number
+        of records sent. Raises `SyslogUnreachable` as `send` does
         (the position then stays after the last batch sent whole)."""
         position = load_position(self.path)
         check_position(self.data_dir, position, self.path, self.config_file)

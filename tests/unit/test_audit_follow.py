@@ -1,9 +1,11 @@
 """`relay.audit_trail.follow`: the forwarding loop over a real relay database, with a recorder
 for what is sent, said and slept. A batch that fails is sent again whole, the position moves
-only past what was sent, and a position that does not fit the trail is refused."""
+only past what was sent or passed over (outside the period), and a position that does not fit
+the trail is refused. The command's words say the same."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 from pathlib import Path
@@ -11,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from relay import errors
+from relay.audit_trail import commands
 from relay.audit_trail.follow import Forwarding, Position, load_position, save_position
-from relay.audit_trail.reading import Record, read_audit_records
+from relay.audit_trail.reading import Period, Record, read_audit_records
 from relay.sites import add_site
 
 
@@ -89,3 +92,47 @@ def test_a_position_that_does_not_fit_the_trail_is_refused(trail: Path, tmp_path
     with pytest.raises(errors.ForwardingPositionWrong, match="not a forwarding position"):
         forwarding.catch_up()
     assert recorder.log == []
+
+
+def test_records_outside_the_period_are_read_past_and_kept_as_the_position(
+    trail: Path, tmp_path: Path
+) -> None:
+    position = tmp_path / "position.json"
+    recorder = Recorder(failures=0, polls=1)
+    until_1970 = Period(until=0.0)
+    Forwarding(trail, position, recorder.send, recorder.say, period=until_1970).catch_up()
+    assert load_position(position).seq == 2  # nothing sent, yet both records are behind it
+    assert Forwarding(trail, position, recorder.send, recorder.say).catch_up() == 0
+    assert recorder.log == []
+
+
+def _forward_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trauma-relay")
+    commands.add_parsers(parser.add_subparsers())
+    audit = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[
+        "audit"
+    ]
+    sub = next(a for a in audit._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices["forward"]
+
+
+def test_the_command_says_what_the_position_file_keeps_and_when_it_is_written(
+    trail: Path, tmp_path: Path
+) -> None:
+    words = " ".join(_forward_parser().format_help().split())
+    assert "records outside --since and --until are read past without being sent, and a " in words
+    assert "later run with the same FILE does not send them either" in words
+    assert "keep the last record read there after each batch (sent, or passed over" in words
+    assert "written once a record is read, so a missing FILE means from the first record" in words
+    assert "keep the last record forwarded" not in words
+
+    position = tmp_path / "position.json"
+    assert commands._stopped(position) == (
+        f"Stopped before any record was read: {position} was not written, and forwarding "
+        "started again begins at the trail's first record."
+    )
+    save_position(position, Position(7, "00" * 32))
+    assert commands._stopped(position) == (
+        f"Stopped. {position} keeps record 7, the last one read (sent, or passed over as before "
+        "--since); started again with it, forwarding goes on after record 7."
+    )
