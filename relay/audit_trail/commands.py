@@ -51,8 +51,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "audit record repository over TLS (RFC 5425). Dates as for export. With --position "
         "FILE, it starts after the record FILE names (at the first record while FILE does not "
         "exist) and, after each batch of records read, writes the last one read to FILE: "
-        "records outside --since and --until are read past without being sent, and a later "
-        "run with the same FILE does not send them either. With --follow as well, the "
+        "records before --since are read past without being sent, and a later run with the "
+        "same FILE does not send them either; it stops before the first record from --until "
+        "on, which a later run with the same FILE sends. With --follow as well, the "
         "command keeps running and sends new records as they are written, at least once "
         "(after a crash, the last batch may be sent again; each message carries its record's "
         "number as [meta sequenceId]).",
@@ -66,7 +67,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         type=Path,
         metavar="FILE",
         help="start after the record kept in FILE, and keep the last record read there after "
-        "each batch (sent, or passed over as outside --since/--until); written once a record "
+        "each batch (sent, or passed over as before --since); written once a record "
         "is read, so a missing FILE means from the first record",
     )
     send.add_argument(

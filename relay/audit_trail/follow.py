@@ -2,14 +2,16 @@
 last forwarding stopped (`--position`).
 
 The position file holds the number and hash of the last record read: forwarded, or passed over
-because it is outside the period (`--since`, `--until`), so a later run with the same file does
-not send those either. It is first written once a batch of records has been read (a missing file
-means the start of the trail), and then after each batch, durably (a new file synced, then
-renamed over the old one), and after a batch that was sent only once its connection was closed
-cleanly; so a forwarder killed at any moment starts again after the last batch it finished, and
-sends the batch it was in the middle of once more: at least once, and repeated at most one
-batch. Each syslog message carries its record's number as `[meta sequenceId]`, so the receiver
-can tell a repeat from a new record."""
+because it is before the period (`--since`), so a later run with the same file does not send
+those either. Reading stops at the first record from the period's end (`--until`) on, and the
+position stays before it: a later run with the same file (`--follow`, say) sends it and the
+records after it, which nobody has sent yet. It is first written once a batch of records has
+been read (a missing file means the start of the trail), and then after each batch, durably (a
+new file synced, then renamed over the old one), and after a batch that was sent only once its
+connection was closed cleanly; so a forwarder killed at any moment starts again after the last
+batch it finished, and sends the batch it was in the middle of once more: at least once, and
+repeated at most one batch. Each syslog message carries its record's number as `[meta
+sequenceId]`, so the receiver can tell a repeat from a new record."""
 
 from __future__ import annotations
 
@@ -113,21 +115,34 @@ class Forwarding:
 
     def catch_up(self) -> int:
         """Send every record after the kept position that is in the period, batch by batch,
-        keeping the position after each (past the records outside the period too); the number
-        of records sent. Raises `SyslogUnreachable` as `send` does
-        (the position then stays after the last batch sent whole)."""
+        keeping the position after each (past the records before the period too, not past the
+        first record from its end on, where it stops); the number of records sent. Raises
+        `SyslogUnreachable` as `send` does (the position then stays after the last batch sent
+        whole)."""
         position = load_position(self.path)
         check_position(self.data_dir, position, self.path, self.config_file)
         sent = 0
         while records := read_audit_records(
             self.data_dir, after=position.seq, limit=BATCH, config_file=self.config_file
         ):
+            ended = self._ended(records)
+            records = records[:ended]
             chosen = [r for r in records if self.period.covers(r)]
             if chosen:
                 sent += self.send(chosen)
-            position = _after(position, records)
-            save_position(self.path, position)
+            if records:
+                position = _after(position, records)
+                save_position(self.path, position)
+            if ended is not None:
+                break
         return sent
+
+    def _ended(self, records: list[Record]) -> int | None:
+        """The index of the first of `records` from the period's end on, if any."""
+        until = self.period.until
+        if until is None:
+            return None
+        return next((i for i, r in enumerate(records) if float(r["at"]) >= until), None)
 
     def follow(self, interval: float, stopped: Callable[[], bool] = lambda: False) -> None:
         """Catch up, then again every `interval` seconds, until `stopped()`; while the

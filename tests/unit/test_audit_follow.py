@@ -94,16 +94,33 @@ def test_a_position_that_does_not_fit_the_trail_is_refused(trail: Path, tmp_path
     assert recorder.log == []
 
 
-def test_records_outside_the_period_are_read_past_and_kept_as_the_position(
+def test_records_before_the_period_are_read_past_and_kept_as_the_position(
     trail: Path, tmp_path: Path
 ) -> None:
     position = tmp_path / "position.json"
     recorder = Recorder(failures=0, polls=1)
-    until_1970 = Period(until=0.0)
-    Forwarding(trail, position, recorder.send, recorder.say, period=until_1970).catch_up()
+    from_2100 = Period(since=4_102_444_800.0)
+    Forwarding(trail, position, recorder.send, recorder.say, period=from_2100).catch_up()
     assert load_position(position).seq == 2  # nothing sent, yet both records are behind it
     assert Forwarding(trail, position, recorder.send, recorder.say).catch_up() == 0
     assert recorder.log == []
+
+
+def test_forwarding_until_a_moment_stops_before_the_records_after_it_for_a_later_run(
+    trail: Path, tmp_path: Path
+) -> None:
+    """`forward --until X --position F` then `forward --follow --position F`: the records from X
+    on were never sent, so the second run sends them (before, the first run had read past them
+    and the second sent nothing)."""
+    position = tmp_path / "position.json"
+    recorder = Recorder(failures=0, polls=1)
+    records = read_audit_records(trail, after=0, limit=10)
+    second_at = float(records[1]["at"])
+    until = Period(until=second_at)
+    assert Forwarding(trail, position, recorder.send, recorder.say, period=until).catch_up() == 1
+    assert load_position(position).seq == 1
+    assert Forwarding(trail, position, recorder.send, recorder.say).catch_up() == 1
+    assert recorder.log == [("send", [1]), ("send", [2])]
 
 
 def _forward_parser() -> argparse.ArgumentParser:
@@ -120,8 +137,11 @@ def test_the_command_says_what_the_position_file_keeps_and_when_it_is_written(
     trail: Path, tmp_path: Path
 ) -> None:
     words = " ".join(_forward_parser().format_help().split())
-    assert "records outside --since and --until are read past without being sent, and a " in words
-    assert "later run with the same FILE does not send them either" in words
+    assert "records before --since are read past without being sent, and a later run " in words
+    assert (
+        "with the same FILE does not send them either; it stops before the first record " in words
+    )
+    assert "from --until on, which a later run with the same FILE sends" in words
     assert "keep the last record read there after each batch (sent, or passed over" in words
     assert "written once a record is read, so a missing FILE means from the first record" in words
     assert "keep the last record forwarded" not in words
