@@ -13,10 +13,10 @@ from html import unescape
 from pathlib import Path
 
 import pytest
-from console_harness import running_console
+from er_pages import er_console
 from inbox_harness import kept_inbox
 from relay_harness import RECEIVER, running_relay
-from test_console_app import browser_like, get, post, signed_in
+from test_console_app import get, post
 
 from sending_site.inbox.keeping import Keeper
 from sending_site.synthetic import make_ct_study
@@ -66,16 +66,11 @@ async def test_an_image_naming_another_patient_is_said_on_the_list_and_the_study
         assert await _received(keeper, doe, "PACS") == [0, 0, 0]
         async with running_relay(tmp_path / "relay") as relay:
             monkeypatch.setenv(CREDENTIAL_ENV, relay.sender_credential)
-            async with (
-                running_console(
-                    tmp_path, "sender", f"spool.folder={spool}", f"relay.url={relay.url}"
-                ) as console,
-                browser_like() as client,
-            ):
-                token = await signed_in(client, console)
-                _, _, home = await get(client, f"{console.url}/")
+            settings = (f"spool.folder={spool}", f"relay.url={relay.url}")
+            async with er_console(tmp_path, *settings) as er:
+                console, client, token = er.console, er.client, er.token
+                study, home = await er.the_study()
                 assert "another patient" not in home
-                (study,) = re.findall(r'href="(/studies/\d+)"', home)
                 _, _, before = await get(client, console.url + study)
                 assert "another patient" not in before
                 seen_before = _warnings_field(before)

@@ -10,26 +10,14 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from console_harness import running_console
-from inbox_harness import kept_inbox
+from er_pages import er_console, spooled_study
 from relay_harness import RECEIVER, running_relay
-from test_console_app import browser_like, get, post, signed_in
+from test_console_app import get, post
 
 from relay.sites import add_site, disable_site
-from sending_site.synthetic import make_ct_study
 from site_agent.credential import CREDENTIAL_ENV
 
 pytestmark = pytest.mark.asyncio
-
-
-async def _spooled_study(tmp_path: Path) -> Path:
-    """A spool holding one received CT image: the study the console lists."""
-    spool = tmp_path / "spool"
-    (image,) = make_ct_study(tmp_path / "study", 1)
-    async with kept_inbox(spool) as (_, _, keeper):
-        kept, reason = await asyncio.to_thread(keeper.keep_file, image.read_bytes(), "PACS")
-        assert kept == 0, reason
-    return spool
 
 
 def _chosen(page: str) -> list[str]:
@@ -42,22 +30,15 @@ async def test_a_refused_send_keeps_the_chosen_trauma_center(
 ) -> None:
     """The nurse picks the trauma center but forgets to tick that the warnings were read: the
     page says so, and the trauma center stays chosen (nothing sent, nothing to pick again)."""
-    spool = await _spooled_study(tmp_path)
+    spool = await spooled_study(tmp_path)
     async with running_relay(tmp_path / "relay") as relay:
         monkeypatch.setenv(CREDENTIAL_ENV, relay.sender_credential)
-        async with (
-            running_console(
-                tmp_path, "sender", f"spool.folder={spool}", f"relay.url={relay.url}"
-            ) as console,
-            browser_like() as client,
-        ):
-            token = await signed_in(client, console)
-            _, _, home = await get(client, f"{console.url}/")
-            (study,) = re.findall(r'href="(/studies/\d+)"', home)
-            _, _, page = await get(client, console.url + study)
+        async with er_console(tmp_path, f"spool.folder={spool}", f"relay.url={relay.url}") as er:
+            study, _ = await er.the_study()
+            _, _, page = await get(er.client, er.console.url + study)
             assert _chosen(page) == []
-            form = {"csrf_token": token, "recipient": RECEIVER}
-            status, _, refused = await post(client, f"{console.url}{study}/send", form)
+            form = {"csrf_token": er.token, "recipient": RECEIVER}
+            status, _, refused = await post(er.client, f"{er.console.url}{study}/send", form)
     assert status == 400
     assert "Tick the box" in refused
     assert _chosen(refused) == [RECEIVER]
@@ -70,26 +51,20 @@ async def test_a_send_to_another_trauma_center_while_one_runs_is_not_taken_for_i
     for the stable age); a send of it to another trauma center (a second tab, the back button)
     is not quietly taken for the one under way: the page says where it is going, and that
     nothing went to the one chosen."""
-    spool = await _spooled_study(tmp_path)
+    spool = await spooled_study(tmp_path)
     async with running_relay(tmp_path / "relay") as relay:
         await add_site(relay.data_dir, "mercy-trauma", "receiving", "Mercy Trauma Center")
         monkeypatch.setenv(CREDENTIAL_ENV, relay.sender_credential)
-        async with (
-            running_console(
-                tmp_path, "sender", f"spool.folder={spool}", f"relay.url={relay.url}"
-            ) as console,
-            browser_like() as client,
-        ):
-            token = await signed_in(client, console)
-            _, _, home = await get(client, f"{console.url}/")
-            (study,) = re.findall(r'href="(/studies/\d+)"', home)
-            form = {"csrf_token": token, "recipient": RECEIVER, "acknowledge": "yes"}
-            status, job, _ = await post(client, f"{console.url}{study}/send", form)
+        async with er_console(tmp_path, f"spool.folder={spool}", f"relay.url={relay.url}") as er:
+            study, _ = await er.the_study()
+            send = f"{er.console.url}{study}/send"
+            form = {"csrf_token": er.token, "recipient": RECEIVER, "acknowledge": "yes"}
+            status, job, _ = await post(er.client, send, form)
             assert (status, job[:6]) == (303, "/jobs/")
             # The same trauma center again (a double click): the push under way is followed.
-            assert (await post(client, f"{console.url}{study}/send", form))[:2] == (303, job)
+            assert (await post(er.client, send, form))[:2] == (303, job)
             other = {**form, "recipient": "mercy-trauma"}
-            status, _, page = await post(client, f"{console.url}{study}/send", other)
+            status, _, page = await post(er.client, send, other)
     assert status == 409
     said = unescape(page)
     assert "being sent to County Level I Trauma Center now" in said
@@ -102,20 +77,13 @@ async def test_no_trauma_center_to_offer_is_not_said_as_none_added_yet(
 ) -> None:
     """The relay's operator disabled the only trauma center (`site disable`): the study page
     does not tell the nurse none was added "yet", which sends them asking for the wrong thing."""
-    spool = await _spooled_study(tmp_path)
+    spool = await spooled_study(tmp_path)
     async with running_relay(tmp_path / "relay") as relay:
         await disable_site(relay.data_dir, RECEIVER, revoke_open=False)
         monkeypatch.setenv(CREDENTIAL_ENV, relay.sender_credential)
-        async with (
-            running_console(
-                tmp_path, "sender", f"spool.folder={spool}", f"relay.url={relay.url}"
-            ) as console,
-            browser_like() as client,
-        ):
-            await signed_in(client, console)
-            _, _, home = await get(client, f"{console.url}/")
-            (study,) = re.findall(r'href="(/studies/\d+)"', home)
-            status, _, page = await get(client, console.url + study)
+        async with er_console(tmp_path, f"spool.folder={spool}", f"relay.url={relay.url}") as er:
+            study, _ = await er.the_study()
+            status, _, page = await get(er.client, er.console.url + study)
     assert status == 200
     assert 'id="no-destination"' in page
     assert "yet" not in page
@@ -128,20 +96,15 @@ async def test_a_relay_out_of_reach_is_said_in_the_consoles_words(
     """The study page cannot list the trauma centers, and a send (from a page loaded before)
     stops: each says so without the command line's "run the same command again" (there is no
     command at the console)."""
-    spool = await _spooled_study(tmp_path)
+    spool = await spooled_study(tmp_path)
     monkeypatch.setenv(CREDENTIAL_ENV, "not-needed-nothing-answers")
-    async with (
-        running_console(tmp_path, "sender", f"spool.folder={spool}") as console,
-        browser_like() as client,
-    ):
-        token = await signed_in(client, console)
-        _, _, home = await get(client, f"{console.url}/")
-        (study,) = re.findall(r'href="(/studies/\d+)"', home)
-        status, _, page = await get(client, console.url + study)
-        form = {"csrf_token": token, "recipient": RECEIVER, "acknowledge": "yes"}
-        _, job, _ = await post(client, f"{console.url}{study}/send", form)
+    async with er_console(tmp_path, f"spool.folder={spool}") as er:
+        study, _ = await er.the_study()
+        status, _, page = await get(er.client, er.console.url + study)
+        form = {"csrf_token": er.token, "recipient": RECEIVER, "acknowledge": "yes"}
+        _, job, _ = await post(er.client, f"{er.console.url}{study}/send", form)
         assert job.startswith("/jobs/")
-        stopped = await _until_stopped(client, console.url + job)
+        stopped = await _until_stopped(er.client, er.console.url + job)
     assert status == 200
     assert "could not be reached" in page
     assert "The list of trauma centers could not be loaded" in page

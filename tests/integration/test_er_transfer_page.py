@@ -10,11 +10,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from console_harness import running_console
+from er_pages import er_console, spooled_study
 from peers.ports import free_port
 from relay_harness import RECEIVER, register_sites, running_relay
-from test_console_app import browser_like, get, post, signed_in
-from test_er_study_page import _spooled_study
+from test_console_app import get, post
 
 from site_agent.credential import CREDENTIAL_ENV
 
@@ -46,29 +45,22 @@ async def test_the_trauma_center_keeps_its_name_while_the_relay_is_out_of_reach(
     """The relay names the trauma center on the transfer's page; once it is out of reach, the
     page (and the list of transfers) still does, not by its name in the relay's registry
     ("county-trauma"), which a nurse does not know."""
-    spool = await _spooled_study(tmp_path)
+    spool = await spooled_study(tmp_path)
     sending, receiving = await register_sites(tmp_path / "relay")
     monkeypatch.setenv(CREDENTIAL_ENV, sending)
     port = free_port()
     relay_url = f"http://127.0.0.1:{port}"
-    async with (
-        running_console(
-            tmp_path, "sender", f"spool.folder={spool}", f"relay.url={relay_url}"
-        ) as console,
-        browser_like() as client,
-    ):
+    async with er_console(tmp_path, f"spool.folder={spool}", f"relay.url={relay_url}") as er:
         async with running_relay(tmp_path / "relay", port=port, registered=(sending, receiving)):
-            token = await signed_in(client, console)
-            _, _, home = await get(client, f"{console.url}/")
-            (study,) = re.findall(r'href="(/studies/\d+)"', home)
-            form = {"csrf_token": token, "recipient": RECEIVER, "acknowledge": "yes"}
-            status, job, _ = await post(client, f"{console.url}{study}/send", form)
+            study, _ = await er.the_study()
+            form = {"csrf_token": er.token, "recipient": RECEIVER, "acknowledge": "yes"}
+            status, job, _ = await post(er.client, f"{er.console.url}{study}/send", form)
             assert (status, job[:6]) == (303, "/jobs/")
-            transfer, page = await _transfer_page(client, console.url + job)
+            transfer, page = await _transfer_page(er.client, er.console.url + job)
             assert _heading(page) == f"Transfer to {SHOWN}"
         # The relay is down now.
-        _, _, page = await get(client, transfer)
-        _, _, listed = await get(client, f"{console.url}/transfers")
+        _, _, page = await get(er.client, transfer)
+        _, _, listed = await get(er.client, f"{er.console.url}/transfers")
     assert "The status is not known just now" in page
     assert _heading(page) == f"Transfer to {SHOWN}"
     assert f"<td>{SHOWN}</td>" in unescape(listed)
