@@ -618,7 +618,11 @@
       await refresh();
       $("next-heading").focus();
     } catch (e) {
-      formError(refusal(e), null);
+      // Ended meanwhile (cancelled by the emergency department, expired): the page shows where
+      // things stand, in the words of who ended it, not a form that can no longer be sent.
+      if (e.status >= 400 && e.code !== "csrf") await refresh();
+      if (current && current.state === "awaiting_authorization") formError(refusal(e), null);
+      else $("state-heading").focus();
     } finally {
       button.disabled = false;
     }

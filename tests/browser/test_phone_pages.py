@@ -225,3 +225,29 @@ async def test_a_throttled_phone_is_told_how_long_to_wait(tmp_path: Path, browse
             await expect(text).to_contain_text("Too many links that lead nowhere")
             await expect(text).to_contain_text("Try again in 15 minutes")
             await expect(page.locator("#authorize")).to_be_hidden()
+
+
+@pytest.mark.asyncio
+async def test_agreeing_after_the_er_cancelled_shows_where_things_stand(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """The family fills the form while the emergency department cancels the transfer: pressing
+    "Agree and share" is refused, and the page then says who cancelled and what to do, with no
+    form left to send and no "Nothing has been shared yet ... decide" above it."""
+    async with running_relay(tmp_path / "relay") as relay:
+        ready, _ = await push_study(relay, tmp_path)
+        async with phone(browser) as (_, page):
+            await page.goto(ready.authorization_url)
+            await expect(page.locator("#authorize")).to_be_visible()
+            async with RelayClient(relay.url, relay.sender_credential) as er:
+                await er.revoke(ready.transfer_id)
+            await page.locator("#role-patient").check()
+            await page.locator("#name").fill("Jane Example")
+            await page.locator("#consent").check()
+            await page.locator("#authorize-button").click()
+            state = page.locator("#state-text")
+            await expect(state).to_contain_text("The emergency department cancelled this transfer")
+            await expect(state).not_to_contain_text("Nothing has been shared yet")
+            await expect(page.locator("#authorize")).to_be_hidden()
+            await expect(page.locator("#state-heading")).to_be_focused()
+            await snap(page, "41-agree-after-er-cancelled.png")
