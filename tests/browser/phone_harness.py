@@ -108,6 +108,35 @@ async def no_horizontal_overflow(page: Page) -> bool:
     )
 
 
+async def words_cut_in_two(page: Page, selector: str) -> list[str]:
+    """The words shown inside `selector` that a line break cuts in two (a word's pieces on
+    different lines): at 200 % zoom a sentence cut like "Depar tment share s" is not readable."""
+    return list(
+        await page.evaluate(
+            """(selector) => {
+                const cut = [];
+                const root = document.querySelector(selector);
+                const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+                for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+                    for (const word of n.data.matchAll(/\\S+/g)) {
+                        const range = document.createRange();
+                        range.setStart(n, word.index);
+                        range.setEnd(n, word.index + word[0].length);
+                        const lines = new Set(
+                            [...range.getClientRects()]
+                                .filter((r) => r.width > 0)
+                                .map((r) => Math.round(r.top)),
+                        );
+                        if (lines.size > 1) cut.push(word[0]);
+                    }
+                }
+                return cut;
+            }""",
+            selector,
+        )
+    )
+
+
 @asynccontextmanager
 async def logged_relay(data_dir: Path, **overrides: object) -> AsyncIterator[Relay]:
     """Like `relay_harness.running_relay`, but with aiohttp's access log on (to the

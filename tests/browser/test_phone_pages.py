@@ -15,6 +15,7 @@ from phone_harness import (
     push_study,
     redeem_request,
     snap,
+    words_cut_in_two,
 )
 from playwright.async_api import Browser, Page, expect
 from relay_harness import running_relay
@@ -164,6 +165,36 @@ async def test_readable_at_200_percent_zoom(tmp_path: Path, browser: Browser) ->
                 box = await page.locator(selector).bounding_box()
                 assert box is not None
                 assert box["height"] >= 44
+
+
+@pytest.mark.asyncio
+async def test_no_word_of_the_form_is_cut_in_two_at_200_percent_zoom(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """At 200 % zoom the consent sentence and the choices are read whole: no word is cut
+    across two lines ("I agree that St. Mary' s Emer gency Depar tment share s ...")."""
+    async with running_relay(tmp_path / "relay") as relay:
+        ready, _ = await push_study(relay, tmp_path)
+        half = {"width": PHONE["width"] // 2, "height": PHONE["height"] // 2}
+        zooms = {
+            "page-en": {"viewport": half, "device_scale_factor": 4},
+            "page-es": {"viewport": half, "device_scale_factor": 4, "locale": "es-ES"},
+            "text-en": {},
+        }
+        for zoom, options in zooms.items():
+            async with phone(browser, **options) as (context, page):
+                if zoom.startswith("text"):
+                    await context.add_init_script(
+                        "document.addEventListener('DOMContentLoaded', () => {"
+                        " document.documentElement.style.fontSize = '200%'; })"
+                    )
+                await page.goto(ready.authorization_url)
+                await expect(page.locator("#authorize")).to_be_visible()
+                await page.locator("#role-family").check()
+                await expect(page.locator("#consent-text")).not_to_be_empty()
+                assert await words_cut_in_two(page, "#authorize") == [], zoom
+                assert await no_horizontal_overflow(page), zoom
+                await snap(page, f"32-zoom-200-{zoom}-form.png")
 
 
 @pytest.mark.asyncio
