@@ -664,7 +664,10 @@
       await render(status);
       $("state-heading").focus();
     } catch (e) {
+      // Not cancelled: "Cancel this transfer" comes back, to try again (offline, say).
       show("revoke-confirm", false);
+      show("revoke-button", true);
+      $("revoke-button").focus();
       say("revoke-result", refusal(e));
       show("revoke-result", true);
       if (e.code === "already-redeemed") {

@@ -71,6 +71,34 @@ async def test_revoke_before_redemption_stops_the_code(tmp_path: Path, browser: 
 
 
 @pytest.mark.asyncio
+async def test_a_cancel_that_could_not_reach_the_relay_can_be_tried_again(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """The phone loses its connection as the family presses "Yes, cancel the transfer": the page
+    says the relay could not be reached, and "Cancel this transfer" is there to try again."""
+    async with running_relay(tmp_path / "relay") as relay:
+        ready, _ = await push_study(relay, tmp_path)
+        async with phone(browser) as (context, page):
+            await page.goto(ready.authorization_url)
+            await _authorize_as_patient(page)
+            await page.locator("#revoke-button").click()
+            await context.set_offline(True)
+            await page.locator("#revoke-yes").click()
+            result = page.locator("#revoke-result")
+            await expect(result).to_contain_text("The relay could not be reached")
+            await expect(page.locator("#revoke-button")).to_be_visible()
+            await expect(page.locator("#revoke-button")).to_be_focused()
+            await snap(page, "13-revoke-offline.png")
+            await context.set_offline(False)
+            await page.locator("#revoke-button").click()
+            await expect(result).to_be_hidden()
+            await page.locator("#revoke-yes").click()
+            await expect(page.locator("#state-text")).to_contain_text("was cancelled")
+        async with RelayClient(relay.url, relay.sender_credential) as er:
+            assert (await er.status(ready.transfer_id))["state"] == "revoked"
+
+
+@pytest.mark.asyncio
 async def test_revoke_after_redemption_is_refused_in_plain_words(
     tmp_path: Path, browser: Browser
 ) -> None:
