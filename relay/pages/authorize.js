@@ -530,9 +530,13 @@
     show("next", state === "authorized");
     show("code", Boolean(code) && state === "authorized");
     if (code) renderCode(code);
-    show("revoke", Boolean(status.can_revoke) && state === "authorized");
-    show("revoke-confirm", false);
-    show("revoke-button", true);
+    const revocable = Boolean(status.can_revoke) && state === "authorized";
+    show("revoke", revocable);
+    // The page refreshing itself leaves open a question the reader is still answering.
+    if (!revocable || $("revoke-confirm").hidden) {
+      show("revoke-confirm", false);
+      show("revoke-button", true);
+    }
     // After break-glass nobody agreed on a phone, so cancelling asks who is cancelling.
     show("revoke-who", status.authorized_by === "break_glass");
     show("decline-confirm", false);

@@ -150,6 +150,38 @@ async def test_break_glass_is_shown_on_the_phone(tmp_path: Path, browser: Browse
         assert status["authorized_by"] == "break_glass"
 
 
+@pytest.mark.asyncio
+async def test_the_page_refreshing_itself_leaves_the_cancel_question_open(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """Reading "Cancel the transfer? ..." and choosing who cancels takes time: the page's
+    refresh every 30 s leaves the question open and the choice made."""
+    async with running_relay(tmp_path / "relay") as relay:
+        ready, _ = await push_study(
+            relay,
+            tmp_path,
+            break_glass_reason="Unconscious after a car crash; no family reachable yet.",
+            clinician="Dr. Rivera",
+        )
+        async with phone(browser) as (_, page):
+            await page.clock.install()
+            await page.goto(ready.authorization_url)
+            await page.locator("#revoke-button").click()
+            await expect(page.locator("#revoke-who")).to_be_visible()
+            await page.locator("#revoke-role-family").check()
+            async with page.expect_response("**/api/v1/phone/status"):
+                await page.clock.run_for(31_000)
+            await expect(page.locator("#revoke-confirm")).to_be_visible()
+            await expect(page.locator("#revoke-role-family")).to_be_checked()
+            await expect(page.locator("#revoke-button")).to_be_hidden()
+            await snap(page, "21-revoke-question-after-refresh.png")
+            await page.locator("#revoke-yes").click()
+            await expect(page.locator("#state-text")).to_contain_text("was cancelled")
+        async with RelayClient(relay.url, relay.sender_credential) as er:
+            status = await er.status(ready.transfer_id)
+        assert status["revoked_by"] == "family"
+
+
 async def _zoomed_views(page: Page, url: str, prefix: str) -> None:
     await page.goto(url)
     await expect(page.locator("#authorize")).to_be_visible()
