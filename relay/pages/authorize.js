@@ -547,11 +547,16 @@
     say("page-title", { key: state === "authorized" ? "page.title_code" : "page.title" });
   }
 
+  // Refusals that asking again cannot change: the link leads nowhere, or the page is stale.
+  const FINAL = ["not-found", "csrf"];
+
   async function refresh() {
     try {
       await render(await post("/api/v1/phone/status", { token }));
     } catch (e) {
       problem(refusal(e));
+      // "Try again" needs a way to: before the first status, nothing else offers one.
+      if (!current && !FINAL.includes(e.code)) show("refresh", true);
     }
   }
 

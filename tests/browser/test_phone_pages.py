@@ -299,6 +299,29 @@ async def test_an_incomplete_link_explains_itself(tmp_path: Path, browser: Brows
 
 
 @pytest.mark.asyncio
+async def test_a_link_opened_while_the_relay_is_out_of_reach_can_be_tried_again(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """The page loads but the relay cannot be reached for the transfer (the phone's connection
+    drops): "try again" comes with "Check again", which shows the transfer once it can."""
+    async with running_relay(tmp_path / "relay") as relay:
+        ready, _ = await push_study(relay, tmp_path)
+        async with phone(browser) as (_, page):
+            status = "**/api/v1/phone/status"
+            await page.route(status, lambda route: route.abort("internetdisconnected"))
+            await page.goto(ready.authorization_url)
+            await expect(page.locator("#problem-text")).to_contain_text(
+                "The relay could not be reached"
+            )
+            await expect(page.locator("#refresh")).to_be_visible()
+            await snap(page, "42-opened-offline.png")
+            await page.unroute(status)
+            await page.locator("#refresh").click()
+            await expect(page.locator("#problem")).to_be_hidden()
+            await expect(page.locator("#authorize")).to_be_visible()
+
+
+@pytest.mark.asyncio
 async def test_a_throttled_phone_is_told_how_long_to_wait(tmp_path: Path, browser: Browser) -> None:
     """After links that lead nowhere from the same network (a guesser on the hospital's Wi-Fi),
     the family's own link is refused for the throttle's window: the page says so and for how
