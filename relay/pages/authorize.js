@@ -800,6 +800,7 @@
     $("revoke-no").addEventListener("click", () => {
       show("revoke-confirm", false);
       show("revoke-button", true);
+      $("revoke-button").focus(); // where the reader was, as "No, go back" does for declining
     });
     $("revoke-yes").addEventListener("click", revoke);
     $("decline-button").addEventListener("click", askToDecline);

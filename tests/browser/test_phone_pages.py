@@ -71,6 +71,26 @@ async def test_revoke_before_redemption_stops_the_code(tmp_path: Path, browser: 
 
 
 @pytest.mark.asyncio
+async def test_keeping_the_transfer_by_keyboard_leaves_focus_on_cancel(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """With a keyboard (or a switch, or a screen reader), "No, keep it" closes the question and
+    leaves focus on "Cancel this transfer", not lost at the top of the page."""
+    async with running_relay(tmp_path / "relay") as relay:
+        ready, _ = await push_study(relay, tmp_path)
+        async with phone(browser) as (_, page):
+            await page.goto(ready.authorization_url)
+            await _authorize_as_patient(page)
+            await page.locator("#revoke-button").focus()
+            await page.keyboard.press("Enter")
+            await expect(page.locator("#revoke-no")).to_be_focused()
+            await page.keyboard.press("Enter")
+            await expect(page.locator("#revoke-confirm")).to_be_hidden()
+            await expect(page.locator("#revoke-button")).to_be_focused()
+            await snap(page, "14-kept-by-keyboard.png")
+
+
+@pytest.mark.asyncio
 async def test_a_cancel_that_could_not_reach_the_relay_can_be_tried_again(
     tmp_path: Path, browser: Browser
 ) -> None:
