@@ -278,6 +278,31 @@ async def test_no_word_of_the_form_is_cut_in_two_at_200_percent_zoom(
 
 
 @pytest.mark.asyncio
+async def test_no_word_of_the_code_page_is_cut_in_two_at_200_percent_zoom(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """After agreeing, at 200 % zoom in Spanish (its words are longer), the timeline and the
+    cancel question's buttons are read whole: not "(representa nte" or "No, mantenerl o"."""
+    async with running_relay(tmp_path / "relay") as relay:
+        ready, _ = await push_study(relay, tmp_path)
+        half = {"width": PHONE["width"] // 2, "height": PHONE["height"] // 2}
+        options = {"viewport": half, "device_scale_factor": 4, "locale": "es-ES"}
+        async with phone(browser, **options) as (_, page):
+            await page.goto(ready.authorization_url)
+            await page.locator("#role-family").check()
+            await page.locator("#relationship").select_option("healthcare_proxy")
+            await page.locator("#name").fill("Ana Ejemplo")
+            await page.locator("#consent").check()
+            await page.locator("#authorize-button").click()
+            await expect(page.locator("#code")).to_be_visible()
+            await page.locator("#revoke-button").click()
+            await expect(page.locator("#revoke-confirm")).to_be_visible()
+            assert await words_cut_in_two(page, "main") == []
+            assert await no_horizontal_overflow(page)
+            await snap(page, "33-zoom-200-es-code.png")
+
+
+@pytest.mark.asyncio
 async def test_touch_targets_and_labels(tmp_path: Path, browser: Browser) -> None:
     async with running_relay(tmp_path / "relay") as relay:
         ready, _ = await push_study(relay, tmp_path)
