@@ -625,7 +625,16 @@
         sealed_authorizer: sealed,
       });
       await refresh();
-      $("next-heading").focus();
+      if (current.state === "awaiting_authorization") {
+        // Recorded, but the new state could not be read (the connection dropped): say so,
+        // rather than leave the form under "Nothing has been shared yet".
+        show("authorize", false);
+        say("state-text", { key: "state.authorized_unseen" });
+        show("refresh", true);
+        $("state-heading").focus();
+      } else {
+        $("next-heading").focus();
+      }
     } catch (e) {
       // Ended meanwhile (cancelled by the emergency department, expired): the page shows where
       // things stand, in the words of who ended it, not a form that can no longer be sent.

@@ -344,6 +344,39 @@ async def test_an_incomplete_link_explains_itself(tmp_path: Path, browser: Brows
 
 
 @pytest.mark.asyncio
+async def test_an_agreement_recorded_while_the_page_lost_the_relay_says_so(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """The relay records "Agree and share", then the phone's connection drops before the page
+    reads the new state: the page says the agreement was recorded, not "Nothing has been
+    shared yet" above the form, and "Check again" brings the code."""
+    async with running_relay(tmp_path / "relay") as relay:
+        ready, _ = await push_study(relay, tmp_path)
+        async with phone(browser) as (_, page):
+            await page.goto(ready.authorization_url)
+            await expect(page.locator("#authorize")).to_be_visible()
+            status = "**/api/v1/phone/status"
+            await page.route(status, lambda route: route.abort("internetdisconnected"))
+            await page.locator("#role-patient").check()
+            await page.locator("#name").fill("Jane Example")
+            await page.locator("#consent").check()
+            await page.locator("#authorize-button").click()
+            state = page.locator("#state-text")
+            await expect(state).to_contain_text("Your agreement was recorded")
+            await expect(state).not_to_contain_text("Nothing has been shared yet")
+            await expect(page.locator("#authorize")).to_be_hidden()
+            await expect(page.locator("#refresh")).to_be_visible()
+            await expect(page.locator("#state-heading")).to_be_focused()
+            await snap(page, "43-agreed-then-out-of-reach.png")
+            await page.unroute(status)
+            await page.locator("#refresh").click()
+            await expect(page.locator("#code")).to_be_visible()
+            await expect(page.locator("#problem")).to_be_hidden()
+        async with RelayClient(relay.url, relay.sender_credential) as er:
+            assert (await er.status(ready.transfer_id))["state"] == "authorized"
+
+
+@pytest.mark.asyncio
 async def test_a_link_opened_while_the_relay_is_out_of_reach_can_be_tried_again(
     tmp_path: Path, browser: Browser
 ) -> None:
