@@ -24,12 +24,17 @@ from receiving_site.redeem import redeem
 from site_agent.client import RelayClient, RelayRefused
 
 
-async def _authorize_as_patient(page: Page, name: str = "Jane Example") -> None:
+async def _agree_as_patient(page: Page, name: str = "Jane Example") -> None:
+    """Fill the form as the patient and press "Agree and share"."""
     await page.locator("#role-patient").check()
     await expect(page.locator("#relationship")).to_be_hidden()
     await page.locator("#name").fill(name)
     await page.locator("#consent").check()
     await page.locator("#authorize-button").click()
+
+
+async def _authorize_as_patient(page: Page, name: str = "Jane Example") -> None:
+    await _agree_as_patient(page, name)
     await expect(page.locator("#code")).to_be_visible()
 
 
@@ -357,10 +362,7 @@ async def test_an_agreement_recorded_while_the_page_lost_the_relay_says_so(
             await expect(page.locator("#authorize")).to_be_visible()
             status = "**/api/v1/phone/status"
             await page.route(status, lambda route: route.abort("internetdisconnected"))
-            await page.locator("#role-patient").check()
-            await page.locator("#name").fill("Jane Example")
-            await page.locator("#consent").check()
-            await page.locator("#authorize-button").click()
+            await _agree_as_patient(page)
             state = page.locator("#state-text")
             await expect(state).to_contain_text("Your agreement was recorded")
             await expect(state).not_to_contain_text("Nothing has been shared yet")
@@ -433,10 +435,7 @@ async def test_agreeing_after_the_er_cancelled_shows_where_things_stand(
             await expect(page.locator("#authorize")).to_be_visible()
             async with RelayClient(relay.url, relay.sender_credential) as er:
                 await er.revoke(ready.transfer_id)
-            await page.locator("#role-patient").check()
-            await page.locator("#name").fill("Jane Example")
-            await page.locator("#consent").check()
-            await page.locator("#authorize-button").click()
+            await _agree_as_patient(page)
             state = page.locator("#state-text")
             await expect(state).to_contain_text("The emergency department cancelled this transfer")
             await expect(state).not_to_contain_text("Nothing has been shared yet")
