@@ -755,14 +755,24 @@
   // The link's secret (token and phone key). Once read it leaves the address bar and the
   // history, where anyone picking up the phone or its browser history would find it; this tab
   // keeps it (sessionStorage, gone with the tab) so that reloading still works.
+  // With storage blocked (a private mode, "block all site data"), this load still works; a
+  // reload then finds no link and asks for it again, rather than the page staying "Loading…".
   function linkSecret() {
     const fragment = window.location.hash.replace(/^#/, "");
     if (fragment) {
-      window.sessionStorage.setItem(LINK_KEY, fragment);
+      try {
+        window.sessionStorage.setItem(LINK_KEY, fragment);
+      } catch (e) {
+        // storage blocked: see above
+      }
       window.history.replaceState(null, "", window.location.pathname + window.location.search);
       return fragment;
     }
-    return window.sessionStorage.getItem(LINK_KEY) || "";
+    try {
+      return window.sessionStorage.getItem(LINK_KEY) || "";
+    } catch (e) {
+      return "";
+    }
   }
 
   async function start() {

@@ -401,6 +401,34 @@ async def test_a_link_opened_while_the_relay_is_out_of_reach_can_be_tried_again(
             await expect(page.locator("#authorize")).to_be_visible()
 
 
+# What a browser that blocks site data does: every use of sessionStorage throws.
+BLOCKED_STORAGE = """
+Object.defineProperty(window, "sessionStorage", {
+  get() { throw new DOMException("The operation is insecure.", "SecurityError"); },
+});
+"""
+
+
+@pytest.mark.asyncio
+async def test_a_phone_that_blocks_site_data_can_still_agree(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """A phone whose browser blocks site data (storage throws): the page opens from the link
+    and the family can agree, instead of staying on "Loading…"; a reload, which has no link
+    left in the address bar, asks for the link again."""
+    async with running_relay(tmp_path / "relay") as relay:
+        ready, _ = await push_study(relay, tmp_path)
+        async with phone(browser) as (context, page):
+            await context.add_init_script(BLOCKED_STORAGE)
+            await page.goto(ready.authorization_url)
+            await expect(page.locator("#authorize")).to_be_visible()
+            assert "#" not in page.url  # the secret left the address bar all the same
+            await _authorize_as_patient(page)
+            await snap(page, "44-site-data-blocked-agreed.png")
+            await page.reload()
+            await expect(page.locator("#problem-text")).to_contain_text("This link is incomplete")
+
+
 @pytest.mark.asyncio
 async def test_a_throttled_phone_is_told_how_long_to_wait(tmp_path: Path, browser: Browser) -> None:
     """After links that lead nowhere from the same network (a guesser on the hospital's Wi-Fi),
