@@ -359,7 +359,12 @@
     showFact("s-regions", regionList(summary));
     say("s-sender", sender);
     say("s-recipient", recipient);
-    say("s-expires", { moment: status.expires_at });
+    // Until when the scans can be taken: not said once they were, or can no longer be (the
+    // relay deletes a delivered transfer's data sooner than that).
+    const open =
+      ["awaiting_authorization", "authorized"].includes(status.state) ||
+      (status.state === "redeemed" && !status.discarded_at);
+    showFact("s-expires", open && status.expires_at ? { moment: status.expires_at } : "");
     if (summary) {
       const what = summary.study_descriptions.filter(Boolean).join("; ");
       const kinds = summary.modalities.length ? ` (${summary.modalities.join(", ")})` : "";

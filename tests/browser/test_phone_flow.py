@@ -116,6 +116,9 @@ async def test_phone_authorizes_carries_code_and_sees_delivery(
             await expect(page.locator("#code")).to_be_hidden()
             await expect(page.locator("#revoke")).to_be_hidden()
             await expect(page.locator("#authorize")).to_be_hidden()
+            # "Available until" no longer applies: the relay deletes delivered data sooner.
+            await expect(page.locator("#s-expires")).to_be_hidden()
+            await expect(page.locator("#s-expires-label")).to_be_hidden()
             await snap(page, "04-redeemed-and-delivered.png")
 
         async with RelayClient(relay.url, relay.sender_credential) as er:
