@@ -110,7 +110,9 @@ def test_a_delivered_transfers_keys_are_forgotten_at_the_er(
     ):
         assert secret not in text
     live = json.loads((folder / f"{waiting['transfer_id']}.json").read_text())
-    assert live == before[waiting["transfer_id"]]  # a live transfer keeps what it needs
+    # A live transfer keeps what it needs; the list only adds the trauma center's name as the
+    # relay shows it, to name it so while the relay is out of reach.
+    assert live == dict(before[waiting["transfer_id"]], recipient_display_name="County Trauma")
     listed = _er(relay, tmp_path, "transfers").ok().stdout  # and the list still reads
     assert f"{delivered['transfer_id']} to " in listed
 
