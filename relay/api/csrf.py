@@ -3,7 +3,9 @@
 Double-submit cookie: `GET /authorize` sets a random `tr_csrf` cookie (SameSite=Strict, HttpOnly)
 and puts the same value in the page; every POST from the page sends it back in `X-CSRF-Token`.
 A page on another site can neither read the value nor make the browser send the cookie. An
-`Origin` header, when present, must be the relay's own. The relay stores nothing for this, so
+`Origin` header, when present, must be the relay's own. A browser that refuses cookies sends
+none: its POST is taken on its `Origin` (ours) and the custom header, which another site's page
+cannot send without a CORS preflight the relay never answers. The relay stores nothing for this, so
 opening the page (or a link previewer fetching it) changes no state.
 """
 
@@ -75,16 +77,25 @@ def came_from_browser(request: web.Request) -> bool:
 
 
 def check(request: web.Request) -> None:
-    """Refuse (403) unless the header matches the cookie and any `Origin` is our own."""
+    """Refuse (403) unless any `Origin` is our own and the header matches the cookie, or, from a
+    browser that sent no cookie, the header is there and `Origin` names us."""
     origin = request.headers.get("Origin")
     if origin is not None and origin.lower() != own_origin(request):
         raise CsrfRefused()
     site = request.headers.get("Sec-Fetch-Site")
     if site is not None and site not in ("same-origin", "none"):
         raise CsrfRefused()
-    cookie = request.cookies.get(COOKIE, "")
     header = request.headers.get(HEADER, "")
-    if not (_usable(cookie) and _usable(header)):
+    if not _usable(header):
         raise CsrfRefused()
-    if not hmac.compare_digest(cookie.encode(), header.encode()):
+    if COOKIE not in request.cookies:
+        # A browser that keeps no cookies (set to keep no site data) never sends one back.
+        # It still names the page's origin: a page on another site can neither send its
+        # own origin as ours nor add the header without asking first (CORS), which the relay
+        # never grants. Without an origin, nothing shows the request came from our page.
+        if origin is None:
+            raise CsrfRefused()
+        return
+    cookie = request.cookies[COOKIE]
+    if not (_usable(cookie) and hmac.compare_digest(cookie.encode(), header.encode())):
         raise CsrfRefused()

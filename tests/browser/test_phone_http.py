@@ -135,7 +135,10 @@ async def test_phone_posts_need_the_csrf_token(
     good = _phone_headers(relay, cookie)
     refused = {
         "no header": {"Cookie": f"tr_csrf={cookie}", "Origin": relay.url},
-        "no cookie": {"X-CSRF-Token": cookie, "Origin": relay.url},
+        "no cookie, no origin": {"X-CSRF-Token": cookie},
+        "no cookie, no header": {"Origin": relay.url},
+        "no cookie, other origin": {"X-CSRF-Token": cookie, "Origin": "https://evil.example"},
+        "empty cookie": {"Cookie": "tr_csrf=", "X-CSRF-Token": cookie, "Origin": relay.url},
         "wrong token": _phone_headers(relay, cookie, "x" * len(cookie)),
         "other origin": {**good, "Origin": "https://evil.example"},
         "cross-site fetch": {**good, "Sec-Fetch-Site": "cross-site"},
@@ -151,6 +154,12 @@ async def test_phone_posts_need_the_csrf_token(
     assert document["state"] == "awaiting_authorization"  # nothing above changed anything
     assert document["code"] is None  # the code only once authorized
     assert document["summary"]
+
+    # A browser that keeps no cookies sends its page's token and our origin, and is taken.
+    kept_none = {"X-CSRF-Token": embedded, "Origin": relay.url, "Sec-Fetch-Site": "same-origin"}
+    status, document = await _post(http, relay, "/api/v1/phone/status", {"token": token}, kept_none)
+    assert status == 200
+    assert document["state"] == "awaiting_authorization"
 
     status, problem = await _post(http, relay, "/api/v1/phone/status", {"token": "0" * 48}, good)
     assert status == 404

@@ -3,21 +3,24 @@ redemption, break-glass, zoom to 200 %, and a link that is incomplete."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import aiohttp
 import pytest
 from phone_harness import (
+    CHROMIUM_ARGS,
     PHONE,
     decode_qr,
     no_horizontal_overflow,
     phone,
     push_study,
     redeem_request,
+    require_chromium,
     snap,
     words_cut_in_two,
 )
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, async_playwright, expect
 from relay_harness import running_relay
 
 from receiving_site.redeem import redeem
@@ -427,6 +430,50 @@ async def test_a_phone_that_blocks_site_data_can_still_agree(
             await snap(page, "44-site-data-blocked-agreed.png")
             await page.reload()
             await expect(page.locator("#problem-text")).to_contain_text("This link is incomplete")
+
+
+STORAGE_REFUSED = "(() => { try { sessionStorage; return 'kept' } catch (e) { return e.name } })()"
+
+
+def _profile_blocking_site_data(directory: Path) -> Path:
+    """A Chromium profile with "Don't allow sites to save data" (cookies and storage) chosen,
+    as a family member's browser may have it."""
+    (directory / "Default").mkdir(parents=True)
+    preferences = {"profile": {"default_content_setting_values": {"cookies": 2}}}
+    (directory / "Default" / "Preferences").write_text(json.dumps(preferences))
+    return directory
+
+
+@pytest.mark.asyncio
+async def test_a_browser_that_refuses_cookies_can_still_agree_and_cancel(tmp_path: Path) -> None:
+    """Chromium set to keep no site data (no cookies, storage throws): the page loads the
+    transfer, the family agrees and sees the code, and can cancel; before, every request was
+    refused as coming from an out-of-date page, so nobody could agree from such a phone."""
+    async with running_relay(tmp_path / "relay") as relay:
+        ready, _ = await push_study(relay, tmp_path)
+        async with async_playwright() as p:
+            context = await p.chromium.launch_persistent_context(
+                str(_profile_blocking_site_data(tmp_path / "profile")),
+                executable_path=require_chromium(),
+                headless=True,
+                args=CHROMIUM_ARGS,
+                viewport=PHONE,
+                is_mobile=True,
+                has_touch=True,
+            )
+            try:
+                page = await context.new_page()
+                await page.goto(ready.authorization_url)
+                assert await context.cookies() == []  # the relay's cookie was refused
+                assert "SecurityError" in await page.evaluate(STORAGE_REFUSED)
+                await expect(page.locator("#authorize")).to_be_visible()
+                await _authorize_as_patient(page)
+                await snap(page, "45-cookies-refused-agreed.png")
+                await page.locator("#revoke-button").click()
+                await page.locator("#revoke-yes").click()
+                await expect(page.locator("#state-text")).to_contain_text("was cancelled")
+            finally:
+                await context.close()
 
 
 @pytest.mark.asyncio
