@@ -6,8 +6,8 @@ Only failures count: a wrong proof for a redemption, a phone link that leads now
 typo never gets here (a wrong check symbol is refused on the trauma center's own machine), and a
 right proof is never counted. When a key has had `failures` failures within the last `window`
 seconds, its next attempt waits until the oldest of them leaves the window. Pure and in memory:
-the caller says what time it is, and what other relay instances counted (`known`); a restart
-forgets what only this process counted (the per-transfer lock is durable).
+the caller says what time it is, and what the metadata store kept (`known`: every instance's
+failures, and this process's from before a restart).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ audited once (a security alert), not every refused attempt after it.
 
 Relay instances sharing a metadata store (PostgreSQL) count their failures in it: each attempt
 first takes what every instance counted against its keys (`recent_guess_failures`), so N
-instances allow what one does, not N times that. On the embedded store, one process counts."""
+instances allow what one does, not N times that. The embedded store keeps them as well, so a
+restarted relay goes on holding back whoever guessed until the window ends."""
 
 from __future__ import annotations
 

@@ -112,11 +112,29 @@ class SqliteMetadata:
     async def recent_guess_failures(
         self, keys: Sequence[str], since: float, most: int
     ) -> dict[str, list[float]] | None:
-        """None: no other relay instance shares a SQLite file, so the process counts alone."""
-        return None
+        """`MetadataStore.recent_guess_failures`: only this process writes them, but they are
+        kept, so a restart does not give a guesser new tries."""
+        marks = ", ".join("?" for _ in keys)
+        found: dict[str, list[float]] = {key: [] for key in keys}
+        async with self.transaction():
+            rows = self._conn.execute(
+                "SELECT key, at FROM (SELECT key, at, row_number() OVER "  # noqa: S608
+                "(PARTITION BY key ORDER BY at DESC) AS latest FROM guess_failures "
+                f"WHERE key IN ({marks}) AND at > ?) WHERE latest <= ? ORDER BY at",
+                (*keys, since, most),
+            ).fetchall()
+        for key, at in rows:
+            found[key].append(float(at))
+        return found
 
     async def count_guess_failure(self, keys: Sequence[str], at: float, since: float) -> None:
-        """Nothing to do: the process's own count is the whole count."""
+        """`MetadataStore.count_guess_failure`: one row per key, the rows from before `since`
+        deleted."""
+        async with self.transaction():
+            self._conn.execute("DELETE FROM guess_failures WHERE at <= ?", (since,))
+            self._conn.executemany(
+                "INSERT INTO guess_failures (key, at) VALUES (?, ?)", [(k, at) for k in keys]
+            )
 
     async def close(self) -> None:
         async with self._lock:

@@ -195,3 +195,33 @@ async def test_a_trauma_center_throttled_by_the_relay_wide_limit_is_not_told_it_
         # from the guesser's own address, it did come from there
         r = await redeem(guesser, sent.locator, wrong_proof(), cred=other.credential)
         assert (r.status, r.code) == (429, "throttled")
+
+
+@pytest.mark.asyncio
+async def test_a_restart_does_not_give_a_guesser_new_tries(tmp_path: Path) -> None:
+    """The embedded store keeps the failures too: a relay restarted (by its operator, or by a
+    crash the guesser caused) still holds back the site that guessed, until the window ends."""
+    clock = FakeClock()
+    async with (
+        running_relay(tmp_path / "relay", clock=clock, **LIMITS) as relay,
+        aiohttp.ClientSession() as http,
+    ):
+        ctx = Ctx(relay, clock, http)
+        waiting = [await create_transfer(ctx) for _ in range(5)]
+        for sent in waiting[:3]:
+            r = await redeem(ctx, sent.locator, wrong_proof())
+            assert (r.status, r.code) == (403, "code-not-accepted")
+        credentials = (relay.sender_credential, relay.receiver_credential)
+    clock.advance(60)
+    async with (
+        running_relay(tmp_path / "relay", clock=clock, registered=credentials, **LIMITS) as relay,
+        aiohttp.ClientSession() as http,
+    ):
+        ctx = Ctx(relay, clock, http)
+        r = await redeem(ctx, waiting[3].locator, wrong_proof())
+        assert (r.status, r.code) == (429, "throttled")
+        assert r.headers["Retry-After"] == "540"  # what is left of the window, not a new one
+        assert sorted(_failed_attempts(ctx).values()) == [0, 0, 1, 1, 1]
+        clock.advance(541)
+        r = await redeem(ctx, waiting[4].locator, await code_proof(ctx, waiting[4].code))
+        assert r.status == 200, r
