@@ -37,6 +37,14 @@ def _listed(request: web.Request) -> tuple[list[Import], list[Import]]:
     return unfinished, [j for j in jobs if j.stage is Stage.DONE]
 
 
+def _qr_import_listed(request: web.Request) -> bool:
+    """Whether the list of imports has one opened by its QR (not by a typed code): that
+    transfer's code, typed afterwards, is refused by the relay like any other spent code. Not
+    one discarded in the holds queue, which the list leaves out."""
+    unfinished, done = _listed(request)
+    return any(not j.code for j in (*unfinished, *done))
+
+
 def _home(
     request: web.Request, *, problem: str = "", typed: str = "", status: int = 200
 ) -> web.Response:
@@ -102,7 +110,7 @@ async def redeem_code(request: web.Request) -> web.StreamResponse:
         await asyncio.shield(job.recorded)
     if not job.transfer_id:
         problem = job.problem
-        if job.not_accepted and imports.opened_by_qr():
+        if job.not_accepted and _qr_import_listed(request):
             problem = f"{problem} {MaybeOpenedByItsQr().detail}"
         return _home(request, problem=problem, typed=typed, status=400)
     raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")

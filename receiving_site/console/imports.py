@@ -184,11 +184,6 @@ class Imports:
     def find(self, transfer_id: str) -> Import | None:
         return self._by_transfer.get(transfer_id)
 
-    def opened_by_qr(self) -> bool:
-        """Whether an import of this agent was opened by its QR (not by a typed code): that
-        transfer's code, typed afterwards, is refused by the relay like any other spent code."""
-        return any(not j.code for j in self._by_transfer.values())
-
     def running_for(self, slot: str) -> Import | None:
         return next((j for j in self.all() if j.slot == slot and j.running), None)
 

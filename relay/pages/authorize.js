@@ -497,7 +497,7 @@
       holder.appendChild(pair);
     }
     const symbols = groups.map((g) => g.split("").join(" ")).join(", ");
-    say(holder, { key: "code.aria", values: { symbols } });
+    say("code-spoken", { key: "code.spoken", values: { symbols } });
     const svg = String(code.qr_svg);
     if (/^\s*(<\?xml[^>]*>\s*)?<svg[\s>]/.test(svg)) {
       $("qr").src = `data:image/svg+xml;base64,${bytesToBase64(encoder.encode(svg))}`;

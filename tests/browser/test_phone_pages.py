@@ -335,6 +335,34 @@ async def test_touch_targets_and_labels(tmp_path: Path, browser: Browser) -> Non
             assert unlabeled == []
 
 
+def _spoken(code: str) -> str:
+    """The code as a screen reader reads it: symbol by symbol, a pause between groups."""
+    return ", ".join(" ".join(group) for group in code.split("-"))
+
+
+@pytest.mark.asyncio
+async def test_a_screen_reader_reads_the_code_in_english_and_spanish(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """The code after agreeing is in the accessibility tree as its spoken form, symbol by
+    symbol, in the language shown; its grouped letters are not read a second time. (An
+    aria-label on the paragraph was not: a paragraph takes no name, and screen readers skip
+    it.)"""
+    async with running_relay(tmp_path / "relay") as relay:
+        ready, _ = await push_study(relay, tmp_path)
+        async with phone(browser) as (_, page):
+            await page.goto(ready.authorization_url)
+            await _authorize_as_patient(page)
+            code = page.locator("#code")
+            await expect(code).to_match_aria_snapshot(f"- paragraph: 'Code: {_spoken(ready.code)}'")
+            first_group = ready.code.split("-")[0]
+            assert first_group not in await code.aria_snapshot()
+            await page.locator("#language").click()
+            await expect(code).to_match_aria_snapshot(
+                f"- paragraph: 'Código: {_spoken(ready.code)}'"
+            )
+
+
 @pytest.mark.asyncio
 async def test_an_incomplete_link_explains_itself(tmp_path: Path, browser: Browser) -> None:
     async with running_relay(tmp_path / "relay") as relay:

@@ -22,8 +22,8 @@ from e2e.conftest import fresh_relay
 from e2e.harness import E2ERelay, finish_cli, printed_ready, start_cli, stop_cli
 from e2e.test_as_they_arrive import _hold_after_a_few, _listed
 from peers.orthanc import OrthancServer
-from phone_harness import phone
-from playwright.async_api import Browser, Page, expect
+from phone_harness import decode_qr, phone
+from playwright.async_api import Browser, Locator, Page, expect
 from trauma_harness import PASSWORD, USER, ReceivingAgent, configured_agent
 
 from sending_site.synthetic import make_ct_study
@@ -210,10 +210,11 @@ def _pushed_under_another_patient(
     return pushed
 
 
-async def _held_at_the_console(page: Page, pushed: dict[str, Any]) -> None:
-    """Redeemed at the console and filed under a new record: held for the study."""
+async def _held_at_the_console(page: Page, pushed: dict[str, Any], entered: str = "") -> None:
+    """Redeemed at the console by its code (or `entered`: its QR) and filed under a new record:
+    held for the study."""
     field = page.get_by_label("Code from the transfer sheet or the patient's phone")
-    await field.fill(pushed["code"])
+    await field.fill(entered or pushed["code"])
     await field.press("Enter")
     await expect(page.locator("#preview")).to_be_visible(timeout=WAIT_MS)
     await _file_as_new_record(page, "MRN-901")
@@ -352,3 +353,67 @@ async def test_a_held_import_checked_again_on_the_console_is_not_decided_in_the_
         agent.stop()
     assert (agent.state / "receiving" / tid).exists()  # nothing discarded
     assert agent.audited("hold-discard") == []
+
+
+def _scanned(pushed: dict[str, Any]) -> str:
+    """What a scanner types for the transfer sheet's QR."""
+    (text,) = decode_qr(Path(pushed["qr_png"]).read_bytes())
+    return text
+
+
+async def _refused(page: Page, agent: ReceivingAgent, code: str) -> Locator:
+    """`code` typed on the home page and refused by the relay: the page's problem."""
+    await page.goto(f"{agent.url}/")
+    field = page.get_by_label("Code from the transfer sheet or the patient's phone")
+    await field.fill(code)
+    await field.press("Enter")
+    problem = page.locator("#problem")
+    await expect(problem).to_contain_text("That code was not accepted", timeout=WAIT_MS)
+    return problem
+
+
+async def test_a_refused_code_points_to_the_list_only_when_a_qr_opened_import_is_in_it(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    """A transfer opened here by its QR is held, then discarded in the holds queue: the list
+    of imports no longer has it. Its code typed afterwards from the sheet is refused by the
+    relay, and the page does not say that its import is in the list below. Another one opened
+    by its QR and stored in the holds queue is listed as imported: its code, refused, points to
+    the list again."""
+    dropped = _pushed_under_another_patient(relay, orthanc, tmp_path, "dropped", seed=89)
+    stored = _pushed_under_another_patient(relay, orthanc, tmp_path, "stored", seed=90)
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await sign_in(page, agent.url, USER, PASSWORD)
+            await expect_signed_in_as(page, USER)
+            await _held_at_the_console(page, dropped, _scanned(dropped))
+            await _decide(
+                page,
+                dropped["transfer_id"],
+                "discard",
+                "Remove these images from this machine.",
+                "Discard",
+            )
+            problem = await _refused(page, agent, dropped["code"])
+            await expect(problem).not_to_contain_text("list below")
+            await expect(page.locator("#unfinished")).to_have_count(0)
+            await expect(page.locator("#done")).to_have_count(0)
+
+            await page.goto(f"{agent.url}/")
+            await _held_at_the_console(page, stored, _scanned(stored))
+            await _decide(
+                page,
+                stored["transfer_id"],
+                "store_anyway",
+                "A person reviewed this hold",
+                "Store anyway",
+            )
+            problem = await _refused(page, agent, stored["code"])
+            await expect(problem).to_contain_text(
+                "If this transfer's QR was scanned here already, its import is in the list below"
+            )
+            listed = page.locator(f"#done a[href='/imports/{stored['transfer_id']}']")
+            await expect(listed).to_be_visible()
+    finally:
+        agent.stop()
