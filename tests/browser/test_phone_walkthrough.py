@@ -287,7 +287,7 @@ STUDY_DAY = {"en": "January 1, 2025", "es": "1 de enero de 2025"}
 DATE_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}:\d{2}|\d{1,2}/\d{1,2}/\d{2,4}")
 TEXT_WITHOUT_DATES = """() => {
   const copy = document.querySelector("main").cloneNode(true);
-  copy.querySelectorAll("time, #code-text").forEach((e) => e.remove());
+  copy.querySelectorAll("time, #code-text, #code-spoken").forEach((e) => e.remove());
   return copy.textContent;
 }"""
 
