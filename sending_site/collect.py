@@ -184,8 +184,9 @@ def _truncation(source: Path | BinaryIO, ds: pydicom.Dataset) -> str | None:
 
 
 def read_checked(path: Path) -> pydicom.Dataset:
-    """Parse one Part 10 file whole and check it is not cut off, has file meta and has Study
-    and Series Instance UIDs. Raises `InvalidDicomError` or `ValueError` (the reason)."""
+    """Parse one Part 10 file whole and check it is not cut off, is encoded as its file meta
+    says, has file meta and has Study and Series Instance UIDs. Raises `InvalidDicomError` or
+    `ValueError` (the reason)."""
     size = path.stat().st_size
     if size == 0:
         raise ValueError("the file is empty")
@@ -217,6 +218,11 @@ def _checked(source: Path | BinaryIO) -> pydicom.Dataset:
         if "End of file reached" in str(warning.message):
             # pydicom keeps what it read of a cut undefined-length element, and may drop more.
             raise ValueError("the file is cut off before its end")
+        if "VR for reading" in str(warning.message):
+            # pydicom guesses its way through explicit VR declared and implicit VR found (or
+            # the reverse); DCMTK, at the trauma center, does not, and reads garbage.
+            found = str(warning.message).partition(" - ")[0].replace("Expected", "expected")
+            raise ValueError(f"it is not encoded in the transfer syntax it declares ({found})")
     meta = ds.file_meta
     if "TransferSyntaxUID" not in meta or "MediaStorageSOPInstanceUID" not in meta:
         raise ValueError("the file has no DICOM file meta information")
