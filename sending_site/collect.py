@@ -25,6 +25,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.fileset import FileSet
+from pydicom.pixels.utils import get_expected_length
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from sending_site import errors, text_values
@@ -180,6 +181,19 @@ def _truncation(source: Path | BinaryIO, ds: pydicom.Dataset) -> str | None:
             tail = source.read(8)
         if tail != SEQUENCE_DELIMITER[bool(ds.original_encoding[1])]:
             return "the file is cut off inside its compressed pixel data"
+    elif isinstance(pixels, RawDataElement) and pixels.value is not None:
+        # Whole elements, but fewer pixels than the image's rows, columns and frames need
+        # (an export that lost the end and wrote the length of what was left).
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                expected = get_expected_length(ds, unit="bytes")
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return None  # the image attributes say too little to compare
+        if len(pixels.value) < expected:
+            return (
+                f"the pixel data holds {len(pixels.value)} of the {expected} bytes its image needs"
+            )
     return None
 
 

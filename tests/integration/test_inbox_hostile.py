@@ -162,6 +162,20 @@ def test_a_data_set_cut_off_mid_element_is_refused(
     _serves(agent, tmp_path / "ordinary", 32)
 
 
+def test_pixel_data_shorter_than_its_image_is_refused(agent: InboxProcess, tmp_path: Path) -> None:
+    """A PACS export that lost the end of the pixels but wrote a length that fits what is
+    left: each element whole, the image half there. storescu sends it as it is."""
+    image = make_ct_study(tmp_path / "sent", 1, seed=37)[0]
+    ds = pydicom.dcmread(image)
+    ds.PixelData = ds.PixelData[: len(ds.PixelData) // 2]
+    ds.save_as(image)
+    assert storescu(agent.port, [image], called_ae_title=AE_TITLE).returncode != 0
+    assert agent.log().count("(status 0xC000)") == 1
+    assert agent.kept_files() == []
+    assert "its data set is damaged (the pixel data holds 4096 of the 8192 bytes" in agent.log()
+    _serves(agent, tmp_path / "ordinary", 38)
+
+
 @pytest.mark.parametrize(
     ("encoded_in", "sent_as"),
     [
