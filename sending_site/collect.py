@@ -26,7 +26,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.fileset import FileSet
 from pydicom.pixels.utils import get_expected_length
-from pydicom.uid import DeflatedExplicitVRLittleEndian
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from sending_site import errors, text_values
 from sending_site.patients import by_patient, mixed_patients_message
@@ -181,7 +181,7 @@ def _truncation(source: Path | BinaryIO, ds: pydicom.Dataset) -> str | None:
             tail = source.read(8)
         if tail != SEQUENCE_DELIMITER[bool(ds.original_encoding[1])]:
             return "the file is cut off inside its compressed pixel data"
-    elif isinstance(pixels, RawDataElement) and pixels.value is not None:
+    elif isinstance(pixels, RawDataElement) and pixels.value is not None and _native(ds):
         # Whole elements, but fewer pixels than the image's rows, columns and frames need
         # (an export that lost the end and wrote the length of what was left).
         try:
@@ -195,6 +195,13 @@ def _truncation(source: Path | BinaryIO, ds: pydicom.Dataset) -> str | None:
                 f"the pixel data holds {len(pixels.value)} of the {expected} bytes its image needs"
             )
     return None
+
+
+def _native(ds: pydicom.Dataset) -> bool:
+    """Whether the file says its pixel data is not compressed (the only kind whose length the
+    image attributes fix)."""
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    return syntax is not None and not UID(str(syntax)).is_compressed
 
 
 def read_checked(path: Path) -> pydicom.Dataset:
