@@ -25,7 +25,8 @@ from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.fileset import FileSet
-from pydicom.uid import DeflatedExplicitVRLittleEndian
+from pydicom.pixels.utils import get_expected_length
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from sending_site import errors, text_values
 from sending_site.patients import by_patient, mixed_patients_message
@@ -180,12 +181,33 @@ def _truncation(source: Path | BinaryIO, ds: pydicom.Dataset) -> str | None:
             tail = source.read(8)
         if tail != SEQUENCE_DELIMITER[bool(ds.original_encoding[1])]:
             return "the file is cut off inside its compressed pixel data"
+    elif isinstance(pixels, RawDataElement) and pixels.value is not None and _native(ds):
+        # Whole elements, but fewer pixels than the image's rows, columns and frames need
+        # (an export that lost the end and wrote the length of what was left).
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                expected = get_expected_length(ds, unit="bytes")
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return None  # the image attributes say too little to compare
+        if len(pixels.value) < expected:
+            return (
+                f"the pixel data holds {len(pixels.value)} of the {expected} bytes its image needs"
+            )
     return None
 
 
+def _native(ds: pydicom.Dataset) -> bool:
+    """Whether the file says its pixel data is not compressed (the only kind whose length the
+    image attributes fix)."""
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    return syntax is not None and not UID(str(syntax)).is_compressed
+
+
 def read_checked(path: Path) -> pydicom.Dataset:
-    """Parse one Part 10 file whole and check it is not cut off, has file meta and has Study
-    and Series Instance UIDs. Raises `InvalidDicomError` or `ValueError` (the reason)."""
+    """Parse one Part 10 file whole and check it is not cut off, is encoded as its file meta
+    says, has file meta and has Study and Series Instance UIDs. Raises `InvalidDicomError` or
+    `ValueError` (the reason)."""
     size = path.stat().st_size
     if size == 0:
         raise ValueError("the file is empty")
@@ -217,6 +239,11 @@ def _checked(source: Path | BinaryIO) -> pydicom.Dataset:
         if "End of file reached" in str(warning.message):
             # pydicom keeps what it read of a cut undefined-length element, and may drop more.
             raise ValueError("the file is cut off before its end")
+        if "VR for reading" in str(warning.message):
+            # pydicom guesses its way through explicit VR declared and implicit VR found (or
+            # the reverse); DCMTK, at the trauma center, does not, and reads garbage.
+            found = str(warning.message).partition(" - ")[0].replace("Expected", "expected")
+            raise ValueError(f"it is not encoded in the transfer syntax it declares ({found})")
     meta = ds.file_meta
     if "TransferSyntaxUID" not in meta or "MediaStorageSOPInstanceUID" not in meta:
         raise ValueError("the file has no DICOM file meta information")

@@ -21,7 +21,13 @@ from deflate_bomb import SECONDARY_CAPTURE, write_bomb
 from inbox_harness import InboxProcess, running_inbox
 from peers.dcmtk import echoscu, storescu
 from peers.raw_dicom import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, P_DATA_TF, RawPeer, pdu_header
-from pydicom.uid import DeflatedExplicitVRLittleEndian
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 from pynetdicom import AE, _config
 from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
 
@@ -154,6 +160,56 @@ def test_a_data_set_cut_off_mid_element_is_refused(
     assert agent.kept_files() == []
     assert "its data set is damaged (the file is cut off" in agent.log()
     _serves(agent, tmp_path / "ordinary", 32)
+
+
+def test_pixel_data_shorter_than_its_image_is_refused(agent: InboxProcess, tmp_path: Path) -> None:
+    """A PACS export that lost the end of the pixels but wrote a length that fits what is
+    left: each element whole, the image half there. storescu sends it as it is."""
+    image = make_ct_study(tmp_path / "sent", 1, seed=37)[0]
+    ds = pydicom.dcmread(image)
+    ds.PixelData = ds.PixelData[: len(ds.PixelData) // 2]
+    ds.save_as(image)
+    assert storescu(agent.port, [image], called_ae_title=AE_TITLE).returncode != 0
+    assert agent.log().count("(status 0xC000)") == 1
+    assert agent.kept_files() == []
+    assert "its data set is damaged (the pixel data holds 4096 of the 8192 bytes" in agent.log()
+    _serves(agent, tmp_path / "ordinary", 38)
+
+
+@pytest.mark.parametrize(
+    ("encoded_in", "sent_as"),
+    [
+        (ImplicitVRLittleEndian, ExplicitVRLittleEndian),
+        (ExplicitVRLittleEndian, ImplicitVRLittleEndian),
+    ],
+)
+def test_a_data_set_not_encoded_in_the_agreed_transfer_syntax_is_refused(
+    agent: InboxProcess,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    encoded_in: str,
+    sent_as: str,
+) -> None:
+    """A sender whose data set is in implicit VR while the association agreed explicit (or
+    the reverse). pydicom guesses its way through such a file; DCMTK (the trauma center's
+    PACS) does not, so keeping it under a file meta saying `sent_as` would acknowledge an
+    image no one can read. storescu re-encodes what it sends, so the peer is pynetdicom."""
+    monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)
+    image = make_ct_study(tmp_path / "sent", 1, seed=35)[0]
+    ds = pydicom.dcmread(image)
+    body = DicomBytesIO()
+    body.is_implicit_VR = encoded_in == ImplicitVRLittleEndian
+    body.is_little_endian = True
+    write_dataset(body, ds)
+    ds.file_meta.TransferSyntaxUID = sent_as
+    meta = DicomBytesIO()
+    write_file_meta_info(meta, ds.file_meta)
+    image.write_bytes(b"\x00" * 128 + b"DICM" + meta.getvalue() + body.getvalue())
+    assert _c_store(agent.port, image, syntaxes=[sent_as]) == CANNOT_UNDERSTAND
+    assert agent.kept_files() == []
+    assert agent.query("SELECT count(*) FROM instances") == [(0,)]
+    assert "its data set is damaged (it is not encoded in the transfer syntax" in agent.log()
+    _serves(agent, tmp_path / "ordinary", 36)
 
 
 def test_a_deflate_bomb_is_refused_without_being_inflated(
