@@ -14,7 +14,9 @@ import pytest
 from dicom_corpus import transfer_syntax, valid_part10_images
 from peers.ports import free_port
 from peers.storage_scp import RecordingStorageSCP
+from pydicom.filebase import DicomBytesIO
 from pydicom.fileset import FileSet
+from pydicom.filewriter import write_dataset, write_file_meta_info
 
 from e2e.harness import CliRun, E2ERelay, assert_identical_in_scp, pacs_address, run_cli
 from sending_site.synthetic import make_ct_study
@@ -60,6 +62,35 @@ def test_jpeg2000_file_cut_inside_its_encapsulated_pixel_data(
     cut = tmp_path / "j2k.dcm"
     cut.write_bytes(data[: pixels.value_tell + (len(data) - pixels.value_tell) // 2])
     _refused_push(relay, [cut], tmp_path, "j2k.dcm", "cut off")
+
+
+def test_pixel_data_shorter_than_its_image_is_refused_naming_the_file(
+    relay: E2ERelay, tmp_path: Path
+) -> None:
+    """An export that lost the end of the pixels and wrote the length of what was left: every
+    element whole, half the image there. Push refuses it as the inbox does."""
+    (path,) = make_ct_study(tmp_path / "study", 1)
+    ds = pydicom.dcmread(path)
+    ds.PixelData = ds.PixelData[: len(ds.PixelData) // 2]
+    ds.save_as(path)
+    _refused_push(relay, [path], tmp_path, "CT000001.dcm", "pixel data holds")
+
+
+def test_a_file_not_encoded_as_its_file_meta_says_is_refused_naming_it(
+    relay: E2ERelay, tmp_path: Path
+) -> None:
+    """Implicit VR data behind file meta that says explicit VR: pydicom guesses its way through,
+    DCMTK at the trauma center would not. Push refuses it before a transfer exists."""
+    (path,) = make_ct_study(tmp_path / "study", 1)
+    ds = pydicom.dcmread(path)
+    assert ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
+    body = DicomBytesIO()
+    body.is_implicit_VR, body.is_little_endian = True, True
+    write_dataset(body, ds)
+    meta = DicomBytesIO()
+    write_file_meta_info(meta, ds.file_meta)
+    path.write_bytes(b"\x00" * 128 + b"DICM" + meta.getvalue() + body.getvalue())
+    _refused_push(relay, [path], tmp_path, "CT000001.dcm", "not encoded in the transfer syntax")
 
 
 def test_a_damaged_file_in_a_study_stops_the_push(relay: E2ERelay, tmp_path: Path) -> None:
