@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from site_agent.settings import (
     SECONDS,
     AETitle,
+    AETitles,
     Duration,
     HostPort,
     Url,
@@ -41,6 +42,12 @@ class DicomNodeSettings:
     listen: HostPort = setting(
         HostPort("0.0.0.0", 11112),  # noqa: S104 - the PACS sends from another machine
         "Address and port the agent receives DICOM on (C-STORE).",
+    )
+    accept_from: AETitles = setting(
+        (),
+        'The calling AE titles allowed to send images to this agent, e.g. ["CT1", "ER_PACS"]: '
+        "the ER's scanners and PACS. Empty: any caller that addresses this agent's AE title. "
+        "The hospital PACS below is always allowed, so that Fetch works.",
     )
 
 
@@ -138,6 +145,7 @@ def inbox_settings(settings: SenderSettings) -> InboxSettings:
         ae_title=settings.dicom.ae_title,
         host=settings.dicom.listen.host,
         port=settings.dicom.listen.port,
+        accept_from=settings.dicom.accept_from,
         pacs=PacsNode(pacs.ae_title, pacs.host, pacs.port) if pacs.host.strip() else None,
         pacs_web=PacsWeb(web.url, web.credential_file) if web.url else None,
         stable_after=settings.spool.stable_age,

@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -75,8 +75,11 @@ def stop_process(proc: subprocess.Popen[bytes] | None) -> int | None:
 class InboxProcess:
     """The agent's DICOM inbox on 127.0.0.1 (see `running_inbox`)."""
 
-    def __init__(self, root: Path, *, ae_title: str = "TRAUMARELAY") -> None:
+    def __init__(
+        self, root: Path, *, ae_title: str = "TRAUMARELAY", settings: Sequence[str] = ()
+    ) -> None:
         self.root = root
+        self.settings = settings  # --set section.key=value
         self.spool = root / "spool"
         self.log_path = root / "inbox.log"
         self.ae_title = ae_title
@@ -90,6 +93,8 @@ class InboxProcess:
         earlier = len(self.log())  # a restart appends to the same log
         args = ["sender", "inbox", "--ae-title", self.ae_title, "--port", str(self.port)]
         args += ["--bind", self.host, "--spool", str(self.spool)]
+        for assignment in self.settings:
+            args += ["--set", assignment]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [trauma_relay_command(), *args],
@@ -168,10 +173,12 @@ class InboxProcess:
 
 
 @contextmanager
-def running_inbox(root: Path, *, ae_title: str = "TRAUMARELAY") -> Iterator[InboxProcess]:
-    """The inbox started in `root` (its working folder, spool and log), stopped (SIGTERM)
-    on leaving."""
-    agent = InboxProcess(root, ae_title=ae_title)
+def running_inbox(
+    root: Path, *, ae_title: str = "TRAUMARELAY", settings: Sequence[str] = ()
+) -> Iterator[InboxProcess]:
+    """The inbox started in `root` (its working folder, spool and log), with `settings`
+    (`--set section.key=value`), stopped (SIGTERM) on leaving."""
+    agent = InboxProcess(root, ae_title=ae_title, settings=settings)
     try:
         yield agent.start()
     finally:

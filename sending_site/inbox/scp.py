@@ -68,6 +68,7 @@ class StorageSCP:
         self._ae.maximum_pdu_size = settings.max_pdu_bytes
         self._ae.maximum_associations = settings.max_associations
         self._ae.require_called_aet = True
+        self._ae.require_calling_aet = settings.callers  # empty: any caller
         # A connection counts against max_associations from the moment it is open, so one
         # that does not ask for an association soon (pynetdicom's ARTIM timer, the ACSE
         # timeout) is closed well before an idle association would be.
@@ -156,6 +157,12 @@ class StorageSCP:
         elif (answer.result_source, answer.diagnostic) == (0x01, 0x07):
             called = cast(Any, event.assoc.requestor.primitive).called_ae_title
             why = f"it was addressed to {arrival.shown(called)}, not to {self._ae.ae_title!r}"
+        elif (answer.result_source, answer.diagnostic) == (0x01, 0x03):
+            calling = cast(Any, event.assoc.requestor.primitive).calling_ae_title
+            why = (
+                f"its calling AE title {arrival.shown(calling)} is not one this agent takes "
+                "images from (dicom.accept_from)"
+            )
         else:
             why = f"reason {answer.result_source}/{answer.diagnostic} (PS3.8 9.3.4)"
         LOGGER.warning("Refused an association from %s: %s.", _peer(event.assoc), why)

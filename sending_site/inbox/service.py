@@ -78,7 +78,13 @@ async def serve(
         scp = StorageSCP(settings, keeper)
         port = scp.start()
         try:
-            LOGGER.info("Listening as %s on port %d.", settings.ae_title, port)
+            callers = ", ".join(settings.callers) or "any calling AE title"
+            LOGGER.info(
+                "Listening as %s on port %d; taking images from %s.",
+                settings.ae_title,
+                port,
+                callers,
+            )
             opened(keeper)
             ready(port)
             await stop.wait()

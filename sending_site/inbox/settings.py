@@ -83,6 +83,8 @@ class InboxSettings:
     port: int = 11112
     pacs: PacsNode | None = None
     pacs_web: PacsWeb | None = None
+    # The calling AE titles allowed to store (the PACS's own besides); empty: any caller.
+    accept_from: tuple[str, ...] = ()
     # Our advertised Maximum Length Receive; a peer's PDU declaring more is refused unread.
     max_pdu_bytes: int = 256 * KIB
     max_associations: int = 10
@@ -96,6 +98,14 @@ class InboxSettings:
     # a WADO-RS retrieve sends its parts one after another).
     pacs_timeout: float = 60 * SECONDS
 
+    @property
+    def callers(self) -> list[str]:
+        """The calling AE titles the inbox takes images from; empty: any."""
+        if not self.accept_from:
+            return []
+        pacs = [self.pacs.ae_title] if self.pacs is not None else []
+        return list(dict.fromkeys([*self.accept_from, *pacs]))
+
     def validated(self) -> InboxSettings:
         """These settings, or `InboxSettingInvalid` naming the one to fix."""
         _check_ae_title("The AE title (ae_title)", self.ae_title)
@@ -105,6 +115,8 @@ class InboxSettings:
             _check_port("The PACS port (pacs.port)", self.pacs.port)
             if not self.pacs.host.strip():
                 raise InboxSettingInvalid("The PACS host (pacs.host) must not be empty.")
+        for calling in self.accept_from:
+            _check_ae_title("A calling AE title allowed to send (dicom.accept_from)", calling)
         # pynetdicom's own bounds for Maximum Length Receive; 0 (unlimited) is not allowed.
         if not 16 * KIB <= self.max_pdu_bytes <= 16 * MIB:
             raise InboxSettingInvalid(

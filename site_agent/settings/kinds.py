@@ -263,11 +263,35 @@ class ApplicationEntity(Kind[str]):
         return value
 
 
+class ApplicationEntities(Kind[tuple[str, ...]]):
+    """Several AE titles: a TOML list of strings, or in text separated by commas. Empty: none."""
+
+    expected = 'AE titles, e.g. ["CT1", "ER_PACS"] (or CT1,ER_PACS where a list cannot be written)'
+
+    def from_toml(self, raw: object) -> tuple[str, ...]:
+        if isinstance(raw, list):
+            if not all(isinstance(v, str) for v in raw):
+                raise self.refuse(raw)
+            return self._titles(raw)
+        return super().from_toml(raw)
+
+    def from_text(self, text: str) -> tuple[str, ...]:
+        return self._titles([v for v in text.split(",") if v.strip()])
+
+    def _titles(self, values: list[str]) -> tuple[str, ...]:
+        one = ApplicationEntity()
+        return tuple(dict.fromkeys(one.from_text(v) for v in values))
+
+    def to_toml(self, value: tuple[str, ...]) -> str:
+        return json.dumps(list(value), ensure_ascii=False)  # a JSON list of strings is TOML
+
+
 Port = Annotated[int, Whole(1, 65535)]
 Count = Annotated[int, Whole(1, 64)]
 Duration = Annotated[float, Span()]
 Url = Annotated[str, WebAddress()]
 AETitle = Annotated[str, ApplicationEntity()]
+AETitles = Annotated[tuple[str, ...], ApplicationEntities()]
 
 PLAIN: dict[Any, Kind[Any]] = {
     str: Text(),

@@ -75,6 +75,30 @@ def _serves(agent: InboxProcess, folder: Path, seed: int) -> None:
     assert agent.query("SELECT count(*) FROM instances WHERE sop_instance_uid = ?", uid) == [(1,)]
 
 
+def test_only_the_callers_allowed_may_store(tmp_path: Path) -> None:
+    """With `dicom.accept_from` set, an association from another calling AE title is refused
+    before any image is sent, and the log says which title and which setting; the titles
+    listed and the hospital PACS (which Fetch asks to send here) are served."""
+    allowed = ["dicom.accept_from=CT1, ER_PACS", "pacs.ae_title=HOSPITALPACS"]
+    allowed += ["pacs.host=127.0.0.1", "pacs.port=4242"]
+    with running_inbox(tmp_path / "agent", ae_title=AE_TITLE, settings=allowed) as agent:
+        assert "taking images from CT1, ER_PACS, HOSPITALPACS" in agent.log()
+        stranger = make_ct_study(tmp_path / "stranger", 1, seed=41)
+        run = storescu(agent.port, stranger, called_ae_title=AE_TITLE, calling_ae_title="LAPTOP")
+        assert run.returncode != 0
+        assert agent.kept_files() == []
+        assert "its calling AE title 'LAPTOP' is not one this agent takes images from" in (
+            agent.log()
+        )
+        assert "(dicom.accept_from)" in agent.log()
+        assert echoscu(agent.port, called_ae_title=AE_TITLE, calling_ae_title="LAPTOP").returncode
+        for seed, calling in enumerate(("CT1", "ER_PACS", "HOSPITALPACS"), start=42):
+            study = make_ct_study(tmp_path / calling, 1, seed=seed)
+            run = storescu(agent.port, study, called_ae_title=AE_TITLE, calling_ae_title=calling)
+            assert run.returncode == 0, run.stderr
+        assert len(agent.kept_files()) == 3
+
+
 def _c_store(
     port: int, path: Path, sop_class: str = CTImageStorage, syntaxes: list[str] | None = None
 ) -> int | None:
