@@ -5,7 +5,10 @@ transfer waiting for a trauma center, and from loading the relay.
 Only failures count: a wrong proof for a redemption, a phone link that leads nowhere. An honest
 typo never gets here (a wrong check symbol is refused on the trauma center's own machine), and a
 right proof is never counted. When a key has had `failures` failures within the last `window`
-seconds, its next attempt waits until the oldest of them leaves the window. Pure and in memory:
+seconds, its next attempt waits until the oldest of them leaves the window. An attempt under way
+(`begin`, not yet `ended`) counts as a failure until it ends: a guesser who sends many at once,
+without waiting for the answers, gets no more tries than one who waits (those past the limit are
+told to try again in a moment, when the answers are in). Pure and in memory:
 the caller says what time it is, and what the metadata store kept (`known`: every instance's
 failures, and this process's from before a restart).
 """
@@ -24,6 +27,8 @@ class Limit:
     window: float  # seconds
 
 
+UNDER_WAY_WAIT = 1.0  # seconds: an attempt under way is answered within about that
+
 # Keys are "site:<name>", "address:<client address>", "link:<client address>" or GLOBAL.
 GLOBAL = "global"
 MAX_KEYS = 100_000  # keys remembered at once; the least recently failing are forgotten first
@@ -36,6 +41,7 @@ class Throttle:
     def __init__(self, limits: dict[str, Limit]) -> None:
         self._limits = limits
         self._failures: dict[str, deque[float]] = {}
+        self._under_way: dict[str, int] = {}  # attempts begun and not yet ended, by key
 
     @property
     def most_counted(self) -> int:
@@ -67,14 +73,32 @@ class Throttle:
             self._failures.pop(key, None)
         return times
 
-    def wait(self, keys: list[str], now: float) -> float:
-        """Seconds until all of `keys` may try again; 0 if they may now."""
+    def begin(self, keys: list[str]) -> None:
+        """An attempt of `keys` is under way: until it `ended`, it counts as if it failed now."""
+        for key in keys:
+            self._under_way[key] = self._under_way.get(key, 0) + 1
+
+    def ended(self, keys: list[str]) -> None:
+        """The attempt `begin` counted is over (any failure of it counted by `failed`)."""
+        for key in keys:
+            left = self._under_way.pop(key, 0) - 1
+            if left > 0:
+                self._under_way[key] = left
+
+    def wait(self, keys: list[str], now: float, *, under_way: bool = True) -> float:
+        """Seconds until all of `keys` may try again; 0 if they may now. Attempts under way
+        count as failures, unless `under_way` is false: if only they make the limit, the wait is
+        `UNDER_WAY_WAIT` (they may yet succeed, and end soon either way)."""
         longest = 0.0
         for key in keys:
             limit = self._limit(key)
+            if limit is None:
+                continue
             times = self._recent(key, now)
-            if limit is not None and len(times) >= limit.failures:
+            if len(times) >= limit.failures:
                 longest = max(longest, times[-limit.failures] + limit.window - now)
+            elif under_way and len(times) + self._under_way.get(key, 0) >= limit.failures:
+                longest = max(longest, UNDER_WAY_WAIT)
         return longest
 
     def failed(self, keys: list[str], now: float) -> None:

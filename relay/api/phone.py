@@ -120,14 +120,14 @@ async def audited_link(request: web.Request, attempted: str) -> AsyncIterator[No
     the refusal (110114, failure) in a transaction of its own, since the refusal rolls the
     other back. `attempted` names the request (status, revoke, authorize); the token itself
     never reaches the record."""
-    await guessing.check(request)
-    try:
-        yield
-    except patient.UnknownLink:
-        async with at_desk(request) as d:
-            await patient.link_refused(d, attempted)
-        await guessing.failed(request)
-        raise
+    async with guessing.attempt(request):
+        try:
+            yield
+        except patient.UnknownLink:
+            async with at_desk(request) as d:
+                await patient.link_refused(d, attempted)
+            await guessing.failed(request)
+            raise
 
 
 @routes.post(wire.PHONE_STATUS)

@@ -55,32 +55,32 @@ async def salt(request: web.Request) -> web.Response:
 @routes.post(wire.REDEMPTIONS)
 async def redeem(request: web.Request) -> web.Response:
     site = await require_site(request, "receiving")
-    await guessing.check(request, site)
-    body = await bodies.json_body(request)
-    proof = bodies.b64(body, "proof", min_len=32, max_len=32)
-    redemption_id = None
-    if "redemption_id" in body:
-        redemption_id = bodies.b64(
-            body, "redemption_id", min_len=REDEMPTION_ID_BYTES, max_len=REDEMPTION_ID_BYTES
-        )
-    if "transfer_id" in body:
-        transfer_id = bodies.text(body, "transfer_id", max_len=64)
-        if not is_transfer_id(transfer_id):
-            raise errors.CodeNotAccepted()
-        async with at_desk(request, site) as d:
-            result = await receiving.redeem_by_capability(d, transfer_id, proof, redemption_id)
-    else:
-        locator = _locator(body)
-        async with at_desk(request, site) as d:
-            result = await receiving.redeem_by_locator(d, locator, proof, redemption_id)
-    if not isinstance(result, receiving.Redemption):
-        if result.outcome in GUESS_FAILURES and not result.cancelled:
-            request.app[METRICS].redemption_failures.inc()
-            await guessing.failed(request, site)
-        # Only now, after the visit committed: wrong proofs are counted and audited.
-        if result.attempts_left is not None and not result.cancelled:
-            return refusals.not_accepted(result.attempts_left)
-        raise receiving.refusal(result)
+    async with guessing.attempt(request, site):
+        body = await bodies.json_body(request)
+        proof = bodies.b64(body, "proof", min_len=32, max_len=32)
+        redemption_id = None
+        if "redemption_id" in body:
+            redemption_id = bodies.b64(
+                body, "redemption_id", min_len=REDEMPTION_ID_BYTES, max_len=REDEMPTION_ID_BYTES
+            )
+        if "transfer_id" in body:
+            transfer_id = bodies.text(body, "transfer_id", max_len=64)
+            if not is_transfer_id(transfer_id):
+                raise errors.CodeNotAccepted()
+            async with at_desk(request, site) as d:
+                result = await receiving.redeem_by_capability(d, transfer_id, proof, redemption_id)
+        else:
+            locator = _locator(body)
+            async with at_desk(request, site) as d:
+                result = await receiving.redeem_by_locator(d, locator, proof, redemption_id)
+        if not isinstance(result, receiving.Redemption):
+            if result.outcome in GUESS_FAILURES and not result.cancelled:
+                request.app[METRICS].redemption_failures.inc()
+                await guessing.failed(request, site)
+            # Only now, after the visit committed: wrong proofs are counted and audited.
+            if result.attempts_left is not None and not result.cancelled:
+                return refusals.not_accepted(result.attempts_left)
+            raise receiving.refusal(result)
     t = result.transfer
     return web.json_response(
         {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from relay.addresses import throttled_as
-from relay.throttle import GLOBAL, MAX_KEYS, Limit, Throttle, keys
+from relay.throttle import GLOBAL, MAX_KEYS, UNDER_WAY_WAIT, Limit, Throttle, keys
 
 LIMITS = {
     "site": Limit(3, 60),
@@ -25,6 +25,25 @@ def test_a_key_waits_once_its_failures_fill_the_window() -> None:
     assert t.wait(k, 110) == pytest.approx(50)
     assert t.wait(k, 159.5) == pytest.approx(0.5)
     assert t.wait(k, 160) == 0
+
+
+def test_attempts_under_way_count_until_they_end() -> None:
+    t = Throttle(LIMITS)
+    k = keys("10.0.0.1", "county-trauma")
+    t.failed(k, 100)
+    t.begin(k)
+    t.begin(k)
+    # one failure and two attempts not yet answered make the site's three: wait for the answers
+    assert t.wait(k, 100) == UNDER_WAY_WAIT
+    assert t.wait(k, 100, under_way=False) == 0
+    t.failed(k, 100)
+    t.ended(k)
+    t.ended(k)  # the other one succeeded
+    assert t.wait(k, 100) == 0
+    t.begin(k)
+    t.failed(k, 101)
+    t.ended(k)
+    assert t.wait(k, 101) == pytest.approx(59)  # the failures alone fill the window
 
 
 def test_one_site_failing_does_not_slow_another_or_another_address() -> None:

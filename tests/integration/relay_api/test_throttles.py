@@ -6,6 +6,7 @@ slowed by it. A flood of bad credentials does not grow the audit trail one recor
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -225,3 +226,15 @@ async def test_a_restart_does_not_give_a_guesser_new_tries(tmp_path: Path) -> No
         clock.advance(541)
         r = await redeem(ctx, waiting[4].locator, await code_proof(ctx, waiting[4].code))
         assert r.status == 200, r
+
+
+@pytest.mark.asyncio
+async def test_wrong_codes_sent_at_once_are_throttled_as_if_sent_one_by_one(limited: Ctx) -> None:
+    """A guesser does not wait for one answer before sending the next: wrong codes sent all at
+    once still get no more tries than the limit, and the rest cost their transfers nothing."""
+    ctx = limited
+    waiting = [await create_transfer(ctx) for _ in range(8)]
+    answers = await asyncio.gather(*(redeem(ctx, s.locator, wrong_proof()) for s in waiting))
+    codes = sorted(r.code for r in answers)
+    assert codes == ["code-not-accepted"] * 3 + ["throttled"] * 5, codes
+    assert sorted(_failed_attempts(ctx).values()) == [0] * 5 + [1] * 3
