@@ -113,10 +113,11 @@ class Throttled(RelayError):
     def __init__(self, retry_after: float, engaged: Sequence[str] = ("address",)) -> None:
         minutes = max(1, math.ceil(retry_after / 60))
         why = next((w for kind, w in _THROTTLED_BY if kind in engaged), _THROTTLED_BY[0][1])
+        # Under a minute: attempts sent at once, waiting for their answers (`relay.throttle`).
+        when = f"{minutes} minute{'s' if minutes > 1 else ''}"
         super().__init__(
-            f"{why} Try again in {minutes} "
-            f"minute{'s' if minutes > 1 else ''}; a code typed correctly is not affected by "
-            "this wait once it ends."
+            f"{why} Try again in {when if retry_after >= 60 else 'a few seconds'}; a code typed "
+            "correctly is not affected by this wait once it ends."
         )
         self.retry_after = math.ceil(retry_after)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from relay.addresses import throttled_as
+from relay.errors import Throttled
 from relay.throttle import GLOBAL, MAX_KEYS, UNDER_WAY_WAIT, Limit, Throttle, keys
 
 LIMITS = {
@@ -124,3 +125,11 @@ def test_guesses_from_many_addresses_of_one_ipv6_network_are_throttled_together(
         t.failed(keys(f"2001:db8:1:2::{n + 1:x}", f"site-{n}"), n)
     assert t.wait(keys("2001:db8:1:2::ffff", "site-new"), 5) > 0
     assert t.wait(keys("2001:db8:1:3::1", "site-new"), 5) == 0
+
+
+def test_a_short_wait_is_said_in_seconds_not_as_a_minute() -> None:
+    """Attempts sent at once are told to wait about a second (`UNDER_WAY_WAIT`), not a minute."""
+    short = Throttled(UNDER_WAY_WAIT, ["site"])
+    assert short.retry_after == 1
+    assert "Try again in a few seconds;" in short.detail
+    assert "Try again in 10 minutes;" in Throttled(600, ["site"]).detail

@@ -94,7 +94,12 @@ async def test_fifty_redemptions_split_across_two_instances_give_exactly_one_suc
     winners = [r for r in replies if r.status == 200]
     assert len(winners) == 1
     assert_unwraps(winners[0], sent, sent.code)
-    assert [r.problem for r in replies if r.status != 200] == [REFUSED] * 49
+    # The spent code is refused as a wrong one is, so it counts as a guess: once the site's
+    # limit (30) is reached in the shared count, the rest are throttled instead, untried.
+    refused = [r.problem for r in replies if r.status == 403]
+    assert refused == [REFUSED] * len(refused)
+    assert 30 <= len(refused) <= 49
+    assert all(r.status in (200, 403, 429) for r in replies)
     assert await state_of(ctx, sent) == ("redeemed", 0)
     records = await ctx.audit_records()
     attempts = [
@@ -102,7 +107,7 @@ async def test_fifty_redemptions_split_across_two_instances_give_exactly_one_suc
         for r in records
         if r["event_id"] == audit.USER_AUTHENTICATION and r["transfer_id"] == sent.transfer_id
     ]
-    assert sorted(r["outcome"] for r in attempts) == ["failure"] * 49 + ["success"]
+    assert sorted(r["outcome"] for r in attempts) == ["failure"] * len(refused) + ["success"]
     # both instances appended to one chain: numbered without gaps, every link intact
     assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
     assert verify_audit_chain(records) == []
