@@ -224,7 +224,15 @@ async def _held_at_the_console(page: Page, pushed: dict[str, Any], entered: str 
     )
 
 
-async def _decide(page: Page, transfer_id: str, choice: str, confirm: str, button: str) -> None:
+# A choice in the holds queue: what its form asks to confirm, and its button.
+CHOICES = {
+    "store_anyway": ("A person reviewed this hold", "Store anyway"),
+    "discard": ("Remove these images from this machine.", "Discard"),
+}
+
+
+async def _decide(page: Page, transfer_id: str, choice: str) -> None:
+    confirm, button = CHOICES[choice]
     await page.get_by_role("link", name="Holds").click()
     listed = page.locator(f'li.held[data-transfer-id="{transfer_id}"]')
     await listed.get_by_role("link", name="Decide about DOE, JANE").click()
@@ -252,23 +260,11 @@ async def test_a_held_import_resolved_in_the_holds_queue_says_what_became_of_it(
             await page.get_by_role("link", name="Enter a code").click()
             await _held_at_the_console(page, dropped)
 
-            await _decide(
-                page,
-                stored["transfer_id"],
-                "store_anyway",
-                "A person reviewed this hold",
-                "Store anyway",
-            )
+            await _decide(page, stored["transfer_id"], "store_anyway")
             await expect(page.locator("#outcome")).to_have_text(
                 "Stored 3 images of DOE, JANE in the PACS under patient ID MRN-901, as DOE, JANE."
             )
-            await _decide(
-                page,
-                dropped["transfer_id"],
-                "discard",
-                "Remove these images from this machine.",
-                "Discard",
-            )
+            await _decide(page, dropped["transfer_id"], "discard")
 
             await page.get_by_role("link", name="Enter a code").click()
             await expect(page.locator("#unfinished")).to_have_count(0)
@@ -388,13 +384,7 @@ async def test_a_refused_code_points_to_the_list_only_when_a_qr_opened_import_is
             await sign_in(page, agent.url, USER, PASSWORD)
             await expect_signed_in_as(page, USER)
             await _held_at_the_console(page, dropped, _scanned(dropped))
-            await _decide(
-                page,
-                dropped["transfer_id"],
-                "discard",
-                "Remove these images from this machine.",
-                "Discard",
-            )
+            await _decide(page, dropped["transfer_id"], "discard")
             problem = await _refused(page, agent, dropped["code"])
             await expect(problem).not_to_contain_text("list below")
             await expect(page.locator("#unfinished")).to_have_count(0)
@@ -402,13 +392,7 @@ async def test_a_refused_code_points_to_the_list_only_when_a_qr_opened_import_is
 
             await page.goto(f"{agent.url}/")
             await _held_at_the_console(page, stored, _scanned(stored))
-            await _decide(
-                page,
-                stored["transfer_id"],
-                "store_anyway",
-                "A person reviewed this hold",
-                "Store anyway",
-            )
+            await _decide(page, stored["transfer_id"], "store_anyway")
             problem = await _refused(page, agent, stored["code"])
             await expect(problem).to_contain_text(
                 "If this transfer's QR was scanned here already, its import is in the list below"
