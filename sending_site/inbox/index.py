@@ -79,15 +79,16 @@ class InboxIndex:
         else:
             try:
                 db = await aiosqlite.connect(path, isolation_level=None)
-                await db.execute("PRAGMA journal_mode=WAL")
-                await db.execute("PRAGMA synchronous=FULL")
             except aiosqlite.Error as e:
                 raise errors.SpoolUnusable(
                     f"The inbox index {path} cannot be opened ({e}). Check the spool folder."
                 ) from e
-        await db.execute("PRAGMA foreign_keys=ON")
         index = cls(db)
         try:
+            if not read_only:
+                await db.execute("PRAGMA journal_mode=WAL")
+                await db.execute("PRAGMA synchronous=FULL")
+            await db.execute("PRAGMA foreign_keys=ON")
             await index._upgrade(read_only)
             if not read_only:
                 index._recorder = await asyncio.to_thread(Recorder.open, path)

@@ -3,12 +3,17 @@ nothing, resends that replace, the schema's version, and what a crash left behin
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import shutil
 import sqlite3
 import threading
+import warnings
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import aiosqlite
 import pytest
 from inbox_harness import JANE, an_arrival
 
@@ -330,3 +335,29 @@ async def test_an_index_from_before_refused_images_were_recorded_is_upgraded_in_
         assert await index.study_files("1.2.3") == ["a" * 32, corrected.instance_id]
     finally:
         await index.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("read_only", [True, False])
+async def test_an_open_stopped_part_way_leaves_no_connection_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_only: bool
+) -> None:
+    """A page closed or a push job cancelled while the index is being opened: the connection
+    opened so far is closed, not left for the garbage collector (which warns, and keeps the
+    file open until it runs)."""
+    spool = Spool.open(tmp_path / "spool")
+    await (await InboxIndex.open(spool.index)).close()
+    executed = aiosqlite.Connection.execute
+
+    def stopped_at_foreign_keys(self: aiosqlite.Connection, sql: str, *args: Any) -> Any:
+        if sql == "PRAGMA foreign_keys=ON":
+            raise asyncio.CancelledError
+        return executed(self, sql, *args)
+
+    monkeypatch.setattr(aiosqlite.Connection, "execute", stopped_at_foreign_keys)
+    with pytest.raises(asyncio.CancelledError):
+        await InboxIndex.open(spool.index, read_only=read_only)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
