@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import logging
 import threading
-from collections import Counter
+from dataclasses import dataclass
 from typing import Any, cast
 
 from pydicom.uid import (
@@ -51,13 +51,28 @@ def _peer(assoc: Any) -> str:
     return f"{assoc.requestor.ae_title.strip()!r} at {peer_address(assoc)}"
 
 
+@dataclass
+class _Tally:
+    """One association's images, logged once its connection has closed and no C-STORE of it
+    is still being kept (a cut connection closes while its handler may still be writing)."""
+
+    kept: int = 0
+    refused: int = 0
+    storing: int = 0
+    closed: bool = False
+
+    @property
+    def over(self) -> bool:
+        return self.closed and self.storing == 0
+
+
 class StorageSCP:
     """The DICOM node of the agent, serving on threads until `stop()`."""
 
     def __init__(self, settings: InboxSettings, keeper: Keeper) -> None:
         self._settings = settings
         self._keeper = keeper
-        self._tally: dict[int, Counter[str]] = {}
+        self._tally: dict[int, _Tally] = {}  # by id() of an association still running
         self._tally_lock = threading.Lock()
         # No per-message log lines: pynetdicom's standard handlers format several for every
         # C-STORE and its answer, at levels the agent does not log (pynetdicom's logger is set
@@ -119,16 +134,22 @@ class StorageSCP:
     # -- handlers, on pynetdicom's threads ------------------------------------------------
 
     def _on_c_store(self, event: evt.Event) -> int:
+        with self._tally_lock:
+            self._tally.setdefault(id(event.assoc), _Tally()).storing += 1
+        status = arrival.PROCESSING_FAILURE
         try:
             status, reason = self._store(event)
+            if reason:
+                LOGGER.warning(
+                    "Refused an image from %s (status 0x%04X): %s.",
+                    _peer(event.assoc),
+                    status,
+                    reason,
+                )
         except Exception:
             LOGGER.exception("Could not keep an image from %s.", _peer(event.assoc))
-            status, reason = arrival.PROCESSING_FAILURE, ""
-        if reason:
-            LOGGER.warning(
-                "Refused an image from %s (status 0x%04X): %s.", _peer(event.assoc), status, reason
-            )
-        self._count(event.assoc, "kept" if status == arrival.SUCCESS else "refused")
+        finally:
+            self._stored(event.assoc, kept=status == arrival.SUCCESS)
         return status
 
     def _store(self, event: evt.Event) -> tuple[int, str]:
@@ -146,9 +167,17 @@ class StorageSCP:
                 said_by="request's Affected",
             )
 
-    def _count(self, assoc: Any, what: str) -> None:
+    def _stored(self, assoc: Any, *, kept: bool) -> None:
         with self._tally_lock:
-            self._tally.setdefault(id(assoc), Counter())[what] += 1
+            tally = self._tally[id(assoc)]
+            tally.storing -= 1
+            if kept:
+                tally.kept += 1
+            else:
+                tally.refused += 1
+            over = tally.over and self._tally.pop(id(assoc)) is tally
+        if over:
+            self._log_ended(assoc, tally)
 
     def _on_rejected(self, event: evt.Event) -> None:
         answer: Any = event.assoc.acceptor.primitive  # the A-ASSOCIATE-RJ sent
@@ -180,11 +209,19 @@ class StorageSCP:
             )
             return
         with self._tally_lock:
-            tally = self._tally.pop(id(event.assoc), None)
-        if tally:
-            LOGGER.info(
-                "Association from %s ended: %d image(s) kept, %d refused.",
-                _peer(event.assoc),
-                tally["kept"],
-                tally["refused"],
-            )
+            tally = self._tally.get(id(event.assoc))
+            over = False
+            if tally is not None:
+                tally.closed = True
+                over = tally.over and self._tally.pop(id(event.assoc)) is tally
+        if tally is not None and over:
+            self._log_ended(event.assoc, tally)
+
+    @staticmethod
+    def _log_ended(assoc: Any, tally: _Tally) -> None:
+        LOGGER.info(
+            "Association from %s ended: %d image(s) kept, %d refused.",
+            _peer(assoc),
+            tally.kept,
+            tally.refused,
+        )
