@@ -22,6 +22,7 @@ from transfer_codes.tokens import token_digest
 
 SIGN_IN_INTERVAL = 3600.0  # seconds between two records of one site's accepted credential
 MAX_SIGN_INS = 10_000  # (site, address) pairs remembered; then the relay starts afresh
+MAX_SUPPRESSED = 10_000  # addresses with refusals not yet audited; then the oldest is summed up
 
 
 async def require_site(request: web.Request, role: str | None = None) -> Site:
@@ -79,12 +80,16 @@ async def _record_refusal(d: Desk, request: web.Request, credential: str) -> Non
     nothing the caller chose reaches the record. A client address refused more often than
     `refusals_audited_per_minute` is not recorded once per request: the refusals in between are
     counted and the next record from that address says how many (`suppressed_before`), so a
-    flood of bad requests cannot grow the append-only trail without bound."""
+    flood of bad requests cannot grow the append-only trail without bound. Past
+    `MAX_SUPPRESSED` addresses so counted, the one counted longest gets a record of its own
+    (`suppressed`: how many it stands for)."""
     request.app[METRICS].refused_credentials.inc()
     address = throttled_as(remote(request))  # an IPv6 client by its /64
     damper, suppressed = request.app[REFUSALS], request.app[SUPPRESSED]
     key = [f"address:{address}"]
     if damper.wait(key, d.now) > 0:
+        if address not in suppressed and len(suppressed) >= MAX_SUPPRESSED:
+            await _sum_up_oldest(d, suppressed)
         suppressed[address] = suppressed.get(address, 0) + 1
         return
     damper.failed(key, d.now)
@@ -103,6 +108,17 @@ async def _record_refusal(d: Desk, request: web.Request, credential: str) -> Non
         await record(suppressed_before=suppressed.pop(address))
     else:
         await record()
+
+
+async def _sum_up_oldest(d: Desk, suppressed: dict[str, int]) -> None:
+    """Audit the refusals counted longest for an address that has not been back since (one
+    record, `suppressed` saying how many), so that addresses sending a few bad requests each
+    and never coming back cannot grow the count without bound."""
+    address = next(iter(suppressed))
+    stranger = Desk(d.tx, Caller(UNKNOWN, UNKNOWN, address), d.now)
+    await stranger.record(
+        "site-authentication", None, outcome="failure", suppressed=suppressed.pop(address)
+    )
 
 
 def remote(request: web.Request) -> str:

@@ -16,6 +16,8 @@ import pytest
 import pytest_asyncio
 from relay_harness import FakeClock, running_relay
 
+from relay.api import auth
+from relay.appkeys import SUPPRESSED
 from relay.sites import add_site
 from relay_api.plumbing import (
     Ctx,
@@ -238,3 +240,41 @@ async def test_wrong_codes_sent_at_once_are_throttled_as_if_sent_one_by_one(limi
     codes = sorted(r.code for r in answers)
     assert codes == ["code-not-accepted"] * 3 + ["throttled"] * 5, codes
     assert sorted(_failed_attempts(ctx).values()) == [0] * 5 + [1] * 3
+
+
+@pytest.mark.asyncio
+async def test_refusals_counted_for_too_many_addresses_are_summed_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refusals not yet audited are counted per address; addresses that each send a few bad
+    credentials and never come back do not grow that count without bound: past the limit, the
+    address counted longest is audited with its count, and nothing is lost."""
+    monkeypatch.setattr(auth, "MAX_SUPPRESSED", 2)
+    clock = FakeClock()
+    async with (
+        running_relay(
+            tmp_path / "relay",
+            clock=clock,
+            refusals_audited_per_minute=1,
+            trusted_proxies=("127.0.0.1",),
+        ) as relay,
+        aiohttp.ClientSession() as http,
+    ):
+        ctx = Ctx(relay, clock, http)
+        before = len(await ctx.audit_records())
+        addresses = ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+        for address in addresses:
+            ctx.forwarded_for = address
+            for _ in range(4):  # one audited, three counted
+                r = await ctx.call("GET", "/api/v1/sites", cred="x" * 43)
+                assert r.status == 401
+        assert relay.app is not None
+        assert relay.app[SUPPRESSED] == {"192.0.2.2": 3, "192.0.2.3": 3}
+        records = (await ctx.audit_records())[before:]
+        assert [(r["remote"], json.loads(r["detail"]).get("suppressed")) for r in records] == [
+            ("192.0.2.1", None),
+            ("192.0.2.2", None),
+            ("192.0.2.3", None),
+            ("192.0.2.1", 3),  # summed up when the third address was first counted
+        ]
+        assert all(r["outcome"] == "failure" for r in records)
