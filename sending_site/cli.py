@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -201,9 +202,12 @@ def run_sender_report(args: argparse.Namespace) -> int:
 
 
 def run_sender_inbox(args: argparse.Namespace) -> int:
+    from sending_site.inbox.audited import NodeAudit
     from sending_site.inbox.service import run
     from sending_site.settings import inbox_settings
+    from site_agent.audit import AuditLog
     from site_agent.commands import settings_of
+    from site_agent.local_state import site_folder
     from site_agent.settings import HostPort, replaced
 
     # Unchecked: the inbox alone needs no relay; `inbox_settings` checks what it uses.
@@ -215,7 +219,8 @@ def run_sender_inbox(args: argparse.Namespace) -> int:
         settings = replaced(settings, "dicom.ae_title", args.ae_title)
     if args.spool is not None:
         settings = replaced(settings, "spool.folder", args.spool)
-    return run(inbox_settings(settings))
+    folder = site_folder(Path(settings.state.folder), SENDER.folder)
+    return run(inbox_settings(settings), NodeAudit(AuditLog(folder, time.time)))
 
 
 SENDER = Agent(

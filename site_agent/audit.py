@@ -53,6 +53,10 @@ EVENT_IDS = {
     "following-stopped": EXPORT,
     "report-added": INSTANCES_TRANSFERRED,  # an instance made here, kept with the study
     "report-refused": INSTANCES_TRANSFERRED,
+    # The sending agent's DICOM node: an association's images (kept and refused) once it
+    # ends, and an association it refused (`sending_site.inbox.audited`).
+    "images-received": INSTANCES_TRANSFERRED,
+    "association-refused": SECURITY_ALERT,
     # The trauma console: a code redeemed (its images opened), an import a person confirmed,
     # and the study stored. Each page of an import or a held study a person opens is a
     # `transfer-viewed` (`page`: imports or holds), not the page's own refreshes; the code or

@@ -82,6 +82,7 @@ class InboxProcess:
         self.settings = settings  # --set section.key=value
         self.spool = root / "spool"
         self.log_path = root / "inbox.log"
+        self.state = root / "state"
         self.ae_title = ae_title
         self.host = "127.0.0.1"
         self.port = free_port()
@@ -93,6 +94,7 @@ class InboxProcess:
         earlier = len(self.log())  # a restart appends to the same log
         args = ["sender", "inbox", "--ae-title", self.ae_title, "--port", str(self.port)]
         args += ["--bind", self.host, "--spool", str(self.spool)]
+        args += ["--set", f"state.folder={self.state}"]  # its audit log: state/sending/
         for assignment in self.settings:
             args += ["--set", assignment]
         with self.log_path.open("ab") as log:
@@ -150,11 +152,13 @@ class InboxProcess:
         return dict(rows)
 
     def files_outside_spool(self) -> list[Path]:
-        """Files under the agent's folder (its working directory) but the spool and its log."""
+        """Files under the agent's folder (its working directory) but the spool, its log and
+        its audit log."""
+        expected = {self.log_path, self.state / "sending" / "console-audit.jsonl"}
         return sorted(
             p
             for p in self.root.rglob("*")
-            if p.is_file() and p != self.log_path and not p.is_relative_to(self.spool)
+            if p.is_file() and p not in expected and not p.is_relative_to(self.spool)
         )
 
     def unexpected_spool_files(self) -> list[Path]:

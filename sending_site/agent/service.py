@@ -15,17 +15,19 @@ from aiohttp import web
 
 from sending_site.console.appkeys import FETCHES
 from sending_site.console.fetches import Fetches
+from sending_site.inbox.audited import NodeAudit
 from sending_site.inbox.service import serve as serve_inbox
 from sending_site.inbox.settings import InboxSettings
 from sending_site.settings import SenderSettings, inbox_settings
 from site_agent import agent_logs
+from site_agent.console.appkeys import AUDIT
 
 LOGGER = logging.getLogger(__name__)
 READY = "Receiving DICOM as"  # the line the inbox alone prints too, once it listens
 
 
 def dicom_node(
-    settings: InboxSettings, fetches: Fetches
+    settings: InboxSettings, fetches: Fetches, audit: NodeAudit | None = None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """An aiohttp `cleanup_ctx` lifetime running the inbox on the console's loop, which the
     console's fetches keep into; the start fails (`PortInUse`, `SpoolUnusable`...) when the
@@ -43,7 +45,7 @@ def dicom_node(
             listening.set_result(port)
 
         task = asyncio.create_task(
-            serve_inbox(settings, stop, ready, fetches.opened), name="dicom-inbox"
+            serve_inbox(settings, stop, ready, fetches.opened, audit), name="dicom-inbox"
         )
         waiting: set[asyncio.Future[Any]] = {task, listening}
         await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
@@ -70,7 +72,8 @@ def agent_app(settings: SenderSettings) -> web.Application:
     app = console_app(SENDER, settings)
     # The inbox is up before the console answers and the jobs resume, and closes after them;
     # it starts after the state folder's lock is taken (the last two: the lock, the jobs).
-    app.cleanup_ctx.insert(len(app.cleanup_ctx) - 1, dicom_node(inbox, app[FETCHES]))
+    node = dicom_node(inbox, app[FETCHES], NodeAudit(app[AUDIT]))
+    app.cleanup_ctx.insert(len(app.cleanup_ctx) - 1, node)
     return app
 
 

@@ -28,6 +28,7 @@ from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.transport import ThreadedAssociationServer
 
 from sending_site.inbox import arrival, errors
+from sending_site.inbox.audited import NodeAudit
 from sending_site.inbox.bounds import Limits, bounded_request_handler, peer_address
 from sending_site.inbox.keeping import Keeper
 from sending_site.inbox.settings import InboxSettings
@@ -51,6 +52,15 @@ def _peer(assoc: Any) -> str:
     return f"{assoc.requestor.ae_title.strip()!r} at {peer_address(assoc)}"
 
 
+def _calling(assoc: Any) -> str:
+    return str(assoc.requestor.ae_title).strip()
+
+
+def _host(assoc: Any) -> str:
+    info = assoc.requestor.address_info
+    return str(info.address) if info else "unknown"
+
+
 @dataclass
 class _Tally:
     """One association's images, logged once its connection has closed and no C-STORE of it
@@ -69,9 +79,12 @@ class _Tally:
 class StorageSCP:
     """The DICOM node of the agent, serving on threads until `stop()`."""
 
-    def __init__(self, settings: InboxSettings, keeper: Keeper) -> None:
+    def __init__(
+        self, settings: InboxSettings, keeper: Keeper, audit: NodeAudit | None = None
+    ) -> None:
         self._settings = settings
         self._keeper = keeper
+        self._audit = audit
         self._tally: dict[int, _Tally] = {}  # by id() of an association still running
         self._tally_lock = threading.Lock()
         # No per-message log lines: pynetdicom's standard handlers format several for every
@@ -177,7 +190,7 @@ class StorageSCP:
                 tally.refused += 1
             over = tally.over and self._tally.pop(id(assoc)) is tally
         if over:
-            self._log_ended(assoc, tally)
+            self._ended(assoc, tally)
 
     def _on_rejected(self, event: evt.Event) -> None:
         answer: Any = event.assoc.acceptor.primitive  # the A-ASSOCIATE-RJ sent
@@ -195,6 +208,8 @@ class StorageSCP:
         else:
             why = f"reason {answer.result_source}/{answer.diagnostic} (PS3.8 9.3.4)"
         LOGGER.warning("Refused an association from %s: %s.", _peer(event.assoc), why)
+        if self._audit is not None:
+            self._audit.refused(_calling(event.assoc), _host(event.assoc), why)
 
     def _on_aborted(self, event: evt.Event) -> None:
         LOGGER.warning("The association from %s was aborted.", _peer(event.assoc))
@@ -215,13 +230,16 @@ class StorageSCP:
                 tally.closed = True
                 over = tally.over and self._tally.pop(id(event.assoc)) is tally
         if tally is not None and over:
-            self._log_ended(event.assoc, tally)
+            self._ended(event.assoc, tally)
 
-    @staticmethod
-    def _log_ended(assoc: Any, tally: _Tally) -> None:
+    def _ended(self, assoc: Any, tally: _Tally) -> None:
         LOGGER.info(
             "Association from %s ended: %d image(s) kept, %d refused.",
             _peer(assoc),
             tally.kept,
             tally.refused,
         )
+        if self._audit is not None:
+            self._audit.received(
+                _calling(assoc), _host(assoc), kept=tally.kept, refused=tally.refused
+            )

@@ -13,6 +13,7 @@ from pydicom.errors import InvalidDicomError
 
 from sending_site import collect
 from sending_site.inbox import arrival
+from sending_site.inbox.audited import NodeAudit
 from sending_site.inbox.index import InboxIndex, Kept
 from sending_site.inbox.keeping import Keeper
 from sending_site.inbox.scp import StorageSCP
@@ -62,10 +63,11 @@ async def serve(
     stop: asyncio.Event,
     ready: Callable[[int], None] = lambda port: None,
     opened: Callable[[Keeper | None], None] = lambda keeper: None,
+    audit: NodeAudit | None = None,
 ) -> None:
     """Serve until `stop` is set. `ready(port)` is called once the node listens;
     `opened(keeper)` with the inbox's way in for other sources (a WADO-RS fetch) while it
-    serves, and `opened(None)` as it closes.
+    serves, and `opened(None)` as it closes. `audit`: where associations are recorded.
     Raises `InboxSettingInvalid`, `SpoolUnusable`, `IndexTooNew` or `PortInUse`."""
     settings.validated()
     spool = Spool.open(settings.spool)
@@ -75,7 +77,7 @@ async def serve(
         if adopted:
             LOGGER.info("Indexed %d image(s) kept before the last stop.", adopted)
         keeper = Keeper(spool, index, asyncio.get_running_loop())
-        scp = StorageSCP(settings, keeper)
+        scp = StorageSCP(settings, keeper, audit)
         port = scp.start()
         try:
             callers = ", ".join(settings.callers) or "any calling AE title"
@@ -96,7 +98,7 @@ async def serve(
         await index.close()
 
 
-def run(settings: InboxSettings) -> int:
+def run(settings: InboxSettings, audit: NodeAudit | None = None) -> int:
     """The process around `serve`: log to stderr, say on stdout when the node listens, stop
     cleanly on SIGTERM or Ctrl+C."""
     logging.basicConfig(
@@ -120,7 +122,7 @@ def run(settings: InboxSettings) -> int:
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signal_number, stop.set)
-        await serve(settings, stop, ready)
+        await serve(settings, stop, ready, audit=audit)
 
     asyncio.run(main())
     print("Stopped receiving DICOM.", flush=True)

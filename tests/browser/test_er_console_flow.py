@@ -175,6 +175,11 @@ async def _flow(browser: Browser, relay: E2ERelay, orthanc: OrthancServer, tmp_p
 
     assert_identical_in_orthanc(orthanc, sent)
     actions = _audit(agent)
+    # The DICOM node's associations are in the same audit log: the study kept, the image of
+    # another patient refused.
+    received = [a["detail"] for a in actions if a["action"] == "images-received"]
+    assert sum(d["kept"] for d in received) == len(sent)  # type: ignore[index]
+    assert sum(d["refused"] for d in received) == 1  # type: ignore[index]
     acknowledged = [a for a in actions if a["action"] == "completeness-acknowledged"]
     assert len(acknowledged) == 2  # the first send and the second
     detail = acknowledged[0]["detail"]

@@ -7,6 +7,7 @@ writes nothing outside its spool, and logs why. Peers: DCMTK, pynetdicom, and ra
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import warnings
@@ -34,6 +35,7 @@ from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
 from sending_site.inbox.service import serve
 from sending_site.inbox.settings import MIB, InboxSettings
 from sending_site.synthetic import make_ct_study
+from site_agent.audit import FILE, verify_chain
 
 pytestmark = pytest.mark.peers
 
@@ -97,6 +99,23 @@ def test_only_the_callers_allowed_may_store(tmp_path: Path) -> None:
             run = storescu(agent.port, study, called_ae_title=AE_TITLE, calling_ae_title=calling)
             assert run.returncode == 0, run.stderr
         assert len(agent.kept_files()) == 3
+    # In the agent's audit log: LAPTOP turned away (its echo, seconds later, left out until
+    # LAPTOP tries again a minute on), each allowed caller's image received.
+    log = agent.state / "sending" / FILE
+    assert verify_chain(log) == 4
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    refused, *received = records
+    assert (refused["action"], refused["who"], refused["where"]) == (
+        "association-refused",
+        "LAPTOP",
+        "127.0.0.1",
+    )
+    assert (refused["event_id"], refused["outcome"]) == ("110113", "failure")
+    assert "(dicom.accept_from)" in refused["detail"]["reason"]
+    assert sorted((r["who"], r["action"], r["event_id"], r["detail"]) for r in received) == [
+        (calling, "images-received", "110104", {"kept": 1, "refused": 0})
+        for calling in ("CT1", "ER_PACS", "HOSPITALPACS")
+    ]
 
 
 def _c_store(

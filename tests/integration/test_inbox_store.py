@@ -120,22 +120,23 @@ def test_compressed_images_are_kept_in_the_syntax_they_came_in(tmp_path: Path, s
 
 
 def test_a_start_that_cannot_work_says_what_to_fix(tmp_path: Path) -> None:
+    inbox = ["sender", "inbox", "--set", f"state.folder={tmp_path / 'state'}"]
     with running_inbox(tmp_path / "first") as first:
         taken = run_cli(
-            ["sender", "inbox", "--port", str(first.port), "--spool", str(tmp_path / "second")],
+            [*inbox, "--port", str(first.port), "--spool", str(tmp_path / "second")],
             cwd=tmp_path,
         ).failed()
         assert f"The DICOM port {first.port} is already in use by another program" in (
             taken.message
         )
     bad_title = run_cli(
-        ["sender", "inbox", "--ae-title", "TOO-LONG-FOR-DICOM", "--spool", str(tmp_path / "s")],
+        [*inbox, "--ae-title", "TOO-LONG-FOR-DICOM", "--spool", str(tmp_path / "s")],
         cwd=tmp_path,
     ).failed()
     assert "The AE title (ae_title) must be 1 to 16" in bad_title.message
     (tmp_path / "a-file").write_text("not a folder")
     no_spool = run_cli(
-        ["sender", "inbox", "--port", "0", "--spool", str(tmp_path / "a-file" / "spool")],
+        [*inbox, "--port", "0", "--spool", str(tmp_path / "a-file" / "spool")],
         cwd=tmp_path,
     ).failed()
     assert "The spool folder" in no_spool.message
