@@ -15,7 +15,7 @@ from aiohttp import web
 
 from receiving_site import errors, holds, thumbnails
 from receiving_site.console import identity_check, import_worklist, series
-from receiving_site.console.appkeys import CHECKS, IMPORTS, SEARCHES, THUMBNAILS
+from receiving_site.console.appkeys import CHECKS, IMPORTS, SEARCHES, THUMBNAILS, VIEWS
 from receiving_site.console.errors import (
     ContinuingCannotHelp,
     DifferencesNotTicked,
@@ -27,7 +27,7 @@ from receiving_site.console.imports import Import, Stage
 from receiving_site.preview import date, incomplete, person_name, sex_word, time
 from receiving_site.redeem import CONSENT_FROM_SENDER
 from site_agent.console import render, user_of
-from site_agent.console.appkeys import AUDIT, address_of
+from site_agent.console.appkeys import AUDIT, CLOCK, address_of
 from site_agent.console.errors import PageNotFound
 from site_agent.console.guard import REFRESH_HEADER
 
@@ -35,6 +35,9 @@ routes = web.RouteTableDef()
 
 LIVE = (Stage.STARTING, Stage.OPENING, Stage.IMPORTING)  # refreshed without a person's action
 ACK = "ack-"  # the form fields acknowledging one difference each: ack-name, ack-birth-date...
+REFRESHED = "refreshed"  # the query a page without its script refreshes itself with
+REFRESHED_VIEW = 600.0  # seconds after a person opened a page in which its refreshes are not views
+MAX_VIEWS = 10_000  # pages' last views remembered; then the console starts afresh
 
 
 def _job(request: web.Request) -> Import:
@@ -78,6 +81,7 @@ async def _page(
         cannot_continue=ContinuingCannotHelp().detail,
         incomplete=incomplete(summary) if summary else None,
         consent_from_sender=CONSENT_FROM_SENDER,
+        refreshed=REFRESHED,
         name=person_name,
         date=date,
         sex=sex_word,
@@ -95,16 +99,26 @@ async def import_page(request: web.Request) -> web.Response:
 async def viewed(request: web.Request, transfer_id: str) -> None:
     """A person opened a page showing the study of `transfer_id` (the patient, its images): an
     access, audited as the ER console's views of a transfer are (`transfer-viewed`). The page's
-    own refreshes while an import runs (`X-Console-Refresh`) are not a new view."""
+    own refreshes while an import runs are not a new view: its script's (`X-Console-Refresh`),
+    and without the script its meta refresh's (`?refreshed`) within `REFRESHED_VIEW` of the
+    same person's last recorded view of the page (a `?refreshed` with none is a view)."""
     if REFRESH_HEADER in request.headers:
+        return
+    user, page = user_of(request), request.path.split("/", 2)[1]  # imports or holds
+    views, now = request.app[VIEWS], request.app[CLOCK]()
+    last = views.get((user, page, transfer_id))
+    if REFRESHED in request.query and last is not None and 0 <= now - last < REFRESHED_VIEW:
         return
     await request.app[AUDIT].arecord(
         "transfer-viewed",
-        who=user_of(request),
+        who=user,
         where=address_of(request),
         transfer=transfer_id,
-        page=request.path.split("/", 2)[1],  # imports or holds
+        page=page,
     )
+    if len(views) >= MAX_VIEWS:
+        views.clear()
+    views[(user, page, transfer_id)] = now
 
 
 @routes.post("/imports/{transfer_id}/identity")

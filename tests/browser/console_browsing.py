@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from phone_harness import ARTIFACTS, phone
 from playwright.async_api import Browser, Page, expect
@@ -15,7 +16,8 @@ CONSOLE_ARTIFACTS = ARTIFACTS / "console"
 
 
 @asynccontextmanager
-async def workstation(browser: Browser) -> AsyncIterator[Page]:
+async def workstation(browser: Browser, **options: Any) -> AsyncIterator[Page]:
+    """`options`: more of the browser context's (`java_script_enabled=False`...)."""
     async with phone(
         browser,
         viewport=WORKSTATION,
@@ -23,6 +25,7 @@ async def workstation(browser: Browser) -> AsyncIterator[Page]:
         is_mobile=False,
         has_touch=False,
         locale="en-US",
+        **options,
     ) as (_, page):
         yield page
 
