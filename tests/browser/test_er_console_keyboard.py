@@ -1,0 +1,93 @@
+"""The ER console by keyboard alone and as a screen reader reads it, in headless Chromium at
+1366 x 768, against the running agent and a real relay: the transfer page that updates itself
+keeps what the nurse was typing.
+
+"The transfer changed" is the page's own poll answering with another version, as it does when
+the relay reports a new state: the test changes the answer (Playwright's route), so that the
+change comes while the nurse is at a given step."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from agent_harness import NURSE, NURSE_PASSWORD, agent_holding
+from console_browsing import sign_in, snap, workstation
+from e2e.harness import E2ERelay
+from playwright.async_api import Browser, Page, Route, expect
+
+from sending_site.synthetic import make_ct_study
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.peers]
+
+SLOW = 120_000  # ms: waits for the relay and the upload
+POLLS = 5_000  # ms: more than two of the page's polls (every 2 s)
+
+
+@asynccontextmanager
+async def _the_study_page(browser: Browser, tmp_path: Path) -> AsyncIterator[Page]:
+    """The nurse, signed in, on the page of a study whose completeness has a warning (no PACS
+    to compare with), with a relay offering County Trauma."""
+    relay = E2ERelay(tmp_path / "relay").start()
+    try:
+        make_ct_study(tmp_path / "study", 3, seed=4141, patient_name="POE^EDGAR")
+        holding = agent_holding(
+            tmp_path / "agent", relay.url, relay.sender_credential, tmp_path / "study"
+        )
+        async with holding as agent, workstation(browser) as page:
+            await sign_in(page, agent.url, NURSE, NURSE_PASSWORD)
+            await page.get_by_role("link", name="POE, EDGAR").focus()
+            await page.keyboard.press("Enter")
+            await expect(page.get_by_role("heading", level=1)).to_contain_text("POE, EDGAR")
+            yield page
+    finally:
+        relay.stop()
+
+
+async def _send_by_keyboard(page: Page) -> None:
+    """On the study's page: the trauma center, the box, Send anyway, with the keyboard."""
+    await page.get_by_label("Trauma center").select_option(label="County Trauma")
+    await page.get_by_label("I have read the warnings").focus()
+    await page.keyboard.press("Space")
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("button", name="Send anyway")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
+    await expect(page.locator("#progress")).to_have_text("Upload complete.", timeout=SLOW)
+
+
+async def _changed(route: Route) -> None:
+    """The page's poll, answered as the agent answers it but with another version."""
+    response = await route.fetch()
+    body = await response.json()
+    body["version"] += "|changed"
+    await route.fulfill(response=response, body=json.dumps(body))
+
+
+async def test_a_half_typed_break_glass_is_kept_when_the_transfer_changes(
+    browser: Browser, tmp_path: Path
+) -> None:
+    async with _the_study_page(browser, tmp_path) as page:
+        await _send_by_keyboard(page)
+        summary = page.get_by_text("Nobody can consent? Break-glass")
+        await summary.focus()
+        await page.keyboard.press("Enter")
+        reason = page.get_by_label("Why nobody can consent")
+        await reason.focus()
+        await page.keyboard.type("Unconscious after a fall, no family")
+        await page.route("**/status.json", _changed)
+        await page.wait_for_timeout(POLLS)
+        # Not reloaded under the nurse's fingers: what was typed is there, the focus too, and
+        # the change is said in a live region.
+        await expect(reason).to_have_value("Unconscious after a fall, no family")
+        await expect(reason).to_be_focused()
+        changed = page.get_by_role("status").filter(has_text="This transfer changed")
+        await expect(changed).to_contain_text("what you typed")
+        await snap(page, "er-keyboard-typing-kept.png")
+        # Cleared, the page shows the change (it reloads, the form closed and empty).
+        async with page.expect_navigation(timeout=POLLS):
+            await reason.fill("")
+        await expect(page.get_by_label("Why nobody can consent")).to_be_hidden()
