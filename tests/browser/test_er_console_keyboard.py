@@ -1,6 +1,6 @@
 """The ER console by keyboard alone and as a screen reader reads it, in headless Chromium at
 1366 x 768, against the running agent and a real relay: the transfer page that updates itself
-keeps what the nurse was typing.
+keeps what the nurse was typing and where the focus was.
 
 "The transfer changed" is the page's own poll answering with another version, as it does when
 the relay reports a new state: the test changes the answer (Playwright's route), so that the
@@ -91,3 +91,30 @@ async def test_a_half_typed_break_glass_is_kept_when_the_transfer_changes(
         async with page.expect_navigation(timeout=POLLS):
             await reason.fill("")
         await expect(page.get_by_label("Why nobody can consent")).to_be_hidden()
+
+
+async def test_the_focus_stays_on_its_control_when_the_page_updates(
+    browser: Browser, tmp_path: Path
+) -> None:
+    async with _the_study_page(browser, tmp_path) as page:
+        await _send_by_keyboard(page)
+        await page.get_by_label("Paper").focus()
+        await page.keyboard.press("Tab")
+        button = page.get_by_role("button", name="Print the transfer sheet")
+        await expect(button).to_be_focused()
+        answered = []
+
+        async def once(route: Route) -> None:
+            if answered:
+                await route.fallback()
+                return
+            answered.append(route)
+            await _changed(route)
+
+        await page.route("**/status.json", once)
+        async with page.expect_navigation(timeout=POLLS):
+            pass
+        await page.wait_for_load_state()
+        await expect(button).to_be_focused()
+        assert await button.evaluate("e => e.matches(':focus-visible')")
+        await snap(page, "er-keyboard-focus-kept.png")

@@ -9,8 +9,37 @@ const CHANGED =
   "This transfer changed while you were typing: the page shows the change once you have " +
   "sent or cleared what you typed.";
 
+// A reload keeps the keyboard's place: the control that had the focus has it again, found by
+// its id, else by its tag and words (never what was typed), if the reloaded page still shows it.
+const PLACE = "er-live-focus";
+const words = (element) => element.textContent.trim();
+
+const keepPlace = () => {
+  const focused = document.activeElement;
+  if (focused && focused !== document.body) {
+    const place = { path: window.location.pathname, id: focused.id, tag: focused.tagName };
+    sessionStorage.setItem(PLACE, JSON.stringify({ ...place, words: words(focused) }));
+  }
+};
+
+const placeKept = () => {
+  const kept = sessionStorage.getItem(PLACE);
+  sessionStorage.removeItem(PLACE);
+  const place = kept ? JSON.parse(kept) : null;
+  if (!place || place.path !== window.location.pathname) {
+    return;
+  }
+  const again =
+    (place.id && document.getElementById(place.id)) ||
+    Array.from(document.querySelectorAll(place.tag)).find((e) => words(e) === place.words);
+  if (again) {
+    again.focus();
+  }
+};
+
 const live = document.querySelector("[data-live]");
 if (live) {
+  placeKept();
   // A reload would throw away what the nurse is typing (break-glass): while a text field holds
   // anything, the page waits, and says so beside the form in a live region made empty at once
   // (one made and filled together may go unannounced).
@@ -36,6 +65,7 @@ if (live) {
       const body = await response.json();
       if (body.version !== live.dataset.version) {
         if (!typing()) {
+          keepPlace();
           window.location.replace(window.location.pathname);
           return;
         }
