@@ -1,6 +1,7 @@
 """The ER console by keyboard alone and as a screen reader reads it, in headless Chromium at
 1366 x 768, against the running agent and a real relay: the transfer page that updates itself
-keeps what the nurse was typing and where the focus was.
+keeps what the nurse was typing and where the focus was; a refused form puts the focus on
+what to correct, described by what was wrong.
 
 "The transfer changed" is the page's own poll answering with another version, as it does when
 the relay reports a new state: the test changes the answer (Playwright's route), so that the
@@ -9,6 +10,7 @@ change comes while the nurse is at a given step."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -118,3 +120,45 @@ async def test_the_focus_stays_on_its_control_when_the_page_updates(
         await expect(button).to_be_focused()
         assert await button.evaluate("e => e.matches(':focus-visible')")
         await snap(page, "er-keyboard-focus-kept.png")
+
+
+async def test_a_refused_form_puts_the_focus_on_what_to_correct(
+    browser: Browser, tmp_path: Path
+) -> None:
+    async with _the_study_page(browser, tmp_path) as page:
+        await page.get_by_label("Trauma center").select_option(label="County Trauma")
+        await page.get_by_role("button", name="Send anyway").focus()
+        await page.keyboard.press("Enter")
+        box = page.get_by_label("I have read the warnings")
+        await expect(box).to_be_focused()
+        await expect(box).to_have_accessible_description(
+            "Tick the box to say you have read the warnings, then send again, or wait."
+        )
+        await snap(page, "er-keyboard-tick-the-box.png")
+        await page.keyboard.press("Space")
+        await page.keyboard.press("Tab")
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
+
+        await page.get_by_text("Nobody can consent? Break-glass").focus()
+        await page.keyboard.press("Enter")
+        await page.get_by_label("Why nobody can consent").focus()
+        await page.keyboard.type("unconscious")
+        await page.keyboard.press("Tab")
+        await page.keyboard.type("Dr. Grey")
+        await page.keyboard.press("Enter")
+        reason = page.get_by_label("Why nobody can consent")
+        await expect(reason).to_be_focused()
+        await expect(reason).to_have_accessible_description(re.compile("must be a sentence"))
+        await expect(reason).to_have_value("unconscious")
+        await snap(page, "er-keyboard-break-glass-refused.png")
+        # Only the clinician missing: the focus is there, described the same way.
+        await reason.fill("Unconscious after a fall, no family reachable.")
+        await page.get_by_label("Authorizing clinician").fill("")
+        await page.get_by_role("button", name="Authorize by break-glass").focus()
+        await page.keyboard.press("Enter")
+        clinician = page.get_by_label("Authorizing clinician")
+        await expect(clinician).to_be_focused()
+        await expect(clinician).to_have_accessible_description(
+            re.compile("Enter the name of the clinician")
+        )
