@@ -19,6 +19,7 @@ import pytest
 from agent_harness import NURSE, NURSE_PASSWORD, agent_holding
 from console_browsing import sign_in, snap, workstation
 from e2e.harness import E2ERelay
+from er_transfer_page import authorize_from_the_page
 from playwright.async_api import Browser, Page, Route, expect
 
 from sending_site.synthetic import make_ct_study
@@ -30,9 +31,9 @@ POLLS = 5_000  # ms: more than two of the page's polls (every 2 s)
 
 
 @asynccontextmanager
-async def _the_study_page(browser: Browser, tmp_path: Path) -> AsyncIterator[Page]:
+async def _the_study_page(browser: Browser, tmp_path: Path) -> AsyncIterator[tuple[Page, str]]:
     """The nurse, signed in, on the page of a study whose completeness has a warning (no PACS
-    to compare with), with a relay offering County Trauma."""
+    to compare with), with a relay offering County Trauma (its address)."""
     relay = E2ERelay(tmp_path / "relay").start()
     try:
         make_ct_study(tmp_path / "study", 3, seed=4141, patient_name="POE^EDGAR")
@@ -44,7 +45,7 @@ async def _the_study_page(browser: Browser, tmp_path: Path) -> AsyncIterator[Pag
             await page.get_by_role("link", name="POE, EDGAR").focus()
             await page.keyboard.press("Enter")
             await expect(page.get_by_role("heading", level=1)).to_contain_text("POE, EDGAR")
-            yield page
+            yield page, relay.url
     finally:
         relay.stop()
 
@@ -72,7 +73,7 @@ async def _changed(route: Route) -> None:
 async def test_a_half_typed_break_glass_is_kept_when_the_transfer_changes(
     browser: Browser, tmp_path: Path
 ) -> None:
-    async with _the_study_page(browser, tmp_path) as page:
+    async with _the_study_page(browser, tmp_path) as (page, _):
         await _send_by_keyboard(page)
         summary = page.get_by_text("Nobody can consent? Break-glass")
         await summary.focus()
@@ -98,7 +99,7 @@ async def test_a_half_typed_break_glass_is_kept_when_the_transfer_changes(
 async def test_the_focus_stays_on_its_control_when_the_page_updates(
     browser: Browser, tmp_path: Path
 ) -> None:
-    async with _the_study_page(browser, tmp_path) as page:
+    async with _the_study_page(browser, tmp_path) as (page, _):
         await _send_by_keyboard(page)
         await page.get_by_label("Paper").focus()
         await page.keyboard.press("Tab")
@@ -125,7 +126,7 @@ async def test_the_focus_stays_on_its_control_when_the_page_updates(
 async def test_a_refused_form_puts_the_focus_on_what_to_correct(
     browser: Browser, tmp_path: Path
 ) -> None:
-    async with _the_study_page(browser, tmp_path) as page:
+    async with _the_study_page(browser, tmp_path) as (page, _):
         await page.get_by_label("Trauma center").select_option(label="County Trauma")
         await page.get_by_role("button", name="Send anyway").focus()
         await page.keyboard.press("Enter")
@@ -162,3 +163,23 @@ async def test_a_refused_form_puts_the_focus_on_what_to_correct(
         await expect(clinician).to_have_accessible_description(
             re.compile("Enter the name of the clinician")
         )
+
+
+async def test_a_screen_reader_hears_what_changed_when_the_page_updates(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """The page reloads with the focus where it was, so a screen reader says that control, not
+    the page from its top: what changed is said in a live region filled after the reload."""
+    async with _the_study_page(browser, tmp_path) as (page, relay_url):
+        await _send_by_keyboard(page)
+        await page.get_by_label("Paper").focus()
+        await page.keyboard.press("Tab")
+        async with page.expect_navigation(timeout=POLLS):
+            await authorize_from_the_page(page, relay_url)
+        await page.wait_for_load_state()
+        await expect(page.get_by_role("button", name="Print the transfer sheet")).to_be_focused()
+        said = page.locator("#updated")
+        await expect(said).to_have_attribute("role", "status")
+        state = (await page.locator("#state").inner_text()).strip()
+        assert state.startswith("Authorized by the patient")
+        await expect(said).to_have_text(f"The page updated: {state}")

@@ -15,11 +15,9 @@ const PLACE = "er-live-focus";
 const words = (element) => element.textContent.trim();
 
 const keepPlace = () => {
-  const focused = document.activeElement;
-  if (focused && focused !== document.body) {
-    const place = { path: window.location.pathname, id: focused.id, tag: focused.tagName };
-    sessionStorage.setItem(PLACE, JSON.stringify({ ...place, words: words(focused) }));
-  }
+  const focused = document.activeElement || document.body;
+  const place = { path: window.location.pathname, id: focused.id, tag: focused.tagName };
+  sessionStorage.setItem(PLACE, JSON.stringify({ ...place, words: words(focused) }));
 };
 
 const placeKept = () => {
@@ -32,8 +30,21 @@ const placeKept = () => {
   const again =
     (place.id && document.getElementById(place.id)) ||
     Array.from(document.querySelectorAll(place.tag)).find((e) => words(e) === place.words);
-  if (again) {
+  if (again && again !== document.body) {
     again.focus();
+  }
+  // A screen reader then says the focused control, not the page: the transfer's state is said
+  // in a live region, empty at load and filled a moment later (so that it is announced).
+  const state = document.getElementById("state");
+  if (state) {
+    const said = document.createElement("div");
+    said.id = "updated";
+    said.className = "unseen";
+    said.setAttribute("role", "status");
+    document.body.append(said);
+    window.setTimeout(() => {
+      said.textContent = `The page updated: ${words(state)}`;
+    }, 500);
   }
 };
 
