@@ -1,7 +1,8 @@
 """The ER console by keyboard alone and as a screen reader reads it, in headless Chromium at
 1366 x 768, against the running agent and a real relay: the transfer page that updates itself
-keeps what the nurse was typing and where the focus was; a refused form puts the focus on
-what to correct, described by what was wrong.
+keeps what the nurse was typing and where the focus was, and says what changed; a refused
+form puts the focus on what to correct, described by what was wrong; the upload's progress bar
+says what it measures.
 
 "The transfer changed" is the page's own poll answering with another version, as it does when
 the relay reports a new state: the test changes the answer (Playwright's route), so that the
@@ -183,3 +184,9 @@ async def test_a_screen_reader_hears_what_changed_when_the_page_updates(
         state = (await page.locator("#state").inner_text()).strip()
         assert state.startswith("Authorized by the patient")
         await expect(said).to_have_text(f"The page updated: {state}")
+
+
+async def test_the_upload_bar_says_what_it_measures(browser: Browser, tmp_path: Path) -> None:
+    async with _the_study_page(browser, tmp_path) as (page, _):
+        await _send_by_keyboard(page)
+        await expect(page.get_by_role("progressbar")).to_have_accessible_name("Upload")
