@@ -146,8 +146,10 @@ async def _study_page(
     notice: str = "",
     status: int = 200,
     chosen: str = "",
+    fault: str = "",
 ) -> web.Response:
-    """The study's page; `chosen`: the trauma center a refused send had picked, picked again."""
+    """The study's page; `chosen`: the trauma center a refused send had picked, picked again;
+    `fault`: the id of the control the `problem` is about, focused and described by it."""
     study, report = await _report(request, uid)
     sites, relay_problem = await _destinations(request)
     running = [
@@ -168,6 +170,7 @@ async def _study_page(
         notice=notice,
         running=running[0] if running else None,
         chosen=chosen,
+        fault=fault,
     )
 
 
@@ -210,7 +213,7 @@ async def report_upload(request: web.Request) -> web.Response:
     form = await request.post()
     upload = form.get("report")
     if not isinstance(upload, web.FileField):
-        return await _study_page(request, uid, status=400, problem=NO_REPORT)
+        return await _study_page(request, uid, status=400, problem=NO_REPORT, fault="report")
     with upload.file:
         pdf = await asyncio.to_thread(upload.file.read)
     audit, user, where = request.app[AUDIT], user_of(request), address_of(request)
@@ -220,7 +223,7 @@ async def report_upload(request: web.Request) -> web.Response:
         await audit.arecord(
             "report-refused", who=user, where=where, outcome="refused", study=uid, why=str(e)
         )
-        return await _study_page(request, uid, status=400, problem=str(e))
+        return await _study_page(request, uid, status=400, problem=str(e), fault="report")
     await audit.arecord("report-added", who=user, where=where, study=uid, size=len(pdf))
     raise web.HTTPSeeOther(f"/studies/{request.match_info['study_id']}?done=report")
 
@@ -248,16 +251,27 @@ async def send(request: web.Request) -> web.Response:
     findings = report.findings()
     if not recipient:
         return await _study_page(
-            request, uid, status=400, problem="Choose the trauma center, then send."
+            request,
+            uid,
+            status=400,
+            problem="Choose the trauma center, then send.",
+            fault="recipient",
         )
     if findings and form.get("acknowledge") != "yes":
-        return await _study_page(request, uid, status=400, problem=ACKNOWLEDGE, chosen=recipient)
+        return await _study_page(
+            request, uid, status=400, problem=ACKNOWLEDGE, chosen=recipient, fault="acknowledge"
+        )
     # The page's form says which warnings it showed; a script posting the form without them
     # acknowledges the warnings as they are.
     shown = form.get("warnings")
     if findings and shown is not None and report.warned_about() - set(str(shown).splitlines()):
         return await _study_page(
-            request, uid, status=400, problem=WARNINGS_CHANGED, chosen=recipient
+            request,
+            uid,
+            status=400,
+            problem=WARNINGS_CHANGED,
+            chosen=recipient,
+            fault="acknowledge",
         )
     jobs, user = request.app[JOBS], user_of(request)
     audit, where = request.app[AUDIT], address_of(request)

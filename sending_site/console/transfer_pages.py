@@ -303,9 +303,11 @@ async def _transfer_page(
     notice: str = "",
     status: int = 200,
     glass: tuple[str, str] | None = None,
+    fault: str = "",
 ) -> web.Response:
     """The transfer's page; `glass`: the break-glass form's reason and clinician as typed, shown
-    again (open) with the `problem` found in them."""
+    again (open) with the `problem` found in them; `fault`: the id of the field the problem is
+    about first, focused and described by it."""
     record = _record(request)
     relay_status, unknown = await _status(request, record)
     job = request.app[JOBS].of_transfer(record.transfer_id)
@@ -352,6 +354,7 @@ async def _transfer_page(
         problem=problem,
         notice=notice,
         glass=glass,
+        fault=fault,
         papers=PAPERS,
     )
 
@@ -416,7 +419,9 @@ async def break_glass(request: web.Request) -> web.Response:
         parts.append("Enter the name of the clinician who authorizes, then press the button again.")
     problem = " ".join(parts)
     if problem:
-        return await _transfer_page(request, status=400, problem=problem, glass=(reason, clinician))
+        fault = "reason" if reason_problem else "clinician"
+        glass = (reason, clinician)
+        return await _transfer_page(request, status=400, problem=problem, glass=glass, fault=fault)
     added = await add_break_glass(
         request.app[SETTINGS].state.folder,
         record.transfer_id,
