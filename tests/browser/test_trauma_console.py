@@ -708,3 +708,48 @@ async def test_an_import_held_because_the_pacs_is_down_says_to_check_again_once_
             await snap(page, "trauma-17-held-pacs-down.png")
     finally:
         agent.stop()
+
+
+async def test_a_scan_after_a_refused_code_replaces_it_in_the_field(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    """A refused code stays in the field, focused, to send again with Enter; but the next scan
+    (the scanner types into whatever has focus) replaces it instead of landing in front of or
+    after it: refused by the page's check, then by the relay (not authorized yet), then the
+    transfer sheet's QR, scanned once the family authorized, opens the study."""
+    _study(tmp_path / "study", seed=74, slices=(2, 2))
+    er = tmp_path / "er"
+    er.mkdir()
+    pushed: dict[str, Any] = relay.push([tmp_path / "study"], workdir=er).ok().json()
+    code = RedemptionCode.parse(pushed["code"]).grouped()
+    (scanned,) = decode_qr(await asyncio.to_thread(Path(pushed["qr_png"]).read_bytes))
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await sign_in(page, agent.url, USER, PASSWORD)
+            field = page.get_by_label("Code from the transfer sheet or the patient's phone")
+            await expect(field).to_be_focused()  # a scan on arrival lands in the field
+            await page.keyboard.type(_mistyped(code))
+            await page.keyboard.press("Enter")
+            problem = page.locator("#problem")
+            await expect(problem).to_contain_text("typing mistake")
+            await expect(field).to_be_focused()
+
+            await page.keyboard.type(code)  # the scanner, into the focused field
+            await page.keyboard.press("Enter")
+            await expect(problem).to_contain_text(
+                "has not authorized the transfer yet", timeout=WAIT_MS
+            )
+            await expect(field).to_have_value(code)
+            await expect(field).to_be_focused()
+
+            relay.authorize(pushed)
+            await page.keyboard.type(scanned)
+            await page.keyboard.press("Enter")
+            await expect(page).to_have_url(
+                f"{agent.url}/imports/{pushed['transfer_id']}", timeout=WAIT_MS
+            )
+            await expect(page.locator("#preview")).to_be_visible()
+    finally:
+        agent.stop()
+    assert _failed_attempts(relay, pushed["transfer_id"]) == 0
