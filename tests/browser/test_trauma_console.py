@@ -753,3 +753,30 @@ async def test_a_scan_after_a_refused_code_replaces_it_in_the_field(
     finally:
         agent.stop()
     assert _failed_attempts(relay, pushed["transfer_id"]) == 0
+
+
+async def test_what_differs_from_the_pacss_record_is_said_not_only_coloured(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    """The identity step's table of the ER's patient beside the PACS's record: a line that
+    differs says so in words (a screen reader reads no background colour, nor does a
+    colour-blind registrar see a pale one), as the holds queue's table does."""
+    _in_pacs(orthanc, tmp_path / "earlier", patient_name="DOE^JANET", patient_birth_date="19850212")
+    _, _, pushed = _pushed(relay, tmp_path, seed=75, slices=(2, 2))
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await _open_with_code(page, agent, pushed["code"])
+            field = page.get_by_label("This hospital's medical record number (MRN)")
+            await expect(field).to_be_focused()  # the next thing to do, by keyboard
+            await page.keyboard.type("MRN-555")
+            await page.keyboard.press("Enter")
+            compare = page.locator("#compare")
+            await expect(compare.locator("tr.differs")).to_have_count(2)
+            for differs in ("Name (differs)", "Birth date (differs)"):
+                await expect(compare.get_by_role("rowheader", name=differs)).to_be_visible()
+            await expect(compare.get_by_role("rowheader", name="Sex", exact=True)).to_be_visible()
+            await compare.scroll_into_view_if_needed()
+            await snap(page, "trauma-18-differences-in-words.png")
+    finally:
+        agent.stop()
