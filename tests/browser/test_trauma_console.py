@@ -646,6 +646,13 @@ async def test_a_record_number_that_cannot_be_checked_stays_in_its_field(
             problem = page.locator("#identity .problem")
             await expect(problem).to_contain_text("is not one a PACS can hold")
             await expect(field).to_have_value("MRN-555*")
+            # Back in the field, which says what is wrong with it (read with its name by a
+            # screen reader, which does not read an alert that was there as the page loaded).
+            await expect(field).to_be_focused()
+            await expect(field).to_have_attribute("aria-invalid", "true")
+            await expect(field).to_have_accessible_description(
+                re.compile("is not one a PACS can hold")
+            )
 
             orthanc.stop()  # the PACS goes down
             await field.fill("MRN-557")
@@ -653,6 +660,9 @@ async def test_a_record_number_that_cannot_be_checked_stays_in_its_field(
             await expect(problem).to_contain_text("could not be asked", timeout=WAIT_MS)
             await expect(problem).to_contain_text("Press Check this record again")
             await expect(field).to_have_value("MRN-557")
+            await expect(field).to_be_focused()
+            await expect(field).to_have_accessible_description(re.compile("could not be asked"))
+            await expect(field).not_to_have_attribute("aria-invalid", "true")  # the PACS's fault
             await expect(page.locator("#confirm-form")).to_have_count(0)
             await snap(page, "trauma-15-pacs-down-at-the-check.png")
     finally:
