@@ -174,6 +174,12 @@ async def test_a_nurse_picks_the_patients_record_from_the_worklist(
             await page.locator("#worklist").scroll_into_view_if_needed()
             await snap(page, "holds-worklist.png")
 
+            # Each row's confirmation names its patient: a screen reader's list of the page's
+            # controls does not list them all as "This is the patient".
+            for n, named in enumerate(("DOE, JANE, MRN-778", "DOE, JOHN, MRN-779")):
+                await expect(rows.nth(n).get_by_role("checkbox")).to_have_accessible_name(
+                    f"This is the patient: {named}"
+                )
             await rows.first.get_by_label("This is the patient").check()
             await rows.first.get_by_role("button", name="File under MRN-778").click()
             await expect(page.locator("#outcome")).to_have_text(
