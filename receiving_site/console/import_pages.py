@@ -57,10 +57,17 @@ def _hold_rows(job: Import) -> list[tuple[str, str, str, bool]]:
 
 
 async def _page(
-    request: web.Request, job: Import, *, problem: str = "", status: int = 200, typed: str = ""
+    request: web.Request,
+    job: Import,
+    *,
+    problem: str = "",
+    status: int = 200,
+    typed: str = "",
+    refused: bool = False,
 ) -> web.Response:
     """The import's page; `typed`, the record number staff typed, back in its field with a
-    `problem` (only in the page the POST answers)."""
+    `problem` (only in the page the POST answers), marked invalid when `refused` (the number
+    itself, not a PACS that could not be asked)."""
     rows = await asyncio.to_thread(series.rows, job)
     found = await import_worklist.found(request.app, job)
     summary = job.preview.summary if job.preview else None
@@ -76,6 +83,7 @@ async def _page(
         check=request.app[CHECKS].get(job.transfer_id),
         problem=problem,
         typed_mrn=typed,
+        mrn_refused=refused,
         **import_worklist.form_values(request.app, found, job),
         hold_rows=_hold_rows(job),
         cannot_continue=ContinuingCannotHelp().detail,
@@ -142,10 +150,12 @@ async def check_identity(request: web.Request) -> web.Response:
     except errors.IdentityHeld as e:
         request.app[CHECKS].pop(job.transfer_id, None)
         problem = e.message
-        if isinstance(e, errors.IdentityNotChecked):  # not "answered unclearly": ask again
+        not_asked = isinstance(e, errors.IdentityNotChecked)
+        if not_asked:  # not "answered unclearly": ask again
             problem = f"{problem} {PacsNotAsked().detail}"
         typed = mrn if picked is None else ""
-        return await _page(request, job, problem=problem, status=400, typed=typed)
+        refused = bool(typed) and not not_asked
+        return await _page(request, job, problem=problem, status=400, typed=typed, refused=refused)
     request.app[CHECKS][job.transfer_id] = found
     raise web.HTTPSeeOther(f"/imports/{job.transfer_id}#identity")
 

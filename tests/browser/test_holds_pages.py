@@ -161,14 +161,25 @@ async def test_a_nurse_picks_the_patients_record_from_the_worklist(
             await search.get_by_role("button", name="Search the worklist").click()
             rows = page.locator("#worklist tr.candidate")
             await expect(rows).to_have_count(2)
-            # The ER's patient first (same name and birth date), marked.
+            # The ER's patient first (same name and birth date), marked, in words too: not by
+            # its colour alone.
             await expect(rows.first).to_have_attribute("data-patient-id", "MRN-778")
             await expect(rows.first).to_have_class("candidate same")
+            await expect(rows.first.get_by_role("rowheader")).to_have_accessible_name(
+                "DOE, JANE (same name and birth date as sent)"
+            )
+            await expect(rows.nth(1).get_by_role("rowheader")).to_have_accessible_name("DOE, JOHN")
             await expect(rows.first).to_contain_text("CT TRAUMA PANSCAN")
             assert await fits_the_screen(page)
             await page.locator("#worklist").scroll_into_view_if_needed()
             await snap(page, "holds-worklist.png")
 
+            # Each row's confirmation names its patient: a screen reader's list of the page's
+            # controls does not list them all as "This is the patient".
+            for n, named in enumerate(("DOE, JANE, MRN-778", "DOE, JOHN, MRN-779")):
+                await expect(rows.nth(n).get_by_role("checkbox")).to_have_accessible_name(
+                    f"This is the patient: {named}"
+                )
             await rows.first.get_by_label("This is the patient").check()
             await rows.first.get_by_role("button", name="File under MRN-778").click()
             await expect(page.locator("#outcome")).to_have_text(

@@ -646,6 +646,13 @@ async def test_a_record_number_that_cannot_be_checked_stays_in_its_field(
             problem = page.locator("#identity .problem")
             await expect(problem).to_contain_text("is not one a PACS can hold")
             await expect(field).to_have_value("MRN-555*")
+            # Back in the field, which says what is wrong with it (read with its name by a
+            # screen reader, which does not read an alert that was there as the page loaded).
+            await expect(field).to_be_focused()
+            await expect(field).to_have_attribute("aria-invalid", "true")
+            await expect(field).to_have_accessible_description(
+                re.compile("is not one a PACS can hold")
+            )
 
             orthanc.stop()  # the PACS goes down
             await field.fill("MRN-557")
@@ -653,6 +660,9 @@ async def test_a_record_number_that_cannot_be_checked_stays_in_its_field(
             await expect(problem).to_contain_text("could not be asked", timeout=WAIT_MS)
             await expect(problem).to_contain_text("Press Check this record again")
             await expect(field).to_have_value("MRN-557")
+            await expect(field).to_be_focused()
+            await expect(field).to_have_accessible_description(re.compile("could not be asked"))
+            await expect(field).not_to_have_attribute("aria-invalid", "true")  # the PACS's fault
             await expect(page.locator("#confirm-form")).to_have_count(0)
             await snap(page, "trauma-15-pacs-down-at-the-check.png")
     finally:
@@ -706,5 +716,77 @@ async def test_an_import_held_because_the_pacs_is_down_says_to_check_again_once_
             await expect(held).to_contain_text("Once the PACS answers again, press Check again")
             await expect(held).not_to_contain_text("Check the patient and the record number")
             await snap(page, "trauma-17-held-pacs-down.png")
+    finally:
+        agent.stop()
+
+
+async def test_a_scan_after_a_refused_code_replaces_it_in_the_field(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    """A refused code stays in the field, focused, to send again with Enter; but the next scan
+    (the scanner types into whatever has focus) replaces it instead of landing in front of or
+    after it: refused by the page's check, then by the relay (not authorized yet), then the
+    transfer sheet's QR, scanned once the family authorized, opens the study."""
+    _study(tmp_path / "study", seed=74, slices=(2, 2))
+    er = tmp_path / "er"
+    er.mkdir()
+    pushed: dict[str, Any] = relay.push([tmp_path / "study"], workdir=er).ok().json()
+    code = RedemptionCode.parse(pushed["code"]).grouped()
+    (scanned,) = decode_qr(await asyncio.to_thread(Path(pushed["qr_png"]).read_bytes))
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await sign_in(page, agent.url, USER, PASSWORD)
+            field = page.get_by_label("Code from the transfer sheet or the patient's phone")
+            await expect(field).to_be_focused()  # a scan on arrival lands in the field
+            await page.keyboard.type(_mistyped(code))
+            await page.keyboard.press("Enter")
+            problem = page.locator("#problem")
+            await expect(problem).to_contain_text("typing mistake")
+            await expect(field).to_be_focused()
+
+            await page.keyboard.type(code)  # the scanner, into the focused field
+            await page.keyboard.press("Enter")
+            await expect(problem).to_contain_text(
+                "has not authorized the transfer yet", timeout=WAIT_MS
+            )
+            await expect(field).to_have_value(code)
+            await expect(field).to_be_focused()
+
+            relay.authorize(pushed)
+            await page.keyboard.type(scanned)
+            await page.keyboard.press("Enter")
+            await expect(page).to_have_url(
+                f"{agent.url}/imports/{pushed['transfer_id']}", timeout=WAIT_MS
+            )
+            await expect(page.locator("#preview")).to_be_visible()
+    finally:
+        agent.stop()
+    assert _failed_attempts(relay, pushed["transfer_id"]) == 0
+
+
+async def test_what_differs_from_the_pacss_record_is_said_not_only_coloured(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    """The identity step's table of the ER's patient beside the PACS's record: a line that
+    differs says so in words (a screen reader reads no background colour, nor does a
+    colour-blind registrar see a pale one), as the holds queue's table does."""
+    _in_pacs(orthanc, tmp_path / "earlier", patient_name="DOE^JANET", patient_birth_date="19850212")
+    _, _, pushed = _pushed(relay, tmp_path, seed=75, slices=(2, 2))
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await _open_with_code(page, agent, pushed["code"])
+            field = page.get_by_label("This hospital's medical record number (MRN)")
+            await expect(field).to_be_focused()  # the next thing to do, by keyboard
+            await page.keyboard.type("MRN-555")
+            await page.keyboard.press("Enter")
+            compare = page.locator("#compare")
+            await expect(compare.locator("tr.differs")).to_have_count(2)
+            for differs in ("Name (differs)", "Birth date (differs)"):
+                await expect(compare.get_by_role("rowheader", name=differs)).to_be_visible()
+            await expect(compare.get_by_role("rowheader", name="Sex", exact=True)).to_be_visible()
+            await compare.scroll_into_view_if_needed()
+            await snap(page, "trauma-18-differences-in-words.png")
     finally:
         agent.stop()

@@ -3,7 +3,7 @@
 // I/L -> 1, spaces and dashes ignored, 16 symbols whose weighted sum over GF(32) is zero.
 // A scanned QR (it has a colon) is left to the agent, and so is text too long to be typed (a QR
 // whose colons a scanner's keyboard layout garbled: the agent says so). A code with a mistake
-// is not sent.
+// is not sent; it stays selected in the field, so that the next scan or typing replaces it.
 "use strict";
 
 (() => {
@@ -76,6 +76,15 @@
       event.stopImmediatePropagation();
       show(sentence);
       field.focus();
+      field.select();
     }
   }, true);
+
+  // A code the agent refused comes back in the field, focused, to send again with Enter. Its
+  // text is selected, so that the next scan (a scanner types into whatever has focus) or a
+  // code typed again replaces it instead of landing in front of it.
+  if (!shown.hidden && field.value) {
+    field.focus();
+    field.select();
+  }
 })();
