@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -226,8 +227,10 @@ def run_redeem(args: argparse.Namespace) -> int:
         parse_secret,
         redeem,
     )
+    from site_agent.audit import AuditLog
+    from site_agent.commands import _operator  # who, as account changes say
     from site_agent.credential import read_credential
-    from site_agent.local_state import default_state_dir
+    from site_agent.local_state import default_state_dir, site_folder
     from site_agent.relay_address import relay_address
     from site_agent.relay_setting import relay_from_arguments
     from site_agent.terminal_text import shown
@@ -261,10 +264,13 @@ def run_redeem(args: argparse.Namespace) -> int:
     if not args.resume:
         secret = read_code(sys.stdin, sys.stderr)
         parse_secret(secret)  # a typo is reported before anything is sent
+    state_dir = args.state or default_state_dir()
+    audit = AuditLog(site_folder(state_dir, RECEIVER.folder), time.time)
+    to = args.pacs or str(args.out)
     req = RedeemRequest(
         relay=relay,
         credential=credential,
-        state_dir=args.state or default_state_dir(),
+        state_dir=state_dir,
         secret=secret,
         resume=args.resume,
         out=args.out,
@@ -294,6 +300,16 @@ def run_redeem(args: argparse.Namespace) -> int:
             lines = "\n".join(describe(event.summary, event.sender, event.break_glass))
             print(lines, file=sys.stderr if quiet else sys.stdout, flush=True)
             return
+        if isinstance(event, Unlocked):  # the study is open to this machine: an access
+            audit.record(
+                "study-redeemed",
+                who=_operator(),
+                where="local",
+                via="command line",
+                transfer=event.transfer_id,
+                to=to,
+                break_glass=event.break_glass,
+            )
         if quiet:
             return
         if isinstance(event, Unlocked):
@@ -320,6 +336,15 @@ def run_redeem(args: argparse.Namespace) -> int:
             asking[0] = False
 
     result = asyncio.run(redeem(req, on_event, None if args.yes else confirm))
+    audit.record(
+        "study-imported" if args.pacs else "study-exported",
+        who=_operator(),
+        where="local",
+        via="command line",
+        transfer=result.transfer_id,
+        instances=result.instances,
+        destination=result.destination,
+    )
     if args.json:
         print(
             json.dumps(

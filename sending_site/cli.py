@@ -353,8 +353,10 @@ def run_push(args: argparse.Namespace) -> int:
     from sending_site.push import Progress, PushRequest, PushResult, Ready, Retrying, push
     from sending_site.sheet import TransferSheet, site_phone
     from sending_site.stretching import in_background
+    from site_agent.audit import AuditLog
     from site_agent.client import RelayClient, RelayUnreachable
-    from site_agent.local_state import default_state_dir
+    from site_agent.commands import _operator  # who, as account changes say
+    from site_agent.local_state import default_state_dir, site_folder
     from site_agent.local_time import local_time
     from site_agent.relay_setting import relay_from_arguments
 
@@ -373,6 +375,7 @@ def run_push(args: argparse.Namespace) -> int:
     inbox = _inbox_study(args)
     credential = _credential(args)
     state = args.state or default_state_dir()
+    audit = AuditLog(site_folder(state, SENDER.folder), time.time)
     stretched = in_background()  # while the study is read and checked
 
     async def preflight() -> Prepared:
@@ -414,6 +417,7 @@ def run_push(args: argparse.Namespace) -> int:
         stretched=stretched,
     )
     tty = sys.stderr.isatty() and not args.json
+    instances = prepared.collection.instances  # so far, when following a study still arriving
     qr_path: list[Path] = []
     written: dict[str, str] = {}
 
@@ -421,6 +425,18 @@ def run_push(args: argparse.Namespace) -> int:
         if isinstance(event, Retrying):
             _say_retrying(relay, event.delay, event.reason, after_bar=tty)
         elif isinstance(event, Ready):
+            audit.record(
+                "transfer-started",
+                who=_operator(),
+                where="local",
+                via="command line",
+                transfer=event.transfer_id,
+                study=next((i.study_instance_uid for i in instances), ""),
+                images=len(instances),
+                recipient=destination.name,
+                resumed=event.resumed,
+                break_glass=event.break_glass,
+            )
             qr_path.append(_write_qr(_qr_path(args.qr, state, event.transfer_id), event.capability))
             if args.sheet:
                 sheet = TransferSheet(

@@ -72,6 +72,11 @@ EVENT_IDS = {
     "hold-other-record": IMPORT,
     "hold-save-to-folder": EXPORT,
     "hold-discard": STUDY_DELETED,
+    # At the command line (`push`, `redeem`), by the operating-system account, `where` local:
+    # a transfer started or resumed (`transfer-started`, `via` command line), a study redeemed
+    # (`study-redeemed`), then imported into the PACS (`study-imported`) or written to a
+    # folder (`study-exported`).
+    "study-exported": EXPORT,
 }
 
 

@@ -73,7 +73,14 @@ def test_the_queue_at_the_command_line(
     for path in held[second]:
         assert orthanc.find_by_sop_instance_uid(sop_instance_uid(path)) is None, path
     lines = (state / "receiving" / "console-audit.jsonl").read_text("utf-8").splitlines()
-    records = [json.loads(line) for line in lines]
+    everything = [json.loads(line) for line in lines]
+    # The redemptions that held both studies are there too (`redeem`'s own records), and the
+    # one that resumed the first to store it under the local record.
+    opened = [r["detail"]["transfer"] for r in everything if r["action"] == "study-redeemed"]
+    assert set(opened) == {first, second}
+    imported = [r["detail"]["transfer"] for r in everything if r["action"] == "study-imported"]
+    assert imported == [first]
+    records = [r for r in everything if r["action"].startswith("hold-")]
     assert [(r["action"], r["outcome"], r["detail"]["transfer_id"]) for r in records] == [
         ("hold-discard", "success", second)
     ]  # the second discard found nothing to decide about
