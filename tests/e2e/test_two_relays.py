@@ -299,7 +299,11 @@ def test_fifty_redemptions_over_both_processes_give_exactly_one_success(
     code = RedemptionCode.parse(pushed["code"])
     statuses = asyncio.run(_fifty(instances, code))
     assert statuses.count(200) == 1, statuses
-    assert sorted(set(statuses) - {200}) == [403], statuses
+    # The spent code is refused as a wrong one is, so each refusal counts as a guess: once the
+    # site's limit (30) is reached in the shared count with the attempts under way, the rest
+    # are throttled (429), untried, as on one instance.
+    assert set(statuses) - {200} <= {403, 429}, statuses
+    assert 403 in statuses, statuses
     assert instances.rows("SELECT state FROM transfers WHERE id = ?", pushed["transfer_id"]) == [
         ("redeemed",)
     ]
