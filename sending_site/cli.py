@@ -355,7 +355,7 @@ def run_push(args: argparse.Namespace) -> int:
     from sending_site.stretching import in_background
     from site_agent.client import RelayClient, RelayUnreachable
     from site_agent.local_state import default_state_dir
-    from site_agent.local_time import local_time
+    from site_agent.local_time import how_long, local_time
     from site_agent.relay_setting import relay_from_arguments
 
     relay = _checked_relay(relay_from_arguments(args))
@@ -466,7 +466,7 @@ def run_push(args: argparse.Namespace) -> int:
                 if inbox is not None:
                     print(
                         "  Images still arriving are sent too; the upload ends once none has "
-                        f"arrived for {args.stable_after:.0f} seconds."
+                        f"arrived for {how_long(args.stable_after)}."
                     )
                 sys.stdout.flush()
         elif tty:
