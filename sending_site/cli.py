@@ -357,7 +357,7 @@ def run_push(args: argparse.Namespace) -> int:
     from site_agent.client import RelayClient, RelayUnreachable
     from site_agent.commands import _operator  # who, as account changes say
     from site_agent.local_state import default_state_dir, site_folder
-    from site_agent.local_time import local_time
+    from site_agent.local_time import how_long, local_time
     from site_agent.relay_setting import relay_from_arguments
 
     relay = _checked_relay(relay_from_arguments(args))
@@ -482,7 +482,7 @@ def run_push(args: argparse.Namespace) -> int:
                 if inbox is not None:
                     print(
                         "  Images still arriving are sent too; the upload ends once none has "
-                        f"arrived for {args.stable_after:.0f} seconds."
+                        f"arrived for {how_long(args.stable_after)}."
                     )
                 sys.stdout.flush()
         elif tty:

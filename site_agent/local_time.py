@@ -1,4 +1,5 @@
-"""Moments as staff read them: this machine's local time with its zone, to the minute."""
+"""Moments as staff read them (this machine's local time with its zone, to the minute), and
+lengths of time (`how_long`)."""
 
 from __future__ import annotations
 
@@ -15,3 +16,20 @@ def local_time(epoch: float) -> str:
         offset = moment.strftime("%z")  # +0300
         zone = f"UTC{offset[:3]}:{offset[3:5]}"
     return f"{moment:%Y-%m-%d %H:%M} {zone}"
+
+
+def how_long(seconds: float) -> str:
+    """`seconds` as staff would write it, to the second: "less than a second", "1 second",
+    "45 seconds", "90 seconds" (under two minutes), "1 minute", "5 minutes", "2 minutes 5
+    seconds"."""
+    whole = round(seconds)
+    if whole < 1:
+        return "less than a second"
+    if whole < 120 and whole != 60:
+        return _counted(whole, "second")
+    minutes, rest = divmod(whole, 60)
+    return _counted(minutes, "minute") + (f" {_counted(rest, 'second')}" if rest else "")
+
+
+def _counted(n: int, unit: str) -> str:
+    return f"{n} {unit}{'' if n == 1 else 's'}"

@@ -34,6 +34,7 @@ from sending_site.stretching import SpareSecret
 from site_agent.credential import AgentCredential
 from site_agent.errors import AgentError, RelayRefused
 from site_agent.local_state import site_folder, write_atomically
+from site_agent.local_time import how_long
 from transfer_codes.wire import Problem
 
 LOGGER = logging.getLogger(__name__)
@@ -198,8 +199,8 @@ def start_push(jobs: PushJobs, record: JobRecord) -> Job:
             job.progress, job.retrying = event, ""
         elif isinstance(event, Retrying):
             why = f" ({event.reason})" if event.reason else ""
-            job.retrying = f"The relay could not be reached{why}; trying again in " + (
-                f"{event.delay:.0f} seconds."
+            job.retrying = (
+                f"The relay could not be reached{why}; trying again in {how_long(event.delay)}."
             )
 
     async def run() -> None:

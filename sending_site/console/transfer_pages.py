@@ -159,18 +159,33 @@ def _recipient(relay_status: dict[str, Any], record: journal.TransferJournal) ->
     return _display_name(relay_status) or record.recipient_display_name or record.recipient
 
 
-def _version(state: str, job: Job | None, upload_finished: bool) -> str:
-    """What the page shows that needs a reload when it changes (not the progress counts)."""
+def _version(
+    state: str,
+    job: Job | None,
+    upload_finished: bool,
+    record: journal.TransferJournal | None = None,
+) -> str:
+    """What the page shows that needs a reload when it changes (not the progress counts): with
+    `record`, also its code, by how many codes were issued (a new code in another tab or the
+    command line leaves the state as it was, and a dead code must not stay on screen), and
+    whether it was given up here. Never the code, nor anything made from it: the status
+    document carrying this is polled, and an address's answer may be kept where the page's
+    body is not."""
     ended = job is not None and job.record.ended
     following = _following(job)
-    return f"{state}|{upload_finished}|{ended}|{bool(job and job.record.problem)}|{following}"
+    codes = len(record.issued_at) if record else 0
+    given_up = bool(record and record.abandoned)
+    problem = bool(job and job.record.problem)
+    return f"{state}|{upload_finished}|{ended}|{problem}|{following}|{codes}|{given_up}"
 
 
 def _told(relay_status: dict[str, Any]) -> str:
     """The relay's state with what the trauma center reported without changing it (a review
-    copy kept, a discard): the page is reloaded when either changes."""
+    copy kept, a discard), and who authorized and whether by break-glass, which the page
+    says: the page is reloaded when any changes."""
     receipt = relay_status.get("receipt") or {}
-    return f"{relay_status.get('state', 'unknown')}|{receipt.get('destination', '')}"
+    told = f"{relay_status.get('state', 'unknown')}|{receipt.get('destination', '')}"
+    return f"{told}|{relay_status.get('authorized_by')}|{bool(relay_status.get('break_glass'))}"
 
 
 def _following(job: Job | None) -> bool:
@@ -350,7 +365,7 @@ async def _transfer_page(
         following=_following(job),
         progress=_progress(job, finished),
         percent=percent(job.progress if job else None, finished),
-        version=_version(_told(relay_status), job, finished),
+        version=_version(_told(relay_status), job, finished, record),
         problem=problem,
         notice=notice,
         glass=glass,
@@ -385,7 +400,7 @@ async def transfer_status(request: web.Request) -> web.Response:
     progress = job.progress if job else None
     return web.json_response(
         {
-            "version": _version(_told(relay_status), job, finished),
+            "version": _version(_told(relay_status), job, finished, record),
             "progress": _progress(job, finished),
             "percent": percent(progress, finished),
             "retrying": job.retrying if job else "",

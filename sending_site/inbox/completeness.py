@@ -17,6 +17,7 @@ from enum import StrEnum
 
 from sending_site.inbox.queries import PacsSeries
 from sending_site.inbox.records import RefusedImages, SeriesRecord, StudyRecord
+from site_agent.local_time import how_long
 
 THIN_SLICE_MM = 1.5
 
@@ -113,8 +114,8 @@ class CompletenessReport:
                 found.append(f"{s.label}: the PACS did not say how many images it holds.")
         if not self.stable:
             found.append(
-                f"Images were still arriving {self.seconds_since_last_image:.0f} seconds ago; "
-                f"wait until none has arrived for {self.stable_after:.0f} seconds."
+                f"Images were still arriving {how_long(self.seconds_since_last_image)} ago; "
+                f"wait until none has arrived for {how_long(self.stable_after)}."
             )
         if self.no_thin_slices:
             found.append(

@@ -29,6 +29,7 @@ from sending_site.inbox.readiness import completeness_of
 from sending_site.inbox.settings import InboxSettings
 from sending_site.inbox.spool import Spool
 from sending_site.source import Arrivals
+from site_agent.local_time import how_long
 
 LOGGER = logging.getLogger(__name__)
 
@@ -154,9 +155,9 @@ class SpooledStudy:
         if not report.compared_with_pacs:
             LOGGER.warning(
                 "The study's image counts could not be checked against the PACS (%s); it is "
-                "called complete because no image arrived for %.0f seconds.",
+                "called complete because no image arrived for %s.",
                 report.pacs_problem,
-                self.settings.stable_after,
+                how_long(self.settings.stable_after),
             )
         whole = report.counts_match or not report.compared_with_pacs
         self._pacs_asked = (now, last_arrival, whole)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from inbox_harness import make_multi_series_study
 from peers.dcmtk import storescu
 from peers.orthanc import OrthancServer
 from playwright.async_api import Browser, expect
+
+from sending_site.synthetic import make_ct_study
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.peers]
 
@@ -196,3 +199,49 @@ async def test_fetch_over_dicomweb_of_a_study_gone_from_the_pacs_says_so(
     actions = [json.loads(line) for line in agent.audit().splitlines()]
     fetched = [a for a in actions if a["action"] == "pacs-retrieve"]
     assert [(a["outcome"], a["detail"]["received"]) for a in fetched] == [("failure", 0)]
+
+
+async def test_each_fetch_button_says_which_study(
+    browser: Browser, orthanc_factory: Callable[..., OrthancServer], tmp_path: Path
+) -> None:
+    """Two studies of one patient: each row's Fetch is named by its own study (a screen reader
+    hears the button alone), and the column of buttons has a heading."""
+    orthanc = orthanc_factory()
+    for n, (day, accession) in enumerate((("20261206", "ACC-1"), ("20261207", "ACC-2"))):
+        folder = tmp_path / f"study-{n}"
+        patient = {**PATIENT, "accession_number": accession, "study_date": day}
+        make_ct_study(folder, 2, seed=5555 + n, **patient)
+        stored = await asyncio.to_thread(storescu, orthanc.dicom_port, [folder])
+        assert stored.returncode == 0, stored.stderr
+    agent = AgentProcess(
+        tmp_path / "agent",
+        "http://127.0.0.1:9",
+        "unused-credential",
+        pacs=(orthanc.ae_title, orthanc.host, orthanc.dicom_port),
+    )
+    await asyncio.to_thread(agent.add_user)
+    with running_agent(agent):
+        async with workstation(browser) as page:
+            await sign_in(page, agent.url, NURSE, NURSE_PASSWORD)
+            await page.get_by_role("link", name="Find in PACS").click()
+            await page.get_by_label("Medical record number").fill("MRN-4242")
+            await page.get_by_role("button", name="Search the PACS").click()
+            rows = page.locator("#matches tbody tr")
+            await expect(rows).to_have_count(2)
+            names = []
+            for row in await rows.all():
+                button = row.get_by_role("button")
+                day, accession = (
+                    ("2026-12-06", "ACC-1")
+                    if "ACC-1" in await row.inner_text()
+                    else ("2026-12-07", "ACC-2")
+                )
+                await expect(button).to_have_accessible_name(
+                    re.compile(rf"^Fetch TRAUMA, ALEX: .+ of {day}, accession {accession}$")
+                )
+                names.append(await button.evaluate("(b) => b.textContent"))
+            assert names[0] != names[1]
+            # The buttons' column has a heading too (a screen reader says it in each row).
+            heading = page.locator("#matches thead th").last
+            await expect(heading).to_have_accessible_name(re.compile(r"\w"))
+            await snap(page, "er-pacs-two-studies.png")

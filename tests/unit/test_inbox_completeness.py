@@ -85,7 +85,8 @@ def test_a_study_still_arriving_is_not_stable_until_the_age_is_reached() -> None
     young = assess(STUDY, pacs, now=NOW, stable_after=301)
     assert not young.stable
     assert young.findings() == [
-        "Images were still arriving 300 seconds ago; wait until none has arrived for 301 seconds."
+        "Images were still arriving 5 minutes ago; "
+        "wait until none has arrived for 5 minutes 1 second."
     ]
     assert assess(STUDY, pacs, now=NOW, stable_after=300).stable
     # A clock that went back never makes a negative age.
