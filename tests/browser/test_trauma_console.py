@@ -790,3 +790,32 @@ async def test_what_differs_from_the_pacss_record_is_said_not_only_coloured(
             await snap(page, "trauma-18-differences-in-words.png")
     finally:
         agent.stop()
+
+
+async def test_a_scan_after_a_refused_record_number_replaces_it_in_the_field(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    """A refused record number comes back in its field, focused, to correct or send again; but
+    the next scan of the wristband (the scanner types into whatever has focus, then Enter)
+    replaces it instead of landing in front of it ("MRN-556MRN-555*")."""
+    _, _, pushed = _pushed(relay, tmp_path, seed=75, slices=(2, 2))
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await _open_with_code(page, agent, pushed["code"])
+            field = page.get_by_label("This hospital's medical record number (MRN)")
+            await field.fill("MRN-555*")
+            await field.press("Enter")
+            await expect(page.locator("#identity .problem")).to_contain_text(
+                "is not one a PACS can hold", timeout=WAIT_MS
+            )
+            await expect(field).to_have_value("MRN-555*")
+            await expect(field).to_be_focused()
+            await snap(page, "trauma-18-refused-record-number.png")
+
+            await page.keyboard.type("MRN-556")  # the scanner, into the focused field
+            await expect(field).to_have_value("MRN-556")
+            await page.keyboard.press("Enter")
+            await expect(page.locator("#checked-mrn")).to_have_text("MRN-556", timeout=WAIT_MS)
+    finally:
+        agent.stop()
