@@ -825,23 +825,30 @@ async def test_an_import_in_progress_is_told_to_a_screen_reader(
     relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
 ) -> None:
     """While an import runs (the PACS stops answering for a while, so that it is seen), its
-    progress bar has a name."""
+    progress bar has a name, and its progress line is one live region whose text changes (a
+    screen reader announces a change inside a live region it knows, not a new one)."""
     files, _, pushed = _pushed(relay, tmp_path, seed=76, slices=(300, 100))
     agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
     try:
         async with workstation(browser) as page:
             await _open_with_code(page, agent, pushed["code"])
             await _file_as_new_record(page, "MRN-907")
+            progress = page.locator("#progress-text")
+            line = await progress.element_handle(timeout=WAIT_MS)
+            first = await line.text_content()
             deadline = time.monotonic() + WAIT_MS / 1000
             while orthanc.get_json("/statistics")["CountInstances"] == 0:
                 assert time.monotonic() < deadline, "the import did not start"
                 await asyncio.sleep(0.01)
             orthanc.pause()
             try:
-                await expect(page.locator("#progress-text")).to_contain_text(
+                await expect(progress).to_contain_text(
                     re.compile(rf"stored [0-9]+ of {len(files)} in the PACS"),
                     timeout=WAIT_MS,
                 )
+                await expect(progress).not_to_have_text(first or "")
+                assert await line.evaluate("(e) => e === document.getElementById('progress-text')")
+                await expect(progress).to_have_attribute("role", "status")
                 bar = page.get_by_role("progressbar", name="Import progress")
                 await expect(bar).to_be_visible()
                 await snap(page, "trauma-19-import-progress-named.png")
