@@ -826,7 +826,9 @@ async def test_an_import_in_progress_is_told_to_a_screen_reader(
 ) -> None:
     """While an import runs (the PACS stops answering for a while, so that it is seen), its
     progress bar has a name, and its progress line is one live region whose text changes (a
-    screen reader announces a change inside a live region it knows, not a new one)."""
+    screen reader announces a change inside a live region it knows, not a new one). When it
+    finishes, the page reloads itself and puts the reader on the result; a person opening the
+    page again is not moved there."""
     files, _, pushed = _pushed(relay, tmp_path, seed=76, slices=(300, 100))
     agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
     try:
@@ -854,8 +856,15 @@ async def test_an_import_in_progress_is_told_to_a_screen_reader(
                 await snap(page, "trauma-19-import-progress-named.png")
             finally:
                 orthanc.resume()
-            await expect(page.locator("#result")).to_contain_text(
+            result = page.locator("#result")
+            await expect(result).to_contain_text(
                 f"Imported {len(files)} verified images", timeout=WAIT_MS
             )
+            await expect(result).to_be_focused()
+            await snap(page, "trauma-20-import-finished-result-focused.png")
+            for opened_again in (page.reload, lambda: page.goto(page.url)):
+                await opened_again()
+                await expect(result).to_contain_text(f"Imported {len(files)} verified images")
+                await expect(page.locator("body")).to_be_focused()
     finally:
         agent.stop()
