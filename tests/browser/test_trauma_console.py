@@ -868,3 +868,30 @@ async def test_an_import_in_progress_is_told_to_a_screen_reader(
                 await expect(page.locator("body")).to_be_focused()
     finally:
         agent.stop()
+
+
+async def test_a_typing_mistake_caught_on_the_page_is_tied_to_the_code_field(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    """The page's own catch of a typing mistake describes the code field (a screen reader reads
+    it with the field, as it does the agent's refusal), and no longer once the code is right."""
+    code = RedemptionCode.generate(locator=77).grouped()  # never sent: only typed
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await sign_in(page, agent.url, USER, PASSWORD)
+            field = page.get_by_label("Code from the transfer sheet or the patient's phone")
+            await expect(field).to_have_accessible_description(re.compile("^Type the 16"))
+            await field.press_sequentially(_mistyped(code))
+            await expect(page.locator("#problem")).to_contain_text("typing mistake")
+            swapped = re.compile("a character is wrong or two are swapped")  # not in the hint
+            await expect(field).to_have_accessible_description(swapped)
+            await expect(field).to_have_accessible_description(re.compile("^Type the 16"))
+            await snap(page, "trauma-21-typing-mistake-describes-the-field.png")
+
+            await field.fill(code)
+            await expect(page.locator("#problem")).to_be_hidden()
+            await expect(field).to_have_attribute("aria-describedby", "code-hint")
+            await expect(field).not_to_have_accessible_description(swapped)
+    finally:
+        agent.stop()
