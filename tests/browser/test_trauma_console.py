@@ -790,3 +790,108 @@ async def test_what_differs_from_the_pacss_record_is_said_not_only_coloured(
             await snap(page, "trauma-18-differences-in-words.png")
     finally:
         agent.stop()
+
+
+async def test_a_scan_after_a_refused_record_number_replaces_it_in_the_field(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    """A refused record number comes back in its field, focused, to correct or send again; but
+    the next scan of the wristband (the scanner types into whatever has focus, then Enter)
+    replaces it instead of landing in front of it ("MRN-556MRN-555*")."""
+    _, _, pushed = _pushed(relay, tmp_path, seed=75, slices=(2, 2))
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await _open_with_code(page, agent, pushed["code"])
+            field = page.get_by_label("This hospital's medical record number (MRN)")
+            await field.fill("MRN-555*")
+            await field.press("Enter")
+            await expect(page.locator("#identity .problem")).to_contain_text(
+                "is not one a PACS can hold", timeout=WAIT_MS
+            )
+            await expect(field).to_have_value("MRN-555*")
+            await expect(field).to_be_focused()
+            await snap(page, "trauma-18-refused-record-number.png")
+
+            await page.keyboard.type("MRN-556")  # the scanner, into the focused field
+            await expect(field).to_have_value("MRN-556")
+            await page.keyboard.press("Enter")
+            await expect(page.locator("#checked-mrn")).to_have_text("MRN-556", timeout=WAIT_MS)
+    finally:
+        agent.stop()
+
+
+async def test_an_import_in_progress_is_told_to_a_screen_reader(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    """While an import runs (the PACS stops answering for a while, so that it is seen), its
+    progress bar has a name, and its progress line is one live region whose text changes (a
+    screen reader announces a change inside a live region it knows, not a new one). When it
+    finishes, the page reloads itself and puts the reader on the result; a person opening the
+    page again is not moved there."""
+    files, _, pushed = _pushed(relay, tmp_path, seed=76, slices=(300, 100))
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await _open_with_code(page, agent, pushed["code"])
+            await _file_as_new_record(page, "MRN-907")
+            progress = page.locator("#progress-text")
+            line = await progress.element_handle(timeout=WAIT_MS)
+            first = await line.text_content()
+            deadline = time.monotonic() + WAIT_MS / 1000
+            while orthanc.get_json("/statistics")["CountInstances"] == 0:
+                assert time.monotonic() < deadline, "the import did not start"
+                await asyncio.sleep(0.01)
+            orthanc.pause()
+            try:
+                await expect(progress).to_contain_text(
+                    re.compile(rf"stored [0-9]+ of {len(files)} in the PACS"),
+                    timeout=WAIT_MS,
+                )
+                await expect(progress).not_to_have_text(first or "")
+                assert await line.evaluate("(e) => e === document.getElementById('progress-text')")
+                await expect(progress).to_have_attribute("role", "status")
+                bar = page.get_by_role("progressbar", name="Import progress")
+                await expect(bar).to_be_visible()
+                await snap(page, "trauma-19-import-progress-named.png")
+            finally:
+                orthanc.resume()
+            result = page.locator("#result")
+            await expect(result).to_contain_text(
+                f"Imported {len(files)} verified images", timeout=WAIT_MS
+            )
+            await expect(result).to_be_focused()
+            await snap(page, "trauma-20-import-finished-result-focused.png")
+            for opened_again in (page.reload, lambda: page.goto(page.url)):
+                await opened_again()
+                await expect(result).to_contain_text(f"Imported {len(files)} verified images")
+                await expect(page.locator("body")).to_be_focused()
+    finally:
+        agent.stop()
+
+
+async def test_a_typing_mistake_caught_on_the_page_is_tied_to_the_code_field(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    """The page's own catch of a typing mistake describes the code field (a screen reader reads
+    it with the field, as it does the agent's refusal), and no longer once the code is right."""
+    code = RedemptionCode.generate(locator=77).grouped()  # never sent: only typed
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with workstation(browser) as page:
+            await sign_in(page, agent.url, USER, PASSWORD)
+            field = page.get_by_label("Code from the transfer sheet or the patient's phone")
+            await expect(field).to_have_accessible_description(re.compile("^Type the 16"))
+            await field.press_sequentially(_mistyped(code))
+            await expect(page.locator("#problem")).to_contain_text("typing mistake")
+            swapped = re.compile("a character is wrong or two are swapped")  # not in the hint
+            await expect(field).to_have_accessible_description(swapped)
+            await expect(field).to_have_accessible_description(re.compile("^Type the 16"))
+            await snap(page, "trauma-21-typing-mistake-describes-the-field.png")
+
+            await field.fill(code)
+            await expect(page.locator("#problem")).to_be_hidden()
+            await expect(field).to_have_attribute("aria-describedby", "code-hint")
+            await expect(field).not_to_have_accessible_description(swapped)
+    finally:
+        agent.stop()

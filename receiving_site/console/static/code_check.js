@@ -54,9 +54,16 @@
   const shown = document.getElementById("problem");
   if (!form || !field || !shown) return;
 
+  // The sentence shown describes the field, as the agent's own refusal does (the page links
+  // it), so that a screen reader reads it with the field; and no longer once it is cleared.
   function show(sentence) {
     shown.textContent = sentence;
     shown.hidden = sentence === "";
+    const described = (field.getAttribute("aria-describedby") || "").split(/\s+/)
+      .filter((id) => id && id !== shown.id);
+    if (sentence) described.push(shown.id);
+    if (described.length) field.setAttribute("aria-describedby", described.join(" "));
+    else field.removeAttribute("aria-describedby");
     if (sentence) field.setAttribute("aria-invalid", "true");
     else field.removeAttribute("aria-invalid");
   }
