@@ -49,6 +49,7 @@ def _page(request: web.Request, status: int = 200, **context: object) -> web.Res
     for name, default in (
         ("form", dict.fromkeys(FIELDS, "")),
         ("problem", ""),
+        ("fault", ""),
         ("matches", []),
         ("searched", False),
         ("fetched", None),
@@ -86,6 +87,10 @@ async def pacs_search(request: web.Request) -> web.Response:
         query, by = query_of(form["mrn"], form["accession"], form["name"], form["birth_date"])
         settings = inbox_settings(request.app[SETTINGS])
         matches = await asyncio.to_thread(find_studies, settings, query)
+    except inbox_errors.QueryInvalid as e:
+        # Nothing filled in: the first field is where to start, so the focus goes there.
+        fault = "" if any(value.strip() for value in form.values()) else "mrn"
+        return _page(request, status=400, form=form, problem=e.message, fault=fault)
     except inbox_errors.InboxError as e:
         return _page(request, status=400, form=form, problem=e.message)
     await request.app[AUDIT].arecord(

@@ -10,6 +10,7 @@ change comes while the nurse is at a given step."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from agent_harness import NURSE, NURSE_PASSWORD, agent_holding
+from agent_harness import NURSE, NURSE_PASSWORD, AgentProcess, agent_holding
 from console_browsing import sign_in, snap, workstation
 from e2e.harness import E2ERelay
 from er_transfer_page import authorize_from_the_page
@@ -190,3 +191,30 @@ async def test_the_upload_bar_says_what_it_measures(browser: Browser, tmp_path: 
     async with _the_study_page(browser, tmp_path) as (page, _):
         await _send_by_keyboard(page)
         await expect(page.get_by_role("progressbar")).to_have_accessible_name("Upload")
+
+
+async def test_a_pacs_search_with_nothing_filled_in_puts_the_focus_on_the_first_field(
+    browser: Browser, tmp_path: Path
+) -> None:
+    # Refused before any PACS or relay is asked: nothing listens at either address.
+    agent = AgentProcess(
+        tmp_path / "agent", "http://127.0.0.1:9", "unused", pacs=("PACS", "127.0.0.1", 9)
+    )
+    await asyncio.to_thread(agent.add_user)
+    await asyncio.to_thread(agent.start)
+    try:
+        async with workstation(browser) as page:
+            await sign_in(page, agent.url, NURSE, NURSE_PASSWORD)
+            await page.get_by_role("link", name="Find in PACS").click()
+            await page.get_by_label("Medical record number").focus()
+            await page.keyboard.press("Enter")
+            await expect(page.locator("#problem")).to_be_visible()
+            first = page.get_by_label("Medical record number")
+            await expect(first).to_be_focused()
+            await expect(first).to_have_attribute("aria-invalid", "true")
+            await expect(first).to_have_accessible_description(
+                re.compile("by medical record number, by accession number")
+            )
+            await snap(page, "er-keyboard-pacs-refused.png")
+    finally:
+        await asyncio.to_thread(agent.stop)
