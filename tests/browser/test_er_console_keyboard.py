@@ -193,6 +193,21 @@ async def test_the_upload_bar_says_what_it_measures(browser: Browser, tmp_path: 
         await expect(page.get_by_role("progressbar")).to_have_accessible_name("Upload")
 
 
+async def test_print_the_transfer_sheet_says_it_opens_a_new_tab(
+    browser: Browser, tmp_path: Path
+) -> None:
+    async with _the_study_page(browser, tmp_path) as (page, _):
+        await _send_by_keyboard(page)
+        await expect(page.locator("#print-sheet")).to_have_accessible_name(
+            "Print the transfer sheet (opens in a new tab)"
+        )
+        # Said, not shown: the button looks as it did.
+        box = await page.locator("#print-sheet .unseen").bounding_box()
+        assert box is not None
+        assert box["width"] <= 1
+        assert box["height"] <= 1
+
+
 async def test_a_pacs_search_with_nothing_filled_in_puts_the_focus_on_the_first_field(
     browser: Browser, tmp_path: Path
 ) -> None:
