@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -101,6 +102,9 @@ async def test_the_upload_follows_a_study_still_arriving(
         await expect(progress).to_contain_text("Images still arriving")
         stop = page.get_by_role("button", name="Stop waiting for more images")
         await expect(stop).to_be_visible()
+        await expect(stop).to_have_accessible_description(
+            re.compile("^Closes the transfer with what has arrived")
+        )
         assert await fits_the_screen(page)
         await snap(page, "er-transfer-following.png")
         await authorize_from_the_page(page, it.relay.url)
