@@ -208,6 +208,16 @@ async def test_print_the_transfer_sheet_says_it_opens_a_new_tab(
         assert box["height"] <= 1
 
 
+async def test_every_column_of_the_series_table_has_a_heading(
+    browser: Browser, tmp_path: Path
+) -> None:
+    async with _the_study_page(browser, tmp_path) as (page, _):
+        headings = page.locator("#series").get_by_role("columnheader")
+        await expect(headings).to_have_count(4)
+        for heading in await headings.all():
+            await expect(heading).to_have_accessible_name(re.compile(r"\w"))
+
+
 async def test_a_pacs_search_with_nothing_filled_in_puts_the_focus_on_the_first_field(
     browser: Browser, tmp_path: Path
 ) -> None:
