@@ -258,6 +258,13 @@ async def test_a_held_import_resolved_in_the_holds_queue_says_what_became_of_it(
             await sign_in(page, agent.url, USER, PASSWORD)
             await expect_signed_in_as(page, USER)
             await _held_at_the_console(page, stored)
+            # The table says what it compares, and its corner cell has a name: a screen
+            # reader announces neither an unnamed table nor an empty column heading usefully.
+            compare = page.locator("#held table.compare")
+            await expect(compare).to_have_accessible_name("The ER's patient and the PACS's record")
+            await expect(compare.get_by_role("columnheader").first).to_have_accessible_name(
+                "Detail"
+            )
             await page.get_by_role("link", name="Enter a code").click()
             await _held_at_the_console(page, dropped)
 
