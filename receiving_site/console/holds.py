@@ -189,11 +189,11 @@ async def decide(request: web.Request) -> web.Response:
             where=address_of(request),
         )
     except errors.HoldNotFound as e:
-        return render(request, "holds_done.html", status=409, ok=False, sentence=e.message)
+        return _not_done(request, held, e.message)
     except errors.ReceivingError as e:
         again = hold_record.load(settings.state.folder, held.transfer_id)
         if again is None:
-            return render(request, "holds_done.html", status=409, ok=False, sentence=e.message)
+            return _not_done(request, held, e.message)
         imports.held_again(
             held.transfer_id, again, e.hold if isinstance(e, errors.IdentityHeld) else None
         )
@@ -210,7 +210,30 @@ async def decide(request: web.Request) -> web.Response:
             imports.held_again(held.transfer_id, still, None)
     else:
         imports.resolved(held.transfer_id, result, who)
-    return render(request, "holds_done.html", ok=True, sentence=_done(decided))
+    return render(
+        request, "holds_done.html", ok=True, headline=_headline(decided), sentence=_done(decided)
+    )
+
+
+def _not_done(request: web.Request, held: HeldStudy, sentence: str) -> web.Response:
+    """The page of a decision that found the study no longer held: someone else resolved it."""
+    headline = f"Not done: {person_name(held.ours.name)} is no longer held here"
+    return render(
+        request, "holds_done.html", status=409, ok=False, headline=headline, sentence=sentence
+    )
+
+
+def _headline(decided: holds_queue.Decided) -> str:
+    """The outcome page's heading and title: what was done, and to whose study."""
+    result = decided.result
+    patient = person_name(decided.held.ours.name)
+    if result is None:
+        return f"Discarded: {patient}"
+    if result.review_command:
+        return f"Saved for review: {patient}"
+    if result.filed_under is not None:
+        return f"Stored under {result.filed_under.patient_id}: {patient}"
+    return f"Stored in the PACS: {patient}"
 
 
 def told_sender(told: bool) -> str:

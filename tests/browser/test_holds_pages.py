@@ -81,6 +81,8 @@ async def test_a_nurse_files_a_held_study_under_the_local_record(
         await expect(held.locator(".reason")).to_have_text(
             "The local record given is someone else's."
         )
+        sides = held.get_by_role("table")
+        await expect(sides.get_by_role("columnheader").first).to_have_accessible_name("Detail")
         birth = held.locator("tr", has_text="Birth date")
         await expect(birth).to_have_class("differs")
         await expect(birth.locator("td")).to_have_text(["1985-02-14", "1985-02-15"])

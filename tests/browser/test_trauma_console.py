@@ -783,6 +783,11 @@ async def test_what_differs_from_the_pacss_record_is_said_not_only_coloured(
             await page.keyboard.press("Enter")
             compare = page.locator("#compare")
             await expect(compare.locator("tr.differs")).to_have_count(2)
+            # What the table compares, and its corner cell, have names (not an empty heading).
+            await expect(compare).to_have_accessible_name("The ER's patient and the PACS's record")
+            await expect(compare.get_by_role("columnheader").first).to_have_accessible_name(
+                "Detail"
+            )
             for differs in ("Name (differs)", "Birth date (differs)"):
                 await expect(compare.get_by_role("rowheader", name=differs)).to_be_visible()
             await expect(compare.get_by_role("rowheader", name="Sex", exact=True)).to_be_visible()

@@ -9,6 +9,7 @@ leaves those images there."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -257,6 +258,13 @@ async def test_a_held_import_resolved_in_the_holds_queue_says_what_became_of_it(
             await sign_in(page, agent.url, USER, PASSWORD)
             await expect_signed_in_as(page, USER)
             await _held_at_the_console(page, stored)
+            # The table says what it compares, and its corner cell has a name: a screen
+            # reader announces neither an unnamed table nor an empty column heading usefully.
+            compare = page.locator("#held table.compare")
+            await expect(compare).to_have_accessible_name("The ER's patient and the PACS's record")
+            await expect(compare.get_by_role("columnheader").first).to_have_accessible_name(
+                "Detail"
+            )
             await page.get_by_role("link", name="Enter a code").click()
             await _held_at_the_console(page, dropped)
 
@@ -264,7 +272,14 @@ async def test_a_held_import_resolved_in_the_holds_queue_says_what_became_of_it(
             await expect(page.locator("#outcome")).to_have_text(
                 "Stored 3 images of DOE, JANE in the PACS under patient ID MRN-901, as DOE, JANE."
             )
+            # The heading and the tab's title say what was done, and to whom: not just "Done".
+            await expect(page.get_by_role("heading", level=1)).to_have_text(
+                "Stored under MRN-901: DOE, JANE"
+            )
+            await expect(page).to_have_title(re.compile(r"^Stored under MRN-901: DOE, JANE · "))
             await _decide(page, dropped["transfer_id"], "discard")
+            await expect(page.get_by_role("heading", level=1)).to_have_text("Discarded: DOE, JANE")
+            await expect(page).to_have_title(re.compile(r"^Discarded: DOE, JANE · "))
 
             await page.get_by_role("link", name="Enter a code").click()
             await expect(page.locator("#unfinished")).to_have_count(0)

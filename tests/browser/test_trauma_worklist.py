@@ -124,6 +124,9 @@ async def test_staff_pick_the_patient_from_the_worklist_and_import(
             await expect(page.locator("#confirm-form")).to_contain_text(
                 "(issuer REGIONAL), picked from the worklist"
             )
+            await expect(page.locator("#compare")).to_have_accessible_name(
+                "The ER's patient and the worklist's patient"
+            )
             differs = page.locator("#compare tr.differs")
             await expect(differs).to_have_count(1)
             await expect(differs).to_contain_text("DOE, JANE")
@@ -198,8 +201,16 @@ async def test_a_worklist_pick_the_pacs_knows_is_compared_with_both(
                 await pick.get_by_role("button", name="Use MRN-4242").click()
                 await expect(page.locator("#checked-mrn")).to_have_text("MRN-4242")
                 compare = page.locator("#compare")
+                await expect(compare).to_have_accessible_name(
+                    "The ER's patient and the PACS's record, and the worklist's patient"
+                )
                 await expect(compare.locator("thead th")).to_have_text(
-                    ["", "Sent by St. Mary's ED", "In the PACS for MRN-4242", "On the worklist"]
+                    [
+                        "Detail",
+                        "Sent by St. Mary's ED",
+                        "In the PACS for MRN-4242",
+                        "On the worklist",
+                    ]
                 )
                 birth = compare.locator("tr", has_text="Birth date")
                 await expect(birth.locator("td")).to_have_text(

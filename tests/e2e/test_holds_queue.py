@@ -209,6 +209,7 @@ async def test_a_study_under_another_patient_is_saved_for_review_then_discarded(
         )
         assert status == 200, page
         assert f"Saved 3 images of DOE, JANE for review in {review / transfer_id}." in page
+        assert "<h1>Saved for review: DOE, JANE</h1>" in page  # not just "Done"
         copied = {sop_instance_uid(p) for p in (review / transfer_id).rglob("IM*")}
         assert copied == {sop_instance_uid(p) for p in files}
         page = await _queue(staff)  # still held, for the PACS
