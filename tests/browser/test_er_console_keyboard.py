@@ -202,7 +202,7 @@ async def test_print_the_transfer_sheet_says_it_opens_a_new_tab(
             "Print the transfer sheet (opens in a new tab)"
         )
         # Said, not shown: the button looks as it did.
-        box = await page.locator("#print-sheet .unseen").bounding_box()
+        box = await page.locator("#print-sheet .visually-hidden").bounding_box()
         assert box is not None
         assert box["width"] <= 1
         assert box["height"] <= 1

@@ -39,7 +39,7 @@ const placeKept = () => {
   if (state) {
     const said = document.createElement("div");
     said.id = "updated";
-    said.className = "unseen";
+    said.className = "visually-hidden";
     said.setAttribute("role", "status");
     document.body.append(said);
     window.setTimeout(() => {
