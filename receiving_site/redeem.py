@@ -32,7 +32,6 @@ import functools
 import os
 import shlex
 import shutil
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -54,6 +53,7 @@ from receiving_site import (
     reconcile,
     staging,
     state,
+    stored_count,
     stow,
     turns,
 )
@@ -573,24 +573,11 @@ async def _receive(
     limit = asyncio.Semaphore(PARALLEL_DOWNLOADS)
     arriving: as_they_arrive.StoringAsTheyArrive[_Reconciled] | None = None
 
-    latest: list[tuple[int, int]] = []  # the images stored, of how many, not told yet
-    telling = threading.Lock()
-    reached = [0]  # the most images the PACS has accepted so far, for a hold midway
-
-    def tell_stored() -> None:
-        with telling:
-            done, total = latest.pop()
-        on_event(Stored(done, max(total, len(reader.entries))))
-
-    def stored(done: int, total: int) -> None:  # called from the C-STORE threads
-        # The loop is woken once for the counts that come before it tells them, and tells the
-        # latest: a wake-up and a Stored per image cost the loop more than the count is worth.
-        with telling:
-            waking = not latest
-            latest[:] = [(done, total)]
-            reached[0] = max(reached[0], done)
-        if waking:
-            loop.call_soon_threadsafe(tell_stored)
+    # The images the PACS has accepted, told from the C-STORE threads: the latest, once a wake-up.
+    accepted = stored_count.StoredCount(
+        loop, lambda done, total: on_event(Stored(done, max(total, len(reader.entries))))
+    )
+    stored = accepted.put
 
     async def stage(batch: list[ManifestEntry]) -> None:
         async with limit:
@@ -735,7 +722,7 @@ async def _receive(
                 filed_under = coercion.local if coercion else None
         except (errors.IdentityHeld, errors.PacsRefused) as e:
             # A refusal midway leaves the images it accepted before in the PACS: counted.
-            in_pacs = reached[0]
+            in_pacs = accepted.reached
             stopped: Exception = await _hold(req, req.pacs, saved, summary, e, in_pacs)
             if in_pacs:
                 stopped = _reworded(
