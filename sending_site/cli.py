@@ -347,16 +347,16 @@ def _break_glass_problem(reason: str | None, clinician: str | None) -> str | Non
 
 def run_push(args: argparse.Namespace) -> int:
     from sending_site import outgoing
+    from sending_site.command_audit import site_audit
     from sending_site.errors import BreakGlassIncomplete, ConfirmationNeeded
     from sending_site.inbox.handoff import spooled_study
     from sending_site.preflight import Prepared, prepare
     from sending_site.push import Progress, PushRequest, PushResult, Ready, Retrying, push
     from sending_site.sheet import TransferSheet, site_phone
     from sending_site.stretching import in_background
-    from site_agent.audit import AuditLog
     from site_agent.client import RelayClient, RelayUnreachable
-    from site_agent.commands import _operator  # who, as account changes say
-    from site_agent.local_state import default_state_dir, site_folder
+    from site_agent.commands import audit_command
+    from site_agent.local_state import default_state_dir
     from site_agent.local_time import how_long, local_time
     from site_agent.relay_setting import relay_from_arguments
 
@@ -375,7 +375,7 @@ def run_push(args: argparse.Namespace) -> int:
     inbox = _inbox_study(args)
     credential = _credential(args)
     state = args.state or default_state_dir()
-    audit = AuditLog(site_folder(state, SENDER.folder), time.time)
+    audit = site_audit(state)
     stretched = in_background()  # while the study is read and checked
 
     async def preflight() -> Prepared:
@@ -425,11 +425,9 @@ def run_push(args: argparse.Namespace) -> int:
         if isinstance(event, Retrying):
             _say_retrying(relay, event.delay, event.reason, after_bar=tty)
         elif isinstance(event, Ready):
-            audit.record(
+            audit_command(
+                audit,
                 "transfer-started",
-                who=_operator(),
-                where="local",
-                via="command line",
                 transfer=event.transfer_id,
                 study=next((i.study_instance_uid for i in instances), ""),
                 images=len(instances),
@@ -596,8 +594,11 @@ def _inbox_study(args: argparse.Namespace) -> SpooledStudy | None:
 
 
 def run_reissue(args: argparse.Namespace) -> int:
+    from sending_site import journal
+    from sending_site.command_audit import refusal_audited, site_audit
     from sending_site.reissue import reissue, sheet_of
     from sending_site.sheet import site_phone
+    from site_agent.commands import audit_command
     from site_agent.local_state import default_state_dir
     from transfer_codes.codes import RedemptionCode
 
@@ -605,11 +606,15 @@ def run_reissue(args: argparse.Namespace) -> int:
     phone_number = site_phone(args.site_phone)
     _check_outputs(args)
     state = args.state or default_state_dir()
+    # Read first, as the console's page does: an id this machine never sent (or a code typed
+    # in its place) is refused before anything is recorded.
+    sent = journal.load(state, args.transfer_id)
     if given_relay is None:  # the journal's relay, checked (and warned about) like a given one
-        from sending_site import journal
-
-        given_relay = _checked_relay(journal.load(state, args.transfer_id).relay)
-    done = asyncio.run(reissue(state, args.transfer_id, given_relay, _credential(args)))
+        given_relay = _checked_relay(sent.relay)
+    audit = site_audit(state)
+    with refusal_audited(audit, "code-reissued", sent.transfer_id):
+        done = asyncio.run(reissue(state, sent.transfer_id, given_relay, _credential(args)))
+    audit_command(audit, "code-reissued", transfer=sent.transfer_id)
     record = done.record
     qr = _write_qr(_qr_path(args.qr, state, record.transfer_id), record.capability)
     code = RedemptionCode.parse(record.code).grouped()
@@ -641,22 +646,30 @@ def run_reissue(args: argparse.Namespace) -> int:
 
 def run_break_glass(args: argparse.Namespace) -> int:
     from sending_site.break_glass import add_break_glass
+    from sending_site.command_audit import site_audit
     from sending_site.errors import BreakGlassIncomplete
+    from site_agent.commands import audit_command
     from site_agent.local_state import default_state_dir
     from site_agent.terminal_text import shown
 
     problem = _break_glass_problem(args.reason, args.clinician)
     if problem:
         raise BreakGlassIncomplete(problem)
+    state = args.state or default_state_dir()
+    clinician = args.clinician.strip()
     added = asyncio.run(
         add_break_glass(
-            args.state or default_state_dir(),
-            args.transfer_id,
-            args.relay,
-            _credential(args),
-            args.reason.strip(),
-            args.clinician.strip(),
+            state, args.transfer_id, args.relay, _credential(args), args.reason.strip(), clinician
         )
+    )
+    # As the console records it: once added (a refusal is not recorded there either), and the
+    # reason is not kept here (it may describe the patient; it is sealed for the trauma center).
+    audit_command(
+        site_audit(state),
+        "break-glass",
+        transfer=added.transfer_id,
+        clinician=clinician,
+        already=added.already,
     )
     if args.json:
         body = {"transfer_id": added.transfer_id, "code": added.code, "break_glass": True}

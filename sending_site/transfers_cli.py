@@ -115,11 +115,20 @@ def run_transfers(args: argparse.Namespace) -> int:
 
 
 def run_revoke(args: argparse.Namespace) -> int:
+    from sending_site import journal
+    from sending_site.command_audit import refusal_audited, site_audit
     from sending_site.transfers import revoke
+    from site_agent.commands import audit_command
     from site_agent.local_state import default_state_dir
 
     state = args.state or default_state_dir()
-    outcome = asyncio.run(revoke(state, args.transfer_id, _credential(args), args.relay))
+    # Read first, as the console's page does: an id this machine never sent (or a code typed
+    # in its place) is refused before anything is recorded.
+    sent = journal.load(state, args.transfer_id)
+    audit = site_audit(state)
+    with refusal_audited(audit, "transfer-revoked", sent.transfer_id):
+        outcome = asyncio.run(revoke(state, sent.transfer_id, _credential(args), args.relay))
+    audit_command(audit, "transfer-revoked", transfer=sent.transfer_id, outcome_words=outcome)
     if args.json:
         print(json.dumps({"transfer_id": args.transfer_id, "outcome": outcome}))
     else:

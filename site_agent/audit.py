@@ -72,8 +72,10 @@ EVENT_IDS = {
     "hold-other-record": IMPORT,
     "hold-save-to-folder": EXPORT,
     "hold-discard": STUDY_DELETED,
-    # At the command line (`push`, `redeem`), by the operating-system account, `where` local:
-    # a transfer started or resumed (`transfer-started`, `via` command line), a study redeemed
+    # At the command line, by the operating-system account, `where` local, `via` command line
+    # (`site_agent.commands.audit_command`): a transfer started or resumed (`push`:
+    # `transfer-started`), break-glass, a new code and a revocation (`break-glass`, `reissue`,
+    # `revoke`: the console's actions, `sending_site.command_audit`); a study redeemed
     # (`study-redeemed`), then imported into the PACS (`study-imported`) or written to a
     # folder (`study-exported`).
     "study-exported": EXPORT,

@@ -220,6 +220,18 @@ def _operator() -> str:
         return "(command line)"
 
 
+def audit_command(
+    log: AuditLog, action: str, *, outcome: str = "success", **detail: object
+) -> None:
+    """Record in the agent's own audit log what a command did, as the console records the same
+    action (its name and `detail`), by the operating-system account (`_operator`), on this
+    machine (`where` local) and `via` command line. `detail` never holds a code, a key, a
+    capability or a credential."""
+    log.record(
+        action, who=_operator(), where="local", outcome=outcome, via="command line", **detail
+    )
+
+
 def run_user_add(agent: Agent, args: argparse.Namespace) -> int:
     return _set_password(agent, args, new=True)
 

@@ -1,0 +1,38 @@
+"""What the sending site's commands (`push`, `break-glass`, `reissue`, `revoke`) record in the
+site's own audit log, `<state>/sending/console-audit.jsonl`, beside the ER console's records:
+the action names and details the console records for the same buttons
+(`sending_site.console.transfer_pages`), by the operating-system account, `where` local, `via`
+command line (`site_agent.commands.audit_command`). Never a code, a key, a capability, the
+credential, nor the break-glass reason (it may describe the patient)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from sending_site.cli import SENDER
+from sending_site.errors import SendingError
+from site_agent.audit import AuditLog
+from site_agent.commands import audit_command
+from site_agent.errors import AgentError
+from site_agent.local_state import site_folder
+
+
+def site_audit(state: Path) -> AuditLog:
+    """The site's audit log in the state folder `state` (its folder made if missing;
+    `StateFolderUnusable` if it cannot be)."""
+    return AuditLog(site_folder(state, SENDER.folder), time.time)
+
+
+@contextlib.contextmanager
+def refusal_audited(log: AuditLog, action: str, transfer: str) -> Iterator[None]:
+    """An action on `transfer` that the relay or this agent refuses is recorded too, as the
+    console records it: `outcome` refused, `why` what refused it (not its sentence, which may
+    hold a code); then the refusal goes on to be said."""
+    try:
+        yield
+    except (SendingError, AgentError) as e:
+        audit_command(log, action, outcome="refused", transfer=transfer, why=type(e).__name__)
+        raise
