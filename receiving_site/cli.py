@@ -228,7 +228,7 @@ def run_redeem(args: argparse.Namespace) -> int:
         redeem,
     )
     from site_agent.audit import AuditLog
-    from site_agent.commands import _operator  # who, as account changes say
+    from site_agent.commands import audit_command
     from site_agent.credential import read_credential
     from site_agent.local_state import default_state_dir, site_folder
     from site_agent.relay_address import relay_address
@@ -301,11 +301,9 @@ def run_redeem(args: argparse.Namespace) -> int:
             print(lines, file=sys.stderr if quiet else sys.stdout, flush=True)
             return
         if isinstance(event, Unlocked):  # the study is open to this machine: an access
-            audit.record(
+            audit_command(
+                audit,
                 "study-redeemed",
-                who=_operator(),
-                where="local",
-                via="command line",
                 transfer=event.transfer_id,
                 to=to,
                 break_glass=event.break_glass,
@@ -336,11 +334,9 @@ def run_redeem(args: argparse.Namespace) -> int:
             asking[0] = False
 
     result = asyncio.run(redeem(req, on_event, None if args.yes else confirm))
-    audit.record(
+    audit_command(
+        audit,
         "study-imported" if args.pacs else "study-exported",
-        who=_operator(),
-        where="local",
-        via="command line",
         transfer=result.transfer_id,
         instances=result.instances,
         destination=result.destination,
