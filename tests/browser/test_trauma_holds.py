@@ -488,6 +488,7 @@ async def test_a_decision_from_a_page_left_open_says_the_study_was_already_dealt
                 "No study is held here under this address"
             )
             await expect(other.get_by_role("link", name="Back to the held studies")).to_be_visible()
+            await snap(other, "holds-no-such-study.png")
     finally:
         agent.stop()
     assert len(_filed_under(orthanc, "MRN-901")) == 3
