@@ -138,3 +138,46 @@ def held_studies(state_dir: Path) -> list[HeldStudy]:
         if held is not None:
             found.append(held)
     return sorted(found, key=lambda h: (h.at, h.transfer_id))
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a person decided about a study held here that ended its hold (stored it, or
+    discarded it), kept once the hold is gone (`resolved-<transfer id>.json`), so that a
+    decision posted afterwards, from a page left open, can say what became of it. No patient
+    data: `action` is the choice's audit action (`holds_queue.Choice`), `who` decided, `at`
+    when (seconds since the epoch), `instances` how many images were stored (0 for a discard).
+    """
+
+    transfer_id: str
+    action: str
+    who: str
+    at: float
+    instances: int = 0
+
+
+def _resolved_path(state_dir: Path, transfer_id: str) -> Path:
+    return _path(state_dir, transfer_id).with_name(f"resolved-{transfer_id}.json")
+
+
+def save_resolved(state_dir: Path, resolved: Resolved) -> None:
+    write_atomically(
+        _resolved_path(state_dir, resolved.transfer_id), json.dumps(asdict(resolved)).encode()
+    )
+
+
+def resolved(state_dir: Path, transfer_id: str) -> Resolved | None:
+    """How the hold of `transfer_id` was resolved here, if a person resolved it; None for an id
+    that is no transfer id, or whose hold no decision here ended (still held, or never)."""
+    try:
+        path = _resolved_path(state_dir, transfer_id)
+        body = json.loads(path.read_text(encoding="utf-8"))
+        return Resolved(
+            transfer_id=str(body["transfer_id"]),
+            action=str(body["action"]),
+            who=str(body["who"]),
+            at=float(body["at"]),
+            instances=int(body.get("instances", 0)),
+        )
+    except (ValueError, KeyError, TypeError, FileNotFoundError):
+        return None

@@ -10,12 +10,15 @@ which transfer, when, from where, and whether it worked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from receiving_site import errors, hold_record, pacs, state, stow, turns
-from receiving_site.hold_record import HeldStudy, Reason
+from receiving_site.hold_record import HeldStudy, Reason, Resolved
 from receiving_site.redeem import RedeemRequest, RedeemResult, forget_transfer, redeem
 from receiving_site.settings import ReceiverSettings
 from receiving_site.stow import StowDestination
@@ -217,10 +220,20 @@ class _Discarded:
     sender_told: bool
 
 
-async def _discard(place: Place, held: HeldStudy) -> _Discarded:
+def _keep_resolved(place: Place, resolved: Resolved) -> None:
+    """Keep what ended the hold (`hold_record.Resolved`). The decision is done by then: a
+    disk that refuses this small file only leaves a later page unable to say who decided."""
+    with contextlib.suppress(OSError):
+        hold_record.save_resolved(place.state_dir, resolved)
+
+
+async def _discard(
+    place: Place, held: HeldStudy, resolution: Callable[[int], Resolved]
+) -> _Discarded:
     """Forget the transfer, in turn with any redemption of it on this machine (a second click,
-    another nurse): `HoldNotFound` if that one resolved it first. Then tell the relay what the
-    hold says then (a run before this one may have stored more images)."""
+    another nurse): `HoldNotFound` if that one resolved it first; its `resolution` is kept
+    in the same turn, so that a click after it finds what was done. Then tell the relay what
+    the hold says then (a run before this one may have stored more images)."""
     slot = await asyncio.to_thread(state.slot_of, place.state_dir, held.transfer_id)
     async with turns.turn(place.state_dir, slot, lambda: None):
         now = await asyncio.to_thread(hold_record.load, place.state_dir, held.transfer_id)
@@ -230,15 +243,17 @@ async def _discard(place: Place, held: HeldStudy) -> _Discarded:
         # Forgotten here first: that is the decision; telling the relay is a courtesy to the ER
         # that may fail (the page then says to call them).
         await asyncio.to_thread(forget_transfer, place.state_dir, saved)
+        await asyncio.to_thread(_keep_resolved, place, resolution(0))
     return _Discarded(now, await _tell_sender(place, saved, now))
 
 
 async def _carry_out(
-    place: Place, held: HeldStudy, decision: Decision
+    place: Place, held: HeldStudy, decision: Decision, resolution: Callable[[int], Resolved]
 ) -> RedeemResult | _Discarded:
-    """What the redemption a resolution resumed did, or what a discard did."""
+    """What the redemption a resolution resumed did, or what a discard did; its `resolution`
+    (given how many images were stored) is kept once the hold is gone."""
     if decision.choice is Choice.DISCARD:
-        return await _discard(place, held)
+        return await _discard(place, held, resolution)
     saved = await asyncio.to_thread(state.load_key, place.state_dir, held.transfer_id)
     req = request(held, decision, place, saved.relay)
     try:
@@ -254,16 +269,27 @@ async def _carry_out(
         await asyncio.to_thread(
             hold_record.save, place.state_dir, replace(held, review_copy=result.destination)
         )
+    else:
+        await asyncio.to_thread(_keep_resolved, place, resolution(result.instances))
     return result
 
 
 async def decide(
-    place: Place, transfer_id: str, decision: Decision, *, audit: AuditLog, who: str, where: str
+    place: Place,
+    transfer_id: str,
+    decision: Decision,
+    *,
+    audit: AuditLog,
+    who: str,
+    where: str,
+    clock: Callable[[], float] = time.time,
 ) -> Decided:
     """Carry out `decision` about the study held as `transfer_id`, and record it in `audit`
-    (with its outcome, also when it fails). Raises `HoldNotFound` if it is no longer held,
-    `HoldChoiceRefused`, `HeldAgain` (a new hold, kept in the queue), or what the redemption
-    raises (`ReceivingError`, `AgentError`)."""
+    (with its outcome, also when it fails). A decision that ends the hold (stored, discarded)
+    is kept as `hold_record.Resolved`, by `who`, at `clock()` once done (seconds since the
+    epoch). Raises `HoldNotFound` if it is no longer held, `HoldChoiceRefused`, `HeldAgain` (a
+    new hold, kept in the queue), or what the redemption raises (`ReceivingError`,
+    `AgentError`)."""
     held = await asyncio.to_thread(hold_record.load, place.state_dir, transfer_id)
     if held is None:
         raise errors.HoldNotFound()
@@ -285,8 +311,11 @@ async def decide(
             **more,
         )
 
+    def resolution(instances: int) -> Resolved:
+        return Resolved(transfer_id, decision.choice.value, who, clock(), instances)
+
     try:
-        result = await _carry_out(place, held, decision)
+        result = await _carry_out(place, held, decision, resolution)
     except (errors.ReceivingError, AgentError) as e:
         await record("failure", why=e.message if isinstance(e, errors.ReceivingError) else e.detail)
         raise

@@ -59,3 +59,8 @@ class NoWorklist(ConsoleError, status=200):
 class WorklistPickStale(ConsoleError, status=409):
     """That patient is not in this import's last worklist search any more: search the worklist
     again and pick the patient from the new list. Nothing was imported."""
+
+
+class NoSuchHold(ConsoleError, status=404, title="No such held study"):
+    """No study is held here under this address, and none was resolved here under it: check
+    the address, or find the study in the list of held studies. Nothing was done."""

@@ -9,6 +9,17 @@ from receiving_site import holds_queue
 from receiving_site.hold_record import HeldStudy
 from receiving_site.holds_queue import Choice
 
+# Each choice's button, also how a page names the choice a click sent.
+BUTTONS = {
+    Choice.TRY_AGAIN: "Try again",
+    Choice.CONFIRM_LOCAL_RECORD: "File under the PACS's record",
+    Choice.NEW_LOCAL_PATIENT: "File under the new record",
+    Choice.OTHER_RECORD: "File under this record",
+    Choice.SAVE_TO_FOLDER: "Save to folder",
+    Choice.STORE_ANYWAY: "Store anyway",
+    Choice.DISCARD: "Discard",
+}
+
 
 @dataclass(frozen=True)
 class Option:
@@ -37,7 +48,7 @@ def hold_options(held: HeldStudy) -> list[Option]:
             "Once the PACS administrators have fixed what stopped it, store the study in the "
             f"PACS {held.pacs} as it was meant to be.",
             "The PACS administrators say it is fixed.",
-            "Try again",
+            BUTTONS[Choice.TRY_AGAIN],
         ),
         Choice.CONFIRM_LOCAL_RECORD: Option(
             Choice.CONFIRM_LOCAL_RECORD,
@@ -45,7 +56,7 @@ def hold_options(held: HeldStudy) -> list[Option]:
             f"File the images under patient ID {mrn}, taking the PACS's name and birth date "
             "(for example when the PACS has the patient under a trauma alias).",
             "I checked the patient in front of me: the PACS's record is this patient.",
-            "File under the PACS's record",
+            BUTTONS[Choice.CONFIRM_LOCAL_RECORD],
         ),
         Choice.NEW_LOCAL_PATIENT: Option(
             Choice.NEW_LOCAL_PATIENT,
@@ -53,7 +64,7 @@ def hold_options(held: HeldStudy) -> list[Option]:
             "File the images under this new record number, keeping the name and birth date "
             "the ER sent.",
             "This record number was just registered for this patient.",
-            "File under the new record",
+            BUTTONS[Choice.NEW_LOCAL_PATIENT],
         ),
         Choice.OTHER_RECORD: Option(
             Choice.OTHER_RECORD,
@@ -61,14 +72,14 @@ def hold_options(held: HeldStudy) -> list[Option]:
             "The images are filed under the number you give; the PACS's name and birth date "
             "for it must match the ER's patient, or the study is held again.",
             "This is the patient's own record number here.",
-            "File under this record",
+            BUTTONS[Choice.OTHER_RECORD],
         ),
         Choice.SAVE_TO_FOLDER: Option(
             Choice.SAVE_TO_FOLDER,
             "Save the images in a folder to look at first",
             "Nothing goes to the PACS, and the study stays in this queue for the PACS.",
             "Save a review copy; nothing goes to the PACS.",
-            "Save to folder",
+            BUTTONS[Choice.SAVE_TO_FOLDER],
         ),
         Choice.STORE_ANYWAY: Option(
             Choice.STORE_ANYWAY,
@@ -76,7 +87,7 @@ def hold_options(held: HeldStudy) -> list[Option]:
             "Only after a person has reviewed this and decided the images belong in the PACS "
             "as they are: they are stored without this check.",
             "A person reviewed this hold and decided the images belong in the PACS as they are.",
-            "Store anyway",
+            BUTTONS[Choice.STORE_ANYWAY],
         ),
         Choice.DISCARD: Option(
             Choice.DISCARD,
@@ -84,7 +95,7 @@ def hold_options(held: HeldStudy) -> list[Option]:
             "Removes the images and the key from this machine. The transfer cannot be "
             "imported from here afterwards; the ER still has the study." + left_in_pacs,
             "Remove these images from this machine.",
-            "Discard",
+            BUTTONS[Choice.DISCARD],
         ),
     }
     return [words[choice] for choice in holds_queue.choices(held)]

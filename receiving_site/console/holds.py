@@ -3,12 +3,16 @@ its reason and the patient's two sides (as the ER sent them, as the PACS holds t
 `/holds/<transfer id>` shows one with a form per choice. A choice is posted with the console's
 CSRF token and an explicit confirmation, and carried out by `holds_queue.decide`, the same
 resumed redemption the command line runs, recorded in the audit log under the signed-in user.
+
+A study someone else resolved meanwhile (another tab, another machine, the command line) is
+answered with what became of it and that the click changed nothing (`hold_resolved`), the
+refused choice recorded in the audit log; an address that never was a held study here, with a
+page saying so (404).
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -16,19 +20,20 @@ from typing import Any
 
 from aiohttp import web
 
-from receiving_site import errors, hold_record, holds, holds_queue
-from receiving_site.console import import_pages, worklist_search
+from receiving_site import errors, hold_record, holds, holds_queue, state
+from receiving_site.console import hold_resolved, import_pages, worklist_search
 from receiving_site.console.appkeys import IMPORTS
-from receiving_site.console.errors import BeingCheckedAgain
+from receiving_site.console.errors import BeingCheckedAgain, NoSuchHold
 from receiving_site.console.hold_options import hold_options
 from receiving_site.hold_record import HeldStudy
 from receiving_site.holds_queue import Choice, Decision, Place
 from receiving_site.preview import sex_word
 from receiving_site.settings import ReceiverSettings
 from site_agent.console import render, user_of
-from site_agent.console.appkeys import AUDIT, RELAY_CREDENTIAL, address_of
+from site_agent.console.appkeys import AUDIT, CLOCK, RELAY_CREDENTIAL, address_of
 from site_agent.dicom_text import date, person_name
 from site_agent.errors import AgentError
+from transfer_codes.tokens import is_transfer_id
 
 SETTINGS = web.AppKey("receiver_holds_settings", ReceiverSettings)
 REVIEW_FOLDER = "review-copies"  # under the state folder: where "save to folder" saves
@@ -38,10 +43,6 @@ routes = web.RouteTableDef()
 
 def setup(app: web.Application, settings: ReceiverSettings) -> None:
     app[SETTINGS] = settings
-
-
-def _when(at: float) -> str:
-    return datetime.datetime.fromtimestamp(at, tz=datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def _sides(held: HeldStudy) -> list[Side]:
 def _view(held: HeldStudy) -> dict[str, Any]:
     return {
         "held": held,
-        "when": _when(held.at),
+        "when": hold_resolved.when(held.at),
         "sides": _sides(held),
         "patient": person_name(held.ours.name),
     }
@@ -85,12 +86,60 @@ async def queue(request: web.Request) -> web.Response:
     return render(request, "holds.html", held=[_view(h) for h in found], partly=partly)
 
 
-def _held_or_404(request: web.Request) -> HeldStudy:
+def _held(request: web.Request) -> HeldStudy | None:
+    """The study held under the address's transfer id; None if none is (any more)."""
+    return hold_record.load(request.app[SETTINGS].state.folder, request.match_info["transfer_id"])
+
+
+def _delivered(state_dir: Path, transfer_id: str) -> state.Delivery | None:
+    return state.delivery(state_dir, transfer_id) if is_transfer_id(transfer_id) else None
+
+
+async def _no_longer_held(
+    request: web.Request, *, clicked: Choice | None = None, was_held: bool = False
+) -> web.Response:
+    """The page of an address where no study is held: resolved already (`was_held`: a decision
+    found it resolved, and recorded its failure; or this machine kept what became of it), said
+    plainly, with the choice `clicked` on a page left open changing nothing and recorded as
+    refused (200: a page, not a failure); else no held study at all (404)."""
     transfer_id = request.match_info["transfer_id"]
-    held = hold_record.load(request.app[SETTINGS].state.folder, transfer_id)
-    if held is None:
-        raise web.HTTPNotFound(text=errors.HoldNotFound().message)
-    return held
+    state_dir = request.app[SETTINGS].state.folder
+    resolved = await asyncio.to_thread(hold_record.resolved, state_dir, transfer_id)
+    delivered = await asyncio.to_thread(_delivered, state_dir, transfer_id)
+    if resolved is None and delivered is None and not was_held:
+        unknown = NoSuchHold()
+        return render(
+            request,
+            "holds_gone.html",
+            status=unknown.status,
+            heading=unknown.title,
+            happened=unknown.detail,
+            unchanged="",
+            known=False,
+        )
+    if clicked is not None and not was_held:
+        await _refused(request, clicked)
+    return render(
+        request,
+        "holds_gone.html",
+        heading="Already dealt with",
+        happened=hold_resolved.what_became_of_it(resolved, delivered),
+        unchanged=hold_resolved.nothing_changed(clicked),
+        known=True,
+    )
+
+
+async def _refused(request: web.Request, choice: Choice) -> None:
+    """Record a decision posted about a study no longer held, refused (the console records
+    what staff were refused, as the ER console does; the command line's second try is not)."""
+    await request.app[AUDIT].arecord(
+        choice.value,
+        who=user_of(request),
+        where=address_of(request),
+        outcome="refused",
+        transfer_id=request.match_info["transfer_id"],
+        why="no longer held",
+    )
 
 
 def _decide_page(
@@ -126,7 +175,9 @@ def _decide_page(
 async def search_worklist(request: web.Request) -> web.Response:
     """Search the worklist for the local record (POST: a patient's name stays out of URLs and
     access logs)."""
-    held = _held_or_404(request)
+    held = _held(request)
+    if held is None:
+        return await _no_longer_held(request)
     settings = request.app[SETTINGS]
     place = worklist_search.Worklist(settings.worklist, settings.pacs.calling_ae_title)
     query = worklist_search.query_of(await request.post())
@@ -142,7 +193,9 @@ def _checked_again(request: web.Request, held: HeldStudy) -> bool:
 
 @routes.get("/holds/{transfer_id}")
 async def decide_page(request: web.Request) -> web.Response:
-    held = _held_or_404(request)
+    held = _held(request)
+    if held is None:
+        return await _no_longer_held(request)
     await import_pages.viewed(request, held.transfer_id)
     problem = BeingCheckedAgain().detail if _checked_again(request, held) else ""
     return _decide_page(request, held, problem=problem)
@@ -165,11 +218,15 @@ def _decision(choice: Choice, form: Any, settings: ReceiverSettings) -> Decision
 
 @routes.post("/holds/{transfer_id}")
 async def decide(request: web.Request) -> web.Response:
-    held = _held_or_404(request)
+    held = _held(request)
     form = await request.post()
     try:
-        choice = Choice(str(form.get("choice", "")))
+        choice: Choice | None = Choice(str(form.get("choice", "")))
     except ValueError:
+        choice = None
+    if held is None:
+        return await _no_longer_held(request, clicked=choice)
+    if choice is None:
         return _decide_page(request, held, problem=errors.HoldChoiceRefused().message, status=400)
     if form.get("confirmed") != "yes":
         problem = "Tick the box to confirm your choice first. Nothing was done."
@@ -187,13 +244,14 @@ async def decide(request: web.Request) -> web.Response:
             audit=request.app[AUDIT],
             who=user_of(request),
             where=address_of(request),
+            clock=request.app[CLOCK],
         )
-    except errors.HoldNotFound as e:
-        return _not_done(request, held, e.message)
+    except errors.HoldNotFound:  # resolved meanwhile; recorded as this decision's failure
+        return await _no_longer_held(request, clicked=choice, was_held=True)
     except errors.ReceivingError as e:
         again = hold_record.load(settings.state.folder, held.transfer_id)
         if again is None:
-            return _not_done(request, held, e.message)
+            return await _no_longer_held(request, clicked=choice, was_held=True)
         imports.held_again(
             held.transfer_id, again, e.hold if isinstance(e, errors.IdentityHeld) else None
         )
@@ -212,14 +270,6 @@ async def decide(request: web.Request) -> web.Response:
         imports.resolved(held.transfer_id, result, who)
     return render(
         request, "holds_done.html", ok=True, headline=_headline(decided), sentence=_done(decided)
-    )
-
-
-def _not_done(request: web.Request, held: HeldStudy, sentence: str) -> web.Response:
-    """The page of a decision that found the study no longer held: someone else resolved it."""
-    headline = f"Not done: {person_name(held.ours.name)} is no longer held here"
-    return render(
-        request, "holds_done.html", status=409, ok=False, headline=headline, sentence=sentence
     )
 
 

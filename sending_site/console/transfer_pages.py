@@ -22,7 +22,7 @@ from sending_site import abandon, journal
 from sending_site.agent.jobs import Job, start_push
 from sending_site.break_glass import add_break_glass, problem_with
 from sending_site.console.appkeys import JOBS, SETTINGS
-from sending_site.console.words import percent, progress_words
+from sending_site.console.words import moved_on, percent, progress_words
 from sending_site.errors import BadSitePhone, SendingError, TransferJournalError
 from sending_site.reissue import reissue, sheet_of
 from sending_site.sheet import SITE_PHONE_ENV, site_phone
@@ -474,9 +474,33 @@ async def reissue_page(request: web.Request) -> web.Response:
     return await _asking(request, REISSUABLE, "reissue.html")
 
 
+async def _moved_on(request: web.Request, record: journal.TransferJournal) -> web.Response | None:
+    """The transfer's page (200) when a "Give a new code" from a page left open meets a
+    transfer the relay allows no new code any more (redeemed, delivered, discarded at the
+    trauma center, revoked or expired, here or elsewhere), audited as refused; None when it may
+    go on. A transfer given up here is left to `reissue`, whose refusal says how to send it
+    again; a relay out of reach, to the re-issue itself, which says so."""
+    if record.abandoned:
+        return None
+    relay_status, unknown = await _status(request, record)
+    state = str(relay_status.get("state", ""))
+    if unknown or state not in {s.value for s in TransferState}:
+        return None
+    discarded = abandon.discarded_there(state, relay_status.get("receipt"))
+    if state in REISSUABLE and not discarded:
+        return None
+    await _audit(
+        request, "code-reissued", record.transfer_id, outcome="refused", why="moved-on", state=state
+    )
+    return await _transfer_page(request, problem=moved_on(state, discarded))
+
+
 @routes.post("/transfers/{transfer_id}/reissue")
 async def reissue_code(request: web.Request) -> web.Response:
     record = _record(request)
+    stale = await _moved_on(request, record)
+    if stale is not None:
+        return stale
     async with _audited_refusal(request, "code-reissued", record.transfer_id):
         await reissue(
             request.app[SETTINGS].state.folder, record.transfer_id, None, _credential(request)

@@ -1,4 +1,5 @@
-"""How the ER console says a study, a completeness report and an upload's progress: pure."""
+"""How the ER console says a study, a completeness report, an upload's progress, and a
+transfer that moved on under a page left open: pure."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sending_site.inbox.arrival import Patient
 from sending_site.inbox.completeness import CompletenessReport
 from sending_site.push import Progress
 from site_agent.dicom_text import date, person_name
+from transfer_codes.wire import TransferState
 
 
 class AStudy(Protocol):
@@ -98,3 +100,25 @@ def percent(progress: Progress | None, upload_finished: bool) -> int:
     if progress is None or progress.bytes_total <= 0:
         return 0
     return min(100, int(100 * progress.bytes_done / progress.bytes_total))
+
+
+# Since a page was opened, the transfer moved on to where the relay allows no new code.
+MOVED_ON: dict[str, str] = {
+    TransferState.REDEEMED: "was opened by the trauma center with its code",
+    TransferState.DELIVERED: "was delivered to the trauma center",
+    TransferState.REVOKED: "was revoked",
+    TransferState.EXPIRED: "expired",
+}
+
+
+def moved_on(state: str, discarded: bool) -> str:
+    """What a page left open says when its "Give a new code" meets a transfer in `state`
+    (`discarded`: at the trauma center, after review), where the relay allows none."""
+    if discarded:
+        what = "was discarded at the trauma center after review"
+    else:
+        what = MOVED_ON.get(state, f"is {state.replace('_', ' ')} now")
+    return (
+        f"No new code was given, and nothing was changed: since this page was opened, this "
+        f"transfer {what}. Where it stands now is below."
+    )

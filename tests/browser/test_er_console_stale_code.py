@@ -1,10 +1,13 @@
 """A transfer's page open in two tabs, in headless Chromium at 1366 x 768, against the running
 agent and a real relay: a new code given in one tab replaces the old code and its QR in the
 other, which updates itself; the status it polls never carries the code; the sheet printed from
-the tab left open is the current code's."""
+the tab left open is the current code's. A "Give a new code" left open while the trauma center
+redeemed the transfer changes nothing, and its answer says so on the transfer's page."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,7 +16,7 @@ import pytest
 from agent_harness import NURSE, NURSE_PASSWORD, agent_holding
 from console_browsing import sign_in, snap, workstation
 from e2e.harness import E2ERelay
-from er_transfer_page import send_anyway
+from er_transfer_page import authorize_from_the_page, send_anyway
 from playwright.async_api import Browser, expect
 from test_er_console_actions import pdf_text
 
@@ -84,3 +87,68 @@ async def test_a_new_code_replaces_the_old_one_in_another_tab(
             assert old_code not in printed
     finally:
         relay.stop()
+
+
+async def test_a_new_code_asked_from_a_page_left_open_after_the_transfer_was_redeemed(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """The page asking once more for a new code is left open (its script off: it is a form) while
+    the trauma center redeems the transfer and stores the study. Its "Yes, give a new code" then
+    answers the transfer's page (200, not an error) saying no new code was given and nothing
+    changed, and why; the relay issued no new code, and the refusal is audited."""
+    relay = E2ERelay(tmp_path / "relay").start()
+    try:
+        make_ct_study(tmp_path / "study", 2, seed=5252, patient_name="POE^EDGAR")
+        holding = agent_holding(
+            tmp_path / "agent", relay.url, relay.sender_credential, tmp_path / "study"
+        )
+        async with (
+            holding as agent,
+            workstation(browser) as page,
+            workstation(browser, java_script_enabled=False) as other,
+        ):
+            await sign_in(page, agent.url, NURSE, NURSE_PASSWORD)
+            await page.get_by_role("link", name="POE, EDGAR").click()
+            await send_anyway(page)
+            await expect(page.locator("#code")).to_be_visible(timeout=SLOW)
+            await expect(page.locator("#progress")).to_have_text("Upload complete.", timeout=SLOW)
+            code = (await page.locator("#code").inner_text()).strip()
+            transfer_path = urlsplit(page.url).path
+            transfer_id = transfer_path.rsplit("/", 1)[1]
+            await authorize_from_the_page(page, relay.url)
+
+            await sign_in(other, agent.url, NURSE, NURSE_PASSWORD)
+            await other.goto(f"{agent.url}{transfer_path}/reissue")
+            await expect(other.get_by_role("heading")).to_have_text(
+                "Give this transfer a new code?"
+            )
+            redeemed = await asyncio.to_thread(
+                relay.redeem, code, workdir=tmp_path, out=tmp_path / "out"
+            )
+            assert redeemed.ok().json()["instances"] == 2
+
+            async with other.expect_response(
+                lambda r: r.request.method == "POST" and r.url.endswith("/reissue")
+            ) as answered:
+                await other.get_by_role("button", name="Yes, give a new code").click()
+            assert (await answered.value).status == 200
+            await expect(other).to_have_url(f"{agent.url}{transfer_path}/reissue")
+            await expect(other.get_by_role("heading", level=1)).to_have_text(
+                "Transfer to County Trauma"
+            )
+            await expect(other.locator("#problem")).to_have_text(
+                "No new code was given, and nothing was changed: since this page was opened, "
+                "this transfer was delivered to the trauma center. Where it stands now is below."
+            )
+            await expect(other.locator("#state")).to_contain_text("elivered")
+            await expect(other.locator("#code")).to_have_count(0)
+            await snap(other, "er-transfer-stale-new-code.png")
+    finally:
+        relay.stop()
+    assert relay.audit_seq(transfer_id, "code-reissued") is None  # the relay gave none
+    actions = [json.loads(line) for line in agent.audit().splitlines()]
+    reissued = [a for a in actions if a["action"] == "code-reissued"]
+    assert [(a["outcome"], a["who"], a["detail"]["transfer"]) for a in reissued] == [
+        ("refused", NURSE, transfer_id)
+    ]
+    assert reissued[0]["detail"]["why"] == "moved-on"

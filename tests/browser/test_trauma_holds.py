@@ -416,3 +416,88 @@ async def test_a_refused_code_points_to_the_list_only_when_a_qr_opened_import_is
             await expect(listed).to_be_visible()
     finally:
         agent.stop()
+
+
+async def test_a_decision_from_a_page_left_open_says_the_study_was_already_dealt_with(
+    relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
+) -> None:
+    """A held study open in the holds queue on two machines: one stores it anyway; the other,
+    its page left open, then presses Discard (its page needs no script: it is a form). That
+    page says the study was already dealt with, by whom, when and how, that the click changed
+    nothing, and leads back to the queue; it is a page (200), not an error. The study stays
+    stored, nothing is discarded, the ER is not told of a discard, and the refused discard is
+    in the audit log. An address that never was a held study says so (404)."""
+    pushed = _pushed_under_another_patient(relay, orthanc, tmp_path, "stale", seed=91)
+    tid = pushed["transfer_id"]
+    agent = configured_agent(relay, orthanc, tmp_path / "tc").start()
+    try:
+        async with (
+            workstation(browser) as page,
+            workstation(browser, java_script_enabled=False) as other,
+        ):
+            await sign_in(page, agent.url, USER, PASSWORD)
+            await expect_signed_in_as(page, USER)
+            await _held_at_the_console(page, pushed)
+            await sign_in(other, agent.url, USER, PASSWORD)
+            await expect_signed_in_as(other, USER)
+            await other.goto(f"{agent.url}/holds/{tid}")
+            await expect(other.get_by_role("heading", level=1)).to_have_text("Held: DOE, JANE")
+
+            await _decide(page, tid, "store_anyway")
+            await expect(page.locator("#outcome")).to_have_text(
+                "Stored 3 images of DOE, JANE in the PACS under patient ID MRN-901, as DOE, JANE."
+            )
+
+            discard = other.locator("#choice-discard")
+            await discard.get_by_label("Remove these images from this machine.").check()
+            async with other.expect_response(
+                lambda r: r.request.method == "POST" and r.url.endswith(f"/holds/{tid}")
+            ) as answered:
+                await discard.get_by_role("button", name="Discard").click()
+            assert (await answered.value).status == 200
+            await expect(other.get_by_role("heading", level=1)).to_have_text(
+                "Already dealt with", timeout=WAIT_MS
+            )
+            await expect(other).to_have_title(re.compile(r"^Already dealt with · "))
+            await expect(other.locator("#what-happened")).to_have_text(
+                re.compile(
+                    rf"^{re.escape(USER)} stored it in the PACS as it was on "
+                    r"\d{4}-\d\d-\d\d \d\d:\d\d UTC, in the holds queue\. "
+                    r"3 images went to the PACS\.$"
+                )
+            )
+            await expect(other.locator("#unchanged")).to_have_text(
+                "Your click on Discard changed nothing: this study is no longer held here."
+            )
+            await snap(other, "holds-already-dealt-with.png")
+            await other.get_by_role("link", name="Back to the held studies").click()
+            await expect(other.locator("#no-holds")).to_be_visible()
+
+            # Nothing was discarded: the import is still the stored one.
+            await page.goto(f"{agent.url}/imports/{tid}")
+            await expect(page.locator("#resolved-by")).to_have_text(
+                f"It had been held for review; {USER} decided in the holds queue to store it."
+            )
+
+            never = "0" * 24
+            answer = await other.goto(f"{agent.url}/holds/{never}")
+            assert answer is not None
+            assert answer.status == 404
+            await expect(other.get_by_role("heading", level=1)).to_have_text("No such held study")
+            await expect(other.locator("#what-happened")).to_contain_text(
+                "No study is held here under this address"
+            )
+            await expect(other.get_by_role("link", name="Back to the held studies")).to_be_visible()
+            await snap(other, "holds-no-such-study.png")
+    finally:
+        agent.stop()
+    assert len(_filed_under(orthanc, "MRN-901")) == 3
+    assert relay.audit_seq(tid, "discard-receipt") is None
+    decided = [
+        (r["action"], r["outcome"], r["who"], r["detail"]["transfer_id"])
+        for r in agent.audited("hold-store-anyway") + agent.audited("hold-discard")
+    ]
+    assert decided == [
+        ("hold-store-anyway", "success", USER, tid),
+        ("hold-discard", "refused", USER, tid),
+    ]

@@ -221,9 +221,12 @@ async def test_a_study_under_another_patient_is_saved_for_review_then_discarded(
         assert "The emergency department that sent it sees that it was discarded here" in page
         assert "No study is held." in await _queue(staff)
 
-        # Posted again (a second click): it is gone, and says so.
+        # Posted again (a second click): it is gone, and says so, and by whom; nothing more.
         status, page = await _choose(staff, transfer_id, "hold-discard")
-        assert status == 404
+        assert status == 200, page
+        assert "<h1>Already dealt with</h1>" in page
+        assert f"{NURSE} discarded it from this machine on " in page
+        assert "Your click on Discard changed nothing" in page
 
     receiving = state / "receiving"
     assert not (receiving / transfer_id).exists()  # the staged images
@@ -236,8 +239,9 @@ async def test_a_study_under_another_patient_is_saved_for_review_then_discarded(
     assert _audit(records) == [
         ("hold-save-to-folder", "success", NURSE, transfer_id),
         ("hold-discard", "success", NURSE, transfer_id),
+        ("hold-discard", "refused", NURSE, transfer_id),  # the second click
     ]
-    assert [r["event_id"] for r in records] == ["110106", "110105"]
+    assert [r["event_id"] for r in records] == ["110106", "110105", "110105"]
     assert records[0]["detail"]["decided"] == {"folder": str(review)}
     assert records[1]["detail"]["sender_told"] is True
     _told_of_the_discard(relay, pushed, tmp_path, files)

@@ -14,7 +14,13 @@ from sending_site import journal
 from sending_site.agent import jobs as jobs_module
 from sending_site.agent.jobs import PushJobs, PushSetup, jobs_folder, new_job, start_push
 from sending_site.console.pacs_pages import query_of
-from sending_site.console.words import percent, progress_words, readiness, study_words
+from sending_site.console.words import (
+    moved_on,
+    percent,
+    progress_words,
+    readiness,
+    study_words,
+)
 from sending_site.errors import AlreadySent, Said
 from sending_site.inbox.completeness import assess
 from sending_site.inbox.errors import QueryInvalid
@@ -275,3 +281,17 @@ async def test_a_push_job_that_stopped_is_no_longer_said_to_be_trying_again(
     assert (job.record.ended, job.record.definitive) == (True, False)
     assert job.record.problem == "The relay could not be reached."
     assert job.retrying == ""
+
+
+def test_a_new_code_asked_after_the_transfer_moved_on_says_what_it_became() -> None:
+    assert moved_on("delivered", False) == (
+        "No new code was given, and nothing was changed: since this page was opened, this "
+        "transfer was delivered to the trauma center. Where it stands now is below."
+    )
+    assert "this transfer was discarded at the trauma center after review." in moved_on(
+        "redeemed", True
+    )
+    assert "this transfer was opened by the trauma center with its code." in moved_on(
+        "redeemed", False
+    )
+    assert "this transfer is created now." in moved_on("created", False)

@@ -75,3 +75,26 @@ def test_a_hold_saved_before_its_later_fields_reads_back(
     path.write_text(json.dumps(body), "utf-8")
 
     assert hold_record.load(tmp_path, tid) == replace(held, new_local_patient=False)
+
+
+def test_what_resolved_a_hold_outlives_it_and_names_no_patient(tmp_path: Path) -> None:
+    tid = new_transfer_id()
+    state.save_key(tmp_path, _key(tid))
+    hold_record.save(tmp_path, _held(tid, 100.0))
+    resolved = hold_record.Resolved(tid, "hold-store-anyway", "nurse.joy", 200.0, instances=3)
+    hold_record.save_resolved(tmp_path, resolved)
+    state.forget_key(tmp_path, tid)  # stored: the hold goes with the key
+
+    assert hold_record.load(tmp_path, tid) is None
+    assert hold_record.resolved(tmp_path, tid) == resolved
+    path = tmp_path / "receiving" / f"resolved-{tid}.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert set(json.loads(path.read_text("utf-8"))) == {
+        "transfer_id",
+        "action",
+        "who",
+        "at",
+        "instances",
+    }
+    assert hold_record.resolved(tmp_path, new_transfer_id()) is None  # never resolved here
+    assert hold_record.resolved(tmp_path, "../../etc/passwd") is None  # no transfer id

@@ -1,0 +1,60 @@
+"""What the holds queue says of a study that is no longer held here, to a decision posted from a
+page left open (another tab, another machine) after someone else resolved it: what became of
+it, by whom and when, as far as this machine kept it (`hold_record.Resolved`, or the delivery
+record `state.Delivery`), and that the click changed nothing. Pure."""
+
+from __future__ import annotations
+
+import datetime
+
+from receiving_site.console.hold_options import BUTTONS
+from receiving_site.hold_record import Resolved
+from receiving_site.holds_queue import Choice
+from receiving_site.state import Delivery
+
+# What a person did, said after their name.
+DID = {
+    Choice.TRY_AGAIN: "stored it in the PACS, trying the PACS again",
+    Choice.CONFIRM_LOCAL_RECORD: "filed it under the PACS's record",
+    Choice.NEW_LOCAL_PATIENT: "filed it under a record number just given to this patient",
+    Choice.OTHER_RECORD: "filed it under the patient's own record number",
+    Choice.STORE_ANYWAY: "stored it in the PACS as it was",
+    Choice.DISCARD: "discarded it from this machine",
+}
+SOMEONE = (
+    "Someone else resolved it first, from another page or at the command line; the list of "
+    "held studies shows what is still held."
+)
+
+
+def when(at: float) -> str:
+    return datetime.datetime.fromtimestamp(at, tz=datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _images(count: int) -> str:
+    return "1 image" if count == 1 else f"{count} images"
+
+
+def what_became_of_it(resolved: Resolved | None, delivered: Delivery | None) -> str:
+    """One or two sentences on what ended the hold; `SOMEONE` when this machine kept neither
+    who decided nor a delivery."""
+    if resolved is not None:
+        try:
+            did = DID[Choice(resolved.action)]
+        except (ValueError, KeyError):
+            did = "resolved it"
+        stored = f" {_images(resolved.instances)} went to the PACS." if resolved.instances else ""
+        return f"{resolved.who} {did} on {when(resolved.at)}, in the holds queue.{stored}"
+    if delivered is not None:
+        return (
+            f"It was delivered from this machine on {when(delivered.at)}: "
+            f"{_images(delivered.instances)} to {delivered.destination}."
+        )
+    return SOMEONE
+
+
+def nothing_changed(clicked: Choice | None) -> str:
+    """What the click that found it resolved did: nothing."""
+    if clicked is None:
+        return "Nothing was changed: this study is no longer held here."
+    return f"Your click on {BUTTONS[clicked]} changed nothing: this study is no longer held here."
