@@ -347,7 +347,7 @@ def _break_glass_problem(reason: str | None, clinician: str | None) -> str | Non
 
 def run_push(args: argparse.Namespace) -> int:
     from sending_site import outgoing
-    from sending_site.command_audit import site_audit
+    from sending_site.command_audit import break_glass_audited, site_audit
     from sending_site.errors import BreakGlassIncomplete, ConfirmationNeeded
     from sending_site.inbox.handoff import spooled_study
     from sending_site.preflight import Prepared, prepare
@@ -435,6 +435,10 @@ def run_push(args: argparse.Namespace) -> int:
                 resumed=event.resumed,
                 break_glass=event.break_glass,
             )
+            if args.break_glass and event.break_glass:  # not when the family had authorized
+                break_glass_audited(
+                    audit, event.transfer_id, args.clinician, already=not event.break_glass_added
+                )
             qr_path.append(_write_qr(_qr_path(args.qr, state, event.transfer_id), event.capability))
             if args.sheet:
                 sheet = TransferSheet(
@@ -646,9 +650,8 @@ def run_reissue(args: argparse.Namespace) -> int:
 
 def run_break_glass(args: argparse.Namespace) -> int:
     from sending_site.break_glass import add_break_glass
-    from sending_site.command_audit import site_audit
+    from sending_site.command_audit import break_glass_audited, site_audit
     from sending_site.errors import BreakGlassIncomplete
-    from site_agent.commands import audit_command
     from site_agent.local_state import default_state_dir
     from site_agent.terminal_text import shown
 
@@ -662,15 +665,7 @@ def run_break_glass(args: argparse.Namespace) -> int:
             state, args.transfer_id, args.relay, _credential(args), args.reason.strip(), clinician
         )
     )
-    # As the console records it: once added (a refusal is not recorded there either), and the
-    # reason is not kept here (it may describe the patient; it is sealed for the trauma center).
-    audit_command(
-        site_audit(state),
-        "break-glass",
-        transfer=added.transfer_id,
-        clinician=clinician,
-        already=added.already,
-    )
+    break_glass_audited(site_audit(state), added.transfer_id, clinician, already=added.already)
     if args.json:
         body = {"transfer_id": added.transfer_id, "code": added.code, "break_glass": True}
         print(json.dumps({**body, "already": added.already}))

@@ -36,3 +36,13 @@ def refusal_audited(log: AuditLog, action: str, transfer: str) -> Iterator[None]
     except (SendingError, AgentError) as e:
         audit_command(log, action, outcome="refused", transfer=transfer, why=type(e).__name__)
         raise
+
+
+def break_glass_audited(log: AuditLog, transfer: str, clinician: str, *, already: bool) -> None:
+    """Break-glass on `transfer`, added now or `already` there (`break-glass`, or `push
+    --break-glass`), as the console records its button: the clinician who authorized (trimmed,
+    as typed there), never the reason (it may describe the patient; it is sealed for the trauma
+    center). A refusal is not recorded, as there."""
+    audit_command(
+        log, "break-glass", transfer=transfer, clinician=clinician.strip(), already=already
+    )

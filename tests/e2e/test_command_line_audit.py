@@ -155,3 +155,61 @@ def test_a_refused_new_code_or_revocation_is_audited_as_refused(
         assert record["who"] == f"{getpass.getuser()} (command line)"
         assert (record["where"], record["detail"]["via"]) == ("local", "command line")
     assert delivered["code"] not in (tmp_path / "er-state" / "sending" / FILE).read_text()
+
+
+def _glass(*, clinician: str = CLINICIAN) -> tuple[str, ...]:
+    return ("--json", "--break-glass", REASON, "--clinician", clinician)
+
+
+def test_push_with_break_glass_is_audited_as_the_consoles_break_glass(
+    relay: E2ERelay, tmp_path: Path
+) -> None:
+    """`push --break-glass`, on a new transfer or on one already sent (resumed), records the
+    console's `break-glass` (a security alert: the clinician, whether it was there already;
+    never the reason) after the transfer's own record; once the family authorized, break-glass
+    is not needed and not recorded (the console records none either)."""
+    make_ct_study(tmp_path / "new", 2, seed=886)
+    new = relay.push([tmp_path / "new"], workdir=tmp_path, extra=_glass()).ok().json()
+    make_ct_study(tmp_path / "sent", 2, seed=887)
+    sent = relay.push([tmp_path / "sent"], workdir=tmp_path).ok().json()
+    resumed = relay.push([tmp_path / "sent"], workdir=tmp_path, extra=_glass()).ok().json()
+    # Padded as typed: recorded as the console records it, trimmed.
+    again = _glass(clinician=f"  {CLINICIAN} ")
+    relay.push([tmp_path / "sent"], workdir=tmp_path, extra=again).ok()
+    make_ct_study(tmp_path / "consented", 2, seed=888)
+    consented = relay.push([tmp_path / "consented"], workdir=tmp_path).ok().json()
+    relay.authorize(consented)
+    relay.push([tmp_path / "consented"], workdir=tmp_path, extra=_glass()).ok()
+
+    records = _records(tmp_path / "er-state", "sending")
+    detail = ("transfer", "resumed", "already")
+    done = [(r["action"], *(r["detail"].get(d) for d in detail)) for r in records]
+    new_id, sent_id, consented_id = (p["transfer_id"] for p in (new, sent, consented))
+    assert resumed["transfer_id"] == sent_id
+    assert done == [
+        ("transfer-started", new_id, False, None),
+        ("break-glass", new_id, None, False),
+        ("transfer-started", sent_id, False, None),
+        ("transfer-started", sent_id, True, None),
+        ("break-glass", sent_id, None, False),
+        ("transfer-started", sent_id, True, None),
+        ("break-glass", sent_id, None, True),
+        ("transfer-started", consented_id, False, None),
+        ("transfer-started", consented_id, True, None),
+    ]
+    for record in records:
+        _by_operator(record)
+        if record["action"] == "break-glass":
+            # The console's record (`sending_site.console.transfer_pages.break_glass`).
+            assert record["event_id"] == "110113"
+            assert set(record["detail"]) == {"via", "transfer", "clinician", "already"}
+            assert record["detail"]["clinician"] == CLINICIAN
+    started = [r["detail"]["break_glass"] for r in records if r["action"] == "transfer-started"]
+    assert started == [True, False, True, True, False, False]
+    text = (tmp_path / "er-state" / "sending" / FILE).read_text()
+    for pushed in (new, sent, consented):
+        kept = journal.load(tmp_path / "er-state", pushed["transfer_id"])
+        for secret in [pushed["code"], kept.capability, kept.authorization_token, REASON]:
+            assert secret not in text
+        assert base64.b64encode(kept.data_key).decode() not in text
+    assert relay.sender_credential not in text
