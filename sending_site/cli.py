@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sending_site.inbox.follow import SpooledStudy
     from sending_site.sheet import TransferSheet
+    from site_agent.audit import AuditLog
 
 from sending_site.settings import SenderSettings
 from sending_site.transfers_cli import add_parsers as add_transfer_parsers
@@ -268,10 +269,15 @@ def _write_qr(path: Path, capability: str) -> Path:
     return _write_private(path, render_png(capability))
 
 
-def _write_sheet(path: Path, paper: str, sheet: TransferSheet) -> Path:
+def _write_sheet(path: Path, paper: str, sheet: TransferSheet, audit: AuditLog) -> Path:
+    """Write the transfer sheet to `path`, then record it in `audit` as the console records
+    one printed (`sheet-printed`: the transfer, never its code); a sheet not written is not."""
     from sending_site.sheet import render
+    from site_agent.commands import audit_command
 
-    return _write_private(path, render(sheet, paper))
+    written = _write_private(path, render(sheet, paper))
+    audit_command(audit, "sheet-printed", transfer=sheet.transfer_id)
+    return written
 
 
 def _say_retrying(relay: str, delay: float, reason: str, *, after_bar: bool = False) -> None:
@@ -456,7 +462,7 @@ def run_push(args: argparse.Namespace) -> int:
                     series_count=event.series_count,
                     instance_count=event.instance_count,
                 )
-                written["sheet_pdf"] = str(_write_sheet(args.sheet, args.paper, sheet))
+                written["sheet_pdf"] = str(_write_sheet(args.sheet, args.paper, sheet, audit))
             if args.link_qr:
                 written["link_qr_png"] = str(_write_qr(args.link_qr, event.authorization_url))
             for old in event.replaced:
@@ -632,7 +638,7 @@ def run_reissue(args: argparse.Namespace) -> int:
             reissued=True,
             replaces=done.replaces,
         )
-        written["sheet_pdf"] = str(_write_sheet(args.sheet, args.paper, sheet))
+        written["sheet_pdf"] = str(_write_sheet(args.sheet, args.paper, sheet, audit))
     if args.json:
         print(
             json.dumps(

@@ -1,9 +1,10 @@
-"""What the sending site's commands (`push`, `break-glass`, `reissue`, `revoke`) record in the
-site's own audit log, `<state>/sending/console-audit.jsonl`, beside the ER console's records:
-the action names and details the console records for the same buttons
-(`sending_site.console.transfer_pages`), by the operating-system account, `where` local, `via`
-command line (`site_agent.commands.audit_command`). Never a code, a key, a capability, the
-credential, nor the break-glass reason (it may describe the patient)."""
+"""What the sending site's commands (`push`, `break-glass`, `reissue`, `revoke`, and the transfer
+sheet `push` and `reissue` write) record in the site's own audit log,
+`<state>/sending/console-audit.jsonl`, beside the ER console's records: the action names and
+details the console records for the same buttons (`sending_site.console.transfer_pages`), by the
+operating-system account, `where` local, `via` command line
+(`site_agent.commands.audit_command`). Never a code, a key, a capability, the credential, nor
+the break-glass reason (it may describe the patient)."""
 
 from __future__ import annotations
 

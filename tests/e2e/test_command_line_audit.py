@@ -213,3 +213,45 @@ def test_push_with_break_glass_is_audited_as_the_consoles_break_glass(
             assert secret not in text
         assert base64.b64encode(kept.data_key).decode() not in text
     assert relay.sender_credential not in text
+
+
+def test_a_transfer_sheet_written_is_audited_as_the_console_prints_one(
+    relay: E2ERelay, tmp_path: Path
+) -> None:
+    """`push --sheet` and `reissue --sheet` record the console's `sheet-printed` once the sheet
+    is written (never its code); a sheet refused before anything is sent, or not asked for,
+    is not recorded."""
+    make_ct_study(tmp_path / "study", 2, seed=889)
+    missing = ("--json", "--sheet", str(tmp_path / "nowhere" / "sheet.pdf"))
+    relay.push([tmp_path / "study"], workdir=tmp_path, extra=missing).failed()
+    sheet = tmp_path / "sheet.pdf"
+    pushed = (
+        relay.push([tmp_path / "study"], workdir=tmp_path, extra=("--json", "--sheet", str(sheet)))
+        .ok()
+        .json()
+    )
+    transfer = pushed["transfer_id"]
+    assert sheet.read_bytes().startswith(b"%PDF")
+    _er(relay, tmp_path, "reissue", transfer, "--json").ok()
+    new_sheet = tmp_path / "new-sheet.pdf"
+    _er(relay, tmp_path, "reissue", transfer, "--sheet", str(new_sheet), "--json").ok()
+    assert new_sheet.read_bytes().startswith(b"%PDF")
+    reissued = journal.load(tmp_path / "er-state", transfer)
+
+    records = _records(tmp_path / "er-state", "sending")
+    assert [(r["action"], r["detail"]["transfer"]) for r in records] == [
+        ("transfer-started", transfer),
+        ("sheet-printed", transfer),
+        ("code-reissued", transfer),
+        ("code-reissued", transfer),
+        ("sheet-printed", transfer),
+    ]
+    for record in records:
+        _by_operator(record)
+    for printed in (records[1], records[4]):
+        # The console's record (`sending_site.console.transfer_pages.sheet`).
+        assert printed["event_id"] == "110106"
+        assert set(printed["detail"]) == {"via", "transfer"}
+    text = (tmp_path / "er-state" / "sending" / FILE).read_text()
+    for secret in [pushed["code"], reissued.code, reissued.capability, relay.sender_credential]:
+        assert secret not in text
