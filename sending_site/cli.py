@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sending_site.inbox.follow import SpooledStudy
     from sending_site.sheet import TransferSheet
+    from site_agent.audit import AuditLog
 
 from sending_site.settings import SenderSettings
 from sending_site.transfers_cli import add_parsers as add_transfer_parsers
@@ -268,10 +269,15 @@ def _write_qr(path: Path, capability: str) -> Path:
     return _write_private(path, render_png(capability))
 
 
-def _write_sheet(path: Path, paper: str, sheet: TransferSheet) -> Path:
+def _write_sheet(path: Path, paper: str, sheet: TransferSheet, audit: AuditLog) -> Path:
+    """Write the transfer sheet to `path`, then record it in `audit` as the console records
+    one printed (`sheet-printed`: the transfer, never its code); a sheet not written is not."""
     from sending_site.sheet import render
+    from site_agent.commands import audit_command
 
-    return _write_private(path, render(sheet, paper))
+    written = _write_private(path, render(sheet, paper))
+    audit_command(audit, "sheet-printed", transfer=sheet.transfer_id)
+    return written
 
 
 def _say_retrying(relay: str, delay: float, reason: str, *, after_bar: bool = False) -> None:
@@ -347,7 +353,7 @@ def _break_glass_problem(reason: str | None, clinician: str | None) -> str | Non
 
 def run_push(args: argparse.Namespace) -> int:
     from sending_site import outgoing
-    from sending_site.command_audit import site_audit
+    from sending_site.command_audit import break_glass_audited, site_audit
     from sending_site.errors import BreakGlassIncomplete, ConfirmationNeeded
     from sending_site.inbox.handoff import spooled_study
     from sending_site.preflight import Prepared, prepare
@@ -435,6 +441,10 @@ def run_push(args: argparse.Namespace) -> int:
                 resumed=event.resumed,
                 break_glass=event.break_glass,
             )
+            if args.break_glass and event.break_glass:  # not when the family had authorized
+                break_glass_audited(
+                    audit, event.transfer_id, args.clinician, already=not event.break_glass_added
+                )
             qr_path.append(_write_qr(_qr_path(args.qr, state, event.transfer_id), event.capability))
             if args.sheet:
                 sheet = TransferSheet(
@@ -452,7 +462,7 @@ def run_push(args: argparse.Namespace) -> int:
                     series_count=event.series_count,
                     instance_count=event.instance_count,
                 )
-                written["sheet_pdf"] = str(_write_sheet(args.sheet, args.paper, sheet))
+                written["sheet_pdf"] = str(_write_sheet(args.sheet, args.paper, sheet, audit))
             if args.link_qr:
                 written["link_qr_png"] = str(_write_qr(args.link_qr, event.authorization_url))
             for old in event.replaced:
@@ -628,7 +638,7 @@ def run_reissue(args: argparse.Namespace) -> int:
             reissued=True,
             replaces=done.replaces,
         )
-        written["sheet_pdf"] = str(_write_sheet(args.sheet, args.paper, sheet))
+        written["sheet_pdf"] = str(_write_sheet(args.sheet, args.paper, sheet, audit))
     if args.json:
         print(
             json.dumps(
@@ -646,9 +656,8 @@ def run_reissue(args: argparse.Namespace) -> int:
 
 def run_break_glass(args: argparse.Namespace) -> int:
     from sending_site.break_glass import add_break_glass
-    from sending_site.command_audit import site_audit
+    from sending_site.command_audit import break_glass_audited, site_audit
     from sending_site.errors import BreakGlassIncomplete
-    from site_agent.commands import audit_command
     from site_agent.local_state import default_state_dir
     from site_agent.terminal_text import shown
 
@@ -662,15 +671,7 @@ def run_break_glass(args: argparse.Namespace) -> int:
             state, args.transfer_id, args.relay, _credential(args), args.reason.strip(), clinician
         )
     )
-    # As the console records it: once added (a refusal is not recorded there either), and the
-    # reason is not kept here (it may describe the patient; it is sealed for the trauma center).
-    audit_command(
-        site_audit(state),
-        "break-glass",
-        transfer=added.transfer_id,
-        clinician=clinician,
-        already=added.already,
-    )
+    break_glass_audited(site_audit(state), added.transfer_id, clinician, already=added.already)
     if args.json:
         body = {"transfer_id": added.transfer_id, "code": added.code, "break_glass": True}
         print(json.dumps({**body, "already": added.already}))

@@ -1,9 +1,10 @@
-"""What the sending site's commands (`push`, `break-glass`, `reissue`, `revoke`) record in the
-site's own audit log, `<state>/sending/console-audit.jsonl`, beside the ER console's records:
-the action names and details the console records for the same buttons
-(`sending_site.console.transfer_pages`), by the operating-system account, `where` local, `via`
-command line (`site_agent.commands.audit_command`). Never a code, a key, a capability, the
-credential, nor the break-glass reason (it may describe the patient)."""
+"""What the sending site's commands (`push`, `break-glass`, `reissue`, `revoke`, and the transfer
+sheet `push` and `reissue` write) record in the site's own audit log,
+`<state>/sending/console-audit.jsonl`, beside the ER console's records: the action names and
+details the console records for the same buttons (`sending_site.console.transfer_pages`), by the
+operating-system account, `where` local, `via` command line
+(`site_agent.commands.audit_command`). Never a code, a key, a capability, the credential, nor
+the break-glass reason (it may describe the patient)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,13 @@ def refusal_audited(log: AuditLog, action: str, transfer: str) -> Iterator[None]
     except (SendingError, AgentError) as e:
         audit_command(log, action, outcome="refused", transfer=transfer, why=type(e).__name__)
         raise
+
+
+def break_glass_audited(log: AuditLog, transfer: str, clinician: str, *, already: bool) -> None:
+    """Break-glass on `transfer`, added now or `already` there (`break-glass`, or `push
+    --break-glass`), as the console records its button: the clinician who authorized (trimmed,
+    as typed there), never the reason (it may describe the patient; it is sealed for the trauma
+    center). A refusal is not recorded, as there."""
+    audit_command(
+        log, "break-glass", transfer=transfer, clinician=clinician.strip(), already=already
+    )

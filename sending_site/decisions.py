@@ -69,6 +69,9 @@ class Ready:
     recipient_display_name: str = ""
     sender_display_name: str = ""
     break_glass: bool = False
+    # Break-glass added by this run (else, with `break_glass`, it had been added before): what
+    # the audit log records of it (`already`, as the console's button).
+    break_glass_added: bool = False
     replaced: tuple[Abandoned, ...] = ()  # earlier transfers given up: their codes are dead
     uploaded_before: bool = False  # the relay already held everything: nothing is sent again
     authorized_by: str | None = None  # patient | family | break_glass, when already authorized

@@ -104,6 +104,7 @@ class PushPlan:
         self._replaced: list[_Pending] = []
         self._look: tuple[Seen, Holdings] | None = None  # the relay's view of `current`
         self._glass = False
+        self._glass_added = False  # by this run (`_glass` alone: it was there before)
 
     # -- events ------------------------------------------------------------------------------
 
@@ -218,10 +219,10 @@ class PushPlan:
         decisions: list[Decision] = []
         if seen.state == TransferState.CREATED:
             decisions.append(InstallLocks(record))
-        self._glass = seen.break_glass
+        self._glass, self._glass_added = seen.break_glass, False
         if self.wanted.break_glass and break_glass_needed(seen):
             decisions.append(AddBreakGlass(record, *self.wanted.break_glass))
-            self._glass = True
+            self._glass = self._glass_added = True
         self._look = seen, holdings
         decisions.append(LeavePhoneDocuments(record, self._glass))
         if self._replaced:
@@ -343,6 +344,7 @@ class PushPlan:
             recipient_display_name=seen.recipient_display_name or self.wanted.recipient,
             sender_display_name=seen.sender_display_name,
             break_glass=self._glass,
+            break_glass_added=self._glass_added,
             replaced=tuple(self.given_up),
             uploaded_before=held,
             authorized_by="break_glass" if self._glass else seen.authorized_by,

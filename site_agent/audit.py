@@ -74,10 +74,11 @@ EVENT_IDS = {
     "hold-discard": STUDY_DELETED,
     # At the command line, by the operating-system account, `where` local, `via` command line
     # (`site_agent.commands.audit_command`): a transfer started or resumed (`push`:
-    # `transfer-started`), break-glass, a new code and a revocation (`break-glass`, `reissue`,
-    # `revoke`: the console's actions, `sending_site.command_audit`); a study redeemed
-    # (`study-redeemed`), then imported into the PACS (`study-imported`) or written to a
-    # folder (`study-exported`).
+    # `transfer-started`), break-glass, a new code and a revocation (`break-glass` or `push
+    # --break-glass`, `reissue`, `revoke`), a transfer sheet written (`push` or `reissue`
+    # `--sheet`: `sheet-printed`), as the console's actions (`sending_site.command_audit`); a
+    # study redeemed (`study-redeemed`), then imported into the PACS (`study-imported`) or
+    # written to a folder (`study-exported`).
     "study-exported": EXPORT,
 }
 

@@ -155,3 +155,103 @@ def test_a_refused_new_code_or_revocation_is_audited_as_refused(
         assert record["who"] == f"{getpass.getuser()} (command line)"
         assert (record["where"], record["detail"]["via"]) == ("local", "command line")
     assert delivered["code"] not in (tmp_path / "er-state" / "sending" / FILE).read_text()
+
+
+def _glass(*, clinician: str = CLINICIAN) -> tuple[str, ...]:
+    return ("--json", "--break-glass", REASON, "--clinician", clinician)
+
+
+def test_push_with_break_glass_is_audited_as_the_consoles_break_glass(
+    relay: E2ERelay, tmp_path: Path
+) -> None:
+    """`push --break-glass`, on a new transfer or on one already sent (resumed), records the
+    console's `break-glass` (a security alert: the clinician, whether it was there already;
+    never the reason) after the transfer's own record; once the family authorized, break-glass
+    is not needed and not recorded (the console records none either)."""
+    make_ct_study(tmp_path / "new", 2, seed=886)
+    new = relay.push([tmp_path / "new"], workdir=tmp_path, extra=_glass()).ok().json()
+    make_ct_study(tmp_path / "sent", 2, seed=887)
+    sent = relay.push([tmp_path / "sent"], workdir=tmp_path).ok().json()
+    resumed = relay.push([tmp_path / "sent"], workdir=tmp_path, extra=_glass()).ok().json()
+    # Padded as typed: recorded as the console records it, trimmed.
+    again = _glass(clinician=f"  {CLINICIAN} ")
+    relay.push([tmp_path / "sent"], workdir=tmp_path, extra=again).ok()
+    make_ct_study(tmp_path / "consented", 2, seed=888)
+    consented = relay.push([tmp_path / "consented"], workdir=tmp_path).ok().json()
+    relay.authorize(consented)
+    relay.push([tmp_path / "consented"], workdir=tmp_path, extra=_glass()).ok()
+
+    records = _records(tmp_path / "er-state", "sending")
+    detail = ("transfer", "resumed", "already")
+    done = [(r["action"], *(r["detail"].get(d) for d in detail)) for r in records]
+    new_id, sent_id, consented_id = (p["transfer_id"] for p in (new, sent, consented))
+    assert resumed["transfer_id"] == sent_id
+    assert done == [
+        ("transfer-started", new_id, False, None),
+        ("break-glass", new_id, None, False),
+        ("transfer-started", sent_id, False, None),
+        ("transfer-started", sent_id, True, None),
+        ("break-glass", sent_id, None, False),
+        ("transfer-started", sent_id, True, None),
+        ("break-glass", sent_id, None, True),
+        ("transfer-started", consented_id, False, None),
+        ("transfer-started", consented_id, True, None),
+    ]
+    for record in records:
+        _by_operator(record)
+        if record["action"] == "break-glass":
+            # The console's record (`sending_site.console.transfer_pages.break_glass`).
+            assert record["event_id"] == "110113"
+            assert set(record["detail"]) == {"via", "transfer", "clinician", "already"}
+            assert record["detail"]["clinician"] == CLINICIAN
+    started = [r["detail"]["break_glass"] for r in records if r["action"] == "transfer-started"]
+    assert started == [True, False, True, True, False, False]
+    text = (tmp_path / "er-state" / "sending" / FILE).read_text()
+    for pushed in (new, sent, consented):
+        kept = journal.load(tmp_path / "er-state", pushed["transfer_id"])
+        for secret in [pushed["code"], kept.capability, kept.authorization_token, REASON]:
+            assert secret not in text
+        assert base64.b64encode(kept.data_key).decode() not in text
+    assert relay.sender_credential not in text
+
+
+def test_a_transfer_sheet_written_is_audited_as_the_console_prints_one(
+    relay: E2ERelay, tmp_path: Path
+) -> None:
+    """`push --sheet` and `reissue --sheet` record the console's `sheet-printed` once the sheet
+    is written (never its code); a sheet refused before anything is sent, or not asked for,
+    is not recorded."""
+    make_ct_study(tmp_path / "study", 2, seed=889)
+    missing = ("--json", "--sheet", str(tmp_path / "nowhere" / "sheet.pdf"))
+    relay.push([tmp_path / "study"], workdir=tmp_path, extra=missing).failed()
+    sheet = tmp_path / "sheet.pdf"
+    pushed = (
+        relay.push([tmp_path / "study"], workdir=tmp_path, extra=("--json", "--sheet", str(sheet)))
+        .ok()
+        .json()
+    )
+    transfer = pushed["transfer_id"]
+    assert sheet.read_bytes().startswith(b"%PDF")
+    _er(relay, tmp_path, "reissue", transfer, "--json").ok()
+    new_sheet = tmp_path / "new-sheet.pdf"
+    _er(relay, tmp_path, "reissue", transfer, "--sheet", str(new_sheet), "--json").ok()
+    assert new_sheet.read_bytes().startswith(b"%PDF")
+    reissued = journal.load(tmp_path / "er-state", transfer)
+
+    records = _records(tmp_path / "er-state", "sending")
+    assert [(r["action"], r["detail"]["transfer"]) for r in records] == [
+        ("transfer-started", transfer),
+        ("sheet-printed", transfer),
+        ("code-reissued", transfer),
+        ("code-reissued", transfer),
+        ("sheet-printed", transfer),
+    ]
+    for record in records:
+        _by_operator(record)
+    for printed in (records[1], records[4]):
+        # The console's record (`sending_site.console.transfer_pages.sheet`).
+        assert printed["event_id"] == "110106"
+        assert set(printed["detail"]) == {"via", "transfer"}
+    text = (tmp_path / "er-state" / "sending" / FILE).read_text()
+    for secret in [pushed["code"], reissued.code, reissued.capability, relay.sender_credential]:
+        assert secret not in text

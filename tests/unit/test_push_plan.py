@@ -585,6 +585,20 @@ def break_glass_is_added_to_a_resumed_transfer() -> Drive:
         ("phone", "old1", True),
         ("show", "old1", True, True, ()),
     ]
+    assert _glass_shown(d) == (True, True)
+    return d
+
+
+@scenario
+def break_glass_added_before_is_not_added_again() -> Drive:
+    d = drive(journal("old1", done=True), break_glass=GLASS)
+    glass = seen("authorized", authorized_by="break_glass", break_glass=True)
+    d("statuses_received", {"old1": glass})
+    assert d("transfer_seen", glass, ALL_HELD) == [
+        ("phone", "old1", True),
+        ("show", "old1", True, True, ()),
+    ]
+    assert _glass_shown(d) == (True, False)  # the audit log's `already`
     return d
 
 
@@ -597,7 +611,14 @@ def break_glass_after_the_family_authorized_is_not_added() -> Drive:
         ("show", "old1", True, False, ()),
         ("upload", "old1", "st-mary-er", False),
     ]
+    assert _glass_shown(d) == (False, False)
     return d
+
+
+def _glass_shown(d: Drive) -> tuple[bool, bool]:
+    """What the code shown says of break-glass: in effect, and added by this run."""
+    (ready,) = [step.ready for step in d.last if isinstance(step, decisions.Show)]
+    return ready.break_glass, ready.break_glass_added
 
 
 @pytest.mark.parametrize("run", SCENARIOS, ids=lambda f: f.__name__)
