@@ -14,7 +14,7 @@ import asyncio
 from aiohttp import web
 
 from receiving_site import errors, holds, thumbnails
-from receiving_site.console import identity_check, import_worklist, series
+from receiving_site.console import hold_resolved, identity_check, import_worklist, series
 from receiving_site.console.appkeys import CHECKS, IMPORTS, SEARCHES, THUMBNAILS, VIEWS
 from receiving_site.console.errors import (
     ContinuingCannotHelp,
@@ -94,6 +94,7 @@ async def _page(
         date=date,
         sex=sex_word,
         time=time,
+        when=hold_resolved.when,
     )
 
 
@@ -187,7 +188,7 @@ async def confirm_import(request: web.Request) -> web.Response:
         from_worklist=check.worklist is not None,
         differences_acknowledged=sorted(acknowledged & set(check.required)),
     )
-    request.app[IMPORTS].decide(job, filing, user)
+    request.app[IMPORTS].decide(job, filing, user, request.app[CLOCK]())
     request.app[CHECKS].pop(job.transfer_id, None)
     request.app[SEARCHES].pop(job.transfer_id, None)
     raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")
