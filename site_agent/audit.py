@@ -64,6 +64,12 @@ EVENT_IDS = {
     "study-redeemed": INSTANCES_ACCESSED,
     "import-confirmed": IMPORT,
     "study-imported": IMPORT,
+    # An import step's form posted from a page left open after the import moved on: recorded
+    # refused (`why: moved-on`), as is such a confirmation (`import-confirmed`); a record check
+    # and Continue that go ahead are not recorded themselves (the confirmation is, and the
+    # import).
+    "import-record-checked": QUERY,
+    "import-continued": IMPORT,
     # A person resolving a held study at the trauma center (receiving_site.holds_queue).
     "hold-store-anyway": IMPORT,
     "hold-try-again": IMPORT,

@@ -23,6 +23,7 @@ from receiving_site import stow
 from receiving_site.console import code_entry, holds, import_pages, import_worklist
 from receiving_site.console.appkeys import (
     CHECKS,
+    CONFIRMING,
     IMPORTS,
     SEARCHES,
     THUMBNAILS,
@@ -98,6 +99,7 @@ def setup(app: web.Application, settings: ReceiverSettings) -> None:
     app[IMPORTS] = Imports(request, app[AUDIT])
     app[UNREADY] = unready
     app[CHECKS] = {}
+    app[CONFIRMING] = asyncio.Lock()
     app[WORKLIST] = Worklist(settings.worklist, settings.pacs.calling_ae_title)
     app[SEARCHES] = {}
     app[VIEWS] = {}

@@ -18,6 +18,8 @@ CHECKS: web.AppKey[dict[str, LocalCheck]] = web.AppKey("trauma_identity_checks")
 # Why this agent cannot redeem (no relay credential, no PACS); empty when it can.
 UNREADY: web.AppKey[list[str]] = web.AppKey("trauma_unready")
 THUMBNAILS = web.AppKey("trauma_thumbnails", asyncio.Semaphore)  # renderings at once
+# Held while an import's confirmation is checked, recorded and given: one at a time.
+CONFIRMING = web.AppKey("trauma_confirming", asyncio.Lock)
 # The Modality Worklist staff pick the local patient from, and each import's last search of it,
 # by transfer id, until the import is confirmed.
 WORKLIST = web.AppKey("trauma_worklist", Worklist)

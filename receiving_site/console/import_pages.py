@@ -5,17 +5,36 @@ import's progress and its result. It refreshes itself while something is happeni
 script updates the live parts, and without it a plain refresh does.
 
 The thumbnails are rendered by the agent from the verified staged images and served to the
-signed-in user only, never kept by the browser (every console page is `no-store`)."""
+signed-in user only, never kept by the browser (every console page is `no-store`).
+
+A step's form posted from a page left open after the import moved on (another tab, another
+registrar) changes nothing: it is recorded refused in the audit log, and redirected to the
+import's page, which says so once to the person who posted it (`stale_step`), and does not
+refresh itself under that notice."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 
 from receiving_site import errors, holds, thumbnails
-from receiving_site.console import identity_check, import_worklist, series
-from receiving_site.console.appkeys import CHECKS, IMPORTS, SEARCHES, THUMBNAILS, VIEWS
+from receiving_site.console import (
+    hold_resolved,
+    identity_check,
+    import_worklist,
+    series,
+    stale_step,
+)
+from receiving_site.console.appkeys import (
+    CHECKS,
+    CONFIRMING,
+    IMPORTS,
+    SEARCHES,
+    THUMBNAILS,
+    VIEWS,
+)
 from receiving_site.console.errors import (
     ContinuingCannotHelp,
     DifferencesNotTicked,
@@ -24,9 +43,10 @@ from receiving_site.console.errors import (
     WorklistPickStale,
 )
 from receiving_site.console.imports import Import, Stage
+from receiving_site.console.stale_step import Sent, StaleStep, Step
 from receiving_site.preview import date, incomplete, person_name, sex_word, time
 from receiving_site.redeem import CONSENT_FROM_SENDER
-from site_agent.console import render, user_of
+from site_agent.console import notices, render, user_of
 from site_agent.console.appkeys import AUDIT, CLOCK, address_of
 from site_agent.console.errors import PageNotFound
 from site_agent.console.guard import REFRESH_HEADER
@@ -64,10 +84,12 @@ async def _page(
     status: int = 200,
     typed: str = "",
     refused: bool = False,
+    stale: StaleStep | None = None,
 ) -> web.Response:
     """The import's page; `typed`, the record number staff typed, back in its field with a
     `problem` (only in the page the POST answers), marked invalid when `refused` (the number
-    itself, not a PACS that could not be asked)."""
+    itself, not a PACS that could not be asked); `stale`, what a step posted from a page left
+    open is told (the page then waits for the person to close it, not refreshing itself)."""
     rows = await asyncio.to_thread(series.rows, job)
     found = await import_worklist.found(request.app, job)
     summary = job.preview.summary if job.preview else None
@@ -77,7 +99,8 @@ async def _page(
         status=status,
         job=job,
         stage=job.stage.value,
-        live=job.stage in LIVE,
+        live=job.stage in LIVE and stale is None,
+        stale=stale,
         summary=summary,
         rows=rows,
         check=request.app[CHECKS].get(job.transfer_id),
@@ -94,6 +117,7 @@ async def _page(
         date=date,
         sex=sex_word,
         time=time,
+        when=hold_resolved.when,
     )
 
 
@@ -101,7 +125,8 @@ async def _page(
 async def import_page(request: web.Request) -> web.Response:
     job = _job(request)
     await viewed(request, job.transfer_id)
-    return await _page(request, job)
+    told = notices.take(request)
+    return await _page(request, job, stale=told if isinstance(told, StaleStep) else None)
 
 
 async def viewed(request: web.Request, transfer_id: str) -> None:
@@ -133,10 +158,12 @@ async def viewed(request: web.Request, transfer_id: str) -> None:
 async def check_identity(request: web.Request) -> web.Response:
     """The local record number typed (or picked): ask the PACS what it holds for it."""
     job = _job(request)
-    if job.stage is not Stage.PREVIEW or job.preview is None:
-        raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")
     form = await request.post()
     mrn = str(form.get("local_patient_id", "")).strip()
+    from_worklist = bool(form.get(import_worklist.PICKED))
+    sent = Sent(mrn, str(form.get("local_issuer", "")), from_worklist=from_worklist)
+    if stale_step.is_stale(job, Step.RECORD_CHECK) or job.preview is None:
+        return await _stale(request, job, Step.RECORD_CHECK, sent)
     imports = request.app[IMPORTS]
     pacs = imports.request.pacs
     assert pacs is not None  # an agent without a PACS redeems nothing (UNREADY)
@@ -156,18 +183,28 @@ async def check_identity(request: web.Request) -> web.Response:
         typed = mrn if picked is None else ""
         refused = bool(typed) and not not_asked
         return await _page(request, job, problem=problem, status=400, typed=typed, refused=refused)
+    if stale_step.is_stale(job, Step.RECORD_CHECK):  # confirmed by someone while the PACS answered
+        return await _stale(request, job, Step.RECORD_CHECK, sent)
     request.app[CHECKS][job.transfer_id] = found
     raise web.HTTPSeeOther(f"/imports/{job.transfer_id}#identity")
 
 
 @routes.post("/imports/{transfer_id}/import")
 async def confirm_import(request: web.Request) -> web.Response:
-    """Import under the checked local record, once every difference is ticked."""
+    """Import under the checked local record, once every difference is ticked. One
+    confirmation at a time (`CONFIRMING`): two registrars' at once must not both pass the
+    check that the import still waits for one."""
     job = _job(request)
-    check = request.app[CHECKS].get(job.transfer_id)
     form = await request.post()
-    if job.stage is not Stage.PREVIEW or check is None:
-        raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")
+    async with request.app[CONFIRMING]:
+        return await _confirm(request, job, form)
+
+
+async def _confirm(request: web.Request, job: Import, form: Any) -> web.Response:
+    check = request.app[CHECKS].get(job.transfer_id)
+    if check is None or stale_step.is_stale(job, Step.CONFIRM):
+        sent = Sent(str(form.get("local_patient_id", "")))
+        return await _stale(request, job, Step.CONFIRM, sent)
     if str(form.get("local_patient_id", "")) != check.local_patient_id:
         changed = RecordNumberChanged()
         return await _page(request, job, status=changed.status, problem=changed.detail)
@@ -187,7 +224,7 @@ async def confirm_import(request: web.Request) -> web.Response:
         from_worklist=check.worklist is not None,
         differences_acknowledged=sorted(acknowledged & set(check.required)),
     )
-    request.app[IMPORTS].decide(job, filing, user)
+    request.app[IMPORTS].decide(job, filing, user, request.app[CLOCK]())
     request.app[CHECKS].pop(job.transfer_id, None)
     request.app[SEARCHES].pop(job.transfer_id, None)
     raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")
@@ -197,8 +234,32 @@ async def confirm_import(request: web.Request) -> web.Response:
 async def continue_import(request: web.Request) -> web.Response:
     """Continue a stopped import from what this machine kept (never spends the code again)."""
     job = _job(request)
+    if stale_step.is_stale(job, Step.CONTINUE):
+        return await _stale(request, job, Step.CONTINUE, Sent())
     request.app[IMPORTS].resume(job)
     raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")
+
+
+async def _stale(request: web.Request, job: Import, step: Step, sent: Sent) -> web.Response:
+    """A `step` posted after `job` moved on: nothing done; recorded refused in the audit log
+    (`why: moved-on`, the stage it found, the record number it sent), and the import's page,
+    after a redirect (a reload does not post it again), says so once to this session."""
+    told = stale_step.notice(job, step, sent)
+    sent_record = {"local_patient_id": sent.local_patient_id} if sent.local_patient_id else {}
+    await request.app[AUDIT].arecord(
+        step.value,
+        who=user_of(request),
+        where=address_of(request),
+        outcome="refused",
+        transfer=job.transfer_id,
+        why=stale_step.WHY,
+        stage=job.stage.value,
+        **sent_record,
+        already_confirmed=told.agrees,
+    )
+    page = f"/imports/{job.transfer_id}"
+    notices.leave(request, page, told)
+    raise web.HTTPSeeOther(page)
 
 
 @routes.get("/imports/{transfer_id}/series/{number:[0-9]{1,4}}.png")

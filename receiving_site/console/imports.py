@@ -103,7 +103,8 @@ class Import:
     to_store: int = 0
     waiting_for_other_run: bool = False
     filing: Filing | None = None
-    decided_by: str = ""
+    decided_by: str = ""  # who confirmed the patient and the local record (`filing`)
+    decided_at: float = 0.0  # when (seconds since the epoch); 0: not known (an older record)
     resolved_by: str = ""  # who stored or discarded it in the holds queue, if someone did
     result: RedeemResult | None = None
     problem: str = ""
@@ -235,9 +236,10 @@ class Imports:
         req = replace(self.request, resume=job.transfer_id)
         job.task = asyncio.create_task(self._run(job, req))
 
-    def decide(self, job: Import, filing: Filing, user: str) -> None:
-        """A person confirmed the patient and the local record: saved, then the import goes on."""
-        job.filing, job.decided_by = filing, user
+    def decide(self, job: Import, filing: Filing, user: str, at: float) -> None:
+        """`user` confirmed the patient and the local record at `at` (seconds since the epoch):
+        saved, then the import goes on."""
+        job.filing, job.decided_by, job.decided_at = filing, user, at
         self._save(job)
         job.stage = Stage.IMPORTING
         if job.decision is not None and not job.decision.done():
@@ -268,7 +270,8 @@ class Imports:
                 job.held = await asyncio.to_thread(
                     hold_record.load, self.state_dir, job.transfer_id
                 )
-            job.filing, job.decided_by = None, ""  # after review, the record is chosen again
+            # After review, the record is chosen again.
+            job.filing, job.decided_by, job.decided_at = None, "", 0.0
         except (errors.ReceivingError, AgentError, TransferCodeError, OSError) as e:
             job.stage, job.problem, job.continuable = Stage.FAILED, _sentence(e), can_continue(e)
             job.not_accepted = _not_accepted(e)
@@ -359,6 +362,7 @@ class Imports:
         body = {
             "started_by": job.started_by,
             "decided_by": job.decided_by,
+            "decided_at": job.decided_at,  # absent in records written before
             "filing": asdict(job.filing) if job.filing else None,
             # Why it stopped where continuing cannot help: after a restart it is not offered
             # Continue, nor resumed by itself (absent in records written before).
@@ -392,6 +396,7 @@ class Imports:
         with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
             body = json.loads(self._record_path(transfer_id).read_text("utf-8"))
             job.started_by, job.decided_by = str(body["started_by"]), str(body["decided_by"])
+            job.decided_at = float(body.get("decided_at") or 0.0)
             if body["filing"]:
                 job.filing = Filing(**body["filing"])
             if body.get("cannot_continue"):

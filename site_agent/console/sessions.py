@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 HOURS = 3600.0
@@ -44,6 +44,9 @@ class Session:
     user: str | None  # None until sign-in
     started: float
     last_seen: float
+    # What a page says once to this session, by the page's path, with when it was left: the
+    # page a POST redirects to (`site_agent.console.notices`). Ends with the session.
+    notices: dict[str, tuple[float, object]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
