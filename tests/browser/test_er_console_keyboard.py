@@ -28,8 +28,7 @@ from sending_site.synthetic import make_ct_study
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.peers]
 
-SLOW = 120_000  # ms: waits for the relay and the upload
-POLLS = 5_000  # ms: more than two of the page's polls (every 2 s)
+SLOW = 120_000  # ms: waits for the relay, the upload, and the page's polls (every 2 s)
 
 
 @asynccontextmanager
@@ -83,17 +82,28 @@ async def test_a_half_typed_break_glass_is_kept_when_the_transfer_changes(
         reason = page.get_by_label("Why nobody can consent")
         await reason.focus()
         await page.keyboard.type("Unconscious after a fall, no family")
-        await page.route("**/status.json", _changed)
-        await page.wait_for_timeout(POLLS)
-        # Not reloaded under the nurse's fingers: what was typed is there, the focus too, and
-        # the change is said in a live region.
+        answered = 0
+        several = asyncio.Event()
+
+        async def changed_and_counted(route: Route) -> None:
+            nonlocal answered
+            await _changed(route)
+            answered += 1
+            if answered == 3:
+                several.set()
+
+        await page.route("**/status.json", changed_and_counted)
+        # Three of the page's polls are told of the change, however long each takes here.
+        await asyncio.wait_for(several.wait(), SLOW / 1000)
+        # Not reloaded under the nurse's fingers: the change is said in a live region, and what
+        # was typed is there, the focus too.
+        changed = page.get_by_role("status").filter(has_text="This transfer changed")
+        await expect(changed).to_contain_text("what you typed", timeout=SLOW)
         await expect(reason).to_have_value("Unconscious after a fall, no family")
         await expect(reason).to_be_focused()
-        changed = page.get_by_role("status").filter(has_text="This transfer changed")
-        await expect(changed).to_contain_text("what you typed")
         await snap(page, "er-keyboard-typing-kept.png")
         # Cleared, the page shows the change (it reloads, the form closed and empty).
-        async with page.expect_navigation(timeout=POLLS):
+        async with page.expect_navigation(timeout=SLOW):
             await reason.fill("")
         await expect(page.get_by_label("Why nobody can consent")).to_be_hidden()
 
@@ -117,7 +127,7 @@ async def test_the_focus_stays_on_its_control_when_the_page_updates(
             await _changed(route)
 
         await page.route("**/status.json", once)
-        async with page.expect_navigation(timeout=POLLS):
+        async with page.expect_navigation(timeout=SLOW):
             pass
         await page.wait_for_load_state()
         await expect(button).to_be_focused()
@@ -176,7 +186,7 @@ async def test_a_screen_reader_hears_what_changed_when_the_page_updates(
         await _send_by_keyboard(page)
         await page.get_by_label("Paper").focus()
         await page.keyboard.press("Tab")
-        async with page.expect_navigation(timeout=POLLS):
+        async with page.expect_navigation(timeout=SLOW):
             await authorize_from_the_page(page, relay_url)
         await page.wait_for_load_state()
         await expect(page.get_by_role("button", name="Print the transfer sheet")).to_be_focused()

@@ -134,11 +134,13 @@ async def test_a_deposited_report_arrives_in_its_study(tmp_path: Path, index: In
 
 @pytest.mark.asyncio
 async def test_a_follower_wakes_when_the_keeper_keeps_an_image_not_at_its_next_poll(
-    tmp_path: Path, index: InboxIndex
+    tmp_path: Path, index: InboxIndex, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Waiting with nothing new, a follower beside the keeper returns once the keeper's group
     commit indexes an image, although its poll and stable age are an hour: before, a following push
-    saw a new image only at its next poll."""
+    saw a new image only at its next poll. The image is kept once the follower has read the
+    index and begun its wait, however long that takes: kept before, it would be read, not waited
+    for."""
     spool = Spool(tmp_path / "spool")
     keeper = Keeper(spool, index, asyncio.get_running_loop())
     first, second = (f.read_bytes() for f in make_ct_study(tmp_path / "ct", 2, rows=16, columns=16))
@@ -147,10 +149,20 @@ async def test_a_follower_wakes_when_the_keeper_keeps_an_image_not_at_its_next_p
     assert kept == (0, "")
     (study,) = [s.study_instance_uid for s in await index.studies()]
     source = SpooledStudy(settings, study, poll=3600.0, keeper=keeper)
+    began_waiting = asyncio.Event()
+    wait = source._either
+
+    async def noted_wait(seconds: float, woken_by: asyncio.Event | None) -> None:
+        began_waiting.set()
+        await wait(seconds, woken_by)
+
+    monkeypatch.setattr(source, "_either", noted_wait)
     try:
         assert len((await source.arrivals()).paths) == 1
+        assert not began_waiting.is_set()  # the first call found an image: it did not wait
         waiting = asyncio.ensure_future(source.arrivals())
-        await asyncio.sleep(0.5)  # it reads the index, finds nothing new and waits
+        # It reads the index, finds nothing new and waits.
+        await asyncio.wait_for(began_waiting.wait(), 120)
         assert not waiting.done()
         assert await asyncio.to_thread(keeper.keep_file, second, "SCANNER") == (0, "")
         # Bounded only so a regression fails instead of hanging: the poll is an hour.

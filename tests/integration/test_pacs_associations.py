@@ -1,7 +1,9 @@
 """C-STORE over several associations at once, each reused for many images, into a real
 pynetdicom Storage SCP that records which association carried each image. The SCP holds each
 association's first image until `PARALLEL` associations are all inside a C-STORE together: only
-associations that really run side by side get past it (a broken wait fails the store)."""
+associations that really run side by side get past it (a broken wait fails the store). It holds
+their second images so too, so that each association is given a second image however the
+threads are scheduled (a slow one is not left without, the others having taken the rest)."""
 
 from __future__ import annotations
 
@@ -26,23 +28,23 @@ WAIT = 120.0  # seconds the SCP waits for the other associations: generous, neve
 
 
 class _ParallelScp:
-    """Records (association id, SOP Instance UID) of every C-STORE; the first C-STORE on each
-    association waits at a barrier of `PARALLEL`."""
+    """Records (association id, SOP Instance UID) of every C-STORE; the first and the second
+    C-STORE on each association wait at a barrier of `PARALLEL`."""
 
     def __init__(self, status: int = 0x0000) -> None:
         self.stores: list[tuple[int, str]] = []
         self.status = status
         self._barrier = threading.Barrier(PARALLEL, timeout=WAIT)
-        self._seen: set[int] = set()
+        self._seen: Counter[int] = Counter()
         self._lock = threading.Lock()
         self.broken = False
 
     def handle(self, event: Any) -> int:
         key = id(event.assoc)
         with self._lock:
-            first = key not in self._seen
-            self._seen.add(key)
-        if first:
+            self._seen[key] += 1
+            held = self._seen[key] <= 2
+        if held:
             try:
                 self._barrier.wait()
             except threading.BrokenBarrierError:

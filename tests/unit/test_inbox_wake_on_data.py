@@ -9,7 +9,10 @@ from typing import Any
 
 from sending_site.inbox.bounds import wake_on_data
 
-DELAY = 0.2  # seconds: the fake DUL's loop delay, long enough to tell waiting from not
+DELAY = 0.2  # seconds: the fake DUL's loop delay where a look at an idle socket must wait it
+# Where data is there to read, a delay the look must not wait out: so long that a loaded
+# machine's own pauses never come near it (the look takes microseconds).
+NOT_WAITED = 30.0
 
 
 class FakeSocket:
@@ -20,8 +23,8 @@ class FakeSocket:
 class FakeDUL:
     """What `wake_on_data` uses of pynetdicom's DUL, recording the transport checks."""
 
-    def __init__(self, sock: socket.socket | None) -> None:
-        self._run_loop_delay = DELAY
+    def __init__(self, sock: socket.socket | None, delay: float = DELAY) -> None:
+        self._run_loop_delay = delay
         self.socket = FakeSocket(sock)
         self.calls: list[str] = []
 
@@ -48,11 +51,14 @@ def test_the_dul_waits_for_data_in_its_check_instead_of_sleeping() -> None:
         wake_on_data(FakeAssociation(dul))
         assert dul._run_loop_delay == 0.0  # the loop no longer sleeps...
         assert _timed_check(dul)[1] >= DELAY * 0.9  # ...its look at an idle socket waits
+        assert dul.calls == ["dul._is_transport_event"]
+        slow = FakeDUL(ours, delay=NOT_WAITED)
+        wake_on_data(FakeAssociation(slow))
         peer.sendall(b"\x04\x00")  # a P-DATA-TF PDU begins
-        event, took = _timed_check(dul)
+        event, took = _timed_check(slow)
         assert event
-        assert took < DELAY / 2  # read as it comes, not after a sleep
-        assert dul.calls == ["dul._is_transport_event", "dul._is_transport_event"]
+        assert took < NOT_WAITED / 2  # read as it comes, not after a sleep
+        assert slow.calls == ["dul._is_transport_event"]
     finally:
         ours.close()
         peer.close()
