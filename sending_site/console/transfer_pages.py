@@ -112,14 +112,16 @@ async def _audit(
 
 @contextlib.asynccontextmanager
 async def _audited_refusal(
-    request: web.Request, action: str, transfer_id: str
+    request: web.Request, action: str, transfer_id: str, **detail: object
 ) -> AsyncIterator[None]:
     """A staff action the relay or this agent refuses is audited too (what refused it, not the
-    sentence, which may hold a code), then shown as the calm error page."""
+    sentence, which may hold a code; with `detail`, as its success is), then shown as the calm
+    error page."""
     try:
         yield
     except (SendingError, AgentError) as e:
-        await _audit(request, action, transfer_id, outcome="refused", why=type(e).__name__)
+        why = type(e).__name__
+        await _audit(request, action, transfer_id, outcome="refused", why=why, **detail)
         raise
 
 
@@ -434,17 +436,22 @@ async def break_glass(request: web.Request) -> web.Response:
         parts.append("Enter the name of the clinician who authorizes, then press the button again.")
     problem = " ".join(parts)
     if problem:
+        # A form to correct, not audited: nothing was asked of the relay or the plan (as Send
+        # without a trauma center, or a PACS search with nothing filled in).
         fault = "reason" if reason_problem else "clinician"
         glass = (reason, clinician)
         return await _transfer_page(request, status=400, problem=problem, glass=glass, fault=fault)
-    added = await add_break_glass(
-        request.app[SETTINGS].state.folder,
-        record.transfer_id,
-        None,
-        _credential(request),
-        reason,
-        clinician,
-    )
+    # Refused (given up, already authorized by the patient or family, too early, too late, or
+    # by the relay): audited too, with the clinician who tried, never the reason.
+    async with _audited_refusal(request, "break-glass", record.transfer_id, clinician=clinician):
+        added = await add_break_glass(
+            request.app[SETTINGS].state.folder,
+            record.transfer_id,
+            None,
+            _credential(request),
+            reason,
+            clinician,
+        )
     # The reason may describe the patient: it is sealed for the trauma center, not kept here.
     await _audit(
         request, "break-glass", record.transfer_id, clinician=clinician, already=added.already

@@ -1,20 +1,27 @@
 """The ER console's transfer page over real HTTP (in-process console and relay): while the relay
-is out of reach, the page still names the trauma center as staff know it."""
+is out of reach, the page still names the trauma center as staff know it; a break-glass
+refused is audited."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from html import unescape
 from pathlib import Path
 
 import aiohttp
 import pytest
-from er_pages import er_console, spooled_study
+from console_harness import NURSE
+from er_pages import Er, er_console, spooled_study
 from peers.ports import free_port
-from relay_harness import RECEIVER, register_sites, running_relay
+from relay_harness import RECEIVER, Relay, register_sites, running_relay
 from test_console_app import get, post
 
+from sending_site.phone import token_from_link
+from sending_site.push import PushEvent, PushRequest, Ready, push
+from sending_site.synthetic import make_ct_study
+from site_agent.client import RelayClient
 from site_agent.credential import CREDENTIAL_ENV
 
 pytestmark = pytest.mark.asyncio
@@ -65,3 +72,87 @@ async def test_the_trauma_center_keeps_its_name_while_the_relay_is_out_of_reach(
     assert _heading(page) == f"Transfer to {SHOWN}"
     assert f"<td>{SHOWN}</td>" in unescape(listed)
     assert f"<td>{RECEIVER}</td>" not in listed
+
+
+REASON = "Unconscious after a fall, no family reachable."
+CLINICIAN = "Dr. Grey"
+
+
+async def _sent(relay: Relay, state: Path, study: Path) -> Ready:
+    """A transfer of `study` sent from this ER (its journal in `state`), the family not asked."""
+    shown: list[Ready] = []
+
+    def on_event(event: PushEvent) -> None:
+        if isinstance(event, Ready):
+            shown.append(event)
+
+    request = PushRequest(
+        paths=[study],
+        relay=relay.url,
+        recipient=RECEIVER,
+        credential=relay.sender_credential,
+        state_dir=state,
+    )
+    await push(request, on_event)
+    (ready,) = shown
+    return ready
+
+
+async def _break_glass(er: Er, sent: Ready, form: dict[str, str]) -> tuple[int, str]:
+    """Press "Authorize by break-glass" on `sent`'s page with `form`: the status and the page."""
+    url = f"{er.console.url}/transfers/{sent.transfer_id}/break-glass"
+    status, _, page = await post(er.client, url, {"csrf_token": er.token, **form})
+    return status, page
+
+
+async def test_a_refused_break_glass_is_audited_with_the_clinician_never_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Break-glass that the plan or the relay refuses (the family authorized already, the
+    transfer revoked, the relay out of reach) is answered with the error page and audited as
+    refused, with what refused it and the clinician who tried, as a refused re-issue or
+    revocation is; never the reason. A form still to be corrected (a vague reason, no
+    clinician) asks nothing of the relay and is not audited, as Send without a trauma center."""
+    make_ct_study(tmp_path / "consented", 1, seed=4141, patient_name="ROE^JANE")
+    make_ct_study(tmp_path / "revoked", 1, seed=4242, patient_name="ROE^JOHN")
+    sending, receiving = await register_sites(tmp_path / "relay")
+    monkeypatch.setenv(CREDENTIAL_ENV, sending)
+    port = free_port()
+    glass = {"reason": REASON, "clinician": f"  {CLINICIAN} "}  # as typed: recorded trimmed
+    async with er_console(tmp_path, f"relay.url=http://127.0.0.1:{port}") as er:
+        state = tmp_path / "state"  # the console's state.folder
+        registered = (sending, receiving)
+        async with running_relay(tmp_path / "relay", port=port, registered=registered) as relay:
+            consented = await _sent(relay, state, tmp_path / "consented")
+            revoked = await _sent(relay, state, tmp_path / "revoked")
+            async with RelayClient(relay.url, None) as phone:
+                await phone.authorize(token_from_link(consented.authorization_url))
+            async with RelayClient(relay.url, sending) as elsewhere:  # another of its machines
+                await elsewhere.revoke(revoked.transfer_id)
+
+            for form in ({**glass, "reason": "unconscious"}, {**glass, "clinician": " "}):
+                status, page = await _break_glass(er, consented, form)
+                assert status == 400, page
+            status, page = await _break_glass(er, consented, glass)
+            assert status == 400, page
+            assert "already authorized" in page
+            status, page = await _break_glass(er, revoked, glass)
+            assert status == 400, page
+        # The relay is down now.
+        status, page = await _break_glass(er, consented, glass)
+        assert status == 502, page
+
+    records = [json.loads(line) for line in er.console.audit.read_text().splitlines()]
+    refused = [r for r in records if r["action"] == "break-glass"]
+    assert [(r["who"], r["where"], r["outcome"], r["event_id"]) for r in refused] == [
+        (NURSE, "127.0.0.1", "refused", "110113")
+    ] * 3
+    assert [r["detail"] for r in refused] == [
+        {"transfer": sent.transfer_id, "why": why, "clinician": CLINICIAN}
+        for sent, why in (
+            (consented, "BreakGlassNotNeeded"),
+            (revoked, "BreakGlassTooLate"),
+            (consented, "RelayUnreachable"),
+        )
+    ]
+    assert REASON not in er.console.audit.read_text()
