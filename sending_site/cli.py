@@ -655,23 +655,28 @@ def run_reissue(args: argparse.Namespace) -> int:
 
 
 def run_break_glass(args: argparse.Namespace) -> int:
+    from sending_site import journal
     from sending_site.break_glass import add_break_glass
-    from sending_site.command_audit import break_glass_audited, site_audit
+    from sending_site.command_audit import break_glass_audited, refusal_audited, site_audit
     from sending_site.errors import BreakGlassIncomplete
     from site_agent.local_state import default_state_dir
     from site_agent.terminal_text import shown
 
     problem = _break_glass_problem(args.reason, args.clinician)
-    if problem:
+    if problem:  # nothing asked of the relay: not recorded, as the console's form
         raise BreakGlassIncomplete(problem)
     state = args.state or default_state_dir()
+    # Read first, as `reissue` does: an id this machine never sent (or a code typed in its
+    # place) is refused before anything is recorded.
+    sent = journal.load(state, args.transfer_id)
     clinician = args.clinician.strip()
-    added = asyncio.run(
-        add_break_glass(
-            state, args.transfer_id, args.relay, _credential(args), args.reason.strip(), clinician
+    audit = site_audit(state)
+    with refusal_audited(audit, "break-glass", sent.transfer_id, clinician=clinician):
+        adding = add_break_glass(
+            state, sent.transfer_id, args.relay, _credential(args), args.reason.strip(), clinician
         )
-    )
-    break_glass_audited(site_audit(state), added.transfer_id, clinician, already=added.already)
+        added = asyncio.run(adding)
+    break_glass_audited(audit, added.transfer_id, clinician, already=added.already)
     if args.json:
         body = {"transfer_id": added.transfer_id, "code": added.code, "break_glass": True}
         print(json.dumps({**body, "already": added.already}))

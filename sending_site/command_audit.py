@@ -28,14 +28,15 @@ def site_audit(state: Path) -> AuditLog:
 
 
 @contextlib.contextmanager
-def refusal_audited(log: AuditLog, action: str, transfer: str) -> Iterator[None]:
+def refusal_audited(log: AuditLog, action: str, transfer: str, **detail: object) -> Iterator[None]:
     """An action on `transfer` that the relay or this agent refuses is recorded too, as the
     console records it: `outcome` refused, `why` what refused it (not its sentence, which may
-    hold a code); then the refusal goes on to be said."""
+    hold a code), and `detail` as its success records it; then the refusal goes on to be said."""
     try:
         yield
     except (SendingError, AgentError) as e:
-        audit_command(log, action, outcome="refused", transfer=transfer, why=type(e).__name__)
+        why = type(e).__name__
+        audit_command(log, action, outcome="refused", transfer=transfer, why=why, **detail)
         raise
 
 
@@ -43,7 +44,7 @@ def break_glass_audited(log: AuditLog, transfer: str, clinician: str, *, already
     """Break-glass on `transfer`, added now or `already` there (`break-glass`, or `push
     --break-glass`), as the console records its button: the clinician who authorized (trimmed,
     as typed there), never the reason (it may describe the patient; it is sealed for the trauma
-    center). A refusal is not recorded, as there."""
+    center). A refusal is recorded as refused, as there (`refusal_audited`)."""
     audit_command(
         log, "break-glass", transfer=transfer, clinician=clinician.strip(), already=already
     )

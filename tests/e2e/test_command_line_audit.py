@@ -3,7 +3,7 @@ in the agents' own audit logs (`<state>/sending|receiving/console-audit.jsonl`, 
 consoles record the same actions), by the operating-system account: the transfer started, the
 study redeemed on this machine, then written to a folder or imported into the PACS; and so are
 `break-glass`, `reissue` and `revoke`, as the ER console records the same buttons (a refused
-re-issue or revocation too, as there)."""
+break-glass, re-issue or revocation too, as there)."""
 
 from __future__ import annotations
 
@@ -122,9 +122,10 @@ def test_break_glass_a_new_code_and_a_revocation_are_audited_as_the_console_does
 def test_a_refused_new_code_or_revocation_is_audited_as_refused(
     relay: E2ERelay, tmp_path: Path
 ) -> None:
-    """As the console's: a re-issue or a revocation refused is recorded with the refusal's
-    name (not its sentence); a break-glass refused is not (the console records none either);
-    an id this machine never sent (or a code typed in its place) is refused before any record."""
+    """As the console's: a break-glass, a re-issue or a revocation refused is recorded with the
+    refusal's name (not its sentence; a break-glass with the clinician who tried, never the
+    reason); an id this machine never sent (or a code typed in its place) is refused before
+    any record."""
     make_ct_study(tmp_path / "delivered", 2, seed=884)
     delivered = relay.push([tmp_path / "delivered"], workdir=tmp_path).ok().json()
     relay.authorize(delivered)
@@ -137,6 +138,7 @@ def test_a_refused_new_code_or_revocation_is_audited_as_refused(
     _er(relay, tmp_path, "reissue", withdrawn["transfer_id"]).failed()
     glass = ("--reason", REASON, "--clinician", CLINICIAN)
     _er(relay, tmp_path, "break-glass", delivered["transfer_id"], *glass).failed()
+    _er(relay, tmp_path, "break-glass", delivered["code"], *glass).failed()
     _er(relay, tmp_path, "revoke", delivered["code"]).failed()
     _er(relay, tmp_path, "reissue", "0" * 24).failed()
 
@@ -150,11 +152,18 @@ def test_a_refused_new_code_or_revocation_is_audited_as_refused(
         ("transfer-revoked", "success", withdrawn["transfer_id"], None),
         ("transfer-revoked", "refused", delivered["transfer_id"], "AlreadyRedeemed"),
         ("code-reissued", "refused", withdrawn["transfer_id"], "TransferAbandoned"),
+        ("break-glass", "refused", delivered["transfer_id"], "BreakGlassNotNeeded"),
     ]
     for record in records:
         assert record["who"] == f"{getpass.getuser()} (command line)"
         assert (record["where"], record["detail"]["via"]) == ("local", "command line")
-    assert delivered["code"] not in (tmp_path / "er-state" / "sending" / FILE).read_text()
+    (glass_refused,) = [r for r in records if r["action"] == "break-glass"]
+    assert glass_refused["event_id"] == "110113"
+    assert set(glass_refused["detail"]) == {"via", "transfer", "why", "clinician"}
+    assert glass_refused["detail"]["clinician"] == CLINICIAN
+    text = (tmp_path / "er-state" / "sending" / FILE).read_text()
+    assert delivered["code"] not in text
+    assert REASON not in text
 
 
 def _glass(*, clinician: str = CLINICIAN) -> tuple[str, ...]:
