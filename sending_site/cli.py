@@ -353,11 +353,19 @@ def _break_glass_problem(reason: str | None, clinician: str | None) -> str | Non
 
 def run_push(args: argparse.Namespace) -> int:
     from sending_site import outgoing
-    from sending_site.command_audit import break_glass_audited, site_audit
+    from sending_site.command_audit import break_glass_audited, break_glass_not_added, site_audit
     from sending_site.errors import BreakGlassIncomplete, ConfirmationNeeded
     from sending_site.inbox.handoff import spooled_study
     from sending_site.preflight import Prepared, prepare
-    from sending_site.push import Progress, PushRequest, PushResult, Ready, Retrying, push
+    from sending_site.push import (
+        BreakGlassAnswered,
+        PushEvent,
+        PushRequest,
+        PushResult,
+        Ready,
+        Retrying,
+        push,
+    )
     from sending_site.sheet import TransferSheet, site_phone
     from sending_site.stretching import in_background
     from site_agent.client import RelayClient, RelayUnreachable
@@ -427,9 +435,18 @@ def run_push(args: argparse.Namespace) -> int:
     qr_path: list[Path] = []
     written: dict[str, str] = {}
 
-    def on_event(event: Ready | Progress | Retrying) -> None:
+    def on_event(event: PushEvent) -> None:
         if isinstance(event, Retrying):
             _say_retrying(relay, event.delay, event.reason, after_bar=tty)
+        elif isinstance(event, BreakGlassAnswered):
+            # At once, not with the code: a push stopped before the code is shown (Ctrl-C, the
+            # relay out of reach, a refusal) has sent the break-glass already.
+            if event.outcome == "success":
+                break_glass_audited(audit, event.transfer_id, args.clinician, already=False)
+            else:
+                break_glass_not_added(
+                    audit, event.transfer_id, args.clinician, outcome=event.outcome, why=event.why
+                )
         elif isinstance(event, Ready):
             audit_command(
                 audit,
@@ -441,10 +458,10 @@ def run_push(args: argparse.Namespace) -> int:
                 resumed=event.resumed,
                 break_glass=event.break_glass,
             )
-            if args.break_glass and event.break_glass:  # not when the family had authorized
-                break_glass_audited(
-                    audit, event.transfer_id, args.clinician, already=not event.break_glass_added
-                )
+            # There before this push (added by this one: recorded when the relay answered); not
+            # when the family had authorized.
+            if args.break_glass and event.break_glass and not event.break_glass_added:
+                break_glass_audited(audit, event.transfer_id, args.clinician, already=True)
             qr_path.append(_write_qr(_qr_path(args.qr, state, event.transfer_id), event.capability))
             if args.sheet:
                 sheet = TransferSheet(

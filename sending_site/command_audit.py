@@ -44,7 +44,20 @@ def break_glass_audited(log: AuditLog, transfer: str, clinician: str, *, already
     """Break-glass on `transfer`, added now or `already` there (`break-glass`, or `push
     --break-glass`), as the console records its button: the clinician who authorized (trimmed,
     as typed there), never the reason (it may describe the patient; it is sealed for the trauma
-    center). A refusal is recorded as refused, as there (`refusal_audited`)."""
+    center). A refusal is recorded as refused, as there (`refusal_audited`, or
+    `break_glass_not_added` for the one `push` sends)."""
     audit_command(
         log, "break-glass", transfer=transfer, clinician=clinician.strip(), already=already
+    )
+
+
+def break_glass_not_added(
+    log: AuditLog, transfer: str, clinician: str, *, outcome: str, why: str
+) -> None:
+    """Break-glass that `push --break-glass` sent on `transfer` and that was not added:
+    `outcome` refused, or unknown when no answer came (it may have been added; the next push or
+    `break-glass` of it records it then, `already`); `why` what stopped it, as
+    `refusal_audited` records it. The clinician who tried, never the reason."""
+    audit_command(
+        log, "break-glass", outcome=outcome, transfer=transfer, why=why, clinician=clinician.strip()
     )

@@ -38,6 +38,7 @@ from sending_site.plan import PushPlan
 from sending_site.source import Arrivals, StudySource
 from site_agent import retry
 from site_agent.client import Holdings, RelayClient, RelayRefused, RelayUnreachable
+from site_agent.errors import AgentError
 from transfer_codes import wire
 from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
@@ -61,6 +62,7 @@ from transfer_codes.tokens import new_token
 from transfer_codes.wire import Problem
 
 __all__ = [
+    "BreakGlassAnswered",
     "Progress",
     "PushEvent",
     "PushRequest",
@@ -121,6 +123,21 @@ class Retrying:
 
 
 @dataclass(frozen=True)
+class BreakGlassAnswered:
+    """What became of the break-glass this push sent for `transfer_id`, told as soon as it is
+    known, before the code is shown (a push stopped later never shows it), so that what
+    reached the relay is audited: `outcome` success (added), refused (not added; `why` names
+    what refused it: the relay, or a relay out of reach before the request left), or unknown
+    (the request left and no answer came: the relay out of reach, `why` RelayUnreachable, or
+    the push stopped while it waited, `why` interrupted; the next push or break-glass of the
+    transfer finds it added, or adds it)."""
+
+    transfer_id: str
+    outcome: str
+    why: str = ""
+
+
+@dataclass(frozen=True)
 class PushResult:
     ready: Ready
     instances: int
@@ -132,7 +149,7 @@ class PushResult:
     incomplete: bool = False
 
 
-PushEvent = Ready | Progress | Retrying
+PushEvent = Ready | Progress | Retrying | BreakGlassAnswered
 
 
 def omitted_names(c: Collection) -> tuple[str, ...]:
@@ -877,7 +894,7 @@ class _Sending:
             case decisions.InstallLocks(record):
                 await self._attempt(record, install_locks(self.client, record, "locks", self.ahead))
             case decisions.AddBreakGlass(record, reason, clinician):
-                await self._attempt(record, break_glass(self.client, record, reason, clinician))
+                await self._attempt(record, self._break_glass(record, reason, clinician))
             case decisions.LeavePhoneDocuments(record, glass):
                 summary = phone.summary(self.c, self.status, record.expires_at, glass)
                 await self._attempt(record, phone.upload(self.client, record, summary))
@@ -921,6 +938,22 @@ class _Sending:
                 await self.carry_out(self.plan.objects_added(objects))
                 return more
         return None
+
+    async def _break_glass(
+        self, record: journal.TransferJournal, reason: str, clinician: str
+    ) -> None:
+        """`break_glass`, its answer told at once (`BreakGlassAnswered`)."""
+        told = functools.partial(BreakGlassAnswered, record.transfer_id)
+        try:
+            await break_glass(self.client, record, reason, clinician)
+        except AgentError as e:
+            sent = isinstance(e, RelayUnreachable) and not e.unsent
+            self.on_event(told("unknown" if sent else "refused", type(e).__name__))
+            raise
+        except asyncio.CancelledError:  # Ctrl-C, or the agent stopping
+            self.on_event(told("unknown", "interrupted"))
+            raise
+        self.on_event(told("success"))
 
     async def _attempt(self, record: journal.TransferJournal, step: Awaitable[T]) -> T:
         """`await step`, one step in sending `record`; a refusal (or a file that changed) goes

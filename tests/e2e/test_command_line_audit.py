@@ -175,8 +175,10 @@ def test_push_with_break_glass_is_audited_as_the_consoles_break_glass(
 ) -> None:
     """`push --break-glass`, on a new transfer or on one already sent (resumed), records the
     console's `break-glass` (a security alert: the clinician, whether it was there already;
-    never the reason) after the transfer's own record; once the family authorized, break-glass
-    is not needed and not recorded (the console records none either)."""
+    never the reason): added by this push, as soon as the relay added it, before the
+    transfer's own record (written once the code is shown); there already, with that record;
+    once the family authorized, break-glass is not needed and not recorded (the console
+    records none either)."""
     make_ct_study(tmp_path / "new", 2, seed=886)
     new = relay.push([tmp_path / "new"], workdir=tmp_path, extra=_glass()).ok().json()
     make_ct_study(tmp_path / "sent", 2, seed=887)
@@ -196,11 +198,11 @@ def test_push_with_break_glass_is_audited_as_the_consoles_break_glass(
     new_id, sent_id, consented_id = (p["transfer_id"] for p in (new, sent, consented))
     assert resumed["transfer_id"] == sent_id
     assert done == [
-        ("transfer-started", new_id, False, None),
         ("break-glass", new_id, None, False),
+        ("transfer-started", new_id, False, None),
         ("transfer-started", sent_id, False, None),
-        ("transfer-started", sent_id, True, None),
         ("break-glass", sent_id, None, False),
+        ("transfer-started", sent_id, True, None),
         ("transfer-started", sent_id, True, None),
         ("break-glass", sent_id, None, True),
         ("transfer-started", consented_id, False, None),
