@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from relay.addresses import Network, networks
 from relay.errors import ConfigError
@@ -165,10 +165,19 @@ class RelayConfig:
                 "postgresql://relay@db.example:5432/relay."
             )
         try:
-            password = urlsplit(self.metadata_url).password
+            parts = urlsplit(self.metadata_url)
         except ValueError as e:
             raise ConfigError("storage.metadata_url is not a valid URL.") from e
-        if password is not None:
+        # asyncpg takes a password from the query string too (`?password=`, and the TLS client
+        # key's `?sslpassword=`), names decoded as it decodes them.
+        in_query = {name for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
+        if "sslpassword" in in_query:
+            raise ConfigError(
+                "storage.metadata_url may not hold the password of the TLS client key "
+                "(sslpassword): keep the key without one, in a file readable by the relay's user "
+                "only (sslkey=FILE)."
+            )
+        if parts.password is not None or "password" in in_query:
             raise ConfigError(
                 "storage.metadata_url may not hold the database password: put it in a file "
                 "readable by the relay's user only and name that file in "

@@ -30,10 +30,17 @@ async def _sweep(config: RelayConfig, metadata: MetadataStore, objects: ObjectSt
     async with metadata.transaction() as tx:
         await tx.forget_cancelled_locks(now)
         due = await tx.due_for_purge(now, now - config.delivered_grace)
-    for t in due:
+    for listed in due:
         # Files first: if we crash after this, the row is still due and the next sweep finishes.
-        await objects.delete_transfer(t.id)
+        await objects.delete_transfer(listed.id)
         async with metadata.transaction() as tx:
+            # Read again, locked: the row may have changed while the files went (a receipt
+            # after expires_at makes a redeemed transfer delivered). Decide from it as it is
+            # now, never write back the copy listed before; the rest is purged all the same,
+            # its files being gone.
+            t = await tx.transfer(listed.id)
+            if t is None:
+                continue
             if t.state != State.REVOKED and t.is_due(now):
                 await tx.save_transfer(t.expired(now))
                 await audit.record(

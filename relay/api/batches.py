@@ -100,7 +100,7 @@ async def _listing(request: web.Request) -> list[tuple[int, int, str]]:
         document = json.loads(await _read(request, length))
         objects = document["objects"]
         listed = [(o["index"], o["size"], o["sha256"]) for o in objects]
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, RecursionError) as e:  # as `bodies.json_body`
         raise errors.BadRequest(
             "A batch upload starts with the list of its objects: "
             '{"objects": [{"index", "size", "sha256"}, ...]} after its length.'

@@ -6,8 +6,11 @@ failure while it is under way (`attempt`), so attempts sent at once are held to 
 
 Relay instances sharing a metadata store (PostgreSQL) count their failures in it: each attempt
 first takes what every instance counted against its keys (`recent_guess_failures`), so N
-instances allow what one does, not N times that. The embedded store keeps them as well, so a
-restarted relay goes on holding back whoever guessed until the window ends."""
+instances allow what one does, not N times that. Attempts under way are counted only in the
+process answering them, so a burst sent at once and spread over N instances may pass up to N
+times a limit before its failures are counted (each transfer's ten-wrong-codes lock is exact
+all the same). The embedded store keeps them as well, so a restarted relay goes on holding
+back whoever guessed until the window ends."""
 
 from __future__ import annotations
 

@@ -126,7 +126,9 @@ async def authorize(request: web.Request) -> web.Response:
     token = bodies.text(body, "token", max_len=128)
     role, sealed_authorizer = phone.authorizer(body)
     async with phone.audited_link(request, "authorize"), at_desk(request) as d:
-        t = await patient.authorize(d, token, role, sealed_authorizer)
+        t, refusal = await patient.authorize(d, token, role, sealed_authorizer)
+    if refusal is not None:
+        raise refusal  # only now: the refusal is in the audit trail
     return _state(t)
 
 

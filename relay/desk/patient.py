@@ -40,12 +40,24 @@ async def link_refused(d: Desk, attempted: str) -> None:
 
 async def authorize(
     d: Desk, token: str, role: Authorizer, sealed_authorizer: bytes | None
-) -> Transfer:
+) -> tuple[Transfer, errors.RelayError | None]:
     """The patient or family authorizes; the sealed details of who did are kept from the
-    first authorization only."""
+    first authorization only. Returns the transfer and the refusal, if any (the transfer is
+    over: expired, revoked, redeemed or delivered), for the caller to raise once this visit has
+    committed: a refused authorization is audited too, and changes nothing else."""
     t = await _linked(d, token, "That authorization link is not valid (or has expired).")
     first = t.authorized_at is None
-    t = t.authorized(d.now, role)
+    try:
+        t = t.authorized(d.now, role)
+    except errors.RelayError as refusal:
+        await d.record(
+            "patient-authorization",
+            t.id,
+            outcome="failure",
+            actor=role.value,
+            state=t.state_at(d.now).value,  # "expired" also before the sweeper recorded it
+        )
+        return t, refusal  # unchanged: its state is what refused
     await d.tx.save_transfer(t)
     if first and sealed_authorizer is not None:
         await d.tx.put_phone_blob(t.id, "authorizer", sealed_authorizer)
@@ -54,7 +66,7 @@ async def authorize(
     if from_sender:
         await d.tx.flag_consent_from_sender(t.id)
         await d.record("consent-from-sending-site", t.id, outcome="failure", actor=role.value)
-    return t
+    return t, None
 
 
 async def _from_sending_site(d: Desk, t: Transfer) -> bool:

@@ -134,6 +134,15 @@ def test_manifest_record_and_completion(
     answered_well(relay.call("POST", path, headers=relay.as_site("sending"), data=completion))
 
 
+@HTTP
+@given(bodies({"objects": [{"index": 0, "size": 3, "sha256": "a" * 64}]}), st.binary(max_size=8))
+@example(b"[" * 16 * 1024, b"")  # the longest list the relay reads, nested past Python's depth
+def test_batch_upload_listing(relay: Relay, listing: bytes, rest: bytes) -> None:
+    body = len(listing).to_bytes(4, "big") + listing + rest
+    path = wire.transfer_action(relay.transfer_id, "objects")
+    answered_well(relay.call("POST", path, headers=relay.as_site("sending"), data=body))
+
+
 WAITS = st.sampled_from(["0", "-1", "0.01", "nan", "-inf", "1e-9", "x", "", "٣", "0x1"])
 
 

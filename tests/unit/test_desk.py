@@ -15,6 +15,7 @@ from relay.desk import documents, patient, sending
 from relay.desk.visit import UNKNOWN, Caller, Desk
 from relay.lifecycle import Authorizer, Revoker, State, Transfer
 from relay.storage.models import AuditEvent
+from transfer_codes.tokens import token_digest
 
 T0 = 1_800_000_000.0
 NOW = T0 + 60.0
@@ -142,6 +143,19 @@ def test_a_phone_status_is_audited_as_the_patient() -> None:
         "audit",
         (audited("phone-status-read", patient_actor, detail=detail), NOW),
     )
+
+
+def test_a_refused_authorization_is_audited_and_handed_back() -> None:
+    revoked = awaiting().revoked(T0, Revoker.SENDING_SITE)
+    d, tx = desk(PHONE, transfer_by_authorization=revoked)
+    t, refusal = run(d, lambda d: patient.authorize(d, "token", Authorizer.FAMILY, b"sealed"))
+    assert (t, type(refusal)) == (revoked, errors.TransferRevoked)
+    family = Caller("family", "family", PHONE.remote)
+    event = audited("patient-authorization", family, outcome="failure", detail={"state": "revoked"})
+    assert tx.log == [
+        ("transfer_by_authorization", (token_digest("token"),)),
+        ("audit", (event, NOW)),
+    ]
 
 
 def test_a_refused_phone_revocation_is_audited_and_handed_back() -> None:

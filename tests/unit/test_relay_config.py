@@ -95,6 +95,29 @@ def test_a_bad_object_store_setting_is_refused(tmp_path: Path, toml: str, words:
         config.load(tmp_path, environ={})
 
 
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("postgresql://relay:s3cret@db/relay", "may not hold the database password"),
+        ("postgresql://relay@db/relay?password=s3cret", "may not hold the database password"),
+        ("postgres://relay@db/relay?sslmode=require&password=", "the database password"),
+        ("postgresql://relay@db/relay?pass%77ord=s3cret", "may not hold the database password"),
+        ("postgresql://relay@db/relay?sslpassword=s3cret", r"TLS client key \(sslpassword\)"),
+    ],
+)
+def test_a_password_in_the_metadata_url_is_refused(tmp_path: Path, url: str, words: str) -> None:
+    """asyncpg reads a password from the URL's query as well as its user info; either would
+    then show in the process list, the environment and --print-config."""
+    with pytest.raises(ConfigError, match=words) as refused:
+        config.load(tmp_path, environ={"TRAUMA_RELAY_METADATA_URL": url})
+    assert "s3cret" not in str(refused.value)
+
+
+def test_a_metadata_url_with_other_query_settings_is_taken(tmp_path: Path) -> None:
+    url = "postgresql://relay@db/relay?sslmode=verify-full&passfile=/etc/trauma-relay/pgpass"
+    assert config.load(tmp_path, environ={"TRAUMA_RELAY_METADATA_URL": url}).metadata_url == url
+
+
 def test_an_s3_bucket_is_chosen_in_relay_toml_or_the_environment(tmp_path: Path) -> None:
     assert config.load(tmp_path, environ={}).objects_url is None  # the folder stays the default
     credentials = tmp_path / "s3-credentials"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import pytest
 
 from relay import audit, errors
 from relay.storage.sqlite import audit_chain_intact
 from relay_api.plumbing import (
     Ctx,
+    Sent,
     assert_no_secret,
     assert_unwraps,
     audit_since,
@@ -15,6 +18,7 @@ from relay_api.plumbing import (
     create_transfer,
     redeem,
     state_of,
+    status,
 )
 from transfer_codes.tokens import new_token
 
@@ -66,4 +70,60 @@ async def test_unknown_phone_links_are_audited_without_the_token(ctx: Ctx) -> No
     records = await ctx.audit_records()
     assert {r["remote"] for r in records[-3:]} == {"127.0.0.1"}
     assert_no_secret(records, *tokens)
+    assert audit_chain_intact(records)
+
+
+async def _revoked(ctx: Ctx, sent: Sent) -> None:
+    r = await ctx.call("POST", f"/api/v1/transfers/{sent.transfer_id}/revoke", cred=ctx.er)
+    assert r.status == 200, r
+
+
+async def _expired(ctx: Ctx, sent: Sent) -> None:
+    ctx.clock.now = sent.expires_at  # the sweeper has not run: refused all the same
+
+
+async def _redeemed(ctx: Ctx, sent: Sent) -> None:
+    r = await ctx.call("POST", "/api/v1/authorizations", json={"token": sent.token})
+    assert r.status == 200, r
+    assert_unwraps(
+        await redeem(ctx, sent.locator, await code_proof(ctx, sent.code)), sent, sent.code
+    )
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("end", "answer", "state"),
+    [
+        (_revoked, (410, "revoked"), "revoked"),
+        (_expired, (410, "expired"), "expired"),
+        (_redeemed, (409, "invalid-state"), "redeemed"),
+    ],
+    ids=["revoked", "expired", "redeemed"],
+)
+async def test_a_refused_authorization_is_audited_and_changes_nothing(
+    ctx: Ctx,
+    end: Callable[[Ctx, Sent], Awaitable[None]],
+    answer: tuple[int, str],
+    state: str,
+) -> None:
+    sent = await create_transfer(ctx, authorize=False)
+    await end(ctx, sent)
+    before = (await status(ctx, sent)).body
+    count = len(await ctx.audit_records())
+    r = await ctx.call(
+        "POST", "/api/v1/authorizations", json={"token": sent.token, "authorizer_role": "family"}
+    )
+    assert (r.status, r.code) == answer
+    assert await audit_since(ctx, count) == [
+        (
+            audit.APPLICATION_ACTIVITY,
+            "patient-authorization",
+            "failure",
+            "family",
+            {"state": state},
+        )
+    ]
+    assert (await status(ctx, sent)).body == before
+    records = await ctx.audit_records()
+    assert_no_secret(records, sent.token)
     assert audit_chain_intact(records)

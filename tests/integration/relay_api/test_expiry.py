@@ -8,11 +8,12 @@ import json
 import pytest
 
 from relay import audit
-from relay.appkeys import CONFIG
+from relay.appkeys import CONFIG, OBJECTS
 from relay_api.plumbing import (
     REFUSED,
     Ctx,
     assert_clear_refusal,
+    audit_since,
     code_proof,
     create_transfer,
     holdings,
@@ -141,6 +142,45 @@ async def test_a_delivered_transfer_is_purged_once_its_grace_has_passed(ctx: Ctx
     assert (shown["state"], shown["receipt"]["instances"]) == ("delivered", 1)  # still told
     (purged,) = [r for r in await ctx.audit_records() if r["action"] == "transfer-purged"]
     assert json.loads(purged["detail"])["reason"] == "delivered"
+
+
+@pytest.mark.asyncio
+async def test_a_receipt_while_the_sweeper_deletes_the_files_is_not_overwritten(
+    ctx: Ctx, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A receipt is taken after `expires_at`: one that comes while the sweeper deletes the
+    files of the redeemed transfer it found due leaves the transfer delivered, not expired."""
+    sent = await create_transfer(ctx)
+    await upload(ctx, sent, 0, b"slice" * 100)
+    assert (await redeem(ctx, sent.locator, await code_proof(ctx, sent.code))).status == 200
+    ctx.clock.now = sent.expires_at  # redeemed, and its time is up: due for the sweeper
+    objects = ctx.relay.app[OBJECTS]
+    delete_transfer = objects.delete_transfer
+    receipt = {"instances": 1, "bytes": 500, "destination": "pacs", "complete": True}
+
+    async def receipt_meanwhile(transfer_id: str) -> None:
+        # Between the sweeper's listing and its writing: the receipt commits first.
+        path = f"/api/v1/transfers/{transfer_id}/receipt"
+        r = await ctx.call("POST", path, cred=ctx.tc, json=receipt)
+        assert (r.status, r.body["state"]) == (200, "delivered"), r
+        await delete_transfer(transfer_id)
+
+    monkeypatch.setattr(objects, "delete_transfer", receipt_meanwhile)
+    count = len(await ctx.audit_records())
+    assert await sweep(ctx) == 1
+
+    assert not ctx.stored_objects().holds(sent.transfer_id)
+    shown = (await status(ctx, sent)).body
+    assert (shown["state"], shown["receipt"]["instances"]) == ("delivered", 1)
+    changes = [
+        (a[1], a[4])
+        for a in await audit_since(ctx, count)
+        if a[1] not in ("site-authentication", "status-read")
+    ]
+    assert changes == [
+        ("delivery-receipt", {"instances": 1, "destination": "pacs"}),
+        ("transfer-purged", {"reason": "delivered"}),  # and no "transfer-expired"
+    ]
 
 
 @pytest.mark.asyncio

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from relay_harness import FakeClock, running_relay
 
+from relay.api.batches import MAX_LISTING
 from relay_api.plumbing import (
     Ctx,
     Reply,
@@ -146,6 +147,7 @@ def _listing(objects: list[dict[str, object]]) -> bytes:
         ),
         _listing([{"index": 0, "size": wire.BATCH_UPLOAD_BYTES + 1, "sha256": "0" * 64}]),
         b"\xff\xff\xff\xff",
+        MAX_LISTING.to_bytes(4, "big") + b"[" * MAX_LISTING,  # nested past Python's depth
     ],
 )
 async def test_a_malformed_batch_is_refused_and_keeps_nothing(ctx: Ctx, body: bytes) -> None:
