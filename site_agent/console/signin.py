@@ -164,10 +164,17 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         )
     account = app[ACCOUNTS].find(name)
     stored = account.password if account else passwords.decoy()
-    async with app[VERIFYING]:
-        matches = await asyncio.to_thread(passwords.verify, password, stored)
+    # Counted from here (no await since `wait`) until its failure is: attempts sent at once
+    # get no more password checks than the same sent one by one.
+    app[THROTTLE].begin(name, address)
+    try:
+        async with app[VERIFYING]:
+            matches = await asyncio.to_thread(passwords.verify, password, stored)
+        if account is None or not matches:
+            app[THROTTLE].failed(name, address, app[CLOCK]())
+    finally:
+        app[THROTTLE].ended(name, address)
     if account is None or not matches:
-        app[THROTTLE].failed(name, address, app[CLOCK]())
         await app[AUDIT].arecord(
             "sign-in-refused",
             who=who,

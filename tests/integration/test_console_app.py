@@ -4,9 +4,11 @@ error pages and the audit trail."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http.cookies import SimpleCookie
@@ -267,6 +269,21 @@ async def test_repeated_failures_are_throttled_even_with_the_right_password(
     actions = audit_actions(console)
     assert actions == ["sign-in-refused"] * PER_USER + ["sign-in-throttled", "sign-in"]
     assert verify_chain(console.audit) == len(actions)
+
+
+async def test_sign_ins_sent_at_once_get_no_more_tries_than_the_limit(tmp_path: Path) -> None:
+    """A refused sign-in keeps its session and form token, so a guesser can post many at once;
+    those still being checked count, so no more passwords are tried than the limit allows."""
+    async with running_console(tmp_path) as console, browser_like() as client:
+        _, _, page = await get(client, f"{console.url}/sign-in")
+        form = {"csrf_token": token_of(page), "user": NURSE, "password": "wrong horse battery"}
+        answers = await asyncio.gather(
+            *(post(client, f"{console.url}/sign-in", form) for _ in range(2 * PER_USER))
+        )
+        assert sorted(status for status, _, _ in answers) == [403] * PER_USER + [429] * PER_USER
+        assert (await sign_in(client, console))[0] == 429  # the right password waits too
+    actions = Counter(audit_actions(console))
+    assert actions == {"sign-in-refused": PER_USER, "sign-in-throttled": PER_USER + 1}
 
 
 async def test_an_unknown_user_is_refused_like_a_wrong_password(tmp_path: Path) -> None:

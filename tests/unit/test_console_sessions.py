@@ -129,6 +129,33 @@ def test_a_successful_sign_in_clears_the_name_but_not_the_address() -> None:
     assert len(throttle.addresses) == 1
 
 
+def test_sign_ins_under_way_count_as_failures_until_they_end() -> None:
+    """Many attempts sent at once for one name all ask before any has failed: those already
+    checking a password count, so no more are let through than the limit."""
+    throttle = SignInThrottle()
+    let_through = 0
+    for i in range(3 * PER_USER):
+        if throttle.wait("jsmith", f"10.0.0.{i}", T0) == 0:
+            throttle.begin("jsmith", f"10.0.0.{i}")
+            let_through += 1
+    assert let_through == PER_USER
+    for i in range(PER_USER):
+        throttle.failed("jsmith", f"10.0.0.{i}", T0 + 1)
+        throttle.ended("jsmith", f"10.0.0.{i}")
+    assert throttle.wait("jsmith", "10.0.0.99", T0 + 1) == WINDOW
+
+
+def test_a_sign_in_under_way_that_succeeds_no_longer_counts() -> None:
+    throttle = SignInThrottle()
+    for _ in range(PER_USER - 1):
+        throttle.failed("jsmith", "10.0.0.7", T0)
+    throttle.begin("jsmith", "10.0.0.7")
+    assert throttle.wait("jsmith", "10.0.0.8", T0) > 0
+    throttle.succeeded("jsmith")
+    throttle.ended("jsmith", "10.0.0.7")
+    assert throttle.wait("jsmith", "10.0.0.8", T0) == 0
+
+
 def test_the_throttle_is_bounded_in_memory() -> None:
     window = Window(limit=3, max_keys=100)
     for i in range(1000):
