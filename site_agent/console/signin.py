@@ -41,6 +41,10 @@ ENDED = {
     "idle": "You were signed out after {idle} without activity. Sign in to continue.",
     "max-age": f"You were signed out after {MAX_AGE / 3600:g} hours. Sign in to continue.",
     "removed": "Your account was removed from this console. Ask your console administrator.",
+    "crowded-out": (
+        "You were signed out because more people were signed in to this console than it keeps "
+        "at once. Sign in to continue."
+    ),
     "signed-out": "You are signed out.",
 }
 UNDONE = (
@@ -191,6 +195,8 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         )
     app[SESSIONS].end(session.id)
     signed_in = app[SESSIONS].start(name, app[CLOCK]())
+    for gone in app[SESSIONS].take_crowded_out():
+        await app[AUDIT].arecord("session-expired", who=gone.user, where="-", why=gone.why.value)
     await app[AUDIT].arecord("sign-in", who=name, where=address)
     response = web.HTTPSeeOther(next_to)
     set_cookie(request, response, signed_in.id)

@@ -24,6 +24,7 @@ from console_harness import NURSE, NURSE_PASSWORD, Console, running_console, run
 from site_agent.accounts import Accounts
 from site_agent.audit import verify_chain
 from site_agent.console import AgentPages, render
+from site_agent.console.appkeys import SESSIONS
 from site_agent.console.guard import COOKIE
 from site_agent.console.throttle import PER_USER, WINDOW
 from site_agent.errors import RelayUnreachable
@@ -297,6 +298,37 @@ async def test_an_unknown_user_is_refused_like_a_wrong_password(tmp_path: Path) 
     record = json.loads(console.audit.read_text(encoding="utf-8"))
     assert (record["who"], record["detail"]) == ("(no such account)", {"reason": "unknown user"})
     assert typed not in console.audit.read_text(encoding="utf-8")
+
+
+async def test_opening_the_sign_in_page_many_times_signs_nobody_out(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as console, browser_like() as client:
+        await signed_in(client, console)
+        book = console.app[SESSIONS]
+        book.max_sessions = book.max_anonymous = 5  # as 2,000 of each, sooner
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as stranger:
+            for _ in range(20):
+                assert (await get(stranger, f"{console.url}/sign-in"))[0] == 200
+        assert (await get(client, f"{console.url}/"))[0] == 200
+    assert audit_actions(console) == ["sign-in"]
+
+
+async def test_a_session_crowded_out_by_newer_sign_ins_is_audited(tmp_path: Path) -> None:
+    async with (
+        running_console(tmp_path) as console,
+        browser_like() as first,
+        browser_like() as second,
+    ):
+        console.app[SESSIONS].max_sessions = 1
+        await signed_in(first, console)
+        await signed_in(second, console)
+        status, location, _ = await get(first, f"{console.url}/")
+        assert (status, location) == (303, "/sign-in?ended=crowded-out")
+        _, _, page = await get(first, f"{console.url}{location}")
+        assert "more people were signed in to this console than it keeps" in page
+        assert (await get(second, f"{console.url}/"))[0] == 200
+    lines = [json.loads(line) for line in console.audit.read_text("utf-8").splitlines()]
+    assert [r["action"] for r in lines] == ["sign-in", "session-expired", "sign-in"]
+    assert (lines[1]["who"], lines[1]["detail"]) == (NURSE, {"why": "crowded-out"})
 
 
 async def test_removing_an_account_ends_its_sessions(tmp_path: Path) -> None:

@@ -72,10 +72,28 @@ def test_sessions_are_bounded_in_number_the_longest_idle_going_first() -> None:
     second = book.start("b", T0 + 1)
     book.find(first.id, T0 + 2)  # used: now the most recent
     book.start("c", T0 + 3)
+    assert book.take_crowded_out() == []
     book.start("d", T0 + 4)
     assert len(book) == 3
-    assert book.find(second.id, T0 + 5) is None
+    # Ended as any signed-in session ends: said once (to audit), then remembered.
+    assert book.take_crowded_out() == [Expired("b", Ended.CROWDED_OUT, first=True)]
+    assert book.take_crowded_out() == []
+    assert book.find(second.id, T0 + 5) == Expired("b", Ended.CROWDED_OUT)
     assert book.find(first.id, T0 + 5) is first
+
+
+def test_sign_in_pages_never_crowd_out_signed_in_sessions() -> None:
+    """Anyone can open the sign-in page: the anonymous sessions it starts have their own cap,
+    so a flood of them forgets only each other, never a signed-in member of staff."""
+    book = SessionBook(IDLE, max_sessions=3, max_anonymous=5)
+    staff = [book.start(name, T0) for name in ("a", "b", "c")]
+    waiting = book.start(None, T0)
+    for i in range(1000):
+        book.start(None, T0 + 1 + i)
+    assert len(book) == 3 + 5
+    assert all(book.find(s.id, T0 + 1000) is s for s in staff)
+    assert book.take_crowded_out() == []
+    assert book.find(waiting.id, T0 + 1000) is None  # the longest idle sign-in page went first
 
 
 def test_ending_sessions() -> None:
