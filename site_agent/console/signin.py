@@ -73,8 +73,19 @@ def _minutes(seconds: float) -> str:
 
 
 def next_path(value: object) -> str:
-    """Where to go after sign-in: a path on this console only (never another site)."""
-    if isinstance(value, str) and value.startswith("/") and not value.startswith(("//", "/\\")):
+    """Where to go after sign-in: a path on this console only (never another site), else "/".
+    The pages sign-in sends back to come from `guard.to_sign_in` (`path_qs`, percent-encoded),
+    so a raw space, control character or backslash is never one of them: refused anywhere, as
+    browsers drop tabs and line breaks from a Location ("/", a tab, "/x" becomes "//x",
+    another site) and read a backslash as a slash."""
+    if (
+        isinstance(value, str)
+        and value.startswith("/")
+        and not value.startswith("//")
+        and "\\" not in value
+        and value.isprintable()
+        and not any(c.isspace() for c in value)
+    ):
         return value
     return "/"
 

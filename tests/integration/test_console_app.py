@@ -345,16 +345,52 @@ async def test_with_no_account_the_sign_in_page_says_how_to_add_one(tmp_path: Pa
         assert "trauma-relay receiver user add NAME" in page
 
 
-async def test_after_sign_in_only_local_pages_are_returned_to(tmp_path: Path) -> None:
+# Browsers drop tabs and line breaks from a Location (so "/\t/x" goes to "//x") and read a
+# backslash as a slash.
+ELSEWHERE = [
+    "//evil.example/",
+    "/\t/evil.example",
+    "/\r/evil.example",
+    "/\n/evil.example",
+    "/\r\n/evil.example",
+    "\t//evil.example",
+    "/\\evil.example",
+    "/\\/evil.example",
+    "/x/..\\/\\evil.example",
+    "/ /evil.example",
+    "/\x00/evil.example",
+    "/\u2028/evil.example",
+]
+
+
+@pytest.mark.parametrize("elsewhere", ELSEWHERE)
+async def test_after_sign_in_only_local_pages_are_returned_to(
+    tmp_path: Path, elsewhere: str
+) -> None:
     async with running_console(tmp_path) as console, browser_like() as client:
-        _, _, page = await get(client, f"{console.url}/sign-in")
+        _, _, page = await get(client, f"{console.url}/sign-in", params={"next": elsewhere})
+        assert 'name="next" value="/"' in page
         form = {
             "csrf_token": token_of(page),
             "user": NURSE,
             "password": NURSE_PASSWORD,
-            "next": "//evil.example/",
+            "next": elsewhere,
         }
         assert (await post(client, f"{console.url}/sign-in", form))[:2] == (303, "/")
+        # Signed in already: the sign-in page sends on at once, to the same place.
+        signed_in_already = await get(client, f"{console.url}/sign-in", params={"next": elsewhere})
+        assert signed_in_already[:2] == (303, "/")
+
+
+async def test_after_sign_in_the_page_asked_for_is_returned_to(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as console, browser_like() as client:
+        status, location, _ = await get(client, f"{console.url}/studies/7?q=a%20b&page=2")
+        assert status == 303
+        _, _, page = await get(client, f"{console.url}{location}")
+        form = {"csrf_token": token_of(page), "user": NURSE, "password": NURSE_PASSWORD}
+        form["next"] = parse_qs(urlsplit(location).query)["next"][0]
+        status, location, _ = await post(client, f"{console.url}/sign-in", form)
+        assert (status, location) == (303, "/studies/7?q=a%20b&page=2")
 
 
 class StudyMissing(Exception):
