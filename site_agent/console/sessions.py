@@ -42,6 +42,8 @@ class Ended(Enum):
     IDLE = "idle"
     MAX_AGE = "max-age"
     CROWDED_OUT = "crowded-out"  # more signed in than MAX_SESSIONS: the longest idle ends
+    # Begun before the user's password was changed (a reason, not a password: hence the noqa).
+    PASSWORD_CHANGED = "password-changed"  # noqa: S105
 
 
 @dataclass
@@ -149,6 +151,15 @@ class SessionBook:
         for key in keys:
             del self._signed_in[key]
         return len(keys)
+
+    def end_begun_before(self, user: str, changed: float, now: float) -> list[Session]:
+        """End every session of `user` begun before `changed` (when their password was
+        changed: whoever signed in with the old one is signed out); the sessions ended, to
+        audit each once. Each is remembered, so that its browser is told why."""
+        keys = [k for k, s in self._signed_in.items() if s.user == user and s.started < changed]
+        for key in keys:
+            self._ended[key] = (Expired(user, Ended.PASSWORD_CHANGED), now)
+        return [self._signed_in.pop(key) for key in keys]
 
     def sweep(self, now: float) -> list[Expired]:
         """Drop sessions that have ended; the signed-in ones among them (to audit their end)."""

@@ -41,6 +41,9 @@ ENDED = {
     "idle": "You were signed out after {idle} without activity. Sign in to continue.",
     "max-age": f"You were signed out after {MAX_AGE / 3600:g} hours. Sign in to continue.",
     "removed": "Your account was removed from this console. Ask your console administrator.",
+    "password-changed": (
+        "Your password was changed, so you were signed out. Sign in with the new password."
+    ),
     "crowded-out": (
         "You were signed out because more people were signed in to this console than it keeps "
         "at once. Sign in to continue."
@@ -205,7 +208,9 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
             app[ACCOUNTS].set_password, name, fresh, account.password_changed_at
         )
     app[SESSIONS].end(session.id)
-    signed_in = app[SESSIONS].start(name, app[CLOCK]())
+    # Begun when the password was read, not after its check: a password changed meanwhile
+    # (`user password`) ends this session at its next request, as one begun before it.
+    signed_in = app[SESSIONS].start(name, now)
     for gone in app[SESSIONS].take_crowded_out():
         await app[AUDIT].arecord("session-expired", who=gone.user, where="-", why=gone.why.value)
     await app[AUDIT].arecord("sign-in", who=name, where=address)

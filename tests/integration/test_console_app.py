@@ -28,7 +28,7 @@ from site_agent.console.appkeys import SESSIONS
 from site_agent.console.guard import COOKIE
 from site_agent.console.throttle import PER_USER, WINDOW
 from site_agent.errors import RelayUnreachable
-from site_agent.passwords import PasswordHash, verify
+from site_agent.passwords import PasswordHash, hash_password, verify
 
 pytestmark = pytest.mark.asyncio
 
@@ -339,6 +339,37 @@ async def test_removing_an_account_ends_its_sessions(tmp_path: Path) -> None:
         assert (status, location) == (303, "/sign-in?ended=removed")
 
 
+async def test_a_new_password_ends_the_sessions_begun_before_it(tmp_path: Path) -> None:
+    """`user password NAME` (here its `Accounts.set_password`) signs that user out in every
+    browser, each end audited once; a sign-in with the new password works."""
+    new_password = "a whole new horse battery staple"
+    async with (
+        running_console(tmp_path) as console,
+        browser_like() as mine,
+        browser_like() as other,
+    ):
+        await signed_in(mine, console)
+        await signed_in(other, console)
+        console.clock.advance(60)
+        Accounts(console.folder).set_password(NURSE, hash_password(new_password), console.clock())
+        status, location, _ = await get(mine, f"{console.url}/")
+        assert (status, location) == (303, "/sign-in?ended=password-changed")
+        _, _, page = await get(mine, f"{console.url}{location}")
+        assert "Your password was changed" in page
+        status, location, _ = await get(other, f"{console.url}/")
+        assert (status, location) == (303, "/sign-in?ended=password-changed")
+        assert (await sign_in(mine, console))[0] == 403  # the old password
+        assert (await sign_in(mine, console, new_password))[:2] == (303, "/")
+        assert (await get(mine, f"{console.url}/"))[0] == 200
+    lines = [json.loads(line) for line in console.audit.read_text("utf-8").splitlines()]
+    ended = [(r["who"], r["detail"]) for r in lines if r["action"] == "session-expired"]
+    assert ended == [(NURSE, {"why": "password-changed"})] * 2
+    # The request that found them ended is this browser's; the other's is told next time.
+    where = {r["where"] for r in lines if r["action"] == "session-expired"}
+    assert where == {"127.0.0.1", "-"}
+    assert [r["action"] for r in lines][-2:] == ["sign-in-refused", "sign-in"]
+
+
 async def test_with_no_account_the_sign_in_page_says_how_to_add_one(tmp_path: Path) -> None:
     async with running_console(tmp_path, "receiver", users={}) as console, browser_like() as c:
         _, _, page = await get(c, f"{console.url}/sign-in")
@@ -479,3 +510,5 @@ async def test_a_hash_with_older_parameters_is_renewed_at_sign_in(tmp_path: Path
     assert account is not None
     assert account.password.current
     assert verify(NURSE_PASSWORD, account.password)
+    # Not a new password: the nurse's own sessions, begun after 1.0, stay.
+    assert account.password_changed_at == 1.0

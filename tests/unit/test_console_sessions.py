@@ -106,6 +106,19 @@ def test_ending_sessions() -> None:
     assert book.find(other.id, T0) is other
 
 
+def test_a_new_password_ends_the_sessions_begun_before_it() -> None:
+    book = SessionBook(IDLE)
+    before = [book.start("jsmith", T0), book.start("jsmith", T0 + 1)]
+    other = book.start("nurse.joy", T0)
+    after = book.start("jsmith", T0 + 2)
+    assert book.end_begun_before("jsmith", T0 + 2, T0 + 3) == before
+    assert book.end_begun_before("jsmith", T0 + 2, T0 + 3) == []
+    for session in before:
+        assert book.find(session.id, T0 + 4) == Expired("jsmith", Ended.PASSWORD_CHANGED)
+    assert book.find(other.id, T0 + 4) is other
+    assert book.find(after.id, T0 + 4) is after
+
+
 def test_the_sweep_drops_ended_sessions_and_remembers_why_for_a_while() -> None:
     book = SessionBook(IDLE)
     idle = book.start("jsmith", T0)
