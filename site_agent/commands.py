@@ -258,7 +258,7 @@ def _set_password(agent: Agent, args: argparse.Namespace, *, new: bool) -> int:
         print(f"Account {name!r} added; it can sign in to the {agent.title}'s console now.")
     else:
         accounts.set_password(name, hashed, time.time())
-        print(f"New password set for {name!r}.")
+        print(f"New password set for {name!r}; if signed in, it is signed out at its next click.")
     action = "user-added" if new else "password-changed"
     audit.record(action, who=_operator(), where="local", user=name)
     return 0

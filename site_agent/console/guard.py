@@ -4,7 +4,8 @@
   errors with their sentence, anything unforeseen with a plain one and a log line), never a
   stack trace;
 - `sessions_middleware`: finds the request's session by its cookie; every path but sign-in and
-  the assets needs a signed-in user (else: to the sign-in page, saying why a session ended);
+  the assets needs a signed-in user (else: to the sign-in page, saying why a session ended); a
+  removed account's sessions end, and a user's begun before their password was changed;
 - `forms_middleware`: every POST (and PUT, PATCH, DELETE) must carry its session's CSRF token,
   in the form field `csrf_token` or the `X-CSRF-Token` header, and no foreign `Origin`.
 
@@ -33,7 +34,7 @@ from site_agent.console.appkeys import (
     session_of,
 )
 from site_agent.console.pages import CSRF_FIELD, error_page
-from site_agent.console.sessions import Expired
+from site_agent.console.sessions import Ended, Expired
 from site_agent.errors import AgentError, RelayRefused, RelayUnreachable
 
 log = logging.getLogger("site_agent.console")
@@ -149,10 +150,26 @@ async def sessions_middleware(request: web.Request, handler: Handler) -> web.Str
         if not public:
             raise to_sign_in(request, ended=found.why.value)
         found = None
-    if found is not None and found.user is not None and app[ACCOUNTS].find(found.user) is None:
-        app[SESSIONS].end_user(found.user)  # the account was removed: its sessions end now
+    account = None
+    if found is not None and found.user is not None:
+        account = app[ACCOUNTS].find(found.user)
+        if account is None:
+            app[SESSIONS].end_user(found.user)  # the account was removed: its sessions end now
+            if not public:
+                raise to_sign_in(request, ended="removed")
+            found = None
+    if found is not None and account is not None and found.started < account.password_changed_at:
+        # A new password: every session begun with the old one ends now, this one included.
+        changed = account.password_changed_at
+        for ended in app[SESSIONS].end_begun_before(account.name, changed, app[CLOCK]()):
+            await app[AUDIT].arecord(
+                "session-expired",
+                who=account.name,
+                where=address_of(request) if ended is found else "-",
+                why=Ended.PASSWORD_CHANGED.value,
+            )
         if not public:
-            raise to_sign_in(request, ended="removed")
+            raise to_sign_in(request, ended=Ended.PASSWORD_CHANGED.value)
         found = None
     if found is not None:
         attach(request, found)

@@ -41,6 +41,13 @@ ENDED = {
     "idle": "You were signed out after {idle} without activity. Sign in to continue.",
     "max-age": f"You were signed out after {MAX_AGE / 3600:g} hours. Sign in to continue.",
     "removed": "Your account was removed from this console. Ask your console administrator.",
+    "password-changed": (
+        "Your password was changed, so you were signed out. Sign in with the new password."
+    ),
+    "crowded-out": (
+        "You were signed out because more people were signed in to this console than it keeps "
+        "at once. Sign in to continue."
+    ),
     "signed-out": "You are signed out.",
 }
 UNDONE = (
@@ -69,8 +76,19 @@ def _minutes(seconds: float) -> str:
 
 
 def next_path(value: object) -> str:
-    """Where to go after sign-in: a path on this console only (never another site)."""
-    if isinstance(value, str) and value.startswith("/") and not value.startswith(("//", "/\\")):
+    """Where to go after sign-in: a path on this console only (never another site), else "/".
+    The pages sign-in sends back to come from `guard.to_sign_in` (`path_qs`, percent-encoded),
+    so a raw space, control character or backslash is never one of them: refused anywhere, as
+    browsers drop tabs and line breaks from a Location ("/", a tab, "/x" becomes "//x",
+    another site) and read a backslash as a slash."""
+    if (
+        isinstance(value, str)
+        and value.startswith("/")
+        and not value.startswith("//")
+        and "\\" not in value
+        and value.isprintable()
+        and not any(c.isspace() for c in value)
+    ):
         return value
     return "/"
 
@@ -164,10 +182,17 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         )
     account = app[ACCOUNTS].find(name)
     stored = account.password if account else passwords.decoy()
-    async with app[VERIFYING]:
-        matches = await asyncio.to_thread(passwords.verify, password, stored)
+    # Counted from here (no await since `wait`) until its failure is: attempts sent at once
+    # get no more password checks than the same sent one by one.
+    app[THROTTLE].begin(name, address)
+    try:
+        async with app[VERIFYING]:
+            matches = await asyncio.to_thread(passwords.verify, password, stored)
+        if account is None or not matches:
+            app[THROTTLE].failed(name, address, app[CLOCK]())
+    finally:
+        app[THROTTLE].ended(name, address)
     if account is None or not matches:
-        app[THROTTLE].failed(name, address, app[CLOCK]())
         await app[AUDIT].arecord(
             "sign-in-refused",
             who=who,
@@ -183,7 +208,11 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
             app[ACCOUNTS].set_password, name, fresh, account.password_changed_at
         )
     app[SESSIONS].end(session.id)
-    signed_in = app[SESSIONS].start(name, app[CLOCK]())
+    # Begun when the password was read, not after its check: a password changed meanwhile
+    # (`user password`) ends this session at its next request, as one begun before it.
+    signed_in = app[SESSIONS].start(name, now)
+    for gone in app[SESSIONS].take_crowded_out():
+        await app[AUDIT].arecord("session-expired", who=gone.user, where="-", why=gone.why.value)
     await app[AUDIT].arecord("sign-in", who=name, where=address)
     response = web.HTTPSeeOther(next_to)
     set_cookie(request, response, signed_in.id)

@@ -83,9 +83,10 @@ def test_accounts_from_the_command_line(tmp_path: Path) -> None:
     assert listed.startswith("nurse.joy  (added ")
 
     new_password = "a different good passphrase"
-    run_cli(
+    changed = run_cli(
         ["sender", "user", "password", "nurse.joy", *where], cwd=tmp_path, stdin=new_password
-    ).ok()
+    )
+    assert "if signed in, it is signed out at its next click" in changed.ok().stdout
     account = Accounts(state / "sending").find("nurse.joy")
     assert account is not None
     assert verify(new_password, account.password)

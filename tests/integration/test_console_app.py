@@ -4,9 +4,11 @@ error pages and the audit trail."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http.cookies import SimpleCookie
@@ -22,10 +24,11 @@ from console_harness import NURSE, NURSE_PASSWORD, Console, running_console, run
 from site_agent.accounts import Accounts
 from site_agent.audit import verify_chain
 from site_agent.console import AgentPages, render
+from site_agent.console.appkeys import SESSIONS
 from site_agent.console.guard import COOKIE
 from site_agent.console.throttle import PER_USER, WINDOW
 from site_agent.errors import RelayUnreachable
-from site_agent.passwords import PasswordHash, verify
+from site_agent.passwords import PasswordHash, hash_password, verify
 
 pytestmark = pytest.mark.asyncio
 
@@ -269,6 +272,21 @@ async def test_repeated_failures_are_throttled_even_with_the_right_password(
     assert verify_chain(console.audit) == len(actions)
 
 
+async def test_sign_ins_sent_at_once_get_no_more_tries_than_the_limit(tmp_path: Path) -> None:
+    """A refused sign-in keeps its session and form token, so a guesser can post many at once;
+    those still being checked count, so no more passwords are tried than the limit allows."""
+    async with running_console(tmp_path) as console, browser_like() as client:
+        _, _, page = await get(client, f"{console.url}/sign-in")
+        form = {"csrf_token": token_of(page), "user": NURSE, "password": "wrong horse battery"}
+        answers = await asyncio.gather(
+            *(post(client, f"{console.url}/sign-in", form) for _ in range(2 * PER_USER))
+        )
+        assert sorted(status for status, _, _ in answers) == [403] * PER_USER + [429] * PER_USER
+        assert (await sign_in(client, console))[0] == 429  # the right password waits too
+    actions = Counter(audit_actions(console))
+    assert actions == {"sign-in-refused": PER_USER, "sign-in-throttled": PER_USER + 1}
+
+
 async def test_an_unknown_user_is_refused_like_a_wrong_password(tmp_path: Path) -> None:
     async with running_console(tmp_path) as console, browser_like() as client:
         _, _, page = await get(client, f"{console.url}/sign-in")
@@ -282,6 +300,37 @@ async def test_an_unknown_user_is_refused_like_a_wrong_password(tmp_path: Path) 
     assert typed not in console.audit.read_text(encoding="utf-8")
 
 
+async def test_opening_the_sign_in_page_many_times_signs_nobody_out(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as console, browser_like() as client:
+        await signed_in(client, console)
+        book = console.app[SESSIONS]
+        book.max_sessions = book.max_anonymous = 5  # as 2,000 of each, sooner
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as stranger:
+            for _ in range(20):
+                assert (await get(stranger, f"{console.url}/sign-in"))[0] == 200
+        assert (await get(client, f"{console.url}/"))[0] == 200
+    assert audit_actions(console) == ["sign-in"]
+
+
+async def test_a_session_crowded_out_by_newer_sign_ins_is_audited(tmp_path: Path) -> None:
+    async with (
+        running_console(tmp_path) as console,
+        browser_like() as first,
+        browser_like() as second,
+    ):
+        console.app[SESSIONS].max_sessions = 1
+        await signed_in(first, console)
+        await signed_in(second, console)
+        status, location, _ = await get(first, f"{console.url}/")
+        assert (status, location) == (303, "/sign-in?ended=crowded-out")
+        _, _, page = await get(first, f"{console.url}{location}")
+        assert "more people were signed in to this console than it keeps" in page
+        assert (await get(second, f"{console.url}/"))[0] == 200
+    lines = [json.loads(line) for line in console.audit.read_text("utf-8").splitlines()]
+    assert [r["action"] for r in lines] == ["sign-in", "session-expired", "sign-in"]
+    assert (lines[1]["who"], lines[1]["detail"]) == (NURSE, {"why": "crowded-out"})
+
+
 async def test_removing_an_account_ends_its_sessions(tmp_path: Path) -> None:
     async with running_console(tmp_path) as console, browser_like() as client:
         await signed_in(client, console)
@@ -290,22 +339,89 @@ async def test_removing_an_account_ends_its_sessions(tmp_path: Path) -> None:
         assert (status, location) == (303, "/sign-in?ended=removed")
 
 
+async def test_a_new_password_ends_the_sessions_begun_before_it(tmp_path: Path) -> None:
+    """`user password NAME` (here its `Accounts.set_password`) signs that user out in every
+    browser, each end audited once; a sign-in with the new password works."""
+    new_password = "a whole new horse battery staple"
+    async with (
+        running_console(tmp_path) as console,
+        browser_like() as mine,
+        browser_like() as other,
+    ):
+        await signed_in(mine, console)
+        await signed_in(other, console)
+        console.clock.advance(60)
+        Accounts(console.folder).set_password(NURSE, hash_password(new_password), console.clock())
+        status, location, _ = await get(mine, f"{console.url}/")
+        assert (status, location) == (303, "/sign-in?ended=password-changed")
+        _, _, page = await get(mine, f"{console.url}{location}")
+        assert "Your password was changed" in page
+        status, location, _ = await get(other, f"{console.url}/")
+        assert (status, location) == (303, "/sign-in?ended=password-changed")
+        assert (await sign_in(mine, console))[0] == 403  # the old password
+        assert (await sign_in(mine, console, new_password))[:2] == (303, "/")
+        assert (await get(mine, f"{console.url}/"))[0] == 200
+    lines = [json.loads(line) for line in console.audit.read_text("utf-8").splitlines()]
+    ended = [(r["who"], r["detail"]) for r in lines if r["action"] == "session-expired"]
+    assert ended == [(NURSE, {"why": "password-changed"})] * 2
+    # The request that found them ended is this browser's; the other's is told next time.
+    where = {r["where"] for r in lines if r["action"] == "session-expired"}
+    assert where == {"127.0.0.1", "-"}
+    assert [r["action"] for r in lines][-2:] == ["sign-in-refused", "sign-in"]
+
+
 async def test_with_no_account_the_sign_in_page_says_how_to_add_one(tmp_path: Path) -> None:
     async with running_console(tmp_path, "receiver", users={}) as console, browser_like() as c:
         _, _, page = await get(c, f"{console.url}/sign-in")
         assert "trauma-relay receiver user add NAME" in page
 
 
-async def test_after_sign_in_only_local_pages_are_returned_to(tmp_path: Path) -> None:
+# Browsers drop tabs and line breaks from a Location (so "/\t/x" goes to "//x") and read a
+# backslash as a slash.
+ELSEWHERE = [
+    "//evil.example/",
+    "/\t/evil.example",
+    "/\r/evil.example",
+    "/\n/evil.example",
+    "/\r\n/evil.example",
+    "\t//evil.example",
+    "/\\evil.example",
+    "/\\/evil.example",
+    "/x/..\\/\\evil.example",
+    "/ /evil.example",
+    "/\x00/evil.example",
+    "/\u2028/evil.example",
+]
+
+
+@pytest.mark.parametrize("elsewhere", ELSEWHERE)
+async def test_after_sign_in_only_local_pages_are_returned_to(
+    tmp_path: Path, elsewhere: str
+) -> None:
     async with running_console(tmp_path) as console, browser_like() as client:
-        _, _, page = await get(client, f"{console.url}/sign-in")
+        _, _, page = await get(client, f"{console.url}/sign-in", params={"next": elsewhere})
+        assert 'name="next" value="/"' in page
         form = {
             "csrf_token": token_of(page),
             "user": NURSE,
             "password": NURSE_PASSWORD,
-            "next": "//evil.example/",
+            "next": elsewhere,
         }
         assert (await post(client, f"{console.url}/sign-in", form))[:2] == (303, "/")
+        # Signed in already: the sign-in page sends on at once, to the same place.
+        signed_in_already = await get(client, f"{console.url}/sign-in", params={"next": elsewhere})
+        assert signed_in_already[:2] == (303, "/")
+
+
+async def test_after_sign_in_the_page_asked_for_is_returned_to(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as console, browser_like() as client:
+        status, location, _ = await get(client, f"{console.url}/studies/7?q=a%20b&page=2")
+        assert status == 303
+        _, _, page = await get(client, f"{console.url}{location}")
+        form = {"csrf_token": token_of(page), "user": NURSE, "password": NURSE_PASSWORD}
+        form["next"] = parse_qs(urlsplit(location).query)["next"][0]
+        status, location, _ = await post(client, f"{console.url}/sign-in", form)
+        assert (status, location) == (303, "/studies/7?q=a%20b&page=2")
 
 
 class StudyMissing(Exception):
@@ -394,3 +510,5 @@ async def test_a_hash_with_older_parameters_is_renewed_at_sign_in(tmp_path: Path
     assert account is not None
     assert account.password.current
     assert verify(NURSE_PASSWORD, account.password)
+    # Not a new password: the nurse's own sessions, begun after 1.0, stay.
+    assert account.password_changed_at == 1.0

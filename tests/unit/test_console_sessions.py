@@ -72,10 +72,28 @@ def test_sessions_are_bounded_in_number_the_longest_idle_going_first() -> None:
     second = book.start("b", T0 + 1)
     book.find(first.id, T0 + 2)  # used: now the most recent
     book.start("c", T0 + 3)
+    assert book.take_crowded_out() == []
     book.start("d", T0 + 4)
     assert len(book) == 3
-    assert book.find(second.id, T0 + 5) is None
+    # Ended as any signed-in session ends: said once (to audit), then remembered.
+    assert book.take_crowded_out() == [Expired("b", Ended.CROWDED_OUT, first=True)]
+    assert book.take_crowded_out() == []
+    assert book.find(second.id, T0 + 5) == Expired("b", Ended.CROWDED_OUT)
     assert book.find(first.id, T0 + 5) is first
+
+
+def test_sign_in_pages_never_crowd_out_signed_in_sessions() -> None:
+    """Anyone can open the sign-in page: the anonymous sessions it starts have their own cap,
+    so a flood of them forgets only each other, never a signed-in member of staff."""
+    book = SessionBook(IDLE, max_sessions=3, max_anonymous=5)
+    staff = [book.start(name, T0) for name in ("a", "b", "c")]
+    waiting = book.start(None, T0)
+    for i in range(1000):
+        book.start(None, T0 + 1 + i)
+    assert len(book) == 3 + 5
+    assert all(book.find(s.id, T0 + 1000) is s for s in staff)
+    assert book.take_crowded_out() == []
+    assert book.find(waiting.id, T0 + 1000) is None  # the longest idle sign-in page went first
 
 
 def test_ending_sessions() -> None:
@@ -86,6 +104,19 @@ def test_ending_sessions() -> None:
     assert book.end_user("jsmith") == 1
     assert book.find(two.id, T0) is None
     assert book.find(other.id, T0) is other
+
+
+def test_a_new_password_ends_the_sessions_begun_before_it() -> None:
+    book = SessionBook(IDLE)
+    before = [book.start("jsmith", T0), book.start("jsmith", T0 + 1)]
+    other = book.start("nurse.joy", T0)
+    after = book.start("jsmith", T0 + 2)
+    assert book.end_begun_before("jsmith", T0 + 2, T0 + 3) == before
+    assert book.end_begun_before("jsmith", T0 + 2, T0 + 3) == []
+    for session in before:
+        assert book.find(session.id, T0 + 4) == Expired("jsmith", Ended.PASSWORD_CHANGED)
+    assert book.find(other.id, T0 + 4) is other
+    assert book.find(after.id, T0 + 4) is after
 
 
 def test_the_sweep_drops_ended_sessions_and_remembers_why_for_a_while() -> None:
@@ -127,6 +158,33 @@ def test_a_successful_sign_in_clears_the_name_but_not_the_address() -> None:
     throttle.succeeded("jsmith")
     assert throttle.wait("jsmith", "10.0.0.8", T0) == 0
     assert len(throttle.addresses) == 1
+
+
+def test_sign_ins_under_way_count_as_failures_until_they_end() -> None:
+    """Many attempts sent at once for one name all ask before any has failed: those already
+    checking a password count, so no more are let through than the limit."""
+    throttle = SignInThrottle()
+    let_through = 0
+    for i in range(3 * PER_USER):
+        if throttle.wait("jsmith", f"10.0.0.{i}", T0) == 0:
+            throttle.begin("jsmith", f"10.0.0.{i}")
+            let_through += 1
+    assert let_through == PER_USER
+    for i in range(PER_USER):
+        throttle.failed("jsmith", f"10.0.0.{i}", T0 + 1)
+        throttle.ended("jsmith", f"10.0.0.{i}")
+    assert throttle.wait("jsmith", "10.0.0.99", T0 + 1) == WINDOW
+
+
+def test_a_sign_in_under_way_that_succeeds_no_longer_counts() -> None:
+    throttle = SignInThrottle()
+    for _ in range(PER_USER - 1):
+        throttle.failed("jsmith", "10.0.0.7", T0)
+    throttle.begin("jsmith", "10.0.0.7")
+    assert throttle.wait("jsmith", "10.0.0.8", T0) > 0
+    throttle.succeeded("jsmith")
+    throttle.ended("jsmith", "10.0.0.7")
+    assert throttle.wait("jsmith", "10.0.0.8", T0) == 0
 
 
 def test_the_throttle_is_bounded_in_memory() -> None:
