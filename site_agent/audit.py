@@ -71,6 +71,9 @@ EVENT_IDS = {
     # moved-on`), as is such a confirmation (`import-confirmed`).
     "import-record-checked": QUERY,
     "import-continued": IMPORT,
+    # A Modality Worklist search, on an import's identity step or a held study's page: by what
+    # and how many patients it found, never the values (`worklist_search.audited`).
+    "worklist-query": QUERY,
     # A person resolving a held study at the trauma center (receiving_site.holds_queue).
     "hold-store-anyway": IMPORT,
     "hold-try-again": IMPORT,

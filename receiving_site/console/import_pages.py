@@ -93,7 +93,7 @@ async def _page(
     itself, not a PACS that could not be asked); `stale`, what a step posted from a page left
     open is told (the page then waits for the person to close it, not refreshing itself)."""
     rows = await asyncio.to_thread(series.rows, job)
-    found = await import_worklist.found(request.app, job)
+    found = await import_worklist.found(request, job)
     summary = job.preview.summary if job.preview else None
     return render(
         request,

@@ -1,7 +1,8 @@
 """Every access of the trauma console's identity step is in the agent's audit log, over real
-HTTP (in-process, the redemption and the PACS's answers replaced by fakes): a record number
-checked against the PACS (what it found, or why the number could not be checked), and Continue
-of a stopped import. Each record is checked field by field, and names no patient."""
+HTTP (in-process, the redemption, the PACS's answers and the worklist's replaced by fakes): a
+record number checked against the PACS (what it found, or why the number could not be
+checked), Continue of a stopped import, and each worklist search (on an import's page and on a
+held study's). Each record is checked field by field, and names no patient."""
 
 from __future__ import annotations
 
@@ -12,14 +13,16 @@ from typing import Any
 
 import pytest
 from console_harness import NURSE, Console, running_console
-from test_console_app import browser_like, post, signed_in
+from held_studies import held_study
+from test_console_app import browser_like, get, post, signed_in
 
-from receiving_site import errors, identity
+from receiving_site import errors, hold_record, identity, state, worklist
 from receiving_site.console import imports
 from receiving_site.console.appkeys import IMPORTS
 from receiving_site.console.imports import Stage
 from receiving_site.reconcile import Demographics
 from receiving_site.redeem import Confirm, Preview, RedeemEvent, RedeemRequest, Unlocked
+from receiving_site.worklist import Candidate
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.manifest import StudySummary
 from transfer_codes.tokens import new_transfer_id
@@ -44,6 +47,12 @@ SUMMARY = StudySummary(
     sending_site="St. Mary's",
     break_glass=False,
 )
+# On the worklist: the ER's patient (but male there) and another.
+SCHEDULED = [
+    Candidate("MRN-700", ISSUER, "DOE^JANE", "19850214", "M", "ACC-1", "CT HEAD", "20270115"),
+    Candidate("MRN-701", ISSUER, "DOE^JOHN", "19700101", "M", "ACC-2", "CT CHEST", "20270115"),
+]
+WORKLIST = ("worklist.host=127.0.0.1", "worklist.port=9")  # asked through the fake only
 
 OnEvent = Callable[[RedeemEvent], None]
 Redeem = Callable[[RedeemRequest, OnEvent, Confirm | None], Awaitable[Any]]
@@ -117,6 +126,10 @@ def _record(
 
 def _checked(outcome: str = "success", **detail: object) -> dict[str, Any]:
     return _record("import-record-checked", "110112", outcome, **detail)
+
+
+def _searched(outcome: str = "success", **detail: object) -> dict[str, Any]:
+    return _record("worklist-query", "110112", outcome, **detail)
 
 
 async def _redeemed(client: Any, console: Console, token: str) -> None:
@@ -236,4 +249,87 @@ async def test_continue_is_audited_with_the_stage_it_continued_from(
     assert [r.resume for r in runs] == [None, tid]
     assert _audited(console, "import-continued") == [
         _record("import-continued", "110107", transfer=tid, stage="failed")
+    ]
+
+
+async def test_each_worklist_search_of_an_import_is_audited_and_a_pick_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ER's patient looked up when the identity step is first shown, a search staff type,
+    one the worklist cannot answer, and a record picked there and checked with the PACS: each
+    in the audit log, by what it searched and how many it found, never the values."""
+    tid = new_transfer_id()
+    monkeypatch.setattr(imports, "redeem", _at_the_preview(tid))
+    monkeypatch.setattr(identity, "find_patient", _pacs_holding({}))
+    unreachable = errors.WorklistUnreachable()
+    answers: list[list[Candidate] | Exception] = [SCHEDULED, SCHEDULED, unreachable]
+
+    def find(*_: object) -> list[Candidate]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(worklist, "find", find)
+    async with (
+        running_console(tmp_path, "receiver", *_ready(tmp_path), *WORKLIST) as console,
+        browser_like() as client,
+    ):
+        token = await signed_in(client, console)
+        await _redeemed(client, console, token)
+        page = f"{console.url}/imports/{tid}"
+        status, _, shown = await get(client, page)
+        assert (status, "MRN-700" in shown) == (200, True)
+        await get(client, page)  # the search of the ER's patient is asked once
+        picked = {
+            "csrf_token": token,
+            "local_patient_id": "MRN-700",
+            "local_issuer": ISSUER,
+            "from_worklist": "yes",
+        }
+        assert (await post(client, f"{page}/identity", picked))[0] == 303
+        by_number = {"patient_id": "MRN-70*"}
+        by_name = {"patient_name": "doe*", "birth_date": "1985-02-14"}
+        for typed in (by_number, by_name):
+            form = {"csrf_token": token, **typed}
+            assert (await post(client, f"{page}/worklist", form))[0] == 303
+
+    assert answers == []
+    on_page = {"transfer": tid, "page": "imports"}
+    assert _audited(console, "worklist-query", "import-record-checked") == [
+        _searched(**on_page, by="name and birth date", typed=False, found=2),
+        _checked(
+            transfer=tid,
+            local_patient_id="MRN-700",
+            local_issuer=ISSUER,
+            from_worklist=True,
+            pacs_record="none",
+            differences=["sex"],
+        ),
+        _searched(**on_page, by="record number", typed=True, found=2),
+        _searched("failure", **on_page, by="name and birth date", typed=True, why="unreachable"),
+    ]
+    assert "DOE" not in console.audit.read_text("utf-8")
+
+
+async def test_a_worklist_search_on_a_held_studys_page_is_audited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tid = new_transfer_id()
+    monkeypatch.setattr(worklist, "find", lambda *_: SCHEDULED[:1])
+    async with (
+        running_console(tmp_path, "receiver", *_ready(tmp_path), *WORKLIST) as console,
+        browser_like() as client,
+    ):
+        state_dir = tmp_path / "state"
+        key = state.SavedKey(tid, "https://relay.test", b"k" * 32, "St. Mary's ED", False)
+        state.save_key(state_dir, key)  # a study is held while its key is kept
+        hold_record.save(state_dir, held_study(tid))
+        token = await signed_in(client, console)
+        form = {"csrf_token": token, "patient_name": "DOE*", "birth_date": "", "patient_id": ""}
+        status, _, _ = await post(client, f"{console.url}/holds/{tid}/worklist", form)
+
+    assert status == 200
+    assert _audited(console, "worklist-query") == [
+        _searched(transfer=tid, page="holds", by="name", typed=True, found=1)
     ]
