@@ -283,5 +283,5 @@ async def test_a_second_registrars_same_record_from_a_page_left_open_is_told_bri
                 "local_patient_id": "MRN-558",
                 "already_confirmed": False,
             },
-        )
+        ),
     ]
