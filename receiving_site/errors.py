@@ -139,6 +139,16 @@ class IdentityNotChecked(IdentityHeld):
     answers, unlike the other holds."""
 
 
+class LocalIdUnusable(IdentityHeld):
+    """The local patient ID (or its issuer) is not one a PACS can hold; nothing was stored."""
+
+
+class LocalIdInOtherCase(IdentityHeld):
+    """The PACS has no images for that local patient ID, but has the same letters in other
+    case: check the number's letters and type it as this hospital writes it. Nothing was
+    stored."""
+
+
 class QueriesRefused(ReceivingError):
     """The PACS does not answer queries (C-FIND) from this system, so the patient's identity
     cannot be checked before storing. Ask the PACS administrators to allow C-FIND from this

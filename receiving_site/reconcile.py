@@ -81,10 +81,10 @@ def check_local_id(patient_id: str, issuer: str) -> None:
     hold and match exactly: checked before the code is spent."""
     for label, value in (("patient ID", patient_id), ("issuer", issuer)):
         if label == "patient ID" and not value.strip():
-            raise errors.IdentityHeld("The local patient ID is empty; nothing was stored.")
+            raise errors.LocalIdUnusable("The local patient ID is empty; nothing was stored.")
         bad = any(c in _NOT_IN_AN_ID or not c.isprintable() for c in value)
         if len(value) > MAX_LO or bad or value != value.strip():
-            raise errors.IdentityHeld(
+            raise errors.LocalIdUnusable(
                 f"The local {label} {value!r} is not one a PACS can hold: at most {MAX_LO} "
                 "characters, without *, ? or \\, and no spaces around it. Check it; nothing "
                 "was stored."

@@ -64,12 +64,16 @@ EVENT_IDS = {
     "study-redeemed": INSTANCES_ACCESSED,
     "import-confirmed": IMPORT,
     "study-imported": IMPORT,
-    # An import step's form posted from a page left open after the import moved on: recorded
-    # refused (`why: moved-on`), as is such a confirmation (`import-confirmed`); a record check
-    # and Continue that go ahead are not recorded themselves (the confirmation is, and the
-    # import).
+    # A local record number checked against the PACS (the PACS is asked about a patient: the
+    # number, whether the PACS knew it and which values differ, or why it could not be checked:
+    # `outcome` refused or failure), and Continue (or Check again) of a stopped import. Each
+    # step posted from a page left open after the import moved on is recorded refused (`why:
+    # moved-on`), as is such a confirmation (`import-confirmed`).
     "import-record-checked": QUERY,
     "import-continued": IMPORT,
+    # A Modality Worklist search, on an import's identity step or a held study's page: by what
+    # and how many patients it found, never the values (`worklist_search.audited`).
+    "worklist-query": QUERY,
     # A person resolving a held study at the trauma center (receiving_site.holds_queue).
     "hold-store-anyway": IMPORT,
     "hold-try-again": IMPORT,

@@ -174,14 +174,17 @@ def _decide_page(
 @routes.post("/holds/{transfer_id}/worklist")
 async def search_worklist(request: web.Request) -> web.Response:
     """Search the worklist for the local record (POST: a patient's name stays out of URLs and
-    access logs)."""
+    access logs); audited (`worklist_search.audited`)."""
     held = _held(request)
     if held is None:
         return await _no_longer_held(request)
     settings = request.app[SETTINGS]
     place = worklist_search.Worklist(settings.worklist, settings.pacs.calling_ae_title)
     query = worklist_search.query_of(await request.post())
-    return _decide_page(request, held, found=await worklist_search.search(place, query, held.ours))
+    found = await worklist_search.audited(
+        request, held.transfer_id, place, query, held.ours, typed=True
+    )
+    return _decide_page(request, held, found=found)
 
 
 def _checked_again(request: web.Request, held: HeldStudy) -> bool:

@@ -1,7 +1,9 @@
 """The identity page's check, before the import: the local medical record number staff typed (or
 picked from the worklist), what the PACS holds for it (`identity.find_patient`, the same query
 the import runs), and each difference from the patient the ER sent, which staff must tick one by
-one. Pure except `check`, which asks the PACS."""
+one. Pure except `check`, which asks the PACS. What the audit log keeps of a check (`audited`,
+`refused`) names no patient: the record number, whether the PACS knew it, and which values
+differ."""
 
 from __future__ import annotations
 
@@ -121,6 +123,30 @@ async def check(
     return LocalCheck(local_patient_id, issuer, record, found, picked)
 
 
+def audited(found: LocalCheck) -> dict[str, object]:
+    """What the audit log keeps of what a check found (beside the record number): whether the
+    PACS has a record for the number (`pacs_record`: found, or none), and which values differ
+    from the ER's patient, by their keys as `import-confirmed` acknowledges them."""
+    return {
+        "pacs_record": "none" if found.record is None else "found",
+        "differences": [d.key for d in found.differences],
+    }
+
+
+def refused(e: errors.IdentityHeld) -> tuple[str, str]:
+    """The audit record's outcome and `why` for a check that raised `e`: not its sentence,
+    which may name a patient. The PACS could not be asked (a failure: asking again may work),
+    the number is none a PACS can hold (the PACS was not asked), the PACS has it in other
+    letters, or the PACS answered unclearly (other records, or several patients)."""
+    if isinstance(e, errors.IdentityNotChecked):
+        return "failure", "pacs-not-asked"
+    if isinstance(e, errors.LocalIdUnusable):
+        return "refused", "not-a-record-number"
+    if isinstance(e, errors.LocalIdInOtherCase):
+        return "refused", "in-other-letters"
+    return "refused", "pacs-unclear"
+
+
 async def _not_in_other_letters(pacs: PacsAddress, local_patient_id: str, issuer: str) -> None:
     """Raise `IdentityHeld` if the PACS, which has nothing for the typed `local_patient_id`,
     has it in capitals or in small letters: a PACS matches an ID's letters exactly, so 'mrn-555'
@@ -129,7 +155,7 @@ async def _not_in_other_letters(pacs: PacsAddress, local_patient_id: str, issuer
     for other in sorted({local_patient_id.upper(), local_patient_id.lower()} - {local_patient_id}):
         record = await asyncio.to_thread(identity.find_patient, pacs, other, issuer)
         if record is not None:
-            raise errors.IdentityHeld(
+            raise errors.LocalIdInOtherCase(
                 f"The PACS has no images for {local_patient_id}, but has {other} (the same "
                 f"letters, other case) for {person_name(record.patient_name)}: check the "
                 "number's letters and type it as this hospital writes it. Nothing was stored."

@@ -7,6 +7,8 @@ script updates the live parts, and without it a plain refresh does.
 The thumbnails are rendered by the agent from the verified staged images and served to the
 signed-in user only, never kept by the browser (every console page is `no-store`).
 
+Each record check (the PACS is asked about a patient) and each Continue is in the audit log,
+with what the PACS answered or why the number could not be checked, never a patient's name.
 A step's form posted from a page left open after the import moved on (another tab, another
 registrar) changes nothing: it is recorded refused in the audit log, and redirected to the
 import's page, which says so once to the person who posted it (`stale_step`), and does not
@@ -91,7 +93,7 @@ async def _page(
     itself, not a PACS that could not be asked); `stale`, what a step posted from a page left
     open is told (the page then waits for the person to close it, not refreshing itself)."""
     rows = await asyncio.to_thread(series.rows, job)
-    found = await import_worklist.found(request.app, job)
+    found = await import_worklist.found(request, job)
     summary = job.preview.summary if job.preview else None
     return render(
         request,
@@ -156,7 +158,10 @@ async def viewed(request: web.Request, transfer_id: str) -> None:
 
 @routes.post("/imports/{transfer_id}/identity")
 async def check_identity(request: web.Request) -> web.Response:
-    """The local record number typed (or picked): ask the PACS what it holds for it."""
+    """The local record number typed (or picked): ask the PACS what it holds for it. Each
+    check is audited (`import-record-checked`): the number and issuer, whether it was picked
+    on the worklist, and what the PACS answered (`identity_check.audited`), or why the number
+    could not be checked (`identity_check.refused`)."""
     job = _job(request)
     form = await request.post()
     mrn = str(form.get("local_patient_id", "")).strip()
@@ -172,9 +177,16 @@ async def check_identity(request: web.Request) -> web.Response:
     except WorklistPickStale as stale:
         return await _page(request, job, problem=stale.detail, status=stale.status)
     issuer = imports.request.local_issuer if picked is None else picked.issuer_of_patient_id
+    asked: dict[str, object] = {
+        "local_patient_id": mrn,
+        "local_issuer": issuer,
+        "from_worklist": picked is not None,
+    }
     try:
         found = await identity_check.check(pacs, job.preview.summary, mrn, issuer, picked)
     except errors.IdentityHeld as e:
+        outcome, why = identity_check.refused(e)
+        await _record_checked(request, job, outcome, {**asked, "why": why})
         request.app[CHECKS].pop(job.transfer_id, None)
         problem = e.message
         not_asked = isinstance(e, errors.IdentityNotChecked)
@@ -183,10 +195,27 @@ async def check_identity(request: web.Request) -> web.Response:
         typed = mrn if picked is None else ""
         refused = bool(typed) and not not_asked
         return await _page(request, job, problem=problem, status=400, typed=typed, refused=refused)
+    answered = identity_check.audited(found)
     if stale_step.is_stale(job, Step.RECORD_CHECK):  # confirmed by someone while the PACS answered
-        return await _stale(request, job, Step.RECORD_CHECK, sent)
+        return await _stale(request, job, Step.RECORD_CHECK, sent, **answered)
+    await _record_checked(request, job, "success", {**asked, **answered})
     request.app[CHECKS][job.transfer_id] = found
     raise web.HTTPSeeOther(f"/imports/{job.transfer_id}#identity")
+
+
+async def _record_checked(
+    request: web.Request, job: Import, outcome: str, detail: dict[str, object]
+) -> None:
+    """Audit a record check of `job` that went ahead: the PACS was asked about a patient (or,
+    refused or failed, `why` not)."""
+    await request.app[AUDIT].arecord(
+        Step.RECORD_CHECK.value,
+        who=user_of(request),
+        where=address_of(request),
+        outcome=outcome,
+        transfer=job.transfer_id,
+        **detail,
+    )
 
 
 @routes.post("/imports/{transfer_id}/import")
@@ -232,18 +261,30 @@ async def _confirm(request: web.Request, job: Import, form: Any) -> web.Response
 
 @routes.post("/imports/{transfer_id}/continue")
 async def continue_import(request: web.Request) -> web.Response:
-    """Continue a stopped import from what this machine kept (never spends the code again)."""
+    """Continue a stopped import from what this machine kept (never spends the code again);
+    audited (`import-continued`) with the stage it continued from (held: Check again)."""
     job = _job(request)
     if stale_step.is_stale(job, Step.CONTINUE):
         return await _stale(request, job, Step.CONTINUE, Sent())
+    await request.app[AUDIT].arecord(
+        Step.CONTINUE.value,
+        who=user_of(request),
+        where=address_of(request),
+        transfer=job.transfer_id,
+        stage=job.stage.value,
+    )
     request.app[IMPORTS].resume(job)
     raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")
 
 
-async def _stale(request: web.Request, job: Import, step: Step, sent: Sent) -> web.Response:
+async def _stale(
+    request: web.Request, job: Import, step: Step, sent: Sent, **answered: object
+) -> web.Response:
     """A `step` posted after `job` moved on: nothing done; recorded refused in the audit log
-    (`why: moved-on`, the stage it found, the record number it sent), and the import's page,
-    after a redirect (a reload does not post it again), says so once to this session."""
+    (`why: moved-on`, the stage it found, the record number it sent, and what the PACS
+    `answered` when a record check found the import moved on only once it had asked), and the
+    import's page, after a redirect (a reload does not post it again), says so once to this
+    session."""
     told = stale_step.notice(job, step, sent)
     sent_record = {"local_patient_id": sent.local_patient_id} if sent.local_patient_id else {}
     await request.app[AUDIT].arecord(
@@ -256,6 +297,7 @@ async def _stale(request: web.Request, job: Import, step: Step, sent: Sent) -> w
         stage=job.stage.value,
         **sent_record,
         already_confirmed=told.agrees,
+        **answered,
     )
     page = f"/imports/{job.transfer_id}"
     notices.leave(request, page, told)

@@ -32,11 +32,12 @@ def _ours(summary: StudySummary) -> holds.Person:
     )
 
 
-async def found(app: web.Application, job: Import) -> Search | None:
-    """The identity step's worklist search (the default one, asked now, the first time); None
-    once the step is over."""
+async def found(request: web.Request, job: Import) -> Search | None:
+    """The identity step's worklist search (the default one, asked now, the first time, and
+    audited for the person whose page asked it); None once the step is over."""
     if job.preview is None or job.stage is not Stage.PREVIEW:
         return None
+    app = request.app
     summary = job.preview.summary
     place = app[WORKLIST]
     default = worklist_search.default_query(summary.patient_name, summary.patient_birth_date)
@@ -45,7 +46,9 @@ async def found(app: web.Application, job: Import) -> Search | None:
         return Search(default, problem=NoWorklist().detail)
     searches = app[SEARCHES]
     if job.transfer_id not in searches:
-        searches[job.transfer_id] = await worklist_search.search(place, default, _ours(summary))
+        searches[job.transfer_id] = await worklist_search.audited(
+            request, job.transfer_id, place, default, _ours(summary), typed=False
+        )
     return searches[job.transfer_id]
 
 
@@ -75,7 +78,8 @@ def picked(
 
 @routes.post("/imports/{transfer_id}/worklist")
 async def search_worklist(request: web.Request) -> web.Response:
-    """Search the worklist for this import's patient (POST: no patient data in a URL)."""
+    """Search the worklist for this import's patient (POST: no patient data in a URL);
+    audited (`worklist_search.audited`)."""
     job = request.app[IMPORTS].find(request.match_info["transfer_id"])
     if job is None:
         raise PageNotFound()
@@ -84,5 +88,7 @@ async def search_worklist(request: web.Request) -> web.Response:
         place = request.app[WORKLIST]
         query = worklist_search.query_of(form)
         ours = _ours(job.preview.summary)
-        request.app[SEARCHES][job.transfer_id] = await worklist_search.search(place, query, ours)
+        request.app[SEARCHES][job.transfer_id] = await worklist_search.audited(
+            request, job.transfer_id, place, query, ours, typed=True
+        )
     raise web.HTTPSeeOther(f"/imports/{job.transfer_id}#worklist")

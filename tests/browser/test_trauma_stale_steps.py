@@ -262,7 +262,17 @@ async def test_a_second_registrars_same_record_from_a_page_left_open_is_told_bri
         "already_confirmed": True,
     }
     checks = [(r["outcome"], r["who"], r["detail"]) for r in agent.audited("import-record-checked")]
+    checked = {
+        "transfer": tid,
+        "local_patient_id": "MRN-557",
+        "local_issuer": LOCAL_ISSUER,
+        "from_worklist": False,
+        "pacs_record": "none",
+        "differences": [],
+    }
     assert checks == [
+        ("success", OTHER, checked),  # each registrar's check asked the PACS
+        ("success", USER, checked),
         (
             "refused",
             USER,
@@ -273,5 +283,5 @@ async def test_a_second_registrars_same_record_from_a_page_left_open_is_told_bri
                 "local_patient_id": "MRN-558",
                 "already_confirmed": False,
             },
-        )
+        ),
     ]

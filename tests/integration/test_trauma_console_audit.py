@@ -1,0 +1,335 @@
+"""Every access of the trauma console's identity step is in the agent's audit log, over real
+HTTP (in-process, the redemption, the PACS's answers and the worklist's replaced by fakes): a
+record number checked against the PACS (what it found, or why the number could not be
+checked), Continue of a stopped import, and each worklist search (on an import's page and on a
+held study's). Each record is checked field by field, and names no patient."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from console_harness import NURSE, Console, running_console
+from held_studies import held_study
+from test_console_app import browser_like, get, post, signed_in
+
+from receiving_site import errors, hold_record, identity, state, worklist
+from receiving_site.console import imports
+from receiving_site.console.appkeys import IMPORTS
+from receiving_site.console.imports import Stage
+from receiving_site.reconcile import Demographics
+from receiving_site.redeem import Confirm, Preview, RedeemEvent, RedeemRequest, Unlocked
+from receiving_site.worklist import Candidate
+from transfer_codes.codes import RedemptionCode
+from transfer_codes.manifest import StudySummary
+from transfer_codes.tokens import new_transfer_id
+
+pytestmark = pytest.mark.asyncio
+
+ISSUER = "COUNTY"
+WHERE = "127.0.0.1"
+SUMMARY = StudySummary(
+    patient_name="DOE^JANE",
+    patient_id="ER-12345",
+    issuer_of_patient_id="ER-GENERAL",
+    patient_birth_date="19850214",
+    patient_sex="F",
+    study_instance_uid="1.2.3",
+    study_date="20250101",
+    study_description="CT",
+    accession_number="",
+    modalities=("CT",),
+    series_count=1,
+    instance_count=1,
+    sending_site="St. Mary's",
+    break_glass=False,
+)
+# On the worklist: the ER's patient (but male there) and another.
+SCHEDULED = [
+    Candidate("MRN-700", ISSUER, "DOE^JANE", "19850214", "M", "ACC-1", "CT HEAD", "20270115"),
+    Candidate("MRN-701", ISSUER, "DOE^JOHN", "19700101", "M", "ACC-2", "CT CHEST", "20270115"),
+]
+WORKLIST = ("worklist.host=127.0.0.1", "worklist.port=9")  # asked through the fake only
+
+OnEvent = Callable[[RedeemEvent], None]
+Redeem = Callable[[RedeemRequest, OnEvent, Confirm | None], Awaitable[Any]]
+
+
+def _ready(tmp_path: Path) -> tuple[str, ...]:
+    credential = tmp_path / "credential"
+    credential.write_text("site-credential\n", encoding="utf-8")
+    return (
+        f"relay.credential_file={credential}",
+        "pacs.host=127.0.0.1",
+        "pacs.port=9",
+        f"identity.local_issuer={ISSUER}",
+    )
+
+
+def _at_the_preview(tid: str) -> Redeem:
+    """A redemption of `tid` that shows its preview and waits for a person's decision (the
+    test ends before one)."""
+
+    async def redeem(req: RedeemRequest, on_event: OnEvent, confirm: Confirm | None) -> Any:
+        on_event(Unlocked(tid, "St. Mary's ED", False))
+        preview = Preview(SUMMARY, "St. Mary's ED")
+        on_event(preview)
+        assert confirm is not None
+        await confirm(preview)
+        raise OSError("the bench stops here")
+
+    return redeem
+
+
+def _stopping(tid: str, runs: list[RedeemRequest]) -> Redeem:
+    """A redemption of `tid` that stops once unlocked (the disk full), each run in `runs`."""
+
+    async def redeem(req: RedeemRequest, on_event: OnEvent, confirm: Confirm | None) -> Any:
+        runs.append(req)
+        on_event(Unlocked(tid, "St. Mary's ED", False))
+        raise OSError(28, "No space left on device")
+
+    return redeem
+
+
+def _pacs_holding(records: dict[str, Demographics]) -> Callable[..., Demographics | None]:
+    """`identity.find_patient` of a PACS holding `records`, by local patient ID."""
+
+    def find_patient(pacs: object, patient_id: str, issuer: str) -> Demographics | None:
+        return records.get(patient_id)
+
+    return find_patient
+
+
+def _audited(console: Console, *actions: str) -> list[dict[str, Any]]:
+    """The records of `actions` in the audit log, oldest first, without their time and chain."""
+    records = [json.loads(line) for line in console.audit.read_text("utf-8").splitlines()]
+    kept = ("action", "event_id", "who", "where", "outcome", "detail")
+    return [{k: r.get(k, {}) for k in kept} for r in records if r["action"] in actions]
+
+
+def _record(
+    action: str, event_id: str, outcome: str = "success", **detail: object
+) -> dict[str, Any]:
+    return {
+        "action": action,
+        "event_id": event_id,
+        "who": NURSE,
+        "where": WHERE,
+        "outcome": outcome,
+        "detail": detail,
+    }
+
+
+def _checked(outcome: str = "success", **detail: object) -> dict[str, Any]:
+    return _record("import-record-checked", "110112", outcome, **detail)
+
+
+def _searched(outcome: str = "success", **detail: object) -> dict[str, Any]:
+    return _record("worklist-query", "110112", outcome, **detail)
+
+
+async def _redeemed(client: Any, console: Console, token: str) -> None:
+    code = RedemptionCode.generate(17).grouped()
+    status, location, _ = await post(
+        client, f"{console.url}/redeem", {"csrf_token": token, "code": code}
+    )
+    assert (status, location.startswith("/imports/")) == (303, True)
+
+
+async def test_each_record_check_is_audited_with_what_the_pacs_answered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A number the PACS has nothing for, one it holds with another birth date, one it holds
+    in other letters, one no PACS can hold, and a PACS that cannot be asked: each check is in
+    the audit log with the number, its issuer, and what was found (or why not), no name."""
+    tid = new_transfer_id()
+    monkeypatch.setattr(imports, "redeem", _at_the_preview(tid))
+    pacs = {
+        "MRN-556": Demographics("MRN-556", ISSUER, "DOE^JANE", "19850215", "F"),
+        "MRN-557": Demographics("MRN-557", ISSUER, "DOE^JANE", "19850214", "F"),
+    }
+    monkeypatch.setattr(identity, "find_patient", _pacs_holding(pacs))
+    async with (
+        running_console(tmp_path, "receiver", *_ready(tmp_path)) as console,
+        browser_like() as client,
+    ):
+        token = await signed_in(client, console)
+        await _redeemed(client, console, token)
+        url = f"{console.url}/imports/{tid}/identity"
+        answers: list[int] = []
+        for mrn in ("MRN-555", "MRN-556", "mrn-557", "MRN*1"):
+            form = {"csrf_token": token, "local_patient_id": mrn}
+            answers.append((await post(client, url, form))[0])
+
+        def unreachable(*_: object) -> None:
+            raise errors.IdentityNotChecked("The PACS could not be asked.")
+
+        monkeypatch.setattr(identity, "find_patient", unreachable)
+        form = {"csrf_token": token, "local_patient_id": "MRN-558"}
+        answers.append((await post(client, url, form))[0])
+
+    assert answers == [303, 303, 400, 400, 400]
+    asked = {"transfer": tid, "local_issuer": ISSUER, "from_worklist": False}
+    assert _audited(console, "import-record-checked") == [
+        _checked(**asked, local_patient_id="MRN-555", pacs_record="none", differences=[]),
+        _checked(
+            **asked, local_patient_id="MRN-556", pacs_record="found", differences=["birth-date"]
+        ),
+        _checked("refused", **asked, local_patient_id="mrn-557", why="in-other-letters"),
+        _checked("refused", **asked, local_patient_id="MRN*1", why="not-a-record-number"),
+        _checked("failure", **asked, local_patient_id="MRN-558", why="pacs-not-asked"),
+    ]
+    assert "DOE" not in console.audit.read_text("utf-8")
+
+
+async def test_a_record_check_answered_after_the_import_moved_on_is_refused_with_the_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone confirmed the import while the PACS answered: the check is refused as moved on,
+    and its record says what the PACS was asked and answered."""
+    tid = new_transfer_id()
+    monkeypatch.setattr(imports, "redeem", _at_the_preview(tid))
+    async with (
+        running_console(tmp_path, "receiver", *_ready(tmp_path)) as console,
+        browser_like() as client,
+    ):
+        token = await signed_in(client, console)
+        await _redeemed(client, console, token)
+        job = console.app[IMPORTS].find(tid)
+        assert job is not None
+
+        def confirmed_meanwhile(*_: object) -> None:  # the PACS has nothing for it
+            job.stage = Stage.IMPORTING
+
+        monkeypatch.setattr(identity, "find_patient", confirmed_meanwhile)
+        form = {"csrf_token": token, "local_patient_id": "MRN-560"}
+        status, location, _ = await post(client, f"{console.url}/imports/{tid}/identity", form)
+
+    assert (status, location) == (303, f"/imports/{tid}")
+    assert _audited(console, "import-record-checked") == [
+        _checked(
+            "refused",
+            transfer=tid,
+            why="moved-on",
+            stage="importing",
+            local_patient_id="MRN-560",
+            already_confirmed=False,
+            pacs_record="none",
+            differences=[],
+        )
+    ]
+
+
+async def test_continue_is_audited_with_the_stage_it_continued_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tid = new_transfer_id()
+    runs: list[RedeemRequest] = []
+    monkeypatch.setattr(imports, "redeem", _stopping(tid, runs))
+    async with (
+        running_console(tmp_path, "receiver", *_ready(tmp_path)) as console,
+        browser_like() as client,
+    ):
+        token = await signed_in(client, console)
+        await _redeemed(client, console, token)
+        job = console.app[IMPORTS].find(tid)
+        assert job is not None
+        assert (job.stage, job.continuable) == (Stage.FAILED, True)
+        status, location, _ = await post(
+            client, f"{console.url}/imports/{tid}/continue", {"csrf_token": token}
+        )
+        assert job.task is not None
+        await job.task  # the run Continue started (it stops again)
+
+    assert (status, location) == (303, f"/imports/{tid}")
+    assert [r.resume for r in runs] == [None, tid]
+    assert _audited(console, "import-continued") == [
+        _record("import-continued", "110107", transfer=tid, stage="failed")
+    ]
+
+
+async def test_each_worklist_search_of_an_import_is_audited_and_a_pick_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ER's patient looked up when the identity step is first shown, a search staff type,
+    one the worklist cannot answer, and a record picked there and checked with the PACS: each
+    in the audit log, by what it searched and how many it found, never the values."""
+    tid = new_transfer_id()
+    monkeypatch.setattr(imports, "redeem", _at_the_preview(tid))
+    monkeypatch.setattr(identity, "find_patient", _pacs_holding({}))
+    unreachable = errors.WorklistUnreachable()
+    answers: list[list[Candidate] | Exception] = [SCHEDULED, SCHEDULED, unreachable]
+
+    def find(*_: object) -> list[Candidate]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(worklist, "find", find)
+    async with (
+        running_console(tmp_path, "receiver", *_ready(tmp_path), *WORKLIST) as console,
+        browser_like() as client,
+    ):
+        token = await signed_in(client, console)
+        await _redeemed(client, console, token)
+        page = f"{console.url}/imports/{tid}"
+        status, _, shown = await get(client, page)
+        assert (status, "MRN-700" in shown) == (200, True)
+        await get(client, page)  # the search of the ER's patient is asked once
+        picked = {
+            "csrf_token": token,
+            "local_patient_id": "MRN-700",
+            "local_issuer": ISSUER,
+            "from_worklist": "yes",
+        }
+        assert (await post(client, f"{page}/identity", picked))[0] == 303
+        by_number = {"patient_id": "MRN-70*"}
+        by_name = {"patient_name": "doe*", "birth_date": "1985-02-14"}
+        for typed in (by_number, by_name):
+            form = {"csrf_token": token, **typed}
+            assert (await post(client, f"{page}/worklist", form))[0] == 303
+
+    assert answers == []
+    on_page = {"transfer": tid, "page": "imports"}
+    assert _audited(console, "worklist-query", "import-record-checked") == [
+        _searched(**on_page, by="name and birth date", typed=False, found=2),
+        _checked(
+            transfer=tid,
+            local_patient_id="MRN-700",
+            local_issuer=ISSUER,
+            from_worklist=True,
+            pacs_record="none",
+            differences=["sex"],
+        ),
+        _searched(**on_page, by="record number", typed=True, found=2),
+        _searched("failure", **on_page, by="name and birth date", typed=True, why="unreachable"),
+    ]
+    assert "DOE" not in console.audit.read_text("utf-8")
+
+
+async def test_a_worklist_search_on_a_held_studys_page_is_audited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tid = new_transfer_id()
+    monkeypatch.setattr(worklist, "find", lambda *_: SCHEDULED[:1])
+    async with (
+        running_console(tmp_path, "receiver", *_ready(tmp_path), *WORKLIST) as console,
+        browser_like() as client,
+    ):
+        state_dir = tmp_path / "state"
+        key = state.SavedKey(tid, "https://relay.test", b"k" * 32, "St. Mary's ED", False)
+        state.save_key(state_dir, key)  # a study is held while its key is kept
+        hold_record.save(state_dir, held_study(tid))
+        token = await signed_in(client, console)
+        form = {"csrf_token": token, "patient_name": "DOE*", "birth_date": "", "patient_id": ""}
+        status, _, _ = await post(client, f"{console.url}/holds/{tid}/worklist", form)
+
+    assert status == 200
+    assert _audited(console, "worklist-query") == [
+        _searched(transfer=tid, page="holds", by="name", typed=True, found=1)
+    ]
