@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from receiving_site.console.errors import ContinuingCannotHelp
 from receiving_site.console.hold_resolved import when
 from receiving_site.console.imports import Import, Stage
+from site_agent.dicom_text import how_many_images
 
 WHY = "moved-on"  # the audit record's `why` for a step posted after the import moved on
 
@@ -87,7 +88,7 @@ def _became(job: Import, record: tuple[str, str] | None) -> str:
     if stage is Stage.DONE and job.result is not None:
         if job.result.delivered_before is not None:
             return "This study was already delivered from this machine."
-        images = "1 image" if job.result.instances == 1 else f"{job.result.instances} images"
+        images = how_many_images(job.result.instances)
         under = f" under {_record(*record)}" if record is not None else ""
         if job.resolved_by:
             return (
