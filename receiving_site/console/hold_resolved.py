@@ -5,13 +5,12 @@ record `state.Delivery`), and that the click changed nothing. Pure."""
 
 from __future__ import annotations
 
-import datetime
-
 from receiving_site.console.hold_options import BUTTONS
 from receiving_site.hold_record import Resolved
 from receiving_site.holds_queue import Choice
 from receiving_site.state import Delivery
 from site_agent.dicom_text import how_many_images
+from site_agent.local_time import utc_time
 
 # What a person did, said after their name.
 DID = {
@@ -28,10 +27,6 @@ SOMEONE = (
 )
 
 
-def when(at: float) -> str:
-    return datetime.datetime.fromtimestamp(at, tz=datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def what_became_of_it(resolved: Resolved | None, delivered: Delivery | None) -> str:
     """One or two sentences on what ended the hold; `SOMEONE` when this machine kept neither
     who decided nor a delivery."""
@@ -42,10 +37,10 @@ def what_became_of_it(resolved: Resolved | None, delivered: Delivery | None) -> 
             did = "resolved it"
         images = how_many_images(resolved.instances)
         stored = f" {images} went to the PACS." if resolved.instances else ""
-        return f"{resolved.who} {did} on {when(resolved.at)}, in the holds queue.{stored}"
+        return f"{resolved.who} {did} on {utc_time(resolved.at)}, in the holds queue.{stored}"
     if delivered is not None:
         return (
-            f"It was delivered from this machine on {when(delivered.at)}: "
+            f"It was delivered from this machine on {utc_time(delivered.at)}: "
             f"{how_many_images(delivered.instances)} to {delivered.destination}."
         )
     return SOMEONE

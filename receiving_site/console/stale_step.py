@@ -12,9 +12,9 @@ import enum
 from dataclasses import dataclass
 
 from receiving_site.console.errors import ContinuingCannotHelp
-from receiving_site.console.hold_resolved import when
 from receiving_site.console.imports import Import, Stage
 from site_agent.dicom_text import how_many_images
+from site_agent.local_time import utc_time
 
 WHY = "moved-on"  # the audit record's `why` for a step posted after the import moved on
 
@@ -71,7 +71,7 @@ def _confirmed_record(job: Import) -> tuple[str, str] | None:
 
 
 def _confirmed_by(job: Import, record: tuple[str, str]) -> str:
-    moment = f" on {when(job.decided_at)}" if job.decided_at else ""
+    moment = f" on {utc_time(job.decided_at)}" if job.decided_at else ""
     return f"{job.decided_by} confirmed it{moment} under {_record(*record)}"
 
 
@@ -167,7 +167,7 @@ def notice(job: Import, step: Step, sent: Sent) -> StaleStep:
     """What the page says to `step` posted with `sent` after `job` moved on (`is_stale`)."""
     record = _confirmed_record(job)
     if step is not Step.CONTINUE and _agrees(sent, record) and record is not None:
-        moment = f" on {when(job.decided_at)}" if job.decided_at and job.decided_by else ""
+        moment = f" on {utc_time(job.decided_at)}" if job.decided_at and job.decided_by else ""
         who = job.decided_by or job.resolved_by or "someone"
         return StaleStep(
             "Already confirmed",
