@@ -21,6 +21,7 @@ from pydicom.uid import UID
 from receiving_site import errors
 from receiving_site.staging import StagedObject
 from receiving_site.transcode import UNCOMPRESSED, can_decompress
+from site_agent.dicom_text import how_many_images
 
 MAX_CONTEXTS = 128
 _ADVICE = (
@@ -92,8 +93,7 @@ def name(pair: Pair) -> str:
 def _listed(items: Iterable[StagedObject]) -> tuple[int, str]:
     counts = Counter((s.entry.sop_class_uid, s.entry.transfer_syntax_uid) for s in items)
     listed = "; ".join(
-        f"{name(pair)} ({count} {'image' if count == 1 else 'images'})"
-        for pair, count in sorted(counts.items())
+        f"{name(pair)} ({how_many_images(count)})" for pair, count in sorted(counts.items())
     )
     return sum(counts.values()), listed
 

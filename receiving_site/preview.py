@@ -4,7 +4,7 @@ study is, who sent it and how it was authorized. Pure: a verified `StudySummary`
 
 from __future__ import annotations
 
-from site_agent.dicom_text import UNKNOWN, date, person_name
+from site_agent.dicom_text import UNKNOWN, date, how_many_images, person_name
 from site_agent.terminal_text import shown
 from transfer_codes.manifest import SeriesSummary, StudySummary
 
@@ -43,9 +43,8 @@ def sex_word(cs: str) -> str:
 
 def series_line(series: SeriesSummary) -> str:
     """One series: "AXIAL 1MM, CT, 240 images, 1 mm slices"."""
-    images = "1 image" if series.image_count == 1 else f"{series.image_count} images"
     parts = [series.description or "no description", series.modality or "modality not given"]
-    parts.append(images)
+    parts.append(how_many_images(series.image_count))
     if series.slice_thickness:
         parts.append(f"{series.slice_thickness} mm slices")
     return ", ".join(parts)

@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -203,12 +202,11 @@ def run_sender_report(args: argparse.Namespace) -> int:
 
 
 def run_sender_inbox(args: argparse.Namespace) -> int:
+    from sending_site.command_audit import site_audit
     from sending_site.inbox.audited import NodeAudit
     from sending_site.inbox.service import run
     from sending_site.settings import inbox_settings
-    from site_agent.audit import AuditLog
     from site_agent.commands import settings_of
-    from site_agent.local_state import site_folder
     from site_agent.settings import HostPort, replaced
 
     # Unchecked: the inbox alone needs no relay; `inbox_settings` checks what it uses.
@@ -220,8 +218,8 @@ def run_sender_inbox(args: argparse.Namespace) -> int:
         settings = replaced(settings, "dicom.ae_title", args.ae_title)
     if args.spool is not None:
         settings = replaced(settings, "spool.folder", args.spool)
-    folder = site_folder(Path(settings.state.folder), SENDER.folder)
-    return run(inbox_settings(settings), NodeAudit(AuditLog(folder, time.time)))
+    audit = site_audit(Path(settings.state.folder))
+    return run(inbox_settings(settings), NodeAudit(audit))
 
 
 SENDER = Agent(

@@ -1,5 +1,5 @@
-"""DICOM values as staff read them, on either side (the ER's confirmation, the trauma center's
-preview). Pure."""
+"""DICOM values, and counts of images, as staff read them, on either side (the ER's confirmation,
+the trauma center's preview). Pure."""
 
 from __future__ import annotations
 
@@ -20,3 +20,8 @@ def date(da: str) -> str:
     if len(da) == 8 and da.isdigit():
         return f"{da[:4]}-{da[4:6]}-{da[6:]}"
     return da or UNKNOWN
+
+
+def how_many_images(count: int) -> str:
+    """`count` images as staff read it: "1 image", "240 images" (and "0 images")."""
+    return "1 image" if count == 1 else f"{count} images"

@@ -1,5 +1,5 @@
-"""Moments as staff read them (this machine's local time with its zone, to the minute), and
-lengths of time (`how_long`)."""
+"""Moments as staff read them, to the minute: in this machine's local time with its zone
+(`local_time`), or in UTC (`utc_time`); and lengths of time (`how_long`)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,12 @@ def local_time(epoch: float) -> str:
         offset = moment.strftime("%z")  # +0300
         zone = f"UTC{offset[:3]}:{offset[3:5]}"
     return f"{moment:%Y-%m-%d %H:%M} {zone}"
+
+
+def utc_time(epoch: float) -> str:
+    """`epoch` (seconds since the epoch) in UTC, whatever this machine's zone, e.g.
+    ``2027-01-15 07:00 UTC`` (the trauma console's holds and import pages say moments so)."""
+    return datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def how_long(seconds: float) -> str:

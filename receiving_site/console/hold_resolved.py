@@ -5,12 +5,12 @@ record `state.Delivery`), and that the click changed nothing. Pure."""
 
 from __future__ import annotations
 
-import datetime
-
 from receiving_site.console.hold_options import BUTTONS
 from receiving_site.hold_record import Resolved
 from receiving_site.holds_queue import Choice
 from receiving_site.state import Delivery
+from site_agent.dicom_text import how_many_images
+from site_agent.local_time import utc_time
 
 # What a person did, said after their name.
 DID = {
@@ -27,14 +27,6 @@ SOMEONE = (
 )
 
 
-def when(at: float) -> str:
-    return datetime.datetime.fromtimestamp(at, tz=datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _images(count: int) -> str:
-    return "1 image" if count == 1 else f"{count} images"
-
-
 def what_became_of_it(resolved: Resolved | None, delivered: Delivery | None) -> str:
     """One or two sentences on what ended the hold; `SOMEONE` when this machine kept neither
     who decided nor a delivery."""
@@ -43,12 +35,13 @@ def what_became_of_it(resolved: Resolved | None, delivered: Delivery | None) -> 
             did = DID[Choice(resolved.action)]
         except (ValueError, KeyError):
             did = "resolved it"
-        stored = f" {_images(resolved.instances)} went to the PACS." if resolved.instances else ""
-        return f"{resolved.who} {did} on {when(resolved.at)}, in the holds queue.{stored}"
+        images = how_many_images(resolved.instances)
+        stored = f" {images} went to the PACS." if resolved.instances else ""
+        return f"{resolved.who} {did} on {utc_time(resolved.at)}, in the holds queue.{stored}"
     if delivered is not None:
         return (
-            f"It was delivered from this machine on {when(delivered.at)}: "
-            f"{_images(delivered.instances)} to {delivered.destination}."
+            f"It was delivered from this machine on {utc_time(delivered.at)}: "
+            f"{how_many_images(delivered.instances)} to {delivered.destination}."
         )
     return SOMEONE
 

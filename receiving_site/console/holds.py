@@ -33,6 +33,7 @@ from site_agent.console import render, user_of
 from site_agent.console.appkeys import AUDIT, CLOCK, RELAY_CREDENTIAL, address_of
 from site_agent.dicom_text import date, person_name
 from site_agent.errors import AgentError
+from site_agent.local_time import utc_time
 from transfer_codes.tokens import is_transfer_id
 
 SETTINGS = web.AppKey("receiver_holds_settings", ReceiverSettings)
@@ -68,7 +69,7 @@ def _sides(held: HeldStudy) -> list[Side]:
 def _view(held: HeldStudy) -> dict[str, Any]:
     return {
         "held": held,
-        "when": hold_resolved.when(held.at),
+        "when": utc_time(held.at),
         "sides": _sides(held),
         "patient": person_name(held.ours.name),
     }

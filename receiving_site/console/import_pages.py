@@ -23,7 +23,6 @@ from aiohttp import web
 
 from receiving_site import errors, holds, thumbnails
 from receiving_site.console import (
-    hold_resolved,
     identity_check,
     import_worklist,
     series,
@@ -52,6 +51,7 @@ from site_agent.console import notices, render, user_of
 from site_agent.console.appkeys import AUDIT, CLOCK, address_of
 from site_agent.console.errors import PageNotFound
 from site_agent.console.guard import REFRESH_HEADER
+from site_agent.local_time import utc_time
 
 routes = web.RouteTableDef()
 
@@ -119,7 +119,7 @@ async def _page(
         date=date,
         sex=sex_word,
         time=time,
-        when=hold_resolved.when,
+        when=utc_time,
     )
 
 

@@ -12,8 +12,9 @@ import enum
 from dataclasses import dataclass
 
 from receiving_site.console.errors import ContinuingCannotHelp
-from receiving_site.console.hold_resolved import when
 from receiving_site.console.imports import Import, Stage
+from site_agent.dicom_text import how_many_images
+from site_agent.local_time import utc_time
 
 WHY = "moved-on"  # the audit record's `why` for a step posted after the import moved on
 
@@ -70,7 +71,7 @@ def _confirmed_record(job: Import) -> tuple[str, str] | None:
 
 
 def _confirmed_by(job: Import, record: tuple[str, str]) -> str:
-    moment = f" on {when(job.decided_at)}" if job.decided_at else ""
+    moment = f" on {utc_time(job.decided_at)}" if job.decided_at else ""
     return f"{job.decided_by} confirmed it{moment} under {_record(*record)}"
 
 
@@ -87,7 +88,7 @@ def _became(job: Import, record: tuple[str, str] | None) -> str:
     if stage is Stage.DONE and job.result is not None:
         if job.result.delivered_before is not None:
             return "This study was already delivered from this machine."
-        images = "1 image" if job.result.instances == 1 else f"{job.result.instances} images"
+        images = how_many_images(job.result.instances)
         under = f" under {_record(*record)}" if record is not None else ""
         if job.resolved_by:
             return (
@@ -166,7 +167,7 @@ def notice(job: Import, step: Step, sent: Sent) -> StaleStep:
     """What the page says to `step` posted with `sent` after `job` moved on (`is_stale`)."""
     record = _confirmed_record(job)
     if step is not Step.CONTINUE and _agrees(sent, record) and record is not None:
-        moment = f" on {when(job.decided_at)}" if job.decided_at and job.decided_by else ""
+        moment = f" on {utc_time(job.decided_at)}" if job.decided_at and job.decided_by else ""
         who = job.decided_by or job.resolved_by or "someone"
         return StaleStep(
             "Already confirmed",

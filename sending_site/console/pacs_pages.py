@@ -24,7 +24,7 @@ from sending_site.inbox.wado import fetch_study
 from sending_site.settings import inbox_settings
 from site_agent.console import render, user_of
 from site_agent.console.appkeys import AUDIT, address_of
-from site_agent.dicom_text import date, person_name
+from site_agent.dicom_text import date, how_many_images, person_name
 
 routes = web.RouteTableDef()
 # The search form's fields; each Fetch form carries them back, so a fetch that fails keeps the
@@ -172,7 +172,7 @@ async def _fetch_state(request: web.Request, fetch: Fetch) -> tuple[str, str, st
     study_id = str(study.study_id) if study else ""
     state = "running" if fetch.running else ("failed" if fetch.problem else "done")
     received = fetch.progress.received
-    progress = f"{received} image{'' if received == 1 else 's'} received so far" + (
+    progress = f"{how_many_images(received)} received so far" + (
         f", {fetch.progress.failed} could not be kept." if fetch.progress.failed else "."
     )
     return f"{state}|{study_id}", study_id, progress

@@ -9,7 +9,7 @@ from typing import Protocol
 from sending_site.inbox.arrival import Patient
 from sending_site.inbox.completeness import CompletenessReport
 from sending_site.push import Progress
-from site_agent.dicom_text import date, person_name
+from site_agent.dicom_text import date, how_many_images, person_name
 from transfer_codes.wire import TransferState
 
 
@@ -83,7 +83,7 @@ def progress_words(
         sent = progress.objects_done if progress else 0
         size = progress.bytes_done / mb if progress else 0.0
         return (
-            f"Images still arriving: {sent} image{'' if sent == 1 else 's'} sent so far "
+            f"Images still arriving: {how_many_images(sent)} sent so far "
             f"({size:.1f} MB). The upload goes on until the study is complete."
         )
     if progress is None:

@@ -1,7 +1,8 @@
 """Rendering pages: Jinja2 templates with autoescaping, the agent's own first, then the
 framework's (`base.html`, `sign_in.html`, `error.html`). A page extends `base.html` and fills
 `{% block content %}`; `render` gives every template `console` (the frame: titles, user,
-navigation) and `csrf_field` (the hidden input every POST form must hold).
+navigation) and `csrf_field` (the hidden input every POST form must hold), and every template
+has `how_many_images` ("1 image", "240 images").
 
     {% extends "base.html" %}
     {% block content %}
@@ -23,13 +24,14 @@ from markupsafe import Markup
 from site_agent.console.agent import Link
 from site_agent.console.appkeys import CLOCK, PAGES, SETTINGS, TEMPLATES, session_of
 from site_agent.console.errors import ConsoleError
+from site_agent.dicom_text import how_many_images
 
 CSRF_FIELD = "csrf_token"
 DEFAULT_SITE_NAME = "trauma-relay"
 
 
 def environment(agent_templates: str) -> jinja2.Environment:
-    return jinja2.Environment(
+    templates = jinja2.Environment(
         loader=jinja2.ChoiceLoader(
             [
                 jinja2.PackageLoader(agent_templates, "templates"),
@@ -41,6 +43,8 @@ def environment(agent_templates: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    templates.globals["how_many_images"] = how_many_images
+    return templates
 
 
 @dataclass(frozen=True)

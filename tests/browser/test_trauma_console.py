@@ -31,6 +31,7 @@ from trauma_harness import (
     ReceivingAgent,
     configured_agent,
     er_transfers,
+    pacs_paused_at_first_image,
 )
 
 from receiving_site.console.errors import NoWorklist
@@ -257,12 +258,7 @@ async def test_an_import_killed_midway_finishes_after_a_restart(
             # As soon as the PACS holds some of the images, it stops answering: the page shows
             # the import's progress as it stands (the images the PACS acknowledged: none, when
             # it stopped before answering the first request); then the agent is killed.
-            deadline = time.monotonic() + WAIT_MS / 1000
-            while (stored := orthanc.get_json("/statistics")["CountInstances"]) == 0:
-                assert time.monotonic() < deadline, "the import did not start"
-                await asyncio.sleep(0.01)
-            orthanc.pause()
-            try:
+            async with pacs_paused_at_first_image(orthanc, WAIT_MS) as stored:
                 assert 0 < stored < len(files)
                 progress = page.locator("#progress-text")
                 await expect(progress).to_contain_text(
@@ -272,8 +268,6 @@ async def test_an_import_killed_midway_finishes_after_a_restart(
                 await expect(page.locator("#progress")).to_be_visible()
                 await snap(page, "trauma-5b-import-progress.png")
                 agent.kill()
-            finally:
-                orthanc.resume()
 
         agent.start()
         async with workstation(browser) as page:
@@ -843,12 +837,7 @@ async def test_an_import_in_progress_is_told_to_a_screen_reader(
             progress = page.locator("#progress-text")
             line = await progress.element_handle(timeout=WAIT_MS)
             first = await line.text_content()
-            deadline = time.monotonic() + WAIT_MS / 1000
-            while orthanc.get_json("/statistics")["CountInstances"] == 0:
-                assert time.monotonic() < deadline, "the import did not start"
-                await asyncio.sleep(0.01)
-            orthanc.pause()
-            try:
+            async with pacs_paused_at_first_image(orthanc, WAIT_MS):
                 await expect(progress).to_contain_text(
                     re.compile(rf"stored [0-9]+ of {len(files)} in the PACS"),
                     timeout=WAIT_MS,
@@ -859,8 +848,6 @@ async def test_an_import_in_progress_is_told_to_a_screen_reader(
                 bar = page.get_by_role("progressbar", name="Import progress")
                 await expect(bar).to_be_visible()
                 await snap(page, "trauma-19-import-progress-named.png")
-            finally:
-                orthanc.resume()
             result = page.locator("#result")
             await expect(result).to_contain_text(
                 f"Imported {len(files)} verified images", timeout=WAIT_MS

@@ -8,10 +8,8 @@ log."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,14 @@ from e2e.harness import E2ERelay, run_cli, sop_instance_uid
 from peers.orthanc import OrthancServer
 from playwright.async_api import Browser, Page, expect
 from test_trauma_console import WAIT_MS, _open_with_code, _pushed
-from trauma_harness import LOCAL_ISSUER, PASSWORD, USER, ReceivingAgent, configured_agent
+from trauma_harness import (
+    LOCAL_ISSUER,
+    PASSWORD,
+    USER,
+    ReceivingAgent,
+    configured_agent,
+    pacs_paused_at_first_image,
+)
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.peers]
 relay = fresh_relay  # a relay process of each test's own
@@ -109,12 +114,7 @@ async def test_a_second_registrars_other_record_from_a_page_left_open_is_refused
             await _checked_as_new_record(first, "MRN-555")
             assert await _import_clicked(first, tid) == 200
 
-            deadline = time.monotonic() + WAIT_MS / 1000
-            while orthanc.get_json("/statistics")["CountInstances"] == 0:
-                assert time.monotonic() < deadline, "the import did not start"
-                await asyncio.sleep(0.01)
-            orthanc.pause()
-            try:
+            async with pacs_paused_at_first_image(orthanc, WAIT_MS):
                 confirmed = re.compile(
                     rf"^Confirmed by {re.escape(USER)} on {MINUTE}, under this hospital's "
                     rf"record MRN-555 \(issuer {LOCAL_ISSUER}\)\.$"
@@ -153,8 +153,6 @@ async def test_a_second_registrars_other_record_from_a_page_left_open_is_refused
                 await expect(second.locator("#progress-text")).to_be_visible()
                 await expect(second.locator("#stale")).to_have_count(0)
                 await expect(second.locator("#confirmed-by")).to_have_text(confirmed)
-            finally:
-                orthanc.resume()
             await expect(first.locator("#result")).to_contain_text(
                 f"Imported {len(files)} verified images", timeout=WAIT_MS
             )

@@ -4,8 +4,6 @@ while a person opening the page again is one."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ from e2e.harness import E2ERelay
 from peers.orthanc import OrthancServer
 from playwright.async_api import Browser, expect
 from test_trauma_console import WAIT_MS, _file_as_new_record, _open_with_code, _pushed
-from trauma_harness import ReceivingAgent, configured_agent
+from trauma_harness import ReceivingAgent, configured_agent, pacs_paused_at_first_image
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.peers]
 
@@ -38,12 +36,7 @@ async def test_a_live_import_refreshing_itself_is_not_a_new_view_each_time(
             await _open_with_code(page, agent, pushed["code"])
             await _file_as_new_record(page, "MRN-901")
             # The PACS stops answering once it holds some images: the import stays live.
-            deadline = time.monotonic() + WAIT_MS / 1000
-            while orthanc.get_json("/statistics")["CountInstances"] == 0:
-                assert time.monotonic() < deadline, "the import did not start"
-                await asyncio.sleep(0.01)
-            orthanc.pause()
-            try:
+            async with pacs_paused_at_first_image(orthanc, WAIT_MS):
                 await expect(page.locator("#progress-text")).to_contain_text(
                     f"of {len(files)} in the PACS", timeout=WAIT_MS
                 )
@@ -58,8 +51,6 @@ async def test_a_live_import_refreshing_itself_is_not_a_new_view_each_time(
                 # A person opening it again (from the list, a bookmark) is an access.
                 await page.goto(f"{agent.url}/imports/{transfer}")
                 assert _views(agent, transfer) == before + 1
-            finally:
-                orthanc.resume()
             await expect(page.locator("#result")).to_contain_text(
                 f"Imported {len(files)} verified images", timeout=WAIT_MS
             )

@@ -6,11 +6,14 @@ real Orthanc."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,3 +125,22 @@ def er_transfers(relay: E2ERelay, er_state: Path, workdir: Path) -> dict[str, di
     """`trauma-relay transfers --json` at the ER that pushed, by transfer id."""
     listing = relay.as_sender(["transfers", "--json", "--state", str(er_state)], workdir=workdir)
     return {t["transfer_id"]: t for t in listing.ok().json()["transfers"]}
+
+
+@contextlib.asynccontextmanager
+async def pacs_paused_at_first_image(
+    orthanc: OrthancServer, within_ms: float
+) -> AsyncIterator[int]:
+    """Once the PACS holds a first image (an import has begun storing; asserted within
+    `within_ms`), it stops answering (`OrthancServer.pause`) for the block, which is given how
+    many images it held then; it answers again when the block ends, however it ends. So a test
+    sees an import in the middle, at whatever point storing stopped."""
+    deadline = time.monotonic() + within_ms / 1000
+    while (stored := orthanc.get_json("/statistics")["CountInstances"]) == 0:
+        assert time.monotonic() < deadline, "the import did not start"
+        await asyncio.sleep(0.01)
+    orthanc.pause()
+    try:
+        yield stored
+    finally:
+        orthanc.resume()
