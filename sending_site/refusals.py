@@ -8,6 +8,7 @@ import time
 from sending_site.abandon import Abandoned, Seen, reason_at_console
 from sending_site.errors import Said
 from sending_site.journal import TransferJournal
+from site_agent.dicom_text import how_many_images
 from site_agent.errors import RelayRefused
 from site_agent.terminal_text import shown
 from transfer_codes.codes import RedemptionCode
@@ -37,7 +38,9 @@ def destination(seen: Seen, record: TransferJournal) -> str:
 def delivered(record: TransferJournal, seen: Seen) -> Said:
     receipt = seen.receipt or {}
     where = {"pacs": "in their PACS", "folder": "in a folder for review"}
-    stored = f"{receipt['instances']} images stored " if "instances" in receipt else "stored "
+    stored = (
+        f"{how_many_images(receipt['instances'])} stored " if "instances" in receipt else "stored "
+    )
     stored += where.get(str(receipt.get("destination")), "there")
     when = f" on {at(seen.delivered_at)}" if seen.delivered_at else ""
     facts = (

@@ -13,6 +13,7 @@ from typing import Any
 
 from sending_site import abandon, errors, journal, refused
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
+from site_agent.dicom_text import how_many_images
 from transfer_codes.wire import Problem, TransferState
 
 UNKNOWN_STATE = "unknown"
@@ -71,7 +72,9 @@ def _receipt_words(receipt: dict[str, Any] | None, delivered_at: float | None) -
     where = _WHERE.get(str(receipt.get("destination")), "at the trauma center")
     partly = "" if receipt.get("complete", True) else " (not all of them)"
     at = receipt.get("received_at", delivered_at)
-    words = f"delivered {when(at)}: {receipt.get('instances', '?')} images{partly} {where}"
+    instances = receipt.get("instances")
+    count = how_many_images(instances) if isinstance(instances, int) else "? images"
+    words = f"delivered {when(at)}: {count}{partly} {where}"
     decompressed = receipt.get("decompressed")
     if isinstance(decompressed, int) and decompressed > 0:
         words += f", {decompressed} decompressed"

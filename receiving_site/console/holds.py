@@ -31,7 +31,7 @@ from receiving_site.preview import sex_word
 from receiving_site.settings import ReceiverSettings
 from site_agent.console import render, user_of
 from site_agent.console.appkeys import AUDIT, CLOCK, RELAY_CREDENTIAL, address_of
-from site_agent.dicom_text import date, person_name
+from site_agent.dicom_text import date, how_many_images, person_name
 from site_agent.errors import AgentError
 from site_agent.local_time import utc_time
 from transfer_codes.tokens import is_transfer_id
@@ -321,14 +321,14 @@ def _done(decided: holds_queue.Decided) -> str:
         if in_pacs:
             pacs = f"Nothing more went to the PACS (it still has {in_pacs}, INCOMPLETE)"
         return (
-            f"Saved {result.instances} images of {patient} for review in {result.destination}. "
-            f"{pacs}; the study stays in the holds queue."
+            f"Saved {how_many_images(result.instances)} of {patient} for review in "
+            f"{result.destination}. {pacs}; the study stays in the holds queue."
         )
     filed = ""
     if result.filed_under is not None:
         local = result.filed_under
         filed = f" under patient ID {local.patient_id}, as {person_name(local.patient_name)}"
-    return f"Stored {result.instances} images of {patient} in the PACS{filed}."
+    return f"Stored {how_many_images(result.instances)} of {patient} in the PACS{filed}."
 
 
 @routes.get("/holds-style.css")

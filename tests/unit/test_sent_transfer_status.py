@@ -128,6 +128,10 @@ def test_when_is_local_time_with_its_zone() -> None:
             f"delivered {when(AT)}: 3 images (not all of them) into a folder at the trauma center",
         ),
         (
+            _status("delivered", receipt={"instances": 1, "destination": "pacs"}, delivered_at=AT),
+            f"delivered {when(AT)}: 1 image into the trauma center's PACS",
+        ),
+        (
             _delivered(decompressed=40, reconciled=True),
             f"delivered {when(AT)}: 212 images into the trauma center's PACS, 40 decompressed, "
             "filed under the local record",
