@@ -24,9 +24,9 @@ from console_harness import NURSE, NURSE_PASSWORD, Console, running_console, run
 from site_agent.accounts import Accounts
 from site_agent.audit import verify_chain
 from site_agent.console import AgentPages, render
-from site_agent.console.appkeys import SESSIONS
+from site_agent.console.appkeys import SESSIONS, THROTTLE
 from site_agent.console.guard import COOKIE
-from site_agent.console.throttle import PER_USER, WINDOW
+from site_agent.console.throttle import PER_USER, WINDOW, Window
 from site_agent.errors import RelayUnreachable
 from site_agent.passwords import PasswordHash, hash_password, verify
 
@@ -285,6 +285,77 @@ async def test_sign_ins_sent_at_once_get_no_more_tries_than_the_limit(tmp_path: 
         assert (await sign_in(client, console))[0] == 429  # the right password waits too
     actions = Counter(audit_actions(console))
     assert actions == {"sign-in-refused": PER_USER, "sign-in-throttled": PER_USER + 1}
+
+
+async def sign_in_from(
+    client: aiohttp.ClientSession, console: Console, forwarded: str, password: str
+) -> int:
+    """A sign-in through a proxy (this test, on 127.0.0.1) naming `forwarded` as the client;
+    the answer's status."""
+    _, _, page = await get(client, f"{console.url}/sign-in")
+    form = {"csrf_token": token_of(page), "user": NURSE, "password": password}
+    headers = {"X-Forwarded-For": forwarded}
+    return (await post(client, f"{console.url}/sign-in", form, headers=headers))[0]
+
+
+def audit_where(console: Console) -> list[tuple[str, str]]:
+    lines = console.audit.read_text(encoding="utf-8").splitlines()
+    return [(r["action"], r["where"]) for r in map(json.loads, lines)]
+
+
+async def test_behind_a_trusted_proxy_each_client_has_its_own_address(tmp_path: Path) -> None:
+    """With the proxy in `console.trusted_proxies`, the address it forwards for is the one the
+    throttle counts and the audit log records: one guesser does not make everyone wait."""
+    wrong = "wrong horse battery staple"
+    async with (
+        running_console(tmp_path, "sender", "console.trusted_proxies=127.0.0.1") as console,
+        browser_like() as guesser,
+        browser_like() as nurse,
+    ):
+        console.app[THROTTLE].addresses = Window(2)  # as 30 failures, sooner
+        assert await sign_in_from(guesser, console, "198.51.100.7", wrong) == 403
+        assert await sign_in_from(guesser, console, "198.51.100.7", wrong) == 403
+        # A forged address to the left of the proxy's own entry changes nothing.
+        assert await sign_in_from(guesser, console, "6.6.6.6, 198.51.100.7", wrong) == 429
+        assert await sign_in_from(nurse, console, "198.51.100.8", NURSE_PASSWORD) == 303
+        token = token_of((await get(nurse, f"{console.url}/"))[2])
+        signed_out = await post(
+            nurse,
+            f"{console.url}/sign-out",
+            {"csrf_token": token},
+            headers={"X-Forwarded-For": "198.51.100.8"},
+        )
+        assert signed_out[0] == 303
+    assert audit_where(console) == [
+        ("sign-in-refused", "198.51.100.7"),
+        ("sign-in-refused", "198.51.100.7"),
+        ("sign-in-throttled", "198.51.100.7"),
+        ("sign-in", "198.51.100.8"),
+        ("sign-out", "198.51.100.8"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "assignments",
+    [(), ("console.trusted_proxies=10.0.0.0/8",)],
+    ids=["no-proxy-trusted", "another-proxy-trusted"],
+)
+async def test_a_forwarded_address_from_an_untrusted_peer_is_ignored(
+    tmp_path: Path, assignments: tuple[str, ...]
+) -> None:
+    """Anyone can send X-Forwarded-For: from a peer not listed, a new one on every guess does
+    not dodge the throttle, and the audit log records the peer."""
+    wrong = "wrong horse battery staple"
+    async with running_console(tmp_path, "sender", *assignments) as console, browser_like() as c:
+        console.app[THROTTLE].addresses = Window(2)
+        assert await sign_in_from(c, console, "198.51.100.1", wrong) == 403
+        assert await sign_in_from(c, console, "198.51.100.2", wrong) == 403
+        assert await sign_in_from(c, console, "198.51.100.3", NURSE_PASSWORD) == 429
+    assert audit_where(console) == [
+        ("sign-in-refused", "127.0.0.1"),
+        ("sign-in-refused", "127.0.0.1"),
+        ("sign-in-throttled", "127.0.0.1"),
+    ]
 
 
 async def test_an_unknown_user_is_refused_like_a_wrong_password(tmp_path: Path) -> None:
