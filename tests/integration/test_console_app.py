@@ -19,8 +19,16 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 from aiohttp import web
-from console_harness import NURSE, NURSE_PASSWORD, Console, running_console, running_test_console
+from console_harness import (
+    NURSE,
+    NURSE_PASSWORD,
+    T0,
+    Console,
+    running_console,
+    running_test_console,
+)
 
+from site_agent import passwords
 from site_agent.accounts import Accounts
 from site_agent.audit import verify_chain
 from site_agent.console import AgentPages, render
@@ -583,3 +591,37 @@ async def test_a_hash_with_older_parameters_is_renewed_at_sign_in(tmp_path: Path
     assert verify(NURSE_PASSWORD, account.password)
     # Not a new password: the nurse's own sessions, begun after 1.0, stay.
     assert account.password_changed_at == 1.0
+
+
+async def test_a_password_changed_during_sign_in_is_not_undone_by_the_renewal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`user password` run while a sign-in with an old-parameters hash is being checked: the
+    renewal after the check must not write the old password back over the new one."""
+    new_password = "a whole new horse battery staple"
+    salt = b"s" * 16
+    key = hashlib.scrypt(NURSE_PASSWORD.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    real_verify = passwords.verify
+
+    async with running_console(tmp_path, users={}) as console, browser_like() as client:
+        Accounts(console.folder).add(NURSE, PasswordHash(2**14, 8, 1, salt, key), now=1.0)
+
+        def verify_then_change(password: str, stored: PasswordHash) -> bool:
+            matches = real_verify(password, stored)
+            console.clock.advance(60)  # `user password`, a minute later, while this is checked
+            Accounts(console.folder).set_password(
+                NURSE, hash_password(new_password), console.clock()
+            )
+            return matches
+
+        monkeypatch.setattr(passwords, "verify", verify_then_change)
+        assert (await sign_in(client, console))[:2] == (303, "/")
+        monkeypatch.setattr(passwords, "verify", real_verify)
+        # Signed in with the old password, before the change: signed out at once.
+        status, location, _ = await get(client, f"{console.url}/")
+        assert (status, location) == (303, "/sign-in?ended=password-changed")
+    account = Accounts(console.folder).find(NURSE)
+    assert account is not None
+    assert account.password_changed_at == T0 + 60
+    assert verify(new_password, account.password)
+    assert not verify(NURSE_PASSWORD, account.password)
