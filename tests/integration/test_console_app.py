@@ -418,6 +418,29 @@ async def test_removing_an_account_ends_its_sessions(tmp_path: Path) -> None:
         assert (status, location) == (303, "/sign-in?ended=removed")
 
 
+async def test_each_session_a_removed_account_ends_is_audited(tmp_path: Path) -> None:
+    """`user remove NAME` ends that user's sessions in every browser at the first request of
+    any: each is audited, the one found by this request with its address."""
+    async with (
+        running_console(tmp_path) as console,
+        browser_like() as mine,
+        browser_like() as other,
+    ):
+        await signed_in(mine, console)
+        await signed_in(other, console)
+        Accounts(console.folder).remove(NURSE)
+        status, location, _ = await get(mine, f"{console.url}/")
+        assert (status, location) == (303, "/sign-in?ended=removed")
+        assert (await get(other, f"{console.url}/"))[:2] == (303, "/sign-in")
+    lines = [json.loads(line) for line in console.audit.read_text("utf-8").splitlines()]
+    ended = [(r["who"], r["where"], r["detail"]) for r in lines if r["action"] == "session-expired"]
+    assert sorted(ended) == [
+        (NURSE, "-", {"why": "removed"}),
+        (NURSE, "127.0.0.1", {"why": "removed"}),
+    ]
+    assert verify_chain(console.audit) == len(lines)
+
+
 async def test_a_new_password_ends_the_sessions_begun_before_it(tmp_path: Path) -> None:
     """`user password NAME` (here its `Accounts.set_password`) signs that user out in every
     browser, each end audited once; a sign-in with the new password works."""
