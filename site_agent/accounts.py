@@ -10,6 +10,8 @@ so an added user can sign in and a removed one is signed out without a restart.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hmac
 import json
 import re
 from collections.abc import Iterator
@@ -90,7 +92,7 @@ class Accounts:
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise errors.AccountsUnreadable() from e
 
-    # -- changing (the command line) ---------------------------------------------------------
+    # -- changing (the command line; the console only renews a hash) --------------------------
 
     def add(self, name: str, password: PasswordHash, now: float) -> Account:
         with self._changing() as accounts:
@@ -105,6 +107,22 @@ class Accounts:
                 raise errors.UserUnknown()
             old = accounts[name]
             accounts[name] = Account(name, password, old.created_at, now)
+
+    def renew_password(self, name: str, checked: PasswordHash, fresh: PasswordHash) -> bool:
+        """Replace `name`'s hash by `fresh` (the same password, hashed with today's parameters:
+        not a new password, so `password_changed_at` stays), only if the file still holds
+        `checked`, the hash the password was checked against. A password set (`user password`)
+        or an account removed since wins. Whether the hash was replaced."""
+        with file_lock.held(self.folder / LOCK):
+            accounts = self._read()
+            account = accounts.get(name)
+            if account is None or not hmac.compare_digest(
+                account.password.encode(), checked.encode()
+            ):
+                return False
+            accounts[name] = dataclasses.replace(account, password=fresh)
+            write_atomically(self.path, _encoded(accounts))
+            return True
 
     def remove(self, name: str) -> None:
         with self._changing() as accounts:

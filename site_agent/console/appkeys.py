@@ -12,6 +12,7 @@ from aiohttp import web
 from site_agent.accounts import Accounts
 from site_agent.audit import AuditLog
 from site_agent.console.agent import AgentPages
+from site_agent.console.forwarded import client_address
 from site_agent.console.sessions import Session, SessionBook
 from site_agent.console.throttle import SignInThrottle
 from site_agent.credential import AgentCredential
@@ -52,4 +53,11 @@ def user_of(request: web.Request) -> str:
 
 
 def address_of(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """Where the request comes from, for the sign-in throttle and the audit log: the peer, or
+    behind a proxy listed in `console.trusted_proxies` the client it forwarded for."""
+    return client_address(
+        request.remote,
+        # Every field of the header, in order: a proxy may add its own after the client's.
+        ",".join(request.headers.getall("X-Forwarded-For", ())),
+        request.app[SETTINGS].trusted_proxies,
+    )

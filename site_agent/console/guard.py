@@ -52,6 +52,9 @@ CONTENT_SECURITY_POLICY = (
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 CANNOT = "This could not be done"
+# Why the sessions of a removed account end: not an `Ended`, as they are not remembered (their
+# other browsers are sent to sign in without a reason).
+REMOVED = "removed"
 _HTTP_ERRORS: dict[int, type[errors.ConsoleError]] = {
     400: errors.BadForm,
     404: errors.PageNotFound,
@@ -153,10 +156,16 @@ async def sessions_middleware(request: web.Request, handler: Handler) -> web.Str
     account = None
     if found is not None and found.user is not None:
         account = app[ACCOUNTS].find(found.user)
-        if account is None:
-            app[SESSIONS].end_user(found.user)  # the account was removed: its sessions end now
+        if account is None:  # the account was removed: its sessions end now
+            for ended in app[SESSIONS].end_user(found.user):
+                await app[AUDIT].arecord(
+                    "session-expired",
+                    who=found.user,
+                    where=address_of(request) if ended is found else "-",
+                    why=REMOVED,
+                )
             if not public:
-                raise to_sign_in(request, ended="removed")
+                raise to_sign_in(request, ended=REMOVED)
             found = None
     if found is not None and account is not None and found.started < account.password_changed_at:
         # A new password: every session begun with the old one ends now, this one included.

@@ -145,12 +145,11 @@ class SessionBook:
         self._ended.pop(key, None)
         return self._signed_in.pop(key, None) or self._anonymous.pop(key, None)
 
-    def end_user(self, user: str) -> int:
-        """End every session of `user` (their account was removed); how many there were."""
+    def end_user(self, user: str) -> list[Session]:
+        """End every session of `user` (their account was removed); the sessions ended, to
+        audit each once."""
         keys = [key for key, s in self._signed_in.items() if s.user == user]
-        for key in keys:
-            del self._signed_in[key]
-        return len(keys)
+        return [self._signed_in.pop(key) for key in keys]
 
     def end_begun_before(self, user: str, changed: float, now: float) -> list[Session]:
         """End every session of `user` begun before `changed` (when their password was

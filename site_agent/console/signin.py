@@ -204,9 +204,8 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     app[THROTTLE].succeeded(name)
     if not account.password.current:  # parameters raised since: store the stronger hash
         fresh = await asyncio.to_thread(passwords.hash_password, password)
-        await asyncio.to_thread(
-            app[ACCOUNTS].set_password, name, fresh, account.password_changed_at
-        )
+        # Only over the hash just checked: a password set meanwhile must not be undone.
+        await asyncio.to_thread(app[ACCOUNTS].renew_password, name, account.password, fresh)
     app[SESSIONS].end(session.id)
     # Begun when the password was read, not after its check: a password changed meanwhile
     # (`user password`) ends this session at its next request, as one begun before it.

@@ -286,12 +286,44 @@ class ApplicationEntities(Kind[tuple[str, ...]]):
         return json.dumps(list(value), ensure_ascii=False)  # a JSON list of strings is TOML
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Networks(Kind[tuple[Network, ...]]):
+    """Addresses or networks (`10.0.0.5`, `10.0.0.0/24`, `::1`): a TOML list of strings, or in
+    text separated by commas. Empty: none. A network with host bits set (`10.0.0.5/24`) is
+    refused rather than widened: it names neither one address nor one network for sure, and
+    these name who is trusted."""
+
+    expected = 'addresses or networks, e.g. ["127.0.0.1", "10.0.0.0/24"]'
+
+    def from_toml(self, raw: object) -> tuple[Network, ...]:
+        if isinstance(raw, list):
+            if not all(isinstance(v, str) for v in raw):
+                raise self.refuse(raw)
+            return self._networks(raw, raw)
+        return super().from_toml(raw)
+
+    def from_text(self, text: str) -> tuple[Network, ...]:
+        return self._networks([v for v in text.split(",") if v.strip()], text)
+
+    def _networks(self, values: list[str], raw: object) -> tuple[Network, ...]:
+        try:
+            return tuple(dict.fromkeys(ipaddress.ip_network(v.strip()) for v in values))
+        except ValueError:
+            raise self.refuse(raw) from None
+
+    def to_toml(self, value: tuple[Network, ...]) -> str:
+        return json.dumps([str(v) for v in value])
+
+
 Port = Annotated[int, Whole(1, 65535)]
 Count = Annotated[int, Whole(1, 64)]
 Duration = Annotated[float, Span()]
 Url = Annotated[str, WebAddress()]
 AETitle = Annotated[str, ApplicationEntity()]
 AETitles = Annotated[tuple[str, ...], ApplicationEntities()]
+NetworkList = Annotated[tuple[Network, ...], Networks()]
 
 PLAIN: dict[Any, Kind[Any]] = {
     str: Text(),

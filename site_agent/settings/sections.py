@@ -11,7 +11,16 @@ from pathlib import Path
 
 from site_agent.errors import AgentError
 from site_agent.relay_address import relay_address, require_secure
-from site_agent.settings.kinds import HOURS, MINUTES, AETitle, Duration, HostPort, Port, Url
+from site_agent.settings.kinds import (
+    HOURS,
+    MINUTES,
+    AETitle,
+    Duration,
+    HostPort,
+    NetworkList,
+    Port,
+    Url,
+)
 from site_agent.settings.schema import setting
 
 MIN_IDLE_TIMEOUT = 1 * MINUTES
@@ -64,6 +73,12 @@ class ConsoleSettings:
         "",
         "The console's address as staff's browsers reach it, when a proxy in front serves "
         "https, e.g. https://traumarelay.hospital.local; empty: the address it is served on.",
+    )
+    trusted_proxies: NetworkList = setting(
+        (),
+        'The proxies in front of the console (addresses or networks, e.g. ["127.0.0.1"]): from '
+        "them, where staff connect from is taken from X-Forwarded-For, for the sign-in throttle "
+        "and the audit log; from any other peer that header is ignored. Empty: no proxy.",
     )
     tls_certificate: Path | None = setting(
         None, "PEM certificate chain, to serve https directly; empty: plain http."

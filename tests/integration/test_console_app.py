@@ -19,14 +19,22 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 from aiohttp import web
-from console_harness import NURSE, NURSE_PASSWORD, Console, running_console, running_test_console
+from console_harness import (
+    NURSE,
+    NURSE_PASSWORD,
+    T0,
+    Console,
+    running_console,
+    running_test_console,
+)
 
+from site_agent import passwords
 from site_agent.accounts import Accounts
 from site_agent.audit import verify_chain
 from site_agent.console import AgentPages, render
-from site_agent.console.appkeys import SESSIONS
+from site_agent.console.appkeys import SESSIONS, THROTTLE
 from site_agent.console.guard import COOKIE
-from site_agent.console.throttle import PER_USER, WINDOW
+from site_agent.console.throttle import PER_USER, WINDOW, Window
 from site_agent.errors import RelayUnreachable
 from site_agent.passwords import PasswordHash, hash_password, verify
 
@@ -287,6 +295,77 @@ async def test_sign_ins_sent_at_once_get_no_more_tries_than_the_limit(tmp_path: 
     assert actions == {"sign-in-refused": PER_USER, "sign-in-throttled": PER_USER + 1}
 
 
+async def sign_in_from(
+    client: aiohttp.ClientSession, console: Console, forwarded: str, password: str
+) -> int:
+    """A sign-in through a proxy (this test, on 127.0.0.1) naming `forwarded` as the client;
+    the answer's status."""
+    _, _, page = await get(client, f"{console.url}/sign-in")
+    form = {"csrf_token": token_of(page), "user": NURSE, "password": password}
+    headers = {"X-Forwarded-For": forwarded}
+    return (await post(client, f"{console.url}/sign-in", form, headers=headers))[0]
+
+
+def audit_where(console: Console) -> list[tuple[str, str]]:
+    lines = console.audit.read_text(encoding="utf-8").splitlines()
+    return [(r["action"], r["where"]) for r in map(json.loads, lines)]
+
+
+async def test_behind_a_trusted_proxy_each_client_has_its_own_address(tmp_path: Path) -> None:
+    """With the proxy in `console.trusted_proxies`, the address it forwards for is the one the
+    throttle counts and the audit log records: one guesser does not make everyone wait."""
+    wrong = "wrong horse battery staple"
+    async with (
+        running_console(tmp_path, "sender", "console.trusted_proxies=127.0.0.1") as console,
+        browser_like() as guesser,
+        browser_like() as nurse,
+    ):
+        console.app[THROTTLE].addresses = Window(2)  # as 30 failures, sooner
+        assert await sign_in_from(guesser, console, "198.51.100.7", wrong) == 403
+        assert await sign_in_from(guesser, console, "198.51.100.7", wrong) == 403
+        # A forged address to the left of the proxy's own entry changes nothing.
+        assert await sign_in_from(guesser, console, "6.6.6.6, 198.51.100.7", wrong) == 429
+        assert await sign_in_from(nurse, console, "198.51.100.8", NURSE_PASSWORD) == 303
+        token = token_of((await get(nurse, f"{console.url}/"))[2])
+        signed_out = await post(
+            nurse,
+            f"{console.url}/sign-out",
+            {"csrf_token": token},
+            headers={"X-Forwarded-For": "198.51.100.8"},
+        )
+        assert signed_out[0] == 303
+    assert audit_where(console) == [
+        ("sign-in-refused", "198.51.100.7"),
+        ("sign-in-refused", "198.51.100.7"),
+        ("sign-in-throttled", "198.51.100.7"),
+        ("sign-in", "198.51.100.8"),
+        ("sign-out", "198.51.100.8"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "assignments",
+    [(), ("console.trusted_proxies=10.0.0.0/8",)],
+    ids=["no-proxy-trusted", "another-proxy-trusted"],
+)
+async def test_a_forwarded_address_from_an_untrusted_peer_is_ignored(
+    tmp_path: Path, assignments: tuple[str, ...]
+) -> None:
+    """Anyone can send X-Forwarded-For: from a peer not listed, a new one on every guess does
+    not dodge the throttle, and the audit log records the peer."""
+    wrong = "wrong horse battery staple"
+    async with running_console(tmp_path, "sender", *assignments) as console, browser_like() as c:
+        console.app[THROTTLE].addresses = Window(2)
+        assert await sign_in_from(c, console, "198.51.100.1", wrong) == 403
+        assert await sign_in_from(c, console, "198.51.100.2", wrong) == 403
+        assert await sign_in_from(c, console, "198.51.100.3", NURSE_PASSWORD) == 429
+    assert audit_where(console) == [
+        ("sign-in-refused", "127.0.0.1"),
+        ("sign-in-refused", "127.0.0.1"),
+        ("sign-in-throttled", "127.0.0.1"),
+    ]
+
+
 async def test_an_unknown_user_is_refused_like_a_wrong_password(tmp_path: Path) -> None:
     async with running_console(tmp_path) as console, browser_like() as client:
         _, _, page = await get(client, f"{console.url}/sign-in")
@@ -337,6 +416,29 @@ async def test_removing_an_account_ends_its_sessions(tmp_path: Path) -> None:
         Accounts(console.folder).remove(NURSE)
         status, location, _ = await get(client, f"{console.url}/")
         assert (status, location) == (303, "/sign-in?ended=removed")
+
+
+async def test_each_session_a_removed_account_ends_is_audited(tmp_path: Path) -> None:
+    """`user remove NAME` ends that user's sessions in every browser at the first request of
+    any: each is audited, the one found by this request with its address."""
+    async with (
+        running_console(tmp_path) as console,
+        browser_like() as mine,
+        browser_like() as other,
+    ):
+        await signed_in(mine, console)
+        await signed_in(other, console)
+        Accounts(console.folder).remove(NURSE)
+        status, location, _ = await get(mine, f"{console.url}/")
+        assert (status, location) == (303, "/sign-in?ended=removed")
+        assert (await get(other, f"{console.url}/"))[:2] == (303, "/sign-in")
+    lines = [json.loads(line) for line in console.audit.read_text("utf-8").splitlines()]
+    ended = [(r["who"], r["where"], r["detail"]) for r in lines if r["action"] == "session-expired"]
+    assert sorted(ended) == [
+        (NURSE, "-", {"why": "removed"}),
+        (NURSE, "127.0.0.1", {"why": "removed"}),
+    ]
+    assert verify_chain(console.audit) == len(lines)
 
 
 async def test_a_new_password_ends_the_sessions_begun_before_it(tmp_path: Path) -> None:
@@ -512,3 +614,37 @@ async def test_a_hash_with_older_parameters_is_renewed_at_sign_in(tmp_path: Path
     assert verify(NURSE_PASSWORD, account.password)
     # Not a new password: the nurse's own sessions, begun after 1.0, stay.
     assert account.password_changed_at == 1.0
+
+
+async def test_a_password_changed_during_sign_in_is_not_undone_by_the_renewal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`user password` run while a sign-in with an old-parameters hash is being checked: the
+    renewal after the check must not write the old password back over the new one."""
+    new_password = "a whole new horse battery staple"
+    salt = b"s" * 16
+    key = hashlib.scrypt(NURSE_PASSWORD.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    real_verify = passwords.verify
+
+    async with running_console(tmp_path, users={}) as console, browser_like() as client:
+        Accounts(console.folder).add(NURSE, PasswordHash(2**14, 8, 1, salt, key), now=1.0)
+
+        def verify_then_change(password: str, stored: PasswordHash) -> bool:
+            matches = real_verify(password, stored)
+            console.clock.advance(60)  # `user password`, a minute later, while this is checked
+            Accounts(console.folder).set_password(
+                NURSE, hash_password(new_password), console.clock()
+            )
+            return matches
+
+        monkeypatch.setattr(passwords, "verify", verify_then_change)
+        assert (await sign_in(client, console))[:2] == (303, "/")
+        monkeypatch.setattr(passwords, "verify", real_verify)
+        # Signed in with the old password, before the change: signed out at once.
+        status, location, _ = await get(client, f"{console.url}/")
+        assert (status, location) == (303, "/sign-in?ended=password-changed")
+    account = Accounts(console.folder).find(NURSE)
+    assert account is not None
+    assert account.password_changed_at == T0 + 60
+    assert verify(new_password, account.password)
+    assert not verify(NURSE_PASSWORD, account.password)

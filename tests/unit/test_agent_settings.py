@@ -4,6 +4,7 @@ be unsafe stops the start."""
 
 from __future__ import annotations
 
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +251,37 @@ def test_unsafe_or_incomplete_settings_stop_the_start(
 ) -> None:
     with pytest.raises(SettingInvalid, match="^" + problem.replace(".", r"\.")):
         _load(assignments=(*VALID, *assignments))
+
+
+def test_trusted_proxies_are_networks_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    file = tmp_path / "sender.toml"
+    file.write_text('[console]\ntrusted_proxies = ["127.0.0.1", "10.0.0.0/24"]\n')
+    from_file = _load(file=file, assignments=VALID).console.trusted_proxies
+    assert from_file == (ip_network("127.0.0.1"), ip_network("10.0.0.0/24"))
+    environ = {f"{SENDER_PREFIX}_CONSOLE_TRUSTED_PROXIES": "::1, 10.0.0.0/24"}
+    from_environment = _load(environ=environ, assignments=VALID).console.trusted_proxies
+    assert from_environment == (ip_network("::1"), ip_network("10.0.0.0/24"))
+    assert _load(assignments=VALID).console.trusted_proxies == ()
+    printed = tmp_path / "printed.toml"
+    printed.write_text(_printed(_load(file=file, assignments=VALID), SENDER_PREFIX))
+    assert _load(file=printed).console.trusted_proxies == from_file
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "proxy.hospital.local",  # a name: it may resolve to anything
+        "10.0.0.5/24",  # one address, or its network? Refused, not widened
+        "127.0.0.1, 300.1.2.3",
+    ],
+)
+def test_trusted_proxies_that_are_not_addresses_stop_the_start(value: str) -> None:
+    with pytest.raises(SettingInvalid) as refused:
+        _load(assignments=(*VALID, f"console.trusted_proxies={value}"))
+    assert str(refused.value).startswith(
+        "console.trusted_proxies: expected addresses or networks, e.g."
+    )
+    assert str(refused.value).endswith("(from --set)")
 
 
 def test_the_network_may_be_served_over_https() -> None:

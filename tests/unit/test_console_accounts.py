@@ -136,6 +136,28 @@ def test_accounts_are_added_changed_and_removed(tmp_path: Path) -> None:
         accounts.set_password("nurse.joy", fresh, now=300.0)
 
 
+def test_a_hash_is_renewed_only_over_the_one_checked(tmp_path: Path) -> None:
+    """Renewing at sign-in (stronger parameters) compares and sets under the file's lock: a
+    password set, or an account removed, since the check is never undone."""
+    accounts = Accounts(tmp_path / "sending")
+    checked = PasswordHash.decode(PINNED)
+    accounts.add("nurse.joy", checked, now=100.0)
+    renewed = hash_password(GOOD)
+    assert accounts.renew_password("nurse.joy", checked, renewed)
+    account = accounts.find("nurse.joy")
+    assert account is not None
+    assert (account.password, account.password_changed_at) == (renewed, 100.0)
+    newer = hash_password("another good password here")
+    accounts.set_password("nurse.joy", newer, now=200.0)
+    assert not accounts.renew_password("nurse.joy", renewed, hash_password(GOOD))
+    account = accounts.find("nurse.joy")
+    assert account is not None
+    assert (account.password, account.password_changed_at) == (newer, 200.0)
+    accounts.remove("nurse.joy")
+    assert not accounts.renew_password("nurse.joy", newer, hash_password(GOOD))
+    assert accounts.find("nurse.joy") is None
+
+
 def test_the_account_file_is_private_and_holds_no_password(tmp_path: Path) -> None:
     accounts = Accounts(tmp_path / "sending")
     accounts.add("nurse.joy", hash_password(GOOD), now=1.0)

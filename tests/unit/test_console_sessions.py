@@ -101,7 +101,7 @@ def test_ending_sessions() -> None:
     one, two, other = (book.start(u, T0) for u in ("jsmith", "jsmith", "nurse.joy"))
     assert book.end(one.id) is one
     assert book.find(one.id, T0) is None
-    assert book.end_user("jsmith") == 1
+    assert book.end_user("jsmith") == [two]
     assert book.find(two.id, T0) is None
     assert book.find(other.id, T0) is other
 
