@@ -125,7 +125,8 @@ def remote(request: web.Request) -> str:
     """The client's address (behind a trusted proxy, the one it forwarded for)."""
     return client_address(
         request.remote,
-        request.headers.get("X-Forwarded-For", ""),
+        # Every field, in order: a proxy may add its own field after one the client wrote.
+        ",".join(request.headers.getall("X-Forwarded-For", [])),
         request.app[CONFIG].trusted_proxy_networks,
     )
 

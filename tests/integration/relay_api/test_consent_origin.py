@@ -84,3 +84,22 @@ async def test_a_forwarded_address_from_an_untrusted_peer_is_ignored(tmp_path: P
         assert authorization["remote"] == "127.0.0.1"
         r = await redeem(ctx, sent.locator, await code_proof(ctx, sent.code))
         assert r.body["consent_from_sending_site"] is False  # loopback tells nothing
+
+
+@pytest.mark.asyncio
+async def test_a_proxy_adding_its_own_forwarded_field_is_believed_not_the_clients(
+    proxied: Ctx,
+) -> None:
+    """A proxy that adds its own X-Forwarded-For field (HAProxy's `option forwardfor`), after
+    one the client wrote itself: the client's address is the one the proxy wrote, the last."""
+    ctx = proxied
+    sent = await create_transfer(ctx, authorize=False)
+    forged = "203.0.113.66"
+    headers = [("X-Forwarded-For", forged), ("X-Forwarded-For", PHONE)]
+    async with ctx.http.post(
+        f"{ctx.relay.url}/api/v1/authorizations", json={"token": sent.token}, headers=headers
+    ) as r:
+        assert r.status == 200, await r.text()
+    records = await ctx.audit_records()
+    (authorization,) = [r for r in records if r["action"] == "patient-authorization"]
+    assert authorization["remote"] == PHONE
