@@ -27,6 +27,7 @@ IMPORT = "110107"
 QUERY = "110112"
 INSTANCES_TRANSFERRED = "110104"
 INSTANCES_ACCESSED = "110103"
+PATIENT_RECORD = "110110"
 EXPORT = "110106"
 STUDY_DELETED = "110105"
 
@@ -50,6 +51,12 @@ EVENT_IDS = {
     "transfer-revoked": EXPORT,
     "sheet-printed": EXPORT,
     "transfer-viewed": INSTANCES_ACCESSED,
+    # A list naming patients a person was shown (`page`: studies or transfers here, imports or
+    # holds at the trauma center) with how many it `listed`, never who; not an empty list, nor
+    # the page's own refreshes (`site_agent.console.page_views`). A search of the recent studies
+    # is a query: what it searched is never recorded, only how many it `found`.
+    "list-viewed": PATIENT_RECORD,
+    "studies-searched": QUERY,
     "following-stopped": EXPORT,
     "report-added": INSTANCES_TRANSFERRED,  # an instance made here, kept with the study
     "report-refused": INSTANCES_TRANSFERRED,

@@ -28,7 +28,6 @@ from receiving_site.console.appkeys import (
     SEARCHES,
     THUMBNAILS,
     UNREADY,
-    VIEWS,
     WORKLIST,
 )
 from receiving_site.console.errors import ContinueFromTheList, NoPacs
@@ -102,7 +101,6 @@ def setup(app: web.Application, settings: ReceiverSettings) -> None:
     app[CONFIRMING] = asyncio.Lock()
     app[WORKLIST] = Worklist(settings.worklist, settings.pacs.calling_ae_title)
     app[SEARCHES] = {}
-    app[VIEWS] = {}
     app[THUMBNAILS] = asyncio.Semaphore(THUMBNAILS_AT_ONCE)
     app.cleanup_ctx.append(partial(_imports, settings))
     holds.setup(app, settings)

@@ -24,6 +24,3 @@ CONFIRMING = web.AppKey("trauma_confirming", asyncio.Lock)
 # by transfer id, until the import is confirmed.
 WORKLIST = web.AppKey("trauma_worklist", Worklist)
 SEARCHES: web.AppKey[dict[str, Search]] = web.AppKey("trauma_worklist_searches")
-# When each person last opened each import's or held study's page (user, page, transfer id):
-# a JS-less page's own refreshes within `import_pages.REFRESHED_VIEW` of it are not new views.
-VIEWS: web.AppKey[dict[tuple[str, str, str], float]] = web.AppKey("trauma_views")

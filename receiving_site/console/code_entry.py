@@ -20,6 +20,7 @@ from receiving_site.preview import person_name
 from receiving_site.redeem import parse_secret
 from site_agent.console import render, user_of
 from site_agent.console.appkeys import address_of
+from site_agent.console.page_views import list_viewed
 from transfer_codes.codes import looks_like_code
 from transfer_codes.errors import TransferCodeError
 
@@ -45,10 +46,14 @@ def _qr_import_listed(request: web.Request) -> bool:
     return any(not j.code for j in (*unfinished, *done))
 
 
-def _home(
+async def _home(
     request: web.Request, *, problem: str = "", typed: str = "", status: int = 200
 ) -> web.Response:
+    """The page with the code's field and the list of imports, each naming its patient: every
+    time it is shown to a person (opened, or answering their code) it is audited as a view of
+    that list (`page_views.list_viewed`)."""
     unfinished, done = _listed(request)
+    await list_viewed(request, "imports", len(unfinished) + len(done))
     return render(
         request,
         "receiver_home.html",
@@ -64,7 +69,7 @@ def _home(
 
 @routes.get("/")
 async def home(request: web.Request) -> web.Response:
-    return _home(request)
+    return await _home(request)
 
 
 def _given_back(text: str) -> str:
@@ -84,11 +89,11 @@ async def redeem_code(request: web.Request) -> web.StreamResponse:
     typed = _given_back(text)
     unready: list[str] = request.app[UNREADY]
     if unready:
-        return _home(request, problem=" ".join(unready), typed=typed, status=503)
+        return await _home(request, problem=" ".join(unready), typed=typed, status=503)
     try:
         secret = parse_secret(text)
     except (TransferCodeError, errors.ReceivingError) as e:
-        return _home(request, problem=str(e), typed=typed, status=400)
+        return await _home(request, problem=str(e), typed=typed, status=400)
     imports = request.app[IMPORTS]
     known = imports.open_for(secret)
     if known is not None and known.transfer_id:
@@ -103,7 +108,7 @@ async def redeem_code(request: web.Request) -> web.StreamResponse:
         await asyncio.wait_for(job.unlocked.wait(), UNLOCK_WAIT)
     except TimeoutError:
         waiting = StillRedeeming()
-        return _home(request, problem=waiting.detail, typed=typed, status=waiting.status)
+        return await _home(request, problem=waiting.detail, typed=typed, status=waiting.status)
     # The redemption is audited by the import itself (`Imports.start`), once, whoever waits;
     # written before the page answers.
     if job.recorded is not None:
@@ -112,5 +117,5 @@ async def redeem_code(request: web.Request) -> web.StreamResponse:
         problem = job.problem
         if job.not_accepted and _qr_import_listed(request):
             problem = f"{problem} {MaybeOpenedByItsQr().detail}"
-        return _home(request, problem=problem, typed=typed, status=400)
+        return await _home(request, problem=problem, typed=typed, status=400)
     raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")

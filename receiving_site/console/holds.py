@@ -31,6 +31,7 @@ from receiving_site.preview import sex_word
 from receiving_site.settings import ReceiverSettings
 from site_agent.console import render, user_of
 from site_agent.console.appkeys import AUDIT, CLOCK, RELAY_CREDENTIAL, address_of
+from site_agent.console.page_views import list_viewed
 from site_agent.dicom_text import date, how_many_images, person_name
 from site_agent.errors import AgentError
 from site_agent.local_time import utc_time
@@ -83,6 +84,7 @@ def _place(request: web.Request) -> Place:
 async def queue(request: web.Request) -> web.Response:
     state_dir = request.app[SETTINGS].state.folder
     found = await asyncio.to_thread(hold_record.held_studies, state_dir)
+    await list_viewed(request, "holds", len(found))  # each names its patient
     partly = any(h.stored_in_pacs for h in found)
     return render(request, "holds.html", held=[_view(h) for h in found], partly=partly)
 

@@ -34,7 +34,6 @@ from receiving_site.console.appkeys import (
     IMPORTS,
     SEARCHES,
     THUMBNAILS,
-    VIEWS,
 )
 from receiving_site.console.errors import (
     ContinuingCannotHelp,
@@ -50,16 +49,13 @@ from receiving_site.redeem import CONSENT_FROM_SENDER
 from site_agent.console import notices, render, user_of
 from site_agent.console.appkeys import AUDIT, CLOCK, address_of
 from site_agent.console.errors import PageNotFound
-from site_agent.console.guard import REFRESH_HEADER
+from site_agent.console.page_views import REFRESHED, audited
 from site_agent.local_time import utc_time
 
 routes = web.RouteTableDef()
 
 LIVE = (Stage.STARTING, Stage.OPENING, Stage.IMPORTING)  # refreshed without a person's action
 ACK = "ack-"  # the form fields acknowledging one difference each: ack-name, ack-birth-date...
-REFRESHED = "refreshed"  # the query a page without its script refreshes itself with
-REFRESHED_VIEW = 600.0  # seconds after a person opened a page in which its refreshes are not views
-MAX_VIEWS = 10_000  # pages' last views remembered; then the console starts afresh
 
 
 def _job(request: web.Request) -> Import:
@@ -135,25 +131,10 @@ async def viewed(request: web.Request, transfer_id: str) -> None:
     """A person opened a page showing the study of `transfer_id` (the patient, its images): an
     access, audited as the ER console's views of a transfer are (`transfer-viewed`). The page's
     own refreshes while an import runs are not a new view: its script's (`X-Console-Refresh`),
-    and without the script its meta refresh's (`?refreshed`) within `REFRESHED_VIEW` of the
-    same person's last recorded view of the page (a `?refreshed` with none is a view)."""
-    if REFRESH_HEADER in request.headers:
-        return
-    user, page = user_of(request), request.path.split("/", 2)[1]  # imports or holds
-    views, now = request.app[VIEWS], request.app[CLOCK]()
-    last = views.get((user, page, transfer_id))
-    if REFRESHED in request.query and last is not None and 0 <= now - last < REFRESHED_VIEW:
-        return
-    await request.app[AUDIT].arecord(
-        "transfer-viewed",
-        who=user,
-        where=address_of(request),
-        transfer=transfer_id,
-        page=page,
-    )
-    if len(views) >= MAX_VIEWS:
-        views.clear()
-    views[(user, page, transfer_id)] = now
+    and without the script its meta refresh's (`?refreshed`) soon after the same person's last
+    recorded view of the page (`page_views`)."""
+    page = request.path.split("/", 2)[1]  # imports or holds
+    await audited(request, "transfer-viewed", page=page, subject=transfer_id, transfer=transfer_id)
 
 
 @routes.post("/imports/{transfer_id}/identity")

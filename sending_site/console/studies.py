@@ -32,6 +32,7 @@ from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from site_agent.console import render, user_of
 from site_agent.console.appkeys import AUDIT, RELAY_CREDENTIAL, address_of
 from site_agent.console.errors import PageNotFound
+from site_agent.console.page_views import list_viewed
 from site_agent.console.uploads import takes_uploads
 from site_agent.errors import AgentError
 
@@ -77,6 +78,9 @@ async def reading(spool: Path) -> AsyncIterator[InboxIndex | None]:
 
 
 async def _listing(request: web.Request, search: str) -> web.Response:
+    """The recent studies, or those `search` finds, each naming its patient: audited every
+    time a person is shown them, as a view of the list (`list-viewed`, when it lists anyone) or
+    as a search (`studies-searched`, with how many it found, never what was typed)."""
     settings = request.app[SETTINGS]
     now = time.time()
     rows: list[dict[str, Any]] = []
@@ -89,6 +93,16 @@ async def _listing(request: web.Request, search: str) -> web.Response:
                 else None
             )
             rows.append({"listing": listing, "words": study_words(listing), "report": report})
+    if search.strip():  # a person's own search, never a refresh
+        await request.app[AUDIT].arecord(
+            "studies-searched",
+            who=user_of(request),
+            where=address_of(request),
+            page="studies",
+            found=len(rows),
+        )
+    else:
+        await list_viewed(request, "studies", len(rows))
     return render(request, "sender_home.html", rows=rows, search=search, dicom=settings.dicom)
 
 

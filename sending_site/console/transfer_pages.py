@@ -32,6 +32,7 @@ from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from site_agent.console import render, user_of
 from site_agent.console.appkeys import AUDIT, RELAY_CREDENTIAL, address_of
 from site_agent.console.errors import PageNotFound
+from site_agent.console.page_views import list_viewed
 from site_agent.errors import AgentError
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.phone import authorization_link
@@ -310,6 +311,7 @@ async def transfers(request: web.Request) -> web.Response:
         uploading=running,
         at_console=True,
     )
+    await list_viewed(request, "transfers", len(views))  # each names its patient
     return render(request, "transfers.html", views=views)
 
 

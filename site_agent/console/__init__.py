@@ -21,6 +21,8 @@ adds the agent's accounts, audit log and settings.
 - Every POST form holds `{{ csrf_field }}`; a script's `fetch` sends the token in the
   `X-CSRF-Token` header (the form field's value). Anything else is refused with a calm page.
 - A page that refreshes itself sends `X-Console-Refresh: 1`, which does not count as activity.
+- A page or list showing patients audits each person's opening of it, not its own refreshes:
+  `page_views.audited` (one transfer's page) or `page_views.list_viewed` (a list).
 - A page a POST redirects to can say something once to the person who posted it, and to no one
   else: `notices.leave(request, path, notice)`, then `notices.take(request)` in its GET.
 - Errors: raise a `site_agent.console.errors` class, or list the agent's own exception classes

@@ -29,6 +29,7 @@ from site_agent.console.appkeys import (
     TEMPLATES,
     THROTTLE,
     VERIFYING,
+    VIEWS,
 )
 from site_agent.console.pages import environment
 from site_agent.console.sessions import SessionBook
@@ -105,6 +106,7 @@ def make_app(
     app[AUDIT] = AuditLog(folder, clock)
     app[TEMPLATES] = environment(pages.templates)
     app[VERIFYING] = asyncio.Semaphore(CONCURRENT_PASSWORD_CHECKS)
+    app[VIEWS] = {}
     app.on_response_prepare.append(guard.security_headers)
     app.cleanup_ctx.append(_folder)
     app.cleanup_ctx.append(_sweeper)

@@ -31,6 +31,9 @@ TEMPLATES = web.AppKey("console_templates", jinja2.Environment)
 # Password checks at once (each takes 32 MiB and a tenth of a second on a worker thread).
 VERIFYING = web.AppKey("console_verifying", asyncio.Semaphore)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("console_clock")
+# When each person last opened each page that shows patients (user, page, transfer id or ""):
+# a JS-less page's own refreshes soon after are not new views (`page_views`).
+VIEWS: web.AppKey[dict[tuple[str, str, str], float]] = web.AppKey("console_views")
 
 _SESSION = web.RequestKey("console_session", Session)
 
