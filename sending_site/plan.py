@@ -252,6 +252,7 @@ class PushPlan:
                 code=record.code,
                 capability=record.capability,
                 issued_at=record.issued_at,
+                code_confirmed=record.code_confirmed,
             )
 
     def upload_finished(self, incomplete: bool = False) -> list[Decision]:
