@@ -350,7 +350,7 @@ def _break_glass_problem(reason: str | None, clinician: str | None) -> str | Non
 
 
 def run_push(args: argparse.Namespace) -> int:
-    from sending_site import outgoing
+    from sending_site import outgoing, refusals
     from sending_site.command_audit import break_glass_audited, break_glass_not_added, site_audit
     from sending_site.errors import BreakGlassIncomplete, ConfirmationNeeded
     from sending_site.inbox.handoff import spooled_study
@@ -460,8 +460,12 @@ def run_push(args: argparse.Namespace) -> int:
             # when the family had authorized.
             if args.break_glass and event.break_glass and not event.break_glass_added:
                 break_glass_audited(audit, event.transfer_id, args.clinician, already=True)
-            qr_path.append(_write_qr(_qr_path(args.qr, state, event.transfer_id), event.capability))
-            if args.sheet:
+            # A code a re-issue's lost answer left (resumed here) may not be the relay's: no QR,
+            # no sheet, and it is not shown; a new code is given instead (`reissue`).
+            if event.code_confirmed:
+                qr = _write_qr(_qr_path(args.qr, state, event.transfer_id), event.capability)
+                qr_path.append(qr)
+            if args.sheet and event.code_confirmed:
                 sheet = TransferSheet(
                     transfer_id=event.transfer_id,
                     destination=event.recipient_display_name or destination.name,
@@ -492,8 +496,11 @@ def run_push(args: argparse.Namespace) -> int:
                 if event.uploaded_before:
                     verb = "The relay already holds all of this study:"
                 print(f"{verb} transfer {event.transfer_id} to {destination.label()}.")
-                print(f"  Code:        {event.code}")
-                print(f"  QR code:     {qr_path[0]} (readable only by you: it opens the study)")
+                if event.code_confirmed:
+                    print(f"  Code:        {event.code}")
+                    print(f"  QR code:     {qr_path[0]} (readable only by you: it opens the study)")
+                else:
+                    print(f"  Code:        {refusals.unconfirmed(event.transfer_id).cli}")
                 if "sheet_pdf" in written:
                     print(f"  Transfer sheet: {written['sheet_pdf']} (print it for the patient)")
                 print(f"  Patient authorization link: {event.authorization_url}")
@@ -539,8 +546,9 @@ def run_push(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "transfer_id": result.ready.transfer_id,
-                    "code": result.ready.code,
-                    "qr_png": str(qr_path[0]),
+                    "code": result.ready.code if result.ready.code_confirmed else None,
+                    "code_confirmed": result.ready.code_confirmed,
+                    "qr_png": str(qr_path[0]) if qr_path else None,
                     "authorization_url": result.ready.authorization_url,
                     "expires_at": result.ready.expires_at,
                     "instances": result.instances,

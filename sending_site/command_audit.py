@@ -17,7 +17,7 @@ from sending_site.cli import SENDER
 from sending_site.errors import SendingError
 from site_agent.audit import AuditLog
 from site_agent.commands import audit_command
-from site_agent.errors import AgentError
+from site_agent.errors import AgentError, outcome_unknown
 from site_agent.local_state import site_folder
 
 
@@ -30,13 +30,16 @@ def site_audit(state: Path) -> AuditLog:
 @contextlib.contextmanager
 def refusal_audited(log: AuditLog, action: str, transfer: str, **detail: object) -> Iterator[None]:
     """An action on `transfer` that the relay or this agent refuses is recorded too, as the
-    console records it: `outcome` refused, `why` what refused it (not its sentence, which may
-    hold a code), and `detail` as its success records it; then the refusal goes on to be said."""
+    console records it: `outcome` refused, or unknown when the request left and no answer came
+    (`outcome_unknown`: the relay may have done it), `why` what stopped it (not its sentence,
+    which may hold a code), and `detail` as its success records it; then the refusal goes on
+    to be said."""
     try:
         yield
     except (SendingError, AgentError) as e:
         why = type(e).__name__
-        audit_command(log, action, outcome="refused", transfer=transfer, why=why, **detail)
+        outcome = "unknown" if outcome_unknown(e) else "refused"
+        audit_command(log, action, outcome=outcome, transfer=transfer, why=why, **detail)
         raise
 
 

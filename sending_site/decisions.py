@@ -79,6 +79,9 @@ class Ready:
     study_description: str = ""
     series_count: int = 0
     instance_count: int = 0
+    # False when a re-issue's answer never came (`TransferJournal.code_confirmed`): the code
+    # may not be the relay's, so it is neither shown nor printed.
+    code_confirmed: bool = True
 
     @property
     def authorized(self) -> bool:

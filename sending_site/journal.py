@@ -70,6 +70,13 @@ class TransferJournal:
     # Center"), kept once the relay has said it (`remember_recipient`), so that pages still name
     # it so while the relay is out of reach; empty until then, and in older journals.
     recipient_display_name: str = ""
+    # Whether the relay said it took `code`: False from when a re-issue saves the code it drew
+    # (before asking the relay) until the relay answers that it took it, whose time then joins
+    # `issued_at`. A re-issue whose answer never came leaves it False: the relay may hold this
+    # code or still the one before, so neither is shown or printed as working until a later
+    # re-issue is confirmed. `issued_at` cannot say it alone: it holds times, not which code
+    # each was. True in older journals.
+    code_confirmed: bool = True
 
     def fingerprint(self) -> list[tuple[str, int, int]]:
         """What must be unchanged for a resumed upload to re-seal identical bytes: sealing is
@@ -145,6 +152,7 @@ def save_from_push(state_dir: Path, journal: TransferJournal) -> TransferJournal
                 code=on_disk.code,
                 capability=on_disk.capability,
                 issued_at=on_disk.issued_at,
+                code_confirmed=on_disk.code_confirmed,
                 recipient_display_name=on_disk.recipient_display_name,
             )
             if on_disk.abandoned and not journal.abandoned:
@@ -169,18 +177,26 @@ def change_code(
     code: str,
     capability: str,
     issued_at: float | None = None,
+    confirmed: bool | None = None,
     only_if: str | None = None,
 ) -> TransferJournal:
     """Give the journal on disk a new code and capability (`issued_at`: when the relay took
     them), leaving the rest as the latest save left it: a push may be saving its progress.
-    `only_if`: only while the code on disk is this one (another re-issue, run meanwhile, has
-    the last word). Returns the journal on disk."""
+    `confirmed` (`TransferJournal.code_confirmed`): by default, exactly when `issued_at` is
+    given; a code put back says how it stood. `only_if`: only while the code on disk is this
+    one (another re-issue, run meanwhile, has the last word). Returns the journal on disk."""
     with _locked(state_dir):
         record = load(state_dir, transfer_id)
         if only_if is not None and record.code != only_if:
             return record
         issued = [*record.issued_at, issued_at] if issued_at is not None else record.issued_at
-        record = replace(record, code=code, capability=capability, issued_at=issued)
+        record = replace(
+            record,
+            code=code,
+            capability=capability,
+            issued_at=issued,
+            code_confirmed=issued_at is not None if confirmed is None else confirmed,
+        )
         _write(state_dir, record)
     return record
 

@@ -224,7 +224,8 @@ class PushPlan:
             decisions.append(AddBreakGlass(record, *self.wanted.break_glass))
             self._glass = self._glass_added = True
         self._look = seen, holdings
-        decisions.append(LeavePhoneDocuments(record, self._glass))
+        if record.code_confirmed:  # never a code the relay may not have taken (a re-issue's)
+            decisions.append(LeavePhoneDocuments(record, self._glass))
         if self._replaced:
             # Last before the new code is shown, so a run that stops earlier leaves them for
             # the next.
@@ -252,6 +253,7 @@ class PushPlan:
                 code=record.code,
                 capability=record.capability,
                 issued_at=record.issued_at,
+                code_confirmed=record.code_confirmed,
             )
 
     def upload_finished(self, incomplete: bool = False) -> list[Decision]:
@@ -351,6 +353,7 @@ class PushPlan:
             study_description=self.wanted.study_description,
             series_count=self.wanted.series_count,
             instance_count=count,
+            code_confirmed=record.code_confirmed,
         )
         if not held:
             self.stage = Stage.UPLOADING

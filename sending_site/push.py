@@ -38,7 +38,7 @@ from sending_site.plan import PushPlan
 from sending_site.source import Arrivals, StudySource
 from site_agent import retry
 from site_agent.client import Holdings, RelayClient, RelayRefused, RelayUnreachable
-from site_agent.errors import AgentError
+from site_agent.errors import AgentError, outcome_unknown
 from transfer_codes import wire
 from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
@@ -947,8 +947,7 @@ class _Sending:
         try:
             await break_glass(self.client, record, reason, clinician)
         except AgentError as e:
-            sent = isinstance(e, RelayUnreachable) and not e.unsent
-            self.on_event(told("unknown" if sent else "refused", type(e).__name__))
+            self.on_event(told("unknown" if outcome_unknown(e) else "refused", type(e).__name__))
             raise
         except asyncio.CancelledError:  # Ctrl-C, or the agent stopping
             self.on_event(told("unknown", "interrupted"))

@@ -145,3 +145,16 @@ DESTINATION_GONE_AT_CONSOLE = (
     "Ask the relay's operator (IT), then press Try again; or send the study to another trauma "
     "center from its page."
 )
+
+
+def unconfirmed(transfer_id: str) -> Said:
+    """A code a re-issue sent to the relay with no answer back (`code_confirmed` false in the
+    journal): the relay may hold it or still the code before it, so neither is known to work."""
+    return Said(
+        "The new code may not have reached the relay, so it is not shown or printed, and the "
+        f"code before it may no longer work. Run trauma-relay reissue {transfer_id} again, then "
+        "give the patient the new code.",
+        "The new code may not have reached the relay, so it is not shown or printed, and the "
+        "code before it may no longer work. Press Give a new code again, then print the new "
+        "transfer sheet.",
+    )

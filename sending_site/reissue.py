@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sending_site import abandon, journal, phone, refused
+from sending_site import abandon, journal, phone, refusals, refused
 from sending_site.errors import TransferAbandoned, TransferDeclined
 from sending_site.push import install_locks
 from sending_site.sheet import TransferSheet
-from site_agent.client import RelayClient, RelayRefused
+from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
+from site_agent.errors import outcome_unknown
 from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
 
@@ -29,7 +30,11 @@ async def reissue(
     state_dir: Path, transfer_id: str, relay: str | None, credential: str
 ) -> Reissued:
     """Give `transfer_id` (sent from this machine) a new code. Raises `TransferAbandoned`
-    when it was given up, `TransferDeclined` when the patient or family said no. One re-issue
+    when it was given up, `TransferDeclined` when the patient or family said no, and
+    `RelayRefused` or `RelayUnreachable` (`unsent`) when the relay did not take the new code
+    (the code before it stays, as it stood). `RelayUnreachable` not `unsent`: the request left
+    and no answer came, so the new code stays in the journal not confirmed
+    (`TransferJournal.code_confirmed`): not shown or printed until a re-issue is. One re-issue
     at a time (`journal.reissuing`)."""
     async with journal.reissuing(state_dir):
         return await _reissue(state_dir, transfer_id, relay, credential)
@@ -57,8 +62,9 @@ async def _reissue(
         before = await client.status(record.transfer_id)
         if refused.by_patient(before):  # no new code for what they said no to
             raise TransferDeclined.said(refused.for_reissue(before, record.transfer_id))
-        old_code, old_capability = record.code, record.capability
-        # Saved first: if the relay takes the new code and we are interrupted, it is kept.
+        old = record
+        # Saved first, not confirmed: if the relay takes the new code and we are interrupted,
+        # it is kept, though not shown or printed until a re-issue is confirmed.
         record = journal.change_code(
             state_dir,
             transfer_id,
@@ -67,28 +73,45 @@ async def _reissue(
         )
         try:
             await install_locks(client, record, "reissue")
-        except RelayRefused:  # it did not take the new code: the old one is still the code
+        except (RelayRefused, RelayUnreachable) as e:
+            if outcome_unknown(e):  # it left and no answer came: the relay may hold it
+                raise _unanswered(e, transfer_id) from e
+            # It did not take the new code (refused, or never reached it): the old one is
+            # still the code, as it stood.
             journal.change_code(
                 state_dir,
                 transfer_id,
-                code=old_code,
-                capability=old_capability,
+                code=old.code,
+                capability=old.capability,
+                confirmed=old.code_confirmed,
                 only_if=record.code,
             )
             raise
+        # Only a code the relay took counts as issued: it is the one the next sheet replaces.
+        record = journal.change_code(
+            state_dir,
+            transfer_id,
+            code=record.code,
+            capability=record.capability,
+            issued_at=time.time(),
+            only_if=record.code,
+        )
         if record.phone_key:  # the patient's phone shows the new code from now on
             await phone.upload(client, record, None)
         status = await client.status(record.transfer_id)
-    # Only a code the relay took counts as issued: it is the one the next sheet replaces.
-    record = journal.change_code(
-        state_dir,
-        transfer_id,
-        code=record.code,
-        capability=record.capability,
-        issued_at=time.time(),
-        only_if=record.code,
-    )
     return Reissued(record, status, replaces)
+
+
+def _unanswered(e: RelayUnreachable, transfer_id: str) -> RelayUnreachable:
+    """The re-issue's request reached the relay and no answer came (`e`): the new code stays in
+    the journal, not confirmed, and staff are told to give another."""
+    why = f" ({e.reason})" if e.reason else ""
+    said = refusals.unconfirmed(transfer_id)
+    return RelayUnreachable(
+        f"No answer came from the relay{why}. {said.cli}",
+        e.reason,
+        console=f"No answer came from the relay{why}. {said.console}",
+    )
 
 
 def sheet_of(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sending_site import abandon, errors, journal, refused
+from sending_site import abandon, errors, journal, refusals, refused
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
 from site_agent.dicom_text import how_many_images
 from transfer_codes.wire import Problem, TransferState
@@ -109,10 +109,13 @@ def status_words(
     *,
     uploading: bool = False,
     at_console: bool = False,
+    code_note: bool = True,
 ) -> str:
     """What the relay's status document means for the ER, in one line; `uploading`: its push
     is running now (in the agent), so nothing needs to be run again; `at_console`: said in the
-    ER console, which has buttons where the command line has commands."""
+    ER console, which has buttons where the command line has commands; `code_note`: a code
+    the relay may not have taken is said too (`unconfirmed_words`; the transfer's page says
+    it in the code's place instead)."""
     state = str(status.get("state", ""))
     words: str
     if state == TransferState.CREATED:
@@ -169,7 +172,27 @@ def status_words(
             words += "; upload not finished: Upload again to finish it"
         else:
             words += "; upload not finished: run the same push again to finish it"
+    if code_note and state in _CODE_WANTED:
+        words += unconfirmed_words(record, at_console)
     return words
+
+
+# The states in which the transfer's code is still wanted (the relay takes a new one).
+_CODE_WANTED = {
+    TransferState.AWAITING_AUTHORIZATION,
+    TransferState.AUTHORIZED,
+    TransferState.LOCKED,
+}
+
+
+def unconfirmed_words(record: journal.TransferJournal, at_console: bool) -> str:
+    """ "; the new code may not have reached the relay..." when a re-issue of `record` had no
+    answer (`TransferJournal.code_confirmed`) and it was not given up; else ""."""
+    if record.code_confirmed or record.abandoned:
+        return ""
+    said = refusals.unconfirmed(record.transfer_id)
+    sentence = said.console if at_console else said.cli
+    return f"; {sentence[0].lower()}{sentence[1:]}"
 
 
 def view(
@@ -195,13 +218,14 @@ def view(
     )
 
 
-def unknown(record: journal.TransferJournal, why: str) -> TransferView:
-    """A transfer whose relay could not say how it stands."""
+def unknown(record: journal.TransferJournal, why: str, *, at_console: bool = False) -> TransferView:
+    """A transfer whose relay could not say how it stands (a code the relay may not have
+    taken is said too, as `status_words` says it)."""
     return TransferView(
         record.transfer_id,
         record.recipient_display_name or record.recipient,
         UNKNOWN_STATE,
-        why,
+        why + unconfirmed_words(record, at_console),
         None,
         record.expires_at,
         record.done and not record.abandoned,
@@ -235,7 +259,7 @@ async def list_transfers(
                 continue
             url = relay or record.relay
             if url in out_of_reach:
-                views.append(unknown(record, out_of_reach[url]))
+                views.append(unknown(record, out_of_reach[url], at_console=at_console))
                 continue
             client = clients.get(url) or clients.setdefault(url, RelayClient(url, credential))
             try:
@@ -250,14 +274,14 @@ async def list_transfers(
             except RelayUnreachable as e:
                 out_of_reach[url] = f"status not known: the relay at {url} could not be reached"
                 out_of_reach[url] += f" ({e.reason})" if e.reason else ""
-                views.append(unknown(record, out_of_reach[url]))
+                views.append(unknown(record, out_of_reach[url], at_console=at_console))
             except RelayRefused as e:
                 why = (
                     "the relay has no record of it (its data may have been removed)"
                     if e.code == Problem.NOT_FOUND
                     else f"status not known: {e.detail}"
                 )
-                views.append(unknown(record, why))
+                views.append(unknown(record, why, at_console=at_console))
     finally:
         for client in clients.values():
             await client.close()

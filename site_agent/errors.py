@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any, Self, TypeGuard
 
 from transfer_codes.messages import from_docstring
 from transfer_codes.wire import Problem
@@ -55,6 +55,12 @@ class RelayUnreachable(AgentError):
         # No connection could be opened, so the request never reached the relay: even one that
         # is not safe to repeat (creating a transfer) may be sent again (`unreachable.unsent`).
         self.unsent = unsent
+
+
+def outcome_unknown(error: BaseException) -> TypeGuard[RelayUnreachable]:
+    """Whether `error` says a request left for the relay and no answer came: the relay may have
+    done it or not (an audit record says `unknown`, not refused)."""
+    return isinstance(error, RelayUnreachable) and not error.unsent
 
 
 # The relay's refusals of what was asked itself, not of how or when: the same request is

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sending_site import abandon, journal
+from sending_site import abandon, journal, refusals
 from sending_site.agent.jobs import Job, start_push
 from sending_site.break_glass import add_break_glass, problem_with
 from sending_site.console.appkeys import JOBS, SETTINGS
@@ -33,7 +33,7 @@ from site_agent.console import render, user_of
 from site_agent.console.appkeys import AUDIT, RELAY_CREDENTIAL, address_of
 from site_agent.console.errors import PageNotFound
 from site_agent.console.page_views import list_viewed
-from site_agent.errors import AgentError
+from site_agent.errors import AgentError, outcome_unknown
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.phone import authorization_link
 from transfer_codes.qr import render_png
@@ -117,12 +117,14 @@ async def _audited_refusal(
 ) -> AsyncIterator[None]:
     """A staff action the relay or this agent refuses is audited too (what refused it, not the
     sentence, which may hold a code; with `detail`, as its success is), then shown as the calm
-    error page."""
+    error page. Outcome refused, or unknown when the request left and no answer came
+    (`outcome_unknown`: the relay may have done it)."""
     try:
         yield
     except (SendingError, AgentError) as e:
         why = type(e).__name__
-        await _audit(request, action, transfer_id, outcome="refused", why=why, **detail)
+        outcome = "unknown" if outcome_unknown(e) else "refused"
+        await _audit(request, action, transfer_id, outcome=outcome, why=why, **detail)
         raise
 
 
@@ -148,12 +150,20 @@ NO_SHEET = (
 
 def _code_works(state: str, record: journal.TransferJournal) -> bool:
     """Whether the transfer's code can still be redeemed, so shown and printed: not over, not
-    given up, not locked (a new code unlocks it) and not spent."""
+    given up, not locked (a new code unlocks it) and not spent; and the relay took it (a
+    re-issue whose answer never came leaves a code it may not hold: `_unconfirmed`)."""
     return (
         state not in OVER
         and not record.abandoned
         and state not in (TransferState.LOCKED, TransferState.REDEEMED)
+        and record.code_confirmed
     )
+
+
+def _unconfirmed(record: journal.TransferJournal) -> str:
+    """What the page says in place of a code the relay may not have taken (a re-issue whose
+    answer never came), and why no sheet is printed of it; "" for a confirmed code."""
+    return "" if record.code_confirmed else refusals.unconfirmed(record.transfer_id).console
 
 
 def _recipient(relay_status: dict[str, Any], record: journal.TransferJournal) -> str:
@@ -171,15 +181,17 @@ def _version(
     """What the page shows that needs a reload when it changes (not the progress counts): with
     `record`, also its code, by how many codes were issued (a new code in another tab or the
     command line leaves the state as it was, and a dead code must not stay on screen), and
-    whether it was given up here. Never the code, nor anything made from it: the status
-    document carrying this is polled, and an address's answer may be kept where the page's
-    body is not."""
+    whether it was given up here and whether the relay confirmed the code (`_unconfirmed`).
+    Never the code, nor anything made from it: the status document carrying this is polled,
+    and an address's answer may be kept where the page's body is not."""
     ended = job is not None and job.record.ended
     following = _following(job)
     codes = len(record.issued_at) if record else 0
     given_up = bool(record and record.abandoned)
     problem = bool(job and job.record.problem)
-    return f"{state}|{upload_finished}|{ended}|{problem}|{following}|{codes}|{given_up}"
+    confirmed = record is None or record.code_confirmed
+    code = f"{codes}|{given_up}|{confirmed}"
+    return f"{state}|{upload_finished}|{ended}|{problem}|{following}|{code}"
 
 
 def _told(relay_status: dict[str, Any]) -> str:
@@ -338,6 +350,10 @@ async def _transfer_page(
     discarded = abandon.discarded_there(state, relay_status.get("receipt"))
     live = state not in OVER and not record.abandoned and not discarded
     known = state in {s.value for s in TransferState}  # not "unknown": the relay answered
+    # A locked code works no more and a redeemed one is spent: neither is shown or printed; nor
+    # one the relay may not have taken (`unconfirmed` says so instead).
+    show_code = _code_works(state, record)
+    can_reissue = live and (not known or state in REISSUABLE)
     return render(
         request,
         "transfer.html",
@@ -346,7 +362,13 @@ async def _transfer_page(
         state=state,
         words=unknown
         or (
-            status_words(relay_status, record, uploading=bool(job and job.running), at_console=True)
+            status_words(
+                relay_status,
+                record,
+                uploading=bool(job and job.running),
+                at_console=True,
+                code_note=False,
+            )
             if relay_status
             else ""
         ),
@@ -355,13 +377,13 @@ async def _transfer_page(
         break_glass=bool(relay_status.get("break_glass")),
         waiting=state in WAITING and not relay_status.get("authorized_by"),
         live=live,
-        # A locked code works no more and a redeemed one is spent: neither is shown or printed.
-        show_code=_code_works(state, record),
+        show_code=show_code,
+        unconfirmed=_unconfirmed(record) if can_reissue else "",
         locked=state == TransferState.LOCKED,
-        can_reissue=live and (not known or state in REISSUABLE),
+        can_reissue=can_reissue,
         can_revoke=live and (not known or state in REVOCABLE),
-        code=RedemptionCode.parse(record.code).grouped() if live else "",
-        code_qr=_qr(record.capability) if live else "",
+        code=RedemptionCode.parse(record.code).grouped() if show_code else "",
+        code_qr=_qr(record.capability) if show_code else "",
         link_qr=_qr(authorization_link(record.relay, record.authorization_token, record.phone_key))
         if live and state in WAITING
         else "",
@@ -548,6 +570,10 @@ async def sheet(request: web.Request) -> web.Response:
     paper = str(form.get("paper", "a4"))
     if paper not in PAPERS:
         paper = "a4"
+    if not record.code_confirmed:  # a page left open meanwhile, or another tab's re-issue
+        await _audit(request, "sheet-printed", record.transfer_id, outcome="refused")
+        problem = f"No sheet was printed. {_unconfirmed(record)}"
+        return await _transfer_page(request, status=409, problem=problem)
     relay_status, unknown = await _status(request, record)
     if unknown:
         return await _transfer_page(request, status=502, problem=unknown)

@@ -142,3 +142,47 @@ def test_a_save_waits_for_the_lock_a_code_change_holds(tmp_path: Path) -> None:
     assert saved.is_set()
     on_disk = journal.load(tmp_path, record.transfer_id)
     assert (on_disk.code, on_disk.done) == ("NEW", True)
+
+
+def test_a_journal_from_before_codes_were_confirmed_reads_back_confirmed(tmp_path: Path) -> None:
+    record = _record()
+    journal.save(tmp_path, record)
+    saved = tmp_path / "sending" / f"{record.transfer_id}.json"
+    body = json.loads(saved.read_text())
+    del body["code_confirmed"]
+    saved.write_text(json.dumps(body))
+    assert journal.load(tmp_path, record.transfer_id) == record
+    assert record.code_confirmed
+
+
+def test_a_code_drawn_is_unconfirmed_until_its_issue_time_is_recorded(tmp_path: Path) -> None:
+    """A re-issue saves the code it draws before the relay answers: not confirmed, and a push
+    saving meanwhile keeps it so. Put back, the code before it is as it stood; recorded as
+    issued (the relay took it), it is confirmed."""
+    at_start = _record()
+    journal.save(tmp_path, at_start)
+    drawn = journal.change_code(tmp_path, at_start.transfer_id, code="NEWC-ODE0-1", capability="c")
+    assert not drawn.code_confirmed
+    journal.save_from_push(tmp_path, dataclasses.replace(at_start, done=True))
+    assert not journal.load(tmp_path, at_start.transfer_id).code_confirmed
+    put_back = journal.change_code(
+        tmp_path,
+        at_start.transfer_id,
+        code=at_start.code,
+        capability=at_start.capability,
+        confirmed=True,
+        only_if="NEWC-ODE0-1",
+    )
+    assert (put_back.code, put_back.code_confirmed) == (at_start.code, True)
+    assert put_back.issued_at == at_start.issued_at
+    drawn = journal.change_code(tmp_path, at_start.transfer_id, code="NEWC-ODE0-2", capability="d")
+    taken = journal.change_code(
+        tmp_path,
+        at_start.transfer_id,
+        code="NEWC-ODE0-2",
+        capability="d",
+        issued_at=1_799_000_500.0,
+        only_if="NEWC-ODE0-2",
+    )
+    assert taken.code_confirmed
+    assert taken.issued_at == [1_799_000_001.0, 1_799_000_500.0]

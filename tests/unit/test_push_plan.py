@@ -811,3 +811,26 @@ def test_a_code_re_issued_while_the_push_runs_is_the_one_it_shows_and_seals() ->
     d.plan.saved(journal("other2", code=CODE))  # another transfer's journal changes nothing
     assert d.plan.current is not None
     assert d.plan.current.code == fresh.compact()
+
+
+def test_a_code_whose_re_issue_had_no_answer_is_neither_shown_nor_left_for_the_phone() -> None:
+    """A re-issue reached the relay and its answer was lost (`code_confirmed` false): the relay
+    may not hold that code. A push resuming the transfer leaves the phone's documents as they
+    are and shows the code as not confirmed (the command line then neither prints it nor
+    writes its sheet); a push running meanwhile adopts that too."""
+    d = drive(journal("old1", code_confirmed=False))
+    assert d("statuses_received", {"old1": seen("awaiting_authorization")}) == [("look", "old1")]
+    assert d("transfer_seen", seen("awaiting_authorization"), holdings((0,))) == [
+        ("show", "old1", True, False, ()),
+        ("upload", "old1", "st-mary-er", False),
+    ]
+    (show,) = [s for s in d.last if isinstance(s, decisions.Show)]
+    assert not show.ready.code_confirmed
+
+    running = drive(journal("old1"))
+    running("statuses_received", {"old1": seen("awaiting_authorization")})
+    running.plan.saved(
+        journal("old1", code=RedemptionCode.generate(7).compact(), code_confirmed=False)
+    )
+    assert running.plan.current is not None
+    assert not running.plan.current.code_confirmed

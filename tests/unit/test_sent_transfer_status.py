@@ -221,3 +221,31 @@ def test_the_view_shows_the_display_name_and_keeps_the_receipt() -> None:
     assert (shown.recipient, shown.state, shown.receipt) == ("County Trauma", "delivered", receipt)
     assert shown.upload_finished
     assert shown.to_json()["status"] == shown.status
+
+
+def test_a_code_whose_re_issue_had_no_answer_is_said_where_a_code_is_wanted() -> None:
+    """A re-issue reached the relay and no answer came (`code_confirmed` false): the list says
+    the new code may not be the relay's and how to give another, in the command line's words
+    or the console's; not once the code is no longer wanted (redeemed, over, given up), nor
+    on the transfer's page, which says it in the code's place."""
+    unconfirmed = _record(code_confirmed=False)
+    words = status_words(
+        _status("authorized", authorized_by="family", authorized_at=AT), unconfirmed
+    )
+    assert words == (
+        f"authorized by the family {when(AT)}; not redeemed yet; the new code may not have "
+        "reached the relay, so it is not shown or printed, and the code before it may no longer "
+        f"work. Run trauma-relay reissue {TID} again, then give the patient the new code."
+    )
+    at_console = status_words(_status("locked"), unconfirmed, at_console=True)
+    assert at_console.endswith(
+        "; the new code may not have reached the relay, so it is not shown or printed, and the "
+        "code before it may no longer work. Press Give a new code again, then print the new "
+        "transfer sheet."
+    )
+    on_its_page = status_words(_status("locked"), unconfirmed, at_console=True, code_note=False)
+    assert on_its_page == status_words(_status("locked"), _record(), at_console=True)
+    for over in (_status("redeemed", redeemed_at=AT), _status("revoked", revoked_at=AT)):
+        assert "new code" not in status_words(over, unconfirmed)
+    given_up = _record(code_confirmed=False, abandoned=REVOKED_HERE)
+    assert "new code" not in status_words(_status("awaiting_authorization"), given_up)

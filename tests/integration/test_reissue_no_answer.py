@@ -1,0 +1,133 @@
+"""`trauma-relay reissue` whose request reaches the relay and whose answer is lost, in-process
+against the real relay behind a link that drops the connection once the relay has answered
+(`faulty_link`): the new code may be the relay's or not, so the command says so and prints no
+code, `transfers` says it too, as does `push` of the same study (no code, QR or sheet), the
+site's audit log records the outcome as unknown (not
+refused), and the next re-issue, answered, gives the code as always."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from faulty_link import FaultyLink, faulty_link
+from relay_harness import RECEIVER, running_relay
+
+from sending_site import journal
+from sending_site.push import PushEvent, PushRequest, Ready, push
+from sending_site.synthetic import make_ct_study
+from site_agent.audit import FILE, verify_chain
+from transfer_codes.codes import RedemptionCode
+from transfer_codes.wire import transfer_action
+from trauma_relay.cli import main
+
+pytestmark = pytest.mark.asyncio
+
+NO_ANSWER = "new code may not have reached the relay, so it is not shown or printed"
+
+
+def _answer_lost_once() -> Callable[[web.Request], str | None]:
+    """The first re-issue's answer is lost: the relay takes it, the connection is dropped."""
+    left = ["after"]
+
+    def drop(request: web.Request) -> str | None:
+        if request.method == "POST" and request.path.endswith("/reissue") and left:
+            return left.pop()
+        return None
+
+    return drop
+
+
+async def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """`trauma-relay ...` in a thread (it runs its own event loop) beside the relay: its exit
+    status, standard output and standard error."""
+    status = await asyncio.to_thread(main, list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _audited(state: Path, action: str) -> list[tuple[str, dict[str, Any]]]:
+    log = state / "sending" / FILE
+    verify_chain(log)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    return [(r["outcome"], r["detail"]) for r in records if r["action"] == action]
+
+
+async def test_a_reissue_whose_answer_was_lost_says_so_and_the_next_gives_the_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_ct_study(tmp_path / "study", 1, seed=4545)
+    state = tmp_path / "er"
+    shown: list[Ready] = []
+
+    def on_event(event: PushEvent) -> None:
+        if isinstance(event, Ready):
+            shown.append(event)
+
+    async with running_relay(tmp_path / "relay") as relay:
+        monkeypatch.setenv("TRAUMA_RELAY_CREDENTIAL", relay.sender_credential)
+        link = FaultyLink(relay.url, _answer_lost_once())
+        async with faulty_link(link) as url:
+            request = PushRequest(
+                paths=[tmp_path / "study"],
+                relay=url,
+                recipient=RECEIVER,
+                credential=relay.sender_credential,
+                state_dir=state,
+            )
+            await push(request, on_event)
+            (sent,) = shown
+            transfer_id = sent.transfer_id
+            common = ("--state", str(state), "--qr", str(tmp_path / "code.png"))
+
+            status, out, err = await _cli(capsys, "reissue", transfer_id, *common)
+            assert status == 2, (out, err)
+            assert link.dropped == [("after", "POST", transfer_action(transfer_id, "reissue"))]
+            assert NO_ANSWER in err
+            assert f"Run trauma-relay reissue {transfer_id} again" in err
+            drawn = journal.load(state, transfer_id)
+            assert not drawn.code_confirmed
+            assert RedemptionCode.parse(drawn.code).grouped() not in out + err
+            assert sent.code not in out + err
+
+            status, listed, _ = await _cli(capsys, "transfers", "--state", str(state))
+            assert status == 0
+            assert f"{NO_ANSWER}, and the code before it may no longer work." in listed
+            status, listed, _ = await _cli(capsys, "transfers", "--state", str(state), "--json")
+            (view,) = json.loads(listed)["transfers"]
+            assert NO_ANSWER in view["status"]
+
+            # The same study pushed again finds its transfer whole on the relay: it shows no
+            # code, no QR and no sheet of one the relay may not hold.
+            sheet = tmp_path / "sheet.pdf"
+            again = ("push", str(tmp_path / "study"), "--relay", url, "--to", RECEIVER, "--yes")
+            status, out, err = await _cli(capsys, *again, "--sheet", str(sheet), *common)
+            assert status == 0, err
+            assert NO_ANSWER in out
+            assert RedemptionCode.parse(drawn.code).grouped() not in out
+            assert sent.code not in out
+            assert not sheet.exists()
+            assert not (tmp_path / "code.png").exists()
+            kept = journal.load(state, transfer_id)
+            assert (kept.code, kept.code_confirmed) == (drawn.code, False)
+
+            status, out, err = await _cli(capsys, "reissue", transfer_id, *common, "--json")
+            assert status == 0, err
+            confirmed = journal.load(state, transfer_id)
+            assert confirmed.code_confirmed
+            assert json.loads(out)["code"] == RedemptionCode.parse(confirmed.code).grouped()
+            assert confirmed.code != drawn.code
+            status, listed, _ = await _cli(capsys, "transfers", "--state", str(state))
+            assert NO_ANSWER not in listed
+
+    by = {"via": "command line", "transfer": transfer_id}
+    assert _audited(state, "code-reissued") == [
+        ("unknown", {**by, "why": "RelayUnreachable"}),
+        ("success", by),
+    ]
+    assert _audited(state, "sheet-printed") == []
