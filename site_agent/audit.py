@@ -51,6 +51,9 @@ EVENT_IDS = {
     "transfer-revoked": EXPORT,
     "sheet-printed": EXPORT,
     "transfer-viewed": INSTANCES_ACCESSED,
+    # A study's page in the ER console (the patient, its series): `study`, the inbox's id of
+    # it, as the page's address names it; not the page's own refreshes.
+    "study-viewed": INSTANCES_ACCESSED,
     # A list naming patients a person was shown (`page`: studies or transfers here, imports or
     # holds at the trauma center) with how many it `listed`, never who; not an empty list, nor
     # the page's own refreshes (`site_agent.console.page_views`). A search of the recent studies

@@ -29,7 +29,7 @@ from sending_site.preflight import destinations
 from sending_site.report import MAX_REPORT_BYTES
 from sending_site.settings import inbox_settings
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
-from site_agent.console import render, user_of
+from site_agent.console import page_views, render, user_of
 from site_agent.console.appkeys import AUDIT, RELAY_CREDENTIAL, address_of
 from site_agent.console.errors import PageNotFound
 from site_agent.console.page_views import list_viewed
@@ -191,6 +191,10 @@ async def _study_page(
 @routes.get(STUDY)
 async def study_page(request: web.Request) -> web.Response:
     uid = await _study_uid(request)
+    # It names the patient: a person's opening is an access, as a transfer's page is (its
+    # own refreshes are not: `page_views`). By the inbox's id, as the address names it.
+    study = request.match_info["study_id"]
+    await page_views.audited(request, "study-viewed", page="study", subject=study, study=study)
     done = request.query.get("done", "")
     notice = await _report_notice(request, uid) if done == "report" else DONE.get(done, "")
     return await _study_page(request, uid, notice=notice)

@@ -3,9 +3,11 @@ for the audit log: every access to a patient is audited, but a screen left follo
 must not write a record every few seconds.
 
 A refresh is the page's script asking again (`X-Console-Refresh`), or, without the script, its
-meta refresh (`?refreshed`) within `REFRESHED_VIEW` of the same person's last recorded view of
-the same page; a `?refreshed` with none recorded is a view (so it never hides one). Anything
-else a person opens, reloads or posts to that answers with the page is a view.
+meta refresh (`?refreshed`), within `REFRESHED_VIEW` of the same person's last recorded view of
+the same page; either with none recorded that recently is a view (so neither can hide one: a
+request made by hand with the header still reads a page it never opened on the record, and a
+screen left following an import writes one record every `REFRESHED_VIEW`). Anything else a
+person opens, reloads or posts to that answers with the page is a view.
 
 Used by both consoles: one transfer's page (`transfer-viewed`, the trauma console's import and
 held study pages) and the lists that name patients (`list-viewed`)."""
@@ -27,12 +29,11 @@ async def audited(
 ) -> None:
     """Record `action` (who, where, `page` and `detail`) if this request is a person's view of
     `page` (about `subject`, a transfer id; "" for a list), not one of its own refreshes."""
-    if REFRESH_HEADER in request.headers:
-        return
     user = user_of(request)
     views, now = request.app[VIEWS], request.app[CLOCK]()
     last = views.get((user, page, subject))
-    if REFRESHED in request.query and last is not None and 0 <= now - last < REFRESHED_VIEW:
+    refresh = REFRESH_HEADER in request.headers or REFRESHED in request.query
+    if refresh and last is not None and 0 <= now - last < REFRESHED_VIEW:
         return
     recorded: dict[str, object] = {"page": page, **detail}
     await request.app[AUDIT].arecord(

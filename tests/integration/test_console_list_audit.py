@@ -83,7 +83,7 @@ async def _opened_refreshed_and_reopened(
     client: aiohttp.ClientSession, console: Console, path: str
 ) -> int:
     """Open the list at `path`, let it refresh itself both ways, open it again, then refresh it
-    once more long after: the views a person made are three (open, again, long after)."""
+    each way long after: the views recorded are four (open, again, and each long after)."""
     url = f"{console.url}{path}"
     statuses = [(await get(client, url))[0]]
     statuses.append((await get(client, url, headers={REFRESH_HEADER: "1"}))[0])  # its script
@@ -91,8 +91,11 @@ async def _opened_refreshed_and_reopened(
     statuses.append((await get(client, url))[0])  # a person opens it again
     console.clock.advance(REFRESHED_VIEW + 1)
     statuses.append((await get(client, f"{url}?refreshed"))[0])  # no longer following one
-    assert statuses == [200] * 5
-    return 3
+    console.clock.advance(REFRESHED_VIEW + 1)
+    # The script's header long after (or made by hand): a view too, never a way to read unseen.
+    statuses.append((await get(client, url, headers={REFRESH_HEADER: "1"}))[0])
+    assert statuses == [200] * 6
+    return 4
 
 
 def _at_the_preview(tid: str) -> Callable[..., Any]:
@@ -198,3 +201,22 @@ async def test_the_er_consoles_list_of_transfers_is_audited_once_per_opening(
 
     assert _audited(er.console, "list-viewed") == [_listed("transfers", 1)] * views
     assert "DOE" not in er.console.audit.read_text("utf-8")
+
+
+async def test_the_er_consoles_study_page_is_audited_once_per_opening(tmp_path: Path) -> None:
+    """A study's page names the patient: each person's opening is `study-viewed` (the inbox's
+    id of the study, as its address has it), its own refreshes are not."""
+    spool = await spooled_study(tmp_path)
+    async with er_console(tmp_path, f"spool.folder={spool}") as er:
+        views = await _opened_refreshed_and_reopened(er.client, er.console, "/studies/1")
+
+    viewed = {
+        "action": "study-viewed",
+        "event_id": "110103",
+        "who": NURSE,
+        "where": WHERE,
+        "outcome": "success",
+        "detail": {"page": "study", "study": "1"},
+    }
+    assert _audited(er.console, "study-viewed") == [viewed] * views
+    assert "DOE" not in er.console.audit.read_text("utf-8").upper()
