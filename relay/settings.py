@@ -148,19 +148,31 @@ class FilePath(Kind):
 
 
 class Addresses(Kind):
-    """A list of addresses or networks (`"10.0.0.0/24"`); one alone may be given as text."""
+    """A list of addresses or networks (`"10.0.0.0/24"`); one alone may be given as text.
+    `everyone`: whether a network of every address (`0.0.0.0/0`, `::/0`) may be one of them;
+    not for those trusted to name the client (a proxy), whom anyone could then claim to be."""
 
     textual = True
     expected = 'a list of addresses or networks, e.g. ["127.0.0.1", "10.0.0.0/24"]'
+
+    def __init__(self, *, everyone: bool = True) -> None:
+        self.everyone = everyone
+        if not everyone:
+            self.expected = (
+                "a list of addresses or networks, not one of every address (0.0.0.0/0, ::/0), "
+                'e.g. ["127.0.0.1", "10.0.0.0/24"]'
+            )
 
     def read(self, raw: object) -> tuple[str, ...]:
         items = [raw] if isinstance(raw, str) else raw
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
             raise self.refuse(raw)
         try:
-            networks(items)
+            read = networks(items)
         except ValueError:
             raise self.refuse(raw) from None
+        if not self.everyone and any(n.prefixlen == 0 for n in read):
+            raise self.refuse(raw)
         return tuple(items)
 
     def write(self, value: tuple[str, ...]) -> str:
@@ -272,7 +284,7 @@ SETTINGS: tuple[Setting, ...] = (
         "server",
         "trusted_proxies",
         "trusted_proxies",
-        Addresses(),
+        Addresses(everyone=False),
         "TLS-terminating proxies in front of the relay (addresses or networks): from them "
         "the client's address is taken from X-Forwarded-For.",
         legacy="trusted_proxies",

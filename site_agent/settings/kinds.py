@@ -293,9 +293,13 @@ class Networks(Kind[tuple[Network, ...]]):
     """Addresses or networks (`10.0.0.5`, `10.0.0.0/24`, `::1`): a TOML list of strings, or in
     text separated by commas. Empty: none. A network with host bits set (`10.0.0.5/24`) is
     refused rather than widened: it names neither one address nor one network for sure, and
-    these name who is trusted."""
+    these name who is trusted; for the same reason, so is a network of every address
+    (`0.0.0.0/0`, `::/0`): anyone could claim to be anyone."""
 
-    expected = 'addresses or networks, e.g. ["127.0.0.1", "10.0.0.0/24"]'
+    expected = (
+        'addresses or networks, not one of every address (0.0.0.0/0, ::/0), e.g. ["127.0.0.1", '
+        '"10.0.0.0/24"]'
+    )
 
     def from_toml(self, raw: object) -> tuple[Network, ...]:
         if isinstance(raw, list):
@@ -309,9 +313,12 @@ class Networks(Kind[tuple[Network, ...]]):
 
     def _networks(self, values: list[str], raw: object) -> tuple[Network, ...]:
         try:
-            return tuple(dict.fromkeys(ipaddress.ip_network(v.strip()) for v in values))
+            read = tuple(dict.fromkeys(ipaddress.ip_network(v.strip()) for v in values))
         except ValueError:
             raise self.refuse(raw) from None
+        if any(n.prefixlen == 0 for n in read):
+            raise self.refuse(raw)
+        return read
 
     def to_toml(self, value: tuple[Network, ...]) -> str:
         return json.dumps([str(v) for v in value])

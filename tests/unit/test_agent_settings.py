@@ -273,13 +273,16 @@ def test_trusted_proxies_are_networks_from_the_file_and_the_environment(tmp_path
         "proxy.hospital.local",  # a name: it may resolve to anything
         "10.0.0.5/24",  # one address, or its network? Refused, not widened
         "127.0.0.1, 300.1.2.3",
+        "0.0.0.0/0",  # every address: anyone could claim to be anyone
+        "10.0.0.5, ::/0",
     ],
 )
 def test_trusted_proxies_that_are_not_addresses_stop_the_start(value: str) -> None:
     with pytest.raises(SettingInvalid) as refused:
         _load(assignments=(*VALID, f"console.trusted_proxies={value}"))
     assert str(refused.value).startswith(
-        "console.trusted_proxies: expected addresses or networks, e.g."
+        "console.trusted_proxies: expected addresses or networks, not one of every address "
+        "(0.0.0.0/0, ::/0), e.g."
     )
     assert str(refused.value).endswith("(from --set)")
 

@@ -106,6 +106,12 @@ def test_set_reads_toml_values_and_falls_back_to_text(
         ("server.public_url=relay.example.org", "server.public_url must be an http"),
         ("metrics.allowed=[1, 2]", "metrics.allowed must be a list of addresses"),
         ("metrics.allowed=not-an-address", "metrics.allowed must be a list of addresses"),
+        # A proxy trusted to name the client may not be every address: anyone would be anyone.
+        (
+            "server.trusted_proxies=0.0.0.0/0",
+            "trusted_proxies must be a list of addresses or networks, not one of every address",
+        ),
+        ('server.trusted_proxies=["10.0.0.5", "::/0"]', "not one of every address"),
         ("server.shutdown_timeout_seconds=-1", "server.shutdown_timeout_seconds must be"),
     ],
 )
