@@ -247,14 +247,17 @@ async def continue_import(request: web.Request) -> web.Response:
     job = _job(request)
     if stale_step.is_stale(job, Step.CONTINUE):
         return await _stale(request, job, Step.CONTINUE, Sent())
+    # Resumed before the record is awaited: a second Continue pressed meanwhile then finds it
+    # running (refused, moved on), not stopped (a second success that resumes nothing).
+    stage = job.stage.value
+    request.app[IMPORTS].resume(job)
     await request.app[AUDIT].arecord(
         Step.CONTINUE.value,
         who=user_of(request),
         where=address_of(request),
         transfer=job.transfer_id,
-        stage=job.stage.value,
+        stage=stage,
     )
-    request.app[IMPORTS].resume(job)
     raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")
 
 

@@ -6,6 +6,7 @@ held study's). Each record is checked field by field, and names no patient."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from receiving_site.console.imports import Stage
 from receiving_site.reconcile import Demographics
 from receiving_site.redeem import Confirm, Preview, RedeemEvent, RedeemRequest, Unlocked
 from receiving_site.worklist import Candidate
+from site_agent.console.appkeys import AUDIT
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.manifest import StudySummary
 from transfer_codes.tokens import new_transfer_id
@@ -249,6 +251,71 @@ async def test_continue_is_audited_with_the_stage_it_continued_from(
     assert [r.resume for r in runs] == [None, tid]
     assert _audited(console, "import-continued") == [
         _record("import-continued", "110107", transfer=tid, stage="failed")
+    ]
+
+
+async def test_two_continues_at_once_resume_once_and_the_second_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two registrars press Continue at once: one resumes the import and is recorded; the
+    other finds it running, so it is recorded refused (moved on), not a second success. The
+    first one's record is held until the second has been answered, as a slow disk would."""
+    tid = new_transfer_id()
+    runs: list[RedeemRequest] = []
+    resumed_run_may_end = asyncio.Event()
+
+    async def redeem(req: RedeemRequest, on_event: OnEvent, confirm: Confirm | None) -> Any:
+        runs.append(req)
+        on_event(Unlocked(tid, "St. Mary's ED", False))
+        if req.resume:  # the resumed run is still running when the second Continue comes
+            await resumed_run_may_end.wait()
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(imports, "redeem", redeem)
+    async with (
+        running_console(tmp_path, "receiver", *_ready(tmp_path)) as console,
+        browser_like() as client,
+    ):
+        token = await signed_in(client, console)
+        await _redeemed(client, console, token)
+        job = console.app[IMPORTS].find(tid)
+        assert job is not None
+        audit = console.app[AUDIT]
+        record = audit.arecord
+        second_recorded = asyncio.Event()
+        held: list[str] = []
+
+        async def first_continue_waits(action: str, **fields: Any) -> None:
+            if action == "import-continued" and not held:
+                held.append(action)
+                await asyncio.wait_for(second_recorded.wait(), 60)  # a hang guard only
+            elif action == "import-continued":
+                second_recorded.set()
+            await record(action, **fields)
+
+        monkeypatch.setattr(audit, "arecord", first_continue_waits)
+        url = f"{console.url}/imports/{tid}/continue"
+        answers = await asyncio.gather(
+            post(client, url, {"csrf_token": token}), post(client, url, {"csrf_token": token})
+        )
+        resumed_run_may_end.set()
+        assert job.task is not None
+        await job.task
+
+    assert [(status, location) for status, location, _ in answers] == [(303, f"/imports/{tid}")] * 2
+    assert [r.resume for r in runs] == [None, tid]
+    recorded = _audited(console, "import-continued")
+    assert sorted(recorded, key=lambda r: r["outcome"]) == [
+        _record(
+            "import-continued",
+            "110107",
+            "refused",
+            transfer=tid,
+            why="moved-on",
+            stage="opening",
+            already_confirmed=False,
+        ),
+        _record("import-continued", "110107", transfer=tid, stage="failed"),
     ]
 
 
