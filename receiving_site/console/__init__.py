@@ -32,6 +32,7 @@ from receiving_site.console.appkeys import (
 )
 from receiving_site.console.errors import ContinueFromTheList, NoPacs
 from receiving_site.console.imports import Imports
+from receiving_site.console.record_checks import RecordChecks
 from receiving_site.console.worklist_search import Worklist
 from receiving_site.errors import ReceivingError
 from receiving_site.pacs import PacsAddress
@@ -97,7 +98,7 @@ def setup(app: web.Application, settings: ReceiverSettings) -> None:
     request, unready = _request(settings, app[RELAY_CREDENTIAL])
     app[IMPORTS] = Imports(request, app[AUDIT])
     app[UNREADY] = unready
-    app[CHECKS] = {}
+    app[CHECKS] = RecordChecks()
     app[CONFIRMING] = asyncio.Lock()
     app[WORKLIST] = Worklist(settings.worklist, settings.pacs.calling_ae_title)
     app[SEARCHES] = {}

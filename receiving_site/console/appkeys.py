@@ -7,14 +7,14 @@ import asyncio
 
 from aiohttp import web
 
-from receiving_site.console.identity_check import LocalCheck
 from receiving_site.console.imports import Imports
+from receiving_site.console.record_checks import RecordChecks
 from receiving_site.console.worklist_search import Search, Worklist
 
 IMPORTS = web.AppKey("trauma_imports", Imports)
-# What staff checked on the identity page, by transfer id: the local record they typed and what
-# the PACS holds for it, until they confirm.
-CHECKS: web.AppKey[dict[str, LocalCheck]] = web.AppKey("trauma_identity_checks")
+# What each person checked on an import's identity step, by transfer id and session: the local
+# record they typed (or picked) and what the PACS holds for it, until the import is confirmed.
+CHECKS = web.AppKey("trauma_identity_checks", RecordChecks)
 # Why this agent cannot redeem (no relay credential, no PACS); empty when it can.
 UNREADY: web.AppKey[list[str]] = web.AppKey("trauma_unready")
 THUMBNAILS = web.AppKey("trauma_thumbnails", asyncio.Semaphore)  # renderings at once

@@ -27,7 +27,9 @@ class DifferencesNotTicked(ConsoleError, status=400):
 
 
 class RecordNumberChanged(ConsoleError, status=400):
-    """The record number changed: check it again. Nothing was imported."""
+    """Another record number was checked from this sign-in since this page was shown (in
+    another tab or window): it is the one below now. Check it against the patient, then press
+    Import into the PACS again. Nothing was imported."""
 
 
 class PacsNotAsked(ConsoleError, status=400):

@@ -1,9 +1,13 @@
 """What the holds queue says of a study that is no longer held here, to a decision posted from a
 page left open (another tab, another machine) after someone else resolved it: what became of
 it, by whom and when, as far as this machine kept it (`hold_record.Resolved`, or the delivery
-record `state.Delivery`), and that the click changed nothing. Pure."""
+record `state.Delivery`), and that the click changed nothing. Pure: the POST redirects to the
+study's page, which says what became of it to anyone, and what the click did once, to the
+person who posted (`Clicked`, a notice kept in their session, `site_agent.console.notices`)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from receiving_site.console.hold_options import BUTTONS
 from receiving_site.hold_record import Resolved
@@ -25,6 +29,17 @@ SOMEONE = (
     "Someone else resolved it first, from another page or at the command line; the list of "
     "held studies shows what is still held."
 )
+
+
+@dataclass(frozen=True)
+class Clicked:
+    """The notice a POST that found the study no longer held leaves for its page: the choice
+    it carried (None: a worklist search), and `was_held` when the decision itself found it
+    resolved meanwhile (its failure recorded by `holds_queue.decide`), so that the page says
+    what became of it even when this machine kept neither who decided nor a delivery."""
+
+    choice: Choice | None = None
+    was_held: bool = False
 
 
 def what_became_of_it(resolved: Resolved | None, delivered: Delivery | None) -> str:

@@ -4,10 +4,11 @@ its reason and the patient's two sides (as the ER sent them, as the PACS holds t
 CSRF token and an explicit confirmation, and carried out by `holds_queue.decide`, the same
 resumed redemption the command line runs, recorded in the audit log under the signed-in user.
 
-A study someone else resolved meanwhile (another tab, another machine, the command line) is
-answered with what became of it and that the click changed nothing (`hold_resolved`), the
-refused choice recorded in the audit log; an address that never was a held study here, with a
-page saying so (404).
+A choice posted about a study someone else resolved meanwhile (another tab, another machine, the
+command line) is recorded refused in the audit log and redirected to the study's page (post,
+redirect, get: a reload sends nothing again), which says what became of it, and once, to the
+person who posted, that their click changed nothing (`hold_resolved`); an address that never
+was a held study here is answered with a page saying so (404).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from receiving_site.hold_record import HeldStudy
 from receiving_site.holds_queue import Choice, Decision, Place
 from receiving_site.preview import sex_word
 from receiving_site.settings import ReceiverSettings
-from site_agent.console import render, user_of
+from site_agent.console import notices, render, user_of
 from site_agent.console.appkeys import AUDIT, CLOCK, RELAY_CREDENTIAL, address_of
 from site_agent.console.page_views import list_viewed
 from site_agent.dicom_text import date, how_many_images, person_name
@@ -98,38 +99,67 @@ def _delivered(state_dir: Path, transfer_id: str) -> state.Delivery | None:
     return state.delivery(state_dir, transfer_id) if is_transfer_id(transfer_id) else None
 
 
-async def _no_longer_held(
-    request: web.Request, *, clicked: Choice | None = None, was_held: bool = False
-) -> web.Response:
-    """The page of an address where no study is held: resolved already (`was_held`: a decision
-    found it resolved, and recorded its failure; or this machine kept what became of it), said
-    plainly, with the choice `clicked` on a page left open changing nothing and recorded as
-    refused (200: a page, not a failure); else no held study at all (404)."""
+async def _fate(
+    request: web.Request,
+) -> tuple[hold_record.Resolved | None, state.Delivery | None]:
+    """What this machine kept of what ended the hold at the address: who resolved it, the
+    delivery (None, None: never held here, or nothing kept)."""
     transfer_id = request.match_info["transfer_id"]
     state_dir = request.app[SETTINGS].state.folder
     resolved = await asyncio.to_thread(hold_record.resolved, state_dir, transfer_id)
     delivered = await asyncio.to_thread(_delivered, state_dir, transfer_id)
-    if resolved is None and delivered is None and not was_held:
-        unknown = NoSuchHold()
-        return render(
-            request,
-            "holds_gone.html",
-            status=unknown.status,
-            heading=unknown.title,
-            happened=unknown.detail,
-            unchanged="",
-            known=False,
-        )
-    if clicked is not None and not was_held:
-        await _refused(request, clicked)
+    return resolved, delivered
+
+
+def _no_such_hold(request: web.Request) -> web.Response:
+    unknown = NoSuchHold()
+    return render(
+        request,
+        "holds_gone.html",
+        status=unknown.status,
+        heading=unknown.title,
+        happened=unknown.detail,
+        unchanged="",
+        known=False,
+    )
+
+
+async def _no_longer_held(request: web.Request) -> web.Response:
+    """The page (GET) of an address where no study is held: resolved already, said plainly
+    (200: a page, not a failure), with what the click of a POST that led here did, once, to
+    the person who posted it (`hold_resolved.Clicked`); else no held study at all (404)."""
+    told = notices.take(request)
+    clicked = told if isinstance(told, hold_resolved.Clicked) else hold_resolved.Clicked()
+    resolved, delivered = await _fate(request)
+    if resolved is None and delivered is None and not clicked.was_held:
+        return _no_such_hold(request)
     return render(
         request,
         "holds_gone.html",
         heading="Already dealt with",
         happened=hold_resolved.what_became_of_it(resolved, delivered),
-        unchanged=hold_resolved.nothing_changed(clicked),
+        unchanged=hold_resolved.nothing_changed(clicked.choice),
         known=True,
     )
+
+
+async def _posted_no_longer_held(
+    request: web.Request, *, clicked: Choice | None = None, was_held: bool = False
+) -> web.Response:
+    """A POST (the choice `clicked`, or a worklist search) about an address where no study is
+    held: resolved already (`was_held`: a decision found it resolved, and recorded its
+    failure; or this machine kept what became of it), the choice recorded as refused, and
+    redirected to the study's page (`_no_longer_held`), which says so once to this session;
+    else the "No such held study" page (404; nothing done, nothing to record)."""
+    resolved, delivered = await _fate(request)
+    if resolved is None and delivered is None and not was_held:
+        return _no_such_hold(request)
+    if clicked is not None and not was_held:
+        await _refused(request, clicked)
+    # Known, so a transfer id (`_fate` and `_held` read only those): safe in an address.
+    page = f"/holds/{request.match_info['transfer_id']}"
+    notices.leave(request, page, hold_resolved.Clicked(clicked, was_held))
+    raise web.HTTPSeeOther(page)
 
 
 async def _refused(request: web.Request, choice: Choice) -> None:
@@ -180,7 +210,7 @@ async def search_worklist(request: web.Request) -> web.Response:
     access logs); audited (`worklist_search.audited`)."""
     held = _held(request)
     if held is None:
-        return await _no_longer_held(request)
+        return await _posted_no_longer_held(request)
     settings = request.app[SETTINGS]
     place = worklist_search.Worklist(settings.worklist, settings.pacs.calling_ae_title)
     query = worklist_search.query_of(await request.post())
@@ -231,7 +261,7 @@ async def decide(request: web.Request) -> web.Response:
     except ValueError:
         choice = None
     if held is None:
-        return await _no_longer_held(request, clicked=choice)
+        return await _posted_no_longer_held(request, clicked=choice)
     if choice is None:
         return _decide_page(request, held, problem=errors.HoldChoiceRefused().message, status=400)
     if form.get("confirmed") != "yes":
@@ -253,11 +283,11 @@ async def decide(request: web.Request) -> web.Response:
             clock=request.app[CLOCK],
         )
     except errors.HoldNotFound:  # resolved meanwhile; recorded as this decision's failure
-        return await _no_longer_held(request, clicked=choice, was_held=True)
+        return await _posted_no_longer_held(request, clicked=choice, was_held=True)
     except errors.ReceivingError as e:
         again = hold_record.load(settings.state.folder, held.transfer_id)
         if again is None:
-            return await _no_longer_held(request, clicked=choice, was_held=True)
+            return await _posted_no_longer_held(request, clicked=choice, was_held=True)
         imports.held_again(
             held.transfer_id, again, e.hold if isinstance(e, errors.IdentityHeld) else None
         )

@@ -1,8 +1,9 @@
 """One import's page, `/imports/<transfer id>`: the preview as soon as the study's summary
 arrives (patient, how it was authorized, study, every series with a thumbnail), the identity
-step (the local record number, each difference from the ER's patient ticked), then the
-import's progress and its result. It refreshes itself while something is happening: a small
-script updates the live parts, and without it a plain refresh does.
+step (the local record number, each difference from the ER's patient ticked; each person's
+check their own, `record_checks`), then the import's progress and its result. It refreshes
+itself while something is happening: a small script updates the live parts, and without it a
+plain refresh does.
 
 The thumbnails are rendered by the agent from the verified staged images and served to the
 signed-in user only, never kept by the browser (every console page is `no-store`).
@@ -25,6 +26,7 @@ from receiving_site import errors, holds, thumbnails
 from receiving_site.console import (
     identity_check,
     import_worklist,
+    record_checks,
     series,
     stale_step,
 )
@@ -43,13 +45,15 @@ from receiving_site.console.errors import (
     WorklistPickStale,
 )
 from receiving_site.console.imports import Import, Stage
+from receiving_site.console.record_checks import Checked
 from receiving_site.console.stale_step import Sent, StaleStep, Step
 from receiving_site.preview import date, incomplete, person_name, sex_word, time
 from receiving_site.redeem import CONSENT_FROM_SENDER
 from site_agent.console import notices, render, user_of
-from site_agent.console.appkeys import AUDIT, CLOCK, address_of
+from site_agent.console.appkeys import AUDIT, CLOCK, address_of, session_of
 from site_agent.console.errors import PageNotFound
 from site_agent.console.page_views import REFRESHED, audited
+from site_agent.console.sessions import Session
 from site_agent.local_time import utc_time
 
 routes = web.RouteTableDef()
@@ -63,6 +67,13 @@ def _job(request: web.Request) -> Import:
     if job is None:
         raise PageNotFound()
     return job
+
+
+def _session(request: web.Request) -> Session:
+    """The signed-in session: every route here runs only for one (checked before it)."""
+    session = session_of(request)
+    assert session is not None
+    return session
 
 
 def _hold_rows(job: Import) -> list[tuple[str, str, str, bool]]:
@@ -90,6 +101,7 @@ async def _page(
     open is told (the page then waits for the person to close it, not refreshing itself)."""
     rows = await asyncio.to_thread(series.rows, job)
     found = await import_worklist.found(request, job)
+    checks, session = request.app[CHECKS], _session(request)
     summary = job.preview.summary if job.preview else None
     return render(
         request,
@@ -101,7 +113,8 @@ async def _page(
         stale=stale,
         summary=summary,
         rows=rows,
-        check=request.app[CHECKS].get(job.transfer_id),
+        check=checks.mine(job.transfer_id, session),
+        elsewhere=record_checks.elsewhere(checks.others(job.transfer_id, session)),
         problem=problem,
         typed_mrn=typed,
         mrn_refused=refused,
@@ -168,7 +181,7 @@ async def check_identity(request: web.Request) -> web.Response:
     except errors.IdentityHeld as e:
         outcome, why = identity_check.refused(e)
         await _record_checked(request, job, outcome, {**asked, "why": why})
-        request.app[CHECKS].pop(job.transfer_id, None)
+        request.app[CHECKS].drop(job.transfer_id, _session(request))
         problem = e.message
         not_asked = isinstance(e, errors.IdentityNotChecked)
         if not_asked:  # not "answered unclearly": ask again
@@ -180,7 +193,8 @@ async def check_identity(request: web.Request) -> web.Response:
     if stale_step.is_stale(job, Step.RECORD_CHECK):  # confirmed by someone while the PACS answered
         return await _stale(request, job, Step.RECORD_CHECK, sent, **answered)
     await _record_checked(request, job, "success", {**asked, **answered})
-    request.app[CHECKS][job.transfer_id] = found
+    checked = Checked(found, user_of(request), request.app[CLOCK]())
+    request.app[CHECKS].keep(job.transfer_id, _session(request), checked)
     raise web.HTTPSeeOther(f"/imports/{job.transfer_id}#identity")
 
 
@@ -201,9 +215,11 @@ async def _record_checked(
 
 @routes.post("/imports/{transfer_id}/import")
 async def confirm_import(request: web.Request) -> web.Response:
-    """Import under the checked local record, once every difference is ticked. One
+    """Import under the local record this person checked (their session's check, never a
+    colleague's later one: `record_checks`), once every difference is ticked. One
     confirmation at a time (`CONFIRMING`): two registrars' at once must not both pass the
-    check that the import still waits for one."""
+    check that the import still waits for one; the second is told who confirmed which record
+    (`stale_step`)."""
     job = _job(request)
     form = await request.post()
     async with request.app[CONFIRMING]:
@@ -211,11 +227,11 @@ async def confirm_import(request: web.Request) -> web.Response:
 
 
 async def _confirm(request: web.Request, job: Import, form: Any) -> web.Response:
-    check = request.app[CHECKS].get(job.transfer_id)
+    check = request.app[CHECKS].mine(job.transfer_id, _session(request))
     if check is None or stale_step.is_stale(job, Step.CONFIRM):
         sent = Sent(str(form.get("local_patient_id", "")))
         return await _stale(request, job, Step.CONFIRM, sent)
-    if str(form.get("local_patient_id", "")) != check.local_patient_id:
+    if str(form.get("local_patient_id", "")) != check.local_patient_id:  # checked in another tab
         changed = RecordNumberChanged()
         return await _page(request, job, status=changed.status, problem=changed.detail)
     acknowledged = {str(k)[len(ACK) :] for k in form if str(k).startswith(ACK)}
@@ -235,7 +251,7 @@ async def _confirm(request: web.Request, job: Import, form: Any) -> web.Response
         differences_acknowledged=sorted(acknowledged & set(check.required)),
     )
     request.app[IMPORTS].decide(job, filing, user, request.app[CLOCK]())
-    request.app[CHECKS].pop(job.transfer_id, None)
+    request.app[CHECKS].forget(job.transfer_id)
     request.app[SEARCHES].pop(job.transfer_id, None)
     raise web.HTTPSeeOther(f"/imports/{job.transfer_id}")
 

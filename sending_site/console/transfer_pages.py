@@ -13,7 +13,7 @@ import base64
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
@@ -29,7 +29,7 @@ from sending_site.sheet import SITE_PHONE_ENV, site_phone
 from sending_site.sheet import render as render_sheet
 from sending_site.transfers import list_transfers, revoke, status_words
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
-from site_agent.console import render, user_of
+from site_agent.console import notices, render, user_of
 from site_agent.console.appkeys import AUDIT, RELAY_CREDENTIAL, address_of
 from site_agent.console.errors import PageNotFound
 from site_agent.console.page_views import list_viewed
@@ -412,9 +412,20 @@ DONE = {
 }
 
 
+@dataclass(frozen=True)
+class NoNewCode:
+    """What a "Give a new code" that met a transfer moved on leaves for the transfer's page,
+    shown there once to the person who pressed it (`notices`): why none was given."""
+
+    sentence: str
+
+
 @routes.get("/transfers/{transfer_id}")
 async def transfer_page(request: web.Request) -> web.Response:
-    return await _transfer_page(request, notice=DONE.get(request.query.get("done", ""), ""))
+    told = notices.take(request)
+    problem = told.sentence if isinstance(told, NoNewCode) else ""
+    notice = DONE.get(request.query.get("done", ""), "")
+    return await _transfer_page(request, problem=problem, notice=notice)
 
 
 @routes.get("/transfers/{transfer_id}/status.json")
@@ -505,33 +516,35 @@ async def reissue_page(request: web.Request) -> web.Response:
     return await _asking(request, REISSUABLE, "reissue.html")
 
 
-async def _moved_on(request: web.Request, record: journal.TransferJournal) -> web.Response | None:
-    """The transfer's page (200) when a "Give a new code" from a page left open meets a
+async def _unless_moved_on(request: web.Request, record: journal.TransferJournal) -> None:
+    """Return when a "Give a new code" may go on. One from a page left open that meets a
     transfer the relay allows no new code any more (redeemed, delivered, discarded at the
-    trauma center, revoked or expired, here or elsewhere), audited as refused; None when it may
-    go on. A transfer given up here is left to `reissue`, whose refusal says how to send it
-    again; a relay out of reach, to the re-issue itself, which says so."""
+    trauma center, revoked or expired, here or elsewhere) is audited as refused and redirected
+    to the transfer's page (a reload asks nothing again), which says once, to this session,
+    that no new code was given and why (`NoNewCode`). A transfer given up here is left to
+    `reissue`, whose refusal says how to send it again; a relay out of reach, to the re-issue
+    itself, which says so."""
     if record.abandoned:
-        return None
+        return
     relay_status, unknown = await _status(request, record)
     state = str(relay_status.get("state", ""))
     if unknown or state not in {s.value for s in TransferState}:
-        return None
+        return
     discarded = abandon.discarded_there(state, relay_status.get("receipt"))
     if state in REISSUABLE and not discarded:
-        return None
+        return
     await _audit(
         request, "code-reissued", record.transfer_id, outcome="refused", why="moved-on", state=state
     )
-    return await _transfer_page(request, problem=moved_on(state, discarded))
+    page = f"/transfers/{record.transfer_id}"
+    notices.leave(request, page, NoNewCode(moved_on(state, discarded)))
+    raise web.HTTPSeeOther(page)
 
 
 @routes.post("/transfers/{transfer_id}/reissue")
 async def reissue_code(request: web.Request) -> web.Response:
     record = _record(request)
-    stale = await _moved_on(request, record)
-    if stale is not None:
-        return stale
+    await _unless_moved_on(request, record)
     async with _audited_refusal(request, "code-reissued", record.transfer_id):
         await reissue(
             request.app[SETTINGS].state.folder, record.transfer_id, None, _credential(request)

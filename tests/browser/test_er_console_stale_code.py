@@ -94,8 +94,9 @@ async def test_a_new_code_asked_from_a_page_left_open_after_the_transfer_was_red
 ) -> None:
     """The page asking once more for a new code is left open (its script off: it is a form) while
     the trauma center redeems the transfer and stores the study. Its "Yes, give a new code" then
-    answers the transfer's page (200, not an error) saying no new code was given and nothing
-    changed, and why; the relay issued no new code, and the refusal is audited."""
+    redirects (303) to the transfer's page (200, not an error), which says no new code was
+    given and nothing changed, and why, once: a reload asks nothing again. The relay issued no
+    new code, and the refusal is audited."""
     relay = E2ERelay(tmp_path / "relay").start()
     try:
         make_ct_study(tmp_path / "study", 2, seed=5252, patient_name="POE^EDGAR")
@@ -131,8 +132,8 @@ async def test_a_new_code_asked_from_a_page_left_open_after_the_transfer_was_red
                 lambda r: r.request.method == "POST" and r.url.endswith("/reissue")
             ) as answered:
                 await other.get_by_role("button", name="Yes, give a new code").click()
-            assert (await answered.value).status == 200
-            await expect(other).to_have_url(f"{agent.url}{transfer_path}/reissue")
+            assert (await answered.value).status == 303
+            await expect(other).to_have_url(f"{agent.url}{transfer_path}")
             await expect(other.get_by_role("heading", level=1)).to_have_text(
                 "Transfer to County Trauma"
             )
@@ -143,6 +144,11 @@ async def test_a_new_code_asked_from_a_page_left_open_after_the_transfer_was_red
             await expect(other.locator("#state")).to_contain_text("elivered")
             await expect(other.locator("#code")).to_have_count(0)
             await snap(other, "er-transfer-stale-new-code.png")
+            reloaded = await other.reload()  # a GET: no new code asked again
+            assert reloaded is not None
+            assert (reloaded.request.method, reloaded.status) == ("GET", 200)
+            await expect(other.locator("#state")).to_contain_text("elivered")
+            await expect(other.locator("#problem")).to_have_count(0)
     finally:
         relay.stop()
     assert relay.audit_seq(transfer_id, "code-reissued") is None  # the relay gave none

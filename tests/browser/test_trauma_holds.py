@@ -422,9 +422,11 @@ async def test_a_decision_from_a_page_left_open_says_the_study_was_already_dealt
     relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
 ) -> None:
     """A held study open in the holds queue on two machines: one stores it anyway; the other,
-    its page left open, then presses Discard (its page needs no script: it is a form). That
-    page says the study was already dealt with, by whom, when and how, that the click changed
-    nothing, and leads back to the queue; it is a page (200), not an error. The study stays
+    its page left open, then presses Discard (its page needs no script: it is a form). The
+    POST redirects (303) to the study's page, which says the study was already dealt with, by
+    whom, when and how, that the click changed nothing (once: a reload says what became of it,
+    and sends nothing again), and leads back to the queue; it is a page (200), not an error.
+    The study stays
     stored, nothing is discarded, the ER is not told of a discard, and the refused discard is
     in the audit log. An address that never was a held study says so (404)."""
     pushed = _pushed_under_another_patient(relay, orthanc, tmp_path, "stale", seed=91)
@@ -454,10 +456,11 @@ async def test_a_decision_from_a_page_left_open_says_the_study_was_already_dealt
                 lambda r: r.request.method == "POST" and r.url.endswith(f"/holds/{tid}")
             ) as answered:
                 await discard.get_by_role("button", name="Discard").click()
-            assert (await answered.value).status == 200
+            assert (await answered.value).status == 303
             await expect(other.get_by_role("heading", level=1)).to_have_text(
                 "Already dealt with", timeout=WAIT_MS
             )
+            assert other.url == f"{agent.url}/holds/{tid}"
             await expect(other).to_have_title(re.compile(r"^Already dealt with · "))
             await expect(other.locator("#what-happened")).to_have_text(
                 re.compile(
@@ -470,6 +473,15 @@ async def test_a_decision_from_a_page_left_open_says_the_study_was_already_dealt
                 "Your click on Discard changed nothing: this study is no longer held here."
             )
             await snap(other, "holds-already-dealt-with.png")
+            reloaded = await other.reload()  # a GET: nothing posted again
+            assert reloaded is not None
+            assert (reloaded.request.method, reloaded.status) == ("GET", 200)
+            await expect(other.locator("#what-happened")).to_contain_text(
+                f"{USER} stored it in the PACS as it was on "
+            )
+            await expect(other.locator("#unchanged")).to_have_text(
+                "Nothing was changed: this study is no longer held here."
+            )
             await other.get_by_role("link", name="Back to the held studies").click()
             await expect(other.locator("#no-holds")).to_be_visible()
 

@@ -94,12 +94,15 @@ def _confirmations(agent: ReceivingAgent) -> list[tuple[str, str, str, dict[str,
 async def test_a_second_registrars_other_record_from_a_page_left_open_is_refused_and_told(
     relay: E2ERelay, orthanc: OrthancServer, tmp_path: Path, browser: Browser
 ) -> None:
-    """The first registrar (script on) confirms MRN-555; the second (script off, on another
-    machine), whose page still shows MRN-556 checked, then presses Import. While the import
-    runs (the PACS paused so that it is seen), the second's page says their choice was not
-    used, nothing changed, who confirmed, when and under which record, and to call the PACS
-    administrators if that is wrong; it does not refresh itself under the notice, and a reload
-    sends nothing again. Both pages show who confirmed and the record while it imports."""
+    """The first registrar (script on) checks MRN-555; the second (script off, on another
+    machine) then checks MRN-556, and their page names the first's check. The first's Import
+    confirms MRN-555, the record they checked (a later check on another machine does not
+    replace it); the second, whose page still shows MRN-556 checked, then presses Import.
+    While the import runs (the PACS paused so that it is seen), the second's page says their
+    choice was not used, nothing changed, who confirmed, when and under which record, and to
+    call the PACS administrators if that is wrong; it does not refresh itself under the
+    notice, and a reload sends nothing again. Both pages show who confirmed and the record
+    while it imports."""
     files, _, pushed = _pushed(relay, tmp_path, seed=93, slices=(300, 100))
     tid = pushed["transfer_id"]
     agent = _with_second_registrar(configured_agent(relay, orthanc, tmp_path / "tc")).start()
@@ -110,8 +113,11 @@ async def test_a_second_registrars_other_record_from_a_page_left_open_is_refused
         ):
             await _open_with_code(first, agent, pushed["code"])
             await _at_the_record_check(second, agent, OTHER, tid)
-            await _checked_as_new_record(second, "MRN-556")
             await _checked_as_new_record(first, "MRN-555")
+            await _checked_as_new_record(second, "MRN-556")
+            await expect(second.locator("#checked-elsewhere")).to_contain_text(
+                f"{USER} checked record MRN-555 (issuer {LOCAL_ISSUER}) on "
+            )
             assert await _import_clicked(first, tid) == 200
 
             async with pacs_paused_at_first_image(orthanc, WAIT_MS):

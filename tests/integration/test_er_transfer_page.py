@@ -1,7 +1,9 @@
 """The ER console's transfer page over real HTTP (in-process console and relay): while the relay
 is out of reach, the page still names the trauma center as staff know it; a break-glass
 refused is audited; a new code whose answer was lost is neither shown nor printed until a
-later one is confirmed, and one that never left leaves the code as it was."""
+later one is confirmed, and one that never left leaves the code as it was; a new code asked
+from a page left open after the transfer moved on is redirected to the transfer's page, which
+says once why none was given."""
 
 from __future__ import annotations
 
@@ -312,4 +314,42 @@ async def test_a_new_code_that_never_left_leaves_the_code_as_it_was(
 
     assert _audited(er, "code-reissued") == [
         ("refused", {"transfer": transfer_id, "why": "RelayUnreachable"})
+    ]
+
+
+NO_NEW_CODE = (
+    "No new code was given, and nothing was changed: since this page was opened, this "
+    "transfer was revoked."
+)
+
+
+async def test_a_new_code_asked_after_the_transfer_moved_on_redirects_and_says_so_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Yes, give a new code, from a page left open while the transfer was revoked from another
+    of the ER's machines: audited as refused (moved on), and redirected (POST, 303, GET) to the
+    transfer's page, which says so once; reloaded, it asks nothing again and says only where
+    the transfer stands. It used to answer the POST with the page, so a reload posted again."""
+    make_ct_study(tmp_path / "revoked", 1, seed=4343, patient_name="ROE^JOHN")
+    sending, receiving = await register_sites(tmp_path / "relay")
+    monkeypatch.setenv(CREDENTIAL_ENV, sending)
+    port = free_port()
+    async with er_console(tmp_path, f"relay.url=http://127.0.0.1:{port}") as er:
+        registered = (sending, receiving)
+        async with running_relay(tmp_path / "relay", port=port, registered=registered) as relay:
+            sent = await _sent(relay, tmp_path / "state", tmp_path / "revoked")
+            async with RelayClient(relay.url, sending) as elsewhere:  # another of its machines
+                await elsewhere.revoke(sent.transfer_id)
+            page = f"{er.console.url}/transfers/{sent.transfer_id}"
+            posted = await post(er.client, f"{page}/reissue", {"csrf_token": er.token})
+            _, _, told = await get(er.client, page)
+            _, _, reloaded = await get(er.client, page)
+
+    assert posted[:2] == (303, f"/transfers/{sent.transfer_id}")
+    assert NO_NEW_CODE in unescape(told)
+    assert 'id="problem"' not in reloaded
+    records = [json.loads(line) for line in er.console.audit.read_text().splitlines()]
+    refused = [(r["outcome"], r["detail"]) for r in records if r["action"] == "code-reissued"]
+    assert refused == [
+        ("refused", {"transfer": sent.transfer_id, "why": "moved-on", "state": "revoked"})
     ]

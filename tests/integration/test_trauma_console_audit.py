@@ -2,7 +2,9 @@
 HTTP (in-process, the redemption, the PACS's answers and the worklist's replaced by fakes): a
 record number checked against the PACS (what it found, or why the number could not be
 checked), Continue of a stopped import, and each worklist search (on an import's page and on a
-held study's). Each record is checked field by field, and names no patient."""
+held study's). Each record is checked field by field, and names no patient. Two registrars
+checking different records on one import each import the record they checked: the first Import
+pressed decides, the other is refused and told so."""
 
 from __future__ import annotations
 
@@ -13,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from console_harness import NURSE, Console, running_console
+from console_harness import NURSE, NURSE_PASSWORD, Console, running_console
 from held_studies import held_study
-from test_console_app import browser_like, get, post, signed_in
+from test_console_app import browser_like, get, post, signed_in, token_of
 
 from receiving_site import errors, hold_record, identity, state, worklist
 from receiving_site.console import imports
@@ -86,6 +88,21 @@ def _at_the_preview(tid: str) -> Redeem:
     return redeem
 
 
+def _confirmed_then_importing(tid: str) -> Redeem:
+    """A redemption of `tid` that shows its preview, waits for a person's decision, then stays
+    importing until the test ends."""
+
+    async def redeem(req: RedeemRequest, on_event: OnEvent, confirm: Confirm | None) -> Any:
+        on_event(Unlocked(tid, "St. Mary's ED", False))
+        preview = Preview(SUMMARY, "St. Mary's ED")
+        on_event(preview)
+        assert confirm is not None
+        await confirm(preview)
+        await asyncio.Event().wait()  # cancelled when the console stops
+
+    return redeem
+
+
 def _stopping(tid: str, runs: list[RedeemRequest]) -> Redeem:
     """A redemption of `tid` that stops once unlocked (the disk full), each run in `runs`."""
 
@@ -124,6 +141,10 @@ def _record(
         "outcome": outcome,
         "detail": detail,
     }
+
+
+def _by(who: str, record: dict[str, Any]) -> dict[str, Any]:
+    return {**record, "who": who}
 
 
 def _checked(outcome: str = "success", **detail: object) -> dict[str, Any]:
@@ -400,3 +421,132 @@ async def test_a_worklist_search_on_a_held_studys_page_is_audited(
     assert _audited(console, "worklist-query") == [
         _searched(transfer=tid, page="holds", by="name", typed=True, found=1)
     ]
+
+
+OTHER = "registrar.lee"  # a second registrar, on another machine
+
+
+async def _signed_in_as(client: Any, console: Console, user: str) -> str:
+    """Sign `user` in (the nurse's password); the CSRF token of their session."""
+    _, _, page = await get(client, f"{console.url}/sign-in")
+    form = {"csrf_token": token_of(page), "user": user, "password": NURSE_PASSWORD, "next": "/"}
+    status, _, _ = await post(client, f"{console.url}/sign-in", form)
+    assert status == 303
+    return token_of((await get(client, f"{console.url}/"))[2])
+
+
+async def test_two_registrars_each_import_the_record_they_checked_and_the_first_decides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The nurse checks MRN-555 on an import's page; another registrar, on another machine,
+    then checks MRN-556 on the same import. Each page shows its own check and names the
+    other's. The nurse's Import confirms MRN-555, the record she checked (it used to be refused
+    as "record number changed", her check replaced by the other's); the other's Import is then
+    refused as moved on, and their page says who confirmed which record. Every check and both
+    Imports are audited as before, each with who made it."""
+    tid = new_transfer_id()
+    monkeypatch.setattr(imports, "redeem", _confirmed_then_importing(tid))
+    monkeypatch.setattr(identity, "find_patient", _pacs_holding({}))
+    users = {NURSE: NURSE_PASSWORD, OTHER: NURSE_PASSWORD}
+    async with (
+        running_console(tmp_path, "receiver", *_ready(tmp_path), users=users) as console,
+        browser_like() as nurse,
+        browser_like() as other,
+    ):
+        token = await signed_in(nurse, console)
+        await _redeemed(nurse, console, token)
+        other_token = await _signed_in_as(other, console, OTHER)
+        page = f"{console.url}/imports/{tid}"
+        checks = [(nurse, token, "MRN-555"), (other, other_token, "MRN-556")]
+        for client, csrf, mrn in checks:
+            form = {"csrf_token": csrf, "local_patient_id": mrn}
+            assert (await post(client, f"{page}/identity", form))[:2] == (
+                303,
+                f"/imports/{tid}#identity",
+            )
+        _, _, hers = await get(nurse, page)
+        _, _, theirs = await get(other, page)
+        assert '<strong id="checked-mrn">MRN-555</strong>' in hers
+        assert '<strong id="checked-mrn">MRN-556</strong>' in theirs
+        assert (
+            f"Checked on another page, not imported yet: {OTHER} checked record MRN-556 "
+            f"(issuer {ISSUER}) on 20"
+        ) in hers
+        assert f"{NURSE} checked record MRN-555 (issuer {ISSUER}) on 20" in theirs
+        assert "the first Import into the PACS pressed decides" in hers
+
+        imported = {"csrf_token": token, "local_patient_id": "MRN-555", "ack-new": "1"}
+        answer = await post(nurse, f"{page}/import", imported)
+        job = console.app[IMPORTS].find(tid)
+        assert job is not None
+        assert (job.stage, job.decided_by) == (Stage.IMPORTING, NURSE)
+        assert job.filing is not None
+        assert job.filing.local_patient_id == "MRN-555"
+
+        late = {"csrf_token": other_token, "local_patient_id": "MRN-556", "ack-new": "1"}
+        late_answer = await post(other, f"{page}/import", late)
+        _, _, told = await get(other, page)
+
+    assert answer[:2] == (303, f"/imports/{tid}")
+    assert late_answer[:2] == (303, f"/imports/{tid}")
+    assert "Your choice (record MRN-556) was not used" in told
+    assert f"{NURSE} confirmed it on 20" in told
+    assert f"under record MRN-555 (issuer {ISSUER})" in told
+    asked = {"transfer": tid, "local_issuer": ISSUER, "from_worklist": False}
+    found = {"pacs_record": "none", "differences": []}
+    assert _audited(console, "import-record-checked", "import-confirmed") == [
+        _checked(**asked, local_patient_id="MRN-555", **found),
+        _by(OTHER, _checked(**asked, local_patient_id="MRN-556", **found)),
+        _record(
+            "import-confirmed",
+            "110107",
+            transfer=tid,
+            local_patient_id="MRN-555",
+            local_issuer=ISSUER,
+            from_worklist=False,
+            differences_acknowledged=["new"],
+        ),
+        _by(
+            OTHER,
+            _record(
+                "import-confirmed",
+                "110107",
+                "refused",
+                transfer=tid,
+                why="moved-on",
+                stage="importing",
+                local_patient_id="MRN-556",
+                already_confirmed=False,
+            ),
+        ),
+    ]
+
+
+async def test_a_record_checked_in_another_tab_is_the_one_imported_after_a_second_look(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One registrar checks MRN-555, then MRN-556 in another tab, then presses Import in the
+    first: nothing is imported, and the page says a record was checked in another tab since,
+    and shows that one to check."""
+    tid = new_transfer_id()
+    monkeypatch.setattr(imports, "redeem", _at_the_preview(tid))
+    monkeypatch.setattr(identity, "find_patient", _pacs_holding({}))
+    async with (
+        running_console(tmp_path, "receiver", *_ready(tmp_path)) as console,
+        browser_like() as client,
+    ):
+        token = await signed_in(client, console)
+        await _redeemed(client, console, token)
+        page = f"{console.url}/imports/{tid}"
+        for mrn in ("MRN-555", "MRN-556"):
+            form = {"csrf_token": token, "local_patient_id": mrn}
+            assert (await post(client, f"{page}/identity", form))[0] == 303
+        imported = {"csrf_token": token, "local_patient_id": "MRN-555", "ack-new": "1"}
+        status, _, shown = await post(client, f"{page}/import", imported)
+        job = console.app[IMPORTS].find(tid)
+        assert job is not None
+
+    assert (status, job.stage, job.decided_by) == (400, Stage.PREVIEW, "")
+    assert "Another record number was checked from this sign-in since this page" in shown
+    assert '<strong id="checked-mrn">MRN-556</strong>' in shown
+    assert "checked-elsewhere" not in shown  # the same person's own check
