@@ -304,8 +304,34 @@ async def decide(request: web.Request) -> web.Response:
             imports.held_again(held.transfer_id, still, None)
     else:
         imports.resolved(held.transfer_id, result, who)
+    # Post, redirect, get: what was done is said once, on a page a reload does not post again
+    # (which would meet a study no longer held, and record a refusal of the same person).
+    page = f"/holds/{held.transfer_id}/done"
+    notices.leave(request, page, _Done(_headline(decided), _done(decided)))
+    raise web.HTTPSeeOther(page)
+
+
+@dataclass(frozen=True)
+class _Done:
+    """What a decision did, for its outcome page: its heading and its sentence."""
+
+    headline: str
+    sentence: str
+
+
+@routes.get("/holds/{transfer_id}/done")
+async def done_page(request: web.Request) -> web.Response:
+    """What the decision just posted did, said once to the person who posted it; opened again
+    (a reload, the back button, another person), the study's own page (`decide_page`), which
+    says where it stands."""
+    transfer_id = request.match_info["transfer_id"]
+    if not is_transfer_id(transfer_id):
+        return _no_such_hold(request)
+    told = notices.take(request)
+    if not isinstance(told, _Done):
+        raise web.HTTPSeeOther(f"/holds/{transfer_id}")
     return render(
-        request, "holds_done.html", ok=True, headline=_headline(decided), sentence=_done(decided)
+        request, "holds_done.html", ok=True, headline=told.headline, sentence=told.sentence
     )
 
 

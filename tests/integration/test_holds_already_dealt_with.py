@@ -133,3 +133,35 @@ async def test_a_choice_posted_to_an_address_never_held_here_says_so(tmp_path: P
     assert (status, location) == (404, "")
     assert "<h1>No such held study</h1>" in shown
     assert _refusals(console) == []
+
+
+async def test_a_decision_done_is_said_once_and_a_reload_posts_nothing_again(
+    tmp_path: Path,
+) -> None:
+    """Discard, done: the answer redirects (post, redirect, get) to a page saying what was
+    done, once; reloaded, it leads to the study's own page, which says it was dealt with. The
+    decision is recorded once, and the reload records no refusal of the same person. (It used
+    to answer the POST with the outcome page, so a reload posted the choice again.)"""
+    tid = new_transfer_id()
+    state_dir = tmp_path / "state"
+    async with (
+        running_console(tmp_path, "receiver", *_ready(tmp_path)) as console,
+        browser_like() as client,
+    ):
+        key = state.SavedKey(tid, "https://relay.test", b"k" * 32, "St. Mary's ED", False)
+        state.save_key(state_dir, key)  # a study is held while its key is kept
+        hold_record.save(state_dir, held_study(tid))
+        token = await signed_in(client, console)
+        page = f"{console.url}/holds/{tid}"
+        posted = await post(client, page, {"csrf_token": token, **DISCARD})
+        done = await get(client, f"{page}/done")
+        reloaded = await get(client, f"{page}/done")
+        gone = await get(client, page)
+
+    assert posted[:2] == (303, f"/holds/{tid}/done")
+    assert (done[0], "<h1>Discarded: DOE, JANE</h1>" in done[2]) == (200, True)
+    assert reloaded[:2] == (303, f"/holds/{tid}")
+    assert "<h1>Already dealt with</h1>" in gone[2]
+    assert [(action, outcome) for action, _, outcome, _ in _refusals(console)] == [
+        ("hold-discard", "success")
+    ]
