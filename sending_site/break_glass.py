@@ -38,7 +38,9 @@ def problem_with(reason: str | None, clinician: str | None) -> str | None:
 @dataclass(frozen=True)
 class BreakGlassAdded:
     transfer_id: str
-    code: str  # grouped: the code already given out, unchanged
+    # Grouped: the code already given out, unchanged. None when a re-issue's answer never came
+    # (`TransferJournal.code_confirmed`): the relay may not hold it, so it is not shown.
+    code: str | None
     recipient_display_name: str
     already: bool  # break-glass had been added before; nothing changed
 
@@ -64,7 +66,7 @@ async def add_break_glass(
                 await break_glass(client, step.record, step.reason, step.clinician)
     return BreakGlassAdded(
         transfer_id=record.transfer_id,
-        code=RedemptionCode.parse(record.code).grouped(),
+        code=RedemptionCode.parse(record.code).grouped() if record.code_confirmed else None,
         recipient_display_name=(seen.recipient_display_name if seen else "") or record.recipient,
         already=not steps,
     )

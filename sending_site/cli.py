@@ -678,7 +678,7 @@ def run_reissue(args: argparse.Namespace) -> int:
 
 
 def run_break_glass(args: argparse.Namespace) -> int:
-    from sending_site import journal
+    from sending_site import journal, refusals
     from sending_site.break_glass import add_break_glass
     from sending_site.command_audit import break_glass_audited, refusal_audited, site_audit
     from sending_site.errors import BreakGlassIncomplete
@@ -700,13 +700,17 @@ def run_break_glass(args: argparse.Namespace) -> int:
         )
         added = asyncio.run(adding)
     break_glass_audited(audit, added.transfer_id, clinician, already=added.already)
-    if args.json:
+    if args.json:  # as `push --json`: no code the relay may not hold (a re-issue's)
         body = {"transfer_id": added.transfer_id, "code": added.code, "break_glass": True}
-        print(json.dumps({**body, "already": added.already}))
+        confirmed = added.code is not None
+        print(json.dumps({**body, "code_confirmed": confirmed, "already": added.already}))
         return 0
     done = "was already" if added.already else "is now"
     print(f"Transfer {added.transfer_id} {done} authorized by BREAK-GLASS (in the audit trail).")
-    print(f"  Code: {added.code} (unchanged: the sheet with the patient still works)")
+    if added.code is None:
+        print(f"  Code: {refusals.unconfirmed(added.transfer_id).cli}")
+    else:
+        print(f"  Code: {added.code} (unchanged: the sheet with the patient still works)")
     recipient = shown(added.recipient_display_name)
     print(f"Next: {recipient} redeems the code; the family need not authorize.")
     return 0

@@ -131,3 +131,60 @@ async def test_a_reissue_whose_answer_was_lost_says_so_and_the_next_gives_the_co
         ("success", by),
     ]
     assert _audited(state, "sheet-printed") == []
+
+
+async def test_break_glass_and_a_push_of_other_files_show_no_code_the_relay_may_not_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a re-issue whose answer was lost, `break-glass` (text and --json) and a push of
+    other files of the same study (stopped: already sent) say the code is not confirmed in its
+    place, never the new code or the one before."""
+    make_ct_study(tmp_path / "study", 2, seed=4646)
+    state = tmp_path / "er"
+    shown: list[Ready] = []
+
+    def on_event(event: PushEvent) -> None:
+        if isinstance(event, Ready):
+            shown.append(event)
+
+    async with running_relay(tmp_path / "relay") as relay:
+        monkeypatch.setenv("TRAUMA_RELAY_CREDENTIAL", relay.sender_credential)
+        link = FaultyLink(relay.url, _answer_lost_once())
+        async with faulty_link(link) as url:
+            request = PushRequest(
+                paths=[tmp_path / "study"],
+                relay=url,
+                recipient=RECEIVER,
+                credential=relay.sender_credential,
+                state_dir=state,
+            )
+            await push(request, on_event)
+            (sent,) = shown
+            transfer_id = sent.transfer_id
+            common = ("--state", str(state), "--qr", str(tmp_path / "code.png"))
+            status, _, _ = await _cli(capsys, "reissue", transfer_id, *common)
+            assert status == 2
+            drawn = journal.load(state, transfer_id)
+            assert not drawn.code_confirmed
+            codes = (sent.code, RedemptionCode.parse(drawn.code).grouped())
+
+            glass = ("--reason", "Unconscious after a fall, no family reachable.")
+            glass += ("--clinician", "Dr. Grey", "--state", str(state))
+            status, out, err = await _cli(capsys, "break-glass", transfer_id, *glass)
+            assert status == 0, err
+            assert f"Code: The {NO_ANSWER}" in out
+            assert "still works" not in out
+            assert not any(code in out + err for code in codes)
+            status, out, err = await _cli(capsys, "break-glass", transfer_id, *glass, "--json")
+            assert status == 0, err
+            told = json.loads(out)
+            assert (told["code"], told["code_confirmed"], told["already"]) == (None, False, True)
+
+            one_file = sorted((tmp_path / "study").rglob("*.dcm"))[0]
+            other = ("push", str(one_file), "--relay", url, "--to", RECEIVER, "--yes")
+            status, out, err = await _cli(capsys, *other, "--state", str(state))
+            assert status != 0
+            assert f"Transfer {transfer_id} already carries" in err
+            assert NO_ANSWER in err
+            assert "still works" not in err
+            assert not any(code in out + err for code in codes)
