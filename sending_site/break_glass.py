@@ -13,7 +13,7 @@ from sending_site import journal
 from sending_site.decisions import AddBreakGlass, Fail
 from sending_site.plan import break_glass_steps
 from sending_site.push import break_glass, seen_by_relay
-from site_agent.client import RelayClient
+from site_agent.client import RelayClient, RelayUnreachable
 from transfer_codes.codes import RedemptionCode
 
 
@@ -54,10 +54,14 @@ async def add_break_glass(
     clinician: str,
 ) -> BreakGlassAdded:
     """Authorize `transfer_id` (sent from this machine) by break-glass. Raises the plan's
-    refusal: given up, already authorized by the patient or family, too early, too late."""
+    refusal: given up, already authorized by the patient or family, too early, too late;
+    `RelayUnreachable` `unsent` when the status read first got no answer (nothing was asked)."""
     record = journal.load(state_dir, transfer_id)
     async with RelayClient(relay or record.relay, credential) as client:
-        seen = await seen_by_relay(client, record.transfer_id)
+        try:
+            seen = await seen_by_relay(client, record.transfer_id)
+        except RelayUnreachable as e:  # nothing asked yet: refused, not unknown, when audited
+            raise e.before_asking() from e
         steps = break_glass_steps(record, seen, reason, clinician)
         for step in steps:
             if isinstance(step, Fail):

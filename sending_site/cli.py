@@ -629,7 +629,7 @@ def _inbox_study(args: argparse.Namespace) -> SpooledStudy | None:
 def run_reissue(args: argparse.Namespace) -> int:
     from sending_site import journal
     from sending_site.command_audit import refusal_audited, site_audit
-    from sending_site.reissue import reissue, sheet_of
+    from sending_site.reissue import PHONE_NOT_UPDATED, reissue, sheet_of
     from sending_site.sheet import site_phone
     from site_agent.commands import audit_command
     from site_agent.local_state import default_state_dir
@@ -647,12 +647,15 @@ def run_reissue(args: argparse.Namespace) -> int:
     audit = site_audit(state)
     with refusal_audited(audit, "code-reissued", sent.transfer_id):
         done = asyncio.run(reissue(state, sent.transfer_id, given_relay, _credential(args)))
-    audit_command(audit, "code-reissued", transfer=sent.transfer_id)
+    phone = {} if done.phone_updated else {"phone": "not-updated"}
+    audit_command(audit, "code-reissued", transfer=sent.transfer_id, **phone)
     record = done.record
     qr = _write_qr(_qr_path(args.qr, state, record.transfer_id), record.capability)
     code = RedemptionCode.parse(record.code).grouped()
     written: dict[str, str] = {}
-    if args.sheet:
+    # The relay took the code, but its status (which the sheet needs) could not be read after.
+    no_sheet = args.sheet is not None and done.status is None
+    if args.sheet and done.status is not None:
         sheet = sheet_of(
             record,
             done.status,
@@ -662,18 +665,27 @@ def run_reissue(args: argparse.Namespace) -> int:
             replaces=done.replaces,
         )
         written["sheet_pdf"] = str(_write_sheet(args.sheet, args.paper, sheet, audit))
+    not_written = (
+        "The transfer sheet was not written: the relay did not answer when asked about the "
+        "transfer just after. Give the patient the code above, or print the sheet from the "
+        "transfer's page in the ER console."
+    )
     if args.json:
-        print(
-            json.dumps(
-                {"transfer_id": record.transfer_id, "code": code, "qr_png": str(qr), **written}
-            )
-        )
+        told: dict[str, object] = {"transfer_id": record.transfer_id, "code": code}
+        told |= {"qr_png": str(qr), **written, "phone_updated": done.phone_updated}
+        print(json.dumps(told))
+        if no_sheet:  # stdout carries only the one JSON object
+            print(not_written, file=sys.stderr)
     else:
         print(f"New code for transfer {record.transfer_id}: {code}")
         print(f"  QR code: {qr}")
         if written:
             print(f"  Transfer sheet: {written['sheet_pdf']}")
+        if no_sheet:
+            print(not_written)
         print("The old code and QR no longer work.")
+        if not done.phone_updated:
+            print(PHONE_NOT_UPDATED)
     return 0
 
 
