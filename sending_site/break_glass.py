@@ -13,7 +13,7 @@ from sending_site import journal
 from sending_site.decisions import AddBreakGlass, Fail
 from sending_site.plan import break_glass_steps
 from sending_site.push import break_glass, seen_by_relay
-from site_agent.client import RelayClient
+from site_agent.client import RelayClient, RelayUnreachable
 from transfer_codes.codes import RedemptionCode
 
 
@@ -38,7 +38,9 @@ def problem_with(reason: str | None, clinician: str | None) -> str | None:
 @dataclass(frozen=True)
 class BreakGlassAdded:
     transfer_id: str
-    code: str  # grouped: the code already given out, unchanged
+    # Grouped: the code already given out, unchanged. None when a re-issue's answer never came
+    # (`TransferJournal.code_confirmed`): the relay may not hold it, so it is not shown.
+    code: str | None
     recipient_display_name: str
     already: bool  # break-glass had been added before; nothing changed
 
@@ -52,10 +54,14 @@ async def add_break_glass(
     clinician: str,
 ) -> BreakGlassAdded:
     """Authorize `transfer_id` (sent from this machine) by break-glass. Raises the plan's
-    refusal: given up, already authorized by the patient or family, too early, too late."""
+    refusal: given up, already authorized by the patient or family, too early, too late;
+    `RelayUnreachable` `unsent` when the status read first got no answer (nothing was asked)."""
     record = journal.load(state_dir, transfer_id)
     async with RelayClient(relay or record.relay, credential) as client:
-        seen = await seen_by_relay(client, record.transfer_id)
+        try:
+            seen = await seen_by_relay(client, record.transfer_id)
+        except RelayUnreachable as e:  # nothing asked yet: refused, not unknown, when audited
+            raise e.before_asking() from e
         steps = break_glass_steps(record, seen, reason, clinician)
         for step in steps:
             if isinstance(step, Fail):
@@ -64,7 +70,7 @@ async def add_break_glass(
                 await break_glass(client, step.record, step.reason, step.clinician)
     return BreakGlassAdded(
         transfer_id=record.transfer_id,
-        code=RedemptionCode.parse(record.code).grouped(),
+        code=RedemptionCode.parse(record.code).grouped() if record.code_confirmed else None,
         recipient_display_name=(seen.recipient_display_name if seen else "") or record.recipient,
         already=not steps,
     )

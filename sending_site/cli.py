@@ -629,7 +629,7 @@ def _inbox_study(args: argparse.Namespace) -> SpooledStudy | None:
 def run_reissue(args: argparse.Namespace) -> int:
     from sending_site import journal
     from sending_site.command_audit import refusal_audited, site_audit
-    from sending_site.reissue import reissue, sheet_of
+    from sending_site.reissue import PHONE_NOT_UPDATED, reissue, sheet_of
     from sending_site.sheet import site_phone
     from site_agent.commands import audit_command
     from site_agent.local_state import default_state_dir
@@ -647,12 +647,15 @@ def run_reissue(args: argparse.Namespace) -> int:
     audit = site_audit(state)
     with refusal_audited(audit, "code-reissued", sent.transfer_id):
         done = asyncio.run(reissue(state, sent.transfer_id, given_relay, _credential(args)))
-    audit_command(audit, "code-reissued", transfer=sent.transfer_id)
+    phone = {} if done.phone_updated else {"phone": "not-updated"}
+    audit_command(audit, "code-reissued", transfer=sent.transfer_id, **phone)
     record = done.record
     qr = _write_qr(_qr_path(args.qr, state, record.transfer_id), record.capability)
     code = RedemptionCode.parse(record.code).grouped()
     written: dict[str, str] = {}
-    if args.sheet:
+    # The relay took the code, but its status (which the sheet needs) could not be read after.
+    no_sheet = args.sheet is not None and done.status is None
+    if args.sheet and done.status is not None:
         sheet = sheet_of(
             record,
             done.status,
@@ -662,23 +665,32 @@ def run_reissue(args: argparse.Namespace) -> int:
             replaces=done.replaces,
         )
         written["sheet_pdf"] = str(_write_sheet(args.sheet, args.paper, sheet, audit))
+    not_written = (
+        "The transfer sheet was not written: the relay did not answer when asked about the "
+        "transfer just after. Give the patient the code above, or print the sheet from the "
+        "transfer's page in the ER console."
+    )
     if args.json:
-        print(
-            json.dumps(
-                {"transfer_id": record.transfer_id, "code": code, "qr_png": str(qr), **written}
-            )
-        )
+        told: dict[str, object] = {"transfer_id": record.transfer_id, "code": code}
+        told |= {"qr_png": str(qr), **written, "phone_updated": done.phone_updated}
+        print(json.dumps(told))
+        if no_sheet:  # stdout carries only the one JSON object
+            print(not_written, file=sys.stderr)
     else:
         print(f"New code for transfer {record.transfer_id}: {code}")
         print(f"  QR code: {qr}")
         if written:
             print(f"  Transfer sheet: {written['sheet_pdf']}")
+        if no_sheet:
+            print(not_written)
         print("The old code and QR no longer work.")
+        if not done.phone_updated:
+            print(PHONE_NOT_UPDATED)
     return 0
 
 
 def run_break_glass(args: argparse.Namespace) -> int:
-    from sending_site import journal
+    from sending_site import journal, refusals
     from sending_site.break_glass import add_break_glass
     from sending_site.command_audit import break_glass_audited, refusal_audited, site_audit
     from sending_site.errors import BreakGlassIncomplete
@@ -700,13 +712,17 @@ def run_break_glass(args: argparse.Namespace) -> int:
         )
         added = asyncio.run(adding)
     break_glass_audited(audit, added.transfer_id, clinician, already=added.already)
-    if args.json:
+    if args.json:  # as `push --json`: no code the relay may not hold (a re-issue's)
         body = {"transfer_id": added.transfer_id, "code": added.code, "break_glass": True}
-        print(json.dumps({**body, "already": added.already}))
+        confirmed = added.code is not None
+        print(json.dumps({**body, "code_confirmed": confirmed, "already": added.already}))
         return 0
     done = "was already" if added.already else "is now"
     print(f"Transfer {added.transfer_id} {done} authorized by BREAK-GLASS (in the audit trail).")
-    print(f"  Code: {added.code} (unchanged: the sheet with the patient still works)")
+    if added.code is None:
+        print(f"  Code: {refusals.unconfirmed(added.transfer_id).cli}")
+    else:
+        print(f"  Code: {added.code} (unchanged: the sheet with the patient still works)")
     recipient = shown(added.recipient_display_name)
     print(f"Next: {recipient} redeems the code; the family need not authorize.")
     return 0

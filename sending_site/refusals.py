@@ -56,11 +56,20 @@ def delivered(record: TransferJournal, seen: Seen) -> Said:
 
 def already_sent(record: TransferJournal, seen: Seen) -> Said:
     """The console's words name the transfer, not its code: the job page's record keeps them,
-    and it holds no secret (the transfer's page shows the code)."""
+    and it holds no secret (the transfer's page shows the code). A code a re-issue left not
+    confirmed is not said to work (`unconfirmed` in its place)."""
     facts = (
         f"Transfer {record.transfer_id} already carries this patient's study to "
         f"{destination(seen, record)}, sent from "
     )
+    if not record.code_confirmed:
+        said = unconfirmed(record.transfer_id)
+        return Said(
+            facts + f"files that differ from these. Nothing was sent. {said.cli} To send these "
+            "files instead, run the same command with --replace.",
+            facts + f"images that differ from these. Nothing was sent. {said.console} To send "
+            f"these images instead, send them as a new transfer ({SEND_AS_NEW}).",
+        )
     then = (
         " still works. Nothing was sent. If that code went with the patient, nothing more is "
         "needed; to send "

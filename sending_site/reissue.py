@@ -14,7 +14,7 @@ from sending_site.errors import TransferAbandoned, TransferDeclined
 from sending_site.push import install_locks
 from sending_site.sheet import TransferSheet
 from site_agent.client import RelayClient, RelayRefused, RelayUnreachable
-from site_agent.errors import outcome_unknown
+from site_agent.errors import AgentError, outcome_unknown
 from transfer_codes.capability import Capability
 from transfer_codes.codes import RedemptionCode
 
@@ -22,8 +22,13 @@ from transfer_codes.codes import RedemptionCode
 @dataclass(frozen=True)
 class Reissued:
     record: journal.TransferJournal  # with the new code and capability
-    status: dict[str, Any]  # the relay's status after the re-issue
+    # The relay's status after the re-issue; None when it could not be read (the code was
+    # taken all the same: only a sheet, which needs it, cannot be made now).
+    status: dict[str, Any] | None
     replaces: float | None  # when the code it replaces was issued
+    # Whether the patient's phone was given the new code (or has none to give): False, it
+    # still shows the code before, which no longer works.
+    phone_updated: bool = True
 
 
 async def reissue(
@@ -32,10 +37,12 @@ async def reissue(
     """Give `transfer_id` (sent from this machine) a new code. Raises `TransferAbandoned`
     when it was given up, `TransferDeclined` when the patient or family said no, and
     `RelayRefused` or `RelayUnreachable` (`unsent`) when the relay did not take the new code
-    (the code before it stays, as it stood). `RelayUnreachable` not `unsent`: the request left
-    and no answer came, so the new code stays in the journal not confirmed
-    (`TransferJournal.code_confirmed`): not shown or printed until a re-issue is. One re-issue
-    at a time (`journal.reissuing`)."""
+    (the code before it stays, as it stood; a status read first that failed is `unsent` too:
+    nothing was asked). `RelayUnreachable` not `unsent`: the request left and no answer came,
+    so the new code stays in the journal not confirmed (`TransferJournal.code_confirmed`): not
+    shown or printed until a re-issue is. Once the relay took it, the phone's documents and
+    the status read after do not fail the re-issue (`Reissued.phone_updated`,
+    `Reissued.status` None). One re-issue at a time (`journal.reissuing`)."""
     async with journal.reissuing(state_dir):
         return await _reissue(state_dir, transfer_id, relay, credential)
 
@@ -59,7 +66,10 @@ async def _reissue(
         )
     replaces = record.issued_at[-1] if record.issued_at else None
     async with RelayClient(relay or record.relay, credential) as client:
-        before = await client.status(record.transfer_id)
+        try:
+            before = await client.status(record.transfer_id)
+        except RelayUnreachable as e:  # nothing asked yet: the code before it stays
+            raise e.before_asking() from e
         if refused.by_patient(before):  # no new code for what they said no to
             raise TransferDeclined.said(refused.for_reissue(before, record.transfer_id))
         old = record
@@ -96,10 +106,26 @@ async def _reissue(
             issued_at=time.time(),
             only_if=record.code,
         )
+        # The relay took the code: from here nothing undoes the re-issue, so a failure is
+        # told, not raised (raised, the new code would be shown nowhere).
+        phone_updated = True
         if record.phone_key:  # the patient's phone shows the new code from now on
-            await phone.upload(client, record, None)
-        status = await client.status(record.transfer_id)
-    return Reissued(record, status, replaces)
+            try:
+                await phone.upload(client, record, None)
+            except AgentError:
+                phone_updated = False
+        try:
+            status: dict[str, Any] | None = await client.status(record.transfer_id)
+        except AgentError:
+            status = None
+    return Reissued(record, status, replaces, phone_updated)
+
+
+# Said where the patient's phone could not be given a new code (`Reissued.phone_updated`).
+PHONE_NOT_UPDATED = (
+    "The patient's phone could not be given the new code: it still shows the old one, which no "
+    "longer works. Give them the new code."
+)
 
 
 def _unanswered(e: RelayUnreachable, transfer_id: str) -> RelayUnreachable:

@@ -2,7 +2,8 @@
 
 Secrets travel only in headers and bodies, never in a URL. Problem documents from the relay
 become `RelayRefused` with the relay's own sentence and problem code (`wire.Problem`); network
-failures and bodies cut short become `RelayUnreachable`. Paths, header names and problem codes
+failures, bodies cut short and a proxy's 502, 503 or 504 (the relay's outcome unknown) become
+`RelayUnreachable`. Paths, header names and problem codes
 come from `transfer_codes.wire`, which the relay's API uses too.
 """
 
@@ -370,6 +371,16 @@ def _refuse_redirect(response: aiohttp.ClientResponse, base_url: str) -> None:
         )
 
 
+# What a gateway answers when the server behind it did not (RFC 9110 15.6.3-5).
+GATEWAY = frozenset({502, 503, 504})
+
+
+def _from_relay(kind: str, body: dict[str, Any]) -> bool:
+    """Whether an answer's body is the relay's own: a problem document of its kind, or its
+    health's `disk-full` (`health`)."""
+    return kind.startswith(wire.PROBLEM_TYPE) or body.get("status") == "disk-full"
+
+
 async def _raise_problem(response: aiohttp.ClientResponse) -> None:
     try:
         body = await response.json(content_type=None)
@@ -386,7 +397,18 @@ async def _raise_problem(response: aiohttp.ClientResponse) -> None:
         raise RelayUnreachable(
             f"The relay stopped waiting for this request: {detail}", "the connection stalled"
         )
-    code = str(body.get("type", "")).rsplit(":", 1)[-1]
+    kind = str(body.get("type", ""))
+    code = kind.rsplit(":", 1)[-1]
+    if response.status in GATEWAY and not _from_relay(kind, body):
+        # A proxy in front of the relay (502, 504; a 503 of its own): the request may have
+        # reached the relay and been done there, so its outcome is unknown, as when a
+        # connection is lost after a request left (`unsent` False): resumed or asked again
+        # where that is safe, never taken as the relay's refusal.
+        why = f"a proxy in front of it answered {response.status} {response.reason or ''}"
+        why = why.rstrip()
+        raise RelayUnreachable(
+            f"The relay could not be reached: {why}. Check the network, then try again.", why
+        )
     if response.status == 503 and code == "stopping":
         # The relay is stopping for a restart and did nothing with this request: briefly out of
         # reach, like a lost connection (the caller waits and tries again, or resumes).

@@ -56,6 +56,12 @@ class RelayUnreachable(AgentError):
         # is not safe to repeat (creating a transfer) may be sent again (`unreachable.unsent`).
         self.unsent = unsent
 
+    def before_asking(self) -> RelayUnreachable:
+        """This failure, of a read made before the request that changes something was sent
+        (a status read first): nothing was asked of the relay yet, so it is `unsent`, whatever
+        became of the read itself."""
+        return RelayUnreachable(self.detail, self.reason, console=self._console, unsent=True)
+
 
 def outcome_unknown(error: BaseException) -> TypeGuard[RelayUnreachable]:
     """Whether `error` says a request left for the relay and no answer came: the relay may have

@@ -1,6 +1,8 @@
 """A reverse proxy in front of a relay, in the test's own event loop: it drops a connection
-(no answer at all) before or after passing a request on, or runs a hook of the test's before
-passing it on (something happening while the request is in flight)."""
+(no answer at all) before or after passing a request on, answers a gateway's 502 of its own
+after passing it on ("bad-gateway": as nginx does when the relay's answer is lost on its side),
+or runs a hook of the test's before passing it on (something happening while the request is in
+flight)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from contextlib import asynccontextmanager
 import aiohttp
 from aiohttp import web
 from served_app import served
+
+BAD_GATEWAY = "<html><body><h1>502 Bad Gateway</h1><hr><center>nginx</center></body></html>"
 
 
 class FaultyLink:
@@ -55,6 +59,8 @@ class FaultyLink:
                 for k, v in answer.headers.items()
                 if k.lower() not in ("content-length", "transfer-encoding", "content-encoding")
             }
+        if when == "bad-gateway":  # the relay did it; the proxy says it got no answer
+            return web.Response(status=502, text=BAD_GATEWAY, content_type="text/html")
         if when == "after":  # the relay did it; the answer never arrives
             assert request.transport is not None
             request.transport.close()

@@ -27,6 +27,11 @@ class TransferState(enum.StrEnum):
     LOCKED = "locked"
 
 
+# A relay's problem document's `type` (RFC 9457) is this followed by a `Problem`: a proxy's
+# answer never says it.
+PROBLEM_TYPE = "urn:trauma-relay:problem:"
+
+
 class Problem(enum.StrEnum):
     """The last segment of a problem document's `type` (RFC 9457), one per relay error."""
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from relay import errors, logs
+from transfer_codes import wire
 
 log = logging.getLogger("relay.api")
 
@@ -16,7 +17,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def problem(status: int, code: str, detail: str, **extra: object) -> web.Response:
     body: dict[str, object] = {
-        "type": f"urn:trauma-relay:problem:{code}",
+        "type": f"{wire.PROBLEM_TYPE}{code}",
         "title": code.replace("-", " "),
         "status": status,
         "detail": detail,

@@ -24,7 +24,7 @@ from sending_site.break_glass import add_break_glass, problem_with
 from sending_site.console.appkeys import JOBS, SETTINGS
 from sending_site.console.words import moved_on, percent, progress_words
 from sending_site.errors import BadSitePhone, SendingError, TransferJournalError
-from sending_site.reissue import reissue, sheet_of
+from sending_site.reissue import PHONE_NOT_UPDATED, reissue, sheet_of
 from sending_site.sheet import SITE_PHONE_ENV, site_phone
 from sending_site.sheet import render as render_sheet
 from sending_site.transfers import list_transfers, revoke, status_words
@@ -400,9 +400,13 @@ async def _transfer_page(
     )
 
 
+REISSUED = (
+    "A new code was issued: the old code, its QR and the old sheet no longer work. Print the new "
+    "transfer sheet for the patient."
+)
 DONE = {
-    "reissued": "A new code was issued: the old code, its QR and the old sheet no longer work. "
-    "Print the new transfer sheet for the patient.",
+    "reissued": REISSUED,
+    "reissued-phone-not-updated": f"{REISSUED} {PHONE_NOT_UPDATED}",
     "stopped": "No more images are waited for: the transfer closes with what has arrived, and "
     "the trauma center is told the study is incomplete and does not import it as the whole "
     "study. Once every image has arrived, send the study again from its page: the new transfer "
@@ -546,12 +550,16 @@ async def reissue_code(request: web.Request) -> web.Response:
     record = _record(request)
     await _unless_moved_on(request, record)
     async with _audited_refusal(request, "code-reissued", record.transfer_id):
-        await reissue(
+        done = await reissue(
             request.app[SETTINGS].state.folder, record.transfer_id, None, _credential(request)
         )
-    await _audit(request, "code-reissued", record.transfer_id)
+    # The page reads the relay's status itself (`done.status` None: it could not be read just
+    # after; the page says so as for any read).
+    phone = {} if done.phone_updated else {"phone": "not-updated"}
+    await _audit(request, "code-reissued", record.transfer_id, **phone)
+    told = "reissued" if done.phone_updated else "reissued-phone-not-updated"
     # To the page (POST, redirect, GET): reloading it must not issue yet another code.
-    raise web.HTTPSeeOther(f"/transfers/{record.transfer_id}?done=reissued")
+    raise web.HTTPSeeOther(f"/transfers/{record.transfer_id}?done={told}")
 
 
 @routes.get("/transfers/{transfer_id}/revoke")

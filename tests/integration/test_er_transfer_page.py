@@ -25,11 +25,11 @@ from peers.ports import free_port
 from relay_harness import RECEIVER, Relay, register_sites, running_relay
 from test_console_app import get, post
 
-from sending_site import journal
+from sending_site import journal, phone
 from sending_site.phone import token_from_link
 from sending_site.push import PushEvent, PushRequest, Ready, push
 from sending_site.synthetic import make_ct_study
-from site_agent.client import RelayClient
+from site_agent.client import RelayClient, RelayUnreachable
 from site_agent.credential import CREDENTIAL_ENV
 from transfer_codes.codes import RedemptionCode
 from transfer_codes.wire import transfer_action
@@ -353,3 +353,36 @@ async def test_a_new_code_asked_after_the_transfer_moved_on_redirects_and_says_s
     assert refused == [
         ("refused", {"transfer": sent.transfer_id, "why": "moved-on", "state": "revoked"})
     ]
+
+
+async def test_a_new_code_the_relay_took_is_shown_though_the_phone_was_not_given_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relay took the new code, then the phone's documents got no answer: the re-issue
+    stands, its code is shown and printed, the page says the phone still shows the old code,
+    and it is audited as success with the phone not updated (not unknown)."""
+    make_ct_study(tmp_path / "study", 1, seed=4949, patient_name="ROE^JIM")
+    state = tmp_path / "state"
+
+    async def no_answer(*_: object) -> None:
+        raise RelayUnreachable("no answer", "the connection was reset", unsent=False)
+
+    async with running_relay(tmp_path / "relay") as relay:
+        monkeypatch.setenv(CREDENTIAL_ENV, relay.sender_credential)
+        async with er_console(tmp_path, f"relay.url={relay.url}") as er:
+            sent = await _sent(relay, state, tmp_path / "study")
+            transfer_id = sent.transfer_id
+            with monkeypatch.context() as patched:
+                patched.setattr(phone, "upload", no_answer)
+                status, location, page = await _give_a_new_code(er, transfer_id)
+            told = f"/transfers/{transfer_id}?done=reissued-phone-not-updated"
+            assert (status, location) == (303, told), page
+            confirmed = journal.load(state, transfer_id)
+            assert confirmed.code_confirmed
+            _, _, page = await get(er.client, er.console.url + location)
+            assert _shown_code(page) == [_grouped(confirmed.code)]
+            assert "it still shows the old one, which no longer works" in unescape(page)
+            assert (await _print_sheet(er, transfer_id))[:2] == (200, "application/pdf")
+
+    by = {"transfer": transfer_id}
+    assert _audited(er, "code-reissued") == [("success", {**by, "phone": "not-updated"})]
