@@ -19,6 +19,7 @@ secret itself."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -85,12 +86,12 @@ class RecordChecks:
     def others(self, transfer_id: str, session: Session) -> list[Checked]:
         """The other sessions' checks of `transfer_id` of another record than `session`'s own
         (all of them when it has none), the oldest first."""
-        checks = self._of(transfer_id)
-        own = checks.get(_key(session))
+        checks, mine = self._of(transfer_id), _key(session)
+        own = checks.get(mine)
         return [
             c
             for key, c in checks.items()
-            if key != _key(session) and (own is None or c.record != own.record)
+            if not hmac.compare_digest(key, mine) and (own is None or c.record != own.record)
         ]
 
 
