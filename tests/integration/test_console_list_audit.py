@@ -8,8 +8,6 @@ one, is not."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,50 +20,18 @@ from peers.ports import free_port
 from relay_harness import register_sites, running_relay
 from test_console_app import browser_like, get, post, signed_in
 from test_er_transfer_page import _sent
+from test_trauma_console_audit import WHERE, _at_the_preview, _audited, _ready
 
 from receiving_site import hold_record, state
 from receiving_site.console import imports
-from receiving_site.redeem import Confirm, Preview, RedeemEvent, RedeemRequest, Unlocked
 from sending_site.synthetic import make_ct_study
 from site_agent.console.guard import REFRESH_HEADER
 from site_agent.console.page_views import REFRESHED_VIEW
 from site_agent.credential import CREDENTIAL_ENV
 from transfer_codes.codes import RedemptionCode
-from transfer_codes.manifest import StudySummary
 from transfer_codes.tokens import new_transfer_id
 
 pytestmark = pytest.mark.asyncio
-
-WHERE = "127.0.0.1"
-SUMMARY = StudySummary(
-    patient_name="DOE^JANE",
-    patient_id="ER-12345",
-    issuer_of_patient_id="ER-GENERAL",
-    patient_birth_date="19850214",
-    patient_sex="F",
-    study_instance_uid="1.2.3",
-    study_date="20250101",
-    study_description="CT",
-    accession_number="",
-    modalities=("CT",),
-    series_count=1,
-    instance_count=1,
-    sending_site="St. Mary's",
-    break_glass=False,
-)
-
-
-def _ready(tmp_path: Path) -> tuple[str, ...]:
-    credential = tmp_path / "credential"
-    credential.write_text("site-credential\n", encoding="utf-8")
-    return (f"relay.credential_file={credential}", "pacs.host=127.0.0.1", "pacs.port=9")
-
-
-def _audited(console: Console, *actions: str) -> list[dict[str, Any]]:
-    """The records of `actions` in the audit log, oldest first, without their time and chain."""
-    records = [json.loads(line) for line in console.audit.read_text("utf-8").splitlines()]
-    kept = ("action", "event_id", "who", "where", "outcome", "detail")
-    return [{k: r.get(k, {}) for k in kept} for r in records if r["action"] in actions]
 
 
 def _listed(page: str, listed: int) -> dict[str, Any]:
@@ -96,22 +62,6 @@ async def _opened_refreshed_and_reopened(
     statuses.append((await get(client, url, headers={REFRESH_HEADER: "1"}))[0])
     assert statuses == [200] * 6
     return 4
-
-
-def _at_the_preview(tid: str) -> Callable[..., Any]:
-    """A redemption of `tid` that shows its preview and waits for a person (who never comes)."""
-
-    async def redeem(
-        req: RedeemRequest, on_event: Callable[[RedeemEvent], None], confirm: Confirm | None
-    ) -> Any:
-        on_event(Unlocked(tid, "St. Mary's ED", False))
-        preview = Preview(SUMMARY, "St. Mary's ED")
-        on_event(preview)
-        assert confirm is not None
-        await confirm(preview)
-        raise OSError("the bench stops here")
-
-    return redeem
 
 
 async def test_the_trauma_consoles_list_of_imports_is_audited_once_per_opening(
